@@ -1,0 +1,61 @@
+import { KafkaBroker } from './kafka.js';
+import { PostgresServer } from './postgres.js';
+import { stopAllTracked } from './processes.js';
+
+export { KafkaBroker, ensureKafkaJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
+export { PostgresServer } from './postgres.js';
+export { processesMentioning, stopAllTracked, waitUntil } from './processes.js';
+export { repoRoot, stackRoot } from './paths.js';
+
+/**
+ * Where the services are, as plain data: global setup hands this to test workers.
+ * `pgUrl` is a superuser URL whose database part tests replace; `owned` is false when the user pointed us
+ * at services of their own (then fault tests that kill servers are skipped).
+ */
+export interface StackInfo {
+  pgUrl: string;
+  brokers: string[];
+  kafkaVersion: string;
+  owned: { postgres: boolean; kafka: boolean };
+}
+
+export interface Stack extends StackInfo {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts PostgreSQL and Kafka side by side, or uses the ones named by OUTBOX_STACK_PG_URL (a superuser URL to a
+ * server with wal_level=logical) and OUTBOX_STACK_KAFKA_BROKERS (comma-separated host:port).
+ */
+export async function startStack(name = 'shared'): Promise<Stack> {
+  const externalPg = process.env.OUTBOX_STACK_PG_URL;
+  const externalKafka = process.env.OUTBOX_STACK_KAFKA_BROKERS;
+  const postgres = externalPg ? undefined : new PostgresServer({ name });
+  const kafka = externalKafka ? undefined : new KafkaBroker({ name });
+  const stop = async () => {
+    await Promise.all([kafka?.stop(), postgres?.stop()]);
+    kafka?.destroy();
+    postgres?.destroy();
+  };
+  // Ephemeral: a run never inherits the data of an earlier one.
+  kafka?.destroy();
+  postgres?.destroy();
+  try {
+    await Promise.all([postgres?.start(), kafka?.start()]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    pgUrl: externalPg ?? postgres!.url(),
+    brokers: externalKafka ? externalKafka.split(',').map((b) => b.trim()) : kafka!.brokers,
+    kafkaVersion: kafka?.version ?? 'external',
+    owned: { postgres: !externalPg, kafka: !externalKafka },
+    stop,
+  };
+}
+
+/** Reaps servers that a killed run left behind (their pidfiles are still there). */
+export async function reapLeftovers(): Promise<void> {
+  await stopAllTracked();
+}

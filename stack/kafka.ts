@@ -1,0 +1,206 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { cacheRoot, repoRoot, stackRoot } from './paths.js';
+import { freePort } from './ports.js';
+import { forgetPid, isAlive, readPid, spawnServer, stopPid, waitUntil } from './processes.js';
+
+/** The newest 4.x release Maven Central served when this was written; KAFKA_VERSION=3.9.1 selects the 3.x line. */
+export const DEFAULT_KAFKA_VERSION = '4.4.0';
+
+export interface KafkaOptions {
+  name: string;
+  version?: string;
+  /** Extra broker properties, e.g. `{ 'message.max.bytes': '200000' }`. */
+  properties?: Record<string, string>;
+  port?: number;
+  controllerPort?: number;
+}
+
+function which(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Resolves the broker jars through Maven into `.cache/kafka/<version>` once; later calls reuse them. */
+export function ensureKafkaJars(version: string): string {
+  const dir = join(cacheRoot(), 'kafka', version);
+  const marker = join(dir, '.complete');
+  if (existsSync(marker)) return dir;
+  if (!which('java')) throw new Error('java not found: Apache Kafka needs a JRE 17+ (apt-get install openjdk-17-jre-headless)');
+  if (!which('mvn')) throw new Error('mvn not found: the Kafka jars are fetched from Maven Central with Maven (apt-get install maven)');
+  rmSync(dir, { recursive: true, force: true });
+  const major = version.split('.')[0];
+  const result = spawnSync(
+    'mvn',
+    ['-q', '-B', '-f', join(repoRoot, 'stack/kafka/pom.xml'), `-Dkafka.version=${version}`, `-Dkafka.major=${major}`, `-Dout=${dir}`, 'dependency:copy-dependencies'],
+    { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
+  );
+  if (result.status !== 0 || !existsSync(join(dir, `kafka_2.13-${version}.jar`))) {
+    throw new Error(`could not resolve org.apache.kafka:kafka_2.13:${version} from Maven Central:\n${result.stdout}${result.stderr}`);
+  }
+  writeFileSync(marker, new Date().toISOString());
+  return dir;
+}
+
+/** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` prints. */
+function randomClusterId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+const LOG4J2 = `status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = \${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+`;
+
+const LOG4J1 = `log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=\${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.request.logger=WARN
+`;
+
+/** A single-node KRaft broker (broker and controller in one JVM) of our own. */
+export class KafkaBroker {
+  readonly name: string;
+  readonly version: string;
+  readonly dir: string;
+  port: number;
+  controllerPort: number;
+  private readonly properties: Record<string, string>;
+
+  constructor(options: KafkaOptions) {
+    this.name = `kafka-${options.name}`;
+    this.version = options.version ?? process.env.KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION;
+    this.dir = join(stackRoot(), this.name);
+    this.properties = options.properties ?? {};
+    this.port = options.port ?? 0;
+    this.controllerPort = options.controllerPort ?? 0;
+  }
+
+  get brokers(): string[] {
+    return [`127.0.0.1:${this.port}`];
+  }
+
+  async start(): Promise<this> {
+    const jars = ensureKafkaJars(this.version);
+    if (this.port === 0) this.port = await freePort();
+    if (this.controllerPort === 0) this.controllerPort = await freePort();
+    const props = this.writeConfig();
+    const classpath = `${jars}/*`;
+    if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
+      execFileSync('java', ['-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', randomClusterId(), '-c', props, '--ignore-formatted'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }
+    spawnServer(
+      this.name,
+      'java',
+      ['-Xms256m', '-Xmx1g', '-XX:+UseG1GC', '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
+      { logFile: join(this.dir, 'stdout.log'), cwd: this.dir },
+    );
+    await this.waitReady();
+    return this;
+  }
+
+  private jvmLogging(): string[] {
+    return [
+      `-Dkafka.logs.dir=${this.dir}`,
+      `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`,
+      `-Dlog4j.configuration=file:${join(this.dir, 'log4j.properties')}`,
+    ];
+  }
+
+  private writeConfig(): string {
+    mkdirSync(join(this.dir, 'data'), { recursive: true });
+    const props: Record<string, string> = {
+      'process.roles': 'broker,controller',
+      'node.id': '1',
+      'controller.quorum.voters': `1@127.0.0.1:${this.controllerPort}`,
+      listeners: `PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
+      'advertised.listeners': `PLAINTEXT://127.0.0.1:${this.port}`,
+      'controller.listener.names': 'CONTROLLER',
+      'inter.broker.listener.name': 'PLAINTEXT',
+      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'log.dirs': join(this.dir, 'data'),
+      'num.partitions': '1',
+      'auto.create.topics.enable': 'false',
+      'offsets.topic.replication.factor': '1',
+      'offsets.topic.num.partitions': '4',
+      'transaction.state.log.replication.factor': '1',
+      'transaction.state.log.min.isr': '1',
+      'transaction.state.log.num.partitions': '4',
+      'min.insync.replicas': '1',
+      'group.initial.rebalance.delay.ms': '0',
+      'log.flush.interval.messages': '9223372036854775807',
+      ...this.properties,
+    };
+    const file = join(this.dir, 'server.properties');
+    writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    writeFileSync(join(this.dir, 'log4j2.properties'), LOG4J2);
+    writeFileSync(join(this.dir, 'log4j.properties'), LOG4J1);
+    return file;
+  }
+
+  private async waitReady(): Promise<void> {
+    const kafka = new Kafka({ clientId: 'stack-probe', brokers: this.brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 });
+    await waitUntil(
+      `Kafka ${this.version} on port ${this.port} (log: ${join(this.dir, 'server.log')})`,
+      async () => {
+        const pid = this.pid();
+        if (pid === undefined || !isAlive(pid)) throw new Error(`the broker exited during start-up; see ${join(this.dir, 'stdout.log')}`);
+        const admin = kafka.admin();
+        try {
+          await admin.connect();
+          const cluster = await admin.describeCluster();
+          return cluster.brokers.length > 0 && cluster.controller !== null;
+        } finally {
+          await admin.disconnect().catch(() => undefined);
+        }
+      },
+      60_000,
+      200,
+    );
+  }
+
+  pid(): number | undefined {
+    return readPid(this.name);
+  }
+
+  /** Controlled shutdown (SIGTERM). */
+  async stop(): Promise<void> {
+    const pid = this.pid();
+    if (pid !== undefined) await stopPid(pid, 'SIGTERM', 30_000);
+    forgetPid(this.name);
+  }
+
+  /** Crash: SIGKILL of the JVM. */
+  async kill(): Promise<void> {
+    const pid = this.pid();
+    if (pid !== undefined) await stopPid(pid, 'SIGKILL');
+    forgetPid(this.name);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  destroy(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

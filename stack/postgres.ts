@@ -1,0 +1,172 @@
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { freePort } from './ports.js';
+import { forgetPid, isAlive, readPid, spawnServer, stopPid, waitUntil } from './processes.js';
+import { stackRoot } from './paths.js';
+
+export const PG_BIN = process.env.OUTBOX_STACK_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export interface PostgresOptions {
+  /** Unique name: the data directory and pidfile are named after it. */
+  name: string;
+  /** Extra `postgres -c` settings, e.g. `{ wal_sender_timeout: '5s', max_slot_wal_keep_size: '64MB' }`. */
+  settings?: Record<string, string>;
+  /** Reuse a known port (attaching to a server started by another process); default: a free one. */
+  port?: number;
+}
+
+const DEFAULT_SETTINGS: Record<string, string> = {
+  wal_level: 'logical',
+  max_replication_slots: '64',
+  max_wal_senders: '64',
+  max_connections: '200',
+  fsync: 'off',
+  synchronous_commit: 'on',
+  full_page_writes: 'off',
+  shared_buffers: '128MB',
+  listen_addresses: '127.0.0.1',
+  unix_socket_directories: '',
+  log_min_messages: 'warning',
+  log_replication_commands: 'on',
+};
+
+/** The uid/gid the server must run as: initdb and postgres refuse to run as root. */
+function serverIdentity(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+    return { uid, gid };
+  } catch {
+    throw new Error('running as root, but there is no "postgres" user to run the server as: apt-get install postgresql-15');
+  }
+}
+
+export function assertPostgresInstalled(): void {
+  if (!existsSync(join(PG_BIN, 'postgres')) || !existsSync(join(PG_BIN, 'initdb'))) {
+    throw new Error(
+      `PostgreSQL server binaries not found in ${PG_BIN}: apt-get install postgresql-15 ` +
+        '(or set OUTBOX_STACK_PG_BIN, or point at a running server with OUTBOX_STACK_PG_URL)',
+    );
+  }
+}
+
+/** An ephemeral PostgreSQL cluster of our own, controlled through its data directory. */
+export class PostgresServer {
+  readonly name: string;
+  readonly dataDir: string;
+  port = 0;
+  private readonly settings: Record<string, string>;
+
+  constructor(options: PostgresOptions) {
+    this.name = `pg-${options.name}`;
+    this.dataDir = join(stackRoot(), this.name);
+    this.settings = { ...DEFAULT_SETTINGS, ...options.settings };
+    this.port = options.port ?? 0;
+  }
+
+  /** Superuser connection string for database `db`. */
+  url(db = 'postgres'): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${db}`;
+  }
+
+  async start(): Promise<this> {
+    assertPostgresInstalled();
+    const identity = serverIdentity();
+    if (!existsSync(join(this.dataDir, 'PG_VERSION'))) this.initdb(identity);
+    if (this.port === 0) this.port = await freePort();
+    const args = ['-D', this.dataDir, '-p', String(this.port)];
+    for (const [key, value] of Object.entries(this.settings)) args.push('-c', `${key}=${value}`);
+    spawnServer(this.name, join(PG_BIN, 'postgres'), args, {
+      logFile: join(stackRoot(), `${this.name}.log`),
+      ...(identity ?? {}),
+    });
+    await this.waitReady();
+    return this;
+  }
+
+  private initdb(identity: { uid: number; gid: number } | undefined): void {
+    rmSync(this.dataDir, { recursive: true, force: true });
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    if (identity) chownSync(this.dataDir, identity.uid, identity.gid);
+    execFileSync(join(PG_BIN, 'initdb'), ['-D', this.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--locale=C'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(identity ?? {}),
+    });
+  }
+
+  private async waitReady(): Promise<void> {
+    await waitUntil(
+      `PostgreSQL ${this.name} on port ${this.port} (log: ${join(stackRoot(), `${this.name}.log`)})`,
+      async () => {
+        const pid = this.pid();
+        if (pid === undefined || !isAlive(pid)) throw new Error('postgres exited during start-up');
+        const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1000 });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          const { rows } = await client.query<{ wal_level: string }>('SHOW wal_level');
+          return rows[0]?.wal_level === 'logical';
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      },
+      30_000,
+    );
+  }
+
+  pid(): number | undefined {
+    return readPid(this.name);
+  }
+
+  /** Fast shutdown (SIGINT): what `pg_ctl stop -m fast` does. */
+  async stop(): Promise<void> {
+    const pid = this.pid();
+    if (pid !== undefined) await stopPid(pid, 'SIGINT');
+    forgetPid(this.name);
+  }
+
+  /** Crash: SIGKILL of the postmaster, as a power cut would; the next start runs crash recovery. */
+  async kill(): Promise<void> {
+    const pid = this.pid();
+    if (pid !== undefined) {
+      const backends = childrenOf(pid);
+      await stopPid(pid, 'SIGKILL');
+      // Orphaned backends notice the dead postmaster and exit; a restart before that finds the old shared memory in use.
+      await waitUntil('orphaned backends to exit', () => backends.every((b) => !isAlive(b)), 10_000);
+    }
+    forgetPid(this.name);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  /** Removes the data directory; the server must be stopped. */
+  destroy(): void {
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Settings for the next start, e.g. before a restart that must apply `max_slot_wal_keep_size`. */
+  set(settings: Record<string, string>): void {
+    Object.assign(this.settings, settings);
+  }
+}
+
+function childrenOf(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      continue;
+    }
+  }
+  return children;
+}

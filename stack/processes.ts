@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stackRoot } from './paths.js';
+
+/**
+ * Every server the stack starts gets a pidfile under `<stack>/pids/`. Control goes through the pidfile, not
+ * a ChildProcess handle, so a test worker can kill or restart a server that the global setup started, and a
+ * later run can reap what a crashed run left behind.
+ */
+function pidDir(): string {
+  const dir = join(stackRoot(), 'pids');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export function writePid(name: string, pid: number): void {
+  writeFileSync(join(pidDir(), `${name}.pid`), String(pid));
+}
+
+export function readPid(name: string): number | undefined {
+  const file = join(pidDir(), `${name}.pid`);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+export function forgetPid(name: string): void {
+  rmSync(join(pidDir(), `${name}.pid`), { force: true });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers signal 0; it is dead for our purposes.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return true;
+  }
+}
+
+export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  const detail = lastError instanceof Error ? `: ${lastError.message}` : '';
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+}
+
+/** Sends `signal`, then waits for the process to be gone; escalates to SIGKILL after `graceMs`. */
+export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
+  if (!isAlive(pid)) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  try {
+    await waitUntil(`pid ${pid} to exit`, () => !isAlive(pid), graceMs, 50);
+  } catch {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone between the check and the kill */
+    }
+    await waitUntil(`pid ${pid} to exit after SIGKILL`, () => !isAlive(pid), 5_000, 50);
+  }
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  pid: number;
+}
+
+/** Starts a long-lived server detached from our process group, so Ctrl-C in a terminal reaches us first and we stop it in order. */
+export function spawnServer(name: string, command: string, args: string[], options: SpawnOptions & { logFile: string }): Spawned {
+  const { logFile, ...rest } = options;
+  const out = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, { ...rest, detached: true, stdio: ['ignore', out, out] });
+  } finally {
+    closeSync(out);
+  }
+  if (child.pid === undefined) throw new Error(`could not start ${name} (${command})`);
+  child.unref();
+  writePid(name, child.pid);
+  return { child, pid: child.pid };
+}
+
+/** Pids of live processes whose command line mentions `marker` (our stack directory): the leak check. */
+export function processesMentioning(marker: string): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      continue;
+    }
+    if (cmd.includes(marker) && isAlive(pid)) found.push({ pid, cmd });
+  }
+  return found;
+}
+
+/** Stops every server whose pidfile is present: end of a run, or leftovers of a run that was killed. */
+export async function stopAllTracked(): Promise<void> {
+  const dir = pidDir();
+  for (const file of readdirSync(dir)) {
+    if (!file.endsWith('.pid')) continue;
+    const name = file.slice(0, -4);
+    const pid = readPid(name);
+    if (pid !== undefined) await stopPid(pid, 'SIGTERM');
+    forgetPid(name);
+  }
+}

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel, type IHeaders } from 'kafkajs';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { repoRoot, waitUntil, type StackInfo } from '../../stack/index.js';
+
+export function stack(): StackInfo {
+  return inject('stack');
+}
+
+/** A lower-case identifier unique to this run: every test owns its database, slot, publication and topics. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+export function pgUrl(database: string, base = stack().pgUrl): string {
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  query<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<T>>;
+  close(): Promise<void>;
+}
+
+/** A fresh database with the outbox table from sql/ (and nothing else). */
+export async function createDatabase(prefix = 'db', base = stack().pgUrl): Promise<TestDatabase> {
+  const name = uniqueName(prefix);
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = pgUrl(name, base);
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  pool.on('error', () => undefined);
+  await pool.query(readFileSync(join(repoRoot, 'sql/001_outbox_table.sql'), 'utf8'));
+  return {
+    name,
+    url,
+    query: (text, values) => pool.query(text, values),
+    close: () => pool.end(),
+  };
+}
+
+export function kafkaClient(brokers = stack().brokers): Kafka {
+  return new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING });
+}
+
+export async function createTopic(topic: string, partitions = 1, brokers = stack().brokers, configEntries: { name: string; value: string }[] = []): Promise<void> {
+  const admin = kafkaClient(brokers).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map(String).join(',') : v.toString();
+  }
+  return out;
+}
+
+/**
+ * Reads a topic from the beginning until `expected` records arrived (or the timeout), then keeps reading for
+ * `settleMs` more so that unexpected extra records (duplicates, leaks) are seen too.
+ */
+export async function readTopic(
+  topic: string,
+  options: { expected: number; timeoutMs?: number; settleMs?: number; brokers?: string[]; readCommitted?: boolean },
+): Promise<ConsumedRecord[]> {
+  const kafka = kafkaClient(options.brokers);
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), readUncommitted: !options.readCommitted, maxWaitTimeInMs: 200 });
+  const records: ConsumedRecord[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ topic: t, partition, message }) => {
+        records.push({
+          topic: t,
+          partition,
+          offset: message.offset,
+          key: message.key ? message.key.toString() : null,
+          value: message.value,
+          headers: headersToStrings(message.headers),
+        });
+      },
+    });
+    await waitUntil(`${options.expected} records on ${topic}`, () => records.length >= options.expected, options.timeoutMs ?? 60_000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, options.settleMs ?? 500));
+  } finally {
+    await consumer.disconnect();
+  }
+  return records;
+}
