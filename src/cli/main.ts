@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { runCommand } from './commands/run.js';
+import { EXIT } from './exit.js';
+
+const program = new Command('outbox-relay')
+  .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError('(add --help for usage)')
+  .addCommand(runCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    throw err;
+  }
+}

@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import YAML from 'yaml';
+import { RelayError } from '../errors.js';
+import { SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings.js';
+
+export type Origin = 'default' | 'file' | 'env' | 'flag';
+
+/** Raw values by setting key, before validation. */
+export type RawValues = Record<string, unknown>;
+
+export class ConfigError extends RelayError {
+  constructor(message: string, hint?: string) {
+    super('CONFIG_INVALID', message, hint === undefined ? {} : { hint });
+  }
+}
+
+function describeOrigin(setting: Setting, origin: Origin, file: string | undefined): string {
+  switch (origin) {
+    case 'flag':
+      return `flag ${setting.flag}`;
+    case 'env':
+      return `environment variable ${setting.env}`;
+    case 'file':
+      return `key "${setting.key}" in ${file}`;
+    default:
+      return `default of ${setting.key}`;
+  }
+}
+
+/** Flattens `{ kafka: { brokers: … } }` into `{ 'kafka.brokers': … }`, rejecting keys that are not settings. */
+function flattenFile(value: unknown, file: string, prefix = ''): RawValues {
+  const out: RawValues = {};
+  if (value === null || value === undefined) return out;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: expected a mapping of settings at "${prefix || 'top level'}"`);
+  for (const [name, child] of Object.entries(value as Record<string, unknown>)) {
+    const key = prefix ? `${prefix}.${name}` : name;
+    if (SETTINGS_BY_KEY.has(key)) out[key] = child;
+    else if (child !== null && typeof child === 'object' && !Array.isArray(child) && SETTINGS.some((s) => s.key.startsWith(`${key}.`))) Object.assign(out, flattenFile(child, file, key));
+    else throw new ConfigError(`${file}: unknown setting "${key}"`, `see config/outbox-relay.example.yaml or README "Configuration" for the valid keys`);
+  }
+  return out;
+}
+
+export function readConfigFile(file: string): RawValues {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`, 'check the path given to --config / OUTBOX_RELAY_CONFIG');
+  }
+  let parsed: unknown;
+  try {
+    parsed = extname(file) === '.json' ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+  return flattenFile(parsed, file);
+}
+
+export function readEnv(env: NodeJS.ProcessEnv): RawValues {
+  const out: RawValues = {};
+  for (const setting of SETTINGS) {
+    const value = env[setting.env];
+    if (value !== undefined && value !== '') out[setting.key] = value;
+  }
+  return out;
+}
+
+export interface Resolved {
+  values: Record<string, unknown>;
+  origins: Record<string, Origin>;
+}
+
+/**
+ * defaults < config file < environment < flags, each value validated by its setting's schema. A bad value
+ * fails with the key, where it came from and what is allowed.
+ */
+export function resolveSettings(layers: { file?: RawValues; fileName?: string; env: RawValues; flags: RawValues }): Resolved {
+  const values: Record<string, unknown> = {};
+  const origins: Record<string, Origin> = {};
+  for (const setting of SETTINGS) {
+    let raw: unknown = setting.default;
+    let origin: Origin = 'default';
+    for (const [layer, source] of [
+      ['file', layers.file],
+      ['env', layers.env],
+      ['flag', layers.flags],
+    ] as const) {
+      if (source && source[setting.key] !== undefined) {
+        raw = source[setting.key];
+        origin = layer;
+      }
+    }
+    if (raw === undefined) continue;
+    const result = setting.schema.safeParse(raw);
+    if (!result.success) {
+      const problem = result.error.issues.map((i) => i.message).join('; ');
+      const shown = setting.secret ? '(secret)' : JSON.stringify(raw);
+      throw new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`);
+    }
+    values[setting.key] = result.data;
+    origins[setting.key] = origin;
+  }
+  return { values, origins };
+}
+
+export function requireSettings(resolved: Resolved, keys: string[]): void {
+  for (const key of keys) {
+    if (resolved.values[key] !== undefined) continue;
+    const setting = SETTINGS_BY_KEY.get(key)!;
+    throw new ConfigError(`missing required setting ${key}`, `pass ${setting.flag} ${setting.placeholder}, set ${setting.env}, or add "${key}" to the config file`);
+  }
+}

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import { isLsn } from '../lsn.js';
+import { parseDuration, parseSize } from './units.js';
+
+/**
+ * Every setting, once: its key in the config file, its environment variable, its flag, its type, default and
+ * documentation. The loader, the CLI flags and the README's configuration reference are all derived from this
+ * list, so they cannot drift apart.
+ */
+export type SettingGroup = 'postgres' | 'source' | 'kafka' | 'delivery' | 'ops';
+
+export interface Setting {
+  key: string;
+  env: string;
+  flag: string;
+  group: SettingGroup;
+  /** Validates and converts a raw value (a string from env/flags, anything from a file). */
+  schema: z.ZodType;
+  default?: unknown;
+  /** The default as the docs show it, when the value itself is not readable (durations, sizes). */
+  shownDefault?: string;
+  doc: string;
+  /** What the flag's value looks like in --help, e.g. `<url>`. */
+  placeholder: string;
+  secret?: boolean;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+const identifier = z.string().regex(IDENT, 'a PostgreSQL identifier: letters, digits, _ or $, starting with a letter or _, at most 63 characters');
+const optionalIdentifier = identifier.or(z.literal(''));
+const qualifiedTable = z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'a table name, optionally schema-qualified: public.outbox');
+const text = z.string().min(1, 'a non-empty string');
+const bool = z.preprocess((v) => (typeof v === 'string' ? { true: true, false: false, '1': true, '0': false, yes: true, no: false }[v.toLowerCase()] ?? v : v), z.boolean({ error: 'true or false' }));
+const int = (min: number, max: number) =>
+  z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number({ error: `a whole number from ${min} to ${max}` }).int().min(min).max(max));
+const duration = (min: number) =>
+  z.preprocess((v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v), z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).int().min(min, `at least ${min} ms`));
+const size = (min: number) =>
+  z.preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).int().min(min, `at least ${min} bytes`));
+const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).min(1, 'at least one entry'));
+const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
+const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
+
+function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
+  const kebab = key.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const env = `OUTBOX_RELAY_${key.replace(/\./g, '_').replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+  return { key, group, schema, doc, env, flag: `--${kebab}`, placeholder: '<value>', ...extra };
+}
+
+export const SETTINGS: Setting[] = [
+  // PostgreSQL connection: besides these, the standard DATABASE_URL and libpq PG* variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD) apply.
+  setting('postgres.url', 'postgres', text, 'PostgreSQL connection URL of the database that holds the outbox. Falls back to DATABASE_URL, then to the PG* variables.', {
+    env: 'OUTBOX_RELAY_POSTGRES_URL',
+    flag: '--postgres-url',
+    placeholder: '<url>',
+    secret: true,
+  }),
+  setting('postgres.passwordFile', 'postgres', text, 'File whose content is the PostgreSQL password (a mounted secret); overrides a password in the URL.', { placeholder: '<path>' }),
+  setting('postgres.sslmode', 'postgres', enumOf(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']), 'TLS to PostgreSQL, as libpq: disable, prefer, require (encrypt, no verification), verify-ca, verify-full.', {
+    placeholder: '<mode>',
+  }),
+  setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against.', { placeholder: '<path>' }),
+  setting('postgres.connectTimeout', 'postgres', duration(100), 'How long one connection attempt may take.', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
+
+  setting('slot', 'source', identifier, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
+  setting('publication', 'source', identifier, 'Publication that limits the stream to the outbox table(s), insert-only.', { default: 'outbox_relay', placeholder: '<name>' }),
+  setting('table', 'source', qualifiedTable, 'The outbox table, optionally schema-qualified.', { default: 'public.outbox', placeholder: '<schema.table>' }),
+  setting('mapping.id', 'source', identifier, 'Column holding the event id: the `id` header, and the key unless mapping.key says otherwise.', { default: 'id', placeholder: '<column>' }),
+  setting('mapping.key', 'source', identifier, 'Column whose value becomes the Kafka key (default: the id column). Use the aggregate id column for per-aggregate ordering.', {
+    placeholder: '<column>',
+  }),
+  setting('mapping.payload', 'source', identifier, 'Column forwarded as the record value, as stored (json/jsonb/text as UTF-8 text, bytea as bytes).', { default: 'payload', placeholder: '<column>' }),
+  setting('mapping.type', 'source', optionalIdentifier, 'Column with the event type (header `type`); set to "" to leave it out.', { default: 'event_type', placeholder: '<column>' }),
+  setting('mapping.aggregateType', 'source', optionalIdentifier, 'Column with the aggregate type (header `aggregate-type`); "" leaves it out.', { default: 'aggregate_type', placeholder: '<column>' }),
+  setting('mapping.aggregateId', 'source', optionalIdentifier, 'Column with the aggregate id (header `aggregate-id`); "" leaves it out.', { default: 'aggregate_id', placeholder: '<column>' }),
+  setting('mapping.headers', 'source', optionalIdentifier, 'jsonb column whose top-level keys become record headers; "" leaves it out.', { default: 'headers', placeholder: '<column>' }),
+  setting('topic', 'source', text, 'Destination topic: a fixed name or a template with ${column} placeholders filled from the row.', {
+    default: 'outbox.${aggregate_type}',
+    placeholder: '<template>',
+  }),
+  setting('startLsn', 'source', lsn, 'Start streaming at this LSN instead of the slot position (forward only: a slot cannot rewind below its confirmed position).', {
+    flag: '--from-lsn',
+    env: 'OUTBOX_RELAY_FROM_LSN',
+    placeholder: '<lsn>',
+  }),
+
+  setting('kafka.brokers', 'kafka', list, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
+  setting('kafka.clientId', 'kafka', text, 'Client id the producer reports to the brokers.', { default: 'outbox-relay', placeholder: '<id>' }),
+  setting('kafka.compression', 'kafka', enumOf(['none', 'gzip']), 'Record batch compression.', { default: 'none', placeholder: '<codec>' }),
+  setting('kafka.ssl', 'kafka', bool, 'Connect to the brokers with TLS.', { default: false, placeholder: '<bool>' }),
+  setting('kafka.sslCaFile', 'kafka', text, 'CA certificate (PEM) for the brokers’ TLS certificates; implies kafka.ssl.', { placeholder: '<path>' }),
+  setting('kafka.saslMechanism', 'kafka', enumOf(['plain', 'scram-sha-256', 'scram-sha-512']), 'SASL authentication mechanism.', { placeholder: '<mechanism>' }),
+  setting('kafka.saslUsername', 'kafka', text, 'SASL user name.', { placeholder: '<name>' }),
+  setting('kafka.saslPassword', 'kafka', text, 'SASL password (prefer kafka.saslPasswordFile).', { placeholder: '<password>', secret: true }),
+  setting('kafka.saslPasswordFile', 'kafka', text, 'File whose content is the SASL password (a mounted secret).', { placeholder: '<path>' }),
+
+  setting('delivery.maxInFlightEvents', 'delivery', int(1, 10_000_000), 'Events handed to Kafka and not yet acknowledged, at most; when reached the relay stops reading the replication stream.', {
+    default: 20_000,
+    placeholder: '<n>',
+  }),
+  setting('delivery.maxInFlightBytes', 'delivery', size(1024), 'Bytes of unacknowledged records, at most (the same backpressure as maxInFlightEvents).', {
+    default: 64 * 1024 * 1024,
+    shownDefault: '64MiB',
+    placeholder: '<size>',
+  }),
+  setting('delivery.batchMaxEvents', 'delivery', int(1, 1_000_000), 'Records per produce request, at most.', { default: 5000, placeholder: '<n>' }),
+  setting('delivery.batchMaxBytes', 'delivery', size(1024), 'Bytes per produce request, at most; keep it under the broker’s message.max.bytes.', {
+    default: 900 * 1024,
+    shownDefault: '900KiB',
+    placeholder: '<size>',
+  }),
+  setting('delivery.onPoison', 'delivery', enumOf(['halt']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic): halt without confirming it.', {
+    default: 'halt',
+    placeholder: '<policy>',
+  }),
+  setting('retry.initialDelay', 'delivery', duration(1), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter.', {
+    default: 250,
+    shownDefault: '250ms',
+    placeholder: '<duration>',
+  }),
+  setting('retry.maxDelay', 'delivery', duration(1), 'Longest delay between two attempts.', { default: 15_000, shownDefault: '15s', placeholder: '<duration>' }),
+  setting('retry.maxDuration', 'delivery', duration(1000), 'Give up (exit 1, so the orchestrator restarts the relay) after the broker or PostgreSQL has been unreachable this long.', {
+    default: 30 * 60_000,
+    shownDefault: '30m',
+    placeholder: '<duration>',
+  }),
+  setting('statusInterval', 'delivery', duration(50), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out).', {
+    default: 1000,
+    shownDefault: '1s',
+    placeholder: '<duration>',
+  }),
+  setting('shutdownGrace', 'delivery', duration(0), 'On SIGTERM, how long to wait for in-flight events to be acknowledged before exiting.', {
+    default: 25_000,
+    shownDefault: '25s',
+    placeholder: '<duration>',
+  }),
+
+  setting('http.port', 'ops', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
+  setting('http.host', 'ops', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
+  setting('log.level', 'ops', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout).', { default: 'info', placeholder: '<level>' }),
+];
+
+export const SETTINGS_BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));

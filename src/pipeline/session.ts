@@ -1,0 +1,158 @@
+import type { Logger } from 'pino';
+import { AckTracker, type Transaction } from '../checkpoint/ack-tracker.js';
+import type { RelayConfig } from '../config/relay-config.js';
+import { decodePgOutput, pgTimeToMs, type RelationMessage } from '../decode/pgoutput.js';
+import { RelayError, isRelayError } from '../errors.js';
+import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import { RowMapper } from '../route/row-mapper.js';
+import type { DeliveryQueue } from '../sink/delivery-queue.js';
+import { preflight } from '../source/preflight.js';
+import { classifyPgError } from '../source/pg-errors.js';
+import { ReplicationStream } from '../source/replication-stream.js';
+import type { RelayObserver } from './observer.js';
+
+/**
+ * One replication connection: pre-flight checks, START_REPLICATION, and the decode → route → deliver loop,
+ * with the AckTracker deciding every position reported back. A new session (after a reconnect) starts from
+ * the newer of the slot's confirmed position and the last position this process confirmed.
+ */
+export class Session {
+  readonly ended: Promise<RelayError | undefined>;
+  private readonly stream: ReplicationStream;
+  private tracker!: AckTracker;
+  private readonly mappers = new Map<number, RowMapper | null>();
+  private txn: Transaction | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private resolveEnded!: (error: RelayError | undefined) => void;
+  private closing = false;
+
+  constructor(
+    private readonly config: RelayConfig,
+    private readonly queue: DeliveryQueue,
+    private readonly logger: Logger,
+    private readonly observer: RelayObserver,
+    private readonly onConfirmed: (lsn: Lsn) => void,
+  ) {
+    this.stream = new ReplicationStream(config.postgres);
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  get confirmed(): Lsn {
+    return this.tracker.confirmed;
+  }
+
+  /** Connects, checks, and starts streaming; throws (classified) if any of that fails. */
+  async start(lastConfirmed: Lsn, requestedStart: Lsn | undefined): Promise<Lsn> {
+    const user = this.config.postgres.user ?? (this.config.postgres.connectionString ? new URL(this.config.postgres.connectionString).username : undefined);
+    try {
+      await this.stream.connect();
+      const slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
+      const confirmed = maxLsn(slot.confirmedFlush, lastConfirmed);
+      this.tracker = new AckTracker(confirmed, (lsn) => {
+        this.onConfirmed(lsn);
+        this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
+      });
+      const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
+      this.stream.start(
+        { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: false },
+        {
+          onData: (_lsn, payload) => this.onData(payload),
+          onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
+          onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user })),
+        },
+      );
+      this.statusTimer = setInterval(() => this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
+      this.statusTimer.unref();
+      return startLsn;
+    } catch (err) {
+      await this.stream.close();
+      throw classifyPgError(err, { slot: this.config.slot, user });
+    }
+  }
+
+  private onData(payload: Buffer): void {
+    try {
+      const msg = decodePgOutput(payload);
+      switch (msg.tag) {
+        case 'begin':
+          this.txn = this.tracker.begin(msg.finalLsn, pgTimeToMs(msg.commitTime), msg.xid);
+          break;
+        case 'commit':
+          if (this.txn) this.tracker.commit(this.txn, msg.endLsn);
+          this.txn = undefined;
+          break;
+        case 'relation':
+          this.onRelation(msg);
+          break;
+        case 'insert': {
+          const mapper = this.mappers.get(msg.relationId);
+          if (!mapper || !this.txn) break;
+          this.tracker.add(this.txn);
+          let event;
+          try {
+            event = mapper.map(msg.values, this.txn);
+          } catch (err) {
+            if (!isRelayError(err)) throw err;
+            // A row we cannot turn into a record takes its place in the queue, so the poison policy meets it in order.
+            event = { topic: '', key: null, value: null, headers: {}, eventId: String(err.details.eventId ?? ''), size: 0, txn: this.txn, error: err };
+          }
+          if (!this.queue.push(event)) this.stream.pause();
+          break;
+        }
+        default:
+          break; // logical messages, updates, deletes, truncates: nothing to relay
+      }
+    } catch (err) {
+      const error = isRelayError(err) ? err : new RelayError('INTERNAL', `decoding failed: ${(err as Error).message}`, { cause: err });
+      this.finish(error);
+    }
+  }
+
+  /** PostgreSQL sends a Relation message before the first change after connecting and after every schema change. */
+  private onRelation(relation: RelationMessage): void {
+    const mapping = this.config.tables.find((t) => t.schema === relation.schema && t.table === relation.table);
+    this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping) : null);
+  }
+
+  private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
+    this.observer.walPosition?.(walEnd);
+    this.tracker.keepalive(walEnd);
+    if (replyRequested) this.sendStatus(false);
+  }
+
+  /** Room in the window again: read the socket. */
+  resume(): void {
+    if (!this.closing) this.stream.resume();
+  }
+
+  /** Stop reading: WAL stays in PostgreSQL. */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  private sendStatus(requestReply: boolean): void {
+    // Asking for a reply while idle makes the server send a keepalive with its WAL end, which we then confirm.
+    this.stream.sendStatus(this.tracker.confirmed, requestReply);
+  }
+
+  private finish(error: RelayError | undefined): void {
+    if (error && !this.closing) this.logger.debug({ err: error }, 'replication stream ended');
+    clearInterval(this.statusTimer);
+    this.closing = true;
+    void this.stream.close().then(() => this.resolveEnded(error));
+  }
+
+  /** Sends the final confirmed position and closes the connection. */
+  async close(): Promise<void> {
+    if (this.closing) {
+      await this.ended;
+      return;
+    }
+    if (this.tracker) {
+      this.sendStatus(false);
+      this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
+    }
+    this.finish(undefined);
+    await this.ended;
+  }
+}

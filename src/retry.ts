@@ -1,0 +1,22 @@
+import type { RetryPolicy } from './config/relay-config.js';
+
+/** Exponential backoff with full jitter: a random delay up to min(maxDelay, initial * 2^attempt), never below initial/2. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
+  const floor = Math.min(ceiling, policy.initialDelayMs / 2);
+  return Math.round(floor + random() * (ceiling - floor));
+}
+
+/** A sleep that an AbortSignal cuts short (shutdown must not wait out a 15 s backoff). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

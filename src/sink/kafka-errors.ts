@@ -1,0 +1,53 @@
+import { RelayError, errorMessage, isRelayError } from '../errors.js';
+
+/** Kafka error types that no retry can fix: the record itself (or its topic) is at fault. */
+const RECORD_ERRORS: Record<string, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOPIC_NOT_FOUND' | 'TOPIC_INVALID'> = {
+  MESSAGE_TOO_LARGE: 'RECORD_TOO_LARGE',
+  RECORD_LIST_TOO_LARGE: 'RECORD_TOO_LARGE',
+  INVALID_RECORD: 'RECORD_INVALID',
+  CORRUPT_MESSAGE: 'RECORD_INVALID',
+  INVALID_TOPIC_EXCEPTION: 'TOPIC_INVALID',
+  UNKNOWN_TOPIC_OR_PARTITION: 'TOPIC_NOT_FOUND',
+  POLICY_VIOLATION: 'RECORD_INVALID',
+};
+
+const AUTH_ERRORS = new Set(['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
+
+interface KafkaJsLikeError {
+  name?: string;
+  type?: string;
+  retriable?: boolean;
+  originalError?: unknown;
+  cause?: unknown;
+}
+
+/** The innermost kafkajs error: KafkaJSNumberOfRetriesExceeded wraps the one that matters. */
+function rootCause(err: unknown): KafkaJsLikeError {
+  let current = err as KafkaJsLikeError;
+  for (let depth = 0; depth < 5 && current?.originalError; depth++) current = current.originalError as KafkaJsLikeError;
+  return current ?? {};
+}
+
+/**
+ * Sorts a failed produce into: a record error (permanent: isolate the record, apply the poison policy),
+ * an authorization error, or broker unavailability (retry with backoff until it recovers).
+ */
+export function classifyKafkaError(err: unknown): RelayError {
+  if (isRelayError(err)) return err;
+  const root = rootCause(err);
+  const type = root.type ?? '';
+  const record = RECORD_ERRORS[type];
+  if (record) return new RelayError(record, `Kafka rejected the record: ${type} (${errorMessage(root)})`, { cause: err, details: { kafkaError: type } });
+  if (AUTH_ERRORS.has(type) || root.name === 'KafkaJSSASLAuthenticationError') {
+    return new RelayError('KAFKA_AUTH', `Kafka refused access: ${type || errorMessage(root)}`, {
+      cause: err,
+      retriable: true,
+      hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
+    });
+  }
+  return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${errorMessage(root) || errorMessage(err)}`, { cause: err, retriable: true, details: { kafkaError: type || root.name } });
+}
+
+export function isRecordError(err: RelayError): boolean {
+  return err.code === 'RECORD_TOO_LARGE' || err.code === 'RECORD_INVALID' || err.code === 'TOPIC_NOT_FOUND' || err.code === 'TOPIC_INVALID' || err.code === 'RECORD_REQUIRED_NULL';
+}

@@ -1,0 +1,101 @@
+import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer, type TopicMessages } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { RelayConfig } from '../config/relay-config.js';
+import { RelayError } from '../errors.js';
+import { classifyKafkaError } from './kafka-errors.js';
+import type { Sink, SinkRecord } from './sink.js';
+
+/** kafkajs logs every failed connection attempt at error level; our delivery queue reports outages once, so its chatter goes to debug. */
+function kafkajsLogger(logger: Logger) {
+  return () =>
+    ({ namespace, log }: LogEntry) => {
+      const { message, ...extra } = log;
+      logger.debug({ kafkajs: namespace, ...extra }, message);
+    };
+}
+
+export function createKafkaClient(config: RelayConfig['kafka'], logger: Logger, clientIdSuffix = ''): Kafka {
+  return new Kafka({
+    clientId: config.clientId + clientIdSuffix,
+    brokers: config.brokers,
+    ssl: config.ssl,
+    ...(config.sasl ? { sasl: config.sasl } : {}),
+    connectionTimeout: 5000,
+    requestTimeout: 30_000,
+    logLevel: logLevel.INFO,
+    logCreator: kafkajsLogger(logger),
+    // kafkajs' own retries stay short: the delivery queue owns the long backoff, so it can log and count it.
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+  });
+}
+
+/**
+ * Produces with acks=all and the idempotent producer (one request in flight per broker, so a retried
+ * request cannot overtake a later one). Topics are checked once through a metadata request, so a missing
+ * topic is reported as such instead of after kafkajs' metadata retries.
+ */
+export class KafkaSink implements Sink {
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private readonly knownTopics = new Set<string>();
+  private readonly compression: CompressionTypes;
+
+  constructor(config: RelayConfig['kafka'], logger: Logger) {
+    const kafka = createKafkaClient(config, logger);
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    this.admin = kafka.admin();
+    this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await this.producer.connect();
+      await this.admin.connect();
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
+  }
+
+  async send(records: readonly SinkRecord[]): Promise<void> {
+    const byTopic = new Map<string, TopicMessages>();
+    for (const r of records) {
+      let entry = byTopic.get(r.topic);
+      if (!entry) byTopic.set(r.topic, (entry = { topic: r.topic, messages: [] }));
+      entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
+    }
+    try {
+      await this.checkTopics([...byTopic.keys()]);
+      await this.producer.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, compression: this.compression });
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
+  }
+
+  private async checkTopics(topics: string[]): Promise<void> {
+    const unknown = topics.filter((t) => !this.knownTopics.has(t));
+    if (unknown.length === 0) return;
+    for (const topic of unknown) {
+      try {
+        await this.admin.fetchTopicMetadata({ topics: [topic] });
+      } catch (err) {
+        if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') {
+          throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist and the broker does not create topics automatically`, {
+            hint: `create it (kafka-topics.sh --create --topic ${topic}) or enable auto.create.topics.enable on the broker`,
+            details: { topic },
+          });
+        }
+        throw err;
+      }
+      this.knownTopics.add(topic);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+  }
+}

@@ -1,0 +1,39 @@
+import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { slotLostError } from './preflight.js';
+
+interface PgError {
+  code?: string;
+  message?: string;
+}
+
+/** Turns what `pg` and the server report into RelayErrors that say what to do. */
+export function classifyPgError(err: unknown, context: { slot: string; user?: string }): RelayError {
+  if (isRelayError(err)) return err;
+  const pgErr = err as PgError;
+  const message = errorMessage(err);
+  switch (pgErr.code) {
+    case '42501':
+      if (/replication|walsender|WAL sender/i.test(message)) {
+        return new RelayError('PG_NO_REPLICATION_PRIVILEGE', `the PostgreSQL role may not open a replication connection: ${message}`, {
+          hint: `ALTER ROLE ${context.user ?? '<relay role>'} WITH REPLICATION;  (and allow it in pg_hba.conf; see sql/003_relay_role.sql)`,
+        });
+      }
+      break;
+    case '55000':
+      if (/cannot read from logical replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
+      break;
+    case '55006':
+      return new RelayError('PG_SLOT_ACTIVE', `replication slot "${context.slot}" is in use: ${message}`, { retriable: true, cause: err });
+    case '3D000':
+    case '28P01':
+    case '28000':
+      return new RelayError('PG_CONNECT_FAILED', `PostgreSQL refused the connection: ${message}`, {
+        cause: err,
+        hint: 'check postgres.url / DATABASE_URL / PG* variables, the password and pg_hba.conf (a replication connection needs a matching line for the database)',
+      });
+    default:
+      break;
+  }
+  // Everything else (network errors, server restarts, admin shutdown 57P01, walsender timeouts) is worth a reconnect.
+  return new RelayError('PG_STREAM_FAILED', `PostgreSQL replication connection failed: ${message}`, { cause: err, retriable: true });
+}

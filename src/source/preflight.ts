@@ -1,0 +1,93 @@
+import { RelayError } from '../errors.js';
+import { parseLsn, type Lsn } from '../lsn.js';
+import type { TableMapping } from '../config/relay-config.js';
+import { quoteIdent, quoteLiteral, type ReplicationStream } from './replication-stream.js';
+
+export interface SlotState {
+  confirmedFlush: Lsn;
+  walStatus: string | null;
+}
+
+interface SlotRow {
+  plugin: string | null;
+  slot_type: string;
+  database: string | null;
+  current_db: string;
+  active: boolean;
+  active_pid: number | null;
+  confirmed_flush_lsn: string | null;
+  wal_status: string | null;
+}
+
+export function slotLostError(slot: string, detail?: string): RelayError {
+  return new RelayError('PG_SLOT_LOST', `replication slot "${slot}" was invalidated: PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)${detail ? `: ${detail}` : ''}`, {
+    hint:
+      `the events committed while the relay was behind exist only in the outbox table now. Recovery: ` +
+      `1) outbox-relay slot drop --force; 2) outbox-relay slot create; 3) restart the relay; ` +
+      `4) re-send the gap from the outbox table with outbox-relay republish --since <time of the last delivered event>. ` +
+      `To avoid it: raise max_slot_wal_keep_size and alert on the slot lag metric`,
+  });
+}
+
+/**
+ * Checks, on the replication connection itself, everything that would otherwise fail later with an obscure
+ * message, and says how to fix each. Returns the slot's confirmed position.
+ */
+export async function preflight(stream: ReplicationStream, slot: string, publication: string, tables: TableMapping[]): Promise<SlotState> {
+  const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
+  if (walLevel?.wal_level !== 'logical') {
+    throw new RelayError('PG_WAL_LEVEL', `wal_level is "${walLevel?.wal_level}", logical replication needs "logical"`, {
+      hint: 'run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on managed services: the logical replication / logical decoding parameter)',
+    });
+  }
+  const [row] = await stream.query<SlotRow>(
+    `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status
+       FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}`,
+  );
+  if (!row) {
+    throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist`, {
+      hint: `run outbox-relay setup (or outbox-relay slot create), or SELECT pg_create_logical_replication_slot(${quoteLiteral(slot)}, 'pgoutput');`,
+    });
+  }
+  if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {
+    throw new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot}" is a ${row.slot_type} slot with plugin ${row.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
+      hint: `use another --slot name, or drop it (outbox-relay slot drop) and run outbox-relay setup`,
+    });
+  }
+  if (row.database !== row.current_db) {
+    throw new RelayError('PG_SLOT_WRONG_DATABASE', `replication slot "${slot}" belongs to database "${row.database}", but the relay is connected to "${row.current_db}"`, {
+      hint: `connect to ${row.database} or create a slot in ${row.current_db}`,
+    });
+  }
+  if (row.wal_status === 'lost') throw slotLostError(slot);
+  if (row.active) {
+    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use by another connection (pid ${row.active_pid})`, {
+      retriable: true,
+      hint: 'another relay instance is streaming; this one waits as a standby and takes over when the slot is released',
+      details: { activePid: row.active_pid },
+    });
+  }
+  const [pub] = await stream.query<{ pubinsert: boolean }>(`SELECT pubinsert FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
+  const tableList = tables.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`).join(', ');
+  if (!pub) {
+    throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist`, {
+      hint: `run outbox-relay setup, or CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tableList} WITH (publish = 'insert');`,
+    });
+  }
+  if (!pub.pubinsert) {
+    throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not publish INSERTs`, {
+      hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert');`,
+    });
+  }
+  const published = await stream.query<{ schemaname: string; tablename: string }>(
+    `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = ${quoteLiteral(publication)}`,
+  );
+  for (const t of tables) {
+    if (!published.some((p) => p.schemaname === t.schema && p.tablename === t.table)) {
+      throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is not in publication "${publication}"`, {
+        hint: `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteIdent(t.schema)}.${quoteIdent(t.table)};  (does the table exist? check --table)`,
+      });
+    }
+  }
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status };
+}

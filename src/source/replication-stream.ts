@@ -1,0 +1,177 @@
+import pg from 'pg';
+import { RelayError } from '../errors.js';
+import { formatLsn, type Lsn } from '../lsn.js';
+import { msToPgTime } from '../decode/pgoutput.js';
+
+/**
+ * A thin logical replication client on `pg`, instead of the `pg-logical-replication` package, whose
+ * acknowledgement path reports lsn + 1, confirms the last *received* position from a timer, ignores
+ * reply-requested keepalives when that timer is off, and resumes from the received position on re-subscribe:
+ * each of those loses data or kills the stream (see shared/field-notes.md). Here the caller decides every
+ * byte of every standby status update, and reading can be paused so that WAL waits in PostgreSQL.
+ */
+export interface ReplicationHandlers {
+  /** One pgoutput message; `walStart` is the header LSN (begin: first LSN, commit: end LSN, relation: 0). */
+  onData(walStart: Lsn, payload: Buffer): void;
+  /** Server keepalive: `walEnd` is the position the server has sent up to. */
+  onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
+  /** The stream ended: `error` is undefined for an orderly end we asked for. */
+  onEnd(error?: Error): void;
+}
+
+export interface StartOptions {
+  slot: string;
+  /** 0n starts at the slot's confirmed position. */
+  startLsn: Lsn;
+  publications: string[];
+  /** Ask pgoutput for pg_logical_emit_message() messages (PostgreSQL 14+). */
+  messages: boolean;
+}
+
+interface PgConnection {
+  query(text: string): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  stream: NodeJS.ReadableStream & { pause(): void; resume(): void };
+}
+
+/** A `pg` Submittable: pg hands it every CopyData message of the COPY BOTH stream that START_REPLICATION opens. */
+class StartReplication {
+  constructor(
+    private readonly sql: string,
+    private readonly handlers: ReplicationHandlers,
+    private readonly onFinish: (error?: Error) => void,
+  ) {}
+
+  submit(connection: PgConnection): void {
+    connection.query(this.sql);
+  }
+
+  handleCopyData(msg: { chunk: Buffer }): void {
+    const buf = msg.chunk;
+    switch (buf[0]) {
+      case 0x77: // 'w' XLogData: walStart, walEnd, sendTime, data
+        this.handlers.onData(buf.readBigUInt64BE(1), buf.subarray(25));
+        break;
+      case 0x6b: // 'k' primary keepalive: walEnd, sendTime, replyRequested
+        this.handlers.onKeepalive(buf.readBigUInt64BE(1), buf[17] === 1);
+        break;
+      default:
+        this.onFinish(new RelayError('PG_PROTOCOL', `unexpected replication message type 0x${buf[0]?.toString(16)}`));
+    }
+  }
+
+  handleError(err: Error): void {
+    this.onFinish(err);
+  }
+
+  handleReadyForQuery(): void {
+    this.onFinish();
+  }
+
+  handleCommandComplete(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handleCopyInResponse(): void {}
+  handlePortalSuspended(): void {}
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+export function startReplicationSql(options: StartOptions): string {
+  const pluginOptions = [`proto_version '1'`, `publication_names ${quoteLiteral(options.publications.map(quoteIdent).join(','))}`];
+  if (options.messages) pluginOptions.push(`messages 'true'`);
+  return `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
+}
+
+/** One replication connection: connect, `start`, then status updates until `close`. */
+export class ReplicationStream {
+  private readonly client: pg.Client;
+  private ended = false;
+  private paused = false;
+
+  constructor(connection: pg.ClientConfig) {
+    this.client = new pg.Client({ ...connection, replication: 'database' } as pg.ClientConfig);
+  }
+
+  get connection(): PgConnection {
+    return (this.client as unknown as { connection: PgConnection }).connection;
+  }
+
+  async connect(): Promise<void> {
+    this.client.on('error', () => undefined); // errors reach onEnd through the active query; this keeps a late socket error from crashing the process
+    await this.client.connect();
+  }
+
+  /** Plain SQL on the replication connection (simple protocol only): used for the pre-flight checks. */
+  async query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
+    const result = await this.client.query<T>(sql);
+    return result.rows;
+  }
+
+  start(options: StartOptions, handlers: ReplicationHandlers): void {
+    const finish = (error?: Error) => {
+      if (this.ended) return;
+      this.ended = true;
+      handlers.onEnd(error);
+    };
+    // After close() (or an error) messages still buffered in the socket must not reach the pipeline.
+    const guarded: ReplicationHandlers = {
+      onData: (lsn, payload) => {
+        if (!this.ended) handlers.onData(lsn, payload);
+      },
+      onKeepalive: (walEnd, reply) => {
+        if (!this.ended) handlers.onKeepalive(walEnd, reply);
+      },
+      onEnd: finish,
+    };
+    this.client.on('end', () => finish(new RelayError('PG_STREAM_FAILED', 'replication connection closed by the server', { retriable: true })));
+    void this.client.query(new StartReplication(startReplicationSql(options), guarded, finish) as unknown as pg.QueryConfig);
+  }
+
+  /**
+   * Standby status update. write = flush = apply = `confirmed`: PostgreSQL advances the slot's
+   * confirmed_flush_lsn to the flush position, and streams from there after a reconnect.
+   */
+  sendStatus(confirmed: Lsn, replyRequested: boolean): void {
+    if (this.ended) return;
+    const msg = Buffer.allocUnsafe(34);
+    msg[0] = 0x72; // 'r'
+    msg.writeBigUInt64BE(confirmed, 1);
+    msg.writeBigUInt64BE(confirmed, 9);
+    msg.writeBigUInt64BE(confirmed, 17);
+    msg.writeBigInt64BE(msToPgTime(Date.now()), 25);
+    msg[33] = replyRequested ? 1 : 0;
+    this.connection.sendCopyFromChunk(msg);
+  }
+
+  /** Stops reading the socket: the server's send buffer fills and WAL stays in PostgreSQL. */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.connection.stream.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.connection.stream.resume();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  async close(): Promise<void> {
+    this.ended = true;
+    // A paused socket never reports its end, and client.end() waits for that.
+    this.connection.stream.resume();
+    await this.client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import { parseLsn } from '../../src/lsn.js';
+import { createTopic, stack, uniqueName, type TestDatabase } from './services.js';
+
+export interface OutboxSetup {
+  slot: string;
+  publication: string;
+  topic: string;
+  /** CLI flags that point a relay at this database, slot, publication, topic and the test broker. */
+  args: string[];
+}
+
+/** Publication, slot and a topic of this test's own; the relay's flags to use them. */
+export async function setupOutbox(db: TestDatabase, options: { partitions?: number; brokers?: string[]; extraArgs?: string[] } = {}): Promise<OutboxSetup> {
+  const slot = uniqueName('slot');
+  const publication = uniqueName('pub');
+  const topic = uniqueName('topic');
+  await db.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+  await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  const brokers = options.brokers ?? stack().brokers;
+  await createTopic(topic, options.partitions ?? 1, brokers);
+  return {
+    slot,
+    publication,
+    topic,
+    args: [
+      'run',
+      '--postgres-url', db.url,
+      '--slot', slot,
+      '--publication', publication,
+      '--topic', topic,
+      '--kafka-brokers', brokers.join(','),
+      '--status-interval', '200ms',
+      ...(options.extraArgs ?? []),
+    ],
+  };
+}
+
+export interface Inserted {
+  id: string;
+  aggregateId: string;
+}
+
+/** Inserts `count` events in one transaction; returns their ids in insertion order. */
+export async function insertEvents(db: TestDatabase, count: number, options: { aggregateId?: string; payload?: (i: number) => string } = {}): Promise<Inserted[]> {
+  const rows = Array.from({ length: count }, (_, i) => ({ id: randomUUID(), aggregateId: options.aggregateId ?? `agg-${i % 10}`, payload: options.payload?.(i) ?? JSON.stringify({ n: i }) }));
+  if (count === 0) return [];
+  await db.query(
+    `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)
+     SELECT u.id, 'order', u.agg, 'OrderPlaced', u.payload::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, agg, payload)`,
+    [rows.map((r) => r.id), rows.map((r) => r.aggregateId), rows.map((r) => r.payload)],
+  );
+  return rows.map(({ id, aggregateId }) => ({ id, aggregateId }));
+}
+
+export async function slotConfirmedLsn(db: TestDatabase, slot: string): Promise<bigint> {
+  const { rows } = await db.query<{ lsn: string | null }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  return rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n;
+}
+
+export async function currentWalLsn(db: TestDatabase): Promise<bigint> {
+  const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return parseLsn(rows[0]!.lsn);
+}
+
+/** Duplicate count and missing ids of a delivery, compared with what was committed. */
+export function compareDelivery(committed: string[], delivered: (string | null)[]): { missing: string[]; duplicates: number; unexpected: number } {
+  const seen = new Map<string, number>();
+  for (const key of delivered) if (key !== null) seen.set(key, (seen.get(key) ?? 0) + 1);
+  const committedSet = new Set(committed);
+  const missing = committed.filter((id) => !seen.has(id));
+  let duplicates = 0;
+  let unexpected = 0;
+  for (const [key, n] of seen) {
+    if (!committedSet.has(key)) unexpected += n;
+    else duplicates += n - 1;
+  }
+  return { missing, duplicates, unexpected };
+}

@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { repoRoot, waitUntil } from '../../stack/index.js';
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/**
+ * The relay as users run it: the real CLI in a child process, JSON logs parsed line by line. Tests wait for
+ * log lines and kill it with real signals.
+ */
+export class RelayProcess {
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, OUTBOX_RELAY_HTTP_PORT: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        this.logs.push({ level: 'raw', msg: line });
+      }
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async waitForLog(predicate: (line: LogLine) => boolean, timeoutMs = 30_000, what = 'log line'): Promise<LogLine> {
+    let found: LogLine | undefined;
+    await waitUntil(what, () => (found = this.logs.find(predicate)) !== undefined, timeoutMs, 50).catch((err: Error) => {
+      throw new Error(`${err.message}\nlogs:\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${this.stderr.join('\n')}`);
+    });
+    return found!;
+  }
+
+  waitForMessage(msg: string, timeoutMs?: number): Promise<LogLine> {
+    return this.waitForLog((l) => l.msg === msg, timeoutMs, `"${msg}"`);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** For assertions: every log line as text. */
+  dump(): string {
+    return this.logs.map((l) => JSON.stringify(l)).join('\n') + (this.stderr.length ? `\nstderr:\n${this.stderr.join('\n')}` : '');
+  }
+}
+
+const running = new Set<RelayProcess>();
+
+export function startRelay(args: string[], env: Record<string, string> = {}): RelayProcess {
+  const relay = new RelayProcess(args, env);
+  running.add(relay);
+  void relay.exited.then(() => running.delete(relay));
+  return relay;
+}
+
+/** afterEach/afterAll: nothing of ours may outlive a test. */
+export async function killAllRelays(): Promise<void> {
+  await Promise.all([...running].map((r) => r.kill()));
+}

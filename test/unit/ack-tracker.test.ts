@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
+
+describe('AckTracker', () => {
+  it('confirms exactly the end LSN of the last fully acknowledged transaction, never beyond', () => {
+    const tracker = new AckTracker(100n);
+    const t1 = tracker.begin(150n, 0, 1);
+    tracker.add(t1);
+    tracker.add(t1);
+    tracker.commit(t1, 200n);
+    expect(tracker.confirmed).toBe(100n);
+    tracker.acknowledge(t1);
+    expect(tracker.confirmed).toBe(100n);
+    tracker.acknowledge(t1);
+    expect(tracker.confirmed).toBe(200n);
+  });
+
+  it('advances in commit order even when a later transaction is acknowledged first', () => {
+    const tracker = new AckTracker(0n);
+    const t1 = tracker.begin(10n, 0, 1);
+    tracker.add(t1);
+    tracker.commit(t1, 20n);
+    // T2's commit record starts exactly at T1's end: the adjacent-commit case that +1 confirmations lose.
+    const t2 = tracker.begin(20n, 0, 2);
+    tracker.add(t2);
+    tracker.commit(t2, 30n);
+    tracker.acknowledge(t2);
+    expect(tracker.confirmed).toBe(0n);
+    tracker.acknowledge(t1);
+    expect(tracker.confirmed).toBe(30n);
+  });
+
+  it('never confirms a transaction whose events are acknowledged before its commit arrived', () => {
+    const tracker = new AckTracker(0n);
+    const t1 = tracker.begin(10n, 0, 1);
+    tracker.add(t1);
+    tracker.acknowledge(t1);
+    expect(tracker.confirmed).toBe(0n);
+    tracker.commit(t1, 20n);
+    expect(tracker.confirmed).toBe(20n);
+  });
+
+  it('confirms a transaction with no events at its commit, in order', () => {
+    const tracker = new AckTracker(0n);
+    const t1 = tracker.begin(10n, 0, 1);
+    tracker.add(t1);
+    tracker.commit(t1, 20n);
+    const t2 = tracker.begin(30n, 0, 2);
+    tracker.commit(t2, 40n);
+    expect(tracker.confirmed).toBe(0n);
+    tracker.acknowledge(t1);
+    expect(tracker.confirmed).toBe(40n);
+  });
+
+  it('takes a keepalive position only when nothing is open or in flight', () => {
+    const seen: bigint[] = [];
+    const tracker = new AckTracker(0n, (lsn) => seen.push(lsn));
+    tracker.keepalive(50n);
+    expect(tracker.confirmed).toBe(50n);
+    const t1 = tracker.begin(60n, 0, 1);
+    tracker.keepalive(70n);
+    expect(tracker.confirmed).toBe(50n);
+    tracker.add(t1);
+    tracker.commit(t1, 80n);
+    tracker.keepalive(90n);
+    expect(tracker.confirmed).toBe(50n);
+    tracker.acknowledge(t1);
+    tracker.keepalive(40n);
+    expect(tracker.confirmed).toBe(80n);
+    expect(seen).toEqual([50n, 80n]);
+  });
+});
