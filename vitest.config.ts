@@ -2,6 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // Each integration file gets its own databases, slots and topics, so files may run side by side; two
+    // workers suit the 2-core machines we run on, with PostgreSQL and the broker sharing the same cores.
+    maxWorkers: 2,
     projects: [
       {
         test: {
@@ -14,9 +17,6 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
-          // Each file gets its own databases, slots and topics, so files may run side by side; two workers
-          // suit the 2-core machines we run on, with Postgres and the broker sharing the same cores.
-          maxWorkers: 2,
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

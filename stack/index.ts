@@ -1,11 +1,11 @@
 import { KafkaBroker } from './kafka.js';
 import { PostgresServer } from './postgres.js';
-import { stopAllTracked } from './processes.js';
+import { reapOrphanedRuns } from './processes.js';
 
 export { KafkaBroker, ensureKafkaJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
 export { PostgresServer } from './postgres.js';
 export { processesMentioning, stopAllTracked, waitUntil } from './processes.js';
-export { repoRoot, stackRoot } from './paths.js';
+export { repoRoot, runDir, stackRoot } from './paths.js';
 
 /**
  * Where the services are, as plain data: global setup hands this to test workers.
@@ -55,7 +55,7 @@ export async function startStack(name = 'shared'): Promise<Stack> {
   };
 }
 
-/** Reaps servers that a killed run left behind (their pidfiles are still there). */
+/** Reaps servers that killed runs left behind (their owner process is gone). */
 export async function reapLeftovers(): Promise<void> {
-  await stopAllTracked();
+  await reapOrphanedRuns();
 }

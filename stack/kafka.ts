@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { cacheRoot, repoRoot, stackRoot } from './paths.js';
+import { cacheRoot, repoRoot, runDir } from './paths.js';
 import { freePort } from './ports.js';
 import { forgetPid, isAlive, readPid, spawnServer, stopPid, waitUntil } from './processes.js';
 
@@ -86,7 +86,7 @@ export class KafkaBroker {
   constructor(options: KafkaOptions) {
     this.name = `kafka-${options.name}`;
     this.version = options.version ?? process.env.KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION;
-    this.dir = join(stackRoot(), this.name);
+    this.dir = join(runDir(), this.name);
     this.properties = options.properties ?? {};
     this.port = options.port ?? 0;
     this.controllerPort = options.controllerPort ?? 0;

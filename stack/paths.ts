@@ -31,6 +31,18 @@ export function stackRoot(): string {
   return root;
 }
 
+/**
+ * One directory per run (`OUTBOX_STACK_RUN`, default `run-<pid>`), so that several runs on one machine (two
+ * developers' test suites, the demo beside the tests) never touch each other's servers. Child processes
+ * (test workers) inherit the variable and so find the run's servers.
+ */
+export function runDir(): string {
+  process.env.OUTBOX_STACK_RUN ??= `run-${process.pid}`;
+  const dir = join(stackRoot(), process.env.OUTBOX_STACK_RUN);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
+
 /** Downloaded jars: OUTBOX_STACK_CACHE, else `.cache/` in the checkout (git-ignored, survives `.stack` wipes). */
 export function cacheRoot(): string {
   const dir = process.env.OUTBOX_STACK_CACHE ? resolve(process.env.OUTBOX_STACK_CACHE) : join(repoRoot, '.cache');

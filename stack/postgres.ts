@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './ports.js';
 import { forgetPid, isAlive, readPid, spawnServer, stopPid, waitUntil } from './processes.js';
-import { stackRoot } from './paths.js';
+import { runDir } from './paths.js';
 
 export const PG_BIN = process.env.OUTBOX_STACK_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -62,7 +62,7 @@ export class PostgresServer {
 
   constructor(options: PostgresOptions) {
     this.name = `pg-${options.name}`;
-    this.dataDir = join(stackRoot(), this.name);
+    this.dataDir = join(runDir(), this.name);
     this.settings = { ...DEFAULT_SETTINGS, ...options.settings };
     this.port = options.port ?? 0;
   }
@@ -80,7 +80,7 @@ export class PostgresServer {
     const args = ['-D', this.dataDir, '-p', String(this.port)];
     for (const [key, value] of Object.entries(this.settings)) args.push('-c', `${key}=${value}`);
     spawnServer(this.name, join(PG_BIN, 'postgres'), args, {
-      logFile: join(stackRoot(), `${this.name}.log`),
+      logFile: join(runDir(), `${this.name}.log`),
       ...(identity ?? {}),
     });
     await this.waitReady();
@@ -99,7 +99,7 @@ export class PostgresServer {
 
   private async waitReady(): Promise<void> {
     await waitUntil(
-      `PostgreSQL ${this.name} on port ${this.port} (log: ${join(stackRoot(), `${this.name}.log`)})`,
+      `PostgreSQL ${this.name} on port ${this.port} (log: ${join(runDir(), `${this.name}.log`)})`,
       async () => {
         const pid = this.pid();
         if (pid === undefined || !isAlive(pid)) throw new Error('postgres exited during start-up');

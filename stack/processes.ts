@@ -1,17 +1,19 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stackRoot } from './paths.js';
+import { runDir, stackRoot } from './paths.js';
 
 /**
  * Every server the stack starts gets a pidfile under `<stack>/pids/`. Control goes through the pidfile, not
  * a ChildProcess handle, so a test worker can kill or restart a server that the global setup started, and a
  * later run can reap what a crashed run left behind.
  */
-function pidDir(): string {
-  const dir = join(stackRoot(), 'pids');
-  mkdirSync(dir, { recursive: true });
-  return dir;
+function pidDir(dir = runDir()): string {
+  const pids = join(dir, 'pids');
+  mkdirSync(pids, { recursive: true });
+  const owner = join(dir, 'owner');
+  if (!existsSync(owner)) writeFileSync(owner, String(process.pid));
+  return pids;
 }
 
 export function writePid(name: string, pid: number): void {
@@ -118,14 +120,28 @@ export function processesMentioning(marker: string): { pid: number; cmd: string 
   return found;
 }
 
-/** Stops every server whose pidfile is present: end of a run, or leftovers of a run that was killed. */
-export async function stopAllTracked(): Promise<void> {
-  const dir = pidDir();
-  for (const file of readdirSync(dir)) {
+/** Stops every server of a run (default: this one) whose pidfile is present. */
+export async function stopAllTracked(dir = runDir()): Promise<void> {
+  const pids = pidDir(dir);
+  for (const file of readdirSync(pids)) {
     if (!file.endsWith('.pid')) continue;
-    const name = file.slice(0, -4);
-    const pid = readPid(name);
-    if (pid !== undefined) await stopPid(pid, 'SIGTERM');
-    forgetPid(name);
+    const pid = Number(readFileSync(join(pids, file), 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0) await stopPid(pid, 'SIGTERM');
+    rmSync(join(pids, file), { force: true });
+  }
+}
+
+/** Servers of runs whose owner process died (a killed test run, a Ctrl-C'd demo): stop them and remove their data. */
+export async function reapOrphanedRuns(): Promise<void> {
+  const root = stackRoot();
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const dir = join(root, entry.name);
+    const ownerFile = join(dir, 'owner');
+    const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8').trim()) : NaN;
+    if (dir === runDir() || (Number.isInteger(owner) && isAlive(owner))) continue;
+    if (!existsSync(join(dir, 'pids'))) continue;
+    await stopAllTracked(dir);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
