@@ -1,7 +1,8 @@
 import { RelayError } from '../errors.js';
 import { parseLsn, type Lsn } from '../lsn.js';
 import type { TableMapping } from '../config/relay-config.js';
-import { quoteIdent, quoteLiteral, type ReplicationStream } from './replication-stream.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import type { ReplicationStream } from './replication-stream.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;

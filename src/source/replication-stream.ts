@@ -2,6 +2,7 @@ import pg from 'pg';
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { msToPgTime } from '../decode/pgoutput.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 
 /**
  * A thin logical replication client on `pg`, instead of the `pg-logical-replication` package, whose
@@ -74,14 +75,6 @@ class StartReplication {
   handleEmptyQuery(): void {}
   handleCopyInResponse(): void {}
   handlePortalSuspended(): void {}
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-export function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
 }
 
 export function startReplicationSql(options: StartOptions): string {
