@@ -16,6 +16,9 @@ export type ErrorCode =
   | 'PG_TABLE_NOT_PUBLISHED'
   | 'PG_STREAM_FAILED'
   | 'PG_PROTOCOL'
+  | 'PG_PERMISSION_DENIED'
+  | 'PG_QUERY_FAILED'
+  | 'PG_SETUP_CHECKS_FAILED'
   | 'SCHEMA_COLUMN_MISSING'
   | 'RECORD_REQUIRED_NULL'
   | 'RECORD_INVALID'
@@ -28,6 +31,7 @@ export type ErrorCode =
   | 'RETRIES_EXHAUSTED'
   | 'SHUTDOWN_TIMEOUT'
   | 'OPERATION_REFUSED'
+  | 'CONFIRMATION_REQUIRED'
   | 'INTERNAL';
 
 export interface RelayErrorOptions {

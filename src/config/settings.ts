@@ -39,6 +39,7 @@ const size = (min: number) =>
   z.preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).int().min(min, `at least ${min} bytes`));
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).min(1, 'at least one entry'));
 const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
+const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 
 function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
@@ -137,6 +138,10 @@ export const SETTINGS: Setting[] = [
 
   setting('http.port', 'ops', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
   setting('http.host', 'ops', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
+  setting('relayUrl', 'ops', httpUrl, 'Base URL of the running relay’s HTTP server; `outbox-relay status` reads its /readyz there.', {
+    default: 'http://127.0.0.1:9464',
+    placeholder: '<url>',
+  }),
   setting('log.level', 'ops', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout).', { default: 'info', placeholder: '<level>' }),
 ];
 
