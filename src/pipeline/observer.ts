@@ -3,7 +3,8 @@ import type { Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 
 /** Lifecycle of the relay. `standby`: the slot is held by another instance and we wait to take over. */
-export type RelayState = 'starting' | 'standby' | 'streaming' | 'reconnecting' | 'draining' | 'halted' | 'stopped' | 'failed';
+export const RELAY_STATES = ['starting', 'standby', 'streaming', 'reconnecting', 'draining', 'halted', 'stopped', 'failed'] as const;
+export type RelayState = (typeof RELAY_STATES)[number];
 
 /**
  * What the pipeline reports as it runs; metrics and health implement it. Every method is optional so an
@@ -19,4 +20,30 @@ export interface RelayObserver {
   reconnected?(): void;
   producerConnected?(connected: boolean): void;
   walPosition?(serverWalEnd: Lsn): void;
+}
+
+type ObserverMethod = keyof RelayObserver;
+type AnyListener = (...args: never[]) => void;
+
+/** Exhaustive by construction: adding a method to RelayObserver without listing it here fails to compile. */
+const OBSERVER_METHODS = Object.keys({
+  stateChanged: true,
+  delivered: true,
+  confirmed: true,
+  inFlight: true,
+  retrying: true,
+  error: true,
+  reconnected: true,
+  producerConnected: true,
+  walPosition: true,
+} satisfies Record<ObserverMethod, true>) as ObserverMethod[];
+
+/** One observer that forwards every call to each of `observers` (the relay takes a single observer). */
+export function combineObservers(...observers: RelayObserver[]): RelayObserver {
+  const combined: Partial<Record<ObserverMethod, AnyListener>> = {};
+  for (const method of OBSERVER_METHODS) {
+    const listeners = observers.flatMap((o) => (o[method] ? [(o[method] as AnyListener).bind(o)] : []));
+    if (listeners.length > 0) combined[method] = (...args) => listeners.forEach((listener) => listener(...args));
+  }
+  return combined as RelayObserver;
 }

@@ -170,6 +170,7 @@ export class Relay {
         const error = err as RelayError;
         if (!error.retriable || Date.now() - started >= this.config.retry.maxDurationMs || this.stopRequested) throw error;
         const delay = backoffDelay(this.config.retry, attempt);
+        this.observer.retrying?.(error.code);
         this.logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'cannot connect to Kafka yet');
         await sleep(delay, this.wake.signal);
       }

@@ -1,6 +1,11 @@
 import { Command } from 'commander';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
+import { isRelayError } from '../../errors.js';
+import { RelayHealth } from '../../http/health.js';
+import { startOpsServer, type OpsServer } from '../../http/server.js';
 import { createLogger } from '../../logger.js';
+import { RelayMetrics } from '../../metrics/relay-metrics.js';
+import { combineObservers } from '../../pipeline/observer.js';
 import { Relay } from '../../pipeline/relay.js';
 import { KafkaSink } from '../../sink/kafka-sink.js';
 import { EXIT, reportError } from '../exit.js';
@@ -29,20 +34,32 @@ Examples:
     }
     const logger = createLogger(config.logLevel);
     logger.info({ settings: redactedSettings(config) }, 'starting outbox-relay');
-    const relay = new Relay(config, { logger, sink: new KafkaSink(config.kafka, logger.child({ module: 'sink' })) });
+    const metrics = new RelayMetrics();
+    const health = new RelayHealth(config.statusIntervalMs);
+    const relay = new Relay(config, {
+      logger,
+      sink: new KafkaSink(config.kafka, logger.child({ module: 'sink' })),
+      observer: combineObservers(metrics, health),
+    });
+    let server: OpsServer | undefined;
+    if (config.http.port !== 0) {
+      try {
+        // Up before the relay connects: probes must see a standby or a relay still waiting for Kafka.
+        server = await startOpsServer(config.http, { logger: logger.child({ module: 'http' }), relay, health, metrics });
+      } catch (err) {
+        if (!isRelayError(err)) throw err;
+        logger.error({ code: err.code, err: err.message, fix: err.hint }, 'cannot start the HTTP server');
+        process.exitCode = EXIT.usage;
+        return;
+      }
+    }
     const outcome = relay.run();
     const signals = handleSignals(logger, config.shutdownGraceMs, () => relay.stop());
     const result = await outcome;
-    if (result.state === 'stopped') {
-      await signals.stopped;
-      process.exitCode = EXIT.ok;
-      return;
-    }
-    if (result.state === 'halted') {
-      // Stay up, not ready: a restart would meet the same event; an operator decides (see README runbook).
-      await signals.stopped;
-    }
-    process.exitCode = EXIT.runtime;
+    // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).
+    if (result.state !== 'failed') await signals.stopped;
+    await server?.close();
+    process.exitCode = result.state === 'stopped' ? EXIT.ok : EXIT.runtime;
   });
   return command;
 }

@@ -1,0 +1,99 @@
+import { formatLsn, type Lsn } from '../lsn.js';
+import type { RelayObserver, RelayState } from '../pipeline/observer.js';
+
+/** What the probes read from the relay (Relay satisfies it). */
+export interface RelayView {
+  readonly currentState: RelayState;
+  readonly confirmedLsn: Lsn;
+  readonly inFlight: { events: number; bytes: number };
+}
+
+/** The /readyz body; `outbox-relay status` parses exactly these fields. */
+export interface Readiness {
+  ready: boolean;
+  state: RelayState;
+  confirmedLsn: string;
+  inFlightEvents: number;
+  inFlightBytes: number;
+  producerConnected: boolean;
+}
+
+export interface Liveness {
+  alive: boolean;
+  state: RelayState;
+  /** Time since the pipeline last reported anything. */
+  silentForMs: number;
+}
+
+/**
+ * A streaming relay hears from the pipeline at least once per status interval (it asks PostgreSQL for a
+ * keepalive whenever it is idle, and the server sends one every wal_sender_timeout/2 regardless); a busy one
+ * reports deliveries or retries. This long without either means a stuck connection or a hung pipeline, and a
+ * restart (what a failing liveness probe triggers) is the remedy.
+ */
+const MIN_WEDGED_AFTER_MS = 120_000;
+const STATUS_INTERVALS_BEFORE_WEDGED = 5;
+
+/** Readiness and liveness of the relay, from its getters and what it reports as an observer. */
+export class RelayHealth implements RelayObserver {
+  private producerUp = false;
+  private lastSignOfLife: number;
+  private readonly wedgedAfterMs: number;
+
+  constructor(
+    statusIntervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.wedgedAfterMs = Math.max(MIN_WEDGED_AFTER_MS, STATUS_INTERVALS_BEFORE_WEDGED * statusIntervalMs);
+    this.lastSignOfLife = now();
+  }
+
+  readiness(relay: RelayView): Readiness {
+    const state = relay.currentState;
+    const { events, bytes } = relay.inFlight;
+    return {
+      ready: state === 'streaming' && this.producerUp,
+      state,
+      confirmedLsn: formatLsn(relay.confirmedLsn),
+      inFlightEvents: events,
+      inFlightBytes: bytes,
+      producerConnected: this.producerUp,
+    };
+  }
+
+  /** Alive unless streaming and silent for too long; a halted relay is alive on purpose (see run). */
+  liveness(relay: RelayView): Liveness {
+    const silentForMs = this.now() - this.lastSignOfLife;
+    const state = relay.currentState;
+    return { alive: state !== 'streaming' || silentForMs < this.wedgedAfterMs, state, silentForMs };
+  }
+
+  producerConnected(connected: boolean): void {
+    this.producerUp = connected;
+    this.signOfLife();
+  }
+
+  stateChanged(): void {
+    this.signOfLife();
+  }
+
+  delivered(): void {
+    this.signOfLife();
+  }
+
+  confirmed(): void {
+    this.signOfLife();
+  }
+
+  walPosition(): void {
+    this.signOfLife();
+  }
+
+  retrying(): void {
+    this.signOfLife();
+  }
+
+  private signOfLife(): void {
+    this.lastSignOfLife = this.now();
+  }
+}

@@ -1,0 +1,89 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { RelayError, errorMessage } from '../errors.js';
+import type { RelayMetrics } from '../metrics/relay-metrics.js';
+import type { RelayHealth, RelayView } from './health.js';
+
+export interface OpsServerDeps {
+  logger: Logger;
+  relay: RelayView;
+  health: RelayHealth;
+  metrics: RelayMetrics;
+}
+
+export interface OpsServer {
+  /** http://host:port as bound. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function route(req: IncomingMessage, res: ServerResponse, deps: OpsServerDeps): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  const path = (req.url ?? '/').split('?', 1)[0];
+  switch (path) {
+    case '/healthz': {
+      const liveness = deps.health.liveness(deps.relay);
+      sendJson(res, liveness.alive ? 200 : 503, liveness);
+      return;
+    }
+    case '/readyz': {
+      const readiness = deps.health.readiness(deps.relay);
+      sendJson(res, readiness.ready ? 200 : 503, readiness);
+      return;
+    }
+    case '/metrics':
+      deps.metrics.render(deps.relay).then(
+        (text) => {
+          res.writeHead(200, { 'content-type': deps.metrics.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          deps.logger.error({ err: errorMessage(err) }, 'collecting metrics failed');
+          sendJson(res, 500, { error: errorMessage(err) });
+        },
+      );
+      return;
+    default:
+      sendJson(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics'] });
+  }
+}
+
+/** The health and metrics endpoints on Node's own http server; resolves once listening. */
+export async function startOpsServer(address: { host: string; port: number }, deps: OpsServerDeps): Promise<OpsServer> {
+  const server: Server = createServer((req, res) => route(req, res, deps));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(
+        new RelayError('CONFIG_INVALID', `cannot listen on ${address.host}:${address.port} for /healthz, /readyz and /metrics: ${err.message}`, {
+          cause: err,
+          hint: 'choose a free port with --http-port / OUTBOX_RELAY_HTTP_PORT (setting http.port), or 0 to turn the HTTP server off',
+        }),
+      ),
+    );
+    server.listen(address.port, address.host, resolve);
+  });
+  server.on('error', (err) => deps.logger.error({ err: err.message }, 'HTTP server error'));
+  const bound = server.address() as AddressInfo;
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  const url = `http://${host}:${bound.port}`;
+  deps.logger.info({ url, endpoints: ['/healthz', '/readyz', '/metrics'] }, 'health and metrics endpoints listening');
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Scrapers and probes keep their connections alive; none of them may hold up the exit.
+        server.closeAllConnections();
+      }),
+  };
+}

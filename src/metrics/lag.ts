@@ -1,0 +1,40 @@
+import type { Lsn } from '../lsn.js';
+
+/**
+ * End-to-end and slot lag from what the replication stream tells us. The commit time of the last confirmed
+ * transaction alone would make an idle outbox look ever more behind, so a moment at which the relay had
+ * confirmed everything the server had sent also counts as "caught up": lag is the time since the newer of
+ * the two. While Kafka or PostgreSQL is unreachable neither moves, and the lag grows as it should.
+ */
+export class LagTracker {
+  private confirmedLsn: Lsn = 0n;
+  private serverLsn: Lsn = 0n;
+  private lastCommitMs: number | undefined;
+  private caughtUpAtMs: number | undefined;
+
+  confirmed(lsn: Lsn, commitTimeMs: number | undefined, nowMs: number): void {
+    if (lsn > this.confirmedLsn) this.confirmedLsn = lsn;
+    if (commitTimeMs !== undefined && (this.lastCommitMs === undefined || commitTimeMs > this.lastCommitMs)) this.lastCommitMs = commitTimeMs;
+    this.checkCaughtUp(nowMs);
+  }
+
+  /** A keepalive: the server has sent everything up to `walEnd`. */
+  serverPosition(walEnd: Lsn, nowMs: number): void {
+    if (walEnd > this.serverLsn) this.serverLsn = walEnd;
+    this.checkCaughtUp(nowMs);
+  }
+
+  /** 0 until the first transaction was confirmed or the relay first caught up (a standby reports 0). */
+  lagSeconds(nowMs: number): number {
+    const since = Math.max(this.lastCommitMs ?? -Infinity, this.caughtUpAtMs ?? -Infinity);
+    return Number.isFinite(since) ? Math.max(0, nowMs - since) / 1000 : 0;
+  }
+
+  slotLagBytes(): number {
+    return this.serverLsn > this.confirmedLsn ? Number(this.serverLsn - this.confirmedLsn) : 0;
+  }
+
+  private checkCaughtUp(nowMs: number): void {
+    if (this.serverLsn !== 0n && this.confirmedLsn >= this.serverLsn) this.caughtUpAtMs = nowMs;
+  }
+}

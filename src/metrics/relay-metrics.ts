@@ -1,0 +1,153 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ErrorCode } from '../errors.js';
+import type { Lsn } from '../lsn.js';
+import { RELAY_STATES, type RelayObserver, type RelayState } from '../pipeline/observer.js';
+import type { OutboxEvent } from '../route/event.js';
+import { LagTracker } from './lag.js';
+
+const PREFIX = 'outbox_relay_';
+
+/** Produce round trips of an acks=all batch: a few ms on a healthy cluster, seconds while a leader moves. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Holding the slot: the instance that streams (or drains before handing the slot over). */
+const ACTIVE_STATES: ReadonlySet<RelayState> = new Set(['streaming', 'draining']);
+
+export interface InFlightView {
+  readonly inFlight: { events: number; bytes: number };
+}
+
+interface TopicCounters {
+  events: Counter.Internal;
+  bytes: Counter.Internal;
+}
+
+/**
+ * The relay's Prometheus metrics, in a registry of its own (plus the default process metrics), fed by the
+ * pipeline through RelayObserver. Delivered events are counted per batch and per run of the same topic, with
+ * the label children cached, so the per-event cost is a comparison and two additions.
+ */
+export class RelayMetrics implements RelayObserver {
+  readonly registry = new Registry();
+  private readonly lag = new LagTracker();
+  private readonly byTopic = new Map<string, TopicCounters>();
+  private readonly eventsTotal = this.counter('events_total', 'Events relayed to Kafka (acknowledged), by topic.', ['topic']);
+  private readonly bytesTotal = this.counter('bytes_total', 'Bytes of records relayed to Kafka (acknowledged), by topic.', ['topic']);
+  private readonly produceLatency = new Histogram({
+    name: `${PREFIX}produce_latency_seconds`,
+    help: 'Time from handing a batch to Kafka until all its records were acknowledged (acks=all).',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly retries = this.counter('retries_total', 'Retries of Kafka produce or connect attempts, by error code.', ['code']);
+  private readonly errors = this.counter('errors_total', 'Errors by code: lost replication connections, poison records, halts.', ['code']);
+  private readonly reconnects = this.counter('reconnects_total', 'Replication sessions started after a lost connection or a standby takeover.', []);
+  private readonly state = this.gauge('state', 'Current relay state: 1 for the current state, 0 for the others.', ['state']);
+  private readonly active = this.gauge('active', '1 while this instance holds the replication slot (streaming or draining), 0 as a standby or otherwise.');
+  private readonly producer = this.gauge('producer_connected', '1 while the Kafka producer is connected and its last produce succeeded.');
+  private readonly inFlightEvents = this.gauge('in_flight_events', 'Events handed to Kafka and not yet acknowledged.');
+  private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
+  private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Last LSN confirmed to PostgreSQL, as a number (exact below 2^53).');
+  private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the server has sent (keepalive position) minus the confirmed LSN.');
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    const lag = this.lag;
+    new Gauge({
+      name: `${PREFIX}end_to_end_lag_seconds`,
+      help: 'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed.',
+      registers: [this.registry],
+      collect() {
+        this.set(lag.lagSeconds(Date.now()));
+      },
+    });
+    this.stateChanged('starting');
+  }
+
+  stateChanged(current: RelayState): void {
+    for (const state of RELAY_STATES) this.state.set({ state }, state === current ? 1 : 0);
+    this.active.set(ACTIVE_STATES.has(current) ? 1 : 0);
+  }
+
+  delivered(events: readonly OutboxEvent[], latencyMs: number): void {
+    this.produceLatency.observe(latencyMs / 1000);
+    let topic: string | undefined;
+    let count = 0;
+    let bytes = 0;
+    for (const event of events) {
+      // A row that could not be mapped and was dealt with by the poison policy reached no topic.
+      if (event.error) continue;
+      if (event.topic !== topic) {
+        this.count(topic, count, bytes);
+        topic = event.topic;
+        count = 0;
+        bytes = 0;
+      }
+      count++;
+      bytes += event.size;
+    }
+    this.count(topic, count, bytes);
+  }
+
+  confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
+    this.confirmedLsn.set(Number(lsn));
+    this.lag.confirmed(lsn, commitTimeMs, Date.now());
+    this.slotLag.set(this.lag.slotLagBytes());
+  }
+
+  walPosition(serverWalEnd: Lsn): void {
+    this.lag.serverPosition(serverWalEnd, Date.now());
+    this.slotLag.set(this.lag.slotLagBytes());
+  }
+
+  inFlight(events: number, bytes: number): void {
+    this.inFlightEvents.set(events);
+    this.inFlightBytes.set(bytes);
+  }
+
+  retrying(code: ErrorCode): void {
+    this.retries.inc({ code });
+  }
+
+  error(code: ErrorCode): void {
+    this.errors.inc({ code });
+  }
+
+  reconnected(): void {
+    this.reconnects.inc();
+  }
+
+  producerConnected(connected: boolean): void {
+    this.producer.set(connected ? 1 : 0);
+  }
+
+  /**
+   * The exposition text. The pipeline reports in-flight counts only when Kafka acknowledges, not when events
+   * enter the window, so they are read from the relay at scrape time.
+   */
+  async render(view: InFlightView): Promise<string> {
+    const { events, bytes } = view.inFlight;
+    this.inFlight(events, bytes);
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private count(topic: string | undefined, events: number, bytes: number): void {
+    if (topic === undefined || events === 0) return;
+    let counters = this.byTopic.get(topic);
+    if (!counters) this.byTopic.set(topic, (counters = { events: this.eventsTotal.labels(topic), bytes: this.bytesTotal.labels(topic) }));
+    counters.events.inc(events);
+    counters.bytes.inc(bytes);
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return new Counter({ name: `${PREFIX}${name}`, help, labelNames, registers: [this.registry] });
+  }
+
+  private gauge<L extends string = never>(name: string, help: string, labelNames: L[] = []): Gauge<L> {
+    return new Gauge({ name: `${PREFIX}${name}`, help, labelNames, registers: [this.registry] });
+  }
+}
