@@ -1,0 +1,149 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import YAML from 'yaml';
+import { shownDefault } from '../src/cli/options.js';
+import { SETTINGS, type Setting } from '../src/config/settings.js';
+import { repoRoot } from '../stack/paths.js';
+
+/**
+ * `npm run docs:config` writes the configuration reference in README.md and config/outbox-relay.example.yaml
+ * from SETTINGS, so neither is maintained by hand; `-- --check` only reports whether they are current.
+ */
+export const README_PATH = join(repoRoot, 'README.md');
+export const EXAMPLE_PATH = join(repoRoot, 'config/outbox-relay.example.yaml');
+export const CONFIG_SECTION = 'config-reference';
+
+/** Values the example shows for settings without a default; every such setting needs one. */
+const EXAMPLES: Record<string, unknown> = {
+  'postgres.url': 'postgres://relay@db.example.com:5432/app',
+  'postgres.passwordFile': '/run/secrets/postgres-password',
+  'postgres.sslmode': 'verify-full',
+  'postgres.sslCaFile': '/etc/ssl/certs/postgres-ca.pem',
+  'mapping.key': 'aggregate_id',
+  startLsn: '0/16B3748',
+  'kafka.brokers': ['kafka-1:9092', 'kafka-2:9092'],
+  'kafka.sslCaFile': '/etc/ssl/certs/kafka-ca.pem',
+  'kafka.saslMechanism': 'scram-sha-512',
+  'kafka.saslUsername': 'outbox-relay',
+  'kafka.saslPassword': 'change-me',
+  'kafka.saslPasswordFile': '/run/secrets/kafka-password',
+};
+
+function exampleValue(setting: Setting): unknown {
+  const value = setting.shownDefault ?? setting.default ?? EXAMPLES[setting.key];
+  if (value === undefined) throw new Error(`setting ${setting.key} has no default: add an example value to EXAMPLES in scripts/gen-config-docs.ts`);
+  return value;
+}
+
+function yamlScalar(value: unknown): string {
+  return YAML.stringify(value, { flowCollectionPadding: false, collectionStyle: 'flow' }).trim();
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + word.length + 1 > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
+ * Every setting commented out with its default (or an example). Top-level explanations are `# text`; every
+ * other line is YAML behind a single `#`, so removing that # from a setting and its section enables it.
+ */
+export function exampleConfig(): string {
+  const out = [
+    '# outbox-relay configuration file (outbox-relay run --config <file>, or OUTBOX_RELAY_CONFIG=<file>).',
+    '# Generated from src/config/settings.ts by `npm run docs:config`: edit the settings there, not here.',
+    '# Precedence: defaults < this file < environment variables < flags. Every setting below is commented out and',
+    '# shows its default (or, where there is none, an example): to set one, remove the # in front of it and of its',
+    '# section. Keep secrets out of this file: use postgres.passwordFile and kafka.saslPasswordFile.',
+  ];
+  const sections = new Map<string, Setting[]>();
+  for (const setting of SETTINGS) {
+    const section = setting.key.includes('.') ? setting.key.split('.')[0]! : '';
+    sections.set(section, [...(sections.get(section) ?? []), setting]);
+  }
+  for (const [section, settings] of sections) {
+    const indent = section ? '  ' : '';
+    if (section) out.push('', `#${section}:`);
+    for (const setting of settings) {
+      const name = section ? setting.key.slice(section.length + 1) : setting.key;
+      const origin = `env ${setting.env}, flag ${setting.flag}${setting.secret ? '; a secret, never logged' : ''}`;
+      out.push(...(section ? [] : ['']), ...wrap(`${setting.doc} (${origin})`, 106).map((l) => (section ? `#${indent}# ${l}` : `# ${l}`)));
+      out.push(`#${indent}${name}: ${yamlScalar(exampleValue(setting))}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function configReference(): string {
+  const rows = SETTINGS.map((s) => {
+    const def = shownDefault(s);
+    const shown = def === undefined ? '—' : `\`${def === '' ? '""' : def}\``;
+    return `| \`${s.key}\` | \`${s.flag}\` | \`${s.env}\` | ${shown} | ${cell(s.doc)}${s.secret ? ' Secret: never logged.' : ''} |`;
+  });
+  return [
+    '## Configuration reference',
+    '',
+    'Generated from `src/config/settings.ts` by `npm run docs:config`; a unit test fails when this table is out of date.',
+    '',
+    'Every setting has a key (in the config file, YAML or JSON, nested by the dots: `kafka: { brokers: … }`), an',
+    'environment variable and a flag. Precedence: defaults < config file (`--config` / `OUTBOX_RELAY_CONFIG`) <',
+    'environment < flags. PostgreSQL also honours the standard `DATABASE_URL` and libpq `PG*` variables when',
+    '`postgres.url` is not set. A value that does not validate stops the relay with exit code 2, naming the key and',
+    'where the value came from. `config/outbox-relay.example.yaml` shows every setting with its default.',
+    '',
+    '| Key | Flag | Environment | Default | Description |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
+}
+
+/** `text` with the body between `<!-- section:NAME:start -->` and its end marker replaced. */
+export function replaceSection(text: string, name: string, body: string): string {
+  const start = `<!-- section:${name}:start -->`;
+  const end = `<!-- section:${name}:end -->`;
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`README.md lacks the markers ${start} … ${end}`);
+  return `${text.slice(0, from + start.length)}\n${body}\n${text.slice(to)}`;
+}
+
+export function sectionOf(text: string, name: string): string | undefined {
+  const match = new RegExp(`<!-- section:${name}:start -->\\n([\\s\\S]*?)\\n?<!-- section:${name}:end -->`).exec(text);
+  return match?.[1];
+}
+
+function main(check: boolean): number {
+  const readme = readFileSync(README_PATH, 'utf8');
+  const targets = [
+    { path: README_PATH, current: readme, wanted: replaceSection(readme, CONFIG_SECTION, configReference()) },
+    { path: EXAMPLE_PATH, current: existsSync(EXAMPLE_PATH) ? readFileSync(EXAMPLE_PATH, 'utf8') : '', wanted: exampleConfig() },
+  ];
+  let stale = 0;
+  for (const { path, current, wanted } of targets) {
+    if (current === wanted) continue;
+    stale++;
+    if (check) console.error(`${path} is out of date: run npm run docs:config`);
+    else {
+      writeFileSync(path, wanted);
+      console.log(`wrote ${path}`);
+    }
+  }
+  return check && stale > 0 ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = main(process.argv.includes('--check'));
+}

@@ -1,0 +1,91 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { httpArgs, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
+import { compareDelivery, insertEvents, setupOutbox } from '../support/outbox.js';
+import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+
+describe('ops: hot standby on the same slot', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createDatabase('opsstandby');
+  });
+  afterEach(killAllRelays);
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('waits as a standby while the slot is held and takes over after the active instance is killed', async () => {
+    const setup = await setupOutbox(db);
+    const httpA = await httpArgs();
+    const httpB = await httpArgs();
+    const a = startRelay([...setup.args, ...httpA.args]);
+    await a.waitForMessage('streaming from PostgreSQL');
+    const before = await insertEvents(db, 10);
+    expect(await readTopic(setup.topic, { expected: before.length, settleMs: 0 })).toHaveLength(before.length);
+
+    const b = startRelay([...setup.args, ...httpB.args]);
+    const standby = await b.waitForMessage('slot in use by another instance: waiting as standby');
+    expect(standby.slot).toBe(setup.slot);
+    expect(standby.activePid).toEqual(expect.any(Number));
+    const notReady = await waitForEndpoint(`${httpB.base}/readyz`, 'B reports standby', (r) => JSON.parse(r.body).state === 'standby');
+    expect(notReady.status).toBe(503);
+    expect(JSON.parse(notReady.body)).toMatchObject({ ready: false, state: 'standby', producerConnected: true });
+    const standbyMetrics = await scrape(httpB.base);
+    expect(metricValue(standbyMetrics, 'outbox_relay_active')).toBe(0);
+    expect(metricValue(standbyMetrics, 'outbox_relay_state', { state: 'standby' })).toBe(1);
+    expect(metricValue(await scrape(httpA.base), 'outbox_relay_active')).toBe(1);
+
+    const killedAt = Date.now();
+    await a.kill();
+    const streaming = await b.waitForMessage('streaming from PostgreSQL', 60_000);
+    const takeoverSeconds = (Date.parse(streaming.time as string) - killedAt) / 1000;
+    console.log(`standby takeover: ${takeoverSeconds.toFixed(2)} s from SIGKILL of the active relay to the standby streaming`);
+    expect(takeoverSeconds).toBeLessThan(30);
+
+    const after = await insertEvents(db, 20);
+    const records = await readTopic(setup.topic, { expected: before.length + after.length });
+    const delivery = compareDelivery([...before, ...after].map((e) => e.id), records.map((r) => r.key));
+    expect(delivery.missing).toEqual([]);
+    expect(delivery.unexpected).toBe(0);
+
+    const ready = await waitForEndpoint(`${httpB.base}/readyz`, 'B ready', (r) => r.status === 200);
+    expect(JSON.parse(ready.body)).toMatchObject({ ready: true, state: 'streaming' });
+    const activeMetrics = await scrape(httpB.base);
+    expect(metricValue(activeMetrics, 'outbox_relay_active')).toBe(1);
+    expect(metricValue(activeMetrics, 'outbox_relay_reconnects_total')).toBe(1);
+    expect(metricValue(activeMetrics, 'outbox_relay_events_total', { topic: setup.topic })).toBeGreaterThanOrEqual(after.length);
+    expect(b.logs.filter((l) => l.msg === 'slot in use by another instance: waiting as standby')).toHaveLength(1);
+
+    b.signal('SIGTERM');
+    expect(await b.exited).toBe(0);
+  });
+
+  it('takes over from a frozen active instance once the walsender times out (wal_sender_timeout on the relay connection)', async () => {
+    const setup = await setupOutbox(db);
+    // A frozen process (or a dead host) closes no socket: only the server's wal_sender_timeout frees the slot.
+    const url = new URL(db.url);
+    url.searchParams.set('options', '-c wal_sender_timeout=3s');
+    const args = [...setup.args, '--postgres-url', url.toString()];
+    const httpA = await httpArgs();
+    const a = startRelay([...args, ...httpA.args]);
+    await a.waitForMessage('streaming from PostgreSQL');
+    const b = startRelay(args);
+    await b.waitForMessage('slot in use by another instance: waiting as standby');
+
+    const frozenAt = Date.now();
+    a.signal('SIGSTOP');
+    const after = await insertEvents(db, 15);
+    const streaming = await b.waitForMessage('streaming from PostgreSQL', 60_000);
+    const takeoverSeconds = (Date.parse(streaming.time as string) - frozenAt) / 1000;
+    console.log(`standby takeover from a frozen relay with wal_sender_timeout=3s: ${takeoverSeconds.toFixed(2)} s`);
+    expect(takeoverSeconds).toBeLessThan(30);
+    const records = await readTopic(setup.topic, { expected: after.length });
+    expect(compareDelivery(after.map((e) => e.id), records.map((r) => r.key)).missing).toEqual([]);
+
+    // Thawed, the old instance finds its connection gone and becomes the standby: never two streaming.
+    a.signal('SIGCONT');
+    const demoted = await waitForEndpoint(`${httpA.base}/readyz`, 'A demoted to standby', (r) => JSON.parse(r.body).state === 'standby');
+    expect(demoted.status).toBe(503);
+    expect(a.logs.some((l) => l.msg === 'replication connection lost: reconnecting')).toBe(true);
+  });
+});

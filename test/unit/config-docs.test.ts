@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { CONFIG_SECTION, EXAMPLE_PATH, README_PATH, configReference, exampleConfig, replaceSection, sectionOf } from '../../scripts/gen-config-docs.js';
+import { resolveSettings } from '../../src/config/load.js';
+import { SETTINGS } from '../../src/config/settings.js';
+
+/** The example with every setting enabled: a `#` directly followed by YAML (not by `# `) is removed. */
+function uncommented(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => (/^#(?! \S)/.test(line) ? line.slice(1) : line))
+    .join('\n');
+}
+
+function flatKeys(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => flatKeys(v, prefix ? `${prefix}.${k}` : k));
+}
+
+describe('generated configuration docs', () => {
+  it('README configuration reference is what npm run docs:config generates from SETTINGS', () => {
+    const readme = readFileSync(README_PATH, 'utf8');
+    expect(sectionOf(readme, CONFIG_SECTION), 'README is out of date: run npm run docs:config').toBe(configReference());
+  });
+
+  it('lists every setting with its flag, environment variable and default', () => {
+    const table = configReference();
+    for (const setting of SETTINGS) {
+      const row = table.split('\n').find((line) => line.startsWith(`| \`${setting.key}\` |`));
+      expect(row, setting.key).toBeDefined();
+      expect(row).toContain(`\`${setting.flag}\``);
+      expect(row).toContain(`\`${setting.env}\``);
+    }
+  });
+
+  it('config/outbox-relay.example.yaml is current and inert as shipped', () => {
+    const example = readFileSync(EXAMPLE_PATH, 'utf8');
+    expect(example, 'example config is out of date: run npm run docs:config').toBe(exampleConfig());
+    expect(YAML.parse(example)).toBeNull();
+  });
+
+  it('the example, every line enabled, names each setting once and every value passes validation', () => {
+    const parsed: unknown = YAML.parse(uncommented(exampleConfig()));
+    const keys = flatKeys(parsed);
+    expect([...keys].sort()).toEqual(SETTINGS.map((s) => s.key).sort());
+    const flat = Object.fromEntries(keys.map((k) => [k, k.split('.').reduce<unknown>((o, part) => (o as Record<string, unknown>)[part], parsed)]));
+    const resolved = resolveSettings({ file: flat, fileName: 'example', env: {}, flags: {} });
+    expect(Object.keys(resolved.values).sort()).toEqual(SETTINGS.map((s) => s.key).sort());
+    for (const setting of SETTINGS) {
+      if (setting.default !== undefined) expect(resolved.values[setting.key], setting.key).toEqual(setting.default);
+    }
+  });
+
+  it('replaces only the named section of a document', () => {
+    const doc = 'a\n<!-- section:x:start -->\nold\n<!-- section:x:end -->\n<!-- section:y:start -->\nkeep\n<!-- section:y:end -->\n';
+    const replaced = replaceSection(doc, 'x', 'new');
+    expect(sectionOf(replaced, 'x')).toBe('new');
+    expect(sectionOf(replaced, 'y')).toBe('keep');
+    expect(replaced.startsWith('a\n')).toBe(true);
+    expect(() => replaceSection(doc, 'z', 'new')).toThrow(/lacks the markers/);
+  });
+});

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { RelayHealth, type RelayView } from '../../src/http/health.js';
+import type { RelayState } from '../../src/pipeline/observer.js';
+
+function view(state: RelayState): RelayView {
+  return { currentState: state, confirmedLsn: 0x16b3748n, inFlight: { events: 3, bytes: 120 } };
+}
+
+describe('RelayHealth', () => {
+  it('is ready only while streaming with the producer connected, and reports the fields status reads', () => {
+    const health = new RelayHealth(1000);
+    expect(health.readiness(view('streaming')).ready).toBe(false);
+    health.producerConnected(true);
+    expect(health.readiness(view('streaming'))).toEqual({
+      ready: true,
+      state: 'streaming',
+      confirmedLsn: '0/16B3748',
+      inFlightEvents: 3,
+      inFlightBytes: 120,
+      producerConnected: true,
+    });
+    for (const state of ['starting', 'standby', 'reconnecting', 'draining', 'halted', 'stopped', 'failed'] as const) {
+      expect(health.readiness(view(state)).ready, state).toBe(false);
+    }
+    health.producerConnected(false);
+    expect(health.readiness(view('streaming'))).toMatchObject({ ready: false, producerConnected: false });
+  });
+
+  it('is wedged only when streaming and silent for longer than the threshold', () => {
+    let now = 0;
+    const health = new RelayHealth(1000, () => now);
+    now = 119_000;
+    expect(health.liveness(view('streaming')).alive).toBe(true);
+    now = 121_000;
+    expect(health.liveness(view('streaming'))).toEqual({ alive: false, state: 'streaming', silentForMs: 121_000 });
+    expect(health.liveness(view('standby')).alive).toBe(true);
+    expect(health.liveness(view('halted')).alive).toBe(true);
+    health.walPosition();
+    expect(health.liveness(view('streaming'))).toEqual({ alive: true, state: 'streaming', silentForMs: 0 });
+  });
+
+  it('allows five status intervals of silence when the interval is long', () => {
+    let now = 0;
+    const health = new RelayHealth(60_000, () => now);
+    now = 299_000;
+    expect(health.liveness(view('streaming')).alive).toBe(true);
+    now = 301_000;
+    expect(health.liveness(view('streaming')).alive).toBe(false);
+  });
+
+  it('counts deliveries, confirmations, retries and state changes as signs of life', () => {
+    let now = 0;
+    const health = new RelayHealth(1000, () => now);
+    for (const report of [() => health.delivered(), () => health.confirmed(), () => health.retrying(), () => health.stateChanged()]) {
+      now += 500_000;
+      report();
+      expect(health.liveness(view('streaming')).alive).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,53 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, redactUrl, redactedSettings } from '../../src/config/relay-config.js';
+import { isRelayError } from '../../src/errors.js';
+
+const URL_PASSWORD = 'url-pa55-Zq7';
+const FILE_PASSWORD = 'file-pa55-Xw3';
+const SASL_PASSWORD = 'sasl-pa55-Kv9';
+const QUERY_PASSWORD = 'query-pa55-Mn2';
+
+describe('secrets in settings output', () => {
+  it('masks the URL password, password query parameters and secret settings; files are named, never read into the output', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redact-'));
+    const passwordFile = join(dir, 'pg-password');
+    writeFileSync(passwordFile, `${FILE_PASSWORD}\n`);
+    const config = loadConfig({
+      flags: {
+        'postgres.url': `postgres://relay:${URL_PASSWORD}@db.example.com:5432/app?sslpassword=${QUERY_PASSWORD}&application_name=x`,
+        'postgres.passwordFile': passwordFile,
+        'kafka.brokers': 'k:9092',
+        'kafka.saslMechanism': 'plain',
+        'kafka.saslUsername': 'relay',
+      },
+      env: { OUTBOX_RELAY_KAFKA_SASL_PASSWORD: SASL_PASSWORD },
+    });
+    expect(config.postgres.password).toBe(FILE_PASSWORD);
+    const shown = JSON.stringify(redactedSettings(config));
+    for (const secret of [URL_PASSWORD, FILE_PASSWORD, SASL_PASSWORD, QUERY_PASSWORD]) expect(shown).not.toContain(secret);
+    const settings = redactedSettings(config);
+    expect(settings['postgres.url']).toBe('postgres://relay:***@db.example.com:5432/app?sslpassword=***&application_name=x');
+    expect(settings['kafka.saslPassword']).toBe('***');
+    expect(settings['postgres.passwordFile']).toBe(passwordFile);
+    expect(settings['kafka.saslUsername']).toBe('relay');
+  });
+
+  it('masks a connection string it cannot parse as a whole', () => {
+    expect(redactUrl(`host=db password=${URL_PASSWORD}`)).toBe('***');
+  });
+
+  it('an incomplete SASL configuration is reported without its password', () => {
+    let message = '';
+    try {
+      loadConfig({ flags: { 'kafka.brokers': 'k:9092' }, env: { OUTBOX_RELAY_KAFKA_SASL_PASSWORD: SASL_PASSWORD, OUTBOX_RELAY_KAFKA_SASL_MECHANISM: 'plain' } });
+    } catch (err) {
+      expect(isRelayError(err)).toBe(true);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/kafka.saslMechanism plain needs a user name and a password/);
+    expect(message).not.toContain(SASL_PASSWORD);
+  });
+});

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import { register } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { README_PATH, sectionOf } from '../../scripts/gen-config-docs.js';
+import type { Transaction } from '../../src/checkpoint/ack-tracker.js';
+import { RelayError } from '../../src/errors.js';
+import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
+import type { OutboxEvent } from '../../src/route/event.js';
+import { metricSamples, metricValue } from '../support/ops-http.js';
+
+function event(topic: string, size: number, error?: RelayError): OutboxEvent {
+  return { topic, key: null, value: Buffer.alloc(size), headers: {}, eventId: 'e', size, txn: {} as Transaction, ...(error ? { error } : {}) };
+}
+
+const idle = { inFlight: { events: 0, bytes: 0 } };
+
+describe('RelayMetrics', () => {
+  it('counts delivered events and bytes per topic across runs of topics within a batch', async () => {
+    const metrics = new RelayMetrics();
+    metrics.delivered([event('a', 10), event('a', 5), event('b', 7), event('a', 1)], 12);
+    metrics.delivered([event('b', 3)], 3000);
+    const text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_events_total', { topic: 'a' })).toBe(3);
+    expect(metricValue(text, 'outbox_relay_events_total', { topic: 'b' })).toBe(2);
+    expect(metricValue(text, 'outbox_relay_bytes_total', { topic: 'a' })).toBe(16);
+    expect(metricValue(text, 'outbox_relay_bytes_total', { topic: 'b' })).toBe(10);
+    expect(metricValue(text, 'outbox_relay_produce_latency_seconds_count')).toBe(2);
+    expect(metricValue(text, 'outbox_relay_produce_latency_seconds_sum')).toBeCloseTo(3.012);
+    expect(metricValue(text, 'outbox_relay_produce_latency_seconds_bucket', { le: '0.025' })).toBe(1);
+  });
+
+  it('does not count a row the poison policy dealt with as relayed', async () => {
+    const metrics = new RelayMetrics();
+    metrics.delivered([event('', 0, new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'))], 0);
+    expect(metricSamples(await metrics.render(idle), 'outbox_relay_events_total')).toEqual([]);
+  });
+
+  it('reports exactly one current state and whether this instance holds the slot', async () => {
+    const metrics = new RelayMetrics();
+    let text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_state', { state: 'starting' })).toBe(1);
+    metrics.stateChanged('standby');
+    text = await metrics.render(idle);
+    expect(metricSamples(text, 'outbox_relay_state').filter((s) => s.value === 1)).toEqual([{ labels: { state: 'standby' }, value: 1 }]);
+    expect(metricSamples(text, 'outbox_relay_state')).toHaveLength(8);
+    expect(metricValue(text, 'outbox_relay_active')).toBe(0);
+    metrics.stateChanged('streaming');
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_active')).toBe(1);
+    metrics.stateChanged('halted');
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_active')).toBe(0);
+  });
+
+  it('exports retries and errors by code, reconnects, the producer, in-flight, and the confirmed LSN and slot lag', async () => {
+    const metrics = new RelayMetrics();
+    metrics.retrying('KAFKA_UNAVAILABLE');
+    metrics.retrying('KAFKA_UNAVAILABLE');
+    metrics.error('PG_STREAM_FAILED');
+    metrics.reconnected();
+    metrics.producerConnected(true);
+    metrics.walPosition(0x2000n);
+    metrics.confirmed(0x1800n, Date.now());
+    const text = await metrics.render({ inFlight: { events: 4, bytes: 400 } });
+    expect(metricValue(text, 'outbox_relay_retries_total', { code: 'KAFKA_UNAVAILABLE' })).toBe(2);
+    expect(metricValue(text, 'outbox_relay_errors_total', { code: 'PG_STREAM_FAILED' })).toBe(1);
+    expect(metricValue(text, 'outbox_relay_reconnects_total')).toBe(1);
+    expect(metricValue(text, 'outbox_relay_producer_connected')).toBe(1);
+    expect(metricValue(text, 'outbox_relay_in_flight_events')).toBe(4);
+    expect(metricValue(text, 'outbox_relay_in_flight_bytes')).toBe(400);
+    expect(metricValue(text, 'outbox_relay_confirmed_lsn')).toBe(0x1800);
+    expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0x800);
+  });
+
+  it('keeps its metrics out of the global registry, so two instances coexist, and includes process metrics', async () => {
+    const first = new RelayMetrics();
+    const second = new RelayMetrics();
+    first.reconnected();
+    expect(metricValue(await second.render(idle), 'outbox_relay_reconnects_total')).toBe(0);
+    expect(await register.getSingleMetric('outbox_relay_events_total')).toBeUndefined();
+    expect(metricSamples(await first.render(idle), 'process_cpu_user_seconds_total')).toHaveLength(1);
+    expect(first.contentType).toMatch(/^text\/plain/);
+  });
+
+  it('every outbox_relay_ metric is documented in the README observability section, and only those', async () => {
+    const section = sectionOf(readFileSync(README_PATH, 'utf8'), 'observability') ?? '';
+    const registered = (await new RelayMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('outbox_relay_'));
+    const documented = [...new Set([...section.matchAll(/^\| `(outbox_relay_[a-z_]+)`/gm)].map((m) => m[1]))];
+    expect(documented.sort()).toEqual(registered.sort());
+  });
+});
