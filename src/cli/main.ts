@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { publicationCommand } from './commands/publication.js';
 import { runCommand } from './commands/run.js';
+import { setupCommand } from './commands/setup.js';
+import { slotCommand } from './commands/slot.js';
+import { statusCommand } from './commands/status.js';
 import { EXIT } from './exit.js';
 
 const program = new Command('outbox-relay')
@@ -8,7 +12,11 @@ const program = new Command('outbox-relay')
   .version('0.1.0')
   .exitOverride()
   .showHelpAfterError('(add --help for usage)')
-  .addCommand(runCommand());
+  .addCommand(runCommand())
+  .addCommand(setupCommand())
+  .addCommand(slotCommand())
+  .addCommand(publicationCommand())
+  .addCommand(statusCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,81 @@
+import { Command } from 'commander';
+import type pg from 'pg';
+import { loadConfig, type RelayConfig } from '../../config/relay-config.js';
+import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
+import { withClient } from '../../ops/connection.js';
+import { EXIT, reportError } from '../exit.js';
+import { addSettingOptions, flagValues } from '../options.js';
+
+export interface OpsContext {
+  config: RelayConfig;
+  client: pg.Client;
+  /** The connected role (current_user), for messages and fixes. */
+  role: string;
+  opts: Record<string, unknown>;
+  /** Positional arguments after commander's parsing. */
+  args: unknown[];
+}
+
+/** What a command prints: `data` with --json, `text` otherwise. An `error` is reported after it and sets the exit code. */
+export interface Outcome {
+  data: Record<string, unknown> | unknown[];
+  text: string;
+  error?: RelayError;
+}
+
+// Refusals that a different invocation fixes (a flag, an argument) are usage errors, like a bad setting.
+const USAGE_CODES = new Set<ErrorCode>(['CONFIG_INVALID', 'CONFIRMATION_REQUIRED', 'OPERATION_REFUSED']);
+
+/** `reported`: what reportError chose (it knows only CONFIG_INVALID as a usage error). */
+function exitCode(err: unknown, reported: number): number {
+  return isRelayError(err) && USAGE_CODES.has(err.code) ? EXIT.usage : reported;
+}
+
+function examplesText(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`;
+}
+
+/**
+ * A command group (`slot`, `publication`): commander parse errors must reach main.ts as CommanderErrors, which
+ * it maps to exit 2; without exitOverride a subcommand would exit 1 on its own.
+ */
+export function groupCommand(name: string, description: string, examples: string[]): Command {
+  return new Command(name).description(description).addHelpText('after', examplesText(examples)).exitOverride().showHelpAfterError('(add --help for usage)');
+}
+
+export interface OpsCommandSpec {
+  name: string;
+  description: string;
+  examples: string[];
+  /** Offer --json: for what a script reads (list, status, show, setup). */
+  json?: boolean;
+}
+
+/**
+ * A command that connects to PostgreSQL with the layered settings (flags, env, config file), runs `work` and
+ * prints its outcome. Options of its own can be chained onto the returned command.
+ */
+export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Promise<Outcome>): Command {
+  const command = groupCommand(spec.name, spec.description, spec.examples);
+  if (spec.json) command.option('--json', 'print one JSON document for scripts instead of text');
+  addSettingOptions(command, ['postgres', 'source', 'ops']);
+  return command.action(async () => {
+    const opts = command.opts<Record<string, unknown>>();
+    const json = opts.json === true;
+    try {
+      const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
+      const outcome = await withClient(config.postgres, (client, role) => work({ config, client, role, opts, args: command.processedArgs }));
+      const error = outcome.error;
+      if (json) {
+        const body = error && !Array.isArray(outcome.data) ? { ...outcome.data, error: { code: error.code, message: error.message, fix: error.hint } } : outcome.data;
+        process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      } else {
+        process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
+      }
+      // With --json the error is part of the document above; a person reads it on stderr.
+      process.exitCode = error ? exitCode(error, json ? EXIT.runtime : reportError(error)) : EXIT.ok;
+    } catch (err) {
+      process.exitCode = exitCode(err, reportError(err, json));
+    }
+  });
+}

@@ -1,0 +1,62 @@
+import type { PublicationInfo } from '../../ops/publications.js';
+import type { SlotStatus } from '../../ops/slots.js';
+
+export type Cell = string | number | boolean | null | undefined;
+
+function cell(value: Cell): string {
+  if (value === null || value === undefined) return '-';
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  return String(value);
+}
+
+/** Aligned `key  value` lines. */
+export function keyValues(rows: [string, Cell][], indent = ''): string {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${indent}${k.padEnd(width)}  ${cell(v)}`).join('\n');
+}
+
+/** A plain text table: a header row and columns padded to their widest cell. */
+export function table(headers: string[], rows: Cell[][]): string {
+  const text = [headers, ...rows.map((r) => r.map(cell))];
+  const widths = headers.map((_, i) => Math.max(...text.map((r) => r[i]!.length)));
+  return text.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+/** `1.5 MiB (1572864 bytes)`: readable, and exact for whoever compares numbers. */
+export function bytes(n: number | null): string {
+  if (n === null) return '-';
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = '';
+  for (const u of units) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = u;
+  }
+  return unit ? `${value.toFixed(1)} ${unit} (${n} bytes)` : `${n} bytes`;
+}
+
+export function slotRows(slot: SlotStatus): [string, Cell][] {
+  return [
+    ['slot', slot.name],
+    ['type', `${slot.slotType}${slot.plugin ? ` (${slot.plugin})` : ''}`],
+    ['database', slot.database],
+    ['active', slot.active ? `yes (pid ${slot.activePid})` : 'no'],
+    ['confirmed_flush_lsn', slot.confirmedFlushLsn],
+    ['restart_lsn', slot.restartLsn],
+    ['wal_status', slot.walStatus],
+    ['safe_wal_size', slot.safeWalSize === null ? 'unlimited (max_slot_wal_keep_size = -1)' : bytes(slot.safeWalSize)],
+    ['lag', bytes(slot.lagBytes)],
+  ];
+}
+
+export function publicationText(pub: PublicationInfo): string {
+  const head = keyValues([
+    ['publication', pub.name],
+    ['owner', pub.owner],
+    ['publish', pub.publish.join(', ') || 'nothing'],
+    ['tables', pub.allTables ? 'ALL TABLES' : pub.tables.length],
+  ]);
+  if (pub.tables.length === 0) return head;
+  return `${head}\n\n${table(['TABLE', 'ROW FILTER'], pub.tables.map((t) => [`${t.schema}.${t.table}`, t.rowFilter]))}`;
+}

@@ -1,0 +1,67 @@
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { errorMessage } from '../../errors.js';
+import { createPublication, dropPublication, requirePublication } from '../../ops/publications.js';
+import { checkRowFilter } from '../../sql/row-filter.js';
+import { groupCommand, opsCommand } from './ops-command.js';
+import { publicationText } from './output.js';
+
+/** --row-filter, shared by `setup` and `publication create`; rejected at parse time (exit 2) if it could leave its WHERE (…). */
+export function rowFilterOption(): Option {
+  return new Option('--row-filter <sql-expr>', "PostgreSQL 15 row filter: only rows matching it are published, e.g. \"aggregate_type <> 'internal'\"").argParser((value: string) => {
+    try {
+      return checkRowFilter(value);
+    } catch (err) {
+      throw new InvalidArgumentError(errorMessage(err));
+    }
+  });
+}
+
+const create = () =>
+  opsCommand(
+    {
+      name: 'create',
+      description: 'Create the insert-only publication on the outbox table; "already exists" is not an error.',
+      examples: ['outbox-relay publication create --table public.outbox', `outbox-relay publication create --row-filter "aggregate_type <> 'internal'"`],
+    },
+    async ({ client, config, opts }) => {
+      const { created, publication } = await createPublication(client, config.publication, config.tables, opts.rowFilter as string | undefined);
+      return { data: { created, publication }, text: `publication "${publication.name}": ${created ? 'created' : 'already exists'}\n\n${publicationText(publication)}` };
+    },
+  ).addOption(rowFilterOption());
+
+const drop = () =>
+  opsCommand(
+    {
+      name: 'drop',
+      description: 'Drop the publication. A relay streaming with it fails on its next event: stop the relay first.',
+      examples: ['outbox-relay publication drop --publication outbox_relay'],
+    },
+    async ({ client, config }) => {
+      const { dropped } = await dropPublication(client, config.publication);
+      return { data: { dropped }, text: `publication "${config.publication}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}` };
+    },
+  );
+
+const show = () =>
+  opsCommand(
+    {
+      name: 'show',
+      description: 'Show the publication: its tables, the actions it publishes and the row filters.',
+      examples: ['outbox-relay publication show', 'outbox-relay publication show --json'],
+      json: true,
+    },
+    async ({ client, config }) => {
+      const publication = await requirePublication(client, config.publication);
+      return { data: { ...publication }, text: publicationText(publication) };
+    },
+  );
+
+export function publicationCommand(): Command {
+  return groupCommand('publication', 'Manage the publication that limits the replication stream to outbox INSERTs: create, drop, show.', [
+    'outbox-relay publication show',
+    'outbox-relay publication create --help',
+  ])
+    .addCommand(create())
+    .addCommand(drop())
+    .addCommand(show());
+}

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { RelayError } from '../../errors.js';
+import { setup, type SetupReport } from '../../ops/setup.js';
+import { opsCommand } from './ops-command.js';
+import { rowFilterOption } from './publication.js';
+
+const RESULT_TEXT = { exists: 'already exists', created: 'created', planned: 'to create' } as const;
+
+function render(report: SetupReport): string {
+  const lines = ['checks:'];
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  for (const check of report.checks) {
+    lines.push(`  ${check.ok ? 'ok  ' : 'FAIL'}  ${check.name.padEnd(width)}  ${check.detail}`);
+    if (check.fix) lines.push(`        fix: ${check.fix}`);
+  }
+  if (report.dryRun) {
+    const sql = report.steps.filter((s) => s.result === 'planned').map((s) => s.sql);
+    lines.push('', sql.length ? 'dry run, would run:' : 'dry run: nothing to create', ...sql.map((s) => `  ${s}`));
+  } else if (report.ok) {
+    lines.push('', ...report.steps.map((s) => `${s.object} "${s.name}": ${RESULT_TEXT[s.result]}${s.result === 'created' ? `\n  ${s.sql}` : ''}`));
+  }
+  return lines.join('\n');
+}
+
+export function setupCommand(): Command {
+  return opsCommand(
+    {
+      name: 'setup',
+      description: 'Check the server and the role, then create the insert-only publication and the pgoutput slot if missing. Safe to run again.',
+      examples: [
+        'outbox-relay setup --postgres-url postgres://admin@db/app',
+        'outbox-relay setup --dry-run              # checks, and prints the SQL instead of running it',
+        `outbox-relay setup --row-filter "aggregate_type <> 'internal'" --json`,
+      ],
+      json: true,
+    },
+    async ({ client, config, opts }) => {
+      const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true });
+      const failed = report.checks.filter((c) => !c.ok);
+      const error = failed.length
+        ? new RelayError('PG_SETUP_CHECKS_FAILED', `${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}${report.dryRun ? '' : '; nothing was created'}`, {
+            hint: 'run the fix shown under each failed check, then run setup again',
+          })
+        : undefined;
+      return { data: { ...report }, text: render(report), error };
+    },
+  )
+    .option('--dry-run', 'run the checks and print the SQL that would be run, change nothing')
+    .addOption(rowFilterOption());
+}

@@ -1,0 +1,99 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { isLsn, parseLsn } from '../../lsn.js';
+import { advanceSlot, describeSkip } from '../../ops/slot-advance.js';
+import { dropSlot } from '../../ops/slot-drop.js';
+import { createSlot, listSlots, requireSlot } from '../../ops/slots.js';
+import { groupCommand, opsCommand } from './ops-command.js';
+import { bytes, keyValues, slotRows, table } from './output.js';
+
+function lsnArgument(value: string): string {
+  if (!isLsn(value)) throw new InvalidArgumentError('expected an LSN such as 0/16B3748');
+  return value;
+}
+
+const create = () =>
+  opsCommand(
+    {
+      name: 'create',
+      description: 'Create the logical replication slot (pgoutput) the relay streams from; "already exists" is not an error.',
+      examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay'],
+    },
+    async ({ client, config }) => {
+      const { created, slot } = await createSlot(client, config.slot);
+      return { data: { created, slot }, text: `slot "${slot.name}": ${created ? `created at ${slot.confirmedFlushLsn}` : 'already exists'}` };
+    },
+  );
+
+const drop = () =>
+  opsCommand(
+    {
+      name: 'drop',
+      description: 'Drop the replication slot (its position and the WAL it pins are released). Refuses while the slot is in use unless --force.',
+      examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
+    },
+    async ({ client, config, opts }) => {
+      const { dropped, terminatedPids } = await dropSlot(client, config.slot, opts.force === true);
+      const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
+      return { data: { dropped, terminatedPids }, text: `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}` };
+    },
+  ).option('--force', 'terminate the backend using the slot (pg_terminate_backend), then drop it');
+
+const list = () =>
+  opsCommand(
+    {
+      name: 'list',
+      description: 'List every replication slot of the server, with its state and lag.',
+      examples: ['outbox-relay slot list', "outbox-relay slot list --json | jq '.[] | select(.active | not)'"],
+      json: true,
+    },
+    async ({ client }) => {
+      const slots = await listSlots(client);
+      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, s.walStatus, bytes(s.lagBytes)]);
+      const text = slots.length ? table(['SLOT', 'TYPE', 'PLUGIN', 'DATABASE', 'ACTIVE', 'CONFIRMED', 'WAL_STATUS', 'LAG'], rows) : 'no replication slots';
+      return { data: slots, text };
+    },
+  );
+
+const status = () =>
+  opsCommand(
+    {
+      name: 'status',
+      description: "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status, safe_wal_size and lag behind the current WAL position.",
+      examples: ['outbox-relay slot status', 'outbox-relay slot status --slot billing_relay --json'],
+      json: true,
+    },
+    async ({ client, config }) => {
+      const slot = await requireSlot(client, config.slot);
+      return { data: { ...slot }, text: keyValues(slotRows(slot)) };
+    },
+  );
+
+const advance = () =>
+  opsCommand(
+    {
+      name: 'advance',
+      description:
+        'Move the slot forward to <lsn> (pg_replication_slot_advance) to skip events that cannot be delivered. Without --yes-skip-events it only says what would be skipped (exit 2).',
+      examples: [
+        'outbox-relay slot advance 0/1A2B3C9                     # says what would be skipped, exits 2',
+        'outbox-relay slot advance 0/1A2B3C9 --yes-skip-events   # skips it (stop the relay first)',
+      ],
+    },
+    async ({ client, config, opts, args }) => {
+      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, to: parseLsn(args[0] as string), confirmed: opts.yesSkipEvents === true });
+      const text =
+        result.walBytes === 0 ? `slot "${result.slot}" is already at ${result.to}: nothing skipped` : `${describeSkip(result)}\nslot "${result.slot}" advanced: confirmed_flush_lsn is now ${result.confirmedFlushLsn}`;
+      return { data: { ...result }, text };
+    },
+  )
+    .argument('<lsn>', 'new confirmed position: transactions whose commit record starts before it are skipped', lsnArgument)
+    .option('--yes-skip-events', 'confirm that the events in the range are never relayed');
+
+export function slotCommand(): Command {
+  return groupCommand('slot', 'Manage the logical replication slot: create, drop, list, status, advance.', ['outbox-relay slot status', 'outbox-relay slot advance --help'])
+    .addCommand(create())
+    .addCommand(drop())
+    .addCommand(list())
+    .addCommand(status())
+    .addCommand(advance());
+}

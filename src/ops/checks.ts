@@ -1,0 +1,125 @@
+import type pg from 'pg';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { createPublicationSql, type PublicationInfo, type TableRef } from './publications.js';
+import { slotProblem, type SlotStatus } from './slots.js';
+
+/** One precondition of the relay, checked on the server; a failed one says what to run. */
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export interface CheckTarget {
+  publication: string;
+  tables: TableRef[];
+  rowFilter?: string;
+  /** What exists already: a missing object adds the checks for creating it, an existing one is checked as is. */
+  slot: SlotStatus | undefined;
+  existingPublication: PublicationInfo | undefined;
+}
+
+interface ServerRow {
+  wal_level: string;
+  max_slots: number;
+  used_slots: number;
+  max_senders: number;
+  used_senders: number;
+  role: string;
+  superuser: boolean;
+  replication: boolean;
+  database: string;
+  can_create: boolean;
+}
+
+const SERVER_QUERY = `
+  SELECT current_setting('wal_level') AS wal_level,
+         current_setting('max_replication_slots')::int AS max_slots, (SELECT count(*) FROM pg_replication_slots)::int AS used_slots,
+         current_setting('max_wal_senders')::int AS max_senders, (SELECT count(*) FROM pg_stat_replication)::int AS used_senders,
+         r.rolname AS role, r.rolsuper AS superuser, r.rolreplication AS replication,
+         current_database() AS database, has_database_privilege(current_database(), 'CREATE') AS can_create
+    FROM pg_roles r WHERE r.rolname = current_user`;
+
+const RESTART = 'then restart PostgreSQL (managed services: change the parameter group)';
+
+function serverChecks(s: ServerRow, slotExists: boolean): Check[] {
+  return [
+    s.wal_level === 'logical'
+      ? { name: 'wal_level', ok: true, detail: 'logical' }
+      : { name: 'wal_level', ok: false, detail: `${s.wal_level}; logical decoding needs logical`, fix: `ALTER SYSTEM SET wal_level = logical;  ${RESTART}` },
+    slotExists || s.used_slots < s.max_slots
+      ? { name: 'max_replication_slots', ok: true, detail: `${s.used_slots} of ${s.max_slots} in use` }
+      : { name: 'max_replication_slots', ok: false, detail: `all ${s.max_slots} in use`, fix: `ALTER SYSTEM SET max_replication_slots = ${s.max_slots + 1};  ${RESTART}  (or drop an unused slot)` },
+    s.used_senders < s.max_senders
+      ? { name: 'max_wal_senders', ok: true, detail: `${s.used_senders} of ${s.max_senders} in use` }
+      : { name: 'max_wal_senders', ok: false, detail: `all ${s.max_senders} in use`, fix: `ALTER SYSTEM SET max_wal_senders = ${s.max_senders + 1};  ${RESTART}` },
+    s.superuser || s.replication
+      ? { name: 'replication privilege', ok: true, detail: `role "${s.role}" has ${s.superuser ? 'SUPERUSER' : 'REPLICATION'}` }
+      : { name: 'replication privilege', ok: false, detail: `role "${s.role}" has neither REPLICATION nor SUPERUSER`, fix: `as a superuser: ALTER ROLE ${quoteIdent(s.role)} WITH REPLICATION;` },
+  ];
+}
+
+/** The table must exist; creating the publication also needs its ownership and CREATE on the database. */
+async function tableChecks(client: pg.Client, s: ServerRow, target: CheckTarget): Promise<Check[]> {
+  const checks: Check[] = [];
+  const creating = target.existingPublication === undefined;
+  const createSql = createPublicationSql(target.publication, target.tables, target.rowFilter);
+  for (const t of target.tables) {
+    const name = `${t.schema}.${t.table}`;
+    const { rows } = await client.query<{ owner: string; owned: boolean }>(
+      `SELECT pg_get_userbyid(c.relowner) AS owner, pg_has_role(current_user, c.relowner, 'USAGE') AS owned
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+      [t.schema, t.table],
+    );
+    const table = rows[0];
+    if (!table) {
+      checks.push({ name: `table ${name}`, ok: false, detail: 'does not exist', fix: 'create the outbox table (sql/001_outbox_table.sql), or point --table at it' });
+    } else if (!creating || table.owned) {
+      checks.push({ name: `table ${name}`, ok: true, detail: creating ? `owned by "${table.owner}" (needed to publish it)` : `owned by "${table.owner}"` });
+    } else {
+      checks.push({
+        name: `table ${name}`,
+        ok: false,
+        detail: `owned by "${table.owner}"; publishing it needs ownership`,
+        fix: `as "${table.owner}" (the owner) run: ${createSql}  then run setup again to create the slot`,
+      });
+    }
+  }
+  if (creating && !s.superuser) {
+    checks.push(
+      s.can_create
+        ? { name: 'CREATE on database', ok: true, detail: `role "${s.role}" may create publications in "${s.database}"` }
+        : { name: 'CREATE on database', ok: false, detail: `role "${s.role}" may not create publications in "${s.database}"`, fix: `as the database owner: GRANT CREATE ON DATABASE ${quoteIdent(s.database)} TO ${quoteIdent(s.role)};  (not needed when the table owner creates the publication)` },
+    );
+  }
+  return checks;
+}
+
+/** An existing publication must publish INSERTs, only those, of every outbox table. */
+function publicationChecks(pub: PublicationInfo, tables: TableRef[]): Check[] {
+  const checks: Check[] = [];
+  const actions = pub.publish.join(', ') || 'nothing';
+  if (pub.publish.length !== 1 || pub.publish[0] !== 'insert') {
+    checks.push({ name: `publication ${pub.name}`, ok: false, detail: `publishes ${actions}; the relay needs insert only`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} SET (publish = 'insert');` });
+  }
+  for (const t of tables) {
+    if (!pub.tables.some((p) => p.schema === t.schema && p.table === t.table)) {
+      checks.push({ name: `publication ${pub.name}`, ok: false, detail: `does not include ${t.schema}.${t.table}`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};` });
+    }
+  }
+  return checks.length ? checks : [{ name: `publication ${pub.name}`, ok: true, detail: `publishes ${actions} of ${pub.tables.map((p) => `${p.schema}.${p.table}`).join(', ')}` }];
+}
+
+/** Everything `setup` needs to succeed and the relay needs to stream, read-only. */
+export async function runChecks(client: pg.Client, target: CheckTarget): Promise<Check[]> {
+  const { rows } = await client.query<ServerRow>(SERVER_QUERY);
+  const server = rows[0]!;
+  const checks = [...serverChecks(server, target.slot !== undefined), ...(await tableChecks(client, server, target))];
+  if (target.existingPublication) checks.push(...publicationChecks(target.existingPublication, target.tables));
+  if (target.slot) {
+    const problem = slotProblem(target.slot);
+    checks.push(problem ? { name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint } : { name: `slot ${target.slot.name}`, ok: true, detail: `pgoutput, confirmed at ${target.slot.confirmedFlushLsn}` });
+  }
+  return checks;
+}

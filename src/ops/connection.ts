@@ -1,0 +1,65 @@
+import pg from 'pg';
+import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { quoteIdent } from '../sql/quote.js';
+
+interface PgError {
+  code?: string;
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', '28P01', '28000', '3D000']);
+
+function connectError(err: unknown): RelayError {
+  return new RelayError('PG_CONNECT_FAILED', `cannot connect to PostgreSQL: ${errorMessage(err)}`, {
+    cause: err,
+    hint: 'check --postgres-url / OUTBOX_RELAY_POSTGRES_URL / DATABASE_URL / PG* variables, the password and pg_hba.conf',
+  });
+}
+
+/**
+ * What an operator command reports when PostgreSQL refuses a statement: a stable code and what to do,
+ * instead of a stack trace. `role` is the connected role, named in the fix.
+ */
+export function opsError(err: unknown, role: string): RelayError {
+  if (isRelayError(err)) return err;
+  const code = (err as PgError).code;
+  const message = errorMessage(err);
+  if (code === '42501' && /replication/i.test(message)) {
+    return new RelayError('PG_NO_REPLICATION_PRIVILEGE', `role "${role}" may not use replication slots: ${message}`, {
+      cause: err,
+      hint: `as a superuser: ALTER ROLE ${quoteIdent(role)} WITH REPLICATION;`,
+    });
+  }
+  if (code === '42501') {
+    return new RelayError('PG_PERMISSION_DENIED', `role "${role}" lacks a privilege: ${message}`, {
+      cause: err,
+      hint: 'run outbox-relay setup --dry-run as this role: its checks name each missing privilege and the statement that grants it',
+    });
+  }
+  if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
+  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation: ${message}`, { cause: err });
+}
+
+/**
+ * One ordinary (not replication) connection for the duration of `work`. The operator commands only run
+ * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender.
+ */
+export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.Client, role: string) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ ...config, application_name: 'outbox-relay-cli' });
+  // A socket error after the last query must not crash the process; the active query reports real failures.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    throw connectError(err);
+  }
+  let role = client.user ?? '<role>';
+  try {
+    const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
+    role = rows[0]?.role ?? role;
+    return await work(client, role);
+  } catch (err) {
+    throw opsError(err, role);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,90 @@
+import type pg from 'pg';
+import { ConfigError } from '../config/load.js';
+import type { TableMapping } from '../config/relay-config.js';
+import { RelayError, errorMessage } from '../errors.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
+
+export type PublishAction = 'insert' | 'update' | 'delete' | 'truncate';
+
+export interface PublishedTable {
+  schema: string;
+  table: string;
+  /** The PG15 row filter as PostgreSQL shows it, or null. */
+  rowFilter: string | null;
+}
+
+export interface PublicationInfo {
+  name: string;
+  owner: string;
+  allTables: boolean;
+  publish: PublishAction[];
+  tables: PublishedTable[];
+}
+
+export type TableRef = Pick<TableMapping, 'schema' | 'table'>;
+
+export async function findPublication(client: pg.Client, name: string): Promise<PublicationInfo | undefined> {
+  const { rows } = await client.query<{ owner: string; puballtables: boolean; pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubtruncate: boolean }>(
+    'SELECT pg_get_userbyid(pubowner) AS owner, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
+    [name],
+  );
+  const pub = rows[0];
+  if (!pub) return undefined;
+  const tables = await client.query<{ schemaname: string; tablename: string; rowfilter: string | null }>(
+    'SELECT schemaname, tablename, rowfilter FROM pg_publication_tables WHERE pubname = $1 ORDER BY schemaname, tablename',
+    [name],
+  );
+  const flags: [PublishAction, boolean][] = [
+    ['insert', pub.pubinsert],
+    ['update', pub.pubupdate],
+    ['delete', pub.pubdelete],
+    ['truncate', pub.pubtruncate],
+  ];
+  return {
+    name,
+    owner: pub.owner,
+    allTables: pub.puballtables,
+    publish: flags.filter(([, on]) => on).map(([action]) => action),
+    tables: tables.rows.map((t) => ({ schema: t.schemaname, table: t.tablename, rowFilter: t.rowfilter })),
+  };
+}
+
+export async function requirePublication(client: pg.Client, name: string): Promise<PublicationInfo> {
+  const pub = await findPublication(client, name);
+  if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${name}" does not exist`, { hint: 'check --publication, or create it: outbox-relay publication create (or outbox-relay setup)' });
+  return pub;
+}
+
+/** `rowFilter` must have passed checkRowFilter: it is the one part of the statement that is SQL as given. */
+export function createPublicationSql(name: string, tables: TableRef[], rowFilter?: string): string {
+  const list = tables.map((t) => `${quoteQualified(t.schema, t.table)}${rowFilter ? ` WHERE (${rowFilter})` : ''}`).join(', ');
+  return `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list} WITH (publish = 'insert');`;
+}
+
+// What PostgreSQL answers to a row filter it cannot accept: syntax, unknown column or function, not boolean,
+// not allowed in a filter (42P17), or a feature a filter may not use (0A000).
+const ROW_FILTER_ERRORS = new Set(['42601', '42703', '42883', '42804', '42P17', '0A000']);
+
+/** Idempotent: an existing publication of that name is left as it is (setup's checks say if it differs). */
+export async function createPublication(client: pg.Client, name: string, tables: TableRef[], rowFilter?: string): Promise<{ created: boolean; publication: PublicationInfo }> {
+  const existing = await findPublication(client, name);
+  if (existing) return { created: false, publication: existing };
+  try {
+    // The extended protocol runs exactly one statement: a second one smuggled into the filter is a syntax error.
+    await client.query({ text: createPublicationSql(name, tables, rowFilter), queryMode: 'extended' } as pg.QueryConfig);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (rowFilter && code !== undefined && ROW_FILTER_ERRORS.has(code)) throw new ConfigError(`PostgreSQL rejected --row-filter "${rowFilter}": ${errorMessage(err)}`, 'a row filter may use the table’s columns, constants and immutable built-in functions only');
+    if (code === '42P01') {
+      throw new RelayError('PG_QUERY_FAILED', `cannot create publication "${name}": ${errorMessage(err)}`, { hint: 'create the outbox table first (sql/001_outbox_table.sql), or point --table at it' });
+    }
+    throw err;
+  }
+  return { created: true, publication: await requirePublication(client, name) };
+}
+
+export async function dropPublication(client: pg.Client, name: string): Promise<{ dropped: boolean }> {
+  if (!(await findPublication(client, name))) return { dropped: false };
+  await client.query(`DROP PUBLICATION ${quoteIdent(name)}`);
+  return { dropped: true };
+}

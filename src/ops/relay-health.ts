@@ -1,0 +1,29 @@
+import { errorMessage } from '../errors.js';
+
+/** What the running relay's /readyz says, or why it could not be asked. Not reachable is a state, not an error. */
+export type RelayHealth =
+  | { reachable: true; url: string; httpStatus: number; ready: boolean; readiness: Record<string, unknown> }
+  | { reachable: false; url: string; reason: string };
+
+const TIMEOUT_MS = 2000;
+
+export async function fetchRelayHealth(baseUrl: string): Promise<RelayHealth> {
+  const url = new URL('readyz', baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).toString();
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    return { reachable: false, url, reason: cause ? errorMessage(cause) : errorMessage(err) };
+  }
+  const text = await response.text();
+  let readiness: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    readiness = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { body: parsed };
+  } catch {
+    readiness = { body: text.slice(0, 200) };
+  }
+  // 503 is the relay's own "not ready" (standby, reconnecting, halted); its body says which.
+  return { reachable: true, url, httpStatus: response.status, ready: response.status === 200 && readiness.ready !== false, readiness };
+}

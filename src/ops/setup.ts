@@ -1,0 +1,54 @@
+import type pg from 'pg';
+import { runChecks, type Check } from './checks.js';
+import { createPublication, createPublicationSql, findPublication, type TableRef } from './publications.js';
+import { createSlot, createSlotSql, findSlot } from './slots.js';
+
+export interface SetupStep {
+  object: 'publication' | 'slot';
+  name: string;
+  /** `exists`: left alone; `created`: done now; `planned`: what --dry-run would do. */
+  result: 'exists' | 'created' | 'planned';
+  sql: string;
+}
+
+export interface SetupReport {
+  ok: boolean;
+  dryRun: boolean;
+  checks: Check[];
+  steps: SetupStep[];
+}
+
+export interface SetupOptions {
+  slot: string;
+  publication: string;
+  tables: TableRef[];
+  rowFilter?: string;
+  dryRun: boolean;
+}
+
+/**
+ * Checks first, then creates what is missing. The publication comes before the slot: pgoutput decides what is
+ * published with the catalog as of each change, so rows written before the publication existed would never be
+ * streamed. With a failed check nothing is created; --dry-run creates nothing either way.
+ */
+export async function setup(client: pg.Client, options: SetupOptions): Promise<SetupReport> {
+  const [slot, existingPublication] = await Promise.all([findSlot(client, options.slot), findPublication(client, options.publication)]);
+  const checks = await runChecks(client, { ...options, slot, existingPublication });
+  const ok = checks.every((c) => c.ok);
+  const planned: SetupStep[] = [
+    { object: 'publication', name: options.publication, result: existingPublication ? 'exists' : 'planned', sql: createPublicationSql(options.publication, options.tables, options.rowFilter) },
+    { object: 'slot', name: options.slot, result: slot ? 'exists' : 'planned', sql: createSlotSql(options.slot) },
+  ];
+  if (!ok || options.dryRun) return { ok, dryRun: options.dryRun, checks, steps: planned };
+  const steps: SetupStep[] = [];
+  for (const step of planned) {
+    if (step.result === 'exists') {
+      steps.push(step);
+      continue;
+    }
+    const { created } =
+      step.object === 'publication' ? await createPublication(client, options.publication, options.tables, options.rowFilter) : await createSlot(client, options.slot);
+    steps.push({ ...step, result: created ? 'created' : 'exists' });
+  }
+  return { ok, dryRun: false, checks, steps };
+}

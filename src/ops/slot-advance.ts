@@ -1,0 +1,89 @@
+import type pg from 'pg';
+import { RelayError, errorMessage } from '../errors.js';
+import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
+import { quoteIdent } from '../sql/quote.js';
+import { requireSlot, slotProblem } from './slots.js';
+
+/** What moving the slot from `from` to `to` gives up. */
+export interface SkipPreview {
+  slot: string;
+  from: string;
+  to: string;
+  walBytes: number;
+  /** Published transactions and outbox INSERTs in the range; null when they could not be counted (`uncounted` says why). */
+  transactions: number | null;
+  events: number | null;
+  uncounted?: string;
+}
+
+export interface AdvanceResult extends SkipPreview {
+  /** confirmed_flush_lsn after the advance. */
+  confirmedFlushLsn: string;
+}
+
+export function describeSkip(p: SkipPreview): string {
+  const counted = p.events === null ? `the events in it could not be counted (${p.uncounted})` : `${p.transactions} transaction(s) with ${p.events} outbox event(s) in it`;
+  return `moving slot "${p.slot}" from ${p.from} to ${p.to} skips ${p.walBytes} bytes of WAL, ${counted}: they will never be relayed`;
+}
+
+/**
+ * Counts by decoding the range without consuming it: peek stops at the first commit at or after `to`, the
+ * same transactions that streaming from a slot confirmed at `to` leaves out. pgoutput (PG15) sends nothing for
+ * transactions without published rows, so every xid seen is an outbox transaction. 73 is 'I', an INSERT.
+ */
+async function countSkipped(client: pg.Client, slot: string, publication: string, to: Lsn): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+  try {
+    const { rows } = await client.query<{ transactions: number; events: number }>(
+      `SELECT count(DISTINCT xid::text)::int AS transactions, count(*) FILTER (WHERE get_byte(data, 0) = 73)::int AS events
+         FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', $3)`,
+      [slot, formatLsn(to), quoteIdent(publication)],
+    );
+    return { transactions: rows[0]?.transactions ?? 0, events: rows[0]?.events ?? 0 };
+  } catch (err) {
+    return { transactions: null, events: null, uncounted: errorMessage(err) };
+  }
+}
+
+/**
+ * Moves a slot forward with pg_replication_slot_advance, to get past events the relay cannot deliver. Refuses
+ * to go backwards (a slot cannot rewind), beyond the current WAL position, or while the slot is in use; and
+ * without `confirmed` it only describes what would be skipped.
+ */
+export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
+  const slot = await requireSlot(client, options.slot);
+  const problem = slotProblem(slot);
+  if (problem) throw problem;
+  if (slot.active) {
+    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot.name}" is in use by backend pid ${slot.activePid}`, {
+      details: { activePid: slot.activePid },
+      hint: 'stop the relay first: a slot in use cannot be advanced',
+    });
+  }
+  const from = parseLsn(slot.confirmedFlushLsn ?? '0/0');
+  const target = formatLsn(options.to);
+  if (options.to < from) {
+    throw new RelayError('OPERATION_REFUSED', `${target} is behind the slot's confirmed position ${formatLsn(from)}: a slot never moves backwards`, {
+      hint: `pass an LSN after ${formatLsn(from)}; to re-send older events, re-publish them from the outbox table`,
+    });
+  }
+  const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const current = parseLsn(rows[0]!.lsn);
+  if (options.to > current) {
+    throw new RelayError('OPERATION_REFUSED', `${target} is beyond the current WAL position ${formatLsn(current)}`, { hint: `pass an LSN up to ${formatLsn(current)}` });
+  }
+  const preview: SkipPreview = {
+    slot: slot.name,
+    from: formatLsn(from),
+    to: target,
+    walBytes: Number(options.to - from),
+    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.publication, options.to)),
+  };
+  if (!options.confirmed && options.to > from) {
+    throw new RelayError('CONFIRMATION_REQUIRED', `not advanced: ${describeSkip(preview)}`, {
+      details: { ...preview },
+      hint: 'if those events may be lost (or you will re-publish them from the outbox table), run the same command with --yes-skip-events',
+    });
+  }
+  const advanced = await client.query<{ lsn: string }>('SELECT end_lsn::text AS lsn FROM pg_replication_slot_advance($1, $2::pg_lsn)', [slot.name, target]);
+  return { ...preview, confirmedFlushLsn: advanced.rows[0]!.lsn };
+}

@@ -1,0 +1,53 @@
+import type pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RelayError } from '../errors.js';
+import { findSlot, wrongDatabase, type SlotStatus } from './slots.js';
+
+export interface DropResult {
+  /** False when there was no such slot: dropping is idempotent. */
+  dropped: boolean;
+  /** Backends terminated to release the slot (--force). */
+  terminatedPids: number[];
+}
+
+// A terminated relay reconnects within a second or so and may take the slot again before the drop runs.
+const FORCE_DEADLINE_MS = 10_000;
+
+function activeError(slot: SlotStatus): RelayError {
+  return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot.name}" is in use by backend pid ${slot.activePid} (a running relay?)`, {
+    details: { activePid: slot.activePid },
+    hint: 'stop the relay first, or pass --force to terminate that connection and drop the slot anyway (the relay then stops: its slot is gone)',
+  });
+}
+
+/**
+ * Drops a slot, and with `force` first terminates the backend streaming from it (pg_terminate_backend). The
+ * position and the WAL it pins are gone afterwards: only a new slot, created from now on, can be streamed.
+ */
+export async function dropSlot(client: pg.Client, name: string, force: boolean): Promise<DropResult> {
+  const slot = await findSlot(client, name);
+  if (!slot) return { dropped: false, terminatedPids: [] };
+  const elsewhere = wrongDatabase(slot);
+  if (elsewhere) throw elsewhere;
+  if (slot.active && !force) throw activeError(slot);
+  const terminatedPids: number[] = [];
+  const deadline = Date.now() + FORCE_DEADLINE_MS;
+  for (let current = slot; ; ) {
+    if (current.active && current.activePid !== null) {
+      await client.query('SELECT pg_terminate_backend($1, 5000)', [current.activePid]);
+      terminatedPids.push(current.activePid);
+    }
+    try {
+      await client.query('SELECT pg_drop_replication_slot($1)', [name]);
+      return { dropped: true, terminatedPids };
+    } catch (err) {
+      // 55006: object_in_use, the slot was (re)acquired between the check and the drop.
+      if ((err as { code?: string }).code !== '55006') throw err;
+      const now = await findSlot(client, name);
+      if (!now) return { dropped: false, terminatedPids };
+      if (!force || Date.now() > deadline) throw activeError(now);
+      current = now;
+      await sleep(100);
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import type pg from 'pg';
+import { RelayError } from '../errors.js';
+import { quoteLiteral } from '../sql/quote.js';
+import { slotLostError } from '../source/preflight.js';
+
+/** One row of pg_replication_slots, with the lag measured against the current WAL position. */
+export interface SlotStatus {
+  name: string;
+  slotType: string;
+  plugin: string | null;
+  database: string | null;
+  inCurrentDatabase: boolean;
+  active: boolean;
+  activePid: number | null;
+  confirmedFlushLsn: string | null;
+  restartLsn: string | null;
+  walStatus: string | null;
+  /** Bytes of WAL that may still be written before the slot is invalidated; null when unlimited. */
+  safeWalSize: number | null;
+  /** pg_current_wal_lsn() - confirmed_flush_lsn: WAL the relay has not confirmed yet. */
+  lagBytes: number | null;
+}
+
+interface SlotRow {
+  slot_name: string;
+  slot_type: string;
+  plugin: string | null;
+  database: string | null;
+  in_current_db: boolean;
+  active: boolean;
+  active_pid: number | null;
+  confirmed_flush_lsn: string | null;
+  restart_lsn: string | null;
+  wal_status: string | null;
+  safe_wal_size: string | null;
+  lag_bytes: string | null;
+}
+
+// Sizes arrive as text (bigint, numeric) and become numbers: exact up to 8 PiB, far beyond any WAL backlog.
+const SLOT_QUERY = `
+  SELECT slot_name, slot_type, plugin, database, database IS NOT DISTINCT FROM current_database() AS in_current_db,
+         active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, wal_status, safe_wal_size::text,
+         (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag_bytes
+    FROM pg_replication_slots`;
+
+function toStatus(row: SlotRow): SlotStatus {
+  const bytes = (v: string | null) => (v === null ? null : Number(v));
+  return {
+    name: row.slot_name,
+    slotType: row.slot_type,
+    plugin: row.plugin,
+    database: row.database,
+    inCurrentDatabase: row.in_current_db,
+    active: row.active,
+    activePid: row.active_pid,
+    confirmedFlushLsn: row.confirmed_flush_lsn,
+    restartLsn: row.restart_lsn,
+    walStatus: row.wal_status,
+    safeWalSize: bytes(row.safe_wal_size),
+    lagBytes: bytes(row.lag_bytes),
+  };
+}
+
+export async function listSlots(client: pg.Client): Promise<SlotStatus[]> {
+  const { rows } = await client.query<SlotRow>(`${SLOT_QUERY} ORDER BY slot_name`);
+  return rows.map(toStatus);
+}
+
+export async function findSlot(client: pg.Client, name: string): Promise<SlotStatus | undefined> {
+  const { rows } = await client.query<SlotRow>(`${SLOT_QUERY} WHERE slot_name = $1`, [name]);
+  return rows[0] ? toStatus(rows[0]) : undefined;
+}
+
+export function createSlotSql(name: string): string {
+  return `SELECT pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput');`;
+}
+
+/** A logical slot can only be used, advanced or dropped from the database it was created in. */
+export function wrongDatabase(slot: SlotStatus): RelayError | undefined {
+  if (slot.slotType !== 'logical' || slot.inCurrentDatabase) return undefined;
+  return new RelayError('PG_SLOT_WRONG_DATABASE', `replication slot "${slot.name}" belongs to database "${slot.database}", not to the one connected to`, {
+    hint: `connect to database ${slot.database} (--postgres-url), or use another --slot name`,
+  });
+}
+
+/** Why an existing slot cannot serve the relay, or undefined when it can. */
+export function slotProblem(slot: SlotStatus): RelayError | undefined {
+  if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
+    return new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot.name}" is a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
+      hint: 'use another --slot name, or drop this one (outbox-relay slot drop) and create it again',
+    });
+  }
+  if (slot.walStatus === 'lost') return slotLostError(slot.name);
+  return wrongDatabase(slot);
+}
+
+export async function requireSlot(client: pg.Client, name: string): Promise<SlotStatus> {
+  const slot = await findSlot(client, name);
+  if (!slot) {
+    throw new RelayError('PG_SLOT_MISSING', `replication slot "${name}" does not exist`, { hint: 'check --slot, or create it: outbox-relay slot create (or outbox-relay setup)' });
+  }
+  return slot;
+}
+
+/** Idempotent: an existing slot is fine when it is a pgoutput slot of this database. */
+export async function createSlot(client: pg.Client, name: string): Promise<{ created: boolean; slot: SlotStatus }> {
+  const existing = await findSlot(client, name);
+  if (existing) {
+    const problem = slotProblem(existing);
+    if (problem) throw problem;
+    return { created: false, slot: existing };
+  }
+  await client.query(createSlotSql(name));
+  return { created: true, slot: await requireSlot(client, name) };
+}
