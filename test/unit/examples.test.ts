@@ -1,0 +1,237 @@
+/**
+ * The deployment examples parse, and what they configure is what the relay understands: every OUTBOX_RELAY_*
+ * variable is a real setting with a valid value, the grace periods cover the drain timeout, the probes hit
+ * the relay's endpoints on its port, secrets come from files that are actually mounted.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, posix, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { SETTINGS, SETTINGS_BY_KEY } from '../../src/config/settings.js';
+import { parseDuration } from '../../src/config/units.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+
+const DEFAULT_GRACE_MS = SETTINGS_BY_KEY.get('shutdownGrace')!.default as number;
+const DEFAULT_HTTP_PORT = SETTINGS_BY_KEY.get('http.port')!.default as number;
+/** Environment variables the relay reads besides one per setting. */
+const OTHER_ENV = new Set(['OUTBOX_RELAY_CONFIG']);
+
+/** Checks each OUTBOX_RELAY_* variable against the settings list and its schema; returns the unknown/invalid ones. */
+function invalidRelayEnv(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('OUTBOX_RELAY_') || OTHER_ENV.has(name)) continue;
+    const setting = SETTINGS.find((s) => s.env === name);
+    if (!setting) {
+      problems.push(`${name}: no such setting`);
+      continue;
+    }
+    const result = setting.schema.safeParse(value);
+    if (!result.success) problems.push(`${name}=${value}: ${result.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  return problems;
+}
+
+function graceMs(env: Record<string, string>): number {
+  const value = env[SETTINGS_BY_KEY.get('shutdownGrace')!.env];
+  return value === undefined ? DEFAULT_GRACE_MS : parseDuration(value)!;
+}
+
+function dockerfileUid(): number {
+  const user = /^USER\s+(\d+)/m.exec(read('Dockerfile'));
+  expect(user, 'Dockerfile USER is numeric').not.toBeNull();
+  return Number(user![1]);
+}
+
+describe('examples/docker-compose.yml', () => {
+  type Service = {
+    image?: string;
+    build?: { context: string; dockerfile?: string };
+    command?: string[];
+    entrypoint?: string[];
+    environment?: Record<string, string | number>;
+    healthcheck?: { test: string[] };
+    depends_on?: Record<string, { condition: string }>;
+    secrets?: string[];
+    volumes?: string[];
+    ports?: string[];
+    stop_grace_period?: string;
+    restart?: string;
+    read_only?: boolean;
+  };
+  const compose = parse(read('examples/docker-compose.yml'), { merge: true }) as { services: Record<string, Service>; secrets: Record<string, { file: string }> };
+  const services = compose.services;
+  const relay = services['outbox-relay']!;
+  const setup = services['outbox-relay-setup']!;
+  // Compose interpolates ${...} and turns $$ into $: the relay sees the unescaped value.
+  const envOf = (s: Service) => Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v).replace(/\$\$/g, '$')]));
+
+  it('has PostgreSQL 15 with logical decoding, a single-node KRaft Kafka, the one-shot setup and the relay', () => {
+    expect(Object.keys(services)).toEqual(expect.arrayContaining(['postgres', 'kafka', 'outbox-relay-setup', 'outbox-relay']));
+    expect(services.postgres!.image).toMatch(/^postgres:15\b/);
+    expect(services.postgres!.command).toContain('wal_level=logical');
+    const kafka = services.kafka!;
+    expect(kafka.image).toMatch(/^apache\/kafka:/);
+    expect(String(kafka.environment!.KAFKA_PROCESS_ROLES).split(',').sort()).toEqual(['broker', 'controller']);
+    // The relay reaches the broker under the address the broker advertises.
+    const advertised = String(kafka.environment!.KAFKA_ADVERTISED_LISTENERS).replace(/^[A-Z_]+:\/\//, '');
+    expect(envOf(relay).OUTBOX_RELAY_KAFKA_BROKERS).toBe(advertised);
+  });
+
+  it('builds the relay image from this repository and runs `setup` once, then `run`', () => {
+    for (const s of [setup, relay]) {
+      expect(s.build?.context).toBe('..');
+      expect(existsSync(join(root, 'examples', s.build!.context, s.build!.dockerfile ?? 'Dockerfile'))).toBe(true);
+      expect(s.image).toBe(relay.image);
+      expect(s.read_only).toBe(true);
+    }
+    expect(setup.command).toEqual(['setup']);
+    expect(setup.restart).toBe('no');
+    expect(relay.command).toEqual(['run']);
+  });
+
+  it('starts each service only when what it needs is healthy or done', () => {
+    for (const name of ['postgres', 'kafka']) expect(services[name]!.healthcheck?.test.length, `${name} healthcheck`).toBeGreaterThan(0);
+    // The relay's own health check is the image's HEALTHCHECK on /healthz.
+    expect(read('Dockerfile')).toMatch(/^HEALTHCHECK\b[\s\S]*\/healthz/m);
+    expect(setup.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    expect(relay.depends_on).toMatchObject({
+      postgres: { condition: 'service_healthy' },
+      kafka: { condition: 'service_healthy' },
+      'outbox-relay-setup': { condition: 'service_completed_successfully' },
+    });
+    for (const [name, dep] of Object.entries(relay.depends_on!)) {
+      const hasHealthcheck = services[name]!.healthcheck !== undefined;
+      expect(dep.condition, name).toBe(hasHealthcheck ? 'service_healthy' : 'service_completed_successfully');
+    }
+  });
+
+  it('sets only real settings with valid values, and the topic the relay produces to exists', () => {
+    expect(invalidRelayEnv(envOf(setup))).toEqual([]);
+    expect(invalidRelayEnv(envOf(relay))).toEqual([]);
+    // The demo inserts aggregate_type 'order'; the relay never creates topics.
+    const topic = envOf(relay).OUTBOX_RELAY_TOPIC!.replace('${aggregate_type}', 'order');
+    const created = services['kafka-topics']!.command!;
+    expect(created[created.indexOf('--topic') + 1]).toBe(topic);
+  });
+
+  it('gives the relay longer to stop than its drain timeout, and publishes its HTTP port', () => {
+    const env = envOf(relay);
+    expect(parseDuration(relay.stop_grace_period!)!).toBeGreaterThanOrEqual(graceMs(env) + 5000);
+    const port = Number(env.OUTBOX_RELAY_HTTP_PORT ?? DEFAULT_HTTP_PORT);
+    expect(relay.ports!.some((p) => p.endsWith(`:${port}`))).toBe(true);
+  });
+
+  it('reads passwords from mounted secret files, the relay’s matching sql/003_relay_role.sql', () => {
+    for (const s of [setup, relay, services.postgres!]) {
+      for (const [name, value] of Object.entries(envOf(s)).filter(([k]) => k.endsWith('PASSWORD_FILE'))) {
+        const secret = /^\/run\/secrets\/([^/]+)$/.exec(value)?.[1];
+        expect(secret, `${name} points into /run/secrets`).toBeDefined();
+        expect(s.secrets, `${name}: secret mounted`).toContain(secret);
+        expect(existsSync(join(root, 'examples', compose.secrets[secret!]!.file))).toBe(true);
+      }
+      expect(Object.keys(envOf(s)).filter((k) => /PASSWORD$/.test(k))).toEqual([]);
+    }
+    expect(new URL(envOf(relay).OUTBOX_RELAY_POSTGRES_URL!).password).toBe('');
+    const relayPassword = readFileSync(join(root, 'examples', compose.secrets.outbox_relay_password!.file), 'utf8').trim();
+    expect(read('sql/003_relay_role.sql')).toContain(`PASSWORD '${relayPassword}'`);
+    expect(new URL(envOf(relay).OUTBOX_RELAY_POSTGRES_URL!).username).toBe('outbox_relay');
+    for (const volume of services.postgres!.volumes!.filter((v) => v.startsWith('../'))) {
+      expect(existsSync(join(root, 'examples', volume.split(':')[0]!)), volume).toBe(true);
+    }
+  });
+});
+
+describe('examples/kubernetes/sidecar.yaml', () => {
+  type Probe = { httpGet?: { path: string; port: string | number } };
+  type Container = {
+    name: string;
+    image: string;
+    args?: string[];
+    env?: { name: string; value?: string; valueFrom?: unknown }[];
+    ports?: { name?: string; containerPort: number }[];
+    livenessProbe?: Probe;
+    readinessProbe?: Probe;
+    resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+    securityContext?: Record<string, unknown>;
+    volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  };
+  type PodSpec = {
+    terminationGracePeriodSeconds: number;
+    securityContext: Record<string, unknown>;
+    containers: Container[];
+    volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
+  };
+  // Kubernetes reads YAML 1.1 (0440 is octal there).
+  const docs = parseAllDocuments(read('examples/kubernetes/sidecar.yaml'), { version: '1.1' }).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJS() as { kind: string; metadata: { name: string }; spec?: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } }; stringData?: Record<string, string> };
+  });
+  const deployment = docs.find((d) => d.kind === 'Deployment')!;
+  const pod = deployment.spec!.template.spec;
+  const relay = pod.containers.find((c) => c.name === 'outbox-relay')!;
+  const env = Object.fromEntries((relay.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const port = Number(env.OUTBOX_RELAY_HTTP_PORT ?? DEFAULT_HTTP_PORT);
+  const portOf = (probe: Probe | undefined) => {
+    const p = probe?.httpGet?.port;
+    return typeof p === 'number' ? p : relay.ports?.find((x) => x.name === p)?.containerPort;
+  };
+
+  it('is a Deployment whose pod runs the app and the relay side by side', () => {
+    expect(docs.map((d) => d.kind)).toEqual(['Secret', 'Deployment']);
+    expect(pod.containers.map((c) => c.name)).toEqual(['app', 'outbox-relay']);
+    expect(relay.args).toEqual(['run']);
+    expect(invalidRelayEnv(env)).toEqual([]);
+  });
+
+  it('waits for the drain before killing: terminationGracePeriodSeconds >= shutdown grace + 5 s', () => {
+    expect(env.OUTBOX_RELAY_SHUTDOWN_GRACE).toBeDefined();
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(graceMs(env) + 5000);
+  });
+
+  it('probes liveness on /healthz (and readiness, if at all, on /readyz) at the relay’s HTTP port', () => {
+    expect(relay.ports?.map((p) => p.containerPort)).toContain(port);
+    expect(relay.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(portOf(relay.livenessProbe)).toBe(port);
+    // Omitted on purpose in a sidecar (see the comment in the manifest); where present it must be /readyz.
+    if (relay.readinessProbe) {
+      expect(relay.readinessProbe.httpGet?.path).toBe('/readyz');
+      expect(portOf(relay.readinessProbe)).toBe(port);
+    }
+    expect(Number(deployment.spec!.template.metadata.annotations?.['prometheus.io/port'])).toBe(port);
+  });
+
+  it('runs as the image’s non-root user on a read-only root filesystem with bounded resources', () => {
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(pod.securityContext.runAsUser).toBe(dockerfileUid());
+    expect(relay.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    for (const key of ['cpu', 'memory']) expect(relay.resources?.requests?.[key], `requests.${key}`).toBeDefined();
+    expect(relay.resources?.limits?.memory).toBeDefined();
+  });
+
+  it('takes every secret from files of a mounted Secret readable by the pod’s group, none from plain values', () => {
+    const secret = docs.find((d) => d.kind === 'Secret')!;
+    const fileSettings = Object.entries(env).filter(([name]) => name.endsWith('_FILE'));
+    expect(fileSettings.map(([name]) => name)).toEqual(expect.arrayContaining(['OUTBOX_RELAY_POSTGRES_PASSWORD_FILE', 'OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE']));
+    for (const [name, path] of fileSettings) {
+      const mount = relay.volumeMounts?.find((m) => path.startsWith(`${m.mountPath}/`));
+      expect(mount, `${name}: ${path} is on a mounted volume`).toBeDefined();
+      expect(mount!.readOnly).toBe(true);
+      const volume = pod.volumes.find((v) => v.name === mount!.name)!;
+      expect(volume.secret?.secretName).toBe(secret.metadata.name);
+      expect(Object.keys(secret.stringData ?? {})).toContain(posix.relative(mount!.mountPath, path));
+      // Group-readable only, and the group is the pod's fsGroup (secret files are owned by root).
+      expect(volume.secret!.defaultMode).toBe(0o440);
+    }
+    expect(pod.securityContext.fsGroup).toBe(pod.securityContext.runAsGroup);
+    const secretEnv = SETTINGS.filter((s) => s.secret).map((s) => s.env);
+    for (const name of secretEnv.filter((n) => env[n] !== undefined)) {
+      // A URL is fine as long as it carries no password.
+      expect(() => new URL(env[name]!).password).not.toThrow();
+      expect(new URL(env[name]!).password, name).toBe('');
+    }
+  });
+});
