@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { isRelayError } from '../../errors.js';
 import { RelayHealth } from '../../http/health.js';
@@ -11,18 +11,14 @@ import { KafkaSink } from '../../sink/kafka-sink.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
+import { groupCommand } from './ops-command.js';
 
 export function runCommand(): Command {
-  const command = new Command('run')
-    .description('Stream outbox INSERTs from the replication slot to Kafka (the daemon).')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  outbox-relay run --postgres-url postgres://relay@db/app --kafka-brokers kafka:9092
-  DATABASE_URL=postgres://relay@db/app OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay run
-  outbox-relay run --config /etc/outbox-relay.yaml --topic 'events.\${aggregate_type}'`,
-    );
+  const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
+    'outbox-relay run --postgres-url postgres://relay@db/app --kafka-brokers kafka:9092',
+    'DATABASE_URL=postgres://relay@db/app OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay run',
+    "outbox-relay run --config /etc/outbox-relay.yaml --topic 'events.${aggregate_type}'",
+  ]);
   addSettingOptions(command, ['postgres', 'source', 'kafka', 'delivery', 'ops']);
   command.action(async (opts: Record<string, unknown>) => {
     let config;

@@ -1,0 +1,92 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../stack/ports.js';
+import { killAllRelays, startRelay } from '../support/relay-process.js';
+
+/** The CLI exits before connecting anywhere, so an unreachable broker address is fine. */
+const BROKERS = ['--kafka-brokers', '127.0.0.1:9'];
+
+function configFile(name: string, text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'relay-config-')), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function runToExit(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const relay = startRelay(['run', ...args], env);
+  const code = await relay.exited;
+  return { code, stderr: relay.stderr.join('\n'), stdout: relay.logs.map((l) => JSON.stringify(l)).join('\n') };
+}
+
+describe('ops: configuration errors exit 2 and name the key and where the value came from', () => {
+  afterEach(killAllRelays);
+
+  it('a bad flag value', async () => {
+    const result = await runToExit([...BROKERS, '--delivery-batch-max-events', 'lots']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('invalid flag --delivery-batch-max-events: "lots"');
+    expect(result.stderr).toContain('setting delivery.batchMaxEvents');
+    expect(result.stderr).toContain('a whole number from 1 to 1000000');
+    expect(result.stdout).toBe('');
+  });
+
+  it('a bad environment variable', async () => {
+    const result = await runToExit(BROKERS, { OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: 'huge' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('invalid environment variable OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: "huge"');
+    expect(result.stderr).toContain('setting delivery.batchMaxBytes');
+    expect(result.stderr).toContain('a size such as 900KiB');
+  });
+
+  it('a bad value in the config file', async () => {
+    const file = configFile('relay.yaml', 'kafka:\n  brokers: [127.0.0.1:9]\n  compression: lz4\n');
+    const result = await runToExit(['--config', file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`invalid key "kafka.compression" in ${file}: "lz4"`);
+    expect(result.stderr).toContain('one of: none, gzip');
+  });
+
+  it('the source that wins is the one named: a flag overrides a bad file value', async () => {
+    const file = configFile('relay.json', JSON.stringify({ kafka: { brokers: ['127.0.0.1:9'] }, slot: 'bad-slot!' }));
+    const result = await runToExit(['--config', file, '--slot', 'also bad!']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('invalid flag --slot: "also bad!"');
+    expect(result.stderr).not.toContain('bad-slot!');
+  });
+
+  it('an unknown key in the config file', async () => {
+    const file = configFile('relay.yaml', 'kafka:\n  brokers: [127.0.0.1:9]\n  brokerz: [127.0.0.1:9]\n');
+    const result = await runToExit(['--config', file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${file}: unknown setting "kafka.brokerz"`);
+  });
+
+  it('a missing required setting and an unknown flag', async () => {
+    const missing = await runToExit([]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('missing required setting kafka.brokers');
+    expect(missing.stderr).toContain('--kafka-brokers');
+    const unknown = await runToExit([...BROKERS, '--kafka-brokerz', 'x']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--kafka-brokerz'");
+  });
+
+  it('an HTTP port already in use', async () => {
+    const port = await freePort();
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+    try {
+      const relay = startRelay(['run', ...BROKERS, '--http-port', String(port), '--http-host', '127.0.0.1']);
+      expect(await relay.exited).toBe(2);
+      const line = relay.logs.find((l) => l.msg === 'cannot start the HTTP server');
+      expect(line, relay.dump()).toMatchObject({ level: 'error', code: 'CONFIG_INVALID' });
+      expect(String(line!.err)).toContain(`127.0.0.1:${port}`);
+      expect(String(line!.fix)).toContain('http.port');
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});
