@@ -1,0 +1,76 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaBroker } from '../../stack/index.js';
+import { httpArgs, httpGet, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
+import { insertEvents, setupOutbox } from '../support/outbox.js';
+import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
+
+const FAST_RETRY = ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms'];
+
+describe('ops: readiness follows the broker and the halt state', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createDatabase('opsready');
+  });
+  afterEach(killAllRelays);
+  afterAll(async () => {
+    await db.close();
+  });
+
+  describe.skipIf(!stack().owned.kafka)('with a broker of its own', () => {
+    const broker = new KafkaBroker({ name: uniqueName('ready') });
+    beforeAll(async () => {
+      await broker.start();
+    });
+    afterAll(async () => {
+      await broker.stop();
+      broker.destroy();
+    });
+
+    it('is not ready while Kafka is down, ready again after it is back, and logs the outage once', async () => {
+      const setup = await setupOutbox(db, { brokers: broker.brokers });
+      const http = await httpArgs();
+      const relay = startRelay([...setup.args, ...http.args, ...FAST_RETRY]);
+      await waitForEndpoint(`${http.base}/readyz`, 'ready', (r) => r.status === 200);
+
+      await broker.stop();
+      const during = await insertEvents(db, 5);
+      const down = await waitForEndpoint(`${http.base}/readyz`, 'not ready while Kafka is down', (r) => r.status === 503);
+      expect(JSON.parse(down.body)).toMatchObject({ ready: false, state: 'streaming', producerConnected: false, inFlightEvents: 5 });
+      expect((await httpGet(`${http.base}/healthz`)).status).toBe(200);
+      const metrics = await scrape(http.base);
+      expect(metricValue(metrics, 'outbox_relay_producer_connected')).toBe(0);
+      expect(metricValue(metrics, 'outbox_relay_in_flight_events')).toBe(5);
+      expect(metricValue(metrics, 'outbox_relay_retries_total', { code: 'KAFKA_UNAVAILABLE' })).toBeGreaterThanOrEqual(1);
+
+      await broker.start();
+      const up = await waitForEndpoint(`${http.base}/readyz`, 'ready after Kafka is back', (r) => r.status === 200, 90_000);
+      expect(JSON.parse(up.body)).toMatchObject({ ready: true, producerConnected: true });
+      const records = await readTopic(setup.topic, { expected: during.length, brokers: broker.brokers });
+      expect(new Set(records.map((r) => r.key))).toEqual(new Set(during.map((e) => e.id)));
+      expect(relay.logs.filter((l) => l.msg === 'Kafka unavailable: holding the confirmed position and retrying')).toHaveLength(1);
+      expect(relay.logs.filter((l) => l.msg === 'Kafka available again: delivery resumed')).toHaveLength(1);
+      relay.signal('SIGTERM');
+      expect(await relay.exited).toBe(0);
+    });
+  });
+
+  it('halted on a poison event: alive, not ready, the error counted, until an operator stops it', async () => {
+    const setup = await setupOutbox(db);
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args, '--topic', uniqueName('missing')]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insertEvents(db, 1);
+    const halted = await relay.waitForLog((l) => l.level === 'error' && String(l.msg).startsWith('halted'), 30_000, 'the halt');
+    expect(halted.code).toBe('TOPIC_NOT_FOUND');
+    const ready = await waitForEndpoint(`${http.base}/readyz`, 'halted state', (r) => JSON.parse(r.body).state === 'halted');
+    expect(ready.status).toBe(503);
+    expect((await httpGet(`${http.base}/healthz`)).status).toBe(200);
+    const metrics = await scrape(http.base);
+    expect(metricValue(metrics, 'outbox_relay_state', { state: 'halted' })).toBe(1);
+    expect(metricValue(metrics, 'outbox_relay_active')).toBe(0);
+    expect(metricValue(metrics, 'outbox_relay_errors_total', { code: 'TOPIC_NOT_FOUND' })).toBe(1);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+  });
+});
