@@ -13,6 +13,8 @@ export function checkRowFilter(expression: string): string {
   const reject = (why: string) =>
     new ConfigError(`invalid --row-filter ${JSON.stringify(expression)}: ${why}`, `pass one boolean SQL expression over the outbox table's columns, e.g. --row-filter "aggregate_type <> 'internal'"`);
   if (text === '') throw reject('it is empty');
+  // Anywhere, quotes included: inside E'…' a backslash escapes the closing quote, so a string would end later than it seems.
+  if (text.includes('\\')) throw reject('backslashes are not allowed');
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
@@ -23,7 +25,6 @@ export function checkRowFilter(expression: string): string {
       i = close;
       continue;
     }
-    if (c === '\\') throw reject('backslashes are not allowed');
     if (c === '$') throw reject('dollar signs (dollar quoting, parameters) are not allowed');
     if (c === ';') throw reject('semicolons are not allowed');
     if (text.startsWith('--', i) || text.startsWith('/*', i)) throw reject('comments are not allowed');

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { runCli, runCliJson, useDatabase } from '../support/cli.js';
+import { uniqueName } from '../support/services.js';
+
+interface PublicationJson {
+  name: string;
+  owner: string;
+  allTables: boolean;
+  publish: string[];
+  tables: { schema: string; table: string; rowFilter: string | null }[];
+}
+
+describe('cli: outbox-relay publication', () => {
+  const db = useDatabase('clipub');
+
+  const flags = (publication: string) => ['--postgres-url', db().url, '--publication', publication];
+  const catalog = async (publication: string) =>
+    (await db().query<{ pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubtruncate: boolean }>('SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1', [publication]))
+      .rows[0];
+
+  it('create (with a row filter), show as text and --json, create again, drop, drop again', async () => {
+    const publication = uniqueName('pub');
+    const created = await runCli(['publication', 'create', ...flags(publication), '--row-filter', "aggregate_type <> 'internal'"]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain(`publication "${publication}": created`);
+    expect(await catalog(publication)).toEqual({ pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false });
+
+    const [show, text, again] = await Promise.all([
+      runCliJson<PublicationJson>(['publication', 'show', ...flags(publication)]),
+      runCli(['publication', 'show', ...flags(publication)]),
+      runCli(['publication', 'create', ...flags(publication)]),
+    ]);
+    expect(show.code).toBe(0);
+    expect(show.json).toEqual({
+      name: publication,
+      owner: 'postgres',
+      allTables: false,
+      publish: ['insert'],
+      tables: [{ schema: 'public', table: 'outbox', rowFilter: "(aggregate_type <> 'internal'::text)" }],
+    });
+    expect(text.stdout).toMatch(/^publish {6}insert$/m);
+    expect(text.stdout).toMatch(/^public\.outbox {2}\(aggregate_type <> 'internal'::text\)$/m);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`publication "${publication}": already exists`);
+
+    const dropped = await runCli(['publication', 'drop', ...flags(publication)]);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toContain(`publication "${publication}": dropped`);
+    expect(await catalog(publication)).toBeUndefined();
+    const [dropAgain, showMissing] = await Promise.all([runCli(['publication', 'drop', ...flags(publication)]), runCliJson<{ error: { code: string } }>(['publication', 'show', ...flags(publication)])]);
+    expect(dropAgain.code).toBe(0);
+    expect(dropAgain.stdout).toContain('does not exist, nothing to drop');
+    expect(showMissing.code).toBe(1);
+    expect(showMissing.json.error.code).toBe('PG_PUBLICATION_MISSING');
+  });
+
+  it('a row filter that could end its WHERE or the statement is refused before PostgreSQL sees it; one PostgreSQL rejects exits 2 too', async () => {
+    const publication = uniqueName('pub');
+    const attacks = [
+      'true); DROP TABLE outbox; --',
+      'true) , public.outbox WHERE (true',
+      "aggregate_type = $$x$$ OR (true",
+      "aggregate_type = E'\\'' ) ; DROP TABLE outbox; --'",
+      'true /* comment */',
+      "aggregate_type = 'unterminated",
+    ];
+    const results = await Promise.all(attacks.map((filter) => runCli(['publication', 'create', ...flags(publication), '--row-filter', filter])));
+    for (const [i, result] of results.entries()) {
+      expect(result.code, attacks[i]).toBe(2);
+      expect(result.stderr, attacks[i]).toContain('invalid --row-filter');
+    }
+    const unknownColumn = await runCli(['publication', 'create', ...flags(publication), '--row-filter', 'no_such_column = 1']);
+    expect(unknownColumn.code).toBe(2);
+    expect(unknownColumn.stderr).toContain('PostgreSQL rejected --row-filter "no_such_column = 1": column "no_such_column" does not exist');
+    expect(await catalog(publication)).toBeUndefined();
+    expect((await db().query(`SELECT to_regclass('public.outbox') IS NOT NULL AS present`)).rows[0]).toEqual({ present: true });
+  });
+});

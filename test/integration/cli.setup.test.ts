@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { runCli, runCliJson, useDatabase } from '../support/cli.js';
+import { insertEvents } from '../support/outbox.js';
+import { uniqueName } from '../support/services.js';
+
+interface SetupJson {
+  ok: boolean;
+  dryRun: boolean;
+  checks: { name: string; ok: boolean; detail: string; fix?: string }[];
+  steps: { object: string; name: string; result: string; sql: string }[];
+  error?: { code: string };
+}
+
+describe('cli: outbox-relay setup', () => {
+  const db = useDatabase('clisetup');
+
+  const names = () => ({ slot: uniqueName('slot'), publication: uniqueName('pub') });
+  const flags = (n: { slot: string; publication: string }, url = db().url) => ['--postgres-url', url, '--slot', n.slot, '--publication', n.publication];
+  const slotRow = async (slot: string) =>
+    (await db().query<{ plugin: string; database: string; confirmed: string }>('SELECT plugin, database, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0];
+  const publicationRow = async (pub: string) =>
+    (
+      await db().query<{ pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubtruncate: boolean; tables: string[]; filters: (string | null)[] }>(
+        `SELECT p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
+                array(SELECT schemaname || '.' || tablename FROM pg_publication_tables t WHERE t.pubname = p.pubname) AS tables,
+                array(SELECT rowfilter FROM pg_publication_tables t WHERE t.pubname = p.pubname) AS filters
+           FROM pg_publication p WHERE p.pubname = $1`,
+        [pub],
+      )
+    ).rows[0];
+
+  it('--dry-run runs the checks and prints the SQL, and creates nothing', async () => {
+    const n = names();
+    const result = await runCli(['setup', '--dry-run', ...flags(n)]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/ok\s+wal_level\s+logical/);
+    expect(result.stdout).toContain(`CREATE PUBLICATION "${n.publication}" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
+    expect(result.stdout).toContain(`SELECT pg_create_logical_replication_slot('${n.slot}', 'pgoutput');`);
+    expect(await slotRow(n.slot)).toBeUndefined();
+    expect(await publicationRow(n.publication)).toBeUndefined();
+  });
+
+  it('creates the insert-only publication and the pgoutput slot; a second run finds both and changes nothing', async () => {
+    const n = names();
+    const first = await runCli(['setup', ...flags(n)]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`publication "${n.publication}": created`);
+    expect(first.stdout).toContain(`slot "${n.slot}": created`);
+    expect(await publicationRow(n.publication)).toEqual({ pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false, tables: ['public.outbox'], filters: [null] });
+    const slot = await slotRow(n.slot);
+    expect(slot).toMatchObject({ plugin: 'pgoutput', database: db().name });
+
+    const second = await runCliJson<SetupJson>(['setup', ...flags(n)]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.json.ok).toBe(true);
+    expect(second.json.steps.map((s) => [s.object, s.result])).toEqual([
+      ['publication', 'exists'],
+      ['slot', 'exists'],
+    ]);
+    expect(second.json.checks.every((c) => c.ok)).toBe(true);
+    expect((await slotRow(n.slot))?.confirmed).toBe(slot!.confirmed);
+    const third = await runCli(['setup', ...flags(n)]);
+    expect(third.stdout).toContain(`publication "${n.publication}": already exists`);
+    expect(third.stdout).toContain(`slot "${n.slot}": already exists`);
+  });
+
+  it('--row-filter publishes only matching rows; a filter that could leave its WHERE exits 2 before anything is created', async () => {
+    const n = names();
+    const escape = await runCli(['setup', ...flags(n), '--row-filter', 'true) , public.outbox WHERE (true']);
+    expect(escape.code).toBe(2);
+    expect(escape.stderr).toContain('closes a parenthesis it did not open');
+    expect(await publicationRow(n.publication)).toBeUndefined();
+
+    const result = await runCli(['setup', ...flags(n), '--row-filter', "aggregate_type <> 'internal'"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await publicationRow(n.publication))?.filters).toEqual(["(aggregate_type <> 'internal'::text)"]);
+    await insertEvents(db(), 1);
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'internal', 'x', 'Y', '{}')`);
+    const { rows } = await db().query<{ inserts: number }>(
+      `SELECT count(*) FILTER (WHERE get_byte(data, 0) = 73)::int AS inserts FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
+      [n.slot, n.publication],
+    );
+    expect(rows[0]?.inserts).toBe(1);
+  });
+
+  it('as a role without REPLICATION: exits 1 naming each missing privilege and the statement that fixes it; after running those, setup succeeds', async () => {
+    const role = uniqueName('weak');
+    await db().query(`CREATE ROLE ${role} LOGIN`);
+    const url = new URL(db().url);
+    url.username = role;
+    const n = names();
+    try {
+      const denied = await runCliJson<SetupJson>(['setup', ...flags(n, url.toString())]);
+      expect(denied.code).toBe(1);
+      expect(denied.json.ok).toBe(false);
+      expect(denied.json.error?.code).toBe('PG_SETUP_CHECKS_FAILED');
+      const failed = Object.fromEntries(denied.json.checks.filter((c) => !c.ok).map((c) => [c.name, c.fix]));
+      expect(failed['replication privilege']).toBe(`as a superuser: ALTER ROLE "${role}" WITH REPLICATION;`);
+      expect(failed['table public.outbox']).toContain(`CREATE PUBLICATION "${n.publication}" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
+      expect(await slotRow(n.slot)).toBeUndefined();
+      expect(await publicationRow(n.publication)).toBeUndefined();
+
+      const text = await runCli(['setup', ...flags(n, url.toString())]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(/FAIL\s+replication privilege\s+role "weak_[0-9a-f]+" has neither REPLICATION nor SUPERUSER/);
+      expect(text.stdout).toContain(`fix: as a superuser: ALTER ROLE "${role}" WITH REPLICATION;`);
+      expect(text.stderr).toContain('nothing was created');
+
+      // Run exactly what the fixes say, as the superuser and as the table owner (the test database's superuser).
+      await db().query(failed['replication privilege']!.replace('as a superuser: ', ''));
+      await db().query(/CREATE PUBLICATION [^;]+;/.exec(failed['table public.outbox']!)![0]);
+      const fixed = await runCli(['setup', ...flags(n, url.toString())]);
+      expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+      expect(fixed.stdout).toContain(`publication "${n.publication}": already exists`);
+      expect(fixed.stdout).toContain(`slot "${n.slot}": created`);
+      expect(await slotRow(n.slot)).toMatchObject({ plugin: 'pgoutput' });
+    } finally {
+      await db().query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [n.slot]);
+      await db().query(`DROP ROLE ${role}`);
+    }
+  });
+});

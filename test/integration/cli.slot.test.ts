@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { formatLsn, parseLsn } from '../../src/lsn.js';
+import { freePort } from '../../stack/ports.js';
+import { runCli, runCliJson, useDatabase } from '../support/cli.js';
+import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { startRelay } from '../support/relay-process.js';
+import { uniqueName } from '../support/services.js';
+
+interface SlotJson {
+  name: string;
+  slotType: string;
+  plugin: string;
+  database: string;
+  active: boolean;
+  activePid: number | null;
+  confirmedFlushLsn: string;
+  restartLsn: string;
+  walStatus: string;
+  safeWalSize: number | null;
+  lagBytes: number;
+}
+
+describe('cli: outbox-relay slot', () => {
+  const db = useDatabase('clislot');
+
+  const flags = (slot: string, publication = 'outbox_relay') => ['--postgres-url', db().url, '--slot', slot, '--publication', publication];
+  const slotExists = async (slot: string) => (await db().query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount === 1;
+
+  it('create makes a pgoutput slot (again: "already exists"); list and status show it, with --json fields and the lag', async () => {
+    const slot = uniqueName('slot');
+    const created = await runCli(['slot', 'create', ...flags(slot)]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(new RegExp(`slot "${slot}": created at [0-9A-F]+/[0-9A-F]+`));
+    const { rows } = await db().query<{ plugin: string; slot_type: string; database: string }>('SELECT plugin, slot_type, database FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    expect(rows).toEqual([{ plugin: 'pgoutput', slot_type: 'logical', database: db().name }]);
+    const again = await runCli(['slot', 'create', ...flags(slot)]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`slot "${slot}": already exists`);
+
+    await insertEvents(db(), 3);
+    const status = await runCliJson<SlotJson>(['slot', 'status', ...flags(slot)]);
+    expect(status.code, status.stderr).toBe(0);
+    const confirmed = await slotConfirmedLsn(db(), slot);
+    expect(status.json).toMatchObject({ name: slot, slotType: 'logical', plugin: 'pgoutput', database: db().name, active: false, activePid: null, walStatus: 'reserved', safeWalSize: null });
+    expect(parseLsn(status.json.confirmedFlushLsn)).toBe(confirmed);
+    expect(parseLsn(status.json.restartLsn)).toBeLessThanOrEqual(confirmed);
+    // The inserts after the slot was created are WAL it has not confirmed: the lag covers at least them.
+    expect(status.json.lagBytes).toBeGreaterThan(0);
+    expect(BigInt(status.json.lagBytes)).toBeLessThanOrEqual((await currentWalLsn(db())) - confirmed);
+
+    const [text, list, listText, missing] = await Promise.all([
+      runCli(['slot', 'status', ...flags(slot)]),
+      runCliJson<SlotJson[]>(['slot', 'list', ...flags(slot)]),
+      runCli(['slot', 'list', ...flags(slot)]),
+      runCliJson<{ error: { code: string; fix: string } }>(['slot', 'status', ...flags(uniqueName('nope'))]),
+    ]);
+    expect(text.stdout).toMatch(/^slot {17}slot_[0-9a-f]+$/m);
+    expect(text.stdout).toMatch(/^confirmed_flush_lsn {2}[0-9A-F]+\/[0-9A-F]+$/m);
+    expect(text.stdout).toMatch(/^lag {18}\d+ bytes$|^lag {18}[\d.]+ KiB \(\d+ bytes\)$/m);
+    expect(list.code).toBe(0);
+    expect(list.json.find((s) => s.name === slot)).toMatchObject({ plugin: 'pgoutput', active: false });
+    expect(listText.stdout).toMatch(/^SLOT\s+TYPE\s+PLUGIN\s+DATABASE\s+ACTIVE\s+CONFIRMED\s+WAL_STATUS\s+LAG$/m);
+    expect(listText.stdout).toContain(slot);
+    expect(missing.code).toBe(1);
+    expect(missing.json.error.code).toBe('PG_SLOT_MISSING');
+  });
+
+  it('advance skips only with --yes-skip-events (else exit 2 saying how much), never backwards nor past the WAL end', async () => {
+    const slot = uniqueName('slot');
+    const publication = uniqueName('pub');
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    expect((await runCli(['slot', 'create', ...flags(slot, publication)])).code).toBe(0);
+    const from = await slotConfirmedLsn(db(), slot);
+    await insertEvents(db(), 3);
+    await insertEvents(db(), 2);
+    const to = await currentWalLsn(db());
+
+    const unconfirmed = await runCli(['slot', 'advance', formatLsn(to), ...flags(slot, publication)]);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain(`skips ${to - from} bytes of WAL, 2 transaction(s) with 5 outbox event(s) in it`);
+    expect(unconfirmed.stderr).toContain('--yes-skip-events');
+    expect(await slotConfirmedLsn(db(), slot)).toBe(from);
+
+    const beyond = await runCli(['slot', 'advance', formatLsn(to + 0x1000000n), '--yes-skip-events', ...flags(slot, publication)]);
+    expect(beyond.code).toBe(2);
+    expect(beyond.stderr).toContain('beyond the current WAL position');
+    const notAnLsn = await runCli(['slot', 'advance', 'zz', '--yes-skip-events', ...flags(slot, publication)]);
+    expect(notAnLsn.code).toBe(2);
+
+    const advanced = await runCli(['slot', 'advance', formatLsn(to), '--yes-skip-events', ...flags(slot, publication)]);
+    expect(advanced.code, advanced.stderr).toBe(0);
+    expect(advanced.stdout).toContain(`confirmed_flush_lsn is now ${formatLsn(to)}`);
+    expect(await slotConfirmedLsn(db(), slot)).toBe(to);
+    // The skipped events are really gone from the stream.
+    const { rows } = await db().query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`, [slot, publication]);
+    expect(rows[0]?.n).toBe(0);
+
+    const backwards = await runCli(['slot', 'advance', formatLsn(from), '--yes-skip-events', ...flags(slot, publication)]);
+    expect(backwards.code).toBe(2);
+    expect(backwards.stderr).toContain('never moves backwards');
+    expect(await slotConfirmedLsn(db(), slot)).toBe(to);
+  });
+
+  it('drop refuses while a relay streams from the slot; --force terminates its connection and drops it', async () => {
+    const setup = await setupOutbox(db());
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const status = await runCliJson<SlotJson>(['slot', 'status', ...flags(setup.slot)]);
+    expect(status.json.active).toBe(true);
+    const { rows } = await db().query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender' AND pid = $1`, [status.json.activePid]);
+    expect(rows).toHaveLength(1);
+
+    const refused = await runCli(['slot', 'drop', ...flags(setup.slot)]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`is in use by backend pid ${status.json.activePid}`);
+    expect(refused.stderr).toContain('--force');
+    expect(await slotExists(setup.slot)).toBe(true);
+    const advance = await runCli(['slot', 'advance', formatLsn(await currentWalLsn(db())), '--yes-skip-events', ...flags(setup.slot)]);
+    expect(advance.code).toBe(1);
+    expect(advance.stderr).toContain('stop the relay first');
+
+    const forced = await runCli(['slot', 'drop', '--force', ...flags(setup.slot)]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${status.json.activePid}`);
+    expect(await slotExists(setup.slot)).toBe(false);
+    const again = await runCli(['slot', 'drop', ...flags(setup.slot)]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('does not exist, nothing to drop');
+  });
+
+  it('rejects identifiers that are not plain names (exit 2, nothing runs); a bad env value exits 2 naming it; an unreachable server exits 1', async () => {
+    const injections: string[][] = [
+      ['slot', 'create', '--postgres-url', db().url, '--slot', 'x; drop table outbox'],
+      ['slot', 'drop', '--postgres-url', db().url, '--slot', "x'); SELECT pg_drop_replication_slot('y"],
+      ['publication', 'create', '--postgres-url', db().url, '--publication', 'p"; DROP TABLE outbox; --'],
+      ['setup', '--postgres-url', db().url, '--table', 'outbox; DROP TABLE outbox'],
+    ];
+    // Slots are server-wide and other test files run beside this one: only this database's count.
+    const ourSlots = async () => (await db().query('SELECT slot_name FROM pg_replication_slots WHERE database = current_database() ORDER BY 1')).rows;
+    const slotsBefore = await ourSlots();
+    for (const [i, result] of (await Promise.all(injections.map((args) => runCli(args)))).entries()) {
+      expect(result.code, injections[i]!.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/invalid flag --(slot|publication|table)/);
+    }
+    expect((await db().query(`SELECT to_regclass('public.outbox') IS NOT NULL AS present`)).rows[0]).toEqual({ present: true });
+    expect(await ourSlots()).toEqual(slotsBefore);
+
+    const badEnv = await runCli(['slot', 'status', '--postgres-url', db().url], { OUTBOX_RELAY_SLOT: 'bad name' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toContain('invalid environment variable OUTBOX_RELAY_SLOT');
+
+    const unreachable = await runCliJson<{ error: { code: string } }>(['slot', 'list', '--postgres-url', `postgres://postgres@127.0.0.1:${await freePort()}/x`]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.json.error.code).toBe('PG_CONNECT_FAILED');
+  });
+});

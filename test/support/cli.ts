@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { repoRoot } from '../../stack/index.js';
+import { killAllRelays } from './relay-process.js';
+import { createDatabase, type TestDatabase } from './services.js';
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const TIMEOUT_MS = 30_000;
+
+/**
+ * The environment a test gives the CLI and nothing else of the kind: a developer's own DATABASE_URL, PG* or
+ * OUTBOX_RELAY_* variables must not decide where a command connects.
+ */
+function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const inherited = Object.entries(process.env).filter(([k]) => !/^(OUTBOX_RELAY_|PG|DATABASE_URL$)/.test(k));
+  return { ...Object.fromEntries(inherited), ...env };
+}
+
+/** One run of the real CLI in a child process (`node --import tsx src/cli/main.ts …`), as an operator runs it. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`outbox-relay ${args.join(' ')} did not finish in ${TIMEOUT_MS} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `runCli` for a command whose stdout is one JSON document. */
+export async function runCliJson<T = Record<string, unknown>>(args: string[], env: Record<string, string> = {}): Promise<CliResult & { json: T }> {
+  const result = await runCli([...args, '--json'], env);
+  try {
+    return { ...result, json: JSON.parse(result.stdout) as T };
+  } catch {
+    throw new Error(`outbox-relay ${args.join(' ')} --json did not print JSON (exit ${result.code})\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  }
+}
+
+/**
+ * Registers the lifecycle every CLI test file shares: a database of the file's own, created before its tests
+ * and closed after them, and no relay outliving a test. Returns the database (available once tests run).
+ */
+export function useDatabase(prefix: string): () => TestDatabase {
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createDatabase(prefix);
+  });
+  afterEach(killAllRelays);
+  afterAll(async () => {
+    await db?.close();
+  });
+  return () => db!;
+}
