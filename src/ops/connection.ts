@@ -19,7 +19,7 @@ function connectError(err: unknown): RelayError {
  * What an operator command reports when PostgreSQL refuses a statement: a stable code and what to do,
  * instead of a stack trace. `role` is the connected role, named in the fix.
  */
-export function opsError(err: unknown, role: string): RelayError {
+function opsError(err: unknown, role: string): RelayError {
   if (isRelayError(err)) return err;
   const code = (err as PgError).code;
   const message = errorMessage(err);
@@ -43,7 +43,7 @@ export function opsError(err: unknown, role: string): RelayError {
  * One ordinary (not replication) connection for the duration of `work`. The operator commands only run
  * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender.
  */
-export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.Client, role: string) => Promise<T>): Promise<T> {
+export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ ...config, application_name: 'outbox-relay-cli' });
   // A socket error after the last query must not crash the process; the active query reports real failures.
   client.on('error', () => undefined);
@@ -56,7 +56,7 @@ export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.C
   try {
     const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
     role = rows[0]?.role ?? role;
-    return await work(client, role);
+    return await work(client);
   } catch (err) {
     throw opsError(err, role);
   } finally {

@@ -9,8 +9,6 @@ import { addSettingOptions, flagValues } from '../options.js';
 export interface OpsContext {
   config: RelayConfig;
   client: pg.Client;
-  /** The connected role (current_user), for messages and fixes. */
-  role: string;
   opts: Record<string, unknown>;
   /** Positional arguments after commander's parsing. */
   args: unknown[];
@@ -64,7 +62,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
     const json = opts.json === true;
     try {
       const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
-      const outcome = await withClient(config.postgres, (client, role) => work({ config, client, role, opts, args: command.processedArgs }));
+      const outcome = await withClient(config.postgres, (client) => work({ config, client, opts, args: command.processedArgs }));
       const error = outcome.error;
       if (json) {
         const body = error && !Array.isArray(outcome.data) ? { ...outcome.data, error: { code: error.code, message: error.message, fix: error.hint } } : outcome.data;
