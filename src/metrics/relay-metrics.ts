@@ -49,18 +49,13 @@ export class RelayMetrics implements RelayObserver {
   private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
   private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Last LSN confirmed to PostgreSQL, as a number (exact below 2^53).');
   private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the server has sent (keepalive position) minus the confirmed LSN.');
+  private readonly endToEndLag = this.gauge(
+    'end_to_end_lag_seconds',
+    'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed.',
+  );
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-    const lag = this.lag;
-    new Gauge({
-      name: `${PREFIX}end_to_end_lag_seconds`,
-      help: 'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed.',
-      registers: [this.registry],
-      collect() {
-        this.set(lag.lagSeconds(Date.now()));
-      },
-    });
     this.stateChanged('starting');
   }
 
@@ -122,12 +117,13 @@ export class RelayMetrics implements RelayObserver {
   }
 
   /**
-   * The exposition text. The pipeline reports in-flight counts only when Kafka acknowledges, not when events
-   * enter the window, so they are read from the relay at scrape time.
+   * The exposition text. Lag depends on the time of the scrape, and the pipeline reports in-flight counts only
+   * when Kafka acknowledges, not when events enter the window: both are read now.
    */
   async render(view: InFlightView): Promise<string> {
     const { events, bytes } = view.inFlight;
     this.inFlight(events, bytes);
+    this.endToEndLag.set(this.lag.lagSeconds(Date.now()));
     return this.registry.metrics();
   }
 

@@ -58,7 +58,7 @@ describe('RelayMetrics', () => {
     metrics.reconnected();
     metrics.producerConnected(true);
     metrics.walPosition(0x2000n);
-    metrics.confirmed(0x1800n, Date.now());
+    metrics.confirmed(0x1800n, Date.now() - 1000);
     const text = await metrics.render({ inFlight: { events: 4, bytes: 400 } });
     expect(metricValue(text, 'outbox_relay_retries_total', { code: 'KAFKA_UNAVAILABLE' })).toBe(2);
     expect(metricValue(text, 'outbox_relay_errors_total', { code: 'PG_STREAM_FAILED' })).toBe(1);
@@ -68,6 +68,9 @@ describe('RelayMetrics', () => {
     expect(metricValue(text, 'outbox_relay_in_flight_bytes')).toBe(400);
     expect(metricValue(text, 'outbox_relay_confirmed_lsn')).toBe(0x1800);
     expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0x800);
+    const lag = metricValue(text, 'outbox_relay_end_to_end_lag_seconds')!;
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(60);
   });
 
   it('keeps its metrics out of the global registry, so two instances coexist, and includes process metrics', async () => {
