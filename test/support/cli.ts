@@ -54,7 +54,8 @@ export async function runCliJson<T = Record<string, unknown>>(args: string[], en
 
 /**
  * Registers the lifecycle every CLI test file shares: a database of the file's own, created before its tests
- * and closed after them, and no relay outliving a test. Returns the database (available once tests run).
+ * and closed (its slots dropped) after them, and no relay outliving a test. Returns the database (available once
+ * tests run).
  */
 export function useDatabase(prefix: string): () => TestDatabase {
   let db: TestDatabase | undefined;
@@ -63,6 +64,8 @@ export function useDatabase(prefix: string): () => TestDatabase {
   });
   afterEach(killAllRelays);
   afterAll(async () => {
+    // Slots are server-wide and count against max_replication_slots for every other test file of the run.
+    await db?.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active');
     await db?.close();
   });
   return () => db!;
