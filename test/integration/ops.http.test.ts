@@ -1,23 +1,17 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
+import { useDatabase } from '../support/cli.js';
 import { httpArgs, httpGet, metricSamples, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic } from '../support/services.js';
 
 describe('ops: health, readiness and metrics of a running relay', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createDatabase('opshttp');
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db.close();
-  });
+  const db = useDatabase('opshttp');
 
   it('serves /healthz, /readyz and /metrics whose values match the events delivered and the slot', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const http = await httpArgs();
     const relay = startRelay([...setup.args, ...http.args]);
     const listening = await relay.waitForMessage('health and metrics endpoints listening');
@@ -39,9 +33,9 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     expect(JSON.parse(live.body)).toMatchObject({ alive: true, state: 'streaming' });
 
     const batches = [120, 1, 79];
-    for (const n of batches) await insertEvents(db, n);
+    for (const n of batches) await insertEvents(db(), n);
     const total = batches.reduce((a, b) => a + b, 0);
-    const lsnAfterCommits = await currentWalLsn(db);
+    const lsnAfterCommits = await currentWalLsn(db());
     expect(await readTopic(setup.topic, { expected: total })).toHaveLength(total);
 
     // The relay confirms, then reports to PostgreSQL on its status interval: both settle on the same position.
@@ -51,7 +45,7 @@ describe('ops: health, readiness and metrics of a running relay', () => {
       async () => {
         metrics = await scrape(http.base);
         const gauge = metricValue(metrics, 'outbox_relay_confirmed_lsn');
-        const slot = await slotConfirmedLsn(db, setup.slot);
+        const slot = await slotConfirmedLsn(db(), setup.slot);
         return slot >= lsnAfterCommits && gauge === Number(slot);
       },
       30_000,

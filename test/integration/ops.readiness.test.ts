@@ -1,21 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBroker } from '../../stack/index.js';
+import { useDatabase } from '../support/cli.js';
 import { httpArgs, httpGet, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic, stack, uniqueName } from '../support/services.js';
 
 const FAST_RETRY = ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms'];
 
 describe('ops: readiness follows the broker and the halt state', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createDatabase('opsready');
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db.close();
-  });
+  const db = useDatabase('opsready');
 
   describe.skipIf(!stack().owned.kafka)('with a broker of its own', () => {
     const broker = new KafkaBroker({ name: uniqueName('ready') });
@@ -28,13 +22,13 @@ describe('ops: readiness follows the broker and the halt state', () => {
     });
 
     it('is not ready while Kafka is down, ready again after it is back, and logs the outage once', async () => {
-      const setup = await setupOutbox(db, { brokers: broker.brokers });
+      const setup = await setupOutbox(db(), { brokers: broker.brokers });
       const http = await httpArgs();
       const relay = startRelay([...setup.args, ...http.args, ...FAST_RETRY]);
       await waitForEndpoint(`${http.base}/readyz`, 'ready', (r) => r.status === 200);
 
       await broker.stop();
-      const during = await insertEvents(db, 5);
+      const during = await insertEvents(db(), 5);
       const down = await waitForEndpoint(`${http.base}/readyz`, 'not ready while Kafka is down', (r) => r.status === 503);
       expect(JSON.parse(down.body)).toMatchObject({ ready: false, state: 'streaming', producerConnected: false, inFlightEvents: 5 });
       expect((await httpGet(`${http.base}/healthz`)).status).toBe(200);
@@ -56,11 +50,11 @@ describe('ops: readiness follows the broker and the halt state', () => {
   });
 
   it('halted on a poison event: alive, not ready, the error counted, until an operator stops it', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const http = await httpArgs();
     const relay = startRelay([...setup.args, ...http.args, '--topic', uniqueName('missing')]);
     await relay.waitForMessage('streaming from PostgreSQL');
-    await insertEvents(db, 1);
+    await insertEvents(db(), 1);
     const halted = await relay.waitForLog((l) => l.level === 'error' && String(l.msg).startsWith('halted'), 30_000, 'the halt');
     expect(halted.code).toBe('TOPIC_NOT_FOUND');
     const ready = await waitForEndpoint(`${http.base}/readyz`, 'halted state', (r) => JSON.parse(r.body).state === 'halted');

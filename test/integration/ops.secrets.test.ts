@@ -1,12 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBroker } from '../../stack/index.js';
 import { freePort } from '../../stack/ports.js';
+import { useDatabase } from '../support/cli.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
-import { killAllRelays, startRelay, type RelayProcess } from '../support/relay-process.js';
-import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
+import { startRelay, type RelayProcess } from '../support/relay-process.js';
+import { readTopic, stack, uniqueName } from '../support/services.js';
 
 const URL_PASSWORD = 'Url-Pa55-q8Zr';
 const FILE_PASSWORD = 'File-Pa55-t3Wx';
@@ -34,27 +35,20 @@ function withPassword(url: string, password: string, database?: string): string 
 }
 
 describe('ops: secrets never reach the logs', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createDatabase('opssecrets');
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db.close();
-  });
+  const db = useDatabase('opssecrets');
 
   it('a password in the URL and a password file, at debug level, through start, delivery and shutdown', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const relay = startRelay([
       ...setup.args,
-      '--postgres-url', withPassword(db.url, URL_PASSWORD),
+      '--postgres-url', withPassword(db().url, URL_PASSWORD),
       '--postgres-password-file', secretFile(FILE_PASSWORD),
       '--log-level', 'debug',
     ]);
     const starting = await relay.waitForMessage('starting outbox-relay');
     expect((starting.settings as Record<string, string>)['postgres.url']).toContain(':***@');
     await relay.waitForMessage('streaming from PostgreSQL');
-    await insertEvents(db, 5);
+    await insertEvents(db(), 5);
     expect(await readTopic(setup.topic, { expected: 5 })).toHaveLength(5);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
@@ -62,8 +56,8 @@ describe('ops: secrets never reach the logs', () => {
   });
 
   it('a PostgreSQL connection that fails (unknown database) reports the error without the password', async () => {
-    const setup = await setupOutbox(db);
-    const relay = startRelay([...setup.args, '--postgres-url', withPassword(db.url, URL_PASSWORD, 'no_such_database'), '--log-level', 'debug']);
+    const setup = await setupOutbox(db());
+    const relay = startRelay([...setup.args, '--postgres-url', withPassword(db().url, URL_PASSWORD, 'no_such_database'), '--log-level', 'debug']);
     const halted = await relay.waitForLog((l) => l.level === 'error', 30_000, 'the connection error');
     expect(halted.code).toBe('PG_CONNECT_FAILED');
     relay.signal('SIGTERM');
@@ -99,7 +93,7 @@ describe('ops: secrets never reach the logs', () => {
     });
 
     it('a SASL password from the environment: authenticates, delivers, and stays out of the logs', async () => {
-      const setup = await setupOutbox(db, { brokers: broker.brokers });
+      const setup = await setupOutbox(db(), { brokers: broker.brokers });
       const relay = startRelay(
         [...setup.args, '--kafka-brokers', saslBrokers.join(','), '--kafka-sasl-mechanism', 'plain', '--kafka-sasl-username', 'relay', '--log-level', 'debug'],
         { OUTBOX_RELAY_KAFKA_SASL_PASSWORD: SASL_PASSWORD },
@@ -107,7 +101,7 @@ describe('ops: secrets never reach the logs', () => {
       const starting = await relay.waitForMessage('starting outbox-relay');
       expect((starting.settings as Record<string, string>)['kafka.saslPassword']).toBe('***');
       await relay.waitForMessage('streaming from PostgreSQL');
-      await insertEvents(db, 3);
+      await insertEvents(db(), 3);
       expect(await readTopic(setup.topic, { expected: 3, brokers: broker.brokers })).toHaveLength(3);
       relay.signal('SIGTERM');
       expect(await relay.exited).toBe(0);
@@ -116,7 +110,7 @@ describe('ops: secrets never reach the logs', () => {
 
     it('a wrong SASL password from a file: rejected by the broker until the relay gives up, never logged', async () => {
       const wrong = `${SASL_PASSWORD}-wrong`;
-      const setup = await setupOutbox(db, { brokers: broker.brokers });
+      const setup = await setupOutbox(db(), { brokers: broker.brokers });
       const relay = startRelay([
         ...setup.args,
         '--kafka-brokers', saslBrokers.join(','),

@@ -1,26 +1,20 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useDatabase } from '../support/cli.js';
 import { httpArgs, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { compareDelivery, insertEvents, setupOutbox } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic } from '../support/services.js';
 
 describe('ops: hot standby on the same slot', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createDatabase('opsstandby');
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db.close();
-  });
+  const db = useDatabase('opsstandby');
 
   it('waits as a standby while the slot is held and takes over after the active instance is killed', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const httpA = await httpArgs();
     const httpB = await httpArgs();
     const a = startRelay([...setup.args, ...httpA.args]);
     await a.waitForMessage('streaming from PostgreSQL');
-    const before = await insertEvents(db, 10);
+    const before = await insertEvents(db(), 10);
     expect(await readTopic(setup.topic, { expected: before.length, settleMs: 0 })).toHaveLength(before.length);
 
     const b = startRelay([...setup.args, ...httpB.args]);
@@ -42,7 +36,7 @@ describe('ops: hot standby on the same slot', () => {
     console.log(`standby takeover: ${takeoverSeconds.toFixed(2)} s from SIGKILL of the active relay to the standby streaming`);
     expect(takeoverSeconds).toBeLessThan(30);
 
-    const after = await insertEvents(db, 20);
+    const after = await insertEvents(db(), 20);
     const records = await readTopic(setup.topic, { expected: before.length + after.length });
     const delivery = compareDelivery([...before, ...after].map((e) => e.id), records.map((r) => r.key));
     expect(delivery.missing).toEqual([]);
@@ -61,9 +55,9 @@ describe('ops: hot standby on the same slot', () => {
   });
 
   it('takes over from a frozen active instance once the walsender times out (wal_sender_timeout on the relay connection)', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     // A frozen process (or a dead host) closes no socket: only the server's wal_sender_timeout frees the slot.
-    const url = new URL(db.url);
+    const url = new URL(db().url);
     url.searchParams.set('options', '-c wal_sender_timeout=3s');
     const args = [...setup.args, '--postgres-url', url.toString()];
     const httpA = await httpArgs();
@@ -74,7 +68,7 @@ describe('ops: hot standby on the same slot', () => {
 
     const frozenAt = Date.now();
     a.signal('SIGSTOP');
-    const after = await insertEvents(db, 15);
+    const after = await insertEvents(db(), 15);
     const streaming = await b.waitForMessage('streaming from PostgreSQL', 60_000);
     const takeoverSeconds = (Date.parse(streaming.time as string) - frozenAt) / 1000;
     console.log(`standby takeover from a frozen relay with wal_sender_timeout=3s: ${takeoverSeconds.toFixed(2)} s`);
