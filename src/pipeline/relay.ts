@@ -116,6 +116,7 @@ export class Relay {
         const startLsn = await session.start(this.lastConfirmed, requestedStart);
         requestedStart = undefined;
         this.session = session;
+        this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
         if (this.stopRequested) {
           await session.close();
           break;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { parseLsn } from '../../src/lsn.js';
 import { createTopic, stack, uniqueName, type TestDatabase } from './services.js';
@@ -76,4 +77,53 @@ export function compareDelivery(committed: string[], delivered: (string | null)[
     else duplicates += n - 1;
   }
   return { missing, duplicates, unexpected };
+}
+
+/** The ground truth: every id committed to the outbox (rows are never deleted in these tests). */
+export async function committedIds(db: TestDatabase): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>('SELECT id::text FROM outbox');
+  return rows.map((r) => r.id);
+}
+
+export interface Writers {
+  /** Stops the writers and waits for their last transaction. */
+  stop(): Promise<void>;
+  readonly commits: number;
+}
+
+/**
+ * `count` concurrent writers, each committing transactions of 1–`maxRows` events until stopped. A failed
+ * transaction (server restarting) is retried after a pause; what really committed is read back with committedIds().
+ */
+export function startWriters(db: TestDatabase, count: number, maxRows = 5, pauseMs = 5): Writers {
+  let running = true;
+  let commits = 0;
+  const loops = Array.from({ length: count }, async (_, w) => {
+    let t = 0;
+    while (running) {
+      try {
+        await insertEvents(db, 1 + (t++ % maxRows), { aggregateId: `writer-${w}` });
+        commits++;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+    get commits() {
+      return commits;
+    },
+  };
+}
+
+/** Peak resident memory (VmHWM) of a process, in MiB. */
+export function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return Math.round(kb / 1024);
 }

@@ -1,0 +1,84 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { formatLsn } from '../../src/lsn.js';
+import { KafkaBroker, PostgresServer, waitUntil } from '../../stack/index.js';
+import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters } from '../support/outbox.js';
+import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
+
+// These tests stop and kill servers, so they run against a PostgreSQL and a broker of their own.
+describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker and database outages', () => {
+  const postgres = new PostgresServer({ name: uniqueName('outage'), settings: { wal_sender_timeout: '3s' } });
+  const kafka = new KafkaBroker({ name: uniqueName('outage') });
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    await Promise.all([postgres.start(), kafka.start()]);
+  });
+  afterEach(async () => {
+    await killAllRelays();
+    await db?.close();
+  });
+  afterAll(async () => {
+    await Promise.all([postgres.stop(), kafka.stop()]);
+    postgres.destroy();
+    kafka.destroy();
+  });
+
+  it('holds the confirmed position while the broker is down for longer than wal_sender_timeout, with flat memory, and resumes by itself', async () => {
+    db = await createDatabase('broker', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '1000', '--retry-max-delay', '1s'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const before = await insertEvents(db, 50);
+    await waitUntil('the first events confirmed', async () => (await slotConfirmedLsn(db, setup.slot)) >= (await currentWalLsn(db)), 20_000);
+    const confirmedBeforeOutage = await slotConfirmedLsn(db, setup.slot);
+
+    await kafka.kill();
+    // Far more WAL than the in-flight window holds arrives while the broker is down: it must stay in PostgreSQL.
+    const writers = startWriters(db, 4, 20, 2);
+    await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
+    await new Promise((r) => setTimeout(r, 8000)); // > wal_sender_timeout (3 s): the walsender must not drop us
+    await writers.stop();
+    const rssDuringOutage = peakRssMiB(relay.pid);
+    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedBeforeOutage);
+    expect(relay.logs.filter((l) => l.msg === 'replication connection lost: reconnecting')).toEqual([]);
+
+    await kafka.start();
+    await relay.waitForMessage('Kafka available again: delivery resumed', 60_000);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 90_000, settleMs: 1000 });
+    const delivery = compareDelivery(committed, records.map((r) => r.key));
+    console.log(
+      `broker outage: ${committed.length} committed (${committed.length - before.length} during the outage), ${delivery.missing.length} lost, ` +
+        `${delivery.duplicates} duplicates, confirmed LSN held at ${formatLsn(confirmedBeforeOutage)}, relay peak RSS ${rssDuringOutage} MiB`,
+    );
+    expect(delivery.missing).toEqual([]);
+    await waitUntil('the backlog confirmed', async () => (await slotConfirmedLsn(db, setup.slot)) >= (await currentWalLsn(db)), 30_000);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
+  it('reconnects after PostgreSQL is restarted and after it crashes, losing nothing', async () => {
+    db = await createDatabase('restart', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--retry-max-delay', '1s'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const writers = startWriters(db, 3);
+    await new Promise((r) => setTimeout(r, 1000));
+    await postgres.restart();
+    await new Promise((r) => setTimeout(r, 1500));
+    await postgres.kill();
+    await postgres.start();
+    await new Promise((r) => setTimeout(r, 1500));
+    await writers.stop();
+    const reconnects = relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length - 1;
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    const delivery = compareDelivery(committed, records.map((r) => r.key));
+    console.log(`postgres restart + crash: ${committed.length} committed, ${reconnects} reconnects, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
+    expect(reconnects).toBeGreaterThanOrEqual(2);
+    expect(delivery.missing).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+});
