@@ -59,7 +59,13 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
   const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: 'outbox-relay' };
   const sslmode = v['postgres.sslmode'] as string | undefined;
   if (url) {
-    const parsed = new URL(url);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      const source = v['postgres.url'] ? 'postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)' : 'DATABASE_URL';
+      throw new ConfigError(`${source} is not a URL`, 'use postgres://user@host:5432/database (percent-encode special characters in the password)');
+    }
     // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
     if (sslmode) for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) parsed.searchParams.delete(p);
     config.connectionString = parsed.toString();
