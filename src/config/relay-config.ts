@@ -33,7 +33,7 @@ export interface RelayConfig {
   publication: string;
   tables: TableMapping[];
   startLsn?: Lsn;
-  kafka: KafkaConfig & { compression: 'none' | 'gzip' };
+  kafka: KafkaConfig & { client: 'kafkajs' | 'rdkafka'; compression: 'none' | 'gzip' };
   delivery: { maxInFlightEvents: number; maxInFlightBytes: number; batchMaxEvents: number; batchMaxBytes: number; onPoison: 'halt' };
   retry: RetryPolicy;
   statusIntervalMs: number;
@@ -97,6 +97,7 @@ function kafkaConfig(v: Record<string, unknown>): RelayConfig['kafka'] {
   return {
     brokers: (v['kafka.brokers'] as string[] | undefined) ?? [],
     clientId: v['kafka.clientId'] as string,
+    client: v['kafka.client'] as 'kafkajs' | 'rdkafka',
     ssl,
     ...(sasl ? { sasl } : {}),
     compression: v['kafka.compression'] as 'none' | 'gzip',

@@ -87,6 +87,10 @@ export const SETTINGS: Setting[] = [
 
   setting('kafka.brokers', 'kafka', list, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
   setting('kafka.clientId', 'kafka', text, 'Client id the producer reports to the brokers.', { default: 'outbox-relay', placeholder: '<id>' }),
+  setting('kafka.client', 'kafka', enumOf(['kafkajs', 'rdkafka']), 'Kafka client library: kafkajs (pure JavaScript), or rdkafka (librdkafka through the optional @confluentinc/kafka-javascript package, faster; see docs/benchmarks.md).', {
+    default: 'kafkajs',
+    placeholder: '<client>',
+  }),
   setting('kafka.compression', 'kafka', enumOf(['none', 'gzip']), 'Record batch compression.', { default: 'none', placeholder: '<codec>' }),
   setting('kafka.ssl', 'kafka', bool, 'Connect to the brokers with TLS.', { default: false, placeholder: '<bool>' }),
   setting('kafka.sslCaFile', 'kafka', text, 'CA certificate (PEM) for the brokers’ TLS certificates; implies kafka.ssl.', { placeholder: '<path>' }),

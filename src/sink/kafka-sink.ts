@@ -1,9 +1,9 @@
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer, type TopicMessages } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/relay-config.js';
-import { RelayError } from '../errors.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
+import { TopicCheck } from './topic-check.js';
 
 /** kafkajs logs every failed connection attempt at error level; our delivery queue reports outages once, so its chatter goes to debug. */
 function kafkajsLogger(logger: Logger) {
@@ -37,7 +37,7 @@ export function createKafkaClient(config: RelayConfig['kafka'], logger: Logger, 
 export class KafkaSink implements Sink {
   private readonly producer: Producer;
   private readonly admin: Admin;
-  private readonly knownTopics = new Set<string>();
+  private readonly topics: TopicCheck;
   private readonly compression: CompressionTypes;
 
   constructor(config: RelayConfig['kafka'], logger: Logger) {
@@ -49,6 +49,10 @@ export class KafkaSink implements Sink {
       createPartitioner: Partitioners.DefaultPartitioner,
     });
     this.admin = kafka.admin();
+    this.topics = new TopicCheck(
+      (topic) => this.admin.fetchTopicMetadata({ topics: [topic] }),
+      (err) => (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION',
+    );
     this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
   }
 
@@ -69,29 +73,10 @@ export class KafkaSink implements Sink {
       entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
     }
     try {
-      await this.checkTopics([...byTopic.keys()]);
+      await this.topics.check(byTopic.keys());
       await this.producer.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, compression: this.compression });
     } catch (err) {
       throw classifyKafkaError(err);
-    }
-  }
-
-  private async checkTopics(topics: string[]): Promise<void> {
-    const unknown = topics.filter((t) => !this.knownTopics.has(t));
-    if (unknown.length === 0) return;
-    for (const topic of unknown) {
-      try {
-        await this.admin.fetchTopicMetadata({ topics: [topic] });
-      } catch (err) {
-        if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') {
-          throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist and the broker does not create topics automatically`, {
-            hint: `create it (kafka-topics.sh --create --topic ${topic}) or enable auto.create.topics.enable on the broker`,
-            details: { topic },
-          });
-        }
-        throw err;
-      }
-      this.knownTopics.add(topic);
     }
   }
 

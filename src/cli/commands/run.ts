@@ -7,7 +7,7 @@ import { createLogger } from '../../logger.js';
 import { RelayMetrics } from '../../metrics/relay-metrics.js';
 import { combineObservers } from '../../pipeline/observer.js';
 import { Relay } from '../../pipeline/relay.js';
-import { KafkaSink } from '../../sink/kafka-sink.js';
+import { createSink } from '../../sink/create-sink.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
@@ -32,9 +32,16 @@ export function runCommand(): Command {
     logger.info({ settings: redactedSettings(config) }, 'starting outbox-relay');
     const metrics = new RelayMetrics();
     const health = new RelayHealth(config.statusIntervalMs);
+    let sink;
+    try {
+      sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
+    } catch (err) {
+      process.exitCode = reportError(err);
+      return;
+    }
     const relay = new Relay(config, {
       logger,
-      sink: new KafkaSink(config.kafka, logger.child({ module: 'sink' })),
+      sink,
       observer: combineObservers(metrics, health),
     });
     let server: OpsServer | undefined;

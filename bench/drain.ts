@@ -1,0 +1,35 @@
+import type { BenchDatabase } from './fixture.js';
+import { BenchRelay, type KafkaClient } from './relay-process.js';
+
+export interface DrainResult {
+  client: KafkaClient;
+  seconds: number;
+  eventsPerSecond: number;
+  peakRssMiB: number;
+  cpuSecondsPer1k: number;
+  coldStartMs: number;
+}
+
+const POLL_MS = 50;
+
+/** Starts the relay on a slot that is `events` behind and times it until the slot confirmed the backlog's end LSN. */
+export async function measureDrain(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, endLsn: string, events: number, nodeArgs: string[] = []): Promise<DrainResult> {
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs });
+  try {
+    while (!(await db.confirmedReached(slot, endLsn))) {
+      if (relay.exitCode !== undefined) throw new Error(`relay exited (${relay.exitCode}) before draining the backlog`);
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    const seconds = (performance.now() - relay.startedAt) / 1000;
+    return {
+      client,
+      seconds,
+      eventsPerSecond: events / seconds,
+      peakRssMiB: relay.peakRssMiB(),
+      cpuSecondsPer1k: relay.cpuSeconds() / (events / 1000),
+      coldStartMs: relay.streamingAfterMs ?? NaN,
+    };
+  } finally {
+    await relay.stop();
+  }
+}

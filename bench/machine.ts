@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+  postgres: string;
+  kafka: string;
+}
+
+export function describeMachine(kafkaVersion: string, pgBin: string): Machine {
+  const run = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: run('uname', ['-sr']),
+    node: process.version,
+    postgres: run(`${pgBin}/postgres`, ['--version']),
+    kafka: kafkaVersion,
+  };
+}

@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { repoRoot } from '../stack/index.js';
+
+export type KafkaClient = 'kafkajs' | 'rdkafka';
+
+export interface RelayRunOptions {
+  url: string;
+  brokers: string[];
+  slot: string;
+  client: KafkaClient;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeArgs?: string[];
+}
+
+/** Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture node runs on. */
+const TICKS_PER_SECOND = 100;
+
+/** The built relay (`dist/`) as an operator runs it, with its start time, resources and log lines observable. */
+export class BenchRelay {
+  readonly startedAt = performance.now();
+  /** ms from spawn to the "streaming from PostgreSQL" log line. */
+  streamingAfterMs: number | undefined;
+  readonly exited: Promise<number | null>;
+  exitCode: number | null | undefined;
+  private readonly child: ChildProcess;
+  private readonly stderr: string[] = [];
+  private streamingWaiters: (() => void)[] = [];
+
+  constructor(options: RelayRunOptions) {
+    const args = [
+      ...(options.nodeArgs ?? []),
+      join(repoRoot, 'dist/cli/main.js'),
+      'run',
+      '--postgres-url', options.url,
+      '--kafka-brokers', options.brokers.join(','),
+      '--slot', options.slot,
+      '--kafka-client', options.client,
+      '--http-port', '0',
+      '--status-interval', '100ms',
+    ];
+    this.child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      if (this.streamingAfterMs === undefined && line.includes('"streaming from PostgreSQL"')) {
+        this.streamingAfterMs = performance.now() - this.startedAt;
+        for (const w of this.streamingWaiters) w();
+      }
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    void this.exited.then((code) => {
+      this.exitCode = code;
+      if (code !== 0 && code !== null) console.error(`relay exited with ${code}:\n${this.stderr.join('\n')}`);
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  streaming(): Promise<void> {
+    if (this.streamingAfterMs !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.streamingWaiters.push(resolve));
+  }
+
+  /** Peak resident set (VmHWM) so far, in MiB. */
+  peakRssMiB(): number {
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'))?.[1]);
+    return kb / 1024;
+  }
+
+  /** User + system CPU seconds so far. */
+  cpuSeconds(): number {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  }
+
+  async stop(): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}

@@ -1,0 +1,99 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, startStack } from '../stack/index.js';
+import { measureColdStart, type ColdStart } from './cold-start.js';
+import { measureDrain, type DrainResult } from './drain.js';
+import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
+import { describeMachine } from './machine.js';
+import { recvlogicalSeconds } from './pg-limit.js';
+import { producerEventsPerSecond } from './producer-limit.js';
+import type { KafkaClient } from './relay-process.js';
+import { writeReport } from './report.js';
+import { measureSteady, type SteadyResult } from './steady.js';
+import type { BenchResults, Shape } from './types.js';
+
+/**
+ * `npm run bench`: one run of every measurement against a fresh local stack. Scale with BENCH_EVENTS (backlog
+ * size, default 1M), BENCH_STEADY_SECONDS (per load level, default 15) and BENCH_CLIENTS (kafkajs,rdkafka).
+ */
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 15);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? 'kafkajs,rdkafka').split(',') as KafkaClient[];
+/** The producer limit is a rate: a third of the backlog measures it as well as all of it. */
+const PRODUCER_EVENTS = Math.min(EVENTS, 300_000);
+const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const INSERT_CONNECTIONS = 2;
+
+const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+const stack = await startStack('bench');
+const db = await BenchDatabase.create(stack.pgUrl, 'bench');
+try {
+  const machine = describeMachine(stack.kafkaVersion, PG_BIN);
+  log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}; ${machine.postgres}; Kafka ${machine.kafka}; node ${machine.node}`);
+
+  const producer: Record<string, number> = {};
+  for (const client of CLIENTS) {
+    await createTopic(stack.brokers, 'bench.producer');
+    producer[client] = await producerEventsPerSecond(stack.brokers, 'bench.producer', PRODUCER_EVENTS, client);
+    log(`producer limit (${client}): ${fmt(producer[client]!)} events/s`);
+  }
+
+  const coldStarts: ColdStart[] = [];
+  for (const client of CLIENTS) {
+    await db.createSlot(`cold_${client}`);
+    coldStarts.push(await measureColdStart(db, stack.brokers, client, `cold_${client}`));
+    await db.dropSlot(`cold_${client}`);
+    log(`cold start (${client}): ${coldStarts.at(-1)!.runsMs.map((m) => Math.round(m)).join(', ')} ms; idle RSS ${Math.round(coldStarts.at(-1)!.idleRssMiB)} MiB`);
+  }
+
+  const shapes: Shape[] = [];
+  for (const [name, rowsPerTxn] of [['single-row transactions', 1], ['100-row transactions', 100]] as const) {
+    await createTopic(stack.brokers, TOPIC);
+    const slots = ['recvlogical', ...CLIENTS];
+    for (const s of slots) await db.createSlot(`drain_${s}`);
+    const insertMs = await db.insertBacklog(EVENTS, rowsPerTxn, INSERT_CONNECTIONS);
+    const endLsn = await db.walLsn();
+    log(`${name}: ${fmt(EVENTS)} events inserted in ${(insertMs / 1000).toFixed(1)} s (${INSERT_CONNECTIONS} connections); backlog ends at ${endLsn}`);
+    const recvSeconds = await recvlogicalSeconds(db.url, 'drain_recvlogical', endLsn);
+    log(`${name}: pg_recvlogical decoded the backlog in ${recvSeconds.toFixed(1)} s: ${fmt(EVENTS / recvSeconds)} events/s`);
+    const drains: DrainResult[] = [];
+    for (const client of CLIENTS) {
+      drains.push(await measureDrain(db, stack.brokers, client, `drain_${client}`, endLsn, EVENTS));
+      const d = drains.at(-1)!;
+      log(`${name}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events`);
+    }
+    for (const s of slots) await db.dropSlot(`drain_${s}`);
+    await db.truncate();
+    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recvSeconds, drains });
+  }
+
+  const steady: SteadyResult[] = [];
+  const levels = [
+    { rate: 1000, rowsPerTxn: 1, connections: 2 },
+    { rate: 5000, rowsPerTxn: 5, connections: 4 },
+    { rowsPerTxn: 10, connections: 4 },
+  ];
+  for (const client of CLIENTS) {
+    await createTopic(stack.brokers, TOPIC);
+    await db.createSlot(`steady_${client}`);
+    for (const r of await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, levels, STEADY_SECONDS)) {
+      steady.push(r);
+      log(`steady (${client}) at ${r.target === 'max' ? 'max' : fmt(r.target)}: ${fmt(r.achieved)} events/s written; commit→ack p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms (${r.count} samples); ${r.cpuSecondsPer1k.toFixed(3)} CPU s/1k; peak RSS ${Math.round(r.peakRssMiB)} MiB`);
+    }
+    await db.dropSlot(`steady_${client}`);
+    await db.truncate();
+  }
+
+  const results: BenchResults = { date: new Date().toISOString(), command: 'npm run bench', events: EVENTS, producerEvents: PRODUCER_EVENTS, steadySeconds: STEADY_SECONDS, machine, producer, coldStarts, shapes, steady };
+  const dir = join(repoRoot, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${results.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2));
+  writeReport(results);
+  log(`results: ${file}; report: docs/benchmarks.md`);
+} finally {
+  await db.close();
+  await stack.stop();
+}

@@ -1,0 +1,58 @@
+import type { BenchDatabase } from './fixture.js';
+import { LatencyProbe, type LatencySummary } from './latency.js';
+import { BenchRelay, type KafkaClient } from './relay-process.js';
+import { runWriters } from './writers.js';
+
+export interface SteadyLevel {
+  /** Target events/s; undefined = writers as fast as they go. */
+  rate?: number;
+  rowsPerTxn: number;
+  connections: number;
+}
+
+export interface SteadyResult extends LatencySummary {
+  client: KafkaClient;
+  target: number | 'max';
+  /** Events/s the writers committed. */
+  achieved: number;
+  cpuSecondsPer1k: number;
+  peakRssMiB: number;
+}
+
+const WARMUP_S = 3;
+
+/**
+ * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
+ * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
+ */
+export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number): Promise<SteadyResult[]> {
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client });
+  const probe = new LatencyProbe(brokers, topic);
+  const results: SteadyResult[] = [];
+  try {
+    await relay.streaming();
+    await probe.start();
+    await runWriters(db, { rate: 100, seconds: WARMUP_S, rowsPerTxn: 1, connections: 1 }); // consumer joined, producer warm
+    for (const level of levels) {
+      const cpuBefore = relay.cpuSeconds();
+      const warmup = setTimeout(() => probe.record(), WARMUP_S * 1000);
+      const written = await runWriters(db, { ...level, seconds: seconds + WARMUP_S });
+      clearTimeout(warmup);
+      const end = await db.walLsn();
+      while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
+      results.push({
+        client,
+        target: level.rate ?? 'max',
+        achieved: written.events / written.seconds,
+        ...probe.summary(),
+        cpuSecondsPer1k: (relay.cpuSeconds() - cpuBefore) / (written.events / 1000),
+        peakRssMiB: relay.peakRssMiB(),
+      });
+    }
+  } finally {
+    await probe.stop();
+    await relay.stop();
+  }
+  return results;
+}
