@@ -81,7 +81,8 @@ export class RowMapper {
 
     const headers: Record<string, string | Buffer> = {};
     const rowHeaders = text(this.index.headers);
-    if (rowHeaders !== null) Object.assign(headers, flattenHeaders(rowHeaders));
+    // '{}' is the column's default: most rows have no headers of their own, and need no JSON.parse.
+    if (rowHeaders !== null && rowHeaders !== '{}') Object.assign(headers, flattenHeaders(rowHeaders));
     headers[HEADER.id] = eventId!;
     const setIf = (name: string, i: number | undefined) => {
       const v = text(i);
@@ -90,9 +91,10 @@ export class RowMapper {
     setIf(HEADER.type, this.index.type);
     setIf(HEADER.aggregateType, this.index.aggregateType);
     setIf(HEADER.aggregateId, this.index.aggregateId);
-    headers[HEADER.lsn] = formatLsn(txn.commitLsn);
-    headers[HEADER.commitTime] = new Date(txn.commitTimeMs).toISOString();
-    headers[HEADER.xid] = String(txn.xid);
+    const shared = transactionHeaders(txn);
+    headers[HEADER.lsn] = shared.lsn;
+    headers[HEADER.commitTime] = shared.commitTime;
+    headers[HEADER.xid] = shared.xid;
 
     let topic: string;
     try {
@@ -111,6 +113,17 @@ export class RowMapper {
     for (const [k, v] of Object.entries(headers)) size += k.length + v.length;
     return { topic, key, value, headers, eventId: eventId!, size, txn };
   }
+}
+
+/** Formatted once per transaction, not per event: a backlog transaction can hold thousands of events. */
+let cachedTxn: Transaction | undefined;
+let cachedHeaders = { lsn: '', commitTime: '', xid: '' };
+function transactionHeaders(txn: Transaction): { lsn: string; commitTime: string; xid: string } {
+  if (txn !== cachedTxn) {
+    cachedTxn = txn;
+    cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime: new Date(txn.commitTimeMs).toISOString(), xid: String(txn.xid) };
+  }
+  return cachedHeaders;
 }
 
 /** The row's headers jsonb: each top-level key a header; strings as they are, anything else as JSON text. */
