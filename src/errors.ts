@@ -32,6 +32,9 @@ export type ErrorCode =
   | 'SHUTDOWN_TIMEOUT'
   | 'OPERATION_REFUSED'
   | 'CONFIRMATION_REQUIRED'
+  | 'PRODUCER_FENCED'
+  | 'CHECKPOINT_FAILED'
+  | 'REPLAY_OUT_OF_WINDOW'
   | 'INTERNAL';
 
 export interface RelayErrorOptions {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { isLsn } from '../lsn.js';
+import { GUARANTEES } from './guarantee-config.js';
+import { parseReplayWindow } from '../checkpoint/replay-window.js';
 import { parseDuration, parseSize } from './units.js';
 
 /**
@@ -41,6 +43,7 @@ const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) =
 const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
+const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit)' }));
 
 function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
   const kebab = key.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -138,6 +141,19 @@ export const SETTINGS: Setting[] = [
     default: 25_000,
     shownDefault: '25s',
     placeholder: '<duration>',
+  }),
+  setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See README: Delivery guarantees.', {
+    flag: '--delivery',
+    env: 'OUTBOX_RELAY_DELIVERY',
+    default: 'at-least-once',
+    placeholder: '<guarantee>',
+  }),
+  setting('checkpoint.topic', 'delivery', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing.', {
+    default: 'outbox-relay.checkpoints',
+    placeholder: '<topic>',
+  }),
+  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h, or WAL such as 2GiB), so that replay --from-lsn can go back that far; PostgreSQL keeps that much more WAL on disk.', {
+    placeholder: '<duration|size>',
   }),
 
   setting('http.port', 'ops', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),

@@ -4,6 +4,7 @@ import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { DeliveryQueue, type PoisonDecision } from '../sink/delivery-queue.js';
+import type { CreateDelivery, Delivery, StrategyCallbacks } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
@@ -15,6 +16,12 @@ export interface RelayDeps {
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
   onPoison?: (event: OutboxEvent, error: RelayError) => Promise<PoisonDecision>;
+  /** Another delivery guarantee (exactly-once, at-most-once); default: the at-least-once DeliveryQueue over `sink`. */
+  createDelivery?: CreateDelivery;
+  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected. */
+  startPosition?: () => Promise<Lsn | undefined>;
+  /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
+  reportPosition?: (confirmed: Lsn) => Lsn;
 }
 
 export interface RelayOutcome {
@@ -33,7 +40,7 @@ const PROGRESS_LOG_MS = 30_000;
  */
 export class Relay {
   private state: RelayState = 'starting';
-  private readonly queue: DeliveryQueue;
+  private readonly queue: Delivery;
   private readonly observer: RelayObserver;
   private readonly logger: Logger;
   private session: Session | undefined;
@@ -51,7 +58,7 @@ export class Relay {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
-    this.queue = new DeliveryQueue(deps.sink, config.delivery, config.retry, {
+    const callbacks: StrategyCallbacks = {
       delivered: (events, latencyMs) => {
         for (const e of events) e.txn.tracker.acknowledge(e.txn);
         this.observer.delivered?.(events, latencyMs);
@@ -73,7 +80,9 @@ export class Relay {
         this.observer.producerConnected?.(true);
         this.logger.info({ downMs, attempts }, 'Kafka available again: delivery resumed');
       },
-    });
+      restartSource: (error) => this.restartSource(error),
+    };
+    this.queue = deps.createDelivery?.(callbacks) ?? new DeliveryQueue(deps.sink, config.delivery, config.retry, callbacks);
   }
 
   get currentState(): RelayState {
@@ -108,9 +117,14 @@ export class Relay {
     await this.connectSink();
     let failingSince: number | undefined;
     let attempt = 0;
-    let requestedStart = this.config.startLsn;
+    let requestedStart: Lsn | undefined;
+    try {
+      requestedStart = this.deps.startPosition ? await this.deps.startPosition() : this.config.startLsn;
+    } catch (err) {
+      return this.fail(isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err }));
+    }
     while (!this.stopRequested && !this.deliveryError) {
-      const session = new Session(this.config, this.queue, this.logger.child({ module: 'source' }), this.observer, (lsn) => this.onConfirmed(lsn));
+      const session = new Session(this.config, this.queue, this.logger.child({ module: 'source' }), this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
       let error: RelayError | undefined;
       try {
         const startLsn = await session.start(this.lastConfirmed, requestedStart);
@@ -190,6 +204,13 @@ export class Relay {
   private async poison(event: OutboxEvent, error: RelayError): Promise<PoisonDecision> {
     this.observer.error?.(error.code);
     return this.deps.onPoison ? this.deps.onPoison(event, error) : 'halt';
+  }
+
+  /** The delivery dropped its uncommitted events: a new session streams them again from the last confirmed position. */
+  private restartSource(error: RelayError): void {
+    this.observer.error?.(error.code);
+    this.logger.warn({ code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed) }, 'delivery aborted its uncommitted events: streaming again from the confirmed position');
+    void this.session?.close();
   }
 
   private onDeliveryStopped(error: RelayError): void {

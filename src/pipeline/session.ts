@@ -5,7 +5,7 @@ import { decodePgOutput, pgTimeToMs, type RelationMessage } from '../decode/pgou
 import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { RowMapper } from '../route/row-mapper.js';
-import type { DeliveryQueue } from '../sink/delivery-queue.js';
+import type { Delivery } from '../sink/delivery.js';
 import { preflight } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
 import { ReplicationStream } from '../source/replication-stream.js';
@@ -28,10 +28,12 @@ export class Session {
 
   constructor(
     private readonly config: RelayConfig,
-    private readonly queue: DeliveryQueue,
+    private readonly queue: Delivery,
     private readonly logger: Logger,
     private readonly observer: RelayObserver,
     private readonly onConfirmed: (lsn: Lsn) => void,
+    /** The flush position to report for the confirmed one (a replay window reports an older one, never a newer). */
+    private readonly report: (confirmed: Lsn) => Lsn = (confirmed) => confirmed,
   ) {
     this.stream = new ReplicationStream(config.postgres);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
@@ -48,11 +50,12 @@ export class Session {
       await this.stream.connect();
       const slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
       const confirmed = maxLsn(slot.confirmedFlush, lastConfirmed);
-      this.tracker = new AckTracker(confirmed, (lsn) => {
+      const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
+      // Everything before the start is delivered or deliberately skipped (a checkpoint, --from-lsn): confirmed from here.
+      this.tracker = new AckTracker(startLsn, (lsn) => {
         this.onConfirmed(lsn);
         this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
       });
-      const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
       this.stream.start(
         { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: false },
         {
@@ -132,7 +135,7 @@ export class Session {
 
   private sendStatus(requestReply: boolean): void {
     // Asking for a reply while idle makes the server send a keepalive with its WAL end, which we then confirm.
-    this.stream.sendStatus(this.tracker.confirmed, requestReply);
+    this.stream.sendStatus(this.report(this.tracker.confirmed), requestReply);
   }
 
   private finish(error: RelayError | undefined): void {

@@ -13,7 +13,7 @@ const RECORD_ERRORS: Record<string, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOP
 
 const AUTH_ERRORS = new Set(['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
 
-interface KafkaJsLikeError {
+export interface KafkaJsLikeError {
   name?: string;
   type?: string;
   retriable?: boolean;
@@ -22,7 +22,7 @@ interface KafkaJsLikeError {
 }
 
 /** The innermost kafkajs error: KafkaJSNumberOfRetriesExceeded wraps the one that matters. */
-function rootCause(err: unknown): KafkaJsLikeError {
+export function rootCause(err: unknown): KafkaJsLikeError {
   let current = err as KafkaJsLikeError;
   for (let depth = 0; depth < 5 && current?.originalError; depth++) current = current.originalError as KafkaJsLikeError;
   return current ?? {};

@@ -1,0 +1,81 @@
+import type { Kafka, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
+import { maxLsn, type Lsn } from '../lsn.js';
+import type { RelayObserver } from '../pipeline/observer.js';
+import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
+
+/**
+ * Records the delivered (confirmed) position in the checkpoint topic for the at-least-once and at-most-once
+ * modes, at most once per interval and only when it moved. It follows the acknowledgement rule rather than
+ * taking part in it: a checkpoint written late only means a restart with a replay window re-sends a little more.
+ * It never writes a position below the one it started from, so a replay of old transactions leaves it alone.
+ */
+export class CheckpointWriter implements RelayObserver {
+  private readonly producer: Producer;
+  private latest: { lsn: Lsn; commitTimeMs: number | undefined } | undefined;
+  private written: Lsn = 0n;
+  private floor: Lsn = 0n;
+  private ready = false;
+  private failing = false;
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    kafka: Kafka,
+    private readonly store: KafkaCheckpointStore,
+    private readonly slot: string,
+    private readonly guarantee: string,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  }
+
+  startFrom(lsn: Lsn): void {
+    this.floor = maxLsn(this.floor, lsn);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
+    if (this.latest && lsn <= this.latest.lsn) return;
+    this.latest = { lsn, commitTimeMs: commitTimeMs ?? this.latest?.commitTimeMs };
+  }
+
+  /** Writes the newest position if it moved; one write at a time. */
+  flush(): Promise<void> {
+    this.flushing ??= this.write().finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    const latest = this.latest;
+    if (!latest || latest.lsn <= this.written || latest.lsn <= this.floor) return;
+    try {
+      if (!this.ready) {
+        await this.store.ensureTopic();
+        await this.producer.connect();
+        this.ready = true;
+      }
+      const checkpoint = { slot: this.slot, lsn: latest.lsn, commitTimeMs: latest.commitTimeMs, writtenAtMs: Date.now(), guarantee: this.guarantee };
+      await this.producer.send({ topic: this.store.topic, messages: [this.store.message(checkpoint)], acks: -1 });
+      this.written = latest.lsn;
+      if (this.failing) this.logger.info('checkpoint written again');
+      this.failing = false;
+    } catch (err) {
+      // The next interval tries again; the slot still holds the confirmed position meanwhile.
+      if (!this.failing) this.logger.warn({ err: errorMessage(err), topic: this.store.topic }, 'cannot write the checkpoint; retrying every interval');
+      this.failing = true;
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+    await this.producer.disconnect();
+  }
+}

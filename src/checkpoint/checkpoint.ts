@@ -1,0 +1,66 @@
+import { RelayError } from '../errors.js';
+import { formatLsn, isLsn, parseLsn, type Lsn } from '../lsn.js';
+
+/** The delivered position of one slot, as stored in the checkpoint topic (key = slot name). */
+export interface Checkpoint {
+  slot: string;
+  /** commitEndLsn of the newest transaction delivered with every earlier one: where a normal restart resumes. */
+  lsn: Lsn;
+  /** Commit time of that transaction (ms since the epoch), when known. */
+  commitTimeMs: number | undefined;
+  writtenAtMs: number;
+  guarantee: string;
+}
+
+interface StoredCheckpoint {
+  slot: string;
+  lsn: string;
+  commitTime: string | null;
+  writtenAt: string;
+  guarantee: string;
+}
+
+/** JSON, so that a person reading the topic with kafka-console-consumer understands it. */
+export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
+  const stored: StoredCheckpoint = {
+    slot: checkpoint.slot,
+    lsn: formatLsn(checkpoint.lsn),
+    commitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString(),
+    writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
+    guarantee: checkpoint.guarantee,
+  };
+  return Buffer.from(JSON.stringify(stored));
+}
+
+export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
+  let stored: Partial<StoredCheckpoint>;
+  try {
+    stored = JSON.parse(value.toString('utf8')) as Partial<StoredCheckpoint>;
+  } catch (err) {
+    throw invalid(topic, `not JSON (${(err as Error).message})`);
+  }
+  if (typeof stored.slot !== 'string' || typeof stored.lsn !== 'string' || !isLsn(stored.lsn)) throw invalid(topic, 'slot or lsn missing');
+  return {
+    slot: stored.slot,
+    lsn: parseLsn(stored.lsn),
+    commitTimeMs: stored.commitTime ? Date.parse(stored.commitTime) : undefined,
+    writtenAtMs: stored.writtenAt ? Date.parse(stored.writtenAt) : 0,
+    guarantee: stored.guarantee ?? 'unknown',
+  };
+}
+
+function invalid(topic: string, why: string): RelayError {
+  return new RelayError('CHECKPOINT_FAILED', `the checkpoint topic "${topic}" holds a record the relay cannot read: ${why}`, {
+    hint: 'the topic must only be written by outbox-relay; point checkpoint.topic at a topic of its own',
+  });
+}
+
+/** For logs and `status`. */
+export function describeCheckpoint(checkpoint: Checkpoint): Record<string, string | null> {
+  return {
+    lsn: formatLsn(checkpoint.lsn),
+    commitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString(),
+    writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
+    guarantee: checkpoint.guarantee,
+  };
+}

@@ -1,0 +1,79 @@
+import { parseDuration, parseSize } from '../config/units.js';
+import { maxLsn, type Lsn } from '../lsn.js';
+
+/** How far the slot's confirmed position is kept behind the delivered one: a stretch of time or of WAL. */
+export type ReplayWindow = { kind: 'duration'; ms: number } | { kind: 'size'; bytes: number };
+
+/**
+ * `30m`, `2h`, `1d` (time) or `512MiB`, `2GB` (WAL). A unit is required: a bare number could mean either.
+ * Duration units (ms s m h d) and size units (b kb mb gb kib mib gib) do not overlap.
+ */
+export function parseReplayWindow(text: string): ReplayWindow | undefined {
+  if (!/[a-zA-Z]\s*$/.test(text)) return undefined;
+  const ms = parseDuration(text);
+  if (ms !== undefined && ms > 0) return { kind: 'duration', ms };
+  const bytes = parseSize(text);
+  if (bytes !== undefined && bytes > 0) return { kind: 'size', bytes };
+  return undefined;
+}
+
+interface Sample {
+  lsn: Lsn;
+  atMs: number;
+}
+
+/**
+ * The flush position reported to PostgreSQL when a replay window is configured. It is derived from the
+ * delivered (confirmed) position and is never ahead of it, so the acknowledgement rule still bounds it; it only
+ * lags further. For a time window, delivered positions are sampled (at most ~1000 samples per window) and the
+ * newest one at least `ms` old is reported.
+ */
+export class ReplayWindowPosition {
+  private delivered: Lsn;
+  private reported: Lsn;
+  private readonly samples: Sample[] = [];
+  private readonly sampleEveryMs: number;
+
+  constructor(private readonly window: ReplayWindow) {
+    this.delivered = 0n;
+    this.reported = 0n;
+    this.sampleEveryMs = window.kind === 'duration' ? Math.max(100, Math.floor(window.ms / 1000)) : 0;
+  }
+
+  /** The slot's confirmed position: a slot never moves back, so reporting below it would change nothing. */
+  raiseFloor(lsn: Lsn): void {
+    this.reported = maxLsn(this.reported, lsn);
+    this.delivered = maxLsn(this.delivered, lsn);
+  }
+
+  /** A newly confirmed (delivered) position. */
+  confirmed(lsn: Lsn, nowMs: number): void {
+    if (lsn <= this.delivered) return;
+    this.delivered = lsn;
+    if (this.window.kind === 'size') return;
+    const last = this.samples.at(-1);
+    if (last && nowMs - last.atMs < this.sampleEveryMs) last.lsn = lsn;
+    else this.samples.push({ lsn, atMs: nowMs });
+  }
+
+  /** What to report as write/flush/apply now. */
+  position(nowMs: number): Lsn {
+    if (this.window.kind === 'size') {
+      const behind = this.delivered - BigInt(this.window.bytes);
+      this.reported = maxLsn(this.reported, behind);
+    } else {
+      const cutoff = nowMs - this.window.ms;
+      let sample: Sample | undefined;
+      while ((sample = this.samples[0]) !== undefined && sample.atMs <= cutoff) {
+        this.reported = maxLsn(this.reported, sample.lsn);
+        this.samples.shift();
+      }
+    }
+    return this.reported;
+  }
+
+  /** WAL bytes between the reported and the delivered position: what the window pins beyond normal. */
+  get retainedBytes(): number {
+    return Number(this.delivered - this.reported);
+  }
+}

@@ -1,0 +1,20 @@
+import type { ReplayWindow } from '../checkpoint/replay-window.js';
+import type { RelayConfig } from './relay-config.js';
+
+export const GUARANTEES = ['at-least-once', 'exactly-once', 'at-most-once'] as const;
+export type Guarantee = (typeof GUARANTEES)[number];
+
+/** The delivery-guarantee settings, read from the validated values (kept apart from RelayConfig's core fields). */
+export interface GuaranteeConfig {
+  guarantee: Guarantee;
+  checkpointTopic: string;
+  replayWindow: ReplayWindow | undefined;
+}
+
+export function guaranteeConfig(config: RelayConfig): GuaranteeConfig {
+  return {
+    guarantee: (config.values['delivery.guarantee'] as Guarantee | undefined) ?? 'at-least-once',
+    checkpointTopic: (config.values['checkpoint.topic'] as string | undefined) ?? 'outbox-relay.checkpoints',
+    replayWindow: config.values.replayWindow as ReplayWindow | undefined,
+  };
+}
