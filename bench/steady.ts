@@ -4,15 +4,18 @@ import { BenchRelay, type KafkaClient } from './relay-process.js';
 import { runWriters } from './writers.js';
 
 export interface SteadyLevel {
-  /** Target events/s; undefined = writers as fast as they go. */
-  rate?: number;
+  /** Target events/s. */
+  rate: number;
+  /** The highest rate the relay sustains (reported as "max"). */
+  sustainedMax?: boolean;
   rowsPerTxn: number;
   connections: number;
 }
 
 export interface SteadyResult extends LatencySummary {
   client: KafkaClient;
-  target: number | 'max';
+  target: number;
+  sustainedMax: boolean;
   /** Events/s the writers committed. */
   achieved: number;
   cpuSecondsPer1k: number;
@@ -36,14 +39,15 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
     for (const level of levels) {
       const cpuBefore = relay.cpuSeconds();
       const warmup = setTimeout(() => probe.record(), WARMUP_S * 1000);
-      const written = await runWriters(db, { ...level, seconds: seconds + WARMUP_S });
+      const written = await runWriters(db, { rate: level.rate, rowsPerTxn: level.rowsPerTxn, connections: level.connections, seconds: seconds + WARMUP_S });
       clearTimeout(warmup);
       const end = await db.walLsn();
       while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
       results.push({
         client,
-        target: level.rate ?? 'max',
+        target: level.rate,
+        sustainedMax: level.sustainedMax === true,
         achieved: written.events / written.seconds,
         ...probe.summary(),
         cpuSecondsPer1k: (relay.cpuSeconds() - cpuBefore) / (written.events / 1000),
