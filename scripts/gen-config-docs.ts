@@ -22,6 +22,18 @@ const EXAMPLES: Record<string, unknown> = {
   'postgres.sslCaFile': '/etc/ssl/certs/postgres-ca.pem',
   'mapping.key': 'aggregate_id',
   startLsn: '0/16B3748',
+  replayWindow: '6h',
+  routes: [{ type: 'Payment*', topic: 'payments' }, { aggregateType: 'customer', topic: 'crm.${event_type}' }],
+  'filter.includeTypes': ['Order*', 'Payment*'],
+  'filter.excludeTypes': ['*Internal'],
+  'filter.includeAggregateTypes': ['order', 'payment'],
+  'filter.excludeAggregateTypes': ['audit'],
+  tables: [
+    { table: 'sales.outbox', topic: 'sales.${aggregate_type}' },
+    { table: 'billing.outbox', preset: 'debezium', routes: [{ type: 'Invoice*', topic: 'invoices' }], filter: { excludeTypes: ['*Draft'] } },
+  ],
+  'envelope.source': '/orders-service',
+  'messages.prefixes': ['outbox'],
   'kafka.brokers': ['kafka-1:9092', 'kafka-2:9092'],
   'kafka.sslCaFile': '/etc/ssl/certs/kafka-ca.pem',
   'kafka.saslMechanism': 'scram-sha-512',
@@ -37,7 +49,7 @@ function exampleValue(setting: Setting): unknown {
 }
 
 function yamlScalar(value: unknown): string {
-  return YAML.stringify(value, { flowCollectionPadding: false, collectionStyle: 'flow' }).trim();
+  return YAML.stringify(value, { flowCollectionPadding: false, collectionStyle: 'flow', lineWidth: 0 }).trim();
 }
 
 function wrap(text: string, width: number): string[] {

@@ -95,7 +95,7 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; e
     if (raw === undefined) continue;
     const result = setting.schema.safeParse(raw);
     if (!result.success) {
-      const problem = result.error.issues.map((i) => i.message).join('; ');
+      const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
       const shown = setting.secret ? '(secret)' : JSON.stringify(raw);
       throw new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`);
     }

@@ -4,6 +4,8 @@ import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { parseLsn, type Lsn } from '../lsn.js';
 import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
 import { SETTINGS } from './settings.js';
+import type { EventFilter, RouteRule } from './table-schemas.js';
+import { tableMappings } from './tables.js';
 
 export interface TableMapping {
   schema: string;
@@ -17,14 +19,29 @@ export interface TableMapping {
     aggregateType?: string;
     aggregateId?: string;
     headers?: string;
+    timestamp?: string;
   };
   topic: string;
+  /** Per-event-type routing, first match wins; `topic` when none matches. */
+  routes?: RouteRule[];
+  filter?: EventFilter;
+  envelope: EnvelopeConfig;
 }
+
+export interface EnvelopeConfig {
+  mode: 'none' | 'cloudevents';
+  source?: string;
+}
+
+export type PoisonPolicy = 'halt' | 'dead-letter';
 
 export interface RetryPolicy {
   initialDelayMs: number;
   maxDelayMs: number;
   maxDurationMs: number;
+  /** Records Kafka rejected: attempts and time before the poison policy applies. */
+  recordMaxAttempts: number;
+  recordMaxDurationMs: number;
 }
 
 export interface RelayConfig {
@@ -34,7 +51,10 @@ export interface RelayConfig {
   tables: TableMapping[];
   startLsn?: Lsn;
   kafka: KafkaConfig & { client: 'kafkajs' | 'rdkafka'; compression: 'none' | 'gzip' };
-  delivery: { maxInFlightEvents: number; maxInFlightBytes: number; batchMaxEvents: number; batchMaxBytes: number; onPoison: 'halt' };
+  delivery: { maxInFlightEvents: number; maxInFlightBytes: number; batchMaxEvents: number; batchMaxBytes: number; onPoison: PoisonPolicy; deadLetterTopic: string };
+  /** Logical-message source: undefined when no prefix is configured (messages are then not requested). */
+  messages?: { prefixes: string[]; topic: string; envelope: EnvelopeConfig };
+  heartbeat: { intervalMs: number; prefix: string };
   retry: RetryPolicy;
   statusIntervalMs: number;
   shutdownGraceMs: number;
@@ -104,26 +124,6 @@ function kafkaConfig(v: Record<string, unknown>): RelayConfig['kafka'] {
   };
 }
 
-function tableMapping(v: Record<string, unknown>): TableMapping {
-  const [schema, table] = (v.table as string).includes('.') ? (v.table as string).split('.') : ['public', v.table as string];
-  const optional = (key: string) => (v[key] ? (v[key] as string) : undefined);
-  const id = v['mapping.id'] as string;
-  return {
-    schema: schema!,
-    table: table!,
-    columns: {
-      id,
-      key: (v['mapping.key'] as string | undefined) ?? id,
-      payload: v['mapping.payload'] as string,
-      type: optional('mapping.type'),
-      aggregateType: optional('mapping.aggregateType'),
-      aggregateId: optional('mapping.aggregateId'),
-      headers: optional('mapping.headers'),
-    },
-    topic: v.topic as string,
-  };
-}
-
 export interface LoadOptions {
   flags: RawValues;
   env?: NodeJS.ProcessEnv;
@@ -139,11 +139,13 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env), flags: options.flags });
   requireSettings(resolved, options.required ?? []);
   const v = resolved.values;
+  const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
+  const prefixes = v['messages.prefixes'] as string[] | undefined;
   return {
     postgres: postgresConfig(v, env),
     slot: v.slot as string,
     publication: v.publication as string,
-    tables: [tableMapping(v)],
+    tables: tableMappings(v, resolved.origins, envelope),
     startLsn: v.startLsn ? parseLsn(v.startLsn as string) : undefined,
     kafka: kafkaConfig(v),
     delivery: {
@@ -151,9 +153,18 @@ export function loadConfig(options: LoadOptions): RelayConfig {
       maxInFlightBytes: v['delivery.maxInFlightBytes'] as number,
       batchMaxEvents: v['delivery.batchMaxEvents'] as number,
       batchMaxBytes: v['delivery.batchMaxBytes'] as number,
-      onPoison: v['delivery.onPoison'] as 'halt',
+      onPoison: v['delivery.onPoison'] as PoisonPolicy,
+      deadLetterTopic: v['delivery.deadLetterTopic'] as string,
     },
-    retry: { initialDelayMs: v['retry.initialDelay'] as number, maxDelayMs: v['retry.maxDelay'] as number, maxDurationMs: v['retry.maxDuration'] as number },
+    messages: prefixes ? { prefixes, topic: v['messages.topic'] as string, envelope } : undefined,
+    heartbeat: { intervalMs: v['heartbeat.interval'] as number, prefix: v['heartbeat.prefix'] as string },
+    retry: {
+      initialDelayMs: v['retry.initialDelay'] as number,
+      maxDelayMs: v['retry.maxDelay'] as number,
+      maxDurationMs: v['retry.maxDuration'] as number,
+      recordMaxAttempts: v['retry.recordMaxAttempts'] as number,
+      recordMaxDurationMs: v['retry.recordMaxDuration'] as number,
+    },
     statusIntervalMs: v.statusInterval as number,
     shutdownGraceMs: v.shutdownGrace as number,
     http: { port: v['http.port'] as number, host: v['http.host'] as string },

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
 import { parseReplayWindow } from '../checkpoint/replay-window.js';
+import { PRESETS, tableSchemas } from './table-schemas.js';
 import { parseDuration, parseSize } from './units.js';
 
 /**
@@ -44,6 +45,7 @@ const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit)' }));
+const structured = tableSchemas({ identifier, optionalIdentifier, qualifiedTable, text, list });
 
 function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
   const kebab = key.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -82,6 +84,39 @@ export const SETTINGS: Setting[] = [
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
+  setting('mapping.timestamp', 'source', optionalIdentifier, 'Column with the event time (record timestamp and ce_time); "" uses the commit time.', { default: '', placeholder: '<column>' }),
+  setting('preset', 'source', enumOf(PRESETS), 'Mapping defaults of a known outbox schema: debezium = Debezium EventRouter (id, aggregatetype, aggregateid, type, payload; topic outbox.event.${aggregatetype}; key = aggregate id). Explicit mapping.*/topic settings still win.', {
+    default: 'none',
+    placeholder: '<preset>',
+  }),
+  setting('routes', 'source', structured.routes, 'Per-event-type routing rules, first match wins, else the topic template: `Order*=orders,Payment*=payments`, or in the file a list of { type, aggregateType, topic } (globs; topic may be a template).', {
+    placeholder: '<glob=topic,…>',
+  }),
+  setting('filter.includeTypes', 'source', list, 'Relay only events whose type matches one of these globs (comma-separated); others are skipped but still confirmed.', { placeholder: '<glob,…>' }),
+  setting('filter.excludeTypes', 'source', list, 'Skip events whose type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('filter.includeAggregateTypes', 'source', list, 'Relay only events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('filter.excludeAggregateTypes', 'source', list, 'Skip events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('tables', 'source', structured.tables, 'Several outbox tables, each { table, preset, mapping, topic, routes, filter }; unset fields inherit the single-table settings. Replaces `table`. JSON in env and flags.', {
+    placeholder: '<json>',
+  }),
+  setting('envelope.mode', 'source', enumOf(['none', 'cloudevents']), 'none, or cloudevents: CloudEvents 1.0 Kafka binary mode (ce_id, ce_type, ce_source, ce_specversion, ce_time, ce_subject headers; the value stays the payload).', {
+    default: 'none',
+    placeholder: '<mode>',
+  }),
+  setting('envelope.source', 'source', text, 'The CloudEvents source attribute (ce_source); default /<schema>/<table>, or /messages/<prefix> for logical messages.', { placeholder: '<uri-reference>' }),
+  setting('messages.prefixes', 'source', list, 'Relay transactional pg_logical_emit_message() events with these prefixes (comma-separated; see sql/004_emit_event.sql). Unset: logical messages are not requested.', {
+    placeholder: '<prefix,…>',
+  }),
+  setting('messages.topic', 'source', text, 'Topic template for logical-message events without a topic of their own; placeholders: ${type}, ${key}, ${aggregate_type}, ${aggregate_id}, ${prefix}.', {
+    default: 'outbox.${aggregate_type}',
+    placeholder: '<template>',
+  }),
+  setting('heartbeat.interval', 'source', duration(0), 'Emit pg_logical_emit_message(false, heartbeat.prefix, \'\') this often on a normal connection, so the slot advances while only other databases write; 0 turns it off.', {
+    default: 0,
+    shownDefault: '0s',
+    placeholder: '<duration>',
+  }),
+  setting('heartbeat.prefix', 'source', text, 'Prefix of the heartbeat messages (never relayed).', { default: 'outbox-relay-heartbeat', placeholder: '<prefix>' }),
   setting('startLsn', 'source', lsn, 'Start streaming at this LSN instead of the slot position (forward only: a slot cannot rewind below its confirmed position).', {
     flag: '--from-lsn',
     env: 'OUTBOX_RELAY_FROM_LSN',
@@ -117,9 +152,19 @@ export const SETTINGS: Setting[] = [
     shownDefault: '900KiB',
     placeholder: '<size>',
   }),
-  setting('delivery.onPoison', 'delivery', enumOf(['halt']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic): halt without confirming it.', {
+  setting('delivery.onPoison', 'delivery', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue.', {
     default: 'halt',
     placeholder: '<policy>',
+  }),
+  setting('delivery.deadLetterTopic', 'delivery', text, 'Dead-letter topic (delivery.onPoison=dead-letter): a name or a template with ${topic}: the original topic, or the source table (schema.table) or message prefix when the event had none.', {
+    default: '${topic}.dlq',
+    placeholder: '<template>',
+  }),
+  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies.', { default: 3, placeholder: '<n>' }),
+  setting('retry.recordMaxDuration', 'delivery', duration(0), 'Longest time spent retrying one rejected record before delivery.onPoison applies.', {
+    default: 10_000,
+    shownDefault: '10s',
+    placeholder: '<duration>',
   }),
   setting('retry.initialDelay', 'delivery', duration(1), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter.', {
     default: 250,

@@ -41,6 +41,7 @@ export class RelayMetrics implements RelayObserver {
   });
   private readonly retries = this.counter('retries_total', 'Retries of Kafka produce or connect attempts, by error code.', ['code']);
   private readonly errors = this.counter('errors_total', 'Errors by code: lost replication connections, poison records, halts.', ['code']);
+  private readonly deadLetteredTotal = this.counter('dead_lettered_total', 'Events written to the dead-letter topic, by the error code that made them poison.', ['code']);
   private readonly reconnects = this.counter('reconnects_total', 'Replication sessions started after a lost connection or a standby takeover.', []);
   private readonly state = this.gauge('state', 'Current relay state: 1 for the current state, 0 for the others.', ['state']);
   private readonly active = this.gauge('active', '1 while this instance holds the replication slot (streaming or draining), 0 as a standby or otherwise.');
@@ -106,6 +107,10 @@ export class RelayMetrics implements RelayObserver {
 
   error(code: ErrorCode): void {
     this.errors.inc({ code });
+  }
+
+  deadLettered(code: ErrorCode): void {
+    this.deadLetteredTotal.inc({ code });
   }
 
   reconnected(): void {

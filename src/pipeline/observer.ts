@@ -20,6 +20,8 @@ export interface RelayObserver {
   reconnected?(): void;
   producerConnected?(connected: boolean): void;
   walPosition?(serverWalEnd: Lsn): void;
+  /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */
+  deadLettered?(code: ErrorCode): void;
 }
 
 type ObserverMethod = keyof RelayObserver;
@@ -36,6 +38,7 @@ const OBSERVER_METHODS = Object.keys({
   reconnected: true,
   producerConnected: true,
   walPosition: true,
+  deadLettered: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];
 
 /** One observer that forwards every call to each of `observers` (the relay takes a single observer). */

@@ -67,6 +67,13 @@ export class Relay {
       poison: (event, error) => this.poison(event, error),
       stopped: (error) => this.onDeliveryStopped(error),
       windowOpen: () => this.session?.resume(),
+      recordRetrying: (event, error, attempt, delayMs) => {
+        this.observer.retrying?.(error.code);
+        this.logger.warn(
+          { code: error.code, err: error.message, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), attempt, retryInMs: delayMs },
+          'Kafka rejected the record: retrying before the poison policy applies',
+        );
+      },
       retrying: (error, attempt, delayMs) => {
         this.observer.retrying?.(error.code);
         if (this.brokerDownSince === undefined) {

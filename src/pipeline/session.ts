@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import { AckTracker, type Transaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/relay-config.js';
-import { decodePgOutput, pgTimeToMs, type RelationMessage } from '../decode/pgoutput.js';
+import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import type { OutboxEvent } from '../route/event.js';
+import { MessageMapper } from '../route/message-mapper.js';
 import { RowMapper } from '../route/row-mapper.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight } from '../source/preflight.js';
@@ -21,6 +23,7 @@ export class Session {
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
+  private readonly messageMapper: MessageMapper | undefined;
   private txn: Transaction | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private resolveEnded!: (error: RelayError | undefined) => void;
@@ -36,6 +39,7 @@ export class Session {
     private readonly report: (confirmed: Lsn) => Lsn = (confirmed) => confirmed,
   ) {
     this.stream = new ReplicationStream(config.postgres);
+    this.messageMapper = config.messages ? new MessageMapper(config.messages) : undefined;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
 
@@ -57,7 +61,7 @@ export class Session {
         this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
       });
       this.stream.start(
-        { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: false },
+        { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
         {
           onData: (_lsn, payload) => this.onData(payload),
           onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
@@ -89,26 +93,47 @@ export class Session {
           break;
         case 'insert': {
           const mapper = this.mappers.get(msg.relationId);
-          if (!mapper || !this.txn) break;
-          this.tracker.add(this.txn);
-          let event;
-          try {
-            event = mapper.map(msg.values, this.txn);
-          } catch (err) {
-            if (!isRelayError(err)) throw err;
-            // A row we cannot turn into a record takes its place in the queue, so the poison policy meets it in order.
-            event = { topic: '', key: null, value: null, headers: {}, eventId: String(err.details.eventId ?? ''), size: 0, txn: this.txn, error: err };
-          }
-          if (!this.queue.push(event)) this.stream.pause();
+          const txn = this.txn;
+          // A filtered row adds nothing to its transaction, which then still commits and advances the position.
+          if (!mapper || !txn || !mapper.accepts(msg.values)) break;
+          this.enqueue(txn, () => mapper.map(msg.values, txn), (err) => mapper.unmappable(msg.values, txn, err));
           break;
         }
+        case 'message':
+          this.onMessage(msg);
+          break;
         default:
-          break; // logical messages, updates, deletes, truncates: nothing to relay
+          break; // updates, deletes, truncates: nothing to relay
       }
     } catch (err) {
       const error = isRelayError(err) ? err : new RelayError('INTERNAL', `decoding failed: ${(err as Error).message}`, { cause: err });
       this.finish(error);
     }
+  }
+
+  private enqueue(txn: Transaction, map: () => OutboxEvent, unmappable: (error: RelayError) => OutboxEvent): void {
+    this.tracker.add(txn);
+    let event: OutboxEvent;
+    try {
+      event = map();
+    } catch (err) {
+      if (!isRelayError(err)) throw err;
+      // An event we cannot turn into a record takes its place in the queue, so the poison policy meets it in order.
+      event = unmappable(err);
+    }
+    if (!this.queue.push(event)) this.stream.pause();
+  }
+
+  /** A transactional message belongs to the open transaction; a non-transactional one (a heartbeat) carries no event. */
+  private onMessage(msg: LogicalMessage): void {
+    const mapper = this.messageMapper;
+    if (!mapper?.accepts(msg.prefix)) return;
+    const txn = this.txn;
+    if (!msg.transactional || !txn) {
+      if (msg.content.length > 0) this.logger.warn({ prefix: msg.prefix, lsn: formatLsn(msg.lsn) }, 'non-transactional logical message not relayed: emit events with transactional = true');
+      return;
+    }
+    this.enqueue(txn, () => mapper.map(msg, txn), (err) => mapper.unmappable(msg, txn, err));
   }
 
   /** PostgreSQL sends a Relation message before the first change after connecting and after every schema change. */

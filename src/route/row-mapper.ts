@@ -3,8 +3,11 @@ import type { TableMapping } from '../config/relay-config.js';
 import type { ColumnValue, RelationMessage } from '../decode/pgoutput.js';
 import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
+import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
 import type { OutboxEvent } from './event.js';
-import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
+import { compileEventFilter, type EventFilterFn } from './filters.js';
+import { compileTopicRouting } from './routing-rules.js';
+import type { TopicTemplate } from './topic-template.js';
 
 const BYTEA_OID = 17;
 
@@ -17,6 +20,7 @@ export const HEADER = {
   lsn: 'outbox-lsn',
   commitTime: 'outbox-commit-time',
   xid: 'outbox-xid',
+  contentType: 'content-type',
 } as const;
 
 /**
@@ -30,6 +34,9 @@ export class RowMapper {
     private readonly columnIndex: Map<string, number>,
     private readonly payloadIsBytea: boolean,
     private readonly topic: TopicTemplate,
+    private readonly contentType: string,
+    private readonly filter: EventFilterFn | undefined,
+    private readonly envelope: Envelope | undefined,
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
@@ -55,19 +62,42 @@ export class RowMapper {
       aggregateType: find(c.aggregateType, 'mapping.aggregateType'),
       aggregateId: find(c.aggregateId, 'mapping.aggregateId'),
       headers: find(c.headers, 'mapping.headers'),
+      timestamp: find(c.timestamp, 'mapping.timestamp'),
     };
-    const topic = compileTopicTemplate(mapping.topic);
+    const topic = compileTopicRouting(mapping);
     for (const column of topic.columns) find(column, 'topic');
-    const payloadIsBytea = relation.columns[index.payload!]!.typeOid === BYTEA_OID;
-    return new RowMapper(table, index, columnIndex, payloadIsBytea, topic);
+    const payloadType = relation.columns[index.payload!]!.typeOid;
+    const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
+    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope);
+  }
+
+  /** False for a row the table's include/exclude filters leave out. */
+  accepts(values: ColumnValue[]): boolean {
+    return this.filter === undefined || this.filter((column) => textOf(values, this.columnIndex.get(column)));
+  }
+
+  /**
+   * A row `map` refused, as an event carrying what the row had (id as key, payload as value, and the topic if it
+   * can be computed), so that the poison policy can dead-letter it in its place in the stream.
+   */
+  unmappable(values: ColumnValue[], txn: Transaction, error: RelayError): OutboxEvent {
+    const eventId = textOf(values, this.index.id) ?? '';
+    let topic = '';
+    try {
+      topic = this.topic.render((column) => textOf(values, this.columnIndex.get(column)));
+    } catch (err) {
+      if (!(err instanceof RelayError)) throw err;
+    }
+    const raw = values[this.index.payload!];
+    const value = raw ? (this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : Buffer.from(raw)) : null;
+    const key = eventId ? Buffer.from(eventId, 'utf8') : null;
+    const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
+    if (eventId) headers[HEADER.id] = eventId;
+    return { topic, key, value, headers, eventId, size: (key?.length ?? 0) + (value?.length ?? 0), txn, error };
   }
 
   map(values: ColumnValue[], txn: Transaction): OutboxEvent {
-    const text = (i: number | undefined): string | null => {
-      if (i === undefined) return null;
-      const v = values[i];
-      return v ? v.toString('utf8') : null;
-    };
+    const text = (i: number | undefined): string | null => textOf(values, i);
     const eventId = text(this.index.id);
     const fail = (message: string, cause?: unknown): never => {
       throw new RelayError('RECORD_REQUIRED_NULL', `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
@@ -95,6 +125,19 @@ export class RowMapper {
     headers[HEADER.lsn] = shared.lsn;
     headers[HEADER.commitTime] = shared.commitTime;
     headers[HEADER.xid] = shared.xid;
+    headers[HEADER.contentType] = this.contentType;
+    if (this.envelope) {
+      const type = text(this.index.type);
+      if (type === null) fail('the type column is NULL (CloudEvents requires ce_type)');
+      const eventTime = text(this.index.timestamp);
+      let timeMs = txn.commitTimeMs;
+      try {
+        if (eventTime !== null) timeMs = parsePgTimestamp(eventTime);
+      } catch (err) {
+        fail('the timestamp column is not a date and time', err);
+      }
+      this.envelope(headers, { id: eventId!, type: type!, subject: text(this.index.aggregateId), timeMs });
+    }
 
     let topic: string;
     try {
@@ -113,6 +156,12 @@ export class RowMapper {
     for (const [k, v] of Object.entries(headers)) size += k.length + v.length;
     return { topic, key, value, headers, eventId: eventId!, size, txn };
   }
+}
+
+function textOf(values: ColumnValue[], i: number | undefined): string | null {
+  if (i === undefined) return null;
+  const v = values[i];
+  return v ? v.toString('utf8') : null;
 }
 
 /** Formatted once per transaction, not per event: a backlog transaction can hold thousands of events. */

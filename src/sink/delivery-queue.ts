@@ -4,6 +4,7 @@ import { formatLsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { classifyKafkaError, isRecordError } from './kafka-errors.js';
+import { RecordRetries } from './record-retry.js';
 import type { Sink } from './sink.js';
 
 export interface DeliveryLimits {
@@ -26,6 +27,8 @@ export interface DeliveryCallbacks {
   /** The in-flight window has room again after being full. */
   windowOpen(): void;
   retrying(error: RelayError, attempt: number, delayMs: number): void;
+  /** Kafka rejected `event`; it is produced again after `delayMs` (retry.recordMaxAttempts / recordMaxDuration). */
+  recordRetrying?(event: OutboxEvent, error: RelayError, attempt: number, delayMs: number): void;
   recovered(downMs: number, attempts: number): void;
 }
 
@@ -44,13 +47,16 @@ export class DeliveryQueue {
   private dead = false;
   private readonly abort = new AbortController();
   private emptyWaiters: (() => void)[] = [];
+  private readonly recordRetries: RecordRetries;
 
   constructor(
     private readonly sink: Sink,
     private readonly limits: DeliveryLimits,
     private readonly retry: RetryPolicy,
     private readonly callbacks: DeliveryCallbacks,
-  ) {}
+  ) {
+    this.recordRetries = new RecordRetries(retry);
+  }
 
   get inFlightEvents(): number {
     return this.events;
@@ -162,11 +168,22 @@ export class DeliveryQueue {
       return true;
     }
     const event = batch[0]!;
+    let attempts = 1;
+    // An unmappable row (event.error) would fail the same way every time: only Kafka's rejections are retried.
+    if (!event.error) {
+      const step = this.recordRetries.next(event);
+      attempts = step.attempts;
+      if (step.delayMs !== undefined) {
+        this.callbacks.recordRetrying?.(event, error, attempts, step.delayMs);
+        await sleep(step.delayMs, this.abort.signal);
+        return !this.dead && this.deliver(batch);
+      }
+    }
     const destination = event.topic ? ` to topic "${event.topic}"` : '';
     const poisoned = new RelayError(error.code, `cannot produce event ${event.eventId || '(no id)'} (commit LSN ${formatLsn(event.txn.commitLsn)})${destination}: ${error.message}`, {
       cause: error,
       hint: error.hint,
-      details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic },
+      details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, attempts },
     });
     if ((await this.callbacks.poison(event, poisoned)) === 'skip') {
       this.acknowledge(batch, 0);

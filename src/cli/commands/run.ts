@@ -8,6 +8,8 @@ import { RelayMetrics } from '../../metrics/relay-metrics.js';
 import { combineObservers } from '../../pipeline/observer.js';
 import { Relay } from '../../pipeline/relay.js';
 import { createSink } from '../../sink/create-sink.js';
+import { DeadLetters } from '../../sink/dead-letter.js';
+import { Heartbeat } from '../../source/heartbeat.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
@@ -39,10 +41,19 @@ export function runCommand(): Command {
       process.exitCode = reportError(err);
       return;
     }
+    const observer = combineObservers(metrics, health);
+    let deadLetters: DeadLetters | undefined;
+    try {
+      if (config.delivery.onPoison === 'dead-letter') deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer);
+    } catch (err) {
+      process.exitCode = reportError(err);
+      return;
+    }
     const relay = new Relay(config, {
       logger,
       sink,
-      observer: combineObservers(metrics, health),
+      observer,
+      onPoison: deadLetters && ((event, error) => deadLetters.handle(event, error)),
     });
     let server: OpsServer | undefined;
     if (config.http.port !== 0) {
@@ -57,6 +68,9 @@ export function runCommand(): Command {
       }
     }
     const outcome = relay.run();
+    const heartbeat = new Heartbeat(config.postgres, config.heartbeat.intervalMs, config.heartbeat.prefix, logger.child({ module: 'heartbeat' }));
+    heartbeat.start();
+    void outcome.then(() => heartbeat.stop());
     const signals = handleSignals(logger, config.shutdownGraceMs, () => relay.stop());
     const result = await outcome;
     // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).

@@ -1,0 +1,94 @@
+import type { Logger } from 'pino';
+import type { RetryPolicy } from '../config/relay-config.js';
+import { RelayError } from '../errors.js';
+import { formatLsn } from '../lsn.js';
+import type { RelayObserver } from '../pipeline/observer.js';
+import type { OutboxEvent } from '../route/event.js';
+import { compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
+import { backoffDelay, sleep } from '../retry.js';
+import type { PoisonDecision } from './delivery-queue.js';
+import { classifyKafkaError } from './kafka-errors.js';
+import type { Sink, SinkRecord } from './sink.js';
+
+/** Headers added to a dead letter; the original key, value and headers are kept as they were. */
+export const DLQ_HEADER = {
+  code: 'outbox-dlq-error-code',
+  message: 'outbox-dlq-error-message',
+  attempts: 'outbox-dlq-attempts',
+  lsn: 'outbox-dlq-source-lsn',
+  topic: 'outbox-dlq-original-topic',
+} as const;
+
+/** Where an event that never got a topic came from (unmappable rows and messages): stands in for ${topic}. */
+function sourceName(event: OutboxEvent): string {
+  const source = event.headers['outbox-table'] ?? event.headers['outbox-message-prefix'];
+  return source === undefined ? 'outbox' : source.toString();
+}
+
+/**
+ * The `dead-letter` poison policy: the record goes to the dead-letter topic with the error in headers, and the
+ * relay continues ('skip': the event counts as acknowledged). If the dead letter itself cannot be written
+ * (rejected, or Kafka unavailable beyond retry.maxDuration) the relay halts: an event is never dropped silently.
+ */
+export class DeadLetters {
+  private readonly template: TopicTemplate;
+
+  constructor(
+    private readonly sink: Sink,
+    topicTemplate: string,
+    private readonly retry: RetryPolicy,
+    private readonly logger: Logger,
+    private readonly observer: RelayObserver = {},
+  ) {
+    this.template = compileTopicTemplate(topicTemplate);
+    const unknown = this.template.columns.filter((c) => c !== 'topic');
+    if (unknown.length > 0) {
+      throw new RelayError('CONFIG_INVALID', `delivery.deadLetterTopic "${topicTemplate}" uses \${${unknown[0]}}: only \${topic} is known there`, { hint: 'e.g. ${topic}.dlq or outbox.dlq' });
+    }
+  }
+
+  async handle(event: OutboxEvent, error: RelayError): Promise<PoisonDecision> {
+    const originalTopic = event.topic || sourceName(event);
+    const lsn = formatLsn(event.txn.commitLsn);
+    const attempts = String(error.details.attempts ?? 1);
+    const context = { eventId: event.eventId, lsn, code: error.code, originalTopic, attempts };
+    let topic: string;
+    try {
+      topic = this.template.render(() => originalTopic);
+    } catch (err) {
+      this.logger.error({ ...context, err: (err as Error).message }, 'cannot name the dead-letter topic: halting');
+      return 'halt';
+    }
+    const record: SinkRecord = {
+      topic,
+      key: event.key,
+      value: event.value,
+      headers: { ...event.headers, [DLQ_HEADER.code]: error.code, [DLQ_HEADER.message]: error.message, [DLQ_HEADER.attempts]: attempts, [DLQ_HEADER.lsn]: lsn, [DLQ_HEADER.topic]: event.topic },
+    };
+    const failure = await this.send(record);
+    if (failure) {
+      this.logger.error({ ...context, deadLetterTopic: topic, dlqCode: failure.code, dlqErr: failure.message }, 'cannot write the dead letter: halting');
+      return 'halt';
+    }
+    this.observer.deadLettered?.(error.code);
+    this.logger.warn({ ...context, err: error.message, deadLetterTopic: topic }, 'event dead-lettered: continuing');
+    return 'skip';
+  }
+
+  /** Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration. */
+  private async send(record: SinkRecord): Promise<RelayError | undefined> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.sink.send([record]);
+        return undefined;
+      } catch (err) {
+        const error = classifyKafkaError(err);
+        if (!error.retriable || Date.now() - started >= this.retry.maxDurationMs) return error;
+        const delay = backoffDelay(this.retry, attempt);
+        this.logger.warn({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay, attempt }, 'cannot write the dead letter yet: retrying');
+        await sleep(delay);
+      }
+    }
+  }
+}

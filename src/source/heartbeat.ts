@@ -1,0 +1,76 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
+
+/**
+ * Writes pg_logical_emit_message(false, prefix, '') into the watched database every interval, on a normal
+ * connection. The message is WAL of this database, so the walsender has something of ours to decode and the
+ * slot keeps advancing (through the idle keepalive confirmation) even when every other write goes to other
+ * databases of the cluster. The relay never relays these messages. A failed beat is retried at the next tick
+ * on a fresh connection: the cadence is the backoff, and an outage is logged once, with its recovery.
+ */
+export class Heartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private client: pg.Client | undefined;
+  private beating = false;
+  private failures = 0;
+
+  constructor(
+    private readonly connection: pg.ClientConfig,
+    private readonly intervalMs: number,
+    private readonly prefix: string,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    if (this.intervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.beat(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      const client = this.client ?? (await this.connect());
+      await client.query(`SELECT pg_logical_emit_message(false, $1, '')`, [this.prefix]);
+      if (this.failures > 0) this.logger.info({ failedBeats: this.failures }, 'heartbeat written again');
+      this.failures = 0;
+    } catch (err) {
+      if (this.failures++ === 0) this.logger.warn({ err: errorMessage(err), intervalMs: this.intervalMs }, 'heartbeat failed: retrying every interval');
+      else this.logger.debug({ err: errorMessage(err), failedBeats: this.failures }, 'heartbeat still failing');
+      await this.disconnect();
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const client = new pg.Client({ ...this.connection, application_name: 'outbox-relay-heartbeat' });
+    // A connection lost between beats surfaces here; the next beat reconnects.
+    client.on('error', (err) => {
+      this.logger.debug({ err: err.message }, 'heartbeat connection lost');
+      if (this.client === client) this.client = undefined;
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch((endErr: unknown) => this.logger.debug({ err: errorMessage(endErr) }, 'closing a failed heartbeat connection'));
+      throw err;
+    }
+    this.client = client;
+    return client;
+  }
+
+  private async disconnect(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'closing the heartbeat connection'));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.disconnect();
+  }
+}
