@@ -36,7 +36,8 @@ function fencedError(slot: string, err: unknown): RelayError {
  * The exactly-once producer: records go into an open Kafka transaction (`send` begins one when none is open),
  * and `commit` adds the checkpoint record and commits, so a read_committed consumer sees the events and the
  * checkpoint together or not at all. connect() registers the transactional id, which fences any older producer
- * with the same id and aborts its open transaction.
+ * with the same id and aborts its open transaction (verified: without that, an older kafkajs producer keeps
+ * committing until the newer one begins its first transaction).
  */
 export class TransactionalSink implements Sink {
   private readonly producer: Producer;
@@ -63,6 +64,9 @@ export class TransactionalSink implements Sink {
     try {
       await this.checkpoints.ensureTopic();
       await this.producer.connect();
+      // kafkajs registers the transactional id only when the first transaction begins; an empty one registers it
+      // now, which fences older producers and aborts what they left open before the checkpoint is read.
+      await (await this.producer.transaction()).abort();
     } catch (err) {
       throw this.classify(err);
     }
