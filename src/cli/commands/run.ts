@@ -6,6 +6,7 @@ import { startOpsServer, type OpsServer } from '../../http/server.js';
 import { createLogger } from '../../logger.js';
 import { RelayMetrics } from '../../metrics/relay-metrics.js';
 import { combineObservers } from '../../pipeline/observer.js';
+import { deliveryStrategy } from '../../pipeline/delivery-strategy.js';
 import { Relay } from '../../pipeline/relay.js';
 import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
@@ -41,7 +42,8 @@ export function runCommand(): Command {
       process.exitCode = reportError(err);
       return;
     }
-    const observer = combineObservers(metrics, health);
+    const strategy = deliveryStrategy(config, logger, { plainSink: sink, registry: metrics.registry });
+    const observer = combineObservers(metrics, health, strategy.observer);
     let deadLetters: DeadLetters | undefined;
     try {
       if (config.delivery.onPoison === 'dead-letter') deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer);
@@ -51,7 +53,10 @@ export function runCommand(): Command {
     }
     const relay = new Relay(config, {
       logger,
-      sink,
+      sink: strategy.sink,
+      createDelivery: strategy.createDelivery,
+      startPosition: strategy.startPosition,
+      reportPosition: strategy.reportPosition,
       observer,
       onPoison: deadLetters && ((event, error) => deadLetters.handle(event, error)),
     });
@@ -73,6 +78,7 @@ export function runCommand(): Command {
     void outcome.then(() => heartbeat.stop());
     const signals = handleSignals(logger, config.shutdownGraceMs, () => relay.stop());
     const result = await outcome;
+    await strategy.close();
     // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).
     if (result.state !== 'failed') await signals.stopped;
     await server?.close();
