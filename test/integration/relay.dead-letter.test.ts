@@ -92,9 +92,13 @@ describe('relay: delivery.onPoison = dead-letter', () => {
     await relay.waitForLog((l) => l.msg === 'cannot write the dead letter: halting', 30_000);
     const halt = await relay.waitForLog((l) => l.level === 'error' && l.code === 'RECORD_TOO_LARGE', 30_000, 'the halt');
     expect(halt.eventId).toBe(poison);
+    // Never at or past the poison's commit; and nothing moves after the halt.
+    const confirmedAtHalt = await slotConfirmedLsn(db(), setup.slot);
+    expect(confirmedAtHalt).toBeGreaterThanOrEqual(confirmedBefore);
+    expect(confirmedAtHalt).toBeLessThanOrEqual(parseLsn(String(halt.lsn)));
     await insert('{}', 'k');
     await new Promise((r) => setTimeout(r, 1000));
-    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedBefore);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedAtHalt);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
   });

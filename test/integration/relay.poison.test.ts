@@ -23,7 +23,11 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     return id;
   };
 
-  /** Delivers one good event, then the poison; returns what the halt said and the position confirmed before it. */
+  /**
+   * Delivers one good event, then the poison; returns what the halt said and the position confirmed when it
+   * halted. That position may be a little past the good event (an idle relay confirms keepalive positions, which
+   * can fall between the poison's INSERT and its commit record) but never reaches the poison's commit LSN.
+   */
   async function haltOn(relay: RelayProcess, slot: string, poison: () => Promise<string>) {
     await relay.waitForMessage('streaming from PostgreSQL');
     const good = await insert();
@@ -32,19 +36,22 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     const confirmedBefore = await slotConfirmedLsn(db, slot);
     const poisonId = await poison();
     const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    const confirmedAtHalt = await slotConfirmedLsn(db, slot);
+    expect(confirmedAtHalt).toBeGreaterThanOrEqual(confirmedBefore);
+    expect(confirmedAtHalt).toBeLessThanOrEqual(parseLsn(String(halt.lsn)));
     const later = await insert();
     await new Promise((r) => setTimeout(r, 1000));
-    return { good, poisonId, later, halt, confirmedBefore };
+    return { good, poisonId, later, halt, confirmedBefore, confirmedAtHalt };
   }
 
   it('a NULL key column: error names the event and its LSN, nothing after it is produced or confirmed', async () => {
     const setup = await setupOutbox(db, { extraArgs: ['--mapping-key', 'partition_key'] });
     const relay = startRelay(setup.args);
-    const { good, poisonId, halt, confirmedBefore } = await haltOn(relay, setup.slot, () => insert('{}', null));
+    const { good, poisonId, halt, confirmedAtHalt } = await haltOn(relay, setup.slot, () => insert('{}', null));
     expect(halt.code).toBe('RECORD_REQUIRED_NULL');
     expect(String(halt.err)).toContain(poisonId);
     expect(String(halt.err)).toMatch(/commit LSN [0-9A-F]+\/[0-9A-F]+/);
-    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedBefore);
+    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedAtHalt);
     const records = await readTopic(setup.topic, { expected: 2, timeoutMs: 2000, settleMs: 0 });
     expect(records.map((r) => r.headers.id)).toEqual([good]);
     relay.signal('SIGTERM');
@@ -57,11 +64,11 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     const setup = await setupOutbox(db, { extraArgs: ['--topic', topic] });
     const relay = startRelay(setup.args);
     const big = JSON.stringify({ blob: 'x'.repeat(5000) });
-    const { good, poisonId, halt, confirmedBefore } = await haltOn(relay, setup.slot, () => insert(big));
+    const { good, poisonId, halt, confirmedBefore, confirmedAtHalt } = await haltOn(relay, setup.slot, () => insert(big));
     expect(halt.code).toBe('RECORD_TOO_LARGE');
     expect(halt.eventId).toBe(poisonId);
     expect(parseLsn(String(halt.lsn)) > confirmedBefore).toBe(true);
-    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedBefore);
+    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedAtHalt);
     const records = await readTopic(topic, { expected: 2, timeoutMs: 2000, settleMs: 0 });
     expect(records.map((r) => r.key)).toEqual([good]);
     relay.signal('SIGTERM');

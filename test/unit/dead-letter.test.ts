@@ -1,0 +1,70 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
+import { RelayError } from '../../src/errors.js';
+import type { OutboxEvent } from '../../src/route/event.js';
+import { DeadLetters, DLQ_HEADER } from '../../src/sink/dead-letter.js';
+import type { Sink, SinkRecord } from '../../src/sink/sink.js';
+
+const retry = { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 50, recordMaxAttempts: 1, recordMaxDurationMs: 0 };
+const logger = pino({ level: 'silent' });
+
+/** A sink that records what it was given and fails with `failure` while it is set. */
+class RecordingSink implements Sink {
+  readonly sent: SinkRecord[] = [];
+  constructor(public failure?: unknown) {}
+  async connect() {}
+  async close() {}
+  async send(records: readonly SinkRecord[]) {
+    if (this.failure) throw this.failure;
+    this.sent.push(...records);
+  }
+}
+
+const txn = new AckTracker(0n).begin(0x2000n, 0, 7);
+const event = (extra: Partial<OutboxEvent> = {}): OutboxEvent => ({ topic: 'orders', key: Buffer.from('k'), value: Buffer.from('{"a":1}'), headers: { id: 'e1', type: 'T' }, eventId: 'e1', size: 10, txn, ...extra });
+const tooLarge = new RelayError('RECORD_TOO_LARGE', 'too large', { details: { attempts: 3 } });
+
+describe('dead letters', () => {
+  it('writes the record unchanged plus the error headers, counts it, and skips the event', async () => {
+    const sink = new RecordingSink();
+    const counted: string[] = [];
+    const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger, { deadLettered: (code) => counted.push(code) });
+    expect(await dlq.handle(event(), tooLarge)).toBe('skip');
+    expect(sink.sent).toHaveLength(1);
+    const [record] = sink.sent;
+    expect(record!.topic).toBe('orders.dlq');
+    expect(record!.key!.toString()).toBe('k');
+    expect(record!.value!.toString()).toBe('{"a":1}');
+    expect(record!.headers).toEqual({
+      id: 'e1',
+      type: 'T',
+      [DLQ_HEADER.code]: 'RECORD_TOO_LARGE',
+      [DLQ_HEADER.message]: 'too large',
+      [DLQ_HEADER.attempts]: '3',
+      [DLQ_HEADER.lsn]: '0/2000',
+      [DLQ_HEADER.topic]: 'orders',
+    });
+    expect(counted).toEqual(['RECORD_TOO_LARGE']);
+  });
+
+  it('an event without a topic is named after its table in ${topic}', async () => {
+    const sink = new RecordingSink();
+    const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger);
+    await dlq.handle(event({ topic: '', headers: { 'outbox-table': 'public.outbox' } }), new RelayError('RECORD_REQUIRED_NULL', 'NULL key'));
+    expect(sink.sent[0]!.topic).toBe('public.outbox.dlq');
+    expect(sink.sent[0]!.headers[DLQ_HEADER.topic]).toBe('');
+    expect(sink.sent[0]!.headers[DLQ_HEADER.attempts]).toBe('1');
+  });
+
+  it('halts when the dead letter is rejected or Kafka stays unavailable past retry.maxDuration', async () => {
+    const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic')), 'dlq', retry, logger);
+    expect(await rejected.handle(event(), tooLarge)).toBe('halt');
+    const unavailable = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
+    expect(await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge)).toBe('halt');
+  });
+
+  it('refuses placeholders other than ${topic}', () => {
+    expect(() => new DeadLetters(new RecordingSink(), '${table}.dlq', retry, logger)).toThrow(/only \$\{topic\}/);
+  });
+});

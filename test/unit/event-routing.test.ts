@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import type { Transaction } from '../../src/checkpoint/ack-tracker.js';
+import type { RelayConfig, TableMapping } from '../../src/config/relay-config.js';
+import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
+import { RelayError } from '../../src/errors.js';
+import { contentTypeOf, parsePgTimestamp } from '../../src/route/envelope.js';
+import { compileEventFilter } from '../../src/route/filters.js';
+import { compileGlob } from '../../src/route/glob.js';
+import { MessageMapper } from '../../src/route/message-mapper.js';
+import { compileTopicRouting } from '../../src/route/routing-rules.js';
+import { RecordRetries } from '../../src/sink/record-retry.js';
+
+const columns: TableMapping['columns'] = { id: 'id', key: 'id', payload: 'payload', type: 'event_type', aggregateType: 'aggregate_type' };
+const row = (values: Record<string, string | null>) => (column: string) => values[column] ?? null;
+
+describe('globs, routing rules and filters', () => {
+  it('a glob matches the whole value, * any run of characters, everything else literally', () => {
+    expect(compileGlob('Order*')('OrderPlaced')).toBe(true);
+    expect(compileGlob('Order*')('PreOrderPlaced')).toBe(false);
+    expect(compileGlob('*.v1')('a.v1')).toBe(true);
+    expect(compileGlob('*.v1')('av1')).toBe(false);
+    expect(compileGlob('a+b')('a+b')).toBe(true);
+  });
+
+  it('the first matching rule wins; no match falls back to the template; rule topics are templates too', () => {
+    const routing = compileTopicRouting({
+      columns,
+      topic: 'outbox.${aggregate_type}',
+      routes: [{ type: 'PaymentRefunded', topic: 'refunds' }, { type: 'Payment*', topic: 'payments' }, { aggregateType: 'customer', topic: 'crm.${event_type}' }],
+    });
+    expect(routing.columns.sort()).toEqual(['aggregate_type', 'event_type']);
+    expect(routing.render(row({ event_type: 'PaymentRefunded', aggregate_type: 'payment' }))).toBe('refunds');
+    expect(routing.render(row({ event_type: 'PaymentReceived', aggregate_type: 'payment' }))).toBe('payments');
+    expect(routing.render(row({ event_type: 'Created', aggregate_type: 'customer' }))).toBe('crm.Created');
+    expect(routing.render(row({ event_type: 'OrderPlaced', aggregate_type: 'order' }))).toBe('outbox.order');
+    // A NULL type matches no type rule.
+    expect(routing.render(row({ event_type: null, aggregate_type: 'order' }))).toBe('outbox.order');
+  });
+
+  it('include needs a match (NULL never matches), exclude drops matches, both columns must pass', () => {
+    const filter = compileEventFilter({ columns, filter: { includeTypes: ['Order*'], excludeTypes: ['*Internal'], excludeAggregateTypes: ['audit'] } })!;
+    expect(filter(row({ event_type: 'OrderPlaced', aggregate_type: 'order' }))).toBe(true);
+    expect(filter(row({ event_type: 'OrderInternal', aggregate_type: 'order' }))).toBe(false);
+    expect(filter(row({ event_type: 'Invoice', aggregate_type: 'order' }))).toBe(false);
+    expect(filter(row({ event_type: null, aggregate_type: 'order' }))).toBe(false);
+    expect(filter(row({ event_type: 'OrderPlaced', aggregate_type: 'audit' }))).toBe(false);
+    expect(filter(row({ event_type: 'OrderPlaced', aggregate_type: null }))).toBe(true);
+    expect(compileEventFilter({ columns, filter: {} })).toBeUndefined();
+  });
+});
+
+describe('payload helpers', () => {
+  it('content-type from the payload column type', () => {
+    expect([contentTypeOf(114), contentTypeOf(3802), contentTypeOf(17), contentTypeOf(25)]).toEqual(['application/json', 'application/json', 'application/octet-stream', 'text/plain']);
+  });
+
+  it('PostgreSQL timestamps in ISO text output, with and without offsets', () => {
+    expect(new Date(parsePgTimestamp('2024-05-01 10:11:12.345678+02')).toISOString()).toBe('2024-05-01T08:11:12.345Z');
+    expect(new Date(parsePgTimestamp('2024-05-01 10:11:12+05:30')).toISOString()).toBe('2024-05-01T04:41:12.000Z');
+    expect(new Date(parsePgTimestamp('2024-05-01 10:11:12')).toISOString()).toBe('2024-05-01T10:11:12.000Z');
+    expect(() => parsePgTimestamp('infinity')).toThrow(RelayError);
+  });
+});
+
+describe('record retries', () => {
+  const policy = { initialDelayMs: 100, maxDelayMs: 1000, maxDurationMs: 60_000, recordMaxAttempts: 3, recordMaxDurationMs: 10_000 };
+  const event = () => ({}) as never;
+
+  it('retries with growing delays until the attempts are spent', () => {
+    const retries = new RecordRetries(policy);
+    const e = event();
+    const first = retries.next(e, 0);
+    const second = retries.next(e, 1000);
+    expect(first.attempts).toBe(1);
+    expect(first.delayMs).toBeGreaterThanOrEqual(50);
+    expect(first.delayMs).toBeLessThanOrEqual(100);
+    expect(second.delayMs).toBeLessThanOrEqual(200);
+    expect(retries.next(e, 2000)).toEqual({ attempts: 3 });
+    // Another event has its own count.
+    expect(retries.next(event(), 2000).attempts).toBe(1);
+  });
+
+  it('stops early when the next attempt would start after recordMaxDuration', () => {
+    const retries = new RecordRetries({ ...policy, recordMaxAttempts: 100, recordMaxDurationMs: 5000 });
+    const e = event();
+    expect(retries.next(e, 0).delayMs).toBeDefined();
+    expect(retries.next(e, 4990)).toEqual({ attempts: 2 });
+  });
+});
+
+describe('logical-message events', () => {
+  const tracker = new AckTracker(0n);
+  const txn: Transaction = tracker.begin(0x16b3748n, Date.parse('2024-01-01T00:00:00Z'), 42);
+  const config: NonNullable<RelayConfig['messages']> = { prefixes: ['outbox'], topic: 'events.${aggregate_type}', envelope: { mode: 'none' } };
+  const message = (content: string | Buffer) => ({ tag: 'message' as const, transactional: true, lsn: 1n, prefix: 'outbox', content: Buffer.isBuffer(content) ? content : Buffer.from(content) });
+
+  it('the metadata line gives id, key, topic and headers; the rest is the payload, byte for byte', () => {
+    const mapper = new MessageMapper(config);
+    const payload = Buffer.from([0x7b, 0x0a, 0xff]);
+    const event = mapper.map(message(Buffer.concat([Buffer.from('{"id":"e1","type":"T","aggregate_type":"order","aggregate_id":"o1","key":"o1","headers":{"trace":"x","n":2}}\n'), payload])), txn);
+    expect(event.topic).toBe('events.order');
+    expect(event.key!.toString()).toBe('o1');
+    expect(event.value!.equals(payload)).toBe(true);
+    expect(event.headers).toMatchObject({ id: 'e1', type: 'T', 'aggregate-type': 'order', 'aggregate-id': 'o1', trace: 'x', n: '2', 'content-type': 'application/json', 'outbox-lsn': '0/16B3748' });
+    expect(mapper.map(message('{"id":"e2","topic":"explicit"}\n{}'), txn)).toMatchObject({ topic: 'explicit', eventId: 'e2' });
+    expect(mapper.map(message('{"id":"e3","topic":"t"}\n'), txn).key!.toString()).toBe('e3');
+  });
+
+  it('malformed metadata is a record error carrying the whole content for the dead letter', () => {
+    const mapper = new MessageMapper(config);
+    for (const content of ['no newline', 'not json\n{}', '{"type":"T"}\n{}', '[1]\n{}']) {
+      let error: unknown;
+      try {
+        mapper.map(message(content), txn);
+      } catch (err) {
+        error = err;
+      }
+      expect(error, content).toBeInstanceOf(RelayError);
+      const dead = mapper.unmappable(message(content), txn, error as RelayError);
+      expect(dead.value!.toString()).toBe(content);
+      expect(dead.headers['outbox-message-prefix']).toBe('outbox');
+    }
+  });
+});
