@@ -84,7 +84,7 @@ export const SETTINGS: Setting[] = [
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
-  setting('mapping.timestamp', 'source', optionalIdentifier, 'Column with the event time (record timestamp and ce_time); "" uses the commit time.', { default: '', placeholder: '<column>' }),
+  setting('mapping.timestamp', 'source', optionalIdentifier, 'Column with the event time, sent as ce_time in the CloudEvents envelope mode; "" uses the commit time.', { default: '', placeholder: '<column>' }),
   setting('preset', 'source', enumOf(PRESETS), 'Mapping defaults of a known outbox schema: debezium = Debezium EventRouter (id, aggregatetype, aggregateid, type, payload; topic outbox.event.${aggregatetype}; key = aggregate id). Explicit mapping.*/topic settings still win.', {
     default: 'none',
     placeholder: '<preset>',
