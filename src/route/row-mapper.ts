@@ -1,7 +1,7 @@
 import type { Transaction } from '../checkpoint/ack-tracker.js';
 import type { TableMapping } from '../config/relay-config.js';
 import type { ColumnValue, RelationMessage } from '../decode/pgoutput.js';
-import { RelayError } from '../errors.js';
+import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
 import type { OutboxEvent } from './event.js';
@@ -99,8 +99,8 @@ export class RowMapper {
   map(values: ColumnValue[], txn: Transaction): OutboxEvent {
     const text = (i: number | undefined): string | null => textOf(values, i);
     const eventId = text(this.index.id);
-    const fail = (message: string, cause?: unknown): never => {
-      throw new RelayError('RECORD_REQUIRED_NULL', `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
+    const fail = (message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never => {
+      throw new RelayError(code, `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
         cause,
         details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid },
       });
@@ -134,7 +134,7 @@ export class RowMapper {
       try {
         if (eventTime !== null) timeMs = parsePgTimestamp(eventTime);
       } catch (err) {
-        fail('the timestamp column is not a date and time', err);
+        fail('the timestamp column is not a date and time', err, 'RECORD_INVALID');
       }
       this.envelope(headers, { id: eventId!, type: type!, subject: text(this.index.aggregateId), timeMs });
     }
