@@ -108,7 +108,7 @@ export class PostgresServer {
         try {
           await client.connect();
           const { rows } = await client.query<{ wal_level: string }>('SHOW wal_level');
-          return rows[0]?.wal_level === 'logical';
+          return rows[0]?.wal_level === this.settings.wal_level;
         } finally {
           await client.end().catch(() => undefined);
         }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/relay-config.js';
-import { RelayError, isRelayError } from '../errors.js';
+import { RelayError, isRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { DeliveryQueue, type PoisonDecision } from '../sink/delivery-queue.js';
@@ -28,6 +28,23 @@ export interface RelayOutcome {
   state: 'stopped' | 'halted' | 'failed';
   error?: RelayError;
 }
+
+/**
+ * Errors that end the process (exit 1): setup mistakes a restart with fixed configuration cures, and giving up
+ * on an unreachable service. Everything else non-retriable (a poison event, a schema change, a lost slot) halts:
+ * the process stays up and not ready, because a restart would meet the same event and loop.
+ */
+const FATAL = new Set<ErrorCode>([
+  'RETRIES_EXHAUSTED',
+  'PG_CONNECT_FAILED',
+  'PG_WAL_LEVEL',
+  'PG_NO_REPLICATION_PRIVILEGE',
+  'PG_SLOT_MISSING',
+  'PG_SLOT_WRONG_PLUGIN',
+  'PG_SLOT_WRONG_DATABASE',
+  'PG_PUBLICATION_MISSING',
+  'PG_TABLE_NOT_PUBLISHED',
+]);
 
 /** How often a standby checks whether the slot was released: takeover within a few seconds. */
 const STANDBY_POLL_MS = 1000;
@@ -114,7 +131,14 @@ export class Relay {
   run(): Promise<RelayOutcome> {
     const outcome = new Promise<RelayOutcome>((resolve) => (this.done = resolve));
     void this.loop().then(
-      (result) => this.done(result),
+      async (result) => {
+        // A failed relay exits: release the producer and timers so the process can end.
+        if (result.state === 'failed') {
+          this.queue.stop();
+          await this.deps.sink.close();
+        }
+        this.done(result);
+      },
       (err) => this.done({ state: 'failed', error: isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err }) }),
     );
     return outcome;
@@ -228,7 +252,7 @@ export class Relay {
 
   private async halt(error: RelayError): Promise<RelayOutcome> {
     await this.session?.close();
-    const fatal = error.code === 'RETRIES_EXHAUSTED';
+    const fatal = FATAL.has(error.code);
     this.setState(fatal ? 'failed' : 'halted');
     this.logger.error(
       { code: error.code, err: error.message, fix: error.hint, ...error.details, confirmedLsn: formatLsn(this.lastConfirmed) },

@@ -1,0 +1,77 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresServer } from '../../stack/index.js';
+import { setupOutbox } from '../support/outbox.js';
+import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { createDatabase, stack, uniqueName, type TestDatabase } from '../support/services.js';
+
+/** Runs the relay until it gives up; returns its exit code and the error line. */
+async function failingRun(args: string[]) {
+  const relay = startRelay(args);
+  const code = await relay.exited;
+  const error = relay.logs.find((l) => l.level === 'error');
+  expect(error, relay.dump()).toBeDefined();
+  return { code, code_: error!.code, err: String(error!.err), fix: String(error!.fix) };
+}
+
+describe('relay: misconfiguration is reported with the fix, and the process exits 1', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createDatabase('misconfig');
+  });
+  afterEach(killAllRelays);
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('a missing slot, a missing publication, a table outside the publication', async () => {
+    const setup = await setupOutbox(db);
+    const slot = await failingRun([...setup.args, '--slot', 'no_such_slot']);
+    expect(slot).toMatchObject({ code: 1, code_: 'PG_SLOT_MISSING' });
+    expect(slot.fix).toContain("pg_create_logical_replication_slot('no_such_slot', 'pgoutput')");
+
+    const publication = await failingRun([...setup.args, '--publication', 'no_such_pub']);
+    expect(publication).toMatchObject({ code: 1, code_: 'PG_PUBLICATION_MISSING' });
+    expect(publication.fix).toContain(`CREATE PUBLICATION "no_such_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
+
+    await db.query('CREATE TABLE other_outbox (LIKE outbox INCLUDING ALL)');
+    const table = await failingRun([...setup.args, '--table', 'public.other_outbox']);
+    expect(table).toMatchObject({ code: 1, code_: 'PG_TABLE_NOT_PUBLISHED' });
+    expect(table.fix).toContain(`ALTER PUBLICATION "${setup.publication}" ADD TABLE "public"."other_outbox";`);
+  });
+
+  it('a role without the REPLICATION attribute', async () => {
+    const setup = await setupOutbox(db);
+    const role = uniqueName('norepl');
+    await db.query(`CREATE ROLE ${role} LOGIN`);
+    const url = new URL(db.url);
+    url.username = role;
+    const args = setup.args.map((a) => (a === db.url ? url.toString() : a));
+    const result = await failingRun(args);
+    expect(result).toMatchObject({ code: 1, code_: 'PG_NO_REPLICATION_PRIVILEGE' });
+    expect(result.fix).toContain(`ALTER ROLE ${role} WITH REPLICATION;`);
+  });
+
+  describe.skipIf(!stack().owned.postgres)('on a server with wal_level=replica', () => {
+    const replica = new PostgresServer({ name: uniqueName('replica'), settings: { wal_level: 'replica' } });
+    beforeAll(async () => {
+      await replica.start();
+    });
+    afterAll(async () => {
+      await replica.stop();
+      replica.destroy();
+    });
+
+    it('says to set wal_level=logical and restart', async () => {
+      const target = await createDatabase('walreplica', replica.url());
+      try {
+        const result = await failingRun([
+          'run', '--postgres-url', target.url, '--kafka-brokers', stack().brokers.join(','),
+        ]);
+        expect(result).toMatchObject({ code: 1, code_: 'PG_WAL_LEVEL' });
+        expect(result.fix).toContain('ALTER SYSTEM SET wal_level = logical');
+      } finally {
+        await target.close();
+      }
+    });
+  });
+});
