@@ -19,7 +19,7 @@ export interface PostgresOptions {
 
 const DEFAULT_SETTINGS: Record<string, string> = {
   wal_level: 'logical',
-  max_replication_slots: '64',
+  max_replication_slots: '256',
   max_wal_senders: '64',
   max_connections: '200',
   fsync: 'off',
