@@ -47,6 +47,8 @@ export class KafkaCheckpointStore {
    * never seen). Reads the topic to its end; compaction keeps that short.
    */
   async read(slot: string, timeoutMs = READ_TIMEOUT_MS): Promise<Checkpoint | undefined> {
+    // A missing topic simply holds no checkpoint yet; creating it here spares the offset lookup kafkajs' metadata retries.
+    await this.ensureTopic();
     const remaining = await this.endOffsets();
     if (remaining.size === 0) return undefined;
     const consumer = this.kafka.consumer({ groupId: `outbox-relay-checkpoint-reader-${randomBytes(6).toString('hex')}`, readUncommitted: false, maxWaitTimeInMs: 100 });
@@ -100,7 +102,6 @@ export class KafkaCheckpointStore {
       const offsets = await admin.fetchTopicOffsets(this.topic);
       return new Map(offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high) - 1n]));
     } catch (err) {
-      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return new Map();
       throw this.failure('cannot read the checkpoint topic offsets', err, 'check the brokers and that the relay may DESCRIBE the topic');
     } finally {
       await admin.disconnect();
