@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ReplayWindowPosition, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
+import { chooseStart } from '../../src/checkpoint/start-position.js';
+
+describe('replay window', () => {
+  it('parses durations and sizes, and refuses a bare number', () => {
+    expect(parseReplayWindow('6h')).toEqual({ kind: 'duration', ms: 6 * 3_600_000 });
+    expect(parseReplayWindow('2GiB')).toEqual({ kind: 'size', bytes: 2 * 1024 ** 3 });
+    expect(parseReplayWindow('1000')).toBeUndefined();
+    expect(parseReplayWindow('5 parsecs')).toBeUndefined();
+  });
+
+  it('a size window reports the delivered position minus the size, never below the slot and never ahead of delivery', () => {
+    const w = new ReplayWindowPosition({ kind: 'size', bytes: 1000 });
+    w.raiseFloor(5000n);
+    expect(w.position(0)).toBe(5000n);
+    w.confirmed(5500n, 0);
+    expect(w.position(0)).toBe(5000n);
+    w.confirmed(9000n, 0);
+    expect(w.position(0)).toBe(8000n);
+    expect(w.retainedBytes).toBe(1000);
+    // An older confirmation (a replay) never moves it back.
+    w.confirmed(6000n, 0);
+    expect(w.position(0)).toBe(8000n);
+  });
+
+  it('a time window reports the newest position delivered at least that long ago', () => {
+    const w = new ReplayWindowPosition({ kind: 'duration', ms: 60_000 });
+    w.raiseFloor(100n);
+    w.confirmed(200n, 0);
+    w.confirmed(300n, 30_000);
+    expect(w.position(59_999)).toBe(100n);
+    expect(w.position(60_000)).toBe(200n);
+    expect(w.position(90_000)).toBe(300n);
+    expect(w.retainedBytes).toBe(0);
+  });
+});
+
+describe('start position', () => {
+  it('prefers --from-lsn, refuses one below the slot, else resumes at a checkpoint ahead of the slot', () => {
+    expect(chooseStart({ slot: 's', requested: 500n, checkpoint: 900n, slotConfirmed: 400n })).toBe(500n);
+    expect(() => chooseStart({ slot: 's', requested: 300n, checkpoint: undefined, slotConfirmed: 400n })).toThrow(/oldest replayable LSN/);
+    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 900n, slotConfirmed: 400n })).toBe(900n);
+    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 300n, slotConfirmed: 400n })).toBeUndefined();
+  });
+});
