@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
-import { committedIds, compareDelivery, setupOutbox, slotConfirmedLsn, startWriters } from '../support/outbox.js';
+import { committedIds, compareDelivery, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
 import { waitUntil } from '../../stack/index.js';
@@ -33,6 +33,7 @@ describe('relay: killed and stopped under load', () => {
     }
     await writers.stop();
     const final = startRelay(setup.args);
+    await waitForConfirmedAll(db, setup.slot);
     const committed = await committedIds(db);
     const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 1500 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));

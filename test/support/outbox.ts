@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { waitUntil } from '../../stack/index.js';
 import { randomUUID } from 'node:crypto';
 import { parseLsn } from '../../src/lsn.js';
 import { createTopic, stack, uniqueName, type TestDatabase } from './services.js';
@@ -126,4 +127,13 @@ export function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   return Math.round(kb / 1024);
+}
+
+/**
+ * Waits until the slot confirmed everything written so far: every committed event is then in Kafka. Read the
+ * topic after this, not by counting records: with duplicates a count can be reached before the tail arrived.
+ */
+export async function waitForConfirmedAll(db: TestDatabase, slot: string, timeoutMs = 120_000): Promise<void> {
+  const target = await currentWalLsn(db);
+  await waitUntil('the slot to confirm everything written', async () => (await slotConfirmedLsn(db, slot)) >= target, timeoutMs, 200);
 }
