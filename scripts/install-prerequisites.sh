@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs the system packages the local stack needs, only those missing: PostgreSQL 15 server binaries,
-# a Java 17 runtime for the Kafka broker, and Maven to fetch the broker's jars. Needs root (or sudo).
+# a Java 17 runtime for the Kafka broker, Maven to fetch the broker's jars, and the C++ toolchain, OpenSSL
+# and zlib headers the optional librdkafka client builds against. Needs root (or sudo).
 set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v pg_recvlogical >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_recvlogical ] || need+=(postgresql-client-15)
+# The optional librdkafka client (kafka.client=rdkafka) compiles at `npm ci` against these.
+command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || need+=(build-essential)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "prerequisites: postgresql-15, java and maven are present"
+  echo "prerequisites: postgresql-15, java, maven and a C++ toolchain are present"
   exit 0
 fi
 sudo=""
