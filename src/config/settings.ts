@@ -10,7 +10,8 @@ import { parseDuration, parseSize } from './units.js';
  * documentation. The loader, the CLI flags and the README's configuration reference are all derived from this
  * list, so they cannot drift apart.
  */
-export type SettingGroup = 'postgres' | 'source' | 'kafka' | 'delivery' | 'ops';
+/** Which commands show a setting as a flag: `client` is for commands that talk to a running relay. */
+export type SettingGroup = 'postgres' | 'source' | 'kafka' | 'delivery' | 'ops' | 'client';
 
 export interface Setting {
   key: string;
@@ -203,7 +204,7 @@ export const SETTINGS: Setting[] = [
 
   setting('http.port', 'ops', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
   setting('http.host', 'ops', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
-  setting('relayUrl', 'ops', httpUrl, 'Base URL of the running relay’s HTTP server; `outbox-relay status` reads its /readyz there.', {
+  setting('relayUrl', 'client', httpUrl, 'Base URL of the running relay’s HTTP server; `outbox-relay status` reads its /readyz there.', {
     default: 'http://127.0.0.1:9464',
     placeholder: '<url>',
   }),

@@ -56,7 +56,7 @@ export interface OpsCommandSpec {
 export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Promise<Outcome>): Command {
   const command = groupCommand(spec.name, spec.description, spec.examples);
   if (spec.json) command.option('--json', 'print one JSON document for scripts instead of text');
-  addSettingOptions(command, ['postgres', 'source', 'ops']);
+  addSettingOptions(command, ['postgres', 'source', 'ops', 'client']);
   return command.action(async () => {
     const opts = command.opts<Record<string, unknown>>();
     const json = opts.json === true;
