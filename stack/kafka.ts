@@ -44,9 +44,15 @@ export function ensureKafkaJars(version: string): string {
   return dir;
 }
 
-/** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` prints. */
+/**
+ * A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` prints.
+ * Kafka's own generator never returns an id starting with '-' (the storage tool would read it as a flag).
+ */
 function randomClusterId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 const LOG4J2 = `status = warn

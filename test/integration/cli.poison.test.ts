@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { waitUntil } from '../../stack/index.js';
-import { runCli, useDatabase } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { currentWalLsn, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, uniqueName } from '../support/services.js';

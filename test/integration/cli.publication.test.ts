@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runCli, runCliJson, useDatabase } from '../support/cli.js';
+import { runCli, runCliJson } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { uniqueName } from '../support/services.js';
 
 interface PublicationJson {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { freePort } from '../../stack/ports.js';
-import { runCli, runCliJson, useDatabase } from '../support/cli.js';
+import { runCli, runCliJson } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { uniqueName } from '../support/services.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/ports.js';
-import { runCli, runCliJson, useDatabase } from '../support/cli.js';
+import { runCli, runCliJson } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { httpArgs } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';

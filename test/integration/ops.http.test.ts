@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { httpArgs, httpGet, metricSamples, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBroker } from '../../stack/index.js';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { httpArgs, httpGet, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';

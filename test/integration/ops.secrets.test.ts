@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBroker } from '../../stack/index.js';
 import { freePort } from '../../stack/ports.js';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
 import { readTopic, stack, uniqueName } from '../support/services.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { httpArgs, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { compareDelivery, insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';

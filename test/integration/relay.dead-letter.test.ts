@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { slotConfirmedLsn } from '../support/outbox.js';

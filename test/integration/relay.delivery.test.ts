@@ -1,30 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic } from '../support/services.js';
+import { useDatabase } from '../support/database.js';
 import { waitUntil } from '../../stack/index.js';
 
 describe('relay: outbox INSERTs to Kafka', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createDatabase('delivery');
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db.close();
-  });
+  const db = useDatabase('delivery');
 
   it('forwards the payload bytes as stored, the id as key, and the row headers plus the source position', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const id = randomUUID();
     const payload = '{"name": "Zoë ✓", "nested": {"a": [1, 2.50, null]}, "text": "line\\nbreak"}';
-    await db.query(
+    await db().query(
       `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, headers) VALUES ($1, 'order', 'o-1', 'OrderPlaced', $2::jsonb, '{"traceparent": "00-abc-01", "attempt": 3, "skip": null}')`,
       [id, payload],
     );
-    const { rows } = await db.query<{ payload: string; xid: string }>(`SELECT payload::text AS payload, xmin::text AS xid FROM outbox WHERE id = $1`, [id]);
+    const { rows } = await db().query<{ payload: string; xid: string }>(`SELECT payload::text AS payload, xmin::text AS xid FROM outbox WHERE id = $1`, [id]);
     const relay = startRelay(setup.args);
     const records = await readTopic(setup.topic, { expected: 1 });
     expect(records).toHaveLength(1);
@@ -48,7 +42,7 @@ describe('relay: outbox INSERTs to Kafka', () => {
   });
 
   it('delivers every event of concurrent writers with interleaved commits, in commit order per partition, and confirms the slot', async () => {
-    const setup = await setupOutbox(db, { partitions: 4, extraArgs: ['--mapping-key', 'aggregate_id'] });
+    const setup = await setupOutbox(db(), { partitions: 4, extraArgs: ['--mapping-key', 'aggregate_id'] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     const writers = 8;
@@ -57,12 +51,12 @@ describe('relay: outbox INSERTs to Kafka', () => {
     await Promise.all(
       Array.from({ length: writers }, async (_, w) => {
         for (let t = 0; t < txnsPerWriter; t++) {
-          const rows = await insertEvents(db, 1 + (t % 5), { aggregateId: `writer-${w}`, payload: (i) => JSON.stringify({ w, seq: t * 10 + i }) });
+          const rows = await insertEvents(db(), 1 + (t % 5), { aggregateId: `writer-${w}`, payload: (i) => JSON.stringify({ w, seq: t * 10 + i }) });
           committed.push(...rows.map((r) => r.id));
         }
       }),
     );
-    const lsnAfterCommits = await currentWalLsn(db);
+    const lsnAfterCommits = await currentWalLsn(db());
     const records = await readTopic(setup.topic, { expected: committed.length });
     const delivery = compareDelivery(committed, records.map((r) => r.headers.id ?? null));
     console.log(`concurrent writers: ${committed.length} committed, ${records.length} delivered, ${delivery.duplicates} duplicates`);
@@ -80,7 +74,7 @@ describe('relay: outbox INSERTs to Kafka', () => {
       const lsns = records.filter((r) => r.partition === partition).map((r) => parseLsn(r.headers['outbox-lsn']!));
       expect(lsns).toEqual([...lsns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     }
-    await waitUntil('slot confirmed past the last commit', async () => (await slotConfirmedLsn(db, setup.slot)) >= lsnAfterCommits, 20_000);
+    await waitUntil('slot confirmed past the last commit', async () => (await slotConfirmedLsn(db(), setup.slot)) >= lsnAfterCommits, 20_000);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });

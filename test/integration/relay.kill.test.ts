@@ -1,40 +1,33 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { committedIds, compareDelivery, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic } from '../support/services.js';
+import { useFreshDatabase } from '../support/database.js';
 import { waitUntil } from '../../stack/index.js';
 
 describe('relay: killed and stopped under load', () => {
-  // Each test reads the whole outbox table as its ground truth, so each gets a database of its own.
-  let db: TestDatabase;
-  beforeEach(async () => {
-    db = await createDatabase('kill');
-  });
-  afterEach(async () => {
-    await killAllRelays();
-    await db.close();
-  });
+  const db = useFreshDatabase('kill');
 
   it('loses nothing when SIGKILLed again and again while writers commit', async () => {
-    const setup = await setupOutbox(db, { partitions: 3 });
-    const writers = startWriters(db, 4);
-    const confirmedAtKill: bigint[] = [await slotConfirmedLsn(db, setup.slot)];
+    const setup = await setupOutbox(db(), { partitions: 3 });
+    const writers = startWriters(db(), 4);
+    const confirmedAtKill: bigint[] = [await slotConfirmedLsn(db(), setup.slot)];
     for (let round = 0; round < 6; round++) {
       const relay = startRelay(setup.args);
       await relay.waitForMessage('streaming from PostgreSQL');
       // Kill only after this run confirmed something (so progress is real), then at a varying moment, so kills
       // land in different phases: mid-batch, mid-transaction, between status updates.
       const previous = confirmedAtKill.at(-1)!;
-      await waitUntil('progress before the kill', async () => (await slotConfirmedLsn(db, setup.slot)) > previous, 30_000);
+      await waitUntil('progress before the kill', async () => (await slotConfirmedLsn(db(), setup.slot)) > previous, 30_000);
       await new Promise((r) => setTimeout(r, (round * 97) % 400));
       await relay.kill();
-      confirmedAtKill.push(await slotConfirmedLsn(db, setup.slot));
+      confirmedAtKill.push(await slotConfirmedLsn(db(), setup.slot));
     }
     await writers.stop();
     const final = startRelay(setup.args);
-    await waitForConfirmedAll(db, setup.slot);
-    const committed = await committedIds(db);
+    await waitForConfirmedAll(db(), setup.slot);
+    const committed = await committedIds(db());
     const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 1500 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     console.log(
@@ -48,8 +41,8 @@ describe('relay: killed and stopped under load', () => {
   });
 
   it('drains on SIGTERM: in-flight events are acknowledged and confirmed, the exit code is 0, a restart re-sends nothing', async () => {
-    const setup = await setupOutbox(db);
-    const writers = startWriters(db, 3);
+    const setup = await setupOutbox(db());
+    const writers = startWriters(db(), 3);
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await new Promise((r) => setTimeout(r, 1500));
@@ -59,9 +52,9 @@ describe('relay: killed and stopped under load', () => {
     const stopped = relay.logs.find((l) => l.msg === 'stopped');
     expect(stopped, relay.dump()).toBeDefined();
     // What the relay said it confirmed is what Postgres holds.
-    expect(formatLsn(await slotConfirmedLsn(db, setup.slot))).toBe(stopped!.confirmedLsn);
+    expect(formatLsn(await slotConfirmedLsn(db(), setup.slot))).toBe(stopped!.confirmedLsn);
 
-    const committed = await committedIds(db);
+    const committed = await committedIds(db());
     const firstRun = await readTopic(setup.topic, { expected: committed.length, settleMs: 0 });
     const restarted = startRelay(setup.args);
     await restarted.waitForMessage('streaming from PostgreSQL');

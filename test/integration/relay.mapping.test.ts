@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
 import { slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';

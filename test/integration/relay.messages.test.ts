@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/index.js';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
 import { slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';

@@ -1,8 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresServer } from '../../stack/index.js';
 import { setupOutbox } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, stack, uniqueName, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { createDatabase, stack, uniqueName } from '../support/services.js';
+import { useDatabase } from '../support/database.js';
 
 /** Runs the relay until it gives up; returns its exit code and the error line. */
 async function failingRun(args: string[]) {
@@ -14,17 +15,10 @@ async function failingRun(args: string[]) {
 }
 
 describe('relay: misconfiguration is reported with the fix, and the process exits 1', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createDatabase('misconfig');
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db.close();
-  });
+  const db = useDatabase('misconfig');
 
   it('a missing slot, a missing publication, a table outside the publication', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const slot = await failingRun([...setup.args, '--slot', 'no_such_slot']);
     expect(slot).toMatchObject({ code: 1, code_: 'PG_SLOT_MISSING' });
     expect(slot.fix).toContain("pg_create_logical_replication_slot('no_such_slot', 'pgoutput')");
@@ -33,19 +27,19 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
     expect(publication).toMatchObject({ code: 1, code_: 'PG_PUBLICATION_MISSING' });
     expect(publication.fix).toContain(`CREATE PUBLICATION "no_such_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
 
-    await db.query('CREATE TABLE other_outbox (LIKE outbox INCLUDING ALL)');
+    await db().query('CREATE TABLE other_outbox (LIKE outbox INCLUDING ALL)');
     const table = await failingRun([...setup.args, '--table', 'public.other_outbox']);
     expect(table).toMatchObject({ code: 1, code_: 'PG_TABLE_NOT_PUBLISHED' });
     expect(table.fix).toContain(`ALTER PUBLICATION "${setup.publication}" ADD TABLE "public"."other_outbox";`);
   });
 
   it('a role without the REPLICATION attribute', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const role = uniqueName('norepl');
-    await db.query(`CREATE ROLE ${role} LOGIN`);
-    const url = new URL(db.url);
+    await db().query(`CREATE ROLE ${role} LOGIN`);
+    const url = new URL(db().url);
     url.username = role;
-    const args = setup.args.map((a) => (a === db.url ? url.toString() : a));
+    const args = setup.args.map((a) => (a === db().url ? url.toString() : a));
     const result = await failingRun(args);
     expect(result).toMatchObject({ code: 1, code_: 'PG_NO_REPLICATION_PRIVILEGE' });
     expect(result.fix).toContain(`ALTER ROLE ${role} WITH REPLICATION;`);

@@ -1,50 +1,43 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic } from '../support/services.js';
+import { useFreshDatabase } from '../support/database.js';
 
 describe('relay: what the WAL carries besides plain inserts', () => {
-  let db: TestDatabase;
-  beforeEach(async () => {
-    db = await createDatabase('stream');
-  });
-  afterEach(async () => {
-    await killAllRelays();
-    await db.close();
-  });
+  const db = useFreshDatabase('stream');
 
   it('relays nothing for rollbacks, rolled-back savepoints, other tables, UPDATE, DELETE and TRUNCATE of the outbox', async () => {
-    const setup = await setupOutbox(db);
-    await db.query('CREATE TABLE other (n int)');
+    const setup = await setupOutbox(db());
+    await db().query('CREATE TABLE other (n int)');
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     const kept = randomUUID();
     const rolledBack = randomUUID();
     const inSavepoint = randomUUID();
     const insert = `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', 'a', 'T', '{}')`;
-    await db.query('BEGIN; INSERT INTO other VALUES (1); COMMIT');
-    // One connection for the explicit transactions (a pool may hand out a different one per query).
-    const pool = db;
-    await pool.query(`DO $$ BEGIN
+    await db().query('BEGIN; INSERT INTO other VALUES (1); COMMIT');
+    // Rollbacks inside one statement each: a DO block is its own transaction whichever pooled connection runs it.
+    await db().query(`DO $$ BEGIN
         INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ('${rolledBack}', 'order', 'a', 'T', '{}');
         RAISE EXCEPTION 'roll back';
       EXCEPTION WHEN raise_exception THEN NULL; END $$`);
-    await pool.query(`DO $$ BEGIN
+    await db().query(`DO $$ BEGIN
         BEGIN
           INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ('${inSavepoint}', 'order', 'a', 'T', '{}');
           RAISE EXCEPTION 'roll back the savepoint';
         EXCEPTION WHEN raise_exception THEN NULL; END;
         INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ('${kept}', 'order', 'a', 'T', '{}');
       END $$`);
-    await db.query(`UPDATE outbox SET event_type = 'changed'`);
-    await db.query(`DELETE FROM outbox WHERE id = $1`, [kept]);
-    await db.query(insert, [randomUUID()]).then(() => db.query('TRUNCATE outbox'));
+    await db().query(`UPDATE outbox SET event_type = 'changed'`);
+    await db().query(`DELETE FROM outbox WHERE id = $1`, [kept]);
+    await db().query(insert, [randomUUID()]).then(() => db().query('TRUNCATE outbox'));
     const last = randomUUID();
-    await db.query(insert, [last]);
+    await db().query(insert, [last]);
     const records = await readTopic(setup.topic, { expected: 3, settleMs: 1500 });
     expect(records.map((r) => r.key)).toEqual([kept, expect.any(String), last]);
     expect(records.map((r) => r.key)).not.toContain(rolledBack);
@@ -55,15 +48,15 @@ describe('relay: what the WAL carries besides plain inserts', () => {
   });
 
   it('advances the slot while the outbox is idle and another table is busy', async () => {
-    const setup = await setupOutbox(db);
-    await db.query('CREATE TABLE busy (n int, pad text)');
+    const setup = await setupOutbox(db());
+    await db().query('CREATE TABLE busy (n int, pad text)');
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
-    const before = await slotConfirmedLsn(db, setup.slot);
-    for (let i = 0; i < 20; i++) await db.query(`INSERT INTO busy SELECT g, repeat('x', 200) FROM generate_series(1, 500) g`);
-    const target = await currentWalLsn(db);
-    await waitUntil('the slot to pass the busy table\'s WAL', async () => (await slotConfirmedLsn(db, setup.slot)) >= target, 20_000);
-    const after = await slotConfirmedLsn(db, setup.slot);
+    const before = await slotConfirmedLsn(db(), setup.slot);
+    for (let i = 0; i < 20; i++) await db().query(`INSERT INTO busy SELECT g, repeat('x', 200) FROM generate_series(1, 500) g`);
+    const target = await currentWalLsn(db());
+    await waitUntil('the slot to pass the busy table\'s WAL', async () => (await slotConfirmedLsn(db(), setup.slot)) >= target, 20_000);
+    const after = await slotConfirmedLsn(db(), setup.slot);
     console.log(`idle outbox: slot moved from ${formatLsn(before)} to ${formatLsn(after)} (${after - before} bytes of other tables' WAL released)`);
     expect(after > before).toBe(true);
     relay.signal('SIGTERM');
@@ -71,17 +64,17 @@ describe('relay: what the WAL carries besides plain inserts', () => {
   });
 
   it('follows schema changes: an added column is ignored, a renamed column the mapping needs halts without confirming past it', async () => {
-    const setup = await setupOutbox(db);
+    const setup = await setupOutbox(db());
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
-    const first = await insertEvents(db, 3);
-    await db.query('ALTER TABLE outbox ADD COLUMN tenant text');
-    const second = await insertEvents(db, 2);
+    const first = await insertEvents(db(), 3);
+    await db().query('ALTER TABLE outbox ADD COLUMN tenant text');
+    const second = await insertEvents(db(), 2);
     await readTopic(setup.topic, { expected: 5, settleMs: 0 });
-    await waitUntil('confirmation of the first five', async () => (await slotConfirmedLsn(db, setup.slot)) >= (await currentWalLsn(db)), 10_000);
-    const confirmedBefore = await slotConfirmedLsn(db, setup.slot);
-    await db.query('ALTER TABLE outbox RENAME COLUMN event_type TO kind');
-    await db.query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, kind, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [randomUUID()]);
+    await waitUntil('confirmation of the first five', async () => (await slotConfirmedLsn(db(), setup.slot)) >= (await currentWalLsn(db())), 10_000);
+    const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
+    await db().query('ALTER TABLE outbox RENAME COLUMN event_type TO kind');
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, kind, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [randomUUID()]);
     const halted = await relay.waitForLog((l) => l.level === 'error');
     expect(halted.code).toBe('SCHEMA_COLUMN_MISSING');
     expect(String(halted.err)).toContain('"event_type"');
@@ -89,19 +82,19 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     // The event after the rename never reached Kafka and its transaction was not confirmed.
     const records = await readTopic(setup.topic, { expected: 6, timeoutMs: 2000, settleMs: 0 });
     expect(records.map((r) => r.key)).toEqual([...first, ...second].map((e) => e.id));
-    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedBefore);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedBefore);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
   });
 
   it('relays a 100k-row transaction through a bounded in-flight window', async () => {
     const http = await httpArgs();
-    const setup = await setupOutbox(db, { extraArgs: ['--delivery-max-in-flight-events', '2000', ...http.args] });
-    await db.query(
+    const setup = await setupOutbox(db(), { extraArgs: ['--delivery-max-in-flight-events', '2000', ...http.args] });
+    await db().query(
       `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)
        SELECT gen_random_uuid(), 'order', 'agg-' || (g % 100), 'Bulk', jsonb_build_object('n', g, 'pad', repeat('x', 250)) FROM generate_series(1, 100000) g`,
     );
-    const target = await currentWalLsn(db);
+    const target = await currentWalLsn(db());
     const relay = startRelay(setup.args);
     // Sample the in-flight gauge while the transaction streams: the window, not the transaction, bounds it.
     let maxInFlight = 0;
@@ -114,14 +107,14 @@ describe('relay: what the WAL carries besides plain inserts', () => {
           maxInFlight = Math.max(maxInFlight, metricValue(metrics, 'outbox_relay_in_flight_events') ?? 0);
           samples++;
         }
-        return (await slotConfirmedLsn(db, setup.slot)) >= target;
+        return (await slotConfirmedLsn(db(), setup.slot)) >= target;
       },
       240_000,
       100,
     );
     const peak = peakRssMiB(relay.pid);
     const records = await readTopic(setup.topic, { expected: 100_000, settleMs: 0, timeoutMs: 120_000 });
-    const delivery = compareDelivery(await committedIds(db), records.map((r) => r.key));
+    const delivery = compareDelivery(await committedIds(db()), records.map((r) => r.key));
     console.log(`100k-row transaction: ${records.length} records, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates, max in flight ${maxInFlight} (${samples} samples), relay peak RSS ${peak} MiB`);
     expect(delivery.missing).toHaveLength(0);
     expect(samples).toBeGreaterThan(3);

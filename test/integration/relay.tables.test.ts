@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { useDatabase } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';

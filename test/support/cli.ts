@@ -1,9 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll } from 'vitest';
 import { repoRoot } from '../../stack/index.js';
-import { killAllRelays } from './relay-process.js';
-import { createDatabase, type TestDatabase } from './services.js';
 
 export interface CliResult {
   code: number | null;
@@ -52,21 +49,3 @@ export async function runCliJson<T = Record<string, unknown>>(args: string[], en
   }
 }
 
-/**
- * Registers the lifecycle every CLI test file shares: a database of the file's own, created before its tests
- * and closed (its slots dropped) after them, and no relay outliving a test. Returns the database (available once
- * tests run).
- */
-export function useDatabase(prefix: string): () => TestDatabase {
-  let db: TestDatabase | undefined;
-  beforeAll(async () => {
-    db = await createDatabase(prefix);
-  });
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    // Slots are server-wide and count against max_replication_slots for every other test file of the run.
-    await db?.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active');
-    await db?.close();
-  });
-  return () => db!;
-}

@@ -1,0 +1,40 @@
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import { killAllRelays } from './relay-process.js';
+import { createDatabase, type TestDatabase } from './services.js';
+
+/** Slots are server-wide and count against max_replication_slots for every other test file of the run. */
+async function release(db: TestDatabase | undefined): Promise<void> {
+  await db?.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active');
+  await db?.close();
+}
+
+/**
+ * Registers the lifecycle every CLI test file shares: a database of the file's own, created before its tests
+ * and closed (its slots dropped) after them, and no relay outliving a test. Returns the database (available once
+ * tests run).
+ */
+export function useDatabase(prefix: string): () => TestDatabase {
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createDatabase(prefix);
+  });
+  afterEach(killAllRelays);
+  afterAll(() => release(db));
+  return () => db!;
+}
+
+/**
+ * A database of its own for every test, for tests that take the whole outbox table as their ground truth.
+ * Relays the test started are killed first, so their slots are inactive and can be dropped.
+ */
+export function useFreshDatabase(prefix: string): () => TestDatabase {
+  let db: TestDatabase | undefined;
+  beforeEach(async () => {
+    db = await createDatabase(prefix);
+  });
+  afterEach(async () => {
+    await killAllRelays();
+    await release(db);
+  });
+  return () => db!;
+}
