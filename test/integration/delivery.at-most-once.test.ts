@@ -1,21 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { committedIds, compareDelivery, insertEvents, setupOutbox, startWriters } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, type TestDatabase } from '../support/services.js';
+import { describe, expect, it } from 'vitest';
+import { committedIds, compareDelivery, insertEvents, setupOutbox, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic } from '../support/services.js';
+import { useFreshDatabase } from '../support/database.js';
 
 describe('delivery: at-most-once', () => {
-  let db: TestDatabase;
-  beforeEach(async () => {
-    db = await createDatabase('amo');
-  });
-  afterEach(async () => {
-    await killAllRelays();
-    await db.close();
-  });
+  const db = useFreshDatabase('amo');
 
   it('SIGKILLed again and again under concurrent writers: measures what it loses (and re-sends)', async () => {
-    const setup = await setupOutbox(db, { partitions: 3, extraArgs: ['--delivery', 'at-most-once'] });
-    const writers = startWriters(db, 4);
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery', 'at-most-once'] });
+    const writers = startWriters(db(), 4);
     for (let round = 0; round < 6; round++) {
       const relay = startRelay(setup.args);
       await relay.waitForMessage('streaming from PostgreSQL', 60_000);
@@ -24,10 +18,11 @@ describe('delivery: at-most-once', () => {
     }
     await writers.stop();
     // Rows committed after the last kill are delivered by a clean run, which then stops with everything handed over.
-    await insertEvents(db, 5);
+    await insertEvents(db(), 5);
     const final = startRelay(setup.args);
     await final.waitForMessage('streaming from PostgreSQL', 60_000);
-    const committed = await committedIds(db);
+    await waitForConfirmedAll(db(), setup.slot);
+    const committed = await committedIds(db());
     const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 2000 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     console.log(

@@ -1,27 +1,21 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { committedIds, compareDelivery, insertEvents, setupOutbox, startWriters } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, uniqueName, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic, uniqueName } from '../support/services.js';
+import { useFreshDatabase } from '../support/database.js';
 
 describe('delivery: exactly-once', () => {
-  let db: TestDatabase;
-  beforeEach(async () => {
-    db = await createDatabase('eos');
-  });
-  afterEach(async () => {
-    await killAllRelays();
-    await db.close();
-  });
+  const db = useFreshDatabase('eos');
 
   it('SIGKILLed again and again under concurrent writers: a read_committed consumer sees every event exactly once', async () => {
-    const setup = await setupOutbox(db, { partitions: 3, extraArgs: ['--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
-    const writers = startWriters(db, 4);
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const writers = startWriters(db(), 4);
     for (let round = 0; round < 5; round++) {
       const relay = startRelay(setup.args);
       await relay.waitForMessage('streaming from PostgreSQL', 60_000);
       // Kill only after this instance committed something of its own, at varying moments after that.
       const before = relay.logs.length;
-      await insertEvents(db, 3);
+      await insertEvents(db(), 3);
       await relay.waitForLog((l) => l.msg === 'confirmed position' || relay.logs.length > before + 1, 30_000, 'progress').catch(() => undefined);
       await new Promise((r) => setTimeout(r, 400 + round * 230));
       await relay.kill();
@@ -29,7 +23,7 @@ describe('delivery: exactly-once', () => {
     await writers.stop();
     const final = startRelay(setup.args);
     await final.waitForMessage('streaming from PostgreSQL', 60_000);
-    const committed = await committedIds(db);
+    const committed = await committedIds(db());
     const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 2000, readCommitted: true });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     console.log(`exactly-once SIGKILL loop: ${committed.length} committed in ${writers.commits} transactions, ${records.length} read_committed records, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
@@ -41,19 +35,19 @@ describe('delivery: exactly-once', () => {
   });
 
   it('a second instance on the same slot fences the first, which halts with PRODUCER_FENCED; the second delivers without duplicates', async () => {
-    const setup = await setupOutbox(db, { extraArgs: ['--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const setup = await setupOutbox(db(), { extraArgs: ['--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
     const first = startRelay(setup.args);
     await first.waitForMessage('streaming from PostgreSQL', 60_000);
-    await insertEvents(db, 10);
+    await insertEvents(db(), 10);
     const second = startRelay(setup.args);
     await second.waitForMessage('slot in use by another instance: waiting as standby', 60_000);
     // The first instance's next Kafka transaction meets the newer producer epoch.
-    await insertEvents(db, 10);
+    await insertEvents(db(), 10);
     const fenced = await first.waitForLog((l) => l.code === 'PRODUCER_FENCED', 60_000, 'PRODUCER_FENCED');
     expect(String(fenced.err)).toContain('fenced');
     await second.waitForMessage('streaming from PostgreSQL', 60_000);
-    await insertEvents(db, 10);
-    const committed = await committedIds(db);
+    await insertEvents(db(), 10);
+    const committed = await committedIds(db());
     const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 1500, readCommitted: true });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     expect(delivery.missing).toEqual([]);

@@ -1,34 +1,28 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, readTopic, uniqueName, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic, uniqueName } from '../support/services.js';
+import { useFreshDatabase } from '../support/database.js';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
 
 describe('replay from a stored LSN', () => {
-  let db: TestDatabase;
-  beforeEach(async () => {
-    db = await createDatabase('replay');
-  });
-  afterEach(async () => {
-    await killAllRelays();
-    await db.close();
-  });
+  const db = useFreshDatabase('replay');
 
   it('inside the replay window: restarts resume at the checkpoint, --from-lsn re-delivers exactly the events after it, below the slot it refuses', async () => {
-    const setup = await setupOutbox(db, { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', uniqueName('checkpoints')] });
-    const slotAtStart = await slotConfirmedLsn(db, setup.slot);
+    const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const slotAtStart = await slotConfirmedLsn(db(), setup.slot);
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL', 60_000);
-    const before = await insertEvents(db, 20);
+    const before = await insertEvents(db(), 20);
     const after: string[] = [];
-    for (let t = 0; t < 5; t++) after.push(...(await insertEvents(db, 4)).map((e) => e.id));
+    for (let t = 0; t < 5; t++) after.push(...(await insertEvents(db(), 4)).map((e) => e.id));
     const total = before.length + after.length;
     const first = await readTopic(setup.topic, { expected: total, settleMs: 500 });
     expect(first.map((r) => r.key)).toEqual([...before.map((e) => e.id), ...after]);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
     // The window kept the slot where it was, although everything was delivered.
-    expect(await slotConfirmedLsn(db, setup.slot)).toBe(slotAtStart);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
 
     // A normal restart starts at the checkpoint: nothing is sent again.
     const restarted = startRelay(setup.args);
