@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { publicationCommand } from './commands/publication.js';
+import { replayCommand } from './commands/replay.js';
+import { republishCommand } from './commands/republish.js';
 import { runCommand } from './commands/run.js';
 import { setupCommand } from './commands/setup.js';
 import { slotCommand } from './commands/slot.js';
@@ -13,6 +15,8 @@ const program = new Command('outbox-relay')
   .exitOverride()
   .showHelpAfterError('(add --help for usage)')
   .addCommand(runCommand())
+  .addCommand(replayCommand())
+  .addCommand(republishCommand())
   .addCommand(setupCommand())
   .addCommand(slotCommand())
   .addCommand(publicationCommand())

@@ -16,8 +16,13 @@ export function shownDefault(setting: Setting): string | undefined {
 /** Adds one flag per setting of `groups`; help shows the env var and the default next to each. */
 export function addSettingOptions(command: Command, groups: SettingGroup[]): Command {
   command.option('-c, --config <path>', 'config file (YAML or JSON); env OUTBOX_RELAY_CONFIG');
+  return addSettingFlags(command, (setting) => groups.includes(setting.group));
+}
+
+/** Flags for the settings `include` picks, for a command that needs a few settings beyond its groups. */
+export function addSettingFlags(command: Command, include: (setting: Setting) => boolean): Command {
   for (const setting of SETTINGS) {
-    if (!groups.includes(setting.group)) continue;
+    if (!include(setting)) continue;
     const def = shownDefault(setting);
     const description = `${setting.doc} [env ${setting.env}${def !== undefined ? `; default ${def}` : ''}]`;
     command.addOption(new Option(`${setting.flag} ${setting.placeholder}`, description));

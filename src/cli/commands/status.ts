@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
+import { checkpointStatus, type CheckpointStatus } from '../../ops/checkpoint-status.js';
 import { findPublication } from '../../ops/publications.js';
 import { fetchRelayHealth, type RelayHealth } from '../../ops/relay-health.js';
 import { findSlot } from '../../ops/slots.js';
+import { addSettingFlags } from '../options.js';
 import { opsCommand } from './ops-command.js';
-import { keyValues, publicationText, slotRows, type Cell } from './output.js';
+import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
 
 function relayRows(relay: RelayHealth): [string, Cell][] {
   if (!relay.reachable) return [['relay', `not reachable at ${relay.url} (${relay.reason})`]];
@@ -11,17 +13,28 @@ function relayRows(relay: RelayHealth): [string, Cell][] {
   return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields];
 }
 
+function checkpointRows(status: CheckpointStatus): [string, Cell][] {
+  const rows: [string, Cell][] = [['checkpoint_topic', status.topic]];
+  if (status.error) return [...rows, ['checkpoint', `not readable: ${status.error.message} (${status.error.code})`]];
+  if (!status.checkpoint) return [...rows, ['checkpoint', 'none written for this slot yet']];
+  rows.push(['checkpoint_lsn', status.checkpoint.lsn], ['checkpoint_commit_time', status.checkpoint.commitTime], ['checkpoint_written_at', status.checkpoint.writtenAt]);
+  const window = status.replayWindow;
+  if (window) rows.push(['replay_window', `${bytes(window.retainedBytes)} of WAL kept: replayable from ${window.oldestReplayableLsn}, checkpoint at ${window.checkpointLsn}`]);
+  return rows;
+}
+
 export function statusCommand(): Command {
-  return opsCommand(
+  const command = opsCommand(
     {
       name: 'status',
-      description: "One view of the slot, the publication, the lag and, if it answers, the running relay's readiness (GET <relay-url>/readyz).",
-      examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json'],
+      description: "One view of the slot, the publication, the lag, if it answers the running relay's readiness (GET <relay-url>/readyz), and with --kafka-brokers the last checkpoint and the WAL the replay window keeps.",
+      examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
       json: true,
     },
     async ({ client, config }) => {
       const relayUrl = config.values.relayUrl as string;
       const [slot, publication, relay] = await Promise.all([findSlot(client, config.slot), findPublication(client, config.publication), fetchRelayHealth(relayUrl)]);
+      const checkpoint = await checkpointStatus(config, slot);
       const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
       const currentWalLsn = rows[0]!.lsn;
       const sections = [
@@ -29,8 +42,11 @@ export function statusCommand(): Command {
         slot ? keyValues(slotRows(slot)) : `slot "${config.slot}": does not exist (outbox-relay setup creates it)`,
         publication ? publicationText(publication) : `publication "${config.publication}": does not exist (outbox-relay setup creates it)`,
         keyValues(relayRows(relay)),
+        ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : []),
       ];
-      return { data: { currentWalLsn, slot: slot ?? null, publication: publication ?? null, relay }, text: sections.join('\n\n') };
+      return { data: { currentWalLsn, slot: slot ?? null, publication: publication ?? null, relay, ...(checkpoint ? { checkpoint } : {}) }, text: sections.join('\n\n') };
     },
   );
+  // The checkpoint lives in Kafka: with brokers given, status reads it (and the replay window it implies).
+  return addSettingFlags(command, (setting) => setting.group === 'kafka' || setting.key === 'checkpoint.topic');
 }

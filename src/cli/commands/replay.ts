@@ -1,0 +1,115 @@
+import { Option, type Command } from 'commander';
+import { ConfigError } from '../../config/load.js';
+import { loadConfig, redactedSettings, type RelayConfig } from '../../config/relay-config.js';
+import { RelayError } from '../../errors.js';
+import { createLogger, type Logger } from '../../logger.js';
+import { formatLsn, isLsn, parseLsn, type Lsn } from '../../lsn.js';
+import { withClient } from '../../ops/connection.js';
+import { findSlot } from '../../ops/slots.js';
+import { deliveryStrategy } from '../../pipeline/delivery-strategy.js';
+import { combineObservers } from '../../pipeline/observer.js';
+import { Relay } from '../../pipeline/relay.js';
+import { ReplayBound } from '../../pipeline/replay-bound.js';
+import { createSink } from '../../sink/create-sink.js';
+import type { Sink } from '../../sink/sink.js';
+import { EXIT, reportError } from '../exit.js';
+import { addSettingOptions, flagValues } from '../options.js';
+import { handleSignals } from '../signals.js';
+import { groupCommand } from './ops-command.js';
+
+function slotActive(slot: string, pid: number | null): RelayError {
+  return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use (pid ${pid ?? '?'}): a running relay holds it`, {
+    hint: 'stop the relay of this slot first (a replay streams from the same slot), replay, then start it again; standbys must be stopped too, or they take the slot over',
+    details: { activePid: pid },
+  });
+}
+
+/**
+ * The last commit LSN the replay delivers: --to-lsn, but never beyond the WAL written when the replay started
+ * (everything later is new, and the relay's to deliver once it runs again).
+ */
+async function replayBound(config: RelayConfig, toLsn: Lsn | undefined): Promise<Lsn> {
+  return withClient(config.postgres, async (client) => {
+    const slot = await findSlot(client, config.slot);
+    if (slot?.active) throw slotActive(config.slot, slot.activePid);
+    const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    // A commit record that starts at the current WAL position has not been written yet.
+    const caughtUp = parseLsn(rows[0]!.lsn) - 1n;
+    return toLsn !== undefined && toLsn < caughtUp ? toLsn : caughtUp;
+  });
+}
+
+export function replayCommand(): Command {
+  const command = groupCommand('replay', 'Re-deliver the outbox events committed from --from-lsn up to --to-lsn (or up to the WAL position at start), then exit.', [
+    'outbox-relay replay --from-lsn 0/1A2B3C8 --kafka-brokers kafka:9092 --replay-window 6h',
+    'outbox-relay replay --from-lsn 0/1A2B3C8 --to-lsn 0/1B000000 --kafka-brokers kafka:9092',
+  ]);
+  command.addOption(new Option('--to-lsn <lsn>', 'last commit LSN to re-deliver (inclusive); default: the WAL position when the replay starts'));
+  addSettingOptions(command, ['postgres', 'source', 'kafka', 'delivery', 'ops']);
+  command.action(async (opts: Record<string, unknown>) => {
+    const started = Date.now();
+    let config: RelayConfig;
+    let toLsn: Lsn | undefined;
+    let lastCommit: Lsn;
+    let logger: Logger;
+    let sink: Sink;
+    try {
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'] });
+      const to = opts.toLsn as string | undefined;
+      if (to !== undefined && !isLsn(to)) throw new ConfigError(`--to-lsn ${JSON.stringify(to)} is not an LSN`, 'an LSN such as 0/16B3748');
+      toLsn = to === undefined ? undefined : parseLsn(to);
+      if (toLsn !== undefined && toLsn < config.startLsn!) throw new ConfigError(`--to-lsn ${to} is before --from-lsn ${formatLsn(config.startLsn!)}`, 'swap them');
+      lastCommit = await replayBound(config, toLsn);
+      logger = createLogger(config.logLevel);
+      logger.info({ settings: redactedSettings(config), lastCommitLsn: formatLsn(lastCommit) }, 'starting replay');
+      sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
+    } catch (err) {
+      process.exitCode = reportError(err);
+      return;
+    }
+    // The checkpoint read at start keeps a replay of old transactions from moving the stored checkpoint back.
+    const strategy = deliveryStrategy(config, logger, { plainSink: sink, readCheckpoint: true });
+    let events = 0;
+    let reached = false;
+    let refused: RelayError | undefined;
+    let stopping: Promise<void> | undefined;
+    const stop = () => (stopping ??= relay.stop());
+    const bound = new ReplayBound(lastCommit, () => {
+      reached = true;
+      void stop();
+    });
+    const relay: Relay = new Relay(config, {
+      logger,
+      sink: strategy.sink,
+      createDelivery: bound.wrap(strategy.createDelivery),
+      startPosition: strategy.startPosition,
+      reportPosition: strategy.reportPosition,
+      observer: combineObservers(strategy.observer, bound.observer, {
+        delivered: (delivered) => (events += delivered.length),
+        // Taken between the check above and our connection: waiting as a standby would never end the replay.
+        stateChanged: (state) => {
+          if (state !== 'standby') return;
+          refused = slotActive(config.slot, null);
+          void stop();
+        },
+      }),
+    });
+    handleSignals(logger, config.shutdownGraceMs, stop);
+    const outcome = await relay.run();
+    if (outcome.state === 'halted') await stop();
+    await stopping;
+    await strategy.close();
+    const error = refused ?? outcome.error;
+    if (error || !reached) {
+      process.exitCode = error ? reportError(error) : EXIT.runtime;
+      if (!error) logger.warn({ events, confirmedLsn: formatLsn(relay.confirmedLsn) }, 'replay interrupted before it reached its end');
+      return;
+    }
+    logger.info(
+      { events, fromLsn: formatLsn(config.startLsn!), lastCommitLsn: formatLsn(lastCommit), confirmedLsn: formatLsn(relay.confirmedLsn), durationMs: Date.now() - started },
+      'replay finished',
+    );
+    process.exitCode = EXIT.ok;
+  });
+  return command;
+}

@@ -1,0 +1,92 @@
+import { Option, type Command } from 'commander';
+import { loadConfig } from '../../config/relay-config.js';
+import { ConfigError } from '../../config/load.js';
+import { createLogger } from '../../logger.js';
+import { parsePgTimestamp } from '../../route/envelope.js';
+import { withClient } from '../../ops/connection.js';
+import type { RowSelection } from '../../ops/outbox-rows.js';
+import { createProgress } from '../../ops/progress.js';
+import { republish } from '../../ops/republish.js';
+import { createSink } from '../../sink/create-sink.js';
+import type { Sink } from '../../sink/sink.js';
+import { EXIT, reportError } from '../exit.js';
+import { addSettingOptions, flagValues } from '../options.js';
+import { handleSignals } from '../signals.js';
+import { groupCommand } from './ops-command.js';
+
+function positiveInt(flag: string, text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a whole number of at least 1`, `pass e.g. ${flag} 500`);
+  return Number(text);
+}
+
+function selection(opts: Record<string, unknown>): RowSelection {
+  const since = opts.since as string | undefined;
+  const ids = opts.ids as string | undefined;
+  if ((since === undefined) === (ids === undefined)) throw new ConfigError('republish needs exactly one of --since <timestamp> and --ids <id,…>', "e.g. --since '2026-11-24 08:00:00+00' or --ids 3f2a…,9c1b…");
+  if (since !== undefined) {
+    // PostgreSQL compares it with the column; checking it here makes a typo a usage error (exit 2), not a query failure.
+    try {
+      parsePgTimestamp(since);
+    } catch {
+      throw new ConfigError(`--since ${JSON.stringify(since)} is not a date and time`, "use ISO 8601 with a time, e.g. '2026-11-24T08:00:00Z' or '2026-11-24 08:00:00+00'");
+    }
+    return { since };
+  }
+  const list = ids!.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError('--ids is empty', 'pass the event ids, comma-separated');
+  return { ids: list };
+}
+
+export function republishCommand(): Command {
+  const command = groupCommand('republish', 'Re-send rows still in the outbox table to Kafka, for gaps a replay cannot reach (a lost slot, a replay below the slot).', [
+    "outbox-relay republish --since '2026-11-24T08:00:00Z' --kafka-brokers kafka:9092",
+    'outbox-relay republish --ids 3f2a9c1e-…,9c1b0d2f-… --kafka-brokers kafka:9092',
+    "outbox-relay republish --since '2026-11-24T08:00:00Z' --rate 500 --dry-run",
+  ]);
+  command
+    .addOption(new Option('--since <timestamp>', 'rows whose time column is at or after this time (ISO 8601)'))
+    .addOption(new Option('--ids <id,…>', 'these event ids (the mapping.id column), comma-separated'))
+    .addOption(new Option('--time-column <column>', 'column with the time a row was written: matched by --since, and the order rows are re-sent in [default: mapping.timestamp, else created_at]'))
+    .addOption(new Option('--batch-size <n>', 'rows per page and per produce request, each acknowledged before the next').default('500'))
+    .addOption(new Option('--rate <events/s>', 'at most this many events per second, on average').default('2000'))
+    .option('--dry-run', 'count and map what would be sent; connect to no broker');
+  addSettingOptions(command, ['postgres', 'source', 'kafka', 'ops']);
+  command.action(async (opts: Record<string, unknown>) => {
+    const dryRun = opts.dryRun === true;
+    let config;
+    let options;
+    try {
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: dryRun ? [] : ['kafka.brokers'] });
+      options = { selection: selection(opts), batchSize: positiveInt('--batch-size', opts.batchSize as string), rate: positiveInt('--rate', opts.rate as string) };
+    } catch (err) {
+      process.exitCode = reportError(err);
+      return;
+    }
+    const logger = createLogger(config.logLevel);
+    const interrupt = new AbortController();
+    handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort());
+    let sink: Sink | undefined;
+    try {
+      if (!dryRun) {
+        sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
+        await sink.connect();
+      }
+      const summary = await withClient(config.postgres, (client) =>
+        republish(
+          client,
+          config,
+          { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress: (total) => createProgress('republish', total, logger) },
+          logger,
+        ),
+      );
+      logger.info({ ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) }, summary.interrupted ? 'republish interrupted' : 'republish finished');
+      if (process.stdout.isTTY) process.stdout.write(`${dryRun ? 'would re-send' : 're-sent'} ${summary.events} event(s) in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.filtered} left out by filters)\n`);
+      process.exitCode = summary.interrupted ? EXIT.runtime : EXIT.ok;
+    } catch (err) {
+      process.exitCode = reportError(err);
+    } finally {
+      await sink?.close();
+    }
+  });
+  return command;
+}

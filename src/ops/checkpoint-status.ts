@@ -1,0 +1,45 @@
+import { describeCheckpoint } from '../checkpoint/checkpoint.js';
+import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
+import { guaranteeConfig } from '../config/guarantee-config.js';
+import type { RelayConfig } from '../config/relay-config.js';
+import { isRelayError } from '../errors.js';
+import { silentLogger } from '../logger.js';
+import { formatLsn, parseLsn } from '../lsn.js';
+import { createKafkaClient } from '../sink/kafka-sink.js';
+import type { SlotStatus } from './slots.js';
+
+/** A status command waits this long for the checkpoint topic, not the relay's 30 s: it is one line of a view. */
+const READ_TIMEOUT_MS = 10_000;
+
+export interface CheckpointStatus {
+  topic: string;
+  /** The last committed checkpoint of the slot; null when none was written (or it could not be read: `error`). */
+  checkpoint: Record<string, string | null> | null;
+  /**
+   * WAL the replay window keeps: from the slot's confirmed_flush_lsn (the oldest replayable LSN) to the checkpoint
+   * (where a normal restart resumes). Null without a checkpoint or a slot.
+   */
+  replayWindow: { oldestReplayableLsn: string; checkpointLsn: string; retainedBytes: number } | null;
+  error?: { code: string; message: string };
+}
+
+/** The checkpoint of `config.slot` from the checkpoint topic, when Kafka settings are given; undefined otherwise. */
+export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | undefined): Promise<CheckpointStatus | undefined> {
+  if (!config.kafka.brokers || config.kafka.brokers.length === 0) return undefined;
+  const topic = guaranteeConfig(config).checkpointTopic;
+  const store = new KafkaCheckpointStore(createKafkaClient(config.kafka, silentLogger(), '-status'), topic);
+  try {
+    const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);
+    if (!checkpoint) return { topic, checkpoint: null, replayWindow: null };
+    const confirmed = slot?.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : undefined;
+    const replayWindow =
+      confirmed === undefined
+        ? null
+        : { oldestReplayableLsn: formatLsn(confirmed), checkpointLsn: formatLsn(checkpoint.lsn), retainedBytes: Math.max(0, Number(checkpoint.lsn - confirmed)) };
+    return { topic, checkpoint: describeCheckpoint(checkpoint), replayWindow };
+  } catch (err) {
+    // Kafka unreachable is part of the view, like a relay that does not answer, not a failure of the command.
+    if (!isRelayError(err)) throw err;
+    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message } };
+  }
+}

@@ -1,0 +1,118 @@
+import type pg from 'pg';
+import type { TableMapping } from '../config/relay-config.js';
+import type { RelationMessage } from '../decode/pgoutput.js';
+import { RelayError } from '../errors.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
+
+/**
+ * The outbox table as pgoutput would announce it: columns in attribute order with their type oids. Generated
+ * columns are left out because pgoutput leaves them out, so a RowMapper compiled from this sees the same layout
+ * as the one the relay compiles from the stream.
+ */
+export async function describeTable(client: pg.Client, mapping: TableMapping): Promise<RelationMessage> {
+  const name = quoteQualified(mapping.schema, mapping.table);
+  const { rows } = await client.query<{ oid: number | null; name: string | null; type_oid: number | null; is_key: boolean | null }>(
+    `SELECT c.oid, a.attname AS name, a.atttypid::int AS type_oid,
+            COALESCE(a.attnum = ANY(i.indkey::int2[]), false) AS is_key
+       FROM (SELECT to_regclass($1)::oid AS oid) c
+       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+      ORDER BY a.attnum`,
+    [name],
+  );
+  if (rows[0]?.oid === null || rows[0] === undefined) {
+    throw new RelayError('PG_QUERY_FAILED', `outbox table ${mapping.schema}.${mapping.table} does not exist`, { hint: 'check --table (or tables:) and the database in --postgres-url' });
+  }
+  return {
+    tag: 'relation',
+    relationId: rows[0].oid,
+    schema: mapping.schema,
+    table: mapping.table,
+    columns: rows.map((r) => ({ name: r.name!, typeOid: r.type_oid!, isKey: r.is_key === true })),
+  };
+}
+
+/** Which rows to re-send: written at or after a time, or these ids. */
+export type RowSelection = { since: string } | { ids: string[] };
+
+/**
+ * Reads the selected rows in pages ordered by (time column, id column), each page continuing after the last row
+ * of the previous one (keyset pagination: no OFFSET, so page N costs what page 1 costs). Every column comes as
+ * text, the format pgoutput sends (bytea as `\x…` hex).
+ */
+export class OutboxPages {
+  private readonly select: string;
+  private readonly orderBy: string;
+  private readonly keyset: string;
+  private readonly timeIndex: number;
+  private readonly idIndex: number;
+  private after: [string, string] | undefined;
+  private first: [string, string] | undefined;
+
+  constructor(
+    private readonly client: pg.Client,
+    relation: RelationMessage,
+    private readonly selection: RowSelection,
+    timeColumn: string,
+    idColumn: string,
+  ) {
+    const indexOf = (column: string, what: string): number => {
+      const i = relation.columns.findIndex((c) => c.name === column);
+      if (i < 0) {
+        throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${what}) is missing from ${relation.schema}.${relation.table}`, {
+          hint: what === '--time-column' ? 'name the column that holds when a row was written: --time-column <column>' : 'check mapping.id',
+        });
+      }
+      return i;
+    };
+    this.timeIndex = indexOf(timeColumn, '--time-column');
+    this.idIndex = indexOf(idColumn, 'mapping.id');
+    const t = quoteIdent(timeColumn);
+    const id = quoteIdent(idColumn);
+    const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
+    // Untyped parameters take the column's type, so comparisons use the table's own types and its indexes.
+    const where = 'since' in selection ? `${t} >= $1` : `${id} = ANY($1)`;
+    this.select = `SELECT ${columns} FROM ${quoteQualified(relation.schema, relation.table)} WHERE ${where}`;
+    this.orderBy = `ORDER BY ${t}, ${id}`;
+    this.keyset = `(${t}, ${id}) > ($2, $3)`;
+  }
+
+  private get filterValue(): unknown {
+    return 'since' in this.selection ? this.selection.since : this.selection.ids;
+  }
+
+  /** How many rows the selection holds now (for the progress bar). */
+  async count(): Promise<number> {
+    const from = this.select.slice(this.select.indexOf(' FROM '));
+    const { rows } = await this.client.query<{ n: string }>(`SELECT count(*)::text AS n${from}`, [this.filterValue]);
+    return Number(rows[0]!.n);
+  }
+
+  /** The next page of at most `limit` rows, as text values; empty when the selection is exhausted. */
+  async next(limit: number): Promise<(string | null)[][]> {
+    const params: unknown[] = [this.filterValue];
+    let sql = this.select;
+    if (this.after) {
+      sql += ` AND ${this.keyset}`;
+      params.push(...this.after);
+    }
+    params.push(limit);
+    const { rows } = await this.client.query<(string | null)[]>({ text: `${sql} ${this.orderBy} LIMIT $${params.length}`, values: params, rowMode: 'array' });
+    const [first, last] = [rows[0], rows.at(-1)];
+    if (first && last) {
+      this.first = [first[this.timeIndex]!, first[this.idIndex]!];
+      this.after = [last[this.timeIndex]!, last[this.idIndex]!];
+    }
+    return rows;
+  }
+
+  /** The first row of the last page read: a run that failed on that page resumes with --since its time. */
+  get pageStart(): { time: string; id: string } | undefined {
+    return this.first && { time: this.first[0], id: this.first[1] };
+  }
+
+  /** The time column's text value in a row of `next()`. */
+  timeOf(row: (string | null)[]): string | null {
+    return row[this.timeIndex] ?? null;
+  }
+}

@@ -1,0 +1,157 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { AckTracker, type Transaction } from '../checkpoint/ack-tracker.js';
+import type { RelayConfig, RetryPolicy, TableMapping } from '../config/relay-config.js';
+import { RelayError, isRelayError } from '../errors.js';
+import { backoffDelay, sleep } from '../retry.js';
+import { parsePgTimestamp } from '../route/envelope.js';
+import { HEADER, RowMapper } from '../route/row-mapper.js';
+import { classifyKafkaError } from '../sink/kafka-errors.js';
+import type { Sink, SinkRecord } from '../sink/sink.js';
+import { describeTable, OutboxPages, type RowSelection } from './outbox-rows.js';
+import type { Progress } from './progress.js';
+import { RateLimit } from './rate-limit.js';
+
+/** Marks a record re-sent from the table rather than relayed from the WAL. */
+export const REPUBLISHED_HEADER = 'outbox-republished';
+
+/**
+ * Headers that describe the source transaction (commit LSN, commit time, xid). The table does not hold them, so a
+ * re-sent record leaves them out rather than carry made-up values a consumer could mistake for a position.
+ */
+const TRANSACTION_HEADERS = [HEADER.lsn, HEADER.commitTime, HEADER.xid];
+
+export interface RepublishOptions {
+  selection: RowSelection;
+  /** Column ordering the rows and matched by --since; default mapping.timestamp, else created_at. */
+  timeColumn: string | undefined;
+  batchSize: number;
+  /** Events per second, on average. */
+  rate: number;
+  /** undefined: --dry-run, count and map only. */
+  sink: Sink | undefined;
+  progress: (total: number) => Progress;
+  signal: AbortSignal;
+}
+
+export interface RepublishSummary {
+  /** Records produced (or, with --dry-run, that would be). */
+  events: number;
+  /** Rows the table's include/exclude filters leave out, as the relay would. */
+  filtered: number;
+  byTopic: Record<string, number>;
+  durationMs: number;
+  dryRun: boolean;
+  interrupted: boolean;
+}
+
+interface TablePlan {
+  mapping: TableMapping;
+  mapper: RowMapper;
+  pages: OutboxPages;
+  total: number;
+}
+
+async function plan(client: pg.Client, mapping: TableMapping, options: RepublishOptions): Promise<TablePlan> {
+  const relation = await describeTable(client, mapping);
+  const mapper = RowMapper.compile(relation, mapping);
+  const timeColumn = options.timeColumn ?? mapping.columns.timestamp ?? 'created_at';
+  const pages = new OutboxPages(client, relation, options.selection, timeColumn, mapping.columns.id);
+  return { mapping, mapper, pages, total: await pages.count() };
+}
+
+/** The row's time stands in for the unknown commit time (CloudEvents' ce_time without mapping.timestamp). */
+function rowTimeMs(text: string | null): number {
+  try {
+    return text === null ? Date.now() : parsePgTimestamp(text);
+  } catch (err) {
+    if (!isRelayError(err)) throw err;
+    return Date.now();
+  }
+}
+
+/**
+ * Re-sends rows still in the outbox table(s) through the relay's own RowMapper, so each record has the key, value,
+ * topic and headers the relay gives it, minus the transaction headers and plus `outbox-republished: true`.
+ * Batches wait for Kafka's acknowledgement before the next page is read; an unavailable broker is retried as
+ * the relay retries it, anything else ends the run with the position reached.
+ */
+export async function republish(client: pg.Client, config: RelayConfig, options: RepublishOptions, logger: Logger): Promise<RepublishSummary> {
+  const started = Date.now();
+  const plans: TablePlan[] = [];
+  for (const mapping of config.tables) plans.push(await plan(client, mapping, options));
+  const progress = options.progress(plans.reduce((n, p) => n + p.total, 0));
+  // Re-sent rows confirm nothing: the tracker only gives the synthetic transactions the shape the mapper expects.
+  const tracker = new AckTracker(0n);
+  const limit = new RateLimit(options.rate, options.signal);
+  const summary: RepublishSummary = { events: 0, filtered: 0, byTopic: {}, durationMs: 0, dryRun: options.sink === undefined, interrupted: false };
+  let done = 0;
+  for (const table of plans) {
+    for (;;) {
+      if (options.signal.aborted) {
+        summary.interrupted = true;
+        break;
+      }
+      const rows = await table.pages.next(options.batchSize);
+      if (rows.length === 0) break;
+      const records: SinkRecord[] = [];
+      for (const row of rows) {
+        const values = row.map((v) => (v === null ? null : Buffer.from(v, 'utf8')));
+        if (!table.mapper.accepts(values)) {
+          summary.filtered++;
+          continue;
+        }
+        const txn: Transaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, endLsn: 0n, pending: 0, tracker };
+        const event = atPosition(table, () => table.mapper.map(values, txn));
+        for (const name of TRANSACTION_HEADERS) delete event.headers[name];
+        event.headers[REPUBLISHED_HEADER] = 'true';
+        records.push({ topic: event.topic, key: event.key, value: event.value, headers: event.headers });
+      }
+      if (options.sink && records.length > 0) await atPosition(table, () => sendBatch(options.sink!, records, config.retry, logger, options.signal));
+      for (const r of records) summary.byTopic[r.topic] = (summary.byTopic[r.topic] ?? 0) + 1;
+      summary.events += records.length;
+      done += rows.length;
+      progress.update(done);
+      if (options.sink) await limit.pass(records.length);
+    }
+  }
+  progress.finish();
+  summary.durationMs = Date.now() - started;
+  return summary;
+}
+
+/** Adds the page the run stopped in to an error, so the operator can resume with --since instead of starting over. */
+function atPosition<T>(table: TablePlan, work: () => T): T {
+  const fail = (err: unknown): never => {
+    const error = isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err });
+    const page = table.pages.pageStart;
+    throw new RelayError(error.code, `${error.message} (republish of ${table.mapping.schema}.${table.mapping.table} stopped in the page starting at time ${page?.time ?? '-'}, id ${page?.id ?? '-'})`, {
+      cause: error,
+      hint: `${error.hint ? `${error.hint}; then ` : 'fix the cause, then '}resume with --since '${page?.time ?? '<time>'}' (rows from that time on are sent again)`,
+      details: { ...error.details, resumeFrom: page },
+    });
+  };
+  try {
+    const result = work();
+    return result instanceof Promise ? (result.catch(fail) as T) : result;
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+/** One batch, acknowledged by Kafka (acks=all); an unavailable broker is retried with backoff for retry.maxDuration. */
+async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, logger: Logger, signal: AbortSignal): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await sink.send(records);
+      return;
+    } catch (err) {
+      const error = classifyKafkaError(err);
+      if (!error.retriable || Date.now() - started >= retry.maxDurationMs || signal.aborted) throw error;
+      const delay = backoffDelay(retry, attempt);
+      logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'Kafka unavailable: retrying the batch');
+      await sleep(delay, signal);
+    }
+  }
+}

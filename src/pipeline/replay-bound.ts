@@ -1,0 +1,53 @@
+import type { Lsn } from '../lsn.js';
+import type { CreateDelivery, Delivery } from '../sink/delivery.js';
+import type { RelayObserver } from './observer.js';
+
+/**
+ * The end of a bounded replay, built on the relay's seams (createDelivery, observer) so the session streams as in
+ * `run`. Transactions whose commit record starts after `lastCommit` are never produced: their first event is
+ * refused (and so never acknowledged, which keeps the confirmed position before them) and ends the replay. The
+ * replay also ends once the confirmed position passed `lastCommit`, which covers a range with no later outbox
+ * event: an idle slot confirms the server's WAL end.
+ */
+export class ReplayBound {
+  private ended = false;
+
+  constructor(
+    readonly lastCommit: Lsn,
+    private readonly onEnd: () => void,
+  ) {}
+
+  wrap(create: CreateDelivery): CreateDelivery {
+    return (callbacks) => {
+      const inner = create(callbacks);
+      const bounded: Delivery = {
+        get inFlightEvents() {
+          return inner.inFlightEvents;
+        },
+        get inFlightBytes() {
+          return inner.inFlightBytes;
+        },
+        push: (event) => {
+          if (event.txn.commitLsn <= this.lastCommit) return inner.push(event);
+          this.end();
+          return false; // stop reading: nothing after the bound is wanted
+        },
+        whenEmpty: () => inner.whenEmpty(),
+        stop: () => inner.stop(),
+      };
+      return bounded;
+    };
+  }
+
+  readonly observer: RelayObserver = {
+    confirmed: (lsn) => {
+      if (lsn > this.lastCommit) this.end();
+    },
+  };
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd();
+  }
+}

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
+import { runCli, runCliJson } from '../support/cli.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic, uniqueName, type ConsumedRecord } from '../support/services.js';
+import { useFreshDatabase } from '../support/database.js';
+import { formatLsn, parseLsn } from '../../src/lsn.js';
+import type { CheckpointStatus } from '../../src/ops/checkpoint-status.js';
+
+const TRANSACTION_HEADERS = ['outbox-lsn', 'outbox-commit-time', 'outbox-xid'];
+
+/** A command's flags from the relay's: the same database, slot, publication, topic and brokers (republish has no --status-interval). */
+function commandArgs(setup: OutboxSetup, command: string): string[] {
+  const args = setup.args.slice(1);
+  const i = args.indexOf('--status-interval');
+  return [command, ...(command === 'republish' ? [...args.slice(0, i), ...args.slice(i + 2)] : args)];
+}
+
+/** Relays what `write` writes, waits with `delivered`, then stops the relay (the commands refuse or compete while it runs). */
+async function relayAll(setup: OutboxSetup, write: () => Promise<void>, delivered: () => Promise<void>): Promise<void> {
+  const relay = startRelay(setup.args);
+  await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+  await write();
+  await delivered();
+  relay.signal('SIGTERM');
+  expect(await relay.exited).toBe(0);
+}
+
+function withoutTransactionHeaders(record: ConsumedRecord): Record<string, string> {
+  return Object.fromEntries(Object.entries(record.headers).filter(([k]) => !TRANSACTION_HEADERS.includes(k)));
+}
+
+describe('replay and republish commands', () => {
+  const db = useFreshDatabase('replaycmd');
+
+  it('republish --since re-sends exactly the retained rows after the time, --ids just those, as the relay produced them plus the marker', async () => {
+    const setup = await setupOutbox(db());
+    let before: string[] = [];
+    let since = '';
+    await relayAll(setup, async () => {
+      before = (await insertEvents(db(), 4)).map((e) => e.id);
+      since = (await db().query<{ t: string }>('SELECT clock_timestamp()::text AS t')).rows[0]!.t;
+      await insertEvents(db(), 3);
+      await insertEvents(db(), 3, { payload: (i) => JSON.stringify({ n: i, nested: { a: [1, 2] } }) });
+    }, () => waitForConfirmedAll(db(), setup.slot));
+    const original = await readTopic(setup.topic, { expected: 10 });
+    expect(original).toHaveLength(10);
+    const byId = new Map(original.map((r) => [r.key!, r]));
+    // A row the cleanup job already deleted cannot be re-sent.
+    const deleted = original[5]!.key!;
+    await db().query('DELETE FROM outbox WHERE id = $1', [deleted]);
+    const { rows } = await db().query<{ id: string }>('SELECT id::text FROM outbox WHERE created_at >= $1 ORDER BY created_at, id', [since]);
+    expect(rows).toHaveLength(5);
+
+    const result = await runCli([...commandArgs(setup, 'republish'), '--since', since, '--batch-size', '2']);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const afterSince = await readTopic(setup.topic, { expected: 15 });
+    const resent = afterSince.slice(10);
+    expect(resent.map((r) => r.key)).toEqual(rows.map((r) => r.id));
+    for (const record of resent) {
+      const relayed = byId.get(record.key!)!;
+      expect(record.topic).toBe(relayed.topic);
+      expect(record.value?.toString()).toBe(relayed.value?.toString());
+      expect(record.headers['outbox-republished']).toBe('true');
+      for (const h of TRANSACTION_HEADERS) expect(record.headers[h]).toBeUndefined();
+      expect(withoutTransactionHeaders(record)).toEqual({ ...withoutTransactionHeaders(relayed), 'outbox-republished': 'true' });
+    }
+    const finished = result.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'republish finished');
+    expect(finished).toMatchObject({ events: 5, dryRun: false });
+
+    const ids = [before[1]!, before[3]!];
+    const byIds = await runCli([...commandArgs(setup, 'republish'), '--ids', ids.join(',')]);
+    expect(byIds.code, byIds.stdout + byIds.stderr).toBe(0);
+    const afterIds = await readTopic(setup.topic, { expected: 17 });
+    expect(afterIds.slice(15).map((r) => r.key).sort()).toEqual([...ids].sort());
+    expect(afterIds).toHaveLength(17);
+
+    // --dry-run counts what --since would send and produces nothing.
+    const dry = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', since, '--dry-run']);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/"events":5,.*"dryRun":true/);
+    expect((await readTopic(setup.topic, { expected: 18, timeoutMs: 2000, settleMs: 0 })).length).toBe(17);
+  });
+
+  it('replay --from-lsn --to-lsn re-delivers exactly the events committed in the range and exits 0; refuses while the slot is active and below the slot', async () => {
+    const checkpointTopic = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', checkpointTopic] });
+    const slotAtStart = await slotConfirmedLsn(db(), setup.slot);
+    const txns: string[][] = [];
+    await relayAll(setup, async () => {
+      for (let t = 0; t < 4; t++) txns.push((await insertEvents(db(), 3)).map((e) => e.id));
+    }, async () => void (await readTopic(setup.topic, { expected: 12, settleMs: 0 })));
+    // The replay window kept the slot where it was.
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
+    const original = await readTopic(setup.topic, { expected: 12 });
+    expect(original.map((r) => r.key)).toEqual(txns.flat());
+    const lsnOf = (id: string) => original.find((r) => r.key === id)!.headers['outbox-lsn']!;
+    const from = lsnOf(txns[1]![0]!);
+    const to = lsnOf(txns[2]![0]!);
+
+    const replay = await runCli([...commandArgs(setup, 'replay'), '--from-lsn', from, '--to-lsn', to]);
+    expect(replay.code, replay.stdout + replay.stderr).toBe(0);
+    const all = await readTopic(setup.topic, { expected: 18, settleMs: 1000 });
+    expect(all.slice(12).map((r) => r.key)).toEqual([...txns[1]!, ...txns[2]!]);
+    expect(all.slice(12).map((r) => r.headers['outbox-lsn'])).toEqual([...txns[1]!, ...txns[2]!].map(lsnOf));
+    expect(replay.stdout).toContain('"msg":"replay finished"');
+
+    // status shows the checkpoint and the WAL between the slot and it, which the window keeps.
+    const brokers = setup.args[setup.args.indexOf('--kafka-brokers') + 1]!;
+    const status = await runCliJson<{ checkpoint: CheckpointStatus }>(['status', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--kafka-brokers', brokers, '--checkpoint-topic', checkpointTopic]);
+    expect(status.code, status.stderr).toBe(0);
+    const checkpointLsn = parseLsn(status.json.checkpoint.checkpoint!.lsn!);
+    expect(checkpointLsn > parseLsn(to)).toBe(true);
+    expect(status.json.checkpoint.checkpoint!.commitTime).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(status.json.checkpoint.replayWindow).toEqual({ oldestReplayableLsn: formatLsn(slotAtStart), checkpointLsn: formatLsn(checkpointLsn), retainedBytes: Number(checkpointLsn - slotAtStart) });
+
+    // Below what the slot retains: the documented error, naming the oldest replayable LSN and republish.
+    const below = await runCli([...commandArgs(setup, 'replay'), '--from-lsn', formatLsn(slotAtStart - 1n)]);
+    expect(below.code).toBe(1);
+    expect(below.stdout).toContain('"code":"REPLAY_OUT_OF_WINDOW"');
+    expect(below.stderr).toContain(`can only stream from ${formatLsn(slotAtStart)} on (oldest replayable LSN`);
+    expect(below.stderr).toContain('outbox-relay republish --since');
+
+    // A running relay holds the slot: refused, nothing re-delivered.
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    const busy = await runCli([...commandArgs(setup, 'replay'), '--from-lsn', from]);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain('is in use');
+    expect((await readTopic(setup.topic, { expected: 19, timeoutMs: 2000, settleMs: 0 })).length).toBe(18);
+  });
+});
