@@ -85,7 +85,7 @@ export const SETTINGS: Setting[] = [
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
-  setting('mapping.timestamp', 'source', optionalIdentifier, 'Column with the event time, sent as ce_time in the CloudEvents envelope mode; "" uses the commit time.', { default: '', placeholder: '<column>' }),
+  setting('mapping.timestamp', 'source', optionalIdentifier, 'Column with the event time (timestamp/timestamptz): the Kafka record timestamp and, in the CloudEvents envelope mode, ce_time. "" leaves the record timestamp to the producer (the send time) and uses the commit time for ce_time.', { default: '', placeholder: '<column>' }),
   setting('preset', 'source', enumOf(PRESETS), 'Mapping defaults of a known outbox schema: debezium = Debezium EventRouter (id, aggregatetype, aggregateid, type, payload; topic outbox.event.${aggregatetype}; key = aggregate id). Explicit mapping.*/topic settings still win.', {
     default: 'none',
     placeholder: '<preset>',

@@ -7,6 +7,8 @@ export interface OutboxEvent {
   key: Buffer | null;
   value: Buffer | null;
   headers: Record<string, string | Buffer>;
+  /** The event time from `mapping.timestamp`, as the record timestamp (ms since the epoch). */
+  timestampMs?: number;
   /** For errors and logs. */
   eventId: string;
   /** Approximate bytes on the wire, for the in-flight window. */

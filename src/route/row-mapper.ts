@@ -126,17 +126,17 @@ export class RowMapper {
     headers[HEADER.commitTime] = shared.commitTime;
     headers[HEADER.xid] = shared.xid;
     headers[HEADER.contentType] = this.contentType;
+    const eventTime = text(this.index.timestamp);
+    let timestampMs: number | undefined;
+    try {
+      if (eventTime !== null) timestampMs = parsePgTimestamp(eventTime);
+    } catch (err) {
+      fail('the timestamp column is not a date and time', err, 'RECORD_INVALID');
+    }
     if (this.envelope) {
       const type = text(this.index.type);
       if (type === null) fail('the type column is NULL (CloudEvents requires ce_type)');
-      const eventTime = text(this.index.timestamp);
-      let timeMs = txn.commitTimeMs;
-      try {
-        if (eventTime !== null) timeMs = parsePgTimestamp(eventTime);
-      } catch (err) {
-        fail('the timestamp column is not a date and time', err, 'RECORD_INVALID');
-      }
-      this.envelope(headers, { id: eventId!, type: type!, subject: text(this.index.aggregateId), timeMs });
+      this.envelope(headers, { id: eventId!, type: type!, subject: text(this.index.aggregateId), timeMs: timestampMs ?? txn.commitTimeMs });
     }
 
     let topic: string;
@@ -154,7 +154,7 @@ export class RowMapper {
     const key = Buffer.from(keyText!, 'utf8');
     let size = key.length + (value?.length ?? 0) + topic.length;
     for (const [k, v] of Object.entries(headers)) size += k.length + v.length;
-    return { topic, key, value, headers, eventId: eventId!, size, txn };
+    return timestampMs === undefined ? { topic, key, value, headers, eventId: eventId!, size, txn } : { topic, key, value, headers, timestampMs, eventId: eventId!, size, txn };
   }
 }
 

@@ -1,9 +1,10 @@
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer, type TopicMessages } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/relay-config.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
+import { groupByTopic } from './topic-messages.js';
 
 /** kafkajs logs every failed connection attempt at error level; our delivery queue reports outages once, so its chatter goes to debug. */
 function kafkajsLogger(logger: Logger) {
@@ -66,15 +67,10 @@ export class KafkaSink implements Sink {
   }
 
   async send(records: readonly SinkRecord[]): Promise<void> {
-    const byTopic = new Map<string, TopicMessages>();
-    for (const r of records) {
-      let entry = byTopic.get(r.topic);
-      if (!entry) byTopic.set(r.topic, (entry = { topic: r.topic, messages: [] }));
-      entry.messages.push({ key: r.key, value: r.value, headers: r.headers });
-    }
+    const topicMessages = groupByTopic(records);
     try {
-      await this.topics.check(byTopic.keys());
-      await this.producer.sendBatch({ topicMessages: [...byTopic.values()], acks: -1, compression: this.compression });
+      await this.topics.check(topicMessages.map((t) => t.topic));
+      await this.producer.sendBatch({ topicMessages, acks: -1, compression: this.compression });
     } catch (err) {
       throw classifyKafkaError(err);
     }

@@ -4,6 +4,7 @@ import type { RelayConfig } from '../config/relay-config.js';
 import { RelayError, errorMessage } from '../errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
+import { groupByTopic } from './topic-messages.js';
 
 type KafkaJSModule = typeof KafkaJS;
 
@@ -139,15 +140,10 @@ export class RdKafkaSink implements Sink {
   }
 
   async send(records: readonly SinkRecord[]): Promise<void> {
-    const byTopic = new Map<string, KafkaJS.Message[]>();
-    for (const r of records) {
-      let messages = byTopic.get(r.topic);
-      if (!messages) byTopic.set(r.topic, (messages = []));
-      messages.push({ key: r.key, value: r.value, headers: r.headers });
-    }
+    const topicMessages = groupByTopic(records);
     try {
-      await this.topics.check(byTopic.keys());
-      await this.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      await this.topics.check(topicMessages.map((t) => t.topic));
+      await this.producer.sendBatch({ topicMessages });
     } catch (err) {
       // A fatal error (e.g. the idempotence sequence broke) leaves the producer unusable: the retry gets a new one.
       if ((err as RdKafkaLikeError).fatal) await this.replaceProducer();

@@ -7,6 +7,8 @@ export interface SinkRecord {
   key: Buffer | null;
   value: Buffer | null;
   headers: Record<string, string | Buffer>;
+  /** Kafka record timestamp (ms since the epoch), from the mapping's event-time column; absent: the send time. */
+  timestampMs?: number;
 }
 
 export interface Sink {

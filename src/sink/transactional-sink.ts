@@ -1,10 +1,11 @@
-import { CompressionTypes, Partitioners, type Message, type Producer, type Transaction } from 'kafkajs';
+import { CompressionTypes, Partitioners, type Producer, type Transaction } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import type { RelayConfig } from '../config/relay-config.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { classifyKafkaError, rootCause } from './kafka-errors.js';
+import { groupByTopic } from './topic-messages.js';
 import { createKafkaClient } from './kafka-sink.js';
 import type { Sink, SinkRecord } from './sink.js';
 
@@ -73,13 +74,7 @@ export class TransactionalSink implements Sink {
   }
 
   async send(records: readonly SinkRecord[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
-    for (const { topic, key, value, headers } of records) {
-      const messages = byTopic.get(topic) ?? [];
-      if (messages.length === 0) byTopic.set(topic, messages);
-      messages.push({ key, value, headers });
-    }
-    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const topicMessages = groupByTopic(records);
     try {
       this.txn ??= await this.producer.transaction();
       await this.txn.sendBatch({ topicMessages, acks: -1, compression: this.compression });

@@ -41,6 +41,25 @@ describe('relay: outbox INSERTs to Kafka', () => {
     expect(await relay.exited).toBe(0);
   });
 
+  it('stamps records with the event-time column when mapping.timestamp names one, else with the send time', async () => {
+    const eventTime = '2024-05-01 10:11:12.345+00';
+    const insert = async (id: string) =>
+      db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, created_at) VALUES ($1, 'order', 'o', 'T', '{}', $2)`, [id, eventTime]);
+    const stamped = await setupOutbox(db(), { extraArgs: ['--mapping-timestamp', 'created_at'] });
+    const plain = await setupOutbox(db());
+    const id = randomUUID();
+    const before = Date.now();
+    await insert(id);
+    const relays = [startRelay(stamped.args), startRelay(plain.args)];
+    const [withEventTime] = await readTopic(stamped.topic, { expected: 1, settleMs: 0 });
+    const [withSendTime] = await readTopic(plain.topic, { expected: 1, settleMs: 0 });
+    expect(withEventTime!.key).toBe(id);
+    expect(withEventTime!.timestamp).toBe(Date.parse('2024-05-01T10:11:12.345Z'));
+    expect(withSendTime!.timestamp).toBeGreaterThanOrEqual(before);
+    for (const relay of relays) relay.signal('SIGTERM');
+    expect(await Promise.all(relays.map((r) => r.exited))).toEqual([0, 0]);
+  });
+
   it('delivers every event of concurrent writers with interleaved commits, in commit order per partition, and confirms the slot', async () => {
     const setup = await setupOutbox(db(), { partitions: 4, extraArgs: ['--mapping-key', 'aggregate_id'] });
     const relay = startRelay(setup.args);

@@ -71,6 +71,8 @@ export interface ConsumedRecord {
   key: string | null;
   value: Buffer | null;
   headers: Record<string, string>;
+  /** Record timestamp, ms since the epoch. */
+  timestamp: number;
 }
 
 function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
@@ -105,6 +107,7 @@ export async function readTopic(
           key: message.key ? message.key.toString() : null,
           value: message.value,
           headers: headersToStrings(message.headers),
+          timestamp: Number(message.timestamp),
         });
       },
     });
