@@ -10,8 +10,11 @@ import { parseDuration, parseSize } from './units.js';
  * documentation. The loader, the CLI flags and the README's configuration reference are all derived from this
  * list, so they cannot drift apart.
  */
-/** Which commands show a setting as a flag: `client` is for commands that talk to a running relay. */
-export type SettingGroup = 'postgres' | 'source' | 'kafka' | 'delivery' | 'ops' | 'client';
+/**
+ * Which commands show a setting as a flag: `http` only the daemon (`run`), `client` the commands that talk to a
+ * running relay, `ops` (logging) every command.
+ */
+export type SettingGroup = 'postgres' | 'source' | 'kafka' | 'delivery' | 'ops' | 'http' | 'client';
 
 export interface Setting {
   key: string;
@@ -202,8 +205,8 @@ export const SETTINGS: Setting[] = [
     placeholder: '<duration|size>',
   }),
 
-  setting('http.port', 'ops', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
-  setting('http.host', 'ops', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
+  setting('http.port', 'http', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
+  setting('http.host', 'http', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
   setting('relayUrl', 'client', httpUrl, 'Base URL of the running relay’s HTTP server; `outbox-relay status` reads its /readyz there.', {
     default: 'http://127.0.0.1:9464',
     placeholder: '<url>',
