@@ -3,6 +3,7 @@ import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay, sleep } from '../retry.js';
+import { InFlightWindow } from './in-flight-window.js';
 import { classifyKafkaError, isRecordError } from './kafka-errors.js';
 import { RecordRetries } from './record-retry.js';
 import type { Sink } from './sink.js';
@@ -40,13 +41,10 @@ export interface DeliveryCallbacks {
 export class DeliveryQueue {
   private queue: OutboxEvent[] = [];
   private head = 0;
-  private events = 0;
-  private bytes = 0;
+  private readonly window: InFlightWindow;
   private pumping = false;
-  private wasFull = false;
   private dead = false;
   private readonly abort = new AbortController();
-  private emptyWaiters: (() => void)[] = [];
   private readonly recordRetries: RecordRetries;
 
   constructor(
@@ -56,46 +54,39 @@ export class DeliveryQueue {
     private readonly callbacks: DeliveryCallbacks,
   ) {
     this.recordRetries = new RecordRetries(retry);
+    this.window = new InFlightWindow(limits);
   }
 
   get inFlightEvents(): number {
-    return this.events;
+    return this.window.events;
   }
 
   get inFlightBytes(): number {
-    return this.bytes;
-  }
-
-  get full(): boolean {
-    return this.events >= this.limits.maxInFlightEvents || this.bytes >= this.limits.maxInFlightBytes;
+    return this.window.bytes;
   }
 
   /** Takes an event; returns false when the window is now full and the source should stop reading. */
   push(event: OutboxEvent): boolean {
     if (this.dead) return false;
     this.queue.push(event);
-    this.events++;
-    this.bytes += event.size;
     if (!this.pumping) {
       this.pumping = true;
       // Deferred, so that every event decoded from the same socket read joins the first batch.
       setImmediate(() => void this.pump());
     }
-    if (this.full) this.wasFull = true;
-    return !this.full;
+    return this.window.enter(event.size);
   }
 
   /** Resolves when every pushed event was acknowledged (or delivery stopped). */
   whenEmpty(): Promise<void> {
-    if (this.events === 0 || this.dead) return Promise.resolve();
-    return new Promise((resolve) => this.emptyWaiters.push(resolve));
+    return this.window.whenEmpty(this.dead || this.window.events === 0);
   }
 
   /** Stops retrying and sending: used when shutdown's grace period ran out. */
   stop(): void {
     this.dead = true;
     this.abort.abort();
-    this.notifyEmpty();
+    this.window.wake();
   }
 
   private async pump(): Promise<void> {
@@ -194,27 +185,17 @@ export class DeliveryQueue {
   }
 
   private acknowledge(batch: OutboxEvent[], latencyMs: number): void {
-    for (const event of batch) {
-      this.events--;
-      this.bytes -= event.size;
-    }
+    let bytes = 0;
+    for (const event of batch) bytes += event.size;
+    const reopened = this.window.leave(batch.length, bytes);
     this.callbacks.delivered(batch, latencyMs);
-    if (this.wasFull && this.events <= this.limits.maxInFlightEvents / 2 && this.bytes <= this.limits.maxInFlightBytes / 2) {
-      this.wasFull = false;
-      this.callbacks.windowOpen();
-    }
-    if (this.events === 0) this.notifyEmpty();
+    if (reopened) this.callbacks.windowOpen();
+    if (this.window.events === 0) this.window.wake();
   }
 
   private fail(error: RelayError): void {
     this.dead = true;
-    this.notifyEmpty();
+    this.window.wake();
     this.callbacks.stopped(error);
-  }
-
-  private notifyEmpty(): void {
-    const waiters = this.emptyWaiters;
-    this.emptyWaiters = [];
-    for (const w of waiters) w();
   }
 }

@@ -1,8 +1,7 @@
 import type { DeliveryLimits } from './delivery-queue.js';
 
 /**
- * The bound on what waits between the decoder and Kafka, for the deliveries other than the DeliveryQueue: counts
- * and bytes, "full" with hysteresis (reopen at half, so the source does not flap), and waiters for "empty".
+ * The bound on what waits between the decoder and Kafka, shared by every delivery strategy: counts and bytes, "full" with hysteresis (reopen at half, so the source does not flap), and waiters for "empty".
  */
 export class InFlightWindow {
   events = 0;
