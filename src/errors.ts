@@ -27,9 +27,8 @@ export type ErrorCode =
   | 'TOPIC_INVALID'
   | 'KAFKA_UNAVAILABLE'
   | 'KAFKA_AUTH'
-  | 'KAFKA_FAILED'
+  | 'KAFKA_TXN_TIMEOUT'
   | 'RETRIES_EXHAUSTED'
-  | 'SHUTDOWN_TIMEOUT'
   | 'OPERATION_REFUSED'
   | 'CONFIRMATION_REQUIRED'
   | 'PRODUCER_FENCED'
@@ -67,11 +66,6 @@ export class RelayError extends Error {
 
 export function isRelayError(err: unknown): err is RelayError {
   return err instanceof RelayError;
-}
-
-/** Programming errors are never worth a retry. */
-export function isProgrammingError(err: unknown): boolean {
-  return err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError || err instanceof ReferenceError;
 }
 
 export function errorMessage(err: unknown): string {

@@ -21,8 +21,6 @@ export function formatLsn(lsn: Lsn): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
-export const ZERO_LSN: Lsn = 0n;
-
 export function maxLsn(a: Lsn, b: Lsn): Lsn {
   return a > b ? a : b;
 }

@@ -1,29 +1,43 @@
 import { maxLsn, type Lsn } from '../lsn.js';
 
 /** One source transaction on its way to Kafka. */
-export interface Transaction {
+export interface SourceTransaction {
   /** Commit record start (Begin's final LSN): the position a replay starts from. */
   readonly commitLsn: Lsn;
   /** Commit time in ms since the epoch. */
-  readonly commitTimeMs: number;
+  commitTimeMs: number;
   readonly xid: number;
-  /** Set by the Commit message: the position to confirm once every event is acknowledged. */
+  /** Set by the Commit message: this transaction's own commit end. */
   endLsn: Lsn | undefined;
+  /** Events handed to the sink and not yet acknowledged. */
   pending: number;
-  /** The tracker that decides this transaction's confirmation (events outlive a session after a reconnect). */
+  /** The tracker that decides this transaction's confirmation; also identifies the session it came from. */
   readonly tracker: AckTracker;
 }
 
+/** A transaction in the tracker's queue: it had events; `confirmsTo` may cover event-less ones committed after it. */
+interface Entry {
+  txn: SourceTransaction;
+  confirmsTo: Lsn | undefined;
+  commitTimeMs: number;
+}
+
 /**
- * The acknowledgement rule in one place. Transactions queue in commit order; the confirmed position is the
- * `endLsn` of the newest transaction that, with every earlier one, has been committed and had all of its
+ * The acknowledgement rule in one place. Transactions with events queue in commit order; the confirmed position
+ * is the end LSN of the newest transaction that, with every earlier one, has been committed and had all of its
  * events acknowledged by Kafka. It never moves for a transaction still in flight, and never past its end.
+ * Transactions without events (filtered, or the BEGIN/COMMIT pairs pgoutput sends for every write transaction
+ * before PostgreSQL 15) do not queue: they extend the newest queued entry, so the queue stays bounded by the
+ * transactions that really wait for Kafka.
  */
 export class AckTracker {
-  private readonly queue: Transaction[] = [];
-  private open: Transaction | undefined;
+  private readonly queue: Entry[] = [];
+  private readonly entries = new Map<SourceTransaction, Entry>();
+  private open: SourceTransaction | undefined;
   private confirmedLsn: Lsn;
   private confirmedTimeMs: number | undefined;
+  /** Event-less transactions folded into the queue's newest entry since the queue was last empty. */
+  private folded = 0;
 
   constructor(initial: Lsn, private readonly onAdvance: (lsn: Lsn) => void = () => undefined) {
     this.confirmedLsn = initial;
@@ -43,35 +57,56 @@ export class AckTracker {
     return this.open === undefined && this.queue.length === 0;
   }
 
-  get openTransaction(): Transaction | undefined {
-    return this.open;
+  /**
+   * What waits behind the oldest unacknowledged transaction: how many event-less transactions were folded in,
+   * and the newest position they would confirm (the WAL the slot keeps because of the wait).
+   */
+  get heldBack(): { transactions: number; upTo: Lsn } {
+    const tail = this.queue.at(-1);
+    return { transactions: this.folded, upTo: tail?.confirmsTo ?? this.confirmedLsn };
   }
 
-  get transactionsInFlight(): number {
-    return this.queue.length;
-  }
-
-  begin(commitLsn: Lsn, commitTimeMs: number, xid: number): Transaction {
-    const txn: Transaction = { commitLsn, commitTimeMs, xid, endLsn: undefined, pending: 0, tracker: this };
+  begin(commitLsn: Lsn, commitTimeMs: number, xid: number): SourceTransaction {
+    const txn: SourceTransaction = { commitLsn, commitTimeMs, xid, endLsn: undefined, pending: 0, tracker: this };
     this.open = txn;
-    this.queue.push(txn);
     return txn;
   }
 
   /** One more event of `txn` handed to the sink. */
-  add(txn: Transaction): void {
+  add(txn: SourceTransaction): void {
+    if (!this.entries.has(txn)) {
+      const entry: Entry = { txn, confirmsTo: undefined, commitTimeMs: txn.commitTimeMs };
+      this.entries.set(txn, entry);
+      this.queue.push(entry);
+    }
     txn.pending++;
   }
 
-  acknowledge(txn: Transaction): void {
-    txn.pending--;
+  /** Kafka acknowledged `count` events of `txn`. */
+  acknowledge(txn: SourceTransaction, count = 1): void {
+    txn.pending -= count;
     if (txn.pending === 0 && txn.endLsn !== undefined) this.advance();
   }
 
-  commit(txn: Transaction, endLsn: Lsn): void {
+  commit(txn: SourceTransaction, endLsn: Lsn): void {
     txn.endLsn = endLsn;
     if (this.open === txn) this.open = undefined;
-    this.advance();
+    const entry = this.entries.get(txn);
+    if (entry) {
+      entry.confirmsTo = endLsn;
+      this.advance();
+      return;
+    }
+    // No events: pgoutput streams transactions one after another, so every queued entry is committed already.
+    const tail = this.queue.at(-1);
+    if (!tail) {
+      this.confirmedTimeMs = txn.commitTimeMs;
+      this.setConfirmed(maxLsn(this.confirmedLsn, endLsn));
+      return;
+    }
+    tail.confirmsTo = endLsn;
+    tail.commitTimeMs = txn.commitTimeMs;
+    this.folded++;
   }
 
   /**
@@ -84,12 +119,14 @@ export class AckTracker {
   }
 
   private advance(): void {
-    let next: Transaction | undefined;
-    while ((next = this.queue[0]) !== undefined && next.endLsn !== undefined && next.pending === 0) {
+    let next: Entry | undefined;
+    while ((next = this.queue[0]) !== undefined && next.confirmsTo !== undefined && next.txn.pending === 0) {
       this.queue.shift();
+      this.entries.delete(next.txn);
       this.confirmedTimeMs = next.commitTimeMs;
-      this.setConfirmed(maxLsn(this.confirmedLsn, next.endLsn));
+      this.setConfirmed(maxLsn(this.confirmedLsn, next.confirmsTo));
     }
+    if (this.queue.length === 0) this.folded = 0;
   }
 
   private setConfirmed(lsn: Lsn): void {

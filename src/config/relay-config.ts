@@ -50,7 +50,7 @@ export interface RelayConfig {
   publication: string;
   tables: TableMapping[];
   startLsn?: Lsn;
-  kafka: KafkaConfig & { client: 'kafkajs' | 'rdkafka'; compression: 'none' | 'gzip' };
+  kafka: KafkaConfig & { client: 'kafkajs' | 'rdkafka'; compression: 'none' | 'gzip'; deliveryTimeoutMs: number };
   delivery: { maxInFlightEvents: number; maxInFlightBytes: number; batchMaxEvents: number; batchMaxBytes: number; onPoison: PoisonPolicy; deadLetterTopic: string };
   /** Logical-message source: undefined when no prefix is configured (messages are then not requested). */
   messages?: { prefixes: string[]; topic: string; envelope: EnvelopeConfig };
@@ -121,6 +121,7 @@ function kafkaConfig(v: Record<string, unknown>): RelayConfig['kafka'] {
     ssl,
     ...(sasl ? { sasl } : {}),
     compression: v['kafka.compression'] as 'none' | 'gzip',
+    deliveryTimeoutMs: v['kafka.deliveryTimeout'] as number,
   };
 }
 

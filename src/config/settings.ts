@@ -134,6 +134,11 @@ export const SETTINGS: Setting[] = [
     placeholder: '<client>',
   }),
   setting('kafka.compression', 'kafka', enumOf(['none', 'gzip']), 'Record batch compression.', { default: 'none', placeholder: '<codec>' }),
+  setting('kafka.deliveryTimeout', 'kafka', duration(1000), 'A produce request Kafka has not acknowledged after this long is an outage (a hung or partitioned broker): one warn line, /readyz 503, retried with backoff until retry.maxDuration.', {
+    default: 30_000,
+    shownDefault: '30s',
+    placeholder: '<duration>',
+  }),
   setting('kafka.ssl', 'kafka', bool, 'Connect to the brokers with TLS.', { default: false, placeholder: '<bool>' }),
   setting('kafka.sslCaFile', 'kafka', text, 'CA certificate (PEM) for the brokers’ TLS certificates; implies kafka.ssl.', { placeholder: '<path>' }),
   setting('kafka.saslMechanism', 'kafka', enumOf(['plain', 'scram-sha-256', 'scram-sha-512']), 'SASL authentication mechanism.', { placeholder: '<mechanism>' }),

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
 import { RELAY_STATES, type RelayObserver, type RelayState } from '../pipeline/observer.js';
-import type { OutboxEvent } from '../route/event.js';
+import type { Receipt } from '../sink/delivery.js';
 import { LagTracker } from './lag.js';
 
 const PREFIX = 'outbox_relay_';
@@ -65,24 +65,10 @@ export class RelayMetrics implements RelayObserver {
     this.active.set(ACTIVE_STATES.has(current) ? 1 : 0);
   }
 
-  delivered(events: readonly OutboxEvent[], latencyMs: number): void {
+  delivered(receipts: readonly Receipt[], latencyMs: number): void {
     this.produceLatency.observe(latencyMs / 1000);
-    let topic: string | undefined;
-    let count = 0;
-    let bytes = 0;
-    for (const event of events) {
-      // A row that could not be mapped and was dealt with by the poison policy reached no topic.
-      if (event.error) continue;
-      if (event.topic !== topic) {
-        this.count(topic, count, bytes);
-        topic = event.topic;
-        count = 0;
-        bytes = 0;
-      }
-      count++;
-      bytes += event.size;
-    }
-    this.count(topic, count, bytes);
+    // A row the poison policy dealt with reached no topic of its own.
+    for (const r of receipts) if (!r.skipped) this.count(r.topic, r.count, r.bytes);
   }
 
   confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
@@ -136,8 +122,7 @@ export class RelayMetrics implements RelayObserver {
     return this.registry.contentType;
   }
 
-  private count(topic: string | undefined, events: number, bytes: number): void {
-    if (topic === undefined || events === 0) return;
+  private count(topic: string, events: number, bytes: number): void {
     let counters = this.byTopic.get(topic);
     if (!counters) this.byTopic.set(topic, (counters = { events: this.eventsTotal.labels(topic), bytes: this.bytesTotal.labels(topic) }));
     counters.events.inc(events);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { AckTracker, type Transaction } from '../checkpoint/ack-tracker.js';
+import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/relay-config.js';
 import { RelayError, isRelayError } from '../errors.js';
 import { backoffDelay, sleep } from '../retry.js';
@@ -101,7 +101,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
           summary.filtered++;
           continue;
         }
-        const txn: Transaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, endLsn: 0n, pending: 0, tracker };
+        const txn: SourceTransaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, endLsn: 0n, pending: 0, tracker };
         const event = atPosition(table, () => table.mapper.map(values, txn));
         for (const name of TRANSACTION_HEADERS) delete event.headers[name];
         event.headers[REPUBLISHED_HEADER] = 'true';

@@ -8,13 +8,11 @@ import { chooseStart, slotConfirmedLsn } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/relay-config.js';
 import { formatLsn, type Lsn } from '../lsn.js';
-import { AtMostOnceDelivery } from '../sink/at-most-once-delivery.js';
 import type { CreateDelivery } from '../sink/delivery.js';
-import { DeliveryQueue } from '../sink/delivery-queue.js';
+import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
 import { createKafkaClient } from '../sink/kafka-sink.js';
 import type { Sink } from '../sink/sink.js';
-import { TransactionalDelivery } from '../sink/transactional-delivery.js';
-import { TransactionalSink } from '../sink/transactional-sink.js';
+import { KafkajsTransactionalSink } from '../sink/transactional-sink.js';
 import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
@@ -22,6 +20,8 @@ export interface DeliveryStrategy {
   sink: Sink;
   createDelivery: CreateDelivery;
   startPosition: () => Promise<Lsn | undefined>;
+  /** exactly-once: where a later session starts (the checkpoint, read again). */
+  resumePosition: (() => Promise<Lsn | undefined>) | undefined;
   reportPosition: ((confirmed: Lsn) => Lsn) | undefined;
   observer: RelayObserver;
   /** Flushes the last checkpoint (non-transactional modes). */
@@ -57,36 +57,31 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     });
   }
 
-  let transactional: TransactionalDelivery | undefined;
+  let engine: DeliveryEngine | undefined;
   let writer: CheckpointWriter | undefined;
-  let sink: Sink;
-  let createDelivery: CreateDelivery;
+  let producing: Producing;
   if (settings.guarantee === 'exactly-once') {
-    const txnSink = new TransactionalSink(config.kafka, config.slot, store, logger.child({ module: 'sink' }));
-    sink = txnSink;
-    createDelivery = (callbacks) => (transactional = new TransactionalDelivery(txnSink, config.slot, config.delivery, config.retry, callbacks));
+    producing = { guarantee: 'exactly-once', sink: new KafkajsTransactionalSink(config.kafka, config.slot, store, logger.child({ module: 'sink' })), slot: config.slot };
   } else {
-    const plain = options.plainSink;
-    sink = plain;
+    producing = { guarantee: settings.guarantee, sink: options.plainSink };
     writer = new CheckpointWriter(kafka, store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), logger.child({ module: 'checkpoint' }));
-    createDelivery =
-      settings.guarantee === 'at-most-once'
-        ? (callbacks) => new AtMostOnceDelivery(plain, config.delivery, callbacks, logger.child({ module: 'sink' }))
-        : (callbacks) => new DeliveryQueue(plain, config.delivery, config.retry, callbacks);
   }
+  const createDelivery: CreateDelivery = (callbacks) =>
+    (engine = new DeliveryEngine({ producing, limits: config.delivery, retry: config.retry, stallTimeoutMs: config.kafka.deliveryTimeoutMs, callbacks }));
+
+  const readCheckpoint = async (): Promise<Checkpoint | undefined> => {
+    const checkpoint = await store.read(config.slot);
+    logger.info({ slot: config.slot, topic: store.topic, checkpoint: checkpoint ? describeCheckpoint(checkpoint) : null }, 'checkpoint read');
+    if (checkpoint) engine?.startFrom(checkpoint.lsn);
+    return checkpoint;
+  };
 
   // Runs after the sink connected: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
     let checkpoint: Checkpoint | undefined;
-    if (settings.guarantee === 'exactly-once' || window || options.readCheckpoint) {
-      checkpoint = await store.read(config.slot);
-      logger.info({ slot: config.slot, topic: store.topic, checkpoint: checkpoint ? describeCheckpoint(checkpoint) : null }, 'checkpoint read');
-    }
+    if (settings.guarantee === 'exactly-once' || window || options.readCheckpoint) checkpoint = await readCheckpoint();
     const slotConfirmed = await slotConfirmedLsn(config.postgres, config.slot);
-    if (checkpoint) {
-      transactional?.startFrom(checkpoint.lsn);
-      writer?.startFrom(checkpoint.lsn);
-    }
+    if (checkpoint) writer?.startFrom(checkpoint.lsn);
     window?.raiseFloor(slotConfirmed);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
@@ -102,10 +97,14 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
       }
     : undefined;
 
+  // A commit whose answer was lost may have happened: only the checkpoint says, so every restart reads it again.
+  const resumePosition = settings.guarantee === 'exactly-once' ? async () => (await readCheckpoint())?.lsn : undefined;
+
   return {
-    sink,
+    sink: producing.sink,
     createDelivery,
     startPosition,
+    resumePosition,
     reportPosition,
     observer: writer ?? {},
     close: async () => {

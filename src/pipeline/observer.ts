@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
-import type { OutboxEvent } from '../route/event.js';
+import type { Receipt } from '../sink/delivery.js';
 
 /** Lifecycle of the relay. `standby`: the slot is held by another instance and we wait to take over. */
 export const RELAY_STATES = ['starting', 'standby', 'streaming', 'reconnecting', 'draining', 'halted', 'stopped', 'failed'] as const;
@@ -12,7 +12,7 @@ export type RelayState = (typeof RELAY_STATES)[number];
  */
 export interface RelayObserver {
   stateChanged?(state: RelayState): void;
-  delivered?(events: readonly OutboxEvent[], latencyMs: number): void;
+  delivered?(receipts: readonly Receipt[], latencyMs: number): void;
   confirmed?(lsn: Lsn, commitTimeMs: number | undefined): void;
   inFlight?(events: number, bytes: number): void;
   retrying?(code: ErrorCode): void;

@@ -3,8 +3,7 @@ import type { RelayConfig } from '../config/relay-config.js';
 import { RelayError, isRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { backoffDelay, sleep } from '../retry.js';
-import { DeliveryQueue, type PoisonDecision } from '../sink/delivery-queue.js';
-import type { CreateDelivery, Delivery, StrategyCallbacks } from '../sink/delivery.js';
+import type { CreateDelivery, Delivery, DeliveryCallbacks, PoisonDecision } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
@@ -13,13 +12,14 @@ import { Session } from './session.js';
 export interface RelayDeps {
   logger: Logger;
   sink: Sink;
+  createDelivery: CreateDelivery;
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
   onPoison?: (event: OutboxEvent, error: RelayError) => Promise<PoisonDecision>;
-  /** Another delivery guarantee (exactly-once, at-most-once); default: the at-least-once DeliveryQueue over `sink`. */
-  createDelivery?: CreateDelivery;
   /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected. */
   startPosition?: () => Promise<Lsn | undefined>;
+  /** Where every later session starts (exactly-once: the checkpoint read again, since a commit may have happened unseen). */
+  resumePosition?: () => Promise<Lsn | undefined>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
 }
@@ -51,13 +51,19 @@ const STANDBY_POLL_MS = 1000;
 /** How often the confirmed position is logged at info while it moves. */
 const PROGRESS_LOG_MS = 30_000;
 
+function asRelayError(err: unknown): RelayError {
+  return isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err });
+}
+
 /**
  * The daemon's lifecycle: connect the sink, stream sessions with reconnects (bounded backoff with jitter),
- * wait as a standby while another instance holds the slot, drain on stop. State changes are logged once each.
+ * wait as a standby while another instance holds the slot, drain on stop. Each session is opened in and ended
+ * for the delivery explicitly; a new one starts only once the delivery is idle, so it resumes after everything
+ * delivered. State changes are logged once each.
  */
 export class Relay {
   private state: RelayState = 'starting';
-  private readonly queue: Delivery;
+  private readonly delivery: Delivery;
   private readonly observer: RelayObserver;
   private readonly logger: Logger;
   private session: Session | undefined;
@@ -65,9 +71,9 @@ export class Relay {
   private stopRequested = false;
   private readonly wake = new AbortController();
   private deliveryError: RelayError | undefined;
-  private done!: (outcome: RelayOutcome) => void;
   private lastProgressLog = 0;
-  private brokerDownSince: number | undefined;
+  private kafkaDownSince: number | undefined;
+  private sourceRestarts = 0;
 
   constructor(
     private readonly config: RelayConfig,
@@ -75,15 +81,18 @@ export class Relay {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
-    const callbacks: StrategyCallbacks = {
-      delivered: (events, latencyMs) => {
-        for (const e of events) e.txn.tracker.acknowledge(e.txn);
-        this.observer.delivered?.(events, latencyMs);
-        this.observer.inFlight?.(this.queue.inFlightEvents, this.queue.inFlightBytes);
+    const callbacks: DeliveryCallbacks = {
+      delivered: (receipts, latencyMs) => {
+        for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
+        this.observer.delivered?.(receipts, latencyMs);
+        this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes);
       },
       poison: (event, error) => this.poison(event, error),
       stopped: (error) => this.onDeliveryStopped(error),
-      windowOpen: () => this.session?.resume(),
+      // A draining relay never reads again, whatever room the window has.
+      windowOpen: () => {
+        if (!this.stopRequested) this.session?.resume();
+      },
       recordRetrying: (event, error, attempt, delayMs) => {
         this.observer.retrying?.(error.code);
         this.logger.warn(
@@ -91,22 +100,17 @@ export class Relay {
           'Kafka rejected the record: retrying before the poison policy applies',
         );
       },
-      retrying: (error, attempt, delayMs) => {
-        this.observer.retrying?.(error.code);
-        if (this.brokerDownSince === undefined) {
-          this.brokerDownSince = Date.now();
-          this.observer.producerConnected?.(false);
-          this.logger.warn({ code: error.code, err: error.message, retryInMs: delayMs }, 'Kafka unavailable: holding the confirmed position and retrying');
-        } else this.logger.debug({ code: error.code, attempt, retryInMs: delayMs }, 'Kafka still unavailable');
-      },
+      retrying: (error, attempt, delayMs) => this.kafkaDown(error, 'Kafka unavailable: holding the confirmed position and retrying', { attempt, retryInMs: delayMs }),
+      dropped: (count, error) => this.kafkaDown(error, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)', { dropped: count }),
       recovered: (downMs, attempts) => {
-        this.brokerDownSince = undefined;
+        this.kafkaDownSince = undefined;
         this.observer.producerConnected?.(true);
         this.logger.info({ downMs, attempts }, 'Kafka available again: delivery resumed');
       },
       restartSource: (error) => this.restartSource(error),
+      reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(),
     };
-    this.queue = deps.createDelivery?.(callbacks) ?? new DeliveryQueue(deps.sink, config.delivery, config.retry, callbacks);
+    this.delivery = deps.createDelivery(callbacks);
   }
 
   get currentState(): RelayState {
@@ -118,7 +122,7 @@ export class Relay {
   }
 
   get inFlight(): { events: number; bytes: number } {
-    return { events: this.queue.inFlightEvents, bytes: this.queue.inFlightBytes };
+    return { events: this.delivery.inFlightEvents, bytes: this.delivery.inFlightBytes };
   }
 
   private setState(state: RelayState): void {
@@ -127,54 +131,55 @@ export class Relay {
     this.observer.stateChanged?.(state);
   }
 
-  /** Runs until stop(), a halt, or a fatal error. */
-  run(): Promise<RelayOutcome> {
-    const outcome = new Promise<RelayOutcome>((resolve) => (this.done = resolve));
-    void this.loop().then(
-      async (result) => {
-        // A failed relay exits: release the producer and timers so the process can end.
-        if (result.state === 'failed') {
-          this.queue.stop();
-          await this.deps.sink.close();
-        }
-        this.done(result);
-      },
-      (err) => this.done({ state: 'failed', error: isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err }) }),
-    );
+  /** Runs until stop(), a halt, or a fatal error; every outcome but a stop is logged as one error line. */
+  async run(): Promise<RelayOutcome> {
+    let outcome: RelayOutcome;
+    try {
+      outcome = await this.loop();
+    } catch (err) {
+      outcome = this.fail(asRelayError(err));
+    }
+    if (outcome.state === 'failed') {
+      // A failed relay exits: release the producer and timers so the process can end.
+      this.delivery.stop();
+      await this.session?.close();
+      await this.deps.sink.close();
+    }
     return outcome;
   }
 
   private async loop(): Promise<RelayOutcome> {
-    await this.connectSink();
+    try {
+      await this.connectSink();
+    } catch (err) {
+      return this.fail(asRelayError(err));
+    }
     let failingSince: number | undefined;
     let attempt = 0;
-    let requestedStart: Lsn | undefined;
-    try {
-      requestedStart = this.deps.startPosition ? await this.deps.startPosition() : this.config.startLsn;
-    } catch (err) {
-      return this.fail(isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err }));
-    }
+    let first = true;
     while (!this.stopRequested && !this.deliveryError) {
-      const session = new Session(this.config, this.queue, this.logger.child({ module: 'source' }), this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
       let error: RelayError | undefined;
       try {
+        // A new session resumes after everything the last one handed over was delivered or dropped.
+        await this.delivery.whenIdle();
+        if (this.stopRequested || this.deliveryError) break;
+        const requestedStart = first ? await this.firstPosition() : await this.deps.resumePosition?.();
+        first = false;
+        const session = new Session(this.config, this.delivery, this.logger.child({ module: 'source' }), this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
         const startLsn = await session.start(this.lastConfirmed, requestedStart);
-        requestedStart = undefined;
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
-        if (this.stopRequested) {
-          await session.close();
-          break;
-        }
+        if (this.stopRequested) break;
         if (attempt > 0 || this.state === 'standby') this.observer.reconnected?.();
         failingSince = undefined;
         attempt = 0;
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
         error = await session.ended;
-        this.session = undefined;
       } catch (err) {
-        error = err as RelayError;
+        error = asRelayError(err);
+        // The first position is a decision (a checkpoint, a replay position): one that fails is not retried blindly.
+        if (first) return this.fail(error);
       }
       if (this.stopRequested || this.deliveryError) break;
       if (!error) continue;
@@ -190,18 +195,25 @@ export class Relay {
       }
       failingSince ??= Date.now();
       if (Date.now() - failingSince >= this.config.retry.maxDurationMs) {
-        return this.fail(new RelayError('RETRIES_EXHAUSTED', `PostgreSQL unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${error.message}`, { cause: error }));
+        return this.fail(
+          new RelayError('RETRIES_EXHAUSTED', `PostgreSQL unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${error.message}`, {
+            cause: error,
+            hint: error.hint ?? 'check that PostgreSQL is up and reachable; the relay resumes from the slot when restarted',
+          }),
+        );
       }
       const delay = backoffDelay(this.config.retry, attempt++);
       this.observer.error?.(error.code);
       this.setState('reconnecting');
       this.logger.warn({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'replication connection lost: reconnecting');
-      // Events already handed to Kafka finish first, so the next session starts after everything delivered.
-      await this.queue.whenEmpty();
       await sleep(delay, this.wake.signal);
     }
     if (this.deliveryError) return this.halt(this.deliveryError);
     return { state: 'stopped' };
+  }
+
+  private async firstPosition(): Promise<Lsn | undefined> {
+    return this.deps.startPosition ? this.deps.startPosition() : this.config.startLsn;
   }
 
   private async connectSink(): Promise<void> {
@@ -213,14 +225,31 @@ export class Relay {
         this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
         return;
       } catch (err) {
-        const error = err as RelayError;
-        if (!error.retriable || Date.now() - started >= this.config.retry.maxDurationMs || this.stopRequested) throw error;
+        const error = asRelayError(err);
+        if (!error.retriable || this.stopRequested) throw error;
+        if (Date.now() - started >= this.config.retry.maxDurationMs) {
+          throw new RelayError('RETRIES_EXHAUSTED', `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${attempt + 1} attempts): ${error.message}`, {
+            cause: error,
+            hint: error.hint ?? 'check kafka.brokers and that the brokers are up and reachable from here (retry.maxDuration bounds the wait)',
+          });
+        }
         const delay = backoffDelay(this.config.retry, attempt);
         this.observer.retrying?.(error.code);
-        this.logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'cannot connect to Kafka yet');
+        if (attempt === 0) this.logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'cannot connect to Kafka yet: retrying');
+        else this.logger.debug({ code: error.code, attempt, retryInMs: delay }, 'still cannot connect to Kafka');
         await sleep(delay, this.wake.signal);
       }
     }
+  }
+
+  /** One warn line when Kafka becomes unavailable; later attempts at debug; `recovered` logs the end. */
+  private kafkaDown(error: RelayError, message: string, fields: Record<string, unknown>): void {
+    this.observer.retrying?.(error.code);
+    if (this.kafkaDownSince === undefined) {
+      this.kafkaDownSince = Date.now();
+      this.observer.producerConnected?.(false);
+      this.logger.warn({ code: error.code, err: error.message, ...fields }, message);
+    } else this.logger.debug({ code: error.code, ...fields }, 'Kafka still unavailable');
   }
 
   private onConfirmed(lsn: Lsn): void {
@@ -237,10 +266,14 @@ export class Relay {
     return this.deps.onPoison ? this.deps.onPoison(event, error) : 'halt';
   }
 
-  /** The delivery dropped its uncommitted events: a new session streams them again from the last confirmed position. */
+  /** The delivery dropped its uncommitted events: a new session streams them again from the checkpoint. */
   private restartSource(error: RelayError): void {
+    this.sourceRestarts++;
     this.observer.error?.(error.code);
-    this.logger.warn({ code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed) }, 'delivery aborted its uncommitted events: streaming again from the confirmed position');
+    this.logger.warn(
+      { code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed), sourceRestarts: this.sourceRestarts },
+      'delivery aborted its uncommitted events: streaming again from the checkpoint',
+    );
     void this.session?.close();
   }
 
@@ -255,10 +288,16 @@ export class Relay {
     const fatal = FATAL.has(error.code);
     this.setState(fatal ? 'failed' : 'halted');
     this.logger.error(
-      { code: error.code, err: error.message, fix: error.hint, ...error.details, confirmedLsn: formatLsn(this.lastConfirmed) },
+      { code: error.code, err: error.message, fix: error.hint, ...error.details, confirmedLsn: formatLsn(this.lastConfirmed), reportedLsn: this.reportedLsn() },
       fatal ? 'giving up' : 'halted: nothing after the confirmed position was confirmed; fix the cause and restart',
     );
     return { state: fatal ? 'failed' : 'halted', error };
+  }
+
+  /** What PostgreSQL was last told (a halt or stop sends it once more before closing). */
+  private reportedLsn(): string | undefined {
+    const reported = this.session?.reported;
+    return reported === undefined ? undefined : formatLsn(reported);
   }
 
   private fail(error: RelayError): RelayOutcome {
@@ -267,23 +306,27 @@ export class Relay {
     return { state: 'failed', error };
   }
 
-  /** Graceful stop: stop reading, wait (bounded) for in-flight acknowledgements, confirm, close. */
+  /**
+   * Graceful stop, as a mode: the session takes no more events and never reads again; what was handed over
+   * is delivered (bounded by the grace period), the position is confirmed, then everything closes.
+   */
   async stop(): Promise<void> {
     if (this.stopRequested) return;
     this.stopRequested = true;
     this.wake.abort();
     this.setState('draining');
-    this.session?.pause();
-    const { events } = this.inFlight;
-    this.logger.info({ inFlight: events, graceMs: this.config.shutdownGraceMs }, 'stopping: draining in-flight events');
+    const session = this.session;
+    session?.pause();
+    session?.endIntake();
+    this.logger.info({ inFlight: this.delivery.inFlightEvents, graceMs: this.config.shutdownGraceMs }, 'stopping: draining in-flight events');
     const graceTimer = new AbortController();
-    const drained = await Promise.race([this.queue.whenEmpty().then(() => true), sleep(this.config.shutdownGraceMs, graceTimer.signal).then(() => false)]);
+    const drained = await Promise.race([this.delivery.whenIdle().then(() => true), sleep(this.config.shutdownGraceMs, graceTimer.signal).then(() => false)]);
     graceTimer.abort();
-    if (!drained) this.logger.warn({ inFlight: this.queue.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
-    this.queue.stop();
-    await this.session?.close();
+    if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
+    this.delivery.stop();
+    await session?.close();
     await this.deps.sink.close();
     this.setState('stopped');
-    this.logger.info({ confirmedLsn: formatLsn(this.lastConfirmed) }, 'stopped');
+    this.logger.info({ confirmedLsn: formatLsn(this.lastConfirmed), reportedLsn: this.reportedLsn() }, 'stopped');
   }
 }

@@ -27,12 +27,15 @@ export class ReplayBound {
         get inFlightBytes() {
           return inner.inFlightBytes;
         },
+        openSession: (session) => inner.openSession(session),
         push: (event) => {
           if (event.txn.commitLsn <= this.lastCommit) return inner.push(event);
           this.end();
           return false; // stop reading: nothing after the bound is wanted
         },
-        whenEmpty: () => inner.whenEmpty(),
+        committed: (txn) => inner.committed(txn),
+        endSession: (session) => inner.endSession(session),
+        whenIdle: () => inner.whenIdle(),
         stop: () => inner.stop(),
       };
       return bounded;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { AckTracker, type Transaction } from '../checkpoint/ack-tracker.js';
+import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/relay-config.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, isRelayError } from '../errors.js';
@@ -13,6 +13,9 @@ import { classifyPgError } from '../source/pg-errors.js';
 import { ReplicationStream } from '../source/replication-stream.js';
 import type { RelayObserver } from './observer.js';
 
+/** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
+const HELD_BACK_WARN_TRANSACTIONS = 1000;
+
 /**
  * One replication connection: pre-flight checks, START_REPLICATION, and the decode → route → deliver loop,
  * with the AckTracker deciding every position reported back. A new session (after a reconnect) starts from
@@ -24,14 +27,16 @@ export class Session {
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
   private readonly messageMapper: MessageMapper | undefined;
-  private txn: Transaction | undefined;
+  private txn: SourceTransaction | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private resolveEnded!: (error: RelayError | undefined) => void;
   private closing = false;
+  private warnedHeldBack = false;
+  private lastReported: Lsn | undefined;
 
   constructor(
     private readonly config: RelayConfig,
-    private readonly queue: Delivery,
+    private readonly delivery: Delivery,
     private readonly logger: Logger,
     private readonly observer: RelayObserver,
     private readonly onConfirmed: (lsn: Lsn) => void,
@@ -60,6 +65,7 @@ export class Session {
         this.onConfirmed(lsn);
         this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
       });
+      this.delivery.openSession(this.tracker);
       this.stream.start(
         { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
         {
@@ -68,7 +74,7 @@ export class Session {
           onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user })),
         },
       );
-      this.statusTimer = setInterval(() => this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
+      this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
       this.statusTimer.unref();
       return startLsn;
     } catch (err) {
@@ -85,7 +91,7 @@ export class Session {
           this.txn = this.tracker.begin(msg.finalLsn, pgTimeToMs(msg.commitTime), msg.xid);
           break;
         case 'commit':
-          if (this.txn) this.tracker.commit(this.txn, msg.endLsn);
+          if (this.txn) this.commit(this.txn, msg.endLsn);
           this.txn = undefined;
           break;
         case 'relation':
@@ -111,7 +117,21 @@ export class Session {
     }
   }
 
-  private enqueue(txn: Transaction, map: () => OutboxEvent, unmappable: (error: RelayError) => OutboxEvent): void {
+  private commit(txn: SourceTransaction, endLsn: Lsn): void {
+    this.tracker.commit(txn, endLsn);
+    this.delivery.committed(txn);
+    const held = this.tracker.heldBack;
+    if (held.transactions === 0) this.warnedHeldBack = false;
+    else if (held.transactions >= HELD_BACK_WARN_TRANSACTIONS && !this.warnedHeldBack) {
+      this.warnedHeldBack = true;
+      this.logger.warn(
+        { confirmedLsn: formatLsn(this.tracker.confirmed), heldBackTransactions: held.transactions, walPinnedBytes: Number(held.upTo - this.tracker.confirmed) },
+        'the slot cannot advance past an event still waiting for Kafka: later transactions without events (filtered, or other tables) wait behind it and PostgreSQL keeps their WAL',
+      );
+    }
+  }
+
+  private enqueue(txn: SourceTransaction, map: () => OutboxEvent, unmappable: (error: RelayError) => OutboxEvent): void {
     this.tracker.add(txn);
     let event: OutboxEvent;
     try {
@@ -121,7 +141,7 @@ export class Session {
       // An event we cannot turn into a record takes its place in the queue, so the poison policy meets it in order.
       event = unmappable(err);
     }
-    if (!this.queue.push(event)) this.stream.pause();
+    if (!this.delivery.push(event)) this.stream.pause();
   }
 
   /** A transactional message belongs to the open transaction; a non-transactional one (a heartbeat) carries no event. */
@@ -145,7 +165,7 @@ export class Session {
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
-    if (replyRequested) this.sendStatus(false);
+    if (replyRequested) void this.sendStatus(false);
   }
 
   /** Room in the window again: read the socket. */
@@ -153,34 +173,53 @@ export class Session {
     if (!this.closing) this.stream.resume();
   }
 
+  /** No more events of this session go to the delivery (a stop drains what it has); the connection stays for the final status. */
+  endIntake(): void {
+    if (this.tracker) this.delivery.endSession(this.tracker);
+  }
+
   /** Stop reading: WAL stays in PostgreSQL. */
   pause(): void {
     this.stream.pause();
   }
 
-  private sendStatus(requestReply: boolean): void {
-    // Asking for a reply while idle makes the server send a keepalive with its WAL end, which we then confirm.
-    this.stream.sendStatus(this.report(this.tracker.confirmed), requestReply);
+  /** Reports the confirmed position now; resolves once written (at-most-once confirms before each hand-off). */
+  reportPosition(): Promise<void> {
+    return this.closing ? Promise.resolve() : this.sendStatus(false);
   }
 
+  /** The flush position last sent to PostgreSQL (older than the confirmed one while a replay window is kept). */
+  get reported(): Lsn | undefined {
+    return this.lastReported;
+  }
+
+  private sendStatus(requestReply: boolean): Promise<void> {
+    this.lastReported = this.report(this.tracker.confirmed);
+    // Asking for a reply while idle makes the server send a keepalive with its WAL end, which we then confirm.
+    return this.stream.sendStatus(this.lastReported, requestReply);
+  }
+
+  /**
+   * Ends the session once: the final position goes to PostgreSQL while the connection may still take it (a halt
+   * on a schema change, a stop), the delivery drops what the session left incomplete, and the connection closes.
+   */
   private finish(error: RelayError | undefined): void {
-    if (error && !this.closing) this.logger.debug({ err: error }, 'replication stream ended');
-    clearInterval(this.statusTimer);
+    if (this.closing) return;
     this.closing = true;
+    if (error) this.logger.debug({ err: error }, 'replication stream ended');
+    clearInterval(this.statusTimer);
+    if (this.tracker) {
+      void this.sendStatus(false);
+      this.delivery.endSession(this.tracker);
+    }
     void this.stream.close().then(() => this.resolveEnded(error));
   }
 
   /** Sends the final confirmed position and closes the connection. */
   async close(): Promise<void> {
-    if (this.closing) {
-      await this.ended;
-      return;
-    }
-    if (this.tracker) {
-      this.sendStatus(false);
-      this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
-    }
+    const final = !this.closing && this.tracker;
     this.finish(undefined);
+    if (final) this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed), reportedLsn: formatLsn(this.lastReported!) }, 'confirmed position reported to PostgreSQL');
     await this.ended;
   }
 }

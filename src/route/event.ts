@@ -1,4 +1,4 @@
-import type { Transaction } from '../checkpoint/ack-tracker.js';
+import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayError } from '../errors.js';
 
 /** One outbox row on its way to Kafka, with the transaction it belongs to (for the acknowledgement rule). */
@@ -13,7 +13,7 @@ export interface OutboxEvent {
   eventId: string;
   /** Approximate bytes on the wire, for the in-flight window. */
   size: number;
-  txn: Transaction;
+  txn: SourceTransaction;
   /** Set when the row could not be turned into a record: the poison policy handles it in its place in the stream. */
   error?: RelayError;
 }

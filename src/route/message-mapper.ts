@@ -1,4 +1,4 @@
-import type { Transaction } from '../checkpoint/ack-tracker.js';
+import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/relay-config.js';
 import type { LogicalMessage } from '../decode/pgoutput.js';
 import { RelayError } from '../errors.js';
@@ -41,7 +41,7 @@ export class MessageMapper {
     return this.prefixes.has(prefix);
   }
 
-  map(msg: LogicalMessage, txn: Transaction): OutboxEvent {
+  map(msg: LogicalMessage, txn: SourceTransaction): OutboxEvent {
     const newline = msg.content.indexOf(NEWLINE);
     const meta = parseMeta(msg.content.subarray(0, newline < 0 ? msg.content.length : newline));
     const field = (name: keyof MessageMeta): string | null => {
@@ -89,7 +89,7 @@ export class MessageMapper {
   }
 
   /** A message `map` refused: its whole content becomes the value, so the dead letter keeps everything it had. */
-  unmappable(msg: LogicalMessage, txn: Transaction, error: RelayError): OutboxEvent {
+  unmappable(msg: LogicalMessage, txn: SourceTransaction, error: RelayError): OutboxEvent {
     const eventId = typeof error.details.eventId === 'string' ? error.details.eventId : '';
     const value = Buffer.from(msg.content);
     const headers = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-message-prefix': msg.prefix };

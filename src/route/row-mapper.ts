@@ -1,4 +1,4 @@
-import type { Transaction } from '../checkpoint/ack-tracker.js';
+import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { TableMapping } from '../config/relay-config.js';
 import type { ColumnValue, RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, type ErrorCode } from '../errors.js';
@@ -80,7 +80,7 @@ export class RowMapper {
    * A row `map` refused, as an event carrying what the row had (id as key, payload as value, and the topic if it
    * can be computed), so that the poison policy can dead-letter it in its place in the stream.
    */
-  unmappable(values: ColumnValue[], txn: Transaction, error: RelayError): OutboxEvent {
+  unmappable(values: ColumnValue[], txn: SourceTransaction, error: RelayError): OutboxEvent {
     const eventId = textOf(values, this.index.id) ?? '';
     let topic = '';
     try {
@@ -96,7 +96,7 @@ export class RowMapper {
     return { topic, key, value, headers, eventId, size: (key?.length ?? 0) + (value?.length ?? 0), txn, error };
   }
 
-  map(values: ColumnValue[], txn: Transaction): OutboxEvent {
+  map(values: ColumnValue[], txn: SourceTransaction): OutboxEvent {
     const text = (i: number | undefined): string | null => textOf(values, i);
     const eventId = text(this.index.id);
     const fail = (message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never => {
@@ -165,9 +165,9 @@ function textOf(values: ColumnValue[], i: number | undefined): string | null {
 }
 
 /** Formatted once per transaction, not per event: a backlog transaction can hold thousands of events. */
-let cachedTxn: Transaction | undefined;
+let cachedTxn: SourceTransaction | undefined;
 let cachedHeaders = { lsn: '', commitTime: '', xid: '' };
-function transactionHeaders(txn: Transaction): { lsn: string; commitTime: string; xid: string } {
+function transactionHeaders(txn: SourceTransaction): { lsn: string; commitTime: string; xid: string } {
   if (txn !== cachedTxn) {
     cachedTxn = txn;
     cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime: new Date(txn.commitTimeMs).toISOString(), xid: String(txn.xid) };

@@ -6,7 +6,7 @@ import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
 import { compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
 import { backoffDelay, sleep } from '../retry.js';
-import type { PoisonDecision } from './delivery-queue.js';
+import type { PoisonDecision } from './delivery.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 
@@ -39,6 +39,8 @@ export class DeadLetters {
     private readonly retry: RetryPolicy,
     private readonly logger: Logger,
     private readonly observer: RelayObserver = {},
+    /** The sink is not the relay's own (exactly-once produces through a transactional one): connect it before the first dead letter. */
+    private connectFirst = false,
   ) {
     this.template = compileTopicTemplate(topicTemplate);
     const unknown = this.template.columns.filter((c) => c !== 'topic');
@@ -80,6 +82,10 @@ export class DeadLetters {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
+        if (this.connectFirst) {
+          await this.sink.connect();
+          this.connectFirst = false;
+        }
         await this.sink.send([record]);
         return undefined;
       } catch (err) {

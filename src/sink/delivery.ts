@@ -1,28 +1,72 @@
+import type { AckTracker, SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayError } from '../errors.js';
 import type { OutboxEvent } from '../route/event.js';
-import type { DeliveryCallbacks } from './delivery-queue.js';
+
+export interface DeliveryLimits {
+  maxInFlightEvents: number;
+  maxInFlightBytes: number;
+  batchMaxEvents: number;
+  batchMaxBytes: number;
+}
+
+/** What the poison policy decided for a record Kafka will never accept: `skip` means it was dealt with (dead-lettered). */
+export type PoisonDecision = 'skip' | 'halt';
+
+/** `count` events of one source transaction and topic that may be confirmed (`skipped`: dealt with by the poison policy, no record). */
+export interface Receipt {
+  txn: SourceTransaction;
+  topic: string;
+  count: number;
+  bytes: number;
+  skipped: boolean;
+}
+
+/** A replication session, as the delivery knows it: the tracker that confirms its transactions. */
+export type SessionId = AckTracker;
+
+export interface DeliveryCallbacks {
+  /** These events may count as delivered for the acknowledgement rule (when depends on the guarantee). */
+  delivered(receipts: readonly Receipt[], latencyMs: number): void;
+  /** The seam for dead-letter policies: called once per record that cannot be produced. */
+  poison(event: OutboxEvent, error: RelayError): Promise<PoisonDecision>;
+  /** Delivery stopped for good: a halt decision, or the broker unreachable for longer than retry.maxDuration. */
+  stopped(error: RelayError): void;
+  /** The in-flight window has room again after being full (only while the session is open). */
+  windowOpen(): void;
+  /** Kafka is unavailable (a failed produce, or no answer within kafka.deliveryTimeout): the first call of an outage logs it. */
+  retrying(error: RelayError, attempt: number, delayMs: number): void;
+  /** Kafka rejected `event`; it is produced again after `delayMs` (retry.recordMaxAttempts / recordMaxDuration). */
+  recordRetrying(event: OutboxEvent, error: RelayError, attempt: number, delayMs: number): void;
+  recovered(downMs: number, attempts: number): void;
+  /** at-most-once: Kafka refused a batch that was already confirmed; it is lost, by that mode's contract. */
+  dropped(count: number, error: RelayError): void;
+  /**
+   * The delivery dropped what it had not committed (an aborted Kafka transaction cannot be re-sent from memory):
+   * the source must stream again from the last committed checkpoint.
+   */
+  restartSource(error: RelayError): void;
+  /** Reports the confirmed position to PostgreSQL now; resolves once it is written (at-most-once: before the hand-off). */
+  reportPosition(): Promise<void>;
+}
 
 /**
- * What the source pushes events into: the at-least-once DeliveryQueue, or another delivery guarantee
- * (exactly-once, at-most-once). Each keeps a bounded window and acknowledges events through the callbacks,
- * which is what lets the AckTracker confirm positions; when that happens is what tells the guarantees apart.
+ * What the source pushes events into. The session lifecycle is explicit: the relay opens a session, pushes its
+ * events and commits in stream order, and ends it; events of an ended or discarded session are refused.
  */
 export interface Delivery {
   readonly inFlightEvents: number;
   readonly inFlightBytes: number;
-  /** Takes an event; false when the window is full and the source should stop reading. */
+  openSession(session: SessionId): void;
+  /** Takes an event; false when the window is full (or the session no longer takes events): stop reading. */
   push(event: OutboxEvent): boolean;
-  /** Resolves when nothing is left to acknowledge (or delivery stopped). */
-  whenEmpty(): Promise<void>;
+  /** The source transaction's Commit arrived: no more events of it follow. */
+  committed(txn: SourceTransaction): void;
+  /** No more events of `session` follow; what it left incomplete is dropped (exactly-once: aborted). */
+  endSession(session: SessionId): void;
+  /** Resolves when nothing is left to produce, acknowledge or commit (or delivery stopped). */
+  whenIdle(): Promise<void>;
+  /** Stops sending and retrying at once (shutdown's grace period ran out, or the relay gave up). */
   stop(): void;
 }
 
-export interface StrategyCallbacks extends DeliveryCallbacks {
-  /**
-   * The delivery dropped what it had not committed (an aborted Kafka transaction cannot be re-sent from memory):
-   * the source must stream again from the last confirmed position.
-   */
-  restartSource(error: RelayError): void;
-}
-
-export type CreateDelivery = (callbacks: StrategyCallbacks) => Delivery;
+export type CreateDelivery = (callbacks: DeliveryCallbacks) => Delivery;

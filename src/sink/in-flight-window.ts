@@ -1,13 +1,13 @@
-import type { DeliveryLimits } from './delivery-queue.js';
+import type { DeliveryLimits } from './delivery.js';
 
 /**
- * The bound on what waits between the decoder and Kafka, shared by every delivery strategy: counts and bytes, "full" with hysteresis (reopen at half, so the source does not flap), and waiters for "empty".
+ * The bound on what waits between the decoder and Kafka: counts and bytes, "full" with hysteresis (reopen at
+ * half, so the source does not flap between reading and pausing).
  */
 export class InFlightWindow {
   events = 0;
   bytes = 0;
   private wasFull = false;
-  private waiters: (() => void)[] = [];
 
   constructor(private readonly limits: Pick<DeliveryLimits, 'maxInFlightEvents' | 'maxInFlightBytes'>) {}
 
@@ -36,16 +36,5 @@ export class InFlightWindow {
     this.events = 0;
     this.bytes = 0;
     this.wasFull = false;
-  }
-
-  /** Resolves at once when `empty`, else at the next wake(). */
-  whenEmpty(empty: boolean): Promise<void> {
-    return empty ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
   }
 }

@@ -7,7 +7,7 @@ import { RelayError, errorMessage } from '../errors.js';
 import { classifyKafkaError, rootCause } from './kafka-errors.js';
 import { groupByTopic } from './topic-messages.js';
 import { createKafkaClient } from './kafka-sink.js';
-import type { Sink, SinkRecord } from './sink.js';
+import type { SinkRecord, TransactionalSink } from './sink.js';
 
 /** Long enough for a large source transaction spread over many produce requests; a crashed instance's open transaction is aborted by the broker after it at the latest (or at once by the next instance's fencing). */
 const TRANSACTION_TIMEOUT_MS = 60_000;
@@ -40,7 +40,7 @@ function fencedError(slot: string, err: unknown): RelayError {
  * with the same id and aborts its open transaction (verified: without that, an older kafkajs producer keeps
  * committing until the newer one begins its first transaction).
  */
-export class TransactionalSink implements Sink {
+export class KafkajsTransactionalSink implements TransactionalSink {
   private readonly producer: Producer;
   private readonly compression: CompressionTypes;
   private txn: Transaction | undefined;
@@ -55,10 +55,6 @@ export class TransactionalSink implements Sink {
     const options = { transactionalId: transactionalId(slot), transactionTimeout: TRANSACTION_TIMEOUT_MS, idempotent: true, maxInFlightRequests: 1 };
     this.producer = createKafkaClient(config, logger, '-txn').producer({ ...options, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
     this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-  }
-
-  get inTransaction(): boolean {
-    return this.txn !== undefined;
   }
 
   async connect(): Promise<void> {

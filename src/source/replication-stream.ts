@@ -32,7 +32,7 @@ export interface StartOptions {
 interface PgConnection {
   query(text: string): void;
   sendCopyFromChunk(chunk: Buffer): void;
-  stream: NodeJS.ReadableStream & { pause(): void; resume(): void };
+  stream: NodeJS.ReadWriteStream;
 }
 
 /** A `pg` Submittable: pg hands it every CopyData message of the COPY BOTH stream that START_REPLICATION opens. */
@@ -130,10 +130,11 @@ export class ReplicationStream {
 
   /**
    * Standby status update. write = flush = apply = `confirmed`: PostgreSQL advances the slot's
-   * confirmed_flush_lsn to the flush position, and streams from there after a reconnect.
+   * confirmed_flush_lsn to the flush position, and streams from there after a reconnect. Resolves once the
+   * status is handed to the kernel (at-most-once waits for that before producing).
    */
-  sendStatus(confirmed: Lsn, replyRequested: boolean): void {
-    if (this.ended) return;
+  sendStatus(confirmed: Lsn, replyRequested: boolean): Promise<void> {
+    if (this.ended) return Promise.resolve();
     const msg = Buffer.allocUnsafe(34);
     msg[0] = 0x72; // 'r'
     msg.writeBigUInt64BE(confirmed, 1);
@@ -142,6 +143,8 @@ export class ReplicationStream {
     msg.writeBigInt64BE(msToPgTime(Date.now()), 25);
     msg[33] = replyRequested ? 1 : 0;
     this.connection.sendCopyFromChunk(msg);
+    // An empty write's callback runs once everything written before it is flushed.
+    return new Promise((resolve) => this.connection.stream.write('', () => resolve()));
   }
 
   /** Stops reading the socket: the server's send buffer fills and WAL stays in PostgreSQL. */
@@ -155,10 +158,6 @@ export class ReplicationStream {
     if (!this.paused) return;
     this.paused = false;
     this.connection.stream.resume();
-  }
-
-  get isPaused(): boolean {
-    return this.paused;
   }
 
   async close(): Promise<void> {

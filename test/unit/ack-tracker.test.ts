@@ -69,4 +69,31 @@ describe('AckTracker', () => {
     expect(tracker.confirmed).toBe(80n);
     expect(seen).toEqual([50n, 80n]);
   });
+
+  it('folds event-less transactions behind a stuck event into one entry, and confirms past them once it is acknowledged', () => {
+    const tracker = new AckTracker(0n);
+    const stuck = tracker.begin(10n, 0, 1);
+    tracker.add(stuck);
+    tracker.commit(stuck, 20n);
+    // On PostgreSQL 14 and older pgoutput sends BEGIN/COMMIT for every write transaction, filtered or not.
+    let end = 20n;
+    for (let i = 0; i < 100_000; i++) {
+      const empty = tracker.begin(end, 0, i + 2);
+      end += 10n;
+      tracker.commit(empty, end);
+    }
+    expect(tracker.heldBack).toEqual({ transactions: 100_000, upTo: end });
+    expect(tracker.confirmed).toBe(0n);
+    tracker.acknowledge(stuck);
+    expect(tracker.confirmed).toBe(end);
+    expect(tracker.heldBack.transactions).toBe(0);
+    expect(tracker.idle).toBe(true);
+  });
+
+  it('confirms an event-less transaction at once when nothing waits', () => {
+    const tracker = new AckTracker(0n);
+    const empty = tracker.begin(10n, 0, 1);
+    tracker.commit(empty, 20n);
+    expect(tracker.confirmed).toBe(20n);
+  });
 });

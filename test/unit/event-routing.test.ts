@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Transaction } from '../../src/checkpoint/ack-tracker.js';
+import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import type { RelayConfig, TableMapping } from '../../src/config/relay-config.js';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { RelayError } from '../../src/errors.js';
@@ -90,7 +90,7 @@ describe('record retries', () => {
 
 describe('logical-message events', () => {
   const tracker = new AckTracker(0n);
-  const txn: Transaction = tracker.begin(0x16b3748n, Date.parse('2024-01-01T00:00:00Z'), 42);
+  const txn: SourceTransaction = tracker.begin(0x16b3748n, Date.parse('2024-01-01T00:00:00Z'), 42);
   const config: NonNullable<RelayConfig['messages']> = { prefixes: ['outbox'], topic: 'events.${aggregate_type}', envelope: { mode: 'none' } };
   const message = (content: string | Buffer) => ({ tag: 'message' as const, transactional: true, lsn: 1n, prefix: 'outbox', content: Buffer.isBuffer(content) ? content : Buffer.from(content) });
 

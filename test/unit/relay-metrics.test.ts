@@ -2,14 +2,15 @@ import { readFileSync } from 'node:fs';
 import { register } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { README_PATH, sectionOf } from '../../scripts/gen-config-docs.js';
-import type { Transaction } from '../../src/checkpoint/ack-tracker.js';
+import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import { RelayError } from '../../src/errors.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 import type { OutboxEvent } from '../../src/route/event.js';
+import { receiptsOf } from '../../src/sink/receipts.js';
 import { metricSamples, metricValue } from '../support/ops-http.js';
 
 function event(topic: string, size: number, error?: RelayError): OutboxEvent {
-  return { topic, key: null, value: Buffer.alloc(size), headers: {}, eventId: 'e', size, txn: {} as Transaction, ...(error ? { error } : {}) };
+  return { topic, key: null, value: Buffer.alloc(size), headers: {}, eventId: 'e', size, txn: {} as SourceTransaction, ...(error ? { error } : {}) };
 }
 
 const idle = { inFlight: { events: 0, bytes: 0 } };
@@ -17,8 +18,8 @@ const idle = { inFlight: { events: 0, bytes: 0 } };
 describe('RelayMetrics', () => {
   it('counts delivered events and bytes per topic across runs of topics within a batch', async () => {
     const metrics = new RelayMetrics();
-    metrics.delivered([event('a', 10), event('a', 5), event('b', 7), event('a', 1)], 12);
-    metrics.delivered([event('b', 3)], 3000);
+    metrics.delivered(receiptsOf([event('a', 10), event('a', 5), event('b', 7), event('a', 1)]), 12);
+    metrics.delivered(receiptsOf([event('b', 3)]), 3000);
     const text = await metrics.render(idle);
     expect(metricValue(text, 'outbox_relay_events_total', { topic: 'a' })).toBe(3);
     expect(metricValue(text, 'outbox_relay_events_total', { topic: 'b' })).toBe(2);
@@ -31,7 +32,7 @@ describe('RelayMetrics', () => {
 
   it('does not count a row the poison policy dealt with as relayed', async () => {
     const metrics = new RelayMetrics();
-    metrics.delivered([event('', 0, new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'))], 0);
+    metrics.delivered(receiptsOf([event('', 0, new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'))], true), 0);
     expect(metricSamples(await metrics.render(idle), 'outbox_relay_events_total')).toEqual([]);
   });
 

@@ -83,6 +83,7 @@ export function replayCommand(): Command {
       sink: strategy.sink,
       createDelivery: bound.wrap(strategy.createDelivery),
       startPosition: strategy.startPosition,
+      resumePosition: strategy.resumePosition,
       reportPosition: strategy.reportPosition,
       observer: combineObservers(strategy.observer, bound.observer, {
         delivered: (delivered) => (events += delivered.length),

@@ -46,7 +46,9 @@ export function runCommand(): Command {
     const observer = combineObservers(metrics, health, strategy.observer);
     let deadLetters: DeadLetters | undefined;
     try {
-      if (config.delivery.onPoison === 'dead-letter') deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer);
+      if (config.delivery.onPoison === 'dead-letter') {
+        deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer, strategy.sink !== sink);
+      }
     } catch (err) {
       process.exitCode = reportError(err);
       return;
@@ -56,6 +58,7 @@ export function runCommand(): Command {
       sink: strategy.sink,
       createDelivery: strategy.createDelivery,
       startPosition: strategy.startPosition,
+      resumePosition: strategy.resumePosition,
       reportPosition: strategy.reportPosition,
       observer,
       onPoison: deadLetters && ((event, error) => deadLetters.handle(event, error)),
@@ -79,6 +82,8 @@ export function runCommand(): Command {
     const signals = handleSignals(logger, config.shutdownGraceMs, () => relay.stop());
     const result = await outcome;
     await strategy.close();
+    // exactly-once produces through its own transactional sink; the plain one served dead letters only.
+    if (strategy.sink !== sink) await sink.close();
     // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).
     if (result.state !== 'failed') await signals.stopped;
     await server?.close();

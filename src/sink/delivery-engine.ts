@@ -1,0 +1,564 @@
+import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
+import type { Guarantee } from '../config/guarantee-config.js';
+import type { RetryPolicy } from '../config/relay-config.js';
+import { RelayError } from '../errors.js';
+import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import type { OutboxEvent } from '../route/event.js';
+import { backoffDelay, sleep } from '../retry.js';
+import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt, SessionId } from './delivery.js';
+import { InFlightWindow } from './in-flight-window.js';
+import { classifyKafkaError, isRecordError } from './kafka-errors.js';
+import { bytesOf, receiptsOf } from './receipts.js';
+import { RecordRetries } from './record-retry.js';
+import type { Sink, TransactionalSink } from './sink.js';
+
+/** One produce request on its way: settled when Kafka answered. */
+interface Flight {
+  batch: OutboxEvent[];
+  sentAt: number;
+  settled: boolean;
+  error?: RelayError;
+}
+
+/** How a guarantee produces: plainly, or inside Kafka transactions that carry the checkpoint (exactly-once). */
+export type Producing = { guarantee: 'at-least-once' | 'at-most-once'; sink: Sink } | { guarantee: 'exactly-once'; sink: TransactionalSink; slot: string };
+
+export interface EngineOptions {
+  producing: Producing;
+  limits: DeliveryLimits;
+  retry: RetryPolicy;
+  /** A produce request unanswered this long is an outage (a hung broker), reported like a failed one. */
+  stallTimeoutMs: number;
+  callbacks: DeliveryCallbacks;
+}
+
+/** How often a pending produce request is checked against the stall timeout. */
+const STALL_CHECK_MS = 1000;
+
+/**
+ * The one delivery engine behind every guarantee: the bounded in-flight window, batching, several produce
+ * requests in flight (as many as the sink keeps in order), retries with backoff, record isolation, the poison
+ * policy and the session lifecycle. The guarantees differ only in how a batch is produced and when its events
+ * count as delivered:
+ * - at-least-once: when Kafka acknowledged the batch and every earlier one. A failed batch and every batch
+ *   behind it are re-sent in order (duplicates, never gaps).
+ * - at-most-once: before the hand-off, once the position covering it reached PostgreSQL; only whole source
+ *   transactions are handed off (unless one fills the window), and a failed batch is dropped.
+ * - exactly-once: at the commit of the Kafka transaction that holds the batch and a checkpoint record. Events
+ *   leave the window once produced; what waits for the commit is a count per transaction. Anything uncommitted
+ *   cannot be re-sent from memory: a failure aborts it and the source streams again from the checkpoint.
+ */
+export class DeliveryEngine implements Delivery {
+  private queue: OutboxEvent[] = [];
+  private head = 0;
+  /** Batches behind a failed one, re-sent in order before anything new. */
+  private held: OutboxEvent[][] = [];
+  private flights: Flight[] = [];
+  private readonly window: InFlightWindow;
+  private readonly depth: number;
+  private session: SessionId | undefined;
+  /** The current session still takes events. */
+  private intake = false;
+  /** A sequential step runs (recovery, poison policy, commit, abort): nothing new is launched meanwhile. */
+  private busy = false;
+  private dead = false;
+  private scheduled = false;
+  private idleWaiters: (() => void)[] = [];
+  private outage: { since: number; attempts: number } | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+  private readonly recordRetries: RecordRetries;
+  private readonly callbacks: DeliveryCallbacks;
+  /** The transaction of the newest event handed to the sink. */
+  private lastLaunched: SourceTransaction | undefined;
+  /** exactly-once: what the open Kafka transaction holds, acknowledged at its commit. */
+  private uncommitted: Receipt[] = [];
+  private uncommittedSince = 0;
+  private launchedSinceCommit = false;
+  private checkpointFloor: Lsn = 0n;
+  /** exactly-once: the source transaction whose Kafka transaction the broker last timed out. */
+  private timedOut: Lsn | undefined;
+
+  constructor(private readonly options: EngineOptions) {
+    this.callbacks = options.callbacks;
+    this.window = new InFlightWindow(options.limits);
+    this.recordRetries = new RecordRetries(options.retry);
+    // At-most-once confirms before each hand-off, which only holds in order with one request at a time.
+    this.depth = options.producing.guarantee === 'at-most-once' ? 1 : Math.max(1, options.producing.sink.pipelineDepth ?? 1);
+  }
+
+  get inFlightEvents(): number {
+    return this.window.events;
+  }
+
+  get inFlightBytes(): number {
+    return this.window.bytes;
+  }
+
+  private get guarantee(): Guarantee {
+    return this.options.producing.guarantee;
+  }
+
+  /** exactly-once: checkpoints are never written below the one streaming started from. */
+  startFrom(checkpoint: Lsn): void {
+    this.checkpointFloor = maxLsn(this.checkpointFloor, checkpoint);
+  }
+
+  openSession(session: SessionId): void {
+    this.session = session;
+    this.intake = true;
+    this.lastLaunched = undefined;
+  }
+
+  push(event: OutboxEvent): boolean {
+    if (this.dead || !this.intake || event.txn.tracker !== this.session) return false;
+    this.queue.push(event);
+    this.schedule();
+    return this.window.enter(event.size);
+  }
+
+  committed(txn: SourceTransaction): void {
+    if (txn.tracker === this.session) this.schedule();
+  }
+
+  endSession(session: SessionId): void {
+    if (session !== this.session || !this.intake) return;
+    this.intake = false;
+    this.dropIncompleteTail();
+    this.schedule();
+  }
+
+  whenIdle(): Promise<void> {
+    if (this.dead || this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stop(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.shutDown();
+  }
+
+  private get idle(): boolean {
+    return !this.busy && this.flights.length === 0 && this.held.length === 0 && this.head >= this.queue.length && !this.uncommittedWork;
+  }
+
+  /** exactly-once: something was produced (or dealt with by the poison policy) that no commit covers yet. */
+  private get uncommittedWork(): boolean {
+    return this.guarantee === 'exactly-once' && (this.launchedSinceCommit || this.uncommitted.length > 0);
+  }
+
+  /** Deferred, so that every event decoded from the same socket read joins one batch. */
+  private schedule(): void {
+    if (this.scheduled || this.dead) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.step();
+    });
+  }
+
+  /** Decides what happens next; called after every change. */
+  private step(): void {
+    if (this.dead || this.busy) return;
+    while (this.flights[0]?.settled && !this.flights[0].error) this.sent(this.flights.shift()!);
+    if (this.flights[0]?.error) {
+      if (this.flights.every((f) => f.settled)) this.sequential(() => this.recover());
+      return;
+    }
+    if (this.guarantee === 'exactly-once' && this.flights.length === 0) {
+      if (!this.intake && this.lastLaunched && this.lastLaunched.endLsn === undefined) {
+        const error = new RelayError('PG_STREAM_FAILED', 'the replication session ended inside a source transaction', { retriable: true });
+        return this.sequential(() => this.discard(error, false));
+      }
+      if (this.atCommitBoundary()) return this.sequential(() => this.commit());
+    }
+    while (this.flights.length < this.depth) {
+      const batch = this.nextBatch();
+      if (!batch) break;
+      if (batch[0]!.error) return this.sequential(() => this.unmappable(batch[0]!));
+      this.launch(batch);
+    }
+    if (this.idle) this.wakeIdle();
+  }
+
+  private sequential(work: () => Promise<unknown>): void {
+    this.busy = true;
+    work().then(
+      () => {
+        this.busy = false;
+        this.step();
+      },
+      (err: unknown) => this.fail(err instanceof RelayError ? err : new RelayError('INTERNAL', `delivery failed: ${String(err)}`, { cause: err })),
+    );
+  }
+
+  /** exactly-once: everything produced since the last commit ends with a complete source transaction, and nothing of it is still queued. */
+  private atCommitBoundary(): boolean {
+    const last = this.lastLaunched;
+    if (!this.launchedSinceCommit || !last || last.endLsn === undefined) return false;
+    return this.peek()?.txn !== last;
+  }
+
+  private peek(): OutboxEvent | undefined {
+    return this.held[0]?.[0] ?? this.queue[this.head];
+  }
+
+  private nextBatch(): OutboxEvent[] | undefined {
+    if (this.held.length > 0) return this.held.shift();
+    // exactly-once: a batch after a complete transaction waits for the commit, so commits happen between batches.
+    if (this.guarantee === 'exactly-once' && this.atCommitBoundary()) return undefined;
+    const { batchMaxEvents, batchMaxBytes } = this.options.limits;
+    const start = this.head;
+    let bytes = 0;
+    while (this.head < this.queue.length && this.head - start < batchMaxEvents) {
+      const next = this.queue[this.head]!;
+      // An unmappable row goes through the poison policy alone, once everything before it was produced.
+      if (next.error && (this.head > start || this.flights.length > 0)) break;
+      // At-most-once hands off whole source transactions, so a crash never re-sends part of one.
+      if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !this.window.full) break;
+      if (this.head > start && bytes + next.size > batchMaxBytes) break;
+      bytes += next.size;
+      this.head++;
+      if (next.error) break;
+    }
+    if (this.head === start) return undefined;
+    const batch = this.queue.slice(start, this.head);
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  private launch(batch: OutboxEvent[]): void {
+    const flight: Flight = { batch, sentAt: Date.now(), settled: false };
+    this.flights.push(flight);
+    this.lastLaunched = batch.at(-1)!.txn;
+    if (!this.launchedSinceCommit) this.uncommittedSince = flight.sentAt;
+    this.launchedSinceCommit = true;
+    this.armStallCheck();
+    const sending = this.guarantee === 'at-most-once' ? this.handOff(batch) : this.options.producing.sink.send(batch);
+    sending.then(
+      () => this.settle(flight),
+      (err: unknown) => this.settle(flight, classifyKafkaError(err)),
+    );
+  }
+
+  /** at-most-once: the events count as delivered, and that position reaches PostgreSQL, before Kafka sees them. */
+  private async handOff(batch: OutboxEvent[]): Promise<void> {
+    this.callbacks.delivered(receiptsOf(batch), 0);
+    await this.callbacks.reportPosition();
+    await this.options.producing.sink.send(batch);
+  }
+
+  private settle(flight: Flight, error?: RelayError): void {
+    flight.settled = true;
+    flight.error = error;
+    this.step();
+  }
+
+  /** Kafka acknowledged a batch and every earlier one. */
+  private sent(flight: Pick<Flight, 'batch' | 'sentAt'>): void {
+    const latencyMs = Date.now() - flight.sentAt;
+    this.outageOver();
+    const receipts = receiptsOf(flight.batch);
+    if (this.guarantee === 'at-least-once') this.callbacks.delivered(receipts, latencyMs);
+    else if (this.guarantee === 'exactly-once') this.uncommitted.push(...receipts);
+    this.leave(flight.batch.length, bytesOf(flight.batch));
+  }
+
+  /** An event the poison policy dealt with: it counts as delivered without a record. */
+  private skipped(event: OutboxEvent): void {
+    const receipts = receiptsOf([event], true);
+    if (this.guarantee === 'exactly-once') this.uncommitted.push(...receipts);
+    else this.callbacks.delivered(receipts, 0);
+    this.leave(1, event.size);
+  }
+
+  private leave(count: number, bytes: number): void {
+    if (this.window.leave(count, bytes) && this.intake) this.callbacks.windowOpen();
+  }
+
+  /** The head request failed and every request behind it has answered. */
+  private async recover(): Promise<void> {
+    const flights = this.flights;
+    this.flights = [];
+    const failed = flights[0]!;
+    const error = failed.error!;
+    if (this.guarantee === 'at-most-once') {
+      for (const flight of flights) {
+        if (flight.error) this.dropped(flight.batch, flight.error);
+        else this.sent(flight);
+      }
+      return;
+    }
+    if (this.guarantee === 'exactly-once') return this.transactionFailed(error, failed.batch);
+    // Batches behind the failed one may have been written already; re-sending them after it keeps commit order.
+    this.held = [...flights.slice(1).map((f) => f.batch), ...this.held];
+    await this.retry(failed.batch, error);
+  }
+
+  /** at-least-once: produces `batch` again with backoff until Kafka takes it; false when delivery stopped. */
+  private async retry(batch: OutboxEvent[], firstError: RelayError): Promise<boolean> {
+    let error = firstError;
+    for (let attempt = 1; ; attempt++) {
+      if (isRecordError(error)) return this.isolate(batch, error);
+      if (!this.beginRetry(error, attempt)) return false;
+      const delay = backoffDelay(this.options.retry, attempt - 1);
+      this.callbacks.retrying(error, attempt, delay);
+      await sleep(delay, this.abort.signal);
+      if (this.dead) return false;
+      const sentAt = Date.now();
+      try {
+        await this.options.producing.sink.send(batch);
+        this.sent({ batch, sentAt });
+        return true;
+      } catch (err) {
+        error = classifyKafkaError(err);
+      }
+    }
+  }
+
+  private async produceAlone(event: OutboxEvent): Promise<boolean> {
+    const sentAt = Date.now();
+    try {
+      await this.options.producing.sink.send([event]);
+      this.sent({ batch: [event], sentAt });
+      return true;
+    } catch (err) {
+      return this.retry([event], classifyKafkaError(err));
+    }
+  }
+
+  /** A batch with a record Kafka rejected: produce one by one, in order, so that only that record meets the poison policy. */
+  private async isolate(batch: OutboxEvent[], error: RelayError): Promise<boolean> {
+    if (batch.length > 1) {
+      for (const event of batch) if (!(await this.produceAlone(event))) return false;
+      return true;
+    }
+    const event = batch[0]!;
+    const step = this.recordRetries.next(event);
+    if (step.delayMs !== undefined) {
+      this.callbacks.recordRetrying(event, error, step.attempts, step.delayMs);
+      await sleep(step.delayMs, this.abort.signal);
+      return !this.dead && this.produceAlone(event);
+    }
+    return this.poison(event, error, step.attempts);
+  }
+
+  /** A row that could not be turned into a record: it would fail the same way every time, so the policy applies at once. */
+  private async unmappable(event: OutboxEvent): Promise<void> {
+    this.lastLaunched = event.txn;
+    if (!this.launchedSinceCommit) this.uncommittedSince = Date.now();
+    this.launchedSinceCommit = true;
+    await this.poison(event, event.error!, 1);
+  }
+
+  private async poison(event: OutboxEvent, error: RelayError, attempts: number): Promise<boolean> {
+    const destination = event.topic ? ` to topic "${event.topic}"` : '';
+    const poisoned = new RelayError(error.code, `cannot produce event ${event.eventId || '(no id)'} (commit LSN ${formatLsn(event.txn.commitLsn)})${destination}: ${error.message}`, {
+      cause: error,
+      hint: error.hint,
+      details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, attempts },
+    });
+    if ((await this.callbacks.poison(event, poisoned)) !== 'skip') return this.fail(poisoned);
+    this.skipped(event);
+    return true;
+  }
+
+  /** at-most-once: the batch was confirmed before the hand-off; Kafka refused it, so it is lost (that mode's contract). */
+  private dropped(batch: OutboxEvent[], error: RelayError): void {
+    this.outage ??= { since: Date.now(), attempts: 0 };
+    this.outage.attempts++;
+    this.callbacks.dropped(batch.length, error);
+    this.leave(batch.length, bytesOf(batch));
+  }
+
+  /** exactly-once: a produce failed inside the open Kafka transaction. */
+  private async transactionFailed(error: RelayError, batch: OutboxEvent[]): Promise<void> {
+    if (error.code === 'PRODUCER_FENCED') {
+      this.fail(error);
+      return;
+    }
+    if (isRecordError(error)) {
+      const first = batch[0]!;
+      this.fail(
+        new RelayError(error.code, `Kafka rejected a record in the produce request starting with event ${first.eventId} (commit LSN ${formatLsn(first.txn.commitLsn)}): ${error.message}`, {
+          cause: error,
+          hint: `${error.hint ?? 'fix the record or its topic'}; exactly-once cannot skip or dead-letter a single record inside a Kafka transaction: nothing of it was committed`,
+          details: error.details,
+        }),
+      );
+      await this.abortTransaction(error);
+      return;
+    }
+    await this.discard(error, true);
+  }
+
+  /** exactly-once: commits the open Kafka transaction with the checkpoint of its newest source transaction. */
+  private async commit(): Promise<void> {
+    const last = this.lastLaunched!;
+    const lsn = maxLsn(this.checkpointFloor, last.endLsn!);
+    const sink = this.transactionalSink();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sink.commit({ slot: this.slot(), lsn, commitTimeMs: last.commitTimeMs, writtenAtMs: Date.now(), guarantee: 'exactly-once' });
+        break;
+      } catch (err) {
+        const error = classifyKafkaError(err);
+        if (error.code === 'PRODUCER_FENCED') return void this.fail(error);
+        // librdkafka says when a commit may simply be retried; anything else (ambiguous included) aborts, and
+        // the checkpoint read before the next session tells whether the commit happened after all.
+        if (error.details.transaction !== 'retry') return this.discard(error, true);
+        if (!this.beginRetry(error, attempt)) return;
+        const delay = backoffDelay(this.options.retry, attempt - 1);
+        this.callbacks.retrying(error, attempt, delay);
+        await sleep(delay, this.abort.signal);
+        if (this.dead) return;
+      }
+    }
+    this.outageOver();
+    this.checkpointFloor = lsn;
+    this.timedOut = undefined;
+    const receipts = this.uncommitted;
+    this.uncommitted = [];
+    this.launchedSinceCommit = false;
+    this.callbacks.delivered(receipts, Date.now() - this.uncommittedSince);
+  }
+
+  /**
+   * exactly-once: drops everything not committed (queued, produced, the open Kafka transaction) and aborts;
+   * with `restart`, the source is told to stream again from the checkpoint (a session that ended restarts anyway).
+   */
+  private async discard(error: RelayError, restart: boolean): Promise<void> {
+    const first = this.uncommitted[0]?.txn ?? this.lastLaunched;
+    if (error.code === 'KAFKA_TXN_TIMEOUT' && first) {
+      if (this.timedOut === first.commitLsn) {
+        this.fail(
+          new RelayError('KAFKA_TXN_TIMEOUT', `the source transaction at commit LSN ${formatLsn(first.commitLsn)} takes longer to produce than the Kafka transaction timeout, twice in a row: ${error.message}`, {
+            cause: error,
+            hint: 'raise delivery.transactionTimeout (at most the brokers’ transaction.max.timeout.ms), or produce large source transactions in at-least-once mode',
+          }),
+        );
+        await this.abortTransaction(error);
+        return;
+      }
+      this.timedOut = first.commitLsn;
+    }
+    if (restart) this.intake = false;
+    this.queue = [];
+    this.head = 0;
+    this.held = [];
+    this.uncommitted = [];
+    this.launchedSinceCommit = false;
+    this.lastLaunched = undefined;
+    this.window.clear();
+    if (!(await this.abortTransaction(error))) return;
+    if (restart) this.callbacks.restartSource(error);
+  }
+
+  /** Aborts the open Kafka transaction, retrying with backoff; false when delivery stopped (fenced, or Kafka gone too long). */
+  private async abortTransaction(cause: RelayError): Promise<boolean> {
+    let error = cause;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.transactionalSink().abort();
+        return !this.dead;
+      } catch (err) {
+        error = classifyKafkaError(err);
+        if (error.code === 'PRODUCER_FENCED' || this.dead) return this.fail(error);
+      }
+      if (!this.beginRetry(error, attempt)) return false;
+      const delay = backoffDelay(this.options.retry, attempt - 1);
+      this.callbacks.retrying(error, attempt, delay);
+      await sleep(delay, this.abort.signal);
+      if (this.dead) return false;
+    }
+  }
+
+  /** Drops queued events of a source transaction whose Commit will never arrive (its session ended). */
+  private dropIncompleteTail(): void {
+    let cut = this.queue.length;
+    while (cut > this.head && this.queue[cut - 1]!.txn.endLsn === undefined) cut--;
+    if (cut === this.queue.length) return;
+    const dropped = this.queue.splice(cut);
+    this.window.leave(dropped.length, bytesOf(dropped));
+  }
+
+  /** Starts or continues an outage; false (and delivery stops) once it lasted retry.maxDuration. */
+  private beginRetry(error: RelayError, attempt: number): boolean {
+    const now = Date.now();
+    this.outage ??= { since: now, attempts: 0 };
+    this.outage.attempts = Math.max(this.outage.attempts, attempt);
+    if (now - this.outage.since < this.options.retry.maxDurationMs) return true;
+    return this.fail(
+      new RelayError('RETRIES_EXHAUSTED', `Kafka unavailable for ${Math.round((now - this.outage.since) / 1000)} s (${this.outage.attempts} attempts): ${error.message}`, {
+        cause: error,
+        hint: 'check the brokers; the relay exits so that it is restarted, and resumes from the last confirmed position',
+      }),
+    );
+  }
+
+  private outageOver(): void {
+    if (!this.outage) return;
+    const { since, attempts } = this.outage;
+    this.outage = undefined;
+    this.callbacks.recovered(Date.now() - since, attempts);
+  }
+
+  /** A produce request unanswered past the stall timeout is an outage: logged, not ready, bounded by retry.maxDuration. */
+  private armStallCheck(): void {
+    if (this.stallTimer) return;
+    this.stallTimer = setInterval(() => {
+      const pending = this.flights.find((f) => !f.settled);
+      if (!pending) {
+        clearInterval(this.stallTimer);
+        this.stallTimer = undefined;
+        return;
+      }
+      const waitedMs = Date.now() - pending.sentAt;
+      if (waitedMs < this.options.stallTimeoutMs) return;
+      const error = new RelayError('KAFKA_UNAVAILABLE', `Kafka has not answered a produce request for ${Math.round(waitedMs / 1000)} s`, {
+        retriable: true,
+        hint: 'check the brokers (a hung or partitioned broker); the request is retried by the producer until kafka.deliveryTimeout',
+      });
+      if (!this.outage) this.callbacks.retrying(error, 0, 0);
+      this.beginRetry(error, 0);
+    }, STALL_CHECK_MS);
+    this.stallTimer.unref();
+  }
+
+  private transactionalSink(): TransactionalSink {
+    const producing = this.options.producing;
+    if (producing.guarantee !== 'exactly-once') throw new Error('only exactly-once produces inside Kafka transactions');
+    return producing.sink;
+  }
+
+  private slot(): string {
+    const producing = this.options.producing;
+    return producing.guarantee === 'exactly-once' ? producing.slot : '';
+  }
+
+  private fail(error: RelayError): false {
+    if (!this.dead) {
+      this.dead = true;
+      this.shutDown();
+      this.callbacks.stopped(error);
+    }
+    return false;
+  }
+
+  private shutDown(): void {
+    this.abort.abort();
+    clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

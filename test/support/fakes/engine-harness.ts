@@ -1,0 +1,125 @@
+import { AckTracker, type SourceTransaction } from '../../../src/checkpoint/ack-tracker.js';
+import type { Guarantee } from '../../../src/config/guarantee-config.js';
+import type { RetryPolicy } from '../../../src/config/relay-config.js';
+import type { RelayError } from '../../../src/errors.js';
+import type { Lsn } from '../../../src/lsn.js';
+import type { OutboxEvent } from '../../../src/route/event.js';
+import type { DeliveryCallbacks, DeliveryLimits, PoisonDecision } from '../../../src/sink/delivery.js';
+import { DeliveryEngine, type Producing } from '../../../src/sink/delivery-engine.js';
+import { FakeSink, deferred, type Deferred } from './fake-sink.js';
+
+/** Retries fast enough for a unit test, bounded like the real ones. */
+export const FAST_RETRY: RetryPolicy = { initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000, recordMaxAttempts: 2, recordMaxDurationMs: 60_000 };
+
+export interface HarnessOptions {
+  guarantee: Guarantee;
+  sink?: FakeSink;
+  limits?: Partial<DeliveryLimits>;
+  retry?: Partial<RetryPolicy>;
+  stallTimeoutMs?: number;
+  poison?: (event: OutboxEvent, error: RelayError) => Promise<PoisonDecision>;
+}
+
+/**
+ * The delivery engine wired as the relay wires it (the tracker's acknowledgements, a session), over a FakeSink,
+ * with everything the engine tells the relay recorded.
+ */
+export class EngineHarness {
+  readonly sink: FakeSink;
+  readonly engine: DeliveryEngine;
+  tracker: AckTracker;
+  /** Every position the tracker confirmed, in order. */
+  readonly confirmed: Lsn[] = [];
+  readonly restarts: RelayError[] = [];
+  readonly stopped: RelayError[] = [];
+  readonly retrying: RelayError[] = [];
+  readonly dropped: number[] = [];
+  recovered = 0;
+  windowOpens = 0;
+  reports = 0;
+  /** When set, at-most-once's position report waits for it. */
+  reportGate: Deferred | undefined;
+  private xid = 0;
+  private lsn = 100n;
+
+  constructor(options: HarnessOptions) {
+    this.sink = options.sink ?? new FakeSink();
+    const producing: Producing = options.guarantee === 'exactly-once' ? { guarantee: 'exactly-once', sink: this.sink, slot: 'test_slot' } : { guarantee: options.guarantee, sink: this.sink };
+    const callbacks: DeliveryCallbacks = {
+      delivered: (receipts) => {
+        for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
+      },
+      poison: options.poison ?? (async () => 'halt'),
+      stopped: (error) => this.stopped.push(error),
+      windowOpen: () => this.windowOpens++,
+      retrying: (error) => this.retrying.push(error),
+      recordRetrying: () => undefined,
+      recovered: () => this.recovered++,
+      dropped: (count) => this.dropped.push(count),
+      restartSource: (error) => this.restarts.push(error),
+      reportPosition: async () => {
+        this.reports++;
+        await this.reportGate?.promise;
+      },
+    };
+    this.engine = new DeliveryEngine({
+      producing,
+      limits: { maxInFlightEvents: 1000, maxInFlightBytes: 1 << 20, batchMaxEvents: 2, batchMaxBytes: 1 << 20, ...options.limits },
+      retry: { ...FAST_RETRY, ...options.retry },
+      stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
+      callbacks,
+    });
+    this.tracker = this.newSession();
+  }
+
+  get lastConfirmed(): Lsn {
+    return this.confirmed.at(-1) ?? 0n;
+  }
+
+  /** A new replication session starting at the last confirmed position. */
+  newSession(): AckTracker {
+    this.tracker = new AckTracker(this.lastConfirmed, (lsn) => this.confirmed.push(lsn));
+    this.engine.openSession(this.tracker);
+    return this.tracker;
+  }
+
+  /** Begins a source transaction and pushes `count` events (ids `<name>.<i>`); returns whether the window has room. */
+  begin(name: string, count: number): { txn: SourceTransaction; room: boolean } {
+    const txn = this.tracker.begin(this.lsn, 0, ++this.xid);
+    this.lsn += 10n;
+    let room = true;
+    for (let i = 0; i < count; i++) room = this.push(txn, `${name}.${i}`) && room;
+    return { txn, room };
+  }
+
+  push(txn: SourceTransaction, id: string, error?: RelayError): boolean {
+    txn.tracker.add(txn);
+    const event: OutboxEvent = { topic: 't', key: Buffer.from(id), value: Buffer.from('{}'), headers: {}, eventId: id, size: 10, txn, ...(error ? { error } : {}) };
+    return this.engine.push(event);
+  }
+
+  /** The source transaction's Commit: its end LSN is returned. */
+  commit(txn: SourceTransaction): Lsn {
+    const end = this.lsn;
+    this.lsn += 10n;
+    this.tracker.commit(txn, end);
+    this.engine.committed(txn);
+    return end;
+  }
+
+  /** A whole source transaction of `count` events. */
+  transaction(name: string, count: number): Lsn {
+    return this.commit(this.begin(name, count).txn);
+  }
+
+  idle(): Promise<void> {
+    return this.engine.whenIdle();
+  }
+}
+
+/** Lets deferred callbacks and setImmediate steps run. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+export { deferred };

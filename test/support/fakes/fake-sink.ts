@@ -1,0 +1,127 @@
+import type { Checkpoint } from '../../../src/checkpoint/checkpoint.js';
+import { RelayError } from '../../../src/errors.js';
+import type { SinkRecord, TransactionalSink } from '../../../src/sink/sink.js';
+
+/** A promise whose outcome the test decides. */
+export interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+export function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export function kafkaDown(): RelayError {
+  return new RelayError('KAFKA_UNAVAILABLE', 'broker not reachable (fake)', { retriable: true });
+}
+
+export interface SendCall {
+  ids: string[];
+  /** Settles this call; until then it is in flight. Ignored when the call was answered by a script step. */
+  answer: Deferred;
+}
+
+type Step = 'ok' | 'hang' | RelayError;
+
+/**
+ * A broker stand-in with a log: `written` holds every record id Kafka accepted (what a read_uncommitted consumer
+ * sees, duplicates included); with transactions, `visible` holds what committed transactions made visible (what
+ * a read_committed consumer sees). Each call takes the next scripted step (default 'ok'); 'hang' leaves the call
+ * to the test (`calls[i].answer`), which decides whether it was written.
+ */
+export class FakeSink implements TransactionalSink {
+  readonly calls: SendCall[] = [];
+  readonly written: string[] = [];
+  readonly visible: string[] = [];
+  readonly commits: Checkpoint[] = [];
+  aborts = 0;
+  connects = 0;
+  private open: string[] = [];
+  private readonly sendSteps: Step[] = [];
+  private readonly commitSteps: (Step | 'ambiguous')[] = [];
+  private readonly abortSteps: Step[] = [];
+  pendingCommit: Deferred | undefined;
+  pendingAbort: Deferred | undefined;
+
+  constructor(readonly pipelineDepth = 1) {}
+
+  /** The next send calls answer these steps, in order. */
+  scriptSends(...steps: Step[]): this {
+    this.sendSteps.push(...steps);
+    return this;
+  }
+
+  scriptCommits(...steps: (Step | 'ambiguous')[]): this {
+    this.commitSteps.push(...steps);
+    return this;
+  }
+
+  scriptAborts(...steps: Step[]): this {
+    this.abortSteps.push(...steps);
+    return this;
+  }
+
+  async connect(): Promise<void> {
+    this.connects++;
+  }
+
+  send(records: readonly SinkRecord[]): Promise<void> {
+    const ids = records.map((r) => r.key!.toString());
+    const answer = deferred();
+    this.calls.push({ ids, answer });
+    const step = this.sendSteps.shift() ?? 'ok';
+    if (step === 'ok') this.accept(ids);
+    else if (step !== 'hang') return Promise.reject(step);
+    if (step === 'ok') return Promise.resolve();
+    return answer.promise.then(() => this.accept(ids));
+  }
+
+  /** Kafka wrote the records of call `i` (an answer the relay may or may not receive). */
+  accept(ids: string[]): void {
+    this.written.push(...ids);
+    this.open.push(...ids);
+  }
+
+  commit(checkpoint: Checkpoint): Promise<void> {
+    const step = this.commitSteps.shift() ?? 'ok';
+    if (step === 'hang') {
+      this.pendingCommit = deferred();
+      return this.pendingCommit.promise.then(() => this.commitNow(checkpoint));
+    }
+    if (step === 'ok' || step === 'ambiguous') this.commitNow(checkpoint);
+    if (step === 'ok') return Promise.resolve();
+    return Promise.reject(step === 'ambiguous' ? kafkaDown() : step);
+  }
+
+  private commitNow(checkpoint: Checkpoint): void {
+    this.commits.push(checkpoint);
+    this.visible.push(...this.open);
+    this.open = [];
+  }
+
+  abort(): Promise<void> {
+    const step = this.abortSteps.shift() ?? 'ok';
+    if (step === 'hang') {
+      this.pendingAbort = deferred();
+      return this.pendingAbort.promise.then(() => this.abortNow());
+    }
+    if (step !== 'ok') return Promise.reject(step);
+    this.abortNow();
+    return Promise.resolve();
+  }
+
+  private abortNow(): void {
+    this.aborts++;
+    this.open = [];
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,297 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
+import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function recordTooLarge(): RelayError {
+  return new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
+}
+
+/** Every id's first appearance in the log, in order: what a consumer that drops duplicates by id sees. */
+function firstSeen(log: string[]): string[] {
+  return [...new Set(log)];
+}
+
+describe('DeliveryEngine, at-least-once', () => {
+  it('confirms a transaction only once every event of it and of earlier ones was acknowledged', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends('hang') });
+    const end1 = h.transaction('t1', 2);
+    const end2 = h.transaction('t2', 1);
+    await settle();
+    expect(h.confirmed).toEqual([]);
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.confirmed).toEqual([end1, end2]);
+    expect(h.sink.written).toEqual(['t1.0', 't1.1', 't2.0']);
+  });
+
+  it('re-sends a failed batch and every batch behind it in commit order, and acknowledges each event once', async () => {
+    // Three requests in flight; the first fails after the two behind it were written.
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink(3).scriptSends(kafkaDown(), 'ok', 'ok') });
+    h.transaction('a', 2);
+    h.transaction('b', 2);
+    const end = h.transaction('c', 2);
+    await h.idle();
+    expect(h.sink.calls.slice(0, 3).map((c) => c.ids)).toEqual([['a.0', 'a.1'], ['b.0', 'b.1'], ['c.0', 'c.1']]);
+    // After the failure: a, then b and c again, in order.
+    expect(h.sink.written.slice(4)).toEqual(['a.0', 'a.1', 'b.0', 'b.1', 'c.0', 'c.1']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.engine.inFlightEvents).toBe(0);
+    expect(h.retrying).toHaveLength(1);
+    expect(h.recovered).toBe(1);
+  });
+
+  it('isolates a record Kafka rejects, dead-letters only it, and keeps the rest in order', async () => {
+    const poisoned: string[] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      limits: { batchMaxEvents: 10 },
+      // The batch fails; alone, x.1 fails twice (its record retries), the others pass.
+      sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge(), recordTooLarge(), 'ok'),
+      poison: async (event) => {
+        poisoned.push(event.eventId);
+        return 'skip';
+      },
+    });
+    const end = h.transaction('x', 3);
+    await h.idle();
+    expect(poisoned).toEqual(['x.1']);
+    expect(h.sink.written).toEqual(['x.0', 'x.2']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('halts on a record the poison policy will not skip, confirming nothing from its transaction on', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink().scriptSends('ok', recordTooLarge(), recordTooLarge()) });
+    const end1 = h.transaction('ok', 1);
+    h.transaction('bad', 1);
+    await h.idle();
+    expect(h.stopped.map((e) => e.code)).toEqual(['RECORD_TOO_LARGE']);
+    expect(h.stopped[0]!.message).toContain('bad.0');
+    expect(h.lastConfirmed).toBe(end1);
+  });
+
+  it('sends an unmappable row to the poison policy in its place in the stream', async () => {
+    const seen: string[] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      poison: async (event, error) => {
+        seen.push(`${event.eventId}:${error.code}`);
+        return 'skip';
+      },
+    });
+    const { txn } = h.begin('m', 1);
+    h.push(txn, 'null-payload', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'));
+    h.push(txn, 'm.after');
+    const end = h.commit(txn);
+    await h.idle();
+    expect(seen).toEqual(['null-payload:RECORD_REQUIRED_NULL']);
+    expect(h.sink.written).toEqual(['m.0', 'm.after']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('pauses the source when the window is full and never reopens it for a session that ended (SIGTERM while paused)', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { maxInFlightEvents: 4 }, sink: new FakeSink().scriptSends('hang', 'hang') });
+    const { txn, room } = h.begin('big', 4);
+    expect(room).toBe(false);
+    h.engine.endSession(h.tracker);
+    expect(h.push(txn, 'after-stop')).toBe(false);
+    await settle();
+    for (const call of h.sink.calls) call.answer.resolve();
+    await settle();
+    for (const call of h.sink.calls) call.answer.resolve();
+    await h.idle();
+    expect(h.windowOpens).toBe(0);
+    expect(h.sink.written).not.toContain('after-stop');
+  });
+
+  it('drops the unfinished tail of a session that ended mid-transaction and becomes idle', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends('hang') });
+    const end = h.transaction('done', 2);
+    h.begin('open', 3);
+    h.engine.endSession(h.tracker);
+    await settle();
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.sink.written).toEqual(['done.0', 'done.1']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.engine.inFlightEvents).toBe(0);
+  });
+
+  it('reports a broker that stops answering as an outage within the delivery timeout, and its recovery', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 5000, sink: new FakeSink().scriptSends('hang') });
+    const end = h.transaction('s', 1);
+    await settle();
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(h.retrying).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    h.sink.calls[0]!.answer.resolve();
+    await settle();
+    expect(h.recovered).toBe(1);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('gives up with RETRIES_EXHAUSTED once a silent broker outlasts retry.maxDuration', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends('hang') });
+    h.transaction('s', 1);
+    await settle();
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(h.confirmed).toEqual([]);
+  });
+});
+
+describe('DeliveryEngine, exactly-once', () => {
+  it('commits whole source transactions with a checkpoint at the newest end LSN, then confirms', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once' });
+    h.transaction('t1', 3);
+    const end = h.transaction('t2', 1);
+    await h.idle();
+    expect(h.sink.visible).toEqual(['t1.0', 't1.1', 't1.2', 't2.0']);
+    expect(h.sink.commits.at(-1)!.lsn).toBe(end);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('after a failed produce, refuses the rest of that session and commits nothing: T1 is never skipped, T2 never overtakes it', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(kafkaDown()).scriptAborts('hang') });
+    h.transaction('t1', 1);
+    await settle();
+    // While the abort is still pending, the same session delivers T2.
+    const t2 = h.begin('t2', 1);
+    expect(t2.room).toBe(false);
+    h.commit(t2.txn);
+    await settle();
+    h.sink.pendingAbort!.resolve();
+    await h.idle();
+    expect(h.sink.commits).toEqual([]);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.sink.calls.flatMap((c) => c.ids)).toEqual(['t1.0']);
+    expect(h.confirmed).toEqual([]);
+    expect(h.restarts.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    // The restarted session streams both again, in order.
+    h.newSession();
+    h.transaction('t1', 1);
+    const end = h.transaction('t2', 1);
+    await h.idle();
+    expect(h.sink.visible).toEqual(['t1.0', 't2.0']);
+    expect(h.sink.commits.map((c) => c.lsn)).toEqual([end]);
+  });
+
+  it('aborts and becomes idle when the session ends inside a source transaction (PostgreSQL dropped)', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once' });
+    h.begin('open', 5);
+    await settle();
+    expect(h.sink.calls.length).toBeGreaterThan(0);
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(h.sink.aborts).toBe(1);
+    expect(h.sink.commits).toEqual([]);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+  });
+
+  it('commits what was complete when a stop ends the session between transactions', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once' });
+    const end = h.transaction('done', 2);
+    h.begin('open', 1);
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(h.sink.visible).toEqual(['done.0', 'done.1']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('never confirms after an ambiguous commit: it aborts and asks for a restart from the checkpoint', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptCommits('ambiguous') });
+    const end = h.transaction('t', 2);
+    await h.idle();
+    // The broker committed; the relay did not hear it: nothing is confirmed, the source restarts (and reads the checkpoint).
+    expect(h.sink.commits.map((c) => c.lsn)).toEqual([end]);
+    expect(h.confirmed).toEqual([]);
+    expect(h.restarts).toHaveLength(1);
+  });
+
+  it('retries a commit inside the transaction when the client says it may, without restarting the source', async () => {
+    const retriable = new RelayError('KAFKA_UNAVAILABLE', 'commit timed out (fake)', { retriable: true, details: { transaction: 'retry' } });
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptCommits(retriable, 'ok') });
+    const end = h.transaction('t', 1);
+    await h.idle();
+    expect(h.restarts).toEqual([]);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('restarts the source once when the broker timed the transaction out, and halts naming the setting when it happens again', async () => {
+    const timeout = () => new RelayError('KAFKA_TXN_TIMEOUT', 'transaction timed out (fake)', { retriable: true });
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(timeout(), timeout()) });
+    h.transaction('long', 1);
+    await h.idle();
+    expect(h.restarts.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT']);
+    expect(h.stopped).toEqual([]);
+    h.newSession();
+    // The same source transaction again (a restart streams it from the same commit LSN).
+    const txn = h.tracker.begin(100n, 0, 1);
+    h.push(txn, 'long.0');
+    h.tracker.commit(txn, 110n);
+    h.engine.committed(txn);
+    await h.idle();
+    expect(h.stopped.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT']);
+    expect(h.stopped[0]!.hint).toContain('delivery.transactionTimeout');
+    expect(h.confirmed).toEqual([]);
+  });
+
+  it('halts when fenced by another instance, without committing', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(new RelayError('PRODUCER_FENCED', 'fenced (fake)')) });
+    h.transaction('t', 1);
+    await h.idle();
+    expect(h.stopped.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
+    expect(h.sink.commits).toEqual([]);
+  });
+
+  it('keeps producing a transaction larger than the window: events leave the window once produced, only the commit confirms', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { maxInFlightEvents: 4, batchMaxEvents: 2 } });
+    const { txn } = h.begin('big', 3);
+    await settle();
+    expect(h.engine.inFlightEvents).toBe(0);
+    for (let i = 3; i < 10; i++) h.push(txn, `big.${i}`);
+    const end = h.commit(txn);
+    await h.idle();
+    expect(h.sink.commits).toHaveLength(1);
+    expect(h.sink.visible).toHaveLength(10);
+    expect(h.lastConfirmed).toBe(end);
+  });
+});
+
+describe('DeliveryEngine, at-most-once', () => {
+  it('reports the position before the hand-off and hands off only whole source transactions', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once' });
+    h.reportGate = deferred();
+    const { txn } = h.begin('t', 2);
+    await settle();
+    expect(h.sink.calls).toEqual([]);
+    const end = h.commit(txn);
+    await settle();
+    // Confirmed and being reported; Kafka has not seen it yet.
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.reports).toBe(1);
+    expect(h.sink.calls).toEqual([]);
+    h.reportGate.resolve();
+    await h.idle();
+    expect(h.sink.written).toEqual(['t.0', 't.1']);
+  });
+
+  it('drops a batch Kafka refuses, counts it, and goes on without retrying', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends(kafkaDown()) });
+    h.transaction('lost', 2);
+    const end = h.transaction('kept', 1);
+    await h.idle();
+    expect(h.dropped).toEqual([2]);
+    expect(h.sink.written).toEqual(['kept.0']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.recovered).toBe(1);
+  });
+});
