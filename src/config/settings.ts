@@ -191,7 +191,7 @@ export const SETTINGS: Setting[] = [
     shownDefault: '25s',
     placeholder: '<duration>',
   }),
-  setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See README: Delivery guarantees.', {
+  setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See docs/delivery-guarantees.md.', {
     flag: '--delivery',
     env: 'OUTBOX_RELAY_DELIVERY',
     default: 'at-least-once',
