@@ -253,6 +253,7 @@ export class Relay {
   private async halt(error: RelayError): Promise<RelayOutcome> {
     await this.session?.close();
     const fatal = FATAL.has(error.code);
+    this.observer.halted?.(error);
     this.setState(fatal ? 'failed' : 'halted');
     this.logger.error(
       { code: error.code, err: error.message, fix: error.hint, ...error.details, confirmedLsn: formatLsn(this.lastConfirmed) },
