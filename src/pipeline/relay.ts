@@ -8,6 +8,7 @@ import type { CreateDelivery, Delivery, StrategyCallbacks } from '../sink/delive
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
+import { PostgresOutageLog } from './outage-log.js';
 import { Session } from './session.js';
 
 export interface RelayDeps {
@@ -68,6 +69,7 @@ export class Relay {
   private done!: (outcome: RelayOutcome) => void;
   private lastProgressLog = 0;
   private brokerDownSince: number | undefined;
+  private readonly pgOutage: PostgresOutageLog;
 
   constructor(
     private readonly config: RelayConfig,
@@ -75,6 +77,7 @@ export class Relay {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
+    this.pgOutage = new PostgresOutageLog(this.logger, this.observer);
     const callbacks: StrategyCallbacks = {
       delivered: (events, latencyMs) => {
         for (const e of events) e.txn.tracker.acknowledge(e.txn);
@@ -171,6 +174,7 @@ export class Relay {
         attempt = 0;
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
+        this.pgOutage.recovered();
         error = await session.ended;
         this.session = undefined;
       } catch (err) {
@@ -193,9 +197,8 @@ export class Relay {
         return this.fail(new RelayError('RETRIES_EXHAUSTED', `PostgreSQL unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${error.message}`, { cause: error }));
       }
       const delay = backoffDelay(this.config.retry, attempt++);
-      this.observer.error?.(error.code);
+      this.pgOutage.failed(error, delay);
       this.setState('reconnecting');
-      this.logger.warn({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'replication connection lost: reconnecting');
       // Events already handed to Kafka finish first, so the next session starts after everything delivered.
       await this.queue.whenEmpty();
       await sleep(delay, this.wake.signal);
