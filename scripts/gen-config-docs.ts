@@ -7,10 +7,12 @@ import { SETTINGS, type Setting } from '../src/config/settings.js';
 import { repoRoot } from '../stack/paths.js';
 
 /**
- * `npm run docs:config` writes the configuration reference in README.md and config/outbox-relay.example.yaml
+ * `npm run docs:config` writes the configuration reference in docs/configuration.md and config/outbox-relay.example.yaml
  * from SETTINGS, so neither is maintained by hand; `-- --check` only reports whether they are current.
  */
 export const README_PATH = join(repoRoot, 'README.md');
+export const CONFIG_DOC_PATH = join(repoRoot, 'docs/configuration.md');
+export const METRICS_DOC_PATH = join(repoRoot, 'docs/metrics.md');
 export const EXAMPLE_PATH = join(repoRoot, 'config/outbox-relay.example.yaml');
 export const CONFIG_SECTION = 'config-reference';
 
@@ -114,7 +116,7 @@ export function configReference(): string {
     'environment variable and a flag. Precedence: defaults < config file (`--config` / `OUTBOX_RELAY_CONFIG`) <',
     'environment < flags. PostgreSQL also honours the standard `DATABASE_URL` and libpq `PG*` variables when',
     '`postgres.url` is not set. A value that does not validate stops the relay with exit code 2, naming the key and',
-    'where the value came from. `config/outbox-relay.example.yaml` shows every setting with its default.',
+    'where the value came from. [`config/outbox-relay.example.yaml`](../config/outbox-relay.example.yaml) shows every setting with its default.',
     '',
     '| Key | Flag | Environment | Default | Description |',
     '| --- | --- | --- | --- | --- |',
@@ -128,7 +130,7 @@ export function replaceSection(text: string, name: string, body: string): string
   const end = `<!-- section:${name}:end -->`;
   const from = text.indexOf(start);
   const to = text.indexOf(end);
-  if (from < 0 || to < from) throw new Error(`README.md lacks the markers ${start} … ${end}`);
+  if (from < 0 || to < from) throw new Error(`the document lacks the markers ${start} … ${end}`);
   return `${text.slice(0, from + start.length)}\n${body}\n${text.slice(to)}`;
 }
 
@@ -138,9 +140,9 @@ export function sectionOf(text: string, name: string): string | undefined {
 }
 
 function main(check: boolean): number {
-  const readme = readFileSync(README_PATH, 'utf8');
+  const reference = readFileSync(CONFIG_DOC_PATH, 'utf8');
   const targets = [
-    { path: README_PATH, current: readme, wanted: replaceSection(readme, CONFIG_SECTION, configReference()) },
+    { path: CONFIG_DOC_PATH, current: reference, wanted: replaceSection(reference, CONFIG_SECTION, configReference()) },
     { path: EXAMPLE_PATH, current: existsSync(EXAMPLE_PATH) ? readFileSync(EXAMPLE_PATH, 'utf8') : '', wanted: exampleConfig() },
   ];
   let stale = 0;

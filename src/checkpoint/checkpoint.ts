@@ -10,6 +10,11 @@ export interface Checkpoint {
   commitTimeMs: number | undefined;
   writtenAtMs: number;
   guarantee: string;
+  /**
+   * The replay window in force when it was written (`6h`, `2GiB`; `0` for none): the window is state of the slot,
+   * so a later run or replay keeps it unless told otherwise. Undefined in records of versions that did not record it.
+   */
+  replayWindow?: string;
 }
 
 interface StoredCheckpoint {
@@ -18,6 +23,7 @@ interface StoredCheckpoint {
   commitTime: string | null;
   writtenAt: string;
   guarantee: string;
+  replayWindow?: string;
 }
 
 /** JSON, so that a person reading the topic with kafka-console-consumer understands it. */
@@ -28,6 +34,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     commitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString(),
     writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
     guarantee: checkpoint.guarantee,
+    ...(checkpoint.replayWindow === undefined ? {} : { replayWindow: checkpoint.replayWindow }),
   };
   return Buffer.from(JSON.stringify(stored));
 }
@@ -46,6 +53,7 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     commitTimeMs: stored.commitTime ? Date.parse(stored.commitTime) : undefined,
     writtenAtMs: stored.writtenAt ? Date.parse(stored.writtenAt) : 0,
     guarantee: stored.guarantee ?? 'unknown',
+    ...(typeof stored.replayWindow === 'string' ? { replayWindow: stored.replayWindow } : {}),
   };
 }
 
@@ -62,5 +70,6 @@ export function describeCheckpoint(checkpoint: Checkpoint): Record<string, strin
     commitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString(),
     writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
     guarantee: checkpoint.guarantee,
+    replayWindow: checkpoint.replayWindow ?? null,
   };
 }

@@ -19,6 +19,9 @@ const READ_TIMEOUT_MS = 30_000;
  * without a volume, like the slot itself.
  */
 export class KafkaCheckpointStore {
+  /** Written into every checkpoint record (see Checkpoint.replayWindow); set once the start decided the window. */
+  replayWindow: string | undefined;
+
   constructor(
     private readonly kafka: Kafka,
     readonly topic: string,
@@ -39,7 +42,8 @@ export class KafkaCheckpointStore {
 
   /** The record to produce (plainly or inside a Kafka transaction). */
   message(checkpoint: Checkpoint): Message {
-    return { key: checkpoint.slot, value: encodeCheckpoint(checkpoint) };
+    const replayWindow = this.replayWindow ?? checkpoint.replayWindow;
+    return { key: checkpoint.slot, value: encodeCheckpoint(replayWindow === undefined ? checkpoint : { ...checkpoint, replayWindow }) };
   }
 
   /**

@@ -1,20 +1,30 @@
-import { parseDuration, parseSize } from '../config/units.js';
+import { formatDuration, formatSize, parseDuration, parseSize } from '../config/units.js';
 import { maxLsn, type Lsn } from '../lsn.js';
 
 /** How far the slot's confirmed position is kept behind the delivered one: a stretch of time or of WAL. */
 export type ReplayWindow = { kind: 'duration'; ms: number } | { kind: 'size'; bytes: number };
+/** A window setting: `none` (`0`) releases a window recorded by an earlier run. */
+export type ReplayWindowSetting = ReplayWindow | { kind: 'none' };
 
 /**
- * `30m`, `2h`, `1d` (time) or `512MiB`, `2GB` (WAL). A unit is required: a bare number could mean either.
+ * `30m`, `2h`, `1d` (time) or `512MiB`, `2GB` (WAL). A unit is required: a bare number could mean either, except
+ * `0`, which asks for no window (as does any zero amount).
  * Duration units (ms s m h d) and size units (b kb mb gb kib mib gib) do not overlap.
  */
-export function parseReplayWindow(text: string): ReplayWindow | undefined {
+export function parseReplayWindow(text: string): ReplayWindowSetting | undefined {
+  if (/^\s*0\s*$/.test(text)) return { kind: 'none' };
   if (!/[a-zA-Z]\s*$/.test(text)) return undefined;
   const ms = parseDuration(text);
-  if (ms !== undefined && ms > 0) return { kind: 'duration', ms };
+  if (ms !== undefined) return ms > 0 ? { kind: 'duration', ms } : { kind: 'none' };
   const bytes = parseSize(text);
-  if (bytes !== undefined && bytes > 0) return { kind: 'size', bytes };
+  if (bytes !== undefined) return bytes > 0 ? { kind: 'size', bytes } : { kind: 'none' };
   return undefined;
+}
+
+/** `6h`, `2GiB`, or `0`: what parseReplayWindow reads back. */
+export function formatReplayWindow(window: ReplayWindowSetting): string {
+  if (window.kind === 'none') return '0';
+  return window.kind === 'duration' ? formatDuration(window.ms) : formatSize(window.bytes);
 }
 
 interface Sample {

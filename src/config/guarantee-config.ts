@@ -1,4 +1,4 @@
-import type { ReplayWindow } from '../checkpoint/replay-window.js';
+import type { ReplayWindowSetting } from '../checkpoint/replay-window.js';
 import type { RelayConfig } from './relay-config.js';
 
 export const GUARANTEES = ['at-least-once', 'exactly-once', 'at-most-once'] as const;
@@ -8,13 +8,14 @@ export type Guarantee = (typeof GUARANTEES)[number];
 export interface GuaranteeConfig {
   guarantee: Guarantee;
   checkpointTopic: string;
-  replayWindow: ReplayWindow | undefined;
+  /** Undefined: not set, so the window recorded in the checkpoint applies. */
+  replayWindow: ReplayWindowSetting | undefined;
 }
 
 export function guaranteeConfig(config: RelayConfig): GuaranteeConfig {
   return {
     guarantee: (config.values['delivery.guarantee'] as Guarantee | undefined) ?? 'at-least-once',
     checkpointTopic: (config.values['checkpoint.topic'] as string | undefined) ?? 'outbox-relay.checkpoints',
-    replayWindow: config.values.replayWindow as ReplayWindow | undefined,
+    replayWindow: config.values.replayWindow as ReplayWindowSetting | undefined,
   };
 }

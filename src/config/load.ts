@@ -37,7 +37,7 @@ function flattenFile(value: unknown, file: string, prefix = ''): RawValues {
     const key = prefix ? `${prefix}.${name}` : name;
     if (SETTINGS_BY_KEY.has(key)) out[key] = child;
     else if (child !== null && typeof child === 'object' && !Array.isArray(child) && SETTINGS.some((s) => s.key.startsWith(`${key}.`))) Object.assign(out, flattenFile(child, file, key));
-    else throw new ConfigError(`${file}: unknown setting "${key}"`, `see config/outbox-relay.example.yaml or README "Configuration" for the valid keys`);
+    else throw new ConfigError(`${file}: unknown setting "${key}"`, `see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys`);
   }
   return out;
 }

@@ -48,7 +48,7 @@ const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) =
 const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
-const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit)' }));
+const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
 const structured = tableSchemas({ identifier, optionalIdentifier, qualifiedTable, text, list });
 
 function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
@@ -121,7 +121,7 @@ export const SETTINGS: Setting[] = [
     placeholder: '<duration>',
   }),
   setting('heartbeat.prefix', 'source', text, 'Prefix of the heartbeat messages (never relayed).', { default: 'outbox-relay-heartbeat', placeholder: '<prefix>' }),
-  setting('startLsn', 'source', lsn, 'Start streaming at this LSN instead of the slot position (forward only: a slot cannot rewind below its confirmed position).', {
+  setting('startLsn', 'source', lsn, 'Start streaming at this LSN instead of the checkpoint or slot position: within the replay window (the slot cannot rewind below its confirmed position), or forward to skip. A one-off: run honours it only as a flag and ignores it, with a warning, from the environment or a config file; replay takes it from anywhere.', {
     flag: '--from-lsn',
     env: 'OUTBOX_RELAY_FROM_LSN',
     placeholder: '<lsn>',
@@ -196,7 +196,7 @@ export const SETTINGS: Setting[] = [
     shownDefault: '25s',
     placeholder: '<duration>',
   }),
-  setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See README: Delivery guarantees.', {
+  setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See docs/delivery-guarantees.md.', {
     flag: '--delivery',
     env: 'OUTBOX_RELAY_DELIVERY',
     default: 'at-least-once',
@@ -206,7 +206,7 @@ export const SETTINGS: Setting[] = [
     default: 'outbox-relay.checkpoints',
     placeholder: '<topic>',
   }),
-  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h, or WAL such as 2GiB), so that replay --from-lsn can go back that far; PostgreSQL keeps that much more WAL on disk.', {
+  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h, or WAL such as 2GiB), so that replay --from-lsn can go back that far; PostgreSQL keeps that much more WAL on disk. Recorded in the checkpoint: later runs and replays keep it until it is set again (0 releases it).', {
     placeholder: '<duration|size>',
   }),
 

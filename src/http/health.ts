@@ -1,4 +1,6 @@
+import type { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { haltReport, type HaltReport } from '../ops/halt-report.js';
 import type { RelayObserver, RelayState } from '../pipeline/observer.js';
 
 /** What the probes read from the relay (Relay satisfies it). */
@@ -16,6 +18,8 @@ export interface Readiness {
   inFlightEvents: number;
   inFlightBytes: number;
   producerConnected: boolean;
+  /** Present while halted or failed: the code, the event and its commit LSN, and the fix. */
+  halt?: HaltReport;
 }
 
 export interface Liveness {
@@ -37,6 +41,7 @@ const STATUS_INTERVALS_BEFORE_WEDGED = 5;
 /** Readiness and liveness of the relay, from its getters and what it reports as an observer. */
 export class RelayHealth implements RelayObserver {
   private producerUp = false;
+  private halt: HaltReport | undefined;
   private lastSignOfLife: number;
   private readonly wedgedAfterMs: number;
 
@@ -58,6 +63,7 @@ export class RelayHealth implements RelayObserver {
       inFlightEvents: events,
       inFlightBytes: bytes,
       producerConnected: this.producerUp,
+      ...(this.halt && (state === 'halted' || state === 'failed') ? { halt: this.halt } : {}),
     };
   }
 
@@ -71,6 +77,10 @@ export class RelayHealth implements RelayObserver {
   producerConnected(connected: boolean): void {
     this.producerUp = connected;
     this.signOfLife();
+  }
+
+  halted(error: RelayError): void {
+    this.halt = haltReport(error);
   }
 
   stateChanged(): void {

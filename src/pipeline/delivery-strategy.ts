@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { describeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js';
 import { CheckpointWriter } from '../checkpoint/checkpoint-writer.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
-import { ReplayWindowPosition } from '../checkpoint/replay-window.js';
+import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
 import { chooseStart, slotConfirmedLsn } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/relay-config.js';
@@ -33,8 +33,6 @@ export interface StrategyOptions {
   plainSink: Sink;
   /** For the replay-window gauge. */
   registry?: Registry;
-  /** Read the checkpoint at start even without a replay window (the replay command). */
-  readCheckpoint?: boolean;
 }
 
 /**
@@ -45,8 +43,8 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const settings = guaranteeConfig(config);
   const kafka = createKafkaClient(config.kafka, logger.child({ module: 'checkpoint' }), '-checkpoint');
   const store = new KafkaCheckpointStore(kafka, settings.checkpointTopic);
-  const window = settings.replayWindow ? new ReplayWindowPosition(settings.replayWindow) : undefined;
-  if (window && options.registry) {
+  const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }));
+  if (options.registry) {
     new Gauge({
       name: 'outbox_relay_replay_window_bytes',
       help: 'WAL kept by the replay window: delivered position minus the flush position reported to PostgreSQL.',
@@ -79,23 +77,18 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // Runs after the sink connected: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
     let checkpoint: Checkpoint | undefined;
-    if (settings.guarantee === 'exactly-once' || window || options.readCheckpoint) checkpoint = await readCheckpoint();
+    // Always read: the checkpoint also records the replay window, which outlives the run that set it.
+    checkpoint = await readCheckpoint();
     const slotConfirmed = await slotConfirmedLsn(config.postgres, config.slot);
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
-    window?.raiseFloor(slotConfirmed);
+    await window.resolve(checkpoint, slotConfirmed, kafka);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     writer?.start();
     return start;
   };
 
-  const reportPosition = window
-    ? (confirmed: Lsn): Lsn => {
-        const now = Date.now();
-        window.confirmed(confirmed, now);
-        return window.position(now);
-      }
-    : undefined;
+  const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
 
   // A commit whose answer was lost may have happened: only the checkpoint says, so every restart reads it again.
   const resumePosition = settings.guarantee === 'exactly-once' ? async () => (await readCheckpoint())?.lsn : undefined;

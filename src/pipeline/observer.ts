@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode, RelayError } from '../errors.js';
 import type { Lsn } from '../lsn.js';
 import type { Receipt } from '../sink/delivery.js';
 
@@ -22,6 +22,8 @@ export interface RelayObserver {
   walPosition?(serverWalEnd: Lsn): void;
   /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */
   deadLettered?(code: ErrorCode): void;
+  /** The relay halted (stays up, not ready) or gave up, for this reason. */
+  halted?(error: RelayError): void;
 }
 
 type ObserverMethod = keyof RelayObserver;
@@ -39,6 +41,7 @@ const OBSERVER_METHODS = Object.keys({
   producerConnected: true,
   walPosition: true,
   deadLettered: true,
+  halted: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];
 
 /** One observer that forwards every call to each of `observers` (the relay takes a single observer). */

@@ -7,6 +7,7 @@ import type { CreateDelivery, Delivery, DeliveryCallbacks, PoisonDecision } from
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
+import { PostgresOutageLog } from './outage-log.js';
 import { Session } from './session.js';
 
 export interface RelayDeps {
@@ -74,6 +75,7 @@ export class Relay {
   private lastProgressLog = 0;
   private kafkaDownSince: number | undefined;
   private sourceRestarts = 0;
+  private readonly pgOutage: PostgresOutageLog;
 
   constructor(
     private readonly config: RelayConfig,
@@ -81,6 +83,7 @@ export class Relay {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
+    this.pgOutage = new PostgresOutageLog(this.logger, this.observer);
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
         for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
@@ -175,6 +178,7 @@ export class Relay {
         attempt = 0;
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
+        this.pgOutage.recovered();
         error = await session.ended;
       } catch (err) {
         error = asRelayError(err);
@@ -203,9 +207,8 @@ export class Relay {
         );
       }
       const delay = backoffDelay(this.config.retry, attempt++);
-      this.observer.error?.(error.code);
+      this.pgOutage.failed(error, delay);
       this.setState('reconnecting');
-      this.logger.warn({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'replication connection lost: reconnecting');
       await sleep(delay, this.wake.signal);
     }
     if (this.deliveryError) return this.halt(this.deliveryError);
@@ -286,6 +289,7 @@ export class Relay {
   private async halt(error: RelayError): Promise<RelayOutcome> {
     await this.session?.close();
     const fatal = FATAL.has(error.code);
+    this.observer.halted?.(error);
     this.setState(fatal ? 'failed' : 'halted');
     this.logger.error(
       { code: error.code, err: error.message, fix: error.hint, ...error.details, confirmedLsn: formatLsn(this.lastConfirmed), reportedLsn: this.reportedLsn() },

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/ports.js';
 import { runCli, runCliJson } from '../support/cli.js';
-import { useDatabase } from '../support/database.js';
-import { httpArgs } from '../support/ops-http.js';
+import { useDatabase, useFreshDatabase } from '../support/database.js';
+import { httpArgs, httpGet } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 
@@ -16,23 +17,23 @@ interface StatusJson {
 describe('cli: outbox-relay status', () => {
   const db = useDatabase('clistatus');
 
-  it('shows slot, publication and lag; a relay that does not answer is reported, not an error', async () => {
+  it('shows slot, publication and lag; a relay that does not answer is reported, and exits 5', async () => {
     const setup = await setupOutbox(db());
     await insertEvents(db(), 2);
     const flags = ['--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--relay-url', `http://127.0.0.1:${await freePort()}`];
     const [json, text] = await Promise.all([runCliJson<StatusJson>(['status', ...flags]), runCli(['status', ...flags])]);
-    expect(json.code, json.stderr).toBe(0);
+    expect(json.code, json.stderr).toBe(5);
     expect(json.json.slot).toMatchObject({ name: setup.slot, active: false, activePid: null });
     expect(json.json.slot!.lagBytes).toBeGreaterThan(0);
     expect(json.json.publication).toMatchObject({ name: setup.publication, publish: ['insert'] });
     expect(json.json.relay.reachable).toBe(false);
     expect(json.json.relay.reason).toMatch(/ECONNREFUSED/);
-    expect(text.code).toBe(0);
+    expect(text.code).toBe(5);
     expect(text.stdout).toMatch(/^relay {2}not reachable at http:\/\/127\.0\.0\.1:\d+\/readyz/m);
     expect(text.stdout).toMatch(/^lag {18}\S/m);
 
     const missing = await runCliJson<StatusJson>(['status', '--postgres-url', db().url, '--slot', 'no_such_slot', '--publication', 'no_such_pub', '--relay-url', flags.at(-1)!]);
-    expect(missing.code).toBe(0);
+    expect(missing.code).toBe(5);
     expect(missing.json.slot).toBeNull();
     expect(missing.json.publication).toBeNull();
   });
@@ -50,5 +51,50 @@ describe('cli: outbox-relay status', () => {
     expect(json.json.relay.readiness).toMatchObject({ ready: true, state: 'streaming', producerConnected: true, inFlightEvents: 0 });
     expect(text.stdout).toContain(`relay              ready (HTTP 200 from ${http.base}/readyz)`);
     expect(text.stdout).toMatch(/^state {14}streaming$/m);
+  });
+
+  it('a relay that is not ready yet (Kafka unreachable at start): exit 3', async () => {
+    const setup = await setupOutbox(db());
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args, '--kafka-brokers', `127.0.0.1:${await freePort()}`]);
+    await relay.waitForMessage('cannot connect to Kafka yet');
+    const status = await runCliJson<StatusJson>(['status', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--relay-url', http.base]);
+    expect(status.code, status.stdout).toBe(3);
+    expect(status.json.relay).toMatchObject({ reachable: true, ready: false, readiness: { state: 'starting' } });
+    await relay.kill();
+  });
+});
+
+describe('cli: status and /readyz of a halted relay', () => {
+  const db = useFreshDatabase('clihalt');
+
+  it('show the halt code, the event, its commit LSN and the fix; status exits 4', async () => {
+    await db().query('ALTER TABLE outbox ADD COLUMN partition_key text');
+    const setup = await setupOutbox(db(), { extraArgs: ['--mapping-key', 'partition_key'] });
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const id = randomUUID();
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [id]);
+    const logged = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+
+    const readyz = await httpGet(`${http.base}/readyz`);
+    expect(readyz.status).toBe(503);
+    const body = JSON.parse(readyz.body) as { state: string; halt: Record<string, unknown> };
+    expect(body.state).toBe('halted');
+    expect(body.halt).toMatchObject({ code: 'RECORD_REQUIRED_NULL', eventId: id, commitLsn: logged.lsn });
+    expect(body.halt).toHaveProperty('fix');
+    expect(String(body.halt.message)).toContain(id);
+
+    const flags = ['--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--relay-url', http.base];
+    const [json, text] = await Promise.all([runCliJson<StatusJson>(['status', ...flags]), runCli(['status', ...flags])]);
+    expect(json.code).toBe(4);
+    expect(json.json.relay.readiness).toMatchObject({ state: 'halted', halt: { code: 'RECORD_REQUIRED_NULL', eventId: id } });
+    expect(text.code).toBe(4);
+    expect(text.stdout).toMatch(/^halt_code +RECORD_REQUIRED_NULL$/m);
+    expect(text.stdout).toContain(`halt_eventId`);
+    expect(text.stdout).toMatch(new RegExp(`^halt_commitLsn +${String(logged.lsn)}$`, 'm'));
+    relay.signal('SIGTERM');
+    await relay.exited;
   });
 });

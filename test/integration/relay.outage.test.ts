@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { KafkaBroker, PostgresServer, waitUntil } from '../../stack/index.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { httpArgs, metricSamples, scrape } from '../support/ops-http.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
 
@@ -79,6 +80,35 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     console.log(`postgres restart + crash: ${committed.length} committed, ${reconnects} reconnects, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
     expect(reconnects).toBeGreaterThanOrEqual(2);
     expect(delivery.missing).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
+  it('a PostgreSQL outage is one warn line, one info line when it ends and one error count, whatever the attempts', async () => {
+    db = await createDatabase('pgoutage', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms'] });
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args, '--log-level', 'debug']);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await postgres.stop();
+    // Several attempts at 100–500 ms backoff while the server is down.
+    await relay.waitForLog((l) => l.msg === 'PostgreSQL still unavailable' && Number(l.attempt) >= 5, 30_000, 'five attempts');
+    await postgres.start();
+    await relay.waitForMessage('replication connection back: streaming resumed', 60_000);
+    const events = await insertEvents(db, 5);
+    const records = await readTopic(setup.topic, { expected: events.length, brokers: kafka.brokers, settleMs: 500 });
+    expect(records.map((r) => r.key)).toEqual(events.map((e) => e.id));
+
+    const warns = relay.logs.filter((l) => l.level === 'warn');
+    const attempts = relay.logs.filter((l) => l.msg === 'PostgreSQL still unavailable').length;
+    console.log(`PostgreSQL outage: ${attempts + 1} failed attempts, ${warns.length} warn line(s)`);
+    expect(warns.map((l) => l.msg)).toEqual(['replication connection lost: reconnecting']);
+    const back = relay.logs.filter((l) => l.msg === 'replication connection back: streaming resumed');
+    expect(back).toHaveLength(1);
+    expect(back[0]!.level).toBe('info');
+    expect(Number(back[0]!.attempts)).toBe(attempts + 1);
+    const errors = metricSamples(await scrape(http.base), 'outbox_relay_errors_total');
+    expect(errors.reduce((sum, s) => sum + s.value, 0)).toBe(1);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });

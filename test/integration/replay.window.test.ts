@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -51,5 +51,75 @@ describe('replay from a stored LSN', () => {
     expect(refused, outside.dump()).toBeDefined();
     expect(String(refused!.err)).toContain(`can only stream from ${formatLsn(slotAtStart)} on (oldest replayable LSN`);
     expect(String(refused!.fix)).toContain('outbox-relay republish --since');
+  });
+
+  it('the window is state: a replay and a run without --replay-window keep the recorded one; --replay-window 0 releases it with a warning', async () => {
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', uniqueName('checkpoints')] });
+    const slotAtStart = await slotConfirmedLsn(db(), setup.slot);
+    const withWindow = startRelay([...setup.args, '--replay-window', '1GiB']);
+    await withWindow.waitForMessage('streaming from PostgreSQL', 60_000);
+    const events = await insertEvents(db(), 10);
+    const first = await readTopic(setup.topic, { expected: events.length, settleMs: 500 });
+    // The checkpoint is written at most once a second; the relay writes the last one when it stops.
+    withWindow.signal('SIGTERM');
+    expect(await withWindow.exited).toBe(0);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
+
+    // A replay without --replay-window: the recorded window still holds the slot back.
+    const from = first[5]!.headers['outbox-lsn']!;
+    const replay = startRelay(['replay', ...setup.args.slice(1), '--from-lsn', from]);
+    expect(await replay.exited, replay.dump()).toBe(0);
+    expect(replay.logs.some((l) => l.msg.startsWith('replay window recorded in the checkpoint kept')), replay.dump()).toBe(true);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
+
+    // A run without the setting keeps it too.
+    const plain = startRelay(setup.args);
+    await plain.waitForMessage('streaming from PostgreSQL', 60_000);
+    await insertEvents(db(), 3);
+    await readTopic(setup.topic, { expected: events.length + 5 + 3, settleMs: 500 });
+    plain.signal('SIGTERM');
+    expect(await plain.exited).toBe(0);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
+
+    // Shrinking it is explicit and says what it releases; the slot then follows the delivered position.
+    const released = startRelay([...setup.args, '--replay-window', '0']);
+    const warning = await released.waitForLog((l) => l.msg.startsWith('replay window changed from 1GiB to 0'), 60_000);
+    expect(Number(warning.walHeldBytes)).toBeGreaterThan(0);
+    await released.waitForMessage('streaming from PostgreSQL', 60_000);
+    await waitForConfirmedAll(db(), setup.slot);
+    released.signal('SIGTERM');
+    expect(await released.exited).toBe(0);
+    expect((await slotConfirmedLsn(db(), setup.slot)) > slotAtStart).toBe(true);
+
+    // ...and stays released: the next run records no window.
+    const after = startRelay(setup.args);
+    await after.waitForMessage('streaming from PostgreSQL', 60_000);
+    after.signal('SIGTERM');
+    expect(await after.exited).toBe(0);
+    expect(after.logs.some((l) => l.msg.startsWith('replay window recorded')), after.dump()).toBe(false);
+  });
+
+  it('a start position left in the environment is ignored by run with one warning instead of a crash loop', async () => {
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', uniqueName('checkpoints')] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    await insertEvents(db(), 3);
+    await waitForConfirmedAll(db(), setup.slot);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    const passed = await slotConfirmedLsn(db(), setup.slot);
+
+    // Below the slot now: as a flag this is REPLAY_OUT_OF_WINDOW (tested above); from the environment, ignored.
+    const env = { OUTBOX_RELAY_FROM_LSN: formatLsn(passed - 1n) };
+    const restarted = startRelay(setup.args, env);
+    await restarted.waitForMessage('streaming from PostgreSQL', 60_000);
+    const ignored = restarted.logs.filter((l) => l.msg.startsWith('start position from the environment variable OUTBOX_RELAY_FROM_LSN ignored'));
+    expect(ignored.length, restarted.dump()).toBe(1);
+    expect(ignored[0]!.level).toBe('warn');
+    const more = await insertEvents(db(), 2);
+    const records = await readTopic(setup.topic, { expected: 5, settleMs: 500 });
+    expect(records.slice(3).map((r) => r.key)).toEqual(more.map((e) => e.id));
+    restarted.signal('SIGTERM');
+    expect(await restarted.exited).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { CONFIG_SECTION, EXAMPLE_PATH, README_PATH, configReference, exampleConfig, replaceSection, sectionOf } from '../../scripts/gen-config-docs.js';
+import { CONFIG_DOC_PATH, CONFIG_SECTION, EXAMPLE_PATH, configReference, exampleConfig, replaceSection, sectionOf } from '../../scripts/gen-config-docs.js';
 import { resolveSettings } from '../../src/config/load.js';
 import { SETTINGS } from '../../src/config/settings.js';
 
@@ -19,9 +19,9 @@ function flatKeys(value: unknown, prefix = ''): string[] {
 }
 
 describe('generated configuration docs', () => {
-  it('README configuration reference is what npm run docs:config generates from SETTINGS', () => {
-    const readme = readFileSync(README_PATH, 'utf8');
-    expect(sectionOf(readme, CONFIG_SECTION), 'README is out of date: run npm run docs:config').toBe(configReference());
+  it('docs/configuration.md is what npm run docs:config generates from SETTINGS', () => {
+    const reference = readFileSync(CONFIG_DOC_PATH, 'utf8');
+    expect(sectionOf(reference, CONFIG_SECTION), 'docs/configuration.md is out of date: run npm run docs:config').toBe(configReference());
   });
 
   it('lists every setting with its flag, environment variable and default', () => {

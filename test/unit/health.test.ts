@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RelayError } from '../../src/errors.js';
 import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
 
@@ -56,5 +57,12 @@ describe('RelayHealth', () => {
       report();
       expect(health.liveness(view('streaming')).alive).toBe(true);
     }
+  });
+
+  it('names the halt in the readiness body while halted: code, event, commit LSN, fix', () => {
+    const health = new RelayHealth(1000);
+    health.halted(new RelayError('TOPIC_NOT_FOUND', 'no topic', { hint: 'create it', details: { eventId: 'e-1', lsn: '0/16B3748' } }));
+    expect(health.readiness(view('halted')).halt).toMatchObject({ code: 'TOPIC_NOT_FOUND', message: 'no topic', fix: 'create it', eventId: 'e-1', commitLsn: '0/16B3748' });
+    expect(health.readiness(view('streaming')).halt).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { register } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { README_PATH, sectionOf } from '../../scripts/gen-config-docs.js';
+import { METRICS_DOC_PATH, sectionOf } from '../../scripts/gen-config-docs.js';
 import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import { RelayError } from '../../src/errors.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
@@ -84,8 +84,8 @@ describe('RelayMetrics', () => {
     expect(first.contentType).toMatch(/^text\/plain/);
   });
 
-  it('every outbox_relay_ metric is documented in the README observability section, and only those', async () => {
-    const section = sectionOf(readFileSync(README_PATH, 'utf8'), 'observability') ?? '';
+  it('every outbox_relay_ metric is documented in docs/metrics.md, and only those', async () => {
+    const section = sectionOf(readFileSync(METRICS_DOC_PATH, 'utf8'), 'observability') ?? '';
     const registered = (await new RelayMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('outbox_relay_'));
     const documented = [...new Set([...section.matchAll(/^\| `(outbox_relay_[a-z_]+)`/gm)].map((m) => m[1]))];
     expect(documented.sort()).toEqual(registered.sort());

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReplayWindowPosition, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
+import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
 import { chooseStart } from '../../src/checkpoint/start-position.js';
 
 describe('replay window', () => {
@@ -8,6 +8,10 @@ describe('replay window', () => {
     expect(parseReplayWindow('2GiB')).toEqual({ kind: 'size', bytes: 2 * 1024 ** 3 });
     expect(parseReplayWindow('1000')).toBeUndefined();
     expect(parseReplayWindow('5 parsecs')).toBeUndefined();
+    // 0 (any zero amount) asks for no window: it releases a window recorded in the checkpoint.
+    expect(parseReplayWindow('0')).toEqual({ kind: 'none' });
+    expect(parseReplayWindow('0s')).toEqual({ kind: 'none' });
+    for (const text of ['6h', '2GiB', '90m', '0']) expect(formatReplayWindow(parseReplayWindow(text)!)).toBe(text);
   });
 
   it('a size window reports the delivered position minus the size, never below the slot and never ahead of delivery', () => {

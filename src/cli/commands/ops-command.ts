@@ -19,6 +19,8 @@ export interface Outcome {
   data: Record<string, unknown> | unknown[];
   text: string;
   error?: RelayError;
+  /** The exit code when there is no error (default 0): `status` reports the relay's state this way. */
+  exitCode?: number;
 }
 
 // Refusals that a different invocation fixes (a flag, an argument) are usage errors, like a bad setting.
@@ -71,7 +73,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
         process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
       }
       // With --json the error is part of the document above; a person reads it on stderr.
-      process.exitCode = error ? exitCode(error, json ? EXIT.runtime : reportError(error)) : EXIT.ok;
+      process.exitCode = error ? exitCode(error, json ? EXIT.runtime : reportError(error)) : (outcome.exitCode ?? EXIT.ok);
     } catch (err) {
       process.exitCode = exitCode(err, reportError(err, json));
     }

@@ -68,7 +68,7 @@ export function replayCommand(): Command {
       return;
     }
     // The checkpoint read at start keeps a replay of old transactions from moving the stored checkpoint back.
-    const strategy = deliveryStrategy(config, logger, { plainSink: sink, readCheckpoint: true });
+    const strategy = deliveryStrategy(config, logger, { plainSink: sink });
     let events = 0;
     let reached = false;
     let refused: RelayError | undefined;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { withoutPersistentStart } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { isRelayError } from '../../errors.js';
 import { RelayHealth } from '../../http/health.js';
@@ -33,6 +34,7 @@ export function runCommand(): Command {
     }
     const logger = createLogger(config.logLevel);
     logger.info({ settings: redactedSettings(config) }, 'starting outbox-relay');
+    config = withoutPersistentStart(config, logger);
     const metrics = new RelayMetrics();
     const health = new RelayHealth(config.statusIntervalMs);
     let sink;

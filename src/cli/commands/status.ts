@@ -3,14 +3,24 @@ import { checkpointStatus, type CheckpointStatus } from '../../ops/checkpoint-st
 import { findPublication } from '../../ops/publications.js';
 import { fetchRelayHealth, type RelayHealth } from '../../ops/relay-health.js';
 import { findSlot } from '../../ops/slots.js';
+import { EXIT } from '../exit.js';
 import { addSettingFlags } from '../options.js';
 import { opsCommand } from './ops-command.js';
 import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
 
 function relayRows(relay: RelayHealth): [string, Cell][] {
   if (!relay.reachable) return [['relay', `not reachable at ${relay.url} (${relay.reason})`]];
-  const fields = Object.entries(relay.readiness).map(([k, v]): [string, Cell] => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as Cell)]);
-  return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields];
+  const { halt, ...readiness } = relay.readiness;
+  const fields = Object.entries(readiness).map(([k, v]): [string, Cell] => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as Cell)]);
+  const haltFields = halt !== null && typeof halt === 'object' ? Object.entries(halt).map(([k, v]): [string, Cell] => [`halt_${k}`, v as Cell]) : [];
+  return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields, ...haltFields];
+}
+
+/** See EXIT: what the relay is doing decides the exit code, so `status` works as a check in scripts. */
+function relayExitCode(relay: RelayHealth): number {
+  if (!relay.reachable) return EXIT.relayUnreachable;
+  if (relay.ready) return EXIT.ok;
+  return relay.readiness.state === 'halted' || relay.readiness.state === 'failed' ? EXIT.relayHalted : EXIT.relayNotReady;
 }
 
 function checkpointRows(status: CheckpointStatus): [string, Cell][] {
@@ -27,7 +37,8 @@ export function statusCommand(): Command {
   const command = opsCommand(
     {
       name: 'status',
-      description: "One view of the slot, the publication, the lag, if it answers the running relay's readiness (GET <relay-url>/readyz), and with --kafka-brokers the last checkpoint and the WAL the replay window keeps.",
+      description:
+        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz, with the halt's code, event, commit LSN and fix), and with --kafka-brokers the last checkpoint and the WAL the replay window keeps. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
       json: true,
     },
@@ -44,7 +55,11 @@ export function statusCommand(): Command {
         keyValues(relayRows(relay)),
         ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : []),
       ];
-      return { data: { currentWalLsn, slot: slot ?? null, publication: publication ?? null, relay, ...(checkpoint ? { checkpoint } : {}) }, text: sections.join('\n\n') };
+      return {
+        data: { currentWalLsn, slot: slot ?? null, publication: publication ?? null, relay, ...(checkpoint ? { checkpoint } : {}) },
+        text: sections.join('\n\n'),
+        exitCode: relayExitCode(relay),
+      };
     },
   );
   // The checkpoint lives in Kafka: with brokers given, status reads it (and the replay window it implies).

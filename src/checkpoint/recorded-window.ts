@@ -1,0 +1,79 @@
+import type { Kafka } from 'kafkajs';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
+import { formatLsn, type Lsn } from '../lsn.js';
+import type { Checkpoint } from './checkpoint.js';
+import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
+import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow, type ReplayWindowSetting } from './replay-window.js';
+
+/**
+ * The replay window as state of the slot rather than a per-run flag. Every checkpoint record carries the window in
+ * force, and a run or replay that does not set `replayWindow` keeps the recorded one: a replay started without
+ * `--replay-window` must not move the slot to the delivered position and lose the window for good. Setting it
+ * explicitly (also to 0) replaces the recorded window, with a warning naming the WAL that becomes releasable.
+ */
+export class RecordedReplayWindow {
+  private position: ReplayWindowPosition | undefined;
+
+  constructor(
+    /** The setting; undefined when not given, so the recorded window applies. */
+    private readonly setting: ReplayWindowSetting | undefined,
+    private readonly store: KafkaCheckpointStore,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Decides the window from the setting and the checkpoint just read, before the first position is reported.
+   * `slotConfirmed` is the slot's position: what the window holds today is the WAL between it and the checkpoint.
+   */
+  async resolve(checkpoint: Checkpoint | undefined, slotConfirmed: Lsn, kafka: Kafka): Promise<void> {
+    const recorded = checkpoint?.replayWindow === undefined ? undefined : parseReplayWindow(checkpoint.replayWindow);
+    const effective: ReplayWindowSetting = this.setting ?? recorded ?? { kind: 'none' };
+    const text = formatReplayWindow(effective);
+    this.store.replayWindow = text;
+    if (effective.kind !== 'none') {
+      this.position = new ReplayWindowPosition(effective);
+      this.position.raiseFloor(slotConfirmed);
+    }
+    if (this.setting === undefined) {
+      if (recorded && recorded.kind !== 'none') this.logger.info({ replayWindow: text }, 'replay window recorded in the checkpoint kept (set replayWindow explicitly to change it; 0 releases it)');
+      return;
+    }
+    const previous = recorded === undefined ? undefined : formatReplayWindow(recorded);
+    if (!checkpoint || previous === text) return;
+    if (previous !== undefined && previous !== '0') {
+      const held = checkpoint.lsn > slotConfirmed ? checkpoint.lsn - slotConfirmed : 0n;
+      this.logger.warn(
+        { previousReplayWindow: previous, replayWindow: text, slotConfirmedLsn: formatLsn(slotConfirmed), checkpointLsn: formatLsn(checkpoint.lsn), walHeldBytes: Number(held) },
+        `replay window changed from ${previous} to ${text}: the slot moves forward and PostgreSQL may release WAL the window held (${held} bytes between ${formatLsn(slotConfirmed)} and ${formatLsn(checkpoint.lsn)}); events below the new slot position can then only be re-sent with republish`,
+      );
+    }
+    // Recorded at once: a run that delivers nothing must still leave the new window for the next one.
+    await this.rewrite(kafka, checkpoint);
+  }
+
+  /** The flush position to report for a confirmed one: the window's older position, or the confirmed one. */
+  report(confirmed: Lsn, nowMs = Date.now()): Lsn {
+    if (!this.position) return confirmed;
+    this.position.confirmed(confirmed, nowMs);
+    return this.position.position(nowMs);
+  }
+
+  /** WAL the window keeps beyond the delivered position (0 without a window). */
+  get retainedBytes(): number {
+    return this.position?.retainedBytes ?? 0;
+  }
+
+  private async rewrite(kafka: Kafka, checkpoint: Checkpoint): Promise<void> {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    try {
+      await producer.connect();
+      await producer.send({ topic: this.store.topic, messages: [this.store.message({ ...checkpoint, writtenAtMs: Date.now() })], acks: -1 });
+    } catch (err) {
+      // The next checkpoint the relay writes records the window too; until then a restart would keep the old one.
+      this.logger.warn({ err: errorMessage(err), topic: this.store.topic }, 'cannot record the new replay window in the checkpoint yet');
+    } finally {
+      await producer.disconnect();
+    }
+  }
+}
