@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'PRODUCER_FENCED'
   | 'CHECKPOINT_FAILED'
   | 'REPLAY_OUT_OF_WINDOW'
+  | 'START_LSN_BEYOND_WAL'
   | 'INTERNAL';
 
 export interface RelayErrorOptions {
