@@ -78,6 +78,7 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
   const url = (v['postgres.url'] as string | undefined) ?? env.DATABASE_URL;
   const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: 'outbox-relay' };
   const sslmode = v['postgres.sslmode'] as string | undefined;
+  const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'] as string, 'postgres.passwordFile') : undefined;
   if (url) {
     let parsed: URL;
     try {
@@ -88,9 +89,14 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
     }
     // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
     if (sslmode) for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) parsed.searchParams.delete(p);
+    // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
+    // file's password goes into the URL, percent-encoded, in place of the URL's own.
+    if (filePassword !== undefined) {
+      parsed.searchParams.delete('password');
+      parsed.password = encodeURIComponent(filePassword);
+    }
     config.connectionString = parsed.toString();
-  }
-  if (v['postgres.passwordFile']) config.password = readSecretFile(v['postgres.passwordFile'] as string, 'postgres.passwordFile');
+  } else if (filePassword !== undefined) config.password = filePassword;
   if (sslmode) {
     const ca = v['postgres.sslCaFile'] ? readSecretFile(v['postgres.sslCaFile'] as string, 'postgres.sslCaFile') : undefined;
     if (sslmode === 'disable') config.ssl = false;

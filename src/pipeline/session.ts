@@ -4,6 +4,7 @@ import type { RelayConfig } from '../config/relay-config.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import { sleep } from '../retry.js';
 import type { OutboxEvent } from '../route/event.js';
 import { MessageMapper } from '../route/message-mapper.js';
 import { RowMapper } from '../route/row-mapper.js';
@@ -28,6 +29,10 @@ export class Session {
   private statusTimer: NodeJS.Timeout | undefined;
   private resolveEnded!: (error: RelayError | undefined) => void;
   private closing = false;
+  /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
+  private failing = false;
+  /** Set once a halt reported its final position: what PostgreSQL holds is what the relay says it confirmed. */
+  private frozen = false;
 
   constructor(
     private readonly config: RelayConfig,
@@ -57,6 +62,7 @@ export class Session {
       const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
       // Everything before the start is delivered or deliberately skipped (a checkpoint, --from-lsn): confirmed from here.
       this.tracker = new AckTracker(startLsn, (lsn) => {
+        if (this.frozen) return;
         this.onConfirmed(lsn);
         this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
       });
@@ -78,6 +84,8 @@ export class Session {
   }
 
   private onData(payload: Buffer): void {
+    // Messages already in the socket buffer still arrive after a failure paused the stream.
+    if (this.failing) return;
     try {
       const msg = decodePgOutput(payload);
       switch (msg.tag) {
@@ -107,7 +115,7 @@ export class Session {
       }
     } catch (err) {
       const error = isRelayError(err) ? err : new RelayError('INTERNAL', `decoding failed: ${(err as Error).message}`, { cause: err });
-      this.finish(error);
+      void this.failLocally(error);
     }
   }
 
@@ -143,6 +151,7 @@ export class Session {
   }
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
+    if (this.failing) return;
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
     if (replyRequested) this.sendStatus(false);
@@ -150,7 +159,7 @@ export class Session {
 
   /** Room in the window again: read the socket. */
   resume(): void {
-    if (!this.closing) this.stream.resume();
+    if (!this.closing && !this.failing) this.stream.resume();
   }
 
   /** Stop reading: WAL stays in PostgreSQL. */
@@ -163,8 +172,33 @@ export class Session {
     this.stream.sendStatus(this.report(this.tracker.confirmed), requestReply);
   }
 
+  /**
+   * A failure on our side (a schema change, an undecodable message) while the connection is still up: stop
+   * reading, give what is in flight the shutdown grace period to be acknowledged, and report the final position
+   * on this connection before ending, so that a halt leaves the slot where the relay says it stopped.
+   */
+  private async failLocally(error: RelayError): Promise<void> {
+    if (this.failing || this.closing) return;
+    this.failing = true;
+    clearInterval(this.statusTimer);
+    this.stream.pause();
+    const grace = new AbortController();
+    await Promise.race([this.queue.whenEmpty(), sleep(this.config.shutdownGraceMs, grace.signal)]);
+    grace.abort();
+    if (this.closing) return; // close() reported the position meanwhile
+    this.reportFinal();
+    if (!error.retriable) this.frozen = true;
+    this.finish(error);
+  }
+
+  private reportFinal(): void {
+    this.sendStatus(false);
+    this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
+  }
+
   private finish(error: RelayError | undefined): void {
-    if (error && !this.closing) this.logger.debug({ err: error }, 'replication stream ended');
+    if (this.closing) return;
+    if (error) this.logger.debug({ err: error }, 'replication stream ended');
     clearInterval(this.statusTimer);
     this.closing = true;
     void this.stream.close().then(() => this.resolveEnded(error));
@@ -176,10 +210,7 @@ export class Session {
       await this.ended;
       return;
     }
-    if (this.tracker) {
-      this.sendStatus(false);
-      this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
-    }
+    if (this.tracker) this.reportFinal();
     this.finish(undefined);
     await this.ended;
   }
