@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { parseLsn, type Lsn } from '../lsn.js';
+import { compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
 import { SETTINGS } from './settings.js';
 import type { EventFilter, RouteRule } from './table-schemas.js';
@@ -147,6 +148,9 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const v = resolved.values;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
   const prefixes = v['messages.prefixes'] as string[] | undefined;
+  // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
+  if (prefixes) compileTopicTemplate(v['messages.topic'] as string, 'messages.topic');
+  if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'] as string, 'delivery.deadLetterTopic');
   return {
     postgres: postgresConfig(v, env),
     slot: v.slot as string,

@@ -46,6 +46,14 @@ const size = (min: number) =>
   z.preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).int().min(min, `at least ${min} bytes`));
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).min(1, 'at least one entry'));
 const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
+// PostgreSQL's own rule for slot names (ReplicationSlotValidateName); anything else it refuses only at creation.
+const slotName = z.string().regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lower-case letters, digits and _, at most 63 characters (PostgreSQL’s rule)');
+const brokerAddress = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/,\[\]]+):([1-9]\d{0,4})$/;
+const isBroker = (b: string) => brokerAddress.test(b) && Number(brokerAddress.exec(b)![2]) <= 65535;
+const brokers = list.superRefine((entries, ctx) => {
+  const bad = (entries as string[]).filter((b) => !isBroker(b));
+  if (bad.length) ctx.addIssue({ code: 'custom', message: `host:port for every broker, with a port from 1 to 65535 (not ${bad.map((b) => JSON.stringify(b)).join(', ')})` });
+});
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit)' }));
@@ -72,7 +80,7 @@ export const SETTINGS: Setting[] = [
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against.', { placeholder: '<path>' }),
   setting('postgres.connectTimeout', 'postgres', duration(100), 'How long one connection attempt may take.', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
 
-  setting('slot', 'source', identifier, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
+  setting('slot', 'source', slotName, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
   setting('publication', 'source', identifier, 'Publication that limits the stream to the outbox table(s), insert-only.', { default: 'outbox_relay', placeholder: '<name>' }),
   setting('table', 'source', qualifiedTable, 'The outbox table, optionally schema-qualified.', { default: 'public.outbox', placeholder: '<schema.table>' }),
   setting('mapping.id', 'source', identifier, 'Column holding the event id: the `id` header, and the key unless mapping.key says otherwise.', { default: 'id', placeholder: '<column>' }),
@@ -127,7 +135,7 @@ export const SETTINGS: Setting[] = [
     placeholder: '<lsn>',
   }),
 
-  setting('kafka.brokers', 'kafka', list, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
+  setting('kafka.brokers', 'kafka', brokers, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
   setting('kafka.clientId', 'kafka', text, 'Client id the producer reports to the brokers.', { default: 'outbox-relay', placeholder: '<id>' }),
   setting('kafka.client', 'kafka', enumOf(['kafkajs', 'rdkafka']), 'Kafka client library: kafkajs (pure JavaScript), or rdkafka (librdkafka through the optional @confluentinc/kafka-javascript package, faster; see docs/benchmarks.md).', {
     default: 'kafkajs',

@@ -1,3 +1,4 @@
+import { compileTopicRouting } from '../route/routing-rules.js';
 import { ConfigError, type Origin } from './load.js';
 import type { EnvelopeConfig, TableMapping } from './relay-config.js';
 import type { EventFilter, PresetName, RouteRule, TableEntry } from './table-schemas.js';
@@ -82,6 +83,8 @@ function toMapping(v: Values, envelope: EnvelopeConfig, where: string): TableMap
     envelope,
   };
   checkColumnsFor(mapping, where);
+  // Compiled here only for its checks: a topic or route that can never be legal fails at start, naming the setting.
+  compileTopicRouting(mapping, where === 'table' ? '' : `${where}: `);
   return mapping;
 }
 
