@@ -58,28 +58,35 @@ describe.skipIf(!stack().owned.postgres)('ops: PostgreSQL passwords under scram-
 
   it('password file, URL password, PGPASSWORD, DATABASE_URL: setup, slot, publication, status, republish, replay and run all authenticate', async () => {
     const brokers = stack().brokers.join(',');
-    for (const credentials of credentialSources(db().url)) {
-      const setup = await setupOutbox(db());
-      const source = ['--slot', setup.slot, '--publication', setup.publication, '--topic', setup.topic];
-      const one = async (args: string[]) => {
-        const result = await runCli(args, credentials.env);
-        expectConnected(`${args[0]} ${args[1]} with ${credentials.name}`, result);
-        return result;
-      };
-      // One after the other: a dozen CLI processes at once starve the shared 2-core machine.
-      const setupResult = await one(['setup', '--dry-run', ...credentials.args, ...source]);
-      const slot = await one(['slot', 'status', ...credentials.args, ...source]);
-      const publication = await one(['publication', 'show', ...credentials.args, ...source]);
-      const status = await one(['status', '--json', ...credentials.args, ...source, '--relay-url', 'http://127.0.0.1:9']);
-      const republish = await one(['republish', '--dry-run', '--ids', '00000000-0000-0000-0000-000000000000', ...credentials.args, ...source]);
-      expect(setupResult.code, setupResult.stderr).toBe(0);
-      expect(slot.code, slot.stderr).toBe(0);
-      expect(publication.code, publication.stderr).toBe(0);
-      expect((JSON.parse(status.stdout) as { slot: { name: string } }).slot.name).toBe(setup.slot);
-      expect(republish.code, republish.stderr).toBe(0);
+    const variants = await Promise.all(
+      credentialSources(db().url).map(async (credentials) => {
+        const setup = await setupOutbox(db());
+        return { credentials, setup, source: ['--slot', setup.slot, '--publication', setup.publication, '--topic', setup.topic] };
+      }),
+    );
+    const one = async (credentials: Credentials, args: string[]) => {
+      const result = await runCli(args, credentials.env);
+      expectConnected(`${args[0]} ${args[1]} with ${credentials.name}`, result);
+      return result;
+    };
+    // The one-shot commands, three at a time: a dozen CLI processes at once starve the shared 2-core machine.
+    const jobs = variants.flatMap(({ credentials, setup, source }) => [
+      async () => expect((await one(credentials, ['setup', '--dry-run', ...credentials.args, ...source])).code).toBe(0),
+      async () => expect((await one(credentials, ['slot', 'status', ...credentials.args, ...source])).code).toBe(0),
+      async () => expect((await one(credentials, ['publication', 'show', ...credentials.args, ...source])).code).toBe(0),
+      async () => {
+        const status = await one(credentials, ['status', '--json', ...credentials.args, ...source, '--relay-url', 'http://127.0.0.1:9']);
+        expect((JSON.parse(status.stdout) as { slot: { name: string } }).slot.name).toBe(setup.slot);
+      },
+      async () => expect((await one(credentials, ['republish', '--dry-run', '--ids', '00000000-0000-0000-0000-000000000000', ...credentials.args, ...source])).code).toBe(0),
+    ]);
+    await Promise.all(Array.from({ length: 3 }, async () => {
+      for (let job = jobs.shift(); job; job = jobs.shift()) await job();
+    }));
 
+    for (const { credentials, setup, source } of variants) {
       const from = formatLsn(await slotConfirmedLsn(db(), setup.slot));
-      const replay = await one(['replay', ...credentials.args, ...source, '--kafka-brokers', brokers, '--from-lsn', from, '--status-interval', '200ms']);
+      const replay = await one(credentials, ['replay', ...credentials.args, ...source, '--kafka-brokers', brokers, '--from-lsn', from, '--status-interval', '200ms']);
       expect(replay.code, `${credentials.name}\n${replay.stdout}\n${replay.stderr}`).toBe(0);
 
       const relay = startRelay(['run', ...credentials.args, ...source, '--kafka-brokers', brokers], { ...credentials.env, PGPASSWORD: credentials.env.PGPASSWORD ?? '' });
