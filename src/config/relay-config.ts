@@ -23,6 +23,8 @@ export interface TableMapping {
     timestamp?: string;
   };
   topic: string;
+  /** A NULL payload: a poison event (RECORD_REQUIRED_NULL), or a tombstone record when asked for. */
+  nullPayload: 'poison' | 'tombstone';
   /** Per-event-type routing, first match wins; `topic` when none matches. */
   routes?: RouteRule[];
   filter?: EventFilter;

@@ -93,6 +93,10 @@ export const SETTINGS: Setting[] = [
     placeholder: '<column>',
   }),
   setting('mapping.payload', 'source', identifier, 'Column forwarded as the record value, as stored (json/jsonb/text as UTF-8 text, bytea as bytes).', { default: 'payload', placeholder: '<column>' }),
+  setting('mapping.nullPayload', 'source', enumOf(['poison', 'tombstone']), 'A row whose payload column is NULL: poison (RECORD_REQUIRED_NULL; delivery.onPoison applies), or tombstone (a record with a null value, which deletes its key from a compacted topic).', {
+    default: 'poison',
+    placeholder: '<poison|tombstone>',
+  }),
   setting('mapping.type', 'source', optionalIdentifier, 'Column with the event type (header `type`); set to "" to leave it out.', { default: 'event_type', placeholder: '<column>' }),
   setting('mapping.aggregateType', 'source', optionalIdentifier, 'Column with the aggregate type (header `aggregate-type`); "" leaves it out.', { default: 'aggregate_type', placeholder: '<column>' }),
   setting('mapping.aggregateId', 'source', optionalIdentifier, 'Column with the aggregate id (header `aggregate-id`); "" leaves it out.', { default: 'aggregate_id', placeholder: '<column>' }),

@@ -78,6 +78,7 @@ function toMapping(v: Values, envelope: EnvelopeConfig, where: string): TableMap
       timestamp: optional('mapping.timestamp'),
     },
     topic: v.topic as string,
+    nullPayload: v['mapping.nullPayload'] as TableMapping['nullPayload'],
     routes: v.routes as RouteRule[] | undefined,
     filter,
     envelope,
