@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'PRODUCER_FENCED'
   | 'CHECKPOINT_FAILED'
   | 'REPLAY_OUT_OF_WINDOW'
+  | 'START_LSN_BEYOND_WAL'
   | 'INTERNAL';
 
 export interface RelayErrorOptions {
@@ -54,7 +55,7 @@ export class RelayError extends Error {
     this.name = 'RelayError';
     this.code = code;
     this.retriable = options.retriable ?? false;
-    this.hint = options.hint;
+    this.hint = options.hint ?? POISON_FIXES[code];
     this.details = options.details ?? {};
   }
 
@@ -63,6 +64,18 @@ export class RelayError extends Error {
     return this.hint ? `${this.message}\n  fix: ${this.hint}` : this.message;
   }
 }
+
+/** How to get past a poison event (README: Poison event), after fixing its cause. */
+const PAST_THE_EVENT = 'then restart; to get past this event instead: outbox-relay slot advance <its commit LSN + 1> --yes-skip-events, or run with delivery.onPoison=dead-letter';
+
+/** The fix for each poison code, so that every halt line on one carries one, whichever component raised it. */
+const POISON_FIXES: Partial<Record<ErrorCode, string>> = {
+  RECORD_REQUIRED_NULL: `the row has NULL in a column the mapping needs (id, key, payload, or one the topic uses): fix its writer, or map another column; ${PAST_THE_EVENT}`,
+  RECORD_INVALID: `the row cannot become a Kafka record as it is (see the message): fix its writer; ${PAST_THE_EVENT}`,
+  TOPIC_INVALID: `the row's values give an illegal topic name: fix its writer, or the topic template / routes (A-Z a-z 0-9 . _ -, at most 249 characters); ${PAST_THE_EVENT}`,
+  TOPIC_NOT_FOUND: `create the topic (or let the broker auto-create topics); ${PAST_THE_EVENT}`,
+  RECORD_TOO_LARGE: `raise the topic's max.message.bytes (and the broker's message.max.bytes, and delivery.batchMaxBytes above the record), or make the payload smaller; ${PAST_THE_EVENT}`,
+};
 
 export function isRelayError(err: unknown): err is RelayError {
   return err instanceof RelayError;

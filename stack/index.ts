@@ -3,7 +3,7 @@ import { PostgresServer } from './postgres.js';
 import { reapOrphanedRuns } from './processes.js';
 
 export { KafkaBroker, ensureKafkaJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
-export { PostgresServer } from './postgres.js';
+export { PostgresServer, SCRAM_ROLE } from './postgres.js';
 export { processesMentioning, stopAllTracked, waitUntil } from './processes.js';
 export { repoRoot, runDir, stackRoot } from './paths.js';
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './ports.js';
@@ -16,6 +16,18 @@ export interface PostgresOptions {
   /** Reuse a known port (attaching to a server started by another process); default: a free one. */
   port?: number;
 }
+
+/**
+ * A superuser that must authenticate with scram-sha-256 (every other local connection is trusted): the trust
+ * lines hide password bugs, so secrets are tested end to end against this role. The password has characters
+ * that need percent-encoding in a URL.
+ */
+export const SCRAM_ROLE = { user: 'outbox_scram', password: 'Scram%41:Pa55@/w0rd' } as const;
+
+const SCRAM_HBA = [
+  `host all ${SCRAM_ROLE.user} 127.0.0.1/32 scram-sha-256`,
+  `host replication ${SCRAM_ROLE.user} 127.0.0.1/32 scram-sha-256`,
+];
 
 const DEFAULT_SETTINGS: Record<string, string> = {
   wal_level: 'logical',
@@ -84,7 +96,22 @@ export class PostgresServer {
       ...(identity ?? {}),
     });
     await this.waitReady();
+    await this.ensureScramRole();
     return this;
+  }
+
+  /** Idempotent: a restarted cluster keeps its role. */
+  private async ensureScramRole(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url() });
+    await client.connect();
+    try {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [SCRAM_ROLE.user]);
+      const verb = rowCount ? 'ALTER' : 'CREATE';
+      await client.query(`SET password_encryption = 'scram-sha-256'`);
+      await client.query(`${verb} ROLE ${SCRAM_ROLE.user} SUPERUSER LOGIN REPLICATION PASSWORD '${SCRAM_ROLE.password.replace(/'/g, "''")}'`);
+    } finally {
+      await client.end();
+    }
   }
 
   private initdb(identity: { uid: number; gid: number } | undefined): void {
@@ -95,6 +122,9 @@ export class PostgresServer {
       stdio: ['ignore', 'ignore', 'pipe'],
       ...(identity ?? {}),
     });
+    // pg_hba.conf is read top down: the scram-sha-256 lines must come before initdb's trust lines.
+    const hba = join(this.dataDir, 'pg_hba.conf');
+    writeFileSync(hba, `${SCRAM_HBA.join('\n')}\n${readFileSync(hba, 'utf8')}`);
   }
 
   private async waitReady(): Promise<void> {

@@ -11,11 +11,15 @@ export interface StartInputs {
   checkpoint: Lsn | undefined;
   /** The slot's confirmed_flush_lsn: the oldest position it can still stream from. */
   slotConfirmed: Lsn;
+  /** pg_current_wal_lsn() when the relay started: a requested position beyond it has not been written yet. */
+  walEnd: Lsn;
 }
 
 /**
  * Where streaming starts. A requested LSN wins, but PostgreSQL would silently move one below the slot's confirmed
- * position forward, so that is refused with the oldest replayable LSN instead. Otherwise the checkpoint, when it
+ * position forward, so that is refused with the oldest replayable LSN instead; and one beyond the current WAL end
+ * would be confirmed as the start and skip every transaction committed until the WAL reaches it, so that is
+ * refused too (the bounds `slot advance` checks). Otherwise the checkpoint, when it
  * is ahead of a slot kept behind by a replay window (or not yet confirmed after an exactly-once commit): every
  * transaction whose commit record starts before it is delivered, and PostgreSQL skips exactly those.
  * `undefined`: the slot's own position.
@@ -24,6 +28,7 @@ export function chooseStart(inputs: StartInputs): Lsn | undefined {
   const { requested, checkpoint, slotConfirmed } = inputs;
   if (requested !== undefined) {
     if (requested < slotConfirmed) throw outOfWindow(inputs.slot, requested, slotConfirmed);
+    if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd);
     return requested;
   }
   return checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : undefined;
@@ -38,10 +43,20 @@ export function outOfWindow(slot: string, requested: Lsn, oldest: Lsn): RelayErr
   });
 }
 
-/** The slot's confirmed position on an ordinary connection; 0 when the slot is missing (the session's checks say so). */
-export async function slotConfirmedLsn(postgres: pg.ClientConfig, slot: string): Promise<Lsn> {
+function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
+  return new RelayError('START_LSN_BEYOND_WAL', `cannot start at ${formatLsn(requested)}: PostgreSQL has written WAL only up to ${formatLsn(walEnd)}; nothing was confirmed`, {
+    hint: `pass an LSN up to ${formatLsn(walEnd)} (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn()), or leave --from-lsn / OUTBOX_RELAY_FROM_LSN unset to start at the slot`,
+    details: { requestedLsn: formatLsn(requested), currentWalLsn: formatLsn(walEnd) },
+  });
+}
+
+/** Where a start position may lie, read on an ordinary connection: confirmed is 0 when the slot is missing (the session's checks say so). */
+export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promise<{ confirmed: Lsn; walEnd: Lsn }> {
   return withClient(postgres, async (client) => {
-    const { rows } = await client.query<{ lsn: string | null }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-    return rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n;
+    const { rows } = await client.query<{ lsn: string | null; wal_end: string }>(
+      'SELECT (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS lsn, pg_current_wal_lsn()::text AS wal_end',
+      [slot],
+    );
+    return { confirmed: rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n, walEnd: parseLsn(rows[0]!.wal_end) };
   });
 }

@@ -72,6 +72,11 @@ export interface Resolved {
   origins: Record<string, Origin>;
 }
 
+/** zod's own messages ("Invalid input: expected string, …") follow our "expected": drop their repeated clause. */
+function expectation(message: string): string {
+  return message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected /, '');
+}
+
 /**
  * defaults < config file < environment < flags, each value validated by its setting's schema. A bad value
  * fails with the key, where it came from and what is allowed.
@@ -95,7 +100,7 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; e
     if (raw === undefined) continue;
     const result = setting.schema.safeParse(raw);
     if (!result.success) {
-      const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+      const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
       const shown = setting.secret ? '(secret)' : JSON.stringify(raw);
       throw new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`);
     }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { parseLsn, type Lsn } from '../lsn.js';
+import { compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
 import { SETTINGS } from './settings.js';
 import type { EventFilter, RouteRule } from './table-schemas.js';
@@ -22,6 +23,8 @@ export interface TableMapping {
     timestamp?: string;
   };
   topic: string;
+  /** A NULL payload: a poison event (RECORD_REQUIRED_NULL), or a tombstone record when asked for. */
+  nullPayload: 'poison' | 'tombstone';
   /** Per-event-type routing, first match wins; `topic` when none matches. */
   routes?: RouteRule[];
   filter?: EventFilter;
@@ -78,6 +81,7 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
   const url = (v['postgres.url'] as string | undefined) ?? env.DATABASE_URL;
   const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: 'outbox-relay' };
   const sslmode = v['postgres.sslmode'] as string | undefined;
+  const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'] as string, 'postgres.passwordFile') : undefined;
   if (url) {
     let parsed: URL;
     try {
@@ -88,9 +92,14 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
     }
     // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
     if (sslmode) for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) parsed.searchParams.delete(p);
+    // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
+    // file's password goes into the URL, percent-encoded, in place of the URL's own.
+    if (filePassword !== undefined) {
+      parsed.searchParams.delete('password');
+      parsed.password = encodeURIComponent(filePassword);
+    }
     config.connectionString = parsed.toString();
-  }
-  if (v['postgres.passwordFile']) config.password = readSecretFile(v['postgres.passwordFile'] as string, 'postgres.passwordFile');
+  } else if (filePassword !== undefined) config.password = filePassword;
   if (sslmode) {
     const ca = v['postgres.sslCaFile'] ? readSecretFile(v['postgres.sslCaFile'] as string, 'postgres.sslCaFile') : undefined;
     if (sslmode === 'disable') config.ssl = false;
@@ -142,6 +151,9 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const v = resolved.values;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
   const prefixes = v['messages.prefixes'] as string[] | undefined;
+  // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
+  if (prefixes) compileTopicTemplate(v['messages.topic'] as string, 'messages.topic');
+  if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'] as string, 'delivery.deadLetterTopic');
   return {
     postgres: postgresConfig(v, env),
     slot: v.slot as string,

@@ -3,7 +3,7 @@ import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
 import { parseReplayWindow } from '../checkpoint/replay-window.js';
 import { PRESETS, tableSchemas } from './table-schemas.js';
-import { parseDuration, parseSize } from './units.js';
+import { formatDuration, parseDuration, parseSize } from './units.js';
 
 /**
  * Every setting, once: its key in the config file, its environment variable, its flag, its type, default and
@@ -40,12 +40,25 @@ const text = z.string().min(1, 'a non-empty string');
 const bool = z.preprocess((v) => (typeof v === 'string' ? { true: true, false: false, '1': true, '0': false, yes: true, no: false }[v.toLowerCase()] ?? v : v), z.boolean({ error: 'true or false' }));
 const int = (min: number, max: number) =>
   z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number({ error: `a whole number from ${min} to ${max}` }).int().min(min).max(max));
-const duration = (min: number) =>
-  z.preprocess((v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v), z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).int().min(min, `at least ${min} ms`));
+/** Node runs a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: no duration may come near it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const duration = (min: number, max = MAX_TIMER_MS) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v),
+    z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).int().min(min, `at least ${min} ms`).max(max, `at most ${formatDuration(max)}`),
+  );
 const size = (min: number) =>
   z.preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).int().min(min, `at least ${min} bytes`));
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).min(1, 'at least one entry'));
 const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
+// PostgreSQL's own rule for slot names (ReplicationSlotValidateName); anything else it refuses only at creation.
+const slotName = z.string().regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lower-case letters, digits and _, at most 63 characters (PostgreSQL’s rule)');
+const brokerAddress = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/,\[\]]+):([1-9]\d{0,4})$/;
+const isBroker = (b: string) => brokerAddress.test(b) && Number(brokerAddress.exec(b)![2]) <= 65535;
+const brokers = list.superRefine((entries, ctx) => {
+  const bad = (entries as string[]).filter((b) => !isBroker(b));
+  if (bad.length) ctx.addIssue({ code: 'custom', message: `host:port for every broker, with a port from 1 to 65535 (not ${bad.map((b) => JSON.stringify(b)).join(', ')})` });
+});
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
@@ -70,9 +83,9 @@ export const SETTINGS: Setting[] = [
     placeholder: '<mode>',
   }),
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against.', { placeholder: '<path>' }),
-  setting('postgres.connectTimeout', 'postgres', duration(100), 'How long one connection attempt may take.', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
+  setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
 
-  setting('slot', 'source', identifier, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
+  setting('slot', 'source', slotName, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
   setting('publication', 'source', identifier, 'Publication that limits the stream to the outbox table(s), insert-only.', { default: 'outbox_relay', placeholder: '<name>' }),
   setting('table', 'source', qualifiedTable, 'The outbox table, optionally schema-qualified.', { default: 'public.outbox', placeholder: '<schema.table>' }),
   setting('mapping.id', 'source', identifier, 'Column holding the event id: the `id` header, and the key unless mapping.key says otherwise.', { default: 'id', placeholder: '<column>' }),
@@ -80,6 +93,10 @@ export const SETTINGS: Setting[] = [
     placeholder: '<column>',
   }),
   setting('mapping.payload', 'source', identifier, 'Column forwarded as the record value, as stored (json/jsonb/text as UTF-8 text, bytea as bytes).', { default: 'payload', placeholder: '<column>' }),
+  setting('mapping.nullPayload', 'source', enumOf(['poison', 'tombstone']), 'A row whose payload column is NULL: poison (RECORD_REQUIRED_NULL; delivery.onPoison applies), or tombstone (a record with a null value, which deletes its key from a compacted topic).', {
+    default: 'poison',
+    placeholder: '<poison|tombstone>',
+  }),
   setting('mapping.type', 'source', optionalIdentifier, 'Column with the event type (header `type`); set to "" to leave it out.', { default: 'event_type', placeholder: '<column>' }),
   setting('mapping.aggregateType', 'source', optionalIdentifier, 'Column with the aggregate type (header `aggregate-type`); "" leaves it out.', { default: 'aggregate_type', placeholder: '<column>' }),
   setting('mapping.aggregateId', 'source', optionalIdentifier, 'Column with the aggregate id (header `aggregate-id`); "" leaves it out.', { default: 'aggregate_id', placeholder: '<column>' }),
@@ -115,7 +132,7 @@ export const SETTINGS: Setting[] = [
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
-  setting('heartbeat.interval', 'source', duration(0), 'Emit pg_logical_emit_message(false, heartbeat.prefix, \'\') this often on a normal connection, so the slot advances while only other databases write; 0 turns it off.', {
+  setting('heartbeat.interval', 'source', duration(0, 24 * 3_600_000), 'Emit pg_logical_emit_message(false, heartbeat.prefix, \'\') this often on a normal connection, so the slot advances while only other databases write; 0 turns it off (at most 24h).', {
     default: 0,
     shownDefault: '0s',
     placeholder: '<duration>',
@@ -127,14 +144,14 @@ export const SETTINGS: Setting[] = [
     placeholder: '<lsn>',
   }),
 
-  setting('kafka.brokers', 'kafka', list, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
+  setting('kafka.brokers', 'kafka', brokers, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
   setting('kafka.clientId', 'kafka', text, 'Client id the producer reports to the brokers.', { default: 'outbox-relay', placeholder: '<id>' }),
   setting('kafka.client', 'kafka', enumOf(['kafkajs', 'rdkafka']), 'Kafka client library: kafkajs (pure JavaScript), or rdkafka (librdkafka through the optional @confluentinc/kafka-javascript package, faster; see docs/benchmarks.md).', {
     default: 'kafkajs',
     placeholder: '<client>',
   }),
   setting('kafka.compression', 'kafka', enumOf(['none', 'gzip']), 'Record batch compression.', { default: 'none', placeholder: '<codec>' }),
-  setting('kafka.deliveryTimeout', 'kafka', duration(1000), 'A produce request Kafka has not acknowledged after this long is an outage (a hung or partitioned broker): one warn line, /readyz 503, retried with backoff until retry.maxDuration.', {
+  setting('kafka.deliveryTimeout', 'kafka', duration(1000, 60 * 60_000), 'A produce request Kafka has not acknowledged after this long is an outage (a hung or partitioned broker): one warn line, /readyz 503, retried with backoff until retry.maxDuration (at most 1h).', {
     default: 30_000,
     shownDefault: '30s',
     placeholder: '<duration>',
@@ -170,28 +187,28 @@ export const SETTINGS: Setting[] = [
     placeholder: '<template>',
   }),
   setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies.', { default: 3, placeholder: '<n>' }),
-  setting('retry.recordMaxDuration', 'delivery', duration(0), 'Longest time spent retrying one rejected record before delivery.onPoison applies.', {
+  setting('retry.recordMaxDuration', 'delivery', duration(0, 24 * 3_600_000), 'Longest time spent retrying one rejected record before delivery.onPoison applies (at most 24h).', {
     default: 10_000,
     shownDefault: '10s',
     placeholder: '<duration>',
   }),
-  setting('retry.initialDelay', 'delivery', duration(1), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter.', {
+  setting('retry.initialDelay', 'delivery', duration(1, 10 * 60_000), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter (at most 10m).', {
     default: 250,
     shownDefault: '250ms',
     placeholder: '<duration>',
   }),
-  setting('retry.maxDelay', 'delivery', duration(1), 'Longest delay between two attempts.', { default: 15_000, shownDefault: '15s', placeholder: '<duration>' }),
-  setting('retry.maxDuration', 'delivery', duration(1000), 'Give up (exit 1, so the orchestrator restarts the relay) after the broker or PostgreSQL has been unreachable this long.', {
+  setting('retry.maxDelay', 'delivery', duration(1, 60 * 60_000), 'Longest delay between two attempts (at most 1h).', { default: 15_000, shownDefault: '15s', placeholder: '<duration>' }),
+  setting('retry.maxDuration', 'delivery', duration(1000, 7 * 24 * 3_600_000), 'Give up (exit 1, so the orchestrator restarts the relay) after the broker or PostgreSQL has been unreachable this long (at most 168h, 7 days).', {
     default: 30 * 60_000,
     shownDefault: '30m',
     placeholder: '<duration>',
   }),
-  setting('statusInterval', 'delivery', duration(50), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out).', {
+  setting('statusInterval', 'delivery', duration(50, 10 * 60_000), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out; at most 10m).', {
     default: 1000,
     shownDefault: '1s',
     placeholder: '<duration>',
   }),
-  setting('shutdownGrace', 'delivery', duration(0), 'On SIGTERM, how long to wait for in-flight events to be acknowledged before exiting.', {
+  setting('shutdownGrace', 'delivery', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for in-flight events to be acknowledged before exiting (at most 24h).', {
     default: 25_000,
     shownDefault: '25s',
     placeholder: '<duration>',

@@ -1,3 +1,4 @@
+import { compileTopicRouting } from '../route/routing-rules.js';
 import { ConfigError, type Origin } from './load.js';
 import type { EnvelopeConfig, TableMapping } from './relay-config.js';
 import type { EventFilter, PresetName, RouteRule, TableEntry } from './table-schemas.js';
@@ -77,11 +78,14 @@ function toMapping(v: Values, envelope: EnvelopeConfig, where: string): TableMap
       timestamp: optional('mapping.timestamp'),
     },
     topic: v.topic as string,
+    nullPayload: v['mapping.nullPayload'] as TableMapping['nullPayload'],
     routes: v.routes as RouteRule[] | undefined,
     filter,
     envelope,
   };
   checkColumnsFor(mapping, where);
+  // Compiled here only for its checks: a topic or route that can never be legal fails at start, naming the setting.
+  compileTopicRouting(mapping, where === 'table' ? '' : `${where}: `);
   return mapping;
 }
 

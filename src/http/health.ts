@@ -55,7 +55,9 @@ export class RelayHealth implements RelayObserver {
 
   readiness(relay: RelayView): Readiness {
     const state = relay.currentState;
-    const { events, bytes } = relay.inFlight;
+    // A halted (or ended) relay sends nothing more: the event it halted on is refused, not on its way to Kafka.
+    const ended = state === 'halted' || state === 'failed' || state === 'stopped';
+    const { events, bytes } = ended ? { events: 0, bytes: 0 } : relay.inFlight;
     return {
       ready: state === 'streaming' && this.producerUp,
       state,

@@ -36,8 +36,25 @@ function opsError(err: unknown, role: string): RelayError {
     });
   }
   if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
-  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation: ${message}`, { cause: err });
+  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation (SQLSTATE ${code ?? 'unknown'}): ${message}`, {
+    cause: err,
+    details: { sqlstate: code },
+    hint: (code && REFUSAL_FIXES[code]) ?? 'the message above is PostgreSQL’s own; outbox-relay setup --dry-run checks the server, the role and the objects the relay needs',
+  });
 }
+
+/** What to do about the refusals an operator command can meet, by SQLSTATE. */
+const REFUSAL_FIXES: Record<string, string> = {
+  '42602': 'use a name of lower-case letters, digits and _ (at most 63 characters)',
+  '42P01': 'create the table first (sql/001_outbox_table.sql), or point --table / tables at the existing one (schema-qualified)',
+  '42704': 'check the name: the object does not exist in this database (outbox-relay status lists the slot and publication)',
+  '42710': 'the object already exists: use it, or drop it first',
+  '42809': 'the outbox must be an ordinary table (not a view, a foreign table or a system catalog): point --table at it',
+  '53400': 'raise max_replication_slots / max_wal_senders (postgresql.conf, then restart PostgreSQL), or drop unused slots (outbox-relay slot list)',
+  '55000': 'the server is not ready for this: for slots, wal_level must be logical (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)',
+  '55006': 'the object is in use by another session (a running relay holds its slot): stop it first',
+  '25006': 'this server is a read-only standby: connect to the primary',
+};
 
 /**
  * One ordinary (not replication) connection for the duration of `work`. The operator commands only run

@@ -4,7 +4,7 @@ import { describeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js
 import { CheckpointWriter } from '../checkpoint/checkpoint-writer.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
-import { chooseStart, slotConfirmedLsn } from '../checkpoint/start-position.js';
+import { chooseStart, slotBounds } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/relay-config.js';
 import { formatLsn, type Lsn } from '../lsn.js';
@@ -79,10 +79,10 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     let checkpoint: Checkpoint | undefined;
     // Always read: the checkpoint also records the replay window, which outlives the run that set it.
     checkpoint = await readCheckpoint();
-    const slotConfirmed = await slotConfirmedLsn(config.postgres, config.slot);
+    const { confirmed: slotConfirmed, walEnd } = await slotBounds(config.postgres, config.slot);
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
     await window.resolve(checkpoint, slotConfirmed, kafka);
-    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed });
+    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     writer?.start();
     return start;

@@ -6,15 +6,15 @@ import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
  * The topic of a row: the first routing rule whose globs match its event type / aggregate type, else the
  * table's topic template. It has the TopicTemplate shape, so the row mapper does not care which it got.
  */
-export function compileTopicRouting(mapping: Pick<TableMapping, 'topic' | 'routes' | 'columns'>): TopicTemplate {
-  const fallback = compileTopicTemplate(mapping.topic);
+export function compileTopicRouting(mapping: Pick<TableMapping, 'topic' | 'routes' | 'columns'>, where = ''): TopicTemplate {
+  const fallback = compileTopicTemplate(mapping.topic, `${where}topic`);
   if (!mapping.routes?.length) return fallback;
   const typeColumn = mapping.columns.type;
   const aggregateTypeColumn = mapping.columns.aggregateType;
-  const rules = mapping.routes.map((rule) => ({
+  const rules = mapping.routes.map((rule, i) => ({
     type: rule.type === undefined ? undefined : compileGlob(rule.type),
     aggregateType: rule.aggregateType === undefined ? undefined : compileGlob(rule.aggregateType),
-    topic: compileTopicTemplate(rule.topic),
+    topic: compileTopicTemplate(rule.topic, `${where}routes.${i}.topic`),
   }));
   const columns = new Set([...fallback.columns, ...rules.flatMap((r) => r.topic.columns)]);
   if (typeColumn) columns.add(typeColumn);

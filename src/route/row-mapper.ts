@@ -6,6 +6,7 @@ import { formatLsn } from '../lsn.js';
 import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
 import type { OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
+import { headerValues } from './header-values.js';
 import { compileTopicRouting } from './routing-rules.js';
 import type { TopicTemplate } from './topic-template.js';
 
@@ -37,6 +38,7 @@ export class RowMapper {
     private readonly contentType: string,
     private readonly filter: EventFilterFn | undefined,
     private readonly envelope: Envelope | undefined,
+    private readonly tombstones: boolean,
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
@@ -68,7 +70,8 @@ export class RowMapper {
     for (const column of topic.columns) find(column, 'topic');
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
-    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope);
+    const tombstones = mapping.nullPayload === 'tombstone';
+    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones);
   }
 
   /** False for a row the table's include/exclude filters leave out. */
@@ -112,7 +115,13 @@ export class RowMapper {
     const headers: Record<string, string | Buffer> = {};
     const rowHeaders = text(this.index.headers);
     // '{}' is the column's default: most rows have no headers of their own, and need no JSON.parse.
-    if (rowHeaders !== null && rowHeaders !== '{}') Object.assign(headers, flattenHeaders(rowHeaders));
+    if (rowHeaders !== null && rowHeaders !== '{}') {
+      try {
+        Object.assign(headers, headerValues(rowHeaders));
+      } catch (err) {
+        fail(`the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
+      }
+    }
     headers[HEADER.id] = eventId!;
     const setIf = (name: string, i: number | undefined) => {
       const v = text(i);
@@ -150,6 +159,8 @@ export class RowMapper {
     }
 
     const raw = values[this.index.payload!];
+    // A NULL payload would be a Kafka tombstone: only on request (mapping.nullPayload), never silently.
+    if (!raw && !this.tombstones) fail('the payload column is NULL');
     const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : Buffer.from(raw)) : null;
     const key = Buffer.from(keyText!, 'utf8');
     let size = key.length + (value?.length ?? 0) + topic.length;
@@ -173,18 +184,6 @@ function transactionHeaders(txn: SourceTransaction): { lsn: string; commitTime: 
     cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime: new Date(txn.commitTimeMs).toISOString(), xid: String(txn.xid) };
   }
   return cachedHeaders;
-}
-
-/** The row's headers jsonb: each top-level key a header; strings as they are, anything else as JSON text. */
-function flattenHeaders(json: string): Record<string, string> {
-  const parsed: unknown = JSON.parse(json);
-  const out: Record<string, string> = {};
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return out;
-  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-    if (v === null || v === undefined) continue;
-    out[k] = typeof v === 'string' ? v : JSON.stringify(v);
-  }
-  return out;
 }
 
 /** bytea in text format is `\x` followed by hex digits. */

@@ -8,21 +8,30 @@ export interface TopicTemplate {
 
 const PLACEHOLDER = /\$\{([^}]*)\}/g;
 const LEGAL_TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+const ILLEGAL_CHARACTER = /[^A-Za-z0-9._-]/;
+const LEGAL_HINT = 'use 1-249 characters from A-Z a-z 0-9 . _ -';
 
-export function compileTopicTemplate(template: string): TopicTemplate {
+/**
+ * `setting` names where the template came from: its literal parts are checked when it is compiled (at start),
+ * so a template that can never give a legal topic name fails there rather than on the first event.
+ */
+export function compileTopicTemplate(template: string, setting = 'topic'): TopicTemplate {
   const parts: ({ literal: string } | { column: string })[] = [];
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {
     if (match.index > last) parts.push({ literal: template.slice(last, match.index) });
     const column = match[1]!.trim();
-    if (!column) throw new RelayError('CONFIG_INVALID', `topic template "${template}" has an empty placeholder`, { hint: 'write ${column_name}' });
+    if (!column) throw new RelayError('CONFIG_INVALID', `${setting}: topic template "${template}" has an empty placeholder`, { hint: 'write ${column_name}' });
     parts.push({ column });
     last = match.index + match[0].length;
   }
   if (last < template.length) parts.push({ literal: template.slice(last) });
   const columns = parts.flatMap((p) => ('column' in p ? [p.column] : []));
-  if (columns.length === 0 && !LEGAL_TOPIC.test(template)) {
-    throw new RelayError('CONFIG_INVALID', `"${template}" is not a legal Kafka topic name`, { hint: 'use 1-249 characters from A-Z a-z 0-9 . _ -' });
+  const literal = parts.flatMap((p) => ('literal' in p ? [p.literal] : [])).join('');
+  const illegal = ILLEGAL_CHARACTER.exec(literal)?.[0];
+  if (illegal !== undefined || literal.length > 249 || template.length === 0) {
+    const why = illegal !== undefined ? `has ${JSON.stringify(illegal)}, which a Kafka topic name cannot contain` : 'can never be a legal Kafka topic name';
+    throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders` });
   }
   return {
     columns,

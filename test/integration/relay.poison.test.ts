@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
 import { currentWalLsn, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { httpArgs, httpGet } from '../support/ops-http.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -13,10 +14,18 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     await db().query('ALTER TABLE outbox ADD COLUMN partition_key text');
   });
 
-  const insert = async (payload = '{}', partitionKey: string | null = 'k') => {
+  const insert = async (payload: string | null = '{}', partitionKey: string | null = 'k') => {
     const id = randomUUID();
     await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, partition_key) VALUES ($1, 'order', 'a', 'T', $2::jsonb, $3)`, [id, payload, partitionKey]);
     return id;
+  };
+
+  /** The halt line names the event and its commit LSN and says how to fix and get past it. */
+  const expectPoisonHalt = (halt: Record<string, unknown>, code: string, poisonId: string) => {
+    expect(halt.code).toBe(code);
+    expect(String(halt.err)).toContain(poisonId);
+    expect(String(halt.err)).toMatch(/commit LSN [0-9A-F]+\/[0-9A-F]+/);
+    expect(String(halt.fix)).toContain('slot advance');
   };
 
   /**
@@ -40,14 +49,16 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     return { good, poisonId, later, halt, confirmedBefore, confirmedAtHalt };
   }
 
-  it('a NULL key column: error names the event and its LSN, nothing after it is produced or confirmed', async () => {
-    const setup = await setupOutbox(db(), { extraArgs: ['--mapping-key', 'partition_key'] });
+  it('a NULL key column: error names the event and its LSN, nothing after it is produced or confirmed, /readyz counts nothing in flight', async () => {
+    const http = await httpArgs();
+    const setup = await setupOutbox(db(), { extraArgs: ['--mapping-key', 'partition_key', ...http.args] });
     const relay = startRelay(setup.args);
     const { good, poisonId, halt, confirmedAtHalt } = await haltOn(relay, setup.slot, () => insert('{}', null));
-    expect(halt.code).toBe('RECORD_REQUIRED_NULL');
-    expect(String(halt.err)).toContain(poisonId);
-    expect(String(halt.err)).toMatch(/commit LSN [0-9A-F]+\/[0-9A-F]+/);
+    expectPoisonHalt(halt, 'RECORD_REQUIRED_NULL', poisonId);
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedAtHalt);
+    const ready = await httpGet(`${http.base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toMatchObject({ state: 'halted', inFlightEvents: 0, inFlightBytes: 0 });
     const records = await readTopic(setup.topic, { expected: 2, timeoutMs: 2000, settleMs: 0 });
     expect(records.map((r) => r.headers.id)).toEqual([good]);
     relay.signal('SIGTERM');
@@ -61,7 +72,8 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     const relay = startRelay(setup.args);
     const big = JSON.stringify({ blob: 'x'.repeat(5000) });
     const { good, poisonId, halt, confirmedBefore, confirmedAtHalt } = await haltOn(relay, setup.slot, () => insert(big));
-    expect(halt.code).toBe('RECORD_TOO_LARGE');
+    expectPoisonHalt(halt, 'RECORD_TOO_LARGE', poisonId);
+    expect(String(halt.fix)).toContain('max.message.bytes');
     expect(halt.eventId).toBe(poisonId);
     expect(parseLsn(String(halt.lsn)) > confirmedBefore).toBe(true);
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedAtHalt);
@@ -69,5 +81,58 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(records.map((r) => r.key)).toEqual([good]);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
+  });
+
+  it('a NULL payload is a poison event by default, never a silent tombstone', async () => {
+    const setup = await setupOutbox(db());
+    const relay = startRelay(setup.args);
+    const { good, poisonId, halt } = await haltOn(relay, setup.slot, () => insert(null));
+    expectPoisonHalt(halt, 'RECORD_REQUIRED_NULL', poisonId);
+    expect(String(halt.err)).toContain('the payload column is NULL');
+    const records = await readTopic(setup.topic, { expected: 2, timeoutMs: 2000, settleMs: 0 });
+    expect(records.map((r) => r.headers.id)).toEqual([good]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+  });
+
+  it('--mapping-null-payload tombstone: a NULL payload becomes a record with a null value, as asked', async () => {
+    const setup = await setupOutbox(db(), { extraArgs: ['--mapping-null-payload', 'tombstone'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const id = await insert(null);
+    const records = await readTopic(setup.topic, { expected: 1 });
+    expect(records.map((r) => [r.key, r.value])).toEqual([[id, null]]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
+  it('a topic template giving an illegal topic name: TOPIC_INVALID with the fix', async () => {
+    const setup = await setupOutbox(db());
+    // The good rows carry partition_key 'k': they go to <topic>.k.
+    await createTopic(`${setup.topic}.k`);
+    const relay = startRelay([...setup.args, '--topic', `${setup.topic}.\${partition_key}`]);
+    const { poisonId, halt } = await haltOn(relay, setup.slot, () => insert('{}', 'not a topic'));
+    expectPoisonHalt(halt, 'TOPIC_INVALID', poisonId);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+  });
+
+  it('a headers text column that is not JSON: a poison event naming its id and LSN (the policy applies), not an INTERNAL halt', async () => {
+    await db().query('ALTER TABLE outbox ADD COLUMN extra_headers text');
+    const setup = await setupOutbox(db(), { extraArgs: ['--mapping-headers', 'extra_headers', '--delivery-on-poison', 'dead-letter', '--delivery-dead-letter-topic', uniqueName('dlq')] });
+    const dlq = setup.args[setup.args.indexOf('--delivery-dead-letter-topic') + 1]!;
+    await createTopic(dlq);
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const bad = randomUUID();
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, extra_headers) VALUES ($1, 'order', 'a', 'T', '{}', '{not json')`, [bad]);
+    const after = await insert();
+    const [dead, records] = await Promise.all([readTopic(dlq, { expected: 1 }), readTopic(setup.topic, { expected: 1 })]);
+    expect(dead.map((r) => [r.headers.id, r.headers['outbox-dlq-error-code']])).toEqual([[bad, 'RECORD_INVALID']]);
+    expect(dead[0]!.headers['outbox-dlq-error-message']).toMatch(new RegExp(`headers column is not a JSON object.*event ${bad}, commit LSN [0-9A-F]+/[0-9A-F]+`));
+    expect(records.map((r) => r.headers.id)).toEqual([after]);
+    expect(relay.logs.filter((l) => l.code === 'INTERNAL')).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
   });
 });

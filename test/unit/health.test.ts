@@ -27,6 +27,12 @@ describe('RelayHealth', () => {
     expect(health.readiness(view('streaming'))).toMatchObject({ ready: false, producerConnected: false });
   });
 
+  it('counts nothing in flight once halted, failed or stopped (the poison event is refused, not on its way)', () => {
+    const health = new RelayHealth(1000);
+    for (const state of ['halted', 'failed', 'stopped'] as const) expect(health.readiness(view(state)), state).toMatchObject({ inFlightEvents: 0, inFlightBytes: 0 });
+    expect(health.readiness(view('draining'))).toMatchObject({ inFlightEvents: 3, inFlightBytes: 120 });
+  });
+
   it('is wedged only when streaming and silent for longer than the threshold', () => {
     let now = 0;
     const health = new RelayHealth(1000, () => now);

@@ -1,0 +1,98 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SCRAM_ROLE } from '../../stack/index.js';
+import { formatLsn } from '../../src/lsn.js';
+import { runCli, type CliResult } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
+import { setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { startRelay } from '../support/relay-process.js';
+import { stack } from '../support/services.js';
+
+/** Where the credentials come from: flags before the command's own, and the environment. */
+interface Credentials {
+  name: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+function secretFile(content: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'relay-pgpass-')), 'password');
+  writeFileSync(path, `${content}\n`);
+  return path;
+}
+
+/** The database's URL as the scram-sha-256 role, with `password` (raw; percent-encoded here) or none. */
+function roleUrl(dbUrl: string, password?: string): string {
+  const url = new URL(dbUrl);
+  url.username = SCRAM_ROLE.user;
+  url.password = password === undefined ? '' : encodeURIComponent(password);
+  return url.toString();
+}
+
+function credentialSources(dbUrl: string): Credentials[] {
+  const file = secretFile(SCRAM_ROLE.password);
+  return [
+    { name: 'password file, URL without password', args: ['--postgres-url', roleUrl(dbUrl), '--postgres-password-file', file], env: {} },
+    { name: 'password file over a wrong URL password', args: ['--postgres-url', roleUrl(dbUrl, 'wrong-password'), '--postgres-password-file', file], env: {} },
+    { name: 'password in the URL', args: ['--postgres-url', roleUrl(dbUrl, SCRAM_ROLE.password)], env: {} },
+    { name: 'PGPASSWORD', args: ['--postgres-url', roleUrl(dbUrl)], env: { PGPASSWORD: SCRAM_ROLE.password } },
+    { name: 'DATABASE_URL', args: [], env: { DATABASE_URL: roleUrl(dbUrl, SCRAM_ROLE.password) } },
+  ];
+}
+
+function expectConnected(what: string, result: CliResult): void {
+  expect(`${result.stdout}\n${result.stderr}`, what).not.toMatch(/PG_CONNECT_FAILED|password authentication failed|password must be a string/);
+}
+
+// The stack's own PostgreSQL has the scram-sha-256 role; an external server may not.
+describe.skipIf(!stack().owned.postgres)('ops: PostgreSQL passwords under scram-sha-256, for every command that connects', () => {
+  const db = useDatabase('pgpass');
+
+  it('a wrong password is refused (the server really checks it)', async () => {
+    const result = await runCli(['slot', 'list', '--postgres-url', roleUrl(db().url, 'wrong-password')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('password authentication failed');
+  });
+
+  it('password file, URL password, PGPASSWORD, DATABASE_URL: setup, slot, publication, status, republish, replay and run all authenticate', async () => {
+    const brokers = stack().brokers.join(',');
+    const variants = await Promise.all(
+      credentialSources(db().url).map(async (credentials) => {
+        const setup = await setupOutbox(db());
+        return { credentials, setup, source: ['--slot', setup.slot, '--publication', setup.publication, '--topic', setup.topic] };
+      }),
+    );
+    const one = async (credentials: Credentials, args: string[]) => {
+      const result = await runCli(args, credentials.env);
+      expectConnected(`${args[0]} ${args[1]} with ${credentials.name}`, result);
+      return result;
+    };
+    // The one-shot commands, three at a time: a dozen CLI processes at once starve the shared 2-core machine.
+    const jobs = variants.flatMap(({ credentials, setup, source }) => [
+      async () => expect((await one(credentials, ['setup', '--dry-run', ...credentials.args, ...source])).code).toBe(0),
+      async () => expect((await one(credentials, ['slot', 'status', ...credentials.args, ...source])).code).toBe(0),
+      async () => expect((await one(credentials, ['publication', 'show', ...credentials.args, ...source])).code).toBe(0),
+      async () => {
+        const status = await one(credentials, ['status', '--json', ...credentials.args, ...source, '--relay-url', 'http://127.0.0.1:9']);
+        expect((JSON.parse(status.stdout) as { slot: { name: string } }).slot.name).toBe(setup.slot);
+      },
+      async () => expect((await one(credentials, ['republish', '--dry-run', '--ids', '00000000-0000-0000-0000-000000000000', ...credentials.args, ...source])).code).toBe(0),
+    ]);
+    await Promise.all(Array.from({ length: 3 }, async () => {
+      for (let job = jobs.shift(); job; job = jobs.shift()) await job();
+    }));
+
+    for (const { credentials, setup, source } of variants) {
+      const from = formatLsn(await slotConfirmedLsn(db(), setup.slot));
+      const replay = await one(credentials, ['replay', ...credentials.args, ...source, '--kafka-brokers', brokers, '--from-lsn', from, '--status-interval', '200ms']);
+      expect(replay.code, `${credentials.name}\n${replay.stdout}\n${replay.stderr}`).toBe(0);
+
+      const relay = startRelay(['run', ...credentials.args, ...source, '--kafka-brokers', brokers], { ...credentials.env, PGPASSWORD: credentials.env.PGPASSWORD ?? '' });
+      await relay.waitForMessage('streaming from PostgreSQL');
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+    }
+  }, 600_000);
+});

@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { useDatabase } from '../support/database.js';
+import { setupSlot } from '../support/events.js';
+import { startRelay } from '../support/relay-process.js';
+import { createTopic, readTopic, uniqueName } from '../support/services.js';
+
+const HEADERS = '{"num": 12345678901234567890, "dec": 1.50, "exp": 1E+2, "s": "a \\"quoted\\" text", "o": {"b": 1,  "a": [1.0]}, "gone": null}';
+
+describe('relay: user header values are the stored JSON text', () => {
+  const db = useDatabase('hdrvalues');
+
+  it('json and text columns: exactly as inserted (strings unquoted, no number round trip); jsonb: PostgreSQL’s normalised text', async () => {
+    const topics = { json: uniqueName('hjson'), text: uniqueName('htext'), jsonb: uniqueName('hjsonb') };
+    for (const t of Object.values(topics)) await createTopic(t);
+    for (const type of ['json', 'text'] as const) {
+      await db().query(`CREATE TABLE outbox_${type} (LIKE outbox INCLUDING ALL)`);
+      await db().query(`ALTER TABLE outbox_${type} ALTER COLUMN headers DROP DEFAULT, ALTER COLUMN headers TYPE ${type} USING headers::text::${type}`);
+    }
+    const setup = await setupSlot(db(), ['outbox', 'outbox_json', 'outbox_text']);
+    const tables = [
+      { table: 'public.outbox', topic: topics.jsonb },
+      { table: 'public.outbox_json', topic: topics.json },
+      { table: 'public.outbox_text', topic: topics.text },
+    ];
+    const relay = startRelay([...setup.args, '--tables', JSON.stringify(tables)]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    for (const table of ['outbox', 'outbox_json', 'outbox_text']) {
+      await db().query(`INSERT INTO ${table} (id, aggregate_type, aggregate_id, event_type, payload, headers) VALUES ($1, 'order', 'o-1', 'T', '{}', $2)`, [randomUUID(), HEADERS]);
+    }
+    const [jsonb, json, text] = await Promise.all([topics.jsonb, topics.json, topics.text].map((t) => readTopic(t, { expected: 1 })));
+    for (const records of [json, text]) {
+      expect(records).toHaveLength(1);
+      const h = records![0]!.headers;
+      expect([h.num, h.dec, h.exp, h.s, h.o, h.gone]).toEqual(['12345678901234567890', '1.50', '1E+2', 'a "quoted" text', '{"b": 1,  "a": [1.0]}', undefined]);
+    }
+    // jsonb keeps the digits of numbers (numeric) but rewrites their notation, key order and whitespace.
+    const h = jsonb![0]!.headers;
+    expect([h.num, h.dec, h.exp, h.s, h.o, h.gone]).toEqual(['12345678901234567890', '1.50', '100', 'a "quoted" text', '{"a": [1.0], "b": 1}', undefined]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+});

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
+import { SETTINGS } from '../../src/config/settings.js';
+
+const load = (flags: Record<string, unknown>) => loadConfig({ flags, env: {} });
+const durations = SETTINGS.filter((s) => s.placeholder === '<duration>');
+
+describe('config: every duration has a documented maximum below Node’s timer limit (~24.8 days)', () => {
+  it.each(durations.map((s) => [s.key, s] as const))('%s: 30d is refused at start, with the maximum named', (_key, setting) => {
+    expect(() => load({ [setting.key]: '30d' })).toThrow(new RegExp(`invalid flag ${setting.flag}: "30d"; expected at most \\d+[hm]$`));
+    const max = /at most (\d+)h|at most (\d+)m/.exec(setting.doc);
+    expect(max, `${setting.key} documents its maximum`).not.toBeNull();
+    const documented = max![1] ? `${max![1]}h` : `${max![2]}m`;
+    expect(() => load({ [setting.key]: documented })).not.toThrow();
+  });
+
+  it('the ones the issue names', () => {
+    for (const [key, value] of [['statusInterval', '30d'], ['shutdownGrace', '30d'], ['heartbeat.interval', '30d'], ['retry.initialDelay', '50d']]) {
+      expect(() => load({ [key!]: value })).toThrow(/expected at most/);
+    }
+  });
+});
