@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { describeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js';
 import { CheckpointWriter } from '../checkpoint/checkpoint-writer.js';
+import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { ReplayWindowPosition } from '../checkpoint/replay-window.js';
 import { chooseStart, slotConfirmedLsn } from '../checkpoint/start-position.js';
@@ -11,10 +12,9 @@ import { formatLsn, type Lsn } from '../lsn.js';
 import { AtMostOnceDelivery } from '../sink/at-most-once-delivery.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryQueue } from '../sink/delivery-queue.js';
-import { createKafkaClient } from '../sink/kafka-sink.js';
+import { createTransactionalSink } from '../sink/create-sink.js';
 import type { Sink } from '../sink/sink.js';
 import { TransactionalDelivery } from '../sink/transactional-delivery.js';
-import { TransactionalSink } from '../sink/transactional-sink.js';
 import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
@@ -43,8 +43,7 @@ export interface StrategyOptions {
  */
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
-  const kafka = createKafkaClient(config.kafka, logger.child({ module: 'checkpoint' }), '-checkpoint');
-  const store = new KafkaCheckpointStore(kafka, settings.checkpointTopic);
+  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, logger.child({ module: 'checkpoint' })), settings.checkpointTopic);
   const window = settings.replayWindow ? new ReplayWindowPosition(settings.replayWindow) : undefined;
   if (window && options.registry) {
     new Gauge({
@@ -62,13 +61,13 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   let sink: Sink;
   let createDelivery: CreateDelivery;
   if (settings.guarantee === 'exactly-once') {
-    const txnSink = new TransactionalSink(config.kafka, config.slot, store, logger.child({ module: 'sink' }));
+    const txnSink = createTransactionalSink(config, store, logger.child({ module: 'sink' }));
     sink = txnSink;
     createDelivery = (callbacks) => (transactional = new TransactionalDelivery(txnSink, config.slot, config.delivery, config.retry, callbacks));
   } else {
     const plain = options.plainSink;
     sink = plain;
-    writer = new CheckpointWriter(kafka, store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), logger.child({ module: 'checkpoint' }));
+    writer = new CheckpointWriter(store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), logger.child({ module: 'checkpoint' }));
     createDelivery =
       settings.guarantee === 'at-most-once'
         ? (callbacks) => new AtMostOnceDelivery(plain, config.delivery, callbacks, logger.child({ module: 'sink' }))

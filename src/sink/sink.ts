@@ -1,3 +1,5 @@
+import type { Checkpoint } from '../checkpoint/checkpoint.js';
+
 /**
  * The seam between the pipeline and a broker. `send` resolves once the broker acknowledged every record of the
  * batch (acks=all), or rejects with a classified error. Records within a batch keep their order per partition.
@@ -15,4 +17,19 @@ export interface Sink {
   connect(): Promise<void>;
   send(records: readonly SinkRecord[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The exactly-once contract (one implementation per client). `send` opens a Kafka transaction when none is open;
+ * `commit` adds the checkpoint record to it and commits, so a read_committed consumer sees the events and the
+ * checkpoint together or not at all; `abort` drops the open transaction (and replaces the producer when it is
+ * unusable). `connect` registers the transactional id of the slot, which fences older producers and aborts what
+ * they left open. Errors are RelayErrors: PRODUCER_FENCED (stop), KAFKA_TXN_TIMEOUT (the broker aborted a
+ * transaction older than delivery.transactionTimeout), record errors, otherwise retriable; `details` carries the
+ * TransactionFlags (transaction-errors.ts) telling whether to retry the call, abort, and whether a failed commit
+ * may have committed.
+ */
+export interface TransactionalSink extends Sink {
+  commit(checkpoint: Checkpoint): Promise<void>;
+  abort(): Promise<void>;
 }

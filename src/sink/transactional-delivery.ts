@@ -8,7 +8,7 @@ import type { Delivery, StrategyCallbacks } from './delivery.js';
 import type { DeliveryLimits } from './delivery-queue.js';
 import { InFlightWindow } from './in-flight-window.js';
 import { isRecordError } from './kafka-errors.js';
-import type { TransactionalSink } from './transactional-sink.js';
+import type { TransactionalSink } from './sink.js';
 
 /** While a produced source transaction waits for its Commit message, how often to look again. */
 const COMMIT_CHECK_MS = 10;
