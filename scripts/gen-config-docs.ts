@@ -42,6 +42,8 @@ const EXAMPLES: Record<string, unknown> = {
   'kafka.saslUsername': 'outbox-relay',
   'kafka.saslPassword': 'change-me',
   'kafka.saslPasswordFile': '/run/secrets/kafka-password',
+  'kafka.clientRack': 'eu-west-1a',
+  'kafka.producer': { 'queue.buffering.max.kbytes': 65536 },
 };
 
 function exampleValue(setting: Setting): unknown {

@@ -1,8 +1,8 @@
-import type { Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { maxLsn, type Lsn } from '../lsn.js';
 import type { RelayObserver } from '../pipeline/observer.js';
+import type { CheckpointProducer } from './checkpoint-client.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
 
 /**
@@ -12,7 +12,7 @@ import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
  * It never writes a position below the one it started from, so a replay of old transactions leaves it alone.
  */
 export class CheckpointWriter implements RelayObserver {
-  private readonly producer: Producer;
+  private readonly producer: CheckpointProducer;
   private latest: { lsn: Lsn; commitTimeMs: number | undefined } | undefined;
   private written: Lsn = 0n;
   private floor: Lsn = 0n;
@@ -22,14 +22,14 @@ export class CheckpointWriter implements RelayObserver {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    kafka: Kafka,
     private readonly store: KafkaCheckpointStore,
     private readonly slot: string,
     private readonly guarantee: string,
     private readonly intervalMs: number,
     private readonly logger: Logger,
   ) {
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    // Through the client kafka.client selects: the librdkafka producer by default, safe across leader changes.
+    this.producer = store.client.producer();
   }
 
   startFrom(lsn: Lsn): void {
@@ -58,11 +58,10 @@ export class CheckpointWriter implements RelayObserver {
     try {
       if (!this.ready) {
         await this.store.ensureTopic();
-        await this.producer.connect();
         this.ready = true;
       }
       const checkpoint = { slot: this.slot, lsn: latest.lsn, commitTimeMs: latest.commitTimeMs, writtenAtMs: Date.now(), guarantee: this.guarantee };
-      await this.producer.send({ topic: this.store.topic, messages: [this.store.message(checkpoint)], acks: -1 });
+      await this.producer.send(this.store.topic, this.store.message(checkpoint));
       this.written = latest.lsn;
       if (this.failing) this.logger.info('checkpoint written again');
       this.failing = false;
@@ -76,6 +75,6 @@ export class CheckpointWriter implements RelayObserver {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.flush();
-    await this.producer.disconnect();
+    await this.producer.close();
   }
 }

@@ -1,4 +1,3 @@
-import type { Kafka } from 'kafkajs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
@@ -26,7 +25,7 @@ export class RecordedReplayWindow {
    * Decides the window from the setting and the checkpoint just read, before the first position is reported.
    * `slotConfirmed` is the slot's position: what the window holds today is the WAL between it and the checkpoint.
    */
-  async resolve(checkpoint: Checkpoint | undefined, slotConfirmed: Lsn, kafka: Kafka): Promise<void> {
+  async resolve(checkpoint: Checkpoint | undefined, slotConfirmed: Lsn): Promise<void> {
     const recorded = checkpoint?.replayWindow === undefined ? undefined : parseReplayWindow(checkpoint.replayWindow);
     const effective: ReplayWindowSetting = this.setting ?? recorded ?? { kind: 'none' };
     const text = formatReplayWindow(effective);
@@ -49,7 +48,7 @@ export class RecordedReplayWindow {
       );
     }
     // Recorded at once: a run that delivers nothing must still leave the new window for the next one.
-    await this.rewrite(kafka, checkpoint);
+    await this.rewrite(checkpoint);
   }
 
   /** The flush position to report for a confirmed one: the window's older position, or the confirmed one. */
@@ -64,16 +63,15 @@ export class RecordedReplayWindow {
     return this.position?.retainedBytes ?? 0;
   }
 
-  private async rewrite(kafka: Kafka, checkpoint: Checkpoint): Promise<void> {
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  private async rewrite(checkpoint: Checkpoint): Promise<void> {
+    const producer = this.store.client.producer();
     try {
-      await producer.connect();
-      await producer.send({ topic: this.store.topic, messages: [this.store.message({ ...checkpoint, writtenAtMs: Date.now() })], acks: -1 });
+      await producer.send(this.store.topic, this.store.message({ ...checkpoint, writtenAtMs: Date.now() }));
     } catch (err) {
       // The next checkpoint the relay writes records the window too; until then a restart would keep the old one.
       this.logger.warn({ err: errorMessage(err), topic: this.store.topic }, 'cannot record the new replay window in the checkpoint yet');
     } finally {
-      await producer.disconnect();
+      await producer.close();
     }
   }
 }

@@ -4,6 +4,7 @@ import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { parseLsn, type Lsn } from '../lsn.js';
 import { compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
+import { checkClientSupport, checkProducerProperties, type Compression, type KafkaClient } from './producer-properties.js';
 import { SETTINGS } from './settings.js';
 import type { EventFilter, RouteRule } from './table-schemas.js';
 import { tableMappings } from './tables.js';
@@ -47,14 +48,36 @@ export interface RetryPolicy {
   recordMaxDurationMs: number;
 }
 
+/** Connection (kafkajs' shape, which both clients are built from) plus the producer settings. */
+export type KafkaSettings = KafkaConfig & {
+  client: KafkaClient;
+  compression: Compression;
+  requestTimeoutMs: number;
+  deliveryTimeoutMs: number;
+  lingerMs: number;
+  batchSizeBytes: number;
+  clientRack: string | undefined;
+  /** Pass-through librdkafka producer properties, already checked against the deny-list. */
+  producer: Record<string, string>;
+};
+
 export interface RelayConfig {
   postgres: pg.ClientConfig;
   slot: string;
   publication: string;
   tables: TableMapping[];
   startLsn?: Lsn;
-  kafka: KafkaConfig & { client: 'kafkajs' | 'rdkafka'; compression: 'none' | 'gzip'; deliveryTimeoutMs: number };
-  delivery: { maxInFlightEvents: number; maxInFlightBytes: number; batchMaxEvents: number; batchMaxBytes: number; onPoison: PoisonPolicy; deadLetterTopic: string };
+  kafka: KafkaSettings;
+  delivery: {
+    maxInFlightEvents: number;
+    maxInFlightBytes: number;
+    batchMaxEvents: number;
+    batchMaxBytes: number;
+    onPoison: PoisonPolicy;
+    deadLetterTopic: string;
+    /** exactly-once: the Kafka transaction timeout. */
+    transactionTimeoutMs: number;
+  };
   /** Logical-message source: undefined when no prefix is configured (messages are then not requested). */
   messages?: { prefixes: string[]; topic: string; envelope: EnvelopeConfig };
   heartbeat: { intervalMs: number; prefix: string };
@@ -123,14 +146,25 @@ function kafkaConfig(v: Record<string, unknown>): RelayConfig['kafka'] {
     }
     sasl = { mechanism, username, password } as SASLOptions;
   }
+  const client = v['kafka.client'] as KafkaClient;
+  const compression = v['kafka.compression'] as Compression;
+  const producer = (v['kafka.producer'] as Record<string, string> | undefined) ?? {};
+  const clientRack = v['kafka.clientRack'] as string | undefined;
+  checkProducerProperties(producer);
+  checkClientSupport(client, compression, producer, clientRack);
   return {
     brokers: (v['kafka.brokers'] as string[] | undefined) ?? [],
     clientId: v['kafka.clientId'] as string,
-    client: v['kafka.client'] as 'kafkajs' | 'rdkafka',
+    client,
     ssl,
     ...(sasl ? { sasl } : {}),
-    compression: v['kafka.compression'] as 'none' | 'gzip',
+    compression,
+    requestTimeoutMs: v['kafka.requestTimeout'] as number,
     deliveryTimeoutMs: v['kafka.deliveryTimeout'] as number,
+    lingerMs: v['kafka.linger'] as number,
+    batchSizeBytes: v['kafka.batchSize'] as number,
+    clientRack,
+    producer,
   };
 }
 
@@ -168,6 +202,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
       batchMaxBytes: v['delivery.batchMaxBytes'] as number,
       onPoison: v['delivery.onPoison'] as PoisonPolicy,
       deadLetterTopic: v['delivery.deadLetterTopic'] as string,
+      transactionTimeoutMs: v['delivery.transactionTimeout'] as number,
     },
     messages: prefixes ? { prefixes, topic: v['messages.topic'] as string, envelope } : undefined,
     heartbeat: { intervalMs: v['heartbeat.interval'] as number, prefix: v['heartbeat.prefix'] as string },

@@ -62,6 +62,11 @@ const brokers = list.superRefine((entries, ctx) => {
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
 const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
+const propertyValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+const producerProperties = z.preprocess(
+  (v) => (typeof v === 'string' ? Object.fromEntries(v.split(',').filter((p) => p.trim()).map((p) => [p.split('=', 1)[0]!.trim(), p.includes('=') ? p.slice(p.indexOf('=') + 1).trim() : undefined])) : v),
+  z.record(z.string().regex(/^[a-z][a-z0-9.]*$/, 'a librdkafka property name such as queue.buffering.max.kbytes'), propertyValue, { error: 'librdkafka properties: name=value,… (a mapping in the config file)' }),
+);
 const structured = tableSchemas({ identifier, optionalIdentifier, qualifiedTable, text, list });
 
 function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
@@ -146,15 +151,30 @@ export const SETTINGS: Setting[] = [
 
   setting('kafka.brokers', 'kafka', brokers, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
   setting('kafka.clientId', 'kafka', text, 'Client id the producer reports to the brokers.', { default: 'outbox-relay', placeholder: '<id>' }),
-  setting('kafka.client', 'kafka', enumOf(['kafkajs', 'rdkafka']), 'Kafka client library: kafkajs (pure JavaScript), or rdkafka (librdkafka through the optional @confluentinc/kafka-javascript package, faster; see docs/benchmarks.md).', {
-    default: 'kafkajs',
+  setting('kafka.client', 'kafka', enumOf(['rdkafka', 'kafkajs']), 'Kafka client library: rdkafka (librdkafka through @confluentinc/kafka-javascript, native, built at install time), or kafkajs (pure JavaScript fallback with documented limits; see docs/delivery-guarantees.md "Kafka clients").', {
+    default: 'rdkafka',
     placeholder: '<client>',
   }),
-  setting('kafka.compression', 'kafka', enumOf(['none', 'gzip']), 'Record batch compression.', { default: 'none', placeholder: '<codec>' }),
-  setting('kafka.deliveryTimeout', 'kafka', duration(1000, 60 * 60_000), 'A produce request Kafka has not acknowledged after this long is an outage (a hung or partitioned broker): one warn line, /readyz 503, retried with backoff until retry.maxDuration (at most 1h).', {
+  setting('kafka.compression', 'kafka', enumOf(['none', 'gzip', 'snappy', 'lz4', 'zstd']), 'Record batch compression. kafkajs supports only none and gzip; the others need kafka.client rdkafka.', { default: 'none', placeholder: '<codec>' }),
+  setting('kafka.requestTimeout', 'kafka', duration(100, 10 * 60_000), 'How long the broker may take to answer one request before the client gives up on it (request.timeout.ms; at most 10m).', {
     default: 30_000,
     shownDefault: '30s',
     placeholder: '<duration>',
+  }),
+  setting('kafka.deliveryTimeout', 'kafka', duration(1000, 60 * 60_000), 'How long a produce request may wait for its acknowledgement, the client\'s internal retries included (rdkafka: message.timeout.ms), before the relay treats the broker as unavailable: one warn line, /readyz 503, retried with backoff until retry.maxDuration. Capped by delivery.transactionTimeout in exactly-once mode (at most 1h).', {
+    default: 30_000,
+    shownDefault: '30s',
+    placeholder: '<duration>',
+  }),
+  setting('kafka.linger', 'kafka', duration(0, 60_000), 'rdkafka: how long the producer waits for more records before sending a request (linger.ms; at most 1m); the relay hands batches over whole, so more mostly adds latency.', {
+    default: 1,
+    shownDefault: '1ms',
+    placeholder: '<duration>',
+  }),
+  setting('kafka.batchSize', 'kafka', size(1024), 'rdkafka: largest record batch per partition in one request (batch.size).', { default: 1_000_000, shownDefault: '1000000B', placeholder: '<size>' }),
+  setting('kafka.clientRack', 'kafka', text, 'rdkafka: the rack (availability zone) the relay runs in (client.rack); reported to the brokers.', { placeholder: '<rack>' }),
+  setting('kafka.producer', 'kafka', producerProperties, 'rdkafka: further librdkafka producer properties, passed through as given: in the file a mapping under kafka.producer ({ "queue.buffering.max.kbytes": 65536 }), in env and flags `name=value,…`. Properties that would break the delivery guarantees (acks, enable.idempotence, transactional.id, max.in.flight above 5, retries 0, …) are refused at start.', {
+    placeholder: '<name=value,…>',
   }),
   setting('kafka.ssl', 'kafka', bool, 'Connect to the brokers with TLS.', { default: false, placeholder: '<bool>' }),
   setting('kafka.sslCaFile', 'kafka', text, 'CA certificate (PEM) for the brokers’ TLS certificates; implies kafka.ssl.', { placeholder: '<path>' }),
@@ -218,6 +238,11 @@ export const SETTINGS: Setting[] = [
     env: 'OUTBOX_RELAY_DELIVERY',
     default: 'at-least-once',
     placeholder: '<guarantee>',
+  }),
+  setting('delivery.transactionTimeout', 'delivery', duration(1000, 15 * 60_000), 'exactly-once: the Kafka transaction timeout. A source transaction that takes longer to stream is aborted by the broker and streamed again once (a second time halts); it must not exceed the brokers\' transaction.max.timeout.ms (at most 15m, the brokers\' default cap).', {
+    default: 60_000,
+    shownDefault: '60s',
+    placeholder: '<duration>',
   }),
   setting('checkpoint.topic', 'delivery', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing.', {
     default: 'outbox-relay.checkpoints',

@@ -1,11 +1,11 @@
 import { describeCheckpoint } from '../checkpoint/checkpoint.js';
+import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/relay-config.js';
 import { isRelayError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { formatLsn, parseLsn } from '../lsn.js';
-import { createKafkaClient } from '../sink/kafka-sink.js';
 import type { SlotStatus } from './slots.js';
 
 /** A status command waits this long for the checkpoint topic, not the relay's 30 s: it is one line of a view. */
@@ -27,7 +27,7 @@ export interface CheckpointStatus {
 export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | undefined): Promise<CheckpointStatus | undefined> {
   if (!config.kafka.brokers || config.kafka.brokers.length === 0) return undefined;
   const topic = guaranteeConfig(config).checkpointTopic;
-  const store = new KafkaCheckpointStore(createKafkaClient(config.kafka, silentLogger(), '-status'), topic);
+  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger(), '-status'), topic);
   try {
     const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);
     if (!checkpoint) return { topic, checkpoint: null, replayWindow: null };

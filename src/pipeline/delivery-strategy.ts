@@ -2,6 +2,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { describeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js';
 import { CheckpointWriter } from '../checkpoint/checkpoint-writer.js';
+import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
 import { chooseStart, slotBounds } from '../checkpoint/start-position.js';
@@ -10,9 +11,8 @@ import type { RelayConfig } from '../config/relay-config.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
-import { createKafkaClient } from '../sink/kafka-sink.js';
+import { createTransactionalSink } from '../sink/create-sink.js';
 import type { Sink } from '../sink/sink.js';
-import { KafkajsTransactionalSink } from '../sink/transactional-sink.js';
 import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
@@ -41,8 +41,7 @@ export interface StrategyOptions {
  */
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
-  const kafka = createKafkaClient(config.kafka, logger.child({ module: 'checkpoint' }), '-checkpoint');
-  const store = new KafkaCheckpointStore(kafka, settings.checkpointTopic);
+  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, logger.child({ module: 'checkpoint' })), settings.checkpointTopic);
   const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }));
   if (options.registry) {
     new Gauge({
@@ -59,10 +58,10 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   let writer: CheckpointWriter | undefined;
   let producing: Producing;
   if (settings.guarantee === 'exactly-once') {
-    producing = { guarantee: 'exactly-once', sink: new KafkajsTransactionalSink(config.kafka, config.slot, store, logger.child({ module: 'sink' })), slot: config.slot };
+    producing = { guarantee: 'exactly-once', sink: createTransactionalSink(config, store, logger.child({ module: 'sink' })), slot: config.slot };
   } else {
     producing = { guarantee: settings.guarantee, sink: options.plainSink };
-    writer = new CheckpointWriter(kafka, store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), logger.child({ module: 'checkpoint' }));
+    writer = new CheckpointWriter(store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), logger.child({ module: 'checkpoint' }));
   }
   const createDelivery: CreateDelivery = (callbacks) =>
     (engine = new DeliveryEngine({ producing, limits: config.delivery, retry: config.retry, stallTimeoutMs: config.kafka.deliveryTimeoutMs, callbacks }));
@@ -81,7 +80,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     checkpoint = await readCheckpoint();
     const { confirmed: slotConfirmed, walEnd } = await slotBounds(config.postgres, config.slot);
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
-    await window.resolve(checkpoint, slotConfirmed, kafka);
+    await window.resolve(checkpoint, slotConfirmed);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     writer?.start();

@@ -11,6 +11,7 @@ import { classifyKafkaError, isRecordError } from './kafka-errors.js';
 import { bytesOf, receiptsOf } from './receipts.js';
 import { RecordRetries } from './record-retry.js';
 import type { Sink, TransactionalSink } from './sink.js';
+import { transactionFlags } from './transaction-errors.js';
 
 /** One produce request on its way: settled when Kafka answered. */
 interface Flight {
@@ -410,7 +411,7 @@ export class DeliveryEngine implements Delivery {
         if (error.code === 'PRODUCER_FENCED') return void this.fail(error);
         // librdkafka says when a commit may simply be retried; anything else (ambiguous included) aborts, and
         // the checkpoint read before the next session tells whether the commit happened after all.
-        if (error.details.transaction !== 'retry') return this.discard(error, true);
+        if (!transactionFlags(error).txnRetriable) return this.discard(error, true);
         if (!this.beginRetry(error, attempt)) return;
         const delay = backoffDelay(this.options.retry, attempt - 1);
         this.callbacks.retrying(error, attempt, delay);

@@ -1,6 +1,6 @@
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/relay-config.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
@@ -15,14 +15,16 @@ function kafkajsLogger(logger: Logger) {
     };
 }
 
-export function createKafkaClient(config: RelayConfig['kafka'], logger: Logger, clientIdSuffix = ''): Kafka {
+export function createKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = ''): Kafka {
   return new Kafka({
     clientId: config.clientId + clientIdSuffix,
     brokers: config.brokers,
     ssl: config.ssl,
     ...(config.sasl ? { sasl: config.sasl } : {}),
     connectionTimeout: 5000,
-    requestTimeout: 30_000,
+    // A silent broker fails the request after this instead of leaving the batch in flight for good.
+    requestTimeout: config.requestTimeoutMs,
+    enforceRequestTimeout: true,
     logLevel: logLevel.INFO,
     logCreator: kafkajsLogger(logger),
     // kafkajs' own retries stay short: the delivery queue owns the long backoff, so it can log and count it.
@@ -30,9 +32,18 @@ export function createKafkaClient(config: RelayConfig['kafka'], logger: Logger, 
   });
 }
 
+/** kafkajs' codecs: only gzip ships with it (config validation refuses the others for this client). */
+export function kafkajsCompression(config: KafkaSettings): CompressionTypes {
+  return config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+}
+
 /**
- * Produces with acks=all and the idempotent producer (one request in flight per broker, so a retried
- * request cannot overtake a later one). Topics are checked once through a metadata request, so a missing
+ * The pure-JavaScript fallback (kafka.client kafkajs): acks=all, one request in flight per broker, and no
+ * produce retries inside kafkajs. Its retry can report success for records it never wrote after a leader change
+ * (tulios/kafkajs#1303), and its idempotent producer refuses `retries: 0` (and otherwise forces
+ * Number.MAX_SAFE_INTEGER retries, so a broker answering NOT_ENOUGH_REPLICAS never surfaces). So this producer is
+ * not idempotent and fails a batch on the first error: the delivery engine re-sends the whole batch, which may
+ * duplicate records but never leaves a gap. Topics are checked once through a metadata request, so a missing
  * topic is reported as such instead of after kafkajs' metadata retries.
  */
 export class KafkaSink implements Sink {
@@ -41,11 +52,12 @@ export class KafkaSink implements Sink {
   private readonly topics: TopicCheck;
   private readonly compression: CompressionTypes;
 
-  constructor(config: RelayConfig['kafka'], logger: Logger) {
+  constructor(config: KafkaSettings, logger: Logger) {
     const kafka = createKafkaClient(config, logger);
     this.producer = kafka.producer({
-      idempotent: true,
+      idempotent: false,
       maxInFlightRequests: 1,
+      retry: { retries: 0 },
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
@@ -54,7 +66,7 @@ export class KafkaSink implements Sink {
       (topic) => this.admin.fetchTopicMetadata({ topics: [topic] }),
       (err) => (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION',
     );
-    this.compression = config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    this.compression = kafkajsCompression(config);
   }
 
   async connect(): Promise<void> {

@@ -26,10 +26,14 @@ export interface Sink {
 }
 
 /**
- * The exactly-once producer: `send` produces into the open Kafka transaction (beginning one if none is open),
- * `commit` adds the checkpoint record and commits, `abort` drops the open transaction. Errors carry
- * `details.transaction`: 'retry' when the same call may be retried inside the transaction, 'abort' otherwise
- * (the default); fencing is PRODUCER_FENCED, a transaction the broker timed out KAFKA_TXN_TIMEOUT.
+ * The exactly-once contract (one implementation per client). `send` opens a Kafka transaction when none is open;
+ * `commit` adds the checkpoint record to it and commits, so a read_committed consumer sees the events and the
+ * checkpoint together or not at all; `abort` drops the open transaction (and replaces the producer when it is
+ * unusable). `connect` registers the transactional id of the slot, which fences older producers and aborts what
+ * they left open. Errors are RelayErrors: PRODUCER_FENCED (stop), KAFKA_TXN_TIMEOUT (the broker aborted a
+ * transaction older than delivery.transactionTimeout), record errors, otherwise retriable; `details` carries the
+ * TransactionFlags (transaction-errors.ts) telling whether to retry the call, abort, and whether a failed commit
+ * may have committed.
  */
 export interface TransactionalSink extends Sink {
   commit(checkpoint: Checkpoint): Promise<void>;

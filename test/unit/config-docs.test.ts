@@ -13,8 +13,9 @@ function uncommented(text: string): string {
     .join('\n');
 }
 
+/** Setting keys of a parsed config file; a setting's value may itself be a mapping (kafka.producer). */
 function flatKeys(value: unknown, prefix = ''): string[] {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
+  if (SETTINGS.some((s) => s.key === prefix) || value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
   return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => flatKeys(v, prefix ? `${prefix}.${k}` : k));
 }
 

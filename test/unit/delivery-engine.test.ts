@@ -217,7 +217,7 @@ describe('DeliveryEngine, exactly-once', () => {
   });
 
   it('retries a commit inside the transaction when the client says it may, without restarting the source', async () => {
-    const retriable = new RelayError('KAFKA_UNAVAILABLE', 'commit timed out (fake)', { retriable: true, details: { transaction: 'retry' } });
+    const retriable = new RelayError('KAFKA_UNAVAILABLE', 'commit timed out (fake)', { retriable: true, details: { txnRetriable: true } });
     const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptCommits(retriable, 'ok') });
     const end = h.transaction('t', 1);
     await h.idle();

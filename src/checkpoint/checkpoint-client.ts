@@ -1,0 +1,36 @@
+/**
+ * What the checkpoint store and writer need from a Kafka client, so that both go through the client selected by
+ * `kafka.client` (the replicated-cluster-safe librdkafka producer by default) instead of kafkajs directly.
+ */
+export interface CheckpointRecord {
+  key: string;
+  value: Buffer;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  config: Record<string, string>;
+}
+
+export interface CheckpointClient {
+  /** Creates the topic unless it exists; waits until it has a leader. */
+  createTopic(spec: TopicSpec): Promise<void>;
+  /** Whether the topic exists; never creates it (`status` must not). */
+  topicExists(topic: string): Promise<boolean>;
+  /**
+   * Every committed record of the topic, from its beginning to its end at the time of the call (read_committed:
+   * records of aborted transactions are skipped), in offset order per partition.
+   */
+  readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<void>;
+  /** An idempotent acks=all producer for plain checkpoint writes. */
+  producer(): CheckpointProducer;
+}
+
+export interface CheckpointProducer {
+  send(topic: string, record: CheckpointRecord): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Reading did not reach the end in time: told apart from a failure, because its cause is usually an open transaction. */
+export class ReadTimeout extends Error {}

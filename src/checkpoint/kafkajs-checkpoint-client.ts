@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import type { Kafka, Producer } from 'kafkajs';
+import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
+import { ReadTimeout } from './checkpoint-client.js';
+
+/**
+ * The checkpoint topic through kafkajs (kafka.client kafkajs). kafkajs has no consumer without a group, so the
+ * read joins a throw-away group (unique id, nothing committed); the librdkafka client reads without one.
+ */
+export class KafkaJsCheckpointClient implements CheckpointClient {
+  constructor(private readonly kafka: Kafka) {}
+
+  async createTopic(spec: TopicSpec): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const configEntries = Object.entries(spec.config).map(([name, value]) => ({ name, value }));
+      await admin.createTopics({ topics: [{ topic: spec.topic, numPartitions: spec.partitions, configEntries }], waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  async topicExists(topic: string): Promise<boolean> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      return (await admin.listTopics()).includes(topic);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<void> {
+    const remaining = await this.lastOffsets(topic);
+    if (remaining.size === 0) return;
+    const consumer = this.kafka.consumer({ groupId: `outbox-relay-checkpoint-reader-${randomBytes(6).toString('hex')}`, readUncommitted: false, maxWaitTimeInMs: 100 });
+    let reachedEnd!: () => void;
+    const done = new Promise<void>((resolve) => (reachedEnd = resolve));
+    // Transaction markers are never handed to eachMessage, so the end is recognised from the batches' last offsets.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      const last = remaining.get(payload.partition);
+      if (last !== undefined && BigInt(payload.lastOffset) >= last) remaining.delete(payload.partition);
+      if (remaining.size === 0) reachedEnd();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({ autoCommit: false, eachMessage: async ({ message }) => onRecord({ key: message.key?.toString(), value: message.value }) });
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
+      if (await Promise.race([done.then(() => false), timedOut])) throw new ReadTimeout();
+    } finally {
+      clearTimeout(timer);
+      await consumer.disconnect();
+    }
+  }
+
+  /** Last offset per non-empty partition. */
+  private async lastOffsets(topic: string): Promise<Map<number, bigint>> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return new Map(offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high) - 1n]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  producer(): CheckpointProducer {
+    // No produce retries inside kafkajs (see kafka-sink.ts): a failed write is retried by the writer's next interval.
+    const producer: Producer = this.kafka.producer({ idempotent: false, retry: { retries: 0 }, allowAutoTopicCreation: false });
+    let connected: Promise<void> | undefined;
+    return {
+      async send(topic: string, record: CheckpointRecord): Promise<void> {
+        connected ??= producer.connect().catch((err: unknown) => {
+          connected = undefined;
+          throw err;
+        });
+        await connected;
+        await producer.send({ topic, messages: [record], acks: -1 });
+      },
+      close: () => producer.disconnect(),
+    };
+  }
+}

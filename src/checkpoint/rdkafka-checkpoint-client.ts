@@ -1,0 +1,109 @@
+import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
+import type { Logger } from 'pino';
+import type { KafkaSettings } from '../config/relay-config.js';
+import { connectionProperties, createRdKafkaClient, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
+import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
+import { ReadTimeout } from './checkpoint-client.js';
+
+/** librdkafka's "from the beginning" offset (RD_KAFKA_OFFSET_BEGINNING). */
+const OFFSET_BEGINNING = -2;
+
+/**
+ * The checkpoint topic through librdkafka. The read assigns the partitions itself (no subscribe, so no consumer
+ * group is joined or created) and stops at each partition's end, which read_committed puts at the last stable
+ * offset: an open transaction of another producer holds it back until it ends.
+ */
+export class RdKafkaCheckpointClient implements CheckpointClient {
+  private client: Promise<KafkaJS.Kafka> | undefined;
+
+  constructor(
+    private readonly config: KafkaSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  private kafka(): Promise<KafkaJS.Kafka> {
+    this.client ??= createRdKafkaClient(this.config, this.logger, '-checkpoint');
+    return this.client;
+  }
+
+  private async withAdmin<T>(use: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
+    const admin = (await this.kafka()).admin();
+    await admin.connect();
+    try {
+      return await use(admin);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  createTopic(spec: TopicSpec): Promise<void> {
+    return this.withAdmin(async (admin) => {
+      const configEntries = Object.entries(spec.config).map(([name, value]) => ({ name, value }));
+      try {
+        await admin.createTopics({ topics: [{ topic: spec.topic, numPartitions: spec.partitions, configEntries }] });
+      } catch (err) {
+        // TOPIC_ALREADY_EXISTS (36): kafkajs' createTopics answers false there, librdkafka's rejects.
+        if ((err as { code?: number; errors?: { code?: number }[] }).code !== 36 && !(err as { errors?: { code?: number }[] }).errors?.every((e) => e.code === 36)) throw err;
+      }
+      // createTopics returns before the partition has a leader; a metadata request with one answers after it.
+      await admin.fetchTopicMetadata({ topics: [spec.topic] });
+    });
+  }
+
+  topicExists(topic: string): Promise<boolean> {
+    return this.withAdmin(async (admin) => (await admin.listTopics()).includes(topic));
+  }
+
+  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<void> {
+    const partitions = await this.withAdmin(async (admin) => (await admin.fetchTopicMetadata({ topics: [topic] }))[0]!.partitions.map((p) => p.partitionId));
+    const { KafkaConsumer: Consumer } = await loadRdKafka();
+    const consumer: KafkaConsumer = new Consumer(
+      {
+        ...connectionProperties(this.config, '-checkpoint-reader'),
+        // librdkafka wants a group id for a consumer handle; with assign() and no commits, no group is ever joined.
+        'group.id': 'outbox-relay-checkpoint-reader',
+        'enable.auto.commit': false,
+        'enable.auto.offset.store': false,
+        'enable.partition.eof': true,
+        'isolation.level': 'read_committed',
+      },
+      { 'auto.offset.reset': 'earliest' },
+    );
+    await new Promise<void>((resolve, reject) => consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())));
+    const remaining = new Set(partitions);
+    consumer.on('partition.eof', (eof) => remaining.delete(eof.partition));
+    const deadline = Date.now() + timeoutMs;
+    try {
+      consumer.assign(partitions.map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })));
+      consumer.setDefaultConsumeTimeout(100);
+      while (remaining.size > 0) {
+        if (Date.now() > deadline) throw new ReadTimeout();
+        const messages = await new Promise<Message[]>((resolve, reject) => consumer.consume(500, (err, batch) => (err ? reject(err) : resolve(batch))));
+        for (const m of messages) onRecord({ key: m.key?.toString(), value: m.value });
+      }
+    } finally {
+      await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+    }
+  }
+
+  producer(): CheckpointProducer {
+    let producer: Promise<KafkaJS.Producer> | undefined;
+    const connect = async () => {
+      const p = (await this.kafka()).producer(producerProperties(this.config, '-checkpoint') as KafkaJS.ProducerConstructorConfig);
+      await p.connect();
+      return p;
+    };
+    return {
+      async send(topic: string, record: CheckpointRecord): Promise<void> {
+        producer ??= connect().catch((err: unknown) => {
+          producer = undefined;
+          throw err;
+        });
+        await (await producer).send({ topic, messages: [record] });
+      },
+      async close(): Promise<void> {
+        await (await producer?.catch(() => undefined))?.disconnect();
+      },
+    };
+  }
+}

@@ -1,0 +1,77 @@
+import { ConfigError } from './load.js';
+
+export type KafkaClient = 'rdkafka' | 'kafkajs';
+export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+
+/** Codecs each client can write; kafkajs ships only gzip (the others need codec plugins the relay does not bundle). */
+const CODECS: Record<KafkaClient, readonly Compression[]> = {
+  rdkafka: ['none', 'gzip', 'snappy', 'lz4', 'zstd'],
+  kafkajs: ['none', 'gzip'],
+};
+
+/**
+ * librdkafka properties `kafka.producer` may not set, with why. The first group would break the delivery
+ * guarantees (acknowledged means replicated; retries never reorder or drop a record; one writer per slot);
+ * the second has a relay setting of its own, so that one value is used by both clients and shown in `config`.
+ */
+const DENIED: Record<string, string> = {
+  acks: 'the relay produces with acks=all: an acknowledgement must mean the record is replicated',
+  'request.required.acks': 'the relay produces with acks=all: an acknowledgement must mean the record is replicated',
+  'enable.idempotence': 'the relay needs the idempotent producer: it keeps order and drops no record across internal retries',
+  'transactional.id': 'exactly-once sets it per slot (outbox-relay.<slot>) so that two instances fence each other',
+  'enable.gapless.guarantee': 'turning it off lets librdkafka skip a failed record and deliver the next ones (a gap)',
+  partitioner: 'the relay uses the Java client’s key hashing (murmur2_random); another partitioner moves keys to other partitions and breaks per-key order across the change',
+  'transaction.timeout.ms': 'set delivery.transactionTimeout',
+  'compression.type': 'set kafka.compression',
+  'compression.codec': 'set kafka.compression',
+  'linger.ms': 'set kafka.linger',
+  'queue.buffering.max.ms': 'set kafka.linger',
+  'batch.size': 'set kafka.batchSize',
+  'message.timeout.ms': 'set kafka.deliveryTimeout',
+  'delivery.timeout.ms': 'set kafka.deliveryTimeout',
+  'request.timeout.ms': 'set kafka.requestTimeout',
+  'socket.timeout.ms': 'set kafka.requestTimeout',
+  'client.rack': 'set kafka.clientRack',
+  'client.id': 'set kafka.clientId',
+  'bootstrap.servers': 'set kafka.brokers',
+  'metadata.broker.list': 'set kafka.brokers',
+};
+const DENIED_PREFIXES: Record<string, string> = {
+  'security.': 'set kafka.ssl / kafka.saslMechanism',
+  'sasl.': 'set kafka.saslMechanism, kafka.saslUsername and kafka.saslPasswordFile',
+  'ssl.': 'set kafka.ssl / kafka.sslCaFile',
+};
+
+/** Where more requests in flight could reorder a retried batch even with idempotence (Kafka allows 5). */
+const MAX_IN_FLIGHT = 5;
+
+function refuse(name: string, why: string): never {
+  throw new ConfigError(`kafka.producer.${name} is not allowed: ${why}`, `remove ${name} from kafka.producer (OUTBOX_RELAY_KAFKA_PRODUCER / --kafka-producer)`);
+}
+
+/** Refuses, at start, pass-through properties that would break a guarantee or duplicate a relay setting. */
+export function checkProducerProperties(properties: Record<string, string>): void {
+  for (const [name, value] of Object.entries(properties)) {
+    const denied = DENIED[name] ?? Object.entries(DENIED_PREFIXES).find(([prefix]) => name.startsWith(prefix))?.[1];
+    if (denied) refuse(name, denied);
+    if ((name === 'max.in.flight' || name === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
+      refuse(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`);
+    }
+    if ((name === 'retries' || name === 'message.send.max.retries') && Number(value) === 0) {
+      refuse(name, 'without internal retries a leader change fails every send in flight; leave it to librdkafka (bounded by kafka.deliveryTimeout)');
+    }
+  }
+}
+
+/** Settings the selected client cannot honour are refused at start, naming the client and the setting. */
+export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined): void {
+  if (!CODECS[client].includes(compression)) {
+    throw new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use kafka.client rdkafka, or kafka.compression ${CODECS[client].filter((c) => c !== 'none').join('/')}`);
+  }
+  if (client !== 'rdkafka' && Object.keys(producer).length > 0) {
+    throw new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, 'use kafka.client rdkafka, or remove kafka.producer');
+  }
+  if (client !== 'rdkafka' && clientRack !== undefined) {
+    throw new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, 'use kafka.client rdkafka, or remove kafka.clientRack');
+  }
+}

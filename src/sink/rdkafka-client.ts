@@ -1,0 +1,81 @@
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { Logger } from 'pino';
+import type { KafkaSettings } from '../config/relay-config.js';
+import { RelayError, errorMessage } from '../errors.js';
+
+export type RdKafkaModule = typeof import('@confluentinc/kafka-javascript');
+export type Properties = Record<string, string | number | boolean>;
+
+let loaded: Promise<RdKafkaModule> | undefined;
+
+/**
+ * The native module, loaded once. It is built from source at install time; when that failed (no toolchain,
+ * OpenSSL headers) the relay cannot use the default client, and says which setting and which fix.
+ */
+export function loadRdKafka(): Promise<RdKafkaModule> {
+  loaded ??= import('@confluentinc/kafka-javascript').then(
+    (module) => ((module as { default?: RdKafkaModule }).default ?? module) as RdKafkaModule,
+    (err: unknown) => {
+      loaded = undefined;
+      throw new RelayError('CONFIG_INVALID', `kafka.client rdkafka (the default) needs the native module of @confluentinc/kafka-javascript, which cannot be loaded: ${errorMessage(err)}`, {
+        hint: 'install its build prerequisites (a C++ toolchain, libssl-dev, zlib1g-dev) and reinstall with CKJS_LINKING=dynamic npm ci, or use the pure-JavaScript fallback with --kafka-client kafkajs (OUTBOX_RELAY_KAFKA_CLIENT=kafkajs)',
+      });
+    },
+  );
+  return loaded;
+}
+
+/** Where and how to connect: shared by producers, the admin client and the checkpoint reader. */
+export function connectionProperties(config: KafkaSettings, clientIdSuffix = ''): Properties {
+  const props: Properties = {
+    'bootstrap.servers': (config.brokers as string[]).join(','),
+    'client.id': config.clientId! + clientIdSuffix,
+    'socket.timeout.ms': config.requestTimeoutMs,
+  };
+  const sasl = config.sasl as { mechanism: string; username: string; password: string } | undefined;
+  const ssl = config.ssl;
+  props['security.protocol'] = `${sasl ? 'sasl_' : ''}${ssl ? 'ssl' : 'plaintext'}`;
+  if (sasl) {
+    props['sasl.mechanisms'] = sasl.mechanism.toUpperCase();
+    props['sasl.username'] = sasl.username;
+    props['sasl.password'] = sasl.password;
+  }
+  if (typeof ssl === 'object' && ssl.ca) props['ssl.ca.pem'] = ([] as unknown[]).concat(ssl.ca).map(String).join('\n');
+  if (config.clientRack) props['client.rack'] = config.clientRack;
+  return props;
+}
+
+/**
+ * The producer every guarantee builds on: idempotent (librdkafka keeps per-partition order and drops nothing
+ * across its internal retries, with up to 5 requests in flight), acks=all, the Java client's key partitioning
+ * (switching clients keeps per-key order). Internal retries end at kafka.deliveryTimeout: a record without an
+ * acknowledgement by then fails its send, which the delivery engine treats as an outage.
+ */
+export function producerProperties(config: KafkaSettings, clientIdSuffix = ''): Properties {
+  return {
+    ...connectionProperties(config, clientIdSuffix),
+    ...config.producer,
+    'enable.idempotence': true,
+    acks: -1,
+    'allow.auto.create.topics': false,
+    partitioner: 'murmur2_random',
+    'compression.type': config.compression,
+    'linger.ms': config.lingerMs,
+    'batch.size': config.batchSizeBytes,
+    'request.timeout.ms': config.requestTimeoutMs,
+    'message.timeout.ms': config.deliveryTimeoutMs,
+  };
+}
+
+/** librdkafka's log lines at debug: the delivery engine reports outages once, at warn. */
+export function rdkafkaLogger(logger: Logger): KafkaJS.Logger {
+  const log = (message: string, extra?: object) => logger.debug({ rdkafka: true, ...extra }, message);
+  const adapter = { info: log, warn: log, error: log, debug: log, namespace: () => adapter, setLogLevel: () => undefined };
+  return adapter;
+}
+
+/** A KafkaJS-compatible client of librdkafka; its producers and admin clients take librdkafka properties. */
+export async function createRdKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = ''): Promise<KafkaJS.Kafka> {
+  const { KafkaJS: api } = await loadRdKafka();
+  return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger) } } as KafkaJS.CommonConstructorConfig);
+}

@@ -1,0 +1,47 @@
+import { RelayError, errorMessage } from '../errors.js';
+
+/** librdkafka error codes (rd_kafka_resp_err_t) that no retry can fix, by the RelayError they mean. */
+const RECORD_ERRORS = new Map<number, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOPIC_NOT_FOUND' | 'TOPIC_INVALID'>([
+  [10, 'RECORD_TOO_LARGE'], // MSG_SIZE_TOO_LARGE, also raised locally above message.max.bytes
+  [18, 'RECORD_TOO_LARGE'], // RECORD_LIST_TOO_LARGE
+  [4, 'RECORD_TOO_LARGE'], // INVALID_MSG_SIZE
+  [2, 'RECORD_INVALID'], // INVALID_MSG (corrupt)
+  [87, 'RECORD_INVALID'], // INVALID_RECORD
+  [44, 'RECORD_INVALID'], // POLICY_VIOLATION
+  [17, 'TOPIC_INVALID'], // TOPIC_EXCEPTION
+  [3, 'TOPIC_NOT_FOUND'], // UNKNOWN_TOPIC_OR_PART
+  [-188, 'TOPIC_NOT_FOUND'], // _UNKNOWN_TOPIC (local)
+]);
+/** TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED, _AUTHENTICATION. */
+const AUTH_ERRORS = new Set([29, 31, 53, 58, -169]);
+
+export interface RdKafkaLikeError {
+  code?: number;
+  /** Transactional producer only: the producer is unusable and must be replaced. */
+  fatal?: boolean;
+  /** Transactional producer only: the transaction must be aborted, the producer stays usable. */
+  abortable?: boolean;
+  /** The failed call may be repeated as is (e.g. a commit that timed out). */
+  retriable?: boolean;
+}
+
+export function isUnknownTopic(err: unknown): boolean {
+  return RECORD_ERRORS.get((err as RdKafkaLikeError).code ?? 0) === 'TOPIC_NOT_FOUND';
+}
+
+/** The same classes as classifyKafkaError (kafkajs), from librdkafka's numeric codes. */
+export function classifyRdKafkaError(err: unknown): RelayError {
+  if (err instanceof RelayError) return err;
+  const code = (err as RdKafkaLikeError).code ?? 0;
+  const message = errorMessage(err);
+  const record = RECORD_ERRORS.get(code);
+  if (record) return new RelayError(record, `Kafka rejected the record: ${message}`, { cause: err, details: { kafkaError: code } });
+  if (AUTH_ERRORS.has(code)) {
+    return new RelayError('KAFKA_AUTH', `Kafka refused access: ${message}`, {
+      cause: err,
+      retriable: true,
+      hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
+    });
+  }
+  return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${message}`, { cause: err, retriable: true, details: { kafkaError: code } });
+}

@@ -1,0 +1,176 @@
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { Logger } from 'pino';
+import type { Checkpoint } from '../checkpoint/checkpoint.js';
+import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
+import type { KafkaSettings } from '../config/relay-config.js';
+import { errorMessage, type RelayError } from '../errors.js';
+import { createRdKafkaClient, producerProperties } from './rdkafka-client.js';
+import { classifyRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
+import type { SinkRecord, TransactionalSink } from './sink.js';
+import { TopicCheck } from './topic-check.js';
+import { groupByTopic } from './topic-messages.js';
+import { epochError, isEpochError, transactionalId, withFlags } from './transaction-errors.js';
+
+/**
+ * The exactly-once producer on librdkafka (the default client; see TransactionalSink for the contract).
+ * librdkafka retries produce requests inside the transaction until kafka.deliveryTimeout, so a leader change
+ * costs no abort; what it cannot hide it classifies: abortable (abort, re-send), retriable (repeat the call:
+ * a commit that timed out is committed again, without a second checkpoint record), fatal (the producer is
+ * replaced on abort). The KafkaJS-compatible API keeps its transaction flag set after a failed abort, so a
+ * producer whose abort failed is replaced too.
+ */
+export class RdKafkaTransactionalSink implements TransactionalSink {
+  private kafka: KafkaJS.Kafka | undefined;
+  private admin: KafkaJS.Admin | undefined;
+  private producer: KafkaJS.Producer | undefined;
+  private readonly topics: TopicCheck;
+  private openedAtMs: number | undefined;
+  /** The checkpoint already produced into the open transaction: a repeated commit must not add a second. */
+  private checkpointSent: Checkpoint | undefined;
+  /** Set by an error after which this producer can neither commit nor abort. */
+  private unusable = false;
+  /** Set once fenced: this instance must never register the transactional id again (it would fence the newer one). */
+  private fenced: RelayError | undefined;
+
+  constructor(
+    private readonly config: KafkaSettings,
+    private readonly slot: string,
+    private readonly transactionTimeoutMs: number,
+    private readonly checkpoints: KafkaCheckpointStore,
+    private readonly logger: Logger,
+  ) {
+    this.topics = new TopicCheck((topic) => this.admin!.fetchTopicMetadata({ topics: [topic] }), isUnknownTopic);
+  }
+
+  private properties(): KafkaJS.ProducerConstructorConfig {
+    const props = producerProperties(this.config, '-txn');
+    const timeout = this.transactionTimeoutMs;
+    return {
+      ...props,
+      'transactional.id': transactionalId(this.slot),
+      'transaction.timeout.ms': timeout,
+      // librdkafka requires both within the transaction timeout: a record cannot outlive its transaction.
+      'message.timeout.ms': Math.min(this.config.deliveryTimeoutMs, timeout),
+      'socket.timeout.ms': Math.min(this.config.requestTimeoutMs, timeout),
+    } as KafkaJS.ProducerConstructorConfig;
+  }
+
+  async connect(): Promise<void> {
+    if (this.fenced) throw this.fenced;
+    try {
+      this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn');
+      if (!this.admin) {
+        const admin = this.kafka.admin();
+        await admin.connect();
+        this.admin = admin;
+      }
+      await this.checkpoints.ensureTopic();
+      if (!this.producer) await this.replaceProducer();
+    } catch (err) {
+      throw this.classify(err, false);
+    }
+  }
+
+  /** A new producer: connect() registers the transactional id, which fences older producers and aborts what they left open. */
+  private async replaceProducer(): Promise<void> {
+    const old = this.producer;
+    this.producer = undefined;
+    await old?.disconnect().catch(() => undefined);
+    const producer = this.kafka!.producer(this.properties());
+    await producer.connect();
+    this.producer = producer;
+    this.unusable = false;
+    this.openedAtMs = undefined;
+    this.checkpointSent = undefined;
+  }
+
+  private async open(): Promise<KafkaJS.Producer> {
+    if (this.fenced) throw this.fenced;
+    const producer = this.producer;
+    if (!producer) throw this.notConnected();
+    if (this.openedAtMs === undefined) {
+      await producer.transaction();
+      this.openedAtMs = Date.now();
+    }
+    return producer;
+  }
+
+  async send(records: readonly SinkRecord[]): Promise<void> {
+    const topicMessages = groupByTopic(records);
+    try {
+      await this.topics.check(topicMessages.map((t) => t.topic));
+      await (await this.open()).sendBatch({ topicMessages });
+    } catch (err) {
+      throw this.classify(err, false);
+    }
+  }
+
+  async commit(checkpoint: Checkpoint): Promise<void> {
+    try {
+      const producer = await this.open();
+      if (this.checkpointSent?.lsn !== checkpoint.lsn) {
+        await producer.send({ topic: this.checkpoints.topic, messages: [this.checkpoints.message(checkpoint)] });
+        this.checkpointSent = checkpoint;
+      }
+      await producer.commit();
+      this.openedAtMs = undefined;
+      this.checkpointSent = undefined;
+    } catch (err) {
+      throw this.classify(err, true);
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.fenced) throw this.fenced;
+    if (this.openedAtMs === undefined && !this.unusable) return;
+    try {
+      if (this.unusable || !this.producer) {
+        await this.replaceProducer();
+        return;
+      }
+      try {
+        await this.producer.abort();
+        this.openedAtMs = undefined;
+        this.checkpointSent = undefined;
+      } catch (abortError) {
+        const error = this.classify(abortError, false);
+        if (error.code === 'PRODUCER_FENCED') throw error;
+        // Registering the transactional id again aborts whatever this producer left open.
+        await this.replaceProducer();
+      }
+    } catch (err) {
+      throw this.classify(err, false);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing is lost by a failed close: an open transaction is aborted by the broker or by the next instance.
+    if (!this.fenced) await this.abort().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
+    await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
+    this.producer = undefined;
+    this.admin = undefined;
+  }
+
+  private notConnected(): RelayError {
+    return withFlags(classifyRdKafkaError(new Error('the transactional producer is not connected')), { txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false });
+  }
+
+  private classify(err: unknown, committing: boolean): RelayError {
+    if (err === this.fenced) return this.fenced!;
+    if (isEpochError(err)) {
+      const error = epochError({ slot: this.slot, openedAtMs: this.openedAtMs, timeoutMs: this.transactionTimeoutMs }, err);
+      this.unusable = true;
+      if (error.code === 'PRODUCER_FENCED') this.fenced = error;
+      return error;
+    }
+    const flags = err as RdKafkaLikeError;
+    const retriable = flags.retriable === true;
+    // Outside a transaction (connect) nothing needs aborting; inside, anything the client does not call retriable does.
+    const requiresAbort = this.openedAtMs !== undefined && (flags.abortable === true || !retriable);
+    // A failed commit is ambiguous unless librdkafka says it must be aborted (then it was not committed).
+    const ambiguous = committing && flags.abortable !== true;
+    // A fatal error, or a state the KafkaJS wrapper cannot leave (_STATE), only a new producer recovers from.
+    if (flags.fatal === true || flags.code === -172) this.unusable = true;
+    return withFlags(classifyRdKafkaError(err), { txnRequiresAbort: requiresAbort, txnRetriable: retriable, txnFatal: this.unusable, ambiguous });
+  }
+}

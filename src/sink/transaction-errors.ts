@@ -1,0 +1,76 @@
+import { RelayError } from '../errors.js';
+import { rootCause } from './kafka-errors.js';
+
+/** One transactional id per slot: two relays on the same slot fence each other instead of both committing. */
+export function transactionalId(slot: string): string {
+  return `outbox-relay.${slot}`;
+}
+
+/**
+ * What a failed transactional call allows, for the delivery engine: stored in `RelayError.details` of every error
+ * a transactional sink throws (librdkafka's rd_kafka_error_txn_requires_abort / is_retriable / is_fatal).
+ */
+export interface TransactionFlags {
+  /** The open transaction is lost: abort it (its records are never seen by read_committed consumers) and re-send. */
+  txnRequiresAbort: boolean;
+  /** The same call may simply be repeated inside the open transaction (e.g. a commit that timed out). */
+  txnRetriable: boolean;
+  /** The producer is unusable: abort() replaces it (re-registering the transactional id aborts what it left open). */
+  txnFatal: boolean;
+  /** commit() failed but the broker may have committed: re-read the checkpoint before re-sending anything. */
+  ambiguous: boolean;
+}
+
+export function transactionFlags(error: RelayError): TransactionFlags {
+  const d = error.details;
+  return { txnRequiresAbort: d.txnRequiresAbort === true, txnRetriable: d.txnRetriable === true, txnFatal: d.txnFatal === true, ambiguous: d.ambiguous === true };
+}
+
+/**
+ * Kafka's answers to a producer whose epoch is no longer current, from both clients: INVALID_PRODUCER_EPOCH (47),
+ * PRODUCER_FENCED (90), librdkafka's local _FENCED (-144). The broker gives the same answers to a producer that
+ * was fenced by a newer instance and to one whose transaction it aborted after the transaction timeout.
+ */
+const FENCED_CODES = new Set([47, 90, -144]);
+const FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'ERR_INVALID_PRODUCER_EPOCH', 'ERR_PRODUCER_FENCED', 'ERR__FENCED']);
+
+export function isEpochError(err: unknown): boolean {
+  const root = rootCause(err) as { type?: string; code?: number };
+  return FENCED_TYPES.has(root.type ?? '') || FENCED_CODES.has(root.code ?? 0);
+}
+
+export interface TransactionState {
+  slot: string;
+  /** When the open transaction began (ms since the epoch); undefined when none is open. */
+  openedAtMs: number | undefined;
+  timeoutMs: number;
+}
+
+/**
+ * Tells fencing from a transaction the broker aborted after delivery.transactionTimeout. The error is the same,
+ * so the age of the transaction decides: the broker's clock for it starts after ours (at its first partition),
+ * so a transaction younger than the timeout cannot have timed out, and one older than it has, unless a newer
+ * instance fenced it within that very window.
+ */
+export function epochError(state: TransactionState, err: unknown, nowMs = Date.now()): RelayError {
+  const id = transactionalId(state.slot);
+  if (state.openedAtMs !== undefined && nowMs - state.openedAtMs >= state.timeoutMs) {
+    return new RelayError('KAFKA_TXN_TIMEOUT', `the Kafka transaction of "${id}" stayed open ${Math.round((nowMs - state.openedAtMs) / 1000)} s, longer than delivery.transactionTimeout (${state.timeoutMs / 1000} s): the broker aborted it`, {
+      cause: err,
+      retriable: true,
+      hint: 'nothing of it was committed; the source transaction is streamed again. If source transactions take this long to stream, raise delivery.transactionTimeout (at most the brokers\' transaction.max.timeout.ms)',
+      details: { txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false } satisfies TransactionFlags,
+    });
+  }
+  return new RelayError('PRODUCER_FENCED', `another relay instance took over transactional id "${id}" (slot "${state.slot}"): this instance was fenced and stops`, {
+    cause: err,
+    hint: 'exactly-once allows one writer per slot: the newer instance continues from the last committed checkpoint; stop this one (or stop the other and restart this one)',
+    details: { txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false } satisfies TransactionFlags,
+  });
+}
+
+/** Adds the transaction flags to a classified error (the engine reads them through transactionFlags). */
+export function withFlags(error: RelayError, flags: TransactionFlags): RelayError {
+  Object.assign(error.details, flags);
+  return error;
+}
