@@ -12,8 +12,11 @@ const logger = pino({ level: 'silent' });
 /** A sink that records what it was given and fails with `failure` while it is set. */
 class RecordingSink implements Sink {
   readonly sent: SinkRecord[] = [];
+  connected = 0;
   constructor(public failure?: unknown) {}
-  async connect() {}
+  async connect() {
+    this.connected++;
+  }
   async close() {}
   async send(records: readonly SinkRecord[]) {
     if (this.failure) throw this.failure;
@@ -26,6 +29,15 @@ const event = (extra: Partial<OutboxEvent> = {}): OutboxEvent => ({ topic: 'orde
 const tooLarge = new RelayError('RECORD_TOO_LARGE', 'too large', { details: { attempts: 3 } });
 
 describe('dead letters', () => {
+  it('under exactly-once (a sink the relay does not connect) connects it once before the first dead letter', async () => {
+    const sink = new RecordingSink();
+    const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger, {}, true);
+    expect(await dlq.handle(event(), tooLarge)).toBe('skip');
+    expect(await dlq.handle(event(), tooLarge)).toBe('skip');
+    expect(sink.connected).toBe(1);
+    expect(sink.sent).toHaveLength(2);
+  });
+
   it('writes the record unchanged plus the error headers, counts it, and skips the event', async () => {
     const sink = new RecordingSink();
     const counted: string[] = [];
