@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { repoRoot } from '../stack/index.js';
+import { processCpuSeconds } from './cpu.js';
 
 export type KafkaClient = 'kafkajs' | 'rdkafka';
 
@@ -11,12 +12,18 @@ export interface RelayRunOptions {
   brokers: string[];
   slot: string;
   client: KafkaClient;
-  /** Extra node flags, e.g. --cpu-prof. */
+  /** Extra node flags, e.g. --cpu-prof (after the bin's own). */
   nodeArgs?: string[];
 }
 
-/** Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture node runs on. */
-const TICKS_PER_SECOND = 100;
+/**
+ * The node flags the `outbox-relay` bin runs with: its shebang's (`#!/usr/bin/env -S node <flags>`), which a
+ * plain `node dist/cli/main.js` would skip; the bench passes them so it measures what operators run.
+ */
+export function binNodeFlags(): string[] {
+  const shebang = readFileSync(join(repoRoot, 'dist/cli/main.js'), 'utf8').split('\n', 1)[0]!;
+  return /^#!\/usr\/bin\/env -S node (.*)$/.exec(shebang)?.[1]?.trim().split(/\s+/) ?? [];
+}
 
 /** The built relay (`dist/`) as an operator runs it, with its start time, resources and log lines observable. */
 export class BenchRelay {
@@ -31,6 +38,7 @@ export class BenchRelay {
 
   constructor(options: RelayRunOptions) {
     const args = [
+      ...binNodeFlags(),
       ...(options.nodeArgs ?? []),
       join(repoRoot, 'dist/cli/main.js'),
       'run',
@@ -73,10 +81,7 @@ export class BenchRelay {
 
   /** User + system CPU seconds so far. */
   cpuSeconds(): number {
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    return processCpuSeconds(this.pid) ?? NaN;
   }
 
   async stop(): Promise<void> {
