@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { shebangNodeFlags } from '../stack/bin-flags.js';
 import { repoRoot } from '../stack/index.js';
 import { processCpuSeconds } from './cpu.js';
 
@@ -16,14 +17,8 @@ export interface RelayRunOptions {
   nodeArgs?: string[];
 }
 
-/**
- * The node flags the `outbox-relay` bin runs with: its shebang's (`#!/usr/bin/env -S node <flags>`), which a
- * plain `node dist/cli/main.js` would skip; the bench passes them so it measures what operators run.
- */
-export function binNodeFlags(): string[] {
-  const shebang = readFileSync(join(repoRoot, 'dist/cli/main.js'), 'utf8').split('\n', 1)[0]!;
-  return /^#!\/usr\/bin\/env -S node (.*)$/.exec(shebang)?.[1]?.trim().split(/\s+/) ?? [];
-}
+/** The node flags of the built `outbox-relay` bin (its shebang's). */
+export const binNodeFlags = () => shebangNodeFlags(join(repoRoot, 'dist/cli/main.js'));
 
 /** The built relay (`dist/`) as an operator runs it, with its start time, resources and log lines observable. */
 export class BenchRelay {
