@@ -1,5 +1,10 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '../stack/index.js';
 import type { BenchDatabase } from './fixture.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export interface ColdStart {
   client: KafkaClient;
@@ -24,6 +29,18 @@ export async function measureColdStart(db: BenchDatabase, brokers: string[], cli
       await relay.stop();
     }
   }
-  const sorted = [...runsMs].sort((a, b) => a - b);
-  return { client, medianMs: sorted[Math.floor(sorted.length / 2)]!, runsMs, idleRssMiB };
+  return { client, medianMs: median(runsMs), runsMs, idleRssMiB };
+}
+
+/** Spawn → exit of `outbox-relay --help`: what loading the CLI costs before any connection. */
+export async function measureHelpStart(nodeArgs: string[], runs = 3): Promise<{ medianMs: number; runsMs: number[] }> {
+  const runsMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'dist/cli/main.js'), '--help'], { stdio: 'ignore' });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    if (code !== 0) throw new Error(`outbox-relay --help exited with ${code}`);
+    runsMs.push(performance.now() - started);
+  }
+  return { medianMs: median(runsMs), runsMs };
 }

@@ -1,3 +1,4 @@
+import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
 
@@ -8,19 +9,28 @@ export interface DrainResult {
   peakRssMiB: number;
   cpuSecondsPer1k: number;
   coldStartMs: number;
+  /** Who used the cores during the drain: relay, walsender, broker, and the rest of the machine. */
+  cpu: CpuReport;
 }
 
 const POLL_MS = 50;
 
 /** Starts the relay on a slot that is `events` behind and times it until the slot confirmed the backlog's end LSN. */
-export async function measureDrain(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, endLsn: string, events: number, nodeArgs: string[] = []): Promise<DrainResult> {
+export async function measureDrain(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, endLsn: string, events: number, brokerPid: number | undefined, nodeArgs: string[] = []): Promise<DrainResult> {
+  const meter = new CpuMeter();
+  meter.track('broker', brokerPid);
   const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs });
+  meter.track('relay', relay.pid, true);
   try {
     while (!(await db.confirmedReached(slot, endLsn))) {
       if (relay.exitCode !== undefined) throw new Error(`relay exited (${relay.exitCode}) before draining the backlog`);
+      // The walsender is a backend of its own, started when the relay connects.
+      meter.track('walsender', await db.walsenderPid(slot), true);
+      meter.sample();
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
     const seconds = (performance.now() - relay.startedAt) / 1000;
+    const cpu = meter.finish();
     return {
       client,
       seconds,
@@ -28,6 +38,7 @@ export async function measureDrain(db: BenchDatabase, brokers: string[], client:
       peakRssMiB: relay.peakRssMiB(),
       cpuSecondsPer1k: relay.cpuSeconds() / (events / 1000),
       coldStartMs: relay.streamingAfterMs ?? NaN,
+      cpu,
     };
   } finally {
     await relay.stop();

@@ -65,6 +65,12 @@ export class BenchDatabase {
     return rows[0]?.done === true;
   }
 
+  /** The walsender serving the slot (its backend pid), while a client streams from it. */
+  async walsenderPid(slot: string): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    return rows[0]?.pid ?? undefined;
+  }
+
   /** Commits `total` events in transactions of `perTxn` rows over `connections` parallel sessions; returns the ms it took. */
   async insertBacklog(total: number, perTxn: number, connections: number): Promise<number> {
     const started = performance.now();

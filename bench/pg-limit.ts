@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { CpuMeter, type CpuReport } from './cpu.js';
+import type { BenchDatabase } from './fixture.js';
 
 const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -7,9 +9,9 @@ const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
  * publication, up to the backlog's end LSN, writing nothing anywhere. What it reaches is what the walsender's
  * decoding and the socket allow; no relay can read faster.
  */
-export async function recvlogicalSeconds(url: string, slot: string, endLsn: string): Promise<number> {
+export async function recvlogicalRun(db: BenchDatabase, slot: string, endLsn: string): Promise<{ seconds: number; cpu: CpuReport }> {
   const args = [
-    '--dbname', url,
+    '--dbname', db.url,
     '--slot', slot,
     '--start',
     '--endpos', endLsn,
@@ -21,10 +23,20 @@ export async function recvlogicalSeconds(url: string, slot: string, endLsn: stri
     '--file', '/dev/null',
   ];
   const started = performance.now();
+  const meter = new CpuMeter();
   const child = spawn(`${PG_BIN}/pg_recvlogical`, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  meter.track('pg_recvlogical', child.pid, true);
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  let exited = false;
+  const exit = new Promise<number | null>((resolve) => child.on('exit', resolve)).finally(() => (exited = true));
+  // The walsender ends with the stream: read its CPU while it lives.
+  while (!exited) {
+    meter.track('walsender', await db.walsenderPid(slot), true);
+    meter.sample();
+    await Promise.race([exit, new Promise((r) => setTimeout(r, 50))]);
+  }
+  const code = await exit;
   if (code !== 0) throw new Error(`pg_recvlogical exited with ${code}: ${stderr}`);
-  return (performance.now() - started) / 1000;
+  return { seconds: (performance.now() - started) / 1000, cpu: meter.finish() };
 }

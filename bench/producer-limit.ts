@@ -20,6 +20,15 @@ function records(count: number, topic: string): { record: SinkRecord; size: numb
 }
 
 /**
+ * Bytes of key, value and header names and values of the relay's record, averaged: what Kafka's own producer
+ * benchmark, which sends neither keys nor headers, pads its values to.
+ */
+export function relayRecordBytes(topic: string): number {
+  const sample = records(1000, topic);
+  return Math.round(sample.reduce((sum, r) => sum + r.size - topic.length, 0) / sample.length);
+}
+
+/**
  * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, batch limits, one batch in
  * flight) producing pre-built records back to back, with no PostgreSQL in the loop.
  */

@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { shebangNodeFlags } from '../stack/bin-flags.js';
 import { repoRoot } from '../stack/index.js';
+import { processCpuSeconds } from './cpu.js';
 
 export type KafkaClient = 'kafkajs' | 'rdkafka';
 
@@ -11,12 +13,12 @@ export interface RelayRunOptions {
   brokers: string[];
   slot: string;
   client: KafkaClient;
-  /** Extra node flags, e.g. --cpu-prof. */
+  /** Extra node flags, e.g. --cpu-prof (after the bin's own). */
   nodeArgs?: string[];
 }
 
-/** Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture node runs on. */
-const TICKS_PER_SECOND = 100;
+/** The node flags of the built `outbox-relay` bin (its shebang's). */
+export const binNodeFlags = () => shebangNodeFlags(join(repoRoot, 'dist/cli/main.js'));
 
 /** The built relay (`dist/`) as an operator runs it, with its start time, resources and log lines observable. */
 export class BenchRelay {
@@ -31,6 +33,7 @@ export class BenchRelay {
 
   constructor(options: RelayRunOptions) {
     const args = [
+      ...binNodeFlags(),
       ...(options.nodeArgs ?? []),
       join(repoRoot, 'dist/cli/main.js'),
       'run',
@@ -73,10 +76,7 @@ export class BenchRelay {
 
   /** User + system CPU seconds so far. */
   cpuSeconds(): number {
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    return processCpuSeconds(this.pid) ?? NaN;
   }
 
   async stop(): Promise<void> {

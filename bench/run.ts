@@ -1,13 +1,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { loadConfig } from '../src/config/relay-config.js';
 import { repoRoot, startStack } from '../stack/index.js';
-import { measureColdStart, type ColdStart } from './cold-start.js';
+import { measureColdStart, measureHelpStart, type ColdStart } from './cold-start.js';
+import { cpuShares } from './cpu.js';
 import { measureDrain, type DrainResult } from './drain.js';
 import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
+import { kafkaProducerPerformance } from './kafka-perf.js';
 import { describeMachine } from './machine.js';
-import { recvlogicalSeconds } from './pg-limit.js';
-import { producerEventsPerSecond } from './producer-limit.js';
-import type { KafkaClient } from './relay-process.js';
+import { recvlogicalRun } from './pg-limit.js';
+import { producerEventsPerSecond, relayRecordBytes } from './producer-limit.js';
+import { binNodeFlags, type KafkaClient } from './relay-process.js';
 import { writeReport } from './report.js';
 import { measureSteady, type SteadyResult } from './steady.js';
 import type { BenchResults, Shape } from './types.js';
@@ -28,11 +32,17 @@ const MAX_SUSTAINED_SHARE = 0.8;
 const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
+const loadAverage = loadavg()[0]!;
+const defaultClient = loadConfig({ env: {}, flags: {}, required: [] }).kafka.client;
 const stack = await startStack('bench');
 const db = await BenchDatabase.create(stack.pgUrl, 'bench');
 try {
   const machine = describeMachine(stack.kafkaVersion, PG_BIN);
   log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}; ${machine.postgres}; Kafka ${machine.kafka}; node ${machine.node}`);
+
+  await createTopic(stack.brokers, 'bench.kafka-perf');
+  const kafkaPerf = await kafkaProducerPerformance(stack.kafkaVersion, stack.brokers, 'bench.kafka-perf', PRODUCER_EVENTS, relayRecordBytes(TOPIC), stack.kafkaPid());
+  log(`producer limit (Kafka's own ProducerPerformance, ${kafkaPerf.recordBytes}-byte records): ${fmt(kafkaPerf.eventsPerSecond)} events/s; ${cpuShares(kafkaPerf.cpu, machine.cores)}`);
 
   const producer: Record<string, number> = {};
   for (const client of CLIENTS) {
@@ -41,6 +51,8 @@ try {
     log(`producer limit (${client}): ${fmt(producer[client]!)} events/s`);
   }
 
+  const helpStart = await measureHelpStart(binNodeFlags());
+  log(`--help: ${helpStart.runsMs.map((m) => Math.round(m)).join(', ')} ms`);
   const coldStarts: ColdStart[] = [];
   for (const client of CLIENTS) {
     await db.createSlot(`cold_${client}`);
@@ -57,17 +69,17 @@ try {
     const insertMs = await db.insertBacklog(EVENTS, rowsPerTxn, INSERT_CONNECTIONS);
     const endLsn = await db.walLsn();
     log(`${name}: ${fmt(EVENTS)} events inserted in ${(insertMs / 1000).toFixed(1)} s (${INSERT_CONNECTIONS} connections); backlog ends at ${endLsn}`);
-    const recvSeconds = await recvlogicalSeconds(db.url, 'drain_recvlogical', endLsn);
-    log(`${name}: pg_recvlogical decoded the backlog in ${recvSeconds.toFixed(1)} s: ${fmt(EVENTS / recvSeconds)} events/s`);
+    const recv = await recvlogicalRun(db, 'drain_recvlogical', endLsn);
+    log(`${name}: pg_recvlogical decoded the backlog in ${recv.seconds.toFixed(1)} s: ${fmt(EVENTS / recv.seconds)} events/s; ${cpuShares(recv.cpu, machine.cores)}`);
     const drains: DrainResult[] = [];
     for (const client of CLIENTS) {
-      drains.push(await measureDrain(db, stack.brokers, client, `drain_${client}`, endLsn, EVENTS));
+      drains.push(await measureDrain(db, stack.brokers, client, `drain_${client}`, endLsn, EVENTS, stack.kafkaPid()));
       const d = drains.at(-1)!;
-      log(`${name}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events`);
+      log(`${name}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events; ${cpuShares(d.cpu, machine.cores)}`);
     }
     for (const s of slots) await db.dropSlot(`drain_${s}`);
     await db.truncate();
-    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recvSeconds, drains });
+    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recv.seconds, recvlogicalCpu: recv.cpu, drains });
   }
 
   const steady: SteadyResult[] = [];
@@ -90,7 +102,8 @@ try {
     await db.truncate();
   }
 
-  const results: BenchResults = { date: new Date().toISOString(), command: 'npm run bench', events: EVENTS, producerEvents: PRODUCER_EVENTS, steadySeconds: STEADY_SECONDS, machine, producer, coldStarts, shapes, steady };
+  const command = ['BENCH_EVENTS', 'BENCH_STEADY_SECONDS', 'BENCH_CLIENTS'].filter((v) => process.env[v]).map((v) => `${v}=${process.env[v]} `).join('') + 'npm run bench';
+  const results: BenchResults = { date: new Date().toISOString(), command, events: EVENTS, producerEvents: PRODUCER_EVENTS, steadySeconds: STEADY_SECONDS, machine, loadAverage, defaultClient, kafkaPerf, producer, coldStarts, helpStart, shapes, steady };
   const dir = join(repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${results.date.replace(/[:.]/g, '-')}.json`);

@@ -1,5 +1,7 @@
 import type { ColdStart } from './cold-start.js';
+import type { CpuReport } from './cpu.js';
 import type { DrainResult } from './drain.js';
+import type { KafkaPerfResult } from './kafka-perf.js';
 import type { Machine } from './machine.js';
 import type { SteadyResult } from './steady.js';
 
@@ -8,6 +10,7 @@ export interface Shape {
   rowsPerTxn: number;
   insertSeconds: number;
   recvlogicalEventsPerSecond: number;
+  recvlogicalCpu: CpuReport;
   drains: DrainResult[];
 }
 
@@ -19,9 +22,17 @@ export interface BenchResults {
   producerEvents: number;
   steadySeconds: number;
   machine: Machine;
-  /** Events/s of the bare sink, by client. */
+  /** Load average (1 min) when the run started: the machine is shared with whatever else runs. */
+  loadAverage: number;
+  /** The client the relay uses unless told otherwise: the targets apply to it. */
+  defaultClient: string;
+  /** Kafka's own producer benchmark on the same broker: the sink-side limit. */
+  kafkaPerf: KafkaPerfResult;
+  /** Events/s of the bare sink (the relay's own sink, one batch in flight), by client: a second figure. */
   producer: Record<string, number>;
   coldStarts: ColdStart[];
+  /** Spawn → exit of `outbox-relay --help`. */
+  helpStart: { medianMs: number; runsMs: number[] };
   shapes: Shape[];
   steady: SteadyResult[];
 }

@@ -1,7 +1,7 @@
-import { DEFAULT_KAFKA_VERSION, ensureKafkaJars, reapLeftovers, startStack } from '../stack/index.js';
+import { DEFAULT_KAFKA_VERSION, ensureKafkaJars, ensureKafkaToolsJars, reapLeftovers, startStack } from '../stack/index.js';
 
 /**
- * `npm run stack -- fetch [versions…]`  resolve broker jars into .cache/ (CI does this before the tests)
+ * `npm run stack -- fetch [versions…]`  resolve broker jars, and kafka-tools for the bench, into .cache/ (CI does this before the tests)
  * `npm run stack -- up`                  start PostgreSQL + Kafka and keep them up until Ctrl-C
  * `npm run stack -- reap`                stop servers a killed run left behind
  */
@@ -12,6 +12,7 @@ switch (command) {
     for (const version of args.length > 0 ? args : [DEFAULT_KAFKA_VERSION]) {
       const started = Date.now();
       console.log(`kafka ${version}: ${ensureKafkaJars(version)} (${Date.now() - started} ms)`);
+      console.log(`kafka-tools ${version}: ${ensureKafkaToolsJars(version)} (${Date.now() - started} ms)`);
     }
     break;
   case 'up': {

@@ -2,7 +2,7 @@ import { KafkaBroker } from './kafka.js';
 import { PostgresServer } from './postgres.js';
 import { reapOrphanedRuns } from './processes.js';
 
-export { KafkaBroker, ensureKafkaJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
+export { KafkaBroker, ensureKafkaJars, ensureKafkaToolsJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
 export { PostgresServer, SCRAM_ROLE } from './postgres.js';
 export { processesMentioning, stopAllTracked, waitUntil } from './processes.js';
 export { repoRoot, runDir, stackRoot } from './paths.js';
@@ -20,6 +20,8 @@ export interface StackInfo {
 }
 
 export interface Stack extends StackInfo {
+  /** The broker JVM's pid when the stack started it (the bench reads its CPU time). */
+  kafkaPid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startStack(name = 'shared'): Promise<Stack> {
     brokers: externalKafka ? externalKafka.split(',').map((b) => b.trim()) : kafka!.brokers,
     kafkaVersion: kafka?.version ?? 'external',
     owned: { postgres: !externalPg, kafka: !externalKafka },
+    kafkaPid: () => kafka?.pid(),
     stop,
   };
 }

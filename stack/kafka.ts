@@ -25,7 +25,19 @@ function which(tool: string): boolean {
 
 /** Resolves the broker jars through Maven into `.cache/kafka/<version>` once; later calls reuse them. */
 export function ensureKafkaJars(version: string): string {
-  const dir = join(cacheRoot(), 'kafka', version);
+  return resolveJars(join(cacheRoot(), 'kafka', version), version, 'kafka_2.13', []);
+}
+
+/**
+ * The broker jars plus `kafka-tools` (ProducerPerformance, for the bench's producer limit) into
+ * `.cache/kafka-tools/<version>`: a directory of their own, so the brokers' classpath stays as it was and a
+ * cache fetched before the tools existed stays valid.
+ */
+export function ensureKafkaToolsJars(version: string): string {
+  return resolveJars(join(cacheRoot(), 'kafka-tools', version), version, 'kafka-tools', ['-Dkafka.tools=true']);
+}
+
+function resolveJars(dir: string, version: string, artifact: string, mavenArgs: string[]): string {
   const marker = join(dir, '.complete');
   if (existsSync(marker)) return dir;
   if (!which('java')) throw new Error('java not found: Apache Kafka needs a JRE 17+ (apt-get install openjdk-17-jre-headless)');
@@ -34,11 +46,11 @@ export function ensureKafkaJars(version: string): string {
   const major = version.split('.')[0];
   const result = spawnSync(
     'mvn',
-    ['-q', '-B', '-f', join(repoRoot, 'stack/kafka/pom.xml'), `-Dkafka.version=${version}`, `-Dkafka.major=${major}`, `-Dout=${dir}`, 'dependency:copy-dependencies'],
+    ['-q', '-B', '-f', join(repoRoot, 'stack/kafka/pom.xml'), `-Dkafka.version=${version}`, `-Dkafka.major=${major}`, ...mavenArgs, `-Dout=${dir}`, 'dependency:copy-dependencies'],
     { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' },
   );
-  if (result.status !== 0 || !existsSync(join(dir, `kafka_2.13-${version}.jar`))) {
-    throw new Error(`could not resolve org.apache.kafka:kafka_2.13:${version} from Maven Central:\n${result.stdout}${result.stderr}`);
+  if (result.status !== 0 || !existsSync(join(dir, `${artifact}-${version}.jar`))) {
+    throw new Error(`could not resolve org.apache.kafka:${artifact}:${version} from Maven Central:\n${result.stdout}${result.stderr}`);
   }
   writeFileSync(marker, new Date().toISOString());
   return dir;

@@ -187,9 +187,11 @@ export const SETTINGS: Setting[] = [
     default: 20_000,
     placeholder: '<n>',
   }),
+  // 16 MiB keeps a drain of large records inside a 150 MB process: each byte in flight is held by the JS record
+  // and again by the client's send buffer (docs/benchmarks.md, "Memory").
   setting('delivery.maxInFlightBytes', 'delivery', size(1024), 'Bytes of unacknowledged records, at most (the same backpressure as maxInFlightEvents).', {
-    default: 64 * 1024 * 1024,
-    shownDefault: '64MiB',
+    default: 16 * 1024 * 1024,
+    shownDefault: '16MiB',
     placeholder: '<size>',
   }),
   setting('delivery.batchMaxEvents', 'delivery', int(1, 1_000_000), 'Records per produce request, at most.', { default: 5000, placeholder: '<n>' }),

@@ -1,0 +1,97 @@
+import { cpuShares } from './cpu.js';
+import type { DrainResult } from './drain.js';
+import type { BenchResults, Shape } from './types.js';
+
+/** Issue 11's targets, checked against one run's results for the default client. */
+export interface TargetCheck {
+  target: string;
+  met: boolean | undefined;
+  result: string;
+}
+
+/** 150 MB, the target, in MiB (the unit the tables use). */
+export const RSS_TARGET_MIB = 150e6 / 2 ** 20;
+const DRAIN_SHARE_TARGET = 0.9;
+const COLD_START_TARGET_MS = 500;
+const P99_LOW_RATE_MS = 5;
+const P99_MAX_RATE_MS = 50;
+
+/**
+ * CPU s / 1k events of the run of 2026-11-24 (1M events, quiet machine), before the pipelined delivery engine:
+ * the "today" the CPU target compares with, per row.
+ */
+const CPU_BEFORE: Record<string, number> = {
+  'drain 1 kafkajs': 0.058,
+  'drain 1 rdkafka': 0.041,
+  'drain 100 kafkajs': 0.042,
+  'drain 100 rdkafka': 0.028,
+  'steady 1000 kafkajs': 0.348,
+  'steady 5000 kafkajs': 0.09,
+  'steady max kafkajs': 0.051,
+  'steady 1000 rdkafka': 0.226,
+  'steady 5000 rdkafka': 0.061,
+  'steady max rdkafka': 0.029,
+};
+
+const n = (v: number) => Math.round(v).toLocaleString('en-US');
+const pct = (v: number) => `${Math.round(v * 100)} %`;
+const all = (checks: boolean[]) => (checks.length === 0 ? undefined : checks.every(Boolean));
+
+/** min(pg_recvlogical of the same WAL, Kafka's own producer): the most any relay could deliver. */
+export function drainLimit(r: BenchResults, s: Shape): number {
+  return Math.min(s.recvlogicalEventsPerSecond, r.kafkaPerf.eventsPerSecond);
+}
+
+/** What bounds a drain that missed its target, from the measured CPU shares. */
+function drainBound(d: DrainResult, cores: number): string {
+  const relay = d.cpu.processes.find((p) => p.process === 'relay')?.cores ?? 0;
+  if (d.cpu.machineCores >= 0.9 * cores) return `the machine's CPU (${cpuShares(d.cpu, cores)})`;
+  if (relay >= 0.9) return `the relay's main thread (${cpuShares(d.cpu, cores)})`;
+  return `neither CPU nor the relay's thread is saturated: waiting on round trips (${cpuShares(d.cpu, cores)})`;
+}
+
+export function checkTargets(r: BenchResults): TargetCheck[] {
+  const client = r.defaultClient;
+  const cores = r.machine.cores;
+  const drains = r.shapes.flatMap((s) => s.drains.filter((d) => d.client === client).map((d) => ({ s, d, share: d.eventsPerSecond / drainLimit(r, s) })));
+  const steady = r.steady.filter((s) => s.client === client);
+  const lowRates = steady.filter((s) => !s.sustainedMax);
+  const maxRate = steady.filter((s) => s.sustainedMax);
+  const cold = r.coldStarts.find((c) => c.client === client);
+  const rss = [
+    ...(cold ? [{ row: 'idle', mib: cold.idleRssMiB }] : []),
+    ...steady.map((s) => ({ row: s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`, mib: s.peakRssMiB })),
+    ...drains.map(({ s, d }) => ({ row: `drain ${s.name}`, mib: d.peakRssMiB })),
+  ];
+  const cpu = [
+    ...drains.map(({ s, d }) => ({ row: `drain ${s.name}`, now: d.cpuSecondsPer1k, before: CPU_BEFORE[`drain ${s.rowsPerTxn} ${client}`] })),
+    ...steady.map((s) => ({ row: s.sustainedMax ? 'max sustained' : `${n(s.target)}/s`, now: s.cpuSecondsPer1k, before: CPU_BEFORE[`steady ${s.sustainedMax ? 'max' : s.target} ${client}`] })),
+  ];
+  return [
+    {
+      target: `backlog drain ≥ ${pct(DRAIN_SHARE_TARGET)} of min(pg_recvlogical, Kafka's own producer)`,
+      met: all(drains.map((x) => x.share >= DRAIN_SHARE_TARGET)),
+      result: drains.map(({ s, d, share }) => `${s.name}: ${pct(share)} (${n(d.eventsPerSecond)} of ${n(drainLimit(r, s))} events/s)${share >= DRAIN_SHARE_TARGET ? '' : `; bound: ${drainBound(d, cores)}`}`).join('; '),
+    },
+    {
+      target: `p99 commit → append ≤ ${P99_LOW_RATE_MS} ms at 1k and 5k events/s, < ${P99_MAX_RATE_MS} ms at the highest sustained rate`,
+      met: all([...lowRates.map((s) => s.p99 <= P99_LOW_RATE_MS), ...maxRate.map((s) => s.p99 < P99_MAX_RATE_MS)]),
+      result: steady.map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms`).join(', '),
+    },
+    {
+      target: 'peak RSS < 150 MB (143 MiB) in every row',
+      met: all(rss.map((x) => x.mib < RSS_TARGET_MIB)),
+      result: rss.map((x) => `${x.row} ${Math.round(x.mib)} MiB`).join(', '),
+    },
+    {
+      target: 'CPU s / 1k events lower than before the pipelined engine (run of 2026-11-24)',
+      met: all(cpu.filter((x) => x.before !== undefined).map((x) => x.now < x.before!)),
+      result: cpu.map((x) => `${x.row} ${x.now.toFixed(3)}${x.before === undefined ? '' : ` (was ${x.before.toFixed(3)})`}`).join(', '),
+    },
+    {
+      target: `cold start < ${COLD_START_TARGET_MS} ms (spawn → streaming)`,
+      met: cold ? cold.medianMs < COLD_START_TARGET_MS : undefined,
+      result: `${cold ? `median ${Math.round(cold.medianMs)} ms` : 'not measured'}; \`--help\` ${Math.round(r.helpStart.medianMs)} ms`,
+    },
+  ];
+}
