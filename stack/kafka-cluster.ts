@@ -3,6 +3,9 @@ import { KafkaBroker, randomClusterId } from './kafka.js';
 import { freePort } from './ports.js';
 import { waitUntil } from './processes.js';
 
+/** A JVM start with log recovery takes over a minute when the 2 cores are saturated by the test's own load. */
+const START_TIMEOUT_MS = 180_000;
+
 export interface KafkaClusterOptions {
   name: string;
   /** Nodes, each broker and controller in one JVM; default 3 (a controller quorum survives one loss). */
@@ -78,7 +81,7 @@ export class KafkaCluster {
     try {
       // The quorum needs a majority of voters up before any node is ready: launch all, then wait.
       await Promise.all(this.nodes.map((n) => n.launch()));
-      await Promise.all(this.nodes.map((n) => n.waitReady()));
+      await Promise.all(this.nodes.map((n) => n.waitReady(START_TIMEOUT_MS)));
       await this.waitForBrokers(count);
     } catch (err) {
       await this.stop();
@@ -122,12 +125,14 @@ export class KafkaCluster {
     return state.leader;
   }
 
-  /** The node that leads most partitions of `topic` (the lowest id on a tie): the one whose loss hurts most. */
-  async busiestLeader(topic: string): Promise<number> {
+  /** The node that leads most partitions of the topics (the lowest id on a tie): the one whose loss hurts most. */
+  async busiestLeader(topics: string | string[]): Promise<number> {
     const counts = new Map<number, number>();
-    for (const p of await this.partitions(topic)) counts.set(p.leader, (counts.get(p.leader) ?? 0) + 1);
+    for (const topic of [topics].flat()) {
+      for (const p of await this.partitions(topic)) counts.set(p.leader, (counts.get(p.leader) ?? 0) + 1);
+    }
     const [best] = [...counts].filter(([id]) => id >= 0).sort((a, b) => b[1] - a[1] || a[0] - b[0]);
-    if (!best) throw new Error(`topic ${topic} has no partition with a leader`);
+    if (!best) throw new Error(`no partition of ${[topics].flat().join(', ')} has a leader`);
     return best[0];
   }
 
@@ -151,7 +156,7 @@ export class KafkaCluster {
     const node = this.node(nodeId);
     await node.kill();
     await node.launch();
-    await node.waitReady();
+    await node.waitReady(START_TIMEOUT_MS);
     await waitUntil(`node ${nodeId} back in cluster ${this.name}`, async () => (await this.liveBrokers()).includes(nodeId), 60_000, 250);
   }
 

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { cacheRoot, repoRoot, runDir } from './paths.js';
@@ -23,7 +23,7 @@ export interface KafkaOptions {
   quorumVoters?: string;
   /** The cluster id every node's storage is formatted with; default: a fresh one. */
   clusterId?: string;
-  /** JVM heap (-Xmx), e.g. '384m': three brokers on a 2-core machine need small heaps. */
+  /** JVM heap (-Xmx) of a small node, e.g. '384m' (three brokers on a 2-core machine); default 1g. */
   heap?: string;
 }
 
@@ -136,12 +136,13 @@ export class KafkaBroker {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     }
-    // A small heap starts small too: Kafka's own default initial heap would commit it all up front.
-    const [initialHeap, maxHeap] = this.options.heap ? ['128m', this.options.heap] : ['256m', '1g'];
+    // A small node (several per machine) starts small, collects with one thread and compiles with C1 only: less CPU
+    // at start-up, when a restarted node competes with the load a fault test puts on the machine.
+    const jvm = this.options.heap ? ['-Xms128m', `-Xmx${this.options.heap}`, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'] : ['-Xms256m', '-Xmx1g', '-XX:+UseG1GC'];
     spawnServer(
       this.name,
       'java',
-      [`-Xms${initialHeap}`, `-Xmx${maxHeap}`, '-XX:+UseG1GC', '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
+      [...jvm, '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
       { logFile: join(this.dir, 'stdout.log'), cwd: this.dir },
     );
   }
@@ -185,9 +186,23 @@ export class KafkaBroker {
     return file;
   }
 
-  /** Waits until this node answers metadata requests with a controller elected. */
-  async waitReady(): Promise<void> {
+  /** Waits until this node answers metadata requests with a controller elected; the error ends with its log's tail. */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
     const kafka = new Kafka({ clientId: 'stack-probe', brokers: this.brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 });
+    await this.probe(kafka, timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.logTail()}`);
+    });
+  }
+
+  private logTail(lines = 15): string {
+    const tails = ['server.log', 'stdout.log'].map((name) => {
+      const file = join(this.dir, name);
+      return existsSync(file) ? `--- ${file}:\n${readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')}` : '';
+    });
+    return tails.filter(Boolean).join('\n');
+  }
+
+  private async probe(kafka: Kafka, timeoutMs: number): Promise<void> {
     await waitUntil(
       `Kafka ${this.version} on port ${this.port} (log: ${join(this.dir, 'server.log')})`,
       async () => {
@@ -202,7 +217,7 @@ export class KafkaBroker {
           await admin.disconnect().catch(() => undefined);
         }
       },
-      60_000,
+      timeoutMs,
       200,
     );
   }
