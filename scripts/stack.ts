@@ -1,8 +1,9 @@
-import { DEFAULT_KAFKA_VERSION, ensureKafkaJars, ensureKafkaToolsJars, reapLeftovers, startStack } from '../stack/index.js';
+import { DEFAULT_KAFKA_VERSION, ensureKafkaJars, ensureKafkaToolsJars, KafkaCluster, reapLeftovers, startStack } from '../stack/index.js';
 
 /**
  * `npm run stack -- fetch [versions…]`  resolve broker jars, and kafka-tools for the bench, into .cache/ (CI does this before the tests)
  * `npm run stack -- up`                  start PostgreSQL + Kafka and keep them up until Ctrl-C
+ * `npm run stack -- up --cluster`        the same, plus a 3-broker replicated Kafka cluster (RF 3, min ISR 2)
  * `npm run stack -- reap`                stop servers a killed run left behind
  */
 const [command = 'up', ...args] = process.argv.slice(2);
@@ -18,8 +19,19 @@ switch (command) {
   case 'up': {
     await reapLeftovers();
     const stack = await startStack('dev');
-    console.log(`postgres: ${stack.pgUrl}\nkafka:    ${stack.brokers.join(',')} (${stack.kafkaVersion})\nCtrl-C stops both.`);
+    const cluster = args.includes('--cluster') ? new KafkaCluster({ name: 'dev-cluster' }) : undefined;
+    try {
+      await cluster?.start();
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    console.log(`postgres: ${stack.pgUrl}\nkafka:    ${stack.brokers.join(',')} (${stack.kafkaVersion})`);
+    if (cluster) console.log(`cluster:  ${cluster.brokers.join(',')} (${cluster.version}, 3 nodes, RF 3, min.insync.replicas 2)`);
+    console.log('Ctrl-C stops them all.');
     const stop = async () => {
+      await cluster?.stop();
+      cluster?.destroy();
       await stack.stop();
       process.exit(0);
     };

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { cacheRoot, repoRoot, runDir } from './paths.js';
@@ -17,6 +17,14 @@ export interface KafkaOptions {
   properties?: Record<string, string>;
   port?: number;
   controllerPort?: number;
+  /** KRaft node id; 1 for a single broker. */
+  nodeId?: number;
+  /** `controller.quorum.voters` of a multi-node cluster; default: this node alone. */
+  quorumVoters?: string;
+  /** The cluster id every node's storage is formatted with; default: a fresh one. */
+  clusterId?: string;
+  /** JVM heap (-Xmx) of a small node, e.g. '384m' (three brokers on a 2-core machine); default 1g. */
+  heap?: string;
 }
 
 function which(tool: string): boolean {
@@ -60,7 +68,7 @@ function resolveJars(dir: string, version: string, artifact: string, mavenArgs: 
  * A KRaft cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` prints.
  * Kafka's own generator never returns an id starting with '-' (the storage tool would read it as a flag).
  */
-function randomClusterId(): string {
+export function randomClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
     if (!id.startsWith('-')) return id;
@@ -97,9 +105,11 @@ export class KafkaBroker {
   readonly name: string;
   readonly version: string;
   readonly dir: string;
+  readonly nodeId: number;
   port: number;
   controllerPort: number;
   private readonly properties: Record<string, string>;
+  private readonly options: KafkaOptions;
 
   constructor(options: KafkaOptions) {
     this.name = `kafka-${options.name}`;
@@ -108,6 +118,8 @@ export class KafkaBroker {
     this.properties = options.properties ?? {};
     this.port = options.port ?? 0;
     this.controllerPort = options.controllerPort ?? 0;
+    this.nodeId = options.nodeId ?? 1;
+    this.options = options;
   }
 
   get brokers(): string[] {
@@ -115,24 +127,36 @@ export class KafkaBroker {
   }
 
   async start(): Promise<this> {
+    await this.launch();
+    await this.waitReady();
+    return this;
+  }
+
+  /**
+   * Formats the storage (first start only) and spawns the JVM without waiting for it: the nodes of a cluster
+   * must all be launched before any of them can elect a controller and become ready.
+   */
+  async launch(): Promise<void> {
     const jars = ensureKafkaJars(this.version);
     if (this.port === 0) this.port = await freePort();
     if (this.controllerPort === 0) this.controllerPort = await freePort();
     const props = this.writeConfig();
     const classpath = `${jars}/*`;
     if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
-      execFileSync('java', ['-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', randomClusterId(), '-c', props, '--ignore-formatted'], {
+      const clusterId = this.options.clusterId ?? randomClusterId();
+      execFileSync('java', ['-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     }
+    // A small node (several per machine) starts small, collects with one thread and compiles with C1 only: less CPU
+    // at start-up, when a restarted node competes with the load a fault test puts on the machine.
+    const jvm = this.options.heap ? ['-Xms128m', `-Xmx${this.options.heap}`, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'] : ['-Xms256m', '-Xmx1g', '-XX:+UseG1GC'];
     spawnServer(
       this.name,
       'java',
-      ['-Xms256m', '-Xmx1g', '-XX:+UseG1GC', '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
+      [...jvm, '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
       { logFile: join(this.dir, 'stdout.log'), cwd: this.dir },
     );
-    await this.waitReady();
-    return this;
   }
 
   private jvmLogging(): string[] {
@@ -147,8 +171,8 @@ export class KafkaBroker {
     mkdirSync(join(this.dir, 'data'), { recursive: true });
     const props: Record<string, string> = {
       'process.roles': 'broker,controller',
-      'node.id': '1',
-      'controller.quorum.voters': `1@127.0.0.1:${this.controllerPort}`,
+      'node.id': String(this.nodeId),
+      'controller.quorum.voters': this.options.quorumVoters ?? `${this.nodeId}@127.0.0.1:${this.controllerPort}`,
       listeners: `PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
       'advertised.listeners': `PLAINTEXT://127.0.0.1:${this.port}`,
       'controller.listener.names': 'CONTROLLER',
@@ -174,8 +198,23 @@ export class KafkaBroker {
     return file;
   }
 
-  private async waitReady(): Promise<void> {
+  /** Waits until this node answers metadata requests with a controller elected; the error ends with its log's tail. */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
     const kafka = new Kafka({ clientId: 'stack-probe', brokers: this.brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000 });
+    await this.probe(kafka, timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.logTail()}`);
+    });
+  }
+
+  private logTail(lines = 15): string {
+    const tails = ['server.log', 'stdout.log'].map((name) => {
+      const file = join(this.dir, name);
+      return existsSync(file) ? `--- ${file}:\n${readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')}` : '';
+    });
+    return tails.filter(Boolean).join('\n');
+  }
+
+  private async probe(kafka: Kafka, timeoutMs: number): Promise<void> {
     await waitUntil(
       `Kafka ${this.version} on port ${this.port} (log: ${join(this.dir, 'server.log')})`,
       async () => {
@@ -190,7 +229,7 @@ export class KafkaBroker {
           await admin.disconnect().catch(() => undefined);
         }
       },
-      60_000,
+      timeoutMs,
       200,
     );
   }

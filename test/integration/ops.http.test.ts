@@ -33,7 +33,11 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     expect(JSON.parse(live.body)).toMatchObject({ alive: true, state: 'streaming' });
 
     const batches = [120, 1, 79];
-    for (const n of batches) await insertEvents(db(), n);
+    let lastCommitStarted = 0;
+    for (const n of batches) {
+      lastCommitStarted = Date.now();
+      await insertEvents(db(), n);
+    }
     const total = batches.reduce((a, b) => a + b, 0);
     const lsnAfterCommits = await currentWalLsn(db());
     expect(await readTopic(setup.topic, { expected: total })).toHaveLength(total);
@@ -65,11 +69,13 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     expect(metricValue(metrics, 'outbox_relay_in_flight_bytes')).toBe(0);
     expect(metricValue(metrics, 'outbox_relay_reconnects_total')).toBe(0);
     expect(metricSamples(metrics, 'outbox_relay_errors_total')).toEqual([]);
-    expect(metricValue(metrics, 'outbox_relay_slot_lag_bytes')).toBeGreaterThanOrEqual(0);
-    // Caught up and idle: the lag stays near zero instead of growing with the age of the last event.
+    // The server position the relay knows is at most the WAL written by now (other tests write WAL too, so it moves).
+    const walAfterScrape = await currentWalLsn(db());
+    expect(metricValue(metrics, 'outbox_relay_slot_lag_bytes')).toBeLessThanOrEqual(Number(walAfterScrape - BigInt(metricValue(metrics, 'outbox_relay_confirmed_lsn')!)));
+    // Lag is measured from the newer of the last confirmed commit and the last moment the relay was caught up, so it
+    // can be no older than the last commit: not the age of the first event, nor a clock in the wrong unit.
     const lag = metricValue(metrics, 'outbox_relay_end_to_end_lag_seconds')!;
-    expect(lag).toBeGreaterThanOrEqual(0);
-    expect(lag).toBeLessThan(30);
+    expect(lag).toBeLessThanOrEqual((Date.now() - lastCommitStarted) / 1000);
     expect(metricSamples(metrics, 'process_cpu_user_seconds_total')).toHaveLength(1);
 
     const readyAfter = JSON.parse((await httpGet(`${http.base}/readyz`)).body) as { confirmedLsn: string };

@@ -29,7 +29,6 @@ describe('relay: heartbeats (heartbeat.interval)', () => {
     await other.query('CREATE TABLE busy (n int, pad text)');
     await other.query(`INSERT INTO busy SELECT n, repeat('x', 200) FROM generate_series(1, 5000) AS n`);
     const otherWal = await currentWalLsn(other);
-    expect(await slotConfirmedLsn(db(), setup.slot)).toBeLessThan(otherWal);
     await waitUntil('the slot past the other database’s WAL', async () => (await slotConfirmedLsn(db(), setup.slot)) >= otherWal, 30_000);
 
     let beats: { lsn: string; data: string }[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
-import { committedIds, compareDelivery, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -55,13 +55,21 @@ describe('relay: killed and stopped under load', () => {
     expect(formatLsn(await slotConfirmedLsn(db(), setup.slot))).toBe(stopped!.confirmedLsn);
 
     const committed = await committedIds(db());
-    const firstRun = await readTopic(setup.topic, { expected: committed.length, settleMs: 0 });
+    const firstRun = await readTopic(setup.topic, { expected: committed.length, settleMs: 1000 });
+    expect(compareDelivery(committed, firstRun.map((r) => r.key))).toEqual({ missing: [], duplicates: 0, unexpected: 0 });
     const restarted = startRelay(setup.args);
     await restarted.waitForMessage('streaming from PostgreSQL');
-    const after = await readTopic(setup.topic, { expected: committed.length, settleMs: 2000 });
-    const delivery = compareDelivery(committed, after.map((r) => r.key));
+    // The restart streams from the drained position: had the drain confirmed less than it delivered, the
+    // events past the confirmed position would arrive again here.
+    await insertEvents(db(), 3);
+    const committedAfter = await committedIds(db());
+    await waitForConfirmedAll(db(), setup.slot);
+    const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 2000 });
+    const delivery = compareDelivery(committedAfter, after.map((r) => r.key));
     console.log(`SIGTERM drain: ${committed.length} committed, ${firstRun.length} delivered before the restart, ${delivery.duplicates} duplicates after it`);
     expect(delivery.missing).toEqual([]);
+    expect(delivery.duplicates).toBe(0);
+    expect(delivery.unexpected).toBe(0);
     restarted.signal('SIGTERM');
     expect(await restarted.exited).toBe(0);
   });

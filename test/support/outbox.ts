@@ -60,6 +60,12 @@ export async function slotConfirmedLsn(db: TestDatabase, slot: string): Promise<
   return rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n;
 }
 
+/** The pid of the walsender streaming from the slot, or null while no one does. */
+export async function slotActivePid(db: TestDatabase, slot: string): Promise<number | null> {
+  const { rows } = await db.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  return rows[0]?.pid ?? null;
+}
+
 export async function currentWalLsn(db: TestDatabase): Promise<bigint> {
   const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   return parseLsn(rows[0]!.lsn);

@@ -58,7 +58,18 @@ export async function createTopic(topic: string, partitions = 1, brokers = stack
   const admin = kafkaClient(brokers).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: true });
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: false });
+    // Not kafkajs' waitForLeaders: on a cluster, a node the new topic has not reached yet answers
+    // UNKNOWN_TOPIC_OR_PARTITION, which kafkajs throws instead of waiting.
+    await waitUntil(
+      `leaders for every partition of ${topic}`,
+      async () => {
+        const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+        return topics[0]!.partitions.length === partitions && topics[0]!.partitions.every((p) => p.leader >= 0);
+      },
+      30_000,
+      100,
+    );
   } finally {
     await admin.disconnect();
   }
