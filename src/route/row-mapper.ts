@@ -8,6 +8,7 @@ import type { OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { compileTopicRouting } from './routing-rules.js';
 import type { TopicTemplate } from './topic-template.js';
+import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 
 const BYTEA_OID = 17;
 
@@ -37,6 +38,7 @@ export class RowMapper {
     private readonly contentType: string,
     private readonly filter: EventFilterFn | undefined,
     private readonly envelope: Envelope | undefined,
+    private readonly traceContext: TraceContextFn | undefined,
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
@@ -68,7 +70,7 @@ export class RowMapper {
     for (const column of topic.columns) find(column, 'topic');
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
-    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope);
+    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, compileTraceContext(columnIndex));
   }
 
   /** False for a row the table's include/exclude filters leave out. */
@@ -121,6 +123,7 @@ export class RowMapper {
     setIf(HEADER.type, this.index.type);
     setIf(HEADER.aggregateType, this.index.aggregateType);
     setIf(HEADER.aggregateId, this.index.aggregateId);
+    this.traceContext?.(values, headers);
     const shared = transactionHeaders(txn);
     headers[HEADER.lsn] = shared.lsn;
     headers[HEADER.commitTime] = shared.commitTime;
