@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the local stack needs, only those missing: PostgreSQL 15 server binaries,
 # a Java 17 runtime for the Kafka broker, Maven to fetch the broker's jars, and the C++ toolchain, OpenSSL
-# and zlib headers the optional librdkafka client builds against. Needs root (or sudo).
+# and zlib headers the optional librdkafka client builds against, and promtool (Debian's prometheus package).
+# Needs root (or sudo).
 set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
@@ -12,8 +13,10 @@ command -v pg_recvlogical >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_
 command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || need+=(build-essential)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+# promtool checks and unit-tests deploy/prometheus/alerts.yaml (test/integration/ops.alerts.test.ts).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "prerequisites: postgresql-15, java, maven and a C++ toolchain are present"
+  echo "prerequisites: postgresql-15, java, maven, a C++ toolchain and promtool are present"
   exit 0
 fi
 sudo=""

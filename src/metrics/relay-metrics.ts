@@ -45,6 +45,7 @@ export class RelayMetrics implements RelayObserver {
   private readonly reconnects = this.counter('reconnects_total', 'Replication sessions started after a lost connection or a standby takeover.', []);
   private readonly state = this.gauge('state', 'Current relay state: 1 for the current state, 0 for the others.', ['state']);
   private readonly active = this.gauge('active', '1 while this instance holds the replication slot (streaming or draining), 0 as a standby or otherwise.');
+  private readonly slotLost = this.gauge('slot_lost', '1 after the replication slot was found invalidated (PG_SLOT_LOST) until a session streams again.');
   private readonly producer = this.gauge('producer_connected', '1 while the Kafka producer is connected and its last produce succeeded.');
   private readonly inFlightEvents = this.gauge('in_flight_events', 'Events handed to Kafka and not yet acknowledged.');
   private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
@@ -63,6 +64,8 @@ export class RelayMetrics implements RelayObserver {
   stateChanged(current: RelayState): void {
     for (const state of RELAY_STATES) this.state.set({ state }, state === current ? 1 : 0);
     this.active.set(ACTIVE_STATES.has(current) ? 1 : 0);
+    // A streaming session proves the slot usable again (dropped and re-created).
+    if (current === 'streaming') this.slotLost.set(0);
   }
 
   delivered(receipts: readonly Receipt[], latencyMs: number): void {
@@ -93,6 +96,8 @@ export class RelayMetrics implements RelayObserver {
 
   error(code: ErrorCode): void {
     this.errors.inc({ code });
+    // The relay halts on it and stays up: a gauge, unlike the counter's increase, keeps the alert firing.
+    if (code === 'PG_SLOT_LOST') this.slotLost.set(1);
   }
 
   deadLettered(code: ErrorCode): void {

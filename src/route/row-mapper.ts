@@ -9,6 +9,7 @@ import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { headerValues } from './header-values.js';
 import { compileTopicRouting } from './routing-rules.js';
 import type { TopicTemplate } from './topic-template.js';
+import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 
 const BYTEA_OID = 17;
 
@@ -39,6 +40,7 @@ export class RowMapper {
     private readonly filter: EventFilterFn | undefined,
     private readonly envelope: Envelope | undefined,
     private readonly tombstones: boolean,
+    private readonly traceContext: TraceContextFn | undefined,
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
@@ -71,7 +73,7 @@ export class RowMapper {
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
-    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones);
+    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex));
   }
 
   /** False for a row the table's include/exclude filters leave out. */
@@ -130,6 +132,7 @@ export class RowMapper {
     setIf(HEADER.type, this.index.type);
     setIf(HEADER.aggregateType, this.index.aggregateType);
     setIf(HEADER.aggregateId, this.index.aggregateId);
+    this.traceContext?.(values, headers);
     const shared = transactionHeaders(txn);
     headers[HEADER.lsn] = shared.lsn;
     headers[HEADER.commitTime] = shared.commitTime;

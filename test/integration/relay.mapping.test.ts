@@ -30,6 +30,50 @@ describe('relay: mapping, routing and filters', () => {
     expect(await relay.exited).toBe(0);
   });
 
+  it('trace context: traceparent/tracestate columns, and Debezium’s tracingspancontext, reach Kafka as W3C headers', async () => {
+    const traceparent = (n: number) => `00-${String(n).repeat(32)}-${String(n).repeat(16)}-01`;
+    const topic = uniqueName('traced');
+    await createTopic(topic);
+    await db().query(`CREATE TABLE traced_outbox (id uuid PRIMARY KEY, aggregate_type text NOT NULL, aggregate_id text NOT NULL, event_type text NOT NULL, payload jsonb NOT NULL, headers jsonb NOT NULL DEFAULT '{}', traceparent text, tracestate text)`);
+    const aggregateType = uniqueName('order');
+    const dbzTopic = `outbox.event.${aggregateType}`;
+    await createTopic(dbzTopic);
+    await db().query(`CREATE TABLE dbz_traced (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload jsonb, tracingspancontext varchar(256))`);
+    const relay = startRelay([...(await setupSlot(db(), ['traced_outbox'])).args, '--topic', topic, '--table', 'traced_outbox']);
+    const dbz = startRelay([...(await setupSlot(db(), ['dbz_traced'])).args, '--preset', 'debezium', '--table', 'dbz_traced']);
+
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    await db().query(
+      `INSERT INTO traced_outbox (id, aggregate_type, aggregate_id, event_type, payload, headers, traceparent, tracestate) VALUES
+         ($1, 'order', 'o-1', 'OrderPlaced', '{}', '{"traceparent": "from-headers-column"}', $4, 'vendor=abc'),
+         ($2, 'order', 'o-2', 'OrderPlaced', '{}', '{}', $5, NULL),
+         ($3, 'order', 'o-3', 'OrderPlaced', '{}', '{}', NULL, NULL)`,
+      [...ids, traceparent(1), traceparent(2)],
+    );
+    const records = await readTopic(topic, { expected: 3 });
+    expect(records.map((r) => [r.key, r.headers.traceparent, r.headers.tracestate])).toEqual([
+      [ids[0], traceparent(1), 'vendor=abc'],
+      [ids[1], traceparent(2), undefined],
+      [ids[2], undefined, undefined],
+    ]);
+
+    // Debezium's ActivateTracingSpan writes java.util.Properties text; its EventRouter emits `traceparent`.
+    const dbzIds = [randomUUID(), randomUUID()];
+    await db().query(
+      `INSERT INTO dbz_traced (id, aggregatetype, aggregateid, type, payload, tracingspancontext) VALUES
+         ($1, $3, 'o-1', 'OrderCreated', '{}', $4), ($2, $3, 'o-2', 'OrderCreated', '{}', NULL)`,
+      [...dbzIds, aggregateType, `#Mon Nov 30 05:40:00 UTC 2026\ntraceparent=${traceparent(3)}\ntracestate=rojo=00f067aa0ba902b7\n`],
+    );
+    const dbzRecords = await readTopic(dbzTopic, { expected: 2 });
+    expect(dbzRecords.map((r) => [r.headers.id, r.headers.traceparent, r.headers.tracestate])).toEqual([
+      [dbzIds[0], traceparent(3), 'rojo=00f067aa0ba902b7'],
+      [dbzIds[1], undefined, undefined],
+    ]);
+    for (const r of [relay, dbz]) r.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    expect(await dbz.exited).toBe(0);
+  });
+
   it('routes by event type (first match wins, else the template), keys by aggregate id, filters by type and aggregate type, and confirms filtered-only transactions', async () => {
     const prefix = uniqueName('r');
     const [payments, refunds, fallback] = [`${prefix}.payments`, `${prefix}.refunds`, `${prefix}.order`];

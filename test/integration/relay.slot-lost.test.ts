@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresServer, waitUntil } from '../../stack/index.js';
 import { runCliJson } from '../support/cli.js';
+import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { setupOutbox } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, stack, uniqueName, type TestDatabase } from '../support/services.js';
@@ -37,7 +38,8 @@ describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status
       0,
     );
 
-    const relay = startRelay(setup.args);
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args]);
     const error = await relay.waitForLog((l) => l.level === 'error', 30_000, 'the slot-lost error');
     expect(error.code).toBe('PG_SLOT_LOST');
     expect(String(error.fix)).toContain('outbox-relay slot drop --force');
@@ -47,6 +49,10 @@ describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status
     await new Promise((r) => setTimeout(r, 3000));
     expect(relay.logs.filter((l) => l.level === 'error')).toHaveLength(1);
     expect(relay.logs.filter((l) => l.msg === 'replication connection lost: reconnecting')).toEqual([]);
+    // What the OutboxRelaySlotLost alert fires on (deploy/prometheus/alerts.yaml).
+    const metrics = await scrape(http.base);
+    expect(metricValue(metrics, 'outbox_relay_slot_lost')).toBe(1);
+    expect(metricValue(metrics, 'outbox_relay_state', { state: 'halted' })).toBe(1);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
 

@@ -145,35 +145,84 @@ describe('examples/docker-compose.yml', () => {
   });
 });
 
-describe('examples/kubernetes/sidecar.yaml', () => {
-  type Probe = { httpGet?: { path: string; port: string | number } };
-  type Container = {
-    name: string;
-    image: string;
-    args?: string[];
-    env?: { name: string; value?: string; valueFrom?: unknown }[];
-    ports?: { name?: string; containerPort: number }[];
-    livenessProbe?: Probe;
-    readinessProbe?: Probe;
-    resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
-    securityContext?: Record<string, unknown>;
-    volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
-  };
-  type PodSpec = {
-    terminationGracePeriodSeconds: number;
-    securityContext: Record<string, unknown>;
-    containers: Container[];
-    volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
-  };
-  // Kubernetes reads YAML 1.1 (0440 is octal there).
-  const docs = parseAllDocuments(read('examples/kubernetes/sidecar.yaml'), { version: '1.1' }).map((d) => {
+// ---------------------------------------------------------------------------------------------------------------
+// Kubernetes manifests
+
+type Probe = { httpGet?: { path: string; port: string | number }; periodSeconds?: number; failureThreshold?: number };
+type Container = {
+  name: string;
+  image: string;
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  ports?: { name?: string; containerPort: number }[];
+  startupProbe?: Probe;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+};
+type PodSpec = {
+  terminationGracePeriodSeconds: number;
+  securityContext: Record<string, unknown>;
+  containers: Container[];
+  volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
+};
+type Manifest = {
+  kind: string;
+  apiVersion: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: Record<string, unknown> & { template?: { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec } };
+  stringData?: Record<string, string>;
+};
+
+/** Kubernetes reads YAML 1.1 (0440 is octal there). */
+function manifests(path: string): Manifest[] {
+  return parseAllDocuments(read(path), { version: '1.1' }).map((d) => {
     expect(d.errors).toEqual([]);
-    return d.toJS() as { kind: string; metadata: { name: string }; spec?: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } }; stringData?: Record<string, string> };
+    return d.toJS() as Manifest;
   });
+}
+
+function envOfContainer(container: Container): Record<string, string> {
+  return Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+}
+
+function expectSecretsFromFiles(docs: Manifest[], pod: PodSpec, relay: Container, env: Record<string, string>): void {
+  const secret = docs.find((d) => d.kind === 'Secret')!;
+  const fileSettings = Object.entries(env).filter(([name]) => name.endsWith('_FILE'));
+  expect(fileSettings.map(([name]) => name)).toEqual(expect.arrayContaining(['OUTBOX_RELAY_POSTGRES_PASSWORD_FILE', 'OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE']));
+  for (const [name, path] of fileSettings) {
+    const mount = relay.volumeMounts?.find((m) => path.startsWith(`${m.mountPath}/`));
+    expect(mount, `${name}: ${path} is on a mounted volume`).toBeDefined();
+    expect(mount!.readOnly).toBe(true);
+    const volume = pod.volumes.find((v) => v.name === mount!.name)!;
+    expect(volume.secret?.secretName).toBe(secret.metadata.name);
+    expect(Object.keys(secret.stringData ?? {})).toContain(posix.relative(mount!.mountPath, path));
+    // Group-readable only, and the group is the pod's fsGroup (secret files are owned by root).
+    expect(volume.secret!.defaultMode).toBe(0o440);
+  }
+  expect(pod.securityContext.fsGroup).toBe(pod.securityContext.runAsGroup);
+  const secretEnv = SETTINGS.filter((s) => s.secret).map((s) => s.env);
+  for (const name of secretEnv.filter((n) => env[n] !== undefined)) {
+    // A URL is fine as long as it carries no password.
+    expect(() => new URL(env[name]!).password).not.toThrow();
+    expect(new URL(env[name]!).password, name).toBe('');
+  }
+}
+
+function expectHardenedRelay(pod: PodSpec, relay: Container): void {
+  expect(pod.securityContext.runAsNonRoot).toBe(true);
+  expect(pod.securityContext.runAsUser).toBe(dockerfileUid());
+  expect(relay.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+}
+
+describe('examples/kubernetes/sidecar.yaml', () => {
+  const docs = manifests('examples/kubernetes/sidecar.yaml');
   const deployment = docs.find((d) => d.kind === 'Deployment')!;
-  const pod = deployment.spec!.template.spec;
+  const pod = deployment.spec!.template!.spec;
   const relay = pod.containers.find((c) => c.name === 'outbox-relay')!;
-  const env = Object.fromEntries((relay.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const env = envOfContainer(relay);
   const port = Number(env.OUTBOX_RELAY_HTTP_PORT ?? DEFAULT_HTTP_PORT);
   const portOf = (probe: Probe | undefined) => {
     const p = probe?.httpGet?.port;
@@ -201,37 +250,87 @@ describe('examples/kubernetes/sidecar.yaml', () => {
       expect(relay.readinessProbe.httpGet?.path).toBe('/readyz');
       expect(portOf(relay.readinessProbe)).toBe(port);
     }
-    expect(Number(deployment.spec!.template.metadata.annotations?.['prometheus.io/port'])).toBe(port);
+    expect(Number(deployment.spec!.template!.metadata.annotations?.['prometheus.io/port'])).toBe(port);
   });
 
   it('runs as the image’s non-root user on a read-only root filesystem with bounded resources', () => {
-    expect(pod.securityContext.runAsNonRoot).toBe(true);
-    expect(pod.securityContext.runAsUser).toBe(dockerfileUid());
-    expect(relay.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expectHardenedRelay(pod, relay);
     for (const key of ['cpu', 'memory']) expect(relay.resources?.requests?.[key], `requests.${key}`).toBeDefined();
     expect(relay.resources?.limits?.memory).toBeDefined();
   });
 
   it('takes every secret from files of a mounted Secret readable by the pod’s group, none from plain values', () => {
-    const secret = docs.find((d) => d.kind === 'Secret')!;
-    const fileSettings = Object.entries(env).filter(([name]) => name.endsWith('_FILE'));
-    expect(fileSettings.map(([name]) => name)).toEqual(expect.arrayContaining(['OUTBOX_RELAY_POSTGRES_PASSWORD_FILE', 'OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE']));
-    for (const [name, path] of fileSettings) {
-      const mount = relay.volumeMounts?.find((m) => path.startsWith(`${m.mountPath}/`));
-      expect(mount, `${name}: ${path} is on a mounted volume`).toBeDefined();
-      expect(mount!.readOnly).toBe(true);
-      const volume = pod.volumes.find((v) => v.name === mount!.name)!;
-      expect(volume.secret?.secretName).toBe(secret.metadata.name);
-      expect(Object.keys(secret.stringData ?? {})).toContain(posix.relative(mount!.mountPath, path));
-      // Group-readable only, and the group is the pod's fsGroup (secret files are owned by root).
-      expect(volume.secret!.defaultMode).toBe(0o440);
+    expectSecretsFromFiles(docs, pod, relay, env);
+  });
+});
+
+describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deployment', () => {
+  const docs = manifests('examples/kubernetes/relay.yaml');
+  const of = (kind: string) => docs.find((d) => d.kind === kind)!;
+  const deployment = of('Deployment');
+  const spec = deployment.spec as { replicas: number; selector: { matchLabels: Record<string, string> }; strategy: { type: string; rollingUpdate?: { maxSurge: number; maxUnavailable: number } } };
+  const podLabels = deployment.spec!.template!.metadata.labels ?? {};
+  const pod = deployment.spec!.template!.spec;
+  const relay = pod.containers.find((c) => c.name === 'outbox-relay')!;
+  const env = envOfContainer(relay);
+  const port = Number(env.OUTBOX_RELAY_HTTP_PORT ?? DEFAULT_HTTP_PORT);
+  const portName = relay.ports?.find((p) => p.containerPort === port)?.name;
+  const selects = (selector: { matchLabels: Record<string, string> }) => Object.entries(selector.matchLabels).every(([k, v]) => podLabels[k] === v);
+
+  it('is a Secret, the Deployment, a PodDisruptionBudget, a PodMonitor and the PrometheusRule', () => {
+    expect(docs.map((d) => d.kind)).toEqual(['Secret', 'Deployment', 'PodDisruptionBudget', 'PodMonitor', 'PrometheusRule']);
+    expect(pod.containers.map((c) => c.name)).toEqual(['outbox-relay']);
+    expect(relay.args).toEqual(['run']);
+    expect(invalidRelayEnv(env)).toEqual([]);
+    expect(selects(spec.selector)).toBe(true);
+  });
+
+  it('runs one active and one standby, and rolls out new pods before old ones go (a standby throughout)', () => {
+    expect(spec.replicas).toBe(2);
+    expect(spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(graceMs(env) + 5000);
+  });
+
+  it('keeps one pod through voluntary disruptions (PodDisruptionBudget)', () => {
+    const pdb = of('PodDisruptionBudget').spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    expect(pdb.minAvailable).toBe(1);
+    expect(selects(pdb.selector)).toBe(true);
+  });
+
+  it('probes start-up and liveness on /healthz, and has no /readyz readiness probe, which a standby never passes', () => {
+    expect(portName).toBeDefined();
+    for (const probe of [relay.startupProbe, relay.livenessProbe]) {
+      expect(probe?.httpGet?.path).toBe('/healthz');
+      expect(probe?.httpGet?.port).toBe(portName);
     }
-    expect(pod.securityContext.fsGroup).toBe(pod.securityContext.runAsGroup);
-    const secretEnv = SETTINGS.filter((s) => s.secret).map((s) => s.env);
-    for (const name of secretEnv.filter((n) => env[n] !== undefined)) {
-      // A URL is fine as long as it carries no password.
-      expect(() => new URL(env[name]!).password).not.toThrow();
-      expect(new URL(env[name]!).password, name).toBe('');
-    }
+    // The start-up allowance is larger than what the liveness probe tolerates.
+    expect(relay.startupProbe!.periodSeconds! * relay.startupProbe!.failureThreshold!).toBeGreaterThanOrEqual(30);
+    expect(relay.readinessProbe).toBeUndefined();
+  });
+
+  it('is scraped by a PodMonitor on the relay’s port, and carries exactly the alert rules of deploy/prometheus/alerts.yaml', () => {
+    const monitor = of('PodMonitor').spec as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
+    expect(selects(monitor.selector)).toBe(true);
+    expect(monitor.podMetricsEndpoints).toEqual([expect.objectContaining({ port: portName, path: '/metrics' })]);
+    const rule = of('PrometheusRule');
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.spec).toEqual(parse(read('deploy/prometheus/alerts.yaml')));
+  });
+
+  it('requests and limits memory for the measured peak RSS (docs/benchmarks.md) with some headroom', () => {
+    const peaks = [...read('docs/benchmarks.md').matchAll(/\| (\d+) MiB \|/g)].map((m) => Number(m[1]));
+    const peak = Math.max(...peaks);
+    expect(peak).toBeGreaterThan(100);
+    const mebibytes = (q: string | undefined) => Number(/^(\d+)Mi$/.exec(q ?? '')?.[1]);
+    const limit = mebibytes(relay.resources?.limits?.memory);
+    expect(limit).toBeGreaterThanOrEqual(peak * 1.1);
+    expect(limit).toBeLessThanOrEqual(peak * 1.5);
+    expect(mebibytes(relay.resources?.requests?.memory)).toBe(limit);
+    expect(relay.resources?.requests?.cpu).toBeDefined();
+  });
+
+  it('runs as the image’s non-root user on a read-only root filesystem, secrets from mounted files', () => {
+    expectHardenedRelay(pod, relay);
+    expectSecretsFromFiles(docs, pod, relay, env);
   });
 });

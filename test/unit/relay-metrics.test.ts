@@ -55,6 +55,18 @@ describe('RelayMetrics', () => {
     expect(metricValue(await metrics.render(idle), 'outbox_relay_active')).toBe(0);
   });
 
+  it('raises slot_lost on PG_SLOT_LOST and keeps it up while halted, until a session streams again', async () => {
+    const metrics = new RelayMetrics();
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lost')).toBe(0);
+    metrics.error('PG_STREAM_FAILED');
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lost')).toBe(0);
+    metrics.error('PG_SLOT_LOST');
+    metrics.stateChanged('halted');
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lost')).toBe(1);
+    metrics.stateChanged('streaming');
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lost')).toBe(0);
+  });
+
   it('exports retries and errors by code, reconnects, the producer, in-flight, and the confirmed LSN and slot lag', async () => {
     const metrics = new RelayMetrics();
     metrics.retrying('KAFKA_UNAVAILABLE');

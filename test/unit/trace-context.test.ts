@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { compileTraceContext, spanContextHeaders } from '../../src/route/trace-context.js';
+
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+const row = (...values: (string | null)[]) => values.map((v) => (v === null ? null : Buffer.from(v)));
+
+describe('trace context columns', () => {
+  it('reads traceparent and tracestate from Debezium’s tracingspancontext (java.util.Properties text)', () => {
+    const properties = `#Mon Nov 30 05:40:00 UTC 2026\ntraceparent=${TRACEPARENT}\ntracestate = congo=t61rcWkgMzE,rojo=00f067aa0ba902b7\n! other\nbaggage=x\n`;
+    expect(spanContextHeaders(properties)).toEqual({ traceparent: TRACEPARENT, tracestate: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7' });
+    expect(spanContextHeaders(`traceparent: ${TRACEPARENT}\r\n`)).toEqual({ traceparent: TRACEPARENT });
+    expect(spanContextHeaders('# nothing here\n')).toEqual({});
+  });
+
+  it('costs nothing for a table without the columns', () => {
+    expect(compileTraceContext(new Map([['id', 0], ['payload', 1]]))).toBeUndefined();
+  });
+
+  it('sets the headers from the W3C columns, skipping NULL and empty values; they win over tracingspancontext', () => {
+    const fn = compileTraceContext(new Map([['id', 0], ['traceparent', 1], ['tracestate', 2], ['tracingspancontext', 3]]))!;
+    const headers: Record<string, string | Buffer> = {};
+    fn(row('e1', TRACEPARENT, null, 'traceparent=00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-00\ntracestate=from=debezium'), headers);
+    expect(headers).toEqual({ traceparent: TRACEPARENT, tracestate: 'from=debezium' });
+    const empty: Record<string, string | Buffer> = {};
+    fn(row('e2', '', null, null), empty);
+    expect(empty).toEqual({});
+  });
+});
