@@ -292,16 +292,21 @@ export class Relay {
     this.observer.halted?.(error);
     this.setState(fatal ? 'failed' : 'halted');
     this.logger.error(
-      { code: error.code, err: error.message, fix: error.hint, ...error.details, confirmedLsn: formatLsn(this.lastConfirmed), reportedLsn: this.reportedLsn() },
+      { code: error.code, err: error.message, fix: error.hint, ...error.details, ...this.positions() },
       fatal ? 'giving up' : 'halted: nothing after the confirmed position was confirmed; fix the cause and restart',
     );
     return { state: fatal ? 'failed' : 'halted', error };
   }
 
-  /** What PostgreSQL was last told (a halt or stop sends it once more before closing). */
-  private reportedLsn(): string | undefined {
+  /**
+   * For the last log line: `confirmedLsn` is what PostgreSQL holds (the final status a halt or stop sent), and
+   * `acknowledgedLsn` the newer position Kafka acknowledged since, when there is one (a replay window keeps the
+   * slot behind on purpose; acknowledgements that arrived after the final status are sent again after a restart).
+   */
+  private positions(): { confirmedLsn: string; acknowledgedLsn?: string } {
     const reported = this.session?.reported;
-    return reported === undefined ? undefined : formatLsn(reported);
+    if (reported === undefined) return { confirmedLsn: formatLsn(this.lastConfirmed) };
+    return reported === this.lastConfirmed ? { confirmedLsn: formatLsn(reported) } : { confirmedLsn: formatLsn(reported), acknowledgedLsn: formatLsn(this.lastConfirmed) };
   }
 
   private fail(error: RelayError): RelayOutcome {
@@ -331,6 +336,6 @@ export class Relay {
     await session?.close();
     await this.deps.sink.close();
     this.setState('stopped');
-    this.logger.info({ confirmedLsn: formatLsn(this.lastConfirmed), reportedLsn: this.reportedLsn() }, 'stopped');
+    this.logger.info(this.positions(), 'stopped');
   }
 }

@@ -11,6 +11,7 @@ import type { Delivery } from '../sink/delivery.js';
 import { preflight } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
 import { ReplicationStream } from '../source/replication-stream.js';
+import { sleep } from '../retry.js';
 import type { RelayObserver } from './observer.js';
 
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
@@ -32,6 +33,8 @@ export class Session {
   private resolveEnded!: (error: RelayError | undefined) => void;
   private closing = false;
   private warnedHeldBack = false;
+  /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
+  private failing = false;
   private lastReported: Lsn | undefined;
 
   constructor(
@@ -84,6 +87,7 @@ export class Session {
   }
 
   private onData(payload: Buffer): void {
+    if (this.failing) return;
     try {
       const msg = decodePgOutput(payload);
       switch (msg.tag) {
@@ -113,8 +117,25 @@ export class Session {
       }
     } catch (err) {
       const error = isRelayError(err) ? err : new RelayError('INTERNAL', `decoding failed: ${(err as Error).message}`, { cause: err });
-      this.finish(error);
+      this.failLocally(error);
     }
+  }
+
+  /**
+   * A failure on our side (a schema change, an undecodable message) while the connection is still up: stop
+   * reading, give what was handed over up to shutdownGrace to be delivered, then report the final position on
+   * this connection, so that a halt leaves the slot where the relay says it stopped and a restart re-sends little.
+   */
+  private failLocally(error: RelayError): void {
+    if (this.failing || this.closing) return;
+    this.failing = true;
+    this.stream.pause();
+    this.endIntake();
+    const grace = new AbortController();
+    void Promise.race([this.delivery.whenIdle(), sleep(this.config.shutdownGraceMs, grace.signal)]).then(() => {
+      grace.abort();
+      this.finish(error);
+    });
   }
 
   private commit(txn: SourceTransaction, endLsn: Lsn): void {
@@ -163,6 +184,7 @@ export class Session {
   }
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
+    if (this.failing) return;
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
     if (replyRequested) void this.sendStatus(false);
@@ -170,7 +192,7 @@ export class Session {
 
   /** Room in the window again: read the socket. */
   resume(): void {
-    if (!this.closing) this.stream.resume();
+    if (!this.closing && !this.failing) this.stream.resume();
   }
 
   /** No more events of this session go to the delivery (a stop drains what it has); the connection stays for the final status. */
@@ -219,7 +241,8 @@ export class Session {
   async close(): Promise<void> {
     const final = !this.closing && this.tracker;
     this.finish(undefined);
-    if (final) this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed), reportedLsn: formatLsn(this.lastReported!) }, 'confirmed position reported to PostgreSQL');
+    // confirmedLsn is what PostgreSQL now holds; a replay window keeps it behind the acknowledged position.
+    if (final) this.logger.info({ confirmedLsn: formatLsn(this.lastReported!), acknowledgedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
     await this.ended;
   }
 }

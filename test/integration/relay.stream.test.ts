@@ -86,7 +86,7 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     // The slot may pass the ALTER TABLE (an idle keepalive), never the INSERT; and it holds what the halt line says.
     const slot = await slotConfirmedLsn(db(), setup.slot);
     expect(slot >= confirmedBefore && slot <= beforeInsert).toBe(true);
-    expect(formatLsn(slot)).toBe(halted.reportedLsn);
+    expect(formatLsn(slot)).toBe(halted.confirmedLsn);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
   });
