@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { KafkaBroker, PostgresServer, waitUntil } from '../../stack/index.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
-import { httpArgs, metricSamples, scrape } from '../support/ops-http.js';
+import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
 
@@ -55,6 +55,38 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
         `${delivery.duplicates} duplicates, confirmed LSN held at ${formatLsn(confirmedBeforeOutage)}, relay peak RSS ${rssDuringOutage} MiB`,
     );
     expect(delivery.missing).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
+  it('a broker that stops answering (SIGSTOP) becomes an outage: one warn line and /readyz 503 while it hangs; after SIGCONT delivery resumes, nothing lost', async () => {
+    db = await createDatabase('hung', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--kafka-delivery-timeout', '5s', '--retry-max-delay', '1s'] });
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insertEvents(db, 5);
+    await waitForConfirmedAll(db, setup.slot);
+    const pid = kafka.pid()!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await insertEvents(db, 5);
+      await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying', 90_000);
+      const ready = await httpGet(`${http.base}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.body)).toMatchObject({ producerConnected: false });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await relay.waitForMessage('Kafka available again: delivery resumed', 120_000);
+    await waitForConfirmedAll(db, setup.slot);
+    expect(relay.logs.filter((l) => l.msg === 'Kafka unavailable: holding the confirmed position and retrying')).toHaveLength(1);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    const delivery = compareDelivery(committed, records.map((r) => r.key));
+    console.log(`hung broker (SIGSTOP): ${committed.length} committed, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
+    expect(delivery.missing).toEqual([]);
+    expect((await httpGet(`${http.base}/readyz`)).status).toBe(200);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });
