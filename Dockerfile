@@ -1,15 +1,19 @@
 # syntax=docker/dockerfile:1
 #
-# outbox-relay container image:   docker build -t outbox-relay .
+# outbox-relay container image:
+#   docker build -t outbox-relay:0.1.0 \
+#     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg SOURCE="$(git remote get-url origin)" .
 #
-# Base image: node:20-bookworm-slim (Debian 12, glibc) rather than node:20-alpine. Every runtime dependency is
-# pure JavaScript, so Alpine would work and is ~60 MB smaller; we still pick Debian slim because
+# Base image: node:24 (Active LTS until 2026-10-20, maintenance until its end of life on 2028-04-30) on Debian 12
+# slim (glibc) rather than Alpine:
 #   * it is the platform the test suite and the benchmarks run on (glibc, Debian), so the image runs what was
-#     tested; Node's musl builds are an "experimental" tier upstream;
+#     tested; Node's musl builds are an "experimental" tier upstream, and the librdkafka client is built and
+#     tested against Debian's OpenSSL and zlib;
 #   * glibc's resolver and allocator are the ones the relay was measured with (musl's getaddrinfo handles
-#     resolv.conf options such as Kubernetes' ndots/search differently; its malloc is slower under load);
-#   * slim is still small (no compilers, no docs): about 200 MB before our ~25 MB of dependencies and code.
-# See README, "Container and deployment", for the size trade-off and how to switch.
+#     resolv.conf options such as Kubernetes' ndots/search differently; its malloc is slower under load).
+# The tag is an exact release, so a rebuild gets the same Node; docs/operations.md ("Pinning the base image")
+# says how to add the registry digest and let CI refresh both.
 #
 # Signals: tini runs as PID 1 (baked in, so it also works on Kubernetes, which has no `docker run --init`). It
 # forwards SIGTERM/SIGINT to node, which drains in-flight events (OUTBOX_RELAY_SHUTDOWN_GRACE, default 25s) and
@@ -20,29 +24,55 @@
 # their WORKDIR, COPY, RUN, ENV, USER, ENTRYPOINT, CMD and HEALTHCHECK lines, reproduces them in a temp dir
 # and runs the result. It fails on a RUN it does not know how to reproduce, so teach it when you add one.
 
-ARG NODE_VERSION=20
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
-# ---- build: compile TypeScript (needs the dev dependencies) -------------------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS build
+# ---- build: compile TypeScript and the librdkafka client (needs dev dependencies and a C++ toolchain) ---------
+FROM ${NODE_IMAGE} AS build
+# Headers and compilers for @confluentinc/kafka-javascript: it builds its bundled librdkafka against Debian's
+# OpenSSL and zlib (CKJS_LINKING=dynamic; its configure finds them with pkg-config), so the runtime stage needs
+# only their shared libraries. python3 is node-gyp's. None of this reaches the image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential python3 pkg-config libssl-dev zlib1g-dev \
+ && rm -rf /var/lib/apt/lists/*
+ENV CKJS_LINKING=dynamic npm_config_build_from_source=true
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: no dependency needs an install script to compile (TypeScript 7 ships its native compiler as
-# a per-platform optional package, resolved by npm without scripts).
-RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+# With install scripts: the librdkafka client compiles here (from source, not a downloaded prebuilt binary).
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
 # ---- prod-deps: production dependencies only, from the same lockfile -----------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS prod-deps
+FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# The compiled client from the build stage: the addon and the librdkafka it loads from ../deps (its rpath). The
+# object files, static archives and librdkafka's sources stay behind.
+COPY --from=build /app/node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node ./node_modules/@confluentinc/kafka-javascript/build/Release/
+COPY --from=build /app/node_modules/@confluentinc/kafka-javascript/build/deps/librdkafka.so.1 /app/node_modules/@confluentinc/kafka-javascript/build/deps/librdkafka++.so.1 ./node_modules/@confluentinc/kafka-javascript/build/deps/
+RUN rm -rf node_modules/@confluentinc/kafka-javascript/deps node_modules/@confluentinc/kafka-javascript/src
+# Their debug symbols are most of their size (librdkafka.so.1: 14 MB with, 3 MB without). binutils stays here.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && strip --strip-unneeded node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node node_modules/@confluentinc/kafka-javascript/build/deps/librdkafka.so.1 node_modules/@confluentinc/kafka-javascript/build/deps/librdkafka++.so.1 \
+ && rm -rf /var/lib/apt/lists/*
 
 # ---- runtime ---------------------------------------------------------------------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="outbox-relay" \
+      org.opencontainers.image.description="Transactional outbox relay: PostgreSQL WAL (pgoutput) to Apache Kafka" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# tini; the shared libraries librdkafka links against (libssl3, zlib1g) and the CA bundle it verifies brokers with.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends tini libssl3 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 # The heap limits of the `outbox-relay` bin's shebang (src/cli/main.ts), which `node dist/cli/main.js` skips: a drain

@@ -11,11 +11,11 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, join, posix, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,13 @@ function parseDockerfile(text: string): Stage[] {
     }
   });
   return stages;
+}
+
+/** A FROM reference with the defaults of the ARGs declared before the first FROM filled in. */
+function resolveGlobalArgs(reference: string, text: string): string {
+  const head = text.slice(0, text.search(/^FROM\s/m));
+  const args = Object.fromEntries([...head.matchAll(/^ARG\s+(\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  return reference.replace(/\$\{(\w+)\}/g, (_, name: string) => args[name] ?? '');
 }
 
 /** `--flag=value` options at the start of an instruction, and what follows them. */
@@ -191,6 +198,18 @@ async function reproduceRun(command: string, stageDir: string, notes: string[], 
     }
   } else if (command === 'npm run build') {
     await npm(['run', 'build'], stageDir);
+  } else if (/^(rm -rf|strip --strip-unneeded)( [\w@.+/-]+)+$/.test(command)) {
+    // Pruning and stripping inside the stage's /app: relative paths only, and never through the symlink to this
+    // checkout's node_modules (the dev install), which must stay as it is.
+    const [tool, flag, ...paths] = command.split(' ');
+    for (const path of paths) {
+      const target = join(stageDir, path);
+      if (posix.isAbsolute(path) || !existsSync(dirname(target)) || !realpathSync(dirname(target)).startsWith(`${realpathSync(stageDir)}/`)) {
+        throw new Error(`${where}: ${tool} ${path}: only paths inside the stage's own WORKDIR are reproduced`);
+      }
+      if (tool === 'rm') rmSync(target, { recursive: true, force: true });
+      else await run('strip', [flag!, target]);
+    }
   } else if (/^npm cache clean\b/.test(command)) {
     // nothing cached in the reproduction
   } else {
@@ -380,7 +399,8 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
     // The role is cluster-wide: another file may be creating it at the same moment.
     await db.query(roleSql).catch(async () => db.query(roleSql));
     console.log(`image reproduced in ${Date.now() - started} ms under ${work} (runs as ${uid === undefined ? 'this user' : `${uid}:${gid}`})\n  ${image.notes.join('\n  ')}`);
-  });
+    // A TypeScript build and a production npm install: minutes on a busy 2-core machine.
+  }, 300_000);
 
   afterEach(async () => {
     for (const child of children) child.kill('SIGKILL');
@@ -416,8 +436,42 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
     expect(existsSync(join(app, 'node_modules/.bin/tsc'))).toBe(false);
     // Nothing above /app may hold a node_modules either, or resolution could silently use it.
     for (let dir = dirname(app); dir !== dirname(dir); dir = dirname(dir)) expect(existsSync(join(dir, 'node_modules')), `${dir}/node_modules`).toBe(false);
-    const size = Number(execFileSync('du', ['-sk', join(app, 'node_modules')], { encoding: 'utf8' }).split('\t')[0]);
-    console.log(`production node_modules: ${Math.round(size / 1024)} MiB, ${entries.filter(([, m]) => !m.dev).length} packages`);
+  });
+
+  it('states in docs/operations.md the size and package count this reproduction measures', () => {
+    const figures = imageFigures(app);
+    const generated = renderImageFigures(figures);
+    const doc = readFileSync(OPERATIONS_DOC, 'utf8');
+    const current = generatedSection(doc);
+    expect(current, `${OPERATIONS_DOC} has no ${FIGURES_START} … ${FIGURES_END} section`).toBeDefined();
+    console.log(`image figures:\n${generated}`);
+    if (process.env.OUTBOX_UPDATE_DOCS === '1') {
+      writeFileSync(OPERATIONS_DOC, doc.replace(current!, generated));
+      return;
+    }
+    // Package counts are exact; sizes may differ by a few percent between file systems (block sizes).
+    const documented = parseImageFigures(current!);
+    expect(documented.packages, 'regenerate: OUTBOX_UPDATE_DOCS=1 npx vitest run test/integration/image-layout.test.ts').toBe(figures.packages);
+    for (const key of ['appKiB', 'nodeModulesKiB', 'rdkafkaKiB'] as const) {
+      expect(Math.abs(documented[key] - figures[key]) / figures[key], `${key}: documented ${documented[key]} KiB, measured ${figures[key]} KiB; regenerate with OUTBOX_UPDATE_DOCS=1`).toBeLessThan(0.05);
+    }
+  });
+
+  it('relays events with `--kafka-client rdkafka`: the compiled librdkafka client loads from the image', async () => {
+    const { env, topic } = await deploymentEnv();
+    const relay = start(imageCommand(config.cmd), { ...env, [SETTINGS_BY_KEY.get('kafka.client')!.env]: 'rdkafka' });
+    await waitForLog(relay, 'streaming from PostgreSQL');
+    const inserted = await insertEvents(db, 5);
+    const records = await readTopic(topic, { expected: inserted.length });
+    expect(records.map((r) => r.key).sort()).toEqual(inserted.map((e) => e.id).sort());
+    // The addon resolves librdkafka through its rpath, next to it in the image, not from this machine.
+    const addon = join(app, RDKAFKA_ADDON);
+    const linked = execFileSync('ldd', [addon], { encoding: 'utf8' });
+    const librdkafka = /\blibrdkafka\.so\.1 => (\S+)/.exec(linked)?.[1];
+    expect(librdkafka && resolve(librdkafka), linked).toBe(join(app, RDKAFKA_DIR, 'build/deps/librdkafka.so.1'));
+    expect(linked).not.toMatch(/not found/);
+    relay.child.kill('SIGTERM');
+    expect(await relay.exited, relay.stderr.join('\n')).toBe(0);
   });
 
   it('runs `--help` through the image entrypoint: exit 0, lists the run command', async () => {
@@ -493,6 +547,70 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
   }
 });
 
+// ---------------------------------------------------------------------------------------------------------------
+// Size figures of the reproduced /app, kept in docs/operations.md between markers (the base image is not
+// reproduced, so its size is not among them).
+
+const OPERATIONS_DOC = join(repoRoot, 'docs/operations.md');
+const FIGURES_START = '<!-- generated:image-figures:start (test/integration/image-layout.test.ts) -->';
+const FIGURES_END = '<!-- generated:image-figures:end -->';
+const RDKAFKA_DIR = 'node_modules/@confluentinc/kafka-javascript';
+const RDKAFKA_ADDON = `${RDKAFKA_DIR}/build/Release/confluent-kafka-javascript.node`;
+
+interface ImageFigures {
+  appKiB: number;
+  nodeModulesKiB: number;
+  packages: number;
+  rdkafkaKiB: number;
+  largest: { name: string; kib: number }[];
+}
+
+function duKiB(path: string): number {
+  return Number(execFileSync('du', ['-sk', path], { encoding: 'utf8' }).split('\t')[0]);
+}
+
+function imageFigures(app: string): ImageFigures {
+  const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  const shipped = Object.entries(lock.packages).filter(([path, meta]) => path.startsWith('node_modules/') && !meta.dev && existsSync(join(app, path)));
+  const topLevel = shipped.map(([path]) => path).filter((path) => !path.slice('node_modules/'.length).includes('node_modules/'));
+  const largest = topLevel
+    .map((path) => ({ name: path.slice('node_modules/'.length), kib: duKiB(join(app, path)) }))
+    .sort((a, b) => b.kib - a.kib)
+    .slice(0, 3);
+  return { appKiB: duKiB(app), nodeModulesKiB: duKiB(join(app, 'node_modules')), packages: shipped.length, rdkafkaKiB: duKiB(join(app, RDKAFKA_DIR)), largest };
+}
+
+const mib = (kib: number) => (kib / 1024).toFixed(1);
+
+function renderImageFigures(f: ImageFigures): string {
+  return [
+    FIGURES_START,
+    '| Measured on the reproduced image (`/app`) | Value |',
+    '| --- | --- |',
+    `| \`/app\` in total (code, SQL, configuration, dependencies) | ${mib(f.appKiB)} MiB (${f.appKiB} KiB) |`,
+    `| Production \`node_modules\` | ${mib(f.nodeModulesKiB)} MiB (${f.nodeModulesKiB} KiB), ${f.packages} packages |`,
+    `| of which the librdkafka client (addon + \`librdkafka.so\`) | ${mib(f.rdkafkaKiB)} MiB (${f.rdkafkaKiB} KiB) |`,
+    `| Largest packages | ${f.largest.map((p) => `\`${p.name}\` ${mib(p.kib)} MiB`).join(', ')} |`,
+    FIGURES_END,
+  ].join('\n');
+}
+
+function generatedSection(doc: string): string | undefined {
+  const start = doc.indexOf(FIGURES_START);
+  const end = doc.indexOf(FIGURES_END);
+  return start >= 0 && end > start ? doc.slice(start, end + FIGURES_END.length) : undefined;
+}
+
+function parseImageFigures(section: string): Pick<ImageFigures, 'appKiB' | 'nodeModulesKiB' | 'packages' | 'rdkafkaKiB'> {
+  const kib = (label: RegExp) => Number(new RegExp(`${label.source}[^\\n]*?\\((\\d+) KiB\\)`).exec(section)?.[1]);
+  return {
+    appKiB: kib(/in total/),
+    nodeModulesKiB: kib(/Production `node_modules`/),
+    packages: Number(/KiB\), (\d+) packages/.exec(section)?.[1]),
+    rdkafkaKiB: kib(/librdkafka client/),
+  };
+}
+
 function parseDurationSeconds(value: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
   if (!m) throw new Error(`unreadable duration ${value}`);
@@ -500,9 +618,11 @@ function parseDurationSeconds(value: string): number {
 }
 
 describe('Dockerfile: what the image declares', () => {
-  const stages = parseDockerfile(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));
+  const text = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const stages = parseDockerfile(text);
   const runtime = stages.at(-1)!;
   const config = imageConfig(runtime);
+  const baseImage = resolveGlobalArgs(runtime.from, text);
 
   it('is multi-stage: compiles in one stage, installs production dependencies in another, ships neither toolchain', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
@@ -513,9 +633,40 @@ describe('Dockerfile: what the image declares', () => {
     const buildStages = stages.filter((s) => runs(s).some((r) => /npm ci\b/.test(r) && !/--omit=dev/.test(r))).map((s) => s.name);
     const fromDevStages = runtime.instructions.filter((i) => i.op === 'COPY').map((i) => splitFlags(i.args)).filter((c) => c.flags.from && buildStages.includes(c.flags.from));
     expect(fromDevStages.map((c) => c.rest)).toEqual(['/app/dist ./dist']);
-    // One base image for all stages, and a small one.
+    // The stage with the dev install passes only the compiled librdkafka client on, never its toolchain or objects.
+    const fromBuild = stages
+      .filter((s) => s !== runtime)
+      .flatMap((s) => s.instructions.filter((i) => i.op === 'COPY').map((i) => splitFlags(i.args)))
+      .filter((c) => c.flags.from && buildStages.includes(c.flags.from))
+      .flatMap((c) => c.rest.split(/\s+/).slice(0, -1));
+    expect(fromBuild.length).toBeGreaterThan(0);
+    for (const source of fromBuild) expect(source).toMatch(/^\/app\/node_modules\/@confluentinc\/kafka-javascript\/build\/(Release\/[\w-]+\.node|deps\/librdkafka(\+\+)?\.so\.1)$/);
+    // One base image for all stages: an exact Node 24 release on Debian slim (a registry digest may follow).
     expect(new Set(stages.map((s) => s.from)).size).toBe(1);
-    expect(runtime.from).toMatch(/^node:\$\{NODE_VERSION\}-(bookworm-slim|alpine)$|^node:20-(bookworm-slim|alpine)$/);
+    expect(baseImage).toMatch(/^node:24\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/);
+  });
+
+  it('builds the librdkafka client from source against system OpenSSL and zlib, whose runtime libraries the image carries', () => {
+    const build = stages.find((s) => s.instructions.some((i) => i.op === 'RUN' && /npm ci\b/.test(i.args) && !/--ignore-scripts/.test(i.args)))!;
+    expect(build, 'a stage runs npm ci with install scripts').toBeDefined();
+    expect(build).not.toBe(runtime);
+    const installs = (s: Stage) => s.instructions.filter((i) => i.op === 'RUN' && /apt-get install/.test(i.args)).map((i) => i.args).join(' ');
+    for (const pkg of ['build-essential', 'python3', 'libssl-dev', 'zlib1g-dev']) expect(installs(build), pkg).toContain(pkg);
+    expect(imageConfig(build).env).toMatchObject({ CKJS_LINKING: 'dynamic', npm_config_build_from_source: 'true' });
+    for (const pkg of ['libssl3', 'zlib1g', 'ca-certificates']) expect(installs(runtime), pkg).toContain(pkg);
+    expect(installs(runtime)).not.toMatch(/-dev\b|build-essential/);
+  });
+
+  it('labels the image the OCI way: version (the package version by default), revision and source', () => {
+    const labels = Object.fromEntries(
+      runtime.instructions.filter((i) => i.op === 'LABEL').flatMap((i) => [...i.args.matchAll(/([\w.-]+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!])),
+    );
+    const args = Object.fromEntries(runtime.instructions.filter((i) => i.op === 'ARG').map((i) => i.args.split('=') as [string, string]));
+    expect(labels['org.opencontainers.image.version']).toBe('${VERSION}');
+    expect(args.VERSION).toBe((JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version);
+    expect(labels['org.opencontainers.image.revision']).toBe('${REVISION}');
+    expect(labels['org.opencontainers.image.source']).toBe('${SOURCE}');
+    for (const name of ['REVISION', 'SOURCE']) expect(Object.keys(args)).toContain(name);
   });
 
   it('runs as a numeric non-root user, under tini, in production mode, with the default command `run`', () => {
