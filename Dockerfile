@@ -45,6 +45,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
+# Bridge until the build stage compiles the librdkafka client (issue 14): this image installs dependencies with
+# --ignore-scripts, so the default client (rdkafka) cannot load here and the relay would exit 2; use kafkajs.
+ENV OUTBOX_RELAY_KAFKA_CLIENT=kafkajs
 WORKDIR /app
 # Owned by root and not writable by the relay's user: the process cannot change its own code. The relay writes
 # nothing to disk (logs go to stdout), so a read-only root filesystem works.
