@@ -32,7 +32,7 @@ FROM ${NODE_IMAGE} AS build
 # OpenSSL and zlib (CKJS_LINKING=dynamic; its configure finds them with pkg-config), so the runtime stage needs
 # only their shared libraries. python3 is node-gyp's. None of this reaches the image.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential python3 pkg-config libssl-dev zlib1g-dev \
+ && apt-get install -y --no-install-recommends build-essential python3 pkg-config libssl-dev zlib1g-dev libzstd-dev \
  && rm -rf /var/lib/apt/lists/*
 ENV CKJS_LINKING=dynamic npm_config_build_from_source=true
 WORKDIR /app
@@ -70,9 +70,9 @@ LABEL org.opencontainers.image.title="outbox-relay" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# tini; the shared libraries librdkafka links against (libssl3, zlib1g) and the CA bundle it verifies brokers with.
+# tini; the shared libraries librdkafka links against (libssl3, zlib1g, libzstd1) and the CA bundle it verifies brokers with.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini libssl3 zlib1g ca-certificates \
+ && apt-get install -y --no-install-recommends tini libssl3 zlib1g libzstd1 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 # The heap limits of the `outbox-relay` bin's shebang (src/cli/main.ts), which `node dist/cli/main.js` skips: a drain

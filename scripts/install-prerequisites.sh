@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs the system packages the local stack needs, only those missing: PostgreSQL 15 server binaries,
 # a Java 17 runtime for the Kafka broker, Maven to fetch the broker's jars, and the C++ toolchain, OpenSSL
-# and zlib headers the optional librdkafka client builds against, and promtool (Debian's prometheus package).
-# Needs root (or sudo).
+# zlib and zstd headers the librdkafka client (the default) builds against, and promtool (Debian's prometheus
+# package). Needs root (or sudo).
 set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v pg_recvlogical >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_recvlogical ] || need+=(postgresql-client-15)
-# The optional librdkafka client (kafka.client=rdkafka) compiles at `npm ci` against these.
+# The librdkafka client (kafka.client=rdkafka, the default) compiles at `npm ci` against these; without
+# libzstd-dev it builds without the zstd codec (kafka.compression zstd is then refused at start).
 command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || need+=(build-essential)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+[ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
 # promtool checks and unit-tests deploy/prometheus/alerts.yaml (test/integration/ops.alerts.test.ts).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then

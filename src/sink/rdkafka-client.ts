@@ -74,8 +74,21 @@ export function rdkafkaLogger(logger: Logger): KafkaJS.Logger {
   return adapter;
 }
 
+/**
+ * librdkafka compiles a codec in only when its library was found at build time (zstd needs libzstd-dev; gzip,
+ * snappy and lz4 are always there): a codec this build lacks is a configuration error, not an outage.
+ */
+function checkCodec(module: RdKafkaModule, config: KafkaSettings): void {
+  if (config.compression === 'none' || module.features.includes(config.compression)) return;
+  throw new RelayError('CONFIG_INVALID', `kafka.compression ${config.compression} is not supported by kafka.client rdkafka as built here (librdkafka ${module.librdkafkaVersion} without ${config.compression})`, {
+    hint: `install the codec's headers (libzstd-dev for zstd) and reinstall with CKJS_LINKING=dynamic npm ci, or choose another of: ${module.features.filter((f) => ['gzip', 'snappy', 'lz4', 'zstd'].includes(f)).join(', ')}`,
+  });
+}
+
 /** A KafkaJS-compatible client of librdkafka; its producers and admin clients take librdkafka properties. */
 export async function createRdKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = ''): Promise<KafkaJS.Kafka> {
-  const { KafkaJS: api } = await loadRdKafka();
+  const module = await loadRdKafka();
+  checkCodec(module, config);
+  const api = module.KafkaJS;
   return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger) } } as KafkaJS.CommonConstructorConfig);
 }

@@ -48,10 +48,13 @@ export class RdKafkaSink implements Sink {
 
   async connect(): Promise<void> {
     try {
-      await this.producer.connect();
       if (!this.connected) await this.admin.connect();
       this.connected = true;
+      await this.producer.connect();
     } catch (err) {
+      // A KafkaJS-API producer connects once: the next attempt needs a new one.
+      await this.producer.disconnect().catch(() => undefined);
+      this.producer = this.newProducer();
       throw classifyRdKafkaError(err);
     }
   }

@@ -77,7 +77,12 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     this.producer = undefined;
     await old?.disconnect().catch(() => undefined);
     const producer = this.kafka!.producer(this.properties());
-    await producer.connect();
+    try {
+      await producer.connect();
+    } catch (err) {
+      await producer.disconnect().catch(() => undefined);
+      throw err;
+    }
     this.producer = producer;
     this.unusable = false;
     this.openedAtMs = undefined;

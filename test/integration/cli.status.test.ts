@@ -6,6 +6,7 @@ import { useDatabase, useFreshDatabase } from '../support/database.js';
 import { httpArgs, httpGet } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
+import { kafkaClient, stack, uniqueName } from '../support/services.js';
 
 interface StatusJson {
   currentWalLsn: string;
@@ -36,6 +37,24 @@ describe('cli: outbox-relay status', () => {
     expect(missing.code).toBe(5);
     expect(missing.json.slot).toBeNull();
     expect(missing.json.publication).toBeNull();
+  });
+
+  it('with Kafka settings reads the checkpoint without creating the checkpoint topic (none yet: null)', async () => {
+    const setup = await setupOutbox(db());
+    const topic = uniqueName('checkpoints');
+    const result = await runCliJson<StatusJson & { checkpoint?: { topic: string; checkpoint: unknown; error?: unknown } }>([
+      'status', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--relay-url', `http://127.0.0.1:${await freePort()}`,
+      '--kafka-brokers', stack().brokers.join(','), '--checkpoint-topic', topic,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json.checkpoint).toEqual({ topic, checkpoint: null, replayWindow: null });
+    const admin = kafkaClient().admin();
+    await admin.connect();
+    try {
+      expect(await admin.listTopics()).not.toContain(topic);
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it("includes the running relay's /readyz: streaming, confirmed LSN, producer connected", async () => {

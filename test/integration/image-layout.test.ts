@@ -651,9 +651,9 @@ describe('Dockerfile: what the image declares', () => {
     expect(build, 'a stage runs npm ci with install scripts').toBeDefined();
     expect(build).not.toBe(runtime);
     const installs = (s: Stage) => s.instructions.filter((i) => i.op === 'RUN' && /apt-get install/.test(i.args)).map((i) => i.args).join(' ');
-    for (const pkg of ['build-essential', 'python3', 'libssl-dev', 'zlib1g-dev']) expect(installs(build), pkg).toContain(pkg);
+    for (const pkg of ['build-essential', 'python3', 'libssl-dev', 'zlib1g-dev', 'libzstd-dev']) expect(installs(build), pkg).toContain(pkg);
     expect(imageConfig(build).env).toMatchObject({ CKJS_LINKING: 'dynamic', npm_config_build_from_source: 'true' });
-    for (const pkg of ['libssl3', 'zlib1g', 'ca-certificates']) expect(installs(runtime), pkg).toContain(pkg);
+    for (const pkg of ['libssl3', 'zlib1g', 'libzstd1', 'ca-certificates']) expect(installs(runtime), pkg).toContain(pkg);
     expect(installs(runtime)).not.toMatch(/-dev\b|build-essential/);
   });
 

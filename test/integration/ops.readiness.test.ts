@@ -6,7 +6,8 @@ import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, stack, uniqueName } from '../support/services.js';
 
-const FAST_RETRY = ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms'];
+// A silent broker becomes an outage within kafka.deliveryTimeout (librdkafka holds records until then).
+const FAST_RETRY = ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms', '--kafka-delivery-timeout', '5s'];
 
 describe('ops: readiness follows the broker and the halt state', () => {
   const db = useDatabase('opsready');

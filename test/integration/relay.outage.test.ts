@@ -27,7 +27,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
 
   it('holds the confirmed position while the broker is down for longer than wal_sender_timeout, with flat memory, and resumes by itself', async () => {
     db = await createDatabase('broker', postgres.url());
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '1000', '--retry-max-delay', '1s'] });
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '1000', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '5s'] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     const before = await insertEvents(db, 50);

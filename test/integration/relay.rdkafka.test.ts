@@ -1,24 +1,14 @@
-import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
-import { waitUntil } from '../../stack/index.js';
+import { repoRoot, waitUntil } from '../../stack/index.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic } from '../support/services.js';
+import { readTopic, stack } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 
-/** The native client is an optional dependency: a machine that could not build it skips these, CI must not. */
-function rdkafkaLoadable(): boolean {
-  try {
-    createRequire(import.meta.url)('@confluentinc/kafka-javascript');
-    return true;
-  } catch {
-    return !!process.env.CI;
-  }
-}
-
-describe.runIf(rdkafkaLoadable())('relay with kafka.client=rdkafka (librdkafka)', () => {
+describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
   const db = useFreshDatabase('rdkafka');
 
   it('delivers every event in commit order per key, to the partition kafkajs would choose, and confirms the end LSN', async () => {
@@ -58,5 +48,14 @@ describe.runIf(rdkafkaLoadable())('relay with kafka.client=rdkafka (librdkafka)'
     expect(atHalt < parseLsn(String(halted.lsn))).toBe(true);
     await new Promise((r) => setTimeout(r, 1000));
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(atHalt);
+  });
+
+  it('exits 2 at start when the native module cannot be loaded, naming kafka.client and both fixes', async () => {
+    const relay = startRelay(['run', '--kafka-brokers', stack().brokers.join(',')], { NODE_OPTIONS: `--import ${join(repoRoot, 'test/support/hide-rdkafka.mjs')}` });
+    expect(await relay.exited).toBe(2);
+    const stderr = relay.stderr.join('\n');
+    expect(stderr).toContain('kafka.client rdkafka (the default) needs the native module of @confluentinc/kafka-javascript');
+    expect(stderr).toContain('CKJS_LINKING=dynamic npm ci');
+    expect(stderr).toContain('--kafka-client kafkajs');
   });
 });

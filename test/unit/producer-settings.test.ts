@@ -1,0 +1,82 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
+import { producerProperties } from '../../src/sink/rdkafka-client.js';
+
+const load = (flags: Record<string, unknown>, env: Record<string, string> = {}, configFile?: string) => loadConfig({ flags: { 'kafka.brokers': 'k:9092', ...flags }, env, configFile });
+
+function refusal(run: () => unknown): { code: string; message: string; hint: string | undefined } {
+  try {
+    run();
+  } catch (err) {
+    const e = err as { code: string; message: string; hint?: string };
+    return { code: e.code, message: e.message, hint: e.hint };
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('kafka producer settings', () => {
+  it('defaults to the librdkafka client with bounded request and delivery timeouts', () => {
+    const { kafka, delivery } = load({});
+    expect(kafka.client).toBe('rdkafka');
+    expect(kafka.requestTimeoutMs).toBeLessThanOrEqual(30_000);
+    expect(kafka.deliveryTimeoutMs).toBeLessThanOrEqual(30_000);
+    expect(delivery.transactionTimeoutMs).toBe(60_000);
+  });
+
+  it('maps the settings and the pass-through onto librdkafka properties, the guarantees last', () => {
+    const { kafka } = load({ 'kafka.compression': 'zstd', 'kafka.linger': '5ms', 'kafka.batchSize': '64KiB', 'kafka.clientRack': 'az-1', 'kafka.deliveryTimeout': '20s', 'kafka.producer': 'queue.buffering.max.kbytes=2048, sticky.partitioning.linger.ms=0' });
+    expect(producerProperties(kafka)).toMatchObject({
+      'compression.type': 'zstd',
+      'linger.ms': 5,
+      'batch.size': 65536,
+      'client.rack': 'az-1',
+      'message.timeout.ms': 20_000,
+      'queue.buffering.max.kbytes': '2048',
+      'sticky.partitioning.linger.ms': '0',
+      'enable.idempotence': true,
+      acks: -1,
+    });
+  });
+
+  it('reads kafka.producer as a mapping from the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'producer-'));
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(file, 'kafka:\n  producer:\n    queue.buffering.max.messages: 50000\n    max.in.flight: 5\n');
+    expect(load({}, {}, file).kafka.producer).toEqual({ 'queue.buffering.max.messages': '50000', 'max.in.flight': '5' });
+  });
+
+  it.each([
+    ['acks=1', 'kafka.producer.acks'],
+    ['enable.idempotence=false', 'kafka.producer.enable.idempotence'],
+    ['transactional.id=mine', 'kafka.producer.transactional.id'],
+    ['max.in.flight=10', 'kafka.producer.max.in.flight'],
+    ['max.in.flight.requests.per.connection=6', 'kafka.producer.max.in.flight.requests.per.connection'],
+    ['retries=0', 'kafka.producer.retries'],
+    ['enable.gapless.guarantee=false', 'kafka.producer.enable.gapless.guarantee'],
+    ['compression.type=lz4', 'kafka.producer.compression.type'],
+    ['sasl.password=x', 'kafka.producer.sasl.password'],
+  ])('refuses kafka.producer %s at start, naming the key', (value, key) => {
+    const error = refusal(() => load({}, { OUTBOX_RELAY_KAFKA_PRODUCER: value }));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain(`${key} is not allowed`);
+  });
+
+  it.each(['snappy', 'lz4', 'zstd'])('refuses kafka.compression %s with kafka.client kafkajs, naming both', (codec) => {
+    const error = refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.compression': codec }));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toBe(`kafka.compression ${codec} is not supported by kafka.client kafkajs (it supports none, gzip)`);
+  });
+
+  it('refuses librdkafka-only settings with kafka.client kafkajs', () => {
+    expect(refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.producer': 'linger.ms=5' })).code).toBe('CONFIG_INVALID');
+    expect(refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.clientRack': 'az-1' })).message).toContain('kafka.clientRack');
+  });
+
+  it('bounds delivery.transactionTimeout by what brokers accept', () => {
+    expect(load({ 'delivery.transactionTimeout': '15m' }).delivery.transactionTimeoutMs).toBe(900_000);
+    expect(refusal(() => load({ 'delivery.transactionTimeout': '16m' })).message).toContain('at most 15m');
+  });
+});

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { epochError, isEpochError, transactionFlags } from '../../src/sink/transaction-errors.js';
+
+/** The answers both clients give to a producer whose epoch is gone (shapes as observed against Kafka 4.4). */
+const RDKAFKA_FENCED = { name: 'KafkaJSError', code: -144, type: 'ERR__FENCED', message: 'transactional producer fenced by newer producer instance' };
+const KAFKAJS_EPOCH = { name: 'KafkaJSNumberOfRetriesExceeded', originalError: { name: 'KafkaJSProtocolError', type: 'INVALID_PRODUCER_EPOCH', code: 47 } };
+
+describe('transactional error classification (shared by both transactional sinks)', () => {
+  it('recognises the epoch errors of both clients', () => {
+    expect(isEpochError(RDKAFKA_FENCED)).toBe(true);
+    expect(isEpochError(KAFKAJS_EPOCH)).toBe(true);
+    expect(isEpochError({ code: 7, type: 'ERR_REQUEST_TIMED_OUT' })).toBe(false);
+  });
+
+  it('a transaction younger than the timeout was fenced by another instance', () => {
+    const error = epochError({ slot: 's', openedAtMs: 1_000, timeoutMs: 60_000 }, RDKAFKA_FENCED, 30_000);
+    expect(error.code).toBe('PRODUCER_FENCED');
+    expect(error.retriable).toBe(false);
+  });
+
+  it('a transaction older than the timeout was aborted by the broker: KAFKA_TXN_TIMEOUT, not fencing', () => {
+    const error = epochError({ slot: 's', openedAtMs: 1_000, timeoutMs: 60_000 }, KAFKAJS_EPOCH, 61_000);
+    expect(error.code).toBe('KAFKA_TXN_TIMEOUT');
+    expect(error.message).toContain('delivery.transactionTimeout');
+    expect(transactionFlags(error)).toEqual({ txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false });
+  });
+
+  it('with no transaction open (connect), an epoch error is fencing', () => {
+    expect(epochError({ slot: 's', openedAtMs: undefined, timeoutMs: 1000 }, RDKAFKA_FENCED, 1e9).code).toBe('PRODUCER_FENCED');
+  });
+});
