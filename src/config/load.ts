@@ -3,7 +3,8 @@ import { extname } from 'node:path';
 import YAML from 'yaml';
 import { RelayError } from '../errors.js';
 import { SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings.js';
-import type { Origin } from './types.js';
+
+export type Origin = 'default' | 'file' | 'env' | 'flag';
 
 /** Raw values by setting key, before validation. */
 export type RawValues = Record<string, unknown>;

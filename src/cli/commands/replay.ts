@@ -1,7 +1,6 @@
 import { Option, type Command } from 'commander';
 import { ConfigError } from '../../config/load.js';
-import { loadConfig, redactedSettings } from '../../config/relay-config.js';
-import type { RelayConfig } from '../../config/types.js';
+import { loadConfig, redactedSettings, type RelayConfig } from '../../config/relay-config.js';
 import { RelayError } from '../../errors.js';
 import { createLogger, type Logger } from '../../logger.js';
 import { formatLsn, isLsn, parseLsn, type Lsn } from '../../lsn.js';
