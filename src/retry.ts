@@ -1,4 +1,4 @@
-import type { RetryPolicy } from './config/relay-config.js';
+import type { RetryPolicy } from './config/types.js';
 
 /** Exponential backoff with full jitter: a random delay up to min(maxDelay, initial * 2^attempt), never below initial/2. */
 export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {

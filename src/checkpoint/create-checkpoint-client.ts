@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { KafkaSettings } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/types.js';
 import { createKafkaClient } from '../sink/kafka-sink.js';
 import type { CheckpointClient } from './checkpoint-client.js';
 import { KafkaJsCheckpointClient } from './kafkajs-checkpoint-client.js';

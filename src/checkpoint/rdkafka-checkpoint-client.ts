@@ -1,6 +1,6 @@
 import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
-import type { KafkaSettings } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/types.js';
 import { connectionProperties, createRdKafkaClient, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';

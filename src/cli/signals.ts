@@ -10,18 +10,18 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
-      logger.warn({ signal }, 'second signal: exiting now');
+      logger.error({ code: 'SHUTDOWN_INTERRUPTED', signal, fix: 'nothing to fix: events not yet confirmed are sent again by the next relay; send one signal and wait shutdownGrace to drain' }, 'second signal: exiting now without draining');
       process.exit(1);
     }
     signalled = true;
     logger.info({ signal }, 'signal received: shutting down');
     const watchdog = setTimeout(() => {
-      logger.error({ graceMs }, 'shutdown did not finish in time: exiting');
+      logger.error({ code: 'SHUTDOWN_TIMEOUT', graceMs, fix: 'events not yet confirmed are sent again by the next relay; if Kafka is slow to acknowledge, raise shutdownGrace (and the orchestrator\'s grace period with it)' }, 'shutdown did not finish in time: exiting');
       process.exit(1);
     }, graceMs + 5000);
     watchdog.unref();
     stop().then(resolveStopped, (err: unknown) => {
-      logger.error({ err }, 'error during shutdown');
+      logger.error({ code: 'INTERNAL', err, fix: 'report this; events not yet confirmed are sent again by the next relay' }, 'error during shutdown');
       resolveStopped();
     });
   };

@@ -1,5 +1,5 @@
 import type { ReplayWindowSetting } from '../checkpoint/replay-window.js';
-import type { RelayConfig } from './relay-config.js';
+import type { RelayConfig } from './types.js';
 
 export const GUARANTEES = ['at-least-once', 'exactly-once', 'at-most-once'] as const;
 export type Guarantee = (typeof GUARANTEES)[number];

@@ -3,8 +3,7 @@ import { extname } from 'node:path';
 import YAML from 'yaml';
 import { RelayError } from '../errors.js';
 import { SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings.js';
-
-export type Origin = 'default' | 'file' | 'env' | 'flag';
+import type { Origin } from './types.js';
 
 /** Raw values by setting key, before validation. */
 export type RawValues = Record<string, unknown>;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { formatLsn } from '../lsn.js';
-import type { RelayConfig } from './relay-config.js';
+import type { RelayConfig } from './types.js';
 
 /**
  * `run` takes a start position (`startLsn`) only from its command line. A start position is a one-off: left in the

@@ -1,7 +1,6 @@
+import type { Compression, KafkaClient } from './types.js';
 import { ConfigError } from './load.js';
 
-export type KafkaClient = 'rdkafka' | 'kafkajs';
-export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
 /** Codecs each client can write; kafkajs ships only gzip (the others need codec plugins the relay does not bundle). */
 const CODECS: Record<KafkaClient, readonly Compression[]> = {

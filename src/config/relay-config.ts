@@ -1,96 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import type { KafkaConfig, SASLOptions } from 'kafkajs';
+import type { SASLOptions } from 'kafkajs';
 import { parseLsn, type Lsn } from '../lsn.js';
 import { compileTopicTemplate } from '../route/topic-template.js';
-import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
-import { checkClientSupport, checkProducerProperties, type Compression, type KafkaClient } from './producer-properties.js';
+import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type RawValues } from './load.js';
+import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { SETTINGS } from './settings.js';
-import type { EventFilter, RouteRule } from './table-schemas.js';
 import { tableMappings } from './tables.js';
-
-export interface TableMapping {
-  schema: string;
-  table: string;
-  /** Column names; `undefined` where the mapping leaves a field out. */
-  columns: {
-    id: string;
-    key: string;
-    payload: string;
-    type?: string;
-    aggregateType?: string;
-    aggregateId?: string;
-    headers?: string;
-    timestamp?: string;
-  };
-  topic: string;
-  /** A NULL payload: a poison event (RECORD_REQUIRED_NULL), or a tombstone record when asked for. */
-  nullPayload: 'poison' | 'tombstone';
-  /** Per-event-type routing, first match wins; `topic` when none matches. */
-  routes?: RouteRule[];
-  filter?: EventFilter;
-  envelope: EnvelopeConfig;
-}
-
-export interface EnvelopeConfig {
-  mode: 'none' | 'cloudevents';
-  source?: string;
-}
-
-export type PoisonPolicy = 'halt' | 'dead-letter';
-
-export interface RetryPolicy {
-  initialDelayMs: number;
-  maxDelayMs: number;
-  maxDurationMs: number;
-  /** Records Kafka rejected: attempts and time before the poison policy applies. */
-  recordMaxAttempts: number;
-  recordMaxDurationMs: number;
-}
-
-/** Connection (kafkajs' shape, which both clients are built from) plus the producer settings. */
-export type KafkaSettings = KafkaConfig & {
-  client: KafkaClient;
-  compression: Compression;
-  requestTimeoutMs: number;
-  deliveryTimeoutMs: number;
-  lingerMs: number;
-  batchSizeBytes: number;
-  clientRack: string | undefined;
-  /** Pass-through librdkafka producer properties, already checked against the deny-list. */
-  producer: Record<string, string>;
-};
-
-export interface RelayConfig {
-  postgres: pg.ClientConfig;
-  slot: string;
-  publication: string;
-  tables: TableMapping[];
-  startLsn?: Lsn;
-  kafka: KafkaSettings;
-  delivery: {
-    maxInFlightEvents: number;
-    maxInFlightBytes: number;
-    batchMaxEvents: number;
-    batchMaxBytes: number;
-    onPoison: PoisonPolicy;
-    deadLetterTopic: string;
-    /** exactly-once: the Kafka transaction timeout. */
-    transactionTimeoutMs: number;
-  };
-  /** Logical-message source: undefined when no prefix is configured (messages are then not requested). */
-  messages?: { prefixes: string[]; topic: string; envelope: EnvelopeConfig };
-  heartbeat: { intervalMs: number; prefix: string };
-  retry: RetryPolicy;
-  statusIntervalMs: number;
-  shutdownGraceMs: number;
-  http: { port: number; host: string };
-  logLevel: string;
-  /** Where each setting's value came from (for `config` output and error messages). */
-  origins: Record<string, Origin>;
-  /** Validated setting values by key; secrets included, so never print this: see redactedSettings. */
-  values: Record<string, unknown>;
-}
+import type { Compression, EnvelopeConfig, KafkaClient, KafkaSettings, PoisonPolicy, RelayConfig } from './types.js';
 
 function readSecretFile(path: string, key: string): string {
   try {

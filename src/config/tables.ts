@@ -1,6 +1,7 @@
 import { compileTopicRouting } from '../route/routing-rules.js';
-import { ConfigError, type Origin } from './load.js';
-import type { EnvelopeConfig, TableMapping } from './relay-config.js';
+import { ConfigError } from './load.js';
+import type { Origin } from './types.js';
+import type { EnvelopeConfig, TableMapping } from './types.js';
 import type { EventFilter, PresetName, RouteRule, TableEntry } from './table-schemas.js';
 
 /**

@@ -2,7 +2,7 @@ import { describeCheckpoint } from '../checkpoint/checkpoint.js';
 import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { RelayConfig } from '../config/types.js';
 import { isRelayError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { formatLsn, parseLsn } from '../lsn.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { TableMapping } from '../config/relay-config.js';
+import type { TableMapping } from '../config/types.js';
 import type { RelationMessage } from '../decode/pgoutput.js';
 import { RelayError } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ConfigError } from '../config/load.js';
-import type { TableMapping } from '../config/relay-config.js';
+import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
-import type { RelayConfig, RetryPolicy, TableMapping } from '../config/relay-config.js';
+import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
 import { RelayError, isRelayError } from '../errors.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';

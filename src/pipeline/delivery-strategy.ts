@@ -7,7 +7,7 @@ import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
 import { chooseStart, slotBounds } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { RelayConfig } from '../config/types.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { RelayConfig } from '../config/types.js';
 import { RelayError, isRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { backoffDelay, sleep } from '../retry.js';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { RelayConfig } from '../config/types.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';

@@ -1,4 +1,4 @@
-import type { EnvelopeConfig } from '../config/relay-config.js';
+import type { EnvelopeConfig } from '../config/types.js';
 import { RelayError } from '../errors.js';
 
 const JSON_OID = 114;

@@ -1,4 +1,4 @@
-import type { TableMapping } from '../config/relay-config.js';
+import type { TableMapping } from '../config/types.js';
 import { compileGlobList } from './glob.js';
 
 /** Decides from a row's column values whether it is relayed; skipped rows still count as delivered for the slot. */

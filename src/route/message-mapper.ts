@@ -1,5 +1,5 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { RelayConfig } from '../config/types.js';
 import type { LogicalMessage } from '../decode/pgoutput.js';
 import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';

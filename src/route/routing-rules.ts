@@ -1,4 +1,4 @@
-import type { TableMapping } from '../config/relay-config.js';
+import type { TableMapping } from '../config/types.js';
 import { compileGlob } from './glob.js';
 import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
 

@@ -1,5 +1,5 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
-import type { TableMapping } from '../config/relay-config.js';
+import type { TableMapping } from '../config/types.js';
 import type { ColumnValue, RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';

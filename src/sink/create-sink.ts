@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
-import type { RelayConfig } from '../config/relay-config.js';
+import type { RelayConfig } from '../config/types.js';
 import { KafkaSink } from './kafka-sink.js';
 import { KafkaJsTransactionalSink } from './kafkajs-transactional-sink.js';
 import { RdKafkaSink } from './rdkafka-sink.js';

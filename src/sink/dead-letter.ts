@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RetryPolicy } from '../config/relay-config.js';
+import type { RetryPolicy } from '../config/types.js';
 import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import type { RelayObserver } from '../pipeline/observer.js';

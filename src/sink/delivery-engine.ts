@@ -1,6 +1,6 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { Guarantee } from '../config/guarantee-config.js';
-import type { RetryPolicy } from '../config/relay-config.js';
+import type { RetryPolicy } from '../config/types.js';
 import { RelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';

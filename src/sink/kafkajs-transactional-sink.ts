@@ -2,7 +2,7 @@ import { Partitioners, type Producer, type Transaction as KafkaJsTransaction } f
 import type { Logger } from 'pino';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
-import type { KafkaSettings } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import { createKafkaClient, kafkajsCompression } from './kafka-sink.js';

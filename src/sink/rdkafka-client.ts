@@ -1,6 +1,6 @@
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
-import type { KafkaSettings } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 
 export type RdKafkaModule = typeof import('@confluentinc/kafka-javascript');

@@ -1,6 +1,6 @@
 import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
-import type { KafkaSettings } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, producerProperties } from './rdkafka-client.js';
 import { classifyRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';

@@ -2,7 +2,7 @@ import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
-import type { KafkaSettings } from '../config/relay-config.js';
+import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
 import { createRdKafkaClient, producerProperties } from './rdkafka-client.js';
 import { classifyRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';

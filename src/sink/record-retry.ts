@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '../config/relay-config.js';
+import type { RetryPolicy } from '../config/types.js';
 import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay } from '../retry.js';
 

@@ -1,6 +1,6 @@
 import { RelayError } from '../errors.js';
 import { parseLsn, type Lsn } from '../lsn.js';
-import type { TableMapping } from '../config/relay-config.js';
+import type { TableMapping } from '../config/types.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 

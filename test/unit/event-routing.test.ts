@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
-import type { RelayConfig, TableMapping } from '../../src/config/relay-config.js';
+import type { RelayConfig, TableMapping } from '../../src/config/types.js';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { RelayError } from '../../src/errors.js';
 import { contentTypeOf, parsePgTimestamp } from '../../src/route/envelope.js';

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type pg from 'pg';
-import { loadConfig, type RelayConfig } from '../../config/relay-config.js';
+import { loadConfig } from '../../config/relay-config.js';
+import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import { EXIT, reportError } from '../exit.js';

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { ConfigError } from '../../config/load.js';
-import { loadConfig, redactedSettings, type RelayConfig } from '../../config/relay-config.js';
+import { loadConfig, redactedSettings } from '../../config/relay-config.js';
+import type { RelayConfig } from '../../config/types.js';
 import { RelayError } from '../../errors.js';
 import { createLogger, type Logger } from '../../logger.js';
 import { formatLsn, isLsn, parseLsn, type Lsn } from '../../lsn.js';

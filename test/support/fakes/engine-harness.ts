@@ -1,6 +1,6 @@
 import { AckTracker, type SourceTransaction } from '../../../src/checkpoint/ack-tracker.js';
 import type { Guarantee } from '../../../src/config/guarantee-config.js';
-import type { RetryPolicy } from '../../../src/config/relay-config.js';
+import type { RetryPolicy } from '../../../src/config/types.js';
 import type { RelayError } from '../../../src/errors.js';
 import type { Lsn } from '../../../src/lsn.js';
 import type { OutboxEvent } from '../../../src/route/event.js';
