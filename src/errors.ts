@@ -29,9 +29,9 @@ export type ErrorCode =
   | 'KAFKA_AUTH'
   | 'KAFKA_TXN_TIMEOUT'
   | 'RETRIES_EXHAUSTED'
-  | 'OPERATION_REFUSED'
   | 'SHUTDOWN_TIMEOUT'
-  | 'SHUTDOWN_INTERRUPTED'
+  | 'SHUTDOWN_FORCED'
+  | 'OPERATION_REFUSED'
   | 'CONFIRMATION_REQUIRED'
   | 'PRODUCER_FENCED'
   | 'KAFKA_TXN_TIMEOUT'
@@ -58,7 +58,7 @@ export class RelayError extends Error {
     this.name = 'RelayError';
     this.code = code;
     this.retriable = options.retriable ?? false;
-    this.hint = options.hint ?? POISON_FIXES[code];
+    this.hint = options.hint ?? DEFAULT_FIXES[code];
     this.details = options.details ?? {};
   }
 
@@ -71,8 +71,13 @@ export class RelayError extends Error {
 /** How to get past a poison event (README: Poison event), after fixing its cause. */
 const PAST_THE_EVENT = 'then restart; to get past this event instead: outbox-relay slot advance <its commit LSN + 1> --yes-skip-events, or run with delivery.onPoison=dead-letter';
 
-/** The fix for each poison code, so that every halt line on one carries one, whichever component raised it. */
-const POISON_FIXES: Partial<Record<ErrorCode, string>> = {
+/**
+ * The fix for codes whose remedy does not depend on where they were raised (poison events, an exhausted retry
+ * budget), so that every halt or exit line carries one, whichever component raised it.
+ */
+const DEFAULT_FIXES: Partial<Record<ErrorCode, string>> = {
+  KAFKA_UNAVAILABLE: 'check that the relay reaches every address in kafka.brokers and the listeners the brokers advertise (advertised.listeners), and the TLS/SASL settings',
+  RETRIES_EXHAUSTED: 'the service named in the message stayed unreachable for retry.maxDuration: fix it (network, address, credentials); the restart resumes at the confirmed position. Raise retry.maxDuration to wait longer',
   RECORD_REQUIRED_NULL: `the row has NULL in a column the mapping needs (id, key, payload, or one the topic uses): fix its writer, or map another column; ${PAST_THE_EVENT}`,
   RECORD_INVALID: `the row cannot become a Kafka record as it is (see the message): fix its writer; ${PAST_THE_EVENT}`,
   TOPIC_INVALID: `the row's values give an illegal topic name: fix its writer, or the topic template / routes (A-Z a-z 0-9 . _ -, at most 249 characters); ${PAST_THE_EVENT}`,

@@ -1,4 +1,5 @@
-import { isRelayError } from '../errors.js';
+import type { Logger } from 'pino';
+import { RelayError, errorMessage, isRelayError } from '../errors.js';
 
 /**
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. `status` adds what it found the running
@@ -18,4 +19,11 @@ export function reportError(err: unknown, json = false): number {
     process.stderr.write(`outbox-relay: ${text}\n`);
   }
   return usage ? EXIT.usage : EXIT.runtime;
+}
+
+/** Once the logger exists, a failure is one error line with its code and fix (what the README's log table promises). */
+export function logFailure(logger: Logger, err: unknown): number {
+  const error = isRelayError(err) ? err : new RelayError('INTERNAL', errorMessage(err), { cause: err });
+  logger.error({ code: error.code, err: error.message, fix: error.hint }, 'giving up');
+  return error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
 }

@@ -1,4 +1,8 @@
 import type { Logger } from 'pino';
+import type { ErrorCode } from '../errors.js';
+
+const UNDRAINED_FIX =
+  'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
 
 /**
  * First SIGTERM/SIGINT: graceful stop (drain, confirm, close). A second signal, or the grace period plus a
@@ -10,13 +14,13 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
-      logger.error({ code: 'SHUTDOWN_INTERRUPTED', signal, fix: 'nothing to fix: events not yet confirmed are sent again by the next relay; send one signal and wait shutdownGrace to drain' }, 'second signal: exiting now without draining');
+      logger.error({ signal, code: 'SHUTDOWN_FORCED' satisfies ErrorCode, fix: UNDRAINED_FIX }, 'second signal: exiting now');
       process.exit(1);
     }
     signalled = true;
     logger.info({ signal }, 'signal received: shutting down');
     const watchdog = setTimeout(() => {
-      logger.error({ code: 'SHUTDOWN_TIMEOUT', graceMs, fix: 'events not yet confirmed are sent again by the next relay; if Kafka is slow to acknowledge, raise shutdownGrace (and the orchestrator\'s grace period with it)' }, 'shutdown did not finish in time: exiting');
+      logger.error({ graceMs, code: 'SHUTDOWN_TIMEOUT' satisfies ErrorCode, fix: UNDRAINED_FIX }, 'shutdown did not finish in time: exiting');
       process.exit(1);
     }, graceMs + 5000);
     watchdog.unref();

@@ -36,7 +36,8 @@ function opsError(err: unknown, role: string): RelayError {
     });
   }
   if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
-  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation (SQLSTATE ${code ?? 'unknown'}): ${message}`, {
+  const detail = (err as { detail?: string }).detail;
+  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation (SQLSTATE ${code ?? 'unknown'}): ${message}${detail ? ` (${detail})` : ''}`, {
     cause: err,
     details: { sqlstate: code },
     hint: (code && REFUSAL_FIXES[code]) ?? 'the message above is PostgreSQL’s own; outbox-relay setup --dry-run checks the server, the role and the objects the relay needs',

@@ -12,6 +12,8 @@ const RECORD_ERRORS: Record<string, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOP
 };
 
 const AUTH_ERRORS = new Set(['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
+/** The listener does not speak SASL, or not this mechanism: a protocol mismatch, not an outage. */
+const SASL_PROTOCOL_ERRORS = new Set(['ILLEGAL_SASL_STATE', 'UNSUPPORTED_SASL_MECHANISM']);
 
 export interface KafkaJsLikeError {
   name?: string;
@@ -38,6 +40,13 @@ export function classifyKafkaError(err: unknown): RelayError {
   const type = root.type ?? '';
   const record = RECORD_ERRORS[type];
   if (record) return new RelayError(record, `Kafka rejected the record: ${type} (${errorMessage(root)})`, { cause: err, details: { kafkaError: type } });
+  if (SASL_PROTOCOL_ERRORS.has(type)) {
+    return new RelayError('KAFKA_AUTH', `Kafka refused the SASL handshake: ${type} (${errorMessage(root)})`, {
+      cause: err,
+      retriable: true,
+      hint: 'kafka.brokers points at a listener that does not accept SASL (or not kafka.saslMechanism): use the SASL listener’s port, or leave kafka.saslMechanism unset for a PLAINTEXT listener',
+    });
+  }
   if (AUTH_ERRORS.has(type) || root.name === 'KafkaJSSASLAuthenticationError') {
     return new RelayError('KAFKA_AUTH', `Kafka refused access: ${type || errorMessage(root)}`, {
       cause: err,

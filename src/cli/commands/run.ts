@@ -12,7 +12,7 @@ import { Relay } from '../../pipeline/relay.js';
 import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
-import { EXIT, reportError } from '../exit.js';
+import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
@@ -41,7 +41,7 @@ export function runCommand(): Command {
     try {
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
     } catch (err) {
-      process.exitCode = reportError(err);
+      process.exitCode = logFailure(logger, err);
       return;
     }
     const strategy = deliveryStrategy(config, logger, { plainSink: sink, registry: metrics.registry });
@@ -52,7 +52,7 @@ export function runCommand(): Command {
         deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer, strategy.sink !== sink);
       }
     } catch (err) {
-      process.exitCode = reportError(err);
+      process.exitCode = logFailure(logger, err);
       return;
     }
     const relay = new Relay(config, {
