@@ -133,7 +133,8 @@ export class PostgresServer {
       async () => {
         const pid = this.pid();
         if (pid === undefined || !isAlive(pid)) throw new Error('postgres exited during start-up');
-        const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1000 });
+        // Generous: on a loaded machine a first connection can take seconds, and a timed-out attempt only starts over.
+        const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 5000 });
         client.on('error', () => undefined);
         try {
           await client.connect();

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+import { useDatabase } from '../support/database.js';
+import { insertEvents, setupOutbox } from '../support/outbox.js';
+import { startRelay } from '../support/relay-process.js';
+import { readTopic, uniqueName } from '../support/services.js';
+
+describe('ops: the grants the relay really needs (docs/security.md)', () => {
+  const db = useDatabase('grants');
+
+  it('REPLICATION and CONNECT suffice to relay; SELECT on the outbox is needed only by republish', async () => {
+    const setup = await setupOutbox(db());
+    const role = uniqueName('relay_noselect');
+    await db().query(`CREATE ROLE ${role} LOGIN REPLICATION`);
+    const url = new URL(db().url);
+    url.username = role;
+    const asRole = (args: string[]) => args.map((a) => (a === db().url ? url.toString() : a));
+    expect((await db().query(`SELECT has_table_privilege($1, 'public.outbox', 'SELECT') AS can`, [role])).rows[0]).toEqual({ can: false });
+
+    const relay = startRelay(asRole(setup.args));
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const events = await insertEvents(db(), 3);
+    expect((await readTopic(setup.topic, { expected: 3 })).map((r) => r.key)).toEqual(events.map((e) => e.id));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+
+    const republish = await runCli(['republish', '--postgres-url', url.toString(), '--ids', events[0]!.id, '--dry-run']);
+    expect(republish.code).toBe(1);
+    expect(republish.stderr).toContain(`role "${role}" lacks a privilege`);
+    expect(republish.stderr).toContain('permission denied for table outbox');
+  });
+});

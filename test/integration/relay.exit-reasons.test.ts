@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../../stack/ports.js';
+import { startRelay, type RelayProcess } from '../support/relay-process.js';
+import { stack } from '../support/services.js';
+
+/** Every exit other than 0 comes with exactly one error line that has a code and a fix. */
+async function exitReason(relay: RelayProcess): Promise<Record<string, unknown>> {
+  expect(await relay.exited, relay.dump()).toBe(1);
+  const errors = relay.logs.filter((l) => l.level === 'error' || l.level === 'fatal');
+  expect(errors, relay.dump()).toHaveLength(1);
+  expect(String(errors[0]!.fix ?? ''), relay.dump()).not.toBe('');
+  return errors[0]!;
+}
+
+// kafkajs pinned: these are its failure modes (librdkafka keeps retrying inside connect on its own schedule).
+const FAST_GIVE_UP = ['--kafka-client', 'kafkajs', '--retry-max-duration', '1s', '--retry-initial-delay', '100ms', '--retry-max-delay', '200ms'];
+
+describe('relay: a failed start exits with its reason', () => {
+  it('Kafka unreachable at start for longer than retry.maxDuration: one error line with code and fix', async () => {
+    const relay = startRelay(['run', '--postgres-url', 'postgres://nobody@127.0.0.1:1/none', '--kafka-brokers', `127.0.0.1:${await freePort()}`, ...FAST_GIVE_UP]);
+    const reason = await exitReason(relay);
+    expect(reason.code).toBe('KAFKA_UNAVAILABLE');
+    expect(String(reason.fix)).toContain('kafka.brokers');
+  });
+
+  it('SASL against a plaintext listener: an authentication/protocol error with the fix, not "Kafka unavailable"', async () => {
+    const relay = startRelay([
+      'run', '--postgres-url', 'postgres://nobody@127.0.0.1:1/none', '--kafka-brokers', stack().brokers.join(','),
+      '--kafka-sasl-mechanism', 'plain', '--kafka-sasl-username', 'relay', '--kafka-sasl-password', 'secret', ...FAST_GIVE_UP,
+    ]);
+    const reason = await exitReason(relay);
+    expect(reason.code).toBe('KAFKA_AUTH');
+    expect(String(reason.err)).toContain('ILLEGAL_SASL_STATE');
+    expect(String(reason.fix)).toContain('listener');
+  });
+});
