@@ -2,8 +2,9 @@
 --   * REPLICATION: to open a replication connection and stream the slot (START_REPLICATION);
 --     also what lets it create and drop its own logical slot.
 --   * CONNECT on the database.
---   * USAGE on the outbox schema and SELECT on the outbox table: pgoutput reads the table's
---     definition with the relay's privileges, and `outbox-relay republish` reads retained rows.
+--   * USAGE on the outbox schema and SELECT on the outbox table only for `outbox-relay republish`,
+--     which reads retained rows. Streaming needs neither: pgoutput decodes with the catalog, not with
+--     the role's table privileges (docs/security.md; test/integration/ops.grants.test.ts).
 -- It needs no INSERT/UPDATE/DELETE anywhere, and no superuser.
 -- Replace the password, or better use a password from your secret store (ALTER ROLE ... PASSWORD).
 DO $$
@@ -14,6 +15,7 @@ BEGIN
   EXECUTE format('GRANT CONNECT ON DATABASE %I TO outbox_relay', current_database());
 END
 $$;
+-- For republish:
 GRANT USAGE ON SCHEMA public TO outbox_relay;
 GRANT SELECT ON public.outbox TO outbox_relay;
 
