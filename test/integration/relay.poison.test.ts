@@ -84,6 +84,7 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
   });
 
   it('a NULL payload is a poison event by default, never a silent tombstone', async () => {
+    await db().query('ALTER TABLE outbox ALTER COLUMN payload DROP NOT NULL');
     const setup = await setupOutbox(db());
     const relay = startRelay(setup.args);
     const { good, poisonId, halt } = await haltOn(relay, setup.slot, () => insert(null));
@@ -96,6 +97,7 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
   });
 
   it('--mapping-null-payload tombstone: a NULL payload becomes a record with a null value, as asked', async () => {
+    await db().query('ALTER TABLE outbox ALTER COLUMN payload DROP NOT NULL');
     const setup = await setupOutbox(db(), { extraArgs: ['--mapping-null-payload', 'tombstone'] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
