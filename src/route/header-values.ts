@@ -19,7 +19,7 @@ export function headerValues(json: string): Record<string, string> {
 }
 
 /** [key, value text] of each member of a valid JSON object, in order (a repeated key: the last wins, as JSON.parse). */
-function topLevelMembers(json: string): [string, string][] {
+export function topLevelMembers(json: string): [string, string][] {
   const members: [string, string][] = [];
   let i = json.indexOf('{') + 1;
   const skipSpace = () => {

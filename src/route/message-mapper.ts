@@ -6,6 +6,7 @@ import { formatLsn } from '../lsn.js';
 import { compileEnvelope, type Envelope } from './envelope.js';
 import type { OutboxEvent } from './event.js';
 import { HEADER } from './row-mapper.js';
+import { headerValues, topLevelMembers } from './header-values.js';
 import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
 
 /**
@@ -43,7 +44,8 @@ export class MessageMapper {
 
   map(msg: LogicalMessage, txn: SourceTransaction): OutboxEvent {
     const newline = msg.content.indexOf(NEWLINE);
-    const meta = parseMeta(msg.content.subarray(0, newline < 0 ? msg.content.length : newline));
+    const metaText = msg.content.toString('utf8', 0, newline < 0 ? msg.content.length : newline);
+    const meta = parseMeta(metaText);
     const field = (name: keyof MessageMeta): string | null => {
       const v = meta[name];
       return v === undefined || v === null ? null : String(v);
@@ -56,7 +58,9 @@ export class MessageMapper {
     const type = field('type');
     const headers: Record<string, string | Buffer> = {};
     if (meta.headers !== null && typeof meta.headers === 'object' && !Array.isArray(meta.headers)) {
-      for (const [k, v] of Object.entries(meta.headers)) if (v !== null && v !== undefined) headers[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      // The stored text of each value, as for a row's headers column: no JavaScript number round trip.
+      const raw = topLevelMembers(metaText).filter(([name]) => name === 'headers').pop()![1];
+      Object.assign(headers, headerValues(raw));
     }
     headers[HEADER.id] = eventId;
     if (type !== null) headers[HEADER.type] = type;
@@ -102,10 +106,10 @@ export class MessageMapper {
   }
 }
 
-function parseMeta(line: Buffer): MessageMeta {
+function parseMeta(line: string): MessageMeta {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(line.toString('utf8'));
+    parsed = JSON.parse(line);
   } catch (err) {
     throw new RelayError('RECORD_INVALID', `logical message metadata is not JSON: ${(err as Error).message}`, { cause: err });
   }
