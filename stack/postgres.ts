@@ -144,7 +144,8 @@ export class PostgresServer {
           await client.end().catch(() => undefined);
         }
       },
-      30_000,
+      // Shared CI machines run several stacks at once: a start that takes a minute is slow, not broken.
+      120_000,
     );
   }
 
