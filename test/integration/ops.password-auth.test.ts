@@ -58,12 +58,12 @@ describe.skipIf(!stack().owned.postgres)('ops: PostgreSQL passwords under scram-
 
   it('password file, URL password, PGPASSWORD, DATABASE_URL: setup, slot, publication, status, republish, replay and run all authenticate', async () => {
     const brokers = stack().brokers.join(',');
-    const variants = await Promise.all(
-      credentialSources(db().url).map(async (credentials) => {
-        const setup = await setupOutbox(db());
-        return { credentials, setup, source: ['--slot', setup.slot, '--publication', setup.publication, '--topic', setup.topic] };
-      }),
-    );
+    // One after the other: kafkajs' admin trips over topics created side by side ("does not host this topic-partition").
+    const variants = [];
+    for (const credentials of credentialSources(db().url)) {
+      const setup = await setupOutbox(db());
+      variants.push({ credentials, setup, source: ['--slot', setup.slot, '--publication', setup.publication, '--topic', setup.topic] });
+    }
     const one = async (credentials: Credentials, args: string[]) => {
       const result = await runCli(args, credentials.env);
       expectConnected(`${args[0]} ${args[1]} with ${credentials.name}`, result);
