@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Transaction } from '../../src/checkpoint/ack-tracker.js';
+import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import type { LogicalMessage } from '../../src/decode/pgoutput.js';
 import { headerValues } from '../../src/route/header-values.js';
 import { MessageMapper } from '../../src/route/message-mapper.js';
@@ -21,7 +21,7 @@ describe('header values: the stored JSON text of each member', () => {
     const mapper = new MessageMapper({ prefixes: ['p'], topic: 't', envelope: { mode: 'none' } });
     const content = Buffer.from('{"id": "e1", "type": "T", "headers": {"num": 12345678901234567890, "dec": 1.50}}\n{}');
     const message = { tag: 'message', prefix: 'p', content, transactional: true, lsn: 1n } as unknown as LogicalMessage;
-    const event = mapper.map(message, { commitLsn: 5n, commitTimeMs: 0, xid: 1 } as unknown as Transaction);
+    const event = mapper.map(message, { commitLsn: 5n, commitTimeMs: 0, xid: 1 } as unknown as SourceTransaction);
     expect([event.headers.num, event.headers.dec]).toEqual(['12345678901234567890', '1.50']);
   });
 });
