@@ -7,11 +7,12 @@ import { runCommand } from './commands/run.js';
 import { setupCommand } from './commands/setup.js';
 import { slotCommand } from './commands/slot.js';
 import { statusCommand } from './commands/status.js';
+import { VERSION } from '../instance.js';
 import { EXIT } from './exit.js';
 
 const program = new Command('outbox-relay')
   .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')
-  .version('0.1.0')
+  .version(VERSION)
   .exitOverride()
   .showHelpAfterError('(add --help for usage)')
   .addCommand(runCommand())

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
+import { applicationName } from '../instance.js';
 import { parseLsn, type Lsn } from '../lsn.js';
 import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
 import { SETTINGS } from './settings.js';
@@ -76,7 +77,7 @@ function readSecretFile(path: string, key: string): string {
 
 function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.ClientConfig {
   const url = (v['postgres.url'] as string | undefined) ?? env.DATABASE_URL;
-  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: 'outbox-relay' };
+  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: applicationName(v.slot as string) };
   const sslmode = v['postgres.sslmode'] as string | undefined;
   if (url) {
     let parsed: URL;

@@ -50,6 +50,7 @@ export class RelayMetrics implements RelayObserver {
   private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
   private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Last LSN confirmed to PostgreSQL, as a number (exact below 2^53).');
   private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the server has sent (keepalive position) minus the confirmed LSN.');
+  private readonly build = this.gauge('build_info', 'Always 1; the labels name the relay version, the Kafka client and the delivery guarantee.', ['version', 'client', 'guarantee']);
   private readonly endToEndLag = this.gauge(
     'end_to_end_lag_seconds',
     'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed.',
@@ -142,6 +143,11 @@ export class RelayMetrics implements RelayObserver {
     if (!counters) this.byTopic.set(topic, (counters = { events: this.eventsTotal.labels(topic), bytes: this.bytesTotal.labels(topic) }));
     counters.events.inc(events);
     counters.bytes.inc(bytes);
+  }
+
+  /** What this process runs, for dashboards that compare instances across a rolling upgrade. */
+  describeBuild(version: string, client: string, guarantee: string): void {
+    this.build.set({ version, client, guarantee }, 1);
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
