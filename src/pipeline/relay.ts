@@ -8,6 +8,7 @@ import type { CreateDelivery, Delivery, StrategyCallbacks } from '../sink/delive
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
+import { StandbyWait } from '../source/standby-wait.js';
 import { PostgresOutageLog } from './outage-log.js';
 import { Session } from './session.js';
 
@@ -47,8 +48,6 @@ const FATAL = new Set<ErrorCode>([
   'PG_TABLE_NOT_PUBLISHED',
 ]);
 
-/** How often a standby checks whether the slot was released: takeover within a few seconds. */
-const STANDBY_POLL_MS = 1000;
 /** How often the confirmed position is logged at info while it moves. */
 const PROGRESS_LOG_MS = 30_000;
 
@@ -70,6 +69,7 @@ export class Relay {
   private lastProgressLog = 0;
   private brokerDownSince: number | undefined;
   private readonly pgOutage: PostgresOutageLog;
+  private readonly standbyWait: StandbyWait;
 
   constructor(
     private readonly config: RelayConfig,
@@ -78,6 +78,7 @@ export class Relay {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
     this.pgOutage = new PostgresOutageLog(this.logger, this.observer);
+    this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
     const callbacks: StrategyCallbacks = {
       delivered: (events, latencyMs) => {
         for (const e of events) e.txn.tracker.acknowledge(e.txn);
@@ -189,7 +190,7 @@ export class Relay {
       if (error.code === 'PG_SLOT_ACTIVE') {
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
-        await sleep(STANDBY_POLL_MS, this.wake.signal);
+        await this.standbyWait.untilReleased(this.wake.signal);
         continue;
       }
       failingSince ??= Date.now();
