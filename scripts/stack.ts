@@ -18,12 +18,17 @@ switch (command) {
     await reapLeftovers();
     const stack = await startStack('dev');
     console.log(`postgres: ${stack.pgUrl}\nkafka:    ${stack.brokers.join(',')} (${stack.kafkaVersion})\nCtrl-C stops both.`);
-    const stop = async () => {
-      await stack.stop();
-      process.exit(0);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // The servers are detached children, which do not keep Node's event loop alive: this timer holds the
+    // command in the foreground until a signal stops what it started.
+    const foreground = setInterval(() => undefined, 1 << 30);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    console.log('stopping PostgreSQL and Kafka…');
+    await stack.stop();
+    clearInterval(foreground);
+    console.log('stopped');
     break;
   }
   case 'reap':

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
 import { parseLsn, type Lsn } from '../lsn.js';
-import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type Origin, type RawValues } from './load.js';
+import { ConfigError, readConfigFile, readEnv, resolveSettings, type Origin, type RawValues } from './load.js';
 import { SETTINGS } from './settings.js';
 import type { EventFilter, RouteRule } from './table-schemas.js';
 import { tableMappings } from './tables.js';
@@ -137,8 +137,7 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
-  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env), flags: options.flags });
-  requireSettings(resolved, options.required ?? []);
+  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env), flags: options.flags, required: options.required ?? [] });
   const v = resolved.values;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
   const prefixes = v['messages.prefixes'] as string[] | undefined;

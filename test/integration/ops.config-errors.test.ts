@@ -33,6 +33,15 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     expect(result.stdout).toBe('');
   });
 
+  it('every problem at once: a bad flag, a bad environment variable and a missing setting in one run', async () => {
+    const result = await runToExit(['--delivery-batch-max-events', 'lots'], { OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: 'huge' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('3 settings are invalid');
+    expect(result.stderr).toContain('invalid flag --delivery-batch-max-events: "lots"');
+    expect(result.stderr).toContain('invalid environment variable OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: "huge"');
+    expect(result.stderr).toContain('missing required setting kafka.brokers');
+  });
+
   it('a bad environment variable', async () => {
     const result = await runToExit(BROKERS, { OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: 'huge' });
     expect(result.code).toBe(2);
