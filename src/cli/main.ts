@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { configCommand } from './commands/config.js';
 import { publicationCommand } from './commands/publication.js';
 import { replayCommand } from './commands/replay.js';
 import { republishCommand } from './commands/republish.js';
@@ -21,7 +22,8 @@ const program = new Command('outbox-relay')
   .addCommand(setupCommand())
   .addCommand(slotCommand())
   .addCommand(publicationCommand())
-  .addCommand(statusCommand());
+  .addCommand(statusCommand())
+  .addCommand(configCommand());
 
 try {
   await program.parseAsync(process.argv);
