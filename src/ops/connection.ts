@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import { pgRefusal } from './pg-refusals.js';
 
 interface PgError {
   code?: string;
@@ -36,7 +37,13 @@ function opsError(err: unknown, role: string): RelayError {
     });
   }
   if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
-  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation: ${message}`, { cause: err });
+  return (
+    pgRefusal(code, message, err) ??
+    new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation${code ? ` (SQLSTATE ${code})` : ''}: ${message}`, {
+      cause: err,
+      hint: `look up SQLSTATE ${code ?? '(none)'} in PostgreSQL's error codes appendix; outbox-relay setup --dry-run checks the server and the role`,
+    })
+  );
 }
 
 /**
