@@ -22,7 +22,7 @@ export interface DeliveryStrategy {
   sink: Sink;
   createDelivery: CreateDelivery;
   startPosition: () => Promise<Lsn | undefined>;
-  reportPosition: ((confirmed: Lsn) => Lsn) | undefined;
+  reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** Flushes the last checkpoint (non-transactional modes). */
   close(): Promise<void>;

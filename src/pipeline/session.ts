@@ -158,9 +158,12 @@ export class Session {
     this.stream.pause();
   }
 
-  private sendStatus(requestReply: boolean): void {
+  /** Returns the flush position sent (a replay window reports an older one than the confirmed position). */
+  private sendStatus(requestReply: boolean): Lsn {
+    const reported = this.report(this.tracker.confirmed);
     // Asking for a reply while idle makes the server send a keepalive with its WAL end, which we then confirm.
-    this.stream.sendStatus(this.report(this.tracker.confirmed), requestReply);
+    this.stream.sendStatus(reported, requestReply);
+    return reported;
   }
 
   private finish(error: RelayError | undefined): void {
@@ -177,8 +180,8 @@ export class Session {
       return;
     }
     if (this.tracker) {
-      this.sendStatus(false);
-      this.logger.info({ confirmedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
+      const reported = this.sendStatus(false);
+      this.logger.info({ confirmedLsn: formatLsn(reported), deliveredLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
     }
     this.finish(undefined);
     await this.ended;

@@ -61,7 +61,7 @@ export function runCommand(): Command {
       sink: strategy.sink,
       createDelivery: strategy.createDelivery,
       startPosition: strategy.startPosition,
-      reportPosition: strategy.reportPosition,
+      reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       observer,
       onPoison: deadLetters && ((event, error) => deadLetters.handle(event, error)),
     });
