@@ -29,14 +29,19 @@ switch (command) {
     console.log(`postgres: ${stack.pgUrl}\nkafka:    ${stack.brokers.join(',')} (${stack.kafkaVersion})`);
     if (cluster) console.log(`cluster:  ${cluster.brokers.join(',')} (${cluster.version}, 3 nodes, RF 3, min.insync.replicas 2)`);
     console.log('Ctrl-C stops them all.');
-    const stop = async () => {
-      await cluster?.stop();
-      cluster?.destroy();
-      await stack.stop();
-      process.exit(0);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // The servers are detached children, which do not keep Node's event loop alive: this timer holds the
+    // command in the foreground until a signal stops what it started.
+    const foreground = setInterval(() => undefined, 1 << 30);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    console.log('stopping the servers…');
+    await cluster?.stop();
+    cluster?.destroy();
+    await stack.stop();
+    clearInterval(foreground);
+    console.log('stopped');
     break;
   }
   case 'reap':

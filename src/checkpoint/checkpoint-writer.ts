@@ -74,6 +74,8 @@ export class CheckpointWriter implements RelayObserver {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    // A periodic write of an older position may be under way: flush() would return it. Wait, then write the newest.
+    await this.flushing;
     await this.flush();
     await this.producer.close();
   }

@@ -5,8 +5,10 @@ import { RelayError, errorMessage, isRelayError } from '../errors.js';
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. `status` adds what it found the running
  * relay doing, so a script or a probe can tell them apart: 3 not ready (starting, standby, reconnecting, draining,
  * Kafka unavailable), 4 halted or failed (a poison event, a schema change: an operator must act), 5 not reachable.
+ * 6: a destructive command only previewed what it would do (`slot advance` without --yes-skip-events, `slot drop`
+ * of an active slot without --force): nothing was changed, and it is not a usage error either.
  */
-export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted: 4, relayUnreachable: 5 } as const;
+export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted: 4, relayUnreachable: 5, confirmationRequired: 6 } as const;
 
 /** Prints an error for a person (message and fix) and returns its exit code. */
 export function reportError(err: unknown, json = false): number {

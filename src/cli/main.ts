@@ -3,6 +3,7 @@
 // allocation rate although the live data is far smaller (docs/benchmarks.md, "Memory"). `node dist/cli/main.js`
 // skips the shebang: the image sets the same flags in NODE_OPTIONS.
 import { Command, CommanderError } from 'commander';
+import { configCommand } from './commands/config.js';
 import { publicationCommand } from './commands/publication.js';
 import { replayCommand } from './commands/replay.js';
 import { republishCommand } from './commands/republish.js';
@@ -10,11 +11,12 @@ import { runCommand } from './commands/run.js';
 import { setupCommand } from './commands/setup.js';
 import { slotCommand } from './commands/slot.js';
 import { statusCommand } from './commands/status.js';
+import { VERSION } from '../instance.js';
 import { EXIT } from './exit.js';
 
 const program = new Command('outbox-relay')
   .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')
-  .version('0.1.0')
+  .version(VERSION)
   .exitOverride()
   .showHelpAfterError('(add --help for usage)')
   .addCommand(runCommand())
@@ -23,7 +25,8 @@ const program = new Command('outbox-relay')
   .addCommand(setupCommand())
   .addCommand(slotCommand())
   .addCommand(publicationCommand())
-  .addCommand(statusCommand());
+  .addCommand(statusCommand())
+  .addCommand(configCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -76,13 +76,26 @@ function expectation(message: string): string {
   return message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected /, '');
 }
 
+/** One finding of the validation: what is wrong, and what to do about it. */
+interface Problem {
+  message: string;
+  hint: string;
+}
+
+/** Every problem at once, so a config takes one fix-and-retry round rather than one per mistake. */
+function configErrorOf(problems: Problem[]): ConfigError {
+  if (problems.length === 1) return new ConfigError(problems[0]!.message, problems[0]!.hint);
+  return new ConfigError(`${problems.length} settings are invalid:\n${problems.map((p) => `  - ${p.message}`).join('\n')}`, problems.map((p) => p.hint).join('; '));
+}
+
 /**
- * defaults < config file < environment < flags, each value validated by its setting's schema. A bad value
- * fails with the key, where it came from and what is allowed.
+ * defaults < config file < environment < flags, each value validated by its setting's schema. Bad values and
+ * missing `required` settings fail together, each with the key, where it came from and what is allowed.
  */
-export function resolveSettings(layers: { file?: RawValues; fileName?: string; env: RawValues; flags: RawValues }): Resolved {
+export function resolveSettings(layers: { file?: RawValues; fileName?: string; env: RawValues; flags: RawValues; required?: string[] }): Resolved {
   const values: Record<string, unknown> = {};
   const origins: Record<string, Origin> = {};
+  const problems: Problem[] = [];
   for (const setting of SETTINGS) {
     let raw: unknown = setting.default;
     let origin: Origin = 'default';
@@ -101,18 +114,21 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; e
     if (!result.success) {
       const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
       const shown = setting.secret ? '(secret)' : JSON.stringify(raw);
-      throw new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`);
+      problems.push({ message: `invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, hint: `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})` });
+      continue;
     }
     values[setting.key] = result.data;
     origins[setting.key] = origin;
   }
+  for (const key of layers.required ?? []) {
+    if (values[key] !== undefined || problems.some((p) => p.hint.endsWith(`(setting ${key})`))) continue;
+    problems.push(missing(key));
+  }
+  if (problems.length > 0) throw configErrorOf(problems);
   return { values, origins };
 }
 
-export function requireSettings(resolved: Resolved, keys: string[]): void {
-  for (const key of keys) {
-    if (resolved.values[key] !== undefined) continue;
-    const setting = SETTINGS_BY_KEY.get(key)!;
-    throw new ConfigError(`missing required setting ${key}`, `pass ${setting.flag} ${setting.placeholder}, set ${setting.env}, or add "${key}" to the config file`);
-  }
+function missing(key: string): Problem {
+  const setting = SETTINGS_BY_KEY.get(key)!;
+  return { message: `missing required setting ${key}`, hint: `pass ${setting.flag} ${setting.placeholder}, set ${setting.env}, or add "${key}" to the config file` };
 }

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { SASLOptions } from 'kafkajs';
+import { applicationName } from '../instance.js';
 import { parseLsn, type Lsn } from '../lsn.js';
 import { compileTopicTemplate } from '../route/topic-template.js';
-import { ConfigError, readConfigFile, readEnv, requireSettings, resolveSettings, type RawValues } from './load.js';
+import { ConfigError, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { SETTINGS } from './settings.js';
 import { tableMappings } from './tables.js';
@@ -19,7 +20,7 @@ function readSecretFile(path: string, key: string): string {
 
 function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.ClientConfig {
   const url = (v['postgres.url'] as string | undefined) ?? env.DATABASE_URL;
-  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: 'outbox-relay' };
+  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: applicationName(v.slot as string) };
   const sslmode = v['postgres.sslmode'] as string | undefined;
   const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'] as string, 'postgres.passwordFile') : undefined;
   if (url) {
@@ -97,8 +98,7 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
-  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env), flags: options.flags });
-  requireSettings(resolved, options.required ?? []);
+  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env), flags: options.flags, required: options.required ?? [] });
   const v = resolved.values;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
   const prefixes = v['messages.prefixes'] as string[] | undefined;

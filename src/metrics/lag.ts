@@ -30,8 +30,9 @@ export class LagTracker {
     return Number.isFinite(since) ? Math.max(0, nowMs - since) / 1000 : 0;
   }
 
-  slotLagBytes(): number {
-    return this.serverLsn > this.confirmedLsn ? Number(this.serverLsn - this.confirmedLsn) : 0;
+  /** WAL the slot retains: the server's position minus `reported` (the flush position sent; default the confirmed one). */
+  slotLagBytes(reported: Lsn = this.confirmedLsn): number {
+    return this.serverLsn > reported ? Number(this.serverLsn - reported) : 0;
   }
 
   private checkCaughtUp(nowMs: number): void {

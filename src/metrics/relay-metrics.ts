@@ -49,8 +49,11 @@ export class RelayMetrics implements RelayObserver {
   private readonly producer = this.gauge('producer_connected', '1 while the Kafka producer is connected and its last produce succeeded.');
   private readonly inFlightEvents = this.gauge('in_flight_events', 'Events handed to Kafka and not yet acknowledged.');
   private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
-  private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Last LSN confirmed to PostgreSQL, as a number (exact below 2^53).');
+  private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Flush position last reported to PostgreSQL, as a number (exact below 2^53); behind delivered_lsn by a replay window.');
+  private readonly deliveredLsn = this.gauge('delivered_lsn', 'End LSN of the newest transaction delivered with every earlier one, as a number (exact below 2^53).');
+  private reportedLsn: Lsn | undefined;
   private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the server has sent (keepalive position) minus the confirmed LSN.');
+  private readonly build = this.gauge('build_info', 'Always 1; the labels name the relay version, the Kafka client and the delivery guarantee.', ['version', 'client', 'guarantee']);
   private readonly endToEndLag = this.gauge(
     'end_to_end_lag_seconds',
     'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed.',
@@ -75,14 +78,23 @@ export class RelayMetrics implements RelayObserver {
   }
 
   confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
-    this.confirmedLsn.set(Number(lsn));
+    this.deliveredLsn.set(Number(lsn));
+    if (this.reportedLsn === undefined) this.confirmedLsn.set(Number(lsn));
     this.lag.confirmed(lsn, commitTimeMs, Date.now());
-    this.slotLag.set(this.lag.slotLagBytes());
+    this.slotLag.set(this.lag.slotLagBytes(this.reportedLsn));
+  }
+
+  /** The flush position sent to PostgreSQL (a replay window keeps it behind the delivered one); returns it. */
+  reported(lsn: Lsn): Lsn {
+    this.reportedLsn = lsn;
+    this.confirmedLsn.set(Number(lsn));
+    this.slotLag.set(this.lag.slotLagBytes(lsn));
+    return lsn;
   }
 
   walPosition(serverWalEnd: Lsn): void {
     this.lag.serverPosition(serverWalEnd, Date.now());
-    this.slotLag.set(this.lag.slotLagBytes());
+    this.slotLag.set(this.lag.slotLagBytes(this.reportedLsn));
   }
 
   inFlight(events: number, bytes: number): void {
@@ -132,6 +144,11 @@ export class RelayMetrics implements RelayObserver {
     if (!counters) this.byTopic.set(topic, (counters = { events: this.eventsTotal.labels(topic), bytes: this.bytesTotal.labels(topic) }));
     counters.events.inc(events);
     counters.bytes.inc(bytes);
+  }
+
+  /** What this process runs, for dashboards that compare instances across a rolling upgrade. */
+  describeBuild(version: string, client: string, guarantee: string): void {
+    this.build.set({ version, client, guarantee }, 1);
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {

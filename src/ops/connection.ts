@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import { pgRefusal } from './pg-refusals.js';
 
 interface PgError {
   code?: string;
@@ -37,11 +38,14 @@ function opsError(err: unknown, role: string): RelayError {
   }
   if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
   const detail = (err as { detail?: string }).detail;
-  return new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation (SQLSTATE ${code ?? 'unknown'}): ${message}${detail ? ` (${detail})` : ''}`, {
-    cause: err,
-    details: { sqlstate: code },
-    hint: (code && REFUSAL_FIXES[code]) ?? 'the message above is PostgreSQL’s own; outbox-relay setup --dry-run checks the server, the role and the objects the relay needs',
-  });
+  return (
+    pgRefusal(code, message, err) ??
+    new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation (SQLSTATE ${code ?? 'unknown'}): ${message}${detail ? ` (${detail})` : ''}`, {
+      cause: err,
+      details: { sqlstate: code },
+      hint: (code && REFUSAL_FIXES[code]) ?? 'the message above is PostgreSQL’s own; outbox-relay setup --dry-run checks the server, the role and the objects the relay needs',
+    })
+  );
 }
 
 /** What to do about the refusals an operator command can meet, by SQLSTATE. */

@@ -32,8 +32,8 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
   };
 }
 
-/** Which rows to re-send: written at or after a time, or these ids. */
-export type RowSelection = { since: string } | { ids: string[] };
+/** Which rows to re-send: written at or after a time (and before `until`), or these ids. */
+export type RowSelection = { since: string; until?: string } | { ids: string[] };
 
 /**
  * Reads the selected rows in pages ordered by (time column, id column), each page continuing after the last row
@@ -71,26 +71,28 @@ export class OutboxPages {
     const id = quoteIdent(idColumn);
     const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
     // Untyped parameters take the column's type, so comparisons use the table's own types and its indexes.
-    const where = 'since' in selection ? `${t} >= $1` : `${id} = ANY($1)`;
+    const where = 'since' in selection ? `${t} >= $1${selection.until === undefined ? '' : ` AND ${t} < $2`}` : `${id} = ANY($1)`;
     this.select = `SELECT ${columns} FROM ${quoteQualified(relation.schema, relation.table)} WHERE ${where}`;
     this.orderBy = `ORDER BY ${t}, ${id}`;
-    this.keyset = `(${t}, ${id}) > ($2, $3)`;
+    const next = this.filterValues.length + 1;
+    this.keyset = `(${t}, ${id}) > ($${next}, $${next + 1})`;
   }
 
-  private get filterValue(): unknown {
-    return 'since' in this.selection ? this.selection.since : this.selection.ids;
+  private get filterValues(): unknown[] {
+    if (!('since' in this.selection)) return [this.selection.ids];
+    return this.selection.until === undefined ? [this.selection.since] : [this.selection.since, this.selection.until];
   }
 
   /** How many rows the selection holds now (for the progress bar). */
   async count(): Promise<number> {
     const from = this.select.slice(this.select.indexOf(' FROM '));
-    const { rows } = await this.client.query<{ n: string }>(`SELECT count(*)::text AS n${from}`, [this.filterValue]);
+    const { rows } = await this.client.query<{ n: string }>(`SELECT count(*)::text AS n${from}`, this.filterValues);
     return Number(rows[0]!.n);
   }
 
   /** The next page of at most `limit` rows, as text values; empty when the selection is exhausted. */
   async next(limit: number): Promise<(string | null)[][]> {
-    const params: unknown[] = [this.filterValue];
+    const params: unknown[] = [...this.filterValues];
     let sql = this.select;
     if (this.after) {
       sql += ` AND ${this.keyset}`;
@@ -109,6 +111,11 @@ export class OutboxPages {
   /** The first row of the last page read: a run that failed on that page resumes with --since its time. */
   get pageStart(): { time: string; id: string } | undefined {
     return this.first && { time: this.first[0], id: this.first[1] };
+  }
+
+  /** The id column's text value in a row of `next()`. */
+  idOf(row: (string | null)[]): string | null {
+    return row[this.idIndex] ?? null;
   }
 
   /** The time column's text value in a row of `next()`. */

@@ -43,6 +43,8 @@ export interface RepublishSummary {
   durationMs: number;
   dryRun: boolean;
   interrupted: boolean;
+  /** With --ids: the ids no outbox table holds (deleted by a cleanup job, or mistyped). */
+  notFound?: string[];
 }
 
 interface TablePlan {
@@ -86,6 +88,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   const limit = new RateLimit(options.rate, options.signal);
   const summary: RepublishSummary = { events: 0, filtered: 0, byTopic: {}, durationMs: 0, dryRun: options.sink === undefined, interrupted: false };
   let done = 0;
+  const seen = new Set<string>();
   for (const table of plans) {
     for (;;) {
       if (options.signal.aborted) {
@@ -96,6 +99,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
       if (rows.length === 0) break;
       const records: SinkRecord[] = [];
       for (const row of rows) {
+        seen.add(table.pages.idOf(row) ?? '');
         const values = row.map((v) => (v === null ? null : Buffer.from(v, 'utf8')));
         if (!table.mapper.accepts(values)) {
           summary.filtered++;
@@ -116,6 +120,9 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
     }
   }
   progress.finish();
+  const selection = options.selection;
+  // PostgreSQL prints uuids in lower case: an id given in upper case was found all the same.
+  if ('ids' in selection && !summary.interrupted) summary.notFound = selection.ids.filter((id) => !seen.has(id) && !seen.has(id.toLowerCase()));
   summary.durationMs = Date.now() - started;
   return summary;
 }

@@ -8,6 +8,13 @@ export interface DropResult {
   dropped: boolean;
   /** Backends terminated to release the slot (--force). */
   terminatedPids: number[];
+  /** When the slot was dropped: events committed from then on until a new slot exists are not streamed. */
+  droppedAt?: string;
+}
+
+/** What dropping costs, said before (refusal) and after (result): the gap only `republish` can fill. */
+export function dropConsequence(since: string): string {
+  return `events committed from now until the slot is re-created are never streamed: after outbox-relay slot create (or setup), re-send them with outbox-relay republish --since '${since}'`;
 }
 
 // A terminated relay reconnects within a second or so and may take the slot again before the drop runs.
@@ -29,7 +36,12 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   if (!slot) return { dropped: false, terminatedPids: [] };
   const elsewhere = wrongDatabase(slot);
   if (elsewhere) throw elsewhere;
-  if (slot.active && !force) throw activeError(slot);
+  if (slot.active && !force) {
+    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${slot.activePid} (a running relay). Dropping it stops that relay, and ${dropConsequence(new Date().toISOString())}`, {
+      details: { activePid: slot.activePid },
+      hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
+    });
+  }
   const terminatedPids: number[] = [];
   const deadline = Date.now() + FORCE_DEADLINE_MS;
   for (let current = slot; ; ) {
@@ -38,8 +50,9 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
       terminatedPids.push(current.activePid);
     }
     try {
+      const droppedAt = new Date().toISOString();
       await client.query('SELECT pg_drop_replication_slot($1)', [name]);
-      return { dropped: true, terminatedPids };
+      return { dropped: true, terminatedPids, droppedAt };
     } catch (err) {
       // 55006: object_in_use, the slot was (re)acquired between the check and the drop.
       if ((err as { code?: string }).code !== '55006') throw err;

@@ -12,6 +12,8 @@ export interface SlotStatus {
   inCurrentDatabase: boolean;
   active: boolean;
   activePid: number | null;
+  /** application_name of the connection holding the slot: an outbox-relay names its host (pod) and slot there. */
+  heldBy: string | null;
   confirmedFlushLsn: string | null;
   restartLsn: string | null;
   walStatus: string | null;
@@ -29,6 +31,7 @@ interface SlotRow {
   in_current_db: boolean;
   active: boolean;
   active_pid: number | null;
+  held_by: string | null;
   confirmed_flush_lsn: string | null;
   restart_lsn: string | null;
   wal_status: string | null;
@@ -39,7 +42,7 @@ interface SlotRow {
 // Sizes arrive as text (bigint, numeric) and become numbers: exact up to 8 PiB, far beyond any WAL backlog.
 const SLOT_QUERY = `
   SELECT slot_name, slot_type, plugin, database, database IS NOT DISTINCT FROM current_database() AS in_current_db,
-         active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, wal_status, safe_wal_size::text,
+         active, active_pid, (SELECT application_name FROM pg_stat_activity a WHERE a.pid = active_pid) AS held_by, confirmed_flush_lsn::text, restart_lsn::text, wal_status, safe_wal_size::text,
          (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag_bytes
     FROM pg_replication_slots`;
 
@@ -53,6 +56,7 @@ function toStatus(row: SlotRow): SlotStatus {
     inCurrentDatabase: row.in_current_db,
     active: row.active,
     activePid: row.active_pid,
+    heldBy: row.held_by,
     confirmedFlushLsn: row.confirmed_flush_lsn,
     restartLsn: row.restart_lsn,
     walStatus: row.wal_status,

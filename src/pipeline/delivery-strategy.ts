@@ -22,7 +22,7 @@ export interface DeliveryStrategy {
   startPosition: () => Promise<Lsn | undefined>;
   /** exactly-once: where a later session starts (the checkpoint, read again). */
   resumePosition: (() => Promise<Lsn | undefined>) | undefined;
-  reportPosition: ((confirmed: Lsn) => Lsn) | undefined;
+  reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** Flushes the last checkpoint (non-transactional modes). */
   close(): Promise<void>;

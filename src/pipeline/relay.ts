@@ -7,6 +7,7 @@ import type { CreateDelivery, Delivery, DeliveryCallbacks, PoisonDecision } from
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
+import { StandbyWait } from '../source/standby-wait.js';
 import { PostgresOutageLog } from './outage-log.js';
 import { Session } from './session.js';
 
@@ -47,8 +48,6 @@ const FATAL = new Set<ErrorCode>([
   'PG_TABLE_NOT_PUBLISHED',
 ]);
 
-/** How often a standby checks whether the slot was released: takeover within a few seconds. */
-const STANDBY_POLL_MS = 1000;
 /** How often the confirmed position is logged at info while it moves. */
 const PROGRESS_LOG_MS = 30_000;
 
@@ -76,6 +75,7 @@ export class Relay {
   private kafkaDownSince: number | undefined;
   private sourceRestarts = 0;
   private readonly pgOutage: PostgresOutageLog;
+  private readonly standbyWait: StandbyWait;
 
   constructor(
     private readonly config: RelayConfig,
@@ -84,6 +84,7 @@ export class Relay {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
     this.pgOutage = new PostgresOutageLog(this.logger, this.observer);
+    this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
         for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
@@ -194,7 +195,7 @@ export class Relay {
       if (error.code === 'PG_SLOT_ACTIVE') {
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
-        await sleep(STANDBY_POLL_MS, this.wake.signal);
+        await this.standbyWait.untilReleased(this.wake.signal);
         continue;
       }
       failingSince ??= Date.now();
@@ -300,13 +301,13 @@ export class Relay {
 
   /**
    * For the last log line: `confirmedLsn` is what PostgreSQL holds (the final status a halt or stop sent), and
-   * `acknowledgedLsn` the newer position Kafka acknowledged since, when there is one (a replay window keeps the
+   * `deliveredLsn` the newer position Kafka acknowledged since, when there is one (a replay window keeps the
    * slot behind on purpose; acknowledgements that arrived after the final status are sent again after a restart).
    */
-  private positions(): { confirmedLsn: string; acknowledgedLsn?: string } {
+  private positions(): { confirmedLsn: string; deliveredLsn?: string } {
     const reported = this.session?.reported;
     if (reported === undefined) return { confirmedLsn: formatLsn(this.lastConfirmed) };
-    return reported === this.lastConfirmed ? { confirmedLsn: formatLsn(reported) } : { confirmedLsn: formatLsn(reported), acknowledgedLsn: formatLsn(this.lastConfirmed) };
+    return reported === this.lastConfirmed ? { confirmedLsn: formatLsn(reported) } : { confirmedLsn: formatLsn(reported), deliveredLsn: formatLsn(this.lastConfirmed) };
   }
 
   private fail(error: RelayError): RelayOutcome {

@@ -242,7 +242,7 @@ export class Session {
     const final = !this.closing && this.tracker;
     this.finish(undefined);
     // confirmedLsn is what PostgreSQL now holds; a replay window keeps it behind the acknowledged position.
-    if (final) this.logger.info({ confirmedLsn: formatLsn(this.lastReported!), acknowledgedLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
+    if (final) this.logger.info({ confirmedLsn: formatLsn(this.lastReported!), deliveredLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
     await this.ended;
   }
 }

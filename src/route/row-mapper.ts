@@ -50,8 +50,14 @@ export class RowMapper {
       if (column === undefined) return undefined;
       const i = columnIndex.get(column);
       if (i === undefined) {
+        const mapped = new Set(Object.values(mapping.columns));
+        const unmapped = relation.columns.map((c) => c.name).filter((name) => !mapped.has(name));
+        // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
         throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed`, {
-          hint: `restore the column, or point ${setting} at its new name and restart; the relay stopped before this event and did not confirm past it`,
+          hint:
+            `set ${setting} to the column's new name and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
+            'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
+            'The relay stopped before this event and did not confirm past it',
           details: { table, column, columns: relation.columns.map((c) => c.name) },
         });
       }

@@ -39,7 +39,7 @@ describe('cli: the README procedure for a poison event', () => {
     const target = rows[0]!.target;
 
     const preview = await runCli(['slot', 'advance', target, ...flags]);
-    expect(preview.code).toBe(2);
+    expect(preview.code).toBe(6);
     expect(preview.stderr).toContain('1 transaction(s) with 1 outbox event(s)');
     const skipped = await runCli(['slot', 'advance', target, '--yes-skip-events', ...flags]);
     expect(skipped.code, skipped.stderr).toBe(0);

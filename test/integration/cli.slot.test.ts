@@ -67,7 +67,7 @@ describe('cli: outbox-relay slot', () => {
     expect(missing.json.error.code).toBe('PG_SLOT_MISSING');
   });
 
-  it('advance skips only with --yes-skip-events (else exit 2 saying how much), never backwards nor past the WAL end', async () => {
+  it('advance skips only with --yes-skip-events (else exit 6 saying how much), never backwards nor past the WAL end', async () => {
     const slot = uniqueName('slot');
     const publication = uniqueName('pub');
     await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
@@ -84,7 +84,8 @@ describe('cli: outbox-relay slot', () => {
       runCli(['slot', 'advance', 'zz', '--yes-skip-events', ...flags(slot, publication)]),
     ]);
     const beyond = await runCli(['slot', 'advance', formatLsn(to + 0x1000000n), '--yes-skip-events', ...flags(slot, publication)]);
-    expect(unconfirmed.code).toBe(2);
+    // A preview is neither a failure nor a usage error: its own code.
+    expect(unconfirmed.code).toBe(6);
     expect(unconfirmed.stderr).toContain(`skips ${to - from} bytes of WAL, 2 transaction(s) with 5 outbox event(s) in it`);
     expect(unconfirmed.stderr).toContain('--yes-skip-events');
     expect(beyond.code).toBe(2);
@@ -119,8 +120,9 @@ describe('cli: outbox-relay slot', () => {
       runCli(['slot', 'drop', ...flags(setup.slot)]),
       runCli(['slot', 'advance', formatLsn(await currentWalLsn(db())), '--yes-skip-events', ...flags(setup.slot)]),
     ]);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(6);
     expect(refused.stderr).toContain(`is in use by backend pid ${status.json.activePid}`);
+    expect(refused.stderr).toContain('events committed from now until the slot is re-created are never streamed');
     expect(refused.stderr).toContain('--force');
     expect(await slotExists(setup.slot)).toBe(true);
     expect(advance.code).toBe(1);
@@ -129,6 +131,7 @@ describe('cli: outbox-relay slot', () => {
     const forced = await runCli(['slot', 'drop', '--force', ...flags(setup.slot)]);
     expect(forced.code, forced.stderr).toBe(0);
     expect(forced.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${status.json.activePid}`);
+    expect(forced.stdout).toMatch(/re-send them with outbox-relay republish --since '\d{4}-\d\d-\d\dT[^']+'/);
     expect(await slotExists(setup.slot)).toBe(false);
     const again = await runCli(['slot', 'drop', ...flags(setup.slot)]);
     expect(again.code).toBe(0);

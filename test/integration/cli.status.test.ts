@@ -3,14 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/ports.js';
 import { runCli, runCliJson } from '../support/cli.js';
 import { useDatabase, useFreshDatabase } from '../support/database.js';
-import { httpArgs, httpGet } from '../support/ops-http.js';
+import { hostname } from 'node:os';
+import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { kafkaClient, stack, uniqueName } from '../support/services.js';
 
 interface StatusJson {
   currentWalLsn: string;
-  slot: { name: string; active: boolean; activePid: number | null; lagBytes: number } | null;
+  slot: { name: string; active: boolean; activePid: number | null; heldBy: string | null; lagBytes: number } | null;
   publication: { name: string; publish: string[] } | null;
   relay: { reachable: boolean; url: string; httpStatus?: number; ready?: boolean; reason?: string; readiness?: Record<string, unknown> };
 }
@@ -70,6 +71,12 @@ describe('cli: outbox-relay status', () => {
     expect(json.json.relay.readiness).toMatchObject({ ready: true, state: 'streaming', producerConnected: true, inFlightEvents: 0 });
     expect(text.stdout).toContain(`relay              ready (HTTP 200 from ${http.base}/readyz)`);
     expect(text.stdout).toMatch(/^state {14}streaming$/m);
+    // Who holds the slot: the instance's host and slot, as application_name; the same in the start line and build_info.
+    const instance = `${hostname()}/${setup.slot}`;
+    expect(json.json.slot!.heldBy).toBe(`outbox-relay ${instance}`.slice(0, 63));
+    expect(text.stdout).toMatch(new RegExp(`^held_by +outbox-relay ${hostname()}/`, 'm'));
+    expect(relay.logs.find((l) => l.msg === 'starting outbox-relay')).toMatchObject({ version: '0.1.0', instance });
+    expect(metricSamples(await scrape(http.base), 'outbox_relay_build_info')).toEqual([{ labels: { version: '0.1.0', client: expect.any(String), guarantee: 'at-least-once' }, value: 1 }]);
   });
 
   it('a relay that is not ready yet (Kafka unreachable at start): exit 3', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/ports.js';
+import { runCli, runCliJson } from '../support/cli.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 
 /** The CLI exits before connecting anywhere, so an unreachable broker address is fine. */
@@ -31,6 +32,15 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     expect(result.stderr).toContain('setting delivery.batchMaxEvents');
     expect(result.stderr).toContain('a whole number from 1 to 1000000');
     expect(result.stdout).toBe('');
+  });
+
+  it('every problem at once: a bad flag, a bad environment variable and a missing setting in one run', async () => {
+    const result = await runToExit(['--delivery-batch-max-events', 'lots'], { OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: 'huge' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('3 settings are invalid');
+    expect(result.stderr).toContain('invalid flag --delivery-batch-max-events: "lots"');
+    expect(result.stderr).toContain('invalid environment variable OUTBOX_RELAY_DELIVERY_BATCH_MAX_BYTES: "huge"');
+    expect(result.stderr).toContain('missing required setting kafka.brokers');
   });
 
   it('a bad environment variable', async () => {
@@ -88,5 +98,30 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
+  });
+
+  it('config check prints every effective value with its source, secrets masked; invalid settings exit 2, all named', async () => {
+    const file = configFile('relay.yaml', 'kafka:\n  brokers: [kafka-1:9092]\n  saslPassword: file-secret\ntopic: from-file\n');
+    const checked = await runCliJson<{ valid: boolean; settings: { key: string; value: unknown; source: string }[] }>(
+      ['config', 'check', '--config', file, '--slot', 'flag_slot', '--postgres-url', 'postgres://relay:url-secret@db/app'],
+      { OUTBOX_RELAY_TOPIC: 'from-env' },
+    );
+    expect(checked.code, checked.stderr).toBe(0);
+    const byKey = Object.fromEntries(checked.json.settings.map((s) => [s.key, s]));
+    expect(byKey.slot).toEqual({ key: 'slot', value: 'flag_slot', source: 'flag --slot' });
+    expect(byKey.topic).toEqual({ key: 'topic', value: 'from-env', source: 'env OUTBOX_RELAY_TOPIC' });
+    expect(byKey['kafka.brokers']).toEqual({ key: 'kafka.brokers', value: ['kafka-1:9092'], source: `file ${file}` });
+    expect(byKey.publication!.source).toBe('default');
+    expect(byKey['kafka.saslPassword']!.value).toBe('***');
+    expect(byKey['postgres.url']!.value).toBe('postgres://relay:***@db/app');
+    expect(checked.stdout).not.toMatch(/file-secret|url-secret/);
+    const text = await runCli(['config', 'check', '--config', file]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^topic +from-file +file /m);
+
+    const invalid = await runCli(['config', 'check', '--delivery-batch-max-events', 'lots', '--slot', 'Bad Slot']);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain('2 settings are invalid');
+    expect(invalid.stderr).toContain('invalid flag --slot');
   });
 });

@@ -28,6 +28,14 @@ describe('ops: hot standby on the same slot', () => {
     expect(metricValue(standbyMetrics, 'outbox_relay_active')).toBe(0);
     expect(metricValue(standbyMetrics, 'outbox_relay_state', { state: 'standby' })).toBe(1);
     expect(metricValue(await scrape(httpA.base), 'outbox_relay_active')).toBe(1);
+    // The standby waits on one plain connection: no replication login per poll, so A's walsender stays the only one.
+    const walsenders = new Set<number>();
+    for (let i = 0; i < 40; i++) {
+      const { rows } = await db().query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender' AND datname = current_database()");
+      for (const row of rows) walsenders.add(row.pid);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect([...walsenders]).toEqual([standby.activePid]);
 
     // The pid B saw holding the slot is A's walsender.
     expect(await slotActivePid(db(), setup.slot)).toBe(standby.activePid);

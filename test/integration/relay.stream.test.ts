@@ -79,7 +79,8 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     const halted = await relay.waitForLog((l) => l.level === 'error');
     expect(halted.code).toBe('SCHEMA_COLUMN_MISSING');
     expect(String(halted.err)).toContain('"event_type"');
-    expect(String(halted.fix)).toMatch(/mapping\.type/);
+    expect(String(halted.fix)).toMatch(/set mapping\.type to the column's new name/);
+    expect(String(halted.fix)).toMatch(/no setting maps: [^)]*\bkind\b/);
     // The event after the rename never reached Kafka and its transaction was not confirmed.
     const records = await readTopic(setup.topic, { expected: 6, timeoutMs: 2000, settleMs: 0 });
     expect(records.map((r) => r.key)).toEqual([...first, ...second].map((e) => e.id));
@@ -89,6 +90,14 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     expect(formatLsn(slot)).toBe(halted.confirmedLsn);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
+
+    // The fix it names works: the mapping pointed at the new name delivers the event that halted the relay.
+    const fixed = startRelay([...setup.args, '--mapping-type', 'kind']);
+    const after = await readTopic(setup.topic, { expected: 6 });
+    expect(after).toHaveLength(6);
+    expect(after[5]!.headers.type).toBe('T');
+    fixed.signal('SIGTERM');
+    expect(await fixed.exited).toBe(0);
   });
 
   it('relays a 100k-row transaction through a bounded in-flight window', async () => {

@@ -70,8 +70,11 @@ describe('replay and republish commands', () => {
     expect(finished).toMatchObject({ events: 5, dryRun: false });
 
     const ids = [before[1]!, before[3]!];
-    const byIds = await runCli([...commandArgs(setup, 'republish'), '--ids', ids.join(',')]);
+    // The deleted row's id is reported as not found, not silently passed over.
+    const byIds = await runCli([...commandArgs(setup, 'republish'), '--ids', [...ids, deleted].join(',')]);
     expect(byIds.code, byIds.stdout + byIds.stderr).toBe(0);
+    const notFound = byIds.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'warn');
+    expect(notFound, byIds.stdout).toMatchObject({ notFound: [deleted] });
     const afterIds = await readTopic(setup.topic, { expected: 17 });
     expect(afterIds.slice(15).map((r) => r.key).sort()).toEqual([...ids].sort());
     expect(afterIds).toHaveLength(17);
@@ -80,6 +83,16 @@ describe('replay and republish commands', () => {
     const dry = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', since, '--dry-run']);
     expect(dry.code, dry.stdout + dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/"events":5,.*"dryRun":true/);
+    // --until bounds --since (exclusive): the rows of the first transaction after `since`, not the last one's.
+    const untilTime = (await db().query<{ t: string }>('SELECT created_at::text AS t FROM outbox WHERE id = $1', [rows.at(-1)!.id])).rows[0]!.t;
+    const { rows: earlier } = await db().query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1 AND created_at < $2', [since, untilTime]);
+    expect(earlier[0]!.n).toBeGreaterThan(0);
+    expect(earlier[0]!.n).toBeLessThan(rows.length);
+    const bounded = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', since, '--until', untilTime, '--dry-run']);
+    expect(bounded.code, bounded.stdout + bounded.stderr).toBe(0);
+    expect(bounded.stdout).toMatch(new RegExp(`"events":${earlier[0]!.n},.*"dryRun":true`));
+    const backwards = await runCli(['republish', '--postgres-url', db().url, '--since', since, '--until', '2000-01-01T00:00:00Z', '--dry-run']);
+    expect(backwards.code).toBe(2);
     expect((await readTopic(setup.topic, { expected: 18, timeoutMs: 2000, settleMs: 0 })).length).toBe(17);
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
+import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -73,13 +74,21 @@ describe('replay from a stored LSN', () => {
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
 
     // A run without the setting keeps it too.
-    const plain = startRelay(setup.args);
+    const http = await httpArgs();
+    const plain = startRelay([...setup.args, ...http.args]);
     await plain.waitForMessage('streaming from PostgreSQL', 60_000);
     await insertEvents(db(), 3);
     await readTopic(setup.topic, { expected: events.length + 5 + 3, settleMs: 500 });
+    // What is reported (the window's position) and what is delivered are told apart.
+    await new Promise((r) => setTimeout(r, 1000));
+    const metrics = await scrape(http.base);
+    expect(metricValue(metrics, 'outbox_relay_confirmed_lsn')).toBe(Number(slotAtStart));
+    expect(metricValue(metrics, 'outbox_relay_delivered_lsn')!).toBeGreaterThan(Number(slotAtStart));
+    expect(metricValue(metrics, 'outbox_relay_slot_lag_bytes')!).toBeGreaterThanOrEqual(metricValue(metrics, 'outbox_relay_delivered_lsn')! - Number(slotAtStart));
     plain.signal('SIGTERM');
     expect(await plain.exited).toBe(0);
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
+    expect(plain.logs.find((l) => l.msg === 'confirmed position reported to PostgreSQL')).toMatchObject({ confirmedLsn: formatLsn(slotAtStart) });
 
     // Shrinking it is explicit and says what it releases; the slot then follows the delivered position.
     const released = startRelay([...setup.args, '--replay-window', '0']);

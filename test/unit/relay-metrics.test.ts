@@ -67,6 +67,17 @@ describe('RelayMetrics', () => {
     expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lost')).toBe(0);
   });
 
+  it('with a replay window: confirmed_lsn and slot lag follow the reported position, delivered_lsn the delivered one', async () => {
+    const metrics = new RelayMetrics();
+    metrics.walPosition(0x3000n);
+    metrics.confirmed(0x2800n, Date.now());
+    metrics.reported(0x1000n);
+    const text = await metrics.render({ inFlight: { events: 0, bytes: 0 } });
+    expect(metricValue(text, 'outbox_relay_delivered_lsn')).toBe(0x2800);
+    expect(metricValue(text, 'outbox_relay_confirmed_lsn')).toBe(0x1000);
+    expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0x2000);
+  });
+
   it('exports retries and errors by code, reconnects, the producer, in-flight, and the confirmed LSN and slot lag', async () => {
     const metrics = new RelayMetrics();
     metrics.retrying('KAFKA_UNAVAILABLE');

@@ -25,10 +25,11 @@ export interface Outcome {
 }
 
 // Refusals that a different invocation fixes (a flag, an argument) are usage errors, like a bad setting.
-const USAGE_CODES = new Set<ErrorCode>(['CONFIG_INVALID', 'CONFIRMATION_REQUIRED', 'OPERATION_REFUSED']);
+const USAGE_CODES = new Set<ErrorCode>(['CONFIG_INVALID', 'OPERATION_REFUSED']);
 
 /** `reported`: what reportError chose (it knows only CONFIG_INVALID as a usage error). */
 function exitCode(err: unknown, reported: number): number {
+  if (isRelayError(err) && err.code === 'CONFIRMATION_REQUIRED') return EXIT.confirmationRequired;
   return isRelayError(err) && USAGE_CODES.has(err.code) ? EXIT.usage : reported;
 }
 

@@ -42,6 +42,7 @@ export function slotRows(slot: SlotStatus): [string, Cell][] {
     ['type', `${slot.slotType}${slot.plugin ? ` (${slot.plugin})` : ''}`],
     ['database', slot.database],
     ['active', slot.active ? `yes (pid ${slot.activePid})` : 'no'],
+    ...(slot.heldBy ? [['held_by', slot.heldBy] as [string, Cell]] : []),
     ['confirmed_flush_lsn', slot.confirmedFlushLsn],
     ['restart_lsn', slot.restartLsn],
     ['wal_status', slot.walStatus],

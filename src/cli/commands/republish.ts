@@ -19,19 +19,27 @@ function positiveInt(flag: string, text: string): number {
   return Number(text);
 }
 
+/** PostgreSQL compares it with the column; checking it here makes a typo a usage error (exit 2), not a query failure. */
+function timestamp(flag: string, text: string): number {
+  try {
+    return parsePgTimestamp(text);
+  } catch {
+    throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a date and time`, "use ISO 8601 with a time, e.g. '2026-11-24T08:00:00Z' or '2026-11-24 08:00:00+00'");
+  }
+}
+
 function selection(opts: Record<string, unknown>): RowSelection {
   const since = opts.since as string | undefined;
+  const until = opts.until as string | undefined;
   const ids = opts.ids as string | undefined;
   if ((since === undefined) === (ids === undefined)) throw new ConfigError('republish needs exactly one of --since <timestamp> and --ids <id,…>', "e.g. --since '2026-11-24 08:00:00+00' or --ids 3f2a…,9c1b…");
   if (since !== undefined) {
-    // PostgreSQL compares it with the column; checking it here makes a typo a usage error (exit 2), not a query failure.
-    try {
-      parsePgTimestamp(since);
-    } catch {
-      throw new ConfigError(`--since ${JSON.stringify(since)} is not a date and time`, "use ISO 8601 with a time, e.g. '2026-11-24T08:00:00Z' or '2026-11-24 08:00:00+00'");
-    }
-    return { since };
+    const from = timestamp('--since', since);
+    if (until === undefined) return { since };
+    if (timestamp('--until', until) <= from) throw new ConfigError(`--until ${until} is not after --since ${since}`, 'swap them');
+    return { since, until };
   }
+  if (until !== undefined) throw new ConfigError('--until goes with --since, not with --ids', 'drop --until, or select by time with --since … --until …');
   const list = ids!.split(',').map((s) => s.trim()).filter(Boolean);
   if (list.length === 0) throw new ConfigError('--ids is empty', 'pass the event ids, comma-separated');
   return { ids: list };
@@ -41,10 +49,11 @@ export function republishCommand(): Command {
   const command = groupCommand('republish', 'Re-send rows still in the outbox table to Kafka, for gaps a replay cannot reach (a lost slot, a replay below the slot).', [
     "outbox-relay republish --since '2026-11-24T08:00:00Z' --kafka-brokers kafka:9092",
     'outbox-relay republish --ids 3f2a9c1e-…,9c1b0d2f-… --kafka-brokers kafka:9092',
-    "outbox-relay republish --since '2026-11-24T08:00:00Z' --rate 500 --dry-run",
+    "outbox-relay republish --since '2026-11-24T08:00:00Z' --until '2026-11-24T09:00:00Z' --rate 500 --dry-run",
   ]);
   command
     .addOption(new Option('--since <timestamp>', 'rows whose time column is at or after this time (ISO 8601)'))
+    .addOption(new Option('--until <timestamp>', 'with --since: only rows whose time column is before this time (ISO 8601)'))
     .addOption(new Option('--ids <id,…>', 'these event ids (the mapping.id column), comma-separated'))
     .addOption(new Option('--time-column <column>', 'column with the time a row was written: matched by --since, and the order rows are re-sent in [default: mapping.timestamp, else created_at]'))
     .addOption(new Option('--batch-size <n>', 'rows per page and per produce request, each acknowledged before the next').default('500'))
@@ -80,6 +89,7 @@ export function republishCommand(): Command {
         ),
       );
       logger.info({ ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) }, summary.interrupted ? 'republish interrupted' : 'republish finished');
+      if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
       if (process.stdout.isTTY) process.stdout.write(`${dryRun ? 'would re-send' : 're-sent'} ${summary.events} event(s) in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.filtered} left out by filters)\n`);
       process.exitCode = summary.interrupted ? EXIT.runtime : EXIT.ok;
     } catch (err) {

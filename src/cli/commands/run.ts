@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { withoutPersistentStart } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
+import { guaranteeConfig } from '../../config/guarantee-config.js';
 import { isRelayError } from '../../errors.js';
+import { VERSION, instanceName } from '../../instance.js';
 import { RelayHealth } from '../../http/health.js';
 import { startOpsServer, type OpsServer } from '../../http/server.js';
 import { createLogger } from '../../logger.js';
@@ -33,9 +35,10 @@ export function runCommand(): Command {
       return;
     }
     const logger = createLogger(config.logLevel);
-    logger.info({ settings: redactedSettings(config) }, 'starting outbox-relay');
+    logger.info({ version: VERSION, instance: instanceName(config.slot), settings: redactedSettings(config) }, 'starting outbox-relay');
     config = withoutPersistentStart(config, logger);
     const metrics = new RelayMetrics();
+    metrics.describeBuild(VERSION, config.kafka.client, guaranteeConfig(config).guarantee);
     const health = new RelayHealth(config.statusIntervalMs);
     let sink;
     try {
@@ -61,7 +64,7 @@ export function runCommand(): Command {
       createDelivery: strategy.createDelivery,
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
-      reportPosition: strategy.reportPosition,
+      reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       observer,
       onPoison: deadLetters && ((event, error) => deadLetters.handle(event, error)),
     });

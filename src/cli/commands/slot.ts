@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { isLsn, parseLsn } from '../../lsn.js';
 import { advanceSlot, describeSkip } from '../../ops/slot-advance.js';
-import { dropSlot } from '../../ops/slot-drop.js';
+import { dropConsequence, dropSlot } from '../../ops/slot-drop.js';
 import { createSlot, listSlots, requireSlot } from '../../ops/slots.js';
 import { groupCommand, opsCommand } from './ops-command.js';
 import { bytes, keyValues, slotRows, table } from './output.js';
@@ -28,13 +28,16 @@ const drop = () =>
   opsCommand(
     {
       name: 'drop',
-      description: 'Drop the replication slot (its position and the WAL it pins are released). Refuses while the slot is in use unless --force.',
+      description:
+        'Drop the replication slot (its position and the WAL it pins are released; events committed until it is re-created are not streamed, republish --since recovers them). An active slot is only dropped with --force (else exit 6).',
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, terminatedPids } = await dropSlot(client, config.slot, opts.force === true);
+      const { dropped, terminatedPids, droppedAt } = await dropSlot(client, config.slot, opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      return { data: { dropped, terminatedPids }, text: `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}` };
+      const consequence = droppedAt ? dropConsequence(droppedAt) : undefined;
+      const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
+      return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, consequence } : {}) }, text };
     },
   ).option('--force', 'terminate the backend using the slot (pg_terminate_backend), then drop it');
 
@@ -73,9 +76,9 @@ const advance = () =>
     {
       name: 'advance',
       description:
-        'Move the slot forward to <lsn> (pg_replication_slot_advance) to skip events that cannot be delivered. Without --yes-skip-events it only says what would be skipped (exit 2).',
+        'Move the slot forward to <lsn> (pg_replication_slot_advance) to skip events that cannot be delivered. Without --yes-skip-events it only says what would be skipped (exit 6).',
       examples: [
-        'outbox-relay slot advance 0/1A2B3C9                     # says what would be skipped, exits 2',
+        'outbox-relay slot advance 0/1A2B3C9                     # says what would be skipped, exits 6',
         'outbox-relay slot advance 0/1A2B3C9 --yes-skip-events   # skips it (stop the relay first)',
       ],
     },

@@ -1,0 +1,34 @@
+import { RelayError, type ErrorCode } from '../errors.js';
+
+interface Refusal {
+  code: ErrorCode;
+  fix: string;
+}
+
+/**
+ * PostgreSQL's refusals that operator commands meet, by SQLSTATE, each with the code the relay reports and what
+ * fixes it. Anything else stays PG_QUERY_FAILED, with its SQLSTATE named so it can be looked up.
+ */
+const REFUSALS: Record<string, Refusal> = {
+  // object_not_in_prerequisite_state: wal_level too low, or a slot whose WAL was removed.
+  '55000': { code: 'PG_WAL_LEVEL', fix: 'logical decoding needs wal_level = logical (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL); if the message says the slot was invalidated, see docs/operations.md "Slot lost"' },
+  // object_in_use
+  '55006': { code: 'PG_SLOT_ACTIVE', fix: 'a running relay (or another client) holds the slot: stop it first; outbox-relay slot status shows who (held_by)' },
+  // configuration_limit_exceeded: all slots or WAL senders in use
+  '53400': { code: 'OPERATION_REFUSED', fix: 'raise max_replication_slots / max_wal_senders (a restart), or drop unused slots: outbox-relay slot list shows them' },
+  // undefined_object: no such slot or publication
+  '42704': { code: 'PG_SLOT_MISSING', fix: 'create it: outbox-relay setup (or slot create / publication create); check --slot and --publication' },
+  // undefined_table
+  '42P01': { code: 'PG_QUERY_FAILED', fix: 'check --table (or tables:) and the database in --postgres-url' },
+  // invalid_name
+  '42602': { code: 'CONFIG_INVALID', fix: 'slot names are lower-case letters, digits and underscores, at most 63 characters' },
+  // read_only_sql_transaction: connected to a standby
+  '25006': { code: 'OPERATION_REFUSED', fix: 'this server is a read-only standby: point --postgres-url at the primary' },
+};
+
+/** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. */
+export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown): RelayError | undefined {
+  const refusal = sqlstate === undefined ? undefined : REFUSALS[sqlstate];
+  if (!refusal) return undefined;
+  return new RelayError(refusal.code, `PostgreSQL refused the operation (SQLSTATE ${sqlstate}): ${message}`, { cause, hint: refusal.fix });
+}

@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { pgRefusal } from '../../src/ops/pg-refusals.js';
+
+describe("PostgreSQL's refusals map to a code with a fix", () => {
+  it('names the SQLSTATE, keeps the message and gives the fix for the refusals operator commands meet', () => {
+    const limit = pgRefusal('53400', 'all replication slots are in use', undefined)!;
+    expect(limit.code).toBe('OPERATION_REFUSED');
+    expect(limit.message).toBe('PostgreSQL refused the operation (SQLSTATE 53400): all replication slots are in use');
+    expect(limit.hint).toMatch(/max_replication_slots/);
+    expect(pgRefusal('55000', 'logical decoding requires wal_level >= logical', undefined)).toMatchObject({ code: 'PG_WAL_LEVEL' });
+    expect(pgRefusal('55006', 'replication slot "s" is active for PID 7', undefined)).toMatchObject({ code: 'PG_SLOT_ACTIVE' });
+    expect(pgRefusal('25006', 'cannot execute in a read-only transaction', undefined)!.hint).toMatch(/primary/);
+  });
+
+  it('leaves unknown refusals to the caller', () => {
+    expect(pgRefusal('XX000', 'internal error', undefined)).toBeUndefined();
+    expect(pgRefusal(undefined, 'no code', undefined)).toBeUndefined();
+  });
+});
