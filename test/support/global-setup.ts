@@ -13,7 +13,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = Date.now();
   const stack = await startStack('shared');
   console.log(`stack ready in ${Date.now() - started} ms: postgres ${stack.pgUrl}, kafka ${stack.kafkaVersion} ${stack.brokers.join(',')}`);
-  const { stop: _stop, ...info } = stack;
+  const { stop: _stop, kafkaPid: _kafkaPid, ...info } = stack;
   project.provide('stack', info);
   return async () => {
     await stack.stop();
