@@ -19,7 +19,7 @@ describe('relay: memory', () => {
   const db = useFreshDatabase('memory');
   // The relay as it ships: compiled, not through tsx (whose transpiler alone adds ~35 MiB of RSS), inside the
   // checkout so that its imports resolve from node_modules.
-  const build = join(repoRoot, 'node_modules/.cache/outbox-relay-memory-test', String(process.pid));
+  const build = join(repoRoot, 'node_modules/.cache', `outbox-relay-memory-test-${process.pid}`);
   let relay: ChildProcess | undefined;
 
   beforeAll(async () => {
