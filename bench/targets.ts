@@ -76,7 +76,8 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     {
       target: `p99 commit → append ≤ ${P99_LOW_RATE_MS} ms at 1k and 5k events/s, < ${P99_MAX_RATE_MS} ms at the highest sustained rate`,
       met: all([...lowRates.map((s) => s.p99 <= P99_LOW_RATE_MS), ...maxRate.map((s) => s.p99 < P99_MAX_RATE_MS)]),
-      result: steady.map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms`).join(', '),
+      // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names.
+      result: steady.map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.achieved < 0.9 * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}`).join(', '),
     },
     {
       target: 'peak RSS < 150 MB (143 MiB) in every row',

@@ -187,11 +187,11 @@ export const SETTINGS: Setting[] = [
     default: 20_000,
     placeholder: '<n>',
   }),
-  // 16 MiB keeps a drain of large records inside a 150 MB process: each byte in flight is held by the JS record
-  // and again by the client's send buffer (docs/benchmarks.md, "Memory").
+  // 8 MiB keeps a drain of large records near 150 MB: each byte in flight is held by the JS record and again by
+  // the client's buffers; 20,000 small (~400-byte) events still fit (docs/benchmarks.md, "Memory").
   setting('delivery.maxInFlightBytes', 'delivery', size(1024), 'Bytes of unacknowledged records, at most (the same backpressure as maxInFlightEvents).', {
-    default: 16 * 1024 * 1024,
-    shownDefault: '16MiB',
+    default: 8 * 1024 * 1024,
+    shownDefault: '8MiB',
     placeholder: '<size>',
   }),
   setting('delivery.batchMaxEvents', 'delivery', int(1, 1_000_000), 'Records per produce request, at most.', { default: 5000, placeholder: '<n>' }),
