@@ -1,3 +1,4 @@
+import { availableParallelism, loadavg } from 'node:os';
 import { KafkaBroker, KafkaCluster, PostgresServer, reapLeftovers, stopAllTracked } from '../stack/index.js';
 import {
   CLIENTS,
@@ -38,6 +39,11 @@ function log(line: string): void {
   console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 }
 
+/** The figures depend on how busy the machine is: print its load with them. */
+function logLoad(): void {
+  log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
+}
+
 /** SIGSTOP of the broker for `ms` while the relay streams and the writers commit; SIGCONT whatever happens. */
 async function pauseBroker(broker: KafkaBroker, ms: number): Promise<void> {
   const pid = broker.pid();
@@ -71,6 +77,7 @@ async function relayKillLoop(guarantee: Guarantee, postgres: PostgresServer, bro
       }
       if (kill === Math.ceil((2 * RELAY_KILLS) / 3)) await pauseBroker(broker, BROKER_PAUSE_MS);
       await run.restartRelay();
+      if (kill % 5 === 0) log(`  ${guarantee}: ${kill} relay SIGKILLs`);
     }
     const result = await finishFaultRun(run, 300_000);
     log(`single broker, ${RELAY_KILLS} relay SIGKILLs + walsender terminated + broker SIGSTOP ${BROKER_PAUSE_MS / 1000} s: ${describeResult(result)}`);
@@ -126,6 +133,7 @@ process.once('SIGTERM', () => void shutdown().then(() => process.exit(143)));
 const results: FaultResult[] = [];
 try {
   await reapLeftovers();
+  logLoad();
   log('starting PostgreSQL and a single broker');
   await Promise.all([postgres.start(), broker.start()]);
   for (const guarantee of GUARANTEES) results.push(await relayKillLoop(guarantee, postgres, broker));
@@ -135,6 +143,7 @@ try {
   for (const client of CLIENTS) results.push(...(await leaderKillLoop(client, postgres, cluster)));
 } finally {
   await shutdown();
+  logLoad();
 }
 
 console.log('\nsummary:');

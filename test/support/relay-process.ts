@@ -40,7 +40,8 @@ export class RelayProcess {
     return this.child.pid!;
   }
 
-  async waitForLog(predicate: (line: LogLine) => boolean, timeoutMs = 30_000, what = 'log line'): Promise<LogLine> {
+  // 60 s: on a saturated 2-core machine a relay takes up to a minute from spawn to its first log line.
+  async waitForLog(predicate: (line: LogLine) => boolean, timeoutMs = 60_000, what = 'log line'): Promise<LogLine> {
     let found: LogLine | undefined;
     await waitUntil(what, () => (found = this.logs.find(predicate)) !== undefined, timeoutMs, 50).catch((err: Error) => {
       throw new Error(`${err.message}\nlogs:\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${this.stderr.join('\n')}`);
