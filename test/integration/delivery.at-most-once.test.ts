@@ -22,6 +22,7 @@ function resentBeyondBound(records: ConsumedRecord[], confirmedAtKill: bigint[])
 describe('delivery: at-most-once', () => {
   const db = useFreshDatabase('amo');
 
+  // Six relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
   it('SIGKILLed again and again under concurrent writers: measures what it loses, and re-sends nothing beyond the window each kill opens', async () => {
     const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery', 'at-most-once'] });
     const writers = startWriters(db(), 4);
@@ -56,5 +57,5 @@ describe('delivery: at-most-once', () => {
     expect(overBound, `events delivered more often than the kills allow: ${overBound.join(', ')}`).toEqual([]);
     final.signal('SIGTERM');
     expect(await final.exited).toBe(0);
-  });
+  }, 300_000);
 });

@@ -9,6 +9,7 @@ import { waitUntil } from '../../stack/index.js';
 describe('relay: killed and stopped under load', () => {
   const db = useFreshDatabase('kill');
 
+  // Seven relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
   it('loses nothing when SIGKILLed again and again while writers commit', async () => {
     const setup = await setupOutbox(db(), { partitions: 3 });
     const writers = startWriters(db(), 4);
@@ -38,7 +39,7 @@ describe('relay: killed and stopped under load', () => {
     expect(delivery.unexpected).toBe(0);
     final.signal('SIGTERM');
     expect(await final.exited).toBe(0);
-  });
+  }, 300_000);
 
   it('drains on SIGTERM: in-flight events are acknowledged and confirmed, the exit code is 0, a restart re-sends nothing', async () => {
     const setup = await setupOutbox(db());
