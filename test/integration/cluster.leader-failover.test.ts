@@ -18,21 +18,14 @@ import { stack, uniqueName } from '../support/services.js';
 const ROUNDS = 1;
 
 /**
- * Combinations that do not hold yet on main, skipped with the reason (measured 2026-11-30, one leader SIGKILL,
- * 4 writers each). The scenario still runs for their client and prints the figures. Remove an entry once it holds.
- * - exactly-once / rdkafka: main's delivery strategy builds the kafkajs transactional sink whatever kafka.client
- *   says; 173 of 10 065 events arrived twice for a read_committed consumer, 0 source restarts. Needs the
- *   rdkafka transactional sink (helper h-rdkafka, not merged into main yet).
- * - at-least-once / kafkajs: 103 of 8 379 events lost, slot confirmed past them: kafkajs 2.2.4's produce retry
- *   skips partitions that moved to a broker that already answered (tulios/kafkajs#1303). h-rdkafka turns its
- *   internal retries off (retries: 0); issue 10 removes kafkajs if it still loses events after that.
- * - exactly-once / kafkajs: 1 100 lost and 588 duplicates (read_committed), 187 source restarts, and the slot
- *   never confirmed the last write (stalled).
+ * Combinations that do not hold yet on main, skipped with the reason. The scenario still runs for their client and
+ * prints the figures. Remove an entry once it holds.
+ * - exactly-once / kafkajs: one leader SIGKILL under 4 writers (main 67f93aa, 2026-11-30): 51 of 10 177 events lost
+ *   and 70 delivered twice to a read_committed consumer, 0 source restarts. The same run with rdkafka: 0 lost,
+ *   0 duplicates, 1 source restart; kafkajs at-least-once (internal retries off): 0 lost, 96 duplicates.
  */
 const KNOWN_FAILURES: Partial<Record<`${Guarantee} / ${(typeof CLIENTS)[number]}`, string>> = {
-  'exactly-once / rdkafka': 'exactly-once always uses the kafkajs transactional sink on main: duplicates after a leader change',
-  'at-least-once / kafkajs': 'kafkajs 2.2.4 loses events on a leader change (tulios/kafkajs#1303)',
-  'exactly-once / kafkajs': 'kafkajs transactions lose, duplicate and stall on a leader change',
+  'exactly-once / kafkajs': 'kafkajs transactions lose and duplicate events on a leader change',
 };
 
 // The short version of the replicated-cluster fault: for each client, one relay per guarantee (each with its own
