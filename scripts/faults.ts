@@ -6,6 +6,7 @@ import {
   describeResult,
   finishFaultRun,
   GUARANTEES,
+  guaranteesOf,
   leaderKillRound,
   startFaultRun,
   type FaultResult,
@@ -89,7 +90,7 @@ async function relayKillLoop(guarantee: Guarantee, postgres: PostgresServer, bro
 
 /** The three guarantees side by side on the cluster, one client, sharing the leader kills. */
 async function leaderKillLoop(client: (typeof CLIENTS)[number], postgres: PostgresServer, cluster: KafkaCluster): Promise<FaultResult[]> {
-  const runs = await Promise.all(GUARANTEES.map((guarantee) => startFaultRun({ guarantee, client, pgUrl: postgres.url(), brokers: cluster.brokers })));
+  const runs = await Promise.all(guaranteesOf(client).map((guarantee) => startFaultRun({ guarantee, client, pgUrl: postgres.url(), brokers: cluster.brokers })));
   try {
     for (let round = 1; round <= LEADER_KILLS; round++) {
       await sleep(randomMs(1000, 4000));

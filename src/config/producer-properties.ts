@@ -63,7 +63,16 @@ export function checkProducerProperties(properties: Record<string, string>): voi
 }
 
 /** Settings the selected client cannot honour are refused at start, naming the client and the setting. */
-export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined): void {
+export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee?: string): void {
+  // Measured on a 3-broker cluster (test/integration/cluster.leader-failover.test.ts): one partition-leader kill
+  // under 4 writers lost 51 and duplicated 70 of 10 177 events for a read_committed consumer with kafkajs
+  // transactions; librdkafka's lost and duplicated none.
+  if (client !== 'rdkafka' && guarantee === 'exactly-once') {
+    throw new ConfigError(
+      `delivery.guarantee exactly-once is not available with kafka.client ${client}: its transactions lose and duplicate events when a partition leader changes in a replicated cluster`,
+      'use kafka.client rdkafka (the default) for exactly-once, or at-least-once with kafkajs',
+    );
+  }
   if (!CODECS[client].includes(compression)) {
     throw new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use kafka.client rdkafka, or kafka.compression ${CODECS[client].filter((c) => c !== 'none').join('/')}`);
   }

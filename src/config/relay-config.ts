@@ -69,7 +69,7 @@ function kafkaConfig(v: Record<string, unknown>): RelayConfig['kafka'] {
   const producer = (v['kafka.producer'] as Record<string, string> | undefined) ?? {};
   const clientRack = v['kafka.clientRack'] as string | undefined;
   checkProducerProperties(producer);
-  checkClientSupport(client, compression, producer, clientRack);
+  checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'] as string);
   return {
     brokers: (v['kafka.brokers'] as string[] | undefined) ?? [],
     clientId: v['kafka.clientId'] as string,

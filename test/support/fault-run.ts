@@ -15,6 +15,11 @@ export type Guarantee = (typeof GUARANTEES)[number];
 export const CLIENTS = ['rdkafka', 'kafkajs'] as const;
 export type KafkaClientName = (typeof CLIENTS)[number];
 
+/** What each client is run with: kafkajs is refused for exactly-once (its transactions failed the cluster test). */
+export function guaranteesOf(client: KafkaClientName): readonly Guarantee[] {
+  return client === 'kafkajs' ? GUARANTEES.filter((g) => g !== 'exactly-once') : GUARANTEES;
+}
+
 export interface FaultRunOptions {
   guarantee: Guarantee;
   /** Default: the relay's default client. */

@@ -18,6 +18,15 @@ function refusal(run: () => unknown): { code: string; message: string; hint: str
 }
 
 describe('kafka producer settings', () => {
+  it('refuses exactly-once with kafkajs, naming both settings (its transactions failed the replicated-cluster test)', () => {
+    const r = refusal(() => load({ 'kafka.client': 'kafkajs', 'delivery.guarantee': 'exactly-once' }));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toContain('delivery.guarantee exactly-once');
+    expect(r.message).toContain('kafka.client kafkajs');
+    expect(r.hint).toContain('kafka.client rdkafka');
+    expect(load({ 'kafka.client': 'kafkajs', 'delivery.guarantee': 'at-least-once' }).kafka.client).toBe('kafkajs');
+  });
+
   it('defaults to the librdkafka client with bounded request and delivery timeouts', () => {
     const { kafka, delivery } = load({});
     expect(kafka.client).toBe('rdkafka');
