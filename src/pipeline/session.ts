@@ -11,6 +11,7 @@ import type { Delivery } from '../sink/delivery.js';
 import { preflight } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
 import { ReplicationStream } from '../source/replication-stream.js';
+import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { sleep } from '../retry.js';
 import type { RelayObserver } from './observer.js';
 
@@ -36,6 +37,7 @@ export class Session {
   /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
   private failing = false;
   private lastReported: Lsn | undefined;
+  private readonly shutdown = new ServerShutdownDetector();
 
   constructor(
     private readonly config: RelayConfig,
@@ -187,7 +189,16 @@ export class Session {
     if (this.failing) return;
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
-    if (replyRequested) void this.sendStatus(false);
+    if (!replyRequested) return;
+    if (this.shutdown.replyRequested(walEnd)) {
+      this.logger.info(
+        { walEnd: formatLsn(walEnd), reportedLsn: formatLsn(this.lastReported ?? this.tracker.confirmed) },
+        'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)',
+      );
+      this.finish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
+      return;
+    }
+    void this.sendStatus(false);
   }
 
   /** Room in the window again: read the socket. */

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
-import { KafkaBroker, PostgresServer, waitUntil } from '../../stack/index.js';
+import { KafkaBroker, PostgresServer, isAlive, waitUntil } from '../../stack/index.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
@@ -87,6 +87,30 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     console.log(`hung broker (SIGSTOP): ${committed.length} committed, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
     expect(delivery.missing).toEqual([]);
     expect((await httpGet(`${http.base}/readyz`)).status).toBe(200);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
+  it('a replay window does not keep PostgreSQL from shutting down: the relay lets go, reconnects once it is back, and loses nothing', async () => {
+    db = await createDatabase('window', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--replay-window', '1h', '--retry-max-delay', '1s'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insertEvents(db, 20);
+    await readTopic(setup.topic, { expected: 20, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 0 });
+    // A fast shutdown (what pg_ctl stop -m fast sends): the walsender waits for the window's held-back flush position.
+    const pid = postgres.pid()!;
+    process.kill(pid, 'SIGINT');
+    await relay.waitForMessage('PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)', 60_000);
+    // Bounded only so that a server that never stops fails the test (before the fix it took 84 s on its own).
+    await waitUntil('PostgreSQL to stop by itself', () => !isAlive(pid), 30_000);
+    await postgres.stop(); // forgets the stopped server's pid
+    await postgres.start();
+    const after = await insertEvents(db, 5);
+    await waitUntil('a new session', () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length >= 2, 120_000);
+    const records = await readTopic(setup.topic, { expected: 25, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    const keys = new Set(records.map((r) => r.key));
+    expect(after.every((e) => keys.has(e.id))).toBe(true);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });
