@@ -183,8 +183,9 @@ export class Relay {
         error = await session.ended;
       } catch (err) {
         error = asRelayError(err);
-        // The first position is a decision (a checkpoint, a replay position): one that fails is not retried blindly.
-        if (first) return this.fail(error);
+        // The first position is a decision (a replay position, a checkpoint): one that is wrong is not retried; one
+        // that could not be read yet (CHECKPOINT_FAILED) is, with backoff, like a lost connection.
+        if (first && !error.retriable) return this.fail(error);
       }
       if (this.stopRequested || this.deliveryError) break;
       if (!error) continue;
@@ -232,8 +233,10 @@ export class Relay {
         const error = asRelayError(err);
         if (!error.retriable || this.stopRequested) throw error;
         if (Date.now() - started >= this.config.retry.maxDurationMs) {
-          throw new RelayError('RETRIES_EXHAUSTED', `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${attempt + 1} attempts): ${error.message}`, {
+          // The cause's own code (KAFKA_UNAVAILABLE, KAFKA_AUTH) says what to fix; the message says how long we tried.
+          throw new RelayError(error.code, `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${attempt + 1} attempts): ${error.message}`, {
             cause: error,
+            details: error.details,
             hint: error.hint ?? 'check kafka.brokers and that the brokers are up and reachable from here (retry.maxDuration bounds the wait)',
           });
         }

@@ -117,6 +117,9 @@ describe('ops: secrets never reach the logs', () => {
         '--kafka-sasl-mechanism', 'plain',
         '--kafka-sasl-username', 'relay',
         '--kafka-sasl-password-file', secretFile(wrong),
+        // kafkajs names the broker's SASL refusal; librdkafka reports only a transport failure after its
+        // metadata timeout (docs/delivery-guarantees.md, Kafka clients), so the refusal is checked with kafkajs.
+        '--kafka-client', 'kafkajs',
         '--retry-max-duration', '1s',
         '--retry-max-delay', '200ms',
         '--log-level', 'debug',

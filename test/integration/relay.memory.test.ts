@@ -17,9 +17,9 @@ const DRAIN_TIMEOUT_MS = 240_000;
 
 describe('relay: memory', () => {
   const db = useFreshDatabase('memory');
-  // The relay as it ships: compiled, not through tsx (whose transpiler alone adds ~35 MiB of RSS), inside the
-  // checkout so that its imports resolve from node_modules.
-  const build = join(repoRoot, 'node_modules/.cache', `outbox-relay-memory-test-${process.pid}`);
+  // The relay as it ships: compiled, not through tsx (whose transpiler alone adds ~35 MiB of RSS), beside dist/ in
+  // the checkout so that its imports resolve from node_modules and ../package.json is the package's.
+  const build = join(repoRoot, `.memory-build-${process.pid}`);
   let relay: ChildProcess | undefined;
 
   beforeAll(async () => {

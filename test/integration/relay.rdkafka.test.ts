@@ -53,7 +53,8 @@ describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
   it('exits 2 at start when the native module cannot be loaded, naming kafka.client and both fixes', async () => {
     const relay = startRelay(['run', '--kafka-brokers', stack().brokers.join(',')], { NODE_OPTIONS: `--import ${join(repoRoot, 'test/support/hide-rdkafka.mjs')}` });
     expect(await relay.exited).toBe(2);
-    const stderr = relay.stderr.join('\n');
+    // Before the logger exists the line goes to stderr, after it to the JSON log: either way it is one line.
+    const stderr = [...relay.stderr, ...relay.logs.map((l) => JSON.stringify(l))].join('\n');
     expect(stderr).toContain('kafka.client rdkafka (the default) needs the native module of @confluentinc/kafka-javascript');
     expect(stderr).toContain('CKJS_LINKING=dynamic npm ci');
     expect(stderr).toContain('--kafka-client kafkajs');
