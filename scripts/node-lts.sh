@@ -49,6 +49,7 @@ if [ -d "$client" ]; then
     node_gyp=$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
     [ -f "$node_gyp" ] || node_gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
     rm -rf "$repo/$client"
+    mkdir -p "$repo/$(dirname "$client")"
     cp -a "$client" "$repo/$client"
     # Keep the compiled librdkafka (build/deps): it does not depend on Node. Only the addon is Node-specific.
     rm -rf "$repo/$client/build/Release" "$repo/$client/.built-for"
