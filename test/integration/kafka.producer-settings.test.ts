@@ -63,7 +63,7 @@ describe('Kafka producer settings', () => {
     if (client === 'rdkafka' && !features.includes(codec)) {
       // librdkafka compiled without this codec (zstd without libzstd-dev): refused at start, naming the fix.
       expect(await relay.exited).toBe(2);
-      expect(relay.stderr.join('\n')).toContain(`kafka.compression ${codec} is not supported by kafka.client rdkafka as built here`);
+      expect([...relay.stderr, ...relay.logs.map((l) => JSON.stringify(l))].join('\n')).toContain(`kafka.compression ${codec} is not supported by kafka.client rdkafka as built here`);
       return;
     }
     await relay.waitForMessage('streaming from PostgreSQL', 60_000);
