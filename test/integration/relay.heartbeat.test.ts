@@ -35,7 +35,8 @@ describe('relay: heartbeats (heartbeat.interval)', () => {
     await waitUntil('heartbeats in the watched database', async () => {
       const { rows } = await db().query<{ lsn: string; data: string }>(`SELECT lsn::text, data FROM pg_logical_slot_peek_changes($1, NULL, NULL) WHERE data LIKE 'message:%'`, [observer]);
       beats = rows.filter((r) => r.data.includes(`prefix: ${prefix},`));
-      return beats.length > 1;
+      // Beats also came before the other database's WAL; wait for one after it.
+      return beats.some((b) => parseLsn(b.lsn) > otherWal);
     }, 30_000);
     expect(beats[0]!.data).toContain('transactional: 0');
     const lastBeat = parseLsn(beats.at(-1)!.lsn);
