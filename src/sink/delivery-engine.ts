@@ -401,10 +401,10 @@ export class DeliveryEngine implements Delivery {
   private async commit(): Promise<void> {
     const last = this.lastLaunched!;
     const lsn = maxLsn(this.checkpointFloor, last.endLsn!);
-    const sink = this.transactionalSink();
+    const { sink, slot } = this.transactional();
     for (let attempt = 1; ; attempt++) {
       try {
-        await sink.commit({ slot: this.slot(), lsn, commitTimeMs: last.commitTimeMs, writtenAtMs: Date.now(), guarantee: 'exactly-once' });
+        await sink.commit({ slot, lsn, commitTimeMs: last.commitTimeMs, writtenAtMs: Date.now(), guarantee: 'exactly-once' });
         break;
       } catch (err) {
         const error = classifyKafkaError(err);
@@ -464,7 +464,7 @@ export class DeliveryEngine implements Delivery {
     let error = cause;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.transactionalSink().abort();
+        await this.transactional().sink.abort();
         return !this.dead;
       } catch (err) {
         error = classifyKafkaError(err);
@@ -530,15 +530,11 @@ export class DeliveryEngine implements Delivery {
     this.stallTimer.unref();
   }
 
-  private transactionalSink(): TransactionalSink {
+  /** exactly-once only: the transactional sink and the slot its checkpoints are keyed by. */
+  private transactional(): { sink: TransactionalSink; slot: string } {
     const producing = this.options.producing;
     if (producing.guarantee !== 'exactly-once') throw new Error('only exactly-once produces inside Kafka transactions');
-    return producing.sink;
-  }
-
-  private slot(): string {
-    const producing = this.options.producing;
-    return producing.guarantee === 'exactly-once' ? producing.slot : '';
+    return producing;
   }
 
   private fail(error: RelayError): false {
