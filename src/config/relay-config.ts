@@ -117,6 +117,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
       maxInFlightBytes: v['delivery.maxInFlightBytes'] as number,
       batchMaxEvents: v['delivery.batchMaxEvents'] as number,
       batchMaxBytes: v['delivery.batchMaxBytes'] as number,
+      coalesceMs: v['delivery.coalesce'] as number,
       onPoison: v['delivery.onPoison'] as PoisonPolicy,
       deadLetterTopic: v['delivery.deadLetterTopic'] as string,
       transactionTimeoutMs: v['delivery.transactionTimeout'] as number,

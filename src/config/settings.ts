@@ -195,6 +195,11 @@ export const SETTINGS: Setting[] = [
     placeholder: '<size>',
   }),
   setting('delivery.batchMaxEvents', 'delivery', int(1, 1_000_000), 'Records per produce request, at most.', { default: 5000, placeholder: '<n>' }),
+  setting('delivery.coalesce', 'delivery', duration(0, 60_000), 'How long a produce request that is not full may wait for more events before it is sent: at low rates several source transactions share one request, which costs fewer requests and less CPU per event for at most this much latency; 0 sends each socket read’s events at once (at most 1m).', {
+    default: 1,
+    shownDefault: '1ms',
+    placeholder: '<duration>',
+  }),
   setting('delivery.batchMaxBytes', 'delivery', size(1024), 'Bytes per produce request, at most; keep it under the broker’s message.max.bytes.', {
     default: 900 * 1024,
     shownDefault: '900KiB',

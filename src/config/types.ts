@@ -78,6 +78,8 @@ export interface RelayConfig {
     maxInFlightBytes: number;
     batchMaxEvents: number;
     batchMaxBytes: number;
+    /** A request that is not full waits this long for more events (0: sent at once). */
+    coalesceMs: number;
     onPoison: PoisonPolicy;
     deadLetterTopic: string;
     /** exactly-once: the Kafka transaction timeout. */

@@ -64,6 +64,9 @@ export class DeliveryEngine implements Delivery {
   private busy = false;
   private dead = false;
   private scheduled = false;
+  /** When the oldest queued event not yet in a batch arrived (coalescing). */
+  private waitingSince = 0;
+  private coalesceTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
   private outage: { since: number; attempts: number } | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
@@ -113,6 +116,7 @@ export class DeliveryEngine implements Delivery {
 
   push(event: OutboxEvent): boolean {
     if (this.dead || !this.intake || event.txn.tracker !== this.session) return false;
+    if (this.head === this.queue.length) this.waitingSince = Date.now();
     this.queue.push(event);
     this.schedule();
     return this.window.enter(event.size);
@@ -175,12 +179,31 @@ export class DeliveryEngine implements Delivery {
       if (this.atCommitBoundary()) return this.sequential(() => this.commit());
     }
     while (this.flights.length < this.depth) {
+      if (this.held.length === 0 && this.coalescing()) break;
       const batch = this.nextBatch();
       if (!batch) break;
       if (batch[0]!.error) return this.sequential(() => this.unmappable(batch[0]!));
       this.launch(batch);
     }
     if (this.idle) this.wakeIdle();
+  }
+
+  /**
+   * A batch that is not full waits until its oldest event is delivery.coalesce old, so that at low rates several
+   * source transactions share one produce request. Nothing waits once no more events can come: the session ended,
+   * or the window is full.
+   */
+  private coalescing(): boolean {
+    const { coalesceMs, batchMaxEvents } = this.options.limits;
+    const waiting = this.queue.length - this.head;
+    if (coalesceMs === 0 || waiting === 0 || waiting >= batchMaxEvents || !this.intake || this.window.full) return false;
+    const remainingMs = this.waitingSince + coalesceMs - Date.now();
+    if (remainingMs <= 0) return false;
+    this.coalesceTimer ??= setTimeout(() => {
+      this.coalesceTimer = undefined;
+      this.step();
+    }, remainingMs);
+    return true;
   }
 
   private sequential(work: () => Promise<unknown>): void {
@@ -225,6 +248,8 @@ export class DeliveryEngine implements Delivery {
     }
     if (this.head === start) return undefined;
     const batch = this.queue.slice(start, this.head);
+    // What stays queued arrived while this batch filled: it waits a full window from now at most.
+    this.waitingSince = Date.now();
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
@@ -548,6 +573,7 @@ export class DeliveryEngine implements Delivery {
 
   private shutDown(): void {
     this.abort.abort();
+    clearTimeout(this.coalesceTimer);
     clearInterval(this.stallTimer);
     this.stallTimer = undefined;
     this.wakeIdle();

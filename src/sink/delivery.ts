@@ -7,6 +7,8 @@ export interface DeliveryLimits {
   maxInFlightBytes: number;
   batchMaxEvents: number;
   batchMaxBytes: number;
+  /** A batch that is not full waits this long after its oldest event arrived, for more (0: sent at once). */
+  coalesceMs: number;
 }
 
 /** What the poison policy decided for a record Kafka will never accept: `skip` means it was dealt with (dead-lettered). */

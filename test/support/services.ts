@@ -96,8 +96,10 @@ function headersToStrings(headers: IHeaders | undefined): Record<string, string>
 }
 
 /**
- * Reads a topic from the beginning until `expected` records arrived (or the timeout), then keeps reading for
- * `settleMs` more so that unexpected extra records (duplicates, leaks) are seen too.
+ * Reads a topic from the beginning until `expected` records arrived and every partition was read to the end
+ * offset it had at that moment (or the timeout), then keeps reading for `settleMs` more so that unexpected extra
+ * records (leaks) are seen too. A count alone is not enough: duplicates reach it before every distinct record was
+ * read, which once made a kill loop with many re-sends look like 18k lost events.
  */
 export async function readTopic(
   topic: string,
@@ -105,27 +107,40 @@ export async function readTopic(
 ): Promise<ConsumedRecord[]> {
   const kafka = kafkaClient(options.brokers);
   const consumer = kafka.consumer({ groupId: uniqueName('reader'), readUncommitted: !options.readCommitted, maxWaitTimeInMs: 200 });
+  const admin = kafka.admin();
   const records: ConsumedRecord[] = [];
-  await consumer.connect();
+  // Per partition, the last offset consumed; batch.lastOffset() also covers transaction markers and filtered
+  // (aborted) records, which eachMessage never shows, so a read_committed reader reaches the end offset too.
+  const readTo = new Map<number, number>();
+  await Promise.all([consumer.connect(), admin.connect()]);
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
-      eachMessage: async ({ topic: t, partition, message }) => {
-        records.push({
-          topic: t,
-          partition,
-          offset: message.offset,
-          key: message.key ? message.key.toString() : null,
-          value: message.value,
-          headers: headersToStrings(message.headers),
-          timestamp: Number(message.timestamp),
-        });
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          records.push({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: message.offset,
+            key: message.key ? message.key.toString() : null,
+            value: message.value,
+            headers: headersToStrings(message.headers),
+            timestamp: Number(message.timestamp),
+          });
+        }
+        readTo.set(batch.partition, Math.max(readTo.get(batch.partition) ?? -1, Number(batch.lastOffset())));
       },
     });
-    await waitUntil(`${options.expected} records on ${topic}`, () => records.length >= options.expected, options.timeoutMs ?? 60_000).catch(() => undefined);
+    let ends: { partition: number; high: string }[] | undefined;
+    const readToEnd = async () => {
+      if (records.length < options.expected) return false;
+      ends ??= await admin.fetchTopicOffsets(topic);
+      return ends.every((p) => (readTo.get(p.partition) ?? -1) + 1 >= Number(p.high));
+    };
+    await waitUntil(`${options.expected} records on ${topic}, read to its end`, readToEnd, options.timeoutMs ?? 60_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, options.settleMs ?? 500));
   } finally {
-    await consumer.disconnect();
+    await Promise.all([consumer.disconnect(), admin.disconnect()]);
   }
   return records;
 }

@@ -121,6 +121,40 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.engine.inFlightEvents).toBe(0);
   });
 
+  it('coalesces: transactions that arrive within delivery.coalesce share one request, a full batch leaves at once', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { coalesceMs: 5, batchMaxEvents: 4 } });
+    h.transaction('a', 1);
+    await settle();
+    await vi.advanceTimersByTimeAsync(2);
+    h.transaction('b', 1);
+    await settle();
+    // Nothing leaves before the oldest event waited the window...
+    expect(h.sink.calls).toEqual([]);
+    await vi.advanceTimersByTimeAsync(3);
+    await settle();
+    // ...then both transactions go in one request.
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 'b.0']]);
+    // Four events fill a batch: it does not wait.
+    const end = h.transaction('c', 4);
+    await settle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 'b.0'], ['c.0', 'c.1', 'c.2', 'c.3']]);
+    await h.idle();
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('does not hold events back once the session ended (nothing more can join them)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { coalesceMs: 1000, batchMaxEvents: 4 } });
+    const end = h.transaction('a', 1);
+    await settle();
+    expect(h.sink.calls).toEqual([]);
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(h.sink.written).toEqual(['a.0']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
   it('reports a broker that stops answering as an outage within the delivery timeout, and its recovery', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 5000, sink: new FakeSink().scriptSends('hang') });

@@ -64,7 +64,7 @@ export class EngineHarness {
     };
     this.engine = new DeliveryEngine({
       producing,
-      limits: { maxInFlightEvents: 1000, maxInFlightBytes: 1 << 20, batchMaxEvents: 2, batchMaxBytes: 1 << 20, ...options.limits },
+      limits: { maxInFlightEvents: 1000, maxInFlightBytes: 1 << 20, batchMaxEvents: 2, batchMaxBytes: 1 << 20, coalesceMs: 0, ...options.limits },
       retry: { ...FAST_RETRY, ...options.retry },
       stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
       callbacks,
