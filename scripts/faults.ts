@@ -25,7 +25,7 @@ import { uniqueName } from '../test/support/services.js';
  *  2. 3-broker cluster (RF 3, min.insync.replicas 2), per client, the three guarantees side by side: the node leading
  *     most partitions SIGKILLed and restarted 3 times under 4 writers each.
  *
- * Prints lost / duplicates / source restarts per run; exits 1 if at-least-once or exactly-once lost anything,
+ * Prints lost / duplicates / source restarts per run; exits 1 if at-least-once or exactly-once lost anything or broke commit order,
  * exactly-once duplicated anything, or a run stalled. Every server it starts is stopped, also on Ctrl-C.
  * FAULTS_RELAY_KILLS, FAULTS_LEADER_KILLS and FAULTS_BROKER_PAUSE_MS shorten a trial run; FAULTS_PHASE=broker or
  * FAULTS_PHASE=cluster runs one of the two phases.
@@ -114,6 +114,7 @@ function failures(result: FaultResult): string[] {
   if (checked && result.lost > 0) found.push(`${result.lost} lost (e.g. ${result.missingIds.join(', ')})`);
   if (result.label.startsWith('exactly-once') && result.duplicates > 0) found.push(`${result.duplicates} duplicates`);
   if (result.unexpected > 0) found.push(`${result.unexpected} unexpected records`);
+  if (checked && result.orderViolations > 0) found.push(`${result.orderViolations} records ahead of an earlier transaction in their partition`);
   return found.map((f) => `${result.label}: ${f}`);
 }
 
@@ -158,4 +159,4 @@ if (failed.length > 0) {
   console.error(`\n${failed.length} failure(s):\n  ${failed.join('\n  ')}`);
   process.exit(1);
 }
-console.log('\nno loss under at-least-once and exactly-once, no duplicates under exactly-once');
+console.log('\nno loss and commit order kept under at-least-once and exactly-once, no duplicates under exactly-once');

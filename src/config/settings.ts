@@ -161,7 +161,7 @@ export const SETTINGS: Setting[] = [
     shownDefault: '30s',
     placeholder: '<duration>',
   }),
-  setting('kafka.deliveryTimeout', 'kafka', duration(1000, 60 * 60_000), 'How long a produce request may wait for its acknowledgement, the client\'s internal retries included (rdkafka: message.timeout.ms), before the relay treats the broker as unavailable: one warn line, /readyz 503, retried with backoff until retry.maxDuration. Capped by delivery.transactionTimeout in exactly-once mode (at most 1h).', {
+  setting('kafka.deliveryTimeout', 'kafka', duration(1000, 60 * 60_000), 'How long a produce request may go unanswered, the client\'s internal retries included, before the relay treats the broker as unavailable: one warn line, /readyz 503, exit after retry.maxDuration. rdkafka keeps retrying the records meanwhile, in order (exactly-once: this is also message.timeout.ms, capped by delivery.transactionTimeout) (at most 1h).', {
     default: 30_000,
     shownDefault: '30s',
     placeholder: '<duration>',

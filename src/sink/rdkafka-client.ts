@@ -49,7 +49,7 @@ export function connectionProperties(config: KafkaSettings, clientIdSuffix = '')
  * The producer every guarantee builds on: idempotent (librdkafka keeps per-partition order and drops nothing
  * across its internal retries, with up to 5 requests in flight), acks=all, the Java client's key partitioning
  * (switching clients keeps per-key order). Internal retries end at kafka.deliveryTimeout: a record without an
- * acknowledgement by then fails its send, which the delivery engine treats as an outage.
+ * acknowledgement by then fails its send. The plain sink lifts that bound (rdkafka-sink.ts says why).
  */
 export function producerProperties(config: KafkaSettings, clientIdSuffix = ''): Properties {
   return {

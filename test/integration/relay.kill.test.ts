@@ -3,6 +3,7 @@ import { formatLsn } from '../../src/lsn.js';
 import { committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic } from '../support/services.js';
+import { orderViolations } from '../support/fault-run.js';
 import { useFreshDatabase } from '../support/database.js';
 import { waitUntil } from '../../stack/index.js';
 
@@ -10,7 +11,7 @@ describe('relay: killed and stopped under load', () => {
   const db = useFreshDatabase('kill');
 
   // Seven relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
-  it('loses nothing when SIGKILLed again and again while writers commit', async () => {
+  it('loses nothing and keeps commit order per partition when SIGKILLed again and again while writers commit', async () => {
     const setup = await setupOutbox(db(), { partitions: 3 });
     const writers = startWriters(db(), 4);
     const confirmedAtKill: bigint[] = [await slotConfirmedLsn(db(), setup.slot)];
@@ -31,11 +32,14 @@ describe('relay: killed and stopped under load', () => {
     const committed = await committedIds(db());
     const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 1500 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
+    const outOfOrder = orderViolations(records);
     console.log(
       `SIGKILL loop: ${committed.length} committed in ${writers.commits} transactions, ${records.length} records, ` +
-        `${delivery.missing.length} lost, ${delivery.duplicates} duplicates; confirmed LSN at kills: ${confirmedAtKill.map(formatLsn).join(' ')}`,
+        `${delivery.missing.length} lost, ${delivery.duplicates} duplicates, ${outOfOrder} out of commit order; confirmed LSN at kills: ${confirmedAtKill.map(formatLsn).join(' ')}`,
     );
     expect(delivery.missing).toEqual([]);
+    // Each restart's first batches are in flight together: they must still reach each partition in commit order.
+    expect(outOfOrder).toBe(0);
     expect(delivery.unexpected).toBe(0);
     final.signal('SIGTERM');
     expect(await final.exited).toBe(0);
