@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
+import { COMMAND_SETTINGS } from '../src/cli/command-settings.js';
 import { shownDefault } from '../src/cli/options.js';
 import { SETTINGS, type Setting } from '../src/config/settings.js';
 import { repoRoot } from '../stack/paths.js';
@@ -15,6 +16,14 @@ export const CONFIG_DOC_PATH = join(repoRoot, 'docs/configuration.md');
 export const METRICS_DOC_PATH = join(repoRoot, 'docs/metrics.md');
 export const EXAMPLE_PATH = join(repoRoot, 'config/outbox-relay.example.yaml');
 export const CONFIG_SECTION = 'config-reference';
+export const CLI_DOC_PATH = join(repoRoot, 'docs/cli.md');
+export const COMMAND_SETTINGS_SECTION = 'command-settings';
+
+/** `formerly --x / X_ENV, still accepted …` for a renamed setting, else ''. */
+function formerNames(setting: Setting, quote = (name: string) => name): string {
+  const names = [setting.deprecated?.flag, setting.deprecated?.env].filter((n) => n !== undefined).map(quote);
+  return names.length ? `formerly ${names.join(' / ')}, still accepted with a deprecation warning` : '';
+}
 
 /** Values the example shows for settings without a default; every such setting needs one. */
 const EXAMPLES: Record<string, unknown> = {
@@ -91,7 +100,8 @@ export function exampleConfig(): string {
     if (section) out.push('', `#${section}:`);
     for (const setting of settings) {
       const name = section ? setting.key.slice(section.length + 1) : setting.key;
-      const origin = `env ${setting.env}, flag ${setting.flag}${setting.secret ? '; a secret, never logged' : ''}`;
+      const former = formerNames(setting);
+      const origin = `env ${setting.env}, flag ${setting.flag}${former ? `; ${former}` : ''}${setting.secret ? '; a secret, never logged' : ''}`;
       out.push(...(section ? [] : ['']), ...wrap(`${setting.doc} (${origin})`, 106).map((l) => (section ? `#${indent}# ${l}` : `# ${l}`)));
       out.push(`#${indent}${name}: ${yamlScalar(exampleValue(setting))}`);
     }
@@ -107,7 +117,8 @@ export function configReference(): string {
   const rows = SETTINGS.map((s) => {
     const def = shownDefault(s);
     const shown = def === undefined ? '—' : `\`${def === '' ? '""' : def}\``;
-    return `| \`${s.key}\` | \`${s.flag}\` | \`${s.env}\` | ${shown} | ${cell(s.doc)}${s.secret ? ' Secret: never logged.' : ''} |`;
+    const former = formerNames(s, (name) => `\`${name}\``);
+    return `| \`${s.key}\` | \`${s.flag}\` | \`${s.env}\` | ${shown} | ${cell(s.doc)}${s.secret ? ' Secret: never logged.' : ''}${former ? ` Renamed: ${former}.` : ''} |`;
   });
   return [
     '## Configuration reference',
@@ -123,6 +134,25 @@ export function configReference(): string {
     '| Key | Flag | Environment | Default | Description |',
     '| --- | --- | --- | --- | --- |',
     ...rows,
+  ].join('\n');
+}
+
+/** docs/cli.md's table of the setting groups each command reads (its --help lists exactly their flags). */
+export function commandSettingsReference(): string {
+  const groups = new Map<string, Setting[]>();
+  for (const setting of SETTINGS) groups.set(setting.group, [...(groups.get(setting.group) ?? []), setting]);
+  return [
+    'Generated from `src/cli/command-settings.ts` by `npm run docs:config`. A command\'s `--help` lists the flags of',
+    'the setting groups it reads, and only those. Like the environment and a config file, the flags of the other',
+    'settings are still accepted (hidden from `--help`) and ignored, so one set of flags can serve every command.',
+    '',
+    '| Command | Setting groups |',
+    '| --- | --- |',
+    ...Object.entries(COMMAND_SETTINGS).map(([command, names]) => `| \`${command}\` | ${names.join(', ')} |`),
+    '',
+    '| Group | Flags |',
+    '| --- | --- |',
+    ...[...groups].map(([group, settings]) => `| ${group} | ${settings.map((s) => `\`${s.flag}\``).join(' ')} |`),
   ].join('\n');
 }
 
@@ -143,7 +173,9 @@ export function sectionOf(text: string, name: string): string | undefined {
 
 function main(check: boolean): number {
   const reference = readFileSync(CONFIG_DOC_PATH, 'utf8');
+  const cli = readFileSync(CLI_DOC_PATH, 'utf8');
   const targets = [
+    { path: CLI_DOC_PATH, current: cli, wanted: replaceSection(cli, COMMAND_SETTINGS_SECTION, commandSettingsReference()) },
     { path: CONFIG_DOC_PATH, current: reference, wanted: replaceSection(reference, CONFIG_SECTION, configReference()) },
     { path: EXAMPLE_PATH, current: existsSync(EXAMPLE_PATH) ? readFileSync(EXAMPLE_PATH, 'utf8') : '', wanted: exampleConfig() },
   ];

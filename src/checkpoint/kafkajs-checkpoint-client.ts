@@ -5,7 +5,8 @@ import { ReadTimeout } from './checkpoint-client.js';
 
 /**
  * The checkpoint topic through kafkajs (kafka.client kafkajs). kafkajs has no consumer without a group, so the
- * read joins a throw-away group (unique id, nothing committed); the librdkafka client reads without one.
+ * read joins a throw-away group (unique id, nothing committed): the principal needs READ on the group prefix
+ * (docs/security.md); the librdkafka client reads without joining one.
  */
 export class KafkaJsCheckpointClient implements CheckpointClient {
   constructor(private readonly kafka: Kafka) {}

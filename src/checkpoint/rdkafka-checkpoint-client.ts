@@ -60,7 +60,8 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     const consumer: KafkaConsumer = new Consumer(
       {
         ...connectionProperties(this.config, '-checkpoint-reader'),
-        // librdkafka wants a group id for a consumer handle; with assign() and no commits, no group is ever joined.
+        // librdkafka wants a group id for a consumer handle; with assign() and no commits, no group is ever joined,
+        // but it still looks up the group's coordinator, so the principal needs DESCRIBE on it (docs/security.md).
         'group.id': 'outbox-relay-checkpoint-reader',
         'enable.auto.commit': false,
         'enable.auto.offset.store': false,

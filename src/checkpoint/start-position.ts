@@ -5,7 +5,7 @@ import { withClient } from '../ops/connection.js';
 
 export interface StartInputs {
   slot: string;
-  /** --from-lsn: a replay, or a forward skip. */
+  /** --start-lsn: a replay, or a forward skip. */
   requested: Lsn | undefined;
   /** The delivered position from the checkpoint store, when it was read. */
   checkpoint: Lsn | undefined;
@@ -45,7 +45,7 @@ export function outOfWindow(slot: string, requested: Lsn, oldest: Lsn): RelayErr
 
 function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
   return new RelayError('START_LSN_BEYOND_WAL', `cannot start at ${formatLsn(requested)}: PostgreSQL has written WAL only up to ${formatLsn(walEnd)}; nothing was confirmed`, {
-    hint: `pass an LSN up to ${formatLsn(walEnd)} (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn()), or leave --from-lsn / OUTBOX_RELAY_FROM_LSN unset to start at the slot`,
+    hint: `pass an LSN up to ${formatLsn(walEnd)} (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn()), or leave --start-lsn / OUTBOX_RELAY_START_LSN unset to start at the slot`,
     details: { requestedLsn: formatLsn(requested), currentWalLsn: formatLsn(walEnd) },
   });
 }

@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
 import { formatDuration, formatSize } from '../config/units.js';
-import { SETTINGS, type Setting, type SettingGroup } from '../config/settings.js';
-import type { RawValues } from '../config/load.js';
+import { SETTINGS, type Setting } from '../config/settings.js';
+import { deprecationWarning, type RawValues } from '../config/load.js';
+import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
 
 function attributeName(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -13,29 +14,47 @@ export function shownDefault(setting: Setting): string | undefined {
   return String(setting.default);
 }
 
-/** Adds one flag per setting of `groups`; help shows the env var and the default next to each. */
-export function addSettingOptions(command: Command, groups: SettingGroup[]): Command {
-  command.option('-c, --config <path>', 'config file (YAML or JSON); env OUTBOX_RELAY_CONFIG');
-  return addSettingFlags(command, (setting) => groups.includes(setting.group));
+/** The settings `command` reads (COMMAND_SETTINGS), in the settings table's order. */
+export function commandSettings(command: CommandName): Setting[] {
+  const groups: readonly string[] = COMMAND_SETTINGS[command];
+  return SETTINGS.filter((setting) => groups.includes(setting.group));
 }
 
-/** Flags for the settings `include` picks, for a command that needs a few settings beyond its groups. */
-export function addSettingFlags(command: Command, include: (setting: Setting) => boolean): Command {
+/**
+ * Adds --config and one flag per setting. Help lists the settings the command reads, with the env var and the
+ * default next to each; the other settings' flags are accepted but hidden, as the environment and a config file
+ * may hold every setting: one set of flags (--postgres-url, --slot, --topic …) then serves every command. A
+ * setting's former flag is accepted too, hidden (flagValues warns about it).
+ */
+export function addSettingOptions(command: Command, name: CommandName): Command {
+  command.option('-c, --config <path>', 'config file (YAML or JSON); env OUTBOX_RELAY_CONFIG');
+  const read = new Set(commandSettings(name));
   for (const setting of SETTINGS) {
-    if (!include(setting)) continue;
     const def = shownDefault(setting);
     const description = `${setting.doc} [env ${setting.env}${def !== undefined ? `; default ${def}` : ''}]`;
-    command.addOption(new Option(`${setting.flag} ${setting.placeholder}`, description));
+    command.addOption(new Option(`${setting.flag} ${setting.placeholder}`, description).hideHelp(!read.has(setting)));
+    if (setting.deprecated?.flag) command.addOption(new Option(`${setting.deprecated.flag} ${setting.placeholder}`).hideHelp());
   }
   return command;
 }
 
-/** The values given as flags, by setting key (strings; the settings' schemas convert them). */
-export function flagValues(opts: Record<string, unknown>): RawValues {
+function writeWarning(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/**
+ * The values given as flags, by setting key (strings; the settings' schemas convert them). A former flag name
+ * counts with one warning line naming the current one; given both, the current one wins.
+ */
+export function flagValues(opts: Record<string, unknown>, warn: (line: string) => void = writeWarning): RawValues {
   const out: RawValues = {};
   for (const setting of SETTINGS) {
     const value = opts[attributeName(setting.flag)];
+    const old = setting.deprecated?.flag;
+    const oldValue = old === undefined ? undefined : opts[attributeName(old)];
+    if (oldValue !== undefined) warn(deprecationWarning(setting, old!, setting.flag, value !== undefined));
     if (value !== undefined) out[setting.key] = value;
+    else if (oldValue !== undefined) out[setting.key] = oldValue;
   }
   return out;
 }

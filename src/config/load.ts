@@ -57,11 +57,22 @@ export function readConfigFile(file: string): RawValues {
   return flattenFile(parsed, file);
 }
 
-export function readEnv(env: NodeJS.ProcessEnv): RawValues {
+/** One line saying that `used` is a former name of the setting and what to use instead. */
+export function deprecationWarning(setting: Setting, used: string, current: string, bothGiven: boolean): string {
+  return `warning: ${used} is deprecated, use ${current} (setting ${setting.key})${bothGiven ? `; ${current} is also given and wins` : ''}`;
+}
+
+/** Settings from the environment; a setting's former variable counts, with one warning line naming the current one. */
+export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): RawValues {
   const out: RawValues = {};
+  const given = (name: string | undefined) => (name === undefined || env[name] === '' ? undefined : env[name]);
   for (const setting of SETTINGS) {
-    const value = env[setting.env];
-    if (value !== undefined && value !== '') out[setting.key] = value;
+    const value = given(setting.env);
+    const old = setting.deprecated?.env;
+    const oldValue = given(old);
+    if (oldValue !== undefined) warn(deprecationWarning(setting, old!, setting.env, value !== undefined));
+    if (value !== undefined) out[setting.key] = value;
+    else if (oldValue !== undefined) out[setting.key] = oldValue;
   }
   return out;
 }

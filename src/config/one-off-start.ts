@@ -11,10 +11,10 @@ import type { RelayConfig } from './types.js';
 export function withoutPersistentStart(config: RelayConfig, logger: Logger): RelayConfig {
   const origin = config.origins.startLsn;
   if (config.startLsn === undefined || origin === 'flag') return config;
-  const source = origin === 'env' ? 'environment variable OUTBOX_RELAY_FROM_LSN' : 'config file key startLsn';
+  const source = origin === 'env' ? 'environment variable OUTBOX_RELAY_START_LSN' : 'config file key startLsn';
   logger.warn(
     { startLsn: formatLsn(config.startLsn), source },
-    `start position from the ${source} ignored: run starts from the checkpoint or the slot; give a one-off start position as run --from-lsn, or use outbox-relay replay, and remove the setting`,
+    `start position from the ${source} ignored: run starts from the checkpoint or the slot; give a one-off start position as run --start-lsn, or use outbox-relay replay, and remove the setting`,
   );
   return { ...config, startLsn: undefined };
 }

@@ -92,13 +92,15 @@ export interface LoadOptions {
   /** --config; falls back to OUTBOX_RELAY_CONFIG. */
   configFile?: string;
   required?: string[];
+  /** Receives one line per former setting name in use (default: stderr). */
+  warn?: (line: string) => void;
 }
 
 /** The one validated configuration object, built at start-up before any connection opens. */
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
-  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env), flags: options.flags, required: options.required ?? [] });
+  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))), flags: options.flags, required: options.required ?? [] });
   const v = resolved.values;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
   const prefixes = v['messages.prefixes'] as string[] | undefined;

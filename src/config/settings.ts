@@ -11,10 +11,27 @@ import { formatDuration, parseDuration, parseSize } from './units.js';
  * list, so they cannot drift apart.
  */
 /**
- * Which commands show a setting as a flag: `http` only the daemon (`run`), `client` the commands that talk to a
- * running relay, `ops` (logging) every command.
+ * What part of the relay a setting configures. Each command declares the groups it reads
+ * (src/cli/command-settings.ts), and its --help offers exactly those settings as flags.
  */
-export type SettingGroup = 'postgres' | 'source' | 'kafka' | 'delivery' | 'ops' | 'http' | 'client';
+export type SettingGroup =
+  | 'postgres' // the connection
+  | 'slot'
+  | 'publication'
+  | 'tables' // which outbox tables
+  | 'mapping' // how a row becomes a record: columns, topics, routes, filters, envelope
+  | 'messages' // logical messages (pg_logical_emit_message) besides the tables
+  | 'start' // a one-off start position of the stream
+  | 'heartbeat'
+  | 'kafka' // connection and producer
+  | 'delivery' // in-flight limits, batching, the guarantee, record retries, status reports, the replay window
+  | 'retry' // backoff while Kafka or PostgreSQL is unavailable
+  | 'poison'
+  | 'checkpoint'
+  | 'shutdown'
+  | 'http'
+  | 'client' // a running relay's address
+  | 'logging';
 
 export interface Setting {
   key: string;
@@ -30,6 +47,8 @@ export interface Setting {
   /** What the flag's value looks like in --help, e.g. `<url>`. */
   placeholder: string;
   secret?: boolean;
+  /** Former names, still accepted with a deprecation warning that names the current one. */
+  deprecated?: { flag?: string; env?: string };
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
@@ -90,63 +109,62 @@ export const SETTINGS: Setting[] = [
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against.', { placeholder: '<path>' }),
   setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
 
-  setting('slot', 'source', slotName, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
-  setting('publication', 'source', identifier, 'Publication that limits the stream to the outbox table(s), insert-only.', { default: 'outbox_relay', placeholder: '<name>' }),
-  setting('table', 'source', qualifiedTable, 'The outbox table, optionally schema-qualified.', { default: 'public.outbox', placeholder: '<schema.table>' }),
-  setting('mapping.id', 'source', identifier, 'Column holding the event id: the `id` header, and the key unless mapping.key says otherwise.', { default: 'id', placeholder: '<column>' }),
-  setting('mapping.key', 'source', identifier, 'Column whose value becomes the Kafka key (default: the id column). Use the aggregate id column for per-aggregate ordering.', {
+  setting('slot', 'slot', slotName, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
+  setting('publication', 'publication', identifier, 'Publication that limits the stream to the outbox table(s), insert-only.', { default: 'outbox_relay', placeholder: '<name>' }),
+  setting('table', 'tables', qualifiedTable, 'The outbox table, optionally schema-qualified.', { default: 'public.outbox', placeholder: '<schema.table>' }),
+  setting('mapping.id', 'mapping', identifier, 'Column holding the event id: the `id` header, and the key unless mapping.key says otherwise.', { default: 'id', placeholder: '<column>' }),
+  setting('mapping.key', 'mapping', identifier, 'Column whose value becomes the Kafka key (default: the id column). Use the aggregate id column for per-aggregate ordering.', {
     placeholder: '<column>',
   }),
-  setting('mapping.payload', 'source', identifier, 'Column forwarded as the record value, as stored (json/jsonb/text as UTF-8 text, bytea as bytes).', { default: 'payload', placeholder: '<column>' }),
-  setting('mapping.nullPayload', 'source', enumOf(['poison', 'tombstone']), 'A row whose payload column is NULL: poison (RECORD_REQUIRED_NULL; delivery.onPoison applies), or tombstone (a record with a null value, which deletes its key from a compacted topic).', {
+  setting('mapping.payload', 'mapping', identifier, 'Column forwarded as the record value, as stored (json/jsonb/text as UTF-8 text, bytea as bytes).', { default: 'payload', placeholder: '<column>' }),
+  setting('mapping.nullPayload', 'mapping', enumOf(['poison', 'tombstone']), 'A row whose payload column is NULL: poison (RECORD_REQUIRED_NULL; delivery.onPoison applies), or tombstone (a record with a null value, which deletes its key from a compacted topic).', {
     default: 'poison',
     placeholder: '<poison|tombstone>',
   }),
-  setting('mapping.type', 'source', optionalIdentifier, 'Column with the event type (header `type`); set to "" to leave it out.', { default: 'event_type', placeholder: '<column>' }),
-  setting('mapping.aggregateType', 'source', optionalIdentifier, 'Column with the aggregate type (header `aggregate-type`); "" leaves it out.', { default: 'aggregate_type', placeholder: '<column>' }),
-  setting('mapping.aggregateId', 'source', optionalIdentifier, 'Column with the aggregate id (header `aggregate-id`); "" leaves it out.', { default: 'aggregate_id', placeholder: '<column>' }),
-  setting('mapping.headers', 'source', optionalIdentifier, 'Column (json, jsonb or text) holding a JSON object whose top-level keys become record headers, each value as stored (strings unquoted); "" leaves it out.', { default: 'headers', placeholder: '<column>' }),
-  setting('topic', 'source', text, 'Destination topic: a fixed name or a template with ${column} placeholders filled from the row.', {
+  setting('mapping.type', 'mapping', optionalIdentifier, 'Column with the event type (header `type`); set to "" to leave it out.', { default: 'event_type', placeholder: '<column>' }),
+  setting('mapping.aggregateType', 'mapping', optionalIdentifier, 'Column with the aggregate type (header `aggregate-type`); "" leaves it out.', { default: 'aggregate_type', placeholder: '<column>' }),
+  setting('mapping.aggregateId', 'mapping', optionalIdentifier, 'Column with the aggregate id (header `aggregate-id`); "" leaves it out.', { default: 'aggregate_id', placeholder: '<column>' }),
+  setting('mapping.headers', 'mapping', optionalIdentifier, 'Column (json, jsonb or text) holding a JSON object whose top-level keys become record headers, each value as stored (strings unquoted); "" leaves it out.', { default: 'headers', placeholder: '<column>' }),
+  setting('topic', 'mapping', text, 'Destination topic: a fixed name or a template with ${column} placeholders filled from the row.', {
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
-  setting('mapping.timestamp', 'source', optionalIdentifier, 'Column with the event time (timestamp/timestamptz): the Kafka record timestamp and, in the CloudEvents envelope mode, ce_time. "" leaves the record timestamp to the producer (the send time) and uses the commit time for ce_time.', { default: '', placeholder: '<column>' }),
-  setting('preset', 'source', enumOf(PRESETS), 'Mapping defaults of a known outbox schema: debezium = Debezium EventRouter (id, aggregatetype, aggregateid, type, payload; topic outbox.event.${aggregatetype}; key = aggregate id). Explicit mapping.*/topic settings still win.', {
+  setting('mapping.timestamp', 'mapping', optionalIdentifier, 'Column with the event time (timestamp/timestamptz): the Kafka record timestamp and, in the CloudEvents envelope mode, ce_time. "" leaves the record timestamp to the producer (the send time) and uses the commit time for ce_time.', { default: '', placeholder: '<column>' }),
+  setting('preset', 'mapping', enumOf(PRESETS), 'Mapping defaults of a known outbox schema: debezium = Debezium EventRouter (id, aggregatetype, aggregateid, type, payload; topic outbox.event.${aggregatetype}; key = aggregate id). Explicit mapping.*/topic settings still win.', {
     default: 'none',
     placeholder: '<preset>',
   }),
-  setting('routes', 'source', structured.routes, 'Per-event-type routing rules, first match wins, else the topic template: `Order*=orders,Payment*=payments`, or in the file a list of { type, aggregateType, topic } (globs; topic may be a template).', {
+  setting('routes', 'mapping', structured.routes, 'Per-event-type routing rules, first match wins, else the topic template: `Order*=orders,Payment*=payments`, or in the file a list of { type, aggregateType, topic } (globs; topic may be a template).', {
     placeholder: '<glob=topic,…>',
   }),
-  setting('filter.includeTypes', 'source', list, 'Relay only events whose type matches one of these globs (comma-separated); others are skipped but still confirmed.', { placeholder: '<glob,…>' }),
-  setting('filter.excludeTypes', 'source', list, 'Skip events whose type matches one of these globs.', { placeholder: '<glob,…>' }),
-  setting('filter.includeAggregateTypes', 'source', list, 'Relay only events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
-  setting('filter.excludeAggregateTypes', 'source', list, 'Skip events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
-  setting('tables', 'source', structured.tables, 'Several outbox tables, each { table, preset, mapping, topic, routes, filter }; unset fields inherit the single-table settings. Replaces `table`. JSON in env and flags.', {
+  setting('filter.includeTypes', 'mapping', list, 'Relay only events whose type matches one of these globs (comma-separated); others are skipped but still confirmed.', { placeholder: '<glob,…>' }),
+  setting('filter.excludeTypes', 'mapping', list, 'Skip events whose type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('filter.includeAggregateTypes', 'mapping', list, 'Relay only events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('filter.excludeAggregateTypes', 'mapping', list, 'Skip events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('tables', 'tables', structured.tables, 'Several outbox tables, each { table, preset, mapping, topic, routes, filter }; unset fields inherit the single-table settings. Replaces `table`. JSON in env and flags.', {
     placeholder: '<json>',
   }),
-  setting('envelope.mode', 'source', enumOf(['none', 'cloudevents']), 'none, or cloudevents: CloudEvents 1.0 Kafka binary mode (ce_id, ce_type, ce_source, ce_specversion, ce_time, ce_subject headers; the value stays the payload).', {
+  setting('envelope.mode', 'mapping', enumOf(['none', 'cloudevents']), 'none, or cloudevents: CloudEvents 1.0 Kafka binary mode (ce_id, ce_type, ce_source, ce_specversion, ce_time, ce_subject headers; the value stays the payload).', {
     default: 'none',
     placeholder: '<mode>',
   }),
-  setting('envelope.source', 'source', text, 'The CloudEvents source attribute (ce_source); default /<schema>/<table>, or /messages/<prefix> for logical messages.', { placeholder: '<uri-reference>' }),
-  setting('messages.prefixes', 'source', list, 'Relay transactional pg_logical_emit_message() events with these prefixes (comma-separated; see sql/004_emit_event.sql). Unset: logical messages are not requested.', {
+  setting('envelope.source', 'mapping', text, 'The CloudEvents source attribute (ce_source); default /<schema>/<table>, or /messages/<prefix> for logical messages.', { placeholder: '<uri-reference>' }),
+  setting('messages.prefixes', 'messages', list, 'Relay transactional pg_logical_emit_message() events with these prefixes (comma-separated; see sql/004_emit_event.sql). Unset: logical messages are not requested.', {
     placeholder: '<prefix,…>',
   }),
-  setting('messages.topic', 'source', text, 'Topic template for logical-message events without a topic of their own; placeholders: ${type}, ${key}, ${aggregate_type}, ${aggregate_id}, ${prefix}.', {
+  setting('messages.topic', 'messages', text, 'Topic template for logical-message events without a topic of their own; placeholders: ${type}, ${key}, ${aggregate_type}, ${aggregate_id}, ${prefix}.', {
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
-  setting('heartbeat.interval', 'source', duration(0, 24 * 3_600_000), 'Emit pg_logical_emit_message(false, heartbeat.prefix, \'\') this often on a normal connection, so the slot advances while only other databases write; 0 turns it off (at most 24h).', {
+  setting('heartbeat.interval', 'heartbeat', duration(0, 24 * 3_600_000), 'Emit pg_logical_emit_message(false, heartbeat.prefix, \'\') this often on a normal connection, so the slot advances while only other databases write; 0 turns it off (at most 24h).', {
     default: 0,
     shownDefault: '0s',
     placeholder: '<duration>',
   }),
-  setting('heartbeat.prefix', 'source', text, 'Prefix of the heartbeat messages (never relayed).', { default: 'outbox-relay-heartbeat', placeholder: '<prefix>' }),
-  setting('startLsn', 'source', lsn, 'Start streaming at this LSN instead of the checkpoint or slot position: within the replay window (the slot cannot rewind below its confirmed position), or forward to skip. A one-off: run honours it only as a flag and ignores it, with a warning, from the environment or a config file; replay takes it from anywhere.', {
-    flag: '--from-lsn',
-    env: 'OUTBOX_RELAY_FROM_LSN',
+  setting('heartbeat.prefix', 'heartbeat', text, 'Prefix of the heartbeat messages (never relayed).', { default: 'outbox-relay-heartbeat', placeholder: '<prefix>' }),
+  setting('startLsn', 'start', lsn, 'Start streaming at this LSN instead of the checkpoint or slot position: within the replay window (the slot cannot rewind below its confirmed position), or forward to skip. A one-off: run honours it only as a flag and ignores it, with a warning, from the environment or a config file; replay takes it from anywhere.', {
     placeholder: '<lsn>',
+    deprecated: { flag: '--from-lsn', env: 'OUTBOX_RELAY_FROM_LSN' },
   }),
 
   setting('kafka.brokers', 'kafka', brokers, 'Kafka bootstrap servers, comma-separated host:port.', { placeholder: '<host:port,…>' }),
@@ -205,11 +223,11 @@ export const SETTINGS: Setting[] = [
     shownDefault: '900KiB',
     placeholder: '<size>',
   }),
-  setting('delivery.onPoison', 'delivery', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue.', {
+  setting('delivery.onPoison', 'poison', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue.', {
     default: 'halt',
     placeholder: '<policy>',
   }),
-  setting('delivery.deadLetterTopic', 'delivery', text, 'Dead-letter topic (delivery.onPoison=dead-letter): a name or a template with ${topic}: the original topic, or the source table (schema.table) or message prefix when the event had none.', {
+  setting('delivery.deadLetterTopic', 'poison', text, 'Dead-letter topic (delivery.onPoison=dead-letter): a name or a template with ${topic}: the original topic, or the source table (schema.table) or message prefix when the event had none.', {
     default: '${topic}.dlq',
     placeholder: '<template>',
   }),
@@ -219,13 +237,13 @@ export const SETTINGS: Setting[] = [
     shownDefault: '10s',
     placeholder: '<duration>',
   }),
-  setting('retry.initialDelay', 'delivery', duration(1, 10 * 60_000), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter (at most 10m).', {
+  setting('retry.initialDelay', 'retry', duration(1, 10 * 60_000), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter (at most 10m).', {
     default: 250,
     shownDefault: '250ms',
     placeholder: '<duration>',
   }),
-  setting('retry.maxDelay', 'delivery', duration(1, 60 * 60_000), 'Longest delay between two attempts (at most 1h).', { default: 15_000, shownDefault: '15s', placeholder: '<duration>' }),
-  setting('retry.maxDuration', 'delivery', duration(1000, 7 * 24 * 3_600_000), 'Give up (exit 1, so the orchestrator restarts the relay) after the broker or PostgreSQL has been unreachable this long (at most 168h, 7 days).', {
+  setting('retry.maxDelay', 'retry', duration(1, 60 * 60_000), 'Longest delay between two attempts (at most 1h).', { default: 15_000, shownDefault: '15s', placeholder: '<duration>' }),
+  setting('retry.maxDuration', 'retry', duration(1000, 7 * 24 * 3_600_000), 'Give up (exit 1, so the orchestrator restarts the relay) after the broker or PostgreSQL has been unreachable this long (at most 168h, 7 days).', {
     default: 30 * 60_000,
     shownDefault: '30m',
     placeholder: '<duration>',
@@ -235,15 +253,14 @@ export const SETTINGS: Setting[] = [
     shownDefault: '1s',
     placeholder: '<duration>',
   }),
-  setting('shutdownGrace', 'delivery', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for in-flight events to be acknowledged before exiting (at most 24h).', {
+  setting('shutdownGrace', 'shutdown', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for in-flight events to be acknowledged before exiting (at most 24h).', {
     default: 25_000,
     shownDefault: '25s',
     placeholder: '<duration>',
   }),
   setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See docs/delivery-guarantees.md.', {
-    flag: '--delivery',
-    env: 'OUTBOX_RELAY_DELIVERY',
     default: 'at-least-once',
+    deprecated: { flag: '--delivery', env: 'OUTBOX_RELAY_DELIVERY' },
     placeholder: '<guarantee>',
   }),
   setting('delivery.transactionTimeout', 'delivery', duration(1000, 15 * 60_000), 'exactly-once: the Kafka transaction timeout. A source transaction that takes longer to stream is aborted by the broker and streamed again once (a second time halts); it must not exceed the brokers\' transaction.max.timeout.ms (at most 15m, the brokers\' default cap).', {
@@ -251,11 +268,11 @@ export const SETTINGS: Setting[] = [
     shownDefault: '60s',
     placeholder: '<duration>',
   }),
-  setting('checkpoint.topic', 'delivery', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing.', {
+  setting('checkpoint.topic', 'checkpoint', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing.', {
     default: 'outbox-relay.checkpoints',
     placeholder: '<topic>',
   }),
-  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h, or WAL such as 2GiB), so that replay --from-lsn can go back that far; PostgreSQL keeps that much more WAL on disk. Recorded in the checkpoint: later runs and replays keep it until it is set again (0 releases it).', {
+  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h, or WAL such as 2GiB), so that replay --start-lsn can go back that far; PostgreSQL keeps that much more WAL on disk. Recorded in the checkpoint: later runs and replays keep it until it is set again (0 releases it).', {
     placeholder: '<duration|size>',
   }),
 
@@ -265,7 +282,7 @@ export const SETTINGS: Setting[] = [
     default: 'http://127.0.0.1:9464',
     placeholder: '<url>',
   }),
-  setting('log.level', 'ops', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout).', { default: 'info', placeholder: '<level>' }),
+  setting('log.level', 'logging', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout).', { default: 'info', placeholder: '<level>' }),
 ];
 
 export const SETTINGS_BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));

@@ -37,7 +37,7 @@ export interface StrategyOptions {
 
 /**
  * Assembles the pieces of `delivery.guarantee`: the sink and delivery, where streaming starts (checkpoint,
- * --from-lsn, replay window), the position reported to PostgreSQL, and how checkpoints are recorded.
+ * --start-lsn, replay window), the position reported to PostgreSQL, and how checkpoints are recorded.
  */
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);

@@ -65,7 +65,7 @@ export class Session {
       const slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
       const confirmed = maxLsn(slot.confirmedFlush, lastConfirmed);
       const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
-      // Everything before the start is delivered or deliberately skipped (a checkpoint, --from-lsn): confirmed from here.
+      // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
       this.tracker = new AckTracker(startLsn, (lsn) => {
         this.onConfirmed(lsn);
         this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);

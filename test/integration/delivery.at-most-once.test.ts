@@ -24,7 +24,7 @@ describe('delivery: at-most-once', () => {
 
   // Six relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
   it('SIGKILLed again and again under concurrent writers: measures what it loses, and re-sends nothing beyond the window each kill opens', async () => {
-    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery', 'at-most-once'] });
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'at-most-once'] });
     const writers = startWriters(db(), 4);
     // The slot's position after each kill: where the next run starts, so only events at or past it can arrive twice.
     const confirmedAtKill: bigint[] = [];

@@ -9,7 +9,7 @@ describe('delivery: exactly-once', () => {
   const db = useFreshDatabase('eos');
 
   it('SIGKILLed again and again under concurrent writers: a read_committed consumer sees every event exactly once', async () => {
-    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
     const writers = startWriters(db(), 4);
     for (let round = 0; round < 5; round++) {
       const relay = startRelay(setup.args);
@@ -37,7 +37,7 @@ describe('delivery: exactly-once', () => {
   }, 300_000);
 
   it('kafka.client rdkafka: SIGKILLed once under concurrent writers and restarted, a read_committed consumer sees every event exactly once', async () => {
-    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--kafka-client', 'rdkafka', '--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--kafka-client', 'rdkafka', '--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
     const writers = startWriters(db(), 2, 5, 20);
     const first = startRelay(setup.args);
     await first.waitForMessage('streaming from PostgreSQL', 60_000);
@@ -62,7 +62,7 @@ describe('delivery: exactly-once', () => {
   });
 
   it.each(['rdkafka'])('kafka.client %s: a second instance on the same slot fences the first, which halts with PRODUCER_FENCED; the second delivers without duplicates', async (client) => {
-    const setup = await setupOutbox(db(), { extraArgs: ['--kafka-client', client, '--delivery', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const setup = await setupOutbox(db(), { extraArgs: ['--kafka-client', client, '--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
     const first = startRelay(setup.args);
     await first.waitForMessage('streaming from PostgreSQL', 60_000);
     await insertEvents(db(), 10);

@@ -84,7 +84,7 @@ describe.skipIf(!stack().owned.postgres)('ops: PostgreSQL passwords under scram-
 
     for (const { credentials, setup, source } of variants) {
       const from = formatLsn(await slotConfirmedLsn(db(), setup.slot));
-      const replay = await one(credentials, ['replay', ...credentials.args, ...source, '--kafka-brokers', brokers, '--from-lsn', from, '--status-interval', '200ms']);
+      const replay = await one(credentials, ['replay', ...credentials.args, ...source, '--kafka-brokers', brokers, '--start-lsn', from, '--status-interval', '200ms']);
       expect(replay.code, `${credentials.name}\n${replay.stdout}\n${replay.stderr}`).toBe(0);
 
       const relay = startRelay(['run', ...credentials.args, ...source, '--kafka-brokers', brokers], { ...credentials.env, PGPASSWORD: credentials.env.PGPASSWORD ?? '' });

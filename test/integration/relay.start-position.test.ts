@@ -7,12 +7,12 @@ import { readTopic } from '../support/services.js';
 describe('relay: a start position is checked against both bounds before anything is confirmed', () => {
   const db = useFreshDatabase('startpos');
 
-  it('--from-lsn beyond the current WAL end: refused with the fix, the slot does not move, later events are relayed', async () => {
+  it('--start-lsn beyond the current WAL end: refused with the fix, the slot does not move, later events are relayed', async () => {
     const setup = await setupOutbox(db());
     const slotBefore = await slotConfirmedLsn(db(), setup.slot);
     const walEnd = await currentWalLsn(db());
 
-    const refused = startRelay([...setup.args, '--from-lsn', 'F/0']);
+    const refused = startRelay([...setup.args, '--start-lsn', 'F/0']);
     expect(await refused.exited).toBe(1);
     const error = refused.logs.find((l) => l.level === 'error');
     expect(error, refused.dump()).toMatchObject({ code: 'START_LSN_BEYOND_WAL' });

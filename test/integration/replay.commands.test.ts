@@ -1,7 +1,7 @@
 import { freePort } from '../../stack/ports.js';
 import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
-import { runCli, runCliJson } from '../support/cli.js';
+import { runCli, runCliJson, runCliOnTerminal } from '../support/cli.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, uniqueName, type ConsumedRecord } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -70,11 +70,12 @@ describe('replay and republish commands', () => {
     expect(finished).toMatchObject({ events: 5, dryRun: false });
 
     const ids = [before[1]!, before[3]!];
-    // The deleted row's id is reported as not found, not silently passed over.
-    const byIds = await runCli([...commandArgs(setup, 'republish'), '--ids', [...ids, deleted].join(',')]);
+    // The deleted row's id is reported as not found, not silently passed over. --json: stdout is the summary alone.
+    const byIds = await runCliJson<Record<string, unknown>>([...commandArgs(setup, 'republish'), '--ids', [...ids, deleted].join(',')]);
     expect(byIds.code, byIds.stdout + byIds.stderr).toBe(0);
-    const notFound = byIds.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'warn');
-    expect(notFound, byIds.stdout).toMatchObject({ notFound: [deleted] });
+    expect(byIds.json).toMatchObject({ events: 2, filtered: 0, byTopic: { [setup.topic]: 2 }, notFound: [deleted], dryRun: false, interrupted: false });
+    const notFound = byIds.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 'warn');
+    expect(notFound, byIds.stderr).toMatchObject({ notFound: [deleted] });
     const afterIds = await readTopic(setup.topic, { expected: 17 });
     expect(afterIds.slice(15).map((r) => r.key).sort()).toEqual([...ids].sort());
     expect(afterIds).toHaveLength(17);
@@ -88,15 +89,19 @@ describe('replay and republish commands', () => {
     const { rows: earlier } = await db().query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1 AND created_at < $2', [since, untilTime]);
     expect(earlier[0]!.n).toBeGreaterThan(0);
     expect(earlier[0]!.n).toBeLessThan(rows.length);
-    const bounded = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', since, '--until', untilTime, '--dry-run']);
-    expect(bounded.code, bounded.stdout + bounded.stderr).toBe(0);
-    expect(bounded.stdout).toMatch(new RegExp(`"events":${earlier[0]!.n},.*"dryRun":true`));
+    // On a terminal: readable lines, no JSON.
+    const bounded = await runCliOnTerminal(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', since, '--until', untilTime, '--dry-run']);
+    expect(bounded.code, bounded.stdout).toBe(0);
+    expect(bounded.stdout).toMatch(new RegExp(`^would re-send ${earlier[0]!.n} event\\(s\\) in \\d+\\.\\d s$`, 'm'));
+    expect(bounded.stdout).toMatch(new RegExp(`^  topic ${setup.topic}\\s+${earlier[0]!.n}$`, 'm'));
+    expect(bounded.stdout).toMatch(/^\d\d:\d\d:\d\d info  republish finished {2}events=/m);
+    expect(bounded.stdout).not.toMatch(/^\{/m);
     const backwards = await runCli(['republish', '--postgres-url', db().url, '--since', since, '--until', '2000-01-01T00:00:00Z', '--dry-run']);
     expect(backwards.code).toBe(2);
     expect((await readTopic(setup.topic, { expected: 18, timeoutMs: 2000, settleMs: 0 })).length).toBe(17);
   });
 
-  it('replay --from-lsn --to-lsn re-delivers exactly the events committed in the range and exits 0; refuses while the slot is active and below the slot', async () => {
+  it('replay --start-lsn --to-lsn re-delivers exactly the events committed in the range and exits 0; refuses while the slot is active and below the slot', async () => {
     const checkpointTopic = uniqueName('checkpoints');
     const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', checkpointTopic] });
     const slotAtStart = await slotConfirmedLsn(db(), setup.slot);
@@ -112,12 +117,25 @@ describe('replay and republish commands', () => {
     const from = lsnOf(txns[1]![0]!);
     const to = lsnOf(txns[2]![0]!);
 
-    const replay = await runCli([...commandArgs(setup, 'replay'), '--from-lsn', from, '--to-lsn', to]);
+    const replay = await runCliJson<Record<string, unknown>>([...commandArgs(setup, 'replay'), '--start-lsn', from, '--to-lsn', to]);
     expect(replay.code, replay.stdout + replay.stderr).toBe(0);
     const all = await readTopic(setup.topic, { expected: 18, settleMs: 1000 });
     expect(all.slice(12).map((r) => r.key)).toEqual([...txns[1]!, ...txns[2]!]);
     expect(all.slice(12).map((r) => r.headers['outbox-lsn'])).toEqual([...txns[1]!, ...txns[2]!].map(lsnOf));
-    expect(replay.stdout).toContain('"msg":"replay finished"');
+    // The summary counts what Kafka acknowledged, and names the commit LSNs of the first and last transaction re-sent.
+    expect(replay.json).toMatchObject({ finished: true, events: 6, skipped: 0, byTopic: { [setup.topic]: 6 }, commitLsnRange: { first: from, last: to }, startLsn: from, toLsn: to, lastCommitLsn: to });
+    expect(parseLsn(replay.json.confirmedLsn as string) > parseLsn(to)).toBe(true);
+    expect(replay.stderr).toContain('"msg":"replay finished"');
+
+    // On a terminal: the summary as readable lines. From the last transaction on, up to the WAL position at start.
+    const last = lsnOf(txns[3]![0]!);
+    const human = await runCliOnTerminal([...commandArgs(setup, 'replay'), '--start-lsn', last]);
+    expect(human.code, human.stdout).toBe(0);
+    expect((await readTopic(setup.topic, { expected: 21, settleMs: 1000 })).slice(18).map((r) => r.key)).toEqual(txns[3]);
+    expect(human.stdout).toMatch(/^replay finished: re-sent 3 event\(s\) in \d+\.\d s$/m);
+    expect(human.stdout).toMatch(new RegExp(`^  commit LSNs re-sent\\s+${last} \\.\\. ${last}$`, 'm'));
+    expect(human.stdout).toMatch(/^\d\d:\d\d:\d\d info  starting replay/m);
+    expect(human.stdout).not.toMatch(/^\{/m);
 
     // status shows the checkpoint and the WAL between the slot and it, which the window keeps.
     const brokers = setup.args[setup.args.indexOf('--kafka-brokers') + 1]!;
@@ -130,7 +148,7 @@ describe('replay and republish commands', () => {
     expect(status.json.checkpoint.replayWindow).toEqual({ oldestReplayableLsn: formatLsn(slotAtStart), checkpointLsn: formatLsn(checkpointLsn), retainedBytes: Number(checkpointLsn - slotAtStart) });
 
     // Below what the slot retains: the documented error, naming the oldest replayable LSN and republish.
-    const below = await runCli([...commandArgs(setup, 'replay'), '--from-lsn', formatLsn(slotAtStart - 1n)]);
+    const below = await runCli([...commandArgs(setup, 'replay'), '--start-lsn', formatLsn(slotAtStart - 1n)]);
     expect(below.code).toBe(1);
     expect(below.stdout).toContain('"code":"REPLAY_OUT_OF_WINDOW"');
     expect(below.stderr).toContain(`can only stream from ${formatLsn(slotAtStart)} on (oldest replayable LSN`);
@@ -139,9 +157,9 @@ describe('replay and republish commands', () => {
     // A running relay holds the slot: refused, nothing re-delivered.
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL', 60_000);
-    const busy = await runCli([...commandArgs(setup, 'replay'), '--from-lsn', from]);
+    const busy = await runCli([...commandArgs(setup, 'replay'), '--start-lsn', from]);
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain('is in use');
-    expect((await readTopic(setup.topic, { expected: 19, timeoutMs: 2000, settleMs: 0 })).length).toBe(18);
+    expect((await readTopic(setup.topic, { expected: 22, timeoutMs: 2000, settleMs: 0 })).length).toBe(21);
   });
 });

@@ -9,7 +9,7 @@ import { formatLsn, parseLsn } from '../../src/lsn.js';
 describe('replay from a stored LSN', () => {
   const db = useFreshDatabase('replay');
 
-  it('inside the replay window: restarts resume at the checkpoint, --from-lsn re-delivers exactly the events after it, below the slot it refuses', async () => {
+  it('inside the replay window: restarts resume at the checkpoint, --start-lsn re-delivers exactly the events after it, below the slot it refuses', async () => {
     const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', uniqueName('checkpoints')] });
     const slotAtStart = await slotConfirmedLsn(db(), setup.slot);
     const relay = startRelay(setup.args);
@@ -37,7 +37,7 @@ describe('replay from a stored LSN', () => {
 
     // Replay from the LSN in the header of the first record after `before`.
     const from = first[before.length]!.headers['outbox-lsn']!;
-    const replay = startRelay([...setup.args, '--from-lsn', from]);
+    const replay = startRelay([...setup.args, '--start-lsn', from]);
     await replay.waitForMessage('streaming from PostgreSQL', 60_000);
     const all = await readTopic(setup.topic, { expected: total + after.length, settleMs: 1500 });
     replay.signal('SIGTERM');
@@ -46,7 +46,7 @@ describe('replay from a stored LSN', () => {
     expect(all.slice(total).map((r) => r.key)).toEqual(after);
 
     // Below what the slot retains: refused, naming the oldest replayable LSN and republish.
-    const outside = startRelay([...setup.args, '--from-lsn', formatLsn(slotAtStart - 1n)]);
+    const outside = startRelay([...setup.args, '--start-lsn', formatLsn(slotAtStart - 1n)]);
     expect(await outside.exited).toBe(1);
     const refused = outside.logs.find((l) => l.code === 'REPLAY_OUT_OF_WINDOW');
     expect(refused, outside.dump()).toBeDefined();
@@ -68,7 +68,7 @@ describe('replay from a stored LSN', () => {
 
     // A replay without --replay-window: the recorded window still holds the slot back.
     const from = first[5]!.headers['outbox-lsn']!;
-    const replay = startRelay(['replay', ...setup.args.slice(1), '--from-lsn', from]);
+    const replay = startRelay(['replay', ...setup.args.slice(1), '--start-lsn', from]);
     expect(await replay.exited, replay.dump()).toBe(0);
     expect(replay.logs.some((l) => l.msg.startsWith('replay window recorded in the checkpoint kept')), replay.dump()).toBe(true);
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotAtStart);
@@ -119,10 +119,10 @@ describe('replay from a stored LSN', () => {
     const passed = await slotConfirmedLsn(db(), setup.slot);
 
     // Below the slot now: as a flag this is REPLAY_OUT_OF_WINDOW (tested above); from the environment, ignored.
-    const env = { OUTBOX_RELAY_FROM_LSN: formatLsn(passed - 1n) };
+    const env = { OUTBOX_RELAY_START_LSN: formatLsn(passed - 1n) };
     const restarted = startRelay(setup.args, env);
     await restarted.waitForMessage('streaming from PostgreSQL', 60_000);
-    const ignored = restarted.logs.filter((l) => l.msg.startsWith('start position from the environment variable OUTBOX_RELAY_FROM_LSN ignored'));
+    const ignored = restarted.logs.filter((l) => l.msg.startsWith('start position from the environment variable OUTBOX_RELAY_START_LSN ignored'));
     expect(ignored.length, restarted.dump()).toBe(1);
     expect(ignored[0]!.level).toBe('warn');
     const more = await insertEvents(db(), 2);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../../stack/index.js';
 
@@ -19,17 +19,16 @@ function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...Object.fromEntries(inherited), ...env };
 }
 
-/** One run of the real CLI in a child process (`node --import tsx src/cli/main.ts …`), as an operator runs it. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/** Output and exit code of `child`, killed after TIMEOUT_MS. */
+function finished(child: ChildProcess, what: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`outbox-relay ${args.join(' ')} did not finish in ${TIMEOUT_MS} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      reject(new Error(`${what} did not finish in ${TIMEOUT_MS} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
     }, TIMEOUT_MS);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -37,6 +36,12 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** One run of the real CLI in a child process (`node --import tsx src/cli/main.ts …`), as an operator runs it. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return finished(child, `outbox-relay ${args.join(' ')}`);
 }
 
 /** `runCli` for a command whose stdout is one JSON document. */
@@ -49,3 +54,19 @@ export async function runCliJson<T = Record<string, unknown>>(args: string[], en
   }
 }
 
+
+/** A shell word: `script` runs the command through a shell. */
+function quoted(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `runCli` with stdout and stderr on a terminal, as an operator at a shell sees them: util-linux `script` gives the
+ * command a pseudo-terminal (both streams arrive merged in `stdout`, with CR LF line ends turned back into LF).
+ */
+export async function runCliOnTerminal(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const command = [process.execPath, '--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args].map(quoted).join(' ');
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const result = await finished(child, `outbox-relay ${args.join(' ')} (on a terminal)`);
+  return { ...result, stdout: result.stdout.replace(/\r\n/g, '\n') };
+}

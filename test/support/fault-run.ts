@@ -64,7 +64,7 @@ export function label(options: Pick<FaultRunOptions, 'guarantee' | 'client'>): s
 }
 
 function relayArgs(options: FaultRunOptions): string[] {
-  const args = ['--delivery', options.guarantee, '--retry-max-delay', '1s', ...(options.extraArgs ?? [])];
+  const args = ['--delivery-guarantee', options.guarantee, '--retry-max-delay', '1s', ...(options.extraArgs ?? [])];
   if (options.client) args.push('--kafka-client', options.client);
   if (options.guarantee === 'exactly-once') args.push('--checkpoint-topic', uniqueName('checkpoints'));
   return args;

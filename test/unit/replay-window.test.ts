@@ -41,14 +41,14 @@ describe('replay window', () => {
 });
 
 describe('start position', () => {
-  it('prefers --from-lsn, refuses one below the slot, else resumes at a checkpoint ahead of the slot', () => {
+  it('prefers --start-lsn, refuses one below the slot, else resumes at a checkpoint ahead of the slot', () => {
     expect(chooseStart({ slot: 's', requested: 500n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n })).toBe(500n);
     expect(() => chooseStart({ slot: 's', requested: 300n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toThrow(/oldest replayable LSN/);
     expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n })).toBe(900n);
     expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 300n, slotConfirmed: 400n, walEnd: 1000n })).toBeUndefined();
   });
 
-  it('refuses --from-lsn beyond the current WAL end (it would be confirmed and skip everything committed before it)', () => {
+  it('refuses --start-lsn beyond the current WAL end (it would be confirmed and skip everything committed before it)', () => {
     expect(chooseStart({ slot: 's', requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toBe(1000n);
     expect(() => chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toThrow(/has written WAL only up to 0\/3E8/);
   });

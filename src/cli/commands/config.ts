@@ -34,7 +34,7 @@ function checkCommand(): Command {
     'OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay config check --json',
   ]);
   command.option('--json', 'print one JSON document for scripts instead of text');
-  addSettingOptions(command, ['postgres', 'source', 'kafka', 'delivery', 'ops', 'http', 'client']);
+  addSettingOptions(command, 'config check');
   return command.action((opts: Record<string, unknown>) => {
     const json = opts.json === true;
     let config;

@@ -5,6 +5,7 @@ import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import { EXIT, reportError } from '../exit.js';
+import type { CommandName } from '../command-settings.js';
 import { addSettingOptions, flagValues } from '../options.js';
 
 export interface OpsContext {
@@ -46,11 +47,11 @@ export function groupCommand(name: string, description: string, examples: string
 }
 
 export interface OpsCommandSpec {
+  /** The command's full name: its settings are declared under it in COMMAND_SETTINGS. */
+  settings: CommandName;
   name: string;
   description: string;
   examples: string[];
-  /** Offer --json: for what a script reads (list, status, show, setup). */
-  json?: boolean;
 }
 
 /**
@@ -59,8 +60,8 @@ export interface OpsCommandSpec {
  */
 export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Promise<Outcome>): Command {
   const command = groupCommand(spec.name, spec.description, spec.examples);
-  if (spec.json) command.option('--json', 'print one JSON document for scripts instead of text');
-  addSettingOptions(command, ['postgres', 'source', 'ops', 'client']);
+  command.option('--json', 'print one JSON document for scripts instead of text');
+  addSettingOptions(command, spec.settings);
   return command.action(async () => {
     const opts = command.opts<Record<string, unknown>>();
     const json = opts.json === true;

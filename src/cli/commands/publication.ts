@@ -19,6 +19,7 @@ export function rowFilterOption(): Option {
 const create = () =>
   opsCommand(
     {
+      settings: 'publication create',
       name: 'create',
       description: 'Create the insert-only publication on the outbox table; "already exists" is not an error.',
       examples: ['outbox-relay publication create --table public.outbox', `outbox-relay publication create --row-filter "aggregate_type <> 'internal'"`],
@@ -32,6 +33,7 @@ const create = () =>
 const drop = () =>
   opsCommand(
     {
+      settings: 'publication drop',
       name: 'drop',
       description: 'Drop the publication. A relay streaming with it fails on its next event: stop the relay first.',
       examples: ['outbox-relay publication drop --publication outbox_relay'],
@@ -45,10 +47,10 @@ const drop = () =>
 const show = () =>
   opsCommand(
     {
+      settings: 'publication show',
       name: 'show',
       description: 'Show the publication: its tables, the actions it publishes and the row filters.',
       examples: ['outbox-relay publication show', 'outbox-relay publication show --json'],
-      json: true,
     },
     async ({ client, config }) => {
       const publication = await requirePublication(client, config.publication);

@@ -3,7 +3,7 @@ import { ConfigError } from '../../config/load.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import type { RelayConfig } from '../../config/types.js';
 import { RelayError } from '../../errors.js';
-import { createLogger, type Logger } from '../../logger.js';
+import type { Logger } from '../../logger.js';
 import { formatLsn, isLsn, parseLsn, type Lsn } from '../../lsn.js';
 import { withClient } from '../../ops/connection.js';
 import { findSlot } from '../../ops/slots.js';
@@ -16,7 +16,9 @@ import type { Sink } from '../../sink/sink.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
+import { commandLogger, outputMode, printResult, type OutputMode } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
+import { ReplayTally, errorFields, replayText, type ReplaySummary } from './replay-summary.js';
 
 function slotActive(slot: string, pid: number | null): RelayError {
   return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use (pid ${pid ?? '?'}): a running relay holds it`, {
@@ -41,36 +43,40 @@ async function replayBound(config: RelayConfig, toLsn: Lsn | undefined): Promise
 }
 
 export function replayCommand(): Command {
-  const command = groupCommand('replay', 'Re-deliver the outbox events committed from --from-lsn up to --to-lsn (or up to the WAL position at start), then exit.', [
-    'outbox-relay replay --from-lsn 0/1A2B3C8 --kafka-brokers kafka:9092 --replay-window 6h',
-    'outbox-relay replay --from-lsn 0/1A2B3C8 --to-lsn 0/1B000000 --kafka-brokers kafka:9092',
+  const command = groupCommand('replay', 'Re-deliver the outbox events committed from --start-lsn up to --to-lsn (or up to the WAL position at start), then exit.', [
+    'outbox-relay replay --start-lsn 0/1A2B3C8 --kafka-brokers kafka:9092 --replay-window 6h',
+    'outbox-relay replay --start-lsn 0/1A2B3C8 --to-lsn 0/1B000000 --kafka-brokers kafka:9092',
   ]);
   command.addOption(new Option('--to-lsn <lsn>', 'last commit LSN to re-deliver (inclusive); default: the WAL position when the replay starts'));
-  addSettingOptions(command, ['postgres', 'source', 'kafka', 'delivery', 'ops']);
+  addSettingOptions(command, 'replay');
+  command.option('--json', 'print the summary as one JSON document for scripts (log lines go to stderr)');
   command.action(async (opts: Record<string, unknown>) => {
     const started = Date.now();
+    const json = opts.json === true;
     let config: RelayConfig;
     let toLsn: Lsn | undefined;
     let lastCommit: Lsn;
     let logger: Logger;
     let sink: Sink;
+    let mode: OutputMode;
     try {
       config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'] });
       const to = opts.toLsn as string | undefined;
       if (to !== undefined && !isLsn(to)) throw new ConfigError(`--to-lsn ${JSON.stringify(to)} is not an LSN`, 'an LSN such as 0/16B3748');
       toLsn = to === undefined ? undefined : parseLsn(to);
-      if (toLsn !== undefined && toLsn < config.startLsn!) throw new ConfigError(`--to-lsn ${to} is before --from-lsn ${formatLsn(config.startLsn!)}`, 'swap them');
+      if (toLsn !== undefined && toLsn < config.startLsn!) throw new ConfigError(`--to-lsn ${to} is before --start-lsn ${formatLsn(config.startLsn!)}`, 'swap them');
       lastCommit = await replayBound(config, toLsn);
-      logger = createLogger(config.logLevel);
+      mode = outputMode(json);
+      logger = commandLogger(config.logLevel, mode);
       logger.info({ settings: redactedSettings(config), lastCommitLsn: formatLsn(lastCommit) }, 'starting replay');
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
     } catch (err) {
-      process.exitCode = reportError(err);
+      process.exitCode = reportError(err, json);
       return;
     }
     // The checkpoint read at start keeps a replay of old transactions from moving the stored checkpoint back.
     const strategy = deliveryStrategy(config, logger, { plainSink: sink });
-    let events = 0;
+    const tally = new ReplayTally();
     let reached = false;
     let refused: RelayError | undefined;
     let stopping: Promise<void> | undefined;
@@ -86,8 +92,7 @@ export function replayCommand(): Command {
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
       reportPosition: strategy.reportPosition,
-      observer: combineObservers(strategy.observer, bound.observer, {
-        delivered: (delivered) => (events += delivered.length),
+      observer: combineObservers(strategy.observer, bound.observer, tally.observer, {
         // Taken between the check above and our connection: waiting as a standby would never end the replay.
         stateChanged: (state) => {
           if (state !== 'standby') return;
@@ -102,16 +107,25 @@ export function replayCommand(): Command {
     await stopping;
     await strategy.close();
     const error = refused ?? outcome.error;
-    if (error || !reached) {
-      process.exitCode = error ? reportError(error) : EXIT.runtime;
-      if (!error) logger.warn({ events, confirmedLsn: formatLsn(relay.confirmedLsn) }, 'replay interrupted before it reached its end');
-      return;
-    }
-    logger.info(
-      { events, fromLsn: formatLsn(config.startLsn!), lastCommitLsn: formatLsn(lastCommit), confirmedLsn: formatLsn(relay.confirmedLsn), durationMs: Date.now() - started },
-      'replay finished',
-    );
-    process.exitCode = EXIT.ok;
+    const summary: ReplaySummary = {
+      finished: reached && !error,
+      events: tally.events,
+      skipped: tally.skipped,
+      byTopic: tally.byTopic,
+      commitLsnRange: tally.commitLsnRange,
+      startLsn: formatLsn(config.startLsn!),
+      toLsn: toLsn === undefined ? null : formatLsn(toLsn),
+      lastCommitLsn: formatLsn(lastCommit),
+      confirmedLsn: formatLsn(relay.confirmedLsn),
+      durationMs: Date.now() - started,
+      ...(error ? { error: errorFields(error) } : {}),
+    };
+    if (summary.finished) logger.info({ ...summary }, 'replay finished');
+    else if (!error) logger.warn({ ...summary }, 'replay interrupted before it reached its end');
+    printResult(mode, { ...summary }, replayText(summary));
+    // With --json the error is in the document; a person reads it on stderr.
+    if (error) process.exitCode = json ? EXIT.runtime : reportError(error);
+    else process.exitCode = summary.finished ? EXIT.ok : EXIT.runtime;
   });
   return command;
 }

@@ -1,18 +1,19 @@
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/relay-config.js';
 import { ConfigError } from '../../config/load.js';
-import { createLogger } from '../../logger.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
 import { withClient } from '../../ops/connection.js';
 import type { RowSelection } from '../../ops/outbox-rows.js';
 import { createProgress } from '../../ops/progress.js';
-import { republish } from '../../ops/republish.js';
+import { republish, type RepublishSummary } from '../../ops/republish.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
+import { commandLogger, outputMode, printResult } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
+import { keyValues } from './output.js';
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a whole number of at least 1`, `pass e.g. ${flag} 500`);
@@ -45,6 +46,22 @@ function selection(opts: Record<string, unknown>): RowSelection {
   return { ids: list };
 }
 
+function republishText(summary: RepublishSummary): string {
+  const verb = summary.dryRun ? 'would re-send' : 're-sent';
+  const head = `${summary.interrupted ? 'republish interrupted: ' : ''}${verb} ${summary.events} event(s) in ${(summary.durationMs / 1000).toFixed(1)} s`;
+  return [
+    head,
+    keyValues(
+      [
+        ['left out by filters', summary.filtered],
+        ...Object.entries(summary.byTopic).map(([topic, n]): [string, number] => [`topic ${topic}`, n]),
+        ...(summary.notFound?.length ? [['ids not found', summary.notFound.join(', ')] as [string, string]] : []),
+      ],
+      '  ',
+    ),
+  ].join('\n');
+}
+
 export function republishCommand(): Command {
   const command = groupCommand('republish', 'Re-send rows still in the outbox table to Kafka, for gaps a replay cannot reach (a lost slot, a replay below the slot).', [
     "outbox-relay republish --since '2026-11-24T08:00:00Z' --kafka-brokers kafka:9092",
@@ -59,19 +76,22 @@ export function republishCommand(): Command {
     .addOption(new Option('--batch-size <n>', 'rows per page and per produce request, each acknowledged before the next').default('500'))
     .addOption(new Option('--rate <events/s>', 'at most this many events per second, on average').default('2000'))
     .option('--dry-run', 'count and map what would be sent; connect to no broker');
-  addSettingOptions(command, ['postgres', 'source', 'kafka', 'ops']);
+  command.option('--json', 'print the summary as one JSON document for scripts (log lines go to stderr)');
+  addSettingOptions(command, 'republish');
   command.action(async (opts: Record<string, unknown>) => {
     const dryRun = opts.dryRun === true;
+    const json = opts.json === true;
     let config;
     let options;
     try {
       config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: dryRun ? [] : ['kafka.brokers'] });
       options = { selection: selection(opts), batchSize: positiveInt('--batch-size', opts.batchSize as string), rate: positiveInt('--rate', opts.rate as string) };
     } catch (err) {
-      process.exitCode = reportError(err);
+      process.exitCode = reportError(err, json);
       return;
     }
-    const logger = createLogger(config.logLevel);
+    const mode = outputMode(json);
+    const logger = commandLogger(config.logLevel, mode);
     const interrupt = new AbortController();
     handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort());
     let sink: Sink | undefined;
@@ -80,20 +100,17 @@ export function republishCommand(): Command {
         sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
         await sink.connect();
       }
+      const progress = (total: number) => createProgress('republish', total, logger, mode === 'terminal');
       const summary = await withClient(config.postgres, (client) =>
-        republish(
-          client,
-          config,
-          { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress: (total) => createProgress('republish', total, logger) },
-          logger,
-        ),
+        republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress }, logger),
       );
-      logger.info({ ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) }, summary.interrupted ? 'republish interrupted' : 'republish finished');
+      const result = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
+      logger.info(result, summary.interrupted ? 'republish interrupted' : 'republish finished');
       if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
-      if (process.stdout.isTTY) process.stdout.write(`${dryRun ? 'would re-send' : 're-sent'} ${summary.events} event(s) in ${(summary.durationMs / 1000).toFixed(1)} s (${summary.filtered} left out by filters)\n`);
+      printResult(mode, result, republishText(summary));
       process.exitCode = summary.interrupted ? EXIT.runtime : EXIT.ok;
     } catch (err) {
-      process.exitCode = reportError(err);
+      process.exitCode = reportError(err, json);
     } finally {
       await sink?.close();
     }

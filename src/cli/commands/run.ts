@@ -25,7 +25,7 @@ export function runCommand(): Command {
     'DATABASE_URL=postgres://relay@db/app OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay run',
     "outbox-relay run --config /etc/outbox-relay.yaml --topic 'events.${aggregate_type}'",
   ]);
-  addSettingOptions(command, ['postgres', 'source', 'kafka', 'delivery', 'ops', 'http']);
+  addSettingOptions(command, 'run');
   command.action(async (opts: Record<string, unknown>) => {
     let config;
     try {

@@ -25,6 +25,7 @@ function render(report: SetupReport): string {
 export function setupCommand(): Command {
   return opsCommand(
     {
+      settings: 'setup',
       name: 'setup',
       description: 'Check the server and the role, then create the insert-only publication and the pgoutput slot if missing. Safe to run again.',
       examples: [
@@ -32,7 +33,6 @@ export function setupCommand(): Command {
         'outbox-relay setup --dry-run              # checks, and prints the SQL instead of running it',
         `outbox-relay setup --row-filter "aggregate_type <> 'internal'" --json`,
       ],
-      json: true,
     },
     async ({ client, config, opts }) => {
       const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true });

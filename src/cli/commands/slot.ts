@@ -14,6 +14,7 @@ function lsnArgument(value: string): string {
 const create = () =>
   opsCommand(
     {
+      settings: 'slot create',
       name: 'create',
       description: 'Create the logical replication slot (pgoutput) the relay streams from; "already exists" is not an error.',
       examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay'],
@@ -27,6 +28,7 @@ const create = () =>
 const drop = () =>
   opsCommand(
     {
+      settings: 'slot drop',
       name: 'drop',
       description:
         'Drop the replication slot (its position and the WAL it pins are released; events committed until it is re-created are not streamed, republish --since recovers them). An active slot is only dropped with --force (else exit 6).',
@@ -44,10 +46,10 @@ const drop = () =>
 const list = () =>
   opsCommand(
     {
+      settings: 'slot list',
       name: 'list',
       description: 'List every replication slot of the server, with its state and lag.',
       examples: ['outbox-relay slot list', "outbox-relay slot list --json | jq '.[] | select(.active | not)'"],
-      json: true,
     },
     async ({ client }) => {
       const slots = await listSlots(client);
@@ -60,10 +62,10 @@ const list = () =>
 const status = () =>
   opsCommand(
     {
+      settings: 'slot status',
       name: 'status',
       description: "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status, safe_wal_size and lag behind the current WAL position.",
       examples: ['outbox-relay slot status', 'outbox-relay slot status --slot billing_relay --json'],
-      json: true,
     },
     async ({ client, config }) => {
       const slot = await requireSlot(client, config.slot);
@@ -74,6 +76,7 @@ const status = () =>
 const advance = () =>
   opsCommand(
     {
+      settings: 'slot advance',
       name: 'advance',
       description:
         'Move the slot forward to <lsn> (pg_replication_slot_advance) to skip events that cannot be delivered. Without --yes-skip-events it only says what would be skipped (exit 6).',

@@ -4,7 +4,6 @@ import { findPublication } from '../../ops/publications.js';
 import { fetchRelayHealth, type RelayHealth } from '../../ops/relay-health.js';
 import { findSlot } from '../../ops/slots.js';
 import { EXIT } from '../exit.js';
-import { addSettingFlags } from '../options.js';
 import { opsCommand } from './ops-command.js';
 import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
 
@@ -34,13 +33,13 @@ function checkpointRows(status: CheckpointStatus): [string, Cell][] {
 }
 
 export function statusCommand(): Command {
-  const command = opsCommand(
+  return opsCommand(
     {
+      settings: 'status',
       name: 'status',
       description:
         "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz, with the halt's code, event, commit LSN and fix), and with --kafka-brokers the last checkpoint and the WAL the replay window keeps. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
-      json: true,
     },
     async ({ client, config }) => {
       const relayUrl = config.values.relayUrl as string;
@@ -62,6 +61,4 @@ export function statusCommand(): Command {
       };
     },
   );
-  // The checkpoint lives in Kafka: with brokers given, status reads it (and the replay window it implies).
-  return addSettingFlags(command, (setting) => setting.group === 'kafka' || setting.key === 'checkpoint.topic');
 }

@@ -1,0 +1,28 @@
+import type { SettingGroup } from '../config/settings.js';
+
+/**
+ * The setting groups each command reads, declared once: its --help lists exactly these settings' flags, and
+ * docs/cli.md's "Settings per command" table is generated from this list. The environment, a config file and the
+ * other (hidden) flags may still hold every setting, so one set serves all commands; a command ignores the rest.
+ */
+export const COMMAND_SETTINGS = {
+  run: ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'heartbeat', 'kafka', 'delivery', 'retry', 'poison', 'checkpoint', 'shutdown', 'http', 'logging'],
+  // No heartbeat (the daemon's job) and no poison policy: a replay halts on a record Kafka refuses.
+  replay: ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'kafka', 'delivery', 'retry', 'checkpoint', 'shutdown', 'logging'],
+  // Rows from the tables through the plain producer: no slot, no stream, no checkpoint.
+  republish: ['postgres', 'tables', 'mapping', 'kafka', 'retry', 'shutdown', 'logging'],
+  setup: ['postgres', 'slot', 'publication', 'tables'],
+  'slot create': ['postgres', 'slot'],
+  'slot drop': ['postgres', 'slot'],
+  'slot list': ['postgres'],
+  'slot status': ['postgres', 'slot'],
+  'slot advance': ['postgres', 'slot', 'publication'],
+  'publication create': ['postgres', 'publication', 'tables'],
+  'publication drop': ['postgres', 'publication'],
+  'publication show': ['postgres', 'publication'],
+  // Kafka only for the checkpoint (with --kafka-brokers).
+  status: ['postgres', 'slot', 'publication', 'client', 'kafka', 'checkpoint'],
+  'config check': ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'heartbeat', 'kafka', 'delivery', 'retry', 'poison', 'checkpoint', 'shutdown', 'http', 'client', 'logging'],
+} as const satisfies Record<string, readonly SettingGroup[]>;
+
+export type CommandName = keyof typeof COMMAND_SETTINGS;

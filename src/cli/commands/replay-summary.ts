@@ -1,0 +1,77 @@
+import type { RelayError } from '../../errors.js';
+import { formatLsn, type Lsn } from '../../lsn.js';
+import type { RelayObserver } from '../../pipeline/observer.js';
+import { keyValues } from './output.js';
+
+/** What a replay re-sent, counted from Kafka's acknowledgements (not from what was read). */
+export class ReplayTally {
+  events = 0;
+  /** Events the filters left out: read and confirmed, not sent. */
+  skipped = 0;
+  readonly byTopic: Record<string, number> = {};
+  private first: Lsn | undefined;
+  private last: Lsn | undefined;
+
+  readonly observer: RelayObserver = {
+    delivered: (receipts) => {
+      for (const r of receipts) {
+        if (r.skipped) {
+          this.skipped += r.count;
+          continue;
+        }
+        this.events += r.count;
+        this.byTopic[r.topic] = (this.byTopic[r.topic] ?? 0) + r.count;
+        const lsn = r.txn.commitLsn;
+        if (this.first === undefined || lsn < this.first) this.first = lsn;
+        if (this.last === undefined || lsn > this.last) this.last = lsn;
+      }
+    },
+  };
+
+  /** Commit LSNs (the records' outbox-lsn header) of the first and last transaction re-sent; null when none was. */
+  get commitLsnRange(): { first: string; last: string } | null {
+    return this.first === undefined ? null : { first: formatLsn(this.first), last: formatLsn(this.last!) };
+  }
+}
+
+export interface ReplaySummary {
+  /** The replay reached its end (`lastCommitLsn`); false when it was interrupted or failed. */
+  finished: boolean;
+  events: number;
+  skipped: number;
+  byTopic: Record<string, number>;
+  commitLsnRange: { first: string; last: string } | null;
+  startLsn: string;
+  /** --to-lsn, else null. */
+  toLsn: string | null;
+  /** The last commit LSN the replay would deliver: --to-lsn, capped at the WAL position when it started. */
+  lastCommitLsn: string;
+  /** The position the relay confirmed when it stopped. */
+  confirmedLsn: string;
+  durationMs: number;
+  error?: { code: string; message: string; fix: string | undefined };
+}
+
+export function errorFields(error: RelayError): NonNullable<ReplaySummary['error']> {
+  return { code: error.code, message: error.message, fix: error.hint };
+}
+
+export function replayText(summary: ReplaySummary): string {
+  const range = summary.commitLsnRange;
+  const head = summary.finished
+    ? `replay finished: re-sent ${summary.events} event(s) in ${(summary.durationMs / 1000).toFixed(1)} s`
+    : `replay stopped before its end${summary.error ? ` (${summary.error.code})` : ''}: ${summary.events} event(s) re-sent`;
+  return [
+    head,
+    keyValues(
+      [
+        ['commit LSNs re-sent', range ? `${range.first} .. ${range.last}` : 'none'],
+        ['requested', `${summary.startLsn} .. ${summary.toLsn ?? `${summary.lastCommitLsn} (the WAL position at start)`}`],
+        ['confirmed', summary.confirmedLsn],
+        ['left out by filters', summary.skipped],
+        ...Object.entries(summary.byTopic).map(([topic, n]): [string, number] => [`topic ${topic}`, n]),
+      ],
+      '  ',
+    ),
+  ].join('\n');
+}

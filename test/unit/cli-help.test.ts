@@ -1,0 +1,75 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { COMMAND_SETTINGS, type CommandName } from '../../src/cli/command-settings.js';
+import { configCommand } from '../../src/cli/commands/config.js';
+import { publicationCommand } from '../../src/cli/commands/publication.js';
+import { replayCommand } from '../../src/cli/commands/replay.js';
+import { republishCommand } from '../../src/cli/commands/republish.js';
+import { runCommand } from '../../src/cli/commands/run.js';
+import { setupCommand } from '../../src/cli/commands/setup.js';
+import { slotCommand } from '../../src/cli/commands/slot.js';
+import { statusCommand } from '../../src/cli/commands/status.js';
+import { SETTINGS } from '../../src/config/settings.js';
+import { repoRoot } from '../../stack/paths.js';
+
+const TOP = [runCommand(), replayCommand(), republishCommand(), setupCommand(), slotCommand(), publicationCommand(), statusCommand(), configCommand()];
+
+/** What `outbox-relay <name> --help` prints, from the same command objects main.ts registers. */
+function help(name: CommandName): string {
+  const [first, second] = name.split(' ') as [string, string | undefined];
+  let command: Command = TOP.find((c) => c.name() === first)!;
+  if (second) command = command.commands.find((c) => c.name() === second)!;
+  return command.helpInformation();
+}
+
+/** The setting flags a help text offers. */
+function settingFlags(text: string): string[] {
+  return SETTINGS.filter((s) => new RegExp(`^\\s+${s.flag} `, 'm').test(text)).map((s) => s.flag);
+}
+
+describe('--help of each command', () => {
+  it('offers exactly the settings of the groups the command reads', () => {
+    for (const name of Object.keys(COMMAND_SETTINGS) as CommandName[]) {
+      const groups: readonly string[] = COMMAND_SETTINGS[name];
+      expect(settingFlags(help(name)), name).toEqual(SETTINGS.filter((s) => groups.includes(s.group)).map((s) => s.flag));
+    }
+  });
+
+  it('leaves out what a command does not use and keeps what it does', () => {
+    const cases: [CommandName, string[], string[]][] = [
+      ['replay', ['--start-lsn', '--kafka-brokers', '--replay-window', '--delivery-guarantee', '--checkpoint-topic', '--topic'], ['--http-port', '--http-host', '--relay-url', '--heartbeat-interval', '--delivery-on-poison']],
+      ['republish', ['--kafka-brokers', '--topic', '--mapping-id', '--retry-max-duration'], ['--http-port', '--slot', '--publication', '--start-lsn', '--replay-window', '--delivery-guarantee', '--checkpoint-topic']],
+      ['slot status', ['--postgres-url', '--slot'], ['--kafka-brokers', '--topic', '--http-port', '--relay-url', '--publication', '--log-level']],
+      ['setup', ['--slot', '--publication', '--table', '--tables'], ['--kafka-brokers', '--topic', '--mapping-id', '--http-port']],
+      ['publication show', ['--publication'], ['--slot', '--table', '--kafka-brokers']],
+      ['status', ['--relay-url', '--kafka-brokers', '--checkpoint-topic', '--slot'], ['--http-port', '--delivery-max-in-flight-events', '--topic']],
+      ['run', ['--http-port', '--heartbeat-interval', '--delivery-on-poison', '--start-lsn'], ['--relay-url']],
+    ];
+    for (const [name, present, absent] of cases) {
+      const flags = settingFlags(help(name));
+      for (const flag of present) expect(flags, `${name} --help offers ${flag}`).toContain(flag);
+      for (const flag of absent) expect(flags, `${name} --help must not offer ${flag}`).not.toContain(flag);
+    }
+  });
+
+  it('still accepts, hidden, the flags of settings a command does not read: one set of flags serves every command', () => {
+    const command = TOP.find((c) => c.name() === 'slot')!.commands.find((c) => c.name() === 'list')!;
+    command.parseOptions(['--slot', 'billing_relay', '--topic', 'events', '--http-port', '0']);
+    expect(command.opts()).toMatchObject({ slot: 'billing_relay', topic: 'events', httpPort: '0' });
+  });
+
+  it('hides the former flag names', () => {
+    for (const name of ['run', 'replay', 'config check'] as CommandName[]) {
+      expect(help(name)).not.toMatch(/--from-lsn|--delivery </);
+    }
+  });
+
+  it('the CLI itself prints the same settings in its --help', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'slot', 'status', '--help'], { cwd: repoRoot, encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain('Usage: outbox-relay slot status');
+    expect(settingFlags(result.stdout)).toEqual(['--postgres-url', '--postgres-password-file', '--postgres-sslmode', '--postgres-ssl-ca-file', '--postgres-connect-timeout', '--slot']);
+  });
+});
