@@ -29,8 +29,8 @@ export function relayRecordBytes(topic: string): number {
 }
 
 /**
- * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, batch limits, one batch in
- * flight) producing pre-built records back to back, with no PostgreSQL in the loop.
+ * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, batch limits, as many batches
+ * in flight as the engine keeps with it) producing pre-built records back to back, with no PostgreSQL in the loop.
  */
 export async function producerEventsPerSecond(brokers: string[], topic: string, count: number, client: KafkaClient): Promise<number> {
   const config = loadConfig({ env: {}, flags: { 'kafka.brokers': brokers.join(','), 'kafka.client': client }, required: ['kafka.brokers'] });
@@ -39,6 +39,8 @@ export async function producerEventsPerSecond(brokers: string[], topic: string, 
   try {
     const all = records(count, topic);
     await sink.send(all.slice(0, 100).map((r) => r.record)); // connection and metadata out of the timing
+    const depth = sink.pipelineDepth ?? 1;
+    const inFlight: Promise<void>[] = [];
     const started = performance.now();
     for (let i = 0; i < all.length; ) {
       const batch: SinkRecord[] = [];
@@ -47,8 +49,11 @@ export async function producerEventsPerSecond(brokers: string[], topic: string, 
         bytes += all[i]!.size;
         batch.push(all[i++]!.record);
       }
-      await sink.send(batch);
+      // As many requests in flight as the delivery engine keeps with this sink, answered in order.
+      inFlight.push(sink.send(batch));
+      if (inFlight.length >= depth) await inFlight.shift();
     }
+    await Promise.all(inFlight);
     return count / ((performance.now() - started) / 1000);
   } finally {
     await sink.close();

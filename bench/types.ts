@@ -28,7 +28,7 @@ export interface BenchResults {
   defaultClient: string;
   /** Kafka's own producer benchmark on the same broker: the sink-side limit. */
   kafkaPerf: KafkaPerfResult;
-  /** Events/s of the bare sink (the relay's own sink, one batch in flight), by client: a second figure. */
+  /** Events/s of the bare sink (the relay's own sink, as many batches in flight as the engine keeps), by client: a second figure. */
   producer: Record<string, number>;
   coldStarts: ColdStart[];
   /** Spawn → exit of `outbox-relay --help`. */
