@@ -6,7 +6,7 @@ import { parseLsn, type Lsn } from '../lsn.js';
 import { compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
-import { SETTINGS } from './settings.js';
+import { SETTINGS, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
 import type { Compression, EnvelopeConfig, KafkaClient, KafkaSettings, PoisonPolicy, RelayConfig } from './types.js';
 
@@ -18,11 +18,11 @@ function readSecretFile(path: string, key: string): string {
   }
 }
 
-function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.ClientConfig {
-  const url = (v['postgres.url'] as string | undefined) ?? env.DATABASE_URL;
-  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'] as number, application_name: applicationName(v.slot as string) };
-  const sslmode = v['postgres.sslmode'] as string | undefined;
-  const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'] as string, 'postgres.passwordFile') : undefined;
+function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConfig {
+  const url = (v['postgres.url']) ?? env.DATABASE_URL;
+  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'], application_name: applicationName(v.slot) };
+  const sslmode = v['postgres.sslmode'];
+  const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'], 'postgres.passwordFile') : undefined;
   if (url) {
     let parsed: URL;
     try {
@@ -42,7 +42,7 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
     config.connectionString = parsed.toString();
   } else if (filePassword !== undefined) config.password = filePassword;
   if (sslmode) {
-    const ca = v['postgres.sslCaFile'] ? readSecretFile(v['postgres.sslCaFile'] as string, 'postgres.sslCaFile') : undefined;
+    const ca = v['postgres.sslCaFile'] ? readSecretFile(v['postgres.sslCaFile'], 'postgres.sslCaFile') : undefined;
     if (sslmode === 'disable') config.ssl = false;
     else if (sslmode === 'prefer' || sslmode === 'require') config.ssl = { rejectUnauthorized: false };
     else if (sslmode === 'verify-ca') config.ssl = { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
@@ -51,36 +51,36 @@ function postgresConfig(v: Record<string, unknown>, env: NodeJS.ProcessEnv): pg.
   return config;
 }
 
-function kafkaConfig(v: Record<string, unknown>): RelayConfig['kafka'] {
-  const caFile = v['kafka.sslCaFile'] as string | undefined;
-  const ssl = caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : (v['kafka.ssl'] as boolean);
-  const mechanism = v['kafka.saslMechanism'] as SASLOptions['mechanism'] | undefined;
+function kafkaConfig(v: SettingValues): RelayConfig['kafka'] {
+  const caFile = v['kafka.sslCaFile'];
+  const ssl = caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : (v['kafka.ssl']);
+  const mechanism = v['kafka.saslMechanism'];
   let sasl: SASLOptions | undefined;
   if (mechanism) {
-    const username = v['kafka.saslUsername'] as string | undefined;
-    const password = v['kafka.saslPasswordFile'] ? readSecretFile(v['kafka.saslPasswordFile'] as string, 'kafka.saslPasswordFile') : (v['kafka.saslPassword'] as string | undefined);
+    const username = v['kafka.saslUsername'];
+    const password = v['kafka.saslPasswordFile'] ? readSecretFile(v['kafka.saslPasswordFile'], 'kafka.saslPasswordFile') : v['kafka.saslPassword'];
     if (!username || !password) {
       throw new ConfigError(`kafka.saslMechanism ${mechanism} needs a user name and a password`, 'set OUTBOX_RELAY_KAFKA_SASL_USERNAME and OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE (or _PASSWORD)');
     }
     sasl = { mechanism, username, password } as SASLOptions;
   }
-  const client = v['kafka.client'] as KafkaClient;
-  const compression = v['kafka.compression'] as Compression;
-  const producer = (v['kafka.producer'] as Record<string, string> | undefined) ?? {};
-  const clientRack = v['kafka.clientRack'] as string | undefined;
+  const client = v['kafka.client'];
+  const compression = v['kafka.compression'];
+  const producer = v['kafka.producer'] ?? {};
+  const clientRack = v['kafka.clientRack'];
   checkProducerProperties(producer);
-  checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'] as string);
+  checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee']);
   return {
-    brokers: (v['kafka.brokers'] as string[] | undefined) ?? [],
-    clientId: v['kafka.clientId'] as string,
+    brokers: v['kafka.brokers'] ?? [],
+    clientId: v['kafka.clientId'],
     client,
     ssl,
     ...(sasl ? { sasl } : {}),
     compression,
-    requestTimeoutMs: v['kafka.requestTimeout'] as number,
-    deliveryTimeoutMs: v['kafka.deliveryTimeout'] as number,
-    lingerMs: v['kafka.linger'] as number,
-    batchSizeBytes: v['kafka.batchSize'] as number,
+    requestTimeoutMs: v['kafka.requestTimeout'],
+    deliveryTimeoutMs: v['kafka.deliveryTimeout'],
+    lingerMs: v['kafka.linger'],
+    batchSizeBytes: v['kafka.batchSize'],
     clientRack,
     producer,
   };
@@ -101,42 +101,43 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
   const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))), flags: options.flags, required: options.required ?? [] });
-  const v = resolved.values;
-  const envelope: EnvelopeConfig = { mode: v['envelope.mode'] as EnvelopeConfig['mode'], source: v['envelope.source'] as string | undefined };
-  const prefixes = v['messages.prefixes'] as string[] | undefined;
+  // Every value passed its setting's schema in resolveSettings: the table's types hold from here on.
+  const v = resolved.values as SettingValues;
+  const envelope: EnvelopeConfig = { mode: v['envelope.mode'], source: v['envelope.source'] };
+  const prefixes = v['messages.prefixes'];
   // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
-  if (prefixes) compileTopicTemplate(v['messages.topic'] as string, 'messages.topic');
-  if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'] as string, 'delivery.deadLetterTopic');
+  if (prefixes) compileTopicTemplate(v['messages.topic'], 'messages.topic');
+  if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic');
   return {
     postgres: postgresConfig(v, env),
-    slot: v.slot as string,
-    publication: v.publication as string,
+    slot: v.slot,
+    publication: v.publication,
     tables: tableMappings(v, resolved.origins, envelope),
-    startLsn: v.startLsn ? parseLsn(v.startLsn as string) : undefined,
+    startLsn: v.startLsn ? parseLsn(v.startLsn) : undefined,
     kafka: kafkaConfig(v),
     delivery: {
-      maxInFlightEvents: v['delivery.maxInFlightEvents'] as number,
-      maxInFlightBytes: v['delivery.maxInFlightBytes'] as number,
-      batchMaxEvents: v['delivery.batchMaxEvents'] as number,
-      batchMaxBytes: v['delivery.batchMaxBytes'] as number,
-      coalesceMs: v['delivery.coalesce'] as number,
-      onPoison: v['delivery.onPoison'] as PoisonPolicy,
-      deadLetterTopic: v['delivery.deadLetterTopic'] as string,
-      transactionTimeoutMs: v['delivery.transactionTimeout'] as number,
+      maxInFlightEvents: v['delivery.maxInFlightEvents'],
+      maxInFlightBytes: v['delivery.maxInFlightBytes'],
+      batchMaxEvents: v['delivery.batchMaxEvents'],
+      batchMaxBytes: v['delivery.batchMaxBytes'],
+      coalesceMs: v['delivery.coalesce'],
+      onPoison: v['delivery.onPoison'],
+      deadLetterTopic: v['delivery.deadLetterTopic'],
+      transactionTimeoutMs: v['delivery.transactionTimeout'],
     },
-    messages: prefixes ? { prefixes, topic: v['messages.topic'] as string, envelope } : undefined,
-    heartbeat: { intervalMs: v['heartbeat.interval'] as number, prefix: v['heartbeat.prefix'] as string },
+    messages: prefixes ? { prefixes, topic: v['messages.topic'], envelope } : undefined,
+    heartbeat: { intervalMs: v['heartbeat.interval'], prefix: v['heartbeat.prefix'] },
     retry: {
-      initialDelayMs: v['retry.initialDelay'] as number,
-      maxDelayMs: v['retry.maxDelay'] as number,
-      maxDurationMs: v['retry.maxDuration'] as number,
-      recordMaxAttempts: v['retry.recordMaxAttempts'] as number,
-      recordMaxDurationMs: v['retry.recordMaxDuration'] as number,
+      initialDelayMs: v['retry.initialDelay'],
+      maxDelayMs: v['retry.maxDelay'],
+      maxDurationMs: v['retry.maxDuration'],
+      recordMaxAttempts: v['retry.recordMaxAttempts'],
+      recordMaxDurationMs: v['retry.recordMaxDuration'],
     },
-    statusIntervalMs: v.statusInterval as number,
-    shutdownGraceMs: v.shutdownGrace as number,
-    http: { port: v['http.port'] as number, host: v['http.host'] as string },
-    logLevel: v['log.level'] as string,
+    statusIntervalMs: v.statusInterval,
+    shutdownGraceMs: v.shutdownGrace,
+    http: { port: v['http.port'], host: v['http.host'] },
+    logLevel: v['log.level'],
     origins: resolved.origins,
     values: v,
   };

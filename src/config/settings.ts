@@ -79,7 +79,7 @@ const brokers = list.superRefine((entries, ctx) => {
   if (bad.length) ctx.addIssue({ code: 'custom', message: `host:port for every broker, with a port from 1 to 65535 (not ${bad.map((b) => JSON.stringify(b)).join(', ')})` });
 });
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
-const enumOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
+const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
 const propertyValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 const producerProperties = z.preprocess(
@@ -88,13 +88,16 @@ const producerProperties = z.preprocess(
 );
 const structured = tableSchemas({ identifier, optionalIdentifier, qualifiedTable, text, list });
 
-function setting(key: string, group: SettingGroup, schema: z.ZodType, doc: string, extra: Partial<Setting> = {}): Setting {
+/** A setting as declared: its key and schema kept as types, and whether it has a default (then it is never absent). */
+type Declared<K extends string, S extends z.ZodType, E extends Partial<Setting>> = Setting & { key: K; schema: S; defaulted: E extends { default: unknown } ? true : false };
+
+function setting<const K extends string, S extends z.ZodType, const E extends Partial<Setting> = {}>(key: K, group: SettingGroup, schema: S, doc: string, extra?: E): Declared<K, S, E> {
   const kebab = key.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const env = `OUTBOX_RELAY_${key.replace(/\./g, '_').replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-  return { key, group, schema, doc, env, flag: `--${kebab}`, placeholder: '<value>', ...extra };
+  return { key, group, schema, doc, env, flag: `--${kebab}`, placeholder: '<value>', ...extra } as Declared<K, S, E>;
 }
 
-export const SETTINGS: Setting[] = [
+export const SETTINGS = [
   // PostgreSQL connection: besides these, the standard DATABASE_URL and libpq PG* variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD) apply.
   setting('postgres.url', 'postgres', text, 'PostgreSQL connection URL of the database that holds the outbox. Falls back to DATABASE_URL, then to the PG* variables.', {
     env: 'OUTBOX_RELAY_POSTGRES_URL',
@@ -285,4 +288,15 @@ export const SETTINGS: Setting[] = [
   setting('log.level', 'logging', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout).', { default: 'info', placeholder: '<level>' }),
 ];
 
-export const SETTINGS_BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
+export const SETTINGS_BY_KEY = new Map<string, Setting>(SETTINGS.map((s) => [s.key, s]));
+
+type DeclaredSetting = (typeof SETTINGS)[number];
+
+/**
+ * The validated values by key, typed from the table: each setting's schema output, never absent when it has a
+ * default. What the loader returns once every value passed its schema (load.ts), so the config derivation needs
+ * no casts.
+ */
+export type SettingValues = {
+  [S in DeclaredSetting as S['key']]: S['defaulted'] extends true ? z.output<S['schema']> : z.output<S['schema']> | undefined;
+};
