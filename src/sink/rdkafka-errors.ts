@@ -17,12 +17,28 @@ const AUTH_ERRORS = new Set([29, 31, 53, 58, -169]);
 
 export interface RdKafkaLikeError {
   code?: number;
-  /** Transactional producer only: the producer is unusable and must be replaced. */
+  /** Transactional producer only (KafkaJS-compatible API): the producer is unusable and must be replaced. */
   fatal?: boolean;
+  /** The native API's name for `fatal` (error events and errors it throws). */
+  isFatal?: boolean;
   /** Transactional producer only: the transaction must be aborted, the producer stays usable. */
   abortable?: boolean;
   /** The failed call may be repeated as is (e.g. a commit that timed out). */
   retriable?: boolean;
+}
+
+/** ERR__FATAL: the idempotent producer hit an error it cannot recover from (e.g. a broken sequence); every later produce fails with it. */
+const FATAL = -150;
+
+/** The producer is unusable and must be replaced. */
+export function isFatalRdKafkaError(err: unknown): boolean {
+  const e = err as RdKafkaLikeError | undefined;
+  return e?.code === FATAL || e?.isFatal === true || e?.fatal === true;
+}
+
+/** A code no retry can fix (the record or its topic is at fault). */
+export function isRecordErrorCode(err: unknown): boolean {
+  return RECORD_ERRORS.has((err as RdKafkaLikeError | undefined)?.code ?? 0);
 }
 
 export function isUnknownTopic(err: unknown): boolean {

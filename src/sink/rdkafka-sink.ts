@@ -1,33 +1,49 @@
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
-import { createRdKafkaClient, producerProperties } from './rdkafka-client.js';
-import { classifyRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
+import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
+import { ProduceCalls } from './rdkafka-produce.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
-import { groupByTopic } from './topic-messages.js';
+
+/** How long close() and a producer replacement wait for queued records before disconnecting. */
+const DISCONNECT_FLUSH_MS = 5000;
+
+/** One native producer and what belongs to it alone. */
+interface Connected {
+  producer: Producer;
+  calls: ProduceCalls;
+  /** Set by a fatal error event: the next failed send replaces the producer. */
+  fatal: boolean;
+}
 
 /**
  * The Sink on librdkafka (`@confluentinc/kafka-javascript`, the default client, built from source at install
- * time). Encoding, batching and partitioning run in native threads, which is what lifts throughput over kafkajs.
- * `send` resolves when every record of the batch has its delivery report; a delivery report with an error is final
- * for its record. Up to four sends in flight: librdkafka's idempotent producer keeps records in produce() order
- * per partition across its internal retries, so the engine only has to call produce() in commit order.
+ * time), on its native producer API: `produce()` per record with one counter object per send() as the delivery
+ * report's opaque (rdkafka-produce.ts), not the KafkaJS-compatible layer's promise per record. Encoding,
+ * batching and partitioning run in native threads. `send` resolves when every record of the batch has its
+ * delivery report; a delivery report with an error is final for its record. Up to four sends in flight:
+ * librdkafka's idempotent producer keeps records in produce() order per partition across its internal retries,
+ * so the engine only has to call produce() in commit order, which `enqueue` makes strict (each call hands its
+ * records over only after the calls before it did, or one whose topic check answers sooner would overtake an
+ * earlier one: seen at every start, when the first calls all wait for metadata).
  */
 export class RdKafkaSink implements Sink {
   readonly pipelineDepth = 4;
-  private producer: KafkaJS.Producer;
+  private connected: Connected | undefined;
   private readonly admin: KafkaJS.Admin;
   private readonly topics: TopicCheck;
-  private connected = false;
-  /** Settles once the newest send() call handed its records to the producer (or gave up before). */
-  private handedOver: Promise<void> = Promise.resolve();
+  private adminConnected = false;
+  /** Settles when the newest send has enqueued its records: the next one enqueues after it. */
+  private enqueued: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly kafka: KafkaJS.Kafka,
-    private readonly properties: KafkaJS.ProducerConstructorConfig,
+    private readonly module: RdKafkaModule,
+    kafka: KafkaJS.Kafka,
+    private readonly properties: Properties,
+    private readonly logger: Logger,
   ) {
-    this.producer = this.newProducer();
     this.admin = kafka.admin();
     this.topics = new TopicCheck((topic) => this.admin.fetchTopicMetadata({ topics: [topic] }), isUnknownTopic);
   }
@@ -40,56 +56,93 @@ export class RdKafkaSink implements Sink {
     // silent is the delivery engine's stall watchdog's to report after kafka.deliveryTimeout (and to give up on
     // after retry.maxDuration); what still fails a record is final for it (too large, not authorized, fatal).
     const properties = { ...producerProperties(config), 'message.timeout.ms': 0 };
-    return new RdKafkaSink(kafka, properties as KafkaJS.ProducerConstructorConfig);
-  }
-
-  private newProducer(): KafkaJS.Producer {
-    return this.kafka.producer(this.properties);
+    return new RdKafkaSink(await loadRdKafka(), kafka, properties, logger);
   }
 
   async connect(): Promise<void> {
     try {
-      if (!this.connected) await this.admin.connect();
-      this.connected = true;
-      await this.producer.connect();
+      if (!this.adminConnected) await this.admin.connect();
+      this.adminConnected = true;
+      this.connected ??= await this.openProducer();
     } catch (err) {
-      // A KafkaJS-API producer connects once: the next attempt needs a new one.
-      await this.producer.disconnect().catch(() => undefined);
-      this.producer = this.newProducer();
       throw classifyRdKafkaError(err);
     }
   }
 
   async send(records: readonly SinkRecord[]): Promise<void> {
-    const topicMessages = groupByTopic(records);
-    // Several calls are in flight: each hands its records to librdkafka only after the calls before it did, or a
-    // call whose topic check answers sooner would overtake an earlier one (seen at every start, when the first
-    // calls all wait for metadata: later transactions landed ahead of earlier ones in their partition).
-    const earlier = this.handedOver;
-    let handOver!: () => void;
-    this.handedOver = new Promise((resolve) => (handOver = resolve));
+    const enqueue = this.enqueued.then(() => this.enqueue(records));
+    this.enqueued = enqueue.catch(() => undefined);
+    let connected: Connected | undefined;
     try {
-      await earlier;
-      await this.topics.check(topicMessages.map((t) => t.topic));
-      // sendBatch calls librdkafka's produce() for every record before it first awaits.
-      const sending = this.producer.sendBatch({ topicMessages });
-      handOver();
-      await sending;
+      const produced = await enqueue;
+      connected = produced.connected;
+      await produced.delivered;
     } catch (err) {
-      handOver();
       // A fatal error (e.g. the idempotence sequence broke) leaves the producer unusable: the retry gets a new one.
-      if ((err as RdKafkaLikeError).fatal) await this.replaceProducer();
+      if (connected && (connected.fatal || isFatalRdKafkaError(err) || isFatalRdKafkaError((err as { cause?: unknown }).cause))) await this.replace(connected);
       throw classifyRdKafkaError(err);
     }
   }
 
-  private async replaceProducer(): Promise<void> {
-    await this.producer.disconnect().catch(() => undefined);
-    this.producer = this.newProducer();
-    await this.producer.connect().catch(() => undefined);
+  /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
+  private async enqueue(records: readonly SinkRecord[]): Promise<{ connected: Connected; delivered: Promise<void> }> {
+    await this.topics.check(new Set(records.map((r) => r.topic)));
+    const connected = (this.connected ??= await this.openProducer());
+    return { connected, delivered: connected.calls.produce(records) };
+  }
+
+  private async openProducer(): Promise<Connected> {
+    // dr_cb (not dr_msg_cb): reports without a copy of the value, which the sink does not need.
+    const producer = new this.module.Producer({ ...this.properties, dr_cb: true } as ProducerGlobalConfig);
+    const connected: Connected = { producer, calls: new ProduceCalls(producer), fatal: false };
+    let connectError: LibrdKafkaError | undefined;
+    const onError = (err: LibrdKafkaError) => {
+      // The connect callback's own error is generic (a timeout); the first error event says why (e.g. authentication).
+      connectError ??= err;
+      if (isFatalRdKafkaError(err)) connected.fatal = true;
+      this.logger.debug({ rdkafka: true, code: err.code, fatal: connected.fatal }, err.message);
+    };
+    producer.on('event.error', onError);
+    producer.on('event.log', (log: { severity: number; fac: string; message: string }) => this.logger.debug({ rdkafka: true, fac: log.fac, severity: log.severity }, log.message));
+    producer.on('delivery-report', connected.calls.report);
+    try {
+      await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(connectError ?? err) : resolve())));
+    } catch (err) {
+      await disconnect(producer);
+      throw err;
+    }
+    // Delivery reports are served by librdkafka's background thread, which wakes the event loop (uv_async) as each
+    // report arrives: no added latency and no timer firing while idle. setPollInterval(n) would poll from a JS
+    // timer instead, delaying every report by up to n ms and waking the process every n ms even with nothing to do.
+    producer.setPollInBackground(true);
+    return connected;
+  }
+
+  /** Drops `old` (unless already replaced); the next send opens a new producer, so its connect error is that send's. */
+  private async replace(old: Connected): Promise<void> {
+    if (this.connected === old) this.connected = undefined;
+    await this.closeProducer(old);
+  }
+
+  private async closeProducer(connected: Connected): Promise<void> {
+    await disconnect(connected.producer);
+    connected.calls.failOpen();
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+    const connected = this.connected;
+    this.connected = undefined;
+    await Promise.allSettled([connected && this.closeProducer(connected), this.admin.disconnect()]);
   }
+}
+
+/** Flushes for up to DISCONNECT_FLUSH_MS, then disconnects; never fails (a producer that cannot flush is dropped anyway). */
+function disconnect(producer: Producer): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      producer.disconnect(DISCONNECT_FLUSH_MS, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }

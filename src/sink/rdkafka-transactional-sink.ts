@@ -17,7 +17,9 @@ import { epochError, isEpochError, transactionalId, withFlags } from './transact
  * costs no abort; what it cannot hide it classifies: abortable (abort, re-send), retriable (repeat the call:
  * a commit that timed out is committed again, without a second checkpoint record), fatal (the producer is
  * replaced on abort). The KafkaJS-compatible API keeps its transaction flag set after a failed abort, so a
- * producer whose abort failed is replaced too.
+ * producer whose abort failed is replaced too. It stays on that API (a promise per record, settled at the
+ * first failed record) rather than the plain sink's native produce: a failed send aborts the whole transaction,
+ * so no re-send can overtake records of it still queued.
  */
 export class RdKafkaTransactionalSink implements TransactionalSink {
   private kafka: KafkaJS.Kafka | undefined;

@@ -1,0 +1,63 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
+import type { RelayError } from '../../src/errors.js';
+import { RdKafkaSink } from '../../src/sink/rdkafka-sink.js';
+import type { SinkRecord } from '../../src/sink/sink.js';
+import { createTopic, readTopic, stack, uniqueName } from '../support/services.js';
+
+const logger = pino({ level: 'silent' });
+const record = (topic: string, i: number, value = Buffer.from(`{"i":${i}}`)): SinkRecord => ({ topic, key: Buffer.from(`k${i}`), value, headers: { id: `e${i}`, 'outbox-lsn': '0/10', raw: Buffer.from([0, 255]) } });
+
+async function sink(producer?: string): Promise<RdKafkaSink> {
+  const config = loadConfig({ flags: { 'kafka.brokers': stack().brokers.join(','), ...(producer ? { 'kafka.producer': producer } : {}) }, env: {} });
+  const s = await RdKafkaSink.create(config.kafka, logger);
+  await s.connect();
+  return s;
+}
+
+async function rejection(promise: Promise<void>): Promise<RelayError> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as RelayError;
+  }
+  throw new Error('expected the send to be rejected');
+}
+
+describe('librdkafka sink on the native producer', () => {
+  let open: RdKafkaSink | undefined;
+  afterEach(async () => {
+    await open?.close();
+    open = undefined;
+  });
+
+  it('rejects a batch with a record the broker refuses as RECORD_TOO_LARGE, delivers the rest once, and keeps producing', async () => {
+    const ok = uniqueName('native-ok');
+    const small = uniqueName('native-small');
+    await createTopic(ok);
+    await createTopic(small, 1, undefined, [{ name: 'max.message.bytes', value: '2000' }]);
+    open = await sink();
+    const batch = [record(ok, 0), record(ok, 1), record(small, 2, Buffer.alloc(10_000, 'x')), record(ok, 3), record(ok, 4)];
+    const error = await rejection(open.send(batch));
+    expect(error.code).toBe('RECORD_TOO_LARGE');
+    expect(error.retriable).toBe(false);
+    // The same producer goes on: the engine produces the batch's records one by one next.
+    await open.send([record(small, 5)]);
+    const delivered = await readTopic(ok, { expected: 4 });
+    expect(delivered.map((r) => r.headers.id)).toEqual(['e0', 'e1', 'e3', 'e4']);
+    expect(delivered[0]!.headers).toMatchObject({ 'outbox-lsn': '0/10', raw: Buffer.from([0, 255]).toString() });
+    expect((await readTopic(small, { expected: 1 })).map((r) => r.headers.id)).toEqual(['e5']);
+  });
+
+  it('classifies a record produce() refuses at once (over the client message.max.bytes) and still reports the records before it', async () => {
+    const topic = uniqueName('native-local');
+    await createTopic(topic);
+    open = await sink('message.max.bytes=5000');
+    const error = await rejection(open.send([record(topic, 0), record(topic, 1, Buffer.alloc(20_000, 'x')), record(topic, 2)]));
+    expect(error.code).toBe('RECORD_TOO_LARGE');
+    await open.send([record(topic, 3)]);
+    // Record 2 came after the refused one: the call stopped there (the engine re-sends the batch record by record).
+    expect((await readTopic(topic, { expected: 2 })).map((r) => r.headers.id)).toEqual(['e0', 'e3']);
+  });
+});

@@ -1,0 +1,125 @@
+import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
+import { describe, expect, it } from 'vitest';
+import type { RelayError } from '../../src/errors.js';
+import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type ProduceCall } from '../../src/sink/rdkafka-produce.js';
+import type { SinkRecord } from '../../src/sink/sink.js';
+
+interface Produced {
+  topic: string;
+  key: Buffer | null;
+  timestamp: number | null;
+  opaque: ProduceCall;
+  headers: MessageHeader[];
+}
+
+/** librdkafka's native producer as produce-and-wait sees it: records what was produced; throws `refuse` at the given call. */
+class FakeProducer implements NativeProducer {
+  readonly produced: Produced[] = [];
+  refuseAt: { index: number; error: unknown } | undefined;
+
+  produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown {
+    if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
+    this.produced.push({ topic, key, timestamp, opaque, headers });
+    return true;
+  }
+}
+
+const rdError = (code: number, message = `librdkafka error ${code}`) => Object.assign(new Error(message), { code }) as unknown as LibrdKafkaError;
+const record = (i: number, extra: Partial<SinkRecord> = {}): SinkRecord => ({ topic: 'orders', key: Buffer.from(`k${i}`), value: Buffer.from(`{"i":${i}}`), headers: { id: `e${i}`, 'outbox-lsn': '0/10' }, ...extra });
+const records = (n: number) => Array.from({ length: n }, (_, i) => record(i));
+
+/** Sends the delivery report of produced record `i` (error or success), as the producer's event would. */
+function report(calls: ProduceCalls, p: FakeProducer, i: number, err?: LibrdKafkaError): void {
+  const r = p.produced[i]!;
+  calls.report(err ?? null, { topic: r.topic, partition: 0, offset: i, size: 10, opaque: r.opaque } as DeliveryReport);
+}
+
+/** The outcome once the event loop had a turn: 'pending' until the promise settled. */
+function watch(promise: Promise<void>): () => Promise<'pending' | 'resolved' | RelayError> {
+  let outcome: 'pending' | 'resolved' | RelayError = 'pending';
+  promise.then(
+    () => (outcome = 'resolved'),
+    (err: RelayError) => (outcome = err),
+  );
+  return () => new Promise((resolve) => setImmediate(() => resolve(outcome)));
+}
+
+/** The rejection, once the event loop had a turn. */
+const rejected = async (outcome: ReturnType<typeof watch>) => (await outcome()) as RelayError;
+
+describe('librdkafka produce-and-wait (native producer)', () => {
+  it('hands every record to the producer at once, with one opaque for the call, and resolves on the last report', async () => {
+    const p = new FakeProducer();
+    const calls = new ProduceCalls(p);
+    const outcome = watch(calls.produce([record(0), record(1, { timestampMs: 1_700_000_000_000 }), record(2)]));
+    expect(p.produced.map((r) => r.key!.toString())).toEqual(['k0', 'k1', 'k2']);
+    expect(new Set(p.produced.map((r) => r.opaque)).size).toBe(1);
+    expect(p.produced.map((r) => r.timestamp)).toEqual([null, 1_700_000_000_000, null]);
+    expect(p.produced[0]!.headers).toEqual([{ id: 'e0' }, { 'outbox-lsn': '0/10' }]);
+    report(calls, p, 0);
+    report(calls, p, 2);
+    expect(await outcome()).toBe('pending');
+    report(calls, p, 1);
+    expect(await outcome()).toBe('resolved');
+  });
+
+  it('rejects a call with a failed record only after every record of it reported, as a record error', async () => {
+    const p = new FakeProducer();
+    const calls = new ProduceCalls(p);
+    const outcome = watch(calls.produce(records(4)));
+    report(calls, p, 1, rdError(10, 'Broker: Message size too large'));
+    report(calls, p, 0);
+    report(calls, p, 2);
+    // Settling now would let the engine's re-send overtake record 3, still queued.
+    expect(await outcome()).toBe('pending');
+    report(calls, p, 3);
+    expect(await rejected(outcome)).toMatchObject({ code: 'RECORD_TOO_LARGE', retriable: false });
+  });
+
+  it('reports the record error when a transient error came first (the engine isolates the record instead of re-sending forever)', async () => {
+    const p = new FakeProducer();
+    const calls = new ProduceCalls(p);
+    const outcome = watch(calls.produce(records(3)));
+    report(calls, p, 0, rdError(-192, 'Local: Message timed out'));
+    report(calls, p, 1, rdError(10));
+    report(calls, p, 2, rdError(-192));
+    expect((await rejected(outcome)).code).toBe('RECORD_TOO_LARGE');
+  });
+
+  it('stops at a synchronous produce() refusal and rejects with it, classified, once the records before it reported', async () => {
+    const p = new FakeProducer();
+    p.refuseAt = { index: 2, error: rdError(-184, 'Local: Queue full') };
+    const calls = new ProduceCalls(p);
+    const outcome = watch(calls.produce(records(5)));
+    expect(p.produced).toHaveLength(2);
+    report(calls, p, 0);
+    expect(await outcome()).toBe('pending');
+    report(calls, p, 1);
+    expect(await rejected(outcome)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true, message: expect.stringContaining('Queue full') });
+  });
+
+  it('rejects at once when the first record is refused (nothing is waiting for a report)', async () => {
+    const p = new FakeProducer();
+    p.refuseAt = { index: 0, error: rdError(-188, 'Local: Unknown topic') };
+    const outcome = watch(new ProduceCalls(p).produce(records(2)));
+    expect((await rejected(outcome)).code).toBe('TOPIC_NOT_FOUND');
+  });
+
+  it('fails the calls still waiting when the producer is closed (their reports can no longer come), retriable', async () => {
+    const p = new FakeProducer();
+    const calls = new ProduceCalls(p);
+    const first = watch(calls.produce(records(2)));
+    const second = watch(calls.produce(records(1)));
+    report(calls, p, 0);
+    report(calls, p, 1);
+    calls.failOpen();
+    expect(await first()).toBe('resolved');
+    expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
+  });
+
+  it('builds librdkafka header entries straight from the record headers, Buffers kept as they are', () => {
+    const raw = Buffer.from([0, 1, 2]);
+    expect(rdkafkaHeaders({ id: 'e1', raw, 'content-type': 'application/json' })).toEqual([{ id: 'e1' }, { raw }, { 'content-type': 'application/json' }]);
+    expect(rdkafkaHeaders({ raw })[0]!.raw).toBe(raw);
+  });
+});
