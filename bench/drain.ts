@@ -16,10 +16,10 @@ export interface DrainResult {
 const POLL_MS = 50;
 
 /** Starts the relay on a slot that is `events` behind and times it until the slot confirmed the backlog's end LSN. */
-export async function measureDrain(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, endLsn: string, events: number, brokerPid: number | undefined, nodeArgs: string[] = []): Promise<DrainResult> {
+export async function measureDrain(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, endLsn: string, events: number, brokerPid: number | undefined, nodeArgs: string[] = [], entry?: string): Promise<DrainResult> {
   const meter = new CpuMeter();
   meter.track('broker', brokerPid);
-  const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs });
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs, entry });
   meter.track('relay', relay.pid, true);
   try {
     while (!(await db.confirmedReached(slot, endLsn))) {

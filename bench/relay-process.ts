@@ -15,6 +15,8 @@ export interface RelayRunOptions {
   client: KafkaClient;
   /** Extra node flags, e.g. --cpu-prof (after the bin's own). */
   nodeArgs?: string[];
+  /** The relay's entry script (default: the built bin, dist/cli/main.js), e.g. another build to compare with. */
+  entry?: string;
 }
 
 /** The node flags of the built `outbox-relay` bin (its shebang's). */
@@ -32,10 +34,11 @@ export class BenchRelay {
   private streamingWaiters: (() => void)[] = [];
 
   constructor(options: RelayRunOptions) {
+    const entry = options.entry ?? join(repoRoot, 'dist/cli/main.js');
     const args = [
-      ...binNodeFlags(),
+      ...shebangNodeFlags(entry),
       ...(options.nodeArgs ?? []),
-      join(repoRoot, 'dist/cli/main.js'),
+      entry,
       'run',
       '--postgres-url', options.url,
       '--kafka-brokers', options.brokers.join(','),

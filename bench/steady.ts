@@ -28,8 +28,8 @@ const WARMUP_S = 3;
  * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
  * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
  */
-export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number): Promise<SteadyResult[]> {
-  const relay = new BenchRelay({ url: db.url, brokers, slot, client });
+export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, entry?: string): Promise<SteadyResult[]> {
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry });
   const probe = new LatencyProbe(brokers, topic);
   const results: SteadyResult[] = [];
   try {
