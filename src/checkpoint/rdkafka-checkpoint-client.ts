@@ -11,7 +11,8 @@ const OFFSET_BEGINNING = -2;
 /**
  * The checkpoint topic through librdkafka. The read assigns the partitions itself (no subscribe, so no consumer
  * group is joined or created) and stops at each partition's end, which read_committed puts at the last stable
- * offset: an open transaction of another producer holds it back until it ends.
+ * offset, once that end has passed what was written when the read began: an open transaction holds it back
+ * until it ends.
  */
 export class RdKafkaCheckpointClient implements CheckpointClient {
   private client: Promise<KafkaJS.Kafka> | undefined;
@@ -55,7 +56,14 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
   }
 
   async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<void> {
-    const partitions = await this.withAdmin(async (admin) => (await admin.fetchTopicMetadata({ topics: [topic] }))[0]!.partitions.map((p) => p.partitionId));
+    // Each partition's high watermark now (read_uncommitted, the default): everything written so far, a
+    // transaction whose commit markers are still on their way included. read_committed ends at the last stable
+    // offset, which such a transaction holds back: a read that stopped there would miss a checkpoint already
+    // committed (after a partition leader change the markers can take seconds), and exactly-once would stream
+    // that transaction's events again. So a partition is read only once its end has passed this mark.
+    const ends = await this.withAdmin((admin) => admin.fetchTopicOffsets(topic));
+    const partitions = ends.map((e) => e.partition);
+    const highWatermark = new Map(ends.map((e) => [e.partition, Number(e.high)]));
     const { KafkaConsumer: Consumer } = await loadRdKafka();
     const consumer: KafkaConsumer = new Consumer(
       {
@@ -72,7 +80,9 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     );
     await new Promise<void>((resolve, reject) => consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())));
     const remaining = new Set(partitions);
-    consumer.on('partition.eof', (eof) => remaining.delete(eof.partition));
+    consumer.on('partition.eof', (eof) => {
+      if (eof.offset >= highWatermark.get(eof.partition)!) remaining.delete(eof.partition);
+    });
     const deadline = Date.now() + timeoutMs;
     try {
       consumer.assign(partitions.map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })));
