@@ -17,6 +17,8 @@ export interface RelayRunOptions {
   nodeArgs?: string[];
   /** The relay's entry script (default: the built bin, dist/cli/main.js), e.g. another build to compare with. */
   entry?: string;
+  /** Serve /metrics on this port (default: no HTTP server). */
+  httpPort?: number;
 }
 
 /** The node flags of the built `outbox-relay` bin (its shebang's). */
@@ -33,7 +35,10 @@ export class BenchRelay {
   private readonly stderr: string[] = [];
   private streamingWaiters: (() => void)[] = [];
 
+  private readonly httpPort: number | undefined;
+
   constructor(options: RelayRunOptions) {
+    this.httpPort = options.httpPort;
     const entry = options.entry ?? join(repoRoot, 'dist/cli/main.js');
     const args = [
       ...shebangNodeFlags(entry),
@@ -44,7 +49,7 @@ export class BenchRelay {
       '--kafka-brokers', options.brokers.join(','),
       '--slot', options.slot,
       '--kafka-client', options.client,
-      '--http-port', '0',
+      '--http-port', String(options.httpPort ?? 0),
       '--status-interval', '100ms',
     ];
     this.child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -80,6 +85,12 @@ export class BenchRelay {
   /** User + system CPU seconds so far. */
   cpuSeconds(): number {
     return processCpuSeconds(this.pid) ?? NaN;
+  }
+
+  /** Produce calls so far (batches handed to the client), from the relay's own /metrics. */
+  async produceCalls(): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.httpPort!}/metrics`)).text();
+    return Number(/^outbox_relay_produce_latency_seconds_count (\S+)$/m.exec(text)?.[1] ?? NaN);
   }
 
   async stop(): Promise<void> {

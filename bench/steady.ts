@@ -1,3 +1,4 @@
+import { freePort } from '../stack/ports.js';
 import type { BenchDatabase } from './fixture.js';
 import { LatencyProbe, type LatencySummary } from './latency.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
@@ -19,6 +20,8 @@ export interface SteadyResult extends LatencySummary {
   /** Events/s the writers committed. */
   achieved: number;
   cpuSecondsPer1k: number;
+  /** Produce calls (batches) per 1k events: what delivery.coalesce and pipelining bring down at low rates. */
+  batchesPer1k: number;
   peakRssMiB: number;
 }
 
@@ -29,7 +32,7 @@ const WARMUP_S = 3;
  * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
  */
 export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, entry?: string): Promise<SteadyResult[]> {
-  const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry });
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, httpPort: await freePort() });
   const probe = new LatencyProbe(brokers, topic);
   const results: SteadyResult[] = [];
   try {
@@ -38,6 +41,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
     await runWriters(db, { rate: 100, seconds: WARMUP_S, rowsPerTxn: 1, connections: 1 }); // consumer joined, producer warm
     for (const level of levels) {
       const cpuBefore = relay.cpuSeconds();
+      const batchesBefore = await relay.produceCalls();
       const warmup = setTimeout(() => probe.record(), WARMUP_S * 1000);
       const written = await runWriters(db, { rate: level.rate, rowsPerTxn: level.rowsPerTxn, connections: level.connections, seconds: seconds + WARMUP_S });
       clearTimeout(warmup);
@@ -51,6 +55,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         achieved: written.events / written.seconds,
         ...probe.summary(),
         cpuSecondsPer1k: (relay.cpuSeconds() - cpuBefore) / (written.events / 1000),
+        batchesPer1k: ((await relay.produceCalls()) - batchesBefore) / (written.events / 1000),
         peakRssMiB: relay.peakRssMiB(),
       });
     }
