@@ -317,8 +317,11 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
     expect(rule.spec).toEqual(parse(read('deploy/prometheus/alerts.yaml')));
   });
 
-  it('requests and limits memory for the measured peak RSS (docs/benchmarks.md) with some headroom', () => {
-    const peaks = [...read('docs/benchmarks.md').matchAll(/\| (\d+) MiB \|/g)].map((m) => Number(m[1]));
+  it('requests and limits memory for the measured peak RSS (docs/benchmarks.md, the latest bench run) with some headroom', () => {
+    // The generated block only: the hand-written tables below it keep earlier measurements of other defaults.
+    const bench = read('docs/benchmarks.md');
+    const generated = bench.slice(bench.indexOf('<!-- bench:begin'), bench.indexOf('<!-- bench:end'));
+    const peaks = [...generated.matchAll(/\| (\d+) MiB \|/g)].map((m) => Number(m[1]));
     const peak = Math.max(...peaks);
     expect(peak).toBeGreaterThan(100);
     const mebibytes = (q: string | undefined) => Number(/^(\d+)Mi$/.exec(q ?? '')?.[1]);
