@@ -31,7 +31,9 @@ interface Entry {
  * transactions that really wait for Kafka.
  */
 export class AckTracker {
-  private readonly queue: Entry[] = [];
+  /** Entries from `head` on wait; confirmed ones before it are dropped in bulk (shift() would move the rest each time). */
+  private queue: Entry[] = [];
+  private head = 0;
   private readonly entries = new Map<SourceTransaction, Entry>();
   private open: SourceTransaction | undefined;
   private confirmedLsn: Lsn;
@@ -54,7 +56,7 @@ export class AckTracker {
 
   /** No transaction open and nothing awaiting Kafka. */
   get idle(): boolean {
-    return this.open === undefined && this.queue.length === 0;
+    return this.open === undefined && this.head === this.queue.length;
   }
 
   /**
@@ -62,8 +64,7 @@ export class AckTracker {
    * and the newest position they would confirm (the WAL the slot keeps because of the wait).
    */
   get heldBack(): { transactions: number; upTo: Lsn } {
-    const tail = this.queue.at(-1);
-    return { transactions: this.folded, upTo: tail?.confirmsTo ?? this.confirmedLsn };
+    return { transactions: this.folded, upTo: this.tail()?.confirmsTo ?? this.confirmedLsn };
   }
 
   begin(commitLsn: Lsn, commitTimeMs: number, xid: number): SourceTransaction {
@@ -98,7 +99,7 @@ export class AckTracker {
       return;
     }
     // No events: pgoutput streams transactions one after another, so every queued entry is committed already.
-    const tail = this.queue.at(-1);
+    const tail = this.tail();
     if (!tail) {
       this.confirmedTimeMs = txn.commitTimeMs;
       this.setConfirmed(maxLsn(this.confirmedLsn, endLsn));
@@ -118,15 +119,26 @@ export class AckTracker {
     this.setConfirmed(maxLsn(this.confirmedLsn, walEnd));
   }
 
+  private tail(): Entry | undefined {
+    return this.head < this.queue.length ? this.queue[this.queue.length - 1] : undefined;
+  }
+
   private advance(): void {
     let next: Entry | undefined;
-    while ((next = this.queue[0]) !== undefined && next.confirmsTo !== undefined && next.txn.pending === 0) {
-      this.queue.shift();
+    while ((next = this.queue[this.head]) !== undefined && next.confirmsTo !== undefined && next.txn.pending === 0) {
+      this.head++;
       this.entries.delete(next.txn);
       this.confirmedTimeMs = next.commitTimeMs;
       this.setConfirmed(maxLsn(this.confirmedLsn, next.confirmsTo));
     }
-    if (this.queue.length === 0) this.folded = 0;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+      this.folded = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
   }
 
   private setConfirmed(lsn: Lsn): void {

@@ -96,4 +96,28 @@ describe('AckTracker', () => {
     tracker.commit(empty, 20n);
     expect(tracker.confirmed).toBe(20n);
   });
+
+  it('keeps the rule over thousands of transactions in flight, acknowledged in waves (its queue drops confirmed entries in bulk)', () => {
+    const tracker = new AckTracker(0n);
+    const txns = Array.from({ length: 5000 }, (_, i) => {
+      const txn = tracker.begin(BigInt(10 * i + 1), 0, i);
+      tracker.add(txn);
+      tracker.commit(txn, BigInt(10 * i + 10));
+      return txn;
+    });
+    // The first 3000 acknowledged except number 2500: the position stops right before it.
+    for (const txn of txns.slice(0, 3000)) if (txn !== txns[2500]) tracker.acknowledge(txn);
+    expect(tracker.confirmed).toBe(25_000n);
+    expect(tracker.idle).toBe(false);
+    const late = tracker.begin(50_001n, 0, 5000);
+    tracker.add(late);
+    tracker.commit(late, 50_010n);
+    tracker.acknowledge(txns[2500]!);
+    expect(tracker.confirmed).toBe(30_000n);
+    for (const txn of txns.slice(3000)) tracker.acknowledge(txn);
+    expect(tracker.confirmed).toBe(50_000n);
+    tracker.acknowledge(late);
+    expect(tracker.confirmed).toBe(50_010n);
+    expect(tracker.idle).toBe(true);
+  });
 });
