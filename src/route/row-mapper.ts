@@ -173,7 +173,8 @@ export class RowMapper {
     const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : Buffer.from(raw)) : null;
     const key = Buffer.from(keyText!, 'utf8');
     let size = key.length + (value?.length ?? 0) + topic.length;
-    for (const [k, v] of Object.entries(headers)) size += k.length + v.length;
+    // Per event on the hot path: a for-in allocates nothing, Object.entries an array per header.
+    for (const name in headers) size += name.length + headers[name]!.length;
     return timestampMs === undefined ? { topic, key, value, headers, eventId: eventId!, size, txn } : { topic, key, value, headers, timestampMs, eventId: eventId!, size, txn };
   }
 }
