@@ -25,9 +25,10 @@ function formerNames(setting: Setting, quote = (name: string) => name): string {
   return names.length ? `formerly ${names.join(' / ')}, still accepted with a deprecation warning` : '';
 }
 
-/** Values the example shows for settings without a default; every such setting needs one. */
+/** Values the example shows for settings without a default (or whose default depends on another setting); every such setting needs one. */
 const EXAMPLES: Record<string, unknown> = {
   'postgres.url': 'postgres://relay@db.example.com:5432/app',
+  'delivery.coalesce': '0ms',
   'postgres.passwordFile': '/run/secrets/postgres-password',
   'postgres.sslmode': 'verify-full',
   'postgres.sslCaFile': '/etc/ssl/certs/postgres-ca.pem',
@@ -56,7 +57,7 @@ const EXAMPLES: Record<string, unknown> = {
 };
 
 function exampleValue(setting: Setting): unknown {
-  const value = setting.shownDefault ?? setting.default ?? EXAMPLES[setting.key];
+  const value = EXAMPLES[setting.key] ?? setting.shownDefault ?? setting.default;
   if (value === undefined) throw new Error(`setting ${setting.key} has no default: add an example value to EXAMPLES in scripts/gen-config-docs.ts`);
   return value;
 }

@@ -120,7 +120,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
       maxInFlightBytes: v['delivery.maxInFlightBytes'],
       batchMaxEvents: v['delivery.batchMaxEvents'],
       batchMaxBytes: v['delivery.batchMaxBytes'],
-      coalesceMs: v['delivery.coalesce'],
+      coalesceMs: v['delivery.coalesce'] ?? (v['kafka.client'] === 'kafkajs' ? 1 : 0),
       onPoison: v['delivery.onPoison'],
       deadLetterTopic: v['delivery.deadLetterTopic'],
       transactionTimeoutMs: v['delivery.transactionTimeout'],
