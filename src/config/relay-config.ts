@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
-import { parseLsn, type Lsn } from '../lsn.js';
+import { parseLsn } from '../lsn.js';
 import { compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { SETTINGS, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
-import type { Compression, EnvelopeConfig, KafkaClient, KafkaSettings, PoisonPolicy, RelayConfig } from './types.js';
+import type { EnvelopeConfig, RelayConfig } from './types.js';
 
 function readSecretFile(path: string, key: string): string {
   try {
@@ -19,7 +19,7 @@ function readSecretFile(path: string, key: string): string {
 }
 
 function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConfig {
-  const url = (v['postgres.url']) ?? env.DATABASE_URL;
+  const url = v['postgres.url'] ?? env.DATABASE_URL;
   const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'], application_name: applicationName(v.slot) };
   const sslmode = v['postgres.sslmode'];
   const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'], 'postgres.passwordFile') : undefined;
@@ -53,7 +53,7 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
 
 function kafkaConfig(v: SettingValues): RelayConfig['kafka'] {
   const caFile = v['kafka.sslCaFile'];
-  const ssl = caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : (v['kafka.ssl']);
+  const ssl = caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : v['kafka.ssl'];
   const mechanism = v['kafka.saslMechanism'];
   let sasl: SASLOptions | undefined;
   if (mechanism) {

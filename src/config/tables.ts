@@ -1,7 +1,6 @@
 import { compileTopicRouting } from '../route/routing-rules.js';
 import { ConfigError } from './load.js';
-import type { Origin } from './types.js';
-import type { EnvelopeConfig, TableMapping } from './types.js';
+import type { EnvelopeConfig, Origin, TableMapping } from './types.js';
 import type { EventFilter, PresetName, RouteRule, TableEntry } from './table-schemas.js';
 
 /**
