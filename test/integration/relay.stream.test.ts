@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatLsn, parseLsn } from '../../src/lsn.js';
+import { formatLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';

@@ -11,11 +11,6 @@ function recordTooLarge(): RelayError {
   return new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
 }
 
-/** Every id's first appearance in the log, in order: what a consumer that drops duplicates by id sees. */
-function firstSeen(log: string[]): string[] {
-  return [...new Set(log)];
-}
-
 describe('DeliveryEngine, at-least-once', () => {
   it('confirms a transaction only once every event of it and of earlier ones was acknowledged', async () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends('hang') });
