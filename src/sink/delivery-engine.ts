@@ -99,6 +99,11 @@ export class DeliveryEngine implements Delivery {
     return this.window.bytes;
   }
 
+  /** Without a coalescing window (the rdkafka default) nothing on the hot path reads the clock for it. */
+  private get coalesceMs(): number {
+    return this.options.limits.coalesceMs;
+  }
+
   private get guarantee(): Guarantee {
     return this.options.producing.guarantee;
   }
@@ -116,7 +121,7 @@ export class DeliveryEngine implements Delivery {
 
   push(event: OutboxEvent): boolean {
     if (this.dead || !this.intake || event.txn.tracker !== this.session) return false;
-    if (this.head === this.queue.length) this.waitingSince = Date.now();
+    if (this.coalesceMs > 0 && this.head === this.queue.length) this.waitingSince = Date.now();
     this.queue.push(event);
     this.schedule();
     return this.window.enter(event.size);
@@ -194,10 +199,9 @@ export class DeliveryEngine implements Delivery {
    * or the window is full.
    */
   private coalescing(): boolean {
-    const { coalesceMs, batchMaxEvents } = this.options.limits;
     const waiting = this.queue.length - this.head;
-    if (coalesceMs === 0 || waiting === 0 || waiting >= batchMaxEvents || !this.intake || this.window.full) return false;
-    const remainingMs = this.waitingSince + coalesceMs - Date.now();
+    if (this.coalesceMs === 0 || waiting === 0 || waiting >= this.options.limits.batchMaxEvents || !this.intake || this.window.full) return false;
+    const remainingMs = this.waitingSince + this.coalesceMs - Date.now();
     if (remainingMs <= 0) return false;
     this.coalesceTimer ??= setTimeout(() => {
       this.coalesceTimer = undefined;
@@ -249,7 +253,7 @@ export class DeliveryEngine implements Delivery {
     if (this.head === start) return undefined;
     const batch = this.queue.slice(start, this.head);
     // What stays queued arrived while this batch filled: it waits a full window from now at most.
-    this.waitingSince = Date.now();
+    if (this.coalesceMs > 0) this.waitingSince = Date.now();
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
