@@ -125,11 +125,17 @@ export class AckTracker {
 
   private advance(): void {
     let next: Entry | undefined;
+    let newest: Entry | undefined;
     while ((next = this.queue[this.head]) !== undefined && next.confirmsTo !== undefined && next.txn.pending === 0) {
       this.head++;
       this.entries.delete(next.txn);
-      this.confirmedTimeMs = next.commitTimeMs;
-      this.setConfirmed(maxLsn(this.confirmedLsn, next.confirmsTo));
+      newest = next;
+    }
+    // One notice for all the transactions one acknowledgement completes (a batch can hold thousands of
+    // single-row ones): listeners keep only the newest position and commit time.
+    if (newest) {
+      this.confirmedTimeMs = newest.commitTimeMs;
+      this.setConfirmed(maxLsn(this.confirmedLsn, newest.confirmsTo!));
     }
     if (this.head === this.queue.length) {
       this.queue = [];

@@ -61,7 +61,9 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     // offset, which such a transaction holds back: a read that stopped there would miss a checkpoint already
     // committed (after a partition leader change the markers can take seconds), and exactly-once would stream
     // that transaction's events again. So a partition is read only once its end has passed this mark.
-    const ends = await this.withAdmin((admin) => admin.fetchTopicOffsets(topic));
+    // Empty partitions (a new topic, or everything compacted away) have nothing to wait for.
+    const ends = (await this.withAdmin((admin) => admin.fetchTopicOffsets(topic))).filter((e) => Number(e.high) > Number(e.low));
+    if (ends.length === 0) return;
     const partitions = ends.map((e) => e.partition);
     const highWatermark = new Map(ends.map((e) => [e.partition, Number(e.high)]));
     const { KafkaConsumer: Consumer } = await loadRdKafka();
@@ -75,6 +77,9 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
         'enable.auto.offset.store': false,
         'enable.partition.eof': true,
         'isolation.level': 'read_committed',
+        // The end of a partition is known only from a fetch that returns nothing new, which the broker holds for
+        // up to this long (librdkafka's default 500 ms): every start of the relay paid it.
+        'fetch.wait.max.ms': 10,
       },
       { 'auto.offset.reset': 'earliest' },
     );

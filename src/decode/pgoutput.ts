@@ -3,7 +3,7 @@ import type { Lsn } from '../lsn.js';
 
 /**
  * A decoder for the pgoutput logical replication protocol (version 1), written for this relay instead of the
- * `pg-logical-replication` parser: column values stay raw bytes (views into the received chunk), so a JSON
+ * `pg-logical-replication` parser: column values stay raw bytes (positions in the received chunk), so a JSON
  * payload is never parsed, and only the messages an outbox needs are decoded. Update, Delete, Truncate,
  * Type and Origin are recognised and skipped.
  * https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html
@@ -39,13 +39,64 @@ export interface RelationMessage {
   columns: RelationColumn[];
 }
 
-/** A column value: text-format bytes, `null` for SQL NULL, `undefined` for an unchanged TOASTed value. */
-export type ColumnValue = Buffer | null | undefined;
+const NULL_VALUE = -1;
+const UNCHANGED_VALUE = -2;
+
+/**
+ * A row's column values as positions in the received message: a column's bytes are read (as text, or copied)
+ * only when the mapping uses them, and a row costs one array instead of a `Buffer` view per column, whose
+ * allocation was a large part of a drain's garbage collection (docs/benchmarks.md). Valid only while the
+ * message is handled: the client reuses its receive buffer.
+ */
+export class TupleValues {
+  /** [start, end) per column; start is NULL_VALUE or UNCHANGED_VALUE for those. */
+  constructor(
+    private readonly buf: Buffer,
+    private readonly bounds: number[],
+  ) {}
+
+  /** Values that did not come from the WAL (republish reads rows with SQL): `null` for SQL NULL. */
+  static fromText(values: readonly (string | null)[]): TupleValues {
+    const bounds: number[] = [];
+    let length = 0;
+    for (const v of values) {
+      if (v === null) bounds.push(NULL_VALUE, NULL_VALUE);
+      else {
+        const bytes = Buffer.byteLength(v);
+        bounds.push(length, length + bytes);
+        length += bytes;
+      }
+    }
+    return new TupleValues(Buffer.from(values.filter((v) => v !== null).join('')), bounds);
+  }
+
+  get length(): number {
+    return this.bounds.length >> 1;
+  }
+
+  /** The value as text; `null` for SQL NULL, an unchanged TOASTed value, or a column index the row lacks. */
+  text(i: number): string | null {
+    const start = this.bounds[2 * i];
+    // No encoding argument: Buffer#toString then goes straight to the UTF-8 slice, without looking the name up.
+    return start === undefined || start < 0 ? null : this.buf.toString(undefined, start, this.bounds[2 * i + 1]);
+  }
+
+  /** A copy of the value's bytes, which outlives the message; `null` for SQL NULL, `undefined` when unchanged (TOAST). */
+  copy(i: number): Buffer | null | undefined {
+    const start = this.bounds[2 * i];
+    if (start === undefined || start === NULL_VALUE) return null;
+    if (start === UNCHANGED_VALUE) return undefined;
+    const end = this.bounds[2 * i + 1]!;
+    const out = Buffer.allocUnsafe(end - start);
+    this.buf.copy(out, 0, start, end);
+    return out;
+  }
+}
 
 export interface InsertMessage {
   tag: 'insert';
   relationId: number;
-  values: ColumnValue[];
+  values: TupleValues;
 }
 
 export interface LogicalMessage {
@@ -122,21 +173,23 @@ function decodeRelation(buf: Buffer): RelationMessage {
 }
 
 /** TupleData: Int16 column count, then per column 'n' (null), 'u' (unchanged TOAST), 't'/'b' + Int32 length + bytes. */
-function decodeTuple(buf: Buffer, start: number): ColumnValue[] {
+function decodeTuple(buf: Buffer, start: number): TupleValues {
   const count = buf.readUInt16BE(start);
   let offset = start + 2;
-  const values: ColumnValue[] = new Array(count);
+  const bounds: number[] = new Array(2 * count);
   for (let i = 0; i < count; i++) {
     const kind = buf[offset++];
-    if (kind === 0x6e) values[i] = null;
-    else if (kind === 0x75) values[i] = undefined;
+    if (kind === 0x6e) bounds[2 * i] = NULL_VALUE;
+    else if (kind === 0x75) bounds[2 * i] = UNCHANGED_VALUE;
     else if (kind === 0x74 || kind === 0x62) {
       const length = buf.readUInt32BE(offset);
-      values[i] = buf.subarray(offset + 4, offset + 4 + length);
+      bounds[2 * i] = offset + 4;
+      bounds[2 * i + 1] = offset + 4 + length;
       offset += 4 + length;
+      if (offset > buf.length) throw protocolError('a column value runs past the end of the message');
     } else throw protocolError(`unknown tuple column kind 0x${kind?.toString(16) ?? '??'}`);
   }
-  return values;
+  return new TupleValues(buf, bounds);
 }
 
 function readCString(buf: Buffer, offset: number): [string, number] {

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
+import { TupleValues } from '../decode/pgoutput.js';
 import { RelayError, isRelayError } from '../errors.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
@@ -100,7 +101,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
       const records: SinkRecord[] = [];
       for (const row of rows) {
         seen.add(table.pages.idOf(row) ?? '');
-        const values = row.map((v) => (v === null ? null : Buffer.from(v, 'utf8')));
+        const values = TupleValues.fromText(row);
         if (!table.mapper.accepts(values)) {
           summary.filtered++;
           continue;

@@ -74,7 +74,7 @@ export class Session {
       this.stream.start(
         { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
         {
-          onData: (_lsn, payload) => this.onData(payload),
+          onData: (payload) => this.onData(payload),
           onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
           onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user })),
         },

@@ -1,6 +1,6 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { TableMapping } from '../config/types.js';
-import type { ColumnValue, RelationMessage } from '../decode/pgoutput.js';
+import type { RelationMessage, TupleValues } from '../decode/pgoutput.js';
 import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
@@ -83,7 +83,7 @@ export class RowMapper {
   }
 
   /** False for a row the table's include/exclude filters leave out. */
-  accepts(values: ColumnValue[]): boolean {
+  accepts(values: TupleValues): boolean {
     return this.filter === undefined || this.filter((column) => textOf(values, this.columnIndex.get(column)));
   }
 
@@ -91,7 +91,7 @@ export class RowMapper {
    * A row `map` refused, as an event carrying what the row had (id as key, payload as value, and the topic if it
    * can be computed), so that the poison policy can dead-letter it in its place in the stream.
    */
-  unmappable(values: ColumnValue[], txn: SourceTransaction, error: RelayError): OutboxEvent {
+  unmappable(values: TupleValues, txn: SourceTransaction, error: RelayError): OutboxEvent {
     const eventId = textOf(values, this.index.id) ?? '';
     let topic = '';
     try {
@@ -99,15 +99,15 @@ export class RowMapper {
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
     }
-    const raw = values[this.index.payload!];
-    const value = raw ? (this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : Buffer.from(raw)) : null;
+    const raw = values.copy(this.index.payload!);
+    const value = raw && this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : (raw ?? null);
     const key = eventId ? Buffer.from(eventId, 'utf8') : null;
     const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
     if (eventId) headers[HEADER.id] = eventId;
     return { topic, key, value, headers, eventId, size: (key?.length ?? 0) + (value?.length ?? 0), txn, error };
   }
 
-  map(values: ColumnValue[], txn: SourceTransaction): OutboxEvent {
+  map(values: TupleValues, txn: SourceTransaction): OutboxEvent {
     const text = (i: number | undefined): string | null => textOf(values, i);
     const eventId = text(this.index.id);
     const fail = (message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never => {
@@ -167,10 +167,11 @@ export class RowMapper {
       throw err;
     }
 
-    const raw = values[this.index.payload!];
+    // The record's own copy: the decoded message is a view into the client's receive buffer, which it reuses.
+    const raw = values.copy(this.index.payload!);
     // A NULL payload would be a Kafka tombstone: only on request (mapping.nullPayload), never silently.
     if (!raw && !this.tombstones) fail('the payload column is NULL');
-    const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : Buffer.from(raw)) : null;
+    const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : raw) : null;
     const key = Buffer.from(keyText!, 'utf8');
     let size = key.length + (value?.length ?? 0) + topic.length;
     // Per event on the hot path: a for-in allocates nothing, Object.entries an array per header.
@@ -179,19 +180,23 @@ export class RowMapper {
   }
 }
 
-function textOf(values: ColumnValue[], i: number | undefined): string | null {
-  if (i === undefined) return null;
-  const v = values[i];
-  return v ? v.toString('utf8') : null;
+function textOf(values: TupleValues, i: number | undefined): string | null {
+  return i === undefined ? null : values.text(i);
 }
 
-/** Formatted once per transaction, not per event: a backlog transaction can hold thousands of events. */
+/**
+ * Formatted once per transaction, not per event: a backlog transaction can hold thousands of events. The commit
+ * time is also kept across transactions: single-row ones committed in the same millisecond share its text.
+ */
 let cachedTxn: SourceTransaction | undefined;
 let cachedHeaders = { lsn: '', commitTime: '', xid: '' };
+let cachedTimeMs = NaN;
 function transactionHeaders(txn: SourceTransaction): { lsn: string; commitTime: string; xid: string } {
   if (txn !== cachedTxn) {
     cachedTxn = txn;
-    cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime: new Date(txn.commitTimeMs).toISOString(), xid: String(txn.xid) };
+    const commitTime = txn.commitTimeMs === cachedTimeMs ? cachedHeaders.commitTime : new Date(txn.commitTimeMs).toISOString();
+    cachedTimeMs = txn.commitTimeMs;
+    cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime, xid: String(txn.xid) };
   }
   return cachedHeaders;
 }

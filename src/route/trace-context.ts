@@ -1,4 +1,4 @@
-import type { ColumnValue } from '../decode/pgoutput.js';
+import type { TupleValues } from '../decode/pgoutput.js';
 
 /**
  * W3C Trace Context carried from the outbox row to the record, so that consumers continue the producer's trace.
@@ -11,7 +11,7 @@ import type { ColumnValue } from '../decode/pgoutput.js';
 export const TRACE_HEADERS = ['traceparent', 'tracestate'] as const;
 export const DEBEZIUM_SPAN_CONTEXT_COLUMN = 'tracingspancontext';
 
-export type TraceContextFn = (values: ColumnValue[], headers: Record<string, string | Buffer>) => void;
+export type TraceContextFn = (values: TupleValues, headers: Record<string, string | Buffer>) => void;
 
 /** Undefined when the table has none of the columns, so that rows of untraced tables cost nothing. */
 export function compileTraceContext(columnIndex: ReadonlyMap<string, number>): TraceContextFn | undefined {
@@ -24,11 +24,11 @@ export function compileTraceContext(columnIndex: ReadonlyMap<string, number>): T
   return (values, headers) => {
     // The dedicated columns win over the Debezium blob, which fills only what they leave empty.
     if (debezium !== undefined) {
-      const raw = values[debezium];
-      if (raw) Object.assign(headers, spanContextHeaders(raw.toString('utf8')));
+      const raw = values.text(debezium);
+      if (raw) Object.assign(headers, spanContextHeaders(raw));
     }
     for (const { name, i } of w3c) {
-      const value = values[i]?.toString('utf8').trim();
+      const value = values.text(i)?.trim();
       if (value) headers[name] = value;
     }
   };

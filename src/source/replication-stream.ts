@@ -12,8 +12,8 @@ import { quoteIdent, quoteLiteral } from '../sql/quote.js';
  * byte of every standby status update, and reading can be paused so that WAL waits in PostgreSQL.
  */
 export interface ReplicationHandlers {
-  /** One pgoutput message; `walStart` is the header LSN (begin: first LSN, commit: end LSN, relation: 0). */
-  onData(walStart: Lsn, payload: Buffer): void;
+  /** One pgoutput message (the positions the pipeline needs are in the message itself: Begin and Commit carry them). */
+  onData(payload: Buffer): void;
   /** Server keepalive: `walEnd` is the position the server has sent up to. */
   onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
   /** The stream ended: `error` is undefined for an orderly end we asked for. */
@@ -51,7 +51,7 @@ class StartReplication {
     const buf = msg.chunk;
     switch (buf[0]) {
       case 0x77: // 'w' XLogData: walStart, walEnd, sendTime, data
-        this.handlers.onData(buf.readBigUInt64BE(1), buf.subarray(25));
+        this.handlers.onData(buf.subarray(25));
         break;
       case 0x6b: // 'k' primary keepalive: walEnd, sendTime, replyRequested
         this.handlers.onKeepalive(buf.readBigUInt64BE(1), buf[17] === 1);
@@ -116,8 +116,8 @@ export class ReplicationStream {
     };
     // After close() (or an error) messages still buffered in the socket must not reach the pipeline.
     const guarded: ReplicationHandlers = {
-      onData: (lsn, payload) => {
-        if (!this.ended) handlers.onData(lsn, payload);
+      onData: (payload) => {
+        if (!this.ended) handlers.onData(payload);
       },
       onKeepalive: (walEnd, reply) => {
         if (!this.ended) handlers.onKeepalive(walEnd, reply);

@@ -30,6 +30,22 @@ describe('AckTracker', () => {
     expect(tracker.confirmed).toBe(30n);
   });
 
+  it('reports the newest position once when one acknowledgement completes several transactions', () => {
+    const seen: [bigint, number | undefined][] = [];
+    const tracker: AckTracker = new AckTracker(0n, (lsn) => seen.push([lsn, tracker.confirmedCommitTimeMs]));
+    const txns = [1, 2, 3].map((i) => {
+      const t = tracker.begin(BigInt(i * 10), 1000 + i, i);
+      tracker.add(t);
+      tracker.commit(t, BigInt(i * 10 + 5));
+      return t;
+    });
+    tracker.acknowledge(txns[2]!);
+    tracker.acknowledge(txns[1]!);
+    expect(seen).toEqual([]);
+    tracker.acknowledge(txns[0]!);
+    expect(seen).toEqual([[35n, 1003]]);
+  });
+
   it('never confirms a transaction whose events are acknowledged before its commit arrived', () => {
     const tracker = new AckTracker(0n);
     const t1 = tracker.begin(10n, 0, 1);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { TupleValues } from '../../src/decode/pgoutput.js';
 import { compileTraceContext, spanContextHeaders } from '../../src/route/trace-context.js';
 
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-const row = (...values: (string | null)[]) => values.map((v) => (v === null ? null : Buffer.from(v)));
+const row = (...values: (string | null)[]) => TupleValues.fromText(values);
 
 describe('trace context columns', () => {
   it('reads traceparent and tracestate from Debezium’s tracingspancontext (java.util.Properties text)', () => {
