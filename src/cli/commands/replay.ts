@@ -19,6 +19,7 @@ import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult, type OutputMode } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
 import { ReplayTally, errorFields, replayText, type ReplaySummary } from './replay-summary.js';
+import { logProcessWarnings } from '../process-warnings.js';
 
 function slotActive(slot: string, pid: number | null): RelayError {
   return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use (pid ${pid ?? '?'}): a running relay holds it`, {
@@ -68,6 +69,7 @@ export function replayCommand(): Command {
       lastCommit = await replayBound(config, toLsn);
       mode = outputMode(json);
       logger = commandLogger(config.logLevel, mode);
+      logProcessWarnings(logger);
       logger.info({ settings: redactedSettings(config), lastCommitLsn: formatLsn(lastCommit) }, 'starting replay');
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
     } catch (err) {

@@ -14,6 +14,7 @@ import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
 import { keyValues } from './output.js';
+import { logProcessWarnings } from '../process-warnings.js';
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a whole number of at least 1`, `pass e.g. ${flag} 500`);
@@ -92,6 +93,7 @@ export function republishCommand(): Command {
     }
     const mode = outputMode(json);
     const logger = commandLogger(config.logLevel, mode);
+    logProcessWarnings(logger);
     const interrupt = new AbortController();
     handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort());
     let sink: Sink | undefined;

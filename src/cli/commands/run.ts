@@ -18,6 +18,7 @@ import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
+import { logProcessWarnings } from '../process-warnings.js';
 
 export function runCommand(): Command {
   const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
@@ -35,6 +36,7 @@ export function runCommand(): Command {
       return;
     }
     const logger = createLogger(config.logLevel);
+    logProcessWarnings(logger);
     logger.info({ version: VERSION, instance: instanceName(config.slot), settings: redactedSettings(config) }, 'starting outbox-relay');
     config = withoutPersistentStart(config, logger);
     const metrics = new RelayMetrics();
