@@ -11,6 +11,15 @@ export interface DrainResult {
   coldStartMs: number;
   /** Who used the cores during the drain: relay, walsender, broker, and the rest of the machine. */
   cpu: CpuReport;
+  /** Events/s of every run of this drain, when it ran more than once (this result is the median one). */
+  runs?: number[];
+}
+
+/** The median run by events/s, carrying every run's rate and the highest peak RSS of them all. */
+export function medianDrain(runs: DrainResult[]): DrainResult {
+  const sorted = [...runs].sort((a, b) => a.eventsPerSecond - b.eventsPerSecond);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return { ...median, peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)), runs: runs.map((r) => r.eventsPerSecond) };
 }
 
 const POLL_MS = 50;

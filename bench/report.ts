@@ -12,6 +12,8 @@ const COLORS: Record<string, string> = { limit: '#888888', kafkajs: '#d9822b', r
 
 const n = (v: number) => Math.round(v).toLocaleString('en-US');
 const pct = (v: number) => `${Math.round(v * 100)} %`;
+/** The median and, when there were several, every run's figure. */
+const runs = (median: number, all: number[] | undefined) => (all && all.length > 1 ? `${n(median)} (${all.map(n).join(', ')})` : n(median));
 
 function chart(r: BenchResults): string {
   let top = 0;
@@ -38,7 +40,7 @@ function tables(r: BenchResults): string {
   const props = Object.entries(kp.properties).map(([k, v]) => `${k}=${v}`).join(', ');
   const met = (v: boolean | undefined) => (v === undefined ? 'not measured' : v ? '**met**' : '**not met**');
   const lines = [
-    `Run of ${r.date} with \`${r.command}\` (${n(r.events)} backlog events, ${r.steadySeconds} s per load level; load average ${r.loadAverage.toFixed(1)} at the start).`,
+    `Run of ${r.date} with \`${r.command}\` (${n(r.events)} backlog events; each limit and drain ${r.runs === 1 ? 'once' : `${r.runs} times in turns, the median shown with every run in brackets`}; ${r.steadySeconds} s per load level; load average ${r.loadAverage.toFixed(1)} at the start).`,
     '',
     `Machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.kernel}; ${m.postgres}; Apache Kafka ${m.kafka} (single KRaft node, local); Node ${m.node}. PostgreSQL, Kafka, the relay and the bench's writers and consumer share these cores.`,
     '',
@@ -56,19 +58,19 @@ function tables(r: BenchResults): string {
     '',
     '| limit | events/s | CPU (cores) |',
     '| --- | ---: | --- |',
-    `| Kafka's own producer: \`ProducerPerformance\` ${r.machine.kafka}, Java client, ${props}, other settings default; ${kp.recordBytes}-byte values = the relay's key + value + 7 headers padded into the value (the tool sends no keys or headers) | ${n(kp.eventsPerSecond)} | ${cpuShares(kp.cpu, m.cores)} |`,
+    `| Kafka's own producer: \`ProducerPerformance\` ${r.machine.kafka}, Java client, ${props}, other settings default; ${kp.recordBytes}-byte values = the relay's key + value + 7 headers padded into the value (the tool sends no keys or headers) | ${runs(kp.eventsPerSecond, r.kafkaPerfRuns)} | ${cpuShares(kp.cpu, m.cores)} |`,
     ...Object.entries(r.producer).map(([c, v]) => `| bare sink, ${c} (the relay's own sink, acks=all, idempotent, default batch limits, as many batches in flight as the engine keeps with it; second figure) | ${n(v)} | |`),
-    ...r.shapes.map((s) => `| pg_recvlogical, pgoutput proto 1, same publication, ${s.name} | ${n(s.recvlogicalEventsPerSecond)} | ${cpuShares(s.recvlogicalCpu, m.cores)} |`),
+    ...r.shapes.map((s) => `| pg_recvlogical, pgoutput proto 1, same publication, ${s.name} | ${runs(s.recvlogicalEventsPerSecond, s.recvlogicalRuns)} | ${cpuShares(s.recvlogicalCpu, m.cores)} |`),
     '',
     '### Backlog drain (process start → last commit confirmed to PostgreSQL)',
     '',
-    '| shape | insert time | client | drain time | events/s | relay / min(pg_recvlogical, Kafka producer) | relay / min(pg_recvlogical, bare sink) | peak RSS | CPU s / 1k events | CPU during the drain (cores) |',
+    '| shape | insert time | client | drain time | events/s | relay / min(pg_recvlogical, Kafka producer) | relay / min(pg_recvlogical, bare sink) | peak RSS (highest run) | CPU s / 1k events | CPU during the drain (cores) |',
     '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   for (const s of r.shapes) {
     for (const d of s.drains) {
       const bare = Math.min(s.recvlogicalEventsPerSecond, r.producer[d.client] ?? Infinity);
-      lines.push(`| ${s.name} | ${s.insertSeconds.toFixed(1)} s | ${d.client} | ${d.seconds.toFixed(1)} s | ${n(d.eventsPerSecond)} | ${pct(d.eventsPerSecond / drainLimit(r, s))} | ${pct(d.eventsPerSecond / bare)} | ${Math.round(d.peakRssMiB)} MiB | ${d.cpuSecondsPer1k.toFixed(3)} | ${cpuShares(d.cpu, m.cores)} |`);
+      lines.push(`| ${s.name} | ${s.insertSeconds.toFixed(1)} s | ${d.client} | ${d.seconds.toFixed(1)} s | ${runs(d.eventsPerSecond, d.runs)} | ${pct(d.eventsPerSecond / drainLimit(r, s))} | ${pct(d.eventsPerSecond / bare)} | ${Math.round(d.peakRssMiB)} MiB | ${d.cpuSecondsPer1k.toFixed(3)} | ${cpuShares(d.cpu, m.cores)} |`);
     }
   }
   lines.push(

@@ -5,9 +5,10 @@ import { loadConfig } from '../src/config/relay-config.js';
 import { repoRoot, startStack } from '../stack/index.js';
 import { measureColdStart, measureHelpStart, type ColdStart } from './cold-start.js';
 import { cpuShares } from './cpu.js';
-import { measureDrain, type DrainResult } from './drain.js';
+import type { CpuReport } from './cpu.js';
+import { measureDrain, medianDrain, type DrainResult } from './drain.js';
 import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
-import { kafkaProducerPerformance } from './kafka-perf.js';
+import { kafkaProducerPerformance, type KafkaPerfResult } from './kafka-perf.js';
 import { describeMachine } from './machine.js';
 import { recvlogicalRun } from './pg-limit.js';
 import { producerEventsPerSecond, relayRecordBytes } from './producer-limit.js';
@@ -23,6 +24,11 @@ import type { BenchResults, Shape } from './types.js';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 15);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? 'kafkajs,rdkafka').split(',') as KafkaClient[];
+/**
+ * Each drain and limit runs this often, in turns, and the tables show the median: on a shared 2-core machine one
+ * run of the same code moved by 15-20 % from the next (docs/benchmarks.md).
+ */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** The producer limit is a rate: a third of the backlog measures it as well as all of it. */
 const PRODUCER_EVENTS = Math.min(EVENTS, 300_000);
 const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -33,6 +39,8 @@ const SUSTAINED_P50_MS = 50;
 
 const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+/** The middle item by `key` (the lower middle for an even count). */
+const median = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
 
 const loadAverage = loadavg()[0]!;
 const defaultClient = loadConfig({ env: {}, flags: {}, required: [] }).kafka.client;
@@ -43,8 +51,13 @@ try {
   log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}; ${machine.postgres}; Kafka ${machine.kafka}; node ${machine.node}`);
 
   await createTopic(stack.brokers, 'bench.kafka-perf');
-  const kafkaPerf = await kafkaProducerPerformance(stack.kafkaVersion, stack.brokers, 'bench.kafka-perf', PRODUCER_EVENTS, relayRecordBytes(TOPIC), stack.kafkaPid());
-  log(`producer limit (Kafka's own ProducerPerformance, ${kafkaPerf.recordBytes}-byte records): ${fmt(kafkaPerf.eventsPerSecond)} events/s; ${cpuShares(kafkaPerf.cpu, machine.cores)}`);
+  const perfRuns: KafkaPerfResult[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    perfRuns.push(await kafkaProducerPerformance(stack.kafkaVersion, stack.brokers, 'bench.kafka-perf', PRODUCER_EVENTS, relayRecordBytes(TOPIC), stack.kafkaPid()));
+    const p = perfRuns.at(-1)!;
+    log(`producer limit (Kafka's own ProducerPerformance, ${p.recordBytes}-byte records), run ${run + 1}: ${fmt(p.eventsPerSecond)} events/s; ${cpuShares(p.cpu, machine.cores)}`);
+  }
+  const kafkaPerf = median(perfRuns, (p) => p.eventsPerSecond);
 
   const producer: Record<string, number> = {};
   for (const client of CLIENTS) {
@@ -66,22 +79,30 @@ try {
   const shapes: Shape[] = [];
   for (const [name, rowsPerTxn] of [['single-row transactions', 1], ['100-row transactions', 100]] as const) {
     await createTopic(stack.brokers, TOPIC);
-    const slots = ['recvlogical', ...CLIENTS];
-    for (const s of slots) await db.createSlot(`drain_${s}`);
+    // One slot per reader and run, all created before the backlog: every run reads the same WAL from its start.
+    const slots = Array.from({ length: RUNS }, (_, run) => ['recvlogical', ...CLIENTS].map((s) => `drain_${s}_${run}`)).flat();
+    for (const s of slots) await db.createSlot(s);
     const insertMs = await db.insertBacklog(EVENTS, rowsPerTxn, INSERT_CONNECTIONS);
     const endLsn = await db.walLsn();
     log(`${name}: ${fmt(EVENTS)} events inserted in ${(insertMs / 1000).toFixed(1)} s (${INSERT_CONNECTIONS} connections); backlog ends at ${endLsn}`);
-    const recv = await recvlogicalRun(db, 'drain_recvlogical', endLsn);
-    log(`${name}: pg_recvlogical decoded the backlog in ${recv.seconds.toFixed(1)} s: ${fmt(EVENTS / recv.seconds)} events/s; ${cpuShares(recv.cpu, machine.cores)}`);
-    const drains: DrainResult[] = [];
-    for (const client of CLIENTS) {
-      drains.push(await measureDrain(db, stack.brokers, client, `drain_${client}`, endLsn, EVENTS, stack.kafkaPid()));
-      const d = drains.at(-1)!;
-      log(`${name}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events; ${cpuShares(d.cpu, machine.cores)}`);
+    const recvRuns: { seconds: number; cpu: CpuReport }[] = [];
+    const drainRuns = new Map<KafkaClient, DrainResult[]>(CLIENTS.map((c) => [c, []]));
+    // In turns (source limit, then each client), so that load which comes and goes on the machine hits each alike.
+    for (let run = 0; run < RUNS; run++) {
+      const recv = await recvlogicalRun(db, `drain_recvlogical_${run}`, endLsn);
+      recvRuns.push(recv);
+      log(`${name}, run ${run + 1}: pg_recvlogical decoded the backlog in ${recv.seconds.toFixed(1)} s: ${fmt(EVENTS / recv.seconds)} events/s; ${cpuShares(recv.cpu, machine.cores)}`);
+      for (const client of CLIENTS) {
+        const d = await measureDrain(db, stack.brokers, client, `drain_${client}_${run}`, endLsn, EVENTS, stack.kafkaPid());
+        drainRuns.get(client)!.push(d);
+        log(`${name}, run ${run + 1}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events; ${cpuShares(d.cpu, machine.cores)}`);
+      }
     }
-    for (const s of slots) await db.dropSlot(`drain_${s}`);
+    for (const s of slots) await db.dropSlot(s);
     await db.truncate();
-    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recv.seconds, recvlogicalCpu: recv.cpu, drains });
+    const recv = median(recvRuns, (r) => -r.seconds);
+    const drains = CLIENTS.map((client) => medianDrain(drainRuns.get(client)!));
+    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recv.seconds, recvlogicalRuns: recvRuns.map((r) => EVENTS / r.seconds), recvlogicalCpu: recv.cpu, drains });
   }
 
   const steady: SteadyResult[] = [];
@@ -116,8 +137,8 @@ try {
     await db.truncate();
   }
 
-  const command = ['BENCH_EVENTS', 'BENCH_STEADY_SECONDS', 'BENCH_CLIENTS'].filter((v) => process.env[v]).map((v) => `${v}=${process.env[v]} `).join('') + 'npm run bench';
-  const results: BenchResults = { date: new Date().toISOString(), command, events: EVENTS, producerEvents: PRODUCER_EVENTS, steadySeconds: STEADY_SECONDS, machine, loadAverage, defaultClient, kafkaPerf, producer, coldStarts, helpStart, shapes, steady };
+  const command = ['BENCH_EVENTS', 'BENCH_RUNS', 'BENCH_STEADY_SECONDS', 'BENCH_CLIENTS'].filter((v) => process.env[v]).map((v) => `${v}=${process.env[v]} `).join('') + 'npm run bench';
+  const results: BenchResults = { date: new Date().toISOString(), command, events: EVENTS, producerEvents: PRODUCER_EVENTS, steadySeconds: STEADY_SECONDS, machine, loadAverage, defaultClient, kafkaPerf, kafkaPerfRuns: perfRuns.map((p) => p.eventsPerSecond), runs: RUNS, producer, coldStarts, helpStart, shapes, steady };
   const dir = join(repoRoot, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${results.date.replace(/[:.]/g, '-')}.json`);

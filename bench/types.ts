@@ -9,8 +9,11 @@ export interface Shape {
   name: string;
   rowsPerTxn: number;
   insertSeconds: number;
+  /** The median of `recvlogicalRuns` (events/s of each run). */
   recvlogicalEventsPerSecond: number;
+  recvlogicalRuns: number[];
   recvlogicalCpu: CpuReport;
+  /** Per client, its median drain (peak RSS: the highest of its runs). */
   drains: DrainResult[];
 }
 
@@ -26,8 +29,12 @@ export interface BenchResults {
   loadAverage: number;
   /** The client the relay uses unless told otherwise: the targets apply to it. */
   defaultClient: string;
-  /** Kafka's own producer benchmark on the same broker: the sink-side limit. */
+  /** Kafka's own producer benchmark on the same broker: the sink-side limit (median run). */
   kafkaPerf: KafkaPerfResult;
+  /** Events/s of each ProducerPerformance run. */
+  kafkaPerfRuns: number[];
+  /** How often each drain and limit ran (BENCH_RUNS); the tables show the median run. */
+  runs: number;
   /** Events/s of the bare sink (the relay's own sink, as many batches in flight as the engine keeps), by client: a second figure. */
   producer: Record<string, number>;
   coldStarts: ColdStart[];
