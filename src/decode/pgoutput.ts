@@ -70,10 +70,6 @@ export class TupleValues {
     return new TupleValues(Buffer.from(values.filter((v) => v !== null).join('')), bounds);
   }
 
-  get length(): number {
-    return this.bounds.length >> 1;
-  }
-
   /** The value as text; `null` for SQL NULL, an unchanged TOASTed value, or a column index the row lacks. */
   text(i: number): string | null {
     const start = this.bounds[2 * i];
@@ -122,25 +118,26 @@ const SKIPPED: Record<number, SkippedMessage['kind']> = {
   0x4f: 'origin', // O
 };
 
-export function decodePgOutput(buf: Buffer): PgOutputMessage {
-  const tag = buf[0];
+/** The message starts at `at` in `buf` (the replication client passes the CopyData chunk and the header's length, saving a Buffer per message). */
+export function decodePgOutput(buf: Buffer, at = 0): PgOutputMessage {
+  const tag = buf[at];
   switch (tag) {
     case 0x42: // B
-      return { tag: 'begin', finalLsn: buf.readBigUInt64BE(1), commitTime: buf.readBigInt64BE(9), xid: buf.readUInt32BE(17) };
+      return { tag: 'begin', finalLsn: buf.readBigUInt64BE(at + 1), commitTime: buf.readBigInt64BE(at + 9), xid: buf.readUInt32BE(at + 17) };
     case 0x43: // C (flags byte at 1 is unused)
-      return { tag: 'commit', commitLsn: buf.readBigUInt64BE(2), endLsn: buf.readBigUInt64BE(10), commitTime: buf.readBigInt64BE(18) };
+      return { tag: 'commit', commitLsn: buf.readBigUInt64BE(at + 2), endLsn: buf.readBigUInt64BE(at + 10), commitTime: buf.readBigInt64BE(at + 18) };
     case 0x52: // R
-      return decodeRelation(buf);
+      return decodeRelation(buf, at);
     case 0x49: {
       // I: relation id, then 'N' and the new tuple
-      if (buf[5] !== 0x4e) throw protocolError(`Insert without a new tuple (byte ${buf[5]})`);
-      return { tag: 'insert', relationId: buf.readUInt32BE(1), values: decodeTuple(buf, 6) };
+      if (buf[at + 5] !== 0x4e) throw protocolError(`Insert without a new tuple (byte ${buf[at + 5]})`);
+      return { tag: 'insert', relationId: buf.readUInt32BE(at + 1), values: decodeTuple(buf, at + 6) };
     }
     case 0x4d: {
       // M: flags (bit 0: transactional), LSN, prefix, length, content
-      const transactional = (buf[1]! & 1) === 1;
-      const lsn = buf.readBigUInt64BE(2);
-      const [prefix, next] = readCString(buf, 10);
+      const transactional = (buf[at + 1]! & 1) === 1;
+      const lsn = buf.readBigUInt64BE(at + 2);
+      const [prefix, next] = readCString(buf, at + 10);
       const length = buf.readUInt32BE(next);
       return { tag: 'message', transactional, lsn, prefix, content: buf.subarray(next + 4, next + 4 + length) };
     }
@@ -152,9 +149,9 @@ export function decodePgOutput(buf: Buffer): PgOutputMessage {
   }
 }
 
-function decodeRelation(buf: Buffer): RelationMessage {
-  const relationId = buf.readUInt32BE(1);
-  let [schema, offset] = readCString(buf, 5);
+function decodeRelation(buf: Buffer, at: number): RelationMessage {
+  const relationId = buf.readUInt32BE(at + 1);
+  let [schema, offset] = readCString(buf, at + 5);
   let table: string;
   [table, offset] = readCString(buf, offset);
   offset += 1; // replica identity setting

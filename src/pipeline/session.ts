@@ -18,6 +18,13 @@ import type { RelayObserver } from './observer.js';
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
 const HELD_BACK_WARN_TRANSACTIONS = 1000;
 
+/** A row mapper or the logical-message mapper: what `enqueue` needs of either. */
+interface EventMapper<T> {
+  map(input: T, txn: SourceTransaction): OutboxEvent;
+  /** The event that stands for an input `map` refused, so that the poison policy meets it in its place. */
+  unmappable(input: T, txn: SourceTransaction, error: RelayError): OutboxEvent;
+}
+
 /**
  * One replication connection: pre-flight checks, START_REPLICATION, and the decode → route → deliver loop,
  * with the AckTracker deciding every position reported back. A new session (after a reconnect) starts from
@@ -74,7 +81,7 @@ export class Session {
       this.stream.start(
         { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
         {
-          onData: (payload) => this.onData(payload),
+          onData: (chunk, at) => this.onData(chunk, at),
           onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
           onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user })),
         },
@@ -88,10 +95,10 @@ export class Session {
     }
   }
 
-  private onData(payload: Buffer): void {
+  private onData(chunk: Buffer, at: number): void {
     if (this.failing) return;
     try {
-      const msg = decodePgOutput(payload);
+      const msg = decodePgOutput(chunk, at);
       switch (msg.tag) {
         case 'begin':
           this.txn = this.tracker.begin(msg.finalLsn, pgTimeToMs(msg.commitTime), msg.xid);
@@ -108,7 +115,7 @@ export class Session {
           const txn = this.txn;
           // A filtered row adds nothing to its transaction, which then still commits and advances the position.
           if (!mapper || !txn || !mapper.accepts(msg.values)) break;
-          this.enqueue(txn, () => mapper.map(msg.values, txn), (err) => mapper.unmappable(msg.values, txn, err));
+          this.enqueue(txn, mapper, msg.values);
           break;
         }
         case 'message':
@@ -154,15 +161,15 @@ export class Session {
     }
   }
 
-  private enqueue(txn: SourceTransaction, map: () => OutboxEvent, unmappable: (error: RelayError) => OutboxEvent): void {
+  private enqueue<T>(txn: SourceTransaction, mapper: EventMapper<T>, input: T): void {
     this.tracker.add(txn);
     let event: OutboxEvent;
     try {
-      event = map();
+      event = mapper.map(input, txn);
     } catch (err) {
       if (!isRelayError(err)) throw err;
       // An event we cannot turn into a record takes its place in the queue, so the poison policy meets it in order.
-      event = unmappable(err);
+      event = mapper.unmappable(input, txn, err);
     }
     if (!this.delivery.push(event)) this.stream.pause();
   }
@@ -176,7 +183,7 @@ export class Session {
       if (msg.content.length > 0) this.logger.warn({ prefix: msg.prefix, lsn: formatLsn(msg.lsn) }, 'non-transactional logical message not relayed: emit events with transactional = true');
       return;
     }
-    this.enqueue(txn, () => mapper.map(msg, txn), (err) => mapper.unmappable(msg, txn, err));
+    this.enqueue(txn, mapper, msg);
   }
 
   /** PostgreSQL sends a Relation message before the first change after connecting and after every schema change. */

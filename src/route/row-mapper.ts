@@ -107,76 +107,87 @@ export class RowMapper {
     return { topic, key, value, headers, eventId, size: (key?.length ?? 0) + (value?.length ?? 0), txn, error };
   }
 
+  /**
+   * No closure is created per row (this runs for every event of a drain): values are read with `textOf`, and
+   * the topic template reads the row being mapped through `columnText`.
+   */
   map(values: TupleValues, txn: SourceTransaction): OutboxEvent {
-    const text = (i: number | undefined): string | null => textOf(values, i);
-    const eventId = text(this.index.id);
-    const fail = (message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never => {
-      throw new RelayError(code, `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
-        cause,
-        details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid },
-      });
-    };
-    if (eventId === null) fail('the id column is NULL');
-    const keyText = text(this.index.key);
-    if (keyText === null) fail('the key column is NULL');
+    const index = this.index;
+    const eventId = textOf(values, index.id);
+    if (eventId === null) return this.fail(eventId, txn, 'the id column is NULL');
+    // The key is the id unless the mapping names another column: then the same text, decoded once.
+    const keyText = index.key === index.id ? eventId : textOf(values, index.key);
+    if (keyText === null) return this.fail(eventId, txn, 'the key column is NULL');
 
     const headers: Record<string, string | Buffer> = {};
-    const rowHeaders = text(this.index.headers);
+    const rowHeaders = textOf(values, index.headers);
     // '{}' is the column's default: most rows have no headers of their own, and need no JSON.parse.
     if (rowHeaders !== null && rowHeaders !== '{}') {
       try {
         Object.assign(headers, headerValues(rowHeaders));
       } catch (err) {
-        fail(`the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
+        return this.fail(eventId, txn, `the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
       }
     }
-    headers[HEADER.id] = eventId!;
-    const setIf = (name: string, i: number | undefined) => {
-      const v = text(i);
-      if (v !== null) headers[name] = v;
-    };
-    setIf(HEADER.type, this.index.type);
-    setIf(HEADER.aggregateType, this.index.aggregateType);
-    setIf(HEADER.aggregateId, this.index.aggregateId);
+    headers[HEADER.id] = eventId;
+    const type = textOf(values, index.type);
+    if (type !== null) headers[HEADER.type] = type;
+    const aggregateType = textOf(values, index.aggregateType);
+    if (aggregateType !== null) headers[HEADER.aggregateType] = aggregateType;
+    const aggregateId = textOf(values, index.aggregateId);
+    if (aggregateId !== null) headers[HEADER.aggregateId] = aggregateId;
     this.traceContext?.(values, headers);
     const shared = transactionHeaders(txn);
     headers[HEADER.lsn] = shared.lsn;
     headers[HEADER.commitTime] = shared.commitTime;
     headers[HEADER.xid] = shared.xid;
     headers[HEADER.contentType] = this.contentType;
-    const eventTime = text(this.index.timestamp);
+    const eventTime = textOf(values, index.timestamp);
     let timestampMs: number | undefined;
     try {
       if (eventTime !== null) timestampMs = parsePgTimestamp(eventTime);
     } catch (err) {
-      fail('the timestamp column is not a date and time', err, 'RECORD_INVALID');
+      return this.fail(eventId, txn, 'the timestamp column is not a date and time', err, 'RECORD_INVALID');
     }
     if (this.envelope) {
-      const type = text(this.index.type);
-      if (type === null) fail('the type column is NULL (CloudEvents requires ce_type)');
-      this.envelope(headers, { id: eventId!, type: type!, subject: text(this.index.aggregateId), timeMs: timestampMs ?? txn.commitTimeMs });
+      if (type === null) return this.fail(eventId, txn, 'the type column is NULL (CloudEvents requires ce_type)');
+      this.envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: timestampMs ?? txn.commitTimeMs });
     }
 
     let topic: string;
+    this.rendering = values;
     try {
-      topic = this.topic.render((column) => text(this.columnIndex.get(column)));
+      topic = this.topic.render(this.columnText);
     } catch (err) {
       if (err instanceof RelayError) {
         throw new RelayError(err.code, `${err.message} (event ${eventId}, commit LSN ${formatLsn(txn.commitLsn)})`, { details: { eventId, lsn: formatLsn(txn.commitLsn) } });
       }
       throw err;
+    } finally {
+      this.rendering = undefined;
     }
 
     // The record's own copy: the decoded message is a view into the client's receive buffer, which it reuses.
-    const raw = values.copy(this.index.payload!);
+    const raw = values.copy(index.payload!);
     // A NULL payload would be a Kafka tombstone: only on request (mapping.nullPayload), never silently.
-    if (!raw && !this.tombstones) fail('the payload column is NULL');
+    if (!raw && !this.tombstones) return this.fail(eventId, txn, 'the payload column is NULL');
     const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : raw) : null;
-    const key = Buffer.from(keyText!, 'utf8');
+    const key = Buffer.from(keyText, 'utf8');
     let size = key.length + (value?.length ?? 0) + topic.length;
     // Per event on the hot path: a for-in allocates nothing, Object.entries an array per header.
     for (const name in headers) size += name.length + headers[name]!.length;
-    return timestampMs === undefined ? { topic, key, value, headers, eventId: eventId!, size, txn } : { topic, key, value, headers, timestampMs, eventId: eventId!, size, txn };
+    return timestampMs === undefined ? { topic, key, value, headers, eventId, size, txn } : { topic, key, value, headers, timestampMs, eventId, size, txn };
+  }
+
+  /** The row `map` is working on, for `columnText`. */
+  private rendering: TupleValues | undefined;
+  private readonly columnText = (column: string): string | null => textOf(this.rendering!, this.columnIndex.get(column));
+
+  private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never {
+    throw new RelayError(code, `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
+      cause,
+      details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid },
+    });
   }
 }
 

@@ -33,6 +33,9 @@ export function compileTopicTemplate(template: string, setting = 'topic'): Topic
     const why = illegal !== undefined ? `has ${JSON.stringify(illegal)}, which a Kafka topic name cannot contain` : 'can never be a legal Kafka topic name';
     throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders` });
   }
+  // The last legal name: consecutive events mostly go to the same topic, which then skips the check and is
+  // handed on as one flat string instead of a fresh concatenation.
+  let lastTopic: string | undefined;
   return {
     columns,
     render(valueOf) {
@@ -45,7 +48,9 @@ export function compileTopicTemplate(template: string, setting = 'topic'): Topic
           topic += value;
         }
       }
+      if (topic === lastTopic) return lastTopic;
       if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" (from template "${template}") is not a legal Kafka topic name`);
+      lastTopic = topic;
       return topic;
     },
   };

@@ -12,8 +12,11 @@ import { quoteIdent, quoteLiteral } from '../sql/quote.js';
  * byte of every standby status update, and reading can be paused so that WAL waits in PostgreSQL.
  */
 export interface ReplicationHandlers {
-  /** One pgoutput message (the positions the pipeline needs are in the message itself: Begin and Commit carry them). */
-  onData(payload: Buffer): void;
+  /**
+   * One pgoutput message: `chunk` from `at` on (the XLogData header before it is skipped; the positions the
+   * pipeline needs are in the message itself). Valid only during the call: the client reuses its receive buffer.
+   */
+  onData(chunk: Buffer, at: number): void;
   /** Server keepalive: `walEnd` is the position the server has sent up to. */
   onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
   /** The stream ended: `error` is undefined for an orderly end we asked for. */
@@ -35,6 +38,9 @@ interface PgConnection {
   stream: NodeJS.ReadWriteStream;
 }
 
+/** 'w', then the WAL start and end positions and the send time (Int64 each): the pgoutput message follows. */
+const XLOG_DATA_HEADER = 25;
+
 /** A `pg` Submittable: pg hands it every CopyData message of the COPY BOTH stream that START_REPLICATION opens. */
 class StartReplication {
   constructor(
@@ -51,7 +57,7 @@ class StartReplication {
     const buf = msg.chunk;
     switch (buf[0]) {
       case 0x77: // 'w' XLogData: walStart, walEnd, sendTime, data
-        this.handlers.onData(buf.subarray(25));
+        this.handlers.onData(buf, XLOG_DATA_HEADER);
         break;
       case 0x6b: // 'k' primary keepalive: walEnd, sendTime, replyRequested
         this.handlers.onKeepalive(buf.readBigUInt64BE(1), buf[17] === 1);
@@ -116,8 +122,8 @@ export class ReplicationStream {
     };
     // After close() (or an error) messages still buffered in the socket must not reach the pipeline.
     const guarded: ReplicationHandlers = {
-      onData: (payload) => {
-        if (!this.ended) handlers.onData(payload);
+      onData: (chunk, at) => {
+        if (!this.ended) handlers.onData(chunk, at);
       },
       onKeepalive: (walEnd, reply) => {
         if (!this.ended) handlers.onKeepalive(walEnd, reply);

@@ -19,7 +19,8 @@ class FakeProducer implements NativeProducer {
 
   produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown {
     if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
-    this.produced.push({ topic, key, timestamp, opaque, headers });
+    // A copy, as the binding makes one into librdkafka's message: the list and its objects are reused for the next record.
+    this.produced.push({ topic, key, timestamp, opaque, headers: headers.map((h) => ({ ...h })) });
     return true;
   }
 }
@@ -117,9 +118,15 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
   });
 
-  it('builds librdkafka header entries straight from the record headers, Buffers kept as they are', () => {
+  it('builds librdkafka header entries from the record headers, Buffers kept as they are, reusing one list and one object per name', () => {
     const raw = Buffer.from([0, 1, 2]);
-    expect(rdkafkaHeaders({ id: 'e1', raw, 'content-type': 'application/json' })).toEqual([{ id: 'e1' }, { raw }, { 'content-type': 'application/json' }]);
+    const first = rdkafkaHeaders({ id: 'e1', raw, 'content-type': 'application/json' });
+    expect(first).toEqual([{ id: 'e1' }, { raw }, { 'content-type': 'application/json' }]);
+    const idHeader = first[0];
+    const second = rdkafkaHeaders({ id: 'e2', type: 'T' });
+    expect(second).toBe(first);
+    expect(second).toEqual([{ id: 'e2' }, { type: 'T' }]);
+    expect(second[0]).toBe(idHeader);
     expect(rdkafkaHeaders({ raw })[0]!.raw).toBe(raw);
   });
 });
