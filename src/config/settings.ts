@@ -204,7 +204,7 @@ export const SETTINGS = [
   setting('kafka.saslPassword', 'kafka', text, 'SASL password (prefer kafka.saslPasswordFile).', { placeholder: '<password>', secret: true }),
   setting('kafka.saslPasswordFile', 'kafka', text, 'File whose content is the SASL password (a mounted secret).', { placeholder: '<path>' }),
 
-  // Measured (docs/benchmarks.md, "In-flight window"): 5,000 events / 2 MiB drain faster and with less CPU per
+  // Measured (docs/benchmarks.md, "Analysis"): 5,000 events / 2 MiB drain faster and with less CPU per
   // event than 20,000 / 8 MiB. A local broker acknowledges within milliseconds, so a few thousand events keep
   // four batches busy; every record in flight survives garbage collections until its acknowledgement, so a
   // larger window is mostly collector work (and memory: each byte is held by the JS record and by the client).
