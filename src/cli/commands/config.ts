@@ -6,6 +6,7 @@ import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { groupCommand } from './ops-command.js';
 import { table } from './output.js';
+import { checkWindowFitsHeap } from '../../config/window-heap.js';
 
 interface Effective {
   key: string;
@@ -40,6 +41,8 @@ function checkCommand(): Command {
     let config;
     try {
       config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
+      // What `run` refuses at start, for the heap this process has (the same bin flags or NODE_OPTIONS).
+      checkWindowFitsHeap(config.delivery.maxInFlightEvents);
     } catch (err) {
       process.exitCode = reportError(err, json);
       return;

@@ -20,6 +20,7 @@ import { commandLogger, outputMode, printResult, type OutputMode } from '../comm
 import { groupCommand } from './ops-command.js';
 import { ReplayTally, errorFields, replayText, type ReplaySummary } from './replay-summary.js';
 import { logProcessWarnings } from '../process-warnings.js';
+import { checkWindowFitsHeap } from '../../config/window-heap.js';
 
 function slotActive(slot: string, pid: number | null): RelayError {
   return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use (pid ${pid ?? '?'}): a running relay holds it`, {
@@ -62,6 +63,7 @@ export function replayCommand(): Command {
     let mode: OutputMode;
     try {
       config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'] });
+      checkWindowFitsHeap(config.delivery.maxInFlightEvents);
       const to = opts.toLsn as string | undefined;
       if (to !== undefined && !isLsn(to)) throw new ConfigError(`--to-lsn ${JSON.stringify(to)} is not an LSN`, 'an LSN such as 0/16B3748');
       toLsn = to === undefined ? undefined : parseLsn(to);

@@ -19,6 +19,7 @@ import { addSettingOptions, flagValues } from '../options.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
 import { logProcessWarnings } from '../process-warnings.js';
+import { checkWindowFitsHeap } from '../../config/window-heap.js';
 
 export function runCommand(): Command {
   const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
@@ -31,6 +32,7 @@ export function runCommand(): Command {
     let config;
     try {
       config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'] });
+      checkWindowFitsHeap(config.delivery.maxInFlightEvents);
     } catch (err) {
       process.exitCode = reportError(err);
       return;
