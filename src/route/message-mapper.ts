@@ -4,7 +4,7 @@ import type { LogicalMessage } from '../decode/pgoutput.js';
 import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, type Envelope } from './envelope.js';
-import type { OutboxEvent } from './event.js';
+import { recordSize, type OutboxEvent } from './event.js';
 import { HEADER } from './row-mapper.js';
 import { headerValues, topLevelMembers } from './header-values.js';
 import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
@@ -87,9 +87,7 @@ export class MessageMapper {
     }
     const key = Buffer.from(field('key') ?? eventId, 'utf8');
     const value = Buffer.from(msg.content.subarray(newline + 1));
-    let size = key.length + value.length + topic.length;
-    for (const [k, v] of Object.entries(headers)) size += k.length + v.length;
-    return { topic, key, value, headers, eventId, size, txn };
+    return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn };
   }
 
   /** A message `map` refused: its whole content becomes the value, so the dead letter keeps everything it had. */

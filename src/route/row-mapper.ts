@@ -4,7 +4,7 @@ import type { RelationMessage, TupleValues } from '../decode/pgoutput.js';
 import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
-import type { OutboxEvent } from './event.js';
+import { recordSize, type OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { headerValues } from './header-values.js';
 import { compileTopicRouting } from './routing-rules.js';
@@ -173,9 +173,7 @@ export class RowMapper {
     if (!raw && !this.tombstones) return this.fail(eventId, txn, 'the payload column is NULL');
     const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : raw) : null;
     const key = Buffer.from(keyText, 'utf8');
-    let size = key.length + (value?.length ?? 0) + topic.length;
-    // Per event on the hot path: a for-in allocates nothing, Object.entries an array per header.
-    for (const name in headers) size += name.length + headers[name]!.length;
+    const size = recordSize(topic, key, value, headers);
     return timestampMs === undefined ? { topic, key, value, headers, eventId, size, txn } : { topic, key, value, headers, timestampMs, eventId, size, txn };
   }
 
