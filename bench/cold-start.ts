@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../stack/index.js';
 import type { BenchDatabase } from './fixture.js';
+import { medianBy } from './median.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) => medianBy(values, (v) => v);
 
 export interface ColdStart {
   client: KafkaClient;

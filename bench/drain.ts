@@ -1,5 +1,6 @@
 import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
+import { medianBy } from './median.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
 
 export interface DrainResult {
@@ -17,9 +18,7 @@ export interface DrainResult {
 
 /** The median run by events/s, carrying every run's rate and the highest peak RSS of them all. */
 export function medianDrain(runs: DrainResult[]): DrainResult {
-  const sorted = [...runs].sort((a, b) => a.eventsPerSecond - b.eventsPerSecond);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  return { ...median, peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)), runs: runs.map((r) => r.eventsPerSecond) };
+  return { ...medianBy(runs, (r) => r.eventsPerSecond), peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)), runs: runs.map((r) => r.eventsPerSecond) };
 }
 
 const POLL_MS = 50;

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config/relay-config.js';
 import { repoRoot, startStack } from '../stack/index.js';
 import { measureColdStart, measureHelpStart, type ColdStart } from './cold-start.js';
-import { cpuShares } from './cpu.js';
-import type { CpuReport } from './cpu.js';
+import { cpuShares, type CpuReport } from './cpu.js';
 import { measureDrain, medianDrain, type DrainResult } from './drain.js';
 import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
 import { kafkaProducerPerformance, type KafkaPerfResult } from './kafka-perf.js';
 import { describeMachine } from './machine.js';
+import { medianBy } from './median.js';
 import { recvlogicalRun } from './pg-limit.js';
 import { producerEventsPerSecond, relayRecordBytes } from './producer-limit.js';
 import { binNodeFlags, type KafkaClient } from './relay-process.js';
@@ -39,8 +39,6 @@ const SUSTAINED_P50_MS = 50;
 
 const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-/** The middle item by `key` (the lower middle for an even count). */
-const median = <T>(items: T[], key: (item: T) => number): T => [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)]!;
 
 const loadAverage = loadavg()[0]!;
 const defaultClient = loadConfig({ env: {}, flags: {}, required: [] }).kafka.client;
@@ -60,7 +58,7 @@ try {
     const p = perfRuns.at(-1)!;
     log(`producer limit (Kafka's own ProducerPerformance, ${p.recordBytes}-byte records), run ${run + 1}: ${fmt(p.eventsPerSecond)} events/s; ${cpuShares(p.cpu, machine.cores)}`);
   }
-  const kafkaPerf = median(perfRuns, (p) => p.eventsPerSecond);
+  const kafkaPerf = medianBy(perfRuns, (p) => p.eventsPerSecond);
 
   const producer: Record<string, number> = {};
   for (const client of CLIENTS) {
@@ -103,7 +101,7 @@ try {
     }
     for (const s of slots) await db.dropSlot(s);
     await db.truncate();
-    const recv = median(recvRuns, (r) => -r.seconds);
+    const recv = medianBy(recvRuns, (r) => -r.seconds);
     const drains = CLIENTS.map((client) => medianDrain(drainRuns.get(client)!));
     shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recv.seconds, recvlogicalRuns: recvRuns.map((r) => EVENTS / r.seconds), recvlogicalCpu: recv.cpu, drains });
   }
