@@ -112,12 +112,19 @@ export async function readTopic(
   // Per partition, the last offset consumed; batch.lastOffset() also covers transaction markers and filtered
   // (aborted) records, which eachMessage never shows, so a read_committed reader reaches the end offset too.
   const readTo = new Map<number, number>();
+  // A group rebalance (the coordinator moving back after a broker restart, before this reader's offsets were
+  // committed) makes kafkajs fetch records it already handed over. Those are the reader's repeats, not copies the
+  // relay produced: a relay duplicate has its own offset. So each (partition, offset) counts once.
+  const seen = new Set<string>();
   await Promise.all([consumer.connect(), admin.connect()]);
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       eachBatch: async ({ batch }) => {
         for (const message of batch.messages) {
+          const at = `${batch.partition}:${message.offset}`;
+          if (seen.has(at)) continue;
+          seen.add(at);
           records.push({
             topic: batch.topic,
             partition: batch.partition,
