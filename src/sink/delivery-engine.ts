@@ -50,7 +50,8 @@ const STALL_CHECK_MS = 1000;
  *   cannot be re-sent from memory: a failure aborts it and the source streams again from the checkpoint.
  */
 export class DeliveryEngine implements Delivery {
-  private queue: OutboxEvent[] = [];
+  /** Events from `head` on wait to be sent; the slots before it were taken by batches and hold nothing. */
+  private queue: (OutboxEvent | undefined)[] = [];
   private head = 0;
   /** Batches behind a failed one, re-sent in order before anything new. */
   private held: OutboxEvent[][] = [];
@@ -251,7 +252,10 @@ export class DeliveryEngine implements Delivery {
       if (next.error) break;
     }
     if (this.head === start) return undefined;
-    const batch = this.queue.slice(start, this.head);
+    const batch = this.queue.slice(start, this.head) as OutboxEvent[];
+    // The batch holds its events from here on. Left in the queue until the next compaction (up to 4,096 slots),
+    // they would outlive their acknowledgement: 32 MiB of payloads with 8 KiB events, past the 2 MiB window.
+    this.queue.fill(undefined, start, this.head);
     // What stays queued arrived while this batch filled: it waits a full window from now at most.
     if (this.coalesceMs > 0) this.waitingSince = Date.now();
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
@@ -512,7 +516,7 @@ export class DeliveryEngine implements Delivery {
     let cut = this.queue.length;
     while (cut > this.head && this.queue[cut - 1]!.txn.endLsn === undefined) cut--;
     if (cut === this.queue.length) return;
-    const dropped = this.queue.splice(cut);
+    const dropped = this.queue.splice(cut) as OutboxEvent[];
     this.window.leave(dropped.length, bytesOf(dropped));
   }
 

@@ -1,5 +1,8 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
+import type { OutboxEvent } from '../../src/route/event.js';
 import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
 
@@ -86,6 +89,31 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(seen).toEqual(['null-payload:RECORD_REQUIRED_NULL']);
     expect(h.sink.written).toEqual(['m.0', 'm.after']);
     expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('holds no event Kafka acknowledged: a sent batch is released at once, not at the queue\'s next compaction', async () => {
+    // V8's collector, reachable from a test: the flag takes effect for contexts created after it is set.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 10 } });
+    const { txn } = h.begin('big', 0);
+    // In a function of its own: the suspended test function would otherwise keep its last event alive.
+    const pushEvents = (count: number): WeakRef<OutboxEvent>[] =>
+      Array.from({ length: count }, (_, i) => {
+        txn.tracker.add(txn);
+        // 8 KiB payloads: what a queue holding acknowledged events would keep alive, 4,096 of them before.
+        const event: OutboxEvent = { topic: 't', key: Buffer.from(`big.${i}`), value: Buffer.alloc(8192), headers: {}, eventId: `big.${i}`, size: 8200, txn };
+        h.engine.push(event);
+        return new WeakRef(event);
+      });
+    const sent = pushEvents(100);
+    const end = h.commit(txn);
+    await h.idle();
+    expect(h.lastConfirmed).toBe(end);
+    // WeakRef targets stay alive until the turn that created them ends.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(sent.flatMap((ref) => ref.deref()?.eventId ?? [])).toEqual([]);
   });
 
   it('pauses the source when the window is full and never reopens it for a session that ended (SIGTERM while paused)', async () => {
