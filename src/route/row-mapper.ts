@@ -84,7 +84,7 @@ export class RowMapper {
 
   /** False for a row the table's include/exclude filters leave out. */
   accepts(values: TupleValues): boolean {
-    return this.filter === undefined || this.filter((column) => textOf(values, this.columnIndex.get(column)));
+    return this.filter === undefined || this.withRow(values, this.filter);
   }
 
   /**
@@ -95,7 +95,7 @@ export class RowMapper {
     const eventId = textOf(values, this.index.id) ?? '';
     let topic = '';
     try {
-      topic = this.topic.render((column) => textOf(values, this.columnIndex.get(column)));
+      topic = this.withRow(values, this.renderTopic);
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
     }
@@ -109,7 +109,7 @@ export class RowMapper {
 
   /**
    * No closure is created per row (this runs for every event of a drain): values are read with `textOf`, and
-   * the topic template reads the row being mapped through `columnText`.
+   * the topic template reads the row through `withRow`.
    */
   map(values: TupleValues, txn: SourceTransaction): OutboxEvent {
     const index = this.index;
@@ -155,16 +155,13 @@ export class RowMapper {
     }
 
     let topic: string;
-    this.rendering = values;
     try {
-      topic = this.topic.render(this.columnText);
+      topic = this.withRow(values, this.renderTopic);
     } catch (err) {
       if (err instanceof RelayError) {
         throw new RelayError(err.code, `${err.message} (event ${eventId}, commit LSN ${formatLsn(txn.commitLsn)})`, { details: { eventId, lsn: formatLsn(txn.commitLsn) } });
       }
       throw err;
-    } finally {
-      this.rendering = undefined;
     }
 
     // The record's own copy: the decoded message is a view into the client's receive buffer, which it reuses.
@@ -177,9 +174,22 @@ export class RowMapper {
     return timestampMs === undefined ? { topic, key, value, headers, eventId, size, txn } : { topic, key, value, headers, timestampMs, eventId, size, txn };
   }
 
-  /** The row `map` is working on, for `columnText`. */
-  private rendering: TupleValues | undefined;
-  private readonly columnText = (column: string): string | null => textOf(this.rendering!, this.columnIndex.get(column));
+  /**
+   * Runs `read` (a filter, the topic routing) with a reader of the row's columns by name. The reader is one
+   * function per mapper, reading the row set here, instead of a closure over each row.
+   */
+  private withRow<R>(values: TupleValues, read: (valueOf: (column: string) => string | null) => R): R {
+    this.row = values;
+    try {
+      return read(this.columnText);
+    } finally {
+      this.row = undefined;
+    }
+  }
+
+  private row: TupleValues | undefined;
+  private readonly columnText = (column: string): string | null => textOf(this.row!, this.columnIndex.get(column));
+  private readonly renderTopic = (valueOf: (column: string) => string | null): string => this.topic.render(valueOf);
 
   private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never {
     throw new RelayError(code, `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
