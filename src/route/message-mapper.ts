@@ -95,7 +95,8 @@ export class MessageMapper {
     const eventId = typeof error.details.eventId === 'string' ? error.details.eventId : '';
     const value = Buffer.from(msg.content);
     const headers = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-message-prefix': msg.prefix };
-    return { topic: '', key: eventId ? Buffer.from(eventId) : null, value, headers, eventId, size: value.length, txn, error };
+    const key = eventId ? Buffer.from(eventId) : null;
+    return { topic: '', key, value, headers, eventId, size: recordSize('', key, value, headers), txn, error };
   }
 
   private envelopeFor(prefix: string): Envelope | undefined {

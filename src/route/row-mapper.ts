@@ -104,7 +104,7 @@ export class RowMapper {
     const key = eventId ? Buffer.from(eventId, 'utf8') : null;
     const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
     if (eventId) headers[HEADER.id] = eventId;
-    return { topic, key, value, headers, eventId, size: (key?.length ?? 0) + (value?.length ?? 0), txn, error };
+    return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn, error };
   }
 
   /**
