@@ -49,13 +49,14 @@ try {
   log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.cpu}; ${machine.postgres}; Kafka ${machine.kafka}; node ${machine.node}`);
 
   await createTopic(stack.brokers, 'bench.kafka-perf');
+  const producerPerformance = () => kafkaProducerPerformance(stack.kafkaVersion, stack.brokers, 'bench.kafka-perf', PRODUCER_EVENTS, relayRecordBytes(TOPIC), stack.kafkaPid());
   // An unmeasured run first: a cold broker JVM made the first of three runs 35-50 % slower than the last (the
   // drains that follow meet a warm broker).
-  await kafkaProducerPerformance(stack.kafkaVersion, stack.brokers, 'bench.kafka-perf', PRODUCER_EVENTS, relayRecordBytes(TOPIC), stack.kafkaPid());
+  await producerPerformance();
   const perfRuns: KafkaPerfResult[] = [];
   for (let run = 0; run < RUNS; run++) {
-    perfRuns.push(await kafkaProducerPerformance(stack.kafkaVersion, stack.brokers, 'bench.kafka-perf', PRODUCER_EVENTS, relayRecordBytes(TOPIC), stack.kafkaPid()));
-    const p = perfRuns.at(-1)!;
+    const p = await producerPerformance();
+    perfRuns.push(p);
     log(`producer limit (Kafka's own ProducerPerformance, ${p.recordBytes}-byte records), run ${run + 1}: ${fmt(p.eventsPerSecond)} events/s; ${cpuShares(p.cpu, machine.cores)}`);
   }
   const kafkaPerf = medianBy(perfRuns, (p) => p.eventsPerSecond);
