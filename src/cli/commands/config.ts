@@ -2,11 +2,11 @@ import type { Command } from 'commander';
 import type { Origin } from '../../config/types.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, type Setting } from '../../config/settings.js';
+import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { groupCommand } from './ops-command.js';
 import { table } from './output.js';
-import { checkWindowFitsHeap } from '../../config/window-heap.js';
 
 interface Effective {
   key: string;

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { ConfigError } from '../../config/load.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import type { RelayConfig } from '../../config/types.js';
+import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { RelayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { formatLsn, isLsn, parseLsn, type Lsn } from '../../lsn.js';
@@ -15,12 +16,11 @@ import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
+import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult, type OutputMode } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
 import { ReplayTally, errorFields, replayText, type ReplaySummary } from './replay-summary.js';
-import { logProcessWarnings } from '../process-warnings.js';
-import { checkWindowFitsHeap } from '../../config/window-heap.js';
 
 function slotActive(slot: string, pid: number | null): RelayError {
   return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use (pid ${pid ?? '?'}): a running relay holds it`, {

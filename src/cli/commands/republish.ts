@@ -10,11 +10,11 @@ import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
+import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
 import { keyValues } from './output.js';
-import { logProcessWarnings } from '../process-warnings.js';
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a whole number of at least 1`, `pass e.g. ${flag} 500`);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { withoutPersistentStart } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { guaranteeConfig } from '../../config/guarantee-config.js';
+import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { isRelayError } from '../../errors.js';
 import { VERSION, instanceName } from '../../instance.js';
 import { RelayHealth } from '../../http/health.js';
@@ -16,10 +17,9 @@ import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
+import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
-import { logProcessWarnings } from '../process-warnings.js';
-import { checkWindowFitsHeap } from '../../config/window-heap.js';
 
 export function runCommand(): Command {
   const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
