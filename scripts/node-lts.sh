@@ -52,7 +52,8 @@ for entry in node_modules/* node_modules/.bin node_modules/.package-lock.json no
 done
 client=node_modules/@confluentinc/kafka-javascript
 if [ -d "$client" ]; then
-  wanted="node $version, client $(node -p "require('./$client/package.json').version")"
+  # The source's checksum too: npm ci's postinstall patches it (scripts/patch-kafka-client.mjs).
+  wanted="node $version, client $(node -p "require('./$client/package.json').version"), producer.cc $(cksum <"$client/src/producer.cc")"
   if [ "$(cat "$repo/$client/.built-for" 2>/dev/null)" != "$wanted" ]; then
     node_gyp=$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
     [ -f "$node_gyp" ] || node_gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
-import { ProduceCalls } from './rdkafka-produce.js';
+import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 
@@ -35,6 +35,7 @@ export class RdKafkaSink implements Sink {
   private readonly admin: KafkaJS.Admin;
   private readonly topics: TopicCheck;
   private adminConnected = false;
+  private warnedArrayHeaders = false;
   /** Settles when the newest send has enqueued its records: the next one enqueues after it. */
   private enqueued: Promise<unknown> = Promise.resolve();
 
@@ -94,7 +95,12 @@ export class RdKafkaSink implements Sink {
   private async openProducer(): Promise<Connected> {
     // dr_cb (not dr_msg_cb): reports without a copy of the value, which the sink does not need.
     const producer = new this.module.Producer({ ...this.properties, dr_cb: true } as ProducerGlobalConfig);
-    const connected: Connected = { producer, calls: new ProduceCalls(producer), fatal: false };
+    // The cast: upstream's typings know only the header array, not the Buffer the patched addon also reads.
+    const connected: Connected = { producer, calls: new ProduceCalls(producer as unknown as NativeProducer), fatal: false };
+    if (!connected.calls.encodedHeaders && !this.warnedArrayHeaders) {
+      this.warnedArrayHeaders = true;
+      this.logger.warn('the librdkafka client was not rebuilt to read encoded headers (scripts/patch-kafka-client.mjs, run by `npm ci`): every record\'s headers go through the binding\'s slower per-header conversion; run `node scripts/patch-kafka-client.mjs` to rebuild it');
+    }
     let connectError: LibrdKafkaError | undefined;
     const onError = (err: LibrdKafkaError) => {
       // The connect callback's own error is generic (a timeout); the first error event says why (e.g. authentication).

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { RelayError } from '../../src/errors.js';
+import type { ProduceCalls } from '../../src/sink/rdkafka-produce.js';
 import { RdKafkaSink } from '../../src/sink/rdkafka-sink.js';
 import type { SinkRecord } from '../../src/sink/sink.js';
 import { createTopic, readTopic, stack, uniqueName } from '../support/services.js';
@@ -30,6 +31,24 @@ describe('librdkafka sink on the native producer', () => {
   afterEach(async () => {
     await open?.close();
     open = undefined;
+  });
+
+  it('sends headers in the encoded form the addon rebuilt at `npm ci` reads, and they arrive byte for byte: UTF-8, binary, empty, larger than the scratch buffer', async () => {
+    const topic = uniqueName('native-headers');
+    await createTopic(topic);
+    open = await sink();
+    // This install's addon must be the patched one: without it the relay falls back to the slower array form.
+    expect((open as unknown as { connected: { calls: ProduceCalls } }).connected.calls.encodedHeaders).toBe(true);
+    const big = 'b'.repeat(40_000);
+    const headerSets: Record<string, string | Buffer>[] = [
+      { id: 'e0', 'outbox-lsn': '0/10', città: 'Zürich 🚀', raw: Buffer.from([0, 255, 10]), empty: '' },
+      { id: 'e1', big },
+      { id: 'e2' },
+    ];
+    await open.send(headerSets.map((headers, i) => ({ ...record(topic, i), headers })));
+    const delivered = await readTopic(topic, { expected: 3 });
+    const asBytes = (headers: Record<string, string | Buffer>) => Object.entries(headers).map(([name, value]) => [name, Buffer.from(value)]);
+    expect(delivered.map((r) => Object.entries(r.rawHeaders).map(([name, value]) => [name, value]))).toEqual(headerSets.map(asBytes));
   });
 
   it('rejects a batch with a record the broker refuses as RECORD_TOO_LARGE, delivers the rest once, and keeps producing', async () => {

@@ -82,6 +82,8 @@ export interface ConsumedRecord {
   key: string | null;
   value: Buffer | null;
   headers: Record<string, string>;
+  /** The headers as Kafka holds them, for byte-exact checks. */
+  rawHeaders: IHeaders;
   /** Record timestamp, ms since the epoch. */
   timestamp: number;
 }
@@ -132,6 +134,7 @@ export async function readTopic(
             key: message.key ? message.key.toString() : null,
             value: message.value,
             headers: headersToStrings(message.headers),
+            rawHeaders: message.headers ?? {},
             timestamp: Number(message.timestamp),
           });
         }

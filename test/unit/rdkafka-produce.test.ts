@@ -3,13 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { RelayError } from '../../src/errors.js';
 import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type ProduceCall } from '../../src/sink/rdkafka-produce.js';
 import type { SinkRecord } from '../../src/sink/sink.js';
+import { decodeHeaders } from '../support/encoded-headers.js';
 
 interface Produced {
   topic: string;
   key: Buffer | null;
   timestamp: number | null;
   opaque: ProduceCall;
-  headers: MessageHeader[];
+  headers: MessageHeader[] | Buffer;
 }
 
 /** librdkafka's native producer as produce-and-wait sees it: records what was produced; throws `refuse` at the given call. */
@@ -17,10 +18,17 @@ class FakeProducer implements NativeProducer {
   readonly produced: Produced[] = [];
   refuseAt: { index: number; error: unknown } | undefined;
 
-  produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown {
+  /** An addon's format version, or none: the unpatched binding. */
+  constructor(encodedHeadersVersion?: number) {
+    if (encodedHeadersVersion !== undefined) this._client = { outboxEncodedHeaders: () => encodedHeadersVersion };
+  }
+
+  readonly _client?: { outboxEncodedHeaders: () => number };
+
+  produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown {
     if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
-    // A copy, as the binding makes one into librdkafka's message: the list and its objects are reused for the next record.
-    this.produced.push({ topic, key, timestamp, opaque, headers: headers.map((h) => ({ ...h })) });
+    // A copy, as the binding makes one into librdkafka's message: the list, its objects and the encoded buffer are reused for the next record.
+    this.produced.push({ topic, key, timestamp, opaque, headers: Buffer.isBuffer(headers) ? Buffer.from(headers) : headers.map((h) => ({ ...h })) });
     return true;
   }
 }
@@ -116,6 +124,23 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     calls.failOpen();
     expect(await first()).toBe('resolved');
     expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
+  });
+
+  it('passes the headers as one encoded Buffer only to an addon that reads this format version, else as the array', () => {
+    const encoded = new FakeProducer(1);
+    const calls = new ProduceCalls(encoded);
+    expect(calls.encodedHeaders).toBe(true);
+    void calls.produce([record(0), record(1)]);
+    expect(encoded.produced.map((r) => decodeHeaders(r.headers as Buffer))).toEqual([
+      [['id', Buffer.from('e0')], ['outbox-lsn', Buffer.from('0/10')]],
+      [['id', Buffer.from('e1')], ['outbox-lsn', Buffer.from('0/10')]],
+    ]);
+    for (const other of [new FakeProducer(), new FakeProducer(2)]) {
+      const arrayCalls = new ProduceCalls(other);
+      expect(arrayCalls.encodedHeaders).toBe(false);
+      void arrayCalls.produce([record(0)]);
+      expect(other.produced[0]!.headers).toEqual([{ id: 'e0' }, { 'outbox-lsn': '0/10' }]);
+    }
   });
 
   it('builds librdkafka header entries from the record headers, Buffers kept as they are, reusing one list and one object per name', () => {
