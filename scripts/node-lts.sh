@@ -52,8 +52,8 @@ for entry in node_modules/* node_modules/.bin node_modules/.package-lock.json no
 done
 client=node_modules/@confluentinc/kafka-javascript
 if [ -d "$client" ]; then
-  # The source's checksum too: npm ci's postinstall patches it (scripts/patch-kafka-client.mjs).
-  wanted="node $version, client $(node -p "require('./$client/package.json').version"), producer.cc $(cksum <"$client/src/producer.cc")"
+  # The sources' checksum too: npm ci's postinstall patches them (scripts/patch-kafka-client.mjs).
+  wanted="node $version, client $(node -p "require('./$client/package.json').version"), sources $(cat "$client"/src/*.cc "$client"/src/*.h | cksum)"
   if [ "$(cat "$repo/$client/.built-for" 2>/dev/null)" != "$wanted" ]; then
     node_gyp=$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
     [ -f "$node_gyp" ] || node_gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
@@ -63,7 +63,9 @@ if [ -d "$client" ]; then
     # Keep the compiled librdkafka (build/deps): it does not depend on Node. Only the addon is Node-specific.
     rm -rf "$repo/$client/build/Release" "$repo/$client/.built-for"
     started=$(date +%s)
-    (cd "$repo/$client" && export PATH="$node_home/bin:$PATH" CKJS_LINKING=dynamic &&
+    # npm_config_nodedir as well: node-gyp lets that variable override --nodedir, and `npm run` exports it from an
+    # npmrc (some machines set nodedir=/usr, the system Node's headers: the addon then fails to load on this Node).
+    (cd "$repo/$client" && export PATH="$node_home/bin:$PATH" CKJS_LINKING=dynamic npm_config_nodedir="$node_home" &&
       node "$node_gyp" configure --nodedir="$node_home" >/dev/null &&
       node "$node_gyp" build --nodedir="$node_home" -j "$(nproc)" >/dev/null)
     echo "$wanted" >"$repo/$client/.built-for"

@@ -1,19 +1,23 @@
 #!/usr/bin/env node
-// npm's postinstall: teaches the librdkafka client (@confluentinc/kafka-javascript) to take a record's headers as
-// one pre-encoded Buffer, then recompiles its addon (only producer.cc; the bundled librdkafka is kept).
+// npm's postinstall: two changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1), then
+// a recompile of the addon alone (a few seconds; the bundled librdkafka is kept). Measured in docs/benchmarks.md
+// ("Encoded headers and lean delivery reports").
 //
-// Why: the binding converts a header array one object at a time (property names read, key and value copied into
-// std::strings, a vector of copies grown one by one, then copied again into librdkafka): about 0.75 µs per header,
-// ~6 µs of a record's ~14 µs with the relay's eight headers (docs/benchmarks.md, "Where the CPU goes"). The
-// encoded form is read straight into librdkafka's header list.
+// 1. Encoded headers. The binding converts a header array one object at a time (property names read, key and
+//    value copied into std::strings, a vector of copies grown one by one, then copied again into librdkafka):
+//    about 0.75 µs per header, ~6 µs of a record with the relay's eight. produce() now also takes one Buffer,
+//    read straight into librdkafka's header list. The format (src/sink/encoded-headers.ts writes it): u32 BE byte
+//    length of the rest, then per header u32 BE name length, name (UTF-8), u32 BE value length, value. The
+//    addon gains `outboxEncodedHeaders()` (the format's version).
+// 2. Lean delivery reports. Each report became an object of seven properties with a copy of the topic name and
+//    of the key (an external Buffer with a finalizer). `producer.outboxLeanReports()`, called before connect,
+//    makes that producer's reports carry the error and the opaque only: what the relay reads. Other producers
+//    of the process (the KafkaJS-compatible layer reads offsets) keep full reports.
 //
-// The format (src/sink/encoded-headers.ts writes it): u32 BE byte length of the rest, then per header u32 BE name
-// length, name (UTF-8), u32 BE value length, value. The addon gains `outboxEncodedHeaders()` (the format's
-// version) so that the relay uses the Buffer only with an addon that reads it, and the array form otherwise.
-//
-// Idempotent: a patched source is left as it is, and the addon is rebuilt only when the loaded one lacks the
-// method. A client whose source does not match (another version) is left unpatched, with a warning: the relay
-// then runs the slower array form (test/integration/relay.rdkafka.test.ts asserts this repository gets the fast one).
+// The relay uses each only when the loaded addon has its method (src/sink/rdkafka-produce.ts), so an unpatched
+// addon still works, slower, with a warning. Idempotent: patched sources are left as they are, and the addon is
+// rebuilt only when the loaded one lacks the methods. A client whose sources do not match (another version) is
+// left unpatched, with a warning; test/integration/kafka.rdkafka-sink.test.ts asserts this repository's is patched.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,14 +33,14 @@ try {
   say('@confluentinc/kafka-javascript is not installed; nothing to do');
   process.exit(0);
 }
-const source = join(clientDir, 'src', 'producer.cc');
-if (!existsSync(source)) {
-  say(`${source} is absent (sources removed after the build); nothing to do`);
+const src = (file) => join(clientDir, 'src', file);
+if (!existsSync(src('producer.cc'))) {
+  say(`${src('producer.cc')} is absent (sources removed after the build); nothing to do`);
   process.exit(0);
 }
 
-const MARK = '// outbox-relay: encoded headers';
-const DECODER = `${MARK} (scripts/patch-kafka-client.mjs).
+const MARK = '// outbox-relay:';
+const DECODER = `${MARK} encoded headers (scripts/patch-kafka-client.mjs).
 static uint32_t OutboxReadU32(const unsigned char* p) {
   return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
     (static_cast<uint32_t>(p[2]) << 8) | static_cast<uint32_t>(p[3]);
@@ -75,19 +79,28 @@ static NAN_METHOD(OutboxEncodedHeaders) {
   info.GetReturnValue().Set(Nan::New<v8::Number>(1));
 }
 
+${MARK} lean delivery reports for this producer; call before connect.
+NAN_METHOD(Producer::NodeOutboxLeanReports) {
+  Producer* producer = ObjectWrap::Unwrap<Producer>(info.This());
+  producer->m_dr_cb.m_outbox_lean = true;
+  info.GetReturnValue().Set(Nan::True());
+}
+
 Nan::Persistent<v8::Function> Producer::constructor;
 `;
 
-/** [anchor, replacement]: each anchor must occur exactly once in the upstream source. */
-const EDITS = [
-  ['Nan::Persistent<v8::Function> Producer::constructor;\n', DECODER],
-  [
-    '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n',
-    '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n  Nan::SetPrototypeMethod(tpl, "outboxEncodedHeaders", OutboxEncodedHeaders);\n',
-  ],
-  [
-    '  std::vector<RdKafka::Headers::Header> headers;\n  if (info.Length() > 6 && !info[6]->IsUndefined()) {',
-    `  ${MARK}: a Buffer instead of the array of single-key objects.
+/** Per file, [anchor, replacement]: each anchor must occur exactly once in the upstream source. */
+const EDITS = {
+  'producer.cc': [
+    ['Nan::Persistent<v8::Function> Producer::constructor;\n', DECODER],
+    [
+      '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n',
+      '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n  Nan::SetPrototypeMethod(tpl, "outboxEncodedHeaders", OutboxEncodedHeaders);\n' +
+      '  Nan::SetPrototypeMethod(tpl, "outboxLeanReports", NodeOutboxLeanReports);\n',
+    ],
+    [
+      '  std::vector<RdKafka::Headers::Header> headers;\n  if (info.Length() > 6 && !info[6]->IsUndefined()) {',
+      `  ${MARK} encoded headers, a Buffer instead of the array of single-key objects.
   RdKafka::Headers* encoded_headers = NULL;
   if (info.Length() > 6 && node::Buffer::HasInstance(info[6])) {
     encoded_headers = OutboxDecodeHeaders(info[6]);
@@ -100,38 +113,81 @@ const EDITS = [
 
   std::vector<RdKafka::Headers::Header> headers;
   if (encoded_headers == NULL && info.Length() > 6 && !info[6]->IsUndefined()) {`,
+    ],
+    [
+      '    RdKafka::Headers *rd_headers = RdKafka::Headers::create(headers);\n',
+      '    RdKafka::Headers *rd_headers = encoded_headers != NULL ?\n      encoded_headers : RdKafka::Headers::create(headers);\n',
+    ],
+    ['    // First parameter is a topic OBJECT\n', '    // First parameter is a topic OBJECT\n    delete encoded_headers;\n'],
   ],
-  [
-    '    RdKafka::Headers *rd_headers = RdKafka::Headers::create(headers);\n',
-    '    RdKafka::Headers *rd_headers = encoded_headers != NULL ?\n      encoded_headers : RdKafka::Headers::create(headers);\n',
+  'producer.h': [['  static NAN_METHOD(NodeProduce);\n', `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports\n  static NAN_METHOD(NodeOutboxLeanReports);\n`]],
+  'callbacks.h': [
+    [
+      '  DeliveryReport(RdKafka::Message &, bool);\n',
+      `  ${MARK} the third argument: a lean report (error and opaque only)\n  DeliveryReport(RdKafka::Message &, bool, bool outbox_lean = false);\n  bool outbox_lean;\n`,
+    ],
+    ['  void SendMessageBuffer(bool dr_copy_payload);\n', `  void SendMessageBuffer(bool dr_copy_payload);\n  ${MARK} lean delivery reports\n  bool m_outbox_lean = false;\n`],
   ],
-  ['    // First parameter is a topic OBJECT\n', '    // First parameter is a topic OBJECT\n    delete encoded_headers;\n'],
-];
+  'callbacks.cc': [
+    [
+      'DeliveryReport::DeliveryReport(RdKafka::Message &message, bool include_payload) :  // NOLINT\n  m_include_payload(include_payload) {\n',
+      'DeliveryReport::DeliveryReport(RdKafka::Message &message, bool include_payload, bool lean) :  // NOLINT\n  m_include_payload(include_payload), outbox_lean(lean) {\n',
+    ],
+    ['  topic_name = message.topic_name();\n', `  ${MARK} no topic and key copies for a lean report\n  if (!outbox_lean) topic_name = message.topic_name();\n`],
+    ['  if (message.key_pointer()) {\n', '  if (!outbox_lean && message.key_pointer()) {\n'],
+    [
+      '    Local<Object> jsobj(Nan::New<Object>());\n',
+      `    Local<Object> jsobj(Nan::New<Object>());
+
+    ${MARK} a lean report: the opaque alone.
+    if (event.outbox_lean) {
+      if (event.opaque) {
+        Nan::Persistent<v8::Value> * persistent =
+          static_cast<Nan::Persistent<v8::Value> *>(event.opaque);
+        Nan::Set(jsobj, Nan::New("opaque").ToLocalChecked(), Nan::New(*persistent));
+        persistent->Reset();
+        delete persistent;
+      }
+      argv[1] = jsobj;
+      Dispatch(argc, argv);
+      continue;
+    }
+`,
+    ],
+    ['  DeliveryReport msg(message, m_dr_msg_cb);\n', '  DeliveryReport msg(message, m_dr_msg_cb, m_outbox_lean);\n'],
+  ],
+};
 
 const version = JSON.parse(readFileSync(join(clientDir, 'package.json'), 'utf8')).version;
-let text = readFileSync(source, 'utf8');
-if (!text.includes(MARK)) {
-  const missing = EDITS.filter(([anchor]) => text.split(anchor).length !== 2);
-  if (missing.length > 0) {
-    say(`WARNING: ${source} (client ${version}) does not match the patch (${missing.length} of ${EDITS.length} anchors differ); ` +
-      'left unpatched, so the relay sends headers through the slower array form. Update scripts/patch-kafka-client.mjs for this version.');
+const texts = Object.fromEntries(Object.keys(EDITS).map((file) => [file, readFileSync(src(file), 'utf8')]));
+const pending = Object.keys(EDITS).filter((file) => !texts[file].includes(MARK));
+if (pending.length > 0) {
+  // All or nothing: every anchor of every file is checked before any file is written.
+  const missing = pending.flatMap((file) => EDITS[file].filter(([anchor]) => texts[file].split(anchor).length !== 2).map(() => file));
+  if (missing.length > 0 || pending.length !== Object.keys(EDITS).length) {
+    say(`WARNING: the sources of client ${version} do not match the patch (${missing.length > 0 ? `anchors differ in ${[...new Set(missing)].join(', ')}` : 'partly patched already'}); ` +
+      'left as they are, so the relay sends headers and takes reports the slower way. Update scripts/patch-kafka-client.mjs for this version.');
     process.exit(0);
   }
-  for (const [anchor, replacement] of EDITS) text = text.replace(anchor, () => replacement);
-  writeFileSync(source, text);
-  say(`patched ${source} (client ${version})`);
+  for (const file of pending) {
+    let text = texts[file];
+    for (const [anchor, replacement] of EDITS[file]) text = text.replace(anchor, () => replacement);
+    writeFileSync(src(file), text);
+  }
+  say(`patched ${pending.join(', ')} (client ${version})`);
 }
 
 const addon = join(clientDir, 'build', 'Release', 'confluent-kafka-javascript.node');
 const loaded = () => {
   try {
-    return typeof require(addon).Producer.prototype.outboxEncodedHeaders === 'function';
+    const { prototype } = require(addon).Producer;
+    return typeof prototype.outboxEncodedHeaders === 'function' && typeof prototype.outboxLeanReports === 'function';
   } catch {
     return false;
   }
 };
 if (existsSync(addon) && loaded()) {
-  say('the addon already reads encoded headers');
+  say('the addon is patched already');
   process.exit(0);
 }
 

@@ -7,8 +7,8 @@ import type { SinkRecord } from './sink.js';
 /** What produce-and-wait needs of librdkafka's native producer (`Producer.produce`); tests pass a fake. */
 export interface NativeProducer {
   produce(topic: string, partition: null, value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown;
-  /** The addon (the binding's `_client`): it has `outboxEncodedHeaders()` when scripts/patch-kafka-client.mjs rebuilt it. */
-  readonly _client?: { outboxEncodedHeaders?: () => number };
+  /** The addon (the binding's `_client`): it has these methods when scripts/patch-kafka-client.mjs rebuilt it. */
+  readonly _client?: { outboxEncodedHeaders?: () => number; outboxLeanReports?: () => boolean };
 }
 
 /** The opaque of every record of one send(): counts the delivery reports still due. */
@@ -32,11 +32,15 @@ export class ProduceCalls {
   private readonly open = new Set<ProduceCall>();
   /** Headers as one encoded Buffer where the addon reads it (about 5 µs a record cheaper with the relay's eight), else as the binding's array. */
   readonly encodedHeaders: boolean;
+  /** Whether the producer's delivery reports carry only the error and the opaque, all `report` reads (no topic or key copy per record). */
+  readonly leanReports: boolean;
   private readonly headersOf: (headers: Record<string, string | Buffer>) => MessageHeader[] | Buffer;
 
+  /** Takes a producer not yet connected: lean reports are switched on before its first report. */
   constructor(private readonly producer: NativeProducer) {
     this.encodedHeaders = producer._client?.outboxEncodedHeaders?.() === ENCODED_HEADERS_VERSION;
     this.headersOf = this.encodedHeaders ? encodeHeaders : rdkafkaHeaders;
+    this.leanReports = producer._client?.outboxLeanReports?.() === true;
   }
 
   produce(records: readonly SinkRecord[]): Promise<void> {
@@ -57,7 +61,7 @@ export class ProduceCalls {
     });
   }
 
-  /** The producer's `delivery-report` listener. */
+  /** The producer's `delivery-report` listener. It reads the error and the opaque only: all that a lean report carries. */
   readonly report = (err: LibrdKafkaError | null | undefined, report: DeliveryReport): void => {
     const call = report.opaque as ProduceCall | undefined;
     if (!call) return;

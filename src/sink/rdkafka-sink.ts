@@ -35,7 +35,7 @@ export class RdKafkaSink implements Sink {
   private readonly admin: KafkaJS.Admin;
   private readonly topics: TopicCheck;
   private adminConnected = false;
-  private warnedArrayHeaders = false;
+  private warnedUnpatched = false;
   /** Settles when the newest send has enqueued its records: the next one enqueues after it. */
   private enqueued: Promise<unknown> = Promise.resolve();
 
@@ -97,9 +97,9 @@ export class RdKafkaSink implements Sink {
     const producer = new this.module.Producer({ ...this.properties, dr_cb: true } as ProducerGlobalConfig);
     // The cast: upstream's typings know only the header array, not the Buffer the patched addon also reads.
     const connected: Connected = { producer, calls: new ProduceCalls(producer as unknown as NativeProducer), fatal: false };
-    if (!connected.calls.encodedHeaders && !this.warnedArrayHeaders) {
-      this.warnedArrayHeaders = true;
-      this.logger.warn('the librdkafka client was not rebuilt to read encoded headers (scripts/patch-kafka-client.mjs, run by `npm ci`): every record\'s headers go through the binding\'s slower per-header conversion; run `node scripts/patch-kafka-client.mjs` to rebuild it');
+    if (!(connected.calls.encodedHeaders && connected.calls.leanReports) && !this.warnedUnpatched) {
+      this.warnedUnpatched = true;
+      this.logger.warn('the librdkafka client\'s addon is not the one scripts/patch-kafka-client.mjs (run by `npm ci`) rebuilds: every record\'s headers and delivery report take the binding\'s slower conversion (about a third more CPU per event); run `node scripts/patch-kafka-client.mjs` to rebuild it');
     }
     let connectError: LibrdKafkaError | undefined;
     const onError = (err: LibrdKafkaError) => {

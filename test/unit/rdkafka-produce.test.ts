@@ -18,12 +18,15 @@ class FakeProducer implements NativeProducer {
   readonly produced: Produced[] = [];
   refuseAt: { index: number; error: unknown } | undefined;
 
-  /** An addon's format version, or none: the unpatched binding. */
+  /** Lean reports asked for (by the patched addon's method). */
+  lean = false;
+
+  /** An addon's encoded-headers format version, or none: the unpatched binding. */
   constructor(encodedHeadersVersion?: number) {
-    if (encodedHeadersVersion !== undefined) this._client = { outboxEncodedHeaders: () => encodedHeadersVersion };
+    if (encodedHeadersVersion !== undefined) this._client = { outboxEncodedHeaders: () => encodedHeadersVersion, outboxLeanReports: () => (this.lean = true) };
   }
 
-  readonly _client?: { outboxEncodedHeaders: () => number };
+  readonly _client?: { outboxEncodedHeaders: () => number; outboxLeanReports: () => boolean };
 
   produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown {
     if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
@@ -126,10 +129,11 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
   });
 
-  it('passes the headers as one encoded Buffer only to an addon that reads this format version, else as the array', () => {
+  it('passes the headers as one encoded Buffer only to an addon that reads this format version, else as the array; asks a patched addon for lean reports', () => {
     const encoded = new FakeProducer(1);
     const calls = new ProduceCalls(encoded);
     expect(calls.encodedHeaders).toBe(true);
+    expect([calls.leanReports, encoded.lean]).toEqual([true, true]);
     void calls.produce([record(0), record(1)]);
     expect(encoded.produced.map((r) => decodeHeaders(r.headers as Buffer))).toEqual([
       [['id', Buffer.from('e0')], ['outbox-lsn', Buffer.from('0/10')]],
@@ -138,6 +142,7 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     for (const other of [new FakeProducer(), new FakeProducer(2)]) {
       const arrayCalls = new ProduceCalls(other);
       expect(arrayCalls.encodedHeaders).toBe(false);
+      expect(arrayCalls.leanReports).toBe(other._client !== undefined);
       void arrayCalls.produce([record(0)]);
       expect(other.produced[0]!.headers).toEqual([{ id: 'e0' }, { 'outbox-lsn': '0/10' }]);
     }
