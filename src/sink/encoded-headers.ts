@@ -16,7 +16,7 @@ export function encodeHeaders(headers: Record<string, string | Buffer>): Buffer 
   return encodeInto(scratch, headers) ?? encodeInto(Buffer.allocUnsafe(upperBound(headers)), headers)!;
 }
 
-/** One pass (half the time of measuring first, 0.65 against 1.2 µs for the relay's eight headers); undefined when `out` may be too small. */
+/** One pass, checking the bound per header (measuring all first took 1.25–1.58 µs for the relay's eight headers, this 0.78–1.06); undefined when `out` may be too small. */
 function encodeInto(out: Buffer, headers: Record<string, string | Buffer>): Buffer | undefined {
   let at = 4;
   for (const name in headers) {

@@ -21,9 +21,11 @@ interface Connected {
 /**
  * The Sink on librdkafka (`@confluentinc/kafka-javascript`, the default client, built from source at install
  * time), on its native producer API: `produce()` per record with one counter object per send() as the delivery
- * report's opaque (rdkafka-produce.ts), not the KafkaJS-compatible layer's promise per record. Encoding,
- * batching and partitioning run in native threads. `send` resolves when every record of the batch has its
- * delivery report; a delivery report with an error is final for its record. Up to four sends in flight:
+ * report's opaque (rdkafka-produce.ts), not the KafkaJS-compatible layer's promise per record; with the addon
+ * `npm ci` patches (scripts/patch-kafka-client.mjs), a record's headers go as one encoded Buffer and its delivery
+ * report carries only the error and that opaque. Encoding, batching and partitioning run in native threads.
+ * `send` resolves when every record of the batch has its delivery report; a delivery report with an error is
+ * final for its record. Up to four sends in flight:
  * librdkafka's idempotent producer keeps records in produce() order per partition across its internal retries,
  * so the engine only has to call produce() in commit order, which `enqueue` makes strict (each call hands its
  * records over only after the calls before it did, or one whose topic check answers sooner would overtake an
