@@ -178,6 +178,7 @@ if (pending.length > 0) {
 }
 
 const addon = join(clientDir, 'build', 'Release', 'confluent-kafka-javascript.node');
+// False as well when the addon is absent or fails to load: then it is built.
 const loaded = () => {
   try {
     const { prototype } = require(addon).Producer;
@@ -186,7 +187,7 @@ const loaded = () => {
     return false;
   }
 };
-if (existsSync(addon) && loaded()) {
+if (loaded()) {
   say('the addon is patched already');
   process.exit(0);
 }
