@@ -10,7 +10,8 @@ import { measureSteady } from './steady.js';
 
 /**
  * `npm run bench:compare`: the backlog-drain rows of `npm run bench` (single-row and 100-row transactions) and,
- * with BENCH_LATENCY_SECONDS, the 1k events/s latency row, for each of several builds, printed and not written
+ * with BENCH_LATENCY_SECONDS, a latency row (BENCH_LATENCY_LEVEL `events/s:rows per transaction:writers`, default
+ * the 1k events/s row, `1000:1:2`; the highest sustained rate of a run was `29200:10:4`), for each of several builds, printed and not written
  * to docs/benchmarks.md. BENCH_BUILDS lists relay entry scripts (default dist/cli/main.js; relative paths are
  * from the repository) and BENCH_REPEATS how often each runs; the builds take turns, so load that comes and goes
  * on a shared machine hits each alike. Compare CPU seconds per 1k events: events/s moves with that load.
@@ -19,6 +20,7 @@ import { measureSteady } from './steady.js';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 0);
+const [LATENCY_RATE, LATENCY_ROWS, LATENCY_WRITERS] = (process.env.BENCH_LATENCY_LEVEL ?? '1000:1:2').split(':').map(Number) as [number, number, number];
 const CLIENT = (process.env.BENCH_CLIENT ?? 'rdkafka') as KafkaClient;
 const BUILDS = (process.env.BENCH_BUILDS ?? 'dist/cli/main.js').split(',');
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -54,8 +56,8 @@ try {
     for (const run of turns()) {
       await db.createSlot(run.slot);
       const load = loadavg()[0]!;
-      const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: 1000, rowsPerTxn: 1, connections: 2 }], LATENCY_SECONDS, entryOf(run.build));
-      log(`1k events/s ${run.build}: commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples); ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}`);
+      const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: LATENCY_RATE, rowsPerTxn: LATENCY_ROWS, connections: LATENCY_WRITERS }], LATENCY_SECONDS, entryOf(run.build));
+      log(`${LATENCY_RATE} events/s ${run.build}: ${Math.round(r!.achieved)} written; commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples), p99 in PostgreSQL ${r!.sourceP99?.toFixed(1)} ms, produce p99 ${r!.produceP99?.toFixed(1)} ms; ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}`);
       await db.dropSlot(run.slot);
     }
   }

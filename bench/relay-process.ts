@@ -87,10 +87,9 @@ export class BenchRelay {
     return processCpuSeconds(this.pid) ?? NaN;
   }
 
-  /** Produce calls so far (batches handed to the client), from the relay's own /metrics. */
-  async produceCalls(): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${this.httpPort!}/metrics`)).text();
-    return Number(/^outbox_relay_produce_latency_seconds_count (\S+)$/m.exec(text)?.[1] ?? NaN);
+  /** The relay's own /metrics (needs `httpPort`). */
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.httpPort!}/metrics`)).text();
   }
 
   async stop(): Promise<void> {

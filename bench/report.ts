@@ -12,6 +12,8 @@ const COLORS: Record<string, string> = { limit: '#888888', kafkajs: '#d9822b', r
 
 const n = (v: number) => Math.round(v).toLocaleString('en-US');
 const pct = (v: number) => `${Math.round(v * 100)} %`;
+/** A histogram quantile in ms; "–" where it was not measured (older results) or had no observations. */
+const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${Math.round(v)} ms`);
 /** The median and, when there were several, every run's figure. */
 const runs = (median: number, all: number[] | undefined) => (all && all.length > 1 ? `${n(median)} (${all.map(n).join(', ')})` : n(median));
 
@@ -77,9 +79,11 @@ function tables(r: BenchResults): string {
     '',
     '### Steady state (latency = Kafka LogAppendTime − PostgreSQL commit time)',
     '',
-    '| client | target | written events/s | p50 | p95 | p99 | max | samples | CPU s / 1k events | produce calls / 1k events | peak RSS |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.steady.map((s) => `| ${s.client} | ${s.sustainedMax ? `${n(s.target)} (max sustained)` : n(s.target)} | ${n(s.achieved)} | ${s.p50} ms | ${s.p95} ms | ${s.p99} ms | ${s.max} ms | ${n(s.count)} | ${s.cpuSecondsPer1k.toFixed(3)} | ${n(s.batchesPer1k)} | ${Math.round(s.peakRssMiB)} MiB |`),
+    "p99 in PostgreSQL = commit → PostgreSQL sent the transaction, from the relay's `outbox_relay_source_delay_seconds` (PostgreSQL's clock); p99 produce = produce → acknowledged per batch, from its `outbox_relay_produce_latency_seconds`; both interpolated within the histograms' buckets, from the end of the warm-up. They show where the end-to-end tail comes from.",
+    '',
+    '| client | target | written events/s | p50 | p95 | p99 | max | samples | p99 in PostgreSQL | p99 produce | CPU s / 1k events | produce calls / 1k events | peak RSS |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...r.steady.map((s) => `| ${s.client} | ${s.sustainedMax ? `${n(s.target)} (max sustained)` : n(s.target)} | ${n(s.achieved)} | ${s.p50} ms | ${s.p95} ms | ${s.p99} ms | ${s.max} ms | ${n(s.count)} | ${ms(s.sourceP99)} | ${ms(s.produceP99)} | ${s.cpuSecondsPer1k.toFixed(3)} | ${n(s.batchesPer1k)} | ${Math.round(s.peakRssMiB)} MiB |`),
     '',
     '### Cold start (process start → "streaming from PostgreSQL")',
     '',

@@ -1,5 +1,6 @@
 import { freePort } from '../stack/ports.js';
 import type { BenchDatabase } from './fixture.js';
+import { histogramDelta, histogramQuantileMs, readHistogram } from './histogram.js';
 import { LatencyProbe, type LatencySummary } from './latency.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
 import { runWriters } from './writers.js';
@@ -23,7 +24,17 @@ export interface SteadyResult extends LatencySummary {
   /** Produce calls (batches) per 1k events: what delivery.coalesce and pipelining bring down at low rates. */
   batchesPer1k: number;
   peakRssMiB: number;
+  /**
+   * p99 of commit → PostgreSQL sent the transaction (the relay's `source_delay_seconds`, PostgreSQL's clock) and
+   * of produce → acknowledged per batch (`produce_latency_seconds`), in ms, interpolated within the histograms'
+   * buckets: where the end-to-end tail comes from. Absent in results of runs before they were measured.
+   */
+  sourceP99?: number;
+  produceP99?: number;
 }
+
+const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
+const PRODUCE_LATENCY = 'outbox_relay_produce_latency_seconds';
 
 const WARMUP_S = 3;
 
@@ -41,13 +52,22 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
     await runWriters(db, { rate: 100, seconds: WARMUP_S, rowsPerTxn: 1, connections: 1 }); // consumer joined, producer warm
     for (const level of levels) {
       const cpuBefore = relay.cpuSeconds();
-      const batchesBefore = await relay.produceCalls();
-      const warmup = setTimeout(() => probe.record(), WARMUP_S * 1000);
+      const atStart = await relay.metrics();
+      // The relay's histograms from the end of the warm-up on, as the probe's samples.
+      let atWarmupEnd: Promise<string> | undefined;
+      const warmup = setTimeout(() => {
+        probe.record();
+        atWarmupEnd = relay.metrics();
+        atWarmupEnd.catch(() => undefined); // awaited below, where a failure surfaces
+      }, WARMUP_S * 1000);
       const written = await runWriters(db, { rate: level.rate, rowsPerTxn: level.rowsPerTxn, connections: level.connections, seconds: seconds + WARMUP_S });
       clearTimeout(warmup);
       const end = await db.walLsn();
       while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
+      const after = await relay.metrics();
+      const afterWarmup = await (atWarmupEnd ?? atStart);
+      const delta = (name: string, before = afterWarmup) => histogramDelta(readHistogram(after, name), readHistogram(before, name));
       results.push({
         client,
         target: level.rate,
@@ -55,8 +75,10 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         achieved: written.events / written.seconds,
         ...probe.summary(),
         cpuSecondsPer1k: (relay.cpuSeconds() - cpuBefore) / (written.events / 1000),
-        batchesPer1k: ((await relay.produceCalls()) - batchesBefore) / (written.events / 1000),
+        batchesPer1k: (delta(PRODUCE_LATENCY, atStart).at(-1)?.count ?? NaN) / (written.events / 1000),
         peakRssMiB: relay.peakRssMiB(),
+        sourceP99: histogramQuantileMs(delta(SOURCE_DELAY), 0.99),
+        produceP99: histogramQuantileMs(delta(PRODUCE_LATENCY), 0.99),
       });
     }
   } finally {

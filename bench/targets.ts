@@ -1,5 +1,6 @@
 import { cpuShares } from './cpu.js';
 import type { DrainResult } from './drain.js';
+import type { SteadyResult } from './steady.js';
 import type { BenchResults, Shape } from './types.js';
 
 /** Issue 11's targets, checked against one run's results for the default client. */
@@ -58,6 +59,14 @@ function drainBound(d: DrainResult, cores: number, limit: number): string {
   return `neither CPU nor the relay's thread is saturated: waiting on round trips (${cpuShares(d.cpu, cores)})${machine}`;
 }
 
+const latencyMet = (s: SteadyResult) => (s.sustainedMax ? s.p99 < P99_MAX_RATE_MS : s.p99 <= P99_LOW_RATE_MS);
+
+/** Where a missed tail comes from: PostgreSQL's share and the produce round trip's, from the relay's histograms. */
+function latencySplit(s: SteadyResult): string {
+  if (s.sourceP99 === undefined || s.produceP99 === undefined) return '';
+  return ` (p99 in PostgreSQL, commit → sent: ${Math.round(s.sourceP99)} ms; produce → acknowledged per batch: ${Math.round(s.produceP99)} ms)`;
+}
+
 export function checkTargets(r: BenchResults): TargetCheck[] {
   const client = r.defaultClient;
   const cores = r.machine.cores;
@@ -66,8 +75,6 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     return s.drains.filter((d) => d.client === client).map((d) => ({ s, d, limit, share: d.eventsPerSecond / limit }));
   });
   const steady = r.steady.filter((s) => s.client === client);
-  const lowRates = steady.filter((s) => !s.sustainedMax);
-  const maxRate = steady.filter((s) => s.sustainedMax);
   const cold = r.coldStarts.find((c) => c.client === client);
   const rss = [
     ...(cold ? [{ row: 'idle', mib: cold.idleRssMiB }] : []),
@@ -86,9 +93,11 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     },
     {
       target: `p99 commit → append ≤ ${P99_LOW_RATE_MS} ms at 1k and 5k events/s, < ${P99_MAX_RATE_MS} ms at the highest sustained rate`,
-      met: all([...lowRates.map((s) => s.p99 <= P99_LOW_RATE_MS), ...maxRate.map((s) => s.p99 < P99_MAX_RATE_MS)]),
+      met: all(steady.map(latencyMet)),
       // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names.
-      result: steady.map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.achieved < 0.9 * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}`).join(', '),
+      result: steady
+        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.achieved < 0.9 * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}${latencyMet(s) ? '' : latencySplit(s)}`)
+        .join(', '),
     },
     {
       target: 'peak RSS < 150 MB (143 MiB) in every row',

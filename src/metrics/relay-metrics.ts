@@ -39,6 +39,12 @@ export class RelayMetrics implements RelayObserver {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  private readonly sourceDelay = new Histogram({
+    name: `${PREFIX}source_delay_seconds`,
+    help: "Time from a transaction's commit until PostgreSQL sent it to the relay, both by PostgreSQL's clock: the part of end-to-end latency spent in PostgreSQL.",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   private readonly retries = this.counter('retries_total', 'Retries of Kafka produce or connect attempts, by error code.', ['code']);
   private readonly errors = this.counter('errors_total', 'Errors by code: lost replication connections, poison records, halts.', ['code']);
   private readonly deadLetteredTotal = this.counter('dead_lettered_total', 'Events written to the dead-letter topic, by the error code that made them poison.', ['code']);
@@ -90,6 +96,11 @@ export class RelayMetrics implements RelayObserver {
     this.confirmedLsn.set(Number(lsn));
     this.slotLag.set(this.lag.slotLagBytes(lsn));
     return lsn;
+  }
+
+  transactionSent(commitTimeMs: number, sentAtMs: number): void {
+    // One clock, so only a step of the server's clock between commit and send makes it negative.
+    this.sourceDelay.observe(Math.max(0, sentAtMs - commitTimeMs) / 1000);
   }
 
   walPosition(serverWalEnd: Lsn): void {

@@ -20,6 +20,8 @@ export interface RelayObserver {
   reconnected?(): void;
   producerConnected?(connected: boolean): void;
   walPosition?(serverWalEnd: Lsn): void;
+  /** PostgreSQL sent a transaction committed at `commitTimeMs` at `sentAtMs` (its Begin message; both its clock). */
+  transactionSent?(commitTimeMs: number, sentAtMs: number): void;
   /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
@@ -40,6 +42,7 @@ const OBSERVER_METHODS = Object.keys({
   reconnected: true,
   producerConnected: true,
   walPosition: true,
+  transactionSent: true,
   deadLettered: true,
   halted: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];

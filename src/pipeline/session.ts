@@ -10,7 +10,7 @@ import { RowMapper } from '../route/row-mapper.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
-import { ReplicationStream } from '../source/replication-stream.js';
+import { ReplicationStream, sentAtMs } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { sleep } from '../retry.js';
 import type { RelayObserver } from './observer.js';
@@ -100,9 +100,12 @@ export class Session {
     try {
       const msg = decodePgOutput(chunk, at);
       switch (msg.tag) {
-        case 'begin':
-          this.txn = this.tracker.begin(msg.finalLsn, pgTimeToMs(msg.commitTime), msg.xid);
+        case 'begin': {
+          const commitTimeMs = pgTimeToMs(msg.commitTime);
+          this.txn = this.tracker.begin(msg.finalLsn, commitTimeMs, msg.xid);
+          this.observer.transactionSent?.(commitTimeMs, sentAtMs(chunk));
           break;
+        }
         case 'commit':
           if (this.txn) this.commit(this.txn, msg.endLsn);
           this.txn = undefined;

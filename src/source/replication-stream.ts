@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
-import { msToPgTime } from '../decode/pgoutput.js';
+import { msToPgTime, pgTimeToMs } from '../decode/pgoutput.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 
 /**
@@ -40,6 +40,11 @@ interface PgConnection {
 
 /** 'w', then the WAL start and end positions and the send time (Int64 each): the pgoutput message follows. */
 const XLOG_DATA_HEADER = 25;
+
+/** When the walsender sent the XLogData message `chunk` (its send time, by PostgreSQL's clock), in ms since the epoch. */
+export function sentAtMs(chunk: Buffer): number {
+  return pgTimeToMs(chunk.readBigInt64BE(17));
+}
 
 /** A `pg` Submittable: pg hands it every CopyData message of the COPY BOTH stream that START_REPLICATION opens. */
 class StartReplication {

@@ -61,6 +61,10 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     expect(latencyCount).toBeGreaterThanOrEqual(1);
     expect(latencyCount).toBeLessThanOrEqual(total);
     expect(metricValue(metrics, 'outbox_relay_produce_latency_seconds_bucket', { le: '+Inf' })).toBe(latencyCount);
+    // One observation per transaction PostgreSQL sent (the three above; pgoutput skips empty ones), each read
+    // from the stream's own timestamps: streamed as committed, so well under the test's duration.
+    expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_count')).toBe(batches.length);
+    expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_sum')).toBeLessThan(batches.length * 5);
     expect(metricValue(metrics, 'outbox_relay_state', { state: 'streaming' })).toBe(1);
     expect(metricValue(metrics, 'outbox_relay_state', { state: 'standby' })).toBe(0);
     expect(metricValue(metrics, 'outbox_relay_active')).toBe(1);

@@ -34,6 +34,20 @@ describe('RelayMetrics', () => {
     expect(metricValue(text, 'outbox_relay_produce_latency_seconds_bucket', { le: '0.025' })).toBe(1);
   });
 
+  it("observes each transaction's source delay (PostgreSQL's commit to its send), never below zero", async () => {
+    const metrics = new RelayMetrics();
+    metrics.transactionSent(1_000_000, 1_000_004);
+    metrics.transactionSent(1_000_000, 1_000_300);
+    metrics.transactionSent(1_000_000, 999_990); // a step of the server's clock
+    const text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_source_delay_seconds_count')).toBe(3);
+    expect(metricValue(text, 'outbox_relay_source_delay_seconds_sum')).toBeCloseTo(0.304);
+    expect(metricValue(text, 'outbox_relay_source_delay_seconds_bucket', { le: '0.001' })).toBe(1);
+    expect(metricValue(text, 'outbox_relay_source_delay_seconds_bucket', { le: '0.005' })).toBe(2);
+    expect(metricValue(text, 'outbox_relay_source_delay_seconds_bucket', { le: '0.25' })).toBe(2);
+    expect(metricValue(text, 'outbox_relay_source_delay_seconds_bucket', { le: '0.5' })).toBe(3);
+  });
+
   it('does not count a row the poison policy dealt with as relayed', async () => {
     const metrics = new RelayMetrics();
     metrics.delivered(receiptsOf([event('', 0, new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'))], true), 0);

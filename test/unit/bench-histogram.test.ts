@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { histogramDelta, histogramQuantileMs, readHistogram } from '../../bench/histogram.js';
+import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
+
+const idle = { inFlight: { events: 0, bytes: 0 } };
+
+describe("the bench's reading of the relay's histograms", () => {
+  it('reads a histogram from /metrics text and takes quantiles between two readings, interpolated within buckets', async () => {
+    const metrics = new RelayMetrics();
+    for (let i = 0; i < 10; i++) metrics.transactionSent(0, 300); // before: all in (0.25, 0.5]
+    const before = readHistogram(await metrics.render(idle), 'outbox_relay_source_delay_seconds');
+    for (let i = 0; i < 98; i++) metrics.transactionSent(0, 2); // (0.001, 0.0025]
+    metrics.transactionSent(0, 20); // (0.01, 0.025]
+    metrics.transactionSent(0, 80); // (0.05, 0.1]
+    const after = readHistogram(await metrics.render(idle), 'outbox_relay_source_delay_seconds');
+    expect(after.at(-1)).toEqual({ le: Infinity, count: 110 });
+
+    const delta = histogramDelta(after, before);
+    expect(delta.at(-1)!.count).toBe(100);
+    // Rank 50 of 98 in (1, 2.5] ms; rank 99 is the one observation in (10, 25] ms, at its upper bound.
+    expect(histogramQuantileMs(delta, 0.5)).toBeCloseTo(1 + (1.5 * 50) / 98);
+    expect(histogramQuantileMs(delta, 0.99)).toBeCloseTo(25);
+    expect(histogramQuantileMs(delta, 1)).toBeCloseTo(100);
+  });
+
+  it('gives NaN without observations and the last finite bound for a quantile in +Inf', () => {
+    expect(histogramQuantileMs([{ le: 0.1, count: 0 }, { le: Infinity, count: 0 }], 0.99)).toBeNaN();
+    expect(histogramQuantileMs([{ le: 0.1, count: 1 }, { le: Infinity, count: 10 }], 0.99)).toBeCloseTo(100);
+  });
+});
