@@ -122,14 +122,14 @@ try {
     await db.createSlot(`steady_${client}`);
     const logLevel = (r: SteadyResult, note = '') =>
       log(`steady (${client}) at ${r.sustainedMax ? `max sustained ${fmt(r.target)}` : fmt(r.target)}${note}: ${fmt(r.achieved)} events/s written; commit→ack p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms (${r.count} samples); ${r.cpuSecondsPer1k.toFixed(3)} CPU s/1k; peak RSS ${Math.round(r.peakRssMiB)} MiB`);
-    const results = await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, levels, STEADY_SECONDS);
+    const results = await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, levels, STEADY_SECONDS, stack.kafkaPid());
     // A relay that falls behind shows it as a median latency growing with the backlog: such a level is not
     // sustained, so the top level steps down until the median stays short.
     let top = results.pop()!;
     for (let attempt = 0; top.p50 > SUSTAINED_P50_MS && attempt < 4; attempt++) {
       logLevel(top, ' (not sustained: the relay fell behind)');
       const rate = Math.round((top.target * 0.85) / 100) * 100;
-      top = (await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, [{ ...levels[2]!, rate }], STEADY_SECONDS))[0]!;
+      top = (await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, [{ ...levels[2]!, rate }], STEADY_SECONDS, stack.kafkaPid()))[0]!;
     }
     for (const r of [...results, top]) {
       steady.push(r);

@@ -1,4 +1,5 @@
 import { freePort } from '../stack/ports.js';
+import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
 import { histogramDelta, histogramQuantileMs, readHistogram } from './histogram.js';
 import { LatencyProbe, type LatencySummary } from './latency.js';
@@ -31,6 +32,11 @@ export interface SteadyResult extends LatencySummary {
    */
   sourceP99?: number;
   produceP99?: number;
+  /**
+   * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
+   * (writers and probe); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
+   */
+  cpu?: CpuReport;
 }
 
 const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
@@ -42,7 +48,7 @@ const WARMUP_S = 3;
  * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
  * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
  */
-export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, entry?: string): Promise<SteadyResult[]> {
+export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, brokerPid: number | undefined, entry?: string): Promise<SteadyResult[]> {
   const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, httpPort: await freePort() });
   const probe = new LatencyProbe(brokers, topic);
   const results: SteadyResult[] = [];
@@ -55,13 +61,21 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       const atStart = await relay.metrics();
       // The relay's histograms from the end of the warm-up on, as the probe's samples.
       let atWarmupEnd: Promise<string> | undefined;
+      let meter: CpuMeter | undefined;
+      const walsender = await db.walsenderPid(slot);
       const warmup = setTimeout(() => {
         probe.record();
+        meter = new CpuMeter();
+        meter.track('relay', relay.pid);
+        meter.track('walsender', walsender);
+        meter.track('broker', brokerPid);
+        meter.track('bench', process.pid);
         atWarmupEnd = relay.metrics();
         atWarmupEnd.catch(() => undefined); // awaited below, where a failure surfaces
       }, WARMUP_S * 1000);
       const written = await runWriters(db, { rate: level.rate, rowsPerTxn: level.rowsPerTxn, connections: level.connections, seconds: seconds + WARMUP_S });
       clearTimeout(warmup);
+      const cpu = meter?.finish();
       const end = await db.walLsn();
       while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
@@ -79,6 +93,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         peakRssMiB: relay.peakRssMiB(),
         sourceP99: histogramQuantileMs(delta(SOURCE_DELAY), 0.99),
         produceP99: histogramQuantileMs(delta(PRODUCE_LATENCY), 0.99),
+        ...(cpu ? { cpu } : {}),
       });
     }
   } finally {

@@ -61,10 +61,13 @@ function drainBound(d: DrainResult, cores: number, limit: number): string {
 
 const latencyMet = (s: SteadyResult) => (s.sustainedMax ? s.p99 < P99_MAX_RATE_MS : s.p99 <= P99_LOW_RATE_MS);
 
-/** Where a missed tail comes from: PostgreSQL's share and the produce round trip's, from the relay's histograms. */
-function latencySplit(s: SteadyResult): string {
+/**
+ * Where a missed tail comes from: commit → PostgreSQL sent it and the produce round trip, from the relay's
+ * histograms, and who used the cores meanwhile.
+ */
+function latencySplit(s: SteadyResult, cores: number): string {
   if (s.sourceP99 === undefined || s.produceP99 === undefined) return '';
-  return ` (p99 in PostgreSQL, commit → sent: ${Math.round(s.sourceP99)} ms; produce → acknowledged per batch: ${Math.round(s.produceP99)} ms)`;
+  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms, produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
 }
 
 export function checkTargets(r: BenchResults): TargetCheck[] {
@@ -96,7 +99,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       met: all(steady.map(latencyMet)),
       // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names.
       result: steady
-        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.achieved < 0.9 * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}${latencyMet(s) ? '' : latencySplit(s)}`)
+        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.achieved < 0.9 * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}${latencyMet(s) ? '' : latencySplit(s, cores)}`)
         .join(', '),
     },
     {
