@@ -41,7 +41,7 @@ export class RelayMetrics implements RelayObserver {
   });
   private readonly sourceDelay = new Histogram({
     name: `${PREFIX}source_delay_seconds`,
-    help: "Time from a transaction's commit until PostgreSQL sent it to the relay, both by PostgreSQL's clock: the part of end-to-end latency spent in PostgreSQL.",
+    help: "Time from a transaction's commit until PostgreSQL sent it to the relay, both by PostgreSQL's clock: decoding, and the walsender waiting for a core or for the relay to read.",
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
