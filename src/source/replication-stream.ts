@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { RelayError } from '../errors.js';
+import { sleep } from '../retry.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { msToPgTime, pgTimeToMs } from '../decode/pgoutput.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
@@ -35,6 +36,8 @@ export interface StartOptions {
 interface PgConnection {
   query(text: string): void;
   sendCopyFromChunk(chunk: Buffer): void;
+  /** CopyDone. */
+  endCopyFrom(): void;
   stream: NodeJS.ReadWriteStream;
 }
 
@@ -94,11 +97,16 @@ export function startReplicationSql(options: StartOptions): string {
   return `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
 }
 
+/** How long close() waits for PostgreSQL to end the replication command before dropping the connection. */
+const END_COPY_TIMEOUT_MS = 5_000;
+
 /** One replication connection: connect, `start`, then status updates until `close`. */
 export class ReplicationStream {
   private readonly client: pg.Client;
   private ended = false;
   private paused = false;
+  /** Set while START_REPLICATION runs: resolves when it ends (completed, failed, or the connection closed). */
+  private replicating: Promise<void> | undefined;
 
   constructor(connection: pg.ClientConfig) {
     this.client = new pg.Client({ ...connection, replication: 'database' } as pg.ClientConfig);
@@ -120,7 +128,11 @@ export class ReplicationStream {
   }
 
   start(options: StartOptions, handlers: ReplicationHandlers): void {
+    let commandEnded!: () => void;
+    this.replicating = new Promise((resolve) => (commandEnded = resolve));
     const finish = (error?: Error) => {
+      commandEnded();
+      this.replicating = undefined;
       if (this.ended) return;
       this.ended = true;
       handlers.onEnd(error);
@@ -175,6 +187,17 @@ export class ReplicationStream {
     this.ended = true;
     // A paused socket never reports its end, and client.end() waits for that.
     this.connection.stream.resume();
+    const replicating = this.replicating;
+    if (replicating) {
+      // End the COPY before the connection. pg's end() destroys the socket while a command is active, and a
+      // walsender that is still writing to us then dies of the broken pipe before it reads the final status
+      // update sent just before. PostgreSQL reads in order: the status, then CopyDone, after which it ends the
+      // command and pg ends the connection with a Terminate instead.
+      this.connection.endCopyFrom();
+      const timeout = new AbortController();
+      await Promise.race([replicating, sleep(END_COPY_TIMEOUT_MS, timeout.signal)]);
+      timeout.abort();
+    }
     await this.client.end().catch(() => undefined);
   }
 }
