@@ -7,6 +7,16 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   return Math.round(floor + random() * (ceiling - floor));
 }
 
+/** Waits for `promise` at most `ms`: true if it settled in time. The timer is cleared either way (no process held open). */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([promise.then(() => true), sleep(ms, timer.signal).then(() => false)]);
+  } finally {
+    timer.abort();
+  }
+}
+
 /** A sleep that an AbortSignal cuts short (shutdown must not wait out a 15 s backoff). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -12,7 +12,7 @@ import { preflight } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
 import { ReplicationStream, sentAtMs } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
-import { sleep } from '../retry.js';
+import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
 
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
@@ -143,11 +143,7 @@ export class Session {
     this.failing = true;
     this.stream.pause();
     this.endIntake();
-    const grace = new AbortController();
-    void Promise.race([this.delivery.whenIdle(), sleep(this.config.shutdownGraceMs, grace.signal)]).then(() => {
-      grace.abort();
-      this.finish(error);
-    });
+    void settlesWithin(this.delivery.whenIdle(), this.config.shutdownGraceMs).then(() => this.finish(error));
   }
 
   private commit(txn: SourceTransaction, endLsn: Lsn): void {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { RelayError } from '../errors.js';
-import { sleep } from '../retry.js';
+import { settlesWithin } from '../retry.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { msToPgTime, pgTimeToMs } from '../decode/pgoutput.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
@@ -43,10 +43,11 @@ interface PgConnection {
 
 /** 'w', then the WAL start and end positions and the send time (Int64 each): the pgoutput message follows. */
 const XLOG_DATA_HEADER = 25;
+const XLOG_DATA_SEND_TIME = XLOG_DATA_HEADER - 8;
 
 /** When the walsender sent the XLogData message `chunk` (its send time, by PostgreSQL's clock), in ms since the epoch. */
 export function sentAtMs(chunk: Buffer): number {
-  return pgTimeToMs(chunk.readBigInt64BE(17));
+  return pgTimeToMs(chunk.readBigInt64BE(XLOG_DATA_SEND_TIME));
 }
 
 /** A `pg` Submittable: pg hands it every CopyData message of the COPY BOTH stream that START_REPLICATION opens. */
@@ -194,9 +195,7 @@ export class ReplicationStream {
       // update sent just before. PostgreSQL reads in order: the status, then CopyDone, after which it ends the
       // command and pg ends the connection with a Terminate instead.
       this.connection.endCopyFrom();
-      const timeout = new AbortController();
-      await Promise.race([replicating, sleep(END_COPY_TIMEOUT_MS, timeout.signal)]);
-      timeout.abort();
+      await settlesWithin(replicating, END_COPY_TIMEOUT_MS);
     }
     await this.client.end().catch(() => undefined);
   }
