@@ -77,6 +77,16 @@ export class TupleValues {
     return start === undefined || start < 0 ? null : this.buf.toString(undefined, start, this.bounds[2 * i + 1]);
   }
 
+  /**
+   * `text(i)`, but `recent`'s string again when the value has the bytes it decoded last: for columns whose values
+   * repeat from row to row (event type, aggregate type, the topic's columns) a compare of a few bytes replaces a
+   * new string per row, which an event in flight would otherwise keep alive through garbage collections.
+   */
+  recentText(i: number, recent: RecentText): string | null {
+    const start = this.bounds[2 * i];
+    return start === undefined || start < 0 ? null : recent.read(this.buf, start, this.bounds[2 * i + 1]!);
+  }
+
   /** A copy of the value's bytes, which outlives the message; `null` for SQL NULL, `undefined` when unchanged (TOAST). */
   copy(i: number): Buffer | null | undefined {
     const start = this.bounds[2 * i];
@@ -86,6 +96,33 @@ export class TupleValues {
     const out = Buffer.allocUnsafe(end - start);
     this.buf.copy(out, 0, start, end);
     return out;
+  }
+}
+
+/** Values longer than this are decoded every time: the ones worth remembering are short names. */
+const RECENT_TEXT_BYTES = 64;
+
+/** One column's last decoded value and its bytes (TupleValues.recentText). */
+export class RecentText {
+  private readonly bytes = Buffer.allocUnsafe(RECENT_TEXT_BYTES);
+  private length = -1;
+  private text = '';
+
+  read(buf: Buffer, start: number, end: number): string {
+    const length = end - start;
+    if (length === this.length) {
+      let i = 0;
+      while (i < length && buf[start + i] === this.bytes[i]) i++;
+      if (i === length) return this.text;
+    }
+    const text = buf.toString(undefined, start, end);
+    if (length <= RECENT_TEXT_BYTES) {
+      // A loop, not Buffer#copy: for a few bytes the native call costs more than the copy.
+      for (let i = 0; i < length; i++) this.bytes[i] = buf[start + i]!;
+      this.length = length;
+      this.text = text;
+    }
+    return text;
   }
 }
 

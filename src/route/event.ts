@@ -4,7 +4,8 @@ import type { RelayError } from '../errors.js';
 /** One outbox row on its way to Kafka, with the transaction it belongs to (for the acknowledgement rule). */
 export interface OutboxEvent {
   topic: string;
-  key: Buffer | null;
+  /** Text as the mapping read it (the clients encode it as UTF-8), or bytes. */
+  key: string | Buffer | null;
   value: Buffer | null;
   headers: Record<string, string | Buffer>;
   /** The event time from `mapping.timestamp`, as the record timestamp (ms since the epoch). */
@@ -22,7 +23,7 @@ export interface OutboxEvent {
  * The bytes a record counts for in the in-flight window: topic, key, value and every header's name and value.
  * Called for every event of a drain: a for-in allocates nothing, Object.entries an array per header.
  */
-export function recordSize(topic: string, key: Buffer | null, value: Buffer | null, headers: Record<string, string | Buffer>): number {
+export function recordSize(topic: string, key: string | Buffer | null, value: Buffer | null, headers: Record<string, string | Buffer>): number {
   let size = topic.length + (key?.length ?? 0) + (value?.length ?? 0);
   for (const name in headers) size += name.length + headers[name]!.length;
   return size;

@@ -85,7 +85,7 @@ export class MessageMapper {
       if (!(err instanceof RelayError)) throw err;
       throw new RelayError(err.code, `${where}: ${err.message}`, { details, hint: 'give the message a "topic", or the fields messages.topic uses' });
     }
-    const key = Buffer.from(field('key') ?? eventId, 'utf8');
+    const key = field('key') ?? eventId;
     const value = Buffer.from(msg.content.subarray(newline + 1));
     return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn };
   }
@@ -95,7 +95,7 @@ export class MessageMapper {
     const eventId = typeof error.details.eventId === 'string' ? error.details.eventId : '';
     const value = Buffer.from(msg.content);
     const headers = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-message-prefix': msg.prefix };
-    const key = eventId ? Buffer.from(eventId) : null;
+    const key = eventId || null;
     return { topic: '', key, value, headers, eventId, size: recordSize('', key, value, headers), txn, error };
   }
 

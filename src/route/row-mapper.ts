@@ -1,6 +1,6 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { TableMapping } from '../config/types.js';
-import type { RelationMessage, TupleValues } from '../decode/pgoutput.js';
+import { RecentText, type RelationMessage, type TupleValues } from '../decode/pgoutput.js';
 import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
@@ -41,6 +41,8 @@ export class RowMapper {
     private readonly envelope: Envelope | undefined,
     private readonly tombstones: boolean,
     private readonly traceContext: TraceContextFn | undefined,
+    /** Per column: its last value, for the columns whose values repeat (TupleValues.recentText). */
+    private readonly recent: RecentText[],
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
@@ -79,7 +81,7 @@ export class RowMapper {
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
-    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex));
+    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()));
   }
 
   /** False for a row the table's include/exclude filters leave out. */
@@ -101,7 +103,7 @@ export class RowMapper {
     }
     const raw = values.copy(this.index.payload!);
     const value = raw && this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : (raw ?? null);
-    const key = eventId ? Buffer.from(eventId, 'utf8') : null;
+    const key = eventId || null;
     const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
     if (eventId) headers[HEADER.id] = eventId;
     return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn, error };
@@ -119,29 +121,36 @@ export class RowMapper {
     const keyText = index.key === index.id ? eventId : textOf(values, index.key);
     if (keyText === null) return this.fail(eventId, txn, 'the key column is NULL');
 
-    const headers: Record<string, string | Buffer> = {};
-    const rowHeaders = textOf(values, index.headers);
-    // '{}' is the column's default: most rows have no headers of their own, and need no JSON.parse.
-    if (rowHeaders !== null && rowHeaders !== '{}') {
-      try {
-        Object.assign(headers, headerValues(rowHeaders));
-      } catch (err) {
-        return this.fail(eventId, txn, `the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
-      }
-    }
-    headers[HEADER.id] = eventId;
-    const type = textOf(values, index.type);
-    if (type !== null) headers[HEADER.type] = type;
-    const aggregateType = textOf(values, index.aggregateType);
-    if (aggregateType !== null) headers[HEADER.aggregateType] = aggregateType;
+    const rowHeaders = this.recentOf(values, index.headers);
+    const type = this.recentOf(values, index.type);
+    const aggregateType = this.recentOf(values, index.aggregateType);
     const aggregateId = textOf(values, index.aggregateId);
-    if (aggregateId !== null) headers[HEADER.aggregateId] = aggregateId;
-    this.traceContext?.(values, headers);
     const shared = transactionHeaders(txn);
-    headers[HEADER.lsn] = shared.lsn;
-    headers[HEADER.commitTime] = shared.commitTime;
-    headers[HEADER.xid] = shared.xid;
-    headers[HEADER.contentType] = this.contentType;
+    let headers: Record<string, string | Buffer>;
+    // '{}' is the column's default: most rows have no headers of their own, and need no JSON.parse.
+    if ((rowHeaders === null || rowHeaders === '{}') && type !== null && aggregateType !== null && aggregateId !== null && !this.traceContext) {
+      // The usual row as one literal, in the order of the general case below: an object of its exact size, where
+      // adding the headers one by one grows a separate property store.
+      headers = { id: eventId, type, 'aggregate-type': aggregateType, 'aggregate-id': aggregateId, 'outbox-lsn': shared.lsn, 'outbox-commit-time': shared.commitTime, 'outbox-xid': shared.xid, 'content-type': this.contentType };
+    } else {
+      headers = {};
+      if (rowHeaders !== null && rowHeaders !== '{}') {
+        try {
+          Object.assign(headers, headerValues(rowHeaders));
+        } catch (err) {
+          return this.fail(eventId, txn, `the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
+        }
+      }
+      headers[HEADER.id] = eventId;
+      if (type !== null) headers[HEADER.type] = type;
+      if (aggregateType !== null) headers[HEADER.aggregateType] = aggregateType;
+      if (aggregateId !== null) headers[HEADER.aggregateId] = aggregateId;
+      this.traceContext?.(values, headers);
+      headers[HEADER.lsn] = shared.lsn;
+      headers[HEADER.commitTime] = shared.commitTime;
+      headers[HEADER.xid] = shared.xid;
+      headers[HEADER.contentType] = this.contentType;
+    }
     const eventTime = textOf(values, index.timestamp);
     let timestampMs: number | undefined;
     try {
@@ -169,9 +178,10 @@ export class RowMapper {
     // A NULL payload would be a Kafka tombstone: only on request (mapping.nullPayload), never silently.
     if (!raw && !this.tombstones) return this.fail(eventId, txn, 'the payload column is NULL');
     const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : raw) : null;
-    const key = Buffer.from(keyText, 'utf8');
-    const size = recordSize(topic, key, value, headers);
-    return timestampMs === undefined ? { topic, key, value, headers, eventId, size, txn } : { topic, key, value, headers, timestampMs, eventId, size, txn };
+    // The key stays the text (mostly the id's own string): the clients encode it as they copy it, and an event in
+    // flight holds one object fewer through garbage collections.
+    const size = recordSize(topic, keyText, value, headers);
+    return timestampMs === undefined ? { topic, key: keyText, value, headers, eventId, size, txn } : { topic, key: keyText, value, headers, timestampMs, eventId, size, txn };
   }
 
   /**
@@ -188,7 +198,11 @@ export class RowMapper {
   }
 
   private row: TupleValues | undefined;
-  private readonly columnText = (column: string): string | null => textOf(this.row!, this.columnIndex.get(column));
+  /** Columns read by name are those of filters and topic routing: types and names, which repeat from row to row. */
+  private readonly columnText = (column: string): string | null => this.recentOf(this.row!, this.columnIndex.get(column));
+  private recentOf(values: TupleValues, i: number | undefined): string | null {
+    return i === undefined ? null : values.recentText(i, this.recent[i]!);
+  }
   private readonly renderTopic = (valueOf: (column: string) => string | null): string => this.topic.render(valueOf);
 
   private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never {

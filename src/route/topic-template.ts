@@ -33,24 +33,28 @@ export function compileTopicTemplate(template: string, setting = 'topic'): Topic
     const why = illegal !== undefined ? `has ${JSON.stringify(illegal)}, which a Kafka topic name cannot contain` : 'can never be a legal Kafka topic name';
     throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders` });
   }
-  // The last legal name: consecutive events mostly go to the same topic, which then skips the check and is
-  // handed on as one flat string instead of a fresh concatenation.
+  // The last legal name and the column values it was made of: consecutive events mostly go to the same topic,
+  // which then costs neither a concatenation nor the check, and is handed on as the one flat string.
   let lastTopic: string | undefined;
+  const lastValues: (string | undefined)[] = columns.map(() => undefined);
+  const values: string[] = columns.map(() => '');
   return {
     columns,
     render(valueOf) {
-      let topic = '';
-      for (const part of parts) {
-        if ('literal' in part) topic += part.literal;
-        else {
-          const value = valueOf(part.column);
-          if (value === null) throw new RelayError('RECORD_REQUIRED_NULL', `column "${part.column}" used in the topic template is NULL`);
-          topic += value;
-        }
+      let same = lastTopic !== undefined;
+      for (let c = 0; c < columns.length; c++) {
+        const value = valueOf(columns[c]!);
+        if (value === null) throw new RelayError('RECORD_REQUIRED_NULL', `column "${columns[c]}" used in the topic template is NULL`);
+        if (value !== lastValues[c]) same = false;
+        values[c] = value;
       }
-      if (topic === lastTopic) return lastTopic;
+      if (same) return lastTopic!;
+      let topic = '';
+      let c = 0;
+      for (const part of parts) topic += 'literal' in part ? part.literal : values[c++];
       if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" (from template "${template}") is not a legal Kafka topic name`);
       lastTopic = topic;
+      for (let i = 0; i < columns.length; i++) lastValues[i] = values[i];
       return topic;
     },
   };

@@ -6,7 +6,7 @@ import type { SinkRecord } from './sink.js';
 
 /** What produce-and-wait needs of librdkafka's native producer (`Producer.produce`); tests pass a fake. */
 export interface NativeProducer {
-  produce(topic: string, partition: null, value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown;
+  produce(topic: string, partition: null, value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown;
   /** The addon (the binding's `_client`): it has these methods when scripts/patch-kafka-client.mjs rebuilt it. */
   readonly _client?: { outboxEncodedHeaders?: () => number; outboxLeanReports?: () => boolean };
 }

@@ -6,7 +6,8 @@ import type { Checkpoint } from '../checkpoint/checkpoint.js';
  */
 export interface SinkRecord {
   topic: string;
-  key: Buffer | null;
+  /** A string goes as its UTF-8 bytes. */
+  key: string | Buffer | null;
   value: Buffer | null;
   headers: Record<string, string | Buffer>;
   /** Kafka record timestamp (ms since the epoch), from the mapping's event-time column; absent: the send time. */

@@ -2,7 +2,7 @@ import type { SinkRecord } from './sink.js';
 
 /** The message shape kafkajs and the librdkafka client's KafkaJS-compatible API share. */
 export interface TopicMessage {
-  key: Buffer | null;
+  key: string | Buffer | null;
   value: Buffer | null;
   headers: Record<string, string | Buffer>;
   timestamp?: string;

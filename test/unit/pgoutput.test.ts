@@ -1,22 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodePgOutput, TupleValues } from '../../src/decode/pgoutput.js';
-
-/** An Insert message as pgoutput sends it: 'I', relation id, 'N', column count, then each column. */
-function insert(columns: (string | null | 'unchanged')[]): Buffer {
-  const parts = [Buffer.from([0x49, 0, 0, 0x40, 0x01, 0x4e]), Buffer.from([0, columns.length])];
-  for (const c of columns) {
-    if (c === null) parts.push(Buffer.from('n'));
-    else if (c === 'unchanged') parts.push(Buffer.from('u'));
-    else {
-      const bytes = Buffer.from(c);
-      const head = Buffer.alloc(5);
-      head[0] = 0x74; // 't'
-      head.writeUInt32BE(bytes.length, 1);
-      parts.push(head, bytes);
-    }
-  }
-  return Buffer.concat(parts);
-}
+import { decodePgOutput, RecentText, TupleValues } from '../../src/decode/pgoutput.js';
+import { insertMessage as insert } from '../support/pgoutput-messages.js';
 
 function decodedValues(message: Buffer): TupleValues {
   const msg = decodePgOutput(message);
@@ -71,5 +55,23 @@ describe('pgoutput Insert values', () => {
     expect([0, 1, 2, 3].map((i) => values.text(i))).toEqual(['e-1', null, 'Grüße', '']);
     expect(values.copy(1)).toBeNull();
     expect(values.copy(2)!.toString()).toBe('Grüße');
+  });
+
+  it('recent text: the same bytes give the same string again, wherever they are; other bytes, and values too long to remember, are decoded', () => {
+    const recent = new RecentText();
+    const first = decodedValues(insert(['e-1', 'OrderPlaced'])).recentText(1, recent);
+    const again = decodedValues(insert(['another id', 'OrderPlaced'])).recentText(1, recent);
+    expect(first).toBe('OrderPlaced');
+    expect(Object.is(first, again)).toBe(true);
+    // Same length, one byte apart (the last): decoded, not the remembered one; then back.
+    expect(decodedValues(insert(['e-1', 'OrderPlacer'])).recentText(1, recent)).toBe('OrderPlacer');
+    expect(decodedValues(insert(['e-1', 'OrderPlaced'])).recentText(1, recent)).toBe('OrderPlaced');
+    expect(decodedValues(insert(['e-1', 'Grüße'])).recentText(1, recent)).toBe('Grüße');
+    expect(decodedValues(insert(['e-1', ''])).recentText(1, recent)).toBe('');
+    const long = 'x'.repeat(100);
+    expect(decodedValues(insert(['e-1', long])).recentText(1, recent)).toBe(long);
+    expect(decodedValues(insert(['e-1', `${'x'.repeat(99)}y`])).recentText(1, recent)).toBe(`${'x'.repeat(99)}y`);
+    expect([null, 'unchanged'].map((v) => decodedValues(insert(['e-1', v])).recentText(1, recent))).toEqual([null, null]);
+    expect(decodedValues(insert(['e-1'])).recentText(1, recent)).toBeNull();
   });
 });

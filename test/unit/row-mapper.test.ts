@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
+import { loadConfig } from '../../src/config/relay-config.js';
+import type { TableMapping } from '../../src/config/types.js';
+import { decodePgOutput, type RelationMessage } from '../../src/decode/pgoutput.js';
+import { recordSize } from '../../src/route/event.js';
+import { HEADER, RowMapper } from '../../src/route/row-mapper.js';
+import { insertMessage } from '../support/pgoutput-messages.js';
+
+const JSONB_OID = 3802;
+const TEXT_OID = 25;
+const mapping: TableMapping = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] }).tables[0]!;
+const txn = new AckTracker(0n).begin(0x16b3748n, Date.parse('2024-01-01T00:00:00Z'), 42);
+const TXN_HEADERS = { [HEADER.lsn]: '0/16B3748', [HEADER.commitTime]: '2024-01-01T00:00:00.000Z', [HEADER.xid]: '42', [HEADER.contentType]: 'application/json' };
+
+function mapperFor(columns: string[]): RowMapper {
+  const relation: RelationMessage = {
+    tag: 'relation',
+    relationId: 0x4001,
+    schema: 'public',
+    table: 'outbox',
+    columns: columns.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })),
+  };
+  return RowMapper.compile(relation, mapping);
+}
+
+function values(row: (string | null)[]) {
+  const msg = decodePgOutput(insertMessage(row));
+  if (msg.tag !== 'insert') throw new Error('not an insert');
+  return msg.values;
+}
+
+const COLUMNS = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers'];
+
+describe('row mapping', () => {
+  it('a usual row: the relay headers in their documented order, the id as key, the size counted from what is sent', () => {
+    const event = mapperFor(COLUMNS).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']), txn);
+    expect(Object.entries(event.headers)).toEqual(Object.entries({ [HEADER.id]: 'e-1', [HEADER.type]: 'OrderPlaced', [HEADER.aggregateType]: 'order', [HEADER.aggregateId]: 'o-1', ...TXN_HEADERS }));
+    expect(event).toMatchObject({ topic: 'outbox.order', key: 'e-1', eventId: 'e-1', value: Buffer.from('{"a":1}') });
+    expect(event.size).toBe(recordSize('outbox.order', 'e-1', Buffer.from('{"a":1}'), event.headers));
+  });
+
+  it('rows off the usual shape keep the same order: a NULL leaves its header out, a row’s own headers come first, trace context after the aggregate', () => {
+    const withNull = mapperFor(COLUMNS).map(values(['e-1', 'order', null, 'OrderPlaced', '{}', '{}']), txn);
+    expect(Object.keys(withNull.headers)).toEqual([HEADER.id, HEADER.type, HEADER.aggregateType, ...Object.keys(TXN_HEADERS)]);
+    const own = mapperFor(COLUMNS).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{"tenant":"t-9"}']), txn);
+    expect(Object.entries(own.headers)).toEqual(Object.entries({ tenant: 't-9', [HEADER.id]: 'e-1', [HEADER.type]: 'OrderPlaced', [HEADER.aggregateType]: 'order', [HEADER.aggregateId]: 'o-1', ...TXN_HEADERS }));
+    const traced = mapperFor([...COLUMNS, 'traceparent']).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']), txn);
+    expect(Object.keys(traced.headers)).toEqual([HEADER.id, HEADER.type, HEADER.aggregateType, HEADER.aggregateId, 'traceparent', ...Object.keys(TXN_HEADERS)]);
+  });
+
+  it('values that repeat from row to row and values that change: each row gets its own type and topic', () => {
+    const mapper = mapperFor(COLUMNS);
+    const rows: [string, string][] = [['order', 'OrderPlaced'], ['order', 'OrderPlaced'], ['payment', 'OrderPlaced'], ['order', 'OrderShipped'], ['order', 'OrderPlaced']];
+    const events = rows.map(([aggregateType, type], i) => mapper.map(values([`e-${i}`, aggregateType, 'o-1', type, '{}', '{}']), txn));
+    expect(events.map((e) => [e.topic, e.headers[HEADER.type], e.headers[HEADER.aggregateType], e.key])).toEqual(rows.map(([aggregateType, type], i) => [`outbox.${aggregateType}`, type, aggregateType, `e-${i}`]));
+    // A topic that is not legal is refused even right after a legal one.
+    expect(() => mapper.map(values(['e-9', 'no/slash', 'o-1', 'OrderPlaced', '{}', '{}']), txn)).toThrow(expect.objectContaining({ code: 'TOPIC_INVALID' }));
+    expect(() => mapper.map(values(['e-9', null, 'o-1', 'OrderPlaced', '{}', '{}']), txn)).toThrow(expect.objectContaining({ code: 'RECORD_REQUIRED_NULL' }));
+    expect(mapper.map(values(['e-10', 'order', 'o-1', 'OrderPlaced', '{}', '{}']), txn).topic).toBe('outbox.order');
+  });
+});
