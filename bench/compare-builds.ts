@@ -15,7 +15,8 @@ import { measureSteady } from './steady.js';
  * to docs/benchmarks.md. BENCH_BUILDS lists relay entry scripts (default dist/cli/main.js; relative paths are
  * from the repository) and BENCH_REPEATS how often each runs; the builds take turns, so load that comes and goes
  * on a shared machine hits each alike. Compare CPU seconds per 1k events: events/s moves with that load.
- * BENCH_NODE_ARGS adds node flags to the relay (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_NODE_ARGS adds node flags to the relay of every row (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, or `--trace-gc`,
+ * whose lines go to the relay's stdout: BENCH_RELAY_STDOUT).
  */
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -56,7 +57,7 @@ try {
     for (const run of turns()) {
       await db.createSlot(run.slot);
       const load = loadavg()[0]!;
-      const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: LATENCY_RATE, rowsPerTxn: LATENCY_ROWS, connections: LATENCY_WRITERS }], LATENCY_SECONDS, stack.kafkaPid(), entryOf(run.build));
+      const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: LATENCY_RATE, rowsPerTxn: LATENCY_ROWS, connections: LATENCY_WRITERS }], LATENCY_SECONDS, stack.kafkaPid(), entryOf(run.build), NODE_ARGS);
       log(`${LATENCY_RATE} events/s ${run.build}: ${Math.round(r!.achieved)} written; commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples), commit → sent p99 ${r!.sourceP99?.toFixed(1)} ms, produce p99 ${r!.produceP99?.toFixed(1)} ms; ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}${r!.cpu ? `; ${cpuShares(r!.cpu, machine.cores)}` : ''}`);
       await db.dropSlot(run.slot);
     }

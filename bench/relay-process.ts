@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { shebangNodeFlags } from '../stack/bin-flags.js';
@@ -53,7 +53,10 @@ export class BenchRelay {
       '--status-interval', '100ms',
     ];
     this.child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const copyTo = process.env.BENCH_RELAY_STDOUT;
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      // For a look at what the relay printed (its log, or --trace-gc lines): appended, every relay of the run.
+      if (copyTo) appendFileSync(copyTo, `${this.child.pid} ${line}\n`);
       if (this.streamingAfterMs === undefined && line.includes('"streaming from PostgreSQL"')) {
         this.streamingAfterMs = performance.now() - this.startedAt;
         for (const w of this.streamingWaiters) w();

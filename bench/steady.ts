@@ -48,8 +48,8 @@ const WARMUP_S = 3;
  * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
  * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
  */
-export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, brokerPid: number | undefined, entry?: string): Promise<SteadyResult[]> {
-  const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, httpPort: await freePort() });
+export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, brokerPid: number | undefined, entry?: string, nodeArgs?: string[]): Promise<SteadyResult[]> {
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, nodeArgs, httpPort: await freePort() });
   const probe = new LatencyProbe(brokers, topic);
   const results: SteadyResult[] = [];
   try {
