@@ -8,7 +8,12 @@ import type { SinkRecord } from './sink.js';
 export interface NativeProducer {
   produce(topic: string, partition: null, value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown;
   /** The addon (the binding's `_client`): it has these methods when scripts/patch-kafka-client.mjs rebuilt it. */
-  readonly _client?: { outboxEncodedHeaders?: () => number; outboxLeanReports?: () => boolean };
+  readonly _client?: { outboxEncodedHeaders?: () => number; outboxLeanReports?: () => boolean; outboxBatchedReports?: () => boolean };
+}
+
+/** The successful delivery reports of one flush, as the patched addon batches them: each record's opaque. */
+export interface BatchedReports {
+  outboxOpaques: (ProduceCall | undefined)[];
 }
 
 /** The opaque of every record of one send(): counts the delivery reports still due. */
@@ -34,6 +39,8 @@ export class ProduceCalls {
   readonly encodedHeaders: boolean;
   /** Whether the producer's delivery reports carry only the error and the opaque, all `report` reads (no topic or key copy per record). */
   readonly leanReports: boolean;
+  /** Whether the successful ones among them come as one batch per flush (`{ outboxOpaques }`) instead of one call into JavaScript each. */
+  readonly batchedReports: boolean;
   private readonly headersOf: (headers: Record<string, string | Buffer>) => MessageHeader[] | Buffer;
 
   /** Takes a producer not yet connected: lean reports are switched on before its first report. */
@@ -41,6 +48,7 @@ export class ProduceCalls {
     this.encodedHeaders = producer._client?.outboxEncodedHeaders?.() === ENCODED_HEADERS_VERSION;
     this.headersOf = this.encodedHeaders ? encodeHeaders : rdkafkaHeaders;
     this.leanReports = producer._client?.outboxLeanReports?.() === true;
+    this.batchedReports = producer._client?.outboxBatchedReports?.() === true;
   }
 
   produce(records: readonly SinkRecord[]): Promise<void> {
@@ -61,17 +69,27 @@ export class ProduceCalls {
     });
   }
 
-  /** The producer's `delivery-report` listener. It reads the error and the opaque only: all that a lean report carries. */
-  readonly report = (err: LibrdKafkaError | null | undefined, report: DeliveryReport): void => {
+  /**
+   * The producer's `delivery-report` listener: one report (the error and the opaque, all that a lean report
+   * carries), or, from the patched addon, a batch of successful reports as their opaques.
+   */
+  readonly report = (err: LibrdKafkaError | null | undefined, report: DeliveryReport | BatchedReports): void => {
+    if ('outboxOpaques' in report) {
+      for (const call of report.outboxOpaques) if (call) this.reported(call, undefined);
+      return;
+    }
     const call = report.opaque as ProduceCall | undefined;
-    if (!call) return;
+    if (call) this.reported(call, err ?? undefined);
+  };
+
+  private reported(call: ProduceCall, err: LibrdKafkaError | undefined): void {
     // A record error wins over a transient one: it sends the engine to isolate the record.
     if (err && (call.error === undefined || (isRecordErrorCode(err) && !isRecordErrorCode(call.error)))) call.error = err;
     if (--call.due === 0) {
       this.open.delete(call);
       this.settle(call);
     }
-  };
+  }
 
   /** After the producer was closed its reports can no longer come: the calls still waiting fail (retriable). */
   failOpen(): void {

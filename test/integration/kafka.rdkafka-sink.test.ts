@@ -1,3 +1,4 @@
+import type { Producer } from '@confluentinc/kafka-javascript';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
@@ -33,13 +34,15 @@ describe('librdkafka sink on the native producer', () => {
     open = undefined;
   });
 
-  it('runs on the addon `npm ci` patched (encoded headers, lean reports); the headers arrive byte for byte: UTF-8, binary, empty, larger than the scratch buffer', async () => {
+  it('runs on the addon `npm ci` patched (encoded headers, lean reports in batches); the headers arrive byte for byte: UTF-8, binary, empty, larger than the scratch buffer', async () => {
     const topic = uniqueName('native-headers');
     await createTopic(topic);
     open = await sink();
     // This install's addon must be the patched one: without it the relay falls back to the slower forms.
-    const { calls } = (open as unknown as { connected: { calls: ProduceCalls } }).connected;
-    expect([calls.encodedHeaders, calls.leanReports]).toEqual([true, true]);
+    const { calls, producer } = (open as unknown as { connected: { calls: ProduceCalls; producer: Producer } }).connected;
+    expect([calls.encodedHeaders, calls.leanReports, calls.batchedReports]).toEqual([true, true, true]);
+    const reports: unknown[] = [];
+    producer.on('delivery-report', (_err, report) => reports.push(report));
     const big = 'b'.repeat(40_000);
     const headerSets: Record<string, string | Buffer>[] = [
       { id: 'e0', 'outbox-lsn': '0/10', città: 'Zürich 🚀', raw: Buffer.from([0, 255, 10]), empty: '' },
@@ -50,6 +53,9 @@ describe('librdkafka sink on the native producer', () => {
     const delivered = await readTopic(topic, { expected: 3 });
     const asBytes = (headers: Record<string, string | Buffer>) => Object.entries(headers).map(([name, value]) => [name, Buffer.from(value)]);
     expect(delivered.map((r) => Object.entries(r.rawHeaders).map(([name, value]) => [name, value]))).toEqual(headerSets.map(asBytes));
+    // The three successful reports came as batches of opaques, none on its own.
+    expect(reports.every((r) => 'outboxOpaques' in (r as object))).toBe(true);
+    expect(reports.flatMap((r) => (r as { outboxOpaques: unknown[] }).outboxOpaques)).toHaveLength(3);
   });
 
   it('rejects a batch with a record the broker refuses as RECORD_TOO_LARGE, delivers the rest once, and keeps producing', async () => {

@@ -23,10 +23,10 @@ class FakeProducer implements NativeProducer {
 
   /** An addon's encoded-headers format version, or none: the unpatched binding. */
   constructor(encodedHeadersVersion?: number) {
-    if (encodedHeadersVersion !== undefined) this._client = { outboxEncodedHeaders: () => encodedHeadersVersion, outboxLeanReports: () => (this.lean = true) };
+    if (encodedHeadersVersion !== undefined) this._client = { outboxEncodedHeaders: () => encodedHeadersVersion, outboxLeanReports: () => (this.lean = true), outboxBatchedReports: () => true };
   }
 
-  readonly _client?: { outboxEncodedHeaders: () => number; outboxLeanReports: () => boolean };
+  readonly _client?: { outboxEncodedHeaders: () => number; outboxLeanReports: () => boolean; outboxBatchedReports: () => boolean };
 
   produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown {
     if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
@@ -115,6 +115,22 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     p.refuseAt = { index: 0, error: rdError(-188, 'Local: Unknown topic') };
     const outcome = watch(new ProduceCalls(p).produce(records(2)));
     expect((await rejected(outcome)).code).toBe('TOPIC_NOT_FOUND');
+  });
+
+  it("takes the patched addon's batches of successful reports (opaques only) next to single reports with an error, across calls", async () => {
+    const p = new FakeProducer(1);
+    const calls = new ProduceCalls(p);
+    expect(calls.batchedReports).toBe(true);
+    const first = watch(calls.produce(records(3)));
+    const second = watch(calls.produce(records(2)));
+    const opaque = (i: number) => p.produced[i]!.opaque;
+    // One flush: records 0 and 1 of the first call and the first of the second; record 2 failed and came alone.
+    calls.report(null, { outboxOpaques: [opaque(0), opaque(1), opaque(3)] });
+    expect([await first(), await second()]).toEqual(['pending', 'pending']);
+    report(calls, p, 2, rdError(10, 'Broker: Message size too large'));
+    calls.report(null, { outboxOpaques: [opaque(4)] });
+    expect(await rejected(first)).toMatchObject({ code: 'RECORD_TOO_LARGE' });
+    expect(await second()).toBe('resolved');
   });
 
   it('fails the calls still waiting when the producer is closed (their reports can no longer come), retriable', async () => {
