@@ -11,12 +11,12 @@ import { measureSteady } from './steady.js';
 /**
  * `npm run bench:compare`: the backlog-drain rows of `npm run bench` (single-row and 100-row transactions) and,
  * with BENCH_LATENCY_SECONDS, a latency row (BENCH_LATENCY_LEVEL `events/s:rows per transaction:writers`, default
- * the 1k events/s row, `1000:1:2`; the highest sustained rate of a run was `29200:10:4`), for each of several builds, printed and not written
- * to docs/benchmarks.md. BENCH_BUILDS lists relay entry scripts (default dist/cli/main.js; relative paths are
- * from the repository) and BENCH_REPEATS how often each runs; the builds take turns, so load that comes and goes
- * on a shared machine hits each alike. Compare CPU seconds per 1k events: events/s moves with that load.
- * BENCH_NODE_ARGS adds node flags to the relay of every row (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, or `--trace-gc`,
- * whose lines go to the relay's stdout: BENCH_RELAY_STDOUT).
+ * the 1k events/s row, `1000:1:2`; the highest sustained rate of a run was `29200:10:4`), for each of several
+ * builds, printed and not written to docs/benchmarks.md. BENCH_BUILDS lists relay entry scripts (default
+ * dist/cli/main.js; relative paths are from the repository) and BENCH_REPEATS how often each runs; the builds take
+ * turns, so load that comes and goes on a shared machine hits each alike. Compare CPU seconds per 1k events:
+ * events/s moves with that load. BENCH_NODE_ARGS adds node flags to the relay of every row (e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/prof`, or `--trace-gc`, whose lines go to the relay's stdout: BENCH_RELAY_STDOUT).
  */
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);

@@ -20,8 +20,8 @@
 //    error. The addon gains `outboxBatchedReports()`.
 //
 // The relay uses 1 and 2 only when the loaded addon has their methods, and takes reports in either shape
-// (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning. Idempotent: patched sources are left as they are, and the addon is
-// rebuilt only when the loaded one lacks the methods. A client whose sources do not match (another version) is
+// (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning. Idempotent: patched
+// sources are left as they are, and the addon is rebuilt only when the loaded one lacks the methods. A client whose sources do not match (another version) is
 // left unpatched, with a warning; test/integration/kafka.rdkafka-sink.test.ts asserts this repository's is patched.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -161,15 +161,7 @@ const EDITS = {
       `    ${MARK} a lean report without an error: its opaque joins the batch.
     if (event.outbox_lean && !event.is_error) {
       if (outbox_count == 0) outbox_opaques = Nan::New<v8::Array>();
-      v8::Local<v8::Value> opaque = Nan::Undefined();
-      if (event.opaque) {
-        Nan::Persistent<v8::Value> * persistent =
-          static_cast<Nan::Persistent<v8::Value> *>(event.opaque);
-        opaque = Nan::New(*persistent);
-        persistent->Reset();
-        delete persistent;
-      }
-      Nan::Set(outbox_opaques, outbox_count++, opaque);
+      Nan::Set(outbox_opaques, outbox_count++, OutboxTakeOpaque(event.opaque));
       continue;
     }
 
@@ -177,13 +169,7 @@ const EDITS = {
 
     ${MARK} a lean report with an error: the error and the opaque.
     if (event.outbox_lean) {
-      if (event.opaque) {
-        Nan::Persistent<v8::Value> * persistent =
-          static_cast<Nan::Persistent<v8::Value> *>(event.opaque);
-        Nan::Set(jsobj, Nan::New("opaque").ToLocalChecked(), Nan::New(*persistent));
-        persistent->Reset();
-        delete persistent;
-      }
+      if (event.opaque) Nan::Set(jsobj, Nan::New("opaque").ToLocalChecked(), OutboxTakeOpaque(event.opaque));
       argv[1] = jsobj;
       Dispatch(argc, argv);
       continue;
@@ -191,6 +177,21 @@ const EDITS = {
 `,
     ],
     ['  DeliveryReport msg(message, m_dr_msg_cb);\n', '  DeliveryReport msg(message, m_dr_msg_cb, m_outbox_lean);\n'],
+    [
+      'void DeliveryReportDispatcher::Flush() {\n',
+      `${MARK} a lean report's opaque as a JavaScript value (undefined if produce() had none); frees its handle.
+static v8::Local<v8::Value> OutboxTakeOpaque(void* opaque) {
+  if (opaque == NULL) return Nan::Undefined();
+  Nan::Persistent<v8::Value>* persistent = static_cast<Nan::Persistent<v8::Value>*>(opaque);
+  v8::Local<v8::Value> value = Nan::New(*persistent);
+  persistent->Reset();
+  delete persistent;
+  return value;
+}
+
+void DeliveryReportDispatcher::Flush() {
+`,
+    ],
     [
       '    Dispatch(argc, argv);\n  }\n  if (outstanding_event_count > events_list.size()) {\n',
       `    Dispatch(argc, argv);
