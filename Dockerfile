@@ -37,8 +37,8 @@ RUN apt-get update \
 ENV CKJS_LINKING=dynamic npm_config_build_from_source=true
 WORKDIR /app
 COPY package.json package-lock.json ./
-# npm ci's postinstall: patches and recompiles the client's addon (headers as one encoded buffer, lean delivery
-# reports: 35-43 % less CPU per event; docs/benchmarks.md).
+# npm ci's postinstall: patches and recompiles the client's addon (a batch of records in one call with its headers
+# encoded, lean delivery reports in batches; docs/benchmarks.md measures each step).
 COPY scripts/patch-kafka-client.mjs ./scripts/
 # With install scripts: the librdkafka client compiles here (from source, not a downloaded prebuilt binary).
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // npm's postinstall: three changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1), then
 // a recompile of the addon alone (a few seconds; the bundled librdkafka is kept). Measured in docs/benchmarks.md
-// ("Encoded headers and lean delivery reports").
+// ("Encoded headers and lean delivery reports", "Less heap per event, batched delivery reports", "One native call
+// per batch").
 //
-// 1. Encoded headers. The binding converts a header array one object at a time (property names read, key and
-//    value copied into std::strings, a vector of copies grown one by one, then copied again into librdkafka):
-//    about 0.75 µs per header, ~6 µs of a record with the relay's eight. produce() now also takes one Buffer,
-//    read straight into librdkafka's header list. The format (src/sink/encoded-headers.ts writes it): u32 BE byte
-//    length of the rest, then per header u32 BE name length, name (UTF-8), u32 BE value length, value. The
-//    addon gains `outboxEncodedHeaders()` (the format's version).
+// 1. A batch in one call. The binding's produce() takes one record: per record a call through its JavaScript
+//    wrapper, the topic name and the key copied into std::strings, the topic looked up, the headers converted one
+//    object at a time (property names read, key and value copied into std::strings, a vector of copies, then
+//    copied again into librdkafka: about 0.75 µs per header), and a persistent handle for the opaque.
+//    `producer.outboxProduceBatch(topic, values, keys, headers, timestamps, id)` produces a whole run of records
+//    to one topic with librdkafka's C API: the topic handle taken once, each record's headers read from one
+//    Buffer of encoded sets (src/sink/encoded-headers.ts writes them: per record u32 BE byte length of the rest,
+//    then per header u32 BE name length, name (UTF-8), u32 BE value length, value) straight into librdkafka's
+//    header list, and the batch's id as every record's opaque, a tagged integer in the pointer instead of a
+//    handle. It stops at the first record librdkafka refuses and returns [records produced, error code].
 // 2. Lean delivery reports. Each report became an object of seven properties with a copy of the topic name and
 //    of the key (an external Buffer with a finalizer). `producer.outboxLeanReports()`, called before connect,
 //    makes that producer's reports carry the error and the opaque only: what the relay reads. Other producers
@@ -17,12 +22,13 @@
 //    an EventEmitter emit): 1.1 µs of CPU a record in the bench's 100-row drain (docs/benchmarks.md). A lean
 //    report without an error now goes with the others of the same flush (up to 100) as one `delivery-report`
 //    event whose report is `{ outboxOpaques: [...] }`; a lean report with an error still goes alone, with its
-//    error. The addon gains `outboxBatchedReports()`.
+//    error.
 //
-// The relay uses 1 and 2 only when the loaded addon has their methods, and takes reports in either shape
+// The relay uses them only when the loaded addon has both methods, and takes reports in either shape
 // (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning. Idempotent: patched
-// sources are left as they are, and the addon is rebuilt only when the loaded one lacks the methods. A client whose sources do not match (another version) is
-// left unpatched, with a warning; test/integration/kafka.rdkafka-sink.test.ts asserts this repository's is patched.
+// sources are left as they are, and the addon is rebuilt only when the loaded one lacks the methods. A client
+// whose sources do not match (another version) is left unpatched, with a warning;
+// test/integration/kafka.rdkafka-sink.test.ts asserts this repository's is patched.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,51 +50,139 @@ if (!existsSync(src('producer.cc'))) {
   process.exit(0);
 }
 
-const MARK = '// outbox-relay (2):';
-/** What the first version of this patch wrote: sources it patched need the pristine package again. */
-const EARLIER_MARK = '// outbox-relay:';
-const DECODER = `${MARK} encoded headers (scripts/patch-kafka-client.mjs).
+const MARK = '// outbox-relay (3):';
+/** What earlier versions of this patch wrote: sources they patched need the pristine package again. */
+const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):'];
+const DECODER = `${MARK} one call produces a batch (scripts/patch-kafka-client.mjs).
 static uint32_t OutboxReadU32(const unsigned char* p) {
   return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
     (static_cast<uint32_t>(p[2]) << 8) | static_cast<uint32_t>(p[3]);
 }
 
-// NULL when the buffer is malformed.
-static RdKafka::Headers* OutboxDecodeHeaders(v8::Local<v8::Value> buffer) {
-  const unsigned char* p =
-    reinterpret_cast<const unsigned char*>(node::Buffer::Data(buffer));
-  const size_t size = node::Buffer::Length(buffer);
-  if (size < 4 || OutboxReadU32(p) > size - 4) return NULL;
-  const size_t end = 4 + OutboxReadU32(p);
-  RdKafka::Headers* headers = RdKafka::Headers::create();
-  size_t at = 4;
-  while (at < end) {
-    if (end - at < 4) break;
-    const size_t name_len = OutboxReadU32(p + at);
-    at += 4;
-    if (end - at < name_len || end - at - name_len < 4) break;
-    const std::string name(reinterpret_cast<const char*>(p + at), name_len);
-    at += name_len;
-    const size_t value_len = OutboxReadU32(p + at);
-    at += 4;
-    if (end - at < value_len) break;
-    headers->add(name, p + at, value_len);
-    at += value_len;
+// One record's headers from the batch's encoded sets, at *at, which moves past them. NULL with *ok set when the
+// set is empty (no header list) or, *ok cleared, malformed.
+static rd_kafka_headers_t* OutboxDecodeHeaders(const unsigned char* p, size_t size, size_t* at, bool* ok) {
+  *ok = false;
+  if (size - *at < 4 || OutboxReadU32(p + *at) > size - *at - 4) return NULL;
+  const size_t end = *at + 4 + OutboxReadU32(p + *at);
+  size_t i = *at + 4;
+  rd_kafka_headers_t* headers = i == end ? NULL : rd_kafka_headers_new(8);
+  while (i < end) {
+    if (end - i < 4) break;
+    const size_t name_len = OutboxReadU32(p + i);
+    i += 4;
+    if (end - i < name_len || end - i - name_len < 4) break;
+    const char* name = reinterpret_cast<const char*>(p + i);
+    i += name_len;
+    const size_t value_len = OutboxReadU32(p + i);
+    i += 4;
+    if (end - i < value_len) break;
+    rd_kafka_header_add(headers, name, name_len, p + i, value_len);
+    i += value_len;
   }
-  if (at != end) {
-    delete headers;
+  if (i != end) {
+    if (headers != NULL) rd_kafka_headers_destroy(headers);
     return NULL;
   }
+  *at = end;
+  *ok = true;
   return headers;
 }
 
-static NAN_METHOD(OutboxEncodedHeaders) {
-  info.GetReturnValue().Set(Nan::New<v8::Number>(1));
-}
+// outboxProduceBatch(topic, values, keys, headers, timestamps, id): produces values[i] with keys[i] (string,
+// Buffer or null), the i-th encoded header set of \`headers\` and timestamps[i] (when \`timestamps\` is an array), in
+// order, each with the batch's id as its opaque (a tagged integer, not a handle: lean reports give it back as a
+// number). Stops at the first record librdkafka refuses. Returns [records produced, error code of the refusal or 0].
+NAN_METHOD(Producer::NodeOutboxProduceBatch) {
+  Nan::HandleScope scope;
+  Producer* producer = ObjectWrap::Unwrap<Producer>(info.This());
+  if (info.Length() < 6 || !info[0]->IsString() || !info[1]->IsArray() || !info[2]->IsArray() ||
+      !node::Buffer::HasInstance(info[3]) || !info[5]->IsUint32()) {
+    return Nan::ThrowError("outboxProduceBatch(topic, values, keys, headers, timestamps, id): wrong arguments");
+  }
+  if (!producer->m_dr_cb.m_outbox_lean) {
+    return Nan::ThrowError("outboxProduceBatch needs lean delivery reports: call outboxLeanReports() before connect");
+  }
+  v8::Local<v8::Context> context = Nan::GetCurrentContext();
+  v8::Local<v8::Array> values = info[1].As<v8::Array>();
+  v8::Local<v8::Array> keys = info[2].As<v8::Array>();
+  const bool has_timestamps = info[4]->IsArray();
+  v8::Local<v8::Array> timestamps = has_timestamps ? info[4].As<v8::Array>() : v8::Local<v8::Array>();
+  const uint32_t count = values->Length();
+  if (keys->Length() != count || (has_timestamps && timestamps->Length() != count)) {
+    return Nan::ThrowError("outboxProduceBatch: values, keys and timestamps differ in length");
+  }
+  const unsigned char* header_sets = reinterpret_cast<const unsigned char*>(node::Buffer::Data(info[3]));
+  const size_t header_bytes = node::Buffer::Length(info[3]);
+  size_t header_at = 0;
+  void* opaque = reinterpret_cast<void*>((static_cast<uintptr_t>(Nan::To<uint32_t>(info[5]).FromJust()) << 1) | 1);
+  Nan::Utf8String topic_name(info[0]);
+  static char empty[1];
 
-${MARK} lean reports without an error reach JavaScript in batches.
-static NAN_METHOD(OutboxBatchedReports) {
-  info.GetReturnValue().Set(Nan::True());
+  uint32_t produced = 0;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__STATE;
+  if (producer->IsConnected()) {
+    scoped_shared_read_lock lock(producer->m_connection_lock);
+    rd_kafka_topic_t* topic = NULL;
+    if (producer->IsConnected()) {
+      topic = rd_kafka_topic_new(producer->m_client->c_ptr(), *topic_name, NULL);
+      err = topic == NULL ? rd_kafka_last_error() : RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    for (; topic != NULL && produced < count; produced++) {
+      v8::Local<v8::Value> value = values->Get(context, produced).ToLocalChecked();
+      v8::Local<v8::Value> key = keys->Get(context, produced).ToLocalChecked();
+      const char* value_data = NULL;
+      size_t value_len = 0;
+      if (node::Buffer::HasInstance(value)) {
+        value_data = node::Buffer::Data(value);
+        value_len = node::Buffer::Length(value);
+        // An empty value is not a null one.
+        if (value_data == NULL) value_data = empty;
+      } else if (!value->IsNull()) {
+        err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+        break;
+      }
+      if (!key->IsString() && !node::Buffer::HasInstance(key) && !key->IsNull() && !key->IsUndefined()) {
+        err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+        break;
+      }
+      int64_t timestamp = 0;
+      if (has_timestamps) {
+        v8::Local<v8::Value> ts = timestamps->Get(context, produced).ToLocalChecked();
+        if (ts->IsNumber()) timestamp = static_cast<int64_t>(ts.As<v8::Number>()->Value());
+      }
+      bool ok;
+      rd_kafka_headers_t* headers = OutboxDecodeHeaders(header_sets, header_bytes, &header_at, &ok);
+      if (!ok) {
+        err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+        break;
+      }
+      if (key->IsString()) {
+        // UTF-8 on the stack (Nan::Utf8String's 1 KiB buffer) for the usual key; librdkafka copies it.
+        Nan::Utf8String key_text(key);
+        err = rd_kafka_producev(producer->m_client->c_ptr(), RD_KAFKA_V_RKT(topic),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value_data), value_len),
+          RD_KAFKA_V_KEY(*key_text, key_text.length()), RD_KAFKA_V_TIMESTAMP(timestamp),
+          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      } else {
+        const bool binary = node::Buffer::HasInstance(key);
+        err = rd_kafka_producev(producer->m_client->c_ptr(), RD_KAFKA_V_RKT(topic),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value_data), value_len),
+          RD_KAFKA_V_KEY(binary ? node::Buffer::Data(key) : NULL, binary ? node::Buffer::Length(key) : 0),
+          RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      }
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        // A refused record's headers stay ours.
+        if (headers != NULL) rd_kafka_headers_destroy(headers);
+        break;
+      }
+    }
+    if (topic != NULL) rd_kafka_topic_destroy(topic);
+  }
+  v8::Local<v8::Array> result = Nan::New<v8::Array>(2);
+  Nan::Set(result, 0, Nan::New<v8::Number>(produced));
+  Nan::Set(result, 1, Nan::New<v8::Number>(static_cast<int>(err)));
+  info.GetReturnValue().Set(result);
 }
 
 ${MARK} lean delivery reports for this producer; call before connect.
@@ -107,33 +201,17 @@ const EDITS = {
     ['Nan::Persistent<v8::Function> Producer::constructor;\n', DECODER],
     [
       '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n',
-      '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n  Nan::SetPrototypeMethod(tpl, "outboxEncodedHeaders", OutboxEncodedHeaders);\n' +
+      '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n' +
       '  Nan::SetPrototypeMethod(tpl, "outboxLeanReports", NodeOutboxLeanReports);\n' +
-      '  Nan::SetPrototypeMethod(tpl, "outboxBatchedReports", OutboxBatchedReports);\n',
+      '  Nan::SetPrototypeMethod(tpl, "outboxProduceBatch", NodeOutboxProduceBatch);\n',
     ],
-    [
-      '  std::vector<RdKafka::Headers::Header> headers;\n  if (info.Length() > 6 && !info[6]->IsUndefined()) {',
-      `  ${MARK} encoded headers, a Buffer instead of the array of single-key objects.
-  RdKafka::Headers* encoded_headers = NULL;
-  if (info.Length() > 6 && node::Buffer::HasInstance(info[6])) {
-    encoded_headers = OutboxDecodeHeaders(info[6]);
-    if (encoded_headers == NULL) {
-      delete static_cast<Nan::Persistent<v8::Value>*>(opaque);
-      delete key;
-      return Nan::ThrowError("Encoded headers are malformed");
-    }
-  }
-
-  std::vector<RdKafka::Headers::Header> headers;
-  if (encoded_headers == NULL && info.Length() > 6 && !info[6]->IsUndefined()) {`,
-    ],
-    [
-      '    RdKafka::Headers *rd_headers = RdKafka::Headers::create(headers);\n',
-      '    RdKafka::Headers *rd_headers = encoded_headers != NULL ?\n      encoded_headers : RdKafka::Headers::create(headers);\n',
-    ],
-    ['    // First parameter is a topic OBJECT\n', '    // First parameter is a topic OBJECT\n    delete encoded_headers;\n'],
   ],
-  'producer.h': [['  static NAN_METHOD(NodeProduce);\n', `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports\n  static NAN_METHOD(NodeOutboxLeanReports);\n`]],
+  'producer.h': [
+    [
+      '  static NAN_METHOD(NodeProduce);\n',
+      `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports, a batch in one call\n  static NAN_METHOD(NodeOutboxLeanReports);\n  static NAN_METHOD(NodeOutboxProduceBatch);\n`,
+    ],
+  ],
   'callbacks.h': [
     [
       '  DeliveryReport(RdKafka::Message &, bool);\n',
@@ -179,9 +257,12 @@ const EDITS = {
     ['  DeliveryReport msg(message, m_dr_msg_cb);\n', '  DeliveryReport msg(message, m_dr_msg_cb, m_outbox_lean);\n'],
     [
       'void DeliveryReportDispatcher::Flush() {\n',
-      `${MARK} a lean report's opaque as a JavaScript value (undefined if produce() had none); frees its handle.
+      `${MARK} a lean report's opaque as a JavaScript value (undefined if produce() had none): a batch's id as a
+// number, else the value of produce()'s handle, which is freed.
 static v8::Local<v8::Value> OutboxTakeOpaque(void* opaque) {
   if (opaque == NULL) return Nan::Undefined();
+  const uintptr_t tagged = reinterpret_cast<uintptr_t>(opaque);
+  if (tagged & 1) return Nan::New<v8::Number>(static_cast<double>(tagged >> 1));
   Nan::Persistent<v8::Value>* persistent = static_cast<Nan::Persistent<v8::Value>*>(opaque);
   v8::Local<v8::Value> value = Nan::New(*persistent);
   persistent->Reset();
@@ -211,8 +292,8 @@ void DeliveryReportDispatcher::Flush() {
 const version = JSON.parse(readFileSync(join(clientDir, 'package.json'), 'utf8')).version;
 const texts = Object.fromEntries(Object.keys(EDITS).map((file) => [file, readFileSync(src(file), 'utf8')]));
 const pending = Object.keys(EDITS).filter((file) => !texts[file].includes(MARK));
-if (pending.some((file) => texts[file].includes(EARLIER_MARK))) {
-  say(`WARNING: the client's sources carry an earlier version of this patch and are left as they are: the relay runs without batched delivery reports. Reinstall the client to patch it afresh: rm -rf ${clientDir} && npm ci`);
+if (pending.some((file) => EARLIER_MARKS.some((mark) => texts[file].includes(mark)))) {
+  say(`WARNING: the client's sources carry an earlier version of this patch and are left as they are: the relay runs it without the batched produce and reports of this version. Reinstall the client to patch it afresh: rm -rf ${clientDir} && npm ci`);
   process.exit(0);
 }
 if (pending.length > 0) {
@@ -236,7 +317,7 @@ const addon = join(clientDir, 'build', 'Release', 'confluent-kafka-javascript.no
 const loaded = () => {
   try {
     const { prototype } = require(addon).Producer;
-    return ['outboxEncodedHeaders', 'outboxLeanReports', 'outboxBatchedReports'].every((method) => typeof prototype[method] === 'function');
+    return ['outboxLeanReports', 'outboxProduceBatch'].every((method) => typeof prototype[method] === 'function');
   } catch {
     return false;
   }

@@ -45,6 +45,15 @@ export function isUnknownTopic(err: unknown): boolean {
   return RECORD_ERRORS.get((err as RdKafkaLikeError).code ?? 0) === 'TOPIC_NOT_FOUND';
 }
 
+/**
+ * The error of a code librdkafka returned from a produce call (the patched addon's batch produce returns the code,
+ * where the binding's produce() throws an error carrying it), named from the module's table of codes.
+ */
+export function producerRefusal(codes: Record<string, number>): (code: number) => Error & RdKafkaLikeError {
+  const names = new Map(Object.entries(codes).map(([name, code]) => [code, name]));
+  return (code) => Object.assign(new Error(`librdkafka refused the record: ${names.get(code) ?? 'unknown error'} (${code})`), { code });
+}
+
 /** The same classes as classifyKafkaError (kafkajs), from librdkafka's numeric codes. */
 export function classifyRdKafkaError(err: unknown): RelayError {
   if (err instanceof RelayError) return err;

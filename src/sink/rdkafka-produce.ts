@@ -1,99 +1,163 @@
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
 import { RelayError } from '../errors.js';
-import { ENCODED_HEADERS_VERSION, encodeHeaders } from './encoded-headers.js';
+import { HeaderSets } from './encoded-headers.js';
 import { classifyRdKafkaError, isRecordErrorCode } from './rdkafka-errors.js';
 import type { SinkRecord } from './sink.js';
 
 /** What produce-and-wait needs of librdkafka's native producer (`Producer.produce`); tests pass a fake. */
 export interface NativeProducer {
-  produce(topic: string, partition: null, value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown;
+  produce(topic: string, partition: null, value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown;
   /** The addon (the binding's `_client`): it has these methods when scripts/patch-kafka-client.mjs rebuilt it. */
-  readonly _client?: { outboxEncodedHeaders?: () => number; outboxLeanReports?: () => boolean; outboxBatchedReports?: () => boolean };
+  readonly _client?: PatchedAddon | object;
+}
+
+/** The methods scripts/patch-kafka-client.mjs adds to the addon's producer. */
+export interface PatchedAddon {
+  /** Reports carry only the error and the opaque; the successful ones of a flush come as one batch. Before connect. */
+  outboxLeanReports(): boolean;
+  /**
+   * Produces `values[i]` with `keys[i]`, the i-th encoded header set of `headers` (HeaderSets) and `timestamps[i]`,
+   * in order, each with `id` as its opaque; stops at the first record librdkafka refuses. Returns the number of
+   * records produced and the refusal's error code (0 when none).
+   */
+  outboxProduceBatch(topic: string, values: (Buffer | null)[], keys: (string | Buffer | null)[], headers: Buffer, timestamps: (number | null)[] | undefined, id: number): [number, number];
 }
 
 /** The successful delivery reports of one flush, as the patched addon batches them: each record's opaque. */
 export interface BatchedReports {
-  outboxOpaques: (ProduceCall | undefined)[];
+  outboxOpaques: (ProduceCall | number | undefined)[];
 }
 
 /** The opaque of every record of one send(): counts the delivery reports still due. */
 export interface ProduceCall {
+  /** The call's number: the opaque of its records in a batch produce. */
+  id: number;
   due: number;
   error: unknown;
   resolve(): void;
   reject(error: RelayError): void;
 }
 
+/** Batch ids stay small integers, which the addon carries in the opaque pointer and gives back as numbers. */
+const ID_MASK = 0x3fffffff;
+
 /**
  * Produce-and-wait on the native producer: one counter object per call instead of one promise per record.
  * `produce` hands every record to librdkafka synchronously (so calls enqueue in call order, which the idempotent
  * producer keeps per partition) and settles only when each produced record has its delivery report, even when one
  * failed early: an engine that re-sends on the first error would otherwise race records still queued. A
- * synchronous produce() refusal (queue full, unknown partition, a fatal producer) stops the call there; it
- * rejects with that error once the records before it have reported.
+ * synchronous refusal (queue full, unknown partition, a fatal producer) stops the call there; it rejects with that
+ * error once the records before it have reported. With the patched addon a call is one native call per run of
+ * records to the same topic, the call's id as every record's opaque; else one `produce()` per record.
  */
 export class ProduceCalls {
-  /** Calls with reports still due, so that closing the producer can fail them instead of leaving them hanging. */
-  private readonly open = new Set<ProduceCall>();
-  /** Headers as one encoded Buffer where the addon reads it (about 5 µs a record cheaper with the relay's eight), else as the binding's array. */
-  readonly encodedHeaders: boolean;
-  /** Whether the producer's delivery reports carry only the error and the opaque, all `report` reads (no topic or key copy per record). */
-  readonly leanReports: boolean;
-  /** Whether the successful ones among them come as one batch per flush (`{ outboxOpaques }`) instead of one call into JavaScript each. */
-  readonly batchedReports: boolean;
-  private readonly headersOf: (headers: Record<string, string | Buffer>) => MessageHeader[] | Buffer;
+  /** Calls with reports still due, by id: reports find them, and closing the producer fails them instead of leaving them hanging. */
+  private readonly open = new Map<number, ProduceCall>();
+  private nextId = 0;
+  /** The patched addon: batches of records per native call, lean delivery reports in batches. */
+  private readonly addon: PatchedAddon | undefined;
+  private readonly headerSets = new HeaderSets();
 
-  /** Takes a producer not yet connected: lean reports are switched on before its first report. */
-  constructor(private readonly producer: NativeProducer) {
-    this.encodedHeaders = producer._client?.outboxEncodedHeaders?.() === ENCODED_HEADERS_VERSION;
-    this.headersOf = this.encodedHeaders ? encodeHeaders : rdkafkaHeaders;
-    this.leanReports = producer._client?.outboxLeanReports?.() === true;
-    this.batchedReports = producer._client?.outboxBatchedReports?.() === true;
+  /**
+   * Takes a producer not yet connected: lean reports are switched on before its first report. `refusal` makes the
+   * error of a code the batch produce returned (librdkafka's own error type in the sink).
+   */
+  constructor(
+    private readonly producer: NativeProducer,
+    private readonly refusal: (code: number) => unknown,
+  ) {
+    const addon = producer._client as Partial<PatchedAddon> | undefined;
+    this.addon = typeof addon?.outboxProduceBatch === 'function' && addon.outboxLeanReports?.() === true ? (addon as PatchedAddon) : undefined;
+  }
+
+  /** Whether the loaded addon is the patched one (batch produce, lean reports in batches). */
+  get patched(): boolean {
+    return this.addon !== undefined;
   }
 
   produce(records: readonly SinkRecord[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      const call: ProduceCall = { due: 0, error: undefined, resolve, reject };
-      for (const r of records) {
-        try {
-          this.producer.produce(r.topic, null, r.value, r.key, r.timestampMs ?? null, call, this.headersOf(r.headers));
-        } catch (err) {
-          call.error = err;
-          break;
-        }
-        // Reports arrive through the event loop, never inside produce(): counting after it is safe.
-        call.due++;
-      }
+      const call: ProduceCall = { id: this.nextId, due: 0, error: undefined, resolve, reject };
+      this.nextId = (this.nextId + 1) & ID_MASK;
+      if (this.addon) this.produceBatches(this.addon, call, records);
+      else this.produceEach(call, records);
+      // Reports arrive through the event loop, never inside a produce call: counting after it is safe.
       if (call.due === 0) this.settle(call);
-      else this.open.add(call);
+      else this.open.set(call.id, call);
     });
+  }
+
+  private produceBatches(addon: PatchedAddon, call: ProduceCall, records: readonly SinkRecord[]): void {
+    for (let start = 0; start < records.length; ) {
+      const topic = records[start]!.topic;
+      let end = start + 1;
+      while (end < records.length && records[end]!.topic === topic) end++;
+      const values = new Array<Buffer | null>(end - start);
+      const keys = new Array<string | Buffer | null>(end - start);
+      let timestamps: (number | null)[] | undefined;
+      this.headerSets.reset();
+      for (let i = start; i < end; i++) {
+        const r = records[i]!;
+        values[i - start] = r.value;
+        keys[i - start] = r.key;
+        if (r.timestampMs !== undefined) (timestamps ??= new Array<number | null>(end - start).fill(null))[i - start] = r.timestampMs;
+        this.headerSets.add(r.headers);
+      }
+      let produced: number, code: number;
+      try {
+        [produced, code] = addon.outboxProduceBatch(topic, values, keys, this.headerSets.bytes(), timestamps, call.id);
+      } catch (err) {
+        call.error = err;
+        return;
+      }
+      call.due += produced;
+      if (code !== 0) {
+        call.error = this.refusal(code);
+        return;
+      }
+      start = end;
+    }
+  }
+
+  private produceEach(call: ProduceCall, records: readonly SinkRecord[]): void {
+    for (const r of records) {
+      try {
+        this.producer.produce(r.topic, null, r.value, r.key, r.timestampMs ?? null, call, rdkafkaHeaders(r.headers));
+      } catch (err) {
+        call.error = err;
+        return;
+      }
+      call.due++;
+    }
   }
 
   /**
    * The producer's `delivery-report` listener: one report (the error and the opaque, all that a lean report
-   * carries), or, from the patched addon, a batch of successful reports as their opaques.
+   * carries), or, from the patched addon, a batch of successful reports as their opaques. An opaque is the call
+   * itself (one `produce()` per record) or its id (the patched addon's batch produce).
    */
   readonly report = (err: LibrdKafkaError | null | undefined, report: DeliveryReport | BatchedReports): void => {
     if ('outboxOpaques' in report) {
-      for (const call of report.outboxOpaques) if (call) this.reported(call, undefined);
+      for (const opaque of report.outboxOpaques) this.reported(opaque, undefined);
       return;
     }
-    const call = report.opaque as ProduceCall | undefined;
-    if (call) this.reported(call, err ?? undefined);
+    this.reported(report.opaque as ProduceCall | number | undefined, err ?? undefined);
   };
 
-  private reported(call: ProduceCall, err: LibrdKafkaError | undefined): void {
+  private reported(opaque: ProduceCall | number | undefined, err: LibrdKafkaError | undefined): void {
+    const call = typeof opaque === 'number' ? this.open.get(opaque) : opaque;
+    if (call === undefined) return;
     // A record error wins over a transient one: it sends the engine to isolate the record.
     if (err && (call.error === undefined || (isRecordErrorCode(err) && !isRecordErrorCode(call.error)))) call.error = err;
     if (--call.due === 0) {
-      this.open.delete(call);
+      this.open.delete(call.id);
       this.settle(call);
     }
   }
 
   /** After the producer was closed its reports can no longer come: the calls still waiting fail (retriable). */
   failOpen(): void {
-    for (const call of this.open) {
+    for (const call of this.open.values()) {
       call.due = 0;
       call.error ??= new RelayError('KAFKA_UNAVAILABLE', 'the producer was closed before every record of the batch had its delivery report', { retriable: true });
       this.settle(call);

@@ -2,7 +2,7 @@ import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
-import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
@@ -20,10 +20,11 @@ interface Connected {
 
 /**
  * The Sink on librdkafka (`@confluentinc/kafka-javascript`, the default client, built from source at install
- * time), on its native producer API: `produce()` per record with one counter object per send() as the delivery
- * report's opaque (rdkafka-produce.ts), not the KafkaJS-compatible layer's promise per record; with the addon
- * `npm ci` patches (scripts/patch-kafka-client.mjs), a record's headers go as one encoded Buffer and its delivery
- * report carries only the error and that opaque. Encoding, batching and partitioning run in native threads.
+ * time), on its native producer API with one counter object per send() for the delivery reports
+ * (rdkafka-produce.ts), not the KafkaJS-compatible layer's promise per record. With the addon `npm ci` patches
+ * (scripts/patch-kafka-client.mjs) a send is one native call per run of records to the same topic, their headers
+ * encoded in one Buffer, and the delivery reports carry only the error and the send's id; an unpatched addon takes
+ * `produce()` per record. Encoding, batching and partitioning run in native threads.
  * `send` resolves when every record of the batch has its delivery report; a delivery report with an error is
  * final for its record. Up to four sends in flight:
  * librdkafka's idempotent producer keeps records in produce() order per partition across its internal retries,
@@ -97,11 +98,11 @@ export class RdKafkaSink implements Sink {
   private async openProducer(): Promise<Connected> {
     // dr_cb (not dr_msg_cb): reports without a copy of the value, which the sink does not need.
     const producer = new this.module.Producer({ ...this.properties, dr_cb: true } as ProducerGlobalConfig);
-    // The cast: upstream's typings know only the header array, not the Buffer the patched addon also reads.
-    const connected: Connected = { producer, calls: new ProduceCalls(producer as unknown as NativeProducer), fatal: false };
-    if (!(connected.calls.encodedHeaders && connected.calls.leanReports && connected.calls.batchedReports) && !this.warnedUnpatched) {
+    // The cast: upstream's typings know neither the patched addon's methods nor its batched reports.
+    const connected: Connected = { producer, calls: new ProduceCalls(producer as unknown as NativeProducer, producerRefusal(this.module.CODES.ERRORS)), fatal: false };
+    if (!connected.calls.patched && !this.warnedUnpatched) {
       this.warnedUnpatched = true;
-      this.logger.warn('the librdkafka client\'s addon is not the one scripts/patch-kafka-client.mjs (run by `npm ci`) rebuilds: every record\'s headers and delivery report take the binding\'s slower conversion (1.5 to 2 times the CPU per event); run `node scripts/patch-kafka-client.mjs` to rebuild it');
+      this.logger.warn('the librdkafka client\'s addon is not the one scripts/patch-kafka-client.mjs (run by `npm ci`) rebuilds: every record takes the binding\'s own produce() call, header conversion and delivery report (1.5 to 2 times the CPU per event); run `node scripts/patch-kafka-client.mjs` to rebuild it');
     }
     let connectError: LibrdKafkaError | undefined;
     const onError = (err: LibrdKafkaError) => {

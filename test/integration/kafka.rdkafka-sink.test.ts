@@ -34,28 +34,37 @@ describe('librdkafka sink on the native producer', () => {
     open = undefined;
   });
 
-  it('runs on the addon `npm ci` patched (encoded headers, lean reports in batches); the headers arrive byte for byte: UTF-8, binary, empty, larger than the scratch buffer', async () => {
+  it('runs on the addon `npm ci` patched (batch produce, lean reports in batches); records arrive as sent: headers byte for byte (UTF-8, binary, empty, a 40 kB set), string, binary and null keys, empty and null values, timestamps, two topics in one send', async () => {
     const topic = uniqueName('native-headers');
+    const other = uniqueName('native-other');
     await createTopic(topic);
+    await createTopic(other);
     open = await sink();
     // This install's addon must be the patched one: without it the relay falls back to the slower forms.
     const { calls, producer } = (open as unknown as { connected: { calls: ProduceCalls; producer: Producer } }).connected;
-    expect([calls.encodedHeaders, calls.leanReports, calls.batchedReports]).toEqual([true, true, true]);
+    expect(calls.patched).toBe(true);
     const reports: unknown[] = [];
     producer.on('delivery-report', (_err, report) => reports.push(report));
     const big = 'b'.repeat(40_000);
-    const headerSets: Record<string, string | Buffer>[] = [
-      { id: 'e0', 'outbox-lsn': '0/10', città: 'Zürich 🚀', raw: Buffer.from([0, 255, 10]), empty: '' },
-      { id: 'e1', big },
-      { id: 'e2' },
+    const sent: SinkRecord[] = [
+      { ...record(topic, 0), key: 'k0-text', headers: { id: 'e0', 'outbox-lsn': '0/10', città: 'Zürich 🚀', raw: Buffer.from([0, 255, 10]), empty: '' } },
+      { ...record(topic, 1), headers: { id: 'e1', big }, timestampMs: 1_700_000_000_123 },
+      { ...record(other, 2), key: null, value: Buffer.alloc(0), headers: {} },
+      { ...record(topic, 3), value: null, headers: { id: 'e3' } },
     ];
-    await open.send(headerSets.map((headers, i) => ({ ...record(topic, i), headers })));
-    const delivered = await readTopic(topic, { expected: 3 });
+    await open.send(sent);
+    const delivered = [...(await readTopic(topic, { expected: 3 })), ...(await readTopic(other, { expected: 1 }))];
     const asBytes = (headers: Record<string, string | Buffer>) => Object.entries(headers).map(([name, value]) => [name, Buffer.from(value)]);
-    expect(delivered.map((r) => Object.entries(r.rawHeaders).map(([name, value]) => [name, value]))).toEqual(headerSets.map(asBytes));
-    // The three successful reports came as batches of opaques, none on its own.
+    expect(delivered.map((r) => Object.entries(r.rawHeaders).map(([name, value]) => [name, value]))).toEqual([0, 1, 3, 2].map((i) => asBytes(sent[i]!.headers)));
+    expect(delivered.map((r) => r.key)).toEqual(['k0-text', 'k1', 'k3', null]);
+    expect(delivered.map((r) => (r.value === null ? null : r.value.toString()))).toEqual(['{"i":0}', '{"i":1}', null, '']);
+    expect(delivered[1]!.timestamp).toBe(1_700_000_000_123);
+    // The four successful reports came as batches of opaques (the send's id), none on its own.
     expect(reports.every((r) => 'outboxOpaques' in (r as object))).toBe(true);
-    expect(reports.flatMap((r) => (r as { outboxOpaques: unknown[] }).outboxOpaques)).toHaveLength(3);
+    const opaques = reports.flatMap((r) => (r as { outboxOpaques: unknown[] }).outboxOpaques);
+    expect(opaques).toHaveLength(4);
+    expect(new Set(opaques).size).toBe(1);
+    expect(typeof opaques[0]).toBe('number');
   });
 
   it('rejects a batch with a record the broker refuses as RECORD_TOO_LARGE, delivers the rest once, and keeps producing', async () => {
@@ -76,7 +85,7 @@ describe('librdkafka sink on the native producer', () => {
     expect((await readTopic(small, { expected: 1 })).map((r) => r.headers.id)).toEqual(['e5']);
   });
 
-  it('classifies a record produce() refuses at once (over the client message.max.bytes) and still reports the records before it', async () => {
+  it('classifies a record librdkafka refuses at once (over the client message.max.bytes) and still reports the records before it', async () => {
     const topic = uniqueName('native-local');
     await createTopic(topic);
     open = await sink('message.max.bytes=5000');

@@ -1,37 +1,53 @@
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
 import { describe, expect, it } from 'vitest';
 import type { RelayError } from '../../src/errors.js';
-import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type ProduceCall } from '../../src/sink/rdkafka-produce.js';
+import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type PatchedAddon, type ProduceCall } from '../../src/sink/rdkafka-produce.js';
+import { producerRefusal } from '../../src/sink/rdkafka-errors.js';
 import type { SinkRecord } from '../../src/sink/sink.js';
-import { decodeHeaders } from '../support/encoded-headers.js';
+import { decodeHeaderSets } from '../support/encoded-headers.js';
 
 interface Produced {
   topic: string;
-  key: Buffer | null;
+  key: string | Buffer | null;
   timestamp: number | null;
-  opaque: ProduceCall;
-  headers: MessageHeader[] | Buffer;
+  /** The call (one produce() per record) or its id (the patched addon's batch produce). */
+  opaque: ProduceCall | number;
+  headers: MessageHeader[] | [string, Buffer][];
 }
 
-/** librdkafka's native producer as produce-and-wait sees it: records what was produced; throws `refuse` at the given call. */
+/**
+ * librdkafka's native producer as produce-and-wait sees it: records what was produced; refuses the record at
+ * `refuseAt.index` (produce() throws; the patched addon's batch produce returns the code). `patched`: the addon
+ * that scripts/patch-kafka-client.mjs builds (batch produce, lean reports in batches).
+ */
 class FakeProducer implements NativeProducer {
   readonly produced: Produced[] = [];
-  refuseAt: { index: number; error: unknown } | undefined;
-
+  readonly batches: { topic: string; count: number; timestamps: (number | null)[] | undefined }[] = [];
+  refuseAt: { index: number; error: LibrdKafkaError } | undefined;
   /** Lean reports asked for (by the patched addon's method). */
   lean = false;
+  readonly _client?: PatchedAddon;
 
-  /** An addon's encoded-headers format version, or none: the unpatched binding. */
-  constructor(encodedHeadersVersion?: number) {
-    if (encodedHeadersVersion !== undefined) this._client = { outboxEncodedHeaders: () => encodedHeadersVersion, outboxLeanReports: () => (this.lean = true), outboxBatchedReports: () => true };
+  constructor(patched = true) {
+    if (!patched) return;
+    this._client = {
+      outboxLeanReports: () => (this.lean = true),
+      outboxProduceBatch: (topic, values, keys, headers, timestamps, id) => {
+        const sets = decodeHeaderSets(Buffer.from(headers));
+        this.batches.push({ topic, count: values.length, timestamps: timestamps && [...timestamps] });
+        for (let i = 0; i < values.length; i++) {
+          if (this.refuseAt?.index === this.produced.length) return [i, this.refuseAt.error.code];
+          this.produced.push({ topic, key: keys[i]!, timestamp: timestamps?.[i] ?? null, opaque: id, headers: sets[i]! });
+        }
+        return [values.length, 0];
+      },
+    };
   }
 
-  readonly _client?: { outboxEncodedHeaders: () => number; outboxLeanReports: () => boolean; outboxBatchedReports: () => boolean };
-
-  produce(topic: string, _partition: null, _value: Buffer | null, key: Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[] | Buffer): unknown {
+  produce(topic: string, _partition: null, _value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown {
     if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
-    // A copy, as the binding makes one into librdkafka's message: the list, its objects and the encoded buffer are reused for the next record.
-    this.produced.push({ topic, key, timestamp, opaque, headers: Buffer.isBuffer(headers) ? Buffer.from(headers) : headers.map((h) => ({ ...h })) });
+    // A copy, as the binding makes one into librdkafka's message: the list and its objects are reused for the next record.
+    this.produced.push({ topic, key, timestamp, opaque, headers: headers.map((h) => ({ ...h })) });
     return true;
   }
 }
@@ -59,15 +75,23 @@ function watch(promise: Promise<void>): () => Promise<'pending' | 'resolved' | R
 /** The rejection, once the event loop had a turn. */
 const rejected = async (outcome: ReturnType<typeof watch>) => (await outcome()) as RelayError;
 
-describe('librdkafka produce-and-wait (native producer)', () => {
+const callsOf = (p: FakeProducer) => new ProduceCalls(p, producerRefusal({ ERR__QUEUE_FULL: -184, ERR__UNKNOWN_TOPIC: -188 }));
+/** The error a refused record gives: produce() throws it; the batch produce returns its code. */
+const refusedWith = (code: number) => rdError(code, code === -184 ? 'Local: Queue full' : 'Local: Unknown topic');
+
+describe.each([
+  ['the patched addon (batch produce, its id as opaque)', true],
+  ['an unpatched addon (produce() per record, the call as opaque)', false],
+])('librdkafka produce-and-wait, %s', (_name, patched) => {
   it('hands every record to the producer at once, with one opaque for the call, and resolves on the last report', async () => {
-    const p = new FakeProducer();
-    const calls = new ProduceCalls(p);
+    const p = new FakeProducer(patched);
+    const calls = callsOf(p);
+    expect(calls.patched).toBe(patched);
     const outcome = watch(calls.produce([record(0), record(1, { timestampMs: 1_700_000_000_000 }), record(2)]));
     expect(p.produced.map((r) => r.key!.toString())).toEqual(['k0', 'k1', 'k2']);
     expect(new Set(p.produced.map((r) => r.opaque)).size).toBe(1);
     expect(p.produced.map((r) => r.timestamp)).toEqual([null, 1_700_000_000_000, null]);
-    expect(p.produced[0]!.headers).toEqual([{ id: 'e0' }, { 'outbox-lsn': '0/10' }]);
+    expect(p.produced[0]!.headers).toEqual(patched ? [['id', Buffer.from('e0')], ['outbox-lsn', Buffer.from('0/10')]] : [{ id: 'e0' }, { 'outbox-lsn': '0/10' }]);
     report(calls, p, 0);
     report(calls, p, 2);
     expect(await outcome()).toBe('pending');
@@ -76,8 +100,8 @@ describe('librdkafka produce-and-wait (native producer)', () => {
   });
 
   it('rejects a call with a failed record only after every record of it reported, as a record error', async () => {
-    const p = new FakeProducer();
-    const calls = new ProduceCalls(p);
+    const p = new FakeProducer(patched);
+    const calls = callsOf(p);
     const outcome = watch(calls.produce(records(4)));
     report(calls, p, 1, rdError(10, 'Broker: Message size too large'));
     report(calls, p, 0);
@@ -89,8 +113,8 @@ describe('librdkafka produce-and-wait (native producer)', () => {
   });
 
   it('reports the record error when a transient error came first (the engine isolates the record instead of re-sending forever)', async () => {
-    const p = new FakeProducer();
-    const calls = new ProduceCalls(p);
+    const p = new FakeProducer(patched);
+    const calls = callsOf(p);
     const outcome = watch(calls.produce(records(3)));
     report(calls, p, 0, rdError(-192, 'Local: Message timed out'));
     report(calls, p, 1, rdError(10));
@@ -98,32 +122,49 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     expect((await rejected(outcome)).code).toBe('RECORD_TOO_LARGE');
   });
 
-  it('stops at a synchronous produce() refusal and rejects with it, classified, once the records before it reported', async () => {
-    const p = new FakeProducer();
-    p.refuseAt = { index: 2, error: rdError(-184, 'Local: Queue full') };
-    const calls = new ProduceCalls(p);
+  it('stops at a synchronous refusal and rejects with it, classified, once the records before it reported', async () => {
+    const p = new FakeProducer(patched);
+    p.refuseAt = { index: 2, error: refusedWith(-184) };
+    const calls = callsOf(p);
     const outcome = watch(calls.produce(records(5)));
     expect(p.produced).toHaveLength(2);
     report(calls, p, 0);
     expect(await outcome()).toBe('pending');
     report(calls, p, 1);
-    expect(await rejected(outcome)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true, message: expect.stringContaining('Queue full') });
+    expect(await rejected(outcome)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true, message: expect.stringMatching(patched ? /ERR__QUEUE_FULL \(-184\)/ : /Queue full/) });
   });
 
   it('rejects at once when the first record is refused (nothing is waiting for a report)', async () => {
-    const p = new FakeProducer();
-    p.refuseAt = { index: 0, error: rdError(-188, 'Local: Unknown topic') };
-    const outcome = watch(new ProduceCalls(p).produce(records(2)));
+    const p = new FakeProducer(patched);
+    p.refuseAt = { index: 0, error: refusedWith(-188) };
+    const outcome = watch(callsOf(p).produce(records(2)));
     expect((await rejected(outcome)).code).toBe('TOPIC_NOT_FOUND');
   });
 
-  it("takes the patched addon's batches of successful reports (opaques only) next to single reports with an error, across calls", async () => {
-    const p = new FakeProducer(1);
-    const calls = new ProduceCalls(p);
-    expect(calls.batchedReports).toBe(true);
+  it('fails the calls still waiting when the producer is closed (their reports can no longer come), retriable; a late report of theirs is ignored', async () => {
+    const p = new FakeProducer(patched);
+    const calls = callsOf(p);
+    const first = watch(calls.produce(records(2)));
+    const second = watch(calls.produce(records(1)));
+    report(calls, p, 0);
+    report(calls, p, 1);
+    calls.failOpen();
+    expect(await first()).toBe('resolved');
+    expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
+    report(calls, p, 2);
+    expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE' });
+  });
+});
+
+describe('librdkafka produce-and-wait, the patched addon', () => {
+  it("asks for lean reports and takes its batches of successful reports (ids only) next to single reports with an error, across calls", async () => {
+    const p = new FakeProducer();
+    const calls = callsOf(p);
+    expect([calls.patched, p.lean]).toEqual([true, true]);
     const first = watch(calls.produce(records(3)));
     const second = watch(calls.produce(records(2)));
-    const opaque = (i: number) => p.produced[i]!.opaque;
+    const opaque = (i: number) => p.produced[i]!.opaque as number;
+    expect([opaque(0), opaque(3)]).toEqual([expect.any(Number), opaque(0) + 1]);
     // One flush: records 0 and 1 of the first call and the first of the second; record 2 failed and came alone.
     calls.report(null, { outboxOpaques: [opaque(0), opaque(1), opaque(3)] });
     expect([await first(), await second()]).toEqual(['pending', 'pending']);
@@ -133,37 +174,32 @@ describe('librdkafka produce-and-wait (native producer)', () => {
     expect(await second()).toBe('resolved');
   });
 
-  it('fails the calls still waiting when the producer is closed (their reports can no longer come), retriable', async () => {
+  it('makes one native call per run of records to the same topic, in order, with timestamps only where a record has one', async () => {
     const p = new FakeProducer();
-    const calls = new ProduceCalls(p);
-    const first = watch(calls.produce(records(2)));
-    const second = watch(calls.produce(records(1)));
-    report(calls, p, 0);
-    report(calls, p, 1);
-    calls.failOpen();
-    expect(await first()).toBe('resolved');
-    expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
-  });
-
-  it('passes the headers as one encoded Buffer only to an addon that reads this format version, else as the array; asks a patched addon for lean reports', () => {
-    const encoded = new FakeProducer(1);
-    const calls = new ProduceCalls(encoded);
-    expect(calls.encodedHeaders).toBe(true);
-    expect([calls.leanReports, encoded.lean]).toEqual([true, true]);
-    void calls.produce([record(0), record(1)]);
-    expect(encoded.produced.map((r) => decodeHeaders(r.headers as Buffer))).toEqual([
-      [['id', Buffer.from('e0')], ['outbox-lsn', Buffer.from('0/10')]],
-      [['id', Buffer.from('e1')], ['outbox-lsn', Buffer.from('0/10')]],
+    const calls = callsOf(p);
+    const outcome = watch(calls.produce([record(0), record(1, { topic: 'payments', timestampMs: 5 }), record(2, { topic: 'payments' }), record(3)]));
+    expect(p.batches).toEqual([
+      { topic: 'orders', count: 1, timestamps: undefined },
+      { topic: 'payments', count: 2, timestamps: [5, null] },
+      { topic: 'orders', count: 1, timestamps: undefined },
     ]);
-    for (const other of [new FakeProducer(), new FakeProducer(2)]) {
-      const arrayCalls = new ProduceCalls(other);
-      expect(arrayCalls.encodedHeaders).toBe(false);
-      expect(arrayCalls.leanReports).toBe(other._client !== undefined);
-      void arrayCalls.produce([record(0)]);
-      expect(other.produced[0]!.headers).toEqual([{ id: 'e0' }, { 'outbox-lsn': '0/10' }]);
-    }
+    expect(p.produced.map((r) => [r.topic, r.key!.toString()])).toEqual([['orders', 'k0'], ['payments', 'k1'], ['payments', 'k2'], ['orders', 'k3']]);
+    for (let i = 0; i < 4; i++) report(calls, p, i);
+    expect(await outcome()).toBe('resolved');
   });
 
+  it('stops at a refusal in a later run: the runs after it are not produced', async () => {
+    const p = new FakeProducer();
+    p.refuseAt = { index: 1, error: refusedWith(-184) };
+    const calls = callsOf(p);
+    const outcome = watch(calls.produce([record(0), record(1, { topic: 'payments' }), record(2)]));
+    expect(p.batches.map((b) => b.topic)).toEqual(['orders', 'payments']);
+    report(calls, p, 0);
+    expect((await rejected(outcome)).code).toBe('KAFKA_UNAVAILABLE');
+  });
+});
+
+describe('librdkafka header list (an unpatched addon)', () => {
   it('builds librdkafka header entries from the record headers, Buffers kept as they are, reusing one list and one object per name', () => {
     const raw = Buffer.from([0, 1, 2]);
     const first = rdkafkaHeaders({ id: 'e1', raw, 'content-type': 'application/json' });
