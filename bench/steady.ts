@@ -39,6 +39,9 @@ export interface SteadyResult extends LatencySummary {
   cpu?: CpuReport;
 }
 
+/** A level whose writers committed less than this share of its rate did not run at that rate (the writers, not the relay, fell short). */
+export const WRITTEN_SHARE = 0.9;
+
 const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
 const PRODUCE_LATENCY = 'outbox_relay_produce_latency_seconds';
 
