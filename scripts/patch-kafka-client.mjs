@@ -157,20 +157,16 @@ NAN_METHOD(Producer::NodeOutboxProduceBatch) {
         err = RD_KAFKA_RESP_ERR__INVALID_ARG;
         break;
       }
-      if (key->IsString()) {
-        // UTF-8 on the stack (Nan::Utf8String's 1 KiB buffer) for the usual key; librdkafka copies it.
-        Nan::Utf8String key_text(key);
-        err = rd_kafka_producev(producer->m_client->c_ptr(), RD_KAFKA_V_RKT(topic),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value_data), value_len),
-          RD_KAFKA_V_KEY(*key_text, key_text.length()), RD_KAFKA_V_TIMESTAMP(timestamp),
-          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-      } else {
-        const bool binary = node::Buffer::HasInstance(key);
-        err = rd_kafka_producev(producer->m_client->c_ptr(), RD_KAFKA_V_RKT(topic),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value_data), value_len),
-          RD_KAFKA_V_KEY(binary ? node::Buffer::Data(key) : NULL, binary ? node::Buffer::Length(key) : 0),
-          RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-      }
+      // A string key as UTF-8 on the stack (Nan::Utf8String's 1 KiB buffer; an empty string stands in for the
+      // other kinds, so nothing else is converted); a Buffer is read in place. librdkafka copies either.
+      Nan::Utf8String key_text(key->IsString() ? key : Nan::EmptyString().As<v8::Value>());
+      const bool binary = node::Buffer::HasInstance(key);
+      const char* key_data = key->IsString() ? *key_text : binary ? node::Buffer::Data(key) : NULL;
+      const size_t key_len = key->IsString() ? key_text.length() : binary ? node::Buffer::Length(key) : 0;
+      err = rd_kafka_producev(producer->m_client->c_ptr(), RD_KAFKA_V_RKT(topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value_data), value_len),
+        RD_KAFKA_V_KEY(key_data, key_len), RD_KAFKA_V_TIMESTAMP(timestamp),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         // A refused record's headers stay ours.
         if (headers != NULL) rd_kafka_headers_destroy(headers);

@@ -6,9 +6,9 @@ import type { SinkRecord } from './sink.js';
 
 /** What produce-and-wait needs of librdkafka's native producer (`Producer.produce`); tests pass a fake. */
 export interface NativeProducer {
-  produce(topic: string, partition: null, value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown;
+  produce(topic: string, partition: null, value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: number, headers: MessageHeader[]): unknown;
   /** The addon (the binding's `_client`): it has these methods when scripts/patch-kafka-client.mjs rebuilt it. */
-  readonly _client?: PatchedAddon | object;
+  readonly _client?: Partial<PatchedAddon>;
 }
 
 /** The methods scripts/patch-kafka-client.mjs adds to the addon's producer. */
@@ -25,12 +25,12 @@ export interface PatchedAddon {
 
 /** The successful delivery reports of one flush, as the patched addon batches them: each record's opaque. */
 export interface BatchedReports {
-  outboxOpaques: (ProduceCall | number | undefined)[];
+  outboxOpaques: (number | undefined)[];
 }
 
-/** The opaque of every record of one send(): counts the delivery reports still due. */
+/** One send(): counts the delivery reports still due. */
 export interface ProduceCall {
-  /** The call's number: the opaque of its records in a batch produce. */
+  /** The call's number: the opaque of each of its records, by which reports find it. */
   id: number;
   due: number;
   error: unknown;
@@ -38,7 +38,7 @@ export interface ProduceCall {
   reject(error: RelayError): void;
 }
 
-/** Batch ids stay small integers, which the addon carries in the opaque pointer and gives back as numbers. */
+/** Call ids stay small integers, which the patched addon carries in the opaque pointer and gives back as numbers. */
 const ID_MASK = 0x3fffffff;
 
 /**
@@ -48,7 +48,7 @@ const ID_MASK = 0x3fffffff;
  * failed early: an engine that re-sends on the first error would otherwise race records still queued. A
  * synchronous refusal (queue full, unknown partition, a fatal producer) stops the call there; it rejects with that
  * error once the records before it have reported. With the patched addon a call is one native call per run of
- * records to the same topic, the call's id as every record's opaque; else one `produce()` per record.
+ * records to the same topic, else one `produce()` per record; either way the call's id is every record's opaque.
  */
 export class ProduceCalls {
   /** Calls with reports still due, by id: reports find them, and closing the producer fails them instead of leaving them hanging. */
@@ -66,7 +66,7 @@ export class ProduceCalls {
     private readonly producer: NativeProducer,
     private readonly refusal: (code: number) => unknown,
   ) {
-    const addon = producer._client as Partial<PatchedAddon> | undefined;
+    const addon = producer._client;
     this.addon = typeof addon?.outboxProduceBatch === 'function' && addon.outboxLeanReports?.() === true ? (addon as PatchedAddon) : undefined;
   }
 
@@ -122,7 +122,7 @@ export class ProduceCalls {
   private produceEach(call: ProduceCall, records: readonly SinkRecord[]): void {
     for (const r of records) {
       try {
-        this.producer.produce(r.topic, null, r.value, r.key, r.timestampMs ?? null, call, rdkafkaHeaders(r.headers));
+        this.producer.produce(r.topic, null, r.value, r.key, r.timestampMs ?? null, call.id, rdkafkaHeaders(r.headers));
       } catch (err) {
         call.error = err;
         return;
@@ -133,19 +133,19 @@ export class ProduceCalls {
 
   /**
    * The producer's `delivery-report` listener: one report (the error and the opaque, all that a lean report
-   * carries), or, from the patched addon, a batch of successful reports as their opaques. An opaque is the call
-   * itself (one `produce()` per record) or its id (the patched addon's batch produce).
+   * carries), or, from the patched addon, a batch of successful reports as their opaques: call ids.
    */
   readonly report = (err: LibrdKafkaError | null | undefined, report: DeliveryReport | BatchedReports): void => {
     if ('outboxOpaques' in report) {
       for (const opaque of report.outboxOpaques) this.reported(opaque, undefined);
       return;
     }
-    this.reported(report.opaque as ProduceCall | number | undefined, err ?? undefined);
+    this.reported(report.opaque as number | undefined, err ?? undefined);
   };
 
-  private reported(opaque: ProduceCall | number | undefined, err: LibrdKafkaError | undefined): void {
-    const call = typeof opaque === 'number' ? this.open.get(opaque) : opaque;
+  private reported(id: number | undefined, err: LibrdKafkaError | undefined): void {
+    const call = id === undefined ? undefined : this.open.get(id);
+    // A report of a call failed by failOpen() (the producer closed meanwhile) finds nothing.
     if (call === undefined) return;
     // A record error wins over a transient one: it sends the engine to isolate the record.
     if (err && (call.error === undefined || (isRecordErrorCode(err) && !isRecordErrorCode(call.error)))) call.error = err;

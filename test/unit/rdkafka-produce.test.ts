@@ -1,7 +1,7 @@
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
 import { describe, expect, it } from 'vitest';
 import type { RelayError } from '../../src/errors.js';
-import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type PatchedAddon, type ProduceCall } from '../../src/sink/rdkafka-produce.js';
+import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type PatchedAddon } from '../../src/sink/rdkafka-produce.js';
 import { producerRefusal } from '../../src/sink/rdkafka-errors.js';
 import type { SinkRecord } from '../../src/sink/sink.js';
 import { decodeHeaderSets } from '../support/encoded-headers.js';
@@ -10,8 +10,8 @@ interface Produced {
   topic: string;
   key: string | Buffer | null;
   timestamp: number | null;
-  /** The call (one produce() per record) or its id (the patched addon's batch produce). */
-  opaque: ProduceCall | number;
+  /** The call's id, with either addon. */
+  opaque: number;
   headers: MessageHeader[] | [string, Buffer][];
 }
 
@@ -44,7 +44,7 @@ class FakeProducer implements NativeProducer {
     };
   }
 
-  produce(topic: string, _partition: null, _value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: ProduceCall, headers: MessageHeader[]): unknown {
+  produce(topic: string, _partition: null, _value: Buffer | null, key: string | Buffer | null, timestamp: number | null, opaque: number, headers: MessageHeader[]): unknown {
     if (this.refuseAt?.index === this.produced.length) throw this.refuseAt.error;
     // A copy, as the binding makes one into librdkafka's message: the list and its objects are reused for the next record.
     this.produced.push({ topic, key, timestamp, opaque, headers: headers.map((h) => ({ ...h })) });
@@ -80,8 +80,8 @@ const callsOf = (p: FakeProducer) => new ProduceCalls(p, producerRefusal({ ERR__
 const refusedWith = (code: number) => rdError(code, code === -184 ? 'Local: Queue full' : 'Local: Unknown topic');
 
 describe.each([
-  ['the patched addon (batch produce, its id as opaque)', true],
-  ['an unpatched addon (produce() per record, the call as opaque)', false],
+  ['the patched addon (batch produce)', true],
+  ['an unpatched addon (produce() per record)', false],
 ])('librdkafka produce-and-wait, %s', (_name, patched) => {
   it('hands every record to the producer at once, with one opaque for the call, and resolves on the last report', async () => {
     const p = new FakeProducer(patched);
@@ -163,7 +163,7 @@ describe('librdkafka produce-and-wait, the patched addon', () => {
     expect([calls.patched, p.lean]).toEqual([true, true]);
     const first = watch(calls.produce(records(3)));
     const second = watch(calls.produce(records(2)));
-    const opaque = (i: number) => p.produced[i]!.opaque as number;
+    const opaque = (i: number) => p.produced[i]!.opaque;
     expect([opaque(0), opaque(3)]).toEqual([expect.any(Number), opaque(0) + 1]);
     // One flush: records 0 and 1 of the first call and the first of the second; record 2 failed and came alone.
     calls.report(null, { outboxOpaques: [opaque(0), opaque(1), opaque(3)] });
