@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
-import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { commitRecordLsn, committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic } from '../support/services.js';
@@ -75,7 +75,11 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
     await db().query('ALTER TABLE outbox RENAME COLUMN event_type TO kind');
     const beforeInsert = await currentWalLsn(db());
-    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, kind, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [randomUUID()]);
+    const { rows } = await db().query<{ xid: string }>(
+      `WITH ins AS (INSERT INTO outbox (id, aggregate_type, aggregate_id, kind, payload) VALUES ($1, 'order', 'a', 'T', '{}') RETURNING 1)
+       SELECT pg_current_xact_id()::text AS xid FROM ins`,
+      [randomUUID()],
+    );
     const halted = await relay.waitForLog((l) => l.level === 'error');
     expect(halted.code).toBe('SCHEMA_COLUMN_MISSING');
     expect(String(halted.err)).toContain('"event_type"');
@@ -84,9 +88,13 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     // The event after the rename never reached Kafka and its transaction was not confirmed.
     const records = await readTopic(setup.topic, { expected: 6, timeoutMs: 2000, settleMs: 0 });
     expect(records.map((r) => r.key)).toEqual([...first, ...second].map((e) => e.id));
-    // The slot may pass the ALTER TABLE (an idle keepalive), never the INSERT; and it holds what the halt line says.
+    // The slot may pass the ALTER TABLE and even the INSERT's own record (an idle relay confirms a keepalive's
+    // WAL end, which can fall between a transaction's changes and its commit record), never the commit record:
+    // confirming that would skip the transaction on restart. And it holds what the halt line says.
+    const commitLsn = await commitRecordLsn(db(), rows[0]!.xid, beforeInsert);
     const slot = await slotConfirmedLsn(db(), setup.slot);
-    expect(slot >= confirmedBefore && slot <= beforeInsert).toBe(true);
+    expect(slot).toBeGreaterThanOrEqual(confirmedBefore);
+    expect(slot).toBeLessThanOrEqual(commitLsn);
     expect(formatLsn(slot)).toBe(halted.confirmedLsn);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { waitUntil } from '../../stack/index.js';
 import { randomUUID } from 'node:crypto';
-import { parseLsn } from '../../src/lsn.js';
+import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { createTopic, stack, uniqueName, type TestDatabase } from './services.js';
 
 export interface OutboxSetup {
@@ -68,6 +68,21 @@ export async function slotActivePid(db: TestDatabase, slot: string): Promise<num
 
 export async function currentWalLsn(db: TestDatabase): Promise<bigint> {
   const { rows } = await db.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return parseLsn(rows[0]!.lsn);
+}
+
+/**
+ * Where the commit record of transaction `xid` starts, read from the WAL after `from` (pg_walinspect). A slot
+ * confirmed at or below it replays the transaction; only a confirmation past it would skip the transaction.
+ */
+export async function commitRecordLsn(db: TestDatabase, xid: string, from: bigint): Promise<bigint> {
+  await db.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+  const { rows } = await db.query<{ lsn: string }>(
+    `SELECT start_lsn::text AS lsn FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
+     WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT' AND xid::text = $2`,
+    [formatLsn(from), xid],
+  );
+  if (rows.length !== 1) throw new Error(`expected one commit record of xid ${xid} after ${formatLsn(from)}, found ${rows.length}`);
   return parseLsn(rows[0]!.lsn);
 }
 
