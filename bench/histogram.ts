@@ -7,6 +7,12 @@ export function readHistogram(text: string, name: string): Histogram {
   return [...text.matchAll(pattern)].map((m) => ({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), count: Number(m[2]) }));
 }
 
+/** The value of the unlabelled gauge `name` in `text` (NaN if absent). */
+export function readGauge(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
 /** Observations between two readings of the same histogram. */
 export function histogramDelta(after: Histogram, before: Histogram): Histogram {
   return after.map((b, i) => ({ le: b.le, count: b.count - (before[i]?.count ?? 0) }));

@@ -1,7 +1,7 @@
 import { freePort } from '../stack/ports.js';
 import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
-import { histogramDelta, histogramQuantileMs, readHistogram } from './histogram.js';
+import { histogramDelta, histogramQuantileMs, readGauge, readHistogram } from './histogram.js';
 import { LatencyProbe, type LatencySummary } from './latency.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
 import { runWriters } from './writers.js';
@@ -33,6 +33,13 @@ export interface SteadyResult extends LatencySummary {
   sourceP99?: number;
   produceP99?: number;
   /**
+   * The relay's longest gap between two turns of its event loop during the level after its warm-up, in ms
+   * (prom-client's `nodejs_eventloop_lag_max_seconds`, which Node samples every 10 ms and resets at each scrape:
+   * ~10 ms when nothing held the main thread). A garbage collection or a long synchronous step of the relay shows
+   * here; a tail much longer than this formed outside the relay's main thread. Absent in older results.
+   */
+  loopGapMs?: number;
+  /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
    * (writers and probe); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
    */
@@ -44,6 +51,7 @@ export const WRITTEN_SHARE = 0.9;
 
 const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
 const PRODUCE_LATENCY = 'outbox_relay_produce_latency_seconds';
+const LOOP_GAP = 'nodejs_eventloop_lag_max_seconds';
 
 const WARMUP_S = 3;
 
@@ -96,6 +104,8 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         peakRssMiB: relay.peakRssMiB(),
         sourceP99: histogramQuantileMs(delta(SOURCE_DELAY), 0.99),
         produceP99: histogramQuantileMs(delta(PRODUCE_LATENCY), 0.99),
+        // The scrape at the end of the warm-up reset it: the level's own.
+        loopGapMs: readGauge(after, LOOP_GAP) * 1000,
         ...(cpu ? { cpu } : {}),
       });
     }

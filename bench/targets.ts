@@ -63,11 +63,12 @@ const latencyMet = (s: SteadyResult) => (s.sustainedMax ? s.p99 < P99_MAX_RATE_M
 
 /**
  * Where a missed tail comes from: commit → PostgreSQL sent it and the produce round trip, from the relay's
- * histograms, and who used the cores meanwhile.
+ * histograms, whether the relay's own main thread stalled (its longest event-loop gap), and who used the cores
+ * meanwhile.
  */
 function latencySplit(s: SteadyResult, cores: number): string {
   if (s.sourceP99 === undefined || s.produceP99 === undefined) return '';
-  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms, produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
+  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms, produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.loopGapMs === undefined ? '' : `, the relay's longest event-loop gap ${Math.round(s.loopGapMs)} ms`}${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
 }
 
 export function checkTargets(r: BenchResults): TargetCheck[] {

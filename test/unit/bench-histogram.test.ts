@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { histogramDelta, histogramQuantileMs, readHistogram } from '../../bench/histogram.js';
+import { histogramDelta, histogramQuantileMs, readGauge, readHistogram } from '../../bench/histogram.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 
 const idle = { inFlight: { events: 0, bytes: 0 } };
@@ -21,6 +21,21 @@ describe("the bench's reading of the relay's histograms", () => {
     expect(histogramQuantileMs(delta, 0.5)).toBeCloseTo(1 + (1.5 * 50) / 98);
     expect(histogramQuantileMs(delta, 0.99)).toBeCloseTo(25);
     expect(histogramQuantileMs(delta, 1)).toBeCloseTo(100);
+  });
+
+  it("reads the relay's longest event-loop gap since the last scrape: a main thread held for 250 ms shows, and the next scrape starts afresh", async () => {
+    const metrics = new RelayMetrics();
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const gap = async () => readGauge(await metrics.render(idle), 'nodejs_eventloop_lag_max_seconds') * 1000;
+    await gap();
+    await pause(50);
+    const heldUntil = Date.now() + 250;
+    while (Date.now() < heldUntil); // the main thread held, as by a long garbage collection
+    await pause(50);
+    expect(await gap()).toBeGreaterThanOrEqual(250);
+    await pause(50);
+    expect(await gap()).toBeLessThan(250);
+    expect(readGauge('', 'nodejs_eventloop_lag_max_seconds')).toBeNaN();
   });
 
   it('gives NaN without observations and the last finite bound for a quantile in +Inf', () => {
