@@ -101,11 +101,13 @@ function headersToStrings(headers: IHeaders | undefined): Record<string, string>
  * Reads a topic from the beginning until `expected` records arrived and every partition was read to the end
  * offset it had at that moment (or the timeout), then keeps reading for `settleMs` more so that unexpected extra
  * records (leaks) are seen too. A count alone is not enough: duplicates reach it before every distinct record was
- * read, which once made a kill loop with many re-sends look like 18k lost events.
+ * read, which once made a kill loop with many re-sends look like 18k lost events. Without `expected` it reads to
+ * the end offsets it finds first: for a topic no one produces to any more, where a count is not known (an
+ * at-most-once run loses events, and waiting for them would only spend the timeout).
  */
 export async function readTopic(
   topic: string,
-  options: { expected: number; timeoutMs?: number; settleMs?: number; brokers?: string[]; readCommitted?: boolean },
+  options: { expected?: number; timeoutMs?: number; settleMs?: number; brokers?: string[]; readCommitted?: boolean },
 ): Promise<ConsumedRecord[]> {
   const kafka = kafkaClient(options.brokers);
   const consumer = kafka.consumer({ groupId: uniqueName('reader'), readUncommitted: !options.readCommitted, maxWaitTimeInMs: 200 });
@@ -143,11 +145,11 @@ export async function readTopic(
     });
     let ends: { partition: number; high: string }[] | undefined;
     const readToEnd = async () => {
-      if (records.length < options.expected) return false;
+      if (records.length < (options.expected ?? 0)) return false;
       ends ??= await admin.fetchTopicOffsets(topic);
       return ends.every((p) => (readTo.get(p.partition) ?? -1) + 1 >= Number(p.high));
     };
-    await waitUntil(`${options.expected} records on ${topic}, read to its end`, readToEnd, options.timeoutMs ?? 60_000).catch(() => undefined);
+    await waitUntil(`${options.expected ?? 'all'} records on ${topic}, read to its end`, readToEnd, options.timeoutMs ?? 60_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, options.settleMs ?? 500));
   } finally {
     await Promise.all([consumer.disconnect(), admin.disconnect()]);
