@@ -36,7 +36,7 @@ const stack = await startStack('bench-compare');
 const db = await BenchDatabase.create(stack.pgUrl, 'bench_compare');
 try {
   const machine = describeMachine(stack.kafkaVersion, process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin');
-  log(`${machine.cores} cores, ${machine.cpu}; Kafka ${machine.kafka}; node ${machine.node}; ${EVENTS} events, ${REPEATS} runs per build, client ${CLIENT}`);
+  log(`${machine.cores} cores, ${machine.cpu}; Kafka ${machine.kafka}; node ${machine.node}; relay with ${machine.allocator}; ${EVENTS} events, ${REPEATS} runs per build, client ${CLIENT}`);
   for (const rowsPerTxn of [1, 100]) {
     await createTopic(stack.brokers, TOPIC);
     const runs = turns();

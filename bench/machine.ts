@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
+import { imageAllocatorEnv } from '../stack/image-allocator.js';
 
 export interface Machine {
   cpu: string;
@@ -9,6 +10,8 @@ export interface Machine {
   node: string;
   postgres: string;
   kafka: string;
+  /** The relay's allocator variables (the image's, from the Dockerfile). Absent in results of runs before it. */
+  allocator?: string;
 }
 
 export function describeMachine(kafkaVersion: string, pgBin: string): Machine {
@@ -27,5 +30,8 @@ export function describeMachine(kafkaVersion: string, pgBin: string): Machine {
     node: process.version,
     postgres: run(`${pgBin}/postgres`, ['--version']),
     kafka: kafkaVersion,
+    allocator: Object.entries(imageAllocatorEnv())
+      .map(([name, value]) => `${name}=${value}`)
+      .join(' '),
   };
 }

@@ -3,6 +3,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { shebangNodeFlags } from '../stack/bin-flags.js';
+import { imageAllocatorEnv } from '../stack/image-allocator.js';
 import { repoRoot } from '../stack/index.js';
 import { processCpuSeconds } from './cpu.js';
 
@@ -24,7 +25,14 @@ export interface RelayRunOptions {
 /** The node flags of the built `outbox-relay` bin (its shebang's). */
 export const binNodeFlags = () => shebangNodeFlags(join(repoRoot, 'dist/cli/main.js'));
 
-/** The built relay (`dist/`) as an operator runs it, with its start time, resources and log lines observable. */
+let allocatorEnv: Record<string, string> | undefined;
+/** The bench's environment plus the image's allocator (jemalloc, from the Dockerfile), for every relay it runs. */
+export function relayEnv(): NodeJS.ProcessEnv {
+  allocatorEnv ??= imageAllocatorEnv();
+  return { ...process.env, ...allocatorEnv };
+}
+
+/** The built relay (`dist/`) as the image runs it (its allocator too), with its start time, resources and log lines observable. */
 export class BenchRelay {
   readonly startedAt = performance.now();
   /** ms from spawn to the "streaming from PostgreSQL" log line. */
@@ -52,7 +60,7 @@ export class BenchRelay {
       '--http-port', String(options.httpPort ?? 0),
       '--status-interval', '100ms',
     ];
-    this.child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
     const copyTo = process.env.BENCH_RELAY_STDOUT;
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       // For a look at what the relay printed (its log, or --trace-gc lines): appended, every relay of the run.

@@ -44,7 +44,7 @@ function tables(r: BenchResults): string {
   const lines = [
     `Run of ${r.date} with \`${r.command}\` (${n(r.events)} backlog events; each limit and drain ${r.runs === 1 ? 'once' : `${r.runs} times in turns, the median shown with every run in brackets`}; ${r.steadySeconds} s per load level; load average ${r.loadAverage.toFixed(1)} at the start).`,
     '',
-    `Machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.kernel}; ${m.postgres}; Apache Kafka ${m.kafka} (single KRaft node, local); Node ${m.node}. PostgreSQL, Kafka, the relay and the bench's writers and consumer share these cores.`,
+    `Machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.kernel}; ${m.postgres}; Apache Kafka ${m.kafka} (single KRaft node, local); Node ${m.node}${m.allocator ? `; the relay on the image's allocator (${m.allocator})` : ''}. PostgreSQL, Kafka, the relay and the bench's writers and consumer share these cores.`,
     '',
     '![throughput and latency](benchmarks.svg)',
     '',
@@ -79,7 +79,7 @@ function tables(r: BenchResults): string {
     '',
     '### Steady state (latency = Kafka LogAppendTime − PostgreSQL commit time)',
     '',
-    "p99 commit → sent = commit → PostgreSQL sent the transaction, from the relay's `outbox_relay_source_delay_seconds` (PostgreSQL's clock): the walsender's decoding, its wait for a core, and its wait while the relay had not yet read what it sent before. p99 produce = produce → acknowledged per batch, from `outbox_relay_produce_latency_seconds`. Both are interpolated within the histograms' buckets, from the end of the warm-up on. Loop gap = the relay's longest gap between two turns of its event loop in the level (`nodejs_eventloop_lag_max_seconds`, sampled every 10 ms, so ~10 ms when nothing held its main thread): a garbage collection or a long step of the relay's own shows there; a tail much longer than it formed outside the relay's main thread. CPU = cores each process kept busy during the level after its warm-up; bench = the writers and the latency probe; other = mostly the writers' PostgreSQL backends.",
+    "p99 commit → sent = commit → PostgreSQL sent the transaction, from the relay's `outbox_relay_source_delay_seconds` (PostgreSQL's clock): the walsender's decoding, its wait for a core, and its wait while the relay had not yet read what it sent before. p99 produce = produce → acknowledged per batch, from `outbox_relay_produce_latency_seconds`. Both are interpolated within the histograms' buckets, from the end of the warm-up on, and count a transaction or a batch once however many events it holds: the events that queued behind one slow batch weigh more in the end-to-end p99 than in these. Loop gap = the relay's longest gap between two turns of its event loop in the level (`nodejs_eventloop_lag_max_seconds`, sampled every 10 ms, so ~10 ms when nothing held its main thread): a garbage collection or a long step of the relay's own shows there; a tail much longer than it formed outside the relay's main thread. CPU = cores each process kept busy during the level after its warm-up; bench = the writers and the latency probe; other = mostly the writers' PostgreSQL backends.",
     '',
     '| client | target | written events/s | p50 | p95 | p99 | max | samples | p99 commit → sent | p99 produce | loop gap | CPU s / 1k events | produce calls / 1k events | peak RSS | CPU during the level (cores) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',

@@ -2,7 +2,7 @@
 # Installs the system packages the local stack needs, only those missing: PostgreSQL 15 server binaries,
 # a Java 17 runtime for the Kafka broker, Maven to fetch the broker's jars, and the C++ toolchain, OpenSSL
 # zlib and zstd headers the librdkafka client (the default) builds against, and promtool (Debian's prometheus
-# package). Needs root (or sudo).
+# package), and jemalloc (the image's allocator, for the bench and the memory test). Needs root (or sudo).
 set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
@@ -15,10 +15,12 @@ command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || need+=(buil
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 [ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
+# jemalloc, which the image preloads: the bench and the memory test run the relay with it (stack/image-allocator.ts).
+/sbin/ldconfig -p | grep 'libjemalloc\.so\.2 ' >/dev/null || need+=(libjemalloc2)
 # promtool checks and unit-tests deploy/prometheus/alerts.yaml (test/integration/ops.alerts.test.ts).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "prerequisites: postgresql-15, java, maven, a C++ toolchain and promtool are present"
+  echo "prerequisites: postgresql-15, java, maven, a C++ toolchain, promtool and jemalloc are present"
   exit 0
 fi
 sudo=""

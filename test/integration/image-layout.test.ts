@@ -471,8 +471,13 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
     const librdkafka = /\blibrdkafka\.so\.1 => (\S+)/.exec(linked)?.[1];
     expect(librdkafka && resolve(librdkafka), linked).toBe(join(app, RDKAFKA_DIR, 'build/deps/librdkafka.so.1'));
     expect(linked).not.toMatch(/not found/);
+    // The image's ENV preloads jemalloc into node (under tini, when this machine has it, node is tini's child).
+    const tiniChildren = `/proc/${relay.child.pid}/task/${relay.child.pid}/children`;
+    const nodePid = readFileSync(`/proc/${relay.child.pid}/comm`, 'utf8').trim() === 'tini' ? readFileSync(tiniChildren, 'utf8').trim() : String(relay.child.pid);
+    expect(readFileSync(`/proc/${nodePid}/maps`, 'utf8')).toContain('/libjemalloc.so.2');
     relay.child.kill('SIGTERM');
     expect(await relay.exited, relay.stderr.join('\n')).toBe(0);
+    expect(relay.stderr.join('\n')).not.toMatch(/LD_PRELOAD|jemalloc/);
   });
 
   it('runs `--help` through the image entrypoint: exit 0, lists the run command', async () => {
@@ -654,7 +659,7 @@ describe('Dockerfile: what the image declares', () => {
     const installs = (s: Stage) => s.instructions.filter((i) => i.op === 'RUN' && /apt-get install/.test(i.args)).map((i) => i.args).join(' ');
     for (const pkg of ['build-essential', 'python3', 'libssl-dev', 'zlib1g-dev', 'libzstd-dev']) expect(installs(build), pkg).toContain(pkg);
     expect(imageConfig(build).env).toMatchObject({ CKJS_LINKING: 'dynamic', npm_config_build_from_source: 'true' });
-    for (const pkg of ['libssl3', 'zlib1g', 'libzstd1', 'ca-certificates']) expect(installs(runtime), pkg).toContain(pkg);
+    for (const pkg of ['libssl3', 'zlib1g', 'libzstd1', 'ca-certificates', 'libjemalloc2']) expect(installs(runtime), pkg).toContain(pkg);
     expect(installs(runtime)).not.toMatch(/-dev\b|build-essential/);
   });
 
