@@ -15,11 +15,14 @@ export function processCpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** CPU seconds the whole machine spent busy (all cores, everything but idle and iowait). */
-function machineBusySeconds(): number {
+/**
+ * CPU seconds the whole machine spent busy (all cores, everything but idle and iowait), and of it stolen: time a
+ * virtual machine's cores waited while the hypervisor ran something else.
+ */
+function machineSeconds(): { busy: number; steal: number } {
   const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
   const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number) as number[];
-  return (user! + nice! + system! + irq! + softirq! + steal!) / TICKS_PER_SECOND;
+  return { busy: (user! + nice! + system! + irq! + softirq! + steal!) / TICKS_PER_SECOND, steal: steal! / TICKS_PER_SECOND };
 }
 
 /** One process's CPU during a measurement: seconds, and share in cores (1 = one core busy all along). */
@@ -36,6 +39,8 @@ export interface CpuReport {
   processes: ProcessCpu[];
   /** Busy cores not accounted to the tracked processes: the bench itself, other work on the machine. */
   otherCores: number;
+  /** Of the busy cores, those the hypervisor took (steal time): a virtual machine's host was busy elsewhere. Absent in older results. */
+  stealCores?: number;
 }
 
 /**
@@ -46,7 +51,7 @@ export interface CpuReport {
  */
 export class CpuMeter {
   private readonly startedAt = performance.now();
-  private readonly machineAtStart = machineBusySeconds();
+  private readonly machineAtStart = machineSeconds();
   private readonly tracked = new Map<string, { pid: number; base: number; last: number }>();
 
   track(name: string, pid: number | undefined, fromStart = false): void {
@@ -65,13 +70,19 @@ export class CpuMeter {
     this.sample();
     const wallSeconds = (performance.now() - this.startedAt) / 1000;
     const processes = [...this.tracked].map(([process, t]) => ({ process, seconds: t.last - t.base, cores: (t.last - t.base) / wallSeconds }));
-    const machineCores = (machineBusySeconds() - this.machineAtStart) / wallSeconds;
-    return { wallSeconds, machineCores, processes, otherCores: Math.max(0, machineCores - processes.reduce((s, p) => s + p.cores, 0)) };
+    const machine = machineSeconds();
+    const machineCores = (machine.busy - this.machineAtStart.busy) / wallSeconds;
+    const stealCores = (machine.steal - this.machineAtStart.steal) / wallSeconds;
+    return { wallSeconds, machineCores, processes, otherCores: Math.max(0, machineCores - processes.reduce((s, p) => s + p.cores, 0)), stealCores };
   }
 }
 
-/** Who used the cores, e.g. "1.9 of 2 cores busy: relay 0.8, walsender 0.5, broker 0.4, other 0.2". */
+/**
+ * Who used the cores, e.g. "1.9 of 2 cores busy: relay 0.8, walsender 0.5, broker 0.4, other 0.2", and steal time
+ * when the hypervisor took a measurable share (it is counted in "other").
+ */
 export function cpuShares(cpu: CpuReport, cores: number): string {
   const parts = [...cpu.processes.map((p) => `${p.process} ${p.cores.toFixed(2)}`), `other ${cpu.otherCores.toFixed(2)}`];
-  return `${cpu.machineCores.toFixed(2)} of ${cores} cores busy: ${parts.join(', ')}`;
+  const steal = cpu.stealCores !== undefined && cpu.stealCores >= 0.005 ? ` (of it stolen by the hypervisor ${cpu.stealCores.toFixed(2)})` : '';
+  return `${cpu.machineCores.toFixed(2)} of ${cores} cores busy: ${parts.join(', ')}${steal}`;
 }
