@@ -1,7 +1,7 @@
 import type { RetryPolicy } from './config/types.js';
 
 /** Exponential backoff with full jitter: a random delay up to min(maxDelay, initial * 2^attempt), never below initial/2. */
-export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(policy: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs'>, attempt: number, random: () => number = Math.random): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
   const floor = Math.min(ceiling, policy.initialDelayMs / 2);
   return Math.round(floor + random() * (ceiling - floor));

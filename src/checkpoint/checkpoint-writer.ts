@@ -1,9 +1,17 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
-import { maxLsn, type Lsn } from '../lsn.js';
+import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { CheckpointProducer } from './checkpoint-client.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
+import { backoffDelay, sleep } from '../retry.js';
+
+/**
+ * The last write at a stop is tried up to this often, with this backoff, while the stop is younger than `withinMs`:
+ * there is no next interval to try again, and a restart resumes from the previous checkpoint and re-sends what
+ * came after it. A write that hangs (a broker down) is still one attempt, so a stop takes no longer than before.
+ */
+const FINAL_WRITE = { attempts: 4, initialDelayMs: 250, maxDelayMs: 2000, withinMs: 5000 };
 
 /**
  * Records the delivered (confirmed) position in the checkpoint topic for the at-least-once and at-most-once
@@ -76,7 +84,18 @@ export class CheckpointWriter implements RelayObserver {
     clearInterval(this.timer);
     // A periodic write of an older position may be under way: flush() would return it. Wait, then write the newest.
     await this.flushing;
-    await this.flush();
+    const giveUpAt = Date.now() + FINAL_WRITE.withinMs;
+    for (let attempt = 1; ; attempt++) {
+      await this.flush();
+      if (!this.failing || attempt >= FINAL_WRITE.attempts || Date.now() >= giveUpAt) break;
+      await sleep(backoffDelay(FINAL_WRITE, attempt - 1));
+    }
+    if (this.failing && this.latest) {
+      this.logger.warn(
+        { lsn: formatLsn(this.latest.lsn), writtenLsn: this.written === 0n ? null : formatLsn(this.written), topic: this.store.topic },
+        'the last checkpoint was not written: a restart resumes from the previous one (or the slot) and sends again what came after it',
+      );
+    }
     await this.producer.close();
   }
 }

@@ -29,7 +29,7 @@ describe('replay from a stored LSN', () => {
     const restarted = startRelay(setup.args);
     await restarted.waitForMessage('streaming from PostgreSQL', 60_000);
     const start = restarted.logs.find((l) => l.msg === 'start position chosen');
-    expect(start, restarted.dump()).toBeDefined();
+    expect(start, `first run:\n${relay.dump()}\nrestart:\n${restarted.dump()}`).toBeDefined();
     expect(parseLsn(String(start!.startLsn)) > slotAtStart).toBe(true);
     restarted.signal('SIGTERM');
     expect(await restarted.exited).toBe(0);

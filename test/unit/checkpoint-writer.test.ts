@@ -1,0 +1,103 @@
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { decodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
+import type { CheckpointClient, CheckpointProducer, CheckpointRecord } from '../../src/checkpoint/checkpoint-client.js';
+import { CheckpointWriter } from '../../src/checkpoint/checkpoint-writer.js';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+
+/** A checkpoint client whose producer records what it wrote, answers after `delayMs` and fails the next `failures` writes. */
+class FakeCheckpointClient implements CheckpointClient {
+  readonly written: CheckpointRecord[] = [];
+  failures = 0;
+  attempts = 0;
+  /** How long each write takes before it answers. */
+  delayMs = 0;
+  closed = false;
+
+  async createTopic(): Promise<void> {}
+  async topicExists(): Promise<boolean> {
+    return true;
+  }
+  async readAll(): Promise<void> {}
+  producer(): CheckpointProducer {
+    return {
+      send: async (_topic, record) => {
+        this.attempts++;
+        if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+        if (this.failures > 0) {
+          this.failures--;
+          throw new Error('Local: Message timed out');
+        }
+        this.written.push(record);
+      },
+      close: async () => {
+        this.closed = true;
+      },
+    };
+  }
+}
+
+describe('checkpoint writer: the last position at a stop', () => {
+  let client: FakeCheckpointClient;
+  let warnings: { msg: string; lsn?: string }[];
+  let writer: CheckpointWriter;
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    client = new FakeCheckpointClient();
+    warnings = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { msg: string; lsn?: string }) });
+    writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const writtenLsns = () => client.written.map((r) => decodeCheckpoint(r.value, 'checkpoints').lsn);
+
+  it('writes the newest confirmed position on close, after the periodic writes', async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    writer.confirmed(200n, 2);
+    writer.confirmed(300n, 3);
+    await writer.close();
+    expect(writtenLsns()).toEqual([100n, 300n]);
+    expect(client.closed).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
+  it('tries the last write again, with backoff, when it fails: a restart then resumes from it', async () => {
+    writer.confirmed(300n, 3);
+    client.failures = 2;
+    const closing = writer.close();
+    await vi.runAllTimersAsync();
+    await closing;
+    expect(client.attempts).toBe(3);
+    expect(writtenLsns()).toEqual([300n]);
+    expect(warnings.map((w) => w.msg)).toEqual(['cannot write the checkpoint; retrying every interval']);
+  });
+
+  it('gives up after a bounded number of attempts, says which position was not recorded, and still closes', async () => {
+    writer.confirmed(300n, 3);
+    client.failures = Infinity;
+    const closing = writer.close();
+    await vi.runAllTimersAsync();
+    await closing;
+    expect(client.attempts).toBe(4);
+    expect(client.written).toEqual([]);
+    expect(client.closed).toBe(true);
+    expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C' });
+  });
+
+  it('does not start another attempt once the stop is 5 s old: a write that hangs (a broker down) is tried once', async () => {
+    writer.confirmed(300n, 3);
+    client.failures = Infinity;
+    client.delayMs = 6000;
+    const closing = writer.close();
+    await vi.runAllTimersAsync();
+    await closing;
+    expect(client.attempts).toBe(1);
+    expect(client.closed).toBe(true);
+  });
+});
