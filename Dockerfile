@@ -81,8 +81,9 @@ RUN apt-get update \
 ENV NODE_ENV=production
 # jemalloc instead of glibc's allocator: librdkafka allocates each record's copy and headers on the relay's main
 # thread and frees them on its own threads, which glibc's arenas pay for in locks and consolidation. Measured
-# (docs/benchmarks.md, "jemalloc in the image"): 8-12 % less CPU per event in drains, the same peak RSS with two
-# arenas and dirty pages returned after 1 s. The bench and the memory test run the relay with these two lines.
+# (docs/benchmarks.md, "jemalloc in the image"): 8-12 % less CPU per event in drains; with two arenas and dirty pages
+# returned after 1 s the peak RSS stays within a few MiB of glibc's, under the 150 MB bound. The bench and the memory
+# test run the relay with these two lines.
 ENV LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF="narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0"
 # The heap limits of the `outbox-relay` bin's shebang (src/cli/main.ts), which `node dist/cli/main.js` skips: a drain
 # stays under 150 MB (docs/benchmarks.md, "Memory"). Override NODE_OPTIONS to give the relay more heap.
