@@ -25,12 +25,8 @@ export interface RelayRunOptions {
 /** The node flags of the built `outbox-relay` bin (its shebang's). */
 export const binNodeFlags = () => shebangNodeFlags(join(repoRoot, 'dist/cli/main.js'));
 
-let allocatorEnv: Record<string, string> | undefined;
 /** The bench's environment plus the image's allocator (jemalloc, from the Dockerfile), for every relay it runs. */
-export function relayEnv(): NodeJS.ProcessEnv {
-  allocatorEnv ??= imageAllocatorEnv();
-  return { ...process.env, ...allocatorEnv };
-}
+export const relayEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...imageAllocatorEnv() });
 
 /** The built relay (`dist/`) as the image runs it (its allocator too), with its start time, resources and log lines observable. */
 export class BenchRelay {

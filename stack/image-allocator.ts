@@ -6,13 +6,20 @@ import { repoRoot } from './paths.js';
 /** The environment variables of the image's memory allocator (ENV lines of the Dockerfile's runtime stage). */
 const ALLOCATOR_ENV = ['LD_PRELOAD', 'MALLOC_CONF'] as const;
 
+let cached: Record<string, string> | undefined;
+
 /**
  * The allocator the image runs the relay with: jemalloc, preloaded by the runtime stage's ENV (docs/benchmarks.md,
  * "jemalloc in the image"). The bench and the memory test run the relay with the same variables, read from the
  * Dockerfile so that the two cannot drift. Throws with the fix when this machine lacks the library: measuring
- * the relay on glibc's allocator instead would report figures the image does not have.
+ * the relay on glibc's allocator instead would report figures the image does not have. Read once per process.
  */
 export function imageAllocatorEnv(): Record<string, string> {
+  cached ??= readAllocatorEnv();
+  return cached;
+}
+
+function readAllocatorEnv(): Record<string, string> {
   const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
   // The runtime stage is the last one; ENV lines there are `ENV NAME=value` or `ENV NAME="value"`.
   const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));

@@ -1,5 +1,6 @@
 import { waitUntil, type KafkaCluster } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
+import { settlesWithin } from '../../src/retry.js';
 import { committedIds, compareDelivery, currentWalLsn, setupOutbox, slotConfirmedLsn, startWriters, type OutboxSetup, type Writers } from './outbox.js';
 import { startRelay, type RelayProcess } from './relay-process.js';
 import { createDatabase, readTopic, uniqueName, type ConsumedRecord, type TestDatabase } from './services.js';
@@ -160,8 +161,7 @@ export async function closeFaultRun(run: FaultRun): Promise<void> {
 /** SIGTERM, then SIGKILL if the relay has not exited within 15 s. */
 async function stopRelay(relay: RelayProcess): Promise<void> {
   relay.signal('SIGTERM');
-  const exited = await Promise.race([relay.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
-  if (!exited) await relay.kill();
+  if (!(await settlesWithin(relay.exited, 15_000))) await relay.kill();
 }
 
 export function describeResult(r: FaultResult): string {
