@@ -7,6 +7,7 @@ import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
 import { describeMachine } from './machine.js';
 import type { KafkaClient } from './relay-process.js';
 import { measureSteady } from './steady.js';
+import { windowShare } from './targets.js';
 
 /**
  * `npm run bench:compare`: the backlog-drain rows of `npm run bench` (single-row and 100-row transactions) and,
@@ -47,7 +48,7 @@ try {
     for (const run of runs) {
       const load = loadavg()[0]!;
       const d = await measureDrain(db, stack.brokers, CLIENT, run.slot, endLsn, EVENTS, stack.kafkaPid(), NODE_ARGS, entryOf(run.build));
-      log(`drain ${rowsPerTxn}-row ${run.build}: ${d.cpuSecondsPer1k.toFixed(4)} CPU s/1k events, ${Math.round(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB; load ${load.toFixed(2)}; ${cpuShares(d.cpu, machine.cores)}`);
+      log(`drain ${rowsPerTxn}-row ${run.build}: ${d.cpuSecondsPer1k.toFixed(4)} CPU s/1k events, ${Math.round(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, window full ${windowShare(d.windowFullShare)}; load ${load.toFixed(2)}; ${cpuShares(d.cpu, machine.cores)}`);
       await db.dropSlot(run.slot);
     }
     await db.truncate();
@@ -58,7 +59,7 @@ try {
       await db.createSlot(run.slot);
       const load = loadavg()[0]!;
       const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: LATENCY_RATE, rowsPerTxn: LATENCY_ROWS, connections: LATENCY_WRITERS }], LATENCY_SECONDS, stack.kafkaPid(), entryOf(run.build), NODE_ARGS);
-      log(`${LATENCY_RATE} events/s ${run.build}: ${Math.round(r!.achieved)} written; commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples), commit → sent p99 ${r!.sourceP99?.toFixed(1)} ms, produce p99 ${r!.produceP99?.toFixed(1)} ms, longest event-loop gap ${r!.loopGapMs?.toFixed(0)} ms; ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}${r!.cpu ? `; ${cpuShares(r!.cpu, machine.cores)}` : ''}`);
+      log(`${LATENCY_RATE} events/s ${run.build}: ${Math.round(r!.achieved)} written; commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples), commit → sent p99 ${r!.sourceP99?.toFixed(1)} ms, produce p99 ${r!.produceP99?.toFixed(1)} ms, longest event-loop gap ${r!.loopGapMs?.toFixed(0)} ms, window full ${windowShare(r!.windowFullShare)}; ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}${r!.cpu ? `; ${cpuShares(r!.cpu, machine.cores)}` : ''}`);
       await db.dropSlot(run.slot);
     }
   }

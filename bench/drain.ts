@@ -1,7 +1,10 @@
+import { freePort } from '../stack/ports.js';
 import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
+import { readGauge } from './histogram.js';
 import { medianBy } from './median.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
+import { WINDOW_FULL } from './steady.js';
 
 export interface DrainResult {
   client: KafkaClient;
@@ -12,6 +15,11 @@ export interface DrainResult {
   coldStartMs: number;
   /** Who used the cores during the drain: relay, walsender, broker, and the rest of the machine. */
   cpu: CpuReport;
+  /**
+   * Share of the drain during which the relay's in-flight window was full (it read nothing from PostgreSQL,
+   * Kafka's acknowledgements set the pace). Absent in older results.
+   */
+  windowFullShare?: number;
   /** Events/s of every run of this drain, when it ran more than once (this result is the median one). */
   runs?: number[];
 }
@@ -27,7 +35,7 @@ const POLL_MS = 50;
 export async function measureDrain(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, endLsn: string, events: number, brokerPid: number | undefined, nodeArgs: string[] = [], entry?: string): Promise<DrainResult> {
   const meter = new CpuMeter();
   meter.track('broker', brokerPid);
-  const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs, entry });
+  const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs, entry, httpPort: await freePort() });
   meter.track('relay', relay.pid, true);
   try {
     while (!(await db.confirmedReached(slot, endLsn))) {
@@ -39,6 +47,7 @@ export async function measureDrain(db: BenchDatabase, brokers: string[], client:
     }
     const seconds = (performance.now() - relay.startedAt) / 1000;
     const cpu = meter.finish();
+    const windowFullSeconds = readGauge(await relay.metrics(), WINDOW_FULL);
     return {
       client,
       seconds,
@@ -46,6 +55,7 @@ export async function measureDrain(db: BenchDatabase, brokers: string[], client:
       peakRssMiB: relay.peakRssMiB(),
       cpuSecondsPer1k: relay.cpuSeconds() / (events / 1000),
       coldStartMs: relay.streamingAfterMs ?? NaN,
+      windowFullShare: windowFullSeconds / seconds,
       cpu,
     };
   } finally {

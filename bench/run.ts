@@ -15,6 +15,7 @@ import { producerEventsPerSecond, relayRecordBytes } from './producer-limit.js';
 import { binNodeFlags, type KafkaClient } from './relay-process.js';
 import { writeReport } from './report.js';
 import { WRITTEN_SHARE, measureSteady, type SteadyResult } from './steady.js';
+import { windowShare } from './targets.js';
 import type { BenchResults, Shape } from './types.js';
 
 /**
@@ -97,7 +98,7 @@ try {
       for (const client of CLIENTS) {
         const d = await measureDrain(db, stack.brokers, client, `drain_${client}_${run}`, endLsn, EVENTS, stack.kafkaPid());
         drainRuns.get(client)!.push(d);
-        log(`${name}, run ${run + 1}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events; ${cpuShares(d.cpu, machine.cores)}`);
+        log(`${name}, run ${run + 1}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events, window full ${windowShare(d.windowFullShare)}; ${cpuShares(d.cpu, machine.cores)}`);
       }
     }
     for (const s of slots) await db.dropSlot(s);
@@ -121,7 +122,7 @@ try {
     await createTopic(stack.brokers, TOPIC);
     await db.createSlot(`steady_${client}`);
     const logLevel = (r: SteadyResult, note = '') =>
-      log(`steady (${client}) at ${r.sustainedMax ? `max sustained ${fmt(r.target)}` : fmt(r.target)}${note}: ${fmt(r.achieved)} events/s written; commit→ack p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms (${r.count} samples); ${r.cpuSecondsPer1k.toFixed(3)} CPU s/1k; peak RSS ${Math.round(r.peakRssMiB)} MiB`);
+      log(`steady (${client}) at ${r.sustainedMax ? `max sustained ${fmt(r.target)}` : fmt(r.target)}${note}: ${fmt(r.achieved)} events/s written; commit→ack p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms (${r.count} samples); ${r.cpuSecondsPer1k.toFixed(3)} CPU s/1k; window full ${windowShare(r.windowFullShare)}; peak RSS ${Math.round(r.peakRssMiB)} MiB`);
     const results = await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, levels, STEADY_SECONDS, stack.kafkaPid());
     // A relay that falls behind shows it as a median latency growing with the backlog: such a level is not
     // sustained. Nor is one whose writers could not commit at its rate (on a slow machine they share the cores):

@@ -40,6 +40,12 @@ export interface SteadyResult extends LatencySummary {
    */
   loopGapMs?: number;
   /**
+   * Share of the level after its warm-up during which the relay's in-flight window was full and it read nothing
+   * from PostgreSQL (`outbox_relay_window_full_seconds_total`): Kafka's acknowledgements set the pace then, and
+   * the commit → sent delay grew with it. Absent in older results.
+   */
+  windowFullShare?: number;
+  /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
    * (writers and probe); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
    */
@@ -52,6 +58,7 @@ export const WRITTEN_SHARE = 0.9;
 const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
 const PRODUCE_LATENCY = 'outbox_relay_produce_latency_seconds';
 const LOOP_GAP = 'nodejs_eventloop_lag_max_seconds';
+export const WINDOW_FULL = 'outbox_relay_window_full_seconds_total';
 
 const WARMUP_S = 3;
 
@@ -72,6 +79,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       const atStart = await relay.metrics();
       // The relay's histograms from the end of the warm-up on, as the probe's samples.
       let atWarmupEnd: Promise<string> | undefined;
+      let warmupEndedAt = performance.now();
       let meter: CpuMeter | undefined;
       const walsender = await db.walsenderPid(slot);
       const warmup = setTimeout(() => {
@@ -81,6 +89,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         meter.track('walsender', walsender);
         meter.track('broker', brokerPid);
         meter.track('bench', process.pid);
+        warmupEndedAt = performance.now();
         atWarmupEnd = relay.metrics();
         atWarmupEnd.catch(() => undefined); // awaited below, where a failure surfaces
       }, WARMUP_S * 1000);
@@ -91,6 +100,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
       const after = await relay.metrics();
+      const afterSeconds = (performance.now() - warmupEndedAt) / 1000;
       const afterWarmup = await (atWarmupEnd ?? atStart);
       const delta = (name: string, before = afterWarmup) => histogramDelta(readHistogram(after, name), readHistogram(before, name));
       results.push({
@@ -106,6 +116,8 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         produceP99: histogramQuantileMs(delta(PRODUCE_LATENCY), 0.99),
         // The scrape at the end of the warm-up reset it: the level's own.
         loopGapMs: readGauge(after, LOOP_GAP) * 1000,
+        // Up to the scrape after the catch-up, as the counter is.
+        windowFullShare: (readGauge(after, WINDOW_FULL) - readGauge(afterWarmup, WINDOW_FULL)) / afterSeconds,
         ...(cpu ? { cpu } : {}),
       });
     }

@@ -36,6 +36,8 @@ const CPU_BEFORE: Record<string, number> = {
 
 const n = (v: number) => Math.round(v).toLocaleString('en-US');
 const pct = (v: number) => `${Math.round(v * 100)} %`;
+/** A share of time the relay's in-flight window was full ('–' where not measured). */
+export const windowShare = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : pct(v));
 const all = (checks: boolean[]) => (checks.length === 0 ? undefined : checks.every(Boolean));
 
 /** min(pg_recvlogical of the same WAL, Kafka's own producer): the most any relay could deliver. */
@@ -51,11 +53,13 @@ export function drainLimit(r: BenchResults, s: Shape): number {
  */
 function drainBound(d: DrainResult, cores: number, limit: number): string {
   const relay = d.cpu.processes.find((p) => p.process === 'relay')?.cores ?? 0;
+  // A full window stops the relay reading: Kafka's acknowledgements, not the relay's thread, set the pace.
+  if ((d.windowFullShare ?? 0) >= 0.5) return `Kafka's acknowledgements: the relay's in-flight window was full ${windowShare(d.windowFullShare)} of the drain (${cpuShares(d.cpu, cores)})`;
   if (d.cpu.machineCores >= 0.9 * cores) return `the machine's CPU (${cpuShares(d.cpu, cores)})`;
   const ceiling = (cores * d.eventsPerSecond) / d.cpu.machineCores;
   const perEventUs = (1e6 * d.cpu.machineCores) / d.eventsPerSecond;
   const machine = `; at this drain's CPU per event (${perEventUs.toFixed(1)} µs of all processes, ${((1e6 * relay) / d.eventsPerSecond).toFixed(1)} µs of it the relay's) ${cores} fully busy cores would carry ${n(ceiling)} events/s, ${pct(ceiling / limit)} of the limit`;
-  if (relay >= 0.9) return `the relay's main thread (${cpuShares(d.cpu, cores)})${machine}`;
+  if (relay >= 0.9) return `the relay's main thread (${cpuShares(d.cpu, cores)}; the in-flight window full ${windowShare(d.windowFullShare)} of the drain)${machine}`;
   return `neither CPU nor the relay's thread is saturated: waiting on round trips (${cpuShares(d.cpu, cores)})${machine}`;
 }
 
@@ -63,12 +67,12 @@ const latencyMet = (s: SteadyResult) => (s.sustainedMax ? s.p99 < P99_MAX_RATE_M
 
 /**
  * Where a missed tail comes from: commit → PostgreSQL sent it and the produce round trip, from the relay's
- * histograms, whether the relay's own main thread stalled (its longest event-loop gap), and who used the cores
- * meanwhile.
+ * histograms, whether the relay's own main thread stalled (its longest event-loop gap), whether it stopped
+ * reading for Kafka (its window full), and who used the cores meanwhile.
  */
 function latencySplit(s: SteadyResult, cores: number): string {
   if (s.sourceP99 === undefined || s.produceP99 === undefined) return '';
-  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms, produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.loopGapMs === undefined ? '' : `, the relay's longest event-loop gap ${Math.round(s.loopGapMs)} ms`}${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
+  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms, produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.loopGapMs === undefined ? '' : `, the relay's longest event-loop gap ${Math.round(s.loopGapMs)} ms`}${s.windowFullShare === undefined ? '' : `, the in-flight window full ${windowShare(s.windowFullShare)} of the level`}${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
 }
 
 export function checkTargets(r: BenchResults): TargetCheck[] {

@@ -2,12 +2,13 @@ import type { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { haltReport, type HaltReport } from '../ops/halt-report.js';
 import type { RelayObserver, RelayState } from '../pipeline/observer.js';
+import type { InFlightState } from '../sink/delivery.js';
 
 /** What the probes read from the relay (Relay satisfies it). */
 export interface RelayView {
   readonly currentState: RelayState;
   readonly confirmedLsn: Lsn;
-  readonly inFlight: { events: number; bytes: number };
+  readonly inFlight: InFlightState;
 }
 
 /** The /readyz body; `outbox-relay status` parses exactly these fields. */
@@ -17,6 +18,11 @@ export interface Readiness {
   confirmedLsn: string;
   inFlightEvents: number;
   inFlightBytes: number;
+  /**
+   * 0, or how long the in-flight window has been full: the relay reads nothing from PostgreSQL until Kafka
+   * acknowledges half of it, so a growing figure means Kafka is slow or down (see producerConnected).
+   */
+  windowFullForMs: number;
   producerConnected: boolean;
   /** Present while halted or failed: the code, the event and its commit LSN, and the fix. */
   halt?: HaltReport;
@@ -57,13 +63,14 @@ export class RelayHealth implements RelayObserver {
     const state = relay.currentState;
     // A halted (or ended) relay sends nothing more: the event it halted on is refused, not on its way to Kafka.
     const ended = state === 'halted' || state === 'failed' || state === 'stopped';
-    const { events, bytes } = ended ? { events: 0, bytes: 0 } : relay.inFlight;
+    const { events, bytes, windowFullSinceMs } = ended ? { events: 0, bytes: 0, windowFullSinceMs: undefined } : relay.inFlight;
     return {
       ready: state === 'streaming' && this.producerUp,
       state,
       confirmedLsn: formatLsn(relay.confirmedLsn),
       inFlightEvents: events,
       inFlightBytes: bytes,
+      windowFullForMs: windowFullSinceMs === undefined ? 0 : Math.max(0, this.now() - windowFullSinceMs),
       producerConnected: this.producerUp,
       ...(this.halt && (state === 'halted' || state === 'failed') ? { halt: this.halt } : {}),
     };

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
 import { RELAY_STATES, type RelayObserver, type RelayState } from '../pipeline/observer.js';
-import type { Receipt } from '../sink/delivery.js';
+import type { InFlightState, Receipt } from '../sink/delivery.js';
 import { LagTracker } from './lag.js';
 
 const PREFIX = 'outbox_relay_';
@@ -14,7 +14,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const ACTIVE_STATES: ReadonlySet<RelayState> = new Set(['streaming', 'draining']);
 
 export interface InFlightView {
-  readonly inFlight: { events: number; bytes: number };
+  readonly inFlight: InFlightState;
 }
 
 interface TopicCounters {
@@ -55,6 +55,8 @@ export class RelayMetrics implements RelayObserver {
   private readonly producer = this.gauge('producer_connected', '1 while the Kafka producer is connected and its last produce succeeded.');
   private readonly inFlightEvents = this.gauge('in_flight_events', 'Events handed to Kafka and not yet acknowledged.');
   private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
+  private readonly windowFull = this.counter('window_full_seconds_total', 'Time the in-flight window was full: the relay read nothing from PostgreSQL meanwhile, Kafka set the pace.', []);
+  private windowFullCounted = 0;
   private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Flush position last reported to PostgreSQL, as a number (exact below 2^53); behind delivered_lsn by a replay window.');
   private readonly deliveredLsn = this.gauge('delivered_lsn', 'End LSN of the newest transaction delivered with every earlier one, as a number (exact below 2^53).');
   private reportedLsn: Lsn | undefined;
@@ -140,8 +142,12 @@ export class RelayMetrics implements RelayObserver {
    * when Kafka acknowledges, not when events enter the window: both are read now.
    */
   async render(view: InFlightView): Promise<string> {
-    const { events, bytes } = view.inFlight;
+    const { events, bytes, windowFullMs } = view.inFlight;
     this.inFlight(events, bytes);
+    // The pipeline keeps the total (a full stretch grows while nothing happens): the counter catches up to it.
+    const fullSeconds = windowFullMs / 1000;
+    if (fullSeconds > this.windowFullCounted) this.windowFull.inc(fullSeconds - this.windowFullCounted);
+    this.windowFullCounted = Math.max(this.windowFullCounted, fullSeconds);
     this.endToEndLag.set(this.lag.lagSeconds(Date.now()));
     return this.registry.metrics();
   }

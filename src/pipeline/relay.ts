@@ -3,7 +3,7 @@ import type { RelayConfig } from '../config/types.js';
 import { RelayError, isRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { backoffDelay, settlesWithin, sleep } from '../retry.js';
-import type { CreateDelivery, Delivery, DeliveryCallbacks, PoisonDecision } from '../sink/delivery.js';
+import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
@@ -125,8 +125,9 @@ export class Relay {
     return this.lastConfirmed;
   }
 
-  get inFlight(): { events: number; bytes: number } {
-    return { events: this.delivery.inFlightEvents, bytes: this.delivery.inFlightBytes };
+  get inFlight(): InFlightState {
+    const d = this.delivery;
+    return { events: d.inFlightEvents, bytes: d.inFlightBytes, windowFullMs: d.windowFullMs, windowFullSinceMs: d.windowFullSinceMs };
   }
 
   private setState(state: RelayState): void {

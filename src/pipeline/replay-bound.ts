@@ -27,6 +27,12 @@ export class ReplayBound {
         get inFlightBytes() {
           return inner.inFlightBytes;
         },
+        get windowFullMs() {
+          return inner.windowFullMs;
+        },
+        get windowFullSinceMs() {
+          return inner.windowFullSinceMs;
+        },
         openSession: (session) => inner.openSession(session),
         push: (event) => {
           if (event.txn.commitLsn <= this.lastCommit) return inner.push(event);

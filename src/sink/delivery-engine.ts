@@ -100,6 +100,14 @@ export class DeliveryEngine implements Delivery {
     return this.window.bytes;
   }
 
+  get windowFullMs(): number {
+    return this.window.fullMs;
+  }
+
+  get windowFullSinceMs(): number | undefined {
+    return this.window.fullSinceMs;
+  }
+
   /** Without a coalescing window (the rdkafka default) nothing on the hot path reads the clock for it. */
   private get coalesceMs(): number {
     return this.options.limits.coalesceMs;

@@ -55,9 +55,22 @@ export interface DeliveryCallbacks {
  * What the source pushes events into. The session lifecycle is explicit: the relay opens a session, pushes its
  * events and commits in stream order, and ends it; events of an ended or discarded session are refused.
  */
+/** What waits between the decoder and Kafka, as the probes and the metrics read it. */
+export interface InFlightState {
+  events: number;
+  bytes: number;
+  /** See Delivery.windowFullMs and windowFullSinceMs. */
+  windowFullMs: number;
+  windowFullSinceMs: number | undefined;
+}
+
 export interface Delivery {
   readonly inFlightEvents: number;
   readonly inFlightBytes: number;
+  /** Time the window was full in total, in ms: the source read nothing meanwhile (Kafka set the pace). */
+  readonly windowFullMs: number;
+  /** Since when the window has been full (Date.now() ms), undefined while the source may read. */
+  readonly windowFullSinceMs: number | undefined;
   openSession(session: SessionId): void;
   /** Takes an event; false when the window is full (or the session no longer takes events): stop reading. */
   push(event: OutboxEvent): boolean;

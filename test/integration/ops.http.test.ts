@@ -26,6 +26,7 @@ describe('ops: health, readiness and metrics of a running relay', () => {
       confirmedLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
       inFlightEvents: 0,
       inFlightBytes: 0,
+      windowFullForMs: 0,
       producerConnected: true,
     });
     const live = await httpGet(`${http.base}/healthz`);

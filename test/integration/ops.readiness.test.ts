@@ -22,10 +22,11 @@ describe('ops: readiness follows the broker and the halt state', () => {
       broker.destroy();
     });
 
-    it('is not ready while Kafka is down, ready again after it is back, and logs the outage once', async () => {
+    it('is not ready while Kafka is down, says how long the full window has held the stream, ready again after it is back, and logs the outage once', async () => {
       const setup = await setupOutbox(db(), { brokers: broker.brokers });
       const http = await httpArgs();
-      const relay = startRelay([...setup.args, ...http.args, ...FAST_RETRY]);
+      // The five events of the outage fill the window: the relay stops reading PostgreSQL until Kafka is back.
+      const relay = startRelay([...setup.args, ...http.args, ...FAST_RETRY, '--delivery-max-in-flight-events', '5']);
       await waitForEndpoint(`${http.base}/readyz`, 'ready', (r) => r.status === 200);
 
       await broker.stop();
@@ -37,12 +38,19 @@ describe('ops: readiness follows the broker and the halt state', () => {
       expect(metricValue(metrics, 'outbox_relay_producer_connected')).toBe(0);
       expect(metricValue(metrics, 'outbox_relay_in_flight_events')).toBe(5);
       expect(metricValue(metrics, 'outbox_relay_retries_total', { code: 'KAFKA_UNAVAILABLE' })).toBeGreaterThanOrEqual(1);
+      const heldFor = JSON.parse(down.body).windowFullForMs as number;
+      expect(heldFor).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 1000));
+      const later = JSON.parse((await httpGet(`${http.base}/readyz`)).body);
+      expect(later.windowFullForMs).toBeGreaterThanOrEqual(heldFor + 900);
+      expect(metricValue(await scrape(http.base), 'outbox_relay_window_full_seconds_total')).toBeGreaterThanOrEqual(later.windowFullForMs / 1000);
 
       await broker.start();
       const up = await waitForEndpoint(`${http.base}/readyz`, 'ready after Kafka is back', (r) => r.status === 200, 90_000);
       expect(JSON.parse(up.body)).toMatchObject({ ready: true, producerConnected: true });
       const records = await readTopic(setup.topic, { expected: during.length, brokers: broker.brokers });
       expect(new Set(records.map((r) => r.key))).toEqual(new Set(during.map((e) => e.id)));
+      await waitForEndpoint(`${http.base}/readyz`, 'the window open again', (r) => JSON.parse(r.body).windowFullForMs === 0, 10_000);
       expect(relay.logs.filter((l) => l.msg === 'Kafka unavailable: holding the confirmed position and retrying')).toHaveLength(1);
       expect(relay.logs.filter((l) => l.msg === 'Kafka available again: delivery resumed')).toHaveLength(1);
       relay.signal('SIGTERM');

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { histogramDelta, histogramQuantileMs, readGauge, readHistogram } from '../../bench/histogram.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 
-const idle = { inFlight: { events: 0, bytes: 0 } };
+const idle = { inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 
 describe("the bench's reading of the relay's histograms", () => {
   it('reads a histogram from /metrics text and takes quantiles between two readings, interpolated within buckets', async () => {

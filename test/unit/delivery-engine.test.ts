@@ -131,6 +131,25 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.sink.written).not.toContain('after-stop');
   });
 
+  it('tells how long the window has been full while Kafka does not answer, and stops counting when it reopens', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { maxInFlightEvents: 4 }, sink: new FakeSink().scriptSends('hang') });
+    expect(h.engine.windowFullSinceMs).toBeUndefined();
+    const before = Date.now();
+    const end = h.transaction('big', 4);
+    const since = h.engine.windowFullSinceMs!;
+    expect(since).toBeGreaterThanOrEqual(before);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(h.engine.windowFullMs).toBeGreaterThanOrEqual(25);
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.windowOpens).toBe(1);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.engine.windowFullSinceMs).toBeUndefined();
+    const total = h.engine.windowFullMs;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(h.engine.windowFullMs).toBe(total);
+  });
+
   it('drops the unfinished tail of a session that ended mid-transaction and becomes idle', async () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends('hang') });
     const end = h.transaction('done', 2);

@@ -4,7 +4,7 @@ import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
 
 function view(state: RelayState): RelayView {
-  return { currentState: state, confirmedLsn: 0x16b3748n, inFlight: { events: 3, bytes: 120 } };
+  return { currentState: state, confirmedLsn: 0x16b3748n, inFlight: { events: 3, bytes: 120, windowFullMs: 0, windowFullSinceMs: undefined } };
 }
 
 describe('RelayHealth', () => {
@@ -18,6 +18,7 @@ describe('RelayHealth', () => {
       confirmedLsn: '0/16B3748',
       inFlightEvents: 3,
       inFlightBytes: 120,
+      windowFullForMs: 0,
       producerConnected: true,
     });
     for (const state of ['starting', 'standby', 'reconnecting', 'draining', 'halted', 'stopped', 'failed'] as const) {
@@ -31,6 +32,15 @@ describe('RelayHealth', () => {
     const health = new RelayHealth(1000);
     for (const state of ['halted', 'failed', 'stopped'] as const) expect(health.readiness(view(state)), state).toMatchObject({ inFlightEvents: 0, inFlightBytes: 0 });
     expect(health.readiness(view('draining'))).toMatchObject({ inFlightEvents: 3, inFlightBytes: 120 });
+  });
+
+  it('says how long the in-flight window has been full, and 0 once the relay ended', () => {
+    const now = 50_000;
+    const health = new RelayHealth(1000, () => now);
+    const full = (state: RelayState): RelayView => ({ ...view(state), inFlight: { events: 5000, bytes: 9000, windowFullMs: 4000, windowFullSinceMs: now - 1500 } });
+    expect(health.readiness(full('streaming')).windowFullForMs).toBe(1500);
+    expect(health.readiness(full('draining')).windowFullForMs).toBe(1500);
+    expect(health.readiness(full('halted')).windowFullForMs).toBe(0);
   });
 
   it('is wedged only when streaming and silent for longer than the threshold', () => {

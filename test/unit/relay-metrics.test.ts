@@ -13,7 +13,7 @@ function event(topic: string, size: number, error?: RelayError): OutboxEvent {
   return { topic, key: null, value: Buffer.alloc(size), headers: {}, eventId: 'e', size, txn: {} as SourceTransaction, ...(error ? { error } : {}) };
 }
 
-const idle = { inFlight: { events: 0, bytes: 0 } };
+const idle = { inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 
 describe('RelayMetrics', () => {
   afterEach(() => {
@@ -86,7 +86,7 @@ describe('RelayMetrics', () => {
     metrics.walPosition(0x3000n);
     metrics.confirmed(0x2800n, Date.now());
     metrics.reported(0x1000n);
-    const text = await metrics.render({ inFlight: { events: 0, bytes: 0 } });
+    const text = await metrics.render({ inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } });
     expect(metricValue(text, 'outbox_relay_delivered_lsn')).toBe(0x2800);
     expect(metricValue(text, 'outbox_relay_confirmed_lsn')).toBe(0x1000);
     expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0x2000);
@@ -104,7 +104,7 @@ describe('RelayMetrics', () => {
     metrics.walPosition(0x2000n);
     metrics.confirmed(0x1800n, Date.now() - 1000);
     vi.setSystemTime(Date.now() + 2500);
-    const text = await metrics.render({ inFlight: { events: 4, bytes: 400 } });
+    const text = await metrics.render({ inFlight: { events: 4, bytes: 400, windowFullMs: 0, windowFullSinceMs: undefined } });
     expect(metricValue(text, 'outbox_relay_retries_total', { code: 'KAFKA_UNAVAILABLE' })).toBe(2);
     expect(metricValue(text, 'outbox_relay_errors_total', { code: 'PG_STREAM_FAILED' })).toBe(1);
     expect(metricValue(text, 'outbox_relay_reconnects_total')).toBe(1);
@@ -115,6 +115,15 @@ describe('RelayMetrics', () => {
     expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0x800);
     // Not caught up (0x1800 < 0x2000): the lag runs from the last confirmed commit, 1 s before it was confirmed.
     expect(metricValue(text, 'outbox_relay_end_to_end_lag_seconds')).toBe(3.5);
+  });
+
+  it('counts the time the in-flight window was full, the current stretch included, and never counts back', async () => {
+    const metrics = new RelayMetrics();
+    const at = (windowFullMs: number) => ({ inFlight: { events: 0, bytes: 0, windowFullMs, windowFullSinceMs: undefined } });
+    expect(metricValue(await metrics.render(at(0)), 'outbox_relay_window_full_seconds_total')).toBe(0);
+    expect(metricValue(await metrics.render(at(1500)), 'outbox_relay_window_full_seconds_total')).toBe(1.5);
+    expect(metricValue(await metrics.render(at(4000)), 'outbox_relay_window_full_seconds_total')).toBe(4);
+    expect(metricValue(await metrics.render(at(3999)), 'outbox_relay_window_full_seconds_total')).toBe(4);
   });
 
   it('keeps its metrics out of the global registry, so two instances coexist, and includes process metrics', async () => {
