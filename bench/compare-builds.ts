@@ -58,8 +58,8 @@ try {
     for (const run of turns()) {
       await db.createSlot(run.slot);
       const load = loadavg()[0]!;
-      const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: LATENCY_RATE, rowsPerTxn: LATENCY_ROWS, connections: LATENCY_WRITERS }], LATENCY_SECONDS, stack.kafkaPid(), entryOf(run.build), NODE_ARGS);
-      log(`${LATENCY_RATE} events/s ${run.build}: ${Math.round(r!.achieved)} written; commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples), commit → sent p99 ${r!.sourceP99?.toFixed(1)} ms, produce p99 ${r!.produceP99?.toFixed(1)} ms, longest event-loop gap ${r!.loopGapMs?.toFixed(0)} ms, window full ${windowShare(r!.windowFullShare)}; ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}${r!.cpu ? `; ${cpuShares(r!.cpu, machine.cores)}` : ''}`);
+      const [r] = await measureSteady(db, stack.brokers, TOPIC, CLIENT, run.slot, [{ rate: LATENCY_RATE, rowsPerTxn: LATENCY_ROWS, connections: LATENCY_WRITERS }], LATENCY_SECONDS, { pid: stack.kafkaPid(), gcLog: stack.kafkaGcLog() }, entryOf(run.build), NODE_ARGS);
+      log(`${LATENCY_RATE} events/s ${run.build}: ${Math.round(r!.achieved)} written; commit→append p50 ${r!.p50} ms, p99 ${r!.p99} ms (${r!.count} samples), commit → sent p99 ${r!.sourceP99?.toFixed(1)} ms, read → acknowledged p99 ${r!.relayP99?.toFixed(1)} ms, produce p99 ${r!.produceP99?.toFixed(1)} ms, longest event-loop gap ${r!.loopGapMs?.toFixed(0)} ms, broker's longest GC pause ${r!.brokerGc?.longestMs.toFixed(0)} ms, window full ${windowShare(r!.windowFullShare)}; ${r!.cpuSecondsPer1k.toFixed(4)} CPU s/1k events; load ${load.toFixed(2)}${r!.cpu ? `; ${cpuShares(r!.cpu, machine.cores)}` : ''}`);
       await db.dropSlot(run.slot);
     }
   }

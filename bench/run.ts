@@ -123,7 +123,7 @@ try {
     await db.createSlot(`steady_${client}`);
     const logLevel = (r: SteadyResult, note = '') =>
       log(`steady (${client}) at ${r.sustainedMax ? `max sustained ${fmt(r.target)}` : fmt(r.target)}${note}: ${fmt(r.achieved)} events/s written; commit→ack p50 ${r.p50} ms, p95 ${r.p95} ms, p99 ${r.p99} ms (${r.count} samples); ${r.cpuSecondsPer1k.toFixed(3)} CPU s/1k; window full ${windowShare(r.windowFullShare)}; peak RSS ${Math.round(r.peakRssMiB)} MiB`);
-    const results = await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, levels, STEADY_SECONDS, stack.kafkaPid());
+    const results = await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, levels, STEADY_SECONDS, { pid: stack.kafkaPid(), gcLog: stack.kafkaGcLog() });
     // A relay that falls behind shows it as a median latency growing with the backlog: such a level is not
     // sustained. Nor is one whose writers could not commit at its rate (on a slow machine they share the cores):
     // it measured a lower rate than it names. The top level steps down until neither holds.
@@ -133,7 +133,7 @@ try {
     for (let attempt = 0; shortOf(top) !== undefined && attempt < 4; attempt++) {
       logLevel(top, shortOf(top));
       const rate = Math.round((top.target * 0.85) / 100) * 100;
-      top = (await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, [{ ...levels[2]!, rate }], STEADY_SECONDS, stack.kafkaPid()))[0]!;
+      top = (await measureSteady(db, stack.brokers, TOPIC, client, `steady_${client}`, [{ ...levels[2]!, rate }], STEADY_SECONDS, { pid: stack.kafkaPid(), gcLog: stack.kafkaGcLog() }))[0]!;
     }
     for (const r of [...results, top]) {
       steady.push(r);

@@ -1,4 +1,5 @@
 import { freePort } from '../stack/ports.js';
+import { brokerGcPauses, type GcPauses } from './broker-gc.js';
 import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
 import { histogramDelta, histogramQuantileMs, readGauge, readHistogram } from './histogram.js';
@@ -33,6 +34,11 @@ export interface SteadyResult extends LatencySummary {
   sourceP99?: number;
   produceP99?: number;
   /**
+   * p99 of read by the relay → acknowledged, per event (`event_latency_seconds`), in ms: the relay's queue and the
+   * produce round trip, with events that waited behind a slow batch counted each. Absent in older results.
+   */
+  relayP99?: number;
+  /**
    * The relay's longest gap between two turns of its event loop during the level after its warm-up, in ms
    * (prom-client's `nodejs_eventloop_lag_max_seconds`, which Node samples every 10 ms and resets at each scrape:
    * ~10 ms when nothing held the main thread). A garbage collection or a long synchronous step of the relay shows
@@ -45,6 +51,8 @@ export interface SteadyResult extends LatencySummary {
    * the commit → sent delay grew with it. Absent in older results.
    */
   windowFullShare?: number;
+  /** The broker JVM's stop-the-world GC pauses during the level after its warm-up (absent without its GC log). */
+  brokerGc?: GcPauses;
   /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
    * (writers and probe); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
@@ -57,6 +65,7 @@ export const WRITTEN_SHARE = 0.9;
 
 const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
 const PRODUCE_LATENCY = 'outbox_relay_produce_latency_seconds';
+const EVENT_LATENCY = 'outbox_relay_event_latency_seconds';
 const LOOP_GAP = 'nodejs_eventloop_lag_max_seconds';
 export const WINDOW_FULL = 'outbox_relay_window_full_seconds_total';
 
@@ -66,7 +75,13 @@ const WARMUP_S = 3;
  * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
  * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
  */
-export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, brokerPid: number | undefined, entry?: string, nodeArgs?: string[]): Promise<SteadyResult[]> {
+/** The broker process the stack started: its CPU time and GC pauses are read (both undefined for an external one). */
+export interface BrokerProcess {
+  pid: number | undefined;
+  gcLog: string | undefined;
+}
+
+export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, broker: BrokerProcess, entry?: string, nodeArgs?: string[]): Promise<SteadyResult[]> {
   const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, nodeArgs, httpPort: await freePort() });
   const probe = new LatencyProbe(brokers, topic);
   const results: SteadyResult[] = [];
@@ -80,6 +95,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       // The relay's histograms from the end of the warm-up on, as the probe's samples.
       let atWarmupEnd: Promise<string> | undefined;
       let warmupEndedAt = performance.now();
+      let warmupEndedAtMs = Date.now();
       let meter: CpuMeter | undefined;
       const walsender = await db.walsenderPid(slot);
       const warmup = setTimeout(() => {
@@ -87,9 +103,10 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         meter = new CpuMeter();
         meter.track('relay', relay.pid);
         meter.track('walsender', walsender);
-        meter.track('broker', brokerPid);
+        meter.track('broker', broker.pid);
         meter.track('bench', process.pid);
         warmupEndedAt = performance.now();
+        warmupEndedAtMs = Date.now();
         atWarmupEnd = relay.metrics();
         atWarmupEnd.catch(() => undefined); // awaited below, where a failure surfaces
       }, WARMUP_S * 1000);
@@ -114,10 +131,12 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         peakRssMiB: relay.peakRssMiB(),
         sourceP99: histogramQuantileMs(delta(SOURCE_DELAY), 0.99),
         produceP99: histogramQuantileMs(delta(PRODUCE_LATENCY), 0.99),
+        relayP99: histogramQuantileMs(delta(EVENT_LATENCY), 0.99),
         // The scrape at the end of the warm-up reset it: the level's own.
         loopGapMs: readGauge(after, LOOP_GAP) * 1000,
         // Up to the scrape after the catch-up, as the counter is.
         windowFullShare: (readGauge(after, WINDOW_FULL) - readGauge(afterWarmup, WINDOW_FULL)) / afterSeconds,
+        brokerGc: brokerGcPauses(broker.gcLog, warmupEndedAtMs, Date.now()),
         ...(cpu ? { cpu } : {}),
       });
     }

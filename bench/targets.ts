@@ -66,13 +66,13 @@ function drainBound(d: DrainResult, cores: number, limit: number): string {
 const latencyMet = (s: SteadyResult) => (s.sustainedMax ? s.p99 < P99_MAX_RATE_MS : s.p99 <= P99_LOW_RATE_MS);
 
 /**
- * Where a missed tail comes from: commit → PostgreSQL sent it and the produce round trip, from the relay's
- * histograms, whether the relay's own main thread stalled (its longest event-loop gap), whether it stopped
+ * Where a missed tail comes from: commit → PostgreSQL sent it, the relay's read → acknowledged per event and
+ * the produce round trip per batch, from the relay's histograms, whether the relay's own main thread stalled (its longest event-loop gap), whether it stopped
  * reading for Kafka (its window full), and who used the cores meanwhile.
  */
 function latencySplit(s: SteadyResult, cores: number): string {
   if (s.sourceP99 === undefined || s.produceP99 === undefined) return '';
-  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms, produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.loopGapMs === undefined ? '' : `, the relay's longest event-loop gap ${Math.round(s.loopGapMs)} ms`}${s.windowFullShare === undefined ? '' : `, the in-flight window full ${windowShare(s.windowFullShare)} of the level`}${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
+  return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms,${s.relayP99 === undefined ? '' : ` read → acknowledged per event ${Math.round(s.relayP99)} ms,`} produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.loopGapMs === undefined ? '' : `, the relay's longest event-loop gap ${Math.round(s.loopGapMs)} ms`}${s.brokerGc === undefined ? '' : `, the broker's longest GC pause ${Math.round(s.brokerGc.longestMs)} ms`}${s.windowFullShare === undefined ? '' : `, the in-flight window full ${windowShare(s.windowFullShare)} of the level`}${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
 }
 
 export function checkTargets(r: BenchResults): TargetCheck[] {

@@ -23,6 +23,8 @@ export interface StackInfo {
 export interface Stack extends StackInfo {
   /** The broker JVM's pid when the stack started it (the bench reads its CPU time). */
   kafkaPid(): number | undefined;
+  /** Its GC log (see KafkaBroker.gcLog) when the stack started it. */
+  kafkaGcLog(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export async function startStack(name = 'shared'): Promise<Stack> {
     kafkaVersion: kafka?.version ?? 'external',
     owned: { postgres: !externalPg, kafka: !externalKafka },
     kafkaPid: () => kafka?.pid(),
+    kafkaGcLog: () => kafka?.gcLog,
     stop,
   };
 }

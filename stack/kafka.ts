@@ -154,9 +154,15 @@ export class KafkaBroker {
     spawnServer(
       this.name,
       'java',
-      [...jvm, '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
+      // Every stop-the-world pause with its end time: the bench tells a broker's GC pause from the relay's stalls.
+      [...jvm, `-Xlog:gc:file=${this.gcLog}:timemillis`, '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
       { logFile: join(this.dir, 'stdout.log'), cwd: this.dir },
     );
+  }
+
+  /** The broker JVM's GC log: one line per collection, stamped with the epoch ms it ended at. */
+  get gcLog(): string {
+    return join(this.dir, 'gc.log');
   }
 
   private jvmLogging(): string[] {

@@ -7,6 +7,8 @@ export interface SourceTransaction {
   /** Commit time in ms since the epoch. */
   commitTimeMs: number;
   readonly xid: number;
+  /** When the relay read its Begin (Date.now() ms of the socket read that carried it); 0 where not read from a socket. */
+  readonly readAtMs: number;
   /** Set by the Commit message: this transaction's own commit end. */
   endLsn: Lsn | undefined;
   /** Events handed to the sink and not yet acknowledged. */
@@ -67,8 +69,8 @@ export class AckTracker {
     return { transactions: this.folded, upTo: this.tail()?.confirmsTo ?? this.confirmedLsn };
   }
 
-  begin(commitLsn: Lsn, commitTimeMs: number, xid: number): SourceTransaction {
-    const txn: SourceTransaction = { commitLsn, commitTimeMs, xid, endLsn: undefined, pending: 0, tracker: this };
+  begin(commitLsn: Lsn, commitTimeMs: number, xid: number, readAtMs = 0): SourceTransaction {
+    const txn: SourceTransaction = { commitLsn, commitTimeMs, xid, readAtMs, endLsn: undefined, pending: 0, tracker: this };
     this.open = txn;
     return txn;
   }

@@ -4,6 +4,7 @@ import type { Lsn } from '../lsn.js';
 import { RELAY_STATES, type RelayObserver, type RelayState } from '../pipeline/observer.js';
 import type { InFlightState, Receipt } from '../sink/delivery.js';
 import { LagTracker } from './lag.js';
+import { WeightedHistogram } from './weighted-histogram.js';
 
 const PREFIX = 'outbox_relay_';
 
@@ -39,6 +40,12 @@ export class RelayMetrics implements RelayObserver {
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
+  private readonly eventLatency = new WeightedHistogram(
+    `${PREFIX}event_latency_seconds`,
+    "Time from the relay reading an event's transaction until the event counted as delivered (acknowledged by Kafka; exactly-once: its Kafka transaction committed), one observation per event: the relay's queue and the produce round trip. By the relay's clock.",
+    LATENCY_BUCKETS,
+    this.registry,
+  );
   private readonly sourceDelay = new Histogram({
     name: `${PREFIX}source_delay_seconds`,
     help: "Time from a transaction's commit until PostgreSQL sent it to the relay, both by PostgreSQL's clock: decoding, and the walsender waiting for a core or for the relay to read.",
@@ -81,8 +88,13 @@ export class RelayMetrics implements RelayObserver {
 
   delivered(receipts: readonly Receipt[], latencyMs: number): void {
     this.produceLatency.observe(latencyMs / 1000);
+    const now = Date.now();
     // A row the poison policy dealt with reached no topic of its own.
-    for (const r of receipts) if (!r.skipped) this.count(r.topic, r.count, r.bytes);
+    for (const r of receipts) {
+      if (r.skipped) continue;
+      this.count(r.topic, r.count, r.bytes);
+      this.eventLatency.observe((now - r.txn.readAtMs) / 1000, r.count);
+    }
   }
 
   confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {

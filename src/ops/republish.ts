@@ -106,7 +106,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
           summary.filtered++;
           continue;
         }
-        const txn: SourceTransaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, endLsn: 0n, pending: 0, tracker };
+        const txn: SourceTransaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, readAtMs: 0, endLsn: 0n, pending: 0, tracker };
         const event = atPosition(table, () => table.mapper.map(values, txn));
         for (const name of TRANSACTION_HEADERS) delete event.headers[name];
         event.headers[REPUBLISHED_HEADER] = 'true';

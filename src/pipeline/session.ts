@@ -102,7 +102,7 @@ export class Session {
       switch (msg.tag) {
         case 'begin': {
           const commitTimeMs = pgTimeToMs(msg.commitTime);
-          this.txn = this.tracker.begin(msg.finalLsn, commitTimeMs, msg.xid);
+          this.txn = this.tracker.begin(msg.finalLsn, commitTimeMs, msg.xid, this.stream.lastReadAtMs);
           this.observer.transactionSent?.(commitTimeMs, sentAtMs(chunk));
           break;
         }

@@ -106,11 +106,20 @@ export class ReplicationStream {
   private readonly client: pg.Client;
   private ended = false;
   private paused = false;
+  private readAtMs = 0;
   /** Set while START_REPLICATION runs: resolves when it ends (completed, failed, or the connection closed). */
   private replicating: Promise<void> | undefined;
 
   constructor(connection: pg.ClientConfig) {
     this.client = new pg.Client({ ...connection, replication: 'database' } as pg.ClientConfig);
+  }
+
+  /**
+   * Date.now() at the socket read that carried the message being handled: one clock read per read (often
+   * hundreds of messages), not one per message.
+   */
+  get lastReadAtMs(): number {
+    return this.readAtMs;
   }
 
   get connection(): PgConnection {
@@ -148,6 +157,10 @@ export class ReplicationStream {
       },
       onEnd: finish,
     };
+    // Before pg's own listener, which parses the read and hands every message in it to onData at once.
+    this.connection.stream.prependListener('data', () => {
+      this.readAtMs = Date.now();
+    });
     this.client.on('end', () => finish(new RelayError('PG_STREAM_FAILED', 'replication connection closed by the server', { retriable: true })));
     void this.client.query(new StartReplication(startReplicationSql(options), guarded, finish) as unknown as pg.QueryConfig);
   }

@@ -66,6 +66,11 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     // from the stream's own timestamps: streamed as committed, so well under the test's duration.
     expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_count')).toBe(batches.length);
     expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_sum')).toBeLessThan(batches.length * 5);
+    // One observation per event, timed from the socket read that carried its transaction: each well under 5 s.
+    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_count')).toBe(total);
+    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_bucket', { le: '+Inf' })).toBe(total);
+    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_sum')).toBeLessThan(total * 5);
+    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_bucket', { le: '5' })).toBe(total);
     expect(metricValue(metrics, 'outbox_relay_state', { state: 'streaming' })).toBe(1);
     expect(metricValue(metrics, 'outbox_relay_state', { state: 'standby' })).toBe(0);
     expect(metricValue(metrics, 'outbox_relay_active')).toBe(1);

@@ -10,7 +10,7 @@ import { receiptsOf } from '../../src/sink/receipts.js';
 import { metricSamples, metricValue } from '../support/ops-http.js';
 
 function event(topic: string, size: number, error?: RelayError): OutboxEvent {
-  return { topic, key: null, value: Buffer.alloc(size), headers: {}, eventId: 'e', size, txn: {} as SourceTransaction, ...(error ? { error } : {}) };
+  return { topic, key: null, value: Buffer.alloc(size), headers: {}, eventId: 'e', size, txn: { readAtMs: Date.now() } as SourceTransaction, ...(error ? { error } : {}) };
 }
 
 const idle = { inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
@@ -32,6 +32,26 @@ describe('RelayMetrics', () => {
     expect(metricValue(text, 'outbox_relay_produce_latency_seconds_count')).toBe(2);
     expect(metricValue(text, 'outbox_relay_produce_latency_seconds_sum')).toBeCloseTo(3.012);
     expect(metricValue(text, 'outbox_relay_produce_latency_seconds_bucket', { le: '0.025' })).toBe(1);
+  });
+
+  it('observes every event once in event_latency_seconds, from the read of its transaction to its acknowledgement, at the cost of one observation per transaction', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
+    const metrics = new RelayMetrics();
+    const readAt = (ms: number) => ({ readAtMs: Date.now() - ms }) as SourceTransaction;
+    const slow = readAt(300);
+    const fast = readAt(4);
+    const of = (txn: SourceTransaction, n: number) => Array.from({ length: n }, () => ({ ...event('a', 1), txn }));
+    // One batch: 3 events of a transaction read 300 ms ago (they queued behind a slow batch), 7 of one read 4 ms ago.
+    metrics.delivered(receiptsOf([...of(slow, 3), ...of(fast, 7)]), 2);
+    const text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_event_latency_seconds_count')).toBe(10);
+    expect(metricValue(text, 'outbox_relay_event_latency_seconds_sum')).toBeCloseTo(0.928);
+    expect(metricValue(text, 'outbox_relay_event_latency_seconds_bucket', { le: '0.005' })).toBe(7);
+    expect(metricValue(text, 'outbox_relay_event_latency_seconds_bucket', { le: '0.25' })).toBe(7);
+    expect(metricValue(text, 'outbox_relay_event_latency_seconds_bucket', { le: '0.5' })).toBe(10);
+    expect(metricValue(text, 'outbox_relay_event_latency_seconds_bucket', { le: '+Inf' })).toBe(10);
+    // The batch itself is one observation of produce latency.
+    expect(metricValue(text, 'outbox_relay_produce_latency_seconds_count')).toBe(1);
   });
 
   it("observes each transaction's source delay (PostgreSQL's commit to its send), never below zero", async () => {
