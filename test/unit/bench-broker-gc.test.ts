@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,12 +16,14 @@ const LOG = `[1796116230236ms] Using G1
 
 describe("the bench's reading of the broker's GC log", () => {
   it('takes the stop-the-world pauses that ended within the span, not the concurrent phases', () => {
-    const log = join(mkdtempSync(join(tmpdir(), 'gc-')), 'gc.log');
+    const dir = mkdtempSync(join(tmpdir(), 'gc-'));
+    const log = join(dir, 'gc.log');
     writeFileSync(log, LOG);
     expect(brokerGcPauses(log, 1796116230290, 1796116230400)).toEqual({ count: 2, longestMs: 11.987, totalMs: 3.433 + 11.987 });
     expect(brokerGcPauses(log, 0, Number.MAX_SAFE_INTEGER)?.count).toBe(4);
     expect(brokerGcPauses(log, 1796116230500, 1796116230600)).toEqual({ count: 0, longestMs: 0, totalMs: 0 });
     expect(brokerGcPauses(join(log, 'missing'), 0, 1)).toBeUndefined();
     expect(brokerGcPauses(undefined, 0, 1)).toBeUndefined();
+    rmSync(dir, { recursive: true });
   });
 });
