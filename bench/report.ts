@@ -42,7 +42,7 @@ function tables(r: BenchResults): string {
   const props = Object.entries(kp.properties).map(([k, v]) => `${k}=${v}`).join(', ');
   const met = (v: boolean | undefined) => (v === undefined ? 'not measured' : v ? '**met**' : '**not met**');
   const lines = [
-    `Run of ${r.date} with \`${r.command}\` (${n(r.events)} backlog events; each limit and drain ${r.runs === 1 ? 'once' : `${r.runs} times in turns, the median shown with every run in brackets`}; ${r.steadySeconds} s per load level; load average ${r.loadAverage.toFixed(1)} at the start).`,
+    `Run of ${r.date} with \`${r.command}\` (${n(r.events)} backlog events; each limit, drain and load level ${r.runs === 1 ? 'once' : `${r.runs} times (limits and drains in turns), the median shown with every run in brackets`}; ${r.steadySeconds} s per load level; load average ${r.loadAverage.toFixed(1)} at the start).`,
     '',
     `Machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB memory, ${m.kernel}; ${m.postgres}; Apache Kafka ${m.kafka} (single KRaft node, local); Node ${m.node}${m.allocator ? `; the relay on the image's allocator (${m.allocator})` : ''}. PostgreSQL, Kafka, the relay and the bench's writers and consumer share these cores.`,
     '',
@@ -83,7 +83,7 @@ function tables(r: BenchResults): string {
     '',
     '| client | target | written events/s | p50 | p95 | p99 | max | samples | p99 commit → sent | p99 read → acknowledged | p99 produce | loop gap | broker GC pause | window full | CPU s / 1k events | produce calls / 1k events | peak RSS | CPU during the level (cores) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...r.steady.map((s) => `| ${s.client} | ${s.sustainedMax ? `${n(s.target)} (max sustained)` : n(s.target)} | ${n(s.achieved)} | ${s.p50} ms | ${s.p95} ms | ${s.p99} ms | ${s.max} ms | ${n(s.count)} | ${ms(s.sourceP99)} | ${ms(s.relayP99)} | ${ms(s.produceP99)} | ${ms(s.loopGapMs)} | ${ms(s.brokerGc?.longestMs)} | ${windowShare(s.windowFullShare)} | ${s.cpuSecondsPer1k.toFixed(3)} | ${n(s.batchesPer1k)} | ${Math.round(s.peakRssMiB)} MiB | ${s.cpu ? cpuShares(s.cpu, r.machine.cores) : '–'} |`),
+    ...r.steady.map((s) => `| ${s.client} | ${s.sustainedMax ? `${n(s.target)} (max sustained)` : n(s.target)} | ${n(s.achieved)} | ${s.p50} ms | ${s.p95} ms | ${s.p99} ms${s.p99Runs ? ` (${s.p99Runs.join(', ')})` : ''} | ${s.max} ms | ${n(s.count)} | ${ms(s.sourceP99)} | ${ms(s.relayP99)} | ${ms(s.produceP99)} | ${ms(s.loopGapMs)} | ${ms(s.brokerGc?.longestMs)} | ${windowShare(s.windowFullShare)} | ${s.cpuSecondsPer1k.toFixed(3)} | ${n(s.batchesPer1k)} | ${Math.round(s.peakRssMiB)} MiB | ${s.cpu ? cpuShares(s.cpu, r.machine.cores) : '–'} |`),
     '',
     '### Cold start (process start → "streaming from PostgreSQL")',
     '',

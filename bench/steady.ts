@@ -4,6 +4,7 @@ import { CpuMeter, type CpuReport } from './cpu.js';
 import type { BenchDatabase } from './fixture.js';
 import { histogramDelta, histogramQuantileMs, readGauge, readHistogram } from './histogram.js';
 import { LatencyProbe, type LatencySummary } from './latency.js';
+import { medianBy } from './median.js';
 import { BenchRelay, type KafkaClient } from './relay-process.js';
 import { runWriters } from './writers.js';
 
@@ -53,11 +54,18 @@ export interface SteadyResult extends LatencySummary {
   windowFullShare?: number;
   /** The broker JVM's stop-the-world GC pauses during the level after its warm-up (absent without its GC log). */
   brokerGc?: GcPauses;
+  /** The p99 of every run of this level, when it ran more than once (this result is the run with the median p99). */
+  p99Runs?: number[];
   /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
    * (writers and probe); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
    */
   cpu?: CpuReport;
+}
+
+/** The run with the median p99, carrying every run's p99 and the highest peak RSS of them all. */
+export function medianSteady(runs: SteadyResult[]): SteadyResult {
+  return { ...medianBy(runs, (r) => r.p99), peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)), ...(runs.length > 1 ? { p99Runs: runs.map((r) => r.p99) } : {}) };
 }
 
 /** A level whose writers committed less than this share of its rate did not run at that rate (the writers, not the relay, fell short). */

@@ -104,7 +104,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       met: all(steady.map(latencyMet)),
       // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names.
       result: steady
-        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.achieved < WRITTEN_SHARE * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}${latencyMet(s) ? '' : latencySplit(s, cores)}`)
+        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${s.achieved < WRITTEN_SHARE * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}${latencyMet(s) ? '' : latencySplit(s, cores)}`)
         .join(', '),
     },
     {
