@@ -13,8 +13,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = Date.now();
   const stack = await startStack('shared');
   console.log(`stack ready in ${Date.now() - started} ms: postgres ${stack.pgUrl}, kafka ${stack.kafkaVersion} ${stack.brokers.join(',')}`);
-  // Only plain data crosses to the test workers.
-  const { stop: _stop, kafkaPid: _kafkaPid, ...info } = stack;
+  // Only plain data crosses to the test workers: StackInfo's fields, named, so that a method added to Stack stays here.
+  const info: StackInfo = { pgUrl: stack.pgUrl, brokers: stack.brokers, kafkaVersion: stack.kafkaVersion, owned: stack.owned };
   project.provide('stack', info);
   return async () => {
     await stack.stop();
