@@ -1,10 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/relay-config.js';
 import { repoRoot, startStack } from '../stack/index.js';
 import { measureColdStart, measureHelpStart, type ColdStart } from './cold-start.js';
 import { cpuShares, type CpuReport } from './cpu.js';
+import { describeProfile, readProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { measureDrain, medianDrain, type DrainResult } from './drain.js';
 import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
 import { kafkaProducerPerformance, type KafkaPerfResult } from './kafka-perf.js';
@@ -15,7 +16,7 @@ import { producerEventsPerSecond, relayRecordBytes } from './producer-limit.js';
 import { binNodeFlags, type KafkaClient } from './relay-process.js';
 import { writeReport } from './report.js';
 import { WRITTEN_SHARE, measureSteady, medianSteady, type SteadyResult } from './steady.js';
-import { windowShare } from './targets.js';
+import { DRAIN_SHARE_TARGET, windowShare } from './targets.js';
 import type { BenchResults, Shape } from './types.js';
 
 /**
@@ -35,6 +36,7 @@ const PRODUCER_EVENTS = Math.min(EVENTS, 300_000);
 const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const INSERT_CONNECTIONS = 2;
 const MAX_SUSTAINED_SHARE = 0.8;
+const PROFILE_SLOT = 'drain_profile';
 /** A level whose median commit → append latency exceeds this is one the relay did not keep up with. */
 const SUSTAINED_P50_MS = 50;
 
@@ -83,7 +85,7 @@ try {
   for (const [name, rowsPerTxn] of [['single-row transactions', 1], ['100-row transactions', 100]] as const) {
     await createTopic(stack.brokers, TOPIC);
     // One slot per reader and run, all created before the backlog: every run reads the same WAL from its start.
-    const slots = Array.from({ length: RUNS }, (_, run) => ['recvlogical', ...CLIENTS].map((s) => `drain_${s}_${run}`)).flat();
+    const slots = [...Array.from({ length: RUNS }, (_, run) => ['recvlogical', ...CLIENTS].map((s) => `drain_${s}_${run}`)).flat(), PROFILE_SLOT];
     for (const s of slots) await db.createSlot(s);
     const insertMs = await db.insertBacklog(EVENTS, rowsPerTxn, INSERT_CONNECTIONS);
     const endLsn = await db.walLsn();
@@ -101,11 +103,23 @@ try {
         log(`${name}, run ${run + 1}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events, window full ${windowShare(d.windowFullShare)}; ${cpuShares(d.cpu, machine.cores)}`);
       }
     }
-    for (const s of slots) await db.dropSlot(s);
-    await db.truncate();
     const recv = medianBy(recvRuns, (r) => -r.seconds);
     const drains = CLIENTS.map((client) => medianDrain(drainRuns.get(client)!));
-    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recv.seconds, recvlogicalRuns: recvRuns.map((r) => EVENTS / r.seconds), recvlogicalCpu: recv.cpu, drains });
+    // A default-client drain short of its target gets one more run under V8's profiler (not counted in the
+    // medians: the profiler costs CPU), so that the report names where the relay's main thread went.
+    const measured = drains.find((d) => d.client === defaultClient);
+    const limit = Math.min(EVENTS / recv.seconds, kafkaPerf.eventsPerSecond);
+    let profile: ProfileSummary | undefined;
+    if (measured && measured.eventsPerSecond < DRAIN_SHARE_TARGET * limit) {
+      const dir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
+      const d = await measureDrain(db, stack.brokers, measured.client, PROFILE_SLOT, endLsn, EVENTS, stack.kafkaPid(), ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+      profile = summarizeProfile(readProfile(dir));
+      rmSync(dir, { recursive: true });
+      log(`${name}: profiled drain (${measured.client}, ${fmt(d.eventsPerSecond)} events/s under the profiler): ${describeProfile(profile)}`);
+    }
+    for (const s of slots) await db.dropSlot(s);
+    await db.truncate();
+    shapes.push({ name, rowsPerTxn, insertSeconds: insertMs / 1000, recvlogicalEventsPerSecond: EVENTS / recv.seconds, recvlogicalRuns: recvRuns.map((r) => EVENTS / r.seconds), recvlogicalCpu: recv.cpu, drains, ...(profile ? { profile } : {}) });
   }
 
   const steady: SteadyResult[] = [];

@@ -1,5 +1,6 @@
 import type { ColdStart } from './cold-start.js';
 import type { CpuReport } from './cpu.js';
+import type { ProfileSummary } from './cpu-profile.js';
 import type { DrainResult } from './drain.js';
 import type { KafkaPerfResult } from './kafka-perf.js';
 import type { Machine } from './machine.js';
@@ -15,6 +16,8 @@ export interface Shape {
   recvlogicalCpu: CpuReport;
   /** Per client, its median drain (peak RSS: the highest of its runs). */
   drains: DrainResult[];
+  /** Where the default client's main thread went in one more, profiled drain: only when its median missed the target. */
+  profile?: ProfileSummary;
 }
 
 /** What one `npm run bench` writes to bench/results/<timestamp>.json. */
