@@ -37,8 +37,12 @@ export function summarizeProfile(profile: CpuProfile, count = 6): ProfileSummary
     const delta = profile.timeDeltas[i] ?? 0;
     const frame = frames.get(id)!;
     total += delta;
-    if (frame.functionName === '(idle)') idle += delta;
-    else selfTime.set(itemName(frame), (selfTime.get(itemName(frame)) ?? 0) + delta);
+    if (frame.functionName === '(idle)') {
+      idle += delta;
+      return;
+    }
+    const item = itemName(frame);
+    selfTime.set(item, (selfTime.get(item) ?? 0) + delta);
   });
   const busy = Math.max(1, total - idle);
   const top = [...selfTime].sort((a, b) => b[1] - a[1]).slice(0, count).map(([item, time]) => ({ item, share: time / busy }));

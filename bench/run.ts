@@ -16,7 +16,7 @@ import { producerEventsPerSecond, relayRecordBytes } from './producer-limit.js';
 import { binNodeFlags, type KafkaClient } from './relay-process.js';
 import { writeReport } from './report.js';
 import { WRITTEN_SHARE, measureSteady, medianSteady, type SteadyResult } from './steady.js';
-import { DRAIN_SHARE_TARGET, windowShare } from './targets.js';
+import { DRAIN_SHARE_TARGET, drainLimit, windowShare } from './targets.js';
 import type { BenchResults, Shape } from './types.js';
 
 /**
@@ -108,7 +108,7 @@ try {
     // A default-client drain short of its target gets one more run under V8's profiler (not counted in the
     // medians: the profiler costs CPU), so that the report names where the relay's main thread went.
     const measured = drains.find((d) => d.client === defaultClient);
-    const limit = Math.min(EVENTS / recv.seconds, kafkaPerf.eventsPerSecond);
+    const limit = drainLimit({ kafkaPerf }, { recvlogicalEventsPerSecond: EVENTS / recv.seconds });
     let profile: ProfileSummary | undefined;
     if (measured && measured.eventsPerSecond < DRAIN_SHARE_TARGET * limit) {
       const dir = mkdtempSync(join(tmpdir(), 'bench-profile-'));

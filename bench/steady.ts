@@ -79,16 +79,16 @@ export const WINDOW_FULL = 'outbox_relay_window_full_seconds_total';
 
 const WARMUP_S = 3;
 
-/**
- * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
- * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
- */
 /** The broker process the stack started: its CPU time and GC pauses are read (both undefined for an external one). */
 export interface BrokerProcess {
   pid: number | undefined;
   gcLog: string | undefined;
 }
 
+/**
+ * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
+ * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
+ */
 export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, broker: BrokerProcess, entry?: string, nodeArgs?: string[]): Promise<SteadyResult[]> {
   const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, nodeArgs, httpPort: await freePort() });
   const probe = new LatencyProbe(brokers, topic);
@@ -102,7 +102,6 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       const atStart = await relay.metrics();
       // The relay's histograms from the end of the warm-up on, as the probe's samples.
       let atWarmupEnd: Promise<string> | undefined;
-      let warmupEndedAt = performance.now();
       let warmupEndedAtMs = Date.now();
       let meter: CpuMeter | undefined;
       const walsender = await db.walsenderPid(slot);
@@ -113,7 +112,6 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         meter.track('walsender', walsender);
         meter.track('broker', broker.pid);
         meter.track('bench', process.pid);
-        warmupEndedAt = performance.now();
         warmupEndedAtMs = Date.now();
         atWarmupEnd = relay.metrics();
         atWarmupEnd.catch(() => undefined); // awaited below, where a failure surfaces
@@ -125,7 +123,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
       const after = await relay.metrics();
-      const afterSeconds = (performance.now() - warmupEndedAt) / 1000;
+      const afterAtMs = Date.now();
       const afterWarmup = await (atWarmupEnd ?? atStart);
       const delta = (name: string, before = afterWarmup) => histogramDelta(readHistogram(after, name), readHistogram(before, name));
       results.push({
@@ -143,8 +141,8 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         // The scrape at the end of the warm-up reset it: the level's own.
         loopGapMs: readGauge(after, LOOP_GAP) * 1000,
         // Up to the scrape after the catch-up, as the counter is.
-        windowFullShare: (readGauge(after, WINDOW_FULL) - readGauge(afterWarmup, WINDOW_FULL)) / afterSeconds,
-        brokerGc: brokerGcPauses(broker.gcLog, warmupEndedAtMs, Date.now()),
+        windowFullShare: (readGauge(after, WINDOW_FULL) - readGauge(afterWarmup, WINDOW_FULL)) / ((afterAtMs - warmupEndedAtMs) / 1000),
+        brokerGc: brokerGcPauses(broker.gcLog, warmupEndedAtMs, afterAtMs),
         ...(cpu ? { cpu } : {}),
       });
     }

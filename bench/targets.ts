@@ -42,7 +42,7 @@ export const windowShare = (v: number | undefined) => (v === undefined || Number
 const all = (checks: boolean[]) => (checks.length === 0 ? undefined : checks.every(Boolean));
 
 /** min(pg_recvlogical of the same WAL, Kafka's own producer): the most any relay could deliver. */
-export function drainLimit(r: BenchResults, s: Shape): number {
+export function drainLimit(r: Pick<BenchResults, 'kafkaPerf'>, s: Pick<Shape, 'recvlogicalEventsPerSecond'>): number {
   return Math.min(s.recvlogicalEventsPerSecond, r.kafkaPerf.eventsPerSecond);
 }
 
@@ -68,8 +68,9 @@ const latencyMet = (s: SteadyResult) => (s.sustainedMax ? s.p99 < P99_MAX_RATE_M
 
 /**
  * Where a missed tail comes from: commit → PostgreSQL sent it, the relay's read → acknowledged per event and
- * the produce round trip per batch, from the relay's histograms, whether the relay's own main thread stalled (its longest event-loop gap), whether it stopped
- * reading for Kafka (its window full), and who used the cores meanwhile.
+ * the produce round trip per batch, from the relay's histograms; whether the relay's own main thread stalled
+ * (its longest event-loop gap) or the broker's (its longest GC pause); whether the relay stopped reading for
+ * Kafka (its window full); and who used the cores meanwhile.
  */
 function latencySplit(s: SteadyResult, cores: number): string {
   if (s.sourceP99 === undefined || s.produceP99 === undefined) return '';

@@ -51,10 +51,6 @@ export interface DeliveryCallbacks {
   reportPosition(): Promise<void>;
 }
 
-/**
- * What the source pushes events into. The session lifecycle is explicit: the relay opens a session, pushes its
- * events and commits in stream order, and ends it; events of an ended or discarded session are refused.
- */
 /** What waits between the decoder and Kafka, as the probes and the metrics read it. */
 export interface InFlightState {
   events: number;
@@ -64,6 +60,10 @@ export interface InFlightState {
   windowFullSinceMs: number | undefined;
 }
 
+/**
+ * What the source pushes events into. The session lifecycle is explicit: the relay opens a session, pushes its
+ * events and commits in stream order, and ends it; events of an ended or discarded session are refused.
+ */
 export interface Delivery {
   readonly inFlightEvents: number;
   readonly inFlightBytes: number;
