@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import YAML from 'yaml';
+import type YAML from 'yaml';
 import { RelayError } from '../errors.js';
+import { lazyRequire } from '../lazy-require.js';
 import { SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings.js';
 import type { Origin } from './types.js';
+
+/** Only a YAML config file needs the parser. */
+const yaml = lazyRequire<typeof YAML>('yaml');
 
 /** Raw values by setting key, before validation. */
 export type RawValues = Record<string, unknown>;
@@ -50,7 +54,7 @@ export function readConfigFile(file: string): RawValues {
   }
   let parsed: unknown;
   try {
-    parsed = extname(file) === '.json' ? JSON.parse(text) : YAML.parse(text);
+    parsed = extname(file) === '.json' ? JSON.parse(text) : yaml().parse(text);
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }

@@ -1,10 +1,15 @@
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type LogEntry, type Producer } from 'kafkajs';
+import type * as KafkaJs from 'kafkajs';
+import type { Admin, CompressionTypes, Kafka, LogEntry, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
+import { lazyRequire } from '../lazy-require.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
+
+/** Loaded when the kafkajs client is built: the default client is librdkafka. */
+const kafkajs = lazyRequire<typeof KafkaJs>('kafkajs');
 
 /** kafkajs logs every failed connection attempt at error level; our delivery queue reports outages once, so its chatter goes to debug. */
 function kafkajsLogger(logger: Logger) {
@@ -16,6 +21,7 @@ function kafkajsLogger(logger: Logger) {
 }
 
 export function createKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = ''): Kafka {
+  const { Kafka, logLevel } = kafkajs();
   return new Kafka({
     clientId: config.clientId + clientIdSuffix,
     brokers: config.brokers,
@@ -34,6 +40,7 @@ export function createKafkaClient(config: KafkaSettings, logger: Logger, clientI
 
 /** kafkajs' codecs: only gzip ships with it (config validation refuses the others for this client). */
 export function kafkajsCompression(config: KafkaSettings): CompressionTypes {
+  const { CompressionTypes } = kafkajs();
   return config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
 }
 
@@ -59,7 +66,7 @@ export class KafkaSink implements Sink {
       maxInFlightRequests: 1,
       retry: { retries: 0 },
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: kafkajs().Partitioners.DefaultPartitioner,
     });
     this.admin = kafka.admin();
     this.topics = new TopicCheck(

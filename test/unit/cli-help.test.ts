@@ -29,6 +29,19 @@ function settingFlags(text: string): string[] {
   return SETTINGS.filter((s) => new RegExp(`^\\s+${s.flag} `, 'm').test(text)).map((s) => s.flag);
 }
 
+describe('what a start loads', () => {
+  it('leaves kafkajs and yaml unloaded until a kafkajs client or a YAML config file needs them', () => {
+    // `--help` loads every command's modules, the relay's included: the whole static import graph.
+    const result = spawnSync(process.execPath, ['--require', join(repoRoot, 'test/support/loaded-packages.cjs'), '--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), '--help'], { cwd: repoRoot, encoding: 'utf8' });
+    expect(result.status).toBe(0);
+    const packages = JSON.parse(/^loaded-packages (.*)$/m.exec(result.stderr)![1]!) as string[];
+    // The hook sees the packages a start does need.
+    expect(packages).toEqual(expect.arrayContaining(['pg', 'pino', 'prom-client', 'commander']));
+    expect(packages).not.toContain('kafkajs');
+    expect(packages).not.toContain('yaml');
+  });
+});
+
 describe('--help of each command', () => {
   it('offers exactly the settings of the groups the command reads', () => {
     for (const name of Object.keys(COMMAND_SETTINGS) as CommandName[]) {

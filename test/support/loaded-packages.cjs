@@ -1,0 +1,10 @@
+// `node --require <this file> …`: at exit, one line on stderr, `loaded-packages ["…"]`, naming the packages
+// whose CommonJS modules the process loaded (test/unit/cli-help.test.ts: what a start costs).
+process.on('exit', () => {
+  const names = new Set();
+  for (const file of Object.keys(require.cache)) {
+    const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(file);
+    if (m) names.add(m[1].replace('\\', '/'));
+  }
+  process.stderr.write(`loaded-packages ${JSON.stringify([...names].sort())}\n`);
+});
