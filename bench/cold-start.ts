@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { repoRoot } from '../stack/index.js';
 import type { BenchDatabase } from './fixture.js';
 import { medianBy } from './median.js';
-import { BenchRelay, relayEnv, type KafkaClient } from './relay-process.js';
+import { BenchRelay, relayEnv, type KafkaClient, type StartupTimes } from './relay-process.js';
+import { startupSplit, type StartupSplit } from './startup-split.js';
 
 const median = (values: number[]) => medianBy(values, (v) => v);
 
@@ -12,25 +13,28 @@ export interface ColdStart {
   /** Median of the runs, ms from spawn to "streaming from PostgreSQL". */
   medianMs: number;
   runsMs: number[];
+  /** Where the median run's time went; undefined when its log lacked a step. */
+  split: StartupSplit | undefined;
   idleRssMiB: number;
 }
 
 /** Process start → streaming, on an idle slot, a few times (the first run also pays for a cold disk cache). */
 export async function measureColdStart(db: BenchDatabase, brokers: string[], client: KafkaClient, slot: string, runs = 3): Promise<ColdStart> {
-  const runsMs: number[] = [];
+  const starts: StartupTimes[] = [];
   let idleRssMiB = 0;
   for (let i = 0; i < runs; i++) {
     const relay = new BenchRelay({ url: db.url, brokers, slot, client });
     try {
       await relay.streaming();
-      runsMs.push(relay.streamingAfterMs!);
+      starts.push(relay.startupMs);
       await new Promise((r) => setTimeout(r, 1000));
       idleRssMiB = Math.max(idleRssMiB, relay.peakRssMiB());
     } finally {
       await relay.stop();
     }
   }
-  return { client, medianMs: median(runsMs), runsMs, idleRssMiB };
+  const middle = medianBy(starts, (t) => t.streaming!);
+  return { client, medianMs: middle.streaming!, runsMs: starts.map((t) => t.streaming!), split: startupSplit(middle), idleRssMiB };
 }
 
 /** Spawn → exit of `outbox-relay --help`: what loading the CLI costs before any connection. */

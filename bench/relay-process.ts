@@ -22,6 +22,16 @@ export interface RelayRunOptions {
   httpPort?: number;
 }
 
+/** The log lines of a start, in their order; the bench times each from spawn to split a cold start. */
+export const STARTUP_LINES = {
+  started: 'starting outbox-relay',
+  kafka: 'connected to Kafka',
+  checkpoint: 'checkpoint read',
+  streaming: 'streaming from PostgreSQL',
+} as const;
+export type StartupStep = keyof typeof STARTUP_LINES;
+export type StartupTimes = Partial<Record<StartupStep, number>>;
+
 /** The node flags of the built `outbox-relay` bin (its shebang's). */
 export const binNodeFlags = () => shebangNodeFlags(join(repoRoot, 'dist/cli/main.js'));
 
@@ -31,8 +41,8 @@ export const relayEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...imageAllo
 /** The built relay (`dist/`) as the image runs it (its allocator too), with its start time, resources and log lines observable. */
 export class BenchRelay {
   readonly startedAt = performance.now();
-  /** ms from spawn to the "streaming from PostgreSQL" log line. */
-  streamingAfterMs: number | undefined;
+  /** ms from spawn to each start-up log line seen (STARTUP_LINES). */
+  readonly startupMs: StartupTimes = {};
   readonly exited: Promise<number | null>;
   exitCode: number | null | undefined;
   private readonly child: ChildProcess;
@@ -61,10 +71,7 @@ export class BenchRelay {
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       // For a look at what the relay printed (its log, or --trace-gc lines): appended, every relay of the run.
       if (copyTo) appendFileSync(copyTo, `${this.child.pid} ${line}\n`);
-      if (this.streamingAfterMs === undefined && line.includes('"streaming from PostgreSQL"')) {
-        this.streamingAfterMs = performance.now() - this.startedAt;
-        for (const w of this.streamingWaiters) w();
-      }
+      if (this.startupMs.streaming === undefined) this.noteStartup(line);
     });
     createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
@@ -72,6 +79,19 @@ export class BenchRelay {
       this.exitCode = code;
       if (code !== 0 && code !== null) console.error(`relay exited with ${code}:\n${this.stderr.join('\n')}`);
     });
+  }
+
+  /** ms from spawn to the "streaming from PostgreSQL" log line. */
+  get streamingAfterMs(): number | undefined {
+    return this.startupMs.streaming;
+  }
+
+  private noteStartup(line: string): void {
+    for (const step of Object.keys(STARTUP_LINES) as StartupStep[]) {
+      if (this.startupMs[step] !== undefined || !line.includes(`"${STARTUP_LINES[step]}"`)) continue;
+      this.startupMs[step] = performance.now() - this.startedAt;
+      if (step === 'streaming') for (const w of this.streamingWaiters) w();
+    }
   }
 
   get pid(): number {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../stack/index.js';
 import { barPanel, svgDocument, type Bar } from './chart.js';
 import { cpuShares } from './cpu.js';
+import { describeStartup } from './startup-split.js';
 import { checkTargets, drainLimit, windowShare } from './targets.js';
 import type { BenchResults } from './types.js';
 
@@ -87,9 +88,9 @@ function tables(r: BenchResults): string {
     '',
     '### Cold start (process start → "streaming from PostgreSQL")',
     '',
-    '| client | runs | median | idle RSS |',
-    '| --- | --- | ---: | ---: |',
-    ...r.coldStarts.map((c) => `| ${c.client} | ${c.runsMs.map((v) => Math.round(v)).join(', ')} ms | ${Math.round(c.medianMs)} ms | ${Math.round(c.idleRssMiB)} MiB |`),
+    '| client | runs | median | the median run, step by step | idle RSS |',
+    '| --- | --- | ---: | --- | ---: |',
+    ...r.coldStarts.map((c) => `| ${c.client} | ${c.runsMs.map((v) => Math.round(v)).join(', ')} ms | ${Math.round(c.medianMs)} ms | ${c.split ? describeStartup(c.split) : '–'} | ${Math.round(c.idleRssMiB)} MiB |`),
     '',
     `\`outbox-relay --help\` (spawn → exit): ${r.helpStart.runsMs.map((v) => Math.round(v)).join(', ')} ms, median ${Math.round(r.helpStart.medianMs)} ms.`,
   );

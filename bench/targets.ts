@@ -1,4 +1,5 @@
 import { cpuShares } from './cpu.js';
+import { describeStartup } from './startup-split.js';
 import { describeProfile } from './cpu-profile.js';
 import type { DrainResult } from './drain.js';
 import { WRITTEN_SHARE, type SteadyResult } from './steady.js';
@@ -124,7 +125,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     {
       target: `cold start < ${COLD_START_TARGET_MS} ms (spawn → streaming)`,
       met: cold ? cold.medianMs < COLD_START_TARGET_MS : undefined,
-      result: `${cold ? `median ${Math.round(cold.medianMs)} ms` : 'not measured'}; \`--help\` ${Math.round(r.helpStart.medianMs)} ms`,
+      result: `${cold ? `median ${Math.round(cold.medianMs)} ms` : 'not measured'}; \`--help\` ${Math.round(r.helpStart.medianMs)} ms${cold?.split && cold.medianMs >= COLD_START_TARGET_MS ? `; the median run: ${describeStartup(cold.split)}` : ''}`,
     },
   ];
 }

@@ -1,9 +1,17 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { RelayError, errorMessage } from '../errors.js';
+import { lazyRequire } from '../lazy-require.js';
 import type { RelayMetrics } from '../metrics/relay-metrics.js';
 import type { RelayHealth, RelayView } from './health.js';
+
+/**
+ * Through require, not an ES import: importing node:http as an ES module reads every export, WebSocket's lazy
+ * getter too, which loads node's bundled undici (nodejs/node#59686): 2.4 MiB of heap and 80 ms of a start on a
+ * slow host, for a client the relay never uses.
+ */
+const http = lazyRequire<typeof import('node:http')>('node:http');
 
 export interface OpsServerDeps {
   logger: Logger;
@@ -60,7 +68,7 @@ function route(req: IncomingMessage, res: ServerResponse, deps: OpsServerDeps): 
 
 /** The health and metrics endpoints on Node's own http server; resolves once listening. */
 export async function startOpsServer(address: { host: string; port: number }, deps: OpsServerDeps): Promise<OpsServer> {
-  const server: Server = createServer((req, res) => route(req, res, deps));
+  const server: Server = http().createServer((req, res) => route(req, res, deps));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
       reject(
