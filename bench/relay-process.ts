@@ -23,13 +23,13 @@ export interface RelayRunOptions {
 }
 
 /** The log lines of a start, in their order; the bench times each from spawn to split a cold start. */
-export const STARTUP_LINES = {
+const STARTUP_LINES = {
   started: 'starting outbox-relay',
   kafka: 'connected to Kafka',
   checkpoint: 'checkpoint read',
   streaming: 'streaming from PostgreSQL',
 } as const;
-export type StartupStep = keyof typeof STARTUP_LINES;
+type StartupStep = keyof typeof STARTUP_LINES;
 export type StartupTimes = Partial<Record<StartupStep, number>>;
 
 /** The node flags of the built `outbox-relay` bin (its shebang's). */

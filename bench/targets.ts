@@ -1,7 +1,7 @@
 import { cpuShares } from './cpu.js';
-import { describeStartup } from './startup-split.js';
 import { describeProfile } from './cpu-profile.js';
 import type { DrainResult } from './drain.js';
+import { describeStartup } from './startup-split.js';
 import { WRITTEN_SHARE, type SteadyResult } from './steady.js';
 import type { BenchResults, Shape } from './types.js';
 

@@ -8,8 +8,8 @@ import type { RelayHealth, RelayView } from './health.js';
 
 /**
  * Through require, not an ES import: importing node:http as an ES module reads every export, WebSocket's lazy
- * getter too, which loads node's bundled undici (nodejs/node#59686): 2.4 MiB of heap and 80 ms of a start on a
- * slow host, for a client the relay never uses.
+ * getter too, which loads node's bundled undici on Node 22 and later (nodejs/node#59686): 1.3 MiB more heap after
+ * a start (docs/benchmarks.md), for a client the relay never uses.
  */
 const http = lazyRequire<typeof import('node:http')>('node:http');
 
