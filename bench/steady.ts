@@ -58,7 +58,7 @@ export interface SteadyResult extends LatencySummary {
   p99Runs?: number[];
   /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
-   * (writers and probe); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
+   * (its writers; the latency probe reads the records after the level); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
    */
   cpu?: CpuReport;
 }
@@ -87,7 +87,7 @@ export interface BrokerProcess {
 
 /**
  * One relay process streaming while writers commit at each level in turn: latency from commit to the broker's
- * append, taken by a consumer, after a warm-up; after each level the relay catches up before the next starts.
+ * append, of the records appended after a warm-up, read back once the relay caught up after the level.
  */
 export async function measureSteady(db: BenchDatabase, brokers: string[], topic: string, client: KafkaClient, slot: string, levels: SteadyLevel[], seconds: number, broker: BrokerProcess, entry?: string, nodeArgs?: string[]): Promise<SteadyResult[]> {
   const relay = new BenchRelay({ url: db.url, brokers, slot, client, entry, nodeArgs, httpPort: await freePort() });
@@ -96,7 +96,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
   try {
     await relay.streaming();
     await probe.start();
-    await runWriters(db, { rate: 100, seconds: WARMUP_S, rowsPerTxn: 1, connections: 1 }); // consumer joined, producer warm
+    await runWriters(db, { rate: 100, seconds: WARMUP_S, rowsPerTxn: 1, connections: 1 }); // the relay's producer warm
     for (const level of levels) {
       const cpuBefore = relay.cpuSeconds();
       const atStart = await relay.metrics();
@@ -121,7 +121,6 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       const cpu = meter?.finish();
       const end = await db.walLsn();
       while (!(await db.confirmedReached(slot, end))) await new Promise((r) => setTimeout(r, 50));
-      await new Promise((r) => setTimeout(r, 300)); // the consumer's last fetch
       const after = await relay.metrics();
       const afterAtMs = Date.now();
       const afterWarmup = await (atWarmupEnd ?? atStart);
@@ -131,7 +130,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
         target: level.rate,
         sustainedMax: level.sustainedMax === true,
         achieved: written.events / written.seconds,
-        ...probe.summary(),
+        ...(await probe.summary()),
         cpuSecondsPer1k: (relay.cpuSeconds() - cpuBefore) / (written.events / 1000),
         batchesPer1k: (delta(PRODUCE_LATENCY, atStart).at(-1)?.count ?? NaN) / (written.events / 1000),
         peakRssMiB: relay.peakRssMiB(),
