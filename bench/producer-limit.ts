@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../src/config/relay-config.js';
 import { silentLogger } from '../src/logger.js';
 import { createSink } from '../src/sink/create-sink.js';
+import { batchLimits } from '../src/sink/delivery-engine.js';
 import type { SinkRecord } from '../src/sink/sink.js';
 import type { KafkaClient } from './relay-process.js';
 
@@ -29,7 +30,7 @@ export function relayRecordBytes(topic: string): number {
 }
 
 /**
- * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, batch limits, as many batches
+ * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, the engine's batch limits, as many batches
  * in flight as the engine keeps with it) producing pre-built records back to back, with no PostgreSQL in the loop.
  */
 export async function producerEventsPerSecond(brokers: string[], topic: string, count: number, client: KafkaClient): Promise<number> {
@@ -40,12 +41,13 @@ export async function producerEventsPerSecond(brokers: string[], topic: string, 
     const all = records(count, topic);
     await sink.send(all.slice(0, 100).map((r) => r.record)); // connection and metadata out of the timing
     const depth = sink.pipelineDepth ?? 1;
+    const limit = batchLimits(config.delivery, depth);
     const inFlight: Promise<void>[] = [];
     const started = performance.now();
     for (let i = 0; i < all.length; ) {
       const batch: SinkRecord[] = [];
       let bytes = 0;
-      while (i < all.length && batch.length < config.delivery.batchMaxEvents && (batch.length === 0 || bytes + all[i]!.size <= config.delivery.batchMaxBytes)) {
+      while (i < all.length && batch.length < limit.events && (batch.length === 0 || bytes + all[i]!.size <= limit.bytes)) {
         bytes += all[i]!.size;
         batch.push(all[i++]!.record);
       }

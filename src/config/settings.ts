@@ -217,7 +217,9 @@ export const SETTINGS = [
     shownDefault: '2MiB',
     placeholder: '<size>',
   }),
-  setting('delivery.batchMaxEvents', 'delivery', int(1, 1_000_000), 'Records per produce request, at most.', { default: 5000, placeholder: '<n>' }),
+  // A batch is also kept to half the window over the batches in flight (DeliveryEngine): measured in
+  // docs/benchmarks.md ("Batches a share of the window").
+  setting('delivery.batchMaxEvents', 'delivery', int(1, 1_000_000), 'Records per produce call, at most. A batch is also kept to half of delivery.maxInFlightEvents over the batches kept in flight (4 with kafka.client rdkafka and at-least-once, otherwise 1), so that a full window reopens with batches still in flight: 625 with rdkafka and the default window.', { default: 5000, placeholder: '<n>' }),
   // Measured (docs/benchmarks.md): with rdkafka a 1 ms window cost CPU and latency at 1k-5k events/s, since
   // librdkafka's linger.ms already gathers concurrent produce calls into one request; kafkajs sends one request
   // per call, and there it cut requests by 40 % and CPU per event by 12 %.
@@ -225,7 +227,7 @@ export const SETTINGS = [
     shownDefault: '0 (rdkafka), 1ms (kafkajs)',
     placeholder: '<duration>',
   }),
-  setting('delivery.batchMaxBytes', 'delivery', size(1024), 'Bytes per produce request, at most; keep it under the broker’s message.max.bytes.', {
+  setting('delivery.batchMaxBytes', 'delivery', size(1024), 'Bytes per produce call, at most; keep it under the broker’s message.max.bytes. Also kept to half of delivery.maxInFlightBytes over the batches in flight, as delivery.batchMaxEvents: 256KiB with rdkafka and the default window.', {
     default: 900 * 1024,
     shownDefault: '900KiB',
     placeholder: '<size>',

@@ -37,6 +37,20 @@ export interface EngineOptions {
 const STALL_CHECK_MS = 1000;
 
 /**
+ * The largest batch, in events and bytes: delivery.batchMaxEvents and batchMaxBytes, and at most half the window
+ * over the batches kept in flight. A full window reopens at half (InFlightWindow); batches that small leave
+ * `depth` of them in flight at that moment, so Kafka keeps working while the relay reads again. With the defaults'
+ * 900 KiB batches in a 2 MiB window, two batches filled it and it reopened only once both were acknowledged:
+ * Kafka idled while the relay read, decoded and produced the next ones.
+ */
+export function batchLimits(limits: DeliveryLimits, depth: number): { events: number; bytes: number } {
+  return {
+    events: Math.max(1, Math.min(limits.batchMaxEvents, Math.floor(limits.maxInFlightEvents / (2 * depth)))),
+    bytes: Math.min(limits.batchMaxBytes, Math.floor(limits.maxInFlightBytes / (2 * depth))),
+  };
+}
+
+/**
  * The one delivery engine behind every guarantee: the bounded in-flight window, batching, several produce
  * requests in flight (as many as the sink keeps in order), retries with backoff, record isolation, the poison
  * policy and the session lifecycle. The guarantees differ only in how a batch is produced and when its events
@@ -58,6 +72,9 @@ export class DeliveryEngine implements Delivery {
   private flights: Flight[] = [];
   private readonly window: InFlightWindow;
   private readonly depth: number;
+  /** The largest batch: batchLimits(). */
+  private readonly batchMaxEvents: number;
+  private readonly batchMaxBytes: number;
   private session: SessionId | undefined;
   /** The current session still takes events. */
   private intake = false;
@@ -90,6 +107,7 @@ export class DeliveryEngine implements Delivery {
     this.recordRetries = new RecordRetries(options.retry);
     // At-most-once confirms before each hand-off, which only holds in order with one request at a time.
     this.depth = options.producing.guarantee === 'at-most-once' ? 1 : Math.max(1, options.producing.sink.pipelineDepth ?? 1);
+    ({ events: this.batchMaxEvents, bytes: this.batchMaxBytes } = batchLimits(options.limits, this.depth));
   }
 
   get inFlightEvents(): number {
@@ -209,7 +227,7 @@ export class DeliveryEngine implements Delivery {
    */
   private coalescing(): boolean {
     const waiting = this.queue.length - this.head;
-    if (this.coalesceMs === 0 || waiting === 0 || waiting >= this.options.limits.batchMaxEvents || !this.intake || this.window.full) return false;
+    if (this.coalesceMs === 0 || waiting === 0 || waiting >= this.batchMaxEvents || !this.intake || this.window.full) return false;
     const remainingMs = this.waitingSince + this.coalesceMs - Date.now();
     if (remainingMs <= 0) return false;
     this.coalesceTimer ??= setTimeout(() => {
@@ -245,7 +263,7 @@ export class DeliveryEngine implements Delivery {
     if (this.held.length > 0) return this.held.shift();
     // exactly-once: a batch after a complete transaction waits for the commit, so commits happen between batches.
     if (this.guarantee === 'exactly-once' && this.atCommitBoundary()) return undefined;
-    const { batchMaxEvents, batchMaxBytes } = this.options.limits;
+    const { batchMaxEvents, batchMaxBytes } = this;
     const start = this.head;
     let bytes = 0;
     while (this.head < this.queue.length && this.head - start < batchMaxEvents) {

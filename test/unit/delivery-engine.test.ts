@@ -150,6 +150,27 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.engine.windowFullMs).toBe(total);
   });
 
+  it('keeps batches to a share of the window, so that a full window reopens with batches still in flight', async () => {
+    // Four requests in flight, a window of 16 events and batch limits far above it: batches of 16 / (2 × 4) = 2.
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { maxInFlightEvents: 16, batchMaxEvents: 100 }, sink: new FakeSink(4).scriptSends(...Array<'hang'>(8).fill('hang')) });
+    const end = h.transaction('big', 16);
+    await settle();
+    expect(h.sink.calls.map((c) => c.ids.length)).toEqual([2, 2, 2, 2]);
+    for (const call of h.sink.calls.slice(0, 3)) call.answer.resolve();
+    await settle();
+    expect(h.windowOpens).toBe(0); // 10 of 16 still in the window
+    h.sink.calls[3]!.answer.resolve();
+    await settle();
+    // Half the window left: it reopens while Kafka holds four more batches, launched as the first ones returned.
+    expect(h.windowOpens).toBe(1);
+    expect(h.sink.calls).toHaveLength(8);
+    expect(h.engine.inFlightEvents).toBe(8);
+    for (const call of h.sink.calls.slice(4)) call.answer.resolve();
+    await h.idle();
+    expect(h.sink.written).toEqual(Array.from({ length: 16 }, (_, i) => `big.${i}`));
+    expect(h.lastConfirmed).toBe(end);
+  });
+
   it('drops the unfinished tail of a session that ended mid-transaction and becomes idle', async () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends('hang') });
     const end = h.transaction('done', 2);
