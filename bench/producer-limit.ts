@@ -30,8 +30,9 @@ export function relayRecordBytes(topic: string): number {
 }
 
 /**
- * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, the engine's batch limits, as many batches
- * in flight as the engine keeps with it) producing pre-built records back to back, with no PostgreSQL in the loop.
+ * The broker-side limit: the relay's own sink (same client, acks=all, idempotence, the engine's batch limits, as
+ * many batches in flight as the engine keeps with it) producing pre-built records back to back, with no
+ * PostgreSQL in the loop.
  */
 export async function producerEventsPerSecond(brokers: string[], topic: string, count: number, client: KafkaClient): Promise<number> {
   const config = loadConfig({ env: {}, flags: { 'kafka.brokers': brokers.join(','), 'kafka.client': client }, required: ['kafka.brokers'] });

@@ -58,7 +58,8 @@ export interface SteadyResult extends LatencySummary {
   p99Runs?: number[];
   /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
-   * (its writers; the latency probe reads the records after the level); "other" is mostly the writers' PostgreSQL backends. Absent in older results.
+   * (its writers; the latency probe reads the records after the level); "other" is mostly the writers'
+   * PostgreSQL backends. Absent in older results.
    */
   cpu?: CpuReport;
 }
