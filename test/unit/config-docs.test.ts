@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { CONFIG_DOC_PATH, CONFIG_SECTION, EXAMPLE_PATH, configReference, exampleConfig, replaceSection, sectionOf } from '../../scripts/gen-config-docs.js';
 import { resolveSettings } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/relay-config.js';
 import { SETTINGS } from '../../src/config/settings.js';
+import { silentLogger } from '../../src/logger.js';
+import { createSink } from '../../src/sink/create-sink.js';
+import { batchLimits } from '../../src/sink/delivery-engine.js';
 
 /** The example with every setting enabled: a `#` directly followed by YAML (not by `# `) is removed. */
 function uncommented(text: string): string {
@@ -60,5 +64,23 @@ describe('generated configuration docs', () => {
     expect(sectionOf(replaced, 'y')).toBe('keep');
     expect(replaced.startsWith('a\n')).toBe(true);
     expect(() => replaceSection(doc, 'z', 'new')).toThrow(/lacks the markers/);
+  });
+});
+
+describe('the batch settings’ docs', () => {
+  it('give the batch limits the delivery engine derives from the default window with librdkafka', async () => {
+    const config = loadConfig({ env: {}, flags: { 'kafka.brokers': '127.0.0.1:9092' }, required: ['kafka.brokers'] });
+    expect(config.kafka.client).toBe('rdkafka');
+    const sink = await createSink(config.kafka, silentLogger());
+    try {
+      const depth = sink.pipelineDepth!;
+      const limits = batchLimits(config.delivery, depth);
+      const doc = (key: string) => SETTINGS.find((s) => s.key === key)!.doc;
+      expect(doc('delivery.batchMaxEvents')).toContain(`(${depth} with kafka.client rdkafka and at-least-once, otherwise 1)`);
+      expect(doc('delivery.batchMaxEvents')).toContain(`${limits.events} with rdkafka and the default window`);
+      expect(doc('delivery.batchMaxBytes')).toContain(`${limits.bytes / 1024}KiB with rdkafka and the default window`);
+    } finally {
+      await sink.close();
+    }
   });
 });
