@@ -1,4 +1,5 @@
 import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { HEADER } from '../src/route/row-mapper.js';
 
 export interface LatencySummary {
   count: number;
@@ -82,7 +83,7 @@ export class LatencyProbe {
               const offset = Number(m.offset);
               if (offset < start) continue; // a compressed batch can begin before the offset sought
               if (offset >= end) break;
-              const committed = Date.parse(m.headers?.['outbox-commit-time']?.toString() ?? '');
+              const committed = Date.parse(m.headers?.[HEADER.commitTime]?.toString() ?? '');
               if (!Number.isNaN(committed)) samples.push(Number(m.timestamp) - committed);
             }
             if (Number(batch.lastOffset()) >= end - 1) left.delete(batch.partition);
