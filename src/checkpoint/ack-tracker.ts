@@ -42,9 +42,16 @@ export class AckTracker {
   private confirmedTimeMs: number | undefined;
   /** Event-less transactions folded into the queue's newest entry since the queue was last empty. */
   private folded = 0;
+  private committedLsn: Lsn;
 
   constructor(initial: Lsn, private readonly onAdvance: (lsn: Lsn) => void = () => undefined) {
     this.confirmedLsn = initial;
+    this.committedLsn = initial;
+  }
+
+  /** End LSN of the newest transaction whose commit was read: where the confirmed position gets once all is delivered. */
+  get committed(): Lsn {
+    return this.committedLsn;
   }
 
   get confirmed(): Lsn {
@@ -93,6 +100,7 @@ export class AckTracker {
 
   commit(txn: SourceTransaction, endLsn: Lsn): void {
     txn.endLsn = endLsn;
+    this.committedLsn = maxLsn(this.committedLsn, endLsn);
     if (this.open === txn) this.open = undefined;
     const entry = this.entries.get(txn);
     if (entry) {

@@ -331,8 +331,11 @@ export class Relay {
     this.setState('draining');
     const session = this.session;
     session?.pause();
-    session?.endIntake();
-    this.logger.info({ inFlight: this.delivery.inFlightEvents, graceMs: this.config.shutdownGraceMs }, 'stopping: draining in-flight events');
+    const drainTo = session?.endIntake();
+    this.logger.info(
+      { inFlight: this.delivery.inFlightEvents, ...(drainTo !== undefined && { drainToLsn: formatLsn(drainTo) }), graceMs: this.config.shutdownGraceMs },
+      'stopping: draining in-flight events',
+    );
     const drained = await settlesWithin(this.delivery.whenIdle(), this.config.shutdownGraceMs);
     if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
     this.delivery.stop();

@@ -212,9 +212,14 @@ export class Session {
     if (!this.closing && !this.failing) this.stream.resume();
   }
 
-  /** No more events of this session go to the delivery (a stop drains what it has); the connection stays for the final status. */
-  endIntake(): void {
-    if (this.tracker) this.delivery.endSession(this.tracker);
+  /**
+   * No more events of this session go to the delivery (a stop drains what it has); the connection stays for the
+   * final status. Returns the end LSN of the newest transaction handed over: the position the drain confirms.
+   */
+  endIntake(): Lsn | undefined {
+    if (!this.tracker) return undefined;
+    this.delivery.endSession(this.tracker);
+    return this.tracker.committed;
   }
 
   /** Stop reading: WAL stays in PostgreSQL. */

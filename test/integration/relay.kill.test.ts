@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatLsn } from '../../src/lsn.js';
-import { committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { formatLsn, parseLsn } from '../../src/lsn.js';
+import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic } from '../support/services.js';
 import { orderViolations } from '../support/fault-run.js';
@@ -47,22 +47,35 @@ describe('relay: killed and stopped under load', () => {
 
   it('drains on SIGTERM: in-flight events are acknowledged and confirmed, the exit code is 0, a restart re-sends nothing', async () => {
     const setup = await setupOutbox(db());
+    const from = await currentWalLsn(db());
     const writers = startWriters(db(), 3);
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await new Promise((r) => setTimeout(r, 1500));
-    await writers.stop();
+    // The signal lands while writers still commit, so events are in flight; transactions the relay had not read
+    // yet are not its to drain: they come after the confirmed position and the restart delivers them.
     relay.signal('SIGTERM');
+    await writers.stop();
     expect(await relay.exited).toBe(0);
     const stopped = relay.logs.find((l) => l.msg === 'stopped');
     expect(stopped, relay.dump()).toBeDefined();
-    // What the relay said it confirmed is what Postgres holds.
-    expect(formatLsn(await slotConfirmedLsn(db(), setup.slot))).toBe(stopped!.confirmedLsn);
+    const confirmed = await slotConfirmedLsn(db(), setup.slot);
+    // What the relay said it confirmed is what Postgres holds, and it reaches every transaction the relay had
+    // read when the signal came: those in flight then were acknowledged before the exit.
+    expect(formatLsn(confirmed)).toBe(stopped!.confirmedLsn);
+    const stopping = relay.logs.find((l) => l.msg === 'stopping: draining in-flight events');
+    expect(confirmed).toBeGreaterThanOrEqual(parseLsn(String(stopping?.drainToLsn)));
 
-    const committed = await committedIds(db());
-    const firstRun = await readTopic(setup.topic, { expected: committed.length, settleMs: 1000 });
-    const drained = compareDelivery(committed, firstRun.map((r) => r.key));
+    // The first run delivered exactly the transactions up to the confirmed position: none below it is missing,
+    // none past it was sent (the restart would send that again).
+    const committed = await committedIdsWithEndLsn(db(), from);
+    expect(committed.length).toBe((await committedIds(db())).length);
+    const confirmedIds = committed.filter((c) => c.endLsn <= confirmed).map((c) => c.id);
+    expect(confirmedIds.length).toBeGreaterThan(0);
+    const firstRun = await readTopic(setup.topic, { expected: confirmedIds.length, settleMs: 1000 });
+    const drained = compareDelivery(confirmedIds, firstRun.map((r) => r.key));
     expect(drained.missing).toEqual([]);
+    expect(drained.unexpected).toBe(0);
     const restarted = startRelay(setup.args);
     await restarted.waitForMessage('streaming from PostgreSQL');
     // The restart streams from the drained position: had the drain confirmed less than it delivered, the
@@ -72,7 +85,10 @@ describe('relay: killed and stopped under load', () => {
     await waitForConfirmedAll(db(), setup.slot);
     const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 2000 });
     const delivery = compareDelivery(committedAfter, after.map((r) => r.key));
-    console.log(`SIGTERM drain: ${committed.length} committed, ${firstRun.length} delivered before the restart, ${delivery.duplicates - drained.duplicates} re-sent by it`);
+    console.log(
+      `SIGTERM drain: ${stopping!.inFlight} in flight at the signal, ${committed.length} committed, ${firstRun.length} delivered before the restart ` +
+        `(${committed.length - confirmedIds.length} committed after the confirmed position), ${delivery.duplicates - drained.duplicates} re-sent by it`,
+    );
     expect(delivery.missing).toEqual([]);
     expect(delivery.duplicates).toBe(drained.duplicates);
     expect(delivery.unexpected).toBe(0);

@@ -86,6 +86,22 @@ export async function commitRecordLsn(db: TestDatabase, xid: string, from: bigin
   return parseLsn(rows[0]!.lsn);
 }
 
+/**
+ * Every outbox id committed after `from`, with the end LSN of its transaction's commit record (pg_walinspect):
+ * the position a relay confirms once that transaction is delivered.
+ */
+export async function committedIdsWithEndLsn(db: TestDatabase, from: bigint): Promise<{ id: string; endLsn: bigint }[]> {
+  await db.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+  const { rows } = await db.query<{ id: string; lsn: string }>(
+    `SELECT o.id::text AS id, c.end_lsn::text AS lsn
+     FROM outbox o
+     JOIN pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) c
+       ON c.resource_manager = 'Transaction' AND c.record_type = 'COMMIT' AND c.xid::text = o.xmin::text`,
+    [formatLsn(from)],
+  );
+  return rows.map((r) => ({ id: r.id, endLsn: parseLsn(r.lsn) }));
+}
+
 /** Duplicate count and missing ids of a delivery, compared with what was committed. */
 export function compareDelivery(committed: string[], delivered: (string | null)[]): { missing: string[]; duplicates: number; unexpected: number } {
   const seen = new Map<string, number>();

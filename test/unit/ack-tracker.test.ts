@@ -15,6 +15,21 @@ describe('AckTracker', () => {
     expect(tracker.confirmed).toBe(200n);
   });
 
+  it('knows the end of the newest transaction read (what a drain confirms to), whether or not Kafka acknowledged it', () => {
+    const tracker = new AckTracker(100n);
+    expect(tracker.committed).toBe(100n);
+    const t1 = tracker.begin(150n, 0, 1);
+    tracker.add(t1);
+    tracker.commit(t1, 200n);
+    const t2 = tracker.begin(250n, 0, 2);
+    tracker.add(t2);
+    // t2's commit is not read yet: a drain does not wait for it.
+    expect(tracker.committed).toBe(200n);
+    expect(tracker.confirmed).toBe(100n);
+    tracker.acknowledge(t1);
+    expect(tracker.confirmed).toBe(tracker.committed);
+  });
+
   it('advances in commit order even when a later transaction is acknowledged first', () => {
     const tracker = new AckTracker(0n);
     const t1 = tracker.begin(10n, 0, 1);
