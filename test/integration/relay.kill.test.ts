@@ -48,7 +48,8 @@ describe('relay: killed and stopped under load', () => {
   it('drains on SIGTERM: in-flight events are acknowledged and confirmed, the exit code is 0, a restart re-sends nothing', async () => {
     const setup = await setupOutbox(db());
     const from = await currentWalLsn(db());
-    const writers = startWriters(db(), 3);
+    // Transactions of up to 20 rows keep events in flight most of the time, so the signal is likely to meet some.
+    const writers = startWriters(db(), 3, 20);
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await new Promise((r) => setTimeout(r, 1500));
