@@ -101,7 +101,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       target: `backlog drain ≥ ${pct(DRAIN_SHARE_TARGET)} of min(pg_recvlogical, Kafka's own producer)`,
       met: all(drains.map((x) => x.share >= DRAIN_SHARE_TARGET)),
       result: drains
-        .map(({ s, d, limit, share }) => `${s.name}: ${pct(share)} (${n(streamingRate(d))} of ${n(limit)} events/s while streaming; ${n(d.eventsPerSecond)} from process start)${share >= DRAIN_SHARE_TARGET ? '' : `; bound: ${drainBound(d, cores, limit)}${s.profile ? `; profiled run, the relay's main thread: ${describeProfile(s.profile)}` : ''}`}`)
+        .map(({ s, d, limit, share }) => `${s.name}: ${pct(share)} (${n(streamingRate(d))} of ${n(limit)} events/s while streaming; ${n(d.eventsPerSecond)} from process start, ${pct(d.eventsPerSecond / limit)})${share >= DRAIN_SHARE_TARGET ? '' : `; bound: ${drainBound(d, cores, limit)}${s.profile ? `; profiled run, the relay's main thread: ${describeProfile(s.profile)}` : ''}`}`)
         .join('; '),
     },
     {
