@@ -28,7 +28,7 @@ function chart(r: BenchResults): string {
     throughput.push({ label: `limit: pg_recvlogical, ${s.name}`, value: s.recvlogicalEventsPerSecond, color: COLORS.limit! });
     for (const d of s.drains) throughput.push({ label: `relay (${d.client}), ${s.name}`, value: streamingRate(d), color: COLORS[d.client]! });
   }
-  const p1 = barPanel(`Backlog drain, ${n(r.events)} events (events/s)`, 'ev/s', throughput, top);
+  const p1 = barPanel(`Backlog drain, ${n(r.events)} events (events/s; the relay's while streaming)`, 'ev/s', throughput, top);
   panels.push(p1);
   top += p1.height;
   const latency: Bar[] = r.steady.flatMap((s) =>
