@@ -2,7 +2,7 @@ import { loadavg } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { repoRoot, startStack } from '../stack/index.js';
 import { cpuShares } from './cpu.js';
-import { measureDrain, streamingRate } from './drain.js';
+import { measureDrain } from './drain.js';
 import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
 import { describeMachine } from './machine.js';
 import type { KafkaClient } from './relay-process.js';
@@ -48,7 +48,7 @@ try {
     for (const run of runs) {
       const load = loadavg()[0]!;
       const d = await measureDrain(db, stack.brokers, CLIENT, run.slot, endLsn, EVENTS, stack.kafkaPid(), NODE_ARGS, entryOf(run.build));
-      log(`drain ${rowsPerTxn}-row ${run.build}: ${d.cpuSecondsPer1k.toFixed(4)} CPU s/1k events, ${Math.round(d.eventsPerSecond)} events/s (${Math.round(streamingRate(d))} while streaming), peak RSS ${Math.round(d.peakRssMiB)} MiB, window full ${windowShare(d.windowFullShare)}; load ${load.toFixed(2)}; ${cpuShares(d.cpu, machine.cores)}`);
+      log(`drain ${rowsPerTxn}-row ${run.build}: ${d.cpuSecondsPer1k.toFixed(4)} CPU s/1k events, ${Math.round(d.eventsPerSecond)} events/s (${Math.round(d.streamingEventsPerSecond)} while streaming), peak RSS ${Math.round(d.peakRssMiB)} MiB, window full ${windowShare(d.windowFullShare)}; load ${load.toFixed(2)}; ${cpuShares(d.cpu, machine.cores)}`);
       await db.dropSlot(run.slot);
     }
     await db.truncate();

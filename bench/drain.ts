@@ -14,9 +14,9 @@ export interface DrainResult {
   /**
    * Events/s from the `streaming from PostgreSQL` line to the end LSN confirmed: the throughput the ratios compare
    * with pg_recvlogical's and Kafka's own producer's, which leave their start-up out too (cold start is a row of
-   * its own). Absent in older results.
+   * its own).
    */
-  streamingEventsPerSecond?: number;
+  streamingEventsPerSecond: number;
   peakRssMiB: number;
   cpuSecondsPer1k: number;
   coldStartMs: number;
@@ -33,16 +33,13 @@ export interface DrainResult {
   streamingRuns?: number[];
 }
 
-/** The rate a drain is compared with the limits by (older results: the whole drain's). */
-export const streamingRate = (d: DrainResult): number => d.streamingEventsPerSecond ?? d.eventsPerSecond;
-
 /** The median run by events/s while streaming, carrying every run's rates and the highest peak RSS of them all. */
 export function medianDrain(runs: DrainResult[]): DrainResult {
   return {
-    ...medianBy(runs, streamingRate),
+    ...medianBy(runs, (r) => r.streamingEventsPerSecond),
     peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)),
     runs: runs.map((r) => r.eventsPerSecond),
-    streamingRuns: runs.map(streamingRate),
+    streamingRuns: runs.map((r) => r.streamingEventsPerSecond),
   };
 }
 

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { repoRoot } from '../stack/index.js';
 import { barPanel, svgDocument, type Bar } from './chart.js';
 import { cpuShares } from './cpu.js';
-import { streamingRate } from './drain.js';
 import { describeStartup } from './startup-split.js';
 import { checkTargets, drainLimit, windowShare } from './targets.js';
 import type { BenchResults } from './types.js';
@@ -26,7 +25,7 @@ function chart(r: BenchResults): string {
   for (const [client, rate] of Object.entries(r.producer)) throughput.push({ label: `limit: bare producer (${client})`, value: rate, color: COLORS.limit! });
   for (const s of r.shapes) {
     throughput.push({ label: `limit: pg_recvlogical, ${s.name}`, value: s.recvlogicalEventsPerSecond, color: COLORS.limit! });
-    for (const d of s.drains) throughput.push({ label: `relay (${d.client}), ${s.name}`, value: streamingRate(d), color: COLORS[d.client]! });
+    for (const d of s.drains) throughput.push({ label: `relay (${d.client}), ${s.name}`, value: d.streamingEventsPerSecond, color: COLORS[d.client]! });
   }
   const p1 = barPanel(`Backlog drain, ${n(r.events)} events (events/s; the relay's while streaming)`, 'ev/s', throughput, top);
   panels.push(p1);
@@ -76,7 +75,7 @@ function tables(r: BenchResults): string {
   for (const s of r.shapes) {
     for (const d of s.drains) {
       const bare = Math.min(s.recvlogicalEventsPerSecond, r.producer[d.client] ?? Infinity);
-      const rate = streamingRate(d);
+      const rate = d.streamingEventsPerSecond;
       lines.push(`| ${s.name} | ${s.insertSeconds.toFixed(1)} s | ${d.client} | ${d.seconds.toFixed(1)} s | ${runs(d.eventsPerSecond, d.runs)} | ${runs(rate, d.streamingRuns)} | ${pct(rate / drainLimit(r, s))} | ${pct(rate / bare)} | ${Math.round(d.peakRssMiB)} MiB | ${d.cpuSecondsPer1k.toFixed(3)} | ${windowShare(d.windowFullShare)} | ${cpuShares(d.cpu, m.cores)} |`);
     }
   }

@@ -6,7 +6,7 @@ import { repoRoot, startStack } from '../stack/index.js';
 import { measureColdStart, measureHelpStart, type ColdStart } from './cold-start.js';
 import { cpuShares, type CpuReport } from './cpu.js';
 import { describeProfile, readProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
-import { measureDrain, medianDrain, streamingRate, type DrainResult } from './drain.js';
+import { measureDrain, medianDrain, type DrainResult } from './drain.js';
 import { BenchDatabase, TOPIC, createTopic } from './fixture.js';
 import { kafkaProducerPerformance, type KafkaPerfResult } from './kafka-perf.js';
 import { describeMachine } from './machine.js';
@@ -100,7 +100,7 @@ try {
       for (const client of CLIENTS) {
         const d = await measureDrain(db, stack.brokers, client, `drain_${client}_${run}`, endLsn, EVENTS, stack.kafkaPid());
         drainRuns.get(client)!.push(d);
-        log(`${name}, run ${run + 1}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s from process start, ${fmt(streamingRate(d))} while streaming, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events, window full ${windowShare(d.windowFullShare)}; ${cpuShares(d.cpu, machine.cores)}`);
+        log(`${name}, run ${run + 1}: relay (${client}) drained in ${d.seconds.toFixed(1)} s: ${fmt(d.eventsPerSecond)} events/s from process start, ${fmt(d.streamingEventsPerSecond)} while streaming, peak RSS ${Math.round(d.peakRssMiB)} MiB, ${d.cpuSecondsPer1k.toFixed(3)} CPU s/1k events, window full ${windowShare(d.windowFullShare)}; ${cpuShares(d.cpu, machine.cores)}`);
       }
     }
     const recv = medianBy(recvRuns, (r) => -r.seconds);
@@ -110,7 +110,7 @@ try {
     const measured = drains.find((d) => d.client === defaultClient);
     const limit = drainLimit({ kafkaPerf }, { recvlogicalEventsPerSecond: EVENTS / recv.seconds });
     let profile: ProfileSummary | undefined;
-    if (measured && streamingRate(measured) < DRAIN_SHARE_TARGET * limit) {
+    if (measured && measured.streamingEventsPerSecond < DRAIN_SHARE_TARGET * limit) {
       const dir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
       const d = await measureDrain(db, stack.brokers, measured.client, PROFILE_SLOT, endLsn, EVENTS, stack.kafkaPid(), ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
       profile = summarizeProfile(readProfile(dir));

@@ -1,6 +1,6 @@
 import { cpuShares } from './cpu.js';
 import { describeProfile } from './cpu-profile.js';
-import { streamingRate, type DrainResult } from './drain.js';
+import type { DrainResult } from './drain.js';
 import { describeStartup } from './startup-split.js';
 import { WRITTEN_SHARE, type SteadyResult } from './steady.js';
 import type { BenchResults, Shape } from './types.js';
@@ -83,7 +83,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
   const cores = r.machine.cores;
   const drains = r.shapes.flatMap((s) => {
     const limit = drainLimit(r, s);
-    return s.drains.filter((d) => d.client === client).map((d) => ({ s, d, limit, share: streamingRate(d) / limit }));
+    return s.drains.filter((d) => d.client === client).map((d) => ({ s, d, limit, share: d.streamingEventsPerSecond / limit }));
   });
   const steady = r.steady.filter((s) => s.client === client);
   const cold = r.coldStarts.find((c) => c.client === client);
@@ -101,7 +101,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       target: `backlog drain ≥ ${pct(DRAIN_SHARE_TARGET)} of min(pg_recvlogical, Kafka's own producer)`,
       met: all(drains.map((x) => x.share >= DRAIN_SHARE_TARGET)),
       result: drains
-        .map(({ s, d, limit, share }) => `${s.name}: ${pct(share)} (${n(streamingRate(d))} of ${n(limit)} events/s while streaming; ${n(d.eventsPerSecond)} from process start, ${pct(d.eventsPerSecond / limit)})${share >= DRAIN_SHARE_TARGET ? '' : `; bound: ${drainBound(d, cores, limit)}${s.profile ? `; profiled run, the relay's main thread: ${describeProfile(s.profile)}` : ''}`}`)
+        .map(({ s, d, limit, share }) => `${s.name}: ${pct(share)} (${n(d.streamingEventsPerSecond)} of ${n(limit)} events/s while streaming; ${n(d.eventsPerSecond)} from process start, ${pct(d.eventsPerSecond / limit)})${share >= DRAIN_SHARE_TARGET ? '' : `; bound: ${drainBound(d, cores, limit)}${s.profile ? `; profiled run, the relay's main thread: ${describeProfile(s.profile)}` : ''}`}`)
         .join('; '),
     },
     {
