@@ -65,7 +65,8 @@ describe('relay: killed and stopped under load', () => {
     // read when the signal came: those in flight then were acknowledged before the exit.
     expect(formatLsn(confirmed)).toBe(stopped!.confirmedLsn);
     const stopping = relay.logs.find((l) => l.msg === 'stopping: draining in-flight events');
-    expect(confirmed).toBeGreaterThanOrEqual(parseLsn(String(stopping?.drainToLsn)));
+    expect(stopping?.drainToLsn, relay.dump()).toBeDefined();
+    expect(confirmed).toBeGreaterThanOrEqual(parseLsn(String(stopping!.drainToLsn)));
 
     // The first run delivered exactly the transactions up to the confirmed position: none below it is missing,
     // none past it was sent (the restart would send that again).
