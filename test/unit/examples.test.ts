@@ -332,6 +332,35 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
     expect(relay.resources?.requests?.cpu).toBeDefined();
   });
 
+  it('quotes in docs/kubernetes.md the peak RSS of the latest bench run: drains per client and steady load', () => {
+    const bench = read('docs/benchmarks.md');
+    const generated = bench.slice(bench.indexOf('<!-- bench:begin'), bench.indexOf('<!-- bench:end'));
+    const defaultClient = /### Targets \(default client: (\w+)\)/.exec(generated)?.[1];
+    expect(defaultClient).toBe('rdkafka');
+    const cells = (line: string) => line.split('|').map((c) => c.trim());
+    const mib = (cell: string | undefined) => Number(/^(\d+) MiB$/.exec(cell ?? '')?.[1]);
+    // Backlog drain rows: shape, insert time, client, drain time, events/s, two ratios, peak RSS (highest run), ...
+    const drains = generated.split('\n').filter((l) => /^\| (single-row|100-row) transactions \|/.test(l)).map(cells);
+    const drainPeaks = (client: string) => drains.filter((c) => c[3] === client).map((c) => mib(c[8]));
+    // Steady-state rows: client, target, written events/s, ..., peak RSS, CPU during the level.
+    const steady = generated.split('\n').filter((l) => /^\| (kafkajs|rdkafka) \| [\d,]+( \(max sustained\))? \| [\d,]+ \|/.test(l)).map((l) => mib(cells(l).at(-3)));
+    expect(drainPeaks(defaultClient!)).toHaveLength(2);
+    expect(drainPeaks('kafkajs')).toHaveLength(2);
+    expect(steady.length).toBeGreaterThan(0);
+    expect([...drainPeaks(defaultClient!), ...drainPeaks('kafkajs'), ...steady].every(Number.isFinite)).toBe(true);
+
+    const doc = read('docs/kubernetes.md').replace(/\s+/g, ' ');
+    const quoted = /is (\d+)–(\d+) MiB with the default client and up to (\d+) MiB with kafkajs \(docs\/benchmarks\.md; (\d+)–(\d+) MiB under steady load\)/.exec(doc);
+    expect(quoted, 'docs/kubernetes.md: the sentence quoting the peak RSS').not.toBeNull();
+    expect(quoted!.slice(1).map(Number)).toEqual([
+      Math.min(...drainPeaks(defaultClient!)),
+      Math.max(...drainPeaks(defaultClient!)),
+      Math.max(...drainPeaks('kafkajs')),
+      Math.min(...steady),
+      Math.max(...steady),
+    ]);
+  });
+
   it('runs as the image’s non-root user on a read-only root filesystem, secrets from mounted files', () => {
     expectHardenedRelay(pod, relay);
     expectSecretsFromFiles(docs, pod, relay, env);
