@@ -1,18 +1,62 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture node runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** User + system CPU seconds a process used so far, or undefined once it is gone. */
-export function processCpuSeconds(pid: number): number | undefined {
+/** User + system CPU seconds of a `/proc/.../stat` file: a process's (all its threads) or one thread's. */
+function statCpuSeconds(path: string): number | undefined {
   try {
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU seconds a process used so far, or undefined once it is gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** The groups a relay's threads are reported in, in this order. */
+export const THREAD_GROUPS = ['main thread', 'librdkafka', 'V8 workers', 'libuv pool', 'other threads'] as const;
+export type ThreadGroup = (typeof THREAD_GROUPS)[number];
+
+/**
+ * A thread's group, by its id and the name the kernel shows for it: the main thread (JavaScript, the event loop,
+ * the native calls it makes) has the process's id; librdkafka names its threads `rdk:main`, `rdk:broker<id>`,
+ * `rdk:bg`; V8's garbage-collection and compiler helpers run on `V8Worker` (`V8 DefaultWorke` before Node 22).
+ */
+export function threadGroup(pid: number, tid: number, name: string): ThreadGroup {
+  if (tid === pid) return 'main thread';
+  if (name.startsWith('rdk:')) return 'librdkafka';
+  if (name.startsWith('V8')) return 'V8 workers';
+  if (name.startsWith('libuv')) return 'libuv pool';
+  return 'other threads';
+}
+
+/** CPU seconds of each thread a process has now, by thread id, with its group; empty once the process is gone. */
+function threadCpuSeconds(pid: number): Map<number, { group: ThreadGroup; seconds: number }> {
+  const threads = new Map<number, { group: ThreadGroup; seconds: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    let name: string;
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const seconds = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+    if (seconds !== undefined) threads.set(Number(tid), { group: threadGroup(pid, Number(tid), name), seconds });
+  }
+  return threads;
 }
 
 /**
@@ -30,6 +74,11 @@ export interface ProcessCpu {
   process: string;
   seconds: number;
   cores: number;
+  /**
+   * Of it, per thread group (THREAD_GROUPS order), for a process tracked by thread: whether one thread, the
+   * relay's main thread, was the one busy. A thread that ended between two readings misses its last ones.
+   */
+  threads?: { group: ThreadGroup; cores: number }[];
 }
 
 export interface CpuReport {
@@ -43,6 +92,13 @@ export interface CpuReport {
   stealCores?: number;
 }
 
+/** A thread's CPU seconds at the meter's start (0 for one that started later) and at its latest reading. */
+interface ThreadReading {
+  group: ThreadGroup;
+  base: number;
+  last: number;
+}
+
 /**
  * CPU shares of named processes over one measurement, read from /proc, so that "who used the cores" during a
  * drain is a measured fact. A process may join late (the walsender appears when the client connects) and
@@ -52,24 +108,37 @@ export interface CpuReport {
 export class CpuMeter {
   private readonly startedAt = performance.now();
   private readonly machineAtStart = machineSeconds();
-  private readonly tracked = new Map<string, { pid: number; base: number; last: number }>();
+  private readonly tracked = new Map<string, { pid: number; base: number; last: number; threads?: Map<number, ThreadReading> }>();
 
-  track(name: string, pid: number | undefined, fromStart = false): void {
+  /** `byThread`: also per thread group (the relay: is its main thread the one that is busy?). */
+  track(name: string, pid: number | undefined, fromStart = false, byThread = false): void {
     if (pid === undefined || this.tracked.get(name)?.pid === pid) return;
     const now = processCpuSeconds(pid);
     if (now === undefined) return;
-    this.tracked.set(name, { pid, base: fromStart ? 0 : now, last: now });
+    const threads = byThread ? new Map([...threadCpuSeconds(pid)].map(([tid, t]) => [tid, { group: t.group, base: fromStart ? 0 : t.seconds, last: t.seconds }])) : undefined;
+    this.tracked.set(name, { pid, base: fromStart ? 0 : now, last: now, ...(threads ? { threads } : {}) });
   }
 
   /** Takes a reading of every tracked process; call it before a process exits. */
   sample(): void {
-    for (const t of this.tracked.values()) t.last = processCpuSeconds(t.pid) ?? t.last;
+    for (const t of this.tracked.values()) {
+      t.last = processCpuSeconds(t.pid) ?? t.last;
+      if (!t.threads) continue;
+      for (const [tid, now] of threadCpuSeconds(t.pid)) {
+        const thread = t.threads.get(tid);
+        // A thread started after the first reading is counted from its own start.
+        if (thread) thread.last = now.seconds;
+        else t.threads.set(tid, { group: now.group, base: 0, last: now.seconds });
+      }
+    }
   }
 
   finish(): CpuReport {
     this.sample();
     const wallSeconds = (performance.now() - this.startedAt) / 1000;
-    const processes = [...this.tracked].map(([process, t]) => ({ process, seconds: t.last - t.base, cores: (t.last - t.base) / wallSeconds }));
+    const byGroup = (threads: Map<number, ThreadReading>) =>
+      THREAD_GROUPS.map((group) => ({ group, cores: [...threads.values()].filter((t) => t.group === group).reduce((sum, t) => sum + t.last - t.base, 0) / wallSeconds })).filter((g) => g.cores > 0);
+    const processes = [...this.tracked].map(([process, t]) => ({ process, seconds: t.last - t.base, cores: (t.last - t.base) / wallSeconds, ...(t.threads ? { threads: byGroup(t.threads) } : {}) }));
     const machine = machineSeconds();
     const machineCores = (machine.busy - this.machineAtStart.busy) / wallSeconds;
     const stealCores = (machine.steal - this.machineAtStart.steal) / wallSeconds;
@@ -78,11 +147,15 @@ export class CpuMeter {
 }
 
 /**
- * Who used the cores, e.g. "1.9 of 2 cores busy: relay 0.8, walsender 0.5, broker 0.4, other 0.2", and steal time
- * when the hypervisor took a measurable share (it is counted in "other").
+ * Who used the cores, e.g. "1.9 of 2 cores busy: relay 0.8 (main thread 0.6, librdkafka 0.2), walsender 0.5, broker
+ * 0.4, other 0.2", and steal time when the hypervisor took a measurable share (it is counted in "other").
  */
 export function cpuShares(cpu: CpuReport, cores: number): string {
-  const parts = [...cpu.processes.map((p) => `${p.process} ${p.cores.toFixed(2)}`), `other ${cpu.otherCores.toFixed(2)}`];
+  const threads = (p: ProcessCpu) => {
+    const shown = (p.threads ?? []).filter((t) => t.cores >= 0.005);
+    return shown.length === 0 ? '' : ` (${shown.map((t) => `${t.group} ${t.cores.toFixed(2)}`).join(', ')})`;
+  };
+  const parts = [...cpu.processes.map((p) => `${p.process} ${p.cores.toFixed(2)}${threads(p)}`), `other ${cpu.otherCores.toFixed(2)}`];
   const steal = cpu.stealCores !== undefined && cpu.stealCores >= 0.005 ? ` (of it stolen by the hypervisor ${cpu.stealCores.toFixed(2)})` : '';
   return `${cpu.machineCores.toFixed(2)} of ${cores} cores busy: ${parts.join(', ')}${steal}`;
 }

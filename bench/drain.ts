@@ -50,7 +50,7 @@ export async function measureDrain(db: BenchDatabase, brokers: string[], client:
   const meter = new CpuMeter();
   meter.track('broker', brokerPid);
   const relay = new BenchRelay({ url: db.url, brokers, slot, client, nodeArgs, entry, httpPort: await freePort() });
-  meter.track('relay', relay.pid, true);
+  meter.track('relay', relay.pid, true, true);
   try {
     while (!(await db.confirmedReached(slot, endLsn))) {
       if (relay.exitCode !== undefined) throw new Error(`relay exited (${relay.exitCode}) before draining the backlog`);

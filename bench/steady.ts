@@ -109,7 +109,7 @@ export async function measureSteady(db: BenchDatabase, brokers: string[], topic:
       const warmup = setTimeout(() => {
         probe.record();
         meter = new CpuMeter();
-        meter.track('relay', relay.pid);
+        meter.track('relay', relay.pid, false, true);
         meter.track('walsender', walsender);
         meter.track('broker', broker.pid);
         meter.track('bench', process.pid);

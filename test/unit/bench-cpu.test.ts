@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { cpuShares, type CpuReport } from '../../bench/cpu.js';
+import { CpuMeter, cpuShares, threadGroup, type CpuReport } from '../../bench/cpu.js';
+import type { DrainResult } from '../../bench/drain.js';
+import { drainBound } from '../../bench/targets.js';
 
 describe("the bench's account of who used the cores", () => {
   const report: CpuReport = {
@@ -19,5 +21,69 @@ describe("the bench's account of who used the cores", () => {
   it('names the share the hypervisor stole when there is one, and only then', () => {
     expect(cpuShares({ ...report, stealCores: 0.12 }, 2)).toBe('1.90 of 2 cores busy: relay 0.80, walsender 0.50, other 0.60 (of it stolen by the hypervisor 0.12)');
     expect(cpuShares({ ...report, stealCores: 0.001 }, 2)).toBe('1.90 of 2 cores busy: relay 0.80, walsender 0.50, other 0.60');
+  });
+
+  it("splits a process tracked by thread into its thread groups, leaving out those that used next to nothing", () => {
+    const threads = [
+      { group: 'main thread' as const, cores: 0.6 },
+      { group: 'librdkafka' as const, cores: 0.15 },
+      { group: 'V8 workers' as const, cores: 0.05 },
+      { group: 'libuv pool' as const, cores: 0.001 },
+    ];
+    const split = { ...report, processes: [{ ...report.processes[0]!, threads }, report.processes[1]!] };
+    expect(cpuShares(split, 2)).toBe('1.90 of 2 cores busy: relay 0.80 (main thread 0.60, librdkafka 0.15, V8 workers 0.05), walsender 0.50, other 0.60');
+  });
+
+  it("groups threads by the names Node, V8 and librdkafka give them, the main thread by its id", () => {
+    expect(threadGroup(100, 100, 'MainThread')).toBe('main thread');
+    expect(threadGroup(100, 100, 'node')).toBe('main thread');
+    expect(threadGroup(100, 104, 'rdk:broker1')).toBe('librdkafka');
+    expect(threadGroup(100, 105, 'rdk:bg')).toBe('librdkafka');
+    expect(threadGroup(100, 101, 'V8Worker')).toBe('V8 workers');
+    expect(threadGroup(100, 102, 'V8 DefaultWorke')).toBe('V8 workers');
+    expect(threadGroup(100, 103, 'libuv-worker')).toBe('libuv pool');
+    expect(threadGroup(100, 106, 'SignalInspector')).toBe('other threads');
+  });
+
+  it("measures a process's CPU by thread from /proc: this process's main thread, busy for 300 ms of CPU", () => {
+    const meter = new CpuMeter();
+    meter.track('self', process.pid, false, true);
+    const start = process.cpuUsage();
+    // Busy on this thread until the process counted 300 ms of CPU (CPU time, not wall time).
+    while (process.cpuUsage(start).user + process.cpuUsage(start).system < 300_000) Math.sqrt(Math.random());
+    const cpu = meter.finish();
+    const self = cpu.processes.find((p) => p.process === 'self')!;
+    const main = self.threads?.find((t) => t.group === 'main thread');
+    expect(main).toBeDefined();
+    // Clock ticks of 10 ms, and other threads (V8's, vitest's) may have run meanwhile: the main thread had most of it.
+    expect(main!.cores * cpu.wallSeconds).toBeGreaterThanOrEqual(0.2);
+    const sum = self.threads!.reduce((s, t) => s + t.cores, 0);
+    expect(sum).toBeLessThanOrEqual(self.cores + 0.03 / cpu.wallSeconds);
+  });
+});
+
+describe('the bound the bench names for a drain that missed its target', () => {
+  const drain = (relay: CpuReport['processes'][number]): DrainResult =>
+    ({
+      client: 'rdkafka',
+      seconds: 10,
+      eventsPerSecond: 100_000,
+      streamingEventsPerSecond: 104_000,
+      windowFullShare: 0.1,
+      cpu: { wallSeconds: 10, machineCores: 1.5, processes: [relay, { process: 'walsender', seconds: 4, cores: 0.4 }], otherCores: 0 },
+    }) as DrainResult;
+
+  it("is the relay's main thread when that thread was busy, as measured by thread", () => {
+    const bound = drainBound(drain({ process: 'relay', seconds: 11, cores: 1.1, threads: [{ group: 'main thread', cores: 0.95 }, { group: 'librdkafka', cores: 0.15 }] }), 2, 120_000);
+    expect(bound).toMatch(/^the relay's main thread \(1\.50 of 2 cores busy: relay 1\.10 \(main thread 0\.95, librdkafka 0\.15\)/);
+  });
+
+  it("is not the main thread when the process was busy but the main thread was not", () => {
+    const bound = drainBound(drain({ process: 'relay', seconds: 11, cores: 1.1, threads: [{ group: 'main thread', cores: 0.7 }, { group: 'librdkafka', cores: 0.4 }] }), 2, 120_000);
+    expect(bound).toMatch(/^neither CPU nor the relay's main thread is saturated/);
+  });
+
+  it('falls back on the whole process where it was not measured by thread (older results)', () => {
+    expect(drainBound(drain({ process: 'relay', seconds: 11, cores: 1.1 }), 2, 120_000)).toMatch(/^the relay's main thread/);
   });
 });
