@@ -3,21 +3,26 @@ import { readFileSync, readdirSync } from 'node:fs';
 /** Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture node runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** User + system CPU seconds of a `/proc/.../stat` file: a process's (all its threads) or one thread's. */
-function statCpuSeconds(path: string): number | undefined {
+/**
+ * A `/proc/.../stat` file, of a process (all its threads) or of one thread: its name and the user + system CPU
+ * seconds it used so far; undefined once it is gone.
+ */
+function readStat(path: string): { name: string; seconds: number } | undefined {
+  let stat: string;
   try {
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    const stat = readFileSync(path, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    stat = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+  // The name (field 2, in parentheses) may hold spaces and parentheses: count fields after its last ')'.
+  const end = stat.lastIndexOf(')');
+  const fields = stat.slice(end + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, end), seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
 }
 
 /** User + system CPU seconds a process used so far, or undefined once it is gone. */
 export function processCpuSeconds(pid: number): number | undefined {
-  return statCpuSeconds(`/proc/${pid}/stat`);
+  return readStat(`/proc/${pid}/stat`)?.seconds;
 }
 
 /** The groups a relay's threads are reported in, in this order. */
@@ -47,14 +52,9 @@ function threadCpuSeconds(pid: number): Map<number, { group: ThreadGroup; second
     return threads;
   }
   for (const tid of tids) {
-    let name: string;
-    try {
-      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    const seconds = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
-    if (seconds !== undefined) threads.set(Number(tid), { group: threadGroup(pid, Number(tid), name), seconds });
+    // Absent when the thread ended meanwhile.
+    const stat = readStat(`/proc/${pid}/task/${tid}/stat`);
+    if (stat) threads.set(Number(tid), { group: threadGroup(pid, Number(tid), stat.name), seconds: stat.seconds });
   }
   return threads;
 }
