@@ -13,6 +13,11 @@ import { parseDuration } from '../../src/config/units.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
+/** The block `npm run bench` generates in docs/benchmarks.md: the latest run (the hand-written text around it keeps earlier ones). */
+const generatedBench = () => {
+  const bench = read('docs/benchmarks.md');
+  return bench.slice(bench.indexOf('<!-- bench:begin'), bench.indexOf('<!-- bench:end'));
+};
 
 const DEFAULT_GRACE_MS = SETTINGS_BY_KEY.get('shutdownGrace')!.default as number;
 const DEFAULT_HTTP_PORT = SETTINGS_BY_KEY.get('http.port')!.default as number;
@@ -319,8 +324,7 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
 
   it('requests and limits memory for the measured peak RSS (docs/benchmarks.md, the latest bench run) with some headroom', () => {
     // The generated block only: the hand-written tables below it keep earlier measurements of other defaults.
-    const bench = read('docs/benchmarks.md');
-    const generated = bench.slice(bench.indexOf('<!-- bench:begin'), bench.indexOf('<!-- bench:end'));
+    const generated = generatedBench();
     const peaks = [...generated.matchAll(/\| (\d+) MiB \|/g)].map((m) => Number(m[1]));
     const peak = Math.max(...peaks);
     expect(peak).toBeGreaterThan(100);
@@ -333,17 +337,27 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
   });
 
   it('quotes in docs/kubernetes.md the peak RSS of the latest bench run: drains per client and steady load', () => {
-    const bench = read('docs/benchmarks.md');
-    const generated = bench.slice(bench.indexOf('<!-- bench:begin'), bench.indexOf('<!-- bench:end'));
+    const generated = generatedBench();
     const defaultClient = /### Targets \(default client: (\w+)\)/.exec(generated)?.[1];
     expect(defaultClient).toBe('rdkafka');
     const cells = (line: string) => line.split('|').map((c) => c.trim());
     const mib = (cell: string | undefined) => Number(/^(\d+) MiB$/.exec(cell ?? '')?.[1]);
-    // Backlog drain rows: shape, insert time, client, drain time, events/s, two ratios, peak RSS (highest run), ...
-    const drains = generated.split('\n').filter((l) => /^\| (single-row|100-row) transactions \|/.test(l)).map(cells);
-    const drainPeaks = (client: string) => drains.filter((c) => c[3] === client).map((c) => mib(c[8]));
-    // Steady-state rows: client, target, written events/s, ..., peak RSS, CPU during the level.
-    const steady = generated.split('\n').filter((l) => /^\| (kafkajs|rdkafka) \| [\d,]+( \(max sustained\))? \| [\d,]+ \|/.test(l)).map((l) => mib(cells(l).at(-3)));
+    /**
+     * The rows of the generated table whose header starts with `first`, and the index of a column by the start of
+     * its header: by name, so that a column the report adds does not shift what the test reads.
+     */
+    const table = (first: string) => {
+      const lines = generated.split('\n');
+      const header = lines.findIndex((l) => l.startsWith(`| ${first} |`));
+      expect(header, `the generated block's table "${first}"`).toBeGreaterThanOrEqual(0);
+      const end = lines.findIndex((l, i) => i > header && !l.startsWith('|'));
+      const names = cells(lines[header]!);
+      return { rows: lines.slice(header + 2, end).map(cells), column: (name: string) => names.findIndex((c) => c.startsWith(name)) };
+    };
+    const drains = table('shape | insert time | client');
+    const drainPeaks = (client: string) => drains.rows.filter((c) => c[drains.column('client')] === client).map((c) => mib(c[drains.column('peak RSS')]));
+    const steadyLevels = table('client | target');
+    const steady = steadyLevels.rows.map((c) => mib(c[steadyLevels.column('peak RSS')]));
     expect(drainPeaks(defaultClient!)).toHaveLength(2);
     expect(drainPeaks('kafkajs')).toHaveLength(2);
     expect(steady.length).toBeGreaterThan(0);
