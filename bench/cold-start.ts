@@ -1,9 +1,7 @@
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { repoRoot } from '../stack/index.js';
 import type { BenchDatabase } from './fixture.js';
 import { medianBy } from './median.js';
-import { BenchRelay, relayEnv, type KafkaClient, type StartupTimes } from './relay-process.js';
+import { BIN, BenchRelay, relayEnv, type KafkaClient, type StartupTimes } from './relay-process.js';
 import { startupSplit, type StartupSplit } from './startup-split.js';
 
 const median = (values: number[]) => medianBy(values, (v) => v);
@@ -42,7 +40,7 @@ export async function measureHelpStart(nodeArgs: string[], runs = 3): Promise<{ 
   const runsMs: number[] = [];
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
-    const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'dist/cli/main.js'), '--help'], { stdio: 'ignore', env: relayEnv() });
+    const child = spawn(process.execPath, [...nodeArgs, BIN, '--help'], { stdio: 'ignore', env: relayEnv() });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     if (code !== 0) throw new Error(`outbox-relay --help exited with ${code}`);
     runsMs.push(performance.now() - started);

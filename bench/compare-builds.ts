@@ -14,8 +14,8 @@ import { windowShare } from './targets.js';
  * with BENCH_LATENCY_SECONDS, a latency row (BENCH_LATENCY_LEVEL `events/s:rows per transaction:writers`, default
  * the 1k events/s row, `1000:1:2`; the highest sustained rate of a run was `29200:10:4`), for each of several
  * builds, printed and not written to docs/benchmarks.md. BENCH_BUILDS lists relay entry scripts (default
- * dist/cli/main.js; relative paths are from the repository) and BENCH_REPEATS how often each runs; the builds take
- * turns, so load that comes and goes on a shared machine hits each alike. Compare CPU seconds per 1k events:
+ * dist/outbox-relay.js; relative paths are from the repository) and BENCH_REPEATS how often each runs; the builds
+ * take turns, so load that comes and goes on a shared machine hits each alike. Compare CPU seconds per 1k events:
  * events/s moves with that load. BENCH_NODE_ARGS adds node flags to the relay of every row (e.g. `--cpu-prof
  * --cpu-prof-dir=/tmp/prof`, or `--trace-gc`, whose lines go to the relay's stdout: BENCH_RELAY_STDOUT).
  */
@@ -24,7 +24,7 @@ const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 0);
 const [LATENCY_RATE, LATENCY_ROWS, LATENCY_WRITERS] = (process.env.BENCH_LATENCY_LEVEL ?? '1000:1:2').split(':').map(Number) as [number, number, number];
 const CLIENT = (process.env.BENCH_CLIENT ?? 'rdkafka') as KafkaClient;
-const BUILDS = (process.env.BENCH_BUILDS ?? 'dist/cli/main.js').split(',');
+const BUILDS = (process.env.BENCH_BUILDS ?? 'dist/outbox-relay.js').split(',');
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const INSERT_CONNECTIONS = 2;
 

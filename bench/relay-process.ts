@@ -16,7 +16,7 @@ export interface RelayRunOptions {
   client: KafkaClient;
   /** Extra node flags, e.g. --cpu-prof (after the bin's own). */
   nodeArgs?: string[];
-  /** The relay's entry script (default: the built bin, dist/cli/main.js), e.g. another build to compare with. */
+  /** The relay's entry script (default: the built bin, dist/outbox-relay.js), e.g. another build to compare with. */
   entry?: string;
   /** Serve /metrics on this port (default: no HTTP server). */
   httpPort?: number;
@@ -32,8 +32,11 @@ const STARTUP_LINES = {
 type StartupStep = keyof typeof STARTUP_LINES;
 export type StartupTimes = Partial<Record<StartupStep, number>>;
 
+/** The built `outbox-relay` bin: `npm run build`'s bundle (scripts/build-bin.mjs). */
+export const BIN = join(repoRoot, 'dist/outbox-relay.js');
+
 /** The node flags of the built `outbox-relay` bin (its shebang's). */
-export const binNodeFlags = () => shebangNodeFlags(join(repoRoot, 'dist/cli/main.js'));
+export const binNodeFlags = () => shebangNodeFlags(BIN);
 
 /** The bench's environment plus the image's allocator (jemalloc, from the Dockerfile), for every relay it runs. */
 export const relayEnv = (): NodeJS.ProcessEnv => ({ ...process.env, ...imageAllocatorEnv() });
@@ -53,7 +56,7 @@ export class BenchRelay {
 
   constructor(options: RelayRunOptions) {
     this.httpPort = options.httpPort;
-    const entry = options.entry ?? join(repoRoot, 'dist/cli/main.js');
+    const entry = options.entry ?? BIN;
     const args = [
       ...shebangNodeFlags(entry),
       ...(options.nodeArgs ?? []),

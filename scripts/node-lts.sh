@@ -86,7 +86,7 @@ export OUTBOX_STACK_RUN="node${version%%.*}-$$"
 started=$(date +%s)
 status=0
 if [ "$mode" = bench ]; then
-  node node_modules/typescript/bin/tsc -p tsconfig.build.json
+  node scripts/build-bin.mjs
   node node_modules/tsx/dist/cli.mjs bench/run.ts || status=$?
   # What the bench writes: the generated block and chart in docs/, the run's JSON in bench/results/.
   cp docs/benchmarks.md docs/benchmarks.svg "$root/docs/"

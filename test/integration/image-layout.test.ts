@@ -416,7 +416,9 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
     expect(readdirSync(app).sort()).toEqual([...image.runtimeEntries].sort());
     expect(image.runtimeEntries).toEqual(expect.arrayContaining(['package.json', 'node_modules', 'dist', 'sql', 'config']));
     expect(readFileSync(join(app, 'package.json'), 'utf8')).toContain('"type": "module"');
-    const main = readFileSync(join(app, 'dist/cli/main.js'), 'utf8');
+    // One bundled file runs the relay: no module of tsc's output is left to load (scripts/build-bin.mjs).
+    expect(readdirSync(join(app, 'dist'))).toEqual(['outbox-relay.js']);
+    const main = readFileSync(join(app, 'dist/outbox-relay.js'), 'utf8');
     // The bin's shebang, with its heap flags (`env -S` splits them).
     expect(main).toMatch(/^#!\/usr\/bin\/env (-S )?node( --[a-z-]+=\S+)*\n/);
     const shipped = walk(app).map((f) => relative(app, f));
@@ -678,7 +680,7 @@ describe('Dockerfile: what the image declares', () => {
   it('runs as a numeric non-root user, under tini, in production mode, with the default command `run`', () => {
     expect(config.user).toMatch(/^\d+(:\d+)?$/);
     expect(Number(config.user!.split(':')[0])).toBeGreaterThan(0);
-    expect(config.entrypoint).toEqual(['tini', '--', 'node', '/app/dist/cli/main.js']);
+    expect(config.entrypoint).toEqual(['tini', '--', 'node', '/app/dist/outbox-relay.js']);
     expect(runtime.instructions.some((i) => i.op === 'RUN' && /apt-get install\b.*\btini\b|apk add\b.*\btini\b/.test(i.args))).toBe(true);
     expect(config.cmd).toEqual(['run']);
     expect(config.env.NODE_ENV).toBe('production');
@@ -703,7 +705,7 @@ describe('Dockerfile: what the image declares', () => {
     );
     expect(sources.length).toBeGreaterThan(0);
     expect(sources.filter(ignored)).toEqual([]);
-    expect(ignored('node_modules/pg/package.json') && ignored('.git/HEAD') && ignored('dist/cli/main.js') && ignored('.stack/x') && ignored('.cache/x')).toBe(true);
+    expect(ignored('node_modules/pg/package.json') && ignored('.git/HEAD') && ignored('dist/outbox-relay.js') && ignored('.stack/x') && ignored('.cache/x')).toBe(true);
     if (!existsSync(join(repoRoot, '.git'))) return;
     const tracked = execFileSync('git', ['ls-files', '--', ...sources], { cwd: repoRoot, encoding: 'utf8' }).split('\n').filter(Boolean);
     const missing = sources.filter((s) => !tracked.some((t) => t === s || t.startsWith(`${s}/`)));

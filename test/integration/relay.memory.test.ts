@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,14 +19,14 @@ const DRAIN_TIMEOUT_MS = 240_000;
 
 describe('relay: memory', () => {
   const db = useFreshDatabase('memory');
-  // The relay as it ships: compiled, not through tsx (whose transpiler alone adds ~35 MiB of RSS), beside dist/ in
-  // the checkout so that its imports resolve from node_modules and ../package.json is the package's.
+  // The relay as it ships: the bundle of `npm run build`, not through tsx (whose transpiler alone adds ~35 MiB of
+  // RSS), beside dist/ in the checkout so that its external imports resolve from node_modules and ../package.json is
+  // the package's.
   const build = join(repoRoot, `.memory-build-${process.pid}`);
   let relay: ChildProcess | undefined;
 
   beforeAll(async () => {
-    mkdirSync(build, { recursive: true });
-    await promisify(execFile)(join(repoRoot, 'node_modules/.bin/tsc'), ['-p', join(repoRoot, 'tsconfig.build.json'), '--outDir', build, '--sourceMap', 'false']);
+    await promisify(execFile)(process.execPath, [join(repoRoot, 'scripts/build-bin.mjs'), '--outfile', join(build, 'outbox-relay.js')]);
   }, 120_000);
   afterEach(() => {
     relay?.kill('SIGKILL');
@@ -41,8 +41,8 @@ describe('relay: memory', () => {
     const setup = await setupOutbox(db());
     await db().query(insert, [rows]);
     const target = await currentWalLsn(db());
-    // With the heap flags of the `outbox-relay` bin (its shebang), which `node main.js` would skip.
-    const main = join(build, 'cli/main.js');
+    // With the heap flags of the `outbox-relay` bin (its shebang), which `node outbox-relay.js` would skip.
+    const main = join(build, 'outbox-relay.js');
     const child = spawn(process.execPath, [...shebangNodeFlags(main), main, ...setup.args, '--http-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'], env });
     relay = child;
     let stderr = '';

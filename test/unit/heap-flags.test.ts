@@ -13,7 +13,7 @@ describe('heap flags', () => {
     expect(binFlags.some((f) => /^--max-semi-space-size=\d+$/.test(f))).toBe(true);
   });
 
-  it("the image's NODE_OPTIONS are the bin's flags (the image runs `node dist/cli/main.js`, which skips the shebang)", () => {
+  it("the image's NODE_OPTIONS are the bin's flags (the image runs `node dist/outbox-relay.js`, which skips the shebang)", () => {
     const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
     const nodeOptions = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile)?.[1];
     expect(nodeOptions?.split(/\s+/)).toEqual(binFlags);
