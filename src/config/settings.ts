@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
 import { parseReplayWindow } from '../checkpoint/replay-window.js';
@@ -39,7 +40,7 @@ export interface Setting {
   flag: string;
   group: SettingGroup;
   /** Validates and converts a raw value (a string from env/flags, anything from a file). */
-  schema: z.ZodType;
+  schema: z.ZodMiniType;
   default?: unknown;
   /** The default as the docs show it, when the value itself is not readable (durations, sizes). */
   shownDefault?: string;
@@ -51,47 +52,57 @@ export interface Setting {
   deprecated?: { flag?: string; env?: string };
 }
 
+// zod's tree-shakable build, with its English messages only (the loader reads them: load.ts expectation()); the
+// full build was 43 % of the bundled bin and about 60 ms of each start on a slow host (docs/benchmarks.md, "One
+// file to load").
+z.config(en());
+
+/** What z.preprocess is in zod's full build: `convert` runs on the raw value before `schema` checks it. */
+const preprocess = <S extends z.ZodMiniType>(convert: (v: unknown) => unknown, schema: S) => z.pipe(z.transform(convert), schema);
+
 const IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-const identifier = z.string().regex(IDENT, 'a PostgreSQL identifier: letters, digits, _ or $, starting with a letter or _, at most 63 characters');
-const optionalIdentifier = identifier.or(z.literal(''));
-const qualifiedTable = z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'a table name, optionally schema-qualified: public.outbox');
-const text = z.string().min(1, 'a non-empty string');
-const bool = z.preprocess((v) => (typeof v === 'string' ? { true: true, false: false, '1': true, '0': false, yes: true, no: false }[v.toLowerCase()] ?? v : v), z.boolean({ error: 'true or false' }));
+const identifier = z.string().check(z.regex(IDENT, 'a PostgreSQL identifier: letters, digits, _ or $, starting with a letter or _, at most 63 characters'));
+const optionalIdentifier = z.union([identifier, z.literal('')]);
+const qualifiedTable = z.string().check(z.regex(/^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'a table name, optionally schema-qualified: public.outbox'));
+const text = z.string().check(z.minLength(1, 'a non-empty string'));
+const bool = preprocess((v) => (typeof v === 'string' ? { true: true, false: false, '1': true, '0': false, yes: true, no: false }[v.toLowerCase()] ?? v : v), z.boolean({ error: 'true or false' }));
 const int = (min: number, max: number) =>
-  z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number({ error: `a whole number from ${min} to ${max}` }).int().min(min).max(max));
+  preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number({ error: `a whole number from ${min} to ${max}` }).check(z.int(), z.minimum(min), z.maximum(max)));
 /** Node runs a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: no duration may come near it. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const duration = (min: number, max = MAX_TIMER_MS) =>
-  z.preprocess(
+  preprocess(
     (v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v),
-    z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).int().min(min, `at least ${min} ms`).max(max, `at most ${formatDuration(max)}`),
+    z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).check(z.int(), z.minimum(min, `at least ${min} ms`), z.maximum(max, `at most ${formatDuration(max)}`)),
   );
 const size = (min: number) =>
-  z.preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).int().min(min, `at least ${min} bytes`));
-const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).min(1, 'at least one entry'));
-const lsn = z.string().refine(isLsn, 'an LSN such as 0/16B3748');
+  preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).check(z.int(), z.minimum(min, `at least ${min} bytes`)));
+const list = preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).check(z.minLength(1, 'at least one entry')));
+const lsn = z.string().check(z.refine(isLsn, 'an LSN such as 0/16B3748'));
 // PostgreSQL's own rule for slot names (ReplicationSlotValidateName); anything else it refuses only at creation.
-const slotName = z.string().regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lower-case letters, digits and _, at most 63 characters (PostgreSQL’s rule)');
+const slotName = z.string().check(z.regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lower-case letters, digits and _, at most 63 characters (PostgreSQL’s rule)'));
 const brokerAddress = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/,\[\]]+):([1-9]\d{0,4})$/;
 const isBroker = (b: string) => brokerAddress.test(b) && Number(brokerAddress.exec(b)![2]) <= 65535;
-const brokers = list.superRefine((entries, ctx) => {
-  const bad = (entries as string[]).filter((b) => !isBroker(b));
-  if (bad.length) ctx.addIssue({ code: 'custom', message: `host:port for every broker, with a port from 1 to 65535 (not ${bad.map((b) => JSON.stringify(b)).join(', ')})` });
-});
-const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464');
+const brokers = list.check(
+  z.superRefine((entries, ctx) => {
+    const bad = (entries as string[]).filter((b) => !isBroker(b));
+    if (bad.length) ctx.addIssue({ code: 'custom', message: `host:port for every broker, with a port from 1 to 65535 (not ${bad.map((b) => JSON.stringify(b)).join(', ')})` });
+  }),
+);
+const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464'));
 const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
-const replayWindow = z.preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.number().optional(), bytes: z.number().optional() }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
-const propertyValue = z.union([z.string(), z.number(), z.boolean()]).transform(String);
-const producerProperties = z.preprocess(
+const replayWindow = preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.optional(z.number()), bytes: z.optional(z.number()) }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
+const propertyValue = z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String));
+const producerProperties = preprocess(
   (v) => (typeof v === 'string' ? Object.fromEntries(v.split(',').filter((p) => p.trim()).map((p) => [p.split('=', 1)[0]!.trim(), p.includes('=') ? p.slice(p.indexOf('=') + 1).trim() : undefined])) : v),
-  z.record(z.string().regex(/^[a-z][a-z0-9.]*$/, 'a librdkafka property name such as queue.buffering.max.kbytes'), propertyValue, { error: 'librdkafka properties: name=value,… (a mapping in the config file)' }),
+  z.record(z.string().check(z.regex(/^[a-z][a-z0-9.]*$/, 'a librdkafka property name such as queue.buffering.max.kbytes')), propertyValue, { error: 'librdkafka properties: name=value,… (a mapping in the config file)' }),
 );
 const structured = tableSchemas({ identifier, optionalIdentifier, qualifiedTable, text, list });
 
 /** A setting as declared: its key and schema kept as types, and whether it has a default (then it is never absent). */
-type Declared<K extends string, S extends z.ZodType, E extends Partial<Setting>> = Setting & { key: K; schema: S; defaulted: E extends { default: unknown } ? true : false };
+type Declared<K extends string, S extends z.ZodMiniType, E extends Partial<Setting>> = Setting & { key: K; schema: S; defaulted: E extends { default: unknown } ? true : false };
 
-function setting<const K extends string, S extends z.ZodType, const E extends Partial<Setting> = {}>(key: K, group: SettingGroup, schema: S, doc: string, extra?: E): Declared<K, S, E> {
+function setting<const K extends string, S extends z.ZodMiniType, const E extends Partial<Setting> = {}>(key: K, group: SettingGroup, schema: S, doc: string, extra?: E): Declared<K, S, E> {
   const kebab = key.replace(/\./g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const env = `OUTBOX_RELAY_${key.replace(/\./g, '_').replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
   return { key, group, schema, doc, env, flag: `--${kebab}`, placeholder: '<value>', ...extra } as Declared<K, S, E>;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * Schemas of the structured source settings: routing rules, event filters and the `tables:` list. They take the
@@ -24,11 +24,11 @@ export interface EventFilter {
 }
 
 export interface ScalarSchemas {
-  identifier: z.ZodType;
-  optionalIdentifier: z.ZodType;
-  qualifiedTable: z.ZodType;
-  text: z.ZodType<string>;
-  list: z.ZodType;
+  identifier: z.ZodMiniType;
+  optionalIdentifier: z.ZodMiniType;
+  qualifiedTable: z.ZodMiniType;
+  text: z.ZodMiniType<string>;
+  list: z.ZodMiniType;
 }
 
 /** Env and flags carry structured values as JSON text. */
@@ -57,29 +57,22 @@ function parseRouteList(v: unknown): unknown {
 
 export function tableSchemas(s: ScalarSchemas) {
   const route = z
-    .object({ type: s.text.optional(), aggregateType: s.text.optional(), topic: s.text }, { error: 'a rule { type and/or aggregateType: <glob>, topic: <template> }, or pattern=topic' })
-    .strict()
-    .refine((r) => r.type !== undefined || r.aggregateType !== undefined, 'a rule needs type or aggregateType to match on');
-  const routes = z.preprocess(parseRouteList, z.array(route).min(1, 'at least one rule'));
-  const filter = z
-    .object({ includeTypes: s.list.optional(), excludeTypes: s.list.optional(), includeAggregateTypes: s.list.optional(), excludeAggregateTypes: s.list.optional() })
-    .strict();
-  const mapping = z
-    .object({
-      id: s.identifier.optional(),
-      key: s.identifier.optional(),
-      payload: s.identifier.optional(),
-      type: s.optionalIdentifier.optional(),
-      aggregateType: s.optionalIdentifier.optional(),
-      aggregateId: s.optionalIdentifier.optional(),
-      headers: s.optionalIdentifier.optional(),
-      timestamp: s.optionalIdentifier.optional(),
-    })
-    .strict();
-  const entry = z
-    .object({ table: s.qualifiedTable, preset: z.enum(PRESETS).optional(), mapping: mapping.optional(), topic: s.text.optional(), routes: routes.optional(), filter: filter.optional() })
-    .strict();
-  const tables = z.preprocess(fromJson, z.array(entry, { error: 'a list of tables: [{ table, preset, mapping, topic, routes, filter }]' }).min(1, 'at least one table'));
+    .strictObject({ type: z.optional(s.text), aggregateType: z.optional(s.text), topic: s.text }, { error: 'a rule { type and/or aggregateType: <glob>, topic: <template> }, or pattern=topic' })
+    .check(z.refine((r) => r.type !== undefined || r.aggregateType !== undefined, 'a rule needs type or aggregateType to match on'));
+  const routes = z.pipe(z.transform(parseRouteList), z.array(route).check(z.minLength(1, 'at least one rule')));
+  const filter = z.strictObject({ includeTypes: z.optional(s.list), excludeTypes: z.optional(s.list), includeAggregateTypes: z.optional(s.list), excludeAggregateTypes: z.optional(s.list) });
+  const mapping = z.strictObject({
+    id: z.optional(s.identifier),
+    key: z.optional(s.identifier),
+    payload: z.optional(s.identifier),
+    type: z.optional(s.optionalIdentifier),
+    aggregateType: z.optional(s.optionalIdentifier),
+    aggregateId: z.optional(s.optionalIdentifier),
+    headers: z.optional(s.optionalIdentifier),
+    timestamp: z.optional(s.optionalIdentifier),
+  });
+  const entry = z.strictObject({ table: s.qualifiedTable, preset: z.optional(z.enum(PRESETS)), mapping: z.optional(mapping), topic: z.optional(s.text), routes: z.optional(routes), filter: z.optional(filter) });
+  const tables = z.pipe(z.transform(fromJson), z.array(entry, { error: 'a list of tables: [{ table, preset, mapping, topic, routes, filter }]' }).check(z.minLength(1, 'at least one table')));
   return { routes, tables };
 }
 
