@@ -1,10 +1,10 @@
 import * as z from 'zod/mini';
-import en from 'zod/v4/locales/en.js';
 import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
 import { parseReplayWindow } from '../checkpoint/replay-window.js';
 import { PRESETS, tableSchemas } from './table-schemas.js';
 import { formatDuration, parseDuration, parseSize } from './units.js';
+import { preprocess } from './zod.js';
 
 /**
  * Every setting, once: its key in the config file, its environment variable, its flag, its type, default and
@@ -51,14 +51,6 @@ export interface Setting {
   /** Former names, still accepted with a deprecation warning that names the current one. */
   deprecated?: { flag?: string; env?: string };
 }
-
-// zod's tree-shakable build, with its English messages only (the loader reads them: load.ts expectation()); the
-// full build was 43 % of the bundled bin and about 60 ms of each start on a slow host (docs/benchmarks.md, "One
-// file to load").
-z.config(en());
-
-/** What z.preprocess is in zod's full build: `convert` runs on the raw value before `schema` checks it. */
-const preprocess = <S extends z.ZodMiniType>(convert: (v: unknown) => unknown, schema: S) => z.pipe(z.transform(convert), schema);
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 const identifier = z.string().check(z.regex(IDENT, 'a PostgreSQL identifier: letters, digits, _ or $, starting with a letter or _, at most 63 characters'));

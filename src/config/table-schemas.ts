@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { preprocess } from './zod.js';
 
 /**
  * Schemas of the structured source settings: routing rules, event filters and the `tables:` list. They take the
@@ -59,7 +60,7 @@ export function tableSchemas(s: ScalarSchemas) {
   const route = z
     .strictObject({ type: z.optional(s.text), aggregateType: z.optional(s.text), topic: s.text }, { error: 'a rule { type and/or aggregateType: <glob>, topic: <template> }, or pattern=topic' })
     .check(z.refine((r) => r.type !== undefined || r.aggregateType !== undefined, 'a rule needs type or aggregateType to match on'));
-  const routes = z.pipe(z.transform(parseRouteList), z.array(route).check(z.minLength(1, 'at least one rule')));
+  const routes = preprocess(parseRouteList, z.array(route).check(z.minLength(1, 'at least one rule')));
   const filter = z.strictObject({ includeTypes: z.optional(s.list), excludeTypes: z.optional(s.list), includeAggregateTypes: z.optional(s.list), excludeAggregateTypes: z.optional(s.list) });
   const mapping = z.strictObject({
     id: z.optional(s.identifier),
@@ -72,7 +73,7 @@ export function tableSchemas(s: ScalarSchemas) {
     timestamp: z.optional(s.optionalIdentifier),
   });
   const entry = z.strictObject({ table: s.qualifiedTable, preset: z.optional(z.enum(PRESETS)), mapping: z.optional(mapping), topic: z.optional(s.text), routes: z.optional(routes), filter: z.optional(filter) });
-  const tables = z.pipe(z.transform(fromJson), z.array(entry, { error: 'a list of tables: [{ table, preset, mapping, topic, routes, filter }]' }).check(z.minLength(1, 'at least one table')));
+  const tables = preprocess(fromJson, z.array(entry, { error: 'a list of tables: [{ table, preset, mapping, topic, routes, filter }]' }).check(z.minLength(1, 'at least one table')));
   return { routes, tables };
 }
 
