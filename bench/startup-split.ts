@@ -6,9 +6,12 @@ export interface StartupSplit {
   loadMs: number;
   /** → "connected to Kafka": the client's modules (loaded on first use) and its connection. */
   kafkaMs: number;
-  /** → "checkpoint read" (from the checkpoint topic), when the mode reads one. */
+  /**
+   * → "checkpoint read" (from the checkpoint topic), when the mode reads one. PostgreSQL's replication connection
+   * and its checks, and the slot's bounds, run meanwhile.
+   */
   checkpointMs: number | undefined;
-  /** → "streaming from PostgreSQL": connecting, the slot and publication checks, START_REPLICATION. */
+  /** → "streaming from PostgreSQL": what of PostgreSQL's part the checkpoint read did not cover, and START_REPLICATION. */
   postgresMs: number;
 }
 
@@ -19,6 +22,6 @@ export function startupSplit(t: StartupTimes): StartupSplit | undefined {
 
 export function describeStartup(s: StartupSplit): string {
   const ms = (v: number) => `${Math.round(v)} ms`;
-  const checkpoint = s.checkpointMs === undefined ? '' : `, reading the checkpoint ${ms(s.checkpointMs)}`;
-  return `loading node, the CLI and its config ${ms(s.loadMs)}, loading the Kafka client and connecting ${ms(s.kafkaMs)}${checkpoint}, PostgreSQL (connecting, checks, START_REPLICATION) ${ms(s.postgresMs)}`;
+  const checkpoint = s.checkpointMs === undefined ? '' : `, reading the checkpoint (PostgreSQL connecting and checked meanwhile) ${ms(s.checkpointMs)}`;
+  return `loading node, the CLI and its config ${ms(s.loadMs)}, loading the Kafka client and connecting ${ms(s.kafkaMs)}${checkpoint}, PostgreSQL (the rest of connecting and checks, START_REPLICATION) ${ms(s.postgresMs)}`;
 }

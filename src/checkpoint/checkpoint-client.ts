@@ -16,13 +16,12 @@ export interface TopicSpec {
 export interface CheckpointClient {
   /** Creates the topic unless it exists; waits until it has a leader. */
   createTopic(spec: TopicSpec): Promise<void>;
-  /** Whether the topic exists; never creates it (`status` must not). */
-  topicExists(topic: string): Promise<boolean>;
   /**
    * Every committed record of the topic, from its beginning to its end at the time of the call (read_committed:
-   * records of aborted transactions are skipped), in offset order per partition.
+   * records of aborted transactions are skipped), in offset order per partition. False when the topic does not
+   * exist; never creates it (`status` must not).
    */
-  readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<void>;
+  readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean>;
   /** An idempotent acks=all producer for plain checkpoint writes. */
   producer(): CheckpointProducer;
 }

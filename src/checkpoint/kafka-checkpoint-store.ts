@@ -45,8 +45,7 @@ export class KafkaCheckpointStore {
     let latest: Checkpoint | undefined;
     let failed: RelayError | undefined;
     try {
-      if (!(await this.client.topicExists(this.topic))) return undefined;
-      await this.client.readAll(
+      const exists = await this.client.readAll(
         this.topic,
         ({ key, value }) => {
           if (key !== slot || !value) return;
@@ -58,6 +57,7 @@ export class KafkaCheckpointStore {
         },
         timeoutMs,
       );
+      if (!exists) return undefined;
     } catch (err) {
       if (err instanceof ReadTimeout) {
         throw new RelayError('CHECKPOINT_FAILED', `reading the checkpoint topic "${this.topic}" did not reach its end within ${timeoutMs / 1000} s`, {

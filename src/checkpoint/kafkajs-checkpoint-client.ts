@@ -22,19 +22,10 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
     }
   }
 
-  async topicExists(topic: string): Promise<boolean> {
-    const admin = this.kafka.admin();
-    try {
-      await admin.connect();
-      return (await admin.listTopics()).includes(topic);
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<void> {
+  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean> {
     const remaining = await this.lastOffsets(topic);
-    if (remaining.size === 0) return;
+    if (remaining === undefined) return false;
+    if (remaining.size === 0) return true;
     const consumer = this.kafka.consumer({ groupId: `outbox-relay-checkpoint-reader-${randomBytes(6).toString('hex')}`, readUncommitted: false, maxWaitTimeInMs: 100 });
     let reachedEnd!: () => void;
     const done = new Promise<void>((resolve) => (reachedEnd = resolve));
@@ -51,17 +42,19 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
       await consumer.run({ autoCommit: false, eachMessage: async ({ message }) => onRecord({ key: message.key?.toString(), value: message.value }) });
       const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
       if (await Promise.race([done.then(() => false), timedOut])) throw new ReadTimeout();
+      return true;
     } finally {
       clearTimeout(timer);
       await consumer.disconnect();
     }
   }
 
-  /** Last offset per non-empty partition. */
-  private async lastOffsets(topic: string): Promise<Map<number, bigint>> {
+  /** Last offset per non-empty partition; undefined when the topic does not exist. */
+  private async lastOffsets(topic: string): Promise<Map<number, bigint> | undefined> {
     const admin = this.kafka.admin();
     try {
       await admin.connect();
+      if (!(await admin.listTopics()).includes(topic)) return undefined;
       const offsets = await admin.fetchTopicOffsets(topic);
       return new Map(offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high) - 1n]));
     } finally {

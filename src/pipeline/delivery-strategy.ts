@@ -75,10 +75,9 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
 
   // Runs after the sink connected: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
-    let checkpoint: Checkpoint | undefined;
-    // Always read: the checkpoint also records the replay window, which outlives the run that set it.
-    checkpoint = await readCheckpoint();
-    const { confirmed: slotConfirmed, walEnd } = await slotBounds(config.postgres, config.slot);
+    // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
+    // bounds come from PostgreSQL meanwhile.
+    const [checkpoint, { confirmed: slotConfirmed, walEnd }] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
     await window.resolve(checkpoint, slotConfirmed);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });

@@ -168,13 +168,22 @@ export class Relay {
         // A new session resumes after everything the last one handed over was delivered or dropped.
         await this.delivery.whenIdle();
         if (this.stopRequested || this.deliveryError) break;
-        const requestedStart = first ? await this.firstPosition() : await this.deps.resumePosition?.();
-        first = false;
         const session = new Session(this.config, this.delivery, this.logger.child({ module: 'source' }), this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
-        const startLsn = await session.start(this.lastConfirmed, requestedStart);
+        // The replication connection and its checks do not depend on the start position: they run while the
+        // position is read (a checkpoint from Kafka, the slot's bounds), which shortens every start by the
+        // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran
+        // in turn; a connection opened for nothing is closed.
+        const [position, opened] = await Promise.allSettled([first ? this.firstPosition() : this.deps.resumePosition?.(), session.open()]);
+        if (position.status === 'rejected' || this.stopRequested) {
+          if (opened.status === 'fulfilled') await session.close();
+          if (position.status === 'rejected') throw position.reason;
+          break;
+        }
+        first = false;
+        if (opened.status === 'rejected') throw opened.reason;
+        const startLsn = session.start(this.lastConfirmed, position.value);
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
-        if (this.stopRequested) break;
         if (attempt > 0 || this.state === 'standby') this.observer.reconnected?.();
         failingSince = undefined;
         attempt = 0;

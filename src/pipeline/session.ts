@@ -8,7 +8,7 @@ import type { OutboxEvent } from '../route/event.js';
 import { MessageMapper } from '../route/message-mapper.js';
 import { RowMapper } from '../route/row-mapper.js';
 import type { Delivery } from '../sink/delivery.js';
-import { preflight } from '../source/preflight.js';
+import { preflight, type SlotState } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
 import { ReplicationStream, sentAtMs } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
@@ -26,7 +26,7 @@ interface EventMapper<T> {
 }
 
 /**
- * One replication connection: pre-flight checks, START_REPLICATION, and the decode → route → deliver loop,
+ * One replication connection: pre-flight checks (open), START_REPLICATION (start), and the decode → route → deliver loop,
  * with the AckTracker deciding every position reported back. A new session (after a reconnect) starts from
  * the newer of the slot's confirmed position and the last position this process confirmed.
  */
@@ -44,6 +44,8 @@ export class Session {
   /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
   private failing = false;
   private lastReported: Lsn | undefined;
+  /** The slot as the pre-flight checks found it (open). */
+  private slot: SlotState | undefined;
   private readonly shutdown = new ServerShutdownDetector();
 
   constructor(
@@ -64,35 +66,47 @@ export class Session {
     return this.tracker.confirmed;
   }
 
-  /** Connects, checks, and starts streaming; throws (classified) if any of that fails. */
-  async start(lastConfirmed: Lsn, requestedStart: Lsn | undefined): Promise<Lsn> {
-    const user = this.config.postgres.user ?? (this.config.postgres.connectionString ? new URL(this.config.postgres.connectionString).username : undefined);
+  /**
+   * Connects and runs the pre-flight checks: everything but START_REPLICATION, which needs the start position.
+   * Throws (classified) if any of that fails, with the connection closed; the relay runs this while it reads the
+   * start position from the checkpoint.
+   */
+  async open(): Promise<void> {
     try {
       await this.stream.connect();
-      const slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
-      const confirmed = maxLsn(slot.confirmedFlush, lastConfirmed);
-      const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
-      // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
-      this.tracker = new AckTracker(startLsn, (lsn) => {
-        this.onConfirmed(lsn);
-        this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
-      });
-      this.delivery.openSession(this.tracker);
-      this.stream.start(
-        { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
-        {
-          onData: (chunk, at) => this.onData(chunk, at),
-          onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
-          onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user })),
-        },
-      );
-      this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
-      this.statusTimer.unref();
-      return startLsn;
+      this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
     } catch (err) {
       await this.stream.close();
-      throw classifyPgError(err, { slot: this.config.slot, user });
+      throw classifyPgError(err, { slot: this.config.slot, user: this.user });
     }
+  }
+
+  /** Starts streaming on the opened connection; returns the start position. */
+  start(lastConfirmed: Lsn, requestedStart: Lsn | undefined): Lsn {
+    const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed);
+    const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
+    // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
+    this.tracker = new AckTracker(startLsn, (lsn) => {
+      this.onConfirmed(lsn);
+      this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
+    });
+    this.delivery.openSession(this.tracker);
+    this.stream.start(
+      { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
+      {
+        onData: (chunk, at) => this.onData(chunk, at),
+        onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
+        onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user })),
+      },
+    );
+    this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
+    this.statusTimer.unref();
+    return startLsn;
+  }
+
+  /** The role, named in a refusal's fix. */
+  private get user(): string | undefined {
+    return this.config.postgres.user ?? (this.config.postgres.connectionString ? new URL(this.config.postgres.connectionString).username : undefined);
   }
 
   private onData(chunk: Buffer, at: number): void {

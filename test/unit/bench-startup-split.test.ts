@@ -6,7 +6,7 @@ describe('the bench splits a cold start at its log lines', () => {
     const split = startupSplit({ started: 180, kafka: 240, checkpoint: 300, streaming: 345 })!;
     expect(split).toEqual({ loadMs: 180, kafkaMs: 60, checkpointMs: 60, postgresMs: 45 });
     expect(describeStartup(split)).toBe(
-      'loading node, the CLI and its config 180 ms, loading the Kafka client and connecting 60 ms, reading the checkpoint 60 ms, PostgreSQL (connecting, checks, START_REPLICATION) 45 ms',
+      'loading node, the CLI and its config 180 ms, loading the Kafka client and connecting 60 ms, reading the checkpoint (PostgreSQL connecting and checked meanwhile) 60 ms, PostgreSQL (the rest of connecting and checks, START_REPLICATION) 45 ms',
     );
   });
 

@@ -15,10 +15,9 @@ class FakeCheckpointClient implements CheckpointClient {
   closed = false;
 
   async createTopic(): Promise<void> {}
-  async topicExists(): Promise<boolean> {
+  async readAll(): Promise<boolean> {
     return true;
   }
-  async readAll(): Promise<void> {}
   producer(): CheckpointProducer {
     return {
       send: async (_topic, record) => {
