@@ -31,6 +31,11 @@ export function connectionProperties(config: KafkaSettings, clientIdSuffix = '')
     'bootstrap.servers': (config.brokers as string[]).join(','),
     'client.id': config.clientId! + clientIdSuffix,
     'socket.timeout.ms': config.requestTimeoutMs,
+    // librdkafka drops its bootstrap connection once the first metadata names the brokers; a request that was
+    // queued on it (node's connect asks for metadata right away) then waits for the next connection to any
+    // broker, which is held back by half of this backoff: 50 ms of a start with the default of 100, at most 11
+    // here. After a disconnect the backoff still doubles per attempt up to reconnect.backoff.max.ms (10 s).
+    'reconnect.backoff.ms': 20,
   };
   const sasl = config.sasl as { mechanism: string; username: string; password: string } | undefined;
   const ssl = config.ssl;

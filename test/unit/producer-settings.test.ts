@@ -50,6 +50,11 @@ describe('kafka producer settings', () => {
     });
   });
 
+  it('reconnects after 20 ms, not librdkafka\'s 100, unless kafka.producer says otherwise', () => {
+    expect(producerProperties(load({}).kafka)['reconnect.backoff.ms']).toBe(20);
+    expect(producerProperties(load({ 'kafka.producer': 'reconnect.backoff.ms=100' }).kafka)['reconnect.backoff.ms']).toBe('100');
+  });
+
   it('reads kafka.producer as a mapping from the config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'producer-'));
     const file = join(dir, 'relay.yaml');
