@@ -80,8 +80,8 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
       // A missing topic comes back without partitions (the consumer never creates topics: `status` must not).
       const partitions = metadata.topics.find((t) => t.name === topic)?.partitions.map((p) => p.id) ?? [];
       if (partitions.length === 0) return false;
-      // Each partition's high watermark now, read_uncommitted (the admin's default, whatever the consumer's
-      // isolation): everything written so far, a transaction whose commit markers are still on their way
+      // Each partition's high watermark now, read_uncommitted (asked for: the handle's own isolation is
+      // read_committed): everything written so far, a transaction whose commit markers are still on their way
       // included. read_committed ends at the last stable offset, which such a transaction holds back: a read that
       // stopped there would miss a checkpoint already committed (after a partition leader change the markers can
       // take seconds), and exactly-once would stream that transaction's events again. So a partition is read only
