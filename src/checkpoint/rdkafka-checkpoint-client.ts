@@ -1,4 +1,4 @@
-import type { KafkaJS, KafkaConsumer, Message, Metadata } from '@confluentinc/kafka-javascript';
+import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { connectionProperties, createRdKafkaClient, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
@@ -52,10 +52,18 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
   }
 
   async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean> {
-    // One librdkafka handle for the whole read (a start waits for it): the consumer's connection asks for this
-    // topic's metadata only, which says whether it exists and lists its partitions, and an admin on the same
-    // handle reads the ends. Separate admin clients for those cost a connection each, ~40 ms apiece on a start.
-    const { KafkaConsumer: Consumer, AdminClient, OffsetSpec, IsolationLevel } = await loadRdKafka();
+    if (!(await this.withAdmin(async (admin) => (await admin.listTopics()).includes(topic)))) return false;
+    // Each partition's high watermark now (read_uncommitted, the default): everything written so far, a
+    // transaction whose commit markers are still on their way included. read_committed ends at the last stable
+    // offset, which such a transaction holds back: a read that stopped there would miss a checkpoint already
+    // committed (after a partition leader change the markers can take seconds), and exactly-once would stream
+    // that transaction's events again. So a partition is read only once its end has passed this mark.
+    // Empty partitions (a new topic, or everything compacted away) have nothing to wait for.
+    const ends = (await this.withAdmin((admin) => admin.fetchTopicOffsets(topic))).filter((e) => Number(e.high) > Number(e.low));
+    if (ends.length === 0) return true;
+    const partitions = ends.map((e) => e.partition);
+    const highWatermark = new Map(ends.map((e) => [e.partition, Number(e.high)]));
+    const { KafkaConsumer: Consumer } = await loadRdKafka();
     const consumer: KafkaConsumer = new Consumer(
       {
         ...connectionProperties(this.config, '-checkpoint-reader'),
@@ -72,34 +80,14 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
       },
       { 'auto.offset.reset': 'earliest' },
     );
-    const metadata = await new Promise<Metadata>((resolve, reject) =>
-      consumer.connect({ topic, allTopics: false, timeout: timeoutMs }, (err, data) => (err ? reject(err) : resolve(data))),
-    );
+    await new Promise<void>((resolve, reject) => consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())));
+    const remaining = new Set(partitions);
+    consumer.on('partition.eof', (eof) => {
+      if (eof.offset >= highWatermark.get(eof.partition)!) remaining.delete(eof.partition);
+    });
     const deadline = Date.now() + timeoutMs;
     try {
-      // A missing topic comes back without partitions (the consumer never creates topics: `status` must not).
-      const partitions = metadata.topics.find((t) => t.name === topic)?.partitions.map((p) => p.id) ?? [];
-      if (partitions.length === 0) return false;
-      // Each partition's high watermark now, read_uncommitted (asked for: the handle's own isolation is
-      // read_committed): everything written so far, a transaction whose commit markers are still on their way
-      // included. read_committed ends at the last stable offset, which such a transaction holds back: a read that
-      // stopped there would miss a checkpoint already committed (after a partition leader change the markers can
-      // take seconds), and exactly-once would stream that transaction's events again. So a partition is read only
-      // once its end has passed this mark. Empty partitions (a new topic) have nothing to wait for.
-      const ends = await new Promise<{ partition: number; offset: number }[]>((resolve, reject) =>
-        AdminClient.createFrom(consumer).listOffsets(
-          partitions.map((partition) => ({ topic, partition, offset: OffsetSpec.LATEST })),
-          { timeout: timeoutMs, isolationLevel: IsolationLevel.READ_UNCOMMITTED },
-          (err, offsets) => (err ? reject(err) : resolve(offsets)),
-        ),
-      );
-      const highWatermark = new Map(ends.filter((e) => e.offset > 0).map((e) => [e.partition, e.offset]));
-      if (highWatermark.size === 0) return true;
-      const remaining = new Set(highWatermark.keys());
-      consumer.on('partition.eof', (eof) => {
-        if (eof.offset >= highWatermark.get(eof.partition)!) remaining.delete(eof.partition);
-      });
-      consumer.assign([...remaining].map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })));
+      consumer.assign(partitions.map((partition) => ({ topic, partition, offset: OFFSET_BEGINNING })));
       consumer.setDefaultConsumeTimeout(100);
       while (remaining.size > 0) {
         if (Date.now() > deadline) throw new ReadTimeout();
