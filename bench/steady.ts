@@ -71,6 +71,28 @@ export function medianSteady(runs: SteadyResult[]): SteadyResult {
 
 /** A level whose writers committed less than this share of its rate did not run at that rate (the writers, not the relay, fell short). */
 export const WRITTEN_SHARE = 0.9;
+/** A level whose median commit → append latency exceeds this is one the relay did not keep up with. */
+export const SUSTAINED_P50_MS = 50;
+
+/**
+ * Why a level is not one the relay sustained, or undefined when it is. A relay that falls behind shows it as a
+ * median latency growing with the backlog; writers that could not commit at the level's rate (on a small machine
+ * they share the cores) measured a lower rate than it names.
+ */
+export function notSustained(r: Pick<SteadyResult, 'p50' | 'achieved' | 'target'>): string | undefined {
+  if (r.p50 > SUSTAINED_P50_MS) return `not sustained: the relay fell behind (p50 ${r.p50} ms)`;
+  if (r.achieved < WRITTEN_SHARE * r.target) return `not held: the writers committed only ${Math.round(r.achieved).toLocaleString('en-US')} events/s`;
+  return undefined;
+}
+
+/**
+ * The next rate to try for a top level that was not sustained: 15 % lower, and below what the writers did commit
+ * where that was less than the rate (15 % below a rate they could not reach would likely miss again: on
+ * 2026-12-02 four such steps from 71,100 ended at 37,100, still not held).
+ */
+export function nextTopRate(r: Pick<SteadyResult, 'achieved' | 'target'>): number {
+  return Math.round((Math.min(r.target, r.achieved) * 0.85) / 100) * 100;
+}
 
 const SOURCE_DELAY = 'outbox_relay_source_delay_seconds';
 const PRODUCE_LATENCY = 'outbox_relay_produce_latency_seconds';

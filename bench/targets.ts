@@ -2,7 +2,7 @@ import { cpuShares } from './cpu.js';
 import { describeProfile } from './cpu-profile.js';
 import type { DrainResult } from './drain.js';
 import { describeStartup } from './startup-split.js';
-import { WRITTEN_SHARE, type SteadyResult } from './steady.js';
+import { notSustained, type SteadyResult } from './steady.js';
 import type { BenchResults, Shape } from './types.js';
 
 /** Issue 11's targets, checked against one run's results for the default client. */
@@ -110,9 +110,10 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     {
       target: `p99 commit → append ≤ ${P99_LOW_RATE_MS} ms at 1k and 5k events/s, < ${P99_MAX_RATE_MS} ms at the highest sustained rate`,
       met: all(steady.map(latencyMet)),
-      // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names.
+      // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names, and a
+      // relay that fell behind did not sustain it: either is said.
       result: steady
-        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${s.achieved < WRITTEN_SHARE * s.target ? ` (only ${n(s.achieved)}/s written)` : ''}${latencyMet(s) ? '' : latencySplit(s, cores)}`)
+        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${notSustained(s) === undefined ? '' : ` (${notSustained(s)})`}${latencyMet(s) ? '' : latencySplit(s, cores)}`)
         .join(', '),
     },
     {
