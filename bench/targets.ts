@@ -81,6 +81,29 @@ function latencySplit(s: SteadyResult, cores: number): string {
   return ` (p99 commit → sent ${Math.round(s.sourceP99)} ms,${s.relayP99 === undefined ? '' : ` read → acknowledged per event ${Math.round(s.relayP99)} ms,`} produce → acknowledged per batch ${Math.round(s.produceP99)} ms${s.loopGapMs === undefined ? '' : `, the relay's longest event-loop gap ${Math.round(s.loopGapMs)} ms`}${s.brokerGc === undefined ? '' : `, the broker's longest GC pause ${Math.round(s.brokerGc.longestMs)} ms`}${s.windowFullShare === undefined ? '' : `, the in-flight window full ${windowShare(s.windowFullShare)} of the level`}${s.cpu ? `; ${cpuShares(s.cpu, cores)}` : ''})`;
 }
 
+/**
+ * What bounds a missed tail, read from the level's own measurements: the machine's cores when they were busy
+ * (≥ 90 %; the writers, their PostgreSQL backends and the bench are then named with their share), or a stall of
+ * the relay's main thread or the broker's GC as long as half the tail; and which side of the relay's read the
+ * tail formed on: before PostgreSQL sent the transactions (the walsender's wait for a core, or for the relay to
+ * read), or between the relay's read and Kafka's acknowledgement.
+ */
+export function latencyBound(s: SteadyResult, cores: number): string | undefined {
+  if (s.sourceP99 === undefined || s.relayP99 === undefined) return undefined;
+  const where =
+    s.sourceP99 >= s.relayP99
+      ? 'the tail formed before PostgreSQL sent the transactions (p99 commit → sent above read → acknowledged)'
+      : "the tail formed between the relay's read and Kafka's acknowledgement (p99 read → acknowledged above commit → sent)";
+  const busy = s.cpu !== undefined && s.cpu.machineCores >= 0.9 * cores;
+  const causes = busy
+    ? [`the machine's CPU (${s.cpu!.machineCores.toFixed(2)} of ${cores} cores busy, ${((s.cpu!.processes.find((p) => p.process === 'bench')?.cores ?? 0) + s.cpu!.otherCores).toFixed(2)} of them the writers with their PostgreSQL backends)`]
+    : [
+        ...(s.loopGapMs !== undefined && s.loopGapMs >= s.p99 / 2 ? [`the relay's main thread (held up to ${Math.round(s.loopGapMs)} ms)`] : []),
+        ...(s.brokerGc !== undefined && s.brokerGc.longestMs >= s.p99 / 2 ? [`the broker's GC (paused up to ${Math.round(s.brokerGc.longestMs)} ms)`] : []),
+      ];
+  return `${causes.length > 0 ? `${causes.join(' and ')}; ` : ''}${where}`;
+}
+
 export function checkTargets(r: BenchResults): TargetCheck[] {
   const client = r.defaultClient;
   const cores = r.machine.cores;
@@ -113,7 +136,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names, and a
       // relay that fell behind did not sustain it: either is said.
       result: steady
-        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${notSustained(s) === undefined ? '' : ` (${notSustained(s)})`}${latencyMet(s) ? '' : latencySplit(s, cores)}`)
+        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${notSustained(s) === undefined ? '' : ` (${notSustained(s)})`}${latencyMet(s) ? '' : `${latencySplit(s, cores)}${latencyBound(s, cores) === undefined ? '' : `; bound: ${latencyBound(s, cores)}`}`}`)
         .join(', '),
     },
     {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { nextTopRate, notSustained } from '../../bench/steady.js';
+import type { CpuReport } from '../../bench/cpu.js';
+import { nextTopRate, notSustained, type SteadyResult } from '../../bench/steady.js';
+import { latencyBound } from '../../bench/targets.js';
 
 describe("the bench's highest sustained rate", () => {
   it('is a level the relay kept up with (p50 ≤ 50 ms) and whose writers committed at least 90 % of its rate', () => {
@@ -13,5 +15,26 @@ describe("the bench's highest sustained rate", () => {
     expect(nextTopRate({ target: 43_600, achieved: 43_650 })).toBe(37_100);
     // The writers reached 40,664 of 71,100: 15 % below what they reached, not below a rate they never ran at.
     expect(nextTopRate({ target: 71_100, achieved: 40_664 })).toBe(34_600);
+  });
+});
+
+describe('the bound the bench names for a missed tail', () => {
+  const level = (over: Partial<SteadyResult>) => ({ target: 35_000, achieved: 34_089, p50: 6, p99: 307, sourceP99: 382, relayP99: 100, loopGapMs: 70, brokerGc: { longestMs: 24 }, ...over }) as SteadyResult;
+  const busy = { wallSeconds: 15, machineCores: 1.95, otherCores: 1.02, processes: [{ process: 'relay', cores: 0.36 }, { process: 'bench', cores: 0.22 }] } as CpuReport;
+
+  it("is the machine's CPU when its cores were busy, with the writers' share, and says where the tail formed", () => {
+    expect(latencyBound(level({ cpu: busy }), 2)).toBe(
+      "the machine's CPU (1.95 of 2 cores busy, 1.24 of them the writers with their PostgreSQL backends); the tail formed before PostgreSQL sent the transactions (p99 commit → sent above read → acknowledged)",
+    );
+  });
+
+  it("names a stall of the relay's main thread or the broker's GC as long as half the tail on a machine with cores to spare", () => {
+    const spare = { ...busy, machineCores: 1.2 };
+    expect(latencyBound(level({ cpu: spare, loopGapMs: 200, sourceP99: 50, relayP99: 290 }), 2)).toBe(
+      "the relay's main thread (held up to 200 ms); the tail formed between the relay's read and Kafka's acknowledgement (p99 read → acknowledged above commit → sent)",
+    );
+    expect(latencyBound(level({ cpu: spare, brokerGc: { longestMs: 180 } as SteadyResult['brokerGc'] }), 2)).toMatch(/^the broker's GC \(paused up to 180 ms\); the tail formed before/);
+    expect(latencyBound(level({ cpu: spare }), 2)).toMatch(/^the tail formed before PostgreSQL sent/);
+    expect(latencyBound(level({ relayP99: undefined }), 2)).toBeUndefined();
   });
 });
