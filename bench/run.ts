@@ -37,7 +37,7 @@ const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const INSERT_CONNECTIONS = 2;
 const MAX_SUSTAINED_SHARE = 0.8;
 const PROFILE_SLOT = 'drain_profile';
-/** How often the top level steps down before the bench reports the last one tried, marked as not sustained. */
+/** Top levels tried at most in the first run (the first guess and its steps down); the last is kept, marked if still short. */
 const TOP_LEVEL_ATTEMPTS = 6;
 
 const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
