@@ -52,14 +52,16 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
   }
 
   async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean> {
-    if (!(await this.withAdmin(async (admin) => (await admin.listTopics()).includes(topic)))) return false;
+    // One admin client asks both (does the topic exist, then its ends), as kafkajs's read does.
     // Each partition's high watermark now (read_uncommitted, the default): everything written so far, a
     // transaction whose commit markers are still on their way included. read_committed ends at the last stable
     // offset, which such a transaction holds back: a read that stopped there would miss a checkpoint already
     // committed (after a partition leader change the markers can take seconds), and exactly-once would stream
     // that transaction's events again. So a partition is read only once its end has passed this mark.
+    const offsets = await this.withAdmin(async (admin) => ((await admin.listTopics()).includes(topic) ? admin.fetchTopicOffsets(topic) : undefined));
+    if (offsets === undefined) return false;
     // Empty partitions (a new topic, or everything compacted away) have nothing to wait for.
-    const ends = (await this.withAdmin((admin) => admin.fetchTopicOffsets(topic))).filter((e) => Number(e.high) > Number(e.low));
+    const ends = offsets.filter((e) => Number(e.high) > Number(e.low));
     if (ends.length === 0) return true;
     const partitions = ends.map((e) => e.partition);
     const highWatermark = new Map(ends.map((e) => [e.partition, Number(e.high)]));
