@@ -136,7 +136,11 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       // Writers that fell behind their rate (a busy machine) measured a lighter load than the target names, and a
       // relay that fell behind did not sustain it: either is said.
       result: steady
-        .map((s) => `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${notSustained(s) === undefined ? '' : ` (${notSustained(s)})`}${latencyMet(s) ? '' : `${latencySplit(s, cores)}${latencyBound(s, cores) === undefined ? '' : `; bound: ${latencyBound(s, cores)}`}`}`)
+        .map((s) => {
+          const short = notSustained(s);
+          const bound = latencyMet(s) ? undefined : latencyBound(s, cores);
+          return `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${short === undefined ? '' : ` (${short})`}${latencyMet(s) ? '' : latencySplit(s, cores)}${bound === undefined ? '' : `; bound: ${bound}`}`;
+        })
         .join(', '),
     },
     {
