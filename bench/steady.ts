@@ -56,6 +56,8 @@ export interface SteadyResult extends LatencySummary {
   brokerGc?: GcPauses;
   /** The p99 of every run of this level, when it ran more than once (this result is the run with the median p99). */
   p99Runs?: number[];
+  /** Runs of this level other than the median one that were not sustained (notSustained), numbered from 1. Absent when none. */
+  shortRuns?: { run: number; why: string }[];
   /**
    * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
    * (its writers; the latency probe reads the records after the level); "other" is mostly the writers'
@@ -64,9 +66,18 @@ export interface SteadyResult extends LatencySummary {
   cpu?: CpuReport;
 }
 
-/** The run with the median p99, carrying every run's p99 and the highest peak RSS of them all. */
+/**
+ * The run with the median p99, carrying every run's p99, the highest peak RSS of them all, and which other runs
+ * were not sustained (the median run says so itself): a level the relay fell behind at in one run of three is
+ * not reported as if it kept up in all.
+ */
 export function medianSteady(runs: SteadyResult[]): SteadyResult {
-  return { ...medianBy(runs, (r) => r.p99), peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)), ...(runs.length > 1 ? { p99Runs: runs.map((r) => r.p99) } : {}) };
+  const median = medianBy(runs, (r) => r.p99);
+  const shortRuns = runs.flatMap((r, i) => {
+    const why = r === median ? undefined : notSustained(r);
+    return why === undefined ? [] : [{ run: i + 1, why }];
+  });
+  return { ...median, peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)), ...(runs.length > 1 ? { p99Runs: runs.map((r) => r.p99) } : {}), ...(shortRuns.length > 0 ? { shortRuns } : {}) };
 }
 
 /** A level whose writers committed less than this share of its rate did not run at that rate (the writers, not the relay, fell short). */

@@ -139,7 +139,7 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
         .map((s) => {
           const short = notSustained(s);
           const bound = latencyMet(s) ? undefined : latencyBound(s, cores);
-          return `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms)` : ''}${short === undefined ? '' : ` (${short})`}${latencyMet(s) ? '' : latencySplit(s, cores)}${bound === undefined ? '' : `; bound: ${bound}`}`;
+          return `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms${(s.shortRuns ?? []).map((x) => `; run ${x.run} ${x.why}`).join('')})` : ''}${short === undefined ? '' : ` (${short})`}${latencyMet(s) ? '' : latencySplit(s, cores)}${bound === undefined ? '' : `; bound: ${bound}`}`;
         })
         .join(', '),
     },

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CpuReport } from '../../bench/cpu.js';
-import { nextTopRate, notSustained, type SteadyResult } from '../../bench/steady.js';
-import { latencyBound } from '../../bench/targets.js';
+import { medianSteady, nextTopRate, notSustained, type SteadyResult } from '../../bench/steady.js';
+import { checkTargets, latencyBound } from '../../bench/targets.js';
+import type { BenchResults } from '../../bench/types.js';
 
 describe("the bench's highest sustained rate", () => {
   it('is a level the relay kept up with (p50 ≤ 50 ms) and whose writers committed at least 90 % of its rate', () => {
@@ -15,6 +16,20 @@ describe("the bench's highest sustained rate", () => {
     expect(nextTopRate({ target: 43_600, achieved: 43_650 })).toBe(37_100);
     // The writers reached 40,664 of 71,100: 15 % below what they reached, not below a rate they never ran at.
     expect(nextTopRate({ target: 71_100, achieved: 40_664 })).toBe(34_600);
+  });
+
+  it('reports the median run and names every other run of the level that was not sustained', () => {
+    // The top level of the run of 2026-12-02 05:17: its third run fell behind.
+    const run = (p99: number, p50: number, achieved: number) => ({ target: 42_000, achieved, p50, p99, peakRssMiB: 117, cpuSecondsPer1k: 0.009 }) as SteadyResult;
+    const median = medianSteady([run(458, 16, 41_925), run(170, 6, 41_998), run(748, 68, 36_094)]);
+    expect(median.p99).toBe(458);
+    expect(median.p99Runs).toEqual([458, 170, 748]);
+    expect(median.shortRuns).toEqual([{ run: 3, why: 'not sustained: the relay fell behind (p50 68 ms)' }]);
+    expect(medianSteady([run(458, 16, 41_925), run(170, 6, 41_998), run(300, 8, 41_990)]).shortRuns).toBeUndefined();
+    const results = { defaultClient: 'rdkafka', machine: { cores: 2 }, shapes: [], steady: [{ ...median, client: 'rdkafka', sustainedMax: true }], coldStarts: [], helpStart: { medianMs: 143, runsMs: [143] } } as unknown as BenchResults;
+    const latency = checkTargets(results).find((t) => t.target.startsWith('p99'))!;
+    expect(latency.met).toBe(false);
+    expect(latency.result).toMatch(/^max 42,000\/s: 458 ms \(runs: 458, 170, 748 ms; run 3 not sustained: the relay fell behind \(p50 68 ms\)\)/);
   });
 });
 
