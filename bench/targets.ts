@@ -94,9 +94,10 @@ export function latencyBound(s: SteadyResult, cores: number): string | undefined
     s.sourceP99 >= s.relayP99
       ? 'the tail formed before PostgreSQL sent the transactions (p99 commit → sent above read → acknowledged)'
       : "the tail formed between the relay's read and Kafka's acknowledgement (p99 read → acknowledged above commit → sent)";
-  const busy = s.cpu !== undefined && s.cpu.machineCores >= 0.9 * cores;
+  const cpu = s.cpu;
+  const busy = cpu !== undefined && cpu.machineCores >= 0.9 * cores;
   const causes = busy
-    ? [`the machine's CPU (${s.cpu!.machineCores.toFixed(2)} of ${cores} cores busy, ${((s.cpu!.processes.find((p) => p.process === 'bench')?.cores ?? 0) + s.cpu!.otherCores).toFixed(2)} of them the writers with their PostgreSQL backends)`]
+    ? [`the machine's CPU (${cpu.machineCores.toFixed(2)} of ${cores} cores busy, ${((cpu.processes.find((p) => p.process === 'bench')?.cores ?? 0) + cpu.otherCores).toFixed(2)} of them the writers with their PostgreSQL backends)`]
     : [
         ...(s.loopGapMs !== undefined && s.loopGapMs >= s.p99 / 2 ? [`the relay's main thread (held up to ${Math.round(s.loopGapMs)} ms)`] : []),
         ...(s.brokerGc !== undefined && s.brokerGc.longestMs >= s.p99 / 2 ? [`the broker's GC (paused up to ${Math.round(s.brokerGc.longestMs)} ms)`] : []),
@@ -138,8 +139,9 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
       result: steady
         .map((s) => {
           const short = notSustained(s);
-          const bound = latencyMet(s) ? undefined : latencyBound(s, cores);
-          return `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms${(s.shortRuns ?? []).map((x) => `; run ${x.run} ${x.why}`).join('')})` : ''}${short === undefined ? '' : ` (${short})`}${latencyMet(s) ? '' : latencySplit(s, cores)}${bound === undefined ? '' : `; bound: ${bound}`}`;
+          const met = latencyMet(s);
+          const bound = met ? undefined : latencyBound(s, cores);
+          return `${s.sustainedMax ? `max ${n(s.target)}/s` : `${n(s.target)}/s`}: ${s.p99} ms${s.p99Runs ? ` (runs: ${s.p99Runs.join(', ')} ms${(s.shortRuns ?? []).map((x) => `; run ${x.run} ${x.why}`).join('')})` : ''}${short === undefined ? '' : ` (${short})`}${met ? '' : latencySplit(s, cores)}${bound === undefined ? '' : `; bound: ${bound}`}`;
         })
         .join(', '),
     },
