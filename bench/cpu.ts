@@ -42,21 +42,49 @@ export function threadGroup(pid: number, tid: number, name: string): ThreadGroup
   return 'other threads';
 }
 
+/** A process's thread ids now; empty once the process is gone. */
+function threadIds(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** CPU seconds of each thread a process has now, by thread id, with its group; empty once the process is gone. */
 function threadCpuSeconds(pid: number): Map<number, { group: ThreadGroup; seconds: number }> {
   const threads = new Map<number, { group: ThreadGroup; seconds: number }>();
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return threads;
-  }
-  for (const tid of tids) {
+  for (const tid of threadIds(pid)) {
     // Absent when the thread ended meanwhile.
     const stat = readStat(`/proc/${pid}/task/${tid}/stat`);
-    if (stat) threads.set(Number(tid), { group: threadGroup(pid, Number(tid), stat.name), seconds: stat.seconds });
+    if (stat) threads.set(tid, { group: threadGroup(pid, tid, stat.name), seconds: stat.seconds });
   }
   return threads;
+}
+
+/**
+ * Seconds a thread spent runnable but waiting for a core so far: the second field of `/proc/.../schedstat`, in
+ * nanoseconds (the kernel's run-queue delay). Undefined once the thread is gone, or on a kernel built without
+ * scheduler statistics.
+ */
+export function parseRunQueueWait(schedstat: string): number | undefined {
+  const waited = Number(schedstat.trim().split(/\s+/)[1]);
+  return Number.isFinite(waited) ? waited / 1e9 : undefined;
+}
+
+/** Run-queue wait of each thread a process has now, by thread id; empty once the process is gone. */
+function threadWaits(pid: number): Map<number, number> {
+  const waits = new Map<number, number>();
+  for (const tid of threadIds(pid)) {
+    let waited: number | undefined;
+    try {
+      waited = parseRunQueueWait(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'));
+    } catch {
+      // The thread ended meanwhile.
+    }
+    if (waited !== undefined) waits.set(tid, waited);
+  }
+  return waits;
 }
 
 /**
@@ -78,7 +106,13 @@ export interface ProcessCpu {
    * Of it, per thread group (THREAD_GROUPS order), for a process tracked by thread: whether one thread, the
    * relay's main thread, was the one busy. A thread that ended between two readings misses its last ones.
    */
-  threads?: { group: ThreadGroup; cores: number }[];
+  threads?: { group: ThreadGroup; cores: number; waitedCores?: number }[];
+  /**
+   * Seconds its threads spent runnable but waiting for a core, per second of the measurement (summed over threads,
+   * so it may exceed 1: the average number of its threads kept waiting). Read at the start and the end only, so a
+   * thread that ended meanwhile is missing. Absent in older results.
+   */
+  waitedCores?: number;
 }
 
 export interface CpuReport {
@@ -103,12 +137,14 @@ interface ThreadReading {
  * CPU shares of named processes over one measurement, read from /proc, so that "who used the cores" during a
  * drain is a measured fact. A process may join late (the walsender appears when the client connects) and
  * leave early; its last reading counts. `fromStart` processes are counted from their own start (they were
- * spawned for this measurement), the others from the meter's start.
+ * spawned for this measurement), the others from the meter's start. How long each process's threads waited for
+ * a core (the run-queue delay) is read at its start and at finish(), not in sample(): the broker has a hundred
+ * threads, and the drains sample every 50 ms.
  */
 export class CpuMeter {
   private readonly startedAt = performance.now();
   private readonly machineAtStart = machineSeconds();
-  private readonly tracked = new Map<string, { pid: number; base: number; last: number; threads?: Map<number, ThreadReading> }>();
+  private readonly tracked = new Map<string, { pid: number; base: number; last: number; threads?: Map<number, ThreadReading>; waitBase: Map<number, number> }>();
 
   /** `byThread`: also per thread group (the relay: is its main thread the one that is busy?). */
   track(name: string, pid: number | undefined, fromStart = false, byThread = false): void {
@@ -116,7 +152,9 @@ export class CpuMeter {
     const now = processCpuSeconds(pid);
     if (now === undefined) return;
     const threads = byThread ? new Map([...threadCpuSeconds(pid)].map(([tid, t]) => [tid, { group: t.group, base: fromStart ? 0 : t.seconds, last: t.seconds }])) : undefined;
-    this.tracked.set(name, { pid, base: fromStart ? 0 : now, last: now, ...(threads ? { threads } : {}) });
+    // A thread that starts later is counted from its own start (base 0), as for CPU.
+    const waitBase = fromStart ? new Map<number, number>() : threadWaits(pid);
+    this.tracked.set(name, { pid, base: fromStart ? 0 : now, last: now, ...(threads ? { threads } : {}), waitBase });
   }
 
   /** Takes a reading of every tracked process; call it before a process exits. */
@@ -136,9 +174,18 @@ export class CpuMeter {
   finish(): CpuReport {
     this.sample();
     const wallSeconds = (performance.now() - this.startedAt) / 1000;
-    const byGroup = (threads: Map<number, ThreadReading>) =>
-      THREAD_GROUPS.map((group) => ({ group, cores: [...threads.values()].filter((t) => t.group === group).reduce((sum, t) => sum + t.last - t.base, 0) / wallSeconds })).filter((g) => g.cores > 0);
-    const processes = [...this.tracked].map(([process, t]) => ({ process, seconds: t.last - t.base, cores: (t.last - t.base) / wallSeconds, ...(t.threads ? { threads: byGroup(t.threads) } : {}) }));
+    const processes = [...this.tracked].map(([process, t]) => {
+      // Per thread id, the seconds it waited for a core during the measurement; empty once the process is gone.
+      const waited = new Map([...threadWaits(t.pid)].map(([tid, now]) => [tid, now - (t.waitBase.get(tid) ?? 0)]));
+      const waitedCores = waited.size === 0 ? undefined : [...waited.values()].reduce((sum, w) => sum + w, 0) / wallSeconds;
+      const byGroup = (threads: Map<number, ThreadReading>) =>
+        THREAD_GROUPS.map((group) => {
+          const inGroup = [...threads].filter(([, r]) => r.group === group);
+          const cores = inGroup.reduce((sum, [, r]) => sum + r.last - r.base, 0) / wallSeconds;
+          return { group, cores, ...(waitedCores === undefined ? {} : { waitedCores: inGroup.reduce((sum, [tid]) => sum + (waited.get(tid) ?? 0), 0) / wallSeconds }) };
+        }).filter((g) => g.cores > 0);
+      return { process, seconds: t.last - t.base, cores: (t.last - t.base) / wallSeconds, ...(t.threads ? { threads: byGroup(t.threads) } : {}), ...(waitedCores === undefined ? {} : { waitedCores }) };
+    });
     const machine = machineSeconds();
     const machineCores = (machine.busy - this.machineAtStart.busy) / wallSeconds;
     const stealCores = (machine.steal - this.machineAtStart.steal) / wallSeconds;
@@ -148,14 +195,20 @@ export class CpuMeter {
 
 /**
  * Who used the cores, e.g. "1.9 of 2 cores busy: relay 0.8 (main thread 0.6, librdkafka 0.2), walsender 0.5, broker
- * 0.4, other 0.2", and steal time when the hypervisor took a measurable share (it is counted in "other").
+ * 0.4, other 0.2", and steal time when the hypervisor took a measurable share (it is counted in "other"); then
+ * how long each process's threads waited for a core, in the same unit, e.g. "; waiting for a core: relay 0.5 (main
+ * thread 0.3), walsender 0.2, broker 1.1": on a machine whose cores were all busy, who was kept waiting.
  */
 export function cpuShares(cpu: CpuReport, cores: number): string {
-  const threads = (p: ProcessCpu) => {
-    const shown = (p.threads ?? []).filter((t) => t.cores >= 0.005);
-    return shown.length === 0 ? '' : ` (${shown.map((t) => `${t.group} ${t.cores.toFixed(2)}`).join(', ')})`;
+  const threads = (p: ProcessCpu, of: (t: NonNullable<ProcessCpu['threads']>[number]) => number | undefined) => {
+    const shown = (p.threads ?? []).flatMap((t) => {
+      const value = of(t);
+      return value !== undefined && value >= 0.005 ? [`${t.group} ${value.toFixed(2)}`] : [];
+    });
+    return shown.length === 0 ? '' : ` (${shown.join(', ')})`;
   };
-  const parts = [...cpu.processes.map((p) => `${p.process} ${p.cores.toFixed(2)}${threads(p)}`), `other ${cpu.otherCores.toFixed(2)}`];
+  const parts = [...cpu.processes.map((p) => `${p.process} ${p.cores.toFixed(2)}${threads(p, (t) => t.cores)}`), `other ${cpu.otherCores.toFixed(2)}`];
   const steal = cpu.stealCores !== undefined && cpu.stealCores >= 0.005 ? ` (of it stolen by the hypervisor ${cpu.stealCores.toFixed(2)})` : '';
-  return `${cpu.machineCores.toFixed(2)} of ${cores} cores busy: ${parts.join(', ')}${steal}`;
+  const waiting = cpu.processes.flatMap((p) => (p.waitedCores === undefined ? [] : [`${p.process} ${p.waitedCores.toFixed(2)}${threads(p, (t) => t.waitedCores)}`]));
+  return `${cpu.machineCores.toFixed(2)} of ${cores} cores busy: ${parts.join(', ')}${steal}${waiting.length === 0 ? '' : `; waiting for a core: ${waiting.join(', ')}`}`;
 }

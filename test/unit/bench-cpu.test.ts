@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { CpuMeter, cpuShares, threadGroup, type CpuReport } from '../../bench/cpu.js';
+import { CpuMeter, cpuShares, parseRunQueueWait, threadGroup, type CpuReport } from '../../bench/cpu.js';
 import type { DrainResult } from '../../bench/drain.js';
 import { drainBound } from '../../bench/targets.js';
 
@@ -32,6 +33,42 @@ describe("the bench's account of who used the cores", () => {
     ];
     const split = { ...report, processes: [{ ...report.processes[0]!, threads }, report.processes[1]!] };
     expect(cpuShares(split, 2)).toBe('1.90 of 2 cores busy: relay 0.80 (main thread 0.60, librdkafka 0.15, V8 workers 0.05), walsender 0.50, other 0.60');
+  });
+
+  it('then says how long each process, and each of its thread groups, waited for a core, where that was measured', () => {
+    const waited = {
+      ...report,
+      processes: [
+        { ...report.processes[0]!, waitedCores: 0.52, threads: [{ group: 'main thread' as const, cores: 0.6, waitedCores: 0.3 }, { group: 'librdkafka' as const, cores: 0.2, waitedCores: 0.001 }] },
+        { ...report.processes[1]!, waitedCores: 0.25 },
+      ],
+    };
+    expect(cpuShares(waited, 2)).toBe('1.90 of 2 cores busy: relay 0.80 (main thread 0.60, librdkafka 0.20), walsender 0.50, other 0.60; waiting for a core: relay 0.52 (main thread 0.30), walsender 0.25');
+  });
+
+  it("reads a thread's run-queue wait from the second field of its schedstat, in nanoseconds", () => {
+    expect(parseRunQueueWait('1315000000 2519000000 20321\n')).toBe(2.519);
+    expect(parseRunQueueWait('')).toBeUndefined();
+  });
+
+  it('measures the wait for a core from /proc: two busy processes pinned to one core each wait about as long as they run', async () => {
+    const busy = () => spawn('taskset', ['-c', '0', process.execPath, '-e', 'const end = Date.now() + 3000; while (Date.now() < end);'], { stdio: 'ignore' });
+    const children = [busy(), busy()];
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const meter = new CpuMeter();
+      for (const [i, child] of children.entries()) meter.track(`busy${i}`, child.pid);
+      await new Promise((r) => setTimeout(r, 1000));
+      const cpu = meter.finish();
+      for (const p of cpu.processes) {
+        // Sharing one core, each ran at most half the time and waited the other half (more if anything else ran there).
+        expect(p.cores).toBeLessThan(0.6);
+        expect(p.waitedCores).toBeGreaterThan(0.3);
+      }
+      expect(cpu.processes).toHaveLength(2);
+    } finally {
+      for (const child of children) child.kill('SIGKILL');
+    }
   });
 
   it("groups threads by the names Node, V8 and librdkafka give them, the main thread by its id", () => {

@@ -43,6 +43,22 @@ describe('the bound the bench names for a missed tail', () => {
     );
   });
 
+  it('says, with the waits measured, how long the relay, the walsender and the broker waited for a core per second they ran', () => {
+    // The relay's main thread ran 0.24 cores and waited 0.46; the walsender 0.21 and 0.25; the broker 0.14 and 1.09.
+    const waits = {
+      ...busy,
+      processes: [
+        { process: 'relay', seconds: 5.4, cores: 0.36, waitedCores: 0.6, threads: [{ group: 'main thread', cores: 0.24, waitedCores: 0.46 }] },
+        { process: 'walsender', seconds: 3.15, cores: 0.21, waitedCores: 0.25 },
+        { process: 'broker', seconds: 2.1, cores: 0.14, waitedCores: 1.09 },
+        { process: 'bench', seconds: 3.3, cores: 0.22, waitedCores: 0.3 },
+      ],
+    } as CpuReport;
+    expect(latencyBound(level({ cpu: waits }), 2)).toBe(
+      "the machine's CPU (1.95 of 2 cores busy, 1.24 of them the writers with their PostgreSQL backends; for each second on a core the relay's main thread waited 1.9 s for one, the walsender 1.2 s, the broker 7.8 s); the tail formed before PostgreSQL sent the transactions (p99 commit → sent above read → acknowledged)",
+    );
+  });
+
   it("names a stall of the relay's main thread or the broker's GC as long as half the tail on a machine with cores to spare", () => {
     const spare = { ...busy, machineCores: 1.2 };
     expect(latencyBound(level({ cpu: spare, loopGapMs: 200, sourceP99: 50, relayP99: 290 }), 2)).toBe(
