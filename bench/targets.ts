@@ -83,28 +83,33 @@ function latencySplit(s: SteadyResult, cores: number): string {
 
 /**
  * How long the relay's main thread, the walsender and the broker waited for a core for each second they ran, e.g.
- * "; for each second on a core the relay's main thread waited 1.9 s for one, the walsender 1.2 s, the broker 7.8
- * s": the cores were not only busy, these were kept waiting. Empty for older results, which have no waits.
+ * "for each second on a core the relay's main thread waited 1.9 s for one, the walsender 1.2 s, the broker 7.8 s",
+ * and the longest of those waits; undefined for older results, which have no waits.
  */
-function waitedPerSecondRun(cpu: CpuReport): string {
+function waitsPerSecondRun(cpu: CpuReport): { text: string; longest: number } | undefined {
   const ratio = (used: { cores: number; waitedCores?: number } | undefined) => (used?.waitedCores === undefined || used.cores <= 0 ? undefined : used.waitedCores / used.cores);
   const of = (name: string) => cpu.processes.find((p) => p.process === name);
   const waits = [
     { who: "the relay's main thread", waited: ratio(of('relay')?.threads?.find((t) => t.group === 'main thread')) },
     { who: 'the walsender', waited: ratio(of('walsender')) },
     { who: 'the broker', waited: ratio(of('broker')) },
-  ].flatMap(({ who, waited }) => (waited === undefined ? [] : [{ who, seconds: `${waited.toFixed(1)} s` }]));
+  ].flatMap(({ who, waited }) => (waited === undefined ? [] : [{ who, waited, seconds: `${waited.toFixed(1)} s` }]));
   const [first, ...rest] = waits;
-  if (first === undefined) return '';
-  return `; for each second on a core ${[`${first.who} waited ${first.seconds} for one`, ...rest.map((w) => `${w.who} ${w.seconds}`)].join(', ')}`;
+  if (first === undefined) return undefined;
+  return {
+    text: `for each second on a core ${[`${first.who} waited ${first.seconds} for one`, ...rest.map((w) => `${w.who} ${w.seconds}`)].join(', ')}`,
+    longest: Math.max(...waits.map((w) => w.waited)),
+  };
 }
 
 /**
  * What bounds a missed tail, read from the level's own measurements: the machine's cores when they were busy
- * (≥ 90 %; the writers, their PostgreSQL backends and the bench are then named with their share), or a stall of
- * the relay's main thread or the broker's GC as long as half the tail; and which side of the relay's read the
- * tail formed on: before PostgreSQL sent the transactions (the walsender's wait for a core, or for the relay to
- * read), or between the relay's read and Kafka's acknowledgement.
+ * (≥ 90 %; the writers, their PostgreSQL backends and the bench are then named with their share), else the wait
+ * for a core where one of the relay's main thread, the walsender and the broker waited at least as long as it ran
+ * (cores idle on average can still be taken when a commit wakes them all at once), and a stall of the relay's
+ * main thread or the broker's GC as long as half the tail; and which side of the relay's read the tail formed on:
+ * before PostgreSQL sent the transactions (the walsender's wait for a core, or for the relay to read), or between
+ * the relay's read and Kafka's acknowledgement.
  */
 export function latencyBound(s: SteadyResult, cores: number): string | undefined {
   if (s.sourceP99 === undefined || s.relayP99 === undefined) return undefined;
@@ -113,13 +118,16 @@ export function latencyBound(s: SteadyResult, cores: number): string | undefined
       ? 'the tail formed before PostgreSQL sent the transactions (p99 commit → sent above read → acknowledged)'
       : "the tail formed between the relay's read and Kafka's acknowledgement (p99 read → acknowledged above commit → sent)";
   const cpu = s.cpu;
-  const busy = cpu !== undefined && cpu.machineCores >= 0.9 * cores;
-  const causes = busy
-    ? [`the machine's CPU (${cpu.machineCores.toFixed(2)} of ${cores} cores busy, ${((cpu.processes.find((p) => p.process === 'bench')?.cores ?? 0) + cpu.otherCores).toFixed(2)} of them the writers with their PostgreSQL backends${waitedPerSecondRun(cpu)})`]
-    : [
-        ...(s.loopGapMs !== undefined && s.loopGapMs >= s.p99 / 2 ? [`the relay's main thread (held up to ${Math.round(s.loopGapMs)} ms)`] : []),
-        ...(s.brokerGc !== undefined && s.brokerGc.longestMs >= s.p99 / 2 ? [`the broker's GC (paused up to ${Math.round(s.brokerGc.longestMs)} ms)`] : []),
-      ];
+  const waits = cpu === undefined ? undefined : waitsPerSecondRun(cpu);
+  const busyCores = (c: CpuReport) => `${c.machineCores.toFixed(2)} of ${cores} cores busy`;
+  const causes =
+    cpu !== undefined && cpu.machineCores >= 0.9 * cores
+      ? [`the machine's CPU (${busyCores(cpu)}, ${((cpu.processes.find((p) => p.process === 'bench')?.cores ?? 0) + cpu.otherCores).toFixed(2)} of them the writers with their PostgreSQL backends${waits ? `; ${waits.text}` : ''})`]
+      : [
+          ...(cpu !== undefined && waits !== undefined && waits.longest >= 1 ? [`the wait for a core (${busyCores(cpu)}; ${waits.text})`] : []),
+          ...(s.loopGapMs !== undefined && s.loopGapMs >= s.p99 / 2 ? [`the relay's main thread (held up to ${Math.round(s.loopGapMs)} ms)`] : []),
+          ...(s.brokerGc !== undefined && s.brokerGc.longestMs >= s.p99 / 2 ? [`the broker's GC (paused up to ${Math.round(s.brokerGc.longestMs)} ms)`] : []),
+        ];
   return `${causes.length > 0 ? `${causes.join(' and ')}; ` : ''}${where}`;
 }
 

@@ -59,6 +59,25 @@ describe('the bound the bench names for a missed tail', () => {
     );
   });
 
+  it('names the wait for a core on a machine with cores to spare on average, where one of them waited at least as long as it ran', () => {
+    // The 15,300 events/s level of a run of 2026-12-02 06:57 on a slow host: the relay's main thread ran 0.22 cores and waited 0.43.
+    const level15k = {
+      wallSeconds: 10,
+      machineCores: 1.74,
+      otherCores: 0.7,
+      processes: [
+        { process: 'relay', seconds: 3.8, cores: 0.38, waitedCores: 0.93, threads: [{ group: 'main thread', cores: 0.22, waitedCores: 0.43 }] },
+        { process: 'walsender', seconds: 2.5, cores: 0.25, waitedCores: 0.26 },
+        { process: 'broker', seconds: 2.1, cores: 0.21, waitedCores: 0.68 },
+      ],
+    } as CpuReport;
+    expect(latencyBound(level({ cpu: level15k, sourceP99: 30, relayP99: 75 }), 2)).toBe(
+      "the wait for a core (1.74 of 2 cores busy; for each second on a core the relay's main thread waited 2.0 s for one, the walsender 1.0 s, the broker 3.2 s); the tail formed between the relay's read and Kafka's acknowledgement (p99 read → acknowledged above commit → sent)",
+    );
+    const ranMore = { ...level15k, processes: level15k.processes.map((p) => ({ ...p, waitedCores: 0.01, threads: p.threads?.map((t) => ({ ...t, waitedCores: 0.01 })) })) };
+    expect(latencyBound(level({ cpu: ranMore, sourceP99: 30, relayP99: 75 }), 2)).toMatch(/^the tail formed between/);
+  });
+
   it("names a stall of the relay's main thread or the broker's GC as long as half the tail on a machine with cores to spare", () => {
     const spare = { ...busy, machineCores: 1.2 };
     expect(latencyBound(level({ cpu: spare, loopGapMs: 200, sourceP99: 50, relayP99: 290 }), 2)).toBe(
