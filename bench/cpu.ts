@@ -42,24 +42,29 @@ export function threadGroup(pid: number, tid: number, name: string): ThreadGroup
   return 'other threads';
 }
 
-/** A process's thread ids now; empty once the process is gone. */
-function threadIds(pid: number): number[] {
+/** `read` of each thread a process has now, by thread id; empty once the process is gone. */
+function perThread<T>(pid: number, read: (tid: number) => T | undefined): Map<number, T> {
+  const threads = new Map<number, T>();
+  let tids: string[];
   try {
-    return readdirSync(`/proc/${pid}/task`).map(Number);
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return [];
+    return threads;
   }
+  for (const tid of tids.map(Number)) {
+    // Undefined when the thread ended meanwhile.
+    const value = read(tid);
+    if (value !== undefined) threads.set(tid, value);
+  }
+  return threads;
 }
 
 /** CPU seconds of each thread a process has now, by thread id, with its group; empty once the process is gone. */
 function threadCpuSeconds(pid: number): Map<number, { group: ThreadGroup; seconds: number }> {
-  const threads = new Map<number, { group: ThreadGroup; seconds: number }>();
-  for (const tid of threadIds(pid)) {
-    // Absent when the thread ended meanwhile.
+  return perThread(pid, (tid) => {
     const stat = readStat(`/proc/${pid}/task/${tid}/stat`);
-    if (stat) threads.set(tid, { group: threadGroup(pid, tid, stat.name), seconds: stat.seconds });
-  }
-  return threads;
+    return stat && { group: threadGroup(pid, tid, stat.name), seconds: stat.seconds };
+  });
 }
 
 /**
@@ -74,17 +79,13 @@ export function parseRunQueueWait(schedstat: string): number | undefined {
 
 /** Run-queue wait of each thread a process has now, by thread id; empty once the process is gone. */
 function threadWaits(pid: number): Map<number, number> {
-  const waits = new Map<number, number>();
-  for (const tid of threadIds(pid)) {
-    let waited: number | undefined;
+  return perThread(pid, (tid) => {
     try {
-      waited = parseRunQueueWait(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'));
+      return parseRunQueueWait(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'));
     } catch {
-      // The thread ended meanwhile.
+      return undefined;
     }
-    if (waited !== undefined) waits.set(tid, waited);
-  }
-  return waits;
+  });
 }
 
 /**
