@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm's postinstall: three changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1), then
+// npm's postinstall: four changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1), then
 // a recompile of the addon alone (a few seconds; the bundled librdkafka is kept). Measured in docs/benchmarks.md
 // ("Encoded headers and lean delivery reports", "Less heap per event, batched delivery reports", "One native call
 // per batch").
@@ -23,6 +23,11 @@
 //    report without an error now goes with the others of the same flush (up to 100) as one `delivery-report`
 //    event whose report is `{ outboxOpaques: [...] }`; a lean report with an error still goes alone, with its
 //    error.
+// 4. Reports served on the event loop. The relay had librdkafka's background thread serve the producer's main
+//    queue (setPollInBackground): per report the broker thread woke that thread, which woke the event loop.
+//    `producer.outboxPollOnLoop()`, called after connect, instead has the broker thread wake the event loop
+//    itself (rd_kafka_queue_cb_event_enable, as the binding's consumer does for its queue), which then serves the
+//    queue and dispatches the reports in the same turn: one thread and one wake-up less per report.
 //
 // The relay uses them only when the loaded addon has both methods, and takes reports in either shape
 // (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning. Idempotent: patched
@@ -50,9 +55,9 @@ if (!existsSync(src('producer.cc'))) {
   process.exit(0);
 }
 
-const MARK = '// outbox-relay (3):';
+const MARK = '// outbox-relay (4):';
 /** What earlier versions of this patch wrote: sources they patched need the pristine package again. */
-const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):'];
+const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):', '// outbox-relay (3):'];
 const DECODER = `${MARK} one call produces a batch (scripts/patch-kafka-client.mjs).
 static uint32_t OutboxReadU32(const unsigned char* p) {
   return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
@@ -188,6 +193,41 @@ NAN_METHOD(Producer::NodeOutboxLeanReports) {
   info.GetReturnValue().Set(Nan::True());
 }
 
+${MARK} the main queue (delivery reports, errors, logs) served on the event loop. librdkafka calls this from the
+// thread that put an element on the queue while it was empty; the dispatcher's uv_async wakes the event loop.
+static void OutboxMainQueueNotEmpty(rd_kafka_t*, void* opaque) {
+  static_cast<NodeKafka::Callbacks::Dispatcher*>(opaque)->Execute();
+}
+
+// On the event loop: serves the whole queue (the callbacks queue their reports on the dispatchers), then hands the
+// reports to JavaScript in this turn instead of the next. Under the read lock: a disconnect deletes the client
+// under the write lock.
+void Producer::OutboxServeMainQueue() {
+  {
+    scoped_shared_read_lock lock(m_connection_lock);
+    if (!IsConnected()) return;
+    m_client->poll(0);
+  }
+  m_dr_cb.dispatcher.Flush();
+}
+
+// outboxPollOnLoop(): instead of setPollInBackground(true), after connect. The uv_async is closed with the other
+// dispatchers once a disconnect destroyed the client, so librdkafka no longer calls back.
+NAN_METHOD(Producer::NodeOutboxPollOnLoop) {
+  Producer* producer = ObjectWrap::Unwrap<Producer>(info.This());
+  scoped_shared_read_lock lock(producer->m_connection_lock);
+  if (!producer->IsConnected() || producer->m_is_background_polling) {
+    return Nan::ThrowError("outboxPollOnLoop: the producer is not connected, or polls in the background");
+  }
+  producer->m_outbox_main_queue.Activate();
+  rd_kafka_queue_t* queue = rd_kafka_queue_get_main(producer->m_client->c_ptr());
+  rd_kafka_queue_cb_event_enable(queue, OutboxMainQueueNotEmpty, &producer->m_outbox_main_queue);
+  rd_kafka_queue_destroy(queue);
+  // The callback comes only when the queue turns non-empty: what it holds already is served now.
+  producer->m_outbox_main_queue.Execute();
+  info.GetReturnValue().Set(Nan::True());
+}
+
 Nan::Persistent<v8::Function> Producer::constructor;
 `;
 
@@ -199,13 +239,29 @@ const EDITS = {
       '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n',
       '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n' +
       '  Nan::SetPrototypeMethod(tpl, "outboxLeanReports", NodeOutboxLeanReports);\n' +
-      '  Nan::SetPrototypeMethod(tpl, "outboxProduceBatch", NodeOutboxProduceBatch);\n',
+      '  Nan::SetPrototypeMethod(tpl, "outboxProduceBatch", NodeOutboxProduceBatch);\n' +
+      '  Nan::SetPrototypeMethod(tpl, "outboxPollOnLoop", NodeOutboxPollOnLoop);\n',
     ],
+    ['  m_dr_cb.dispatcher.Deactivate();\n}\n', `  m_dr_cb.dispatcher.Deactivate();\n  ${MARK} the main queue's dispatcher\n  m_outbox_main_queue.Deactivate();\n}\n`],
   ],
   'producer.h': [
     [
       '  static NAN_METHOD(NodeProduce);\n',
-      `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports, a batch in one call\n  static NAN_METHOD(NodeOutboxLeanReports);\n  static NAN_METHOD(NodeOutboxProduceBatch);\n`,
+      `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports, a batch in one call, the main queue served on the event loop\n  static NAN_METHOD(NodeOutboxLeanReports);\n  static NAN_METHOD(NodeOutboxProduceBatch);\n  static NAN_METHOD(NodeOutboxPollOnLoop);\n  OutboxMainQueue m_outbox_main_queue{this};\n`,
+    ],
+    [
+      '  void DeactivateDispatchers();\n',
+      `  void DeactivateDispatchers();
+  ${MARK} the main queue served on the event loop: its dispatcher's Flush serves the queue
+  void OutboxServeMainQueue();
+  class OutboxMainQueue : public Callbacks::Dispatcher {
+   public:
+    explicit OutboxMainQueue(Producer* producer) : producer(producer) {}
+    void Flush() { producer->OutboxServeMainQueue(); }
+   private:
+    Producer* producer;
+  };
+`,
     ],
   ],
   'callbacks.h': [
@@ -313,7 +369,7 @@ const addon = join(clientDir, 'build', 'Release', 'confluent-kafka-javascript.no
 const loaded = () => {
   try {
     const { prototype } = require(addon).Producer;
-    return ['outboxLeanReports', 'outboxProduceBatch'].every((method) => typeof prototype[method] === 'function');
+    return ['outboxLeanReports', 'outboxProduceBatch', 'outboxPollOnLoop'].every((method) => typeof prototype[method] === 'function');
   } catch {
     return false;
   }

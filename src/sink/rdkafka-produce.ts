@@ -21,6 +21,8 @@ export interface PatchedAddon {
    * records produced and the refusal's error code (0 when none).
    */
   outboxProduceBatch(topic: string, values: (Buffer | null)[], keys: (string | Buffer | null)[], headers: Buffer, timestamps: (number | null)[] | undefined, id: number): [number, number];
+  /** After connect, instead of setPollInBackground(true): the event loop serves the reports, woken by librdkafka's broker thread. */
+  outboxPollOnLoop(): boolean;
 }
 
 /** The successful delivery reports of one flush, as the patched addon batches them: each record's opaque. */

@@ -120,10 +120,12 @@ export class RdKafkaSink implements Sink {
       await disconnect(producer);
       throw err;
     }
-    // Delivery reports are served by librdkafka's background thread, which wakes the event loop (uv_async) as each
-    // report arrives: no added latency and no timer firing while idle. setPollInterval(n) would poll from a JS
-    // timer instead, delaying every report by up to n ms and waking the process every n ms even with nothing to do.
-    producer.setPollInBackground(true);
+    // Delivery reports wake the event loop as they arrive: no added latency and no timer firing while idle.
+    // setPollInterval(n) would poll from a JS timer instead, delaying every report by up to n ms and waking the
+    // process every n ms even with nothing to do. The patched addon has librdkafka's broker thread wake the loop,
+    // which serves the reports itself; otherwise librdkafka's background thread serves them and wakes the loop, a
+    // thread and a wake-up more per report (scripts/patch-kafka-client.mjs, 4).
+    if (!pollOnLoop(producer)) producer.setPollInBackground(true);
     return connected;
   }
 
@@ -143,6 +145,12 @@ export class RdKafkaSink implements Sink {
     this.connected = undefined;
     await Promise.allSettled([connected && this.closeProducer(connected), this.admin.disconnect()]);
   }
+}
+
+/** Serves the producer's reports on the event loop when the patched addon can; false when it cannot. */
+function pollOnLoop(producer: Producer): boolean {
+  const addon = (producer as unknown as NativeProducer)._client;
+  return typeof addon?.outboxPollOnLoop === 'function' && addon.outboxPollOnLoop();
 }
 
 /** Flushes for up to DISCONNECT_FLUSH_MS, then disconnects; never fails (a producer that cannot flush is dropped anyway). */

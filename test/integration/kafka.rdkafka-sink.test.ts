@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Producer } from '@confluentinc/kafka-javascript';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,6 +17,18 @@ async function sink(producer?: string): Promise<RdKafkaSink> {
   const s = await RdKafkaSink.create(config.kafka, logger);
   await s.connect();
   return s;
+}
+
+/** librdkafka's threads in this process: each handle's main thread (rdk:main) and background threads (rdk:bg). */
+function librdkafkaThreads(): { main: number; background: number } {
+  const names = readdirSync('/proc/self/task').map((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      return ''; // the thread ended meanwhile
+    }
+  });
+  return { main: names.filter((n) => n === 'rdk:main').length, background: names.filter((n) => n === 'rdk:bg').length };
 }
 
 async function rejection(promise: Promise<void>): Promise<RelayError> {
@@ -65,6 +78,22 @@ describe('librdkafka sink on the native producer', () => {
     expect(opaques).toHaveLength(4);
     expect(new Set(opaques).size).toBe(1);
     expect(typeof opaques[0]).toBe('number');
+  });
+
+  it("serves the producer's delivery reports on the event loop, without a librdkafka background thread, and the sends' reports arrive", async () => {
+    const topic = uniqueName('native-loop');
+    await createTopic(topic);
+    const before = librdkafkaThreads();
+    open = await sink();
+    await open.send([record(topic, 0), record(topic, 1)]);
+    await open.send([record(topic, 2)]);
+    const after = librdkafkaThreads();
+    // Each librdkafka handle has one rdk:main thread. The sink opened two, its admin client (for topic checks),
+    // which serves its requests on a background thread (rdk:bg), and its producer, which must not have one: the
+    // unpatched addon's way (setPollInBackground) would start it.
+    expect(after.main - before.main).toBe(2);
+    expect(after.background - before.background).toBe(1);
+    expect((await readTopic(topic, { expected: 3 })).map((r) => r.headers.id)).toEqual(['e0', 'e1', 'e2']);
   });
 
   it('rejects a batch with a record the broker refuses as RECORD_TOO_LARGE, delivers the rest once, and keeps producing', async () => {

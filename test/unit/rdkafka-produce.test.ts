@@ -26,7 +26,7 @@ class FakeProducer implements NativeProducer {
   refuseAt: { index: number; error: LibrdKafkaError } | undefined;
   /** Lean reports asked for (by the patched addon's method). */
   lean = false;
-  readonly _client?: PatchedAddon;
+  readonly _client?: Pick<PatchedAddon, 'outboxLeanReports' | 'outboxProduceBatch'>;
 
   constructor(patched = true) {
     if (!patched) return;
