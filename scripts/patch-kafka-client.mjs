@@ -200,14 +200,13 @@ static void OutboxMainQueueNotEmpty(rd_kafka_t*, void* opaque) {
 }
 
 // On the event loop: serves the whole queue (the callbacks queue their reports on the dispatchers), then hands the
-// reports to JavaScript in this turn instead of the next. Under the read lock: a disconnect deletes the client
-// under the write lock.
+// reports to JavaScript in this turn instead of the next. A disconnect deletes the client under the write lock:
+// while it does, the queue is left to it rather than the event loop waiting for librdkafka's shutdown (the relay
+// fails the calls still open once the disconnect is done).
 void Producer::OutboxServeMainQueue() {
-  {
-    scoped_shared_read_lock lock(m_connection_lock);
-    if (!IsConnected()) return;
-    m_client->poll(0);
-  }
+  if (uv_rwlock_tryrdlock(&m_connection_lock) != 0) return;
+  if (IsConnected()) m_client->poll(0);
+  uv_rwlock_rdunlock(&m_connection_lock);
   m_dr_cb.dispatcher.Flush();
 }
 
