@@ -265,7 +265,7 @@ export const SETTINGS = [
     shownDefault: '1s',
     placeholder: '<duration>',
   }),
-  setting('shutdownGrace', 'shutdown', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for in-flight events to be acknowledged before exiting (at most 24h).', {
+  setting('shutdownGrace', 'shutdown', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for the open source transaction to be read to its commit and in-flight events to be acknowledged before exiting (at most 24h).', {
     default: 25_000,
     shownDefault: '25s',
     placeholder: '<duration>',

@@ -93,10 +93,8 @@ export class Relay {
       },
       poison: (event, error) => this.poison(event, error),
       stopped: (error) => this.onDeliveryStopped(error),
-      // A draining relay never reads again, whatever room the window has.
-      windowOpen: () => {
-        if (!this.stopRequested) this.session?.resume();
-      },
+      // A draining relay reads only to the end of the open source transaction: the session refuses after that.
+      windowOpen: () => this.session?.resume(),
       recordRetrying: (event, error, attempt, delayMs) => {
         this.observer.retrying?.(error.code);
         this.logger.warn(
@@ -330,8 +328,9 @@ export class Relay {
   }
 
   /**
-   * Graceful stop, as a mode: the session takes no more events and never reads again; what was handed over
-   * is delivered (bounded by the grace period), the position is confirmed, then everything closes.
+   * Graceful stop, as a mode: the session reads on only to the commit of the source transaction it is inside, then
+   * takes no more events; what was handed over is delivered (the grace period bounds both), the position is
+   * confirmed, then everything closes.
    */
   async stop(): Promise<void> {
     if (this.stopRequested) return;
@@ -339,13 +338,25 @@ export class Relay {
     this.wake.abort();
     this.setState('draining');
     const session = this.session;
-    session?.pause();
-    const drainTo = session?.endIntake();
+    // One grace period bounds both the read to the open transaction's commit and the drain.
+    const deadline = Date.now() + this.config.shutdownGraceMs;
+    let drainTo: Lsn | undefined;
+    if (session) {
+      const atCommit = session.endIntakeAtCommit();
+      if (await settlesWithin(atCommit, this.config.shutdownGraceMs)) drainTo = await atCommit;
+      else {
+        drainTo = session.endIntake();
+        this.logger.warn(
+          { inFlight: this.delivery.inFlightEvents, graceMs: this.config.shutdownGraceMs },
+          'grace period over before the open source transaction was read to its commit: its events already in Kafka will be sent again after restart',
+        );
+      }
+    }
     this.logger.info(
       { inFlight: this.delivery.inFlightEvents, ...(drainTo !== undefined && { drainToLsn: formatLsn(drainTo) }), graceMs: this.config.shutdownGraceMs },
       'stopping: draining in-flight events',
     );
-    const drained = await settlesWithin(this.delivery.whenIdle(), this.config.shutdownGraceMs);
+    const drained = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
     this.delivery.stop();
     await session?.close();

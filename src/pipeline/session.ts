@@ -44,6 +44,10 @@ export class Session {
   /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
   private failing = false;
   private lastReported: Lsn | undefined;
+  /** No more events of this session go to the delivery (endIntake): it never reads again. */
+  private intakeEnded = false;
+  /** A graceful stop waiting for the open transaction's commit (endIntakeAtCommit). */
+  private atCommit: ((drainTo: Lsn | undefined) => void) | undefined;
   /** The slot as the pre-flight checks found it (open). */
   private slot: SlotState | undefined;
   private readonly shutdown = new ServerShutdownDetector();
@@ -123,6 +127,7 @@ export class Session {
         case 'commit':
           if (this.txn) this.commit(this.txn, msg.endLsn);
           this.txn = undefined;
+          if (this.atCommit) this.endIntake();
           break;
         case 'relation':
           this.onRelation(msg);
@@ -155,7 +160,6 @@ export class Session {
   private failLocally(error: RelayError): void {
     if (this.failing || this.closing) return;
     this.failing = true;
-    this.stream.pause();
     this.endIntake();
     void settlesWithin(this.delivery.whenIdle(), this.config.shutdownGraceMs).then(() => this.finish(error));
   }
@@ -221,24 +225,39 @@ export class Session {
     void this.sendStatus(false);
   }
 
-  /** Room in the window again: read the socket. */
+  /** Room in the window again: read the socket, unless the intake ended. */
   resume(): void {
-    if (!this.closing && !this.failing) this.stream.resume();
+    if (!this.closing && !this.failing && !this.intakeEnded) this.stream.resume();
   }
 
   /**
-   * No more events of this session go to the delivery (a stop drains what it has); the connection stays for the
-   * final status. Returns the end LSN of the newest transaction handed over: the position the drain confirms.
+   * No more events of this session go to the delivery (a stop drains what it has) and reading stops; the
+   * connection stays for the final status. Returns the end LSN of the newest transaction handed over: the
+   * position the drain confirms. Ends a wait of endIntakeAtCommit, whatever ended the intake.
    */
   endIntake(): Lsn | undefined {
     if (!this.tracker) return undefined;
+    this.intakeEnded = true;
+    this.stream.pause();
     this.delivery.endSession(this.tracker);
-    return this.tracker.committed;
+    const drainTo = this.tracker.committed;
+    const waiting = this.atCommit;
+    this.atCommit = undefined;
+    waiting?.(drainTo);
+    return drainTo;
   }
 
-  /** Stop reading: WAL stays in PostgreSQL. */
-  pause(): void {
-    this.stream.pause();
+  /**
+   * A graceful stop's end of intake: at once between source transactions; inside one, reading goes on (under the
+   * window's backpressure, as before) until its commit. Events of the open transaction may be in Kafka already:
+   * cut there, they would sit past the confirmed position and a restart would send them again. Resolves with what
+   * endIntake returns; the caller bounds the wait and calls endIntake itself when it runs out.
+   */
+  endIntakeAtCommit(): Promise<Lsn | undefined> {
+    const open = this.txn;
+    if (!open || this.closing || this.failing || this.intakeEnded) return Promise.resolve(this.endIntake());
+    this.logger.info({ xid: open.xid, commitLsn: formatLsn(open.commitLsn) }, 'stopping: reading the open source transaction to its commit');
+    return new Promise((resolve) => (this.atCommit = resolve));
   }
 
   /** Reports the confirmed position now; resolves once written (at-most-once confirms before each hand-off). */
@@ -268,7 +287,7 @@ export class Session {
     clearInterval(this.statusTimer);
     if (this.tracker) {
       void this.sendStatus(false);
-      this.delivery.endSession(this.tracker);
+      this.endIntake();
     }
     void this.stream.close().then(() => this.resolveEnded(error));
   }
