@@ -44,7 +44,10 @@ export class Session {
   /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
   private failing = false;
   private lastReported: Lsn | undefined;
-  /** No more events of this session go to the delivery (endIntake): it never reads again. */
+  /**
+   * No more events of this session go to the delivery (endIntake): it never reads again. A stop, a local failure
+   * (failing) and the end (closing) of a started session all set it.
+   */
   private intakeEnded = false;
   /** A graceful stop waiting for the open transaction's commit (endIntakeAtCommit). */
   private atCommit: ((drainTo: Lsn | undefined) => void) | undefined;
@@ -225,9 +228,9 @@ export class Session {
     void this.sendStatus(false);
   }
 
-  /** Room in the window again: read the socket, unless the intake ended. */
+  /** Room in the window again: read the socket, unless the intake ended (a stop, a local failure, the end). */
   resume(): void {
-    if (!this.closing && !this.failing && !this.intakeEnded) this.stream.resume();
+    if (!this.intakeEnded) this.stream.resume();
   }
 
   /**
@@ -255,7 +258,7 @@ export class Session {
    */
   endIntakeAtCommit(): Promise<Lsn | undefined> {
     const open = this.txn;
-    if (!open || this.closing || this.failing || this.intakeEnded) return Promise.resolve(this.endIntake());
+    if (!open || this.intakeEnded) return Promise.resolve(this.endIntake());
     this.logger.info({ xid: open.xid, commitLsn: formatLsn(open.commitLsn) }, 'stopping: reading the open source transaction to its commit');
     return new Promise((resolve) => (this.atCommit = resolve));
   }
