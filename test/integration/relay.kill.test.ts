@@ -46,6 +46,19 @@ describe('relay: killed and stopped under load', () => {
     expect(await final.exited).toBe(0);
   }, 300_000);
 
+  /** A restart, three more events, every committed event read back: what the restart sent again. */
+  async function restartAndReadBack(setup: OutboxSetup, readCommitted: boolean): Promise<ReturnType<typeof compareDelivery>> {
+    const restarted = startRelay(setup.args);
+    await restarted.waitForMessage('streaming from PostgreSQL');
+    await insertEvents(db(), 3);
+    const committedAfter = await committedIds(db());
+    await waitForConfirmedAll(db(), setup.slot);
+    const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 2000, readCommitted });
+    restarted.signal('SIGTERM');
+    expect(await restarted.exited).toBe(0);
+    return compareDelivery(committedAfter, after.map((r) => r.key));
+  }
+
   it('drains on SIGTERM: in-flight events are acknowledged and confirmed, the exit code is 0, a restart re-sends nothing', async () => {
     const setup = await setupOutbox(db());
     const from = await currentWalLsn(db());
@@ -79,15 +92,9 @@ describe('relay: killed and stopped under load', () => {
     const drained = compareDelivery(confirmedIds, firstRun.map((r) => r.key));
     expect(drained.missing).toEqual([]);
     expect(drained.unexpected).toBe(0);
-    const restarted = startRelay(setup.args);
-    await restarted.waitForMessage('streaming from PostgreSQL');
     // The restart streams from the drained position: had the drain confirmed less than it delivered, the
     // events past the confirmed position would arrive again here.
-    await insertEvents(db(), 3);
-    const committedAfter = await committedIds(db());
-    await waitForConfirmedAll(db(), setup.slot);
-    const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 2000 });
-    const delivery = compareDelivery(committedAfter, after.map((r) => r.key));
+    const delivery = await restartAndReadBack(setup, false);
     console.log(
       `SIGTERM drain: ${stopping!.inFlight} in flight when the drain began, ${committed.length} committed, ${firstRun.length} delivered before the restart ` +
         `(${committed.length - confirmedIds.length} committed after the confirmed position), ${delivery.duplicates - drained.duplicates} re-sent by it`,
@@ -95,8 +102,6 @@ describe('relay: killed and stopped under load', () => {
     expect(delivery.missing).toEqual([]);
     expect(delivery.duplicates).toBe(drained.duplicates);
     expect(delivery.unexpected).toBe(0);
-    restarted.signal('SIGTERM');
-    expect(await restarted.exited).toBe(0);
   });
 
   /**
@@ -122,19 +127,6 @@ describe('relay: killed and stopped under load', () => {
     relay.signal('SIGTERM');
     expect(await relay.exited, relay.dump()).toBe(0);
     return { relay, ids: committed.map((c) => c.id), endLsn: committed[0]!.endLsn };
-  }
-
-  /** A restart, three more events, every committed event read back: what the restart sent again. */
-  async function restartAndReadBack(setup: OutboxSetup, readCommitted: boolean): Promise<ReturnType<typeof compareDelivery>> {
-    const restarted = startRelay(setup.args);
-    await restarted.waitForMessage('streaming from PostgreSQL');
-    await insertEvents(db(), 3);
-    const committedAfter = await committedIds(db());
-    await waitForConfirmedAll(db(), setup.slot);
-    const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 2000, readCommitted });
-    restarted.signal('SIGTERM');
-    expect(await restarted.exited).toBe(0);
-    return compareDelivery(committedAfter, after.map((r) => r.key));
   }
 
   // exactly-once would otherwise abort the open Kafka transaction: nothing duplicated for read_committed readers, but
