@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { KafkaBroker, PostgresServer, isAlive, waitUntil } from '../../stack/index.js';
-import { committedIds, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
@@ -18,6 +18,9 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
   afterEach(async () => {
     await killAllRelays();
     await db?.close();
+    // A test that failed while it had a server down must not fail the ones after it for that.
+    if (kafka.pid() === undefined) await kafka.start();
+    if (postgres.pid() === undefined) await postgres.start();
   });
   afterAll(async () => {
     await Promise.all([postgres.stop(), kafka.stop()]);
@@ -35,13 +38,21 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     const confirmedBeforeOutage = await slotConfirmedLsn(db, setup.slot);
 
     await kafka.kill();
+    const outageFrom = await currentWalLsn(db);
     // Far more WAL than the in-flight window holds arrives while the broker is down: it must stay in PostgreSQL.
     const writers = startWriters(db, 4, 20, 2);
     await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
     await new Promise((r) => setTimeout(r, 8000)); // > wal_sender_timeout (3 s): the walsender must not drop us
     await writers.stop();
     const rssDuringOutage = peakRssMiB(relay.pid);
-    expect(await slotConfirmedLsn(db, setup.slot)).toBe(confirmedBeforeOutage);
+    // Held below every transaction committed during the outage. Not to the byte where it was: while nothing is in
+    // flight an idle keepalive confirms WAL without events (a record written after the sample moved it 56 bytes in
+    // one run), which is the acknowledgement rule, not a leak.
+    const confirmedDuringOutage = await slotConfirmedLsn(db, setup.slot);
+    const outageCommits = await committedIdsWithEndLsn(db, outageFrom);
+    expect(outageCommits.length).toBeGreaterThan(0);
+    expect(confirmedDuringOutage).toBeGreaterThanOrEqual(confirmedBeforeOutage);
+    expect(confirmedDuringOutage).toBeLessThan(outageCommits.reduce((min, c) => (c.endLsn < min ? c.endLsn : min), outageCommits[0]!.endLsn));
     expect(relay.logs.filter((l) => l.msg === 'replication connection lost: reconnecting')).toEqual([]);
 
     await kafka.start();
