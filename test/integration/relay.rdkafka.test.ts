@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { parseLsn } from '../../src/lsn.js';
 import { repoRoot, waitUntil } from '../../stack/index.js';
-import { committedIds, compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, stack } from '../support/services.js';
+import { readTopic, stack, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 
 describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
@@ -35,17 +34,25 @@ describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
     expect(await relay.exited).toBe(0);
   });
 
-  it('halts on a missing topic with TOPIC_NOT_FOUND, confirming nothing past the event', async () => {
-    const setup = await setupOutbox(db(), { extraArgs: ['--kafka-client', 'rdkafka', '--topic', 'no-such-topic'] });
+  it.each([
+    ['at-least-once', []],
+    ['exactly-once', ['--checkpoint-topic', uniqueName('checkpoints')]],
+  ])('%s: halts on a missing topic with TOPIC_NOT_FOUND, confirming nothing past the event', async (guarantee, extra) => {
+    const setup = await setupOutbox(db(), { extraArgs: ['--kafka-client', 'rdkafka', '--topic', 'no-such-topic', '--delivery-guarantee', guarantee, ...extra] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
-    await insertEvents(db(), 1);
+    const from = await currentWalLsn(db());
+    const [poison] = await insertEvents(db(), 1);
     const halted = await relay.waitForLog((l) => l.level === 'error', 30_000, 'halt');
-    expect(halted.code).toBe('TOPIC_NOT_FOUND');
+    expect(halted).toMatchObject({ code: 'TOPIC_NOT_FOUND', topic: 'no-such-topic' });
+    expect(String(halted.err)).toContain(poison!.id);
     // An idle relay may confirm a keepalive position between the poison INSERT and its commit (safe: the
-    // transaction is still streamed again); it must never reach the poison's commit, nor move after the halt.
+    // transaction is still streamed again); it must never confirm the poison's transaction (its commit record's
+    // end), nor move after the halt.
+    const committed = await committedIdsWithEndLsn(db(), from);
+    expect(committed.map((c) => c.id)).toEqual([poison!.id]);
     const atHalt = await slotConfirmedLsn(db(), setup.slot);
-    expect(atHalt < parseLsn(String(halted.lsn))).toBe(true);
+    expect(atHalt < committed[0]!.endLsn).toBe(true);
     await new Promise((r) => setTimeout(r, 1000));
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(atHalt);
   });
