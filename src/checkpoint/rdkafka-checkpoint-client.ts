@@ -1,12 +1,34 @@
 import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
+import { backoffDelay, sleep } from '../retry.js';
 import { connectionProperties, createRdKafkaClient, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
+import { isUnknownTopic } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
 
 /** librdkafka's "from the beginning" offset (RD_KAFKA_OFFSET_BEGINNING). */
 const OFFSET_BEGINNING = -2;
+
+/**
+ * How long a topic just created may stay unknown to the broker answering the metadata request: CreateTopics
+ * returns once the controller committed it, and brokers learn it from the metadata log after that (a first
+ * checkpoint write on a fresh broker got UNKNOWN_TOPIC_OR_PART, logged a warning and waited for the next interval).
+ */
+const NEW_TOPIC_VISIBLE = { initialDelayMs: 50, maxDelayMs: 1000, withinMs: 10_000 };
+
+/** Runs `describe` until the topic is no longer unknown, with backoff, for at most NEW_TOPIC_VISIBLE.withinMs. */
+async function untilKnown<T>(describe: () => Promise<T>): Promise<T> {
+  const giveUpAt = Date.now() + NEW_TOPIC_VISIBLE.withinMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await describe();
+    } catch (err) {
+      if (!isUnknownTopic(err) || Date.now() >= giveUpAt) throw err;
+    }
+    await sleep(backoffDelay(NEW_TOPIC_VISIBLE, attempt));
+  }
+}
 
 /**
  * The checkpoint topic through librdkafka. The read assigns the partitions itself (no subscribe, so no consumer
@@ -47,7 +69,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
         if ((err as { code?: number; errors?: { code?: number }[] }).code !== 36 && !(err as { errors?: { code?: number }[] }).errors?.every((e) => e.code === 36)) throw err;
       }
       // createTopics returns before the partition has a leader; a metadata request with one answers after it.
-      await admin.fetchTopicMetadata({ topics: [spec.topic] });
+      await untilKnown(() => admin.fetchTopicMetadata({ topics: [spec.topic] }));
     });
   }
 
