@@ -34,10 +34,10 @@ export type ErrorCode =
   | 'OPERATION_REFUSED'
   | 'CONFIRMATION_REQUIRED'
   | 'PRODUCER_FENCED'
-  | 'KAFKA_TXN_TIMEOUT'
   | 'CHECKPOINT_FAILED'
   | 'REPLAY_OUT_OF_WINDOW'
   | 'START_LSN_BEYOND_WAL'
+  | 'INTERRUPTED'
   | 'INTERNAL';
 
 export interface RelayErrorOptions {
@@ -76,6 +76,7 @@ const PAST_THE_EVENT = 'then restart; to get past this event instead: outbox-rel
  * budget), so that every halt or exit line carries one, whichever component raised it.
  */
 const DEFAULT_FIXES: Partial<Record<ErrorCode, string>> = {
+  INTERNAL: 'a defect of outbox-relay: report it with this line (and the stack printed with it, or logged at --log-level debug); a restart resumes at the confirmed position',
   KAFKA_UNAVAILABLE: 'check that the relay reaches every address in kafka.brokers and the listeners the brokers advertise (advertised.listeners), and the TLS/SASL settings',
   RETRIES_EXHAUSTED: 'the service named in the message stayed unreachable for retry.maxDuration: fix it (network, address, credentials); the restart resumes at the confirmed position. Raise retry.maxDuration to wait longer',
   RECORD_REQUIRED_NULL: `the row has NULL in a column the mapping needs (id, key, payload, or one the topic uses): fix its writer, or map another column; ${PAST_THE_EVENT}`,
@@ -87,6 +88,11 @@ const DEFAULT_FIXES: Partial<Record<ErrorCode, string>> = {
 
 export function isRelayError(err: unknown): err is RelayError {
   return err instanceof RelayError;
+}
+
+/** `err` itself when it is a RelayError; anything else is a defect, INTERNAL (its text keeps the JavaScript error's name). */
+export function asRelayError(err: unknown): RelayError {
+  return isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err });
 }
 
 export function errorMessage(err: unknown): string {

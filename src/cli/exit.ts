@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { asRelayError, isRelayError } from '../errors.js';
 
 /**
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. `status` adds what it found the running
@@ -10,22 +10,24 @@ import { RelayError, errorMessage, isRelayError } from '../errors.js';
  */
 export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted: 4, relayUnreachable: 5, confirmationRequired: 6 } as const;
 
-/** Prints an error for a person (message and fix) and returns its exit code. */
+/**
+ * Prints an error for a person (code, message and fix) and returns its exit code. Anything but a RelayError is a
+ * defect: INTERNAL, with its stack after the fix in text.
+ */
 export function reportError(err: unknown, json = false): number {
-  const usage = isRelayError(err) && err.code === 'CONFIG_INVALID';
+  const error = asRelayError(err);
   if (json) {
-    const body = isRelayError(err) ? { error: { code: err.code, message: err.message, fix: err.hint } } : { error: { code: 'INTERNAL', message: String(err) } };
-    process.stdout.write(`${JSON.stringify(body)}\n`);
+    process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message, fix: error.hint } })}\n`);
   } else {
-    const text = isRelayError(err) ? err.describe() : err instanceof Error ? (err.stack ?? err.message) : String(err);
-    process.stderr.write(`outbox-relay: ${text}\n`);
+    const stack = isRelayError(err) || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
+    process.stderr.write(`outbox-relay: ${error.code}: ${error.describe()}${stack}\n`);
   }
-  return usage ? EXIT.usage : EXIT.runtime;
+  return error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
 }
 
 /** Once the logger exists, a failure is one error line with its code and fix (what the README's log table promises). */
 export function logFailure(logger: Logger, err: unknown): number {
-  const error = isRelayError(err) ? err : new RelayError('INTERNAL', errorMessage(err), { cause: err });
+  const error = asRelayError(err);
   logger.error({ code: error.code, err: error.message, fix: error.hint }, 'giving up');
   return error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
 }

@@ -11,14 +11,14 @@ import { runCommand } from './commands/run.js';
 import { setupCommand } from './commands/setup.js';
 import { slotCommand } from './commands/slot.js';
 import { statusCommand } from './commands/status.js';
+import { ConfigError } from '../config/load.js';
 import { VERSION } from '../instance.js';
-import { EXIT } from './exit.js';
+import { EXIT, reportError } from './exit.js';
 
 const program = new Command('outbox-relay')
   .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')
   .version(VERSION)
   .exitOverride()
-  .showHelpAfterError('(add --help for usage)')
   .addCommand(runCommand())
   .addCommand(replayCommand())
   .addCommand(republishCommand())
@@ -28,12 +28,33 @@ const program = new Command('outbox-relay')
   .addCommand(statusCommand())
   .addCommand(configCommand());
 
+/** The command whose parsing failed, named in the fix of the usage error reported for it. */
+let failedCommand = program.name();
+
+/**
+ * Commander prints a parse error as its own line, without a code or a fix; every command records instead that
+ * it failed, and the error is reported below like any other. Help written for an error (a command group called
+ * without its subcommand) is still printed.
+ */
+function recordParseErrors(command: Command, path: string): void {
+  command.configureOutput({
+    outputError: () => (failedCommand = path),
+    writeErr: (text) => {
+      failedCommand = path;
+      process.stderr.write(text);
+    },
+  });
+  for (const sub of command.commands) recordParseErrors(sub, `${path} ${sub.name()}`);
+}
+recordParseErrors(program, program.name());
+
+function usageError(err: CommanderError): ConfigError {
+  const message = err.code === 'commander.help' ? `${failedCommand} needs a command (listed above)` : err.message.replace(/^error: /, '').replaceAll('\n', ' ');
+  return new ConfigError(message, `see ${failedCommand} --help`);
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  } else {
-    throw err;
-  }
+  process.exitCode = !(err instanceof CommanderError) ? reportError(err) : err.exitCode === 0 ? EXIT.ok : reportError(usageError(err));
 }

@@ -113,6 +113,11 @@ export class OutboxPages {
     return this.first && { time: this.first[0], id: this.first[1] };
   }
 
+  /** The time of the last row read: a run stopped after its page was sent resumes with --since that time. */
+  get lastTime(): string | undefined {
+    return this.after?.[0];
+  }
+
   /** The id column's text value in a row of `next()`. */
   idOf(row: (string | null)[]): string | null {
     return row[this.idIndex] ?? null;

@@ -15,7 +15,7 @@ const REFUSALS: Record<string, Refusal> = {
   // object_in_use
   '55006': { code: 'PG_SLOT_ACTIVE', fix: 'a running relay (or another client) holds the slot: stop it first; outbox-relay slot status shows who (held_by)' },
   // configuration_limit_exceeded: all slots or WAL senders in use
-  '53400': { code: 'OPERATION_REFUSED', fix: 'raise max_replication_slots / max_wal_senders (a restart), or drop unused slots: outbox-relay slot list shows them' },
+  '53400': { code: 'PG_QUERY_FAILED', fix: 'raise max_replication_slots / max_wal_senders (a restart), or drop unused slots: outbox-relay slot list shows them' },
   // undefined_object: no such slot or publication
   '42704': { code: 'PG_SLOT_MISSING', fix: 'create it: outbox-relay setup (or slot create / publication create); check --slot and --publication' },
   // undefined_table
@@ -23,7 +23,7 @@ const REFUSALS: Record<string, Refusal> = {
   // invalid_name
   '42602': { code: 'CONFIG_INVALID', fix: 'slot names are lower-case letters, digits and underscores, at most 63 characters' },
   // read_only_sql_transaction: connected to a standby
-  '25006': { code: 'OPERATION_REFUSED', fix: 'this server is a read-only standby: point --postgres-url at the primary' },
+  '25006': { code: 'PG_QUERY_FAILED', fix: 'this server is a read-only standby: point --postgres-url at the primary' },
 };
 
 /** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. */

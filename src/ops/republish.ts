@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
 import { TupleValues } from '../decode/pgoutput.js';
-import { RelayError, isRelayError } from '../errors.js';
+import { RelayError, asRelayError, isRelayError } from '../errors.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
@@ -44,6 +44,8 @@ export interface RepublishSummary {
   durationMs: number;
   dryRun: boolean;
   interrupted: boolean;
+  /** Interrupted with --since: the --since that resumes without missing a row (see resumeSince). */
+  resumeSince?: string;
   /** With --ids: the ids no outbox table holds (deleted by a cleanup job, or mistyped). */
   notFound?: string[];
 }
@@ -90,11 +92,14 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   const summary: RepublishSummary = { events: 0, filtered: 0, byTopic: {}, durationMs: 0, dryRun: options.sink === undefined, interrupted: false };
   let done = 0;
   const seen = new Set<string>();
-  for (const table of plans) {
+  tables: for (const [index, table] of plans.entries()) {
+    const at = (time: string | undefined) => resumeSince(options.selection, index === plans.length - 1, time);
     for (;;) {
       if (options.signal.aborted) {
         summary.interrupted = true;
-        break;
+        // Every page read was sent: rows from the last one's time on were not all read yet.
+        summary.resumeSince = at(table.pages.lastTime);
+        break tables;
       }
       const rows = await table.pages.next(options.batchSize);
       if (rows.length === 0) break;
@@ -107,12 +112,12 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
           continue;
         }
         const txn: SourceTransaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, readAtMs: 0, endLsn: 0n, pending: 0, tracker };
-        const event = atPosition(table, () => table.mapper.map(values, txn));
+        const event = atPosition(table, at, () => table.mapper.map(values, txn));
         for (const name of TRANSACTION_HEADERS) delete event.headers[name];
         event.headers[REPUBLISHED_HEADER] = 'true';
         records.push({ topic: event.topic, key: event.key, value: event.value, headers: event.headers });
       }
-      if (options.sink && records.length > 0) await atPosition(table, () => sendBatch(options.sink!, records, config.retry, logger, options.signal));
+      if (options.sink && records.length > 0) await atPosition(table, at, () => sendBatch(options.sink!, records, config.retry, logger, options.signal));
       for (const r of records) summary.byTopic[r.topic] = (summary.byTopic[r.topic] ?? 0) + 1;
       summary.events += records.length;
       done += rows.length;
@@ -128,14 +133,30 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   return summary;
 }
 
-/** Adds the page the run stopped in to an error, so the operator can resume with --since instead of starting over. */
-function atPosition<T>(table: TablePlan, work: () => T): T {
+/**
+ * The --since with which a stopped run goes on without missing a row, given the time from which the stopped
+ * table's rows were not all sent (undefined: none was): the tables are sent one after the other, so only in the
+ * last one may a run resume later than the original --since (an earlier one's later tables have older rows not
+ * sent yet). Undefined with --ids: the same ids again.
+ */
+function resumeSince(selection: RowSelection, lastTable: boolean, time: string | undefined): string | undefined {
+  if (!('since' in selection)) return undefined;
+  return lastTable && time !== undefined ? time : selection.since;
+}
+
+/** How to go on after a stopped run: `since` from resumeSince. */
+export function resumeHint(since: string | undefined): string {
+  return since === undefined ? 'run the same command again (ids already sent are sent again)' : `run the same command with --since '${since}' (rows from that time on are sent again)`;
+}
+
+/** Adds the page the run stopped in to an error, with the --since that resumes instead of starting over. */
+function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) => string | undefined, work: () => T): T {
   const fail = (err: unknown): never => {
-    const error = isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err });
+    const error = asRelayError(err);
     const page = table.pages.pageStart;
     throw new RelayError(error.code, `${error.message} (republish of ${table.mapping.schema}.${table.mapping.table} stopped in the page starting at time ${page?.time ?? '-'}, id ${page?.id ?? '-'})`, {
       cause: error,
-      hint: `${error.hint ? `${error.hint}; then ` : 'fix the cause, then '}resume with --since '${page?.time ?? '<time>'}' (rows from that time on are sent again)`,
+      hint: `${error.hint ? `${error.hint}; then ` : 'fix the cause, then '}${resumeHint(resumeAt(page?.time))}`,
       details: { ...error.details, resumeFrom: page },
     });
   };

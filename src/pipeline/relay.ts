@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/types.js';
-import { RelayError, isRelayError, type ErrorCode } from '../errors.js';
+import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { backoffDelay, settlesWithin, sleep } from '../retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision } from '../sink/delivery.js';
@@ -50,10 +50,6 @@ const FATAL = new Set<ErrorCode>([
 
 /** How often the confirmed position is logged at info while it moves. */
 const PROGRESS_LOG_MS = 30_000;
-
-function asRelayError(err: unknown): RelayError {
-  return isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err });
-}
 
 /**
  * The daemon's lifecycle: connect the sink, stream sessions with reconnects (bounded backoff with jitter),

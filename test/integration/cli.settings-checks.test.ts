@@ -30,8 +30,8 @@ describe('cli: settings checked before anything connects or is created', () => {
     const base = ['run', '--postgres-url', db().url, '--slot', uniqueName('slot'), '--publication', uniqueName('pub')];
     const brokers = ['--kafka-brokers', stack().brokers.join(',')];
     const cases: [string[], RegExp][] = [
-      [[...brokers, '--topic', 'events/${aggregate_type}'], /^outbox-relay: topic: "events\/\$\{aggregate_type\}" has "\/", which a Kafka topic name cannot contain\n {2}fix: use 1-249 characters/],
-      [[...brokers, '--routes', 'Order*=bad topic'], /^outbox-relay: routes\.0\.topic: "bad topic" has " "/],
+      [[...brokers, '--topic', 'events/${aggregate_type}'], /^outbox-relay: CONFIG_INVALID: topic: "events\/\$\{aggregate_type\}" has "\/", which a Kafka topic name cannot contain\n {2}fix: use 1-249 characters/],
+      [[...brokers, '--routes', 'Order*=bad topic'], /^outbox-relay: CONFIG_INVALID: routes\.0\.topic: "bad topic" has " "/],
       [['--kafka-brokers', '127.0.0.1'], /invalid flag --kafka-brokers: "127.0.0.1"; expected host:port for every broker, with a port from 1 to 65535 \(not "127.0.0.1"\)/],
       [['--kafka-brokers', `${stack().brokers[0]},kafka:99999`], /\(not "kafka:99999"\)/],
     ];

@@ -74,14 +74,13 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     expect(result.stderr).toContain(`${file}: unknown setting "kafka.brokerz"`);
   });
 
-  it('a missing required setting and an unknown flag', async () => {
+  it('a missing required setting and an unknown flag: each one error with its code and fix', async () => {
     const missing = await runToExit([]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('missing required setting kafka.brokers');
-    expect(missing.stderr).toContain('--kafka-brokers');
+    expect(missing.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: missing required setting kafka\.brokers\n {2}fix: pass --kafka-brokers/);
     const unknown = await runToExit([...BROKERS, '--kafka-brokerz', 'x']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("unknown option '--kafka-brokerz'");
+    expect(unknown.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: unknown option '--kafka-brokerz' \(Did you mean --kafka-brokers\?\)\n {2}fix: see outbox-relay run --help\n?$/);
   });
 
   it('an HTTP port already in use', async () => {

@@ -101,6 +101,40 @@ describe('replay and republish commands', () => {
     expect((await readTopic(setup.topic, { expected: 18, timeoutMs: 2000, settleMs: 0 })).length).toBe(17);
   });
 
+  it('republish stopped by SIGTERM exits 1 with one INTERRUPTED error line whose fix goes on from there without missing a row', async () => {
+    const setup = await setupOutbox(db());
+    const since = (await db().query<{ t: string }>('SELECT clock_timestamp()::text AS t')).rows[0]!.t;
+    // Six transactions: six created_at times, so a resume can start later than the first.
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(...(await insertEvents(db(), 10)).map((e) => e.id));
+    const first = startRelay([...commandArgs(setup, 'republish'), '--since', since, '--batch-size', '5', '--rate', '5']);
+    try {
+      // Past the first transaction's rows: a resume at the time of the rows read last leaves those out.
+      await readTopic(setup.topic, { expected: 15, timeoutMs: 30_000, settleMs: 0 });
+      first.signal('SIGTERM');
+      expect(await first.exited, first.dump()).toBe(1);
+    } finally {
+      await first.kill();
+    }
+    const errors = first.logs.filter((l) => l.level === 'error');
+    expect(errors, first.dump()).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ msg: 'republish interrupted', code: 'INTERRUPTED', interrupted: true });
+    const resumeSince = String(errors[0]!.resumeSince);
+    expect(errors[0]!.fix).toBe(`run the same command with --since '${resumeSince}' (rows from that time on are sent again)`);
+    const sentFirst = Number(errors[0]!.events);
+    expect(sentFirst).toBeGreaterThan(0);
+    expect(sentFirst).toBeLessThan(60);
+
+    const rest = await runCli([...commandArgs(setup, 'republish'), '--since', resumeSince, '--batch-size', '5']);
+    expect(rest.code, rest.stdout + rest.stderr).toBe(0);
+    const restEvents = Number(rest.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'republish finished')!.events);
+    // It went on from where the first run stopped (not from the start), and together they sent every row.
+    expect(restEvents).toBeLessThan(60);
+    const records = await readTopic(setup.topic, { expected: sentFirst + restEvents });
+    expect(records).toHaveLength(sentFirst + restEvents);
+    expect(new Set(records.map((r) => r.key))).toEqual(new Set(ids));
+  });
+
   it('replay --start-lsn --to-lsn re-delivers exactly the events committed in the range and exits 0; refuses while the slot is active and below the slot', async () => {
     const checkpointTopic = uniqueName('checkpoints');
     const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', checkpointTopic] });

@@ -4,7 +4,7 @@ import { pgRefusal } from '../../src/ops/pg-refusals.js';
 describe("PostgreSQL's refusals map to a code with a fix", () => {
   it('names the SQLSTATE, keeps the message and gives the fix for the refusals operator commands meet', () => {
     const limit = pgRefusal('53400', 'all replication slots are in use', undefined)!;
-    expect(limit.code).toBe('OPERATION_REFUSED');
+    expect(limit.code).toBe('PG_QUERY_FAILED');
     expect(limit.message).toBe('PostgreSQL refused the operation (SQLSTATE 53400): all replication slots are in use');
     expect(limit.hint).toMatch(/max_replication_slots/);
     expect(pgRefusal('55000', 'logical decoding requires wal_level >= logical', undefined)).toMatchObject({ code: 'PG_WAL_LEVEL' });

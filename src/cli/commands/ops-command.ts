@@ -43,7 +43,7 @@ function examplesText(lines: string[]): string {
  * it maps to exit 2; without exitOverride a subcommand would exit 1 on its own.
  */
 export function groupCommand(name: string, description: string, examples: string[]): Command {
-  return new Command(name).description(description).addHelpText('after', examplesText(examples)).exitOverride().showHelpAfterError('(add --help for usage)');
+  return new Command(name).description(description).addHelpText('after', examplesText(examples)).exitOverride();
 }
 
 export interface OpsCommandSpec {

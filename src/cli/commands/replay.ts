@@ -5,7 +5,7 @@ import type { RelayConfig } from '../../config/types.js';
 import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { RelayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { formatLsn, isLsn, parseLsn, type Lsn } from '../../lsn.js';
+import { formatLsn, isLsn, maxLsn, parseLsn, type Lsn } from '../../lsn.js';
 import { withClient } from '../../ops/connection.js';
 import { findSlot } from '../../ops/slots.js';
 import { deliveryStrategy } from '../../pipeline/delivery-strategy.js';
@@ -110,7 +110,15 @@ export function replayCommand(): Command {
     if (outcome.state === 'halted') await stop();
     await stopping;
     await strategy.close();
-    const error = refused ?? outcome.error;
+    // Stopped by a signal before its end: not done, so an error that says where to go on from.
+    const error =
+      refused ??
+      outcome.error ??
+      (reached
+        ? undefined
+        : new RelayError('INTERRUPTED', `replay interrupted before its end ${formatLsn(lastCommit)}; Kafka acknowledged every event up to ${formatLsn(relay.confirmedLsn)}`, {
+            hint: `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.confirmedLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings`,
+          }));
     const summary: ReplaySummary = {
       finished: reached && !error,
       events: tally.events,
@@ -125,11 +133,11 @@ export function replayCommand(): Command {
       ...(error ? { error: errorFields(error) } : {}),
     };
     if (summary.finished) logger.info({ ...summary }, 'replay finished');
-    else if (!error) logger.warn({ ...summary }, 'replay interrupted before it reached its end');
+    else if (error?.code === 'INTERRUPTED') logger.error({ ...summary, code: error.code, err: error.message, fix: error.hint }, 'replay interrupted before it reached its end');
     printResult(mode, { ...summary }, replayText(summary));
     // With --json the error is in the document; a person reads it on stderr.
     if (error) process.exitCode = json ? EXIT.runtime : reportError(error);
-    else process.exitCode = summary.finished ? EXIT.ok : EXIT.runtime;
+    else process.exitCode = EXIT.ok;
   });
   return command;
 }

@@ -2,10 +2,11 @@ import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/relay-config.js';
 import { ConfigError } from '../../config/load.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
+import type { ErrorCode } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import type { RowSelection } from '../../ops/outbox-rows.js';
 import { createProgress } from '../../ops/progress.js';
-import { republish, type RepublishSummary } from '../../ops/republish.js';
+import { republish, resumeHint, type RepublishSummary } from '../../ops/republish.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { EXIT, reportError } from '../exit.js';
@@ -107,7 +108,12 @@ export function republishCommand(): Command {
         republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress }, logger),
       );
       const result = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
-      logger.info(result, summary.interrupted ? 'republish interrupted' : 'republish finished');
+      if (summary.interrupted) {
+        // Not finished, so not exit 0: one error line says how to go on.
+        logger.error({ ...result, code: 'INTERRUPTED' satisfies ErrorCode, err: `republish interrupted after ${summary.events} event(s)`, fix: resumeHint(summary.resumeSince) }, 'republish interrupted');
+      } else {
+        logger.info(result, 'republish finished');
+      }
       if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
       printResult(mode, result, republishText(summary));
       process.exitCode = summary.interrupted ? EXIT.runtime : EXIT.ok;
