@@ -88,6 +88,10 @@ export class DeliveryEngine implements Delivery {
   private idleWaiters: (() => void)[] = [];
   private outage: { since: number; attempts: number } | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  /** When the send outside the flights still waiting started (a re-send, a record alone, a dead letter). */
+  private soloSince: number | undefined;
+  /** at-most-once: the transaction whose events still queued were counted as delivered at an earlier hand-off. */
+  private countedAhead: SourceTransaction | undefined;
   private readonly abort = new AbortController();
   private readonly recordRetries: RecordRetries;
   private readonly callbacks: DeliveryCallbacks;
@@ -305,11 +309,36 @@ export class DeliveryEngine implements Delivery {
     );
   }
 
-  /** at-most-once: the events count as delivered, and that position reaches PostgreSQL, before Kafka sees them. */
+  /**
+   * at-most-once: the events count as delivered, and that position reaches PostgreSQL, before Kafka sees them.
+   * A committed transaction larger than a batch counts whole at its first batch: counted batch by batch, the
+   * position would pass it only at its last, and a crash before that would send its first batches again.
+   */
   private async handOff(batch: OutboxEvent[]): Promise<void> {
-    this.callbacks.delivered(receiptsOf(batch), 0);
+    const ahead = this.countedAhead;
+    const receipts = receiptsOf(ahead ? batch.filter((e) => e.txn !== ahead) : batch);
+    const last = batch.at(-1)!.txn;
+    if (last !== ahead) this.countedAhead = this.countAhead(last, receipts);
+    this.callbacks.delivered(receipts, 0);
     await this.callbacks.reportPosition();
     await this.options.producing.sink.send(batch);
+  }
+
+  /**
+   * at-most-once: adds the still queued rest of `txn`, if it is committed, to `receipts`; returns `txn` when it
+   * did. Not with an unmappable row in the rest: the poison policy counts that one itself (a halt must stop
+   * before it), so such a transaction counts batch by batch.
+   */
+  private countAhead(txn: SourceTransaction, receipts: Receipt[]): SourceTransaction | undefined {
+    if (txn.endLsn === undefined) return undefined;
+    let end = this.head;
+    while (end < this.queue.length && this.queue[end]!.txn === txn) {
+      if (this.queue[end]!.error) return undefined;
+      end++;
+    }
+    if (end === this.head) return undefined;
+    receiptsOf(this.queue.slice(this.head, end) as OutboxEvent[], false, receipts);
+    return txn;
   }
 
   private settle(flight: Flight, error?: RelayError): void {
@@ -364,14 +393,10 @@ export class DeliveryEngine implements Delivery {
     let error = firstError;
     for (let attempt = 1; ; attempt++) {
       if (isRecordError(error)) return this.isolate(batch, error);
-      if (!this.beginRetry(error, attempt)) return false;
-      const delay = backoffDelay(this.options.retry, attempt - 1);
-      this.callbacks.retrying(error, attempt, delay);
-      await sleep(delay, this.abort.signal);
-      if (this.dead) return false;
+      if (!(await this.backOff(error, attempt))) return false;
       const sentAt = Date.now();
       try {
-        await this.options.producing.sink.send(batch);
+        await this.watched(this.options.producing.sink.send(batch));
         this.sent({ batch, sentAt });
         return true;
       } catch (err) {
@@ -383,7 +408,7 @@ export class DeliveryEngine implements Delivery {
   private async produceAlone(event: OutboxEvent): Promise<boolean> {
     const sentAt = Date.now();
     try {
-      await this.options.producing.sink.send([event]);
+      await this.watched(this.options.producing.sink.send([event]));
       this.sent({ batch: [event], sentAt });
       return true;
     } catch (err) {
@@ -422,7 +447,8 @@ export class DeliveryEngine implements Delivery {
       hint: error.hint,
       details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, attempts },
     });
-    if ((await this.callbacks.poison(event, poisoned)) !== 'skip') return this.fail(poisoned);
+    // A dead letter is a produce too: a broker that never answers it is an outage like any other.
+    if ((await this.watched(this.callbacks.poison(event, poisoned))) !== 'skip') return this.fail(poisoned);
     this.skipped(event);
     return true;
   }
@@ -471,11 +497,7 @@ export class DeliveryEngine implements Delivery {
         // librdkafka says when a commit may simply be retried; anything else (ambiguous included) aborts, and
         // the checkpoint read before the next session tells whether the commit happened after all.
         if (!transactionFlags(error).txnRetriable) return this.discard(error, true);
-        if (!this.beginRetry(error, attempt)) return;
-        const delay = backoffDelay(this.options.retry, attempt - 1);
-        this.callbacks.retrying(error, attempt, delay);
-        await sleep(delay, this.abort.signal);
-        if (this.dead) return;
+        if (!(await this.backOff(error, attempt))) return;
       }
     }
     this.outageOver();
@@ -515,7 +537,7 @@ export class DeliveryEngine implements Delivery {
     this.lastLaunched = undefined;
     this.window.clear();
     if (!(await this.abortTransaction(error))) return;
-    if (restart) this.callbacks.restartSource(error);
+    if (restart && (await this.backOff(error, (this.outage?.attempts ?? 0) + 1))) this.callbacks.restartSource(error);
   }
 
   /** Aborts the open Kafka transaction, retrying with backoff; false when delivery stopped (fenced, or Kafka gone too long). */
@@ -529,11 +551,7 @@ export class DeliveryEngine implements Delivery {
         error = classifyKafkaError(err);
         if (error.code === 'PRODUCER_FENCED' || this.dead) return this.fail(error);
       }
-      if (!this.beginRetry(error, attempt)) return false;
-      const delay = backoffDelay(this.options.retry, attempt - 1);
-      this.callbacks.retrying(error, attempt, delay);
-      await sleep(delay, this.abort.signal);
-      if (this.dead) return false;
+      if (!(await this.backOff(error, attempt))) return false;
     }
   }
 
@@ -560,6 +578,15 @@ export class DeliveryEngine implements Delivery {
     );
   }
 
+  /** Attempt `attempt` of an outage failed: waits the backoff; false once delivery stopped (retry.maxDuration ran out). */
+  private async backOff(error: RelayError, attempt: number): Promise<boolean> {
+    if (!this.beginRetry(error, attempt)) return false;
+    const delay = backoffDelay(this.options.retry, attempt - 1);
+    this.callbacks.retrying(error, attempt, delay);
+    await sleep(delay, this.abort.signal);
+    return !this.dead;
+  }
+
   private outageOver(): void {
     if (!this.outage) return;
     const { since, attempts } = this.outage;
@@ -567,17 +594,32 @@ export class DeliveryEngine implements Delivery {
     this.callbacks.recovered(Date.now() - since, attempts);
   }
 
+  /**
+   * A send outside the flights, watched for stalls like a flight: with librdkafka (no message timeout) a silent
+   * broker never answers it, and the retry loop around it would wait for ever instead of counting an outage.
+   * Such sends run one at a time (a sequential step), never beside a flight.
+   */
+  private async watched<T>(sending: Promise<T>): Promise<T> {
+    this.soloSince = Date.now();
+    this.armStallCheck();
+    try {
+      return await sending;
+    } finally {
+      this.soloSince = undefined;
+    }
+  }
+
   /** A produce request unanswered past the stall timeout is an outage: logged, not ready, bounded by retry.maxDuration. */
   private armStallCheck(): void {
     if (this.stallTimer) return;
     this.stallTimer = setInterval(() => {
-      const pending = this.flights.find((f) => !f.settled);
-      if (!pending) {
+      const sentAt = this.soloSince ?? this.flights.find((f) => !f.settled)?.sentAt;
+      if (sentAt === undefined) {
         clearInterval(this.stallTimer);
         this.stallTimer = undefined;
         return;
       }
-      const waitedMs = Date.now() - pending.sentAt;
+      const waitedMs = Date.now() - sentAt;
       if (waitedMs < this.options.stallTimeoutMs) return;
       const error = new RelayError('KAFKA_UNAVAILABLE', `Kafka has not answered a produce request for ${Math.round(waitedMs / 1000)} s`, {
         retriable: true,

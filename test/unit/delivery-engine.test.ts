@@ -242,6 +242,34 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
     expect(h.confirmed).toEqual([]);
   });
+
+  it('bounds a re-send that Kafka never answers like a first send: an outage, then RETRIES_EXHAUSTED', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    // The first attempt fails (a metadata timeout, a replaced producer); the broker then goes silent (librdkafka has no message timeout).
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends(kafkaDown(), 'hang') });
+    h.transaction('s', 1);
+    await settle();
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(h.sink.calls).toHaveLength(2);
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(h.confirmed).toEqual([]);
+  });
+
+  it('bounds a dead letter that Kafka never answers: an outage, then RETRIES_EXHAUSTED, nothing confirmed past it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    // The dead-letter write never settles (the plain producer over librdkafka has no message timeout).
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, poison: () => new Promise(() => {}) });
+    const { txn } = h.begin('m', 0);
+    h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL (fake)'));
+    h.commit(txn);
+    await settle();
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(h.confirmed).toEqual([]);
+  });
 });
 
 describe('DeliveryEngine, exactly-once', () => {
@@ -341,6 +369,23 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  it('restarts the source after a failed produce with backoff, as an outage, and gives up once it outlasts retry.maxDuration', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // E.g. TOPIC_AUTHORIZATION_FAILED after an ACL change, or a partition without a leader: every session fails the same way.
+    const auth = () => new RelayError('KAFKA_AUTH', 'Kafka refused access: TOPIC_AUTHORIZATION_FAILED (fake)', { retriable: true });
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends(...Array.from({ length: 4 }, auth)) });
+    for (let i = 0; i < 4 && h.stopped.length === 0; i++) {
+      if (i > 0) h.newSession();
+      h.transaction('t', 1);
+      await h.idle();
+      vi.setSystemTime(Date.now() + 5_000);
+    }
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_AUTH', 'KAFKA_AUTH']);
+    expect(h.restarts).toHaveLength(2);
+    expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(h.confirmed).toEqual([]);
+  });
+
   it('halts when fenced by another instance, without committing', async () => {
     const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(new RelayError('PRODUCER_FENCED', 'fenced (fake)')) });
     h.transaction('t', 1);
@@ -379,6 +424,21 @@ describe('DeliveryEngine, at-most-once', () => {
     h.reportGate.resolve();
     await h.idle();
     expect(h.sink.written).toEqual(['t.0', 't.1']);
+  });
+
+  it('confirms a committed transaction larger than one batch before its first batch is handed off', async () => {
+    // batchMaxEvents 2 (the harness default): the transaction's 5 events go in three batches.
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends('hang') });
+    const before = h.transaction('a', 1);
+    const end = h.transaction('t', 5);
+    await settle();
+    // Kafka was handed the first batch: the position covering the whole transaction was reported first, so a crash now loses events and never re-sends them.
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 't.0']]);
+    expect(h.confirmed).toEqual([before, end]);
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.sink.written).toEqual(['a.0', 't.0', 't.1', 't.2', 't.3', 't.4']);
+    expect(h.confirmed).toEqual([before, end]);
   });
 
   it('drops a batch Kafka refuses, counts it, and goes on without retrying', async () => {
