@@ -44,7 +44,9 @@ export class CheckpointWriter implements RelayObserver {
     this.floor = maxLsn(this.floor, lsn);
   }
 
+  /** Idempotent: the first position is decided again when the first connection failed. */
   start(): void {
+    if (this.timer) return;
     this.timer = setInterval(() => void this.flush(), this.intervalMs);
     this.timer.unref();
   }

@@ -170,12 +170,19 @@ export class Relay {
         const [position, opened] = await Promise.allSettled([first ? this.firstPosition() : this.deps.resumePosition?.(), session.open()]);
         if (position.status === 'rejected' || this.stopRequested) {
           if (opened.status === 'fulfilled') await session.close();
-          if (position.status === 'rejected') throw position.reason;
-          break;
+          if (position.status !== 'rejected') break;
+          const error = asRelayError(position.reason);
+          // The first position is a decision (a replay position, a checkpoint): one that is wrong is not retried;
+          // one that could not be read yet (CHECKPOINT_FAILED) is, with backoff, like a lost connection.
+          if (first && !error.retriable) return this.fail(error);
+          throw error;
         }
-        first = false;
         if (opened.status === 'rejected') throw opened.reason;
         const startLsn = session.start(this.lastConfirmed, position.value);
+        // Only now: until a session streamed, the next attempt decides the first position again (read afresh, as
+        // another instance may have moved the checkpoint meanwhile); resumePosition would start at the slot,
+        // which a replay window keeps behind the checkpoint, and send that WAL's events again.
+        first = false;
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
         if (attempt > 0 || this.state === 'standby') this.observer.reconnected?.();
@@ -187,9 +194,6 @@ export class Relay {
         error = await session.ended;
       } catch (err) {
         error = asRelayError(err);
-        // The first position is a decision (a replay position, a checkpoint): one that is wrong is not retried; one
-        // that could not be read yet (CHECKPOINT_FAILED) is, with backoff, like a lost connection.
-        if (first && !error.retriable) return this.fail(error);
       }
       if (this.stopRequested || this.deliveryError) break;
       if (!error) continue;
@@ -326,9 +330,11 @@ export class Relay {
   /**
    * Graceful stop, as a mode: the session reads on only to the commit of the source transaction it is inside, then
    * takes no more events; what was handed over is delivered (the grace period bounds both), the position is
-   * confirmed, then everything closes.
+   * confirmed, then everything closes. `openTransaction: 'drop'` ends the intake at once: for a caller that knows
+   * none of the open transaction was handed over (a bounded replay refused it, and the paused socket would never
+   * bring its commit), reading it to its commit would only wait out the grace period.
    */
-  async stop(): Promise<void> {
+  async stop(options: { openTransaction: 'read' | 'drop' } = { openTransaction: 'read' }): Promise<void> {
     if (this.stopRequested) return;
     this.stopRequested = true;
     this.wake.abort();
@@ -337,7 +343,8 @@ export class Relay {
     // One grace period bounds both the read to the open transaction's commit and the drain.
     const deadline = Date.now() + this.config.shutdownGraceMs;
     let drainTo: Lsn | undefined;
-    if (session) {
+    if (session && options.openTransaction === 'drop') drainTo = session.endIntake();
+    else if (session) {
       const atCommit = session.endIntakeAtCommit();
       if (await settlesWithin(atCommit, this.config.shutdownGraceMs)) drainTo = await atCommit;
       else {

@@ -1,0 +1,61 @@
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+
+/** What each session was started with: (the relay's confirmed position, the requested start). */
+const starts: [Lsn, Lsn | undefined][] = [];
+let opens = 0;
+
+// A fake replication session: the first connection fails, the second streams and ends with a halt.
+vi.mock('../../src/pipeline/session.js', () => ({
+  Session: class {
+    ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
+    confirmed: Lsn = 0n;
+    reported = undefined;
+    async open(): Promise<void> {
+      // PostgreSQL restarting, or the slot still held by the instance this one replaces.
+      if (opens++ === 0) throw new RelayError('PG_STREAM_FAILED', 'connection refused (fake)', { retriable: true });
+    }
+    start(lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
+      starts.push([lastConfirmed, requested]);
+      this.confirmed = requested ?? 0n;
+      return this.confirmed;
+    }
+    async close(): Promise<void> {}
+  },
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+describe('Relay, the first start position', () => {
+  it('is decided again when the first connection failed, not replaced by the slot position (which a replay window keeps behind the checkpoint)', async () => {
+    const checkpoints = [0x5000n, 0x6000n];
+    let decided = 0;
+    const config = {
+      slot: 's',
+      publication: 'p',
+      postgres: {},
+      kafka: { brokers: ['b'] },
+      retry: { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 },
+      shutdownGraceMs: 100,
+      statusIntervalMs: 1000,
+    };
+    const relay = new Relay(config as never, {
+      logger: pino({ level: 'silent' }),
+      sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
+      createDelivery: () =>
+        ({ inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, openSession() {}, push: () => true, committed() {}, endSession() {}, whenIdle: async () => undefined, stop() {} }) as never,
+      // The strategy's choice (the checkpoint, ahead of the slot); another instance may have moved it meanwhile.
+      startPosition: async () => checkpoints[decided++],
+      // at-least-once and at-most-once: a later session starts at the slot.
+      resumePosition: undefined,
+      reportPosition: (lsn: Lsn) => lsn,
+      observer: {},
+    } as never);
+    await relay.run();
+    expect(opens).toBe(2);
+    expect(decided).toBe(2);
+    expect(starts).toEqual([[0n, 0x6000n]]);
+  });
+});
