@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { Guarantee } from '../config/guarantee-config.js';
+import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { Checkpoint } from './checkpoint.js';
@@ -19,6 +21,7 @@ export class RecordedReplayWindow {
     private readonly setting: ReplayWindowSetting | undefined,
     private readonly store: KafkaCheckpointStore,
     private readonly logger: Logger,
+    private readonly guarantee: Guarantee,
   ) {}
 
   /**
@@ -29,6 +32,12 @@ export class RecordedReplayWindow {
     const recorded = checkpoint?.replayWindow === undefined ? undefined : parseReplayWindow(checkpoint.replayWindow);
     const effective: ReplayWindowSetting = this.setting ?? recorded ?? { kind: 'none' };
     const text = formatReplayWindow(effective);
+    if (effective.kind !== 'none' && this.guarantee === 'at-most-once') {
+      throw new ConfigError(
+        `at-most-once cannot keep a replay window (${text}, ${this.setting ? 'set by replayWindow' : 'recorded in the checkpoint'}): PostgreSQL would get the window's older position, so a restart after a crash would start at the checkpoint, written once a second, and send the events handed off since it a second time`,
+        'run with --replay-window 0 (it also releases a window recorded in the checkpoint), or with delivery.guarantee=at-least-once',
+      );
+    }
     this.store.replayWindow = text;
     if (effective.kind !== 'none') {
       this.position = new ReplayWindowPosition(effective);

@@ -42,7 +42,7 @@ export interface StrategyOptions {
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, logger.child({ module: 'checkpoint' })), settings.checkpointTopic);
-  const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }));
+  const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }), settings.guarantee);
   if (options.registry) {
     new Gauge({
       name: 'outbox_relay_replay_window_bytes',

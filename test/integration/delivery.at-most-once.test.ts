@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, type ConsumedRecord } from '../support/services.js';
+import { readTopic, uniqueName, type ConsumedRecord } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 
 /**
@@ -60,4 +60,28 @@ describe('delivery: at-most-once', () => {
     const overBound = resentBeyondBound(records, confirmedAtKill);
     expect(overBound, `events delivered more often than the kills allow: ${overBound.join(', ')}`).toEqual([]);
   }, 300_000);
+
+  it('refuses a replay window (set, or recorded in the checkpoint by an earlier run), exit 2 naming the fix; --replay-window 0 releases it and runs', async () => {
+    const checkpoints = ['--checkpoint-topic', uniqueName('checkpoints')];
+    const setup = await setupOutbox(db(), { extraArgs: checkpoints });
+    const set = startRelay([...setup.args, '--delivery-guarantee', 'at-most-once', '--replay-window', '1h']);
+    expect(await set.exited, set.dump()).toBe(2);
+    expect(set.logs.filter((l) => l.level === 'error'), set.dump()).toEqual([expect.objectContaining({ code: 'CONFIG_INVALID', err: expect.stringContaining('at-most-once cannot keep a replay window (1h, set by replayWindow)') as unknown, fix: expect.stringContaining('--replay-window 0') as unknown })]);
+    // An at-least-once run records a window in the checkpoint; at-most-once then meets it without setting one.
+    const atLeastOnce = startRelay([...setup.args, '--replay-window', '1h']);
+    await atLeastOnce.waitForMessage('streaming from PostgreSQL', 60_000);
+    await insertEvents(db(), 1);
+    await readTopic(setup.topic, { expected: 1, settleMs: 0 });
+    atLeastOnce.signal('SIGTERM');
+    expect(await atLeastOnce.exited).toBe(0);
+    const recorded = startRelay([...setup.args, '--delivery-guarantee', 'at-most-once']);
+    expect(await recorded.exited, recorded.dump()).toBe(2);
+    expect(recorded.logs.find((l) => l.level === 'error')?.err).toContain('(1h, recorded in the checkpoint)');
+    const released = startRelay([...setup.args, '--delivery-guarantee', 'at-most-once', '--replay-window', '0']);
+    await released.waitForMessage('streaming from PostgreSQL', 60_000);
+    const [event] = await insertEvents(db(), 1);
+    expect((await readTopic(setup.topic, { expected: 2 })).map((r) => r.key)).toContain(event!.id);
+    released.signal('SIGTERM');
+    expect(await released.exited).toBe(0);
+  });
 });

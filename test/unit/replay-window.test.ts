@@ -1,4 +1,8 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { Checkpoint } from '../../src/checkpoint/checkpoint.js';
+import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { RecordedReplayWindow } from '../../src/checkpoint/recorded-window.js';
 import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
 import { chooseStart } from '../../src/checkpoint/start-position.js';
 
@@ -51,5 +55,30 @@ describe('start position', () => {
   it('refuses --start-lsn beyond the current WAL end (it would be confirmed and skip everything committed before it)', () => {
     expect(chooseStart({ slot: 's', requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toBe(1000n);
     expect(() => chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toThrow(/has written WAL only up to 0\/3E8/);
+  });
+
+  it('at-most-once refuses a replay window, set or recorded, and takes 0 (which releases a recorded one)', async () => {
+    const rewrites: string[] = [];
+    const store = {
+      replayWindow: undefined as string | undefined,
+      topic: 'checkpoints',
+      // The real store records the window in force, not the one read.
+      message(this: { replayWindow: string }, c: Checkpoint) {
+        return { ...c, replayWindow: this.replayWindow };
+      },
+      client: { producer: () => ({ send: async (_topic: string, c: Checkpoint) => void rewrites.push(c.replayWindow!), close: async () => undefined }) },
+    } as unknown as KafkaCheckpointStore;
+    const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '6h' };
+    const logger = pino({ level: 'silent' });
+    const recorded = new RecordedReplayWindow(undefined, store, logger, 'at-most-once').resolve(checkpoint, 0x1000n);
+    await expect(recorded).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('recorded in the checkpoint') as unknown, hint: expect.stringContaining('--replay-window 0') as unknown });
+    const set = new RecordedReplayWindow(parseReplayWindow('2GiB'), store, logger, 'at-most-once').resolve(undefined, 0x1000n);
+    await expect(set).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('2GiB, set by replayWindow') as unknown });
+    const released = new RecordedReplayWindow(parseReplayWindow('0'), store, logger, 'at-most-once');
+    await released.resolve(checkpoint, 0x1000n);
+    expect(rewrites).toEqual(['0']);
+    expect(released.report(0x5000n)).toBe(0x5000n);
+    // at-least-once keeps it.
+    await expect(new RecordedReplayWindow(undefined, store, logger, 'at-least-once').resolve(checkpoint, 0x1000n)).resolves.toBeUndefined();
   });
 });

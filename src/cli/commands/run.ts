@@ -96,7 +96,8 @@ export function runCommand(): Command {
     // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).
     if (result.state !== 'failed') await signals.stopped;
     await server?.close();
-    process.exitCode = result.state === 'stopped' ? EXIT.ok : EXIT.runtime;
+    // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
+    process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
   });
   return command;
 }
