@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { freePort } from '../../stack/ports.js';
 import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
@@ -195,5 +196,32 @@ describe('replay and republish commands', () => {
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain('is in use');
     expect((await readTopic(setup.topic, { expected: 22, timeoutMs: 2000, settleMs: 0 })).length).toBe(21);
+  });
+
+  it('a bounded replay ends at the first transaction past its end without waiting for that transaction\'s commit', async () => {
+    const setup = await setupOutbox(db());
+    const start = await slotConfirmedLsn(db(), setup.slot);
+    // B, past the end, is open while A commits and commits right after it: PostgreSQL sends B's first rows just
+    // behind A's commit, and B's commit only after ~20 MB of rows.
+    const b = new pg.Client({ connectionString: db().url });
+    await b.connect();
+    let inRange: string[];
+    let end: string;
+    try {
+      await b.query('BEGIN');
+      await insertEvents({ query: (text: string, values?: unknown[]) => b.query(text, values) } as never, 20_000, { payload: (i) => JSON.stringify({ n: i, pad: 'x'.repeat(1000) }) });
+      inRange = (await insertEvents(db(), 2)).map((e) => e.id);
+      // B's commit record will start here at the earliest: the bound ends one byte before.
+      end = formatLsn(parseLsn((await db().query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn) - 1n);
+      await b.query('COMMIT');
+    } finally {
+      await b.end();
+    }
+    // A grace period longer than the test: a replay that read B to its commit (with reading paused) would not end in time.
+    const replay = await runCliJson<Record<string, unknown>>([...commandArgs(setup, 'replay'), '--start-lsn', formatLsn(start), '--to-lsn', end, '--shutdown-grace', '10m']);
+    expect(replay.code, replay.stdout + replay.stderr).toBe(0);
+    expect(replay.json).toMatchObject({ finished: true, events: 2 });
+    expect(replay.stderr).not.toContain('grace period over');
+    expect((await readTopic(setup.topic, { expected: 2, settleMs: 1000 })).map((r) => r.key)).toEqual(inRange);
   });
 });

@@ -84,10 +84,11 @@ export function replayCommand(): Command {
     let reached = false;
     let refused: RelayError | undefined;
     let stopping: Promise<void> | undefined;
-    const stop = () => (stopping ??= relay.stop());
+    const stop = (openTransaction: 'read' | 'drop' = 'read') => (stopping ??= relay.stop({ openTransaction }));
     const bound = new ReplayBound(lastCommit, () => {
       reached = true;
-      void stop();
+      // A transaction open now lies past the bound: the bound refused every event of it.
+      void stop('drop');
     });
     const relay: Relay = new Relay(config, {
       logger,
