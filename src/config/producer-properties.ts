@@ -63,7 +63,11 @@ export function checkProducerProperties(properties: Record<string, string>): voi
 }
 
 /** Settings the selected client cannot honour are refused at start, naming the client and the setting. */
-export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee?: string): void {
+/**
+ * Refuses what kafka.client does not support. `setExplicitly`: the librdkafka-only settings with a default
+ * (kafka.linger, kafka.batchSize) given by the operator: kafkajs would ignore them without a word.
+ */
+export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee: string | undefined, setExplicitly: string[]): void {
   // Measured on a 3-broker cluster (test/integration/cluster.leader-failover.test.ts): one partition-leader kill
   // under 4 writers lost 51 and duplicated 70 of 10 177 events for a read_committed consumer with kafkajs
   // transactions; librdkafka's lost and duplicated none.
@@ -81,5 +85,9 @@ export function checkClientSupport(client: KafkaClient, compression: Compression
   }
   if (client !== 'rdkafka' && clientRack !== undefined) {
     throw new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, 'use kafka.client rdkafka, or remove kafka.clientRack');
+  }
+  if (client !== 'rdkafka' && setExplicitly.length > 0) {
+    const names = setExplicitly.join(' and ');
+    throw new ConfigError(`${names} ${setExplicitly.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use kafka.client rdkafka, or remove ${names} (with kafkajs, delivery.coalesce gathers events into fewer requests)`);
   }
 }

@@ -8,7 +8,7 @@ import { ConfigError, readConfigFile, readEnv, resolveSettings, type RawValues }
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { SETTINGS, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
-import type { EnvelopeConfig, RelayConfig } from './types.js';
+import type { EnvelopeConfig, Origin, RelayConfig } from './types.js';
 
 function readSecretFile(path: string, key: string): string {
   try {
@@ -51,7 +51,10 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
   return config;
 }
 
-function kafkaConfig(v: SettingValues): RelayConfig['kafka'] {
+/** Settings only librdkafka reads that have a default, so that only one given explicitly can be refused with another client. */
+const RDKAFKA_ONLY_WITH_DEFAULT = ['kafka.linger', 'kafka.batchSize'];
+
+function kafkaConfig(v: SettingValues, origins: Record<string, Origin>): RelayConfig['kafka'] {
   const caFile = v['kafka.sslCaFile'];
   const ssl = caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : v['kafka.ssl'];
   const mechanism = v['kafka.saslMechanism'];
@@ -69,7 +72,8 @@ function kafkaConfig(v: SettingValues): RelayConfig['kafka'] {
   const producer = v['kafka.producer'] ?? {};
   const clientRack = v['kafka.clientRack'];
   checkProducerProperties(producer);
-  checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee']);
+  const setExplicitly = RDKAFKA_ONLY_WITH_DEFAULT.filter((key) => origins[key] !== 'default');
+  checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'], setExplicitly);
   return {
     brokers: v['kafka.brokers'] ?? [],
     clientId: v['kafka.clientId'],
@@ -114,7 +118,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     publication: v.publication,
     tables: tableMappings(v, resolved.origins, envelope),
     startLsn: v.startLsn ? parseLsn(v.startLsn) : undefined,
-    kafka: kafkaConfig(v),
+    kafka: kafkaConfig(v, resolved.origins),
     delivery: {
       maxInFlightEvents: v['delivery.maxInFlightEvents'],
       maxInFlightBytes: v['delivery.maxInFlightBytes'],

@@ -58,7 +58,7 @@ describe('Kafka producer settings', () => {
   ])('kafka.client %s with kafka.compression %s: every payload reads back byte for byte, compressed with that codec', async (client, codec) => {
     // A checkpoint topic of its own: another test's exactly-once relay, killed, can leave a transaction open on the
     // shared one, and a read_committed reader waits for it.
-    const setup = await setupOutbox(db(), { extraArgs: ['--kafka-client', client, '--kafka-compression', codec, '--kafka-linger', '5ms', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const setup = await setupOutbox(db(), { extraArgs: ['--kafka-client', client, '--kafka-compression', codec, ...(client === 'rdkafka' ? ['--kafka-linger', '5ms'] : []), '--checkpoint-topic', uniqueName('checkpoints')] });
     const relay = startRelay(setup.args);
     if (client === 'rdkafka' && !features.includes(codec)) {
       // librdkafka compiled without this codec (zstd without libzstd-dev): refused at start, naming the fix.

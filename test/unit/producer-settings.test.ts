@@ -87,6 +87,10 @@ describe('kafka producer settings', () => {
   it('refuses librdkafka-only settings with kafka.client kafkajs', () => {
     expect(refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.producer': 'linger.ms=5' })).code).toBe('CONFIG_INVALID');
     expect(refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.clientRack': 'az-1' })).message).toContain('kafka.clientRack');
+    // Set explicitly, from any source: kafkajs would ignore them. Their defaults alone are no reason to refuse.
+    expect(refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.linger': '5ms' })).message).toBe('kafka.linger is a librdkafka setting, which kafka.client kafkajs does not read');
+    expect(refusal(() => load({ 'kafka.client': 'kafkajs' }, { OUTBOX_RELAY_KAFKA_BATCH_SIZE: '64KiB' })).message).toContain('kafka.batchSize');
+    expect(load({ 'kafka.client': 'kafkajs' }).kafka.client).toBe('kafkajs');
   });
 
   it('bounds delivery.transactionTimeout by what brokers accept', () => {
