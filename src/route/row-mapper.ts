@@ -31,7 +31,8 @@ export const HEADER = {
  */
 export class RowMapper {
   private constructor(
-    private readonly table: string,
+    /** schema.table, as the Relation message it was compiled from named it. */
+    readonly table: string,
     private readonly index: Record<keyof TableMapping['columns'], number | undefined>,
     private readonly columnIndex: Map<string, number>,
     private readonly payloadIsBytea: boolean,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { waitUntil } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
-import { committedIds, compareDelivery, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic } from '../support/services.js';
 
@@ -37,6 +37,33 @@ describe('relay: a halt reports its final position to PostgreSQL', () => {
     const delivery = compareDelivery(ids, records.map((r) => r.key));
     console.log(`schema-change halt: ${ids.length} events, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates after restart`);
     expect(delivery).toEqual({ missing: [], duplicates: 0, unexpected: 0 });
+    restarted.signal('SIGTERM');
+    expect(await restarted.exited).toBe(0);
+  });
+
+  it('a renamed outbox table halts with SCHEMA_TABLE_RENAMED before its next row; restarted with the new name, every event arrives once', async () => {
+    const setup = await setupOutbox(db());
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const before = (await insertEvents(db(), 2)).map((e) => e.id);
+    await waitForConfirmedAll(db(), setup.slot);
+    // Still in the publication, which lists tables by OID; its rows now come under the new name.
+    await db().query('ALTER TABLE outbox RENAME TO outbox_v2');
+    const renamedAt = (await db().query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+    const after = randomUUID();
+    await db().query(`INSERT INTO outbox_v2 (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [after]);
+    const halted = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    expect(halted, relay.dump()).toMatchObject({ code: 'SCHEMA_TABLE_RENAMED', fix: expect.stringContaining('public.outbox_v2') as unknown });
+    // Not confirmed past the row in the renamed table, and not sent.
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBeLessThanOrEqual(parseLsn(renamedAt));
+    expect((await readTopic(setup.topic, { expected: 3, timeoutMs: 3000 })).map((r) => r.key)).toEqual(before);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+
+    const restarted = startRelay([...setup.args, '--table', 'public.outbox_v2']);
+    await restarted.waitForMessage('streaming from PostgreSQL');
+    await waitForConfirmedAll(db(), setup.slot);
+    expect((await readTopic(setup.topic, { expected: 3, settleMs: 1000 })).map((r) => r.key)).toEqual([...before, after]);
     restarted.signal('SIGTERM');
     expect(await restarted.exited).toBe(0);
   });

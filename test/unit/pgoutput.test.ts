@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodePgOutput, RecentText, TupleValues } from '../../src/decode/pgoutput.js';
-import { insertMessage as insert } from '../support/pgoutput-messages.js';
+import { beginMessage, commitMessage, insertMessage as insert } from '../support/pgoutput-messages.js';
 
 function decodedValues(message: Buffer): TupleValues {
   const msg = decodePgOutput(message);
@@ -32,16 +32,8 @@ describe('pgoutput Insert values', () => {
 
   it('decodes a message that starts inside the chunk (after the XLogData header), Begin, Insert and Commit alike', () => {
     const header = Buffer.alloc(25, 0x77);
-    const begin = Buffer.alloc(21);
-    begin[0] = 0x42; // 'B': final LSN, commit time, xid
-    begin.writeBigUInt64BE(0x1a2b3cn, 1);
-    begin.writeBigInt64BE(123456789n, 9);
-    begin.writeUInt32BE(4711, 17);
-    const commit = Buffer.alloc(26);
-    commit[0] = 0x43; // 'C': flags, commit LSN, end LSN, commit time
-    commit.writeBigUInt64BE(0x1a2b3cn, 2);
-    commit.writeBigUInt64BE(0x1a2b70n, 10);
-    commit.writeBigInt64BE(123456789n, 18);
+    const begin = beginMessage(0x1a2b3cn, 4711, 123456789n);
+    const commit = commitMessage(0x1a2b3cn, 0x1a2b70n, 123456789n);
     expect(decodePgOutput(Buffer.concat([header, begin]), 25)).toEqual({ tag: 'begin', finalLsn: 0x1a2b3cn, commitTime: 123456789n, xid: 4711 });
     expect(decodePgOutput(Buffer.concat([header, commit]), 25)).toEqual({ tag: 'commit', commitLsn: 0x1a2b3cn, endLsn: 0x1a2b70n, commitTime: 123456789n });
     const msg = decodePgOutput(Buffer.concat([header, insert(['e-1', null, '{"a":1}'])]), 25);

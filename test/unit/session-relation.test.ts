@@ -1,0 +1,48 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
+import { loadConfig } from '../../src/config/relay-config.js';
+import type { Lsn } from '../../src/lsn.js';
+import { Session } from '../../src/pipeline/session.js';
+import type { OutboxEvent } from '../../src/route/event.js';
+import type { Delivery } from '../../src/sink/delivery.js';
+import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+
+const COLUMNS = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers'];
+/** The XLogData header before each pgoutput message (positions and send time unused here). */
+const XLOG_HEADER = Buffer.alloc(25);
+
+describe('Session, Relation messages', () => {
+  it('halts with SCHEMA_TABLE_RENAMED when a mapped table is renamed while streaming, before its next row and without confirming past it', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    const pushed: OutboxEvent[] = [];
+    const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+    // What start() would set up, without a connection: the tracker, and a stream that takes the final status.
+    const reported: Lsn[] = [];
+    const inner = session as unknown as { tracker: AckTracker; stream: unknown; onData(chunk: Buffer, at: number): void };
+    inner.tracker = new AckTracker(0x100n);
+    inner.stream = { pause: () => undefined, sendStatus: async (lsn: Lsn) => void reported.push(lsn), close: async () => undefined };
+    const feed = (message: Buffer) => inner.onData(Buffer.concat([XLOG_HEADER, message]), XLOG_HEADER.length);
+
+    feed(beginMessage(0x200n, 1));
+    feed(relationMessage('outbox', COLUMNS));
+    feed(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']));
+    feed(commitMessage(0x200n, 0x210n));
+    inner.tracker.acknowledge(pushed[0]!.txn);
+    expect(inner.tracker.confirmed).toBe(0x210n);
+
+    // ALTER TABLE public.outbox RENAME TO outbox_v2: the same relation, still published (publications list OIDs).
+    feed(beginMessage(0x300n, 2));
+    feed(relationMessage('outbox_v2', COLUMNS));
+    feed(insertMessage(['e-2', 'order', 'o-2', 'OrderPlaced', '{"a":2}', '{}']));
+    feed(commitMessage(0x300n, 0x310n));
+
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'SCHEMA_TABLE_RENAMED', details: { table: 'public.outbox', renamedTo: 'public.outbox_v2' } });
+    expect(error!.hint).toContain('set table (or its tables entry) to public.outbox_v2');
+    expect(pushed.map((e) => e.eventId)).toEqual(['e-1']);
+    expect(inner.tracker.confirmed).toBe(0x210n);
+    expect(reported.at(-1)).toBe(0x210n);
+  });
+});
