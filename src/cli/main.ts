@@ -56,5 +56,6 @@ function usageError(err: CommanderError): ConfigError {
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.exitCode = !(err instanceof CommanderError) ? reportError(err) : err.exitCode === 0 ? EXIT.ok : reportError(usageError(err));
+  if (!(err instanceof CommanderError)) process.exitCode = reportError(err);
+  else process.exitCode = err.exitCode === 0 ? EXIT.ok : reportError(usageError(err));
 }

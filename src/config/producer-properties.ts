@@ -62,10 +62,10 @@ export function checkProducerProperties(properties: Record<string, string>): voi
   }
 }
 
-/** Settings the selected client cannot honour are refused at start, naming the client and the setting. */
 /**
- * Refuses what kafka.client does not support. `setExplicitly`: the librdkafka-only settings with a default
- * (kafka.linger, kafka.batchSize) given by the operator: kafkajs would ignore them without a word.
+ * Settings the selected client cannot honour are refused at start, naming the client and the setting.
+ * `setExplicitly`: the librdkafka-only settings with a default (kafka.linger, kafka.batchSize) that the operator
+ * gave: kafkajs would ignore them without a word.
  */
 export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee: string | undefined, setExplicitly: string[]): void {
   // Measured on a 3-broker cluster (test/integration/cluster.leader-failover.test.ts): one partition-leader kill

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/relay-config.js';
 import { ConfigError } from '../../config/load.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
-import type { ErrorCode } from '../../errors.js';
+import { RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import type { RowSelection } from '../../ops/outbox-rows.js';
 import { createProgress } from '../../ops/progress.js';
@@ -110,7 +110,8 @@ export function republishCommand(): Command {
       const result = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
       if (summary.interrupted) {
         // Not finished, so not exit 0: one error line says how to go on.
-        logger.error({ ...result, code: 'INTERRUPTED' satisfies ErrorCode, err: `republish interrupted after ${summary.events} event(s)`, fix: resumeHint(summary.resumeSince) }, 'republish interrupted');
+        const error = new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) });
+        logger.error({ ...result, code: error.code, err: error.message, fix: error.hint }, 'republish interrupted');
       } else {
         logger.info(result, 'republish finished');
       }
