@@ -12,7 +12,7 @@ export const COMMAND_SETTINGS = {
   // Rows from the tables through the plain producer: no slot, no stream, no checkpoint.
   republish: ['postgres', 'tables', 'mapping', 'kafka', 'retry', 'shutdown', 'logging'],
   setup: ['postgres', 'slot', 'publication', 'tables'],
-  'slot create': ['postgres', 'slot'],
+  'slot create': ['postgres', 'slot', 'publication'],
   'slot drop': ['postgres', 'slot'],
   'slot list': ['postgres'],
   'slot status': ['postgres', 'slot'],

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { createPublicationSql, type PublicationInfo, type TableRef } from './publications.js';
 import { slotProblem, type SlotStatus } from './slots.js';
@@ -43,16 +44,18 @@ const SERVER_QUERY = `
 
 const RESTART = 'then restart PostgreSQL (managed services: change the parameter group)';
 
-function serverChecks(s: ServerRow, slotExists: boolean): Check[] {
+function serverChecks(s: ServerRow, slot: SlotStatus | undefined): Check[] {
+  // A relay streaming from the slot holds a WAL sender already: setup run again beside it needs none more.
+  const sendersOk = s.used_senders < s.max_senders || slot?.active === true;
   return [
     s.wal_level === 'logical'
       ? { name: 'wal_level', ok: true, detail: 'logical' }
       : { name: 'wal_level', ok: false, detail: `${s.wal_level}; logical decoding needs logical`, fix: `ALTER SYSTEM SET wal_level = logical;  ${RESTART}` },
-    slotExists || s.used_slots < s.max_slots
+    slot !== undefined || s.used_slots < s.max_slots
       ? { name: 'max_replication_slots', ok: true, detail: `${s.used_slots} of ${s.max_slots} in use` }
       : { name: 'max_replication_slots', ok: false, detail: `all ${s.max_slots} in use`, fix: `ALTER SYSTEM SET max_replication_slots = ${s.max_slots + 1};  ${RESTART}  (or drop an unused slot)` },
-    s.used_senders < s.max_senders
-      ? { name: 'max_wal_senders', ok: true, detail: `${s.used_senders} of ${s.max_senders} in use` }
+    sendersOk
+      ? { name: 'max_wal_senders', ok: true, detail: `${s.used_senders} of ${s.max_senders} in use${slot?.active ? `, one by the connection streaming from slot "${slot.name}"` : ''}` }
       : { name: 'max_wal_senders', ok: false, detail: `all ${s.max_senders} in use`, fix: `ALTER SYSTEM SET max_wal_senders = ${s.max_senders + 1};  ${RESTART}` },
     s.superuser || s.replication
       ? { name: 'replication privilege', ok: true, detail: `role "${s.role}" has ${s.superuser ? 'SUPERUSER' : 'REPLICATION'}` }
@@ -96,6 +99,53 @@ async function tableChecks(client: pg.Client, s: ServerRow, target: CheckTarget)
   return checks;
 }
 
+/**
+ * PostgreSQL's own text of `rowFilter` on `table`, as pg_publication_tables shows a publication's filter: the
+ * same deparser reads it back from a CHECK constraint on a temporary copy of the table, in a transaction rolled
+ * back (no publication is created, so neither ownership nor CREATE on the database is needed).
+ */
+async function deparseRowFilter(client: pg.Client, table: TableRef, rowFilter: string): Promise<string> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`CREATE TEMPORARY TABLE outbox_relay_filter_probe (LIKE ${quoteQualified(table.schema, table.table)})`);
+    // The extended protocol runs exactly one statement: a second one smuggled into the filter is a syntax error.
+    await client.query({ text: `ALTER TABLE pg_temp.outbox_relay_filter_probe ADD CHECK (${rowFilter})`, queryMode: 'extended' } as pg.QueryConfig);
+    const { rows } = await client.query<{ filter: string }>(`SELECT pg_get_expr(conbin, conrelid) AS filter FROM pg_constraint WHERE conrelid = 'pg_temp.outbox_relay_filter_probe'::regclass`);
+    return rows[0]!.filter;
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
+
+/** The publication must filter each outbox table's rows with --row-filter when setup was given one. */
+async function rowFilterChecks(client: pg.Client, pub: PublicationInfo, tables: TableRef[], rowFilter: string): Promise<Check[]> {
+  const alter = `ALTER PUBLICATION ${quoteIdent(pub.name)} SET TABLE ${tables.map((t) => `${quoteQualified(t.schema, t.table)} WHERE (${rowFilter})`).join(', ')};`;
+  const checks: Check[] = [];
+  for (const t of tables) {
+    const published = pub.tables.find((p) => p.schema === t.schema && p.table === t.table);
+    if (!published) continue; // publicationChecks reports the missing table
+    const name = `row filter ${t.schema}.${t.table}`;
+    let wanted: string;
+    try {
+      wanted = await deparseRowFilter(client, t, rowFilter);
+    } catch (err) {
+      checks.push({
+        name,
+        ok: false,
+        detail: `publication ${pub.name} filters ${published.rowFilter ? `WHERE ${published.rowFilter}` : 'nothing'}; cannot tell whether that is --row-filter "${rowFilter}": ${errorMessage(err)}`,
+        fix: `if it is not: ${alter}  (as the table owner); if it is, run setup without --row-filter`,
+      });
+      continue;
+    }
+    checks.push(
+      published.rowFilter === wanted
+        ? { name, ok: true, detail: `WHERE ${wanted}` }
+        : { name, ok: false, detail: `publication ${pub.name} filters ${published.rowFilter ? `WHERE ${published.rowFilter}` : 'nothing'}, not WHERE ${wanted}`, fix: `as the table owner: ${alter}` },
+    );
+  }
+  return checks;
+}
+
 /** An existing publication must publish INSERTs, only those, of every outbox table. */
 function publicationChecks(pub: PublicationInfo, tables: TableRef[]): Check[] {
   const checks: Check[] = [];
@@ -108,18 +158,36 @@ function publicationChecks(pub: PublicationInfo, tables: TableRef[]): Check[] {
       checks.push({ name: `publication ${pub.name}`, ok: false, detail: `does not include ${t.schema}.${t.table}`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};` });
     }
   }
-  return checks.length ? checks : [{ name: `publication ${pub.name}`, ok: true, detail: `publishes ${actions} of ${pub.tables.map((p) => `${p.schema}.${p.table}`).join(', ')}` }];
+  const published = pub.tables.map((p) => `${p.schema}.${p.table}${p.rowFilter ? ` WHERE ${p.rowFilter}` : ''}`);
+  return checks.length ? checks : [{ name: `publication ${pub.name}`, ok: true, detail: `publishes ${actions} of ${published.join(', ')}` }];
+}
+
+/**
+ * pgoutput reads the publication with the catalog as of each change it decodes: a slot created before its
+ * publication never streams the rows written in between (the relay passes over them; pg_recvlogical stops
+ * with "publication does not exist"). Only a slot created after the publication serves the relay.
+ */
+function slotBeforePublication(slot: SlotStatus, publication: string): Check {
+  return {
+    name: `slot ${slot.name}`,
+    ok: false,
+    detail: `exists, but publication "${publication}" does not: a slot created before its publication never streams the rows written in between`,
+    fix: `outbox-relay slot drop --slot ${slot.name}, then outbox-relay setup again (publication first, then the slot); for a PostgreSQL 17 failover slot: outbox-relay publication create, then create the failover slot again, then setup`,
+  };
 }
 
 /** Everything `setup` needs to succeed and the relay needs to stream, read-only. */
 export async function runChecks(client: pg.Client, target: CheckTarget): Promise<Check[]> {
   const { rows } = await client.query<ServerRow>(SERVER_QUERY);
   const server = rows[0]!;
-  const checks = [...serverChecks(server, target.slot !== undefined), ...(await tableChecks(client, server, target))];
+  const checks = [...serverChecks(server, target.slot), ...(await tableChecks(client, server, target))];
   if (target.existingPublication) checks.push(...publicationChecks(target.existingPublication, target.tables));
+  if (target.existingPublication && target.rowFilter !== undefined) checks.push(...(await rowFilterChecks(client, target.existingPublication, target.tables, target.rowFilter)));
   if (target.slot) {
     const problem = slotProblem(target.slot);
-    checks.push(problem ? { name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint } : { name: `slot ${target.slot.name}`, ok: true, detail: `pgoutput, confirmed at ${target.slot.confirmedFlushLsn}` });
+    if (problem) checks.push({ name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint });
+    else if (!target.existingPublication) checks.push(slotBeforePublication(target.slot, target.publication));
+    else checks.push({ name: `slot ${target.slot.name}`, ok: true, detail: `pgoutput, confirmed at ${target.slot.confirmedFlushLsn}` });
   }
   return checks;
 }

@@ -47,7 +47,7 @@ export async function setup(client: pg.Client, options: SetupOptions): Promise<S
       continue;
     }
     const { created } =
-      step.object === 'publication' ? await createPublication(client, options.publication, options.tables, options.rowFilter) : await createSlot(client, options.slot);
+      step.object === 'publication' ? await createPublication(client, options.publication, options.tables, options.rowFilter) : await createSlot(client, options.slot, options.publication);
     steps.push({ ...step, result: created ? 'created' : 'exists' });
   }
   return { ok, dryRun: false, checks, steps };

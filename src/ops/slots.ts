@@ -106,13 +106,23 @@ export async function requireSlot(client: pg.Client, name: string): Promise<Slot
   return slot;
 }
 
-/** Idempotent: an existing slot is fine when it is a pgoutput slot of this database. */
-export async function createSlot(client: pg.Client, name: string): Promise<{ created: boolean; slot: SlotStatus }> {
+/**
+ * Idempotent: an existing slot is fine when it is a pgoutput slot of this database. A new one needs its
+ * publication first: pgoutput reads the publication with the catalog as of each change, so a slot created
+ * before it never streams the rows written in between.
+ */
+export async function createSlot(client: pg.Client, name: string, publication: string): Promise<{ created: boolean; slot: SlotStatus }> {
   const existing = await findSlot(client, name);
   if (existing) {
     const problem = slotProblem(existing);
     if (problem) throw problem;
     return { created: false, slot: existing };
+  }
+  const { rows } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
+  if (rows.length === 0) {
+    throw new RelayError('PG_PUBLICATION_MISSING', `not created: publication "${publication}" does not exist, and a slot created before its publication never streams the rows written in between`, {
+      hint: `create the publication first (outbox-relay publication create, or outbox-relay setup, which creates both in that order), or name yours with --publication`,
+    });
   }
   await client.query(createSlotSql(name));
   return { created: true, slot: await requireSlot(client, name) };

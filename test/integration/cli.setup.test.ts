@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { runCli, runCliJson } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
 import { insertEvents } from '../support/outbox.js';
-import { uniqueName } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { createTopic, stack, uniqueName } from '../support/services.js';
 
 interface SetupJson {
   ok: boolean;
@@ -82,6 +83,75 @@ describe('cli: outbox-relay setup', () => {
       [n.slot, n.publication],
     );
     expect(rows[0]?.inserts).toBe(1);
+  });
+
+  it('--row-filter on an existing publication: the same filter passes, another or none fails with the ALTER that sets it; after running it, setup passes', async () => {
+    const n = names();
+    const filter = "aggregate_type <> 'internal'";
+    await db().query(`CREATE PUBLICATION ${n.publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    const unfiltered = await runCliJson<SetupJson>(['setup', ...flags(n), '--row-filter', filter]);
+    expect(unfiltered.code).toBe(1);
+    const failed = unfiltered.json.checks.filter((c) => !c.ok);
+    expect(failed.map((c) => c.name)).toEqual(['row filter public.outbox']);
+    expect(failed[0]!.detail).toBe(`publication ${n.publication} filters nothing, not WHERE (aggregate_type <> 'internal'::text)`);
+    expect(await slotRow(n.slot)).toBeUndefined();
+
+    await db().query(/ALTER PUBLICATION [^;]+;/.exec(failed[0]!.fix!)![0]);
+    // PostgreSQL's text of the filter differs from the flag's (casts, parentheses): compared as PostgreSQL reads both.
+    const same = await runCliJson<SetupJson>(['setup', ...flags(n), '--row-filter', `  aggregate_type<>'internal'  `]);
+    expect(same.code, JSON.stringify(same.json.checks)).toBe(0);
+    expect(same.json.checks.find((c) => c.name === 'row filter public.outbox')).toMatchObject({ ok: true, detail: "WHERE (aggregate_type <> 'internal'::text)" });
+    expect(same.json.checks.find((c) => c.name === `publication ${n.publication}`)?.detail).toBe("publishes insert of public.outbox WHERE (aggregate_type <> 'internal'::text)");
+    expect(same.json.steps.map((s) => [s.object, s.result])).toEqual([
+      ['publication', 'exists'],
+      ['slot', 'created'],
+    ]);
+
+    const other = await runCliJson<SetupJson>(['setup', ...flags(n), '--row-filter', "aggregate_type <> 'audit'"]);
+    expect(other.code).toBe(1);
+    expect(other.json.checks.find((c) => !c.ok)?.detail).toBe(`publication ${n.publication} filters WHERE (aggregate_type <> 'internal'::text), not WHERE (aggregate_type <> 'audit'::text)`);
+    await db().query('SELECT pg_drop_replication_slot($1)', [n.slot]);
+  });
+
+  it('a slot without its publication fails the checks and creates nothing; the fix (drop the slot, setup again) creates both in order', async () => {
+    const n = names();
+    await db().query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [n.slot]);
+    const result = await runCliJson<SetupJson>(['setup', ...flags(n)]);
+    expect(result.code).toBe(1);
+    const failed = result.json.checks.filter((c) => !c.ok);
+    expect(failed).toMatchObject([{ name: `slot ${n.slot}`, detail: expect.stringContaining(`publication "${n.publication}" does not`) as unknown }]);
+    expect(failed[0]!.fix).toContain(`outbox-relay slot drop --slot ${n.slot}, then outbox-relay setup`);
+    expect(await publicationRow(n.publication)).toBeUndefined();
+
+    expect((await runCli(['slot', 'drop', ...flags(n)])).code).toBe(0);
+    const fixed = await runCli(['setup', ...flags(n)]);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    // The slot after the publication streams the next row.
+    await insertEvents(db(), 1);
+    const { rows } = await db().query<{ inserts: number }>(
+      `SELECT count(*) FILTER (WHERE get_byte(data, 0) = 73)::int AS inserts FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
+      [n.slot, n.publication],
+    );
+    expect(rows[0]?.inserts).toBe(1);
+    await db().query('SELECT pg_drop_replication_slot($1)', [n.slot]);
+  });
+
+  it('run again while a relay streams from the slot: its WAL sender is not counted against max_wal_senders', async () => {
+    const n = names();
+    expect((await runCli(['setup', ...flags(n)])).code).toBe(0);
+    const topic = uniqueName('topic');
+    await createTopic(topic, 1);
+    const relay = startRelay(['run', ...flags(n), '--kafka-brokers', stack().brokers.join(','), '--topic', topic]);
+    try {
+      await relay.waitForMessage('streaming from PostgreSQL');
+      const again = await runCliJson<SetupJson>(['setup', ...flags(n)]);
+      expect(again.code, JSON.stringify(again.json.checks)).toBe(0);
+      expect(again.json.checks.find((c) => c.name === 'max_wal_senders')?.detail).toContain(`one by the connection streaming from slot "${n.slot}"`);
+    } finally {
+      relay.signal('SIGTERM');
+      expect(await relay.exited).toBe(0);
+    }
+    await db().query('SELECT pg_drop_replication_slot($1)', [n.slot]);
   });
 
   it('as a role without REPLICATION: exits 1 naming each missing privilege and the statement that fixes it; after running those, setup succeeds', async () => {

@@ -27,14 +27,23 @@ describe('cli: outbox-relay slot', () => {
   const flags = (slot: string, publication = 'outbox_relay') => ['--postgres-url', db().url, '--slot', slot, '--publication', publication];
   const slotExists = async (slot: string) => (await db().query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount === 1;
 
-  it('create makes a pgoutput slot (again: "already exists"); list and status show it, with --json fields and the lag', async () => {
+  it('create makes a pgoutput slot after its publication (refused before it); again: "already exists"; list and status show it, with --json fields and the lag', async () => {
     const slot = uniqueName('slot');
-    const created = await runCli(['slot', 'create', ...flags(slot)]);
+    const publication = uniqueName('pub');
+    // A slot created before its publication could not stream the changes written in between.
+    const early = await runCliJson<{ error: { code: string; fix: string } }>(['slot', 'create', ...flags(slot, publication)]);
+    expect(early.code).toBe(1);
+    expect(early.json.error.code).toBe('PG_PUBLICATION_MISSING');
+    expect(early.json.error.fix).toContain('outbox-relay publication create');
+    expect(await slotExists(slot)).toBe(false);
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+
+    const created = await runCli(['slot', 'create', ...flags(slot, publication)]);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(new RegExp(`slot "${slot}": created at [0-9A-F]+/[0-9A-F]+`));
     const { rows } = await db().query<{ plugin: string; slot_type: string; database: string }>('SELECT plugin, slot_type, database FROM pg_replication_slots WHERE slot_name = $1', [slot]);
     expect(rows).toEqual([{ plugin: 'pgoutput', slot_type: 'logical', database: db().name }]);
-    const again = await runCli(['slot', 'create', ...flags(slot)]);
+    const again = await runCli(['slot', 'create', ...flags(slot, publication)]);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain(`slot "${slot}": already exists`);
 

@@ -16,11 +16,11 @@ const create = () =>
     {
       settings: 'slot create',
       name: 'create',
-      description: 'Create the logical replication slot (pgoutput) the relay streams from; "already exists" is not an error.',
+      description: 'Create the logical replication slot (pgoutput) the relay streams from, after its publication (refused while the publication does not exist); "already exists" is not an error.',
       examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay'],
     },
     async ({ client, config }) => {
-      const { created, slot } = await createSlot(client, config.slot);
+      const { created, slot } = await createSlot(client, config.slot, config.publication);
       return { data: { created, slot }, text: `slot "${slot.name}": ${created ? `created at ${slot.confirmedFlushLsn}` : 'already exists'}` };
     },
   );

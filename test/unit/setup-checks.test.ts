@@ -1,0 +1,64 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { runChecks, type CheckTarget } from '../../src/ops/checks.js';
+import type { SlotStatus } from '../../src/ops/slots.js';
+
+/** Answers setup's two catalog queries: the server's settings and counts, and the outbox table's owner. */
+function fakeServer(counts: { usedSenders: number; maxSenders: number }): pg.Client {
+  const server = {
+    wal_level: 'logical',
+    max_slots: 10,
+    used_slots: 3,
+    max_senders: counts.maxSenders,
+    used_senders: counts.usedSenders,
+    role: 'admin',
+    superuser: true,
+    replication: true,
+    database: 'app',
+    can_create: true,
+  };
+  return {
+    query: (sql: string) => Promise.resolve({ rows: sql.includes('max_wal_senders') ? [server] : [{ owner: 'admin', owned: true }] }),
+  } as unknown as pg.Client;
+}
+
+const slot = (active: boolean): SlotStatus => ({
+  name: 'outbox_relay',
+  slotType: 'logical',
+  plugin: 'pgoutput',
+  database: 'app',
+  inCurrentDatabase: true,
+  active,
+  activePid: active ? 4242 : null,
+  heldBy: null,
+  confirmedFlushLsn: '0/16B3748',
+  restartLsn: '0/16B3700',
+  walStatus: 'reserved',
+  safeWalSize: null,
+  lagBytes: 0,
+});
+
+const target = (s: SlotStatus | undefined, published = true): CheckTarget => ({
+  publication: 'outbox_relay',
+  tables: [{ schema: 'public', table: 'outbox' }],
+  slot: s,
+  existingPublication: published ? { name: 'outbox_relay', owner: 'admin', allTables: false, publish: ['insert'], tables: [{ schema: 'public', table: 'outbox', rowFilter: null }] } : undefined,
+});
+
+const check = async (client: pg.Client, t: CheckTarget, name: string) => (await runChecks(client, t)).find((c) => c.name === name);
+
+describe('setup checks', () => {
+  it('max_wal_senders: every sender in use fails, unless one of them streams from the relay slot (setup run beside the relay)', async () => {
+    const full = fakeServer({ usedSenders: 4, maxSenders: 4 });
+    expect(await check(full, target(slot(true)), 'max_wal_senders')).toMatchObject({ ok: true, detail: '4 of 4 in use, one by the connection streaming from slot "outbox_relay"' });
+    expect(await check(full, target(slot(false)), 'max_wal_senders')).toMatchObject({ ok: false, detail: 'all 4 in use' });
+    expect(await check(full, target(undefined, false), 'max_wal_senders')).toMatchObject({ ok: false });
+    expect(await check(fakeServer({ usedSenders: 3, maxSenders: 4 }), target(undefined, false), 'max_wal_senders')).toMatchObject({ ok: true, detail: '3 of 4 in use' });
+  });
+
+  it('a slot without its publication fails: the publication must come first', async () => {
+    const client = fakeServer({ usedSenders: 0, maxSenders: 4 });
+    expect(await check(client, target(slot(false), false), 'slot outbox_relay')).toMatchObject({ ok: false, fix: expect.stringContaining('outbox-relay slot drop --slot outbox_relay') as unknown });
+    expect(await check(client, target(slot(false), true), 'slot outbox_relay')).toMatchObject({ ok: true });
+  });
+});
