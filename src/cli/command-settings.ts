@@ -16,7 +16,7 @@ export const COMMAND_SETTINGS = {
   'slot drop': ['postgres', 'slot'],
   'slot list': ['postgres'],
   'slot status': ['postgres', 'slot'],
-  'slot advance': ['postgres', 'slot', 'publication'],
+  'slot advance': ['postgres', 'slot', 'publication', 'messages'],
   'publication create': ['postgres', 'publication', 'tables'],
   'publication drop': ['postgres', 'publication'],
   'publication show': ['postgres', 'publication'],

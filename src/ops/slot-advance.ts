@@ -10,7 +10,7 @@ export interface SkipPreview {
   from: string;
   to: string;
   walBytes: number;
-  /** Published transactions and outbox INSERTs in the range; null when they could not be counted (`uncounted` says why). */
+  /** Transactions with events and the events (outbox INSERTs, logical messages with a relayed prefix) in the range; null when they could not be counted (`uncounted` says why). */
   transactions: number | null;
   events: number | null;
   uncounted?: string;
@@ -28,15 +28,22 @@ export function describeSkip(p: SkipPreview): string {
 
 /**
  * Counts by decoding the range without consuming it: peek stops at the first commit at or after `to`, the
- * same transactions that streaming from a slot confirmed at `to` leaves out. pgoutput (PG15) sends nothing for
- * transactions without published rows, so every xid seen is an outbox transaction. 73 is 'I', an INSERT.
+ * same transactions that streaming from a slot confirmed at `to` leaves out. An event is an INSERT (73, 'I') of
+ * a published table or, with message prefixes, a transactional logical message (77, 'M', flags 1) with one of
+ * them: its prefix is the NUL-terminated string after the flags and the message's LSN (from byte 11 on).
  */
-async function countSkipped(client: pg.Client, slot: string, publication: string, to: Lsn): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+async function countSkipped(client: pg.Client, slot: string, publication: string, to: Lsn, messagePrefixes: string[]): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+  const options = ['proto_version', '1', 'publication_names', quoteIdent(publication), ...(messagePrefixes.length ? ['messages', 'true'] : [])];
   try {
     const { rows } = await client.query<{ transactions: number; events: number }>(
-      `SELECT count(DISTINCT xid::text)::int AS transactions, count(*) FILTER (WHERE get_byte(data, 0) = 73)::int AS events
-         FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', $3)`,
-      [slot, formatLsn(to), quoteIdent(publication)],
+      `SELECT count(DISTINCT xid::text) FILTER (WHERE event)::int AS transactions, count(*) FILTER (WHERE event)::int AS events
+         FROM (SELECT xid, CASE get_byte(data, 0)
+                             WHEN 73 THEN true
+                             WHEN 77 THEN get_byte(data, 1) = 1 AND convert_from(substring(data FROM 11 FOR position('\\x00'::bytea IN substring(data FROM 11)) - 1), 'UTF8') = ANY($4::text[])
+                             ELSE false
+                           END AS event
+                 FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, VARIADIC $3::text[])) changes`,
+      [slot, formatLsn(to), options, messagePrefixes],
     );
     return { transactions: rows[0]?.transactions ?? 0, events: rows[0]?.events ?? 0 };
   } catch (err) {
@@ -49,7 +56,7 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
  * to go backwards (a slot cannot rewind), beyond the current WAL position, or while the slot is in use; and
  * without `confirmed` it only describes what would be skipped.
  */
-export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
+export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
   const slot = await requireSlot(client, options.slot);
   const problem = slotProblem(slot);
   if (problem) throw problem;
@@ -76,7 +83,7 @@ export async function advanceSlot(client: pg.Client, options: { slot: string; pu
     from: formatLsn(from),
     to: target,
     walBytes: Number(options.to - from),
-    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.publication, options.to)),
+    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.publication, options.to, options.messagePrefixes)),
   };
   if (!options.confirmed && options.to > from) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not advanced: ${describeSkip(preview)}`, {

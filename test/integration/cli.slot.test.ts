@@ -84,14 +84,21 @@ describe('cli: outbox-relay slot', () => {
     const from = await slotConfirmedLsn(db(), slot);
     await insertEvents(db(), 3);
     await insertEvents(db(), 2);
+    // Logical-message events: one relayed with --messages-prefixes outbox; another prefix, and a
+    // non-transactional message (a heartbeat), are not events.
+    await db().query(`SELECT pg_logical_emit_message(true, 'outbox', '{"id":"m1"}'), pg_logical_emit_message(true, 'other', 'x')`);
+    await db().query(`SELECT pg_logical_emit_message(false, 'outbox', '')`);
     const to = await currentWalLsn(db());
 
-    // Refusals, none of which may move the slot. Not `beyond` beside `unconfirmed`: counting the skipped events
-    // holds the slot for a moment, and an advance meanwhile is refused as "in use".
+    // Refusals, none of which may move the slot. Not `beyond` beside the previews: counting the skipped events
+    // holds the slot for a moment, and an advance meanwhile is refused as "in use" (so the previews run in turn).
     const [unconfirmed, notAnLsn] = await Promise.all([
       runCli(['slot', 'advance', formatLsn(to), ...flags(slot, publication)]),
       runCli(['slot', 'advance', 'zz', '--yes-skip-events', ...flags(slot, publication)]),
     ]);
+    const withMessages = await runCli(['slot', 'advance', formatLsn(to), '--messages-prefixes', 'outbox', ...flags(slot, publication)]);
+    expect(withMessages.code).toBe(6);
+    expect(withMessages.stderr).toContain(`skips ${to - from} bytes of WAL, 3 transaction(s) with 6 outbox event(s) in it`);
     const beyond = await runCli(['slot', 'advance', formatLsn(to + 0x1000000n), '--yes-skip-events', ...flags(slot, publication)]);
     // A preview is neither a failure nor a usage error: its own code.
     expect(unconfirmed.code).toBe(6);

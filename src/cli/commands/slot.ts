@@ -86,7 +86,7 @@ const advance = () =>
       ],
     },
     async ({ client, config, opts, args }) => {
-      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, to: parseLsn(args[0] as string), confirmed: opts.yesSkipEvents === true });
+      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, messagePrefixes: config.messages?.prefixes ?? [], to: parseLsn(args[0] as string), confirmed: opts.yesSkipEvents === true });
       const text =
         result.walBytes === 0 ? `slot "${result.slot}" is already at ${result.to}: nothing skipped` : `${describeSkip(result)}\nslot "${result.slot}" advanced: confirmed_flush_lsn is now ${result.confirmedFlushLsn}`;
       return { data: { ...result }, text };
