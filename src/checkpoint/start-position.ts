@@ -19,13 +19,14 @@ export interface StartInputs {
  * Where streaming starts. A requested LSN wins, but PostgreSQL would silently move one below the slot's confirmed
  * position forward, so that is refused with the oldest replayable LSN instead; and one beyond the current WAL end
  * would be confirmed as the start and skip every transaction committed until the WAL reaches it, so that is
- * refused too (the bounds `slot advance` checks). Otherwise the checkpoint, when it
+ * refused too (the bounds `slot advance` checks), and so is a checkpoint beyond it. Otherwise the checkpoint, when it
  * is ahead of a slot kept behind by a replay window (or not yet confirmed after an exactly-once commit): every
  * transaction whose commit record starts before it is delivered, and PostgreSQL skips exactly those.
  * `undefined`: the slot's own position.
  */
 export function chooseStart(inputs: StartInputs): Lsn | undefined {
   const { requested, checkpoint, slotConfirmed } = inputs;
+  if (checkpoint !== undefined && checkpoint > inputs.walEnd) throw checkpointBeyondWalEnd(inputs.slot, checkpoint, inputs.walEnd);
   if (requested !== undefined) {
     if (requested < slotConfirmed) throw outOfWindow(inputs.slot, requested, slotConfirmed);
     if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd);
@@ -48,6 +49,23 @@ function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
     hint: `pass an LSN up to ${formatLsn(walEnd)} (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn()), or leave --start-lsn / OUTBOX_RELAY_START_LSN unset to start at the slot`,
     details: { requestedLsn: formatLsn(requested), currentWalLsn: formatLsn(walEnd) },
   });
+}
+
+/**
+ * A checkpoint past the server's WAL end was written against another server's WAL: a failover to a standby that
+ * had not received it, or a restored backup. Started there, the relay would confirm it and skip every
+ * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
+ * checkpoint topic of this server's own ends that.
+ */
+function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn): RelayError {
+  return new RelayError(
+    'CHECKPOINT_AHEAD_OF_WAL',
+    `the checkpoint of slot "${slot}" is at ${formatLsn(checkpoint)}, but PostgreSQL has written WAL only up to ${formatLsn(walEnd)}: it was written against another server's WAL (a failover to a standby that had not received it, or a restored backup); nothing was confirmed`,
+    {
+      hint: `point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: outbox-relay republish --since <the checkpoint's commit time minus a margin> (outbox-relay status shows it)`,
+      details: { checkpointLsn: formatLsn(checkpoint), currentWalLsn: formatLsn(walEnd) },
+    },
+  );
 }
 
 /** Where a start position may lie, read on an ordinary connection: confirmed is 0 when the slot is missing (the session's checks say so). */

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { encodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
+import { formatLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic } from '../support/services.js';
+import { createTopic, kafkaClient, readTopic, uniqueName } from '../support/services.js';
 
 describe('relay: a start position is checked against both bounds before anything is confirmed', () => {
   const db = useFreshDatabase('startpos');
@@ -31,5 +33,36 @@ describe('relay: a start position is checked against both bounds before anything
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
     expect(await slotConfirmedLsn(db(), setup.slot)).toBeGreaterThan(walEnd);
+  });
+
+  it('a checkpoint beyond the WAL end (written against another server): refused with the fix, the slot does not move; with a new checkpoint topic, later events are relayed', async () => {
+    const setup = await setupOutbox(db());
+    const slotBefore = await slotConfirmedLsn(db(), setup.slot);
+    const walEnd = await currentWalLsn(db());
+    // What the old primary's relay recorded before a failover to a standby that had not received that WAL.
+    const checkpoints = uniqueName('checkpoints');
+    await createTopic(checkpoints, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
+    const producer = kafkaClient().producer();
+    await producer.connect();
+    const ahead = walEnd + 0x1000000n;
+    await producer.send({ topic: checkpoints, messages: [{ key: setup.slot, value: encodeCheckpoint({ slot: setup.slot, lsn: ahead, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' }) }] });
+    await producer.disconnect();
+
+    const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
+    expect(await refused.exited).toBe(1);
+    const errors = refused.logs.filter((l) => l.level === 'error');
+    expect(errors, refused.dump()).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'CHECKPOINT_AHEAD_OF_WAL' });
+    expect(String(errors[0]!.err)).toContain(`is at ${formatLsn(ahead)}, but PostgreSQL has written WAL only up to`);
+    expect(String(errors[0]!.fix)).toContain('--checkpoint-topic');
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
+
+    // The fix: a checkpoint topic of this server's own. Nothing committed meanwhile was passed over.
+    const events = await insertEvents(db(), 3);
+    const relay = startRelay([...setup.args, '--checkpoint-topic', uniqueName('checkpoints')]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    expect((await readTopic(setup.topic, { expected: 3 })).map((r) => r.key)).toEqual(events.map((e) => e.id));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
   });
 });

@@ -57,6 +57,15 @@ describe('start position', () => {
     expect(() => chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toThrow(/has written WAL only up to 0\/3E8/);
   });
 
+  it('refuses a checkpoint beyond the current WAL end (another server wrote it), with or without --start-lsn', () => {
+    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 1000n, slotConfirmed: 400n, walEnd: 1000n })).toBe(1000n);
+    for (const requested of [undefined, 500n]) {
+      expect(() => chooseStart({ slot: 's', requested, checkpoint: 1001n, slotConfirmed: 400n, walEnd: 1000n })).toThrow(
+        expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', message: expect.stringContaining('is at 0/3E9, but PostgreSQL has written WAL only up to 0/3E8') as unknown, hint: expect.stringContaining('--checkpoint-topic') as unknown }),
+      );
+    }
+  });
+
   it('at-most-once refuses a replay window, set or recorded, and takes 0 (which releases a recorded one)', async () => {
     const rewrites: string[] = [];
     const store = {
