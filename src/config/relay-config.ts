@@ -20,7 +20,7 @@ function readSecretFile(path: string, key: string): string {
 
 function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConfig {
   const url = v['postgres.url'] ?? env.DATABASE_URL;
-  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'], application_name: applicationName(v.slot) };
+  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'], statement_timeout: v['postgres.statementTimeout'], application_name: applicationName(v.slot) };
   const sslmode = v['postgres.sslmode'];
   const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'], 'postgres.passwordFile') : undefined;
   if (url) {

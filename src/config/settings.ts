@@ -114,6 +114,13 @@ export const SETTINGS = [
   }),
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against.', { placeholder: '<path>' }),
   setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
+  setting(
+    'postgres.statementTimeout',
+    'postgres',
+    duration(100, 24 * 3_600_000),
+    'How long one SQL statement may run (statement_timeout) before PostgreSQL cancels it: catalog queries, slot and publication commands, republish reads, the heartbeat. Bounds a wait on a lock or on a long transaction (a new slot waits for every transaction open when it was asked for). Not the replication stream (at most 24h).',
+    { default: 2 * 60_000, shownDefault: '2m', placeholder: '<duration>' },
+  ),
 
   setting('slot', 'slot', slotName, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
   setting('publication', 'publication', identifier, 'Publication that limits the stream to the outbox table(s), insert-only.', { default: 'outbox_relay', placeholder: '<name>' }),

@@ -22,6 +22,11 @@ const REFUSALS: Record<string, Refusal> = {
   '42P01': { code: 'PG_QUERY_FAILED', fix: 'check --table (or tables:) and the database in --postgres-url' },
   // invalid_name
   '42602': { code: 'CONFIG_INVALID', fix: 'slot names are lower-case letters, digits and underscores, at most 63 characters' },
+  // query_canceled: statement_timeout (postgres.statementTimeout) ran out
+  '57014': {
+    code: 'PG_QUERY_FAILED',
+    fix: 'the statement ran longer than postgres.statementTimeout (--postgres-statement-timeout): a lock held by another session or a long open transaction held it up (pg_stat_activity: wait_event, xact_start; a new slot waits for every transaction open when it was asked for); end that, or raise the timeout',
+  },
   // read_only_sql_transaction: connected to a standby
   '25006': { code: 'PG_QUERY_FAILED', fix: 'this server is a read-only standby: point --postgres-url at the primary' },
 };

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { freePort } from '../../stack/ports.js';
@@ -74,6 +75,27 @@ describe('cli: outbox-relay slot', () => {
     expect(listText.stdout).toContain(slot);
     expect(missing.code).toBe(1);
     expect(missing.json.error.code).toBe('PG_SLOT_MISSING');
+  });
+
+  it('create waits for transactions open when it was asked for, bounded by --postgres-statement-timeout: exit 1 with the fix, no slot', async () => {
+    const slot = uniqueName('slot');
+    const publication = uniqueName('pub');
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    const open = new pg.Client({ connectionString: db().url });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query('SELECT txid_current()');
+      const waited = await runCliJson<{ error: { code: string; message: string; fix: string } }>(['slot', 'create', ...flags(slot, publication), '--postgres-statement-timeout', '1s']);
+      expect(waited.code).toBe(1);
+      expect(waited.json.error).toMatchObject({ code: 'PG_QUERY_FAILED', message: expect.stringContaining('SQLSTATE 57014') as unknown, fix: expect.stringContaining('postgres.statementTimeout') as unknown });
+      expect(await slotExists(slot)).toBe(false);
+    } finally {
+      await open.query('COMMIT');
+      await open.end();
+    }
+    expect((await runCli(['slot', 'create', ...flags(slot, publication), '--postgres-statement-timeout', '1s'])).code).toBe(0);
+    await db().query('SELECT pg_drop_replication_slot($1)', [slot]);
   });
 
   it('advance skips only with --yes-skip-events (else exit 6 saying how much), never backwards nor past the WAL end', async () => {

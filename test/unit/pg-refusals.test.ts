@@ -10,6 +10,7 @@ describe("PostgreSQL's refusals map to a code with a fix", () => {
     expect(pgRefusal('55000', 'logical decoding requires wal_level >= logical', undefined)).toMatchObject({ code: 'PG_WAL_LEVEL' });
     expect(pgRefusal('55006', 'replication slot "s" is active for PID 7', undefined)).toMatchObject({ code: 'PG_SLOT_ACTIVE' });
     expect(pgRefusal('25006', 'cannot execute in a read-only transaction', undefined)!.hint).toMatch(/primary/);
+    expect(pgRefusal('57014', 'canceling statement due to statement timeout', undefined)!.hint).toMatch(/--postgres-statement-timeout/);
   });
 
   it('leaves unknown refusals to the caller', () => {
