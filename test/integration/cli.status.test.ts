@@ -15,6 +15,8 @@ interface StatusJson {
   slot: { name: string; active: boolean; activePid: number | null; heldBy: string | null; lagBytes: number } | null;
   publication: { name: string; publish: string[] } | null;
   relay: { reachable: boolean; url: string; httpStatus?: number; ready?: boolean; reason?: string; readiness?: Record<string, unknown> };
+  /** Why status did not exit 0: every other exit comes with a code and a fix. */
+  error?: { code: string; message: string; fix: string };
 }
 
 describe('cli: outbox-relay status', () => {
@@ -31,8 +33,10 @@ describe('cli: outbox-relay status', () => {
     expect(json.json.publication).toMatchObject({ name: setup.publication, publish: ['insert'] });
     expect(json.json.relay.reachable).toBe(false);
     expect(json.json.relay.reason).toMatch(/ECONNREFUSED/);
+    expect(json.json.error).toMatchObject({ code: 'RELAY_UNREACHABLE', fix: expect.stringContaining('--relay-url') as unknown });
     expect(text.code).toBe(5);
     expect(text.stdout).toMatch(/^relay {2}not reachable at http:\/\/127\.0\.0\.1:\d+\/readyz/m);
+    expect(text.stderr).toMatch(/^outbox-relay: RELAY_UNREACHABLE: no relay answered at http:\/\/127\.0\.0\.1:\d+\/readyz: .*ECONNREFUSED.*\n {2}fix: check that the relay runs/m);
     expect(text.stdout).toMatch(/^lag {18}\S/m);
 
     const missing = await runCliJson<StatusJson>(['status', '--postgres-url', db().url, '--slot', 'no_such_slot', '--publication', 'no_such_pub', '--relay-url', flags.at(-1)!]);
@@ -71,7 +75,9 @@ describe('cli: outbox-relay status', () => {
     expect(json.json.slot).toMatchObject({ name: setup.slot, active: true });
     expect(json.json.relay).toMatchObject({ reachable: true, url: `${http.base}/readyz`, httpStatus: 200, ready: true });
     expect(json.json.relay.readiness).toMatchObject({ ready: true, state: 'streaming', producerConnected: true, inFlightEvents: 0 });
+    expect(json.json.error).toBeUndefined();
     expect(text.stdout).toContain(`relay              ready (HTTP 200 from ${http.base}/readyz)`);
+    expect(text.stderr).toBe('');
     expect(text.stdout).toMatch(/^state {14}streaming$/m);
     // Who holds the slot: the instance's host and slot, as application_name; the same in the start line and build_info.
     const instance = `${hostname()}/${setup.slot}`;
@@ -90,6 +96,7 @@ describe('cli: outbox-relay status', () => {
     const status = await runCliJson<StatusJson>(['status', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--relay-url', http.base]);
     expect(status.code, status.stdout).toBe(3);
     expect(status.json.relay).toMatchObject({ reachable: true, ready: false, readiness: { state: 'starting' } });
+    expect(status.json.error).toMatchObject({ code: 'RELAY_NOT_READY', message: 'the relay is not ready: state starting, producerConnected false', fix: expect.stringContaining('cannot connect to Kafka yet') as unknown });
     await relay.kill();
   });
 });
@@ -119,8 +126,12 @@ describe('cli: status and /readyz of a halted relay', () => {
     const [json, text] = await Promise.all([runCliJson<StatusJson>(['status', ...flags]), runCli(['status', ...flags])]);
     expect(json.code).toBe(4);
     expect(json.json.relay.readiness).toMatchObject({ state: 'halted', halt: { code: 'RECORD_REQUIRED_NULL', eventId: id } });
+    expect(json.json.error).toMatchObject({ code: 'RELAY_HALTED', fix: body.halt.fix as string });
+    expect(json.json.error!.message).toContain(`the relay halted with RECORD_REQUIRED_NULL: ${String(body.halt.message)}`);
     expect(text.code).toBe(4);
     expect(text.stdout).toMatch(/^halt_code +RECORD_REQUIRED_NULL$/m);
+    expect(text.stderr).toContain(`outbox-relay: RELAY_HALTED: the relay halted with RECORD_REQUIRED_NULL`);
+    expect(text.stderr).toContain(`fix: ${String(body.halt.fix)}`);
     expect(text.stdout).toContain(`halt_eventId`);
     expect(text.stdout).toMatch(new RegExp(`^halt_commitLsn +${String(logged.lsn)}$`, 'm'));
     relay.signal('SIGTERM');

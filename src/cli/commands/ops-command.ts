@@ -21,7 +21,7 @@ export interface Outcome {
   data: Record<string, unknown> | unknown[];
   text: string;
   error?: RelayError;
-  /** The exit code when there is no error (default 0): `status` reports the relay's state this way. */
+  /** The exit code, when the command decides it (`status` reports the relay's state this way); else from the error, or 0. */
   exitCode?: number;
 }
 
@@ -76,7 +76,8 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
         process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
       }
       // With --json the error is part of the document above; a person reads it on stderr.
-      process.exitCode = error ? exitCode(error, json ? EXIT.runtime : reportError(error)) : (outcome.exitCode ?? EXIT.ok);
+      const reported = error && !json ? reportError(error) : EXIT.runtime;
+      process.exitCode = outcome.exitCode ?? (error ? exitCode(error, reported) : EXIT.ok);
     } catch (err) {
       process.exitCode = exitCode(err, reportError(err, json));
     }

@@ -3,6 +3,7 @@ import { checkpointStatus, type CheckpointStatus } from '../../ops/checkpoint-st
 import { findPublication } from '../../ops/publications.js';
 import { fetchRelayHealth, type RelayHealth } from '../../ops/relay-health.js';
 import { findSlot } from '../../ops/slots.js';
+import { RelayError } from '../../errors.js';
 import { EXIT } from '../exit.js';
 import { opsCommand } from './ops-command.js';
 import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
@@ -20,6 +21,40 @@ function relayExitCode(relay: RelayHealth): number {
   if (!relay.reachable) return EXIT.relayUnreachable;
   if (relay.ready) return EXIT.ok;
   return relay.readiness.state === 'halted' || relay.readiness.state === 'failed' ? EXIT.relayHalted : EXIT.relayNotReady;
+}
+
+/** What to do about a relay that is up but not ready, by its state (docs/operations.md, "Lag growing"). */
+const NOT_READY_FIXES: Record<string, string> = {
+  starting: 'it is connecting to Kafka and PostgreSQL: run status again in a few seconds; if it stays, its log names what it waits for (e.g. "cannot connect to Kafka yet")',
+  standby: 'another instance holds the slot (held_by above) and this one takes over when it goes; act only if no instance is streaming',
+  reconnecting: 'PostgreSQL is unreachable from the relay: its warn line "replication connection lost" names the cause; it retries until retry.maxDuration',
+  draining: 'it is stopping (a signal): it exits once Kafka acknowledged what was sent, within shutdownGrace',
+  stopped: 'it stopped: start it again',
+  streaming: 'Kafka is unreachable from the relay (producerConnected false): check kafka.brokers and the brokers; it retries until retry.maxDuration',
+};
+
+/**
+ * Every exit but 0 comes with one error line, code and fix (invariant 5): the relay's state is why status did not
+ * exit 0, so it becomes the error; the halt's own code and fix, when the relay halted.
+ */
+function relayProblem(relay: RelayHealth): RelayError | undefined {
+  if (!relay.reachable) {
+    return new RelayError('RELAY_UNREACHABLE', `no relay answered at ${relay.url}: ${relay.reason}`, {
+      hint: 'check that the relay runs (its logs, the orchestrator) and that --relay-url / OUTBOX_RELAY_RELAY_URL points at its http.host and http.port',
+    });
+  }
+  if (relay.ready) return undefined;
+  const state = String(relay.readiness.state);
+  const halt = relay.readiness.halt as { code?: unknown; message?: unknown; fix?: unknown } | undefined;
+  if (state === 'halted' || state === 'failed') {
+    return new RelayError('RELAY_HALTED', `the relay ${state}${halt ? ` with ${String(halt.code)}: ${String(halt.message)}` : ''}`, {
+      hint: typeof halt?.fix === 'string' ? halt.fix : "its error line says why; fix that and restart it (see docs/operations.md, 'Poison event')",
+      details: { haltCode: halt?.code ?? null },
+    });
+  }
+  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}`, {
+    hint: NOT_READY_FIXES[state] ?? 'see the relay log',
+  });
 }
 
 function checkpointRows(status: CheckpointStatus): [string, Cell][] {
@@ -57,6 +92,7 @@ export function statusCommand(): Command {
       return {
         data: { currentWalLsn, slot: slot ?? null, publication: publication ?? null, relay, ...(checkpoint ? { checkpoint } : {}) },
         text: sections.join('\n\n'),
+        error: relayProblem(relay),
         exitCode: relayExitCode(relay),
       };
     },
