@@ -45,9 +45,16 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
     `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status
        FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}`,
   );
+  const [pub] = await stream.query<{ pubinsert: boolean }>(`SELECT pubinsert FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
+  const tableList = tables.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`).join(', ');
+  const createPublication = `CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tableList} WITH (publish = 'insert');`;
   if (!row) {
-    throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist`, {
-      hint: `run outbox-relay setup (or outbox-relay slot create), or SELECT pg_create_logical_replication_slot(${quoteLiteral(slot)}, 'pgoutput');`,
+    // The publication before the slot: a slot created first never streams the rows written before the publication.
+    const createSlot = `SELECT pg_create_logical_replication_slot(${quoteLiteral(slot)}, 'pgoutput');`;
+    throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist${pub ? '' : `, nor does publication "${publication}"`}`, {
+      hint: pub
+        ? `run outbox-relay setup (or outbox-relay slot create), or ${createSlot}`
+        : `run outbox-relay setup, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
     });
   }
   if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {
@@ -68,11 +75,11 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       details: { activePid: row.active_pid },
     });
   }
-  const [pub] = await stream.query<{ pubinsert: boolean }>(`SELECT pubinsert FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
-  const tableList = tables.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`).join(', ');
   if (!pub) {
-    throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist`, {
-      hint: `run outbox-relay setup, or CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tableList} WITH (publish = 'insert');`,
+    // Created now, the publication would come after the slot, which never streams the rows written before it
+    // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
+    throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
+      hint: `drop the slot (outbox-relay slot drop), run outbox-relay setup (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>`,
     });
   }
   if (!pub.pubinsert) {

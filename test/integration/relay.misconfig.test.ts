@@ -23,9 +23,17 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
     expect(slot).toMatchObject({ code: 1, code_: 'PG_SLOT_MISSING' });
     expect(slot.fix).toContain("pg_create_logical_replication_slot('no_such_slot', 'pgoutput')");
 
+    // Both missing: the fix creates them in the order that streams every row (a slot created first would not).
+    const both = await failingRun([...setup.args, '--slot', 'no_such_slot', '--publication', 'no_such_pub']);
+    expect(both).toMatchObject({ code: 1, code_: 'PG_SLOT_MISSING', err: 'replication slot "no_such_slot" does not exist, nor does publication "no_such_pub"' });
+    expect(both.fix).toContain(`in that order: CREATE PUBLICATION "no_such_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert');  SELECT pg_create_logical_replication_slot('no_such_slot', 'pgoutput');`);
+
+    // The slot without its publication cannot stream the rows written meanwhile: creating the publication now
+    // would pass over them, so the fix is a new slot after it, and republish.
     const publication = await failingRun([...setup.args, '--publication', 'no_such_pub']);
     expect(publication).toMatchObject({ code: 1, code_: 'PG_PUBLICATION_MISSING' });
-    expect(publication.fix).toContain(`CREATE PUBLICATION "no_such_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
+    expect(publication.fix).toContain('drop the slot (outbox-relay slot drop), run outbox-relay setup');
+    expect(publication.fix).toContain('outbox-relay republish --since');
 
     await db().query('CREATE TABLE other_outbox (LIKE outbox INCLUDING ALL)');
     const table = await failingRun([...setup.args, '--table', 'public.other_outbox']);
