@@ -10,6 +10,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // A few start the CLI in a child process (tsx compiles it first): beside the integration files on two
+          // cores that took longer than vitest's 5 s default. Tests with fakes finish far sooner either way.
+          testTimeout: 30_000,
         },
       },
       {
