@@ -76,11 +76,16 @@ export class RelayHealth implements RelayObserver {
     };
   }
 
-  /** Alive unless streaming and silent for too long; a halted relay is alive on purpose (see run). */
+  /**
+   * Alive unless streaming and silent for too long; a halted relay is alive on purpose (see run), and so is one
+   * waiting out a Kafka outage: with the window full the socket is not read (no keepalives), and a broker that does
+   * not answer is reported once per outage (librdkafka retries the records itself), so the silence would restart a
+   * relay that only waits; retry.maxDuration bounds that wait (the relay then exits).
+   */
   liveness(relay: RelayView): Liveness {
     const silentForMs = this.now() - this.lastSignOfLife;
     const state = relay.currentState;
-    return { alive: state !== 'streaming' || silentForMs < this.wedgedAfterMs, state, silentForMs };
+    return { alive: state !== 'streaming' || !this.producerUp || silentForMs < this.wedgedAfterMs, state, silentForMs };
   }
 
   producerConnected(connected: boolean): void {

@@ -14,6 +14,9 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** Holding the slot: the instance that streams (or drains before handing the slot over). */
 const ACTIVE_STATES: ReadonlySet<RelayState> = new Set(['streaming', 'draining']);
 
+/** Sending nothing more: what a halt left in the delivery's window is refused, not on its way (as in /readyz). */
+const ENDED_STATES: ReadonlySet<RelayState> = new Set(['halted', 'failed', 'stopped']);
+
 export interface InFlightView {
   readonly inFlight: InFlightState;
 }
@@ -30,7 +33,7 @@ interface TopicCounters {
  */
 export class RelayMetrics implements RelayObserver {
   readonly registry = new Registry();
-  private readonly lag = new LagTracker();
+  private lag = new LagTracker();
   private readonly byTopic = new Map<string, TopicCounters>();
   private readonly eventsTotal = this.counter('events_total', 'Events relayed to Kafka (acknowledged), by topic.', ['topic']);
   private readonly bytesTotal = this.counter('bytes_total', 'Bytes of records relayed to Kafka (acknowledged), by topic.', ['topic']);
@@ -64,6 +67,7 @@ export class RelayMetrics implements RelayObserver {
   private readonly inFlightBytes = this.gauge('in_flight_bytes', 'Bytes of records handed to Kafka and not yet acknowledged.');
   private readonly windowFull = this.counter('window_full_seconds_total', 'Time the in-flight window was full: the relay read nothing from PostgreSQL meanwhile, Kafka set the pace.', []);
   private windowFullCounted = 0;
+  private ended = false;
   private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Flush position last reported to PostgreSQL, as a number (exact below 2^53); behind delivered_lsn by a replay window.');
   private readonly deliveredLsn = this.gauge('delivered_lsn', 'End LSN of the newest transaction delivered with every earlier one, as a number (exact below 2^53).');
   private reportedLsn: Lsn | undefined;
@@ -81,13 +85,23 @@ export class RelayMetrics implements RelayObserver {
 
   stateChanged(current: RelayState): void {
     for (const state of RELAY_STATES) this.state.set({ state }, state === current ? 1 : 0);
+    this.ended = ENDED_STATES.has(current);
     this.active.set(ACTIVE_STATES.has(current) ? 1 : 0);
     // A streaming session proves the slot usable again (dropped and re-created).
     if (current === 'streaming') this.slotLost.set(0);
+    // Demoted (a reconnect found the slot taken by another instance, a frozen instance thawed): the slot's lag is
+    // the active instance's to report. Kept, this one's would grow from its last confirmation for as long as it
+    // waits, and the rules' max by (job) would report the pair as late while the other instance keeps up.
+    if (current === 'standby') {
+      this.lag = new LagTracker();
+      this.slotLag.set(0);
+    }
   }
 
-  delivered(receipts: readonly Receipt[], latencyMs: number): void {
-    this.produceLatency.observe(latencyMs / 1000);
+  delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void {
+    // Undefined when no produce round trip was timed (an at-most-once hand-off, a row the poison policy dealt with):
+    // a 0 there would pull the per-batch quantiles down and count batches Kafka never answered.
+    if (latencyMs !== undefined) this.produceLatency.observe(latencyMs / 1000);
     const now = Date.now();
     // A row the poison policy dealt with reached no topic of its own.
     for (const r of receipts) {
@@ -154,7 +168,9 @@ export class RelayMetrics implements RelayObserver {
    * when Kafka acknowledges, not when events enter the window: both are read now.
    */
   async render(view: InFlightView): Promise<string> {
-    const { events, bytes, windowFullMs } = view.inFlight;
+    // A halted delivery keeps its window as the halt left it, a full stretch included, which would otherwise count
+    // as Kafka setting the pace for as long as the relay stays halted.
+    const { events, bytes, windowFullMs } = this.ended ? { events: 0, bytes: 0, windowFullMs: 0 } : view.inFlight;
     this.inFlight(events, bytes);
     // The pipeline keeps the total (a full stretch grows while nothing happens): the counter catches up to it.
     const fullSeconds = windowFullMs / 1000;

@@ -12,7 +12,8 @@ export type RelayState = (typeof RELAY_STATES)[number];
  */
 export interface RelayObserver {
   stateChanged?(state: RelayState): void;
-  delivered?(receipts: readonly Receipt[], latencyMs: number): void;
+  /** `latencyMs`: the produce round trip, undefined when none was timed (see DeliveryCallbacks.delivered). */
+  delivered?(receipts: readonly Receipt[], latencyMs: number | undefined): void;
   confirmed?(lsn: Lsn, commitTimeMs: number | undefined): void;
   inFlight?(events: number, bytes: number): void;
   retrying?(code: ErrorCode): void;

@@ -319,7 +319,8 @@ export class DeliveryEngine implements Delivery {
     const receipts = receiptsOf(ahead ? batch.filter((e) => e.txn !== ahead) : batch);
     const last = batch.at(-1)!.txn;
     if (last !== ahead) this.countedAhead = this.countAhead(last, receipts);
-    this.callbacks.delivered(receipts, 0);
+    // Counted before Kafka sees them: there is no round trip to time.
+    this.callbacks.delivered(receipts, undefined);
     await this.callbacks.reportPosition();
     await this.options.producing.sink.send(batch);
   }
@@ -361,7 +362,7 @@ export class DeliveryEngine implements Delivery {
   private skipped(event: OutboxEvent): void {
     const receipts = receiptsOf([event], true);
     if (this.guarantee === 'exactly-once') this.uncommitted.push(...receipts);
-    else this.callbacks.delivered(receipts, 0);
+    else this.callbacks.delivered(receipts, undefined);
     this.leave(1, event.size);
   }
 

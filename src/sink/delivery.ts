@@ -27,8 +27,11 @@ export interface Receipt {
 export type SessionId = AckTracker;
 
 export interface DeliveryCallbacks {
-  /** These events may count as delivered for the acknowledgement rule (when depends on the guarantee). */
-  delivered(receipts: readonly Receipt[], latencyMs: number): void;
+  /**
+   * These events may count as delivered for the acknowledgement rule (when depends on the guarantee). `latencyMs`:
+   * the produce round trip, undefined when none was timed (an at-most-once hand-off, a row the poison policy dealt with).
+   */
+  delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void;
   /** The seam for dead-letter policies: called once per record that cannot be produced. */
   poison(event: OutboxEvent, error: RelayError): Promise<PoisonDecision>;
   /** Delivery stopped for good: a halt decision, or the broker unreachable for longer than retry.maxDuration. */

@@ -60,6 +60,8 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(poisoned).toEqual(['x.1']);
     expect(h.sink.written).toEqual(['x.0', 'x.2']);
     expect(h.lastConfirmed).toBe(end);
+    // x.0 and x.2 were produced and timed; the skipped x.1 had no round trip of its own.
+    expect(h.latencies.map((ms) => (ms === undefined ? 'none' : 'timed'))).toEqual(['timed', 'none', 'timed']);
   });
 
   it('halts on a record the poison policy will not skip, confirming nothing from its transaction on', async () => {
@@ -439,6 +441,15 @@ describe('DeliveryEngine, at-most-once', () => {
     await h.idle();
     expect(h.sink.written).toEqual(['a.0', 't.0', 't.1', 't.2', 't.3', 't.4']);
     expect(h.confirmed).toEqual([before, end]);
+  });
+
+  it('times no produce round trip for a hand-off: the events count as delivered before Kafka answers', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once' });
+    h.transaction('t', 3);
+    await h.idle();
+    expect(h.sink.written).toEqual(['t.0', 't.1', 't.2']);
+    expect(h.latencies.length).toBeGreaterThan(0);
+    expect(h.latencies.every((ms) => ms === undefined)).toBe(true);
   });
 
   it('drops a batch Kafka refuses, counts it, and goes on without retrying', async () => {

@@ -46,6 +46,7 @@ describe('RelayHealth', () => {
   it('is wedged only when streaming and silent for longer than the threshold', () => {
     let now = 0;
     const health = new RelayHealth(1000, () => now);
+    health.producerConnected(true);
     now = 119_000;
     expect(health.liveness(view('streaming')).alive).toBe(true);
     now = 121_000;
@@ -59,9 +60,26 @@ describe('RelayHealth', () => {
   it('allows five status intervals of silence when the interval is long', () => {
     let now = 0;
     const health = new RelayHealth(60_000, () => now);
+    health.producerConnected(true);
     now = 299_000;
     expect(health.liveness(view('streaming')).alive).toBe(true);
     now = 301_000;
+    expect(health.liveness(view('streaming')).alive).toBe(false);
+  });
+
+  it('stays alive while streaming through a Kafka outage, silent as it is (window full: no keepalives; librdkafka: one retry per outage)', () => {
+    let now = 0;
+    const health = new RelayHealth(1000, () => now);
+    health.producerConnected(true);
+    now = 10_000;
+    // The stall check's one report of the outage (Relay.kafkaDown): a retry, then the producer down.
+    health.retrying();
+    health.producerConnected(false);
+    now = 10_000 + 25 * 60_000;
+    // retry.maxDuration (30 min by default) ends the wait, not a liveness probe after 2 min.
+    expect(health.liveness(view('streaming'))).toMatchObject({ alive: true, state: 'streaming' });
+    health.producerConnected(true);
+    now += 121_000;
     expect(health.liveness(view('streaming')).alive).toBe(false);
   });
 

@@ -89,6 +89,42 @@ describe('RelayMetrics', () => {
     expect(metricValue(await metrics.render(idle), 'outbox_relay_active')).toBe(0);
   });
 
+  it('reports no lag once demoted to a standby (a reconnect found the slot taken): 0, not its last position growing old', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
+    const metrics = new RelayMetrics();
+    metrics.stateChanged('streaming');
+    metrics.walPosition(0x50000000n);
+    metrics.confirmed(0x1000n, Date.now() - 1000);
+    metrics.reported(0x1000n);
+    metrics.stateChanged('reconnecting');
+    metrics.stateChanged('standby');
+    vi.setSystemTime(Date.now() + 10 * 60_000);
+    let text = await metrics.render(idle);
+    // The other instance streams and reports the slot's lag; max by (job) must not see this one's stale figures.
+    expect(metricValue(text, 'outbox_relay_end_to_end_lag_seconds')).toBe(0);
+    expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0);
+    // Taking over again, it measures afresh.
+    metrics.stateChanged('streaming');
+    metrics.walPosition(0x60000000n);
+    metrics.confirmed(0x60000000n, Date.now() - 200);
+    metrics.reported(0x60000000n);
+    vi.setSystemTime(Date.now() + 300);
+    text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_end_to_end_lag_seconds')).toBe(0.3);
+    expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0);
+  });
+
+  it('observes produce latency only for round trips it timed: not a row the poison policy dealt with, not an at-most-once hand-off', async () => {
+    const metrics = new RelayMetrics();
+    metrics.delivered(receiptsOf([event('', 0, new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'))], true), undefined);
+    metrics.delivered(receiptsOf([event('a', 10)]), undefined);
+    metrics.delivered(receiptsOf([event('a', 10)]), 40);
+    const text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_produce_latency_seconds_count')).toBe(1);
+    expect(metricValue(text, 'outbox_relay_produce_latency_seconds_bucket', { le: '0.025' })).toBe(0);
+    expect(metricValue(text, 'outbox_relay_events_total', { topic: 'a' })).toBe(2);
+  });
+
   it('raises slot_lost on PG_SLOT_LOST and keeps it up while halted, until a session streams again', async () => {
     const metrics = new RelayMetrics();
     expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lost')).toBe(0);
@@ -144,6 +180,22 @@ describe('RelayMetrics', () => {
     expect(metricValue(await metrics.render(at(1500)), 'outbox_relay_window_full_seconds_total')).toBe(1.5);
     expect(metricValue(await metrics.render(at(4000)), 'outbox_relay_window_full_seconds_total')).toBe(4);
     expect(metricValue(await metrics.render(at(3999)), 'outbox_relay_window_full_seconds_total')).toBe(4);
+  });
+
+  it('once halted, reports nothing in flight and stops counting window-full time, as /readyz does (the halted delivery keeps its counts)', async () => {
+    const metrics = new RelayMetrics();
+    metrics.stateChanged('streaming');
+    const full = (windowFullMs: number) => ({ inFlight: { events: 5000, bytes: 9000, windowFullMs, windowFullSinceMs: 1 } });
+    let text = await metrics.render(full(4000));
+    expect(metricValue(text, 'outbox_relay_in_flight_events')).toBe(5000);
+    expect(metricValue(text, 'outbox_relay_window_full_seconds_total')).toBe(4);
+    // Halted on a poison event with the window full: its queue stays, and so does the full stretch.
+    metrics.stateChanged('halted');
+    text = await metrics.render(full(3_604_000));
+    expect(metricValue(text, 'outbox_relay_in_flight_events')).toBe(0);
+    expect(metricValue(text, 'outbox_relay_in_flight_bytes')).toBe(0);
+    // Not "Kafka set the pace for the last hour": the relay read nothing because it halted.
+    expect(metricValue(text, 'outbox_relay_window_full_seconds_total')).toBe(4);
   });
 
   it('keeps its metrics out of the global registry, so two instances coexist, and includes process metrics', async () => {

@@ -34,6 +34,8 @@ export class EngineHarness {
   readonly stopped: RelayError[] = [];
   readonly retrying: RelayError[] = [];
   readonly dropped: number[] = [];
+  /** The produce latency of every delivered callback (undefined: none was timed). */
+  readonly latencies: (number | undefined)[] = [];
   recovered = 0;
   windowOpens = 0;
   reports = 0;
@@ -46,7 +48,8 @@ export class EngineHarness {
     this.sink = options.sink ?? new FakeSink();
     const producing: Producing = options.guarantee === 'exactly-once' ? { guarantee: 'exactly-once', sink: this.sink, slot: 'test_slot' } : { guarantee: options.guarantee, sink: this.sink };
     const callbacks: DeliveryCallbacks = {
-      delivered: (receipts) => {
+      delivered: (receipts, latencyMs) => {
+        this.latencies.push(latencyMs);
         for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
       },
       poison: options.poison ?? (async () => 'halt'),
