@@ -51,11 +51,16 @@ export class RelayHealth implements RelayObserver {
   private lastSignOfLife: number;
   private readonly wedgedAfterMs: number;
 
+  /**
+   * `stallTimeoutMs` (kafka.deliveryTimeout): how long a full window may wait for Kafka before the outage is
+   * declared (and the producer counted down); silent all along, it must not count as wedged before that.
+   */
   constructor(
     statusIntervalMs: number,
+    stallTimeoutMs = 0,
     private readonly now: () => number = Date.now,
   ) {
-    this.wedgedAfterMs = Math.max(MIN_WEDGED_AFTER_MS, STATUS_INTERVALS_BEFORE_WEDGED * statusIntervalMs);
+    this.wedgedAfterMs = Math.max(MIN_WEDGED_AFTER_MS, STATUS_INTERVALS_BEFORE_WEDGED * statusIntervalMs, stallTimeoutMs + STATUS_INTERVALS_BEFORE_WEDGED * statusIntervalMs);
     this.lastSignOfLife = now();
   }
 

@@ -36,7 +36,7 @@ describe('RelayHealth', () => {
 
   it('says how long the in-flight window has been full, and 0 once the relay ended', () => {
     const now = 50_000;
-    const health = new RelayHealth(1000, () => now);
+    const health = new RelayHealth(1000, 0, () => now);
     const full = (state: RelayState): RelayView => ({ ...view(state), inFlight: { events: 5000, bytes: 9000, windowFullMs: 4000, windowFullSinceMs: now - 1500 } });
     expect(health.readiness(full('streaming')).windowFullForMs).toBe(1500);
     expect(health.readiness(full('draining')).windowFullForMs).toBe(1500);
@@ -45,7 +45,7 @@ describe('RelayHealth', () => {
 
   it('is wedged only when streaming and silent for longer than the threshold', () => {
     let now = 0;
-    const health = new RelayHealth(1000, () => now);
+    const health = new RelayHealth(1000, 0, () => now);
     health.producerConnected(true);
     now = 119_000;
     expect(health.liveness(view('streaming')).alive).toBe(true);
@@ -59,7 +59,7 @@ describe('RelayHealth', () => {
 
   it('allows five status intervals of silence when the interval is long', () => {
     let now = 0;
-    const health = new RelayHealth(60_000, () => now);
+    const health = new RelayHealth(60_000, 0, () => now);
     health.producerConnected(true);
     now = 299_000;
     expect(health.liveness(view('streaming')).alive).toBe(true);
@@ -67,9 +67,19 @@ describe('RelayHealth', () => {
     expect(health.liveness(view('streaming')).alive).toBe(false);
   });
 
+  it('allows a silent full window until kafka.deliveryTimeout declares the outage, when that is longer than two minutes', () => {
+    let now = 0;
+    const health = new RelayHealth(1000, 300_000, () => now);
+    health.producerConnected(true);
+    now = 304_000;
+    expect(health.liveness(view('streaming')).alive).toBe(true);
+    now = 306_000;
+    expect(health.liveness(view('streaming')).alive).toBe(false);
+  });
+
   it('stays alive while streaming through a Kafka outage, silent as it is (window full: no keepalives; librdkafka: one retry per outage)', () => {
     let now = 0;
-    const health = new RelayHealth(1000, () => now);
+    const health = new RelayHealth(1000, 0, () => now);
     health.producerConnected(true);
     now = 10_000;
     // The stall check's one report of the outage (Relay.kafkaDown): a retry, then the producer down.
@@ -85,7 +95,7 @@ describe('RelayHealth', () => {
 
   it('counts deliveries, confirmations, retries and state changes as signs of life', () => {
     let now = 0;
-    const health = new RelayHealth(1000, () => now);
+    const health = new RelayHealth(1000, 0, () => now);
     for (const report of [() => health.delivered(), () => health.confirmed(), () => health.retrying(), () => health.stateChanged()]) {
       now += 500_000;
       report();

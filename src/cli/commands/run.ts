@@ -43,7 +43,7 @@ export function runCommand(): Command {
     config = withoutPersistentStart(config, logger);
     const metrics = new RelayMetrics();
     metrics.describeBuild(VERSION, config.kafka.client, guaranteeConfig(config).guarantee);
-    const health = new RelayHealth(config.statusIntervalMs);
+    const health = new RelayHealth(config.statusIntervalMs, config.kafka.deliveryTimeoutMs);
     let sink;
     try {
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
