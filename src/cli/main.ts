@@ -57,5 +57,6 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (!(err instanceof CommanderError)) process.exitCode = reportError(err);
-  else process.exitCode = err.exitCode === 0 ? EXIT.ok : reportError(usageError(err));
+  // Commander stops before the command's action reads --json: a script that asked for it gets the error object still.
+  else process.exitCode = err.exitCode === 0 ? EXIT.ok : reportError(usageError(err), process.argv.includes('--json'));
 }

@@ -31,16 +31,16 @@ function describeOrigin(setting: Setting, origin: Origin, file: string | undefin
   }
 }
 
-/** Flattens `{ kafka: { brokers: … } }` into `{ 'kafka.brokers': … }`, rejecting keys that are not settings. */
-function flattenFile(value: unknown, file: string, prefix = ''): RawValues {
+/** Flattens `{ kafka: { brokers: … } }` into `{ 'kafka.brokers': … }`, collecting the keys that are not settings in `unknown`. */
+function flattenFile(value: unknown, file: string, unknown: string[], prefix = ''): RawValues {
   const out: RawValues = {};
   if (value === null || value === undefined) return out;
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: expected a mapping of settings at "${prefix || 'top level'}"`);
   for (const [name, child] of Object.entries(value as Record<string, unknown>)) {
     const key = prefix ? `${prefix}.${name}` : name;
     if (SETTINGS_BY_KEY.has(key)) out[key] = child;
-    else if (child !== null && typeof child === 'object' && !Array.isArray(child) && SETTINGS.some((s) => s.key.startsWith(`${key}.`))) Object.assign(out, flattenFile(child, file, key));
-    else throw new ConfigError(`${file}: unknown setting "${key}"`, `see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys`);
+    else if (child !== null && typeof child === 'object' && !Array.isArray(child) && SETTINGS.some((s) => s.key.startsWith(`${key}.`))) Object.assign(out, flattenFile(child, file, unknown, key));
+    else unknown.push(key);
   }
   return out;
 }
@@ -58,7 +58,13 @@ export function readConfigFile(file: string): RawValues {
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }
-  return flattenFile(parsed, file);
+  const unknown: string[] = [];
+  const values = flattenFile(parsed, file, unknown);
+  if (unknown.length > 0) {
+    const names = unknown.map((key) => `"${key}"`).join(', ');
+    throw new ConfigError(`${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names}`, `see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys`);
+  }
+  return values;
 }
 
 /** One line saying that `used` is a former name of the setting and what to use instead. */
@@ -91,6 +97,11 @@ function expectation(message: string): string {
   return message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected /, '');
 }
 
+/** A password in a URL of a value echoed as invalid (relayUrl: `http://user:password@host`), masked. */
+function withoutUserInfo(text: string): string {
+  return text.replace(/(\/\/[^\s/:@"]*:)[^\s/@"]*@/g, '$1***@');
+}
+
 /** One finding of the validation: what is wrong, and what to do about it. */
 interface Problem {
   message: string;
@@ -101,6 +112,34 @@ interface Problem {
 function configErrorOf(problems: Problem[]): ConfigError {
   if (problems.length === 1) return new ConfigError(problems[0]!.message, problems[0]!.hint);
   return new ConfigError(`${problems.length} settings are invalid:\n${problems.map((p) => `  - ${p.message}`).join('\n')}`, problems.map((p) => p.hint).join('; '));
+}
+
+/**
+ * The refusals of the checks across settings (relay-config.ts), kept so that they too are reported together, in
+ * one error, rather than one per start.
+ */
+export class ConfigProblems {
+  private readonly found: RelayError[] = [];
+
+  add(error: RelayError): void {
+    this.found.push(error);
+  }
+
+  /** `check`'s result; a configuration error it throws is kept (undefined then), anything else passes through. */
+  check<T>(check: () => T): T | undefined {
+    try {
+      return check();
+    } catch (err) {
+      if (!(err instanceof RelayError) || err.code !== 'CONFIG_INVALID') throw err;
+      this.add(err);
+      return undefined;
+    }
+  }
+
+  throwIfAny(): void {
+    if (this.found.length === 1) throw this.found[0]!;
+    if (this.found.length > 1) throw configErrorOf(this.found.map((e) => ({ message: e.message, hint: e.hint ?? '' })));
+  }
 }
 
 /**
@@ -128,7 +167,7 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; e
     const result = setting.schema.safeParse(raw);
     if (!result.success) {
       const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
-      const shown = setting.secret ? '(secret)' : JSON.stringify(raw);
+      const shown = setting.secret ? '(secret)' : setting.unechoed ? '(value not shown)' : withoutUserInfo(JSON.stringify(raw));
       problems.push({ message: `invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, hint: `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})` });
       continue;
     }

@@ -44,22 +44,23 @@ const DENIED_PREFIXES: Record<string, string> = {
 /** Where more requests in flight could reorder a retried batch even with idempotence (Kafka allows 5). */
 const MAX_IN_FLIGHT = 5;
 
-function refuse(name: string, why: string): never {
-  throw new ConfigError(`kafka.producer.${name} is not allowed: ${why}`, `remove ${name} from kafka.producer (OUTBOX_RELAY_KAFKA_PRODUCER / --kafka-producer)`);
+function refusal(name: string, why: string): ConfigError {
+  return new ConfigError(`kafka.producer.${name} is not allowed: ${why}`, `remove ${name} from kafka.producer (OUTBOX_RELAY_KAFKA_PRODUCER / --kafka-producer)`);
 }
 
-/** Refuses, at start, pass-through properties that would break a guarantee or duplicate a relay setting. */
-export function checkProducerProperties(properties: Record<string, string>): void {
+/** The refusals, at start, of pass-through properties that would break a guarantee or duplicate a relay setting. */
+export function checkProducerProperties(properties: Record<string, string>): ConfigError[] {
+  const refused: ConfigError[] = [];
   for (const [name, value] of Object.entries(properties)) {
     const denied = DENIED[name] ?? Object.entries(DENIED_PREFIXES).find(([prefix]) => name.startsWith(prefix))?.[1];
-    if (denied) refuse(name, denied);
-    if ((name === 'max.in.flight' || name === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
-      refuse(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`);
-    }
-    if ((name === 'retries' || name === 'message.send.max.retries') && Number(value) === 0) {
-      refuse(name, 'without internal retries a leader change fails every send in flight; leave it to librdkafka (bounded by kafka.deliveryTimeout)');
+    if (denied) refused.push(refusal(name, denied));
+    else if ((name === 'max.in.flight' || name === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
+      refused.push(refusal(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`));
+    } else if ((name === 'retries' || name === 'message.send.max.retries') && Number(value) === 0) {
+      refused.push(refusal(name, 'without internal retries a leader change fails every send in flight; leave it to librdkafka (bounded by kafka.deliveryTimeout)'));
     }
   }
+  return refused;
 }
 
 /**
@@ -67,27 +68,31 @@ export function checkProducerProperties(properties: Record<string, string>): voi
  * `setExplicitly`: the librdkafka-only settings with a default (kafka.linger, kafka.batchSize) that the operator
  * gave: kafkajs would ignore them without a word.
  */
-export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee: string | undefined, setExplicitly: string[]): void {
+export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee: string | undefined, setExplicitly: string[]): ConfigError[] {
+  const refused: ConfigError[] = [];
   // Measured on a 3-broker cluster (test/integration/cluster.leader-failover.test.ts): one partition-leader kill
   // under 4 writers lost 51 and duplicated 70 of 10 177 events for a read_committed consumer with kafkajs
   // transactions; librdkafka's lost and duplicated none.
   if (client !== 'rdkafka' && guarantee === 'exactly-once') {
-    throw new ConfigError(
-      `delivery.guarantee exactly-once is not available with kafka.client ${client}: its transactions lose and duplicate events when a partition leader changes in a replicated cluster`,
-      'use kafka.client rdkafka (the default) for exactly-once, or at-least-once with kafkajs',
+    refused.push(
+      new ConfigError(
+        `delivery.guarantee exactly-once is not available with kafka.client ${client}: its transactions lose and duplicate events when a partition leader changes in a replicated cluster`,
+        'use kafka.client rdkafka (the default) for exactly-once, or at-least-once with kafkajs',
+      ),
     );
   }
   if (!CODECS[client].includes(compression)) {
-    throw new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use kafka.client rdkafka, or kafka.compression ${CODECS[client].filter((c) => c !== 'none').join('/')}`);
+    refused.push(new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use kafka.client rdkafka, or kafka.compression ${CODECS[client].filter((c) => c !== 'none').join('/')}`));
   }
   if (client !== 'rdkafka' && Object.keys(producer).length > 0) {
-    throw new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, 'use kafka.client rdkafka, or remove kafka.producer');
+    refused.push(new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, 'use kafka.client rdkafka, or remove kafka.producer'));
   }
   if (client !== 'rdkafka' && clientRack !== undefined) {
-    throw new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, 'use kafka.client rdkafka, or remove kafka.clientRack');
+    refused.push(new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, 'use kafka.client rdkafka, or remove kafka.clientRack'));
   }
   if (client !== 'rdkafka' && setExplicitly.length > 0) {
     const names = setExplicitly.join(' and ');
-    throw new ConfigError(`${names} ${setExplicitly.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use kafka.client rdkafka, or remove ${names} (with kafkajs, delivery.coalesce gathers events into fewer requests)`);
+    refused.push(new ConfigError(`${names} ${setExplicitly.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use kafka.client rdkafka, or remove ${names} (with kafkajs, delivery.coalesce gathers events into fewer requests)`));
   }
+  return refused;
 }

@@ -4,9 +4,9 @@ import type { SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
 import { parseLsn } from '../lsn.js';
 import { compileTopicTemplate } from '../route/topic-template.js';
-import { ConfigError, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
+import { ConfigError, ConfigProblems, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
-import { SETTINGS, type SettingValues } from './settings.js';
+import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
 import type { EnvelopeConfig, Origin, RelayConfig } from './types.js';
 
@@ -24,13 +24,9 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
   const sslmode = v['postgres.sslmode'];
   const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'], 'postgres.passwordFile') : undefined;
   if (url) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      const source = v['postgres.url'] ? 'postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)' : 'DATABASE_URL';
-      throw new ConfigError(`${source} is not a URL`, 'use postgres://user@host:5432/database (percent-encode special characters in the password)');
-    }
+    // postgres.url passed the same check in its schema; DATABASE_URL is read here only. Never shown: it may hold a password.
+    if (!isPostgresUrl(url)) throw new ConfigError(`environment variable DATABASE_URL is not ${POSTGRES_URL_FORM}`, 'correct DATABASE_URL, or set postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)');
+    const parsed = new URL(url);
     // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
     if (sslmode) for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) parsed.searchParams.delete(p);
     // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
@@ -41,8 +37,16 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
     }
     config.connectionString = parsed.toString();
   } else if (filePassword !== undefined) config.password = filePassword;
+  const caFile = v['postgres.sslCaFile'];
+  // Any other mode would leave the CA unread (unset: not even TLS), while the operator believes the server verified.
+  if (caFile !== undefined && sslmode !== 'verify-ca' && sslmode !== 'verify-full') {
+    throw new ConfigError(
+      `postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full (postgres.sslmode is ${sslmode ?? 'not set'})`,
+      'set --postgres-sslmode verify-full (OUTBOX_RELAY_POSTGRES_SSLMODE, key postgres.sslmode), or verify-ca to leave out the host name check; or remove postgres.sslCaFile',
+    );
+  }
   if (sslmode) {
-    const ca = v['postgres.sslCaFile'] ? readSecretFile(v['postgres.sslCaFile'], 'postgres.sslCaFile') : undefined;
+    const ca = caFile ? readSecretFile(caFile, 'postgres.sslCaFile') : undefined;
     if (sslmode === 'disable') config.ssl = false;
     else if (sslmode === 'prefer' || sslmode === 'require') config.ssl = { rejectUnauthorized: false };
     else if (sslmode === 'verify-ca') config.ssl = { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
@@ -54,26 +58,45 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
 /** Settings only librdkafka reads that have a default, so that only one given explicitly can be refused with another client. */
 const RDKAFKA_ONLY_WITH_DEFAULT = ['kafka.linger', 'kafka.batchSize'];
 
-function kafkaConfig(v: SettingValues, origins: Record<string, Origin>): RelayConfig['kafka'] {
+const SASL_CREDENTIALS = ['kafka.saslUsername', 'kafka.saslPassword', 'kafka.saslPasswordFile'] as const;
+
+function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, problems: ConfigProblems): RelayConfig['kafka'] {
   const caFile = v['kafka.sslCaFile'];
-  const ssl = caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : v['kafka.ssl'];
+  const ssl = caFile ? problems.check(() => ({ ca: [readSecretFile(caFile, 'kafka.sslCaFile')] })) : v['kafka.ssl'];
   const mechanism = v['kafka.saslMechanism'];
   let sasl: SASLOptions | undefined;
   if (mechanism) {
     const username = v['kafka.saslUsername'];
-    const password = v['kafka.saslPasswordFile'] ? readSecretFile(v['kafka.saslPasswordFile'], 'kafka.saslPasswordFile') : v['kafka.saslPassword'];
-    if (!username || !password) {
-      throw new ConfigError(`kafka.saslMechanism ${mechanism} needs a user name and a password`, 'set OUTBOX_RELAY_KAFKA_SASL_USERNAME and OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE (or _PASSWORD)');
+    const passwordFile = v['kafka.saslPasswordFile'];
+    const password = passwordFile ? problems.check(() => readSecretFile(passwordFile, 'kafka.saslPasswordFile')) : v['kafka.saslPassword'];
+    // An unreadable file is reported by readSecretFile's own error; an empty one is no password.
+    const unreadable = passwordFile !== undefined && password === undefined;
+    if (!username || (!password && !unreadable)) {
+      problems.add(
+        new ConfigError(
+          `kafka.saslMechanism ${mechanism} needs a user name and a password`,
+          'set kafka.saslUsername (--kafka-sasl-username / OUTBOX_RELAY_KAFKA_SASL_USERNAME) and kafka.saslPasswordFile (--kafka-sasl-password-file / OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE), or kafka.saslPassword',
+        ),
+      );
+    } else if (password) sasl = { mechanism, username, password } as SASLOptions;
+  } else {
+    // Without a mechanism the client would connect unauthenticated, the credentials unread.
+    const given = SASL_CREDENTIALS.filter((key) => v[key] !== undefined);
+    if (given.length > 0) {
+      problems.add(
+        new ConfigError(
+          `${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} given without kafka.saslMechanism, which alone turns SASL on: the relay would connect without authenticating`,
+          'set kafka.saslMechanism (--kafka-sasl-mechanism / OUTBOX_RELAY_KAFKA_SASL_MECHANISM): plain, scram-sha-256 or scram-sha-512; or remove them',
+        ),
+      );
     }
-    sasl = { mechanism, username, password } as SASLOptions;
   }
   const client = v['kafka.client'];
   const compression = v['kafka.compression'];
   const producer = v['kafka.producer'] ?? {};
   const clientRack = v['kafka.clientRack'];
-  checkProducerProperties(producer);
   const setExplicitly = RDKAFKA_ONLY_WITH_DEFAULT.filter((key) => origins[key] !== 'default');
-  checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'], setExplicitly);
+  for (const refused of [...checkProducerProperties(producer), ...checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'], setExplicitly)]) problems.add(refused);
   return {
     brokers: v['kafka.brokers'] ?? [],
     clientId: v['kafka.clientId'],
@@ -109,16 +132,22 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const v = resolved.values as SettingValues;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'], source: v['envelope.source'] };
   const prefixes = v['messages.prefixes'];
+  // The checks across settings each run, and fail together: one fix-and-retry round, as for the values above.
+  const problems = new ConfigProblems();
   // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
-  if (prefixes) compileTopicTemplate(v['messages.topic'], 'messages.topic');
-  if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic');
+  if (prefixes) problems.check(() => compileTopicTemplate(v['messages.topic'], 'messages.topic'));
+  if (v['delivery.onPoison'] === 'dead-letter') problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic'));
+  const postgres = problems.check(() => postgresConfig(v, env));
+  const tables = tableMappings(v, resolved.origins, envelope, problems);
+  const kafka = kafkaConfig(v, resolved.origins, problems);
+  problems.throwIfAny();
   return {
-    postgres: postgresConfig(v, env),
+    postgres: postgres!,
     slot: v.slot,
     publication: v.publication,
-    tables: tableMappings(v, resolved.origins, envelope),
+    tables,
     startLsn: v.startLsn ? parseLsn(v.startLsn) : undefined,
-    kafka: kafkaConfig(v, resolved.origins),
+    kafka,
     delivery: {
       maxInFlightEvents: v['delivery.maxInFlightEvents'],
       maxInFlightBytes: v['delivery.maxInFlightBytes'],

@@ -48,6 +48,8 @@ export interface Setting {
   /** What the flag's value looks like in --help, e.g. `<url>`. */
   placeholder: string;
   secret?: boolean;
+  /** Shown once valid, but not echoed when invalid: it may hold credentials that a later check refuses (kafka.producer). */
+  unechoed?: boolean;
   /** Former names, still accepted with a deprecation warning that names the current one. */
   deprecated?: { flag?: string; env?: string };
 }
@@ -81,7 +83,26 @@ const brokers = list.check(
     if (bad.length) ctx.addIssue({ code: 'custom', message: `host:port for every broker, with a port from 1 to 65535 (not ${bad.map((b) => JSON.stringify(b)).join(', ')})` });
   }),
 );
-const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464'));
+// No user info: the relay's HTTP server has no authentication (fetch refuses a URL with it), and a password in it would be shown.
+const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464, without user or password'));
+/**
+ * A URL pg reads as written: a postgres:// (or postgresql://, socket:) URL whose user info the URL parser finds.
+ * Without a scheme, or with an unencoded #, ? or / in the password, the parser takes the password for a scheme, a
+ * port, a query or a fragment: the relay would connect elsewhere, and the redaction would show it.
+ */
+export function isPostgresUrl(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  if (!['postgres:', 'postgresql:', 'socket:'].includes(parsed.protocol)) return false;
+  // libpq's reading: an @ before the first / ends the user info.
+  return parsed.username !== '' || parsed.password !== '' || !/^[^/]*@/.test(url.slice(parsed.protocol.length).replace(/^\/\//, ''));
+}
+export const POSTGRES_URL_FORM = 'a URL such as postgres://user@host:5432/database (percent-encode special characters of the password: # ? / @ : %)';
+const postgresUrl = text.check(z.refine(isPostgresUrl, POSTGRES_URL_FORM));
 const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.optional(z.number()), bytes: z.optional(z.number()) }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
 const propertyValue = z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String));
@@ -102,7 +123,7 @@ function setting<const K extends string, S extends z.ZodMiniType, const E extend
 
 export const SETTINGS = [
   // PostgreSQL connection: besides these, the standard DATABASE_URL and libpq PG* variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD) apply.
-  setting('postgres.url', 'postgres', text, 'PostgreSQL connection URL of the database that holds the outbox. Falls back to DATABASE_URL, then to the PG* variables.', {
+  setting('postgres.url', 'postgres', postgresUrl, 'PostgreSQL connection URL (postgres:// or postgresql://; percent-encode special characters of the password) of the database that holds the outbox. Falls back to DATABASE_URL, then to the PG* variables.', {
     env: 'OUTBOX_RELAY_POSTGRES_URL',
     flag: '--postgres-url',
     placeholder: '<url>',
@@ -112,7 +133,7 @@ export const SETTINGS = [
   setting('postgres.sslmode', 'postgres', enumOf(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']), 'TLS to PostgreSQL, as libpq: disable, prefer, require (encrypt, no verification), verify-ca, verify-full.', {
     placeholder: '<mode>',
   }),
-  setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against.', { placeholder: '<path>' }),
+  setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against; refused with any other postgres.sslmode, which would not read it.', { placeholder: '<path>' }),
   setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
   setting(
     'postgres.statementTimeout',
@@ -206,10 +227,11 @@ export const SETTINGS = [
   setting('kafka.clientRack', 'kafka', text, 'rdkafka: the rack (availability zone) the relay runs in (client.rack); reported to the brokers.', { placeholder: '<rack>' }),
   setting('kafka.producer', 'kafka', producerProperties, 'rdkafka: further librdkafka producer properties, passed through as given: in the file a mapping under kafka.producer ({ "queue.buffering.max.kbytes": 65536 }), in env and flags `name=value,…`. Properties that would break the delivery guarantees (acks, enable.idempotence, transactional.id, max.in.flight above 5, retries 0, …) are refused at start.', {
     placeholder: '<name=value,…>',
+    unechoed: true,
   }),
   setting('kafka.ssl', 'kafka', bool, 'Connect to the brokers with TLS.', { default: false, placeholder: '<bool>' }),
   setting('kafka.sslCaFile', 'kafka', text, 'CA certificate (PEM) for the brokers’ TLS certificates; implies kafka.ssl.', { placeholder: '<path>' }),
-  setting('kafka.saslMechanism', 'kafka', enumOf(['plain', 'scram-sha-256', 'scram-sha-512']), 'SASL authentication mechanism.', { placeholder: '<mechanism>' }),
+  setting('kafka.saslMechanism', 'kafka', enumOf(['plain', 'scram-sha-256', 'scram-sha-512']), 'SASL authentication mechanism; it alone turns SASL on, so the SASL user and password are refused without it.', { placeholder: '<mechanism>' }),
   setting('kafka.saslUsername', 'kafka', text, 'SASL user name.', { placeholder: '<name>' }),
   setting('kafka.saslPassword', 'kafka', text, 'SASL password (prefer kafka.saslPasswordFile).', { placeholder: '<password>', secret: true }),
   setting('kafka.saslPasswordFile', 'kafka', text, 'File whose content is the SASL password (a mounted secret).', { placeholder: '<path>' }),
@@ -297,7 +319,7 @@ export const SETTINGS = [
 
   setting('http.port', 'http', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
   setting('http.host', 'http', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
-  setting('relayUrl', 'client', httpUrl, 'Base URL of the running relay’s HTTP server; `outbox-relay status` reads its /readyz there.', {
+  setting('relayUrl', 'client', httpUrl, 'Base URL of the running relay’s HTTP server, without user or password; `outbox-relay status` reads its /readyz there.', {
     default: 'http://127.0.0.1:9464',
     placeholder: '<url>',
   }),

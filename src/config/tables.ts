@@ -1,5 +1,5 @@
 import { compileTopicRouting } from '../route/routing-rules.js';
-import { ConfigError } from './load.js';
+import { ConfigError, type ConfigProblems } from './load.js';
 import type { EnvelopeConfig, Origin, TableMapping } from './types.js';
 import type { EventFilter, PresetName, RouteRule, TableEntry } from './table-schemas.js';
 
@@ -102,19 +102,23 @@ function checkColumnsFor(mapping: TableMapping, where: string): void {
   if (mapping.envelope.mode === 'cloudevents') needs(columns.type, 'mapping.type', 'envelope.mode cloudevents needs the event type (ce_type)');
 }
 
-export function tableMappings(values: Values, origins: Record<string, Origin>, envelope: EnvelopeConfig): TableMapping[] {
+/** The mappings of the tables that passed their checks; each refusal goes to `problems`. */
+export function tableMappings(values: Values, origins: Record<string, Origin>, envelope: EnvelopeConfig, problems: ConfigProblems): TableMapping[] {
   const preset = values.preset as PresetName;
   const entries = values.tables as TableEntry[] | undefined;
-  if (entries === undefined) return [toMapping(withPreset(values, origins, preset), envelope, 'table')];
+  if (entries === undefined) return [problems.check(() => toMapping(withPreset(values, origins, preset), envelope, 'table'))].filter((m) => m !== undefined);
   if (origins.table !== 'default') {
-    throw new ConfigError(`both table (${origins.table}) and tables (${origins.tables}) are set`, 'list every table under tables, or use table alone for a single table');
+    problems.add(new ConfigError(`both table (${origins.table}) and tables (${origins.tables}) are set`, 'list every table under tables, or use table alone for a single table'));
   }
   const seen = new Set<string>();
-  return entries.map((entry, i) => {
-    const mapping = toMapping({ ...withPreset(values, origins, entry.preset ?? preset), ...entryValues(entry) }, envelope, `tables.${i} (${entry.table}, from ${origins.tables})`);
+  const mappings: TableMapping[] = [];
+  entries.forEach((entry, i) => {
+    const mapping = problems.check(() => toMapping({ ...withPreset(values, origins, entry.preset ?? preset), ...entryValues(entry) }, envelope, `tables.${i} (${entry.table}, from ${origins.tables})`));
+    if (mapping === undefined) return;
     const name = `${mapping.schema}.${mapping.table}`;
-    if (seen.has(name)) throw new ConfigError(`tables.${i}: ${name} is listed twice (from ${origins.tables})`, 'give each table one entry');
+    if (seen.has(name)) problems.add(new ConfigError(`tables.${i}: ${name} is listed twice (from ${origins.tables})`, 'give each table one entry'));
     seen.add(name);
-    return mapping;
+    mappings.push(mapping);
   });
+  return mappings;
 }

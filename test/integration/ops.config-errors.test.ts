@@ -100,7 +100,7 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
   });
 
   it('config check prints every effective value with its source, secrets masked; invalid settings exit 2, all named', async () => {
-    const file = configFile('relay.yaml', 'kafka:\n  brokers: [kafka-1:9092]\n  saslPassword: file-secret\ntopic: from-file\n');
+    const file = configFile('relay.yaml', 'kafka:\n  brokers: [kafka-1:9092]\n  saslMechanism: plain\n  saslUsername: relay\n  saslPassword: file-secret\ntopic: from-file\n');
     const checked = await runCliJson<{ valid: boolean; settings: { key: string; value: unknown; source: string }[] }>(
       ['config', 'check', '--config', file, '--slot', 'flag_slot', '--postgres-url', 'postgres://relay:url-secret@db/app'],
       { OUTBOX_RELAY_TOPIC: 'from-env' },
@@ -118,7 +118,7 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^topic +from-file +file /m);
 
-    const invalid = await runCli(['config', 'check', '--delivery-batch-max-events', 'lots', '--slot', 'Bad Slot']);
+    const invalid = await runCli(['config', 'check', '--kafka-brokers', 'kafka-1:9092', '--delivery-batch-max-events', 'lots', '--slot', 'Bad Slot']);
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toContain('2 settings are invalid');
     expect(invalid.stderr).toContain('invalid flag --slot');

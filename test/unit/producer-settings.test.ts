@@ -2,20 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/relay-config.js';
 import { producerProperties } from '../../src/sink/rdkafka-client.js';
-
-const load = (flags: Record<string, unknown>, env: Record<string, string> = {}, configFile?: string) => loadConfig({ flags: { 'kafka.brokers': 'k:9092', ...flags }, env, configFile });
-
-function refusal(run: () => unknown): { code: string; message: string; hint: string | undefined } {
-  try {
-    run();
-  } catch (err) {
-    const e = err as { code: string; message: string; hint?: string };
-    return { code: e.code, message: e.message, hint: e.hint };
-  }
-  throw new Error('expected the configuration to be refused');
-}
+import { load, refusal } from '../support/config-load.js';
 
 describe('kafka producer settings', () => {
   it('refuses exactly-once with kafkajs, naming both settings (its transactions failed the replicated-cluster test)', () => {

@@ -52,3 +52,46 @@ describe('secrets in settings output', () => {
     expect(message).not.toContain(SASL_PASSWORD);
   });
 });
+
+describe('secrets the URL parser does not see as secrets', () => {
+  const load = (flags: Record<string, unknown>, env: Record<string, string> = {}) => loadConfig({ flags: { 'kafka.brokers': 'k:9092', ...flags }, env });
+  const refusal = (run: () => unknown): Error => {
+    try {
+      run();
+    } catch (err) {
+      return err as Error;
+    }
+    throw new Error('expected the configuration to be refused');
+  };
+
+  it.each([
+    ['no scheme', `relay:${URL_PASSWORD}@db/app`],
+    ['an unencoded # in the password', `postgres://relay:1234#${URL_PASSWORD}@db/app`],
+    ['an unencoded ? in the password', `postgres://relay:1234?${URL_PASSWORD}@db/app`],
+  ])('a postgres.url with %s is refused, without its password, instead of being shown unmasked and connecting elsewhere', (_case, url) => {
+    const err = refusal(() => load({ 'postgres.url': url }));
+    expect(err.message).toMatch(/invalid flag --postgres-url: \(secret\); expected .*postgres:\/\//);
+    expect(`${err.message} ${(err as { hint?: string }).hint}`).not.toContain(URL_PASSWORD);
+    const fromEnv = refusal(() => load({}, { DATABASE_URL: url }));
+    expect(fromEnv.message).toMatch(/DATABASE_URL/);
+    expect(fromEnv.message).not.toContain(URL_PASSWORD);
+  });
+
+  it('still takes postgres:// and postgresql:// URLs, with an @ in the percent-encoded password or in the query', () => {
+    expect(load({ 'postgres.url': 'postgresql://relay:p%40ss@db:5432/app?application_name=a@b' }).postgres.connectionString).toContain('db:5432');
+    expect(load({ 'postgres.url': 'postgres://db/app' }).postgres.connectionString).toBe('postgres://db/app');
+  });
+
+  it('an invalid kafka.producer is not echoed: its properties may be credentials (sasl.*, ssl.*.password)', () => {
+    const err = refusal(() => load({}, { OUTBOX_RELAY_KAFKA_PRODUCER: `sasl.password=${SASL_PASSWORD},Bad-Name=1` }));
+    expect(err.message).toMatch(/invalid environment variable OUTBOX_RELAY_KAFKA_PRODUCER/);
+    expect(err.message).toContain('Bad-Name');
+    expect(err.message).not.toContain(SASL_PASSWORD);
+  });
+
+  it('relayUrl with credentials is refused, not shown (the relay’s HTTP server has no authentication, and fetch refuses them)', () => {
+    const err = refusal(() => load({ relayUrl: `http://admin:${URL_PASSWORD}@relay:9464` }));
+    expect(err.message).toMatch(/invalid flag --relay-url: \(secret\)|invalid flag --relay-url/);
+    expect(err.message).not.toContain(URL_PASSWORD);
+  });
+});

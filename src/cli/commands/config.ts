@@ -40,7 +40,8 @@ function checkCommand(): Command {
     const json = opts.json === true;
     let config;
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
+      // What run requires too: a configuration check passes only what run would start with.
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'] });
       // What `run` refuses at start, for the heap this process has (the same bin flags or NODE_OPTIONS).
       checkWindowFitsHeap(config.delivery.maxInFlightEvents);
     } catch (err) {

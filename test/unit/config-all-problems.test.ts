@@ -1,0 +1,67 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../../stack/paths.js';
+import { load, refusal } from '../support/config-load.js';
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_') && k !== 'DATABASE_URL'));
+  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...clean, ...env } });
+}
+
+describe('config: every problem at once, the settings that depend on each other too', () => {
+  it('reports each refusal across settings in one error, not the first only', () => {
+    const r = refusal(() =>
+      load({ 'kafka.client': 'kafkajs', 'kafka.compression': 'zstd', 'kafka.clientRack': 'az-1', 'kafka.saslMechanism': 'plain', 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'bad topic' }),
+    );
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toMatch(/^4 settings are invalid:/);
+    for (const part of ['kafka.saslMechanism plain needs a user name and a password', 'kafka.compression zstd', 'kafka.clientRack', 'delivery.deadLetterTopic']) expect(r.message).toContain(part);
+  });
+
+  it('names every unknown key of a config file, not the first only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(file, 'kafka:\n  broker: k:9092\nslots: x\nhttp:\n  prot: 1\n');
+    const r = refusal(() => load({}, {}, file));
+    for (const key of ['kafka.broker', 'slots', 'http.prot']) expect(r.message).toContain(`"${key}"`);
+  });
+});
+
+describe('config: credentials given without the setting that uses them are refused, not ignored', () => {
+  it('a SASL user name or password file without kafka.saslMechanism (the relay would connect without authenticating)', () => {
+    const r = refusal(() => load({ 'kafka.saslUsername': 'relay', 'kafka.saslPasswordFile': '/run/secrets/kafka-password' }));
+    expect(r.message).toMatch(/kafka.saslUsername, kafka.saslPasswordFile .*without kafka.saslMechanism/);
+    expect(r.hint).toMatch(/--kafka-sasl-mechanism/);
+    expect(r.hint).toMatch(/OUTBOX_RELAY_KAFKA_SASL_MECHANISM/);
+  });
+
+  it('postgres.sslCaFile without postgres.sslmode verify-ca or verify-full (the connection would not even be encrypted)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ca-'));
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, 'not read');
+    for (const sslmode of [undefined, 'require', 'prefer']) {
+      const r = refusal(() => load({ 'postgres.sslCaFile': ca, ...(sslmode ? { 'postgres.sslmode': sslmode } : {}) }));
+      expect(r.message).toMatch(/postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full/);
+      expect(r.hint).toMatch(/--postgres-sslmode verify-full/);
+    }
+    expect(load({ 'postgres.sslCaFile': ca, 'postgres.sslmode': 'verify-full' }).postgres.ssl).toMatchObject({ rejectUnauthorized: true, ca: 'not read' });
+  });
+});
+
+describe('config check', () => {
+  it('refuses what run refuses: kafka.brokers is required (run exits 2 without it)', () => {
+    const result = cli(['config', 'check']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: missing required setting kafka.brokers\n {2}fix: pass --kafka-brokers/);
+    expect(cli(['config', 'check'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' }).status).toBe(0);
+  });
+
+  it('with --json, a usage error is the JSON error object too', () => {
+    const result = cli(['config', 'check', '--json', '--kafka-brokerz', 'k:9092']);
+    expect(result.status).toBe(2);
+    expect(JSON.parse(result.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining("unknown option '--kafka-brokerz'"), fix: 'see outbox-relay config check --help' } });
+  });
+});
