@@ -53,6 +53,11 @@ export class TupleValues {
   constructor(
     private readonly buf: Buffer,
     private readonly bounds: number[],
+    /**
+     * The first column sent as an unchanged TOASTed value ('u'), else -1. An INSERT never has one (logical decoding
+     * puts the whole value in it): if one came, the value is missing, not NULL, and the row must not be read as if it were.
+     */
+    readonly unchanged = -1,
   ) {}
 
   /** Values that did not come from the WAL (republish reads rows with SQL): `null` for SQL NULL. */
@@ -211,10 +216,14 @@ function decodeTuple(buf: Buffer, start: number): TupleValues {
   const count = buf.readUInt16BE(start);
   let offset = start + 2;
   const bounds: number[] = new Array(2 * count);
+  let unchanged = -1;
   for (let i = 0; i < count; i++) {
     const kind = buf[offset++];
     if (kind === 0x6e) bounds[2 * i] = NULL_VALUE;
-    else if (kind === 0x75) bounds[2 * i] = UNCHANGED_VALUE;
+    else if (kind === 0x75) {
+      bounds[2 * i] = UNCHANGED_VALUE;
+      if (unchanged < 0) unchanged = i;
+    }
     else if (kind === 0x74 || kind === 0x62) {
       const length = buf.readUInt32BE(offset);
       bounds[2 * i] = offset + 4;
@@ -223,7 +232,7 @@ function decodeTuple(buf: Buffer, start: number): TupleValues {
       if (offset > buf.length) throw protocolError('a column value runs past the end of the message');
     } else throw protocolError(`unknown tuple column kind 0x${kind?.toString(16) ?? '??'}`);
   }
-  return new TupleValues(buf, bounds);
+  return new TupleValues(buf, bounds, unchanged);
 }
 
 function readCString(buf: Buffer, offset: number): [string, number] {

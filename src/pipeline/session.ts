@@ -138,6 +138,13 @@ export class Session {
         case 'insert': {
           const mapper = this.mappers.get(msg.relationId);
           const txn = this.txn;
+          // null: a published table no mapping names. Never announced (undefined), the row might be an outbox row:
+          // passed over, it would be confirmed without reaching Kafka.
+          if (mapper === undefined) {
+            throw new RelayError('PG_PROTOCOL', `pgoutput: an Insert of relation ${msg.relationId}, which no Relation message announced on this connection`, {
+              hint: 'this is a bug or an unsupported server version; please report it with the server version. The relay stopped before this row and did not confirm past it',
+            });
+          }
           // A filtered row adds nothing to its transaction, which then still commits and advances the position.
           if (!mapper || !txn || !mapper.accepts(msg.values)) break;
           this.enqueue(txn, mapper, msg.values);

@@ -7,7 +7,7 @@ import { compileEnvelope, type Envelope } from './envelope.js';
 import { recordSize, type OutboxEvent } from './event.js';
 import { HEADER } from './row-mapper.js';
 import { headerValues, topLevelMembers } from './header-values.js';
-import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
+import { checkTopicName, compileTopicTemplate, type TopicTemplate } from './topic-template.js';
 
 /**
  * Events emitted with pg_logical_emit_message(true, prefix, content) instead of an outbox row. The content is
@@ -28,6 +28,9 @@ interface MessageMeta {
 
 const NEWLINE = 0x0a;
 
+/** The placeholders messages.topic may use: a message has no columns, only these fields. */
+export const MESSAGE_TOPIC_FIELDS = ['id', 'type', 'key', 'aggregate_type', 'aggregate_id', 'prefix'] as const;
+
 export class MessageMapper {
   private readonly prefixes: Set<string>;
   private readonly topic: TopicTemplate;
@@ -46,46 +49,72 @@ export class MessageMapper {
     const newline = msg.content.indexOf(NEWLINE);
     const metaText = msg.content.toString('utf8', 0, newline < 0 ? msg.content.length : newline);
     const meta = parseMeta(metaText);
+    let members: Map<string, string> | undefined;
+    const notText: string[] = [];
     const field = (name: keyof MessageMeta): string | null => {
       const v = meta[name];
-      return v === undefined || v === null ? null : String(v);
+      if (v === undefined || v === null) return null;
+      if (typeof v === 'string') return v;
+      if (typeof v === 'object') {
+        // String() would make every object the key "[object Object]", and an array its items joined.
+        notText.push(name);
+        return null;
+      }
+      // A number or boolean as written, as for headers: through a JavaScript number 12345678901234567890 loses digits.
+      members ??= new Map(topLevelMembers(metaText));
+      return members.get(name) ?? String(v);
     };
     const eventId = field('id');
     const where = `logical message (prefix "${msg.prefix}", event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`;
     const details = { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix };
     if (newline < 0) throw new RelayError('RECORD_INVALID', `${where}: no newline between the metadata line and the payload`, { details, hint: 'emit events with outbox_emit() from sql/004_emit_event.sql' });
-    if (eventId === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "id"`, { details });
     const type = field('type');
+    const keyField = field('key');
+    const topicField = field('topic');
+    const aggregateType = field('aggregate_type');
+    const aggregateId = field('aggregate_id');
+    const contentType = field('content_type');
+    if (notText.length > 0) {
+      throw new RelayError('RECORD_INVALID', `${where}: the metadata's "${notText[0]}" is a JSON ${Array.isArray(meta[notText[0] as keyof MessageMeta]) ? 'array' : 'object'}, not a string`, {
+        details,
+        hint: 'emit events with outbox_emit() from sql/004_emit_event.sql',
+      });
+    }
+    if (eventId === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "id"`, { details });
     const headers: Record<string, string | Buffer> = {};
-    if (meta.headers !== null && typeof meta.headers === 'object' && !Array.isArray(meta.headers)) {
+    if (meta.headers !== undefined && meta.headers !== null) {
+      // Left out, headers that are not an object would be lost without a word; a row's headers column is refused the same way.
+      if (typeof meta.headers !== 'object' || Array.isArray(meta.headers)) {
+        throw new RelayError('RECORD_INVALID', `${where}: the metadata's "headers" is not a JSON object`, { details, hint: 'emit events with outbox_emit() from sql/004_emit_event.sql' });
+      }
       // The stored text of each value, as for a row's headers column: no JavaScript number round trip.
       const raw = topLevelMembers(metaText).filter(([name]) => name === 'headers').pop()![1];
       Object.assign(headers, headerValues(raw));
     }
     headers[HEADER.id] = eventId;
     if (type !== null) headers[HEADER.type] = type;
-    const aggregateType = field('aggregate_type');
-    const aggregateId = field('aggregate_id');
     if (aggregateType !== null) headers[HEADER.aggregateType] = aggregateType;
     if (aggregateId !== null) headers[HEADER.aggregateId] = aggregateId;
     headers[HEADER.lsn] = formatLsn(txn.commitLsn);
     headers[HEADER.commitTime] = new Date(txn.commitTimeMs).toISOString();
     headers[HEADER.xid] = String(txn.xid);
-    headers[HEADER.contentType] = field('content_type') ?? 'application/json';
+    headers[HEADER.contentType] = contentType ?? 'application/json';
     const envelope = this.envelopeFor(msg.prefix);
     if (envelope) {
       if (type === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "type" (CloudEvents requires ce_type)`, { details });
       envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: txn.commitTimeMs });
     }
-    const values: Record<string, string | null> = { id: eventId, type, key: field('key'), aggregate_type: aggregateType, aggregate_id: aggregateId, prefix: msg.prefix };
+    const values: Record<string, string | null> = { id: eventId, type, key: keyField, aggregate_type: aggregateType, aggregate_id: aggregateId, prefix: msg.prefix };
     let topic: string;
     try {
-      topic = field('topic') ?? this.topic.render((name) => values[name] ?? null);
+      // An empty or illegal name would otherwise reach the client, whose refusal does not name the event.
+      topic = topicField !== null ? checkTopicName(topicField) : this.topic.render((name) => values[name] ?? null);
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
       throw new RelayError(err.code, `${where}: ${err.message}`, { details, hint: 'give the message a "topic", or the fields messages.topic uses' });
     }
-    const key = field('key') ?? eventId;
+    // As documented (docs/event-shaping.md) and as outbox_emit() writes it: per-aggregate order unless the id is all there is.
+    const key = keyField ?? aggregateId ?? eventId;
     const value = Buffer.from(msg.content.subarray(newline + 1));
     return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn };
   }

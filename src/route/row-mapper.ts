@@ -85,9 +85,12 @@ export class RowMapper {
     return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()));
   }
 
-  /** False for a row the table's include/exclude filters leave out. */
+  /**
+   * False for a row the table's include/exclude filters leave out. A row with a value missing (unchanged TOAST)
+   * is let through, not judged on a NULL it does not have: `map` refuses it, so it meets the poison policy.
+   */
   accepts(values: TupleValues): boolean {
-    return this.filter === undefined || this.withRow(values, this.filter);
+    return this.filter === undefined || values.unchanged >= 0 || this.withRow(values, this.filter);
   }
 
   /**
@@ -117,6 +120,11 @@ export class RowMapper {
   map(values: TupleValues, txn: SourceTransaction): OutboxEvent {
     const index = this.index;
     const eventId = textOf(values, index.id);
+    if (values.unchanged >= 0) {
+      // Read as NULL, a missing payload would become a tombstone (mapping.nullPayload) and a missing type a filtered row.
+      const column = [...this.columnIndex].find(([, i]) => i === values.unchanged)?.[0] ?? `#${values.unchanged + 1}`;
+      return this.fail(eventId, txn, `column "${column}" came as an unchanged TOAST value, which an INSERT never has: the value is not in the WAL message`, undefined, 'RECORD_INVALID');
+    }
     if (eventId === null) return this.fail(eventId, txn, 'the id column is NULL');
     // The key is the id unless the mapping names another column: then the same text, decoded once.
     const keyText = index.key === index.id ? eventId : textOf(values, index.key);

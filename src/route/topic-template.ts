@@ -59,3 +59,9 @@ export function compileTopicTemplate(template: string, setting = 'topic'): Topic
     },
   };
 }
+
+/** A topic name given as is (a logical message's own "topic"): checked as a rendered template is, before Kafka sees it. */
+export function checkTopicName(topic: string): string {
+  if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" is not a legal Kafka topic name (${LEGAL_HINT})`);
+  return topic;
+}

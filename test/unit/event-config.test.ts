@@ -68,6 +68,9 @@ describe('event shaping settings', () => {
   it('messages are requested only with prefixes; heartbeats off by default; dead-letter settings', () => {
     expect(load().config().messages).toBeUndefined();
     expect(load({ 'messages.prefixes': 'outbox,billing' }).config().messages).toMatchObject({ prefixes: ['outbox', 'billing'], topic: 'outbox.${aggregate_type}' });
+    // A placeholder no message has (a Debezium-style name) fails at start, naming the setting, not as every event's poison.
+    expect(load({ 'messages.prefixes': 'outbox', 'messages.topic': 'events.${aggregatetype}' }).config).toThrow(/messages\.topic.*\$\{aggregatetype\}/);
+    expect(load({ 'messages.prefixes': 'outbox', 'messages.topic': '${prefix}.${type}' }).config().messages?.topic).toBe('${prefix}.${type}');
     expect(load().config().heartbeat).toEqual({ intervalMs: 0, prefix: 'outbox-relay-heartbeat' });
     const config = load({ 'delivery.onPoison': 'dead-letter', 'retry.recordMaxAttempts': '5' }).config();
     expect(config.delivery).toMatchObject({ onPoison: 'dead-letter', deadLetterTopic: '${topic}.dlq' });

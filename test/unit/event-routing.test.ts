@@ -106,6 +106,33 @@ describe('logical-message events', () => {
     expect(mapper.map(message('{"id":"e3","topic":"t"}\n'), txn).key!.toString()).toBe('e3');
   });
 
+  it('without a "key" the key is the aggregate id, else the id (docs/event-shaping.md: per-aggregate order)', () => {
+    const mapper = new MessageMapper(config);
+    expect(mapper.map(message('{"id":"e5","aggregate_type":"order","aggregate_id":"o-7"}\n{}'), txn).key).toBe('o-7');
+    expect(mapper.map(message('{"id":"e6","aggregate_type":"order"}\n{}'), txn).key).toBe('e6');
+  });
+
+  it('metadata values that are not strings: numbers as written, objects and arrays a record error naming the field and the event', () => {
+    const mapper = new MessageMapper(config);
+    const event = mapper.map(message('{"id":12345678901234567890,"aggregate_type":"order","key":1.50}\n{}'), txn);
+    expect(event).toMatchObject({ eventId: '12345678901234567890', key: '1.50' });
+    expect(event.headers.id).toBe('12345678901234567890');
+    for (const [field, value] of [['key', '{"tenant":"a"}'], ['topic', '["a"]'], ['id', '{"a":1}'], ['headers', '"tenant=a"'], ['headers', '[["tenant","a"]]']] as const) {
+      expect(() => mapper.map(message(`{"id":"e7","aggregate_type":"order","${field}":${value}}\n{}`), txn), field).toThrow(
+        expect.objectContaining({ code: 'RECORD_INVALID', message: expect.stringContaining(`"${field}"`) }),
+      );
+    }
+  });
+
+  it('a "topic" of the metadata is checked as a rendered template is: an illegal or empty name is TOPIC_INVALID naming the event', () => {
+    const mapper = new MessageMapper(config);
+    for (const topic of ['', 'bad topic', 'a/b']) {
+      expect(() => mapper.map(message(`{"id":"e8","topic":${JSON.stringify(topic)}}\n{}`), txn), topic).toThrow(
+        expect.objectContaining({ code: 'TOPIC_INVALID', message: expect.stringContaining('event e8') }),
+      );
+    }
+  });
+
   it('malformed metadata is a record error carrying the whole content for the dead letter', () => {
     const mapper = new MessageMapper(config);
     for (const content of ['no newline', 'not json\n{}', '{"type":"T"}\n{}', '[1]\n{}']) {

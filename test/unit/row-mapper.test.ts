@@ -60,3 +60,32 @@ describe('row mapping', () => {
     expect(mapper.map(values(['e-10', 'order', 'o-1', 'OrderPlaced', '{}', '{}']), txn).topic).toBe('outbox.order');
   });
 });
+
+describe('row mapping, an unchanged TOAST value in an INSERT', () => {
+  // pgoutput never sends 'u' in an INSERT (logical decoding reassembles TOASTed values); if one ever came, the
+  // value is not in the message: it must not read as NULL (a tombstone, a row filtered out) but be refused.
+  const unchanged = (row: (string | null | 'unchanged')[]) => {
+    const msg = decodePgOutput(insertMessage(row));
+    if (msg.tag !== 'insert') throw new Error('not an insert');
+    return msg.values;
+  };
+
+  it('is a poison event naming the column and the event, not a tombstone nor a NULL', () => {
+    const tombstones = RowMapper.compile(
+      { tag: 'relation', relationId: 0x4001, schema: 'public', table: 'outbox', columns: COLUMNS.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })) },
+      { ...mapping, nullPayload: 'tombstone' },
+    );
+    const row = unchanged(['e-1', 'order', 'o-1', 'OrderPlaced', 'unchanged', '{}']);
+    expect(() => tombstones.map(row, txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID', message: expect.stringMatching(/"payload".*unchanged.*event e-1/) }));
+    expect(() => mapperFor(COLUMNS).map(unchanged(['e-1', 'order', 'o-1', 'unchanged', '{}', '{}']), txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
+  });
+
+  it('is not filtered out on a value it does not have: the filter lets it through to be refused', () => {
+    const filtered = RowMapper.compile(
+      { tag: 'relation', relationId: 0x4001, schema: 'public', table: 'outbox', columns: COLUMNS.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })) },
+      { ...mapping, filter: { includeTypes: ['Order*'] } },
+    );
+    expect(filtered.accepts(unchanged(['e-1', 'order', 'o-1', 'Invoice', '{}', '{}']))).toBe(false);
+    expect(filtered.accepts(unchanged(['e-1', 'order', 'o-1', 'unchanged', '{}', '{}']))).toBe(true);
+  });
+});

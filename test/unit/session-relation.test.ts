@@ -45,4 +45,25 @@ describe('Session, Relation messages', () => {
     expect(inner.tracker.confirmed).toBe(0x210n);
     expect(reported.at(-1)).toBe(0x210n);
   });
+
+  it('halts with PG_PROTOCOL on an Insert of a relation never announced, instead of passing over the row and confirming past it', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    const pushed: OutboxEvent[] = [];
+    const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+    const inner = session as unknown as { tracker: AckTracker; stream: unknown; onData(chunk: Buffer, at: number): void };
+    inner.tracker = new AckTracker(0x100n);
+    inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
+    const feed = (message: Buffer) => inner.onData(Buffer.concat([XLOG_HEADER, message]), XLOG_HEADER.length);
+
+    // pgoutput sends a Relation before a relation's first change on each connection: without it, the row's table is unknown.
+    feed(beginMessage(0x200n, 1));
+    feed(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']));
+    feed(commitMessage(0x200n, 0x210n));
+    expect(inner.tracker.confirmed).toBe(0x100n);
+
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'PG_PROTOCOL' });
+    expect(error!.message).toContain('relation 16385');
+  });
 });
