@@ -44,10 +44,13 @@ export class OutboxPages {
   private readonly select: string;
   private readonly orderBy: string;
   private readonly keyset: string;
+  private readonly time: string;
+  private readonly id: string;
   private readonly timeIndex: number;
   private readonly idIndex: number;
-  private after: [string, string] | undefined;
-  private first: [string, string] | undefined;
+  /** Time (NULL with --ids: the column may hold none) and id of the last row read. */
+  private after: [string | null, string] | undefined;
+  private first: [string | null, string] | undefined;
 
   constructor(
     private readonly client: pg.Client,
@@ -67,8 +70,8 @@ export class OutboxPages {
     };
     this.timeIndex = indexOf(timeColumn, '--time-column');
     this.idIndex = indexOf(idColumn, 'mapping.id');
-    const t = quoteIdent(timeColumn);
-    const id = quoteIdent(idColumn);
+    const t = (this.time = quoteIdent(timeColumn));
+    const id = (this.id = quoteIdent(idColumn));
     const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
     // Untyped parameters take the column's type, so comparisons use the table's own types and its indexes.
     const where = 'since' in selection ? `${t} >= $1${selection.until === undefined ? '' : ` AND ${t} < $2`}` : `${id} = ANY($1)`;
@@ -95,27 +98,39 @@ export class OutboxPages {
     const params: unknown[] = [...this.filterValues];
     let sql = this.select;
     if (this.after) {
-      sql += ` AND ${this.keyset}`;
-      params.push(...this.after);
+      const [time, id] = this.after;
+      // --since only selects rows with a time. --ids also selects rows whose time is NULL, which ORDER BY puts
+      // last and a row comparison with a NULL never passes: without these, every such row after the first page
+      // was never read (and reported as not found).
+      if ('since' in this.selection) {
+        sql += ` AND ${this.keyset}`;
+        params.push(time, id);
+      } else if (time === null) {
+        sql += ` AND ${this.time} IS NULL AND ${this.id} > $${params.length + 1}`;
+        params.push(id);
+      } else {
+        sql += ` AND (${this.keyset} OR ${this.time} IS NULL)`;
+        params.push(time, id);
+      }
     }
     params.push(limit);
     const { rows } = await this.client.query<(string | null)[]>({ text: `${sql} ${this.orderBy} LIMIT $${params.length}`, values: params, rowMode: 'array' });
     const [first, last] = [rows[0], rows.at(-1)];
     if (first && last) {
-      this.first = [first[this.timeIndex]!, first[this.idIndex]!];
-      this.after = [last[this.timeIndex]!, last[this.idIndex]!];
+      this.first = [first[this.timeIndex] ?? null, first[this.idIndex]!];
+      this.after = [last[this.timeIndex] ?? null, last[this.idIndex]!];
     }
     return rows;
   }
 
   /** The first row of the last page read: a run that failed on that page resumes with --since its time. */
-  get pageStart(): { time: string; id: string } | undefined {
-    return this.first && { time: this.first[0], id: this.first[1] };
+  get pageStart(): { time: string | undefined; id: string } | undefined {
+    return this.first && { time: this.first[0] ?? undefined, id: this.first[1] };
   }
 
   /** The time of the last row read: a run stopped after its page was sent resumes with --since that time. */
   get lastTime(): string | undefined {
-    return this.after?.[0];
+    return this.after?.[0] ?? undefined;
   }
 
   /** The id column's text value in a row of `next()`. */

@@ -4,7 +4,7 @@ import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
 import { TupleValues } from '../decode/pgoutput.js';
 import { RelayError, asRelayError, isRelayError } from '../errors.js';
-import { backoffDelay, sleep } from '../retry.js';
+import { backoffDelay, settlesWithin, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
 import { classifyKafkaError } from '../sink/kafka-errors.js';
@@ -117,7 +117,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
         event.headers[REPUBLISHED_HEADER] = 'true';
         records.push({ topic: event.topic, key: event.key, value: event.value, headers: event.headers });
       }
-      if (options.sink && records.length > 0) await atPosition(table, at, () => sendBatch(options.sink!, records, config.retry, logger, options.signal));
+      if (options.sink && records.length > 0) await atPosition(table, at, () => sendBatch(options.sink!, records, config.retry, config.kafka.deliveryTimeoutMs, logger, options.signal));
       for (const r of records) summary.byTopic[r.topic] = (summary.byTopic[r.topic] ?? 0) + 1;
       summary.events += records.length;
       done += rows.length;
@@ -169,13 +169,14 @@ function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) =>
 }
 
 /** One batch, acknowledged by Kafka (acks=all); an unavailable broker is retried with backoff for retry.maxDuration. */
-async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, logger: Logger, signal: AbortSignal): Promise<void> {
+async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal): Promise<void> {
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
-      await sink.send(records);
+      await answered(sink.send(records), started, retry, stallTimeoutMs, logger, signal);
       return;
     } catch (err) {
+      if (err instanceof Unanswered) throw err.error;
       const error = classifyKafkaError(err);
       if (!error.retriable || Date.now() - started >= retry.maxDurationMs || signal.aborted) throw error;
       const delay = backoffDelay(retry, attempt);
@@ -183,4 +184,32 @@ async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, 
       await sleep(delay, signal);
     }
   }
+}
+
+/** A send given up on while unanswered: not retried (its records may still be on their way). */
+class Unanswered extends Error {
+  constructor(readonly error: RelayError) {
+    super(error.message);
+  }
+}
+
+/**
+ * Waits for a send as the delivery engine's stall watchdog does: librdkafka's plain producer has no message
+ * timeout, so a silent broker never answers and the retry loop alone would wait for ever without a word. An
+ * answer missing for kafka.deliveryTimeout is logged as an outage once; the run gives up after retry.maxDuration
+ * from the batch's first attempt, or at a signal.
+ */
+async function answered(sending: Promise<void>, started: number, retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal): Promise<void> {
+  let warned = false;
+  while (!(await settlesWithin(sending, stallTimeoutMs))) {
+    const waitedMs = Date.now() - started;
+    const error = new RelayError('KAFKA_UNAVAILABLE', `Kafka has not acknowledged the batch for ${Math.round(waitedMs / 1000)} s`, {
+      retriable: true,
+      hint: 'check the brokers (a hung or partitioned broker); retry.maxDuration bounds the wait',
+    });
+    if (waitedMs >= retry.maxDurationMs || signal.aborted) throw new Unanswered(error);
+    if (!warned) logger.warn({ code: error.code, err: error.message }, 'Kafka unavailable: waiting for the batch to be acknowledged');
+    warned = true;
+  }
+  await sending;
 }

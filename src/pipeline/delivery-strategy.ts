@@ -73,11 +73,15 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     return checkpoint;
   };
 
+  /** The checkpoint the first session's position was decided with (see resumePosition). */
+  let startCheckpoint: Lsn | undefined;
+
   // Runs after the sink connected: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.
     const [checkpoint, { confirmed: slotConfirmed, walEnd }] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    startCheckpoint = checkpoint?.lsn;
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
     await window.resolve(checkpoint, slotConfirmed);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });
@@ -89,7 +93,17 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
 
   // A commit whose answer was lost may have happened: only the checkpoint says, so every restart reads it again.
-  const resumePosition = settings.guarantee === 'exactly-once' ? async () => (await readCheckpoint())?.lsn : undefined;
+  // Only a checkpoint newer than the one read at start says so: a replay (--start-lsn) below that one commits it
+  // unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
+  // without re-sending it. Otherwise the session resumes at the relay's confirmed position, which is the start at
+  // least (a commit of the replay that happened unseen is sent again: a replay's duplicates, never a gap).
+  const resumePosition =
+    settings.guarantee === 'exactly-once'
+      ? async () => {
+          const lsn = (await readCheckpoint())?.lsn;
+          return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
+        }
+      : undefined;
 
   return {
     sink: producing.sink,

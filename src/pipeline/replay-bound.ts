@@ -11,6 +11,7 @@ import type { RelayObserver } from './observer.js';
  */
 export class ReplayBound {
   private ended = false;
+  private committedTo: Lsn = 0n;
 
   constructor(
     readonly lastCommit: Lsn,
@@ -39,13 +40,25 @@ export class ReplayBound {
           this.end();
           return false; // stop reading: nothing after the bound is wanted
         },
-        committed: (txn) => inner.committed(txn),
+        committed: (txn) => {
+          if (txn.commitLsn <= this.lastCommit && txn.endLsn !== undefined && txn.endLsn > this.committedTo) this.committedTo = txn.endLsn;
+          inner.committed(txn);
+        },
         endSession: (session) => inner.endSession(session),
         whenIdle: () => inner.whenIdle(),
         stop: () => inner.stop(),
       };
       return bounded;
     };
+  }
+
+  /**
+   * End LSN of the newest transaction inside the bound that was read to its commit: the replay delivered its range
+   * only once the confirmed position reached it. Reaching the end is not enough: the drain after it is bounded by
+   * shutdownGrace, and what Kafka had not acknowledged by then was not delivered.
+   */
+  get readTo(): Lsn {
+    return this.committedTo;
   }
 
   readonly observer: RelayObserver = {

@@ -111,15 +111,24 @@ export function replayCommand(): Command {
     if (outcome.state === 'halted') await stop();
     await stopping;
     await strategy.close();
-    // Stopped by a signal before its end: not done, so an error that says where to go on from.
+    // Stopped by a signal before its end, or at its end with a drain the grace period cut short (Kafka slow or
+    // down): not done, so an error that says where to go on from. A run after it would not send those events
+    // again when they lie below the checkpoint.
+    const delivered = reached && relay.confirmedLsn >= bound.readTo;
     const error =
       refused ??
       outcome.error ??
-      (reached
+      (delivered
         ? undefined
-        : new RelayError('INTERRUPTED', `replay interrupted before its end ${formatLsn(lastCommit)}; Kafka acknowledged every event up to ${formatLsn(relay.confirmedLsn)}`, {
-            hint: `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.confirmedLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings`,
-          }));
+        : new RelayError(
+            'INTERRUPTED',
+            reached
+              ? `replay read to its end ${formatLsn(lastCommit)}, but Kafka acknowledged its events only up to ${formatLsn(relay.confirmedLsn)} within shutdownGrace`
+              : `replay interrupted before its end ${formatLsn(lastCommit)}; Kafka acknowledged every event up to ${formatLsn(relay.confirmedLsn)}`,
+            {
+              hint: `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.confirmedLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings${reached ? ' (once Kafka is reachable; raise --shutdown-grace if it is only slow)' : ''}`,
+            },
+          ));
     const summary: ReplaySummary = {
       finished: reached && !error,
       events: tally.events,

@@ -1,0 +1,100 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Lsn } from '../../src/lsn.js';
+import type { CreateDelivery, Delivery, DeliveryCallbacks } from '../../src/sink/delivery.js';
+import type { RelayObserver } from '../../src/pipeline/observer.js';
+
+/** What Kafka acknowledged by the time the fake relay's drain ends: the end LSN it confirms. */
+let acknowledgedTo: Lsn = 0n;
+
+// PostgreSQL (the WAL position at start, the slot), the producer and the delivery strategy, as fakes.
+vi.mock('../../src/ops/connection.js', () => ({
+  withClient: async (_config: unknown, work: (client: unknown) => Promise<unknown>) => work({ query: async () => ({ rows: [{ lsn: '0/1000' }] }) }),
+}));
+vi.mock('../../src/ops/slots.js', () => ({ findSlot: async () => undefined }));
+vi.mock('../../src/sink/create-sink.js', () => ({ createSink: async () => ({ connect: async () => undefined, send: async () => undefined, close: async () => undefined }) }));
+vi.mock('../../src/pipeline/delivery-strategy.js', () => ({
+  deliveryStrategy: () => ({
+    sink: {},
+    createDelivery: (): Delivery =>
+      ({ inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, openSession() {}, push: () => true, committed() {}, endSession() {}, whenIdle: async () => undefined, stop() {} }) as never,
+    startPosition: async () => undefined,
+    resumePosition: undefined,
+    reportPosition: (lsn: Lsn) => lsn,
+    observer: {},
+    close: async () => undefined,
+  }),
+}));
+
+/**
+ * A relay that streams one transaction inside the bound (commit LSN 0/100, end 0/180) and the first event of one
+ * past it (0/300), which the bound refuses and so stops the relay; its drain then confirms what Kafka
+ * acknowledged (acknowledgedTo), as Relay.stop does when the grace period runs out first.
+ */
+vi.mock('../../src/pipeline/relay.js', () => ({
+  Relay: class {
+    confirmedLsn: Lsn = 0x50n;
+    private readonly delivery: Delivery;
+    private readonly observer: RelayObserver;
+    private stopped!: () => void;
+    private readonly stopping = new Promise<void>((resolve) => (this.stopped = resolve));
+    constructor(_config: unknown, deps: { createDelivery: CreateDelivery; observer: RelayObserver }) {
+      this.delivery = deps.createDelivery({} as DeliveryCallbacks);
+      this.observer = deps.observer;
+    }
+    async run() {
+      const txn = (commitLsn: Lsn) => ({ commitLsn, commitTimeMs: 0, xid: 1, readAtMs: 0, endLsn: undefined as Lsn | undefined, pending: 0, tracker: {} });
+      const inside = txn(0x100n);
+      this.delivery.push({ txn: inside } as never);
+      inside.endLsn = 0x180n;
+      this.delivery.committed(inside as never);
+      this.delivery.push({ txn: txn(0x300n) } as never);
+      await this.stopping;
+      return { state: 'stopped' };
+    }
+    async stop() {
+      if (acknowledgedTo > this.confirmedLsn) {
+        this.confirmedLsn = acknowledgedTo;
+        this.observer.confirmed?.(acknowledgedTo, 0);
+      }
+      this.stopped();
+    }
+  },
+}));
+
+const { replayCommand } = await import('../../src/cli/commands/replay.js');
+
+async function replay(): Promise<{ exitCode: number | undefined; summary: Record<string, unknown> }> {
+  let out = '';
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    out += String(chunk);
+    return true;
+  });
+  try {
+    await replayCommand().parseAsync(['--start-lsn', '0/50', '--to-lsn', '0/200', '--kafka-brokers', 'b:9092', '--log-level', 'fatal', '--json'], { from: 'user' });
+  } finally {
+    write.mockRestore();
+  }
+  return { exitCode: process.exitCode as number | undefined, summary: JSON.parse(out) as Record<string, unknown> };
+}
+
+afterEach(() => {
+  process.exitCode = undefined;
+});
+
+describe('replay: the end', () => {
+  it('finishes, exit 0, once Kafka acknowledged every transaction of the range', async () => {
+    acknowledgedTo = 0x180n;
+    const { exitCode, summary } = await replay();
+    expect(summary).toMatchObject({ finished: true, confirmedLsn: '0/180', lastCommitLsn: '0/200' });
+    expect(exitCode).toBe(0);
+  });
+
+  it('does not say finished (exit 0) when the drain ended with a transaction of the range unacknowledged', async () => {
+    // The grace period ran out (Kafka slow or down): 0/100 was read to its commit but never acknowledged.
+    acknowledgedTo = 0n;
+    const { exitCode, summary } = await replay();
+    expect(summary).toMatchObject({ finished: false, confirmedLsn: '0/50' });
+    expect(summary.error).toMatchObject({ code: 'INTERRUPTED', fix: expect.stringContaining('--start-lsn 0/50 --to-lsn 0/200') as unknown });
+    expect(exitCode).toBe(1);
+  });
+});

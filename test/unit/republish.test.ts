@@ -1,0 +1,76 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
+import type { RelayConfig } from '../../src/config/types.js';
+import { republish, type RepublishOptions } from '../../src/ops/republish.js';
+import type { Sink, SinkRecord } from '../../src/sink/sink.js';
+import { FakeOutbox, type OutboxRow } from '../support/fakes/fake-outbox.js';
+
+const base = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+
+function config(overrides: { deliveryTimeoutMs?: number; maxDurationMs?: number } = {}): RelayConfig {
+  return {
+    ...base,
+    kafka: { ...base.kafka, deliveryTimeoutMs: overrides.deliveryTimeoutMs ?? base.kafka.deliveryTimeoutMs },
+    retry: { ...base.retry, initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: overrides.maxDurationMs ?? base.retry.maxDurationMs },
+  };
+}
+
+function row(id: string, createdAt: string | null): OutboxRow {
+  return { id, aggregate_type: 'order', aggregate_id: 'o-1', event_type: 'OrderPlaced', payload: '{}', headers: '{}', created_at: createdAt };
+}
+
+/** A sink that records what Kafka acknowledged; `hang` sends are never answered (a silent broker under librdkafka). */
+function sink(mode: 'ok' | 'hang' = 'ok'): Sink & { written: string[] } {
+  const written: string[] = [];
+  return {
+    written,
+    connect: async () => undefined,
+    send: (records: readonly SinkRecord[]) => (mode === 'hang' ? new Promise<void>(() => undefined) : Promise.resolve(void written.push(...records.map((r) => r.key as string)))),
+    close: async () => undefined,
+  };
+}
+
+function options(selection: RepublishOptions['selection'], target: Sink, batchSize = 2): RepublishOptions {
+  return { selection, timeColumn: undefined, batchSize, rate: 1_000_000, sink: target, signal: new AbortController().signal, progress: () => ({ update() {}, finish() {} }) };
+}
+
+const logger = pino({ level: 'silent' });
+
+describe('republish --ids', () => {
+  it('re-sends rows whose time column is NULL whatever page they fall on, and does not report them as not found', async () => {
+    // NULL times sort last: the first page holds the two timed rows; a keyset "(time, id) > (last time, last id)"
+    // is NULL (not true) for every row whose time is NULL, so the pages after it returned nothing.
+    const rows = [row('a', '2026-11-24 08:00:00+00'), row('b', '2026-11-24 08:00:01+00'), row('c', null), row('d', null), row('e', null)];
+    const outbox = new FakeOutbox(rows);
+    const target = sink();
+    const summary = await republish(outbox.client, config(), options({ ids: ['a', 'b', 'c', 'd', 'e'] }, target), logger);
+    expect(target.written).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(summary).toMatchObject({ events: 5, notFound: [] });
+  });
+
+  it('reads rows with a time in (time, id) order across pages, and reports missing ids', async () => {
+    const rows = [row('c', '2026-11-24 08:00:00+00'), row('a', '2026-11-24 08:00:00+00'), row('b', '2026-11-24 07:00:00+00')];
+    const target = sink();
+    const summary = await republish(new FakeOutbox(rows).client, config(), options({ ids: ['a', 'b', 'c', 'x'] }, target, 1), logger);
+    expect(target.written).toEqual(['b', 'a', 'c']);
+    expect(summary.notFound).toEqual(['x']);
+  });
+});
+
+describe('republish --since', () => {
+  it('pages through rows with equal times without skipping one', async () => {
+    const rows = ['a', 'b', 'c', 'd', 'e'].map((id) => row(id, '2026-11-24 08:00:00+00'));
+    const target = sink();
+    await republish(new FakeOutbox(rows).client, config(), options({ since: '2026-11-24 08:00:00+00' }, target), logger);
+    expect(target.written).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('gives up on a broker that never answers after retry.maxDuration, naming the page to resume from, instead of waiting for ever', async () => {
+    // librdkafka's plain producer has no message timeout: a silent broker never answers the send.
+    const rows = [row('a', '2026-11-24 08:00:00+00')];
+    const run = republish(new FakeOutbox(rows).client, config({ deliveryTimeoutMs: 20, maxDurationMs: 100 }), options({ since: '2026-11-24 07:00:00+00' }, sink('hang')), logger);
+    const outcome = await Promise.race([run.then(() => 'finished', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting after 2 s'), 2000))]);
+    expect(outcome).toMatchObject({ code: 'KAFKA_UNAVAILABLE', hint: expect.stringContaining("--since '2026-11-24 08:00:00+00'") as unknown });
+  });
+});
