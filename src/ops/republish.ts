@@ -83,6 +83,9 @@ function rowTimeMs(text: string | null): number {
  */
 export async function republish(client: pg.Client, config: RelayConfig, options: RepublishOptions, logger: Logger): Promise<RepublishSummary> {
   const started = Date.now();
+  // --since and --until without an offset are checked as UTC here; PostgreSQL would read them in the server's
+  // TimeZone, and select other rows than the check and the summary's times say. The resume times read back are UTC too.
+  await client.query("SET TIME ZONE 'UTC'");
   const plans: TablePlan[] = [];
   for (const mapping of config.tables) plans.push(await plan(client, mapping, options));
   const progress = options.progress(plans.reduce((n, p) => n + p.total, 0));

@@ -7,9 +7,10 @@ export interface TopicTemplate {
 }
 
 const PLACEHOLDER = /\$\{([^}]*)\}/g;
-const LEGAL_TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+// Kafka also refuses "." and "..", which the characters alone allow.
+const LEGAL_TOPIC = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
 const ILLEGAL_CHARACTER = /[^A-Za-z0-9._-]/;
-const LEGAL_HINT = 'use 1-249 characters from A-Z a-z 0-9 . _ -';
+const LEGAL_HINT = 'use 1-249 characters from A-Z a-z 0-9 . _ - (not "." or ".." alone)';
 
 /**
  * `setting` names where the template came from: its literal parts are checked when it is compiled (at start),
@@ -29,7 +30,7 @@ export function compileTopicTemplate(template: string, setting = 'topic'): Topic
   const columns = parts.flatMap((p) => ('column' in p ? [p.column] : []));
   const literal = parts.flatMap((p) => ('literal' in p ? [p.literal] : [])).join('');
   const illegal = ILLEGAL_CHARACTER.exec(literal)?.[0];
-  if (illegal !== undefined || literal.length > 249 || template.length === 0) {
+  if (illegal !== undefined || literal.length > 249 || template.length === 0 || (columns.length === 0 && !LEGAL_TOPIC.test(template))) {
     const why = illegal !== undefined ? `has ${JSON.stringify(illegal)}, which a Kafka topic name cannot contain` : 'can never be a legal Kafka topic name';
     throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders` });
   }

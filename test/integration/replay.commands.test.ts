@@ -103,6 +103,18 @@ describe('replay and republish commands', () => {
     expect((await readTopic(setup.topic, { expected: 18, timeoutMs: 2000, settleMs: 0 })).length).toBe(17);
   });
 
+  it("republish --since without an offset is UTC, as its check and its resume times are, whatever the server's TimeZone", async () => {
+    const setup = await setupOutbox(db());
+    await insertEvents(db(), 2);
+    const since = (await db().query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS t`)).rows[0]!.t;
+    await insertEvents(db(), 3);
+    // New connections (the command's) read timestamps without an offset in New York time: 5 hours off UTC.
+    await db().query(`ALTER DATABASE ${db().name} SET timezone TO 'America/New_York'`);
+    const counted = await runCliJson<{ events: number }>([...commandArgs(setup, 'republish'), '--since', since, '--dry-run']);
+    expect(counted.code, counted.stderr).toBe(0);
+    expect(counted.json.events).toBe(3);
+  });
+
   it('republish stopped by SIGTERM exits 1 with one INTERRUPTED error line whose fix goes on from there without missing a row', async () => {
     const setup = await setupOutbox(db());
     const since = (await db().query<{ t: string }>('SELECT clock_timestamp()::text AS t')).rows[0]!.t;

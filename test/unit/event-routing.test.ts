@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compileTopicTemplate } from '../../src/route/topic-template.js';
 import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import type { RelayConfig, TableMapping } from '../../src/config/types.js';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
@@ -126,11 +127,18 @@ describe('logical-message events', () => {
 
   it('a "topic" of the metadata is checked as a rendered template is: an illegal or empty name is TOPIC_INVALID naming the event', () => {
     const mapper = new MessageMapper(config);
-    for (const topic of ['', 'bad topic', 'a/b']) {
+    for (const topic of ['', 'bad topic', 'a/b', '.', '..']) {
       expect(() => mapper.map(message(`{"id":"e8","topic":${JSON.stringify(topic)}}\n{}`), txn), topic).toThrow(
         expect.objectContaining({ code: 'TOPIC_INVALID', message: expect.stringContaining('event e8') }),
       );
     }
+  });
+
+  it('"." and ".." are refused as topic names (Kafka refuses them), as a literal template at start and as a rendered one', () => {
+    for (const template of ['.', '..']) expect(() => compileTopicTemplate(template), template).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    const rendered = compileTopicTemplate('${aggregate_type}');
+    expect(() => rendered.render(() => '..')).toThrow(expect.objectContaining({ code: 'TOPIC_INVALID' }));
+    expect(rendered.render(() => '...')).toBe('...');
   });
 
   it('malformed metadata is a record error carrying the whole content for the dead letter', () => {

@@ -146,7 +146,8 @@ export function replayCommand(): Command {
     else if (error?.code === 'INTERRUPTED') logger.error({ ...summary, code: error.code, err: error.message, fix: error.hint }, 'replay interrupted before it reached its end');
     printResult(mode, { ...summary }, replayText(summary));
     // With --json the error is in the document; a person reads it on stderr.
-    if (error) process.exitCode = json ? EXIT.runtime : reportError(error);
+    // The code decides the exit as for any command: a configuration refused after start (CONFIG_INVALID) is 2.
+    if (error) process.exitCode = json ? (error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime) : reportError(error);
     else process.exitCode = EXIT.ok;
   });
   return command;

@@ -16,6 +16,7 @@ import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
 import { keyValues } from './output.js';
+import { errorFields } from './replay-summary.js';
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a whole number of at least 1`, `pass e.g. ${flag} 500`);
@@ -107,13 +108,14 @@ export function republishCommand(): Command {
       const summary = await withClient(config.postgres, (client) =>
         republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress }, logger),
       );
-      const result = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
-      if (summary.interrupted) {
-        // Not finished, so not exit 0: one error line says how to go on.
-        const error = new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) });
-        logger.error({ ...result, code: error.code, err: error.message, fix: error.hint }, 'republish interrupted');
+      // Not finished, so not exit 0: one error says how to go on (in the --json document too, as replay's).
+      const error = summary.interrupted ? new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) }) : undefined;
+      const counts = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
+      const result = error ? { ...counts, error: errorFields(error) } : counts;
+      if (error) {
+        logger.error({ ...counts, code: error.code, err: error.message, fix: error.hint }, 'republish interrupted');
       } else {
-        logger.info(result, 'republish finished');
+        logger.info(counts, 'republish finished');
       }
       if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
       printResult(mode, result, republishText(summary));

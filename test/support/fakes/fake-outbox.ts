@@ -25,6 +25,7 @@ export class FakeOutbox {
 
   private async query(text: string, values: unknown[]): Promise<{ rows: unknown[] }> {
     this.statements.push(text);
+    if (text.startsWith('SET TIME ZONE')) return { rows: [] };
     if (text.includes('to_regclass')) return { rows: this.columns.map((name) => ({ oid: 0x4001, name, type_oid: TYPE_OIDS[name] ?? 25, is_key: name === 'id' })) };
     const selected = this.rows.filter((row) => where(text, values, row) === true);
     if (text.startsWith('SELECT count(*)')) return { rows: [{ n: String(selected.length) }] };
