@@ -153,6 +153,8 @@ export class Relay {
     } catch (err) {
       return this.fail(asRelayError(err));
     }
+    // A stop while Kafka could not be reached yet: nothing was read, nothing to drain.
+    if (this.stopRequested) return { state: 'stopped' };
     let failingSince: number | undefined;
     let attempt = 0;
     let first = true;
@@ -185,13 +187,22 @@ export class Relay {
         first = false;
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
-        if (attempt > 0 || this.state === 'standby') this.observer.reconnected?.();
-        failingSince = undefined;
-        attempt = 0;
+        const reconnect = attempt > 0 || this.state === 'standby';
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
-        this.pgOutage.recovered();
+        // The outage ends when the server streams (its first message), not when START_REPLICATION was sent: a
+        // command that fails before streaming, every time, keeps the backoff and the retry.maxDuration bound.
+        let streamed = false;
+        void session.streaming.then(() => {
+          streamed = true;
+          if (reconnect) this.observer.reconnected?.();
+          this.pgOutage.recovered();
+        });
         error = await session.ended;
+        if (streamed) {
+          failingSince = undefined;
+          attempt = 0;
+        }
       } catch (err) {
         error = asRelayError(err);
       }
@@ -239,7 +250,8 @@ export class Relay {
         return;
       } catch (err) {
         const error = asRelayError(err);
-        if (!error.retriable || this.stopRequested) throw error;
+        if (!error.retriable) throw error;
+        if (this.stopRequested) return;
         if (Date.now() - started >= this.config.retry.maxDurationMs) {
           // The cause's own code (KAFKA_UNAVAILABLE, KAFKA_AUTH) says what to fix; the message says how long we tried.
           throw new RelayError(error.code, `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${attempt + 1} attempts): ${error.message}`, {
@@ -253,6 +265,7 @@ export class Relay {
         if (attempt === 0) this.logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'cannot connect to Kafka yet: retrying');
         else this.logger.debug({ code: error.code, attempt, retryInMs: delay }, 'still cannot connect to Kafka');
         await sleep(delay, this.wake.signal);
+        if (this.stopRequested) return;
       }
     }
   }

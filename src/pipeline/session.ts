@@ -32,6 +32,12 @@ interface EventMapper<T> {
  */
 export class Session {
   readonly ended: Promise<RelayError | undefined>;
+  /**
+   * Resolves when the server sent the first message of the stream (data or a keepalive): START_REPLICATION was
+   * accepted and the walsender runs. A command that fails before that is still the same outage for the relay.
+   */
+  readonly streaming: Promise<void>;
+  private resolveStreaming!: () => void;
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
@@ -67,6 +73,7 @@ export class Session {
     this.stream = new ReplicationStream(config.postgres);
     this.messageMapper = config.messages ? new MessageMapper(config.messages) : undefined;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+    this.streaming = new Promise((resolve) => (this.resolveStreaming = resolve));
   }
 
   get confirmed(): Lsn {
@@ -101,8 +108,14 @@ export class Session {
     this.stream.start(
       { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
       {
-        onData: (chunk, at) => this.onData(chunk, at),
-        onKeepalive: (walEnd, reply) => this.onKeepalive(walEnd, reply),
+        onData: (chunk, at) => {
+          this.resolveStreaming();
+          this.onData(chunk, at);
+        },
+        onKeepalive: (walEnd, reply) => {
+          this.resolveStreaming();
+          this.onKeepalive(walEnd, reply);
+        },
         onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user })),
       },
     );

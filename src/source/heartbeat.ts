@@ -14,6 +14,8 @@ export class Heartbeat {
   private client: pg.Client | undefined;
   private beating = false;
   private failures = 0;
+  /** stop() was called: a beat still under way closes what it opened and writes nothing more. */
+  private stopped = false;
 
   constructor(
     private readonly connection: pg.ClientConfig,
@@ -23,20 +25,23 @@ export class Heartbeat {
   ) {}
 
   start(): void {
-    if (this.intervalMs <= 0 || this.timer) return;
+    if (this.intervalMs <= 0 || this.timer || this.stopped) return;
     this.timer = setInterval(() => void this.beat(), this.intervalMs);
     this.timer.unref();
   }
 
   private async beat(): Promise<void> {
-    if (this.beating) return;
+    if (this.beating || this.stopped) return;
     this.beating = true;
     try {
       const client = this.client ?? (await this.connect());
+      // Stopped while the connection was being opened: stop() found nothing to close, so close it here.
+      if (this.stopped) return void (await this.disconnect());
       await client.query(`SELECT pg_logical_emit_message(false, $1, '')`, [this.prefix]);
       if (this.failures > 0) this.logger.info({ failedBeats: this.failures }, 'heartbeat written again');
       this.failures = 0;
     } catch (err) {
+      if (this.stopped) return void (await this.disconnect());
       if (this.failures++ === 0) this.logger.warn({ err: errorMessage(err), intervalMs: this.intervalMs }, 'heartbeat failed: retrying every interval');
       else this.logger.debug({ err: errorMessage(err), failedBeats: this.failures }, 'heartbeat still failing');
       await this.disconnect();
@@ -69,6 +74,7 @@ export class Heartbeat {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
     await this.disconnect();

@@ -1,8 +1,9 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { RetryPolicy } from '../config/types.js';
-import { errorMessage } from '../errors.js';
+import { RelayError, errorMessage } from '../errors.js';
 import { backoffDelay, sleep } from '../retry.js';
+import { classifyPgError } from './pg-errors.js';
 
 /** How often a standby looks at the slot: takeover within about this long after the holder let go. */
 const POLL_MS = 1000;
@@ -11,7 +12,9 @@ const POLL_MS = 1000;
  * A standby's wait for the slot, on one ordinary connection that polls `pg_replication_slots.active`. Trying to
  * stream instead would cost a replication login and a walsender per standby per poll (30 pods: ~29 logins/s);
  * the replication connection is opened only once the slot is free. Connection failures are retried with backoff
- * and jitter; the wait ends when the slot is free or gone (the session then says which), or on `signal`.
+ * and jitter (one warn line when they start, one info line when they end), for at most retry.maxDuration
+ * (then RETRIES_EXHAUSTED); a refusal (PG_CONNECT_FAILED) ends the wait with that error. The wait ends when the
+ * slot is free or gone (the session then says which), or on `signal`.
  */
 export class StandbyWait {
   private client: pg.Client | undefined;
@@ -24,15 +27,29 @@ export class StandbyWait {
   ) {}
 
   async untilReleased(signal: AbortSignal): Promise<void> {
+    let failingSince: number | undefined;
     for (let failures = 0; !signal.aborted; ) {
       try {
         if (!(await this.slotActive())) break;
+        if (failingSince !== undefined) this.logger.info({ downMs: Date.now() - failingSince, attempts: failures }, 'standby can check the slot again');
+        failingSince = undefined;
         failures = 0;
         await sleep(POLL_MS, signal);
       } catch (err) {
         await this.close();
+        // A refusal (a wrong password, a missing database) is not cured by polling: the relay gives up with its fix.
+        const error = classifyPgError(err, { slot: this.slot, user: this.postgres.user });
+        if (!error.retriable) throw error;
         const delay = backoffDelay(this.retry, failures++);
-        this.logger.debug({ err: errorMessage(err), retryInMs: delay }, 'standby cannot check the slot yet');
+        if (failingSince === undefined) {
+          failingSince = Date.now();
+          this.logger.warn({ code: error.code, err: errorMessage(err), retryInMs: delay }, 'standby cannot check the slot: retrying');
+        } else if (Date.now() - failingSince >= this.retry.maxDurationMs) {
+          throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${errorMessage(err)}`, {
+            cause: err,
+            hint: 'check that PostgreSQL is up and reachable from here; the relay waits as a standby again when restarted',
+          });
+        } else this.logger.debug({ err: errorMessage(err), retryInMs: delay, attempt: failures }, 'standby still cannot check the slot');
         await sleep(delay, signal);
       }
     }

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
+import { idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
 /** What each session was started with: (the relay's confirmed position, the requested start). */
 const starts: [Lsn, Lsn | undefined][] = [];
@@ -11,6 +12,7 @@ let opens = 0;
 vi.mock('../../src/pipeline/session.js', () => ({
   Session: class {
     ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
+    streaming = Promise.resolve();
     confirmed: Lsn = 0n;
     reported = undefined;
     async open(): Promise<void> {
@@ -32,20 +34,11 @@ describe('Relay, the first start position', () => {
   it('is decided again when the first connection failed, not replaced by the slot position (which a replay window keeps behind the checkpoint)', async () => {
     const checkpoints = [0x5000n, 0x6000n];
     let decided = 0;
-    const config = {
-      slot: 's',
-      publication: 'p',
-      postgres: {},
-      kafka: { brokers: ['b'] },
-      retry: { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 },
-      shutdownGraceMs: 100,
-      statusIntervalMs: 1000,
-    };
+    const config = relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 });
     const relay = new Relay(config as never, {
       logger: pino({ level: 'silent' }),
       sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
-      createDelivery: () =>
-        ({ inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, openSession() {}, push: () => true, committed() {}, endSession() {}, whenIdle: async () => undefined, stop() {} }) as never,
+      createDelivery: idleDelivery,
       // The strategy's choice (the checkpoint, ahead of the slot); another instance may have moved it meanwhile.
       startPosition: async () => checkpoints[decided++],
       // at-least-once and at-most-once: a later session starts at the slot.

@@ -1,0 +1,58 @@
+import { describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+
+let sessions = 0;
+
+// A fake replication session: the connection and the pre-flight checks succeed, START_REPLICATION is sent, and the
+// server ends the command with a retriable error before streaming anything (a walsender that fails at start,
+// every time). Nothing was ever streamed: the outage goes on.
+vi.mock('../../src/pipeline/session.js', () => ({
+  Session: class {
+    ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', 'walsender failed at start (fake)', { retriable: true })), 1));
+    /** Never settles: the server sent nothing on this connection. */
+    streaming = new Promise<void>(() => undefined);
+    confirmed: Lsn = 0n;
+    reported = undefined;
+    async open(): Promise<void> {
+      sessions++;
+    }
+    start(lastConfirmed: Lsn): Lsn {
+      return lastConfirmed;
+    }
+    endIntake(): Lsn | undefined {
+      return undefined;
+    }
+    async endIntakeAtCommit(): Promise<Lsn | undefined> {
+      return undefined;
+    }
+    async close(): Promise<void> {}
+  },
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+describe('Relay, reconnecting to a server that accepts START_REPLICATION and fails before streaming', () => {
+  it('keeps the backoff and the retry.maxDuration bound, and logs the outage once (not once per attempt)', async () => {
+    const { logger, lines } = capturingLogger('debug');
+    const config = relayConfig({ initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 200 });
+    const relay = new Relay(config as never, {
+      logger,
+      sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
+      createDelivery: idleDelivery,
+      reportPosition: (lsn: Lsn) => lsn,
+      observer: {},
+    } as never);
+    const outcome = relay.run();
+    const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 3000))]);
+    if (settled === 'running') {
+      await relay.stop({ openTransaction: 'drop' });
+      await outcome;
+    }
+    const warns = lines.filter((l) => l.msg === 'replication connection lost: reconnecting');
+    const backs = lines.filter((l) => l.msg === 'replication connection back: streaming resumed');
+    expect({ sessions: sessions > 1, warns: warns.length, backs: backs.length }).toEqual({ sessions: true, warns: 1, backs: 0 });
+    expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
+  });
+});

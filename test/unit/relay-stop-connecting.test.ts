@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import { Relay } from '../../src/pipeline/relay.js';
+import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+
+describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
+  it('stops (exit 0, no error line) instead of trying Kafka once more and giving up', async () => {
+    const { logger, lines } = capturingLogger('info');
+    let connects = 0;
+    const config = relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 });
+    const relay = new Relay(config as never, {
+      logger,
+      sink: {
+        connect: async () => {
+          connects++;
+          throw new RelayError('KAFKA_UNAVAILABLE', 'no broker answered (fake)', { retriable: true });
+        },
+        send: async () => undefined,
+        close: async () => undefined,
+      } as never,
+      createDelivery: idleDelivery,
+      reportPosition: (lsn: Lsn) => lsn,
+      observer: {},
+    } as never);
+    const outcome = relay.run();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // SIGTERM during the backoff between two connection attempts.
+    await relay.stop();
+    expect(await outcome).toEqual({ state: 'stopped' });
+    expect(connects).toBe(1);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+  });
+});
