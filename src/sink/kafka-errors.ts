@@ -1,4 +1,5 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { INVALID_TIMESTAMP_HINT } from './rdkafka-errors.js';
 
 /** Kafka error types that no retry can fix: the record itself (or its topic) is at fault. */
 const RECORD_ERRORS: Record<string, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOPIC_NOT_FOUND' | 'TOPIC_INVALID'> = {
@@ -9,6 +10,7 @@ const RECORD_ERRORS: Record<string, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOP
   INVALID_TOPIC_EXCEPTION: 'TOPIC_INVALID',
   UNKNOWN_TOPIC_OR_PARTITION: 'TOPIC_NOT_FOUND',
   POLICY_VIOLATION: 'RECORD_INVALID',
+  INVALID_TIMESTAMP: 'RECORD_INVALID',
 };
 
 const AUTH_ERRORS = new Set(['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED']);
@@ -39,7 +41,7 @@ export function classifyKafkaError(err: unknown): RelayError {
   const root = rootCause(err);
   const type = root.type ?? '';
   const record = RECORD_ERRORS[type];
-  if (record) return new RelayError(record, `Kafka rejected the record: ${type} (${errorMessage(root)})`, { cause: err, details: { kafkaError: type } });
+  if (record) return new RelayError(record, `Kafka rejected the record: ${type} (${errorMessage(root)})`, { cause: err, details: { kafkaError: type }, ...(type === 'INVALID_TIMESTAMP' ? { hint: INVALID_TIMESTAMP_HINT } : {}) });
   if (SASL_PROTOCOL_ERRORS.has(type)) {
     return new RelayError('KAFKA_AUTH', `Kafka refused the SASL handshake: ${type} (${errorMessage(root)})`, {
       cause: err,

@@ -8,12 +8,16 @@ const RECORD_ERRORS = new Map<number, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'T
   [2, 'RECORD_INVALID'], // INVALID_MSG (corrupt)
   [87, 'RECORD_INVALID'], // INVALID_RECORD
   [44, 'RECORD_INVALID'], // POLICY_VIOLATION
+  [32, 'RECORD_INVALID'], // INVALID_TIMESTAMP: the event time lies outside the topic's message.timestamp.* bounds
   [17, 'TOPIC_INVALID'], // TOPIC_EXCEPTION
   [3, 'TOPIC_NOT_FOUND'], // UNKNOWN_TOPIC_OR_PART
   [-188, 'TOPIC_NOT_FOUND'], // _UNKNOWN_TOPIC (local)
 ]);
+/** The fix for INVALID_TIMESTAMP (both clients). */
+export const INVALID_TIMESTAMP_HINT = 'the record timestamp (the mapping\'s event-time column) lies outside the topic\'s message.timestamp.before.max.ms / message.timestamp.after.max.ms (Kafka 4: at most 1 h ahead by default): fix the value, widen those topic settings, or use message.timestamp.type=LogAppendTime';
 /** TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED, _AUTHENTICATION. */
 const AUTH_ERRORS = new Set([29, 31, 53, 58, -169]);
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53;
 
 export interface RdKafkaLikeError {
   code?: number;
@@ -60,12 +64,15 @@ export function classifyRdKafkaError(err: unknown): RelayError {
   const code = (err as RdKafkaLikeError).code ?? 0;
   const message = errorMessage(err);
   const record = RECORD_ERRORS.get(code);
-  if (record) return new RelayError(record, `Kafka rejected the record: ${message}`, { cause: err, details: { kafkaError: code } });
+  if (record) return new RelayError(record, `Kafka rejected the record: ${message}`, { cause: err, details: { kafkaError: code }, ...(code === 32 ? { hint: INVALID_TIMESTAMP_HINT } : {}) });
   if (AUTH_ERRORS.has(code)) {
     return new RelayError('KAFKA_AUTH', `Kafka refused access: ${message}`, {
       cause: err,
       retriable: true,
-      hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
+      hint:
+        code === TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+          ? 'exactly-once: grant the relay principal WRITE and DESCRIBE on the transactional id outbox-relay.<slot> (kafka-acls.sh --transactional-id; docs/security.md)'
+          : 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
     });
   }
   return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${message}`, { cause: err, retriable: true, details: { kafkaError: code } });

@@ -1,5 +1,6 @@
 import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
+import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
@@ -16,6 +17,11 @@ interface Connected {
   calls: ProduceCalls;
   /** Set by a fatal error event: the next failed send replaces the producer. */
   fatal: boolean;
+  /**
+   * The close under way: every send that failed on this producer awaits the same one. The binding never calls
+   * back a disconnect() made while another is in progress (lib/client.js), so a second one would never settle.
+   */
+  closing?: Promise<void>;
 }
 
 /**
@@ -39,6 +45,8 @@ export class RdKafkaSink implements Sink {
   private readonly topics: TopicCheck;
   private adminConnected = false;
   private warnedUnpatched = false;
+  /** Set by close(): no producer is opened again (one a late send opened would never be closed). */
+  private closed = false;
   /** Settles when the newest send has enqueued its records: the next one enqueues after it. */
   private enqueued: Promise<unknown> = Promise.resolve();
 
@@ -90,7 +98,9 @@ export class RdKafkaSink implements Sink {
 
   /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
   private async enqueue(records: readonly SinkRecord[]): Promise<{ connected: Connected; delivered: Promise<void> }> {
+    if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
     await this.topics.check(new Set(records.map((r) => r.topic)));
+    if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
     const connected = (this.connected ??= await this.openProducer());
     return { connected, delivered: connected.calls.produce(records) };
   }
@@ -135,12 +145,13 @@ export class RdKafkaSink implements Sink {
     await this.closeProducer(old);
   }
 
-  private async closeProducer(connected: Connected): Promise<void> {
-    await disconnect(connected.producer);
-    connected.calls.failOpen();
+  private closeProducer(connected: Connected): Promise<void> {
+    connected.closing ??= disconnect(connected.producer).then(() => connected.calls.failOpen());
+    return connected.closing;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const connected = this.connected;
     this.connected = undefined;
     await Promise.allSettled([connected && this.closeProducer(connected), this.admin.disconnect()]);

@@ -5,11 +5,14 @@ import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.
 import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
 import { createRdKafkaClient, producerProperties } from './rdkafka-client.js';
-import { classifyRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { SinkRecord, TransactionalSink } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
 import { epochError, isEpochError, transactionalId, withFlags } from './transaction-errors.js';
+
+/** librdkafka's _TIMED_OUT: a transactional call (init, commit, abort) that did not finish in time and may be repeated. */
+const TIMED_OUT = -185;
 
 /**
  * The exactly-once producer on librdkafka (the default client; see TransactionalSink for the contract).
@@ -170,14 +173,19 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       if (error.code === 'PRODUCER_FENCED') this.fenced = error;
       return error;
     }
-    const flags = err as RdKafkaLikeError;
-    const retriable = flags.retriable === true;
+    const flags = err as RdKafkaLikeError & { isRetriable?: boolean; isTxnRequiresAbort?: boolean };
+    // The KafkaJS-compatible layer (1.10) builds its error from the binding's LibrdKafkaError by reading
+    // `retriable`, `abortable`, `fatal`, which that error names isRetriable, isTxnRequiresAbort, isFatal: every
+    // flag arrives false. What librdkafka calls retriable in a transactional call is a timeout (commit and abort
+    // go on in the background and may be called again), so the code stands in for the lost flag.
+    const retriable = flags.retriable === true || flags.isRetriable === true || flags.code === TIMED_OUT;
+    const abortable = flags.abortable === true || flags.isTxnRequiresAbort === true;
     // Outside a transaction (connect) nothing needs aborting; inside, anything the client does not call retriable does.
-    const requiresAbort = this.openedAtMs !== undefined && (flags.abortable === true || !retriable);
+    const requiresAbort = this.openedAtMs !== undefined && (abortable || !retriable);
     // A failed commit is ambiguous unless librdkafka says it must be aborted (then it was not committed).
-    const ambiguous = committing && flags.abortable !== true;
+    const ambiguous = committing && !abortable;
     // A fatal error, or a state the KafkaJS wrapper cannot leave (_STATE), only a new producer recovers from.
-    if (flags.fatal === true || flags.code === -172) this.unusable = true;
+    if (isFatalRdKafkaError(err) || flags.code === -172) this.unusable = true;
     return withFlags(classifyRdKafkaError(err), { txnRequiresAbort: requiresAbort, txnRetriable: retriable, txnFatal: this.unusable, ambiguous });
   }
 }

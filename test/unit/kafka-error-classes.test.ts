@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { classifyKafkaError, isRecordError } from '../../src/sink/kafka-errors.js';
+import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
+
+/**
+ * A record whose timestamp (the mapping's event-time column) lies outside the topic's
+ * message.timestamp.before/after.max.ms (Kafka 4 refuses CreateTime more than 1 h ahead by default) is refused
+ * with INVALID_TIMESTAMP (32) every time: a record error (isolate, retry.recordMax*, then the poison policy), not
+ * an outage retried until retry.maxDuration with "check the brokers".
+ */
+describe('INVALID_TIMESTAMP is a record error', () => {
+  it('librdkafka code 32', () => {
+    const error = classifyRdKafkaError(Object.assign(new Error('Broker: Invalid timestamp'), { code: 32 }));
+    expect(error.code).toBe('RECORD_INVALID');
+    expect(error.retriable).toBe(false);
+    expect(isRecordError(error)).toBe(true);
+    expect(error.hint).toMatch(/message\.timestamp/);
+  });
+
+  it('kafkajs type INVALID_TIMESTAMP', () => {
+    const error = classifyKafkaError(Object.assign(new Error('The timestamp of the message is out of acceptable range'), { name: 'KafkaJSProtocolError', type: 'INVALID_TIMESTAMP', retriable: false }));
+    expect(error.code).toBe('RECORD_INVALID');
+    expect(isRecordError(error)).toBe(true);
+    expect(error.hint).toMatch(/message\.timestamp/);
+  });
+});
+
+describe('the fix named for an authorization error', () => {
+  it('TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) names the transactional id ACL, not topic WRITE / IDEMPOTENT_WRITE', () => {
+    const error = classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 }));
+    expect(error.code).toBe('KAFKA_AUTH');
+    expect(error.hint).toMatch(/transactional id/i);
+  });
+});

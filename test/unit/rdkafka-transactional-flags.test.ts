@@ -1,0 +1,63 @@
+import { createRequire } from 'node:module';
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import type { KafkaSettings } from '../../src/config/types.js';
+import type { RelayError } from '../../src/errors.js';
+import { transactionFlags } from '../../src/sink/transaction-errors.js';
+
+/**
+ * What the installed client's KafkaJS-compatible layer rejects commit() with: the native addon reports a failed
+ * transactional call as { message, code, isFatal, isRetriable, isTxnRequiresAbort } (src/errors.cc), the binding
+ * wraps it in a LibrdKafkaError (which keeps isFatal/isRetriable/isTxnRequiresAbort), and the KafkaJS layer
+ * converts that with its own createKafkaJsErrorFromLibRdKafkaError, which reads `retriable`, `fatal`, `abortable`.
+ */
+const require = createRequire(import.meta.url);
+const LibrdKafkaError = require('@confluentinc/kafka-javascript/lib/error.js') as { create(e: object): Error };
+const { createKafkaJsErrorFromLibRdKafkaError } = require('@confluentinc/kafka-javascript/lib/kafkajs/_common.js') as { createKafkaJsErrorFromLibRdKafkaError(e: Error): Error };
+const nativeTxnError = (code: number, message: string, flags: { isFatal: boolean; isRetriable: boolean; isTxnRequiresAbort: boolean }) =>
+  createKafkaJsErrorFromLibRdKafkaError(LibrdKafkaError.create({ message, code, ...flags }));
+
+let commitError: Error | undefined;
+const producer = {
+  connect: async () => undefined,
+  disconnect: async () => undefined,
+  transaction: async () => producer,
+  sendBatch: async () => [],
+  send: async () => [],
+  commit: async () => {
+    if (commitError) throw commitError;
+  },
+  abort: async () => undefined,
+};
+
+vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
+  ...(await original<typeof import('../../src/sink/rdkafka-client.js')>()),
+  createRdKafkaClient: async () => ({
+    admin: () => ({ connect: async () => undefined, disconnect: async () => undefined, fetchTopicMetadata: async () => ({ topics: [] }) }),
+    producer: () => producer,
+  }),
+}));
+
+const { RdKafkaTransactionalSink } = await import('../../src/sink/rdkafka-transactional-sink.js');
+
+const settings = { brokers: ['b:9092'], clientId: 'test', requestTimeoutMs: 30_000, deliveryTimeoutMs: 30_000, compression: 'none', lingerMs: 1, batchSizeBytes: 1_000_000, producer: {} } as unknown as KafkaSettings;
+const store = { topic: 'outbox-relay.checkpoints', ensureTopic: async () => undefined, message: () => ({ key: 's', value: Buffer.from('{}') }) } as unknown as KafkaCheckpointStore;
+const checkpoint = { slot: 's', lsn: 0x100n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'exactly-once' as const };
+
+describe('RdKafkaTransactionalSink: the flags of a failed transactional call, through the installed client', () => {
+  it('a commit that timed out (librdkafka: retriable, the commit continues in the background) may be repeated', async () => {
+    const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
+    await sink.connect();
+    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
+    commitError = nativeTxnError(-185, 'Local: Timed out', { isFatal: false, isRetriable: true, isTxnRequiresAbort: false });
+    const error = await sink.commit(checkpoint).then(
+      () => undefined,
+      (err: RelayError) => err,
+    );
+    expect(error).toBeDefined();
+    expect(transactionFlags(error!).txnRetriable).toBe(true);
+    commitError = undefined;
+    await sink.commit(checkpoint);
+  });
+});
