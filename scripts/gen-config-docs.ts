@@ -145,7 +145,8 @@ export function commandSettingsReference(): string {
   return [
     'Generated from `src/cli/command-settings.ts` by `npm run docs:config`. A command\'s `--help` lists the flags of',
     'the setting groups it reads, and only those. Like the environment and a config file, the flags of the other',
-    'settings are still accepted (hidden from `--help`) and ignored, so one set of flags can serve every command.',
+    'settings are still accepted (hidden from `--help`) and otherwise ignored, so one set of flags can serve every',
+    'command; their values are still validated, so a bad one is refused (exit 2) by every command.',
     '',
     '| Command | Setting groups |',
     '| --- | --- |',

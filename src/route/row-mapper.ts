@@ -56,9 +56,10 @@ export class RowMapper {
         const mapped = new Set(Object.values(mapping.columns));
         const unmapped = relation.columns.map((c) => c.name).filter((name) => !mapped.has(name));
         // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
-        throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed`, {
+        throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, or the publication's column list leaves it out`, {
           hint:
-            `set ${setting} to the column's new name and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
+            `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): publish the whole table (ALTER PUBLICATION … SET TABLE ${table}) or add the column; ` +
+            `else set ${setting} to the column's new name and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
             'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
             'The relay stopped before this event and did not confirm past it',
           details: { table, column, columns: relation.columns.map((c) => c.name) },
