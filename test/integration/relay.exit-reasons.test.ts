@@ -33,4 +33,13 @@ describe('relay: a failed start exits with its reason', () => {
     expect(String(reason.err)).toContain('ILLEGAL_SASL_STATE');
     expect(String(reason.fix)).toContain('listener');
   });
+
+  it('SIGTERM as soon as it starts (while the Kafka client loads): stops with exit 0 and its lines, not killed by the signal', async () => {
+    const relay = startRelay(['run', '--postgres-url', 'postgres://nobody@127.0.0.1:1/none', '--kafka-brokers', `127.0.0.1:${await freePort()}`]);
+    await relay.waitForMessage('starting outbox-relay');
+    relay.signal('SIGTERM');
+    expect(await relay.exited, relay.dump()).toBe(0);
+    expect(relay.logs.find((l) => l.msg === 'signal received: shutting down'), relay.dump()).toBeDefined();
+    expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
+  });
 });

@@ -39,6 +39,15 @@ export function runCommand(): Command {
     }
     const logger = createLogger(config.logLevel);
     logProcessWarnings(logger);
+    // Installed before anything is awaited: a SIGTERM while the Kafka client loads (a pod deleted as it starts)
+    // would otherwise end the process with Node's default, exit 143 and not a line. Until the relay runs there
+    // is nothing to drain: the start stops there, exit 0.
+    let relay: Relay | undefined;
+    let stopRequested = false;
+    const signals = handleSignals(logger, config.shutdownGraceMs, async () => {
+      stopRequested = true;
+      await relay?.stop();
+    });
     logger.info({ version: VERSION, instance: instanceName(config.slot), settings: redactedSettings(config) }, 'starting outbox-relay');
     config = withoutPersistentStart(config, logger);
     const metrics = new RelayMetrics();
@@ -62,7 +71,7 @@ export function runCommand(): Command {
       process.exitCode = logFailure(logger, err);
       return;
     }
-    const relay = new Relay(config, {
+    const created = new Relay(config, {
       logger,
       sink: strategy.sink,
       createDelivery: strategy.createDelivery,
@@ -76,7 +85,7 @@ export function runCommand(): Command {
     if (config.http.port !== 0) {
       try {
         // Up before the relay connects: probes must see a standby or a relay still waiting for Kafka.
-        server = await startOpsServer(config.http, { logger: logger.child({ module: 'http' }), relay, health, metrics });
+        server = await startOpsServer(config.http, { logger: logger.child({ module: 'http' }), relay: created, health, metrics });
       } catch (err) {
         if (!isRelayError(err)) throw err;
         logger.error({ code: err.code, err: err.message, fix: err.hint }, 'cannot start the HTTP server');
@@ -84,11 +93,19 @@ export function runCommand(): Command {
         return;
       }
     }
+    if (stopRequested) {
+      await server?.close();
+      await strategy.close();
+      await sink.close();
+      logger.info('stopped before streaming');
+      process.exitCode = EXIT.ok;
+      return;
+    }
+    relay = created;
     const outcome = relay.run();
     const heartbeat = new Heartbeat(config.postgres, config.heartbeat.intervalMs, config.heartbeat.prefix, logger.child({ module: 'heartbeat' }));
     heartbeat.start();
     void outcome.then(() => heartbeat.stop());
-    const signals = handleSignals(logger, config.shutdownGraceMs, () => relay.stop());
     const result = await outcome;
     await strategy.close();
     // exactly-once produces through its own transactional sink; the plain one served dead letters only.
