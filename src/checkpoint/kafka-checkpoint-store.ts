@@ -65,7 +65,11 @@ export class KafkaCheckpointStore {
           hint: 'a transaction of another producer may be open on the topic (it is aborted after its transaction timeout); check the brokers',
         });
       }
-      throw this.failure('cannot read the checkpoint topic', err, 'check the brokers and that the relay may DESCRIBE and READ the topic');
+      throw this.failure(
+        'cannot read the checkpoint topic',
+        err,
+        'check the brokers, that the relay may DESCRIBE and READ the topic, and its group ACL (docs/security.md): DESCRIBE on group outbox-relay-checkpoint-reader with librdkafka, READ on the prefix outbox-relay-checkpoint-reader- with kafkajs',
+      );
     }
     if (failed) throw failed;
     return latest;
