@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
-import { backoffDelay, settlesWithin, sleep } from '../retry.js';
+import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
@@ -244,7 +244,14 @@ export class Relay {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.deps.sink.connect();
+        // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at its own
+        // timeout (30 s): stop() closes the sink, and the start ends here.
+        const connecting = this.deps.sink.connect();
+        if (!(await settlesUnlessAborted(connecting, this.wake.signal))) {
+          connecting.catch(() => undefined);
+          return;
+        }
+        await connecting;
         this.observer.producerConnected?.(true);
         this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
         return;

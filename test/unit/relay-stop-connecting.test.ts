@@ -31,4 +31,21 @@ describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
     expect(connects).toBe(1);
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
+
+  it('stops without waiting for a connection attempt still under way (librdkafka ends one to an unreachable broker only at its own timeout)', async () => {
+    const { logger } = capturingLogger('info');
+    const config = relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 });
+    const relay = new Relay(config as never, {
+      logger,
+      sink: { connect: () => new Promise(() => undefined), send: async () => undefined, close: async () => undefined } as never,
+      createDelivery: idleDelivery,
+      reportPosition: (lsn: Lsn) => lsn,
+      observer: {},
+    } as never);
+    const outcome = relay.run();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await relay.stop();
+    const settled = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('still connecting'), 1000))]);
+    expect(settled).toEqual({ state: 'stopped' });
+  });
 });
