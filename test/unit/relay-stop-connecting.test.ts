@@ -4,26 +4,27 @@ import type { Lsn } from '../../src/lsn.js';
 import { Relay } from '../../src/pipeline/relay.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
+/** A relay whose sink connects with `connect`, running; the test stops it. */
+function runningRelay(connect: () => Promise<void>) {
+  const { logger, lines } = capturingLogger('info');
+  const config = relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 });
+  const relay = new Relay(config as never, {
+    logger,
+    sink: { connect, send: async () => undefined, close: async () => undefined } as never,
+    createDelivery: idleDelivery,
+    reportPosition: (lsn: Lsn) => lsn,
+    observer: {},
+  } as never);
+  return { relay, lines, outcome: relay.run() };
+}
+
 describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
   it('stops (exit 0, no error line) instead of trying Kafka once more and giving up', async () => {
-    const { logger, lines } = capturingLogger('info');
     let connects = 0;
-    const config = relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 });
-    const relay = new Relay(config as never, {
-      logger,
-      sink: {
-        connect: async () => {
-          connects++;
-          throw new RelayError('KAFKA_UNAVAILABLE', 'no broker answered (fake)', { retriable: true });
-        },
-        send: async () => undefined,
-        close: async () => undefined,
-      } as never,
-      createDelivery: idleDelivery,
-      reportPosition: (lsn: Lsn) => lsn,
-      observer: {},
-    } as never);
-    const outcome = relay.run();
+    const { relay, lines, outcome } = runningRelay(async () => {
+      connects++;
+      throw new RelayError('KAFKA_UNAVAILABLE', 'no broker answered (fake)', { retriable: true });
+    });
     await new Promise((resolve) => setTimeout(resolve, 20));
     // SIGTERM during the backoff between two connection attempts.
     await relay.stop();
@@ -33,16 +34,7 @@ describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
   });
 
   it('stops without waiting for a connection attempt still under way (librdkafka ends one to an unreachable broker only at its own timeout)', async () => {
-    const { logger } = capturingLogger('info');
-    const config = relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 });
-    const relay = new Relay(config as never, {
-      logger,
-      sink: { connect: () => new Promise(() => undefined), send: async () => undefined, close: async () => undefined } as never,
-      createDelivery: idleDelivery,
-      reportPosition: (lsn: Lsn) => lsn,
-      observer: {},
-    } as never);
-    const outcome = relay.run();
+    const { relay, outcome } = runningRelay(() => new Promise(() => undefined));
     await new Promise((resolve) => setTimeout(resolve, 20));
     await relay.stop();
     const settled = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('still connecting'), 1000))]);
