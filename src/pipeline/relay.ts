@@ -17,7 +17,7 @@ export interface RelayDeps {
   createDelivery: CreateDelivery;
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
-  onPoison?: (event: OutboxEvent, error: RelayError) => Promise<PoisonDecision>;
+  onPoison?: (event: OutboxEvent, error: RelayError, stop: AbortSignal) => Promise<PoisonDecision>;
   /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected. */
   startPosition?: () => Promise<Lsn | undefined>;
   /** Where every later session starts (exactly-once: the checkpoint read again, since a commit may have happened unseen). */
@@ -87,7 +87,7 @@ export class Relay {
         this.observer.delivered?.(receipts, latencyMs);
         this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes);
       },
-      poison: (event, error) => this.poison(event, error),
+      poison: (event, error, stop) => this.poison(event, error, stop),
       stopped: (error) => this.onDeliveryStopped(error),
       // A draining relay reads only to the end of the open source transaction: the session refuses after that.
       windowOpen: () => this.session?.resume(),
@@ -244,8 +244,8 @@ export class Relay {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at its own
-        // timeout (30 s): stop() closes the sink, and the start ends here.
+        // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at the
+        // attempt's timeout (up to 10 s): stop() closes the sink, and the start ends here.
         const connecting = this.deps.sink.connect();
         if (!(await settlesUnlessAborted(connecting, this.wake.signal))) {
           connecting.catch(() => undefined);
@@ -296,9 +296,9 @@ export class Relay {
     }
   }
 
-  private async poison(event: OutboxEvent, error: RelayError): Promise<PoisonDecision> {
+  private async poison(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision> {
     this.observer.error?.(error.code);
-    return this.deps.onPoison ? this.deps.onPoison(event, error) : 'halt';
+    return this.deps.onPoison ? this.deps.onPoison(event, error, stop) : 'halt';
   }
 
   /** The delivery dropped its uncommitted events: a new session streams them again from the checkpoint. */

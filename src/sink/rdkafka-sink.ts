@@ -11,6 +11,14 @@ import { TopicCheck } from './topic-check.js';
 /** How long close() and a producer replacement wait for queued records before disconnecting. */
 const DISCONNECT_FLUSH_MS = 5000;
 
+/**
+ * The longest one connection attempt's metadata request may take (kafka.requestTimeout when shorter). The binding
+ * runs it on a libuv worker that nothing can cut short, so it holds the process on its way out: a SIGTERM while
+ * the brokers were unreachable exited only when the binding's default (30 s) ran out, past the default
+ * shutdownGrace. The relay retries attempts with backoff anyway.
+ */
+const CONNECT_ATTEMPT_MAX_MS = 10_000;
+
 /** One native producer and what belongs to it alone. */
 interface Connected {
   producer: Producer;
@@ -54,6 +62,7 @@ export class RdKafkaSink implements Sink {
     private readonly module: RdKafkaModule,
     kafka: KafkaJS.Kafka,
     private readonly properties: Properties,
+    private readonly connectTimeoutMs: number,
     private readonly logger: Logger,
   ) {
     this.admin = kafka.admin();
@@ -68,7 +77,7 @@ export class RdKafkaSink implements Sink {
     // silent is the delivery engine's stall watchdog's to report after kafka.deliveryTimeout (and to give up on
     // after retry.maxDuration); what still fails a record is final for it (too large, not authorized, fatal).
     const properties = { ...producerProperties(config), 'message.timeout.ms': 0 };
-    return new RdKafkaSink(await loadRdKafka(), kafka, properties, logger);
+    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger);
   }
 
   async connect(): Promise<void> {
@@ -125,7 +134,7 @@ export class RdKafkaSink implements Sink {
     producer.on('event.log', (log: { severity: number; fac: string; message: string }) => this.logger.debug({ rdkafka: true, fac: log.fac, severity: log.severity }, log.message));
     producer.on('delivery-report', connected.calls.report);
     try {
-      await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(connectError ?? err) : resolve())));
+      await new Promise<void>((resolve, reject) => producer.connect({ timeout: this.connectTimeoutMs }, (err) => (err ? reject(connectError ?? err) : resolve())));
     } catch (err) {
       await disconnect(producer);
       throw err;
