@@ -29,6 +29,8 @@ function sourceName(event: OutboxEvent): string {
  * The `dead-letter` poison policy: the record goes to the dead-letter topic with the error in headers, and the
  * relay continues ('skip': the event counts as acknowledged). If the dead letter itself cannot be written
  * (rejected, or Kafka unavailable beyond retry.maxDuration) the relay halts: an event is never dropped silently.
+ * A stop ends the retries (they could outlast shutdownGrace): the event is neither skipped nor a halt, and the
+ * next run reads it again.
  */
 export class DeadLetters {
   private readonly template: TopicTemplate;
@@ -49,7 +51,7 @@ export class DeadLetters {
     }
   }
 
-  async handle(event: OutboxEvent, error: RelayError): Promise<PoisonDecision> {
+  async handle(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision> {
     const originalTopic = event.topic || sourceName(event);
     const lsn = formatLsn(event.txn.commitLsn);
     const attempts = String(error.details.attempts ?? 1);
@@ -67,7 +69,11 @@ export class DeadLetters {
       value: event.value,
       headers: { ...event.headers, [DLQ_HEADER.code]: error.code, [DLQ_HEADER.message]: error.message, [DLQ_HEADER.attempts]: attempts, [DLQ_HEADER.lsn]: lsn, [DLQ_HEADER.topic]: event.topic },
     };
-    const failure = await this.send(record);
+    const failure = await this.send(record, stop);
+    if (failure === 'stopped') {
+      this.logger.info({ ...context, deadLetterTopic: topic }, 'stopping before the dead letter was written: the event is read again after restart');
+      return 'stopped';
+    }
     if (failure) {
       this.logger.error({ ...context, deadLetterTopic: topic, dlqCode: failure.code, dlqErr: failure.message }, 'cannot write the dead letter: halting');
       return 'halt';
@@ -78,7 +84,7 @@ export class DeadLetters {
   }
 
   /** Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration. */
-  private async send(record: SinkRecord): Promise<RelayError | undefined> {
+  private async send(record: SinkRecord, stop: AbortSignal): Promise<RelayError | 'stopped' | undefined> {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -89,11 +95,14 @@ export class DeadLetters {
         await this.sink.send([record]);
         return undefined;
       } catch (err) {
+        // A stop closes the sink: what the send failed with then is the stop's doing, not the dead letter's.
+        if (stop.aborted) return 'stopped';
         const error = classifyKafkaError(err);
         if (!error.retriable || Date.now() - started >= this.retry.maxDurationMs) return error;
         const delay = backoffDelay(this.retry, attempt);
         this.logger.warn({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay, attempt }, 'cannot write the dead letter yet: retrying');
-        await sleep(delay);
+        await sleep(delay, stop);
+        if (stop.aborted) return 'stopped';
       }
     }
   }

@@ -449,7 +449,9 @@ export class DeliveryEngine implements Delivery {
       details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, attempts },
     });
     // A dead letter is a produce too: a broker that never answers it is an outage like any other.
-    if ((await this.watched(this.callbacks.poison(event, poisoned))) !== 'skip') return this.fail(poisoned);
+    const decision = await this.watched(this.callbacks.poison(event, poisoned, this.abort.signal));
+    if (decision === 'stopped') return false;
+    if (decision !== 'skip') return this.fail(poisoned);
     this.skipped(event);
     return true;
   }

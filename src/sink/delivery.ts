@@ -11,8 +11,11 @@ export interface DeliveryLimits {
   coalesceMs: number;
 }
 
-/** What the poison policy decided for a record Kafka will never accept: `skip` means it was dealt with (dead-lettered). */
-export type PoisonDecision = 'skip' | 'halt';
+/**
+ * What the poison policy decided for a record Kafka will never accept: `skip` means it was dealt with
+ * (dead-lettered); `stopped`, that delivery stopped first and nothing was decided (the event is read again).
+ */
+export type PoisonDecision = 'skip' | 'halt' | 'stopped';
 
 /** `count` events of one source transaction and topic that may be confirmed (`skipped`: dealt with by the poison policy, no record). */
 export interface Receipt {
@@ -32,8 +35,8 @@ export interface DeliveryCallbacks {
    * the produce round trip, undefined when none was timed (an at-most-once hand-off, a row the poison policy dealt with).
    */
   delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void;
-  /** The seam for dead-letter policies: called once per record that cannot be produced. */
-  poison(event: OutboxEvent, error: RelayError): Promise<PoisonDecision>;
+  /** The seam for dead-letter policies: called once per record that cannot be produced; `stop` aborts when delivery stops. */
+  poison(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision>;
   /** Delivery stopped for good: a halt decision, or the broker unreachable for longer than retry.maxDuration. */
   stopped(error: RelayError): void;
   /** The in-flight window has room again after being full (only while the session is open). */

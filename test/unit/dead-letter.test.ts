@@ -8,6 +8,8 @@ import type { Sink, SinkRecord } from '../../src/sink/sink.js';
 
 const retry = { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 50, recordMaxAttempts: 1, recordMaxDurationMs: 0 };
 const logger = pino({ level: 'silent' });
+/** A stop that never comes. */
+const running = new AbortController().signal;
 
 /** A sink that records what it was given and fails with `failure` while it is set. */
 class RecordingSink implements Sink {
@@ -32,8 +34,8 @@ describe('dead letters', () => {
   it('under exactly-once (a sink the relay does not connect) connects it once before the first dead letter', async () => {
     const sink = new RecordingSink();
     const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger, {}, true);
-    expect(await dlq.handle(event(), tooLarge)).toBe('skip');
-    expect(await dlq.handle(event(), tooLarge)).toBe('skip');
+    expect(await dlq.handle(event(), tooLarge, running)).toBe('skip');
+    expect(await dlq.handle(event(), tooLarge, running)).toBe('skip');
     expect(sink.connected).toBe(1);
     expect(sink.sent).toHaveLength(2);
   });
@@ -42,7 +44,7 @@ describe('dead letters', () => {
     const sink = new RecordingSink();
     const counted: string[] = [];
     const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger, { deadLettered: (code) => counted.push(code) });
-    expect(await dlq.handle(event(), tooLarge)).toBe('skip');
+    expect(await dlq.handle(event(), tooLarge, running)).toBe('skip');
     expect(sink.sent).toHaveLength(1);
     const [record] = sink.sent;
     expect(record!.topic).toBe('orders.dlq');
@@ -63,7 +65,7 @@ describe('dead letters', () => {
   it('an event without a topic is named after its table in ${topic}', async () => {
     const sink = new RecordingSink();
     const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger);
-    await dlq.handle(event({ topic: '', headers: { 'outbox-table': 'public.outbox' } }), new RelayError('RECORD_REQUIRED_NULL', 'NULL key'));
+    await dlq.handle(event({ topic: '', headers: { 'outbox-table': 'public.outbox' } }), new RelayError('RECORD_REQUIRED_NULL', 'NULL key'), running);
     expect(sink.sent[0]!.topic).toBe('public.outbox.dlq');
     expect(sink.sent[0]!.headers[DLQ_HEADER.topic]).toBe('');
     expect(sink.sent[0]!.headers[DLQ_HEADER.attempts]).toBe('1');
@@ -71,9 +73,20 @@ describe('dead letters', () => {
 
   it('halts when the dead letter is rejected or Kafka stays unavailable past retry.maxDuration', async () => {
     const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic')), 'dlq', retry, logger);
-    expect(await rejected.handle(event(), tooLarge)).toBe('halt');
+    expect(await rejected.handle(event(), tooLarge, running)).toBe('halt');
     const unavailable = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
-    expect(await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge)).toBe('halt');
+    expect(await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge, running)).toBe('halt');
+  });
+
+  it('a stop ends the retries while Kafka is unavailable: stopped, neither skipped nor a halt, nothing written', async () => {
+    const sink = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
+    // Retries that would outlast any shutdown grace: a backoff of a minute, for a day.
+    const dlq = new DeadLetters(sink, 'dlq', { ...retry, initialDelayMs: 60_000, maxDelayMs: 60_000, maxDurationMs: 86_400_000 }, logger);
+    const stop = new AbortController();
+    const handled = dlq.handle(event(), tooLarge, stop.signal);
+    setTimeout(() => stop.abort(), 20);
+    expect(await handled).toBe('stopped');
+    expect(sink.sent).toEqual([]);
   });
 
   it('refuses placeholders other than ${topic}', () => {

@@ -258,6 +258,29 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  it('a stop while the poison policy runs aborts it: no halt, nothing confirmed from that event on', async () => {
+    let stop: AbortSignal | undefined;
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      limits: { batchMaxEvents: 1 },
+      poison: (_event, _error, signal) => {
+        stop = signal;
+        return new Promise((resolve) => signal.addEventListener('abort', () => resolve('stopped')));
+      },
+    });
+    const end1 = h.transaction('ok', 1);
+    const { txn } = h.begin('m', 0);
+    h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL (fake)'));
+    h.commit(txn);
+    await vi.waitFor(() => expect(stop).toBeDefined());
+    expect(stop!.aborted).toBe(false);
+    h.engine.stop();
+    expect(stop!.aborted).toBe(true);
+    await settle();
+    expect(h.stopped).toEqual([]);
+    expect(h.lastConfirmed).toBe(end1);
+  });
+
   it('bounds a dead letter that Kafka never answers: an outage, then RETRIES_EXHAUSTED, nothing confirmed past it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     // The dead-letter write never settles (the plain producer over librdkafka has no message timeout).

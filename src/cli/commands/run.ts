@@ -79,7 +79,7 @@ export function runCommand(): Command {
       resumePosition: strategy.resumePosition,
       reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       observer,
-      onPoison: deadLetters && ((event, error) => deadLetters.handle(event, error)),
+      onPoison: deadLetters && ((event, error, stop) => deadLetters.handle(event, error, stop)),
     });
     let server: OpsServer | undefined;
     if (config.http.port !== 0) {

@@ -17,7 +17,7 @@ export interface HarnessOptions {
   limits?: Partial<DeliveryLimits>;
   retry?: Partial<RetryPolicy>;
   stallTimeoutMs?: number;
-  poison?: (event: OutboxEvent, error: RelayError) => Promise<PoisonDecision>;
+  poison?: (event: OutboxEvent, error: RelayError, stop: AbortSignal) => Promise<PoisonDecision>;
 }
 
 /**
