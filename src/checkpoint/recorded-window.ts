@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { Checkpoint } from './checkpoint.js';
+import type { SlotBounds } from './start-position.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
 import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow, type ReplayWindowSetting } from './replay-window.js';
 
@@ -26,9 +27,14 @@ export class RecordedReplayWindow {
 
   /**
    * Decides the window from the setting and the checkpoint just read, before the first position is reported.
-   * `slotConfirmed` is the slot's position: what the window holds today is the WAL between it and the checkpoint.
+   * `slot.confirmed` is the slot's position: what the window holds today is the WAL between it and the checkpoint.
+   * A new window is recorded only while no other instance streams from the slot (`slot.active`): a standby's
+   * rewrite of the checkpoint it read would land after the active instance's newer ones and move the checkpoint
+   * back (a restart would then send those events again, under exactly-once too). The standby decides again when
+   * it takes over.
    */
-  async resolve(checkpoint: Checkpoint | undefined, slotConfirmed: Lsn): Promise<void> {
+  async resolve(checkpoint: Checkpoint | undefined, slot: Pick<SlotBounds, 'confirmed' | 'active'>): Promise<void> {
+    const slotConfirmed = slot.confirmed;
     const recorded = checkpoint?.replayWindow === undefined ? undefined : parseReplayWindow(checkpoint.replayWindow);
     const effective: ReplayWindowSetting = this.setting ?? recorded ?? { kind: 'none' };
     const text = formatReplayWindow(effective);
@@ -48,7 +54,7 @@ export class RecordedReplayWindow {
       return;
     }
     const previous = recorded === undefined ? undefined : formatReplayWindow(recorded);
-    if (!checkpoint || previous === text) return;
+    if (!checkpoint || previous === text || slot.active) return;
     if (previous !== undefined && previous !== '0') {
       const held = checkpoint.lsn > slotConfirmed ? checkpoint.lsn - slotConfirmed : 0n;
       this.logger.warn(

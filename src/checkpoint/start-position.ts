@@ -68,13 +68,20 @@ function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn): Rel
   );
 }
 
-/** Where a start position may lie, read on an ordinary connection: confirmed is 0 when the slot is missing (the session's checks say so). */
-export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promise<{ confirmed: Lsn; walEnd: Lsn }> {
+/** The slot's confirmed position (0 when it is missing: the session's checks say so), whether another connection streams from it, and the WAL's end. */
+export interface SlotBounds {
+  confirmed: Lsn;
+  active: boolean;
+  walEnd: Lsn;
+}
+
+/** Where a start position may lie, read on an ordinary connection. */
+export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
   return withClient(postgres, async (client) => {
-    const { rows } = await client.query<{ lsn: string | null; wal_end: string }>(
-      'SELECT (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS lsn, pg_current_wal_lsn()::text AS wal_end',
+    const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string }>(
+      'SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1',
       [slot],
     );
-    return { confirmed: rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n, walEnd: parseLsn(rows[0]!.wal_end) };
+    return { confirmed: rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n, active: rows[0]?.active === true, walEnd: parseLsn(rows[0]!.wal_end) };
   });
 }

@@ -80,10 +80,11 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const startPosition = async (): Promise<Lsn | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.
-    const [checkpoint, { confirmed: slotConfirmed, walEnd }] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    const [checkpoint, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    const { confirmed: slotConfirmed, walEnd } = slot;
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
-    await window.resolve(checkpoint, slotConfirmed);
+    await window.resolve(checkpoint, slot);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     writer?.start();

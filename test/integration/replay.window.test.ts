@@ -2,9 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, uniqueName } from '../support/services.js';
+import { readTopic, stack, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { createCheckpointClient } from '../../src/checkpoint/create-checkpoint-client.js';
+import { loadConfig } from '../../src/config/relay-config.js';
+import { silentLogger } from '../../src/logger.js';
+import type { Checkpoint } from '../../src/checkpoint/checkpoint.js';
+import { waitUntil } from '../../stack/index.js';
 
 describe('replay from a stored LSN', () => {
   const db = useFreshDatabase('replay');
@@ -108,6 +114,30 @@ describe('replay from a stored LSN', () => {
     expect(after.logs.some((l) => l.msg.startsWith('replay window recorded')), after.dump()).toBe(false);
   });
 
+  it('a standby started with another replay window leaves the checkpoint alone until it takes over, then records its window', async () => {
+    const topic = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', topic] });
+    const config = loadConfig({ flags: { 'kafka.brokers': stack().brokers.join(',') }, env: {} });
+    const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), topic);
+    const active = startRelay([...setup.args, '--replay-window', '1h']);
+    await active.waitForMessage('streaming from PostgreSQL', 60_000);
+    await insertEvents(db(), 3);
+    // The window keeps the slot behind: the checkpoint says what was delivered (at most a second later).
+    const written = await waitForCheckpoint(store, setup.slot, (c) => c.lsn > 0n && c.replayWindow === '1h');
+
+    // The standby decided its window (read the checkpoint) before it logged that it waits.
+    const standby = startRelay([...setup.args, '--replay-window', '2h']);
+    await standby.waitForMessage('slot in use by another instance: waiting as standby', 60_000);
+    expect(await store.read(setup.slot), 'the standby rewrote the checkpoint').toMatchObject({ replayWindow: '1h' });
+
+    active.signal('SIGTERM');
+    expect(await active.exited).toBe(0);
+    await standby.waitForMessage('streaming from PostgreSQL', 60_000);
+    expect((await waitForCheckpoint(store, setup.slot, (c) => c.replayWindow === '2h')).lsn).toBeGreaterThanOrEqual(written.lsn);
+    standby.signal('SIGTERM');
+    expect(await standby.exited).toBe(0);
+  });
+
   it('a start position left in the environment is ignored by run with one warning instead of a crash loop', async () => {
     const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', uniqueName('checkpoints')] });
     const relay = startRelay(setup.args);
@@ -132,3 +162,14 @@ describe('replay from a stored LSN', () => {
     expect(await restarted.exited).toBe(0);
   });
 });
+
+async function waitForCheckpoint(store: KafkaCheckpointStore, slot: string, ok: (c: Checkpoint) => boolean): Promise<Checkpoint> {
+  let last: Checkpoint | undefined;
+  await waitUntil('the checkpoint', async () => {
+    last = await store.read(slot);
+    return last !== undefined && ok(last);
+  }, 30_000, 200).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last read: ${JSON.stringify(last, (_k, v: unknown) => (typeof v === 'bigint' ? formatLsn(v) : v))}`);
+  });
+  return last!;
+}

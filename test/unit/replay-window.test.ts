@@ -79,15 +79,32 @@ describe('start position', () => {
     } as unknown as KafkaCheckpointStore;
     const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '6h' };
     const logger = pino({ level: 'silent' });
-    const recorded = new RecordedReplayWindow(undefined, store, logger, 'at-most-once').resolve(checkpoint, 0x1000n);
+    const recorded = new RecordedReplayWindow(undefined, store, logger, 'at-most-once').resolve(checkpoint, { confirmed: 0x1000n, active: false });
     await expect(recorded).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('recorded in the checkpoint') as unknown, hint: expect.stringContaining('--replay-window 0') as unknown });
-    const set = new RecordedReplayWindow(parseReplayWindow('2GiB'), store, logger, 'at-most-once').resolve(undefined, 0x1000n);
+    const set = new RecordedReplayWindow(parseReplayWindow('2GiB'), store, logger, 'at-most-once').resolve(undefined, { confirmed: 0x1000n, active: false });
     await expect(set).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('2GiB, set by replayWindow') as unknown });
     const released = new RecordedReplayWindow(parseReplayWindow('0'), store, logger, 'at-most-once');
-    await released.resolve(checkpoint, 0x1000n);
+    await released.resolve(checkpoint, { confirmed: 0x1000n, active: false });
     expect(rewrites).toEqual(['0']);
     expect(released.report(0x5000n)).toBe(0x5000n);
     // at-least-once keeps it.
-    await expect(new RecordedReplayWindow(undefined, store, logger, 'at-least-once').resolve(checkpoint, 0x1000n)).resolves.toBeUndefined();
+    await expect(new RecordedReplayWindow(undefined, store, logger, 'at-least-once').resolve(checkpoint, { confirmed: 0x1000n, active: false })).resolves.toBeUndefined();
+  });
+
+  it('a standby (the slot streams to another instance) records no new window: its checkpoint would overwrite newer ones', async () => {
+    const rewrites: Checkpoint[] = [];
+    const store = {
+      replayWindow: undefined as string | undefined,
+      topic: 'checkpoints',
+      message: (c: Checkpoint) => c,
+      client: { producer: () => ({ send: async (_topic: string, c: Checkpoint) => void rewrites.push(c), close: async () => undefined }) },
+    } as unknown as KafkaCheckpointStore;
+    const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'exactly-once', replayWindow: '1h' };
+    const logger = pino({ level: 'silent' });
+    await new RecordedReplayWindow(parseReplayWindow('2h'), store, logger, 'exactly-once').resolve(checkpoint, { confirmed: 0x1000n, active: true });
+    expect(rewrites).toEqual([]);
+    // Once it holds the slot, the same decision records the window (with the checkpoint it read then).
+    await new RecordedReplayWindow(parseReplayWindow('2h'), store, logger, 'exactly-once').resolve(checkpoint, { confirmed: 0x1000n, active: false });
+    expect(rewrites.map((c) => c.lsn)).toEqual([0x5000n]);
   });
 });
