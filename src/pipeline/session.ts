@@ -109,11 +109,11 @@ export class Session {
       { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
       {
         onData: (chunk, at) => {
-          this.resolveStreaming();
+          this.streamed();
           this.onData(chunk, at);
         },
         onKeepalive: (walEnd, reply) => {
-          this.resolveStreaming();
+          this.streamed();
           this.onKeepalive(walEnd, reply);
         },
         onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user })),
@@ -122,6 +122,16 @@ export class Session {
     this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
     this.statusTimer.unref();
     return startLsn;
+  }
+
+  /**
+   * The server's first message: START_REPLICATION was accepted. The start position is reported at once, not at
+   * the first status interval: until then the slot-lag gauge knew the server's position but none of ours, and
+   * showed the whole WAL (every LSN below the server's) as lag for up to statusInterval.
+   */
+  private streamed(): void {
+    if (this.lastReported === undefined && !this.closing) void this.sendStatus(false);
+    this.resolveStreaming();
   }
 
   /** The role, named in a refusal's fix. */

@@ -1,0 +1,43 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
+import type { Lsn } from '../../src/lsn.js';
+import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
+import { Session } from '../../src/pipeline/session.js';
+import type { Delivery } from '../../src/sink/delivery.js';
+import { metricValue } from '../support/ops-http.js';
+
+const idle = { inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
+
+interface StreamHandlers {
+  onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
+}
+
+describe('Session start', () => {
+  it('reports the start position at the server\'s first message: the slot-lag gauge never shows the whole WAL as lag', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'statusInterval': '10s' }, required: [] });
+    const metrics = new RelayMetrics();
+    const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, pino({ level: 'silent' }), metrics, () => undefined, (confirmed) => metrics.reported(confirmed));
+    // What open() would leave, without a connection: the slot as found, and a stream that records what it is sent.
+    const sent: Lsn[] = [];
+    let handlers: StreamHandlers | undefined;
+    const inner = session as unknown as { slot: unknown; stream: unknown };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved' };
+    inner.stream = {
+      start: (_options: unknown, h: StreamHandlers) => (handlers = h),
+      sendStatus: async (lsn: Lsn) => void sent.push(lsn),
+      pause: () => undefined,
+      close: async () => undefined,
+    };
+
+    expect(session.start(0n, undefined)).toBe(0x1000n);
+    // PostgreSQL's first keepalive after START_REPLICATION, long before the first status interval (10 s).
+    handlers!.onKeepalive(0x5000n, false);
+    expect(sent).toEqual([0x1000n]);
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lag_bytes')).toBe(0x4000);
+    handlers!.onKeepalive(0x6000n, false);
+    expect(sent).toEqual([0x1000n]);
+    await session.close();
+  });
+});
