@@ -1,9 +1,9 @@
 import * as z from 'zod/mini';
 import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
-import { parseReplayWindow } from '../checkpoint/replay-window.js';
+import { formatReplayWindow, parseReplayWindow, type ReplayWindowSetting } from '../checkpoint/replay-window.js';
 import { PRESETS, tableSchemas } from './table-schemas.js';
-import { formatDuration, parseDuration, parseSize } from './units.js';
+import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
 import { preprocess } from './zod.js';
 
 /**
@@ -62,15 +62,27 @@ const text = z.string().check(z.minLength(1, 'a non-empty string'));
 const bool = preprocess((v) => (typeof v === 'string' ? { true: true, false: false, '1': true, '0': false, yes: true, no: false }[v.toLowerCase()] ?? v : v), z.boolean({ error: 'true or false' }));
 const int = (min: number, max: number) =>
   preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v), z.number({ error: `a whole number from ${min} to ${max}` }).check(z.int(), z.minimum(min), z.maximum(max)));
+/** How values of a schema are written by an operator, where that is not how they are held (ms, bytes). */
+const WRITTEN_AS = new WeakMap<z.ZodMiniType, (value: never) => string>();
+function writtenAs<S extends z.ZodMiniType, V>(schema: S, format: (value: V) => string): S {
+  WRITTEN_AS.set(schema, format as (value: never) => string);
+  return schema;
+}
 /** Node runs a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: no duration may come near it. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const duration = (min: number, max = MAX_TIMER_MS) =>
-  preprocess(
-    (v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v),
-    z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).check(z.int(), z.minimum(min, `at least ${min} ms`), z.maximum(max, `at most ${formatDuration(max)}`)),
+  writtenAs(
+    preprocess(
+      (v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v),
+      z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).check(z.int(), z.minimum(min, `at least ${min} ms`), z.maximum(max, `at most ${formatDuration(max)}`)),
+    ),
+    formatDuration,
   );
 const size = (min: number) =>
-  preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).check(z.int(), z.minimum(min, `at least ${min} bytes`)));
+  writtenAs(
+    preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).check(z.int(), z.minimum(min, `at least ${min} bytes`))),
+    formatSize,
+  );
 const list = preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).check(z.minLength(1, 'at least one entry')));
 const lsn = z.string().check(z.refine(isLsn, 'an LSN such as 0/16B3748'));
 // PostgreSQL's own rule for slot names (ReplicationSlotValidateName); anything else it refuses only at creation.
@@ -104,7 +116,10 @@ export function isPostgresUrl(url: string): boolean {
 export const POSTGRES_URL_FORM = 'a URL such as postgres://user@host:5432/database (percent-encode special characters of the password: # ? / @ : %)';
 const postgresUrl = text.check(z.refine(isPostgresUrl, POSTGRES_URL_FORM));
 const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
-const replayWindow = preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.optional(z.number()), bytes: z.optional(z.number()) }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' }));
+const replayWindow = writtenAs(
+  preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.optional(z.number()), bytes: z.optional(z.number()) }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' })),
+  (window: ReplayWindowSetting) => formatReplayWindow(window),
+);
 const propertyValue = z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String));
 const producerProperties = preprocess(
   (v) => (typeof v === 'string' ? Object.fromEntries(v.split(',').filter((p) => p.trim()).map((p) => [p.split('=', 1)[0]!.trim(), p.includes('=') ? p.slice(p.indexOf('=') + 1).trim() : undefined])) : v),
@@ -128,6 +143,7 @@ export const SETTINGS = [
     flag: '--postgres-url',
     placeholder: '<url>',
     secret: true,
+    shownDefault: 'DATABASE_URL, else the PG* variables',
   }),
   setting('postgres.passwordFile', 'postgres', text, 'File whose content is the PostgreSQL password (a mounted secret); overrides a password in the URL.', { placeholder: '<path>' }),
   setting('postgres.sslmode', 'postgres', enumOf(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']), 'TLS to PostgreSQL, as libpq: disable, prefer, require (encrypt, no verification), verify-ca, verify-full.', {
@@ -338,3 +354,10 @@ type DeclaredSetting = (typeof SETTINGS)[number];
 export type SettingValues = {
   [S in DeclaredSetting as S['key']]: S['defaulted'] extends true ? z.output<S['schema']> : z.output<S['schema']> | undefined;
 };
+
+/** A valid value as an operator would write it (30s, not 30000; 2MiB, not 2097152); lists, maps and "" as JSON. */
+export function writtenValue(setting: Setting, value: unknown): string {
+  const format = WRITTEN_AS.get(setting.schema);
+  if (format) return format(value as never);
+  return typeof value === 'string' && value !== '' ? value : JSON.stringify(value);
+}

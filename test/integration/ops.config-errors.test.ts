@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/ports.js';
+import { SETTINGS } from '../../src/config/settings.js';
 import { runCli, runCliJson } from '../support/cli.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 
@@ -114,9 +115,19 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     expect(byKey['kafka.saslPassword']!.value).toBe('***');
     expect(byKey['postgres.url']!.value).toBe('postgres://relay:***@db/app');
     expect(checked.stdout).not.toMatch(/file-secret|url-secret/);
-    const text = await runCli(['config', 'check', '--config', file]);
+    // Every setting is listed, an unset one too; JSON keeps the units values are held in (ms, bytes).
+    expect(checked.json.settings.map((s) => s.key)).toEqual(SETTINGS.map((s) => s.key));
+    expect(byKey['kafka.clientRack']).toEqual({ key: 'kafka.clientRack', value: null, source: 'unset' });
+    expect(byKey['retry.maxDuration']!.value).toBe(1_800_000);
+    const text = await runCli(['config', 'check', '--config', file, '--replay-window', '2GiB']);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^topic +from-file +file /m);
+    // The text shows values as they are written: durations and sizes in their units, not ms and bytes.
+    expect(text.stdout).toMatch(/^retry\.maxDuration +30m +default$/m);
+    expect(text.stdout).toMatch(/^delivery\.maxInFlightBytes +2MiB +default$/m);
+    expect(text.stdout).toMatch(/^replayWindow +2GiB +flag --replay-window$/m);
+    expect(text.stdout).toMatch(/^kafka\.clientRack +- +unset$/m);
+    expect(text.stdout).toMatch(/^delivery\.coalesce +- +unset \(default 0 \(rdkafka\), 1ms \(kafkajs\)\)$/m);
 
     const invalid = await runCli(['config', 'check', '--kafka-brokers', 'kafka-1:9092', '--delivery-batch-max-events', 'lots', '--slot', 'Bad Slot']);
     expect(invalid.code).toBe(2);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Origin } from '../../config/types.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
-import { SETTINGS, type Setting } from '../../config/settings.js';
+import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
 import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
@@ -10,24 +10,24 @@ import { table } from './output.js';
 
 interface Effective {
   key: string;
+  /** null: not set, and without a default (the setting's feature is off, or its value derived: docs/configuration.md). */
   value: unknown;
   source: string;
 }
 
-function sourceOf(setting: Setting, origin: Origin, file: string | undefined): string {
+function sourceOf(setting: Setting, origin: Origin | undefined, file: string | undefined): string {
+  // A default that depends on other settings (delivery.coalesce on kafka.client) is not a value of its own.
+  if (origin === undefined) return setting.shownDefault ? `unset (default ${setting.shownDefault})` : 'unset';
   if (origin === 'flag') return `flag ${setting.flag}`;
   if (origin === 'env') return `env ${setting.env}`;
   if (origin === 'file') return `file ${file ?? '?'}`;
   return 'default';
 }
 
-function shown(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value);
-}
-
 /**
  * `config check`: the layered configuration as `run` would resolve it, validated (every problem at once, exit 2),
- * then printed with secrets masked and the source of each value, so "which value wins?" needs no guessing.
+ * then printed with secrets masked and the source of each value, so "which value wins?" needs no guessing. Every
+ * setting is listed, the unset ones too: what was left out shows as plainly as what was given.
  */
 function checkCommand(): Command {
   const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file or default). Exits 2 listing every problem.', [
@@ -50,9 +50,13 @@ function checkCommand(): Command {
     }
     const file = (opts.config as string | undefined) ?? process.env.OUTBOX_RELAY_CONFIG;
     const values = redactedSettings(config);
-    const settings: Effective[] = SETTINGS.filter((s) => s.key in values).map((s) => ({ key: s.key, value: values[s.key], source: sourceOf(s, config.origins[s.key] ?? 'default', file) }));
+    const settings: Effective[] = SETTINGS.map((s) => {
+      const set = s.key in values;
+      return { key: s.key, value: set ? values[s.key] : null, source: sourceOf(s, set ? (config.origins[s.key] ?? 'default') : undefined, file) };
+    });
+    const shown = (s: Effective) => (s.value === null ? '-' : s.value === '***' ? s.value : writtenValue(SETTINGS.find((d) => d.key === s.key)!, s.value));
     if (json) process.stdout.write(`${JSON.stringify({ valid: true, settings }, null, 2)}\n`);
-    else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], settings.map((s) => [s.key, shown(s.value), s.source]))}\n`);
+    else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], settings.map((s) => [s.key, shown(s), s.source]))}\n`);
     process.exitCode = EXIT.ok;
   });
 }
