@@ -48,7 +48,12 @@ export class KafkaCheckpointStore {
       const exists = await this.client.readAll(
         this.topic,
         ({ key, value }) => {
-          if (key !== slot || !value) return;
+          if (key !== slot) return;
+          // Only the slot's last record counts, as compaction will keep only it: a tombstone deletes the checkpoint
+          // (an older one must not come back until the cleaner runs), and a newer record supersedes an unreadable one.
+          latest = undefined;
+          failed = undefined;
+          if (!value) return;
           try {
             latest = decodeCheckpoint(value, this.topic);
           } catch (err) {

@@ -35,6 +35,14 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
       if (last !== undefined && BigInt(payload.lastOffset) >= last) remaining.delete(payload.partition);
       if (remaining.size === 0) reachedEnd();
     });
+    // kafkajs reports a consumer that gave up (a group or topic ACL refused, say) only as this event, never as a
+    // rejection of run(): the read would wait out its timeout and blame an open transaction instead of the cause.
+    let crash: Error | undefined;
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart) return;
+      crash = payload.error;
+      reachedEnd();
+    });
     let timer: NodeJS.Timeout | undefined;
     try {
       await consumer.connect();
@@ -42,6 +50,7 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
       await consumer.run({ autoCommit: false, eachMessage: async ({ message }) => onRecord({ key: message.key?.toString(), value: message.value }) });
       const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
       if (await Promise.race([done.then(() => false), timedOut])) throw new ReadTimeout();
+      if (crash) throw crash;
       return true;
     } finally {
       clearTimeout(timer);

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { connectionProperties, createRdKafkaClient, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
-import { isUnknownTopic } from '../sink/rdkafka-errors.js';
+import { isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
 
@@ -133,11 +133,22 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     };
     return {
       async send(topic: string, record: CheckpointRecord): Promise<void> {
-        producer ??= connect().catch((err: unknown) => {
+        const current = (producer ??= connect().catch((err: unknown) => {
           producer = undefined;
           throw err;
-        });
-        await (await producer).send({ topic, messages: [record] });
+        }));
+        const connected = await current;
+        try {
+          await connected.send({ topic, messages: [record] });
+        } catch (err) {
+          // A fatal error (the idempotence sequence broke) fails every later write of this producer: without a new
+          // one, no checkpoint would be written again until a restart. The next interval's write opens one.
+          if (isFatalRdKafkaError(err) && producer === current) {
+            producer = undefined;
+            await connected.disconnect().catch(() => undefined);
+          }
+          throw err;
+        }
       },
       async close(): Promise<void> {
         await (await producer?.catch(() => undefined))?.disconnect();

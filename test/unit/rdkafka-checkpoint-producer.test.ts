@@ -1,0 +1,67 @@
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { KafkaSettings } from '../../src/config/types.js';
+
+/**
+ * The KafkaJS-compatible producer of @confluentinc/kafka-javascript as far as the checkpoint client uses it. Once
+ * librdkafka raised a fatal error on an idempotent producer, every later produce fails with ERR__FATAL (-150),
+ * which send() rejects with (lib/kafkajs/_producer.js keeps the code).
+ */
+class FakeProducer {
+  static made: FakeProducer[] = [];
+  readonly sent: string[] = [];
+  fatal = false;
+  disconnects = 0;
+  constructor() {
+    FakeProducer.made.push(this);
+  }
+  async connect() {}
+  async send({ messages }: { messages: { key: string }[] }) {
+    if (this.fatal) throw Object.assign(new Error('Local: Fatal error'), { code: -150 });
+    this.sent.push(messages[0]!.key);
+  }
+  async disconnect() {
+    this.disconnects++;
+  }
+}
+
+vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
+  ...(await original<typeof import('../../src/sink/rdkafka-client.js')>()),
+  createRdKafkaClient: async () => ({ producer: () => new FakeProducer() }),
+}));
+
+const { RdKafkaCheckpointClient } = await import('../../src/checkpoint/rdkafka-checkpoint-client.js');
+
+const settings = { brokers: ['b:9092'], clientId: 'test', requestTimeoutMs: 30_000, deliveryTimeoutMs: 30_000, compression: 'none', lingerMs: 1, batchSizeBytes: 1_000_000, producer: {} } as unknown as KafkaSettings;
+const record = (key: string) => ({ key, value: Buffer.from('{}') });
+
+describe('rdkafka checkpoint producer after a fatal error', () => {
+  it('the next write opens a new producer, and the broken one is disconnected', async () => {
+    FakeProducer.made = [];
+    const producer = new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })).producer();
+    await producer.send('checkpoints', record('first'));
+    FakeProducer.made[0]!.fatal = true;
+    await expect(producer.send('checkpoints', record('refused'))).rejects.toMatchObject({ code: -150 });
+    // The writer's next interval: written, instead of failing with the same fatal error until a restart.
+    await producer.send('checkpoints', record('again'));
+    expect(FakeProducer.made).toHaveLength(2);
+    expect(FakeProducer.made[0]!.disconnects).toBe(1);
+    expect(FakeProducer.made[1]!.sent).toEqual(['again']);
+    await producer.close();
+    expect(FakeProducer.made[1]!.disconnects).toBe(1);
+  });
+
+  it('keeps the producer through an error that is not fatal', async () => {
+    FakeProducer.made = [];
+    const producer = new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })).producer();
+    await producer.send('checkpoints', record('first'));
+    const only = FakeProducer.made[0]!;
+    only.send = async () => {
+      throw Object.assign(new Error('Local: Message timed out'), { code: -192 });
+    };
+    await expect(producer.send('checkpoints', record('timed out'))).rejects.toMatchObject({ code: -192 });
+    expect(FakeProducer.made).toHaveLength(1);
+    expect(only.disconnects).toBe(0);
+    await producer.close();
+  });
+});
