@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
-import { formatReplayWindow, parseReplayWindow, type ReplayWindowSetting } from '../checkpoint/replay-window.js';
+import { formatReplayWindow, parseReplayWindow } from '../checkpoint/replay-window.js';
 import { PRESETS, tableSchemas } from './table-schemas.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
 import { preprocess } from './zod.js';
@@ -118,7 +118,7 @@ const postgresUrl = text.check(z.refine(isPostgresUrl, POSTGRES_URL_FORM));
 const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
 const replayWindow = writtenAs(
   preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.optional(z.number()), bytes: z.optional(z.number()) }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' })),
-  (window: ReplayWindowSetting) => formatReplayWindow(window),
+  formatReplayWindow,
 );
 const propertyValue = z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String));
 const producerProperties = preprocess(

@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
-import { createCheckpointClient } from '../../src/checkpoint/create-checkpoint-client.js';
-import { loadConfig } from '../../src/config/relay-config.js';
-import { silentLogger } from '../../src/logger.js';
-import { kafkaClient, stack, uniqueName } from '../support/services.js';
+import { checkpointStore } from '../support/checkpoints.js';
+import { kafkaClient, uniqueName } from '../support/services.js';
 
 /** A transactional kafkajs producer: stands in for a relay writing checkpoints under exactly-once. */
 async function transactionalProducer(transactionalId: string) {
@@ -18,8 +15,7 @@ describe('checkpoint read (librdkafka, read_committed)', () => {
   // there returned the checkpoint before it, and exactly-once streamed that transaction's events again (3,895
   // duplicates in one leader-kill run). This holds a transaction open the same way.
   it('does not stop at a transaction still open on the topic: it waits for it and returns the newer committed checkpoint', async () => {
-    const config = loadConfig({ flags: { 'kafka.brokers': stack().brokers.join(',') }, env: {} });
-    const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), uniqueName('checkpoints'));
+    const store = checkpointStore();
     await store.ensureTopic();
     const slot = uniqueName('slot');
     const checkpoint = (lsn: bigint) => store.message({ slot, lsn, commitTimeMs: undefined, writtenAtMs: Date.now(), guarantee: 'exactly-once' });

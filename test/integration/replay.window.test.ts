@@ -2,13 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, stack, uniqueName } from '../support/services.js';
+import { readTopic, uniqueName } from '../support/services.js';
+import { checkpointStore } from '../support/checkpoints.js';
 import { useFreshDatabase } from '../support/database.js';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
-import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
-import { createCheckpointClient } from '../../src/checkpoint/create-checkpoint-client.js';
-import { loadConfig } from '../../src/config/relay-config.js';
-import { silentLogger } from '../../src/logger.js';
+import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import type { Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import { waitUntil } from '../../stack/index.js';
 
@@ -117,8 +115,7 @@ describe('replay from a stored LSN', () => {
   it('a standby started with another replay window leaves the checkpoint alone until it takes over, then records its window', async () => {
     const topic = uniqueName('checkpoints');
     const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', topic] });
-    const config = loadConfig({ flags: { 'kafka.brokers': stack().brokers.join(',') }, env: {} });
-    const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), topic);
+    const store = checkpointStore(topic);
     const active = startRelay([...setup.args, '--replay-window', '1h']);
     await active.waitForMessage('streaming from PostgreSQL', 60_000);
     await insertEvents(db(), 3);

@@ -42,41 +42,38 @@ function fakeKafka(behave: ConstructorParameters<typeof FakeConsumer>[0]): Kafka
 
 const notAuthorized = Object.assign(new Error('Not authorized to access group: Group authorization failed'), { type: 'GROUP_AUTHORIZATION_FAILED', retriable: false });
 
-async function read(kafka: Kafka): Promise<{ outcome: unknown; ms: number }> {
+/** The read's outcome: the checkpoint, or the error. A read that waited out its 3 s instead fails with the open-transaction timeout, not the cause. */
+function read(kafka: Kafka): Promise<unknown> {
   const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient(kafka), 'checkpoints');
-  const started = Date.now();
-  const outcome = await store.read('slot_a', 3000).then(
+  return store.read('slot_a', 3000).then(
     (checkpoint) => checkpoint,
     (err: RelayError) => err,
   );
-  return { outcome, ms: Date.now() - started };
 }
 
 describe('checkpoint read through kafkajs: a consumer that gave up', () => {
   it('fails at once with the cause when the group cannot be joined, not after the timeout with an open transaction to blame', async () => {
     // runner.start() catches the join error and emits CRASH before run() resolves.
-    const { outcome, ms } = await read(fakeKafka(async (consumer) => consumer.emit(EVENTS.CRASH, { error: notAuthorized, groupId: 'g', restart: false })));
+    const outcome = await read(fakeKafka(async (consumer) => consumer.emit(EVENTS.CRASH, { error: notAuthorized, groupId: 'g', restart: false })));
     const error = outcome as RelayError;
     expect(error.code).toBe('CHECKPOINT_FAILED');
     expect(error.message).toContain('Group authorization failed');
     expect(error.hint).toContain('outbox-relay-checkpoint-reader-');
-    expect(ms).toBeLessThan(1000);
   });
 
   it('fails at once when the fetch fails for good after run() resolved', async () => {
     const fetchRefused = Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { retriable: false });
-    const { outcome, ms } = await read(
+    const outcome = await read(
       fakeKafka(async (consumer) => {
         setTimeout(() => consumer.emit(EVENTS.CRASH, { error: fetchRefused, groupId: 'g', restart: false }), 50);
       }),
     );
     expect((outcome as RelayError).message).toContain('Topic authorization failed');
-    expect(ms).toBeLessThan(1000);
   });
 
   it('keeps reading through a crash kafkajs restarts from, and returns the checkpoint', async () => {
     const value = encodeCheckpoint({ slot: 'slot_a', lsn: 0x1000n, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once' });
-    const { outcome } = await read(
+    const outcome = await read(
       fakeKafka(async (consumer, eachMessage) => {
         consumer.emit(EVENTS.CRASH, { error: new Error('Connection timeout'), groupId: 'g', restart: true });
         setTimeout(() => {

@@ -50,13 +50,13 @@ function checkCommand(): Command {
     }
     const file = (opts.config as string | undefined) ?? process.env.OUTBOX_RELAY_CONFIG;
     const values = redactedSettings(config);
-    const settings: Effective[] = SETTINGS.map((s) => {
-      const set = s.key in values;
-      return { key: s.key, value: set ? values[s.key] : null, source: sourceOf(s, set ? (config.origins[s.key] ?? 'default') : undefined, file) };
+    const listed = SETTINGS.map((setting) => {
+      const set = setting.key in values;
+      const effective: Effective = { key: setting.key, value: set ? values[setting.key] : null, source: sourceOf(setting, set ? (config.origins[setting.key] ?? 'default') : undefined, file) };
+      return { effective, shown: set ? writtenValue(setting, effective.value) : '-' };
     });
-    const shown = (s: Effective) => (s.value === null ? '-' : s.value === '***' ? s.value : writtenValue(SETTINGS.find((d) => d.key === s.key)!, s.value));
-    if (json) process.stdout.write(`${JSON.stringify({ valid: true, settings }, null, 2)}\n`);
-    else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], settings.map((s) => [s.key, shown(s), s.source]))}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ valid: true, settings: listed.map((l) => l.effective) }, null, 2)}\n`);
+    else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], listed.map(({ effective, shown }) => [effective.key, shown, effective.source]))}\n`);
     process.exitCode = EXIT.ok;
   });
 }
