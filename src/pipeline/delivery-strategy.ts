@@ -76,7 +76,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   /** The checkpoint the first session's position was decided with (see resumePosition). */
   let startCheckpoint: Lsn | undefined;
 
-  // Runs after the sink connected: in exactly-once mode that fenced older producers, so the checkpoint read is final.
+  // Runs after the sink claimed the slot: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.

@@ -18,7 +18,7 @@ export interface RelayDeps {
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
   onPoison?: (event: OutboxEvent, error: RelayError, stop: AbortSignal) => Promise<PoisonDecision>;
-  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected. */
+  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does. */
   startPosition?: () => Promise<Lsn | undefined>;
   /** Where every later session starts (exactly-once: the checkpoint read again, since a commit may have happened unseen). */
   resumePosition?: () => Promise<Lsn | undefined>;
@@ -169,7 +169,22 @@ export class Relay {
         // position is read (a checkpoint from Kafka, the slot's bounds), which shortens every start by the
         // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran
         // in turn; a connection opened for nothing is closed.
-        const [position, opened] = await Promise.allSettled([first ? this.firstPosition() : this.deps.resumePosition?.(), session.open()]);
+        const opening = session.open();
+        const decide = () => (first ? this.firstPosition() : this.deps.resumePosition?.());
+        // A sink that claims the slot (exactly-once fences the previous holder's producer) does so only once the
+        // checks found the slot free, so a standby fences nobody; the position is read after the claim, when the
+        // previous holder can commit no more checkpoints. A failed open is reported as such below.
+        const claim = this.deps.sink.claim?.bind(this.deps.sink);
+        const positioning = claim
+          ? opening.then(
+              async () => {
+                await claim();
+                return decide();
+              },
+              () => undefined,
+            )
+          : decide();
+        const [position, opened] = await Promise.allSettled([positioning, opening]);
         if (position.status === 'rejected' || this.stopRequested) {
           if (opened.status === 'fulfilled') await session.close();
           if (position.status !== 'rejected') break;

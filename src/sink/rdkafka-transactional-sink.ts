@@ -34,7 +34,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private checkpointSent: Checkpoint | undefined;
   /** Set by an error after which this producer can neither commit nor abort. */
   private unusable = false;
-  /** Set once fenced: this instance must never register the transactional id again (it would fence the newer one). */
+  /** Set once fenced: nothing more is sent until the relay claims the slot again, having found it free. */
   private fenced: RelayError | undefined;
 
   constructor(
@@ -60,8 +60,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     } as KafkaJS.ProducerConstructorConfig;
   }
 
+  /** Reaches Kafka and the checkpoint topic; the transactional id is registered only by claim(). */
   async connect(): Promise<void> {
-    if (this.fenced) throw this.fenced;
     try {
       this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn');
       if (!this.admin) {
@@ -70,13 +70,27 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
         this.admin = admin;
       }
       await this.checkpoints.ensureTopic();
-      if (!this.producer) await this.replaceProducer();
     } catch (err) {
       throw this.classify(err, false);
     }
   }
 
-  /** A new producer: connect() registers the transactional id, which fences older producers and aborts what they left open. */
+  /**
+   * Registers the transactional id with a new producer at every session start: the relay calls this only once it
+   * found the slot free, so the producer it fences is that of the instance which held the slot before (or this
+   * instance's own, after a reconnect), and what that one left open is aborted before the checkpoint is read.
+   */
+  async claim(): Promise<void> {
+    if (!this.kafka) throw this.notConnected();
+    this.fenced = undefined;
+    try {
+      await this.replaceProducer();
+    } catch (err) {
+      throw this.classify(err, false);
+    }
+  }
+
+  /** A new producer: its connect() registers the transactional id, which fences older producers and aborts what they left open. */
   private async replaceProducer(): Promise<void> {
     const old = this.producer;
     this.producer = undefined;

@@ -22,6 +22,12 @@ export interface Sink {
    */
   readonly pipelineDepth?: number;
   connect(): Promise<void>;
+  /**
+   * Called before every session streams, once the slot was found free, so never by a standby: a sink that must be
+   * the slot's only writer takes that role here (exactly-once registers its transactional id, which fences the
+   * producer of the instance that held the slot before). The start position is read after it.
+   */
+  claim?(): Promise<void>;
   send(records: readonly SinkRecord[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -30,13 +36,14 @@ export interface Sink {
  * The exactly-once contract (one implementation per client). `send` opens a Kafka transaction when none is open;
  * `commit` adds the checkpoint record to it and commits, so a read_committed consumer sees the events and the
  * checkpoint together or not at all; `abort` drops the open transaction (and replaces the producer when it is
- * unusable). `connect` registers the transactional id of the slot, which fences older producers and aborts what
- * they left open. Errors are RelayErrors: PRODUCER_FENCED (stop), KAFKA_TXN_TIMEOUT (the broker aborted a
- * transaction older than delivery.transactionTimeout), record errors, otherwise retriable; `details` carries the
- * TransactionFlags (transaction-errors.ts) telling whether to retry the call, abort, and whether a failed commit
- * may have committed.
+ * unusable). `claim` registers the transactional id of the slot, which fences older producers and aborts what
+ * they left open; `connect` only reaches Kafka, so a standby fences nobody. Errors are RelayErrors:
+ * PRODUCER_FENCED (stop), KAFKA_TXN_TIMEOUT (the broker aborted a transaction older than
+ * delivery.transactionTimeout), record errors, otherwise retriable; `details` carries the TransactionFlags
+ * (transaction-errors.ts) telling whether to retry the call, abort, and whether a failed commit may have committed.
  */
 export interface TransactionalSink extends Sink {
+  claim(): Promise<void>;
   commit(checkpoint: Checkpoint): Promise<void>;
   abort(): Promise<void>;
 }

@@ -49,6 +49,7 @@ describe('RdKafkaTransactionalSink: the flags of a failed transactional call, th
   it('a commit that timed out (librdkafka: retriable, the commit continues in the background) may be repeated', async () => {
     const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
     await sink.connect();
+    await sink.claim();
     await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
     commitError = nativeTxnError(-185, 'Local: Timed out', { isFatal: false, isRetriable: true, isTxnRequiresAbort: false });
     const error = await sink.commit(checkpoint).then(

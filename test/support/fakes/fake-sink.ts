@@ -44,6 +44,7 @@ export class FakeSink implements TransactionalSink {
   readonly commits: Checkpoint[] = [];
   aborts = 0;
   connects = 0;
+  claims = 0;
   private open: string[] = [];
   private readonly sendSteps: Step[] = [];
   private readonly commitSteps: (Step | 'ambiguous')[] = [];
@@ -71,6 +72,10 @@ export class FakeSink implements TransactionalSink {
 
   async connect(): Promise<void> {
     this.connects++;
+  }
+
+  async claim(): Promise<void> {
+    this.claims++;
   }
 
   send(records: readonly SinkRecord[]): Promise<void> {

@@ -1,0 +1,90 @@
+import pino from 'pino';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
+import { idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+
+/** What happened, in order: each session's open (and how it ended), the sink's claims, positions, starts. */
+const steps: string[] = [];
+/** How each open of a replication session ends, in turn; past the end: the slot is free. */
+let opens: ('slot-active' | 'free')[] = [];
+
+// A fake replication session: its checks find the slot held (PG_SLOT_ACTIVE) or free; once started it ends with
+// a fatal error, which ends the test's relay.
+vi.mock('../../src/pipeline/session.js', () => ({
+  Session: class {
+    ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
+    streaming = Promise.resolve();
+    confirmed: Lsn = 0n;
+    async open(): Promise<void> {
+      const outcome = opens.shift() ?? 'free';
+      steps.push(`open: ${outcome}`);
+      if (outcome === 'slot-active') throw new RelayError('PG_SLOT_ACTIVE', 'slot in use (fake)', { retriable: true, details: { activePid: 1 } });
+    }
+    start(_lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
+      steps.push('start');
+      return requested ?? 0n;
+    }
+    async close(): Promise<void> {}
+  },
+}));
+
+// The standby's wait: the holder lets go at once.
+vi.mock('../../src/source/standby-wait.js', () => ({
+  StandbyWait: class {
+    async untilReleased(): Promise<void> {
+      steps.push('standby wait');
+    }
+  },
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+/** Runs a relay to its end (the fake session's fatal error) with `sink`; returns the steps. */
+async function run(sink: FakeSink): Promise<string[]> {
+  const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 }) as never, {
+    logger: pino({ level: 'silent' }),
+    sink,
+    createDelivery: idleDelivery,
+    startPosition: async () => {
+      steps.push('position');
+      return 0x5000n;
+    },
+    resumePosition: undefined,
+    reportPosition: (lsn: Lsn) => lsn,
+    observer: {},
+  } as never);
+  await relay.run();
+  return steps;
+}
+
+describe('Relay, a sink that claims the slot (exactly-once)', () => {
+  beforeEach(() => {
+    steps.length = 0;
+  });
+
+  it('claims only once the slot was found free, never while waiting as a standby, and reads the position after the claim', async () => {
+    opens = ['slot-active', 'slot-active'];
+    const sink = new FakeSink();
+    const claim = sink.claim.bind(sink);
+    sink.claim = async () => {
+      steps.push('claim');
+      await claim();
+    };
+    expect(await run(sink)).toEqual(['open: slot-active', 'standby wait', 'open: slot-active', 'standby wait', 'open: free', 'claim', 'position', 'start']);
+    expect(sink.connects).toBe(1);
+    expect(sink.claims).toBe(1);
+  });
+
+  it('a claim Kafka refuses is retried with the session, and the position is read only after a claim succeeded', async () => {
+    opens = [];
+    const sink = new FakeSink();
+    let refusals = 1;
+    sink.claim = async () => {
+      steps.push('claim');
+      if (refusals-- > 0) throw kafkaDown();
+    };
+    expect(await run(sink)).toEqual(['open: free', 'claim', 'open: free', 'claim', 'position', 'start']);
+  });
+});
