@@ -104,6 +104,8 @@ export class DeliveryEngine implements Delivery {
   private checkpointFloor: Lsn = 0n;
   /** exactly-once: the source transaction whose Kafka transaction the broker last timed out. */
   private timedOut: Lsn | undefined;
+  /** exactly-once: fenced since the last commit; a second fence before one halts (two instances fencing each other). */
+  private fencedSinceCommit = false;
 
   constructor(private readonly options: EngineOptions) {
     this.callbacks = options.callbacks;
@@ -466,10 +468,6 @@ export class DeliveryEngine implements Delivery {
 
   /** exactly-once: a produce failed inside the open Kafka transaction. */
   private async transactionFailed(error: RelayError, batch: OutboxEvent[]): Promise<void> {
-    if (error.code === 'PRODUCER_FENCED') {
-      this.fail(error);
-      return;
-    }
     if (isRecordError(error)) {
       const first = batch[0]!;
       this.fail(
@@ -496,7 +494,6 @@ export class DeliveryEngine implements Delivery {
         break;
       } catch (err) {
         const error = classifyKafkaError(err);
-        if (error.code === 'PRODUCER_FENCED') return void this.fail(error);
         // librdkafka says when a commit may simply be retried; anything else (ambiguous included) aborts, and
         // the checkpoint read before the next session tells whether the commit happened after all.
         if (!transactionFlags(error).txnRetriable) return this.discard(error, true);
@@ -506,6 +503,7 @@ export class DeliveryEngine implements Delivery {
     this.outageOver();
     this.checkpointFloor = lsn;
     this.timedOut = undefined;
+    this.fencedSinceCommit = false;
     const receipts = this.uncommitted;
     this.uncommitted = [];
     this.launchedSinceCommit = false;
@@ -539,22 +537,51 @@ export class DeliveryEngine implements Delivery {
     this.launchedSinceCommit = false;
     this.lastLaunched = undefined;
     this.window.clear();
-    if (!(await this.abortTransaction(error))) return;
+    // The failed call may say so itself, or only the abort: librdkafka fails the queued records of a fenced
+    // producer as purged, an error like any other.
+    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error);
+    if (aborted === 'stopped') return;
+    if (aborted !== 'aborted') return this.fenced(aborted, restart);
     if (restart && (await this.backOff(error, (this.outage?.attempts ?? 0) + 1))) this.callbacks.restartSource(error);
   }
 
-  /** Aborts the open Kafka transaction, retrying with backoff; false when delivery stopped (fenced, or Kafka gone too long). */
-  private async abortTransaction(cause: RelayError): Promise<boolean> {
+  /**
+   * exactly-once, fenced: another producer registered the slot's transactional id and aborted what this one left
+   * open. Not an outage: the source restarts at once, and the next session checks the slot again (it waits as a
+   * standby while another instance holds it, or claims the slot again). Fenced a second time before a commit, it
+   * halts: two relays that keep fencing each other would otherwise take turns for ever.
+   */
+  private fenced(error: RelayError, restart: boolean): void {
+    if (this.fencedSinceCommit) {
+      this.fail(
+        new RelayError('PRODUCER_FENCED', `fenced again before committing anything since the last time: ${error.message}`, {
+          cause: error,
+          hint: 'two relays register the same transactional id (outbox-relay.<slot>) while each holds a slot of that name: relays on different PostgreSQL servers, or a relay of an earlier build (which registers the id at its start) beside this one; give each server its own slot name, or stop the other relay',
+        }),
+      );
+      return;
+    }
+    this.fencedSinceCommit = true;
+    if (restart) this.callbacks.restartSource(error);
+  }
+
+  /**
+   * Aborts the open Kafka transaction, retrying with backoff: 'stopped' when delivery stopped (Kafka gone too
+   * long); the PRODUCER_FENCED error when this producer was fenced, which leaves nothing to abort (the instance
+   * that fenced it aborted its transaction).
+   */
+  private async abortTransaction(cause: RelayError): Promise<'aborted' | 'stopped' | RelayError> {
     let error = cause;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.transactional().sink.abort();
-        return !this.dead;
+        return this.dead ? 'stopped' : 'aborted';
       } catch (err) {
         error = classifyKafkaError(err);
-        if (error.code === 'PRODUCER_FENCED' || this.dead) return this.fail(error);
+        if (this.dead) return 'stopped';
+        if (error.code === 'PRODUCER_FENCED') return error;
       }
-      if (!(await this.backOff(error, attempt))) return false;
+      if (!(await this.backOff(error, attempt))) return 'stopped';
     }
   }
 

@@ -62,9 +62,9 @@ export function epochError(state: TransactionState, err: unknown, nowMs = Date.n
       details: { txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false } satisfies TransactionFlags,
     });
   }
-  return new RelayError('PRODUCER_FENCED', `another relay instance took over transactional id "${id}" (slot "${state.slot}"): this instance was fenced and stops`, {
+  return new RelayError('PRODUCER_FENCED', `another relay instance registered transactional id "${id}" (slot "${state.slot}"): this instance was fenced, and its open Kafka transaction aborted`, {
     cause: err,
-    hint: 'exactly-once allows one writer per slot: the newer instance continues from the last committed checkpoint; stop this one (or stop the other and restart this one)',
+    hint: 'exactly-once allows one writer per slot: this instance drops what it did not commit and checks the slot again, waiting as a standby while another instance holds it',
     details: { txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false } satisfies TransactionFlags,
   });
 }

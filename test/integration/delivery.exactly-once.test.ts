@@ -3,7 +3,7 @@ import { waitUntil } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn, startWriters } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, uniqueName } from '../support/services.js';
+import { kafkaClient, readTopic, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 
 describe('delivery: exactly-once', () => {
@@ -90,5 +90,31 @@ describe('delivery: exactly-once', () => {
     expect(compareDelivery(committed, records.map((r) => r.key))).toEqual({ missing: [], duplicates: 0, unexpected: 0 });
     second.signal('SIGTERM');
     expect(await second.exited).toBe(0);
+  });
+
+  it('fenced while streaming (a producer that raced it registered the transactional id): drops what it did not commit, finds the slot free again and streams on, without a halt; a read_committed consumer sees every event exactly once', async () => {
+    const setup = await setupOutbox(db(), { extraArgs: ['--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    await insertEvents(db(), 10);
+    const end = await currentWalLsn(db());
+    await waitUntil('the relay committed and confirmed the first events', async () => (await slotConfirmedLsn(db(), setup.slot)) >= end, 30_000, 100);
+    // What a standby that found the slot free at the same moment does before it finds it taken after all.
+    const fencer = kafkaClient().producer({ transactionalId: `outbox-relay.${setup.slot}`, idempotent: true, maxInFlightRequests: 1 });
+    await fencer.connect();
+    // kafkajs registers the transactional id (InitProducerId, a new epoch) at the first transaction.
+    await (await fencer.transaction()).abort();
+    await fencer.disconnect();
+    await insertEvents(db(), 10);
+    const fenced = await relay.waitForLog((l) => l.code === 'PRODUCER_FENCED', 60_000, 'PRODUCER_FENCED');
+    expect(fenced.level).toBe('warn');
+    await waitUntil('a second session streams', () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length === 2, 60_000, 50);
+    await insertEvents(db(), 10);
+    const committed = await committedIds(db());
+    const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 1500, readCommitted: true });
+    expect(compareDelivery(committed, records.map((r) => r.key))).toEqual({ missing: [], duplicates: 0, unexpected: 0 });
+    expect(relay.logs.filter((l) => l.level === 'error')).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
   });
 });

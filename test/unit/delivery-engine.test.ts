@@ -411,11 +411,57 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
-  it('halts when fenced by another instance, without committing', async () => {
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(new RelayError('PRODUCER_FENCED', 'fenced (fake)')) });
+  it.each(['send', 'commit'] as const)('fenced at a %s (another instance registered the transactional id): drops what it did not commit, aborts nothing, restarts the source at once; a commit resets it', async (at) => {
+    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
+    const sink = at === 'send' ? new FakeSink().scriptSends('ok', fenced()) : new FakeSink().scriptCommits(fenced());
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink });
+    h.transaction('t', 3);
+    await h.idle();
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
+    expect(h.stopped).toEqual([]);
+    // Not an outage: no backoff, no retry line; the fencing instance aborted the open transaction.
+    expect(h.retrying).toEqual([]);
+    expect(h.sink.aborts).toBe(0);
+    expect(h.sink.commits).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+    // The next session (the slot was free, the sink claimed it again) streams the transaction again.
+    h.newSession();
+    const end = h.transaction('t', 3);
+    await h.idle();
+    expect(h.sink.visible).toEqual(['t.0', 't.1', 't.2']);
+    expect(h.lastConfirmed).toBe(end);
+    // Committed since: a later fence restarts again rather than halting.
+    h.sink.scriptSends(fenced());
+    h.transaction('u', 1);
+    await h.idle();
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED', 'PRODUCER_FENCED']);
+    expect(h.stopped).toEqual([]);
+  });
+
+  it('fenced again before committing anything: halts, naming the likely cause (two relays taking the same transactional id in turn)', async () => {
+    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(fenced(), fenced()) });
     h.transaction('t', 1);
     await h.idle();
+    h.newSession();
+    h.transaction('t', 1);
+    await h.idle();
+    expect(h.restarts).toHaveLength(1);
     expect(h.stopped.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
+    expect(h.stopped[0]!.message).toContain('fenced again');
+    expect(h.stopped[0]!.hint).toContain('slot name');
+    expect(h.sink.commits).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+  });
+
+  it('fenced, told only by the abort (librdkafka fails a fenced producer\'s queued records as purged): restarts as fenced, not as a Kafka outage', async () => {
+    const purged = new RelayError('KAFKA_UNAVAILABLE', 'Kafka produce failed: Local: Purged in queue (fake)', { retriable: true });
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(purged).scriptAborts(new RelayError('PRODUCER_FENCED', 'fenced (fake)')) });
+    h.transaction('t', 1);
+    await h.idle();
+    expect(h.stopped).toEqual([]);
+    expect(h.retrying).toEqual([]);
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
     expect(h.sink.commits).toEqual([]);
   });
 

@@ -83,6 +83,7 @@ export class FakeSink implements TransactionalSink {
     const answer = deferred();
     this.calls.push({ ids, answer });
     const step = this.sendSteps.shift() ?? 'ok';
+    this.fencedBy(step);
     if (step === 'ok') this.accept(ids);
     else if (step !== 'hang') return Promise.reject(step);
     if (step === 'ok') return Promise.resolve();
@@ -97,6 +98,7 @@ export class FakeSink implements TransactionalSink {
 
   commit(checkpoint: Checkpoint): Promise<void> {
     const step = this.commitSteps.shift() ?? 'ok';
+    this.fencedBy(step);
     if (step === 'hang') {
       this.pendingCommit = deferred();
       return this.pendingCommit.promise.then(() => this.commitNow(checkpoint));
@@ -104,6 +106,11 @@ export class FakeSink implements TransactionalSink {
     if (step === 'ok' || step === 'ambiguous') this.commitNow(checkpoint);
     if (step === 'ok') return Promise.resolve();
     return Promise.reject(step === 'ambiguous' ? kafkaDown() : step);
+  }
+
+  /** A fenced producer's open transaction was aborted by the instance that fenced it. */
+  private fencedBy(step: Step | 'ambiguous'): void {
+    if (step instanceof RelayError && step.code === 'PRODUCER_FENCED') this.open = [];
   }
 
   private commitNow(checkpoint: Checkpoint): void {
