@@ -35,7 +35,16 @@ export class RecordedReplayWindow {
    */
   async resolve(checkpoint: Checkpoint | undefined, slot: Pick<SlotBounds, 'confirmed' | 'active'>): Promise<void> {
     const slotConfirmed = slot.confirmed;
-    const recorded = checkpoint?.replayWindow === undefined ? undefined : parseReplayWindow(checkpoint.replayWindow);
+    const recordedText = checkpoint?.replayWindow;
+    const recorded = recordedText === undefined ? undefined : parseReplayWindow(recordedText);
+    if (recordedText !== undefined && recorded === undefined && this.setting === undefined) {
+      // Taken as none, it would be replaced by 0 at the next checkpoint and the slot would move up to the
+      // delivered position: the WAL the window held released, with no line saying so.
+      throw new ConfigError(
+        `the checkpoint of slot "${checkpoint!.slot}" records replay window "${recordedText}", which this relay cannot read (written by another version, or edited)`,
+        'set replayWindow (--replay-window) explicitly: the window to keep from now on, or 0 to release it',
+      );
+    }
     const effective: ReplayWindowSetting = this.setting ?? recorded ?? { kind: 'none' };
     const text = formatReplayWindow(effective);
     if (effective.kind !== 'none' && this.guarantee === 'at-most-once') {
@@ -53,7 +62,7 @@ export class RecordedReplayWindow {
       if (recorded && recorded.kind !== 'none') this.logger.info({ replayWindow: text }, 'replay window recorded in the checkpoint kept (set replayWindow explicitly to change it; 0 releases it)');
       return;
     }
-    const previous = recorded === undefined ? undefined : formatReplayWindow(recorded);
+    const previous = recorded === undefined ? recordedText : formatReplayWindow(recorded);
     if (!checkpoint || previous === text || slot.active) return;
     if (previous !== undefined && previous !== '0') {
       const held = checkpoint.lsn > slotConfirmed ? checkpoint.lsn - slotConfirmed : 0n;

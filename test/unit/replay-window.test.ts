@@ -107,4 +107,29 @@ describe('start position', () => {
     await new RecordedReplayWindow(parseReplayWindow('2h'), store, logger, 'exactly-once').resolve(checkpoint, { confirmed: 0x1000n, active: false });
     expect(rewrites.map((c) => c.lsn)).toEqual([0x5000n]);
   });
+
+  it('refuses a recorded window it cannot read unless replayWindow is set, which replaces it (with the change logged)', async () => {
+    const rewrites: Checkpoint[] = [];
+    const store = {
+      replayWindow: undefined as string | undefined,
+      topic: 'checkpoints',
+      message(this: { replayWindow: string }, c: Checkpoint) {
+        return { ...c, replayWindow: this.replayWindow };
+      },
+      client: { producer: () => ({ send: async (_topic: string, c: Checkpoint) => void rewrites.push(c), close: async () => undefined }) },
+    } as unknown as KafkaCheckpointStore;
+    const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '3 fortnights' };
+    const lines: { msg: string; previousReplayWindow?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
+    await expect(new RecordedReplayWindow(undefined, store, logger, 'at-least-once').resolve(checkpoint, { confirmed: 0x1000n, active: false })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('records replay window "3 fortnights", which this relay cannot read') as unknown,
+      hint: expect.stringContaining('--replay-window') as unknown,
+    });
+    expect(rewrites).toEqual([]);
+    const window = new RecordedReplayWindow(parseReplayWindow('2h'), store, logger, 'at-least-once');
+    await window.resolve(checkpoint, { confirmed: 0x1000n, active: false });
+    expect(rewrites.map((c) => c.replayWindow)).toEqual(['2h']);
+    expect(lines.find((l) => l.previousReplayWindow !== undefined)?.previousReplayWindow).toBe('3 fortnights');
+  });
 });
