@@ -3,7 +3,7 @@ import { asRelayError, isRelayError } from '../errors.js';
 
 /**
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. `status` adds what it found the running
- * relay doing, so a script or a probe can tell them apart: 3 not ready (starting, standby, reconnecting, draining,
+ * relay doing, so a script or a probe can tell them apart: 3 not ready (starting, standby, reconnecting, draining, stopped,
  * Kafka unavailable), 4 halted or failed (a poison event, a schema change: an operator must act), 5 not reachable.
  * 6: a destructive command only previewed what it would do (`slot advance` without --yes-skip-events, `slot drop`
  * of an active slot without --force): nothing was changed, and it is not a usage error either.

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { runCli, runCliJson } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
+import { insertEvents, setupOutbox } from '../support/outbox.js';
+import { startRelay } from '../support/relay-process.js';
 import { uniqueName } from '../support/services.js';
 
 interface PublicationJson {
@@ -53,6 +55,21 @@ describe('cli: outbox-relay publication', () => {
     expect(dropAgain.stdout).toContain('does not exist, nothing to drop');
     expect(showMissing.code).toBe(1);
     expect(showMissing.json.error.code).toBe('PG_PUBLICATION_MISSING');
+  });
+
+  it('drop while a relay streams with it: the relay ends at the next event, exit 1 with PG_PUBLICATION_MISSING and the fix', async () => {
+    const setup = await setupOutbox(db());
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const dropped = await runCli(['publication', 'drop', ...flags(setup.publication)]);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    await insertEvents(db(), 1);
+    expect(await relay.exited).toBe(1);
+    const errors = relay.logs.filter((l) => l.level === 'error');
+    expect(errors.map((l) => l.code)).toEqual(['PG_PUBLICATION_MISSING']);
+    // PostgreSQL fails the stream when it decodes the next change, and the reconnect's checks name the cause.
+    expect(relay.logs.find((l) => l.code === 'PG_STREAM_FAILED')?.err).toContain('does not exist');
+    expect(String(errors[0]!.fix)).toContain('republish');
   });
 
   it('a row filter that could end its WHERE or the statement is refused before PostgreSQL sees it; one PostgreSQL rejects exits 2 too', async () => {
