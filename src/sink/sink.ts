@@ -38,9 +38,10 @@ export interface Sink {
  * checkpoint together or not at all; `abort` drops the open transaction (and replaces the producer when it is
  * unusable). `claim` registers the transactional id of the slot, which fences older producers and aborts what
  * they left open; `connect` only reaches Kafka, so a standby fences nobody. Errors are RelayErrors:
- * PRODUCER_FENCED (stop), KAFKA_TXN_TIMEOUT (the broker aborted a transaction older than
- * delivery.transactionTimeout), record errors, otherwise retriable; `details` carries the TransactionFlags
- * (transaction-errors.ts) telling whether to retry the call, abort, and whether a failed commit may have committed.
+ * PRODUCER_FENCED (another producer registered the id: nothing more of this one commits), KAFKA_TXN_TIMEOUT (the
+ * broker aborted a transaction older than delivery.transactionTimeout), record errors, otherwise retriable;
+ * `details` carries the TransactionFlags (transaction-errors.ts) telling whether to retry the call, abort, and
+ * whether a failed commit may have committed.
  */
 export interface TransactionalSink extends Sink {
   claim(): Promise<void>;
