@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../../stack/index.js';
 import { useDatabase } from '../support/database.js';
 import { httpArgs, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { compareDelivery, insertEvents, setupOutbox, slotActivePid } from '../support/outbox.js';
@@ -44,9 +45,10 @@ describe('ops: hot standby on the same slot', () => {
     const streaming = await b.waitForMessage('streaming from PostgreSQL', 60_000);
     const takeoverSeconds = (Date.parse(streaming.time as string) - killedAt) / 1000;
     console.log(`standby takeover: ${takeoverSeconds.toFixed(2)} s from SIGKILL of the active relay to the standby streaming`);
-    // The takeover itself: B's walsender now holds the slot.
-    const holder = await slotActivePid(db(), setup.slot);
-    expect(holder).toEqual(expect.any(Number));
+    // The takeover itself: B's walsender now holds the slot. The line above is logged once START_REPLICATION was
+    // sent; the walsender takes the slot as it runs the command, a moment later on a loaded machine.
+    let holder: number | null = null;
+    await waitUntil('a walsender holds the slot', async () => (holder = await slotActivePid(db(), setup.slot)) !== null, 10_000, 50);
     expect(holder).not.toBe(standby.activePid);
 
     const after = await insertEvents(db(), 20);
