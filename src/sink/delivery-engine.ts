@@ -104,8 +104,8 @@ export class DeliveryEngine implements Delivery {
   private checkpointFloor: Lsn = 0n;
   /** exactly-once: the source transaction whose Kafka transaction the broker last timed out. */
   private timedOut: Lsn | undefined;
-  /** exactly-once: fenced since the last commit; a second fence before one halts (two instances fencing each other). */
-  private fencedSinceCommit = false;
+  /** exactly-once: the fences met since the last commit, and when the first of them was (see fenced()). */
+  private fences: { since: number; count: number } | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.callbacks = options.callbacks;
@@ -503,7 +503,7 @@ export class DeliveryEngine implements Delivery {
     this.outageOver();
     this.checkpointFloor = lsn;
     this.timedOut = undefined;
-    this.fencedSinceCommit = false;
+    this.fences = undefined;
     const receipts = this.uncommitted;
     this.uncommitted = [];
     this.launchedSinceCommit = false;
@@ -541,28 +541,34 @@ export class DeliveryEngine implements Delivery {
     // producer as purged, an error like any other.
     const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error);
     if (aborted === 'stopped') return;
-    if (aborted !== 'aborted') return this.fenced(aborted, restart);
+    if (aborted !== 'aborted') return await this.fenced(aborted, restart);
     if (restart && (await this.backOff(error, (this.outage?.attempts ?? 0) + 1))) this.callbacks.restartSource(error);
   }
 
   /**
    * exactly-once, fenced: another producer registered the slot's transactional id and aborted what this one left
-   * open. Not an outage: the source restarts at once, and the next session checks the slot again (it waits as a
-   * standby while another instance holds it, or claims the slot again). Fenced a second time before a commit, it
-   * halts: two relays that keep fencing each other would otherwise take turns for ever.
+   * open. Not an outage (one warn line per fence, from the relay): after a backoff the source restarts, and the
+   * next session checks the slot again: it waits as a standby while another instance holds it, or claims the slot
+   * again. Two standbys that found the slot free at once can fence the one streaming more than once before it
+   * commits (each session restart frees the slot for a moment), so only fences that go on for retry.maxDuration
+   * without a commit halt: two relays that take the id from each other for good.
    */
-  private fenced(error: RelayError, restart: boolean): void {
-    if (this.fencedSinceCommit) {
+  private async fenced(error: RelayError, restart: boolean): Promise<void> {
+    const now = Date.now();
+    this.fences ??= { since: now, count: 0 };
+    this.fences.count++;
+    if (now - this.fences.since >= this.options.retry.maxDurationMs) {
       this.fail(
-        new RelayError('PRODUCER_FENCED', `fenced again before committing anything since the last time: ${error.message}`, {
+        new RelayError('PRODUCER_FENCED', `fenced ${this.fences.count} times in ${Math.round((now - this.fences.since) / 1000)} s without committing anything: ${error.message}`, {
           cause: error,
-          hint: 'two relays register the same transactional id (outbox-relay.<slot>) while each holds a slot of that name: relays on different PostgreSQL servers, or a relay of an earlier build (which registers the id at its start) beside this one; give each server its own slot name, or stop the other relay',
+          hint: 'two relays keep registering the same transactional id (outbox-relay.<slot>), each holding a slot of that name: relays on different PostgreSQL servers, or a relay of an earlier build (which registers the id at its start) beside this one; give each server its own slot name, or stop the other relay',
         }),
       );
       return;
     }
-    this.fencedSinceCommit = true;
-    if (restart) this.callbacks.restartSource(error);
+    if (!restart) return;
+    await sleep(backoffDelay(this.options.retry, this.fences.count - 1), this.abort.signal);
+    if (!this.dead) this.callbacks.restartSource(error);
   }
 
   /**

@@ -438,18 +438,22 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped).toEqual([]);
   });
 
-  it('fenced again before committing anything: halts, naming the likely cause (two relays taking the same transactional id in turn)', async () => {
+  it('fenced again and again without a commit: restarts each time, until retry.maxDuration of it halts, naming the likely cause', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(fenced(), fenced()) });
-    h.transaction('t', 1);
-    await h.idle();
-    h.newSession();
-    h.transaction('t', 1);
-    await h.idle();
-    expect(h.restarts).toHaveLength(1);
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends(fenced(), fenced(), fenced(), fenced()) });
+    for (let i = 0; i < 4 && h.stopped.length === 0; i++) {
+      if (i > 0) h.newSession();
+      h.transaction('t', 1);
+      await h.idle();
+      vi.setSystemTime(Date.now() + 4_000);
+    }
+    // Fences at 0, 4 and 8 s restart the source; the one at 12 s comes after retry.maxDuration of them.
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED', 'PRODUCER_FENCED', 'PRODUCER_FENCED']);
     expect(h.stopped.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
-    expect(h.stopped[0]!.message).toContain('fenced again');
+    expect(h.stopped[0]!.message).toContain('fenced 4 times in 12 s without committing anything');
     expect(h.stopped[0]!.hint).toContain('slot name');
+    expect(h.retrying).toEqual([]);
     expect(h.sink.commits).toEqual([]);
     expect(h.confirmed).toEqual([]);
   });
