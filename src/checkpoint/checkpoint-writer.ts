@@ -4,14 +4,23 @@ import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { CheckpointProducer } from './checkpoint-client.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
-import { backoffDelay, sleep } from '../retry.js';
+import { backoffDelay, settlesWithin, sleep } from '../retry.js';
 
 /**
  * The last write at a stop is tried up to this often, with this backoff, while the stop is younger than `withinMs`:
  * there is no next interval to try again, and a restart resumes from the previous checkpoint and re-sends what
- * came after it. A write that hangs (a broker down) is still one attempt, so a stop takes no longer than before.
+ * came after it. `withinMs` bounds a write that hangs too: with every broker unreachable one send waits for the
+ * client's message timeout (kafka.deliveryTimeout, 30 s by default), and a relay that had drained everything
+ * exited SHUTDOWN_TIMEOUT (exit 1) at shutdownGrace + 5 s instead of 0.
  */
 const FINAL_WRITE = { attempts: 4, initialDelayMs: 250, maxDelayMs: 2000, withinMs: 5000 };
+
+/**
+ * How long the stop waits for the producer's close, which may hang as the write did: kafkajs waits for the requests
+ * in flight. librdkafka's KafkaJS layer flushes a record given up on for its own 5 s, then lets go of the handle
+ * that keeps the process up; this is above that.
+ */
+const CLOSE_WITHIN_MS = 6000;
 
 /**
  * Records the delivered (confirmed) position in the checkpoint topic for the at-least-once and at-most-once
@@ -84,20 +93,29 @@ export class CheckpointWriter implements RelayObserver {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    // A periodic write of an older position may be under way: flush() would return it. Wait, then write the newest.
-    await this.flushing;
-    const giveUpAt = Date.now() + FINAL_WRITE.withinMs;
-    for (let attempt = 1; ; attempt++) {
-      await this.flush();
-      if (!this.failing || attempt >= FINAL_WRITE.attempts || Date.now() >= giveUpAt) break;
-      await sleep(backoffDelay(FINAL_WRITE, attempt - 1));
-    }
-    if (this.failing && this.latest) {
+    // A write still under way at the deadline is left to end on its own: write() catches its failure, and
+    // finalWrite() starts no attempt after the deadline.
+    const settled = await settlesWithin(this.finalWrite(Date.now() + FINAL_WRITE.withinMs), FINAL_WRITE.withinMs);
+    if ((this.failing || !settled) && this.latest) {
       this.logger.warn(
         { lsn: formatLsn(this.latest.lsn), writtenLsn: this.written === 0n ? null : formatLsn(this.written), topic: this.store.topic },
         'the last checkpoint was not written: a restart resumes from the previous one (or the slot) and sends again what came after it',
       );
     }
-    await this.producer.close();
+    // Nothing depends on the close any more: a failure is only noted, and one that comes after the bound has a handler.
+    const closed = this.producer.close().catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'checkpoint producer close failed'));
+    await settlesWithin(closed, CLOSE_WITHIN_MS);
+  }
+
+  /** Waits for a periodic write under way (flush() would return it), then writes the newest; no attempt starts after `giveUpAt`. */
+  private async finalWrite(giveUpAt: number): Promise<void> {
+    await this.flushing;
+    for (let attempt = 1; ; attempt++) {
+      await this.flush();
+      if (!this.failing || attempt >= FINAL_WRITE.attempts) return;
+      const delay = backoffDelay(FINAL_WRITE, attempt - 1);
+      if (Date.now() + delay >= giveUpAt) return;
+      await sleep(delay);
+    }
   }
 }

@@ -4,8 +4,8 @@ import { loadConfig } from '../../src/config/relay-config.js';
 import { silentLogger } from '../../src/logger.js';
 import { stack, uniqueName } from './services.js';
 
-/** The checkpoint topic `topic` on the test stack, read and written as the relay does (its default client). */
-export function checkpointStore(topic = uniqueName('checkpoints')): KafkaCheckpointStore {
-  const config = loadConfig({ flags: { 'kafka.brokers': stack().brokers.join(',') }, env: {} });
+/** The checkpoint topic `topic` on the test stack (or `brokers`), read and written as the relay does (its default client). */
+export function checkpointStore(topic = uniqueName('checkpoints'), brokers = stack().brokers): KafkaCheckpointStore {
+  const config = loadConfig({ flags: { 'kafka.brokers': brokers.join(',') }, env: {} });
   return new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), topic);
 }

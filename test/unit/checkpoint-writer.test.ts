@@ -5,13 +5,19 @@ import type { CheckpointClient, CheckpointProducer, CheckpointRecord } from '../
 import { CheckpointWriter } from '../../src/checkpoint/checkpoint-writer.js';
 import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 
-/** A checkpoint client whose producer records what it wrote, answers after `delayMs` and fails the next `failures` writes. */
+/**
+ * A checkpoint client whose producer records what it wrote, answers after `delayMs` and fails the next `failures`
+ * writes; with `hangs`, its writes and its close never answer (every broker unreachable).
+ */
 class FakeCheckpointClient implements CheckpointClient {
   readonly written: CheckpointRecord[] = [];
   failures = 0;
   attempts = 0;
   /** How long each write takes before it answers. */
   delayMs = 0;
+  hangs = false;
+  /** A close that fails this long after it was called (after the writer stopped waiting for it). */
+  closeFailsAfterMs: number | undefined;
   closed = false;
 
   async createTopic(): Promise<void> {}
@@ -22,6 +28,7 @@ class FakeCheckpointClient implements CheckpointClient {
     return {
       send: async (_topic, record) => {
         this.attempts++;
+        if (this.hangs) await new Promise(() => undefined);
         if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
         if (this.failures > 0) {
           this.failures--;
@@ -31,6 +38,9 @@ class FakeCheckpointClient implements CheckpointClient {
       },
       close: async () => {
         this.closed = true;
+        if (this.hangs) await new Promise(() => undefined);
+        const failsAfterMs = this.closeFailsAfterMs;
+        if (failsAfterMs !== undefined) await new Promise((_, reject) => setTimeout(() => reject(new Error('Local: Broker transport failure')), failsAfterMs));
       },
     };
   }
@@ -98,5 +108,28 @@ describe('checkpoint writer: the last position at a stop', () => {
     await closing;
     expect(client.attempts).toBe(1);
     expect(client.closed).toBe(true);
+  });
+
+  it('gives up a write that never answers (every broker unreachable) and a close that never answers: the stop ends, saying the position was not recorded', async () => {
+    writer.confirmed(300n, 3);
+    client.hangs = true;
+    let stopped = false;
+    const closing = writer.close().then(() => (stopped = true));
+    await vi.runAllTimersAsync();
+    expect(stopped).toBe(true);
+    await closing;
+    expect(client.attempts).toBe(1);
+    expect(client.closed).toBe(true);
+    expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C' });
+  });
+
+  it('a close that fails, here after the stop stopped waiting for it, does not fail the stop (nor is it an unhandled rejection)', async () => {
+    writer.confirmed(300n, 3);
+    client.closeFailsAfterMs = 60_000;
+    const closing = writer.close();
+    await vi.runAllTimersAsync();
+    await closing;
+    expect(writtenLsns()).toEqual([300n]);
+    expect(warnings).toEqual([]);
   });
 });
