@@ -27,6 +27,8 @@ export interface RelayObserver {
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
   halted?(error: RelayError): void;
+  /** A stop's drain ended: everything handed over was acknowledged, or the grace period ran out first. */
+  drainEnded?(drained: boolean): void;
 }
 
 type ObserverMethod = keyof RelayObserver;
@@ -46,6 +48,7 @@ const OBSERVER_METHODS = Object.keys({
   transactionSent: true,
   deadLettered: true,
   halted: true,
+  drainEnded: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];
 
 /** One observer that forwards every call to each of `observers` (the relay takes a single observer). */

@@ -396,9 +396,11 @@ export class Relay {
     );
     const drained = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
+    this.observer.drainEnded?.(drained);
     this.delivery.stop();
     await session?.close();
-    await this.deps.sink.close();
+    // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).
+    await this.deps.sink.close({ flush: drained });
     this.setState('stopped');
     this.logger.info(this.positions(), 'stopped');
   }

@@ -5,7 +5,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
-import type { Sink, SinkRecord } from './sink.js';
+import type { CloseOptions, Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 
 /** How long close() and a producer replacement wait for queued records before disconnecting. */
@@ -154,16 +154,16 @@ export class RdKafkaSink implements Sink {
     await this.closeProducer(old);
   }
 
-  private closeProducer(connected: Connected): Promise<void> {
-    connected.closing ??= disconnect(connected.producer).then(() => connected.calls.failOpen());
+  private closeProducer(connected: Connected, flushMs = DISCONNECT_FLUSH_MS): Promise<void> {
+    connected.closing ??= disconnect(connected.producer, flushMs).then(() => connected.calls.failOpen());
     return connected.closing;
   }
 
-  async close(): Promise<void> {
+  async close(options: CloseOptions = { flush: true }): Promise<void> {
     this.closed = true;
     const connected = this.connected;
     this.connected = undefined;
-    await Promise.allSettled([connected && this.closeProducer(connected), this.admin.disconnect()]);
+    await Promise.allSettled([connected && this.closeProducer(connected, options.flush ? DISCONNECT_FLUSH_MS : 0), this.admin.disconnect()]);
   }
 }
 
@@ -173,11 +173,11 @@ function pollOnLoop(producer: Producer): boolean {
   return typeof addon?.outboxPollOnLoop === 'function' && addon.outboxPollOnLoop();
 }
 
-/** Flushes for up to DISCONNECT_FLUSH_MS, then disconnects; never fails (a producer that cannot flush is dropped anyway). */
-function disconnect(producer: Producer): Promise<void> {
+/** Flushes for up to `flushMs`, then disconnects; never fails (a producer that cannot flush is dropped anyway). */
+function disconnect(producer: Producer, flushMs = DISCONNECT_FLUSH_MS): Promise<void> {
   return new Promise((resolve) => {
     try {
-      producer.disconnect(DISCONNECT_FLUSH_MS, () => resolve());
+      producer.disconnect(flushMs, () => resolve());
     } catch {
       resolve();
     }

@@ -6,7 +6,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
 import { createRdKafkaClient, producerProperties } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
-import type { SinkRecord, TransactionalSink } from './sink.js';
+import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
 import { epochError, isEpochError, transactionalId, withFlags } from './transaction-errors.js';
@@ -167,9 +167,10 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     }
   }
 
-  async close(): Promise<void> {
-    // Nothing is lost by a failed close: an open transaction is aborted by the broker or by the next instance.
-    if (!this.fenced) await this.abort().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
+  async close(options: CloseOptions = { flush: true }): Promise<void> {
+    // Nothing is lost by a failed close: an open transaction is aborted by the broker or by the next instance. A
+    // stop that gave up on Kafka does not wait for an abort that Kafka would not answer either.
+    if (!this.fenced && options.flush) await this.abort().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
     await Promise.allSettled([this.producer?.disconnect(), this.admin?.disconnect()]);
     this.producer = undefined;
     this.admin = undefined;

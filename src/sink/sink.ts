@@ -29,7 +29,15 @@ export interface Sink {
    */
   claim?(): Promise<void>;
   send(records: readonly SinkRecord[]): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * `flush: false` (a stop whose grace ran out before Kafka acknowledged everything): what is still queued is given
+   * up, not waited for; none of it was confirmed, so it is sent again after the restart.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export interface CloseOptions {
+  flush: boolean;
 }
 
 /**

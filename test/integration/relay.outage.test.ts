@@ -111,8 +111,8 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
   ] as const)('SIGTERM with every broker %s and a checkpoint to write: exit 0, with the line saying the last checkpoint was not written', async (_, signal) => {
     db = await createDatabase('lastcheckpoint', postgres.url());
     const checkpointTopic = uniqueName('checkpoints');
-    // One checkpoint per 20 s: the one the stop writes is still to be written when the broker goes.
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--status-interval', '20s', '--shutdown-grace', '10s', '--checkpoint-topic', checkpointTopic] });
+    // One checkpoint per 8 s: the one the stop writes is still to be written when the broker goes.
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--status-interval', '8s', '--shutdown-grace', '10s', '--checkpoint-topic', checkpointTopic] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
@@ -125,14 +125,52 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     if (signal === 'SIGKILL') await kafka.kill();
     else process.kill(pid, 'SIGSTOP');
     try {
+      const signalledAt = Date.now();
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
+      console.log(`broker ${signal}, a checkpoint to write: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 10 s)`);
     } finally {
       if (signal === 'SIGSTOP') process.kill(pid, 'SIGCONT');
     }
     expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
     const notWritten = relay.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('the last checkpoint was not written'));
     expect(notWritten, relay.dump()).toHaveLength(1);
+  });
+
+  // A drain that the grace ends was followed by the producer's 5 s flush of what Kafka had not taken and the last
+  // checkpoint's 5 s: past the watchdog at shutdownGrace + 5 s, exit 1 (SHUTDOWN_TIMEOUT) for a stop that lost nothing.
+  it.each([
+    ['killed', 'SIGKILL'],
+    ['frozen', 'SIGSTOP'],
+  ] as const)('SIGTERM with every broker %s and events in flight: the grace ends the drain, exit 0, those events unconfirmed', async (_, signal) => {
+    db = await createDatabase('undrained', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insertEvents(db, 5);
+    await readTopic(setup.topic, { expected: 5, brokers: kafka.brokers, settleMs: 500 });
+    const confirmedBefore = await slotConfirmedLsn(db, setup.slot);
+    const pid = kafka.pid()!;
+    if (signal === 'SIGKILL') await kafka.kill();
+    else process.kill(pid, 'SIGSTOP');
+    let inFlightEnd = 0n;
+    try {
+      await insertEvents(db, 5);
+      inFlightEnd = await currentWalLsn(db);
+      // A moment for the relay to read them and hand them to the producer.
+      await new Promise((r) => setTimeout(r, 1000));
+      const signalledAt = Date.now();
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+      console.log(`broker ${signal}, events in flight: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 5 s)`);
+    } finally {
+      if (signal === 'SIGSTOP') process.kill(pid, 'SIGCONT');
+    }
+    expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
+    expect(relay.logs.find((l) => l.msg === 'grace period over with events unacknowledged: they will be re-sent after restart')?.inFlight, relay.dump()).toBe(5);
+    const confirmed = await slotConfirmedLsn(db, setup.slot);
+    expect(confirmed).toBeGreaterThanOrEqual(confirmedBefore);
+    expect(confirmed).toBeLessThan(inFlightEnd);
   });
 
   it('a replay window does not keep PostgreSQL from shutting down: the relay lets go, reconnects once it is back, and loses nothing', async () => {

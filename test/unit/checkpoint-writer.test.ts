@@ -132,4 +132,27 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(writtenLsns()).toEqual([300n]);
     expect(warnings).toEqual([]);
   });
+
+  it('after a drain the grace ended (Kafka did not acknowledge in time), tries no last write and says which position was not recorded', async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    writer.confirmed(300n, 3);
+    writer.drainEnded(false);
+    await writer.close();
+    expect(writtenLsns()).toEqual([100n]);
+    expect(client.attempts).toBe(1);
+    expect(client.closed).toBe(true);
+    expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C', drained: false });
+  });
+
+  it('says nothing at a stop when the newest position was written already', async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    writer.drainEnded(false);
+    await writer.close();
+    expect(writtenLsns()).toEqual([100n]);
+    expect(warnings).toEqual([]);
+  });
 });

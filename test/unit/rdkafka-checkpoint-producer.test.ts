@@ -23,6 +23,17 @@ class FakeProducer {
   async disconnect() {
     this.disconnects++;
   }
+  /** The addon's producer under the KafkaJS layer: its disconnect takes the flush time. */
+  closeFlushMs: number | undefined;
+  _getInternalClient() {
+    return {
+      disconnect: (flushMs: number, cb: () => void) => {
+        this.disconnects++;
+        this.closeFlushMs = flushMs;
+        cb();
+      },
+    };
+  }
 }
 
 vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
@@ -49,6 +60,8 @@ describe('rdkafka checkpoint producer after a fatal error', () => {
     expect(FakeProducer.made[1]!.sent).toEqual(['again']);
     await producer.close();
     expect(FakeProducer.made[1]!.disconnects).toBe(1);
+    // Closed without a flush: what is still queued then the writer gave up on (the KafkaJS layer would flush it 5 s).
+    expect(FakeProducer.made[1]!.closeFlushMs).toBe(0);
   });
 
   it('keeps the producer through an error that is not fatal', async () => {
