@@ -3,9 +3,11 @@ import type { RelayError } from '../errors.js';
 import type { RelayObserver } from './observer.js';
 
 /**
- * What the relay says about losing PostgreSQL: one warn line (and one count in errors_total) when an outage
- * starts, one info line when streaming resumes, the attempts in between at debug. A 50 s restart is one incident,
- * not a dozen, as for a Kafka outage.
+ * What the relay says when a replication session cannot start or ends: one warn line (and one count in
+ * errors_total) when an outage starts, one info line when streaming resumes, the attempts in between at debug. A
+ * 50 s restart is one incident, not a dozen, as for a Kafka outage. A session also needs Kafka before it streams
+ * (exactly-once claims the slot's transactional id, the start position is read from the checkpoint topic): the
+ * line names the side that failed.
  */
 export class PostgresOutageLog {
   private since: number | undefined;
@@ -26,7 +28,8 @@ export class PostgresOutageLog {
     }
     this.since = this.now();
     this.observer.error?.(error.code);
-    this.logger.warn({ code: error.code, err: error.message, retryInMs }, 'replication connection lost: reconnecting');
+    const message = isKafkaSide(error) ? 'Kafka unavailable while starting a replication session: retrying' : 'replication connection lost: reconnecting';
+    this.logger.warn({ code: error.code, err: error.message, retryInMs }, message);
   }
 
   /** A session is streaming again. */
@@ -36,4 +39,9 @@ export class PostgresOutageLog {
     this.since = undefined;
     this.attempts = 0;
   }
+}
+
+/** A failure of the Kafka side of a session start: the claim of the slot, the checkpoint read. */
+export function isKafkaSide(error: RelayError): boolean {
+  return error.code.startsWith('KAFKA_') || error.code === 'CHECKPOINT_FAILED';
 }

@@ -8,7 +8,7 @@ import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { StandbyWait } from '../source/standby-wait.js';
-import { PostgresOutageLog } from './outage-log.js';
+import { PostgresOutageLog, isKafkaSide } from './outage-log.js';
 import { Session } from './session.js';
 
 export interface RelayDeps {
@@ -236,7 +236,7 @@ export class Relay {
       failingSince ??= Date.now();
       if (Date.now() - failingSince >= this.config.retry.maxDurationMs) {
         return this.fail(
-          new RelayError('RETRIES_EXHAUSTED', `PostgreSQL unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${error.message}`, {
+          new RelayError('RETRIES_EXHAUSTED', `${isKafkaSide(error) ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${error.message}`, {
             cause: error,
             hint: error.hint ?? 'check that PostgreSQL is up and reachable; the relay resumes from the slot when restarted',
           }),

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
-import { idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
 /** What happened, in order: each session's open (and how it ended), the sink's claims, positions, starts. */
 const steps: string[] = [];
@@ -42,9 +42,9 @@ vi.mock('../../src/source/standby-wait.js', () => ({
 const { Relay } = await import('../../src/pipeline/relay.js');
 
 /** Runs a relay to its end (the fake session's fatal error) with `sink`; returns the steps. */
-async function run(sink: FakeSink): Promise<string[]> {
+async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' })): Promise<string[]> {
   const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 }) as never, {
-    logger: pino({ level: 'silent' }),
+    logger,
     sink,
     createDelivery: idleDelivery,
     startPosition: async () => {
@@ -77,7 +77,7 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
     expect(sink.claims).toBe(1);
   });
 
-  it('a claim Kafka refuses is retried with the session, and the position is read only after a claim succeeded', async () => {
+  it('a claim Kafka refuses is retried with the session, logged as Kafka\'s failure, and the position is read only after a claim succeeded', async () => {
     opens = [];
     const sink = new FakeSink();
     let refusals = 1;
@@ -85,6 +85,9 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
       steps.push('claim');
       if (refusals-- > 0) throw kafkaDown();
     };
-    expect(await run(sink)).toEqual(['open: free', 'claim', 'open: free', 'claim', 'position', 'start']);
+    const { logger, lines } = capturingLogger('warn');
+    expect(await run(sink, logger)).toEqual(['open: free', 'claim', 'open: free', 'claim', 'position', 'start']);
+    // Not "replication connection lost": PostgreSQL was fine.
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['Kafka unavailable while starting a replication session: retrying']);
   });
 });
