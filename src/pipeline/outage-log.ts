@@ -9,7 +9,7 @@ import type { RelayObserver } from './observer.js';
  * (exactly-once claims the slot's transactional id, the start position is read from the checkpoint topic): the
  * line names the side that failed.
  */
-export class PostgresOutageLog {
+export class SessionOutageLog {
   private since: number | undefined;
   private attempts = 0;
 

@@ -8,7 +8,7 @@ import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { StandbyWait } from '../source/standby-wait.js';
-import { PostgresOutageLog, isKafkaSide } from './outage-log.js';
+import { SessionOutageLog, isKafkaSide } from './outage-log.js';
 import { Session } from './session.js';
 
 export interface RelayDeps {
@@ -70,7 +70,7 @@ export class Relay {
   private lastProgressLog = 0;
   private kafkaDownSince: number | undefined;
   private sourceRestarts = 0;
-  private readonly pgOutage: PostgresOutageLog;
+  private readonly sessionOutage: SessionOutageLog;
   private readonly standbyWait: StandbyWait;
 
   constructor(
@@ -79,7 +79,7 @@ export class Relay {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
-    this.pgOutage = new PostgresOutageLog(this.logger, this.observer);
+    this.sessionOutage = new SessionOutageLog(this.logger, this.observer);
     this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
@@ -211,7 +211,7 @@ export class Relay {
         void session.streaming.then(() => {
           streamed = true;
           if (reconnect) this.observer.reconnected?.();
-          this.pgOutage.recovered();
+          this.sessionOutage.recovered();
         });
         error = await session.ended;
         if (streamed) {
@@ -243,7 +243,7 @@ export class Relay {
         );
       }
       const delay = backoffDelay(this.config.retry, attempt++);
-      this.pgOutage.failed(error, delay);
+      this.sessionOutage.failed(error, delay);
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);
     }
