@@ -411,7 +411,7 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
-  it.each(['send', 'commit'] as const)('fenced at a %s (another instance registered the transactional id): drops what it did not commit, aborts nothing, restarts the source at once; a commit resets it', async (at) => {
+  it.each(['send', 'commit'] as const)('fenced at a %s (another instance registered the transactional id): drops what it did not commit, aborts nothing, restarts the source after a backoff without counting an outage; a commit resets the count', async (at) => {
     const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     const sink = at === 'send' ? new FakeSink().scriptSends('ok', fenced()) : new FakeSink().scriptCommits(fenced());
     const h = new EngineHarness({ guarantee: 'exactly-once', sink });
@@ -419,7 +419,7 @@ describe('DeliveryEngine, exactly-once', () => {
     await h.idle();
     expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
     expect(h.stopped).toEqual([]);
-    // Not an outage: no backoff, no retry line; the fencing instance aborted the open transaction.
+    // Not an outage: no retry line; the fencing instance aborted the open transaction.
     expect(h.retrying).toEqual([]);
     expect(h.sink.aborts).toBe(0);
     expect(h.sink.commits).toEqual([]);
