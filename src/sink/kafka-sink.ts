@@ -4,9 +4,13 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { lazyRequire } from '../lazy-require.js';
 import { classifyKafkaError } from './kafka-errors.js';
-import type { Sink, SinkRecord } from './sink.js';
+import { settlesWithin } from '../retry.js';
+import type { CloseOptions, Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
+
+/** How long close() waits for kafkajs to disconnect. */
+const DISCONNECT_WITHIN_MS = 5000;
 
 /** Loaded when the kafkajs client is built: the default client is librdkafka. */
 const kafkajs = lazyRequire<typeof KafkaJs>('kafkajs');
@@ -95,7 +99,10 @@ export class KafkaSink implements Sink {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+  async close(options: CloseOptions = { flush: true }): Promise<void> {
+    // kafkajs's disconnect waits for the requests in flight, which a broker that stopped answering holds until
+    // kafka.requestTimeout: after a drain the grace ended it is not waited for at all, otherwise for a bounded time.
+    const closing = Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+    await settlesWithin(closing, options.flush ? DISCONNECT_WITHIN_MS : 0);
   }
 }

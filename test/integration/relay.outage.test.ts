@@ -140,11 +140,12 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
   // A drain that the grace ends was followed by the producer's 5 s flush of what Kafka had not taken and the last
   // checkpoint's 5 s: past the watchdog at shutdownGrace + 5 s, exit 1 (SHUTDOWN_TIMEOUT) for a stop that lost nothing.
   it.each([
-    ['killed', 'SIGKILL'],
-    ['frozen', 'SIGSTOP'],
-  ] as const)('SIGTERM with every broker %s and events in flight: the grace ends the drain, exit 0, those events unconfirmed', async (_, signal) => {
+    ['killed', 'SIGKILL', 'rdkafka'],
+    ['frozen', 'SIGSTOP', 'rdkafka'],
+    ['frozen', 'SIGSTOP', 'kafkajs'],
+  ] as const)('SIGTERM with every broker %s and events in flight (%s, %s): the grace ends the drain, exit 0, those events unconfirmed', async (_, signal, client) => {
     db = await createDatabase('undrained', postgres.url());
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', uniqueName('checkpoints'), '--kafka-client', client] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
@@ -162,7 +163,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
       const signalledAt = Date.now();
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
-      console.log(`broker ${signal}, events in flight: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 5 s)`);
+      console.log(`broker ${signal}, ${client}, events in flight: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 5 s)`);
     } finally {
       if (signal === 'SIGSTOP') process.kill(pid, 'SIGCONT');
     }

@@ -115,6 +115,10 @@ export function runCommand(): Command {
     await server?.close();
     // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
     process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
+    // Everything the relay opened is closed or given up on. A client can still hold a timer for a request to a
+    // broker that stopped answering (kafkajs: until kafka.requestTimeout), which would keep the process up until
+    // the watchdog ends it with exit 1. pino writes what it buffered at exit, so no log line is cut.
+    process.exit();
   });
   return command;
 }
