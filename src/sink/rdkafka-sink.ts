@@ -5,15 +5,11 @@ import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
-import { settlesWithin } from '../retry.js';
 import type { CloseOptions, Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 
 /** How long close() and a producer replacement wait for queued records before disconnecting. */
 const DISCONNECT_FLUSH_MS = 5000;
-
-/** How long a close that gives up on the queued records waits for the producer to go. */
-const GIVE_UP_CLOSE_MS = 1000;
 
 /**
  * The longest one connection attempt's metadata request may take (kafka.requestTimeout when shorter). The binding
@@ -167,11 +163,7 @@ export class RdKafkaSink implements Sink {
     this.closed = true;
     const connected = this.connected;
     this.connected = undefined;
-    const closing = Promise.allSettled([connected && this.closeProducer(connected, options.flush ? DISCONNECT_FLUSH_MS : 0), this.admin.disconnect()]);
-    // Given up on, the queued records need no destroy that completes (it waits for librdkafka's threads, which may
-    // be connecting to brokers that are gone): the process exits once the stop is over.
-    if (options.flush) await closing;
-    else await settlesWithin(closing, GIVE_UP_CLOSE_MS);
+    await Promise.allSettled([connected && this.closeProducer(connected, options.flush ? DISCONNECT_FLUSH_MS : 0), this.admin.disconnect()]);
   }
 }
 

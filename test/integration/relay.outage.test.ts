@@ -145,11 +145,16 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     ['frozen', 'SIGSTOP', 'kafkajs'],
   ] as const)('SIGTERM with every broker %s and events in flight (%s, %s): the grace ends the drain, exit 0, those events unconfirmed', async (_, signal, client) => {
     db = await createDatabase('undrained', postgres.url());
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', uniqueName('checkpoints'), '--kafka-client', client] });
+    const checkpointTopic = uniqueName('checkpoints');
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', checkpointTopic, '--kafka-client', client] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
     await readTopic(setup.topic, { expected: 5, brokers: kafka.brokers, settleMs: 500 });
+    // The checkpoint topic exists and holds a checkpoint before the broker goes: what is measured is the stop with
+    // events in flight, not a topic creation cut short (with it, the stop took 9.3 s instead of 5.0 s: see the note).
+    const store = checkpointStore(checkpointTopic, kafka.brokers);
+    await waitUntil('the first checkpoint', async () => (await store.read(setup.slot).catch(() => undefined)) !== undefined, 60_000, 100);
     const confirmedBefore = await slotConfirmedLsn(db, setup.slot);
     const pid = kafka.pid()!;
     if (signal === 'SIGKILL') await kafka.kill();

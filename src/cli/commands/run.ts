@@ -21,6 +21,9 @@ import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
 
+/** How long a stopped relay waits for its clients to let go before it exits regardless. */
+const EXIT_AFTER_CLOSE_MS = 2000;
+
 export function runCommand(): Command {
   const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
     'outbox-relay run --postgres-url postgres://relay@db/app --kafka-brokers kafka:9092',
@@ -115,10 +118,11 @@ export function runCommand(): Command {
     await server?.close();
     // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
     process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
-    // Everything the relay opened is closed or given up on. A client can still hold a timer for a request to a
-    // broker that stopped answering (kafkajs: until kafka.requestTimeout), which would keep the process up until
-    // the watchdog ends it with exit 1. pino writes what it buffered at exit, so no log line is cut.
-    process.exit();
+    // Everything the relay opened is closed or given up on, and the process ends by itself once the clients let go.
+    // kafkajs can still hold a timer for a request to a broker that stopped answering (until kafka.requestTimeout),
+    // which would keep it up until the watchdog's exit 1: after a moment it exits regardless (pino writes its
+    // buffer at exit).
+    setTimeout(() => process.exit(), EXIT_AFTER_CLOSE_MS).unref();
   });
   return command;
 }
