@@ -6,6 +6,18 @@ import { RecordedReplayWindow } from '../../src/checkpoint/recorded-window.js';
 import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
 import { chooseStart } from '../../src/checkpoint/start-position.js';
 
+/** A checkpoint store whose writes land in `written`; like the real one, it records the window in force, not the one read. */
+function recordingStore(written: Checkpoint[]): KafkaCheckpointStore {
+  return {
+    replayWindow: undefined as string | undefined,
+    topic: 'checkpoints',
+    message(this: { replayWindow: string }, c: Checkpoint) {
+      return { ...c, replayWindow: this.replayWindow };
+    },
+    client: { producer: () => ({ send: async (_topic: string, c: Checkpoint) => void written.push(c), close: async () => undefined }) },
+  } as unknown as KafkaCheckpointStore;
+}
+
 describe('replay window', () => {
   it('parses durations and sizes, and refuses a bare number', () => {
     expect(parseReplayWindow('6h')).toEqual({ kind: 'duration', ms: 6 * 3_600_000 });
@@ -67,16 +79,8 @@ describe('start position', () => {
   });
 
   it('at-most-once refuses a replay window, set or recorded, and takes 0 (which releases a recorded one)', async () => {
-    const rewrites: string[] = [];
-    const store = {
-      replayWindow: undefined as string | undefined,
-      topic: 'checkpoints',
-      // The real store records the window in force, not the one read.
-      message(this: { replayWindow: string }, c: Checkpoint) {
-        return { ...c, replayWindow: this.replayWindow };
-      },
-      client: { producer: () => ({ send: async (_topic: string, c: Checkpoint) => void rewrites.push(c.replayWindow!), close: async () => undefined }) },
-    } as unknown as KafkaCheckpointStore;
+    const written: Checkpoint[] = [];
+    const store = recordingStore(written);
     const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '6h' };
     const logger = pino({ level: 'silent' });
     const recorded = new RecordedReplayWindow(undefined, store, logger, 'at-most-once').resolve(checkpoint, { confirmed: 0x1000n, active: false });
@@ -85,7 +89,7 @@ describe('start position', () => {
     await expect(set).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('2GiB, set by replayWindow') as unknown });
     const released = new RecordedReplayWindow(parseReplayWindow('0'), store, logger, 'at-most-once');
     await released.resolve(checkpoint, { confirmed: 0x1000n, active: false });
-    expect(rewrites).toEqual(['0']);
+    expect(written.map((c) => c.replayWindow)).toEqual(['0']);
     expect(released.report(0x5000n)).toBe(0x5000n);
     // at-least-once keeps it.
     await expect(new RecordedReplayWindow(undefined, store, logger, 'at-least-once').resolve(checkpoint, { confirmed: 0x1000n, active: false })).resolves.toBeUndefined();
@@ -110,14 +114,7 @@ describe('start position', () => {
 
   it('refuses a recorded window it cannot read unless replayWindow is set, which replaces it (with the change logged)', async () => {
     const rewrites: Checkpoint[] = [];
-    const store = {
-      replayWindow: undefined as string | undefined,
-      topic: 'checkpoints',
-      message(this: { replayWindow: string }, c: Checkpoint) {
-        return { ...c, replayWindow: this.replayWindow };
-      },
-      client: { producer: () => ({ send: async (_topic: string, c: Checkpoint) => void rewrites.push(c), close: async () => undefined }) },
-    } as unknown as KafkaCheckpointStore;
+    const store = recordingStore(rewrites);
     const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '3 fortnights' };
     const lines: { msg: string; previousReplayWindow?: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) });
