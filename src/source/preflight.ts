@@ -3,6 +3,7 @@ import { parseLsn, type Lsn } from '../lsn.js';
 import type { TableMapping } from '../config/types.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
+import { tryLockSql } from './slot-lock.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -73,6 +74,15 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       retriable: true,
       hint: 'another relay instance is streaming; this one waits as a standby and takes over when the slot is released',
       details: { activePid: row.active_pid },
+    });
+  }
+  // The slot is free, but another instance may be between this check and START_REPLICATION (slot-lock.ts).
+  const [lock] = await stream.query<{ locked: boolean; holder: number | null }>(tryLockSql(slot));
+  if (!lock?.locked) {
+    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is being taken by another relay instance (pid ${lock?.holder ?? 'gone since'})`, {
+      retriable: true,
+      hint: 'another relay instance is starting to stream from the slot; this one waits as a standby and takes over when the slot is released',
+      details: { activePid: lock?.holder ?? null },
     });
   }
   if (!pub) {

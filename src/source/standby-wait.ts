@@ -4,12 +4,13 @@ import type { RetryPolicy } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { classifyPgError } from './pg-errors.js';
+import { slotHeldSql } from './slot-lock.js';
 
 /** How often a standby looks at the slot: takeover within about this long after the holder let go. */
 const POLL_MS = 1000;
 
 /**
- * A standby's wait for the slot, on one ordinary connection that polls `pg_replication_slots.active`. Trying to
+ * A standby's wait for the slot, on one ordinary connection that polls `pg_replication_slots.active` and the slot's lock (slot-lock.ts). Trying to
  * stream instead would cost a replication login and a walsender per standby per poll (30 pods: ~29 logins/s);
  * the replication connection is opened only once the slot is free. Connection failures are retried with backoff
  * and jitter (one warn line when they start, one info line when they end), for at most retry.maxDuration
@@ -30,7 +31,7 @@ export class StandbyWait {
     let failingSince: number | undefined;
     for (let failures = 0; !signal.aborted; ) {
       try {
-        if (!(await this.slotActive())) break;
+        if (!(await this.slotHeld())) break;
         if (failingSince !== undefined) this.logger.info({ downMs: Date.now() - failingSince, attempts: failures }, 'standby can check the slot again');
         failingSince = undefined;
         failures = 0;
@@ -57,15 +58,15 @@ export class StandbyWait {
     await this.close();
   }
 
-  private async slotActive(): Promise<boolean> {
+  private async slotHeld(): Promise<boolean> {
     if (!this.client) {
       const client = new pg.Client(this.postgres);
       client.on('error', () => undefined);
       await client.connect();
       this.client = client;
     }
-    const { rows } = await this.client.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [this.slot]);
-    return rows[0]?.active === true;
+    const { rows } = await this.client.query<{ held: boolean }>(slotHeldSql(this.slot), [this.slot]);
+    return rows[0]?.held === true;
   }
 
   private async close(): Promise<void> {

@@ -1,5 +1,10 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { waitUntil } from '../../stack/index.js';
+import { Session } from '../../src/pipeline/session.js';
+import type { Delivery } from '../../src/sink/delivery.js';
+import { StandbyWait } from '../../src/source/standby-wait.js';
+import { load } from '../support/config-load.js';
 import { useDatabase } from '../support/database.js';
 import { httpArgs, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
 import { compareDelivery, insertEvents, setupOutbox, slotActivePid } from '../support/outbox.js';
@@ -67,6 +72,33 @@ describe('ops: hot standby on the same slot', () => {
 
     b.signal('SIGTERM');
     expect(await b.exited).toBe(0);
+  });
+
+  it('two instances that check the free slot at the same moment: one passes, the other is refused as a standby (PG_SLOT_ACTIVE, naming the first) and waits until the first lets go, though the slot is not active yet', async () => {
+    const setup = await setupOutbox(db());
+    const config = load({ 'postgres.url': db().url, slot: setup.slot, publication: setup.publication });
+    const logger = pino({ level: 'silent' });
+    // Only the checks run (open): neither session starts, so the slot itself never becomes active. The sessions
+    // never reach the delivery, which only START_REPLICATION's stream feeds.
+    const sessions = [0, 1].map(() => new Session(config, {} as Delivery, logger, {}, () => undefined));
+    const opened = await Promise.allSettled(sessions.map((s) => s.open()));
+    expect(opened.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const winner = sessions[opened.findIndex((o) => o.status === 'fulfilled')]!;
+    const refusal = (opened.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason as { code: string; retriable: boolean; details: { activePid: number } };
+    expect(refusal).toMatchObject({ code: 'PG_SLOT_ACTIVE', retriable: true });
+    expect(await slotActivePid(db(), setup.slot)).toBeNull();
+    const { rows } = await db().query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender' AND datname = current_database()");
+    expect(rows.map((r) => r.pid)).toEqual([refusal.details.activePid]);
+
+    // The refused one's wait as a standby ends only once the first's connection is gone.
+    const wait = new StandbyWait(config.postgres, setup.slot, config.retry, logger);
+    let released = false;
+    const waiting = wait.untilReleased(new AbortController().signal).then(() => (released = true));
+    await new Promise((r) => setTimeout(r, 2500)); // two of the standby's polls
+    expect(released).toBe(false);
+    await winner.close();
+    await waiting;
+    expect(released).toBe(true);
   });
 
   it('takes over from a frozen active instance once the walsender times out (wal_sender_timeout on the relay connection)', async () => {

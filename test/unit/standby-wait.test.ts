@@ -11,8 +11,8 @@ vi.mock('pg', () => ({
       async connect(): Promise<void> {
         if (connectError) throw connectError();
       }
-      async query(): Promise<{ rows: { active: boolean }[] }> {
-        return { rows: [{ active: true }] };
+      async query(): Promise<{ rows: { held: boolean }[] }> {
+        return { rows: [{ held: true }] };
       }
       async end(): Promise<void> {}
     },
