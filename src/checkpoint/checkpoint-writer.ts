@@ -18,6 +18,9 @@ const FINAL_WRITE = { attempts: 4, initialDelayMs: 250, maxDelayMs: 2000, within
 /** How long the stop waits for the producer's close, which may hang as the write did (kafkajs waits for requests in flight). */
 const CLOSE_WITHIN_MS = 6000;
 
+/** Of the time a stop has left, what the last write leaves for the producer's close. */
+const CLOSE_RESERVE_MS = 1000;
+
 /**
  * Records the delivered (confirmed) position in the checkpoint topic for the at-least-once and at-most-once
  * modes, at most once per interval and only when it moved. It follows the acknowledgement rule rather than
@@ -35,6 +38,8 @@ export class CheckpointWriter implements RelayObserver {
   private timer: NodeJS.Timeout | undefined;
   /** False once a stop's grace ran out before Kafka acknowledged everything. */
   private drained = true;
+  /** When the stop must be over (drainEnded); a close without a stop (the relay failed) has no such bound. */
+  private closeBy = Infinity;
 
   constructor(
     private readonly store: KafkaCheckpointStore,
@@ -63,8 +68,9 @@ export class CheckpointWriter implements RelayObserver {
     this.latest = { lsn, commitTimeMs: commitTimeMs ?? this.latest?.commitTimeMs };
   }
 
-  drainEnded(drained: boolean): void {
+  drainEnded(drained: boolean, closeBy: number): void {
     this.drained = drained;
+    this.closeBy = closeBy;
   }
 
   /** Writes the newest position if it moved; one write at a time. */
@@ -102,8 +108,12 @@ export class CheckpointWriter implements RelayObserver {
     clearInterval(this.timer);
     // A write still under way at the deadline is left to end on its own: write() catches its failure, and
     // finalWrite() starts no attempt after the deadline. After a drain the grace ended, Kafka did not acknowledge
-    // in time: the write would wait on it too, with the watchdog (grace + 5 s) close, so none is tried.
-    if (this.drained) await settlesWithin(this.finalWrite(Date.now() + FINAL_WRITE.withinMs), FINAL_WRITE.withinMs);
+    // in time: the write would wait on it too, with the watchdog (grace + 5 s) close, so none is tried. A drain that
+    // took most of the grace leaves less than FINAL_WRITE.withinMs before the watchdog: the write gets what is left.
+    if (this.drained) {
+      const giveUpAt = Math.min(Date.now() + FINAL_WRITE.withinMs, this.closeBy - CLOSE_RESERVE_MS);
+      await settlesWithin(this.finalWrite(giveUpAt), Math.max(0, giveUpAt - Date.now()));
+    }
     if (this.pending && this.latest) {
       this.logger.warn(
         { lsn: formatLsn(this.latest.lsn), writtenLsn: this.written === 0n ? null : formatLsn(this.written), topic: this.store.topic, drained: this.drained },
@@ -112,7 +122,7 @@ export class CheckpointWriter implements RelayObserver {
     }
     // Nothing depends on the close any more: a failure is only noted, and one that comes after the bound has a handler.
     const closed = this.producer.close().catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'checkpoint producer close failed'));
-    await settlesWithin(closed, CLOSE_WITHIN_MS);
+    await settlesWithin(closed, Math.max(0, Math.min(CLOSE_WITHIN_MS, this.closeBy - Date.now())));
   }
 
   /** Waits for a periodic write under way (flush() would return it), then writes the newest; no attempt starts after `giveUpAt`. */

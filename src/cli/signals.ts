@@ -1,12 +1,15 @@
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
+import { SHUTDOWN_MARGIN_MS } from '../pipeline/relay.js';
 
 const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
 
 /**
  * First SIGTERM/SIGINT: graceful stop (drain, confirm, close). A second signal, or the grace period plus a
- * margin, forces the exit: a stuck drain must never keep a pod from terminating.
+ * margin, forces the exit: a stuck drain must never keep a pod from terminating. A stop that ended, and whose
+ * command already set its exit code (run: drained or not, the position reported to PostgreSQL), is not a failed
+ * shutdown if a client's close then outlasts the margin: the process exits with that code, with a warn line.
  */
 export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>): { stopped: Promise<void> } {
   let signalled = false;
@@ -19,12 +22,20 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
     }
     signalled = true;
     logger.info({ signal }, 'signal received: shutting down');
+    let stopEnded = false;
     const watchdog = setTimeout(() => {
+      if (stopEnded && process.exitCode !== undefined) {
+        logger.warn({ graceMs }, 'stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them');
+        process.exit();
+      }
       logger.error({ graceMs, code: 'SHUTDOWN_TIMEOUT' satisfies ErrorCode, fix: UNDRAINED_FIX }, 'shutdown did not finish in time: exiting');
       process.exit(1);
-    }, graceMs + 5000);
+    }, graceMs + SHUTDOWN_MARGIN_MS);
     watchdog.unref();
-    stop().then(resolveStopped, (err: unknown) => {
+    stop().then(() => {
+      stopEnded = true;
+      resolveStopped();
+    }, (err: unknown) => {
       logger.error({ code: 'INTERNAL', err, fix: 'report this; events not yet confirmed are sent again by the next relay' }, 'error during shutdown');
       resolveStopped();
     });

@@ -27,8 +27,12 @@ export interface RelayObserver {
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
   halted?(error: RelayError): void;
-  /** A stop's drain ended: everything handed over was acknowledged, or the grace period ran out first. */
-  drainEnded?(drained: boolean): void;
+  /**
+   * A stop's drain ended: everything handed over was acknowledged, or the grace period ran out first. What remains
+   * of the stop (a last checkpoint, closing the clients) must end by `closeBy` (ms since the epoch), before the
+   * watchdog exits.
+   */
+  drainEnded?(drained: boolean, closeBy: number): void;
 }
 
 type ObserverMethod = keyof RelayObserver;

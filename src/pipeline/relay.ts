@@ -48,6 +48,14 @@ const FATAL = new Set<ErrorCode>([
   'PG_TABLE_NOT_PUBLISHED',
 ]);
 
+/**
+ * A stop has shutdownGrace for its drain and this long more for the rest (a last checkpoint, closing the clients)
+ * before the watchdog (cli/signals.ts) exits; the rest is bounded to end EXIT_RESERVE_MS before that, which is
+ * left for the process to end.
+ */
+export const SHUTDOWN_MARGIN_MS = 5000;
+const EXIT_RESERVE_MS = 500;
+
 /** How often the confirmed position is logged at info while it moves. */
 const PROGRESS_LOG_MS = 30_000;
 
@@ -396,7 +404,7 @@ export class Relay {
     );
     const drained = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
-    this.observer.drainEnded?.(drained);
+    this.observer.drainEnded?.(drained, deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS);
     this.delivery.stop();
     await session?.close();
     // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).

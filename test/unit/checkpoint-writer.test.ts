@@ -133,12 +133,28 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('a stop with less than 5 s left before the watchdog (a drain that took the grace, or a shutdownGrace of 0): the last write and the close end by its closeBy, saying the position was not recorded', async () => {
+    writer.confirmed(300n, 3);
+    client.hangs = true;
+    const stopAt = Date.now();
+    writer.drainEnded(true, stopAt + 2500);
+    let endedAt: number | undefined;
+    const closing = writer.close().then(() => (endedAt = Date.now()));
+    await vi.runAllTimersAsync();
+    await closing;
+    expect(client.attempts).toBe(1);
+    expect(client.closed).toBe(true);
+    // Fake time: the bound the code keeps, not a measurement. The write gave up 1 s before closeBy, for the close.
+    expect(endedAt! - stopAt).toBeLessThanOrEqual(2500);
+    expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C', drained: true });
+  });
+
   it('after a drain the grace ended (Kafka did not acknowledge in time), tries no last write and says which position was not recorded', async () => {
     writer.start();
     writer.confirmed(100n, 1);
     await vi.advanceTimersByTimeAsync(1000);
     writer.confirmed(300n, 3);
-    writer.drainEnded(false);
+    writer.drainEnded(false, Date.now() + 10_000);
     await writer.close();
     expect(writtenLsns()).toEqual([100n]);
     expect(client.attempts).toBe(1);
@@ -150,7 +166,7 @@ describe('checkpoint writer: the last position at a stop', () => {
     writer.start();
     writer.confirmed(100n, 1);
     await vi.advanceTimersByTimeAsync(1000);
-    writer.drainEnded(false);
+    writer.drainEnded(false, Date.now() + 10_000);
     await writer.close();
     expect(writtenLsns()).toEqual([100n]);
     expect(warnings).toEqual([]);

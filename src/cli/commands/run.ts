@@ -110,14 +110,15 @@ export function runCommand(): Command {
     heartbeat.start();
     void outcome.then(() => heartbeat.stop());
     const result = await outcome;
+    // Set before the closes: a close that outlasts the watchdog's margin exits with it (cli/signals.ts).
+    // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
+    process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
     await strategy.close();
     // exactly-once produces through its own transactional sink; the plain one served dead letters only.
     if (strategy.sink !== sink) await sink.close();
     // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).
     if (result.state !== 'failed') await signals.stopped;
     await server?.close();
-    // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
-    process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
     // Everything the relay opened is closed or given up on, and the process ends by itself once the clients let go.
     // kafkajs can still hold a timer for a request to a broker that stopped answering (until kafka.requestTimeout),
     // which would keep it up until the watchdog's exit 1: after a moment it exits regardless (pino writes its

@@ -1,0 +1,57 @@
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { handleSignals } from '../../src/cli/signals.js';
+
+/** The watchdog after SIGTERM: exit 1 with SHUTDOWN_TIMEOUT for a stop that did not end; the command's code for one that did. */
+describe('signal handling: the watchdog at shutdownGrace + 5 s', () => {
+  let lines: { level: number; msg: string; code?: string }[];
+  let exits: (number | undefined)[];
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    lines = [];
+    exits = [];
+    vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
+      exits.push(code);
+      // The real exit never returns: the watchdog's callback must not go on to a second exit.
+      throw new Error('exited');
+    }) as never);
+  });
+  afterEach(() => {
+    process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGINT');
+    process.exitCode = undefined;
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
+
+  const logger = () => pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+
+  it('a stop still draining at the watchdog: one error line with SHUTDOWN_TIMEOUT and its fix, exit 1', async () => {
+    handleSignals(logger(), 1000, () => new Promise(() => undefined));
+    process.emit('SIGTERM', 'SIGTERM');
+    await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
+    expect(exits).toEqual([1]);
+    expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_TIMEOUT', fix: expect.any(String) }]);
+  });
+
+  it('a stop that ended, its command having set exit code 0, with a close still hanging at the watchdog: a warn line and exit with that code, not SHUTDOWN_TIMEOUT', async () => {
+    handleSignals(logger(), 1000, async () => {
+      process.exitCode = 0;
+    });
+    process.emit('SIGTERM', 'SIGTERM');
+    await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
+    expect(exits).toEqual([undefined]);
+    expect(process.exitCode).toBe(0);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them']);
+  });
+
+  it('a stop that ended before its command decided the outcome (a replay, a republish): the watchdog still reports SHUTDOWN_TIMEOUT', async () => {
+    handleSignals(logger(), 1000, async () => undefined);
+    process.emit('SIGTERM', 'SIGTERM');
+    await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
+    expect(exits).toEqual([1]);
+    expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_TIMEOUT' }]);
+  });
+});
