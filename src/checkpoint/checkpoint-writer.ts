@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
-import type { RelayObserver } from '../pipeline/observer.js';
+import type { RelayObserver, RelayState } from '../pipeline/observer.js';
 import type { CheckpointProducer } from './checkpoint-client.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
 import { backoffDelay, settlesWithin, sleep } from '../retry.js';
@@ -63,6 +63,15 @@ export class CheckpointWriter implements RelayObserver {
     this.timer.unref();
   }
 
+  /**
+   * A stop begins: no periodic write starts after this; close() writes the newest position. With Kafka unreachable
+   * each interval started another topic creation or send, and one still running in librdkafka's worker when the
+   * process exits holds the exit until its own timeout (Node joins its thread pool at exit): up to 5 s more.
+   */
+  stateChanged(state: RelayState): void {
+    if (state === 'draining') clearInterval(this.timer);
+  }
+
   confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
     if (this.latest && lsn <= this.latest.lsn) return;
     this.latest = { lsn, commitTimeMs: commitTimeMs ?? this.latest?.commitTimeMs };
@@ -110,10 +119,10 @@ export class CheckpointWriter implements RelayObserver {
     // finalWrite() starts no attempt after the deadline. After a drain the grace ended, Kafka did not acknowledge
     // in time: the write would wait on it too, with the watchdog (grace + 5 s) close, so none is tried. A drain that
     // took most of the grace leaves less than FINAL_WRITE.withinMs before the watchdog: the write gets what is left.
-    if (this.drained) {
-      const giveUpAt = Math.min(Date.now() + FINAL_WRITE.withinMs, this.closeBy - CLOSE_RESERVE_MS);
-      await settlesWithin(this.finalWrite(giveUpAt), Math.max(0, giveUpAt - Date.now()));
-    }
+    const giveUpAt = Math.min(Date.now() + FINAL_WRITE.withinMs, this.closeBy - CLOSE_RESERVE_MS);
+    // Undrained, a write already under way is still waited for (within the same bound): see stateChanged.
+    const last = this.drained ? this.finalWrite(giveUpAt) : this.flushing;
+    if (last) await settlesWithin(last, Math.max(0, giveUpAt - Date.now()));
     if (this.pending && this.latest) {
       this.logger.warn(
         { lsn: formatLsn(this.latest.lsn), writtenLsn: this.written === 0n ? null : formatLsn(this.written), topic: this.store.topic, drained: this.drained },

@@ -149,6 +149,37 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C', drained: true });
   });
 
+  it('starts no periodic write once a stop drains (close writes the newest position): with Kafka unreachable each one left a request the exit waited for', async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    writer.stateChanged('draining');
+    writer.confirmed(200n, 2);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(writtenLsns()).toEqual([100n]);
+    writer.drainEnded(true, Date.now() + 10_000);
+    await writer.close();
+    expect(writtenLsns()).toEqual([100n, 200n]);
+  });
+
+  it("after a drain the grace ended, still waits (within the stop's bound) for a write that was under way, then closes", async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    client.delayMs = 2000;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(client.attempts).toBe(1);
+    writer.stateChanged('draining');
+    writer.drainEnded(false, Date.now() + 10_000);
+    const closing = writer.close();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(client.closed).toBe(false);
+    await vi.runAllTimersAsync();
+    await closing;
+    expect(writtenLsns()).toEqual([100n]);
+    expect(client.closed).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
   it('after a drain the grace ended (Kafka did not acknowledge in time), tries no last write and says which position was not recorded', async () => {
     writer.start();
     writer.confirmed(100n, 1);
