@@ -549,9 +549,10 @@ export class DeliveryEngine implements Delivery {
    * exactly-once, fenced: another producer registered the slot's transactional id and aborted what this one left
    * open. Not an outage (one warn line per fence, from the relay): after a backoff the source restarts, and the
    * next session checks the slot again: it waits as a standby while another instance holds it, or claims the slot
-   * again. Two standbys that found the slot free at once can fence the one streaming more than once before it
-   * commits (each session restart frees the slot for a moment), so only fences that go on for retry.maxDuration
-   * without a commit halt: two relays that take the id from each other for good.
+   * again. Relays of this build claim only while they hold the slot's lock (source/slot-lock.ts), so a fence comes
+   * from a producer that does not take it (an earlier build, another program given the id); it may go on while
+   * that one restarts, so only fences that go on for retry.maxDuration without a commit halt: two relays that take
+   * the id from each other for good.
    */
   private async fenced(error: RelayError, restart: boolean): Promise<void> {
     const now = Date.now();
