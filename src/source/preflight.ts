@@ -79,7 +79,7 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
   // The slot is free, but another instance may be between this check and START_REPLICATION (slot-lock.ts).
   const [lock] = await stream.query<{ locked: boolean; holder: number | null }>(tryLockSql(slot));
   if (!lock?.locked) {
-    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is being taken by another relay instance (pid ${lock?.holder ?? 'gone since'})`, {
+    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is being taken by another relay instance (${lock?.holder ? `pid ${lock.holder}` : 'which has let go since'})`, {
       retriable: true,
       hint: 'another relay instance is starting to stream from the slot; this one waits as a standby and takes over when the slot is released',
       details: { activePid: lock?.holder ?? null },
