@@ -1,4 +1,4 @@
-import type { KafkaJS } from '@confluentinc/kafka-javascript';
+import type { KafkaJS, Producer } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
@@ -96,4 +96,15 @@ export async function createRdKafkaClient(config: KafkaSettings, logger: Logger,
   checkCodec(module, config);
   const api = module.KafkaJS;
   return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger) } } as KafkaJS.CommonConstructorConfig);
+}
+
+/** Flushes for up to `flushMs`, then disconnects; never fails (a producer that cannot flush is dropped anyway). */
+export function disconnectProducer(producer: Producer, flushMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      producer.disconnect(flushMs, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }

@@ -2,7 +2,7 @@ import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
-import { createRdKafkaClient, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
+import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, Sink, SinkRecord } from './sink.js';
@@ -136,7 +136,7 @@ export class RdKafkaSink implements Sink {
     try {
       await new Promise<void>((resolve, reject) => producer.connect({ timeout: this.connectTimeoutMs }, (err) => (err ? reject(connectError ?? err) : resolve())));
     } catch (err) {
-      await disconnect(producer);
+      await disconnectProducer(producer, DISCONNECT_FLUSH_MS);
       throw err;
     }
     // Delivery reports wake the event loop as they arrive: no added latency and no timer firing while idle.
@@ -155,7 +155,7 @@ export class RdKafkaSink implements Sink {
   }
 
   private closeProducer(connected: Connected, flushMs = DISCONNECT_FLUSH_MS): Promise<void> {
-    connected.closing ??= disconnect(connected.producer, flushMs).then(() => connected.calls.failOpen());
+    connected.closing ??= disconnectProducer(connected.producer, flushMs).then(() => connected.calls.failOpen());
     return connected.closing;
   }
 
@@ -171,15 +171,4 @@ export class RdKafkaSink implements Sink {
 function pollOnLoop(producer: Producer): boolean {
   const addon = (producer as unknown as NativeProducer)._client;
   return typeof addon?.outboxPollOnLoop === 'function' && addon.outboxPollOnLoop();
-}
-
-/** Flushes for up to `flushMs`, then disconnects; never fails (a producer that cannot flush is dropped anyway). */
-function disconnect(producer: Producer, flushMs = DISCONNECT_FLUSH_MS): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      producer.disconnect(flushMs, () => resolve());
-    } catch {
-      resolve();
-    }
-  });
 }
