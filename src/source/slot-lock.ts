@@ -5,9 +5,10 @@ import { createHash } from 'node:crypto';
  * instance checks the slot, then (exactly-once) registers the slot's transactional id and reads the checkpoint;
  * two standbys that check at the same moment both find it free, and the later registration fences the producer
  * of the one that goes on to stream. A session-level advisory lock, taken on the replication connection as soon
- * as the check found the slot free, closes that gap: the connection holds it through the stream, and PostgreSQL releases it with the
- * slot when the connection ends, a killed process's included. The key pair: this constant (ASCII "obrx") and
- * a hash of the slot name, both below 2^31, so pg_locks shows them as they are here (classid, objid).
+ * as the check found the slot free, closes that gap: the connection holds it through the stream, and PostgreSQL
+ * releases it with the slot when the connection ends, a killed process's included. The key pair: this constant
+ * (ASCII "obrx") and a hash of the slot name, both below 2^31, so pg_locks shows them as they are here (classid,
+ * objid).
  */
 export const SLOT_LOCK_CLASS = 0x6f627278;
 

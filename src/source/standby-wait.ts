@@ -13,10 +13,9 @@ const POLL_MS = 1000;
  * A standby's wait for the slot, on one ordinary connection that polls `pg_replication_slots.active` and the
  * slot's lock (slot-lock.ts). Trying to stream instead would cost a replication login and a walsender per
  * standby per poll (30 pods: ~29 logins/s); the replication connection is opened only once the slot is free.
- * Connection failures are retried with backoff
- * and jitter (one warn line when they start, one info line when they end), for at most retry.maxDuration
- * (then RETRIES_EXHAUSTED); a refusal (PG_CONNECT_FAILED) ends the wait with that error. The wait ends when the
- * slot is free or gone (the session then says which), or on `signal`.
+ * Connection failures are retried with backoff and jitter (one warn line when they start, one info line when
+ * they end), for at most retry.maxDuration (then RETRIES_EXHAUSTED); a refusal (PG_CONNECT_FAILED) ends the
+ * wait with that error. The wait ends when the slot is free or gone (the session then says which), or on `signal`.
  */
 export class StandbyWait {
   private client: pg.Client | undefined;

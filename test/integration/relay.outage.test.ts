@@ -29,6 +29,23 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     kafka.destroy();
   });
 
+  /** Every broker goes, killed or frozen; the returned function thaws a frozen one (afterEach restarts a killed one). */
+  async function brokerDown(signal: 'SIGKILL' | 'SIGSTOP'): Promise<() => void> {
+    const pid = kafka.pid()!;
+    if (signal === 'SIGKILL') {
+      await kafka.kill();
+      return () => undefined;
+    }
+    process.kill(pid, 'SIGSTOP');
+    return () => process.kill(pid, 'SIGCONT');
+  }
+
+  /** Until the relay of `slot` has written its first checkpoint to `topic`. */
+  async function firstCheckpoint(topic: string, slot: string): Promise<void> {
+    const store = checkpointStore(topic, kafka.brokers);
+    await waitUntil('the first checkpoint', async () => (await store.read(slot).catch(() => undefined)) !== undefined, 60_000, 100);
+  }
+
   it('holds the confirmed position while the broker is down for longer than wal_sender_timeout, with flat memory, and resumes by itself', async () => {
     db = await createDatabase('broker', postgres.url());
     const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '1000', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '5s'] });
@@ -118,21 +135,18 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
-    const store = checkpointStore(checkpointTopic, kafka.brokers);
-    await waitUntil('the first checkpoint', async () => (await store.read(setup.slot).catch(() => undefined)) !== undefined, 60_000, 100);
+    await firstCheckpoint(checkpointTopic, setup.slot);
     await insertEvents(db, 5);
     // Read back, then a moment for the acknowledgements to reach the relay: nothing is in flight at the stop.
     await readTopic(setup.topic, { expected: 10, brokers: kafka.brokers, settleMs: 500 });
-    const pid = kafka.pid()!;
-    if (signal === 'SIGKILL') await kafka.kill();
-    else process.kill(pid, 'SIGSTOP');
+    const brokerBack = await brokerDown(signal);
     try {
       const signalledAt = Date.now();
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
       console.log(`broker ${signal}, a checkpoint to write: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace ${grace})`);
     } finally {
-      if (signal === 'SIGSTOP') process.kill(pid, 'SIGCONT');
+      brokerBack();
     }
     expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
     const notWritten = relay.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('the last checkpoint was not written'));
@@ -158,17 +172,14 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await insertEvents(db, 5);
     if (checkpointTopicState === 'written') {
       await readTopic(setup.topic, { expected: 5, brokers: kafka.brokers, settleMs: 500 });
-      const store = checkpointStore(checkpointTopic, kafka.brokers);
-      await waitUntil('the first checkpoint', async () => (await store.read(setup.slot).catch(() => undefined)) !== undefined, 60_000, 100);
+      await firstCheckpoint(checkpointTopic, setup.slot);
     } else {
       // The relay creates the topic at its first checkpoint, once the first position is confirmed: the broker goes
       // as soon as the events are in Kafka, while that runs (or, when it already failed, while the next interval's runs).
       await readTopic(setup.topic, { expected: 5, brokers: kafka.brokers, settleMs: 0 });
     }
     const confirmedBefore = await slotConfirmedLsn(db, setup.slot);
-    const pid = kafka.pid()!;
-    if (signal === 'SIGKILL') await kafka.kill();
-    else process.kill(pid, 'SIGSTOP');
+    const brokerBack = await brokerDown(signal);
     let inFlightEnd = 0n;
     try {
       await insertEvents(db, 5);
@@ -180,7 +191,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
       expect(await relay.exited, relay.dump()).toBe(0);
       console.log(`broker ${signal}, ${client}, events in flight, checkpoint topic ${checkpointTopicState}: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 5 s)`);
     } finally {
-      if (signal === 'SIGSTOP') process.kill(pid, 'SIGCONT');
+      brokerBack();
     }
     expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
     // Not ended by the watchdog (which exits 0 too once the stop itself ended, with this line).
