@@ -43,6 +43,28 @@ export class BenchDatabase {
           done := done + per_txn;
         END LOOP;
       END $$`);
+    // The steady-state writers, paced server-side: a client round trip per transaction cost the writers and their
+    // backends more CPU than the relay, the walsender and the broker together at the top level, on the cores the
+    // relay shares with them. Pacing is by schedule, not by sleep per transaction, so a slow commit is caught up
+    // instead of lowering the rate.
+    await pool.query(`CREATE PROCEDURE bench_paced(rate float8, per_txn int, seconds float8, INOUT events bigint DEFAULT 0) LANGUAGE plpgsql AS $$
+      DECLARE
+        started timestamptz := clock_timestamp();
+        elapsed float8;
+      BEGIN
+        LOOP
+          elapsed := extract(epoch FROM clock_timestamp() - started);
+          EXIT WHEN elapsed >= seconds;
+          IF events >= elapsed * rate THEN
+            PERFORM pg_sleep(greatest(0.001, least(seconds - elapsed, (events - elapsed * rate) / rate)));
+            CONTINUE;
+          END IF;
+          INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)
+            SELECT ${ROW_SQL} FROM generate_series(events + 1, events + per_txn) g;
+          COMMIT;
+          events := events + per_txn;
+        END LOOP;
+      END $$`);
     return new BenchDatabase(pool, url);
   }
 
@@ -81,9 +103,10 @@ export class BenchDatabase {
     return performance.now() - started;
   }
 
-  /** One transaction of `rows` events, from the client (the steady-state writers). */
-  async insertTransaction(rows: number): Promise<void> {
-    await this.pool.query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) SELECT ${ROW_SQL} FROM generate_series(1, $1::int) g`, [rows]);
+  /** Commits events at `rate` per second for `seconds` in transactions of `perTxn` rows, on one connection; returns how many it committed. */
+  async insertPaced(rate: number, perTxn: number, seconds: number): Promise<number> {
+    const { rows } = await this.pool.query<{ events: string }>('CALL bench_paced($1, $2, $3)', [rate, perTxn, seconds]);
+    return Number(rows[0]!.events);
   }
 
   async truncate(): Promise<void> {
