@@ -38,7 +38,8 @@ ENV CKJS_LINKING=dynamic npm_config_build_from_source=true
 WORKDIR /app
 COPY package.json package-lock.json ./
 # npm ci's postinstall: patches and recompiles the client's addon (a batch of records in one call with its headers
-# encoded, lean delivery reports in batches; docs/benchmarks.md measures each step).
+# encoded, lean delivery reports in batches; docs/benchmarks.md measures each step) and librdkafka's broker thread
+# (no busy loop while the idempotent producer waits for an answer).
 COPY scripts/patch-kafka-client.mjs ./scripts/
 # With install scripts: the librdkafka client compiles here (from source, not a downloaded prebuilt binary).
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund

@@ -67,6 +67,13 @@ function threadCpuSeconds(pid: number): Map<number, { group: ThreadGroup; second
   });
 }
 
+/** CPU seconds used so far by the threads of a process whose kernel name starts with `prefix` (`rdk:broker`). */
+export function namedThreadsCpuSeconds(pid: number, prefix: string): number {
+  let total = 0;
+  for (const stat of perThread(pid, (tid) => readStat(`/proc/${pid}/task/${tid}/stat`)).values()) if (stat.name.startsWith(prefix)) total += stat.seconds;
+  return total;
+}
+
 /**
  * Seconds a thread spent runnable but waiting for a core so far: the second field of `/proc/.../schedstat`, in
  * nanoseconds (the kernel's run-queue delay). Undefined once the thread is gone, or on a kernel built without

@@ -53,7 +53,7 @@ done
 client=node_modules/@confluentinc/kafka-javascript
 if [ -d "$client" ]; then
   # The sources' checksum too: npm ci's postinstall patches them (scripts/patch-kafka-client.mjs).
-  wanted="node $version, client $(node -p "require('./$client/package.json').version"), sources $(cat "$client"/src/*.cc "$client"/src/*.h | cksum)"
+  wanted="node $version, client $(node -p "require('./$client/package.json').version"), sources $(cat "$client"/src/*.cc "$client"/src/*.h "$client"/deps/librdkafka/src/rdkafka_broker.c | cksum)"
   if [ "$(cat "$repo/$client/.built-for" 2>/dev/null)" != "$wanted" ]; then
     node_gyp=$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
     [ -f "$node_gyp" ] || node_gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js

@@ -28,6 +28,16 @@
 //    `producer.outboxPollOnLoop()`, called after connect, instead has the broker thread wake the event loop
 //    itself (rd_kafka_queue_cb_event_enable, as the binding's consumer does for its queue), which then serves the
 //    queue and dispatches the reports in the same turn: one thread and one wake-up less per report.
+// 5. No busy loop in librdkafka while the idempotent producer waits for an answer. Its broker thread sends the
+//    next ProduceRequest of a partition only while fewer than 5 of its *messages* are in flight (the limit meant
+//    for requests is compared with a message count), so with full batches one request is in flight at a time;
+//    meanwhile, once the queued messages' linger.ms has passed, it still set its wake-up to now and polled its
+//    socket with a zero timeout until the answer came: a core at 100 % for as long as the broker took (a hung
+//    broker: until the request timed out). On a host whose cores the broker shares that starved the broker and
+//    lengthened the very wait it spun on (docs/benchmarks.md, "The busy loop in librdkafka"). The patch leaves
+//    the wake-up alone while the partition cannot send, as it already did while the connection was down: the
+//    answer's arrival on the socket wakes the thread. What is sent, and when, is unchanged. librdkafka is
+//    recompiled (one file, seconds) and, as its object files were kept, relinked into the addon.
 //
 // The relay uses the first three only when the loaded addon has both their methods, and takes reports in either
 // shape (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning; without the
@@ -36,7 +46,7 @@
 // whose sources do not match (another version) is left unpatched, with a warning;
 // test/integration/kafka.rdkafka-sink.test.ts asserts this repository's is patched.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -365,6 +375,7 @@ if (pending.length > 0) {
 }
 
 const addon = join(clientDir, 'build', 'Release', 'confluent-kafka-javascript.node');
+patchLibrdkafka();
 // False as well when the addon is absent or fails to load: then it is built.
 const loaded = () => {
   try {
@@ -402,3 +413,65 @@ try {
   process.exit(1);
 }
 say(`addon built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+/**
+ * Change 5: the bundled librdkafka's broker thread does not wake itself at once while the idempotent producer may
+ * not send (see the top of this file). Patches deps/librdkafka/src/rdkafka_broker.c and recompiles librdkafka in the
+ * build tree the install left; then removes the addon so that the steps below link it again (static linking).
+ * A marker string compiled into the library tells a patched build from an unpatched one.
+ */
+function patchLibrdkafka() {
+  const srcFile = join(clientDir, 'deps', 'librdkafka', 'src', 'rdkafka_broker.c');
+  const built = [join(clientDir, 'build', 'deps', 'librdkafka.so.1'), join(clientDir, 'build', 'deps', 'librdkafka-static.a')].filter((f) => existsSync(f));
+  if (!existsSync(srcFile) || built.length === 0 || !existsSync(join(clientDir, 'deps', 'librdkafka', 'Makefile.config'))) {
+    say('librdkafka was not built here (a prebuilt addon): its broker thread keeps the busy wait of change 5');
+    return;
+  }
+  const marker = 'outbox-relay (5): no wake-up while the idempotent producer may not send';
+  const text = readFileSync(srcFile, 'utf8');
+  if (!text.includes(marker)) {
+    const anchor = `                    rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP ? next_wakeup
+                                                               : NULL,
+`;
+    const anchorAt = `static int rd_kafka_toppar_producer_serve(`;
+    if (text.split(anchor).length !== 2 || text.split(anchorAt).length !== 2) {
+      say(`WARNING: librdkafka's rdkafka_broker.c (client ${version}) does not match change 5; left as it is, so its broker thread busy-waits while a partition has 5 messages in flight. Update scripts/patch-kafka-client.mjs for this version.`);
+      return;
+    }
+    const patched = text
+      .replace(anchorAt, () => `/* ${marker} (scripts/patch-kafka-client.mjs of outbox-relay). */
+static const char outbox_relay_patch_5[] __attribute__((used)) = "${marker}";
+
+${anchorAt}`)
+      .replace(anchor, () => `                    /* ${marker}: while the
+                     * partition may not send (5 messages in flight, or
+                     * draining), a wake-up now only spins; the answer on
+                     * the socket wakes the thread. */
+                    rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP &&
+                            !(rd_kafka_is_idempotent(rkb->rkb_rk) &&
+                              (rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
+                                   RD_KAFKA_IDEMP_MAX_INFLIGHT ||
+                               (rktp->rktp_eos.wait_drain &&
+                                rd_atomic32_get(&rktp->rktp_msgs_inflight) >
+                                    0)))
+                        ? next_wakeup
+                        : NULL,
+`);
+    writeFileSync(srcFile, patched);
+    say(`patched librdkafka's rdkafka_broker.c (client ${version})`);
+  }
+  if (built.every((file) => readFileSync(file).includes(marker))) return;
+  const started = Date.now();
+  say('recompiling librdkafka (rdkafka_broker.c)');
+  try {
+    execFileSync('make', ['-j', '2', '-C', join(clientDir, 'deps', 'librdkafka'), 'libs', 'install-subdirs'], { stdio: 'pipe' });
+  } catch (err) {
+    process.stderr.write(err.stderr ?? '');
+    console.error('patch-kafka-client: error: the patched librdkafka did not compile (make\'s output above). It needs the C toolchain that built it: run `bash scripts/install-prerequisites.sh`, then `npm ci` again.');
+    process.exit(1);
+  }
+  // A statically linked addon holds the old librdkafka: the steps below link it again (node-gyp's make would
+  // only copy its intermediate file back).
+  for (const file of [addon, join(clientDir, 'build', 'Release', 'obj.target', 'confluent-kafka-javascript.node')]) rmSync(file, { force: true });
+  say(`librdkafka rebuilt in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}

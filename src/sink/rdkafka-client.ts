@@ -52,7 +52,8 @@ export function connectionProperties(config: KafkaSettings, clientIdSuffix = '')
 
 /**
  * The producer every guarantee builds on: idempotent (librdkafka keeps per-partition order and drops nothing
- * across its internal retries, with up to 5 requests in flight), acks=all, the Java client's key partitioning
+ * across its internal retries; it sends a partition's next request only while fewer than 5 of its records are in
+ * flight, so with full batches one at a time), acks=all, the Java client's key partitioning
  * (switching clients keeps per-key order). Internal retries end at kafka.deliveryTimeout: a record without an
  * acknowledgement by then fails its send. The plain sink lifts that bound (rdkafka-sink.ts says why).
  */

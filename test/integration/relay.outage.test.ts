@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { namedThreadsCpuSeconds } from '../../bench/cpu.js';
 import { formatLsn } from '../../src/lsn.js';
+import { sleep } from '../../src/retry.js';
 import { KafkaBroker, PostgresServer, isAlive, waitUntil } from '../../stack/index.js';
 import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { checkpointStore } from '../support/checkpoints.js';
@@ -116,6 +118,41 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     console.log(`hung broker (SIGSTOP): ${committed.length} committed, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
     expect(delivery.missing).toEqual([]);
     expect((await httpGet(`${http.base}/readyz`)).status).toBe(200);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
+  // librdkafka's broker thread polled its socket with a zero timeout, at 100 % of a core, while a partition had 5
+  // messages in flight and more waiting past linger.ms: for as long as a hung broker left the request unanswered
+  // (scripts/patch-kafka-client.mjs, change 5). The relay's own process, as the operator runs it.
+  it('while a broker hangs with records in flight and more queued, librdkafka\'s broker threads wait instead of spinning (CPU from /proc)', async () => {
+    db = await createDatabase('spin', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insertEvents(db, 5);
+    await waitForConfirmedAll(db, setup.slot);
+    const thaw = await brokerDown('SIGSTOP');
+    let usedSeconds: number;
+    try {
+      // The first transaction's request goes out and hangs; the second's records wait behind it.
+      await insertEvents(db, 20);
+      await sleep(500);
+      await insertEvents(db, 20);
+      await sleep(500);
+      const before = namedThreadsCpuSeconds(relay.pid, 'rdk:broker');
+      await sleep(3000);
+      usedSeconds = namedThreadsCpuSeconds(relay.pid, 'rdk:broker') - before;
+    } finally {
+      thaw();
+    }
+    console.log(`hung broker, records queued: librdkafka's broker threads used ${usedSeconds.toFixed(2)} s of CPU in 3 s`);
+    // Spinning, the thread took about 3 s here (a whole core; at least half of one on a busy 2-core machine).
+    expect(usedSeconds).toBeLessThan(0.5);
+    await waitForConfirmedAll(db, setup.slot);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });
