@@ -35,9 +35,11 @@
 //    socket with a zero timeout until the answer came: a core at 100 % for as long as the broker took (a hung
 //    broker: until the request timed out). On a host whose cores the broker shares that starved the broker and
 //    lengthened the very wait it spun on (docs/benchmarks.md, "The busy loop in librdkafka"). The patch leaves
-//    the wake-up alone while the partition cannot send, as it already did while the connection was down: the
-//    answer's arrival on the socket wakes the thread. What is sent, and when, is unchanged. librdkafka is
-//    recompiled (one file, seconds) and, as its object files were kept, relinked into the addon.
+//    the wake-up alone while the partition cannot send for that reason, as it already did while the connection
+//    was down: the answer's arrival on the socket wakes the thread. While a partition drains for a leader change
+//    the old behaviour stays (those answers reach another broker thread, which would not wake this one). What
+//    is sent, and when, is unchanged. librdkafka is recompiled (one file, seconds) and, as its object files were
+//    kept, relinked into the addon.
 //
 // The relay uses the first three only when the loaded addon has both their methods, and takes reports in either
 // shape (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning; without the
@@ -427,7 +429,7 @@ function patchLibrdkafka() {
     say('librdkafka was not built here (a prebuilt addon): its broker thread keeps the busy wait of change 5');
     return;
   }
-  const marker = 'outbox-relay (5): no wake-up while the idempotent producer may not send';
+  const marker = 'outbox-relay (5): no wake-up while 5 messages of a partition are in flight';
   const text = readFileSync(srcFile, 'utf8');
   if (!text.includes(marker)) {
     const anchor = `                    rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP ? next_wakeup
@@ -443,17 +445,17 @@ function patchLibrdkafka() {
 static const char outbox_relay_patch_5[] __attribute__((used)) = "${marker}";
 
 ${anchorAt}`)
-      .replace(anchor, () => `                    /* ${marker}: while the
-                     * partition may not send (5 messages in flight, or
-                     * draining), a wake-up now only spins; the answer on
-                     * the socket wakes the thread. */
+      .replace(anchor, () => `                    /* ${marker}: the
+                     * partition may not send then, and a wake-up now only
+                     * spins; the answers arrive on this thread's socket
+                     * and wake it. Not while draining
+                     * for a leader change: those answers come to another
+                     * broker thread, which does not wake this one. */
                     rkb->rkb_state == RD_KAFKA_BROKER_STATE_UP &&
                             !(rd_kafka_is_idempotent(rkb->rkb_rk) &&
-                              (rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
-                                   RD_KAFKA_IDEMP_MAX_INFLIGHT ||
-                               (rktp->rktp_eos.wait_drain &&
-                                rd_atomic32_get(&rktp->rktp_msgs_inflight) >
-                                    0)))
+                              !rktp->rktp_eos.wait_drain &&
+                              rd_atomic32_get(&rktp->rktp_msgs_inflight) >=
+                                  RD_KAFKA_IDEMP_MAX_INFLIGHT)
                         ? next_wakeup
                         : NULL,
 `);
