@@ -59,9 +59,9 @@ export interface SteadyResult extends LatencySummary {
   /** Runs of this level other than the median one that were not sustained (notSustained), numbered from 1. Absent when none. */
   shortRuns?: { run: number; why: string }[];
   /**
-   * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench
-   * (its writers; the latency probe reads the records after the level); "other" is mostly the writers'
-   * PostgreSQL backends. Absent in older results.
+   * Who used the cores during the level after its warm-up: the relay, its walsender, the broker and the bench's
+   * process (its writers only wait for their procedure calls; the latency probe reads the records after the
+   * level); "other" is mostly the writers' PostgreSQL backends, which run those procedures. Absent in older results.
    */
   cpu?: CpuReport;
 }
