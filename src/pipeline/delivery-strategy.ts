@@ -4,6 +4,7 @@ import { describeCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.js
 import { CheckpointWriter } from '../checkpoint/checkpoint-writer.js';
 import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
+import { PolicyCheck } from '../checkpoint/policy-check.js';
 import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
 import { chooseStart, slotBounds } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
@@ -42,6 +43,7 @@ export interface StrategyOptions {
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, logger.child({ module: 'checkpoint' })), settings.checkpointTopic);
+  const policyCheck = new PolicyCheck(store, logger.child({ module: 'checkpoint' }));
   const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }), settings.guarantee);
   if (options.registry) {
     new Gauge({
@@ -88,6 +90,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     writer?.start();
+    policyCheck.schedule();
     return start;
   };
 
@@ -114,7 +117,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     reportPosition,
     observer: writer ?? {},
     close: async () => {
-      await writer?.close();
+      await Promise.all([writer?.close(), policyCheck.close()]);
     },
   };
 }

@@ -65,4 +65,30 @@ describe('relay: a start position is checked against both bounds before anything
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });
+
+  it("a checkpoint topic made by hand with cleanup.policy=delete: one warning names its effect and the fix, and the relay goes on; a compacted one draws none", async () => {
+    const setup = await setupOutbox(db());
+    const byHand = uniqueName('checkpoints');
+    await createTopic(byHand, 1, undefined, [{ name: 'cleanup.policy', value: 'delete' }, { name: 'retention.ms', value: '86400000' }]);
+    const relay = startRelay([...setup.args, '--checkpoint-topic', byHand]);
+    const warning = await relay.waitForLog((l) => l.code === 'CHECKPOINT_TOPIC_POLICY', 30_000, 'the checkpoint topic warning');
+    expect(warning).toMatchObject({ level: 'warn', topic: byHand });
+    expect(warning.msg).toContain(`the checkpoint topic "${byHand}" has cleanup.policy=delete: it is never compacted`);
+    expect(warning.msg).toContain('older than retention.ms (24h)');
+    expect(String(warning.fix)).toContain(`--entity-name ${byHand} --add-config cleanup.policy=compact`);
+    const events = await insertEvents(db(), 3);
+    expect((await readTopic(setup.topic, { expected: 3 })).map((r) => r.key)).toEqual(events.map((e) => e.id));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    expect(relay.logs.filter((l) => l.code === 'CHECKPOINT_TOPIC_POLICY')).toHaveLength(1);
+
+    // The fix's state: compacted, as the relay creates it. The check runs (its debug line) and finds nothing.
+    const compacted = uniqueName('checkpoints');
+    await createTopic(compacted, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
+    const quiet = startRelay([...setup.args, '--checkpoint-topic', compacted, '--log-level', 'debug']);
+    await quiet.waitForLog((l) => l.msg.startsWith("checkpoint topic's cleanup.policy checked"), 30_000, 'the check');
+    quiet.signal('SIGTERM');
+    expect(await quiet.exited).toBe(0);
+    expect(quiet.logs.filter((l) => l.level === 'warn' || l.level === 'error'), quiet.dump()).toEqual([]);
+  });
 });

@@ -21,6 +21,7 @@ class FakeCheckpointClient implements CheckpointClient {
   closed = false;
 
   async createTopic(): Promise<void> {}
+  async topicConfig(): Promise<undefined> {}
   async readAll(): Promise<boolean> {
     return true;
   }

@@ -1,0 +1,34 @@
+import { formatDuration, formatSize } from '../config/units.js';
+import { RelayError } from '../errors.js';
+
+/** The topic settings that decide whether a checkpoint topic keeps each slot's last checkpoint. */
+export const POLICY_CONFIGS = ['cleanup.policy', 'retention.ms', 'retention.bytes'];
+
+/**
+ * Why a checkpoint topic, as configured, may drop a slot's last checkpoint or grow without bound; undefined when
+ * it keeps one record per slot for good (cleanup.policy=compact, as the relay creates it). A topic created by
+ * hand with Kafka's default policy (delete) still works at first: it is never compacted, so every start reads
+ * every checkpoint of its retention (up to one a second per slot), and once a slot's last checkpoint is older than
+ * retention.ms (a relay stopped that long) or falls out of retention.bytes, the next start has none. It then
+ * starts at the slot's position: with a replay window, that re-sends the window's events, under exactly-once too.
+ */
+export function checkpointTopicProblem(topic: string, config: Record<string, string | undefined>): RelayError | undefined {
+  const policies = (config['cleanup.policy'] ?? 'delete').split(',').map((p) => p.trim());
+  if (!policies.includes('delete') && policies.includes('compact')) return undefined;
+  const deleting: string[] = [];
+  const ms = Number(config['retention.ms'] ?? -1);
+  const bytes = Number(config['retention.bytes'] ?? -1);
+  if (policies.includes('delete') && ms >= 0) deleting.push(`older than retention.ms (${formatDuration(ms)})`);
+  if (policies.includes('delete') && bytes >= 0) deleting.push(`beyond retention.bytes (${formatSize(bytes)}) per partition`);
+  if (policies.includes('compact') && deleting.length === 0) return undefined;
+  const effects = [
+    ...(policies.includes('compact') ? [] : ['it is never compacted, so every start reads every checkpoint it holds (up to one a second per slot)']),
+    ...(deleting.length > 0
+      ? [`Kafka deletes checkpoints ${deleting.join(' or ')}, a slot's last one included: a start without it begins at the slot's position, and with a replay window sends the window's events again (under exactly-once too)`]
+      : []),
+  ];
+  return new RelayError('CHECKPOINT_TOPIC_POLICY', `the checkpoint topic "${topic}" has cleanup.policy=${policies.join(',')}: ${effects.join('; ')}`, {
+    hint: `make it compacted, as the relay creates it: kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact`,
+    details: { topic, ...config },
+  });
+}

@@ -1,0 +1,102 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { PolicyCheck } from '../../src/checkpoint/policy-check.js';
+import { checkpointTopicProblem } from '../../src/checkpoint/topic-policy.js';
+
+const TOPIC = 'outbox-relay.checkpoints';
+
+describe('checkpointTopicProblem', () => {
+  it('accepts a compacted topic, as the relay creates it, and compact,delete with both retentions unlimited', () => {
+    expect(checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact', 'retention.ms': '604800000', 'retention.bytes': '-1' })).toBeUndefined();
+    expect(checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact,delete', 'retention.ms': '-1', 'retention.bytes': '-1' })).toBeUndefined();
+  });
+
+  it("names a delete topic's growth, its retention and the fix", () => {
+    const problem = checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'delete', 'retention.ms': '604800000', 'retention.bytes': '-1' });
+    expect(problem?.code).toBe('CHECKPOINT_TOPIC_POLICY');
+    expect(problem?.message).toContain('cleanup.policy=delete');
+    expect(problem?.message).toContain('never compacted');
+    expect(problem?.message).toContain('older than retention.ms (168h)');
+    expect(problem?.message).not.toContain('retention.bytes');
+    expect(problem?.hint).toContain(`--entity-name ${TOPIC} --add-config cleanup.policy=compact`);
+  });
+
+  it('names compact,delete by its retention only (it is compacted), by time and by size', () => {
+    const problem = checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact, delete', 'retention.ms': '3600000', 'retention.bytes': '1073741824' });
+    expect(problem?.message).toContain('cleanup.policy=compact,delete');
+    expect(problem?.message).not.toContain('never compacted');
+    expect(problem?.message).toContain('older than retention.ms (1h) or beyond retention.bytes (1GiB)');
+  });
+
+  it('reads a missing cleanup.policy as Kafka’s default, delete', () => {
+    expect(checkpointTopicProblem(TOPIC, {})?.message).toContain('cleanup.policy=delete: it is never compacted');
+  });
+});
+
+function storeWith(topicConfig: CheckpointClient['topicConfig']): KafkaCheckpointStore {
+  const unused = () => {
+    throw new Error('not used');
+  };
+  return new KafkaCheckpointStore({ createTopic: unused, readAll: unused, producer: unused, topicConfig }, TOPIC);
+}
+
+function capture(): { logger: pino.Logger; lines: { level: number; msg: string; code?: string; fix?: string }[] } {
+  const lines: { level: number; msg: string; code?: string; fix?: string }[] = [];
+  return { logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) }), lines };
+}
+
+describe('PolicyCheck', () => {
+  it('logs one warning with the code and the fix for a delete topic, once however often it is scheduled', async () => {
+    let asked = 0;
+    const { logger, lines } = capture();
+    const check = new PolicyCheck(storeWith(async () => (asked++, { 'cleanup.policy': 'delete', 'retention.ms': '86400000' })), logger);
+    check.schedule(0);
+    check.schedule(0);
+    await new Promise((r) => setTimeout(r, 20));
+    await check.close();
+    expect(asked).toBe(1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, code: 'CHECKPOINT_TOPIC_POLICY' });
+    expect(lines[0]!.fix).toContain('cleanup.policy=compact');
+  });
+
+  it('says nothing for a compacted topic or one that does not exist yet', async () => {
+    for (const config of [{ 'cleanup.policy': 'compact' }, undefined]) {
+      const { logger, lines } = capture();
+      const check = new PolicyCheck(storeWith(async () => config), logger);
+      check.schedule(0);
+      await new Promise((r) => setTimeout(r, 20));
+      await check.close();
+      expect(lines).toEqual([]);
+    }
+  });
+
+  it('a refused DescribeConfigs is one info line, not a failure', async () => {
+    const { logger, lines } = capture();
+    const check = new PolicyCheck(storeWith(async () => Promise.reject(new Error('Topic authorization failed'))), logger);
+    check.schedule(0);
+    await new Promise((r) => setTimeout(r, 20));
+    await check.close();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 30 });
+    expect(lines[0]!.msg).toContain('not checked');
+  });
+
+  it('a close before the delay ran never asks Kafka', async () => {
+    let asked = 0;
+    const check = new PolicyCheck(storeWith(async () => (asked++, undefined)), capture().logger);
+    check.schedule(10);
+    await check.close();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(asked).toBe(0);
+  });
+
+  it('a close does not wait for a check that never answers (Kafka hung)', async () => {
+    const check = new PolicyCheck(storeWith(() => new Promise(() => undefined)), capture().logger);
+    check.schedule(0);
+    await new Promise((r) => setTimeout(r, 10));
+    await expect(check.close()).resolves.toBeUndefined();
+  });
+});
