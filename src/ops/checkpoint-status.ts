@@ -21,6 +21,8 @@ export interface CheckpointStatus {
    */
   replayWindow: { oldestReplayableLsn: string; checkpointLsn: string; retainedBytes: number } | null;
   error?: { code: string; message: string };
+  /** The topic may drop checkpoints or grow without bound (CHECKPOINT_TOPIC_POLICY); absent when it keeps them, or could not be described. */
+  topicPolicy?: { code: string; message: string; fix: string };
 }
 
 /** The checkpoint of `config.slot` from the checkpoint topic, when Kafka settings are given; undefined otherwise. */
@@ -28,18 +30,21 @@ export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | u
   if (!config.kafka.brokers || config.kafka.brokers.length === 0) return undefined;
   const topic = guaranteeConfig(config).checkpointTopic;
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger(), '-status'), topic);
+  // A view: a principal without DESCRIBE_CONFIGS only misses this line (the relay logs that it skipped the check).
+  const problem = await store.policyProblem().catch(() => undefined);
+  const topicPolicy = problem && { topicPolicy: { code: problem.code, message: problem.message, fix: problem.hint! } };
   try {
     const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);
-    if (!checkpoint) return { topic, checkpoint: null, replayWindow: null };
+    if (!checkpoint) return { topic, checkpoint: null, replayWindow: null, ...topicPolicy };
     const confirmed = slot?.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : undefined;
     const replayWindow =
       confirmed === undefined
         ? null
         : { oldestReplayableLsn: formatLsn(confirmed), checkpointLsn: formatLsn(checkpoint.lsn), retainedBytes: Math.max(0, Number(checkpoint.lsn - confirmed)) };
-    return { topic, checkpoint: describeCheckpoint(checkpoint), replayWindow };
+    return { topic, checkpoint: describeCheckpoint(checkpoint), replayWindow, ...topicPolicy };
   } catch (err) {
     // Kafka unreachable is part of the view, like a relay that does not answer, not a failure of the command.
     if (!isRelayError(err)) throw err;
-    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message } };
+    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message }, ...topicPolicy };
   }
 }

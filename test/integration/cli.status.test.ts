@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { kafkaClient, stack, uniqueName } from '../support/services.js';
+import { createTopic, kafkaClient, stack, uniqueName } from '../support/services.js';
 
 interface StatusJson {
   currentWalLsn: string;
@@ -45,7 +45,7 @@ describe('cli: outbox-relay status', () => {
     expect(missing.json.publication).toBeNull();
   });
 
-  it('with Kafka settings reads the checkpoint without creating the checkpoint topic (none yet: null)', async () => {
+  it('with Kafka settings reads the checkpoint without creating the checkpoint topic (none yet: null), and names a checkpoint topic whose policy drops checkpoints, with the fix', async () => {
     const setup = await setupOutbox(db());
     const topic = uniqueName('checkpoints');
     const result = await runCliJson<StatusJson & { checkpoint?: { topic: string; checkpoint: unknown; error?: unknown } }>([
@@ -62,6 +62,14 @@ describe('cli: outbox-relay status', () => {
     } finally {
       await admin.disconnect();
     }
+
+    // A checkpoint topic made by hand with Kafka's default policy: status names it with the fix, in both views.
+    const byHand = uniqueName('checkpoints');
+    await createTopic(byHand, 1, undefined, [{ name: 'cleanup.policy', value: 'delete' }]);
+    const flags = ['--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, '--relay-url', `http://127.0.0.1:${await freePort()}`, '--kafka-brokers', stack().brokers.join(','), '--checkpoint-topic', byHand];
+    const [json, text] = await Promise.all([runCliJson<StatusJson & { checkpoint?: { topicPolicy?: { code: string; message: string; fix: string } } }>(['status', ...flags]), runCli(['status', ...flags])]);
+    expect(json.json.checkpoint?.topicPolicy).toMatchObject({ code: 'CHECKPOINT_TOPIC_POLICY', message: expect.stringContaining(`"${byHand}" has cleanup.policy=delete: it is never compacted`) as unknown, fix: expect.stringContaining(`--entity-name ${byHand} --add-config cleanup.policy=compact`) as unknown });
+    expect(text.stdout).toMatch(/^checkpoint_topic_policy +the checkpoint topic .* \(CHECKPOINT_TOPIC_POLICY\); fix: make it compacted/m);
   });
 
   it("includes the running relay's /readyz: streaming, confirmed LSN, producer connected", async () => {

@@ -59,6 +59,7 @@ function relayProblem(relay: RelayHealth): RelayError | undefined {
 
 function checkpointRows(status: CheckpointStatus): [string, Cell][] {
   const rows: [string, Cell][] = [['checkpoint_topic', status.topic]];
+  if (status.topicPolicy) rows.push(['checkpoint_topic_policy', `${status.topicPolicy.message} (${status.topicPolicy.code}); fix: ${status.topicPolicy.fix}`]);
   if (status.error) return [...rows, ['checkpoint', `not readable: ${status.error.message} (${status.error.code})`]];
   if (!status.checkpoint) return [...rows, ['checkpoint', 'none written for this slot yet']];
   rows.push(['checkpoint_lsn', status.checkpoint.lsn], ['checkpoint_commit_time', status.checkpoint.commitTime], ['checkpoint_written_at', status.checkpoint.writtenAt]);
@@ -73,7 +74,7 @@ export function statusCommand(): Command {
       settings: 'status',
       name: 'status',
       description:
-        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz, with the halt's code, event, commit LSN and fix), and with --kafka-brokers the last checkpoint and the WAL the replay window keeps. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
+        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz, with the halt's code, event, commit LSN and fix), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
     },
     async ({ client, config }) => {
