@@ -1,7 +1,7 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { Guarantee } from '../config/guarantee-config.js';
 import type { RetryPolicy } from '../config/types.js';
-import { RelayError } from '../errors.js';
+import { DEAD_LETTER_ALTERNATIVE, RelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay, sleep } from '../retry.js';
@@ -20,6 +20,17 @@ interface Flight {
   settled: boolean;
   error?: RelayError;
 }
+
+/** exactly-once: what producing a refused request's events one by one found (DeliveryEngine.probe). */
+type Probe = { refused: OutboxEvent; error: RelayError } | { accepted: true } | { failed: RelayError };
+
+/**
+ * exactly-once: how often a probe is tried when an attempt fails for another reason than a refused record. One
+ * such reason is librdkafka's own: an abort purges the partitions' queues without waiting for the broker threads
+ * ("Purging queues with flags queue,non-blocking"), and a record produced at once after the abort was purged with
+ * it ("Local: Purged in queue", seen in the first probe of every run of the relay.poison test).
+ */
+const PROBE_ATTEMPTS = 3;
 
 /** How a guarantee produces: plainly, or inside Kafka transactions that carry the checkpoint (exactly-once). */
 export type Producing = { guarantee: 'at-least-once' | 'at-most-once'; sink: Sink } | { guarantee: 'exactly-once'; sink: TransactionalSink; slot: string };
@@ -443,13 +454,18 @@ export class DeliveryEngine implements Delivery {
     await this.poison(event, event.error!, 1);
   }
 
-  private async poison(event: OutboxEvent, error: RelayError, attempts: number): Promise<boolean> {
+  /** `error` as the error of `event`: its id, commit LSN and topic in the message and the details. */
+  private eventError(event: OutboxEvent, error: RelayError, extra: { hint?: string; attempts?: number } = {}): RelayError {
     const destination = event.topic ? ` to topic "${event.topic}"` : '';
-    const poisoned = new RelayError(error.code, `cannot produce event ${event.eventId || '(no id)'} (commit LSN ${formatLsn(event.txn.commitLsn)})${destination}: ${error.message}`, {
+    return new RelayError(error.code, `cannot produce event ${event.eventId || '(no id)'} (commit LSN ${formatLsn(event.txn.commitLsn)})${destination}: ${error.message}`, {
       cause: error,
-      hint: error.hint,
-      details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, attempts },
+      hint: extra.hint ?? error.hint,
+      details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, ...(extra.attempts === undefined ? {} : { attempts: extra.attempts }) },
     });
+  }
+
+  private async poison(event: OutboxEvent, error: RelayError, attempts: number): Promise<boolean> {
+    const poisoned = this.eventError(event, error, { attempts });
     // A dead letter is a produce too: a broker that never answers it is an outage like any other.
     const decision = await this.watched(this.callbacks.poison(event, poisoned, this.abort.signal));
     if (decision === 'stopped') return false;
@@ -468,19 +484,65 @@ export class DeliveryEngine implements Delivery {
 
   /** exactly-once: a produce failed inside the open Kafka transaction. */
   private async transactionFailed(error: RelayError, batch: OutboxEvent[]): Promise<void> {
-    if (isRecordError(error)) {
-      const first = batch[0]!;
-      this.fail(
-        new RelayError(error.code, `Kafka rejected a record in the produce request starting with event ${first.eventId} (commit LSN ${formatLsn(first.txn.commitLsn)}): ${error.message}`, {
-          cause: error,
-          hint: `${error.hint ?? 'fix the record or its topic'}; exactly-once cannot skip or dead-letter a single record inside a Kafka transaction: nothing of it was committed`,
-          details: error.details,
-        }),
-      );
-      await this.abortTransaction(error);
+    if (isRecordError(error)) return this.recordRefused(error, batch);
+    await this.discard(error, true);
+  }
+
+  /**
+   * exactly-once: Kafka refused a record of `batch`, which fails the whole request and the open transaction
+   * (aborted: nothing of it committed). The halt must name the refused event, since its commit LSN is what an
+   * operator skips past with `slot advance`, and the request's first event may belong to a good transaction before
+   * it. So a batch of several events is produced again one event per request, in a probe transaction that is
+   * aborted whatever it finds, up to the first one Kafka refuses. A record cannot be dead-lettered or skipped inside
+   * the transaction, so the relay halts either way.
+   */
+  private async recordRefused(error: RelayError, batch: OutboxEvent[]): Promise<void> {
+    const aborted = await this.abortTransaction(error);
+    if (aborted === 'stopped') return;
+    const probe: Probe = batch.length === 1 ? { refused: batch[0]!, error } : aborted === 'aborted' ? await this.probe(batch, error) : { failed: aborted };
+    const fix = (error.hint ?? 'fix the record or its topic').replace(DEAD_LETTER_ALTERNATIVE, '');
+    const hint = `${fix} (exactly-once: the relay cannot dead-letter or skip a record Kafka refused inside a transaction, whatever delivery.onPoison says; nothing of the transaction was committed)`;
+    if ('refused' in probe) {
+      this.fail(this.eventError(probe.refused, probe.error, { hint }));
       return;
     }
-    await this.discard(error, true);
+    const first = batch[0]!;
+    const last = batch.at(-1)!;
+    const outcome = 'failed' in probe ? `they could not be produced again one by one (${probe.failed.message})` : 'produced again one per request, none was refused';
+    const tooLargeTogether = 'accepted' in probe && error.code === 'RECORD_TOO_LARGE' ? '; each alone fits, so the request as a whole exceeded the limit: lower delivery.batchMaxBytes below the topic’s max.message.bytes' : '';
+    this.fail(
+      new RelayError(error.code, `Kafka refused a record of the produce request holding events ${first.eventId} (commit LSN ${formatLsn(first.txn.commitLsn)}) to ${last.eventId} (commit LSN ${formatLsn(last.txn.commitLsn)}), ${batch.length} in all; ${outcome}: ${error.message}`, {
+        cause: error,
+        hint: `${hint}${tooLargeTogether}; a slot advance past one of them passes over every source transaction before it too`,
+        details: { ...error.details, firstEventId: first.eventId, firstLsn: formatLsn(first.txn.commitLsn), lastEventId: last.eventId, lastLsn: formatLsn(last.txn.commitLsn) },
+      }),
+    );
+  }
+
+  /**
+   * Produces `batch` one event per request until Kafka refuses one (a record error), in a transaction aborted
+   * after; again, after a backoff, when an attempt failed otherwise, up to PROBE_ATTEMPTS times.
+   */
+  private async probe(batch: OutboxEvent[], cause: RelayError): Promise<Probe> {
+    for (let attempt = 1; ; attempt++) {
+      const probe = await this.probeOnce(batch);
+      const aborted = await this.abortTransaction(cause);
+      if (!('failed' in probe) || aborted !== 'aborted' || attempt === PROBE_ATTEMPTS) return probe;
+      await sleep(backoffDelay(this.options.retry, attempt - 1), this.abort.signal);
+      if (this.dead) return probe;
+    }
+  }
+
+  private async probeOnce(batch: OutboxEvent[]): Promise<Probe> {
+    for (const event of batch) {
+      try {
+        await this.watched(this.transactional().sink.send([event]));
+      } catch (err) {
+        const error = classifyKafkaError(err);
+        return isRecordError(error) ? { refused: event, error } : { failed: error };
+      }
+    }
+    return { accepted: true };
   }
 
   /** exactly-once: commits the open Kafka transaction with the checkpoint of its newest source transaction. */

@@ -83,6 +83,31 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(await relay.exited).toBe(1);
   });
 
+  it('exactly-once: a record larger than the topic accepts, behind a good one in the same produce request: the halt names exactly that event, and a read_committed consumer sees neither', async () => {
+    const topic = uniqueName('small');
+    await createTopic(topic, 1, undefined, [{ name: 'max.message.bytes', value: '2000' }]);
+    const setup = await setupOutbox(db(), { extraArgs: ['--topic', topic, '--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    // Written before the relay starts, in one source transaction: read together, they leave in one request,
+    // which Kafka refuses as a whole; the request's first event is the good one.
+    const good = randomUUID();
+    const big = randomUUID();
+    await db().query(
+      `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, partition_key) VALUES ($1, 'order', 'a', 'T', '{}', 'k'), ($2, 'order', 'a', 'T', $3::jsonb, 'k')`,
+      [good, big, JSON.stringify({ blob: 'x'.repeat(5000) })],
+    );
+    const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
+    const relay = startRelay(setup.args);
+    const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    expectPoisonHalt(halt, 'RECORD_TOO_LARGE', big);
+    expect(halt.eventId, relay.dump()).toBe(big);
+    expect(String(halt.err)).not.toContain(good);
+    expect(String(halt.fix)).toContain('cannot dead-letter or skip a record Kafka refused inside a transaction');
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedBefore);
+    expect(await readTopic(topic, { expected: 1, timeoutMs: 2000, settleMs: 0, readCommitted: true })).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+  });
+
   it('a NULL payload is a poison event by default, never a silent tombstone', async () => {
     await db().query('ALTER TABLE outbox ALTER COLUMN payload DROP NOT NULL');
     const setup = await setupOutbox(db());

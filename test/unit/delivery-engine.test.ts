@@ -2,6 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
+import { formatLsn } from '../../src/lsn.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
@@ -10,6 +11,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** Its fix is the code's default one (errors.ts), as from classifyKafkaError. */
 function recordTooLarge(): RelayError {
   return new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
 }
@@ -467,6 +469,62 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.retrying).toEqual([]);
     expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
     expect(h.sink.commits).toEqual([]);
+  });
+
+  it('a record Kafka refuses: names that event, not the first of the request, found by producing the request again one event per request in a probe transaction that is aborted; halts, nothing committed or confirmed', async () => {
+    // The request holds t1.0, t2.0 and t2.1; alone, t1.0 passes and t2.0 is refused.
+    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge()) });
+    h.transaction('t1', 1);
+    const { txn } = h.begin('t2', 2);
+    h.commit(txn);
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0', 't2.1'], ['t1.0'], ['t2.0']]);
+    expect(h.sink.aborts).toBe(2);
+    expect(h.sink.commits).toEqual([]);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+    expect(h.stopped).toHaveLength(1);
+    const halt = h.stopped[0]!;
+    expect(halt.code).toBe('RECORD_TOO_LARGE');
+    expect(halt.message).toBe(`cannot produce event t2.0 (commit LSN ${formatLsn(txn.commitLsn)}) to topic "t": MESSAGE_TOO_LARGE (fake)`);
+    expect(halt.details).toMatchObject({ eventId: 't2.0', lsn: formatLsn(txn.commitLsn) });
+    expect(halt.hint).toContain('cannot dead-letter or skip a record Kafka refused inside a transaction');
+    expect(halt.hint).not.toContain('run with delivery.onPoison=dead-letter');
+  });
+
+  it('a probe attempt that fails otherwise (a record purged by the abort before it) is aborted and tried again, then names the refused event', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge(), kafkaDown(), 'ok', recordTooLarge()) });
+    h.transaction('t1', 1);
+    h.transaction('t2', 1);
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0'], ['t1.0'], ['t1.0'], ['t2.0']]);
+    expect(h.sink.aborts).toBe(3);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.stopped.map((e) => e.details.eventId)).toEqual(['t2.0']);
+  });
+
+  it('a record Kafka refuses in a request of one event: names it without a probe', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(recordTooLarge()) });
+    h.transaction('t1', 1);
+    await h.idle();
+    expect(h.sink.calls).toHaveLength(1);
+    expect(h.sink.aborts).toBe(1);
+    expect(h.stopped.map((e) => e.details.eventId)).toEqual(['t1.0']);
+  });
+
+  it('a request refused as too large while each of its events alone passes: halts naming the range and delivery.batchMaxBytes', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', 'ok') });
+    h.transaction('t1', 1);
+    h.transaction('t2', 1);
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0'], ['t1.0'], ['t2.0']]);
+    expect(h.sink.aborts).toBe(2);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.stopped).toHaveLength(1);
+    expect(h.stopped[0]!.message).toContain('holding events t1.0 (commit LSN');
+    expect(h.stopped[0]!.message).toContain('to t2.0 (commit LSN');
+    expect(h.stopped[0]!.message).toContain('produced again one per request, none was refused');
+    expect(h.stopped[0]!.hint).toContain('lower delivery.batchMaxBytes');
   });
 
   it('keeps producing a transaction larger than the window: events leave the window once produced, only the commit confirms', async () => {
