@@ -83,10 +83,11 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(await relay.exited).toBe(1);
   });
 
-  it('exactly-once: a record larger than the topic accepts, behind a good one in the same produce request: the halt names exactly that event, and a read_committed consumer sees neither', async () => {
+  it('exactly-once: a record larger than the topic accepts, behind a good one in the same produce request: the halt (log and /readyz) names exactly that event, and a read_committed consumer sees neither', async () => {
     const topic = uniqueName('small');
     await createTopic(topic, 1, undefined, [{ name: 'max.message.bytes', value: '2000' }]);
-    const setup = await setupOutbox(db(), { extraArgs: ['--topic', topic, '--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });
+    const http = await httpArgs();
+    const setup = await setupOutbox(db(), { extraArgs: ['--topic', topic, '--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints'), ...http.args] });
     // Written before the relay starts, in one source transaction: read together, they leave in one request,
     // which Kafka refuses as a whole; the request's first event is the good one.
     const good = randomUUID();
@@ -102,6 +103,9 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(halt.eventId, relay.dump()).toBe(big);
     expect(String(halt.err)).not.toContain(good);
     expect(String(halt.fix)).toContain('cannot dead-letter or skip a record Kafka refused inside a transaction');
+    const ready = await httpGet(`${http.base}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toMatchObject({ state: 'halted', halt: { code: 'RECORD_TOO_LARGE', eventId: big, commitLsn: halt.lsn } });
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedBefore);
     expect(await readTopic(topic, { expected: 1, timeoutMs: 2000, settleMs: 0, readCommitted: true })).toEqual([]);
     relay.signal('SIGTERM');
