@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { ConfigResourceTypes, Kafka, Producer } from 'kafkajs';
+import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
+import { ReadTimeout } from './checkpoint-client.js';
 
 /** ConfigResourceTypes.TOPIC: importing the enum's value would load kafkajs at every start (src/lazy-require.ts). */
 const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
-import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
-import { ReadTimeout } from './checkpoint-client.js';
 
 /**
  * The checkpoint topic through kafkajs (kafka.client kafkajs). kafkajs has no consumer without a group, so the

@@ -30,11 +30,12 @@ export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | u
   if (!config.kafka.brokers || config.kafka.brokers.length === 0) return undefined;
   const topic = guaranteeConfig(config).checkpointTopic;
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger(), '-status'), topic);
-  // A view: a principal without DESCRIBE_CONFIGS only misses this line (the relay logs that it skipped the check).
-  const problem = await store.policyProblem().catch(() => undefined);
-  const topicPolicy = problem && { topicPolicy: { code: problem.code, message: problem.message, fix: problem.hint! } };
   try {
     const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);
+    // Asked only of a Kafka that answered the read: one that does not would hold the command for kafkajs' own
+    // connection attempts. A principal without DESCRIBE_CONFIGS only misses this line (the relay logs the skip).
+    const problem = await store.policyProblem().catch(() => undefined);
+    const topicPolicy = problem && { topicPolicy: { code: problem.code, message: problem.message, fix: problem.hint! } };
     if (!checkpoint) return { topic, checkpoint: null, replayWindow: null, ...topicPolicy };
     const confirmed = slot?.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : undefined;
     const replayWindow =
@@ -45,6 +46,6 @@ export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | u
   } catch (err) {
     // Kafka unreachable is part of the view, like a relay that does not answer, not a failure of the command.
     if (!isRelayError(err)) throw err;
-    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message }, ...topicPolicy };
+    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message } };
   }
 }
