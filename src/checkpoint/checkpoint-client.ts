@@ -22,8 +22,6 @@ export interface CheckpointClient {
    * exist; never creates it (`status` must not).
    */
   readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean>;
-  /** The values of `names` in the topic's configuration; undefined when the topic does not exist. */
-  topicConfig(topic: string, names: string[]): Promise<Record<string, string> | undefined>;
   /** An idempotent acks=all producer for plain checkpoint writes. */
   producer(): CheckpointProducer;
 }

@@ -1,7 +1,6 @@
 import { RelayError, errorMessage } from '../errors.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { ReadTimeout, type CheckpointClient, type CheckpointRecord } from './checkpoint-client.js';
-import { POLICY_CONFIGS, checkpointTopicProblem } from './topic-policy.js';
 
 /** Compaction keeps one record per slot; short segments let it run within the hour, so a restart reads little. */
 const TOPIC_CONFIG = { 'cleanup.policy': 'compact', 'segment.ms': String(60 * 60_000), 'min.cleanable.dirty.ratio': '0.1' };
@@ -30,15 +29,6 @@ export class KafkaCheckpointStore {
     } catch (err) {
       throw this.failure('cannot create the checkpoint topic', err, `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --config cleanup.policy=compact, or grant the relay CREATE on it`);
     }
-  }
-
-  /**
-   * Why the topic as configured may drop checkpoints or grow without bound (checkpointTopicProblem); undefined
-   * when it keeps them, or does not exist yet (ensureTopic creates it compacted).
-   */
-  async policyProblem(): Promise<RelayError | undefined> {
-    const config = await this.client.topicConfig(this.topic, POLICY_CONFIGS);
-    return config && checkpointTopicProblem(this.topic, config);
   }
 
   /** The record to produce (plainly or inside a Kafka transaction). */

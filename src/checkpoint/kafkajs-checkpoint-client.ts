@@ -1,10 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { ConfigResourceTypes, Kafka, Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
-
-/** ConfigResourceTypes.TOPIC: importing the enum's value would load kafkajs at every start (src/lazy-require.ts). */
-const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 
 /**
  * The checkpoint topic through kafkajs (kafka.client kafkajs). kafkajs has no consumer without a group, so the
@@ -20,20 +17,6 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
       await admin.connect();
       const configEntries = Object.entries(spec.config).map(([name, value]) => ({ name, value }));
       await admin.createTopics({ topics: [{ topic: spec.topic, numPartitions: spec.partitions, configEntries }], waitForLeaders: true });
-    } finally {
-      await admin.disconnect();
-    }
-  }
-
-  async topicConfig(topic: string, names: string[]): Promise<Record<string, string> | undefined> {
-    const admin = this.kafka.admin();
-    try {
-      await admin.connect();
-      const { resources } = await admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: names }], includeSynonyms: false });
-      return Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
-    } catch (err) {
-      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return undefined;
-      throw err;
     } finally {
       await admin.disconnect();
     }

@@ -3,11 +3,9 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { connectionProperties, createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
-import { createKafkaClient } from '../sink/kafka-sink.js';
 import { isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
-import { KafkaJsCheckpointClient } from './kafkajs-checkpoint-client.js';
 
 /** librdkafka's "from the beginning" offset (RD_KAFKA_OFFSET_BEGINNING). */
 const OFFSET_BEGINNING = -2;
@@ -124,11 +122,6 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     } finally {
       await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
     }
-  }
-
-  /** Through kafkajs, with the same settings: librdkafka's binding has no DescribeConfigs. */
-  topicConfig(topic: string, names: string[]): Promise<Record<string, string> | undefined> {
-    return new KafkaJsCheckpointClient(createKafkaClient(this.config, this.logger, '-checkpoint')).topicConfig(topic, names);
   }
 
   producer(): CheckpointProducer {

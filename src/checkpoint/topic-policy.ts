@@ -1,8 +1,12 @@
+import type { ConfigResourceTypes } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { KafkaSettings } from '../config/types.js';
 import { formatDuration, formatSize } from '../config/units.js';
 import { RelayError } from '../errors.js';
+import { createKafkaClient, type KafkaJsBounds } from '../sink/kafka-sink.js';
 
 /** The topic settings that decide whether a checkpoint topic keeps each slot's last checkpoint. */
-export const POLICY_CONFIGS = ['cleanup.policy', 'retention.ms', 'retention.bytes'];
+const POLICY_CONFIGS = ['cleanup.policy', 'retention.ms', 'retention.bytes'];
 
 /**
  * Why a checkpoint topic, as configured, may drop a slot's last checkpoint or grow without bound; undefined when
@@ -31,4 +35,33 @@ export function checkpointTopicProblem(topic: string, config: Record<string, str
     hint: `make it compacted, as the relay creates it: kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact`,
     details: { topic, ...config },
   });
+}
+
+/**
+ * A broker that does not answer holds a kafkajs request, and its connection keeps the process up, until the
+ * request times out: kafkajs' disconnect waits for it. So the check's requests are short and not retried (one
+ * with the relay's own bounds, a broker frozen as the relay stopped, delayed the exit by 3 s).
+ */
+const CHECK_BOUNDS: KafkaJsBounds = { connectionTimeoutMs: 2000, requestTimeoutMs: 3000, retries: 0 };
+
+/** ConfigResourceTypes.TOPIC: importing the enum's value would load kafkajs at every start (src/lazy-require.ts). */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+
+/**
+ * The checkpoint topic's policy problem (checkpointTopicProblem), read with DescribeConfigs; undefined when it
+ * keeps checkpoints or does not exist yet (the relay creates it compacted). Through kafkajs whatever kafka.client
+ * says: librdkafka's binding has no DescribeConfigs.
+ */
+export async function readTopicPolicy(config: KafkaSettings, logger: Logger, topic: string): Promise<RelayError | undefined> {
+  const admin = createKafkaClient(config, logger, '-checkpoint', CHECK_BOUNDS).admin();
+  try {
+    await admin.connect();
+    const { resources } = await admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: POLICY_CONFIGS }], includeSynonyms: false });
+    return checkpointTopicProblem(topic, Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue])));
+  } catch (err) {
+    if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return undefined;
+    throw err;
+  } finally {
+    await admin.disconnect();
+  }
 }

@@ -1,6 +1,7 @@
 import { describeCheckpoint } from '../checkpoint/checkpoint.js';
 import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.js';
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
+import { readTopicPolicy } from '../checkpoint/topic-policy.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
 import { isRelayError } from '../errors.js';
@@ -34,7 +35,7 @@ export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | u
     const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);
     // Asked only of a Kafka that answered the read: one that does not would hold the command for kafkajs' own
     // connection attempts. A principal without DESCRIBE_CONFIGS only misses this line (the relay logs the skip).
-    const problem = await store.policyProblem().catch(() => undefined);
+    const problem = await readTopicPolicy(config.kafka, silentLogger(), topic).catch(() => undefined);
     const topicPolicy = problem && { topicPolicy: { code: problem.code, message: problem.message, fix: problem.hint! } };
     if (!checkpoint) return { topic, checkpoint: null, replayWindow: null, ...topicPolicy };
     const confirmed = slot?.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : undefined;

@@ -7,6 +7,7 @@ import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { PolicyCheck } from '../checkpoint/policy-check.js';
 import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
 import { chooseStart, slotBounds } from '../checkpoint/start-position.js';
+import { readTopicPolicy } from '../checkpoint/topic-policy.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
 import { formatLsn, type Lsn } from '../lsn.js';
@@ -43,7 +44,7 @@ export interface StrategyOptions {
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, logger.child({ module: 'checkpoint' })), settings.checkpointTopic);
-  const policyCheck = new PolicyCheck(store, logger.child({ module: 'checkpoint' }));
+  const policyCheck = new PolicyCheck(store.topic, () => readTopicPolicy(config.kafka, logger.child({ module: 'checkpoint' }), store.topic), logger.child({ module: 'checkpoint' }));
   const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }), settings.guarantee);
   if (options.registry) {
     new Gauge({
@@ -117,7 +118,8 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     reportPosition,
     observer: writer ?? {},
     close: async () => {
-      await Promise.all([writer?.close(), policyCheck.close()]);
+      policyCheck.close();
+      await writer?.close();
     },
   };
 }

@@ -24,21 +24,28 @@ function kafkajsLogger(logger: Logger) {
     };
 }
 
-export function createKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = ''): Kafka {
+/** Shorter bounds for a client whose requests are only a check (see src/checkpoint/topic-policy.ts). */
+export interface KafkaJsBounds {
+  connectionTimeoutMs: number;
+  requestTimeoutMs: number;
+  retries: number;
+}
+
+export function createKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = '', bounds?: KafkaJsBounds): Kafka {
   const { Kafka, logLevel } = kafkajs();
   return new Kafka({
     clientId: config.clientId + clientIdSuffix,
     brokers: config.brokers,
     ssl: config.ssl,
     ...(config.sasl ? { sasl: config.sasl } : {}),
-    connectionTimeout: 5000,
+    connectionTimeout: bounds?.connectionTimeoutMs ?? 5000,
     // A silent broker fails the request after this instead of leaving the batch in flight for good.
-    requestTimeout: config.requestTimeoutMs,
+    requestTimeout: bounds?.requestTimeoutMs ?? config.requestTimeoutMs,
     enforceRequestTimeout: true,
     logLevel: logLevel.INFO,
     logCreator: kafkajsLogger(logger),
     // kafkajs' own retries stay short: the delivery queue owns the long backoff, so it can log and count it.
-    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    retry: { retries: bounds?.retries ?? 2, initialRetryTime: 100, maxRetryTime: 1000 },
   });
 }
 

@@ -3,7 +3,7 @@ import { encodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { formatLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
-import { checkpointStore } from '../support/checkpoints.js';
+import { checkpointTopicPolicy } from '../support/checkpoints.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, kafkaClient, readTopic, uniqueName } from '../support/services.js';
 
@@ -93,6 +93,6 @@ describe('relay: a start position is checked against both bounds before anything
     expect(quiet.logs.filter((l) => l.level === 'warn' || l.level === 'error'), quiet.dump()).toEqual([]);
 
     // A topic not created yet has nothing to check: the relay creates it compacted at its first checkpoint.
-    expect(await checkpointStore(uniqueName('checkpoints')).policyProblem()).toBeUndefined();
+    expect(await checkpointTopicPolicy(uniqueName('checkpoints'))).toBeUndefined();
   });
 });

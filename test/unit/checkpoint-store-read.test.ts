@@ -10,7 +10,6 @@ type StoredRecord = { key: string | undefined; value: Buffer | null };
 function topicOf(records: StoredRecord[]): CheckpointClient {
   return {
     createTopic: async () => undefined,
-    topicConfig: async () => undefined,
     readAll: async (_topic, onRecord) => {
       for (const record of records) onRecord(record);
       return true;

@@ -21,7 +21,6 @@ class FakeCheckpointClient implements CheckpointClient {
   closed = false;
 
   async createTopic(): Promise<void> {}
-  async topicConfig(): Promise<undefined> {}
   async readAll(): Promise<boolean> {
     return true;
   }

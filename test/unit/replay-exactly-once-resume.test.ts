@@ -11,7 +11,6 @@ let stored: Lsn = 0x9000n;
 vi.mock('../../src/checkpoint/create-checkpoint-client.js', () => ({
   createCheckpointClient: (): CheckpointClient => ({
     createTopic: async () => undefined,
-    topicConfig: async () => undefined,
     readAll: async (_topic, onRecord) => {
       onRecord({ key: 's', value: encodeCheckpoint({ slot: 's', lsn: stored, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'exactly-once', replayWindow: '6h' }) });
       return true;
