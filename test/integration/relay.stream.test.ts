@@ -136,7 +136,7 @@ describe('relay: what the WAL carries besides plain inserts', () => {
     const peak = peakRssMiB(relay.pid);
     const records = await readTopic(setup.topic, { expected: 100_000, settleMs: 0, timeoutMs: 120_000 });
     const delivery = compareDelivery(await committedIds(db()), records.map((r) => r.key));
-    console.log(`100k-row transaction: ${records.length} records, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates, max in flight ${maxInFlight} (${samples} samples), relay peak RSS ${peak} MiB`);
+    console.log(`100k-row transaction: ${records.length} records, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates, max in flight ${maxInFlight} (${samples} samples), relay peak RSS ${peak} MiB (the sources under tsx, without the bin's heap flags: not what relay.memory bounds)`);
     expect(delivery.missing).toHaveLength(0);
     expect(samples).toBeGreaterThan(3);
     expect(maxInFlight).toBeGreaterThan(0);
