@@ -18,15 +18,16 @@ const POLICY_CONFIGS = ['cleanup.policy', 'retention.ms', 'retention.bytes'];
  */
 export function checkpointTopicProblem(topic: string, config: Record<string, string | undefined>): RelayError | undefined {
   const policies = (config['cleanup.policy'] ?? 'delete').split(',').map((p) => p.trim());
-  if (!policies.includes('delete') && policies.includes('compact')) return undefined;
-  const deleting: string[] = [];
+  const compacted = policies.includes('compact');
+  const deletes = policies.includes('delete');
   const ms = Number(config['retention.ms'] ?? -1);
   const bytes = Number(config['retention.bytes'] ?? -1);
-  if (policies.includes('delete') && ms >= 0) deleting.push(`older than retention.ms (${formatDuration(ms)})`);
-  if (policies.includes('delete') && bytes >= 0) deleting.push(`beyond retention.bytes (${formatSize(bytes)}) per partition`);
-  if (policies.includes('compact') && deleting.length === 0) return undefined;
+  const deleting: string[] = [];
+  if (deletes && ms >= 0) deleting.push(`older than retention.ms (${formatDuration(ms)})`);
+  if (deletes && bytes >= 0) deleting.push(`beyond retention.bytes (${formatSize(bytes)}) per partition`);
+  if (compacted && deleting.length === 0) return undefined;
   const effects = [
-    ...(policies.includes('compact') ? [] : ['it is never compacted, so every start reads every checkpoint it holds (up to one a second per slot)']),
+    ...(compacted ? [] : ['it is never compacted, so every start reads every checkpoint it holds (up to one a second per slot)']),
     ...(deleting.length > 0
       ? [`Kafka deletes checkpoints ${deleting.join(' or ')}, a slot's last one included: a start without it begins at the slot's position, and with a replay window sends the window's events again (under exactly-once too)`]
       : []),

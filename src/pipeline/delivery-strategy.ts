@@ -43,9 +43,10 @@ export interface StrategyOptions {
  */
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
-  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, logger.child({ module: 'checkpoint' })), settings.checkpointTopic);
-  const policyCheck = new PolicyCheck(store.topic, () => readTopicPolicy(config.kafka, logger.child({ module: 'checkpoint' }), store.topic), logger.child({ module: 'checkpoint' }));
-  const window = new RecordedReplayWindow(settings.replayWindow, store, logger.child({ module: 'checkpoint' }), settings.guarantee);
+  const checkpointLogger = logger.child({ module: 'checkpoint' });
+  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, checkpointLogger), settings.checkpointTopic);
+  const policyCheck = new PolicyCheck(store.topic, () => readTopicPolicy(config.kafka, checkpointLogger, store.topic), checkpointLogger);
+  const window = new RecordedReplayWindow(settings.replayWindow, store, checkpointLogger, settings.guarantee);
   if (options.registry) {
     new Gauge({
       name: 'outbox_relay_replay_window_bytes',
@@ -64,7 +65,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     producing = { guarantee: 'exactly-once', sink: createTransactionalSink(config, store, logger.child({ module: 'sink' })), slot: config.slot };
   } else {
     producing = { guarantee: settings.guarantee, sink: options.plainSink };
-    writer = new CheckpointWriter(store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), logger.child({ module: 'checkpoint' }));
+    writer = new CheckpointWriter(store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), checkpointLogger);
   }
   const createDelivery: CreateDelivery = (callbacks) =>
     (engine = new DeliveryEngine({ producing, limits: config.delivery, retry: config.retry, stallTimeoutMs: config.kafka.deliveryTimeoutMs, callbacks }));
