@@ -2,6 +2,8 @@
 // The heap limits above keep a drain under 150 MB: unbounded, V8 grows its heap to 220+ MiB under the relay's
 // allocation rate although the live data is far smaller (docs/benchmarks.md, "Memory"). `node dist/outbox-relay.js`
 // skips the shebang: the image sets the same flags in NODE_OPTIONS.
+// First: its listeners must be in place before the rest of the bin is evaluated.
+import { releaseEarlySignals } from './early-signals.js';
 import { Command, CommanderError } from 'commander';
 import { configCommand } from './commands/config.js';
 import { publicationCommand } from './commands/publication.js';
@@ -15,11 +17,12 @@ import { ConfigError } from '../config/load.js';
 import { VERSION } from '../instance.js';
 import { EXIT, reportError } from './exit.js';
 
+const run = runCommand();
 const program = new Command('outbox-relay')
   .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')
   .version(VERSION)
   .exitOverride()
-  .addCommand(runCommand())
+  .addCommand(run)
   .addCommand(replayCommand())
   .addCommand(republishCommand())
   .addCommand(setupCommand())
@@ -27,6 +30,12 @@ const program = new Command('outbox-relay')
   .addCommand(publicationCommand())
   .addCommand(statusCommand())
   .addCommand(configCommand());
+
+// Only `run` takes over a signal received while loading (its start stops with its lines): the other commands keep
+// Node's default, as before their actions install their own handlers, if any.
+program.hook('preAction', (_, action) => {
+  if (action !== run) releaseEarlySignals();
+});
 
 /** The command whose parsing failed, named in the fix of the usage error reported for it. */
 let failedCommand = program.name();

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import { SHUTDOWN_MARGIN_MS } from '../pipeline/relay.js';
+import { takeEarlySignal } from './early-signals.js';
 
 const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
@@ -10,6 +11,7 @@ const UNDRAINED_FIX =
  * margin, forces the exit: a stuck drain must never keep a pod from terminating. A stop that ended, and whose
  * command already set its exit code (run: drained or not, the position reported to PostgreSQL), is not a failed
  * shutdown if a client's close then outlasts the margin: the process exits with that code, with a warn line.
+ * A signal received while the bin was still loading (cli/early-signals.ts) is handled here as if it came now.
  */
 export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>): { stopped: Promise<void> } {
   let signalled = false;
@@ -42,5 +44,8 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // After ours are added: a signal still on its way is then delivered to them, never to no listener (Node's default).
+  const early = takeEarlySignal();
+  if (early !== undefined) onSignal(early);
   return { stopped };
 }

@@ -55,3 +55,48 @@ describe('signal handling: the watchdog at shutdownGrace + 5 s', () => {
     expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_TIMEOUT' }]);
   });
 });
+
+/** cli/early-signals.ts: its listeners record a signal that came while the bin was loading, for `run` to take over. */
+describe('signal handling: a signal received while the bin was loading', () => {
+  afterEach(() => {
+    process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGINT');
+    vi.restoreAllMocks();
+  });
+
+  // A fresh module: its listeners are installed as main.ts's first import installs them.
+  async function freshModules() {
+    vi.resetModules();
+    return { ...(await import('../../src/cli/early-signals.js')), ...(await import('../../src/cli/signals.js')) };
+  }
+
+  it('run: handled as its handlers are installed, once, with the usual line', async () => {
+    const { handleSignals: handle } = await freshModules();
+    process.emit('SIGTERM', 'SIGTERM');
+    const lines: string[] = [];
+    let stops = 0;
+    handle(pino({ level: 'info' }, { write: (line: string) => void lines.push((JSON.parse(line) as { msg: string }).msg) }), 60_000, async () => {
+      stops += 1;
+    });
+    expect(stops).toBe(1);
+    expect(lines).toEqual(['signal received: shutting down']);
+    expect(process.listenerCount('SIGTERM')).toBe(1);
+  });
+
+  it('any other command: its listeners are removed, and a signal they received ends the process as Node’s default would', async () => {
+    const { releaseEarlySignals } = await freshModules();
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
+    process.emit('SIGINT', 'SIGINT');
+    releaseEarlySignals();
+    expect(kill.mock.calls).toEqual([[process.pid, 'SIGINT']]);
+    expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).toBe(0);
+  });
+
+  it('any other command, no signal: its listeners are removed and nothing else happens', async () => {
+    const { releaseEarlySignals } = await freshModules();
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
+    releaseEarlySignals();
+    expect(kill).not.toHaveBeenCalled();
+    expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).toBe(0);
+  });
+});

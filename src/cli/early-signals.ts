@@ -1,0 +1,27 @@
+/**
+ * Node's default for SIGTERM and SIGINT ends the process at once: exit 143 or 130, and not a line. Until `run`
+ * installs its handlers (cli/signals.ts), the bin is still loading, 100–300 ms of a start on a busy node: a pod
+ * deleted as it starts ended that way, with nothing in its log. This module is main.ts's first import, so its
+ * listeners are in place before the rest of the bin is evaluated. They only record the signal: `run` takes it over
+ * and stops its start with the usual lines and exit 0; every other command gives it back before its action
+ * (a signal received meanwhile then ends the process as Node's default would have).
+ */
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+let received: NodeJS.Signals | undefined;
+const record = (signal: NodeJS.Signals): void => {
+  received ??= signal;
+};
+for (const signal of SIGNALS) process.on(signal, record);
+
+/** Removes the listeners and returns the first signal they received, if any. */
+export function takeEarlySignal(): NodeJS.Signals | undefined {
+  for (const signal of SIGNALS) process.removeListener(signal, record);
+  return received;
+}
+
+/** For a command that keeps Node's default: a signal received while loading ends the process now, as it would have. */
+export function releaseEarlySignals(): void {
+  const signal = takeEarlySignal();
+  if (signal !== undefined) process.kill(process.pid, signal);
+}
