@@ -2,7 +2,8 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { freePort } from '../../stack/ports.js';
-import { runCli, runCliJson } from '../support/cli.js';
+import { waitUntil } from '../../stack/index.js';
+import { runCli, runCliJson, startCli } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
@@ -27,6 +28,26 @@ describe('cli: outbox-relay slot', () => {
 
   const flags = (slot: string, publication = 'outbox_relay') => ['--postgres-url', db().url, '--slot', slot, '--publication', publication];
   const slotExists = async (slot: string) => (await db().query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount === 1;
+
+  /**
+   * `work` while another session holds a transaction open with an xid (a new slot waits for it), with a new
+   * publication to create the slot for; the transaction commits after `work`.
+   */
+  async function withOpenTransaction(work: (slot: string, publication: string) => Promise<void>): Promise<{ slot: string; publication: string }> {
+    const names = { slot: uniqueName('slot'), publication: uniqueName('pub') };
+    await db().query(`CREATE PUBLICATION ${names.publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    const open = new pg.Client({ connectionString: db().url });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query('SELECT txid_current()');
+      await work(names.slot, names.publication);
+    } finally {
+      await open.query('COMMIT');
+      await open.end();
+    }
+    return names;
+  }
 
   it('create makes a pgoutput slot after its publication (refused before it); again: "already exists"; list and status show it, with --json fields and the lag', async () => {
     const slot = uniqueName('slot');
@@ -78,24 +99,32 @@ describe('cli: outbox-relay slot', () => {
   });
 
   it('create waits for transactions open when it was asked for, bounded by --postgres-statement-timeout: exit 1 with the fix, no slot', async () => {
-    const slot = uniqueName('slot');
-    const publication = uniqueName('pub');
-    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
-    const open = new pg.Client({ connectionString: db().url });
-    await open.connect();
-    try {
-      await open.query('BEGIN');
-      await open.query('SELECT txid_current()');
+    const { slot, publication } = await withOpenTransaction(async (slot, publication) => {
       const waited = await runCliJson<{ error: { code: string; message: string; fix: string } }>(['slot', 'create', ...flags(slot, publication), '--postgres-statement-timeout', '1s']);
       expect(waited.code).toBe(1);
       expect(waited.json.error).toMatchObject({ code: 'PG_QUERY_FAILED', message: expect.stringContaining('SQLSTATE 57014') as unknown, fix: expect.stringContaining('postgres.statementTimeout') as unknown });
       expect(await slotExists(slot)).toBe(false);
-    } finally {
-      await open.query('COMMIT');
-      await open.end();
-    }
+    });
     expect((await runCli(['slot', 'create', ...flags(slot, publication), '--postgres-statement-timeout', '1s'])).code).toBe(0);
     await db().query('SELECT pg_drop_replication_slot($1)', [slot]);
+  });
+
+  // With Node's default the command ended at once, and PostgreSQL, which notices a closed connection only when its
+  // statement ends, created the slot once the open transaction committed: a slot the operator believed abandoned.
+  it('create interrupted by SIGINT while it waits for an open transaction: exit 1 with one INTERRUPTED line, and no slot once that transaction ends', async () => {
+    const creating = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_create_logical_replication_slot(%' AND state = 'active'";
+    const { slot } = await withOpenTransaction(async (slot, publication) => {
+      const { child, result } = startCli(['slot', 'create', ...flags(slot, publication)]);
+      await waitUntil('slot create waiting for the open transaction', async () => (await db().query<{ n: number }>(creating)).rows[0]!.n === 1, 30_000, 50);
+      child.kill('SIGINT');
+      const interrupted = await result;
+      expect(interrupted.code, interrupted.stderr).toBe(1);
+      expect(interrupted.stderr.split('\n').filter((l) => l.startsWith('outbox-relay: '))).toEqual(['outbox-relay: INTERRUPTED: slot create interrupted by SIGINT: PostgreSQL cancelled the statement under way']);
+      expect(interrupted.stderr).toContain('fix: statements before it stay done, the cancelled one took no effect');
+    });
+    // A statement the signal did not stop would create the slot now.
+    await waitUntil('no slot creation under way', async () => (await db().query<{ n: number }>(creating)).rows[0]!.n === 0, 30_000, 50);
+    expect(await slotExists(slot)).toBe(false);
   });
 
   it('advance skips only with --yes-skip-events (else exit 6 saying how much), never backwards nor past the WAL end', async () => {

@@ -40,8 +40,13 @@ function finished(child: ChildProcess, what: string): Promise<CliResult> {
 
 /** One run of the real CLI in a child process (`node --import tsx src/cli/main.ts …`), as an operator runs it. */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return startCli(args, env).result;
+}
+
+/** `runCli` for a test that signals the command while it runs. */
+export function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; result: Promise<CliResult> } {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  return finished(child, `outbox-relay ${args.join(' ')}`);
+  return { child, result: finished(child, `outbox-relay ${args.join(' ')}`) };
 }
 
 /** `runCli` for a command whose stdout is one JSON document. */

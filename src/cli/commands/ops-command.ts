@@ -5,6 +5,7 @@ import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import { EXIT, reportError } from '../exit.js';
+import { OpsInterrupt } from '../ops-interrupt.js';
 import type { CommandName } from '../command-settings.js';
 import { addSettingOptions, flagValues } from '../options.js';
 
@@ -65,9 +66,16 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
   return command.action(async () => {
     const opts = command.opts<Record<string, unknown>>();
     const json = opts.json === true;
+    let interrupt: OpsInterrupt | undefined;
     try {
       const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
-      const outcome = await withClient(config.postgres, (client) => work({ config, client, opts, args: command.processedArgs }));
+      interrupt = new OpsInterrupt(spec.settings, config.postgres);
+      const outcome = await withClient(config.postgres, (client) => {
+        interrupt!.attach(client);
+        return work({ config, client, opts, args: command.processedArgs });
+      }).catch(async (err: unknown) => {
+        throw await interrupt!.failure(err);
+      });
       const error = outcome.error;
       if (json) {
         const body = error && !Array.isArray(outcome.data) ? { ...outcome.data, error: { code: error.code, message: error.message, fix: error.hint } } : outcome.data;
@@ -80,6 +88,8 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
       process.exitCode = outcome.exitCode ?? (error ? exitCode(error, reported) : EXIT.ok);
     } catch (err) {
       process.exitCode = exitCode(err, reportError(err, json));
+    } finally {
+      interrupt?.remove();
     }
   });
 }

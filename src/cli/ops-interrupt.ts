@@ -1,0 +1,88 @@
+import type pg from 'pg';
+import { RelayError, errorMessage } from '../errors.js';
+import { withClient } from '../ops/connection.js';
+import { EXIT, reportError } from './exit.js';
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+const NEXT = 'see where things are (outbox-relay status, slot list, publication show), then run the command again if it is still needed';
+
+/** How the command's statement under way ended: `message` for the error, `effect` for its fix. */
+interface Outcome {
+  message: string;
+  effect: string;
+}
+
+const NOTHING_RAN: Outcome = { message: 'before its first statement', effect: 'nothing was done' };
+
+/**
+ * SIGINT/SIGTERM during an operator command (slot create, setup, slot advance, …). With Node's default the
+ * process ended at once, exit 130 or 143 and not a line, and PostgreSQL did not notice the closed connection until
+ * its statement ended: a `slot create` waiting for an open transaction (a new slot waits for every one) created the
+ * slot once that transaction committed, a slot the operator believed abandoned, holding WAL from then on. So the
+ * first signal cancels the statement under way (pg_cancel_backend from a second connection, as psql's Ctrl-C
+ * cancels it) and then ends the command's connection, so that no statement after it runs; the command fails with
+ * INTERRUPTED. A second signal exits at once.
+ */
+export class OpsInterrupt {
+  private client: pg.Client | undefined;
+  /** The first signal, and how the statement under way ended. */
+  private interrupted: { signal: NodeJS.Signals; outcome: Promise<Outcome> } | undefined;
+
+  /** `command`: its name as typed (`slot create`), for the messages. */
+  constructor(
+    private readonly command: string,
+    private readonly postgres: pg.ClientConfig,
+  ) {
+    for (const signal of SIGNALS) process.on(signal, this.onSignal);
+  }
+
+  /** The command's connection, once it is open; refused if a signal came while it was connecting. */
+  attach(client: pg.Client): void {
+    this.client = client;
+    if (this.interrupted) throw this.error(this.interrupted.signal, NOTHING_RAN);
+  }
+
+  /**
+   * What the command failed with: INTERRUPTED once a signal came (the failure of a cancelled or closed connection
+   * is its consequence, not a finding), else `err` itself.
+   */
+  async failure(err: unknown): Promise<unknown> {
+    if (!this.interrupted || (err instanceof RelayError && err.code === 'INTERRUPTED')) return err;
+    return this.error(this.interrupted.signal, await this.interrupted.outcome, err);
+  }
+
+  remove(): void {
+    for (const signal of SIGNALS) process.removeListener(signal, this.onSignal);
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (this.interrupted) {
+      reportError(this.error(signal, { message: 'a second signal: exiting without waiting for PostgreSQL', effect: 'a statement under way may still complete' }));
+      process.exit(EXIT.runtime);
+    }
+    this.interrupted = { signal, outcome: this.cancel() };
+  };
+
+  private async cancel(): Promise<Outcome> {
+    const client = this.client;
+    if (client === undefined) return NOTHING_RAN;
+    // pg sets it from the server's BackendKeyData; its types do not declare it.
+    const pid = (client as unknown as { processID: number }).processID;
+    let outcome: Outcome;
+    try {
+      const { rows } = await withClient(this.postgres, (side) => side.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]));
+      outcome = rows[0]?.cancelled
+        ? { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect' }
+        : { message: 'no statement was under way', effect: 'statements before the signal stay done' };
+    } catch (err) {
+      outcome = { message: `the statement under way could not be cancelled (${errorMessage(err)})`, effect: 'statements before it stay done, and PostgreSQL may still complete it' };
+    }
+    await client.end().catch(() => undefined);
+    return outcome;
+  }
+
+  private error(signal: NodeJS.Signals, outcome: Outcome, cause?: unknown): RelayError {
+    return new RelayError('INTERRUPTED', `${this.command} interrupted by ${signal}: ${outcome.message}`, { cause, hint: `${outcome.effect}: ${NEXT}` });
+  }
+}
