@@ -3,8 +3,9 @@
  * installs its handlers (cli/signals.ts), the bin is still loading, 100–300 ms of a start on a busy node: a pod
  * deleted as it starts ended that way, with nothing in its log. This module is main.ts's first import, so its
  * listeners are in place before the rest of the bin is evaluated. They only record the signal: `run` takes it over
- * and stops its start with the usual lines and exit 0; every other command gives it back before its action
- * (a signal received meanwhile then ends the process as Node's default would have).
+ * and stops its start with the usual lines and exit 0, an operator command (cli/ops-interrupt.ts) fails with
+ * INTERRUPTED before its first statement; every other command gives it back before its action (a signal received
+ * meanwhile then ends the process as Node's default would have).
  */
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
@@ -13,6 +14,9 @@ const record = (signal: NodeJS.Signals): void => {
   received ??= signal;
 };
 for (const signal of SIGNALS) process.on(signal, record);
+
+/** The commands whose handlers take over a signal received while loading (main.ts releases it for the others). */
+export const takesOverEarlySignals = new WeakSet<object>();
 
 /** Removes the listeners and returns the first signal they received, if any. */
 export function takeEarlySignal(): NodeJS.Signals | undefined {

@@ -3,7 +3,7 @@
 // allocation rate although the live data is far smaller (docs/benchmarks.md, "Memory"). `node dist/outbox-relay.js`
 // skips the shebang: the image sets the same flags in NODE_OPTIONS.
 // First: its listeners must be in place before the rest of the bin is evaluated.
-import { releaseEarlySignals } from './early-signals.js';
+import { releaseEarlySignals, takesOverEarlySignals } from './early-signals.js';
 import { Command, CommanderError } from 'commander';
 import { configCommand } from './commands/config.js';
 import { publicationCommand } from './commands/publication.js';
@@ -17,12 +17,11 @@ import { ConfigError } from '../config/load.js';
 import { VERSION } from '../instance.js';
 import { EXIT, reportError } from './exit.js';
 
-const run = runCommand();
 const program = new Command('outbox-relay')
   .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')
   .version(VERSION)
   .exitOverride()
-  .addCommand(run)
+  .addCommand(runCommand())
   .addCommand(replayCommand())
   .addCommand(republishCommand())
   .addCommand(setupCommand())
@@ -31,10 +30,9 @@ const program = new Command('outbox-relay')
   .addCommand(statusCommand())
   .addCommand(configCommand());
 
-// Only `run` takes over a signal received while loading (its start stops with its lines): the other commands keep
-// Node's default, as before their actions install their own handlers, if any.
+// The commands without handlers of their own for it keep Node's default for a signal received while loading.
 program.hook('preAction', (_, action) => {
-  if (action !== run) releaseEarlySignals();
+  if (!takesOverEarlySignals.has(action)) releaseEarlySignals();
 });
 
 /** The command whose parsing failed, named in the fix of the usage error reported for it. */

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { RelayError, errorMessage } from '../errors.js';
 import { withClient } from '../ops/connection.js';
+import { takeEarlySignal } from './early-signals.js';
 import { EXIT, reportError } from './exit.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -22,7 +23,8 @@ const NOTHING_RAN: Outcome = { message: 'before its first statement', effect: 'n
  * slot once that transaction committed, a slot the operator believed abandoned, holding WAL from then on. So the
  * first signal cancels the statement under way (pg_cancel_backend from a second connection, as psql's Ctrl-C
  * cancels it) and then ends the command's connection, so that no statement after it runs; the command fails with
- * INTERRUPTED. A second signal exits at once.
+ * INTERRUPTED. A second signal exits at once. A signal received while the bin was loading (cli/early-signals.ts)
+ * counts as the first: the command runs no statement.
  */
 export class OpsInterrupt {
   private client: pg.Client | undefined;
@@ -35,6 +37,9 @@ export class OpsInterrupt {
     private readonly postgres: pg.ClientConfig,
   ) {
     for (const signal of SIGNALS) process.on(signal, this.onSignal);
+    // After ours are added, as cli/signals.ts does.
+    const early = takeEarlySignal();
+    if (early !== undefined) this.onSignal(early);
   }
 
   /** The command's connection, once it is open; refused if a signal came while it was connecting. */

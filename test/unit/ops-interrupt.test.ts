@@ -47,4 +47,15 @@ describe('operator command interrupted by a signal', () => {
     expect(written.join('')).toMatch(/^outbox-relay: INTERRUPTED: slot advance interrupted by SIGINT: a second signal: exiting without waiting for PostgreSQL\n {2}fix: a statement under way may still complete: /);
     interrupt.remove();
   });
+
+  it('a signal received while the bin was loading counts as the first: the command runs no statement', async () => {
+    vi.resetModules();
+    await import('../../src/cli/early-signals.js');
+    process.emit('SIGINT', 'SIGINT');
+    const { OpsInterrupt: Fresh } = await import('../../src/cli/ops-interrupt.js');
+    const interrupt = new Fresh('setup', {});
+    expect(() => interrupt.attach({} as pg.Client)).toThrow('setup interrupted by SIGINT: before its first statement');
+    interrupt.remove();
+    expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).toBe(0);
+  });
 });

@@ -15,6 +15,7 @@ import { Relay } from '../../pipeline/relay.js';
 import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
+import { takesOverEarlySignals } from '../early-signals.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -31,6 +32,7 @@ export function runCommand(): Command {
     "outbox-relay run --config /etc/outbox-relay.yaml --topic 'events.${aggregate_type}'",
   ]);
   addSettingOptions(command, 'run');
+  takesOverEarlySignals.add(command);
   command.action(async (opts: Record<string, unknown>) => {
     let config;
     try {
