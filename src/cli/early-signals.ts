@@ -7,20 +7,21 @@
  * INTERRUPTED before its first statement; every other command gives it back before its action (a signal received
  * meanwhile then ends the process as Node's default would have).
  */
-const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+/** The signals that stop a command: SIGTERM from an orchestrator, SIGINT from Ctrl-C. */
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 let received: NodeJS.Signals | undefined;
 const record = (signal: NodeJS.Signals): void => {
   received ??= signal;
 };
-for (const signal of SIGNALS) process.on(signal, record);
+for (const signal of STOP_SIGNALS) process.on(signal, record);
 
 /** The commands whose handlers take over a signal received while loading (main.ts releases it for the others). */
 export const takesOverEarlySignals = new WeakSet<object>();
 
 /** Removes the listeners and returns the first signal they received, if any. */
 export function takeEarlySignal(): NodeJS.Signals | undefined {
-  for (const signal of SIGNALS) process.removeListener(signal, record);
+  for (const signal of STOP_SIGNALS) process.removeListener(signal, record);
   return received;
 }
 

@@ -1,10 +1,8 @@
 import type pg from 'pg';
 import { RelayError, errorMessage } from '../errors.js';
 import { withClient } from '../ops/connection.js';
-import { takeEarlySignal } from './early-signals.js';
+import { STOP_SIGNALS, takeEarlySignal } from './early-signals.js';
 import { EXIT, reportError } from './exit.js';
-
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 const NEXT = 'see where things are (outbox-relay status, slot list, publication show), then run the command again if it is still needed';
 
@@ -36,7 +34,7 @@ export class OpsInterrupt {
     private readonly command: string,
     private readonly postgres: pg.ClientConfig,
   ) {
-    for (const signal of SIGNALS) process.on(signal, this.onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, this.onSignal);
     // After ours are added, as cli/signals.ts does.
     const early = takeEarlySignal();
     if (early !== undefined) this.onSignal(early);
@@ -58,7 +56,7 @@ export class OpsInterrupt {
   }
 
   remove(): void {
-    for (const signal of SIGNALS) process.removeListener(signal, this.onSignal);
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, this.onSignal);
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
