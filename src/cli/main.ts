@@ -15,7 +15,10 @@ import { slotCommand } from './commands/slot.js';
 import { statusCommand } from './commands/status.js';
 import { ConfigError } from '../config/load.js';
 import { VERSION } from '../instance.js';
+import { reportCrashes } from './crashes.js';
 import { EXIT, reportError } from './exit.js';
+
+reportCrashes();
 
 const program = new Command('outbox-relay')
   .description('Relays a PostgreSQL transactional outbox to Kafka from the WAL (logical replication, pgoutput).')

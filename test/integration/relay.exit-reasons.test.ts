@@ -68,4 +68,19 @@ describe('relay: a failed start exits with its reason', () => {
     expect(relay.logs.map((l) => l.msg), relay.dump()).toEqual(expect.arrayContaining(['starting outbox-relay', 'signal received: shutting down', 'stopped before streaming']));
     expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
   });
+
+  // A defect no handler caught ended the process with Node's default: its stack on stderr, not a JSON line, no code
+  // nor fix. The defect here is a throw that a preload module makes on SIGUSR2.
+  it('an exception no handler caught: exit 1 with one error line, code INTERNAL, the fix and its stack', async () => {
+    // A reachable Kafka: librdkafka's connection attempt to an unreachable one would hold the exit (see above).
+    const relay = startRelay(['run', '--postgres-url', 'postgres://nobody@127.0.0.1:1/none', '--kafka-brokers', stack().brokers.join(',')], {
+      NODE_OPTIONS: "--import=data:text/javascript,process.on('SIGUSR2',()=>{throw(Error('injected-defect'))})",
+    });
+    await relay.waitForMessage('starting outbox-relay');
+    relay.signal('SIGUSR2');
+    const reason = await exitReason(relay);
+    expect(reason, relay.dump()).toMatchObject({ code: 'INTERNAL', msg: 'crashed' });
+    expect(String(reason.err)).toContain('injected-defect');
+    expect(String(reason.stack)).toContain('Error: injected-defect');
+  });
 });

@@ -14,6 +14,7 @@ import { Relay } from '../../pipeline/relay.js';
 import { ReplayBound } from '../../pipeline/replay-bound.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
+import { logCrashesTo } from '../crashes.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -71,6 +72,7 @@ export function replayCommand(): Command {
       lastCommit = await replayBound(config, toLsn);
       mode = outputMode(json);
       logger = commandLogger(config.logLevel, mode);
+      logCrashesTo(logger);
       logProcessWarnings(logger);
       logger.info({ settings: redactedSettings(config), lastCommitLsn: formatLsn(lastCommit) }, 'starting replay');
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));

@@ -9,6 +9,7 @@ import { createProgress } from '../../ops/progress.js';
 import { republish, resumeHint, type RepublishSummary } from '../../ops/republish.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
+import { logCrashesTo } from '../crashes.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -95,6 +96,7 @@ export function republishCommand(): Command {
     }
     const mode = outputMode(json);
     const logger = commandLogger(config.logLevel, mode);
+    logCrashesTo(logger);
     logProcessWarnings(logger);
     const interrupt = new AbortController();
     handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort());

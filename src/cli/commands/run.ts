@@ -16,6 +16,7 @@ import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
 import { takesOverEarlySignals } from '../early-signals.js';
+import { logCrashesTo } from '../crashes.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -43,6 +44,7 @@ export function runCommand(): Command {
       return;
     }
     const logger = createLogger(config.logLevel);
+    logCrashesTo(logger);
     logProcessWarnings(logger);
     // Installed before anything is awaited: a SIGTERM while the Kafka client loads (a pod deleted as it starts)
     // would otherwise end the process with Node's default, exit 143 and not a line. Until the relay runs there

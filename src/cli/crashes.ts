@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import { RelayError, errorMessage } from '../errors.js';
+import { EXIT, reportError } from './exit.js';
+
+let commandLogger: Logger | undefined;
+
+/**
+ * A defect that escapes every handler, an exception thrown in a callback or a promise rejection nothing awaits,
+ * ended the process with Node's default: exit 1 with its stack as plain text on stderr, outside the JSON log,
+ * without a code or a fix. main.ts installs this for every command: one error with code INTERNAL, its fix and the
+ * stack, then exit 1 (going on after an uncaught exception is unsafe, and a restart resumes at the confirmed
+ * position). A command that logs hands its logger over (logCrashesTo), so that the line is in its log.
+ */
+export function reportCrashes(): void {
+  process.on('uncaughtException', crashed);
+  process.on('unhandledRejection', crashed);
+}
+
+export function logCrashesTo(logger: Logger): void {
+  commandLogger = logger;
+}
+
+export function crashed(err: unknown): void {
+  if (commandLogger) {
+    const error = new RelayError('INTERNAL', `an error no handler caught: ${errorMessage(err)}`);
+    commandLogger.error({ code: error.code, err: error.message, stack: err instanceof Error ? err.stack : undefined, fix: error.hint }, 'crashed');
+  } else {
+    // Not a RelayError: printed as INTERNAL, with its stack after the fix (a script that asked for --json gets the
+    // error object, as main.ts gives it for a usage error).
+    reportError(err, process.argv.includes('--json'));
+  }
+  process.exit(EXIT.runtime);
+}

@@ -1,0 +1,26 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { crashed, logCrashesTo } from '../../src/cli/crashes.js';
+
+/** The paths relay.exit-reasons' crash test (run, with its logger) does not take. */
+describe('an error no handler caught', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('before a command logs (an operator command): one INTERNAL error on stderr with its fix and stack, exit 1', () => {
+    const written: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    crashed(new TypeError('boom'));
+    expect(exit.mock.calls).toEqual([[1]]);
+    expect(written.join('')).toMatch(/^outbox-relay: INTERNAL: TypeError: boom\n {2}fix: a defect of outbox-relay: report it .*\nTypeError: boom\n {4}at /s);
+  });
+
+  it('a rejection with a value that is not an Error, once the command logs: one error line in its log, code INTERNAL and the fix, exit 1', () => {
+    const lines: Record<string, unknown>[] = [];
+    logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    crashed('a string');
+    expect(exit.mock.calls).toEqual([[1]]);
+    expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'INTERNAL', err: 'an error no handler caught: a string', fix: expect.stringMatching(/^a defect of outbox-relay/) })]);
+  });
+});
