@@ -12,8 +12,6 @@ interface Outcome {
   effect: string;
 }
 
-const NOTHING_RAN: Outcome = { message: 'before its first statement', effect: 'nothing was done' };
-
 /**
  * SIGINT/SIGTERM during an operator command (slot create, setup, slot advance, …). With Node's default the
  * process ended at once, exit 130 or 143 and not a line, and PostgreSQL did not notice the closed connection until
@@ -21,18 +19,19 @@ const NOTHING_RAN: Outcome = { message: 'before its first statement', effect: 'n
  * slot once that transaction committed, a slot the operator believed abandoned, holding WAL from then on. So the
  * first signal cancels the statement under way (pg_cancel_backend from a second connection, as psql's Ctrl-C
  * cancels it) and then ends the command's connection, so that no statement after it runs; the command fails with
- * INTERRUPTED. A second signal exits at once. A signal received while the bin was loading (cli/early-signals.ts)
- * counts as the first: the command runs no statement.
+ * INTERRUPTED. Before the command's connection is open (also for a signal received while the bin was loading,
+ * cli/early-signals.ts) nothing has run: it exits at once, as it does on a second signal.
  */
 export class OpsInterrupt {
   private client: pg.Client | undefined;
   /** The first signal, and how the statement under way ended. */
   private interrupted: { signal: NodeJS.Signals; outcome: Promise<Outcome> } | undefined;
 
-  /** `command`: its name as typed (`slot create`), for the messages. */
+  /** `command`: its name as typed (`slot create`), for the messages; `json`: the command prints its error as JSON. */
   constructor(
     private readonly command: string,
     private readonly postgres: pg.ClientConfig,
+    private readonly json: boolean,
   ) {
     for (const signal of STOP_SIGNALS) process.on(signal, this.onSignal);
     // After ours are added, as cli/signals.ts does.
@@ -40,10 +39,9 @@ export class OpsInterrupt {
     if (early !== undefined) this.onSignal(early);
   }
 
-  /** The command's connection, once it is open; refused if a signal came while it was connecting. */
+  /** The command's connection, once it is open: from then on a signal cancels its statement. */
   attach(client: pg.Client): void {
     this.client = client;
-    if (this.interrupted) throw this.error(this.interrupted.signal, NOTHING_RAN);
   }
 
   /**
@@ -51,7 +49,7 @@ export class OpsInterrupt {
    * is its consequence, not a finding), else `err` itself.
    */
   async failure(err: unknown): Promise<unknown> {
-    if (!this.interrupted || (err instanceof RelayError && err.code === 'INTERRUPTED')) return err;
+    if (!this.interrupted) return err;
     return this.error(this.interrupted.signal, await this.interrupted.outcome, err);
   }
 
@@ -60,16 +58,18 @@ export class OpsInterrupt {
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
-    if (this.interrupted) {
-      reportError(this.error(signal, { message: 'a second signal: exiting without waiting for PostgreSQL', effect: 'a statement under way may still complete' }));
-      process.exit(EXIT.runtime);
-    }
-    this.interrupted = { signal, outcome: this.cancel() };
+    if (this.interrupted) this.exit(signal, { message: 'a second signal: exiting without waiting for PostgreSQL', effect: 'a statement under way may still complete' });
+    const client = this.client;
+    if (client === undefined) this.exit(signal, { message: 'before its first statement', effect: 'nothing was done' });
+    this.interrupted = { signal, outcome: this.cancel(client) };
   };
 
-  private async cancel(): Promise<Outcome> {
-    const client = this.client;
-    if (client === undefined) return NOTHING_RAN;
+  private exit(signal: NodeJS.Signals, outcome: Outcome): never {
+    reportError(this.error(signal, outcome), this.json);
+    process.exit(EXIT.runtime);
+  }
+
+  private async cancel(client: pg.Client): Promise<Outcome> {
     // pg sets it from the server's BackendKeyData; its types do not declare it.
     const pid = (client as unknown as { processID: number }).processID;
     let outcome: Outcome;

@@ -1,61 +1,76 @@
 import type pg from 'pg';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OpsInterrupt } from '../../src/cli/ops-interrupt.js';
 import { RelayError } from '../../src/errors.js';
 
 /** The paths the integration test (cli.slot: a slot create cancelled while it waits) does not take. */
 describe('operator command interrupted by a signal', () => {
+  let written: string[];
+  let exits: number[];
+
+  beforeEach(() => {
+    written = [];
+    exits = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
+    vi.spyOn(process, 'exit').mockImplementation(((code: number) => {
+      exits.push(code);
+      // The real exit never returns.
+      throw new Error('exited');
+    }) as never);
+  });
   afterEach(() => {
     process.removeAllListeners('SIGINT');
     process.removeAllListeners('SIGTERM');
     vi.restoreAllMocks();
   });
 
-  it('a signal while connecting: the command runs no statement and fails with INTERRUPTED, nothing done', async () => {
-    const interrupt = new OpsInterrupt('slot create', {});
-    process.emit('SIGTERM', 'SIGTERM');
-    let refused: unknown;
-    try {
-      interrupt.attach({} as pg.Client);
-    } catch (err) {
-      refused = err;
-    }
-    expect(refused).toBeInstanceOf(RelayError);
-    expect(refused).toMatchObject({ code: 'INTERRUPTED', message: 'slot create interrupted by SIGTERM: before its first statement', hint: expect.stringMatching(/^nothing was done: /) });
-    // withClient hands that error back: it stays the command's failure.
-    expect(await interrupt.failure(refused)).toBe(refused);
+  it('a signal before its connection is open: nothing ran, one INTERRUPTED error and exit 1 at once', () => {
+    const interrupt = new OpsInterrupt('slot create', {}, false);
+    expect(() => process.emit('SIGTERM', 'SIGTERM')).toThrow('exited');
+    expect(exits).toEqual([1]);
+    expect(written.join('')).toMatch(/^outbox-relay: INTERRUPTED: slot create interrupted by SIGTERM: before its first statement\n {2}fix: nothing was done: /);
     interrupt.remove();
     expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).toBe(0);
   });
 
+  it('with --json: the error object on stdout', () => {
+    new OpsInterrupt('slot list', {}, true);
+    expect(() => process.emit('SIGINT', 'SIGINT')).toThrow('exited');
+    expect(JSON.parse(written.join(''))).toMatchObject({ error: { code: 'INTERRUPTED', message: 'slot list interrupted by SIGINT: before its first statement' } });
+  });
+
   it('no signal: a failure stays what it was', async () => {
-    const interrupt = new OpsInterrupt('setup', {});
+    const interrupt = new OpsInterrupt('setup', {}, false);
     const failure = new RelayError('PG_QUERY_FAILED', 'refused');
     expect(await interrupt.failure(failure)).toBe(failure);
-    interrupt.remove();
   });
 
-  it('a second signal: one INTERRUPTED line and exit 1 at once, saying the statement may still complete', () => {
-    const interrupt = new OpsInterrupt('slot advance', {});
-    const written: string[] = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => written.push(String(chunk)) > 0);
-    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+  it('a second signal: one INTERRUPTED error and exit 1 at once, saying the statement may still complete', () => {
+    const interrupt = new OpsInterrupt('slot advance', { host: '127.0.0.1', port: 1, connectionTimeoutMillis: 100 }, false);
+    // Connected: the first signal starts a cancel (here against a server that is not there) and returns.
+    interrupt.attach({ end: async () => undefined } as unknown as pg.Client);
     process.emit('SIGINT', 'SIGINT');
-    expect(exit).not.toHaveBeenCalled();
-    process.emit('SIGINT', 'SIGINT');
-    expect(exit.mock.calls).toEqual([[1]]);
+    expect(exits).toEqual([]);
+    expect(() => process.emit('SIGINT', 'SIGINT')).toThrow('exited');
+    expect(exits).toEqual([1]);
     expect(written.join('')).toMatch(/^outbox-relay: INTERRUPTED: slot advance interrupted by SIGINT: a second signal: exiting without waiting for PostgreSQL\n {2}fix: a statement under way may still complete: /);
-    interrupt.remove();
   });
 
-  it('a signal received while the bin was loading counts as the first: the command runs no statement', async () => {
+  it('a cancel that cannot reach PostgreSQL: the failure says the statement may still complete', async () => {
+    const interrupt = new OpsInterrupt('setup', { host: '127.0.0.1', port: 1, connectionTimeoutMillis: 100 }, false);
+    interrupt.attach({ end: async () => undefined } as unknown as pg.Client);
+    process.emit('SIGTERM', 'SIGTERM');
+    const failure = await interrupt.failure(new Error('Connection terminated'));
+    expect(failure).toMatchObject({ code: 'INTERRUPTED', message: expect.stringMatching(/^setup interrupted by SIGTERM: the statement under way could not be cancelled \(/), hint: expect.stringMatching(/^statements before it stay done, and PostgreSQL may still complete it: /) });
+  });
+
+  it('a signal received while the bin was loading: the command exits before it connects', async () => {
     vi.resetModules();
     await import('../../src/cli/early-signals.js');
     process.emit('SIGINT', 'SIGINT');
     const { OpsInterrupt: Fresh } = await import('../../src/cli/ops-interrupt.js');
-    const interrupt = new Fresh('setup', {});
-    expect(() => interrupt.attach({} as pg.Client)).toThrow('setup interrupted by SIGINT: before its first statement');
-    interrupt.remove();
-    expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).toBe(0);
+    expect(() => new Fresh('setup', {}, false)).toThrow('exited');
+    expect(written.join('')).toMatch(/^outbox-relay: INTERRUPTED: setup interrupted by SIGINT: before its first statement\n/);
   });
 });

@@ -71,7 +71,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
     let interrupt: OpsInterrupt | undefined;
     try {
       const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
-      interrupt = new OpsInterrupt(spec.settings, config.postgres);
+      interrupt = new OpsInterrupt(spec.settings, config.postgres, json);
       const outcome = await withClient(config.postgres, (client) => {
         interrupt!.attach(client);
         return work({ config, client, opts, args: command.processedArgs });
