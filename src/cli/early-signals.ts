@@ -8,7 +8,7 @@
  * meanwhile then ends the process as Node's default would have).
  */
 /** The signals that stop a command: SIGTERM from an orchestrator, SIGINT from Ctrl-C. */
-export const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 let received: NodeJS.Signals | undefined;
 const record = (signal: NodeJS.Signals): void => {
@@ -20,9 +20,23 @@ for (const signal of STOP_SIGNALS) process.on(signal, record);
 export const takesOverEarlySignals = new WeakSet<object>();
 
 /** Removes the listeners and returns the first signal they received, if any. */
-export function takeEarlySignal(): NodeJS.Signals | undefined {
+function takeEarlySignal(): NodeJS.Signals | undefined {
   for (const signal of STOP_SIGNALS) process.removeListener(signal, record);
   return received;
+}
+
+/**
+ * Installs `listener` for the stop signals, then hands it a signal received while the bin was loading, if any, as
+ * if it came now. Added before the early listeners are removed, so that a signal still on its way is delivered to
+ * it, never to no listener (Node's default). Returns what removes it.
+ */
+export function onStopSignals(listener: (signal: NodeJS.Signals) => void): () => void {
+  for (const signal of STOP_SIGNALS) process.on(signal, listener);
+  const early = takeEarlySignal();
+  if (early !== undefined) listener(early);
+  return () => {
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, listener);
+  };
 }
 
 /** For a command that keeps Node's default: a signal received while loading ends the process now, as it would have. */

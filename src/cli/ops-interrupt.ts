@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { RelayError, errorMessage } from '../errors.js';
 import { withClient } from '../ops/connection.js';
-import { STOP_SIGNALS, takeEarlySignal } from './early-signals.js';
+import { onStopSignals } from './early-signals.js';
 import { EXIT, reportError } from './exit.js';
 
 const NEXT = 'see where things are (outbox-relay status, slot list, publication show), then run the command again if it is still needed';
@@ -23,6 +23,8 @@ interface Outcome {
  * cli/early-signals.ts) nothing has run: it exits at once, as it does on a second signal.
  */
 export class OpsInterrupt {
+  /** Removes its signal listeners (the command is done). */
+  readonly remove: () => void;
   private client: pg.Client | undefined;
   /** The first signal, and how the statement under way ended. */
   private interrupted: { signal: NodeJS.Signals; outcome: Promise<Outcome> } | undefined;
@@ -33,10 +35,7 @@ export class OpsInterrupt {
     private readonly postgres: pg.ClientConfig,
     private readonly json: boolean,
   ) {
-    for (const signal of STOP_SIGNALS) process.on(signal, this.onSignal);
-    // After ours are added, as cli/signals.ts does.
-    const early = takeEarlySignal();
-    if (early !== undefined) this.onSignal(early);
+    this.remove = onStopSignals(this.onSignal);
   }
 
   /** The command's connection, once it is open: from then on a signal cancels its statement. */
@@ -51,10 +50,6 @@ export class OpsInterrupt {
   async failure(err: unknown): Promise<unknown> {
     if (!this.interrupted) return err;
     return this.error(this.interrupted.signal, await this.interrupted.outcome, err);
-  }
-
-  remove(): void {
-    for (const signal of STOP_SIGNALS) process.removeListener(signal, this.onSignal);
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {

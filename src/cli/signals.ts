@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import { SHUTDOWN_MARGIN_MS } from '../pipeline/relay.js';
-import { takeEarlySignal } from './early-signals.js';
+import { onStopSignals } from './early-signals.js';
 
 const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
@@ -42,10 +42,6 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
       resolveStopped();
     });
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  // After ours are added: a signal still on its way is then delivered to them, never to no listener (Node's default).
-  const early = takeEarlySignal();
-  if (early !== undefined) onSignal(early);
+  onStopSignals(onSignal);
   return { stopped };
 }
