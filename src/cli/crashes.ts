@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RelayError, errorMessage } from '../errors.js';
+import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { EXIT, reportError } from './exit.js';
 
 let commandLogger: Logger | undefined;
@@ -7,8 +7,8 @@ let commandLogger: Logger | undefined;
 /**
  * A defect that escapes every handler, an exception thrown in a callback or a promise rejection nothing awaits,
  * ended the process with Node's default: exit 1 with its stack as plain text on stderr, outside the JSON log,
- * without a code or a fix. main.ts installs this for every command: one error with code INTERNAL, its fix and the
- * stack, then exit 1 (going on after an uncaught exception is unsafe, and a restart resumes at the confirmed
+ * without a code or a fix. main.ts installs this for every command: one error with code INTERNAL (or the code of
+ * the relay's own error that escaped), its fix and the stack, then exit 1 (going on after an uncaught exception is unsafe, and a restart resumes at the confirmed
  * position). A command that logs hands its logger over (logCrashesTo), so that the line is in its log.
  */
 export function reportCrashes(): void {
@@ -22,11 +22,14 @@ export function logCrashesTo(logger: Logger): void {
 
 export function crashed(err: unknown): void {
   if (commandLogger) {
-    const error = new RelayError('INTERNAL', `an error no handler caught: ${errorMessage(err)}`);
+    // One of the relay's own errors keeps its code and fix (what it says is still true), anything else is INTERNAL.
+    const own = isRelayError(err) ? err : undefined;
+    const error = new RelayError(own?.code ?? 'INTERNAL', `an error no handler caught: ${errorMessage(err)}`, { hint: own?.hint });
     commandLogger.error({ code: error.code, err: error.message, stack: err instanceof Error ? err.stack : undefined, fix: error.hint }, 'crashed');
   } else {
-    // Not a RelayError: printed as INTERNAL, with its stack after the fix (a script that asked for --json gets the
-    // error object, as main.ts gives it for a usage error).
+    // As any error before a command logs: a RelayError with its code and fix, anything else as INTERNAL with its
+    // stack after the fix (a script that asked for --json gets the error object, as main.ts gives it for a usage
+    // error).
     reportError(err, process.argv.includes('--json'));
   }
   process.exit(EXIT.runtime);

@@ -3,9 +3,10 @@
  * installs its handlers (cli/signals.ts), the bin is still loading, 100–300 ms of a start on a busy node: a pod
  * deleted as it starts ended that way, with nothing in its log. This module is main.ts's first import, so its
  * listeners are in place before the rest of the bin is evaluated. They only record the signal: `run` takes it over
- * and stops its start with the usual lines and exit 0, an operator command (cli/ops-interrupt.ts) fails with
- * INTERRUPTED before its first statement; every other command gives it back before its action (a signal received
- * meanwhile then ends the process as Node's default would have).
+ * and stops its start with the usual lines and exit 0, `republish` stops before its first event, `replay` and an
+ * operator command (cli/ops-interrupt.ts) fail with INTERRUPTED before their first statement. `config`, which reads
+ * and prints without waiting for anything, and help or a usage error, finish as if no signal had come: none of
+ * them exits with Node's default, which would end the process with no line.
  */
 /** The signals that stop a command: SIGTERM from an orchestrator, SIGINT from Ctrl-C. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -16,13 +17,12 @@ const record = (signal: NodeJS.Signals): void => {
 };
 for (const signal of STOP_SIGNALS) process.on(signal, record);
 
-/** The commands whose handlers take over a signal received while loading (main.ts releases it for the others). */
-export const takesOverEarlySignals = new WeakSet<object>();
-
-/** Removes the listeners and returns the first signal they received, if any. */
+/** Removes the listeners and returns the first signal they received, if any, once: it is handed to one listener. */
 function takeEarlySignal(): NodeJS.Signals | undefined {
   for (const signal of STOP_SIGNALS) process.removeListener(signal, record);
-  return received;
+  const signal = received;
+  received = undefined;
+  return signal;
 }
 
 /**
@@ -37,10 +37,4 @@ export function onStopSignals(listener: (signal: NodeJS.Signals) => void): () =>
   return () => {
     for (const signal of STOP_SIGNALS) process.removeListener(signal, listener);
   };
-}
-
-/** For a command that keeps Node's default: a signal received while loading ends the process now, as it would have. */
-export function releaseEarlySignals(): void {
-  const signal = takeEarlySignal();
-  if (signal !== undefined) process.kill(process.pid, signal);
 }

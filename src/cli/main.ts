@@ -3,7 +3,7 @@
 // allocation rate although the live data is far smaller (docs/benchmarks.md, "Memory"). `node dist/outbox-relay.js`
 // skips the shebang: the image sets the same flags in NODE_OPTIONS.
 // First: its listeners must be in place before the rest of the bin is evaluated.
-import { releaseEarlySignals, takesOverEarlySignals } from './early-signals.js';
+import './early-signals.js';
 import { Command, CommanderError } from 'commander';
 import { configCommand } from './commands/config.js';
 import { publicationCommand } from './commands/publication.js';
@@ -32,11 +32,6 @@ const program = new Command('outbox-relay')
   .addCommand(publicationCommand())
   .addCommand(statusCommand())
   .addCommand(configCommand());
-
-// The commands without handlers of their own for it keep Node's default for a signal received while loading.
-program.hook('preAction', (_, action) => {
-  if (!takesOverEarlySignals.has(action)) releaseEarlySignals();
-});
 
 /** The command whose parsing failed, named in the fix of the usage error reported for it. */
 let failedCommand = program.name();

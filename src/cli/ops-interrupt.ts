@@ -60,8 +60,7 @@ export class OpsInterrupt {
   };
 
   private exit(signal: NodeJS.Signals, outcome: Outcome): never {
-    reportError(this.error(signal, outcome), this.json);
-    process.exit(EXIT.runtime);
+    exitInterrupted(this.error(signal, outcome), this.json);
   }
 
   private async cancel(client: pg.Client): Promise<Outcome> {
@@ -81,6 +80,25 @@ export class OpsInterrupt {
   }
 
   private error(signal: NodeJS.Signals, outcome: Outcome, cause?: unknown): RelayError {
-    return new RelayError('INTERRUPTED', `${this.command} interrupted by ${signal}: ${outcome.message}`, { cause, hint: `${outcome.effect}: ${NEXT}` });
+    return interruptedError(this.command, signal, { ...outcome, effect: `${outcome.effect}: ${NEXT}` }, cause);
   }
+}
+
+function interruptedError(command: string, signal: NodeJS.Signals, outcome: Outcome, cause?: unknown): RelayError {
+  return new RelayError('INTERRUPTED', `${command} interrupted by ${signal}: ${outcome.message}`, { cause, hint: outcome.effect });
+}
+
+function exitInterrupted(error: RelayError, json: boolean): never {
+  reportError(error, json);
+  process.exit(EXIT.runtime);
+}
+
+/**
+ * For a command whose statements so far only read (replay, until its relay runs): a stop signal ends it at once,
+ * exit 1 with one INTERRUPTED error whose fix is `next`, where Node's default ended it with no line. Returns what
+ * removes the listener; the command's own handlers must be installed before it is removed, so that no signal meets
+ * Node's default in between.
+ */
+export function exitOnStopSignals(command: string, json: boolean, next: string): () => void {
+  return onStopSignals((signal) => exitInterrupted(interruptedError(command, signal, { message: 'before it started', effect: `nothing was done: ${next}` }), json));
 }

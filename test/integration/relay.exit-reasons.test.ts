@@ -1,10 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../stack/ports.js';
+import { configFifo, signalWhileReadingConfig } from '../support/config-fifo.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
 import { stack } from '../support/services.js';
 
@@ -55,15 +51,9 @@ describe('relay: a failed start exits with its reason', () => {
   // exit 143 and not a line. The config file is a FIFO, so the relay stops in its config read, before it installs
   // them, until the test writes the file: the signal arrives in that window every time.
   it('SIGTERM while it is still loading, before its signal handlers: the start stops with exit 0 and its lines', async () => {
-    const fifo = join(mkdtempSync(join(tmpdir(), 'relay-config-')), 'outbox-relay.yaml');
-    execFileSync('mkfifo', [fifo]);
+    const fifo = configFifo();
     const relay = startRelay(['run', '--config', fifo, '--postgres-url', 'postgres://nobody@127.0.0.1:1/none', '--kafka-brokers', `127.0.0.1:${await freePort()}`]);
-    // Opening the FIFO for writing waits for its reader: the relay is in its config read.
-    const config = await open(fifo, 'w');
-    relay.signal('SIGTERM');
-    // A relay the signal ended closed its end: the write then fails, and the exit code below says why.
-    await config.writeFile('slot: outbox_relay\n').catch(() => undefined);
-    await config.close().catch(() => undefined);
+    await signalWhileReadingConfig(fifo, () => relay.signal('SIGTERM'), 'slot: outbox_relay\n');
     expect(await relay.exited, relay.dump()).toBe(0);
     expect(relay.logs.map((l) => l.msg), relay.dump()).toEqual(expect.arrayContaining(['starting outbox-relay', 'signal received: shutting down', 'stopped before streaming']));
     expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);

@@ -2,7 +2,8 @@ import pg from 'pg';
 import { freePort } from '../../stack/ports.js';
 import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
-import { runCli, runCliJson, runCliOnTerminal } from '../support/cli.js';
+import { runCli, runCliJson, runCliOnTerminal, startCli } from '../support/cli.js';
+import { configFifo, signalWhileReadingConfig } from '../support/config-fifo.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, uniqueName, type ConsumedRecord } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -147,6 +148,37 @@ describe('replay and republish commands', () => {
     const records = await readTopic(setup.topic, { expected: sentFirst + restEvents });
     expect(records).toHaveLength(sentFirst + restEvents);
     expect(new Set(records.map((r) => r.key))).toEqual(new Set(ids));
+  });
+
+  // Until now a signal before their own handlers met Node's default: exit 130 or 143 and not a line. The config
+  // file is a FIFO, so each command is still in its config read, loading, when the signal arrives, every time.
+  it('a signal while replay, republish or config check is still loading: replay and republish exit 1 with one INTERRUPTED error that says nothing was done or sent, config check finishes', async () => {
+    const setup = await setupOutbox(db());
+    await insertEvents(db(), 3);
+    const whileLoading = async (args: string[], signal: NodeJS.Signals) => {
+      const fifo = configFifo();
+      const { child, result } = startCli([...args, '--config', fifo]);
+      await signalWhileReadingConfig(fifo, () => child.kill(signal), `slot: ${setup.slot}\n`);
+      return result;
+    };
+    const jsonLines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const slotBefore = await slotConfirmedLsn(db(), setup.slot);
+
+    const replay = await whileLoading([...commandArgs(setup, 'replay'), '--start-lsn', formatLsn(slotBefore)], 'SIGINT');
+    expect(replay.code, replay.stdout + replay.stderr).toBe(1);
+    expect(replay.stderr).toBe('outbox-relay: INTERRUPTED: replay interrupted by SIGINT: before it started\n  fix: nothing was done: run the same replay command again\n');
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
+
+    const since = '2000-01-01 00:00:00';
+    const republish = await whileLoading([...commandArgs(setup, 'republish'), '--since', since], 'SIGTERM');
+    expect(republish.code, republish.stdout + republish.stderr).toBe(1);
+    const errors = jsonLines(republish.stdout + republish.stderr).filter((l) => l.level === 'error' || l.level === 'fatal');
+    expect(errors, republish.stdout + republish.stderr).toEqual([expect.objectContaining({ msg: 'republish interrupted', code: 'INTERRUPTED', events: 0, fix: `run the same command with --since '${since}' (rows from that time on are sent again)` })]);
+    expect(await readTopic(setup.topic, { expected: 0 })).toEqual([]);
+
+    const check = await whileLoading(['config', 'check', ...commandArgs(setup, 'run').slice(1)], 'SIGTERM');
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout).toContain(setup.slot);
   });
 
   it('replay --start-lsn --to-lsn re-delivers exactly the events committed in the range and exits 0; refuses while the slot is active and below the slot', async () => {

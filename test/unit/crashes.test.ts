@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { crashed, logCrashesTo } from '../../src/cli/crashes.js';
+import { RelayError } from '../../src/errors.js';
 
 /** The paths relay.exit-reasons' crash test (run, with its logger) does not take. */
 describe('an error no handler caught', () => {
@@ -22,5 +23,14 @@ describe('an error no handler caught', () => {
     crashed('a string');
     expect(exit.mock.calls).toEqual([[1]]);
     expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'INTERNAL', err: 'an error no handler caught: a string', fix: expect.stringMatching(/^a defect of outbox-relay/) })]);
+  });
+
+  it('one of the relay\'s own errors, once the command logs: its code and fix are kept in the one error line', () => {
+    const lines: Record<string, unknown>[] = [];
+    logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    crashed(new RelayError('KAFKA_UNAVAILABLE', 'no broker answered', { hint: 'check kafka.brokers' }));
+    expect(exit.mock.calls).toEqual([[1]]);
+    expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'KAFKA_UNAVAILABLE', err: 'an error no handler caught: no broker answered', fix: 'check kafka.brokers', stack: expect.stringContaining('no broker answered') })]);
   });
 });

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OpsInterrupt } from '../../src/cli/ops-interrupt.js';
+import { OpsInterrupt, exitOnStopSignals } from '../../src/cli/ops-interrupt.js';
 import { RelayError } from '../../src/errors.js';
 
 /** The paths the integration test (cli.slot: a slot create cancelled while it waits) does not take. */
@@ -72,5 +72,14 @@ describe('operator command interrupted by a signal', () => {
     const { OpsInterrupt: Fresh } = await import('../../src/cli/ops-interrupt.js');
     expect(() => new Fresh('setup', {}, false)).toThrow('exited');
     expect(written.join('')).toMatch(/^outbox-relay: INTERRUPTED: setup interrupted by SIGINT: before its first statement\n/);
+  });
+
+  it('exitOnStopSignals (replay until its relay runs): one INTERRUPTED error with its fix, as JSON with --json, exit 1; removed, it does nothing', () => {
+    const remove = exitOnStopSignals('replay', true, 'run the same replay command again');
+    expect(() => process.emit('SIGTERM', 'SIGTERM')).toThrow('exited');
+    expect(exits).toEqual([1]);
+    expect(JSON.parse(written.join(''))).toEqual({ error: { code: 'INTERRUPTED', message: 'replay interrupted by SIGTERM: before it started', fix: 'nothing was done: run the same replay command again' } });
+    remove();
+    expect(process.listenerCount('SIGTERM') + process.listenerCount('SIGINT')).toBe(0);
   });
 });

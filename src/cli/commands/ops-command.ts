@@ -4,7 +4,6 @@ import { loadConfig } from '../../config/relay-config.js';
 import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
-import { takesOverEarlySignals } from '../early-signals.js';
 import { EXIT, reportError } from '../exit.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
 import type { CommandName } from '../command-settings.js';
@@ -64,7 +63,6 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
   const command = groupCommand(spec.name, spec.description, spec.examples);
   command.option('--json', 'print one JSON document for scripts instead of text');
   addSettingOptions(command, spec.settings);
-  takesOverEarlySignals.add(command);
   return command.action(async () => {
     const opts = command.opts<Record<string, unknown>>();
     const json = opts.json === true;

@@ -17,6 +17,7 @@ import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
+import { exitOnStopSignals } from '../ops-interrupt.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult, type OutputMode } from '../command-output.js';
@@ -62,6 +63,9 @@ export function replayCommand(): Command {
     let logger: Logger;
     let sink: Sink;
     let mode: OutputMode;
+    // Until the relay runs, the replay only reads (the slot, the WAL position) and loads the Kafka client: a stop
+    // signal ends it at once.
+    const exitEarly = exitOnStopSignals('replay', json, 'run the same replay command again');
     try {
       config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'] });
       checkWindowFitsHeap(config.delivery.maxInFlightEvents);
@@ -78,6 +82,7 @@ export function replayCommand(): Command {
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
     } catch (err) {
       process.exitCode = reportError(err, json);
+      exitEarly();
       return;
     }
     // The checkpoint read at start keeps a replay of old transactions from moving the stored checkpoint back.
@@ -109,6 +114,7 @@ export function replayCommand(): Command {
       }),
     });
     handleSignals(logger, config.shutdownGraceMs, stop);
+    exitEarly();
     const outcome = await relay.run();
     if (outcome.state === 'halted') await stop();
     await stopping;

@@ -16,7 +16,6 @@ import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
 import { logCrashesTo } from '../crashes.js';
-import { takesOverEarlySignals } from '../early-signals.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -33,7 +32,6 @@ export function runCommand(): Command {
     "outbox-relay run --config /etc/outbox-relay.yaml --topic 'events.${aggregate_type}'",
   ]);
   addSettingOptions(command, 'run');
-  takesOverEarlySignals.add(command);
   command.action(async (opts: Record<string, unknown>) => {
     let config;
     try {
