@@ -381,7 +381,10 @@ export class Relay {
     if (this.stopRequested) return;
     this.stopRequested = true;
     this.wake.abort();
-    this.setState('draining');
+    // A halted relay confirms nothing more: its stop is no drain (its readiness says halted until it has stopped),
+    // and a line announcing one, with the halted events counted as in flight, would suggest they are delivered.
+    const halted = this.state === 'halted';
+    if (!halted) this.setState('draining');
     const session = this.session;
     // One grace period bounds both the read to the open transaction's commit and the drain.
     const deadline = Date.now() + this.config.shutdownGraceMs;
@@ -398,10 +401,13 @@ export class Relay {
         );
       }
     }
-    this.logger.info(
-      { inFlight: this.delivery.inFlightEvents, ...(drainTo !== undefined && { drainToLsn: formatLsn(drainTo) }), graceMs: this.config.shutdownGraceMs },
-      'stopping: draining in-flight events',
-    );
+    if (halted) this.logger.info(this.positions(), 'stopping a halted relay: nothing after the confirmed position is confirmed; the next start reads on from it');
+    else {
+      this.logger.info(
+        { inFlight: this.delivery.inFlightEvents, ...(drainTo !== undefined && { drainToLsn: formatLsn(drainTo) }), graceMs: this.config.shutdownGraceMs },
+        'stopping: draining in-flight events',
+      );
+    }
     const drained = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
     this.observer.drainEnded?.(drained, deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS);

@@ -27,6 +27,15 @@ describe('relay: a halt reports its final position to PostgreSQL', () => {
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(logged);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
+    // Its stop drains nothing: no line says it does (nor counts the halted events as in flight), the halt stays the one error.
+    const stopLines = relay.logs.slice(relay.logs.findIndex((l) => l.msg === 'signal received: shutting down'));
+    expect(stopLines.map((l) => l.msg), relay.dump()).toEqual([
+      'signal received: shutting down',
+      'stopping a halted relay: nothing after the confirmed position is confirmed; the next start reads on from it',
+      'stopped',
+    ]);
+    expect(stopLines[2]!.confirmedLsn).toBe(halted.confirmedLsn);
+    expect(relay.logs.filter((l) => l.level === 'error')).toEqual([halted]);
 
     // The type column is left out: the rows before and after the rename both map.
     const restarted = startRelay([...setup.args, '--mapping-type', '']);
