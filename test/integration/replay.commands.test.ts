@@ -87,6 +87,13 @@ describe('replay and republish commands', () => {
     const dry = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', since, '--dry-run']);
     expect(dry.code, dry.stdout + dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/"events":5,.*"dryRun":true/);
+    // In a pipe the summary is the last line, after the warning about ids found nowhere.
+    const dryIds = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--ids', [ids[0]!, deleted].join(','), '--dry-run']);
+    expect(dryIds.code, dryIds.stdout + dryIds.stderr).toBe(0);
+    expect(dryIds.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).slice(-2), dryIds.stdout).toEqual([
+      expect.objectContaining({ level: 'warn', notFound: [deleted] }),
+      expect.objectContaining({ msg: 'republish finished', events: 1, dryRun: true }),
+    ]);
     // --until bounds --since (exclusive): the rows of the first transaction after `since`, not the last one's.
     const untilTime = (await db().query<{ t: string }>('SELECT created_at::text AS t FROM outbox WHERE id = $1', [rows.at(-1)!.id])).rows[0]!.t;
     const { rows: earlier } = await db().query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE created_at >= $1 AND created_at < $2', [since, untilTime]);

@@ -114,12 +114,13 @@ export function republishCommand(): Command {
       const error = summary.interrupted ? new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) }) : undefined;
       const counts = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
       const result = error ? { ...counts, error: errorFields(error) } : counts;
+      // Before the summary, which is the last line (docs/cli.md).
+      if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
       if (error) {
         logger.error({ ...counts, code: error.code, err: error.message, fix: error.hint }, 'republish interrupted');
       } else {
         logger.info(counts, 'republish finished');
       }
-      if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
       printResult(mode, result, republishText(summary));
       process.exitCode = summary.interrupted ? EXIT.runtime : EXIT.ok;
     } catch (err) {
