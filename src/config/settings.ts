@@ -202,7 +202,7 @@ export const SETTINGS = [
   setting('messages.prefixes', 'messages', list, 'Relay transactional pg_logical_emit_message() events with these prefixes (comma-separated; see sql/004_emit_event.sql). Unset: logical messages are not requested.', {
     placeholder: '<prefix,…>',
   }),
-  setting('messages.topic', 'messages', text, 'Topic template for logical-message events without a topic of their own; placeholders: ${type}, ${key}, ${aggregate_type}, ${aggregate_id}, ${prefix}.', {
+  setting('messages.topic', 'messages', text, 'Topic template for logical-message events without a topic of their own; placeholders: ${id}, ${type}, ${key}, ${aggregate_type}, ${aggregate_id}, ${prefix}.', {
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
