@@ -66,6 +66,7 @@ const PROGRESS_LOG_MS = 30_000;
  * delivered. State changes are logged once each.
  */
 export class Relay {
+  private readonly counted = new WeakSet<RelayError>();
   private state: RelayState = 'starting';
   private readonly delivery: Delivery;
   private readonly observer: RelayObserver;
@@ -231,10 +232,7 @@ export class Relay {
       }
       if (this.stopRequested || this.deliveryError) break;
       if (!error) continue;
-      if (!error.retriable) {
-        this.observer.error?.(error.code);
-        return this.halt(error);
-      }
+      if (!error.retriable) return this.halt(error);
       if (error.code === 'PG_SLOT_ACTIVE') {
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
@@ -320,14 +318,14 @@ export class Relay {
   }
 
   private async poison(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision> {
-    this.observer.error?.(error.code);
+    this.countError(error);
     return this.deps.onPoison ? this.deps.onPoison(event, error, stop) : 'halt';
   }
 
   /** The delivery dropped its uncommitted events: a new session streams them again from the checkpoint. */
   private restartSource(error: RelayError): void {
     this.sourceRestarts++;
-    this.observer.error?.(error.code);
+    this.countError(error);
     this.logger.warn(
       { code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed), sourceRestarts: this.sourceRestarts },
       'delivery aborted its uncommitted events: streaming again from the checkpoint',
@@ -341,7 +339,19 @@ export class Relay {
     void this.session?.close();
   }
 
+  /**
+   * errors_total: once per error, whichever path met it first. A poison event is counted when its policy is asked,
+   * and its halt (the same error, from the delivery) is not counted again; every other halt or failure is counted
+   * at its halt (a record Kafka refused inside an exactly-once transaction, retries exhausted, a start that failed).
+   */
+  private countError(error: RelayError): void {
+    if (this.counted.has(error)) return;
+    this.counted.add(error);
+    this.observer.error?.(error.code);
+  }
+
   private async halt(error: RelayError): Promise<RelayOutcome> {
+    this.countError(error);
     await this.session?.close();
     const fatal = FATAL.has(error.code);
     this.observer.halted?.(error);
@@ -365,6 +375,7 @@ export class Relay {
   }
 
   private fail(error: RelayError): RelayOutcome {
+    this.countError(error);
     this.setState('failed');
     this.logger.error({ code: error.code, err: error.message, fix: error.hint }, 'giving up');
     return { state: 'failed', error };
