@@ -16,9 +16,9 @@ describe('delivery: exactly-once', () => {
       const relay = startRelay(setup.args);
       await relay.waitForMessage('streaming from PostgreSQL', 60_000);
       // Kill only after this instance committed something of its own, at varying moments after that.
-      const before = relay.logs.length;
       await insertEvents(db(), 3);
-      await relay.waitForLog((l) => l.msg === 'confirmed position' || relay.logs.length > before + 1, 30_000, 'progress').catch(() => undefined);
+      const end = await currentWalLsn(db());
+      await waitUntil(`round ${round}: this instance committed and confirmed`, async () => (await slotConfirmedLsn(db(), setup.slot)) >= end, 60_000, 100);
       await new Promise((r) => setTimeout(r, 400 + round * 230));
       await relay.kill();
     }
@@ -138,6 +138,8 @@ describe('delivery: exactly-once', () => {
     console.log(`exactly-once, two standbys racing: ${committed.length} committed, ${records.length} read_committed records, ${fences.length} fence(s) met by the instance streaming`);
     expect(compareDelivery(committed, records.map((r) => r.key))).toEqual({ missing: [], duplicates: 0, unexpected: 0 });
     expect(fences).toEqual([]);
+    // One took over; the other is still a standby (it never streamed).
+    expect(standbys.filter((s) => s.logs.some((l) => l.msg === 'streaming from PostgreSQL'))).toHaveLength(1);
     for (const standby of standbys) expect(standby.logs.filter((l) => l.level === 'error')).toEqual([]);
     for (const standby of standbys) standby.signal('SIGTERM');
     expect(await Promise.all(standbys.map((s) => s.exited))).toEqual([0, 0]);

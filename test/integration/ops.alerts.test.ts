@@ -105,5 +105,7 @@ describe('deploy/: Prometheus alerts and the Grafana dashboard', () => {
     const states = used.flatMap(({ where, expr }) => [...expr.matchAll(/\bstate="([^"]+)"/g)].map((m) => ({ where, state: m[1]! })));
     expect(states.length).toBeGreaterThan(0);
     expect(states.filter((s) => !(RELAY_STATES as readonly string[]).includes(s.state))).toEqual([]);
+    // And the running relay exports each of them (as 0 or 1).
+    expect(states.filter((s) => !exposition.includes(`outbox_relay_state{state="${s.state}"}`))).toEqual([]);
   });
 });

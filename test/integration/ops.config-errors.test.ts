@@ -133,5 +133,6 @@ describe('ops: configuration errors exit 2 and name the key and where the value 
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toContain('2 settings are invalid');
     expect(invalid.stderr).toContain('invalid flag --slot');
+    expect(invalid.stderr).toContain('invalid flag --delivery-batch-max-events');
   });
 });

@@ -34,6 +34,7 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     expect(JSON.parse(live.body)).toMatchObject({ alive: true, state: 'streaming' });
 
     const batches = [120, 1, 79];
+    const firstCommitStarted = Date.now();
     let lastCommitStarted = 0;
     for (const n of batches) {
       lastCommitStarted = Date.now();
@@ -62,15 +63,16 @@ describe('ops: health, readiness and metrics of a running relay', () => {
     expect(latencyCount).toBeGreaterThanOrEqual(1);
     expect(latencyCount).toBeLessThanOrEqual(total);
     expect(metricValue(metrics, 'outbox_relay_produce_latency_seconds_bucket', { le: '+Inf' })).toBe(latencyCount);
+    // No observation can be older than the first commit: a bound on the unit (seconds, not ms), not on speed.
+    const sinceFirstCommit = (Date.now() - firstCommitStarted) / 1000;
     // One observation per transaction PostgreSQL sent (the three above; pgoutput skips empty ones), each read
-    // from the stream's own timestamps: streamed as committed, so well under the test's duration.
+    // from the stream's own timestamps.
     expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_count')).toBe(batches.length);
-    expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_sum')).toBeLessThan(batches.length * 5);
-    // One observation per event, timed from the socket read that carried its transaction: each well under 5 s.
+    expect(metricValue(metrics, 'outbox_relay_source_delay_seconds_sum')).toBeLessThanOrEqual(batches.length * sinceFirstCommit);
+    // One observation per event, timed from the socket read that carried its transaction.
     expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_count')).toBe(total);
     expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_bucket', { le: '+Inf' })).toBe(total);
-    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_sum')).toBeLessThan(total * 5);
-    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_bucket', { le: '5' })).toBe(total);
+    expect(metricValue(metrics, 'outbox_relay_event_latency_seconds_sum')).toBeLessThanOrEqual(total * sinceFirstCommit);
     expect(metricValue(metrics, 'outbox_relay_state', { state: 'streaming' })).toBe(1);
     expect(metricValue(metrics, 'outbox_relay_state', { state: 'standby' })).toBe(0);
     expect(metricValue(metrics, 'outbox_relay_active')).toBe(1);

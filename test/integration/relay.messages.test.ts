@@ -56,7 +56,7 @@ describe('relay: events from pg_logical_emit_message (sql/004_emit_event.sql)', 
     expect(await relay.exited).toBe(0);
   });
 
-  it('messages are not requested unless messages.prefixes is set', async () => {
+  it('messages are not relayed unless messages.prefixes is set', async () => {
     const topic = uniqueName('nomsgs');
     await createTopic(topic);
     const setup = await setupSlot(db(), ['outbox']);

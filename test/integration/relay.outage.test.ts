@@ -62,9 +62,14 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     // Far more WAL than the in-flight window holds arrives while the broker is down: it must stay in PostgreSQL.
     const writers = startWriters(db, 4, 20, 2);
     await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
+    const rssAtOutage = peakRssMiB(relay.pid);
     await new Promise((r) => setTimeout(r, 8000)); // > wal_sender_timeout (3 s): the walsender must not drop us
     await writers.stop();
     const rssDuringOutage = peakRssMiB(relay.pid);
+    // Flat: the outage's WAL (over 100k events, ~1 KiB each in a JS heap) stays in PostgreSQL, not in the relay.
+    // The bound is loose for the sources under tsx, without the bin's heap limits; holding those events would add
+    // well over 100 MiB.
+    expect(rssDuringOutage - rssAtOutage, `peak RSS ${rssAtOutage} MiB at the outage's start, ${rssDuringOutage} MiB after`).toBeLessThan(64);
     // Held below every transaction committed during the outage. Not to the byte where it was: while nothing is in
     // flight an idle keepalive confirms WAL without events (a record written after the sample moved it 56 bytes in
     // one run), which is the acknowledgement rule, not a leak.
@@ -111,7 +116,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     }
     await relay.waitForMessage('Kafka available again: delivery resumed', 120_000);
     await waitForConfirmedAll(db, setup.slot);
-    expect(relay.logs.filter((l) => l.msg === 'Kafka unavailable: holding the confirmed position and retrying')).toHaveLength(1);
+    expect(relay.logs.filter((l) => l.level === 'warn').map((l) => l.msg), relay.dump()).toEqual(['Kafka unavailable: holding the confirmed position and retrying']);
     const committed = await committedIds(db);
     const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
@@ -261,9 +266,11 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await postgres.start();
     const after = await insertEvents(db, 5);
     await waitUntil('a new session', () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length >= 2, 120_000);
+    // The window keeps the slot behind on purpose: the records read back say what arrived.
     const records = await readTopic(setup.topic, { expected: 25, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
-    const keys = new Set(records.map((r) => r.key));
-    expect(after.every((e) => keys.has(e.id))).toBe(true);
+    // Every event, those before the shutdown too (the window kept them unconfirmed); duplicates are allowed.
+    expect(compareDelivery(await committedIds(db), records.map((r) => r.key)).missing).toEqual([]);
+    expect(after.every((e) => records.some((r) => r.key === e.id))).toBe(true);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });

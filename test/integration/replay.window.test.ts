@@ -97,6 +97,7 @@ describe('replay from a stored LSN', () => {
     // Shrinking it is explicit and says what it releases; the slot then follows the delivered position.
     const released = startRelay([...setup.args, '--replay-window', '0']);
     const warning = await released.waitForLog((l) => l.msg.startsWith('replay window changed from 1GiB to 0'), 60_000);
+    expect(warning.level).toBe('warn');
     expect(Number(warning.walHeldBytes)).toBeGreaterThan(0);
     await released.waitForMessage('streaming from PostgreSQL', 60_000);
     await waitForConfirmedAll(db(), setup.slot);
