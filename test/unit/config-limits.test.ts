@@ -5,6 +5,10 @@ import { SETTINGS } from '../../src/config/settings.js';
 const load = (flags: Record<string, unknown>) => loadConfig({ flags, env: {} });
 const durations = SETTINGS.filter((s) => s.placeholder === '<duration>');
 
+it('finds the duration settings (an empty list would run no test below)', () => {
+  expect(durations.length).toBeGreaterThan(10);
+});
+
 describe('config: every duration has a documented maximum below Node’s timer limit (~24.8 days)', () => {
   it.each(durations.map((s) => [s.key, s] as const))('%s: 30d is refused at start, with the maximum named', (_key, setting) => {
     expect(() => load({ [setting.key]: '30d' })).toThrow(new RegExp(`invalid flag ${setting.flag}: "30d"; expected at most \\d+[hm]$`));

@@ -18,15 +18,17 @@ function recordTooLarge(): RelayError {
 
 describe('DeliveryEngine, at-least-once', () => {
   it('confirms a transaction only once every event of it and of earlier ones was acknowledged', async () => {
-    const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends('hang') });
+    // One event per request, three in flight: t1's first event and all of t2 are acknowledged while t1's second hangs.
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink(3).scriptSends('ok', 'hang', 'ok') });
     const end1 = h.transaction('t1', 2);
     const end2 = h.transaction('t2', 1);
     await settle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0'], ['t1.1'], ['t2.0']]);
+    expect(h.sink.written).toEqual(['t1.0', 't2.0']);
     expect(h.confirmed).toEqual([]);
-    h.sink.calls[0]!.answer.resolve();
+    h.sink.calls[1]!.answer.resolve();
     await h.idle();
     expect(h.confirmed).toEqual([end1, end2]);
-    expect(h.sink.written).toEqual(['t1.0', 't1.1', 't2.0']);
   });
 
   it('re-sends a failed batch and every batch behind it in commit order, and acknowledges each event once', async () => {
@@ -124,33 +126,42 @@ describe('DeliveryEngine, at-least-once', () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', limits: { maxInFlightEvents: 4 }, sink: new FakeSink().scriptSends('hang', 'hang') });
     const { txn, room } = h.begin('big', 4);
     expect(room).toBe(false);
+    const end = h.commit(txn);
+    // The stop ends the session while the window is full: what was handed over is still delivered (the drain).
     h.engine.endSession(h.tracker);
-    expect(h.push(txn, 'after-stop')).toBe(false);
+    expect(h.begin('late', 1).room).toBe(false);
     await settle();
-    for (const call of h.sink.calls) call.answer.resolve();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['big.0', 'big.1']]);
+    h.sink.calls[0]!.answer.resolve();
     await settle();
-    for (const call of h.sink.calls) call.answer.resolve();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['big.0', 'big.1'], ['big.2', 'big.3']]);
+    h.sink.calls[1]!.answer.resolve();
     await h.idle();
+    // Acknowledgements freed the window twice over, and it stayed closed to the ended session.
     expect(h.windowOpens).toBe(0);
-    expect(h.sink.written).not.toContain('after-stop');
+    expect(h.sink.written).toEqual(['big.0', 'big.1', 'big.2', 'big.3']);
+    expect(h.lastConfirmed).toBe(end);
   });
 
   it('tells how long the window has been full while Kafka does not answer, and stops counting when it reopens', async () => {
+    // Only the clock is fake: the window reads Date.now().
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(1_000_000);
     const h = new EngineHarness({ guarantee: 'at-least-once', limits: { maxInFlightEvents: 4 }, sink: new FakeSink().scriptSends('hang') });
     expect(h.engine.windowFullSinceMs).toBeUndefined();
-    const before = Date.now();
     const end = h.transaction('big', 4);
-    const since = h.engine.windowFullSinceMs!;
-    expect(since).toBeGreaterThanOrEqual(before);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(h.engine.windowFullMs).toBeGreaterThanOrEqual(25);
+    expect(h.engine.windowFullSinceMs).toBe(1_000_000);
+    await settle();
+    vi.setSystemTime(1_000_030);
+    expect(h.engine.windowFullMs).toBe(30);
     h.sink.calls[0]!.answer.resolve();
     await h.idle();
     expect(h.windowOpens).toBe(1);
     expect(h.lastConfirmed).toBe(end);
     expect(h.engine.windowFullSinceMs).toBeUndefined();
     const total = h.engine.windowFullMs;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(total).toBe(30);
+    vi.setSystemTime(1_000_050);
     expect(h.engine.windowFullMs).toBe(total);
   });
 
@@ -185,6 +196,19 @@ describe('DeliveryEngine, at-least-once', () => {
     await h.idle();
     expect(h.sink.written).toEqual(['done.0', 'done.1']);
     expect(h.lastConfirmed).toBe(end);
+    expect(h.engine.inFlightEvents).toBe(0);
+  });
+
+  it('a session that ends inside a transaction already partly in Kafka confirms only the transactions before it', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once' });
+    const end = h.transaction('done', 2);
+    h.begin('open', 3);
+    await settle();
+    // The open transaction's events are in Kafka and acknowledged; its commit never comes.
+    expect(h.sink.written).toEqual(['done.0', 'done.1', 'open.0', 'open.1', 'open.2']);
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(h.confirmed).toEqual([end]);
     expect(h.engine.inFlightEvents).toBe(0);
   });
 
@@ -301,11 +325,21 @@ describe('DeliveryEngine, at-least-once', () => {
 
 describe('DeliveryEngine, exactly-once', () => {
   it('commits whole source transactions with a checkpoint at the newest end LSN, then confirms', async () => {
-    const h = new EngineHarness({ guarantee: 'exactly-once' });
-    h.transaction('t1', 3);
+    // t1 spans two requests (two events per batch): no commit may fall between them.
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptCommits('hang') });
+    const end1 = h.transaction('t1', 3);
     const end = h.transaction('t2', 1);
+    await settle();
+    // Produced, not committed: nothing is visible to read_committed consumers, nothing confirmed.
+    expect(h.sink.calls.flatMap((c) => c.ids)).toEqual(['t1.0', 't1.1', 't1.2', 't2.0']);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+    h.sink.pendingCommit!.resolve();
     await h.idle();
     expect(h.sink.visible).toEqual(['t1.0', 't1.1', 't1.2', 't2.0']);
+    // Every commit at a source transaction's end, each checkpoint at the newest end it covers.
+    expect(h.sink.visibleAtCommits).toEqual(h.sink.commits.map((c) => (c.lsn === end1 ? 3 : 4)));
+    expect(h.sink.commits.map((c) => c.lsn).filter((lsn) => lsn !== end1 && lsn !== end)).toEqual([]);
     expect(h.sink.commits.at(-1)!.lsn).toBe(end);
     expect(h.lastConfirmed).toBe(end);
   });
@@ -333,6 +367,18 @@ describe('DeliveryEngine, exactly-once', () => {
     await h.idle();
     expect(h.sink.visible).toEqual(['t1.0', 't2.0']);
     expect(h.sink.commits.map((c) => c.lsn)).toEqual([end]);
+  });
+
+  it('a produce Kafka never answers: an outage within the delivery timeout, nothing committed or confirmed meanwhile', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    const h = new EngineHarness({ guarantee: 'exactly-once', stallTimeoutMs: 5000, sink: new FakeSink().scriptSends('hang') });
+    h.transaction('t', 2);
+    await settle();
+    await vi.advanceTimersByTimeAsync(6000);
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    expect(h.sink.commits).toEqual([]);
+    expect(h.sink.visible).toEqual([]);
+    expect(h.confirmed).toEqual([]);
   });
 
   it('aborts and becomes idle when the session ends inside a source transaction (PostgreSQL dropped)', async () => {
@@ -365,6 +411,7 @@ describe('DeliveryEngine, exactly-once', () => {
     // The broker committed; the relay did not hear it: nothing is confirmed, the source restarts (and reads the checkpoint).
     expect(h.sink.commits.map((c) => c.lsn)).toEqual([end]);
     expect(h.confirmed).toEqual([]);
+    expect(h.sink.aborts).toBe(1);
     expect(h.restarts).toHaveLength(1);
   });
 
@@ -414,9 +461,10 @@ describe('DeliveryEngine, exactly-once', () => {
   });
 
   it.each(['send', 'commit'] as const)('fenced at a %s (another instance registered the transactional id): drops what it did not commit, aborts nothing, restarts the source after a backoff without counting an outage; a commit resets the count', async (at) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     const sink = at === 'send' ? new FakeSink().scriptSends('ok', fenced()) : new FakeSink().scriptCommits(fenced());
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink });
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink });
     h.transaction('t', 3);
     await h.idle();
     expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
@@ -426,7 +474,9 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.sink.aborts).toBe(0);
     expect(h.sink.commits).toEqual([]);
     expect(h.confirmed).toEqual([]);
-    // The next session (the slot was free, the sink claimed it again) streams the transaction again.
+    // The next session (the slot was free, the sink claimed it again) streams the transaction again, past
+    // retry.maxDuration after that fence: only fences without a commit between them add up to a halt.
+    vi.setSystemTime(Date.now() + 11_000);
     h.newSession();
     const end = h.transaction('t', 3);
     await h.idle();
@@ -557,6 +607,19 @@ describe('DeliveryEngine, at-most-once', () => {
     h.reportGate.resolve();
     await h.idle();
     expect(h.sink.written).toEqual(['t.0', 't.1']);
+  });
+
+  it('a session that ends inside a transaction hands off none of it', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once' });
+    const end = h.transaction('done', 2);
+    h.begin('open', 3);
+    await settle();
+    // Not handed off before its commit: a crash then would lose nothing of it, and a restart sends it once.
+    expect(h.sink.written).toEqual(['done.0', 'done.1']);
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(h.sink.written).toEqual(['done.0', 'done.1']);
+    expect(h.confirmed).toEqual([end]);
   });
 
   it('confirms a committed transaction larger than one batch before its first batch is handed off', async () => {

@@ -131,6 +131,7 @@ describe('examples/docker-compose.yml', () => {
   });
 
   it('reads passwords from mounted secret files, the relay’s matching sql/003_relay_role.sql', () => {
+    expect(envOf(relay)).toHaveProperty('OUTBOX_RELAY_POSTGRES_PASSWORD_FILE');
     for (const s of [setup, relay, services.postgres!]) {
       for (const [name, value] of Object.entries(envOf(s)).filter(([k]) => k.endsWith('PASSWORD_FILE'))) {
         const secret = /^\/run\/secrets\/([^/]+)$/.exec(value)?.[1];

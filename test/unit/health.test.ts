@@ -96,8 +96,11 @@ describe('RelayHealth', () => {
   it('counts deliveries, confirmations, retries and state changes as signs of life', () => {
     let now = 0;
     const health = new RelayHealth(1000, 0, () => now);
+    // With the producer connected, a relay showing no sign of life for long is not alive (the test above).
+    health.producerConnected(true);
     for (const report of [() => health.delivered(), () => health.confirmed(), () => health.retrying(), () => health.stateChanged()]) {
       now += 500_000;
+      expect(health.liveness(view('streaming')).alive).toBe(false);
       report();
       expect(health.liveness(view('streaming')).alive).toBe(true);
     }

@@ -42,6 +42,8 @@ export class FakeSink implements TransactionalSink {
   readonly written: string[] = [];
   readonly visible: string[] = [];
   readonly commits: Checkpoint[] = [];
+  /** How many records were visible after each commit: where the commits fell in the stream. */
+  readonly visibleAtCommits: number[] = [];
   aborts = 0;
   connects = 0;
   claims = 0;
@@ -116,6 +118,7 @@ export class FakeSink implements TransactionalSink {
   private commitNow(checkpoint: Checkpoint): void {
     this.commits.push(checkpoint);
     this.visible.push(...this.open);
+    this.visibleAtCommits.push(this.visible.length);
     this.open = [];
   }
 
