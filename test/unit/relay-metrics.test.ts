@@ -5,6 +5,7 @@ import { METRICS_DOC_PATH, sectionOf } from '../../scripts/gen-config-docs.js';
 import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import { RelayError } from '../../src/errors.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
+import { WeightedHistogram } from '../../src/metrics/weighted-histogram.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { receiptsOf } from '../../src/sink/receipts.js';
 import { metricSamples, metricValue } from '../support/ops-http.js';
@@ -42,7 +43,13 @@ describe('RelayMetrics', () => {
     const fast = readAt(4);
     const of = (txn: SourceTransaction, n: number) => Array.from({ length: n }, () => ({ ...event('a', 1), txn }));
     // One batch: 3 events of a transaction read 300 ms ago (they queued behind a slow batch), 7 of one read 4 ms ago.
+    const observations = vi.spyOn(WeightedHistogram.prototype, 'observe');
     metrics.delivered(receiptsOf([...of(slow, 3), ...of(fast, 7)]), 2);
+    expect(observations.mock.calls).toEqual([
+      [0.3, 3],
+      [0.004, 7],
+    ]);
+    observations.mockRestore();
     const text = await metrics.render(idle);
     expect(metricValue(text, 'outbox_relay_event_latency_seconds_count')).toBe(10);
     expect(metricValue(text, 'outbox_relay_event_latency_seconds_sum')).toBeCloseTo(0.928);

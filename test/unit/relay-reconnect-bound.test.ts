@@ -53,6 +53,13 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
     const warns = lines.filter((l) => l.msg === 'replication connection lost: reconnecting');
     const backs = lines.filter((l) => l.msg === 'replication connection back: streaming resumed');
     expect({ sessions: sessions > 1, warns: warns.length, backs: backs.length }).toEqual({ sessions: true, warns: 1, backs: 0 });
+    // The backoff grew across the sessions that failed before streaming: a first attempt's delay is at most
+    // retry.initialDelay × 2 (jittered from 1 to 2 ms), later ones up to retry.maxDelay (1 to 4 ms). Reset by each
+    // session, every delay would stay at 2 ms or less (of the dozens here, about half are above it).
+    const delays = lines.filter((l) => l.msg === 'PostgreSQL still unavailable').map((l) => (l as unknown as { retryInMs: number }).retryInMs);
+    expect(delays.length).toBeGreaterThan(10);
+    expect(Math.max(...delays)).toBeGreaterThan(2);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(4);
     expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
   });
 });
