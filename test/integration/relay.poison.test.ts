@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { waitUntil } from '../../stack/index.js';
-import { currentWalLsn, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
+import { commitRecordLsn, currentWalLsn, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { httpArgs, httpGet } from '../support/ops-http.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';
@@ -42,8 +42,13 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     const poisonId = await poison();
     const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
     const confirmedAtHalt = await slotConfirmedLsn(db(), slot);
+    // The poison's commit record, read from the WAL (not from the relay's own line): the line names it, and the
+    // slot stays at or before it.
+    const { rows } = await db().query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [poisonId]);
+    const poisonCommit = await commitRecordLsn(db(), rows[0]!.xid, confirmedBefore);
+    expect(parseLsn(String(halt.lsn))).toBe(poisonCommit);
     expect(confirmedAtHalt).toBeGreaterThanOrEqual(confirmedBefore);
-    expect(confirmedAtHalt).toBeLessThanOrEqual(parseLsn(String(halt.lsn)));
+    expect(confirmedAtHalt).toBeLessThanOrEqual(poisonCommit);
     const later = await insert();
     await new Promise((r) => setTimeout(r, 1000));
     return { good, poisonId, later, halt, confirmedBefore, confirmedAtHalt };
