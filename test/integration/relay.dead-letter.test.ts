@@ -4,7 +4,7 @@ import { parseLsn } from '../../src/lsn.js';
 import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
-import { slotConfirmedLsn } from '../support/outbox.js';
+import { commitRecordLsn, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';
 
@@ -94,8 +94,12 @@ describe('relay: delivery.onPoison = dead-letter', () => {
     expect(halt.eventId).toBe(poison);
     // Never at or past the poison's commit; and nothing moves after the halt.
     const confirmedAtHalt = await slotConfirmedLsn(db(), setup.slot);
+    // The poison's commit record from the WAL: the halt names it, and the slot stays at or before it.
+    const { rows } = await db().query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [poison]);
+    const poisonCommit = await commitRecordLsn(db(), rows[0]!.xid, confirmedBefore);
+    expect(parseLsn(String(halt.lsn))).toBe(poisonCommit);
     expect(confirmedAtHalt).toBeGreaterThanOrEqual(confirmedBefore);
-    expect(confirmedAtHalt).toBeLessThanOrEqual(parseLsn(String(halt.lsn)));
+    expect(confirmedAtHalt).toBeLessThanOrEqual(poisonCommit);
     await insert('{}', 'k');
     await new Promise((r) => setTimeout(r, 1000));
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedAtHalt);
