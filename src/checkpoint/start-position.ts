@@ -35,7 +35,7 @@ export function chooseStart(inputs: StartInputs): Lsn | undefined {
   return checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : undefined;
 }
 
-export function outOfWindow(slot: string, requested: Lsn, oldest: Lsn): RelayError {
+function outOfWindow(slot: string, requested: Lsn, oldest: Lsn): RelayError {
   return new RelayError('REPLAY_OUT_OF_WINDOW', `cannot replay from ${formatLsn(requested)}: slot "${slot}" can only stream from ${formatLsn(oldest)} on (oldest replayable LSN; a slot never rewinds)`, {
     hint:
       `replay from ${formatLsn(oldest)} or later, or re-send older events that are still in the outbox table: ` +

@@ -1,5 +1,4 @@
 import { Option, type Command } from 'commander';
-import { formatDuration, formatSize } from '../config/units.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import { deprecationWarning, type RawValues } from '../config/load.js';
 import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
@@ -15,7 +14,7 @@ export function shownDefault(setting: Setting): string | undefined {
 }
 
 /** The settings `command` reads (COMMAND_SETTINGS), in the settings table's order. */
-export function commandSettings(command: CommandName): Setting[] {
+function commandSettings(command: CommandName): Setting[] {
   const groups: readonly string[] = COMMAND_SETTINGS[command];
   return SETTINGS.filter((setting) => groups.includes(setting.group));
 }
@@ -59,4 +58,3 @@ export function flagValues(opts: Record<string, unknown>, warn: (line: string) =
   return out;
 }
 
-export { formatDuration, formatSize };

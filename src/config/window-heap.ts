@@ -6,7 +6,7 @@ import { ConfigError } from './load.js';
  * key and value Buffer objects (their bytes live outside the heap). Measured on Node 24 with the bin's heap flags
  * (a 60 MiB heap): a window of 20,000 events drained; one of 50,000 exhausted the heap and V8 aborted the process.
  */
-export const HEAP_BYTES_PER_EVENT = 1024;
+const HEAP_BYTES_PER_EVENT = 1024;
 const MIB = 1024 * 1024;
 
 /**

@@ -10,13 +10,15 @@ const TIMEOUT_MS = 2000;
 export async function fetchRelayHealth(baseUrl: string): Promise<RelayHealth> {
   const url = new URL('readyz', baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).toString();
   let response: Response;
+  let text: string;
   try {
     response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    // Inside the try: a body cut off by the timeout or a reset is an unreachable relay too.
+    text = await response.text();
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     return { reachable: false, url, reason: cause ? errorMessage(cause) : errorMessage(err) };
   }
-  const text = await response.text();
   let readiness: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);

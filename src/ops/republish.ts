@@ -14,7 +14,7 @@ import type { Progress } from './progress.js';
 import { RateLimit } from './rate-limit.js';
 
 /** Marks a record re-sent from the table rather than relayed from the WAL. */
-export const REPUBLISHED_HEADER = 'outbox-republished';
+const REPUBLISHED_HEADER = 'outbox-republished';
 
 /**
  * Headers that describe the source transaction (commit LSN, commit time, xid). The table does not hold them, so a
@@ -174,16 +174,21 @@ function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) =>
 /** One batch, acknowledged by Kafka (acks=all); an unavailable broker is retried with backoff for retry.maxDuration. */
 async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal): Promise<void> {
   const started = Date.now();
+  // One warn line when the batch's trouble starts (a failed send or a missing answer), one info line when it ends.
+  const outage = { warned: false };
   for (let attempt = 0; ; attempt++) {
     try {
-      await answered(sink.send(records), started, retry, stallTimeoutMs, logger, signal);
+      await answered(sink.send(records), started, retry, stallTimeoutMs, logger, signal, outage);
+      if (outage.warned) logger.info({ downMs: Date.now() - started, attempts: attempt + 1 }, 'Kafka acknowledged the batch: republish goes on');
       return;
     } catch (err) {
       if (err instanceof Unanswered) throw err.error;
       const error = classifyKafkaError(err);
       if (!error.retriable || Date.now() - started >= retry.maxDurationMs || signal.aborted) throw error;
       const delay = backoffDelay(retry, attempt);
-      logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'Kafka unavailable: retrying the batch');
+      if (outage.warned) logger.debug({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'Kafka still unavailable: retrying the batch');
+      else logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'Kafka unavailable: retrying the batch');
+      outage.warned = true;
       await sleep(delay, signal);
     }
   }
@@ -202,8 +207,7 @@ class Unanswered extends Error {
  * answer missing for kafka.deliveryTimeout is logged as an outage once; the run gives up after retry.maxDuration
  * from the batch's first attempt, or at a signal.
  */
-async function answered(sending: Promise<void>, started: number, retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal): Promise<void> {
-  let warned = false;
+async function answered(sending: Promise<void>, started: number, retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal, outage: { warned: boolean }): Promise<void> {
   while (!(await settlesWithin(sending, stallTimeoutMs))) {
     const waitedMs = Date.now() - started;
     const error = new RelayError('KAFKA_UNAVAILABLE', `Kafka has not acknowledged the batch for ${Math.round(waitedMs / 1000)} s`, {
@@ -211,8 +215,8 @@ async function answered(sending: Promise<void>, started: number, retry: RetryPol
       hint: 'check the brokers (a hung or partitioned broker); retry.maxDuration bounds the wait',
     });
     if (waitedMs >= retry.maxDurationMs || signal.aborted) throw new Unanswered(error);
-    if (!warned) logger.warn({ code: error.code, err: error.message }, 'Kafka unavailable: waiting for the batch to be acknowledged');
-    warned = true;
+    if (!outage.warned) logger.warn({ code: error.code, err: error.message }, 'Kafka unavailable: waiting for the batch to be acknowledged');
+    outage.warned = true;
   }
   await sending;
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/types.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
-import { RelayError, isRelayError } from '../errors.js';
+import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 import { MessageMapper } from '../route/message-mapper.js';
@@ -333,7 +333,11 @@ export class Session {
       void this.sendStatus(false);
       this.endIntake();
     }
-    void this.stream.close().then(() => this.resolveEnded(error));
+    // A close that fails still ends the session (the relay waits for `ended`); its error is only logged.
+    void this.stream
+      .close()
+      .catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'closing the replication connection failed'))
+      .finally(() => this.resolveEnded(error));
   }
 
   /** Sends the final confirmed position and closes the connection. */

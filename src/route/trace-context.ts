@@ -8,8 +8,8 @@ import type { TupleValues } from '../decode/pgoutput.js';
  * instrumentation reads them. Values are passed through unchecked: a propagator ignores a malformed one, and
  * a trace header is never a reason to stop the stream.
  */
-export const TRACE_HEADERS = ['traceparent', 'tracestate'] as const;
-export const DEBEZIUM_SPAN_CONTEXT_COLUMN = 'tracingspancontext';
+const TRACE_HEADERS = ['traceparent', 'tracestate'] as const;
+const DEBEZIUM_SPAN_CONTEXT_COLUMN = 'tracingspancontext';
 
 export type TraceContextFn = (values: TupleValues, headers: Record<string, string | Buffer>) => void;
 

@@ -93,6 +93,7 @@ export class DeadLetters {
           this.connectFirst = false;
         }
         await this.sink.send([record]);
+        if (attempt > 0) this.logger.info({ deadLetterTopic: record.topic, attempts: attempt + 1, downMs: Date.now() - started }, 'dead letter written after retrying');
         return undefined;
       } catch (err) {
         // A stop closes the sink: what the send failed with then is the stop's doing, not the dead letter's.
@@ -100,7 +101,9 @@ export class DeadLetters {
         const error = classifyKafkaError(err);
         if (!error.retriable || Date.now() - started >= this.retry.maxDurationMs) return error;
         const delay = backoffDelay(this.retry, attempt);
-        this.logger.warn({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay, attempt }, 'cannot write the dead letter yet: retrying');
+        // One line when the trouble starts, one when it ends (above); the attempts between at debug.
+        if (attempt === 0) this.logger.warn({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay }, 'cannot write the dead letter yet: retrying');
+        else this.logger.debug({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'still cannot write the dead letter');
         await sleep(delay, stop);
         if (stop.aborted) return 'stopped';
       }

@@ -50,7 +50,7 @@ export function createKafkaClient(config: KafkaSettings, logger: Logger, clientI
 }
 
 /** kafkajs' codecs: only gzip ships with it (config validation refuses the others for this client). */
-export function kafkajsCompression(config: KafkaSettings): CompressionTypes {
+function kafkajsCompression(config: KafkaSettings): CompressionTypes {
   const { CompressionTypes } = kafkajs();
   return config.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
 }

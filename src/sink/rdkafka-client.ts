@@ -74,7 +74,7 @@ export function producerProperties(config: KafkaSettings, clientIdSuffix = ''): 
 }
 
 /** librdkafka's log lines at debug: the delivery engine reports outages once, at warn. */
-export function rdkafkaLogger(logger: Logger): KafkaJS.Logger {
+function rdkafkaLogger(logger: Logger): KafkaJS.Logger {
   const log = (message: string, extra?: object) => logger.debug({ rdkafka: true, ...extra }, message);
   const adapter = { info: log, warn: log, error: log, debug: log, namespace: () => adapter, setLogLevel: () => undefined };
   return adapter;

@@ -63,6 +63,14 @@ export function classifyRdKafkaError(err: unknown): RelayError {
   if (err instanceof RelayError) return err;
   const code = (err as RdKafkaLikeError).code ?? 0;
   const message = errorMessage(err);
+  // Thrown by the client's constructor, as a plain Error: retried as an outage it held the start for
+  // retry.maxDuration. The relay's own properties are validated at load; so it is one of kafka.producer's.
+  if (/^(No such configuration property|Invalid value for configuration property)/.test(message)) {
+    return new RelayError('CONFIG_INVALID', `librdkafka refused a producer property: ${message}`, {
+      cause: err,
+      hint: 'fix or remove it in kafka.producer (flag --kafka-producer, env OUTBOX_RELAY_KAFKA_PRODUCER, or kafka.producer in the config file); librdkafka names a property by its canonical name, so an alias you set may appear under another',
+    });
+  }
   const record = RECORD_ERRORS.get(code);
   if (record) return new RelayError(record, `Kafka rejected the record: ${message}`, { cause: err, details: { kafkaError: code }, ...(code === 32 ? { hint: INVALID_TIMESTAMP_HINT } : {}) });
   if (AUTH_ERRORS.has(code)) {

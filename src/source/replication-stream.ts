@@ -92,7 +92,7 @@ class StartReplication {
   handlePortalSuspended(): void {}
 }
 
-export function startReplicationSql(options: StartOptions): string {
+function startReplicationSql(options: StartOptions): string {
   const pluginOptions = [`proto_version '1'`, `publication_names ${quoteLiteral(options.publications.map(quoteIdent).join(','))}`];
   if (options.messages) pluginOptions.push(`messages 'true'`);
   return `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;

@@ -31,8 +31,10 @@ export class StandbyWait {
     let failingSince: number | undefined;
     for (let failures = 0; !signal.aborted; ) {
       try {
-        if (!(await this.slotHeld())) break;
+        const held = await this.slotHeld();
+        // The outage's end line also when the first check that works finds the slot free.
         if (failingSince !== undefined) this.logger.info({ downMs: Date.now() - failingSince, attempts: failures }, 'standby can check the slot again');
+        if (!held) break;
         failingSince = undefined;
         failures = 0;
         await sleep(POLL_MS, signal);

@@ -41,6 +41,15 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
     expect(table.fix).toContain(`ALTER PUBLICATION "${setup.publication}" ADD TABLE "public"."other_outbox";`);
   });
 
+  it('a librdkafka producer property it does not know, or a value it refuses: exit 2 at the first connection, naming kafka.producer (not retried as a Kafka outage)', async () => {
+    const setup = await setupOutbox(db());
+    const unknown = await failingRun([...setup.args, '--kafka-client', 'rdkafka', '--kafka-producer', 'lingerr.ms=5']);
+    expect(unknown).toMatchObject({ code: 2, code_: 'CONFIG_INVALID', err: 'librdkafka refused a producer property: No such configuration property: "lingerr.ms"' });
+    expect(unknown.fix).toContain('--kafka-producer');
+    const invalid = await failingRun([...setup.args, '--kafka-client', 'rdkafka', '--kafka-producer', 'queue.buffering.max.kbytes=lots']);
+    expect(invalid).toMatchObject({ code: 2, code_: 'CONFIG_INVALID', err: expect.stringContaining('Invalid value for configuration property "queue.buffering.max.kbytes"') as unknown });
+  });
+
   it('a role without the REPLICATION attribute', async () => {
     const setup = await setupOutbox(db());
     const role = uniqueName('norepl');

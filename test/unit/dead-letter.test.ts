@@ -78,6 +78,20 @@ describe('dead letters', () => {
     expect(await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge, running)).toBe('halt');
   });
 
+  it('Kafka unavailable for a while: one warn line when writing the dead letter starts failing, one info line when it is written', async () => {
+    const sink = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
+    const lines: { level: number; msg: string }[] = [];
+    const recording = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const handled = new DeadLetters(sink, 'dlq', { ...retry, maxDurationMs: 60_000 }, recording).handle(event(), tooLarge, running);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    sink.failure = undefined;
+    expect(await handled).toBe('skip');
+    expect(sink.sent).toHaveLength(1);
+    expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual(['cannot write the dead letter yet: retrying', 'event dead-lettered: continuing']);
+    expect(lines.filter((l) => l.msg === 'still cannot write the dead letter').length).toBeGreaterThan(1);
+    expect(lines.filter((l) => l.level === 30).map((l) => l.msg)).toEqual(['dead letter written after retrying']);
+  });
+
   it('a stop ends the retries while Kafka is unavailable: stopped, neither skipped nor a halt, nothing written', async () => {
     const sink = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
     // Retries that would outlast any shutdown grace: a backoff of a minute, for a day.

@@ -110,8 +110,12 @@ export function runCommand(): Command {
     const outcome = relay.run();
     const heartbeat = new Heartbeat(config.postgres, config.heartbeat.intervalMs, config.heartbeat.prefix, logger.child({ module: 'heartbeat' }));
     heartbeat.start();
-    void outcome.then(() => heartbeat.stop());
-    const result = await outcome;
+    let result;
+    try {
+      result = await outcome;
+    } finally {
+      await heartbeat.stop();
+    }
     // Set before the closes: a close that outlasts the watchdog's margin exits with it (cli/signals.ts).
     // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
     process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
