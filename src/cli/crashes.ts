@@ -8,8 +8,9 @@ let commandLogger: Logger | undefined;
  * A defect that escapes every handler, an exception thrown in a callback or a promise rejection nothing awaits,
  * ended the process with Node's default: exit 1 with its stack as plain text on stderr, outside the JSON log,
  * without a code or a fix. main.ts installs this for every command: one error with code INTERNAL (or the code of
- * the relay's own error that escaped), its fix and the stack, then exit 1 (going on after an uncaught exception is unsafe, and a restart resumes at the confirmed
- * position). A command that logs hands its logger over (logCrashesTo), so that the line is in its log.
+ * the relay's own error that escaped), its fix and the stack, then exit 1 (going on after an uncaught exception is
+ * unsafe, and a restart resumes at the confirmed position). A command that logs hands its logger over
+ * (logCrashesTo), so that the line is in its log.
  */
 export function reportCrashes(): void {
   process.on('uncaughtException', crashed);
