@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import { OutageLog } from '../outage-log.js';
 import type { RelayObserver, RelayState } from '../pipeline/observer.js';
 import type { CheckpointProducer } from './checkpoint-client.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
@@ -33,7 +34,8 @@ export class CheckpointWriter implements RelayObserver {
   private written: Lsn = 0n;
   private floor: Lsn = 0n;
   private ready = false;
-  private failing = false;
+  /** Periodic writes failing: the next interval tries again (the final write retries on its own schedule). */
+  private readonly outage: OutageLog;
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** False once a stop's grace ran out before Kafka acknowledged everything. */
@@ -50,6 +52,11 @@ export class CheckpointWriter implements RelayObserver {
   ) {
     // Through the client kafka.client selects: the librdkafka producer by default, safe across leader changes.
     this.producer = store.client.producer();
+    this.outage = new OutageLog(logger, {
+      started: 'cannot write the checkpoint; retrying every interval',
+      ongoing: 'still cannot write the checkpoint',
+      ended: 'checkpoint written again',
+    });
   }
 
   startFrom(lsn: Lsn): void {
@@ -104,12 +111,10 @@ export class CheckpointWriter implements RelayObserver {
       const checkpoint = { slot: this.slot, lsn: latest.lsn, commitTimeMs: latest.commitTimeMs, writtenAtMs: Date.now(), guarantee: this.guarantee };
       await this.producer.send(this.store.topic, this.store.message(checkpoint));
       this.written = latest.lsn;
-      if (this.failing) this.logger.info('checkpoint written again');
-      this.failing = false;
+      this.outage.recovered();
     } catch (err) {
       // The next interval tries again; the slot still holds the confirmed position meanwhile.
-      if (!this.failing) this.logger.warn({ err: errorMessage(err), topic: this.store.topic }, 'cannot write the checkpoint; retrying every interval');
-      this.failing = true;
+      this.outage.failed({ err: errorMessage(err), topic: this.store.topic });
     }
   }
 
@@ -139,7 +144,7 @@ export class CheckpointWriter implements RelayObserver {
     await this.flushing;
     for (let attempt = 1; ; attempt++) {
       await this.flush();
-      if (!this.failing || attempt >= FINAL_WRITE.attempts) return;
+      if (!this.outage.down || attempt >= FINAL_WRITE.attempts) return;
       const delay = backoffDelay(FINAL_WRITE, attempt - 1);
       if (Date.now() + delay >= giveUpAt) return;
       await sleep(delay);

@@ -4,6 +4,7 @@ import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
 import { TupleValues } from '../decode/pgoutput.js';
 import { RelayError, asRelayError, isRelayError } from '../errors.js';
+import { OutageLog, type OutageLines } from '../outage-log.js';
 import { backoffDelay, settlesWithin, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
@@ -15,6 +16,11 @@ import { RateLimit } from './rate-limit.js';
 
 /** Marks a record re-sent from the table rather than relayed from the WAL. */
 const REPUBLISHED_HEADER = 'outbox-republished';
+const BATCH_OUTAGE: OutageLines = {
+  started: 'Kafka unavailable: retrying the batch',
+  ongoing: 'Kafka still unavailable: retrying the batch',
+  ended: 'Kafka acknowledged the batch: republish goes on',
+};
 
 /**
  * Headers that describe the source transaction (commit LSN, commit time, xid). The table does not hold them, so a
@@ -174,21 +180,19 @@ function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) =>
 /** One batch, acknowledged by Kafka (acks=all); an unavailable broker is retried with backoff for retry.maxDuration. */
 async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal): Promise<void> {
   const started = Date.now();
-  // One warn line when the batch's trouble starts (a failed send or a missing answer), one info line when it ends.
-  const outage = { warned: false };
+  // One outage whether the batch's trouble is a failed send or a missing answer.
+  const outage = new OutageLog(logger, BATCH_OUTAGE);
   for (let attempt = 0; ; attempt++) {
     try {
-      await answered(sink.send(records), started, retry, stallTimeoutMs, logger, signal, outage);
-      if (outage.warned) logger.info({ downMs: Date.now() - started, attempts: attempt + 1 }, 'Kafka acknowledged the batch: republish goes on');
+      await answered(sink.send(records), started, retry, stallTimeoutMs, signal, outage);
+      outage.recovered();
       return;
     } catch (err) {
       if (err instanceof Unanswered) throw err.error;
       const error = classifyKafkaError(err);
       if (!error.retriable || Date.now() - started >= retry.maxDurationMs || signal.aborted) throw error;
       const delay = backoffDelay(retry, attempt);
-      if (outage.warned) logger.debug({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'Kafka still unavailable: retrying the batch');
-      else logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'Kafka unavailable: retrying the batch');
-      outage.warned = true;
+      outage.failed({ code: error.code, err: error.message, retryInMs: delay });
       await sleep(delay, signal);
     }
   }
@@ -207,7 +211,7 @@ class Unanswered extends Error {
  * answer missing for kafka.deliveryTimeout is logged as an outage once; the run gives up after retry.maxDuration
  * from the batch's first attempt, or at a signal.
  */
-async function answered(sending: Promise<void>, started: number, retry: RetryPolicy, stallTimeoutMs: number, logger: Logger, signal: AbortSignal, outage: { warned: boolean }): Promise<void> {
+async function answered(sending: Promise<void>, started: number, retry: RetryPolicy, stallTimeoutMs: number, signal: AbortSignal, outage: OutageLog): Promise<void> {
   while (!(await settlesWithin(sending, stallTimeoutMs))) {
     const waitedMs = Date.now() - started;
     const error = new RelayError('KAFKA_UNAVAILABLE', `Kafka has not acknowledged the batch for ${Math.round(waitedMs / 1000)} s`, {
@@ -215,8 +219,7 @@ async function answered(sending: Promise<void>, started: number, retry: RetryPol
       hint: 'check the brokers (a hung or partitioned broker); retry.maxDuration bounds the wait',
     });
     if (waitedMs >= retry.maxDurationMs || signal.aborted) throw new Unanswered(error);
-    if (!outage.warned) logger.warn({ code: error.code, err: error.message }, 'Kafka unavailable: waiting for the batch to be acknowledged');
-    outage.warned = true;
+    outage.failed({ code: error.code, err: error.message }, { started: 'Kafka unavailable: waiting for the batch to be acknowledged', ongoing: 'Kafka still has not acknowledged the batch' });
   }
   await sending;
 }

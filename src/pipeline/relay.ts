@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import { OutageLog } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { StandbyWait } from '../source/standby-wait.js';
-import { SessionOutageLog, isKafkaSide } from './outage-log.js';
 import { Session } from './session.js';
 
 export interface RelayDeps {
@@ -77,9 +77,15 @@ export class Relay {
   private readonly wake = new AbortController();
   private deliveryError: RelayError | undefined;
   private lastProgressLog = 0;
-  private kafkaDownSince: number | undefined;
   private sourceRestarts = 0;
-  private readonly sessionOutage: SessionOutageLog;
+  /** Kafka refusing or not answering delivery: the engine bounds the outage and reports its end (`recovered`). */
+  private readonly kafkaOutage: OutageLog;
+  /**
+   * Sessions that cannot start or end with a retriable error: a 50 s restart is one incident, as a Kafka outage
+   * is. A session also needs Kafka before it streams (exactly-once claims the slot's transactional id, the start
+   * position is read from the checkpoint topic): each line names the side that failed.
+   */
+  private readonly sessionOutage: OutageLog;
   private readonly standbyWait: StandbyWait;
 
   constructor(
@@ -88,7 +94,16 @@ export class Relay {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? {};
-    this.sessionOutage = new SessionOutageLog(this.logger, this.observer);
+    this.kafkaOutage = new OutageLog(this.logger, {
+      started: 'Kafka unavailable: holding the confirmed position and retrying',
+      ongoing: 'Kafka still unavailable',
+      ended: 'Kafka available again: delivery resumed',
+    });
+    this.sessionOutage = new OutageLog(this.logger, {
+      started: 'replication connection lost: reconnecting',
+      ongoing: 'PostgreSQL still unavailable',
+      ended: 'replication connection back: streaming resumed',
+    });
     this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
@@ -107,12 +122,11 @@ export class Relay {
           'Kafka rejected the record: retrying before the poison policy applies',
         );
       },
-      retrying: (error, attempt, delayMs) => this.kafkaDown(error, 'Kafka unavailable: holding the confirmed position and retrying', { attempt, retryInMs: delayMs }),
-      dropped: (count, error) => this.kafkaDown(error, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)', { dropped: count }),
+      retrying: (error, attempt, delayMs) => this.kafkaDown(error, { attempt, retryInMs: delayMs }),
+      dropped: (count, error) => this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)'),
       recovered: (downMs, attempts) => {
-        this.kafkaDownSince = undefined;
         this.observer.producerConnected?.(true);
-        this.logger.info({ downMs, attempts }, 'Kafka available again: delivery resumed');
+        this.kafkaOutage.recovered({ downMs, attempts });
       },
       restartSource: (error) => this.restartSource(error),
       reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(),
@@ -164,8 +178,6 @@ export class Relay {
     }
     // A stop while Kafka could not be reached yet: nothing was read, nothing to drain.
     if (this.stopRequested) return { state: 'stopped' };
-    let failingSince: number | undefined;
-    let attempt = 0;
     let first = true;
     while (!this.stopRequested && !this.deliveryError) {
       let error: RelayError | undefined;
@@ -211,22 +223,17 @@ export class Relay {
         first = false;
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
-        const reconnect = attempt > 0 || this.state === 'standby';
+        const reconnect = this.sessionOutage.down || this.state === 'standby';
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
         // The outage ends when the server streams (its first message), not when START_REPLICATION was sent: a
         // command that fails before streaming, every time, keeps the backoff and the retry.maxDuration bound.
-        let streamed = false;
+        // (`streaming` never rejects: a session that ends before it only leaves it pending.)
         void session.streaming.then(() => {
-          streamed = true;
           if (reconnect) this.observer.reconnected?.();
           this.sessionOutage.recovered();
         });
         error = await session.ended;
-        if (streamed) {
-          failingSince = undefined;
-          attempt = 0;
-        }
       } catch (err) {
         error = asRelayError(err);
       }
@@ -239,17 +246,19 @@ export class Relay {
         await this.standbyWait.untilReleased(this.wake.signal);
         continue;
       }
-      failingSince ??= Date.now();
-      if (Date.now() - failingSince >= this.config.retry.maxDurationMs) {
+      const kafkaSide = isKafkaSide(error);
+      if (this.sessionOutage.downMs() >= this.config.retry.maxDurationMs) {
         return this.fail(
-          new RelayError('RETRIES_EXHAUSTED', `${isKafkaSide(error) ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${error.message}`, {
+          new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round(this.sessionOutage.downMs() / 1000)} s: ${error.message}`, {
             cause: error,
             hint: error.hint ?? 'check that PostgreSQL is up and reachable; the relay resumes from the slot when restarted',
           }),
         );
       }
-      const delay = backoffDelay(this.config.retry, attempt++);
-      this.sessionOutage.failed(error, delay);
+      const delay = backoffDelay(this.config.retry, this.sessionOutage.attempts);
+      const lines = kafkaSide ? { started: 'Kafka unavailable while starting a replication session: retrying', ongoing: 'Kafka still unavailable' } : {};
+      // Counted in errors_total once per outage, as the warn line is logged once.
+      if (this.sessionOutage.failed({ code: error.code, err: error.message, retryInMs: delay }, lines)) this.observer.error?.(error.code);
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);
     }
@@ -263,18 +272,21 @@ export class Relay {
 
   private async connectSink(): Promise<void> {
     const started = Date.now();
+    // Its end line is the connected line, with how long the outage lasted when there was one.
+    const outage = new OutageLog(this.logger, { started: 'cannot connect to Kafka yet: retrying', ongoing: 'still cannot connect to Kafka', ended: 'connected to Kafka' });
     for (let attempt = 0; ; attempt++) {
       try {
         // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at the
         // attempt's timeout (up to 10 s): stop() closes the sink, and the start ends here.
         const connecting = this.deps.sink.connect();
         if (!(await settlesUnlessAborted(connecting, this.wake.signal))) {
+          // How the abandoned connect ends is the stop's doing (it closes the sink): nothing to report.
           connecting.catch(() => undefined);
           return;
         }
         await connecting;
         this.observer.producerConnected?.(true);
-        this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
+        if (!outage.recovered({ brokers: this.config.kafka.brokers })) this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
         return;
       } catch (err) {
         const error = asRelayError(err);
@@ -290,22 +302,17 @@ export class Relay {
         }
         const delay = backoffDelay(this.config.retry, attempt);
         this.observer.retrying?.(error.code);
-        if (attempt === 0) this.logger.warn({ code: error.code, err: error.message, retryInMs: delay }, 'cannot connect to Kafka yet: retrying');
-        else this.logger.debug({ code: error.code, attempt, retryInMs: delay }, 'still cannot connect to Kafka');
+        outage.failed({ code: error.code, err: error.message, retryInMs: delay });
         await sleep(delay, this.wake.signal);
         if (this.stopRequested) return;
       }
     }
   }
 
-  /** One warn line when Kafka becomes unavailable; later attempts at debug; `recovered` logs the end. */
-  private kafkaDown(error: RelayError, message: string, fields: Record<string, unknown>): void {
+  /** A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it. */
+  private kafkaDown(error: RelayError, fields: Record<string, unknown>, started?: string): void {
     this.observer.retrying?.(error.code);
-    if (this.kafkaDownSince === undefined) {
-      this.kafkaDownSince = Date.now();
-      this.observer.producerConnected?.(false);
-      this.logger.warn({ code: error.code, err: error.message, ...fields }, message);
-    } else this.logger.debug({ code: error.code, ...fields }, 'Kafka still unavailable');
+    if (this.kafkaOutage.failed({ code: error.code, err: error.message, ...fields }, { started })) this.observer.producerConnected?.(false);
   }
 
   private onConfirmed(lsn: Lsn): void {
@@ -429,4 +436,9 @@ export class Relay {
     this.setState('stopped');
     this.logger.info(this.positions(), 'stopped');
   }
+}
+
+/** A failure of the Kafka side of a session start: the claim of the slot, the checkpoint read. */
+function isKafkaSide(error: RelayError): boolean {
+  return error.code.startsWith('KAFKA_') || error.code === 'CHECKPOINT_FAILED';
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { RetryPolicy } from '../config/types.js';
 import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
+import { OutageLog, type OutageLines } from '../outage-log.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
 import { compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
@@ -18,6 +19,12 @@ export const DLQ_HEADER = {
   lsn: 'outbox-dlq-source-lsn',
   topic: 'outbox-dlq-original-topic',
 } as const;
+
+const DEAD_LETTER_OUTAGE: OutageLines = {
+  started: 'cannot write the dead letter yet: retrying',
+  ongoing: 'still cannot write the dead letter',
+  ended: 'dead letter written after retrying',
+};
 
 /** Where an event that never got a topic came from (unmappable rows and messages): stands in for ${topic}. */
 function sourceName(event: OutboxEvent): string {
@@ -86,6 +93,7 @@ export class DeadLetters {
   /** Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration. */
   private async send(record: SinkRecord, stop: AbortSignal): Promise<RelayError | 'stopped' | undefined> {
     const started = Date.now();
+    const outage = new OutageLog(this.logger, DEAD_LETTER_OUTAGE);
     for (let attempt = 0; ; attempt++) {
       try {
         if (this.connectFirst) {
@@ -93,7 +101,7 @@ export class DeadLetters {
           this.connectFirst = false;
         }
         await this.sink.send([record]);
-        if (attempt > 0) this.logger.info({ deadLetterTopic: record.topic, attempts: attempt + 1, downMs: Date.now() - started }, 'dead letter written after retrying');
+        outage.recovered({ deadLetterTopic: record.topic });
         return undefined;
       } catch (err) {
         // A stop closes the sink: what the send failed with then is the stop's doing, not the dead letter's.
@@ -101,9 +109,7 @@ export class DeadLetters {
         const error = classifyKafkaError(err);
         if (!error.retriable || Date.now() - started >= this.retry.maxDurationMs) return error;
         const delay = backoffDelay(this.retry, attempt);
-        // One line when the trouble starts, one when it ends (above); the attempts between at debug.
-        if (attempt === 0) this.logger.warn({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay }, 'cannot write the dead letter yet: retrying');
-        else this.logger.debug({ code: error.code, err: error.message, retryInMs: delay, attempt }, 'still cannot write the dead letter');
+        outage.failed({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay });
         await sleep(delay, stop);
         if (stop.aborted) return 'stopped';
       }

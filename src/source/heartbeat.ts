@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import { OutageLog } from '../outage-log.js';
 
 /**
  * Writes pg_logical_emit_message(false, prefix, '') into the watched database every interval, on a normal
@@ -13,7 +14,7 @@ export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
   private client: pg.Client | undefined;
   private beating = false;
-  private failures = 0;
+  private readonly outage: OutageLog;
   /** stop() was called: a beat still under way closes what it opened and writes nothing more. */
   private stopped = false;
 
@@ -22,7 +23,9 @@ export class Heartbeat {
     private readonly intervalMs: number,
     private readonly prefix: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.outage = new OutageLog(logger, { started: 'heartbeat failed: retrying every interval', ongoing: 'heartbeat still failing', ended: 'heartbeat written again' });
+  }
 
   start(): void {
     if (this.intervalMs <= 0 || this.timer || this.stopped) return;
@@ -38,12 +41,10 @@ export class Heartbeat {
       // Stopped while the connection was being opened: stop() found nothing to close, so close it here.
       if (this.stopped) return void (await this.disconnect());
       await client.query(`SELECT pg_logical_emit_message(false, $1, '')`, [this.prefix]);
-      if (this.failures > 0) this.logger.info({ failedBeats: this.failures }, 'heartbeat written again');
-      this.failures = 0;
+      this.outage.recovered();
     } catch (err) {
       if (this.stopped) return void (await this.disconnect());
-      if (this.failures++ === 0) this.logger.warn({ err: errorMessage(err), intervalMs: this.intervalMs }, 'heartbeat failed: retrying every interval');
-      else this.logger.debug({ err: errorMessage(err), failedBeats: this.failures }, 'heartbeat still failing');
+      this.outage.failed({ err: errorMessage(err), intervalMs: this.intervalMs });
       await this.disconnect();
     } finally {
       this.beating = false;

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { RetryPolicy } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
+import { OutageLog } from '../outage-log.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { classifyPgError } from './pg-errors.js';
 import { slotHeldSql } from './slot-lock.js';
@@ -28,31 +29,31 @@ export class StandbyWait {
   ) {}
 
   async untilReleased(signal: AbortSignal): Promise<void> {
-    let failingSince: number | undefined;
-    for (let failures = 0; !signal.aborted; ) {
+    const outage = new OutageLog(this.logger, {
+      started: 'standby cannot check the slot: retrying',
+      ongoing: 'standby still cannot check the slot',
+      ended: 'standby can check the slot again',
+    });
+    while (!signal.aborted) {
       try {
         const held = await this.slotHeld();
         // The outage's end line also when the first check that works finds the slot free.
-        if (failingSince !== undefined) this.logger.info({ downMs: Date.now() - failingSince, attempts: failures }, 'standby can check the slot again');
+        outage.recovered();
         if (!held) break;
-        failingSince = undefined;
-        failures = 0;
         await sleep(POLL_MS, signal);
       } catch (err) {
         await this.close();
         // A refusal (a wrong password, a missing database) is not cured by polling: the relay gives up with its fix.
         const error = classifyPgError(err, { slot: this.slot, user: this.postgres.user });
         if (!error.retriable) throw error;
-        const delay = backoffDelay(this.retry, failures++);
-        if (failingSince === undefined) {
-          failingSince = Date.now();
-          this.logger.warn({ code: error.code, err: errorMessage(err), retryInMs: delay }, 'standby cannot check the slot: retrying');
-        } else if (Date.now() - failingSince >= this.retry.maxDurationMs) {
-          throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unreachable for ${Math.round((Date.now() - failingSince) / 1000)} s: ${errorMessage(err)}`, {
+        if (outage.down && outage.downMs() >= this.retry.maxDurationMs) {
+          throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unreachable for ${Math.round(outage.downMs() / 1000)} s: ${errorMessage(err)}`, {
             cause: err,
             hint: 'check that PostgreSQL is up and reachable from here; the relay waits as a standby again when restarted',
           });
-        } else this.logger.debug({ err: errorMessage(err), retryInMs: delay, attempt: failures }, 'standby still cannot check the slot');
+        }
+        const delay = backoffDelay(this.retry, outage.attempts);
+        outage.failed({ code: error.code, err: errorMessage(err), retryInMs: delay });
         await sleep(delay, signal);
       }
     }
@@ -74,6 +75,7 @@ export class StandbyWait {
   private async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    // The connection failed or is no longer needed: how its end goes changes nothing.
     await client?.end().catch(() => undefined);
   }
 }

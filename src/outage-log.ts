@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+
+/** The lines of one kind of outage: a warn line when it starts, a debug line per later failed attempt, an info line when it ends. */
+export interface OutageLines {
+  started: string;
+  ongoing: string;
+  ended: string;
+}
+
+/**
+ * What every retry loop says about its trouble: one warn line when it starts, the attempts after it at debug, one
+ * info line when it ends (with how long it lasted and how many attempts failed). A 50 s outage is one incident in
+ * the log, not a line per attempt; the lines name what failed, the fields carry the figures.
+ */
+export class OutageLog {
+  private since: number | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly lines: OutageLines,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** An outage is under way. */
+  get down(): boolean {
+    return this.since !== undefined;
+  }
+
+  /** Failed attempts of the outage under way (0 when there is none): the backoff's attempt index. */
+  get attempts(): number {
+    return this.failures;
+  }
+
+  /** How long the outage under way has lasted (0 when there is none): what a retry.maxDuration bound compares. */
+  downMs(): number {
+    return this.since === undefined ? 0 : this.now() - this.since;
+  }
+
+  /**
+   * An attempt failed; `lines` names this attempt's cause where one loop meets several (Kafka or PostgreSQL).
+   * True when this failure started the outage (its warn line), for what else happens once per outage.
+   */
+  failed(fields: Record<string, unknown>, lines: Partial<Omit<OutageLines, 'ended'>> = {}): boolean {
+    this.failures++;
+    if (this.since !== undefined) {
+      this.logger.debug({ ...fields, attempt: this.failures }, lines.ongoing ?? this.lines.ongoing);
+      return false;
+    }
+    this.since = this.now();
+    this.logger.warn(fields, lines.started ?? this.lines.started);
+    return true;
+  }
+
+  /** An attempt worked: the end line when an outage was under way (true then). `fields` may carry the caller's own downMs and attempts. */
+  recovered(fields: Record<string, unknown> = {}): boolean {
+    if (this.since === undefined) return false;
+    this.logger.info({ downMs: this.now() - this.since, attempts: this.failures, ...fields }, this.lines.ended);
+    this.since = undefined;
+    this.failures = 0;
+    return true;
+  }
+}
