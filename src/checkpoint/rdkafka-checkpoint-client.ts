@@ -55,6 +55,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     try {
       return await use(admin);
     } finally {
+      // The answer (or the request's error) is what counts; a failing disconnect of a one-off admin changes nothing.
       await admin.disconnect().catch(() => undefined);
     }
   }
@@ -145,12 +146,14 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
           // one, no checkpoint would be written again until a restart. The next interval's write opens one.
           if (isFatalRdKafkaError(err) && producer === current) {
             producer = undefined;
+            // The write's error is the one to report; a broken producer's disconnect may fail as well.
             await connected.disconnect().catch(() => undefined);
           }
           throw err;
         }
       },
       async close(): Promise<void> {
+        // A producer that never connected has nothing to close (its failure was the write's to report).
         const connected = await producer?.catch(() => undefined);
         if (!connected) return;
         // Whatever is still queued here the writer gave up on (its last write finished or ran out of time). The

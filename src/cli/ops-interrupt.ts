@@ -75,6 +75,7 @@ export class OpsInterrupt {
     } catch (err) {
       outcome = { message: `the statement under way could not be cancelled (${errorMessage(err)})`, effect: 'statements before it stay done, and PostgreSQL may still complete it' };
     }
+    // The command exits with the outcome next: the interrupted connection's end has nothing to add.
     await client.end().catch(() => undefined);
     return outcome;
   }

@@ -82,6 +82,7 @@ export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.C
   } catch (err) {
     throw opsError(err, role);
   } finally {
+    // The command's outcome is the work's (or its error): a failing close of a connection it is done with changes nothing.
     await client.end().catch(() => undefined);
   }
 }

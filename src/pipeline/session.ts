@@ -340,7 +340,7 @@ export class Session {
       .finally(() => this.resolveEnded(error));
   }
 
-  /** Sends the final confirmed position and closes the connection. */
+  /** Sends the final confirmed position and closes the connection. Never rejects (see finish()): a caller that need not wait leaves it unawaited. */
   async close(): Promise<void> {
     const final = !this.closing && this.tracker;
     this.finish(undefined);

@@ -92,6 +92,7 @@ export class RdKafkaSink implements Sink {
 
   async send(records: readonly SinkRecord[]): Promise<void> {
     const enqueue = this.enqueued.then(() => this.enqueue(records));
+    // The next send queues behind this one whether it fails or not; its failure is this send's to report (below).
     this.enqueued = enqueue.catch(() => undefined);
     let connected: Connected | undefined;
     try {

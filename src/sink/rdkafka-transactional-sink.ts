@@ -94,11 +94,13 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private async replaceProducer(): Promise<void> {
     const old = this.producer;
     this.producer = undefined;
+    // The old producer is replaced because it failed: its disconnect may fail too, and the new one fences it anyway.
     await old?.disconnect().catch(() => undefined);
     const producer = this.kafka!.producer(this.properties());
     try {
       await producer.connect();
     } catch (err) {
+      // The connect's error is the one to report; this only lets go of the handle.
       await producer.disconnect().catch(() => undefined);
       throw err;
     }

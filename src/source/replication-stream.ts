@@ -168,7 +168,8 @@ export class ReplicationStream {
   /**
    * Standby status update. write = flush = apply = `confirmed`: PostgreSQL advances the slot's
    * confirmed_flush_lsn to the flush position, and streams from there after a reconnect. Resolves once the
-   * status is handed to the kernel (at-most-once waits for that before producing).
+   * status is handed to the kernel (at-most-once waits for that before producing). Never rejects: a failed write
+   * surfaces as the connection's error, which ends the session, so callers that need not wait leave it unawaited.
    */
   sendStatus(confirmed: Lsn, replyRequested: boolean): Promise<void> {
     if (this.ended) return Promise.resolve();
@@ -210,6 +211,7 @@ export class ReplicationStream {
       this.connection.endCopyFrom();
       await settlesWithin(replicating, END_COPY_TIMEOUT_MS);
     }
+    // The session is over either way (its error, if any, came from the stream); the end only frees the socket.
     await this.client.end().catch(() => undefined);
   }
 }
