@@ -91,6 +91,7 @@ export function replayCommand(): Command {
     let reached = false;
     let refused: RelayError | undefined;
     let stopping: Promise<void> | undefined;
+    // One stop, whoever asks first; the callbacks below leave it unawaited, as the command awaits `stopping` itself.
     const stop = (openTransaction: 'read' | 'drop' = 'read') => (stopping ??= relay.stop({ openTransaction }));
     const bound = new ReplayBound(lastCommit, () => {
       reached = true;
