@@ -244,7 +244,7 @@ export class DeliveryEngine implements Delivery {
    */
   private coalescing(): boolean {
     const waiting = this.queue.length - this.head;
-    if (this.coalesceMs === 0 || waiting === 0 || waiting >= this.batchMaxEvents || !this.intake || this.window.full) return false;
+    if (this.coalesceMs === 0 || waiting === 0 || waiting >= this.batchMaxEvents || !this.intake || this.window.closed) return false;
     const remainingMs = this.waitingSince + this.coalesceMs - Date.now();
     if (remainingMs <= 0) return false;
     this.coalesceTimer ??= setTimeout(() => {
@@ -287,8 +287,10 @@ export class DeliveryEngine implements Delivery {
       const next = this.queue[this.head]!;
       // An unmappable row goes through the poison policy alone, once everything before it was produced.
       if (next.error && (this.head > start || this.flights.length > 0)) break;
-      // At-most-once hands off whole source transactions, so a crash never re-sends part of one.
-      if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !this.window.full) break;
+      // At-most-once hands off whole source transactions, so a crash never re-sends part of one; but not while the
+      // window is closed to the source: a transaction larger than it would otherwise never be read to its commit
+      // (closed until half empty, and nothing leaves it: a stall with nothing in flight).
+      if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !this.window.closed) break;
       if (this.head > start && bytes + next.size > batchMaxBytes) break;
       bytes += next.size;
       this.head++;

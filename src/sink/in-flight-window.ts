@@ -20,6 +20,14 @@ export class InFlightWindow {
     return this.events >= this.limits.maxInFlightEvents || this.bytes >= this.limits.maxInFlightBytes;
   }
 
+  /**
+   * The source was told to stop reading and not yet to read again: from full until half empty. Between half and
+   * full the window is not full, yet nothing more comes in until it reopens.
+   */
+  get closed(): boolean {
+    return this.fullSince !== undefined;
+  }
+
   /** Since when the source has been told to stop reading (undefined while it may read). */
   get fullSinceMs(): number | undefined {
     return this.fullSince;

@@ -61,6 +61,22 @@ describe('delivery: at-most-once', () => {
     expect(overBound, `events delivered more often than the kills allow: ${overBound.join(', ')}`).toEqual([]);
   }, 300_000);
 
+  it('a transaction larger than the in-flight window (8,000 events; the window holds 5,000 by default) is read to its commit and delivered whole, once', async () => {
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'at-most-once'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    // One INSERT: one source transaction. Before 2026-12-04 the relay stopped reading once the window filled and
+    // its first half left, with nothing in flight: no line, the slot never passed it.
+    await insertEvents(db(), 8000);
+    await waitForConfirmedAll(db(), setup.slot, 60_000);
+    const records = await readTopic(setup.topic, { expected: 8000, settleMs: 1000 });
+    const delivery = compareDelivery(await committedIds(db()), records.map((r) => r.key));
+    expect({ missing: delivery.missing.length, duplicates: delivery.duplicates, unexpected: delivery.unexpected }).toEqual({ missing: 0, duplicates: 0, unexpected: 0 });
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    expect(relay.logs.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg)).toEqual([]);
+  });
+
   it('refuses a replay window (set, or recorded in the checkpoint by an earlier run), exit 2 naming the fix; --replay-window 0 releases it and runs', async () => {
     const checkpoints = ['--checkpoint-topic', uniqueName('checkpoints')];
     const setup = await setupOutbox(db(), { extraArgs: checkpoints });

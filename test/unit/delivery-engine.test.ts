@@ -637,6 +637,23 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.confirmed).toEqual([before, end]);
   });
 
+  it('a transaction larger than the window: hands it off until the window reopens, so the source reads on to its commit', async () => {
+    // Window 6 events, batches of 2: the 6th event fills it and the source stops reading. Once a batch left, 4
+    // remain: no longer full, but not yet half empty, so the source still reads nothing; the hand-off goes on.
+    const h = new EngineHarness({ guarantee: 'at-most-once', limits: { maxInFlightEvents: 6 } });
+    const { txn, room } = h.begin('big', 6);
+    expect(room).toBe(false);
+    await settle(10);
+    expect(h.windowOpens).toBe(1);
+    expect(h.sink.written).toEqual(['big.0', 'big.1', 'big.2', 'big.3']);
+    // The source reads again: the rest of the transaction and its commit.
+    for (let i = 6; i < 9; i++) h.push(txn, `big.${i}`);
+    const end = h.commit(txn);
+    await h.idle();
+    expect(h.sink.written).toEqual(Array.from({ length: 9 }, (_, i) => `big.${i}`));
+    expect(h.lastConfirmed).toBe(end);
+  });
+
   it('times no produce round trip for a hand-off: the events count as delivered before Kafka answers', async () => {
     const h = new EngineHarness({ guarantee: 'at-most-once' });
     h.transaction('t', 3);
