@@ -216,7 +216,9 @@ export class DeliveryEngine implements Delivery {
   private step(): void {
     if (this.dead || this.busy) return;
     while (this.flights[0]?.settled && !this.flights[0].error) this.sent(this.flights.shift()!);
-    if (this.flights[0]?.error) {
+    // Nothing new goes out behind a failed request, even while one before it is still in flight: it would reach
+    // Kafka ahead of the failed one's re-send. Once all have answered, the first failed one is at the head.
+    if (this.flights.some((f) => f.error)) {
       if (this.flights.every((f) => f.settled)) this.sequential(() => this.recover());
       return;
     }

@@ -77,16 +77,23 @@ export class ProduceCalls {
     return this.addon !== undefined;
   }
 
-  produce(records: readonly SinkRecord[]): Promise<void> {
-    return new Promise((resolve, reject) => {
+  /**
+   * `delivered` settles with the reports; `handedOver` is false when librdkafka refused a record synchronously, so
+   * that the records after it were not produced (known at once, long before `delivered` rejects).
+   */
+  produce(records: readonly SinkRecord[]): { delivered: Promise<void>; handedOver: boolean } {
+    let handedOver = true;
+    const delivered = new Promise<void>((resolve, reject) => {
       const call: ProduceCall = { id: this.nextId, due: 0, error: undefined, resolve, reject };
       this.nextId = (this.nextId + 1) & ID_MASK;
       if (this.addon) this.produceBatches(this.addon, call, records);
       else this.produceEach(call, records);
+      handedOver = call.error === undefined;
       // Reports arrive through the event loop, never inside a produce call: counting after it is safe.
       if (call.due === 0) this.settle(call);
       else this.open.set(call.id, call);
     });
+    return { delivered, handedOver };
   }
 
   private produceBatches(addon: PatchedAddon, call: ProduceCall, records: readonly SinkRecord[]): void {

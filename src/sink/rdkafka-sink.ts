@@ -44,7 +44,8 @@ interface Connected {
  * librdkafka's idempotent producer keeps records in produce() order per partition across its internal retries,
  * so the engine only has to call produce() in commit order, which `enqueue` makes strict (each call hands its
  * records over only after the calls before it did, or one whose topic check answers sooner would overtake an
- * earlier one: seen at every start, when the first calls all wait for metadata).
+ * earlier one: seen at every start, when the first calls all wait for metadata), and no call hands over anything
+ * behind one that could not hand over all its records (see send()).
  */
 export class RdKafkaSink implements Sink {
   readonly pipelineDepth = 4;
@@ -57,6 +58,12 @@ export class RdKafkaSink implements Sink {
   private closed = false;
   /** Settles when the newest send has enqueued its records: the next one enqueues after it. */
   private enqueued: Promise<unknown> = Promise.resolve();
+  /** Sends called so far: each send's number is its place in the call order. */
+  private sends = 0;
+  /** The send whose records could not all be handed over, until its failure is reported to its caller. */
+  private failedHandOver: number | undefined;
+  /** Sends numbered below this were called before a failed hand-over was reported: they hand over nothing. */
+  private heldBelow = 0;
 
   private constructor(
     private readonly module: RdKafkaModule,
@@ -90,8 +97,15 @@ export class RdKafkaSink implements Sink {
     }
   }
 
+  /**
+   * A send whose records could not all be handed over (a topic check failed, librdkafka refused a record) fails,
+   * and so does every send called before that failure was reported: their records would otherwise reach a
+   * partition ahead of the failed send's, which the engine produces again only after it has the failure. Sends
+   * called after the report (the engine's re-sends, in order) hand over as usual.
+   */
   async send(records: readonly SinkRecord[]): Promise<void> {
-    const enqueue = this.enqueued.then(() => this.enqueue(records));
+    const number = this.sends++;
+    const enqueue = this.enqueued.then(() => this.enqueue(records, number));
     // The next send queues behind this one whether it fails or not; its failure is this send's to report (below).
     this.enqueued = enqueue.catch(() => undefined);
     let connected: Connected | undefined;
@@ -100,6 +114,10 @@ export class RdKafkaSink implements Sink {
       connected = produced.connected;
       await produced.delivered;
     } catch (err) {
+      if (this.failedHandOver === number) {
+        this.failedHandOver = undefined;
+        this.heldBelow = this.sends;
+      }
       // A fatal error (e.g. the idempotence sequence broke) leaves the producer unusable: the retry gets a new one.
       if (connected && (connected.fatal || isFatalRdKafkaError(err) || isFatalRdKafkaError((err as { cause?: unknown }).cause))) await this.replace(connected);
       throw classifyRdKafkaError(err);
@@ -107,12 +125,22 @@ export class RdKafkaSink implements Sink {
   }
 
   /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
-  private async enqueue(records: readonly SinkRecord[]): Promise<{ connected: Connected; delivered: Promise<void> }> {
-    if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
-    await this.topics.check(new Set(records.map((r) => r.topic)));
-    if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
-    const connected = (this.connected ??= await this.openProducer());
-    return { connected, delivered: connected.calls.produce(records) };
+  private async enqueue(records: readonly SinkRecord[], number: number): Promise<{ connected: Connected; delivered: Promise<void> }> {
+    if (this.failedHandOver !== undefined || number < this.heldBelow) {
+      throw new RelayError('KAFKA_UNAVAILABLE', 'not produced: a produce request before it could not hand over all its records, and is sent again first', { retriable: true });
+    }
+    try {
+      if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
+      await this.topics.check(new Set(records.map((r) => r.topic)));
+      if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
+      const connected = (this.connected ??= await this.openProducer());
+      const { delivered, handedOver } = connected.calls.produce(records);
+      if (!handedOver) this.failedHandOver = number;
+      return { connected, delivered };
+    } catch (err) {
+      this.failedHandOver = number;
+      throw err;
+    }
   }
 
   private async openProducer(): Promise<Connected> {

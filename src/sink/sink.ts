@@ -17,8 +17,10 @@ export interface SinkRecord {
 export interface Sink {
   /**
    * How many send() calls the delivery may have in flight at once (default 1). Above 1 the sink promises that
-   * records of successive calls reach each partition in call order, and that a retried call cannot overtake a
-   * later one (the idempotent producer's ordering).
+   * records of successive calls reach each partition in call order, that a retried call cannot overtake a later
+   * one (the idempotent producer's ordering), and that a call whose records it could not all hand over (a failed
+   * topic check, a record refused before sending) fails every call made before that failure was reported, none of
+   * their records handed over: they are produced again after it, in order.
    */
   readonly pipelineDepth?: number;
   connect(): Promise<void>;

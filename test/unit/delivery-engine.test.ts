@@ -32,7 +32,8 @@ describe('DeliveryEngine, at-least-once', () => {
   });
 
   it('re-sends a failed batch and every batch behind it in commit order, and acknowledges each event once', async () => {
-    // Three requests in flight; the first fails after the two behind it were written.
+    // Three requests in flight; the first fails after the two behind it were written (at Kafka: records of other
+    // partitions, or a failure the sink learns only from the delivery reports).
     const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink(3).scriptSends(kafkaDown(), 'ok', 'ok') });
     h.transaction('a', 2);
     h.transaction('b', 2);
@@ -45,6 +46,23 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.engine.inFlightEvents).toBe(0);
     expect(h.retrying).toHaveLength(1);
     expect(h.recovered).toBe(1);
+  });
+
+  it('sends nothing new behind a failed request while one before it is still in flight, so each event first reaches Kafka in commit order', async () => {
+    // One event per request, up to three in flight: a hangs, b fails; c arrives after b's failure.
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink(3).scriptSends('hang', kafkaDown()) });
+    h.transaction('a', 1);
+    h.transaction('b', 1);
+    await settle();
+    const end = h.transaction('c', 1);
+    await settle();
+    // Before, c went out here and reached Kafka ahead of a (still unanswered) and of b's re-send.
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0']]);
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['b.0'], ['c.0']]);
+    expect(h.sink.written).toEqual(['a.0', 'b.0', 'c.0']);
+    expect(h.lastConfirmed).toBe(end);
   });
 
   it('isolates a record Kafka rejects, dead-letters only it, and keeps the rest in order', async () => {

@@ -87,7 +87,7 @@ describe.each([
     const p = new FakeProducer(patched);
     const calls = callsOf(p);
     expect(calls.patched).toBe(patched);
-    const outcome = watch(calls.produce([record(0), record(1, { timestampMs: 1_700_000_000_000 }), record(2)]));
+    const outcome = watch(calls.produce([record(0), record(1, { timestampMs: 1_700_000_000_000 }), record(2)]).delivered);
     expect(p.produced.map((r) => r.key!.toString())).toEqual(['k0', 'k1', 'k2']);
     expect(new Set(p.produced.map((r) => r.opaque)).size).toBe(1);
     expect(p.produced.map((r) => r.timestamp)).toEqual([null, 1_700_000_000_000, null]);
@@ -102,7 +102,9 @@ describe.each([
   it('rejects a call with a failed record only after every record of it reported, as a record error', async () => {
     const p = new FakeProducer(patched);
     const calls = callsOf(p);
-    const outcome = watch(calls.produce(records(4)));
+    const call = calls.produce(records(4));
+    expect(call.handedOver).toBe(true);
+    const outcome = watch(call.delivered);
     report(calls, p, 1, rdError(10, 'Broker: Message size too large'));
     report(calls, p, 0);
     report(calls, p, 2);
@@ -115,7 +117,7 @@ describe.each([
   it('reports the record error when a transient error came first (the engine isolates the record instead of re-sending forever)', async () => {
     const p = new FakeProducer(patched);
     const calls = callsOf(p);
-    const outcome = watch(calls.produce(records(3)));
+    const outcome = watch(calls.produce(records(3)).delivered);
     report(calls, p, 0, rdError(-192, 'Local: Message timed out'));
     report(calls, p, 1, rdError(10));
     report(calls, p, 2, rdError(-192));
@@ -126,8 +128,11 @@ describe.each([
     const p = new FakeProducer(patched);
     p.refuseAt = { index: 2, error: refusedWith(-184) };
     const calls = callsOf(p);
-    const outcome = watch(calls.produce(records(5)));
+    const call = calls.produce(records(5));
+    const outcome = watch(call.delivered);
     expect(p.produced).toHaveLength(2);
+    // Known at once, so that the sink hands no later call's records over before this one's failure is reported.
+    expect(call.handedOver).toBe(false);
     report(calls, p, 0);
     expect(await outcome()).toBe('pending');
     report(calls, p, 1);
@@ -137,15 +142,15 @@ describe.each([
   it('rejects at once when the first record is refused (nothing is waiting for a report)', async () => {
     const p = new FakeProducer(patched);
     p.refuseAt = { index: 0, error: refusedWith(-188) };
-    const outcome = watch(callsOf(p).produce(records(2)));
+    const outcome = watch(callsOf(p).produce(records(2)).delivered);
     expect((await rejected(outcome)).code).toBe('TOPIC_NOT_FOUND');
   });
 
   it('fails the calls still waiting when the producer is closed (their reports can no longer come), retriable; a late report of theirs is ignored', async () => {
     const p = new FakeProducer(patched);
     const calls = callsOf(p);
-    const first = watch(calls.produce(records(2)));
-    const second = watch(calls.produce(records(1)));
+    const first = watch(calls.produce(records(2)).delivered);
+    const second = watch(calls.produce(records(1)).delivered);
     report(calls, p, 0);
     report(calls, p, 1);
     calls.failOpen();
@@ -162,8 +167,8 @@ describe('librdkafka produce-and-wait, the patched addon', () => {
     const p = new FakeProducer();
     const calls = callsOf(p);
     expect([calls.patched, p.lean]).toEqual([true, true]);
-    const first = watch(calls.produce(records(3)));
-    const second = watch(calls.produce(records(2)));
+    const first = watch(calls.produce(records(3)).delivered);
+    const second = watch(calls.produce(records(2)).delivered);
     const opaque = (i: number) => p.produced[i]!.opaque;
     expect([opaque(0), opaque(3)]).toEqual([expect.any(Number), opaque(0) + 1]);
     // One flush: records 0 and 1 of the first call and the first of the second; record 2 failed and came alone.
@@ -178,7 +183,7 @@ describe('librdkafka produce-and-wait, the patched addon', () => {
   it('makes one native call per run of records to the same topic, in order, with timestamps only where a record has one', async () => {
     const p = new FakeProducer();
     const calls = callsOf(p);
-    const outcome = watch(calls.produce([record(0), record(1, { topic: 'payments', timestampMs: 5 }), record(2, { topic: 'payments' }), record(3)]));
+    const outcome = watch(calls.produce([record(0), record(1, { topic: 'payments', timestampMs: 5 }), record(2, { topic: 'payments' }), record(3)]).delivered);
     expect(p.batches).toEqual([
       { topic: 'orders', count: 1, timestamps: undefined },
       { topic: 'payments', count: 2, timestamps: [5, null] },
@@ -193,7 +198,7 @@ describe('librdkafka produce-and-wait, the patched addon', () => {
     const p = new FakeProducer();
     p.refuseAt = { index: 1, error: refusedWith(-184) };
     const calls = callsOf(p);
-    const outcome = watch(calls.produce([record(0), record(1, { topic: 'payments' }), record(2)]));
+    const outcome = watch(calls.produce([record(0), record(1, { topic: 'payments' }), record(2)]).delivered);
     expect(p.batches.map((b) => b.topic)).toEqual(['orders', 'payments']);
     report(calls, p, 0);
     expect((await rejected(outcome)).code).toBe('KAFKA_UNAVAILABLE');

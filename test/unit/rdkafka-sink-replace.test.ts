@@ -12,7 +12,9 @@ import type { SinkRecord } from '../../src/sink/sink.js';
 class FakeNativeProducer {
   static made: FakeNativeProducer[] = [];
   readonly listeners = new Map<string, ((...args: unknown[]) => void)[]>();
-  readonly produced: { opaque: number }[] = [];
+  readonly produced: { opaque: number; value: string }[] = [];
+  /** A record librdkafka refuses synchronously (as one larger than message.max.bytes). */
+  refuse: ((value: string) => boolean) | undefined;
   private disconnecting = false;
   disconnects = 0;
   constructor() {
@@ -29,8 +31,10 @@ class FakeNativeProducer {
     setImmediate(() => cb(null));
   }
   setPollInBackground() {}
-  produce(_topic: string, _p: null, _v: Buffer | null, _k: unknown, _t: unknown, opaque: number) {
-    this.produced.push({ opaque });
+  produce(_topic: string, _p: null, v: Buffer | null, _k: unknown, _t: unknown, opaque: number) {
+    const value = String(v);
+    if (this.refuse?.(value)) throw Object.assign(new Error('Broker: Message size too large'), { code: 10 });
+    this.produced.push({ opaque, value });
     return true;
   }
   disconnect(_timeout: number, cb: () => void) {
@@ -44,10 +48,20 @@ class FakeNativeProducer {
   }
 }
 
+/** Topics whose metadata request fails (a broker that does not answer it yet). */
+const metadataFails = new Set<string>();
+
 vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
   ...(await original<typeof import('../../src/sink/rdkafka-client.js')>()),
   createRdKafkaClient: async () => ({
-    admin: () => ({ connect: async () => undefined, disconnect: async () => undefined, fetchTopicMetadata: async () => ({ topics: [] }) }),
+    admin: () => ({
+      connect: async () => undefined,
+      disconnect: async () => undefined,
+      fetchTopicMetadata: async ({ topics }: { topics: string[] }) => {
+        if (topics.some((t) => metadataFails.has(t))) throw new Error('Local: Broker transport failure (fake)');
+        return { topics: [] };
+      },
+    }),
   }),
   loadRdKafka: async () => ({ Producer: FakeNativeProducer, CODES: { ERRORS: { ERR__FATAL: -150 } } }),
 }));
@@ -57,6 +71,62 @@ const { RdKafkaSink } = await import('../../src/sink/rdkafka-sink.js');
 const settings = { brokers: ['b:9092'], clientId: 'test', requestTimeoutMs: 30_000, deliveryTimeoutMs: 30_000, compression: 'none', lingerMs: 1, batchSizeBytes: 1_000_000, producer: {} } as unknown as KafkaSettings;
 const record = (i: number): SinkRecord => ({ topic: 'orders', key: `k${i}`, value: Buffer.from(`${i}`), headers: {} });
 const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+/** Each send's outcome as it stands: 'pending', 'resolved' or the error's code. */
+function watchAll(sends: Promise<void>[]): string[] {
+  const outcomes = sends.map(() => 'pending');
+  sends.forEach((s, i) => s.then(() => (outcomes[i] = 'resolved'), (err: RelayError) => (outcomes[i] = `${err.code}${err.retriable ? ' (retriable)' : ''}`)));
+  return outcomes;
+}
+
+describe('RdKafkaSink: a send that cannot hand over all its records', () => {
+  // With several sends in flight, the records of a later one would otherwise reach a partition ahead of the
+  // failed send's, whose re-send the engine makes only once it has the failure: out of commit order.
+  it('a record librdkafka refuses: that send and every send made before its failure was reported hand over nothing more; sends after it go out', async () => {
+    FakeNativeProducer.made = [];
+    const sink = await RdKafkaSink.create(settings, pino({ level: 'silent' }));
+    await sink.connect();
+    const producer = FakeNativeProducer.made[0]!;
+    producer.refuse = (value) => value === 'big';
+    const first = { topic: 'orders', key: 'k', value: Buffer.from('x1'), headers: {} };
+    const outcomes = watchAll([sink.send([first, { ...first, value: Buffer.from('big') }, { ...first, value: Buffer.from('x2') }]), sink.send([{ ...first, value: Buffer.from('x3') }])]);
+    await tick();
+    expect(producer.produced.map((p) => p.value)).toEqual(['x1']);
+    // A send made while the failure is known to the sink but not yet reported: held too.
+    const later = watchAll([sink.send([{ ...first, value: Buffer.from('x4') }])]);
+    await tick();
+    producer.emit('delivery-report', null, { opaque: producer.produced[0]!.opaque });
+    await tick();
+    expect([...outcomes, ...later]).toEqual(['RECORD_TOO_LARGE', 'KAFKA_UNAVAILABLE (retriable)', 'KAFKA_UNAVAILABLE (retriable)']);
+    expect(producer.produced.map((p) => p.value)).toEqual(['x1']);
+    // The engine's re-sends, made after the report, go out in order.
+    const again = [sink.send([{ ...first, value: Buffer.from('x2') }]), sink.send([{ ...first, value: Buffer.from('x3') }])];
+    await tick();
+    expect(producer.produced.map((p) => p.value)).toEqual(['x1', 'x2', 'x3']);
+    for (const p of producer.produced.slice(1)) producer.emit('delivery-report', null, { opaque: p.opaque });
+    await Promise.all(again);
+    await sink.close();
+  });
+
+  it('a topic check that fails: the sends made before its failure was reported hand over nothing', async () => {
+    FakeNativeProducer.made = [];
+    const sink = await RdKafkaSink.create(settings, pino({ level: 'silent' }));
+    await sink.connect();
+    const producer = FakeNativeProducer.made[0]!;
+    metadataFails.add('payments');
+    const outcomes = watchAll([sink.send([{ topic: 'payments', key: 'k', value: Buffer.from('p1'), headers: {} }]), sink.send([record(1)])]);
+    await tick();
+    expect(outcomes).toEqual(['KAFKA_UNAVAILABLE (retriable)', 'KAFKA_UNAVAILABLE (retriable)']);
+    expect(producer.produced).toEqual([]);
+    metadataFails.clear();
+    const again = sink.send([{ topic: 'payments', key: 'k', value: Buffer.from('p1'), headers: {} }]);
+    await tick();
+    expect(producer.produced.map((p) => p.value)).toEqual(['p1']);
+    producer.emit('delivery-report', null, { opaque: producer.produced[0]!.opaque });
+    await again;
+    await sink.close();
+  });
+});
 
 describe('RdKafkaSink: a fatal producer error with several sends in flight', () => {
   it('every send settles, and the producer is disconnected once', async () => {
