@@ -78,9 +78,12 @@ const duration = (min: number, max = MAX_TIMER_MS) =>
     ),
     formatDuration,
   );
-const size = (min: number) =>
+const size = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   writtenAs(
-    preprocess((v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v), z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).check(z.int(), z.minimum(min, `at least ${min} bytes`))),
+    preprocess(
+      (v) => (typeof v === 'string' ? (parseSize(v) ?? v) : v),
+      z.number({ error: 'a size such as 900KiB, 64MiB or 1GB' }).check(z.int(), z.minimum(min, `at least ${min} bytes`), z.maximum(max, `at most ${max} bytes`)),
+    ),
     formatSize,
   );
 const list = preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).check(z.minLength(1, 'at least one entry')));
@@ -224,7 +227,8 @@ export const SETTINGS = [
     placeholder: '<client>',
   }),
   setting('kafka.compression', 'kafka', enumOf(['none', 'gzip', 'snappy', 'lz4', 'zstd']), 'Record batch compression. kafkajs supports only none and gzip; the others need kafka.client rdkafka.', { default: 'none', placeholder: '<codec>' }),
-  setting('kafka.requestTimeout', 'kafka', duration(100, 10 * 60_000), 'How long the broker may take to answer one request before the client gives up on it (request.timeout.ms; at most 10m).', {
+  // librdkafka takes it as socket.timeout.ms too, which it limits to 5 minutes.
+  setting('kafka.requestTimeout', 'kafka', duration(100, 5 * 60_000), 'How long the broker may take to answer one request before the client gives up on it (request.timeout.ms; at most 5m).', {
     default: 30_000,
     shownDefault: '30s',
     placeholder: '<duration>',
@@ -239,7 +243,7 @@ export const SETTINGS = [
     shownDefault: '1ms',
     placeholder: '<duration>',
   }),
-  setting('kafka.batchSize', 'kafka', size(1024), 'rdkafka: largest record batch per partition in one request (batch.size).', { default: 1_000_000, shownDefault: '1000000B', placeholder: '<size>' }),
+  setting('kafka.batchSize', 'kafka', size(1024, 2 ** 31 - 1), 'rdkafka: largest record batch per partition in one request (batch.size; below 2GiB).', { default: 1_000_000, shownDefault: '1000000B', placeholder: '<size>' }),
   setting('kafka.clientRack', 'kafka', text, 'rdkafka: the rack (availability zone) the relay runs in (client.rack); reported to the brokers.', { placeholder: '<rack>' }),
   setting('kafka.producer', 'kafka', producerProperties, 'rdkafka: further librdkafka producer properties, passed through as given: in the file a mapping under kafka.producer ({ "queue.buffering.max.kbytes": 65536 }), in env and flags `name=value,…`. Properties that would break the delivery guarantees (acks, enable.idempotence, transactional.id, max.in.flight above 5, retries 0, …) are refused at start; a property librdkafka does not know, or a value it refuses, stops the relay at its first connection to Kafka (CONFIG_INVALID, exit 2).', {
     placeholder: '<name=value,…>',

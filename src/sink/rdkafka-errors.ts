@@ -58,6 +58,14 @@ export function producerRefusal(codes: Record<string, number>): (code: number) =
   return (code) => Object.assign(new Error(`librdkafka refused the record: ${names.get(code) ?? 'unknown error'} (${code})`), { code });
 }
 
+/**
+ * How librdkafka words a property it refuses (rdkafka_conf.c: an unknown name, a value of the wrong type, out of
+ * its range or unsupported in this build) and a combination it refuses when the client is created
+ * (rd_kafka_conf_finalize: its messages start with the property's name in backquotes).
+ */
+const LIBRDKAFKA_CONFIG_ERROR =
+  /^(No such configuration property|Invalid value|Unsupported value|Expected bool value|Configuration property "[^"]+" (value .* is outside allowed range|not supported)|Internal property|`[a-z.]+` )/;
+
 /** The same classes as classifyKafkaError (kafkajs), from librdkafka's numeric codes. */
 export function classifyRdKafkaError(err: unknown): RelayError {
   if (err instanceof RelayError) return err;
@@ -65,7 +73,7 @@ export function classifyRdKafkaError(err: unknown): RelayError {
   const message = errorMessage(err);
   // Thrown by the client's constructor, as a plain Error: retried as an outage it held the start for
   // retry.maxDuration. The relay's own properties are validated at load; so it is one of kafka.producer's.
-  if (/^(No such configuration property|Invalid value for configuration property)/.test(message)) {
+  if (LIBRDKAFKA_CONFIG_ERROR.test(message)) {
     return new RelayError('CONFIG_INVALID', `librdkafka refused a producer property: ${message}`, {
       cause: err,
       hint: 'fix or remove it in kafka.producer (flag --kafka-producer, env OUTBOX_RELAY_KAFKA_PRODUCER, or kafka.producer in the config file); librdkafka names a property by its canonical name, so an alias you set may appear under another',

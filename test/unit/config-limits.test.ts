@@ -24,3 +24,14 @@ describe('config: every duration has a documented maximum below Node’s timer l
     }
   });
 });
+
+describe('config: settings librdkafka takes as its own properties stay inside its ranges', () => {
+  // Outside them librdkafka refused the property when the client was created: before, after the config check had
+  // passed. kafka.requestTimeout is also socket.timeout.ms (10..300000), kafka.batchSize is batch.size (< 2^31).
+  it('kafka.requestTimeout at most 5m, kafka.batchSize below 2GiB', () => {
+    expect(() => load({ 'kafka.requestTimeout': '6m' })).toThrow(/invalid flag --kafka-request-timeout: "6m"; expected at most 5m/);
+    expect(() => load({ 'kafka.requestTimeout': '5m' })).not.toThrow();
+    expect(() => load({ 'kafka.batchSize': '2GiB' })).toThrow(/invalid flag --kafka-batch-size: "2GiB"; expected at most 2147483647 bytes/);
+    expect(() => load({ 'kafka.batchSize': '1GiB' })).not.toThrow();
+  });
+});

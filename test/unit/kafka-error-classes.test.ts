@@ -32,3 +32,25 @@ describe('the fix named for an authorization error', () => {
     expect(error.hint).toMatch(/transactional id/i);
   });
 });
+
+describe('a client property librdkafka refuses is a configuration error, not an outage', () => {
+  // Each as librdkafka words it (rdkafka_conf.c); before, all but the first two were retried as KAFKA_UNAVAILABLE
+  // for retry.maxDuration (30 min) and then reported with "check the brokers".
+  it.each([
+    'No such configuration property: "lingerr.ms"',
+    'Invalid value "x" for configuration property "linger.ms"',
+    'Configuration property "batch.num.messages" value 0 is outside allowed range 1..1000000\n',
+    'Configuration property "linger.ms" value 9e+06 is outside allowed range 0..900000\n',
+    'Unsupported value "zstd" for configuration property "compression.codec": libzstd not available at build time',
+    'Expected bool value for "enable.ssl.certificate.verification": true or false',
+    '`retries` must be set >= 1 when `enable.idempotence` is true',
+  ])('%s', (message) => {
+    const error = classifyRdKafkaError(new Error(message));
+    expect({ code: error.code, retriable: error.retriable }).toEqual({ code: 'CONFIG_INVALID', retriable: false });
+    expect(error.hint).toMatch(/kafka\.producer/);
+  });
+
+  it('a connection error is still an outage', () => {
+    expect(classifyRdKafkaError(Object.assign(new Error('Local: Broker transport failure'), { code: -195 })).retriable).toBe(true);
+  });
+});
