@@ -119,8 +119,21 @@ export function isPostgresUrl(url: string): boolean {
 export const POSTGRES_URL_FORM = 'a URL such as postgres://user@host:5432/database (percent-encode special characters of the password: # ? / @ : %)';
 const postgresUrl = text.check(z.refine(isPostgresUrl, POSTGRES_URL_FORM));
 const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
+const REPLAY_WINDOW_FORM = 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none';
+// Written as text (a file's `0` is a number): a mapping in a config file is not a way to write it, and one that
+// only looked like a parsed window reached the replay window's arithmetic unchecked.
 const replayWindow = writtenAs(
-  preprocess((v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v), z.object({ kind: z.enum(['duration', 'size', 'none']), ms: z.optional(z.number()), bytes: z.optional(z.number()) }, { error: 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none' })),
+  preprocess(
+    (v) => (typeof v === 'string' ? (parseReplayWindow(v) ?? v) : v === 0 ? { kind: 'none' } : typeof v === 'object' && v !== null ? REPLAY_WINDOW_FORM : v),
+    z.union(
+      [
+        z.object({ kind: z.literal('none') }),
+        z.object({ kind: z.literal('duration'), ms: z.number().check(z.int(), z.minimum(1)) }),
+        z.object({ kind: z.literal('size'), bytes: z.number().check(z.int(), z.minimum(1)) }),
+      ],
+      { error: REPLAY_WINDOW_FORM },
+    ),
+  ),
   formatReplayWindow,
 );
 const propertyValue = z.pipe(z.union([z.string(), z.number(), z.boolean()]), z.transform(String));

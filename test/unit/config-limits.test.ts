@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import { SETTINGS } from '../../src/config/settings.js';
@@ -33,5 +36,23 @@ describe('config: settings librdkafka takes as its own properties stay inside it
     expect(() => load({ 'kafka.requestTimeout': '5m' })).not.toThrow();
     expect(() => load({ 'kafka.batchSize': '2GiB' })).toThrow(/invalid flag --kafka-batch-size: "2GiB"; expected at most 2147483647 bytes/);
     expect(() => load({ 'kafka.batchSize': '1GiB' })).not.toThrow();
+  });
+});
+
+describe('config: replayWindow in a config file', () => {
+  const fromFile = (yaml: string) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'relay.yaml');
+    writeFileSync(file, `kafka:\n  brokers: k:9092\n${yaml}\n`);
+    return () => loadConfig({ flags: {}, env: {}, configFile: file });
+  };
+
+  it('0 (a number in YAML) releases the window, as "0" does in a flag', () => {
+    expect(fromFile('replayWindow: 0')().values.replayWindow).toEqual({ kind: 'none' });
+    expect(fromFile('replayWindow: 6h')().values.replayWindow).toEqual({ kind: 'duration', ms: 6 * 3_600_000 });
+  });
+
+  it('a mapping is refused naming the key (before, {kind: size} passed and crashed the relay at its first status report)', () => {
+    expect(fromFile('replayWindow:\n  kind: size')).toThrow(/replayWindow.*expected a duration such as 6h or a WAL size such as 2GiB/);
+    expect(fromFile('replayWindow: 5')).toThrow(/replayWindow.*expected a duration such as 6h/);
   });
 });
