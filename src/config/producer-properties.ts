@@ -1,5 +1,6 @@
 import type { Compression, KafkaClient } from './types.js';
 import { ConfigError } from './load.js';
+import { settingRef } from './settings.js';
 
 
 /** Codecs each client can write; kafkajs ships only gzip (the others need codec plugins the relay does not bundle). */
@@ -77,22 +78,22 @@ export function checkClientSupport(client: KafkaClient, compression: Compression
     refused.push(
       new ConfigError(
         `delivery.guarantee exactly-once is not available with kafka.client ${client}: its transactions lose and duplicate events when a partition leader changes in a replicated cluster`,
-        'use kafka.client rdkafka (the default) for exactly-once, or at-least-once with kafkajs',
+        `use ${settingRef('kafka.client')} rdkafka (the default) for exactly-once, or ${settingRef('delivery.guarantee')} at-least-once with kafkajs`,
       ),
     );
   }
   if (!CODECS[client].includes(compression)) {
-    refused.push(new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use kafka.client rdkafka, or kafka.compression ${CODECS[client].filter((c) => c !== 'none').join('/')}`));
+    refused.push(new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use ${settingRef('kafka.client')} rdkafka, or ${settingRef('kafka.compression')} ${CODECS[client].filter((c) => c !== 'none').join('/')}`));
   }
   if (client !== 'rdkafka' && Object.keys(producer).length > 0) {
-    refused.push(new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, 'use kafka.client rdkafka, or remove kafka.producer'));
+    refused.push(new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, `use ${settingRef('kafka.client')} rdkafka, or remove ${settingRef('kafka.producer')}`));
   }
   if (client !== 'rdkafka' && clientRack !== undefined) {
-    refused.push(new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, 'use kafka.client rdkafka, or remove kafka.clientRack'));
+    refused.push(new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, `use ${settingRef('kafka.client')} rdkafka, or remove ${settingRef('kafka.clientRack')}`));
   }
   if (client !== 'rdkafka' && setExplicitly.length > 0) {
     const names = setExplicitly.join(' and ');
-    refused.push(new ConfigError(`${names} ${setExplicitly.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use kafka.client rdkafka, or remove ${names} (with kafkajs, delivery.coalesce gathers events into fewer requests)`));
+    refused.push(new ConfigError(`${names} ${setExplicitly.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use ${settingRef('kafka.client')} rdkafka, or remove ${setExplicitly.map(settingRef).join(' and ')} (with kafkajs, delivery.coalesce gathers events into fewer requests)`));
   }
   return refused;
 }

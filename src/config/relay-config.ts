@@ -4,10 +4,10 @@ import type { SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
 import { parseLsn } from '../lsn.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
-import { compileTopicTemplate } from '../route/topic-template.js';
+import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, ConfigProblems, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
-import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, type SettingValues } from './settings.js';
+import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
 import type { EnvelopeConfig, Origin, RelayConfig } from './types.js';
 
@@ -15,7 +15,7 @@ function readSecretFile(path: string, key: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new ConfigError(`cannot read ${key} ${path}: ${(err as Error).message}`, 'mount the secret file or fix the path');
+    throw new ConfigError(`cannot read ${key} ${path}: ${(err as Error).message}`, `mount the secret file, or fix the path in ${settingRef(key)}`);
   }
 }
 
@@ -58,14 +58,6 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
 
 /** Settings only librdkafka reads that have a default, so that only one given explicitly can be refused with another client. */
 const RDKAFKA_ONLY_WITH_DEFAULT = ['kafka.linger', 'kafka.batchSize'];
-
-/** A placeholder no logical message has would make every message without a topic of its own a poison event. */
-function checkMessagesTopic(template: string): void {
-  const unknown = compileTopicTemplate(template, 'messages.topic').columns.find((c) => !(MESSAGE_TOPIC_FIELDS as readonly string[]).includes(c));
-  if (unknown !== undefined) {
-    throw new ConfigError(`messages.topic "${template}" uses \${${unknown}}, which no logical message has`, `use the placeholders ${MESSAGE_TOPIC_FIELDS.map((f) => `\${${f}}`).join(', ')}`);
-  }
-}
 
 const SASL_CREDENTIALS = ['kafka.saslUsername', 'kafka.saslPassword', 'kafka.saslPasswordFile'] as const;
 
@@ -144,8 +136,8 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   // The checks across settings each run, and fail together: one fix-and-retry round, as for the values above.
   const problems = new ConfigProblems();
   // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
-  if (prefixes) problems.check(() => checkMessagesTopic(v['messages.topic']));
-  if (v['delivery.onPoison'] === 'dead-letter') problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic'));
+  if (prefixes) problems.check(() => compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS));
+  if (v['delivery.onPoison'] === 'dead-letter') problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS));
   const postgres = problems.check(() => postgresConfig(v, env));
   const tables = tableMappings(v, resolved.origins, envelope, problems);
   const kafka = kafkaConfig(v, resolved.origins, problems);

@@ -361,6 +361,12 @@ export const SETTINGS = [
 
 export const SETTINGS_BY_KEY = new Map<string, Setting>(SETTINGS.map((s) => [s.key, s]));
 
+/** A setting as a fix names it: its key (also the config file's), flag and environment variable. */
+export function settingRef(key: string): string {
+  const setting = SETTINGS_BY_KEY.get(key);
+  return setting ? `${key} (${setting.flag} / ${setting.env})` : key;
+}
+
 type DeclaredSetting = (typeof SETTINGS)[number];
 
 /**

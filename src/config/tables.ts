@@ -1,5 +1,6 @@
 import { compileTopicRouting } from '../route/routing-rules.js';
 import { ConfigError, type ConfigProblems } from './load.js';
+import { settingRef } from './settings.js';
 import type { EnvelopeConfig, Origin, TableMapping } from './types.js';
 import type { EventFilter, PresetName, RouteRule, TableEntry } from './table-schemas.js';
 
@@ -93,7 +94,7 @@ function toMapping(v: Values, envelope: EnvelopeConfig, where: string): TableMap
 function checkColumnsFor(mapping: TableMapping, where: string): void {
   const { routes = [], filter = {}, columns } = mapping;
   const needs = (column: string | undefined, setting: string, reason: string) => {
-    if (column === undefined) throw new ConfigError(`${where}: ${reason}, but ${setting} is ""`, `set ${setting} to the column that holds it`);
+    if (column === undefined) throw new ConfigError(`${where}: ${reason}, but ${setting} is ""`, `set ${settingRef(setting)} to the column that holds it`);
   };
   if (routes.some((r) => r.type !== undefined) || filter.includeTypes || filter.excludeTypes) needs(columns.type, 'mapping.type', 'routes or filters match on the event type');
   if (routes.some((r) => r.aggregateType !== undefined) || filter.includeAggregateTypes || filter.excludeAggregateTypes) {

@@ -1,3 +1,4 @@
+import { settingRef } from '../config/settings.js';
 import { RelayError } from '../errors.js';
 
 /** `outbox.${aggregate_type}` → literal parts and column names, compiled once per relation. */
@@ -14,25 +15,34 @@ const LEGAL_HINT = 'use 1-249 characters from A-Z a-z 0-9 . _ - (not "." or ".."
 
 /**
  * `setting` names where the template came from: its literal parts are checked when it is compiled (at start),
- * so a template that can never give a legal topic name fails there rather than on the first event.
+ * so a template that can never give a legal topic name fails there rather than on the first event. `known`, where
+ * the placeholders are not a table's columns (a dead letter's ${topic}, a logical message's fields), lists the
+ * ones there are: any other would make every event a poison one.
  */
-export function compileTopicTemplate(template: string, setting = 'topic'): TopicTemplate {
+export function compileTopicTemplate(template: string, setting = 'topic', known?: readonly string[]): TopicTemplate {
   const parts: ({ literal: string } | { column: string })[] = [];
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {
     if (match.index > last) parts.push({ literal: template.slice(last, match.index) });
     const column = match[1]!.trim();
-    if (!column) throw new RelayError('CONFIG_INVALID', `${setting}: topic template "${template}" has an empty placeholder`, { hint: 'write ${column_name}' });
+    if (!column) throw new RelayError('CONFIG_INVALID', `${setting}: topic template "${template}" has an empty placeholder`, { hint: `write \${column_name} in ${settingRef(setting)}` });
     parts.push({ column });
     last = match.index + match[0].length;
   }
   if (last < template.length) parts.push({ literal: template.slice(last) });
   const columns = parts.flatMap((p) => ('column' in p ? [p.column] : []));
+  const unknown = known && columns.find((c) => !known.includes(c));
+  if (unknown !== undefined) {
+    const placeholders = known!.map((n) => `\${${n}}`).join(', ');
+    throw new RelayError('CONFIG_INVALID', `${setting} "${template}" uses \${${unknown}}, which is not one of its placeholders (${placeholders})`, {
+      hint: `use only ${placeholders} in ${settingRef(setting)}`,
+    });
+  }
   const literal = parts.flatMap((p) => ('literal' in p ? [p.literal] : [])).join('');
   const illegal = ILLEGAL_CHARACTER.exec(literal)?.[0];
   if (illegal !== undefined || literal.length > 249 || template.length === 0 || (columns.length === 0 && !LEGAL_TOPIC.test(template))) {
     const why = illegal !== undefined ? `has ${JSON.stringify(illegal)}, which a Kafka topic name cannot contain` : 'can never be a legal Kafka topic name';
-    throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders` });
+    throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders, in ${settingRef(setting)}` });
   }
   // The last legal name and the column values it was made of: consecutive events mostly go to the same topic,
   // which then costs neither a concatenation nor the check, and is handed on as the one flat string.
@@ -60,6 +70,9 @@ export function compileTopicTemplate(template: string, setting = 'topic'): Topic
     },
   };
 }
+
+/** The placeholders of delivery.deadLetterTopic: the topic the event was meant for. */
+export const DEAD_LETTER_PLACEHOLDERS = ['topic'] as const;
 
 /** A topic name given as is (a logical message's own "topic"): checked as a rendered template is, before Kafka sees it. */
 export function checkTopicName(topic: string): string {

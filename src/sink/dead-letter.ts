@@ -5,7 +5,7 @@ import { formatLsn } from '../lsn.js';
 import { OutageLog, type OutageLines } from '../outage-log.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
-import { compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
+import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
 import { backoffDelay, sleep } from '../retry.js';
 import type { PoisonDecision } from './delivery.js';
 import { classifyKafkaError } from './kafka-errors.js';
@@ -51,11 +51,7 @@ export class DeadLetters {
     /** The sink is not the relay's own (exactly-once produces through a transactional one): connect it before the first dead letter. */
     private connectFirst = false,
   ) {
-    this.template = compileTopicTemplate(topicTemplate);
-    const unknown = this.template.columns.filter((c) => c !== 'topic');
-    if (unknown.length > 0) {
-      throw new RelayError('CONFIG_INVALID', `delivery.deadLetterTopic "${topicTemplate}" uses \${${unknown[0]}}: only \${topic} is known there`, { hint: 'e.g. ${topic}.dlq or outbox.dlq' });
-    }
+    this.template = compileTopicTemplate(topicTemplate, 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
   }
 
   async handle(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision> {

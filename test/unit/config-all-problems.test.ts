@@ -30,6 +30,16 @@ describe('config: every problem at once, the settings that depend on each other 
   });
 });
 
+describe('config: a dead-letter topic with a placeholder it does not have', () => {
+  it('is refused when the config loads (config check too), naming the flag and the environment variable', () => {
+    const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': '${aggregate_type}.dlq' }));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toContain('delivery.deadLetterTopic "${aggregate_type}.dlq" uses ${aggregate_type}');
+    expect(r.hint).toBe('use only ${topic} in delivery.deadLetterTopic (--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC)');
+    expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': '${topic}.dlq' }).delivery.deadLetterTopic).toBe('${topic}.dlq');
+  });
+});
+
 describe('config: credentials given without the setting that uses them are refused, not ignored', () => {
   it('a SASL user name or password file without kafka.saslMechanism (the relay would connect without authenticating)', () => {
     const r = refusal(() => load({ 'kafka.saslUsername': 'relay', 'kafka.saslPasswordFile': '/run/secrets/kafka-password' }));

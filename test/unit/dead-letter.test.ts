@@ -104,6 +104,6 @@ describe('dead letters', () => {
   });
 
   it('refuses placeholders other than ${topic}', () => {
-    expect(() => new DeadLetters(new RecordingSink(), '${table}.dlq', retry, logger)).toThrow(/only \$\{topic\}/);
+    expect(() => new DeadLetters(new RecordingSink(), '${table}.dlq', retry, logger)).toThrow(/uses \$\{table\}, which is not one of its placeholders \(\$\{topic\}\)/);
   });
 });

@@ -11,7 +11,8 @@ describe('kafka producer settings', () => {
     expect(r.code).toBe('CONFIG_INVALID');
     expect(r.message).toContain('delivery.guarantee exactly-once');
     expect(r.message).toContain('kafka.client kafkajs');
-    expect(r.hint).toContain('kafka.client rdkafka');
+    // The fix names the flag and the environment variable too (the key is the config file's).
+    expect(r.hint).toContain('kafka.client (--kafka-client / OUTBOX_RELAY_KAFKA_CLIENT) rdkafka');
     expect(load({ 'kafka.client': 'kafkajs', 'delivery.guarantee': 'at-least-once' }).kafka.client).toBe('kafkajs');
   });
 
