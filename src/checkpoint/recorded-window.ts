@@ -6,7 +6,8 @@ import { formatLsn, type Lsn } from '../lsn.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { SlotBounds } from './start-position.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
-import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow, type ReplayWindowSetting } from './replay-window.js';
+import { settingRef } from '../config/settings.js';
+import { ReplayWindowPosition, atMostOnceWindowRefused, formatReplayWindow, parseReplayWindow, type ReplayWindowSetting } from './replay-window.js';
 
 /**
  * The replay window as state of the slot rather than a per-run flag. Every checkpoint record carries the window in
@@ -47,11 +48,9 @@ export class RecordedReplayWindow {
     }
     const effective: ReplayWindowSetting = this.setting ?? recorded ?? { kind: 'none' };
     const text = formatReplayWindow(effective);
+    // The config loader refuses one set explicitly already (so that config check does); the recorded one only shows here.
     if (effective.kind !== 'none' && this.guarantee === 'at-most-once') {
-      throw new ConfigError(
-        `at-most-once cannot keep a replay window (${text}, ${this.setting ? 'set by replayWindow' : 'recorded in the checkpoint'}): PostgreSQL would get the window's older position, so a restart after a crash would start at the checkpoint, written once a second, and send the events handed off since it a second time`,
-        'run with --replay-window 0 (it also releases a window recorded in the checkpoint), or with delivery.guarantee=at-least-once',
-      );
+      throw atMostOnceWindowRefused(effective, this.setting ? 'set by replayWindow' : 'recorded in the checkpoint', `run with ${settingRef('replayWindow')} 0 (it also releases a window recorded in the checkpoint), or with delivery.guarantee at-least-once`);
     }
     this.store.replayWindow = text;
     if (effective.kind !== 'none') {

@@ -1,4 +1,5 @@
 import { formatDuration, formatSize, parseDuration, parseSize } from '../config/units.js';
+import { RelayError } from '../errors.js';
 import { maxLsn, type Lsn } from '../lsn.js';
 
 /** How far the slot's confirmed position is kept behind the delivered one: a stretch of time or of WAL. */
@@ -25,6 +26,18 @@ export function parseReplayWindow(text: string): ReplayWindowSetting | undefined
 export function formatReplayWindow(window: ReplayWindowSetting): string {
   if (window.kind === 'none') return '0';
   return window.kind === 'duration' ? formatDuration(window.ms) : formatSize(window.bytes);
+}
+
+/**
+ * Why at-most-once refuses a window, set or recorded: PostgreSQL would get the window's older position, and a
+ * restart after a crash would send again what was handed off since the checkpoint.
+ */
+export function atMostOnceWindowRefused(window: ReplayWindowSetting, from: 'set by replayWindow' | 'recorded in the checkpoint', fix: string): RelayError {
+  return new RelayError(
+    'CONFIG_INVALID',
+    `at-most-once cannot keep a replay window (${formatReplayWindow(window)}, ${from}): PostgreSQL would get the window's older position, so a restart after a crash would start at the checkpoint, written once a second, and send the events handed off since it a second time`,
+    { hint: fix },
+  );
 }
 
 interface Sample {

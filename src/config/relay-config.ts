@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
+import { atMostOnceWindowRefused } from '../checkpoint/replay-window.js';
 import { parseLsn } from '../lsn.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
 import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate } from '../route/topic-template.js';
@@ -138,6 +139,9 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
   if (prefixes) problems.check(() => compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS));
   if (v['delivery.onPoison'] === 'dead-letter') problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS));
+  if (v['delivery.guarantee'] === 'at-most-once' && v.replayWindow !== undefined && v.replayWindow.kind !== 'none') {
+    problems.add(atMostOnceWindowRefused(v.replayWindow, 'set by replayWindow', `set ${settingRef('replayWindow')} to 0 (it also releases a window recorded in the checkpoint), or ${settingRef('delivery.guarantee')} to at-least-once`));
+  }
   const postgres = problems.check(() => postgresConfig(v, env));
   const tables = tableMappings(v, resolved.origins, envelope, problems);
   const kafka = kafkaConfig(v, resolved.origins, problems);

@@ -40,6 +40,16 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
   });
 });
 
+describe('config: at-most-once with a replay window set', () => {
+  it('is refused when the config loads, with the dead-letter refusal in the same error (one fix-and-retry round)', () => {
+    const r = refusal(() => load({ 'delivery.guarantee': 'at-most-once', replayWindow: '1h', 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': '${x}' }));
+    expect(r.message).toMatch(/^2 settings are invalid:/);
+    expect(r.message).toContain('at-most-once cannot keep a replay window (1h, set by replayWindow)');
+    expect(r.hint).toContain('set replayWindow (--replay-window / OUTBOX_RELAY_REPLAY_WINDOW) to 0');
+    expect(load({ 'delivery.guarantee': 'at-most-once', replayWindow: '0' }).values.replayWindow).toEqual({ kind: 'none' });
+  });
+});
+
 describe('config: credentials given without the setting that uses them are refused, not ignored', () => {
   it('a SASL user name or password file without kafka.saslMechanism (the relay would connect without authenticating)', () => {
     const r = refusal(() => load({ 'kafka.saslUsername': 'relay', 'kafka.saslPasswordFile': '/run/secrets/kafka-password' }));

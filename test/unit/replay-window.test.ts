@@ -84,7 +84,7 @@ describe('start position', () => {
     const checkpoint: Checkpoint = { slot: 's', lsn: 0x5000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '6h' };
     const logger = pino({ level: 'silent' });
     const recorded = new RecordedReplayWindow(undefined, store, logger, 'at-most-once').resolve(checkpoint, { confirmed: 0x1000n, active: false });
-    await expect(recorded).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('recorded in the checkpoint') as unknown, hint: expect.stringContaining('--replay-window 0') as unknown });
+    await expect(recorded).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('recorded in the checkpoint') as unknown, hint: expect.stringContaining('replayWindow (--replay-window / OUTBOX_RELAY_REPLAY_WINDOW) 0') as unknown });
     const set = new RecordedReplayWindow(parseReplayWindow('2GiB'), store, logger, 'at-most-once').resolve(undefined, { confirmed: 0x1000n, active: false });
     await expect(set).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('2GiB, set by replayWindow') as unknown });
     const released = new RecordedReplayWindow(parseReplayWindow('0'), store, logger, 'at-most-once');
