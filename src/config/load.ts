@@ -45,7 +45,8 @@ function flattenFile(value: unknown, file: string, unknown: string[], prefix = '
   return out;
 }
 
-export function readConfigFile(file: string): RawValues {
+/** The file's settings, flattened; `unknown`: its keys that are not settings, reported with the other problems. */
+export function readConfigFile(file: string): { values: RawValues; unknown: string[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -59,12 +60,12 @@ export function readConfigFile(file: string): RawValues {
     throw new ConfigError(`config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }
   const unknown: string[] = [];
-  const values = flattenFile(parsed, file, unknown);
-  if (unknown.length > 0) {
-    const names = unknown.map((key) => `"${key}"`).join(', ');
-    throw new ConfigError(`${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names}`, `see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys`);
-  }
-  return values;
+  return { values: flattenFile(parsed, file, unknown), unknown };
+}
+
+function unknownKeys(file: string, unknown: string[]): Problem {
+  const names = unknown.map((key) => `"${key}"`).join(', ');
+  return { message: `${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names}`, hint: 'see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys' };
 }
 
 /** One line saying that `used` is a former name of the setting and what to use instead. */
@@ -146,10 +147,10 @@ export class ConfigProblems {
  * defaults < config file < environment < flags, each value validated by its setting's schema. Bad values and
  * missing `required` settings fail together, each with the key, where it came from and what is allowed.
  */
-export function resolveSettings(layers: { file?: RawValues; fileName?: string; env: RawValues; flags: RawValues; required?: string[] }): Resolved {
+export function resolveSettings(layers: { file?: RawValues; fileName?: string; unknownFileKeys?: string[]; env: RawValues; flags: RawValues; required?: string[] }): Resolved {
   const values: Record<string, unknown> = {};
   const origins: Record<string, Origin> = {};
-  const problems: Problem[] = [];
+  const problems: Problem[] = layers.unknownFileKeys?.length ? [unknownKeys(layers.fileName!, layers.unknownFileKeys)] : [];
   for (const setting of SETTINGS) {
     let raw: unknown = setting.default;
     let origin: Origin = 'default';

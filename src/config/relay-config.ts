@@ -129,7 +129,15 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
-  const resolved = resolveSettings({ file: fileName ? readConfigFile(fileName) : undefined, fileName, env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))), flags: options.flags, required: options.required ?? [] });
+  const file = fileName ? readConfigFile(fileName) : undefined;
+  const resolved = resolveSettings({
+    file: file?.values,
+    fileName,
+    unknownFileKeys: file?.unknown,
+    env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))),
+    flags: options.flags,
+    required: options.required ?? [],
+  });
   // Every value passed its setting's schema in resolveSettings: the table's types hold from here on.
   const v = resolved.values as SettingValues;
   const envelope: EnvelopeConfig = { mode: v['envelope.mode'], source: v['envelope.source'] };

@@ -28,6 +28,15 @@ describe('config: every problem at once, the settings that depend on each other 
     const r = refusal(() => load({}, {}, file));
     for (const key of ['kafka.broker', 'slots', 'http.prot']) expect(r.message).toContain(`"${key}"`);
   });
+
+  it('reports a config file’s unknown keys together with the invalid values (before, the unknown keys hid them)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(file, 'kafka:\n  brokers: k:9092\n  compresion: gzip\nslot: Bad!\n');
+    const r = refusal(() => load({ 'http.port': 'x' }, {}, file));
+    expect(r.message).toMatch(/^3 settings are invalid:/);
+    for (const part of ['unknown setting "kafka.compresion"', `key "slot" in ${file}: "Bad!"`, 'flag --http-port: "x"']) expect(r.message).toContain(part);
+  });
 });
 
 describe('config: a dead-letter topic with a placeholder it does not have', () => {
