@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { RetryPolicy } from '../config/types.js';
-import { RelayError } from '../errors.js';
+import { RelayError, asRelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { OutageLog, type OutageLines } from '../outage-log.js';
 import type { RelayObserver } from '../pipeline/observer.js';
@@ -63,8 +63,7 @@ export class DeadLetters {
     try {
       topic = this.template.render(() => originalTopic);
     } catch (err) {
-      this.logger.error({ ...context, err: (err as Error).message }, 'cannot name the dead-letter topic: halting');
-      return 'halt';
+      return this.halt(error, asRelayError(err), undefined);
     }
     const record: SinkRecord = {
       topic,
@@ -77,13 +76,26 @@ export class DeadLetters {
       this.logger.info({ ...context, deadLetterTopic: topic }, 'stopping before the dead letter was written: the event is read again after restart');
       return 'stopped';
     }
-    if (failure) {
-      this.logger.error({ ...context, deadLetterTopic: topic, dlqCode: failure.code, dlqErr: failure.message }, 'cannot write the dead letter: halting');
-      return 'halt';
-    }
+    if (failure) return this.halt(error, failure, topic);
     this.observer.deadLettered?.(error.code);
     this.logger.warn({ ...context, err: error.message, deadLetterTopic: topic }, 'event dead-lettered: continuing');
     return 'skip';
+  }
+
+  /**
+   * The halt when the dead letter cannot be written: one error (the relay's halt line), with the event's id and
+   * commit LSN as a poison halt has them, the dead letter's own failure as its code and fix (what to mend: a
+   * missing topic, an ACL), and the event's refusal in the message.
+   */
+  private halt(poisoned: RelayError, failure: RelayError, topic: string | undefined): { halt: RelayError } {
+    const where = topic === undefined ? 'no dead-letter topic could be named for it' : `its dead letter could not be written to "${topic}"`;
+    return {
+      halt: new RelayError(failure.code, `${poisoned.message}; ${where}: ${failure.message}`, {
+        cause: failure,
+        details: { ...poisoned.details, poisonCode: poisoned.code, ...(topic === undefined ? {} : { deadLetterTopic: topic }) },
+        hint: `${failure.hint ?? 'check the dead-letter topic and that Kafka takes writes to it'}; on restart the event goes to the poison policy again`,
+      }),
+    };
   }
 
   /** Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration. */

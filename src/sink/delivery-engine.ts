@@ -473,7 +473,7 @@ export class DeliveryEngine implements Delivery {
     // A dead letter is a produce too: a broker that never answers it is an outage like any other.
     const decision = await this.watched(this.callbacks.poison(event, poisoned, this.abort.signal));
     if (decision === 'stopped') return false;
-    if (decision !== 'skip') return this.fail(poisoned);
+    if (decision !== 'skip') return this.fail(decision === 'halt' ? poisoned : decision.halt);
     this.skipped(event);
     return true;
   }

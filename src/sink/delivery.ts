@@ -13,9 +13,10 @@ export interface DeliveryLimits {
 
 /**
  * What the poison policy decided for a record Kafka will never accept: `skip` means it was dealt with
- * (dead-lettered); `stopped`, that delivery stopped first and nothing was decided (the event is read again).
+ * (dead-lettered); `stopped`, that delivery stopped first and nothing was decided (the event is read again);
+ * `halt` halts on the event's error, `{ halt }` on the policy's own (a dead letter that could not be written).
  */
-export type PoisonDecision = 'skip' | 'halt' | 'stopped';
+export type PoisonDecision = 'skip' | 'halt' | 'stopped' | { halt: RelayError };
 
 /** `count` events of one source transaction and topic that may be confirmed (`skipped`: dealt with by the poison policy, no record). */
 export interface Receipt {

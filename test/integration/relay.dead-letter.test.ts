@@ -89,9 +89,11 @@ describe('relay: delivery.onPoison = dead-letter', () => {
     await waitForSlotAtCurrentWal(db(), setup.slot);
     const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
     const poison = await insert(JSON.stringify({ blob: 'x'.repeat(5000) }), 'k');
-    await relay.waitForLog((l) => l.msg === 'cannot write the dead letter: halting', 30_000);
-    const halt = await relay.waitForLog((l) => l.level === 'error' && l.code === 'RECORD_TOO_LARGE', 30_000, 'the halt');
+    // The halt names what to mend (the dead-letter topic is missing) and the event it stopped at.
+    const halt = await relay.waitForLog((l) => l.level === 'error' && l.code === 'TOPIC_NOT_FOUND', 30_000, 'the halt');
     expect(halt.eventId).toBe(poison);
+    expect(halt.poisonCode).toBe('RECORD_TOO_LARGE');
+    expect(String(halt.fix)).toMatch(/^create it/);
     // Never at or past the poison's commit; and nothing moves after the halt.
     const confirmedAtHalt = await slotConfirmedLsn(db(), setup.slot);
     // The poison's commit record from the WAL: the halt names it, and the slot stays at or before it.
@@ -105,6 +107,8 @@ describe('relay: delivery.onPoison = dead-letter', () => {
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(confirmedAtHalt);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
+    // Exit 1 with one error line: the halt's.
+    expect(relay.logs.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual(['halted: nothing after the confirmed position was confirmed; fix the cause and restart']);
   });
 
   async function payloadText(id: string): Promise<string> {

@@ -71,11 +71,23 @@ describe('dead letters', () => {
     expect(sink.sent[0]!.headers[DLQ_HEADER.attempts]).toBe('1');
   });
 
-  it('halts when the dead letter is rejected or Kafka stays unavailable past retry.maxDuration', async () => {
-    const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic')), 'dlq', retry, logger);
-    expect(await rejected.handle(event(), tooLarge, running)).toBe('halt');
+  it('halts when the dead letter is rejected or Kafka stays unavailable past retry.maxDuration: one error, the dead letter’s code and fix, the event’s id and commit LSN', async () => {
+    const lines: { level: number }[] = [];
+    const recording = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number }) });
+    const poisoned = new RelayError('RECORD_TOO_LARGE', 'cannot produce event e1 (commit LSN 0/2000): too large', { details: { eventId: 'e1', lsn: '0/2000', attempts: 3 } });
+    const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic', { hint: 'create it' })), 'dlq', retry, recording);
+    const decision = await rejected.handle(event(), poisoned, running);
+    expect(typeof decision === 'object' && decision.halt).toMatchObject({
+      code: 'TOPIC_NOT_FOUND',
+      message: 'cannot produce event e1 (commit LSN 0/2000): too large; its dead letter could not be written to "dlq": no dlq topic',
+      hint: 'create it; on restart the event goes to the poison policy again',
+      details: { eventId: 'e1', lsn: '0/2000', poisonCode: 'RECORD_TOO_LARGE', deadLetterTopic: 'dlq' },
+    });
+    // The halt is the relay's one error line: the dead letter logs none of its own.
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     const unavailable = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
-    expect(await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge, running)).toBe('halt');
+    const outage = await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge, running);
+    expect(typeof outage === 'object' && outage.halt.code).toBe('KAFKA_UNAVAILABLE');
   });
 
   it('Kafka unavailable for a while: one warn line when writing the dead letter starts failing, one info line when it is written', async () => {
