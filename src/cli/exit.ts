@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { asRelayError, isRelayError } from '../errors.js';
+import { asRelayError, isRelayError, type RelayError } from '../errors.js';
 
 /**
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. `status` adds what it found the running
@@ -22,6 +22,11 @@ export function reportError(err: unknown, json = false): number {
     const stack = isRelayError(err) || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
     process.stderr.write(`outbox-relay: ${error.code}: ${error.describe()}${stack}\n`);
   }
+  return exitCodeOf(error);
+}
+
+/** The exit for an error: 2 for a configuration refused, 1 for anything else. */
+export function exitCodeOf(error: RelayError): number {
   return error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
 }
 
@@ -29,5 +34,5 @@ export function reportError(err: unknown, json = false): number {
 export function logFailure(logger: Logger, err: unknown): number {
   const error = asRelayError(err);
   logger.error({ code: error.code, err: error.message, fix: error.hint }, 'giving up');
-  return error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
+  return exitCodeOf(error);
 }

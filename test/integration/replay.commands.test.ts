@@ -33,6 +33,9 @@ function withoutTransactionHeaders(record: ConsumedRecord): Record<string, strin
   return Object.fromEntries(Object.entries(record.headers).filter(([k]) => !TRANSACTION_HEADERS.includes(k)));
 }
 
+/** The JSON log lines of a command's output. */
+const jsonLines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+
 describe('replay and republish commands', () => {
   const db = useFreshDatabase('replaycmd');
 
@@ -168,7 +171,6 @@ describe('replay and republish commands', () => {
       await signalWhileReadingConfig(fifo, () => child.kill(signal), `slot: ${setup.slot}\n`);
       return result;
     };
-    const jsonLines = (text: string) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const slotBefore = await slotConfirmedLsn(db(), setup.slot);
 
     const replay = await whileLoading([...commandArgs(setup, 'replay'), '--start-lsn', formatLsn(slotBefore)], 'SIGINT');
@@ -237,9 +239,12 @@ describe('replay and republish commands', () => {
     // Below what the slot retains: the documented error, naming the oldest replayable LSN and republish.
     const below = await runCli([...commandArgs(setup, 'replay'), '--start-lsn', formatLsn(slotAtStart - 1n)]);
     expect(below.code).toBe(1);
-    expect(below.stdout).toContain('"code":"REPLAY_OUT_OF_WINDOW"');
-    expect(below.stderr).toContain(`can only stream from ${formatLsn(slotAtStart)} on (oldest replayable LSN`);
-    expect(below.stderr).toContain('outbox-relay republish --since');
+    // One error line (the relay's, JSON on stdout in a pipe), not a second one on stderr.
+    const belowErrors = jsonLines(below.stdout).filter((l) => l.level === 'error');
+    expect(belowErrors, below.stdout).toEqual([expect.objectContaining({ code: 'REPLAY_OUT_OF_WINDOW' })]);
+    expect(String(belowErrors[0]!.err)).toContain(`can only stream from ${formatLsn(slotAtStart)} on (oldest replayable LSN`);
+    expect(String(belowErrors[0]!.fix)).toContain('outbox-relay republish --since');
+    expect(below.stderr).toBe('');
 
     // A running relay holds the slot: refused, nothing re-delivered.
     const relay = startRelay(setup.args);

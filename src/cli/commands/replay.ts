@@ -15,7 +15,7 @@ import { ReplayBound } from '../../pipeline/replay-bound.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
-import { EXIT, reportError } from '../exit.js';
+import { EXIT, exitCodeOf, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { exitOnStopSignals } from '../ops-interrupt.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -154,9 +154,11 @@ export function replayCommand(): Command {
     if (summary.finished) logger.info({ ...summary }, 'replay finished');
     else if (error?.code === 'INTERRUPTED') logger.error({ ...summary, code: error.code, err: error.message, fix: error.hint }, 'replay interrupted before it reached its end');
     printResult(mode, { ...summary }, replayText(summary));
-    // With --json the error is in the document; a person reads it on stderr.
+    // One error line: with --json the error is in the document; the relay's halt or giving-up line, or the
+    // interrupted summary above, already said it; only a refusal (the slot in use) has no line yet.
     // The code decides the exit as for any command: a configuration refused after start (CONFIG_INVALID) is 2.
-    if (error) process.exitCode = json ? (error.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime) : reportError(error);
+    const said = error !== refused && (error === outcome.error || error?.code === 'INTERRUPTED');
+    if (error) process.exitCode = json || said ? exitCodeOf(error) : reportError(error);
     else process.exitCode = EXIT.ok;
   });
   return command;
