@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CpuMeter, cpuShares, parseRunQueueWait, threadGroup, type CpuReport } from '../../bench/cpu.js';
 import type { DrainResult } from '../../bench/drain.js';
@@ -85,9 +86,16 @@ describe("the bench's account of who used the cores", () => {
   it("measures a process's CPU by thread from /proc: this process's main thread, busy for 300 ms of CPU", () => {
     const meter = new CpuMeter();
     meter.track('self', process.pid, false, true);
-    const start = process.cpuUsage();
-    // Busy on this thread until the process counted 300 ms of CPU (CPU time, not wall time).
-    while (process.cpuUsage(start).user + process.cpuUsage(start).system < 300_000) Math.sqrt(Math.random());
+    // Busy on this thread until the kernel counted 300 ms of CPU for it (CPU time, not wall time; this thread's own,
+    // from /proc/thread-self: process.cpuUsage also counts the process's other threads, which on a loaded machine
+    // took enough of the 300 ms that this thread's share fell below the bound).
+    const threadTicks = () => {
+      const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    };
+    const start = threadTicks();
+    while (threadTicks() - start < 30) Math.sqrt(Math.random());
     const cpu = meter.finish();
     const self = cpu.processes.find((p) => p.process === 'self')!;
     const main = self.threads?.find((t) => t.group === 'main thread');
