@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
 import { atMostOnceWindowRefused } from '../checkpoint/replay-window.js';
+import { preferTls } from '../source/pg-connect.js';
 import { parseLsn } from '../lsn.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
 import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate } from '../route/topic-template.js';
@@ -50,7 +51,8 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
   if (sslmode) {
     const ca = caFile ? readSecretFile(caFile, 'postgres.sslCaFile') : undefined;
     if (sslmode === 'disable') config.ssl = false;
-    else if (sslmode === 'prefer' || sslmode === 'require') config.ssl = { rejectUnauthorized: false };
+    else if (sslmode === 'prefer') config.ssl = preferTls();
+    else if (sslmode === 'require') config.ssl = { rejectUnauthorized: false };
     else if (sslmode === 'verify-ca') config.ssl = { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
     else config.ssl = { rejectUnauthorized: true, ca };
   }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import { connectClient } from './pg-connect.js';
 import { OutageLog } from '../outage-log.js';
 
 /**
@@ -52,14 +53,17 @@ export class Heartbeat {
   }
 
   private async connect(): Promise<pg.Client> {
-    const client = new pg.Client({ ...this.connection, application_name: 'outbox-relay-heartbeat' });
+    const config = { ...this.connection, application_name: 'outbox-relay-heartbeat' };
     // A connection lost between beats surfaces here; the next beat reconnects.
-    client.on('error', (err) => {
-      this.logger.debug({ err: err.message }, 'heartbeat connection lost');
-      if (this.client === client) this.client = undefined;
-    });
+    const watch = (c: pg.Client) =>
+      void c.on('error', (err) => {
+        this.logger.debug({ err: err.message }, 'heartbeat connection lost');
+        if (this.client === c) this.client = undefined;
+      });
+    let client = new pg.Client(config);
+    watch(client);
     try {
-      await client.connect();
+      client = await connectClient(client, config, watch);
     } catch (err) {
       await client.end().catch((endErr: unknown) => this.logger.debug({ err: errorMessage(endErr) }, 'closing a failed heartbeat connection'));
       throw err;

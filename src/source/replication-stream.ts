@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { RelayError } from '../errors.js';
 import { settlesWithin } from '../retry.js';
+import { connectClient } from './pg-connect.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { msToPgTime, pgTimeToMs } from '../decode/pgoutput.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
@@ -103,7 +104,8 @@ const END_COPY_TIMEOUT_MS = 5_000;
 
 /** One replication connection: connect, `start`, then status updates until `close`. */
 export class ReplicationStream {
-  private readonly client: pg.Client;
+  private client: pg.Client;
+  private readonly config: pg.ClientConfig;
   private ended = false;
   private paused = false;
   private readAtMs = 0;
@@ -111,7 +113,8 @@ export class ReplicationStream {
   private replicating: Promise<void> | undefined;
 
   constructor(connection: pg.ClientConfig) {
-    this.client = new pg.Client({ ...connection, replication: 'database' } as pg.ClientConfig);
+    this.config = { ...connection, replication: 'database' } as pg.ClientConfig;
+    this.client = new pg.Client(this.config);
   }
 
   /**
@@ -127,8 +130,10 @@ export class ReplicationStream {
   }
 
   async connect(): Promise<void> {
-    this.client.on('error', () => undefined); // errors reach onEnd through the active query; this keeps a late socket error from crashing the process
-    await this.client.connect();
+    // Errors reach onEnd through the active query; this keeps a late socket error from crashing the process.
+    const watch = (c: pg.Client) => void c.on('error', () => undefined);
+    watch(this.client);
+    this.client = await connectClient(this.client, this.config, watch);
   }
 
   /** Plain SQL on the replication connection (simple protocol only): used for the pre-flight checks. */

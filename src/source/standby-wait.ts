@@ -4,6 +4,7 @@ import type { RetryPolicy } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { OutageLog } from '../outage-log.js';
 import { backoffDelay, sleep } from '../retry.js';
+import { connectClient } from './pg-connect.js';
 import { classifyPgError } from './pg-errors.js';
 import { slotHeldSql } from './slot-lock.js';
 
@@ -63,10 +64,10 @@ export class StandbyWait {
 
   private async slotHeld(): Promise<boolean> {
     if (!this.client) {
+      const watch = (c: pg.Client) => void c.on('error', () => undefined);
       const client = new pg.Client(this.postgres);
-      client.on('error', () => undefined);
-      await client.connect();
-      this.client = client;
+      watch(client);
+      this.client = await connectClient(client, this.postgres, watch);
     }
     const { rows } = await this.client.query<{ held: boolean }>(slotHeldSql(this.slot), [this.slot]);
     return rows[0]?.held === true;

@@ -1,0 +1,31 @@
+import pg from 'pg';
+import { errorMessage } from '../errors.js';
+
+/** Marks the `ssl` of postgres.sslmode=prefer; node's TLS options ignore a symbol key. */
+const PREFERRED = Symbol('postgres.sslmode=prefer');
+
+/** pg's error when the server answers the TLS request with "no" (pg/lib/connection.js). */
+const NO_TLS = 'The server does not support SSL connections';
+
+/** postgres.sslmode=prefer: TLS without verification, as require, but a server without TLS is connected to in plain text. */
+export function preferTls(): pg.ClientConfig['ssl'] {
+  return { rejectUnauthorized: false, [PREFERRED]: true } as pg.ClientConfig['ssl'];
+}
+
+/**
+ * Connects `client`. pg has no prefer mode: given `ssl`, it insists on TLS. So libpq's prefer is done here: when
+ * the server has no TLS, a plain client takes the failed one's place (`watch` sets up each new client's listeners).
+ */
+export async function connectClient(client: pg.Client, config: pg.ClientConfig, watch: (client: pg.Client) => void): Promise<pg.Client> {
+  try {
+    await client.connect();
+    return client;
+  } catch (err) {
+    const preferred = typeof config.ssl === 'object' && (config.ssl as Record<symbol, unknown>)[PREFERRED] === true;
+    if (!preferred || errorMessage(err) !== NO_TLS) throw err;
+    const plain = new pg.Client({ ...config, ssl: false });
+    watch(plain);
+    await plain.connect();
+    return plain;
+  }
+}
