@@ -10,11 +10,30 @@ export interface DropResult {
   terminatedPids: number[];
   /** When the slot was dropped: events committed from then on until a new slot exists are not streamed. */
   droppedAt?: string;
+  /** The slot just before the drop: what it had confirmed, and the WAL behind the server's position. */
+  confirmedLsn?: string | null;
+  lagBytes?: number | null;
 }
 
-/** What dropping costs, said before (refusal) and after (result): the gap only `republish` can fill. */
-export function dropConsequence(since: string): string {
-  return `events committed from now until the slot is re-created are never streamed: after outbox-relay slot create (or setup), re-send them with outbox-relay republish --since '${since}'`;
+/** A row's created_at is its transaction's start, before its commit: the re-send starts this much earlier. */
+const RESEND_MARGIN_MS = 60_000;
+
+/**
+ * What dropping costs, said before (refusal) and after (result): the gap only `republish` can fill. It begins at
+ * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
+ * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain.
+ */
+export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes'>, at: Date): string {
+  const resend = 'after outbox-relay slot create (or setup), re-send them from the table with outbox-relay republish --since';
+  if (slot.lagBytes === 0) {
+    const since = new Date(at.getTime() - RESEND_MARGIN_MS).toISOString();
+    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${since}' (a minute before the drop: a row's created_at is its transaction's start)`;
+  }
+  const behind = slot.lagBytes === null ? '' : ` (${slot.lagBytes} bytes of WAL behind the server)`;
+  return (
+    `events committed after the slot's confirmed position ${slot.confirmedFlushLsn}${behind} that its relay had not delivered, and those committed until it is re-created, are never streamed; ` +
+    `${resend} '<T>', T = the commit time of the last event delivered (the checkpoint's commitTime in outbox-relay status --kafka-brokers …, or the newest record's outbox-commit-time header) minus a margin longer than your longest transaction`
+  );
 }
 
 // A terminated relay reconnects within a second or so and may take the slot again before the drop runs.
@@ -37,7 +56,7 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   const elsewhere = wrongDatabase(slot);
   if (elsewhere) throw elsewhere;
   if (slot.active && !force) {
-    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${slot.activePid} (a running relay). Dropping it stops that relay, and ${dropConsequence(new Date().toISOString())}`, {
+    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${slot.activePid} (a running relay). Dropping it stops that relay, and ${dropConsequence(slot, new Date())}`, {
       details: { activePid: slot.activePid },
       hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
     });
@@ -50,9 +69,11 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
       terminatedPids.push(current.activePid);
     }
     try {
+      // After a termination the relay's last status update may have moved the slot: what it had confirmed, as dropped.
+      const last = (await findSlot(client, name)) ?? current;
       const droppedAt = new Date().toISOString();
       await client.query('SELECT pg_drop_replication_slot($1)', [name]);
-      return { dropped: true, terminatedPids, droppedAt };
+      return { dropped: true, terminatedPids, droppedAt, confirmedLsn: last.confirmedFlushLsn, lagBytes: last.lagBytes };
     } catch (err) {
       // 55006: object_in_use, the slot was (re)acquired between the check and the drop.
       if ((err as { code?: string }).code !== '55006') throw err;

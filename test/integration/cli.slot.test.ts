@@ -189,20 +189,34 @@ describe('cli: outbox-relay slot', () => {
     ]);
     expect(refused.code).toBe(6);
     expect(refused.stderr).toContain(`is in use by backend pid ${status.json.activePid}`);
-    expect(refused.stderr).toContain('events committed from now until the slot is re-created are never streamed');
+    expect(refused.stderr).toMatch(/are never streamed; after outbox-relay slot create \(or setup\), re-send them from the table with outbox-relay republish --since/);
     expect(refused.stderr).toContain('--force');
     expect(await slotExists(setup.slot)).toBe(true);
     expect(advance.code).toBe(1);
     expect(advance.stderr).toContain('stop the relay first');
 
-    const forced = await runCli(['slot', 'drop', '--force', ...flags(setup.slot)]);
+    const forced = await runCliJson<{ dropped: boolean; terminatedPids: number[]; confirmedLsn: string; lagBytes: number; consequence: string }>(['slot', 'drop', '--force', '--json', ...flags(setup.slot)]);
     expect(forced.code, forced.stderr).toBe(0);
-    expect(forced.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${status.json.activePid}`);
-    expect(forced.stdout).toMatch(/re-send them with outbox-relay republish --since '\d{4}-\d\d-\d\dT[^']+'/);
+    expect(forced.json).toMatchObject({ dropped: true, terminatedPids: [status.json.activePid] });
+    // A concrete --since only when the slot had confirmed all WAL written; else from the last delivered event.
+    if (forced.json.lagBytes === 0) expect(forced.json.consequence).toMatch(/republish --since '\d{4}-\d\d-\d\dT[^']+'/);
+    else expect(forced.json.consequence).toContain(`after the slot's confirmed position ${forced.json.confirmedLsn} (${forced.json.lagBytes} bytes of WAL behind the server)`);
     expect(await slotExists(setup.slot)).toBe(false);
     const again = await runCli(['slot', 'drop', ...flags(setup.slot)]);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('does not exist, nothing to drop');
+  });
+
+  it('drop of a slot with events it never delivered (a halted relay) names its confirmed position, not the drop, as where the re-send starts', async () => {
+    const setup = await setupOutbox(db());
+    const { rows } = await db().query<{ lsn: string }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
+    await insertEvents(db(), 3);
+    const dropped = await runCli(['slot', 'drop', ...flags(setup.slot)]);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toContain(`events committed after the slot's confirmed position ${rows[0]!.lsn} (`);
+    expect(dropped.stdout).toContain("republish --since '<T>', T = the commit time of the last event delivered");
+    // Before, it printed --since with the time of the drop: the three events, committed before it, were left out.
+    expect(dropped.stdout).not.toMatch(/--since '\d{4}-/);
   });
 
   it('rejects identifiers that are not plain names (exit 2, nothing runs); a bad env value exits 2 naming it; an unreachable server exits 1', async () => {

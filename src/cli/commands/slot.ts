@@ -31,15 +31,15 @@ const drop = () =>
       settings: 'slot drop',
       name: 'drop',
       description:
-        'Drop the replication slot (its position and the WAL it pins are released; events committed until it is re-created are not streamed, republish --since recovers them). An active slot is only dropped with --force (else exit 6).',
+        'Drop the replication slot (its position and the WAL it pins are released; events it had not delivered and those committed until it is re-created are not streamed, republish --since recovers them: it prints from when). An active slot is only dropped with --force (else exit 6).',
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, terminatedPids, droppedAt } = await dropSlot(client, config.slot, opts.force === true);
+      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null } = await dropSlot(client, config.slot, opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      const consequence = droppedAt ? dropConsequence(droppedAt) : undefined;
+      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes }, new Date(droppedAt)) : undefined;
       const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
-      return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, consequence } : {}) }, text };
+      return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, confirmedLsn, lagBytes, consequence } : {}) }, text };
     },
   ).option('--force', 'terminate the backend using the slot (pg_terminate_backend), then drop it');
 

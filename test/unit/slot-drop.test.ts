@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { dropConsequence } from '../../src/ops/slot-drop.js';
+
+describe('slot drop: what the re-send must cover', () => {
+  const at = new Date('2026-12-04T10:00:00.000Z');
+
+  it('a slot with no WAL behind the server: from a minute before the drop', () => {
+    expect(dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0 }, at)).toContain("republish --since '2026-12-04T09:59:00.000Z'");
+  });
+
+  it('a slot behind the server (a halted or lagging relay): from the last delivered event, never the drop time', () => {
+    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 4096 }, at);
+    expect(text).toContain("after the slot's confirmed position 0/5000 (4096 bytes of WAL behind the server)");
+    expect(text).toContain("republish --since '<T>', T = the commit time of the last event delivered");
+    expect(text).not.toContain('2026-12-04');
+  });
+});
