@@ -126,6 +126,17 @@ describe('replay and republish commands', () => {
     expect(counted.json.events).toBe(3);
   });
 
+  it('republish that fails once it runs (Kafka unreachable past retry.maxDuration): exit 1 with one error line, its code and fix', async () => {
+    const setup = await setupOutbox(db());
+    await insertEvents(db(), 1);
+    const failed = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', '2000-01-01T00:00:00Z', '--kafka-brokers', '127.0.0.1:9', '--retry-max-duration', '1s']);
+    expect(failed.code, failed.stdout + failed.stderr).toBe(1);
+    const errors = jsonLines(failed.stdout + failed.stderr).filter((l) => l.level === 'error');
+    expect(errors, failed.stdout + failed.stderr).toEqual([expect.objectContaining({ code: 'KAFKA_UNAVAILABLE', fix: expect.any(String) as unknown })]);
+    // Before, the failure came as a second kind of line: plain text on stderr.
+    expect(failed.stderr).not.toContain('outbox-relay: ');
+  });
+
   it('republish stopped by SIGTERM exits 1 with one INTERRUPTED error line whose fix goes on from there without missing a row', async () => {
     const setup = await setupOutbox(db());
     const since = (await db().query<{ t: string }>('SELECT clock_timestamp()::text AS t')).rows[0]!.t;

@@ -10,7 +10,7 @@ import { republish, resumeHint, type RepublishSummary } from '../../ops/republis
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
-import { EXIT, reportError } from '../exit.js';
+import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
@@ -124,7 +124,8 @@ export function republishCommand(): Command {
       printResult(mode, result, republishText(summary));
       process.exitCode = summary.interrupted ? EXIT.runtime : EXIT.ok;
     } catch (err) {
-      process.exitCode = reportError(err, json);
+      // Once it logs, its one error is a log line, as run's and its own interrupted line (with --json: the document).
+      process.exitCode = json ? reportError(err, true) : logFailure(logger, err);
     } finally {
       await sink?.close();
     }
