@@ -238,18 +238,20 @@ export class Session {
 
   /** PostgreSQL sends a Relation message before the first change after connecting and after every schema change. */
   private onRelation(relation: RelationMessage): void {
-    const mapping = this.config.tables.find((t) => t.schema === relation.schema && t.table === relation.table);
+    const named = this.config.tables.find((t) => t.schema === relation.schema && t.table === relation.table);
     const before = this.mappers.get(relation.relationId);
     // A mapped table renamed or moved to another schema stays in the publication (it lists tables by OID): its
     // rows keep coming under a name no mapping has. Passed over like filtered rows, they would be confirmed
     // without ever reaching Kafka, so the relay halts before the next one, as for a renamed column.
-    if (!mapping && before) {
+    if (!named && before) {
       const table = `${relation.schema}.${relation.table}`;
       throw new RelayError('SCHEMA_TABLE_RENAMED', `outbox table ${before.table} was renamed to ${table} (relation ${relation.relationId}): its rows would no longer be relayed`, {
         hint: `set table (or its tables entry) to ${table} and restart; the relay stopped before the next row of ${table} and did not confirm past it`,
         details: { table: before.table, renamedTo: table },
       });
     }
+    // WAL from before a rename carries the old name: the mapped table is known by its OID too (set up by preflight).
+    const mapping = named ?? this.slot?.tablesByOid.get(relation.relationId);
     this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping) : null);
   }
 

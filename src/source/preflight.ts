@@ -8,6 +8,11 @@ import { tryLockSql } from './slot-lock.js';
 export interface SlotState {
   confirmedFlush: Lsn;
   walStatus: string | null;
+  /**
+   * The mapped tables by OID, which a rename keeps: WAL written before a rename is decoded under the old name, so a
+   * mapping found by name alone would pass over those rows once the setting names the new one.
+   */
+  tablesByOid: Map<number, TableMapping>;
 }
 
 interface SlotRow {
@@ -97,15 +102,18 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert');`,
     });
   }
-  const published = await stream.query<{ schemaname: string; tablename: string }>(
-    `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = ${quoteLiteral(publication)}`,
+  const published = await stream.query<{ schemaname: string; tablename: string; oid: string }>(
+    `SELECT schemaname, tablename, format('%I.%I', schemaname, tablename)::regclass::oid::text AS oid FROM pg_publication_tables WHERE pubname = ${quoteLiteral(publication)}`,
   );
+  const tablesByOid = new Map<number, TableMapping>();
   for (const t of tables) {
-    if (!published.some((p) => p.schemaname === t.schema && p.tablename === t.table)) {
+    const entry = published.find((p) => p.schemaname === t.schema && p.tablename === t.table);
+    if (entry) tablesByOid.set(Number(entry.oid), t);
+    else {
       throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is not in publication "${publication}"`, {
         hint: `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteIdent(t.schema)}.${quoteIdent(t.table)};  (does the table exist? check --table)`,
       });
     }
   }
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status };
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid };
 }

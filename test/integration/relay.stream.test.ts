@@ -11,6 +11,22 @@ import { useFreshDatabase } from '../support/database.js';
 describe('relay: what the WAL carries besides plain inserts', () => {
   const db = useFreshDatabase('stream');
 
+  it('an outbox table renamed with a backlog: once table names the new name, the rows written before the rename (decoded under the old one) are relayed, not passed over', async () => {
+    const setup = await setupOutbox(db());
+    const before = await insertEvents(db(), 3);
+    await db().query('ALTER TABLE outbox RENAME TO outbox_v2');
+    const after = randomUUID();
+    await db().query(`INSERT INTO outbox_v2 (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [after]);
+    const relay = startRelay([...setup.args, '--table', 'public.outbox_v2']);
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    await waitUntil('the slot to confirm everything written', async () => (await slotConfirmedLsn(db(), setup.slot)) >= (await currentWalLsn(db())), 60_000);
+    // Before, the three rows from before the rename were confirmed without reaching Kafka.
+    const records = await readTopic(setup.topic, { expected: 4, timeoutMs: 10_000, settleMs: 500 });
+    expect(records.map((r) => r.key)).toEqual([...before.map((e) => e.id), after]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it('relays nothing for rollbacks, rolled-back savepoints, other tables, UPDATE, DELETE and TRUNCATE of the outbox', async () => {
     const setup = await setupOutbox(db());
     await db().query('CREATE TABLE other (n int)');
