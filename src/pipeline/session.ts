@@ -99,6 +99,20 @@ export class Session {
   start(lastConfirmed: Lsn, requestedStart: Lsn | undefined): Lsn {
     const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed);
     const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
+    // A position this server never wrote came from another server's WAL: a failover (to a standby that carries the
+    // slot) while this process kept retrying. Started there, it would confirm it and pass over every transaction
+    // this server commits below it. The first session's checkpoint is checked so already (start-position.ts).
+    if (startLsn > this.slot!.walEnd) {
+      void this.stream.close();
+      throw new RelayError(
+        'CHECKPOINT_AHEAD_OF_WAL',
+        `the relay was to resume at ${formatLsn(startLsn)}, but this PostgreSQL has written WAL only up to ${formatLsn(this.slot!.walEnd)}: that position came from another server's WAL (a failover to a standby that had not received it); nothing was confirmed on this one`,
+        {
+          hint: 'follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again, then re-send what the old server committed after the standby\'s last WAL with outbox-relay republish --since <the last delivered commit time minus a margin>',
+          details: { resumeLsn: formatLsn(startLsn), currentWalLsn: formatLsn(this.slot!.walEnd) },
+        },
+      );
+    }
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
     this.tracker = new AckTracker(startLsn, (lsn) => {
       this.onConfirmed(lsn);

@@ -13,6 +13,8 @@ export interface SlotState {
    * mapping found by name alone would pass over those rows once the setting names the new one.
    */
   tablesByOid: Map<number, TableMapping>;
+  /** pg_current_wal_lsn() when the session opened: no position this server confirmed lies beyond it. */
+  walEnd: Lsn;
 }
 
 interface SlotRow {
@@ -42,6 +44,7 @@ export function slotLostError(slot: string, detail?: string): RelayError {
  */
 export async function preflight(stream: ReplicationStream, slot: string, publication: string, tables: TableMapping[]): Promise<SlotState> {
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
+  const [wal] = await stream.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   if (walLevel?.wal_level !== 'logical') {
     throw new RelayError('PG_WAL_LEVEL', `wal_level is "${walLevel?.wal_level}", logical replication needs "logical"`, {
       hint: 'run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on managed services: the logical replication / logical decoding parameter)',
@@ -115,5 +118,5 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       });
     }
   }
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid };
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn) };
 }

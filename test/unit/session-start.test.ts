@@ -23,7 +23,7 @@ describe('Session start', () => {
     const sent: Lsn[] = [];
     let handlers: StreamHandlers | undefined;
     const inner = session as unknown as { slot: unknown; stream: unknown };
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved' };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n };
     inner.stream = {
       start: (_options: unknown, h: StreamHandlers) => (handlers = h),
       sendStatus: async (lsn: Lsn) => void sent.push(lsn),
@@ -39,5 +39,22 @@ describe('Session start', () => {
     handlers!.onKeepalive(0x6000n, false);
     expect(sent).toEqual([0x1000n]);
     await session.close();
+  });
+
+  it('refuses to resume past this server\'s WAL end (a failover while it retried): CHECKPOINT_AHEAD_OF_WAL, nothing started, the connection closed', () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    let opened = 0;
+    const delivery = { openSession: () => void opened++, endSession: () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+    let started = false;
+    let closed = false;
+    const inner = session as unknown as { slot: unknown; stream: unknown };
+    // The new primary's slot (synced, at 0/1000) and WAL end (0/5000); the relay had confirmed 0/9000 on the old one.
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n };
+    inner.stream = { start: () => void (started = true), close: async () => void (closed = true) };
+    expect(() => session.start(0x9000n, undefined)).toThrow(expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', details: { resumeLsn: '0/9000', currentWalLsn: '0/5000' } }));
+    expect({ started, opened, closed }).toEqual({ started: false, opened: 0, closed: true });
+    // At or below the WAL end it starts as before.
+    expect(session.start(0x5000n, undefined)).toBe(0x5000n);
   });
 });
