@@ -331,6 +331,9 @@ export class Session {
   }
 
   private sendStatus(requestReply: boolean): Promise<void> {
+    // After the stream failed nothing reaches PostgreSQL: `reported` (the halt line's confirmedLsn, the gauges)
+    // stays what PostgreSQL was last sent.
+    if (this.stream.finished) return Promise.resolve();
     this.lastReported = this.report(this.tracker.confirmed);
     // Asking for a reply while idle makes the server send a keepalive with its WAL end, which we then confirm.
     return this.stream.sendStatus(this.lastReported, requestReply);

@@ -125,6 +125,11 @@ export class ReplicationStream {
     return this.readAtMs;
   }
 
+  /** The stream ended (closed, or failed): a status update sent now would not reach PostgreSQL. */
+  get finished(): boolean {
+    return this.ended;
+  }
+
   get connection(): PgConnection {
     return (this.client as unknown as { connection: PgConnection }).connection;
   }

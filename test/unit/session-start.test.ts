@@ -57,4 +57,22 @@ describe('Session start', () => {
     // At or below the WAL end it starts as before.
     expect(session.start(0x5000n, undefined)).toBe(0x5000n);
   });
+
+  it('after the stream failed, the final status is not counted as reported: the halt line and gauges keep what PostgreSQL was sent', () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
+    const reports: Lsn[] = [];
+    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined, (confirmed) => (reports.push(confirmed), confirmed));
+    const stream = { finished: false, start: () => undefined, sendStatus: async () => undefined, pause: () => undefined, close: async () => undefined };
+    const inner = session as unknown as { slot: unknown; stream: unknown; tracker: { keepalive(lsn: Lsn): void }; finish(error: unknown): void };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n };
+    inner.stream = stream;
+    session.start(0n, undefined);
+    // Idle: a keepalive confirms its WAL end; then the connection fails (PG_SLOT_LOST mid-stream, say).
+    inner.tracker.keepalive(0x2000n);
+    stream.finished = true;
+    inner.finish(new Error('stream failed'));
+    expect(session.reported).toBeUndefined();
+    expect(reports).toEqual([]);
+  });
 });
