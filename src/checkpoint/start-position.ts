@@ -13,6 +13,11 @@ export interface StartInputs {
   slotConfirmed: Lsn;
   /** pg_current_wal_lsn() when the relay started: a requested position beyond it has not been written yet. */
   walEnd: Lsn;
+  /**
+   * Whether `requested` may lie beyond what was delivered, skipping what was committed in between (`run
+   * --start-lsn`). A replay re-delivers: there it would confirm past events never sent, with no preview.
+   */
+  forwardSkip: boolean;
 }
 
 /**
@@ -30,6 +35,8 @@ export function chooseStart(inputs: StartInputs): Lsn | undefined {
   if (requested !== undefined) {
     if (requested < slotConfirmed) throw outOfWindow(inputs.slot, requested, slotConfirmed);
     if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd);
+    const delivered = checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : slotConfirmed;
+    if (!inputs.forwardSkip && requested > delivered) throw replayPastDelivered(inputs.slot, requested, delivered);
     return requested;
   }
   return checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : undefined;
@@ -42,6 +49,17 @@ function outOfWindow(slot: string, requested: Lsn, oldest: Lsn): RelayError {
       `outbox-relay republish --since <timestamp> | --ids <id,…>. To replay further back in the future, run with a larger --replay-window`,
     details: { requestedLsn: formatLsn(requested), oldestReplayableLsn: formatLsn(oldest) },
   });
+}
+
+function replayPastDelivered(slot: string, requested: Lsn, delivered: Lsn): RelayError {
+  return new RelayError(
+    'OPERATION_REFUSED',
+    `cannot replay from ${formatLsn(requested)}: slot "${slot}" has delivered up to ${formatLsn(delivered)}, and a replay from beyond it would confirm the events committed in between without ever sending them; nothing was confirmed`,
+    {
+      hint: `replay from ${formatLsn(delivered)} or earlier; to skip undelivered events on purpose, outbox-relay slot advance previews what it skips (a poison event: docs/operations.md)`,
+      details: { requestedLsn: formatLsn(requested), deliveredLsn: formatLsn(delivered) },
+    },
+  );
 }
 
 function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {

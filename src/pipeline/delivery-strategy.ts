@@ -35,6 +35,8 @@ export interface StrategyOptions {
   plainSink: Sink;
   /** For the replay-window gauge. */
   registry?: Registry;
+  /** `replay`: --start-lsn re-delivers, so it may not lie beyond what was delivered (run's may skip forward). */
+  replay?: boolean;
 }
 
 /**
@@ -89,7 +91,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
     await window.resolve(checkpoint, slot);
-    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd });
+    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     writer?.start();
     policyCheck.schedule();

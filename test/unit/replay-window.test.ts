@@ -58,21 +58,32 @@ describe('replay window', () => {
 
 describe('start position', () => {
   it('prefers --start-lsn, refuses one below the slot, else resumes at a checkpoint ahead of the slot', () => {
-    expect(chooseStart({ slot: 's', requested: 500n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n })).toBe(500n);
-    expect(() => chooseStart({ slot: 's', requested: 300n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toThrow(/oldest replayable LSN/);
-    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n })).toBe(900n);
-    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 300n, slotConfirmed: 400n, walEnd: 1000n })).toBeUndefined();
+    expect(chooseStart({ slot: 's', requested: 500n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
+    expect(() => chooseStart({ slot: 's', requested: 300n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/oldest replayable LSN/);
+    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(900n);
+    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 300n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBeUndefined();
   });
 
   it('refuses --start-lsn beyond the current WAL end (it would be confirmed and skip everything committed before it)', () => {
-    expect(chooseStart({ slot: 's', requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toBe(1000n);
-    expect(() => chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n })).toThrow(/has written WAL only up to 0\/3E8/);
+    expect(chooseStart({ slot: 's', requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
+    expect(() => chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/has written WAL only up to 0\/3E8/);
+  });
+
+  it('a replay (no forward skip) refuses --start-lsn beyond what was delivered (it would confirm the events in between unsent); run --start-lsn may skip', () => {
+    // Delivered: the checkpoint when a replay window keeps the slot behind, else the slot.
+    expect(chooseStart({ slot: 's', requested: 900n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toBe(900n);
+    expect(chooseStart({ slot: 's', requested: 400n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toBe(400n);
+    expect(() => chooseStart({ slot: 's', requested: 901n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(
+      expect.objectContaining({ code: 'OPERATION_REFUSED', details: { requestedLsn: '0/385', deliveredLsn: '0/384' }, hint: expect.stringContaining('slot advance') as unknown }),
+    );
+    expect(() => chooseStart({ slot: 's', requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(/has delivered up to 0\/190/);
+    expect(chooseStart({ slot: 's', requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
   });
 
   it('refuses a checkpoint beyond the current WAL end (another server wrote it), with or without --start-lsn', () => {
-    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 1000n, slotConfirmed: 400n, walEnd: 1000n })).toBe(1000n);
+    expect(chooseStart({ slot: 's', requested: undefined, checkpoint: 1000n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
     for (const requested of [undefined, 500n]) {
-      expect(() => chooseStart({ slot: 's', requested, checkpoint: 1001n, slotConfirmed: 400n, walEnd: 1000n })).toThrow(
+      expect(() => chooseStart({ slot: 's', requested, checkpoint: 1001n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(
         expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', message: expect.stringContaining('is at 0/3E9, but PostgreSQL has written WAL only up to 0/3E8') as unknown, hint: expect.stringContaining('--checkpoint-topic') as unknown }),
       );
     }

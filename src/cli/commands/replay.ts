@@ -86,7 +86,7 @@ export function replayCommand(): Command {
       return;
     }
     // The checkpoint read at start keeps a replay of old transactions from moving the stored checkpoint back.
-    const strategy = deliveryStrategy(config, logger, { plainSink: sink });
+    const strategy = deliveryStrategy(config, logger, { plainSink: sink, replay: true });
     const tally = new ReplayTally();
     let reached = false;
     let refused: RelayError | undefined;
