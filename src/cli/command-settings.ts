@@ -18,7 +18,7 @@ export const COMMAND_SETTINGS = {
   'slot status': ['postgres', 'slot'],
   'slot advance': ['postgres', 'slot', 'publication', 'messages'],
   'publication create': ['postgres', 'publication', 'tables'],
-  'publication drop': ['postgres', 'publication'],
+  'publication drop': ['postgres', 'publication', 'slot'],
   'publication show': ['postgres', 'publication'],
   // Kafka only for the checkpoint (with --kafka-brokers).
   status: ['postgres', 'slot', 'publication', 'client', 'kafka', 'checkpoint'],

@@ -3,6 +3,7 @@ import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { findSlot } from './slots.js';
 
 export type PublishAction = 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -83,8 +84,25 @@ export async function createPublication(client: pg.Client, name: string, tables:
   return { created: true, publication: await requirePublication(client, name) };
 }
 
-export async function dropPublication(client: pg.Client, name: string): Promise<{ dropped: boolean }> {
+/**
+ * What dropping the publication costs while the relay's slot exists: the slot streams with it (pgoutput reads it
+ * at every change), so it can no longer stream, and rows written until the publication exists again are never
+ * published, not even once it is re-created.
+ */
+function dropCost(name: string, slot: string, at: Date): string {
+  const since = new Date(at.getTime() - 60_000).toISOString();
+  return `replication slot "${slot}" streams with publication "${name}": without it the slot can no longer stream, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, outbox-relay setup, then outbox-relay republish --since '${since}' (and from the last delivered event's commit time if the relay had not delivered everything)`;
+}
+
+/** Drops the publication; while the relay's slot exists only with `force` (CONFIRMATION_REQUIRED otherwise), saying what it costs. */
+export async function dropPublication(client: pg.Client, name: string, slot: string, force: boolean): Promise<{ dropped: boolean; consequence?: string }> {
   if (!(await findPublication(client, name))) return { dropped: false };
+  const slotExists = (await findSlot(client, slot)) !== undefined;
+  if (slotExists && !force) {
+    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: ${dropCost(name, slot, new Date())}`, {
+      hint: 'drop the slot first (outbox-relay slot drop) if nothing should stream any more, or pass --force to drop the publication anyway',
+    });
+  }
   await client.query(`DROP PUBLICATION ${quoteIdent(name)}`);
-  return { dropped: true };
+  return slotExists ? { dropped: true, consequence: dropCost(name, slot, new Date()) } : { dropped: true };
 }

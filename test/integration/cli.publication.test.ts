@@ -57,12 +57,18 @@ describe('cli: outbox-relay publication', () => {
     expect(showMissing.json.error.code).toBe('PG_PUBLICATION_MISSING');
   });
 
-  it('drop while a relay streams with it: the relay ends at the next event, exit 1 with PG_PUBLICATION_MISSING and the fix', async () => {
+  it('drop while the relay\'s slot exists: refused (exit 6) saying what it costs; with --force the streaming relay ends at the next event, exit 1 with PG_PUBLICATION_MISSING and the fix', async () => {
     const setup = await setupOutbox(db());
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
-    const dropped = await runCli(['publication', 'drop', ...flags(setup.publication)]);
+    const refused = await runCli(['publication', 'drop', ...flags(setup.publication), '--slot', setup.slot]);
+    expect(refused.code, refused.stderr).toBe(6);
+    expect(refused.stderr).toContain(`replication slot "${setup.slot}" streams with publication "${setup.publication}": without it the slot can no longer stream`);
+    expect(refused.stderr).toContain('--force');
+    expect((await db().query('SELECT 1 FROM pg_publication WHERE pubname = $1', [setup.publication])).rowCount).toBe(1);
+    const dropped = await runCli(['publication', 'drop', ...flags(setup.publication), '--slot', setup.slot, '--force']);
     expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toContain('to go on: outbox-relay slot drop, outbox-relay setup, then outbox-relay republish --since');
     await insertEvents(db(), 1);
     expect(await relay.exited).toBe(1);
     const errors = relay.logs.filter((l) => l.level === 'error');

@@ -35,14 +35,16 @@ const drop = () =>
     {
       settings: 'publication drop',
       name: 'drop',
-      description: 'Drop the publication. A relay streaming with it fails on its next event: stop the relay first.',
-      examples: ['outbox-relay publication drop --publication outbox_relay'],
+      description:
+        'Drop the publication. While the relay\'s slot exists only with --force (else exit 6 saying what it costs): the slot can no longer stream, and rows written until the publication exists again are never published.',
+      examples: ['outbox-relay publication drop --publication outbox_relay', 'outbox-relay publication drop --force    # the slot exists: drop anyway'],
     },
-    async ({ client, config }) => {
-      const { dropped } = await dropPublication(client, config.publication);
-      return { data: { dropped }, text: `publication "${config.publication}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}` };
+    async ({ client, config, opts }) => {
+      const { dropped, consequence } = await dropPublication(client, config.publication, config.slot, opts.force === true);
+      const text = `publication "${config.publication}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${consequence ? `\n${consequence}` : ''}`;
+      return { data: { dropped, ...(consequence ? { consequence } : {}) }, text };
     },
-  );
+  ).option('--force', 'drop it even though the relay\'s replication slot exists');
 
 const show = () =>
   opsCommand(
