@@ -17,12 +17,24 @@ export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted
 export function reportError(err: unknown, json = false): number {
   const error = asRelayError(err);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message, fix: error.hint } })}\n`);
+    process.stdout.write(`${JSON.stringify({ error: errorJson(error) })}\n`);
   } else {
     const stack = isRelayError(err) || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
     process.stderr.write(`outbox-relay: ${error.code}: ${error.describe()}${stack}\n`);
   }
   return exitCodeOf(error);
+}
+
+/** An error as a --json document holds it; `details` when it has figures (a preview's counts, the LSNs involved). */
+export interface ErrorJson {
+  code: string;
+  message: string;
+  fix: string | undefined;
+  details?: Record<string, unknown>;
+}
+
+export function errorJson(error: RelayError): ErrorJson {
+  return { code: error.code, message: error.message, fix: error.hint, ...(Object.keys(error.details).length > 0 ? { details: error.details } : {}) };
 }
 
 /** The exit for an error: 2 for a configuration refused, 1 for anything else. */

@@ -150,6 +150,10 @@ describe('cli: outbox-relay slot', () => {
     const withMessages = await runCli(['slot', 'advance', formatLsn(to), '--messages-prefixes', 'outbox', ...flags(slot, publication)]);
     expect(withMessages.code).toBe(6);
     expect(withMessages.stderr).toContain(`skips ${to - from} bytes of WAL, 3 transaction(s) with 6 outbox event(s) in it`);
+    // With --json the preview's figures are fields of the error, not only words of its message.
+    const previewJson = await runCliJson<{ error: { code: string; details: Record<string, unknown> } }>(['slot', 'advance', formatLsn(to), '--json', ...flags(slot, publication)]);
+    expect(previewJson.code).toBe(6);
+    expect(previewJson.json.error).toMatchObject({ code: 'CONFIRMATION_REQUIRED', details: { from: formatLsn(from), to: formatLsn(to), walBytes: Number(to - from), transactions: 2, events: 5 } });
     const beyond = await runCli(['slot', 'advance', formatLsn(to + 0x1000000n), '--yes-skip-events', ...flags(slot, publication)]);
     // A preview is neither a failure nor a usage error: its own code.
     expect(unconfirmed.code).toBe(6);

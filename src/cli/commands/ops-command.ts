@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/relay-config.js';
 import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
-import { EXIT, reportError } from '../exit.js';
+import { EXIT, errorJson, reportError } from '../exit.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
 import type { CommandName } from '../command-settings.js';
 import { addSettingOptions, flagValues } from '../options.js';
@@ -78,7 +78,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
       });
       const error = outcome.error;
       if (json) {
-        const body = error && !Array.isArray(outcome.data) ? { ...outcome.data, error: { code: error.code, message: error.message, fix: error.hint } } : outcome.data;
+        const body = error && !Array.isArray(outcome.data) ? { ...outcome.data, error: errorJson(error) } : outcome.data;
         process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       } else {
         process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);

@@ -1,4 +1,4 @@
-import type { RelayError } from '../../errors.js';
+import type { ErrorJson } from '../exit.js';
 import { formatLsn, type Lsn } from '../../lsn.js';
 import type { RelayObserver } from '../../pipeline/observer.js';
 import { keyValues } from './output.js';
@@ -49,12 +49,9 @@ export interface ReplaySummary {
   /** The position the relay confirmed when it stopped. */
   confirmedLsn: string;
   durationMs: number;
-  error?: { code: string; message: string; fix: string | undefined };
+  error?: ErrorJson;
 }
 
-export function errorFields(error: RelayError): NonNullable<ReplaySummary['error']> {
-  return { code: error.code, message: error.message, fix: error.hint };
-}
 
 export function replayText(summary: ReplaySummary): string {
   const range = summary.commitLsnRange;

@@ -15,14 +15,14 @@ import { ReplayBound } from '../../pipeline/replay-bound.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
-import { EXIT, exitCodeOf, reportError } from '../exit.js';
+import { EXIT, errorJson, exitCodeOf, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { exitOnStopSignals } from '../ops-interrupt.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult, type OutputMode } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
-import { ReplayTally, errorFields, replayText, type ReplaySummary } from './replay-summary.js';
+import { ReplayTally, replayText, type ReplaySummary } from './replay-summary.js';
 
 function slotActive(slot: string, pid: number | null): RelayError {
   return new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use (pid ${pid ?? '?'}): a running relay holds it`, {
@@ -149,7 +149,7 @@ export function replayCommand(): Command {
       lastCommitLsn: formatLsn(lastCommit),
       confirmedLsn: formatLsn(relay.confirmedLsn),
       durationMs: Date.now() - started,
-      ...(error ? { error: errorFields(error) } : {}),
+      ...(error ? { error: errorJson(error) } : {}),
     };
     if (summary.finished) logger.info({ ...summary }, 'replay finished');
     else if (error?.code === 'INTERRUPTED') logger.error({ ...summary, code: error.code, err: error.message, fix: error.hint }, 'replay interrupted before it reached its end');

@@ -10,14 +10,13 @@ import { republish, resumeHint, type RepublishSummary } from '../../ops/republis
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
-import { EXIT, logFailure, reportError } from '../exit.js';
+import { EXIT, errorJson, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult } from '../command-output.js';
 import { groupCommand } from './ops-command.js';
 import { keyValues } from './output.js';
-import { errorFields } from './replay-summary.js';
 
 function positiveInt(flag: string, text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a whole number of at least 1`, `pass e.g. ${flag} 500`);
@@ -113,7 +112,7 @@ export function republishCommand(): Command {
       // Not finished, so not exit 0: one error says how to go on (in the --json document too, as replay's).
       const error = summary.interrupted ? new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) }) : undefined;
       const counts = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
-      const result = error ? { ...counts, error: errorFields(error) } : counts;
+      const result = error ? { ...counts, error: errorJson(error) } : counts;
       // Before the summary, which is the last line (docs/cli.md).
       if (summary.notFound?.length) logger.warn({ notFound: summary.notFound }, `${summary.notFound.length} of the --ids are in no outbox table (deleted, or mistyped): nothing sent for them`);
       if (error) {
