@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayError } from '../errors.js';
+import { lockHolderSql } from '../source/slot-lock.js';
 import { findSlot, wrongDatabase, type SlotStatus } from './slots.js';
 
 export interface DropResult {
@@ -36,6 +37,11 @@ export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'la
   );
 }
 
+async function lockHolder(client: pg.Client, slot: string): Promise<number | null> {
+  const { rows } = await client.query<{ pid: number }>(lockHolderSql(slot));
+  return rows[0]?.pid ?? null;
+}
+
 // A terminated relay reconnects within a second or so and may take the slot again before the drop runs.
 const FORCE_DEADLINE_MS = 10_000;
 
@@ -55,18 +61,21 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   if (!slot) return { dropped: false, terminatedPids: [] };
   const elsewhere = wrongDatabase(slot);
   if (elsewhere) throw elsewhere;
-  if (slot.active && !force) {
-    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${slot.activePid} (a running relay). Dropping it stops that relay, and ${dropConsequence(slot, new Date())}`, {
-      details: { activePid: slot.activePid },
+  // A relay that took the slot's lock but does not stream yet (its start: the exactly-once checkpoint read) uses it too.
+  const user = slot.activePid ?? (await lockHolder(client, name));
+  if (user !== null && !force) {
+    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${user} (a running relay). Dropping it stops that relay, and ${dropConsequence(slot, new Date())}`, {
+      details: { activePid: user },
       hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
     });
   }
   const terminatedPids: number[] = [];
   const deadline = Date.now() + FORCE_DEADLINE_MS;
   for (let current = slot; ; ) {
-    if (current.active && current.activePid !== null) {
-      await client.query('SELECT pg_terminate_backend($1, 5000)', [current.activePid]);
-      terminatedPids.push(current.activePid);
+    const pid = current.activePid ?? (await lockHolder(client, name));
+    if (pid !== null) {
+      await client.query('SELECT pg_terminate_backend($1, 5000)', [pid]);
+      terminatedPids.push(pid);
     }
     try {
       // After a termination the relay's last status update may have moved the slot: what it had confirmed, as dropped.

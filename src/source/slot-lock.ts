@@ -31,6 +31,11 @@ export function tryLockSql(slot: string): string {
   return `SELECT pg_try_advisory_lock(${SLOT_LOCK_CLASS}, ${slotLockKey(slot)}) AS locked, (${lockRows(slot)} AND pid <> pg_backend_pid() LIMIT 1) AS holder`;
 }
 
+/** The pid of a connection holding the slot's lock (`pid`; no row when none): a relay between its checks and streaming. */
+export function lockHolderSql(slot: string): string {
+  return `${lockRows(slot)} LIMIT 1`;
+}
+
 /** Whether another connection holds the slot or its lock (true/false in `held`): what a standby polls. */
 export function slotHeldSql(slot: string): string {
   return `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active) OR EXISTS (${lockRows(slot)}) AS held`;

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
+import { SLOT_LOCK_CLASS, slotLockKey } from '../../src/source/slot-lock.js';
 import { freePort } from '../../stack/ports.js';
 import { waitUntil } from '../../stack/index.js';
 import { runCli, runCliJson, startCli } from '../support/cli.js';
@@ -209,6 +210,24 @@ describe('cli: outbox-relay slot', () => {
     const again = await runCli(['slot', 'drop', ...flags(setup.slot)]);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('does not exist, nothing to drop');
+  });
+
+  it('drop refuses while a relay holds the slot\'s lock before it streams (its start), as for an active slot', async () => {
+    const setup = await setupOutbox(db());
+    // What a starting relay holds on its replication connection between its checks and START_REPLICATION.
+    const starting = new pg.Client({ connectionString: db().url });
+    await starting.connect();
+    try {
+      const { rows } = await starting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock($1, $2)', [SLOT_LOCK_CLASS, slotLockKey(setup.slot)]);
+      const refused = await runCli(['slot', 'drop', ...flags(setup.slot)]);
+      expect(refused.code, refused.stderr).toBe(6);
+      expect(refused.stderr).toContain(`is in use by backend pid ${rows[0]!.pid}`);
+      expect(await slotExists(setup.slot)).toBe(true);
+    } finally {
+      await starting.end();
+    }
+    expect((await runCli(['slot', 'drop', ...flags(setup.slot)])).code).toBe(0);
+    expect(await slotExists(setup.slot)).toBe(false);
   });
 
   it('drop of a slot with events it never delivered (a halted relay) names its confirmed position, not the drop, as where the re-send starts', async () => {
