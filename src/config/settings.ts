@@ -228,7 +228,7 @@ export const SETTINGS = [
     placeholder: '<duration>',
   }),
   setting('heartbeat.prefix', 'heartbeat', text, 'Prefix of the heartbeat messages (never relayed).', { default: 'outbox-relay-heartbeat', placeholder: '<prefix>' }),
-  setting('startLsn', 'start', lsn, 'Start streaming at this LSN instead of the checkpoint or slot position: within the replay window (the slot cannot rewind below its confirmed position), or forward to skip. A one-off: run honours it only as a flag and ignores it, with a warning, from the environment or a config file; replay takes it from anywhere.', {
+  setting('startLsn', 'start', lsn, 'Start streaming at this LSN instead of the checkpoint or slot position: within the replay window (the slot cannot rewind below its confirmed position), or, with run only, forward to skip (replay refuses a position beyond the delivered one: OPERATION_REFUSED). A one-off: run honours it only as a flag and ignores it, with a warning, from the environment or a config file; replay takes it from anywhere.', {
     placeholder: '<lsn>',
     deprecated: { flag: '--from-lsn', env: 'OUTBOX_RELAY_FROM_LSN' },
   }),
