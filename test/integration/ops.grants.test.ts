@@ -26,7 +26,11 @@ describe('ops: the grants the relay really needs (docs/security.md)', () => {
 
     const republish = await runCli(['republish', '--postgres-url', url.toString(), '--ids', events[0]!.id, '--dry-run']);
     expect(republish.code).toBe(1);
-    expect(republish.stderr).toContain(`role "${role}" lacks a privilege`);
-    expect(republish.stderr).toContain('permission denied for table outbox');
+    // Its one error is its log line (JSON on stdout in a pipe), with the code and the fix.
+    const errors = republish.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 'error');
+    expect(errors, republish.stdout + republish.stderr).toHaveLength(1);
+    expect(String(errors[0]!.err)).toContain(`role "${role}" lacks a privilege`);
+    expect(String(errors[0]!.err)).toContain('permission denied for table outbox');
+    expect(republish.stderr).toBe('');
   });
 });
