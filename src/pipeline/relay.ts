@@ -274,7 +274,7 @@ export class Relay {
     const started = Date.now();
     // Its end line is the connected line, with how long the outage lasted when there was one.
     const outage = new OutageLog(this.logger, { started: 'cannot connect to Kafka yet: retrying', ongoing: 'still cannot connect to Kafka', ended: 'connected to Kafka' });
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       try {
         // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at the
         // attempt's timeout (up to 10 s): stop() closes the sink, and the start ends here.
@@ -294,13 +294,13 @@ export class Relay {
         if (this.stopRequested) return;
         if (Date.now() - started >= this.config.retry.maxDurationMs) {
           // The cause's own code (KAFKA_UNAVAILABLE, KAFKA_AUTH) says what to fix; the message says how long we tried.
-          throw new RelayError(error.code, `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${attempt + 1} attempts): ${error.message}`, {
+          throw new RelayError(error.code, `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${outage.attempts + 1} attempts): ${error.message}`, {
             cause: error,
             details: error.details,
             hint: error.hint ?? 'check kafka.brokers and that the brokers are up and reachable from here (retry.maxDuration bounds the wait)',
           });
         }
-        const delay = backoffDelay(this.config.retry, attempt);
+        const delay = backoffDelay(this.config.retry, outage.attempts);
         this.observer.retrying?.(error.code);
         outage.failed({ code: error.code, err: error.message, retryInMs: delay });
         await sleep(delay, this.wake.signal);

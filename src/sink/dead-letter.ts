@@ -102,7 +102,7 @@ export class DeadLetters {
   private async send(record: SinkRecord, stop: AbortSignal): Promise<RelayError | 'stopped' | undefined> {
     const started = Date.now();
     const outage = new OutageLog(this.logger, DEAD_LETTER_OUTAGE);
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       try {
         if (this.connectFirst) {
           await this.sink.connect();
@@ -116,7 +116,7 @@ export class DeadLetters {
         if (stop.aborted) return 'stopped';
         const error = classifyKafkaError(err);
         if (!error.retriable || Date.now() - started >= this.retry.maxDurationMs) return error;
-        const delay = backoffDelay(this.retry, attempt);
+        const delay = backoffDelay(this.retry, outage.attempts);
         outage.failed({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay });
         await sleep(delay, stop);
         if (stop.aborted) return 'stopped';
