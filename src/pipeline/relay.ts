@@ -130,6 +130,7 @@ export class Relay {
       },
       restartSource: (error) => this.restartSource(error),
       reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(),
+      positionReportable: () => this.session?.reportable ?? false,
     };
     this.delivery = deps.createDelivery(callbacks);
   }

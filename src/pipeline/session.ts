@@ -325,6 +325,11 @@ export class Session {
     return this.closing ? Promise.resolve() : this.sendStatus(false);
   }
 
+  /** A position can still reach PostgreSQL: the session is neither closing nor its stream finished. */
+  get reportable(): boolean {
+    return !this.closing && !this.stream.finished;
+  }
+
   /** The flush position last sent to PostgreSQL (older than the confirmed one while a replay window is kept). */
   get reported(): Lsn | undefined {
     return this.lastReported;

@@ -229,6 +229,7 @@ export class DeliveryEngine implements Delivery {
       }
       if (this.atCommitBoundary()) return this.sequential(() => this.commit());
     }
+    if (this.guarantee === 'at-most-once' && !this.intake && this.head < this.queue.length && !this.callbacks.positionReportable()) this.dropUnreportable();
     while (this.flights.length < this.depth) {
       if (this.held.length === 0 && this.coalescing()) break;
       const batch = this.nextBatch();
@@ -662,8 +663,26 @@ export class DeliveryEngine implements Delivery {
   private dropIncompleteTail(): void {
     let cut = this.queue.length;
     while (cut > this.head && this.queue[cut - 1]!.txn.endLsn === undefined) cut--;
-    if (cut === this.queue.length) return;
-    const dropped = this.queue.splice(cut) as OutboxEvent[];
+    this.dropQueuedFrom(cut);
+  }
+
+  /**
+   * at-most-once, once the session ended and its connection can report no position: a hand-off now would reach
+   * Kafka with its position unknown to PostgreSQL, and a crash before the next session's first report would send
+   * it again. What is queued is dropped instead, neither counted nor sent: the next session streams it again from
+   * the confirmed position. Only the rest of a transaction counted at an earlier hand-off still goes (its position
+   * reached PostgreSQL: it is never streamed again).
+   */
+  private dropUnreportable(): void {
+    let keep = this.head;
+    while (keep < this.queue.length && this.queue[keep]!.txn === this.countedAhead) keep++;
+    this.dropQueuedFrom(keep);
+  }
+
+  /** Drops the queued events from `index` on, which no batch took (nothing counted them). */
+  private dropQueuedFrom(index: number): void {
+    if (index >= this.queue.length) return;
+    const dropped = this.queue.splice(index) as OutboxEvent[];
     this.window.leave(dropped.length, bytesOf(dropped));
   }
 

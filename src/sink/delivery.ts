@@ -56,6 +56,8 @@ export interface DeliveryCallbacks {
   restartSource(error: RelayError): void;
   /** Reports the confirmed position to PostgreSQL now; resolves once it is written (at-most-once: before the hand-off). */
   reportPosition(): Promise<void>;
+  /** A session can still report a position (its replication connection is open): at-most-once hands nothing off without one. */
+  positionReportable(): boolean;
 }
 
 /** What waits between the decoder and Kafka, as the probes and the metrics read it. */

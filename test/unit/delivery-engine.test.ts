@@ -672,6 +672,33 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.lastConfirmed).toBe(end);
   });
 
+  it('hands nothing more off once the session can report no position: what is queued is dropped unconfirmed, and the next session streams it again', async () => {
+    // batchMaxEvents 2: a.0 and a.1 are handed off (Kafka hangs), a.2 was counted with them.
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends('hang') });
+    const first = h.transaction('a', 3);
+    h.transaction('b', 2);
+    h.transaction('c', 1);
+    await settle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 'a.1']]);
+    expect(h.confirmed).toEqual([first]);
+    // The replication connection dropped: a hand-off now would reach Kafka with PostgreSQL not knowing its
+    // position, and a crash before the next session reported it would send it again.
+    h.reportable = false;
+    h.engine.endSession(h.tracker);
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.sink.written).toEqual(['a.0', 'a.1', 'a.2']);
+    expect(h.confirmed).toEqual([first]);
+    expect(h.engine.inFlightEvents).toBe(0);
+    h.reportable = true;
+    h.newSession();
+    h.transaction('b', 2);
+    const end = h.transaction('c', 1);
+    await h.idle();
+    expect(h.sink.written).toEqual(['a.0', 'a.1', 'a.2', 'b.0', 'b.1', 'c.0']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
   it('times no produce round trip for a hand-off: the events count as delivered before Kafka answers', async () => {
     const h = new EngineHarness({ guarantee: 'at-most-once' });
     h.transaction('t', 3);

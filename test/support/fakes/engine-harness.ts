@@ -39,6 +39,8 @@ export class EngineHarness {
   recovered = 0;
   windowOpens = 0;
   reports = 0;
+  /** Whether the session's connection could still report a position (false once it closed). */
+  reportable = true;
   /** When set, at-most-once's position report waits for it. */
   reportGate: Deferred | undefined;
   private xid = 0;
@@ -64,6 +66,7 @@ export class EngineHarness {
         this.reports++;
         await this.reportGate?.promise;
       },
+      positionReportable: () => this.reportable,
     };
     this.engine = new DeliveryEngine({
       producing,
