@@ -2,12 +2,15 @@ import type { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { haltReport, type HaltReport } from '../ops/halt-report.js';
 import type { RelayObserver, RelayState } from '../pipeline/observer.js';
+import type { RetryCause } from '../pipeline/relay.js';
 import type { InFlightState } from '../sink/delivery.js';
 
 /** What the probes read from the relay (Relay satisfies it). */
 export interface RelayView {
   readonly currentState: RelayState;
-  readonly confirmedLsn: Lsn;
+  readonly reportedLsn: Lsn;
+  readonly deliveredLsn: Lsn;
+  readonly reconnectCause: RetryCause | undefined;
   readonly inFlight: InFlightState;
 }
 
@@ -15,7 +18,10 @@ export interface RelayView {
 export interface Readiness {
   ready: boolean;
   state: RelayState;
+  /** The flush position PostgreSQL holds (the slot's confirmed_flush_lsn). */
   confirmedLsn: string;
+  /** What Kafka acknowledged everything up to: ahead of confirmedLsn by a replay window. */
+  deliveredLsn: string;
   inFlightEvents: number;
   inFlightBytes: number;
   /**
@@ -24,6 +30,8 @@ export interface Readiness {
    */
   windowFullForMs: number;
   producerConnected: boolean;
+  /** Present while reconnecting: the system whose failure the relay retries, its code and message. */
+  reconnecting?: RetryCause;
   /** Present while halted or failed: the code, the event and its commit LSN, and the fix. */
   halt?: HaltReport;
 }
@@ -72,11 +80,13 @@ export class RelayHealth implements RelayObserver {
     return {
       ready: state === 'streaming' && this.producerUp,
       state,
-      confirmedLsn: formatLsn(relay.confirmedLsn),
+      confirmedLsn: formatLsn(relay.reportedLsn),
+      deliveredLsn: formatLsn(relay.deliveredLsn),
       inFlightEvents: events,
       inFlightBytes: bytes,
       windowFullForMs: windowFullSinceMs === undefined ? 0 : Math.max(0, this.now() - windowFullSinceMs),
       producerConnected: this.producerUp,
+      ...(state === 'reconnecting' && relay.reconnectCause ? { reconnecting: relay.reconnectCause } : {}),
       ...(this.halt && (state === 'halted' || state === 'failed') ? { halt: this.halt } : {}),
     };
   }

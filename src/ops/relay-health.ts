@@ -26,6 +26,7 @@ export async function fetchRelayHealth(baseUrl: string): Promise<RelayHealth> {
   } catch {
     readiness = { body: text.slice(0, 200) };
   }
-  // 503 is the relay's own "not ready" (standby, reconnecting, halted); its body says which.
-  return { reachable: true, url, httpStatus: response.status, ready: response.status === 200 && readiness.ready !== false, readiness };
+  // 503 is the relay's own "not ready" (standby, reconnecting, halted); its body says which. Only the relay's own
+  // `ready: true` is ready: any other service answering 200 at that URL is not a relay that streams.
+  return { reachable: true, url, httpStatus: response.status, ready: response.status === 200 && readiness.ready === true, readiness };
 }

@@ -26,6 +26,13 @@ export interface RelayDeps {
   reportPosition?: (confirmed: Lsn) => Lsn;
 }
 
+/** A session that could not start or ended with a retriable error: which system failed, its code and message. */
+export interface RetryCause {
+  system: 'PostgreSQL' | 'Kafka';
+  code: ErrorCode;
+  message: string;
+}
+
 export interface RelayOutcome {
   state: 'stopped' | 'halted' | 'failed';
   error?: RelayError;
@@ -87,6 +94,8 @@ export class Relay {
    */
   private readonly sessionOutage: OutageLog;
   private readonly standbyWait: StandbyWait;
+  /** Why the relay is reconnecting (the session's last failure and its side), for /readyz and `status`. */
+  private retryCause: RetryCause | undefined;
 
   constructor(
     private readonly config: RelayConfig,
@@ -139,8 +148,18 @@ export class Relay {
     return this.state;
   }
 
-  get confirmedLsn(): Lsn {
+  /** The newest position Kafka acknowledged everything up to (what a replay confirms it delivered). */
+  get deliveredLsn(): Lsn {
     return this.lastConfirmed;
+  }
+
+  /** The flush position PostgreSQL holds: the delivered one, or older while a replay window keeps it behind. */
+  get reportedLsn(): Lsn {
+    return this.session?.reported ?? this.lastConfirmed;
+  }
+
+  get reconnectCause(): RetryCause | undefined {
+    return this.state === 'reconnecting' ? this.retryCause : undefined;
   }
 
   get inFlight(): InFlightState {
@@ -232,6 +251,7 @@ export class Relay {
         // (`streaming` never rejects: a session that ends before it only leaves it pending.)
         void session.streaming.then(() => {
           if (reconnect) this.observer.reconnected?.();
+          this.retryCause = undefined;
           this.sessionOutage.recovered();
         });
         error = await session.ended;
@@ -257,6 +277,7 @@ export class Relay {
         );
       }
       const delay = backoffDelay(this.config.retry, this.sessionOutage.attempts);
+      this.retryCause = { system: kafkaSide ? 'Kafka' : 'PostgreSQL', code: error.code, message: error.message };
       const lines = kafkaSide ? { started: 'Kafka unavailable while starting a replication session: retrying', ongoing: 'Kafka still unavailable' } : {};
       // Counted in errors_total once per outage, as the warn line is logged once.
       if (this.sessionOutage.failed({ code: error.code, err: error.message, retryInMs: delay }, lines)) this.observer.error?.(error.code);
@@ -384,6 +405,7 @@ export class Relay {
 
   private fail(error: RelayError): RelayOutcome {
     this.countError(error);
+    this.observer.halted?.(error);
     this.setState('failed');
     this.logger.error({ code: error.code, err: error.message, fix: error.hint }, 'giving up');
     return { state: 'failed', error };

@@ -4,7 +4,7 @@ import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
 
 function view(state: RelayState): RelayView {
-  return { currentState: state, confirmedLsn: 0x16b3748n, inFlight: { events: 3, bytes: 120, windowFullMs: 0, windowFullSinceMs: undefined } };
+  return { currentState: state, reportedLsn: 0x16b3748n, deliveredLsn: 0x16b3748n, reconnectCause: undefined, inFlight: { events: 3, bytes: 120, windowFullMs: 0, windowFullSinceMs: undefined } };
 }
 
 describe('RelayHealth', () => {
@@ -16,6 +16,7 @@ describe('RelayHealth', () => {
       ready: true,
       state: 'streaming',
       confirmedLsn: '0/16B3748',
+      deliveredLsn: '0/16B3748',
       inFlightEvents: 3,
       inFlightBytes: 120,
       windowFullForMs: 0,
@@ -104,6 +105,24 @@ describe('RelayHealth', () => {
       report();
       expect(health.liveness(view('streaming')).alive).toBe(true);
     }
+  });
+
+  it('confirmedLsn is the position PostgreSQL holds; deliveredLsn what Kafka acknowledged (ahead by a replay window)', () => {
+    const health = new RelayHealth(1000);
+    expect(health.readiness({ ...view('streaming'), reportedLsn: 0x1000n, deliveredLsn: 0x2000n })).toMatchObject({ confirmedLsn: '0/1000', deliveredLsn: '0/2000' });
+  });
+
+  it('names the system a reconnecting relay retries, with its code and message (Kafka too: a session needs the checkpoint topic)', () => {
+    const health = new RelayHealth(1000);
+    const cause = { system: 'Kafka', code: 'CHECKPOINT_FAILED', message: 'checkpoint read timed out' } as const;
+    expect(health.readiness({ ...view('reconnecting'), reconnectCause: cause }).reconnecting).toEqual(cause);
+    expect(health.readiness(view('reconnecting')).reconnecting).toBeUndefined();
+  });
+
+  it('names the failure of a relay that gave up (failed), as of a halt', () => {
+    const health = new RelayHealth(1000);
+    health.halted(new RelayError('RETRIES_EXHAUSTED', 'PostgreSQL unreachable for 1800 s', { hint: 'check that PostgreSQL is up' }));
+    expect(health.readiness(view('failed')).halt).toMatchObject({ code: 'RETRIES_EXHAUSTED', fix: 'check that PostgreSQL is up' });
   });
 
   it('names the halt in the readiness body while halted: code, event, commit LSN, fix', () => {

@@ -37,12 +37,15 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
   it('keeps the backoff and the retry.maxDuration bound, and logs the outage once (not once per attempt)', async () => {
     const { logger, lines } = capturingLogger('debug');
     const config = relayConfig({ initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 200 });
+    const halts: RelayError[] = [];
+    const causes: unknown[] = [];
     const relay = new Relay(config as never, {
       logger,
       sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
       createDelivery: idleDelivery,
       reportPosition: (lsn: Lsn) => lsn,
-      observer: {},
+      // What /readyz reads: why the relay is reconnecting, and (once it gave up) the failure.
+      observer: { halted: (error: RelayError) => halts.push(error), stateChanged: (state: string) => state === 'reconnecting' && causes.push(relay.reconnectCause) },
     } as never);
     const outcome = relay.run();
     const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 3000))]);
@@ -61,5 +64,7 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
     expect(Math.max(...delays)).toBeGreaterThan(2);
     expect(Math.max(...delays)).toBeLessThanOrEqual(4);
     expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
+    expect(halts.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(causes[0]).toEqual({ system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'walsender failed at start (fake)' });
   });
 });

@@ -32,7 +32,7 @@ vi.mock('../../src/pipeline/delivery-strategy.js', () => ({
  */
 vi.mock('../../src/pipeline/relay.js', () => ({
   Relay: class {
-    confirmedLsn: Lsn = 0x50n;
+    deliveredLsn: Lsn = 0x50n;
     private readonly delivery: Delivery;
     private readonly observer: RelayObserver;
     private stopped!: () => void;
@@ -52,8 +52,8 @@ vi.mock('../../src/pipeline/relay.js', () => ({
       return { state: 'stopped' };
     }
     async stop() {
-      if (acknowledgedTo > this.confirmedLsn) {
-        this.confirmedLsn = acknowledgedTo;
+      if (acknowledgedTo > this.deliveredLsn) {
+        this.deliveredLsn = acknowledgedTo;
         this.observer.confirmed?.(acknowledgedTo, 0);
       }
       this.stopped();

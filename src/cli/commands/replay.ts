@@ -123,7 +123,7 @@ export function replayCommand(): Command {
     // Stopped by a signal before its end, or at its end with a drain the grace period cut short (Kafka slow or
     // down): not done, so an error that says where to go on from. A run after it would not send those events
     // again when they lie below the checkpoint.
-    const delivered = reached && relay.confirmedLsn >= bound.readTo;
+    const delivered = reached && relay.deliveredLsn >= bound.readTo;
     const error =
       refused ??
       outcome.error ??
@@ -132,10 +132,10 @@ export function replayCommand(): Command {
         : new RelayError(
             'INTERRUPTED',
             reached
-              ? `replay read to its end ${formatLsn(lastCommit)}, but Kafka acknowledged its events only up to ${formatLsn(relay.confirmedLsn)} within shutdownGrace`
-              : `replay interrupted before its end ${formatLsn(lastCommit)}; Kafka acknowledged every event up to ${formatLsn(relay.confirmedLsn)}`,
+              ? `replay read to its end ${formatLsn(lastCommit)}, but Kafka acknowledged its events only up to ${formatLsn(relay.deliveredLsn)} within shutdownGrace`
+              : `replay interrupted before its end ${formatLsn(lastCommit)}; Kafka acknowledged every event up to ${formatLsn(relay.deliveredLsn)}`,
             {
-              hint: `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.confirmedLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings${reached ? ' (once Kafka is reachable; raise --shutdown-grace if it is only slow)' : ''}`,
+              hint: `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.deliveredLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings${reached ? ' (once Kafka is reachable; raise --shutdown-grace if it is only slow)' : ''}`,
             },
           ));
     const summary: ReplaySummary = {
@@ -147,7 +147,7 @@ export function replayCommand(): Command {
       startLsn: formatLsn(config.startLsn!),
       toLsn: toLsn === undefined ? null : formatLsn(toLsn),
       lastCommitLsn: formatLsn(lastCommit),
-      confirmedLsn: formatLsn(relay.confirmedLsn),
+      confirmedLsn: formatLsn(relay.deliveredLsn),
       durationMs: Date.now() - started,
       ...(error ? { error: errorJson(error) } : {}),
     };

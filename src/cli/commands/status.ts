@@ -27,17 +27,20 @@ function relayExitCode(relay: RelayHealth): number {
 const NOT_READY_FIXES: Record<string, string> = {
   starting: 'it is connecting to Kafka and PostgreSQL: run status again in a few seconds; if it stays, its log names what it waits for (e.g. "cannot connect to Kafka yet")',
   standby: 'another instance holds the slot (held_by above) and this one takes over when it goes; act only if no instance is streaming',
-  reconnecting: 'PostgreSQL is unreachable from the relay: its warn line "replication connection lost" names the cause; it retries until retry.maxDuration',
+  reconnecting: 'PostgreSQL is unreachable from the relay (reconnecting above names the error): its warn line "replication connection lost: reconnecting" names the cause; it retries until retry.maxDuration',
   draining: 'it is stopping (a signal): it exits once Kafka acknowledged what was sent, within shutdownGrace',
   stopped: 'it stopped: start it again',
   streaming: 'Kafka is unreachable from the relay (producerConnected false): check kafka.brokers and the brokers; it retries until retry.maxDuration',
 };
 
+const KAFKA_SIDE_RECONNECT_FIX =
+  'a replication session cannot start because Kafka failed (reconnecting above names the error: e.g. the checkpoint topic unreadable, or a transaction left open on it): its warn line "Kafka unavailable while starting a replication session: retrying" names the cause; check kafka.brokers, the checkpoint topic and its ACLs; it retries until retry.maxDuration';
+
 /**
  * Every exit but 0 comes with one error line, code and fix (invariant 5): the relay's state is why status did not
  * exit 0, so it becomes the error; the halt's own code and fix, when the relay halted.
  */
-function relayProblem(relay: RelayHealth): RelayError | undefined {
+export function relayProblem(relay: RelayHealth): RelayError | undefined {
   if (!relay.reachable) {
     return new RelayError('RELAY_UNREACHABLE', `no relay answered at ${relay.url}: ${relay.reason}`, {
       hint: 'check that the relay runs (its logs, the orchestrator) and that --relay-url / OUTBOX_RELAY_RELAY_URL points at its http.host and http.port',
@@ -52,8 +55,11 @@ function relayProblem(relay: RelayHealth): RelayError | undefined {
       details: { haltCode: halt?.code ?? null },
     });
   }
-  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}`, {
-    hint: NOT_READY_FIXES[state] ?? 'see the relay log',
+  // A session also needs Kafka before it streams (the checkpoint, exactly-once's claim): the cause names the side.
+  const cause = relay.readiness.reconnecting as { system?: unknown; code?: unknown; message?: unknown } | undefined;
+  const kafkaSide = state === 'reconnecting' && cause?.system === 'Kafka';
+  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}${cause ? `, retrying ${String(cause.system)}: ${String(cause.code)} ${String(cause.message)}` : ''}`, {
+    hint: kafkaSide ? KAFKA_SIDE_RECONNECT_FIX : (NOT_READY_FIXES[state] ?? 'see the relay log'),
   });
 }
 

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { relayProblem } from '../../src/cli/commands/status.js';
+import { fetchRelayHealth } from '../../src/ops/relay-health.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+const reachable = (readiness: Record<string, unknown>, httpStatus = 503) => ({ reachable: true as const, url: 'http://relay:9464/readyz', httpStatus, ready: false, readiness });
+
+describe('status: why a relay is not ready', () => {
+  it('a relay reconnecting because a session failed on the Kafka side is sent to Kafka, not PostgreSQL', () => {
+    const kafka = relayProblem(reachable({ state: 'reconnecting', producerConnected: true, reconnecting: { system: 'Kafka', code: 'CHECKPOINT_FAILED', message: 'checkpoint read timed out' } }))!;
+    expect(kafka.message).toContain('retrying Kafka: CHECKPOINT_FAILED checkpoint read timed out');
+    expect(kafka.hint).toContain('Kafka unavailable while starting a replication session');
+    expect(kafka.hint).not.toContain('PostgreSQL is unreachable');
+    const pg = relayProblem(reachable({ state: 'reconnecting', producerConnected: true, reconnecting: { system: 'PostgreSQL', code: 'PG_UNAVAILABLE', message: 'connection refused' } }))!;
+    expect(pg.hint).toContain('PostgreSQL is unreachable');
+  });
+
+  it('only a body saying ready: true is ready (any service answering 200 at that URL is not a streaming relay)', async () => {
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>welcome</html>'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const health = await fetchRelayHealth(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      expect(health).toMatchObject({ reachable: true, httpStatus: 200, ready: false });
+      expect(relayProblem(health)?.code).toBe('RELAY_NOT_READY');
+    } finally {
+      server.close();
+    }
+  });
+});
