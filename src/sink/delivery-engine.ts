@@ -369,7 +369,9 @@ export class DeliveryEngine implements Delivery {
   /** Kafka acknowledged a batch and every earlier one. */
   private sent(flight: Pick<Flight, 'batch' | 'sentAt'>): void {
     const latencyMs = Date.now() - flight.sentAt;
-    this.outageOver();
+    // exactly-once delivers nothing before the commit: an acknowledged produce followed by a commit that keeps
+    // failing is one outage, its backoff growing to retry.maxDuration (commit() ends it), not one per session.
+    if (this.guarantee !== 'exactly-once') this.outageOver();
     const receipts = receiptsOf(flight.batch);
     if (this.guarantee === 'at-least-once') this.callbacks.delivered(receipts, latencyMs);
     else if (this.guarantee === 'exactly-once') this.uncommitted.push(...receipts);

@@ -478,6 +478,24 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  it('a commit that keeps failing after produces Kafka acknowledged is one outage: the backoff grows and retry.maxDuration ends it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // E.g. TOPIC_AUTHORIZATION_FAILED on the checkpoint topic only: every produce is acknowledged, every commit fails.
+    const auth = () => new RelayError('KAFKA_AUTH', 'Kafka refused access to the checkpoint topic (fake)', { retriable: true });
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptCommits(...Array.from({ length: 4 }, auth)) });
+    for (let i = 0; i < 4 && h.stopped.length === 0; i++) {
+      if (i > 0) h.newSession();
+      h.transaction('t', 1);
+      await h.idle();
+      vi.setSystemTime(Date.now() + 5_000);
+    }
+    // An acknowledged produce ends no outage in this mode: only a commit delivers anything.
+    expect(h.recovered).toBe(0);
+    expect(h.restarts).toHaveLength(2);
+    expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(h.confirmed).toEqual([]);
+  });
+
   it.each(['send', 'commit'] as const)('fenced at a %s (another instance registered the transactional id): drops what it did not commit, aborts nothing, restarts the source after a backoff without counting an outage; a commit resets the count', async (at) => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
