@@ -77,7 +77,7 @@ export class RelayError extends Error {
 /** The part of a poison event's fix that exactly-once cannot offer for a record Kafka refused inside a transaction. */
 export const DEAD_LETTER_ALTERNATIVE = ', or run with delivery.onPoison=dead-letter';
 /** How to get past a poison event (README: Poison event), after fixing its cause. */
-const PAST_THE_EVENT = `then restart; to get past this event instead: outbox-relay slot advance <its commit LSN + 1> --yes-skip-events${DEAD_LETTER_ALTERNATIVE}`;
+export const PAST_THE_EVENT = `then restart; to get past this event instead: outbox-relay slot advance <its commit LSN + 1> --yes-skip-events${DEAD_LETTER_ALTERNATIVE}`;
 
 /**
  * The fix for codes whose remedy does not depend on where they were raised (poison events, an exhausted retry

@@ -148,7 +148,13 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const problems = new ConfigProblems();
   // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
   if (prefixes) problems.check(() => compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS));
-  if (v['delivery.onPoison'] === 'dead-letter') problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS));
+  if (v['delivery.onPoison'] === 'dead-letter') {
+    problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS));
+    // A dead letter there could be read as the position to resume from (route/topic-template.ts, checkpointTopicRefused).
+    if (v['delivery.deadLetterTopic'] === v['checkpoint.topic']) {
+      problems.add(new ConfigError(`delivery.deadLetterTopic is the checkpoint topic "${v['checkpoint.topic']}"`, `give ${settingRef('delivery.deadLetterTopic')} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`));
+    }
+  }
   if (v['delivery.guarantee'] === 'at-most-once' && v.replayWindow !== undefined && v.replayWindow.kind !== 'none') {
     problems.add(atMostOnceWindowRefused(v.replayWindow, 'set by replayWindow', `set ${settingRef('replayWindow')} to 0 (it also releases a window recorded in the checkpoint), or ${settingRef('delivery.guarantee')} to at-least-once`));
   }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
+import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
@@ -7,6 +8,7 @@ import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 import { MessageMapper } from '../route/message-mapper.js';
 import { RowMapper } from '../route/row-mapper.js';
+import { checkpointTopicRefused } from '../route/topic-template.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight, type SlotState } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
@@ -60,6 +62,8 @@ export class Session {
   /** The slot as the pre-flight checks found it (open). */
   private slot: SlotState | undefined;
   private readonly shutdown = new ServerShutdownDetector();
+  /** No event may go there: a record under the slot's key would be read as where to resume (see checkpointTopicRefused). */
+  private readonly checkpointTopic: string;
 
   constructor(
     private readonly config: RelayConfig,
@@ -72,6 +76,7 @@ export class Session {
   ) {
     this.stream = new ReplicationStream(config.postgres);
     this.messageMapper = config.messages ? new MessageMapper(config.messages) : undefined;
+    this.checkpointTopic = guaranteeConfig(config).checkpointTopic;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.streaming = new Promise((resolve) => (this.resolveStreaming = resolve));
   }
@@ -230,6 +235,7 @@ export class Session {
     let event: OutboxEvent;
     try {
       event = mapper.map(input, txn);
+      if (event.topic === this.checkpointTopic) throw checkpointTopicRefused(event.topic);
     } catch (err) {
       if (!isRelayError(err)) throw err;
       // An event we cannot turn into a record takes its place in the queue, so the poison policy meets it in order.

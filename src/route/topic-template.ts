@@ -1,5 +1,5 @@
 import { settingRef } from '../config/settings.js';
-import { RelayError } from '../errors.js';
+import { PAST_THE_EVENT, RelayError } from '../errors.js';
 
 /** `outbox.${aggregate_type}` → literal parts and column names, compiled once per relation. */
 export interface TopicTemplate {
@@ -78,4 +78,15 @@ export const DEAD_LETTER_PLACEHOLDERS = ['topic'] as const;
 export function checkTopicName(topic: string): string {
   if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" is not a legal Kafka topic name (${LEGAL_HINT})`);
   return topic;
+}
+
+/**
+ * An event routed to the relay's checkpoint topic: a record there under the slot's name would be read as the
+ * position to resume from at the next start, and a restart before the relay's next checkpoint would skip or
+ * re-send everything between. Row data and logical messages name topics, so this is refused like an illegal name.
+ */
+export function checkpointTopicRefused(topic: string): RelayError {
+  return new RelayError('TOPIC_INVALID', `"${topic}" is the relay's checkpoint topic (checkpoint.topic): no event may be produced there, a record in it could move where a restart resumes`, {
+    hint: `route it to another topic (its row, the topic template or routing rules, or the message's "topic"): the checkpoint topic takes only the relay's own checkpoints; ${PAST_THE_EVENT}`,
+  });
 }

@@ -153,6 +153,20 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(await relay.exited).toBe(1);
   });
 
+  it('an event routed to the checkpoint topic (row data names topics): TOPIC_INVALID, nothing written there that a restart would read as its position', async () => {
+    const setup = await setupOutbox(db());
+    await createTopic(`${setup.topic}.k`);
+    const checkpoints = `${setup.topic}.checkpoints`;
+    const relay = startRelay([...setup.args, '--topic', `${setup.topic}.\${partition_key}`, '--checkpoint-topic', checkpoints]);
+    const { poisonId, halt } = await haltOn(relay, setup.slot, () => insert('{}', 'checkpoints'));
+    expectPoisonHalt(halt, 'TOPIC_INVALID', poisonId);
+    expect(String(halt.err)).toContain(`"${checkpoints}" is the relay's checkpoint topic`);
+    const written = await readTopic(checkpoints, { expected: 1 });
+    expect(written.map((r) => r.headers.id)).not.toContain(poisonId);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+  });
+
   it('a headers text column that is not JSON: a poison event naming its id and LSN (the policy applies), not an INTERNAL halt', async () => {
     await db().query('ALTER TABLE outbox ADD COLUMN extra_headers text');
     const setup = await setupOutbox(db(), { extraArgs: ['--mapping-headers', 'extra_headers', '--delivery-on-poison', 'dead-letter', '--delivery-dead-letter-topic', uniqueName('dlq')] });

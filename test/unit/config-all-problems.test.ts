@@ -47,6 +47,13 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
     expect(r.hint).toBe('use only ${topic} in delivery.deadLetterTopic (--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC)');
     expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': '${topic}.dlq' }).delivery.deadLetterTopic).toBe('${topic}.dlq');
   });
+
+  it('naming the checkpoint topic is refused (a dead letter there could be read as the position to resume from)', () => {
+    const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'ckpt', 'checkpoint.topic': 'ckpt' }));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toBe('delivery.deadLetterTopic is the checkpoint topic "ckpt"');
+    expect(r.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
+  });
 });
 
 describe('config: at-most-once with a replay window set', () => {
