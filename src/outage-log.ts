@@ -52,6 +52,15 @@ export class OutageLog {
     return true;
   }
 
+  /**
+   * The outage is over, ended by what a line of the caller's says (a reconnect that found the slot held by another
+   * instance is a standby, not a recovery): no end line, and the next failure starts a new outage.
+   */
+  endedAs(): void {
+    this.since = undefined;
+    this.failures = 0;
+  }
+
   /** An attempt worked: the end line when an outage was under way (true then). `fields` may carry the caller's own downMs and attempts. */
   recovered(fields: Record<string, unknown> = {}): boolean {
     if (this.since === undefined) return false;

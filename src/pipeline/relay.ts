@@ -262,6 +262,10 @@ export class Relay {
       if (!error) continue;
       if (!error.retriable) return this.halt(error);
       if (error.code === 'PG_SLOT_ACTIVE') {
+        // PostgreSQL answered: an outage before this is over. Kept, the time as a standby would count against
+        // retry.maxDuration (the first failure after a takeover would give up at once) and as its downtime.
+        this.sessionOutage.endedAs();
+        this.retryCause = undefined;
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
         await this.standbyWait.untilReleased(this.wake.signal);

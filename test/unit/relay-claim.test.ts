@@ -8,7 +8,9 @@ import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/rel
 /** What happened, in order: each session's open (and how it ended), the sink's claims, positions, starts. */
 const steps: string[] = [];
 /** How each open of a replication session ends, in turn; past the end: the slot is free. */
-let opens: ('slot-active' | 'free')[] = [];
+let opens: ('slot-active' | 'free' | 'pg-down')[] = [];
+/** How long each standby wait lasts (on a faked Date). */
+let standbyMs = 0;
 
 // A fake replication session: its checks find the slot held (PG_SLOT_ACTIVE) or free; once started it ends with
 // a fatal error, which ends the test's relay.
@@ -21,6 +23,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
       const outcome = opens.shift() ?? 'free';
       steps.push(`open: ${outcome}`);
       if (outcome === 'slot-active') throw new RelayError('PG_SLOT_ACTIVE', 'slot in use (fake)', { retriable: true, details: { activePid: 1 } });
+      if (outcome === 'pg-down') throw new RelayError('PG_CONNECT_FAILED', 'connection refused (fake)', { retriable: true });
     }
     start(_lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
       steps.push('start');
@@ -35,6 +38,7 @@ vi.mock('../../src/source/standby-wait.js', () => ({
   StandbyWait: class {
     async untilReleased(): Promise<void> {
       steps.push('standby wait');
+      if (standbyMs > 0) vi.setSystemTime(Date.now() + standbyMs);
     }
   },
 }));
@@ -62,6 +66,7 @@ async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' 
 describe('Relay, a sink that claims the slot (exactly-once)', () => {
   beforeEach(() => {
     steps.length = 0;
+    standbyMs = 0;
   });
 
   it('claims only once the slot was found free, never while waiting as a standby, and reads the position after the claim', async () => {
@@ -75,6 +80,23 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
     expect(await run(sink)).toEqual(['open: slot-active', 'standby wait', 'open: slot-active', 'standby wait', 'open: free', 'claim', 'position', 'start']);
     expect(sink.connects).toBe(1);
     expect(sink.claims).toBe(1);
+  });
+
+  it('a reconnect that finds the slot held ends the outage: hours as a standby count neither against retry.maxDuration nor as its downtime', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // PostgreSQL restarts, another instance takes the slot meanwhile, and holds it for longer than retry.maxDuration (60 s here).
+      opens = ['pg-down', 'slot-active', 'pg-down'];
+      standbyMs = 3_600_000;
+      const { logger, lines } = capturingLogger('info');
+      expect(await run(new FakeSink(), logger)).toEqual(['open: pg-down', 'open: slot-active', 'standby wait', 'open: pg-down', 'open: free', 'position', 'start']);
+      expect(lines.filter((l) => l.msg === 'replication connection lost: reconnecting')).toHaveLength(2);
+      const back = lines.filter((l) => l.msg === 'replication connection back: streaming resumed') as unknown as { downMs: number; attempts: number }[];
+      expect(back.map((l) => l.attempts)).toEqual([1]);
+      expect(back[0]!.downMs).toBeLessThan(standbyMs);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a claim Kafka refuses is retried with the session, logged as Kafka\'s failure, and the position is read only after a claim succeeded', async () => {
