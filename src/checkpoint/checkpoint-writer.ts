@@ -38,6 +38,7 @@ export class CheckpointWriter implements RelayObserver {
   private readonly outage: OutageLog;
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
   /** False once a stop's grace ran out before Kafka acknowledged everything. */
   private drained = true;
   /** When the stop must be over (drainEnded); a close without a stop (the relay failed) has no such bound. */
@@ -65,7 +66,8 @@ export class CheckpointWriter implements RelayObserver {
 
   /** Idempotent: the first position is decided again when the first connection failed. */
   start(): void {
-    if (this.timer) return;
+    // Closed: a start position decided after the stop (the relay no longer waits for it) starts no writes.
+    if (this.timer || this.closed) return;
     this.timer = setInterval(() => void this.flush(), this.intervalMs);
     this.timer.unref();
   }
@@ -119,6 +121,7 @@ export class CheckpointWriter implements RelayObserver {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     // A write still under way at the deadline is left to end on its own: write() catches its failure, and
     // finalWrite() starts no attempt after the deadline. After a drain the grace ended, Kafka did not acknowledge

@@ -26,7 +26,7 @@ export class PolicyCheck {
 
   /** Schedules the check; later calls (a start position decided again after a failed attempt) do nothing. */
   schedule(delayMs = DELAY_MS): void {
-    if (this.timer) return;
+    if (this.timer || this.closed) return;
     this.timer = setTimeout(() => void this.check(), delayMs);
     this.timer.unref();
   }

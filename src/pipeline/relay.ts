@@ -225,7 +225,19 @@ export class Relay {
               () => undefined,
             )
           : decide();
-        const [position, opened] = await Promise.allSettled([positioning, opening]);
+        const starting = Promise.allSettled([positioning, opening]);
+        // A stop does not wait for a start that waits on a server (a connect, exactly-once's claim, a checkpoint
+        // read: up to a minute with a partition without a leader): waited for, it outlasted the watchdog, which
+        // exited 1 after the stop's own "stopped" line. Its connection is closed once open (a failed open is the
+        // start's, reported by nobody: the relay stopped).
+        if (!(await settlesUnlessAborted(starting, this.wake.signal))) {
+          void opening.then(
+            () => session.close(),
+            () => undefined,
+          );
+          break;
+        }
+        const [position, opened] = await starting;
         if (position.status === 'rejected' || this.stopRequested) {
           if (opened.status === 'fulfilled') await session.close();
           if (position.status !== 'rejected') break;
