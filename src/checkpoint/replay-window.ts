@@ -41,8 +41,11 @@ export function atMostOnceWindowRefused(window: ReplayWindowSetting, from: 'set 
 }
 
 interface Sample {
+  /** The newest position delivered in the sample's period, and when. */
   lsn: Lsn;
   atMs: number;
+  /** When the period began. */
+  sinceMs: number;
 }
 
 /**
@@ -74,9 +77,14 @@ export class ReplayWindowPosition {
     if (lsn <= this.delivered) return;
     this.delivered = lsn;
     if (this.window.kind === 'size') return;
+    // One sample per period (by when it began) holds the period's newest position and when that one was
+    // delivered, which is what must be `ms` old before it is reported: stamped with the period's start instead,
+    // a position was reported up to a period early.
     const last = this.samples.at(-1);
-    if (last && nowMs - last.atMs < this.sampleEveryMs) last.lsn = lsn;
-    else this.samples.push({ lsn, atMs: nowMs });
+    if (last && nowMs - last.sinceMs < this.sampleEveryMs) {
+      last.lsn = lsn;
+      last.atMs = nowMs;
+    } else this.samples.push({ lsn, atMs: nowMs, sinceMs: nowMs });
   }
 
   /** What to report as write/flush/apply now. */

@@ -54,6 +54,24 @@ describe('replay window', () => {
     expect(w.position(90_000)).toBe(300n);
     expect(w.retainedBytes).toBe(0);
   });
+
+  it('a time window never reports a position before it is that old, however often positions arrive (one sample per 1/1000 of the window)', () => {
+    // 6 h: a sample every 21.6 s; positions every second, as the status interval confirms them.
+    const ms = 6 * 3_600_000;
+    const w = new ReplayWindowPosition({ kind: 'duration', ms });
+    const deliveredAt = new Map<bigint, number>();
+    for (let t = 0; t <= 120_000; t += 1000) {
+      const lsn = BigInt(1000 + t);
+      deliveredAt.set(lsn, t);
+      w.confirmed(lsn, t);
+    }
+    for (let now = ms; now <= ms + 120_000; now += 500) {
+      const reported = w.position(now);
+      if (deliveredAt.has(reported)) expect(now - deliveredAt.get(reported)!).toBeGreaterThanOrEqual(ms);
+    }
+    // Nothing delivered after 120 s: the newest position is reported once it is that old.
+    expect(w.position(ms + 120_000)).toBe(BigInt(1000 + 120_000));
+  });
 });
 
 describe('start position', () => {
