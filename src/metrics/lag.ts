@@ -11,6 +11,17 @@ export class LagTracker {
   private serverLsn: Lsn = 0n;
   private lastCommitMs: number | undefined;
   private caughtUpAtMs: number | undefined;
+  /** Since when this instance has had the slot to deliver (see counting()): the lag before any confirmation. */
+  private countingSinceMs: number | undefined;
+
+  /**
+   * The relay has the slot to deliver from `nowMs` on (it starts, or took over): until something is confirmed or
+   * it caught up, the lag is the time since then. Left at 0, a relay that delivers nothing from its start (Kafka
+   * refuses every produce) reported no lag for as long as it tried.
+   */
+  counting(nowMs: number): void {
+    this.countingSinceMs ??= nowMs;
+  }
 
   confirmed(lsn: Lsn, commitTimeMs: number | undefined, nowMs: number): void {
     if (lsn > this.confirmedLsn) this.confirmedLsn = lsn;
@@ -24,9 +35,11 @@ export class LagTracker {
     this.checkCaughtUp(nowMs);
   }
 
-  /** 0 until the first transaction was confirmed or the relay first caught up (a standby reports 0). */
+  /** 0 for a standby (nothing to count); before anything was confirmed or caught up, the time since counting(). */
   lagSeconds(nowMs: number): number {
-    const since = Math.max(this.lastCommitMs ?? -Infinity, this.caughtUpAtMs ?? -Infinity);
+    // Once something was confirmed, its commit time rules even when older than the start (a backlog's age).
+    const measured = Math.max(this.lastCommitMs ?? -Infinity, this.caughtUpAtMs ?? -Infinity);
+    const since = Number.isFinite(measured) ? measured : (this.countingSinceMs ?? -Infinity);
     return Number.isFinite(since) ? Math.max(0, nowMs - since) / 1000 : 0;
   }
 

@@ -75,8 +75,11 @@ export class RelayMetrics implements RelayObserver {
   private readonly build = this.gauge('build_info', 'Always 1; the labels name the relay version, the Kafka client and the delivery guarantee.', ['version', 'client', 'guarantee']);
   private readonly endToEndLag = this.gauge(
     'end_to_end_lag_seconds',
-    'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed.',
+    'Now minus the newer of: the commit time of the last confirmed transaction, the last moment everything the server had sent was confirmed (before any: the start or takeover).',
   );
+
+  /** When the replication stream last gave the server's WAL position (a keepalive). */
+  private walPositionAtMs = Date.now();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -95,7 +98,7 @@ export class RelayMetrics implements RelayObserver {
     if (current === 'standby') {
       this.lag = new LagTracker();
       this.slotLag.set(0);
-    }
+    } else if (current === 'starting' || current === 'streaming') this.lag.counting(Date.now());
   }
 
   delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void {
@@ -132,8 +135,19 @@ export class RelayMetrics implements RelayObserver {
   }
 
   walPosition(serverWalEnd: Lsn): void {
-    this.lag.serverPosition(serverWalEnd, Date.now());
+    this.walPositionAtMs = Date.now();
+    this.lag.serverPosition(serverWalEnd, this.walPositionAtMs);
     this.slotLag.set(this.lag.slotLagBytes(this.reportedLsn));
+  }
+
+  /** How long the replication stream has given no WAL position (since the start when it never did). */
+  walPositionAgeMs(nowMs = Date.now()): number {
+    return nowMs - this.walPositionAtMs;
+  }
+
+  /** The slot's lag as PostgreSQL counts it, read while the stream gives no WAL position (source/slot-lag-probe.ts). */
+  slotLagProbed(lagBytes: number): void {
+    this.slotLag.set(lagBytes);
   }
 
   inFlight(events: number, bytes: number): void {

@@ -39,12 +39,18 @@ interface SlotRow {
   lag_bytes: string | null;
 }
 
+/** WAL the slot has not confirmed: what `slot status` shows as lag and the relay's outbox_relay_slot_lag_bytes. */
+const LAG_BYTES = '(pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag_bytes';
+
 // Sizes arrive as text (bigint, numeric) and become numbers: exact up to 8 PiB, far beyond any WAL backlog.
 const SLOT_QUERY = `
   SELECT slot_name, slot_type, plugin, database, database IS NOT DISTINCT FROM current_database() AS in_current_db,
          active, active_pid, (SELECT application_name FROM pg_stat_activity a WHERE a.pid = active_pid) AS held_by, confirmed_flush_lsn::text, restart_lsn::text, wal_status, safe_wal_size::text,
-         (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag_bytes
+         ${LAG_BYTES}
     FROM pg_replication_slots`;
+
+/** One slot's lag_bytes ($1: its name). */
+export const findSlotLagSql = `SELECT ${LAG_BYTES} FROM pg_replication_slots WHERE slot_name = $1`;
 
 function toStatus(row: SlotRow): SlotStatus {
   const bytes = (v: string | null) => (v === null ? null : Number(v));

@@ -24,6 +24,7 @@ describe('ops: health, readiness and metrics of a running relay', () => {
       ready: true,
       state: 'streaming',
       confirmedLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+      deliveredLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
       inFlightEvents: 0,
       inFlightBytes: 0,
       windowFullForMs: 0,

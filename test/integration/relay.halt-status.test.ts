@@ -6,6 +6,7 @@ import { useFreshDatabase } from '../support/database.js';
 import { commitRecordLsn, committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic } from '../support/services.js';
+import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 
 describe('relay: a halt reports its final position to PostgreSQL', () => {
   const db = useFreshDatabase('haltstatus');
@@ -48,6 +49,26 @@ describe('relay: a halt reports its final position to PostgreSQL', () => {
     expect(delivery).toEqual({ missing: [], duplicates: 0, unexpected: 0 });
     restarted.signal('SIGTERM');
     expect(await restarted.exited).toBe(0);
+  });
+
+  it('halted, the slot-lag gauge follows the WAL PostgreSQL keeps for the slot (read on a normal connection: no keepalives arrive), so its alert can fire', async () => {
+    const http = await httpArgs();
+    const setup = await setupOutbox(db(), { extraArgs: http.args });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await db().query('ALTER TABLE outbox RENAME COLUMN event_type TO kind');
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, kind, payload) VALUES ($1, 'order', 'a', 'T', '{}')`, [randomUUID()]);
+    expect((await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt')).code).toBe('SCHEMA_COLUMN_MISSING');
+    const lagOf = async () => Number((await db().query<{ lag: string }>('SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1', [setup.slot])).rows[0]!.lag);
+    // WAL of a table the relay does not read: the slot keeps it all.
+    await db().query('CREATE TABLE filler AS SELECT g, repeat(\'x\', 200) AS pad FROM generate_series(1, 20000) g');
+    const lagAfterFill = await lagOf();
+    expect(lagAfterFill).toBeGreaterThan(4_000_000);
+    let gauge = 0;
+    await waitUntil('the gauge at the slot\'s lag', async () => (gauge = metricValue(await scrape(http.base), 'outbox_relay_slot_lag_bytes') ?? 0) >= lagAfterFill, 40_000);
+    expect(gauge).toBeLessThanOrEqual(await lagOf());
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
   });
 
   it('a renamed outbox table halts with SCHEMA_TABLE_RENAMED before its next row; restarted with the new name, every event arrives once', async () => {

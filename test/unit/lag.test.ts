@@ -6,6 +6,19 @@ describe('LagTracker', () => {
     expect(new LagTracker().lagSeconds(1_000_000)).toBe(0);
   });
 
+  it('counts from the start (or a takeover) until something is confirmed: a relay that delivers nothing from its start is behind', () => {
+    const lag = new LagTracker();
+    lag.counting(10_000);
+    lag.serverPosition(500n, 10_500);
+    expect(lag.lagSeconds(70_000)).toBe(60);
+    // A later start of counting (a session after a reconnect) keeps the first.
+    lag.counting(65_000);
+    expect(lag.lagSeconds(70_000)).toBe(60);
+    // Then a backlog's confirmed commit time rules, older than the start as it may be.
+    lag.confirmed(300n, 2_000, 71_000);
+    expect(lag.lagSeconds(72_000)).toBe(70);
+  });
+
   it('measures from the commit time of the last confirmed transaction while the relay is behind', () => {
     const lag = new LagTracker();
     lag.serverPosition(500n, 10_000);

@@ -96,6 +96,27 @@ describe('RelayMetrics', () => {
     expect(metricValue(await metrics.render(idle), 'outbox_relay_active')).toBe(0);
   });
 
+  it('from its start, a relay that confirms nothing (Kafka refuses every produce) shows the lag growing, not 0', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
+    const metrics = new RelayMetrics();
+    metrics.stateChanged('streaming');
+    metrics.walPosition(0x50000000n);
+    vi.setSystemTime(Date.now() + 90_000);
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_end_to_end_lag_seconds')).toBe(90);
+  });
+
+  it('takes the slot lag PostgreSQL counts while the stream gives no WAL position (halted, reconnecting, window full)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
+    const metrics = new RelayMetrics();
+    metrics.walPosition(0x2000n);
+    metrics.reported(0x1000n);
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lag_bytes')).toBe(0x1000);
+    vi.setSystemTime(Date.now() + 30_000);
+    expect(metrics.walPositionAgeMs()).toBe(30_000);
+    metrics.slotLagProbed(2_000_000_000);
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lag_bytes')).toBe(2_000_000_000);
+  });
+
   it('reports no lag once demoted to a standby (a reconnect found the slot taken): 0, not its last position growing old', async () => {
     vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
     const metrics = new RelayMetrics();

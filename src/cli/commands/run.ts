@@ -15,6 +15,7 @@ import { Relay } from '../../pipeline/relay.js';
 import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
+import { SlotLagProbe } from '../../source/slot-lag-probe.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
@@ -24,6 +25,8 @@ import { groupCommand } from './ops-command.js';
 
 /** How long a stopped relay waits for its clients to let go before it exits regardless. */
 const EXIT_AFTER_CLOSE_MS = 2000;
+/** The slot-lag probe's cadence at least (statusInterval when longer); it reads only while the stream gives no WAL position. */
+const SLOT_LAG_PROBE_MIN_MS = 5000;
 
 export function runCommand(): Command {
   const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
@@ -110,9 +113,17 @@ export function runCommand(): Command {
     const outcome = relay.run();
     const heartbeat = new Heartbeat(config.postgres, config.heartbeat.intervalMs, config.heartbeat.prefix, logger.child({ module: 'heartbeat' }));
     heartbeat.start();
+    const probeEveryMs = Math.max(SLOT_LAG_PROBE_MIN_MS, config.statusIntervalMs);
+    // A standby's slot lag is the active instance's to report (0 here); a stopped relay reports nothing more.
+    const lagProbeDue = () => created.currentState !== 'standby' && created.currentState !== 'stopped' && metrics.walPositionAgeMs() > 2 * probeEveryMs;
+    const slotLag = new SlotLagProbe(config.postgres, config.slot, probeEveryMs, lagProbeDue, (bytes) => metrics.slotLagProbed(bytes), logger.child({ module: 'slot-lag' }));
+    slotLag.start();
     let result;
     try {
       result = await outcome;
+    } catch (err) {
+      await slotLag.stop();
+      throw err;
     } finally {
       await heartbeat.stop();
     }
@@ -124,6 +135,8 @@ export function runCommand(): Command {
     if (strategy.sink !== sink) await sink.close();
     // Halted: stay up, not ready; a restart would meet the same event, so an operator decides (README runbook).
     if (result.state !== 'failed') await signals.stopped;
+    // Kept up while halted: that is when WAL piles up and the slot-lag alert must see it.
+    await slotLag.stop();
     await server?.close();
     // Everything the relay opened is closed or given up on, and the process ends by itself once the clients let go.
     // kafkajs can still hold a timer for a request to a broker that stopped answering (until kafka.requestTimeout),

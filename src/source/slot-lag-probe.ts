@@ -1,0 +1,51 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
+import { findSlotLagSql } from '../ops/slots.js';
+import { PeriodicSideTask, type SideConnection } from './side-connection.js';
+
+/**
+ * The slot's lag as PostgreSQL counts it (WAL position minus confirmed_flush_lsn), read on a normal connection
+ * while the replication stream gives no WAL position: the relay halted, reconnecting, still starting, or its
+ * window full (a paused socket reads no keepalives). Exactly then WAL piles up towards max_slot_wal_keep_size, and
+ * a gauge left at its last streamed value would keep the alert on it from firing. While the stream reports, it
+ * reads nothing and holds no connection.
+ */
+export class SlotLagProbe {
+  private failing = false;
+  private readonly task: PeriodicSideTask;
+
+  constructor(
+    connection: pg.ClientConfig,
+    private readonly slot: string,
+    intervalMs: number,
+    /** True when the stream has given no WAL position for a while and the slot is this instance's to report. */
+    private readonly due: () => boolean,
+    private readonly found: (lagBytes: number) => void,
+    private readonly logger: Logger,
+  ) {
+    this.task = new PeriodicSideTask(connection, 'outbox-relay-slot-lag', intervalMs, (c) => this.probe(c), logger);
+  }
+
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
+  }
+
+  private async probe(connection: SideConnection): Promise<void> {
+    if (!this.due()) return void (await connection.release());
+    try {
+      const rows = await connection.query<{ lag_bytes: string | null }>(findSlotLagSql, [this.slot]);
+      const lag = rows?.[0]?.lag_bytes;
+      if (lag != null && !this.task.stopped && this.due()) this.found(Math.max(0, Number(lag)));
+      this.failing = false;
+    } catch (err) {
+      // PostgreSQL down is the relay's own outage, logged by it; this only says why the gauge stands still.
+      if (!this.failing) this.logger.debug({ err: errorMessage(err) }, 'cannot read the slot lag: outbox_relay_slot_lag_bytes keeps its last value');
+      this.failing = true;
+    }
+  }
+}
