@@ -195,7 +195,7 @@ export const SETTINGS = [
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',
   }),
-  setting('mapping.timestamp', 'mapping', optionalIdentifier, 'Column with the event time (timestamp/timestamptz): the Kafka record timestamp and, in the CloudEvents envelope mode, ce_time. "" leaves the record timestamp to the producer (the send time) and uses the commit time for ce_time.', { default: '', placeholder: '<column>' }),
+  setting('mapping.timestamp', 'mapping', optionalIdentifier, 'Column with the event time (timestamptz; a timestamp without time zone is read as UTC, so store UTC in it or use timestamptz): the Kafka record timestamp and, in the CloudEvents envelope mode, ce_time. "" leaves the record timestamp to the producer (the send time) and uses the commit time for ce_time.', { default: '', placeholder: '<column>' }),
   setting('preset', 'mapping', enumOf(PRESETS), 'Mapping defaults of a known outbox schema: debezium = Debezium EventRouter (id, aggregatetype, aggregateid, type, payload; topic outbox.event.${aggregatetype}; key = aggregate id). Explicit mapping.*/topic settings still win.', {
     default: 'none',
     placeholder: '<preset>',

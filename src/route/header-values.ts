@@ -10,7 +10,8 @@ export function headerValues(json: string): Record<string, string> {
   const parsed: unknown = JSON.parse(json); // validates the whole text, so the scan below can trust its structure
   if (parsed === null) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new TypeError(`expected a JSON object, found ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
-  const out: Record<string, string> = {};
+  // No prototype: a "__proto__" key is a header like any other, not a prototype assignment that drops it.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [key, raw] of topLevelMembers(json)) {
     if (raw === 'null') delete out[key];
     else out[key] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;

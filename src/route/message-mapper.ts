@@ -81,7 +81,7 @@ export class MessageMapper {
       });
     }
     if (eventId === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "id"`, { details });
-    const headers: Record<string, string | Buffer> = {};
+    let headers: Record<string, string | Buffer> = {};
     if (meta.headers !== undefined && meta.headers !== null) {
       // Left out, headers that are not an object would be lost without a word; a row's headers column is refused the same way.
       if (typeof meta.headers !== 'object' || Array.isArray(meta.headers)) {
@@ -89,7 +89,8 @@ export class MessageMapper {
       }
       // The stored text of each value, as for a row's headers column: no JavaScript number round trip.
       const raw = topLevelMembers(metaText).filter(([name]) => name === 'headers').pop()![1];
-      Object.assign(headers, headerValues(raw));
+      // Spread, not assigned: a "__proto__" header stays a header (assignment would set the prototype).
+      headers = { ...headerValues(raw) };
     }
     headers[HEADER.id] = eventId;
     if (type !== null) headers[HEADER.type] = type;

@@ -56,9 +56,10 @@ export class RowMapper {
         const mapped = new Set(Object.values(mapping.columns));
         const unmapped = relation.columns.map((c) => c.name).filter((name) => !mapped.has(name));
         // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
-        throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, or the publication's column list leaves it out`, {
+        throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, the publication's column list leaves it out, or it is a generated column`, {
           hint:
             `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): publish the whole table (ALTER PUBLICATION … SET TABLE ${table}) or add the column; ` +
+            'a generated column (GENERATED ALWAYS AS … STORED): pgoutput leaves those out (before PostgreSQL 18, and without publish_generated_columns after), so map a column the writer fills, e.g. in the same INSERT; ' +
             `else set ${setting} to the column's new name and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
             'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
             'The relay stopped before this event and did not confirm past it',
@@ -146,7 +147,8 @@ export class RowMapper {
       headers = {};
       if (rowHeaders !== null && rowHeaders !== '{}') {
         try {
-          Object.assign(headers, headerValues(rowHeaders));
+          // Spread, not assigned: a "__proto__" header stays a header (assignment would set the prototype).
+          headers = { ...headerValues(rowHeaders) };
         } catch (err) {
           return this.fail(eventId, txn, `the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
         }

@@ -12,6 +12,13 @@ describe('header values: the stored JSON text of each member', () => {
     expect(headerValues('null')).toEqual({});
   });
 
+  it('a "__proto__" key is a header like any other (not a prototype assignment that drops it)', () => {
+    expect(Object.entries(headerValues('{"__proto__": "x", "a": "1"}'))).toEqual([
+      ['__proto__', 'x'],
+      ['a', '1'],
+    ]);
+  });
+
   it('refuses text that is not a JSON object', () => {
     expect(() => headerValues('{not json')).toThrow(SyntaxError);
     expect(() => headerValues('[1]')).toThrow(/expected a JSON object, found an array/);

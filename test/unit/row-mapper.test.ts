@@ -45,6 +45,8 @@ describe('row mapping', () => {
     expect(Object.keys(withNull.headers)).toEqual([HEADER.id, HEADER.type, HEADER.aggregateType, ...Object.keys(TXN_HEADERS)]);
     const own = mapperFor(COLUMNS).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{"tenant":"t-9"}']), txn);
     expect(Object.entries(own.headers)).toEqual(Object.entries({ tenant: 't-9', [HEADER.id]: 'e-1', [HEADER.type]: 'OrderPlaced', [HEADER.aggregateType]: 'order', [HEADER.aggregateId]: 'o-1', ...TXN_HEADERS }));
+    const proto = mapperFor(COLUMNS).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{"__proto__":"x"}']), txn);
+    expect(Object.entries(proto.headers)[0]).toEqual(['__proto__', 'x']);
     const traced = mapperFor([...COLUMNS, 'traceparent']).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']), txn);
     expect(Object.keys(traced.headers)).toEqual([HEADER.id, HEADER.type, HEADER.aggregateType, HEADER.aggregateId, 'traceparent', ...Object.keys(TXN_HEADERS)]);
   });
