@@ -34,13 +34,28 @@ export function compileTraceContext(columnIndex: ReadonlyMap<string, number>): T
   };
 }
 
-/** `traceparent`/`tracestate` from java.util.Properties text (`key=value` or `key: value`, `#`/`!` comments). */
+/**
+ * `traceparent`/`tracestate` from java.util.Properties text (`key=value` or `key: value`, `#`/`!` comments), with
+ * its escapes undone: Properties.store writes `=`, `:`, `#` and `!` in a value as `\=` and so on (a tracestate
+ * `rojo=00f067aa0ba902b7` is stored `rojo\=00f067aa0ba902b7`), `\uXXXX` for other characters, and a line ending in
+ * a backslash goes on on the next.
+ */
 export function spanContextHeaders(properties: string): Partial<Record<(typeof TRACE_HEADERS)[number], string>> {
   const out: Partial<Record<(typeof TRACE_HEADERS)[number], string>> = {};
-  for (const line of properties.split(/\r?\n/)) {
+  const lines = properties.split(/\r?\n/);
+  for (let n = 0; n < lines.length; n++) {
+    let line = lines[n]!;
+    // An odd number of trailing backslashes continues the line (the next one's leading blanks dropped).
+    while (/(?:^|[^\\])(?:\\\\)*\\$/.test(line) && n + 1 < lines.length) line = line.slice(0, -1) + lines[++n]!.replace(/^\s+/, '');
     const match = /^\s*([^#!\s=:][^=:\s]*)\s*[=:]\s*(.*?)\s*$/.exec(line);
     const key = match?.[1] as (typeof TRACE_HEADERS)[number] | undefined;
-    if (key && (TRACE_HEADERS as readonly string[]).includes(key) && match![2]) out[key] = match![2];
+    if (key && (TRACE_HEADERS as readonly string[]).includes(key) && match![2]) out[key] = unescapeProperty(match![2]);
   }
   return out;
+}
+
+const PROPERTY_ESCAPES: Record<string, string> = { t: '\t', n: '\n', r: '\r', f: '\f' };
+
+function unescapeProperty(value: string): string {
+  return value.replace(/\\(u[0-9a-fA-F]{4}|[^])/g, (_, c: string) => (c.length === 5 ? String.fromCharCode(parseInt(c.slice(1), 16)) : (PROPERTY_ESCAPES[c] ?? c)));
 }

@@ -13,6 +13,14 @@ describe('trace context columns', () => {
     expect(spanContextHeaders('# nothing here\n')).toEqual({});
   });
 
+  it('undoes the escapes Properties.store writes (\\= \\: \\# \\! \\uXXXX) and joins continued lines', () => {
+    // What Debezium's DataMapTracingSetter stores for a tracestate with '=' in its members.
+    const stored = `#Thu Dec 03 10:00:00 UTC 2026\ntraceparent=${TRACEPARENT}\ntracestate=congo\\=t61rcWkgMzE,rojo\\=00f067aa0ba902b7\n`;
+    expect(spanContextHeaders(stored)).toEqual({ traceparent: TRACEPARENT, tracestate: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7' });
+    expect(spanContextHeaders('tracestate=a\\u003db\\:c\\\\d')).toEqual({ tracestate: 'a=b:c\\d' });
+    expect(spanContextHeaders('tracestate=congo\\=1,\\\n    rojo\\=2')).toEqual({ tracestate: 'congo=1,rojo=2' });
+  });
+
   it('costs nothing for a table without the columns', () => {
     expect(compileTraceContext(new Map([['id', 0], ['payload', 1]]))).toBeUndefined();
   });
