@@ -15,6 +15,11 @@ export interface Checkpoint {
    * so a later run or replay keeps it unless told otherwise. Undefined in records of versions that did not record it.
    */
   replayWindow?: string;
+  /**
+   * The PostgreSQL system identifier of the server whose WAL `lsn` is in (a promoted streaming replica keeps it).
+   * Undefined in records of versions that did not record it.
+   */
+  systemId?: string;
 }
 
 interface StoredCheckpoint {
@@ -24,6 +29,7 @@ interface StoredCheckpoint {
   writtenAt: string;
   guarantee: string;
   replayWindow?: string;
+  systemId?: string;
 }
 
 /** JSON, so that a person reading the topic with kafka-console-consumer understands it. */
@@ -35,6 +41,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
     guarantee: checkpoint.guarantee,
     ...(checkpoint.replayWindow === undefined ? {} : { replayWindow: checkpoint.replayWindow }),
+    ...(checkpoint.systemId === undefined ? {} : { systemId: checkpoint.systemId }),
   };
   return Buffer.from(JSON.stringify(stored));
 }
@@ -54,6 +61,7 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     writtenAtMs: stored.writtenAt ? Date.parse(stored.writtenAt) : 0,
     guarantee: stored.guarantee ?? 'unknown',
     ...(typeof stored.replayWindow === 'string' ? { replayWindow: stored.replayWindow } : {}),
+    ...(typeof stored.systemId === 'string' ? { systemId: stored.systemId } : {}),
   };
 }
 
@@ -71,5 +79,6 @@ export function describeCheckpoint(checkpoint: Checkpoint): Record<string, strin
     writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
     guarantee: checkpoint.guarantee,
     replayWindow: checkpoint.replayWindow ?? null,
+    systemId: checkpoint.systemId ?? null,
   };
 }

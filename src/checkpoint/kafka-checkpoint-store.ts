@@ -16,6 +16,8 @@ const READ_TIMEOUT_MS = 30_000;
 export class KafkaCheckpointStore {
   /** Written into every checkpoint record (see Checkpoint.replayWindow); set once the start decided the window. */
   replayWindow: string | undefined;
+  /** Written into every checkpoint record (see Checkpoint.systemId); set once the start read it from PostgreSQL. */
+  systemId: string | undefined;
 
   constructor(
     readonly client: CheckpointClient,
@@ -34,7 +36,11 @@ export class KafkaCheckpointStore {
   /** The record to produce (plainly or inside a Kafka transaction). */
   message(checkpoint: Checkpoint): CheckpointRecord {
     const replayWindow = this.replayWindow ?? checkpoint.replayWindow;
-    return { key: checkpoint.slot, value: encodeCheckpoint(replayWindow === undefined ? checkpoint : { ...checkpoint, replayWindow }) };
+    const systemId = this.systemId ?? checkpoint.systemId;
+    return {
+      key: checkpoint.slot,
+      value: encodeCheckpoint({ ...checkpoint, ...(replayWindow === undefined ? {} : { replayWindow }), ...(systemId === undefined ? {} : { systemId }) }),
+    };
   }
 
   /**

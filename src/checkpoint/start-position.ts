@@ -75,6 +75,24 @@ function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
  * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
  * checkpoint topic of this server's own ends that.
  */
+/**
+ * A checkpoint written against another PostgreSQL server (another system identifier) under the same slot name and
+ * checkpoint topic: two relays of different databases sharing the defaults. Its LSN means nothing in this
+ * server's WAL; taken as the start, one between the slot and the WAL end would skip everything committed before it.
+ * A promoted streaming replica keeps the identifier: a failover is not caught here (docs/operations.md says what to do).
+ */
+export function foreignCheckpoint(slot: string, topic: string, checkpoint: { lsn: Lsn; systemId?: string }, systemId: string): RelayError | undefined {
+  if (checkpoint.systemId === undefined || checkpoint.systemId === systemId) return undefined;
+  return new RelayError(
+    'CHECKPOINT_FOREIGN',
+    `the checkpoint of slot "${slot}" in "${topic}" (at ${formatLsn(checkpoint.lsn)}) was written against another PostgreSQL server (system identifier ${checkpoint.systemId}, this one is ${systemId}): its position is not in this server's WAL; nothing was confirmed`,
+    {
+      hint: `give each database's relay its own slot name (slot) or checkpoint topic (checkpoint.topic): two relays of different servers share "${slot}" in "${topic}". If this server replaced the other one (a restore or a migration to a new cluster), point checkpoint.topic at a new topic and re-send what may be missing with outbox-relay republish --since <time>`,
+      details: { checkpointLsn: formatLsn(checkpoint.lsn), checkpointSystemId: checkpoint.systemId, systemId },
+    },
+  );
+}
+
 function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn): RelayError {
   return new RelayError(
     'CHECKPOINT_AHEAD_OF_WAL',
@@ -91,15 +109,19 @@ export interface SlotBounds {
   confirmed: Lsn;
   active: boolean;
   walEnd: Lsn;
+  /** pg_control_system()'s system_identifier: which server's WAL the LSNs are in. */
+  systemId: string;
 }
 
 /** Where a start position may lie, read on an ordinary connection. */
 export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
   return withClient(postgres, async (client) => {
-    const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string }>(
-      'SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1',
+    const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string; system_id: string }>(
+      `SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end, (SELECT system_identifier::text FROM pg_control_system()) AS system_id
+         FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
       [slot],
     );
-    return { confirmed: rows[0]?.lsn ? parseLsn(rows[0].lsn) : 0n, active: rows[0]?.active === true, walEnd: parseLsn(rows[0]!.wal_end) };
+    const row = rows[0]!;
+    return { confirmed: row.lsn ? parseLsn(row.lsn) : 0n, active: row.active === true, walEnd: parseLsn(row.wal_end), systemId: row.system_id };
   });
 }

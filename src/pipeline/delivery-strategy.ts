@@ -6,7 +6,7 @@ import { createCheckpointClient } from '../checkpoint/create-checkpoint-client.j
 import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { PolicyCheck } from '../checkpoint/policy-check.js';
 import { RecordedReplayWindow } from '../checkpoint/recorded-window.js';
-import { chooseStart, slotBounds } from '../checkpoint/start-position.js';
+import { chooseStart, foreignCheckpoint, slotBounds } from '../checkpoint/start-position.js';
 import { readTopicPolicy } from '../checkpoint/topic-policy.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
@@ -88,6 +88,10 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     // bounds come from PostgreSQL meanwhile.
     const [checkpoint, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
     const { confirmed: slotConfirmed, walEnd } = slot;
+    // Before anything rewrites it (the replay window's record below): a record of another server is not ours to keep.
+    const foreign = checkpoint && foreignCheckpoint(config.slot, store.topic, checkpoint, slot.systemId);
+    if (foreign) throw foreign;
+    store.systemId = slot.systemId;
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
     await window.resolve(checkpoint, slot);
@@ -108,7 +112,10 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const resumePosition =
     settings.guarantee === 'exactly-once'
       ? async () => {
-          const lsn = (await readCheckpoint())?.lsn;
+          const checkpoint = await readCheckpoint();
+          const foreign = checkpoint && store.systemId !== undefined && foreignCheckpoint(config.slot, store.topic, checkpoint, store.systemId);
+          if (foreign) throw foreign;
+          const lsn = checkpoint?.lsn;
           return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
         }
       : undefined;

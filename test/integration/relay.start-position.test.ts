@@ -3,7 +3,7 @@ import { encodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { formatLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
-import { checkpointTopicPolicy } from '../support/checkpoints.js';
+import { checkpointStore, checkpointTopicPolicy } from '../support/checkpoints.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, kafkaClient, readTopic, uniqueName } from '../support/services.js';
 
@@ -65,6 +65,39 @@ describe('relay: a start position is checked against both bounds before anything
     expect((await readTopic(setup.topic, { expected: 3 })).map((r) => r.key)).toEqual(events.map((e) => e.id));
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
+  });
+
+  it('a checkpoint of another PostgreSQL server under the same slot name, inside this WAL: refused (CHECKPOINT_FOREIGN), nothing skipped; its own checkpoints record the system identifier', async () => {
+    const setup = await setupOutbox(db());
+    const skippable = await insertEvents(db(), 2);
+    const slotBefore = await slotConfirmedLsn(db(), setup.slot);
+    // Another database's relay with the same defaults wrote a position between this slot and this WAL's end.
+    const inside = await currentWalLsn(db());
+    const checkpoints = uniqueName('checkpoints');
+    await createTopic(checkpoints, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
+    const producer = kafkaClient().producer();
+    await producer.connect();
+    await producer.send({ topic: checkpoints, messages: [{ key: setup.slot, value: encodeCheckpoint({ slot: setup.slot, lsn: inside, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once', systemId: '1234567890' }) }] });
+    await producer.disconnect();
+
+    const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
+    expect(await refused.exited).toBe(1);
+    const errors = refused.logs.filter((l) => l.level === 'error');
+    expect(errors, refused.dump()).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'CHECKPOINT_FOREIGN' });
+    expect(String(errors[0]!.err)).toContain('system identifier 1234567890');
+    expect(String(errors[0]!.fix)).toContain('its own slot name');
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
+
+    // With a topic of its own: the events the foreign position would have skipped arrive, and the checkpoint names this server.
+    const own = uniqueName('checkpoints');
+    const relay = startRelay([...setup.args, '--checkpoint-topic', own]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    expect((await readTopic(setup.topic, { expected: 2 })).map((r) => r.key)).toEqual(skippable.map((e) => e.id));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    const { rows } = await db().query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+    expect((await checkpointStore(own).read(setup.slot))?.systemId).toBe(rows[0]!.id);
   });
 
   it("a checkpoint topic made by hand with cleanup.policy=delete: one warning names its effect and the fix, and the relay goes on; a compacted one draws none", async () => {

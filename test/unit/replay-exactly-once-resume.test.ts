@@ -20,7 +20,7 @@ vi.mock('../../src/checkpoint/create-checkpoint-client.js', () => ({
 }));
 vi.mock('../../src/checkpoint/start-position.js', async (original) => ({
   ...(await original<typeof import('../../src/checkpoint/start-position.js')>()),
-  slotBounds: async () => ({ confirmed: 0x1000n, active: false, walEnd: 0xa000n }),
+  slotBounds: async () => ({ confirmed: 0x1000n, active: false, walEnd: 0xa000n, systemId: '7' }),
 }));
 vi.mock('../../src/sink/create-sink.js', () => ({
   createTransactionalSink: () => ({ connect: async () => undefined, send: async () => undefined, commit: async () => undefined, abort: async () => undefined, close: async () => undefined }),

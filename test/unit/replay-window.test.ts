@@ -1,10 +1,10 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Checkpoint } from '../../src/checkpoint/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import { RecordedReplayWindow } from '../../src/checkpoint/recorded-window.js';
 import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
-import { chooseStart } from '../../src/checkpoint/start-position.js';
+import { chooseStart, foreignCheckpoint } from '../../src/checkpoint/start-position.js';
 
 /** A checkpoint store whose writes land in `written`; like the real one, it records the window in force, not the one read. */
 function recordingStore(written: Checkpoint[]): KafkaCheckpointStore {
@@ -96,6 +96,16 @@ describe('start position', () => {
     );
     expect(() => chooseStart({ slot: 's', requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(/has delivered up to 0\/190/);
     expect(chooseStart({ slot: 's', requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
+  });
+
+  it('refuses a checkpoint written against another PostgreSQL server (another system identifier); takes one of this server or of an older version (none recorded)', () => {
+    const refused = foreignCheckpoint('s', 'ckpt', { lsn: 0x500n, systemId: '111' }, '222');
+    expect(refused).toMatchObject({ code: 'CHECKPOINT_FOREIGN', retriable: false, details: { checkpointSystemId: '111', systemId: '222' } });
+    expect(refused!.message).toContain('"s" in "ckpt"');
+    expect(foreignCheckpoint('s', 'ckpt', { lsn: 0x500n, systemId: '222' }, '222')).toBeUndefined();
+    expect(foreignCheckpoint('s', 'ckpt', { lsn: 0x500n }, '222')).toBeUndefined();
+    const stored = decodeCheckpoint(encodeCheckpoint({ slot: 's', lsn: 0x500n, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once', systemId: '222' }), 'ckpt');
+    expect(stored.systemId).toBe('222');
   });
 
   it('refuses a checkpoint beyond the current WAL end (another server wrote it), with or without --start-lsn', () => {
