@@ -1,11 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
+import { encodeCheckpoint, type Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import { formatLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { checkpointStore, checkpointTopicPolicy } from '../support/checkpoints.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, kafkaClient, readTopic, uniqueName } from '../support/services.js';
+
+/** A new compacted checkpoint topic holding `checkpoint`, as another relay would have written it. */
+async function checkpointTopicHolding(checkpoint: Checkpoint): Promise<string> {
+  const topic = uniqueName('checkpoints');
+  await createTopic(topic, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
+  const producer = kafkaClient().producer();
+  await producer.connect();
+  await producer.send({ topic, messages: [{ key: checkpoint.slot, value: encodeCheckpoint(checkpoint) }] });
+  await producer.disconnect();
+  return topic;
+}
 
 describe('relay: a start position is checked against both bounds before anything is confirmed', () => {
   const db = useFreshDatabase('startpos');
@@ -41,13 +52,8 @@ describe('relay: a start position is checked against both bounds before anything
     const slotBefore = await slotConfirmedLsn(db(), setup.slot);
     const walEnd = await currentWalLsn(db());
     // What the old primary's relay recorded before a failover to a standby that had not received that WAL.
-    const checkpoints = uniqueName('checkpoints');
-    await createTopic(checkpoints, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
-    const producer = kafkaClient().producer();
-    await producer.connect();
     const ahead = walEnd + 0x1000000n;
-    await producer.send({ topic: checkpoints, messages: [{ key: setup.slot, value: encodeCheckpoint({ slot: setup.slot, lsn: ahead, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' }) }] });
-    await producer.disconnect();
+    const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: ahead, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' });
 
     const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
     expect(await refused.exited).toBe(1);
@@ -73,12 +79,7 @@ describe('relay: a start position is checked against both bounds before anything
     const slotBefore = await slotConfirmedLsn(db(), setup.slot);
     // Another database's relay with the same defaults wrote a position between this slot and this WAL's end.
     const inside = await currentWalLsn(db());
-    const checkpoints = uniqueName('checkpoints');
-    await createTopic(checkpoints, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
-    const producer = kafkaClient().producer();
-    await producer.connect();
-    await producer.send({ topic: checkpoints, messages: [{ key: setup.slot, value: encodeCheckpoint({ slot: setup.slot, lsn: inside, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once', systemId: '1234567890' }) }] });
-    await producer.disconnect();
+    const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: inside, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once', systemId: '1234567890' });
 
     const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
     expect(await refused.exited).toBe(1);
