@@ -11,29 +11,33 @@
 /** The signals that stop a command: SIGTERM from an orchestrator, SIGINT from Ctrl-C. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
-let received: NodeJS.Signals | undefined;
+/**
+ * What came while the bin was loading, in order: two at most, as a second stop signal means "exit now" (cli/signals.ts);
+ * more add nothing.
+ */
+let received: NodeJS.Signals[] = [];
 const record = (signal: NodeJS.Signals): void => {
-  received ??= signal;
+  if (received.length < 2) received.push(signal);
 };
 for (const signal of STOP_SIGNALS) process.on(signal, record);
 
-/** Removes the listeners and returns the first signal they received, if any, once: it is handed to one listener. */
-function takeEarlySignal(): NodeJS.Signals | undefined {
+/** Removes the listeners and returns the signals they received, once: they are handed to one listener. */
+function takeEarlySignals(): NodeJS.Signals[] {
   for (const signal of STOP_SIGNALS) process.removeListener(signal, record);
-  const signal = received;
-  received = undefined;
-  return signal;
+  const signals = received;
+  received = [];
+  return signals;
 }
 
 /**
- * Installs `listener` for the stop signals, then hands it a signal received while the bin was loading, if any, as
- * if it came now. Added before the early listeners are removed, so that a signal still on its way is delivered to
- * it, never to no listener (Node's default). Returns what removes it.
+ * Installs `listener` for the stop signals, then hands it the signals received while the bin was loading, if any,
+ * as if they came now (two Ctrl-C during the start are a second signal, as later). Added before the early
+ * listeners are removed, so that a signal still on its way is delivered to it, never to no listener (Node's
+ * default). Returns what removes it.
  */
 export function onStopSignals(listener: (signal: NodeJS.Signals) => void): () => void {
   for (const signal of STOP_SIGNALS) process.on(signal, listener);
-  const early = takeEarlySignal();
-  if (early !== undefined) listener(early);
+  for (const early of takeEarlySignals()) listener(early);
   return () => {
     for (const signal of STOP_SIGNALS) process.removeListener(signal, listener);
   };

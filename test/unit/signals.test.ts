@@ -83,6 +83,16 @@ describe('signal handling: a signal received while the bin was loading', () => {
     expect(process.listenerCount('SIGTERM')).toBe(1);
   });
 
+  it('two signals while loading are handed over as two (the second one means exit now), more as two', async () => {
+    const { onStopSignals } = await freshModules();
+    process.emit('SIGINT', 'SIGINT');
+    process.emit('SIGINT', 'SIGINT');
+    process.emit('SIGTERM', 'SIGTERM');
+    const handed: string[] = [];
+    onStopSignals((signal) => handed.push(signal));
+    expect(handed).toEqual(['SIGINT', 'SIGINT']);
+  });
+
   it('handed over once: a listener installed after the one that took it is not handed it again', async () => {
     const { onStopSignals } = await freshModules();
     process.emit('SIGINT', 'SIGINT');
