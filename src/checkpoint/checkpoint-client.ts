@@ -21,7 +21,7 @@ export interface CheckpointClient {
    * records of aborted transactions are skipped), in offset order per partition. False when the topic does not
    * exist; never creates it (`status` must not).
    */
-  readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean>;
+  readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null; partition: number }) => void, timeoutMs: number): Promise<boolean>;
   /** An idempotent acks=all producer for plain checkpoint writes. */
   producer(): CheckpointProducer;
 }

@@ -50,11 +50,13 @@ export class KafkaCheckpointStore {
   async read(slot: string, timeoutMs = READ_TIMEOUT_MS): Promise<Checkpoint | undefined> {
     let latest: Checkpoint | undefined;
     let failed: RelayError | undefined;
+    const partitions = new Set<number>();
     try {
       const exists = await this.client.readAll(
         this.topic,
-        ({ key, value }) => {
+        ({ key, value, partition }) => {
           if (key !== slot) return;
+          partitions.add(partition);
           // Only the slot's last record counts, as compaction will keep only it: a tombstone deletes the checkpoint
           // (an older one must not come back until the cleaner runs), and a newer record supersedes an unreadable one.
           latest = undefined;
@@ -81,6 +83,15 @@ export class KafkaCheckpointStore {
         err,
         'check the brokers, that the relay may DESCRIBE and READ the topic, and its group ACL (docs/security.md): DESCRIBE on group outbox-relay-checkpoint-reader with librdkafka, READ on the prefix outbox-relay-checkpoint-reader- with kafkajs',
       );
+    }
+    // Records of one partition come in order; of several, in no order that says which is newer. The relay
+    // creates the topic with one partition, and a key stays in its partition while the count does: a slot's
+    // records in several partitions mean the count was raised, and the older record could win the read.
+    if (partitions.size > 1) {
+      throw new RelayError('CHECKPOINT_FAILED', `the checkpoint topic "${this.topic}" holds checkpoints of slot "${slot}" in ${partitions.size} partitions (its partition count was raised): which one is newest cannot be told`, {
+        hint: `point checkpoint.topic at a new topic (the relay creates it with one partition; a replay window recorded in the old one does not come along) and start again: the relay starts at the slot`,
+        details: { partitions: [...partitions].sort((a, b) => a - b) },
+      });
     }
     if (failed) throw failed;
     return latest;

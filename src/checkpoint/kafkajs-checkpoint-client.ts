@@ -22,7 +22,7 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
     }
   }
 
-  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean> {
+  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null; partition: number }) => void, timeoutMs: number): Promise<boolean> {
     const remaining = await this.lastOffsets(topic);
     if (remaining === undefined) return false;
     if (remaining.size === 0) return true;
@@ -47,7 +47,7 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
     try {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({ autoCommit: false, eachMessage: async ({ message }) => onRecord({ key: message.key?.toString(), value: message.value }) });
+      await consumer.run({ autoCommit: false, eachMessage: async ({ message, partition }) => onRecord({ key: message.key?.toString(), value: message.value, partition }) });
       const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
       if (await Promise.race([done.then(() => false), timedOut])) throw new ReadTimeout();
       if (crash) throw crash;

@@ -74,7 +74,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
     });
   }
 
-  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null }) => void, timeoutMs: number): Promise<boolean> {
+  async readAll(topic: string, onRecord: (record: { key: string | undefined; value: Buffer | null; partition: number }) => void, timeoutMs: number): Promise<boolean> {
     // One admin client asks both (does the topic exist, then its ends), as kafkajs's read does.
     // Each partition's high watermark now (read_uncommitted, the default): everything written so far, a
     // transaction whose commit markers are still on their way included. read_committed ends at the last stable
@@ -117,7 +117,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
       while (remaining.size > 0) {
         if (Date.now() > deadline) throw new ReadTimeout();
         const messages = await new Promise<Message[]>((resolve, reject) => consumer.consume(500, (err, batch) => (err ? reject(err) : resolve(batch))));
-        for (const m of messages) onRecord({ key: m.key?.toString(), value: m.value });
+        for (const m of messages) onRecord({ key: m.key?.toString(), value: m.value, partition: m.partition });
       }
       return true;
     } finally {

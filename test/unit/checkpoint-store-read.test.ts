@@ -4,14 +4,14 @@ import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js
 import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import type { RelayError } from '../../src/errors.js';
 
-type StoredRecord = { key: string | undefined; value: Buffer | null };
+type StoredRecord = { key: string | undefined; value: Buffer | null; partition?: number };
 
 /** A checkpoint topic not compacted yet: every record still there, in offset order. */
 function topicOf(records: StoredRecord[]): CheckpointClient {
   return {
     createTopic: async () => undefined,
     readAll: async (_topic, onRecord) => {
-      for (const record of records) onRecord(record);
+      for (const record of records) onRecord({ partition: 0, ...record });
       return true;
     },
     producer: () => {
@@ -32,6 +32,14 @@ const read = (records: StoredRecord[]) =>
   );
 
 describe('checkpoint store: the slot is what its last record says, before compaction as after it', () => {
+  it("refuses a slot's records in several partitions (the topic's partition count was raised): which is newest cannot be told", async () => {
+    const refused = await read([checkpoint('slot_a', 0x3000n), { ...checkpoint('slot_a', 0x1000n), partition: 2 }, { ...checkpoint('slot_b', 0x1000n), partition: 1 }]);
+    expect(refused).toMatchObject({ code: 'CHECKPOINT_FAILED', details: { partitions: [0, 2] } });
+    expect((refused as RelayError).hint).toContain('new topic');
+    // Other slots' records elsewhere do not matter.
+    expect(await read([checkpoint('slot_a', 0x3000n), { ...checkpoint('slot_b', 0x1000n), partition: 1 }])).toBe(0x3000n);
+  });
+
   it('a tombstone deletes the checkpoint: the older record behind it does not count', async () => {
     // After compaction only the tombstone (then nothing) is left: the read must not depend on when the cleaner ran.
     expect(await read([checkpoint('slot_a', 0x1000n), { key: 'slot_a', value: null }])).toBeUndefined();

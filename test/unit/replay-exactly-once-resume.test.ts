@@ -12,7 +12,7 @@ vi.mock('../../src/checkpoint/create-checkpoint-client.js', () => ({
   createCheckpointClient: (): CheckpointClient => ({
     createTopic: async () => undefined,
     readAll: async (_topic, onRecord) => {
-      onRecord({ key: 's', value: encodeCheckpoint({ slot: 's', lsn: stored, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'exactly-once', replayWindow: '6h' }) });
+      onRecord({ key: 's', value: encodeCheckpoint({ slot: 's', lsn: stored, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'exactly-once', replayWindow: '6h' }), partition: 0 });
       return true;
     },
     producer: () => ({ send: async () => undefined, close: async () => undefined }),
