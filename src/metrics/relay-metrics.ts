@@ -57,6 +57,7 @@ export class RelayMetrics implements RelayObserver {
   });
   private readonly retries = this.counter('retries_total', 'Retries of Kafka produce or connect attempts, by error code.', ['code']);
   private readonly errors = this.counter('errors_total', 'Errors by code: lost replication connections, poison records, halts.', ['code']);
+  private readonly filteredTotal = this.counter('filtered_total', "Rows the table's include/exclude filters left out (confirmed without a record), by table.", ['table']);
   private readonly deadLetteredTotal = this.counter('dead_lettered_total', 'Events written to the dead-letter topic, by the error code that made them poison.', ['code']);
   private readonly reconnects = this.counter('reconnects_total', 'Replication sessions started after a lost connection or a standby takeover.', []);
   private readonly state = this.gauge('state', 'Current relay state: 1 for the current state, 0 for the others.', ['state']);
@@ -163,6 +164,10 @@ export class RelayMetrics implements RelayObserver {
     this.errors.inc({ code });
     // The relay halts on it and stays up: a gauge, unlike the counter's increase, keeps the alert firing.
     if (code === 'PG_SLOT_LOST') this.slotLost.set(1);
+  }
+
+  filtered(table: string): void {
+    this.filteredTotal.inc({ table });
   }
 
   deadLettered(code: ErrorCode): void {

@@ -23,6 +23,8 @@ export interface RelayObserver {
   walPosition?(serverWalEnd: Lsn): void;
   /** PostgreSQL sent a transaction committed at `commitTimeMs` at `sentAtMs` (its Begin message; both its clock). */
   transactionSent?(commitTimeMs: number, sentAtMs: number): void;
+  /** The table's include/exclude filters left a row out: it is confirmed without a record (`table`: schema.table). */
+  filtered?(table: string): void;
   /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
@@ -50,6 +52,7 @@ const OBSERVER_METHODS = Object.keys({
   producerConnected: true,
   walPosition: true,
   transactionSent: true,
+  filtered: true,
   deadLettered: true,
   halted: true,
   drainEnded: true,

@@ -188,7 +188,11 @@ export class Session {
             });
           }
           // A filtered row adds nothing to its transaction, which then still commits and advances the position.
-          if (!mapper || !txn || !mapper.accepts(msg.values)) break;
+          if (!mapper || !txn) break;
+          if (!mapper.accepts(msg.values)) {
+            this.observer.filtered?.(mapper.table);
+            break;
+          }
           this.enqueue(txn, mapper, msg.values);
           break;
         }

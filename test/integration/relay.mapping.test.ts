@@ -5,6 +5,7 @@ import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
 import { slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';
+import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 
 describe('relay: mapping, routing and filters', () => {
   const db = useDatabase('mapping');
@@ -116,11 +117,12 @@ describe('relay: mapping, routing and filters', () => {
     expect(await relay.exited).toBe(0);
   });
 
-  it('include filter by event type: only matching events reach Kafka', async () => {
+  it('include filter by event type: only matching events reach Kafka, and the rows left out are counted per table', async () => {
     const topic = uniqueName('only');
     await createTopic(topic);
     const setup = await setupSlot(db(), ['outbox']);
-    const relay = startRelay([...setup.args, '--topic', topic, '--filter-include-types', 'Order*', '--filter-exclude-aggregate-types', 'audit']);
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args, '--topic', topic, '--filter-include-types', 'Order*', '--filter-exclude-aggregate-types', 'audit']);
     await relay.waitForMessage('streaming from PostgreSQL');
     await db().query(
       `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES
@@ -129,6 +131,7 @@ describe('relay: mapping, routing and filters', () => {
     await waitForSlotAtCurrentWal(db(), setup.slot);
     const records = await readTopic(topic, { expected: 2, timeoutMs: 5000 });
     expect(records.map((r) => [r.headers.type, r.headers['aggregate-type']])).toEqual([['OrderPlaced', 'order']]);
+    expect(metricValue(await scrape(http.base), 'outbox_relay_filtered_total', { table: 'public.outbox' })).toBe(2);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });
