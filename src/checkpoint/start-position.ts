@@ -77,9 +77,10 @@ function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
  */
 /**
  * A checkpoint written against another PostgreSQL server (another system identifier) under the same slot name and
- * checkpoint topic: two relays of different databases sharing the defaults. Its LSN means nothing in this
- * server's WAL; taken as the start, one between the slot and the WAL end would skip everything committed before it.
- * A promoted streaming replica keeps the identifier: a failover is not caught here (docs/operations.md says what to do).
+ * checkpoint topic: two relays of different databases sharing the defaults, or a server this one replaced. Its LSN
+ * means nothing in this server's WAL; taken as the start, one between the slot and the WAL end would skip
+ * everything committed before it (the caller refuses that one). A promoted streaming replica keeps the identifier:
+ * a failover is not caught here (docs/operations.md says what to do).
  */
 export function foreignCheckpoint(slot: string, topic: string, checkpoint: { lsn: Lsn; systemId?: string }, systemId: string): RelayError | undefined {
   if (checkpoint.systemId === undefined || checkpoint.systemId === systemId) return undefined;
@@ -87,7 +88,7 @@ export function foreignCheckpoint(slot: string, topic: string, checkpoint: { lsn
     'CHECKPOINT_FOREIGN',
     `the checkpoint of slot "${slot}" in "${topic}" (at ${formatLsn(checkpoint.lsn)}) was written against another PostgreSQL server (system identifier ${checkpoint.systemId}, this one is ${systemId}): its position is not in this server's WAL; nothing was confirmed`,
     {
-      hint: `give each database's relay its own slot name (slot) or checkpoint topic (checkpoint.topic): two relays of different servers share "${slot}" in "${topic}". If this server replaced the other one (a restore or a migration to a new cluster), point checkpoint.topic at a new topic and re-send what may be missing with outbox-relay republish --since <time>`,
+      hint: `give each database's relay its own slot name (slot) or checkpoint topic (checkpoint.topic): two relays of different servers share "${slot}" in "${topic}". If this server replaced the other one (pg_upgrade or a move to a new cluster, which give a new system identifier) and its slot is behind that position, point checkpoint.topic at a new topic and re-send what may be missing with outbox-relay republish --since <time>`,
       details: { checkpointLsn: formatLsn(checkpoint.lsn), checkpointSystemId: checkpoint.systemId, systemId },
     },
   );

@@ -81,16 +81,31 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
 
   /** The checkpoint the first session's position was decided with (see resumePosition). */
   let startCheckpoint: Lsn | undefined;
+  /** Another server's checkpoint found at the start and passed over (see ownCheckpoint). */
+  let passedOver: Checkpoint | undefined;
+
+  /**
+   * `checkpoint`, or undefined for another server's record this relay may pass over; another server's record that
+   * would become the start is refused (foreignCheckpoint). One behind the slot's position was left by a server this
+   * one replaced (pg_upgrade or a move to a new cluster give a new system identifier): it would not be the start,
+   * and this relay's next checkpoint replaces it. Checked before anything rewrites the record (the replay window's).
+   */
+  const ownCheckpoint = (checkpoint: Checkpoint, systemId: string, slotConfirmed: Lsn): Checkpoint | undefined => {
+    const foreign = foreignCheckpoint(config.slot, store.topic, checkpoint, systemId);
+    if (!foreign) return checkpoint;
+    if (checkpoint.lsn > slotConfirmed && !(passedOver?.lsn === checkpoint.lsn && passedOver.systemId === checkpoint.systemId)) throw foreign;
+    if (passedOver === undefined) logger.warn({ ...foreign.details, slotConfirmedLsn: formatLsn(slotConfirmed) }, "another PostgreSQL server's checkpoint of this slot, behind the slot's position, is passed over: this relay's next checkpoint replaces it");
+    passedOver = checkpoint;
+    return undefined;
+  };
 
   // Runs after the sink claimed the slot: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.
-    const [checkpoint, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
     const { confirmed: slotConfirmed, walEnd } = slot;
-    // Before anything rewrites it (the replay window's record below): a record of another server is not ours to keep.
-    const foreign = checkpoint && foreignCheckpoint(config.slot, store.topic, checkpoint, slot.systemId);
-    if (foreign) throw foreign;
+    const checkpoint = read && ownCheckpoint(read, slot.systemId, slotConfirmed);
     store.systemId = slot.systemId;
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) writer?.startFrom(checkpoint.lsn);
@@ -112,9 +127,9 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const resumePosition =
     settings.guarantee === 'exactly-once'
       ? async () => {
-          const checkpoint = await readCheckpoint();
-          const foreign = checkpoint && store.systemId !== undefined && foreignCheckpoint(config.slot, store.topic, checkpoint, store.systemId);
-          if (foreign) throw foreign;
+          const read = await readCheckpoint();
+          // Only the record passed over at the start may be passed over again: a new one of another server is refused.
+          const checkpoint = read && store.systemId !== undefined ? ownCheckpoint(read, store.systemId, 0n) : read;
           const lsn = checkpoint?.lsn;
           return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
         }

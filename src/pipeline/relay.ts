@@ -53,6 +53,8 @@ const FATAL = new Set<ErrorCode>([
   'PG_SLOT_WRONG_DATABASE',
   'PG_PUBLICATION_MISSING',
   'PG_TABLE_NOT_PUBLISHED',
+  // Another server's checkpoint met by a later exactly-once session: a configuration to fix, as at the start.
+  'CHECKPOINT_FOREIGN',
 ]);
 
 /**

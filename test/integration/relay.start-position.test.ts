@@ -99,6 +99,20 @@ describe('relay: a start position is checked against both bounds before anything
     expect(await relay.exited).toBe(0);
     const { rows } = await db().query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
     expect((await checkpointStore(own).read(setup.slot))?.systemId).toBe(rows[0]!.id);
+
+    // Another server's checkpoint behind the slot (left by a server this one replaced: pg_upgrade gives a new
+    // identifier) would not be the start: passed over with one warning, and replaced by this relay's next checkpoint.
+    const behind = await checkpointTopicHolding({ slot: setup.slot, lsn: slotBefore, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once', systemId: '1234567890' });
+    const upgraded = startRelay([...setup.args, '--checkpoint-topic', behind]);
+    await upgraded.waitForMessage('streaming from PostgreSQL');
+    const later = await insertEvents(db(), 1);
+    expect((await readTopic(setup.topic, { expected: 3 })).map((r) => r.key)).toEqual([...skippable, ...later].map((e) => e.id));
+    upgraded.signal('SIGTERM');
+    expect(await upgraded.exited).toBe(0);
+    expect(upgraded.logs.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      "another PostgreSQL server's checkpoint of this slot, behind the slot's position, is passed over: this relay's next checkpoint replaces it",
+    ]);
+    expect((await checkpointStore(behind).read(setup.slot))?.systemId).toBe(rows[0]!.id);
   });
 
   it("a checkpoint topic made by hand with cleanup.policy=delete: one warning names its effect and the fix, and the relay goes on; a compacted one draws none", async () => {
