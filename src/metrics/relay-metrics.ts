@@ -72,7 +72,7 @@ export class RelayMetrics implements RelayObserver {
   private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Flush position last reported to PostgreSQL, as a number (exact below 2^53); behind delivered_lsn by a replay window.');
   private readonly deliveredLsn = this.gauge('delivered_lsn', 'End LSN of the newest transaction delivered with every earlier one, as a number (exact below 2^53).');
   private reportedLsn: Lsn | undefined;
-  private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the server has sent (keepalive position) minus the confirmed LSN.');
+  private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the slot keeps for this relay: the server\'s WAL position (from keepalives; while the stream gives none, read from PostgreSQL) minus the flush position reported.');
   private readonly build = this.gauge('build_info', 'Always 1; the labels name the relay version, the Kafka client and the delivery guarantee.', ['version', 'client', 'guarantee']);
   private readonly endToEndLag = this.gauge(
     'end_to_end_lag_seconds',
@@ -146,8 +146,14 @@ export class RelayMetrics implements RelayObserver {
     return nowMs - this.walPositionAtMs;
   }
 
-  /** The slot's lag as PostgreSQL counts it, read while the stream gives no WAL position (source/slot-lag-probe.ts). */
-  slotLagProbed(lagBytes: number): void {
+  /**
+   * The slot's lag as PostgreSQL counts it and the WAL position it was measured against, read while the stream
+   * gives no WAL position (source/slot-lag-probe.ts). The position is the server's from now on: a status the
+   * relay reports meanwhile (a full window still reports) computes the lag against it, not against the last
+   * keepalive's, which would pull the gauge back between two probes.
+   */
+  slotLagProbed(walEnd: Lsn, lagBytes: number): void {
+    this.lag.serverPosition(walEnd, Date.now());
     this.slotLag.set(lagBytes);
   }
 

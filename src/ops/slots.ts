@@ -49,8 +49,8 @@ const SLOT_QUERY = `
          ${LAG_BYTES}
     FROM pg_replication_slots`;
 
-/** One slot's lag_bytes ($1: its name). */
-export const findSlotLagSql = `SELECT ${LAG_BYTES} FROM pg_replication_slots WHERE slot_name = $1`;
+/** One slot's lag_bytes and the WAL position it is measured against ($1: its name). */
+export const findSlotLagSql = `SELECT pg_current_wal_lsn()::text AS wal_end, ${LAG_BYTES} FROM pg_replication_slots WHERE slot_name = $1`;
 
 function toStatus(row: SlotRow): SlotStatus {
   const bytes = (v: string | null) => (v === null ? null : Number(v));

@@ -1,7 +1,11 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import { settlesWithin } from '../retry.js';
 import { connectClient } from './pg-connect.js';
+
+/** How long stop() waits for the connection to close. */
+const STOP_WITHIN_MS = 2000;
 
 /**
  * One normal (not replication) connection for the relay's periodic side work (the heartbeat, the slot-lag probe):
@@ -100,11 +104,12 @@ export class PeriodicSideTask {
     this.timer.unref();
   }
 
+  /** Bounded: a server that stopped answering would hold the close (and the exit) until the socket times out. */
   async stop(): Promise<void> {
     this.stoppedFlag = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.connection.close();
+    await settlesWithin(this.connection.close(), STOP_WITHIN_MS);
   }
 
   private async tick(): Promise<void> {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import { parseLsn, type Lsn } from '../lsn.js';
 import { findSlotLagSql } from '../ops/slots.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 
@@ -21,7 +22,7 @@ export class SlotLagProbe {
     intervalMs: number,
     /** True when the stream has given no WAL position for a while and the slot is this instance's to report. */
     private readonly due: () => boolean,
-    private readonly found: (lagBytes: number) => void,
+    private readonly found: (walEnd: Lsn, lagBytes: number) => void,
     private readonly logger: Logger,
   ) {
     this.task = new PeriodicSideTask(connection, 'outbox-relay-slot-lag', intervalMs, (c) => this.probe(c), logger);
@@ -38,9 +39,9 @@ export class SlotLagProbe {
   private async probe(connection: SideConnection): Promise<void> {
     if (!this.due()) return void (await connection.release());
     try {
-      const rows = await connection.query<{ lag_bytes: string | null }>(findSlotLagSql, [this.slot]);
-      const lag = rows?.[0]?.lag_bytes;
-      if (lag != null && !this.task.stopped && this.due()) this.found(Math.max(0, Number(lag)));
+      const rows = await connection.query<{ wal_end: string; lag_bytes: string | null }>(findSlotLagSql, [this.slot]);
+      const row = rows?.[0];
+      if (row?.lag_bytes != null && !this.task.stopped && this.due()) this.found(parseLsn(row.wal_end), Math.max(0, Number(row.lag_bytes)));
       this.failing = false;
     } catch (err) {
       // PostgreSQL down is the relay's own outage, logged by it; this only says why the gauge stands still.

@@ -113,7 +113,10 @@ describe('RelayMetrics', () => {
     expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lag_bytes')).toBe(0x1000);
     vi.setSystemTime(Date.now() + 30_000);
     expect(metrics.walPositionAgeMs()).toBe(30_000);
-    metrics.slotLagProbed(2_000_000_000);
+    metrics.slotLagProbed(0x1000n + 2_000_000_000n, 2_000_000_000);
+    expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lag_bytes')).toBe(2_000_000_000);
+    // A full window still reports statuses: each computes the lag against the probed position, not the old keepalive's.
+    metrics.reported(0x1000n);
     expect(metricValue(await metrics.render(idle), 'outbox_relay_slot_lag_bytes')).toBe(2_000_000_000);
   });
 

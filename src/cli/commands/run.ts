@@ -73,7 +73,7 @@ export function runCommand(): Command {
     let deadLetters: DeadLetters | undefined;
     try {
       if (config.delivery.onPoison === 'dead-letter') {
-        deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer, strategy.sink !== sink);
+        deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer, strategy.sink !== sink, guaranteeConfig(config).checkpointTopic);
       }
     } catch (err) {
       process.exitCode = logFailure(logger, err);
@@ -114,9 +114,11 @@ export function runCommand(): Command {
     const heartbeat = new Heartbeat(config.postgres, config.heartbeat.intervalMs, config.heartbeat.prefix, logger.child({ module: 'heartbeat' }));
     heartbeat.start();
     const probeEveryMs = Math.max(SLOT_LAG_PROBE_MIN_MS, config.statusIntervalMs);
-    // A standby's slot lag is the active instance's to report (0 here); a stopped relay reports nothing more.
-    const lagProbeDue = () => created.currentState !== 'standby' && created.currentState !== 'stopped' && metrics.walPositionAgeMs() > 2 * probeEveryMs;
-    const slotLag = new SlotLagProbe(config.postgres, config.slot, probeEveryMs, lagProbeDue, (bytes) => metrics.slotLagProbed(bytes), logger.child({ module: 'slot-lag' }));
+    // A standby's slot lag is the active instance's to report (0 here), and one still starting may turn out to be
+    // one; a stopped relay reports nothing more. Without the HTTP server nobody reads the gauge.
+    const probing = new Set<string>(['streaming', 'reconnecting', 'draining', 'halted', 'failed']);
+    const lagProbeDue = () => server !== undefined && probing.has(created.currentState) && metrics.walPositionAgeMs() > 2 * probeEveryMs;
+    const slotLag = new SlotLagProbe(config.postgres, config.slot, probeEveryMs, lagProbeDue, (walEnd, bytes) => metrics.slotLagProbed(walEnd, bytes), logger.child({ module: 'slot-lag' }));
     slotLag.start();
     let result;
     try {
