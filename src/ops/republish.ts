@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
+import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
 import { TupleValues } from '../decode/pgoutput.js';
 import { RelayError, asRelayError, isRelayError } from '../errors.js';
@@ -8,6 +9,7 @@ import { OutageLog, type OutageLines } from '../outage-log.js';
 import { backoffDelay, settlesWithin, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
+import { checkpointTopicRefused } from '../route/topic-template.js';
 import { classifyKafkaError } from '../sink/kafka-errors.js';
 import type { Sink, SinkRecord } from '../sink/sink.js';
 import { describeTable, OutboxPages, type RowSelection } from './outbox-rows.js';
@@ -97,6 +99,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   const progress = options.progress(plans.reduce((n, p) => n + p.total, 0));
   // Re-sent rows confirm nothing: the tracker only gives the synthetic transactions the shape the mapper expects.
   const tracker = new AckTracker(0n);
+  const checkpointTopic = guaranteeConfig(config).checkpointTopic;
   const limit = new RateLimit(options.rate, options.signal);
   const summary: RepublishSummary = { events: 0, filtered: 0, byTopic: {}, durationMs: 0, dryRun: options.sink === undefined, interrupted: false };
   let done = 0;
@@ -121,7 +124,12 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
           continue;
         }
         const txn: SourceTransaction = { commitLsn: 0n, commitTimeMs: rowTimeMs(table.pages.timeOf(row)), xid: 0, readAtMs: 0, endLsn: 0n, pending: 0, tracker };
-        const event = atPosition(table, at, () => table.mapper.map(values, txn));
+        const event = atPosition(table, at, () => {
+          const mapped = table.mapper.map(values, txn);
+          // As the relay refuses it (Session.enqueue): a record there could move where a restart resumes.
+          if (mapped.topic === checkpointTopic) throw checkpointTopicRefused(mapped.topic);
+          return mapped;
+        });
         for (const name of TRANSACTION_HEADERS) delete event.headers[name];
         event.headers[REPUBLISHED_HEADER] = 'true';
         records.push({ topic: event.topic, key: event.key, value: event.value, headers: event.headers });

@@ -5,7 +5,7 @@ import { formatLsn } from '../lsn.js';
 import { OutageLog, type OutageLines } from '../outage-log.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
-import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
+import { DEAD_LETTER_PLACEHOLDERS, checkpointTopicRefused, compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
 import { backoffDelay, sleep } from '../retry.js';
 import type { PoisonDecision } from './delivery.js';
 import { classifyKafkaError } from './kafka-errors.js';
@@ -50,6 +50,8 @@ export class DeadLetters {
     private readonly observer: RelayObserver = {},
     /** The sink is not the relay's own (exactly-once produces through a transactional one): connect it before the first dead letter. */
     private connectFirst = false,
+    /** The checkpoint topic: no dead letter goes there (route/topic-template.ts, checkpointTopicRefused). */
+    private readonly checkpointTopic?: string,
   ) {
     this.template = compileTopicTemplate(topicTemplate, 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
   }
@@ -62,6 +64,8 @@ export class DeadLetters {
     let topic: string;
     try {
       topic = this.template.render(() => originalTopic);
+      // ${topic} of an event refused for naming the checkpoint topic would name it again.
+      if (topic === this.checkpointTopic) throw checkpointTopicRefused(topic);
     } catch (err) {
       return this.halt(error, asRelayError(err), undefined);
     }

@@ -115,6 +115,13 @@ describe('dead letters', () => {
     expect(sink.sent).toEqual([]);
   });
 
+  it('never writes a dead letter to the checkpoint topic (${topic} of an event refused for naming it names it again): a halt naming the fix', async () => {
+    const sink = new RecordingSink();
+    const decision = await new DeadLetters(sink, '${topic}', retry, logger, {}, false, 'ckpt').handle({ ...event(), topic: 'ckpt' }, tooLarge, running);
+    expect(sink.sent).toEqual([]);
+    expect(typeof decision === 'object' && decision.halt.message).toContain('"ckpt" is the relay\'s checkpoint topic');
+  });
+
   it('refuses placeholders other than ${topic}', () => {
     expect(() => new DeadLetters(new RecordingSink(), '${table}.dlq', retry, logger)).toThrow(/uses \$\{table\}, which is not one of its placeholders \(\$\{topic\}\)/);
   });

@@ -38,6 +38,17 @@ function options(selection: RepublishOptions['selection'], target: Sink, batchSi
 const logger = pino({ level: 'silent' });
 
 describe('republish --ids', () => {
+  it('never writes to the checkpoint topic (row data names topics): refused as the relay refuses it, nothing sent', async () => {
+    const target = sink();
+    const routedThere = { ...config(), values: { ...base.values, 'checkpoint.topic': 'outbox.order' } };
+    await expect(republish(new FakeOutbox([row('a', '2026-11-24 08:00:00+00')]).client, routedThere, options({ ids: ['a'] }, target), logger)).rejects.toMatchObject({
+      code: 'TOPIC_INVALID',
+      message: expect.stringContaining('"outbox.order" is the relay\'s checkpoint topic') as unknown,
+    });
+    expect(target.written).toEqual([]);
+  });
+
+
   it('re-sends rows whose time column is NULL whatever page they fall on, and does not report them as not found', async () => {
     // NULL times sort last: the first page holds the two timed rows; a keyset "(time, id) > (last time, last id)"
     // is NULL (not true) for every row whose time is NULL, so the pages after it returned nothing.
