@@ -230,13 +230,12 @@ export class Relay {
         const starting = Promise.allSettled([positioning, opening]);
         // A stop does not wait for a start that waits on a server (a connect, exactly-once's claim, a checkpoint
         // read: up to a minute with a partition without a leader): waited for, it outlasted the watchdog, which
-        // exited 1 after the stop's own "stopped" line. Its connection is closed once open (a failed open is the
-        // start's, reported by nobody: the relay stopped).
+        // exited 1 after the stop's own "stopped" line. Its connection, which holds the slot's lock, is closed once
+        // the start has settled, not before: a standby that took the slot meanwhile could meet what the start
+        // still does (a claim that fences it, a checkpoint rewritten for the replay window). The process may exit
+        // first; the server then ends the connection.
         if (!(await settlesUnlessAborted(starting, this.wake.signal))) {
-          void opening.then(
-            () => session.close(),
-            () => undefined,
-          );
+          void starting.then(([, opened]) => (opened.status === 'fulfilled' ? session.close() : undefined));
           break;
         }
         const [position, opened] = await starting;

@@ -27,7 +27,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
 const { Relay } = await import('../../src/pipeline/relay.js');
 
 describe('Relay, a stop while a session starts', () => {
-  it('does not wait for a start position that waits on a server (a checkpoint read from a partition without a leader): stopped at once, the opened connection closed', async () => {
+  it('does not wait for a start position that waits on a server (a checkpoint read from a partition without a leader): stopped at once', async () => {
     const { logger, lines } = capturingLogger('info');
     const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 600_000 }) as never, {
       logger,
@@ -43,7 +43,9 @@ describe('Relay, a stop while a session starts', () => {
     await relay.stop();
     const settled = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('still starting'), 1000))]);
     expect(settled).toEqual({ state: 'stopped' });
-    expect(closes).toBe(1);
+    // Its connection holds the slot's lock: closed only once the start settled (a standby could meet a claim still
+    // under way), or by the server when the process exits.
+    expect(closes).toBe(0);
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
 });
