@@ -46,12 +46,19 @@ export function spanContextHeaders(properties: string): Partial<Record<(typeof T
   for (let n = 0; n < lines.length; n++) {
     let line = lines[n]!;
     // An odd number of trailing backslashes continues the line (the next one's leading blanks dropped).
-    while (/(?:^|[^\\])(?:\\\\)*\\$/.test(line) && n + 1 < lines.length) line = line.slice(0, -1) + lines[++n]!.replace(/^\s+/, '');
+    while (endsInEscape(line) && n + 1 < lines.length) line = line.slice(0, -1) + lines[++n]!.replace(/^\s+/, '');
     const match = /^\s*([^#!\s=:][^=:\s]*)\s*[=:]\s*(.*?)\s*$/.exec(line);
     const key = match?.[1] as (typeof TRACE_HEADERS)[number] | undefined;
     if (key && (TRACE_HEADERS as readonly string[]).includes(key) && match![2]) out[key] = unescapeProperty(match![2]);
   }
   return out;
+}
+
+/** An odd number of backslashes at the end; counts only those (a long value joined from many lines is not scanned again). */
+function endsInEscape(line: string): boolean {
+  let i = line.length;
+  while (i > 0 && line.charCodeAt(i - 1) === 92) i--;
+  return (line.length - i) % 2 === 1;
 }
 
 const PROPERTY_ESCAPES: Record<string, string> = { t: '\t', n: '\n', r: '\r', f: '\f' };
