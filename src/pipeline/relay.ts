@@ -160,6 +160,11 @@ export class Relay {
     return this.session?.reported ?? this.lastConfirmed;
   }
 
+  /** PostgreSQL is shutting down (a side connection says so): see Session.serverStopping. */
+  serverStopping(): void {
+    this.session?.serverStopping();
+  }
+
   get reconnectCause(): RetryCause | undefined {
     return this.state === 'reconnecting' ? this.retryCause : undefined;
   }

@@ -284,15 +284,27 @@ export class Session {
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
     if (!replyRequested) return;
-    if (this.shutdown.replyRequested(walEnd)) {
-      this.logger.info(
-        { walEnd: formatLsn(walEnd), reportedLsn: formatLsn(this.lastReported ?? this.tracker.confirmed) },
-        'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)',
-      );
-      this.finish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
-      return;
-    }
+    if (this.shutdown.replyRequested(walEnd)) return this.letGoForShutdown({ walEnd: formatLsn(walEnd) });
     void this.sendStatus(false);
+  }
+
+  /**
+   * PostgreSQL is shutting down: a side connection was refused or ended for it (source/slot-lag-probe.ts). Its
+   * walsender waits for this connection to confirm everything it sent, which nothing undelivered may be, and while
+   * the window is full (Kafka slow or down) the socket is not read, so the keepalives that tell the shutdown
+   * (onKeepalive) are never seen: PostgreSQL would wait for Kafka. A session that reads finds out by itself.
+   */
+  serverStopping(): void {
+    if (this.closing || !this.stream.isPaused) return;
+    this.letGoForShutdown({ windowFull: true });
+  }
+
+  private letGoForShutdown(fields: Record<string, unknown>): void {
+    this.logger.info(
+      { ...fields, reportedLsn: formatLsn(this.lastReported ?? this.tracker.confirmed) },
+      'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)',
+    );
+    this.finish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
   }
 
   /** Room in the window again: read the socket, unless the intake ended (a stop, a local failure, the end). */

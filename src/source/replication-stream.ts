@@ -196,6 +196,11 @@ export class ReplicationStream {
   }
 
   /** Stops reading the socket: the server's send buffer fills and WAL stays in PostgreSQL. */
+  /** Reading is paused (the in-flight window is full): nothing the server sends is read, keepalives included. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
   pause(): void {
     if (this.paused) return;
     this.paused = true;

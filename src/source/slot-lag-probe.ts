@@ -12,6 +12,9 @@ import { PeriodicSideTask, type SideConnection } from './side-connection.js';
  * a gauge left at its last streamed value would keep the alert on it from firing. While the stream reports, it
  * reads nothing and holds no connection.
  */
+/** SQLSTATEs of a server shutting down: admin_shutdown (a fast shutdown ends the session), crash_shutdown, cannot_connect_now. */
+const SHUTTING_DOWN = new Set(['57P01', '57P02', '57P03']);
+
 export class SlotLagProbe {
   private failing = false;
   private readonly task: PeriodicSideTask;
@@ -23,6 +26,8 @@ export class SlotLagProbe {
     /** True when the stream has given no WAL position for a while and the slot is this instance's to report. */
     private readonly due: () => boolean,
     private readonly found: (walEnd: Lsn, lagBytes: number) => void,
+    /** The probe's connection was refused or ended because PostgreSQL is shutting down. */
+    private readonly serverStopping: () => void,
     private readonly logger: Logger,
   ) {
     this.task = new PeriodicSideTask(connection, 'outbox-relay-slot-lag', intervalMs, (c) => this.probe(c), logger);
@@ -36,17 +41,21 @@ export class SlotLagProbe {
     return this.task.stop();
   }
 
+  /** A fresh connection each time: one held open would hold up a smart shutdown, and a refused one tells a shutdown. */
   private async probe(connection: SideConnection): Promise<void> {
-    if (!this.due()) return void (await connection.release());
+    if (!this.due()) return;
     try {
       const rows = await connection.query<{ wal_end: string; lag_bytes: string | null }>(findSlotLagSql, [this.slot]);
       const row = rows?.[0];
       if (row?.lag_bytes != null && !this.task.stopped && this.due()) this.found(parseLsn(row.wal_end), Math.max(0, Number(row.lag_bytes)));
       this.failing = false;
     } catch (err) {
+      if (SHUTTING_DOWN.has((err as { code?: unknown }).code as string)) this.serverStopping();
       // PostgreSQL down is the relay's own outage, logged by it; this only says why the gauge stands still.
       if (!this.failing) this.logger.debug({ err: errorMessage(err) }, 'cannot read the slot lag: outbox_relay_slot_lag_bytes keeps its last value');
       this.failing = true;
+    } finally {
+      await connection.release();
     }
   }
 }

@@ -277,6 +277,31 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     expect(await relay.exited).toBe(0);
   });
 
+  it('a full window (Kafka down) does not keep PostgreSQL from shutting down: the relay lets go, and nothing is lost once both are back', async () => {
+    db = await createDatabase('fullstop', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '100', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '5s'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await kafka.kill();
+    await insertEvents(db, 300);
+    await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying', 60_000);
+    // The socket is paused with the window full: the walsender's shutdown keepalives go unread.
+    const pid = postgres.pid()!;
+    process.kill(pid, 'SIGINT');
+    await waitUntil('PostgreSQL to stop by itself', () => !isAlive(pid), 60_000);
+    expect(relay.logs.filter((l) => l.msg === 'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)').map((l) => l.windowFull)).toEqual([true]);
+    await postgres.stop(); // forgets the stopped server's pid
+    await postgres.start();
+    await kafka.start();
+    await waitUntil('a new session', () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length >= 2, 120_000);
+    await waitForConfirmedAll(db, setup.slot);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it('reconnects after PostgreSQL is restarted and after it crashes, losing nothing', async () => {
     db = await createDatabase('restart', postgres.url());
     const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--retry-max-delay', '1s'] });

@@ -115,10 +115,19 @@ export function runCommand(): Command {
     heartbeat.start();
     const probeEveryMs = Math.max(SLOT_LAG_PROBE_MIN_MS, config.statusIntervalMs);
     // A standby's slot lag is the active instance's to report (0 here), and one still starting may turn out to be
-    // one; a stopped relay reports nothing more. Without the HTTP server nobody reads the gauge.
+    // one; a stopped relay reports nothing more. Also without the HTTP server: a probe refused because PostgreSQL
+    // is shutting down lets a session with a full window go (Session.serverStopping).
     const probing = new Set<string>(['streaming', 'reconnecting', 'draining', 'halted', 'failed']);
-    const lagProbeDue = () => server !== undefined && probing.has(created.currentState) && metrics.walPositionAgeMs() > 2 * probeEveryMs;
-    const slotLag = new SlotLagProbe(config.postgres, config.slot, probeEveryMs, lagProbeDue, (walEnd, bytes) => metrics.slotLagProbed(walEnd, bytes), logger.child({ module: 'slot-lag' }));
+    const lagProbeDue = () => probing.has(created.currentState) && metrics.walPositionAgeMs() > 2 * probeEveryMs;
+    const slotLag = new SlotLagProbe(
+      config.postgres,
+      config.slot,
+      probeEveryMs,
+      lagProbeDue,
+      (walEnd, bytes) => metrics.slotLagProbed(walEnd, bytes),
+      () => created.serverStopping(),
+      logger.child({ module: 'slot-lag' }),
+    );
     slotLag.start();
     let result;
     try {
