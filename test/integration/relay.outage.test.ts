@@ -6,7 +6,7 @@ import { KafkaBroker, PostgresServer, isAlive, waitUntil } from '../../stack/ind
 import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { checkpointStore } from '../support/checkpoints.js';
 import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { killAllRelays, startRelay, type RelayProcess } from '../support/relay-process.js';
 import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
 
 // These tests stop and kill servers, so they run against a PostgreSQL and a broker of their own.
@@ -40,6 +40,16 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     }
     process.kill(pid, 'SIGSTOP');
     return () => process.kill(pid, 'SIGCONT');
+  }
+
+  /** Once the slot confirmed everything: every committed event is in the topic; then the relay stops, exit 0. */
+  async function expectNothingLostThenStop(setup: { slot: string; topic: string }, relay: RelayProcess): Promise<void> {
+    await waitForConfirmedAll(db, setup.slot);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
   }
 
   /** Until the relay of `slot` has written its first checkpoint to `topic`. */
@@ -156,12 +166,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     console.log(`hung broker, records queued: librdkafka's broker threads used ${usedSeconds.toFixed(2)} s of CPU in 3 s`);
     // Spinning, the thread took about 3 s here (a whole core; at least half of one on a busy 2-core machine).
     expect(usedSeconds).toBeLessThan(0.5);
-    await waitForConfirmedAll(db, setup.slot);
-    const committed = await committedIds(db);
-    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
-    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
-    relay.signal('SIGTERM');
-    expect(await relay.exited).toBe(0);
+    await expectNothingLostThenStop(setup, relay);
   });
 
   // The checkpoint written at the stop waited for one send as long as librdkafka's message timeout (30 s), past the
@@ -294,12 +299,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await postgres.start();
     await kafka.start();
     await waitUntil('a new session', () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length >= 2, 120_000);
-    await waitForConfirmedAll(db, setup.slot);
-    const committed = await committedIds(db);
-    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
-    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
-    relay.signal('SIGTERM');
-    expect(await relay.exited).toBe(0);
+    await expectNothingLostThenStop(setup, relay);
   });
 
   it('reconnects after PostgreSQL is restarted and after it crashes, losing nothing', async () => {
