@@ -110,19 +110,32 @@ export interface SlotBounds {
   confirmed: Lsn;
   active: boolean;
   walEnd: Lsn;
-  /** pg_control_system()'s system_identifier: which server's WAL the LSNs are in. */
-  systemId: string;
+  /** pg_control_system()'s system_identifier: which server's WAL the LSNs are in; undefined where it cannot be read. */
+  systemId: string | undefined;
+}
+
+/**
+ * The server's system identifier, or undefined where pg_control_system() is not allowed (EXECUTE revoked, a managed
+ * service that does not offer it): the checkpoint then records none and no other server's is recognised, as before
+ * checkpoints recorded it. A statement of its own, so that its failure leaves the slot's bounds readable.
+ */
+async function systemIdentifier(client: pg.Client): Promise<string | undefined> {
+  try {
+    const { rows } = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+    return rows[0]?.id;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where a start position may lie, read on an ordinary connection. */
 export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
   return withClient(postgres, async (client) => {
-    const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string; system_id: string }>(
-      `SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end, (SELECT system_identifier::text FROM pg_control_system()) AS system_id
-         FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1`,
+    const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string }>(
+      'SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1',
       [slot],
     );
     const row = rows[0]!;
-    return { confirmed: row.lsn ? parseLsn(row.lsn) : 0n, active: row.active === true, walEnd: parseLsn(row.wal_end), systemId: row.system_id };
+    return { confirmed: row.lsn ? parseLsn(row.lsn) : 0n, active: row.active === true, walEnd: parseLsn(row.wal_end), systemId: await systemIdentifier(client) };
   });
 }

@@ -105,7 +105,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     // bounds come from PostgreSQL meanwhile.
     const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
     const { confirmed: slotConfirmed, walEnd } = slot;
-    const checkpoint = read && ownCheckpoint(read, slot.systemId, slotConfirmed);
+    const checkpoint = read && slot.systemId !== undefined ? ownCheckpoint(read, slot.systemId, slotConfirmed) : read;
     store.systemId = slot.systemId;
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) writer?.startFrom(checkpoint.lsn);

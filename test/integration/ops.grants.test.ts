@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
+import { checkpointStore } from '../support/checkpoints.js';
 import { useDatabase } from '../support/database.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
@@ -32,5 +33,29 @@ describe('ops: the grants the relay really needs (docs/security.md)', () => {
     expect(String(errors[0]!.err)).toContain(`role "${role}" lacks a privilege`);
     expect(String(errors[0]!.err)).toContain('permission denied for table outbox');
     expect(republish.stderr).toBe('');
+  });
+
+  it('without EXECUTE on pg_control_system (revoked, or a managed service without it) the relay still relays; its checkpoint records no system identifier', async () => {
+    const role = uniqueName('relay_nocontrol');
+    const checkpoints = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', checkpoints] });
+    await db().query(`CREATE ROLE ${role} LOGIN REPLICATION`);
+    // pg_catalog is per database: this database only.
+    await db().query('REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC');
+    try {
+      const url = new URL(db().url);
+      url.username = role;
+      const relay = startRelay(setup.args.map((a) => (a === db().url ? url.toString() : a)));
+      await relay.waitForMessage('streaming from PostgreSQL');
+      const events = await insertEvents(db(), 2);
+      expect((await readTopic(setup.topic, { expected: 2 })).map((r) => r.key)).toEqual(events.map((e) => e.id));
+      relay.signal('SIGTERM');
+      expect(await relay.exited).toBe(0);
+      const written = await checkpointStore(checkpoints).read(setup.slot);
+      expect(written).toBeDefined();
+      expect(written!.systemId).toBeUndefined();
+    } finally {
+      await db().query('GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC');
+    }
   });
 });
