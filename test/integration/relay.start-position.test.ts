@@ -27,7 +27,7 @@ describe('relay: a start position is checked against both bounds before anything
     const walEnd = await currentWalLsn(db());
 
     const refused = startRelay([...setup.args, '--start-lsn', 'F/0']);
-    expect(await refused.exited).toBe(1);
+    expect(await refused.exitCode()).toBe(1);
     const error = refused.logs.find((l) => l.level === 'error');
     expect(error, refused.dump()).toMatchObject({ code: 'START_LSN_BEYOND_WAL' });
     expect(String(error!.err)).toContain('cannot start at F/0');
@@ -56,7 +56,7 @@ describe('relay: a start position is checked against both bounds before anything
     const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: ahead, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' });
 
     const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
-    expect(await refused.exited).toBe(1);
+    expect(await refused.exitCode()).toBe(1);
     const errors = refused.logs.filter((l) => l.level === 'error');
     expect(errors, refused.dump()).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'CHECKPOINT_AHEAD_OF_WAL' });
@@ -82,7 +82,7 @@ describe('relay: a start position is checked against both bounds before anything
     const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: inside, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once', systemId: '1234567890' });
 
     const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
-    expect(await refused.exited).toBe(1);
+    expect(await refused.exitCode()).toBe(1);
     const errors = refused.logs.filter((l) => l.level === 'error');
     expect(errors, refused.dump()).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'CHECKPOINT_FOREIGN' });

@@ -49,6 +49,16 @@ export class RelayProcess {
     return found!;
   }
 
+  /** The exit code, once it exited; a relay still running after `timeoutMs` fails the test with its log (where it waits). */
+  async exitCode(timeoutMs = 60_000): Promise<number | null> {
+    const timedOut = Symbol('timed out');
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([this.exited, new Promise<typeof timedOut>((resolve) => (timer = setTimeout(() => resolve(timedOut), timeoutMs)))]);
+    clearTimeout(timer);
+    if (code === timedOut) throw new Error(`the relay did not exit within ${timeoutMs} ms\n${this.dump()}`);
+    return code;
+  }
+
   waitForMessage(msg: string, timeoutMs?: number): Promise<LogLine> {
     return this.waitForLog((l) => l.msg === msg, timeoutMs, `"${msg}"`);
   }
