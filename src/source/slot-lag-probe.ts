@@ -5,16 +5,17 @@ import { parseLsn, type Lsn } from '../lsn.js';
 import { findSlotLagSql } from '../ops/slots.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 
-/**
- * The slot's lag as PostgreSQL counts it (WAL position minus confirmed_flush_lsn), read on a normal connection
- * while the replication stream gives no WAL position: the relay halted, reconnecting, still starting, or its
- * window full (a paused socket reads no keepalives). Exactly then WAL piles up towards max_slot_wal_keep_size, and
- * a gauge left at its last streamed value would keep the alert on it from firing. While the stream reports, it
- * reads nothing and holds no connection.
- */
 /** SQLSTATEs of a server shutting down: admin_shutdown (a fast shutdown ends the session), crash_shutdown, cannot_connect_now. */
 const SHUTTING_DOWN = new Set(['57P01', '57P02', '57P03']);
 
+/**
+ * The slot's lag as PostgreSQL counts it (WAL position minus confirmed_flush_lsn), read on a normal connection
+ * while the replication stream gives no WAL position: the relay halted, reconnecting, or its
+ * window full (a paused socket reads no keepalives). Exactly then WAL piles up towards max_slot_wal_keep_size, and
+ * a gauge left at its last streamed value would keep the alert on it from firing. While the stream reports, it
+ * reads nothing and holds no connection. Not while starting (the instance may turn out a standby): the relay
+ * passes `due`. A probe refused because PostgreSQL is shutting down is reported (Session.serverStopping).
+ */
 export class SlotLagProbe {
   private failing = false;
   private readonly task: PeriodicSideTask;
