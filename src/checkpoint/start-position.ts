@@ -70,12 +70,6 @@ function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
 }
 
 /**
- * A checkpoint past the server's WAL end was written against another server's WAL: a failover to a standby that
- * had not received it, or a restored backup. Started there, the relay would confirm it and skip every
- * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
- * checkpoint topic of this server's own ends that.
- */
-/**
  * A checkpoint written against another PostgreSQL server (another system identifier) under the same slot name and
  * checkpoint topic: two relays of different databases sharing the defaults, or a server this one replaced. Its LSN
  * means nothing in this server's WAL; taken as the start, one between the slot and the WAL end would skip
@@ -94,6 +88,12 @@ export function foreignCheckpoint(slot: string, topic: string, checkpoint: { lsn
   );
 }
 
+/**
+ * A checkpoint past the server's WAL end was written against another server's WAL: a failover to a standby that
+ * had not received it, or a restored backup. Started there, the relay would confirm it and skip every
+ * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
+ * checkpoint topic of this server's own ends that.
+ */
 function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn): RelayError {
   return new RelayError(
     'CHECKPOINT_AHEAD_OF_WAL',
