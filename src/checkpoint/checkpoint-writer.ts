@@ -19,8 +19,11 @@ const FINAL_WRITE = { attempts: 4, initialDelayMs: 250, maxDelayMs: 2000, within
 /** How long the stop waits for the producer's close, which may hang as the write did (kafkajs waits for requests in flight). */
 const CLOSE_WITHIN_MS = 6000;
 
-/** Of the time a stop has left, what the last write leaves for the producer's close. */
-const CLOSE_RESERVE_MS = 1000;
+/**
+ * Of the time a stop has left, what the last write leaves for what follows it: the session's last status and
+ * release of the slot, the sink's close and the checkpoint producer's.
+ */
+const CLOSE_RESERVE_MS = 2000;
 
 /**
  * Records the delivered (confirmed) position in the checkpoint topic for the at-least-once and at-most-once
@@ -39,10 +42,10 @@ export class CheckpointWriter implements RelayObserver {
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** False once a stop's grace ran out before Kafka acknowledged everything. */
-  private drained = true;
   /** When the stop must be over (drainEnded); a close without a stop (the relay failed) has no such bound. */
   private closeBy = Infinity;
+  /** The last write of a stop (drainEnded) or of a close without one: tried once. */
+  private last: Promise<void> | undefined;
 
   constructor(
     private readonly store: KafkaCheckpointStore,
@@ -86,9 +89,17 @@ export class CheckpointWriter implements RelayObserver {
     this.latest = { lsn, commitTimeMs: commitTimeMs ?? this.latest?.commitTimeMs };
   }
 
-  drainEnded(drained: boolean, closeBy: number): void {
-    this.drained = drained;
+  /**
+   * A stop's drain ended (`drained`: Kafka acknowledged everything handed over): the newest position is written
+   * now, while the session still holds the slot. Written after the release, a standby that took over in between
+   * (it looks every second) started from the previous checkpoint and, with a replay window, sent again what was
+   * delivered since. Resolves by `closeBy` less what the rest of the stop needs.
+   */
+  drainEnded(drained: boolean, closeBy: number): Promise<void> {
     this.closeBy = closeBy;
+    clearInterval(this.timer);
+    this.last ??= this.writeLast(drained);
+    return this.last;
   }
 
   /** Writes the newest position if it moved; one write at a time. */
@@ -120,26 +131,32 @@ export class CheckpointWriter implements RelayObserver {
     }
   }
 
+  /** Writes the newest position unless a stop's drainEnded did, then closes the producer. */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    // Without a stop (the relay failed) everything handed over was acknowledged or dropped: what was confirmed is written.
+    await (this.last ??= this.writeLast(true));
+    // Nothing depends on the close any more: a failure is only noted, and one that comes after the bound has a handler.
+    const closed = this.producer.close().catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'checkpoint producer close failed'));
+    await settlesWithin(closed, Math.max(0, Math.min(CLOSE_WITHIN_MS, this.closeBy - Date.now())));
+  }
+
+  private async writeLast(drained: boolean): Promise<void> {
     // A write still under way at the deadline is left to end on its own: write() catches its failure, and
     // finalWrite() starts no attempt after the deadline. After a drain the grace ended, Kafka did not acknowledge
     // in time: the write would wait on it too, with the watchdog (grace + 5 s) close, so none is tried. A drain that
     // took most of the grace leaves less than FINAL_WRITE.withinMs before the watchdog: the write gets what is left.
     const giveUpAt = Math.min(Date.now() + FINAL_WRITE.withinMs, this.closeBy - CLOSE_RESERVE_MS);
     // Undrained, a write already under way is still waited for (within the same bound): see stateChanged.
-    const last = this.drained ? this.finalWrite(giveUpAt) : this.flushing;
+    const last = drained ? this.finalWrite(giveUpAt) : this.flushing;
     if (last) await settlesWithin(last, Math.max(0, giveUpAt - Date.now()));
     if (this.pending && this.latest) {
       this.logger.warn(
-        { lsn: formatLsn(this.latest.lsn), writtenLsn: this.written === 0n ? null : formatLsn(this.written), topic: this.store.topic, drained: this.drained },
+        { lsn: formatLsn(this.latest.lsn), writtenLsn: this.written === 0n ? null : formatLsn(this.written), topic: this.store.topic, drained },
         'the last checkpoint was not written: a restart resumes from the previous one (or the slot) and sends again what came after it',
       );
     }
-    // Nothing depends on the close any more: a failure is only noted, and one that comes after the bound has a handler.
-    const closed = this.producer.close().catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'checkpoint producer close failed'));
-    await settlesWithin(closed, Math.max(0, Math.min(CLOSE_WITHIN_MS, this.closeBy - Date.now())));
   }
 
   /** Waits for a periodic write under way (flush() would return it), then writes the newest; no attempt starts after `giveUpAt`. */

@@ -26,7 +26,9 @@ export interface DeliveryStrategy {
   resumePosition: (() => Promise<Lsn | undefined>) | undefined;
   reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
-  /** Flushes the last checkpoint (non-transactional modes). */
+  /** A stop's drain ended (RelayDeps.drainEnded): the last checkpoint is written before the slot is released (non-transactional modes). */
+  drainEnded: (drained: boolean, closeBy: number) => Promise<void>;
+  /** Flushes the last checkpoint if no stop did (non-transactional modes) and closes. */
   close(): Promise<void>;
 }
 
@@ -142,6 +144,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     resumePosition,
     reportPosition,
     observer: writer ?? {},
+    drainEnded: async (drained, closeBy) => writer?.drainEnded(drained, closeBy),
     close: async () => {
       policyCheck.close();
       await writer?.close();

@@ -29,12 +29,6 @@ export interface RelayObserver {
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
   halted?(error: RelayError): void;
-  /**
-   * A stop's drain ended: everything handed over was acknowledged, or the grace period ran out first. What remains
-   * of the stop (a last checkpoint, closing the clients) must end by `closeBy` (ms since the epoch), before the
-   * watchdog exits.
-   */
-  drainEnded?(drained: boolean, closeBy: number): void;
 }
 
 type ObserverMethod = keyof RelayObserver;
@@ -55,7 +49,6 @@ const OBSERVER_METHODS = Object.keys({
   filtered: true,
   deadLettered: true,
   halted: true,
-  drainEnded: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];
 
 /** One observer that forwards every call to each of `observers` (the relay takes a single observer). */

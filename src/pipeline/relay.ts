@@ -24,6 +24,12 @@ export interface RelayDeps {
   resumePosition?: () => Promise<Lsn | undefined>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
+  /**
+   * A stop's drain ended: everything handed over was acknowledged (`drained`), or the grace period ran out first.
+   * Awaited while the session still holds the slot (the last checkpoint is written here), and must end by
+   * `closeBy` (ms since the epoch) less what the rest of the stop needs, before the watchdog exits.
+   */
+  drainEnded?: (drained: boolean, closeBy: number) => Promise<void>;
 }
 
 /** A session that could not start or ended with a retriable error: which system failed, its code and message. */
@@ -473,7 +479,7 @@ export class Relay {
     }
     const drained = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
-    this.observer.drainEnded?.(drained, deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS);
+    await this.deps.drainEnded?.(drained, deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS);
     this.delivery.stop();
     await session?.close();
     // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).

@@ -136,6 +136,37 @@ describe('replay from a stored LSN', () => {
     expect(await standby.exited).toBe(0);
   });
 
+  it('a graceful handover: the active instance writes its last checkpoint before it releases the slot, so the standby resumes where it stopped and sends nothing again', async () => {
+    const topic = uniqueName('checkpoints');
+    // Periodic checkpoints every 10 s: the events below are recorded only by the one written at the stop.
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', topic, '--replay-window', '1h', '--status-interval', '10s'] });
+    const store = checkpointStore(topic);
+    const active = startRelay(setup.args);
+    await active.waitForMessage('streaming from PostgreSQL', 60_000);
+    const standby = startRelay(setup.args);
+    await standby.waitForMessage('slot in use by another instance: waiting as standby', 60_000);
+    const before = await insertEvents(db(), 20);
+    await readTopic(setup.topic, { expected: before.length, settleMs: 0 });
+
+    active.signal('SIGTERM');
+    expect(await active.exited).toBe(0);
+    // Logged as the session reports its last position, just before it closes the connection and so the slot.
+    const released = active.logs.find((l) => l.msg === 'confirmed position reported to PostgreSQL');
+    expect(released?.deliveredLsn, active.dump()).toEqual(expect.any(String));
+    const last = await store.read(setup.slot);
+    expect(formatLsn(last!.lsn)).toBe(released!.deliveredLsn);
+    // Before: written after the release, when a standby that looked in between had read the previous checkpoint.
+    expect(last!.writtenAtMs, 'the last checkpoint was written after the slot was released').toBeLessThanOrEqual(Date.parse(String(released!.time)));
+
+    await standby.waitForMessage('streaming from PostgreSQL', 60_000);
+    expect(standby.logs.find((l) => l.msg === 'start position chosen'), standby.dump()).toMatchObject({ startLsn: released!.deliveredLsn });
+    const after = await insertEvents(db(), 5);
+    const records = await readTopic(setup.topic, { expected: before.length + after.length, settleMs: 500 });
+    expect(records.map((r) => r.key)).toEqual([...before, ...after].map((e) => e.id));
+    standby.signal('SIGTERM');
+    expect(await standby.exited).toBe(0);
+  });
+
   it('a start position left in the environment is ignored by run with one warning instead of a crash loop', async () => {
     const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', uniqueName('checkpoints')] });
     const relay = startRelay(setup.args);

@@ -76,6 +76,20 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(warnings).toEqual([]);
   });
 
+  it("writes the newest position when a stop's drain ends, while the session still holds the slot; the close after it writes nothing more", async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    writer.confirmed(300n, 3);
+    await writer.drainEnded(true, Date.now() + 10_000);
+    expect(writtenLsns()).toEqual([100n, 300n]);
+    expect(client.closed).toBe(false);
+    await writer.close();
+    expect(client.attempts).toBe(2);
+    expect(client.closed).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
   it('tries the last write again, with backoff, when it fails: a restart then resumes from it', async () => {
     writer.confirmed(300n, 3);
     client.failures = 2;
@@ -144,7 +158,7 @@ describe('checkpoint writer: the last position at a stop', () => {
     await closing;
     expect(client.attempts).toBe(1);
     expect(client.closed).toBe(true);
-    // Fake time: the bound the code keeps, not a measurement. The write gave up 1 s before closeBy, for the close.
+    // Fake time: the bound the code keeps, not a measurement. The write gave up 2 s before closeBy, for the closes.
     expect(endedAt! - stopAt).toBeLessThanOrEqual(2500);
     expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C', drained: true });
   });

@@ -105,6 +105,7 @@ export function replayCommand(): Command {
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
       reportPosition: strategy.reportPosition,
+      drainEnded: strategy.drainEnded,
       observer: combineObservers(strategy.observer, bound.observer, tally.observer, {
         // Taken between the check above and our connection: waiting as a standby would never end the replay.
         stateChanged: (state) => {

@@ -86,6 +86,7 @@ export function runCommand(): Command {
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
       reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
+      drainEnded: strategy.drainEnded,
       observer,
       onPoison: deadLetters && ((event, error, stop) => deadLetters.handle(event, error, stop)),
     });
