@@ -25,6 +25,8 @@ export interface RelayObserver {
   transactionSent?(commitTimeMs: number, sentAtMs: number): void;
   /** The table's include/exclude filters left a row out: it is confirmed without a record (`table`: schema.table). */
   filtered?(table: string): void;
+  /** A logical message with a relayed prefix and content came outside a transaction: it carries no event. */
+  messageNotRelayed?(prefix: string): void;
   /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
@@ -47,6 +49,7 @@ const OBSERVER_METHODS = Object.keys({
   walPosition: true,
   transactionSent: true,
   filtered: true,
+  messageNotRelayed: true,
   deadLettered: true,
   halted: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];

@@ -49,6 +49,8 @@ export class Session {
   private resolveEnded!: (error: RelayError | undefined) => void;
   private closing = false;
   private warnedHeldBack = false;
+  /** Prefixes of non-transactional messages warned about on this connection (onMessage). */
+  private readonly warnedNotRelayed = new Set<string>();
   /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
   private failing = false;
   private lastReported: Lsn | undefined;
@@ -254,7 +256,12 @@ export class Session {
     if (!mapper?.accepts(msg.prefix)) return;
     const txn = this.txn;
     if (!msg.transactional || !txn) {
-      if (msg.content.length > 0) this.logger.warn({ prefix: msg.prefix, lsn: formatLsn(msg.lsn) }, 'non-transactional logical message not relayed: emit events with transactional = true');
+      if (msg.content.length === 0) return;
+      this.observer.messageNotRelayed?.(msg.prefix);
+      // Once per prefix: an application that emits its events this way would otherwise log a line per event.
+      if (this.warnedNotRelayed.has(msg.prefix)) return;
+      this.warnedNotRelayed.add(msg.prefix);
+      this.logger.warn({ prefix: msg.prefix, lsn: formatLsn(msg.lsn) }, 'non-transactional logical message not relayed: emit events with transactional = true');
       return;
     }
     this.enqueue(txn, mapper, msg);

@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/index.js';
 import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
+import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';
@@ -20,7 +21,8 @@ describe('relay: events from pg_logical_emit_message (sql/004_emit_event.sql)', 
     const other = uniqueName('explicit');
     for (const t of [topic, other]) await createTopic(t);
     const setup = await setupSlot(db(), ['outbox']);
-    const relay = startRelay([...setup.args, '--topic', topic, '--messages-prefixes', 'outbox', '--messages-topic', topic]);
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args, '--topic', topic, '--messages-prefixes', 'outbox', '--messages-topic', topic]);
     await relay.waitForMessage('streaming from PostgreSQL');
 
     const [first, row, second, rolledBack, explicit] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
@@ -33,6 +35,7 @@ describe('relay: events from pg_logical_emit_message (sql/004_emit_event.sql)', 
     await db().query(`SELECT outbox_emit('Never', '{}', id => $1)`, [rolledBack]);
     await db().query('ROLLBACK');
     await db().query(`SELECT pg_logical_emit_message(false, 'outbox', 'not transactional')`);
+    await db().query(`SELECT pg_logical_emit_message(false, 'outbox', 'not transactional either')`);
     await db().query(`SELECT outbox_emit('Routed', '{"n": 3}', topic => $1, id => $2)`, [other, explicit]);
     const before = await slotConfirmedLsn(db(), setup.slot);
     expect(await waitForSlotAtCurrentWal(db(), setup.slot)).toBeGreaterThan(before);
@@ -51,7 +54,9 @@ describe('relay: events from pg_logical_emit_message (sql/004_emit_event.sql)', 
     expect(records[0]!.headers['outbox-lsn']).toBe(records[1]!.headers['outbox-lsn']);
     const routed = await readTopic(other, { expected: 1, timeoutMs: 10_000 });
     expect(routed.map((r) => r.headers.id)).toEqual([explicit]);
-    expect(relay.logs.some((l) => l.msg.startsWith('non-transactional logical message not relayed'))).toBe(true);
+    // Each counted, the line once per prefix (an application emitting every event this way would flood the log).
+    expect(relay.logs.filter((l) => l.msg.startsWith('non-transactional logical message not relayed')).map((l) => l.prefix)).toEqual(['outbox']);
+    expect(metricValue(await scrape(http.base), 'outbox_relay_messages_not_relayed_total', { prefix: 'outbox' })).toBe(2);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });
