@@ -41,8 +41,10 @@ COPY package.json package-lock.json ./
 # encoded, lean delivery reports in batches; docs/benchmarks.md measures each step) and librdkafka's broker thread
 # (no busy loop while the idempotent producer waits for an answer).
 COPY scripts/patch-kafka-client.mjs ./scripts/
-# With install scripts: the librdkafka client compiles here (from source, not a downloaded prebuilt binary).
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# With install scripts: the librdkafka client compiles here (from source, not a downloaded prebuilt binary). Without
+# the package's own `prepare` (it builds dist/ after a checkout's npm ci): the sources are copied after this slow
+# step, so that changing them does not compile the client again, and `npm run build` follows them.
+RUN --mount=type=cache,target=/root/.npm npm pkg delete scripts.prepare && npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build-bin.mjs ./scripts/
 COPY src ./src

@@ -195,7 +195,20 @@ async function reproduceRun(command: string, stageDir: string, notes: string[], 
       // The complete (dev) install from the same lockfile is what this checkout's `npm ci` produced.
       expect(readFileSync(join(stageDir, 'package-lock.json'), 'utf8'), `${where}: lockfile`).toBe(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8'));
       symlinkSync(join(repoRoot, 'node_modules'), join(stageDir, 'node_modules'), 'dir');
+      // npm ci runs the package's own lifecycle scripts too, on the stage's files as they are at this line: a
+      // `prepare` that builds before the sources are copied fails the image's build. (postinstall patches the
+      // client this checkout installed, which says it is patched already.)
+      if (!args.includes('--ignore-scripts')) {
+        const scripts = (JSON.parse(readFileSync(join(stageDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {};
+        for (const script of ['preinstall', 'install', 'postinstall', 'preprepare', 'prepare', 'postprepare']) {
+          if (scripts[script]) await npm(['run', script], stageDir).catch((err: unknown) => {
+            throw new Error(`${where}: npm ci runs the package's ${script} script (${scripts[script]}), which fails here: ${(err as Error).message}`);
+          });
+        }
+      }
     }
+  } else if (/^npm pkg delete scripts\.\w+$/.test(command)) {
+    await npm(command.split(' ').slice(1), stageDir);
   } else if (command === 'npm run build') {
     await npm(['run', 'build'], stageDir);
   } else if (/^(rm -rf|strip --strip-unneeded)( [\w@.+/-]+)+$/.test(command)) {
