@@ -105,8 +105,14 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert');`,
     });
   }
+  // The oids from the catalogs by name: a ::regclass cast looks the schema up as the role, which needs USAGE on it,
+  // and the relay's role needs none (it reads no table); without it every start failed 'permission denied for schema'.
   const published = await stream.query<{ schemaname: string; tablename: string; oid: string }>(
-    `SELECT schemaname, tablename, format('%I.%I', schemaname, tablename)::regclass::oid::text AS oid FROM pg_publication_tables WHERE pubname = ${quoteLiteral(publication)}`,
+    `SELECT t.schemaname, t.tablename, c.oid::text AS oid
+       FROM pg_publication_tables t
+       JOIN pg_namespace n ON n.nspname = t.schemaname
+       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+      WHERE t.pubname = ${quoteLiteral(publication)}`,
   );
   const tablesByOid = new Map<number, TableMapping>();
   for (const t of tables) {

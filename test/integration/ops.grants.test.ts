@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { checkpointStore } from '../support/checkpoints.js';
@@ -33,6 +34,31 @@ describe('ops: the grants the relay really needs (docs/security.md)', () => {
     expect(String(errors[0]!.err)).toContain(`role "${role}" lacks a privilege`);
     expect(String(errors[0]!.err)).toContain('permission denied for table outbox');
     expect(republish.stderr).toBe('');
+  });
+
+  it("an outbox table in a schema the relay's role has no USAGE on still streams: the start-up checks read only catalogs", async () => {
+    const schema = uniqueName('sales');
+    const role = uniqueName('relay_nousage');
+    await db().query(`CREATE SCHEMA ${schema}`);
+    await db().query(`CREATE TABLE ${schema}.outbox (LIKE public.outbox INCLUDING ALL)`);
+    await db().query(`CREATE ROLE ${role} LOGIN REPLICATION`);
+    expect((await db().query(`SELECT has_schema_privilege($1, $2, 'USAGE') AS can`, [role, schema])).rows[0]).toEqual({ can: false });
+    const setup = await setupOutbox(db(), { table: `${schema}.outbox` });
+    const url = new URL(db().url);
+    url.username = role;
+
+    const relay = startRelay([...setup.args.map((a) => (a === db().url ? url.toString() : a)), '--table', `${schema}.outbox`]);
+    // Before: the table's oid was read with a ::regclass cast, which needs USAGE on the schema: 'permission denied
+    // for schema', taken for a lost connection and retried until RETRIES_EXHAUSTED.
+    await relay.waitForMessage('streaming from PostgreSQL', 30_000);
+    const ids = [randomUUID(), randomUUID()];
+    await db().query(
+      `INSERT INTO ${schema}.outbox (id, aggregate_type, aggregate_id, event_type, payload) SELECT u, 'order', 'o-1', 'OrderPlaced', '{}' FROM unnest($1::uuid[]) u`,
+      [ids],
+    );
+    expect((await readTopic(setup.topic, { expected: 2 })).map((r) => r.key)).toEqual(ids);
+    relay.signal('SIGTERM');
+    expect(await relay.exited, relay.dump()).toBe(0);
   });
 
   it('without EXECUTE on pg_control_system (revoked, or a managed service without it) the relay still relays; its checkpoint records no system identifier', async () => {

@@ -12,12 +12,12 @@ export interface OutboxSetup {
   args: string[];
 }
 
-/** Publication, slot and a topic of this test's own; the relay's flags to use them. */
-export async function setupOutbox(db: TestDatabase, options: { partitions?: number; brokers?: string[]; extraArgs?: string[] } = {}): Promise<OutboxSetup> {
+/** Publication (of `table`, public.outbox by default), slot and a topic of this test's own; the relay's flags to use them. */
+export async function setupOutbox(db: TestDatabase, options: { partitions?: number; brokers?: string[]; extraArgs?: string[]; table?: string } = {}): Promise<OutboxSetup> {
   const slot = uniqueName('slot');
   const publication = uniqueName('pub');
   const topic = uniqueName('topic');
-  await db.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+  await db.query(`CREATE PUBLICATION ${publication} FOR TABLE ${options.table ?? 'outbox'} WITH (publish = 'insert')`);
   await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   const brokers = options.brokers ?? stack().brokers;
   await createTopic(topic, options.partitions ?? 1, brokers);
