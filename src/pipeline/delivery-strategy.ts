@@ -77,7 +77,6 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const readCheckpoint = async (): Promise<Checkpoint | undefined> => {
     const checkpoint = await store.read(config.slot);
     logger.info({ slot: config.slot, topic: store.topic, checkpoint: checkpoint ? describeCheckpoint(checkpoint) : null }, 'checkpoint read');
-    if (checkpoint) engine?.startFrom(checkpoint.lsn);
     return checkpoint;
   };
 
@@ -110,7 +109,10 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     const checkpoint = read && slot.systemId !== undefined ? ownCheckpoint(read, slot.systemId, slotConfirmed) : read;
     store.systemId = slot.systemId;
     startCheckpoint = checkpoint?.lsn;
-    if (checkpoint) writer?.startFrom(checkpoint.lsn);
+    if (checkpoint) {
+      engine?.startFrom(checkpoint.lsn);
+      writer?.startFrom(checkpoint.lsn);
+    }
     await window.resolve(checkpoint, slot);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
@@ -133,6 +135,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
           // Only the record passed over at the start may be passed over again: a new one of another server is refused.
           const checkpoint = read && store.systemId !== undefined ? ownCheckpoint(read, store.systemId, 0n) : read;
           const lsn = checkpoint?.lsn;
+          if (lsn !== undefined) engine?.startFrom(lsn);
           return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
         }
       : undefined;
