@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import { RelayError } from '../errors.js';
+import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 import { withClient } from '../ops/connection.js';
+import { classifyPgError } from '../source/pg-errors.js';
 
 export interface StartInputs {
   slot: string;
@@ -128,8 +129,22 @@ async function systemIdentifier(client: pg.Client): Promise<string | undefined> 
   }
 }
 
-/** Where a start position may lie, read on an ordinary connection. */
+/**
+ * Where a start position may lie, read on an ordinary connection. A server that cannot be reached (down,
+ * restarting, a connection lost mid-query) is retried as the replication connection is, with backoff: an
+ * operator command's connect error is final, and at the first start a position that cannot be decided ended
+ * the relay at once (exit 1) while the replication connection beside it would have been retried.
+ */
 export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
+  try {
+    return await readSlotBounds(postgres, slot);
+  } catch (err) {
+    const unreachable = isRelayError(err) && (err.code === 'PG_CONNECT_FAILED' || (err.code === 'PG_QUERY_FAILED' && err.details.sqlstate === undefined));
+    throw unreachable ? classifyPgError(err.cause, { slot, user: postgres.user }) : err;
+  }
+}
+
+async function readSlotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
   return withClient(postgres, async (client) => {
     const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string }>(
       'SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1',

@@ -327,6 +327,23 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     expect(await relay.exited).toBe(0);
   });
 
+  it('PostgreSQL down when the relay starts: it retries with backoff and streams once the server is up (was exit 1 at once)', async () => {
+    db = await createDatabase('pgdownatstart', postgres.url());
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms'] });
+    await postgres.stop();
+    const relay = startRelay([...setup.args, '--log-level', 'debug']);
+    // Before: the slot's bounds (read for the start position) failed PG_CONNECT_FAILED, final at the first start.
+    await relay.waitForLog((l) => l.msg === 'PostgreSQL still unavailable' && Number(l.attempt) >= 3, 60_000, 'three attempts');
+    await postgres.start();
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    const events = await insertEvents(db, 3);
+    const records = await readTopic(setup.topic, { expected: events.length, brokers: kafka.brokers, settleMs: 500 });
+    expect(records.map((r) => r.key)).toEqual(events.map((e) => e.id));
+    expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it('a PostgreSQL outage is one warn line, one info line when it ends and one error count, whatever the attempts', async () => {
     db = await createDatabase('pgoutage', postgres.url());
     const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--retry-initial-delay', '100ms', '--retry-max-delay', '500ms'] });
