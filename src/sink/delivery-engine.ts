@@ -300,6 +300,7 @@ export class DeliveryEngine implements Delivery {
       if (next.error) break;
     }
     if (this.head === start) return undefined;
+    if (this.guarantee === 'exactly-once') this.head = this.lastTransactionEnd(start);
     const batch = this.queue.slice(start, this.head) as OutboxEvent[];
     // The batch holds its events from here on. Left in the queue until the next compaction (up to 4,096 slots),
     // they would outlive their acknowledgement: 32 MiB of payloads with 8 KiB events, past the 2 MiB window.
@@ -311,6 +312,24 @@ export class DeliveryEngine implements Delivery {
       this.head = 0;
     }
     return batch;
+  }
+
+  /**
+   * exactly-once: where a batch of queue[start, head) ends so that a commit can follow it: after the last event of
+   * the last source transaction it completes, if it completes one; else (a transaction larger than a batch) at
+   * `head`. Cut by size alone, a batch of a steady stream of large transactions rarely ended on a transaction's
+   * end, and without one there is no commit (atCommitBoundary): the Kafka transaction grew until
+   * delivery.transactionTimeout aborted it, again and again, and the relay halted with KAFKA_TXN_TIMEOUT.
+   */
+  private lastTransactionEnd(start: number): number {
+    const next = this.queue[this.head];
+    const last = this.queue[this.head - 1]!;
+    // Ends one already: the next event is another transaction's, or the queue holds all of a committed one.
+    if (next ? next.txn !== last.txn : last.txn.endLsn !== undefined) return this.head;
+    for (let end = this.head - 1; end > start; end--) {
+      if (this.queue[end - 1]!.txn !== this.queue[end]!.txn) return end;
+    }
+    return this.head;
   }
 
   private launch(batch: OutboxEvent[]): void {

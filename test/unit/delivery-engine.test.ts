@@ -599,6 +599,18 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped[0]!.hint).toContain('lower delivery.batchMaxBytes');
   });
 
+  it('ends a batch at the last source transaction it completes, so that a commit follows: with batches cut by size alone a stream of transactions larger than a batch rarely reached a commit (Kafka\'s transaction timeout then aborted it, over and over)', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { batchMaxEvents: 4 } });
+    const ends = ['a', 'b', 'c', 'd'].map((name) => h.transaction(name, 3));
+    // A transaction larger than a batch still goes out in batches, and commits after its last one.
+    const big = h.transaction('big', 6);
+    await h.idle();
+    // Before: [a.0 a.1 a.2 b.0] [b.1 b.2 c.0 c.1] [c.2 d.0 d.1 d.2], one commit after all four.
+    expect(h.sink.calls.map((c) => c.ids.join(' '))).toEqual(['a.0 a.1 a.2', 'b.0 b.1 b.2', 'c.0 c.1 c.2', 'd.0 d.1 d.2', 'big.0 big.1 big.2 big.3', 'big.4 big.5']);
+    expect(h.sink.visibleAtCommits).toEqual([3, 6, 9, 12, 18]);
+    expect(h.confirmed).toEqual([...ends, big]);
+  });
+
   it('keeps producing a transaction larger than the window: events leave the window once produced, only the commit confirms', async () => {
     const h = new EngineHarness({ guarantee: 'exactly-once', limits: { maxInFlightEvents: 4, batchMaxEvents: 2 } });
     const { txn } = h.begin('big', 3);
