@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
-import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, isRecordErrorCode, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, Sink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
@@ -62,7 +62,7 @@ export class RdKafkaSink implements Sink {
   private sends = 0;
   /** The send whose records could not all be handed over, until its failure is reported to its caller. */
   private failedHandOver: number | undefined;
-  /** Sends numbered below this were called before a failed hand-over was reported: they hand over nothing. */
+  /** Sends numbered below this were called before a failed hand-over or a lost producer was reported: they hand over nothing. */
   private heldBelow = 0;
 
   private constructor(
@@ -83,7 +83,13 @@ export class RdKafkaSink implements Sink {
     // for being late while a later one (with several in flight) gets through ahead of it. A broker that stays
     // silent is the delivery engine's stall watchdog's to report after kafka.deliveryTimeout (and to give up on
     // after retry.maxDuration); what still fails a record is final for it (too large, not authorized, fatal).
-    const properties = { ...producerProperties(config), 'message.timeout.ms': 0 };
+    //
+    // Gap-less: with several requests of a partition in flight, a request the broker refuses for good (a record
+    // over the topic's max.message.bytes, an invalid one) made librdkafka renumber the requests behind it and write
+    // them, ahead of the refused batch's other records, which the engine sends again after the failure (commit
+    // order broken). With it, that refusal is a fatal error that fails everything queued behind it: the sink
+    // replaces the producer and the engine re-sends in order.
+    const properties = { ...producerProperties(config), 'message.timeout.ms': 0, 'enable.gapless.guarantee': true };
     return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger);
   }
 
@@ -114,12 +120,25 @@ export class RdKafkaSink implements Sink {
       connected = produced.connected;
       await produced.delivered;
     } catch (err) {
-      if (this.failedHandOver === number) {
+      const handOverFailed = this.failedHandOver === number;
+      if (handOverFailed) {
         this.failedHandOver = undefined;
         this.heldBelow = this.sends;
       }
+      const cause = (err as { cause?: unknown }).cause;
       // A fatal error (e.g. the idempotence sequence broke) leaves the producer unusable: the retry gets a new one.
-      if (connected && (connected.fatal || isFatalRdKafkaError(err) || isFatalRdKafkaError((err as { cause?: unknown }).cause))) await this.replace(connected);
+      // Under the gap-less guarantee a record the broker refused is fatal too, and the error event that says so may
+      // come after this report: replaced now, the engine's re-send does not meet the dead producer first. (A record
+      // librdkafka refused at hand-over never reached a broker and leaves the producer as it was.)
+      const dead = connected && (connected.fatal || isFatalRdKafkaError(err) || isFatalRdKafkaError(cause) || (!handOverFailed && isRecordErrorCode(cause)));
+      if (dead) {
+        // Sends called until this failure is reported fail too, as after a failed hand-over: given to the new
+        // producer meanwhile, their records would reach a partition ahead of this send's, which the engine re-sends
+        // only once it has the failure.
+        this.heldBelow = Infinity;
+        await this.replace(connected!);
+        this.heldBelow = this.sends;
+      }
       throw classifyRdKafkaError(err);
     }
   }
@@ -127,7 +146,7 @@ export class RdKafkaSink implements Sink {
   /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
   private async enqueue(records: readonly SinkRecord[], number: number): Promise<{ connected: Connected; delivered: Promise<void> }> {
     if (this.failedHandOver !== undefined || number < this.heldBelow) {
-      throw new RelayError('KAFKA_UNAVAILABLE', 'not produced: a produce request before it could not hand over all its records, and is sent again first', { retriable: true });
+      throw new RelayError('KAFKA_UNAVAILABLE', 'not produced: a produce request before it failed (its records not all handed over, or its producer lost), and is sent again first', { retriable: true });
     }
     try {
       if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
@@ -178,9 +197,10 @@ export class RdKafkaSink implements Sink {
   }
 
   /** Drops `old` (unless already replaced); the next send opens a new producer, so its connect error is that send's. */
+  /** Without a flush: a dead producer delivers nothing more, and a flush waited its whole bound (5 s) for that. */
   private async replace(old: Connected): Promise<void> {
     if (this.connected === old) this.connected = undefined;
-    await this.closeProducer(old);
+    await this.closeProducer(old, 0);
   }
 
   private closeProducer(connected: Connected, flushMs = DISCONNECT_FLUSH_MS): Promise<void> {

@@ -106,12 +106,42 @@ describe('librdkafka sink on the native producer', () => {
     const error = await rejection(open.send(batch));
     expect(error.code).toBe('RECORD_TOO_LARGE');
     expect(error.retriable).toBe(false);
-    // The same producer goes on: the engine produces the batch's records one by one next.
+    // The sink goes on (with a new producer: the refusal is fatal under the gap-less guarantee); the engine
+    // produces the batch's records one by one next.
     await open.send([record(small, 5)]);
     const delivered = await readTopic(ok, { expected: 4 });
     expect(delivered.map((r) => r.headers.id)).toEqual(['e0', 'e1', 'e3', 'e4']);
     expect(delivered[0]!.headers).toMatchObject({ 'outbox-lsn': '0/10', raw: Buffer.from([0, 255]).toString() });
     expect((await readTopic(small, { expected: 1 })).map((r) => r.headers.id)).toEqual(['e5']);
+  });
+
+  it('a record the broker refuses fails the sends produced behind it to that partition: none of them is written ahead of its re-send (gap-less)', async () => {
+    const small = uniqueName('native-gapless');
+    await createTopic(small, 1, undefined, [{ name: 'max.message.bytes', value: '2000' }]);
+    open = await sink();
+    const s = open;
+    // The topic checked and its leader known: each send below goes to librdkafka as it is called.
+    await s.send([record(small, 100)]);
+    let refusedAt = Infinity;
+    const refused = rejection(s.send([record(small, 0, Buffer.alloc(10_000, 'x'))])).then((error) => {
+      refusedAt = performance.now();
+      return error;
+    });
+    // One send a millisecond while the refused request is in flight: some go out in requests of their own behind it.
+    const behind: { i: number; calledAt: number; outcome: Promise<boolean> }[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const calledAt = performance.now();
+      behind.push({ i, calledAt, outcome: s.send([record(small, i)]).then(() => true, () => false) });
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect((await refused).code).toBe('RECORD_TOO_LARGE');
+    const written = await Promise.all(behind.map(async (b) => ({ ...b, ok: await b.outcome })));
+    // Before: librdkafka renumbered the requests behind the refused one and wrote them, so a partition got records
+    // that the engine, which re-sends the refused batch and everything behind it, meant to come after the re-send.
+    const before = written.filter((b) => b.calledAt < refusedAt);
+    console.log(`gap-less: ${before.length} sends produced behind the refused one before its report, ${before.filter((b) => b.ok).length} of them written`);
+    const aheadOfResend = written.filter((b) => b.ok && b.calledAt < refusedAt).map((b) => b.i);
+    expect(aheadOfResend).toEqual([]);
   });
 
   it('classifies a record librdkafka refuses at once (over the client message.max.bytes) and still reports the records before it', async () => {

@@ -17,6 +17,8 @@ class FakeNativeProducer {
   refuse: ((value: string) => boolean) | undefined;
   private disconnecting = false;
   disconnects = 0;
+  /** How long the client's disconnect takes after the flush. */
+  disconnectMs = 5;
   constructor() {
     FakeNativeProducer.made.push(this);
   }
@@ -43,7 +45,7 @@ class FakeNativeProducer {
     setImmediate(() => {
       if (this.disconnecting) return;
       this.disconnecting = true;
-      setTimeout(cb, 5);
+      setTimeout(cb, this.disconnectMs);
     });
   }
 }
@@ -79,14 +81,19 @@ function watchAll(sends: Promise<void>[]): string[] {
   return outcomes;
 }
 
+/** A sink on a fresh fake producer, connected; the producer it made. */
+async function connectedSink(): Promise<{ sink: Awaited<ReturnType<typeof RdKafkaSink.create>>; producer: FakeNativeProducer }> {
+  FakeNativeProducer.made = [];
+  const sink = await RdKafkaSink.create(settings, pino({ level: 'silent' }));
+  await sink.connect();
+  return { sink, producer: FakeNativeProducer.made[0]! };
+}
+
 describe('RdKafkaSink: a send that cannot hand over all its records', () => {
   // With several sends in flight, the records of a later one would otherwise reach a partition ahead of the
   // failed send's, whose re-send the engine makes only once it has the failure: out of commit order.
   it('a record librdkafka refuses: that send and every send made before its failure was reported hand over nothing more; sends after it go out', async () => {
-    FakeNativeProducer.made = [];
-    const sink = await RdKafkaSink.create(settings, pino({ level: 'silent' }));
-    await sink.connect();
-    const producer = FakeNativeProducer.made[0]!;
+    const { sink, producer } = await connectedSink();
     producer.refuse = (value) => value === 'big';
     const first = { topic: 'orders', key: 'k', value: Buffer.from('x1'), headers: {} };
     const outcomes = watchAll([sink.send([first, { ...first, value: Buffer.from('big') }, { ...first, value: Buffer.from('x2') }]), sink.send([{ ...first, value: Buffer.from('x3') }])]);
@@ -109,10 +116,7 @@ describe('RdKafkaSink: a send that cannot hand over all its records', () => {
   });
 
   it('a topic check that fails: the sends made before its failure was reported hand over nothing', async () => {
-    FakeNativeProducer.made = [];
-    const sink = await RdKafkaSink.create(settings, pino({ level: 'silent' }));
-    await sink.connect();
-    const producer = FakeNativeProducer.made[0]!;
+    const { sink, producer } = await connectedSink();
     metadataFails.add('payments');
     const outcomes = watchAll([sink.send([{ topic: 'payments', key: 'k', value: Buffer.from('p1'), headers: {} }]), sink.send([record(1)])]);
     await tick();
@@ -153,6 +157,34 @@ describe('RdKafkaSink: a fatal producer error with several sends in flight', () 
     expect(next).toBeDefined();
     next.emit('delivery-report', null, { opaque: next.produced[0]!.opaque });
     await retry;
+    await sink.close();
+  });
+});
+
+describe('RdKafkaSink: a record the broker refused (enable.gapless.guarantee: fatal to the producer)', () => {
+  it('replaces the producer at once, without waiting for its error event; a send made before the refusal was reported hands over nothing; later ones go to the new producer', async () => {
+    const { sink, producer } = await connectedSink();
+    producer.disconnectMs = 200;
+    const refused = watchAll([sink.send([record(0)])]);
+    await tick();
+    producer.emit('delivery-report', Object.assign(new Error('Broker: Message size too large'), { code: 10 }), { opaque: producer.produced[0]!.opaque });
+    await tick();
+    // The refusal is known to the sink (its producer is being replaced) but not yet reported: this send is held.
+    expect(refused).toEqual(['pending']);
+    const during = watchAll([sink.send([record(1)])]);
+    for (let i = 0; i < 20 && refused[0] === 'pending'; i++) await tick();
+    await tick();
+    expect([...refused, ...during]).toEqual(['RECORD_TOO_LARGE', 'KAFKA_UNAVAILABLE (retriable)']);
+    expect(producer.disconnects).toBe(1);
+    expect(FakeNativeProducer.made).toHaveLength(1);
+    expect(producer.produced.map((p) => p.value)).toEqual(['0']);
+    // The engine's re-send, after the report: a new producer.
+    const again = sink.send([record(1)]);
+    await tick();
+    const next = FakeNativeProducer.made[1]!;
+    expect(next.produced.map((p) => p.value)).toEqual(['1']);
+    next.emit('delivery-report', null, { opaque: next.produced[0]!.opaque });
+    await again;
     await sink.close();
   });
 });
