@@ -35,7 +35,9 @@ function describeOrigin(setting: Setting, origin: Origin, file: string | undefin
 function flattenFile(value: unknown, file: string, unknown: string[], prefix = ''): RawValues {
   const out: RawValues = {};
   if (value === null || value === undefined) return out;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: expected a mapping of settings at "${prefix || 'top level'}"`);
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`${file}: expected a mapping of settings at "${prefix || 'top level'}"`, 'write the settings as keys with values (config/outbox-relay.example.yaml shows every key)');
+  }
   for (const [name, child] of Object.entries(value as Record<string, unknown>)) {
     const key = prefix ? `${prefix}.${name}` : name;
     if (SETTINGS_BY_KEY.has(key)) out[key] = child;
@@ -57,7 +59,10 @@ export function readConfigFile(file: string): { values: RawValues; unknown: stri
   try {
     parsed = extname(file) === '.json' ? JSON.parse(text) : yaml().parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+    throw new ConfigError(
+      `config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+      `fix the file where the message above points (config/outbox-relay.example.yaml shows every key), or point --config / OUTBOX_RELAY_CONFIG at another`,
+    );
   }
   const unknown: string[] = [];
   return { values: flattenFile(parsed, file, unknown), unknown };

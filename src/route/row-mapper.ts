@@ -180,7 +180,7 @@ export class RowMapper {
       topic = this.withRow(values, this.renderTopic);
     } catch (err) {
       if (err instanceof RelayError) {
-        throw new RelayError(err.code, `${err.message} (event ${eventId}, commit LSN ${formatLsn(txn.commitLsn)})`, { details: { eventId, lsn: formatLsn(txn.commitLsn) } });
+        throw new RelayError(err.code, `${err.message} (event ${eventId}, commit LSN ${formatLsn(txn.commitLsn)})`, { hint: err.hint, details: { ...err.details, eventId, lsn: formatLsn(txn.commitLsn) } });
       }
       throw err;
     }

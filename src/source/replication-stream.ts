@@ -73,7 +73,11 @@ class StartReplication {
         this.handlers.onKeepalive(buf.readBigUInt64BE(1), buf[17] === 1);
         break;
       default:
-        this.onFinish(new RelayError('PG_PROTOCOL', `unexpected replication message type 0x${buf[0]?.toString(16)}`));
+        this.onFinish(
+          new RelayError('PG_PROTOCOL', `unexpected replication message type 0x${buf[0]?.toString(16)}`, {
+            hint: 'this is a bug or an unsupported server version; please report it with the server version. Nothing past the confirmed position was confirmed',
+          }),
+        );
     }
   }
 

@@ -39,6 +39,21 @@ describe('config: every problem at once, the settings that depend on each other 
   });
 });
 
+describe('config: a config file that does not parse', () => {
+  it.each([
+    ['relay.yaml', 'kafka:\n  brokers: [k:9092\nslot: x\n', /is not valid YAML: .*line/],
+    ['relay.json', '{"slot": "x",}', /is not valid JSON/],
+    ['relay.yaml', '- slot: x\n', /expected a mapping of settings at "top level"/],
+  ])('%s %j: CONFIG_INVALID with a fix (it had none: no fix line)', (name, text, message) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), name);
+    writeFileSync(file, text);
+    const r = refusal(() => load({}, {}, file));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toMatch(message);
+    expect(r.hint).toContain('config/outbox-relay.example.yaml');
+  });
+});
+
 describe('config: a dead-letter topic with a placeholder it does not have', () => {
   it('is refused when the config loads (config check too), naming the flag and the environment variable', () => {
     const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': '${aggregate_type}.dlq' }));
