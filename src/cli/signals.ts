@@ -15,16 +15,22 @@ const UNDRAINED_FIX =
  */
 export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>): { stopped: Promise<void> } {
   let signalled = false;
+  let stopEnded = false;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
+      // The stop ended and its command decided the outcome (drained or not, the position reported): only the
+      // clients' close is cut short, as at the watchdog below.
+      if (stopEnded && process.exitCode !== undefined) {
+        logger.warn({ signal }, 'second signal after the stop ended: exiting without waiting for the clients to close');
+        process.exit();
+      }
       logger.error({ signal, code: 'SHUTDOWN_FORCED' satisfies ErrorCode, fix: UNDRAINED_FIX }, 'second signal: exiting now');
       process.exit(1);
     }
     signalled = true;
     logger.info({ signal }, 'signal received: shutting down');
-    let stopEnded = false;
     const watchdog = setTimeout(() => {
       if (stopEnded && process.exitCode !== undefined) {
         logger.warn({ graceMs }, 'stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them');

@@ -47,6 +47,27 @@ describe('signal handling: the watchdog at shutdownGrace + 5 s', () => {
     expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them']);
   });
 
+  it('a second signal after the stop ended and its command set exit code 0 (a client still closing): a warn line and exit with that code, not SHUTDOWN_FORCED', async () => {
+    handleSignals(logger(), 1000, async () => {
+      process.exitCode = 0;
+    });
+    process.emit('SIGTERM', 'SIGTERM');
+    await vi.advanceTimersByTimeAsync(500);
+    expect(() => process.emit('SIGINT', 'SIGINT')).toThrow('exited');
+    expect(exits).toEqual([undefined]);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['second signal after the stop ended: exiting without waiting for the clients to close']);
+  });
+
+  it('a second signal while the stop drains: one error line with SHUTDOWN_FORCED, exit 1', async () => {
+    handleSignals(logger(), 1000, () => new Promise(() => undefined));
+    process.emit('SIGTERM', 'SIGTERM');
+    await vi.advanceTimersByTimeAsync(500);
+    expect(() => process.emit('SIGTERM', 'SIGTERM')).toThrow('exited');
+    expect(exits).toEqual([1]);
+    expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_FORCED', fix: expect.any(String) }]);
+  });
+
   it('a stop that ended before its command decided the outcome (a replay, a republish): the watchdog still reports SHUTDOWN_TIMEOUT', async () => {
     handleSignals(logger(), 1000, async () => undefined);
     process.emit('SIGTERM', 'SIGTERM');
