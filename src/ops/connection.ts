@@ -8,6 +8,12 @@ interface PgError {
   code?: string;
 }
 
+/** admin_shutdown (also pg_terminate_backend), crash_shutdown, cannot_connect_now. */
+const SERVER_GONE_CODES = new Set(['57P01', '57P02', '57P03']);
+
+/** How pg words a connection that ended under a query (its errors carry no SQLSTATE then). */
+const CONNECTION_LOST = /^Connection terminated|^Client has encountered a connection error|^Query read timeout|socket hang up/i;
+
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', '28P01', '28000', '3D000']);
 
 function connectError(err: unknown): RelayError {
@@ -38,6 +44,14 @@ function opsError(err: unknown, role: string): RelayError {
     });
   }
   if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
+  // The connection itself went (a server shutting down, a failover, a backend terminated mid-command): no
+  // refusal to name, and no SQLSTATE at all when the server could not say so.
+  if ((code !== undefined && SERVER_GONE_CODES.has(code)) || (code === undefined && CONNECTION_LOST.test(message))) {
+    return new RelayError('PG_CONNECT_FAILED', `lost the connection to PostgreSQL during the command: ${message}`, {
+      cause: err,
+      hint: 'check that PostgreSQL is up (a restart or a failover ends every connection), then run the command again; outbox-relay status shows what a statement under way did',
+    });
+  }
   const detail = (err as { detail?: string }).detail;
   return (
     pgRefusal(code, message, err) ??

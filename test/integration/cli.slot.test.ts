@@ -99,6 +99,22 @@ describe('cli: outbox-relay slot', () => {
     expect(missing.json.error.code).toBe('PG_SLOT_MISSING');
   });
 
+  it('a command whose connection ends under it (its backend terminated, as by a restart or failover): exit 1, PG_CONNECT_FAILED saying so, not a refusal with an unrelated fix', async () => {
+    await withOpenTransaction(async (slot, publication) => {
+      // `slot create` waits for the open transaction: its backend is there to terminate.
+      const waiting = runCliJson<{ error: { code: string; message: string; fix: string } }>(['slot', 'create', ...flags(slot, publication)]);
+      await waitUntil('the command waits', async () => {
+        const { rows } = await db().query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'outbox-relay-cli' AND query LIKE '%pg_create_logical_replication_slot%' AND datname = current_database()");
+        if (rows[0]) await db().query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+        return rows.length > 0;
+      }, 30_000, 100);
+      const ended = await waiting;
+      expect(ended.code).toBe(1);
+      // Before: PG_QUERY_FAILED "PostgreSQL refused the operation (SQLSTATE 57P01)", fix: run setup --dry-run.
+      expect(ended.json.error).toMatchObject({ code: 'PG_CONNECT_FAILED', message: expect.stringContaining('lost the connection to PostgreSQL during the command') as unknown, fix: expect.stringContaining('run the command again') as unknown });
+    });
+  });
+
   it('create waits for transactions open when it was asked for, bounded by --postgres-statement-timeout: exit 1 with the fix, no slot', async () => {
     const { slot, publication } = await withOpenTransaction(async (slot, publication) => {
       const waited = await runCliJson<{ error: { code: string; message: string; fix: string } }>(['slot', 'create', ...flags(slot, publication), '--postgres-statement-timeout', '1s']);
