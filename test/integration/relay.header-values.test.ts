@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { useDatabase } from '../support/database.js';
 import { setupSlot } from '../support/events.js';
 import { startRelay } from '../support/relay-process.js';
-import { createTopic, readTopic, uniqueName } from '../support/services.js';
+import { createDatabase, createTopic, readTopic, uniqueName } from '../support/services.js';
 
 const HEADERS = '{"num": 12345678901234567890, "dec": 1.50, "exp": 1E+2, "s": "a \\"quoted\\" text", "o": {"b": 1,  "a": [1.0]}, "gone": null}';
 
@@ -39,5 +39,35 @@ describe('relay: user header values are the stored JSON text', () => {
     expect([h.num, h.dec, h.exp, h.s, h.o, h.gone]).toEqual(['12345678901234567890', '1.50', '100', 'a "quoted" text', '{"a": [1.0], "b": 1}', undefined]);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
+  });
+});
+
+describe("relay: the text pgoutput writes does not depend on the database's or role's settings", () => {
+  it('a LATIN1 database with DateStyle SQL, DMY and another TimeZone: headers in UTF-8, the mapped timestamp read right', async () => {
+    const db = await createDatabase('latin1', undefined, "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    try {
+      await db.query(`ALTER DATABASE ${db.name} SET DateStyle = 'SQL, DMY'`);
+      await db.query(`ALTER DATABASE ${db.name} SET TimeZone = 'Europe/Amsterdam'`);
+      const topic = uniqueName('latin1');
+      await createTopic(topic);
+      const setup = await setupSlot(db, ['outbox']);
+      const relay = startRelay([...setup.args, '--topic', topic, '--mapping-timestamp', 'created_at']);
+      await relay.waitForMessage('streaming from PostgreSQL');
+      const id = randomUUID();
+      await db.query(
+        `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, created_at) VALUES ($1, 'bestellung', 'Müller', 'Bestellung_geändert', '{"straße": "Königsallee"}', '2026-01-02 03:04:05+00')`,
+        [id],
+      );
+      const [record] = await readTopic(topic, { expected: 1 });
+      // Before: the walsender wrote in the database's encoding, 'ä' arrived as one byte and became U+FFFD; and
+      // "02/01/2026 04:04:05 CET" (SQL, DMY) made the event a RECORD_INVALID poison (a halt).
+      expect(record?.headers, relay.dump()).toMatchObject({ id, type: 'Bestellung_geändert', 'aggregate-id': 'Müller' });
+      expect(JSON.parse(record!.value!.toString())).toEqual({ straße: 'Königsallee' });
+      expect(record!.timestamp).toBe(Date.parse('2026-01-02T03:04:05Z'));
+      relay.signal('SIGTERM');
+      expect(await relay.exited).toBe(0);
+    } finally {
+      await db.close();
+    }
   });
 });

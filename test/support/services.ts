@@ -28,18 +28,19 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
-/** A fresh database with the outbox table from sql/ (and nothing else). */
-export async function createDatabase(prefix = 'db', base = stack().pgUrl): Promise<TestDatabase> {
+/** A fresh database with the outbox table from sql/ (and nothing else); `withOptions`: CREATE DATABASE options (an encoding, say). */
+export async function createDatabase(prefix = 'db', base = stack().pgUrl, withOptions = ''): Promise<TestDatabase> {
   const name = uniqueName(prefix);
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(`CREATE DATABASE ${name} ${withOptions}`);
   } finally {
     await admin.end();
   }
   const url = pgUrl(name, base);
-  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  // UTF-8 whatever the database's encoding: the tests' strings are JavaScript strings.
+  const pool = new pg.Pool({ connectionString: url, max: 8, client_encoding: 'UTF8' });
   pool.on('error', () => undefined);
   await pool.query(readFileSync(join(repoRoot, 'sql/001_outbox_table.sql'), 'utf8'));
   return {
