@@ -2,7 +2,7 @@ import pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
 import { pgRefusal } from './pg-refusals.js';
-import { connectClient } from '../source/pg-connect.js';
+import { connectClient, withTextSettings } from '../source/pg-connect.js';
 
 interface PgError {
   code?: string;
@@ -81,7 +81,7 @@ const REFUSAL_FIXES: Record<string, string> = {
  * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender.
  */
 export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const cli = { ...config, application_name: 'outbox-relay-cli' };
+  const cli = { ...withTextSettings(config), application_name: 'outbox-relay-cli' };
   // A socket error after the last query must not crash the process; the active query reports real failures.
   const watch = (c: pg.Client) => void c.on('error', () => undefined);
   let client = new pg.Client(cli);

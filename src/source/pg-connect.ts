@@ -29,3 +29,16 @@ export async function connectClient(client: pg.Client, config: pg.ClientConfig, 
     return plain;
   }
 }
+
+/**
+ * The text PostgreSQL writes, as the decoder and the row mapper read it (pgoutput on the replication connection,
+ * query results for republish): rendered with the session's settings, which a database's or role's (ALTER DATABASE
+ * … SET) would otherwise choose. In a LATIN1 database 'ä' arrived as one byte and became U+FFFD in the headers, and
+ * a DateStyle of SQL, DMY made every mapped timestamp a poison event. Startup options win over those settings.
+ */
+const TEXT_SETTINGS = '-c client_encoding=UTF8 -c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=3';
+
+/** `config` with TEXT_SETTINGS among its startup options. */
+export function withTextSettings(config: pg.ClientConfig): pg.ClientConfig {
+  return { ...config, options: [config.options, TEXT_SETTINGS].filter(Boolean).join(' ') };
+}

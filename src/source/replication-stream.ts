@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { RelayError } from '../errors.js';
 import { settlesWithin } from '../retry.js';
-import { connectClient } from './pg-connect.js';
+import { connectClient, withTextSettings } from './pg-connect.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { msToPgTime, pgTimeToMs } from '../decode/pgoutput.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
@@ -106,14 +106,6 @@ function startReplicationSql(options: StartOptions): string {
 /** How long close() waits for PostgreSQL to end the replication command before dropping the connection. */
 const END_COPY_TIMEOUT_MS = 5_000;
 
-/**
- * The text pgoutput writes, as the decoder and the row mapper read it. pgoutput renders names and text values with
- * the walsender session's settings, which a database's or role's (ALTER DATABASE … SET) would otherwise choose: in a
- * LATIN1 database 'ä' arrived as one byte and became U+FFFD in the headers, and a DateStyle of SQL, DMY made every
- * mapped timestamp a poison event. Startup options win over those settings.
- */
-const OUTPUT_SETTINGS = '-c client_encoding=UTF8 -c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=3';
-
 /** One replication connection: connect, `start`, then status updates until `close`. */
 export class ReplicationStream {
   private client: pg.Client;
@@ -125,8 +117,7 @@ export class ReplicationStream {
   private replicating: Promise<void> | undefined;
 
   constructor(connection: pg.ClientConfig) {
-    const options = [connection.options, OUTPUT_SETTINGS].filter(Boolean).join(' ');
-    this.config = { ...connection, options, replication: 'database' } as pg.ClientConfig;
+    this.config = { ...withTextSettings(connection), replication: 'database' } as pg.ClientConfig;
     this.client = new pg.Client(this.config);
   }
 
