@@ -1,11 +1,12 @@
 -- The publication restricts the logical replication stream to the outbox table, and to INSERTs only:
 -- updates, deletes and truncates of the outbox (cleanup jobs) never reach the relay.
 -- `outbox-relay setup` runs the equivalent of this (and creates the slot); use this file when your
--- migrations own the schema.
-CREATE PUBLICATION outbox_relay FOR TABLE public.outbox WITH (publish = 'insert');
+-- migrations own the schema. publish_via_partition_root: a partitioned outbox table's rows are published under
+-- its own name, not its partitions' (no effect on a plain table).
+CREATE PUBLICATION outbox_relay FOR TABLE public.outbox WITH (publish = 'insert', publish_via_partition_root = true);
 
 -- PostgreSQL 15+: an optional row filter keeps some rows out of the stream entirely, e.g.
---   CREATE PUBLICATION outbox_relay FOR TABLE public.outbox WHERE (aggregate_type <> 'internal') WITH (publish = 'insert');
+--   CREATE PUBLICATION outbox_relay FOR TABLE public.outbox WHERE (aggregate_type <> 'internal') WITH (publish = 'insert', publish_via_partition_root = true);
 -- Several outbox tables may share one publication:
 --   ALTER PUBLICATION outbox_relay ADD TABLE billing.outbox;
 --

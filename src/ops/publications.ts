@@ -2,8 +2,11 @@ import type pg from 'pg';
 import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent } from '../sql/quote.js';
 import { findSlot } from './slots.js';
+import { createPublicationSql } from './publication-sql.js';
+
+export { createPublicationSql };
 
 export type PublishAction = 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -54,12 +57,6 @@ export async function requirePublication(client: pg.Client, name: string): Promi
   const pub = await findPublication(client, name);
   if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${name}" does not exist`, { hint: 'check --publication, or create it: outbox-relay publication create (or outbox-relay setup)' });
   return pub;
-}
-
-/** `rowFilter` must have passed checkRowFilter: it is the one part of the statement that is SQL as given. */
-export function createPublicationSql(name: string, tables: TableRef[], rowFilter?: string): string {
-  const list = tables.map((t) => `${quoteQualified(t.schema, t.table)}${rowFilter ? ` WHERE (${rowFilter})` : ''}`).join(', ');
-  return `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list} WITH (publish = 'insert');`;
 }
 
 // What PostgreSQL answers to a row filter it cannot accept: syntax, unknown column or function, not boolean,

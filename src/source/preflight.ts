@@ -4,6 +4,7 @@ import type { TableMapping } from '../config/types.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
+import { createPublicationSql } from '../ops/publication-sql.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -54,9 +55,8 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
     `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status
        FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}`,
   );
-  const [pub] = await stream.query<{ pubinsert: boolean }>(`SELECT pubinsert FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
-  const tableList = tables.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`).join(', ');
-  const createPublication = `CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tableList} WITH (publish = 'insert');`;
+  const [pub] = await stream.query<{ pubinsert: boolean; pubviaroot: boolean }>(`SELECT pubinsert, pubviaroot FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
+  const createPublication = createPublicationSql(publication, tables);
   if (!row) {
     // The publication before the slot: a slot created first never streams the rows written before the publication.
     const createSlot = `SELECT pg_create_logical_replication_slot(${quoteLiteral(slot)}, 'pgoutput');`;
@@ -118,11 +118,23 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
   for (const t of tables) {
     const entry = published.find((p) => p.schemaname === t.schema && p.tablename === t.table);
     if (entry) tablesByOid.set(Number(entry.oid), t);
-    else {
+    else if (!pub.pubviaroot && (await isPartitioned(stream, t))) {
+      // Its partitions are what the publication lists, under their own names, which no mapping names.
+      throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is partitioned, and publication "${publication}" publishes its partitions under their own names, not its rows under the table's`, {
+        hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish_via_partition_root = true);  (outbox-relay setup and publication create set it)`,
+      });
+    } else {
       throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is not in publication "${publication}"`, {
         hint: `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteIdent(t.schema)}.${quoteIdent(t.table)};  (does the table exist? check --table)`,
       });
     }
   }
   return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn) };
+}
+
+async function isPartitioned(stream: ReplicationStream, table: TableMapping): Promise<boolean> {
+  const rows = await stream.query<{ relkind: string }>(
+    `SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${quoteLiteral(table.schema)} AND c.relname = ${quoteLiteral(table.table)}`,
+  );
+  return rows[0]?.relkind === 'p';
 }

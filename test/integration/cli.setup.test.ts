@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { runCli, runCliJson } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
 import { insertEvents } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { createTopic, stack, uniqueName } from '../support/services.js';
+import { createTopic, readTopic, stack, uniqueName } from '../support/services.js';
 
 interface SetupJson {
   ok: boolean;
@@ -31,12 +32,31 @@ describe('cli: outbox-relay setup', () => {
       )
     ).rows[0];
 
+  it('a partitioned outbox table: setup publishes its rows under its own name (publish_via_partition_root), and the relay streams them', async () => {
+    const n = names();
+    const table = uniqueName('outbox_parted');
+    await db().query(`CREATE TABLE ${table} (LIKE outbox INCLUDING DEFAULTS, PRIMARY KEY (id)) PARTITION BY HASH (id)`);
+    for (const i of [0, 1]) await db().query(`CREATE TABLE ${table}_${i} PARTITION OF ${table} FOR VALUES WITH (MODULUS 2, REMAINDER ${i})`);
+    const setup = await runCli(['setup', ...flags(n), '--table', `public.${table}`]);
+    expect(setup.code, setup.stdout + setup.stderr).toBe(0);
+    const topic = uniqueName('parted');
+    await createTopic(topic);
+    const relay = startRelay(['run', ...flags(n), '--table', `public.${table}`, '--topic', topic, '--kafka-brokers', stack().brokers.join(',')]);
+    // Before: PostgreSQL published the partitions, which no mapping names: PG_TABLE_NOT_PUBLISHED at every start.
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const ids = Array.from({ length: 6 }, () => randomUUID());
+    await db().query(`INSERT INTO ${table} (id, aggregate_type, aggregate_id, event_type, payload) SELECT u, 'order', 'o-1', 'OrderPlaced', '{}' FROM unnest($1::uuid[]) u`, [ids]);
+    expect((await readTopic(topic, { expected: ids.length })).map((r) => r.key).sort()).toEqual([...ids].sort());
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it('--dry-run runs the checks and prints the SQL, and creates nothing', async () => {
     const n = names();
     const result = await runCli(['setup', '--dry-run', ...flags(n)]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/ok\s+wal_level\s+logical/);
-    expect(result.stdout).toContain(`CREATE PUBLICATION "${n.publication}" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
+    expect(result.stdout).toContain(`CREATE PUBLICATION "${n.publication}" FOR TABLE "public"."outbox" WITH (publish = 'insert', publish_via_partition_root = true);`);
     expect(result.stdout).toContain(`SELECT pg_create_logical_replication_slot('${n.slot}', 'pgoutput');`);
     expect(await slotRow(n.slot)).toBeUndefined();
     expect(await publicationRow(n.publication)).toBeUndefined();
@@ -167,7 +187,7 @@ describe('cli: outbox-relay setup', () => {
       expect(denied.json.error?.code).toBe('PG_SETUP_CHECKS_FAILED');
       const failed = Object.fromEntries(denied.json.checks.filter((c) => !c.ok).map((c) => [c.name, c.fix]));
       expect(failed['replication privilege']).toBe(`as a superuser: ALTER ROLE "${role}" WITH REPLICATION;`);
-      expect(failed['table public.outbox']).toContain(`CREATE PUBLICATION "${n.publication}" FOR TABLE "public"."outbox" WITH (publish = 'insert');`);
+      expect(failed['table public.outbox']).toContain(`CREATE PUBLICATION "${n.publication}" FOR TABLE "public"."outbox" WITH (publish = 'insert', publish_via_partition_root = true);`);
       expect(await slotRow(n.slot)).toBeUndefined();
       expect(await publicationRow(n.publication)).toBeUndefined();
 

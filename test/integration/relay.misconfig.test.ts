@@ -26,7 +26,7 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
     // Both missing: the fix creates them in the order that streams every row (a slot created first would not).
     const both = await failingRun([...setup.args, '--slot', 'no_such_slot', '--publication', 'no_such_pub']);
     expect(both).toMatchObject({ code: 1, code_: 'PG_SLOT_MISSING', err: 'replication slot "no_such_slot" does not exist, nor does publication "no_such_pub"' });
-    expect(both.fix).toContain(`in that order: CREATE PUBLICATION "no_such_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert');  SELECT pg_create_logical_replication_slot('no_such_slot', 'pgoutput');`);
+    expect(both.fix).toContain(`in that order: CREATE PUBLICATION "no_such_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert', publish_via_partition_root = true);  SELECT pg_create_logical_replication_slot('no_such_slot', 'pgoutput');`);
 
     // The slot without its publication cannot stream the rows written meanwhile: creating the publication now
     // would pass over them, so the fix is a new slot after it, and republish.
