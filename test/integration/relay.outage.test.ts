@@ -217,10 +217,13 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     ['frozen', 'SIGSTOP', 'rdkafka', 'written'],
     ['frozen', 'SIGSTOP', 'kafkajs', 'written'],
     ['killed', 'SIGKILL', 'rdkafka', 'being created'],
+    // The transactional producer's close flushed for a fixed 5 s after the grace: exit 1 (SHUTDOWN_TIMEOUT).
+    ['frozen', 'SIGSTOP', 'rdkafka exactly-once', 'written'],
   ] as const)('SIGTERM with every broker %s and events in flight (%s, %s, the checkpoint topic %s): the grace ends the drain, exit 0, those events unconfirmed', async (_, signal, client, checkpointTopicState) => {
     db = await createDatabase('undrained', postgres.url());
     const checkpointTopic = uniqueName('checkpoints');
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', checkpointTopic, '--kafka-client', client] });
+    const clientArgs = client === 'rdkafka exactly-once' ? ['--kafka-client', 'rdkafka', '--delivery-guarantee', 'exactly-once'] : ['--kafka-client', client];
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', checkpointTopic, ...clientArgs] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
