@@ -300,7 +300,11 @@ export class Relay {
         return this.fail(
           new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round(this.sessionOutage.downMs() / 1000)} s: ${error.message}`, {
             cause: error,
-            hint: error.hint ?? 'check that PostgreSQL is up and reachable; the relay resumes from the slot when restarted',
+            hint:
+              error.hint ??
+              (kafkaSide
+                ? 'check that the Kafka brokers (kafka.brokers) are up and reachable, and the ACLs in docs/security.md; the relay resumes from the slot when restarted'
+                : 'check that PostgreSQL is up and reachable; the relay resumes from the slot when restarted'),
           }),
         );
       }
