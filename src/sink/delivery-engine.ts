@@ -115,8 +115,8 @@ export class DeliveryEngine implements Delivery {
   private checkpointFloor: Lsn = 0n;
   /** exactly-once: the source transaction whose Kafka transaction the broker last timed out. */
   private timedOut: Lsn | undefined;
-  /** exactly-once: the fences met since the last commit, and when the first of them was (see fenced()). */
-  private fences: { since: number; count: number } | undefined;
+  /** exactly-once: the fences met since the last commit, when the first and the last of them were (see fenced()). */
+  private fences: { since: number; last: number; count: number } | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.callbacks = options.callbacks;
@@ -640,11 +640,14 @@ export class DeliveryEngine implements Delivery {
    * again. Relays of this build claim only while they hold the slot's lock (source/slot-lock.ts), so a fence comes
    * from a producer that does not take it (an earlier build, another program given the id); it may go on while
    * that one restarts, so only fences that go on for retry.maxDuration without a commit halt: two relays that take
-   * the id from each other for good.
+   * the id from each other for good. A fence longer than that after the one before starts the count anew: two
+   * isolated fences with an idle outbox between them (nothing to commit) are not a fight over the id.
    */
   private async fenced(error: RelayError, restart: boolean): Promise<void> {
     const now = Date.now();
-    this.fences ??= { since: now, count: 0 };
+    if (this.fences && now - this.fences.last >= this.options.retry.maxDurationMs) this.fences = undefined;
+    this.fences ??= { since: now, last: now, count: 0 };
+    this.fences.last = now;
     this.fences.count++;
     if (now - this.fences.since >= this.options.retry.maxDurationMs) {
       this.fail(

@@ -532,6 +532,21 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  it('two fences retry.maxDuration apart with nothing committed between them (an idle outbox): the second restarts too, it does not halt', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends(fenced(), fenced()) });
+    h.transaction('t', 1);
+    await h.idle();
+    vi.setSystemTime(Date.now() + 11_000);
+    h.newSession();
+    h.transaction('t', 1);
+    await h.idle();
+    // Before: 'fenced 2 times in 11 s without committing anything', a halt blaming two relays fighting over the id.
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED', 'PRODUCER_FENCED']);
+    expect(h.stopped).toEqual([]);
+  });
+
   it('fenced, told only by the abort (librdkafka fails a fenced producer\'s queued records as purged): restarts as fenced, not as a Kafka outage', async () => {
     const purged = new RelayError('KAFKA_UNAVAILABLE', 'Kafka produce failed: Local: Purged in queue (fake)', { retriable: true });
     const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(purged).scriptAborts(new RelayError('PRODUCER_FENCED', 'fenced (fake)')) });
