@@ -34,6 +34,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private checkpointSent: Checkpoint | undefined;
   /** Set by an error after which this producer can neither commit nor abort. */
   private unusable = false;
+  /** The producer's epoch ended with its transaction older than delivery.transactionTimeout (see dropProducer). */
+  private expired = false;
   /** Set once fenced: nothing more is sent until the relay claims the slot again, having found it free. */
   private fenced: RelayError | undefined;
 
@@ -88,6 +90,21 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     } catch (err) {
       throw this.classify(err, false);
     }
+  }
+
+  /**
+   * Lets go of the producer without registering the id again: the next claim() opens a new one. For a transaction
+   * the broker aborted after delivery.transactionTimeout, or that a new holder of the slot fenced in that window
+   * (epochError cannot tell): registered again here, without the slot's lock, the id would fence that holder.
+   */
+  private async dropProducer(): Promise<void> {
+    const old = this.producer;
+    this.producer = undefined;
+    this.expired = false;
+    this.unusable = false;
+    this.openedAtMs = undefined;
+    this.checkpointSent = undefined;
+    if (old) await disconnectProducer((old as unknown as { _getInternalClient(): Producer })._getInternalClient(), 0);
   }
 
   /** A new producer: its connect() registers the transactional id, which fences older producers and aborts what they left open. */
@@ -150,6 +167,11 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     if (this.fenced) throw this.fenced;
     if (this.openedAtMs === undefined && !this.unusable) return;
     try {
+      // Timed out, or fenced in the timeout's window by a new holder of the slot (see the catch below).
+      if (this.expired) {
+        await this.dropProducer();
+        return;
+      }
       if (this.unusable || !this.producer) {
         await this.replaceProducer();
         return;
@@ -161,6 +183,10 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       } catch (abortError) {
         const error = this.classify(abortError, false);
         if (error.code === 'PRODUCER_FENCED') throw error;
+        if (this.expired) {
+          await this.dropProducer();
+          return;
+        }
         // Registering the transactional id again aborts whatever this producer left open.
         await this.replaceProducer();
       }
@@ -172,7 +198,11 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   async close(options: CloseOptions = { flush: true }): Promise<void> {
     // Nothing is lost by a failed close: an open transaction is aborted by the broker or by the next instance. A
     // stop that gave up on Kafka does not wait for an abort that Kafka would not answer either.
-    if (!this.fenced && options.flush) await this.abort().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
+    // Only this producer's own abort: registering the id again at a stop (abort()'s fallback) would fence a standby
+    // that takes the slot as this instance lets go of it.
+    if (!this.fenced && options.flush && this.producer && !this.unusable && this.openedAtMs !== undefined) {
+      await this.producer.abort().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
+    }
     // Without a flush: the KafkaJS layer's disconnect flushes for a fixed 5 s, past the watchdog when the drain took
     // the grace (exit 1, SHUTDOWN_TIMEOUT, for a stop that lost nothing). The addon's own disconnect takes the time.
     const producer = this.producer && (options.flush ? this.producer.disconnect() : disconnectProducer((this.producer as unknown as { _getInternalClient(): Producer })._getInternalClient(), 0));
@@ -191,6 +221,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       const error = epochError({ slot: this.slot, openedAtMs: this.openedAtMs, timeoutMs: this.transactionTimeoutMs }, err);
       this.unusable = true;
       if (error.code === 'PRODUCER_FENCED') this.fenced = error;
+      else this.expired = true;
       return error;
     }
     const flags = err as RdKafkaLikeError & { isRetriable?: boolean; isTxnRequiresAbort?: boolean };

@@ -19,11 +19,18 @@ const nativeTxnError = (code: number, message: string, flags: { isFatal: boolean
   createKafkaJsErrorFromLibRdKafkaError(LibrdKafkaError.create({ message, code, ...flags }));
 
 let commitError: Error | undefined;
+let sendError: Error | undefined;
+/** connect() registers the transactional id: each one fences the producer that held it before. */
+let registrations = 0;
 const producer = {
-  connect: async () => undefined,
+  connect: async () => void registrations++,
   disconnect: async () => undefined,
+  _getInternalClient: () => ({ disconnect: (_flushMs: number, cb: () => void) => cb() }),
   transaction: async () => producer,
-  sendBatch: async () => [],
+  sendBatch: async () => {
+    if (sendError) throw sendError;
+    return [];
+  },
   send: async () => [],
   commit: async () => {
     if (commitError) throw commitError;
@@ -59,6 +66,31 @@ describe('RdKafkaTransactionalSink: the flags of a failed transactional call, th
     expect(error).toBeDefined();
     expect(transactionFlags(error!).txnRetriable).toBe(true);
     commitError = undefined;
+    await sink.commit(checkpoint);
+  });
+});
+
+describe('RdKafkaTransactionalSink: a transaction older than delivery.transactionTimeout whose epoch ended', () => {
+  it('the abort lets the producer go without registering the transactional id again (that would fence a new holder of the slot); the next claim registers it', async () => {
+    const sink = new RdKafkaTransactionalSink(settings, 's', 1, store, pino({ level: 'silent' }));
+    await sink.connect();
+    await sink.claim();
+    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
+    await new Promise((r) => setTimeout(r, 5));
+    sendError = nativeTxnError(-144, 'Local: This instance has been fenced by a newer instance', { isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
+    const error = await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]).then(
+      () => undefined,
+      (err: RelayError) => err,
+    );
+    sendError = undefined;
+    expect(error?.code).toBe('KAFKA_TXN_TIMEOUT');
+    const before = registrations;
+    await sink.abort();
+    // Before: a new producer registered the id here, without the slot's lock.
+    expect(registrations).toBe(before);
+    await sink.claim();
+    expect(registrations).toBe(before + 1);
+    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
     await sink.commit(checkpoint);
   });
 });
