@@ -51,18 +51,25 @@ const { RdKafkaTransactionalSink } = await import('../../src/sink/rdkafka-transa
 const settings = { brokers: ['b:9092'], clientId: 'test', requestTimeoutMs: 30_000, deliveryTimeoutMs: 30_000, compression: 'none', lingerMs: 1, batchSizeBytes: 1_000_000, producer: {} } as unknown as KafkaSettings;
 const store = { topic: 'outbox-relay.checkpoints', ensureTopic: async () => undefined, message: () => ({ key: 's', value: Buffer.from('{}') }) } as unknown as KafkaCheckpointStore;
 const checkpoint = { slot: 's', lsn: 0x100n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'exactly-once' as const };
+const record = { topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} };
+
+/** A sink that claimed the slot's transactional id and has a Kafka transaction open, one record in it. */
+async function openTransaction(transactionTimeoutMs: number) {
+  const sink = new RdKafkaTransactionalSink(settings, 's', transactionTimeoutMs, store, pino({ level: 'silent' }));
+  await sink.connect();
+  await sink.claim();
+  await sink.send([record]);
+  return sink;
+}
+
+/** The RelayError `promise` rejects with, or undefined. */
+const rejectionOf = (promise: Promise<void>) => promise.then(() => undefined, (err: RelayError) => err);
 
 describe('RdKafkaTransactionalSink: the flags of a failed transactional call, through the installed client', () => {
   it('a commit that timed out (librdkafka: retriable, the commit continues in the background) may be repeated', async () => {
-    const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
-    await sink.connect();
-    await sink.claim();
-    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
+    const sink = await openTransaction(60_000);
     commitError = nativeTxnError(-185, 'Local: Timed out', { isFatal: false, isRetriable: true, isTxnRequiresAbort: false });
-    const error = await sink.commit(checkpoint).then(
-      () => undefined,
-      (err: RelayError) => err,
-    );
+    const error = await rejectionOf(sink.commit(checkpoint));
     expect(error).toBeDefined();
     expect(transactionFlags(error!).txnRetriable).toBe(true);
     commitError = undefined;
@@ -72,16 +79,10 @@ describe('RdKafkaTransactionalSink: the flags of a failed transactional call, th
 
 describe('RdKafkaTransactionalSink: a transaction older than delivery.transactionTimeout whose epoch ended', () => {
   it('the abort lets the producer go without registering the transactional id again (that would fence a new holder of the slot); the next claim registers it', async () => {
-    const sink = new RdKafkaTransactionalSink(settings, 's', 1, store, pino({ level: 'silent' }));
-    await sink.connect();
-    await sink.claim();
-    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
+    const sink = await openTransaction(1);
     await new Promise((r) => setTimeout(r, 5));
     sendError = nativeTxnError(-144, 'Local: This instance has been fenced by a newer instance', { isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
-    const error = await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]).then(
-      () => undefined,
-      (err: RelayError) => err,
-    );
+    const error = await rejectionOf(sink.send([record]));
     sendError = undefined;
     expect(error?.code).toBe('KAFKA_TXN_TIMEOUT');
     const before = registrations;
@@ -90,7 +91,7 @@ describe('RdKafkaTransactionalSink: a transaction older than delivery.transactio
     expect(registrations).toBe(before);
     await sink.claim();
     expect(registrations).toBe(before + 1);
-    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
+    await sink.send([record]);
     await sink.commit(checkpoint);
   });
 });
