@@ -1,8 +1,8 @@
-import type { KafkaJS, KafkaConsumer, Message, Producer } from '@confluentinc/kafka-javascript';
+import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
-import { connectionProperties, createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
+import { connectionProperties, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
 import { isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
@@ -159,7 +159,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
         // Whatever is still queued here the writer gave up on (its last write finished or ran out of time). The
         // KafkaJS layer's disconnect would flush it for a fixed 5 s before letting go of the handle that keeps the
         // process up: with Kafka unreachable, 5 s more of every stop. The addon's own disconnect takes the flush time.
-        await disconnectProducer((connected as unknown as { _getInternalClient(): Producer })._getInternalClient(), 0);
+        await disconnectKafkaJsProducer(connected, 0);
       },
     };
   }

@@ -1,10 +1,10 @@
-import type { KafkaJS, Producer } from '@confluentinc/kafka-javascript';
+import type { KafkaJS } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
-import { createRdKafkaClient, disconnectProducer, producerProperties } from './rdkafka-client.js';
+import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import { TopicCheck } from './topic-check.js';
@@ -104,7 +104,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     this.unusable = false;
     this.openedAtMs = undefined;
     this.checkpointSent = undefined;
-    if (old) await disconnectProducer((old as unknown as { _getInternalClient(): Producer })._getInternalClient(), 0);
+    if (old) await disconnectKafkaJsProducer(old, 0);
   }
 
   /** A new producer: its connect() registers the transactional id, which fences older producers and aborts what they left open. */
@@ -167,29 +167,21 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     if (this.fenced) throw this.fenced;
     if (this.openedAtMs === undefined && !this.unusable) return;
     try {
-      // Timed out, or fenced in the timeout's window by a new holder of the slot (see the catch below).
-      if (this.expired) {
-        await this.dropProducer();
-        return;
-      }
-      if (this.unusable || !this.producer) {
-        await this.replaceProducer();
-        return;
-      }
-      try {
-        await this.producer.abort();
-        this.openedAtMs = undefined;
-        this.checkpointSent = undefined;
-      } catch (abortError) {
-        const error = this.classify(abortError, false);
-        if (error.code === 'PRODUCER_FENCED') throw error;
-        if (this.expired) {
-          await this.dropProducer();
+      if (!this.unusable && this.producer) {
+        try {
+          await this.producer.abort();
+          this.openedAtMs = undefined;
+          this.checkpointSent = undefined;
           return;
+        } catch (abortError) {
+          const error = this.classify(abortError, false);
+          if (error.code === 'PRODUCER_FENCED') throw error;
         }
-        // Registering the transactional id again aborts whatever this producer left open.
-        await this.replaceProducer();
       }
+      // Timed out, or fenced in the timeout's window by a new holder of the slot: let go (see dropProducer).
+      // Otherwise registering the transactional id again aborts whatever this producer left open.
+      if (this.expired) await this.dropProducer();
+      else await this.replaceProducer();
     } catch (err) {
       throw this.classify(err, false);
     }
@@ -205,7 +197,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     }
     // Without a flush: the KafkaJS layer's disconnect flushes for a fixed 5 s, past the watchdog when the drain took
     // the grace (exit 1, SHUTDOWN_TIMEOUT, for a stop that lost nothing). The addon's own disconnect takes the time.
-    const producer = this.producer && (options.flush ? this.producer.disconnect() : disconnectProducer((this.producer as unknown as { _getInternalClient(): Producer })._getInternalClient(), 0));
+    const producer = this.producer && (options.flush ? this.producer.disconnect() : disconnectKafkaJsProducer(this.producer, 0));
     await Promise.allSettled([producer, this.admin?.disconnect()]);
     this.producer = undefined;
     this.admin = undefined;
