@@ -196,8 +196,10 @@ export class RdKafkaSink implements Sink {
     return connected;
   }
 
-  /** Drops `old` (unless already replaced); the next send opens a new producer, so its connect error is that send's. */
-  /** Without a flush: a dead producer delivers nothing more, and a flush waited its whole bound (5 s) for that. */
+  /**
+   * Drops `old` (unless already replaced); the next send opens a new producer, so its connect error is that send's.
+   * Without a flush: a dead producer delivers nothing more, and a flush waited its whole bound (5 s) for that.
+   */
   private async replace(old: Connected): Promise<void> {
     if (this.connected === old) this.connected = undefined;
     await this.closeProducer(old, 0);
