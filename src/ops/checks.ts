@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
-import { createPublicationSql, type PublicationInfo, type TableRef } from './publications.js';
+import { createPublicationSql } from './publication-sql.js';
+import type { PublicationInfo, TableRef } from './publications.js';
 import { slotProblem, type SlotStatus } from './slots.js';
 
 /** One precondition of the relay, checked on the server; a failed one says what to run. */

@@ -6,8 +6,6 @@ import { quoteIdent } from '../sql/quote.js';
 import { findSlot } from './slots.js';
 import { createPublicationSql } from './publication-sql.js';
 
-export { createPublicationSql };
-
 export type PublishAction = 'insert' | 'update' | 'delete' | 'truncate';
 
 export interface PublishedTable {

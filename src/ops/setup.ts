@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { runChecks, type Check } from './checks.js';
-import { createPublication, createPublicationSql, findPublication, type TableRef } from './publications.js';
+import { createPublicationSql } from './publication-sql.js';
+import { createPublication, findPublication, type TableRef } from './publications.js';
 import { createSlot, createSlotSql, findSlot } from './slots.js';
 
 export interface SetupStep {
