@@ -139,8 +139,8 @@ export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promi
   try {
     return await readSlotBounds(postgres, slot);
   } catch (err) {
-    const unreachable = isRelayError(err) && (err.code === 'PG_CONNECT_FAILED' || (err.code === 'PG_QUERY_FAILED' && err.details.sqlstate === undefined));
-    throw unreachable ? classifyPgError(err.cause, { slot, user: postgres.user }) : err;
+    // withClient names a connection that failed or ended under the query PG_CONNECT_FAILED (ops/connection.ts).
+    throw isRelayError(err) && err.code === 'PG_CONNECT_FAILED' ? classifyPgError(err.cause, { slot, user: postgres.user }) : err;
   }
 }
 
