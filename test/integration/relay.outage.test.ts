@@ -52,6 +52,13 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     expect(await relay.exited).toBe(0);
   }
 
+  /** Inserts `count` events and reads them back: exactly those, in order. */
+  async function expectNewEventsDelivered(topic: string, count: number): Promise<void> {
+    const events = await insertEvents(db, count);
+    const records = await readTopic(topic, { expected: events.length, brokers: kafka.brokers, settleMs: 500 });
+    expect(records.map((r) => r.key)).toEqual(events.map((e) => e.id));
+  }
+
   /** Until the relay of `slot` has written its first checkpoint to `topic`. */
   async function firstCheckpoint(topic: string, slot: string): Promise<void> {
     const store = checkpointStore(topic, kafka.brokers);
@@ -339,9 +346,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await relay.waitForLog((l) => l.msg === 'PostgreSQL still unavailable' && Number(l.attempt) >= 3, 60_000, 'three attempts');
     await postgres.start();
     await relay.waitForMessage('streaming from PostgreSQL', 60_000);
-    const events = await insertEvents(db, 3);
-    const records = await readTopic(setup.topic, { expected: events.length, brokers: kafka.brokers, settleMs: 500 });
-    expect(records.map((r) => r.key)).toEqual(events.map((e) => e.id));
+    await expectNewEventsDelivered(setup.topic, 3);
     expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
@@ -358,9 +363,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await relay.waitForLog((l) => l.msg === 'PostgreSQL still unavailable' && Number(l.attempt) >= 5, 30_000, 'five attempts');
     await postgres.start();
     await relay.waitForMessage('replication connection back: streaming resumed', 60_000);
-    const events = await insertEvents(db, 5);
-    const records = await readTopic(setup.topic, { expected: events.length, brokers: kafka.brokers, settleMs: 500 });
-    expect(records.map((r) => r.key)).toEqual(events.map((e) => e.id));
+    await expectNewEventsDelivered(setup.topic, 5);
 
     const warns = relay.logs.filter((l) => l.level === 'warn');
     const attempts = relay.logs.filter((l) => l.msg === 'PostgreSQL still unavailable').length;
