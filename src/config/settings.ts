@@ -322,7 +322,7 @@ export const SETTINGS = [
     shownDefault: '30m',
     placeholder: '<duration>',
   }),
-  setting('statusInterval', 'delivery', duration(50, 10 * 60_000), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out; at most 10m).', {
+  setting('statusInterval', 'delivery', duration(50, 10 * 60_000), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out: at most half the server\'s wal_sender_timeout is used, with a warn line; at most 10m).', {
     default: 1000,
     shownDefault: '1s',
     placeholder: '<duration>',

@@ -17,6 +17,9 @@ import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
 
+/** statusInterval's own lower bound (settings.ts). */
+const MIN_STATUS_PERIOD_MS = 50;
+
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
 const HELD_BACK_WARN_TRANSACTIONS = 1000;
 
@@ -140,9 +143,31 @@ export class Session {
         onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user })),
       },
     );
-    this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.config.statusIntervalMs);
+    this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.statusPeriodMs());
     this.statusTimer.unref();
     return startLsn;
+  }
+
+  /**
+   * statusInterval, or half this server's wal_sender_timeout when that is shorter. With the in-flight window full
+   * the socket is paused and the walsender's keepalives go unread: these updates are all it hears, and at a longer
+   * interval it ended the connection (a reconnect every wal_sender_timeout while Kafka was slow or down).
+   */
+  private statusPeriodMs(): number {
+    const configured = this.config.statusIntervalMs;
+    const timeoutMs = this.slot!.walSenderTimeoutMs;
+    if (timeoutMs <= 0 || configured <= timeoutMs / 2) return configured;
+    const periodMs = Math.max(MIN_STATUS_PERIOD_MS, Math.floor(timeoutMs / 2));
+    this.logger.warn(
+      {
+        statusIntervalMs: configured,
+        walSenderTimeoutMs: timeoutMs,
+        reportEveryMs: periodMs,
+        hint: `set statusInterval (--status-interval, OUTBOX_RELAY_STATUS_INTERVAL) to ${periodMs}ms or less, or raise wal_sender_timeout`,
+      },
+      `statusInterval is longer than half this server's wal_sender_timeout: the position is reported every ${periodMs} ms instead, or the walsender would end the connection while Kafka keeps the in-flight window full`,
+    );
+    return periodMs;
   }
 
   /**

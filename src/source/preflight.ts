@@ -16,6 +16,8 @@ export interface SlotState {
   tablesByOid: Map<number, TableMapping>;
   /** pg_current_wal_lsn() when the session opened: no position this server confirmed lies beyond it. */
   walEnd: Lsn;
+  /** This walsender's wal_sender_timeout in ms (0: none): the longest it waits for a status update. */
+  walSenderTimeoutMs: number;
 }
 
 interface SlotRow {
@@ -45,7 +47,10 @@ export function slotLostError(slot: string, detail?: string): RelayError {
  */
 export async function preflight(stream: ReplicationStream, slot: string, publication: string, tables: TableMapping[]): Promise<SlotState> {
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
-  const [wal] = await stream.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
+  const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string }>(
+    `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout_ms`,
+  );
   if (walLevel?.wal_level !== 'logical') {
     throw new RelayError('PG_WAL_LEVEL', `wal_level is "${walLevel?.wal_level}", logical replication needs "logical"`, {
       hint: 'run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on managed services: the logical replication / logical decoding parameter)',
@@ -129,7 +134,7 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       });
     }
   }
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn) };
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms) };
 }
 
 async function isPartitioned(stream: ReplicationStream, table: TableMapping): Promise<boolean> {

@@ -65,11 +65,14 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await waitUntil('the first checkpoint', async () => (await store.read(slot).catch(() => undefined)) !== undefined, 60_000, 100);
   }
 
-  it('holds the confirmed position while the broker is down for longer than wal_sender_timeout, with flat memory, and resumes by itself', async () => {
+  it('holds the confirmed position while the broker is down for longer than wal_sender_timeout, with flat memory, and resumes by itself (statusInterval above the timeout: reported at half of it)', async () => {
     db = await createDatabase('broker', postgres.url());
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '1000', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '5s'] });
+    // statusInterval 10 s, the server's wal_sender_timeout 3 s: with the window full the timer's status updates are
+    // all the walsender hears; at 10 s it ended the connection every 3 s of the outage.
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '1000', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '5s', '--status-interval', '10s'] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
+    expect(relay.logs.filter((l) => l.level === 'warn' && /wal_sender_timeout/.test(String(l.msg))).map((l) => [l.statusIntervalMs, l.walSenderTimeoutMs, l.reportEveryMs])).toEqual([[10_000, 3000, 1500]]);
     const before = await insertEvents(db, 50);
     await waitUntil('the first events confirmed', async () => (await slotConfirmedLsn(db, setup.slot)) >= (await currentWalLsn(db)), 20_000);
     const confirmedBeforeOutage = await slotConfirmedLsn(db, setup.slot);

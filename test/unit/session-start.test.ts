@@ -23,7 +23,7 @@ describe('Session start', () => {
     const sent: Lsn[] = [];
     let handlers: StreamHandlers | undefined;
     const inner = session as unknown as { slot: unknown; stream: unknown };
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 60_000 };
     inner.stream = {
       start: (_options: unknown, h: StreamHandlers) => (handlers = h),
       sendStatus: async (lsn: Lsn) => void sent.push(lsn),
@@ -50,7 +50,7 @@ describe('Session start', () => {
     let closed = false;
     const inner = session as unknown as { slot: unknown; stream: unknown };
     // The new primary's slot (synced, at 0/1000) and WAL end (0/5000); the relay had confirmed 0/9000 on the old one.
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 60_000 };
     inner.stream = { start: () => void (started = true), close: async () => void (closed = true) };
     expect(() => session.start(0x9000n, undefined)).toThrow(expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', details: { resumeLsn: '0/9000', currentWalLsn: '0/5000' } }));
     expect({ started, opened, closed }).toEqual({ started: false, opened: 0, closed: true });
@@ -65,7 +65,7 @@ describe('Session start', () => {
     const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined, (confirmed) => (reports.push(confirmed), confirmed));
     const stream = { finished: false, start: () => undefined, sendStatus: async () => undefined, pause: () => undefined, close: async () => undefined };
     const inner = session as unknown as { slot: unknown; stream: unknown; tracker: { keepalive(lsn: Lsn): void }; finish(error: unknown): void };
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000 };
     inner.stream = stream;
     session.start(0n, undefined);
     // Idle: a keepalive confirms its WAL end; then the connection fails (PG_SLOT_LOST mid-stream, say).
