@@ -38,7 +38,22 @@ export async function connectClient(client: pg.Client, config: pg.ClientConfig, 
  */
 const TEXT_SETTINGS = '-c client_encoding=UTF8 -c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=3';
 
-/** `config` with TEXT_SETTINGS among its startup options. */
+/**
+ * `config` with TEXT_SETTINGS among its startup options, after the URL's own `options` (the operations guide's
+ * `?options=-c wal_sender_timeout=10s`), whose settings are kept. pg lets a URL parameter replace the config's
+ * field, so such a URL dropped TEXT_SETTINGS; the parameter moves into the field instead. Last wins: a text
+ * setting in the URL gives way to the relay's.
+ */
 export function withTextSettings(config: pg.ClientConfig): pg.ClientConfig {
-  return { ...config, options: [config.options, TEXT_SETTINGS].filter(Boolean).join(' ') };
+  let { connectionString } = config;
+  let urlOptions: string | null = null;
+  if (connectionString !== undefined && URL.canParse(connectionString)) {
+    const url = new URL(connectionString);
+    urlOptions = url.searchParams.get('options');
+    if (urlOptions !== null) {
+      url.searchParams.delete('options');
+      connectionString = url.toString();
+    }
+  }
+  return { ...config, connectionString, options: [urlOptions, config.options, TEXT_SETTINGS].filter(Boolean).join(' ') };
 }

@@ -43,7 +43,7 @@ describe('relay: user header values are the stored JSON text', () => {
 });
 
 describe("relay: the text pgoutput writes does not depend on the database's or role's settings", () => {
-  it('a LATIN1 database with DateStyle SQL, DMY and another TimeZone: headers in UTF-8, the mapped timestamp read right', async () => {
+  it('a LATIN1 database with DateStyle SQL, DMY and another TimeZone, and a URL with its own options: headers in UTF-8, the mapped timestamp read right, the URL\'s setting applied too', async () => {
     const db = await createDatabase('latin1', undefined, "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
     try {
       await db.query(`ALTER DATABASE ${db.name} SET DateStyle = 'SQL, DMY'`);
@@ -51,8 +51,15 @@ describe("relay: the text pgoutput writes does not depend on the database's or r
       const topic = uniqueName('latin1');
       await createTopic(topic);
       const setup = await setupSlot(db, ['outbox']);
-      const relay = startRelay([...setup.args, '--topic', topic, '--mapping-timestamp', 'created_at']);
+      // The operations guide's URL for a faster takeover: pg let its options replace the relay's text settings.
+      const url = new URL(db.url);
+      url.searchParams.set('options', '-c wal_sender_timeout=5s');
+      const args = setup.args.map((arg) => (arg === db.url ? url.toString() : arg));
+      const relay = startRelay([...args, '--topic', topic, '--mapping-timestamp', 'created_at', '--status-interval', '10s']);
       await relay.waitForMessage('streaming from PostgreSQL');
+      // The URL's setting reached the walsender as well (the server's own is 60 s): the relay reads it back and
+      // reports its position every 2.5 s instead of 10 s.
+      expect(relay.logs.filter((l) => /wal_sender_timeout/.test(String(l.msg))).map((l) => [l.walSenderTimeoutMs, l.reportEveryMs])).toEqual([[5000, 2500]]);
       const id = randomUUID();
       await db.query(
         `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, created_at) VALUES ($1, 'bestellung', 'Müller', 'Bestellung_geändert', '{"straße": "Königsallee"}', '2026-01-02 03:04:05+00')`,
