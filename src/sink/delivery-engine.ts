@@ -103,6 +103,10 @@ export class DeliveryEngine implements Delivery {
   private soloSince: number | undefined;
   /** at-most-once: the transaction whose events still queued were counted as delivered at an earlier hand-off. */
   private countedAhead: SourceTransaction | undefined;
+  /** at-most-once: unmappable events the poison policy skipped before any of their transaction was handed off (decideAhead). */
+  private readonly decidedAhead = new Set<OutboxEvent>();
+  /** at-most-once: the newest committed transaction found to hold no undecided unmappable event (undecidedAhead). */
+  private checkedAhead: SourceTransaction | undefined;
   private readonly abort = new AbortController();
   private readonly recordRetries: RecordRetries;
   private readonly callbacks: DeliveryCallbacks;
@@ -230,6 +234,10 @@ export class DeliveryEngine implements Delivery {
       if (this.atCommitBoundary()) return this.sequential(() => this.commit());
     }
     if (this.guarantee === 'at-most-once' && !this.intake && this.head < this.queue.length && !this.callbacks.positionReportable()) this.dropUnreportable();
+    if (this.guarantee === 'at-most-once' && this.flights.length === 0) {
+      const unmappable = this.undecidedAhead(this.head);
+      if (unmappable) return this.sequential(() => this.decideAhead(unmappable));
+    }
     while (this.flights.length < this.depth) {
       if (this.held.length === 0 && this.coalescing()) break;
       const batch = this.nextBatch();
@@ -289,19 +297,24 @@ export class DeliveryEngine implements Delivery {
     while (this.head < this.queue.length && this.head - start < batchMaxEvents) {
       const next = this.queue[this.head]!;
       // An unmappable row goes through the poison policy alone, once everything before it was produced.
-      if (next.error && (this.head > start || this.flights.length > 0)) break;
+      const unmappable = this.undecided(next);
+      if (unmappable && (this.head > start || this.flights.length > 0)) break;
       // At-most-once hands off whole source transactions, so a crash never re-sends part of one; but not while the
       // window is closed to the source: a transaction larger than it would otherwise never be read to its commit
       // (closed until half empty, and nothing leaves it: a stall with nothing in flight).
       if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !this.window.closed) break;
+      // Nor one whose unmappable row's policy has not run: it runs first (undecidedAhead).
+      if (this.guarantee === 'at-most-once' && this.head > start && next.txn !== this.queue[this.head - 1]!.txn && this.undecidedAhead(this.head)) break;
       if (this.head > start && bytes + next.size > batchMaxBytes) break;
       bytes += next.size;
       this.head++;
-      if (next.error) break;
+      if (unmappable) break;
     }
     if (this.head === start) return undefined;
     if (this.guarantee === 'exactly-once') this.head = this.lastTransactionEnd(start);
-    const batch = this.queue.slice(start, this.head) as OutboxEvent[];
+    let batch = this.queue.slice(start, this.head) as OutboxEvent[];
+    // Skipped already, and counted (decideAhead): not produced.
+    if (this.decidedAhead.size > 0) batch = batch.filter((event) => !this.decidedAhead.delete(event));
     // The batch holds its events from here on. Left in the queue until the next compaction (up to 4,096 slots),
     // they would outlive their acknowledgement: 32 MiB of payloads with 8 KiB events, past the 2 MiB window.
     this.queue.fill(undefined, start, this.head);
@@ -311,7 +324,33 @@ export class DeliveryEngine implements Delivery {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    return batch;
+    return batch.length > 0 ? batch : this.nextBatch();
+  }
+
+  /** An unmappable row whose poison policy has not run yet. */
+  private undecided(event: OutboxEvent): boolean {
+    return event.error !== undefined && !this.decidedAhead.has(event);
+  }
+
+  /**
+   * at-most-once: the first undecided unmappable event of the committed transaction whose first queued event is at
+   * `index`, if none of that transaction was handed off yet. Its policy runs before any of it is: handed off up to the
+   * unmappable row and then halted there, the transaction was streamed again at the restart and its first events
+   * sent twice (the position stops before a transaction not wholly delivered).
+   */
+  private undecidedAhead(index: number): OutboxEvent | undefined {
+    const txn = this.queue[index]?.txn;
+    if (!txn || txn.endLsn === undefined || txn === this.lastLaunched || txn === this.countedAhead || txn === this.checkedAhead) return undefined;
+    for (let i = index; i < this.queue.length && this.queue[i]!.txn === txn; i++) {
+      if (this.undecided(this.queue[i]!)) return this.queue[i];
+    }
+    this.checkedAhead = txn;
+    return undefined;
+  }
+
+  /** at-most-once: the poison policy of an unmappable event before its transaction's hand-off; skipped, it is not produced. */
+  private async decideAhead(event: OutboxEvent): Promise<void> {
+    if (await this.poison(event, event.error!, 1)) this.decidedAhead.add(event);
   }
 
   /**
@@ -371,11 +410,11 @@ export class DeliveryEngine implements Delivery {
     if (txn.endLsn === undefined) return undefined;
     let end = this.head;
     while (end < this.queue.length && this.queue[end]!.txn === txn) {
-      if (this.queue[end]!.error) return undefined;
+      if (this.undecided(this.queue[end]!)) return undefined;
       end++;
     }
     if (end === this.head) return undefined;
-    receiptsOf(this.queue.slice(this.head, end) as OutboxEvent[], false, receipts);
+    receiptsOf((this.queue.slice(this.head, end) as OutboxEvent[]).filter((event) => !this.decidedAhead.has(event)), false, receipts);
     return txn;
   }
 
@@ -706,7 +745,8 @@ export class DeliveryEngine implements Delivery {
   /** Drops the queued events from `index` on, which no batch took (nothing counted them). */
   private dropQueuedFrom(index: number): void {
     if (index >= this.queue.length) return;
-    const dropped = this.queue.splice(index) as OutboxEvent[];
+    // An event decided ahead left the window when it was skipped.
+    const dropped = (this.queue.splice(index) as OutboxEvent[]).filter((event) => !this.decidedAhead.delete(event));
     this.window.leave(dropped.length, bytesOf(dropped));
   }
 

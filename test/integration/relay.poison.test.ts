@@ -142,6 +142,29 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(await relay.exited).toBe(0);
   });
 
+  it('at-most-once: a poison in the middle of a transaction halts before any of it reaches Kafka, so the restart sends it once', async () => {
+    await db().query('ALTER TABLE outbox ALTER COLUMN payload DROP NOT NULL');
+    const setup = await setupOutbox(db(), { extraArgs: ['--delivery-guarantee', 'at-most-once'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    await db().query(
+      `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) SELECT u.id, 'order', 'a', 'T', u.payload::jsonb FROM unnest($1::uuid[], $2::text[]) AS u(id, payload)`,
+      [ids, ['{}', null, '{}']],
+    );
+    const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    expect(halt.code).toBe('RECORD_REQUIRED_NULL');
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+    // Before: the event ahead of the poison was handed off, then the halt; the restart streamed the transaction
+    // again and sent it twice.
+    const restarted = startRelay([...setup.args, '--mapping-null-payload', 'tombstone']);
+    const records = await readTopic(setup.topic, { expected: 3, settleMs: 1000 });
+    expect(records.map((r) => r.key)).toEqual(ids);
+    restarted.signal('SIGTERM');
+    expect(await restarted.exited).toBe(0);
+  });
+
   it('a topic template giving an illegal topic name: TOPIC_INVALID with the fix', async () => {
     const setup = await setupOutbox(db());
     // The good rows carry partition_key 'k': they go to <topic>.k.

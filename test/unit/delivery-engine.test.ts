@@ -730,6 +730,41 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.lastConfirmed).toBe(end);
   });
 
+  it('an unmappable row in a committed transaction meets the poison policy before any of the transaction is handed off: a halt leaves all of it to the restart, sent once', async () => {
+    // Handed off up to the unmappable row and then halted, the transaction was streamed again at the restart and
+    // its first events sent twice.
+    const h = new EngineHarness({ guarantee: 'at-most-once' });
+    const before = h.transaction('a', 1);
+    const { txn } = h.begin('t', 3);
+    h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'));
+    h.push(txn, 't.after');
+    h.commit(txn);
+    await h.idle();
+    expect(h.stopped.map((e) => e.code)).toEqual(['RECORD_REQUIRED_NULL']);
+    expect(h.sink.written).toEqual(['a.0']);
+    expect(h.confirmed).toEqual([before]);
+  });
+
+  it('an unmappable row skipped ahead of its transaction: the rest is handed off whole, in order, and the transaction confirmed', async () => {
+    const decidedWhen: string[][] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-most-once',
+      poison: async () => {
+        decidedWhen.push([...h.sink.written]);
+        return 'skip';
+      },
+    });
+    const { txn } = h.begin('t', 3);
+    h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'));
+    h.push(txn, 't.after');
+    const end = h.commit(txn);
+    await h.idle();
+    expect(decidedWhen).toEqual([[]]);
+    expect(h.sink.written).toEqual(['t.0', 't.1', 't.2', 't.after']);
+    expect(h.confirmed).toEqual([end]);
+    expect(h.engine.inFlightEvents).toBe(0);
+  });
+
   it('times no produce round trip for a hand-off: the events count as delivered before Kafka answers', async () => {
     const h = new EngineHarness({ guarantee: 'at-most-once' });
     h.transaction('t', 3);
