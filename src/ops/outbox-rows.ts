@@ -32,6 +32,9 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
   };
 }
 
+/** pg_type's `timestamp` (without time zone). */
+const TIMESTAMP_OID = 1114;
+
 /** Which rows to re-send: written at or after a time (and before `until`), or these ids. */
 export type RowSelection = { since: string; until?: string } | { ids: string[] };
 
@@ -73,12 +76,16 @@ export class OutboxPages {
     const t = (this.time = quoteIdent(timeColumn));
     const id = (this.id = quoteIdent(idColumn));
     const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
-    // Untyped parameters take the column's type, so comparisons use the table's own types and its indexes.
-    const where = 'since' in selection ? `${t} >= $1${selection.until === undefined ? '' : ` AND ${t} < $2`}` : `${id} = ANY($1)`;
+    // Untyped parameters take the column's type, so comparisons use the table's own types and its indexes. But a
+    // `timestamp` (without time zone) parameter drops an offset: --since 08:00+02:00 selected from 08:00 UTC, and
+    // two hours of rows were never re-sent. Such a column holds UTC (as the relay reads it), so a time is
+    // converted to UTC first; a value without an offset is UTC either way (the connection's TimeZone).
+    const at = (n: number): string => (relation.columns[this.timeIndex]!.typeOid === TIMESTAMP_OID ? `($${n}::timestamptz AT TIME ZONE 'UTC')` : `$${n}`);
+    const where = 'since' in selection ? `${t} >= ${at(1)}${selection.until === undefined ? '' : ` AND ${t} < ${at(2)}`}` : `${id} = ANY($1)`;
     this.select = `SELECT ${columns} FROM ${quoteQualified(relation.schema, relation.table)} WHERE ${where}`;
     this.orderBy = `ORDER BY ${t}, ${id}`;
     const next = this.filterValues.length + 1;
-    this.keyset = `(${t}, ${id}) > ($${next}, $${next + 1})`;
+    this.keyset = `(${t}, ${id}) > (${at(next)}, $${next + 1})`;
   }
 
   private get filterValues(): unknown[] {

@@ -132,7 +132,8 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
         });
         for (const name of TRANSACTION_HEADERS) delete event.headers[name];
         event.headers[REPUBLISHED_HEADER] = 'true';
-        records.push({ topic: event.topic, key: event.key, value: event.value, headers: event.headers });
+        // The event's own time (mapping.timestamp), as the relay produced it: not the time of the re-send.
+        records.push({ topic: event.topic, key: event.key, value: event.value, headers: event.headers, ...(event.timestampMs === undefined ? {} : { timestampMs: event.timestampMs }) });
       }
       if (options.sink && records.length > 0) await atPosition(table, at, () => sendBatch(options.sink!, records, config.retry, config.kafka.deliveryTimeoutMs, logger, options.signal));
       for (const r of records) summary.byTopic[r.topic] = (summary.byTopic[r.topic] ?? 0) + 1;

@@ -126,6 +126,28 @@ describe('replay and republish commands', () => {
     expect(counted.json.events).toBe(3);
   });
 
+  it('republish --since with an offset on a timestamp (without time zone) column: the offset counts, as its check reads it; records keep that column\'s time (mapping.timestamp)', async () => {
+    const setup = await setupOutbox(db());
+    await db().query(`ALTER TABLE outbox ADD COLUMN written_at timestamp NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'UTC')`);
+    await insertEvents(db(), 2);
+    // The same instant written in UTC+02:00.
+    const { rows } = await db().query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC' + interval '2 hours', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+02:00' AS t`);
+    await insertEvents(db(), 3);
+    // Before: PostgreSQL dropped the offset of a timestamp parameter and counted from two hours later: 0.
+    // mapping.timestamp is also the column --since matches.
+    const args = [...commandArgs(setup, 'republish'), '--mapping-timestamp', 'written_at', '--since', rows[0]!.t];
+    const counted = await runCliJson<{ events: number }>([...args, '--dry-run']);
+    expect(counted.code, counted.stderr).toBe(0);
+    expect(counted.json.events).toBe(3);
+    const sent = await runCliJson<{ events: number }>([...args, '--batch-size', '2']);
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(sent.json.events).toBe(3);
+    // Before, a re-sent record had the time of the re-send.
+    const written = await db().query<{ id: string; ms: string }>(`SELECT id::text, floor(extract(epoch FROM written_at AT TIME ZONE 'UTC') * 1000)::bigint::text AS ms FROM outbox ORDER BY written_at, id`);
+    const records = await readTopic(setup.topic, { expected: 3 });
+    expect(records.map((r) => [r.key, r.timestamp])).toEqual(written.rows.slice(2).map((r) => [r.id, Number(r.ms)]));
+  });
+
   it('republish that fails once it runs (Kafka unreachable past retry.maxDuration): exit 1 with one error line, its code and fix', async () => {
     const setup = await setupOutbox(db());
     await insertEvents(db(), 1);
