@@ -5,13 +5,14 @@ import { applicationName } from '../instance.js';
 import { atMostOnceWindowRefused } from '../checkpoint/replay-window.js';
 import { preferTls } from '../source/pg-connect.js';
 import { parseLsn } from '../lsn.js';
+import { formatDuration } from './units.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
-import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate } from '../route/topic-template.js';
+import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, topicNameProblem } from '../route/topic-template.js';
 import { ConfigError, ConfigProblems, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
-import type { EnvelopeConfig, Origin, RelayConfig } from './types.js';
+import type { EnvelopeConfig, Origin, RelayConfig, TableMapping } from './types.js';
 
 function readSecretFile(path: string, key: string): string {
   try {
@@ -64,6 +65,23 @@ const RDKAFKA_ONLY_WITH_DEFAULT = ['kafka.linger', 'kafka.batchSize'];
 
 const SASL_CREDENTIALS = ['kafka.saslUsername', 'kafka.saslPassword', 'kafka.saslPasswordFile'] as const;
 
+/**
+ * librdkafka refuses a producer whose message.timeout.ms is not above linger.ms. The events' producer has none (0),
+ * but the checkpoint writer's takes kafka.deliveryTimeout and the exactly-once producer the shorter of it and
+ * delivery.transactionTimeout: with a linger as long, no checkpoint was ever written (a warn line per interval)
+ * and exactly-once failed at its first connect with a fix naming kafka.producer.
+ */
+function lingerOutlastsTimeout(v: SettingValues): ConfigError | undefined {
+  if (v['kafka.client'] !== 'rdkafka') return undefined;
+  const transactional = v['delivery.guarantee'] === 'exactly-once' && v['delivery.transactionTimeout'] < v['kafka.deliveryTimeout'];
+  const [timeoutKey, timeoutMs] = transactional ? ['delivery.transactionTimeout', v['delivery.transactionTimeout']] : ['kafka.deliveryTimeout', v['kafka.deliveryTimeout']];
+  if (v['kafka.linger'] < timeoutMs) return undefined;
+  return new ConfigError(
+    `kafka.linger (${formatDuration(v['kafka.linger'])}) must be shorter than ${timeoutKey} (${formatDuration(timeoutMs)}): librdkafka refuses a producer whose records could time out while they linger`,
+    `lower ${settingRef('kafka.linger')} (a few ms is what it is for), or raise ${settingRef(timeoutKey)}`,
+  );
+}
+
 function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, problems: ConfigProblems): RelayConfig['kafka'] {
   const caFile = v['kafka.sslCaFile'];
   const ssl = caFile ? problems.check(() => ({ ca: [readSecretFile(caFile, 'kafka.sslCaFile')] })) : v['kafka.ssl'];
@@ -101,6 +119,8 @@ function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, problems
   const clientRack = v['kafka.clientRack'];
   const setExplicitly = RDKAFKA_ONLY_WITH_DEFAULT.filter((key) => origins[key] !== 'default');
   for (const refused of [...checkProducerProperties(producer), ...checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'], setExplicitly)]) problems.add(refused);
+  const lingerRefused = lingerOutlastsTimeout(v);
+  if (lingerRefused) problems.add(lingerRefused);
   return {
     brokers: v['kafka.brokers'] ?? [],
     clientId: v['kafka.clientId'],
@@ -125,6 +145,31 @@ export interface LoadOptions {
   required?: string[];
   /** Receives one line per former setting name in use (default: stderr). */
   warn?: (line: string) => void;
+}
+
+/**
+ * checkpoint.topic: a legal name (else creating it failed for ever as a Kafka outage, with a fix that fails too),
+ * and no event topic given as a literal name (else every event was a TOPIC_INVALID poison at run time, a halt at
+ * the first: checkpointTopicRefused). Templates with placeholders are checked per event, as before.
+ */
+function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], messages: boolean, problems: ConfigProblems): void {
+  const checkpointTopic = v['checkpoint.topic'];
+  const illegal = topicNameProblem(checkpointTopic, 'checkpoint.topic');
+  if (illegal) problems.add(new ConfigError(illegal.problem, illegal.fix));
+  const where = (t: TableMapping, key: 'topic' | 'routes'): string => (v.tables === undefined ? key : `tables (${t.schema}.${t.table}) ${key}`);
+  const literals = [
+    ...tables.flatMap((t) => [{ setting: where(t, 'topic'), topic: t.topic }, ...(t.routes ?? []).map((r) => ({ setting: where(t, 'routes'), topic: r.topic }))]),
+    ...(messages ? [{ setting: 'messages.topic', topic: v['messages.topic'] }] : []),
+  ];
+  const clash = literals.find((l) => l.topic === checkpointTopic);
+  if (clash) {
+    problems.add(
+      new ConfigError(
+        `${clash.setting} is the checkpoint topic "${checkpointTopic}": every event sent there would be refused (a record in it could move where a restart resumes)`,
+        `give ${clash.setting} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`,
+      ),
+    );
+  }
 }
 
 /** The one validated configuration object, built at start-up before any connection opens. */
@@ -160,6 +205,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   }
   const postgres = problems.check(() => postgresConfig(v, env));
   const tables = tableMappings(v, resolved.origins, envelope, problems);
+  checkCheckpointTopic(v, tables, prefixes !== undefined, problems);
   const kafka = kafkaConfig(v, resolved.origins, problems);
   problems.throwIfAny();
   return {

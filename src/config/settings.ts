@@ -251,7 +251,7 @@ export const SETTINGS = [
     shownDefault: '30s',
     placeholder: '<duration>',
   }),
-  setting('kafka.linger', 'kafka', duration(0, 60_000), 'rdkafka: how long the producer waits for more records before sending a request (linger.ms; at most 1m); the relay hands batches over whole, so more mostly adds latency.', {
+  setting('kafka.linger', 'kafka', duration(0, 60_000), 'rdkafka: how long the producer waits for more records before sending a request (linger.ms; at most 1m, and shorter than kafka.deliveryTimeout and, with exactly-once, delivery.transactionTimeout); the relay hands batches over whole, so more mostly adds latency.', {
     default: 1,
     shownDefault: '1ms',
     placeholder: '<duration>',
@@ -342,7 +342,7 @@ export const SETTINGS = [
     shownDefault: '60s',
     placeholder: '<duration>',
   }),
-  setting('checkpoint.topic', 'checkpoint', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing.', {
+  setting('checkpoint.topic', 'checkpoint', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing. A legal topic name that no event topic (topic, routes, messages.topic, delivery.deadLetterTopic) names.', {
     default: 'outbox-relay.checkpoints',
     placeholder: '<topic>',
   }),

@@ -74,6 +74,12 @@ export function compileTopicTemplate(template: string, setting = 'topic', known?
 /** The placeholders of delivery.deadLetterTopic: the topic the event was meant for. */
 export const DEAD_LETTER_PLACEHOLDERS = ['topic'] as const;
 
+/** `name` as a setting gives it (checkpoint.topic): a legal Kafka topic name, or why not and the fix. */
+export function topicNameProblem(name: string, setting: string): { problem: string; fix: string } | undefined {
+  if (LEGAL_TOPIC.test(name)) return undefined;
+  return { problem: `${setting} "${name}" is not a legal Kafka topic name`, fix: `${LEGAL_HINT}, in ${settingRef(setting)}` };
+}
+
 /** A topic name given as is (a logical message's own "topic"): checked as a rendered template is, before Kafka sees it. */
 export function checkTopicName(topic: string): string {
   if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" is not a legal Kafka topic name (${LEGAL_HINT})`);

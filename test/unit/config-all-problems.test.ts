@@ -116,3 +116,33 @@ describe('config check', () => {
     expect(JSON.parse(result.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining("unknown option '--kafka-brokerz'"), fix: 'see outbox-relay config check --help' } });
   });
 });
+
+describe('config: the checkpoint topic', () => {
+  it('an illegal name is refused when the config loads (creating it failed for ever as a Kafka outage)', () => {
+    const r = refusal(() => load({ 'checkpoint.topic': 'relay checkpoints' }));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toBe('checkpoint.topic "relay checkpoints" is not a legal Kafka topic name');
+    expect(r.hint).toContain('--checkpoint-topic / OUTBOX_RELAY_CHECKPOINT_TOPIC');
+  });
+
+  it('an event topic given as that name is refused (every event was a poison at run time), a template is checked per event', () => {
+    expect(refusal(() => load({ topic: 'ckpt', 'checkpoint.topic': 'ckpt' })).message).toMatch(/^topic is the checkpoint topic "ckpt"/);
+    expect(refusal(() => load({ routes: 'Order*=orders,Pay*=ckpt', 'checkpoint.topic': 'ckpt' })).message).toMatch(/^routes is the checkpoint topic "ckpt"/);
+    expect(refusal(() => load({ 'messages.prefixes': 'outbox', 'messages.topic': 'ckpt', 'checkpoint.topic': 'ckpt' })).message).toMatch(/^messages.topic is the checkpoint topic "ckpt"/);
+    expect(load({ topic: '${aggregate_type}', 'checkpoint.topic': 'ckpt' }).tables[0]!.topic).toBe('${aggregate_type}');
+  });
+});
+
+describe('config: kafka.linger against the timeouts of the producers that have one (librdkafka refuses linger.ms ≥ message.timeout.ms)', () => {
+  it('at or above kafka.deliveryTimeout: refused, naming both (no checkpoint was ever written)', () => {
+    const r = refusal(() => load({ 'kafka.linger': '30s' }));
+    expect(r.message).toBe('kafka.linger (30s) must be shorter than kafka.deliveryTimeout (30s): librdkafka refuses a producer whose records could time out while they linger');
+    expect(r.hint).toContain('--kafka-linger / OUTBOX_RELAY_KAFKA_LINGER');
+    expect(load({ 'kafka.linger': '29s' }).kafka.lingerMs).toBe(29_000);
+  });
+
+  it('exactly-once: at or above the shorter delivery.transactionTimeout, naming it', () => {
+    const r = refusal(() => load({ 'delivery.guarantee': 'exactly-once', 'delivery.transactionTimeout': '20s', 'kafka.linger': '25s' }));
+    expect(r.message).toMatch(/^kafka.linger \(25s\) must be shorter than delivery.transactionTimeout \(20s\)/);
+  });
+});
