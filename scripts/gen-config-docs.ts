@@ -128,7 +128,7 @@ export function configReference(): string {
     '',
     'Every setting has a key (in the config file, YAML or JSON, nested by the dots: `kafka: { brokers: … }`), an',
     'environment variable and a flag. Precedence: defaults < config file (`--config` / `OUTBOX_RELAY_CONFIG`) <',
-    'environment < flags. PostgreSQL also honours the standard `DATABASE_URL` and libpq `PG*` variables when',
+    'environment < flags. An empty environment variable is unset, except for the mapping columns, where "" leaves the column out. PostgreSQL also honours the standard `DATABASE_URL` and libpq `PG*` variables when',
     '`postgres.url` is not set. A value that does not validate stops the relay with exit code 2, naming the key and',
     'where the value came from. [`config/outbox-relay.example.yaml`](../config/outbox-relay.example.yaml) shows every setting with its default.',
     '',

@@ -78,11 +78,16 @@ export function deprecationWarning(setting: Setting, used: string, current: stri
   return `warning: ${used} is deprecated, use ${current} (setting ${setting.key})${bothGiven ? `; ${current} is also given and wins` : ''}`;
 }
 
-/** Settings from the environment; a setting's former variable counts, with one warning line naming the current one. */
+/**
+ * Settings from the environment; a setting's former variable counts, with one warning line naming the current one.
+ * An empty variable is unset (a manifest's `VAR=` or `\${VAR:-}`), except for a setting whose value may be "" (a
+ * mapping column, where "" leaves it out): OUTBOX_RELAY_MAPPING_HEADERS= was ignored, the default column mapped.
+ */
 export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): RawValues {
   const out: RawValues = {};
-  const given = (name: string | undefined) => (name === undefined || env[name] === '' ? undefined : env[name]);
   for (const setting of SETTINGS) {
+    const emptyCounts = setting.schema.safeParse('').success;
+    const given = (name: string | undefined) => (name === undefined || (env[name] === '' && !emptyCounts) ? undefined : env[name]);
     const value = given(setting.env);
     const old = setting.deprecated?.env;
     const oldValue = given(old);

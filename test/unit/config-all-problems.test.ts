@@ -146,3 +146,14 @@ describe('config: kafka.linger against the timeouts of the producers that have o
     expect(r.message).toMatch(/^kafka.linger \(25s\) must be shorter than delivery.transactionTimeout \(20s\)/);
   });
 });
+
+describe('config: an empty environment variable', () => {
+  it('is "" for a mapping column, which leaves it out (it was ignored: the default column was mapped), and unset elsewhere', () => {
+    const config = load({}, { OUTBOX_RELAY_MAPPING_HEADERS: '', OUTBOX_RELAY_MAPPING_TYPE: '', OUTBOX_RELAY_SLOT: '', OUTBOX_RELAY_STATUS_INTERVAL: '' });
+    expect(config.tables[0]!.columns.headers).toBeUndefined();
+    expect(config.tables[0]!.columns.type).toBeUndefined();
+    expect(config.slot).toBe(load({}).slot);
+    expect(config.statusIntervalMs).toBe(1000);
+    expect(load({}).tables[0]!.columns.headers).toBe('headers');
+  });
+});
