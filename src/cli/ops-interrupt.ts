@@ -10,6 +10,16 @@ const NEXT = 'see where things are (outbox-relay status, slot list, publication 
 interface Outcome {
   message: string;
   effect: string;
+  /** PostgreSQL accepted the cancel: whether it reached the statement, the command's error tells (failure()). */
+  cancelSent?: boolean;
+}
+
+/** The statement ended because PostgreSQL cancelled it (SQLSTATE 57014), as the command's error says. */
+function cancelledByPostgres(err: unknown): boolean {
+  for (let e = err as { code?: unknown; details?: { sqlstate?: unknown }; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === '57014' || e.details?.sqlstate === '57014') return true;
+  }
+  return false;
 }
 
 /**
@@ -38,9 +48,19 @@ export class OpsInterrupt {
     this.remove = onStopSignals(this.onSignal);
   }
 
-  /** The command's connection, once it is open: from then on a signal cancels its statement. */
+  /**
+   * The command's connection, once it is open: from then on a signal cancels its statement, and no statement is
+   * sent after the signal. The cancel takes a second connection's round trips, and ending this one only drops the
+   * socket: a command that went on after its cancelled statement (slot advance's preview count fails softly) sent
+   * pg_replication_slot_advance in that time, and PostgreSQL ran it.
+   */
   attach(client: pg.Client): void {
     this.client = client;
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      if (this.interrupted) return Promise.reject(new RelayError('INTERRUPTED', `${this.command}: not sent, a ${this.interrupted.signal} came before it`));
+      return query(...args);
+    }) as typeof client.query;
   }
 
   /**
@@ -49,14 +69,19 @@ export class OpsInterrupt {
    */
   async failure(err: unknown): Promise<unknown> {
     if (!this.interrupted) return err;
-    return this.error(this.interrupted.signal, await this.interrupted.outcome, err);
+    let outcome = await this.interrupted.outcome;
+    // The statement ended before the cancel reached it: it is done, the next one was not sent.
+    if (outcome.cancelSent && !cancelledByPostgres(err)) outcome = { message: 'the statement under way completed before the cancel reached it', effect: 'it and the statements before it stay done, none ran after it' };
+    return this.error(this.interrupted.signal, outcome, err);
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     if (this.interrupted) this.exit(signal, { message: 'a second signal: exiting without waiting for PostgreSQL', effect: 'a statement under way may still complete' });
     const client = this.client;
     if (client === undefined) this.exit(signal, { message: 'before its first statement', effect: 'nothing was done' });
-    this.interrupted = { signal, outcome: this.cancel(client) };
+    // pg_cancel_backend is true for any live backend, an idle one too: whether a statement was under way is pg's.
+    const underWay = (client as unknown as { _getActiveQuery?(): unknown })._getActiveQuery?.() != null;
+    this.interrupted = { signal, outcome: underWay ? this.cancel(client) : this.close(client, { message: 'no statement was under way', effect: 'statements before the signal stay done, none ran after it' }) };
   };
 
   private exit(signal: NodeJS.Signals, outcome: Outcome): never {
@@ -70,11 +95,15 @@ export class OpsInterrupt {
     try {
       const { rows } = await withClient(this.postgres, (side) => side.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]));
       outcome = rows[0]?.cancelled
-        ? { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect' }
+        ? { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect', cancelSent: true }
         : { message: 'no statement was under way', effect: 'statements before the signal stay done' };
     } catch (err) {
       outcome = { message: `the statement under way could not be cancelled (${errorMessage(err)})`, effect: 'statements before it stay done, and PostgreSQL may still complete it' };
     }
+    return this.close(client, outcome);
+  }
+
+  private async close(client: pg.Client, outcome: Outcome): Promise<Outcome> {
     // The command exits with the outcome next: the interrupted connection's end has nothing to add.
     await client.end().catch(() => undefined);
     return outcome;

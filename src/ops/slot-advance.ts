@@ -47,6 +47,8 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
     );
     return { transactions: rows[0]?.transactions ?? 0, events: rows[0]?.events ?? 0 };
   } catch (err) {
+    // Cancelled by the operator's Ctrl-C (cli/ops-interrupt.ts): the command stops, it does not go on uncounted.
+    if ((err as { code?: unknown }).code === '57014') throw err;
     return { transactions: null, events: null, uncounted: errorMessage(err) };
   }
 }

@@ -49,7 +49,7 @@ describe('operator command interrupted by a signal', () => {
   it('a second signal: one INTERRUPTED error and exit 1 at once, saying the statement may still complete', () => {
     const interrupt = new OpsInterrupt('slot advance', { host: '127.0.0.1', port: 1, connectionTimeoutMillis: 100 }, false);
     // Connected: the first signal starts a cancel (here against a server that is not there) and returns.
-    interrupt.attach({ end: async () => undefined } as unknown as pg.Client);
+    interrupt.attach({ end: async () => undefined, query: async () => undefined, _getActiveQuery: () => ({}) } as unknown as pg.Client);
     process.emit('SIGINT', 'SIGINT');
     expect(exits).toEqual([]);
     expect(() => process.emit('SIGINT', 'SIGINT')).toThrow('exited');
@@ -57,9 +57,30 @@ describe('operator command interrupted by a signal', () => {
     expect(written.join('')).toMatch(/^outbox-relay: INTERRUPTED: slot advance interrupted by SIGINT: a second signal: exiting without waiting for PostgreSQL\n {2}fix: a statement under way may still complete: /);
   });
 
+  it('no statement is sent after the signal (slot advance went on from its cancelled preview to the advance, which PostgreSQL ran)', async () => {
+    const interrupt = new OpsInterrupt('slot advance', { host: '127.0.0.1', port: 1, connectionTimeoutMillis: 100 }, false);
+    const sent: string[] = [];
+    let active: unknown = { text: 'SELECT … pg_logical_slot_peek_binary_changes …' };
+    const client = { end: async () => undefined, query: async (text: string) => void sent.push(text), _getActiveQuery: () => active } as unknown as pg.Client;
+    interrupt.attach(client);
+    await client.query('SELECT 1');
+    process.emit('SIGINT', 'SIGINT');
+    active = null;
+    await expect(client.query('SELECT pg_replication_slot_advance($1, $2)')).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    expect(sent).toEqual(['SELECT 1']);
+  });
+
+  it('idle when the signal came: says no statement was under way, without a cancel (pg_cancel_backend is true for an idle backend too)', async () => {
+    // Port 1: a cancel attempt would say it could not be cancelled.
+    const interrupt = new OpsInterrupt('setup', { host: '127.0.0.1', port: 1, connectionTimeoutMillis: 100 }, false);
+    interrupt.attach({ end: async () => undefined, query: async () => undefined, _getActiveQuery: () => null } as unknown as pg.Client);
+    process.emit('SIGTERM', 'SIGTERM');
+    expect(await interrupt.failure(new Error('Connection terminated'))).toMatchObject({ code: 'INTERRUPTED', message: 'setup interrupted by SIGTERM: no statement was under way', hint: expect.stringMatching(/^statements before the signal stay done, none ran after it: /) });
+  });
+
   it('a cancel that cannot reach PostgreSQL: the failure says the statement may still complete', async () => {
     const interrupt = new OpsInterrupt('setup', { host: '127.0.0.1', port: 1, connectionTimeoutMillis: 100 }, false);
-    interrupt.attach({ end: async () => undefined } as unknown as pg.Client);
+    interrupt.attach({ end: async () => undefined, query: async () => undefined, _getActiveQuery: () => ({}) } as unknown as pg.Client);
     process.emit('SIGTERM', 'SIGTERM');
     const failure = await interrupt.failure(new Error('Connection terminated'));
     expect(failure).toMatchObject({ code: 'INTERRUPTED', message: expect.stringMatching(/^setup interrupted by SIGTERM: the statement under way could not be cancelled \(/), hint: expect.stringMatching(/^statements before it stay done, and PostgreSQL may still complete it: /) });
