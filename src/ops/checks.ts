@@ -148,19 +148,39 @@ async function rowFilterChecks(client: pg.Client, pub: PublicationInfo, tables: 
 }
 
 /** An existing publication must publish INSERTs, only those, of every outbox table. */
-function publicationChecks(pub: PublicationInfo, tables: TableRef[]): Check[] {
+function publicationChecks(pub: PublicationInfo, tables: TableRef[], partitioned: TableRef[]): Check[] {
   const checks: Check[] = [];
   const actions = pub.publish.join(', ') || 'nothing';
   if (pub.publish.length !== 1 || pub.publish[0] !== 'insert') {
     checks.push({ name: `publication ${pub.name}`, ok: false, detail: `publishes ${actions}; the relay needs insert only`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} SET (publish = 'insert');` });
   }
   for (const t of tables) {
-    if (!pub.tables.some((p) => p.schema === t.schema && p.table === t.table)) {
+    if (pub.tables.some((p) => p.schema === t.schema && p.table === t.table)) continue;
+    // Without publish_via_partition_root PostgreSQL lists a partitioned table's partitions, not the table, and ADD
+    // TABLE of it fails ("already member") when it is one.
+    if (!pub.viaRoot && partitioned.some((p) => p.schema === t.schema && p.table === t.table)) {
+      checks.push({
+        name: `publication ${pub.name}`,
+        ok: false,
+        detail: `publishes the partitions of ${t.schema}.${t.table} under their own names (publish_via_partition_root is off), which no mapping names`,
+        fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} SET (publish_via_partition_root = true);${pub.allTables ? '' : `  (and, if ${t.schema}.${t.table} is not a member yet: ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};)`}`,
+      });
+    } else {
       checks.push({ name: `publication ${pub.name}`, ok: false, detail: `does not include ${t.schema}.${t.table}`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};` });
     }
   }
   const published = pub.tables.map((p) => `${p.schema}.${p.table}${p.rowFilter ? ` WHERE ${p.rowFilter}` : ''}`);
   return checks.length ? checks : [{ name: `publication ${pub.name}`, ok: true, detail: `publishes ${actions} of ${published.join(', ')}` }];
+}
+
+/** Those of `tables` that are partitioned. */
+async function partitionedTables(client: pg.Client, tables: TableRef[]): Promise<TableRef[]> {
+  const { rows } = await client.query<{ schema: string; table: string }>(
+    `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'p' AND (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [tables.map((t) => t.schema), tables.map((t) => t.table)],
+  );
+  return rows;
 }
 
 /**
@@ -182,7 +202,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   const { rows } = await client.query<ServerRow>(SERVER_QUERY);
   const server = rows[0]!;
   const checks = [...serverChecks(server, target.slot), ...(await tableChecks(client, server, target))];
-  if (target.existingPublication) checks.push(...publicationChecks(target.existingPublication, target.tables));
+  if (target.existingPublication) checks.push(...publicationChecks(target.existingPublication, target.tables, await partitionedTables(client, target.tables)));
   if (target.existingPublication && target.rowFilter !== undefined) checks.push(...(await rowFilterChecks(client, target.existingPublication, target.tables, target.rowFilter)));
   if (target.slot) {
     const problem = slotProblem(target.slot);

@@ -19,6 +19,8 @@ export interface PublicationInfo {
   name: string;
   owner: string;
   allTables: boolean;
+  /** publish_via_partition_root: a partitioned table's rows are published under its own name, not its partitions'. */
+  viaRoot: boolean;
   publish: PublishAction[];
   tables: PublishedTable[];
 }
@@ -26,8 +28,8 @@ export interface PublicationInfo {
 export type TableRef = Pick<TableMapping, 'schema' | 'table'>;
 
 export async function findPublication(client: pg.Client, name: string): Promise<PublicationInfo | undefined> {
-  const { rows } = await client.query<{ owner: string; puballtables: boolean; pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubtruncate: boolean }>(
-    'SELECT pg_get_userbyid(pubowner) AS owner, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
+  const { rows } = await client.query<{ owner: string; puballtables: boolean; pubviaroot: boolean; pubinsert: boolean; pubupdate: boolean; pubdelete: boolean; pubtruncate: boolean }>(
+    'SELECT pg_get_userbyid(pubowner) AS owner, puballtables, pubviaroot, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
     [name],
   );
   const pub = rows[0];
@@ -46,6 +48,7 @@ export async function findPublication(client: pg.Client, name: string): Promise<
     name,
     owner: pub.owner,
     allTables: pub.puballtables,
+    viaRoot: pub.pubviaroot,
     publish: flags.filter(([, on]) => on).map(([action]) => action),
     tables: tables.rows.map((t) => ({ schema: t.schemaname, table: t.tablename, rowFilter: t.rowfilter })),
   };

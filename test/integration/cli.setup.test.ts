@@ -51,6 +51,22 @@ describe('cli: outbox-relay setup', () => {
     expect(await relay.exited).toBe(0);
   });
 
+  it('a partitioned outbox table in an existing publication without publish_via_partition_root: the fix is SET (publish_via_partition_root = true), which makes setup pass', async () => {
+    const n = names();
+    const table = uniqueName('outbox_parted');
+    await db().query(`CREATE TABLE ${table} (LIKE outbox INCLUDING DEFAULTS, PRIMARY KEY (id)) PARTITION BY HASH (id)`);
+    await db().query(`CREATE TABLE ${table}_0 PARTITION OF ${table} FOR VALUES WITH (MODULUS 1, REMAINDER 0)`);
+    // As setup made it before 2f88136.
+    await db().query(`CREATE PUBLICATION ${n.publication} FOR TABLE ${table} WITH (publish = 'insert')`);
+    const checked = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), '--table', `public.${table}`]);
+    const failed = checked.json.checks.filter((c) => !c.ok);
+    // Before: "does not include" with ALTER PUBLICATION … ADD TABLE, which fails: the table is a member already.
+    expect(failed.map((c) => c.fix)).toEqual([`ALTER PUBLICATION "${n.publication}" SET (publish_via_partition_root = true);  (and, if public.${table} is not a member yet: ALTER PUBLICATION "${n.publication}" ADD TABLE "public"."${table}";)`]);
+    await db().query(`ALTER PUBLICATION ${n.publication} SET (publish_via_partition_root = true)`);
+    const passed = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), '--table', `public.${table}`]);
+    expect(passed.json.checks.filter((c) => !c.ok)).toEqual([]);
+  });
+
   it('--dry-run runs the checks and prints the SQL, and creates nothing', async () => {
     const n = names();
     const result = await runCli(['setup', '--dry-run', ...flags(n)]);

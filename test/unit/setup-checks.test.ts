@@ -42,7 +42,7 @@ const target = (s: SlotStatus | undefined, published = true): CheckTarget => ({
   publication: 'outbox_relay',
   tables: [{ schema: 'public', table: 'outbox' }],
   slot: s,
-  existingPublication: published ? { name: 'outbox_relay', owner: 'admin', allTables: false, publish: ['insert'], tables: [{ schema: 'public', table: 'outbox', rowFilter: null }] } : undefined,
+  existingPublication: published ? { name: 'outbox_relay', owner: 'admin', allTables: false, viaRoot: true, publish: ['insert'], tables: [{ schema: 'public', table: 'outbox', rowFilter: null }] } : undefined,
 });
 
 const check = async (client: pg.Client, t: CheckTarget, name: string) => (await runChecks(client, t)).find((c) => c.name === name);
