@@ -38,6 +38,8 @@ describe('cli: outbox-relay publication', () => {
       name: publication,
       owner: 'postgres',
       allTables: false,
+      // publish_via_partition_root, as setup and publication create set it (2f88136).
+      viaRoot: true,
       publish: ['insert'],
       tables: [{ schema: 'public', table: 'outbox', rowFilter: "(aggregate_type <> 'internal'::text)" }],
     });
