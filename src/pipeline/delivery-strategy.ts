@@ -22,8 +22,8 @@ export interface DeliveryStrategy {
   sink: Sink;
   createDelivery: CreateDelivery;
   startPosition: () => Promise<Lsn | undefined>;
-  /** exactly-once: where a later session starts (the checkpoint, read again). */
-  resumePosition: (() => Promise<Lsn | undefined>) | undefined;
+  /** Where a later session starts (RelayDeps.resumePosition). */
+  resumePosition: (tookOver: boolean) => Promise<Lsn | undefined>;
   reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** A stop's drain ended (RelayDeps.drainEnded): the last checkpoint is written before the slot is released (non-transactional modes). */
@@ -128,17 +128,32 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
   // without re-sending it. Otherwise the session resumes at the relay's confirmed position, which is the start at
   // least (a commit of the replay that happened unseen is sent again: a replay's duplicates, never a gap).
-  const resumePosition =
-    settings.guarantee === 'exactly-once'
-      ? async () => {
-          const read = await readCheckpoint();
-          // Only the record passed over at the start may be passed over again: a new one of another server is refused.
-          const checkpoint = read && store.systemId !== undefined ? ownCheckpoint(read, store.systemId, 0n) : read;
-          const lsn = checkpoint?.lsn;
-          if (lsn !== undefined) engine?.startFrom(lsn);
-          return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
-        }
-      : undefined;
+  /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */
+  const readOwnCheckpoint = async () => {
+    const read = await readCheckpoint();
+    return read && store.systemId !== undefined ? ownCheckpoint(read, store.systemId, 0n) : read;
+  };
+
+  const resumePosition = async (tookOver: boolean): Promise<Lsn | undefined> => {
+    if (settings.guarantee !== 'exactly-once') {
+      // Another instance delivered while this one waited as a standby: its checkpoint is where delivery got to.
+      // Resumed at this process's own last position instead (the slot, which a replay window keeps behind, is
+      // older still), the takeover sent again everything the other delivered since; and the writer, whose floor
+      // is raised here, could have written that older position over the other's.
+      if (!tookOver) return undefined;
+      const lsn = (await readOwnCheckpoint())?.lsn;
+      if (lsn !== undefined) writer?.startFrom(lsn);
+      return lsn;
+    }
+    // A commit whose answer was lost may have happened: only the checkpoint says, so every restart reads it again.
+    // Only a checkpoint newer than the one read at start says so: a replay (--start-lsn) below that one commits it
+    // unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
+    // without re-sending it. Otherwise the session resumes at the relay's confirmed position, which is the start at
+    // least (a commit of the replay that happened unseen is sent again: a replay's duplicates, never a gap).
+    const lsn = (await readOwnCheckpoint())?.lsn;
+    if (lsn !== undefined) engine?.startFrom(lsn);
+    return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
+  };
 
   return {
     sink: producing.sink,

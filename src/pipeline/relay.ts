@@ -20,8 +20,11 @@ export interface RelayDeps {
   onPoison?: (event: OutboxEvent, error: RelayError, stop: AbortSignal) => Promise<PoisonDecision>;
   /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does. */
   startPosition?: () => Promise<Lsn | undefined>;
-  /** Where every later session starts (exactly-once: the checkpoint read again, since a commit may have happened unseen). */
-  resumePosition?: () => Promise<Lsn | undefined>;
+  /**
+   * Where every later session starts (exactly-once: the checkpoint read again, since a commit may have happened
+   * unseen). `tookOver`: another instance held the slot since this one streamed, and delivered meanwhile.
+   */
+  resumePosition?: (tookOver: boolean) => Promise<Lsn | undefined>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
   /**
@@ -212,6 +215,8 @@ export class Relay {
     // A stop while Kafka could not be reached yet: nothing was read, nothing to drain.
     if (this.stopRequested) return { state: 'stopped' };
     let first = true;
+    /** Another instance held the slot since this one last streamed (it waited as a standby). */
+    let tookOver = false;
     while (!this.stopRequested && !this.deliveryError) {
       let error: RelayError | undefined;
       try {
@@ -224,7 +229,7 @@ export class Relay {
         // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran
         // in turn; a connection opened for nothing is closed.
         const opening = session.open();
-        const decide = () => (first ? this.firstPosition() : this.deps.resumePosition?.());
+        const decide = () => (first ? this.firstPosition() : this.deps.resumePosition?.(tookOver));
         // A sink that claims the slot (exactly-once fences the previous holder's producer) does so only once the
         // checks found the slot free, so a standby fences nobody; the position is read after the claim, when the
         // previous holder can commit no more checkpoints. A failed open is reported as such below.
@@ -265,6 +270,7 @@ export class Relay {
         // another instance may have moved the checkpoint meanwhile); resumePosition would start at the slot,
         // which a replay window keeps behind the checkpoint, and send that WAL's events again.
         first = false;
+        tookOver = false;
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
         const reconnect = this.sessionOutage.down || this.state === 'standby';
@@ -292,6 +298,7 @@ export class Relay {
         this.retryCause = undefined;
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
+        tookOver = !first;
         await this.standbyWait.untilReleased(this.wake.signal);
         continue;
       }

@@ -167,6 +167,36 @@ describe('replay from a stored LSN', () => {
     expect(await standby.exited).toBe(0);
   });
 
+  it('an instance that streamed, lost the slot to a standby and took it back resumes at the checkpoint the other wrote, sending nothing again', async () => {
+    const topic = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', topic, '--replay-window', '1h'] });
+    const store = checkpointStore(topic);
+    // A: its reconnect waits 5 s, so the standby takes the slot when A's connection is ended.
+    const a = startRelay([...setup.args, '--retry-initial-delay', '5s']);
+    await a.waitForMessage('streaming from PostgreSQL', 60_000);
+    const b = startRelay(setup.args);
+    await b.waitForMessage('slot in use by another instance: waiting as standby', 60_000);
+    const first = await insertEvents(db(), 10);
+    await readTopic(setup.topic, { expected: first.length, settleMs: 0 });
+    await db().query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
+    await b.waitForMessage('streaming from PostgreSQL', 60_000);
+    await a.waitForMessage('slot in use by another instance: waiting as standby', 60_000);
+    const second = await insertEvents(db(), 10);
+    await readTopic(setup.topic, { expected: first.length + second.length, settleMs: 0 });
+    b.signal('SIGTERM');
+    expect(await b.exited).toBe(0);
+    const handedOver = await store.read(setup.slot);
+    await waitUntil('A streaming again', async () => a.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length === 2, 60_000);
+    // Before: A resumed at its own last position (after the first 10; the window keeps the slot further back)
+    // and sent the second 10, which B had delivered, again.
+    expect(a.logs.filter((l) => l.msg === 'streaming from PostgreSQL').at(-1)).toMatchObject({ startLsn: formatLsn(handedOver!.lsn) });
+    const third = await insertEvents(db(), 5);
+    const records = await readTopic(setup.topic, { expected: 25, settleMs: 1000 });
+    expect(records.map((r) => r.key)).toEqual([...first, ...second, ...third].map((e) => e.id));
+    a.signal('SIGTERM');
+    expect(await a.exited).toBe(0);
+  });
+
   it('a start position left in the environment is ignored by run with one warning instead of a crash loop', async () => {
     const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', uniqueName('checkpoints')] });
     const relay = startRelay(setup.args);
