@@ -22,14 +22,17 @@ function readSecretFile(path: string, key: string): string {
   }
 }
 
-function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConfig {
+/** Each of its refusals goes to `problems`, so that they come in one round: they do not depend on each other. */
+function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: ConfigProblems): pg.ClientConfig {
   const url = v['postgres.url'] ?? env.DATABASE_URL;
   const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'], statement_timeout: v['postgres.statementTimeout'], application_name: applicationName(v.slot) };
   const sslmode = v['postgres.sslmode'];
-  const filePassword = v['postgres.passwordFile'] ? readSecretFile(v['postgres.passwordFile'], 'postgres.passwordFile') : undefined;
-  if (url) {
-    // postgres.url passed the same check in its schema; DATABASE_URL is read here only. Never shown: it may hold a password.
-    if (!isPostgresUrl(url)) throw new ConfigError(`environment variable DATABASE_URL is not ${POSTGRES_URL_FORM}`, 'correct DATABASE_URL, or set postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)');
+  const passwordFile = v['postgres.passwordFile'];
+  const filePassword = passwordFile ? problems.check(() => readSecretFile(passwordFile, 'postgres.passwordFile')) : undefined;
+  // postgres.url passed the same check in its schema; DATABASE_URL is read here only. Never shown: it may hold a password.
+  if (url && !isPostgresUrl(url)) {
+    problems.add(new ConfigError(`environment variable DATABASE_URL is not ${POSTGRES_URL_FORM}`, 'correct DATABASE_URL, or set postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)'));
+  } else if (url) {
     const parsed = new URL(url);
     // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
     if (sslmode) for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) parsed.searchParams.delete(p);
@@ -44,13 +47,14 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv): pg.ClientConf
   const caFile = v['postgres.sslCaFile'];
   // Any other mode would leave the CA unread (unset: not even TLS), while the operator believes the server verified.
   if (caFile !== undefined && sslmode !== 'verify-ca' && sslmode !== 'verify-full') {
-    throw new ConfigError(
-      `postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full (postgres.sslmode is ${sslmode ?? 'not set'})`,
-      'set --postgres-sslmode verify-full (OUTBOX_RELAY_POSTGRES_SSLMODE, key postgres.sslmode), or verify-ca to leave out the host name check; or remove postgres.sslCaFile',
+    problems.add(
+      new ConfigError(
+        `postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full (postgres.sslmode is ${sslmode ?? 'not set'})`,
+        'set --postgres-sslmode verify-full (OUTBOX_RELAY_POSTGRES_SSLMODE, key postgres.sslmode), or verify-ca to leave out the host name check; or remove postgres.sslCaFile',
+      ),
     );
-  }
-  if (sslmode) {
-    const ca = caFile ? readSecretFile(caFile, 'postgres.sslCaFile') : undefined;
+  } else if (sslmode) {
+    const ca = caFile ? problems.check(() => readSecretFile(caFile, 'postgres.sslCaFile')) : undefined;
     if (sslmode === 'disable') config.ssl = false;
     else if (sslmode === 'prefer') config.ssl = preferTls();
     else if (sslmode === 'require') config.ssl = { rejectUnauthorized: false };
@@ -203,13 +207,13 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   if (v['delivery.guarantee'] === 'at-most-once' && v.replayWindow !== undefined && v.replayWindow.kind !== 'none') {
     problems.add(atMostOnceWindowRefused(v.replayWindow, 'set by replayWindow', `set ${settingRef('replayWindow')} to 0 (it also releases a window recorded in the checkpoint), or ${settingRef('delivery.guarantee')} to at-least-once`));
   }
-  const postgres = problems.check(() => postgresConfig(v, env));
+  const postgres = postgresConfig(v, env, problems);
   const tables = tableMappings(v, resolved.origins, envelope, problems);
   checkCheckpointTopic(v, tables, prefixes !== undefined, problems);
   const kafka = kafkaConfig(v, resolved.origins, problems);
   problems.throwIfAny();
   return {
-    postgres: postgres!,
+    postgres,
     slot: v.slot,
     publication: v.publication,
     tables,

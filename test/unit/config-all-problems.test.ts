@@ -21,6 +21,12 @@ describe('config: every problem at once, the settings that depend on each other 
     for (const part of ['kafka.saslMechanism plain needs a user name and a password', 'kafka.compression zstd', 'kafka.clientRack', 'delivery.deadLetterTopic']) expect(r.message).toContain(part);
   });
 
+  it('reports each problem of the PostgreSQL connection settings in one error (before, only the first: one round per mistake)', () => {
+    const r = refusal(() => load({ 'postgres.passwordFile': '/missing/pg-password', 'postgres.sslCaFile': 'ca.pem' }, { DATABASE_URL: 'db.internal:5432/app' }));
+    expect(r.message).toMatch(/^3 settings are invalid:/);
+    for (const part of ['cannot read postgres.passwordFile /missing/pg-password', 'environment variable DATABASE_URL is not a URL', 'postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full']) expect(r.message).toContain(part);
+  });
+
   it('names every unknown key of a config file, not the first only', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const file = join(dir, 'relay.yaml');
