@@ -1,4 +1,5 @@
-import { compileTopicRouting } from '../route/routing-rules.js';
+import { topicTemplates } from '../route/routing-rules.js';
+import { compileTopicTemplate } from '../route/topic-template.js';
 import { ConfigError, type ConfigProblems } from './load.js';
 import { settingRef } from './settings.js';
 import type { EnvelopeConfig, Origin, TableMapping } from './types.js';
@@ -58,7 +59,8 @@ function entryValues(entry: TableEntry): Values {
   return out;
 }
 
-function toMapping(v: Values, envelope: EnvelopeConfig, where: string): TableMapping {
+/** The table's mapping; each refusal of its checks goes to `problems`, all of them, not the first only. */
+function toMapping(v: Values, envelope: EnvelopeConfig, where: string, problems: ConfigProblems): TableMapping {
   const name = v.table as string;
   const [schema, table] = name.includes('.') ? name.split('.') : ['public', name];
   const optional = (key: string) => (v[key] ? (v[key] as string) : undefined);
@@ -84,17 +86,17 @@ function toMapping(v: Values, envelope: EnvelopeConfig, where: string): TableMap
     filter,
     envelope,
   };
-  checkColumnsFor(mapping, where);
-  // Compiled here only for its checks: a topic or route that can never be legal fails at start, naming the setting.
-  compileTopicRouting(mapping, where === 'table' ? '' : `${where}: `);
+  checkColumnsFor(mapping, where, problems);
+  // Compiled here only for their checks: a topic or route that can never be legal fails at start, naming its setting.
+  for (const { template, setting } of topicTemplates(mapping, where === 'table' ? '' : `${where}: `)) problems.check(() => compileTopicTemplate(template, setting));
   return mapping;
 }
 
 /** Rules, filters and the CloudEvents type need their column: say so at start-up, not on the first event. */
-function checkColumnsFor(mapping: TableMapping, where: string): void {
+function checkColumnsFor(mapping: TableMapping, where: string, problems: ConfigProblems): void {
   const { routes = [], filter = {}, columns } = mapping;
   const needs = (column: string | undefined, setting: string, reason: string) => {
-    if (column === undefined) throw new ConfigError(`${where}: ${reason}, but ${setting} is ""`, `set ${settingRef(setting)} to the column that holds it`);
+    if (column === undefined) problems.add(new ConfigError(`${where}: ${reason}, but ${setting} is ""`, `set ${settingRef(setting)} to the column that holds it`));
   };
   if (routes.some((r) => r.type !== undefined) || filter.includeTypes || filter.excludeTypes) needs(columns.type, 'mapping.type', 'routes or filters match on the event type');
   if (routes.some((r) => r.aggregateType !== undefined) || filter.includeAggregateTypes || filter.excludeAggregateTypes) {
@@ -103,19 +105,18 @@ function checkColumnsFor(mapping: TableMapping, where: string): void {
   if (mapping.envelope.mode === 'cloudevents') needs(columns.type, 'mapping.type', 'envelope.mode cloudevents needs the event type (ce_type)');
 }
 
-/** The mappings of the tables that passed their checks; each refusal goes to `problems`. */
+/** The mappings of the tables; each refusal of their checks goes to `problems`. */
 export function tableMappings(values: Values, origins: Record<string, Origin>, envelope: EnvelopeConfig, problems: ConfigProblems): TableMapping[] {
   const preset = values.preset as PresetName;
   const entries = values.tables as TableEntry[] | undefined;
-  if (entries === undefined) return [problems.check(() => toMapping(withPreset(values, origins, preset), envelope, 'table'))].filter((m) => m !== undefined);
+  if (entries === undefined) return [toMapping(withPreset(values, origins, preset), envelope, 'table', problems)];
   if (origins.table !== 'default') {
     problems.add(new ConfigError(`both table (${origins.table}) and tables (${origins.tables}) are set`, 'list every table under tables, or use table alone for a single table'));
   }
   const seen = new Set<string>();
   const mappings: TableMapping[] = [];
   entries.forEach((entry, i) => {
-    const mapping = problems.check(() => toMapping({ ...withPreset(values, origins, entry.preset ?? preset), ...entryValues(entry) }, envelope, `tables.${i} (${entry.table}, from ${origins.tables})`));
-    if (mapping === undefined) return;
+    const mapping = toMapping({ ...withPreset(values, origins, entry.preset ?? preset), ...entryValues(entry) }, envelope, `tables.${i} (${entry.table}, from ${origins.tables})`, problems);
     const name = `${mapping.schema}.${mapping.table}`;
     if (seen.has(name)) problems.add(new ConfigError(`tables.${i}: ${name} is listed twice (from ${origins.tables})`, 'give each table one entry'));
     seen.add(name);

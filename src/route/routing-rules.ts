@@ -7,14 +7,14 @@ import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
  * table's topic template. It has the TopicTemplate shape, so the row mapper does not care which it got.
  */
 export function compileTopicRouting(mapping: Pick<TableMapping, 'topic' | 'routes' | 'columns'>, where = ''): TopicTemplate {
-  const fallback = compileTopicTemplate(mapping.topic, `${where}topic`);
+  const [fallback, ...routeTopics] = topicTemplates(mapping, where).map(({ template, setting }) => compileTopicTemplate(template, setting)) as [TopicTemplate, ...TopicTemplate[]];
   if (!mapping.routes?.length) return fallback;
   const typeColumn = mapping.columns.type;
   const aggregateTypeColumn = mapping.columns.aggregateType;
   const rules = mapping.routes.map((rule, i) => ({
     type: rule.type === undefined ? undefined : compileGlob(rule.type),
     aggregateType: rule.aggregateType === undefined ? undefined : compileGlob(rule.aggregateType),
-    topic: compileTopicTemplate(rule.topic, `${where}routes.${i}.topic`),
+    topic: routeTopics[i]!,
   }));
   const columns = new Set([...fallback.columns, ...rules.flatMap((r) => r.topic.columns)]);
   if (typeColumn) columns.add(typeColumn);
@@ -32,4 +32,9 @@ export function compileTopicRouting(mapping: Pick<TableMapping, 'topic' | 'route
       return fallback.render(valueOf);
     },
   };
+}
+
+/** A table's topic templates, each with the setting a refusal names: its topic, then each route's, in order. */
+export function topicTemplates(mapping: Pick<TableMapping, 'topic' | 'routes'>, where = ''): { template: string; setting: string }[] {
+  return [{ template: mapping.topic, setting: `${where}topic` }, ...(mapping.routes ?? []).map((rule, i) => ({ template: rule.topic, setting: `${where}routes.${i}.topic` }))];
 }

@@ -27,6 +27,14 @@ describe('config: every problem at once, the settings that depend on each other 
     for (const part of ['cannot read postgres.passwordFile /missing/pg-password', 'environment variable DATABASE_URL is not a URL', 'postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full']) expect(r.message).toContain(part);
   });
 
+  it('reports each problem of a table’s mapping, topic and routes in one error (before, only the first per table)', () => {
+    const r = refusal(() => load({ 'mapping.type': '', 'mapping.aggregateType': '', routes: 'A*=a,B*=b c', 'filter.excludeAggregateTypes': 'x', topic: 'bad topic' }));
+    expect(r.message).toMatch(/^4 settings are invalid:/);
+    for (const part of ['routes or filters match on the event type, but mapping.type is ""', 'routes or filters match on the aggregate type, but mapping.aggregateType is ""', 'topic: "bad topic" has " "', 'routes.1.topic: "b c" has " "']) {
+      expect(r.message).toContain(part);
+    }
+  });
+
   it('names every unknown key of a config file, not the first only', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const file = join(dir, 'relay.yaml');
