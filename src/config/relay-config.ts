@@ -12,6 +12,7 @@ import { ConfigError, ConfigProblems, readConfigFile, readEnv, resolveSettings, 
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
+import { checkWindowFitsHeap } from './window-heap.js';
 import type { EnvelopeConfig, Origin, RelayConfig, TableMapping } from './types.js';
 
 function readSecretFile(path: string, key: string): string {
@@ -149,6 +150,11 @@ export interface LoadOptions {
   required?: string[];
   /** Receives one line per former setting name in use (default: stderr). */
   warn?: (line: string) => void;
+  /**
+   * The command holds events in flight (run, replay; config check, which refuses what run refuses): the window
+   * must fit this process's heap, checked with the other problems. The commands without one leave it out.
+   */
+  inFlightWindow?: boolean;
 }
 
 /**
@@ -211,6 +217,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const tables = tableMappings(v, resolved.origins, envelope, problems);
   checkCheckpointTopic(v, tables, prefixes !== undefined, problems);
   const kafka = kafkaConfig(v, resolved.origins, problems);
+  if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
   problems.throwIfAny();
   return {
     postgres,

@@ -124,6 +124,14 @@ describe('config check', () => {
     expect(cli(['config', 'check'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' }).status).toBe(0);
   });
 
+  it('reports an in-flight window too large for the heap with the other problems (it came a round later, after them)', () => {
+    const result = cli(['config', 'check', '--delivery-max-in-flight-events', '10000000', '--checkpoint-topic', 'bad topic'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
+    expect(result.stderr).toContain('checkpoint.topic "bad topic" is not a legal Kafka topic name');
+    expect(result.stderr).toContain('delivery.maxInFlightEvents 10000000 needs about 9766 MiB of JavaScript heap');
+  });
+
   it('with --json, a usage error is the JSON error object too', () => {
     const result = cli(['config', 'check', '--json', '--kafka-brokerz', 'k:9092']);
     expect(result.status).toBe(2);

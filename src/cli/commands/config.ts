@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import type { Origin } from '../../config/types.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
-import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { EXIT, reportError } from '../exit.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { groupCommand } from './ops-command.js';
@@ -40,10 +39,9 @@ function checkCommand(): Command {
     const json = opts.json === true;
     let config;
     try {
-      // What run requires too: a configuration check passes only what run would start with.
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'] });
-      // What `run` refuses at start, for the heap this process has (the same bin flags or NODE_OPTIONS).
-      checkWindowFitsHeap(config.delivery.maxInFlightEvents);
+      // What run requires and refuses too (the window against the heap this process has: the same bin flags or
+      // NODE_OPTIONS): a configuration check passes only what run would start with.
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true });
     } catch (err) {
       process.exitCode = reportError(err, json);
       return;

@@ -2,7 +2,6 @@ import { Option, type Command } from 'commander';
 import { ConfigError } from '../../config/load.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import type { RelayConfig } from '../../config/types.js';
-import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { RelayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { formatLsn, isLsn, maxLsn, parseLsn, type Lsn } from '../../lsn.js';
@@ -67,8 +66,7 @@ export function replayCommand(): Command {
     // signal ends it at once.
     const exitEarly = exitOnStopSignals('replay', json, 'run the same replay command again');
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'] });
-      checkWindowFitsHeap(config.delivery.maxInFlightEvents);
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'], inFlightWindow: true });
       const to = opts.toLsn as string | undefined;
       if (to !== undefined && !isLsn(to)) throw new ConfigError(`--to-lsn ${JSON.stringify(to)} is not an LSN`, 'an LSN such as 0/16B3748');
       toLsn = to === undefined ? undefined : parseLsn(to);

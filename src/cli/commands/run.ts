@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { withoutPersistentStart } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { guaranteeConfig } from '../../config/guarantee-config.js';
-import { checkWindowFitsHeap } from '../../config/window-heap.js';
 import { isRelayError } from '../../errors.js';
 import { VERSION, instanceName } from '../../instance.js';
 import { RelayHealth } from '../../http/health.js';
@@ -38,8 +37,7 @@ export function runCommand(): Command {
   command.action(async (opts: Record<string, unknown>) => {
     let config;
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'] });
-      checkWindowFitsHeap(config.delivery.maxInFlightEvents);
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true });
     } catch (err) {
       process.exitCode = reportError(err);
       return;
