@@ -23,6 +23,26 @@ function readSecretFile(path: string, key: string): string {
   }
 }
 
+/** The files a PostgreSQL URL may name for TLS, which pg reads from it (sslrootcert: the CA; sslcert, sslkey: a client certificate). */
+const URL_TLS_FILES = ['sslrootcert', 'sslcert', 'sslkey'];
+
+/**
+ * postgres.sslmode replaces the URL's TLS parameters: the CA and client certificate the URL names would be dropped
+ * without a word, the server unverified against that CA, the client certificate never presented.
+ */
+function urlTlsFilesRefused(files: string[], source: 'postgres.url' | 'DATABASE_URL', sslmode: string): ConfigError {
+  const fixes =
+    sslmode === 'disable'
+      ? [`remove ${files.join(', ')} from ${source}: postgres.sslmode disable turns TLS off`]
+      : [
+          ...(files.includes('sslrootcert') ? [`give the CA as ${settingRef('postgres.sslCaFile')} instead of sslrootcert`] : []),
+          ...(files.some((f) => f !== 'sslrootcert')
+            ? [`client certificates are not supported with postgres.sslmode: remove sslcert and sslkey from ${source}, or leave postgres.sslmode unset and give sslmode in ${source}, where pg reads them (it takes prefer, require and verify-ca as verify-full)`]
+            : []),
+        ];
+  return new ConfigError(`${source} has ${files.join(', ')}, which postgres.sslmode (${sslmode}) replaces with its own TLS settings: the relay would connect without them`, fixes.join('; '));
+}
+
 /** Each of its refusals goes to `problems`, so that they come in one round: they do not depend on each other. */
 function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: ConfigProblems): pg.ClientConfig {
   const url = v['postgres.url'] ?? env.DATABASE_URL;
@@ -35,8 +55,12 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
     problems.add(new ConfigError(`environment variable DATABASE_URL is not ${POSTGRES_URL_FORM}`, 'correct DATABASE_URL, or set postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)'));
   } else if (url) {
     const parsed = new URL(url);
-    // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
-    if (sslmode) for (const p of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey']) parsed.searchParams.delete(p);
+    if (sslmode) {
+      const files = URL_TLS_FILES.filter((p) => parsed.searchParams.has(p));
+      if (files.length > 0) problems.add(urlTlsFilesRefused(files, v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL', sslmode));
+      // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
+      parsed.searchParams.delete('sslmode');
+    }
     // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
     // file's password goes into the URL, percent-encoded, in place of the URL's own.
     if (filePassword !== undefined) {

@@ -162,7 +162,7 @@ export const SETTINGS = [
     shownDefault: 'DATABASE_URL, else the PG* variables',
   }),
   setting('postgres.passwordFile', 'postgres', text, 'File whose content is the PostgreSQL password (a mounted secret); overrides a password in the URL.', { placeholder: '<path>' }),
-  setting('postgres.sslmode', 'postgres', enumOf(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']), 'TLS to PostgreSQL, as libpq: disable, prefer (TLS when the server offers it, else plain text), require (encrypt, no verification), verify-ca, verify-full. Set, it replaces an sslmode in the URL, which pg would read its own way (prefer, require and verify-ca as verify-full).', {
+  setting('postgres.sslmode', 'postgres', enumOf(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']), 'TLS to PostgreSQL, as libpq: disable, prefer (TLS when the server offers it, else plain text), require (encrypt, no verification), verify-ca, verify-full. Set, it replaces an sslmode in the URL, which pg would read its own way (prefer, require and verify-ca as verify-full), and refuses sslrootcert, sslcert or sslkey there, which it would drop: postgres.sslCaFile gives the CA; a client certificate is read only from the URL, with the URL’s own sslmode.', {
     placeholder: '<mode>',
   }),
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against; refused with any other postgres.sslmode, which would not read it.', { placeholder: '<path>' }),

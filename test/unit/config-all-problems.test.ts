@@ -114,6 +114,19 @@ describe('config: credentials given without the setting that uses them are refus
     }
     expect(load({ 'postgres.sslCaFile': ca, 'postgres.sslmode': 'verify-full' }).postgres.ssl).toMatchObject({ rejectUnauthorized: true, ca: 'not read' });
   });
+
+  it('sslrootcert, sslcert or sslkey in the URL with postgres.sslmode, which replaced them without a word (no client certificate, no CA)', () => {
+    const url = 'postgres://relay@db/app?sslcert=/c.pem&sslkey=/k.pem&sslrootcert=/ca.pem';
+    const r = refusal(() => load({ 'postgres.url': url, 'postgres.sslmode': 'verify-full' }));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toBe('postgres.url has sslrootcert, sslcert, sslkey, which postgres.sslmode (verify-full) replaces with its own TLS settings: the relay would connect without them');
+    expect(r.hint).toContain('give the CA as postgres.sslCaFile (--postgres-ssl-ca-file / OUTBOX_RELAY_POSTGRES_SSL_CA_FILE) instead of sslrootcert');
+    expect(r.hint).toContain('client certificates are not supported with postgres.sslmode');
+    expect(refusal(() => load({ 'postgres.sslmode': 'require' }, { DATABASE_URL: 'postgres://relay@db/app?sslrootcert=/ca.pem' })).message).toMatch(/^DATABASE_URL has sslrootcert,/);
+    // Without the setting pg reads them from the URL; the URL's sslmode alone is replaced, as documented.
+    expect(load({ 'postgres.url': url }).postgres.connectionString).toBe(url);
+    expect(load({ 'postgres.url': 'postgres://relay@db/app?sslmode=require', 'postgres.sslmode': 'verify-full' }).postgres.connectionString).toBe('postgres://relay@db/app');
+  });
 });
 
 describe('config check', () => {
