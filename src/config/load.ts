@@ -175,6 +175,13 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; u
       }
     }
     if (raw === undefined) continue;
+    // A default is the table's own value, held as the config holds it (milliseconds, bytes): it is not parsed as
+    // an operator's value, which must give a duration its unit.
+    if (origin === 'default') {
+      values[setting.key] = raw;
+      origins[setting.key] = origin;
+      continue;
+    }
     const result = setting.schema.safeParse(raw);
     if (!result.success) {
       const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${expectation(i.message)}` : expectation(i.message))).join('; ');

@@ -70,11 +70,16 @@ function writtenAs<S extends z.ZodMiniType, V>(schema: S, format: (value: V) => 
 }
 /** Node runs a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: no duration may come near it. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A number without its unit, from a flag, a variable or the file (a YAML `30`): refused, not read as milliseconds. */
+const UNITLESS = /^\s*\d+(\.\d+)?\s*$/;
+const durationForm = (input: unknown) =>
+  typeof input === 'string' && UNITLESS.test(input) ? `a duration with its unit, such as ${input.trim()}s or ${input.trim()}ms (only 0 may go without)` : 'a duration such as 500ms, 30s, 5m or 1h';
 const duration = (min: number, max = MAX_TIMER_MS) =>
   writtenAs(
     preprocess(
-      (v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : v),
-      z.number({ error: 'a duration such as 500ms, 30s, 5m or 1h' }).check(z.int(), z.minimum(min, `at least ${min} ms`), z.maximum(max, `at most ${formatDuration(max)}`)),
+      // A file's number is handed on as the text it stands for, so that only 0 passes, as in a flag.
+      (v) => (typeof v === 'string' ? (parseDuration(v) ?? v) : typeof v === 'number' && v !== 0 ? String(v) : v),
+      z.number({ error: (issue) => durationForm(issue.input) }).check(z.int(), z.minimum(min, `at least ${min} ms`), z.maximum(max, `at most ${formatDuration(max)}`)),
     ),
     formatDuration,
   );

@@ -10,17 +10,22 @@ const SIZE_UNITS: Record<string, number> = {
   gib: 1024 ** 3,
 };
 
-function parseWithUnits(text: string, units: Record<string, number>, bare: string): number | undefined {
+/** `bare`: the unit of a number written without one; without it, such a number is refused unless it is 0. */
+function parseWithUnits(text: string, units: Record<string, number>, bare?: string): number | undefined {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   if (!match) return undefined;
-  const unit = (match[2] || bare).toLowerCase();
-  const factor = units[unit];
+  const unit = match[2] || bare;
+  if (unit === undefined) return Number(match[1]) === 0 ? 0 : undefined;
+  const factor = units[unit.toLowerCase()];
   return factor === undefined ? undefined : Math.round(Number(match[1]) * factor);
 }
 
-/** Milliseconds; a bare number counts as milliseconds. */
+/**
+ * Milliseconds. A unit is required, except for 0: read as milliseconds, a `30` meant as a 30 s grace would be
+ * 30 ms, without a word.
+ */
 export function parseDuration(text: string): number | undefined {
-  return parseWithUnits(text, DURATION_UNITS, 'ms');
+  return parseWithUnits(text, DURATION_UNITS);
 }
 
 /** Bytes; a bare number counts as bytes. */

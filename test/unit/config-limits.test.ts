@@ -30,6 +30,26 @@ describe('config: every duration has a documented maximum below Node’s timer l
   });
 });
 
+describe('config: a duration without its unit is refused (it was read as milliseconds: a 30 meant as 30 s was 30 ms)', () => {
+  it.each(durations.map((s) => [s.key, s] as const))('%s: a bare number in a flag, naming the flag and the setting, with the units to write', (_key, setting) => {
+    expect(() => load({ [setting.key]: '30' })).toThrow(`invalid flag ${setting.flag}: "30"; expected a duration with its unit, such as 30s or 30ms (only 0 may go without)`);
+  });
+
+  it('in an environment variable and as a number in a YAML file too; 0 alone is taken', () => {
+    expect(() => loadConfig({ flags: {}, env: { OUTBOX_RELAY_RETRY_MAX_DURATION: '1800' } })).toThrow(
+      'invalid environment variable OUTBOX_RELAY_RETRY_MAX_DURATION: "1800"; expected a duration with its unit, such as 1800s or 1800ms (only 0 may go without)',
+    );
+    const fromFile = (yaml: string) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'relay.yaml');
+      writeFileSync(file, yaml);
+      return () => loadConfig({ flags: {}, env: {}, configFile: file });
+    };
+    expect(fromFile('shutdownGrace: 30\n')).toThrow(/invalid key "shutdownGrace" in \S+relay.yaml: 30; expected a duration with its unit, such as 30s or 30ms/);
+    expect(fromFile('shutdownGrace: 0\nheartbeat:\n  interval: 0\n')()).toMatchObject({ shutdownGraceMs: 0, heartbeat: { intervalMs: 0 } });
+    expect(load({ shutdownGrace: '0', 'retry.maxDuration': '1800s' })).toMatchObject({ shutdownGraceMs: 0, retry: { maxDurationMs: 1_800_000 } });
+  });
+});
+
 describe('config: settings librdkafka takes as its own properties stay inside its ranges', () => {
   // Outside them librdkafka refused the property when the client was created: before, after the config check had
   // passed. kafka.requestTimeout is also socket.timeout.ms (10..300000), kafka.batchSize is batch.size (< 2^31).
