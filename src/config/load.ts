@@ -78,8 +78,42 @@ export function deprecationWarning(setting: Setting, used: string, current: stri
   return `warning: ${used} is deprecated, use ${current} (setting ${setting.key})${bothGiven ? `; ${current} is also given and wins` : ''}`;
 }
 
+/** What the relay reads of the environment besides the settings' variables (current and former). */
+const OTHER_ENV = ['OUTBOX_RELAY_CONFIG'];
+
+/**
+ * What Kubernetes injects into a pod for a Service named outbox-relay (service links): OUTBOX_RELAY_SERVICE_HOST,
+ * OUTBOX_RELAY_SERVICE_PORT[_<port name>], OUTBOX_RELAY_PORT[_<port>_<protocol>[_PROTO|_PORT|_ADDR]]. Not the
+ * operator's: no warning.
+ */
+const SERVICE_LINK = /^OUTBOX_RELAY_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/;
+
+/** Levenshtein distance: the edits (insert, delete, replace a character) that turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * One line for an OUTBOX_RELAY_* variable the relay does not read, naming the closest one it does: a mistyped
+ * variable was ignored without a word (an unknown config-file key is refused). A warning only, as the
+ * environment also holds variables not meant for the relay.
+ */
+function unknownVariableWarning(name: string): string {
+  const known = [...SETTINGS.map((s) => s.env), ...OTHER_ENV];
+  const [closest] = known.map((candidate) => [candidate, editDistance(name, candidate)] as const).sort((a, b) => a[1] - b[1])[0]!;
+  const setting = SETTINGS.find((s) => s.env === closest);
+  return `warning: environment variable ${name} is not read by outbox-relay and is ignored; did you mean ${closest}${setting ? ` (setting ${setting.key})` : ''}?`;
+}
+
 /**
  * Settings from the environment; a setting's former variable counts, with one warning line naming the current one.
+ * Any other OUTBOX_RELAY_* variable gets a warning line too (unknownVariableWarning).
  * An empty variable is unset (a manifest's `VAR=` or `\${VAR:-}`), except for a setting whose value may be "" (a
  * mapping column, where "" leaves it out): OUTBOX_RELAY_MAPPING_HEADERS= was ignored, the default column mapped.
  */
@@ -94,6 +128,10 @@ export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): R
     if (oldValue !== undefined) warn(deprecationWarning(setting, old!, setting.env, value !== undefined));
     if (value !== undefined) out[setting.key] = value;
     else if (oldValue !== undefined) out[setting.key] = oldValue;
+  }
+  const read = new Set([...SETTINGS.flatMap((s) => [s.env, s.deprecated?.env]), ...OTHER_ENV]);
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('OUTBOX_RELAY_') && !read.has(name) && !SERVICE_LINK.test(name)) warn(unknownVariableWarning(name));
   }
   return out;
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readEnv } from '../../src/config/load.js';
 import { repoRoot } from '../../stack/paths.js';
 import { load, refusal } from '../support/config-load.js';
 
@@ -190,5 +191,36 @@ describe('config: an empty environment variable', () => {
     expect(config.slot).toBe(load({}).slot);
     expect(config.statusIntervalMs).toBe(1000);
     expect(load({}).tables[0]!.columns.headers).toBe('headers');
+  });
+});
+
+describe('config: an OUTBOX_RELAY_* variable the relay does not read', () => {
+  it('gets one warning line naming the closest variable (a typo was ignored without a word); not the ones it reads, nor the service links Kubernetes injects for a Service named outbox-relay', () => {
+    const lines: string[] = [];
+    const env = {
+      OUTBOX_RELAY_STATUS_INTERVALL: '5s',
+      OUTBOX_RELAY_KAFKA_BROKER: 'k:9092',
+      OUTBOX_RELAY_CONFG: '/etc/relay.yaml',
+      OUTBOX_RELAY_SLOT: 's',
+      OUTBOX_RELAY_CONFIG: '/etc/relay.yaml',
+      OUTBOX_RELAY_DELIVERY: 'at-most-once',
+      OUTBOX_RELAY_SERVICE_HOST: '10.96.0.12',
+      OUTBOX_RELAY_SERVICE_PORT: '9464',
+      OUTBOX_RELAY_SERVICE_PORT_HTTP: '9464',
+      OUTBOX_RELAY_PORT: 'tcp://10.96.0.12:9464',
+      OUTBOX_RELAY_PORT_9464_TCP: 'tcp://10.96.0.12:9464',
+      OUTBOX_RELAY_PORT_9464_TCP_PROTO: 'tcp',
+      OUTBOX_RELAY_PORT_9464_TCP_PORT: '9464',
+      OUTBOX_RELAY_PORT_9464_TCP_ADDR: '10.96.0.12',
+    };
+    const values = readEnv(env, (line) => lines.push(line));
+    expect(lines).toEqual([
+      // A former name gets the deprecation's line, and no other.
+      'warning: OUTBOX_RELAY_DELIVERY is deprecated, use OUTBOX_RELAY_DELIVERY_GUARANTEE (setting delivery.guarantee)',
+      'warning: environment variable OUTBOX_RELAY_STATUS_INTERVALL is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_STATUS_INTERVAL (setting statusInterval)?',
+      'warning: environment variable OUTBOX_RELAY_KAFKA_BROKER is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_KAFKA_BROKERS (setting kafka.brokers)?',
+      'warning: environment variable OUTBOX_RELAY_CONFG is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_CONFIG?',
+    ]);
+    expect(values).toEqual({ slot: 's', 'delivery.guarantee': 'at-most-once' });
   });
 });
