@@ -35,6 +35,24 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
 /** pg_type's `timestamp` (without time zone). */
 const TIMESTAMP_OID = 1114;
 
+/**
+ * What PostgreSQL's input function accepts for an id column of these types (uuid: 32 hex digits, a hyphen after
+ * any group of four, optional braces; integers in range). An id that is not of the column's type failed the whole
+ * query (22P02: exit 1, nothing sent); it is left out of it instead, and reported among those not found.
+ */
+const ID_FORMS: Record<number, (id: string) => boolean> = {
+  2950: (id) => /^\{?[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}?$/i.test(id.trim()),
+  20: (id) => integerWithin(id, 63),
+  23: (id) => integerWithin(id, 31),
+  21: (id) => integerWithin(id, 15),
+};
+
+function integerWithin(id: string, bits: number): boolean {
+  if (!/^\s*[+-]?\d+\s*$/.test(id)) return false;
+  const n = BigInt(id.trim());
+  return n >= -(1n << BigInt(bits)) && n < 1n << BigInt(bits);
+}
+
 /** Which rows to re-send: written at or after a time (and before `until`), or these ids. */
 export type RowSelection = { since: string; until?: string } | { ids: string[] };
 
@@ -44,6 +62,8 @@ export type RowSelection = { since: string; until?: string } | { ids: string[] }
  * text, the format pgoutput sends (bytea as `\x…` hex).
  */
 export class OutboxPages {
+  /** `FROM … WHERE …` of the selection, shared by the page query and count(). */
+  private readonly from: string;
   private readonly select: string;
   private readonly orderBy: string;
   private readonly keyset: string;
@@ -51,6 +71,8 @@ export class OutboxPages {
   private readonly id: string;
   private readonly timeIndex: number;
   private readonly idIndex: number;
+  /** --ids: those the id column's type can hold. */
+  private readonly ids: string[] = [];
   /** Time (NULL with --ids: the column may hold none) and id of the last row read. */
   private after: [string | null, string] | undefined;
   private first: [string | null, string] | undefined;
@@ -73,6 +95,10 @@ export class OutboxPages {
     };
     this.timeIndex = indexOf(timeColumn, '--time-column');
     this.idIndex = indexOf(idColumn, 'mapping.id');
+    if ('ids' in selection) {
+      const form = ID_FORMS[relation.columns[this.idIndex]!.typeOid];
+      this.ids = form ? selection.ids.filter(form) : selection.ids;
+    }
     const t = (this.time = quoteIdent(timeColumn));
     const id = (this.id = quoteIdent(idColumn));
     const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
@@ -82,21 +108,22 @@ export class OutboxPages {
     // converted to UTC first; a value without an offset is UTC either way (the connection's TimeZone).
     const at = (n: number): string => (relation.columns[this.timeIndex]!.typeOid === TIMESTAMP_OID ? `($${n}::timestamptz AT TIME ZONE 'UTC')` : `$${n}`);
     const where = 'since' in selection ? `${t} >= ${at(1)}${selection.until === undefined ? '' : ` AND ${t} < ${at(2)}`}` : `${id} = ANY($1)`;
-    this.select = `SELECT ${columns} FROM ${quoteQualified(relation.schema, relation.table)} WHERE ${where}`;
+    this.from = ` FROM ${quoteQualified(relation.schema, relation.table)} WHERE ${where}`;
+    this.select = `SELECT ${columns}${this.from}`;
     this.orderBy = `ORDER BY ${t}, ${id}`;
     const next = this.filterValues.length + 1;
     this.keyset = `(${t}, ${id}) > (${at(next)}, $${next + 1})`;
   }
 
   private get filterValues(): unknown[] {
-    if (!('since' in this.selection)) return [this.selection.ids];
+    if (!('since' in this.selection)) return [this.ids];
     return this.selection.until === undefined ? [this.selection.since] : [this.selection.since, this.selection.until];
   }
 
   /** How many rows the selection holds now (for the progress bar). */
   async count(): Promise<number> {
-    const from = this.select.slice(this.select.indexOf(' FROM '));
-    const { rows } = await this.client.query<{ n: string }>(`SELECT count(*)::text AS n${from}`, this.filterValues);
+    // Not sliced from the page query at its first ' FROM ': a column named so (quoted) holds one.
+    const { rows } = await this.client.query<{ n: string }>(`SELECT count(*)::text AS n${this.from}`, this.filterValues);
     return Number(rows[0]!.n);
   }
 

@@ -91,10 +91,11 @@ describe('replay and republish commands', () => {
     expect(dry.code, dry.stdout + dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/"events":5,.*"dryRun":true/);
     // In a pipe the summary is the last line, after the warning about ids found nowhere.
-    const dryIds = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--ids', [ids[0]!, deleted].join(','), '--dry-run']);
+    // A mistyped id (not a uuid) is one not found too: before, it failed the whole run (22P02, exit 1, nothing sent).
+    const dryIds = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--ids', [ids[0]!, deleted, 'not-a-uuid'].join(','), '--dry-run']);
     expect(dryIds.code, dryIds.stdout + dryIds.stderr).toBe(0);
     expect(dryIds.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).slice(-2), dryIds.stdout).toEqual([
-      expect.objectContaining({ level: 'warn', notFound: [deleted] }),
+      expect.objectContaining({ level: 'warn', notFound: [deleted, 'not-a-uuid'] }),
       expect.objectContaining({ msg: 'republish finished', events: 1, dryRun: true }),
     ]);
     // --until bounds --since (exclusive): the rows of the first transaction after `since`, not the last one's.
