@@ -13,7 +13,7 @@ const UNDRAINED_FIX =
  * shutdown if a client's close then outlasts the margin: the process exits with that code, with a warn line.
  * A signal received while the bin was still loading (cli/early-signals.ts) is handled here as if it came now.
  */
-export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>): { stopped: Promise<void> } {
+export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>, undrainedFix = UNDRAINED_FIX): { stopped: Promise<void> } {
   let signalled = false;
   let stopEnded = false;
   let resolveStopped!: () => void;
@@ -26,7 +26,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
         logger.warn({ signal }, 'second signal after the stop ended: exiting without waiting for the clients to close');
         process.exit();
       }
-      logger.error({ signal, code: 'SHUTDOWN_FORCED' satisfies ErrorCode, fix: UNDRAINED_FIX }, 'second signal: exiting now');
+      logger.error({ signal, code: 'SHUTDOWN_FORCED' satisfies ErrorCode, fix: undrainedFix }, 'second signal: exiting now');
       process.exit(1);
     }
     signalled = true;
@@ -36,7 +36,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
         logger.warn({ graceMs }, 'stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them');
         process.exit();
       }
-      logger.error({ graceMs, code: 'SHUTDOWN_TIMEOUT' satisfies ErrorCode, fix: UNDRAINED_FIX }, 'shutdown did not finish in time: exiting');
+      logger.error({ graceMs, code: 'SHUTDOWN_TIMEOUT' satisfies ErrorCode, fix: undrainedFix }, 'shutdown did not finish in time: exiting');
       process.exit(1);
     }, graceMs + SHUTDOWN_MARGIN_MS);
     watchdog.unref();

@@ -199,12 +199,22 @@ async function sendBatch(sink: Sink, records: SinkRecord[], retry: RetryPolicy, 
     } catch (err) {
       if (err instanceof Unanswered) throw err.error;
       const error = classifyKafkaError(err);
-      if (!error.retriable || Date.now() - started >= retry.maxDurationMs || signal.aborted) throw error;
+      if (signal.aborted) throw interruptedInBatch(error);
+      if (!error.retriable || Date.now() - started >= retry.maxDurationMs) throw error;
       const delay = backoffDelay(retry, attempt);
       outage.failed({ code: error.code, err: error.message, retryInMs: delay });
       await sleep(delay, signal);
+      if (signal.aborted) throw interruptedInBatch(error);
     }
   }
+}
+
+/**
+ * A signal while Kafka did not take the batch: the run was stopped, not given up (it exited KAFKA_UNAVAILABLE
+ * with the brokers' fix); atPosition adds where to go on.
+ */
+function interruptedInBatch(error: RelayError): RelayError {
+  return new RelayError('INTERRUPTED', `republish interrupted while Kafka had not taken the batch (${error.message})`, { cause: error, hint: 'the batch may be in Kafka or not' });
 }
 
 /** A send given up on while unanswered: not retried (its records may still be on their way). */
@@ -227,7 +237,8 @@ async function answered(sending: Promise<void>, started: number, retry: RetryPol
       retriable: true,
       hint: 'check the brokers (a hung or partitioned broker); retry.maxDuration bounds the wait',
     });
-    if (waitedMs >= retry.maxDurationMs || signal.aborted) throw new Unanswered(error);
+    if (signal.aborted) throw new Unanswered(interruptedInBatch(error));
+    if (waitedMs >= retry.maxDurationMs) throw new Unanswered(error);
     outage.failed({ code: error.code, err: error.message }, { started: 'Kafka unavailable: waiting for the batch to be acknowledged', ongoing: 'Kafka still has not acknowledged the batch' });
   }
   await sending;

@@ -84,4 +84,16 @@ describe('republish --since', () => {
     const outcome = await Promise.race([run.then(() => 'finished', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting after 2 s'), 2000))]);
     expect(outcome).toMatchObject({ code: 'KAFKA_UNAVAILABLE', hint: expect.stringContaining("--since '2026-11-24 08:00:00+00'") as unknown });
   });
+
+  it.each([
+    ['a broker that never answers', () => sink('hang')],
+    ['a broker that refuses each attempt (retried with backoff)', () => ({ ...sink(), send: async () => Promise.reject(Object.assign(new Error('Broker: Not enough in-sync replicas'), { code: 19, retriable: true })) })],
+  ])('a signal while Kafka does not take the batch (%s): INTERRUPTED naming where to go on, not KAFKA_UNAVAILABLE as if it had given up', async (_case, target) => {
+    const rows = [row('a', '2026-11-24 08:00:00+00')];
+    const stop = new AbortController();
+    const run = republish(new FakeOutbox(rows).client, config({ deliveryTimeoutMs: 20, maxDurationMs: 600_000 }), { ...options({ since: '2026-11-24 07:00:00+00' }, target()), signal: stop.signal }, logger);
+    setTimeout(() => stop.abort(), 100);
+    const outcome = await Promise.race([run.then(() => 'finished', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting after 2 s'), 2000))]);
+    expect(outcome).toMatchObject({ code: 'INTERRUPTED', hint: expect.stringMatching(/^the batch may be in Kafka or not; then run the same command with --since '2026-11-24 08:00:00\+00'/) as unknown });
+  });
 });

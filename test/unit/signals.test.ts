@@ -35,6 +35,14 @@ describe('signal handling: the watchdog at shutdownGrace + 5 s', () => {
     expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_TIMEOUT', fix: expect.any(String) }]);
   });
 
+  it('a command that nothing re-sends for by itself (republish) gives its own fix: how to run it again', async () => {
+    handleSignals(logger(), 1000, () => new Promise(() => undefined), "republish stopped before its last batch was acknowledged: run the same command with --since '2026-11-24T08:00:00Z'");
+    process.emit('SIGTERM', 'SIGTERM');
+    await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
+    // Before: the relay's fix, 'events not yet acknowledged are sent again after the restart'.
+    expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_TIMEOUT', fix: expect.stringContaining("--since '2026-11-24T08:00:00Z'") }]);
+  });
+
   it('a stop that ended, its command having set exit code 0, with a close still hanging at the watchdog: a warn line and exit with that code, not SHUTDOWN_TIMEOUT', async () => {
     handleSignals(logger(), 1000, async () => {
       process.exitCode = 0;

@@ -98,7 +98,10 @@ export function republishCommand(): Command {
     logCrashesTo(logger);
     logProcessWarnings(logger);
     const interrupt = new AbortController();
-    handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort());
+    // Cut short (a second signal, or a page read or send that outlasts the grace), nothing re-sends the rest by
+    // itself, as a relay's restart does: the fix is this command again, from the original --since.
+    const since = 'since' in options.selection ? options.selection.since : undefined;
+    handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort(), `republish stopped before its last batch was acknowledged: ${resumeHint(since)}`);
     let sink: Sink | undefined;
     try {
       if (!dryRun) {
