@@ -195,7 +195,7 @@ export const SETTINGS = [
   setting('mapping.type', 'mapping', optionalIdentifier, 'Column with the event type (header `type`); set to "" to leave it out.', { default: 'event_type', placeholder: '<column>' }),
   setting('mapping.aggregateType', 'mapping', optionalIdentifier, 'Column with the aggregate type (header `aggregate-type`); "" leaves it out.', { default: 'aggregate_type', placeholder: '<column>' }),
   setting('mapping.aggregateId', 'mapping', optionalIdentifier, 'Column with the aggregate id (header `aggregate-id`); "" leaves it out.', { default: 'aggregate_id', placeholder: '<column>' }),
-  setting('mapping.headers', 'mapping', optionalIdentifier, 'Column (json, jsonb or text) holding a JSON object whose top-level keys become record headers, each value as stored (strings unquoted); "" leaves it out.', { default: 'headers', placeholder: '<column>' }),
+  setting('mapping.headers', 'mapping', optionalIdentifier, 'Column (json, jsonb or text) holding a JSON object whose top-level keys become record headers, each value as stored (strings unquoted), except the names of the relay’s own headers; "" leaves it out.', { default: 'headers', placeholder: '<column>' }),
   setting('topic', 'mapping', text, 'Destination topic: a fixed name or a template with ${column} placeholders filled from the row.', {
     default: 'outbox.${aggregate_type}',
     placeholder: '<template>',

@@ -24,6 +24,9 @@ export interface CloudEventFields {
  * value stays the payload exactly as stored, so consumers that ignore CloudEvents see no change and the relay
  * never parses or re-serialises the payload. `datacontenttype` is the `content-type` header set for every record.
  */
+/** The attributes the envelope sets: an event's own headers never provide them (`ce_subject` included, which a NULL aggregate id leaves out). */
+export const CLOUDEVENT_HEADERS = ['ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_time', 'ce_subject'] as const;
+
 export type Envelope = (headers: Record<string, string | Buffer>, fields: CloudEventFields) => void;
 
 export function compileEnvelope(config: EnvelopeConfig, defaultSource: string): Envelope | undefined {

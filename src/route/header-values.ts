@@ -2,17 +2,19 @@
  * The row's headers column (json, jsonb or text holding a JSON object): each top-level key a record header. A
  * string value is sent unquoted; any other value as its JSON text exactly as the column holds it, never through a
  * JavaScript number (`12345678901234567890` and `1.50` stay as written). jsonb columns arrive in PostgreSQL's
- * normalised text already; json and text arrive as inserted. Null values are left out.
+ * normalised text already; json and text arrive as inserted. Null values are left out, and so are the `reserved`
+ * names (the relay's own headers).
  *
  * Throws a SyntaxError for text that is not JSON, and a TypeError for JSON that is not an object.
  */
-export function headerValues(json: string): Record<string, string> {
+export function headerValues(json: string, reserved?: ReadonlySet<string>): Record<string, string> {
   const parsed: unknown = JSON.parse(json); // validates the whole text, so the scan below can trust its structure
   if (parsed === null) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new TypeError(`expected a JSON object, found ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
   // No prototype: a "__proto__" key is a header like any other, not a prototype assignment that drops it.
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [key, raw] of topLevelMembers(json)) {
+    if (reserved?.has(key)) continue;
     if (raw === 'null') delete out[key];
     else out[key] = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
   }

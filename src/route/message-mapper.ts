@@ -5,7 +5,7 @@ import { RelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, type Envelope } from './envelope.js';
 import { recordSize, type OutboxEvent } from './event.js';
-import { HEADER } from './row-mapper.js';
+import { HEADER, reservedHeaders } from './row-mapper.js';
 import { headerValues, topLevelMembers } from './header-values.js';
 import { checkTopicName, compileTopicTemplate, type TopicTemplate } from './topic-template.js';
 
@@ -81,6 +81,7 @@ export class MessageMapper {
       });
     }
     if (eventId === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "id"`, { details });
+    const envelope = this.envelopeFor(msg.prefix);
     let headers: Record<string, string | Buffer> = {};
     if (meta.headers !== undefined && meta.headers !== null) {
       // Left out, headers that are not an object would be lost without a word; a row's headers column is refused the same way.
@@ -90,7 +91,7 @@ export class MessageMapper {
       // The stored text of each value, as for a row's headers column: no JavaScript number round trip.
       const raw = topLevelMembers(metaText).filter(([name]) => name === 'headers').pop()![1];
       // Spread, not assigned: a "__proto__" header stays a header (assignment would set the prototype).
-      headers = { ...headerValues(raw) };
+      headers = { ...headerValues(raw, reservedHeaders(envelope !== undefined)) };
     }
     headers[HEADER.id] = eventId;
     if (type !== null) headers[HEADER.type] = type;
@@ -100,7 +101,6 @@ export class MessageMapper {
     headers[HEADER.commitTime] = new Date(txn.commitTimeMs).toISOString();
     headers[HEADER.xid] = String(txn.xid);
     headers[HEADER.contentType] = contentType ?? 'application/json';
-    const envelope = this.envelopeFor(msg.prefix);
     if (envelope) {
       if (type === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "type" (CloudEvents requires ce_type)`, { details });
       envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: txn.commitTimeMs });

@@ -3,7 +3,7 @@ import type { TableMapping } from '../config/types.js';
 import { RecentText, type RelationMessage, type TupleValues } from '../decode/pgoutput.js';
 import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';
-import { compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
+import { CLOUDEVENT_HEADERS, compileEnvelope, contentTypeOf, parsePgTimestamp, type Envelope } from './envelope.js';
 import { recordSize, type OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { headerValues } from './header-values.js';
@@ -13,7 +13,7 @@ import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 
 const BYTEA_OID = 17;
 
-/** Record headers the relay sets itself; a row's `headers` column cannot override them. */
+/** Record headers the relay sets itself; a row's `headers` column never provides them (see `reservedHeaders`). */
 export const HEADER = {
   id: 'id',
   type: 'type',
@@ -24,6 +24,18 @@ export const HEADER = {
   xid: 'outbox-xid',
   contentType: 'content-type',
 } as const;
+
+const RESERVED: ReadonlySet<string> = new Set(Object.values(HEADER));
+const RESERVED_WITH_ENVELOPE: ReadonlySet<string> = new Set([...RESERVED, ...CLOUDEVENT_HEADERS]);
+
+/**
+ * The names an event's own headers (a row's headers column, a logical message's "headers") leave out, also where the
+ * relay sets no such header (a NULL type): a consumer reading `type` gets the type column or nothing, never a key the
+ * writer put in its place. With the CloudEvents envelope, its `ce_` attributes too.
+ */
+export function reservedHeaders(envelope: boolean): ReadonlySet<string> {
+  return envelope ? RESERVED_WITH_ENVELOPE : RESERVED;
+}
 
 /**
  * Turns an outbox row (pgoutput text-format values) into a Kafka record. Compiled per Relation message, so a
@@ -148,7 +160,7 @@ export class RowMapper {
       if (rowHeaders !== null && rowHeaders !== '{}') {
         try {
           // Spread, not assigned: a "__proto__" header stays a header (assignment would set the prototype).
-          headers = { ...headerValues(rowHeaders) };
+          headers = { ...headerValues(rowHeaders, reservedHeaders(this.envelope !== undefined)) };
         } catch (err) {
           return this.fail(eventId, txn, `the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
         }

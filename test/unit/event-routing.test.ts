@@ -113,6 +113,15 @@ describe('logical-message events', () => {
     expect(mapper.map(message('{"id":"e6","aggregate_type":"order"}\n{}'), txn).key).toBe('e6');
   });
 
+  it('the metadata "headers" never give the relay’s own headers, nor with the envelope its ce_ attributes, where the relay leaves one out', () => {
+    const content = '{"id":"e9","aggregate_type":"order","headers":{"type":"Forged","aggregate-id":"o-x","ce_subject":"forged","tenant":"t"}}\n{}';
+    const plain = new MessageMapper(config).map(message(content), txn).headers;
+    expect([plain.type, plain['aggregate-id'], plain.tenant, plain.ce_subject]).toEqual([undefined, undefined, 't', 'forged']);
+    const typed = content.replace('"id":"e9"', '"id":"e9","type":"T"');
+    const enveloped = new MessageMapper({ ...config, envelope: { mode: 'cloudevents' } }).map(message(typed), txn).headers;
+    expect([enveloped.type, enveloped['aggregate-id'], enveloped.ce_subject, enveloped.ce_type]).toEqual(['T', undefined, undefined, 'T']);
+  });
+
   it('metadata values that are not strings: numbers as written, objects and arrays a record error naming the field and the event', () => {
     const mapper = new MessageMapper(config);
     const event = mapper.map(message('{"id":12345678901234567890,"aggregate_type":"order","key":1.50}\n{}'), txn);

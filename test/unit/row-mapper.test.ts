@@ -13,7 +13,7 @@ const mapping: TableMapping = loadConfig({ env: {}, flags: { 'postgres.url': 'po
 const txn = new AckTracker(0n).begin(0x16b3748n, Date.parse('2024-01-01T00:00:00Z'), 42);
 const TXN_HEADERS = { [HEADER.lsn]: '0/16B3748', [HEADER.commitTime]: '2024-01-01T00:00:00.000Z', [HEADER.xid]: '42', [HEADER.contentType]: 'application/json' };
 
-function mapperFor(columns: string[]): RowMapper {
+function mapperFor(columns: string[], tableMapping: TableMapping = mapping): RowMapper {
   const relation: RelationMessage = {
     tag: 'relation',
     relationId: 0x4001,
@@ -21,7 +21,7 @@ function mapperFor(columns: string[]): RowMapper {
     table: 'outbox',
     columns: columns.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })),
   };
-  return RowMapper.compile(relation, mapping);
+  return RowMapper.compile(relation, tableMapping);
 }
 
 function values(row: (string | null)[]) {
@@ -49,6 +49,19 @@ describe('row mapping', () => {
     expect(Object.entries(proto.headers)[0]).toEqual(['__proto__', 'x']);
     const traced = mapperFor([...COLUMNS, 'traceparent']).map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']), txn);
     expect(Object.keys(traced.headers)).toEqual([HEADER.id, HEADER.type, HEADER.aggregateType, HEADER.aggregateId, 'traceparent', ...Object.keys(TXN_HEADERS)]);
+  });
+
+  it('a row’s headers never give the relay’s own headers, not even where the relay leaves one out (a NULL column)', () => {
+    const forged = '{"type":"Forged","aggregate-id":"o-x","id":"e-x","outbox-lsn":"0/0","tenant":"t-9"}';
+    const event = mapperFor(COLUMNS).map(values(['e-1', 'order', null, null, '{}', forged]), txn);
+    expect(Object.entries(event.headers)).toEqual(Object.entries({ tenant: 't-9', [HEADER.id]: 'e-1', [HEADER.aggregateType]: 'order', ...TXN_HEADERS }));
+  });
+
+  it('with the CloudEvents envelope, nor its ce_ attributes (ce_subject without an aggregate id); other ce_ keys stay', () => {
+    const mapper = mapperFor(COLUMNS, { ...mapping, envelope: { mode: 'cloudevents' } });
+    const event = mapper.map(values(['e-1', 'order', null, 'OrderPlaced', '{}', '{"ce_subject":"forged","ce_id":"x","ce_dataschema":"urn:s"}']), txn);
+    expect(event.headers).not.toHaveProperty('ce_subject');
+    expect(event.headers).toMatchObject({ ce_id: 'e-1', ce_type: 'OrderPlaced', ce_dataschema: 'urn:s' });
   });
 
   it('values that repeat from row to row and values that change: each row gets its own type and topic', () => {
