@@ -92,6 +92,17 @@ export class TupleValues {
     return start === undefined || start < 0 ? null : recent.read(this.buf, start, this.bounds[2 * i + 1]!);
   }
 
+  /**
+   * Whether `text`, the value `text(i)` decoded, is ASCII, known without a scan: decoded from UTF-8, any other
+   * character takes more bytes than UTF-16 units. PostgreSQL sends UTF-8 (client_encoding=UTF8); only a SQL_ASCII
+   * database passes its bytes through unchecked, and a lone byte that is not UTF-8 decodes to one U+FFFD (then
+   * counted 1 byte of its 3).
+   */
+  isAscii(i: number, text: string): boolean {
+    const start = this.bounds[2 * i]!;
+    return this.bounds[2 * i + 1]! - start === text.length;
+  }
+
   /** A copy of the value's bytes, which outlives the message; `null` for SQL NULL, `undefined` when unchanged (TOAST). */
   copy(i: number): Buffer | null | undefined {
     const start = this.bounds[2 * i];

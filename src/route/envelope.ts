@@ -27,11 +27,13 @@ export interface CloudEventFields {
 /** The attributes the envelope sets: an event's own headers never provide them (`ce_subject` included, which a NULL aggregate id leaves out). */
 export const CLOUDEVENT_HEADERS = ['ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_time', 'ce_subject'] as const;
 
-export type Envelope = (headers: Record<string, string | Buffer>, fields: CloudEventFields) => void;
+/** Returns whether the text it adds besides `fields` is ASCII (known without a scan, for the record size). */
+export type Envelope = (headers: Record<string, string | Buffer>, fields: CloudEventFields) => boolean;
 
 export function compileEnvelope(config: EnvelopeConfig, defaultSource: string): Envelope | undefined {
   if (config.mode === 'none') return undefined;
   const source = config.source ?? defaultSource;
+  const asciiSource = Buffer.byteLength(source) === source.length;
   return (headers, fields) => {
     headers.ce_specversion = '1.0';
     headers.ce_id = fields.id;
@@ -39,6 +41,7 @@ export function compileEnvelope(config: EnvelopeConfig, defaultSource: string): 
     headers.ce_source = source;
     headers.ce_time = new Date(fields.timeMs).toISOString();
     if (fields.subject !== null) headers.ce_subject = fields.subject;
+    return asciiSource;
   };
 }
 

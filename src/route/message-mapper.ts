@@ -81,6 +81,10 @@ export class MessageMapper {
       });
     }
     if (eventId === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "id"`, { details });
+    // All the record's text comes from the metadata line or is the relay's own: ASCII when the line decoded to a
+    // character per byte and has no \u escape. The content is the application's bytes, not necessarily UTF-8, and a
+    // byte that is not decodes to U+FFFD.
+    let ascii = metaText.length === newline && !metaText.includes('\uFFFD') && !metaText.includes('\\u');
     const envelope = this.envelopeFor(msg.prefix);
     let headers: Record<string, string | Buffer> = {};
     if (meta.headers !== undefined && meta.headers !== null) {
@@ -103,7 +107,7 @@ export class MessageMapper {
     headers[HEADER.contentType] = contentType ?? 'application/json';
     if (envelope) {
       if (type === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "type" (CloudEvents requires ce_type)`, { details });
-      envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: txn.commitTimeMs });
+      if (!envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: txn.commitTimeMs })) ascii = false;
     }
     const values: Record<string, string | null> = { id: eventId, type, key: keyField, aggregate_type: aggregateType, aggregate_id: aggregateId, prefix: msg.prefix };
     let topic: string;
@@ -117,7 +121,7 @@ export class MessageMapper {
     // As documented (docs/event-shaping.md) and as outbox_emit() writes it: per-aggregate order unless the id is all there is.
     const key = keyField ?? aggregateId ?? eventId;
     const value = Buffer.from(msg.content.subarray(newline + 1));
-    return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn };
+    return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers, ascii), txn };
   }
 
   /** A message `map` refused: its whole content becomes the value, so the dead letter keeps everything it had. */

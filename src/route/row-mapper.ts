@@ -150,6 +150,9 @@ export class RowMapper {
     const aggregateId = textOf(values, index.aggregateId);
     const shared = transactionHeaders(txn);
     let headers: Record<string, string | Buffer>;
+    // Whether all the record's text is ASCII, so that its size needs no scan: the relay's own names and values are,
+    // the row's are when they decoded to a character per byte, what the trace context and the envelope add they say.
+    let ascii = asciiText(values, index.id, eventId) && asciiText(values, index.key, keyText) && asciiText(values, index.type, type) && asciiText(values, index.aggregateType, aggregateType) && asciiText(values, index.aggregateId, aggregateId);
     // '{}' is the column's default: most rows have no headers of their own, and need no JSON.parse.
     if ((rowHeaders === null || rowHeaders === '{}') && type !== null && aggregateType !== null && aggregateId !== null && !this.traceContext) {
       // The usual row as one literal, in the order of the general case below: an object of its exact size, where
@@ -161,6 +164,8 @@ export class RowMapper {
         try {
           // Spread, not assigned: a "__proto__" header stays a header (assignment would set the prototype).
           headers = { ...headerValues(rowHeaders, reservedHeaders(this.envelope !== undefined)) };
+          // A JSON escape (\u00fc) spells any character in ASCII text.
+          ascii &&= asciiText(values, index.headers, rowHeaders) && !rowHeaders.includes('\\u');
         } catch (err) {
           return this.fail(eventId, txn, `the headers column is not a JSON object (${(err as Error).message})`, err, 'RECORD_INVALID');
         }
@@ -169,7 +174,7 @@ export class RowMapper {
       if (type !== null) headers[HEADER.type] = type;
       if (aggregateType !== null) headers[HEADER.aggregateType] = aggregateType;
       if (aggregateId !== null) headers[HEADER.aggregateId] = aggregateId;
-      this.traceContext?.(values, headers);
+      if (this.traceContext?.(values, headers) === false) ascii = false;
       headers[HEADER.lsn] = shared.lsn;
       headers[HEADER.commitTime] = shared.commitTime;
       headers[HEADER.xid] = shared.xid;
@@ -184,7 +189,7 @@ export class RowMapper {
     }
     if (this.envelope) {
       if (type === null) return this.fail(eventId, txn, 'the type column is NULL (CloudEvents requires ce_type)');
-      this.envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: timestampMs ?? txn.commitTimeMs });
+      if (!this.envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: timestampMs ?? txn.commitTimeMs })) ascii = false;
     }
 
     let topic: string;
@@ -204,7 +209,7 @@ export class RowMapper {
     const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : raw) : null;
     // The key stays the text (mostly the id's own string): the clients encode it as they copy it, and an event in
     // flight holds one object fewer through garbage collections.
-    const size = recordSize(topic, keyText, value, headers);
+    const size = recordSize(topic, keyText, value, headers, ascii);
     return timestampMs === undefined ? { topic, key: keyText, value, headers, eventId, size, txn } : { topic, key: keyText, value, headers, timestampMs, eventId, size, txn };
   }
 
@@ -239,6 +244,11 @@ export class RowMapper {
 
 function textOf(values: TupleValues, i: number | undefined): string | null {
   return i === undefined ? null : values.text(i);
+}
+
+/** A NULL (or unmapped) column adds no text. */
+function asciiText(values: TupleValues, i: number | undefined, text: string | null): boolean {
+  return text === null || values.isAscii(i!, text);
 }
 
 /**

@@ -11,7 +11,8 @@ import type { TupleValues } from '../decode/pgoutput.js';
 const TRACE_HEADERS = ['traceparent', 'tracestate'] as const;
 const DEBEZIUM_SPAN_CONTEXT_COLUMN = 'tracingspancontext';
 
-export type TraceContextFn = (values: TupleValues, headers: Record<string, string | Buffer>) => void;
+/** Returns whether the text it added is ASCII (known without a scan, for the record size; false when in doubt). */
+export type TraceContextFn = (values: TupleValues, headers: Record<string, string | Buffer>) => boolean;
 
 /** Undefined when the table has none of the columns, so that rows of untraced tables cost nothing. */
 export function compileTraceContext(columnIndex: ReadonlyMap<string, number>): TraceContextFn | undefined {
@@ -22,15 +23,25 @@ export function compileTraceContext(columnIndex: ReadonlyMap<string, number>): T
   const debezium = columnIndex.get(DEBEZIUM_SPAN_CONTEXT_COLUMN);
   if (w3c.length === 0 && debezium === undefined) return undefined;
   return (values, headers) => {
+    let ascii = true;
     // The dedicated columns win over the Debezium blob, which fills only what they leave empty.
     if (debezium !== undefined) {
       const raw = values.text(debezium);
-      if (raw) Object.assign(headers, spanContextHeaders(raw));
+      if (raw) {
+        Object.assign(headers, spanContextHeaders(raw));
+        // A \uXXXX escape spells any character in ASCII text.
+        ascii = values.isAscii(debezium, raw) && !raw.includes('\\u');
+      }
     }
     for (const { name, i } of w3c) {
-      const value = values.text(i)?.trim();
-      if (value) headers[name] = value;
+      const raw = values.text(i);
+      const value = raw?.trim();
+      if (value) {
+        headers[name] = value;
+        ascii &&= values.isAscii(i, raw!);
+      }
     }
+    return ascii;
   };
 }
 

@@ -10,6 +10,7 @@ import { compileGlob } from '../../src/route/glob.js';
 import { MessageMapper } from '../../src/route/message-mapper.js';
 import { compileTopicRouting } from '../../src/route/routing-rules.js';
 import { RecordRetries } from '../../src/sink/record-retry.js';
+import { utf8Size } from '../support/record-bytes.js';
 
 const columns: TableMapping['columns'] = { id: 'id', key: 'id', payload: 'payload', type: 'event_type', aggregateType: 'aggregate_type' };
 const row = (values: Record<string, string | null>) => (column: string) => values[column] ?? null;
@@ -120,6 +121,16 @@ describe('logical-message events', () => {
     const typed = content.replace('"id":"e9"', '"id":"e9","type":"T"');
     const enveloped = new MessageMapper({ ...config, envelope: { mode: 'cloudevents' } }).map(message(typed), txn).headers;
     expect([enveloped.type, enveloped['aggregate-id'], enveloped.ce_subject, enveloped.ce_type]).toEqual(['T', undefined, undefined, 'T']);
+  });
+
+  it('the size counts text as UTF-8 bytes: Müller, a JSON escape, a byte that is not UTF-8 (sent as U+FFFD), the envelope’s source', () => {
+    const latin1 = Buffer.concat([Buffer.from('{"id":"e1","type":"'), Buffer.from([0xe9]), Buffer.from('","topic":"t"}\n{}')]);
+    const contents = ['{"id":"e1","aggregate_id":"Müller","topic":"t"}\n{}', '{"id":"e1","topic":"t","headers":{"name":"M\\u00fcller"}}\n{}', latin1, '{"id":"e1","type":"T","topic":"t"}\n{}'];
+    const enveloped = new MessageMapper({ ...config, envelope: { mode: 'cloudevents', source: '/shop/Bäckerei' } });
+    for (const [i, content] of contents.entries()) {
+      const event = (i === 3 ? enveloped : new MessageMapper(config)).map(message(content), txn);
+      expect(event.size, String(i)).toBe(utf8Size(event));
+    }
   });
 
   it('metadata values that are not strings: numbers as written, objects and arrays a record error naming the field and the event', () => {

@@ -6,6 +6,7 @@ import { decodePgOutput, type RelationMessage } from '../../src/decode/pgoutput.
 import { recordSize } from '../../src/route/event.js';
 import { HEADER, RowMapper } from '../../src/route/row-mapper.js';
 import { insertMessage } from '../support/pgoutput-messages.js';
+import { utf8Size } from '../support/record-bytes.js';
 
 const JSONB_OID = 3802;
 const TEXT_OID = 25;
@@ -62,6 +63,28 @@ describe('row mapping', () => {
     const event = mapper.map(values(['e-1', 'order', null, 'OrderPlaced', '{}', '{"ce_subject":"forged","ce_id":"x","ce_dataschema":"urn:s"}']), txn);
     expect(event.headers).not.toHaveProperty('ce_subject');
     expect(event.headers).toMatchObject({ ce_id: 'e-1', ce_type: 'OrderPlaced', ce_dataschema: 'urn:s' });
+  });
+
+  it('the size counts text as UTF-8 bytes, not UTF-16 units: Müller 7, 東京 6, an emoji 4', () => {
+    expect(recordSize('t', 'Müller', Buffer.from('v'), { 'aggregate-id': 'Müller', 名前: '東京', e: '😀' })).toBe(1 + 7 + 1 + (12 + 7) + (6 + 6) + (1 + 4));
+    expect(recordSize('t', 'Müller', null, { city: 'Köln' }, true)).toBe(1 + 6 + 4 + 4); // the caller vouched for ASCII
+  });
+
+  it('a row’s size counts its text as UTF-8, wherever non-ASCII text comes from (and ASCII rows are not counted short either)', () => {
+    const rows: [string, string[], (string | null)[], TableMapping?][] = [
+      ['ASCII', COLUMNS, ['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}']],
+      ['usual row', COLUMNS, ['e-ü', 'order', 'Müller', '注文', '{}', '{}']],
+      ['own headers', COLUMNS, ['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{"city":"東京"}']],
+      ['JSON escape', COLUMNS, ['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{"name":"M\\u00fcller"}']],
+      ['trace column', [...COLUMNS, 'tracestate'], ['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}', 'vendor=é']],
+      ['span context escape', [...COLUMNS, 'tracingspancontext'], ['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}', 'tracestate=v\\u00e9']],
+      ['envelope source', COLUMNS, ['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}'], { ...mapping, envelope: { mode: 'cloudevents', source: '/shop/Bäckerei' } }],
+      ['envelope subject', COLUMNS, ['e-1', 'order', 'Müller', 'OrderPlaced', '{}', '{}'], { ...mapping, envelope: { mode: 'cloudevents' } }],
+    ];
+    for (const [what, columns, row, tableMapping] of rows) {
+      const event = mapperFor(columns, tableMapping).map(values(row), txn);
+      expect(event.size, what).toBe(utf8Size(event));
+    }
   });
 
   it('values that repeat from row to row and values that change: each row gets its own type and topic', () => {
