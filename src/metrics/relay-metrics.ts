@@ -8,8 +8,13 @@ import { WeightedHistogram } from './weighted-histogram.js';
 
 const PREFIX = 'outbox_relay_';
 
-/** Produce round trips of an acks=all batch: a few ms on a healthy cluster, seconds while a leader moves. */
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/**
+ * Produce round trips of an acks=all batch: a few ms on a healthy cluster, seconds while a leader moves. Up to half
+ * an hour: during a Kafka outage a batch waits as long as the outage (the client retries it, in order), events wait
+ * behind it, and after a restart or with a backlog a transaction is as old as the backlog; a top bucket of 30 s
+ * would make histogram_quantile report 30 s for all of that.
+ */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
 /** Holding the slot: the instance that streams (or drains before handing the slot over). */
 const ACTIVE_STATES: ReadonlySet<RelayState> = new Set(['streaming', 'draining']);

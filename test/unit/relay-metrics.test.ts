@@ -75,6 +75,19 @@ describe('RelayMetrics', () => {
     expect(metricValue(text, 'outbox_relay_source_delay_seconds_bucket', { le: '0.5' })).toBe(3);
   });
 
+  it('a 10-minute latency (a Kafka outage, a backlog) lands in a finite bucket of each latency histogram, not only in +Inf', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: 1_700_000_000_000 });
+    const metrics = new RelayMetrics();
+    const tenMinutes = 600_000;
+    metrics.delivered(receiptsOf([{ ...event('a', 1), txn: { readAtMs: Date.now() - tenMinutes } as SourceTransaction }]), tenMinutes);
+    metrics.transactionSent(1_000_000, 1_000_000 + tenMinutes);
+    const text = await metrics.render(idle);
+    for (const name of ['produce_latency', 'event_latency', 'source_delay']) {
+      const bucket = (le: string) => metricValue(text, `outbox_relay_${name}_seconds_bucket`, { le });
+      expect([bucket('300'), bucket('600'), bucket('1800')], name).toEqual([0, 1, 1]);
+    }
+  });
+
   it('does not count a row the poison policy dealt with as relayed', async () => {
     const metrics = new RelayMetrics();
     metrics.delivered(receiptsOf([event('', 0, new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'))], true), 0);
