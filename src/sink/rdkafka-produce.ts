@@ -198,7 +198,9 @@ export function rdkafkaHeaders(headers: Record<string, string | Buffer>): Messag
   for (const name in headers) {
     let header = headerObjects.get(name);
     if (header === undefined) {
-      header = {};
+      // No prototype: a "__proto__" header (a row's headers column may have one) stays a property of its own, which
+      // the binding reads; on a plain object the assignment below would set the prototype and the header be lost.
+      header = Object.create(null) as Record<string, string | Buffer>;
       // Names from a row's headers column are the producer's choice: past the cap, one object per use.
       if (headerObjects.size < MAX_REUSED_HEADER_NAMES) headerObjects.set(name, header);
     }

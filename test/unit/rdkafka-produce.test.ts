@@ -217,4 +217,12 @@ describe('librdkafka header list (an unpatched addon)', () => {
     expect(second[0]).toBe(idHeader);
     expect(rdkafkaHeaders({ raw })[0]!.raw).toBe(raw);
   });
+
+  it('keeps a "__proto__" header (the row mapper keeps one) as an own property of its entry, string or Buffer', () => {
+    const raw = Buffer.from([0, 1, 2]);
+    // As the mapper hands it over: an own "__proto__" key, not a prototype.
+    const withProto = (value: string | Buffer) => ({ ...Object.defineProperty({}, '__proto__', { value, enumerable: true }), id: 'e1' }) as Record<string, string | Buffer>;
+    expect(rdkafkaHeaders(withProto('x')).map((header) => Object.entries(header))).toEqual([[['__proto__', 'x']], [['id', 'e1']]]);
+    expect(rdkafkaHeaders(withProto(raw)).map((header) => Object.entries(header))).toEqual([[['__proto__', raw]], [['id', 'e1']]]);
+  });
 });
