@@ -116,6 +116,11 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     await window.resolve(checkpoint, slot);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
+    // A forward skip (run --start-lsn past the checkpoint) counts as delivered from here; the checkpoint records
+    // it at the first write. Left to the first transaction confirmed after it, a halt or crash before that (the
+    // next event poison too, Kafka down) started the next run at the old checkpoint, which a replay window keeps
+    // ahead of the slot: the skipped range, its poison event included, streamed again.
+    if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) writer?.confirmed(start, undefined);
     writer?.start();
     policyCheck.schedule();
     return start;

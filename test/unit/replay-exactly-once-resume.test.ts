@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { encodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
 import type { Lsn } from '../../src/lsn.js';
+import { strategyConfig } from '../support/fakes/strategy-config.js';
 
 /** The checkpoint stored in the topic: read at start, and again before every later session (exactly-once). */
 let stored: Lsn = 0x9000n;
@@ -28,18 +29,7 @@ vi.mock('../../src/sink/create-sink.js', () => ({
 
 const { deliveryStrategy } = await import('../../src/pipeline/delivery-strategy.js');
 
-function config(startLsn: Lsn | undefined) {
-  return {
-    slot: 's',
-    startLsn,
-    postgres: {},
-    kafka: { brokers: ['b'], client: 'rdkafka', deliveryTimeoutMs: 30_000 },
-    delivery: { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0, transactionTimeoutMs: 60_000 },
-    retry: { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1000, recordMaxAttempts: 1, recordMaxDurationMs: 0 },
-    statusIntervalMs: 1000,
-    values: { 'delivery.guarantee': 'exactly-once' },
-  } as never;
-}
+const config = (startLsn: Lsn | undefined) => strategyConfig(startLsn, 'exactly-once');
 
 describe('exactly-once: where a later session of a replay below the checkpoint starts', () => {
   it('does not jump to the checkpoint the replay started below (that would skip the rest of the replayed range)', async () => {
