@@ -25,10 +25,19 @@ export interface KafkaJsLikeError {
   cause?: unknown;
 }
 
-/** The innermost kafkajs error: KafkaJSNumberOfRetriesExceeded wraps the one that matters. */
+/**
+ * The innermost kafkajs error: KafkaJSNumberOfRetriesExceeded wraps the one that matters, in `cause` (kafkajs 2;
+ * `originalError` in 1.x). Followed only while the error has no `type` of its own: before, only `originalError`
+ * was, so with retries 0 a wrapped UNKNOWN_TOPIC_OR_PARTITION or CORRUPT_MESSAGE had no type and was retried as an
+ * outage for retry.maxDuration instead of meeting the poison policy.
+ */
 export function rootCause(err: unknown): KafkaJsLikeError {
   let current = err as KafkaJsLikeError;
-  for (let depth = 0; depth < 5 && current?.originalError; depth++) current = current.originalError as KafkaJsLikeError;
+  for (let depth = 0; depth < 5 && current && current.type === undefined; depth++) {
+    const inner = current.originalError ?? current.cause;
+    if (inner === undefined || inner === null) break;
+    current = inner as KafkaJsLikeError;
+  }
   return current ?? {};
 }
 

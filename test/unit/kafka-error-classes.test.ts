@@ -1,3 +1,4 @@
+import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { classifyKafkaError, isRecordError } from '../../src/sink/kafka-errors.js';
 import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
@@ -52,5 +53,23 @@ describe('a client property librdkafka refuses is a configuration error, not an 
 
   it('a connection error is still an outage', () => {
     expect(classifyRdKafkaError(Object.assign(new Error('Local: Broker transport failure'), { code: -195 })).retriable).toBe(true);
+  });
+});
+
+describe('kafkajs 2 errors wrapped by its retrier (the relay produces with retries 0)', () => {
+  const protocolError = (type: string, code: number) => new KafkaJSProtocolError(Object.assign(new Error(type), { type, code, retriable: true }) as never);
+
+  it.each([
+    ['UNKNOWN_TOPIC_OR_PARTITION', 3, 'TOPIC_NOT_FOUND'],
+    ['CORRUPT_MESSAGE', 2, 'RECORD_INVALID'],
+  ])('%s inside KafkaJSNumberOfRetriesExceeded is the record error it is, not an outage', (type, code, relayCode) => {
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError(type, code), { retryCount: 0, retryTime: 100 });
+    // Before: only originalError (kafkajs 1.x) was followed; the wrapper has no type, so KAFKA_UNAVAILABLE.
+    expect(classifyKafkaError(wrapped)).toMatchObject({ code: relayCode, details: { kafkaError: type } });
+  });
+
+  it('an outage inside the wrapper stays an outage', () => {
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError('NOT_ENOUGH_REPLICAS', 19), { retryCount: 0, retryTime: 100 });
+    expect(classifyKafkaError(wrapped)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
   });
 });

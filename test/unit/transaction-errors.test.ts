@@ -3,7 +3,7 @@ import { epochError, isEpochError, transactionFlags } from '../../src/sink/trans
 
 /** The answers both clients give to a producer whose epoch is gone (shapes as observed against Kafka 4.4). */
 const RDKAFKA_FENCED = { name: 'KafkaJSError', code: -144, type: 'ERR__FENCED', message: 'transactional producer fenced by newer producer instance' };
-const KAFKAJS_EPOCH = { name: 'KafkaJSNumberOfRetriesExceeded', originalError: { name: 'KafkaJSProtocolError', type: 'INVALID_PRODUCER_EPOCH', code: 47 } };
+const KAFKAJS_EPOCH = { name: 'KafkaJSNumberOfRetriesExceeded', cause: { name: 'KafkaJSProtocolError', type: 'INVALID_PRODUCER_EPOCH', code: 47 } };
 
 describe('transactional error classification (shared by both transactional sinks)', () => {
   it('recognises the epoch errors of both clients', () => {
