@@ -36,6 +36,8 @@ export class OpsInterrupt {
   /** Removes its signal listeners (the command is done). */
   readonly remove: () => void;
   private client: pg.Client | undefined;
+  /** A statement of the command's ended cancelled (57014) after the signal: the cancel reached it. */
+  private cancelReached = false;
   /** The first signal, and how the statement under way ended. */
   private interrupted: { signal: NodeJS.Signals; outcome: Promise<Outcome> } | undefined;
 
@@ -59,7 +61,11 @@ export class OpsInterrupt {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     client.query = ((...args: unknown[]) => {
       if (this.interrupted) return Promise.reject(new RelayError('INTERRUPTED', `${this.command}: not sent, a ${this.interrupted.signal} came before it`));
-      return query(...args);
+      const result = query(...args);
+      // Seen here, not in the command's error: a command may go on past a failed statement (slot advance's
+      // preview count), and then fails with the refusal above.
+      if (result instanceof Promise) result.catch((err: unknown) => void (this.interrupted && cancelledByPostgres(err) && (this.cancelReached = true)));
+      return result;
     }) as typeof client.query;
   }
 
@@ -71,7 +77,7 @@ export class OpsInterrupt {
     if (!this.interrupted) return err;
     let outcome = await this.interrupted.outcome;
     // The statement ended before the cancel reached it: it is done, the next one was not sent.
-    if (outcome.cancelSent && !cancelledByPostgres(err)) outcome = { message: 'the statement under way completed before the cancel reached it', effect: 'it and the statements before it stay done, none ran after it' };
+    if (outcome.cancelSent && !this.cancelReached && !cancelledByPostgres(err)) outcome = { message: 'the statement under way completed before the cancel reached it', effect: 'it and the statements before it stay done, none ran after it' };
     return this.error(this.interrupted.signal, outcome, err);
   }
 
@@ -79,8 +85,10 @@ export class OpsInterrupt {
     if (this.interrupted) this.exit(signal, { message: 'a second signal: exiting without waiting for PostgreSQL', effect: 'a statement under way may still complete' });
     const client = this.client;
     if (client === undefined) this.exit(signal, { message: 'before its first statement', effect: 'nothing was done' });
-    // pg_cancel_backend is true for any live backend, an idle one too: whether a statement was under way is pg's.
-    const underWay = (client as unknown as { _getActiveQuery?(): unknown })._getActiveQuery?.() != null;
+    // pg_cancel_backend is true for any live backend, an idle one too: whether a statement was under way is pg's
+    // (an internal: should a pg release drop it, a statement is taken to be under way, as before).
+    const active = (client as unknown as { _getActiveQuery?(): unknown })._getActiveQuery;
+    const underWay = typeof active !== 'function' || active.call(client) != null;
     this.interrupted = { signal, outcome: underWay ? this.cancel(client) : this.close(client, { message: 'no statement was under way', effect: 'statements before the signal stay done, none ran after it' }) };
   };
 
@@ -96,7 +104,7 @@ export class OpsInterrupt {
       const { rows } = await withClient(this.postgres, (side) => side.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]));
       outcome = rows[0]?.cancelled
         ? { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect', cancelSent: true }
-        : { message: 'no statement was under way', effect: 'statements before the signal stay done' };
+        : { message: 'the cancel did not reach the statement under way (its connection had ended)', effect: 'statements before the signal stay done, none ran after it' };
     } catch (err) {
       outcome = { message: `the statement under way could not be cancelled (${errorMessage(err)})`, effect: 'statements before it stay done, and PostgreSQL may still complete it' };
     }

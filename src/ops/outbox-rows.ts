@@ -41,7 +41,7 @@ const TIMESTAMP_OID = 1114;
  * query (22P02: exit 1, nothing sent); it is left out of it instead, and reported among those not found.
  */
 const ID_FORMS: Record<number, (id: string) => boolean> = {
-  2950: (id) => /^\{?[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}?$/i.test(id.trim()),
+  2950: (id) => /^(?:\{[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}|[0-9a-f]{4}(?:-?[0-9a-f]{4}){7})$/i.test(id.trim()),
   20: (id) => integerWithin(id, 63),
   23: (id) => integerWithin(id, 31),
   21: (id) => integerWithin(id, 15),

@@ -1,7 +1,14 @@
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OpsInterrupt, exitOnStopSignals } from '../../src/cli/ops-interrupt.js';
 import { RelayError } from '../../src/errors.js';
+
+/** When set, pg_cancel_backend's answer, without a server; else the real withClient (a server that is not there). */
+let cancelAnswer: boolean | undefined;
+vi.mock('../../src/ops/connection.js', async (original) => {
+  const real = await original<typeof import('../../src/ops/connection.js')>();
+  return { ...real, withClient: (config: never, work: never) => (cancelAnswer === undefined ? real.withClient(config, work) : Promise.resolve({ rows: [{ cancelled: cancelAnswer }] })) };
+});
+const { OpsInterrupt, exitOnStopSignals } = await import('../../src/cli/ops-interrupt.js');
 
 /** The paths the integration test (cli.slot: a slot create cancelled while it waits) does not take. */
 describe('operator command interrupted by a signal', () => {
@@ -20,6 +27,7 @@ describe('operator command interrupted by a signal', () => {
     }) as never);
   });
   afterEach(() => {
+    cancelAnswer = undefined;
     process.removeAllListeners('SIGINT');
     process.removeAllListeners('SIGTERM');
     vi.restoreAllMocks();
@@ -68,6 +76,30 @@ describe('operator command interrupted by a signal', () => {
     active = null;
     await expect(client.query('SELECT pg_replication_slot_advance($1, $2)')).rejects.toMatchObject({ code: 'INTERRUPTED' });
     expect(sent).toEqual(['SELECT 1']);
+  });
+
+  it('a cancelled statement whose failure the command passed over (slot advance\'s preview count), then the refusal of the next: still "PostgreSQL cancelled the statement under way"', async () => {
+    cancelAnswer = true;
+    const interrupt = new OpsInterrupt('slot advance', {}, false);
+    let rejectPeek!: (err: unknown) => void;
+    const client = { end: async () => undefined, query: () => new Promise((_, reject) => (rejectPeek = reject)), _getActiveQuery: () => ({}) } as unknown as pg.Client;
+    interrupt.attach(client);
+    const peek = client.query('SELECT … pg_logical_slot_peek_binary_changes …').catch(() => 'uncounted');
+    process.emit('SIGINT', 'SIGINT');
+    rejectPeek(Object.assign(new Error('canceling statement due to user request'), { code: '57014' }));
+    expect(await peek).toBe('uncounted');
+    const refused = await client.query('SELECT pg_replication_slot_advance($1, $2)').catch((err: unknown) => err);
+    expect(await interrupt.failure(refused)).toMatchObject({ message: 'slot advance interrupted by SIGINT: PostgreSQL cancelled the statement under way' });
+  });
+
+  it('a cancel accepted while the statement completed first: says so, not that it took no effect', async () => {
+    cancelAnswer = true;
+    const interrupt = new OpsInterrupt('setup', {}, false);
+    const client = { end: async () => undefined, query: async () => undefined, _getActiveQuery: () => ({}) } as unknown as pg.Client;
+    interrupt.attach(client);
+    process.emit('SIGTERM', 'SIGTERM');
+    const refused = await client.query('SELECT 2').catch((err: unknown) => err);
+    expect(await interrupt.failure(refused)).toMatchObject({ message: 'setup interrupted by SIGTERM: the statement under way completed before the cancel reached it' });
   });
 
   it('idle when the signal came: says no statement was under way, without a cancel (pg_cancel_backend is true for an idle backend too)', async () => {
