@@ -6,7 +6,7 @@ import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js'
 import { TupleValues } from '../decode/pgoutput.js';
 import { RelayError, asRelayError, isRelayError } from '../errors.js';
 import { OutageLog, type OutageLines } from '../outage-log.js';
-import { backoffDelay, settlesWithin, sleep } from '../retry.js';
+import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
 import { checkpointTopicRefused } from '../route/topic-template.js';
@@ -231,14 +231,22 @@ class Unanswered extends Error {
  * from the batch's first attempt, or at a signal.
  */
 async function answered(sending: Promise<void>, started: number, retry: RetryPolicy, stallTimeoutMs: number, signal: AbortSignal, outage: OutageLog): Promise<void> {
-  while (!(await settlesWithin(sending, stallTimeoutMs))) {
-    const waitedMs = Date.now() - started;
-    const error = new RelayError('KAFKA_UNAVAILABLE', `Kafka has not acknowledged the batch for ${Math.round(waitedMs / 1000)} s`, {
+  const unanswered = () =>
+    new RelayError('KAFKA_UNAVAILABLE', `Kafka has not acknowledged the batch for ${Math.round((Date.now() - started) / 1000)} s`, {
       retriable: true,
       hint: 'check the brokers (a hung or partitioned broker); retry.maxDuration bounds the wait',
     });
+  // A signal ends the wait at once: checked only at each stall period, it waited up to kafka.deliveryTimeout,
+  // past the watchdog when that is longer than shutdownGrace + 5 s.
+  const settledOrAborted = settlesUnlessAborted(sending, signal);
+  for (;;) {
+    if (await settlesWithin(settledOrAborted, stallTimeoutMs)) {
+      if (await settledOrAborted) break;
+      throw new Unanswered(interruptedInBatch(unanswered()));
+    }
+    const error = unanswered();
     if (signal.aborted) throw new Unanswered(interruptedInBatch(error));
-    if (waitedMs >= retry.maxDurationMs) throw new Unanswered(error);
+    if (Date.now() - started >= retry.maxDurationMs) throw new Unanswered(error);
     outage.failed({ code: error.code, err: error.message }, { started: 'Kafka unavailable: waiting for the batch to be acknowledged', ongoing: 'Kafka still has not acknowledged the batch' });
   }
   await sending;

@@ -91,7 +91,8 @@ describe('republish --since', () => {
   ])('a signal while Kafka does not take the batch (%s): INTERRUPTED naming where to go on, not KAFKA_UNAVAILABLE as if it had given up', async (_case, target) => {
     const rows = [row('a', '2026-11-24 08:00:00+00')];
     const stop = new AbortController();
-    const run = republish(new FakeOutbox(rows).client, config({ deliveryTimeoutMs: 20, maxDurationMs: 600_000 }), { ...options({ since: '2026-11-24 07:00:00+00' }, target()), signal: stop.signal }, logger);
+    // kafka.deliveryTimeout 60 s: the signal ends the wait at once, not at the next stall period.
+    const run = republish(new FakeOutbox(rows).client, config({ deliveryTimeoutMs: 60_000, maxDurationMs: 600_000 }), { ...options({ since: '2026-11-24 07:00:00+00' }, target()), signal: stop.signal }, logger);
     setTimeout(() => stop.abort(), 100);
     const outcome = await Promise.race([run.then(() => 'finished', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting after 2 s'), 2000))]);
     expect(outcome).toMatchObject({ code: 'INTERRUPTED', hint: expect.stringMatching(/^the batch may be in Kafka or not; then run the same command with --since '2026-11-24 08:00:00\+00'/) as unknown });
