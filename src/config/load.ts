@@ -120,7 +120,9 @@ function unknownVariableWarning(name: string): string {
 export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): RawValues {
   const out: RawValues = {};
   for (const setting of SETTINGS) {
-    const emptyCounts = setting.schema.safeParse('').success;
+    // Only the mapping columns: for kafka.producer "" is {} too, and an empty variable outranking the file would
+    // drop the file's librdkafka properties.
+    const emptyCounts = setting.group === 'mapping' && setting.schema.safeParse('').success;
     const given = (name: string | undefined) => (name === undefined || (env[name] === '' && !emptyCounts) ? undefined : env[name]);
     const value = given(setting.env);
     const old = setting.deprecated?.env;

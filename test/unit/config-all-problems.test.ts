@@ -192,6 +192,13 @@ describe('config: an empty environment variable', () => {
     expect(config.statusIntervalMs).toBe(1000);
     expect(load({}).tables[0]!.columns.headers).toBe('headers');
   });
+
+  it('is unset for kafka.producer, whose "" would be {}: the file\'s librdkafka properties stay', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(file, 'kafka:\n  producer:\n    socket.keepalive.enable: "true"\n');
+    expect(load({}, { OUTBOX_RELAY_KAFKA_PRODUCER: '' }, file).kafka.producer).toEqual({ 'socket.keepalive.enable': 'true' });
+  });
 });
 
 describe('config: an OUTBOX_RELAY_* variable the relay does not read', () => {
