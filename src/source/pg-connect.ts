@@ -40,7 +40,7 @@ const TEXT_SETTINGS = '-c client_encoding=UTF8 -c DateStyle=ISO -c TimeZone=UTC 
 
 /**
  * `config` with TEXT_SETTINGS among its startup options, after the URL's own `options` (the operations guide's
- * `?options=-c wal_sender_timeout=10s`), whose settings are kept. pg lets a URL parameter replace the config's
+ * `?options=-c wal_sender_timeout=10s`) and PGOPTIONS, whose settings are kept. pg lets a URL parameter replace the config's
  * field, so such a URL dropped TEXT_SETTINGS; the parameter moves into the field instead. Last wins: a text
  * setting in the URL gives way to the relay's.
  */
@@ -55,5 +55,6 @@ export function withTextSettings(config: pg.ClientConfig): pg.ClientConfig {
       connectionString = url.toString();
     }
   }
-  return { ...config, connectionString, options: [urlOptions, config.options, TEXT_SETTINGS].filter(Boolean).join(' ') };
+  // PGOPTIONS too, which pg reads only when no options are given (and here they always are).
+  return { ...config, connectionString, options: [urlOptions, config.options ?? process.env.PGOPTIONS, TEXT_SETTINGS].filter(Boolean).join(' ') };
 }
