@@ -10,6 +10,7 @@ import { chooseStart, foreignCheckpoint, slotBounds } from '../checkpoint/start-
 import { readTopicPolicy } from '../checkpoint/topic-policy.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
+import { errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
@@ -23,7 +24,7 @@ export interface DeliveryStrategy {
   createDelivery: CreateDelivery;
   startPosition: () => Promise<Lsn | undefined>;
   /** Where a later session starts (RelayDeps.resumePosition). */
-  resumePosition: (tookOver: boolean) => Promise<Lsn | undefined>;
+  resumePosition: () => Promise<Lsn | undefined>;
   reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** A stop's drain ended (RelayDeps.drainEnded): the last checkpoint is written before the slot is released (non-transactional modes). */
@@ -128,36 +129,34 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
 
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
 
-  // A commit whose answer was lost may have happened: only the checkpoint says, so every restart reads it again.
-  // Only a checkpoint newer than the one read at start says so: a replay (--start-lsn) below that one commits it
-  // unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
-  // without re-sending it. Otherwise the session resumes at the relay's confirmed position, which is the start at
-  // least (a commit of the replay that happened unseen is sent again: a replay's duplicates, never a gap).
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */
   const readOwnCheckpoint = async () => {
     const read = await readCheckpoint();
     return read && store.systemId !== undefined ? ownCheckpoint(read, store.systemId, 0n) : read;
   };
 
-  const resumePosition = async (tookOver: boolean): Promise<Lsn | undefined> => {
-    if (settings.guarantee !== 'exactly-once') {
-      // Another instance delivered while this one waited as a standby: its checkpoint is where delivery got to.
-      // Resumed at this process's own last position instead (the slot, which a replay window keeps behind, is
-      // older still), the takeover sent again everything the other delivered since; and the writer, whose floor
-      // is raised here, could have written that older position over the other's.
-      if (!tookOver) return undefined;
-      const lsn = (await readOwnCheckpoint())?.lsn;
-      if (lsn !== undefined) writer?.startFrom(lsn);
-      return lsn;
-    }
-    // A commit whose answer was lost may have happened: only the checkpoint says, so every restart reads it again.
-    // Only a checkpoint newer than the one read at start says so: a replay (--start-lsn) below that one commits it
-    // unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
-    // without re-sending it. Otherwise the session resumes at the relay's confirmed position, which is the start at
-    // least (a commit of the replay that happened unseen is sent again: a replay's duplicates, never a gap).
-    const lsn = (await readOwnCheckpoint())?.lsn;
-    if (lsn !== undefined) engine?.startFrom(lsn);
-    return lsn !== undefined && (startCheckpoint === undefined || lsn > startCheckpoint) ? lsn : undefined;
+  /**
+   * Where a session after the first starts: the checkpoint read again, when it is newer than the one read at the
+   * start. exactly-once: a commit whose answer was lost may have happened, and only the checkpoint says. The other
+   * modes: another instance may have held the slot since (this one waited as a standby, or reconnected after the
+   * other took the slot and let it go) and delivered; resumed at this process's own last position instead (the
+   * slot, which a replay window keeps behind, is older still), the takeover sent again all the other delivered,
+   * and the writer, whose floor is raised here, could write that older position over the other's. Only
+   * duplicates hang on that, so there a read that fails resumes as before: a PostgreSQL reconnect does not wait
+   * for Kafka. A checkpoint no newer than the start's says nothing: a replay (--start-lsn) below it leaves it
+   * unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
+   * without re-sending it. The session takes the newest of this and its own confirmed position.
+   */
+  const resumePosition = async (): Promise<Lsn | undefined> => {
+    const read =
+      settings.guarantee === 'exactly-once'
+        ? readOwnCheckpoint()
+        : readOwnCheckpoint().catch((err: unknown) => void logger.debug({ err: errorMessage(err) }, "checkpoint not read for the resume: resuming at the relay's own position"));
+    const lsn = (await read)?.lsn;
+    if (lsn === undefined) return undefined;
+    engine?.startFrom(lsn);
+    writer?.startFrom(lsn);
+    return startCheckpoint === undefined || lsn > startCheckpoint ? lsn : undefined;
   };
 
   return {

@@ -21,10 +21,10 @@ export interface RelayDeps {
   /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does. */
   startPosition?: () => Promise<Lsn | undefined>;
   /**
-   * Where every later session starts (exactly-once: the checkpoint read again, since a commit may have happened
-   * unseen). `tookOver`: another instance held the slot since this one streamed, and delivered meanwhile.
+   * Where every later session starts: the checkpoint read again (exactly-once: a commit may have happened unseen;
+   * the other modes: another instance may have delivered meanwhile).
    */
-  resumePosition?: (tookOver: boolean) => Promise<Lsn | undefined>;
+  resumePosition?: () => Promise<Lsn | undefined>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
   /**
@@ -215,8 +215,6 @@ export class Relay {
     // A stop while Kafka could not be reached yet: nothing was read, nothing to drain.
     if (this.stopRequested) return { state: 'stopped' };
     let first = true;
-    /** Another instance held the slot since this one last streamed (it waited as a standby). */
-    let tookOver = false;
     while (!this.stopRequested && !this.deliveryError) {
       let error: RelayError | undefined;
       try {
@@ -229,7 +227,7 @@ export class Relay {
         // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran
         // in turn; a connection opened for nothing is closed.
         const opening = session.open();
-        const decide = () => (first ? this.firstPosition() : this.deps.resumePosition?.(tookOver));
+        const decide = () => (first ? this.firstPosition() : this.deps.resumePosition?.());
         // A sink that claims the slot (exactly-once fences the previous holder's producer) does so only once the
         // checks found the slot free, so a standby fences nobody; the position is read after the claim, when the
         // previous holder can commit no more checkpoints. A failed open is reported as such below.
@@ -267,10 +265,9 @@ export class Relay {
         if (opened.status === 'rejected') throw opened.reason;
         const startLsn = session.start(this.lastConfirmed, position.value);
         // Only now: until a session streamed, the next attempt decides the first position again (read afresh, as
-        // another instance may have moved the checkpoint meanwhile); resumePosition would start at the slot,
-        // which a replay window keeps behind the checkpoint, and send that WAL's events again.
+        // another instance may have moved the checkpoint meanwhile; a --start-lsn applied): resumePosition takes
+        // only a checkpoint newer than the start's.
         first = false;
-        tookOver = false;
         this.session = session;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
         const reconnect = this.sessionOutage.down || this.state === 'standby';
@@ -298,7 +295,6 @@ export class Relay {
         this.retryCause = undefined;
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
-        tookOver = !first;
         await this.standbyWait.untilReleased(this.wake.signal);
         continue;
       }

@@ -40,11 +40,11 @@ describe('exactly-once: where a later session of a replay below the checkpoint s
     // The replay's Kafka transactions commit the checkpoint at its floor (0/9000), so a later read of it says
     // nothing about how far the replay got: the session after a reconnect or a source restart must start at
     // the relay's own confirmed position (undefined here), not at 0/9000, or 0/2000..0/9000 is never re-sent.
-    const resume = await strategy.resumePosition(false);
+    const resume = await strategy.resumePosition();
     expect(resume === undefined || resume <= 0x2000n).toBe(true);
     // Once the replay passed the checkpoint, a newer one is a commit this run made: a restart resumes there.
     stored = 0x9800n;
-    expect(await strategy.resumePosition(false)).toBe(0x9800n);
+    expect(await strategy.resumePosition()).toBe(0x9800n);
   });
 
   it('a plain start keeps resuming from the checkpoint it started at, and from newer ones', async () => {
@@ -52,9 +52,9 @@ describe('exactly-once: where a later session of a replay below the checkpoint s
     const strategy = deliveryStrategy(config(undefined), pino({ level: 'silent' }), { plainSink: {} as never });
     expect(await strategy.startPosition()).toBe(0x9000n);
     // The relay's confirmed position is the start (0/9000) at least, so a session resuming there misses nothing.
-    const resume = await strategy.resumePosition(false);
+    const resume = await strategy.resumePosition();
     expect(resume === undefined || resume === 0x9000n).toBe(true);
     stored = 0x9800n;
-    expect(await strategy.resumePosition(false)).toBe(0x9800n);
+    expect(await strategy.resumePosition()).toBe(0x9800n);
   });
 });
