@@ -19,15 +19,15 @@ export interface CloudEventFields {
   timeMs: number;
 }
 
+/** The attributes the envelope sets: an event's own headers never provide them (`ce_subject` included, which a NULL aggregate id leaves out). */
+export const CLOUDEVENT_HEADERS = ['ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_time', 'ce_subject'] as const;
+
 /**
  * CloudEvents 1.0, Kafka protocol binding, binary content mode: the attributes travel as `ce_` headers and the
  * value stays the payload exactly as stored, so consumers that ignore CloudEvents see no change and the relay
  * never parses or re-serialises the payload. `datacontenttype` is the `content-type` header set for every record.
+ * Returns whether the text it adds besides `fields` is ASCII (known without a scan, for the record size).
  */
-/** The attributes the envelope sets: an event's own headers never provide them (`ce_subject` included, which a NULL aggregate id leaves out). */
-export const CLOUDEVENT_HEADERS = ['ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_time', 'ce_subject'] as const;
-
-/** Returns whether the text it adds besides `fields` is ASCII (known without a scan, for the record size). */
 export type Envelope = (headers: Record<string, string | Buffer>, fields: CloudEventFields) => boolean;
 
 export function compileEnvelope(config: EnvelopeConfig, defaultSource: string): Envelope | undefined {
