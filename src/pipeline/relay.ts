@@ -92,6 +92,8 @@ export class Relay {
   private session: Session | undefined;
   private lastConfirmed: Lsn = 0n;
   private stopRequested = false;
+  /** The stop under way (stop()): run() returns a stopped outcome only once it has ended. */
+  private stopping: Promise<void> | undefined;
   private readonly wake = new AbortController();
   private deliveryError: RelayError | undefined;
   private lastProgressLog = 0;
@@ -197,6 +199,11 @@ export class Relay {
     } catch (err) {
       outcome = this.fail(asRelayError(err));
     }
+    // Woken by a stop outside a session (a standby, a reconnect's backoff) the loop returns at once, while the stop
+    // may still drain what an earlier session handed over: the command closes the checkpoint writer only after it,
+    // or its last write (before the drain's end) made a takeover re-send what the drain delivered. The stop's
+    // own failure is the signal handler's to report.
+    if (outcome.state === 'stopped') await this.stopping?.catch(() => undefined);
     if (outcome.state === 'failed') {
       // A failed relay exits: release the producer and timers so the process can end.
       this.delivery.stop();
@@ -453,14 +460,23 @@ export class Relay {
    * none of the open transaction was handed over (a bounded replay refused it, and the paused socket would never
    * bring its commit), reading it to its commit would only wait out the grace period.
    */
-  async stop(options: { openTransaction: 'read' | 'drop' } = { openTransaction: 'read' }): Promise<void> {
-    if (this.stopRequested) return;
+  stop(options: { openTransaction: 'read' | 'drop' } = { openTransaction: 'read' }): Promise<void> {
+    // A relay that failed is ending already (run() closes what it opened); a stop would report a drain and a
+    // 'stopped' state over its failure.
+    if (this.state === 'failed') return Promise.resolve();
+    this.stopping ??= this.stopOnce(options);
+    return this.stopping;
+  }
+
+  private async stopOnce(options: { openTransaction: 'read' | 'drop' }): Promise<void> {
     this.stopRequested = true;
     this.wake.abort();
     // A halted relay confirms nothing more: its stop is no drain (its readiness says halted until it has stopped),
     // and a line announcing one, with the halted events counted as in flight, would suggest they are delivered.
     const halted = this.state === 'halted';
-    if (!halted) this.setState('draining');
+    // Only a streaming relay holds the slot: a standby or a reconnecting one keeps its state until it has stopped
+    // (draining counts as active, outbox_relay_active 1).
+    if (this.state === 'streaming') this.setState('draining');
     const session = this.session;
     // One grace period bounds both the read to the open transaction's commit and the drain.
     const deadline = Date.now() + this.config.shutdownGraceMs;

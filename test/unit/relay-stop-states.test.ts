@@ -1,0 +1,74 @@
+import { describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import type { RelayState } from '../../src/pipeline/observer.js';
+import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+
+// A fake replication session that finds the slot held by another instance: the relay waits as a standby.
+vi.mock('../../src/pipeline/session.js', () => ({
+  Session: class {
+    ended = new Promise(() => undefined);
+    streaming = new Promise(() => undefined);
+    confirmed: Lsn = 0n;
+    async open(): Promise<void> {
+      throw new RelayError('PG_SLOT_ACTIVE', 'slot in use (fake)', { retriable: true, details: { activePid: 7 } });
+    }
+    async close(): Promise<void> {}
+  },
+}));
+
+// The slot is never released: the standby waits until the stop wakes it.
+vi.mock('../../src/source/standby-wait.js', () => ({
+  StandbyWait: class {
+    untilReleased(signal: AbortSignal): Promise<void> {
+      return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    }
+  },
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+function relay(options: { connect?: () => Promise<void>; drainEnded?: () => Promise<void> } = {}) {
+  const states: RelayState[] = [];
+  const { logger } = capturingLogger('info');
+  const instance = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 600_000 }) as never, {
+    logger,
+    sink: { connect: options.connect ?? (async () => undefined), send: async () => undefined, close: async () => undefined } as never,
+    createDelivery: idleDelivery,
+    startPosition: async () => undefined,
+    reportPosition: (lsn: Lsn) => lsn,
+    drainEnded: options.drainEnded,
+    observer: { stateChanged: (state: RelayState) => void states.push(state) },
+  } as never);
+  return { instance, states };
+}
+
+describe('Relay, a stop outside streaming', () => {
+  it('a standby does not pass through draining (outbox_relay_active would read 1 for an instance without the slot), and run() ends after the stop', async () => {
+    let drainEndedAt = 0;
+    const drainEnded = () =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          drainEndedAt = Date.now();
+          resolve();
+        }, 100),
+      );
+    const { instance, states } = relay({ drainEnded });
+    const outcome = instance.run();
+    await vi.waitFor(() => expect(states).toContain('standby'));
+    void instance.stop();
+    const result = await outcome;
+    expect(result, JSON.stringify(result)).toEqual({ state: 'stopped' });
+    // Before: run() returned while the stop's last checkpoint write was under way, and the command closed the
+    // writer under it.
+    expect(drainEndedAt).toBeGreaterThan(0);
+    expect(states).toEqual(['standby', 'stopped']);
+  });
+
+  it('a relay that failed: the stop changes nothing (no draining, no stopped over the failure)', async () => {
+    const { instance, states } = relay({ connect: async () => Promise.reject(new RelayError('KAFKA_AUTH', 'refused (fake)')) });
+    expect(await instance.run()).toMatchObject({ state: 'failed' });
+    await instance.stop();
+    expect(states).toEqual(['failed']);
+  });
+});
