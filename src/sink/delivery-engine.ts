@@ -535,6 +535,10 @@ export class DeliveryEngine implements Delivery {
     const decision = await this.watched(this.callbacks.poison(event, poisoned, this.abort.signal));
     if (decision === 'stopped') return false;
     if (decision !== 'skip') return this.fail(decision === 'halt' ? poisoned : decision.halt);
+    // A dead letter Kafka took after a wait the stall check counted as an outage ends it: left open until the
+    // next batch's acknowledgement, an idle outbox kept the relay not ready, and the outage's old start made the
+    // next failure after retry.maxDuration a RETRIES_EXHAUSTED at its first attempt. (exactly-once: commit() ends it.)
+    if (this.guarantee !== 'exactly-once') this.outageOver();
     this.skipped(event);
     return true;
   }

@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sleep } from '../../src/retry.js';
 import { RelayError } from '../../src/errors.js';
 import { formatLsn } from '../../src/lsn.js';
 import type { OutboxEvent } from '../../src/route/event.js';
@@ -112,6 +113,24 @@ describe('DeliveryEngine, at-least-once', () => {
     await h.idle();
     expect(seen).toEqual(['null-payload:RECORD_REQUIRED_NULL']);
     expect(h.sink.written).toEqual(['m.0', 'm.after']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('a dead letter Kafka takes only after the stall timeout ends the outage that wait started (before, it stayed open until the next batch)', async () => {
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      stallTimeoutMs: 20,
+      poison: async () => {
+        await sleep(1500);
+        return 'skip';
+      },
+    });
+    const { txn } = h.begin('m', 0);
+    h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL'));
+    const end = h.commit(txn);
+    await h.idle();
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    expect(h.recovered).toBe(1);
     expect(h.lastConfirmed).toBe(end);
   });
 
