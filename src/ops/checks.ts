@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
-import { createPublicationSql } from './publication-sql.js';
+import { createPublicationSql, partitionedTablesSql, viaRootSql } from './publication-sql.js';
 import type { PublicationInfo, TableRef } from './publications.js';
 import { slotProblem, type SlotStatus } from './slots.js';
 
@@ -163,7 +163,7 @@ function publicationChecks(pub: PublicationInfo, tables: TableRef[], partitioned
         name: `publication ${pub.name}`,
         ok: false,
         detail: `publishes the partitions of ${t.schema}.${t.table} under their own names (publish_via_partition_root is off), which no mapping names`,
-        fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} SET (publish_via_partition_root = true);${pub.allTables ? '' : `  (and, if ${t.schema}.${t.table} is not a member yet: ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};)`}`,
+        fix: `${viaRootSql(pub.name)}${pub.allTables ? '' : `  (and, if ${t.schema}.${t.table} is not a member yet: ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};)`}`,
       });
     } else {
       checks.push({ name: `publication ${pub.name}`, ok: false, detail: `does not include ${t.schema}.${t.table}`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} ADD TABLE ${quoteQualified(t.schema, t.table)};` });
@@ -175,12 +175,7 @@ function publicationChecks(pub: PublicationInfo, tables: TableRef[], partitioned
 
 /** Those of `tables` that are partitioned. */
 async function partitionedTables(client: pg.Client, tables: TableRef[]): Promise<TableRef[]> {
-  const { rows } = await client.query<{ schema: string; table: string }>(
-    `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'p' AND (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [tables.map((t) => t.schema), tables.map((t) => t.table)],
-  );
-  return rows;
+  return (await client.query<{ schema: string; table: string }>(partitionedTablesSql(tables))).rows;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral, quoteQualified } from '../sql/quote.js';
 import type { TableRef } from './publications.js';
 
 /**
@@ -7,6 +7,21 @@ import type { TableRef } from './publications.js';
  * the relay could never start on a partitioned outbox table). No effect on a plain table.
  */
 export const PUBLICATION_OPTIONS = "WITH (publish = 'insert', publish_via_partition_root = true)";
+
+/** The fix for a publication that lists a partitioned table's partitions instead of its rows under its own name. */
+export function viaRootSql(name: string): string {
+  return `ALTER PUBLICATION ${quoteIdent(name)} SET (publish_via_partition_root = true);`;
+}
+
+/**
+ * Those of `tables` that are partitioned, as rows (schema, table): for the checks of pre-flight (on the replication
+ * connection, which takes no parameters) and of setup alike.
+ */
+export function partitionedTablesSql(tables: TableRef[]): string {
+  const list = tables.map((t) => `(${quoteLiteral(t.schema)}, ${quoteLiteral(t.table)})`).join(', ');
+  return `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'p' AND (n.nspname, c.relname) IN (${list})`;
+}
 
 /** `rowFilter` must have passed checkRowFilter: it is the one part of the statement that is SQL as given. */
 export function createPublicationSql(name: string, tables: TableRef[], rowFilter?: string): string {

@@ -4,7 +4,7 @@ import type { TableMapping } from '../config/types.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
-import { createPublicationSql } from '../ops/publication-sql.js';
+import { createPublicationSql, partitionedTablesSql, viaRootSql } from '../ops/publication-sql.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -126,7 +126,7 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
     else if (!pub.pubviaroot && (await isPartitioned(stream, t))) {
       // Its partitions are what the publication lists, under their own names, which no mapping names.
       throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is partitioned, and publication "${publication}" publishes its partitions under their own names, not its rows under the table's`, {
-        hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish_via_partition_root = true);  (outbox-relay setup and publication create set it)`,
+        hint: `${viaRootSql(publication)}  (outbox-relay setup and publication create set it)`,
       });
     } else {
       throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is not in publication "${publication}"`, {
@@ -138,8 +138,5 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
 }
 
 async function isPartitioned(stream: ReplicationStream, table: TableMapping): Promise<boolean> {
-  const rows = await stream.query<{ relkind: string }>(
-    `SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ${quoteLiteral(table.schema)} AND c.relname = ${quoteLiteral(table.table)}`,
-  );
-  return rows[0]?.relkind === 'p';
+  return (await stream.query(partitionedTablesSql([table]))).length > 0;
 }

@@ -62,6 +62,14 @@ describe('cli: outbox-relay setup', () => {
     const failed = checked.json.checks.filter((c) => !c.ok);
     // Before: "does not include" with ALTER PUBLICATION … ADD TABLE, which fails: the table is a member already.
     expect(failed.map((c) => c.fix)).toEqual([`ALTER PUBLICATION "${n.publication}" SET (publish_via_partition_root = true);  (and, if public.${table} is not a member yet: ALTER PUBLICATION "${n.publication}" ADD TABLE "public"."${table}";)`]);
+    // The relay's pre-flight names the same fix.
+    await db().query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [n.slot]);
+    const relay = startRelay(['run', ...flags(n), '--table', `public.${table}`, '--kafka-brokers', stack().brokers.join(',')]);
+    const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the pre-flight refusal');
+    expect(halt).toMatchObject({ code: 'PG_TABLE_NOT_PUBLISHED', fix: `ALTER PUBLICATION "${n.publication}" SET (publish_via_partition_root = true);  (outbox-relay setup and publication create set it)` });
+    relay.signal('SIGTERM');
+    await relay.exited;
+    await db().query('SELECT pg_drop_replication_slot($1)', [n.slot]);
     await db().query(`ALTER PUBLICATION ${n.publication} SET (publish_via_partition_root = true)`);
     const passed = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), '--table', `public.${table}`]);
     expect(passed.json.checks.filter((c) => !c.ok)).toEqual([]);
