@@ -51,8 +51,10 @@ describe('relay: a start position is checked against both bounds before anything
     const setup = await setupOutbox(db());
     const slotBefore = await slotConfirmedLsn(db(), setup.slot);
     const walEnd = await currentWalLsn(db());
-    // What the old primary's relay recorded before a failover to a standby that had not received that WAL.
-    const ahead = walEnd + 0x1000000n;
+    // What the old primary's relay recorded before a failover to a standby that had not received that WAL. 4 GiB
+    // ahead: with 16 MiB, the suite's other files (writers on the shared server) wrote past it before the relay
+    // started in one run, and the relay rightly streamed from it.
+    const ahead = walEnd + 0x100000000n;
     const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: ahead, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' });
 
     const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
