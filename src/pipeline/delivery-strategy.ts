@@ -10,7 +10,7 @@ import { chooseStart, foreignCheckpoint, slotBounds } from '../checkpoint/start-
 import { readTopicPolicy } from '../checkpoint/topic-policy.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
-import { errorMessage } from '../errors.js';
+import { RelayError, errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
@@ -101,6 +101,32 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     return undefined;
   };
 
+  /**
+   * A forward skip (run --start-lsn past the checkpoint) counts as delivered from the start on, so the checkpoint
+   * records it before anything streams. Left to the first transaction confirmed after it, a halt or crash before
+   * that (the next event poison too, Kafka down) started the next run at the old checkpoint, which a replay window
+   * keeps ahead of the slot: the skipped range, its poison event included, streamed again. The writer takes it at
+   * its first write. exactly-once records positions only in Kafka transactions: one holding only the checkpoint
+   * record (with the replay window, as every record), committed by this run's producer, which the claim just
+   * registered (older ones are fenced: none commits an older position after it). A failure is retried by the
+   * relay as a start whose checkpoint could not be read: the next claim's new producer aborts what this one left
+   * open, and the checkpoint read again tells whether an ambiguous commit happened after all.
+   */
+  const recordSkip = async (start: Lsn): Promise<void> => {
+    if (producing.guarantee !== 'exactly-once') return writer?.confirmed(start, undefined);
+    try {
+      await producing.sink.commit({ slot: config.slot, lsn: start, commitTimeMs: undefined, writtenAtMs: Date.now(), guarantee: settings.guarantee });
+    } catch (err) {
+      throw new RelayError('CHECKPOINT_FAILED', `cannot record the forward skip to ${formatLsn(start)} in the checkpoint topic "${store.topic}": ${errorMessage(err)}`, {
+        cause: err,
+        retriable: true,
+        hint: 'check the brokers, and that the relay may WRITE the checkpoint topic (docs/security.md); nothing past the checkpoint was streamed or confirmed',
+        details: { startLsn: formatLsn(start), checkpointLsn: startCheckpoint === undefined ? null : formatLsn(startCheckpoint) },
+      });
+    }
+    engine?.startFrom(start);
+  };
+
   // Runs after the sink claimed the slot: in exactly-once mode that fenced older producers, so the checkpoint read is final.
   const startPosition = async (): Promise<Lsn | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
@@ -117,11 +143,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     await window.resolve(checkpoint, slot);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
-    // A forward skip (run --start-lsn past the checkpoint) counts as delivered from here; the checkpoint records
-    // it at the first write. Left to the first transaction confirmed after it, a halt or crash before that (the
-    // next event poison too, Kafka down) started the next run at the old checkpoint, which a replay window keeps
-    // ahead of the slot: the skipped range, its poison event included, streamed again.
-    if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) writer?.confirmed(start, undefined);
+    if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
     policyCheck.schedule();
     return start;

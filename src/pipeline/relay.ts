@@ -265,7 +265,7 @@ export class Relay {
           if (position.status !== 'rejected') break;
           const error = asRelayError(position.reason);
           // The first position is a decision (a replay position, a checkpoint): one that is wrong is not retried;
-          // one that could not be read yet (CHECKPOINT_FAILED) is, with backoff, like a lost connection.
+          // one that could not be read or recorded yet (CHECKPOINT_FAILED) is, with backoff, like a lost connection.
           if (first && !error.retriable) return this.fail(error);
           throw error;
         }
