@@ -17,8 +17,9 @@
 #
 # Signals: tini runs as PID 1 (baked in, so it also works on Kubernetes, which has no `docker run --init`). It
 # forwards SIGTERM/SIGINT to node, which drains in-flight events (OUTBOX_RELAY_SHUTDOWN_GRACE, default 25s) and
-# exits 0; tini exits with node's code. Give the container more than the drain to stop: `docker stop -t 30`,
-# compose `stop_grace_period: 30s`, Kubernetes `terminationGracePeriodSeconds: 30`.
+# exits 0; tini exits with node's code. Give the container more than the drain to stop: `docker stop -t 35`,
+# compose `stop_grace_period: 35s`, Kubernetes `terminationGracePeriodSeconds: 35` (the grace, the 5 s after which
+# the relay exits by itself, and a moment for that exit).
 #
 # test/integration/image-layout.test.ts rebuilds this file's stages without Docker: it reads the stages and
 # their WORKDIR, COPY, RUN, ENV, USER, ENTRYPOINT, CMD and HEALTHCHECK lines, reproduces them in a temp dir
@@ -29,7 +30,7 @@ ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 # ---- build: compile TypeScript and the librdkafka client (needs dev dependencies and a C++ toolchain) ---------
 FROM ${NODE_IMAGE} AS build
 # Headers and compilers for @confluentinc/kafka-javascript: it builds its bundled librdkafka against Debian's
-# OpenSSL and zlib (CKJS_LINKING=dynamic; its configure finds them with pkg-config), so the runtime stage needs
+# OpenSSL, zlib and zstd (CKJS_LINKING=dynamic; its configure finds them with pkg-config), so the runtime stage needs
 # only their shared libraries. python3 is node-gyp's. None of this reaches the image.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential python3 pkg-config libssl-dev zlib1g-dev libzstd-dev \
@@ -94,7 +95,7 @@ ENV NODE_ENV=production
 # test run the relay with these two lines.
 ENV LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF="narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0"
 # The heap limits of the `outbox-relay` bin's shebang (src/cli/main.ts), which `node dist/outbox-relay.js` skips: a
-# drain stays under 150 MB (docs/benchmarks.md, "Memory"). Override NODE_OPTIONS to give the relay more heap.
+# drain stays under 150 MB (docs/benchmarks.md: "Memory, before the caps" and the peak-RSS target). Override NODE_OPTIONS to give the relay more heap.
 ENV NODE_OPTIONS="--max-old-space-size=48 --max-semi-space-size=4"
 WORKDIR /app
 # Owned by root and not writable by the relay's user: the process cannot change its own code. The relay writes

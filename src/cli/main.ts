@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-old-space-size=48 --max-semi-space-size=4
 // The heap limits above keep a drain under 150 MB: unbounded, V8 grows its heap to 220+ MiB under the relay's
-// allocation rate although the live data is far smaller (docs/benchmarks.md, "Memory"). `node dist/outbox-relay.js`
+// allocation rate although the live data is far smaller (docs/benchmarks.md: "Memory, before the caps" and the peak-RSS target). `node dist/outbox-relay.js`
 // skips the shebang: the image sets the same flags in NODE_OPTIONS.
 // First: its listeners must be in place before the rest of the bin is evaluated.
 import './early-signals.js';
