@@ -4,7 +4,7 @@ import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { OutageLog } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
-import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision } from '../sink/delivery.js';
+import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision, WatchSend } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
@@ -17,7 +17,7 @@ export interface RelayDeps {
   createDelivery: CreateDelivery;
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
-  onPoison?: (event: OutboxEvent, error: RelayError, stop: AbortSignal) => Promise<PoisonDecision>;
+  onPoison?: DeliveryCallbacks['poison'];
   /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does. */
   startPosition?: () => Promise<Lsn | undefined>;
   /**
@@ -133,7 +133,7 @@ export class Relay {
         this.observer.delivered?.(receipts, latencyMs);
         this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes);
       },
-      poison: (event, error, stop) => this.poison(event, error, stop),
+      poison: (event, error, stop, watch) => this.poison(event, error, stop, watch),
       stopped: (error) => this.onDeliveryStopped(error),
       // A draining relay reads only to the end of the open source transaction: the session refuses after that.
       windowOpen: () => this.session?.resume(),
@@ -388,9 +388,9 @@ export class Relay {
     }
   }
 
-  private async poison(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision> {
+  private async poison(event: OutboxEvent, error: RelayError, stop: AbortSignal, watch: WatchSend): Promise<PoisonDecision> {
     this.countError(error);
-    return this.deps.onPoison ? this.deps.onPoison(event, error, stop) : 'halt';
+    return this.deps.onPoison ? this.deps.onPoison(event, error, stop, watch) : 'halt';
   }
 
   /** The delivery dropped its uncommitted events: a new session streams them again from the checkpoint. */

@@ -7,7 +7,7 @@ import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
 import { DEAD_LETTER_PLACEHOLDERS, checkpointTopicRefused, compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
 import { backoffDelay, sleep } from '../retry.js';
-import type { PoisonDecision } from './delivery.js';
+import type { PoisonDecision, WatchSend } from './delivery.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 
@@ -56,7 +56,7 @@ export class DeadLetters {
     this.template = compileTopicTemplate(topicTemplate, 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
   }
 
-  async handle(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision> {
+  async handle(event: OutboxEvent, error: RelayError, stop: AbortSignal, watch: WatchSend): Promise<PoisonDecision> {
     const originalTopic = event.topic || sourceName(event);
     const lsn = formatLsn(event.txn.commitLsn);
     const attempts = String(error.details.attempts ?? 1);
@@ -75,7 +75,7 @@ export class DeadLetters {
       value: event.value,
       headers: { ...event.headers, [DLQ_HEADER.code]: error.code, [DLQ_HEADER.message]: error.message, [DLQ_HEADER.attempts]: attempts, [DLQ_HEADER.lsn]: lsn, [DLQ_HEADER.topic]: event.topic },
     };
-    const failure = await this.send(record, stop);
+    const failure = await this.send(record, stop, watch);
     if (failure === 'stopped') {
       this.logger.info({ ...context, deadLetterTopic: topic }, 'stopping before the dead letter was written: the event is read again after restart');
       return 'stopped';
@@ -102,8 +102,12 @@ export class DeadLetters {
     };
   }
 
-  /** Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration. */
-  private async send(record: SinkRecord, stop: AbortSignal): Promise<RelayError | 'stopped' | undefined> {
+  /**
+   * Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration.
+   * Each send is one watched request (the engine counts one Kafka does not answer as its outage; a connect ends at
+   * its own timeout); the attempts Kafka answered with an error are this loop's outage.
+   */
+  private async send(record: SinkRecord, stop: AbortSignal, watch: WatchSend): Promise<RelayError | 'stopped' | undefined> {
     const started = Date.now();
     const outage = new OutageLog(this.logger, DEAD_LETTER_OUTAGE);
     for (;;) {
@@ -112,7 +116,7 @@ export class DeadLetters {
           await this.sink.connect();
           this.connectFirst = false;
         }
-        await this.sink.send([record]);
+        await watch(this.sink.send([record]));
         outage.recovered({ deadLetterTopic: record.topic });
         return undefined;
       } catch (err) {

@@ -531,8 +531,11 @@ export class DeliveryEngine implements Delivery {
 
   private async poison(event: OutboxEvent, error: RelayError, attempts: number): Promise<boolean> {
     const poisoned = this.eventError(event, error, { attempts });
-    // A dead letter is a produce too: a broker that never answers it is an outage like any other.
-    const decision = await this.watched(this.callbacks.poison(event, poisoned, this.abort.signal));
+    // A dead letter is a produce too: a broker that never answers it is an outage like any other. Each of its
+    // requests is watched, not the policy as a whole: watched as one, a dead letter Kafka refused at every attempt
+    // for longer than the stall timeout was also counted as unanswered, and its one outage logged twice (the
+    // policy's lines and the engine's).
+    const decision = await this.callbacks.poison(event, poisoned, this.abort.signal, (sending) => this.watched(sending));
     if (decision === 'stopped') return false;
     if (decision !== 'skip') return this.fail(decision === 'halt' ? poisoned : decision.halt);
     // A dead letter Kafka took after a wait the stall check counted as an outage ends it: left open until the

@@ -18,6 +18,9 @@ export interface DeliveryLimits {
  */
 export type PoisonDecision = 'skip' | 'halt' | 'stopped' | { halt: RelayError };
 
+/** Resolves or rejects as `sending` does, watched meanwhile for a broker that never answers it (DeliveryCallbacks.poison). */
+export type WatchSend = <T>(sending: Promise<T>) => Promise<T>;
+
 /** `count` events of one source transaction and topic that may be confirmed (`skipped`: dealt with by the poison policy, no record). */
 export interface Receipt {
   txn: SourceTransaction;
@@ -36,8 +39,12 @@ export interface DeliveryCallbacks {
    * the produce round trip, undefined when none was timed (an at-most-once hand-off, a row the poison policy dealt with).
    */
   delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void;
-  /** The seam for dead-letter policies: called once per record that cannot be produced; `stop` aborts when delivery stops. */
-  poison(event: OutboxEvent, error: RelayError, stop: AbortSignal): Promise<PoisonDecision>;
+  /**
+   * The seam for dead-letter policies: called once per record that cannot be produced; `stop` aborts when delivery
+   * stops. Each produce request of the policy goes through `watch`, which counts one Kafka leaves unanswered past
+   * kafka.deliveryTimeout as an outage; the retries between requests Kafka answered are the policy's own to log.
+   */
+  poison(event: OutboxEvent, error: RelayError, stop: AbortSignal, watch: WatchSend): Promise<PoisonDecision>;
   /** Delivery stopped for good: a halt decision, or the broker unreachable for longer than retry.maxDuration. */
   stopped(error: RelayError): void;
   /** The in-flight window has room again after being full (only while the session is open). */

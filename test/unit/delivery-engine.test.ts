@@ -120,8 +120,9 @@ describe('DeliveryEngine, at-least-once', () => {
     const h = new EngineHarness({
       guarantee: 'at-least-once',
       stallTimeoutMs: 20,
-      poison: async () => {
-        await sleep(1500);
+      // The dead letter's one request, answered after 1.5 s.
+      poison: async (_event, _error, _stop, watch) => {
+        await watch(sleep(1500));
         return 'skip';
       },
     });
@@ -347,7 +348,7 @@ describe('DeliveryEngine, at-least-once', () => {
   it('bounds a dead letter that Kafka never answers: an outage, then RETRIES_EXHAUSTED, nothing confirmed past it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     // The dead-letter write never settles (the plain producer over librdkafka has no message timeout).
-    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, poison: () => new Promise(() => {}) });
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, poison: (_event, _error, _stop, watch) => watch(new Promise(() => {})) });
     const { txn } = h.begin('m', 0);
     h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL (fake)'));
     h.commit(txn);

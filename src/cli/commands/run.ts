@@ -86,7 +86,7 @@ export function runCommand(): Command {
       reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       drainEnded: strategy.drainEnded,
       observer,
-      onPoison: deadLetters && ((event, error, stop) => deadLetters.handle(event, error, stop)),
+      onPoison: deadLetters && ((event, error, stop, watch) => deadLetters.handle(event, error, stop, watch)),
     });
     let server: OpsServer | undefined;
     if (config.http.port !== 0) {

@@ -1,12 +1,15 @@
+import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../../../src/checkpoint/ack-tracker.js';
 import type { Guarantee } from '../../../src/config/guarantee-config.js';
 import type { RetryPolicy } from '../../../src/config/types.js';
 import type { RelayError } from '../../../src/errors.js';
 import type { Lsn } from '../../../src/lsn.js';
+import { Relay } from '../../../src/pipeline/relay.js';
 import type { OutboxEvent } from '../../../src/route/event.js';
-import type { DeliveryCallbacks, DeliveryLimits, PoisonDecision } from '../../../src/sink/delivery.js';
+import type { Delivery, DeliveryCallbacks, DeliveryLimits } from '../../../src/sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../../../src/sink/delivery-engine.js';
 import { FakeSink, deferred, type Deferred } from './fake-sink.js';
+import { idleDelivery, relayConfig } from './relay-setup.js';
 
 /** Retries fast enough for a unit test, bounded like the real ones. */
 export const FAST_RETRY: RetryPolicy = { initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000, recordMaxAttempts: 2, recordMaxDurationMs: 60_000 };
@@ -17,7 +20,9 @@ export interface HarnessOptions {
   limits?: Partial<DeliveryLimits>;
   retry?: Partial<RetryPolicy>;
   stallTimeoutMs?: number;
-  poison?: (event: OutboxEvent, error: RelayError, stop: AbortSignal) => Promise<PoisonDecision>;
+  poison?: DeliveryCallbacks['poison'];
+  /** A relay's callbacks (relayCallbacks()), told of the engine's outage too: `retrying`, `recovered`. */
+  relay?: DeliveryCallbacks;
 }
 
 /**
@@ -57,9 +62,15 @@ export class EngineHarness {
       poison: options.poison ?? (async () => 'halt'),
       stopped: (error) => this.stopped.push(error),
       windowOpen: () => this.windowOpens++,
-      retrying: (error) => this.retrying.push(error),
+      retrying: (error, attempt, delayMs) => {
+        this.retrying.push(error);
+        options.relay?.retrying(error, attempt, delayMs);
+      },
       recordRetrying: () => undefined,
-      recovered: () => this.recovered++,
+      recovered: (downMs, attempts) => {
+        this.recovered++;
+        options.relay?.recovered(downMs, attempts);
+      },
       dropped: (count) => this.dropped.push(count),
       restartSource: (error) => this.restarts.push(error),
       reportPosition: async () => {
@@ -121,6 +132,21 @@ export class EngineHarness {
   idle(): Promise<void> {
     return this.engine.whenIdle();
   }
+}
+
+/** The callbacks a Relay on fakes gives its delivery: what it logs of them (the engine's outage) goes to `logger`. */
+export function relayCallbacks(logger: Logger): DeliveryCallbacks {
+  let callbacks!: DeliveryCallbacks;
+  new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000 }) as never, {
+    logger,
+    sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined },
+    createDelivery: (given) => {
+      callbacks = given;
+      return idleDelivery() as Delivery;
+    },
+    reportPosition: (lsn) => lsn,
+  });
+  return callbacks;
 }
 
 /** Lets deferred callbacks and setImmediate steps run. */
