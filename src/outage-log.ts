@@ -70,3 +70,21 @@ export class OutageLog {
     return true;
   }
 }
+
+/**
+ * Lines a retried step logs at every attempt though they report no failure: a start whose first attempts failed
+ * decides again at each one (reads the checkpoint, chooses the start position). A line is logged at info when it
+ * says something new, at debug when it repeats the last one of its message word for word: an outage is its own
+ * start and end lines, not an info line per attempt besides.
+ */
+export class RepeatedLines {
+  private readonly said = new Map<string, string>();
+
+  constructor(private readonly logger: Logger) {}
+
+  info(fields: Record<string, unknown>, msg: string): void {
+    const text = JSON.stringify(fields);
+    this.logger[this.said.get(msg) === text ? 'debug' : 'info'](fields, msg);
+    this.said.set(msg, text);
+  }
+}

@@ -3,6 +3,7 @@ import type { Guarantee } from '../config/guarantee-config.js';
 import { ConfigError } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { RepeatedLines } from '../outage-log.js';
 import type { Checkpoint } from './checkpoint.js';
 import type { SlotBounds } from './start-position.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
@@ -17,6 +18,8 @@ import { ReplayWindowPosition, atMostOnceWindowRefused, formatReplayWindow, pars
  */
 export class RecordedReplayWindow {
   private position: ReplayWindowPosition | undefined;
+  /** resolve() runs again at every attempt of a start that failed: the window kept is said once. */
+  private readonly decisions: RepeatedLines;
 
   constructor(
     /** The setting; undefined when not given, so the recorded window applies. */
@@ -24,7 +27,9 @@ export class RecordedReplayWindow {
     private readonly store: KafkaCheckpointStore,
     private readonly logger: Logger,
     private readonly guarantee: Guarantee,
-  ) {}
+  ) {
+    this.decisions = new RepeatedLines(logger);
+  }
 
   /**
    * Decides the window from the setting and the checkpoint just read, before the first position is reported.
@@ -58,7 +63,7 @@ export class RecordedReplayWindow {
       this.position.raiseFloor(slotConfirmed);
     }
     if (this.setting === undefined) {
-      if (recorded && recorded.kind !== 'none') this.logger.info({ replayWindow: text }, 'replay window recorded in the checkpoint kept (set replayWindow explicitly to change it; 0 releases it)');
+      if (recorded && recorded.kind !== 'none') this.decisions.info({ replayWindow: text }, 'replay window recorded in the checkpoint kept (set replayWindow explicitly to change it; 0 releases it)');
       return;
     }
     const previous = recorded === undefined ? recordedText : formatReplayWindow(recorded);

@@ -12,6 +12,7 @@ import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { RepeatedLines } from '../outage-log.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
 import { createTransactionalSink } from '../sink/create-sink.js';
@@ -75,9 +76,12 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const createDelivery: CreateDelivery = (callbacks) =>
     (engine = new DeliveryEngine({ producing, limits: config.delivery, retry: config.retry, stallTimeoutMs: config.kafka.deliveryTimeoutMs, callbacks }));
 
+  // The first position is decided again at every attempt of a start that failed, and each later session reads the
+  // checkpoint again: the same decision once at info.
+  const decisions = new RepeatedLines(logger);
   const readCheckpoint = async (): Promise<Checkpoint | undefined> => {
     const checkpoint = await store.read(config.slot);
-    logger.info({ slot: config.slot, topic: store.topic, checkpoint: checkpoint ? describeCheckpoint(checkpoint) : null }, 'checkpoint read');
+    decisions.info({ slot: config.slot, topic: store.topic, checkpoint: checkpoint ? describeCheckpoint(checkpoint) : null }, 'checkpoint read');
     return checkpoint;
   };
 
@@ -142,7 +146,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     }
     await window.resolve(checkpoint, slot);
     const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
-    if (start !== undefined) logger.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
+    if (start !== undefined) decisions.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
     policyCheck.schedule();

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { OutageLog } from '../../src/outage-log.js';
+import { OutageLog, RepeatedLines } from '../../src/outage-log.js';
 
 type Line = { level: number; msg: string; [field: string]: unknown };
 
@@ -64,5 +64,22 @@ describe('outage log', () => {
     outage.recovered({ downMs: 7, attempts: 9 });
     expect(lines.map((l) => l.msg)).toEqual(['Kafka side: retrying', 'Kafka side still down', LINES.ongoing, LINES.ended]);
     expect(lines[3]).toMatchObject({ downMs: 7, attempts: 9 });
+  });
+
+  it('a line an attempt repeats word for word is logged at debug; one that says something new at info, each message on its own', () => {
+    const { lines, logger } = recorder();
+    const repeated = new RepeatedLines(logger);
+    repeated.info({ lsn: '0/10' }, 'checkpoint read');
+    repeated.info({ lsn: '0/10' }, 'checkpoint read');
+    repeated.info({ lsn: '0/20' }, 'start position chosen');
+    repeated.info({ lsn: '0/20' }, 'checkpoint read');
+    repeated.info({ lsn: '0/20' }, 'start position chosen');
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [30, 'checkpoint read'],
+      [20, 'checkpoint read'],
+      [30, 'start position chosen'],
+      [30, 'checkpoint read'],
+      [20, 'start position chosen'],
+    ]);
   });
 });

@@ -1,6 +1,5 @@
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
@@ -8,24 +7,13 @@ import { idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 const starts: [Lsn, Lsn | undefined][] = [];
 let opens = 0;
 
-// A fake replication session: the first connection fails, the second streams and ends with a halt.
-vi.mock('../../src/pipeline/session.js', () => ({
-  Session: class {
-    ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
-    streaming = Promise.resolve();
-    confirmed: Lsn = 0n;
-    reported = undefined;
-    async open(): Promise<void> {
-      // PostgreSQL restarting, or the slot still held by the instance this one replaces.
-      if (opens++ === 0) throw new RelayError('PG_STREAM_FAILED', 'connection refused (fake)', { retriable: true });
-    }
-    start(lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
-      starts.push([lastConfirmed, requested]);
-      this.confirmed = requested ?? 0n;
-      return this.confirmed;
-    }
-    async close(): Promise<void> {}
-  },
+// A fake replication session: the first connection fails (PostgreSQL restarting, or the slot still held by the
+// instance this one replaces), the second streams and ends with a halt.
+vi.mock('../../src/pipeline/session.js', async () => ({
+  Session: (await import('../support/fakes/relay-setup.js')).haltingSession(
+    () => opens++ === 0,
+    (lastConfirmed, requested) => starts.push([lastConfirmed, requested]),
+  ),
 }));
 
 const { Relay } = await import('../../src/pipeline/relay.js');

@@ -1,5 +1,7 @@
 import pino from 'pino';
 import type { RetryPolicy } from '../../../src/config/types.js';
+import { RelayError } from '../../../src/errors.js';
+import type { Lsn } from '../../../src/lsn.js';
 
 /** The settings a Relay with fake sessions and sinks reads; `retry` as the test needs it. */
 export function relayConfig(retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'maxDurationMs'>): unknown {
@@ -24,4 +26,27 @@ export function capturingLogger(level: string): { logger: pino.Logger; lines: { 
 /** A delivery with nothing in flight that takes every event: for Relay tests about the source side. */
 export function idleDelivery(): unknown {
   return { inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, openSession() {}, push: () => true, committed() {}, endSession() {}, whenIdle: async () => undefined, stop() {} };
+}
+
+/**
+ * A replication session for a mock of pipeline/session.js: its connection is refused (a retriable error) while
+ * `refused()` says so; opened, it streams from the requested start (`started` is told what with) and ends with a
+ * fatal error, the end of the test.
+ */
+export function haltingSession(refused: () => boolean, started: (lastConfirmed: Lsn, requested: Lsn | undefined) => void = () => undefined) {
+  return class {
+    ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
+    streaming = Promise.resolve();
+    confirmed: Lsn = 0n;
+    reported = undefined;
+    async open(): Promise<void> {
+      if (refused()) throw new RelayError('PG_STREAM_FAILED', 'connection refused (fake)', { retriable: true });
+    }
+    start(lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
+      started(lastConfirmed, requested);
+      this.confirmed = requested ?? 0n;
+      return this.confirmed;
+    }
+    async close(): Promise<void> {}
+  };
 }
