@@ -397,7 +397,9 @@ export class Relay {
   private restartSource(error: RelayError): void {
     this.sourceRestarts++;
     this.countError(error);
-    this.logger.warn(
+    // A fence is no outage: its own warn line. Any other restart is how exactly-once retries in a Kafka outage,
+    // after the backoff that logged its start: one of its attempts, at debug (a warn line each was a line per attempt).
+    this.logger[error.code === 'PRODUCER_FENCED' ? 'warn' : 'debug'](
       { code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed), sourceRestarts: this.sourceRestarts },
       'delivery aborted its uncommitted events: streaming again from the checkpoint',
     );

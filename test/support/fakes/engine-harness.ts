@@ -21,7 +21,7 @@ export interface HarnessOptions {
   retry?: Partial<RetryPolicy>;
   stallTimeoutMs?: number;
   poison?: DeliveryCallbacks['poison'];
-  /** A relay's callbacks (relayCallbacks()), told of the engine's outage too: `retrying`, `recovered`. */
+  /** A relay's callbacks (relayCallbacks()), told of the engine's outage and source restarts too: `retrying`, `recovered`, `restartSource`. */
   relay?: DeliveryCallbacks;
 }
 
@@ -72,7 +72,10 @@ export class EngineHarness {
         options.relay?.recovered(downMs, attempts);
       },
       dropped: (count) => this.dropped.push(count),
-      restartSource: (error) => this.restarts.push(error),
+      restartSource: (error) => {
+        this.restarts.push(error);
+        options.relay?.restartSource(error);
+      },
       reportPosition: async () => {
         this.reports++;
         await this.reportGate?.promise;
@@ -134,7 +137,7 @@ export class EngineHarness {
   }
 }
 
-/** The callbacks a Relay on fakes gives its delivery: what it logs of them (the engine's outage) goes to `logger`. */
+/** The callbacks a Relay on fakes gives its delivery: what it logs of them (the engine's outage, source restarts) goes to `logger`. */
 export function relayCallbacks(logger: Logger): DeliveryCallbacks {
   let callbacks!: DeliveryCallbacks;
   new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000 }) as never, {
