@@ -145,20 +145,31 @@ export class RdKafkaSink implements Sink {
 
   /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
   private async enqueue(records: readonly SinkRecord[], number: number): Promise<{ connected: Connected; delivered: Promise<void> }> {
-    if (this.failedHandOver !== undefined || number < this.heldBelow) {
-      throw new RelayError('KAFKA_UNAVAILABLE', 'not produced: a produce request before it failed (its records not all handed over, or its producer lost), and is sent again first', { retriable: true });
-    }
+    this.refuseIfHeld(number);
+    let connected: Connected;
     try {
       if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
       await this.topics.check(new Set(records.map((r) => r.topic)));
       if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
-      const connected = (this.connected ??= await this.openProducer());
-      const { delivered, handedOver } = connected.calls.produce(records);
-      if (!handedOver) this.failedHandOver = number;
-      return { connected, delivered };
+      connected = this.connected ??= await this.openProducer();
     } catch (err) {
       this.failedHandOver = number;
       throw err;
+    }
+    // Again: an earlier send's failure may have come while this one waited (for a new topic's metadata, a new
+    // producer). Its producer lost, these records went to the next one ahead of that send's re-send: out of commit
+    // order. Refused as held, not as a failed hand-over of its own: that would also hold the sends made after the
+    // earlier failure was reported, which go out as usual.
+    this.refuseIfHeld(number);
+    const { delivered, handedOver } = connected.calls.produce(records);
+    if (!handedOver) this.failedHandOver = number;
+    return { connected, delivered };
+  }
+
+  /** A send made before an earlier one's failure was reported hands over nothing (see send()). */
+  private refuseIfHeld(number: number): void {
+    if (this.failedHandOver !== undefined || number < this.heldBelow) {
+      throw new RelayError('KAFKA_UNAVAILABLE', 'not produced: a produce request before it failed (its records not all handed over, or its producer lost), and is sent again first', { retriable: true });
     }
   }
 

@@ -52,6 +52,8 @@ class FakeNativeProducer {
 
 /** Topics whose metadata request fails (a broker that does not answer it yet). */
 const metadataFails = new Set<string>();
+/** Topics whose metadata request is answered only once the promise settles. */
+const metadataWaits = new Map<string, Promise<void>>();
 
 vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
   ...(await original<typeof import('../../src/sink/rdkafka-client.js')>()),
@@ -60,6 +62,7 @@ vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
       connect: async () => undefined,
       disconnect: async () => undefined,
       fetchTopicMetadata: async ({ topics }: { topics: string[] }) => {
+        for (const t of topics) await metadataWaits.get(t);
         if (topics.some((t) => metadataFails.has(t))) throw new Error('Local: Broker transport failure (fake)');
         return { topics: [] };
       },
@@ -185,6 +188,38 @@ describe('RdKafkaSink: a record the broker refused (enable.gapless.guarantee: fa
     expect(next.produced.map((p) => p.value)).toEqual(['1']);
     next.emit('delivery-report', null, { opaque: next.produced[0]!.opaque });
     await again;
+    await sink.close();
+  });
+});
+
+describe('RdKafkaSink: a send waiting for a new topic\'s metadata while an earlier send loses the producer', () => {
+  // The held check ran only before the wait: the send then opened a new producer and wrote its records to a
+  // partition ahead of the earlier send's, which the engine re-sends only once it has that failure.
+  it('hands over nothing once the metadata comes, to the new producer neither; the engine\'s re-sends go out in order', async () => {
+    const { sink, producer } = await connectedSink();
+    let answerMetadata!: () => void;
+    metadataWaits.set('users', new Promise<void>((resolve) => (answerMetadata = resolve)));
+    const user = { topic: 'users', key: 'u', value: Buffer.from('u1'), headers: {} };
+    const outcomes = watchAll([sink.send([record(0)]), sink.send([record(1), user])]);
+    await tick();
+    expect(producer.produced.map((p) => p.value)).toEqual(['0']);
+    // The broker refuses send 0's record: fatal under the gap-less guarantee, the producer is replaced.
+    producer.emit('delivery-report', Object.assign(new Error('Broker: Message size too large'), { code: 10 }), { opaque: producer.produced[0]!.opaque });
+    for (let i = 0; i < 20 && outcomes[0] === 'pending'; i++) await tick();
+    expect(outcomes).toEqual(['RECORD_TOO_LARGE', 'pending']);
+    answerMetadata();
+    for (let i = 0; i < 20 && outcomes[1] === 'pending'; i++) await tick();
+    // Before: a new producer had '1' and 'u1', ahead of send 0's re-send, and send 1 waited for their reports.
+    expect(FakeNativeProducer.made.slice(1).flatMap((p) => p.produced.map((r) => r.value))).toEqual([]);
+    expect(outcomes).toEqual(['RECORD_TOO_LARGE', 'KAFKA_UNAVAILABLE (retriable)']);
+    // The engine's re-sends, made after both reports: in order, and neither held.
+    const again = [sink.send([record(0)]), sink.send([record(1), user])];
+    await tick();
+    const next = FakeNativeProducer.made.at(-1)!;
+    expect(next.produced.map((p) => p.value)).toEqual(['0', '1', 'u1']);
+    for (const p of next.produced) next.emit('delivery-report', null, { opaque: p.opaque });
+    await Promise.all(again);
+    metadataWaits.clear();
     await sink.close();
   });
 });
