@@ -7,7 +7,7 @@ import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay, sleep } from '../retry.js';
 import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt, SessionId } from './delivery.js';
 import { InFlightWindow } from './in-flight-window.js';
-import { classifyKafkaError, isRecordError } from './kafka-errors.js';
+import { classifyKafkaError, isCollateral, isRecordError } from './kafka-errors.js';
 import { bytesOf, receiptsOf } from './receipts.js';
 import { RecordRetries } from './record-retry.js';
 import type { Sink, TransactionalSink } from './sink.js';
@@ -469,30 +469,33 @@ export class DeliveryEngine implements Delivery {
 
   /** at-least-once: produces `batch` again with backoff until Kafka takes it; false when delivery stopped. */
   private async retry(batch: OutboxEvent[], firstError: RelayError): Promise<boolean> {
-    let error = firstError;
-    for (let attempt = 1; ; attempt++) {
+    // A request that failed only because another one did (collateral: cut off when the sink replaced the producer
+    // another request broke, say with a record the broker refused) says nothing about Kafka: re-sent once at once,
+    // it starts no outage (a warn line, not ready, its end logged). Once only: failing again, it backs off as any.
+    let error: RelayError | undefined = isCollateral(firstError) ? await this.resend(batch) : firstError;
+    for (let attempt = 1; error; attempt++) {
       if (isRecordError(error)) return this.isolate(batch, error);
       if (!(await this.backOff(error, attempt))) return false;
-      const sentAt = Date.now();
-      try {
-        await this.watched(this.options.producing.sink.send(batch));
-        this.sent({ batch, sentAt });
-        return true;
-      } catch (err) {
-        error = classifyKafkaError(err);
-      }
+      error = await this.resend(batch);
+    }
+    return true;
+  }
+
+  /** Produces `batch` alone, watched: undefined once Kafka took it, else why not. */
+  private async resend(batch: OutboxEvent[]): Promise<RelayError | undefined> {
+    const sentAt = Date.now();
+    try {
+      await this.watched(this.options.producing.sink.send(batch));
+      this.sent({ batch, sentAt });
+      return undefined;
+    } catch (err) {
+      return classifyKafkaError(err);
     }
   }
 
   private async produceAlone(event: OutboxEvent): Promise<boolean> {
-    const sentAt = Date.now();
-    try {
-      await this.watched(this.options.producing.sink.send([event]));
-      this.sent({ batch: [event], sentAt });
-      return true;
-    } catch (err) {
-      return this.retry([event], classifyKafkaError(err));
-    }
+    const error = await this.resend([event]);
+    return error === undefined || this.retry([event], error);
   }
 
   /** A batch with a record Kafka rejected: produce one by one, in order, so that only that record meets the poison policy. */

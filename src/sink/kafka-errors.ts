@@ -71,3 +71,16 @@ export function classifyKafkaError(err: unknown): RelayError {
 export function isRecordError(err: RelayError): boolean {
   return err.code === 'RECORD_TOO_LARGE' || err.code === 'RECORD_INVALID' || err.code === 'TOPIC_NOT_FOUND' || err.code === 'TOPIC_INVALID' || err.code === 'RECORD_REQUIRED_NULL';
 }
+
+/**
+ * A produce request that failed only because another one did (RdKafkaSink): cut off when the sink replaced the
+ * producer another request broke (a record the broker refused), or held back behind such a request. It says
+ * nothing about the brokers: the engine re-sends it once at once before it counts an outage (DeliveryEngine.retry).
+ */
+export function collateralFailure(message: string): RelayError {
+  return new RelayError('KAFKA_UNAVAILABLE', message, { retriable: true, details: { collateral: true } });
+}
+
+export function isCollateral(err: RelayError): boolean {
+  return err.details.collateral === true;
+}

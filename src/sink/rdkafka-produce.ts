@@ -1,6 +1,7 @@
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
-import { RelayError } from '../errors.js';
+import type { RelayError } from '../errors.js';
 import { HeaderSets } from './encoded-headers.js';
+import { collateralFailure } from './kafka-errors.js';
 import { classifyRdKafkaError, isRecordErrorCode } from './rdkafka-errors.js';
 import type { SinkRecord } from './sink.js';
 
@@ -164,11 +165,14 @@ export class ProduceCalls {
     }
   }
 
-  /** After the producer was closed its reports can no longer come: the calls still waiting fail (retriable). */
+  /**
+   * After the producer was closed its reports can no longer come: the calls still waiting fail, retriable and
+   * collateral (closed for another call's failure, or at the relay's stop, when nothing retries).
+   */
   failOpen(): void {
     for (const call of this.open.values()) {
       call.due = 0;
-      call.error ??= new RelayError('KAFKA_UNAVAILABLE', 'the producer was closed before every record of the batch had its delivery report', { retriable: true });
+      call.error ??= collateralFailure('the producer was closed before every record of the batch had its delivery report');
       this.settle(call);
     }
     this.open.clear();

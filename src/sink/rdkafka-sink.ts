@@ -2,6 +2,7 @@ import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
+import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isRecordErrorCode, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
@@ -169,7 +170,7 @@ export class RdKafkaSink implements Sink {
   /** A send made before an earlier one's failure was reported hands over nothing (see send()). */
   private refuseIfHeld(number: number): void {
     if (this.failedHandOver !== undefined || number < this.heldBelow) {
-      throw new RelayError('KAFKA_UNAVAILABLE', 'not produced: a produce request before it failed (its records not all handed over, or its producer lost), and is sent again first', { retriable: true });
+      throw collateralFailure('not produced: a produce request before it failed (its records not all handed over, or its producer lost), and is sent again first');
     }
   }
 

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { sleep } from '../../src/retry.js';
 import { RelayError } from '../../src/errors.js';
 import { formatLsn } from '../../src/lsn.js';
+import { collateralFailure } from '../../src/sink/kafka-errors.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
@@ -63,6 +64,48 @@ describe('DeliveryEngine, at-least-once', () => {
     await h.idle();
     expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['b.0'], ['c.0']]);
     expect(h.sink.written).toEqual(['a.0', 'b.0', 'c.0']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('a request cut off by a record refused behind it (the sink replaced the producer) is re-sent at once, no outage, and the refused one meets the poison policy', async () => {
+    const poisoned: string[] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      limits: { batchMaxEvents: 1 },
+      // a in flight when Kafka refuses b's record; alone, b is refused again (its record retries).
+      sink: new FakeSink(2).scriptSends('hang', recordTooLarge(), 'ok', recordTooLarge(), recordTooLarge()),
+      poison: async (event) => {
+        poisoned.push(event.eventId);
+        return 'skip';
+      },
+    });
+    h.transaction('a', 1);
+    const end = h.transaction('b', 1);
+    await settle();
+    // The sink replaced the producer over b's refusal: a's call, still waiting for its reports, fails with it.
+    h.sink.calls[0]!.answer.reject(collateralFailure('the producer was closed before every record of the batch had its delivery report (fake)'));
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['a.0'], ['b.0'], ['b.0']]);
+    // Before: a retried as a Kafka outage (a warn line, not ready, then 'available again').
+    expect(h.retrying).toEqual([]);
+    expect(h.recovered).toBe(0);
+    expect(poisoned).toEqual(['b.0']);
+    expect(h.sink.written).toEqual(['a.0']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('a cut-off request whose re-send fails again backs off as in an outage: one free re-send, no loop without backoff', async () => {
+    const cutOff = () => collateralFailure('the producer was closed before every record of the batch had its delivery report (fake)');
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink(2).scriptSends('hang', 'ok', cutOff()) });
+    h.transaction('a', 1);
+    const end = h.transaction('b', 1);
+    await settle();
+    h.sink.calls[0]!.answer.reject(cutOff());
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['a.0'], ['a.0'], ['b.0']]);
+    // One backoff: before the free re-send there were two (the first for the cut-off itself).
+    expect(h.retrying.map((e) => e.code)).toEqual(['KAFKA_UNAVAILABLE']);
+    expect(h.recovered).toBe(1);
     expect(h.lastConfirmed).toBe(end);
   });
 

@@ -2,6 +2,7 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { KafkaSettings } from '../../src/config/types.js';
 import type { RelayError } from '../../src/errors.js';
+import { isCollateral } from '../../src/sink/kafka-errors.js';
 import type { SinkRecord } from '../../src/sink/sink.js';
 
 /**
@@ -188,6 +189,24 @@ describe('RdKafkaSink: a record the broker refused (enable.gapless.guarantee: fa
     expect(next.produced.map((p) => p.value)).toEqual(['1']);
     next.emit('delivery-report', null, { opaque: next.produced[0]!.opaque });
     await again;
+    await sink.close();
+  });
+});
+
+describe('RdKafkaSink: a send cut off by the replacement of its producer', () => {
+  it('fails as collateral: another send broke the producer, which says nothing about the brokers (the engine re-sends it at once)', async () => {
+    const { sink, producer } = await connectedSink();
+    const errors: (RelayError | undefined)[] = [undefined, undefined];
+    const sends = [sink.send([record(0)]), sink.send([record(1)])];
+    sends.forEach((s, i) => s.catch((err: RelayError) => (errors[i] = err)));
+    await tick();
+    // The broker refuses send 1's record while send 0's still waits for its report.
+    producer.emit('delivery-report', Object.assign(new Error('Broker: Message size too large'), { code: 10 }), { opaque: producer.produced[1]!.opaque });
+    for (let i = 0; i < 20 && errors.includes(undefined); i++) await tick();
+    expect(errors.map((e) => e && { code: e.code, retriable: e.retriable, collateral: isCollateral(e) })).toEqual([
+      { code: 'KAFKA_UNAVAILABLE', retriable: true, collateral: true },
+      { code: 'RECORD_TOO_LARGE', retriable: false, collateral: false },
+    ]);
     await sink.close();
   });
 });
