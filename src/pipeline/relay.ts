@@ -205,10 +205,11 @@ export class Relay {
     // own failure is the signal handler's to report.
     if (outcome.state === 'stopped') await this.stopping?.catch(() => undefined);
     if (outcome.state === 'failed') {
-      // A failed relay exits: release the producer and timers so the process can end.
+      // A failed relay exits: release the producer and timers so the process can end (without a flush when the
+      // brokers stopped answering: it waited its whole bound).
       this.delivery.stop();
       await this.session?.close();
-      await this.deps.sink.close();
+      await this.deps.sink.close({ flush: !this.kafkaGivenUp });
     }
     return outcome;
   }
@@ -406,6 +407,16 @@ export class Relay {
     void this.session?.close();
   }
 
+  /**
+   * Delivery stopped because Kafka was unavailable for retry.maxDuration (the engine's RETRIES_EXHAUSTED, or a dead
+   * letter's KAFKA_UNAVAILABLE halt): nothing more is waited for from it. A halt over a record Kafka refused leaves
+   * it answering: a stop then still writes the last checkpoint and flushes.
+   */
+  private get kafkaGivenUp(): boolean {
+    const code = this.deliveryError?.code;
+    return code === 'RETRIES_EXHAUSTED' || code === 'KAFKA_UNAVAILABLE';
+  }
+
   private onDeliveryStopped(error: RelayError): void {
     this.deliveryError = error;
     this.wake.abort();
@@ -502,8 +513,12 @@ export class Relay {
         'stopping: draining in-flight events',
       );
     }
-    const drained = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
-    if (!drained) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
+    const idle = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
+    if (!idle) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
+    // The delivery is idle also once it gave up on Kafka during the drain: what it held was not delivered (the loop
+    // reports why). Counted as drained, the last checkpoint write and the producer's flush each waited on brokers
+    // that no longer answer, until the watchdog's SHUTDOWN_TIMEOUT took the place of the real failure.
+    const drained = idle && !this.kafkaGivenUp;
     await this.deps.drainEnded?.(drained, deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS);
     this.delivery.stop();
     await session?.close();

@@ -1,0 +1,83 @@
+import { describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import type { RelayState } from '../../src/pipeline/observer.js';
+import type { DeliveryCallbacks } from '../../src/sink/delivery.js';
+import type { CloseOptions } from '../../src/sink/sink.js';
+import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+
+// A fake replication session that streams until it is closed; its open transaction is read to its commit at once.
+vi.mock('../../src/pipeline/session.js', () => ({
+  Session: class {
+    private end!: (error: undefined) => void;
+    ended = new Promise<undefined>((resolve) => (this.end = resolve));
+    streaming = Promise.resolve();
+    confirmed: Lsn = 0n;
+    reported: Lsn | undefined = undefined;
+    async open(): Promise<void> {}
+    start(): Lsn {
+      return 0n;
+    }
+    async endIntakeAtCommit(): Promise<Lsn> {
+      return 0x100n;
+    }
+    async close(): Promise<void> {
+      this.end(undefined);
+    }
+  },
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+/**
+ * A streaming relay stopped while its delivery holds events; the delivery then stops with `error`. What the stop
+ * and run() told the checkpoint writer (drained or not) and the sink (its closes' options), and run()'s outcome.
+ */
+async function stopWhileDeliveryStops(error: RelayError) {
+  // Idle until the stop: then it holds events Kafka does not acknowledge.
+  let idle = Promise.resolve();
+  let callbacks!: DeliveryCallbacks;
+  const closes: (CloseOptions | undefined)[] = [];
+  const drains: boolean[] = [];
+  const states: RelayState[] = [];
+  // A grace longer than the test: only the delivery ends the drain.
+  const config = { ...(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 600_000 }) as object), shutdownGraceMs: 600_000 };
+  const relay = new Relay(config as never, {
+    logger: capturingLogger('fatal').logger,
+    sink: { connect: async () => undefined, send: async () => undefined, close: async (options?: CloseOptions) => void closes.push(options) } as never,
+    createDelivery: (given: DeliveryCallbacks) => {
+      callbacks = given;
+      return { ...(idleDelivery() as object), whenIdle: () => idle };
+    },
+    reportPosition: (lsn: Lsn) => lsn,
+    drainEnded: async (drained: boolean) => void drains.push(drained),
+    observer: { stateChanged: (state: RelayState) => void states.push(state) },
+  } as never);
+  const outcome = relay.run();
+  await vi.waitFor(() => expect(states).toContain('streaming'));
+  let stopped!: () => void;
+  idle = new Promise((resolve) => (stopped = resolve));
+  const stopping = relay.stop();
+  // As the engine's fail(): its idle waiters woken (whenIdle() resolves for a dead engine too), then the error.
+  stopped();
+  callbacks.stopped(error);
+  await stopping;
+  return { drains, closes, outcome: await outcome };
+}
+
+describe('Relay, a stop whose drain ends because delivery stopped', () => {
+  it('Kafka gone past retry.maxDuration: not drained, so no last checkpoint write and no flush of the producer; the failure is the outcome', async () => {
+    const { drains, closes, outcome } = await stopWhileDeliveryStops(new RelayError('RETRIES_EXHAUSTED', 'Kafka unavailable for 60 s (fake)'));
+    expect(outcome).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
+    // Before: drained (true), and both closes (the stop's, run()'s) flushed: 5 s each on brokers that no longer answer.
+    expect(drains).toEqual([false]);
+    expect(closes).toEqual([{ flush: false }, { flush: false }]);
+  });
+
+  it('a halt over a record Kafka refused: Kafka answers, so the last checkpoint is written and the producer flushed, as before', async () => {
+    const { drains, closes, outcome } = await stopWhileDeliveryStops(new RelayError('RECORD_TOO_LARGE', 'refused (fake)'));
+    expect(outcome).toMatchObject({ state: 'halted', error: { code: 'RECORD_TOO_LARGE' } });
+    expect(drains).toEqual([true]);
+    expect(closes).toEqual([{ flush: true }]);
+  });
+});
