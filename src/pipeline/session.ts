@@ -299,7 +299,11 @@ export class Session {
     // A mapped table renamed or moved to another schema stays in the publication (it lists tables by OID): its
     // rows keep coming under a name no mapping has. Passed over like filtered rows, they would be confirmed
     // without ever reaching Kafka, so the relay halts before the next one, as for a renamed column.
-    if (!named && before) {
+    // Not in WAL committed before the session opened: there a name no mapping has is one the table had before a
+    // rename pre-flight found done (the setting names the table as it is now). pgoutput sends it again after
+    // every invalidation of the table (an index, a column, ANALYZE…), and each name the table went through (renamed
+    // back and forth, moved and back) comes in turn: a halt there would name a table that no longer exists.
+    if (!named && before && !this.committedBeforeOpen()) {
       const table = `${relation.schema}.${relation.table}`;
       throw new RelayError('SCHEMA_TABLE_RENAMED', `outbox table ${before.table} was renamed to ${table} (relation ${relation.relationId}): its rows would no longer be relayed`, {
         hint: `set table (or its tables entry) to ${table} and restart; the relay stopped before the next row of ${table} and did not confirm past it`,
@@ -309,6 +313,14 @@ export class Session {
     // WAL from before a rename carries the old name: the mapped table is known by its OID too (set up by preflight).
     const mapping = named ?? this.slot?.tablesByOid.get(relation.relationId);
     this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping) : null);
+  }
+
+  /**
+   * The open transaction committed before pre-flight read the WAL position. A rename takes a lock that waits for
+   * every transaction writing the table, so rows under a name older than the catalog's all commit before it.
+   */
+  private committedBeforeOpen(): boolean {
+    return this.txn !== undefined && this.slot !== undefined && this.txn.commitLsn < this.slot.walEnd;
   }
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {

@@ -44,10 +44,10 @@ export function commitMessage(commitLsn: bigint, endLsn: bigint, commitTime = 0n
   ]);
 }
 
-/** 'R' for relation 0x4001 (as insertMessage uses) in schema public, replica identity default; `payload` is jsonb, every other column text. */
-export function relationMessage(table: string, columns: string[]): Buffer {
+/** 'R' for relation 0x4001 (as insertMessage uses), replica identity default; `payload` is jsonb, every other column text. */
+export function relationMessage(table: string, columns: string[], schema = 'public'): Buffer {
   const head = Buffer.from([0x52, 0, 0, 0x40, 0x01]);
-  const parts = [head, Buffer.from(`public\0${table}\0`), Buffer.from([0x64, 0, columns.length])];
+  const parts = [head, Buffer.from(`${schema}\0${table}\0`), Buffer.from([0x64, 0, columns.length])];
   for (const name of columns) {
     const type = Buffer.alloc(8); // type OID, typmod 0
     type.writeUInt32BE(name === 'payload' ? 3802 : 25, 0);

@@ -49,24 +49,42 @@ describe('Session, Relation messages', () => {
   it('relays rows written before a rename, decoded under the old name, once table names the new one: the mapped table is known by its OID', async () => {
     // public.outbox renamed to outbox_v2 with a backlog, table set to public.outbox_v2: WAL from before the rename
     // still says "outbox". Before, no mapping matched that name and the rows were passed over and confirmed.
-    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', table: 'public.outbox_v2' }, required: [] });
-    const pushed: OutboxEvent[] = [];
-    const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
-    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
-    const inner = session as unknown as { tracker: AckTracker; stream: unknown; slot: unknown; onData(chunk: Buffer, at: number): void };
-    inner.tracker = new AckTracker(0x100n);
-    inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
-    // What preflight found: the mapped table's OID (relationMessage's relation id, 0x4001).
-    inner.slot = { confirmedFlush: 0x100n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]) };
-    const feed = (message: Buffer) => inner.onData(Buffer.concat([XLOG_HEADER, message]), XLOG_HEADER.length);
-
-    feed(beginMessage(0x200n, 1));
-    feed(relationMessage('outbox', COLUMNS));
-    feed(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']));
-    feed(commitMessage(0x200n, 0x210n));
+    const { pushed, tracker, row } = openedSession('public.outbox_v2', 0x1000n);
+    row(0x200n, 'e-1', 'outbox');
     expect(pushed.map((e) => e.eventId)).toEqual(['e-1']);
     // Not confirmed until Kafka has it: passed over, it would have been confirmed at once.
-    expect(inner.tracker.confirmed).toBe(0x100n);
+    expect(tracker.confirmed).toBe(0x100n);
+  });
+
+  it('relays a renamed table\'s backlog when pgoutput announces its old name again (after an index, a column, ANALYZE…), without halting', async () => {
+    // public.outbox renamed to outbox_v2 with a backlog, table set to public.outbox_v2. pgoutput sends the Relation
+    // again after every invalidation of the table, still under the old name: before, the second one halted with
+    // SCHEMA_TABLE_RENAMED "renamed to public.outbox", whose fix the next start refused (not published).
+    const { session, pushed, row } = openedSession('public.outbox_v2', 0x1000n);
+    row(0x200n, 'e-1', 'outbox');
+    row(0x300n, 'e-2', 'outbox');
+    row(0x400n, 'e-3', 'outbox_v2');
+    expect(pushed.map((e) => [e.eventId, e.txn.commitLsn])).toEqual([['e-1', 0x200n], ['e-2', 0x300n], ['e-3', 0x400n]]);
+    expect(await stillOpen(session)).toBe(true);
+  });
+
+  it('relays a backlog through every name the table had before pre-flight: renamed back and forth, moved to another schema and back', async () => {
+    const { session, pushed, row } = openedSession('public.outbox', 0x1000n);
+    row(0x200n, 'e-1', 'outbox');
+    row(0x300n, 'e-2', 'outbox_tmp');
+    row(0x400n, 'e-3', 'outbox', 'archive');
+    row(0x500n, 'e-4', 'outbox');
+    expect(pushed.map((e) => e.eventId)).toEqual(['e-1', 'e-2', 'e-3', 'e-4']);
+    expect(await stillOpen(session)).toBe(true);
+  });
+
+  it('still halts with SCHEMA_TABLE_RENAMED for a rename committed after pre-flight, after a backlog under the same table', async () => {
+    const { session, pushed, row } = openedSession('public.outbox', 0x250n);
+    row(0x200n, 'e-1', 'outbox');
+    row(0x300n, 'e-2', 'outbox_v2');
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'SCHEMA_TABLE_RENAMED', details: { table: 'public.outbox', renamedTo: 'public.outbox_v2' } });
+    expect(pushed.map((e) => e.eventId)).toEqual(['e-1']);
   });
 
   it('halts with PG_PROTOCOL on an Insert of a relation never announced, instead of passing over the row and confirming past it', async () => {
@@ -90,3 +108,32 @@ describe('Session, Relation messages', () => {
     expect(error!.message).toContain('relation 16385');
   });
 });
+
+/**
+ * A session as start() leaves it, without a connection, mapping `table`; pre-flight found the table under relation
+ * 0x4001 (relationMessage's) and the WAL at `walEnd`. `row` feeds one transaction with one outbox row, announced
+ * by a Relation message under the name the WAL has for the table then.
+ */
+function openedSession(table: string, walEnd: Lsn) {
+  const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', table }, required: [] });
+  const pushed: OutboxEvent[] = [];
+  const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
+  const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+  const inner = session as unknown as { tracker: AckTracker; stream: unknown; slot: unknown; onData(chunk: Buffer, at: number): void };
+  inner.tracker = new AckTracker(0x100n);
+  inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
+  inner.slot = { confirmedFlush: 0x100n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), walEnd };
+  const feed = (message: Buffer) => inner.onData(Buffer.concat([XLOG_HEADER, message]), XLOG_HEADER.length);
+  const row = (commitLsn: Lsn, id: string, name: string, schema?: string) => {
+    feed(beginMessage(commitLsn, Number(commitLsn)));
+    feed(relationMessage(name, COLUMNS, schema));
+    feed(insertMessage([id, 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']));
+    feed(commitMessage(commitLsn, commitLsn + 0x10n));
+  };
+  return { session, pushed, tracker: inner.tracker, row };
+}
+
+/** The session has not ended (a halt ends it at once). */
+async function stillOpen(session: Session): Promise<boolean> {
+  return Promise.race([session.ended.then(() => false), new Promise<boolean>((resolve) => setImmediate(() => resolve(true)))]);
+}
