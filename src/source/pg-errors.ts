@@ -1,9 +1,11 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
-import { slotLostError } from './preflight.js';
+import { NEW_SLOT_THEN_REPUBLISH, slotLostError } from './preflight.js';
 
 interface PgError {
   code?: string;
   message?: string;
+  /** The server's context: for an error while decoding, the slot, the output plugin, its callback and the LSN. */
+  where?: string;
 }
 
 /** Turns what `pg` and the server report into RelayErrors that say what to do. */
@@ -22,6 +24,19 @@ export function classifyPgError(err: unknown, context: { slot: string; user?: st
     case '55000':
       if (/cannot read from logical replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
       break;
+    case '42704': {
+      // pgoutput (PostgreSQL 17 and older) looks its publications up as of the WAL it decodes: WAL written while
+      // the publication did not exist (dropped while the slot existed, re-created since or not) fails at the same
+      // position on every reconnect, and a keepalive before it ends each outage, so retrying never ended. Other
+      // 42704s (a slot dropped meanwhile) are retried: the next pre-flight names them.
+      const publication = /^publication "(.*)" does not exist$/.exec(message)?.[1];
+      if (publication === undefined) break;
+      return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${context.slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${message}`, {
+        cause: err,
+        hint: NEW_SLOT_THEN_REPUBLISH,
+        details: pgErr.where ? { publication, where: pgErr.where } : { publication },
+      });
+    }
     case '55006':
       return new RelayError('PG_SLOT_ACTIVE', `replication slot "${context.slot}" is in use: ${message}`, { retriable: true, cause: err });
     case '3D000':

@@ -42,6 +42,13 @@ export function slotLostError(slot: string, detail?: string): RelayError {
 }
 
 /**
+ * The way on for a slot that cannot stream with its publication, dropped while the slot existed (re-created since or
+ * not): no slot streams the rows written while the publication did not exist, so a new one, then republish.
+ */
+export const NEW_SLOT_THEN_REPUBLISH =
+  'drop the slot (outbox-relay slot drop), run outbox-relay setup (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>';
+
+/**
  * Checks, on the replication connection itself, everything that would otherwise fail later with an obscure
  * message, and says how to fix each. Returns the slot's confirmed position.
  */
@@ -102,7 +109,7 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: `drop the slot (outbox-relay slot drop), run outbox-relay setup (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>`,
+      hint: NEW_SLOT_THEN_REPUBLISH,
     });
   }
   if (!pub.pubinsert) {
