@@ -22,7 +22,9 @@ export function classifyPgError(err: unknown, context: { slot: string; user?: st
       }
       break;
     case '55000':
-      if (/cannot read from logical replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
+      // START_REPLICATION on a slot invalidated since pre-flight: "cannot read from …" up to PostgreSQL 15, "can no
+      // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext).
+      if (/cannot read from logical replication slot|can no longer get changes from replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
       break;
     case '42704': {
       // pgoutput (PostgreSQL 17 and older) looks its publications up as of the WAL it decodes: WAL written while

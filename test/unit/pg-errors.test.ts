@@ -21,6 +21,16 @@ describe('classifyPgError', () => {
     expect(error.hint).toContain('outbox-relay republish --since');
   });
 
+  it('reports an invalidated slot as PG_SLOT_LOST in the wording of PostgreSQL 13 to 15 and of 16 and 17', () => {
+    // 16 and 17 say it in CreateDecodingContext; before, that was PG_STREAM_FAILED, retriable, until the next
+    // pre-flight found wal_status lost.
+    for (const message of ['cannot read from logical replication slot "outbox_relay"', 'can no longer get changes from replication slot "outbox_relay"']) {
+      const error = classifyPgError(serverError('55000', message), { slot: 'outbox_relay' });
+      expect(error, message).toMatchObject({ code: 'PG_SLOT_LOST', retriable: false });
+      expect(error.message, message).toContain(message);
+    }
+  });
+
   it('retries other undefined objects, such as a slot dropped between pre-flight and START_REPLICATION: the next pre-flight names it', () => {
     const error = classifyPgError(serverError('42704', 'replication slot "outbox_relay" does not exist'), { slot: 'outbox_relay' });
     expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
