@@ -303,7 +303,7 @@ export class Session {
     // rename pre-flight found done (the setting names the table as it is now). pgoutput sends it again after
     // every invalidation of the table (an index, a column, ANALYZE…), and each name the table went through (renamed
     // back and forth, moved and back) comes in turn: a halt there would name a table that no longer exists.
-    if (!named && before && !this.committedBeforeOpen()) {
+    if (!named && before && !this.committedBeforeOpen(relation.relationId)) {
       const table = `${relation.schema}.${relation.table}`;
       throw new RelayError('SCHEMA_TABLE_RENAMED', `outbox table ${before.table} was renamed to ${table} (relation ${relation.relationId}): its rows would no longer be relayed`, {
         hint: `set table (or its tables entry) to ${table} and restart; the relay stopped before the next row of ${table} and did not confirm past it`,
@@ -316,11 +316,13 @@ export class Session {
   }
 
   /**
-   * The open transaction committed before pre-flight read the WAL position. A rename takes a lock that waits for
-   * every transaction writing the table, so rows under a name older than the catalog's all commit before it.
+   * The open transaction committed before pre-flight read the WAL position, and pre-flight found the relation under
+   * a name the settings map. A rename takes a lock that waits for every transaction writing the table, so rows
+   * under a name older than the catalog's all commit before it. A relation pre-flight did not map is no longer
+   * the outbox by that name (renamed away, and another table took the name): its rows would be passed over.
    */
-  private committedBeforeOpen(): boolean {
-    return this.txn !== undefined && this.slot !== undefined && this.txn.commitLsn < this.slot.walEnd;
+  private committedBeforeOpen(relationId: number): boolean {
+    return this.txn !== undefined && this.slot !== undefined && this.txn.commitLsn < this.slot.walEnd && this.slot.tablesByOid.has(relationId);
   }
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {

@@ -78,6 +78,17 @@ describe('Session, Relation messages', () => {
     expect(await stillOpen(session)).toBe(true);
   });
 
+  it('still halts with SCHEMA_TABLE_RENAMED on a backlog renamed away from the name the settings map, when another table has that name now', async () => {
+    // public.outbox renamed to outbox_v2 while the relay was down, and a new public.outbox created: pre-flight maps
+    // the new table's OID, not this one's. Rows written to outbox_v2 before the start would be passed over.
+    const { session, pushed, row } = openedSession('public.outbox', 0x1000n, new Map());
+    row(0x200n, 'e-1', 'outbox');
+    row(0x300n, 'e-2', 'outbox_v2');
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'SCHEMA_TABLE_RENAMED', details: { table: 'public.outbox', renamedTo: 'public.outbox_v2' } });
+    expect(pushed.map((e) => e.eventId)).toEqual(['e-1']);
+  });
+
   it('still halts with SCHEMA_TABLE_RENAMED for a rename committed after pre-flight, after a backlog under the same table', async () => {
     const { session, pushed, row } = openedSession('public.outbox', 0x250n);
     row(0x200n, 'e-1', 'outbox');
@@ -111,10 +122,10 @@ describe('Session, Relation messages', () => {
 
 /**
  * A session as start() leaves it, without a connection, mapping `table`; pre-flight found the table under relation
- * 0x4001 (relationMessage's) and the WAL at `walEnd`. `row` feeds one transaction with one outbox row, announced
+ * 0x4001 (relationMessage's; `tablesByOid` replaces what it found) and the WAL at `walEnd`. `row` feeds one transaction with one outbox row, announced
  * by a Relation message under the name the WAL has for the table then.
  */
-function openedSession(table: string, walEnd: Lsn) {
+function openedSession(table: string, walEnd: Lsn, tablesByOid?: Map<number, unknown>) {
   const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', table }, required: [] });
   const pushed: OutboxEvent[] = [];
   const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
@@ -122,7 +133,7 @@ function openedSession(table: string, walEnd: Lsn) {
   const inner = session as unknown as { tracker: AckTracker; stream: unknown; slot: unknown; onData(chunk: Buffer, at: number): void };
   inner.tracker = new AckTracker(0x100n);
   inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
-  inner.slot = { confirmedFlush: 0x100n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), walEnd };
+  inner.slot = { confirmedFlush: 0x100n, walStatus: 'reserved', tablesByOid: tablesByOid ?? new Map([[0x4001, config.tables[0]!]]), walEnd };
   const feed = (message: Buffer) => inner.onData(Buffer.concat([XLOG_HEADER, message]), XLOG_HEADER.length);
   const row = (commitLsn: Lsn, id: string, name: string, schema?: string) => {
     feed(beginMessage(commitLsn, Number(commitLsn)));
