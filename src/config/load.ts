@@ -68,9 +68,9 @@ export function readConfigFile(file: string): { values: RawValues; unknown: stri
   return { values: flattenFile(parsed, file, unknown), unknown };
 }
 
-function unknownKeys(file: string, unknown: string[]): Problem {
+function unknownKeys(file: string, unknown: string[]): ConfigError {
   const names = unknown.map((key) => `"${key}"`).join(', ');
-  return { message: `${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names}`, hint: 'see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys' };
+  return new ConfigError(`${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names}`, 'see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys');
 }
 
 /** One line saying that `used` is a former name of the setting and what to use instead. */
@@ -141,6 +141,8 @@ export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): R
 export interface Resolved {
   values: Record<string, unknown>;
   origins: Record<string, Origin>;
+  /** The settings whose value failed its schema: absent from `values` (readValid refuses to read them). */
+  invalid: Set<string>;
 }
 
 /** zod's own messages ("Invalid input: expected string, …") follow our "expected": drop their repeated clause. */
@@ -153,21 +155,27 @@ function withoutUserInfo(text: string): string {
   return text.replace(/(\/\/[^\s/:@"]*:)[^\s/@"]*@/g, '$1***@');
 }
 
-/** One finding of the validation: what is wrong, and what to do about it. */
-interface Problem {
-  message: string;
-  hint: string;
-}
+/** Thrown by readValid's values when a check reads a setting that failed its schema: ConfigProblems.check skips that check. */
+class InvalidSetting extends Error {}
 
-/** Every problem at once, so a config takes one fix-and-retry round rather than one per mistake. */
-function configErrorOf(problems: Problem[]): ConfigError {
-  if (problems.length === 1) return new ConfigError(problems[0]!.message, problems[0]!.hint);
-  return new ConfigError(`${problems.length} settings are invalid:\n${problems.map((p) => `  - ${p.message}`).join('\n')}`, problems.map((p) => p.hint).join('; '));
+/**
+ * The values as the checks across settings read them: reading a setting whose value failed its schema ends the
+ * check that reads it, without a finding (what it would say is about a value already refused, and the value is
+ * not there to check). The checks that read only valid settings still run, so that their refusals come in the
+ * same error as the invalid values: before, those came a round later, once the values were fixed.
+ */
+export function readValid(resolved: Resolved): Record<string, unknown> {
+  return new Proxy(resolved.values, {
+    get(values, key) {
+      if (typeof key === 'string' && resolved.invalid.has(key)) throw new InvalidSetting(key);
+      return values[key as string];
+    },
+  });
 }
 
 /**
- * The refusals of the checks across settings (relay-config.ts), kept so that they too are reported together, in
- * one error, rather than one per start.
+ * The refusals of the settings' values (resolveSettings) and of the checks across settings (relay-config.ts), kept
+ * so that they are reported together, in one error, rather than one per start.
  */
 export class ConfigProblems {
   private readonly found: RelayError[] = [];
@@ -176,31 +184,39 @@ export class ConfigProblems {
     this.found.push(error);
   }
 
-  /** `check`'s result; a configuration error it throws is kept (undefined then), anything else passes through. */
+  /**
+   * `check`'s result; a configuration error it throws is kept (undefined then), as is a check that read an invalid
+   * setting (readValid) skipped; anything else passes through.
+   */
   check<T>(check: () => T): T | undefined {
     try {
       return check();
     } catch (err) {
+      if (err instanceof InvalidSetting) return undefined;
       if (!(err instanceof RelayError) || err.code !== 'CONFIG_INVALID') throw err;
       this.add(err);
       return undefined;
     }
   }
 
+  /** Every problem at once, so a config takes one fix-and-retry round rather than one per mistake. */
   throwIfAny(): void {
-    if (this.found.length === 1) throw this.found[0]!;
-    if (this.found.length > 1) throw configErrorOf(this.found.map((e) => ({ message: e.message, hint: e.hint ?? '' })));
+    const found = this.found;
+    if (found.length === 1) throw found[0]!;
+    if (found.length > 1) throw new ConfigError(`${found.length} settings are invalid:\n${found.map((e) => `  - ${e.message}`).join('\n')}`, found.map((e) => e.hint ?? '').join('; '));
   }
 }
 
 /**
  * defaults < config file < environment < flags, each value validated by its setting's schema. Bad values and
- * missing `required` settings fail together, each with the key, where it came from and what is allowed.
+ * missing `required` settings go to `problems`, each with the key, where it came from and what is allowed: the
+ * caller reports them with the refusals of its checks across settings, which run on the valid values meanwhile.
  */
-export function resolveSettings(layers: { file?: RawValues; fileName?: string; unknownFileKeys?: string[]; env: RawValues; flags: RawValues; required?: string[] }): Resolved {
+export function resolveSettings(layers: { file?: RawValues; fileName?: string; unknownFileKeys?: string[]; env: RawValues; flags: RawValues; required?: string[] }, problems: ConfigProblems): Resolved {
   const values: Record<string, unknown> = {};
   const origins: Record<string, Origin> = {};
-  const problems: Problem[] = layers.unknownFileKeys?.length ? [unknownKeys(layers.fileName!, layers.unknownFileKeys)] : [];
+  const invalid = new Set<string>();
+  if (layers.unknownFileKeys?.length) problems.add(unknownKeys(layers.fileName!, layers.unknownFileKeys));
   for (const setting of SETTINGS) {
     let raw: unknown = setting.default;
     let origin: Origin = 'default';
@@ -226,21 +242,20 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; u
     if (!result.success) {
       const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
       const shown = setting.secret ? '(secret)' : setting.unechoed ? '(value not shown)' : withoutUserInfo(JSON.stringify(raw));
-      problems.push({ message: `invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, hint: `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})` });
+      problems.add(new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`));
+      invalid.add(setting.key);
       continue;
     }
     values[setting.key] = result.data;
     origins[setting.key] = origin;
   }
   for (const key of layers.required ?? []) {
-    if (values[key] !== undefined || problems.some((p) => p.hint.endsWith(`(setting ${key})`))) continue;
-    problems.push(missing(key));
+    if (values[key] === undefined && !invalid.has(key)) problems.add(missing(key));
   }
-  if (problems.length > 0) throw configErrorOf(problems);
-  return { values, origins };
+  return { values, origins, invalid };
 }
 
-function missing(key: string): Problem {
+function missing(key: string): ConfigError {
   const setting = SETTINGS_BY_KEY.get(key)!;
-  return { message: `missing required setting ${key}`, hint: `pass ${setting.flag} ${setting.placeholder}, set ${setting.env}, or add "${key}" to the config file` };
+  return new ConfigError(`missing required setting ${key}`, `pass ${setting.flag} ${setting.placeholder}, set ${setting.env}, or add "${key}" to the config file`);
 }

@@ -1,7 +1,6 @@
-import type { Compression, KafkaClient } from './types.js';
-import { ConfigError } from './load.js';
-import { settingRef } from './settings.js';
-
+import type { Compression, KafkaClient, Origin } from './types.js';
+import { ConfigError, type ConfigProblems } from './load.js';
+import { settingRef, type SettingValues } from './settings.js';
 
 /** Codecs each client can write; kafkajs ships only gzip (the others need codec plugins the relay does not bundle). */
 const CODECS: Record<KafkaClient, readonly Compression[]> = {
@@ -65,35 +64,45 @@ export function checkProducerProperties(properties: Record<string, string>): Con
 }
 
 /**
- * Settings the selected client cannot honour are refused at start, naming the client and the setting.
- * `setExplicitly`: the librdkafka-only settings with a default (kafka.linger, kafka.batchSize) that the operator
- * gave: kafkajs would ignore them without a word.
+ * Settings the selected client cannot honour are refused at start, naming the client and the setting; each
+ * refusal goes to `problems`. `rdkafkaOnly`: the librdkafka-only settings with a default (kafka.linger,
+ * kafka.batchSize), refused only when the operator gave them: kafkajs would ignore them without a word. Each rule
+ * reads only its settings, so that an invalid one skips only the rules that read it (readValid).
  */
-export function checkClientSupport(client: KafkaClient, compression: Compression, producer: Record<string, string>, clientRack: string | undefined, guarantee: string | undefined, setExplicitly: string[]): ConfigError[] {
-  const refused: ConfigError[] = [];
+export function checkClientSupport(v: SettingValues, origins: Record<string, Origin>, rdkafkaOnly: readonly string[], problems: ConfigProblems): void {
+  const refuse = (refusal: (client: KafkaClient) => ConfigError | undefined) =>
+    problems.check(() => {
+      const client = v['kafka.client'];
+      const refused = client === 'rdkafka' ? undefined : refusal(client);
+      if (refused) throw refused;
+    });
   // Measured on a 3-broker cluster (test/integration/cluster.leader-failover.test.ts): one partition-leader kill
   // under 4 writers lost 51 and duplicated 70 of 10 177 events for a read_committed consumer with kafkajs
   // transactions; librdkafka's lost and duplicated none.
-  if (client !== 'rdkafka' && guarantee === 'exactly-once') {
-    refused.push(
-      new ConfigError(
-        `delivery.guarantee exactly-once is not available with kafka.client ${client}: its transactions lose and duplicate events when a partition leader changes in a replicated cluster`,
-        `use ${settingRef('kafka.client')} rdkafka (the default) for exactly-once, or ${settingRef('delivery.guarantee')} at-least-once with kafkajs`,
-      ),
-    );
-  }
-  if (!CODECS[client].includes(compression)) {
-    refused.push(new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use ${settingRef('kafka.client')} rdkafka, or ${settingRef('kafka.compression')} ${CODECS[client].filter((c) => c !== 'none').join('/')}`));
-  }
-  if (client !== 'rdkafka' && Object.keys(producer).length > 0) {
-    refused.push(new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, `use ${settingRef('kafka.client')} rdkafka, or remove ${settingRef('kafka.producer')}`));
-  }
-  if (client !== 'rdkafka' && clientRack !== undefined) {
-    refused.push(new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, `use ${settingRef('kafka.client')} rdkafka, or remove ${settingRef('kafka.clientRack')}`));
-  }
-  if (client !== 'rdkafka' && setExplicitly.length > 0) {
-    const names = setExplicitly.join(' and ');
-    refused.push(new ConfigError(`${names} ${setExplicitly.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use ${settingRef('kafka.client')} rdkafka, or remove ${setExplicitly.map(settingRef).join(' and ')} (with kafkajs, delivery.coalesce gathers events into fewer requests)`));
-  }
-  return refused;
+  refuse((client) =>
+    v['delivery.guarantee'] === 'exactly-once'
+      ? new ConfigError(
+          `delivery.guarantee exactly-once is not available with kafka.client ${client}: its transactions lose and duplicate events when a partition leader changes in a replicated cluster`,
+          `use ${settingRef('kafka.client')} rdkafka (the default) for exactly-once, or ${settingRef('delivery.guarantee')} at-least-once with kafkajs`,
+        )
+      : undefined,
+  );
+  refuse((client) => {
+    const compression = v['kafka.compression'];
+    if (CODECS[client].includes(compression)) return undefined;
+    return new ConfigError(`kafka.compression ${compression} is not supported by kafka.client ${client} (it supports ${CODECS[client].join(', ')})`, `use ${settingRef('kafka.client')} rdkafka, or ${settingRef('kafka.compression')} ${CODECS[client].filter((c) => c !== 'none').join('/')}`);
+  });
+  refuse((client) =>
+    Object.keys(v['kafka.producer'] ?? {}).length > 0 ? new ConfigError(`kafka.producer passes librdkafka properties, which kafka.client ${client} does not read`, `use ${settingRef('kafka.client')} rdkafka, or remove ${settingRef('kafka.producer')}`) : undefined,
+  );
+  refuse((client) =>
+    v['kafka.clientRack'] !== undefined ? new ConfigError(`kafka.clientRack is not supported by kafka.client ${client}`, `use ${settingRef('kafka.client')} rdkafka, or remove ${settingRef('kafka.clientRack')}`) : undefined,
+  );
+  refuse((client) => {
+    // Read through `v`, so that one given but invalid is left to its own refusal.
+    const given = rdkafkaOnly.filter((key) => v[key as keyof SettingValues] !== undefined && origins[key] !== 'default');
+    if (given.length === 0) return undefined;
+    const names = given.join(' and ');
+    return new ConfigError(`${names} ${given.length > 1 ? 'are librdkafka settings' : 'is a librdkafka setting'}, which kafka.client ${client} does not read`, `use ${settingRef('kafka.client')} rdkafka, or remove ${given.map(settingRef).join(' and ')} (with kafkajs, delivery.coalesce gathers events into fewer requests)`);
+  });
 }

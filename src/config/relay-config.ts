@@ -8,7 +8,7 @@ import { parseLsn } from '../lsn.js';
 import { formatDuration } from './units.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
 import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, topicNameProblem } from '../route/topic-template.js';
-import { ConfigError, ConfigProblems, readConfigFile, readEnv, resolveSettings, type RawValues } from './load.js';
+import { ConfigError, ConfigProblems, readConfigFile, readEnv, readValid, resolveSettings, type RawValues } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
@@ -43,18 +43,25 @@ function urlTlsFilesRefused(files: string[], source: 'postgres.url' | 'DATABASE_
   return new ConfigError(`${source} has ${files.join(', ')}, which postgres.sslmode (${sslmode}) replaces with its own TLS settings: the relay would connect without them`, fixes.join('; '));
 }
 
-/** Each of its refusals goes to `problems`, so that they come in one round: they do not depend on each other. */
+/**
+ * Each of its refusals goes to `problems`, so that they come in one round: they do not depend on each other. Each
+ * check reads only the settings it needs, so that an invalid one skips only the checks that read it (readValid).
+ */
 function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: ConfigProblems): pg.ClientConfig {
-  const url = v['postgres.url'] ?? env.DATABASE_URL;
-  const config: pg.ClientConfig = { connectionTimeoutMillis: v['postgres.connectTimeout'], statement_timeout: v['postgres.statementTimeout'], application_name: applicationName(v.slot) };
-  const sslmode = v['postgres.sslmode'];
-  const passwordFile = v['postgres.passwordFile'];
-  const filePassword = passwordFile ? problems.check(() => readSecretFile(passwordFile, 'postgres.passwordFile')) : undefined;
-  // postgres.url passed the same check in its schema; DATABASE_URL is read here only. Never shown: it may hold a password.
-  if (url && !isPostgresUrl(url)) {
-    problems.add(new ConfigError(`environment variable DATABASE_URL is not ${POSTGRES_URL_FORM}`, 'correct DATABASE_URL, or set postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)'));
-  } else if (url) {
+  const filePassword = problems.check(() => {
+    const passwordFile = v['postgres.passwordFile'];
+    return passwordFile ? readSecretFile(passwordFile, 'postgres.passwordFile') : undefined;
+  });
+  const connectionString = problems.check(() => {
+    const url = v['postgres.url'] ?? env.DATABASE_URL;
+    if (!url) return undefined;
+    // postgres.url passed the same check in its schema; DATABASE_URL is read here only. Never shown: it may hold a password.
+    if (!isPostgresUrl(url)) {
+      problems.add(new ConfigError(`environment variable DATABASE_URL is not ${POSTGRES_URL_FORM}`, 'correct DATABASE_URL, or set postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)'));
+      return undefined;
+    }
     const parsed = new URL(url);
+    const sslmode = v['postgres.sslmode'];
     if (sslmode) {
       const files = URL_TLS_FILES.filter((p) => parsed.searchParams.has(p));
       if (files.length > 0) problems.add(urlTlsFilesRefused(files, v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL', sslmode));
@@ -67,26 +74,33 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
       parsed.searchParams.delete('password');
       parsed.password = encodeURIComponent(filePassword);
     }
-    config.connectionString = parsed.toString();
-  } else if (filePassword !== undefined) config.password = filePassword;
-  const caFile = v['postgres.sslCaFile'];
-  // Any other mode would leave the CA unread (unset: not even TLS), while the operator believes the server verified.
-  if (caFile !== undefined && sslmode !== 'verify-ca' && sslmode !== 'verify-full') {
-    problems.add(
-      new ConfigError(
+    return parsed.toString();
+  });
+  const ssl = problems.check((): pg.ClientConfig['ssl'] => {
+    const caFile = v['postgres.sslCaFile'];
+    const sslmode = v['postgres.sslmode'];
+    // Any other mode would leave the CA unread (unset: not even TLS), while the operator believes the server verified.
+    if (caFile !== undefined && sslmode !== 'verify-ca' && sslmode !== 'verify-full') {
+      throw new ConfigError(
         `postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full (postgres.sslmode is ${sslmode ?? 'not set'})`,
         'set --postgres-sslmode verify-full (OUTBOX_RELAY_POSTGRES_SSLMODE, key postgres.sslmode), or verify-ca to leave out the host name check; or remove postgres.sslCaFile',
-      ),
-    );
-  } else if (sslmode) {
+      );
+    }
+    if (!sslmode) return undefined;
     const ca = caFile ? problems.check(() => readSecretFile(caFile, 'postgres.sslCaFile')) : undefined;
-    if (sslmode === 'disable') config.ssl = false;
-    else if (sslmode === 'prefer') config.ssl = preferTls();
-    else if (sslmode === 'require') config.ssl = { rejectUnauthorized: false };
-    else if (sslmode === 'verify-ca') config.ssl = { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
-    else config.ssl = { rejectUnauthorized: true, ca };
-  }
-  return config;
+    if (sslmode === 'disable') return false;
+    if (sslmode === 'prefer') return preferTls();
+    if (sslmode === 'require') return { rejectUnauthorized: false };
+    if (sslmode === 'verify-ca') return { rejectUnauthorized: true, ca, checkServerIdentity: () => undefined };
+    return { rejectUnauthorized: true, ca };
+  });
+  return {
+    connectionTimeoutMillis: v['postgres.connectTimeout'],
+    statement_timeout: v['postgres.statementTimeout'],
+    application_name: applicationName(v.slot),
+    ...(connectionString !== undefined ? { connectionString } : filePassword !== undefined ? { password: filePassword } : {}),
+    ...(ssl !== undefined ? { ssl } : {}),
+  };
 }
 
 /** Settings only librdkafka reads that have a default, so that only one given explicitly can be refused with another client. */
@@ -111,58 +125,58 @@ function lingerOutlastsTimeout(v: SettingValues): ConfigError | undefined {
   );
 }
 
-function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, problems: ConfigProblems): RelayConfig['kafka'] {
-  const caFile = v['kafka.sslCaFile'];
-  const ssl = caFile ? problems.check(() => ({ ca: [readSecretFile(caFile, 'kafka.sslCaFile')] })) : v['kafka.ssl'];
+/** The SASL options, or a refusal of the credentials kafka.saslMechanism needs or would leave unread. */
+function saslOptions(v: SettingValues, problems: ConfigProblems): SASLOptions | undefined {
   const mechanism = v['kafka.saslMechanism'];
-  let sasl: SASLOptions | undefined;
-  if (mechanism) {
-    const username = v['kafka.saslUsername'];
-    const passwordFile = v['kafka.saslPasswordFile'];
-    const password = passwordFile ? problems.check(() => readSecretFile(passwordFile, 'kafka.saslPasswordFile')) : v['kafka.saslPassword'];
-    // An unreadable file is reported by readSecretFile's own error; an empty one is no password.
-    const unreadable = passwordFile !== undefined && password === undefined;
-    if (!username || (!password && !unreadable)) {
-      problems.add(
-        new ConfigError(
-          `kafka.saslMechanism ${mechanism} needs a user name and a password`,
-          'set kafka.saslUsername (--kafka-sasl-username / OUTBOX_RELAY_KAFKA_SASL_USERNAME) and kafka.saslPasswordFile (--kafka-sasl-password-file / OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE), or kafka.saslPassword',
-        ),
-      );
-    } else if (password) sasl = { mechanism, username, password } as SASLOptions;
-  } else {
+  if (!mechanism) {
     // Without a mechanism the client would connect unauthenticated, the credentials unread.
     const given = SASL_CREDENTIALS.filter((key) => v[key] !== undefined);
-    if (given.length > 0) {
-      problems.add(
-        new ConfigError(
-          `${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} given without kafka.saslMechanism, which alone turns SASL on: the relay would connect without authenticating`,
-          'set kafka.saslMechanism (--kafka-sasl-mechanism / OUTBOX_RELAY_KAFKA_SASL_MECHANISM): plain, scram-sha-256 or scram-sha-512; or remove them',
-        ),
-      );
-    }
+    if (given.length === 0) return undefined;
+    throw new ConfigError(
+      `${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} given without kafka.saslMechanism, which alone turns SASL on: the relay would connect without authenticating`,
+      'set kafka.saslMechanism (--kafka-sasl-mechanism / OUTBOX_RELAY_KAFKA_SASL_MECHANISM): plain, scram-sha-256 or scram-sha-512; or remove them',
+    );
   }
-  const client = v['kafka.client'];
-  const compression = v['kafka.compression'];
-  const producer = v['kafka.producer'] ?? {};
-  const clientRack = v['kafka.clientRack'];
-  const setExplicitly = RDKAFKA_ONLY_WITH_DEFAULT.filter((key) => origins[key] !== 'default');
-  for (const refused of [...checkProducerProperties(producer), ...checkClientSupport(client, compression, producer, clientRack, v['delivery.guarantee'], setExplicitly)]) problems.add(refused);
-  const lingerRefused = lingerOutlastsTimeout(v);
-  if (lingerRefused) problems.add(lingerRefused);
+  const username = v['kafka.saslUsername'];
+  const passwordFile = v['kafka.saslPasswordFile'];
+  const password = passwordFile ? problems.check(() => readSecretFile(passwordFile, 'kafka.saslPasswordFile')) : v['kafka.saslPassword'];
+  // An unreadable file is reported by readSecretFile's own error; an empty one is no password.
+  const unreadable = passwordFile !== undefined && password === undefined;
+  if (!username || (!password && !unreadable)) {
+    throw new ConfigError(
+      `kafka.saslMechanism ${mechanism} needs a user name and a password`,
+      'set kafka.saslUsername (--kafka-sasl-username / OUTBOX_RELAY_KAFKA_SASL_USERNAME) and kafka.saslPasswordFile (--kafka-sasl-password-file / OUTBOX_RELAY_KAFKA_SASL_PASSWORD_FILE), or kafka.saslPassword',
+    );
+  }
+  return password ? ({ mechanism, username, password } as SASLOptions) : undefined;
+}
+
+/** Each check reads only the settings it needs, so that an invalid one skips only the checks that read it (readValid). */
+function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, problems: ConfigProblems): RelayConfig['kafka'] {
+  const ssl = problems.check(() => {
+    const caFile = v['kafka.sslCaFile'];
+    return caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : v['kafka.ssl'];
+  });
+  const sasl = problems.check(() => saslOptions(v, problems));
+  problems.check(() => checkProducerProperties(v['kafka.producer'] ?? {}).forEach((refused) => problems.add(refused)));
+  checkClientSupport(v, origins, RDKAFKA_ONLY_WITH_DEFAULT, problems);
+  problems.check(() => {
+    const lingerRefused = lingerOutlastsTimeout(v);
+    if (lingerRefused) throw lingerRefused;
+  });
   return {
     brokers: v['kafka.brokers'] ?? [],
     clientId: v['kafka.clientId'],
-    client,
+    client: v['kafka.client'],
     ssl,
     ...(sasl ? { sasl } : {}),
-    compression,
+    compression: v['kafka.compression'],
     requestTimeoutMs: v['kafka.requestTimeout'],
     deliveryTimeoutMs: v['kafka.deliveryTimeout'],
     lingerMs: v['kafka.linger'],
     batchSizeBytes: v['kafka.batchSize'],
-    clientRack,
-    producer,
+    clientRack: v['kafka.clientRack'],
+    producer: v['kafka.producer'] ?? {},
   };
 }
 
@@ -186,15 +200,13 @@ export interface LoadOptions {
  * and no event topic given as a literal name (else every event was a TOPIC_INVALID poison at run time, a halt at
  * the first: checkpointTopicRefused). Templates with placeholders are checked per event, as before.
  */
-function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], messages: boolean, problems: ConfigProblems): void {
+function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems: ConfigProblems): void {
   const checkpointTopic = v['checkpoint.topic'];
   const illegal = topicNameProblem(checkpointTopic, 'checkpoint.topic');
   if (illegal) problems.add(new ConfigError(illegal.problem, illegal.fix));
   const where = (t: TableMapping, key: 'topic' | 'routes'): string => (v.tables === undefined ? key : `tables (${t.schema}.${t.table}) ${key}`);
-  const literals = [
-    ...tables.flatMap((t) => [{ setting: where(t, 'topic'), topic: t.topic }, ...(t.routes ?? []).map((r) => ({ setting: where(t, 'routes'), topic: r.topic }))]),
-    ...(messages ? [{ setting: 'messages.topic', topic: v['messages.topic'] }] : []),
-  ];
+  const messages = problems.check(() => (v['messages.prefixes'] ? [{ setting: 'messages.topic', topic: v['messages.topic'] }] : [])) ?? [];
+  const literals = [...tables.flatMap((t) => [{ setting: where(t, 'topic'), topic: t.topic }, ...(t.routes ?? []).map((r) => ({ setting: where(t, 'routes'), topic: r.topic }))]), ...messages];
   const clash = literals.find((l) => l.topic === checkpointTopic);
   if (clash) {
     problems.add(
@@ -211,45 +223,57 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
   const file = fileName ? readConfigFile(fileName) : undefined;
-  const resolved = resolveSettings({
-    file: file?.values,
-    fileName,
-    unknownFileKeys: file?.unknown,
-    env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))),
-    flags: options.flags,
-    required: options.required ?? [],
-  });
-  // Every value passed its setting's schema in resolveSettings: the table's types hold from here on.
-  const v = resolved.values as SettingValues;
-  const envelope: EnvelopeConfig = { mode: v['envelope.mode'], source: v['envelope.source'] };
-  const prefixes = v['messages.prefixes'];
-  // The checks across settings each run, and fail together: one fix-and-retry round, as for the values above.
+  // The values' problems and those of the checks across settings fail together: one fix-and-retry round.
   const problems = new ConfigProblems();
+  const resolved = resolveSettings(
+    {
+      file: file?.values,
+      fileName,
+      unknownFileKeys: file?.unknown,
+      env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))),
+      flags: options.flags,
+      required: options.required ?? [],
+    },
+    problems,
+  );
+  // Every value read here passed its setting's schema (readValid skips the check that reads one that did not):
+  // the table's types hold. Each check below reads only what it needs, and runs whatever else is invalid.
+  const v = readValid(resolved) as SettingValues;
+  // Read where it is used, so that an invalid envelope.mode skips only what depends on it.
+  const envelope = (): EnvelopeConfig => ({ mode: v['envelope.mode'], source: v['envelope.source'] });
   // Compiled only for their checks, so that a template that can never be legal fails here, naming its setting.
-  if (prefixes) problems.check(() => compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS));
-  if (v['delivery.onPoison'] === 'dead-letter') {
-    problems.check(() => compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS));
-    // A dead letter there could be read as the position to resume from (route/topic-template.ts, checkpointTopicRefused).
-    if (v['delivery.deadLetterTopic'] === v['checkpoint.topic']) {
-      problems.add(new ConfigError(`delivery.deadLetterTopic is the checkpoint topic "${v['checkpoint.topic']}"`, `give ${settingRef('delivery.deadLetterTopic')} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`));
-    }
-  }
-  if (v['delivery.guarantee'] === 'at-most-once' && v.replayWindow !== undefined && v.replayWindow.kind !== 'none') {
-    problems.add(atMostOnceWindowRefused(v.replayWindow, 'set by replayWindow', `set ${settingRef('replayWindow')} to 0 (it also releases a window recorded in the checkpoint), or ${settingRef('delivery.guarantee')} to at-least-once`));
-  }
-  const postgres = postgresConfig(v, env, problems);
-  const tables = tableMappings(v, resolved.origins, envelope, problems);
-  checkCheckpointTopic(v, tables, prefixes !== undefined, problems);
-  const kafka = kafkaConfig(v, resolved.origins, problems);
+  problems.check(() => {
+    if (v['messages.prefixes']) compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS);
+  });
+  problems.check(() => {
+    if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
+  });
+  // A dead letter there could be read as the position to resume from (route/topic-template.ts, checkpointTopicRefused).
+  problems.check(() => {
+    if (v['delivery.onPoison'] !== 'dead-letter' || v['delivery.deadLetterTopic'] !== v['checkpoint.topic']) return;
+    throw new ConfigError(`delivery.deadLetterTopic is the checkpoint topic "${v['checkpoint.topic']}"`, `give ${settingRef('delivery.deadLetterTopic')} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`);
+  });
+  problems.check(() => {
+    const window = v.replayWindow;
+    if (v['delivery.guarantee'] !== 'at-most-once' || window === undefined || window.kind === 'none') return;
+    throw atMostOnceWindowRefused(window, 'set by replayWindow', `set ${settingRef('replayWindow')} to 0 (it also releases a window recorded in the checkpoint), or ${settingRef('delivery.guarantee')} to at-least-once`);
+  });
+  const postgres = problems.check(() => postgresConfig(v, env, problems));
+  const tables = problems.check(() => tableMappings(v, resolved.origins, envelope, problems));
+  // Tables whose settings are invalid have no topics to compare: the other literal topics are still compared.
+  problems.check(() => checkCheckpointTopic(v, tables ?? [], problems));
+  const kafka = problems.check(() => kafkaConfig(v, resolved.origins, problems));
   if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
   problems.throwIfAny();
+  // No problem: every setting is valid, and every check above returned its value.
+  const prefixes = v['messages.prefixes'];
   return {
-    postgres,
+    postgres: postgres!,
     slot: v.slot,
     publication: v.publication,
-    tables,
+    tables: tables!,
     startLsn: v.startLsn ? parseLsn(v.startLsn) : undefined,
-    kafka,
+    kafka: kafka!,
     delivery: {
       maxInFlightEvents: v['delivery.maxInFlightEvents'],
       maxInFlightBytes: v['delivery.maxInFlightBytes'],
@@ -260,7 +284,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
       deadLetterTopic: v['delivery.deadLetterTopic'],
       transactionTimeoutMs: v['delivery.transactionTimeout'],
     },
-    messages: prefixes ? { prefixes, topic: v['messages.topic'], envelope } : undefined,
+    messages: prefixes ? { prefixes, topic: v['messages.topic'], envelope: envelope() } : undefined,
     heartbeat: { intervalMs: v['heartbeat.interval'], prefix: v['heartbeat.prefix'] },
     retry: {
       initialDelayMs: v['retry.initialDelay'],
@@ -274,7 +298,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     http: { port: v['http.port'], host: v['http.host'] },
     logLevel: v['log.level'],
     origins: resolved.origins,
-    values: v,
+    values: resolved.values,
   };
 }
 

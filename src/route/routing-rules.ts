@@ -36,5 +36,10 @@ export function compileTopicRouting(mapping: Pick<TableMapping, 'topic' | 'route
 
 /** A table's topic templates, each with the setting a refusal names: its topic, then each route's, in order. */
 export function topicTemplates(mapping: Pick<TableMapping, 'topic' | 'routes'>, where = ''): { template: string; setting: string }[] {
-  return [{ template: mapping.topic, setting: `${where}topic` }, ...(mapping.routes ?? []).map((rule, i) => ({ template: rule.topic, setting: `${where}routes.${i}.topic` }))];
+  return [{ template: mapping.topic, setting: `${where}topic` }, ...routeTemplates(mapping.routes, where)];
+}
+
+/** The routes' topic templates, each with the setting a refusal names (loadConfig checks them apart from the topic). */
+export function routeTemplates(routes: TableMapping['routes'], where = ''): { template: string; setting: string }[] {
+  return (routes ?? []).map((rule, i) => ({ template: rule.topic, setting: `${where}routes.${i}.topic` }));
 }

@@ -54,6 +54,60 @@ describe('config: every problem at once, the settings that depend on each other 
   });
 });
 
+describe('config: an invalid value does not hide the checks across settings that do not read it', () => {
+  it('reports the values refused by their schema and the refusals of the checks across the other settings in one error (before, those came a round later)', () => {
+    const r = refusal(() =>
+      load({
+        slot: 'Bad!',
+        'http.port': 'x',
+        'mapping.timestamp': 'bad col',
+        topic: 'bad topic',
+        'kafka.client': 'kafkajs',
+        'kafka.clientRack': 'az-1',
+        'postgres.sslCaFile': 'ca.pem',
+        'delivery.guarantee': 'at-most-once',
+        replayWindow: '1h',
+        'checkpoint.topic': 'bad checkpoints',
+      }),
+    );
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toMatch(/^8 settings are invalid:/);
+    for (const part of [
+      'invalid flag --slot: "Bad!"',
+      'invalid flag --http-port: "x"',
+      'invalid flag --mapping-timestamp: "bad col"',
+      'topic: "bad topic" has " "',
+      'kafka.clientRack is not supported by kafka.client kafkajs',
+      'postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full',
+      'at-most-once cannot keep a replay window (1h, set by replayWindow)',
+      'checkpoint.topic "bad checkpoints" is not a legal Kafka topic name',
+    ]) {
+      expect(r.message).toContain(part);
+    }
+  });
+
+  it('skips a check that reads an invalid value: it would speak of a value already refused', () => {
+    // "postgres.sslmode is not set" would be wrong: it is set, misspelt.
+    const sslmode = refusal(() => load({ 'postgres.sslmode': 'verify-fulll', 'postgres.sslCaFile': 'ca.pem' }));
+    expect(sslmode.message).toMatch(/^invalid flag --postgres-sslmode: "verify-fulll"; expected one of:/);
+    const client = refusal(() => load({ 'kafka.client': 'kafkaj', 'kafka.compression': 'zstd', 'kafka.linger': '5ms' }));
+    expect(client.message).toMatch(/^invalid flag --kafka-client: "kafkaj"; expected one of:/);
+    // The routes are invalid: whether they need mapping.type is not known; the topic is still checked.
+    const routes = refusal(() => load({ routes: '[{"topic": "x"}]', 'mapping.type': '', topic: 'bad topic' }));
+    expect(routes.message).toMatch(/^2 settings are invalid:/);
+    expect(routes.message).toContain('invalid flag --routes');
+    expect(routes.message).toContain('topic: "bad topic" has " "');
+  });
+
+  it('config check lists them together, exit 2', () => {
+    const result = cli(['config', 'check', '--slot', 'Bad!', '--kafka-client', 'kafkajs', '--kafka-compression', 'zstd'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
+    expect(result.stderr).toContain('invalid flag --slot: "Bad!"');
+    expect(result.stderr).toContain('kafka.compression zstd is not supported by kafka.client kafkajs');
+  });
+});
+
 describe('config: a config file that does not parse', () => {
   it.each([
     ['relay.yaml', 'kafka:\n  brokers: [k:9092\nslot: x\n', /is not valid YAML: .*line/],

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { CONFIG_DOC_PATH, CONFIG_SECTION, EXAMPLE_PATH, configReference, exampleConfig, replaceSection, sectionOf } from '../../scripts/gen-config-docs.js';
-import { resolveSettings } from '../../src/config/load.js';
+import { ConfigProblems, resolveSettings } from '../../src/config/load.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { silentLogger } from '../../src/logger.js';
@@ -50,7 +50,9 @@ describe('generated configuration docs', () => {
     const keys = flatKeys(parsed);
     expect([...keys].sort()).toEqual(SETTINGS.map((s) => s.key).sort());
     const flat = Object.fromEntries(keys.map((k) => [k, k.split('.').reduce<unknown>((o, part) => (o as Record<string, unknown>)[part], parsed)]));
-    const resolved = resolveSettings({ file: flat, fileName: 'example', env: {}, flags: {} });
+    const problems = new ConfigProblems();
+    const resolved = resolveSettings({ file: flat, fileName: 'example', env: {}, flags: {} }, problems);
+    problems.throwIfAny();
     expect(Object.keys(resolved.values).sort()).toEqual(SETTINGS.map((s) => s.key).sort());
     for (const setting of SETTINGS) {
       if (setting.default !== undefined) expect(resolved.values[setting.key], setting.key).toEqual(setting.default);
