@@ -207,12 +207,13 @@ function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems
   const where = (t: TableMapping, key: 'topic' | 'routes'): string => (v.tables === undefined ? key : `tables (${t.schema}.${t.table}) ${key}`);
   const messages = problems.check(() => (v['messages.prefixes'] ? [{ setting: 'messages.topic', topic: v['messages.topic'] }] : [])) ?? [];
   const literals = [...tables.flatMap((t) => [{ setting: where(t, 'topic'), topic: t.topic }, ...(t.routes ?? []).map((r) => ({ setting: where(t, 'routes'), topic: r.topic }))]), ...messages];
-  const clash = literals.find((l) => l.topic === checkpointTopic);
-  if (clash) {
+  // Every setting that names it, once each (two routes of a table are one setting): each needs its own fix.
+  const clashes = new Set(literals.filter((l) => l.topic === checkpointTopic).map((l) => l.setting));
+  for (const setting of clashes) {
     problems.add(
       new ConfigError(
-        `${clash.setting} is the checkpoint topic "${checkpointTopic}": every event sent there would be refused (a record in it could move where a restart resumes)`,
-        `give ${clash.setting} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`,
+        `${setting} is the checkpoint topic "${checkpointTopic}": every event sent there would be refused (a record in it could move where a restart resumes)`,
+        `give ${setting} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`,
       ),
     );
   }

@@ -223,6 +223,17 @@ describe('config: the checkpoint topic', () => {
   });
 });
 
+describe('config: every event topic that is the checkpoint topic', () => {
+  it('is named in one error, each setting once (before, the first only: one round per setting)', () => {
+    const r = refusal(() => load({ topic: 'ckpt', routes: 'Order*=ckpt,Pay*=ckpt', 'messages.prefixes': 'outbox', 'messages.topic': 'ckpt', 'checkpoint.topic': 'ckpt' }));
+    expect(r.message).toMatch(/^3 settings are invalid:/);
+    for (const setting of ['topic', 'routes', 'messages.topic']) expect(r.message).toContain(`  - ${setting} is the checkpoint topic "ckpt"`);
+    const tables = refusal(() => load({ tables: JSON.stringify([{ table: 'a', topic: 'ckpt' }, { table: 'b', topic: 'ckpt' }]), 'checkpoint.topic': 'ckpt' }));
+    expect(tables.message).toMatch(/^2 settings are invalid:/);
+    for (const table of ['public.a', 'public.b']) expect(tables.message).toContain(`tables (${table}) topic is the checkpoint topic "ckpt"`);
+  });
+});
+
 describe('config: kafka.linger against the timeouts of the producers that have one (librdkafka refuses linger.ms ≥ message.timeout.ms)', () => {
   it('at or above kafka.deliveryTimeout: refused, naming both (no checkpoint was ever written)', () => {
     const r = refusal(() => load({ 'kafka.linger': '30s' }));
