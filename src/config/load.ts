@@ -141,7 +141,10 @@ export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): R
 export interface Resolved {
   values: Record<string, unknown>;
   origins: Record<string, Origin>;
-  /** The settings whose value failed its schema: absent from `values` (readValid refuses to read them). */
+  /**
+   * The settings whose value failed its schema, or is not known (a config file that could not be read may set
+   * it): absent from `values` (readValid refuses to read them).
+   */
   invalid: Set<string>;
 }
 
@@ -211,8 +214,14 @@ export class ConfigProblems {
  * defaults < config file < environment < flags, each value validated by its setting's schema. Bad values and
  * missing `required` settings go to `problems`, each with the key, where it came from and what is allowed: the
  * caller reports them with the refusals of its checks across settings, which run on the valid values meanwhile.
+ * `fileUnread`: the config file could not be read (its own problem is already in `problems`); the environment's
+ * and the flags' values are still checked, as they win over the file, and the settings they leave to it are not
+ * known: neither checked nor reported missing.
  */
-export function resolveSettings(layers: { file?: RawValues; fileName?: string; unknownFileKeys?: string[]; env: RawValues; flags: RawValues; required?: string[] }, problems: ConfigProblems): Resolved {
+export function resolveSettings(
+  layers: { file?: RawValues; fileName?: string; fileUnread?: boolean; unknownFileKeys?: string[]; env: RawValues; flags: RawValues; required?: string[] },
+  problems: ConfigProblems,
+): Resolved {
   const values: Record<string, unknown> = {};
   const origins: Record<string, Origin> = {};
   const invalid = new Set<string>();
@@ -229,6 +238,10 @@ export function resolveSettings(layers: { file?: RawValues; fileName?: string; u
         raw = source[setting.key];
         origin = layer;
       }
+    }
+    if (layers.fileUnread && origin === 'default') {
+      invalid.add(setting.key);
+      continue;
     }
     if (raw === undefined) continue;
     // A default is the table's own value, held as the config holds it (milliseconds, bytes): it is not parsed as

@@ -223,13 +223,14 @@ function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
-  const file = fileName ? readConfigFile(fileName) : undefined;
-  // The values' problems and those of the checks across settings fail together: one fix-and-retry round.
+  // The file's, the values' and the checks' problems fail together: one fix-and-retry round.
   const problems = new ConfigProblems();
+  const file = fileName ? problems.check(() => readConfigFile(fileName)) : undefined;
   const resolved = resolveSettings(
     {
       file: file?.values,
       fileName,
+      fileUnread: fileName !== undefined && file === undefined,
       unknownFileKeys: file?.unknown,
       env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))),
       flags: options.flags,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/relay-config.js';
 import { repoRoot } from '../../stack/paths.js';
 import { load, refusal } from '../support/config-load.js';
 
@@ -120,6 +121,21 @@ describe('config: a config file that does not parse', () => {
     expect(r.code).toBe('CONFIG_INVALID');
     expect(r.message).toMatch(message);
     expect(r.hint).toContain('config/outbox-relay.example.yaml');
+  });
+});
+
+describe('config: a config file that cannot be read does not hide the flags’ and the environment’s problems', () => {
+  it('reports it with them in one error (before, the file alone), and nothing of what the file may set', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'relay.yaml');
+    writeFileSync(file, 'kafka:\n  brokers: [k:9092\n');
+    for (const configFile of [file, join(tmpdir(), 'no-such-dir', 'relay.yaml')]) {
+      const r = refusal(() => loadConfig({ flags: { slot: 'Bad!', 'kafka.client': 'kafkajs', 'kafka.compression': 'zstd' }, env: { OUTBOX_RELAY_HTTP_PORT: 'x' }, configFile, required: ['kafka.brokers'] }));
+      expect(r.message).toMatch(/^4 settings are invalid:/);
+      expect(r.message).toMatch(configFile === file ? /is not valid YAML/ : /cannot read config file/);
+      for (const part of ['invalid flag --slot: "Bad!"', 'invalid environment variable OUTBOX_RELAY_HTTP_PORT: "x"', 'kafka.compression zstd is not supported by kafka.client kafkajs']) expect(r.message).toContain(part);
+      // kafka.brokers may be in the file.
+      expect(r.message).not.toContain('missing required setting');
+    }
   });
 });
 
