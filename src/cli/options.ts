@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { SETTINGS, type Setting } from '../config/settings.js';
-import { deprecationWarning, type RawValues } from '../config/load.js';
+import { ConfigError, deprecationWarning, type RawValues } from '../config/load.js';
+import { isLsn, parseLsn, type Lsn } from '../lsn.js';
 import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
 
 function attributeName(flag: string): string {
@@ -58,3 +59,8 @@ export function flagValues(opts: Record<string, unknown>, warn: (line: string) =
   return out;
 }
 
+/** An LSN given as a command's flag or argument (`what`: replay's --to-lsn, slot advance's <lsn>). */
+export function lsnValue(what: string, text: string): Lsn {
+  if (!isLsn(text)) throw new ConfigError(`${what} ${JSON.stringify(text)} is not an LSN`, `give ${what} an LSN such as 0/16B3748`);
+  return parseLsn(text);
+}

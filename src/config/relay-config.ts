@@ -193,6 +193,13 @@ export interface LoadOptions {
    * must fit this process's heap, checked with the other problems. The commands without one leave it out.
    */
   inFlightWindow?: boolean;
+  /**
+   * The problems of the command's own flags and arguments (replay --to-lsn, republish --since, slot advance
+   * <lsn>), found before: thrown in one error with the settings' own, so that one round fixes them all.
+   */
+  problems?: ConfigProblems;
+  /** A check of the command's own flags against the settings (replay: --to-lsn not before startLsn), run with theirs. */
+  check?: (v: SettingValues) => void;
 }
 
 /**
@@ -224,7 +231,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
   const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
   // The file's, the values' and the checks' problems fail together: one fix-and-retry round.
-  const problems = new ConfigProblems();
+  const problems = options.problems ?? new ConfigProblems();
   const file = fileName ? problems.check(() => readConfigFile(fileName)) : undefined;
   const resolved = resolveSettings(
     {
@@ -266,6 +273,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   problems.check(() => checkCheckpointTopic(v, tables ?? [], problems));
   const kafka = problems.check(() => kafkaConfig(v, resolved.origins, problems));
   if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
+  if (options.check) problems.check(() => options.check!(v));
   problems.throwIfAny();
   // No problem: every setting is valid, and every check above returned its value.
   const prefixes = v['messages.prefixes'];

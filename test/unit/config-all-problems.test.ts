@@ -223,6 +223,20 @@ describe('config check', () => {
   });
 });
 
+describe('a command’s own flags and arguments, checked with the settings', () => {
+  it('replay: --to-lsn in the same error as the settings (before, only once they were valid)', () => {
+    const invalid = cli(['replay', '--start-lsn', '0/20', '--to-lsn', 'end', '--slot', 'Bad!']);
+    expect(invalid.status).toBe(2);
+    expect(invalid.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 3 settings are invalid:/);
+    for (const part of ['--to-lsn "end" is not an LSN', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']) expect(invalid.stderr).toContain(part);
+    // Both valid, in the wrong order: that check runs with the settings' too.
+    const before = cli(['replay', '--start-lsn', '0/20', '--to-lsn', '0/10', '--slot', 'Bad!', '--kafka-brokers', 'k:9092']);
+    expect(before.status).toBe(2);
+    expect(before.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
+    expect(before.stderr).toContain('--to-lsn 0/10 is before --start-lsn 0/20');
+  });
+});
+
 describe('config: the checkpoint topic', () => {
   it('an illegal name is refused when the config loads (creating it failed for ever as a Kafka outage)', () => {
     const r = refusal(() => load({ 'checkpoint.topic': 'relay checkpoints' }));

@@ -1,10 +1,11 @@
 import { Option, type Command } from 'commander';
-import { ConfigError } from '../../config/load.js';
+import { ConfigError, ConfigProblems } from '../../config/load.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
+import type { SettingValues } from '../../config/settings.js';
 import type { RelayConfig } from '../../config/types.js';
 import { RelayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { formatLsn, isLsn, maxLsn, parseLsn, type Lsn } from '../../lsn.js';
+import { formatLsn, maxLsn, parseLsn, type Lsn } from '../../lsn.js';
 import { withClient } from '../../ops/connection.js';
 import { findSlot } from '../../ops/slots.js';
 import { deliveryStrategy } from '../../pipeline/delivery-strategy.js';
@@ -15,7 +16,7 @@ import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, errorJson, exitCodeOf, reportError } from '../exit.js';
-import { addSettingOptions, flagValues } from '../options.js';
+import { addSettingOptions, flagValues, lsnValue } from '../options.js';
 import { exitOnStopSignals } from '../ops-interrupt.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
@@ -66,11 +67,18 @@ export function replayCommand(): Command {
     // signal ends it at once.
     const exitEarly = exitOnStopSignals('replay', json, 'run the same replay command again');
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'], inFlightWindow: true });
+      // --to-lsn's problems come in the same error as the settings': one round fixes them all.
+      const flagProblems = new ConfigProblems();
       const to = opts.toLsn as string | undefined;
-      if (to !== undefined && !isLsn(to)) throw new ConfigError(`--to-lsn ${JSON.stringify(to)} is not an LSN`, 'an LSN such as 0/16B3748');
-      toLsn = to === undefined ? undefined : parseLsn(to);
-      if (toLsn !== undefined && toLsn < config.startLsn!) throw new ConfigError(`--to-lsn ${to} is before --start-lsn ${formatLsn(config.startLsn!)}`, 'swap them');
+      const parsedTo = to === undefined ? undefined : flagProblems.check(() => lsnValue('--to-lsn', to));
+      const check = (v: SettingValues) => {
+        // Only once both are read: an invalid one has its own problem.
+        if (parsedTo === undefined || v.startLsn === undefined) return;
+        const start = parseLsn(v.startLsn);
+        if (parsedTo < start) throw new ConfigError(`--to-lsn ${to} is before --start-lsn ${formatLsn(start)}`, 'swap them');
+      };
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'], inFlightWindow: true, problems: flagProblems, check });
+      toLsn = parsedTo;
       lastCommit = await replayBound(config, toLsn);
       mode = outputMode(json);
       logger = commandLogger(config.logLevel, mode);
