@@ -235,6 +235,19 @@ describe('a command’s own flags and arguments, checked with the settings', () 
     expect(before.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
     expect(before.stderr).toContain('--to-lsn 0/10 is before --start-lsn 0/20');
   });
+
+  it('republish: --since, --until, --batch-size and --rate in the same error as the settings, and each other (before, one at a time, after the settings)', () => {
+    const result = cli(['republish', '--since', 'yesterday', '--until', 'today', '--batch-size', '0', '--rate', 'fast', '--slot', 'Bad!']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 6 settings are invalid:/);
+    for (const part of ['--since "yesterday" is not a date and time', '--until "today" is not a date and time', '--batch-size "0" is not a whole number', '--rate "fast" is not a whole number', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']) {
+      expect(result.stderr).toContain(part);
+    }
+    const ids = cli(['republish', '--ids', ' , ', '--until', '2026-11-24T08:00:00Z', '--dry-run']);
+    expect(ids.status).toBe(2);
+    expect(ids.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
+    for (const part of ['--until goes with --since, not with --ids', '--ids is empty']) expect(ids.stderr).toContain(part);
+  });
 });
 
 describe('config: the checkpoint topic', () => {

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/relay-config.js';
-import { ConfigError } from '../../config/load.js';
+import { ConfigError, ConfigProblems } from '../../config/load.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
 import { RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
@@ -32,21 +32,24 @@ function timestamp(flag: string, text: string): number {
   }
 }
 
-function selection(opts: Record<string, unknown>): RowSelection {
+/**
+ * The rows to re-send. Each problem of the flags goes to `problems`, all of them, so that one round fixes them; the
+ * selection is used only once there is none (loadConfig throws them with the settings').
+ */
+function selection(opts: Record<string, unknown>, problems: ConfigProblems): RowSelection {
   const since = opts.since as string | undefined;
   const until = opts.until as string | undefined;
   const ids = opts.ids as string | undefined;
-  if ((since === undefined) === (ids === undefined)) throw new ConfigError('republish needs exactly one of --since <timestamp> and --ids <id,…>', "e.g. --since '2026-11-24 08:00:00+00' or --ids 3f2a…,9c1b…");
-  if (since !== undefined) {
-    const from = timestamp('--since', since);
-    if (until === undefined) return { since };
-    if (timestamp('--until', until) <= from) throw new ConfigError(`--until ${until} is not after --since ${since}`, 'swap them');
-    return { since, until };
-  }
-  if (until !== undefined) throw new ConfigError('--until goes with --since, not with --ids', 'drop --until, or select by time with --since … --until …');
-  const list = ids!.split(',').map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new ConfigError('--ids is empty', 'pass the event ids, comma-separated');
-  return { ids: list };
+  if ((since === undefined) === (ids === undefined)) problems.add(new ConfigError('republish needs exactly one of --since <timestamp> and --ids <id,…>', "e.g. --since '2026-11-24 08:00:00+00' or --ids 3f2a…,9c1b…"));
+  const from = since === undefined ? undefined : problems.check(() => timestamp('--since', since));
+  const to = until === undefined ? undefined : problems.check(() => timestamp('--until', until));
+  // Only once both are read: an invalid one has its own problem.
+  if (from !== undefined && to !== undefined && to <= from) problems.add(new ConfigError(`--until ${until} is not after --since ${since}`, 'swap them'));
+  if (until !== undefined && since === undefined && ids !== undefined) problems.add(new ConfigError('--until goes with --since, not with --ids', 'drop --until, or select by time with --since … --until …'));
+  const list = ids?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  if (ids !== undefined && list.length === 0) problems.add(new ConfigError('--ids is empty', 'pass the event ids, comma-separated'));
+  if (since === undefined) return { ids: list };
+  return until === undefined ? { since } : { since, until };
 }
 
 function republishText(summary: RepublishSummary): string {
@@ -87,8 +90,14 @@ export function republishCommand(): Command {
     let config;
     let options;
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: dryRun ? [] : ['kafka.brokers'] });
-      options = { selection: selection(opts), batchSize: positiveInt('--batch-size', opts.batchSize as string), rate: positiveInt('--rate', opts.rate as string) };
+      // The flags' problems come in the same error as the settings': one round fixes them all.
+      const flagProblems = new ConfigProblems();
+      const rows = selection(opts, flagProblems);
+      const batchSize = flagProblems.check(() => positiveInt('--batch-size', opts.batchSize as string));
+      const rate = flagProblems.check(() => positiveInt('--rate', opts.rate as string));
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: dryRun ? [] : ['kafka.brokers'], problems: flagProblems });
+      // loadConfig threw if any flag above had a problem: each was read.
+      options = { selection: rows, batchSize: batchSize!, rate: rate! };
     } catch (err) {
       process.exitCode = reportError(err, json);
       return;
