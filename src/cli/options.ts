@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { SETTINGS, type Setting } from '../config/settings.js';
-import { ConfigError, deprecationWarning, type RawValues } from '../config/load.js';
+import { ConfigError, ConfigProblems, deprecationWarning, type RawValues } from '../config/load.js';
 import { isLsn, parseLsn, type Lsn } from '../lsn.js';
 import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
 
@@ -61,6 +61,29 @@ export function flagValues(opts: Record<string, unknown>, warn: (line: string) =
 
 /** An LSN given as a command's flag or argument (`what`: replay's --to-lsn, slot advance's <lsn>). */
 export function lsnValue(what: string, text: string): Lsn {
-  if (!isLsn(text)) throw new ConfigError(`${what} ${JSON.stringify(text)} is not an LSN`, `give ${what} an LSN such as 0/16B3748`);
+  if (!isLsn(text)) throw new ConfigError(`${what} ${JSON.stringify(text)} is not an LSN`, `correct ${what}: an LSN is two hexadecimal numbers, such as 0/16B3748`);
   return parseLsn(text);
+}
+
+/**
+ * A commander parser (an option's argParser, an argument's) whose refusal waits for the settings: the ConfigError
+ * `parse` throws is kept as the value, and the command reports it with the settings' problems (keptRefusals).
+ * Thrown to commander, it ended the parse, and the settings went unchecked until it was fixed.
+ */
+export function checkedWithSettings<T>(parse: (value: string) => T): (value: string) => T | ConfigError {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      if (err instanceof ConfigError) return err;
+      throw err;
+    }
+  };
+}
+
+/** The refusals checkedWithSettings kept among a command's option values and arguments, for loadConfig's `problems`. */
+export function keptRefusals(values: unknown[]): ConfigProblems {
+  const problems = new ConfigProblems();
+  for (const value of values) if (value instanceof ConfigError) problems.add(value);
+  return problems;
 }

@@ -248,6 +248,19 @@ describe('a command’s own flags and arguments, checked with the settings', () 
     expect(ids.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
     for (const part of ['--until goes with --since, not with --ids', '--ids is empty']) expect(ids.stderr).toContain(part);
   });
+
+  it('slot advance <lsn> and --row-filter (setup, publication create) in the same error as the settings (before, commander refused them alone)', () => {
+    const advance = cli(['slot', 'advance', 'latest', '--slot', 'Bad!']);
+    expect(advance.status).toBe(2);
+    expect(advance.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
+    for (const part of ['slot advance <lsn> "latest" is not an LSN', 'invalid flag --slot: "Bad!"']) expect(advance.stderr).toContain(part);
+    for (const command of [['setup'], ['publication', 'create']]) {
+      const filter = cli([...command, '--row-filter', 'true); DROP TABLE outbox; --', '--publication', 'bad-name']);
+      expect(filter.status).toBe(2);
+      expect(filter.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
+      for (const part of ['invalid --row-filter', 'invalid flag --publication: "bad-name"']) expect(filter.stderr).toContain(part);
+    }
+  });
 });
 
 describe('config: the checkpoint topic', () => {

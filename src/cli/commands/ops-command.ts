@@ -7,7 +7,7 @@ import { withClient } from '../../ops/connection.js';
 import { EXIT, errorJson, reportError } from '../exit.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
 import type { CommandName } from '../command-settings.js';
-import { addSettingOptions, flagValues } from '../options.js';
+import { addSettingOptions, flagValues, keptRefusals } from '../options.js';
 
 export interface OpsContext {
   config: RelayConfig;
@@ -68,7 +68,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
     const json = opts.json === true;
     let interrupt: OpsInterrupt | undefined;
     try {
-      const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined });
+      const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, problems: keptRefusals([...Object.values(opts), ...command.processedArgs]) });
       interrupt = new OpsInterrupt(spec.settings, config.postgres, json);
       const outcome = await withClient(config.postgres, (client) => {
         interrupt!.attach(client);

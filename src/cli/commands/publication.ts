@@ -1,19 +1,13 @@
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { errorMessage } from '../../errors.js';
+import { Option, type Command } from 'commander';
 import { createPublication, dropPublication, requirePublication } from '../../ops/publications.js';
 import { checkRowFilter } from '../../sql/row-filter.js';
+import { checkedWithSettings } from '../options.js';
 import { groupCommand, opsCommand } from './ops-command.js';
 import { publicationText } from './output.js';
 
-/** --row-filter, shared by `setup` and `publication create`; rejected at parse time (exit 2) if it could leave its WHERE (…). */
+/** --row-filter, shared by `setup` and `publication create`; refused with the settings (exit 2) if it could leave its WHERE (…). */
 export function rowFilterOption(): Option {
-  return new Option('--row-filter <sql-expr>', "PostgreSQL 15 row filter: only rows matching it are published, e.g. \"aggregate_type <> 'internal'\"").argParser((value: string) => {
-    try {
-      return checkRowFilter(value);
-    } catch (err) {
-      throw new InvalidArgumentError(errorMessage(err));
-    }
-  });
+  return new Option('--row-filter <sql-expr>', "PostgreSQL 15 row filter: only rows matching it are published, e.g. \"aggregate_type <> 'internal'\"").argParser(checkedWithSettings(checkRowFilter));
 }
 
 const create = () =>

@@ -1,15 +1,11 @@
-import { InvalidArgumentError, type Command } from 'commander';
-import { isLsn, parseLsn } from '../../lsn.js';
+import type { Command } from 'commander';
+import type { Lsn } from '../../lsn.js';
 import { advanceSlot, describeSkip } from '../../ops/slot-advance.js';
 import { dropConsequence, dropSlot } from '../../ops/slot-drop.js';
 import { createSlot, listSlots, requireSlot } from '../../ops/slots.js';
+import { checkedWithSettings, lsnValue } from '../options.js';
 import { groupCommand, opsCommand } from './ops-command.js';
 import { bytes, keyValues, slotRows, table } from './output.js';
-
-function lsnArgument(value: string): string {
-  if (!isLsn(value)) throw new InvalidArgumentError('expected an LSN such as 0/16B3748');
-  return value;
-}
 
 const create = () =>
   opsCommand(
@@ -86,13 +82,13 @@ const advance = () =>
       ],
     },
     async ({ client, config, opts, args }) => {
-      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, messagePrefixes: config.messages?.prefixes ?? [], to: parseLsn(args[0] as string), confirmed: opts.yesSkipEvents === true });
+      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, messagePrefixes: config.messages?.prefixes ?? [], to: args[0] as Lsn, confirmed: opts.yesSkipEvents === true });
       const text =
         result.walBytes === 0 ? `slot "${result.slot}" is already at ${result.to}: nothing skipped` : `${describeSkip(result)}\nslot "${result.slot}" advanced: confirmed_flush_lsn is now ${result.confirmedFlushLsn}`;
       return { data: { ...result }, text };
     },
   )
-    .argument('<lsn>', 'new confirmed position: transactions whose commit record starts before it are skipped', lsnArgument)
+    .argument('<lsn>', 'new confirmed position: transactions whose commit record starts before it are skipped', checkedWithSettings((value) => lsnValue('slot advance <lsn>', value)))
     .option('--yes-skip-events', 'confirm that the events in the range are never relayed');
 
 export function slotCommand(): Command {
