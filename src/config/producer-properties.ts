@@ -48,16 +48,19 @@ function refusal(name: string, why: string): ConfigError {
   return new ConfigError(`kafka.producer.${name} is not allowed: ${why}`, `remove ${name} from kafka.producer (OUTBOX_RELAY_KAFKA_PRODUCER / --kafka-producer)`);
 }
 
-/** The refusals, at start, of pass-through properties that would break a guarantee or duplicate a relay setting. */
-export function checkProducerProperties(properties: Record<string, string>): ConfigError[] {
-  const refused: ConfigError[] = [];
+/**
+ * The refusals, at start, of pass-through properties that would break a guarantee or duplicate a relay setting,
+ * by property name.
+ */
+export function checkProducerProperties(properties: Record<string, string>): Map<string, ConfigError> {
+  const refused = new Map<string, ConfigError>();
   for (const [name, value] of Object.entries(properties)) {
     const denied = DENIED[name] ?? Object.entries(DENIED_PREFIXES).find(([prefix]) => name.startsWith(prefix))?.[1];
-    if (denied) refused.push(refusal(name, denied));
+    if (denied) refused.set(name, refusal(name, denied));
     else if ((name === 'max.in.flight' || name === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
-      refused.push(refusal(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`));
+      refused.set(name, refusal(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`));
     } else if ((name === 'retries' || name === 'message.send.max.retries') && Number(value) === 0) {
-      refused.push(refusal(name, 'without internal retries a leader change fails every send in flight; leave it to librdkafka (bounded by kafka.deliveryTimeout)'));
+      refused.set(name, refusal(name, 'without internal retries a leader change fails every send in flight; leave it to librdkafka (bounded by kafka.deliveryTimeout)'));
     }
   }
   return refused;

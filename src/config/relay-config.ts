@@ -13,6 +13,7 @@ import { checkClientSupport, checkProducerProperties } from './producer-properti
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
 import { checkWindowFitsHeap } from './window-heap.js';
+import { librdkafkaRefusals } from '../sink/rdkafka-client.js';
 import type { EnvelopeConfig, Origin, RelayConfig, TableMapping } from './types.js';
 
 function readSecretFile(path: string, key: string): string {
@@ -152,13 +153,21 @@ function saslOptions(v: SettingValues, problems: ConfigProblems): SASLOptions | 
 }
 
 /** Each check reads only the settings it needs, so that an invalid one skips only the checks that read it (readValid). */
-function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, problems: ConfigProblems): RelayConfig['kafka'] {
+function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, producing: boolean, problems: ConfigProblems): RelayConfig['kafka'] {
   const ssl = problems.check(() => {
     const caFile = v['kafka.sslCaFile'];
     return caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : v['kafka.ssl'];
   });
   const sasl = problems.check(() => saslOptions(v, problems));
-  problems.check(() => checkProducerProperties(v['kafka.producer'] ?? {}).forEach((refused) => problems.add(refused)));
+  problems.check(() => {
+    const properties = v['kafka.producer'] ?? {};
+    const denied = checkProducerProperties(properties);
+    for (const refused of denied.values()) problems.add(refused);
+    // librdkafka's client refuses them one at a time, at the first connection: each one it would refuse is
+    // named here with the other problems. Not one the relay refused already: it never reaches librdkafka.
+    if (!producing || v['kafka.client'] !== 'rdkafka') return;
+    for (const refused of librdkafkaRefusals(Object.entries(properties).filter(([name]) => !denied.has(name)))) problems.add(refused);
+  });
   checkClientSupport(v, origins, RDKAFKA_ONLY_WITH_DEFAULT, problems);
   problems.check(() => {
     const lingerRefused = lingerOutlastsTimeout(v);
@@ -193,6 +202,12 @@ export interface LoadOptions {
    * must fit this process's heap, checked with the other problems. The commands without one leave it out.
    */
   inFlightWindow?: boolean;
+  /**
+   * The command produces through kafka.client (run, replay, republish but its --dry-run; config check, which
+   * refuses what run refuses): with rdkafka, librdkafka reads kafka.producer's properties, checked with the other
+   * problems. The other commands leave it out, and do not load the native module for it.
+   */
+  producing?: boolean;
   /**
    * The problems of the command's own flags and arguments (replay --to-lsn, republish --since, slot advance
    * <lsn>), found before: thrown in one error with the settings' own, so that one round fixes them all.
@@ -271,7 +286,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const tables = problems.check(() => tableMappings(v, resolved.origins, envelope, problems));
   // Tables whose settings are invalid have no topics to compare: the other literal topics are still compared.
   problems.check(() => checkCheckpointTopic(v, tables ?? [], problems));
-  const kafka = problems.check(() => kafkaConfig(v, resolved.origins, problems));
+  const kafka = problems.check(() => kafkaConfig(v, resolved.origins, options.producing === true, problems));
   if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
   if (options.check) problems.check(() => options.check!(v));
   problems.throwIfAny();

@@ -2,6 +2,8 @@ import type { KafkaJS, Producer } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
+import { lazyRequire } from '../lazy-require.js';
+import { classifyRdKafkaError } from './rdkafka-errors.js';
 
 export type RdKafkaModule = typeof import('@confluentinc/kafka-javascript');
 export type Properties = Record<string, string | number | boolean>;
@@ -23,6 +25,34 @@ export function loadRdKafka(): Promise<RdKafkaModule> {
     },
   );
   return loaded;
+}
+
+/** The native module loaded on the spot, for loadConfig, which cannot wait for loadRdKafka's import. */
+const rdkafkaNow = lazyRequire<RdKafkaModule>('@confluentinc/kafka-javascript');
+
+/**
+ * What librdkafka refuses of `properties` (kafka.producer's), each property read alone: a producer's client stops
+ * at the first it refuses, so that one start named one of them. Nothing when the native module cannot be loaded:
+ * the sink reports that when it loads it.
+ */
+export function librdkafkaRefusals(properties: [string, string][]): RelayError[] {
+  if (properties.length === 0) return [];
+  let module: RdKafkaModule;
+  try {
+    module = rdkafkaNow();
+  } catch {
+    return [];
+  }
+  return properties.flatMap(([name, value]) => {
+    try {
+      // Only read: a producer connects (and starts its threads) in connect().
+      new module.Producer({ [name]: value });
+      return [];
+    } catch (err) {
+      const refused = classifyRdKafkaError(err);
+      return refused.code === 'CONFIG_INVALID' ? [refused] : [];
+    }
+  });
 }
 
 /** Where and how to connect: shared by producers, the admin client and the checkpoint reader. */

@@ -13,6 +13,12 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...clean, ...env } });
 }
 
+/** One error for `count` problems, naming each of `parts` (a message, or the CLI's stderr). */
+function expectProblems(text: string, count: number, parts: string[]): void {
+  expect(text).toMatch(new RegExp(`^(outbox-relay: CONFIG_INVALID: )?${count} settings are invalid:`));
+  for (const part of parts) expect(text).toContain(part);
+}
+
 describe('config: every problem at once, the settings that depend on each other too', () => {
   it('reports each refusal across settings in one error, not the first only', () => {
     const r = refusal(() =>
@@ -72,8 +78,7 @@ describe('config: an invalid value does not hide the checks across settings that
       }),
     );
     expect(r.code).toBe('CONFIG_INVALID');
-    expect(r.message).toMatch(/^8 settings are invalid:/);
-    for (const part of [
+    expectProblems(r.message, 8, [
       'invalid flag --slot: "Bad!"',
       'invalid flag --http-port: "x"',
       'invalid flag --mapping-timestamp: "bad col"',
@@ -82,9 +87,7 @@ describe('config: an invalid value does not hide the checks across settings that
       'postgres.sslCaFile is read only with postgres.sslmode verify-ca or verify-full',
       'at-most-once cannot keep a replay window (1h, set by replayWindow)',
       'checkpoint.topic "bad checkpoints" is not a legal Kafka topic name',
-    ]) {
-      expect(r.message).toContain(part);
-    }
+    ]);
   });
 
   it('skips a check that reads an invalid value: it would speak of a value already refused', () => {
@@ -95,17 +98,13 @@ describe('config: an invalid value does not hide the checks across settings that
     expect(client.message).toMatch(/^invalid flag --kafka-client: "kafkaj"; expected one of:/);
     // The routes are invalid: whether they need mapping.type is not known; the topic is still checked.
     const routes = refusal(() => load({ routes: '[{"topic": "x"}]', 'mapping.type': '', topic: 'bad topic' }));
-    expect(routes.message).toMatch(/^2 settings are invalid:/);
-    expect(routes.message).toContain('invalid flag --routes');
-    expect(routes.message).toContain('topic: "bad topic" has " "');
+    expectProblems(routes.message, 2, ['invalid flag --routes', 'topic: "bad topic" has " "']);
   });
 
   it('config check lists them together, exit 2', () => {
     const result = cli(['config', 'check', '--slot', 'Bad!', '--kafka-client', 'kafkajs', '--kafka-compression', 'zstd'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
-    expect(result.stderr).toContain('invalid flag --slot: "Bad!"');
-    expect(result.stderr).toContain('kafka.compression zstd is not supported by kafka.client kafkajs');
+    expectProblems(result.stderr, 2, ['invalid flag --slot: "Bad!"', 'kafka.compression zstd is not supported by kafka.client kafkajs']);
   });
 });
 
@@ -130,9 +129,8 @@ describe('config: a config file that cannot be read does not hide the flags’ a
     writeFileSync(file, 'kafka:\n  brokers: [k:9092\n');
     for (const configFile of [file, join(tmpdir(), 'no-such-dir', 'relay.yaml')]) {
       const r = refusal(() => loadConfig({ flags: { slot: 'Bad!', 'kafka.client': 'kafkajs', 'kafka.compression': 'zstd' }, env: { OUTBOX_RELAY_HTTP_PORT: 'x' }, configFile, required: ['kafka.brokers'] }));
-      expect(r.message).toMatch(/^4 settings are invalid:/);
       expect(r.message).toMatch(configFile === file ? /is not valid YAML/ : /cannot read config file/);
-      for (const part of ['invalid flag --slot: "Bad!"', 'invalid environment variable OUTBOX_RELAY_HTTP_PORT: "x"', 'kafka.compression zstd is not supported by kafka.client kafkajs']) expect(r.message).toContain(part);
+      expectProblems(r.message, 4, ['invalid flag --slot: "Bad!"', 'invalid environment variable OUTBOX_RELAY_HTTP_PORT: "x"', 'kafka.compression zstd is not supported by kafka.client kafkajs']);
       // kafka.brokers may be in the file.
       expect(r.message).not.toContain('missing required setting');
     }
@@ -227,38 +225,30 @@ describe('a command’s own flags and arguments, checked with the settings', () 
   it('replay: --to-lsn in the same error as the settings (before, only once they were valid)', () => {
     const invalid = cli(['replay', '--start-lsn', '0/20', '--to-lsn', 'end', '--slot', 'Bad!']);
     expect(invalid.status).toBe(2);
-    expect(invalid.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 3 settings are invalid:/);
-    for (const part of ['--to-lsn "end" is not an LSN', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']) expect(invalid.stderr).toContain(part);
+    expectProblems(invalid.stderr, 3, ['--to-lsn "end" is not an LSN', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']);
     // Both valid, in the wrong order: that check runs with the settings' too.
     const before = cli(['replay', '--start-lsn', '0/20', '--to-lsn', '0/10', '--slot', 'Bad!', '--kafka-brokers', 'k:9092']);
     expect(before.status).toBe(2);
-    expect(before.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
-    expect(before.stderr).toContain('--to-lsn 0/10 is before --start-lsn 0/20');
+    expectProblems(before.stderr, 2, ['--to-lsn 0/10 is before --start-lsn 0/20', 'invalid flag --slot: "Bad!"']);
   });
 
   it('republish: --since, --until, --batch-size and --rate in the same error as the settings, and each other (before, one at a time, after the settings)', () => {
     const result = cli(['republish', '--since', 'yesterday', '--until', 'today', '--batch-size', '0', '--rate', 'fast', '--slot', 'Bad!']);
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 6 settings are invalid:/);
-    for (const part of ['--since "yesterday" is not a date and time', '--until "today" is not a date and time', '--batch-size "0" is not a whole number', '--rate "fast" is not a whole number', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']) {
-      expect(result.stderr).toContain(part);
-    }
+    expectProblems(result.stderr, 6, ['--since "yesterday" is not a date and time', '--until "today" is not a date and time', '--batch-size "0" is not a whole number', '--rate "fast" is not a whole number', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']);
     const ids = cli(['republish', '--ids', ' , ', '--until', '2026-11-24T08:00:00Z', '--dry-run']);
     expect(ids.status).toBe(2);
-    expect(ids.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
-    for (const part of ['--until goes with --since, not with --ids', '--ids is empty']) expect(ids.stderr).toContain(part);
+    expectProblems(ids.stderr, 2, ['--until goes with --since, not with --ids', '--ids is empty']);
   });
 
   it('slot advance <lsn> and --row-filter (setup, publication create) in the same error as the settings (before, commander refused them alone)', () => {
     const advance = cli(['slot', 'advance', 'latest', '--slot', 'Bad!']);
     expect(advance.status).toBe(2);
-    expect(advance.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
-    for (const part of ['slot advance <lsn> "latest" is not an LSN', 'invalid flag --slot: "Bad!"']) expect(advance.stderr).toContain(part);
+    expectProblems(advance.stderr, 2, ['slot advance <lsn> "latest" is not an LSN', 'invalid flag --slot: "Bad!"']);
     for (const command of [['setup'], ['publication', 'create']]) {
       const filter = cli([...command, '--row-filter', 'true); DROP TABLE outbox; --', '--publication', 'bad-name']);
       expect(filter.status).toBe(2);
-      expect(filter.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
-      for (const part of ['invalid --row-filter', 'invalid flag --publication: "bad-name"']) expect(filter.stderr).toContain(part);
+      expectProblems(filter.stderr, 2, ['invalid --row-filter', 'invalid flag --publication: "bad-name"']);
     }
   });
 });
@@ -282,11 +272,36 @@ describe('config: the checkpoint topic', () => {
 describe('config: every event topic that is the checkpoint topic', () => {
   it('is named in one error, each setting once (before, the first only: one round per setting)', () => {
     const r = refusal(() => load({ topic: 'ckpt', routes: 'Order*=ckpt,Pay*=ckpt', 'messages.prefixes': 'outbox', 'messages.topic': 'ckpt', 'checkpoint.topic': 'ckpt' }));
-    expect(r.message).toMatch(/^3 settings are invalid:/);
-    for (const setting of ['topic', 'routes', 'messages.topic']) expect(r.message).toContain(`  - ${setting} is the checkpoint topic "ckpt"`);
+    expectProblems(r.message, 3, ['topic', 'routes', 'messages.topic'].map((setting) => `  - ${setting} is the checkpoint topic "ckpt"`));
     const tables = refusal(() => load({ tables: JSON.stringify([{ table: 'a', topic: 'ckpt' }, { table: 'b', topic: 'ckpt' }]), 'checkpoint.topic': 'ckpt' }));
-    expect(tables.message).toMatch(/^2 settings are invalid:/);
-    for (const table of ['public.a', 'public.b']) expect(tables.message).toContain(`tables (${table}) topic is the checkpoint topic "ckpt"`);
+    expectProblems(tables.message, 2, ['public.a', 'public.b'].map((table) => `tables (${table}) topic is the checkpoint topic "ckpt"`));
+  });
+});
+
+describe('config: the kafka.producer properties librdkafka refuses', () => {
+  const producing = (producer: string, flags: Record<string, unknown> = {}) => refusal(() => loadConfig({ flags: { 'kafka.brokers': 'k:9092', 'kafka.producer': producer, ...flags }, env: {}, producing: true }));
+
+  it('are each named, with the other problems, in one error (before, at the first connection, one per start)', () => {
+    const r = producing('lingerr.ms=5,queue.buffering.max.kbytes=lots,socket.keepalive.enable=true,batch.num.messages=0', { slot: 'Bad!' });
+    expectProblems(r.message, 4, [
+      'invalid flag --slot: "Bad!"',
+      'librdkafka refused a producer property: No such configuration property: "lingerr.ms"',
+      'librdkafka refused a producer property: Invalid value for configuration property "queue.buffering.max.kbytes"',
+      'librdkafka refused a producer property: Configuration property "batch.num.messages" value 0 is outside allowed range',
+    ]);
+    expect(r.hint).toContain('--kafka-producer');
+  });
+
+  it('not one the relay refuses itself (it never reaches librdkafka), nor with kafka.client kafkajs or a command that does not produce', () => {
+    expect(producing('security.nonsense=1').message).toBe('kafka.producer.security.nonsense is not allowed: set kafka.ssl / kafka.saslMechanism');
+    expect(producing('lingerr.ms=5', { 'kafka.client': 'kafkajs' }).message).toBe('kafka.producer passes librdkafka properties, which kafka.client kafkajs does not read');
+    expect(load({ 'kafka.producer': 'lingerr.ms=5' }).kafka.producer).toEqual({ 'lingerr.ms': '5' });
+  });
+
+  it('config check refuses them too, exit 2 (it passed them: run refused them later)', () => {
+    const result = cli(['config', 'check', '--kafka-brokers', 'k:9092', '--kafka-producer', 'lingerr.ms=5,queue.buffering.max.kbytes=lots']);
+    expect(result.status).toBe(2);
+    expectProblems(result.stderr, 2, ['"lingerr.ms"', '"queue.buffering.max.kbytes"']);
   });
 });
 

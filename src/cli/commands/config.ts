@@ -41,7 +41,7 @@ function checkCommand(): Command {
     try {
       // What run requires and refuses too (the window against the heap this process has: the same bin flags or
       // NODE_OPTIONS): a configuration check passes only what run would start with.
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true });
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true, producing: true });
     } catch (err) {
       process.exitCode = reportError(err, json);
       return;

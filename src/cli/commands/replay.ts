@@ -77,7 +77,7 @@ export function replayCommand(): Command {
         const start = parseLsn(v.startLsn);
         if (parsedTo < start) throw new ConfigError(`--to-lsn ${to} is before --start-lsn ${formatLsn(start)}`, 'swap them');
       };
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'], inFlightWindow: true, problems: flagProblems, check });
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers', 'startLsn'], inFlightWindow: true, producing: true, problems: flagProblems, check });
       toLsn = parsedTo;
       lastCommit = await replayBound(config, toLsn);
       mode = outputMode(json);

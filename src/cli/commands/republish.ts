@@ -95,7 +95,7 @@ export function republishCommand(): Command {
       const rows = selection(opts, flagProblems);
       const batchSize = flagProblems.check(() => positiveInt('--batch-size', opts.batchSize as string));
       const rate = flagProblems.check(() => positiveInt('--rate', opts.rate as string));
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: dryRun ? [] : ['kafka.brokers'], problems: flagProblems });
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: dryRun ? [] : ['kafka.brokers'], producing: !dryRun, problems: flagProblems });
       // loadConfig threw if any flag above had a problem: each was read.
       options = { selection: rows, batchSize: batchSize!, rate: rate! };
     } catch (err) {

@@ -37,7 +37,7 @@ export function runCommand(): Command {
   command.action(async (opts: Record<string, unknown>) => {
     let config;
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true });
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true, producing: true });
     } catch (err) {
       process.exitCode = reportError(err);
       return;
