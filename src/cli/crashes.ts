@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
-import { EXIT, reportError } from './exit.js';
+import { EXIT, printErrorJson, reportError } from './exit.js';
 
 let commandLogger: Logger | undefined;
+/** The command that logs prints one JSON document (--json). */
+let commandJson = false;
 
 /**
  * A defect that escapes every handler, an exception thrown in a callback or a promise rejection nothing awaits,
@@ -17,8 +19,10 @@ export function reportCrashes(): void {
   process.on('unhandledRejection', crashed);
 }
 
-export function logCrashesTo(logger: Logger): void {
+/** `json`: the command prints one JSON document (--json), which a crash's error then is too. */
+export function logCrashesTo(logger: Logger, json = false): void {
   commandLogger = logger;
+  commandJson = json;
 }
 
 export function crashed(err: unknown): void {
@@ -27,6 +31,8 @@ export function crashed(err: unknown): void {
     const own = isRelayError(err) ? err : undefined;
     const error = new RelayError(own?.code ?? 'INTERNAL', `an error no handler caught: ${errorMessage(err)}`, { hint: own?.hint });
     commandLogger.error({ code: error.code, err: error.message, stack: err instanceof Error ? err.stack : undefined, fix: error.hint }, 'crashed');
+    // Its log goes to stderr then: a script reading stdout for the result would find nothing.
+    if (commandJson) printErrorJson(error);
   } else {
     // As any error before a command logs: a RelayError with its code and fix, anything else as INTERNAL with its
     // stack after the fix (a script that asked for --json gets the error object, as main.ts gives it for a usage

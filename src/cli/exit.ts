@@ -18,12 +18,20 @@ export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted
 export function reportError(err: unknown, json = false): number {
   const error = asRelayError(err);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ error: errorJson(error) })}\n`);
+    printErrorJson(error);
   } else {
     const stack = isRelayError(err) || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
     process.stderr.write(`outbox-relay: ${error.code}: ${error.describe()}${stack}\n`);
   }
   return exitCodeOf(error);
+}
+
+/**
+ * With --json the error is the command's one JSON document, on stdout where a script reads the result (its log
+ * lines, with this error's, go to stderr).
+ */
+export function printErrorJson(error: RelayError): void {
+  process.stdout.write(`${JSON.stringify({ error: errorJson(error) })}\n`);
 }
 
 /** An error as a --json document holds it; `details` when it has figures (a preview's counts, the LSNs involved). */

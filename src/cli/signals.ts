@@ -1,10 +1,18 @@
 import type { Logger } from 'pino';
-import type { ErrorCode } from '../errors.js';
+import { RelayError } from '../errors.js';
 import { SHUTDOWN_MARGIN_MS } from '../pipeline/relay.js';
 import { onStopSignals } from './early-signals.js';
+import { printErrorJson } from './exit.js';
 
 const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
+
+export interface SignalOptions {
+  /** The fix of a stop cut short: the relay's by default (a restart sends again what was not acknowledged). */
+  undrainedFix?: string;
+  /** The command prints one JSON document (--json): a stop cut short prints its error as that document too. */
+  json?: boolean;
+}
 
 /**
  * First SIGTERM/SIGINT: graceful stop (drain, confirm, close). A second signal, or the grace period plus a
@@ -13,7 +21,14 @@ const UNDRAINED_FIX =
  * shutdown if a client's close then outlasts the margin: the process exits with that code, with a warn line.
  * A signal received while the bin was still loading (cli/early-signals.ts) is handled here as if it came now.
  */
-export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>, undrainedFix = UNDRAINED_FIX): { stopped: Promise<void> } {
+export function handleSignals(logger: Logger, graceMs: number, stop: () => Promise<void>, options: SignalOptions = {}): { stopped: Promise<void> } {
+  const { undrainedFix = UNDRAINED_FIX, json = false } = options;
+  /** Exit 1 with the one error line; with --json also the error document, where a script waits for the result. */
+  const fail = (code: 'SHUTDOWN_TIMEOUT' | 'SHUTDOWN_FORCED', message: string, fields: Record<string, unknown>): never => {
+    logger.error({ ...fields, code, fix: undrainedFix }, message);
+    if (json) printErrorJson(new RelayError(code, message, { hint: undrainedFix }));
+    return process.exit(1);
+  };
   let signalled = false;
   let stopEnded = false;
   let resolveStopped!: () => void;
@@ -26,8 +41,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
         logger.warn({ signal }, 'second signal after the stop ended: exiting without waiting for the clients to close');
         process.exit();
       }
-      logger.error({ signal, code: 'SHUTDOWN_FORCED' satisfies ErrorCode, fix: undrainedFix }, 'second signal: exiting now');
-      process.exit(1);
+      fail('SHUTDOWN_FORCED', 'second signal: exiting now', { signal });
     }
     signalled = true;
     logger.info({ signal }, 'signal received: shutting down');
@@ -36,8 +50,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
         logger.warn({ graceMs }, 'stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them');
         process.exit();
       }
-      logger.error({ graceMs, code: 'SHUTDOWN_TIMEOUT' satisfies ErrorCode, fix: undrainedFix }, 'shutdown did not finish in time: exiting');
-      process.exit(1);
+      fail('SHUTDOWN_TIMEOUT', 'shutdown did not finish in time: exiting', { graceMs });
     }, graceMs + SHUTDOWN_MARGIN_MS);
     watchdog.unref();
     stop().then(() => {

@@ -25,6 +25,18 @@ describe('an error no handler caught', () => {
     expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'INTERNAL', err: 'an error no handler caught: a string', fix: expect.stringMatching(/^a defect of outbox-relay/) })]);
   });
 
+  it('once a --json command logs (replay, republish): the error line in its log, and the error as the JSON document on stdout (before, nothing there)', () => {
+    const lines: Record<string, unknown>[] = [];
+    const stdout: string[] = [];
+    logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }), true);
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => stdout.push(String(chunk)) > 0);
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    crashed(new RelayError('KAFKA_UNAVAILABLE', 'no broker answered', { hint: 'check kafka.brokers' }));
+    expect(exit.mock.calls).toEqual([[1]]);
+    expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'KAFKA_UNAVAILABLE', fix: 'check kafka.brokers' })]);
+    expect(stdout.map((chunk) => JSON.parse(chunk) as unknown)).toEqual([{ error: { code: 'KAFKA_UNAVAILABLE', message: 'an error no handler caught: no broker answered', fix: 'check kafka.brokers' } }]);
+  });
+
   it('one of the relay\'s own errors, once the command logs: its code and fix are kept in the one error line', () => {
     const lines: Record<string, unknown>[] = [];
     logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));

@@ -36,7 +36,7 @@ describe('signal handling: the watchdog at shutdownGrace + 5 s', () => {
   });
 
   it('a command that nothing re-sends for by itself (republish) gives its own fix: how to run it again', async () => {
-    handleSignals(logger(), 1000, () => new Promise(() => undefined), "republish stopped before its last batch was acknowledged: run the same command with --since '2026-11-24T08:00:00Z'");
+    handleSignals(logger(), 1000, () => new Promise(() => undefined), { undrainedFix: "republish stopped before its last batch was acknowledged: run the same command with --since '2026-11-24T08:00:00Z'" });
     process.emit('SIGTERM', 'SIGTERM');
     await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
     // Before: the relay's fix, 'events not yet acknowledged are sent again after the restart'.
@@ -82,6 +82,21 @@ describe('signal handling: the watchdog at shutdownGrace + 5 s', () => {
     await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
     expect(exits).toEqual([1]);
     expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'SHUTDOWN_TIMEOUT' }]);
+  });
+
+  it.each([
+    ['the watchdog', 'SHUTDOWN_TIMEOUT', 'shutdown did not finish in time: exiting'],
+    ['a second signal', 'SHUTDOWN_FORCED', 'second signal: exiting now'],
+  ])('with --json (replay, republish), %s: the error line in the log, and the error as the JSON document on stdout (before, nothing there)', async (_how, code, message) => {
+    const stdout: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => stdout.push(String(chunk)) > 0);
+    handleSignals(logger(), 1000, () => new Promise(() => undefined), { undrainedFix: 'run it again', json: true });
+    process.emit('SIGTERM', 'SIGTERM');
+    if (code === 'SHUTDOWN_FORCED') expect(() => process.emit('SIGTERM', 'SIGTERM')).toThrow('exited');
+    else await expect(vi.advanceTimersByTimeAsync(6000)).rejects.toThrow('exited');
+    expect(exits).toEqual([1]);
+    expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code, fix: 'run it again' }]);
+    expect(stdout.map((chunk) => JSON.parse(chunk) as unknown)).toEqual([{ error: { code, message, fix: 'run it again' } }]);
   });
 });
 

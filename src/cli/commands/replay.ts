@@ -82,7 +82,7 @@ export function replayCommand(): Command {
       lastCommit = await replayBound(config, toLsn);
       mode = outputMode(json);
       logger = commandLogger(config.logLevel, mode);
-      logCrashesTo(logger);
+      logCrashesTo(logger, json);
       logProcessWarnings(logger);
       logger.info({ settings: redactedSettings(config), lastCommitLsn: formatLsn(lastCommit) }, 'starting replay');
       sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
@@ -121,7 +121,7 @@ export function replayCommand(): Command {
         },
       }),
     });
-    handleSignals(logger, config.shutdownGraceMs, stop);
+    handleSignals(logger, config.shutdownGraceMs, stop, { json });
     exitEarly();
     const outcome = await relay.run();
     if (outcome.state === 'halted') await stop();

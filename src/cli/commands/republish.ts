@@ -104,13 +104,13 @@ export function republishCommand(): Command {
     }
     const mode = outputMode(json);
     const logger = commandLogger(config.logLevel, mode);
-    logCrashesTo(logger);
+    logCrashesTo(logger, json);
     logProcessWarnings(logger);
     const interrupt = new AbortController();
     // Cut short (a second signal, or a page read or send that outlasts the grace), nothing re-sends the rest by
     // itself, as a relay's restart does: the fix is this command again, from the original --since.
     const since = 'since' in options.selection ? options.selection.since : undefined;
-    handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort(), `republish stopped before its last batch was acknowledged: ${resumeHint(since)}`);
+    handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort(), { undrainedFix: `republish stopped before its last batch was acknowledged: ${resumeHint(since)}`, json });
     let sink: Sink | undefined;
     try {
       if (!dryRun) {
