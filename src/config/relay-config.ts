@@ -319,6 +319,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
       recordMaxDurationMs: v['retry.recordMaxDuration'],
     },
     statusIntervalMs: v.statusInterval,
+    receiveTimeoutMs: v['postgres.receiveTimeout'],
     shutdownGraceMs: v.shutdownGrace,
     http: { port: v['http.port'], host: v['http.host'] },
     logLevel: v['log.level'],

@@ -25,7 +25,7 @@ export type SettingGroup =
   | 'start' // a one-off start position of the stream
   | 'heartbeat'
   | 'kafka' // connection and producer
-  | 'delivery' // in-flight limits, batching, the guarantee, record retries, status reports, the replay window
+  | 'delivery' // in-flight limits, batching, the guarantee, record retries, status reports, the receive timeout, the replay window
   | 'retry' // backoff while Kafka or PostgreSQL is unavailable
   | 'poison'
   | 'checkpoint'
@@ -330,6 +330,11 @@ export const SETTINGS = [
   setting('statusInterval', 'delivery', duration(50, 10 * 60_000), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out: at most half the server\'s wal_sender_timeout is used, with a warn line; at most 10m).', {
     default: 1000,
     shownDefault: '1s',
+    placeholder: '<duration>',
+  }),
+  setting('postgres.receiveTimeout', 'delivery', duration(0, 24 * 3_600_000), 'How long the replication connection may carry nothing from PostgreSQL, not even a keepalive, while the relay reads it, before the relay drops it and reconnects (PG_STREAM_FAILED), like PostgreSQL\'s wal_receiver_timeout: it catches a server, walsender or network path that hangs with the connection open. After half of it the relay asks the server for a reply; time with the in-flight window full (nothing read) does not count. At least the server\'s wal_sender_timeout is used, with an info line: a walsender replaying a large transaction of tables outside the publication is silent for up to half of it (before PostgreSQL 15, possibly until it is through: raise this then). 0 turns it off (at most 24h).', {
+    default: 60_000,
+    shownDefault: '60s',
     placeholder: '<duration>',
   }),
   setting('shutdownGrace', 'shutdown', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for the open source transaction to be read to its commit and in-flight events to be acknowledged before exiting (at most 24h).', {

@@ -90,6 +90,8 @@ export interface RelayConfig {
   heartbeat: { intervalMs: number; prefix: string };
   retry: RetryPolicy;
   statusIntervalMs: number;
+  /** postgres.receiveTimeout: the replication connection's longest silence while read (0: unbounded). */
+  receiveTimeoutMs: number;
   shutdownGraceMs: number;
   http: { port: number; host: string };
   logLevel: string;

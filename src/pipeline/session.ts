@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
+import { settingRef } from '../config/settings.js';
+import { formatDuration } from '../config/units.js';
 import type { RelayConfig } from '../config/types.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
@@ -130,7 +132,7 @@ export class Session {
     });
     this.delivery.openSession(this.tracker);
     this.stream.start(
-      { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined },
+      { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined, receiveTimeoutMs: this.receiveTimeoutMs() },
       {
         onData: (chunk, at) => {
           this.streamed();
@@ -140,6 +142,7 @@ export class Session {
           this.streamed();
           this.onKeepalive(walEnd, reply);
         },
+        onQuiet: () => void this.sendStatus(true),
         onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user })),
       },
     );
@@ -168,6 +171,23 @@ export class Session {
       `statusInterval is longer than half this server's wal_sender_timeout: the position is reported every ${periodMs} ms instead, or the walsender would end the connection while Kafka keeps the in-flight window full`,
     );
     return periodMs;
+  }
+
+  /**
+   * postgres.receiveTimeout, or this server's wal_sender_timeout when that is longer. A walsender replaying a large
+   * transaction of tables outside the publication at its commit sends nothing, and reads no reply request, until
+   * half its wal_sender_timeout has passed since it last read one (PostgreSQL 15+): a shorter timeout would end
+   * that healthy connection, and the next session would replay the same transaction again.
+   */
+  private receiveTimeoutMs(): number {
+    const configured = this.config.receiveTimeoutMs;
+    const senderMs = this.slot!.walSenderTimeoutMs;
+    if (configured === 0 || configured >= senderMs) return configured;
+    this.logger.info(
+      { receiveTimeoutMs: configured, walSenderTimeoutMs: senderMs, hint: `set ${settingRef('postgres.receiveTimeout')} to ${formatDuration(senderMs)} or more` },
+      `postgres.receiveTimeout is shorter than this server's wal_sender_timeout: the replication connection is given up after ${senderMs} ms without a message instead`,
+    );
+    return senderMs;
   }
 
   /**

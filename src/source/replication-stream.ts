@@ -1,4 +1,7 @@
+import type { Duplex } from 'node:stream';
 import pg from 'pg';
+import { settingRef } from '../config/settings.js';
+import { formatDuration } from '../config/units.js';
 import { RelayError } from '../errors.js';
 import { settlesWithin } from '../retry.js';
 import { connectClient, withTextSettings } from './pg-connect.js';
@@ -21,6 +24,11 @@ export interface ReplicationHandlers {
   onData(chunk: Buffer, at: number): void;
   /** Server keepalive: `walEnd` is the position the server has sent up to. */
   onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
+  /**
+   * Nothing arrived for half the receive timeout: send a status update that asks for a reply, which a working
+   * walsender answers with a keepalive. Every status update is the caller's (see above).
+   */
+  onQuiet(): void;
   /** The stream ended: `error` is undefined for an orderly end we asked for. */
   onEnd(error?: Error): void;
 }
@@ -32,6 +40,8 @@ export interface StartOptions {
   publications: string[];
   /** Ask pgoutput for pg_logical_emit_message() messages (PostgreSQL 14+). */
   messages: boolean;
+  /** The longest silence from the server while the socket is read before the stream fails (0: none); see ReceiveTimeout. */
+  receiveTimeoutMs: number;
 }
 
 interface PgConnection {
@@ -39,7 +49,7 @@ interface PgConnection {
   sendCopyFromChunk(chunk: Buffer): void;
   /** CopyDone. */
   endCopyFrom(): void;
-  stream: NodeJS.ReadWriteStream;
+  stream: Duplex;
 }
 
 /** 'w', then the WAL start and end positions and the send time (Int64 each): the pgoutput message follows. */
@@ -55,7 +65,7 @@ export function sentAtMs(chunk: Buffer): number {
 class StartReplication {
   constructor(
     private readonly sql: string,
-    private readonly handlers: ReplicationHandlers,
+    private readonly handlers: Pick<ReplicationHandlers, 'onData' | 'onKeepalive'>,
     private readonly onFinish: (error?: Error) => void,
   ) {}
 
@@ -106,6 +116,71 @@ function startReplicationSql(options: StartOptions): string {
 /** How long close() waits for PostgreSQL to end the replication command before dropping the connection. */
 const END_COPY_TIMEOUT_MS = 5_000;
 
+/**
+ * TCP keepalive after this long without traffic (Node then probes every second, 10 times): a server host that
+ * died or was cut off after it acknowledged everything we sent (a pre-flight query waiting for its answer)
+ * fails the connection instead of leaving it waiting for good. The receive timeout covers the stream itself.
+ */
+const KEEPALIVE_IDLE_MS = 10_000;
+
+/**
+ * PostgreSQL's wal_receiver_timeout, for one replication connection. A server, walsender or network path that
+ * hangs while the connection stays open (a stopped or stuck walsender whose kernel still acknowledges our status
+ * updates, a path that drops the server's packets) ends nothing: no error, no end, and the relay streamed on in
+ * name only. While the socket is read, half the timeout without a byte calls `quiet` (the caller asks the server
+ * for a reply), all of it `expired`. Paused reading does not count (nothing is read then, keepalives included):
+ * `listen` starts the clock again when reading resumes.
+ */
+class ReceiveTimeout {
+  private timer: NodeJS.Timeout | undefined;
+  private listeningSinceMs = 0;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly lastReadAtMs: () => number,
+    private readonly quiet: () => void,
+    private readonly expired: (silentMs: number) => void,
+  ) {}
+
+  /** Reading (re)started: silence counts from now. */
+  listen(): void {
+    this.stop();
+    this.listeningSinceMs = Date.now();
+    this.wakeAfter(0);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The next point of this silence (its half, its end): one timer, not one reset per read, which only records its time. */
+  private wakeAfter(silentMs: number): void {
+    const half = this.timeoutMs / 2;
+    this.timer = setTimeout(() => this.check(), (silentMs < half ? half : this.timeoutMs) - silentMs);
+    this.timer.unref();
+  }
+
+  private check(): void {
+    const silentMs = Date.now() - Math.max(this.lastReadAtMs(), this.listeningSinceMs);
+    if (silentMs >= this.timeoutMs) return this.expired(silentMs);
+    if (silentMs >= this.timeoutMs / 2) this.quiet();
+    this.wakeAfter(silentMs);
+  }
+}
+
+function receiveTimeoutError(silentMs: number, timeoutMs: number): RelayError {
+  return new RelayError(
+    'PG_STREAM_FAILED',
+    `PostgreSQL sent nothing on the replication connection for ${Math.round(silentMs / 1000)} s while the relay read it (receive timeout ${formatDuration(timeoutMs)}), not even the reply it asked for: the server, its walsender or the network path to it hangs`,
+    {
+      retriable: true,
+      hint: `check the PostgreSQL server (the relay's walsender in pg_stat_replication, the host's load and disk I/O) and the network path to it; the relay reconnects with backoff. A server that is healthy but silent for longer (before PostgreSQL 15, one replaying a large transaction of tables outside the publication) needs a longer ${settingRef('postgres.receiveTimeout')}, or 0 to turn the timeout off`,
+      details: { silentMs, receiveTimeoutMs: timeoutMs },
+    },
+  );
+}
+
 /** One replication connection: connect, `start`, then status updates until `close`. */
 export class ReplicationStream {
   private client: pg.Client;
@@ -113,11 +188,12 @@ export class ReplicationStream {
   private ended = false;
   private paused = false;
   private readAtMs = 0;
+  private receiveTimeout: ReceiveTimeout | undefined;
   /** Set while START_REPLICATION runs: resolves when it ends (completed, failed, or the connection closed). */
   private replicating: Promise<void> | undefined;
 
   constructor(connection: pg.ClientConfig) {
-    this.config = { ...withTextSettings(connection), replication: 'database' } as pg.ClientConfig;
+    this.config = { ...withTextSettings(connection), replication: 'database', keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS } as pg.ClientConfig;
     this.client = new pg.Client(this.config);
   }
 
@@ -155,6 +231,7 @@ export class ReplicationStream {
     let commandEnded!: () => void;
     this.replicating = new Promise((resolve) => (commandEnded = resolve));
     const finish = (error?: Error) => {
+      this.receiveTimeout?.stop();
       commandEnded();
       this.replicating = undefined;
       if (this.ended) return;
@@ -162,14 +239,13 @@ export class ReplicationStream {
       handlers.onEnd(error);
     };
     // After close() (or an error) messages still buffered in the socket must not reach the pipeline.
-    const guarded: ReplicationHandlers = {
+    const guarded: Pick<ReplicationHandlers, 'onData' | 'onKeepalive'> = {
       onData: (chunk, at) => {
         if (!this.ended) handlers.onData(chunk, at);
       },
       onKeepalive: (walEnd, reply) => {
         if (!this.ended) handlers.onKeepalive(walEnd, reply);
       },
-      onEnd: finish,
     };
     // Before pg's own listener, which parses the read and hands every message in it to onData at once.
     this.connection.stream.prependListener('data', () => {
@@ -177,6 +253,13 @@ export class ReplicationStream {
     });
     this.client.on('end', () => finish(new RelayError('PG_STREAM_FAILED', 'replication connection closed by the server', { retriable: true })));
     void this.client.query(new StartReplication(startReplicationSql(options), guarded, finish) as unknown as pg.QueryConfig);
+    if (options.receiveTimeoutMs === 0) return;
+    this.receiveTimeout = new ReceiveTimeout(options.receiveTimeoutMs, () => this.readAtMs, handlers.onQuiet, (silentMs) => {
+      finish(receiveTimeoutError(silentMs, options.receiveTimeoutMs));
+      // Given up: nothing more is read from or written to it, whatever the caller's close() does next.
+      this.connection.stream.destroy();
+    });
+    this.receiveTimeout.listen();
   }
 
   /**
@@ -199,26 +282,30 @@ export class ReplicationStream {
     return new Promise((resolve) => this.connection.stream.write('', () => resolve()));
   }
 
-  /** Stops reading the socket: the server's send buffer fills and WAL stays in PostgreSQL. */
   /** Reading is paused (the in-flight window is full): nothing the server sends is read, keepalives included. */
   get isPaused(): boolean {
     return this.paused;
   }
 
+  /** Stops reading the socket: the server's send buffer fills and WAL stays in PostgreSQL. */
   pause(): void {
     if (this.paused) return;
     this.paused = true;
     this.connection.stream.pause();
+    this.receiveTimeout?.stop();
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
     this.connection.stream.resume();
+    if (!this.ended) this.receiveTimeout?.listen();
   }
 
   async close(): Promise<void> {
     this.ended = true;
+    // The wait for the command's end below has its own bound: a timeout there would cut the orderly end short.
+    this.receiveTimeout?.stop();
     // A paused socket never reports its end, and client.end() waits for that.
     this.connection.stream.resume();
     const replicating = this.replicating;
