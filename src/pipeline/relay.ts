@@ -281,14 +281,20 @@ export class Relay {
         const reconnect = this.sessionOutage.down || this.state === 'standby';
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
-        // The outage ends when the server streams (its first message), not when START_REPLICATION was sent: a
-        // command that fails before streaming, every time, keeps the backoff and the retry.maxDuration bound.
-        // (`streaming` never rejects: a session that ends before it only leaves it pending.)
-        void session.streaming.then(() => {
-          if (reconnect) this.observer.reconnected?.();
-          this.retryCause = undefined;
-          this.sessionOutage.recovered();
-        });
+        // The outage ends when the server streams past where the session started (a transaction to its commit, a
+        // keepalive beyond the start), or has streamed for retry.maxDelay (an idle server), not when
+        // START_REPLICATION was sent nor at the server's first message: a command that fails before streaming, or a
+        // walsender that sends a keepalive and then fails at the same WAL every time, keeps the backoff and the
+        // retry.maxDuration bound. (`streaming` and `progressed` never reject: a session that ends first leaves
+        // them pending.)
+        void session.streaming
+          .then(() => streamedOn(session, this.config.retry.maxDelayMs))
+          .then((recovered) => {
+            if (!recovered || this.stopRequested) return;
+            if (reconnect) this.observer.reconnected?.();
+            this.retryCause = undefined;
+            this.sessionOutage.recovered();
+          });
         error = await session.ended;
       } catch (err) {
         error = asRelayError(err);
@@ -532,4 +538,21 @@ export class Relay {
 /** A failure of the Kafka side of a session start: the claim of the slot, the checkpoint read. */
 function isKafkaSide(error: RelayError): boolean {
   return error.code.startsWith('KAFKA_') || error.code === 'CHECKPOINT_FAILED';
+}
+
+/**
+ * True once `session` streamed past its start, or for `periodMs` without ending (an idle server sends keepalives
+ * of the position it started at); false when it ended first. The timer does not keep the process alive.
+ */
+function streamedOn(session: Session, periodMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(true), periodMs);
+    timer.unref();
+    const settle = (recovered: boolean) => {
+      clearTimeout(timer);
+      resolve(recovered);
+    };
+    void session.progressed.then(() => settle(true));
+    void session.ended.then(() => settle(false));
+  });
 }

@@ -45,6 +45,14 @@ export class Session {
    */
   readonly streaming: Promise<void>;
   private resolveStreaming!: () => void;
+  /**
+   * Resolves when the server got past where this session started: a transaction decoded to its commit, or a
+   * keepalive from beyond the start. A server that fails at the same position every time (an error nobody
+   * classified as final) streams a keepalive first, then fails: that is no recovery for the relay's retry bound.
+   */
+  readonly progressed: Promise<void>;
+  private resolveProgressed!: () => void;
+  private startLsn: Lsn | undefined;
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
@@ -86,6 +94,7 @@ export class Session {
     this.checkpointTopic = guaranteeConfig(config).checkpointTopic;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.streaming = new Promise((resolve) => (this.resolveStreaming = resolve));
+    this.progressed = new Promise((resolve) => (this.resolveProgressed = resolve));
   }
 
   get confirmed(): Lsn {
@@ -125,6 +134,7 @@ export class Session {
         },
       );
     }
+    this.startLsn = startLsn;
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
     this.tracker = new AckTracker(startLsn, (lsn) => {
       this.onConfirmed(lsn);
@@ -268,6 +278,7 @@ export class Session {
   }
 
   private commit(txn: SourceTransaction, endLsn: Lsn): void {
+    this.resolveProgressed();
     this.tracker.commit(txn, endLsn);
     this.delivery.committed(txn);
     const held = this.tracker.heldBack;
@@ -347,6 +358,7 @@ export class Session {
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
     if (this.failing) return;
+    if (this.startLsn !== undefined && walEnd > this.startLsn) this.resolveProgressed();
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
     if (!replyRequested) return;

@@ -6,7 +6,7 @@ import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
 import { ReplicationStream } from '../../src/source/replication-stream.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
-import { beginMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
 
 const COLUMNS = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers'];
 
@@ -197,5 +197,27 @@ describe('replication connection settings', () => {
     expect(load({}, { 'postgres.receiveTimeout': '0' }).receiveTimeoutMs).toBe(0);
     const config = (new ReplicationStream({}) as unknown as { config: Record<string, unknown> }).config;
     expect(config).toMatchObject({ keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+  });
+});
+
+describe('Session.progressed: the server got past where the session started (what ends a reconnect outage)', () => {
+  const settled = async (promise: Promise<void>) => Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setImmediate(() => resolve(false)))]);
+
+  it('not at a keepalive of the start position; at one from beyond it', async () => {
+    const { session, server } = startSession({ 'postgres.receiveTimeout': '0' });
+    server.keepalive(0x1000n);
+    expect(await settled(session.progressed)).toBe(false);
+    server.keepalive(0x1001n);
+    expect(await settled(session.progressed)).toBe(true);
+  });
+
+  it('at the first transaction decoded to its commit', async () => {
+    const { session, server } = startSession({ 'postgres.receiveTimeout': '0' });
+    server.xlog(relationMessage('outbox', COLUMNS));
+    server.xlog(beginMessage(0x2000n, 1));
+    server.xlog(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}']));
+    expect(await settled(session.progressed)).toBe(false);
+    server.xlog(commitMessage(0x2000n, 0x2010n));
+    expect(await settled(session.progressed)).toBe(true);
   });
 });

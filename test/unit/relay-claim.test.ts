@@ -18,6 +18,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
   Session: class {
     ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
     streaming = Promise.resolve();
+    progressed = Promise.resolve();
     confirmed: Lsn = 0n;
     async open(): Promise<void> {
       const outcome = opens.shift() ?? 'free';

@@ -1,34 +1,14 @@
 import { describe, expect, it, vi } from 'vitest';
-import { RelayError } from '../../src/errors.js';
+import type { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
 let sessions = 0;
 
-// A fake replication session: the connection and the pre-flight checks succeed, START_REPLICATION is sent, and the
-// server ends the command with a retriable error before streaming anything (a walsender that fails at start,
+// The server ends the command with a retriable error before streaming anything (a walsender that fails at start,
 // every time). Nothing was ever streamed: the outage goes on.
-vi.mock('../../src/pipeline/session.js', () => ({
-  Session: class {
-    ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', 'walsender failed at start (fake)', { retriable: true })), 1));
-    /** Never settles: the server sent nothing on this connection. */
-    streaming = new Promise<void>(() => undefined);
-    confirmed: Lsn = 0n;
-    reported = undefined;
-    async open(): Promise<void> {
-      sessions++;
-    }
-    start(lastConfirmed: Lsn): Lsn {
-      return lastConfirmed;
-    }
-    endIntake(): Lsn | undefined {
-      return undefined;
-    }
-    async endIntakeAtCommit(): Promise<Lsn | undefined> {
-      return undefined;
-    }
-    async close(): Promise<void> {}
-  },
+vi.mock('../../src/pipeline/session.js', async () => ({
+  Session: (await import('../support/fakes/relay-setup.js')).failingSession(() => sessions++, { streams: () => false, progresses: () => false, message: 'walsender failed at start (fake)' }),
 }));
 
 const { Relay } = await import('../../src/pipeline/relay.js');

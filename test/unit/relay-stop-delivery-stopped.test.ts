@@ -12,6 +12,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
     private end!: (error: undefined) => void;
     ended = new Promise<undefined>((resolve) => (this.end = resolve));
     streaming = Promise.resolve();
+    progressed = Promise.resolve();
     confirmed: Lsn = 0n;
     reported: Lsn | undefined = undefined;
     async open(): Promise<void> {}

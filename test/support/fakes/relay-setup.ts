@@ -37,6 +37,7 @@ export function haltingSession(refused: () => boolean, started: (lastConfirmed: 
   return class {
     ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
     streaming = Promise.resolve();
+    progressed = Promise.resolve();
     confirmed: Lsn = 0n;
     reported = undefined;
     async open(): Promise<void> {
@@ -46,6 +47,37 @@ export function haltingSession(refused: () => boolean, started: (lastConfirmed: 
       started(lastConfirmed, requested);
       this.confirmed = requested ?? 0n;
       return this.confirmed;
+    }
+    async close(): Promise<void> {}
+  };
+}
+
+const pending = () => new Promise<never>(() => undefined);
+
+/**
+ * A replication session for a mock of pipeline/session.js: the connection and the pre-flight checks succeed
+ * (`opened` is told), START_REPLICATION is sent, and 1 ms later the server fails the command with a retriable
+ * error, every time. Before that it sent its first message when `streams()`, and got past the start when
+ * `progresses()`.
+ */
+export function failingSession(opened: () => void, server: { streams: () => boolean; progresses: () => boolean; message: string }) {
+  return class {
+    ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true })), 1));
+    streaming = server.streams() ? Promise.resolve() : pending();
+    progressed = server.progresses() ? Promise.resolve() : pending();
+    confirmed: Lsn = 0n;
+    reported = undefined;
+    async open(): Promise<void> {
+      opened();
+    }
+    start(lastConfirmed: Lsn): Lsn {
+      return lastConfirmed;
+    }
+    endIntake(): Lsn | undefined {
+      return undefined;
+    }
+    async endIntakeAtCommit(): Promise<Lsn | undefined> {
+      return undefined;
     }
     async close(): Promise<void> {}
   };

@@ -1,0 +1,57 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { Lsn } from '../../src/lsn.js';
+import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+
+/** Whether each fake session gets past its start before the server fails it. */
+let progresses = false;
+let sessions = 0;
+
+// The server sends its first message (a keepalive), then fails the command with an error nobody classified as
+// final, every time: a walsender that fails decoding the same WAL (pgoutput's own errors, a catalog it cannot read).
+vi.mock('../../src/pipeline/session.js', async () => ({
+  Session: (await import('../support/fakes/relay-setup.js')).failingSession(() => sessions++, { streams: () => true, progresses: () => progresses, message: 'walsender failed decoding (fake)' }),
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+async function runFor(ms: number) {
+  const { logger, lines } = capturingLogger('debug');
+  const config = relayConfig({ initialDelayMs: 2, maxDelayMs: 50, maxDurationMs: 200 });
+  const relay = new Relay(config as never, {
+    logger,
+    sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
+    createDelivery: idleDelivery,
+    reportPosition: (lsn: Lsn) => lsn,
+  } as never);
+  const outcome = relay.run();
+  const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), ms))]);
+  if (settled === 'running') {
+    await relay.stop({ openTransaction: 'drop' });
+    await outcome;
+  }
+  const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
+  return { settled, warns: count('replication connection lost: reconnecting'), backs: count('replication connection back: streaming resumed') };
+}
+
+describe('Relay, reconnecting to a server that streams a keepalive and then fails at the same position every time', () => {
+  it('keeps the outage open across those sessions: one warn line, and retry.maxDuration ends it with RETRIES_EXHAUSTED', async () => {
+    // Before: the first message ended each outage, so every session began a new one (a warn line and an info line
+    // each) and retry.maxDuration never ran out: the relay reconnected for ever.
+    progresses = false;
+    sessions = 0;
+    const { settled, warns, backs } = await runFor(3000);
+    expect(sessions).toBeGreaterThan(1);
+    expect({ warns, backs }).toEqual({ warns: 1, backs: 0 });
+    expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED', message: expect.stringContaining('walsender failed decoding (fake)') } });
+  });
+
+  it('ends the outage when a session streamed past its start, so a later failure is an outage of its own', async () => {
+    progresses = true;
+    sessions = 0;
+    const { settled, warns, backs } = await runFor(600);
+    expect(settled).toBe('running');
+    expect(sessions).toBeGreaterThan(2);
+    expect(backs).toBeGreaterThan(0);
+    expect(warns).toBeGreaterThan(1);
+  });
+});
