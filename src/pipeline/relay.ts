@@ -107,6 +107,8 @@ export class Relay {
    */
   private readonly sessionOutage: OutageLog;
   private readonly standbyWait: StandbyWait;
+  /** The server process of the last session that streamed: its walsender, which holds the slot until it ends. */
+  private lastWalsender: number | null = null;
   /** Why the relay is reconnecting (the session's last failure and its side), for /readyz and `status`. */
   private retryCause: RetryCause | undefined;
 
@@ -282,13 +284,15 @@ export class Relay {
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
         // The outage ends when the server streams past where the session started (a transaction to its commit, a
-        // keepalive beyond the start), or has streamed for retry.maxDelay (an idle server), not when
-        // START_REPLICATION was sent nor at the server's first message: a command that fails before streaming, or a
-        // walsender that sends a keepalive and then fails at the same WAL every time, keeps the backoff and the
-        // retry.maxDuration bound. (`streaming` and `progressed` never reject: a session that ends first leaves
-        // them pending.)
+        // keepalive beyond the start), or has streamed without ending for longer than the session's receive timeout
+        // (an idle server, whose keepalives repeat the start), not when START_REPLICATION was sent nor at the
+        // server's first message: a command that fails before streaming, a walsender that sends a keepalive and
+        // then fails at the same WAL every time, or one that hangs after it (the receive timeout ends that session
+        // first), keeps the backoff and the retry.maxDuration bound. (`streaming` and `progressed` never reject: a
+        // session that ends first leaves them pending.)
+        this.lastWalsender = session.backendPid;
         void session.streaming
-          .then(() => streamedOn(session, this.config.retry.maxDelayMs))
+          .then(() => streamedOn(session, session.receiveTimeoutMs + this.config.retry.maxDelayMs))
           .then((recovered) => {
             if (!recovered || this.stopRequested) return;
             if (reconnect) this.observer.reconnected?.();
@@ -302,6 +306,7 @@ export class Relay {
       if (this.stopRequested || this.deliveryError) break;
       if (!error) continue;
       if (!error.retriable) return this.halt(error);
+      if (error.code === 'PG_SLOT_ACTIVE' && this.lastWalsender !== null && error.details.activePid === this.lastWalsender) error = ownWalsenderHolds(error, this.lastWalsender);
       if (error.code === 'PG_SLOT_ACTIVE') {
         // PostgreSQL answered: an outage before this is over. Kept, the time as a standby would count against
         // retry.maxDuration (the first failure after a takeover would give up at once) and as its downtime.
@@ -546,7 +551,8 @@ function isKafkaSide(error: RelayError): boolean {
  */
 function streamedOn(session: Session, periodMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(true), periodMs);
+    // A session already ending (its `ended` waits for the connection to close) did not stream on.
+    const timer = setTimeout(() => resolve(session.reportable), periodMs);
     timer.unref();
     const settle = (recovered: boolean) => {
       clearTimeout(timer);
@@ -554,5 +560,19 @@ function streamedOn(session: Session, periodMs: number): Promise<boolean> {
     };
     void session.progressed.then(() => settle(true));
     void session.ended.then(() => settle(false));
+  });
+}
+
+/**
+ * The slot is held by this relay's own last walsender, not by another instance: a connection the relay gave up
+ * (its receive timeout, a network path that broke) whose server process has not ended, stuck or not yet aware.
+ * Waiting for it as a standby had no bound; it is the same outage, retried with backoff within retry.maxDuration.
+ */
+function ownWalsenderHolds(error: RelayError, pid: number): RelayError {
+  return new RelayError('PG_STREAM_FAILED', `replication slot still held by this relay's previous connection (walsender pid ${pid}), which the relay gave up and whose server process has not ended`, {
+    cause: error,
+    retriable: true,
+    hint: `PostgreSQL ends that walsender once it notices the connection is gone (wal_sender_timeout); if it hangs, check the server (pg_stat_replication, pg_stat_activity for pid ${pid}, the host's disk I/O) or end it with SELECT pg_terminate_backend(${pid})`,
+    details: { activePid: pid },
   });
 }

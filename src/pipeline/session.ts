@@ -37,6 +37,9 @@ interface EventMapper<T> {
  * with the AckTracker deciding every position reported back. A new session (after a reconnect) starts from
  * the newer of the slot's confirmed position and the last position this process confirmed.
  */
+/** The last receive-timeout floor said at info (configured/server's, in ms): the same again is said at debug. */
+let saidReceiveTimeoutFloor: string | undefined;
+
 export class Session {
   readonly ended: Promise<RelayError | undefined>;
   /**
@@ -56,6 +59,7 @@ export class Session {
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
+  private receiveTimeout = 0;
   private readonly messageMapper: MessageMapper | undefined;
   private txn: SourceTransaction | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
@@ -116,6 +120,16 @@ export class Session {
     }
   }
 
+  /** The walsender of this session's connection: it holds the slot while it runs, also after the relay let go of it. */
+  get backendPid(): number | null {
+    return this.stream.backendPid;
+  }
+
+  /** The receive timeout this session's stream runs with, set at start (0: none): see effectiveReceiveTimeoutMs. */
+  get receiveTimeoutMs(): number {
+    return this.receiveTimeout;
+  }
+
   /** Starts streaming on the opened connection; returns the start position. */
   start(lastConfirmed: Lsn, requestedStart: Lsn | undefined): Lsn {
     const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed);
@@ -142,7 +156,7 @@ export class Session {
     });
     this.delivery.openSession(this.tracker);
     this.stream.start(
-      { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined, receiveTimeoutMs: this.receiveTimeoutMs() },
+      { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined, receiveTimeoutMs: (this.receiveTimeout = this.effectiveReceiveTimeoutMs()) },
       {
         onData: (chunk, at) => {
           this.streamed();
@@ -189,11 +203,15 @@ export class Session {
    * half its wal_sender_timeout has passed since it last read one (PostgreSQL 15+): a shorter timeout would end
    * that healthy connection, and the next session would replay the same transaction again.
    */
-  private receiveTimeoutMs(): number {
+  private effectiveReceiveTimeoutMs(): number {
     const configured = this.config.receiveTimeoutMs;
     const senderMs = this.slot!.walSenderTimeoutMs;
     if (configured === 0 || configured >= senderMs) return configured;
-    this.logger.info(
+    // At info once, not at every session start (each attempt of an outage, each exactly-once restart).
+    const said = `${configured}/${senderMs}`;
+    const level = said === saidReceiveTimeoutFloor ? 'debug' : 'info';
+    saidReceiveTimeoutFloor = said;
+    this.logger[level](
       { receiveTimeoutMs: configured, walSenderTimeoutMs: senderMs, hint: `set ${settingRef('postgres.receiveTimeout')} to ${formatDuration(senderMs)} or more` },
       `postgres.receiveTimeout is shorter than this server's wal_sender_timeout: the replication connection is given up after ${senderMs} ms without a message instead`,
     );

@@ -221,6 +221,11 @@ export class ReplicationStream {
     this.client = await connectClient(this.client, this.config, watch);
   }
 
+  /** The server process of this connection (its walsender once START_REPLICATION runs); null before connect. */
+  get backendPid(): number | null {
+    return (this.client as unknown as { processID: number | null }).processID;
+  }
+
   /** Plain SQL on the replication connection (simple protocol only): used for the pre-flight checks. */
   async query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
     const result = await this.client.query<T>(sql);

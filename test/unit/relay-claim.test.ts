@@ -19,6 +19,8 @@ vi.mock('../../src/pipeline/session.js', () => ({
     ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
     streaming = Promise.resolve();
     progressed = Promise.resolve();
+    receiveTimeoutMs = 0;
+    reportable = true;
     confirmed: Lsn = 0n;
     async open(): Promise<void> {
       const outcome = opens.shift() ?? 'free';

@@ -1,6 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Lsn } from '../../src/lsn.js';
-import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+import { runRelayFor } from '../support/fakes/relay-setup.js';
 
 /** Whether each fake session gets past its start before the server fails it. */
 let progresses = false;
@@ -15,20 +14,7 @@ vi.mock('../../src/pipeline/session.js', async () => ({
 const { Relay } = await import('../../src/pipeline/relay.js');
 
 async function runFor(ms: number) {
-  const { logger, lines } = capturingLogger('debug');
-  const config = relayConfig({ initialDelayMs: 2, maxDelayMs: 50, maxDurationMs: 200 });
-  const relay = new Relay(config as never, {
-    logger,
-    sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
-    createDelivery: idleDelivery,
-    reportPosition: (lsn: Lsn) => lsn,
-  } as never);
-  const outcome = relay.run();
-  const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), ms))]);
-  if (settled === 'running') {
-    await relay.stop({ openTransaction: 'drop' });
-    await outcome;
-  }
+  const { settled, lines } = await runRelayFor(Relay as never, { initialDelayMs: 2, maxDelayMs: 50, maxDurationMs: 200 }, ms);
   const count = (msg: string) => lines.filter((l) => l.msg === msg).length;
   return { settled, warns: count('replication connection lost: reconnecting'), backs: count('replication connection back: streaming resumed') };
 }

@@ -13,6 +13,8 @@ vi.mock('../../src/pipeline/session.js', () => ({
     ended = new Promise<undefined>((resolve) => (this.end = resolve));
     streaming = Promise.resolve();
     progressed = Promise.resolve();
+    receiveTimeoutMs = 0;
+    reportable = true;
     confirmed: Lsn = 0n;
     reported: Lsn | undefined = undefined;
     async open(): Promise<void> {}

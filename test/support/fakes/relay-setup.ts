@@ -38,6 +38,8 @@ export function haltingSession(refused: () => boolean, started: (lastConfirmed: 
     ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
     streaming = Promise.resolve();
     progressed = Promise.resolve();
+    receiveTimeoutMs = 0;
+    reportable = true;
     confirmed: Lsn = 0n;
     reported = undefined;
     async open(): Promise<void> {
@@ -56,15 +58,18 @@ const pending = () => new Promise<never>(() => undefined);
 
 /**
  * A replication session for a mock of pipeline/session.js: the connection and the pre-flight checks succeed
- * (`opened` is told), START_REPLICATION is sent, and 1 ms later the server fails the command with a retriable
- * error, every time. Before that it sent its first message when `streams()`, and got past the start when
- * `progresses()`.
+ * unless `opened` throws, START_REPLICATION is sent on walsender `backendPid`, and 1 ms later the server fails
+ * the command with a retriable error, every time. Before that it sent its first message when `streams()`, and got
+ * past the start when `progresses()`.
  */
-export function failingSession(opened: () => void, server: { streams: () => boolean; progresses: () => boolean; message: string }) {
+export function failingSession(opened: () => void, server: { streams: () => boolean; progresses: () => boolean; message: string; backendPid?: number }) {
   return class {
     ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true })), 1));
     streaming = server.streams() ? Promise.resolve() : pending();
     progressed = server.progresses() ? Promise.resolve() : pending();
+    backendPid = server.backendPid ?? null;
+    receiveTimeoutMs = 0;
+    reportable = true;
     confirmed: Lsn = 0n;
     reported = undefined;
     async open(): Promise<void> {
@@ -81,4 +86,25 @@ export function failingSession(opened: () => void, server: { streams: () => bool
     }
     async close(): Promise<void> {}
   };
+}
+
+/**
+ * Runs a Relay (imported after the test's mocks) with a sink and a delivery that do nothing, for at most `ms`:
+ * its outcome ('running' if it had none by then: it is stopped), and the lines it logged at debug and above.
+ */
+export async function runRelayFor(Relay: new (config: never, deps: never) => { run(): Promise<unknown>; stop(options: unknown): Promise<unknown> }, retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'maxDurationMs'>, ms: number) {
+  const { logger, lines } = capturingLogger('debug');
+  const relay = new Relay(relayConfig(retry) as never, {
+    logger,
+    sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined },
+    createDelivery: idleDelivery,
+    reportPosition: (lsn: Lsn) => lsn,
+  } as never);
+  const outcome = relay.run();
+  const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), ms))]);
+  if (settled === 'running') {
+    await relay.stop({ openTransaction: 'drop' });
+    await outcome;
+  }
+  return { settled, lines };
 }
