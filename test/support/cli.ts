@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { repoRoot } from '../../stack/index.js';
+import { cliArgs } from './relay-bin.js';
 
 export interface CliResult {
   code: number | null;
@@ -38,14 +38,14 @@ function finished(child: ChildProcess, what: string): Promise<CliResult> {
   });
 }
 
-/** One run of the real CLI in a child process (`node --import tsx src/cli/main.ts …`), as an operator runs it. */
+/** One run of the real CLI in a child process (see cliArgs: the run's bundle of the source), as an operator runs it. */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return startCli(args, env).result;
 }
 
 /** `runCli` for a test that signals the command while it runs. */
 export function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; result: Promise<CliResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, cliArgs(args), { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   return { child, result: finished(child, `outbox-relay ${args.join(' ')}`) };
 }
 
@@ -70,7 +70,7 @@ function quoted(arg: string): string {
  * command a pseudo-terminal (both streams arrive merged in `stdout`, with CR LF line ends turned back into LF).
  */
 export async function runCliOnTerminal(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const command = [process.execPath, '--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args].map(quoted).join(' ');
+  const command = [process.execPath, ...cliArgs(args)].map(quoted).join(' ');
   const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], { cwd: repoRoot, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const result = await finished(child, `outbox-relay ${args.join(' ')} (on a terminal)`);
   return { ...result, stdout: result.stdout.replace(/\r\n/g, '\n') };

@@ -1,14 +1,24 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { reapLeftovers, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
+import { reapLeftovers, repoRoot, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackInfo;
+    /** The CLI bundled from the source at the run's start (cliArgs). */
+    relayBin: string;
   }
 }
 
 /** One PostgreSQL and one Kafka for the whole run; tests that kill servers start their own. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // From the source as it is now, every run: a file one level below the package root, as dist/ (it reads
+  // ../package.json and resolves node_modules from there).
+  const relayBin = join(repoRoot, '.test-bin', 'outbox-relay.js');
+  await promisify(execFile)(process.execPath, [join(repoRoot, 'scripts/build-bin.mjs'), '--outfile', relayBin]);
+  project.provide('relayBin', relayBin);
   await reapLeftovers();
   const started = Date.now();
   const stack = await startStack('shared');

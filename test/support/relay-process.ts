@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { repoRoot, waitUntil } from '../../stack/index.js';
+import { cliArgs } from './relay-bin.js';
 
 export interface LogLine {
   level: string;
@@ -20,7 +20,7 @@ export class RelayProcess {
   private readonly child: ChildProcess;
 
   constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], {
+    this.child = spawn(process.execPath, cliArgs(args), {
       cwd: repoRoot,
       env: { ...process.env, OUTBOX_RELAY_HTTP_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
