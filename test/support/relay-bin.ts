@@ -5,11 +5,12 @@ import { repoRoot } from '../../stack/index.js';
 /**
  * How a test starts the real CLI: `node <relayBin> …`, the bundle the integration run's global setup builds from
  * the source at its start (scripts/build-bin.mjs, as `npm run build` builds the bin), or, where none was built
- * (the unit project), `node --import tsx src/cli/main.ts …`. tsx compiles the source at every start: on a slow
+ * (the unit project, npm run faults), `node --import tsx src/cli/main.ts …`. tsx compiles the source at every start: on a slow
  * 2-core host `--help` took 0.8 s that way against 0.25–0.4 s from a bundle, and the suite starts the CLI some
  * hundreds of times.
  */
 export function cliArgs(args: string[]): string[] {
-  const bin = inject('relayBin');
+  // Outside vitest (npm run faults) there is nothing to inject.
+  const bin = process.env.VITEST ? inject('relayBin') : undefined;
   return bin ? [bin, ...args] : ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args];
 }
