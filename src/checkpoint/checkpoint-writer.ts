@@ -82,6 +82,11 @@ export class CheckpointWriter implements RelayObserver {
    */
   stateChanged(state: RelayState): void {
     if (state === 'draining') clearInterval(this.timer);
+    // The session ended (its connection lost, the walsender terminated): a standby may take the slot within its
+    // next look (every second) and resume at the checkpoint. Left to the next interval, it started from the one
+    // before and, with a replay window, sent again what was delivered since. Not at 'standby', later: by then the
+    // other instance may have written a newer position, which this one would replace.
+    if (state === 'reconnecting') void this.flush();
   }
 
   confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {

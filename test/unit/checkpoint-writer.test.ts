@@ -207,6 +207,22 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(warnings.at(-1)).toMatchObject({ msg: expect.stringMatching(/^the last checkpoint was not written/), lsn: '0/12C', drained: false });
   });
 
+  it('writes the newest position at once when the session ends (connection lost: a standby may take the slot now), not at the next interval', async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(1000);
+    writer.confirmed(200n, 2);
+    writer.stateChanged('reconnecting');
+    await vi.advanceTimersByTimeAsync(0);
+    // Before: [100], until the next interval; a standby that took the slot meanwhile resumed at 100 and sent again.
+    expect(writtenLsns()).toEqual([100n, 200n]);
+    // Nothing new: no write.
+    writer.stateChanged('reconnecting');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(client.attempts).toBe(2);
+    await writer.close();
+  });
+
   it('says nothing at a stop when the newest position was written already', async () => {
     writer.start();
     writer.confirmed(100n, 1);
