@@ -46,6 +46,12 @@ export class CheckpointWriter implements RelayObserver {
   private closeBy = Infinity;
   /** The last write of a stop (drainEnded) or of a close without one: tried once. */
   private last: Promise<void> | undefined;
+  /**
+   * Another instance holds the slot and writes its own, newer positions: this one's older position would replace
+   * them (a restart then sends again what the other delivered since). A takeover reads the checkpoint again and
+   * raises the floor (startFrom) before anything is written.
+   */
+  private standby = false;
 
   constructor(
     private readonly store: KafkaCheckpointStore,
@@ -81,6 +87,7 @@ export class CheckpointWriter implements RelayObserver {
    * process exits holds the exit until its own timeout (Node joins its thread pool at exit): up to 5 s more.
    */
   stateChanged(state: RelayState): void {
+    this.standby = state === 'standby';
     if (state === 'draining') clearInterval(this.timer);
     // The session ended (its connection lost, the walsender terminated): a standby may take the slot within its
     // next look (every second) and resume at the checkpoint. Left to the next interval, it started from the one
@@ -113,9 +120,9 @@ export class CheckpointWriter implements RelayObserver {
     return this.flushing;
   }
 
-  /** A confirmed position not written yet. */
+  /** A confirmed position not written yet, and this instance's to write (not a standby's). */
   private get pending(): boolean {
-    return this.latest !== undefined && this.latest.lsn > this.written && this.latest.lsn > this.floor;
+    return !this.standby && this.latest !== undefined && this.latest.lsn > this.written && this.latest.lsn > this.floor;
   }
 
   private async write(): Promise<void> {

@@ -223,6 +223,38 @@ describe('checkpoint writer: the last position at a stop', () => {
     await writer.close();
   });
 
+  it("writes nothing while a standby: the other instance's newer checkpoint is not replaced by this one's older position", async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    // The write at the session's end fails (Kafka slow too); the next reconnect finds the slot held by another instance.
+    client.failures = 1;
+    writer.stateChanged('reconnecting');
+    await vi.advanceTimersByTimeAsync(0);
+    writer.stateChanged('standby');
+    await vi.advanceTimersByTimeAsync(5000);
+    // Before: [100], written over whatever the instance now holding the slot had written.
+    expect(writtenLsns()).toEqual([]);
+    expect(warnings.map((w) => w.msg)).toEqual(['cannot write the checkpoint; retrying every interval']);
+    // Taken back: the position read from the checkpoint becomes the floor, and later ones are written again.
+    writer.startFrom(300n);
+    writer.stateChanged('streaming');
+    writer.confirmed(400n, 4);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(writtenLsns()).toEqual([400n]);
+    await writer.close();
+  });
+
+  it('a standby that stops writes nothing and warns of nothing: the checkpoint is the other instance\'s', async () => {
+    writer.start();
+    writer.confirmed(100n, 1);
+    writer.stateChanged('standby');
+    await writer.drainEnded(true, Date.now() + 10_000);
+    await writer.close();
+    // Before: [100] written over the other's, or a warn line that it was not written.
+    expect(writtenLsns()).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
   it('says nothing at a stop when the newest position was written already', async () => {
     writer.start();
     writer.confirmed(100n, 1);
