@@ -1,5 +1,6 @@
 import pino, { type DestinationStream } from 'pino';
 import { createLogger, type Logger } from '../logger.js';
+import { printJsonResult } from './json-document.js';
 
 /**
  * Where a one-shot command (replay, republish) puts its result and its log lines:
@@ -44,6 +45,6 @@ export function humanLines(out: { write(text: string): unknown }): DestinationSt
 
 /** The command's result: the JSON document, or readable lines on a terminal; in `log` mode its log line carries it. */
 export function printResult(mode: OutputMode, data: Record<string, unknown>, text: string): void {
-  if (mode === 'json') process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  if (mode === 'json') printJsonResult(data);
   else if (mode === 'terminal') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { asRelayError, isRelayError, type RelayError } from '../errors.js';
+import { printJsonError } from './json-document.js';
 
 /**
  * Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. `status` adds what it found the running
@@ -17,9 +18,8 @@ export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted
  */
 export function reportError(err: unknown, json = false): number {
   const error = asRelayError(err);
-  if (json) {
-    printErrorJson(error);
-  } else {
+  // A document printed already (a result before the failure): the error goes to stderr, as without --json.
+  if (!json || !printErrorJson(error)) {
     const stack = isRelayError(err) || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
     process.stderr.write(`outbox-relay: ${error.code}: ${error.describe()}${stack}\n`);
   }
@@ -28,10 +28,10 @@ export function reportError(err: unknown, json = false): number {
 
 /**
  * With --json the error is the command's one JSON document, on stdout where a script reads the result (its log
- * lines, with this error's, go to stderr).
+ * lines, with this error's, go to stderr). False when the command printed its document already.
  */
-export function printErrorJson(error: RelayError): void {
-  process.stdout.write(`${JSON.stringify({ error: errorJson(error) })}\n`);
+export function printErrorJson(error: RelayError): boolean {
+  return printJsonError({ error: errorJson(error) });
 }
 
 /** An error as a --json document holds it; `details` when it has figures (a preview's counts, the LSNs involved). */

@@ -37,6 +37,23 @@ describe('an error no handler caught', () => {
     expect(stdout.map((chunk) => JSON.parse(chunk) as unknown)).toEqual([{ error: { code: 'KAFKA_UNAVAILABLE', message: 'an error no handler caught: no broker answered', fix: 'check kafka.brokers' } }]);
   });
 
+  it('a --json command that crashes after printing its result: stdout still holds that one document, and the error is in the log line (before, a second document made the output unparsable)', async () => {
+    // Fresh modules: whether the process printed its result is its own state (cli/json-document.ts).
+    vi.resetModules();
+    const fresh = await import('../../src/cli/crashes.js');
+    const { printResult } = await import('../../src/cli/command-output.js');
+    const { RelayError } = await import('../../src/errors.js');
+    const lines: Record<string, unknown>[] = [];
+    const stdout: string[] = [];
+    fresh.logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }), true);
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => stdout.push(String(chunk)) > 0);
+    vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    printResult('json', { eventsAcknowledged: 3 }, '');
+    fresh.crashed(new RelayError('KAFKA_UNAVAILABLE', 'no broker answered', { hint: 'check kafka.brokers' }));
+    expect(JSON.parse(stdout.join(''))).toEqual({ eventsAcknowledged: 3 });
+    expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'KAFKA_UNAVAILABLE', fix: 'check kafka.brokers' })]);
+  });
+
   it('one of the relay\'s own errors, once the command logs: its code and fix are kept in the one error line', () => {
     const lines: Record<string, unknown>[] = [];
     logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));

@@ -61,9 +61,10 @@ vi.mock('../../src/pipeline/relay.js', () => ({
   },
 }));
 
-const { replayCommand } = await import('../../src/cli/commands/replay.js');
-
 async function replay(): Promise<{ exitCode: number | undefined; summary: Record<string, unknown> }> {
+  // Fresh modules: each replay is a process of its own, which prints one JSON document (cli/json-document.ts).
+  vi.resetModules();
+  const { replayCommand } = await import('../../src/cli/commands/replay.js');
   let out = '';
   const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
     out += String(chunk);

@@ -3,6 +3,7 @@ import type { Origin } from '../../config/types.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
 import { EXIT, reportError } from '../exit.js';
+import { printJsonResult } from '../json-document.js';
 import { addSettingOptions, flagValues } from '../options.js';
 import { groupCommand } from './ops-command.js';
 import { table } from './output.js';
@@ -53,7 +54,7 @@ function checkCommand(): Command {
       const effective: Effective = { key: setting.key, value: set ? values[setting.key] : null, source: sourceOf(setting, set ? (config.origins[setting.key] ?? 'default') : undefined, file) };
       return { effective, shown: set ? writtenValue(setting, effective.value) : '-' };
     });
-    if (json) process.stdout.write(`${JSON.stringify({ valid: true, settings: listed.map((l) => l.effective) }, null, 2)}\n`);
+    if (json) printJsonResult({ valid: true, settings: listed.map((l) => l.effective) });
     else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], listed.map(({ effective, shown }) => [effective.key, shown, effective.source]))}\n`);
     process.exitCode = EXIT.ok;
   });

@@ -5,6 +5,7 @@ import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import { EXIT, errorJson, reportError } from '../exit.js';
+import { printJsonResult } from '../json-document.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
 import type { CommandName } from '../command-settings.js';
 import { addSettingOptions, flagValues, keptRefusals } from '../options.js';
@@ -79,7 +80,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
       const error = outcome.error;
       if (json) {
         const body = error && !Array.isArray(outcome.data) ? { ...outcome.data, error: errorJson(error) } : outcome.data;
-        process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+        printJsonResult(body);
       } else {
         process.stdout.write(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`);
       }
