@@ -13,9 +13,11 @@ import { runCommand } from './commands/run.js';
 import { setupCommand } from './commands/setup.js';
 import { slotCommand } from './commands/slot.js';
 import { statusCommand } from './commands/status.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, ConfigProblems } from '../config/load.js';
+import type { RelayError } from '../errors.js';
 import { VERSION } from '../instance.js';
 import { reportCrashes } from './crashes.js';
+import { unknownOptions } from './unknown-options.js';
 import { EXIT, reportError } from './exit.js';
 
 reportCrashes();
@@ -35,6 +37,8 @@ const program = new Command('outbox-relay')
 
 /** The command whose parsing failed, named in the fix of the usage error reported for it. */
 let failedCommand = program.name();
+/** Its unknown options, set aside before commander stopped (a required argument taken as one's value). */
+let setAsideOptions: ConfigError[] = [];
 
 /**
  * Commander prints a parse error as its own line, without a code or a fix; every command records instead that
@@ -42,10 +46,14 @@ let failedCommand = program.name();
  * without its subcommand) is still printed.
  */
 function recordParseErrors(command: Command, path: string): void {
+  const failed = () => {
+    failedCommand = path;
+    setAsideOptions = unknownOptions(command);
+  };
   command.configureOutput({
-    outputError: () => (failedCommand = path),
+    outputError: failed,
     writeErr: (text) => {
-      failedCommand = path;
+      failed();
       process.stderr.write(text);
     },
   });
@@ -53,9 +61,12 @@ function recordParseErrors(command: Command, path: string): void {
 }
 recordParseErrors(program, program.name());
 
-function usageError(err: CommanderError): ConfigError {
+function usageError(err: CommanderError): RelayError {
   const message = err.code === 'commander.help' ? `${failedCommand} needs a command (listed above)` : err.message.replace(/^error: /, '').replaceAll('\n', ' ');
-  return new ConfigError(message, `see ${failedCommand} --help`);
+  const problems = new ConfigProblems();
+  for (const refusal of setAsideOptions) problems.add(refusal);
+  problems.add(new ConfigError(message, `see ${failedCommand} --help`));
+  return problems.combined()!;
 }
 
 try {

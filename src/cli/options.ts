@@ -3,6 +3,7 @@ import { SETTINGS, type Setting } from '../config/settings.js';
 import { ConfigError, ConfigProblems, deprecationWarning, type RawValues } from '../config/load.js';
 import { isLsn, parseLsn, type Lsn } from '../lsn.js';
 import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
+import { setAsideUnknownOptions, unknownOptions } from './unknown-options.js';
 
 function attributeName(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -24,9 +25,11 @@ function commandSettings(command: CommandName): Setting[] {
  * Adds --config and one flag per setting. Help lists the settings the command reads, with the env var and the
  * default next to each; the other settings' flags are accepted but hidden, as the environment and a config file
  * may hold every setting: one set of flags (--postgres-url, --slot, --topic …) then serves every command. A
- * setting's former flag is accepted too, hidden (flagValues warns about it).
+ * setting's former flag is accepted too, hidden (flagValues warns about it). An unknown option is reported with
+ * the settings' problems (commandProblems).
  */
 export function addSettingOptions(command: Command, name: CommandName): Command {
+  setAsideUnknownOptions(command);
   command.option('-c, --config <path>', 'config file (YAML or JSON); env OUTBOX_RELAY_CONFIG');
   const read = new Set(commandSettings(name));
   for (const setting of SETTINGS) {
@@ -67,7 +70,7 @@ export function lsnValue(what: string, text: string): Lsn {
 
 /**
  * A commander parser (an option's argParser, an argument's) whose refusal waits for the settings: the ConfigError
- * `parse` throws is kept as the value, and the command reports it with the settings' problems (keptRefusals).
+ * `parse` throws is kept as the value, and the command reports it with the settings' problems (commandProblems).
  * Thrown to commander, it ended the parse, and the settings went unchecked until it was fixed.
  */
 export function checkedWithSettings<T>(parse: (value: string) => T): (value: string) => T | ConfigError {
@@ -81,9 +84,13 @@ export function checkedWithSettings<T>(parse: (value: string) => T): (value: str
   };
 }
 
-/** The refusals checkedWithSettings kept among a command's option values and arguments, for loadConfig's `problems`. */
-export function keptRefusals(values: unknown[]): ConfigProblems {
+/**
+ * What commander's parse of `command` refused without ending it, for loadConfig's `problems`: its unknown options,
+ * and the refusals checkedWithSettings kept among its option values and arguments.
+ */
+export function commandProblems(command: Command): ConfigProblems {
   const problems = new ConfigProblems();
-  for (const value of values) if (value instanceof ConfigError) problems.add(value);
+  for (const refusal of unknownOptions(command)) problems.add(refusal);
+  for (const value of [...Object.values(command.opts()), ...command.processedArgs]) if (value instanceof ConfigError) problems.add(value);
   return problems;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type YAML from 'yaml';
 import { RelayError } from '../errors.js';
+import { editDistance } from '../edit-distance.js';
 import { lazyRequire } from '../lazy-require.js';
 import { SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings.js';
 import type { Origin } from './types.js';
@@ -87,17 +88,6 @@ const OTHER_ENV = ['OUTBOX_RELAY_CONFIG'];
  * operator's: no warning.
  */
 const SERVICE_LINK = /^OUTBOX_RELAY_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$/;
-
-/** Levenshtein distance: the edits (insert, delete, replace a character) that turn `a` into `b`. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = current;
-  }
-  return previous[b.length]!;
-}
 
 /**
  * One line for an OUTBOX_RELAY_* variable the relay does not read, naming the closest one it does: a mistyped
@@ -204,9 +194,16 @@ export class ConfigProblems {
 
   /** Every problem at once, so a config takes one fix-and-retry round rather than one per mistake. */
   throwIfAny(): void {
+    const error = this.combined();
+    if (error) throw error;
+  }
+
+  /** The problems as one error (the only one as it is); undefined if there is none. */
+  combined(): RelayError | undefined {
     const found = this.found;
-    if (found.length === 1) throw found[0]!;
-    if (found.length > 1) throw new ConfigError(`${found.length} settings are invalid:\n${found.map((e) => `  - ${e.message}`).join('\n')}`, found.map((e) => e.hint ?? '').join('; '));
+    if (found.length <= 1) return found[0];
+    // A fix shared by several problems (see … --help, for each unknown option) is given once.
+    return new ConfigError(`${found.length} settings are invalid:\n${found.map((e) => `  - ${e.message}`).join('\n')}`, [...new Set(found.map((e) => e.hint ?? ''))].join('; '));
   }
 }
 

@@ -4,7 +4,7 @@ import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
 import { EXIT, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
-import { addSettingOptions, flagValues } from '../options.js';
+import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { groupCommand } from './ops-command.js';
 import { table } from './output.js';
 
@@ -42,7 +42,7 @@ function checkCommand(): Command {
     try {
       // What run requires and refuses too (the window against the heap this process has: the same bin flags or
       // NODE_OPTIONS): a configuration check passes only what run would start with.
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true, producing: true });
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true, producing: true, problems: commandProblems(command) });
     } catch (err) {
       process.exitCode = reportError(err, json);
       return;

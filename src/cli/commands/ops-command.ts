@@ -8,7 +8,7 @@ import { EXIT, errorJson, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
 import type { CommandName } from '../command-settings.js';
-import { addSettingOptions, flagValues, keptRefusals } from '../options.js';
+import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 
 export interface OpsContext {
   config: RelayConfig;
@@ -69,7 +69,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
     const json = opts.json === true;
     let interrupt: OpsInterrupt | undefined;
     try {
-      const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, problems: keptRefusals([...Object.values(opts), ...command.processedArgs]) });
+      const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, problems: commandProblems(command) });
       interrupt = new OpsInterrupt(spec.settings, config.postgres, json);
       const outcome = await withClient(config.postgres, (client) => {
         interrupt!.attach(client);

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { ConfigError, ConfigProblems } from '../../config/load.js';
+import { ConfigError } from '../../config/load.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import type { SettingValues } from '../../config/settings.js';
 import type { RelayConfig } from '../../config/types.js';
@@ -16,7 +16,7 @@ import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, errorJson, exitCodeOf, reportError } from '../exit.js';
-import { addSettingOptions, flagValues, lsnValue } from '../options.js';
+import { addSettingOptions, commandProblems, flagValues, lsnValue } from '../options.js';
 import { exitOnStopSignals } from '../ops-interrupt.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
@@ -68,7 +68,7 @@ export function replayCommand(): Command {
     const exitEarly = exitOnStopSignals('replay', json, 'run the same replay command again');
     try {
       // --to-lsn's problems come in the same error as the settings': one round fixes them all.
-      const flagProblems = new ConfigProblems();
+      const flagProblems = commandProblems(command);
       const to = opts.toLsn as string | undefined;
       const parsedTo = to === undefined ? undefined : flagProblems.check(() => lsnValue('--to-lsn', to));
       const check = (v: SettingValues) => {

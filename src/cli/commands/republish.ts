@@ -11,7 +11,7 @@ import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, errorJson, logFailure, reportError } from '../exit.js';
-import { addSettingOptions, flagValues } from '../options.js';
+import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { commandLogger, outputMode, printResult } from '../command-output.js';
@@ -91,7 +91,7 @@ export function republishCommand(): Command {
     let options;
     try {
       // The flags' problems come in the same error as the settings': one round fixes them all.
-      const flagProblems = new ConfigProblems();
+      const flagProblems = commandProblems(command);
       const rows = selection(opts, flagProblems);
       const batchSize = flagProblems.check(() => positiveInt('--batch-size', opts.batchSize as string));
       const rate = flagProblems.check(() => positiveInt('--rate', opts.rate as string));

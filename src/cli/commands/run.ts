@@ -17,7 +17,7 @@ import { Heartbeat } from '../../source/heartbeat.js';
 import { SlotLagProbe } from '../../source/slot-lag-probe.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
-import { addSettingOptions, flagValues } from '../options.js';
+import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
@@ -37,7 +37,7 @@ export function runCommand(): Command {
   command.action(async (opts: Record<string, unknown>) => {
     let config;
     try {
-      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true, producing: true });
+      config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, required: ['kafka.brokers'], inFlightWindow: true, producing: true, problems: commandProblems(command) });
     } catch (err) {
       process.exitCode = reportError(err);
       return;

@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { nearest } from '../edit-distance.js';
+
+const setAside = new WeakMap<Command, ConfigError[]>();
+
+function maybeOption(arg: string | undefined): boolean {
+  return arg !== undefined && arg.length > 1 && arg.startsWith('-');
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Commander's own wording, "(Did you mean …?)" included: scripts and docs quote it. */
+function unknownOption(command: Command, flag: string): ConfigError {
+  // Only the flags its help lists, as commander does: a hidden one is a setting this command does not read.
+  const visible = command
+    .createHelp()
+    .visibleOptions(command)
+    .flatMap((option) => (option.long ? [option.long.slice(2)] : []));
+  const similar = flag.startsWith('--') ? nearest(flag.slice(2), visible).map((name) => `--${name}`) : [];
+  const suggestion = similar.length === 0 ? '' : similar.length === 1 ? ` (Did you mean ${similar[0]}?)` : ` (Did you mean one of ${similar.join(', ')}?)`;
+  return new ConfigError(`unknown option '${flag}'${suggestion}`, `see ${commandPath(command)} --help`);
+}
+
+/**
+ * Commander ends a command's parse at its first unknown option: the options after it were not read, and that one
+ * flag was reported alone. Here each unknown option is set aside with the value after it (every setting's flag
+ * takes one) and the parse goes on, so the command reports them all with its settings' problems
+ * (unknownOptions). A --help among them is left to commander, which prints the help.
+ */
+export function setAsideUnknownOptions(command: Command): void {
+  const parse = command.parseOptions.bind(command);
+  command.parseOptions = (args) => {
+    const refused: ConfigError[] = [];
+    setAside.set(command, refused);
+    const operands: string[] = [];
+    let rest = args;
+    for (;;) {
+      const parsed = parse(rest);
+      operands.push(...parsed.operands);
+      const [arg, ...after] = parsed.unknown;
+      if (arg === undefined || arg === '--help' || arg === '-h') return { operands, unknown: parsed.unknown };
+      // Named without its value: a mistyped --postgres-pasword=… must not echo the password.
+      const [flag, inline] = arg.split(/=(.*)/s);
+      refused.push(unknownOption(command, flag!));
+      rest = inline === undefined && !maybeOption(after[0]) ? after.slice(1) : after;
+    }
+  };
+}
+
+/** The unknown options the last parse of `command` set aside, for the command's problems. */
+export function unknownOptions(command: Command): ConfigError[] {
+  return setAside.get(command) ?? [];
+}

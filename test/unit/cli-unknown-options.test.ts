@@ -1,0 +1,57 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../../stack/paths.js';
+
+function cli(args: string[]) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_') && k !== 'DATABASE_URL'));
+  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', env: clean });
+}
+
+describe('unknown options: every one, with the settings’ problems, in one error', () => {
+  it('names each unknown option, suggests the nearest flag, and still reads the flags after them (before, the first unknown option only)', () => {
+    const result = cli(['run', '--bogus1', 'x', '--kafka-brokerz', 'k:9092', '--bogus2=secret', '--slot', 'bad name!']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 5 settings are invalid:\n/);
+    for (const part of [
+      "  - unknown option '--bogus1'\n",
+      "  - unknown option '--kafka-brokerz' (Did you mean --kafka-brokers?)\n",
+      "  - unknown option '--bogus2'\n",
+      '  - invalid flag --slot: "bad name!"',
+      '  - missing required setting kafka.brokers',
+    ]) {
+      expect(result.stderr).toContain(part);
+    }
+    // A mistyped flag's value may be a secret: the option is named, its value not echoed.
+    expect(result.stderr).not.toContain('secret');
+    // The same fix for each unknown option is given once.
+    expect(result.stderr.match(/see outbox-relay run --help/g)).toHaveLength(1);
+  });
+
+  it('with --json after the unknown options, the one JSON error object (exit 2)', () => {
+    const result = cli(['config', 'check', '--bogus1', 'x', '--bogus2', 'y', '--json', '--slot', 'bad name!']);
+    expect(result.status).toBe(2);
+    const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; fix: string } };
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toMatch(/^4 settings are invalid:/);
+    for (const part of ["unknown option '--bogus1'", "unknown option '--bogus2'", 'invalid flag --slot: "bad name!"', 'missing required setting kafka.brokers']) expect(error.message).toContain(part);
+    expect(error.fix).toContain('see outbox-relay config check --help');
+  });
+
+  it('a parse error commander still stops at names the unknown options before it', () => {
+    const result = cli(['slot', 'advance', '--bogus', '0/10']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:\n/);
+    expect(result.stderr).toContain("  - unknown option '--bogus'\n");
+    expect(result.stderr).toContain("  - missing required argument 'lsn'");
+  });
+
+  it('a single unknown option is reported as before; --help after one still prints the help', () => {
+    const one = cli(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
+    expect(one.status).toBe(2);
+    expect(one.stderr).toBe("outbox-relay: CONFIG_INVALID: unknown option '--kafka-brokerz' (Did you mean --kafka-brokers?)\n  fix: see outbox-relay run --help\n");
+    const help = cli(['run', '--bogus', 'x', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('Usage: outbox-relay run [options]');
+  });
+});
