@@ -14,8 +14,12 @@ const yaml = lazyRequire<typeof YAML>('yaml');
 export type RawValues = Record<string, unknown>;
 
 export class ConfigError extends RelayError {
-  constructor(message: string, hint?: string) {
+  /** The problems a combined error stands for (ConfigProblems.combined): the ConfigProblems it reaches lists each. */
+  readonly parts: readonly RelayError[];
+
+  constructor(message: string, hint?: string, parts: readonly RelayError[] = []) {
     super('CONFIG_INVALID', message, hint === undefined ? {} : { hint });
+    this.parts = parts;
   }
 }
 
@@ -173,8 +177,10 @@ export function readValid(resolved: Resolved): Record<string, unknown> {
 export class ConfigProblems {
   private readonly found: RelayError[] = [];
 
+  /** A combined error's problems are added each as its own: one list, not a list nested in an entry. */
   add(error: RelayError): void {
-    this.found.push(error);
+    if (error instanceof ConfigError && error.parts.length > 0) this.found.push(...error.parts);
+    else this.found.push(error);
   }
 
   /**
@@ -203,7 +209,7 @@ export class ConfigProblems {
     const found = this.found;
     if (found.length <= 1) return found[0];
     // A fix shared by several problems (see … --help, for each unknown option) is given once.
-    return new ConfigError(`${found.length} settings are invalid:\n${found.map((e) => `  - ${e.message}`).join('\n')}`, [...new Set(found.map((e) => e.hint ?? ''))].join('; '));
+    return new ConfigError(`${found.length} settings are invalid:\n${found.map((e) => `  - ${e.message}`).join('\n')}`, [...new Set(found.map((e) => e.hint ?? ''))].join('; '), found);
   }
 }
 

@@ -1,3 +1,4 @@
+import { ConfigError, ConfigProblems } from '../config/load.js';
 import { settingRef } from '../config/settings.js';
 import { PAST_THE_EVENT, RelayError } from '../errors.js';
 
@@ -10,40 +11,52 @@ export interface TopicTemplate {
 const PLACEHOLDER = /\$\{([^}]*)\}/g;
 // Kafka also refuses "." and "..", which the characters alone allow.
 const LEGAL_TOPIC = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
-const ILLEGAL_CHARACTER = /[^A-Za-z0-9._-]/;
+const ILLEGAL_CHARACTERS = /[^A-Za-z0-9._-]/g;
 const LEGAL_HINT = 'use 1-249 characters from A-Z a-z 0-9 . _ - (not "." or ".." alone)';
+
+/** What makes `template` unusable, each problem on its own: the first one alone took a start per mistake. */
+function templateProblems(template: string, setting: string, known: readonly string[] | undefined, found: { emptyPlaceholder: boolean; columns: string[]; literal: string }): ConfigProblems {
+  const problems = new ConfigProblems();
+  const where = settingRef(setting);
+  if (found.emptyPlaceholder) problems.add(new ConfigError(`${setting}: topic template "${template}" has an empty placeholder`, `write \${column_name} in ${where}`));
+  const unknown = known ? [...new Set(found.columns.filter((c) => !known.includes(c)))] : [];
+  if (unknown.length > 0) {
+    const placeholders = known!.map((n) => `\${${n}}`).join(', ');
+    const which = unknown.length === 1 ? 'is not one of' : 'are not among';
+    problems.add(new ConfigError(`${setting} "${template}" uses ${unknown.map((n) => `\${${n}}`).join(', ')}, which ${which} its placeholders (${placeholders})`, `use only ${placeholders} in ${where}`));
+  }
+  const fix = `${LEGAL_HINT} outside the \${column} placeholders, in ${where}`;
+  const illegal = [...new Set(found.literal.match(ILLEGAL_CHARACTERS))];
+  if (illegal.length > 0) problems.add(new ConfigError(`${setting}: "${template}" has ${illegal.map((c) => JSON.stringify(c)).join(', ')}, which a Kafka topic name cannot contain`, fix));
+  // What else LEGAL_TOPIC refuses: a length (of the literal part alone, already too long), or "." and "..".
+  if (found.literal.length > 249 || template.length === 0 || (found.columns.length === 0 && /^\.{1,2}$/.test(template))) {
+    problems.add(new ConfigError(`${setting}: "${template}" can never be a legal Kafka topic name`, fix));
+  }
+  return problems;
+}
 
 /**
  * `setting` names where the template came from: its literal parts are checked when it is compiled (at start),
  * so a template that can never give a legal topic name fails there rather than on the first event. `known`, where
  * the placeholders are not a table's columns (a dead letter's ${topic}, a logical message's fields), lists the
- * ones there are: any other would make every event a poison one.
+ * ones there are: any other would make every event a poison one. Every problem of the template is reported at
+ * once, each naming `setting`.
  */
 export function compileTopicTemplate(template: string, setting = 'topic', known?: readonly string[]): TopicTemplate {
   const parts: ({ literal: string } | { column: string })[] = [];
+  let emptyPlaceholder = false;
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {
     if (match.index > last) parts.push({ literal: template.slice(last, match.index) });
     const column = match[1]!.trim();
-    if (!column) throw new RelayError('CONFIG_INVALID', `${setting}: topic template "${template}" has an empty placeholder`, { hint: `write \${column_name} in ${settingRef(setting)}` });
-    parts.push({ column });
+    if (column) parts.push({ column });
+    else emptyPlaceholder = true;
     last = match.index + match[0].length;
   }
   if (last < template.length) parts.push({ literal: template.slice(last) });
   const columns = parts.flatMap((p) => ('column' in p ? [p.column] : []));
-  const unknown = known && columns.find((c) => !known.includes(c));
-  if (unknown !== undefined) {
-    const placeholders = known!.map((n) => `\${${n}}`).join(', ');
-    throw new RelayError('CONFIG_INVALID', `${setting} "${template}" uses \${${unknown}}, which is not one of its placeholders (${placeholders})`, {
-      hint: `use only ${placeholders} in ${settingRef(setting)}`,
-    });
-  }
   const literal = parts.flatMap((p) => ('literal' in p ? [p.literal] : [])).join('');
-  const illegal = ILLEGAL_CHARACTER.exec(literal)?.[0];
-  if (illegal !== undefined || literal.length > 249 || template.length === 0 || (columns.length === 0 && !LEGAL_TOPIC.test(template))) {
-    const why = illegal !== undefined ? `has ${JSON.stringify(illegal)}, which a Kafka topic name cannot contain` : 'can never be a legal Kafka topic name';
-    throw new RelayError('CONFIG_INVALID', `${setting}: "${template}" ${why}`, { hint: `${LEGAL_HINT} outside the \${column} placeholders, in ${settingRef(setting)}` });
-  }
+  templateProblems(template, setting, known, { emptyPlaceholder, columns, literal }).throwIfAny();
   // The last legal name and the column values it was made of: consecutive events mostly go to the same topic,
   // which then costs neither a concatenation nor the check, and is handed on as the one flat string.
   let lastTopic: string | undefined;
