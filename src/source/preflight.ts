@@ -4,7 +4,9 @@ import type { TableMapping } from '../config/types.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
-import { createPublicationSql, partitionedTablesSql, viaRootSql } from '../ops/publication-sql.js';
+import { createPublicationSql, partitionedTablesSql } from '../ops/publication-sql.js';
+import type { TableRef } from '../ops/publications.js';
+import { notPublishedError } from './not-published.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -48,11 +50,14 @@ export function slotLostError(slot: string, detail?: string): RelayError {
 export const NEW_SLOT_THEN_REPUBLISH =
   'drop the slot (outbox-relay slot drop), run outbox-relay setup (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>';
 
+/** What the pre-flight needs of the replication connection: its queries (a fake answers them in unit tests). */
+export type PreflightQueries = Pick<ReplicationStream, 'query'>;
+
 /**
  * Checks, on the replication connection itself, everything that would otherwise fail later with an obscure
  * message, and says how to fix each. Returns the slot's confirmed position.
  */
-export async function preflight(stream: ReplicationStream, slot: string, publication: string, tables: TableMapping[]): Promise<SlotState> {
+export async function preflight(stream: PreflightQueries, slot: string, publication: string, tables: TableMapping[]): Promise<SlotState> {
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
   const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string }>(
@@ -127,23 +132,16 @@ export async function preflight(stream: ReplicationStream, slot: string, publica
       WHERE t.pubname = ${quoteLiteral(publication)}`,
   );
   const tablesByOid = new Map<number, TableMapping>();
+  const missing: TableMapping[] = [];
   for (const t of tables) {
     const entry = published.find((p) => p.schemaname === t.schema && p.tablename === t.table);
     if (entry) tablesByOid.set(Number(entry.oid), t);
-    else if (!pub.pubviaroot && (await isPartitioned(stream, t))) {
-      // Its partitions are what the publication lists, under their own names, which no mapping names.
-      throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is partitioned, and publication "${publication}" publishes its partitions under their own names, not its rows under the table's`, {
-        hint: `${viaRootSql(publication)}  (outbox-relay setup and publication create set it)`,
-      });
-    } else {
-      throw new RelayError('PG_TABLE_NOT_PUBLISHED', `table ${t.schema}.${t.table} is not in publication "${publication}"`, {
-        hint: `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteIdent(t.schema)}.${quoteIdent(t.table)};  (does the table exist? check --table)`,
-      });
-    }
+    else missing.push(t);
+  }
+  if (missing.length > 0) {
+    // A partitioned one's partitions are what the publication lists, under their own names, which no mapping names.
+    const partitioned = pub.pubviaroot ? [] : await stream.query<TableRef>(partitionedTablesSql(missing));
+    throw notPublishedError(publication, missing, partitioned);
   }
   return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms) };
-}
-
-async function isPartitioned(stream: ReplicationStream, table: TableMapping): Promise<boolean> {
-  return (await stream.query(partitionedTablesSql([table]))).length > 0;
 }

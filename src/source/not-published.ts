@@ -1,0 +1,35 @@
+import { settingRef } from '../config/settings.js';
+import { RelayError } from '../errors.js';
+import { viaRootSql } from '../ops/publication-sql.js';
+import type { TableRef } from '../ops/publications.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
+
+const sameTable = (a: TableRef) => (b: TableRef) => a.schema === b.schema && a.table === b.table;
+
+function names(tables: TableRef[]): string {
+  return `${tables.length === 1 ? 'table' : 'tables'} ${tables.map((t) => `${t.schema}.${t.table}`).join(', ')}`;
+}
+
+/**
+ * The mapped tables the publication does not publish, all in one error with one statement per fix: the first one
+ * alone took a start per table. `partitioned`: those of them that are partitioned tables, which a publication
+ * without publish_via_partition_root publishes as their partitions, under names no mapping has.
+ */
+export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[]): RelayError {
+  const viaPartitions = missing.filter((t) => partitioned.some(sameTable(t)));
+  const absent = missing.filter((t) => !viaPartitions.some(sameTable(t)));
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  if (absent.length > 0) {
+    const one = absent.length === 1;
+    problems.push(`${names(absent)} ${one ? 'is' : 'are'} not in publication "${publication}"`);
+    const add = `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${absent.map((t) => quoteQualified(t.schema, t.table)).join(', ')};`;
+    fixes.push(`${add}  (${one ? 'does the table exist? check --table' : `do the tables exist? check ${settingRef('tables')}`})`);
+  }
+  if (viaPartitions.length > 0) {
+    const [its, table] = viaPartitions.length === 1 ? ['its', "table's"] : ['their', "tables'"];
+    problems.push(`${names(viaPartitions)} ${viaPartitions.length === 1 ? 'is' : 'are'} partitioned, and publication "${publication}" publishes ${its} partitions under their own names, not ${its} rows under the ${table}`);
+    fixes.push(`${viaRootSql(publication)}  (outbox-relay setup and publication create set it)`);
+  }
+  return new RelayError('PG_TABLE_NOT_PUBLISHED', problems.join('; '), { hint: fixes.join('; ') });
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
+import { load, refusal } from '../support/config-load.js';
+
+/** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
+function server(published: string[], partitioned: string[] = [], viaRoot = false): PreflightQueries {
+  const rows = (sql: string): object[] => {
+    if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
+    if (sql.includes('pg_current_wal_lsn()')) return [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
+    if (sql.includes('FROM pg_replication_slots')) {
+      return [{ plugin: 'pgoutput', slot_type: 'logical', database: 'app', current_db: 'app', active: false, active_pid: null, confirmed_flush_lsn: '0/80', wal_status: 'reserved' }];
+    }
+    if (sql.includes('FROM pg_publication WHERE')) return [{ pubinsert: true, pubviaroot: viaRoot }];
+    if (sql.includes('pg_try_advisory_lock')) return [{ locked: true, holder: null }];
+    if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i) }));
+    if (sql.includes("relkind = 'p'")) return partitioned.filter((name) => sql.includes(`'${name}'`)).map((name) => ({ schema: 'public', table: name }));
+    throw new Error(`unexpected query: ${sql}`);
+  };
+  return { query: async <T>(sql: string) => rows(sql) as T[] };
+}
+
+const tables = (...names: string[]) => load({ tables: JSON.stringify(names.map((table) => ({ table }))) }).tables;
+
+async function preflightRefusal(queries: PreflightQueries, names: string[]) {
+  let error: unknown;
+  await preflight(queries, 'relay', 'outbox_pub', tables(...names)).catch((err: unknown) => (error = err));
+  return refusal(() => {
+    throw error;
+  });
+}
+
+describe('pre-flight: the mapped tables the publication does not publish', () => {
+  it('are all named in one error, with the one statement that adds them all (before, the first only: a start per table)', async () => {
+    const r = await preflightRefusal(server(['outbox']), ['outbox', 'orders', 'payments']);
+    expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
+    expect(r.message).toBe('tables public.orders, public.payments are not in publication "outbox_pub"');
+    expect(r.hint).toBe('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES))');
+  });
+
+  it('one table: the message and fix as before', async () => {
+    const r = await preflightRefusal(server(['outbox']), ['outbox', 'orders']);
+    expect(r.message).toBe('table public.orders is not in publication "outbox_pub"');
+    expect(r.hint).toBe('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table)');
+  });
+
+  it('partitioned tables published through their partitions are named in the same error, with their own fix', async () => {
+    const r = await preflightRefusal(server([], ['orders', 'payments']), ['orders', 'payments', 'outbox']);
+    expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
+    expect(r.message).toBe(
+      'table public.outbox is not in publication "outbox_pub"; tables public.orders, public.payments are partitioned, and publication "outbox_pub" publishes their partitions under their own names, not their rows under the tables\'',
+    );
+    expect(r.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
+    expect(r.hint).toContain('ALTER PUBLICATION "outbox_pub" SET (publish_via_partition_root = true);');
+  });
+
+  it('every table published: the slot state, each table by its OID', async () => {
+    const state = await preflight(server(['outbox', 'orders']), 'relay', 'outbox_pub', tables('outbox', 'orders'));
+    expect([...state.tablesByOid].map(([oid, t]) => [oid, t.table])).toEqual([
+      [16_384, 'outbox'],
+      [16_385, 'orders'],
+    ]);
+  });
+});
