@@ -139,13 +139,13 @@ export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promi
   try {
     return await readSlotBounds(postgres, slot);
   } catch (err) {
-    // withClient names a connection that failed or ended under the query PG_CONNECT_FAILED (ops/connection.ts).
+    // withClient names a connection that failed, ended or timed out under the query PG_CONNECT_FAILED (ops/connection.ts).
     throw isRelayError(err) && err.code === 'PG_CONNECT_FAILED' ? classifyPgError(err.cause, { slot, user: postgres.user }) : err;
   }
 }
 
 async function readSlotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
-  return withClient(postgres, async (client) => {
+  return withClient(postgres, "the read of the slot's position (where to start)", async (client) => {
     const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string }>(
       'SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1',
       [slot],

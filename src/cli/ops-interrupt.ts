@@ -101,7 +101,7 @@ export class OpsInterrupt {
     const pid = (client as unknown as { processID: number }).processID;
     let outcome: Outcome;
     try {
-      const { rows } = await withClient(this.postgres, (side) => side.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]));
+      const { rows } = await withClient(this.postgres, 'the cancel of the interrupted statement', (side) => side.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]));
       outcome = rows[0]?.cancelled
         ? { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect', cancelSent: true }
         : { message: 'the cancel did not reach the statement under way (its connection had ended)', effect: 'statements before the signal stay done, none ran after it' };

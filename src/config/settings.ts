@@ -171,12 +171,12 @@ export const SETTINGS = [
     placeholder: '<mode>',
   }),
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against; refused with any other postgres.sslmode, which would not read it.', { placeholder: '<path>' }),
-  setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
+  setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take, PostgreSQL\'s start-up answer included: a server that accepts the TCP connection and never answers (stopped but reachable), or a network path that drops packets, fails the attempt (PG_STREAM_FAILED, retried as an outage; an operator command exits with PG_CONNECT_FAILED). Also the margin of the relay\'s own bound on each query, see postgres.statementTimeout (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
   setting(
     'postgres.statementTimeout',
     'postgres',
     duration(100, 24 * 3_600_000),
-    'How long one SQL statement may run (statement_timeout) before PostgreSQL cancels it: catalog queries, slot and publication commands, republish reads, the heartbeat. Bounds a wait on a lock or on a long transaction (a new slot waits for every transaction open when it was asked for). Not the replication stream (at most 24h).',
+    'How long one SQL statement may run (statement_timeout) before PostgreSQL cancels it: catalog queries, slot and publication commands, republish reads, the heartbeat. Bounds a wait on a lock or on a long transaction (a new slot waits for every transaction open when it was asked for). Not the replication stream. The relay itself waits at most this plus postgres.connectTimeout for the answer to any query (the pre-flight checks, the heartbeat, the slot-lag probe, a standby\'s poll, the start position, operator commands): a server or network path that hangs fails the query (PG_STREAM_FAILED, retried as an outage; an operator command exits with PG_CONNECT_FAILED) instead of holding it silently for good (at most 24h).',
     { default: 2 * 60_000, shownDefault: '2m', placeholder: '<duration>' },
   ),
 

@@ -1,8 +1,9 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
 import { pgRefusal } from './pg-refusals.js';
-import { connectClient, withTextSettings } from '../source/pg-connect.js';
+import { withTextSettings } from '../source/pg-connect.js';
+import { connectBounded, timeoutError } from '../source/pg-timeouts.js';
 
 interface PgError {
   code?: string;
@@ -11,12 +12,25 @@ interface PgError {
 /** admin_shutdown (also pg_terminate_backend), crash_shutdown, cannot_connect_now. */
 const SERVER_GONE_CODES = new Set(['57P01', '57P02', '57P03']);
 
-/** How pg words a connection that ended under a query (its errors carry no SQLSTATE then). */
-const CONNECTION_LOST = /^Connection terminated|^Client has encountered a connection error|^Query read timeout|socket hang up/i;
+/** How pg words a connection that ended under a query (its errors carry no SQLSTATE then); its query timeout is timeoutError's. */
+const CONNECTION_LOST = /^Connection terminated|^Client has encountered a connection error|socket hang up/i;
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', '28P01', '28000', '3D000']);
 
+/** A connection lost under a statement leaves its outcome open: a server may have done it without answering. */
+const STATEMENT_FATE = 'outbox-relay status shows what a statement under way did';
+
+/**
+ * A timeout (timeoutError) under the code of an operator command's lost connection: a command retries nothing.
+ * The start-position read (slotBounds) takes the timeout back out of `cause`, to be retried as the relay does.
+ */
+function lostConnection(timeout: RelayError, fate = ''): RelayError {
+  return new RelayError('PG_CONNECT_FAILED', timeout.message, { cause: timeout, hint: `${timeout.hint}${fate}`, details: timeout.details });
+}
+
 function connectError(err: unknown): RelayError {
+  // connectBounded's timeout, already named.
+  if (isRelayError(err)) return lostConnection(err);
   return new RelayError('PG_CONNECT_FAILED', `cannot connect to PostgreSQL: ${errorMessage(err)}`, {
     cause: err,
     hint: 'check --postgres-url / OUTBOX_RELAY_POSTGRES_URL / DATABASE_URL / PG* variables, the password and pg_hba.conf',
@@ -49,7 +63,7 @@ function opsError(err: unknown, role: string): RelayError {
   if ((code !== undefined && SERVER_GONE_CODES.has(code)) || (code === undefined && CONNECTION_LOST.test(message))) {
     return new RelayError('PG_CONNECT_FAILED', `lost the connection to PostgreSQL during the command: ${message}`, {
       cause: err,
-      hint: 'check that PostgreSQL is up (a restart or a failover ends every connection), then run the command again; outbox-relay status shows what a statement under way did',
+      hint: `check that PostgreSQL is up (a restart or a failover ends every connection), then run the command again; ${STATEMENT_FATE}`,
     });
   }
   const detail = (err as { detail?: string }).detail;
@@ -78,16 +92,15 @@ const REFUSAL_FIXES: Record<string, string> = {
 
 /**
  * One ordinary (not replication) connection for the duration of `work`. The operator commands only run
- * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender.
+ * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender. `what` names
+ * the work's queries in a timeout's message.
  */
-export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(config: pg.ClientConfig, what: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const cli = { ...withTextSettings(config), application_name: 'outbox-relay-cli' };
-  // A socket error after the last query must not crash the process; the active query reports real failures.
-  const watch = (c: pg.Client) => void c.on('error', () => undefined);
-  let client = new pg.Client(cli);
-  watch(client);
+  let client: pg.Client;
   try {
-    client = await connectClient(client, cli, watch);
+    // A socket error after the last query must not crash the process; the active query reports real failures.
+    client = await connectBounded(cli, what, (c) => void c.on('error', () => undefined));
   } catch (err) {
     throw connectError(err);
   }
@@ -97,7 +110,8 @@ export async function withClient<T>(config: pg.ClientConfig, work: (client: pg.C
     role = rows[0]?.role ?? role;
     return await work(client);
   } catch (err) {
-    throw opsError(err, role);
+    const timeout = timeoutError(err, cli, what);
+    throw timeout ? lostConnection(timeout, `; ${STATEMENT_FATE}`) : opsError(err, role);
   } finally {
     // The command's outcome is the work's (or its error): a failing close of a connection it is done with changes nothing.
     await client.end().catch(() => undefined);

@@ -5,6 +5,7 @@ import { formatDuration } from '../config/units.js';
 import { RelayError } from '../errors.js';
 import { settlesWithin } from '../retry.js';
 import { connectClient, withTextSettings } from './pg-connect.js';
+import { KEEPALIVE_IDLE_MS, boundedQuery, timeoutError } from './pg-timeouts.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { msToPgTime, pgTimeToMs } from '../decode/pgoutput.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
@@ -117,13 +118,6 @@ function startReplicationSql(options: StartOptions): string {
 const END_COPY_TIMEOUT_MS = 5_000;
 
 /**
- * TCP keepalive after this long without traffic (Node then probes every second, 10 times): a server host that
- * died or was cut off after it acknowledged everything we sent (a pre-flight query waiting for its answer)
- * fails the connection instead of leaving it waiting for good. The receive timeout covers the stream itself.
- */
-const KEEPALIVE_IDLE_MS = 10_000;
-
-/**
  * PostgreSQL's wal_receiver_timeout, for one replication connection. A server, walsender or network path that
  * hangs while the connection stays open (a stopped or stuck walsender whose kernel still acknowledges our status
  * updates, a path that drops the server's packets) ends nothing: no error, no end, and the relay streamed on in
@@ -218,7 +212,11 @@ export class ReplicationStream {
     // Errors reach onEnd through the active query; this keeps a late socket error from crashing the process.
     const watch = (c: pg.Client) => void c.on('error', () => undefined);
     watch(this.client);
-    this.client = await connectClient(this.client, this.config, watch);
+    try {
+      this.client = await connectClient(this.client, this.config, watch);
+    } catch (err) {
+      throw timeoutError(err, this.config, 'the replication session') ?? err;
+    }
   }
 
   /** The server process of this connection (its walsender once START_REPLICATION runs); null before connect. */
@@ -226,10 +224,13 @@ export class ReplicationStream {
     return (this.client as unknown as { processID: number | null }).processID;
   }
 
-  /** Plain SQL on the replication connection (simple protocol only): used for the pre-flight checks. */
-  async query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
-    const result = await this.client.query<T>(sql);
-    return result.rows;
+  /**
+   * Plain SQL on the replication connection (simple protocol only): used for the pre-flight checks. Bounded as an
+   * ordinary connection's queries are: the receive timeout starts only with the stream, and TCP keepalive passes a
+   * server that is stopped while its kernel answers.
+   */
+  query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
+    return boundedQuery<T>(this.client, this.config, 'a pre-flight query of the replication session', sql);
   }
 
   start(options: StartOptions, handlers: ReplicationHandlers): void {

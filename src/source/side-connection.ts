@@ -1,8 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { settlesWithin } from '../retry.js';
-import { connectClient } from './pg-connect.js';
+import { boundedQuery, connectBounded } from './pg-timeouts.js';
 
 /** How long stop() waits for the connection to close. */
 const STOP_WITHIN_MS = 2000;
@@ -28,7 +28,7 @@ export class SideConnection {
       const client = this.client ?? (await this.connect());
       // Closed while the connection was being opened: close() found nothing to close, so close it here.
       if (this.closed) return void (await this.disconnect());
-      const { rows } = await client.query<R>(sql, params);
+      const rows = await boundedQuery<R>(client, this.connection, this.what, sql, params);
       if (this.closed) return void (await this.disconnect());
       return rows;
     } catch (err) {
@@ -50,23 +50,19 @@ export class SideConnection {
   }
 
   private async connect(): Promise<pg.Client> {
-    const config = { ...this.connection, application_name: this.applicationName };
     // A connection lost between uses surfaces here; the next use reconnects.
     const watch = (c: pg.Client) =>
       void c.on('error', (err) => {
         this.logger.debug({ err: err.message }, 'connection lost');
         if (this.client === c) this.client = undefined;
       });
-    let client = new pg.Client(config);
-    watch(client);
-    try {
-      client = await connectClient(client, config, watch);
-    } catch (err) {
-      await client.end().catch((endErr: unknown) => this.logger.debug({ err: errorMessage(endErr) }, 'closing a failed connection'));
-      throw err;
-    }
-    this.client = client;
-    return client;
+    this.client = await connectBounded({ ...this.connection, application_name: this.applicationName }, this.what, watch);
+    return this.client;
+  }
+
+  /** The query as a timeout names it: by the application_name pg_stat_activity shows. */
+  private get what(): string {
+    return `the ${this.applicationName} query`;
   }
 
   private async disconnect(): Promise<void> {

@@ -1,15 +1,18 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { RetryPolicy } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { OutageLog } from '../outage-log.js';
 import { backoffDelay, sleep } from '../retry.js';
-import { connectClient } from './pg-connect.js';
 import { classifyPgError } from './pg-errors.js';
+import { boundedQuery, connectBounded } from './pg-timeouts.js';
 import { slotHeldSql } from './slot-lock.js';
 
 /** How often a standby looks at the slot: takeover within about this long after the holder let go. */
 const POLL_MS = 1000;
+
+/** The poll, as a timeout's message names it. */
+const POLL = "the standby's check whether the slot is held";
 
 /**
  * A standby's wait for the slot, on one ordinary connection that polls `pg_replication_slots.active` and the
@@ -63,13 +66,8 @@ export class StandbyWait {
   }
 
   private async slotHeld(): Promise<boolean> {
-    if (!this.client) {
-      const watch = (c: pg.Client) => void c.on('error', () => undefined);
-      const client = new pg.Client(this.postgres);
-      watch(client);
-      this.client = await connectClient(client, this.postgres, watch);
-    }
-    const { rows } = await this.client.query<{ held: boolean }>(slotHeldSql(this.slot), [this.slot]);
+    this.client ??= await connectBounded(this.postgres, POLL, (c) => void c.on('error', () => undefined));
+    const rows = await boundedQuery<{ held: boolean }>(this.client, this.postgres, POLL, slotHeldSql(this.slot), [this.slot]);
     return rows[0]?.held === true;
   }
 

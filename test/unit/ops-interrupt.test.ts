@@ -6,7 +6,7 @@ import { RelayError } from '../../src/errors.js';
 let cancelAnswer: boolean | undefined;
 vi.mock('../../src/ops/connection.js', async (original) => {
   const real = await original<typeof import('../../src/ops/connection.js')>();
-  return { ...real, withClient: (config: never, work: never) => (cancelAnswer === undefined ? real.withClient(config, work) : Promise.resolve({ rows: [{ cancelled: cancelAnswer }] })) };
+  return { ...real, withClient: (config: never, what: never, work: never) => (cancelAnswer === undefined ? real.withClient(config, what, work) : Promise.resolve({ rows: [{ cancelled: cancelAnswer }] })) };
 });
 const { OpsInterrupt, exitOnStopSignals } = await import('../../src/cli/ops-interrupt.js');
 

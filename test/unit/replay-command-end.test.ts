@@ -8,7 +8,7 @@ let acknowledgedTo: Lsn = 0n;
 
 // PostgreSQL (the WAL position at start, the slot), the producer and the delivery strategy, as fakes.
 vi.mock('../../src/ops/connection.js', () => ({
-  withClient: async (_config: unknown, work: (client: unknown) => Promise<unknown>) => work({ query: async () => ({ rows: [{ lsn: '0/1000' }] }) }),
+  withClient: async (_config: unknown, _what: string, work: (client: unknown) => Promise<unknown>) => work({ query: async () => ({ rows: [{ lsn: '0/1000' }] }) }),
 }));
 vi.mock('../../src/ops/slots.js', () => ({ findSlot: async () => undefined }));
 vi.mock('../../src/sink/create-sink.js', () => ({ createSink: async () => ({ connect: async () => undefined, send: async () => undefined, close: async () => undefined }) }));

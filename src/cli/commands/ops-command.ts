@@ -71,7 +71,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
     try {
       const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, problems: commandProblems(command) });
       interrupt = new OpsInterrupt(spec.settings, config.postgres, json);
-      const outcome = await withClient(config.postgres, (client) => {
+      const outcome = await withClient(config.postgres, `a query of outbox-relay ${spec.settings}`, (client) => {
         interrupt!.attach(client);
         return work({ config, client, opts, args: command.processedArgs });
       }).catch(async (err: unknown) => {

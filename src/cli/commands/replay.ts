@@ -36,7 +36,7 @@ function slotActive(slot: string, pid: number | null): RelayError {
  * (everything later is new, and the relay's to deliver once it runs again).
  */
 async function replayBound(config: RelayConfig, toLsn: Lsn | undefined): Promise<Lsn> {
-  return withClient(config.postgres, async (client) => {
+  return withClient(config.postgres, 'a query of outbox-relay replay', async (client) => {
     const slot = await findSlot(client, config.slot);
     if (slot?.active) throw slotActive(config.slot, slot.activePid);
     const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
