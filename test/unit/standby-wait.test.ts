@@ -48,12 +48,18 @@ describe('StandbyWait', () => {
     const { lines, logger } = logged();
     const wait = new StandbyWait({}, 's', { initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const abort = new AbortController();
-    const result = wait.untilReleased(abort.signal).catch((err: unknown) => err);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    connectError = undefined;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    abort.abort();
-    expect(await result).toBeUndefined();
+    // Fake time: on a loaded machine 100 ms of real time could hold a single attempt.
+    vi.useFakeTimers();
+    try {
+      const result = wait.untilReleased(abort.signal).catch((err: unknown) => err);
+      await vi.advanceTimersByTimeAsync(100);
+      connectError = undefined;
+      await vi.advanceTimersByTimeAsync(100);
+      abort.abort();
+      expect(await result).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
     expect(lines.filter((l) => l.level === 40).length).toBe(1);
     expect(lines.filter((l) => l.level === 30).length).toBe(1);
     // Several attempts failed (the later ones at debug): once per outage, not once because it failed once.
