@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
-import { OutageLog } from '../outage-log.js';
+import { OutageLog, RepeatedLines } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision, WatchSend } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
@@ -107,6 +107,9 @@ export class Relay {
    */
   private readonly sessionOutage: OutageLog;
   private readonly standbyWait: StandbyWait;
+  /** The sessions' logger, and what each of them decides again at its start, said at info once per relay (a process). */
+  private readonly sourceLogger: Logger;
+  private readonly sessionLines: RepeatedLines;
   /** The server process of the last session that streamed: its walsender, which holds the slot until it ends. */
   private lastWalsender: number | null = null;
   /** Why the relay is reconnecting (the session's last failure and its side), for /readyz and `status`. */
@@ -128,6 +131,8 @@ export class Relay {
       ongoing: 'PostgreSQL still unavailable',
       ended: 'replication connection back: streaming resumed',
     });
+    this.sourceLogger = this.logger.child({ module: 'source' });
+    this.sessionLines = new RepeatedLines(this.sourceLogger);
     this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
@@ -231,7 +236,7 @@ export class Relay {
         // A new session resumes after everything the last one handed over was delivered or dropped.
         await this.delivery.whenIdle();
         if (this.stopRequested || this.deliveryError) break;
-        const session = new Session(this.config, this.delivery, this.logger.child({ module: 'source' }), this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
+        const session = new Session(this.config, this.delivery, this.sourceLogger, this.sessionLines, this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
         // The replication connection and its checks do not depend on the start position: they run while the
         // position is read (a checkpoint from Kafka, the slot's bounds), which shortens every start by the
         // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran

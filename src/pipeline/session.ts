@@ -7,6 +7,7 @@ import type { RelayConfig } from '../config/types.js';
 import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import type { RepeatedLines } from '../outage-log.js';
 import type { OutboxEvent } from '../route/event.js';
 import { MessageMapper } from '../route/message-mapper.js';
 import { RowMapper } from '../route/row-mapper.js';
@@ -37,9 +38,6 @@ interface EventMapper<T> {
  * with the AckTracker deciding every position reported back. A new session (after a reconnect) starts from
  * the newer of the slot's confirmed position and the last position this process confirmed.
  */
-/** The last receive-timeout floor said at info (configured/server's, in ms): the same again is said at debug. */
-let saidReceiveTimeoutFloor: string | undefined;
-
 export class Session {
   readonly ended: Promise<RelayError | undefined>;
   /**
@@ -88,6 +86,8 @@ export class Session {
     private readonly config: RelayConfig,
     private readonly delivery: Delivery,
     private readonly logger: Logger,
+    /** The relay's: what every session start decides alike is said at info once per relay, not once per session. */
+    private readonly repeated: RepeatedLines,
     private readonly observer: RelayObserver,
     private readonly onConfirmed: (lsn: Lsn) => void,
     /** The flush position to report for the confirmed one (a replay window reports an older one, never a newer). */
@@ -208,10 +208,7 @@ export class Session {
     const senderMs = this.slot!.walSenderTimeoutMs;
     if (configured === 0 || configured >= senderMs) return configured;
     // At info once, not at every session start (each attempt of an outage, each exactly-once restart).
-    const said = `${configured}/${senderMs}`;
-    const level = said === saidReceiveTimeoutFloor ? 'debug' : 'info';
-    saidReceiveTimeoutFloor = said;
-    this.logger[level](
+    this.repeated.info(
       { receiveTimeoutMs: configured, walSenderTimeoutMs: senderMs, hint: `set ${settingRef('postgres.receiveTimeout')} to ${formatDuration(senderMs)} or more` },
       `postgres.receiveTimeout is shorter than this server's wal_sender_timeout: the replication connection is given up after ${senderMs} ms without a message instead`,
     );

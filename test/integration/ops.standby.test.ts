@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { waitUntil } from '../../stack/index.js';
+import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
@@ -80,7 +81,7 @@ describe('ops: hot standby on the same slot', () => {
     const logger = pino({ level: 'silent' });
     // Only the checks run (open): neither session starts, so the slot itself never becomes active. The sessions
     // never reach the delivery, which only START_REPLICATION's stream feeds.
-    const sessions = [0, 1].map(() => new Session(config, {} as Delivery, logger, {}, () => undefined));
+    const sessions = [0, 1].map(() => new Session(config, {} as Delivery, logger, new RepeatedLines(logger), {}, () => undefined));
     const opened = await Promise.allSettled(sessions.map((s) => s.open()));
     expect(opened.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
     const winner = sessions[opened.findIndex((o) => o.status === 'fulfilled')]!;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { RelayError } from '../../src/errors.js';
+import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
 import { ReplicationStream } from '../../src/source/replication-stream.js';
@@ -84,7 +85,7 @@ function startSession(flags: Record<string, string> = {}, options: { walSenderTi
   const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', statusInterval: '10m', ...flags }, required: [] });
   const { logger, lines } = capturingLogger('info');
   const delivery = { openSession: () => undefined, endSession: () => undefined, committed: () => undefined, push: () => !options.windowFull } as unknown as Delivery;
-  const session = new Session(config, delivery, logger, {}, () => undefined);
+  const session = new Session(config, delivery, logger, new RepeatedLines(logger), {}, () => undefined);
   const server = fakeServer();
   const stream = new ReplicationStream(config.postgres);
   (stream as unknown as { client: unknown }).client = server.client;

@@ -3,10 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { Lsn } from '../../src/lsn.js';
+import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import type { Delivery } from '../../src/sink/delivery.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+
+const silent = pino({ level: 'silent' });
 
 const COLUMNS = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers'];
 /** The XLogData header before each pgoutput message (positions and send time unused here). */
@@ -17,7 +20,7 @@ describe('Session, Relation messages', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     const pushed: OutboxEvent[] = [];
     const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
-    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
     // What start() would set up, without a connection: the tracker, and a stream that takes the final status.
     const reported: Lsn[] = [];
     const inner = session as unknown as { tracker: AckTracker; stream: unknown; onData(chunk: Buffer, at: number): void };
@@ -102,7 +105,7 @@ describe('Session, Relation messages', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     const pushed: OutboxEvent[] = [];
     const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
-    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
     const inner = session as unknown as { tracker: AckTracker; stream: unknown; onData(chunk: Buffer, at: number): void };
     inner.tracker = new AckTracker(0x100n);
     inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
@@ -129,7 +132,7 @@ function openedSession(table: string, walEnd: Lsn, tablesByOid?: Map<number, unk
   const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', table }, required: [] });
   const pushed: OutboxEvent[] = [];
   const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
-  const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+  const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
   const inner = session as unknown as { tracker: AckTracker; stream: unknown; slot: unknown; onData(chunk: Buffer, at: number): void };
   inner.tracker = new AckTracker(0x100n);
   inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };

@@ -3,9 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { Lsn } from '../../src/lsn.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
+import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
 import { metricValue } from '../support/ops-http.js';
+
+const silent = pino({ level: 'silent' });
 
 const idle = { inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 
@@ -18,7 +21,7 @@ describe('Session start', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'statusInterval': '10s' }, required: [] });
     const metrics = new RelayMetrics();
     const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
-    const session = new Session(config, delivery, pino({ level: 'silent' }), metrics, () => undefined, (confirmed) => metrics.reported(confirmed));
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), metrics, () => undefined, (confirmed) => metrics.reported(confirmed));
     // What open() would leave, without a connection: the slot as found, and a stream that records what it is sent.
     const sent: Lsn[] = [];
     let handlers: StreamHandlers | undefined;
@@ -45,7 +48,7 @@ describe('Session start', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     let opened = 0;
     const delivery = { openSession: () => void opened++, endSession: () => undefined } as unknown as Delivery;
-    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined);
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
     let started = false;
     let closed = false;
     const inner = session as unknown as { slot: unknown; stream: unknown };
@@ -62,7 +65,7 @@ describe('Session start', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
     const reports: Lsn[] = [];
-    const session = new Session(config, delivery, pino({ level: 'silent' }), {}, () => undefined, (confirmed) => (reports.push(confirmed), confirmed));
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined, (confirmed) => (reports.push(confirmed), confirmed));
     const stream = { finished: false, start: () => undefined, sendStatus: async () => undefined, pause: () => undefined, close: async () => undefined };
     const inner = session as unknown as { slot: unknown; stream: unknown; tracker: { keepalive(lsn: Lsn): void }; finish(error: unknown): void };
     inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000 };
