@@ -72,10 +72,10 @@ export class OutageLog {
 }
 
 /**
- * Lines a retried step logs at every attempt though they report no failure: a start whose first attempts failed
- * decides again at each one (reads the checkpoint, chooses the start position). A line is logged at info when it
- * says something new, at debug when it repeats the last one of its message word for word: an outage is its own
- * start and end lines, not an info line per attempt besides.
+ * Lines a retried step logs at every attempt though they report no failure of it: a start whose first attempts
+ * failed decides again at each one (reads the checkpoint, chooses the start position, changes the replay window).
+ * A line is logged at its level when it says something new, at debug when it repeats the last one of its message
+ * word for word: an outage is its own start and end lines, not an info or warn line per attempt besides.
  */
 export class RepeatedLines {
   private readonly said = new Map<string, string>();
@@ -83,8 +83,17 @@ export class RepeatedLines {
   constructor(private readonly logger: Logger) {}
 
   info(fields: Record<string, unknown>, msg: string): void {
+    this.say('info', fields, msg);
+  }
+
+  /** A decision that puts something at risk (WAL PostgreSQL may release), or a step of it that failed and is retried. */
+  warn(fields: Record<string, unknown>, msg: string): void {
+    this.say('warn', fields, msg);
+  }
+
+  private say(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
     const text = JSON.stringify(fields);
-    this.logger[this.said.get(msg) === text ? 'debug' : 'info'](fields, msg);
+    this.logger[this.said.get(msg) === text ? 'debug' : level](fields, msg);
     this.said.set(msg, text);
   }
 }

@@ -18,14 +18,14 @@ import { ReplayWindowPosition, atMostOnceWindowRefused, formatReplayWindow, pars
  */
 export class RecordedReplayWindow {
   private position: ReplayWindowPosition | undefined;
-  /** resolve() runs again at every attempt of a start that failed: the window kept is said once. */
+  /** resolve() runs again at every attempt of a start that failed: the window kept or changed is said once. */
   private readonly decisions: RepeatedLines;
 
   constructor(
     /** The setting; undefined when not given, so the recorded window applies. */
     private readonly setting: ReplayWindowSetting | undefined,
     private readonly store: KafkaCheckpointStore,
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly guarantee: Guarantee,
   ) {
     this.decisions = new RepeatedLines(logger);
@@ -70,7 +70,7 @@ export class RecordedReplayWindow {
     if (!checkpoint || previous === text || slot.active) return;
     if (previous !== undefined && previous !== '0') {
       const held = checkpoint.lsn > slotConfirmed ? checkpoint.lsn - slotConfirmed : 0n;
-      this.logger.warn(
+      this.decisions.warn(
         { previousReplayWindow: previous, replayWindow: text, slotConfirmedLsn: formatLsn(slotConfirmed), checkpointLsn: formatLsn(checkpoint.lsn), walHeldBytes: Number(held) },
         `replay window changed from ${previous} to ${text}: the slot moves forward and PostgreSQL may release WAL the window held (${held} bytes between ${formatLsn(slotConfirmed)} and ${formatLsn(checkpoint.lsn)}); events below the new slot position can then only be re-sent with republish`,
       );
@@ -97,7 +97,7 @@ export class RecordedReplayWindow {
       await producer.send(this.store.topic, this.store.message({ ...checkpoint, writtenAtMs: Date.now() }));
     } catch (err) {
       // The next checkpoint the relay writes records the window too; until then a restart would keep the old one.
-      this.logger.warn({ err: errorMessage(err), topic: this.store.topic }, 'cannot record the new replay window in the checkpoint yet');
+      this.decisions.warn({ err: errorMessage(err), topic: this.store.topic }, 'cannot record the new replay window in the checkpoint yet');
     } finally {
       await producer.close();
     }

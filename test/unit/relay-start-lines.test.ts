@@ -1,6 +1,4 @@
 import { describe, expect, it, vi } from 'vitest';
-import { encodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
-import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
 import { RelayError } from '../../src/errors.js';
 import { capturingLogger, idleDelivery } from '../support/fakes/relay-setup.js';
 import { strategyConfig } from '../support/fakes/strategy-config.js';
@@ -12,16 +10,10 @@ const pgDown = () => new RelayError('PG_STREAM_FAILED', 'connection refused (fak
 
 // The checkpoint topic (a checkpoint at 0/9000 recording a 6h window), the slot's bounds and the replication
 // session, as fakes: no broker, no PostgreSQL.
-vi.mock('../../src/checkpoint/create-checkpoint-client.js', () => ({
-  createCheckpointClient: (): CheckpointClient => ({
-    createTopic: async () => undefined,
-    readAll: async (_topic, onRecord) => {
-      onRecord({ key: 's', value: encodeCheckpoint({ slot: 's', lsn: 0x9000n, commitTimeMs: 0, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '6h' }), partition: 0 });
-      return true;
-    },
-    producer: () => ({ send: async () => undefined, close: async () => undefined }),
-  }),
-}));
+vi.mock('../../src/checkpoint/create-checkpoint-client.js', async () => {
+  const { windowedCheckpointClient } = await import('../support/fakes/windowed-checkpoint.js');
+  return { createCheckpointClient: () => windowedCheckpointClient() };
+});
 vi.mock('../../src/checkpoint/start-position.js', async (original) => ({
   ...(await original<typeof import('../../src/checkpoint/start-position.js')>()),
   slotBounds: async () => {
