@@ -210,7 +210,13 @@ export class Relay {
     // may still drain what an earlier session handed over: the command closes the checkpoint writer only after it,
     // or its last write (before the drain's end) made a takeover re-send what the drain delivered. The stop's
     // own failure is the signal handler's to report.
-    if (outcome.state === 'stopped') await this.stopping?.catch(() => undefined);
+    if (outcome.state === 'stopped') {
+      await this.stopping?.catch(() => undefined);
+      // The loop returned before delivery gave up on Kafka in that drain (the stop found no session, or it ended
+      // first): the exit is the failure's, as it is when the loop sees it.
+      const failure = this.deliveryFailure;
+      if (failure) outcome = await this.halt(failure);
+    }
     if (outcome.state === 'failed') {
       // A failed relay exits: release the producer and timers so the process can end (without a flush when the
       // brokers stopped answering: it waited its whole bound).
@@ -433,6 +439,14 @@ export class Relay {
     return code === 'RETRIES_EXHAUSTED' || code === 'KAFKA_UNAVAILABLE';
   }
 
+  /**
+   * Delivery gave up for good (Kafka unavailable past retry.maxDuration): the relay fails, also when that happens
+   * during a stop's drain. Decided by the error alone, not by which of run() and the stop gets there first.
+   */
+  private get deliveryFailure(): RelayError | undefined {
+    return this.deliveryError && FATAL.has(this.deliveryError.code) ? this.deliveryError : undefined;
+  }
+
   private onDeliveryStopped(error: RelayError): void {
     this.deliveryError = error;
     this.wake.abort();
@@ -540,6 +554,9 @@ export class Relay {
     await session?.close();
     // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).
     await this.deps.sink.close({ flush: drained });
+    // A stop that ended in a failure is no stop: run() reports the failure (its "giving up" line, state failed),
+    // whether its line comes before this point or after it.
+    if (this.deliveryFailure) return;
     this.setState('stopped');
     this.logger.info(this.positions(), 'stopped');
   }
