@@ -4,7 +4,7 @@ import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { OutageLog, RepeatedLines } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
-import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, PoisonDecision, WatchSend } from '../sink/delivery.js';
+import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaWatch, PoisonDecision } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
@@ -140,7 +140,7 @@ export class Relay {
         this.observer.delivered?.(receipts, latencyMs);
         this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes);
       },
-      poison: (event, error, stop, watch) => this.poison(event, error, stop, watch),
+      poison: (event, error, stop, kafka) => this.poison(event, error, stop, kafka),
       stopped: (error) => this.onDeliveryStopped(error),
       // A draining relay reads only to the end of the open source transaction: the session refuses after that.
       windowOpen: () => this.session?.resume(),
@@ -411,9 +411,9 @@ export class Relay {
     }
   }
 
-  private async poison(event: OutboxEvent, error: RelayError, stop: AbortSignal, watch: WatchSend): Promise<PoisonDecision> {
+  private async poison(event: OutboxEvent, error: RelayError, stop: AbortSignal, kafka: KafkaWatch): Promise<PoisonDecision> {
     this.countError(error);
-    return this.deps.onPoison ? this.deps.onPoison(event, error, stop, watch) : 'halt';
+    return this.deps.onPoison ? this.deps.onPoison(event, error, stop, kafka) : 'halt';
   }
 
   /** The delivery dropped its uncommitted events: a new session streams them again from the checkpoint. */

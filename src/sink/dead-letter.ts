@@ -1,13 +1,10 @@
 import type { Logger } from 'pino';
-import type { RetryPolicy } from '../config/types.js';
 import { RelayError, asRelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
-import { OutageLog, type OutageLines } from '../outage-log.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
 import { DEAD_LETTER_PLACEHOLDERS, checkpointTopicRefused, compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
-import { backoffDelay, sleep } from '../retry.js';
-import type { PoisonDecision, WatchSend } from './delivery.js';
+import type { KafkaWatch, PoisonDecision } from './delivery.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import type { Sink, SinkRecord } from './sink.js';
 
@@ -19,12 +16,6 @@ export const DLQ_HEADER = {
   lsn: 'outbox-dlq-source-lsn',
   topic: 'outbox-dlq-original-topic',
 } as const;
-
-const DEAD_LETTER_OUTAGE: OutageLines = {
-  started: 'cannot write the dead letter yet: retrying',
-  ongoing: 'still cannot write the dead letter',
-  ended: 'dead letter written after retrying',
-};
 
 /** Where an event that never got a topic came from (unmappable rows and messages): stands in for ${topic}. */
 function sourceName(event: OutboxEvent): string {
@@ -45,7 +36,6 @@ export class DeadLetters {
   constructor(
     private readonly sink: Sink,
     topicTemplate: string,
-    private readonly retry: RetryPolicy,
     private readonly logger: Logger,
     private readonly observer: RelayObserver = {},
     /** The sink is not the relay's own (exactly-once produces through a transactional one): connect it before the first dead letter. */
@@ -56,7 +46,7 @@ export class DeadLetters {
     this.template = compileTopicTemplate(topicTemplate, 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
   }
 
-  async handle(event: OutboxEvent, error: RelayError, stop: AbortSignal, watch: WatchSend): Promise<PoisonDecision> {
+  async handle(event: OutboxEvent, error: RelayError, stop: AbortSignal, kafka: KafkaWatch): Promise<PoisonDecision> {
     const originalTopic = event.topic || sourceName(event);
     const lsn = formatLsn(event.txn.commitLsn);
     const attempts = String(error.details.attempts ?? 1);
@@ -75,7 +65,7 @@ export class DeadLetters {
       value: event.value,
       headers: { ...event.headers, [DLQ_HEADER.code]: error.code, [DLQ_HEADER.message]: error.message, [DLQ_HEADER.attempts]: attempts, [DLQ_HEADER.lsn]: lsn, [DLQ_HEADER.topic]: event.topic },
     };
-    const failure = await this.send(record, stop, watch);
+    const failure = await this.send(record, stop, kafka);
     if (failure === 'stopped') {
       this.logger.info({ ...context, deadLetterTopic: topic }, 'stopping before the dead letter was written: the event is read again after restart');
       return 'stopped';
@@ -104,30 +94,25 @@ export class DeadLetters {
 
   /**
    * Undefined once written; the error when it was rejected or Kafka stayed unavailable past retry.maxDuration.
-   * Each send is one watched request (the engine counts one Kafka does not answer as its outage; a connect ends at
-   * its own timeout); the attempts Kafka answered with an error are this loop's outage.
+   * Its trouble with Kafka is delivery's outage, whether Kafka leaves a request unanswered or refuses it (an
+   * outage of its own for the refusals made one that met both two outages in the log). A connect ends at its own
+   * timeout.
    */
-  private async send(record: SinkRecord, stop: AbortSignal, watch: WatchSend): Promise<RelayError | 'stopped' | undefined> {
-    const started = Date.now();
-    const outage = new OutageLog(this.logger, DEAD_LETTER_OUTAGE);
+  private async send(record: SinkRecord, stop: AbortSignal, kafka: KafkaWatch): Promise<RelayError | 'stopped' | undefined> {
     for (;;) {
       try {
         if (this.connectFirst) {
           await this.sink.connect();
           this.connectFirst = false;
         }
-        await watch(this.sink.send([record]));
-        outage.recovered({ deadLetterTopic: record.topic });
+        await kafka.send(this.sink.send([record]));
         return undefined;
       } catch (err) {
         // A stop closes the sink: what the send failed with then is the stop's doing, not the dead letter's.
         if (stop.aborted) return 'stopped';
         const error = classifyKafkaError(err);
-        if (!error.retriable || Date.now() - started >= this.retry.maxDurationMs) return error;
-        const delay = backoffDelay(this.retry, outage.attempts);
-        outage.failed({ code: error.code, err: error.message, deadLetterTopic: record.topic, retryInMs: delay });
-        await sleep(delay, stop);
-        if (stop.aborted) return 'stopped';
+        if (!error.retriable) return error;
+        if (!(await kafka.backOff(error))) return stop.aborted ? 'stopped' : error;
       }
     }
   }

@@ -534,11 +534,14 @@ export class DeliveryEngine implements Delivery {
 
   private async poison(event: OutboxEvent, error: RelayError, attempts: number): Promise<boolean> {
     const poisoned = this.eventError(event, error, { attempts });
-    // A dead letter is a produce too: a broker that never answers it is an outage like any other. Each of its
-    // requests is watched, not the policy as a whole: watched as one, a dead letter Kafka refused at every attempt
-    // for longer than the stall timeout was also counted as unanswered, and its one outage logged twice (the
-    // policy's lines and the engine's).
-    const decision = await this.callbacks.poison(event, poisoned, this.abort.signal, (sending) => this.watched(sending));
+    // A dead letter is a produce too: a broker that never answers it or refuses it is this outage like any other.
+    // Each of its requests is watched, not the policy as a whole: watched as one, a dead letter Kafka refused at
+    // every attempt for longer than the stall timeout was also counted as unanswered.
+    const decision = await this.callbacks.poison(event, poisoned, this.abort.signal, {
+      send: (sending) => this.watched(sending),
+      // The policy halts on its own error once the outage is spent: the halt names the event and its dead letter.
+      backOff: async (refused) => !this.outageSpent() && this.backOff(refused, (this.outage?.attempts ?? 0) + 1),
+    });
     if (decision === 'stopped') return false;
     if (decision !== 'skip') return this.fail(decision === 'halt' ? poisoned : decision.halt);
     // A dead letter Kafka took after a wait the stall check counted as an outage ends it: left open until the
@@ -762,12 +765,11 @@ export class DeliveryEngine implements Delivery {
 
   /** Starts or continues an outage; false (and delivery stops) once it lasted retry.maxDuration. */
   private beginRetry(error: RelayError, attempt: number): boolean {
-    const now = Date.now();
-    this.outage ??= { since: now, attempts: 0 };
+    this.outage ??= { since: Date.now(), attempts: 0 };
     this.outage.attempts = Math.max(this.outage.attempts, attempt);
-    if (now - this.outage.since < this.options.retry.maxDurationMs) return true;
+    if (!this.outageSpent()) return true;
     return this.fail(
-      new RelayError('RETRIES_EXHAUSTED', `Kafka unavailable for ${Math.round((now - this.outage.since) / 1000)} s (${this.outage.attempts} attempts): ${error.message}`, {
+      new RelayError('RETRIES_EXHAUSTED', `Kafka unavailable for ${Math.round((Date.now() - this.outage.since) / 1000)} s (${this.outage.attempts} attempts): ${error.message}`, {
         cause: error,
         hint: 'check the brokers; the relay exits so that it is restarted, and resumes from the last confirmed position',
       }),
@@ -781,6 +783,11 @@ export class DeliveryEngine implements Delivery {
     this.callbacks.retrying(error, attempt, delay);
     await sleep(delay, this.abort.signal);
     return !this.dead;
+  }
+
+  /** The outage under way lasted retry.maxDuration. */
+  private outageSpent(): boolean {
+    return this.outage !== undefined && Date.now() - this.outage.since >= this.options.retry.maxDurationMs;
   }
 
   private outageOver(): void {

@@ -18,8 +18,20 @@ export interface DeliveryLimits {
  */
 export type PoisonDecision = 'skip' | 'halt' | 'stopped' | { halt: RelayError };
 
-/** Resolves or rejects as `sending` does, watched meanwhile for a broker that never answers it (DeliveryCallbacks.poison). */
-export type WatchSend = <T>(sending: Promise<T>) => Promise<T>;
+/**
+ * Delivery's Kafka outage as the poison policy's produce requests meet it (DeliveryCallbacks.poison): a request
+ * Kafka leaves unanswered and one it refuses are attempts of the same outage as the engine's own, whichever came
+ * first, so the outage has one start line, one end line and one retry.maxDuration bound.
+ */
+export interface KafkaWatch {
+  /** Resolves or rejects as `sending` does, watched meanwhile for a broker that never answers it (kafka.deliveryTimeout). */
+  send<T>(sending: Promise<T>): Promise<T>;
+  /**
+   * Kafka refused a request with a retriable error: an attempt of the outage, and its backoff. False once delivery
+   * stopped, or when the outage lasted retry.maxDuration: the policy then halts on its own error.
+   */
+  backOff(error: RelayError): Promise<boolean>;
+}
 
 /** `count` events of one source transaction and topic that may be confirmed (`skipped`: dealt with by the poison policy, no record). */
 export interface Receipt {
@@ -41,10 +53,10 @@ export interface DeliveryCallbacks {
   delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void;
   /**
    * The seam for dead-letter policies: called once per record that cannot be produced; `stop` aborts when delivery
-   * stops. Each produce request of the policy goes through `watch`, which counts one Kafka leaves unanswered past
-   * kafka.deliveryTimeout as an outage; the retries between requests Kafka answered are the policy's own to log.
+   * stops. Each produce request of the policy goes through `kafka.send`, and each one Kafka refused with a
+   * retriable error through `kafka.backOff` before the next: its trouble with Kafka is delivery's outage.
    */
-  poison(event: OutboxEvent, error: RelayError, stop: AbortSignal, watch: WatchSend): Promise<PoisonDecision>;
+  poison(event: OutboxEvent, error: RelayError, stop: AbortSignal, kafka: KafkaWatch): Promise<PoisonDecision>;
   /** Delivery stopped for good: a halt decision, or the broker unreachable for longer than retry.maxDuration. */
   stopped(error: RelayError): void;
   /** The in-flight window has room again after being full (only while the session is open). */

@@ -4,17 +4,16 @@ import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { RelayError } from '../../src/errors.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { DeadLetters, DLQ_HEADER } from '../../src/sink/dead-letter.js';
-import type { WatchSend } from '../../src/sink/delivery.js';
+import type { KafkaWatch } from '../../src/sink/delivery.js';
 import type { Sink, SinkRecord } from '../../src/sink/sink.js';
 import { EngineHarness, relayCallbacks, settle } from '../support/fakes/engine-harness.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 
-const retry = { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 50, recordMaxAttempts: 1, recordMaxDurationMs: 0 };
 const logger = pino({ level: 'silent' });
 /** A stop that never comes. */
 const running = new AbortController().signal;
-/** Without a delivery engine nothing watches the sends for a broker that never answers. */
-const unwatched: WatchSend = (sending) => sending;
+/** Without a delivery engine: nothing watches the sends for a broker that never answers, and no outage outlasts a refusal. */
+const unwatched: KafkaWatch = { send: (sending) => sending, backOff: async () => false };
 
 /** A sink that records what it was given and fails with `failure` while it is set. */
 class RecordingSink implements Sink {
@@ -35,6 +34,13 @@ const txn = new AckTracker(0n).begin(0x2000n, 0, 7);
 const event = (extra: Partial<OutboxEvent> = {}): OutboxEvent => ({ topic: 'orders', key: Buffer.from('k'), value: Buffer.from('{"a":1}'), headers: { id: 'e1', type: 'T' }, eventId: 'e1', size: 10, txn, ...extra });
 const tooLarge = new RelayError('RECORD_TOO_LARGE', 'too large', { details: { attempts: 3 } });
 
+const kafkaDown = () => new RelayError('KAFKA_UNAVAILABLE', 'down (fake)', { retriable: true });
+
+/** A request Kafka answers only after `ms` (on faked timers): with `error`, or taking it. */
+function answeredAfter(ms: number, error?: RelayError): Promise<void> {
+  return new Promise((resolve, reject) => setTimeout(() => (error ? reject(error) : resolve()), ms));
+}
+
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -42,7 +48,7 @@ afterEach(() => {
 describe('dead letters', () => {
   it('under exactly-once (a sink the relay does not connect) connects it once before the first dead letter', async () => {
     const sink = new RecordingSink();
-    const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger, {}, true);
+    const dlq = new DeadLetters(sink, '${topic}.dlq', logger, {}, true);
     expect(await dlq.handle(event(), tooLarge, running, unwatched)).toBe('skip');
     expect(await dlq.handle(event(), tooLarge, running, unwatched)).toBe('skip');
     expect(sink.connected).toBe(1);
@@ -52,7 +58,7 @@ describe('dead letters', () => {
   it('writes the record unchanged plus the error headers, counts it, and skips the event', async () => {
     const sink = new RecordingSink();
     const counted: string[] = [];
-    const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger, { deadLettered: (code) => counted.push(code) });
+    const dlq = new DeadLetters(sink, '${topic}.dlq', logger, { deadLettered: (code) => counted.push(code) });
     expect(await dlq.handle(event(), tooLarge, running, unwatched)).toBe('skip');
     expect(sink.sent).toHaveLength(1);
     const [record] = sink.sent;
@@ -73,7 +79,7 @@ describe('dead letters', () => {
 
   it('an event without a topic is named after its table in ${topic}', async () => {
     const sink = new RecordingSink();
-    const dlq = new DeadLetters(sink, '${topic}.dlq', retry, logger);
+    const dlq = new DeadLetters(sink, '${topic}.dlq', logger);
     await dlq.handle(event({ topic: '', headers: { 'outbox-table': 'public.outbox' } }), new RelayError('RECORD_REQUIRED_NULL', 'NULL key'), running, unwatched);
     expect(sink.sent[0]!.topic).toBe('public.outbox.dlq');
     expect(sink.sent[0]!.headers[DLQ_HEADER.topic]).toBe('');
@@ -84,7 +90,7 @@ describe('dead letters', () => {
     const lines: { level: number }[] = [];
     const recording = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number }) });
     const poisoned = new RelayError('RECORD_TOO_LARGE', 'cannot produce event e1 (commit LSN 0/2000): too large', { details: { eventId: 'e1', lsn: '0/2000', attempts: 3 } });
-    const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic', { hint: 'create it' })), 'dlq', retry, recording);
+    const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic', { hint: 'create it' })), 'dlq', recording);
     const decision = await rejected.handle(event(), poisoned, running, unwatched);
     expect(typeof decision === 'object' && decision.halt).toMatchObject({
       code: 'TOPIC_NOT_FOUND',
@@ -95,52 +101,73 @@ describe('dead letters', () => {
     // The halt is the relay's one error line: the dead letter logs none of its own.
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     const unavailable = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
-    const outage = await new DeadLetters(unavailable, 'dlq', retry, logger).handle(event(), tooLarge, running, unwatched);
+    const outage = await new DeadLetters(unavailable, 'dlq', logger).handle(event(), tooLarge, running, unwatched);
     expect(typeof outage === 'object' && outage.halt.code).toBe('KAFKA_UNAVAILABLE');
   });
 
-  it('Kafka unavailable for a while: one warn line when writing the dead letter starts failing, one info line when it is written', async () => {
-    const sink = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
-    const lines: { level: number; msg: string }[] = [];
-    const recording = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
-    const handled = new DeadLetters(sink, 'dlq', { ...retry, maxDurationMs: 60_000 }, recording).handle(event(), tooLarge, running, unwatched);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    sink.failure = undefined;
-    expect(await handled).toBe('skip');
-    expect(sink.sent).toHaveLength(1);
-    expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual(['cannot write the dead letter yet: retrying', 'event dead-lettered: continuing']);
-    expect(lines.filter((l) => l.msg === 'still cannot write the dead letter').length).toBeGreaterThan(1);
-    expect(lines.filter((l) => l.level === 30).map((l) => l.msg)).toEqual(['dead letter written after retrying']);
-  });
-
-  it('through the delivery engine, Kafka refusing it for longer than the stall timeout: one outage start line, one end line (not also the engine’s, as for a request Kafka never answered)', async () => {
+  it.each([
+    // librdkafka answers a request it could not deliver within its message timeout with an error, and the broker
+    // refuses the ones after it at once.
+    { order: 'unanswered past the stall timeout, then refused', answer: (call: number, at: number) => (call === 0 ? answeredAfter(3000, kafkaDown()) : at < 6000 ? Promise.reject(kafkaDown()) : Promise.resolve()) },
+    { order: 'refused, then unanswered past the stall timeout', answer: (_call: number, at: number) => (at < 3000 ? Promise.reject(kafkaDown()) : answeredAfter(3000)) },
+    // Each refusal is answered at once: the stall check must not take the retries for an unanswered request.
+    { order: 'refused for longer than the stall timeout', answer: (_call: number, at: number) => (at < 5000 ? Promise.reject(kafkaDown()) : Promise.resolve()) },
+  ])('through the delivery engine, a dead letter $order: one outage, one start line, one end line once it is written, counted once', async ({ answer }) => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     const { logger, lines } = capturingLogger('debug');
-    const sink = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
-    const dlq = new DeadLetters(sink, 'dlq', { ...retry, initialDelayMs: 200, maxDelayMs: 400, maxDurationMs: 60_000 }, logger);
-    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, relay: relayCallbacks(logger), poison: (e, error, stop, watch) => dlq.handle(e, error, stop, watch) });
+    const counted = { errors: [] as string[], ready: [] as boolean[] };
+    const sink = new RecordingSink();
+    const started = Date.now();
+    let calls = 0;
+    sink.send = async (records) => {
+      await answer(calls++, Date.now() - started);
+      sink.sent.push(...records);
+    };
+    const dlq = new DeadLetters(sink, 'dlq', logger);
+    const relay = relayCallbacks(logger, {
+      observer: { error: (code) => counted.errors.push(code), producerConnected: (up) => counted.ready.push(up) },
+      onPoison: (e, error, stop, kafka) => dlq.handle(e, error, stop, kafka),
+    });
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { initialDelayMs: 200, maxDelayMs: 400 }, relay, poison: relay.poison });
     const { txn: source } = h.begin('m', 0);
     h.push(source, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL (fake)'));
     const end = h.commit(source);
     await settle();
-    // Every attempt is answered at once, with an error, for 5 s: five stall timeouts.
-    await vi.advanceTimersByTimeAsync(5000);
-    sink.failure = undefined;
-    await vi.advanceTimersByTimeAsync(1000);
+    await vi.advanceTimersByTimeAsync(15_000);
     await h.idle();
     expect(sink.sent).toHaveLength(1);
     expect(h.lastConfirmed).toBe(end);
-    // The relay's lines for an outage of the engine's, and the dead letter's own.
-    const outageLines = ['Kafka unavailable: holding the confirmed position and retrying', 'Kafka available again: delivery resumed', 'cannot write the dead letter yet: retrying', 'dead letter written after retrying'];
-    expect(lines.filter((l) => l.level >= 30 && outageLines.includes(l.msg)).map((l) => l.msg)).toEqual(['cannot write the dead letter yet: retrying', 'dead letter written after retrying']);
+    expect(h.stopped).toEqual([]);
+    expect(lines.filter((l) => l.level >= 30).map((l) => `${l.level} ${l.msg}`)).toEqual([
+      '40 Kafka unavailable: holding the confirmed position and retrying',
+      '40 event dead-lettered: continuing',
+      '30 Kafka available again: delivery resumed',
+    ]);
+    // errors_total: the poison event, once (a Kafka outage is not an error there); readiness: lost once, back once.
+    expect(counted).toEqual({ errors: ['RECORD_REQUIRED_NULL'], ready: [false, true] });
+  });
+
+  it('through the delivery engine, Kafka refusing it for retry.maxDuration: the halt is the dead letter’s, naming the event, after the outage’s one start line', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    const { logger, lines } = capturingLogger('debug');
+    const dlq = new DeadLetters(new RecordingSink(kafkaDown()), 'dlq', logger);
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { initialDelayMs: 200, maxDelayMs: 400, maxDurationMs: 5000 }, relay: relayCallbacks(logger), poison: (e, error, stop, kafka) => dlq.handle(e, error, stop, kafka) });
+    const { txn: source } = h.begin('m', 0);
+    h.push(source, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL (fake)'));
+    h.commit(source);
+    await settle();
+    await vi.advanceTimersByTimeAsync(6000);
+    expect(h.stopped.map((e) => [e.code, e.details.eventId, e.details.deadLetterTopic])).toEqual([['KAFKA_UNAVAILABLE', 'bad', 'dlq']]);
+    expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual(['Kafka unavailable: holding the confirmed position and retrying']);
   });
 
   it('a stop ends the retries while Kafka is unavailable: stopped, neither skipped nor a halt, nothing written', async () => {
     const sink = new RecordingSink(new RelayError('KAFKA_UNAVAILABLE', 'down', { retriable: true }));
-    // Retries that would outlast any shutdown grace: a backoff of a minute, for a day.
-    const dlq = new DeadLetters(sink, 'dlq', { ...retry, initialDelayMs: 60_000, maxDelayMs: 60_000, maxDurationMs: 86_400_000 }, logger);
+    const dlq = new DeadLetters(sink, 'dlq', logger);
     const stop = new AbortController();
-    const handled = dlq.handle(event(), tooLarge, stop.signal, unwatched);
+    // A backoff that would outlast any shutdown grace: the stop ends it.
+    const backOff = () => new Promise<boolean>((resolve) => stop.signal.addEventListener('abort', () => resolve(false)));
+    const handled = dlq.handle(event(), tooLarge, stop.signal, { ...unwatched, backOff });
     setTimeout(() => stop.abort(), 20);
     expect(await handled).toBe('stopped');
     expect(sink.sent).toEqual([]);
@@ -148,12 +175,12 @@ describe('dead letters', () => {
 
   it('never writes a dead letter to the checkpoint topic (${topic} of an event refused for naming it names it again): a halt naming the fix', async () => {
     const sink = new RecordingSink();
-    const decision = await new DeadLetters(sink, '${topic}', retry, logger, {}, false, 'ckpt').handle({ ...event(), topic: 'ckpt' }, tooLarge, running, unwatched);
+    const decision = await new DeadLetters(sink, '${topic}', logger, {}, false, 'ckpt').handle({ ...event(), topic: 'ckpt' }, tooLarge, running, unwatched);
     expect(sink.sent).toEqual([]);
     expect(typeof decision === 'object' && decision.halt.message).toContain('"ckpt" is the relay\'s checkpoint topic');
   });
 
   it('refuses placeholders other than ${topic}', () => {
-    expect(() => new DeadLetters(new RecordingSink(), '${table}.dlq', retry, logger)).toThrow(/uses \$\{table\}, which is not one of its placeholders \(\$\{topic\}\)/);
+    expect(() => new DeadLetters(new RecordingSink(), '${table}.dlq', logger)).toThrow(/uses \$\{table\}, which is not one of its placeholders \(\$\{topic\}\)/);
   });
 });

@@ -164,8 +164,8 @@ describe('DeliveryEngine, at-least-once', () => {
       guarantee: 'at-least-once',
       stallTimeoutMs: 20,
       // The dead letter's one request, answered after 1.5 s.
-      poison: async (_event, _error, _stop, watch) => {
-        await watch(sleep(1500));
+      poison: async (_event, _error, _stop, kafka) => {
+        await kafka.send(sleep(1500));
         return 'skip';
       },
     });
@@ -391,7 +391,7 @@ describe('DeliveryEngine, at-least-once', () => {
   it('bounds a dead letter that Kafka never answers: an outage, then RETRIES_EXHAUSTED, nothing confirmed past it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     // The dead-letter write never settles (the plain producer over librdkafka has no message timeout).
-    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, poison: (_event, _error, _stop, watch) => watch(new Promise(() => {})) });
+    const h = new EngineHarness({ guarantee: 'at-least-once', stallTimeoutMs: 1000, retry: { maxDurationMs: 10_000 }, poison: (_event, _error, _stop, kafka) => kafka.send(new Promise(() => {})) });
     const { txn } = h.begin('m', 0);
     h.push(txn, 'bad', new RelayError('RECORD_REQUIRED_NULL', 'payload is NULL (fake)'));
     h.commit(txn);

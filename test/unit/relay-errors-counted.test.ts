@@ -26,7 +26,7 @@ describe('Relay: outbox_relay_errors_total counts every halt and failure once', 
   it('a poison event that halts: counted when its policy is asked, not again at the halt', async () => {
     const { relay, errors, callbacks } = relayOnFakes();
     const poisoned = new RelayError('TOPIC_NOT_FOUND', 'no topic (fake)');
-    expect(await callbacks().poison({ eventId: 'e-1' } as never, poisoned, new AbortController().signal, (sending) => sending)).toBe('halt');
+    expect(await callbacks().poison({ eventId: 'e-1' } as never, poisoned, new AbortController().signal, { send: (sending) => sending, backOff: async () => false })).toBe('halt');
     callbacks().stopped(poisoned);
     expect(await relay.run()).toMatchObject({ state: 'halted', error: poisoned });
     expect(errors).toEqual(['TOPIC_NOT_FOUND']);

@@ -71,7 +71,7 @@ export function runCommand(): Command {
     let deadLetters: DeadLetters | undefined;
     try {
       if (config.delivery.onPoison === 'dead-letter') {
-        deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, config.retry, logger.child({ module: 'dead-letter' }), observer, strategy.sink !== sink, guaranteeConfig(config).checkpointTopic);
+        deadLetters = new DeadLetters(sink, config.delivery.deadLetterTopic, logger.child({ module: 'dead-letter' }), observer, strategy.sink !== sink, guaranteeConfig(config).checkpointTopic);
       }
     } catch (err) {
       process.exitCode = logFailure(logger, err);
@@ -86,7 +86,7 @@ export function runCommand(): Command {
       reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       drainEnded: strategy.drainEnded,
       observer,
-      onPoison: deadLetters && ((event, error, stop, watch) => deadLetters.handle(event, error, stop, watch)),
+      onPoison: deadLetters && ((event, error, stop, kafka) => deadLetters.handle(event, error, stop, kafka)),
     });
     let server: OpsServer | undefined;
     if (config.http.port !== 0) {

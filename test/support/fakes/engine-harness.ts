@@ -4,7 +4,7 @@ import type { Guarantee } from '../../../src/config/guarantee-config.js';
 import type { RetryPolicy } from '../../../src/config/types.js';
 import type { RelayError } from '../../../src/errors.js';
 import type { Lsn } from '../../../src/lsn.js';
-import { Relay } from '../../../src/pipeline/relay.js';
+import { Relay, type RelayDeps } from '../../../src/pipeline/relay.js';
 import type { OutboxEvent } from '../../../src/route/event.js';
 import type { Delivery, DeliveryCallbacks, DeliveryLimits } from '../../../src/sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../../../src/sink/delivery-engine.js';
@@ -137,10 +137,14 @@ export class EngineHarness {
   }
 }
 
-/** The callbacks a Relay on fakes gives its delivery: what it logs of them (the engine's outage, source restarts) goes to `logger`. */
-export function relayCallbacks(logger: Logger): DeliveryCallbacks {
+/**
+ * The callbacks a Relay on fakes gives its delivery: what it logs of them (the engine's outage, source restarts)
+ * goes to `logger`, what it counts of them to `deps.observer`; its poison policy is `deps.onPoison`.
+ */
+export function relayCallbacks(logger: Logger, deps: Pick<RelayDeps, 'observer' | 'onPoison'> = {}): DeliveryCallbacks {
   let callbacks!: DeliveryCallbacks;
   new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000 }) as never, {
+    ...deps,
     logger,
     sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined },
     createDelivery: (given) => {
