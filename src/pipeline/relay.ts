@@ -329,9 +329,14 @@ export class Relay {
         continue;
       }
       const kafkaSide = isKafkaSide(error);
-      if (this.sessionOutage.downMs() >= this.config.retry.maxDurationMs) {
+      // A start that fails on Kafka while delivery's Kafka outage is open (exactly-once restarts the source in it,
+      // and the next session's claim meets the same brokers) is an attempt of that outage, with its backoff and
+      // bound: as a session outage of its own it logged a second start line, and a second end line once streaming.
+      // Delivery ends it, when Kafka takes its next commit.
+      const outage = kafkaSide && this.kafkaOutage.down ? this.kafkaOutage : this.sessionOutage;
+      if (outage.downMs() >= this.config.retry.maxDurationMs) {
         return this.fail(
-          new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round(this.sessionOutage.downMs() / 1000)} s: ${error.message}`, {
+          new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round(outage.downMs() / 1000)} s: ${error.message}`, {
             cause: error,
             hint:
               error.hint ??
@@ -341,11 +346,11 @@ export class Relay {
           }),
         );
       }
-      const delay = backoffDelay(this.config.retry, this.sessionOutage.attempts);
+      const delay = backoffDelay(this.config.retry, outage.attempts);
       this.retryCause = { system: kafkaSide ? 'Kafka' : 'PostgreSQL', code: error.code, message: error.message };
       const lines = kafkaSide ? { started: 'Kafka unavailable while starting a replication session: retrying', ongoing: 'Kafka still unavailable' } : {};
       // Counted in errors_total once per outage, as the warn line is logged once.
-      if (this.sessionOutage.failed({ code: error.code, err: error.message, retryInMs: delay }, lines)) this.observer.error?.(error.code);
+      if (outage.failed({ code: error.code, err: error.message, retryInMs: delay }, lines)) this.observer.error?.(error.code);
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);
     }

@@ -2,6 +2,8 @@ import pino from 'pino';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
+import type { RelayObserver } from '../../src/pipeline/observer.js';
+import type { DeliveryCallbacks } from '../../src/sink/delivery.js';
 import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
@@ -11,12 +13,18 @@ const steps: string[] = [];
 let opens: ('slot-active' | 'free' | 'pg-down')[] = [];
 /** How long each standby wait lasts (on a faked Date). */
 let standbyMs = 0;
+/** How each session ends, in turn: at once after its start with a fatal error (the test's end), or when the relay closes it; past the end: at once. */
+let ends: ('fatal' | 'closed')[] = [];
+/** Told of each session's start. */
+let started: () => void = () => undefined;
 
 // A fake replication session: its checks find the slot held (PG_SLOT_ACTIVE) or free; once started it ends with
-// a fatal error, which ends the test's relay.
+// a fatal error, which ends the test's relay, or when the relay closes it (`ends`).
 vi.mock('../../src/pipeline/session.js', () => ({
   Session: class {
-    ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
+    private onClose = () => undefined as void;
+    ended: Promise<RelayError | undefined> =
+      (ends.shift() ?? 'fatal') === 'fatal' ? Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)')) : new Promise((resolve) => (this.onClose = () => resolve(undefined)));
     streaming = Promise.resolve();
     progressed = Promise.resolve();
     receiveTimeoutMs = 0;
@@ -30,9 +38,12 @@ vi.mock('../../src/pipeline/session.js', () => ({
     }
     start(_lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
       steps.push('start');
+      started();
       return requested ?? 0n;
     }
-    async close(): Promise<void> {}
+    async close(): Promise<void> {
+      this.onClose();
+    }
   },
 }));
 
@@ -49,18 +60,18 @@ vi.mock('../../src/source/standby-wait.js', () => ({
 const { Relay } = await import('../../src/pipeline/relay.js');
 
 /** Runs a relay to its end (the fake session's fatal error) with `sink`; returns the steps. */
-async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' })): Promise<string[]> {
+async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' }), createDelivery: (callbacks: DeliveryCallbacks) => unknown = idleDelivery, observer: RelayObserver = {}): Promise<string[]> {
   const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 }) as never, {
     logger,
     sink,
-    createDelivery: idleDelivery,
+    createDelivery,
     startPosition: async () => {
       steps.push('position');
       return 0x5000n;
     },
     resumePosition: undefined,
     reportPosition: (lsn: Lsn) => lsn,
-    observer: {},
+    observer,
   } as never);
   await relay.run();
   return steps;
@@ -70,6 +81,8 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
   beforeEach(() => {
     steps.length = 0;
     standbyMs = 0;
+    ends = [];
+    started = () => undefined;
   });
 
   it('claims only once the slot was found free, never while waiting as a standby, and reads the position after the claim', async () => {
@@ -114,5 +127,49 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
     expect(await run(sink, logger)).toEqual(['open: free', 'claim', 'open: free', 'claim', 'position', 'start']);
     // Not "replication connection lost": PostgreSQL was fine.
     expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['Kafka unavailable while starting a replication session: retrying']);
+  });
+
+  it('a claim Kafka refuses while delivery\'s Kafka outage is open continues that outage: one start line, one end line once Kafka answers, counted once', async () => {
+    // Session 1 streams until delivery aborts its Kafka transaction in an outage and restarts the source; session
+    // 2's claim is refused (Kafka still down); session 3 claims, and delivery commits again (the outage's end).
+    ends = ['closed', 'closed'];
+    let callbacks!: DeliveryCallbacks;
+    let starts = 0;
+    started = () => {
+      if (++starts === 1) {
+        setImmediate(() => {
+          callbacks.retrying(kafkaDown(), 1, 1);
+          callbacks.restartSource(kafkaDown());
+        });
+      } else {
+        callbacks.recovered(50, 2);
+      }
+    };
+    const sink = new FakeSink();
+    const claim = sink.claim.bind(sink);
+    sink.claim = async () => {
+      if (sink.claims === 1) {
+        sink.claims++;
+        throw kafkaDown();
+      }
+      await claim();
+    };
+    const { logger, lines } = capturingLogger('debug');
+    const errors: string[] = [];
+    const createDelivery = (given: DeliveryCallbacks) => {
+      callbacks = given;
+      return idleDelivery();
+    };
+    expect(await run(sink, logger, createDelivery, { error: (code) => errors.push(code) })).toEqual(['open: free', 'position', 'start', 'open: free', 'open: free', 'start']);
+    expect(sink.claims).toBe(3);
+    expect(lines.filter((l) => l.level === 40 || l.level === 30).map((l) => `${l.level} ${l.msg}`).filter((l) => /Kafka|replication connection/.test(l))).toEqual([
+      '30 connected to Kafka',
+      '40 Kafka unavailable: holding the confirmed position and retrying',
+      '30 Kafka available again: delivery resumed',
+    ]);
+    // The refused claim: an attempt of the outage, at debug.
+    expect(lines.filter((l) => l.level === 20 && l.msg === 'Kafka still unavailable')).toHaveLength(1);
+    // errors_total: the restart (exactly-once source restarts count) and the test's end, not the claim again.
+    expect(errors).toEqual(['KAFKA_UNAVAILABLE', 'PG_SLOT_MISSING']);
   });
 });
