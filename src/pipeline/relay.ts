@@ -310,6 +310,9 @@ export class Relay {
             this.retryCause = undefined;
             this.sessionOutage.recovered();
           });
+        // Kafka answered this session's start (the claim, the checkpoint read) and the source got past it: delivery
+        // decides whether that ends its Kafka outage (nothing left to send again after a restart).
+        void session.progressed.then(() => this.delivery.sourceProgressed());
         error = await session.ended;
       } catch (err) {
         error = asRelayError(err);

@@ -45,6 +45,7 @@ export class ReplayBound {
           inner.committed(txn);
         },
         endSession: (session) => inner.endSession(session),
+        sourceProgressed: () => inner.sourceProgressed(),
         whenIdle: () => inner.whenIdle(),
         stop: () => inner.stop(),
       };

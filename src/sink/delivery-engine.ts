@@ -186,6 +186,17 @@ export class DeliveryEngine implements Delivery {
     this.schedule();
   }
 
+  /**
+   * exactly-once: a restart after an aborted transaction may find nothing to send again (the ambiguous commit went
+   * through, or the outbox is idle); no commit follows then, and left to commit() the outage stayed open (/readyz
+   * 503) until the next outbox event. Only while nothing is queued, in flight or uncommitted: events still pending (an event topic
+   * without a leader while the checkpoint topic answers the session's start) keep the outage and its
+   * retry.maxDuration bound running across restarts.
+   */
+  sourceProgressed(): void {
+    if (this.guarantee === 'exactly-once' && !this.dead && this.idle) this.outageOver();
+  }
+
   whenIdle(): Promise<void> {
     if (this.dead || this.idle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -428,7 +439,8 @@ export class DeliveryEngine implements Delivery {
   private sent(flight: Pick<Flight, 'batch' | 'sentAt'>): void {
     const latencyMs = Date.now() - flight.sentAt;
     // exactly-once delivers nothing before the commit: an acknowledged produce followed by a commit that keeps
-    // failing is one outage, its backoff growing to retry.maxDuration (commit() ends it), not one per session.
+    // failing is one outage, its backoff growing to retry.maxDuration (commit() ends it, or sourceProgressed()
+    // with nothing left to commit), not one per session.
     if (this.guarantee !== 'exactly-once') this.outageOver();
     const receipts = receiptsOf(flight.batch);
     if (this.guarantee === 'at-least-once') this.callbacks.delivered(receipts, latencyMs);

@@ -106,6 +106,13 @@ export interface Delivery {
   committed(txn: SourceTransaction): void;
   /** No more events of `session` follow; what it left incomplete is dropped (exactly-once: aborted). */
   endSession(session: SessionId): void;
+  /**
+   * The current session streamed past its start (a transaction to its commit, a keepalive beyond the start). The
+   * relay starts a session only once Kafka answered its start (exactly-once: the claim of the transactional id and
+   * the checkpoint read), so with nothing left to produce or commit this ends exactly-once's Kafka outage, which
+   * otherwise only a commit ends.
+   */
+  sourceProgressed(): void;
   /** Resolves when nothing is left to produce, acknowledge or commit (or delivery stopped). */
   whenIdle(): Promise<void>;
   /** Stops sending and retrying at once (shutdown's grace period ran out, or the relay gave up). */

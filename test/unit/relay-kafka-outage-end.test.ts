@@ -1,0 +1,170 @@
+import { describe, expect, it, vi } from 'vitest';
+import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
+import type { Guarantee } from '../../src/config/guarantee-config.js';
+import type { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import type { RelayOutcome } from '../../src/pipeline/relay.js';
+import type { OutboxEvent } from '../../src/route/event.js';
+import type { Delivery, DeliveryCallbacks } from '../../src/sink/delivery.js';
+import { DeliveryEngine, type Producing } from '../../src/sink/delivery-engine.js';
+import { FAST_RETRY, settle } from '../support/fakes/engine-harness.js';
+import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
+import { capturingLogger, relayConfig } from '../support/fakes/relay-setup.js';
+
+/** What a session streams: `transaction` decodes one outbox transaction to its commit, `keepalive` one from beyond the start. */
+interface Stream {
+  transaction(name: string, count: number): void;
+  keepalive(): void;
+}
+
+/** What each started session streams, by its number (0 first); past the end: nothing. */
+let streams: ((stream: Stream) => void)[] = [];
+let sessions = 0;
+/** Sessions whose server got past their start (Session.progressed). */
+let progressed = 0;
+
+// A replication session over the relay's real delivery: it opens, streams what `streams` says from its start
+// position into the delivery as Session does (events, then `progressed` at the commit, then the commit), and ends
+// when the relay closes it (a source restart, a stop).
+vi.mock('../../src/pipeline/session.js', () => ({
+  Session: class {
+    private tracker!: AckTracker;
+    private onProgress!: () => void;
+    private onEnd!: (error: RelayError | undefined) => void;
+    readonly progressed = new Promise<void>((resolve) => (this.onProgress = resolve));
+    readonly ended = new Promise<RelayError | undefined>((resolve) => (this.onEnd = resolve));
+    readonly streaming = Promise.resolve();
+    readonly receiveTimeoutMs = 0;
+    readonly reportable = true;
+    readonly reported = undefined;
+    readonly backendPid = null;
+    constructor(
+      _config: unknown,
+      private readonly delivery: Delivery,
+    ) {}
+    get confirmed(): Lsn {
+      return this.tracker.confirmed;
+    }
+    async open(): Promise<void> {}
+    start(lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
+      const start = requested ?? lastConfirmed;
+      this.tracker = new AckTracker(start);
+      this.delivery.openSession(this.tracker);
+      const script = streams[sessions++];
+      let lsn = start;
+      setImmediate(() =>
+        script?.({
+          transaction: (name, count) => {
+            const txn = this.tracker.begin((lsn += 10n), 0, 1);
+            for (let i = 0; i < count; i++) {
+              txn.tracker.add(txn);
+              const event: OutboxEvent = { topic: 't', key: Buffer.from(`${name}.${i}`), value: Buffer.from('{}'), headers: {}, eventId: `${name}.${i}`, size: 10, txn };
+              this.delivery.push(event);
+            }
+            this.progress();
+            this.tracker.commit(txn, (lsn += 10n));
+            this.delivery.committed(txn);
+          },
+          keepalive: () => this.progress(),
+        }),
+      );
+      return start;
+    }
+    private progress(): void {
+      progressed++;
+      this.onProgress();
+    }
+    endIntake(): Lsn | undefined {
+      return undefined;
+    }
+    async close(): Promise<void> {
+      this.onEnd(undefined);
+    }
+  },
+}));
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+/**
+ * A relay over a real delivery engine and `sink`, its checkpoint read the sink's last commit (0x5000 before any):
+ * runs until `done` holds (then stopped) or the relay ends; its outcome, lines and readiness (producerConnected) after.
+ */
+async function run(guarantee: Guarantee, sink: FakeSink, done: () => boolean, maxDurationMs = 60_000) {
+  sessions = 0;
+  progressed = 0;
+  const { logger, lines } = capturingLogger('debug');
+  const ready: boolean[] = [];
+  const retry = { ...FAST_RETRY, maxDelayMs: 2, maxDurationMs };
+  const producing: Producing = guarantee === 'exactly-once' ? { guarantee, sink, slot: 's' } : { guarantee, sink };
+  const checkpoint = async () => sink.commits.at(-1)?.lsn ?? 0x5000n;
+  const relay = new Relay(relayConfig(retry) as never, {
+    logger,
+    sink,
+    createDelivery: (callbacks: DeliveryCallbacks) =>
+      new DeliveryEngine({ producing, limits: { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 }, retry, stallTimeoutMs: 30_000, callbacks }),
+    startPosition: checkpoint,
+    resumePosition: checkpoint,
+    reportPosition: (lsn: Lsn) => lsn,
+    observer: { producerConnected: (connected: boolean) => ready.push(connected) },
+  });
+  const running = relay.run();
+  let outcome: RelayOutcome | undefined;
+  void running.then((o) => (outcome = o));
+  while (!outcome && !done()) await settle();
+  if (!outcome) {
+    await settle(20);
+    await relay.stop({ openTransaction: 'drop' });
+    outcome = await running;
+  }
+  const said = (msg: string) => lines.filter((l) => l.msg === msg).length;
+  return {
+    outcome,
+    relay,
+    started: said('Kafka unavailable: holding the confirmed position and retrying'),
+    ended: said('Kafka available again: delivery resumed'),
+    ready: ready.at(-1),
+  };
+}
+
+describe('Relay, exactly-once: when delivery\'s Kafka outage ends', () => {
+  it('an ambiguous commit that went through, a restart with nothing to send again: the session that streams past its start ends the outage, ready again', async () => {
+    // Session 1's commit reaches Kafka but its answer does not: the transaction is aborted, the source restarts and
+    // reads the checkpoint (moved by that commit); session 2 finds nothing after it, only a keepalive beyond it.
+    streams = [(s) => s.transaction('t', 2), (s) => s.keepalive()];
+    const sink = new FakeSink().scriptCommits('ambiguous');
+    const { outcome, relay, started, ended, ready } = await run('exactly-once', sink, () => progressed === 2);
+    expect(sessions).toBe(2);
+    expect(sink.claims).toBe(2);
+    expect(sink.visible).toEqual(['t.0', 't.1']);
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 1, ready: true });
+    // Nothing was confirmed past what Kafka committed: the checkpoint the second session started from.
+    expect(relay.deliveredLsn).toBe(sink.commits[0]!.lsn);
+    expect(outcome.state).toBe('stopped');
+  });
+
+  it('events to send again in every restart (an event topic Kafka keeps refusing while the claim and the checkpoint read work): one outage, never ended between restarts, RETRIES_EXHAUSTED after retry.maxDuration', async () => {
+    streams = Array.from({ length: 1000 }, () => (s: Stream) => s.transaction('t', 1));
+    const sink = new FakeSink();
+    sink.send = () => Promise.reject(kafkaDown());
+    const startedAt = Date.now();
+    // Stopped after ten times the bound if it never gave up (an outage ended and started again at each restart).
+    const { outcome, started, ended, ready } = await run('exactly-once', sink, () => Date.now() - startedAt > 2000, 200);
+    expect(outcome).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(200);
+    // Each restarted session streamed past its start with the events pending: the outage went on regardless.
+    expect(progressed).toBeGreaterThan(2);
+    expect(sink.claims).toBe(sessions);
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 0, ready: false });
+    expect(sink.commits).toEqual([]);
+  });
+
+  it('at-least-once: the outage still ends when Kafka acknowledges the batch sent again, once', async () => {
+    streams = [(s) => s.transaction('t', 2)];
+    const sink = new FakeSink().scriptSends(kafkaDown());
+    const { outcome, started, ended, ready } = await run('at-least-once', sink, () => sink.written.length === 2);
+    expect(sessions).toBe(1);
+    expect(sink.written).toEqual(['t.0', 't.1']);
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 1, ready: true });
+    expect(outcome.state).toBe('stopped');
+  });
+});
