@@ -309,10 +309,11 @@ export class Relay {
             if (reconnect) this.observer.reconnected?.();
             this.retryCause = undefined;
             this.sessionOutage.recovered();
+            // Kafka answered this session's start too (the claim, the checkpoint read): delivery decides whether
+            // that ends its Kafka outage (nothing left to send again after a restart). On the same terms as the
+            // source's outage: an idle server's keepalives may never pass the start.
+            this.delivery.sourceProgressed();
           });
-        // Kafka answered this session's start (the claim, the checkpoint read) and the source got past it: delivery
-        // decides whether that ends its Kafka outage (nothing left to send again after a restart).
-        void session.progressed.then(() => this.delivery.sourceProgressed());
         error = await session.ended;
       } catch (err) {
         error = asRelayError(err);

@@ -142,6 +142,17 @@ describe('Relay, exactly-once: when delivery\'s Kafka outage ends', () => {
     expect(outcome.state).toBe('stopped');
   });
 
+  it('the same with an idle server, whose keepalives never pass the start: the outage ends once the session streamed for its receive timeout plus retry.maxDelay', async () => {
+    streams = [(s) => s.transaction('t', 2)];
+    const sink = new FakeSink().scriptCommits('ambiguous');
+    let secondAt: number | undefined;
+    // Here the receive timeout is 0 and retry.maxDelay 2 ms: 50 ms of a second session that says nothing.
+    const { started, ended, ready } = await run('exactly-once', sink, () => sessions === 2 && Date.now() - (secondAt ??= Date.now()) > 50);
+    expect(progressed).toBe(1);
+    // Before (the end tied to progress alone): { started: 1, ended: 0, ready: false } until the next outbox event.
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 1, ready: true });
+  });
+
   it('events to send again in every restart (an event topic Kafka keeps refusing while the claim and the checkpoint read work): one outage, never ended between restarts, RETRIES_EXHAUSTED after retry.maxDuration', async () => {
     streams = Array.from({ length: 1000 }, () => (s: Stream) => s.transaction('t', 1));
     const sink = new FakeSink();
