@@ -212,10 +212,10 @@ export class Relay {
     // own failure is the signal handler's to report.
     if (outcome.state === 'stopped') {
       await this.stopping?.catch(() => undefined);
-      // The loop returned before delivery gave up on Kafka in that drain (the stop found no session, or it ended
-      // first): the exit is the failure's, as it is when the loop sees it.
-      const failure = this.deliveryFailure;
-      if (failure) outcome = await this.halt(failure);
+      // The loop returned before delivery stopped in that drain (the stop found no session, or it ended first):
+      // the exit is the failure's or the halt's, as it is when the loop sees it. A halt left there (a record Kafka
+      // refused) was not logged at all: exit 0, the event unnamed.
+      if (this.deliveryError) outcome = await this.halt(this.deliveryError);
     }
     if (outcome.state === 'failed') {
       // A failed relay exits: release the producer and timers so the process can end (without a flush when the

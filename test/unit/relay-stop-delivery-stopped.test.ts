@@ -96,6 +96,13 @@ describe('Relay, a stop whose drain ends because delivery stopped', () => {
     expect({ outcome: outcome.state, last, state, stoppedState: states.includes('stopped') }).toEqual({ outcome: 'failed', last: [[50, 'giving up']], state: 'failed', stoppedState: false });
   });
 
+  it('a halt over a record Kafka refused, stopped in a reconnect\'s backoff: the halt is the outcome, with its error line naming the refusal', async () => {
+    const { lines, outcome } = await stopWhileDeliveryStops(new RelayError('RECORD_TOO_LARGE', 'refused (fake)'), 'reconnecting');
+    // Before: outcome 'stopped' (exit 0) and no error line: the refused event went unnamed.
+    expect(outcome).toMatchObject({ state: 'halted', error: { code: 'RECORD_TOO_LARGE' } });
+    expect(lines.filter((l) => l.level === 50)).toMatchObject([{ code: 'RECORD_TOO_LARGE', msg: expect.stringMatching(/^halted: /) }]);
+  });
+
   it('a halt over a record Kafka refused: Kafka answers, so the last checkpoint is written and the producer flushed, as before', async () => {
     const { drains, closes, outcome } = await stopWhileDeliveryStops(new RelayError('RECORD_TOO_LARGE', 'refused (fake)'));
     expect(outcome).toMatchObject({ state: 'halted', error: { code: 'RECORD_TOO_LARGE' } });
