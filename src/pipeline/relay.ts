@@ -336,7 +336,7 @@ export class Relay {
       // A start that fails on Kafka while delivery's Kafka outage is open (exactly-once restarts the source in it,
       // and the next session's claim meets the same brokers) is an attempt of that outage, with its backoff and
       // bound: as a session outage of its own it logged a second start line, and a second end line once streaming.
-      // Delivery ends it, when Kafka takes its next commit.
+      // Delivery ends it: at its next commit, or a restart that finds nothing left to send (sourceProgressed).
       const outage = kafkaSide && this.kafkaOutage.down ? this.kafkaOutage : this.sessionOutage;
       if (outage.downMs() >= this.config.retry.maxDurationMs) {
         return this.fail(
