@@ -189,9 +189,9 @@ export class DeliveryEngine implements Delivery {
   /**
    * exactly-once: a restart after an aborted transaction may find nothing to send again (the ambiguous commit went
    * through, or the outbox is idle); no commit follows then, and left to commit() the outage stayed open (/readyz
-   * 503) until the next outbox event. Only while nothing is queued, in flight or uncommitted: events still pending (an event topic
-   * without a leader while the checkpoint topic answers the session's start) keep the outage and its
-   * retry.maxDuration bound running across restarts.
+   * 503) until the next outbox event. Only while nothing is queued, in flight or uncommitted: events still pending
+   * (an event topic without a leader while the checkpoint topic answers the session's start) keep the outage and
+   * its retry.maxDuration bound running across restarts.
    */
   sourceProgressed(): void {
     if (this.guarantee === 'exactly-once' && !this.dead && this.idle) this.outageOver();

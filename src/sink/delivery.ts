@@ -107,7 +107,8 @@ export interface Delivery {
   /** No more events of `session` follow; what it left incomplete is dropped (exactly-once: aborted). */
   endSession(session: SessionId): void;
   /**
-   * The current session streamed past its start (a transaction to its commit, a keepalive beyond the start). The
+   * The current session streamed past its start (a transaction to its commit, a keepalive beyond the start), or
+   * for its receive timeout plus retry.maxDelay on an idle server: where the relay ends its own session outage. The
    * relay starts a session only once Kafka answered its start (exactly-once: the claim of the transactional id and
    * the checkpoint read), so with nothing left to produce or commit this ends exactly-once's Kafka outage, which
    * otherwise only a commit ends.
