@@ -129,6 +129,9 @@ async function systemIdentifier(client: pg.Client): Promise<string | undefined> 
   }
 }
 
+/** The start-position read, as its errors and timeouts name it. */
+const SLOT_READ = "the read of the slot's position (where to start)";
+
 /**
  * Where a start position may lie, read on an ordinary connection. A server that cannot be reached (down,
  * restarting, a connection lost mid-query) is retried as the replication connection is, with backoff: an
@@ -140,12 +143,12 @@ export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promi
     return await readSlotBounds(postgres, slot);
   } catch (err) {
     // withClient names a connection that failed, ended or timed out under the query PG_CONNECT_FAILED (ops/connection.ts).
-    throw isRelayError(err) && err.code === 'PG_CONNECT_FAILED' ? classifyPgError(err.cause, { slot, user: postgres.user }) : err;
+    throw isRelayError(err) && err.code === 'PG_CONNECT_FAILED' ? classifyPgError(err.cause, { slot, user: postgres.user, what: SLOT_READ }) : err;
   }
 }
 
 async function readSlotBounds(postgres: pg.ClientConfig, slot: string): Promise<SlotBounds> {
-  return withClient(postgres, "the read of the slot's position (where to start)", async (client) => {
+  return withClient(postgres, SLOT_READ, async (client) => {
     const { rows } = await client.query<{ lsn: string | null; active: boolean | null; wal_end: string }>(
       'SELECT s.confirmed_flush_lsn::text AS lsn, s.active, pg_current_wal_lsn()::text AS wal_end FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1',
       [slot],

@@ -15,7 +15,7 @@ import { checkpointTopicRefused } from '../route/topic-template.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight, type SlotState } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
-import { ReplicationStream, sentAtMs } from '../source/replication-stream.js';
+import { REPLICATION_SESSION, ReplicationStream, sentAtMs } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
@@ -116,7 +116,7 @@ export class Session {
       this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
     } catch (err) {
       await this.stream.close();
-      throw classifyPgError(err, { slot: this.config.slot, user: this.user });
+      throw classifyPgError(err, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION });
     }
   }
 
@@ -167,7 +167,7 @@ export class Session {
           this.onKeepalive(walEnd, reply);
         },
         onQuiet: () => void this.sendStatus(true),
-        onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user })),
+        onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION })),
       },
     );
     this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.statusPeriodMs());

@@ -8,8 +8,16 @@ interface PgError {
   where?: string;
 }
 
+/** Where the error came from: the slot and role the relay works with, and `what` the connection was for (as pg-timeouts names it). */
+export interface PgErrorContext {
+  slot: string;
+  user?: string | undefined;
+  /** Named in the message: the replication session, a standby's poll and the start-position read fail alike, and an on-call engineer looks where it says. */
+  what: string;
+}
+
 /** Turns what `pg` and the server report into RelayErrors that say what to do. */
-export function classifyPgError(err: unknown, context: { slot: string; user?: string }): RelayError {
+export function classifyPgError(err: unknown, context: PgErrorContext): RelayError {
   if (isRelayError(err)) return err;
   const pgErr = err as PgError;
   const message = errorMessage(err);
@@ -44,13 +52,14 @@ export function classifyPgError(err: unknown, context: { slot: string; user?: st
     case '3D000':
     case '28P01':
     case '28000':
-      return new RelayError('PG_CONNECT_FAILED', `PostgreSQL refused the connection: ${message}`, {
+      return new RelayError('PG_CONNECT_FAILED', `PostgreSQL refused the connection for ${context.what}: ${message}`, {
         cause: err,
-        hint: 'check postgres.url / DATABASE_URL / PG* variables, the password and pg_hba.conf (a replication connection needs a matching line for the database)',
+        // Right for the ordinary connections and the replication one alike: both match pg_hba.conf by the database.
+        hint: "check postgres.url / DATABASE_URL / PG* variables, the password and pg_hba.conf: a line for the database must let the relay's role in (a logical replication connection matches the database name, not the replication keyword)",
       });
     default:
       break;
   }
   // Everything else (network errors, server restarts, admin shutdown 57P01, walsender timeouts) is worth a reconnect.
-  return new RelayError('PG_STREAM_FAILED', `PostgreSQL replication connection failed: ${message}`, { cause: err, retriable: true });
+  return new RelayError('PG_STREAM_FAILED', `PostgreSQL connection for ${context.what} failed: ${message}`, { cause: err, retriable: true });
 }

@@ -114,6 +114,9 @@ function startReplicationSql(options: StartOptions): string {
   return `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${pluginOptions.join(', ')})`;
 }
 
+/** The replication connection, as its errors and timeouts name it (beside the relay's ordinary connections). */
+export const REPLICATION_SESSION = 'the replication session';
+
 /** How long close() waits for PostgreSQL to end the replication command before dropping the connection. */
 const END_COPY_TIMEOUT_MS = 5_000;
 
@@ -215,7 +218,7 @@ export class ReplicationStream {
     try {
       this.client = await connectClient(this.client, this.config, watch);
     } catch (err) {
-      throw timeoutError(err, this.config, 'the replication session') ?? err;
+      throw timeoutError(err, this.config, REPLICATION_SESSION) ?? err;
     }
   }
 
@@ -230,7 +233,7 @@ export class ReplicationStream {
    * server that is stopped while its kernel answers.
    */
   query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
-    return boundedQuery<T>(this.client, this.config, 'a pre-flight query of the replication session', sql);
+    return boundedQuery<T>(this.client, this.config, `a pre-flight query of ${REPLICATION_SESSION}`, sql);
   }
 
   start(options: StartOptions, handlers: ReplicationHandlers): void {

@@ -11,7 +11,7 @@ import { slotHeldSql } from './slot-lock.js';
 /** How often a standby looks at the slot: takeover within about this long after the holder let go. */
 const POLL_MS = 1000;
 
-/** The poll, as a timeout's message names it. */
+/** The poll, as its errors and timeouts name it. */
 const POLL = "the standby's check whether the slot is held";
 
 /**
@@ -48,7 +48,7 @@ export class StandbyWait {
       } catch (err) {
         await this.close();
         // A refusal (a wrong password, a missing database) is not cured by polling: the relay gives up with its fix.
-        const error = classifyPgError(err, { slot: this.slot, user: this.postgres.user });
+        const error = classifyPgError(err, { slot: this.slot, user: this.postgres.user, what: POLL });
         if (!error.retriable) throw error;
         if (outage.down && outage.downMs() >= this.retry.maxDurationMs) {
           throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unreachable for ${Math.round(outage.downMs() / 1000)} s: ${errorMessage(err)}`, {

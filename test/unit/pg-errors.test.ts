@@ -1,6 +1,12 @@
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { slotBounds } from '../../src/checkpoint/start-position.js';
 import { classifyPgError } from '../../src/source/pg-errors.js';
+import { StandbyWait } from '../../src/source/standby-wait.js';
+import { closeFakePgServers, fakePgServer } from '../support/fake-pg-server.js';
+
+const SESSION = { slot: 'outbox_relay', what: 'the replication session' };
 
 /** An ErrorResponse as `pg` hands it over: message, SQLSTATE and context fields. */
 function serverError(code: string, message: string, where?: string): Error {
@@ -14,7 +20,7 @@ describe('classifyPgError', () => {
     // The publication was dropped and re-created while the slot existed: the WAL in between names none. Before,
     // PG_STREAM_FAILED, retriable: the relay reconnected for ever (each session's keepalive ended the outage).
     const where = 'slot "outbox_relay", output plugin "pgoutput", in the change callback, associated LSN 0/1A2B3C8';
-    const error = classifyPgError(serverError('42704', 'publication "outbox_relay" does not exist', where), { slot: 'outbox_relay' });
+    const error = classifyPgError(serverError('42704', 'publication "outbox_relay" does not exist', where), SESSION);
     expect(error).toMatchObject({ code: 'PG_PUBLICATION_MISSING', retriable: false, details: { publication: 'outbox_relay', where } });
     expect(error.message).toBe('replication slot "outbox_relay" cannot stream past WAL written while publication "outbox_relay" did not exist: publication "outbox_relay" does not exist');
     expect(error.hint).toContain('outbox-relay slot drop');
@@ -25,14 +31,46 @@ describe('classifyPgError', () => {
     // 16 and 17 say it in CreateDecodingContext; before, that was PG_STREAM_FAILED, retriable, until the next
     // pre-flight found wal_status lost.
     for (const message of ['cannot read from logical replication slot "outbox_relay"', 'can no longer get changes from replication slot "outbox_relay"']) {
-      const error = classifyPgError(serverError('55000', message), { slot: 'outbox_relay' });
+      const error = classifyPgError(serverError('55000', message), SESSION);
       expect(error, message).toMatchObject({ code: 'PG_SLOT_LOST', retriable: false });
       expect(error.message, message).toContain(message);
     }
   });
 
   it('retries other undefined objects, such as a slot dropped between pre-flight and START_REPLICATION: the next pre-flight names it', () => {
-    const error = classifyPgError(serverError('42704', 'replication slot "outbox_relay" does not exist'), { slot: 'outbox_relay' });
+    const error = classifyPgError(serverError('42704', 'replication slot "outbox_relay" does not exist'), SESSION);
     expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
+  });
+});
+
+describe('PostgreSQL errors name the connection they happened on', () => {
+  afterEach(closeFakePgServers);
+
+  it('a lost connection, retried, names what the connection was for', () => {
+    // Before, every one read "PostgreSQL replication connection failed", a standby's poll and the start-position read too.
+    const error = classifyPgError(new Error('Connection terminated unexpectedly'), { slot: 'outbox_relay', what: "the standby's check whether the slot is held" });
+    expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
+    expect(error.message).toBe("PostgreSQL connection for the standby's check whether the slot is held failed: Connection terminated unexpectedly");
+  });
+
+  it("slotBounds: a server that drops the connection under the start-position read is a retriable failure of that read, not of the replication connection", async () => {
+    const error = await slotBounds(await fakePgServer('closes'), 'outbox_relay').catch((err: unknown) => err);
+    expect(error).toMatchObject({
+      code: 'PG_STREAM_FAILED',
+      retriable: true,
+      message: "PostgreSQL connection for the read of the slot's position (where to start) failed: Connection terminated unexpectedly",
+    });
+  });
+
+  it("StandbyWait: a refused login ends the wait naming the standby's poll, with a pg_hba.conf fix right for an ordinary connection", async () => {
+    const retry = { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 };
+    const wait = new StandbyWait(await fakePgServer('refuses'), 'outbox_relay', retry, pino({ level: 'silent' }));
+    const error = await wait.untilReleased(new AbortController().signal).catch((err: unknown) => err);
+    expect(error).toMatchObject({
+      code: 'PG_CONNECT_FAILED',
+      retriable: false,
+      message: 'PostgreSQL refused the connection for the standby\'s check whether the slot is held: password authentication failed for user "relay"',
+      hint: expect.stringContaining("pg_hba.conf: a line for the database must let the relay's role in"),
+    });
   });
 });

@@ -1,6 +1,4 @@
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import type pg from 'pg';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { slotBounds } from '../../src/checkpoint/start-position.js';
@@ -8,34 +6,13 @@ import { withClient } from '../../src/ops/connection.js';
 import { ReplicationStream } from '../../src/source/replication-stream.js';
 import { SideConnection } from '../../src/source/side-connection.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
+import { closeFakePgServers, fakePgServer } from '../support/fake-pg-server.js';
 
 const logger = pino({ level: 'silent' });
 
-/** AuthenticationOk, then ReadyForQuery (idle): a server that trusts the relay and is ready for a query. */
-const STARTUP_DONE = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
-
-const servers: { server: net.Server; sockets: Set<net.Socket> }[] = [];
-
-/**
- * A "PostgreSQL" on a local port that accepts every TCP connection (its kernel still answers) and then either says
- * nothing at all (`silent`: a stopped or stuck postmaster) or completes the start-up and answers no query (`startup`).
- */
-async function hangingServer(answers: 'silent' | 'startup'): Promise<pg.ClientConfig> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    if (answers === 'startup') socket.once('data', () => socket.write(STARTUP_DONE));
-  });
-  servers.push({ server, sockets });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  // Query bound: statement_timeout + connectionTimeoutMillis = 200ms.
-  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port, user: 'relay', database: 'app', connectionTimeoutMillis: 100, statement_timeout: 100 };
-}
-
-/** What the first query of a SideConnection to a hangingServer(`answers`) ends with; the connection is closed after. */
+/** What the first query of a SideConnection to a fakePgServer(`answers`) ends with; the connection is closed after. */
 async function sideConnectionError(answers: 'silent' | 'startup', applicationName: string): Promise<unknown> {
-  const connection = new SideConnection(await hangingServer(answers), applicationName, logger);
+  const connection = new SideConnection(await fakePgServer(answers), applicationName, logger);
   const error = await connection.query('SELECT 1').catch((err: unknown) => err);
   await connection.close();
   return error;
@@ -48,10 +25,7 @@ function streamFailed(message: string, setting: string) {
 
 afterEach(async () => {
   vi.restoreAllMocks();
-  for (const { server, sockets } of servers.splice(0)) {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  await closeFakePgServers();
 });
 
 describe('PostgreSQL connections beside the replication stream, on a server that stops answering', () => {
@@ -68,13 +42,13 @@ describe('PostgreSQL connections beside the replication stream, on a server that
   });
 
   it('StandbyWait: a poll never answered is an outage, retried until retry.maxDuration ends it (RETRIES_EXHAUSTED), not a wait for ever', async () => {
-    const wait = new StandbyWait(await hangingServer('startup'), 's', { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
+    const wait = new StandbyWait(await fakePgServer('startup'), 's', { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const error = await wait.untilReleased(new AbortController().signal).catch((err: unknown) => err);
     expect(error).toMatchObject({ code: 'RETRIES_EXHAUSTED', message: expect.stringContaining("PostgreSQL did not answer the standby's check whether the slot is held within 200ms") });
   });
 
   it('withClient (operator commands): a query never answered fails with PG_CONNECT_FAILED naming the command, the timeout and postgres.statementTimeout', async () => {
-    const error = await withClient(await hangingServer('startup'), 'a query of outbox-relay slot list', async () => 'done').catch((err: unknown) => err);
+    const error = await withClient(await fakePgServer('startup'), 'a query of outbox-relay slot list', async () => 'done').catch((err: unknown) => err);
     expect(error).toMatchObject({
       code: 'PG_CONNECT_FAILED',
       message: expect.stringContaining('PostgreSQL did not answer a query of outbox-relay slot list within 200ms'),
@@ -83,18 +57,18 @@ describe('PostgreSQL connections beside the replication stream, on a server that
   });
 
   it('withClient: a server that never answers the start-up fails with PG_CONNECT_FAILED whose fix names postgres.connectTimeout, not the password', async () => {
-    const error = await withClient(await hangingServer('silent'), 'a query of outbox-relay slot list', async () => 'done').catch((err: unknown) => err);
+    const error = await withClient(await fakePgServer('silent'), 'a query of outbox-relay slot list', async () => 'done').catch((err: unknown) => err);
     expect(error).toMatchObject({ code: 'PG_CONNECT_FAILED', message: expect.stringContaining('within 100ms (postgres.connectTimeout)'), hint: expect.stringContaining('postgres.connectTimeout') });
     expect((error as { hint: string }).hint).not.toContain('password');
   });
 
   it("slotBounds (the start position): a query never answered is the retriable PG_STREAM_FAILED the relay's outage handling retries, naming the query, its timeout and postgres.statementTimeout", async () => {
-    const error = await slotBounds(await hangingServer('startup'), 's').catch((err: unknown) => err);
+    const error = await slotBounds(await fakePgServer('startup'), 's').catch((err: unknown) => err);
     expect(error).toMatchObject(streamFailed("PostgreSQL did not answer the read of the slot's position (where to start) within 200ms", 'postgres.statementTimeout'));
   });
 
   it('ReplicationStream: a pre-flight query never answered fails with the retriable PG_STREAM_FAILED naming the pre-flight, its timeout and postgres.statementTimeout', async () => {
-    const stream = new ReplicationStream(await hangingServer('startup'));
+    const stream = new ReplicationStream(await fakePgServer('startup'));
     await stream.connect();
     const error = await stream.query('IDENTIFY_SYSTEM').catch((err: unknown) => err);
     await stream.close();

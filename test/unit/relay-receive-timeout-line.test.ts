@@ -14,6 +14,7 @@ vi.mock('../../src/source/preflight.js', () => ({
   preflight: async () => ({ confirmedFlush: 0n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 300_000 }),
 }));
 vi.mock('../../src/source/replication-stream.js', () => ({
+  REPLICATION_SESSION: 'the replication session',
   sentAtMs: () => 0,
   ReplicationStream: class {
     finished = false;

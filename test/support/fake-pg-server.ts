@@ -1,0 +1,58 @@
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type pg from 'pg';
+
+/** AuthenticationOk, then ReadyForQuery (idle): a server that trusts the relay and is ready for a query. */
+const STARTUP_DONE = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
+
+/** An ErrorResponse (FATAL, SQLSTATE 28P01) to the start-up: the password was wrong. */
+function authFailed(): Buffer {
+  const fields = Buffer.from('SFATAL\0C28P01\0Mpassword authentication failed for user "relay"\0\0');
+  const header = Buffer.alloc(5);
+  header.write('E');
+  header.writeInt32BE(4 + fields.length, 1);
+  return Buffer.concat([header, fields]);
+}
+
+/**
+ * How the fake server answers each connection after the TCP accept (its kernel still answers):
+ * - `silent`: nothing at all (a stopped or stuck postmaster);
+ * - `startup`: completes the start-up, then answers no query;
+ * - `closes`: completes the start-up, then drops the connection at the first query (a server restart);
+ * - `refuses`: refuses the start-up (wrong password) and leaves its end of the connection open, as a server that
+ *   has not closed it yet.
+ */
+export type FakePgAnswers = 'silent' | 'startup' | 'closes' | 'refuses';
+
+const servers: { server: net.Server; sockets: Set<net.Socket> }[] = [];
+
+/** A "PostgreSQL" on a local port answering as `answers` says; connection settings with 100ms timeouts (a query bound of 200ms). */
+export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientConfig> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let started = false;
+    socket.on('data', () => {
+      if (answers === 'silent') return;
+      if (started) {
+        if (answers === 'closes') socket.destroy();
+        return;
+      }
+      started = true;
+      socket.write(answers === 'refuses' ? authFailed() : STARTUP_DONE);
+    });
+  });
+  servers.push({ server, sockets });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // Query bound: statement_timeout + connectionTimeoutMillis = 200ms.
+  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port, user: 'relay', database: 'app', connectionTimeoutMillis: 100, statement_timeout: 100 };
+}
+
+/** Closes every fake server and its connections (afterEach). */
+export async function closeFakePgServers(): Promise<void> {
+  for (const { server, sockets } of servers.splice(0)) {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
