@@ -15,6 +15,7 @@ export function preferTls(): pg.ClientConfig['ssl'] {
 /**
  * Connects `client`. pg has no prefer mode: given `ssl`, it insists on TLS. So libpq's prefer is done here: when
  * the server has no TLS, a plain client takes the failed one's place (`watch` sets up each new client's listeners).
+ * The caller ends `client` when this throws; a plain client that failed is ended here, as the caller never sees it.
  */
 export async function connectClient(client: pg.Client, config: pg.ClientConfig, watch: (client: pg.Client) => void): Promise<pg.Client> {
   try {
@@ -23,10 +24,18 @@ export async function connectClient(client: pg.Client, config: pg.ClientConfig, 
   } catch (err) {
     const preferred = typeof config.ssl === 'object' && (config.ssl as Record<symbol, unknown>)[PREFERRED] === true;
     if (!preferred || errorMessage(err) !== NO_TLS) throw err;
-    const plain = new pg.Client({ ...config, ssl: false });
-    watch(plain);
+  }
+  // The refused client needs no end: on the server's 'N' pg ended its socket (connection.js), and the server closes on that.
+  const plain = new pg.Client({ ...config, ssl: false });
+  watch(plain);
+  try {
     await plain.connect();
     return plain;
+  } catch (err) {
+    // Its socket stayed open where the server had not closed it yet (a refused login), once per reconnect.
+    // The connection failed: how its end goes changes nothing.
+    await plain.end().catch(() => undefined);
+    throw err;
   }
 }
 

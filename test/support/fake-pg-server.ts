@@ -14,8 +14,12 @@ function authFailed(): Buffer {
   return Buffer.concat([header, fields]);
 }
 
+/** SSLRequest's code (PostgreSQL's protocol, 1234.5679): the client asks for TLS before its start-up. */
+const SSL_REQUEST = 80877103;
+
 /**
- * How the fake server answers each connection after the TCP accept (its kernel still answers):
+ * How the fake server answers each connection after the TCP accept (its kernel still answers), after an 'N' to
+ * an SSLRequest (it has no TLS, as the test stack's PostgreSQL):
  * - `silent`: nothing at all (a stopped or stuck postmaster);
  * - `startup`: completes the start-up, then answers no query;
  * - `closes`: completes the start-up, then drops the connection at the first query (a server restart);
@@ -33,8 +37,9 @@ export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientCon
     sockets.add(socket);
     socket.on('error', () => undefined);
     let started = false;
-    socket.on('data', () => {
+    socket.on('data', (packet) => {
       if (answers === 'silent') return;
+      if (packet.length === 8 && packet.readInt32BE(4) === SSL_REQUEST) return void socket.write('N');
       if (started) {
         if (answers === 'closes') socket.destroy();
         return;
