@@ -4,7 +4,10 @@ import { errorMessage } from '../errors.js';
 /** Marks the `ssl` of postgres.sslmode=prefer; node's TLS options ignore a symbol key. */
 const PREFERRED = Symbol('postgres.sslmode=prefer');
 
-/** pg's error when the server answers the TLS request with "no" (pg/lib/connection.js). */
+/**
+ * pg's error when the server answers the TLS request with "no" (pg/lib/connection.js): no code, only these words.
+ * test/unit/pg-connect.test.ts runs pg against a server without TLS: a pg that words it otherwise fails it.
+ */
 const NO_TLS = 'The server does not support SSL connections';
 
 /** postgres.sslmode=prefer: TLS without verification, as require, but a server without TLS is connected to in plain text. */

@@ -12,7 +12,12 @@ import { connectClient } from './pg-connect.js';
  */
 export const KEEPALIVE_IDLE_MS = 10_000;
 
-/** pg's errors when connectionTimeoutMillis and query_timeout run out (pg/lib/client.js): no code, only these words. */
+/**
+ * pg's errors when connectionTimeoutMillis and query_timeout run out (pg/lib/client.js, 8.x): no code and no
+ * property of their own, only these words. Timers of the relay's own would be a second copy of pg's (which also
+ * take the query out of its queue), so the words are matched, and test/unit/pg-timeouts.test.ts runs pg's real
+ * timeouts against a local server: a pg that words them otherwise fails it instead of leaving a timeout unnamed.
+ */
 const CONNECT_TIMED_OUT = 'timeout expired';
 const QUERY_TIMED_OUT = 'Query read timeout';
 
