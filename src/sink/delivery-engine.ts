@@ -475,8 +475,19 @@ export class DeliveryEngine implements Delivery {
     }
     if (this.guarantee === 'exactly-once') return this.transactionFailed(error, failed.batch);
     // Batches behind the failed one may have been written already; re-sending them after it keeps commit order.
-    this.held = [...flights.slice(1).map((f) => f.batch), ...this.held];
-    await this.retry(failed.batch, error);
+    // Up to the last one Kafka refused a record of, they are re-sent here, one at a time, so that a refused one is
+    // isolated in its turn: held and re-sent whole, it was refused again (with librdkafka a second producer
+    // replaced, and the batches behind it cut off again) before its isolation.
+    let refused = 0;
+    flights.forEach((flight, i) => {
+      if (flight.error && isRecordError(flight.error)) refused = i;
+    });
+    this.held = [...flights.slice(refused + 1).map((f) => f.batch), ...this.held];
+    if (!(await this.retry(failed.batch, error))) return;
+    for (const flight of flights.slice(1, refused + 1)) {
+      const again = flight.error && isRecordError(flight.error) ? flight.error : await this.resend(flight.batch);
+      if (again && !(await this.retry(flight.batch, again))) return;
+    }
   }
 
   /** at-least-once: produces `batch` again with backoff until Kafka takes it; false when delivery stopped. */

@@ -67,30 +67,39 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.lastConfirmed).toBe(end);
   });
 
-  it('a request cut off by a record refused behind it (the sink replaced the producer) is re-sent at once, no outage, and the refused one meets the poison policy', async () => {
+  it('a request cut off by a record refused behind it (the sink replaced the producer) is re-sent at once, no outage, and the refused one is isolated in its turn, not re-sent whole first', async () => {
     const poisoned: string[] = [];
+    // a's first call hangs (it is cut off below); Kafka refuses b.1 whenever it is sent, alone or not.
+    const sink = new FakeSink(2).scriptSends('hang');
+    const send = sink.send.bind(sink);
+    sink.send = (records) => {
+      if (records.some((r) => r.key!.toString() === 'b.1')) sink.scriptSends(recordTooLarge());
+      return send(records);
+    };
     const h = new EngineHarness({
       guarantee: 'at-least-once',
-      limits: { batchMaxEvents: 1 },
-      // a in flight when Kafka refuses b's record; alone, b is refused again (its record retries).
-      sink: new FakeSink(2).scriptSends('hang', recordTooLarge(), 'ok', recordTooLarge(), recordTooLarge()),
+      sink,
       poison: async (event) => {
         poisoned.push(event.eventId);
         return 'skip';
       },
     });
-    h.transaction('a', 1);
-    const end = h.transaction('b', 1);
+    h.transaction('a', 2);
+    const end = h.transaction('b', 2);
     await settle();
-    // The sink replaced the producer over b's refusal: a's call, still waiting for its reports, fails with it.
+    // The sink replaced the producer over b.1's refusal: a's call, still waiting for its reports, fails with it.
     h.sink.calls[0]!.answer.reject(collateralFailure('the producer was closed before every record of the batch had its delivery report (fake)'));
     await h.idle();
-    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['a.0'], ['b.0'], ['b.0']]);
-    // Before: a retried as a Kafka outage (a warn line, not ready, then 'available again').
+    // Before: [b.0, b.1] went out whole again after a's re-send, refused a second time (with librdkafka a second
+    // producer replaced), and only then was isolated.
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 'a.1'], ['b.0', 'b.1'], ['a.0', 'a.1'], ['b.0'], ['b.1'], ['b.1']]);
+    // The refused request, then b.1 alone for its retry.recordMaxAttempts (2): 4 before.
+    expect(h.sink.calls.filter((c) => c.ids.includes('b.1'))).toHaveLength(3);
+    // Earlier: a retried as a Kafka outage (a warn line, not ready, then 'available again').
     expect(h.retrying).toEqual([]);
     expect(h.recovered).toBe(0);
-    expect(poisoned).toEqual(['b.0']);
-    expect(h.sink.written).toEqual(['a.0']);
+    expect(poisoned).toEqual(['b.1']);
+    expect(h.sink.written).toEqual(['a.0', 'a.1', 'b.0']);
     expect(h.lastConfirmed).toBe(end);
   });
 
