@@ -16,7 +16,7 @@ import { RepeatedLines } from '../outage-log.js';
 import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
 import { createTransactionalSink } from '../sink/create-sink.js';
-import type { Sink } from '../sink/sink.js';
+import type { PlainSink, Sink } from '../sink/sink.js';
 import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
@@ -36,7 +36,7 @@ export interface DeliveryStrategy {
 
 export interface StrategyOptions {
   /** The plain producer of the at-least-once and at-most-once modes (kafka.client picks it). */
-  plainSink: Sink;
+  plainSink: PlainSink;
   /** For the replay-window gauge. */
   registry?: Registry;
   /** `replay`: --start-lsn re-delivers, so it may not lie beyond what was delivered (run's may skip forward). */

@@ -4,10 +4,10 @@ import type { RelayConfig } from '../config/types.js';
 import { KafkaSink } from './kafka-sink.js';
 import { RdKafkaSink } from './rdkafka-sink.js';
 import { RdKafkaTransactionalSink } from './rdkafka-transactional-sink.js';
-import type { Sink, TransactionalSink } from './sink.js';
+import type { PlainSink, TransactionalSink } from './sink.js';
 
 /** The sink for `kafka.client`. */
-export async function createSink(config: RelayConfig['kafka'], logger: Logger): Promise<Sink> {
+export async function createSink(config: RelayConfig['kafka'], logger: Logger): Promise<PlainSink> {
   return config.client === 'rdkafka' ? RdKafkaSink.create(config, logger) : new KafkaSink(config, logger);
 }
 

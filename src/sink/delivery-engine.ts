@@ -10,7 +10,7 @@ import { InFlightWindow } from './in-flight-window.js';
 import { classifyKafkaError, isCollateral, isRecordError } from './kafka-errors.js';
 import { bytesOf, receiptsOf } from './receipts.js';
 import { RecordRetries } from './record-retry.js';
-import type { Sink, TransactionalSink } from './sink.js';
+import type { PlainSink, TransactionalSink } from './sink.js';
 import { transactionFlags } from './transaction-errors.js';
 
 /** One produce request on its way: settled when Kafka answered. */
@@ -19,6 +19,16 @@ interface Flight {
   sentAt: number;
   settled: boolean;
   error?: RelayError;
+}
+
+/** Delivery's Kafka outage under way. */
+interface Outage {
+  since: number;
+  attempts: number;
+  /** at-most-once: the topics of the batches it dropped, which checkKafka() asks about while delivery is idle. */
+  dropped?: Set<string>;
+  /** A checkKafka() loop runs for it. */
+  checking?: boolean;
 }
 
 /** exactly-once: what producing a refused request's events one by one found (DeliveryEngine.probe). */
@@ -33,7 +43,7 @@ type Probe = { refused: OutboxEvent; error: RelayError } | { accepted: true } | 
 const PROBE_ATTEMPTS = 3;
 
 /** How a guarantee produces: plainly, or inside Kafka transactions that carry the checkpoint (exactly-once). */
-export type Producing = { guarantee: 'at-least-once' | 'at-most-once'; sink: Sink } | { guarantee: 'exactly-once'; sink: TransactionalSink; slot: string };
+export type Producing = { guarantee: 'at-least-once' | 'at-most-once'; sink: PlainSink } | { guarantee: 'exactly-once'; sink: TransactionalSink; slot: string };
 
 export interface EngineOptions {
   producing: Producing;
@@ -97,7 +107,7 @@ export class DeliveryEngine implements Delivery {
   private waitingSince = 0;
   private coalesceTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
-  private outage: { since: number; attempts: number } | undefined;
+  private outage: Outage | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   /** When the send outside the flights still waiting started (a re-send, a record alone, a dead letter). */
   private soloSince: number | undefined;
@@ -256,7 +266,9 @@ export class DeliveryEngine implements Delivery {
       if (batch[0]!.error) return this.sequential(() => this.unmappable(batch[0]!));
       this.launch(batch);
     }
-    if (this.idle) this.wakeIdle();
+    if (!this.idle) return;
+    this.wakeIdle();
+    if (this.outage?.dropped && !this.outage.checking) void this.checkKafka(this.outage);
   }
 
   /**
@@ -579,8 +591,39 @@ export class DeliveryEngine implements Delivery {
   private dropped(batch: OutboxEvent[], error: RelayError): void {
     this.outage ??= { since: Date.now(), attempts: 0 };
     this.outage.attempts++;
+    this.outage.dropped ??= new Set();
+    for (const event of batch) this.outage.dropped.add(event.topic);
     this.callbacks.dropped(batch.length, error);
     this.leave(batch.length, bytesOf(batch));
+  }
+
+  /**
+   * at-most-once, idle in an outage that dropped batches: only an acknowledged batch ended it (sent()), and with an
+   * idle outbox none came, so the relay stayed not ready with no end line, and the outage's old start made a later
+   * stall or dead letter give up at its first attempt. Kafka is asked instead whether every partition of the
+   * dropped batches' topics has a leader again, at once and then after each backoff of the outage (its attempts,
+   * its debug lines, its retry.maxDuration bound); the answer ends it unless a batch was dropped meanwhile. Not
+   * while anything is queued or in flight: that batch's own answer ends or continues the outage.
+   */
+  private async checkKafka(outage: Outage): Promise<void> {
+    outage.checking = true;
+    const current = () => !this.dead && this.outage === outage && this.idle;
+    try {
+      for (let attempts = outage.attempts; current(); attempts = outage.attempts) {
+        try {
+          await this.plain().checkLeaders(outage.dropped!);
+        } catch (err) {
+          if (!current() || !(await this.backOff(classifyKafkaError(err), outage.attempts + 1))) return;
+          continue;
+        }
+        if (current() && outage.attempts === attempts) this.outageOver();
+        return;
+      }
+    } finally {
+      outage.checking = false;
+      // Left because a batch came or was dropped meanwhile: idle again with the outage open, step() starts anew.
+      this.schedule();
+    }
   }
 
   /** exactly-once: a produce failed inside the open Kafka transaction. */
@@ -855,6 +898,13 @@ export class DeliveryEngine implements Delivery {
       this.beginRetry(error, 0);
     }, STALL_CHECK_MS);
     this.stallTimer.unref();
+  }
+
+  /** at-least-once and at-most-once only: the plain sink. */
+  private plain(): PlainSink {
+    const producing = this.options.producing;
+    if (producing.guarantee === 'exactly-once') throw new Error('exactly-once produces inside Kafka transactions only');
+    return producing.sink;
   }
 
   /** exactly-once only: the transactional sink and the slot its checkpoints are keyed by. */

@@ -5,7 +5,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { lazyRequire } from '../lazy-require.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import { settlesWithin } from '../retry.js';
-import type { CloseOptions, Sink, SinkRecord } from './sink.js';
+import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
 
@@ -64,7 +64,7 @@ function kafkajsCompression(config: KafkaSettings): CompressionTypes {
  * duplicate records but never leaves a gap. Topics are checked once through a metadata request, so a missing
  * topic is reported as such instead of after kafkajs' metadata retries.
  */
-export class KafkaSink implements Sink {
+export class KafkaSink implements PlainSink {
   private readonly producer: Producer;
   private readonly admin: Admin;
   private readonly topics: TopicCheck;
@@ -81,7 +81,7 @@ export class KafkaSink implements Sink {
     });
     this.admin = kafka.admin();
     this.topics = new TopicCheck(
-      (topic) => this.admin.fetchTopicMetadata({ topics: [topic] }),
+      (topic) => this.admin.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.topics.flatMap((t) => t.partitions)),
       (err) => (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION',
     );
     this.compression = kafkajsCompression(config);
@@ -101,6 +101,14 @@ export class KafkaSink implements Sink {
     try {
       await this.topics.check(topicMessages.map((t) => t.topic));
       await this.producer.sendBatch({ topicMessages, acks: -1, compression: this.compression });
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
+  }
+
+  async checkLeaders(topics: Iterable<string>): Promise<void> {
+    try {
+      await this.topics.leaders(topics);
     } catch (err) {
       throw classifyKafkaError(err);
     }

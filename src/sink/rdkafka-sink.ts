@@ -6,7 +6,7 @@ import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isRecordErrorCode, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
-import type { CloseOptions, Sink, SinkRecord } from './sink.js';
+import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
 import { TopicCheck } from './topic-check.js';
 
 /** How long close() and a producer replacement wait for queued records before disconnecting. */
@@ -48,7 +48,7 @@ interface Connected {
  * earlier one: seen at every start, when the first calls all wait for metadata), and no call hands over anything
  * behind one that could not hand over all its records (see send()).
  */
-export class RdKafkaSink implements Sink {
+export class RdKafkaSink implements PlainSink {
   readonly pipelineDepth = 4;
   private connected: Connected | undefined;
   private readonly admin: KafkaJS.Admin;
@@ -74,7 +74,7 @@ export class RdKafkaSink implements Sink {
     private readonly logger: Logger,
   ) {
     this.admin = kafka.admin();
-    this.topics = new TopicCheck((topic) => this.admin.fetchTopicMetadata({ topics: [topic] }), isUnknownTopic);
+    this.topics = new TopicCheck((topic) => this.admin.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
   }
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */
@@ -140,6 +140,14 @@ export class RdKafkaSink implements Sink {
         await this.replace(connected!);
         this.heldBelow = this.sends;
       }
+      throw classifyRdKafkaError(err);
+    }
+  }
+
+  async checkLeaders(topics: Iterable<string>): Promise<void> {
+    try {
+      await this.topics.leaders(topics);
+    } catch (err) {
       throw classifyRdKafkaError(err);
     }
   }

@@ -46,7 +46,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
-    this.topics = new TopicCheck((topic) => this.admin!.fetchTopicMetadata({ topics: [topic] }), isUnknownTopic);
+    this.topics = new TopicCheck((topic) => this.admin!.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
   }
 
   private properties(): KafkaJS.ProducerConstructorConfig {

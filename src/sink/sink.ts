@@ -38,6 +38,16 @@ export interface Sink {
   close(options?: CloseOptions): Promise<void>;
 }
 
+/** The sink of at-least-once and at-most-once, on either client. */
+export interface PlainSink extends Sink {
+  /**
+   * Asks the brokers now (nothing cached) for the metadata of `topics`: resolves when every partition of each has a
+   * leader, else rejects with a classified error; one request per topic, each bounded by the client's timeout.
+   * At-most-once asks it while idle in an outage that dropped batches, where no batch comes to show Kafka is back.
+   */
+  checkLeaders(topics: Iterable<string>): Promise<void>;
+}
+
 export interface CloseOptions {
   flush: boolean;
 }

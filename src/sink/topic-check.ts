@@ -1,5 +1,11 @@
 import { RelayError } from '../errors.js';
 
+/** A partition as both clients' admin metadata name it: its leader's broker id, -1 without one. */
+export interface PartitionLeader {
+  partitionId: number;
+  leader: number;
+}
+
 /**
  * Asks the broker about each topic once, before its first produce, so that a missing topic is reported as
  * such right away instead of after the client's metadata retries (or librdkafka's propagation timeout).
@@ -8,25 +14,42 @@ export class TopicCheck {
   private readonly known = new Set<string>();
 
   constructor(
-    private readonly fetchMetadata: (topic: string) => Promise<unknown>,
+    private readonly fetchMetadata: (topic: string) => Promise<readonly PartitionLeader[]>,
     private readonly isUnknownTopic: (err: unknown) => boolean,
   ) {}
 
   async check(topics: Iterable<string>): Promise<void> {
     for (const topic of topics) {
       if (this.known.has(topic)) continue;
-      try {
-        await this.fetchMetadata(topic);
-      } catch (err) {
-        if (this.isUnknownTopic(err)) {
-          throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist and the broker does not create topics automatically`, {
-            hint: `create it (kafka-topics.sh --create --topic ${topic}) or enable auto.create.topics.enable on the broker`,
-            details: { topic },
-          });
-        }
-        throw err;
-      }
+      await this.partitions(topic);
       this.known.add(topic);
+    }
+  }
+
+  /**
+   * Asks the broker again, whatever is known: rejects unless every partition of each topic has a leader, which
+   * takes its writes. (Not proof against all: a partition below min.insync.replicas still refuses acks=all.)
+   */
+  async leaders(topics: Iterable<string>): Promise<void> {
+    for (const topic of topics) {
+      const leaderless = (await this.partitions(topic)).filter((p) => p.leader < 0).map((p) => p.partitionId);
+      if (leaderless.length > 0) {
+        throw new RelayError('KAFKA_UNAVAILABLE', `partitions ${leaderless.join(', ')} of topic "${topic}" have no leader`, { retriable: true, details: { topic } });
+      }
+    }
+  }
+
+  private async partitions(topic: string): Promise<readonly PartitionLeader[]> {
+    try {
+      return await this.fetchMetadata(topic);
+    } catch (err) {
+      if (this.isUnknownTopic(err)) {
+        throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist and the broker does not create topics automatically`, {
+          hint: `create it (kafka-topics.sh --create --topic ${topic}) or enable auto.create.topics.enable on the broker`,
+          details: { topic },
+        });
+      }
+      throw err;
     }
   }
 }

@@ -53,6 +53,8 @@ class FakeNativeProducer {
 
 /** Topics whose metadata request fails (a broker that does not answer it yet). */
 const metadataFails = new Set<string>();
+/** Topics whose metadata names no leader for their partition 1 (its leader's broker down). */
+const leaderless = new Set<string>();
 /** Topics whose metadata request is answered only once the promise settles. */
 const metadataWaits = new Map<string, Promise<void>>();
 
@@ -65,7 +67,7 @@ vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
       fetchTopicMetadata: async ({ topics }: { topics: string[] }) => {
         for (const t of topics) await metadataWaits.get(t);
         if (topics.some((t) => metadataFails.has(t))) throw new Error('Local: Broker transport failure (fake)');
-        return { topics: [] };
+        return topics.map((name) => ({ name, partitions: [0, 1].map((partitionId) => ({ partitionId, leader: partitionId === 1 && leaderless.has(name) ? -1 : 1 })) }));
       },
     }),
   }),
@@ -255,5 +257,20 @@ describe('RdKafkaSink after close()', () => {
     const error = await Promise.race([sink.send([record(0)]).then(() => 'resolved', (err: RelayError) => err), tick().then(() => 'pending')]);
     expect(FakeNativeProducer.made).toHaveLength(1);
     expect(typeof error === 'string' ? error : { code: error.code, retriable: error.retriable }).toEqual({ code: 'KAFKA_UNAVAILABLE', retriable: false });
+  });
+});
+
+describe('RdKafkaSink.checkLeaders (at-most-once asks it while idle in an outage that dropped batches)', () => {
+  it('asks the brokers each time, cached topics too: a partition without a leader or a failed request is unavailable, every partition led resolves', async () => {
+    const { sink } = await connectedSink();
+    const outcome = () => sink.checkLeaders(['orders']).then(() => 'resolved', (err: RelayError) => `${err.code}: ${err.message}`);
+    leaderless.add('orders');
+    expect(await outcome()).toBe('KAFKA_UNAVAILABLE: partitions 1 of topic "orders" have no leader');
+    leaderless.clear();
+    metadataFails.add('orders');
+    expect(await outcome()).toBe('KAFKA_UNAVAILABLE: Kafka produce failed: Local: Broker transport failure (fake)');
+    metadataFails.clear();
+    expect(await outcome()).toBe('resolved');
+    await sink.close();
   });
 });

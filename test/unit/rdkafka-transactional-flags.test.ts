@@ -41,7 +41,7 @@ const producer = {
 vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
   ...(await original<typeof import('../../src/sink/rdkafka-client.js')>()),
   createRdKafkaClient: async () => ({
-    admin: () => ({ connect: async () => undefined, disconnect: async () => undefined, fetchTopicMetadata: async () => ({ topics: [] }) }),
+    admin: () => ({ connect: async () => undefined, disconnect: async () => undefined, fetchTopicMetadata: async () => [] }),
     producer: () => producer,
   }),
 }));

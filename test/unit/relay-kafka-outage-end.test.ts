@@ -74,6 +74,8 @@ vi.mock('../../src/pipeline/session.js', () => ({
       progressed++;
       this.onProgress();
     }
+    /** at-most-once reports the position before each hand-off. */
+    async reportPosition(): Promise<void> {}
     endIntake(): Lsn | undefined {
       return undefined;
     }
@@ -120,7 +122,8 @@ async function run(guarantee: Guarantee, sink: FakeSink, done: () => boolean, ma
   return {
     outcome,
     relay,
-    started: said('Kafka unavailable: holding the confirmed position and retrying'),
+    // at-most-once's outage starts with its first dropped batch, in words of its own.
+    started: said('Kafka unavailable: holding the confirmed position and retrying') + said('Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)'),
     ended: said('Kafka available again: delivery resumed'),
     ready: ready.at(-1),
   };
@@ -177,5 +180,39 @@ describe('Relay, exactly-once: when delivery\'s Kafka outage ends', () => {
     expect(sink.written).toEqual(['t.0', 't.1']);
     expect({ started, ended, ready }).toEqual({ started: 1, ended: 1, ready: true });
     expect(outcome.state).toBe('stopped');
+  });
+});
+
+describe('Relay, at-most-once: when delivery\'s Kafka outage ends with an idle outbox', () => {
+  // A batch Kafka refuses is dropped and opens the outage; before, only the next acknowledged batch ended it, so with
+  // nothing more to send the relay stayed not ready, without an end line: { started: 1, ended: 0, ready: false }.
+  it('Kafka back: every partition of the dropped batch\'s topic led again ends the outage once, ready, nothing sent again', async () => {
+    streams = [(s) => s.transaction('t', 2)];
+    const sink = new FakeSink().scriptSends(kafkaDown());
+    sink.leaders = kafkaDown();
+    const startedAt = Date.now();
+    const { outcome, started, ended, ready } = await run('at-most-once', sink, () => {
+      // Kafka answers again after three checks that found it down.
+      if (sink.leaderChecks.length === 3) sink.leaders = 'ok';
+      return sink.leaderChecks.length > 3 || Date.now() - startedAt > 1000;
+    });
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 1, ready: true });
+    expect(sink.leaderChecks).toEqual([['t'], ['t'], ['t'], ['t']]);
+    // Dropped, as at-most-once's contract says: neither re-sent nor kept.
+    expect(sink.calls).toHaveLength(1);
+    expect(sink.written).toEqual([]);
+    expect(outcome.state).toBe('stopped');
+  });
+
+  it('Kafka still down: not ready, no end line, checked again with backoff until retry.maxDuration of it gives up', async () => {
+    streams = [(s) => s.transaction('t', 2)];
+    const sink = new FakeSink().scriptSends(kafkaDown());
+    sink.leaders = kafkaDown();
+    const startedAt = Date.now();
+    // Stopped after ten times the bound if it never gave up.
+    const { outcome, started, ended, ready } = await run('at-most-once', sink, () => Date.now() - startedAt > 2000, 200);
+    expect(sink.leaderChecks.length).toBeGreaterThan(2);
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 0, ready: false });
+    expect(outcome).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
   });
 });

@@ -13,7 +13,7 @@ import { combineObservers } from '../../pipeline/observer.js';
 import { Relay } from '../../pipeline/relay.js';
 import { ReplayBound } from '../../pipeline/replay-bound.js';
 import { createSink } from '../../sink/create-sink.js';
-import type { Sink } from '../../sink/sink.js';
+import type { PlainSink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, errorJson, exitCodeOf, reportError } from '../exit.js';
 import { addSettingOptions, commandProblems, flagValues, lsnValue } from '../options.js';
@@ -61,7 +61,7 @@ export function replayCommand(): Command {
     let toLsn: Lsn | undefined;
     let lastCommit: Lsn;
     let logger: Logger;
-    let sink: Sink;
+    let sink: PlainSink;
     let mode: OutputMode;
     // Until the relay runs, the replay only reads (the slot, the WAL position) and loads the Kafka client: a stop
     // signal ends it at once.

@@ -1,6 +1,6 @@
 import type { Checkpoint } from '../../../src/checkpoint/checkpoint.js';
 import { RelayError } from '../../../src/errors.js';
-import type { SinkRecord, TransactionalSink } from '../../../src/sink/sink.js';
+import type { PlainSink, SinkRecord, TransactionalSink } from '../../../src/sink/sink.js';
 
 /** A promise whose outcome the test decides. */
 export interface Deferred {
@@ -37,7 +37,7 @@ type Step = 'ok' | 'hang' | RelayError;
  * a read_committed consumer sees). Each call takes the next scripted step (default 'ok'); 'hang' leaves the call
  * to the test (`calls[i].answer`), which decides whether it was written.
  */
-export class FakeSink implements TransactionalSink {
+export class FakeSink implements TransactionalSink, PlainSink {
   readonly calls: SendCall[] = [];
   readonly written: string[] = [];
   readonly visible: string[] = [];
@@ -45,6 +45,9 @@ export class FakeSink implements TransactionalSink {
   /** How many records were visible after each commit: where the commits fell in the stream. */
   readonly visibleAtCommits: number[] = [];
   aborts = 0;
+  /** What checkLeaders answers: 'ok' (every partition led) or the error; each call's topics in `leaderChecks`. */
+  leaders: 'ok' | RelayError = 'ok';
+  readonly leaderChecks: string[][] = [];
   connects = 0;
   claims = 0;
   private open: string[] = [];
@@ -136,6 +139,11 @@ export class FakeSink implements TransactionalSink {
   private abortNow(): void {
     this.aborts++;
     this.open = [];
+  }
+
+  async checkLeaders(topics: Iterable<string>): Promise<void> {
+    this.leaderChecks.push([...topics]);
+    if (this.leaders !== 'ok') throw this.leaders;
   }
 
   async close(): Promise<void> {}
