@@ -56,6 +56,32 @@ describe('ops: readiness follows the broker and the halt state', () => {
       relay.signal('SIGTERM');
       expect(await relay.exited).toBe(0);
     });
+
+    it.each(['rdkafka', 'kafkajs'])('at-most-once, --kafka-client %s: a batch dropped while Kafka is down makes it not ready; back, with nothing more to send, ready again with one end line', async (client) => {
+      const setup = await setupOutbox(db(), { brokers: broker.brokers, extraArgs: ['--delivery-guarantee', 'at-most-once', '--kafka-client', client] });
+      const http = await httpArgs();
+      const relay = startRelay([...setup.args, ...http.args, ...FAST_RETRY]);
+      await waitForEndpoint(`${http.base}/readyz`, 'ready', (r) => r.status === 200);
+
+      await broker.stop();
+      await insertEvents(db(), 1);
+      await relay.waitForMessage('Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)', 30_000);
+      const down = await waitForEndpoint(`${http.base}/readyz`, 'not ready while Kafka is down', (r) => r.status === 503);
+      expect(JSON.parse(down.body)).toMatchObject({ ready: false, producerConnected: false });
+
+      // No event after the broker is back: only the relay's own check of the dropped batch's topic can end the
+      // outage (until 2026-12-04 the relay stayed not ready until the next event).
+      await broker.start();
+      const up = await waitForEndpoint(`${http.base}/readyz`, 'ready after Kafka is back, with an idle outbox', (r) => r.status === 200, 90_000);
+      expect(JSON.parse(up.body)).toMatchObject({ ready: true, producerConnected: true });
+      expect(relay.logs.filter((l) => l.msg === 'Kafka available again: delivery resumed')).toHaveLength(1);
+
+      const after = await insertEvents(db(), 2);
+      const records = await readTopic(setup.topic, { expected: after.length, brokers: broker.brokers });
+      expect(records.map((r) => r.key)).toEqual(after.map((e) => e.id));
+      relay.signal('SIGTERM');
+      expect(await relay.exited).toBe(0);
+    });
   });
 
   it('halted on a poison event: alive, not ready, the error counted, until an operator stops it', async () => {
