@@ -171,8 +171,31 @@ const SKIPPED: Record<number, SkippedMessage['kind']> = {
   0x4f: 'origin', // O
 };
 
-/** The message starts at `at` in `buf` (the replication client passes the CopyData chunk and the header's length, saving a Buffer per message). */
+/** The messages the decoder reads, by tag: named when one ends before its fields. */
+const DECODED: Record<number, string> = {
+  0x42: 'Begin', // B
+  0x43: 'Commit', // C
+  0x52: 'Relation', // R
+  0x49: 'Insert', // I
+  0x4d: 'Message', // M
+};
+
+/**
+ * The message starts at `at` in `buf` (the replication client passes the CopyData chunk and the header's length,
+ * saving a Buffer per message); `buf` ends where the message does.
+ */
 export function decodePgOutput(buf: Buffer, at = 0): PgOutputMessage {
+  try {
+    return decodeMessage(buf, at);
+  } catch (err) {
+    // Buffer's reads throw RangeError past the end: one catch here stands for a length check per field.
+    if (!(err instanceof RangeError)) throw err;
+    const tag = buf[at]!;
+    throw protocolError(`${DECODED[tag]} message ('${String.fromCharCode(tag)}') ends before its fields: ${buf.length - at} bytes`, { messageBytes: buf.length - at });
+  }
+}
+
+function decodeMessage(buf: Buffer, at: number): PgOutputMessage {
   const tag = buf[at];
   switch (tag) {
     case 0x42: // B
@@ -252,8 +275,12 @@ function readCString(buf: Buffer, offset: number): [string, number] {
   return [buf.toString('utf8', offset, end), end + 1];
 }
 
-function protocolError(message: string): RelayError {
-  return new RelayError('PG_PROTOCOL', `pgoutput: ${message}`, { hint: 'this is a bug or an unsupported server version; please report it with the server version' });
+/** A message pgoutput (protocol version 1) does not send: the relay cannot tell what the WAL held there. */
+export function protocolError(message: string, details?: Record<string, unknown>): RelayError {
+  return new RelayError('PG_PROTOCOL', `pgoutput: ${message}`, {
+    hint: 'this is a bug or an unsupported server version; please report it with the server version. The relay stopped before this message and did not confirm past it',
+    details,
+  });
 }
 
 /** PostgreSQL timestamps count microseconds from 2000-01-01; JavaScript counts milliseconds from 1970-01-01. */

@@ -4,7 +4,7 @@ import { guaranteeConfig } from '../config/guarantee-config.js';
 import { settingRef } from '../config/settings.js';
 import { formatDuration } from '../config/units.js';
 import type { RelayConfig } from '../config/types.js';
-import { decodePgOutput, pgTimeToMs, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
+import { decodePgOutput, pgTimeToMs, protocolError, type LogicalMessage, type RelationMessage } from '../decode/pgoutput.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { RepeatedLines } from '../outage-log.js';
@@ -15,7 +15,7 @@ import { checkpointTopicRefused } from '../route/topic-template.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight, type SlotState } from '../source/preflight.js';
 import { classifyPgError } from '../source/pg-errors.js';
-import { REPLICATION_SESSION, ReplicationStream, sentAtMs } from '../source/replication-stream.js';
+import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
@@ -25,6 +25,20 @@ const MIN_STATUS_PERIOD_MS = 50;
 
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
 const HELD_BACK_WARN_TRANSACTIONS = 1000;
+
+/**
+ * `error`, raised for the message at `walPosition`, naming that position and the open transaction: the decoder and
+ * the mappers know neither, and a report of an undecodable message or a halt on a schema change needs both.
+ */
+function atWalPosition(error: RelayError, walPosition: Lsn, xid: number | undefined): RelayError {
+  const where = `WAL position ${formatLsn(walPosition)}, ${xid === undefined ? 'outside a transaction' : `xid ${xid}`}`;
+  return new RelayError(error.code, `${error.message} (${where})`, {
+    retriable: error.retriable,
+    cause: error.cause,
+    hint: error.hint,
+    details: { ...error.details, walPosition: formatLsn(walPosition), xid },
+  });
+}
 
 /** A row mapper or the logical-message mapper: what `enqueue` needs of either. */
 interface EventMapper<T> {
@@ -255,9 +269,7 @@ export class Session {
           // null: a published table no mapping names. Never announced (undefined), the row might be an outbox row:
           // passed over, it would be confirmed without reaching Kafka.
           if (mapper === undefined) {
-            throw new RelayError('PG_PROTOCOL', `pgoutput: an Insert of relation ${msg.relationId}, which no Relation message announced on this connection`, {
-              hint: 'this is a bug or an unsupported server version; please report it with the server version. The relay stopped before this row and did not confirm past it',
-            });
+            throw protocolError(`an Insert of relation ${msg.relationId}, which no Relation message announced on this connection`, { relationId: msg.relationId });
           }
           // A filtered row adds nothing to its transaction, which then still commits and advances the position.
           if (!mapper || !txn) break;
@@ -276,7 +288,7 @@ export class Session {
       }
     } catch (err) {
       const error = isRelayError(err) ? err : new RelayError('INTERNAL', `decoding failed: ${(err as Error).message}`, { cause: err });
-      this.failLocally(error);
+      this.failLocally(atWalPosition(error, walStartOf(chunk), this.txn?.xid));
     }
   }
 

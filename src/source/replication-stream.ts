@@ -57,6 +57,11 @@ interface PgConnection {
 const XLOG_DATA_HEADER = 25;
 const XLOG_DATA_SEND_TIME = XLOG_DATA_HEADER - 8;
 
+/** Where in the WAL the XLogData message `chunk` starts (its walStart): the record the pgoutput message in it decodes. */
+export function walStartOf(chunk: Buffer): Lsn {
+  return chunk.readBigUInt64BE(1);
+}
+
 /** When the walsender sent the XLogData message `chunk` (its send time, by PostgreSQL's clock), in ms since the epoch. */
 export function sentAtMs(chunk: Buffer): number {
   return pgTimeToMs(chunk.readBigInt64BE(XLOG_DATA_SEND_TIME));

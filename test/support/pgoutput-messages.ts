@@ -55,3 +55,15 @@ export function relationMessage(table: string, columns: string[], schema = 'publ
   }
   return Buffer.concat(parts);
 }
+
+/** 'M' (pg_logical_emit_message): flags (bit 0: transactional), its LSN, the prefix, then the content with its length. */
+export function logicalMessage(prefix: string, content: string, transactional = true, lsn = 0n): Buffer {
+  const head = Buffer.alloc(10);
+  head.write('M');
+  head[1] = transactional ? 1 : 0;
+  head.writeBigUInt64BE(lsn, 2);
+  const bytes = Buffer.from(content);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([head, Buffer.from(`${prefix}\0`), length, bytes]);
+}

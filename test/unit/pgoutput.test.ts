@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { decodePgOutput, RecentText, TupleValues } from '../../src/decode/pgoutput.js';
-import { beginMessage, commitMessage, insertMessage as insert } from '../support/pgoutput-messages.js';
+import { beginMessage, commitMessage, insertMessage as insert, logicalMessage, relationMessage } from '../support/pgoutput-messages.js';
 
 function decodedValues(message: Buffer): TupleValues {
   const msg = decodePgOutput(message);
@@ -70,5 +70,20 @@ describe('pgoutput Insert values', () => {
     expect(decodedValues(insert(['e-1', `${'x'.repeat(99)}y`])).recentText(1, recent)).toBe(`${'x'.repeat(99)}y`);
     expect([null, 'unchanged'].map((v) => decodedValues(insert(['e-1', v])).recentText(1, recent))).toEqual([null, null]);
     expect(decodedValues(insert(['e-1'])).recentText(1, recent)).toBeNull();
+  });
+});
+
+describe('pgoutput messages cut short', () => {
+  // Before, Buffer's reads threw RangeError, which the session reported as INTERNAL "decoding failed: The value of "offset" is out of range".
+  it.each([
+    ['Begin', beginMessage(0x200n, 7).subarray(0, 12)],
+    ['Commit', commitMessage(0x200n, 0x210n).subarray(0, 20)],
+    ['Relation', relationMessage('outbox', ['id', 'payload']).subarray(0, -6)],
+    ['Message', logicalMessage('outbox', '{}').subarray(0, -4)],
+    ['Insert', insert(['e-1']).subarray(0, 7)],
+  ])('%s message ending before its fields: PG_PROTOCOL naming it, not a RangeError', (name, message) => {
+    expect(() => decodePgOutput(message)).toThrow(
+      expect.objectContaining({ code: 'PG_PROTOCOL', message: `pgoutput: ${name} message ('${name[0]}') ends before its fields: ${message.length} bytes` }),
+    );
   });
 });

@@ -123,6 +123,40 @@ describe('Session, Relation messages', () => {
   });
 });
 
+describe('Session, messages it cannot decode', () => {
+  it('halts with PG_PROTOCOL naming the WAL position and xid on a Commit cut short, without confirming the transaction', async () => {
+    const { session, pushed, tracker, feed } = openedSession('public.outbox', 0x1000n);
+    feed(beginMessage(0x300n, 7), 0x2f0n);
+    feed(relationMessage('outbox', COLUMNS), 0x2f8n);
+    feed(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']), 0x2f8n);
+    feed(commitMessage(0x300n, 0x310n).subarray(0, 20), 0x300n);
+    const error = await session.ended;
+    // Before: INTERNAL "decoding failed: The value of "offset" is out of range…", with neither position nor xid.
+    expect(error).toMatchObject({ code: 'PG_PROTOCOL', details: { walPosition: '0/300', xid: 7 } });
+    expect(error!.message).toBe("pgoutput: Commit message ('C') ends before its fields: 20 bytes (WAL position 0/300, xid 7)");
+    expect(pushed.map((e) => e.eventId)).toEqual(['e-1']);
+    tracker.acknowledge(pushed[0]!.txn);
+    expect(tracker.confirmed).toBe(0x100n);
+  });
+
+  it('halts with PG_PROTOCOL on a Begin cut short, outside any transaction', async () => {
+    const { session, feed } = openedSession('public.outbox', 0x1000n);
+    feed(beginMessage(0x300n, 7).subarray(0, 12), 0x2f0n);
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'PG_PROTOCOL', details: { walPosition: '0/2F0' } });
+    expect(error!.message).toBe("pgoutput: Begin message ('B') ends before its fields: 12 bytes (WAL position 0/2F0, outside a transaction)");
+  });
+
+  it('names the WAL position and xid of a Relation that lacks a mapped column (SCHEMA_COLUMN_MISSING)', async () => {
+    const { session, feed } = openedSession('public.outbox', 0x1000n);
+    feed(beginMessage(0x300n, 7), 0x2f0n);
+    feed(relationMessage('outbox', COLUMNS.filter((c) => c !== 'payload')), 0x2f8n);
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'SCHEMA_COLUMN_MISSING', details: { column: 'payload', walPosition: '0/2F8', xid: 7 } });
+    expect(error!.message).toMatch(/ \(WAL position 0\/2F8, xid 7\)$/);
+  });
+});
+
 /**
  * A session as start() leaves it, without a connection, mapping `table`; pre-flight found the table under relation
  * 0x4001 (relationMessage's; `tablesByOid` replaces what it found) and the WAL at `walEnd`. `row` feeds one transaction with one outbox row, announced
@@ -137,14 +171,19 @@ function openedSession(table: string, walEnd: Lsn, tablesByOid?: Map<number, unk
   inner.tracker = new AckTracker(0x100n);
   inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
   inner.slot = { confirmedFlush: 0x100n, walStatus: 'reserved', tablesByOid: tablesByOid ?? new Map([[0x4001, config.tables[0]!]]), walEnd };
-  const feed = (message: Buffer) => inner.onData(Buffer.concat([XLOG_HEADER, message]), XLOG_HEADER.length);
+  /** `walStart`: where the XLogData message starts in the WAL (errors name it). */
+  const feed = (message: Buffer, walStart = 0n) => {
+    const header = Buffer.alloc(XLOG_HEADER.length);
+    header.writeBigUInt64BE(walStart, 1);
+    inner.onData(Buffer.concat([header, message]), header.length);
+  };
   const row = (commitLsn: Lsn, id: string, name: string, schema?: string) => {
     feed(beginMessage(commitLsn, Number(commitLsn)));
     feed(relationMessage(name, COLUMNS, schema));
     feed(insertMessage([id, 'order', 'o-1', 'OrderPlaced', '{"a":1}', '{}']));
     feed(commitMessage(commitLsn, commitLsn + 0x10n));
   };
-  return { session, pushed, tracker: inner.tracker, row };
+  return { session, pushed, tracker: inner.tracker, row, feed };
 }
 
 /** The session has not ended (a halt ends it at once). */
