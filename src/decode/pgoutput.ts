@@ -214,8 +214,10 @@ function decodeMessage(buf: Buffer, at: number): PgOutputMessage {
       const transactional = (buf[at + 1]! & 1) === 1;
       const lsn = buf.readBigUInt64BE(at + 2);
       const [prefix, next] = readCString(buf, at + 10);
-      const length = buf.readUInt32BE(next);
-      return { tag: 'message', transactional, lsn, prefix, content: buf.subarray(next + 4, next + 4 + length) };
+      const end = next + 4 + buf.readUInt32BE(next);
+      // subarray would stop at the buffer's end: the event would be relayed with its content cut short.
+      if (end > buf.length) throw protocolError(`the content of a Message (prefix "${prefix}") runs past the end of the message`, { prefix, contentBytes: end - next - 4, messageBytes: buf.length - at });
+      return { tag: 'message', transactional, lsn, prefix, content: buf.subarray(next + 4, end) };
     }
     default: {
       const kind = tag === undefined ? undefined : SKIPPED[tag];

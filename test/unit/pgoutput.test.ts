@@ -73,6 +73,35 @@ describe('pgoutput Insert values', () => {
   });
 });
 
+describe('pgoutput Relation and Message', () => {
+  it('decodes a Relation: its id, schema, table, and each column with its type and whether it is in the key', () => {
+    expect(decodePgOutput(relationMessage('outbox', ['id', 'payload'], 'app'))).toEqual({
+      tag: 'relation',
+      relationId: 0x4001,
+      schema: 'app',
+      table: 'outbox',
+      columns: [
+        { name: 'id', typeOid: 25, isKey: true },
+        { name: 'payload', typeOid: 3802, isKey: false },
+      ],
+    });
+  });
+
+  it('decodes a logical message, transactional or not, its content as sent (multi-byte UTF-8, empty)', () => {
+    const message = decodePgOutput(logicalMessage('outbox', '{"id":"e-1"}\nGrüße', true, 0x1a2b3cn));
+    expect(message).toMatchObject({ tag: 'message', transactional: true, lsn: 0x1a2b3cn, prefix: 'outbox' });
+    if (message.tag !== 'message') throw new Error('not a message');
+    expect(message.content.toString()).toBe('{"id":"e-1"}\nGrüße');
+    expect(decodePgOutput(logicalMessage('heartbeat', '', false, 0x10n))).toEqual({ tag: 'message', transactional: false, lsn: 0x10n, prefix: 'heartbeat', content: Buffer.alloc(0) });
+  });
+
+  it('refuses a logical message whose content length runs past the end of the message, instead of relaying the content cut short', () => {
+    const message = logicalMessage('outbox', '{"id":"e-1"}\n{"a":1}');
+    // Before: decoded with the content's last 3 bytes missing.
+    expect(() => decodePgOutput(message.subarray(0, -3))).toThrow(expect.objectContaining({ code: 'PG_PROTOCOL', details: expect.objectContaining({ prefix: 'outbox', contentBytes: 20 }) }));
+  });
+});
+
 describe('pgoutput messages cut short', () => {
   // Before, Buffer's reads threw RangeError, which the session reported as INTERNAL "decoding failed: The value of "offset" is out of range".
   it.each([
