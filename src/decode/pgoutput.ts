@@ -75,11 +75,19 @@ export class TupleValues {
     return new TupleValues(Buffer.from(values.filter((v) => v !== null).join('')), bounds);
   }
 
-  /** The value as text; `null` for SQL NULL, an unchanged TOASTed value, or a column index the row lacks. */
+  /**
+   * How many columns the row has. The session holds an Insert to its Relation message's count, so that a column
+   * index the mappers compiled from that message is one of the row's: none past the end reads as NULL.
+   */
+  get columns(): number {
+    return this.bounds.length >> 1;
+  }
+
+  /** The value as text; `null` for SQL NULL or an unchanged TOASTed value. */
   text(i: number): string | null {
-    const start = this.bounds[2 * i];
+    const start = this.bounds[2 * i]!;
     // No encoding argument: Buffer#toString then goes straight to the UTF-8 slice, without looking the name up.
-    return start === undefined || start < 0 ? null : this.buf.toString(undefined, start, this.bounds[2 * i + 1]);
+    return start < 0 ? null : this.buf.toString(undefined, start, this.bounds[2 * i + 1]);
   }
 
   /**
@@ -88,8 +96,8 @@ export class TupleValues {
    * new string per row, which an event in flight would otherwise keep alive through garbage collections.
    */
   recentText(i: number, recent: RecentText): string | null {
-    const start = this.bounds[2 * i];
-    return start === undefined || start < 0 ? null : recent.read(this.buf, start, this.bounds[2 * i + 1]!);
+    const start = this.bounds[2 * i]!;
+    return start < 0 ? null : recent.read(this.buf, start, this.bounds[2 * i + 1]!);
   }
 
   /**
@@ -105,8 +113,8 @@ export class TupleValues {
 
   /** A copy of the value's bytes, which outlives the message; `null` for SQL NULL, `undefined` when unchanged (TOAST). */
   copy(i: number): Buffer | null | undefined {
-    const start = this.bounds[2 * i];
-    if (start === undefined || start === NULL_VALUE) return null;
+    const start = this.bounds[2 * i]!;
+    if (start === NULL_VALUE) return null;
     if (start === UNCHANGED_VALUE) return undefined;
     const end = this.bounds[2 * i + 1]!;
     const out = Buffer.allocUnsafe(end - start);

@@ -273,6 +273,16 @@ export class Session {
           }
           // A filtered row adds nothing to its transaction, which then still commits and advances the position.
           if (!mapper || !txn) break;
+          // pgoutput sends the columns its Relation message lists, no more, no fewer: a row with others is not the
+          // table's as the mapper was compiled, and a column it lacks would be read as NULL (a tombstone, a row filtered out).
+          if (msg.values.columns !== mapper.columns) {
+            throw protocolError(`an Insert into ${mapper.table} (relation ${msg.relationId}) has ${msg.values.columns} columns, its Relation message ${mapper.columns}`, {
+              relationId: msg.relationId,
+              table: mapper.table,
+              rowColumns: msg.values.columns,
+              relationColumns: mapper.columns,
+            });
+          }
           if (!mapper.accepts(msg.values)) {
             this.observer.filtered?.(mapper.table);
             break;

@@ -45,6 +45,8 @@ export class RowMapper {
   private constructor(
     /** schema.table, as the Relation message it was compiled from named it. */
     readonly table: string,
+    /** How many columns the Relation message it was compiled from has: an Insert of the table has as many. */
+    readonly columns: number,
     private readonly index: Record<keyof TableMapping['columns'], number | undefined>,
     private readonly columnIndex: Map<string, number>,
     private readonly payloadIsBytea: boolean,
@@ -96,7 +98,7 @@ export class RowMapper {
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
-    return new RowMapper(table, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()));
+    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()));
   }
 
   /**

@@ -9,9 +9,11 @@ function decodedValues(message: Buffer): TupleValues {
 }
 
 describe('pgoutput Insert values', () => {
-  it('reads each column as text and as a copy, NULL and unchanged TOAST apart, multi-byte UTF-8 intact, a column past the row’s end as NULL', () => {
+  it('reads each column as text and as a copy, NULL and unchanged TOAST apart, multi-byte UTF-8 intact, and counts the columns', () => {
     const values = decodedValues(insert(['e-1', null, 'unchanged', 'Grüße ✓', '']));
-    expect([0, 1, 2, 3, 4, 5].map((i) => values.text(i))).toEqual(['e-1', null, null, 'Grüße ✓', '', null]);
+    // The session refuses a row whose count is not its Relation message's: no index past the end is ever read.
+    expect(values.columns).toBe(5);
+    expect([0, 1, 2, 3, 4].map((i) => values.text(i))).toEqual(['e-1', null, null, 'Grüße ✓', '']);
     expect(values.copy(1)).toBeNull();
     expect(values.copy(2)).toBeUndefined();
     expect(values.copy(3)!.toString()).toBe('Grüße ✓');
@@ -69,7 +71,6 @@ describe('pgoutput Insert values', () => {
     expect(decodedValues(insert(['e-1', long])).recentText(1, recent)).toBe(long);
     expect(decodedValues(insert(['e-1', `${'x'.repeat(99)}y`])).recentText(1, recent)).toBe(`${'x'.repeat(99)}y`);
     expect([null, 'unchanged'].map((v) => decodedValues(insert(['e-1', v])).recentText(1, recent))).toEqual([null, null]);
-    expect(decodedValues(insert(['e-1'])).recentText(1, recent)).toBeNull();
   });
 });
 

@@ -147,6 +147,20 @@ describe('Session, messages it cannot decode', () => {
     expect(error!.message).toBe("pgoutput: Begin message ('B') ends before its fields: 12 bytes (WAL position 0/2F0, outside a transaction)");
   });
 
+  it('halts with PG_PROTOCOL on an Insert with fewer columns than its Relation message, instead of reading the missing ones as NULL', async () => {
+    const { session, pushed, tracker, feed } = openedSession('public.outbox', 0x1000n);
+    feed(beginMessage(0x300n, 7), 0x2f0n);
+    feed(relationMessage('outbox', COLUMNS), 0x2f8n);
+    // No headers column: before, the row was relayed as if it were NULL.
+    feed(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}']), 0x2f8n);
+    feed(commitMessage(0x300n, 0x310n), 0x300n);
+    expect(pushed).toEqual([]);
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'PG_PROTOCOL', details: { relationId: 0x4001, table: 'public.outbox', rowColumns: 5, relationColumns: 6, walPosition: '0/2F8', xid: 7 } });
+    expect(error!.message).toBe('pgoutput: an Insert into public.outbox (relation 16385) has 5 columns, its Relation message 6 (WAL position 0/2F8, xid 7)');
+    expect(tracker.confirmed).toBe(0x100n);
+  });
+
   it('names the WAL position and xid of a Relation that lacks a mapped column (SCHEMA_COLUMN_MISSING)', async () => {
     const { session, feed } = openedSession('public.outbox', 0x1000n);
     feed(beginMessage(0x300n, 7), 0x2f0n);
