@@ -271,8 +271,14 @@ export class Session {
           if (mapper === undefined) {
             throw protocolError(`an Insert of relation ${msg.relationId}, which no Relation message announced on this connection`, { relationId: msg.relationId });
           }
+          // pgoutput sends every change between a Begin and its Commit: a row outside one has no commit to be
+          // delivered and confirmed with, and passed over it would be lost.
+          if (!txn) {
+            const table = mapper ? ` (${mapper.table})` : '';
+            throw protocolError(`an Insert of relation ${msg.relationId}${table} with no Begin before it`, { relationId: msg.relationId });
+          }
           // A filtered row adds nothing to its transaction, which then still commits and advances the position.
-          if (!mapper || !txn) break;
+          if (!mapper) break;
           // pgoutput sends the columns its Relation message lists, no more, no fewer: a row with others is not the
           // table's as the mapper was compiled, and a column it lacks would be read as NULL (a tombstone, a row filtered out).
           if (msg.values.columns !== mapper.columns) {
@@ -347,8 +353,7 @@ export class Session {
   private onMessage(msg: LogicalMessage): void {
     const mapper = this.messageMapper;
     if (!mapper?.accepts(msg.prefix)) return;
-    const txn = this.txn;
-    if (!msg.transactional || !txn) {
+    if (!msg.transactional) {
       if (msg.content.length === 0) return;
       this.observer.messageNotRelayed?.(msg.prefix);
       // Once per prefix: an application that emits its events this way would otherwise log a line per event.
@@ -357,6 +362,9 @@ export class Session {
       this.logger.warn({ prefix: msg.prefix, lsn: formatLsn(msg.lsn) }, 'non-transactional logical message not relayed: emit events with transactional = true');
       return;
     }
+    const txn = this.txn;
+    // As an Insert: pgoutput sends a transactional message between its transaction's Begin and Commit.
+    if (!txn) throw protocolError(`a transactional Message (prefix "${msg.prefix}") with no Begin before it`, { prefix: msg.prefix });
     this.enqueue(txn, mapper, msg);
   }
 

@@ -7,7 +7,7 @@ import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import type { Delivery } from '../../src/sink/delivery.js';
-import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+import { beginMessage, commitMessage, insertMessage, logicalMessage, relationMessage } from '../support/pgoutput-messages.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -161,6 +161,30 @@ describe('Session, messages it cannot decode', () => {
     expect(tracker.confirmed).toBe(0x100n);
   });
 
+  it('halts with PG_PROTOCOL on an Insert that comes with no transaction open, instead of passing over the row', async () => {
+    const { session, pushed, tracker, row, feed } = openedSession('public.outbox', 0x1000n);
+    row(0x200n, 'e-1', 'outbox');
+    tracker.acknowledge(pushed[0]!.txn);
+    // After the Commit of 0x200, an Insert without a Begin: before, dropped without a word.
+    feed(insertMessage(['e-2', 'order', 'o-2', 'OrderPlaced', '{"a":2}', '{}']), 0x2f8n);
+    expect(await stillOpen(session)).toBe(false);
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'PG_PROTOCOL', details: { relationId: 0x4001, walPosition: '0/2F8' } });
+    expect(error!.message).toBe('pgoutput: an Insert of relation 16385 (public.outbox) with no Begin before it (WAL position 0/2F8, outside a transaction)');
+    expect(pushed.map((e) => e.eventId)).toEqual(['e-1']);
+    expect(tracker.confirmed).toBe(0x210n);
+  });
+
+  it('halts with PG_PROTOCOL on a transactional logical message that comes with no transaction open, instead of passing it over', async () => {
+    const { session, pushed, feed } = openedSession('public.outbox', 0x1000n, undefined, { 'messages.prefixes': 'outbox' });
+    feed(logicalMessage('outbox', '{"id":"m-1"}\n{}', true, 0x2f8n), 0x2f8n);
+    expect(await stillOpen(session)).toBe(false);
+    const error = await session.ended;
+    expect(error).toMatchObject({ code: 'PG_PROTOCOL', details: { prefix: 'outbox', walPosition: '0/2F8' } });
+    expect(error!.message).toBe('pgoutput: a transactional Message (prefix "outbox") with no Begin before it (WAL position 0/2F8, outside a transaction)');
+    expect(pushed).toEqual([]);
+  });
+
   it('names the WAL position and xid of a Relation that lacks a mapped column (SCHEMA_COLUMN_MISSING)', async () => {
     const { session, feed } = openedSession('public.outbox', 0x1000n);
     feed(beginMessage(0x300n, 7), 0x2f0n);
@@ -174,10 +198,10 @@ describe('Session, messages it cannot decode', () => {
 /**
  * A session as start() leaves it, without a connection, mapping `table`; pre-flight found the table under relation
  * 0x4001 (relationMessage's; `tablesByOid` replaces what it found) and the WAL at `walEnd`. `row` feeds one transaction with one outbox row, announced
- * by a Relation message under the name the WAL has for the table then.
+ * by a Relation message under the name the WAL has for the table then; `feed` one message. `flags` adds settings.
  */
-function openedSession(table: string, walEnd: Lsn, tablesByOid?: Map<number, unknown>) {
-  const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', table }, required: [] });
+function openedSession(table: string, walEnd: Lsn, tablesByOid?: Map<number, unknown>, flags: Record<string, string> = {}) {
+  const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', table, ...flags }, required: [] });
   const pushed: OutboxEvent[] = [];
   const delivery = { push: (e: OutboxEvent) => (pushed.push(e), true), committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
   const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
