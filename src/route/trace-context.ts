@@ -56,16 +56,28 @@ export function spanContextHeaders(properties: string): Partial<Record<(typeof T
   const lines = properties.split(/\r?\n/);
   for (let n = 0; n < lines.length; n++) {
     let line = lines[n]!;
-    // An odd number of trailing backslashes continues the line (the next one's leading blanks dropped).
-    while (endsInEscape(line) && n + 1 < lines.length) line = line.slice(0, -1) + lines[++n]!.replace(/^\s+/, '');
-    const match = /^\s*([^#!\s=:][^=:\s]*)\s*[=:]\s*(.*?)\s*$/.exec(line);
+    // An odd number of trailing backslashes continues the line (the next one's leading blanks dropped). The parts
+    // are joined once: appending each to the joined text copied all of it again per line, quadratic in a long value.
+    if (endsInEscape(line) && n + 1 < lines.length) {
+      const parts: string[] = [];
+      do {
+        parts.push(line.slice(0, -1));
+        line = lines[++n]!.replace(/^\s+/, '');
+      } while (endsInEscape(line) && n + 1 < lines.length);
+      parts.push(line);
+      line = parts.join('');
+    }
+    // The value to the end of the line, its trailing blanks trimmed after: a lazy `(.*?)\s*$` tried the rest of the
+    // line at every blank, quadratic in a long run of them (200,000 spaces held the event loop for seconds).
+    const match = /^\s*([^#!\s=:][^=:\s]*)\s*[=:]\s*(.*)$/s.exec(line);
     const key = match?.[1] as (typeof TRACE_HEADERS)[number] | undefined;
-    if (key && (TRACE_HEADERS as readonly string[]).includes(key) && match![2]) out[key] = unescapeProperty(match![2]);
+    const value = match?.[2]!.trimEnd();
+    if (key && (TRACE_HEADERS as readonly string[]).includes(key) && value) out[key] = unescapeProperty(value);
   }
   return out;
 }
 
-/** An odd number of backslashes at the end; counts only those (a long value joined from many lines is not scanned again). */
+/** An odd number of backslashes at the end; counts only those, not the whole line. */
 function endsInEscape(line: string): boolean {
   let i = line.length;
   while (i > 0 && line.charCodeAt(i - 1) === 92) i--;

@@ -21,6 +21,17 @@ describe('trace context columns', () => {
     expect(spanContextHeaders('tracestate=congo\\=1,\\\n    rojo\\=2')).toEqual({ tracestate: 'congo=1,rojo=2' });
   });
 
+  // Inputs a quadratic parse takes minutes on: the test's timeout is what bounds them, no time is asserted.
+  it('reads a value with a long run of blanks inside it whole, its trailing blanks trimmed', () => {
+    const blanks = ' '.repeat(500_000);
+    expect(spanContextHeaders(`tracestate=a${blanks}b${blanks}\n`)).toEqual({ tracestate: `a${blanks}b` });
+  });
+
+  it('joins a value continued over many lines', () => {
+    const lines = 600_000;
+    expect(spanContextHeaders(`tracestate=${'a\\\n  '.repeat(lines)}b`)).toEqual({ tracestate: `${'a'.repeat(lines)}b` });
+  });
+
   it('costs nothing for a table without the columns', () => {
     expect(compileTraceContext(new Map([['id', 0], ['payload', 1]]))).toBeUndefined();
   });
