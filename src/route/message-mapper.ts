@@ -48,7 +48,7 @@ export class MessageMapper {
   map(msg: LogicalMessage, txn: SourceTransaction): OutboxEvent {
     const newline = msg.content.indexOf(NEWLINE);
     const metaText = msg.content.toString('utf8', 0, newline < 0 ? msg.content.length : newline);
-    const meta = parseMeta(metaText);
+    const meta = parseMeta(metaText, msg, txn);
     let members: Map<string, string> | undefined;
     const notText: string[] = [];
     const field = (name: keyof MessageMeta): string | null => {
@@ -139,13 +139,20 @@ export class MessageMapper {
   }
 }
 
-function parseMeta(line: string): MessageMeta {
+/** The metadata line as an object; a refusal names the message by its prefix and commit LSN, as it has no id yet. */
+function parseMeta(line: string, msg: LogicalMessage, txn: SourceTransaction): MessageMeta {
+  const refused = (what: string, cause?: unknown) =>
+    new RelayError('RECORD_INVALID', `logical message (prefix "${msg.prefix}", commit LSN ${formatLsn(txn.commitLsn)}): the metadata line ${what}`, {
+      cause,
+      hint: 'emit events with outbox_emit() from sql/004_emit_event.sql',
+      details: { lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix },
+    });
   let parsed: unknown;
   try {
     parsed = JSON.parse(line);
   } catch (err) {
-    throw new RelayError('RECORD_INVALID', `logical message metadata is not JSON: ${(err as Error).message}`, { cause: err });
+    throw refused(`is not JSON (${(err as Error).message})`, err);
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new RelayError('RECORD_INVALID', 'logical message metadata is not a JSON object');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw refused('is not a JSON object');
   return parsed as MessageMeta;
 }

@@ -138,9 +138,10 @@ describe('logical-message events', () => {
     const event = mapper.map(message('{"id":12345678901234567890,"aggregate_type":"order","key":1.50}\n{}'), txn);
     expect(event).toMatchObject({ eventId: '12345678901234567890', key: '1.50' });
     expect(event.headers.id).toBe('12345678901234567890');
-    for (const [field, value] of [['key', '{"tenant":"a"}'], ['topic', '["a"]'], ['id', '{"a":1}'], ['headers', '"tenant=a"'], ['headers', '[["tenant","a"]]']] as const) {
+    // An "id" that is not a string gives the event no id: the message is named by its prefix and commit LSN then.
+    for (const [field, value, named] of [['key', '{"tenant":"a"}', 'event e7'], ['topic', '["a"]', 'event e7'], ['id', '{"a":1}', 'event without id'], ['headers', '"tenant=a"', 'event e7'], ['headers', '[["tenant","a"]]', 'event e7']] as const) {
       expect(() => mapper.map(message(`{"id":"e7","aggregate_type":"order","${field}":${value}}\n{}`), txn), field).toThrow(
-        expect.objectContaining({ code: 'RECORD_INVALID', message: expect.stringContaining(`"${field}"`) }),
+        expect.objectContaining({ code: 'RECORD_INVALID', message: expect.stringMatching(new RegExp(`prefix "outbox", ${named}, commit LSN 0/16B3748\\).*"${field}"`)) }),
       );
     }
   });
@@ -161,9 +162,16 @@ describe('logical-message events', () => {
     expect(rendered.render(() => '...')).toBe('...');
   });
 
-  it('malformed metadata is a record error carrying the whole content for the dead letter', () => {
+  it('malformed metadata is a record error naming the message and what is wrong, carrying the whole content for the dead letter', () => {
     const mapper = new MessageMapper(config);
-    for (const content of ['no newline', 'not json\n{}', '{"type":"T"}\n{}', '[1]\n{}']) {
+    const cases: [string, string, RegExp][] = [
+      ['{"id":"e1","type":"T"}', 'RECORD_INVALID', /prefix "outbox", event e1, commit LSN 0\/16B3748\): no newline between the metadata line and the payload/],
+      ['no newline', 'RECORD_INVALID', /prefix "outbox", commit LSN 0\/16B3748\): the metadata line is not JSON/],
+      ['not json\n{}', 'RECORD_INVALID', /prefix "outbox", commit LSN 0\/16B3748\): the metadata line is not JSON/],
+      ['{"type":"T"}\n{}', 'RECORD_REQUIRED_NULL', /prefix "outbox", event without id, commit LSN 0\/16B3748\): the metadata has no "id"/],
+      ['[1]\n{}', 'RECORD_INVALID', /prefix "outbox", commit LSN 0\/16B3748\): the metadata line is not a JSON object/],
+    ];
+    for (const [content, code, text] of cases) {
       let error: unknown;
       try {
         mapper.map(message(content), txn);
@@ -171,6 +179,7 @@ describe('logical-message events', () => {
         error = err;
       }
       expect(error, content).toBeInstanceOf(RelayError);
+      expect(error, content).toMatchObject({ code, message: expect.stringMatching(text) });
       const dead = mapper.unmappable(message(content), txn, error as RelayError);
       expect(dead.value!.toString()).toBe(content);
       expect(dead.headers['outbox-message-prefix']).toBe('outbox');
