@@ -3,6 +3,7 @@ import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { TableMapping } from '../../src/config/types.js';
 import { decodePgOutput, type RelationMessage } from '../../src/decode/pgoutput.js';
+import { RelayError } from '../../src/errors.js';
 import { recordSize } from '../../src/route/event.js';
 import { HEADER, RowMapper } from '../../src/route/row-mapper.js';
 import { insertMessage } from '../support/pgoutput-messages.js';
@@ -113,9 +114,23 @@ describe('row mapping, an unchanged TOAST value in an INSERT', () => {
       { tag: 'relation', relationId: 0x4001, schema: 'public', table: 'outbox', columns: COLUMNS.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })) },
       { ...mapping, nullPayload: 'tombstone' },
     );
-    const row = unchanged(['e-1', 'order', 'o-1', 'OrderPlaced', 'unchanged', '{}']);
-    expect(() => tombstones.map(row, txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID', message: expect.stringMatching(/"payload".*unchanged.*event e-1/) }));
-    expect(() => mapperFor(COLUMNS).map(unchanged(['e-1', 'order', 'o-1', 'unchanged', '{}', '{}']), txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
+    // As the session does: the refusal of `map`, then the event `unmappable` puts in the row's place for the poison policy.
+    const poison = (mapper: RowMapper, row: ReturnType<typeof unchanged>) => {
+      let error: unknown;
+      try {
+        mapper.map(row, txn);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(RelayError);
+      return mapper.unmappable(row, txn, error as RelayError);
+    };
+    const dead = { topic: 'outbox.order', key: 'e-1', eventId: 'e-1', headers: { [HEADER.id]: 'e-1', [HEADER.lsn]: '0/16B3748', [HEADER.xid]: '42', 'outbox-table': 'public.outbox' } };
+    // The payload is what the row lacks: the dead letter carries no value rather than an empty one.
+    const payload = poison(tombstones, unchanged(['e-1', 'order', 'o-1', 'OrderPlaced', 'unchanged', '{}']));
+    expect(payload).toMatchObject({ ...dead, value: null, error: { code: 'RECORD_INVALID', message: expect.stringMatching(/"payload".*unchanged.*event e-1/) } });
+    const type = poison(mapperFor(COLUMNS), unchanged(['e-1', 'order', 'o-1', 'unchanged', '{"a":1}', '{}']));
+    expect(type).toMatchObject({ ...dead, value: Buffer.from('{"a":1}'), error: { code: 'RECORD_INVALID', message: expect.stringMatching(/"event_type".*unchanged.*event e-1/) } });
   });
 
   it('is not filtered out on a value it does not have: the filter lets it through to be refused', () => {
