@@ -7,8 +7,8 @@ import { CLOUDEVENT_HEADERS, compileEnvelope, contentTypeOf, parsePgTimestamp, t
 import { recordSize, type OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { headerValues } from './header-values.js';
-import { compileTopicRouting } from './routing-rules.js';
-import type { TopicTemplate } from './topic-template.js';
+import { compileTopicRouting, topicTemplates } from './routing-rules.js';
+import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
 import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 
 const BYTEA_OID = 17;
@@ -63,7 +63,8 @@ export class RowMapper {
   static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
     const table = `${relation.schema}.${relation.table}`;
     const columnIndex = new Map(relation.columns.map((c, i) => [c.name, i]));
-    const find = (column: string | undefined, setting: string): number | undefined => {
+    // `setting` names what uses the column, `rename` how to point it at a renamed one.
+    const find = (column: string | undefined, setting: string, rename = `set ${setting} to the column's new name`): number | undefined => {
       if (column === undefined) return undefined;
       const i = columnIndex.get(column);
       if (i === undefined) {
@@ -74,7 +75,7 @@ export class RowMapper {
           hint:
             `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): publish the whole table (ALTER PUBLICATION … SET TABLE ${table}) or add the column; ` +
             'a generated column (GENERATED ALWAYS AS … STORED): pgoutput leaves those out (before PostgreSQL 18, and without publish_generated_columns after), so map a column the writer fills, e.g. in the same INSERT; ' +
-            `else set ${setting} to the column's new name and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
+            `else ${rename} and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
             'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
             'The relay stopped before this event and did not confirm past it',
           details: { table, column, columns: relation.columns.map((c) => c.name) },
@@ -94,7 +95,12 @@ export class RowMapper {
       timestamp: find(c.timestamp, 'mapping.timestamp'),
     };
     const topic = compileTopicRouting(mapping);
-    for (const column of topic.columns) find(column, 'topic');
+    for (const column of topic.columns) {
+      // The routes' type and aggregate type columns were found above: the others are placeholders of topic templates.
+      if (columnIndex.has(column)) continue;
+      const settings = templateSettings(mapping, column).join(' and ');
+      find(column, `\${${column}} in ${settings}`, `write the column's new name in place of \${${column}} in ${settings}`);
+    }
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
@@ -242,6 +248,13 @@ export class RowMapper {
       details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid },
     });
   }
+}
+
+/** The settings (topic, routes.N.topic) whose template has the placeholder `${column}`. */
+function templateSettings(mapping: TableMapping, column: string): string[] {
+  return topicTemplates(mapping)
+    .filter(({ template, setting }) => compileTopicTemplate(template, setting).columns.includes(column))
+    .map(({ setting }) => setting);
 }
 
 function textOf(values: TupleValues, i: number | undefined): string | null {

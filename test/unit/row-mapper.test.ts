@@ -100,6 +100,27 @@ describe('row mapping', () => {
   });
 });
 
+describe('row mapping, a column a setting names is missing from the table', () => {
+  it('a placeholder of a topic template is named by the settings whose template has it, and the fix is to rewrite the placeholder', () => {
+    const routes = [{ type: 'Order*', topic: 'orders' }, { type: 'Payment*', topic: 'payments.${tenant}' }];
+    const cases: [TableMapping, string][] = [
+      [{ ...mapping, routes }, 'routes.1.topic'],
+      [{ ...mapping, topic: 'outbox.${tenant}', routes }, 'topic and routes.1.topic'],
+    ];
+    for (const [tableMapping, settings] of cases) {
+      expect(() => mapperFor(COLUMNS, tableMapping), settings).toThrow(
+        expect.objectContaining({
+          code: 'SCHEMA_COLUMN_MISSING',
+          message: expect.stringContaining(`column "tenant" (\${tenant} in ${settings}) is missing from public.outbox`),
+          hint: expect.stringContaining(`else write the column's new name in place of \${tenant} in ${settings} and restart`),
+        }),
+      );
+    }
+    // A mapped column is named by its mapping setting, as before.
+    expect(() => mapperFor(COLUMNS.filter((c) => c !== 'event_type'))).toThrow(expect.objectContaining({ message: expect.stringContaining('column "event_type" (mapping.type)'), hint: expect.stringContaining("else set mapping.type to the column's new name") }));
+  });
+});
+
 describe('row mapping, an unchanged TOAST value in an INSERT', () => {
   // pgoutput never sends 'u' in an INSERT (logical decoding reassembles TOASTed values); if one ever came, the
   // value is not in the message: it must not read as NULL (a tombstone, a row filtered out) but be refused.
