@@ -67,7 +67,7 @@ interface TablePlan {
 
 async function plan(client: pg.Client, mapping: TableMapping, options: RepublishOptions): Promise<TablePlan> {
   const relation = await describeTable(client, mapping);
-  const mapper = RowMapper.compile(relation, mapping);
+  const mapper = RowMapper.compile(relation, mapping, { fromTable: true });
   const timeColumn = options.timeColumn ?? mapping.columns.timestamp ?? 'created_at';
   const pages = new OutboxPages(client, relation, options.selection, timeColumn, mapping.columns.id);
   return { mapping, mapper, pages, total: await pages.count() };

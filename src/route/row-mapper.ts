@@ -37,6 +37,14 @@ export function reservedHeaders(envelope: boolean): ReadonlySet<string> {
   return envelope ? RESERVED_WITH_ENVELOPE : RESERVED;
 }
 
+export interface RowMapperOptions {
+  /**
+   * The rows are read from the table (republish), not decoded from the WAL: they have no commit LSN or xid, so a
+   * refusal names the row by its id instead of the made-up position of the stand-in transaction.
+   */
+  fromTable?: boolean;
+}
+
 /**
  * Turns an outbox row (pgoutput text-format values) into a Kafka record. Compiled per Relation message, so a
  * schema change mid-stream is checked once, when PostgreSQL announces it, and column lookups are indexes.
@@ -58,9 +66,10 @@ export class RowMapper {
     private readonly traceContext: TraceContextFn | undefined,
     /** Per column: its last value, for the columns whose values repeat (TupleValues.recentText). */
     private readonly recent: RecentText[],
+    private readonly fromTable: boolean,
   ) {}
 
-  static compile(relation: RelationMessage, mapping: TableMapping): RowMapper {
+  static compile(relation: RelationMessage, mapping: TableMapping, options: RowMapperOptions = {}): RowMapper {
     const table = `${relation.schema}.${relation.table}`;
     const columnIndex = new Map(relation.columns.map((c, i) => [c.name, i]));
     // `setting` names what uses the column, `rename` how to point it at a renamed one.
@@ -104,7 +113,7 @@ export class RowMapper {
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
-    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()));
+    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()), options.fromTable ?? false);
   }
 
   /**
@@ -205,7 +214,8 @@ export class RowMapper {
       topic = this.withRow(values, this.renderTopic);
     } catch (err) {
       if (err instanceof RelayError) {
-        throw new RelayError(err.code, `${err.message} (event ${eventId}, commit LSN ${formatLsn(txn.commitLsn)})`, { hint: err.hint, details: { ...err.details, eventId, lsn: formatLsn(txn.commitLsn) } });
+        const { where, details } = this.position(eventId, txn);
+        throw new RelayError(err.code, `${err.message} (${where})`, { hint: err.hint, details: { ...err.details, ...details } });
       }
       throw err;
     }
@@ -243,10 +253,14 @@ export class RowMapper {
   private readonly renderTopic = (valueOf: (column: string) => string | null): string => this.topic.render(valueOf);
 
   private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never {
-    throw new RelayError(code, `${message} in ${this.table} (event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`, {
-      cause,
-      details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid },
-    });
+    const { where, details } = this.position(eventId, txn);
+    throw new RelayError(code, `${message} in ${this.table} (${where})`, { cause, details });
+  }
+
+  /** Which event a refusal is about: in the WAL, by its id and commit; read from the table, by its row's id alone. */
+  private position(eventId: string | null, txn: SourceTransaction): { where: string; details: Record<string, unknown> } {
+    if (this.fromTable) return { where: eventId === null ? 'the row whose id is NULL' : `the row with id ${eventId}`, details: { eventId } };
+    return { where: `event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)}`, details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid } };
   }
 }
 

@@ -69,6 +69,17 @@ describe('republish --ids', () => {
   });
 });
 
+describe('republish, a row the mapper refuses', () => {
+  it('is named by its id, not by a commit LSN the row read from the table does not have', async () => {
+    const rows = [{ ...row('a', '2026-11-24 08:00:00+00'), payload: null }];
+    await expect(republish(new FakeOutbox(rows).client, config(), options({ ids: ['a'] }, sink()), logger)).rejects.toMatchObject({
+      code: 'RECORD_REQUIRED_NULL',
+      message: expect.stringMatching(/^the payload column is NULL in public\.outbox \(the row with id a\) \(republish of public\.outbox stopped/) as unknown,
+      details: expect.not.objectContaining({ lsn: expect.anything() }) as unknown,
+    });
+  });
+});
+
 describe('republish --since', () => {
   it('pages through rows with equal times without skipping one', async () => {
     const rows = ['a', 'b', 'c', 'd', 'e'].map((id) => row(id, '2026-11-24 08:00:00+00'));
