@@ -36,21 +36,28 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
 const TIMESTAMP_OID = 1114;
 
 /**
- * What PostgreSQL's input function accepts for an id column of these types (uuid: 32 hex digits, a hyphen after
- * any group of four, optional braces; integers in range). An id that is not of the column's type failed the whole
- * query (22P02: exit 1, nothing sent); it is left out of it instead, and reported among those not found.
+ * An id given to --ids as PostgreSQL prints the id column's value it stands for, or undefined when the column's
+ * input function refuses it (uuid: 32 hex digits in either case, a hyphen after any group of four, optional braces,
+ * printed lower case 8-4-4-4-12; integers: blanks, a sign and zeros in front allowed, in range). A row is found by
+ * the text it comes back with, so `007` or an upper-case uuid was reported not found although it was sent. An id
+ * that is not of the column's type failed the whole query (22P02: exit 1, nothing sent); it is left out of it
+ * instead, and reported among those not found. Ids of other types are compared as given.
  */
-const ID_FORMS: Record<number, (id: string) => boolean> = {
-  2950: (id) => /^(?:\{[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}|[0-9a-f]{4}(?:-?[0-9a-f]{4}){7})$/i.test(id.trim()),
+const ID_FORMS: Record<number, (id: string) => string | undefined> = {
+  2950: (id) => (/^(?:\{[0-9a-f]{4}(?:-?[0-9a-f]{4}){7}\}|[0-9a-f]{4}(?:-?[0-9a-f]{4}){7})$/i.test(id) ? uuidText(id.replace(/[{}-]/g, '').toLowerCase()) : undefined),
   20: (id) => integerWithin(id, 63),
   23: (id) => integerWithin(id, 31),
   21: (id) => integerWithin(id, 15),
 };
 
-function integerWithin(id: string, bits: number): boolean {
-  if (!/^\s*[+-]?\d+\s*$/.test(id)) return false;
+function uuidText(hex: string): string {
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function integerWithin(id: string, bits: number): string | undefined {
+  if (!/^\s*[+-]?\d+\s*$/.test(id)) return undefined;
   const n = BigInt(id.trim());
-  return n >= -(1n << BigInt(bits)) && n < 1n << BigInt(bits);
+  return n >= -(1n << BigInt(bits)) && n < 1n << BigInt(bits) ? String(n) : undefined;
 }
 
 /** Which rows to re-send: written at or after a time (and before `until`), or these ids. */
@@ -71,8 +78,11 @@ export class OutboxPages {
   private readonly id: string;
   private readonly timeIndex: number;
   private readonly idIndex: number;
-  /** --ids: those the id column's type can hold. */
+  /** --ids: those the id column's type can hold, as PostgreSQL prints them. */
   private readonly ids: string[] = [];
+  /** --ids: a given id as PostgreSQL prints it (idForm), and the ids of the rows read, so printed. */
+  private readonly idForm: (id: string) => string | undefined = (id) => id;
+  private readonly read = new Set<string>();
   /** Time (NULL with --ids: the column may hold none) and id of the last row read. */
   private after: [string | null, string] | undefined;
   private first: [string | null, string] | undefined;
@@ -96,8 +106,8 @@ export class OutboxPages {
     this.timeIndex = indexOf(timeColumn, '--time-column');
     this.idIndex = indexOf(idColumn, 'mapping.id');
     if ('ids' in selection) {
-      const form = ID_FORMS[relation.columns[this.idIndex]!.typeOid];
-      this.ids = form ? selection.ids.filter(form) : selection.ids;
+      this.idForm = ID_FORMS[relation.columns[this.idIndex]!.typeOid] ?? this.idForm;
+      this.ids = selection.ids.map(this.idForm).filter((id) => id !== undefined);
     }
     const t = (this.time = quoteIdent(timeColumn));
     const id = (this.id = quoteIdent(idColumn));
@@ -149,6 +159,7 @@ export class OutboxPages {
     }
     params.push(limit);
     const { rows } = await this.client.query<(string | null)[]>({ text: `${sql} ${this.orderBy} LIMIT $${params.length}`, values: params, rowMode: 'array' });
+    if (!('since' in this.selection)) for (const row of rows) this.read.add(row[this.idIndex]!);
     const [first, last] = [rows[0], rows.at(-1)];
     if (first && last) {
       this.first = [first[this.timeIndex] ?? null, first[this.idIndex]!];
@@ -167,9 +178,10 @@ export class OutboxPages {
     return this.after?.[0] ?? undefined;
   }
 
-  /** The id column's text value in a row of `next()`. */
-  idOf(row: (string | null)[]): string | null {
-    return row[this.idIndex] ?? null;
+  /** --ids: whether a row read so far has this given id, in whatever form PostgreSQL's input function accepts. */
+  found(id: string): boolean {
+    const printed = this.idForm(id);
+    return printed !== undefined && this.read.has(printed);
   }
 
   /** The time column's text value in a row of `next()`. */

@@ -103,7 +103,6 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   const limit = new RateLimit(options.rate, options.signal);
   const summary: RepublishSummary = { events: 0, filtered: 0, byTopic: {}, durationMs: 0, dryRun: options.sink === undefined, interrupted: false };
   let done = 0;
-  const seen = new Set<string>();
   tables: for (const [index, table] of plans.entries()) {
     const at = (time: string | undefined) => resumeSince(options.selection, index === plans.length - 1, time);
     for (;;) {
@@ -117,7 +116,6 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
       if (rows.length === 0) break;
       const records: SinkRecord[] = [];
       for (const row of rows) {
-        seen.add(table.pages.idOf(row) ?? '');
         const values = TupleValues.fromText(row);
         if (!table.mapper.accepts(values)) {
           summary.filtered++;
@@ -145,8 +143,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   }
   progress.finish();
   const selection = options.selection;
-  // PostgreSQL prints uuids in lower case: an id given in upper case was found all the same.
-  if ('ids' in selection && !summary.interrupted) summary.notFound = selection.ids.filter((id) => !seen.has(id) && !seen.has(id.toLowerCase()));
+  if ('ids' in selection && !summary.interrupted) summary.notFound = selection.ids.filter((id) => !plans.some((p) => p.pages.found(id)));
   summary.durationMs = Date.now() - started;
   return summary;
 }

@@ -69,6 +69,30 @@ describe('republish --ids', () => {
   });
 });
 
+describe('republish --ids, ids in another form than PostgreSQL prints', () => {
+  const INT8_OID = 20;
+  const UUID_OID = 2950;
+  const columns = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers', 'created_at'];
+
+  it('an integer id with zeros or a sign in front, or blanks around it, is found', async () => {
+    const outbox = new FakeOutbox([row('7', '2026-11-24 08:00:00+00'), row('8', '2026-11-24 08:00:01+00'), row('9', '2026-11-24 08:00:02+00')], columns, { id: INT8_OID });
+    const target = sink();
+    const summary = await republish(outbox.client, config(), options({ ids: ['007', '+8', ' 9 ', '10', 'x'] }, target), logger);
+    expect(target.written).toEqual(['7', '8', '9']);
+    expect(summary.notFound).toEqual(['10', 'x']);
+  });
+
+  it('a uuid in upper case, braced or without hyphens is found; one with blanks around it, which PostgreSQL refuses, is not sent for', async () => {
+    const id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
+    const outbox = new FakeOutbox([row(id, '2026-11-24 08:00:00+00')], columns, { id: UUID_OID });
+    const given = [id.toUpperCase(), `{${id}}`, id.replaceAll('-', ''), 'a0eebc999c0b-4ef8-bb6d-6bb9-bd380a11', ` ${id}`];
+    const summary = await republish(outbox.client, config(), options({ ids: given }, sink()), logger);
+    expect(summary.notFound).toEqual([` ${id}`]);
+    // The ids are sent as PostgreSQL prints them; uuid_in refuses blanks, so that one would fail the query whole (22P02).
+    expect(outbox.parameters.at(-1)![0]).toEqual([id, id, id, id]);
+  });
+});
+
 describe('republish, a row the mapper refuses', () => {
   it('is named by its id, not by a commit LSN the row read from the table does not have', async () => {
     const rows = [{ ...row('a', '2026-11-24 08:00:00+00'), payload: null }];

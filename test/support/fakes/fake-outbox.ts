@@ -13,10 +13,14 @@ const TYPE_OIDS: Record<string, number> = { payload: 3802, headers: 3802, create
  */
 export class FakeOutbox {
   readonly statements: string[] = [];
+  /** The parameters of each statement, in order. */
+  readonly parameters: unknown[][] = [];
 
   constructor(
     readonly rows: OutboxRow[],
     readonly columns = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers', 'created_at'],
+    /** Type oids of columns other than the usual ones (text unless named here). */
+    readonly types: Record<string, number> = {},
   ) {}
 
   get client(): pg.Client {
@@ -25,8 +29,9 @@ export class FakeOutbox {
 
   private async query(text: string, values: unknown[]): Promise<{ rows: unknown[] }> {
     this.statements.push(text);
+    this.parameters.push(values);
     if (text.startsWith('SET TIME ZONE')) return { rows: [] };
-    if (text.includes('to_regclass')) return { rows: this.columns.map((name) => ({ oid: 0x4001, name, type_oid: TYPE_OIDS[name] ?? 25, is_key: name === 'id' })) };
+    if (text.includes('to_regclass')) return { rows: this.columns.map((name) => ({ oid: 0x4001, name, type_oid: this.types[name] ?? TYPE_OIDS[name] ?? 25, is_key: name === 'id' })) };
     const selected = this.rows.filter((row) => where(text, values, row) === true);
     if (text.startsWith('SELECT count(*)')) return { rows: [{ n: String(selected.length) }] };
     const order = /ORDER BY "(\w+)", "(\w+)" LIMIT \$(\d+)$/.exec(text);
