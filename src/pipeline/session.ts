@@ -388,7 +388,7 @@ export class Session {
     }
     // WAL from before a rename carries the old name: the mapped table is known by its OID too (set up by preflight).
     const mapping = named ?? this.slot?.tablesByOid.get(relation.relationId);
-    this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping) : null);
+    this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping, { utf8Unchecked: this.slot?.utf8Unchecked }) : null);
   }
 
   /**

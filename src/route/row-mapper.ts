@@ -43,6 +43,13 @@ export interface RowMapperOptions {
    * refusal names the row by its id instead of the made-up position of the stand-in transaction.
    */
   fromTable?: boolean;
+  /**
+   * The database's server_encoding is SQL_ASCII (pre-flight): PostgreSQL stores and sends text bytes as written,
+   * UTF-8 or not. The columns whose text the record carries or is routed by are then checked, and a value that is
+   * not UTF-8 is refused, where decoding it would turn each such byte into U+FFFD and tell different values apart
+   * no more (two ids one key). Other databases convert to UTF-8 themselves and pay nothing.
+   */
+  utf8Unchecked?: boolean;
 }
 
 /**
@@ -67,6 +74,8 @@ export class RowMapper {
     /** Per column: its last value, for the columns whose values repeat (TupleValues.recentText). */
     private readonly recent: RecentText[],
     private readonly fromTable: boolean,
+    /** With utf8Unchecked: the columns checked for UTF-8 (RowMapperOptions), else undefined. */
+    private readonly checkedUtf8: number[] | undefined,
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping, options: RowMapperOptions = {}): RowMapper {
@@ -113,15 +122,19 @@ export class RowMapper {
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
-    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()), options.fromTable ?? false);
+    // The payload is not decoded: its bytes are sent as stored.
+    const read = [index.id, index.key, index.type, index.aggregateType, index.aggregateId, index.headers, index.timestamp, ...topic.columns.map((name) => columnIndex.get(name))];
+    const checkedUtf8 = options.utf8Unchecked ? [...new Set(read.filter((i) => i !== undefined))] : undefined;
+    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()), options.fromTable ?? false, checkedUtf8);
   }
 
   /**
    * False for a row the table's include/exclude filters leave out. A row with a value missing (unchanged TOAST)
-   * is let through, not judged on a NULL it does not have: `map` refuses it, so it meets the poison policy.
+   * is let through, not judged on a NULL it does not have, and so is one with a value that is not UTF-8 (not judged
+   * on U+FFFD): `map` refuses them, so they meet the poison policy.
    */
   accepts(values: TupleValues): boolean {
-    return this.filter === undefined || values.unchanged >= 0 || this.withRow(values, this.filter);
+    return this.filter === undefined || values.unchanged >= 0 || (this.checkedUtf8 !== undefined && this.notUtf8(values) !== undefined) || this.withRow(values, this.filter);
   }
 
   /**
@@ -153,8 +166,19 @@ export class RowMapper {
     const eventId = textOf(values, index.id);
     if (values.unchanged >= 0) {
       // Read as NULL, a missing payload would become a tombstone (mapping.nullPayload) and a missing type a filtered row.
-      const column = [...this.columnIndex].find(([, i]) => i === values.unchanged)?.[0] ?? `#${values.unchanged + 1}`;
-      return this.fail(eventId, txn, `column "${column}" came as an unchanged TOAST value, which an INSERT never has: the value is not in the WAL message`, undefined, 'RECORD_INVALID');
+      return this.fail(eventId, txn, `column "${this.columnName(values.unchanged)}" came as an unchanged TOAST value, which an INSERT never has: the value is not in the WAL message`, undefined, 'RECORD_INVALID');
+    }
+    if (this.checkedUtf8 !== undefined) {
+      const i = this.notUtf8(values);
+      if (i !== undefined) {
+        const column = this.columnName(i);
+        return this.fail(eventId, txn, `column "${column}" is not UTF-8: the database's server_encoding is SQL_ASCII, which stores text bytes unchecked, and read as UTF-8 each byte that is not would become U+FFFD (different values one text: Müller and Mäller in LATIN1 one key)`, undefined, 'RECORD_INVALID', {
+          hint:
+            'write UTF-8 into the outbox table (a SQL_ASCII database converts nothing, whatever client_encoding the writer sets), ' +
+            "or move the database to UTF8: pg_dump it, convert the dump's text from the writers' encoding (iconv -f LATIN1 -t UTF-8), restore it into a database created with ENCODING 'UTF8'",
+          details: { table: this.table, column },
+        });
+      }
     }
     if (eventId === null) return this.fail(eventId, txn, 'the id column is NULL');
     // The key is the id unless the mapping names another column: then the same text, decoded once.
@@ -252,9 +276,18 @@ export class RowMapper {
   }
   private readonly renderTopic = (valueOf: (column: string) => string | null): string => this.topic.render(valueOf);
 
-  private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL'): never {
+  private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL', more: { hint?: string; details?: Record<string, unknown> } = {}): never {
     const { where, details } = this.position(eventId, txn);
-    throw new RelayError(code, `${message} in ${this.table} (${where})`, { cause, details });
+    throw new RelayError(code, `${message} in ${this.table} (${where})`, { cause, hint: more.hint, details: { ...more.details, ...details } });
+  }
+
+  /** The first checked column whose value is not UTF-8 (checkedUtf8), else undefined. */
+  private notUtf8(values: TupleValues): number | undefined {
+    return this.checkedUtf8?.find((i) => !values.isUtf8(i));
+  }
+
+  private columnName(i: number): string {
+    return [...this.columnIndex].find(([, c]) => c === i)?.[0] ?? `#${i + 1}`;
   }
 
   /** Which event a refusal is about: in the WAL, by its id and commit; read from the table, by its row's id alone. */

@@ -20,6 +20,8 @@ export interface SlotState {
   walEnd: Lsn;
   /** This walsender's wal_sender_timeout in ms (0: none): the longest it waits for a status update. */
   walSenderTimeoutMs: number;
+  /** server_encoding is SQL_ASCII: text comes as stored, UTF-8 or not (RowMapperOptions.utf8Unchecked). */
+  utf8Unchecked: boolean;
 }
 
 interface SlotRow {
@@ -60,8 +62,8 @@ export type PreflightQueries = Pick<ReplicationStream, 'query'>;
 export async function preflight(stream: PreflightQueries, slot: string, publication: string, tables: TableMapping[]): Promise<SlotState> {
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
-  const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string }>(
-    `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout_ms`,
+  const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string }>(
+    `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout_ms, current_setting('server_encoding') AS server_encoding`,
   );
   if (walLevel?.wal_level !== 'logical') {
     throw new RelayError('PG_WAL_LEVEL', `wal_level is "${walLevel?.wal_level}", logical replication needs "logical"`, {
@@ -143,5 +145,5 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     const partitioned = pub.pubviaroot ? [] : await stream.query<TableRef>(partitionedTablesSql(missing));
     throw notPublishedError(publication, missing, partitioned);
   }
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms) };
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked: wal!.server_encoding === 'SQL_ASCII' };
 }

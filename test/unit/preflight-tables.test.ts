@@ -3,10 +3,10 @@ import { preflight, type PreflightQueries } from '../../src/source/preflight.js'
 import { load, refusal } from '../support/config-load.js';
 
 /** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
-function server(published: string[], partitioned: string[] = [], viaRoot = false): PreflightQueries {
+function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8'): PreflightQueries {
   const rows = (sql: string): object[] => {
     if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
-    if (sql.includes('pg_current_wal_lsn()')) return [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
+    if (sql.includes('pg_current_wal_lsn()')) return sql.includes("current_setting('server_encoding') AS server_encoding") ? [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: encoding }] : [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
     if (sql.includes('FROM pg_replication_slots')) {
       return [{ plugin: 'pgoutput', slot_type: 'logical', database: 'app', current_db: 'app', active: false, active_pid: null, confirmed_flush_lsn: '0/80', wal_status: 'reserved' }];
     }
@@ -59,5 +59,14 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
       [16_384, 'outbox'],
       [16_385, 'orders'],
     ]);
+  });
+});
+
+describe('pre-flight: the database encoding', () => {
+  it('a SQL_ASCII database, which stores text bytes unchecked, has the row mappers check the columns they read for UTF-8; others do not', async () => {
+    for (const [encoding, unchecked] of [['SQL_ASCII', true], ['UTF8', false], ['LATIN1', false]] as const) {
+      const state = await preflight(server(['outbox'], [], false, encoding), 'relay', 'outbox_pub', tables('outbox'));
+      expect(state.utf8Unchecked, encoding).toBe(unchecked);
+    }
   });
 });

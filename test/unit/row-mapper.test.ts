@@ -26,7 +26,7 @@ function mapperFor(columns: string[], tableMapping: TableMapping = mapping): Row
   return RowMapper.compile(relation, tableMapping);
 }
 
-function values(row: (string | null)[]) {
+function values(row: (string | Buffer | null)[]) {
   const msg = decodePgOutput(insertMessage(row));
   if (msg.tag !== 'insert') throw new Error('not an insert');
   return msg.values;
@@ -97,6 +97,53 @@ describe('row mapping', () => {
     expect(() => mapper.map(values(['e-9', 'no/slash', 'o-1', 'OrderPlaced', '{}', '{}']), txn)).toThrow(expect.objectContaining({ code: 'TOPIC_INVALID' }));
     expect(() => mapper.map(values(['e-9', null, 'o-1', 'OrderPlaced', '{}', '{}']), txn)).toThrow(expect.objectContaining({ code: 'RECORD_REQUIRED_NULL' }));
     expect(mapper.map(values(['e-10', 'order', 'o-1', 'OrderPlaced', '{}', '{}']), txn).topic).toBe('outbox.order');
+  });
+});
+
+describe('row mapping in a SQL_ASCII database (server_encoding), where text comes as stored, UTF-8 or not', () => {
+  const latin1 = (text: string) => Buffer.from(text, 'latin1');
+  const sqlAscii = (columns: string[], tableMapping: TableMapping = mapping) =>
+    RowMapper.compile(
+      { tag: 'relation', relationId: 0x4001, schema: 'public', table: 'outbox', columns: columns.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })) },
+      tableMapping,
+      { utf8Unchecked: true },
+    );
+  const refusal = (column: string, event: string) =>
+    expect.objectContaining({
+      code: 'RECORD_INVALID',
+      message: expect.stringMatching(new RegExp(`^column "${column}" is not UTF-8: the database's server_encoding is SQL_ASCII.* in public\\.outbox \\(event ${event}, commit LSN 0/16B3748\\)$`)),
+      hint: expect.stringContaining("restore it into a database created with ENCODING 'UTF8'"),
+      details: expect.objectContaining({ column, eventId: event }),
+    });
+
+  it('LATIN1 ids Müller and Mäller are each a poison event naming the event, the column and the fix, not one key', () => {
+    const mapper = sqlAscii(COLUMNS);
+    for (const id of ['Müller', 'Mäller']) {
+      const row = values([latin1(id), 'order', 'o-1', 'OrderPlaced', '{}', '{}']);
+      expect(() => mapper.map(row, txn), id).toThrow(refusal('id', 'M\uFFFDller'));
+      expect(mapper.unmappable(row, txn, new RelayError('RECORD_INVALID', 'x'))).toMatchObject({ topic: 'outbox.order', value: Buffer.from('{}') });
+    }
+  });
+
+  it('so is a value of another column the record carries or is routed by: the key, a header, the topic’s', () => {
+    const keyed = sqlAscii([...COLUMNS, 'tenant'], { ...mapping, columns: { ...mapping.columns, key: 'tenant' }, topic: 'outbox.${aggregate_type}' });
+    expect(() => keyed.map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}', latin1('Bäcker')]), txn)).toThrow(refusal('tenant', 'e-1'));
+    expect(() => keyed.map(values(['e-1', 'order', latin1('Müller'), 'OrderPlaced', '{}', '{}', 't']), txn)).toThrow(refusal('aggregate_id', 'e-1'));
+    expect(() => keyed.map(values(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', latin1('{"city":"Köln"}'), 't']), txn)).toThrow(refusal('headers', 'e-1'));
+    expect(() => keyed.map(values(['e-1', latin1('Bestellung-ä'), 'o-1', 'OrderPlaced', '{}', '{}', 't']), txn)).toThrow(refusal('aggregate_type', 'e-1'));
+  });
+
+  it('a filter lets such a row through to be refused, not judged on U+FFFD (which an exclude glob would drop without a word)', () => {
+    const excluding = { ...mapping, filter: { excludeTypes: ['Order*'] } };
+    const row = values(['e-1', 'order', 'o-1', latin1('OrderPlacé'), '{}', '{}']);
+    expect(sqlAscii(COLUMNS, excluding).accepts(row)).toBe(true);
+    expect(() => sqlAscii(COLUMNS, excluding).map(row, txn)).toThrow(refusal('event_type', 'e-1'));
+    expect(sqlAscii(COLUMNS, excluding).accepts(values(['e-1', 'order', 'o-1', 'OrderPlacé', '{}', '{}']))).toBe(false);
+  });
+
+  it('UTF-8 text passes, and so do the payload’s bytes (sent as stored) and columns no setting reads', () => {
+    const event = sqlAscii([...COLUMNS, 'note']).map(values(['e-ü', 'order', 'Müller', 'OrderPlaced', latin1('{"n":"Köln"}'), '{}', latin1('Notiz ä')]), txn);
+    expect(event).toMatchObject({ key: 'e-ü', value: latin1('{"n":"Köln"}'), headers: { [HEADER.aggregateId]: 'Müller' } });
   });
 });
 
