@@ -117,8 +117,8 @@ export class TupleValues {
    * may not be, and `text` decodes each such byte to U+FFFD: `Müller` and `Mäller` written in LATIN1 the same text.
    */
   isUtf8(i: number): boolean {
-    const start = this.bounds[2 * i];
-    return start === undefined || start < 0 || isUtf8(this.buf.subarray(start, this.bounds[2 * i + 1]));
+    const start = this.bounds[2 * i]!;
+    return start < 0 || isUtf8(this.buf.subarray(start, this.bounds[2 * i + 1]));
   }
 
   /** A copy of the value's bytes, which outlives the message; `null` for SQL NULL, `undefined` when unchanged (TOAST). */
