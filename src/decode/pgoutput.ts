@@ -103,9 +103,9 @@ export class TupleValues {
 
   /**
    * Whether `text`, the value `text(i)` decoded, is ASCII, known without a scan: decoded from UTF-8, any other
-   * character takes more bytes than UTF-16 units. PostgreSQL sends UTF-8 (client_encoding=UTF8); only a SQL_ASCII
-   * database passes its bytes through unchecked, and a lone byte that is not UTF-8 decodes to one U+FFFD (then
-   * counted 1 byte of its 3): the row mapper refuses those in the columns it reads there (`isUtf8`).
+   * character takes more bytes than UTF-16 units. PostgreSQL sends UTF-8 (client_encoding=UTF8); only from a
+   * SQL_ASCII database are the bytes sent as stored (pre-flight), and a lone byte that is not UTF-8 decodes to one
+   * U+FFFD (then counted 1 byte of its 3): the row mapper refuses those in the columns it reads there (`isUtf8`).
    */
   isAscii(i: number, text: string): boolean {
     const start = this.bounds[2 * i]!;
@@ -113,8 +113,9 @@ export class TupleValues {
   }
 
   /**
-   * Whether the value's bytes are UTF-8 (NULL and unchanged values are). Only a SQL_ASCII database sends bytes that
-   * may not be, and `text` decodes each such byte to U+FFFD: `Müller` and `Mäller` written in LATIN1 the same text.
+   * Whether the value's bytes are UTF-8 (NULL and unchanged values are). Only a SQL_ASCII database, asked to send
+   * text as stored, sends bytes that may not be, and `text` decodes each such byte to U+FFFD: `Müller` and `Mäller`
+   * written in LATIN1 the same text.
    */
   isUtf8(i: number): boolean {
     const start = this.bounds[2 * i]!;

@@ -44,8 +44,8 @@ export interface RowMapperOptions {
    */
   fromTable?: boolean;
   /**
-   * The database's server_encoding is SQL_ASCII (pre-flight): PostgreSQL stores and sends text bytes as written,
-   * UTF-8 or not. The columns whose text the record carries or is routed by are then checked, and a value that is
+   * The database's server_encoding is SQL_ASCII (pre-flight): PostgreSQL stores text bytes as written, UTF-8 or
+   * not, and pre-flight has it send them so. The columns whose text the record carries or is routed by are then checked, and a value that is
    * not UTF-8 is refused, where decoding it would turn each such byte into U+FFFD and tell different values apart
    * no more (two ids one key). Other databases convert to UTF-8 themselves and pay nothing.
    */

@@ -145,5 +145,11 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     const partitioned = pub.pubviaroot ? [] : await stream.query<TableRef>(partitionedTablesSql(missing));
     throw notPublishedError(publication, missing, partitioned);
   }
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked: wal!.server_encoding === 'SQL_ASCII' };
+  const utf8Unchecked = wal!.server_encoding === 'SQL_ASCII';
+  // With client_encoding UTF8 (pg-connect.ts), a SQL_ASCII server checks each value it sends against UTF-8: one row
+  // that is not ended the session at the same WAL on every reconnect ("invalid byte sequence for encoding UTF8"),
+  // no event named, until retry.maxDuration. Sent as stored instead, such a value is the row mapper's to refuse,
+  // naming the event and the column, under the poison policy (RowMapperOptions.utf8Unchecked).
+  if (utf8Unchecked) await stream.query("SET client_encoding = 'SQL_ASCII'");
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked };
 }

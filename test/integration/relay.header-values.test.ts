@@ -78,3 +78,30 @@ describe("relay: the text pgoutput writes does not depend on the database's or r
     }
   });
 });
+
+describe('relay: a SQL_ASCII database stores text bytes unchecked', () => {
+  it('a UTF-8 row is relayed as written; a row whose aggregate_id is LATIN1 bytes halts naming the event and the column, not sent as U+FFFD', async () => {
+    const db = await createDatabase('sqlascii', undefined, "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    try {
+      const topic = uniqueName('sqlascii');
+      await createTopic(topic);
+      const setup = await setupSlot(db, ['outbox']);
+      const relay = startRelay([...setup.args, '--topic', topic]);
+      await relay.waitForMessage('streaming from PostgreSQL');
+      const good = randomUUID();
+      const bad = randomUUID();
+      await db.query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', 'Müller', 'T', '{}')`, [good]);
+      // 'Mäller' in LATIN1: a SQL_ASCII database takes the bytes as they come (convert_from checks only for NUL).
+      await db.query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', convert_from('\\x4de46c6c6572'::bytea, 'SQL_ASCII'), 'T', '{}')`, [bad]);
+      const halted = await relay.waitForLog((l) => l.level === 'error' && String(l.msg).startsWith('halted'), 30_000, 'the halt');
+      expect(halted, relay.dump()).toMatchObject({ code: 'RECORD_INVALID', eventId: bad, column: 'aggregate_id' });
+      expect(String(halted.err)).toContain('column "aggregate_id" is not UTF-8');
+      const records = await readTopic(topic, { expected: 1 });
+      expect(records.map((r) => [r.headers.id, r.headers['aggregate-id']])).toEqual([[good, 'Müller']]);
+      relay.signal('SIGTERM');
+      expect(await relay.exited).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+});

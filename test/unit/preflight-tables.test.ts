@@ -3,7 +3,7 @@ import { preflight, type PreflightQueries } from '../../src/source/preflight.js'
 import { load, refusal } from '../support/config-load.js';
 
 /** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
-function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8'): PreflightQueries {
+function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8', asked: string[] = []): PreflightQueries {
   const rows = (sql: string): object[] => {
     if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
     if (sql.includes('pg_current_wal_lsn()')) return sql.includes("current_setting('server_encoding') AS server_encoding") ? [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: encoding }] : [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
@@ -14,9 +14,10 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
     if (sql.includes('pg_try_advisory_lock')) return [{ locked: true, holder: null }];
     if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i) }));
     if (sql.includes("relkind = 'p'")) return partitioned.filter((name) => sql.includes(`'${name}'`)).map((name) => ({ schema: 'public', table: name }));
+    if (sql.startsWith('SET ')) return [];
     throw new Error(`unexpected query: ${sql}`);
   };
-  return { query: async <T>(sql: string) => rows(sql) as T[] };
+  return { query: async <T>(sql: string) => (asked.push(sql), rows(sql) as T[]) };
 }
 
 const tables = (...names: string[]) => load({ tables: JSON.stringify(names.map((table) => ({ table }))) }).tables;
@@ -63,10 +64,13 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
 });
 
 describe('pre-flight: the database encoding', () => {
-  it('a SQL_ASCII database, which stores text bytes unchecked, has the row mappers check the columns they read for UTF-8; others do not', async () => {
+  it('a SQL_ASCII database, which stores text bytes unchecked, sends them as stored (client_encoding SQL_ASCII) and has the row mappers check the columns they read for UTF-8; others do neither', async () => {
     for (const [encoding, unchecked] of [['SQL_ASCII', true], ['UTF8', false], ['LATIN1', false]] as const) {
-      const state = await preflight(server(['outbox'], [], false, encoding), 'relay', 'outbox_pub', tables('outbox'));
+      const asked: string[] = [];
+      const state = await preflight(server(['outbox'], [], false, encoding, asked), 'relay', 'outbox_pub', tables('outbox'));
       expect(state.utf8Unchecked, encoding).toBe(unchecked);
+      // A UTF8 client on a SQL_ASCII server: the server refuses to send a value that is not UTF-8, and the session ends at that WAL on every reconnect.
+      expect(asked.filter((sql) => sql.startsWith('SET ')), encoding).toEqual(unchecked ? ["SET client_encoding = 'SQL_ASCII'"] : []);
     }
   });
 });
