@@ -15,6 +15,9 @@ export type ReplayWindowSetting = ReplayWindow | { kind: 'none' };
 export function parseReplayWindow(text: string): ReplayWindowSetting | undefined {
   if (/^\s*0\s*$/.test(text)) return { kind: 'none' };
   if (!/[a-zA-Z]\s*$/.test(text)) return undefined;
+  // Units are read in any case, and a window is a duration or a size: `512M`, meant as megabytes as PostgreSQL
+  // and Kubernetes write them, was 512 minutes of WAL kept. Refused, with the form in the error (512MB, 512m).
+  if (/^\s*\d+(?:\.\d+)?\s*M\s*$/.test(text)) return undefined;
   const ms = parseDuration(text);
   if (ms !== undefined) return ms > 0 ? { kind: 'duration', ms } : { kind: 'none' };
   const bytes = parseSize(text);

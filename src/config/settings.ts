@@ -124,7 +124,7 @@ export function isPostgresUrl(url: string): boolean {
 export const POSTGRES_URL_FORM = 'a URL such as postgres://user@host:5432/database (percent-encode special characters of the password: # ? / @ : %)';
 const postgresUrl = text.check(z.refine(isPostgresUrl, POSTGRES_URL_FORM));
 const enumOf = <const T extends string>(values: readonly [T, ...T[]]) => z.enum(values, { error: `one of: ${values.join(', ')}` });
-const REPLAY_WINDOW_FORM = 'a duration such as 6h or a WAL size such as 2GiB (with its unit), or 0 for none';
+const REPLAY_WINDOW_FORM = 'a duration such as 6h or 90m, or a WAL size such as 2GiB or 512MB (with its unit; a bare M is refused: minutes or megabytes?), or 0 for none';
 // Written as text (a file's `0` is a number): a mapping in a config file is not a way to write it, and one that
 // only looked like a parsed window reached the replay window's arithmetic unchecked.
 const replayWindow = writtenAs(

@@ -74,7 +74,7 @@ describe('config: replayWindow in a config file', () => {
   });
 
   it('a mapping is refused naming the key (before, {kind: size} passed and crashed the relay at its first status report)', () => {
-    expect(fromFile('replayWindow:\n  kind: size')).toThrow(/replayWindow.*expected a duration such as 6h or a WAL size such as 2GiB/);
+    expect(fromFile('replayWindow:\n  kind: size')).toThrow(/replayWindow.*expected a duration such as 6h or 90m, or a WAL size such as 2GiB/);
     expect(fromFile('replayWindow: 5')).toThrow(/replayWindow.*expected a duration such as 6h/);
   });
 });

@@ -24,6 +24,10 @@ describe('replay window', () => {
     expect(parseReplayWindow('2GiB')).toEqual({ kind: 'size', bytes: 2 * 1024 ** 3 });
     expect(parseReplayWindow('1000')).toBeUndefined();
     expect(parseReplayWindow('5 parsecs')).toBeUndefined();
+    // Megabytes or minutes? Before: 512 minutes. Lower case stays minutes, a size takes its B.
+    expect(parseReplayWindow('512M')).toBeUndefined();
+    expect(parseReplayWindow('512m')).toEqual({ kind: 'duration', ms: 512 * 60_000 });
+    expect(parseReplayWindow('512MB')).toEqual({ kind: 'size', bytes: 512 * 1000 ** 2 });
     // 0 (any zero amount) asks for no window: it releases a window recorded in the checkpoint.
     expect(parseReplayWindow('0')).toEqual({ kind: 'none' });
     expect(parseReplayWindow('0s')).toEqual({ kind: 'none' });
