@@ -7,7 +7,7 @@ import { printJsonError } from './json-document.js';
  * relay doing, so a script or a probe can tell them apart: 3 not ready (starting, standby, reconnecting, draining, stopped,
  * Kafka unavailable), 4 halted or failed (a poison event, a schema change: an operator must act), 5 not reachable.
  * 6: a destructive command only previewed what it would do (`slot advance` without --yes-skip-events, `slot drop`
- * of a slot in use and `publication drop` while the relay's slot exists, without --force): nothing was changed,
+ * of a slot in use and `publication drop` while the relay's slot or another pgoutput slot of the database exists, without --force): nothing was changed,
  * and it is not a usage error either.
  */
 export const EXIT = { ok: 0, runtime: 1, usage: 2, relayNotReady: 3, relayHalted: 4, relayUnreachable: 5, confirmationRequired: 6 } as const;

@@ -3,7 +3,7 @@ import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { findSlot } from './slots.js';
+import { findSlot, listSlots, type SlotStatus } from './slots.js';
 import { createPublicationSql } from './publication-sql.js';
 
 export type PublishAction = 'insert' | 'update' | 'delete' | 'truncate';
@@ -83,24 +83,35 @@ export async function createPublication(client: pg.Client, name: string, tables:
 }
 
 /**
- * What dropping the publication costs while the relay's slot exists: the slot streams with it (pgoutput reads it
- * at every change), so it can no longer stream, and rows written until the publication exists again are never
- * published, not even once it is re-created.
+ * What dropping the publication costs while a slot may stream with it: pgoutput reads it at every change, so that
+ * slot can no longer stream, and rows written until the publication exists again are never published, not even
+ * once it is re-created. `named`: the relay's own --slot; otherwise other pgoutput slots of this database, which
+ * may stream with it (a slot does not record its publication: a client names it when it starts streaming).
  */
-function dropCost(name: string, slot: string, at: Date): string {
+function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date): string {
   const since = new Date(at.getTime() - 60_000).toISOString();
-  return `replication slot "${slot}" streams with publication "${name}": without it the slot can no longer stream, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, outbox-relay setup, then outbox-relay republish --since '${since}' (and from the last delivered event's commit time if the relay had not delivered everything)`;
+  const which = named
+    ? `replication slot "${slots[0]!.name}" streams with publication "${name}": without it the slot can no longer stream`
+    : `pgoutput replication slot(s) ${slots.map((s) => `"${s.name}" (${s.active ? `active, pid ${s.activePid}` : 'inactive'})`).join(', ')} in this database may stream with publication "${name}": without it such a slot can no longer stream`;
+  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, outbox-relay setup, then outbox-relay republish --since '${since}' (and from the last delivered event's commit time if the relay had not delivered everything)`;
 }
 
-/** Drops the publication; while the relay's slot exists only with `force` (CONFIRMATION_REQUIRED otherwise), saying what it costs. */
+/**
+ * Drops the publication; while the relay's slot, or any other pgoutput slot of this database (a relay started
+ * with another --slot), exists only with `force` (CONFIRMATION_REQUIRED otherwise), saying what it costs.
+ */
 export async function dropPublication(client: pg.Client, name: string, slot: string, force: boolean): Promise<{ dropped: boolean; consequence?: string }> {
   if (!(await findPublication(client, name))) return { dropped: false };
-  const slotExists = (await findSlot(client, slot)) !== undefined;
-  if (slotExists && !force) {
-    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: ${dropCost(name, slot, new Date())}`, {
-      hint: 'drop the slot first (outbox-relay slot drop) if nothing should stream any more, or pass --force to drop the publication anyway',
+  const own = await findSlot(client, slot);
+  const others = own ? [] : (await listSlots(client)).filter((s) => s.inCurrentDatabase && s.plugin === 'pgoutput');
+  const consequence = own ? dropCost(name, [own], true, new Date()) : others.length ? dropCost(name, others, false, new Date()) : undefined;
+  if (consequence && !force) {
+    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: ${consequence}`, {
+      hint: own
+        ? 'drop the slot first (outbox-relay slot drop) if nothing should stream any more, or pass --force to drop the publication anyway'
+        : 'drop those slots first (outbox-relay slot drop --slot <name>) if nothing should stream with them any more, or pass --force to drop the publication anyway (when none of them streams with it)',
     });
   }
   await client.query(`DROP PUBLICATION ${quoteIdent(name)}`);
-  return slotExists ? { dropped: true, consequence: dropCost(name, slot, new Date()) } : { dropped: true };
+  return consequence ? { dropped: true, consequence } : { dropped: true };
 }

@@ -82,6 +82,24 @@ describe('cli: outbox-relay publication', () => {
     expect(String(errors[0]!.fix)).toContain('republish');
   });
 
+  it('drop without --slot while another pgoutput slot of the database exists (a relay run with its own --slot): refused (exit 6) naming it; --force drops', async () => {
+    const setup = await setupOutbox(db());
+    try {
+      // --slot left at its default (outbox_relay), which does not exist: the refusal comes from setup.slot.
+      const refused = await runCli(['publication', 'drop', ...flags(setup.publication)]);
+      expect(refused.code, refused.stderr).toBe(6);
+      expect(refused.stderr).toContain(`"${setup.slot}" (inactive)`);
+      expect(refused.stderr).toContain(`may stream with publication "${setup.publication}"`);
+      expect(refused.stderr.split('\n').filter((l) => l.startsWith('outbox-relay: '))).toHaveLength(1);
+      expect(await catalog(setup.publication)).toBeDefined();
+      const forced = await runCli(['publication', 'drop', ...flags(setup.publication), '--force']);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(await catalog(setup.publication)).toBeUndefined();
+    } finally {
+      await db().query('SELECT pg_drop_replication_slot($1)', [setup.slot]);
+    }
+  });
+
   it('a row filter that could end its WHERE or the statement is refused before PostgreSQL sees it; one PostgreSQL rejects exits 2 too', async () => {
     const publication = uniqueName('pub');
     const attacks = [

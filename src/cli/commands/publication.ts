@@ -30,15 +30,15 @@ const drop = () =>
       settings: 'publication drop',
       name: 'drop',
       description:
-        'Drop the publication. While the relay\'s slot exists only with --force (else exit 6 saying what it costs): the slot can no longer stream, and rows written until the publication exists again are never published.',
-      examples: ['outbox-relay publication drop --publication outbox_relay', 'outbox-relay publication drop --force    # the slot exists: drop anyway'],
+        'Drop the publication. While the relay\'s slot (--slot), or any other pgoutput slot of this database, exists only with --force (else exit 6 naming them and saying what it costs): a slot streaming with it can no longer stream, and rows written until the publication exists again are never published.',
+      examples: ['outbox-relay publication drop --publication outbox_relay', 'outbox-relay publication drop --force    # a slot exists: drop anyway'],
     },
     async ({ client, config, opts }) => {
       const { dropped, consequence } = await dropPublication(client, config.publication, config.slot, opts.force === true);
       const text = `publication "${config.publication}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, ...(consequence ? { consequence } : {}) }, text };
     },
-  ).option('--force', 'drop it even though the relay\'s replication slot exists');
+  ).option('--force', 'drop it even though the relay\'s or another pgoutput replication slot of this database exists');
 
 const show = () =>
   opsCommand(

@@ -1,0 +1,42 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { dropPublication } from '../../src/ops/publications.js';
+
+type Slot = { slot_name: string; plugin: string; in_current_db: boolean; active: boolean; active_pid: number | null };
+
+/** A server with publication "billing_pub" and `slots`; records the statements run. */
+function fakeServer(slots: Slot[]): { client: pg.Client; statements: string[] } {
+  const statements: string[] = [];
+  const row = (s: Slot) => ({ slot_type: 'logical', database: 'app', held_by: null, confirmed_flush_lsn: '0/10', restart_lsn: '0/8', wal_status: 'reserved', safe_wal_size: null, lag_bytes: '0', ...s });
+  const query = (sql: string, params: unknown[] = []) => {
+    statements.push(sql);
+    if (sql.includes('FROM pg_publication WHERE')) return Promise.resolve({ rows: [{ owner: 'admin', puballtables: false, pubviaroot: true, pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false }] });
+    if (sql.includes('FROM pg_publication_tables')) return Promise.resolve({ rows: [] });
+    if (sql.includes('FROM pg_replication_slots')) return Promise.resolve({ rows: (sql.includes('WHERE slot_name = $1') ? slots.filter((s) => s.slot_name === params[0]) : slots).map(row) });
+    return Promise.resolve({ rows: [] });
+  };
+  return { client: { query } as unknown as pg.Client, statements };
+}
+
+const slot = (name: string, extra: Partial<Slot> = {}): Slot => ({ slot_name: name, plugin: 'pgoutput', in_current_db: true, active: false, active_pid: null, ...extra });
+const dropped = (statements: string[]) => statements.some((s) => s.startsWith('DROP PUBLICATION'));
+
+describe('publication drop: refused while a slot may stream with it', () => {
+  it('another pgoutput slot of this database (a relay started with --slot billing_relay): CONFIRMATION_REQUIRED naming it and whether active; --force drops', async () => {
+    const { client, statements } = fakeServer([slot('billing_relay', { active: true, active_pid: 4242 }), slot('idle_relay'), slot('elsewhere', { in_current_db: false }), slot('wal2json_slot', { plugin: 'wal2json' })]);
+    const refusal = dropPublication(client, 'billing_pub', 'outbox_relay', false);
+    await expect(refusal).rejects.toMatchObject({ code: 'CONFIRMATION_REQUIRED', hint: expect.stringContaining('--force') as unknown });
+    await expect(refusal).rejects.toThrow('pgoutput replication slot(s) "billing_relay" (active, pid 4242), "idle_relay" (inactive) in this database may stream with publication "billing_pub"');
+    expect(dropped(statements)).toBe(false);
+    const forced = await dropPublication(client, 'billing_pub', 'outbox_relay', true);
+    expect(forced).toMatchObject({ dropped: true, consequence: expect.stringContaining('"billing_relay" (active, pid 4242)') as unknown });
+    expect(dropped(statements)).toBe(true);
+  });
+
+  it('the named slot: refused as before; no pgoutput slot in this database: dropped', async () => {
+    await expect(dropPublication(fakeServer([slot('outbox_relay')]).client, 'billing_pub', 'outbox_relay', false)).rejects.toThrow('replication slot "outbox_relay" streams with publication "billing_pub"');
+    const none = fakeServer([slot('elsewhere', { in_current_db: false }), slot('wal2json_slot', { plugin: 'wal2json' })]);
+    expect(await dropPublication(none.client, 'billing_pub', 'outbox_relay', false)).toEqual({ dropped: true });
+    expect(dropped(none.statements)).toBe(true);
+  });
+});
