@@ -173,6 +173,15 @@ function publicationChecks(pub: PublicationInfo, tables: TableRef[], partitioned
   return checks.length ? checks : [{ name: `publication ${pub.name}`, ok: true, detail: `publishes ${actions} of ${published.join(', ')}` }];
 }
 
+/**
+ * Whether an existing publication is the one the relay needs: INSERTs only of every outbox table and, given one,
+ * filtered with `rowFilter`. What setup checks, and what `publication create` checks of a publication it finds.
+ */
+export async function existingPublicationChecks(client: pg.Client, pub: PublicationInfo, tables: TableRef[], rowFilter: string | undefined): Promise<Check[]> {
+  const checks = publicationChecks(pub, tables, await partitionedTables(client, tables));
+  return rowFilter === undefined ? checks : [...checks, ...(await rowFilterChecks(client, pub, tables, rowFilter))];
+}
+
 /** Those of `tables` that are partitioned. */
 async function partitionedTables(client: pg.Client, tables: TableRef[]): Promise<TableRef[]> {
   return (await client.query<{ schema: string; table: string }>(partitionedTablesSql(tables))).rows;
@@ -197,8 +206,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   const { rows } = await client.query<ServerRow>(SERVER_QUERY);
   const server = rows[0]!;
   const checks = [...serverChecks(server, target.slot), ...(await tableChecks(client, server, target))];
-  if (target.existingPublication) checks.push(...publicationChecks(target.existingPublication, target.tables, await partitionedTables(client, target.tables)));
-  if (target.existingPublication && target.rowFilter !== undefined) checks.push(...(await rowFilterChecks(client, target.existingPublication, target.tables, target.rowFilter)));
+  if (target.existingPublication) checks.push(...(await existingPublicationChecks(client, target.existingPublication, target.tables, target.rowFilter)));
   if (target.slot) {
     const problem = slotProblem(target.slot);
     if (problem) checks.push({ name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint });

@@ -59,6 +59,25 @@ describe('cli: outbox-relay publication', () => {
     expect(showMissing.json.error.code).toBe('PG_PUBLICATION_MISSING');
   });
 
+  it('create of one that exists without the --row-filter asked for, or publishing more than inserts: exit 1 with PG_SETUP_CHECKS_FAILED and the ALTER PUBLICATION to run; once run, "already exists"', async () => {
+    const publication = uniqueName('pub');
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert, update')`);
+    const filter = "aggregate_type <> 'internal'";
+    const differs = await runCli(['publication', 'create', ...flags(publication), '--row-filter', filter]);
+    expect(differs.code, differs.stderr).toBe(1);
+    expect(differs.stdout).toContain(`fix: ALTER PUBLICATION "${publication}" SET (publish = 'insert');`);
+    expect(differs.stdout).toContain(`fix: as the table owner: ALTER PUBLICATION "${publication}" SET TABLE "public"."outbox" WHERE (${filter});`);
+    expect(differs.stderr.split('\n').filter((l) => l.startsWith('outbox-relay: '))).toEqual([
+      `outbox-relay: PG_SETUP_CHECKS_FAILED: 2 check(s) failed: publication ${publication}, row filter public.outbox; publication "${publication}" exists, and differs from the one asked for`,
+    ]);
+    await db().query(`ALTER PUBLICATION ${publication} SET (publish = 'insert')`);
+    await db().query(`ALTER PUBLICATION ${publication} SET TABLE outbox WHERE (${filter})`);
+    const same = await runCli(['publication', 'create', ...flags(publication), '--row-filter', filter]);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain(`publication "${publication}": already exists`);
+    await db().query(`DROP PUBLICATION ${publication}`);
+  });
+
   it('drop while the relay\'s slot exists: refused (exit 6) saying what it costs; with --force the streaming relay ends at the next event, exit 1 with PG_PUBLICATION_MISSING and the fix', async () => {
     const setup = await setupOutbox(db());
     const relay = startRelay(setup.args);

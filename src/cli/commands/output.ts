@@ -1,3 +1,5 @@
+import { RelayError } from '../../errors.js';
+import type { Check } from '../../ops/checks.js';
 import type { PublicationInfo } from '../../ops/publications.js';
 import type { SlotStatus } from '../../ops/slots.js';
 
@@ -60,4 +62,20 @@ export function publicationText(pub: PublicationInfo): string {
   ]);
   if (pub.tables.length === 0) return head;
   return `${head}\n\n${table(['TABLE', 'ROW FILTER'], pub.tables.map((t) => [`${t.schema}.${t.table}`, t.rowFilter]))}`;
+}
+
+/** Checks as `setup` prints them: each with ok or FAIL, and under a failed one the fix to run. */
+export function checksText(checks: Check[]): string {
+  const lines = ['checks:'];
+  const width = Math.max(...checks.map((c) => c.name.length));
+  for (const check of checks) {
+    lines.push(`  ${check.ok ? 'ok  ' : 'FAIL'}  ${check.name.padEnd(width)}  ${check.detail}`);
+    if (check.fix) lines.push(`        fix: ${check.fix}`);
+  }
+  return lines.join('\n');
+}
+
+/** The error after failed checks (printed with checksText), of `setup` and of `publication create` alike. */
+export function checksFailedError(failed: Check[], outcome: string, hint: string): RelayError {
+  return new RelayError('PG_SETUP_CHECKS_FAILED', `${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}${outcome}`, { hint });
 }

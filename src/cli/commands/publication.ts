@@ -1,9 +1,10 @@
 import { Option, type Command } from 'commander';
 import { createPublication, dropPublication, requirePublication } from '../../ops/publications.js';
 import { checkRowFilter } from '../../sql/row-filter.js';
+import { existingPublicationChecks } from '../../ops/checks.js';
 import { checkedWithSettings } from '../options.js';
 import { groupCommand, opsCommand } from './ops-command.js';
-import { publicationText } from './output.js';
+import { checksFailedError, checksText, publicationText } from './output.js';
 
 /** --row-filter, shared by `setup` and `publication create`; refused with the settings (exit 2) if it could leave its WHERE (…). */
 export function rowFilterOption(): Option {
@@ -15,12 +16,23 @@ const create = () =>
     {
       settings: 'publication create',
       name: 'create',
-      description: 'Create the insert-only publication on the outbox table; "already exists" is not an error.',
+      description: 'Create the insert-only publication on the outbox table; "already exists" is not an error when it publishes what is asked for (else exit 1, PG_SETUP_CHECKS_FAILED, with the ALTER PUBLICATION to run).',
       examples: ['outbox-relay publication create --table public.outbox', `outbox-relay publication create --row-filter "aggregate_type <> 'internal'"`],
     },
     async ({ client, config, opts }) => {
-      const { created, publication } = await createPublication(client, config.publication, config.tables, opts.rowFilter as string | undefined);
-      return { data: { created, publication }, text: `publication "${publication.name}": ${created ? 'created' : 'already exists'}\n\n${publicationText(publication)}` };
+      const rowFilter = opts.rowFilter as string | undefined;
+      const { created, publication } = await createPublication(client, config.publication, config.tables, rowFilter);
+      const text = `publication "${publication.name}": ${created ? 'created' : 'already exists'}\n\n${publicationText(publication)}`;
+      if (created) return { data: { created, publication }, text };
+      // One found is left as it is: "already exists" only when it is the one asked for (tables, insert only, filter).
+      const checks = await existingPublicationChecks(client, publication, config.tables, rowFilter);
+      const failed = checks.filter((c) => !c.ok);
+      if (failed.length === 0) return { data: { created, publication }, text };
+      return {
+        data: { created, publication, checks },
+        text: `${text}\n\n${checksText(checks)}`,
+        error: checksFailedError(failed, `; publication "${publication.name}" exists, and differs from the one asked for`, 'run the fix shown under each failed check (as the table owner), or drop the publication and create it again'),
+      };
     },
   ).addOption(rowFilterOption());
 

@@ -1,18 +1,13 @@
 import type { Command } from 'commander';
-import { RelayError } from '../../errors.js';
 import { setup, type SetupReport } from '../../ops/setup.js';
 import { opsCommand } from './ops-command.js';
+import { checksFailedError, checksText } from './output.js';
 import { rowFilterOption } from './publication.js';
 
 const RESULT_TEXT = { exists: 'already exists', created: 'created', planned: 'to create' } as const;
 
 function render(report: SetupReport): string {
-  const lines = ['checks:'];
-  const width = Math.max(...report.checks.map((c) => c.name.length));
-  for (const check of report.checks) {
-    lines.push(`  ${check.ok ? 'ok  ' : 'FAIL'}  ${check.name.padEnd(width)}  ${check.detail}`);
-    if (check.fix) lines.push(`        fix: ${check.fix}`);
-  }
+  const lines = [checksText(report.checks)];
   if (report.dryRun) {
     const sql = report.steps.filter((s) => s.result === 'planned').map((s) => s.sql);
     lines.push('', sql.length ? 'dry run, would run:' : 'dry run: nothing to create', ...sql.map((s) => `  ${s}`));
@@ -38,9 +33,7 @@ export function setupCommand(): Command {
       const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true });
       const failed = report.checks.filter((c) => !c.ok);
       const error = failed.length
-        ? new RelayError('PG_SETUP_CHECKS_FAILED', `${failed.length} check(s) failed: ${failed.map((c) => c.name).join(', ')}${report.dryRun ? '' : '; nothing was created'}`, {
-            hint: 'run the fix shown under each failed check, then run setup again',
-          })
+        ? checksFailedError(failed, report.dryRun ? '' : '; nothing was created', 'run the fix shown under each failed check, then run setup again')
         : undefined;
       return { data: { ...report }, text: render(report), error };
     },
