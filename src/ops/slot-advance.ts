@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { RelayError, errorMessage } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 import { quoteIdent } from '../sql/quote.js';
-import { requireSlot, slotProblem } from './slots.js';
+import { requireSlot, slotProblem, slotUser } from './slots.js';
 
 /** What moving the slot from `from` to `to` gives up. */
 export interface SkipPreview {
@@ -62,9 +62,11 @@ export async function advanceSlot(client: pg.Client, options: { slot: string; pu
   const slot = await requireSlot(client, options.slot);
   const problem = slotProblem(slot);
   if (problem) throw problem;
-  if (slot.active) {
-    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot.name}" is in use by backend pid ${slot.activePid}`, {
-      details: { activePid: slot.activePid },
+  // Also while a starting relay holds the slot's lock: it streams from the slot's position as it finds it then.
+  const user = await slotUser(client, slot);
+  if (user !== null) {
+    throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot.name}" is in use by backend pid ${user}`, {
+      details: { activePid: user },
       hint: 'stop the relay first: a slot in use cannot be advanced',
     });
   }

@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayError } from '../errors.js';
-import { lockHolderSql } from '../source/slot-lock.js';
-import { findSlot, wrongDatabase, type SlotStatus } from './slots.js';
+import { findSlot, slotUser, wrongDatabase, type SlotStatus } from './slots.js';
 
 export interface DropResult {
   /** False when there was no such slot: dropping is idempotent. */
@@ -37,11 +36,6 @@ export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'la
   );
 }
 
-async function lockHolder(client: pg.Client, slot: string): Promise<number | null> {
-  const { rows } = await client.query<{ pid: number }>(lockHolderSql(slot));
-  return rows[0]?.pid ?? null;
-}
-
 // A terminated relay reconnects within a second or so and may take the slot again before the drop runs.
 const FORCE_DEADLINE_MS = 10_000;
 
@@ -61,8 +55,7 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   if (!slot) return { dropped: false, terminatedPids: [] };
   const elsewhere = wrongDatabase(slot);
   if (elsewhere) throw elsewhere;
-  // A relay that took the slot's lock but does not stream yet (its start: the exactly-once checkpoint read) uses it too.
-  const user = slot.activePid ?? (await lockHolder(client, name));
+  const user = await slotUser(client, slot);
   if (user !== null && !force) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${user} (a running relay). Dropping it stops that relay, and ${dropConsequence(slot, new Date())}`, {
       details: { activePid: user },
@@ -72,7 +65,7 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   const terminatedPids: number[] = [];
   const deadline = Date.now() + FORCE_DEADLINE_MS;
   for (let current = slot; ; ) {
-    const pid = current.activePid ?? (await lockHolder(client, name));
+    const pid = await slotUser(client, current);
     if (pid !== null) {
       await client.query('SELECT pg_terminate_backend($1, 5000)', [pid]);
       terminatedPids.push(pid);

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { RelayError } from '../errors.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { slotLostError } from '../source/preflight.js';
+import { lockHolderSql } from '../source/slot-lock.js';
 
 /** One row of pg_replication_slots, with the lag measured against the current WAL position. */
 export interface SlotStatus {
@@ -102,6 +103,16 @@ export function slotProblem(slot: SlotStatus): RelayError | undefined {
   }
   if (slot.walStatus === 'lost') return slotLostError(slot.name);
   return wrongDatabase(slot);
+}
+
+/**
+ * The pid of the connection using the slot, or null: the one streaming from it, else one holding its lock, a
+ * relay that does not stream yet (its start: the checks, the exactly-once checkpoint read).
+ */
+export async function slotUser(client: pg.Client, slot: SlotStatus): Promise<number | null> {
+  if (slot.activePid !== null) return slot.activePid;
+  const { rows } = await client.query<{ pid: number }>(lockHolderSql(slot.name));
+  return rows[0]?.pid ?? null;
 }
 
 export async function requireSlot(client: pg.Client, name: string): Promise<SlotStatus> {

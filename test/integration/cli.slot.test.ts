@@ -247,6 +247,26 @@ describe('cli: outbox-relay slot', () => {
     expect(await slotExists(setup.slot)).toBe(false);
   });
 
+  it('advance refuses while a relay holds the slot\'s lock before it streams (its start), as for an active slot', async () => {
+    const setup = await setupOutbox(db());
+    const from = await slotConfirmedLsn(db(), setup.slot);
+    await insertEvents(db(), 1);
+    const to = formatLsn(await currentWalLsn(db()));
+    // What a starting relay holds on its replication connection between its checks and START_REPLICATION.
+    const starting = new pg.Client({ connectionString: db().url });
+    await starting.connect();
+    try {
+      const { rows } = await starting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_advisory_lock($1, $2)', [SLOT_LOCK_CLASS, slotLockKey(setup.slot)]);
+      const refused = await runCli(['slot', 'advance', to, '--yes-skip-events', ...flags(setup.slot, setup.publication)]);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toContain(`PG_SLOT_ACTIVE: replication slot "${setup.slot}" is in use by backend pid ${rows[0]!.pid}`);
+      expect(await slotConfirmedLsn(db(), setup.slot)).toBe(from);
+    } finally {
+      await starting.end();
+    }
+    expect((await runCli(['slot', 'advance', to, '--yes-skip-events', ...flags(setup.slot, setup.publication)])).code).toBe(0);
+  });
+
   it('drop of a slot with events it never delivered (a halted relay) names its confirmed position, not the drop, as where the re-send starts', async () => {
     const setup = await setupOutbox(db());
     const { rows } = await db().query<{ lsn: string }>('SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
