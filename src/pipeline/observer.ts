@@ -23,8 +23,11 @@ export interface RelayObserver {
   walPosition?(serverWalEnd: Lsn): void;
   /** PostgreSQL sent a transaction committed at `commitTimeMs` at `sentAtMs` (its Begin message; both its clock). */
   transactionSent?(commitTimeMs: number, sentAtMs: number): void;
-  /** The table's include/exclude filters left a row out: it is confirmed without a record (`table`: schema.table). */
-  filtered?(table: string): void;
+  /**
+   * The table's include/exclude filters left a row out: it is confirmed without a record (`table`: schema.table;
+   * `commitLsn`: its transaction's, so that a bounded replay counts only the rows of its range).
+   */
+  filtered?(table: string, commitLsn: Lsn): void;
   /** A logical message with a relayed prefix and content came outside a transaction: it carries no event. */
   messageNotRelayed?(prefix: string): void;
   /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */

@@ -290,7 +290,7 @@ export class Session {
             });
           }
           if (!mapper.accepts(msg.values)) {
-            this.observer.filtered?.(mapper.table);
+            this.observer.filtered?.(mapper.table, txn.commitLsn);
             break;
           }
           this.enqueue(txn, mapper, msg.values);

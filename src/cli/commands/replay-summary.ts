@@ -3,22 +3,28 @@ import { formatLsn, type Lsn } from '../../lsn.js';
 import type { RelayObserver } from '../../pipeline/observer.js';
 import { keyValues } from './output.js';
 
-/** What a replay re-sent, counted from Kafka's acknowledgements (not from what was read). */
+/**
+ * What a replay re-sent, counted from Kafka's acknowledgements (not from what was read), and the rows its filters
+ * left out. Replay has no poison policy (a poison event halts it), so every receipt is a record Kafka took.
+ */
 export class ReplayTally {
   events = 0;
-  /** Events the filters left out: read and confirmed, not sent. */
+  /** Rows the filters (filter.*) left out of the transactions up to `lastCommit`: read, never sent. */
   skipped = 0;
   readonly byTopic: Record<string, number> = {};
   private first: Lsn | undefined;
   private last: Lsn | undefined;
 
+  /** `lastCommit`: the replay's end; a filtered row past it belongs to a transaction the replay does not deliver. */
+  constructor(private readonly lastCommit: Lsn) {}
+
   readonly observer: RelayObserver = {
+    // Filtered rows never reach Kafka: no receipt carries them, the session reports them as it reads them.
+    filtered: (_table, commitLsn) => {
+      if (commitLsn <= this.lastCommit) this.skipped++;
+    },
     delivered: (receipts) => {
       for (const r of receipts) {
-        if (r.skipped) {
-          this.skipped += r.count;
-          continue;
-        }
         this.events += r.count;
         this.byTopic[r.topic] = (this.byTopic[r.topic] ?? 0) + r.count;
         const lsn = r.txn.commitLsn;

@@ -93,7 +93,7 @@ export function replayCommand(): Command {
     }
     // The checkpoint read at start keeps a replay of old transactions from moving the stored checkpoint back.
     const strategy = deliveryStrategy(config, logger, { plainSink: sink, replay: true });
-    const tally = new ReplayTally();
+    const tally = new ReplayTally(lastCommit);
     let reached = false;
     let refused: RelayError | undefined;
     let stopping: Promise<void> | undefined;
