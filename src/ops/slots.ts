@@ -18,7 +18,10 @@ export interface SlotStatus {
   confirmedFlushLsn: string | null;
   restartLsn: string | null;
   walStatus: string | null;
-  /** Bytes of WAL that may still be written before the slot is invalidated; null when unlimited. */
+  /**
+   * Bytes of WAL that may still be written before the slot is invalidated. null when unlimited
+   * (max_slot_wal_keep_size = -1), but also when the slot is lost or reserves no WAL (wal_status 'lost' or null).
+   */
   safeWalSize: number | null;
   /** pg_current_wal_lsn() - confirmed_flush_lsn: WAL the relay has not confirmed yet. */
   lagBytes: number | null;

@@ -38,6 +38,17 @@ export function bytes(n: number | null): string {
   return unit ? `${value.toFixed(1)} ${unit} (${n} bytes)` : `${n} bytes`;
 }
 
+/**
+ * PostgreSQL leaves safe_wal_size NULL for three reasons: no limit (max_slot_wal_keep_size = -1), a lost slot
+ * (its WAL already removed) and a slot that reserves no WAL (wal_status NULL); wal_status tells them apart.
+ */
+function safeWalSize(slot: SlotStatus): Cell {
+  if (slot.safeWalSize !== null) return bytes(slot.safeWalSize);
+  if (slot.walStatus === 'lost') return 'none: the WAL the slot needs was removed (docs/operations.md "Slot lost")';
+  if (slot.walStatus === null) return null;
+  return 'unlimited (max_slot_wal_keep_size = -1)';
+}
+
 export function slotRows(slot: SlotStatus): [string, Cell][] {
   return [
     ['slot', slot.name],
@@ -48,7 +59,7 @@ export function slotRows(slot: SlotStatus): [string, Cell][] {
     ['confirmed_flush_lsn', slot.confirmedFlushLsn],
     ['restart_lsn', slot.restartLsn],
     ['wal_status', slot.walStatus],
-    ['safe_wal_size', slot.safeWalSize === null ? 'unlimited (max_slot_wal_keep_size = -1)' : bytes(slot.safeWalSize)],
+    ['safe_wal_size', safeWalSize(slot)],
     ['lag', bytes(slot.lagBytes)],
   ];
 }
