@@ -8,8 +8,11 @@ const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
 
 export interface SignalOptions {
-  /** The fix of a stop cut short: the relay's by default (a restart sends again what was not acknowledged). */
-  undrainedFix?: string;
+  /**
+   * The fix of a stop cut short: the relay's by default (a restart sends again what was not acknowledged). A
+   * function is asked when the stop is cut short, so that the fix names the position reached by then (replay).
+   */
+  undrainedFix?: string | (() => string);
   /** The command prints one JSON document (--json): a stop cut short prints its error as that document too. */
   json?: boolean;
 }
@@ -25,8 +28,9 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
   const { undrainedFix = UNDRAINED_FIX, json = false } = options;
   /** Exit 1 with the one error line; with --json also the error document, where a script waits for the result. */
   const fail = (code: 'SHUTDOWN_TIMEOUT' | 'SHUTDOWN_FORCED', message: string, fields: Record<string, unknown>): never => {
-    logger.error({ ...fields, code, fix: undrainedFix }, message);
-    if (json) printErrorJson(new RelayError(code, message, { hint: undrainedFix }));
+    const fix = typeof undrainedFix === 'function' ? undrainedFix() : undrainedFix;
+    logger.error({ ...fields, code, fix }, message);
+    if (json) printErrorJson(new RelayError(code, message, { hint: fix }));
     return process.exit(1);
   };
   let signalled = false;

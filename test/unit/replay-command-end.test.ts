@@ -5,6 +5,10 @@ import type { RelayObserver } from '../../src/pipeline/observer.js';
 
 /** What Kafka acknowledged by the time the fake relay's drain ends: the end LSN it confirms. */
 let acknowledgedTo: Lsn = 0n;
+/** The drain confirms acknowledgedTo, then never ends (Kafka stuck): only a second signal or the watchdog ends it. */
+let drainStuck = false;
+/** Called once the command runs the relay: its signal handlers are in place. */
+let running: () => void = () => undefined;
 
 // PostgreSQL (the WAL position at start, the slot), the producer and the delivery strategy, as fakes.
 vi.mock('../../src/ops/connection.js', () => ({
@@ -31,6 +35,7 @@ vi.mock('../../src/pipeline/delivery-strategy.js', () => ({
  * acknowledged (acknowledgedTo), as Relay.stop does when the grace period runs out first.
  */
 vi.mock('../../src/pipeline/relay.js', () => ({
+  SHUTDOWN_MARGIN_MS: 5000,
   Relay: class {
     deliveredLsn: Lsn = 0x50n;
     private readonly delivery: Delivery;
@@ -42,6 +47,7 @@ vi.mock('../../src/pipeline/relay.js', () => ({
       this.observer = deps.observer;
     }
     async run() {
+      running();
       const txn = (commitLsn: Lsn) => ({ commitLsn, commitTimeMs: 0, xid: 1, readAtMs: 0, endLsn: undefined as Lsn | undefined, pending: 0, tracker: {} });
       const inside = txn(0x100n);
       this.delivery.push({ txn: inside } as never);
@@ -56,6 +62,7 @@ vi.mock('../../src/pipeline/relay.js', () => ({
         this.deliveredLsn = acknowledgedTo;
         this.observer.confirmed?.(acknowledgedTo, 0);
       }
+      if (drainStuck) return new Promise<void>(() => undefined);
       this.stopped();
     }
   },
@@ -80,6 +87,11 @@ async function replay(): Promise<{ exitCode: number | undefined; summary: Record
 
 afterEach(() => {
   process.exitCode = undefined;
+  drainStuck = false;
+  running = () => undefined;
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  vi.restoreAllMocks();
 });
 
 describe('replay: the end', () => {
@@ -97,5 +109,31 @@ describe('replay: the end', () => {
     expect(summary).toMatchObject({ finished: false, confirmedLsn: '0/50' });
     expect(summary.error).toMatchObject({ code: 'INTERRUPTED', fix: expect.stringContaining('--start-lsn 0/50 --to-lsn 0/200') as unknown });
     expect(exitCode).toBe(1);
+  });
+
+  it('cut short by a second signal, says how to finish the replay from where Kafka acknowledged it, not that a restart sends it again', async () => {
+    // The bound stops the relay at 0/300; its drain confirms 0/60 and hangs there.
+    acknowledgedTo = 0x60n;
+    drainStuck = true;
+    vi.resetModules();
+    const { replayCommand } = await import('../../src/cli/commands/replay.js');
+    let out = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      out += String(chunk);
+      return true;
+    });
+    vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
+      throw new Error(`exited ${code}`);
+    }) as never);
+    const started = new Promise<void>((resolve) => (running = resolve));
+    void replayCommand().parseAsync(['--start-lsn', '0/50', '--to-lsn', '0/200', '--kafka-brokers', 'b:9092', '--log-level', 'fatal', '--json'], { from: 'user' });
+    await started;
+    process.emit('SIGINT', 'SIGINT');
+    expect(() => process.emit('SIGINT', 'SIGINT')).toThrow('exited 1');
+    const error = (JSON.parse(out) as { error: { code: string; fix: string } }).error;
+    expect(error.code).toBe('SHUTDOWN_FORCED');
+    // Before: the relay's fix, "nothing is lost: events not yet acknowledged are sent again after the restart".
+    expect(error.fix).toContain('outbox-relay replay --start-lsn 0/60 --to-lsn 0/200');
+    expect(error.fix).not.toContain('after the restart');
   });
 });

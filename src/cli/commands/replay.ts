@@ -121,7 +121,11 @@ export function replayCommand(): Command {
         },
       }),
     });
-    handleSignals(logger, config.shutdownGraceMs, stop, { json });
+    // What goes on from where Kafka's acknowledgements reached: a run would not (it resumes at the checkpoint, above
+    // the replayed range), and the same replay again would send the whole range again.
+    const finishHint = () => `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.deliveredLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings`;
+    // A stop cut short (a second signal, the watchdog) exits before the summary below: its error line says the same.
+    handleSignals(logger, config.shutdownGraceMs, stop, { json, undrainedFix: () => `replay stopped before Kafka acknowledged its range: ${finishHint()}` });
     exitEarly();
     const outcome = await relay.run();
     if (outcome.state === 'halted') await stop();
@@ -142,7 +146,7 @@ export function replayCommand(): Command {
               ? `replay read to its end ${formatLsn(lastCommit)}, but Kafka acknowledged its events only up to ${formatLsn(relay.deliveredLsn)} within shutdownGrace`
               : `replay interrupted before its end ${formatLsn(lastCommit)}; Kafka acknowledged every event up to ${formatLsn(relay.deliveredLsn)}`,
             {
-              hint: `to finish it: outbox-relay replay --start-lsn ${formatLsn(maxLsn(relay.deliveredLsn, config.startLsn!))} --to-lsn ${formatLsn(lastCommit)}, with the same settings${reached ? ' (once Kafka is reachable; raise --shutdown-grace if it is only slow)' : ''}`,
+              hint: `${finishHint()}${reached ? ' (once Kafka is reachable; raise --shutdown-grace if it is only slow)' : ''}`,
             },
           ));
     const summary: ReplaySummary = {
