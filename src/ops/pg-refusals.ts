@@ -5,12 +5,21 @@ interface Refusal {
   fix: string;
 }
 
+/** What a standby's refusals have in common: the fix is the URL, not the server's settings. */
+export const STANDBY_FIX = 'this server is a read-only standby: point --postgres-url at the primary';
+
+/**
+ * A standby refuses WAL functions (pg_current_wal_lsn()) with SQLSTATE 55000 "recovery is in progress", and logical
+ * decoding before PostgreSQL 16 with 55000 "… cannot be used while in recovery": 55000 otherwise means wal_level.
+ */
+export const IN_RECOVERY = /recovery is in progress|while in recovery/i;
+
 /**
  * PostgreSQL's refusals that operator commands meet, by SQLSTATE, each with the code the relay reports and what
  * fixes it. Anything else stays PG_QUERY_FAILED, with its SQLSTATE named so it can be looked up.
  */
 const REFUSALS: Record<string, Refusal> = {
-  // object_not_in_prerequisite_state: wal_level too low, or a slot whose WAL was removed.
+  // object_not_in_prerequisite_state: wal_level too low, or a slot whose WAL was removed (a standby's: IN_RECOVERY).
   '55000': { code: 'PG_WAL_LEVEL', fix: 'logical decoding needs wal_level = logical (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL); if the message says the slot was invalidated, see docs/operations.md "Slot lost"' },
   // object_in_use
   '55006': { code: 'PG_SLOT_ACTIVE', fix: 'a running relay (or another client) holds the slot: stop it first; outbox-relay slot status shows who (held_by)' },
@@ -28,12 +37,13 @@ const REFUSALS: Record<string, Refusal> = {
     fix: 'the statement ran longer than postgres.statementTimeout (--postgres-statement-timeout): a lock held by another session or a long open transaction held it up (pg_stat_activity: wait_event, xact_start; a new slot waits for every transaction open when it was asked for); end that, or raise the timeout',
   },
   // read_only_sql_transaction: connected to a standby
-  '25006': { code: 'PG_QUERY_FAILED', fix: 'this server is a read-only standby: point --postgres-url at the primary' },
+  '25006': { code: 'PG_QUERY_FAILED', fix: STANDBY_FIX },
 };
 
 /** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. */
 export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown): RelayError | undefined {
-  const refusal = sqlstate === undefined ? undefined : REFUSALS[sqlstate];
+  const entry = sqlstate === '55000' && IN_RECOVERY.test(message) ? '25006' : sqlstate;
+  const refusal = entry === undefined ? undefined : REFUSALS[entry];
   if (!refusal) return undefined;
   return new RelayError(refusal.code, `PostgreSQL refused the operation (SQLSTATE ${sqlstate}): ${message}`, { cause, hint: refusal.fix });
 }

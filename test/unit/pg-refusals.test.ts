@@ -13,6 +13,15 @@ describe("PostgreSQL's refusals map to a code with a fix", () => {
     expect(pgRefusal('57014', 'canceling statement due to statement timeout', undefined)!.hint).toMatch(/--postgres-statement-timeout/);
   });
 
+  it("says a standby's 55000 (pg_current_wal_lsn(), logical decoding in recovery) is a standby, not wal_level", () => {
+    for (const message of ['recovery is in progress', 'logical decoding cannot be used while in recovery']) {
+      const refusal = pgRefusal('55000', message, undefined)!;
+      // Before: PG_WAL_LEVEL, "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL".
+      expect(refusal, message).toMatchObject({ code: 'PG_QUERY_FAILED', hint: pgRefusal('25006', 'cannot execute in a read-only transaction', undefined)!.hint });
+      expect(refusal.message, message).toBe(`PostgreSQL refused the operation (SQLSTATE 55000): ${message}`);
+    }
+  });
+
   it('leaves unknown refusals to the caller', () => {
     expect(pgRefusal('XX000', 'internal error', undefined)).toBeUndefined();
     expect(pgRefusal(undefined, 'no code', undefined)).toBeUndefined();
