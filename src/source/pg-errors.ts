@@ -1,4 +1,5 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
 import { NEW_SLOT_THEN_REPUBLISH, slotLostError } from './preflight.js';
 
 interface PgError {
@@ -33,6 +34,12 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // START_REPLICATION on a slot invalidated since pre-flight: "cannot read from …" up to PostgreSQL 15, "can no
       // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext).
       if (/cannot read from logical replication slot|can no longer get changes from replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
+      // The pre-flight's pg_current_wal_lsn() on a standby. Retried: during a failover the URL's name may point at
+      // the old primary or the one being promoted for a while; retry.maxDuration bounds it, and the giving-up line
+      // carries the fix. The message says "standby" at once, as the retry line has no fix.
+      if (IN_RECOVERY.test(message)) {
+        return new RelayError('PG_STREAM_FAILED', `PostgreSQL for ${context.what} is a standby (in recovery), not the primary: ${message}`, { cause: err, retriable: true, hint: STANDBY_FIX });
+      }
       break;
     case '42704': {
       // pgoutput (PostgreSQL 17 and older) looks its publications up as of the WAL it decodes: WAL written while

@@ -37,6 +37,14 @@ describe('classifyPgError', () => {
     }
   });
 
+  it("names a standby's 55000 (the pre-flight's pg_current_wal_lsn(): recovery is in progress) as a standby, with the primary as its fix", () => {
+    // Before: "PostgreSQL connection for the replication session failed: recovery is in progress", no fix.
+    const error = classifyPgError(serverError('55000', 'recovery is in progress'), SESSION);
+    expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
+    expect(error.message).toBe('PostgreSQL for the replication session is a standby (in recovery), not the primary: recovery is in progress');
+    expect(error.hint).toMatch(/standby: point --postgres-url at the primary/);
+  });
+
   it('retries other undefined objects, such as a slot dropped between pre-flight and START_REPLICATION: the next pre-flight names it', () => {
     const error = classifyPgError(serverError('42704', 'replication slot "outbox_relay" does not exist'), SESSION);
     expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
