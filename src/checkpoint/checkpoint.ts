@@ -1,5 +1,6 @@
 import { RelayError } from '../errors.js';
 import { formatLsn, isLsn, parseLsn, type Lsn } from '../lsn.js';
+import type { WindowSample } from './window-samples.js';
 
 /** The delivered position of one slot, as stored in the checkpoint topic (key = slot name). */
 export interface Checkpoint {
@@ -16,6 +17,12 @@ export interface Checkpoint {
    */
   replayWindow?: string;
   /**
+   * A time window's positions delivered but not reported to PostgreSQL yet, with when each was delivered (oldest
+   * first, at most RECORDED_SAMPLES, none above `lsn`): the next start reports them on the same schedule. Undefined
+   * without a time window, in records of versions that did not record them, and when the stored ones are unreadable.
+   */
+  replaySamples?: WindowSample[];
+  /**
    * The PostgreSQL system identifier of the server whose WAL `lsn` is in (a promoted streaming replica keeps it).
    * Undefined in records of versions that did not record it.
    */
@@ -29,7 +36,13 @@ interface StoredCheckpoint {
   writtenAt: string;
   guarantee: string;
   replayWindow?: string;
+  replayPending?: StoredSample[];
   systemId?: string;
+}
+
+interface StoredSample {
+  lsn: string;
+  deliveredAt: string;
 }
 
 /** JSON, so that a person reading the topic with kafka-console-consumer understands it. */
@@ -41,6 +54,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     writtenAt: new Date(checkpoint.writtenAtMs).toISOString(),
     guarantee: checkpoint.guarantee,
     ...(checkpoint.replayWindow === undefined ? {} : { replayWindow: checkpoint.replayWindow }),
+    ...(checkpoint.replaySamples?.length ? { replayPending: checkpoint.replaySamples.map((s) => ({ lsn: formatLsn(s.lsn), deliveredAt: new Date(s.atMs).toISOString() })) } : {}),
     ...(checkpoint.systemId === undefined ? {} : { systemId: checkpoint.systemId }),
   };
   return Buffer.from(JSON.stringify(stored));
@@ -54,6 +68,7 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     throw invalid(topic, `not JSON (${(err as Error).message})`);
   }
   if (typeof stored.slot !== 'string' || typeof stored.lsn !== 'string' || !isLsn(stored.lsn)) throw invalid(topic, 'slot or lsn missing');
+  const replaySamples = readSamples(stored.replayPending);
   return {
     slot: stored.slot,
     lsn: parseLsn(stored.lsn),
@@ -61,8 +76,25 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     writtenAtMs: stored.writtenAt ? Date.parse(stored.writtenAt) : 0,
     guarantee: stored.guarantee ?? 'unknown',
     ...(typeof stored.replayWindow === 'string' ? { replayWindow: stored.replayWindow } : {}),
+    ...(replaySamples === undefined ? {} : { replaySamples }),
     ...(typeof stored.systemId === 'string' ? { systemId: stored.systemId } : {}),
   };
+}
+
+/**
+ * The recorded samples, or undefined when any is malformed (a foreign or edited record): the window then starts
+ * as it did before samples were recorded, from the slot's position, which holds more WAL but never less.
+ */
+function readSamples(stored: unknown): WindowSample[] | undefined {
+  if (!Array.isArray(stored)) return undefined;
+  const samples: WindowSample[] = [];
+  for (const item of stored as unknown[]) {
+    const { lsn, deliveredAt } = (item ?? {}) as Partial<Record<keyof StoredSample, unknown>>;
+    const atMs = typeof deliveredAt === 'string' ? Date.parse(deliveredAt) : NaN;
+    if (typeof lsn !== 'string' || !isLsn(lsn) || !Number.isFinite(atMs)) return undefined;
+    samples.push({ lsn: parseLsn(lsn), atMs });
+  }
+  return samples;
 }
 
 function invalid(topic: string, why: string): RelayError {

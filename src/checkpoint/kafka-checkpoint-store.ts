@@ -1,5 +1,7 @@
 import { RelayError, errorMessage } from '../errors.js';
+import type { Lsn } from '../lsn.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint.js';
+import type { WindowSample } from './window-samples.js';
 import { ReadTimeout, type CheckpointClient, type CheckpointRecord } from './checkpoint-client.js';
 
 /** Compaction keeps one record per slot; short segments let it run within the hour, so a restart reads little. */
@@ -18,6 +20,12 @@ export class KafkaCheckpointStore {
   replayWindow: string | undefined;
   /** Written into every checkpoint record (see Checkpoint.systemId); set once the start read it from PostgreSQL. */
   systemId: string | undefined;
+  /**
+   * The replay window's samples at or below a record's position, written into every record, the exactly-once
+   * mode's transactional ones too (see Checkpoint.replaySamples); set once the start decided the window, unset
+   * without one.
+   */
+  replaySamples: ((upTo: Lsn) => WindowSample[]) | undefined;
 
   constructor(
     readonly client: CheckpointClient,
@@ -37,9 +45,11 @@ export class KafkaCheckpointStore {
   message(checkpoint: Checkpoint): CheckpointRecord {
     const replayWindow = this.replayWindow ?? checkpoint.replayWindow;
     const systemId = this.systemId ?? checkpoint.systemId;
+    // The window in force, not the checkpoint's: a record rewritten without a time window carries no samples.
+    const replaySamples = this.replaySamples?.(checkpoint.lsn);
     return {
       key: checkpoint.slot,
-      value: encodeCheckpoint({ ...checkpoint, ...(replayWindow === undefined ? {} : { replayWindow }), ...(systemId === undefined ? {} : { systemId }) }),
+      value: encodeCheckpoint({ ...checkpoint, replaySamples, ...(replayWindow === undefined ? {} : { replayWindow }), ...(systemId === undefined ? {} : { systemId }) }),
     };
   }
 

@@ -58,9 +58,17 @@ export class RecordedReplayWindow {
       throw atMostOnceWindowRefused(effective, this.setting ? 'set by replayWindow' : 'recorded in the checkpoint', `run with ${settingRef('replayWindow')} 0 (it also releases a window recorded in the checkpoint), or with delivery.guarantee at-least-once`);
     }
     this.store.replayWindow = text;
+    // resolve() runs again at every attempt of a start: each decides the window anew.
+    this.position = undefined;
+    this.store.replaySamples = undefined;
     if (effective.kind !== 'none') {
-      this.position = new ReplayWindowPosition(effective);
-      this.position.raiseFloor(slotConfirmed);
+      const position = new ReplayWindowPosition(effective);
+      position.raiseFloor(slotConfirmed);
+      // The positions the last run's window still held keep their delivery times: seeded with the slot alone, the
+      // window began again at every restart, and a relay restarted more often than the window never moved the slot.
+      if (checkpoint?.replaySamples) position.seed(checkpoint.replaySamples, checkpoint.lsn);
+      this.store.replaySamples = (upTo) => position.pending(upTo);
+      this.position = position;
     }
     if (this.setting === undefined) {
       if (recorded && recorded.kind !== 'none') this.decisions.info({ replayWindow: text }, 'replay window recorded in the checkpoint kept (set replayWindow explicitly to change it; 0 releases it)');

@@ -1,6 +1,7 @@
 import { formatDuration, formatSize, parseDuration, parseSize } from '../config/units.js';
 import { RelayError } from '../errors.js';
 import { maxLsn, type Lsn } from '../lsn.js';
+import { thinSamples, type WindowSample } from './window-samples.js';
 
 /** How far the slot's confirmed position is kept behind the delivered one: a stretch of time or of WAL. */
 export type ReplayWindow = { kind: 'duration'; ms: number } | { kind: 'size'; bytes: number };
@@ -43,10 +44,8 @@ export function atMostOnceWindowRefused(window: ReplayWindowSetting, from: 'set 
   );
 }
 
-interface Sample {
-  /** The newest position delivered in the sample's period, and when. */
-  lsn: Lsn;
-  atMs: number;
+/** The newest position delivered in the sample's period, and when. */
+interface Sample extends WindowSample {
   /** When the period began. */
   sinceMs: number;
 }
@@ -55,7 +54,9 @@ interface Sample {
  * The flush position reported to PostgreSQL when a replay window is configured. It is derived from the
  * delivered (confirmed) position and is never ahead of it, so the acknowledgement rule still bounds it; it only
  * lags further. For a time window, delivered positions are sampled (at most ~1000 samples per window) and the
- * newest one at least `ms` old is reported.
+ * newest one at least `ms` old is reported. The samples not reported yet go into every checkpoint record (pending)
+ * and come back at the next start (seed): kept only in memory, each restart stamped the positions the window held
+ * with the restart's time, and a relay restarted more often than the window never moved the slot at all.
  */
 export class ReplayWindowPosition {
   private delivered: Lsn;
@@ -73,6 +74,27 @@ export class ReplayWindowPosition {
   raiseFloor(lsn: Lsn): void {
     this.reported = maxLsn(this.reported, lsn);
     this.delivered = maxLsn(this.delivered, lsn);
+  }
+
+  /**
+   * Samples a checkpoint recorded (see pending), before anything is confirmed: they are reported at their original
+   * times. Only those above the slot's position (raiseFloor; below it they change nothing) and at or below `upTo`,
+   * the checkpoint's position: no sample claims more was delivered than the checkpoint does.
+   */
+  seed(samples: readonly WindowSample[], upTo: Lsn): void {
+    if (this.window.kind === 'size') return;
+    const kept = samples.filter((s) => s.lsn > this.reported && s.lsn <= upTo).sort((a, b) => a.atMs - b.atMs);
+    // A recorded sample's period is over: what this run delivers starts a sample of its own rather than moving a
+    // recorded position to a later one.
+    for (const { lsn, atMs } of kept) this.samples.push({ lsn, atMs, sinceMs: -Infinity });
+  }
+
+  /**
+   * The samples not reported yet, at or below `upTo` (the position the checkpoint records: one above it would claim
+   * a delivery the record does not), thinned for the record (thinSamples: never earlier than they could be).
+   */
+  pending(upTo: Lsn): WindowSample[] {
+    return thinSamples(this.samples.filter((s) => s.lsn <= upTo));
   }
 
   /** A newly confirmed (delivered) position. */
@@ -98,7 +120,9 @@ export class ReplayWindowPosition {
     } else {
       const cutoff = nowMs - this.window.ms;
       let sample: Sample | undefined;
-      while ((sample = this.samples[0]) !== undefined && sample.atMs <= cutoff) {
+      // A recorded sample above what this run delivered (a replay below the checkpoint) waits until it is delivered
+      // again: the reported position never passes the delivered one.
+      while ((sample = this.samples[0]) !== undefined && sample.atMs <= cutoff && sample.lsn <= this.delivered) {
         this.reported = maxLsn(this.reported, sample.lsn);
         this.samples.shift();
       }
