@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
@@ -199,6 +200,28 @@ describe('replay from a stored LSN', () => {
     expect(records.map((r) => r.key)).toEqual([...first, ...second, ...third].map((e) => e.id));
     a.signal('SIGTERM');
     expect(await a.exited).toBe(0);
+  });
+
+  it('restarted more often than its time window, the relay still moves the slot: the checkpoint carries the positions the window holds', async () => {
+    const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '3s', '--checkpoint-topic', uniqueName('checkpoints')] });
+    let relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    await insertEvents(db(), 5);
+    const [record] = await readTopic(setup.topic, { expected: 5, settleMs: 200 });
+    const commitLsn = parseLsn(record!.headers['outbox-lsn']!);
+    const passed = async () => (await slotConfirmedLsn(db(), setup.slot)) > commitLsn;
+    // Each run streams about half the window: with the window begun again at every start (before 2026-12-05), no
+    // run lived long enough to report the events' position, and the slot stayed where it was for good.
+    for (let run = 0; run < 12 && !(await passed()); run++) {
+      await sleep(1500);
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+      relay = startRelay(setup.args);
+      await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    }
+    relay.signal('SIGTERM');
+    expect(await relay.exited, relay.dump()).toBe(0);
+    expect(await passed(), `slot at ${formatLsn(await slotConfirmedLsn(db(), setup.slot))}, events committed at ${formatLsn(commitLsn)}`).toBe(true);
   });
 
   it('a start position left in the environment is ignored by run with one warning instead of a crash loop', async () => {
