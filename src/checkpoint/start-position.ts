@@ -142,8 +142,12 @@ export async function slotBounds(postgres: pg.ClientConfig, slot: string): Promi
   try {
     return await readSlotBounds(postgres, slot);
   } catch (err) {
-    // withClient names a connection that failed, ended or timed out under the query PG_CONNECT_FAILED (ops/connection.ts).
-    throw isRelayError(err) && err.code === 'PG_CONNECT_FAILED' ? classifyPgError(err.cause, { slot, user: postgres.user, what: SLOT_READ }) : err;
+    // withClient names a connection that failed, ended or timed out under the query PG_CONNECT_FAILED (ops/connection.ts);
+    // a standby's refusal (55000, in recovery) it names as an operator command's, final. Both are what the
+    // replication connection beside it retries (classifyPgError): final here, at-least-once's first start ended at
+    // once on a standby a failover's DNS still pointed at.
+    const retried = isRelayError(err) && (err.code === 'PG_CONNECT_FAILED' || (err.cause as { code?: string } | undefined)?.code === '55000');
+    throw retried ? classifyPgError(err.cause, { slot, user: postgres.user, what: SLOT_READ }) : err;
   }
 }
 

@@ -5,14 +5,20 @@ import type pg from 'pg';
 /** AuthenticationOk, then ReadyForQuery (idle): a server that trusts the relay and is ready for a query. */
 const STARTUP_DONE = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0, 0x5a, 0, 0, 0, 5, 0x49]);
 
-/** An ErrorResponse (FATAL, SQLSTATE 28P01) to the start-up: the password was wrong. */
-function authFailed(): Buffer {
-  const fields = Buffer.from('SFATAL\0C28P01\0Mpassword authentication failed for user "relay"\0\0');
+/** An ErrorResponse with these fields (severity, SQLSTATE, message). */
+function errorResponse(severity: string, sqlstate: string, message: string): Buffer {
+  const fields = Buffer.from(`S${severity}\0C${sqlstate}\0M${message}\0\0`);
   const header = Buffer.alloc(5);
   header.write('E');
   header.writeInt32BE(4 + fields.length, 1);
   return Buffer.concat([header, fields]);
 }
+
+/** The start-up refused: the password was wrong. */
+const AUTH_FAILED = errorResponse('FATAL', '28P01', 'password authentication failed for user "relay"');
+
+/** A standby's answer to pg_current_wal_lsn(), then ReadyForQuery (idle). */
+const IN_RECOVERY = Buffer.concat([errorResponse('ERROR', '55000', 'recovery is in progress'), Buffer.from([0x5a, 0, 0, 0, 5, 0x49])]);
 
 /** SSLRequest's code (PostgreSQL's protocol, 1234.5679): the client asks for TLS before its start-up. */
 const SSL_REQUEST = 80877103;
@@ -24,9 +30,10 @@ const SSL_REQUEST = 80877103;
  * - `startup`: completes the start-up, then answers no query;
  * - `closes`: completes the start-up, then drops the connection at the first query (a server restart);
  * - `refuses`: refuses the start-up (wrong password) and leaves its end of the connection open, as a server that
- *   has not closed it yet.
+ *   has not closed it yet;
+ * - `standby`: completes the start-up, then answers every query as a standby answers pg_current_wal_lsn().
  */
-export type FakePgAnswers = 'silent' | 'startup' | 'closes' | 'refuses';
+export type FakePgAnswers = 'silent' | 'startup' | 'closes' | 'refuses' | 'standby';
 
 const servers: { server: net.Server; sockets: Set<net.Socket> }[] = [];
 
@@ -42,10 +49,11 @@ export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientCon
       if (packet.length === 8 && packet.readInt32BE(4) === SSL_REQUEST) return void socket.write('N');
       if (started) {
         if (answers === 'closes') socket.destroy();
+        if (answers === 'standby') socket.write(IN_RECOVERY);
         return;
       }
       started = true;
-      socket.write(answers === 'refuses' ? authFailed() : STARTUP_DONE);
+      socket.write(answers === 'refuses' ? AUTH_FAILED : STARTUP_DONE);
     });
   });
   servers.push({ server, sockets });

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { slotBounds } from '../../src/checkpoint/start-position.js';
 import { classifyPgError } from '../../src/source/pg-errors.js';
+import { STANDBY_FIX } from '../../src/ops/pg-refusals.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
 import { closeFakePgServers, fakePgServer } from '../support/fake-pg-server.js';
 
@@ -68,6 +69,14 @@ describe('PostgreSQL errors name the connection they happened on', () => {
       retriable: true,
       message: "PostgreSQL connection for the read of the slot's position (where to start) failed: Connection terminated unexpectedly",
     });
+  });
+
+  it('slotBounds: a standby (55000 "recovery is in progress") is a retriable failure naming the standby and the fix, as the pre-flight beside it', async () => {
+    const error = await slotBounds(await fakePgServer('standby'), 'outbox_relay').catch((err: unknown) => err);
+    // Before: PG_QUERY_FAILED, not retriable: at-least-once's first start ended at once (exit 1) where a failover's
+    // standby is worth the retries the replication connection gets.
+    expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true, hint: STANDBY_FIX });
+    expect((error as Error).message).toBe("PostgreSQL for the read of the slot's position (where to start) is a standby (in recovery), not the primary: recovery is in progress");
   });
 
   it("StandbyWait: a refused login ends the wait naming the standby's poll, with a pg_hba.conf fix right for an ordinary connection", async () => {
