@@ -356,7 +356,7 @@ export const SETTINGS = [
     default: 'outbox-relay.checkpoints',
     placeholder: '<topic>',
   }),
-  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h, or WAL such as 2GiB), so that replay --start-lsn can go back that far; PostgreSQL keeps that much more WAL on disk. Recorded in the checkpoint: later runs and replays keep it until it is set again (0 releases it).', {
+  setting('replayWindow', 'delivery', replayWindow, 'Keep the slot this far behind the delivered checkpoint (a duration such as 6h or 90m, or WAL such as 2GiB or 512MB; a bare M is refused, minutes or megabytes), so that replay --start-lsn can go back that far; PostgreSQL keeps that much more WAL on disk. Recorded in the checkpoint: later runs and replays keep it until it is set again (0 releases it).', {
     placeholder: '<duration|size>',
   }),
 
