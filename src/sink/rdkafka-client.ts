@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { lazyRequire } from '../lazy-require.js';
-import { classifyRdKafkaError } from './rdkafka-errors.js';
+import { classifyRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
+import { TopicCheck } from './topic-check.js';
 
 export type RdKafkaModule = typeof import('@confluentinc/kafka-javascript');
 export type Properties = Record<string, string | number | boolean>;
@@ -146,4 +147,9 @@ export function disconnectProducer(producer: Producer, flushMs: number): Promise
  */
 export function disconnectKafkaJsProducer(producer: KafkaJS.Producer, flushMs: number): Promise<void> {
   return disconnectProducer((producer as unknown as { _getInternalClient(): Producer })._getInternalClient(), flushMs);
+}
+
+/** The topic check of the librdkafka sinks, on `admin()`'s metadata (a fresh request per topic asked). */
+export function rdKafkaTopicCheck(admin: () => KafkaJS.Admin): TopicCheck {
+  return new TopicCheck((topic) => admin().fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
 }

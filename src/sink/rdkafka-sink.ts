@@ -3,11 +3,11 @@ import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
 import { collateralFailure } from './kafka-errors.js';
-import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, type Properties, type RdKafkaModule } from './rdkafka-client.js';
-import { classifyRdKafkaError, isFatalRdKafkaError, isRecordErrorCode, isUnknownTopic, producerRefusal } from './rdkafka-errors.js';
+import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, isRecordErrorCode, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
-import { TopicCheck } from './topic-check.js';
+import type { TopicCheck } from './topic-check.js';
 
 /** How long close() and a producer replacement wait for queued records before disconnecting. */
 const DISCONNECT_FLUSH_MS = 5000;
@@ -74,7 +74,7 @@ export class RdKafkaSink implements PlainSink {
     private readonly logger: Logger,
   ) {
     this.admin = kafka.admin();
-    this.topics = new TopicCheck((topic) => this.admin.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
+    this.topics = rdKafkaTopicCheck(() => this.admin);
   }
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */

@@ -4,10 +4,10 @@ import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
-import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties } from './rdkafka-client.js';
-import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic, type RdKafkaLikeError } from './rdkafka-errors.js';
+import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
-import { TopicCheck } from './topic-check.js';
+import type { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
 import { epochError, isEpochError, transactionalId, withFlags } from './transaction-errors.js';
 
@@ -46,7 +46,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
-    this.topics = new TopicCheck((topic) => this.admin!.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
+    this.topics = rdKafkaTopicCheck(() => this.admin!);
   }
 
   private properties(): KafkaJS.ProducerConstructorConfig {
