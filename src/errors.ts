@@ -69,6 +69,14 @@ export class RelayError extends Error {
     this.details = options.details ?? {};
   }
 
+  /**
+   * This error with where it happened, which the code that raised it did not know: `(where)` after the message,
+   * `details` beside its own; code, fix, cause and retriability as they were.
+   */
+  within(where: string, details: Record<string, unknown>): RelayError {
+    return new RelayError(this.code, `${this.message} (${where})`, { retriable: this.retriable, cause: this.cause, hint: this.hint, details: { ...this.details, ...details } });
+  }
+
   /** The message with its remedy, as printed to a terminal. */
   describe(): string {
     return this.hint ? `${this.message}\n  fix: ${this.hint}` : this.message;

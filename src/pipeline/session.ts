@@ -32,12 +32,7 @@ const HELD_BACK_WARN_TRANSACTIONS = 1000;
  */
 function atWalPosition(error: RelayError, walPosition: Lsn, xid: number | undefined): RelayError {
   const where = `WAL position ${formatLsn(walPosition)}, ${xid === undefined ? 'outside a transaction' : `xid ${xid}`}`;
-  return new RelayError(error.code, `${error.message} (${where})`, {
-    retriable: error.retriable,
-    cause: error.cause,
-    hint: error.hint,
-    details: { ...error.details, walPosition: formatLsn(walPosition), xid },
-  });
+  return error.within(where, { walPosition: formatLsn(walPosition), xid });
 }
 
 /** A row mapper or the logical-message mapper: what `enqueue` needs of either. */

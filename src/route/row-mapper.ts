@@ -239,7 +239,7 @@ export class RowMapper {
     } catch (err) {
       if (err instanceof RelayError) {
         const { where, details } = this.position(eventId, txn);
-        throw new RelayError(err.code, `${err.message} (${where})`, { hint: err.hint, details: { ...err.details, ...details } });
+        throw err.within(where, details);
       }
       throw err;
     }
