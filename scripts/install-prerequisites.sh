@@ -2,7 +2,8 @@
 # Installs the system packages the local stack needs, only those missing: PostgreSQL 15 server binaries,
 # a Java 17 runtime for the Kafka broker, Maven to fetch the broker's jars, and the C++ toolchain, OpenSSL
 # zlib and zstd headers the librdkafka client (the default) builds against, and promtool (Debian's prometheus
-# package), and jemalloc (the image's allocator, for the bench and the memory test). Needs root (or sudo).
+# package), jemalloc (the image's allocator, for the bench and the memory test), and unzip and xz to unpack
+# PostgreSQL 16 to 18 from Maven Central. Needs root (or sudo).
 set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
@@ -19,8 +20,11 @@ command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || need+=(buil
 /sbin/ldconfig -p | grep 'libjemalloc\.so\.2 ' >/dev/null || need+=(libjemalloc2)
 # promtool checks and unit-tests deploy/prometheus/alerts.yaml (test/integration/ops.alerts.test.ts).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# PostgreSQL 16 to 18 come from Maven Central as a jar holding a .txz (stack/postgres-binaries.ts).
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "prerequisites: postgresql-15, java, maven, a C++ toolchain, promtool and jemalloc are present"
+  echo "prerequisites: postgresql-15, java, maven, a C++ toolchain, promtool, jemalloc, unzip and xz are present"
   exit 0
 fi
 sudo=""

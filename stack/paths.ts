@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** True when every directory from `path` up to `/` lets other users in (x bit), so the postgres user can reach it. */
-function traversableByOthers(path: string): boolean {
+export function traversableByOthers(path: string): boolean {
   let dir = resolve(path);
   for (;;) {
     if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) return false;

@@ -15,6 +15,8 @@ export interface PostgresOptions {
   settings?: Record<string, string>;
   /** Reuse a known port (attaching to a server started by another process); default: a free one. */
   port?: number;
+  /** The server's binaries (initdb, postgres): another release's (postgres-binaries.ts); default PG_BIN. */
+  binDir?: string;
 }
 
 /**
@@ -56,10 +58,10 @@ function serverIdentity(): { uid: number; gid: number } | undefined {
   }
 }
 
-export function assertPostgresInstalled(): void {
-  if (!existsSync(join(PG_BIN, 'postgres')) || !existsSync(join(PG_BIN, 'initdb'))) {
+export function assertPostgresInstalled(binDir = PG_BIN): void {
+  if (!existsSync(join(binDir, 'postgres')) || !existsSync(join(binDir, 'initdb'))) {
     throw new Error(
-      `PostgreSQL server binaries not found in ${PG_BIN}: apt-get install postgresql-15 ` +
+      `PostgreSQL server binaries not found in ${binDir}: apt-get install postgresql-15 ` +
         '(or set OUTBOX_STACK_PG_BIN, or point at a running server with OUTBOX_STACK_PG_URL)',
     );
   }
@@ -71,8 +73,10 @@ export class PostgresServer {
   readonly dataDir: string;
   port = 0;
   private readonly settings: Record<string, string>;
+  private readonly binDir: string;
 
   constructor(options: PostgresOptions) {
+    this.binDir = options.binDir ?? PG_BIN;
     this.name = `pg-${options.name}`;
     this.dataDir = join(runDir(), this.name);
     this.settings = { ...DEFAULT_SETTINGS, ...options.settings };
@@ -85,13 +89,13 @@ export class PostgresServer {
   }
 
   async start(): Promise<this> {
-    assertPostgresInstalled();
+    assertPostgresInstalled(this.binDir);
     const identity = serverIdentity();
     if (!existsSync(join(this.dataDir, 'PG_VERSION'))) this.initdb(identity);
     if (this.port === 0) this.port = await freePort();
     const args = ['-D', this.dataDir, '-p', String(this.port)];
     for (const [key, value] of Object.entries(this.settings)) args.push('-c', `${key}=${value}`);
-    spawnServer(this.name, join(PG_BIN, 'postgres'), args, {
+    spawnServer(this.name, join(this.binDir, 'postgres'), args, {
       logFile: join(runDir(), `${this.name}.log`),
       ...(identity ?? {}),
     });
@@ -118,7 +122,7 @@ export class PostgresServer {
     rmSync(this.dataDir, { recursive: true, force: true });
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     if (identity) chownSync(this.dataDir, identity.uid, identity.gid);
-    execFileSync(join(PG_BIN, 'initdb'), ['-D', this.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--locale=C'], {
+    execFileSync(join(this.binDir, 'initdb'), ['-D', this.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--locale=C'], {
       stdio: ['ignore', 'ignore', 'pipe'],
       ...(identity ?? {}),
     });

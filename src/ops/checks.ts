@@ -111,7 +111,9 @@ async function deparseRowFilter(client: pg.Client, table: TableRef, rowFilter: s
     await client.query(`CREATE TEMPORARY TABLE outbox_relay_filter_probe (LIKE ${quoteQualified(table.schema, table.table)})`);
     // The extended protocol runs exactly one statement: a second one smuggled into the filter is a syntax error.
     await client.query({ text: `ALTER TABLE pg_temp.outbox_relay_filter_probe ADD CHECK (${rowFilter})`, queryMode: 'extended' } as pg.QueryConfig);
-    const { rows } = await client.query<{ filter: string }>(`SELECT pg_get_expr(conbin, conrelid) AS filter FROM pg_constraint WHERE conrelid = 'pg_temp.outbox_relay_filter_probe'::regclass`);
+    // Only the CHECK: from PostgreSQL 18 on, the NOT NULL columns LIKE copies are constraints in pg_constraint too
+    // (without an expression), and one of those read first made every filter "null", passing an unfiltered publication.
+    const { rows } = await client.query<{ filter: string }>(`SELECT pg_get_expr(conbin, conrelid) AS filter FROM pg_constraint WHERE conrelid = 'pg_temp.outbox_relay_filter_probe'::regclass AND contype = 'c'`);
     return rows[0]!.filter;
   } finally {
     await client.query('ROLLBACK');

@@ -14,7 +14,7 @@ import { RowMapper } from '../route/row-mapper.js';
 import { checkpointTopicRefused } from '../route/topic-template.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight, type SlotState } from '../source/preflight.js';
-import { classifyPgError } from '../source/pg-errors.js';
+import { classifyPgError, skippedPublicationError } from '../source/pg-errors.js';
 import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { settlesWithin } from '../retry.js';
@@ -176,6 +176,11 @@ export class Session {
           this.onKeepalive(walEnd, reply);
         },
         onQuiet: () => void this.sendStatus(true),
+        onNotice: (notice) => {
+          const skipped = skippedPublicationError(notice, this.config.slot, this.config.publication);
+          if (!skipped) this.logger.warn({ code: notice.code, severity: notice.severity, detail: notice.detail, hint: notice.hint, where: notice.where }, `PostgreSQL on ${REPLICATION_SESSION}: ${notice.message}`);
+          return skipped;
+        },
         onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION })),
       },
     );

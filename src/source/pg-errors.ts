@@ -17,6 +17,27 @@ export interface PgErrorContext {
   what: string;
 }
 
+function publicationMissingError(slot: string, publication: string, reported: PgError, cause: unknown): RelayError {
+  return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${reported.message}`, {
+    cause,
+    hint: NEW_SLOT_THEN_REPUBLISH,
+    details: reported.where ? { publication, where: reported.where } : { publication },
+  });
+}
+
+/**
+ * PostgreSQL 18's pgoutput warns where older ones failed (the 42704 below): a publication missing at the WAL it
+ * decodes is "skipped loading publication" (a WARNING, 55000), and so is every change until it exists again, with
+ * nothing else to show for it. Relayed as a warning, the slot moved past events never sent: it is the same error.
+ * Recognised by what a translated message keeps: its SQLSTATE, the publication's name, and pgoutput in its
+ * context. The walsender's other 55000 warnings (PostgreSQL 17's synchronized_standby_slots ones, while it waits
+ * for a standby) come from no output plugin's callback, and name a slot, not the publication.
+ */
+export function skippedPublicationError(notice: PgError, slot: string, publication: string): RelayError | undefined {
+  if (notice.code !== '55000' || !notice.message?.includes(publication) || !notice.where?.includes('"pgoutput"')) return undefined;
+  return publicationMissingError(slot, publication, notice, undefined);
+}
+
 /** Turns what `pg` and the server report into RelayErrors that say what to do. */
 export function classifyPgError(err: unknown, context: PgErrorContext): RelayError {
   if (isRelayError(err)) return err;
@@ -32,8 +53,9 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       break;
     case '55000':
       // START_REPLICATION on a slot invalidated since pre-flight: "cannot read from …" up to PostgreSQL 15, "can no
-      // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext).
-      if (/cannot read from logical replication slot|can no longer get changes from replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
+      // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext), "can no longer access …" in 18
+      // (slot.c, ReplicationSlotAcquire).
+      if (/cannot read from logical replication slot|can no longer (?:get changes from|access) replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
       // The pre-flight's pg_current_wal_lsn() on a standby. Retried: during a failover the URL's name may point at
       // the old primary or the one being promoted for a while; retry.maxDuration bounds it, and the giving-up line
       // carries the fix. The message says "standby" at once, as the retry line has no fix.
@@ -48,11 +70,7 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // 42704s (a slot dropped meanwhile) are retried: the next pre-flight names them.
       const publication = /^publication "(.*)" does not exist$/.exec(message)?.[1];
       if (publication === undefined) break;
-      return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${context.slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${message}`, {
-        cause: err,
-        hint: NEW_SLOT_THEN_REPUBLISH,
-        details: pgErr.where ? { publication, where: pgErr.where } : { publication },
-      });
+      return publicationMissingError(context.slot, publication, pgErr, err);
     }
     case '55006':
       return new RelayError('PG_SLOT_ACTIVE', `replication slot "${context.slot}" is in use: ${message}`, { retriable: true, cause: err });

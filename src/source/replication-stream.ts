@@ -32,6 +32,21 @@ export interface ReplicationHandlers {
   onQuiet(): void;
   /** The stream ended: `error` is undefined for an orderly end we asked for. */
   onEnd(error?: Error): void;
+  /**
+   * PostgreSQL sent a WARNING or NOTICE on the connection: an error returned ends the stream with it, before
+   * anything read after the notice is passed on (see start()).
+   */
+  onNotice(notice: PgNotice): Error | undefined;
+}
+
+/** What `pg` emits as 'notice': a NoticeResponse's fields. */
+export interface PgNotice {
+  severity?: string;
+  code?: string;
+  message?: string;
+  detail?: string;
+  hint?: string;
+  where?: string;
 }
 
 export interface StartOptions {
@@ -266,6 +281,17 @@ export class ReplicationStream {
       this.readAtMs = Date.now();
     });
     this.client.on('end', () => finish(new RelayError('PG_STREAM_FAILED', 'replication connection closed by the server', { retriable: true })));
+    // A notice can end the stream (PostgreSQL 18's "skipped loading publication", pg-errors.ts): here, in the order
+    // pg parsed the read, so that a keepalive after it is never passed on and no status update carries a position
+    // past the changes it skipped.
+    this.client.on('notice', (notice: PgNotice) => {
+      if (this.ended) return;
+      const error = handlers.onNotice(notice);
+      if (error === undefined) return;
+      finish(error);
+      // Nothing more is read from or written to it, whatever the caller's close() does next.
+      this.connection.stream.destroy();
+    });
     void this.client.query(new StartReplication(startReplicationSql(options), guarded, finish) as unknown as pg.QueryConfig);
     if (options.receiveTimeoutMs === 0) return;
     this.receiveTimeout = new ReceiveTimeout(options.receiveTimeoutMs, () => this.readAtMs, handlers.onQuiet, (silentMs) => {

@@ -28,10 +28,10 @@ describe('classifyPgError', () => {
     expect(error.hint).toContain('outbox-relay republish --since');
   });
 
-  it('reports an invalidated slot as PG_SLOT_LOST in the wording of PostgreSQL 13 to 15 and of 16 and 17', () => {
-    // 16 and 17 say it in CreateDecodingContext; before, that was PG_STREAM_FAILED, retriable, until the next
-    // pre-flight found wal_status lost.
-    for (const message of ['cannot read from logical replication slot "outbox_relay"', 'can no longer get changes from replication slot "outbox_relay"']) {
+  it('reports an invalidated slot as PG_SLOT_LOST in the wording of PostgreSQL 13 to 15, of 16 and 17, and of 18', () => {
+    // 16 and 17 say it in CreateDecodingContext, 18 in ReplicationSlotAcquire (read from each release's binary);
+    // before, that was PG_STREAM_FAILED, retriable, until the next pre-flight found wal_status lost.
+    for (const message of ['cannot read from logical replication slot "outbox_relay"', 'can no longer get changes from replication slot "outbox_relay"', 'can no longer access replication slot "outbox_relay"']) {
       const error = classifyPgError(serverError('55000', message), SESSION);
       expect(error, message).toMatchObject({ code: 'PG_SLOT_LOST', retriable: false });
       expect(error.message, message).toContain(message);
