@@ -5,6 +5,7 @@ import { reapOrphanedRuns } from './processes.js';
 export { KafkaBroker, ensureKafkaJars, ensureKafkaToolsJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
 export { KafkaCluster, type KafkaClusterOptions, type PartitionState } from './kafka-cluster.js';
 export { PostgresServer, SCRAM_ROLE } from './postgres.js';
+export { startStandby } from './postgres-standby.js';
 export { OTHER_POSTGRES_VERSIONS, ensurePostgresBinaries, type OtherPostgresMajor } from './postgres-binaries.js';
 export { isAlive, processesMentioning, stopAllTracked, waitUntil } from './processes.js';
 export { repoRoot, runDir, stackRoot } from './paths.js';

@@ -73,7 +73,7 @@ export class PostgresServer {
   readonly dataDir: string;
   port = 0;
   private readonly settings: Record<string, string>;
-  private readonly binDir: string;
+  readonly binDir: string;
 
   constructor(options: PostgresOptions) {
     this.binDir = options.binDir ?? PG_BIN;
@@ -104,11 +104,13 @@ export class PostgresServer {
     return this;
   }
 
-  /** Idempotent: a restarted cluster keeps its role. */
+  /** Idempotent: a restarted cluster keeps its role. A standby (read-only) has its primary's, copied with the data directory. */
   private async ensureScramRole(): Promise<void> {
     const client = new pg.Client({ connectionString: this.url() });
     await client.connect();
     try {
+      const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+      if (rows[0]!.standby) return;
       const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [SCRAM_ROLE.user]);
       const verb = rowCount ? 'ALTER' : 'CREATE';
       await client.query(`SET password_encryption = 'scram-sha-256'`);

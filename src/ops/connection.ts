@@ -87,7 +87,6 @@ const REFUSAL_FIXES: Record<string, string> = {
   '53400': 'raise max_replication_slots / max_wal_senders (postgresql.conf, then restart PostgreSQL), or drop unused slots (outbox-relay slot list)',
   '55000': 'the server is not ready for this: for slots, wal_level must be logical (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)',
   '55006': 'the object is in use by another session (a running relay holds its slot): stop it first',
-  '25006': 'this server is a read-only standby: connect to the primary',
 };
 
 /**

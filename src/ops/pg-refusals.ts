@@ -9,10 +9,24 @@ interface Refusal {
 export const STANDBY_FIX = 'this server is a read-only standby: point --postgres-url at the primary';
 
 /**
- * A standby refuses WAL functions (pg_current_wal_lsn()) with SQLSTATE 55000 "recovery is in progress", and logical
- * decoding before PostgreSQL 16 with 55000 "… cannot be used while in recovery": 55000 otherwise means wal_level.
+ * A standby refuses WAL functions (pg_current_wal_lsn()) with SQLSTATE 55000 "recovery is in progress" (55000
+ * otherwise means wal_level), and a new logical slot before PostgreSQL 16 with 0A000 "logical decoding cannot be
+ * used while in recovery".
  */
 export const IN_RECOVERY = /recovery is in progress|while in recovery/i;
+
+/**
+ * The error of an operation a standby cannot serve, whoever found out: the server's refusal (pgRefusal) or the
+ * operator command's own pg_is_in_recovery() before it changes anything (ops/primary.ts).
+ */
+export function standbyRefusal(message: string, cause?: unknown): RelayError {
+  return new RelayError('PG_QUERY_FAILED', message, { cause, hint: STANDBY_FIX });
+}
+
+function refusedOnStandby(sqlstate: string | undefined, message: string): boolean {
+  // read_only_sql_transaction: a write (CREATE or DROP PUBLICATION) in recovery.
+  return sqlstate === '25006' || ((sqlstate === '55000' || sqlstate === '0A000') && IN_RECOVERY.test(message));
+}
 
 /**
  * PostgreSQL's refusals that operator commands meet, by SQLSTATE, each with the code the relay reports and what
@@ -36,14 +50,13 @@ const REFUSALS: Record<string, Refusal> = {
     code: 'PG_QUERY_FAILED',
     fix: 'the statement ran longer than postgres.statementTimeout (--postgres-statement-timeout): a lock held by another session or a long open transaction held it up (pg_stat_activity: wait_event, xact_start; a new slot waits for every transaction open when it was asked for); end that, or raise the timeout',
   },
-  // read_only_sql_transaction: connected to a standby
-  '25006': { code: 'PG_QUERY_FAILED', fix: STANDBY_FIX },
 };
 
 /** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. */
 export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown): RelayError | undefined {
-  const entry = sqlstate === '55000' && IN_RECOVERY.test(message) ? '25006' : sqlstate;
-  const refusal = entry === undefined ? undefined : REFUSALS[entry];
+  const refused = `PostgreSQL refused the operation (SQLSTATE ${sqlstate}): ${message}`;
+  if (refusedOnStandby(sqlstate, message)) return standbyRefusal(refused, cause);
+  const refusal = sqlstate === undefined ? undefined : REFUSALS[sqlstate];
   if (!refusal) return undefined;
-  return new RelayError(refusal.code, `PostgreSQL refused the operation (SQLSTATE ${sqlstate}): ${message}`, { cause, hint: refusal.fix });
+  return new RelayError(refusal.code, refused, { cause, hint: refusal.fix });
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { runChecks, type Check } from './checks.js';
 import { createPublicationSql } from './publication-sql.js';
+import { inRecovery, primaryCheck, standbyError } from './primary.js';
 import { createPublication, findPublication, type TableRef } from './publications.js';
 import { createSlot, createSlotSql, findSlot } from './slots.js';
 
@@ -30,11 +31,17 @@ export interface SetupOptions {
 /**
  * Checks first, then creates what is missing. The publication comes before the slot: pgoutput decides what is
  * published with the catalog as of each change, so rows written before the publication existed would never be
- * streamed. With a failed check nothing is created; --dry-run creates nothing either way.
+ * streamed. With a failed check nothing is created; --dry-run creates nothing either way. On a standby it is
+ * refused before anything else is read (--dry-run: that one failed check), as the commands that create or
+ * change one object are (opsCommand's `changes`).
  */
 export async function setup(client: pg.Client, options: SetupOptions): Promise<SetupReport> {
+  const standby = await inRecovery(client);
+  if (standby && !options.dryRun) throw standbyError('setup');
+  // The other checks would fail beside it for the standby's sake (a slot's lag reads pg_current_wal_lsn()).
+  if (standby) return { ok: false, dryRun: true, checks: [primaryCheck(true)], steps: [] };
   const [slot, existingPublication] = await Promise.all([findSlot(client, options.slot), findPublication(client, options.publication)]);
-  const checks = await runChecks(client, { ...options, slot, existingPublication });
+  const checks = [primaryCheck(false), ...(await runChecks(client, { ...options, slot, existingPublication }))];
   const ok = checks.every((c) => c.ok);
   const planned: SetupStep[] = [
     { object: 'publication', name: options.publication, result: existingPublication ? 'exists' : 'planned', sql: createPublicationSql(options.publication, options.tables, options.rowFilter) },

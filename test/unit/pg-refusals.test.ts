@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { pgRefusal } from '../../src/ops/pg-refusals.js';
+import { STANDBY_FIX, pgRefusal } from '../../src/ops/pg-refusals.js';
+import { standbyError } from '../../src/ops/primary.js';
 
 describe("PostgreSQL's refusals map to a code with a fix", () => {
   it('names the SQLSTATE, keeps the message and gives the fix for the refusals operator commands meet', () => {
@@ -17,9 +18,21 @@ describe("PostgreSQL's refusals map to a code with a fix", () => {
     for (const message of ['recovery is in progress', 'logical decoding cannot be used while in recovery']) {
       const refusal = pgRefusal('55000', message, undefined)!;
       // Before: PG_WAL_LEVEL, "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL".
-      expect(refusal, message).toMatchObject({ code: 'PG_QUERY_FAILED', hint: pgRefusal('25006', 'cannot execute in a read-only transaction', undefined)!.hint });
+      expect(refusal, message).toMatchObject({ code: 'PG_QUERY_FAILED', hint: STANDBY_FIX });
       expect(refusal.message, message).toBe(`PostgreSQL refused the operation (SQLSTATE 55000): ${message}`);
     }
+  });
+
+  it("says PostgreSQL 15's refusal of a new slot on a standby (0A000, what a real one answers) is a standby", () => {
+    // Before: no entry for 0A000, so the generic "the message above is PostgreSQL's own".
+    expect(pgRefusal('0A000', 'logical decoding cannot be used while in recovery', undefined)).toMatchObject({ code: 'PG_QUERY_FAILED', hint: STANDBY_FIX });
+    expect(pgRefusal('0A000', 'cannot use a replication slot for something else', undefined)).toBeUndefined();
+  });
+
+  it("the server's refusals and the commands' own pg_is_in_recovery() check give one error with one fix", () => {
+    const own = standbyError('slot create');
+    expect(own).toMatchObject({ code: 'PG_QUERY_FAILED', hint: STANDBY_FIX, message: 'outbox-relay slot create refused: this PostgreSQL is a standby (in recovery: pg_is_in_recovery() is true); nothing was created or changed' });
+    expect(pgRefusal('25006', 'cannot execute DROP PUBLICATION in a read-only transaction', undefined)).toMatchObject({ code: own.code, hint: own.hint });
   });
 
   it('leaves unknown refusals to the caller', () => {

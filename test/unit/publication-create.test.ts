@@ -11,6 +11,8 @@ vi.mock('../../src/ops/connection.js', async (original) => {
     if (text.includes('FROM pg_publication_tables')) return { rows: [{ schemaname: 'public', tablename: 'outbox', rowfilter: existing.rowFilter }] };
     // The row filter as PostgreSQL deparses it (checks.ts deparseRowFilter).
     if (text.includes('pg_get_expr')) return { rows: [{ filter: "(aggregate_type <> 'internal'::text)" }] };
+    // A primary: on a standby the command is refused before it looks at anything (ops/primary.ts).
+    if (text.includes('pg_is_in_recovery')) return { rows: [{ in_recovery: false }] };
     return { rows: [] };
   };
   const client = { query: (sql: string | { text: string }) => Promise.resolve(query(sql)) } as unknown as pg.Client;

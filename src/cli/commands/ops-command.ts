@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/relay-config.js';
 import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
+import { requirePrimary } from '../../ops/primary.js';
 import { EXIT, errorJson, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
@@ -54,6 +55,11 @@ export interface OpsCommandSpec {
   name: string;
   description: string;
   examples: string[];
+  /**
+   * The command creates or changes slots or publications: refused at once on a standby (in recovery). From
+   * PostgreSQL 16 on the server itself accepts a slot there, which the relay cannot stream from.
+   */
+  changes?: true;
 }
 
 /**
@@ -71,8 +77,9 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
     try {
       const config = loadConfig({ flags: flagValues(opts), configFile: opts.config as string | undefined, problems: commandProblems(command) });
       interrupt = new OpsInterrupt(spec.settings, config.postgres, json);
-      const outcome = await withClient(config.postgres, `a query of outbox-relay ${spec.settings}`, (client) => {
+      const outcome = await withClient(config.postgres, `a query of outbox-relay ${spec.settings}`, async (client) => {
         interrupt!.attach(client);
+        if (spec.changes) await requirePrimary(client, spec.settings);
         return work({ config, client, opts, args: command.processedArgs });
       }).catch(async (err: unknown) => {
         throw await interrupt!.failure(err);

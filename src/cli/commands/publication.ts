@@ -15,6 +15,7 @@ const create = () =>
   opsCommand(
     {
       settings: 'publication create',
+      changes: true,
       name: 'create',
       description: 'Create the insert-only publication on the outbox table; "already exists" is not an error when it publishes what is asked for (else exit 1, PG_SETUP_CHECKS_FAILED, with the ALTER PUBLICATION to run).',
       examples: ['outbox-relay publication create --table public.outbox', `outbox-relay publication create --row-filter "aggregate_type <> 'internal'"`],
@@ -40,6 +41,7 @@ const drop = () =>
   opsCommand(
     {
       settings: 'publication drop',
+      changes: true,
       name: 'drop',
       description:
         'Drop the publication. While the relay\'s slot (--slot), or any other pgoutput slot of this database, exists only with --force (else exit 6 naming them and saying what it costs): a slot streaming with it can no longer stream, and rows written until the publication exists again are never published.',

@@ -8,7 +8,8 @@ const RESULT_TEXT = { exists: 'already exists', created: 'created', planned: 'to
 
 function render(report: SetupReport): string {
   const lines = [checksText(report.checks)];
-  if (report.dryRun) {
+  // No steps: refused on a standby before anything was looked at.
+  if (report.dryRun && report.steps.length > 0) {
     const sql = report.steps.filter((s) => s.result === 'planned').map((s) => s.sql);
     lines.push('', sql.length ? 'dry run, would run:' : 'dry run: nothing to create', ...sql.map((s) => `  ${s}`));
   } else if (report.ok) {

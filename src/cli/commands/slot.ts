@@ -11,6 +11,7 @@ const create = () =>
   opsCommand(
     {
       settings: 'slot create',
+      changes: true,
       name: 'create',
       description: 'Create the logical replication slot (pgoutput) the relay streams from, after its publication (refused while the publication does not exist); "already exists" is not an error.',
       examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay'],
@@ -25,6 +26,7 @@ const drop = () =>
   opsCommand(
     {
       settings: 'slot drop',
+      changes: true,
       name: 'drop',
       description:
         'Drop the replication slot (its position and the WAL it pins are released; events it had not delivered and those committed until it is re-created are not streamed, republish --since recovers them: it prints from when). An active slot is only dropped with --force (else exit 6).',
@@ -73,6 +75,7 @@ const advance = () =>
   opsCommand(
     {
       settings: 'slot advance',
+      changes: true,
       name: 'advance',
       description:
         'Move the slot forward to <lsn> (pg_replication_slot_advance) to skip events that cannot be delivered. Without --yes-skip-events it only says what would be skipped (exit 6).',
