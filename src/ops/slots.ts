@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { RelayError } from '../errors.js';
 import { quoteLiteral } from '../sql/quote.js';
-import { slotLostError } from '../source/preflight.js';
+import { INVALIDATION_REASON_SQL, slotLostError } from '../source/slot-lost.js';
 import { lockHolderSql } from '../source/slot-lock.js';
 
 /** One row of pg_replication_slots, with the lag measured against the current WAL position. */
@@ -18,6 +18,8 @@ export interface SlotStatus {
   confirmedFlushLsn: string | null;
   restartLsn: string | null;
   walStatus: string | null;
+  /** Why PostgreSQL invalidated the slot (source/slot-lost.ts, InvalidationReason); null unless wal_status is 'lost'. */
+  invalidationReason: string | null;
   /**
    * Bytes of WAL that may still be written before the slot is invalidated. null when unlimited
    * (max_slot_wal_keep_size = -1), but also when the slot is lost or reserves no WAL (wal_status 'lost' or null).
@@ -39,6 +41,7 @@ interface SlotRow {
   confirmed_flush_lsn: string | null;
   restart_lsn: string | null;
   wal_status: string | null;
+  invalidation_reason: string | null;
   safe_wal_size: string | null;
   lag_bytes: string | null;
 }
@@ -49,9 +52,9 @@ const LAG_BYTES = '(pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag_byt
 // Sizes arrive as text (bigint, numeric) and become numbers: exact up to 8 PiB, far beyond any WAL backlog.
 const SLOT_QUERY = `
   SELECT slot_name, slot_type, plugin, database, database IS NOT DISTINCT FROM current_database() AS in_current_db,
-         active, active_pid, (SELECT application_name FROM pg_stat_activity a WHERE a.pid = active_pid) AS held_by, confirmed_flush_lsn::text, restart_lsn::text, wal_status, safe_wal_size::text,
+         active, active_pid, (SELECT application_name FROM pg_stat_activity a WHERE a.pid = active_pid) AS held_by, confirmed_flush_lsn::text, restart_lsn::text, wal_status, ${INVALIDATION_REASON_SQL}, safe_wal_size::text,
          ${LAG_BYTES}
-    FROM pg_replication_slots`;
+    FROM pg_replication_slots s`;
 
 /** One slot's lag_bytes and the WAL position it is measured against ($1: its name). */
 export const findSlotLagSql = `SELECT pg_current_wal_lsn()::text AS wal_end, ${LAG_BYTES} FROM pg_replication_slots WHERE slot_name = $1`;
@@ -70,6 +73,7 @@ function toStatus(row: SlotRow): SlotStatus {
     confirmedFlushLsn: row.confirmed_flush_lsn,
     restartLsn: row.restart_lsn,
     walStatus: row.wal_status,
+    invalidationReason: row.invalidation_reason,
     safeWalSize: bytes(row.safe_wal_size),
     lagBytes: bytes(row.lag_bytes),
   };
@@ -104,7 +108,7 @@ export function slotProblem(slot: SlotStatus): RelayError | undefined {
       hint: 'use another --slot name, or drop this one (outbox-relay slot drop) and create it again',
     });
   }
-  if (slot.walStatus === 'lost') return slotLostError(slot.name);
+  if (slot.walStatus === 'lost') return slotLostError(slot.name, slot.invalidationReason);
   return wrongDatabase(slot);
 }
 

@@ -1,12 +1,15 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
-import { NEW_SLOT_THEN_REPUBLISH, slotLostError } from './preflight.js';
+import { NEW_SLOT_THEN_REPUBLISH } from './preflight.js';
+import { slotLostError } from './slot-lost.js';
 
 interface PgError {
   code?: string;
   message?: string;
   /** The server's context: for an error while decoding, the slot, the output plugin, its callback and the LSN. */
   where?: string;
+  /** The server's errdetail: for an invalidated slot, why (16+), in the server's language. */
+  detail?: string;
 }
 
 /** Where the error came from: the slot and role the relay works with, and `what` the connection was for (as pg-timeouts names it). */
@@ -38,6 +41,20 @@ export function skippedPublicationError(notice: PgError, slot: string, publicati
   return publicationMissingError(slot, publication, notice, undefined);
 }
 
+/**
+ * The invalidation reason in a refused START_REPLICATION's detail, where the pre-flight's pg_replication_slots
+ * read is not at hand: 18 quotes it ('… invalidated due to "idle_timeout".'), 16 and 17 describe WAL removal and
+ * a conflict with recovery (read from each release's binary). Undefined for other wording (a translated one).
+ */
+function reasonInDetail(detail: string | undefined): string | undefined {
+  if (detail === undefined) return undefined;
+  const quoted = /invalidated due to "(\w+)"/.exec(detail)?.[1];
+  if (quoted !== undefined) return quoted;
+  if (detail.includes('exceeded the maximum reserved size')) return 'wal_removed';
+  if (detail.includes('conflicting with recovery')) return 'conflicting';
+  return undefined;
+}
+
 /** Turns what `pg` and the server report into RelayErrors that say what to do. */
 export function classifyPgError(err: unknown, context: PgErrorContext): RelayError {
   if (isRelayError(err)) return err;
@@ -55,7 +72,9 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // START_REPLICATION on a slot invalidated since pre-flight: "cannot read from …" up to PostgreSQL 15, "can no
       // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext), "can no longer access …" in 18
       // (slot.c, ReplicationSlotAcquire).
-      if (/cannot read from logical replication slot|can no longer (?:get changes from|access) replication slot|has been invalidated|wal_status/i.test(message)) return slotLostError(context.slot, message);
+      if (/cannot read from logical replication slot|can no longer (?:get changes from|access) replication slot|has been invalidated|wal_status/i.test(message)) {
+        return slotLostError(context.slot, reasonInDetail(pgErr.detail), pgErr.detail ? `${message} (${pgErr.detail})` : message);
+      }
       // The pre-flight's pg_current_wal_lsn() on a standby. Retried: during a failover the URL's name may point at
       // the old primary or the one being promoted for a while; retry.maxDuration bounds it, and the giving-up line
       // carries the fix. The message says "standby" at once, as the retry line has no fix.

@@ -7,6 +7,7 @@ import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql, partitionedTablesSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { notPublishedError } from './not-published.js';
+import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -33,16 +34,7 @@ interface SlotRow {
   active_pid: number | null;
   confirmed_flush_lsn: string | null;
   wal_status: string | null;
-}
-
-export function slotLostError(slot: string, detail?: string): RelayError {
-  return new RelayError('PG_SLOT_LOST', `replication slot "${slot}" was invalidated: PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)${detail ? `: ${detail}` : ''}`, {
-    hint:
-      `the events committed while the relay was behind exist only in the outbox table now. Recovery: ` +
-      `1) outbox-relay slot drop --force; 2) outbox-relay slot create; 3) restart the relay; ` +
-      `4) re-send the gap from the outbox table with outbox-relay republish --since <time of the last delivered event>. ` +
-      `To avoid it: raise max_slot_wal_keep_size and alert on the slot lag metric`,
-  });
+  invalidation_reason: string | null;
 }
 
 /**
@@ -71,8 +63,9 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     });
   }
   const [row] = await stream.query<SlotRow>(
-    `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status
-       FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)}`,
+    `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status,
+            ${INVALIDATION_REASON_SQL}
+       FROM pg_replication_slots s WHERE slot_name = ${quoteLiteral(slot)}`,
   );
   const [pub] = await stream.query<{ pubinsert: boolean; pubviaroot: boolean }>(`SELECT pubinsert, pubviaroot FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
   const createPublication = createPublicationSql(publication, tables);
@@ -95,7 +88,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
       hint: `connect to ${row.database} or create a slot in ${row.current_db}`,
     });
   }
-  if (row.wal_status === 'lost') throw slotLostError(slot);
+  if (row.wal_status === 'lost') throw slotLostError(slot, row.invalidation_reason);
   if (row.active) {
     throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use by another connection (pid ${row.active_pid})`, {
       retriable: true,

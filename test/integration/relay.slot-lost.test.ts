@@ -1,10 +1,27 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresServer, waitUntil } from '../../stack/index.js';
-import { runCliJson } from '../support/cli.js';
+import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, waitUntil } from '../../stack/index.js';
+import { runCli, runCliJson } from '../support/cli.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { setupOutbox } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, stack, uniqueName, type TestDatabase } from '../support/services.js';
+
+/** WAL churn past max_slot_wal_keep_size while no relay reads `slot`, until a checkpoint invalidates it. */
+async function removeWalUnder(db: TestDatabase, slot: string): Promise<void> {
+  await db.query('CREATE TABLE IF NOT EXISTS churn (pad text)');
+  await waitUntil(
+    'the slot to be invalidated',
+    async () => {
+      await db.query(`INSERT INTO churn SELECT repeat(md5(g::text), 64) FROM generate_series(1, 4000) g`);
+      await db.query('SELECT pg_switch_wal()');
+      await db.query('CHECKPOINT');
+      const { rows } = await db.query<{ wal_status: string }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      return rows[0]?.wal_status === 'lost';
+    },
+    90_000,
+    0,
+  );
+}
 
 // Invalidating a slot needs a server with a small max_slot_wal_keep_size, so this file runs its own.
 describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status = lost)', () => {
@@ -23,25 +40,14 @@ describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status
 
   it('stops with the recovery steps, stays down (no crash loop), and slot status shows it', async () => {
     const setup = await setupOutbox(db);
-    // WAL churn past max_slot_wal_keep_size while no relay reads the slot; checkpoints remove the old segments.
-    await db.query('CREATE TABLE churn (pad text)');
-    await waitUntil(
-      'the slot to be invalidated',
-      async () => {
-        await db.query(`INSERT INTO churn SELECT repeat(md5(g::text), 64) FROM generate_series(1, 4000) g`);
-        await db.query('SELECT pg_switch_wal()');
-        await db.query('CHECKPOINT');
-        const { rows } = await db.query<{ wal_status: string }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
-        return rows[0]?.wal_status === 'lost';
-      },
-      90_000,
-      0,
-    );
+    await removeWalUnder(db, setup.slot);
 
     const http = await httpArgs();
     const relay = startRelay([...setup.args, ...http.args]);
     const error = await relay.waitForLog((l) => l.level === 'error', 30_000, 'the slot-lost error');
     expect(error.code).toBe('PG_SLOT_LOST');
+    // PostgreSQL 15 has no invalidation_reason: WAL removal is its only cause.
+    expect(JSON.stringify(error)).toContain('(invalidation_reason wal_removed): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)');
     expect(String(error.fix)).toContain('outbox-relay slot drop --force');
     expect(String(error.fix)).toContain('outbox-relay slot create');
     expect(String(error.fix)).toContain('republish');
@@ -58,6 +64,90 @@ describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status
 
     const status = await runCliJson(['slot', 'status', '--postgres-url', db.url, '--slot', setup.slot]);
     expect(status.code).toBe(0);
-    expect(JSON.stringify(status.json)).toContain('"lost"');
+    expect(status.json).toMatchObject({ walStatus: 'lost', invalidationReason: 'wal_removed' });
+  });
+});
+
+// From PostgreSQL 16 wal_status is 'lost' for every cause; 18 adds idle_replication_slot_timeout (in seconds,
+// checked at each checkpoint), the cheapest real one besides WAL removal. Before, the relay blamed
+// max_slot_wal_keep_size for it and told the operator to raise that.
+describe.skipIf(!stack().owned.postgres)('relay: a slot invalidated for idle_replication_slot_timeout (PostgreSQL 18)', () => {
+  let postgres: PostgresServer;
+  let db: TestDatabase;
+  beforeAll(async () => {
+    postgres = new PostgresServer({ name: uniqueName('idle18'), binDir: ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[18]), settings: { idle_replication_slot_timeout: '1s' } });
+    await postgres.start();
+    db = await createDatabase('idle18', postgres.url());
+  }, 300_000);
+  afterEach(killAllRelays);
+  afterAll(async () => {
+    await db?.close();
+    await postgres?.stop();
+    postgres?.destroy();
+  });
+
+  it('the relay halts naming idle_timeout and its fix, not max_slot_wal_keep_size; slot status and list show the reason', async () => {
+    const setup = await setupOutbox(db);
+    await db.query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'order', 'x', 'Created', '{}')`);
+    await waitUntil(
+      'the idle slot to be invalidated',
+      async () => {
+        await new Promise((r) => setTimeout(r, 1200));
+        await db.query('CHECKPOINT');
+        const { rows } = await db.query<{ wal_status: string }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
+        return rows[0]?.wal_status === 'lost';
+      },
+      30_000,
+      0,
+    );
+
+    const relay = startRelay(setup.args);
+    const error = await relay.waitForLog((l) => l.level === 'error', 30_000, 'the slot-lost error');
+    expect(error.code).toBe('PG_SLOT_LOST');
+    const line = JSON.stringify(error);
+    expect(line).toContain('(invalidation_reason idle_timeout): no client streamed from it for longer than idle_replication_slot_timeout');
+    expect(line).not.toContain('max_slot_wal_keep_size');
+    expect(String(error.fix)).toContain('raise idle_replication_slot_timeout');
+    expect(String(error.fix)).toContain('outbox-relay republish --since');
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+
+    const connection = ['--postgres-url', db.url, '--slot', setup.slot];
+    const status = await runCliJson(['slot', 'status', ...connection]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.json).toMatchObject({ walStatus: 'lost', invalidationReason: 'idle_timeout', safeWalSize: null });
+    const text = await runCli(['slot', 'status', ...connection]);
+    expect(text.stdout).toMatch(/^invalidation_reason\s+idle_timeout$/m);
+    const list = await runCli(['slot', 'list', ...connection]);
+    expect(list.stdout).toContain('lost (idle_timeout)');
+  });
+});
+
+// WAL removal on 16 and 17, whose columns differ: 17 names it (invalidation_reason); 16 has only `conflicting`,
+// which it sets for a logical slot lost to WAL removal too (the reason is read from the restart_lsn it clears).
+describe.skipIf(!stack().owned.postgres).each([16, 17] as const)('slot status: a slot lost to WAL removal on PostgreSQL %i', (major) => {
+  let postgres: PostgresServer;
+  let db: TestDatabase;
+  beforeAll(async () => {
+    postgres = new PostgresServer({ name: uniqueName(`lost${major}`), binDir: ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[major]), settings: { max_slot_wal_keep_size: '1MB', wal_keep_size: '0' } });
+    await postgres.start();
+    db = await createDatabase(`lost${major}`, postgres.url());
+  }, 300_000);
+  afterAll(async () => {
+    await db?.close();
+    await postgres?.stop();
+    postgres?.destroy();
+  });
+
+  it('names wal_removed, and the error blames max_slot_wal_keep_size', async () => {
+    const slot = uniqueName('slot');
+    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    await removeWalUnder(db, slot);
+    const connection = ['--postgres-url', db.url, '--slot', slot];
+    const status = await runCliJson(['slot', 'status', ...connection]);
+    expect(status.json).toMatchObject({ walStatus: 'lost', invalidationReason: 'wal_removed' });
+    // advance refuses a lost slot with the same error as the relay's pre-flight.
+    const advance = await runCliJson<{ error: { code: string; message: string } }>(['slot', 'advance', '0/0', '--json', ...connection]);
+    expect(advance.json.error).toMatchObject({ code: 'PG_SLOT_LOST', message: expect.stringContaining('(invalidation_reason wal_removed): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)') });
   });
 });

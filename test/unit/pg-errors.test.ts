@@ -38,6 +38,24 @@ describe('classifyPgError', () => {
     }
   });
 
+  it("a refused START_REPLICATION names the cause the server's detail gives (18 quotes invalidation_reason; 16 and 17 describe it), not always max_slot_wal_keep_size", () => {
+    // Before: every one blamed max_slot_wal_keep_size; an idle_timeout slot on 18 too.
+    const cases: [string, string, string | null, RegExp][] = [
+      ['can no longer access replication slot "outbox_relay"', 'This replication slot has been invalidated due to "idle_timeout".', 'idle_timeout', /idle_replication_slot_timeout/],
+      ['can no longer get changes from replication slot "outbox_relay"', 'This slot has been invalidated because it exceeded the maximum reserved size.', 'wal_removed', /max_slot_wal_keep_size/],
+      ['can no longer get changes from replication slot "outbox_relay"', 'This slot has been invalidated because it was conflicting with recovery.', 'conflicting', /hot_standby_feedback/],
+      ['cannot read from logical replication slot "outbox_relay"', '', null, /slot status shows why/],
+    ];
+    for (const [message, detail, reason, avoid] of cases) {
+      const err = serverError('55000', message);
+      if (detail) Object.assign(err, { detail });
+      const error = classifyPgError(err, SESSION);
+      expect(error, detail).toMatchObject({ code: 'PG_SLOT_LOST', details: { invalidationReason: reason } });
+      expect(error.message, detail).toContain(detail ? `${message} (${detail})` : message);
+      expect(error.hint, detail).toMatch(avoid);
+    }
+  });
+
   it("names a standby's 55000 (the pre-flight's pg_current_wal_lsn(): recovery is in progress) as a standby, with the primary as its fix", () => {
     // Before: "PostgreSQL connection for the replication session failed: recovery is in progress", no fix.
     const error = classifyPgError(serverError('55000', 'recovery is in progress'), SESSION);

@@ -34,6 +34,7 @@ const slot = (active: boolean): SlotStatus => ({
   confirmedFlushLsn: '0/16B3748',
   restartLsn: '0/16B3700',
   walStatus: 'reserved',
+  invalidationReason: null,
   safeWalSize: null,
   lagBytes: 0,
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keyValues, slotRows } from '../../src/cli/commands/output.js';
+import { keyValues, slotRows, walStatusCell } from '../../src/cli/commands/output.js';
 import type { SlotStatus } from '../../src/ops/slots.js';
 
 const slot = (walStatus: string | null, safeWalSize: number | null): SlotStatus => ({
@@ -14,6 +14,7 @@ const slot = (walStatus: string | null, safeWalSize: number | null): SlotStatus 
   confirmedFlushLsn: '0/100',
   restartLsn: '0/80',
   walStatus,
+  invalidationReason: null,
   safeWalSize,
   lagBytes: 0,
 });
@@ -21,8 +22,8 @@ const slot = (walStatus: string | null, safeWalSize: number | null): SlotStatus 
 const safeWal = (s: SlotStatus) => keyValues(slotRows(s)).split('\n').find((l) => l.startsWith('safe_wal_size'));
 
 describe('slotRows, safe_wal_size (NULL in PostgreSQL for no limit, a lost slot and no WAL reserved)', () => {
-  it('says a lost slot has no WAL left, not that it is unlimited', () => {
-    expect(safeWal(slot('lost', null))).toMatch(/none: the WAL the slot needs was removed .*Slot lost/);
+  it('says a lost slot keeps no WAL, not that it is unlimited', () => {
+    expect(safeWal(slot('lost', null))).toMatch(/none: the slot is invalidated, it keeps no WAL .*Slot lost/);
     expect(safeWal(slot('lost', null))).not.toContain('unlimited');
   });
 
@@ -33,5 +34,22 @@ describe('slotRows, safe_wal_size (NULL in PostgreSQL for no limit, a lost slot 
   it('shows bytes under a limit and nothing for a slot that reserves no WAL', () => {
     expect(safeWal(slot('extended', 2048))).toContain('2.0 KiB (2048 bytes)');
     expect(safeWal(slot(null, null))).toMatch(/safe_wal_size\s+-$/);
+  });
+});
+
+describe('slotRows and slot list: why a lost slot was invalidated', () => {
+  const lost = (invalidationReason: string): SlotStatus => ({ ...slot('lost', null), invalidationReason });
+
+  it('status shows invalidation_reason, and safe_wal_size names it, not removed WAL (from PostgreSQL 16 lost stands for every cause)', () => {
+    // Before: no reason anywhere, and safe_wal_size said "the WAL the slot needs was removed" for an idle slot too.
+    const text = keyValues(slotRows(lost('idle_timeout')));
+    expect(text).toMatch(/^invalidation_reason\s+idle_timeout$/m);
+    expect(safeWal(lost('idle_timeout'))).toMatch(/none: the slot is invalidated \(idle_timeout\), it keeps no WAL/);
+  });
+
+  it('a slot that is not lost has no invalidation_reason line; list shows wal_status with the reason of a lost one', () => {
+    expect(keyValues(slotRows(slot('reserved', null)))).not.toContain('invalidation_reason');
+    expect(walStatusCell(lost('rows_removed'))).toBe('lost (rows_removed)');
+    expect(walStatusCell(slot('reserved', null))).toBe('reserved');
   });
 });

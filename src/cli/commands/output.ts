@@ -44,9 +44,14 @@ export function bytes(n: number | null): string {
  */
 function safeWalSize(slot: SlotStatus): Cell {
   if (slot.safeWalSize !== null) return bytes(slot.safeWalSize);
-  if (slot.walStatus === 'lost') return 'none: the WAL the slot needs was removed (docs/operations.md "Slot lost")';
+  if (slot.walStatus === 'lost') return `none: the slot is invalidated${slot.invalidationReason ? ` (${slot.invalidationReason})` : ''}, it keeps no WAL (docs/operations.md "Slot lost")`;
   if (slot.walStatus === null) return null;
   return 'unlimited (max_slot_wal_keep_size = -1)';
+}
+
+/** wal_status as `slot list` shows it: a lost slot's with its cause. */
+export function walStatusCell(slot: SlotStatus): Cell {
+  return slot.invalidationReason ? `${slot.walStatus} (${slot.invalidationReason})` : slot.walStatus;
 }
 
 export function slotRows(slot: SlotStatus): [string, Cell][] {
@@ -59,6 +64,8 @@ export function slotRows(slot: SlotStatus): [string, Cell][] {
     ['confirmed_flush_lsn', slot.confirmedFlushLsn],
     ['restart_lsn', slot.restartLsn],
     ['wal_status', slot.walStatus],
+    // From PostgreSQL 16 'lost' stands for every cause, and each has its own fix.
+    ...(slot.invalidationReason ? [['invalidation_reason', slot.invalidationReason] as [string, Cell]] : []),
     ['safe_wal_size', safeWalSize(slot)],
     ['lag', bytes(slot.lagBytes)],
   ];

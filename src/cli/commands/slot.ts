@@ -5,7 +5,7 @@ import { dropConsequence, dropSlot } from '../../ops/slot-drop.js';
 import { createSlot, listSlots, requireSlot } from '../../ops/slots.js';
 import { checkedWithSettings, lsnValue } from '../options.js';
 import { groupCommand, opsCommand } from './ops-command.js';
-import { bytes, keyValues, slotRows, table } from './output.js';
+import { bytes, keyValues, slotRows, table, walStatusCell } from './output.js';
 
 const create = () =>
   opsCommand(
@@ -51,7 +51,7 @@ const list = () =>
     },
     async ({ client }) => {
       const slots = await listSlots(client);
-      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, s.walStatus, bytes(s.lagBytes)]);
+      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, walStatusCell(s), bytes(s.lagBytes)]);
       const text = slots.length ? table(['SLOT', 'TYPE', 'PLUGIN', 'DATABASE', 'ACTIVE', 'CONFIRMED', 'WAL_STATUS', 'LAG'], rows) : 'no replication slots';
       return { data: slots, text };
     },
@@ -62,7 +62,7 @@ const status = () =>
     {
       settings: 'slot status',
       name: 'status',
-      description: "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status, safe_wal_size and lag behind the current WAL position.",
+      description: "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status (and invalidation_reason when lost), safe_wal_size and lag behind the current WAL position.",
       examples: ['outbox-relay slot status', 'outbox-relay slot status --slot billing_relay --json'],
     },
     async ({ client, config }) => {

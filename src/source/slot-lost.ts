@@ -1,0 +1,71 @@
+import { RelayError } from '../errors.js';
+
+/**
+ * Why PostgreSQL invalidated a slot (wal_status 'lost'), as pg_replication_slots.invalidation_reason names it
+ * (PostgreSQL 17+), plus 'conflicting', PostgreSQL 16's word for rows_removed or wal_level_insufficient. Up to 15
+ * WAL removal was the only cause; from 16 every cause shows as 'lost', so the cause decides the fix.
+ */
+export type InvalidationReason = 'wal_removed' | 'rows_removed' | 'wal_level_insufficient' | 'idle_timeout' | 'conflicting';
+
+/**
+ * The reason of a lost slot `s` of pg_replication_slots, NULL for any other, in one expression for every version:
+ * through to_jsonb(s) a column the server does not have reads NULL instead of failing the query. 17+ names it
+ * (invalidation_reason; NULL with 'lost' only while a checkpoint removes WAL it has not invalidated the slot for
+ * yet: WAL removal too). 16 has only `conflicting`, which is true for any invalidated logical slot, WAL removal
+ * included (measured on 16.16; 17 narrowed it), so it tells nothing: there WAL removal is told by the restart_lsn
+ * it clears (as 13 to 15, where it is the only cause), and a lost slot that keeps it conflicted with recovery.
+ */
+export const INVALIDATION_REASON_SQL = `CASE WHEN s.wal_status <> 'lost' THEN NULL
+       WHEN to_jsonb(s) ? 'invalidation_reason' THEN COALESCE(to_jsonb(s) ->> 'invalidation_reason', 'wal_removed')
+       WHEN to_jsonb(s) ? 'conflicting' AND s.restart_lsn IS NOT NULL THEN 'conflicting'
+       ELSE 'wal_removed' END AS invalidation_reason`;
+
+const STANDBY_ROWS = 'hot_standby_feedback = on on the standby and primary_slot_name naming a physical slot on the primary, so that VACUUM there keeps the rows the slot needs';
+const WAL_LEVEL = 'keep wal_level = logical on the primary';
+
+/** What happened, and how to keep it from happening again, per reason. */
+const CAUSES: Record<InvalidationReason, { cause: string; avoid: string }> = {
+  wal_removed: {
+    cause: 'PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)',
+    avoid: 'raise max_slot_wal_keep_size and alert on the slot lag metric',
+  },
+  idle_timeout: {
+    cause: 'no client streamed from it for longer than idle_replication_slot_timeout (a relay stopped, or halted, leaves its slot idle)',
+    avoid: 'keep the relay running and alert when it halts or stops (a halted relay does not stream, so its slot is idle), or raise idle_replication_slot_timeout above the longest time the relay may be down (0 turns it off)',
+  },
+  rows_removed: {
+    cause: 'the primary removed rows it still needed (a slot on a standby, or synchronized to one and used since its promotion)',
+    avoid: STANDBY_ROWS,
+  },
+  wal_level_insufficient: {
+    cause: 'wal_level on the primary went below logical (a slot on a standby, or synchronized to one and used since its promotion)',
+    avoid: WAL_LEVEL,
+  },
+  conflicting: {
+    cause: 'it conflicted with recovery on a standby: rows_removed or wal_level_insufficient (PostgreSQL 16 does not say which)',
+    avoid: `${STANDBY_ROWS}; and ${WAL_LEVEL}`,
+  },
+};
+
+function isKnown(reason: string): reason is InvalidationReason {
+  return Object.hasOwn(CAUSES, reason);
+}
+
+/**
+ * PG_SLOT_LOST for `reason` as the server reported it; null or undefined when it is not known (a failed
+ * START_REPLICATION says only that the slot is invalidated: `detail` carries the server's words then).
+ */
+export function slotLostError(slot: string, reason: string | null | undefined, detail?: string): RelayError {
+  const known = reason ? (isKnown(reason) ? CAUSES[reason] : undefined) : undefined;
+  const named = reason ? ` (invalidation_reason ${reason})` : '';
+  const cause = known?.cause ?? 'PostgreSQL invalidated it';
+  const avoid = known?.avoid ?? 'outbox-relay slot status shows why (invalidation_reason); docs/operations.md "Slot lost" says what prevents each cause';
+  return new RelayError('PG_SLOT_LOST', `replication slot "${slot}" was invalidated${named}: ${cause}${detail ? `: ${detail}` : ''}`, {
+    hint:
+      `the events committed since the slot's confirmed position exist only in the outbox table now. Recovery: ` +
+      `1) outbox-relay slot drop --force; 2) outbox-relay slot create; 3) restart the relay; ` +
+      `4) re-send the gap from the outbox table with outbox-relay republish --since <time of the last delivered event>. ` +
+      `To avoid it: ${avoid}`,
+    details: { invalidationReason: reason ?? null },
+  });
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import type { SlotStatus } from '../../src/ops/slots.js';
+import { slotProblem } from '../../src/ops/slots.js';
+import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
+import { slotLostError } from '../../src/source/slot-lost.js';
+import { load } from '../support/config-load.js';
+
+/** The pre-flight's queries on a server whose slot is lost for `reason` (what INVALIDATION_REASON_SQL reads). */
+function lostSlotServer(reason: string | null): PreflightQueries {
+  const rows = (sql: string): object[] => {
+    if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
+    if (sql.includes('pg_current_wal_lsn()')) return [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: 'UTF8' }];
+    if (sql.includes('FROM pg_replication_slots')) {
+      // Only a query that reads the reason gets it: one that does not would see undefined, as before.
+      const row = { plugin: 'pgoutput', slot_type: 'logical', database: 'app', current_db: 'app', active: false, active_pid: null, confirmed_flush_lsn: '0/80', wal_status: 'lost' };
+      return [sql.includes('invalidation_reason') ? { ...row, invalidation_reason: reason } : row];
+    }
+    if (sql.includes('FROM pg_publication WHERE')) return [{ pubinsert: true, pubviaroot: false }];
+    throw new Error(`unexpected query: ${sql}`);
+  };
+  return { query: async <T>(sql: string) => rows(sql) as T[] };
+}
+
+const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
+
+async function preflightError(reason: string | null) {
+  return preflight(lostSlotServer(reason), 'relay', 'outbox_pub', tables).then(
+    () => expect.unreachable('the pre-flight passed a lost slot'),
+    (err: unknown) => err as ReturnType<typeof slotLostError>,
+  );
+}
+
+const RECOVERY = ['outbox-relay slot drop --force', 'outbox-relay slot create', 'outbox-relay republish --since'];
+
+describe('a lost slot: the cause and the fix follow invalidation_reason (from PostgreSQL 16 wal_status lost stands for every cause)', () => {
+  it('pre-flight, idle_timeout (PostgreSQL 18): blames the idle time, not max_slot_wal_keep_size, and says a halted relay leaves the slot idle', async () => {
+    // Before: "PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)", fix: raise max_slot_wal_keep_size.
+    const error = await preflightError('idle_timeout');
+    expect(error).toMatchObject({ code: 'PG_SLOT_LOST', retriable: false, details: { invalidationReason: 'idle_timeout' } });
+    expect(error.message).toBe(
+      'replication slot "relay" was invalidated (invalidation_reason idle_timeout): no client streamed from it for longer than idle_replication_slot_timeout (a relay stopped, or halted, leaves its slot idle)',
+    );
+    expect(error.message + error.hint).not.toContain('max_slot_wal_keep_size');
+    expect(error.hint).toContain('raise idle_replication_slot_timeout');
+    expect(error.hint).toContain('a halted relay does not stream');
+    for (const step of RECOVERY) expect(error.hint).toContain(step);
+  });
+
+  it('pre-flight, wal_removed (and 13 to 15, where it is the only cause): the wording of before, with the reason named', async () => {
+    const error = await preflightError('wal_removed');
+    expect(error.message).toBe('replication slot "relay" was invalidated (invalidation_reason wal_removed): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)');
+    expect(error.hint).toContain('To avoid it: raise max_slot_wal_keep_size and alert on the slot lag metric');
+    for (const step of RECOVERY) expect(error.hint).toContain(step);
+  });
+
+  it('rows_removed and wal_level_insufficient (slots on a standby, or synchronized to one): named, each with its own prevention', () => {
+    const rows = slotLostError('relay', 'rows_removed');
+    expect(rows.message).toContain('(invalidation_reason rows_removed): the primary removed rows it still needed');
+    expect(rows.hint).toContain('hot_standby_feedback = on');
+    expect(rows.hint).not.toContain('max_slot_wal_keep_size');
+    const level = slotLostError('relay', 'wal_level_insufficient');
+    expect(level.message).toContain('(invalidation_reason wal_level_insufficient): wal_level on the primary went below logical');
+    expect(level.hint).toContain('keep wal_level = logical on the primary');
+    // PostgreSQL 16 has only the boolean `conflicting` for both.
+    const conflicting = slotLostError('relay', 'conflicting');
+    expect(conflicting.message).toContain('rows_removed or wal_level_insufficient (PostgreSQL 16 does not say which)');
+    expect(conflicting.hint).toContain('hot_standby_feedback = on');
+    expect(conflicting.hint).toContain('wal_level = logical');
+  });
+
+  it('a reason this relay does not know, or none: named as reported, blaming nothing, pointing at slot status', () => {
+    const future = slotLostError('relay', 'something_new');
+    expect(future.message).toBe('replication slot "relay" was invalidated (invalidation_reason something_new): PostgreSQL invalidated it');
+    expect(future.hint).toContain('outbox-relay slot status shows why');
+    expect(slotLostError('relay', null).message).toBe('replication slot "relay" was invalidated: PostgreSQL invalidated it');
+  });
+
+  it('slot status and the ops commands (slotProblem) word it by the reason the slot row carries', () => {
+    const slot: SlotStatus = {
+      name: 'relay', slotType: 'logical', plugin: 'pgoutput', database: 'app', inCurrentDatabase: true, active: false, activePid: null, heldBy: null,
+      confirmedFlushLsn: '0/80', restartLsn: null, walStatus: 'lost', invalidationReason: 'idle_timeout', safeWalSize: null, lagBytes: 128,
+    };
+    const problem = slotProblem(slot);
+    expect(problem).toMatchObject({ code: 'PG_SLOT_LOST', details: { invalidationReason: 'idle_timeout' } });
+    expect(problem!.message).toContain('idle_replication_slot_timeout');
+  });
+});
