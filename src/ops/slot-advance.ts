@@ -2,6 +2,9 @@ import type pg from 'pg';
 import { RelayError, errorMessage } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 import { quoteIdent } from '../sql/quote.js';
+import { skippedPublicationError } from '../source/pg-errors.js';
+import type { PgNotice } from '../source/replication-stream.js';
+import { findPublication } from './publications.js';
 import { requireSlot, slotProblem, slotUser } from './slots.js';
 
 /** What moving the slot from `from` to `to` gives up. */
@@ -33,7 +36,19 @@ export function describeSkip(p: SkipPreview): string {
  * them: its prefix is the NUL-terminated string after the flags and the message's LSN (from byte 11 on).
  */
 async function countSkipped(client: pg.Client, slot: string, publication: string, to: Lsn, messagePrefixes: string[]): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+  // PostgreSQL 18's pgoutput decodes without a publication it cannot find (a wrong --publication, or one dropped):
+  // it warns and counts nothing, where 15 to 17 failed the peek. Counted anyway, the preview said 0 events.
+  if (!(await findPublication(client, publication))) {
+    return { transactions: null, events: null, uncounted: `publication "${publication}" does not exist, and the count decodes the WAL with it: check --publication` };
+  }
   const options = ['proto_version', '1', 'publication_names', quoteIdent(publication), ...(messagePrefixes.length ? ['messages', 'true'] : [])];
+  // It exists now, but WAL written while it did not (dropped and re-created) is decoded without it alike, with one
+  // "skipped loading publication" warning per change (18); 15 to 17 fail the peek there (42704).
+  let skipped: RelayError | undefined;
+  const onNotice = (notice: PgNotice) => {
+    skipped ??= skippedPublicationError(notice, slot, publication);
+  };
+  client.on('notice', onNotice);
   try {
     const { rows } = await client.query<{ transactions: number; events: number }>(
       `SELECT count(DISTINCT xid::text) FILTER (WHERE event)::int AS transactions, count(*) FILTER (WHERE event)::int AS events
@@ -45,11 +60,14 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
                  FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, VARIADIC $3::text[])) changes`,
       [slot, formatLsn(to), options, messagePrefixes],
     );
+    if (skipped) return { transactions: null, events: null, uncounted: skipped.message };
     return { transactions: rows[0]?.transactions ?? 0, events: rows[0]?.events ?? 0 };
   } catch (err) {
     // Also a statement timeout (a long backlog to peek): the advance goes on uncounted. After a Ctrl-C it is not
     // sent (cli/ops-interrupt.ts refuses every statement after the signal).
     return { transactions: null, events: null, uncounted: errorMessage(err) };
+  } finally {
+    client.off('notice', onNotice);
   }
 }
 

@@ -1,10 +1,15 @@
+import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parseLsn } from '../../src/lsn.js';
 import { advanceSlot } from '../../src/ops/slot-advance.js';
 
-/** An inactive pgoutput slot at 0/100 whose advisory lock `lockPid` holds (a relay starting), or nobody. */
-function fakeServer(lockPid: number | null): { client: pg.Client; statements: string[] } {
+/**
+ * An inactive pgoutput slot at 0/100 whose advisory lock `lockPid` holds (a relay starting), or nobody; with
+ * `publication` false no publication exists, and the peek sends `peekNotices` first, as pg emits NoticeResponses.
+ */
+function fakeServer(lockPid: number | null, { publication = true, peekNotices = [] }: { publication?: boolean; peekNotices?: object[] } = {}): { client: pg.Client; statements: string[]; events: EventEmitter } {
+  const events = new EventEmitter();
   const statements: string[] = [];
   const slot = {
     slot_name: 'outbox_relay', slot_type: 'logical', plugin: 'pgoutput', database: 'app', in_current_db: true, active: false, active_pid: null, held_by: null,
@@ -15,13 +20,19 @@ function fakeServer(lockPid: number | null): { client: pg.Client; statements: st
     if (sql.includes('FROM pg_locks')) return lockPid === null ? [] : [{ pid: lockPid }];
     if (sql.includes('pg_current_wal_lsn')) return [{ lsn: '0/200' }];
     if (sql.includes('pg_replication_slot_advance')) return [{ lsn: '0/200' }];
-    return [{ transactions: 0, events: 0 }];
+    if (sql.includes('FROM pg_publication WHERE')) return publication ? [{ owner: 'admin', puballtables: false, pubviaroot: false, pubinsert: true }] : [];
+    if (sql.includes('FROM pg_publication_tables')) return [{ schemaname: 'public', tablename: 'outbox', rowfilter: null }];
+    if (sql.includes('pg_logical_slot_peek_binary_changes')) {
+      for (const notice of peekNotices) events.emit('notice', notice);
+      return [{ transactions: 0, events: 0 }];
+    }
+    throw new Error(`unexpected query: ${sql}`);
   };
   const query = (sql: string) => {
     statements.push(sql);
     return Promise.resolve({ rows: answer(sql) });
   };
-  return { client: { query } as unknown as pg.Client, statements };
+  return { client: { query, on: events.on.bind(events), off: events.off.bind(events) } as unknown as pg.Client, statements, events };
 }
 
 const options = { slot: 'outbox_relay', publication: 'outbox_relay', messagePrefixes: [], to: parseLsn('0/200'), confirmed: true };
@@ -38,5 +49,41 @@ describe('slot advance: refused while the slot is in use', () => {
     const { client, statements } = fakeServer(null);
     expect(await advanceSlot(client, options)).toMatchObject({ confirmedFlushLsn: '0/200' });
     expect(advanced(statements)).toBe(true);
+  });
+});
+
+describe('slot advance: the preview never counts without the publication (PostgreSQL 18 decodes without it, counting 0)', () => {
+  const preview = { ...options, confirmed: false };
+  const peeked = (statements: string[]) => statements.some((s) => s.includes('pg_logical_slot_peek_binary_changes'));
+  const skippedNotice = {
+    severity: 'WARNING',
+    code: '55000',
+    message: 'skipped loading publication "outbox_relay"',
+    where: 'slot "outbox_relay", output plugin "pgoutput", in the change callback, associated LSN 0/180',
+  };
+
+  it('a publication that does not exist: not counted, saying so and to check --publication; nothing peeked, nothing advanced', async () => {
+    // Before, on 18: "1 ... 0 transaction(s) with 0 outbox event(s) in it".
+    const { client, statements } = fakeServer(null, { publication: false });
+    await expect(advanceSlot(client, preview)).rejects.toMatchObject({
+      code: 'CONFIRMATION_REQUIRED',
+      message: expect.stringContaining('the events in it could not be counted (publication "outbox_relay" does not exist, and the count decodes the WAL with it: check --publication)'),
+      details: { transactions: null, events: null },
+    });
+    expect(peeked(statements)).toBe(false);
+    expect(advanced(statements)).toBe(false);
+  });
+
+  it('a publication that exists but is skipped in the range (WAL written while it was dropped): the warning makes it uncounted', async () => {
+    const { client } = fakeServer(null, { peekNotices: [skippedNotice] });
+    const error = (await advanceSlot(client, preview).catch((err: unknown) => err)) as { code: string; message: string; details: Record<string, unknown> };
+    expect(error).toMatchObject({ code: 'CONFIRMATION_REQUIRED', details: { transactions: null, events: null } });
+    expect(error.message).toContain('could not be counted (replication slot "outbox_relay" cannot stream past WAL written while publication "outbox_relay" did not exist: skipped loading publication "outbox_relay")');
+  });
+
+  it('other notices leave the count as it is, and the listener is removed afterwards', async () => {
+    const { client, events } = fakeServer(null, { peekNotices: [{ ...skippedNotice, message: 'skipped loading publication "another"' }] });
+    await expect(advanceSlot(client, preview)).rejects.toMatchObject({ details: { transactions: 0, events: 0 } });
+    expect(events.listenerCount('notice')).toBe(0);
   });
 });
