@@ -3,7 +3,8 @@ import { errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { createPublicationSql, partitionedTablesSql, viaRootSql } from './publication-sql.js';
 import type { PublicationInfo, TableRef } from './publications.js';
-import { slotProblem, type SlotStatus } from './slots.js';
+import { recreateSlot } from '../source/slot-lost.js';
+import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
 
 /** One precondition of the relay, checked on the server; a failed one says what to run. */
 export interface Check {
@@ -20,6 +21,8 @@ export interface CheckTarget {
   /** What exists already: a missing object adds the checks for creating it, an existing one is checked as is. */
   slot: SlotStatus | undefined;
   existingPublication: PublicationInfo | undefined;
+  /** --failover-slot: the slot must be (or be created as) a PostgreSQL 17 failover slot. */
+  failoverSlot?: boolean;
 }
 
 interface ServerRow {
@@ -33,6 +36,8 @@ interface ServerRow {
   replication: boolean;
   database: string;
   can_create: boolean;
+  version_num: number;
+  version: string;
 }
 
 const SERVER_QUERY = `
@@ -40,7 +45,8 @@ const SERVER_QUERY = `
          current_setting('max_replication_slots')::int AS max_slots, (SELECT count(*) FROM pg_replication_slots)::int AS used_slots,
          current_setting('max_wal_senders')::int AS max_senders, (SELECT count(*) FROM pg_stat_replication)::int AS used_senders,
          r.rolname AS role, r.rolsuper AS superuser, r.rolreplication AS replication,
-         current_database() AS database, has_database_privilege(current_database(), 'CREATE') AS can_create
+         current_database() AS database, has_database_privilege(current_database(), 'CREATE') AS can_create,
+         current_setting('server_version_num')::int AS version_num, split_part(current_setting('server_version'), ' ', 1) AS version
     FROM pg_roles r WHERE r.rolname = current_user`;
 
 const RESTART = 'then restart PostgreSQL (managed services: change the parameter group)';
@@ -199,8 +205,25 @@ function slotBeforePublication(slot: SlotStatus, publication: string): Check {
     name: `slot ${slot.name}`,
     ok: false,
     detail: `exists, but publication "${publication}" does not: a slot created before its publication never streams the rows written in between`,
-    fix: `outbox-relay slot drop --slot ${slot.name}, then outbox-relay setup again (publication first, then the slot); for a PostgreSQL 17 failover slot: outbox-relay publication create, then create the failover slot again, then setup`,
+    fix: `outbox-relay slot drop --slot ${slot.name}, then ${recreateSlot('setup', slot.failover)} again (publication first, then the slot)`,
   };
+}
+
+/**
+ * --failover-slot: only PostgreSQL 17 has failover slots, and an existing slot without the property is not made
+ * one by a new setup (it is left alone): both would leave a slot that a failover loses, found out only then.
+ */
+function failoverSlotCheck(s: ServerRow, slot: SlotStatus | undefined): Check {
+  const name = 'failover slot';
+  if (s.version_num < FAILOVER_SLOTS_SINCE) {
+    const refusal = failoverUnsupported(s.version);
+    return { name, ok: false, detail: refusal.message.replace(/^not created: /, ''), fix: refusal.hint! };
+  }
+  if (slot?.failover === false) {
+    const refusal = notFailoverSlot(slot.name);
+    return { name, ok: false, detail: refusal.message, fix: refusal.hint! };
+  }
+  return { name, ok: true, detail: slot ? `slot ${slot.name} is one` : `PostgreSQL ${s.version}: the slot is created as one` };
 }
 
 /** Everything `setup` needs to succeed and the relay needs to stream, read-only. */
@@ -208,6 +231,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   const { rows } = await client.query<ServerRow>(SERVER_QUERY);
   const server = rows[0]!;
   const checks = [...serverChecks(server, target.slot), ...(await tableChecks(client, server, target))];
+  if (target.failoverSlot) checks.push(failoverSlotCheck(server, target.slot));
   if (target.existingPublication) checks.push(...(await existingPublicationChecks(client, target.existingPublication, target.tables, target.rowFilter)));
   if (target.slot) {
     const problem = slotProblem(target.slot);

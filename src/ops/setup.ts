@@ -26,6 +26,8 @@ export interface SetupOptions {
   tables: TableRef[];
   rowFilter?: string;
   dryRun: boolean;
+  /** --failover-slot: create the slot as a PostgreSQL 17 failover slot (an existing one must be one). */
+  failoverSlot?: boolean;
 }
 
 /**
@@ -45,7 +47,7 @@ export async function setup(client: pg.Client, options: SetupOptions): Promise<S
   const ok = checks.every((c) => c.ok);
   const planned: SetupStep[] = [
     { object: 'publication', name: options.publication, result: existingPublication ? 'exists' : 'planned', sql: createPublicationSql(options.publication, options.tables, options.rowFilter) },
-    { object: 'slot', name: options.slot, result: slot ? 'exists' : 'planned', sql: createSlotSql(options.slot) },
+    { object: 'slot', name: options.slot, result: slot ? 'exists' : 'planned', sql: createSlotSql(options.slot, options.failoverSlot === true) },
   ];
   if (!ok || options.dryRun) return { ok, dryRun: options.dryRun, checks, steps: planned };
   const steps: SetupStep[] = [];
@@ -55,7 +57,7 @@ export async function setup(client: pg.Client, options: SetupOptions): Promise<S
       continue;
     }
     const { created } =
-      step.object === 'publication' ? await createPublication(client, options.publication, options.tables, options.rowFilter) : await createSlot(client, options.slot, options.publication);
+      step.object === 'publication' ? await createPublication(client, options.publication, options.tables, options.rowFilter) : await createSlot(client, options.slot, options.publication, options.failoverSlot === true);
     steps.push({ ...step, result: created ? 'created' : 'exists' });
   }
   return { ok, dryRun: false, checks, steps };

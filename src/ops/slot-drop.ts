@@ -13,6 +13,8 @@ export interface DropResult {
   /** The slot just before the drop: what it had confirmed, and the WAL behind the server's position. */
   confirmedLsn?: string | null;
   lagBytes?: number | null;
+  /** Whether it was a PostgreSQL 17 failover slot (null before 17): the new one must be created as one too. */
+  failover?: boolean | null;
 }
 
 /** A row's created_at is its transaction's start, before its commit: the re-send starts this much earlier. */
@@ -23,8 +25,9 @@ const RESEND_MARGIN_MS = 60_000;
  * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
  * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain.
  */
-export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes'>, at: Date): string {
-  const resend = 'after outbox-relay slot create (or setup), re-send them from the table with outbox-relay republish --since';
+export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, at: Date): string {
+  const create = slot.failover === true ? 'outbox-relay slot create --failover-slot (or setup --failover-slot: it was a failover slot, and without the flag standbys no longer sync it)' : 'outbox-relay slot create (or setup)';
+  const resend = `after ${create}, re-send them from the table with outbox-relay republish --since`;
   if (slot.lagBytes === 0) {
     const since = new Date(at.getTime() - RESEND_MARGIN_MS).toISOString();
     return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${since}' (a minute before the drop: a row's created_at is its transaction's start)`;
@@ -75,7 +78,7 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
       const last = (await findSlot(client, name)) ?? current;
       const droppedAt = new Date().toISOString();
       await client.query('SELECT pg_drop_replication_slot($1)', [name]);
-      return { dropped: true, terminatedPids, droppedAt, confirmedLsn: last.confirmedFlushLsn, lagBytes: last.lagBytes };
+      return { dropped: true, terminatedPids, droppedAt, confirmedLsn: last.confirmedFlushLsn, lagBytes: last.lagBytes, failover: last.failover };
     } catch (err) {
       // 55006: object_in_use, the slot was (re)acquired between the check and the drop.
       if ((err as { code?: string }).code !== '55006') throw err;

@@ -25,8 +25,12 @@ export interface SlotStatus {
    * (max_slot_wal_keep_size = -1), but also when the slot is lost or reserves no WAL (wal_status 'lost' or null).
    */
   safeWalSize: number | null;
-  /** pg_current_wal_lsn() - confirmed_flush_lsn: WAL the relay has not confirmed yet. */
+  /** pg_current_wal_lsn() - confirmed_flush_lsn: WAL the relay has not confirmed yet (on a standby, from its replay position). */
   lagBytes: number | null;
+  /** PostgreSQL 17+: synced to standbys that sync slots (a failover slot); null on older servers, which have none. */
+  failover: boolean | null;
+  /** PostgreSQL 17+, true on a standby only: a copy kept in sync with the primary's failover slot. */
+  synced: boolean | null;
 }
 
 interface SlotRow {
@@ -44,16 +48,25 @@ interface SlotRow {
   invalidation_reason: string | null;
   safe_wal_size: string | null;
   lag_bytes: string | null;
+  failover: boolean | null;
+  synced: boolean | null;
 }
 
 /** WAL the slot has not confirmed: what `slot status` shows as lag and the relay's outbox_relay_slot_lag_bytes. */
 const LAG_BYTES = '(pg_current_wal_lsn() - confirmed_flush_lsn)::text AS lag_bytes';
 
+/** PostgreSQL 17 added failover slots: the server_version_num from which `failover` can be asked for. */
+export const FAILOVER_SLOTS_SINCE = 170000;
+
 // Sizes arrive as text (bigint, numeric) and become numbers: exact up to 8 PiB, far beyond any WAL backlog.
+// failover and synced through to_jsonb: the columns exist from PostgreSQL 17 on, and are null before it. On a
+// standby (where `synced` is worth reading) the lag is measured from its replay position: pg_current_wal_lsn()
+// refuses there.
 const SLOT_QUERY = `
   SELECT slot_name, slot_type, plugin, database, database IS NOT DISTINCT FROM current_database() AS in_current_db,
          active, active_pid, (SELECT application_name FROM pg_stat_activity a WHERE a.pid = active_pid) AS held_by, confirmed_flush_lsn::text, restart_lsn::text, wal_status, ${INVALIDATION_REASON_SQL}, safe_wal_size::text,
-         ${LAG_BYTES}
+         ((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END) - confirmed_flush_lsn)::text AS lag_bytes,
+         (to_jsonb(s) ->> 'failover')::boolean AS failover, (to_jsonb(s) ->> 'synced')::boolean AS synced
     FROM pg_replication_slots s`;
 
 /** One slot's lag_bytes and the WAL position it is measured against ($1: its name). */
@@ -76,6 +89,8 @@ function toStatus(row: SlotRow): SlotStatus {
     invalidationReason: row.invalidation_reason,
     safeWalSize: bytes(row.safe_wal_size),
     lagBytes: bytes(row.lag_bytes),
+    failover: row.failover,
+    synced: row.synced,
   };
 }
 
@@ -89,8 +104,32 @@ export async function findSlot(client: pg.Client, name: string): Promise<SlotSta
   return rows[0] ? toStatus(rows[0]) : undefined;
 }
 
-export function createSlotSql(name: string): string {
-  return `SELECT pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput');`;
+/** `failover`: a PostgreSQL 17 failover slot, which standbys with sync_replication_slots keep a usable copy of. */
+export function createSlotSql(name: string, failover = false): string {
+  return `SELECT pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput'${failover ? ', failover => true' : ''});`;
+}
+
+/** --failover-slot on a server before 17: it has no such slots, and a plain one would not survive a failover. */
+export function failoverUnsupported(version: string): RelayError {
+  return new RelayError('OPERATION_REFUSED', `not created: PostgreSQL ${version} has no failover slots (PostgreSQL 17 or later)`, {
+    hint: 'leave out --failover-slot: before 17 a logical slot exists on the primary only, and a failover needs the steps in docs/operations.md "PostgreSQL primary failover"',
+  });
+}
+
+/**
+ * --failover-slot, but the slot exists without it: it would not survive a failover. PostgreSQL 17 can turn it
+ * into one in place, keeping its position (no gap, unlike a drop and a new slot).
+ */
+export function notFailoverSlot(name: string): RelayError {
+  return new RelayError('OPERATION_REFUSED', `replication slot "${name}" exists, but is not a failover slot: standbys do not sync it, and a failover loses it`, {
+    hint: `make it one, keeping its position, with the relay stopped (on a replication connection): psql "dbname=<database> replication=database" -c 'ALTER_REPLICATION_SLOT ${name} (FAILOVER true)'`,
+  });
+}
+
+/** The server's version (server_version) when it has no failover slots, else undefined. */
+export async function failoverSlotsMissing(client: pg.Client): Promise<string | undefined> {
+  const { rows } = await client.query<{ num: number; version: string }>("SELECT current_setting('server_version_num')::int AS num, split_part(current_setting('server_version'), ' ', 1) AS version");
+  return rows[0]!.num < FAILOVER_SLOTS_SINCE ? rows[0]!.version : undefined;
 }
 
 /** A logical slot can only be used, advanced or dropped from the database it was created in. */
@@ -108,7 +147,7 @@ export function slotProblem(slot: SlotStatus): RelayError | undefined {
       hint: 'use another --slot name, or drop this one (outbox-relay slot drop) and create it again',
     });
   }
-  if (slot.walStatus === 'lost') return slotLostError(slot.name, slot.invalidationReason);
+  if (slot.walStatus === 'lost') return slotLostError(slot.name, slot.invalidationReason, undefined, slot.failover);
   return wrongDatabase(slot);
 }
 
@@ -131,15 +170,18 @@ export async function requireSlot(client: pg.Client, name: string): Promise<Slot
 }
 
 /**
- * Idempotent: an existing slot is fine when it is a pgoutput slot of this database. A new one needs its
- * publication first: pgoutput reads the publication with the catalog as of each change, so a slot created
- * before it never streams the rows written in between.
+ * Idempotent: an existing slot is fine when it is a pgoutput slot of this database (and a failover slot, when
+ * `failover` asks for one). A new one needs its publication first: pgoutput reads the publication with the
+ * catalog as of each change, so a slot created before it never streams the rows written in between.
  */
-export async function createSlot(client: pg.Client, name: string, publication: string): Promise<{ created: boolean; slot: SlotStatus }> {
+export async function createSlot(client: pg.Client, name: string, publication: string, failover = false): Promise<{ created: boolean; slot: SlotStatus }> {
+  const tooOld = failover ? await failoverSlotsMissing(client) : undefined;
+  if (tooOld !== undefined) throw failoverUnsupported(tooOld);
   const existing = await findSlot(client, name);
   if (existing) {
     const problem = slotProblem(existing);
     if (problem) throw problem;
+    if (failover && existing.failover === false) throw notFailoverSlot(name);
     return { created: false, slot: existing };
   }
   const { rows } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
@@ -148,6 +190,6 @@ export async function createSlot(client: pg.Client, name: string, publication: s
       hint: `create the publication first (outbox-relay publication create, or outbox-relay setup, which creates both in that order), or name yours with --publication`,
     });
   }
-  await client.query(createSlotSql(name));
+  await client.query(createSlotSql(name, failover));
   return { created: true, slot: await requireSlot(client, name) };
 }

@@ -1,6 +1,6 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
-import { NEW_SLOT_THEN_REPUBLISH } from './preflight.js';
+import { newSlotThenRepublish } from './preflight.js';
 import { slotLostError } from './slot-lost.js';
 
 interface PgError {
@@ -23,7 +23,7 @@ export interface PgErrorContext {
 function publicationMissingError(slot: string, publication: string, reported: PgError, cause: unknown): RelayError {
   return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${reported.message}`, {
     cause,
-    hint: NEW_SLOT_THEN_REPUBLISH,
+    hint: newSlotThenRepublish(undefined),
     details: reported.where ? { publication, where: reported.where } : { publication },
   });
 }

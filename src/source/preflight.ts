@@ -7,7 +7,7 @@ import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql, partitionedTablesSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { notPublishedError } from './not-published.js';
-import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
+import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -35,14 +35,16 @@ interface SlotRow {
   confirmed_flush_lsn: string | null;
   wal_status: string | null;
   invalidation_reason: string | null;
+  failover: boolean | null;
 }
 
 /**
  * The way on for a slot that cannot stream with its publication, dropped while the slot existed (re-created since or
  * not): no slot streams the rows written while the publication did not exist, so a new one, then republish.
  */
-export const NEW_SLOT_THEN_REPUBLISH =
-  'drop the slot (outbox-relay slot drop), run outbox-relay setup (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>';
+export function newSlotThenRepublish(failover: boolean | null | undefined): string {
+  return `drop the slot (outbox-relay slot drop), run ${recreateSlot('setup', failover)} (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>`;
+}
 
 /** What the pre-flight needs of the replication connection: its queries (a fake answers them in unit tests). */
 export type PreflightQueries = Pick<ReplicationStream, 'query'>;
@@ -64,7 +66,8 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
   }
   const [row] = await stream.query<SlotRow>(
     `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status,
-            ${INVALIDATION_REASON_SQL}
+            ${INVALIDATION_REASON_SQL},
+            (to_jsonb(s) ->> 'failover')::boolean AS failover
        FROM pg_replication_slots s WHERE slot_name = ${quoteLiteral(slot)}`,
   );
   const [pub] = await stream.query<{ pubinsert: boolean; pubviaroot: boolean }>(`SELECT pubinsert, pubviaroot FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
@@ -88,7 +91,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
       hint: `connect to ${row.database} or create a slot in ${row.current_db}`,
     });
   }
-  if (row.wal_status === 'lost') throw slotLostError(slot, row.invalidation_reason);
+  if (row.wal_status === 'lost') throw slotLostError(slot, row.invalidation_reason, undefined, row.failover);
   if (row.active) {
     throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use by another connection (pid ${row.active_pid})`, {
       retriable: true,
@@ -109,7 +112,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: NEW_SLOT_THEN_REPUBLISH,
+      hint: newSlotThenRepublish(row.failover),
     });
   }
   if (!pub.pubinsert) {

@@ -52,10 +52,22 @@ function isKnown(reason: string): reason is InvalidationReason {
 }
 
 /**
+ * How to make the slot again. `failover`: whether the old one was a PostgreSQL 17 failover slot (undefined: not
+ * known where the error arose). A plain new slot in its place is not synced to standbys: the next failover loses
+ * it, which nothing says until then, so the flag that keeps the property is named.
+ */
+export function recreateSlot(command: 'setup' | 'slot create', failover: boolean | null | undefined): string {
+  if (failover === true) return `outbox-relay ${command} --failover-slot (it was a failover slot: without the flag standbys no longer sync it)`;
+  if (failover === undefined) return `outbox-relay ${command} (with --failover-slot if it was a PostgreSQL 17 failover slot)`;
+  return `outbox-relay ${command}`;
+}
+
+/**
  * PG_SLOT_LOST for `reason` as the server reported it; null or undefined when it is not known (a failed
  * START_REPLICATION says only that the slot is invalidated: `detail` carries the server's words then).
+ * `failover`: as recreateSlot's.
  */
-export function slotLostError(slot: string, reason: string | null | undefined, detail?: string): RelayError {
+export function slotLostError(slot: string, reason: string | null | undefined, detail?: string, failover?: boolean | null): RelayError {
   const known = reason ? (isKnown(reason) ? CAUSES[reason] : undefined) : undefined;
   const named = reason ? ` (invalidation_reason ${reason})` : '';
   const cause = known?.cause ?? 'PostgreSQL invalidated it';
@@ -63,7 +75,7 @@ export function slotLostError(slot: string, reason: string | null | undefined, d
   return new RelayError('PG_SLOT_LOST', `replication slot "${slot}" was invalidated${named}: ${cause}${detail ? `: ${detail}` : ''}`, {
     hint:
       `the events committed since the slot's confirmed position exist only in the outbox table now. Recovery: ` +
-      `1) outbox-relay slot drop --force; 2) outbox-relay slot create; 3) restart the relay; ` +
+      `1) outbox-relay slot drop --force; 2) ${recreateSlot('slot create', failover)}; 3) restart the relay; ` +
       `4) re-send the gap from the outbox table with outbox-relay republish --since <time of the last delivered event>. ` +
       `To avoid it: ${avoid}`,
     details: { invalidationReason: reason ?? null },

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, waitUntil } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
+import { runCli, runCliJson } from '../support/cli.js';
 import { committedIds, compareDelivery, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
@@ -84,8 +85,14 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
     databases.push(standbyDb);
 
     const [publication, slot, topic, checkpointTopic] = [uniqueName('pub'), uniqueName('slot'), uniqueName('topic'), uniqueName('ckpt')];
-    await db.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
-    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)`, [slot]);
+    // The documented procedure: setup --failover-slot makes the publication, then the slot as a failover slot.
+    const connection = (url: string) => ['--postgres-url', url, '--slot', slot, '--publication', publication];
+    const setup = await runCli(['setup', ...connection(db.url), '--failover-slot']);
+    expect(setup.code, setup.stderr).toBe(0);
+    expect(setup.stdout).toContain(`slot "${slot}": created`);
+    expect(await slotOn(db, slot)).toMatchObject({ failover: true, synced: false });
+    const onPrimary = await runCliJson<{ failover: boolean; synced: boolean }>(['slot', 'status', ...connection(db.url)]);
+    expect(onPrimary.json).toMatchObject({ failover: true, synced: false });
     await createTopic(topic);
     const relayArgs = (url: string) => [
       'run', '--postgres-url', url, '--slot', slot, '--publication', publication, '--topic', topic,
@@ -109,6 +116,11 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
       90_000,
       200,
     );
+    // slot status on the standby shows its synced copy (it measured the lag with pg_current_wal_lsn(), which a standby refuses).
+    const onStandby = await runCli(['slot', 'status', ...connection(standbyDb.url)]);
+    expect(onStandby.code, onStandby.stderr).toBe(0);
+    expect(onStandby.stdout).toMatch(/failover\s+yes/);
+    expect(onStandby.stdout).toMatch(/synced\s+yes/);
     console.log(`failover slot: synced on the standby ${((Date.now() - syncStarted) / 1000).toFixed(1)} s after the primary confirmed; failover=${synced!.failover}`);
 
     // Delivered on the primary, then at once the relay's crash: the synced slot and the checkpoint may lag these.
@@ -155,4 +167,21 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
     expect(atCrash.standby).toBeLessThanOrEqual(atCrash.primary);
     expect(committed).toEqual(expect.arrayContaining([...before, ...during, ...undelivered, ...after].map((e) => e.id)));
   }, 600_000);
+
+  it('setup --failover-slot and slot create --failover-slot refuse on PostgreSQL 15, naming the version; nothing created', async () => {
+    const old = await createDatabase('failover15');
+    databases.push(old);
+    const [publication, slot] = [uniqueName('pub'), uniqueName('slot')];
+    const connection = ['--postgres-url', old.url, '--slot', slot, '--publication', publication];
+    const setup = await runCliJson<{ checks: { name: string; ok: boolean; detail: string }[] }>(['setup', ...connection, '--failover-slot']);
+    expect(setup.code, setup.stderr).toBe(1);
+    expect(setup.json.checks.filter((c) => !c.ok)).toEqual([expect.objectContaining({ name: 'failover slot', detail: expect.stringMatching(/^PostgreSQL 15\.\d+ has no failover slots \(PostgreSQL 17 or later\)$/) })]);
+    await old.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    const create = await runCliJson<{ error: { code: string; message: string; fix: string } }>(['slot', 'create', ...connection, '--failover-slot']);
+    expect(create.code).toBe(2); // a usage error: the same command without the flag works
+    expect(create.json.error).toMatchObject({ code: 'OPERATION_REFUSED', message: expect.stringMatching(/PostgreSQL 15\.\d+ has no failover slots/), fix: expect.stringContaining('leave out --failover-slot') });
+    expect((await old.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount).toBe(0);
+    const status = await runCliJson<Record<string, unknown>>(['slot', 'create', ...connection]);
+    expect(status.json).toMatchObject({ created: true, slot: { failover: null, synced: null } });
+  });
 });

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runChecks, type CheckTarget } from '../../src/ops/checks.js';
-import type { SlotStatus } from '../../src/ops/slots.js';
+import { slotProblem, type SlotStatus } from '../../src/ops/slots.js';
 
 /** Answers setup's two catalog queries: the server's settings and counts, and the outbox table's owner. */
-function fakeServer(counts: { usedSenders: number; maxSenders: number }): pg.Client {
+function fakeServer(counts: { usedSenders: number; maxSenders: number }, version = { num: 170012, text: '17.12' }): pg.Client {
   const server = {
     wal_level: 'logical',
     max_slots: 10,
@@ -16,6 +16,8 @@ function fakeServer(counts: { usedSenders: number; maxSenders: number }): pg.Cli
     replication: true,
     database: 'app',
     can_create: true,
+    version_num: version.num,
+    version: version.text,
   };
   return {
     query: (sql: string) => Promise.resolve({ rows: sql.includes('max_wal_senders') ? [server] : [{ owner: 'admin', owned: true }] }),
@@ -37,6 +39,8 @@ const slot = (active: boolean): SlotStatus => ({
   invalidationReason: null,
   safeWalSize: null,
   lagBytes: 0,
+  failover: false,
+  synced: false,
 });
 
 const target = (s: SlotStatus | undefined, published = true): CheckTarget => ({
@@ -61,5 +65,29 @@ describe('setup checks', () => {
     const client = fakeServer({ usedSenders: 0, maxSenders: 4 });
     expect(await check(client, target(slot(false), false), 'slot outbox_relay')).toMatchObject({ ok: false, fix: expect.stringContaining('outbox-relay slot drop --slot outbox_relay') as unknown });
     expect(await check(client, target(slot(false), true), 'slot outbox_relay')).toMatchObject({ ok: true });
+  });
+
+  it('--failover-slot: refused before PostgreSQL 17, naming the version; an existing plain slot fails with the in-place fix', async () => {
+    const pg15 = fakeServer({ usedSenders: 0, maxSenders: 4 }, { num: 150010, text: '15.10' });
+    const old = await check(pg15, { ...target(undefined), failoverSlot: true }, 'failover slot');
+    expect(old).toMatchObject({ ok: false, detail: 'PostgreSQL 15.10 has no failover slots (PostgreSQL 17 or later)', fix: expect.stringContaining('leave out --failover-slot') as unknown });
+    const pg17 = fakeServer({ usedSenders: 0, maxSenders: 4 });
+    expect(await check(pg17, { ...target(undefined), failoverSlot: true }, 'failover slot')).toMatchObject({ ok: true });
+    expect(await check(pg17, { ...target({ ...slot(false), failover: true }), failoverSlot: true }, 'failover slot')).toMatchObject({ ok: true });
+    expect(await check(pg17, { ...target(slot(false)), failoverSlot: true }, 'failover slot')).toMatchObject({
+      ok: false,
+      fix: expect.stringContaining("ALTER_REPLICATION_SLOT outbox_relay (FAILOVER true)") as unknown,
+    });
+    expect(await check(pg17, target(slot(false)), 'failover slot')).toBeUndefined();
+  });
+
+  it('a failover slot\'s re-creation hints keep the property: setup --failover-slot, slot create --failover-slot', async () => {
+    const client = fakeServer({ usedSenders: 0, maxSenders: 4 });
+    const failover = { ...slot(false), failover: true };
+    expect((await check(client, target(failover, false), 'slot outbox_relay'))!.fix).toContain('then outbox-relay setup --failover-slot (it was a failover slot');
+    expect((await check(client, target(slot(false), false), 'slot outbox_relay'))!.fix).not.toContain('--failover-slot');
+    expect(slotProblem({ ...failover, walStatus: 'lost' })!.hint).toContain('2) outbox-relay slot create --failover-slot (it was a failover slot');
+    expect(slotProblem({ ...slot(false), walStatus: 'lost' })!.hint).toContain('2) outbox-relay slot create; 3)');
+    expect(slotProblem({ ...slot(false), walStatus: 'lost', failover: null })!.hint).toContain('2) outbox-relay slot create; 3)');
   });
 });

@@ -5,13 +5,18 @@ describe('slot drop: what the re-send must cover', () => {
   const at = new Date('2026-12-04T10:00:00.000Z');
 
   it('a slot with no WAL behind the server: from a minute before the drop', () => {
-    expect(dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0 }, at)).toContain("republish --since '2026-12-04T09:59:00.000Z'");
+    expect(dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: null }, at)).toContain("republish --since '2026-12-04T09:59:00.000Z'");
   });
 
   it('a slot behind the server (a halted or lagging relay): from the last delivered event, never the drop time', () => {
-    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 4096 }, at);
+    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 4096, failover: null }, at);
     expect(text).toContain("after the slot's confirmed position 0/5000 (4096 bytes of WAL behind the server)");
     expect(text).toContain("republish --since '<T>', T = the commit time of the last event delivered");
     expect(text).not.toContain('2026-12-04');
+  });
+
+  it('a PostgreSQL 17 failover slot: the re-creation it names keeps the property (a plain one is not synced to standbys)', () => {
+    expect(dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: true }, at)).toContain('after outbox-relay slot create --failover-slot (or setup --failover-slot');
+    expect(dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: false }, at)).not.toContain('--failover-slot');
   });
 });

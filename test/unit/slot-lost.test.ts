@@ -78,7 +78,7 @@ describe('a lost slot: the cause and the fix follow invalidation_reason (from Po
   it('slot status and the ops commands (slotProblem) word it by the reason the slot row carries', () => {
     const slot: SlotStatus = {
       name: 'relay', slotType: 'logical', plugin: 'pgoutput', database: 'app', inCurrentDatabase: true, active: false, activePid: null, heldBy: null,
-      confirmedFlushLsn: '0/80', restartLsn: null, walStatus: 'lost', invalidationReason: 'idle_timeout', safeWalSize: null, lagBytes: 128,
+      confirmedFlushLsn: '0/80', restartLsn: null, walStatus: 'lost', invalidationReason: 'idle_timeout', safeWalSize: null, lagBytes: 128, failover: null, synced: null,
     };
     const problem = slotProblem(slot);
     expect(problem).toMatchObject({ code: 'PG_SLOT_LOST', details: { invalidationReason: 'idle_timeout' } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keyValues, slotRows, walStatusCell } from '../../src/cli/commands/output.js';
+import { failoverCell, keyValues, slotRows, walStatusCell } from '../../src/cli/commands/output.js';
 import type { SlotStatus } from '../../src/ops/slots.js';
 
 const slot = (walStatus: string | null, safeWalSize: number | null): SlotStatus => ({
@@ -17,6 +17,8 @@ const slot = (walStatus: string | null, safeWalSize: number | null): SlotStatus 
   invalidationReason: null,
   safeWalSize,
   lagBytes: 0,
+  failover: null,
+  synced: null,
 });
 
 const safeWal = (s: SlotStatus) => keyValues(slotRows(s)).split('\n').find((l) => l.startsWith('safe_wal_size'));
@@ -51,5 +53,21 @@ describe('slotRows and slot list: why a lost slot was invalidated', () => {
     expect(keyValues(slotRows(slot('reserved', null)))).not.toContain('invalidation_reason');
     expect(walStatusCell(lost('rows_removed'))).toBe('lost (rows_removed)');
     expect(walStatusCell(slot('reserved', null))).toBe('reserved');
+  });
+});
+
+describe('slotRows and slot list, failover and synced (PostgreSQL 17+)', () => {
+  const lines = (s: SlotStatus) => keyValues(slotRows(s)).split('\n').filter((l) => /^(failover|synced)\b/.test(l));
+
+  it('shows whether the slot is a failover slot and, on a standby, its synced copy', () => {
+    expect(lines({ ...slot('reserved', null), failover: true, synced: false })).toEqual([expect.stringMatching(/^failover\s+yes$/), expect.stringMatching(/^synced\s+no$/)]);
+    expect(lines({ ...slot('reserved', null), failover: true, synced: true })[1]).toMatch(/^synced\s+yes \(a standby's copy/);
+    expect(lines({ ...slot('reserved', null), failover: false, synced: false })[0]).toMatch(/^failover\s+no$/);
+    expect(failoverCell({ ...slot('reserved', null), failover: true, synced: true })).toBe('yes, synced');
+  });
+
+  it('says nothing of them before PostgreSQL 17, which has no failover slots', () => {
+    expect(lines(slot('reserved', null))).toEqual([]);
+    expect(failoverCell(slot('reserved', null))).toBeNull();
   });
 });

@@ -54,6 +54,15 @@ export function walStatusCell(slot: SlotStatus): Cell {
   return slot.invalidationReason ? `${slot.walStatus} (${slot.invalidationReason})` : slot.walStatus;
 }
 
+/** setup's and slot create's --failover-slot. */
+export const FAILOVER_SLOT_OPTION = 'PostgreSQL 17+: create the slot as a failover slot, which standbys with sync_replication_slots keep a usable copy of (refused on older servers; an existing slot must be one)';
+
+/** PostgreSQL 17+: yes / yes, synced (a standby's copy) / no; null before 17, which has no failover slots. */
+export function failoverCell(slot: SlotStatus): Cell {
+  if (slot.failover === null) return null;
+  return slot.failover ? (slot.synced ? 'yes, synced' : 'yes') : 'no';
+}
+
 export function slotRows(slot: SlotStatus): [string, Cell][] {
   return [
     ['slot', slot.name],
@@ -68,6 +77,13 @@ export function slotRows(slot: SlotStatus): [string, Cell][] {
     ...(slot.invalidationReason ? [['invalidation_reason', slot.invalidationReason] as [string, Cell]] : []),
     ['safe_wal_size', safeWalSize(slot)],
     ['lag', bytes(slot.lagBytes)],
+    // Before PostgreSQL 17 there are no failover slots: the rows would only say so.
+    ...(slot.failover === null
+      ? []
+      : ([
+          ['failover', slot.failover ? 'yes' : 'no'],
+          ['synced', slot.synced ? 'yes (a standby\'s copy of the primary\'s slot, usable once promoted)' : 'no'],
+        ] as [string, Cell][])),
   ];
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { setup, type SetupReport } from '../../ops/setup.js';
 import { opsCommand } from './ops-command.js';
-import { checksFailedError, checksText } from './output.js';
+import { FAILOVER_SLOT_OPTION, checksFailedError, checksText } from './output.js';
 import { rowFilterOption } from './publication.js';
 
 const RESULT_TEXT = { exists: 'already exists', created: 'created', planned: 'to create' } as const;
@@ -28,10 +28,11 @@ export function setupCommand(): Command {
         'outbox-relay setup --postgres-url postgres://admin@db/app',
         'outbox-relay setup --dry-run              # checks, and prints the SQL instead of running it',
         `outbox-relay setup --row-filter "aggregate_type <> 'internal'" --json`,
+        'outbox-relay setup --failover-slot           # PostgreSQL 17+: the slot survives a failover to a standby that syncs it',
       ],
     },
     async ({ client, config, opts }) => {
-      const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true });
+      const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true, failoverSlot: opts.failoverSlot === true });
       const failed = report.checks.filter((c) => !c.ok);
       const error = failed.length
         ? checksFailedError(failed, report.dryRun ? '' : '; nothing was created', 'run the fix shown under each failed check, then run setup again')
@@ -40,5 +41,6 @@ export function setupCommand(): Command {
     },
   )
     .option('--dry-run', 'run the checks and print the SQL that would be run, change nothing')
+    .option('--failover-slot', FAILOVER_SLOT_OPTION)
     .addOption(rowFilterOption());
 }

@@ -5,7 +5,7 @@ import { dropConsequence, dropSlot } from '../../ops/slot-drop.js';
 import { createSlot, listSlots, requireSlot } from '../../ops/slots.js';
 import { checkedWithSettings, lsnValue } from '../options.js';
 import { groupCommand, opsCommand } from './ops-command.js';
-import { bytes, keyValues, slotRows, table, walStatusCell } from './output.js';
+import { FAILOVER_SLOT_OPTION, bytes, failoverCell, keyValues, slotRows, table, walStatusCell } from './output.js';
 
 const create = () =>
   opsCommand(
@@ -13,14 +13,16 @@ const create = () =>
       settings: 'slot create',
       changes: true,
       name: 'create',
-      description: 'Create the logical replication slot (pgoutput) the relay streams from, after its publication (refused while the publication does not exist); "already exists" is not an error.',
-      examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay'],
+      description:
+        'Create the logical replication slot (pgoutput) the relay streams from, after its publication (refused while the publication does not exist); "already exists" is not an error. --failover-slot (PostgreSQL 17+) makes it a failover slot, which standbys sync.',
+      examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay', 'outbox-relay slot create --failover-slot    # PostgreSQL 17+: survives a failover'],
     },
-    async ({ client, config }) => {
-      const { created, slot } = await createSlot(client, config.slot, config.publication);
-      return { data: { created, slot }, text: `slot "${slot.name}": ${created ? `created at ${slot.confirmedFlushLsn}` : 'already exists'}` };
+    async ({ client, config, opts }) => {
+      const { created, slot } = await createSlot(client, config.slot, config.publication, opts.failoverSlot === true);
+      const failover = slot.failover ? ' (failover slot)' : '';
+      return { data: { created, slot }, text: `slot "${slot.name}"${failover}: ${created ? `created at ${slot.confirmedFlushLsn}` : 'already exists'}` };
     },
-  );
+  ).option('--failover-slot', FAILOVER_SLOT_OPTION);
 
 const drop = () =>
   opsCommand(
@@ -33,9 +35,9 @@ const drop = () =>
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null } = await dropSlot(client, config.slot, opts.force === true);
+      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null } = await dropSlot(client, config.slot, opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes }, new Date(droppedAt)) : undefined;
+      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, new Date(droppedAt)) : undefined;
       const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, confirmedLsn, lagBytes, consequence } : {}) }, text };
     },
@@ -51,8 +53,8 @@ const list = () =>
     },
     async ({ client }) => {
       const slots = await listSlots(client);
-      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, walStatusCell(s), bytes(s.lagBytes)]);
-      const text = slots.length ? table(['SLOT', 'TYPE', 'PLUGIN', 'DATABASE', 'ACTIVE', 'CONFIRMED', 'WAL_STATUS', 'LAG'], rows) : 'no replication slots';
+      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, walStatusCell(s), bytes(s.lagBytes), failoverCell(s)]);
+      const text = slots.length ? table(['SLOT', 'TYPE', 'PLUGIN', 'DATABASE', 'ACTIVE', 'CONFIRMED', 'WAL_STATUS', 'LAG', 'FAILOVER'], rows) : 'no replication slots';
       return { data: slots, text };
     },
   );
@@ -62,7 +64,8 @@ const status = () =>
     {
       settings: 'slot status',
       name: 'status',
-      description: "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status (and invalidation_reason when lost), safe_wal_size and lag behind the current WAL position.",
+      description:
+        "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status (and invalidation_reason when lost), safe_wal_size, lag behind the current WAL position (a standby's replay position on a standby) and, PostgreSQL 17+, failover and synced (run on a standby: whether its copy is kept in sync).",
       examples: ['outbox-relay slot status', 'outbox-relay slot status --slot billing_relay --json'],
     },
     async ({ client, config }) => {
