@@ -1,9 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, waitUntil } from '../../stack/index.js';
+import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, startStandby, waitUntil } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
 import { runCli, runCliJson } from '../support/cli.js';
 import { committedIds, compareDelivery, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
@@ -60,26 +57,16 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
     const physical = uniqueName('standby');
     await db.query('SELECT pg_create_physical_replication_slot($1)', [physical]);
 
-    // A cold copy is a base backup: a cleanly stopped primary's data directory, started as a standby.
-    await primary.stop();
-    const standby = new PostgresServer({
-      name: uniqueName('fo-standby'),
-      binDir,
+    const standby = await startStandby(primary, uniqueName('fo-standby'), {
       settings: {
         primary_conninfo: `host=127.0.0.1 port=${primary.port} user=postgres dbname=${db.name} application_name=standby`,
         primary_slot_name: physical,
         hot_standby_feedback: 'on',
         sync_replication_slots: 'on',
       },
+      primarySettings: { synchronized_standby_slots: physical },
     });
     servers.push(standby);
-    execFileSync('cp', ['-a', primary.dataDir, standby.dataDir]);
-    // The copy's own copy of the physical slot would only pin WAL on the standby once promoted.
-    rmSync(join(standby.dataDir, 'pg_replslot', physical), { recursive: true, force: true });
-    writeFileSync(join(standby.dataDir, 'standby.signal'), '');
-    primary.set({ synchronized_standby_slots: physical });
-    await primary.start();
-    await standby.start();
     await waitUntil('the standby to stream from the primary', async () => (await db.query("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")).rowCount === 1, 60_000, 200);
     const standbyDb = openDatabase(standby.url(db.name));
     databases.push(standbyDb);

@@ -53,8 +53,10 @@ const list = () =>
     },
     async ({ client }) => {
       const slots = await listSlots(client);
-      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, walStatusCell(s), bytes(s.lagBytes), failoverCell(s)]);
-      const text = slots.length ? table(['SLOT', 'TYPE', 'PLUGIN', 'DATABASE', 'ACTIVE', 'CONFIRMED', 'WAL_STATUS', 'LAG', 'FAILOVER'], rows) : 'no replication slots';
+      // FAILOVER only where the server has failover slots (PostgreSQL 17+): before, a column of dashes.
+      const failover = slots.some((s) => s.failover !== null);
+      const rows = slots.map((s) => [s.name, s.slotType, s.plugin, s.database, s.active ? `yes (${s.activePid})` : 'no', s.confirmedFlushLsn, walStatusCell(s), bytes(s.lagBytes), ...(failover ? [failoverCell(s)] : [])]);
+      const text = slots.length ? table(['SLOT', 'TYPE', 'PLUGIN', 'DATABASE', 'ACTIVE', 'CONFIRMED', 'WAL_STATUS', 'LAG', ...(failover ? ['FAILOVER'] : [])], rows) : 'no replication slots';
       return { data: slots, text };
     },
   );
