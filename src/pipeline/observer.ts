@@ -30,6 +30,8 @@ export interface RelayObserver {
   filtered?(table: string, commitLsn: Lsn): void;
   /** A logical message with a relayed prefix and content came outside a transaction: it carries no event. */
   messageNotRelayed?(prefix: string): void;
+  /** at-most-once: Kafka refused a batch handed off after its position was confirmed: its `events` are lost. */
+  dropped?(events: number): void;
   /** A poison event was written to the dead-letter topic (`code`: why it could not be produced). */
   deadLettered?(code: ErrorCode): void;
   /** The relay halted (stays up, not ready) or gave up, for this reason. */
@@ -53,6 +55,7 @@ const OBSERVER_METHODS = Object.keys({
   transactionSent: true,
   filtered: true,
   messageNotRelayed: true,
+  dropped: true,
   deadLettered: true,
   halted: true,
 } satisfies Record<ObserverMethod, true>) as ObserverMethod[];

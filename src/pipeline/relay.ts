@@ -152,7 +152,11 @@ export class Relay {
         );
       },
       retrying: (error, attempt, delayMs) => this.kafkaDown(error, { attempt, retryInMs: delayMs }),
-      dropped: (count, error) => this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)'),
+      dropped: (count, error) => {
+        // Counted every time: only the outage's first drop is a warn line, later ones its debug attempts.
+        this.observer.dropped?.(count);
+        this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)');
+      },
       recovered: (downMs, attempts) => {
         this.observer.producerConnected?.(true);
         this.kafkaOutage.recovered({ downMs, attempts });

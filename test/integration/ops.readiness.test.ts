@@ -74,6 +74,8 @@ describe('ops: readiness follows the broker and the halt state', () => {
       expect(drop.code).toBe('KAFKA_UNAVAILABLE');
       const down = await waitForEndpoint(`${http.base}/readyz`, 'not ready while Kafka is down', (r) => r.status === 503);
       expect(JSON.parse(down.body)).toMatchObject({ ready: false, producerConnected: false });
+      // Counted whichever line it came with (before, no metric counted a lost event: events_total counts it as relayed).
+      expect(metricValue(await scrape(http.base), 'outbox_relay_events_dropped_total')).toBe(1);
 
       // No event after the broker is back: only the relay's own check of the dropped batch's topic can end the
       // outage (until 2026-12-04 the relay stayed not ready until the next event).
