@@ -33,11 +33,11 @@ function publicationMissingError(slot: string, publication: string, reported: Pg
  * decodes is "skipped loading publication" (a WARNING, 55000), and so is every change until it exists again, with
  * nothing else to show for it. Relayed as a warning, the slot moved past events never sent: it is the same error.
  * Recognised by what a translated message keeps: its SQLSTATE, the publication's name, and pgoutput in its
- * context. The walsender's other 55000 warnings (PostgreSQL 17's synchronized_standby_slots ones, while it waits
+ * context (quoted as the language quotes). The walsender's other 55000 warnings (PostgreSQL 17's synchronized_standby_slots ones, while it waits
  * for a standby) come from no output plugin's callback, and name a slot, not the publication.
  */
 export function skippedPublicationError(notice: PgError, slot: string, publication: string): RelayError | undefined {
-  if (notice.code !== '55000' || !notice.message?.includes(publication) || !notice.where?.includes('"pgoutput"')) return undefined;
+  if (notice.code !== '55000' || !notice.message?.includes(publication) || !notice.where?.includes('pgoutput')) return undefined;
   return publicationMissingError(slot, publication, notice, undefined);
 }
 
