@@ -62,11 +62,11 @@ function exportedNames(exposition: string): Set<string> {
 describe('deploy/: Prometheus alerts and the Grafana dashboard', () => {
   const db = useDatabase('alerts');
 
-  it('alerts.yaml passes promtool check rules, with the six documented alerts', async () => {
+  it('alerts.yaml passes promtool check rules, with the seven documented alerts', async () => {
     const checked = await promtool(['check', 'rules', ALERTS]);
     expect(checked.code, checked.output).toBe(0);
     const alerts = [...read(ALERTS).matchAll(/^\s*- alert: (\S+)$/gm)].map((m) => m[1]);
-    expect(alerts).toEqual(['OutboxRelayHalted', 'OutboxRelaySlotLost', 'OutboxRelayNotReady', 'OutboxRelaySlotLagHigh', 'OutboxRelayEndToEndLagHigh', 'OutboxRelayNoStandby']);
+    expect(alerts).toEqual(['OutboxRelayHalted', 'OutboxRelaySlotLost', 'OutboxRelayNotReady', 'OutboxRelaySlotLagHigh', 'OutboxRelayEndToEndLagHigh', 'OutboxRelayEventsDropped', 'OutboxRelayNoStandby']);
   });
 
   it('alerts.yaml fires as the promtool fixture expects: a healthy pair, a halt on a lost slot, a relay without standby', async () => {
