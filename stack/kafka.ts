@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { cacheRoot, repoRoot, runDir } from './paths.js';
 import { freePort } from './ports.js';
-import { forgetPid, isAlive, readPid, spawnServer, stopPid, waitUntil } from './processes.js';
+import { forgetPid, isAlive, onPath, readPid, spawnServer, stopPid, waitUntil } from './processes.js';
 
 /** The newest 4.x release Maven Central served when this was written; KAFKA_VERSION=3.9.1 selects the 3.x line. */
 export const DEFAULT_KAFKA_VERSION = '4.4.0';
@@ -27,10 +27,6 @@ export interface KafkaOptions {
   heap?: string;
 }
 
-function which(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-}
-
 /** Resolves the broker jars through Maven into `.cache/kafka/<version>` once; later calls reuse them. */
 export function ensureKafkaJars(version: string): string {
   return resolveJars(join(cacheRoot(), 'kafka', version), version, 'kafka_2.13', []);
@@ -48,8 +44,8 @@ export function ensureKafkaToolsJars(version: string): string {
 function resolveJars(dir: string, version: string, artifact: string, mavenArgs: string[]): string {
   const marker = join(dir, '.complete');
   if (existsSync(marker)) return dir;
-  if (!which('java')) throw new Error('java not found: Apache Kafka needs a JRE 17+ (apt-get install openjdk-17-jre-headless)');
-  if (!which('mvn')) throw new Error('mvn not found: the Kafka jars are fetched from Maven Central with Maven (apt-get install maven)');
+  if (!onPath('java')) throw new Error('java not found: Apache Kafka needs a JRE 17+ (apt-get install openjdk-17-jre-headless)');
+  if (!onPath('mvn')) throw new Error('mvn not found: the Kafka jars are fetched from Maven Central with Maven (apt-get install maven)');
   rmSync(dir, { recursive: true, force: true });
   const major = version.split('.')[0];
   const result = spawnSync(

