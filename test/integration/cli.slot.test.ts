@@ -1,14 +1,14 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { SLOT_LOCK_CLASS, slotLockKey } from '../../src/source/slot-lock.js';
 import { freePort } from '../../stack/ports.js';
-import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, waitUntil } from '../../stack/index.js';
+import { waitUntil } from '../../stack/index.js';
 import { runCli, runCliJson, startCli } from '../support/cli.js';
-import { useDatabase } from '../support/database.js';
+import { useDatabase, useDatabaseOn } from '../support/database.js';
 import { currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { createDatabase, stack, uniqueName, type TestDatabase } from '../support/services.js';
+import { stack, uniqueName } from '../support/services.js';
 
 interface SlotJson {
   name: string;
@@ -310,28 +310,17 @@ describe('cli: outbox-relay slot', () => {
 // publication") where 15 to 17 failed: the preview's peek then counted 0 transactions and 0 events, and told the
 // operator that nothing would be skipped.
 describe.skipIf(!stack().owned.postgres)('cli: slot advance on PostgreSQL 18, the publication dropped', () => {
-  let server: PostgresServer;
-  let db: TestDatabase;
-  beforeAll(async () => {
-    server = new PostgresServer({ name: uniqueName('adv18'), binDir: ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[18]) });
-    await server.start();
-    db = await createDatabase('adv18', server.url());
-  }, 300_000);
-  afterAll(async () => {
-    await db?.close();
-    await server?.stop();
-    server?.destroy();
-  });
+  const db = useDatabaseOn(18, 'adv18');
 
   it('the preview does not claim 0 events: it says they could not be counted, and why; dropped, then re-created', async () => {
     const [slot, publication] = [uniqueName('slot'), uniqueName('pub')];
-    const flags = ['--postgres-url', db.url, '--slot', slot, '--publication', publication];
-    await db.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    const flags = ['--postgres-url', db().url, '--slot', slot, '--publication', publication];
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
     expect((await runCli(['slot', 'create', ...flags])).code).toBe(0);
-    await db.query(`DROP PUBLICATION ${publication}`);
-    await insertEvents(db, 3);
-    await insertEvents(db, 2);
-    const to = formatLsn(await currentWalLsn(db));
+    await db().query(`DROP PUBLICATION ${publication}`);
+    await insertEvents(db(), 3);
+    await insertEvents(db(), 2);
+    const to = formatLsn(await currentWalLsn(db()));
 
     const dropped = await runCliJson<{ error: { code: string; message: string; details: Record<string, unknown> } }>(['slot', 'advance', to, '--json', ...flags]);
     expect(dropped.code, dropped.stderr).toBe(6);
@@ -339,7 +328,7 @@ describe.skipIf(!stack().owned.postgres)('cli: slot advance on PostgreSQL 18, th
     expect(dropped.json.error.message).toContain(`could not be counted (publication "${publication}" does not exist, and the count decodes the WAL with it: check --publication)`);
 
     // Re-created: it exists, but the WAL in the range was written while it did not, and pgoutput skips it alike.
-    await db.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
     const recreated = await runCli(['slot', 'advance', to, ...flags]);
     expect(recreated.code, recreated.stderr).toBe(6);
     expect(recreated.stderr).not.toContain('0 outbox event(s)');

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, waitUntil } from '../../stack/index.js';
+import { PostgresServer, waitUntil } from '../../stack/index.js';
 import { runCli, runCliJson } from '../support/cli.js';
+import { useDatabaseOn } from '../support/database.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { setupOutbox } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
@@ -72,29 +73,17 @@ describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status
 // checked at each checkpoint), the cheapest real one besides WAL removal. Before, the relay blamed
 // max_slot_wal_keep_size for it and told the operator to raise that.
 describe.skipIf(!stack().owned.postgres)('relay: a slot invalidated for idle_replication_slot_timeout (PostgreSQL 18)', () => {
-  let postgres: PostgresServer;
-  let db: TestDatabase;
-  beforeAll(async () => {
-    postgres = new PostgresServer({ name: uniqueName('idle18'), binDir: ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[18]), settings: { idle_replication_slot_timeout: '1s' } });
-    await postgres.start();
-    db = await createDatabase('idle18', postgres.url());
-  }, 300_000);
-  afterEach(killAllRelays);
-  afterAll(async () => {
-    await db?.close();
-    await postgres?.stop();
-    postgres?.destroy();
-  });
+  const db = useDatabaseOn(18, 'idle18', { idle_replication_slot_timeout: '1s' });
 
   it('the relay halts naming idle_timeout and its fix, not max_slot_wal_keep_size; slot status and list show the reason', async () => {
-    const setup = await setupOutbox(db);
-    await db.query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'order', 'x', 'Created', '{}')`);
+    const setup = await setupOutbox(db());
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'order', 'x', 'Created', '{}')`);
     await waitUntil(
       'the idle slot to be invalidated',
       async () => {
         await new Promise((r) => setTimeout(r, 1200));
-        await db.query('CHECKPOINT');
-        const { rows } = await db.query<{ wal_status: string }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
+        await db().query('CHECKPOINT');
+        const { rows } = await db().query<{ wal_status: string }>('SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1', [setup.slot]);
         return rows[0]?.wal_status === 'lost';
       },
       30_000,
@@ -112,7 +101,7 @@ describe.skipIf(!stack().owned.postgres)('relay: a slot invalidated for idle_rep
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
 
-    const connection = ['--postgres-url', db.url, '--slot', setup.slot];
+    const connection = ['--postgres-url', db().url, '--slot', setup.slot];
     const status = await runCliJson(['slot', 'status', ...connection]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.json).toMatchObject({ walStatus: 'lost', invalidationReason: 'idle_timeout', safeWalSize: null });
@@ -126,24 +115,13 @@ describe.skipIf(!stack().owned.postgres)('relay: a slot invalidated for idle_rep
 // WAL removal on 16 and 17, whose columns differ: 17 names it (invalidation_reason); 16 has only `conflicting`,
 // which it sets for a logical slot lost to WAL removal too (the reason is read from the restart_lsn it clears).
 describe.skipIf(!stack().owned.postgres).each([16, 17] as const)('slot status: a slot lost to WAL removal on PostgreSQL %i', (major) => {
-  let postgres: PostgresServer;
-  let db: TestDatabase;
-  beforeAll(async () => {
-    postgres = new PostgresServer({ name: uniqueName(`lost${major}`), binDir: ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[major]), settings: { max_slot_wal_keep_size: '1MB', wal_keep_size: '0' } });
-    await postgres.start();
-    db = await createDatabase(`lost${major}`, postgres.url());
-  }, 300_000);
-  afterAll(async () => {
-    await db?.close();
-    await postgres?.stop();
-    postgres?.destroy();
-  });
+  const db = useDatabaseOn(major, `lost${major}`, { max_slot_wal_keep_size: '1MB', wal_keep_size: '0' });
 
   it('names wal_removed, and the error blames max_slot_wal_keep_size', async () => {
     const slot = uniqueName('slot');
-    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
-    await removeWalUnder(db, slot);
-    const connection = ['--postgres-url', db.url, '--slot', slot];
+    await db().query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    await removeWalUnder(db(), slot);
+    const connection = ['--postgres-url', db().url, '--slot', slot];
     const status = await runCliJson(['slot', 'status', ...connection]);
     expect(status.json).toMatchObject({ walStatus: 'lost', invalidationReason: 'wal_removed' });
     // advance refuses a lost slot with the same error as the relay's pre-flight.

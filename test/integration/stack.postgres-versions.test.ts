@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, waitUntil, type OtherPostgresMajor } from '../../stack/index.js';
+import { describe, expect, it } from 'vitest';
+import { OTHER_POSTGRES_VERSIONS, waitUntil, type OtherPostgresMajor } from '../../stack/index.js';
 import { runCli, runCliJson } from '../support/cli.js';
+import { useDatabaseOn } from '../support/database.js';
 import { commitRecordLsn, committedIdsWithEndLsn, currentWalLsn, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
-import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
+import { startRelay } from '../support/relay-process.js';
+import { createTopic, readTopic, stack, uniqueName } from '../support/services.js';
 
 // The shared server is the machine's PostgreSQL 15; every other file runs on it. These run the relay's life on
 // each newer major (binaries from Maven Central, stack/postgres-binaries.ts): set-up and its checks, streaming
@@ -13,34 +14,22 @@ const majors = Object.keys(OTHER_POSTGRES_VERSIONS).map(Number) as OtherPostgres
 
 describe.skipIf(!stack().owned.postgres).each(majors)('PostgreSQL %i', (major) => {
   const version = OTHER_POSTGRES_VERSIONS[major];
-  let server: PostgresServer;
-  let db: TestDatabase;
-  beforeAll(async () => {
-    server = new PostgresServer({ name: uniqueName(`v${major}`), binDir: ensurePostgresBinaries(version) });
-    await server.start();
-    db = await createDatabase(`v${major}`, server.url());
-  }, 300_000);
-  afterAll(async () => {
-    await killAllRelays();
-    await db?.close();
-    await server?.stop();
-    server?.destroy();
-  });
+  const db = useDatabaseOn(major, `v${major}`);
 
   it('setup checks an existing publication\'s row filter, creates the slot; the relay delivers every committed event in order and confirms past them; a publication dropped under it halts it with PG_PUBLICATION_MISSING, nothing confirmed past the event it could not send', async () => {
-    const { rows } = await db.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+    const { rows } = await db().query<{ v: string }>("SELECT current_setting('server_version') AS v");
     expect(rows[0]!.v).toBe(version.replace(/\.0$/, ''));
     const [publication, slot, topic] = [uniqueName('pub'), uniqueName('slot'), uniqueName('topic')];
     const filter = "aggregate_type <> 'internal'";
-    const connection = ['--postgres-url', db.url, '--publication', publication, '--slot', slot];
+    const connection = ['--postgres-url', db().url, '--publication', publication, '--slot', slot];
 
     // An unfiltered publication is not the one --row-filter asks for (on 18 the check passed it: the NOT NULL
     // constraints it keeps in pg_constraint were read as the filter).
-    await db.query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox WITH (publish = 'insert')`);
     const unfiltered = await runCliJson<{ checks: { name: string; ok: boolean }[] }>(['setup', ...connection, '--row-filter', filter]);
     expect(unfiltered.code, unfiltered.stderr).toBe(1);
     expect(unfiltered.json.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['row filter public.outbox']);
-    await db.query(`ALTER PUBLICATION ${publication} SET TABLE outbox WHERE (${filter})`);
+    await db().query(`ALTER PUBLICATION ${publication} SET TABLE outbox WHERE (${filter})`);
     const setup = await runCli(['setup', ...connection, '--row-filter', filter]);
     expect(setup.code, setup.stderr).toBe(0);
     expect(setup.stdout).toContain(`slot "${slot}": created`);
@@ -48,26 +37,26 @@ describe.skipIf(!stack().owned.postgres).each(majors)('PostgreSQL %i', (major) =
     await createTopic(topic);
     const relay = startRelay(['run', ...connection, '--topic', topic, '--kafka-brokers', stack().brokers.join(','), '--status-interval', '200ms']);
     await relay.waitForMessage('streaming from PostgreSQL');
-    const from = await currentWalLsn(db);
-    const sent = [...(await insertEvents(db, 1)), ...(await insertEvents(db, 50)), ...(await insertEvents(db, 1))];
-    await db.query("INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'internal', 'x', 'Filtered', '{}')");
-    await db.query('BEGIN; INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), \'order\', \'x\', \'RolledBack\', \'{}\'); ROLLBACK');
-    sent.push(...(await insertEvents(db, 3)));
+    const from = await currentWalLsn(db());
+    const sent = [...(await insertEvents(db(), 1)), ...(await insertEvents(db(), 50)), ...(await insertEvents(db(), 1))];
+    await db().query("INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), 'internal', 'x', 'Filtered', '{}')");
+    await db().query('BEGIN; INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) VALUES (gen_random_uuid(), \'order\', \'x\', \'RolledBack\', \'{}\'); ROLLBACK');
+    sent.push(...(await insertEvents(db(), 3)));
     const records = await readTopic(topic, { expected: sent.length, settleMs: 500 });
     expect(records.map((r) => r.key)).toEqual(sent.map((e) => e.id));
-    const lastEnd = (await committedIdsWithEndLsn(db, from)).reduce((max, e) => (e.endLsn > max ? e.endLsn : max), 0n);
-    await waitUntil('the slot to confirm the last delivered transaction', async () => (await slotConfirmedLsn(db, slot)) >= lastEnd, 30_000, 100);
+    const lastEnd = (await committedIdsWithEndLsn(db(), from)).reduce((max, e) => (e.endLsn > max ? e.endLsn : max), 0n);
+    await waitUntil('the slot to confirm the last delivered transaction', async () => (await slotConfirmedLsn(db(), slot)) >= lastEnd, 30_000, 100);
 
     const dropped = await runCli(['publication', 'drop', ...connection, '--force']);
     expect(dropped.code, dropped.stderr).toBe(0);
-    const afterDrop = await currentWalLsn(db);
-    const [lost] = await insertEvents(db, 1);
+    const afterDrop = await currentWalLsn(db());
+    const [lost] = await insertEvents(db(), 1);
     expect(await relay.exitCode()).toBe(1);
     const errors = relay.logs.filter((l) => l.level === 'error');
     expect(errors.map((l) => l.code), relay.dump()).toEqual(['PG_PUBLICATION_MISSING']);
     expect(String(errors[0]!.fix)).toContain('republish');
-    const { rows: xid } = await db.query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [lost!.id]);
-    expect(await slotConfirmedLsn(db, slot)).toBeLessThanOrEqual(await commitRecordLsn(db, xid[0]!.xid, afterDrop));
+    const { rows: xid } = await db().query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [lost!.id]);
+    expect(await slotConfirmedLsn(db(), slot)).toBeLessThanOrEqual(await commitRecordLsn(db(), xid[0]!.xid, afterDrop));
     const tail = await readTopic(topic, { settleMs: 500 });
     expect(tail.map((r) => r.key)).toEqual(sent.map((e) => e.id));
   });

