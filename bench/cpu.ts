@@ -168,14 +168,18 @@ export class CpuMeter {
   /** Takes a reading of every tracked process; call it before a process exits. */
   sample(): void {
     for (const t of this.tracked.values()) {
-      t.last = processCpuSeconds(t.pid) ?? t.last;
-      if (!t.threads) continue;
-      for (const [tid, now] of threadCpuSeconds(t.pid)) {
-        const thread = t.threads.get(tid);
-        // A thread started after the first reading is counted from its own start.
-        if (thread) thread.last = now.seconds;
-        else t.threads.set(tid, { group: now.group, base: 0, last: now.seconds });
+      // Threads before the process (and the reverse in track()): the reads are not atomic, and in this order what
+      // ran between them counts for the process, never for its threads alone, so the threads never add up to more.
+      const threads = t.threads;
+      if (threads) {
+        for (const [tid, now] of threadCpuSeconds(t.pid)) {
+          const thread = threads.get(tid);
+          // A thread started after the first reading is counted from its own start.
+          if (thread) thread.last = now.seconds;
+          else threads.set(tid, { group: now.group, base: 0, last: now.seconds });
+        }
       }
+      t.last = processCpuSeconds(t.pid) ?? t.last;
     }
   }
 
