@@ -149,7 +149,11 @@ export function disconnectKafkaJsProducer(producer: KafkaJS.Producer, flushMs: n
   return disconnectProducer((producer as unknown as { _getInternalClient(): Producer })._getInternalClient(), flushMs);
 }
 
-/** The topic check of the librdkafka sinks, on `admin()`'s metadata (a fresh request per topic asked). */
-export function rdKafkaTopicCheck(admin: () => KafkaJS.Admin): TopicCheck {
-  return new TopicCheck((topic) => admin().fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
+/**
+ * The topic check of the librdkafka sinks, on `admin()`'s metadata (a fresh request per topic asked), each request
+ * bounded by kafka.requestTimeout: without a timeout the binding gives it 5 s, whatever the setting says.
+ */
+export function rdKafkaTopicCheck(admin: () => KafkaJS.Admin, requestTimeoutMs: number): TopicCheck {
+  const fetch = (topic: string) => admin().fetchTopicMetadata({ topics: [topic], timeout: requestTimeoutMs });
+  return new TopicCheck((topic) => fetch(topic).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
 }

@@ -72,9 +72,10 @@ export class RdKafkaSink implements PlainSink {
     private readonly properties: Properties,
     private readonly connectTimeoutMs: number,
     private readonly logger: Logger,
+    requestTimeoutMs: number,
   ) {
     this.admin = kafka.admin();
-    this.topics = rdKafkaTopicCheck(() => this.admin);
+    this.topics = rdKafkaTopicCheck(() => this.admin, requestTimeoutMs);
   }
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */
@@ -91,7 +92,7 @@ export class RdKafkaSink implements PlainSink {
     // order broken). With it, that refusal is a fatal error that fails everything queued behind it: the sink
     // replaces the producer and the engine re-sends in order.
     const properties = { ...producerProperties(config), 'message.timeout.ms': 0, 'enable.gapless.guarantee': true };
-    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger);
+    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, config.requestTimeoutMs);
   }
 
   async connect(): Promise<void> {

@@ -46,7 +46,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
-    this.topics = rdKafkaTopicCheck(() => this.admin!);
+    this.topics = rdKafkaTopicCheck(() => this.admin!, config.requestTimeoutMs);
   }
 
   private properties(): KafkaJS.ProducerConstructorConfig {
