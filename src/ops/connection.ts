@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { pgRefusal } from './pg-refusals.js';
+import { pgRefusal, refusedMessage } from './pg-refusals.js';
 import { withTextSettings } from '../source/pg-connect.js';
 import { connectBounded, timeoutError } from '../source/pg-timeouts.js';
 
@@ -66,28 +66,15 @@ function opsError(err: unknown, role: string): RelayError {
       hint: `check that PostgreSQL is up (a restart or a failover ends every connection), then run the command again; ${STATEMENT_FATE}`,
     });
   }
-  const detail = (err as { detail?: string }).detail;
   return (
     pgRefusal(code, message, err) ??
-    new RelayError('PG_QUERY_FAILED', `PostgreSQL refused the operation (SQLSTATE ${code ?? 'unknown'}): ${message}${detail ? ` (${detail})` : ''}`, {
+    new RelayError('PG_QUERY_FAILED', refusedMessage(code, message, err), {
       cause: err,
       details: { sqlstate: code },
-      hint: (code && REFUSAL_FIXES[code]) ?? 'the message above is PostgreSQL’s own; outbox-relay setup --dry-run checks the server, the role and the objects the relay needs',
+      hint: 'the message above is PostgreSQL’s own; outbox-relay setup --dry-run checks the server, the role and the objects the relay needs',
     })
   );
 }
-
-/** What to do about the refusals an operator command can meet, by SQLSTATE. */
-const REFUSAL_FIXES: Record<string, string> = {
-  '42602': 'use a name of lower-case letters, digits and _ (at most 63 characters)',
-  '42P01': 'create the table first (sql/001_outbox_table.sql), or point --table / tables at the existing one (schema-qualified)',
-  '42704': 'check the name: the object does not exist in this database (outbox-relay status lists the slot and publication)',
-  '42710': 'the object already exists: use it, or drop it first',
-  '42809': 'the outbox must be an ordinary table (not a view, a foreign table or a system catalog): point --table at it',
-  '53400': 'raise max_replication_slots / max_wal_senders (postgresql.conf, then restart PostgreSQL), or drop unused slots (outbox-relay slot list)',
-  '55000': 'the server is not ready for this: for slots, wal_level must be logical (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)',
-  '55006': 'the object is in use by another session (a running relay holds its slot): stop it first',
-};
 
 /**
  * One ordinary (not replication) connection for the duration of `work`. The operator commands only run

@@ -42,7 +42,11 @@ const REFUSALS: Record<string, Refusal> = {
   // undefined_object: no such slot or publication
   '42704': { code: 'PG_SLOT_MISSING', fix: 'create it: outbox-relay setup (or slot create / publication create); check --slot and --publication' },
   // undefined_table
-  '42P01': { code: 'PG_QUERY_FAILED', fix: 'check --table (or tables:) and the database in --postgres-url' },
+  '42P01': { code: 'PG_QUERY_FAILED', fix: 'create the table first (sql/001_outbox_table.sql), or point --table (or tables:) at the existing one, schema-qualified; check the database in --postgres-url' },
+  // duplicate_object: a publication or slot of that name (publication create, slot create)
+  '42710': { code: 'PG_QUERY_FAILED', fix: 'the object already exists: use it (outbox-relay status shows the slot and the publication), or drop it first' },
+  // wrong_object_type: a view, foreign table or system catalog named as the outbox
+  '42809': { code: 'PG_QUERY_FAILED', fix: 'the outbox must be an ordinary or partitioned table (not a view, a foreign table or a system catalog): point --table at it' },
   // invalid_name
   '42602': { code: 'CONFIG_INVALID', fix: 'slot names are lower-case letters, digits and underscores, at most 63 characters' },
   // query_canceled: statement_timeout (postgres.statementTimeout) ran out
@@ -52,9 +56,18 @@ const REFUSALS: Record<string, Refusal> = {
   },
 };
 
+/**
+ * The message of a refusal: the server's own, with its DETAIL when it gave one (`cause.detail`: why a slot was
+ * invalidated, which object depends on another).
+ */
+export function refusedMessage(sqlstate: string | undefined, message: string, cause: unknown): string {
+  const detail = (cause as { detail?: unknown } | undefined)?.detail;
+  return `PostgreSQL refused the operation (SQLSTATE ${sqlstate ?? 'unknown'}): ${message}${typeof detail === 'string' && detail ? ` (${detail})` : ''}`;
+}
+
 /** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. */
 export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown): RelayError | undefined {
-  const refused = `PostgreSQL refused the operation (SQLSTATE ${sqlstate}): ${message}`;
+  const refused = refusedMessage(sqlstate, message, cause);
   if (refusedOnStandby(sqlstate, message)) return standbyRefusal(refused, cause);
   const refusal = sqlstate === undefined ? undefined : REFUSALS[sqlstate];
   if (!refusal) return undefined;

@@ -35,6 +35,17 @@ describe("PostgreSQL's refusals map to a code with a fix", () => {
     expect(pgRefusal('25006', 'cannot execute DROP PUBLICATION in a read-only transaction', undefined)).toMatchObject({ code: own.code, hint: own.hint });
   });
 
+  it("keeps the server's DETAIL in the message, where the reason often is", () => {
+    const cause = { code: '55000', message: 'cannot read from logical replication slot "s"', detail: 'This slot has been invalidated because it exceeded the maximum reserved size.' };
+    // Before: the detail was given only for refusals without an entry, so not for 55000's invalidated slot.
+    expect(pgRefusal('55000', cause.message, cause)!.message).toBe(`PostgreSQL refused the operation (SQLSTATE 55000): ${cause.message} (${cause.detail})`);
+  });
+
+  it('names what to do about an object that exists already or is not a table', () => {
+    expect(pgRefusal('42710', 'publication "outbox_relay" already exists', undefined)).toMatchObject({ code: 'PG_QUERY_FAILED', hint: expect.stringMatching(/already exists: use it/) as unknown });
+    expect(pgRefusal('42809', '"outbox_view" is not a table', undefined)).toMatchObject({ code: 'PG_QUERY_FAILED', hint: expect.stringMatching(/ordinary or partitioned table/) as unknown });
+  });
+
   it('leaves unknown refusals to the caller', () => {
     expect(pgRefusal('XX000', 'internal error', undefined)).toBeUndefined();
     expect(pgRefusal(undefined, 'no code', undefined)).toBeUndefined();
