@@ -25,6 +25,11 @@ export interface KafkaOptions {
   clusterId?: string;
   /** JVM heap (-Xmx) of a small node, e.g. '384m' (three brokers on a 2-core machine); default 1g. */
   heap?: string;
+  /**
+   * SCRAM users the storage is formatted with (a KRaft cluster keeps them in its metadata log; the storage tool
+   * adds them before the first start, when no broker could take an AlterUserScramCredentials request yet).
+   */
+  scramUsers?: { mechanism: 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; name: string; password: string }[];
 }
 
 /** Resolves the broker jars through Maven into `.cache/kafka/<version>` once; later calls reuse them. */
@@ -140,7 +145,8 @@ export class KafkaBroker {
     const classpath = `${jars}/*`;
     if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
       const clusterId = this.options.clusterId ?? randomClusterId();
-      execFileSync('java', ['-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'], {
+      const scram = (this.options.scramUsers ?? []).flatMap((u) => ['--add-scram', `${u.mechanism}=[name=${u.name},password=${u.password}]`]);
+      execFileSync('java', ['-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted', ...scram], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { connectionProperties, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
+import { BrokerConnectFailures } from '../sink/broker-connect-failures.js';
 import { isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
@@ -38,6 +39,8 @@ async function untilKnown<T>(describe: () => Promise<T>): Promise<T> {
  */
 export class RdKafkaCheckpointClient implements CheckpointClient {
   private client: Promise<KafkaJS.Kafka> | undefined;
+  /** Why its client could not connect, where librdkafka logged it (a connect error says only "transport failure"). */
+  private readonly failures = new BrokerConnectFailures();
 
   constructor(
     private readonly config: KafkaSettings,
@@ -45,15 +48,22 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
   ) {}
 
   private kafka(): Promise<KafkaJS.Kafka> {
-    this.client ??= createRdKafkaClient(this.config, this.logger, '-checkpoint');
+    this.client ??= createRdKafkaClient(this.config, this.logger, '-checkpoint', this.failures);
     return this.client;
   }
 
   private async withAdmin<T>(use: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
     const admin = (await this.kafka()).admin();
-    await admin.connect();
+    const startedAt = Date.now();
+    try {
+      await admin.connect();
+    } catch (err) {
+      throw this.failures.explain(err, startedAt);
+    }
     try {
       return await use(admin);
+    } catch (err) {
+      throw this.failures.explain(err, startedAt);
     } finally {
       // The answer (or the request's error) is what counts; a failing disconnect of a one-off admin changes nothing.
       await admin.disconnect().catch(() => undefined);

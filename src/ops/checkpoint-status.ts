@@ -21,7 +21,7 @@ export interface CheckpointStatus {
    * (where a normal restart resumes). Null without a checkpoint or a slot.
    */
   replayWindow: { oldestReplayableLsn: string; checkpointLsn: string; retainedBytes: number } | null;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; fix?: string };
   /** The topic may drop checkpoints or grow without bound (CHECKPOINT_TOPIC_POLICY); absent when it keeps them, or could not be described. */
   topicPolicy?: { code: string; message: string; fix: string };
 }
@@ -47,6 +47,6 @@ export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | u
   } catch (err) {
     // Kafka unreachable is part of the view, like a relay that does not answer, not a failure of the command.
     if (!isRelayError(err)) throw err;
-    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message } };
+    return { topic, checkpoint: null, replayWindow: null, error: { code: err.code, message: err.message, ...(err.hint ? { fix: err.hint } : {}) } };
   }
 }

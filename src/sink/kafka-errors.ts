@@ -1,4 +1,5 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { isNodeCertificateCode, unverifiedCertificate } from './broker-connect-failures.js';
 import { INVALID_TIMESTAMP_HINT } from './rdkafka-errors.js';
 
 /** Kafka error types that no retry can fix: the record itself (or its topic) is at fault. */
@@ -20,6 +21,8 @@ const SASL_PROTOCOL_ERRORS = new Set(['ILLEGAL_SASL_STATE', 'UNSUPPORTED_SASL_ME
 export interface KafkaJsLikeError {
   name?: string;
   type?: string;
+  /** A connection error's: the socket's own code (e.g. Node's TLS verification code). */
+  code?: unknown;
   retriable?: boolean;
   originalError?: unknown;
   cause?: unknown;
@@ -65,6 +68,7 @@ export function classifyKafkaError(err: unknown): RelayError {
       hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
     });
   }
+  if (isNodeCertificateCode(root.code)) return unverifiedCertificate(`${errorMessage(root)} (${String(root.code)})`, err);
   return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${errorMessage(root) || errorMessage(err)}`, { cause: err, retriable: true, details: { kafkaError: type || root.name } });
 }
 

@@ -2,6 +2,7 @@ import type { KafkaJS, Producer } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
+import type { BrokerConnectFailures } from './broker-connect-failures.js';
 import { lazyRequire } from '../lazy-require.js';
 import { classifyRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
 import { TopicCheck } from './topic-check.js';
@@ -105,8 +106,11 @@ export function producerProperties(config: KafkaSettings, clientIdSuffix = ''): 
 }
 
 /** librdkafka's log lines at debug: the delivery engine reports outages once, at warn. */
-function rdkafkaLogger(logger: Logger): KafkaJS.Logger {
-  const log = (message: string, extra?: object) => logger.debug({ rdkafka: true, ...extra }, message);
+function rdkafkaLogger(logger: Logger, failures: BrokerConnectFailures | undefined): KafkaJS.Logger {
+  const log = (message: string, extra?: { fac?: string }) => {
+    if (extra?.fac === 'FAIL') failures?.observe(message);
+    logger.debug({ rdkafka: true, ...extra }, message);
+  };
   const adapter = { info: log, warn: log, error: log, debug: log, namespace: () => adapter, setLogLevel: () => undefined };
   return adapter;
 }
@@ -122,12 +126,15 @@ function checkCodec(module: RdKafkaModule, config: KafkaSettings): void {
   });
 }
 
-/** A KafkaJS-compatible client of librdkafka; its producers and admin clients take librdkafka properties. */
-export async function createRdKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = ''): Promise<KafkaJS.Kafka> {
+/**
+ * A KafkaJS-compatible client of librdkafka; its producers and admin clients take librdkafka properties. Its
+ * clients' connection failures are logged at debug and, given `failures`, kept there to explain a failed connect.
+ */
+export async function createRdKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = '', failures?: BrokerConnectFailures): Promise<KafkaJS.Kafka> {
   const module = await loadRdKafka();
   checkCodec(module, config);
   const api = module.KafkaJS;
-  return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger) } } as KafkaJS.CommonConstructorConfig);
+  return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger, failures) } } as KafkaJS.CommonConstructorConfig);
 }
 
 /** Flushes for up to `flushMs`, then disconnects; never fails (a producer that cannot flush is dropped anyway). */

@@ -4,6 +4,7 @@ import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
 import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
+import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, isRecordErrorCode, producerRefusal } from './rdkafka-errors.js';
 import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
@@ -73,6 +74,7 @@ export class RdKafkaSink implements PlainSink {
     private readonly connectTimeoutMs: number,
     private readonly logger: Logger,
     requestTimeoutMs: number,
+    private readonly failures: BrokerConnectFailures,
   ) {
     this.admin = kafka.admin();
     this.topics = rdKafkaTopicCheck(() => this.admin, requestTimeoutMs);
@@ -80,7 +82,8 @@ export class RdKafkaSink implements PlainSink {
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */
   static async create(config: KafkaSettings, logger: Logger): Promise<RdKafkaSink> {
-    const kafka = await createRdKafkaClient(config, logger);
+    const failures = new BrokerConnectFailures();
+    const kafka = await createRdKafkaClient(config, logger, '', failures);
     // No message timeout: librdkafka retries a record until it is acknowledged, in order, so a batch never fails
     // for being late while a later one (with several in flight) gets through ahead of it. A broker that stays
     // silent is the delivery engine's stall watchdog's to report after kafka.deliveryTimeout (and to give up on
@@ -92,16 +95,17 @@ export class RdKafkaSink implements PlainSink {
     // order broken). With it, that refusal is a fatal error that fails everything queued behind it: the sink
     // replaces the producer and the engine re-sends in order.
     const properties = { ...producerProperties(config), 'message.timeout.ms': 0, 'enable.gapless.guarantee': true };
-    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, config.requestTimeoutMs);
+    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, config.requestTimeoutMs, failures);
   }
 
   async connect(): Promise<void> {
+    const startedAt = Date.now();
     try {
       if (!this.adminConnected) await this.admin.connect();
       this.adminConnected = true;
       this.connected ??= await this.openProducer();
     } catch (err) {
-      throw classifyRdKafkaError(err);
+      throw classifyRdKafkaError(this.failures.explain(err, startedAt));
     }
   }
 
@@ -200,7 +204,10 @@ export class RdKafkaSink implements PlainSink {
       this.logger.debug({ rdkafka: true, code: err.code, fatal: connected.fatal }, err.message);
     };
     producer.on('event.error', onError);
-    producer.on('event.log', (log: { severity: number; fac: string; message: string }) => this.logger.debug({ rdkafka: true, fac: log.fac, severity: log.severity }, log.message));
+    producer.on('event.log', (log: { severity: number; fac: string; message: string }) => {
+      if (log.fac === 'FAIL') this.failures.observe(log.message);
+      this.logger.debug({ rdkafka: true, fac: log.fac, severity: log.severity }, log.message);
+    });
     producer.on('delivery-report', connected.calls.report);
     try {
       await new Promise<void>((resolve, reject) => producer.connect({ timeout: this.connectTimeoutMs }, (err) => (err ? reject(connectError ?? err) : resolve())));

@@ -4,6 +4,7 @@ import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
+import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
 import { classifyRdKafkaError, isFatalRdKafkaError, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
@@ -38,6 +39,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private expired = false;
   /** Set once fenced: nothing more is sent until the relay claims the slot again, having found it free. */
   private fenced: RelayError | undefined;
+  /** Why its client could not connect, where librdkafka logged it (a connect error says only "transport failure"). */
+  private readonly failures = new BrokerConnectFailures();
 
   constructor(
     private readonly config: KafkaSettings,
@@ -64,8 +67,9 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
 
   /** Reaches Kafka and the checkpoint topic; the transactional id is registered only by claim(). */
   async connect(): Promise<void> {
+    const startedAt = Date.now();
     try {
-      this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn');
+      this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn', this.failures);
       if (!this.admin) {
         const admin = this.kafka.admin();
         await admin.connect();
@@ -73,7 +77,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       }
       await this.checkpoints.ensureTopic();
     } catch (err) {
-      throw this.classify(err, false);
+      throw this.classify(this.failures.explain(err, startedAt), false);
     }
   }
 

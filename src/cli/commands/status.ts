@@ -66,7 +66,7 @@ export function relayProblem(relay: RelayHealth): RelayError | undefined {
 function checkpointRows(status: CheckpointStatus): [string, Cell][] {
   const rows: [string, Cell][] = [['checkpoint_topic', status.topic]];
   if (status.topicPolicy) rows.push(['checkpoint_topic_policy', `${status.topicPolicy.message} (${status.topicPolicy.code}); fix: ${status.topicPolicy.fix}`]);
-  if (status.error) return [...rows, ['checkpoint', `not readable: ${status.error.message} (${status.error.code})`]];
+  if (status.error) return [...rows, ['checkpoint', `not readable: ${status.error.message} (${status.error.code})${status.error.fix ? `; fix: ${status.error.fix}` : ''}`]];
   if (!status.checkpoint) return [...rows, ['checkpoint', 'none written for this slot yet']];
   rows.push(['checkpoint_lsn', status.checkpoint.lsn], ['checkpoint_commit_time', status.checkpoint.commitTime], ['checkpoint_written_at', status.checkpoint.writtenAt]);
   const window = status.replayWindow;
