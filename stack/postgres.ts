@@ -17,6 +17,8 @@ export interface PostgresOptions {
   port?: number;
   /** The server's binaries (initdb, postgres): another release's (postgres-binaries.ts); default PG_BIN. */
   binDir?: string;
+  /** pg_hba.conf lines put before all others (first match wins), e.g. a `hostnossl … reject` that makes a role use TLS. */
+  hba?: string[];
 }
 
 /**
@@ -74,6 +76,7 @@ export class PostgresServer {
   port = 0;
   private readonly settings: Record<string, string>;
   readonly binDir: string;
+  private readonly hba: string[];
 
   constructor(options: PostgresOptions) {
     this.binDir = options.binDir ?? PG_BIN;
@@ -81,6 +84,7 @@ export class PostgresServer {
     this.dataDir = join(runDir(), this.name);
     this.settings = { ...DEFAULT_SETTINGS, ...options.settings };
     this.port = options.port ?? 0;
+    this.hba = options.hba ?? [];
   }
 
   /** Superuser connection string for database `db`. */
@@ -130,7 +134,7 @@ export class PostgresServer {
     });
     // pg_hba.conf is read top down: the scram-sha-256 lines must come before initdb's trust lines.
     const hba = join(this.dataDir, 'pg_hba.conf');
-    writeFileSync(hba, `${SCRAM_HBA.join('\n')}\n${readFileSync(hba, 'utf8')}`);
+    writeFileSync(hba, `${[...this.hba, ...SCRAM_HBA].join('\n')}\n${readFileSync(hba, 'utf8')}`);
   }
 
   private async waitReady(): Promise<void> {

@@ -1,5 +1,6 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
+import { tlsFix } from './pg-connect.js';
 import { newSlotThenRepublish } from './preflight.js';
 import { slotLostError } from './slot-lost.js';
 
@@ -60,6 +61,9 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
   if (isRelayError(err)) return err;
   const pgErr = err as PgError;
   const message = errorMessage(err);
+  const tls = tlsFix(err);
+  // A certificate is not accepted the next time either: a configuration to fix, as a refused password is.
+  if (tls !== undefined && pgErr.code !== '28000') return new RelayError('PG_CONNECT_FAILED', `TLS to PostgreSQL for ${context.what} failed: ${message}`, { cause: err, hint: tls });
   switch (pgErr.code) {
     case '42501':
       if (/replication|walsender|WAL sender/i.test(message)) {
@@ -99,7 +103,9 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       return new RelayError('PG_CONNECT_FAILED', `PostgreSQL refused the connection for ${context.what}: ${message}`, {
         cause: err,
         // Right for the ordinary connections and the replication one alike: both match pg_hba.conf by the database.
-        hint: "check postgres.url / DATABASE_URL / PG* variables, the password and pg_hba.conf: a line for the database must let the relay's role in (a logical replication connection matches the database name, not the replication keyword)",
+        hint:
+          tls ??
+          "check postgres.url / DATABASE_URL / PG* variables, the password and pg_hba.conf: a line for the database must let the relay's role in (a logical replication connection matches the database name, not the replication keyword)",
       });
     default:
       break;

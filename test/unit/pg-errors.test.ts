@@ -17,6 +17,18 @@ function serverError(code: string, message: string, where?: string): Error {
 }
 
 describe('classifyPgError', () => {
+  it('stops on a server certificate node did not accept, with the fix for it: it is not accepted the next time either', () => {
+    // Node's error as pg hands it over (its code is OpenSSL's verify result). Before, PG_STREAM_FAILED: retried
+    // as an outage, then RETRIES_EXHAUSTED with "check that PostgreSQL is up". ops.pg-tls measures the CA and host name ones.
+    const tlsError = (code: string, message: string) => Object.assign(new Error(message), { code });
+    const expired = classifyPgError(tlsError('CERT_HAS_EXPIRED', 'certificate has expired'), SESSION);
+    expect(expired).toMatchObject({ code: 'PG_CONNECT_FAILED', retriable: false, message: 'TLS to PostgreSQL for the replication session failed: certificate has expired' });
+    expect(expired.hint).toMatch(/^the server's certificate is outside its validity period: renew it/);
+    const selfSigned = classifyPgError(tlsError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'), SESSION);
+    expect(selfSigned).toMatchObject({ code: 'PG_CONNECT_FAILED', retriable: false });
+    expect(selfSigned.hint).toContain('postgres.sslCaFile (--postgres-ssl-ca-file / OUTBOX_RELAY_POSTGRES_SSL_CA_FILE)');
+  });
+
   it('stops on pgoutput\'s "publication does not exist" while decoding (PostgreSQL 17 and older): the slot cannot stream past it, a reconnect meets it again', () => {
     // The publication was dropped and re-created while the slot existed: the WAL in between names none. Before,
     // PG_STREAM_FAILED, retriable: the relay reconnected for ever (each session's keepalive ended the outage).
