@@ -13,27 +13,6 @@ export function unverifiedCertificate(reason: string, cause: unknown): RelayErro
 }
 
 /**
- * Node's codes for a peer certificate it did not accept (the TLS socket's verification and its host name check),
- * which kafkajs passes on as its connection error's code.
- */
-const NODE_CERTIFICATE_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-export function isNodeCertificateCode(code: unknown): boolean {
-  return typeof code === 'string' && NODE_CERTIFICATE_CODES.has(code);
-}
-
-/**
  * "[thrd:…]: sasl_ssl://host:9093/bootstrap: SSL handshake failed: … (after 11ms in state SSL_HANDSHAKE, …)" (a log
  * line; an error event's message has no thread).
  */

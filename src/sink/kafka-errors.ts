@@ -1,5 +1,6 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
-import { isNodeCertificateCode, unverifiedCertificate } from './broker-connect-failures.js';
+import { certificateProblem } from '../tls-certificate.js';
+import { unverifiedCertificate } from './broker-connect-failures.js';
 import { INVALID_TIMESTAMP_HINT } from './rdkafka-errors.js';
 
 /** Kafka error types that no retry can fix: the record itself (or its topic) is at fault. */
@@ -68,7 +69,7 @@ export function classifyKafkaError(err: unknown): RelayError {
       hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
     });
   }
-  if (isNodeCertificateCode(root.code)) return unverifiedCertificate(`${errorMessage(root)} (${String(root.code)})`, err);
+  if (certificateProblem(root.code)) return unverifiedCertificate(`${errorMessage(root)} (${String(root.code)})`, err);
   return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${errorMessage(root) || errorMessage(err)}`, { cause: err, retriable: true, details: { kafkaError: type || root.name } });
 }
 

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { settingRef } from '../config/settings.js';
 import { errorMessage } from '../errors.js';
+import { certificateProblem } from '../tls-certificate.js';
 
 /** Marks the `ssl` of postgres.sslmode=prefer; node's TLS options ignore a symbol key. */
 const PREFERRED = Symbol('postgres.sslmode=prefer');
@@ -43,20 +44,6 @@ export async function connectClient(client: pg.Client, config: pg.ClientConfig, 
   }
 }
 
-/** Node's codes (OpenSSL's verify results) for a server certificate no CA given to verify-ca/verify-full vouches for. */
-const UNTRUSTED_CERTIFICATE = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'INVALID_CA',
-]);
-
-const EXPIRED_CERTIFICATE = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
-
 /**
  * The fix for a connection that failed on TLS: a server certificate verify-ca/verify-full did not accept (node's
  * codes), or the server's pg_hba.conf refusal of a connection without TLS (a hostssl line only; PostgreSQL's
@@ -65,14 +52,15 @@ const EXPIRED_CERTIFICATE = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
  */
 export function tlsFix(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;
+  const problem = certificateProblem(code);
   const sslmode = settingRef('postgres.sslmode');
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+  if (problem === 'host name') {
     return `in postgres.url, name the server by a host name its certificate lists (subjectAltName), or set ${sslmode} verify-ca, which checks the CA but not the host name`;
   }
-  if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
+  if (problem === 'untrusted') {
     return `give the CA certificate (PEM) that signed the server's certificate as ${settingRef('postgres.sslCaFile')}; ${sslmode} require encrypts without verifying the server`;
   }
-  if (typeof code === 'string' && EXPIRED_CERTIFICATE.has(code)) return "the server's certificate is outside its validity period: renew it on the server (or correct this host's clock)";
+  if (problem === 'validity') return "the server's certificate is outside its validity period: renew it on the server (or correct this host's clock)";
   if (code === '28000' && errorMessage(err).endsWith('no encryption')) {
     return `pg_hba.conf lets the role in only over TLS: set ${sslmode} verify-full (with ${settingRef('postgres.sslCaFile')}), verify-ca or require`;
   }
