@@ -278,7 +278,7 @@ export const SETTINGS = [
   // event than 20,000 / 8 MiB. A local broker acknowledges within milliseconds, so a few thousand events keep
   // four batches busy; every record in flight survives garbage collections until its acknowledgement, so a
   // larger window is mostly collector work (and memory: each byte is held by the JS record and by the client).
-  setting('delivery.maxInFlightEvents', 'delivery', int(1, 10_000_000), 'Events handed to Kafka and not yet acknowledged, at most; when reached the relay stops reading the replication stream. Each holds about 1 KiB of JavaScript heap, and the window must fit in half the heap: with the bin’s heap flags (48 MiB old space) at most 30720; a larger one is refused at start with the NODE_OPTIONS to set.', {
+  setting('delivery.maxInFlightEvents', 'delivery', int(1, 10_000_000), 'Events handed to Kafka and not yet acknowledged, at most; when reached the relay stops reading the replication stream. Each holds about 1 KiB of JavaScript heap, and the window must fit in half the heap: with the bin’s heap flags (48 MiB old space) at most 30720; a larger one is refused at start with the larger heap to give node (NODE_OPTIONS in the image, node’s command line under the bin).', {
     default: 5_000,
     placeholder: '<n>',
   }),
