@@ -93,7 +93,9 @@ function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date): 
   const which = named
     ? `replication slot "${slots[0]!.name}" streams with publication "${name}": without it the slot can no longer stream`
     : `pgoutput replication slot(s) ${slots.map((s) => `"${s.name}" (${s.active ? `active, pid ${s.activePid}` : 'inactive'})`).join(', ')} in this database may stream with publication "${name}": without it such a slot can no longer stream`;
-  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, outbox-relay setup, then outbox-relay republish --since '${since}' (and from the last delivered event's commit time if the relay had not delivered everything)`;
+  // A failover slot made again without the flag is a plain one, which the next failover loses.
+  const setup = slots.some((s) => s.failover === true) ? 'outbox-relay setup --failover-slot (a failover slot: without the flag standbys no longer sync it)' : 'outbox-relay setup';
+  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, ${setup}, then outbox-relay republish --since '${since}' (and from the last delivered event's commit time if the relay had not delivered everything)`;
 }
 
 /**
