@@ -103,10 +103,13 @@ describe.skipIf(!stack().owned.kafka)('Kafka over TLS with SASL/SCRAM-SHA-512', 
     expect(relay.logs.filter((l) => l.level === 'warn' || l.level === 'error'), relay.dump()).toEqual([]);
   });
 
-  /** Runs the relay with `args` until it gives up (retry.maxDuration 3 s): its one error line. */
+  /**
+   * Runs the relay with `args` until it gives up (retry.maxDuration 3 s): its one error line. A connect attempt is
+   * bounded by kafka.requestTimeout (at most 10 s): 2 s here, librdkafka logs the reason within milliseconds.
+   */
   async function givingUp(args: string[]) {
     const setup = await setupOutbox(db(), { brokers: broker.brokers });
-    const relay = startRelay([...setup.args, ...args, '--retry-max-duration', '3s', '--retry-max-delay', '200ms']);
+    const relay = startRelay([...setup.args, ...args, '--retry-max-duration', '3s', '--retry-max-delay', '200ms', '--kafka-request-timeout', '2s']);
     expect(await relay.exitCode(60_000), relay.dump()).toBe(1);
     const errors = relay.logs.filter((l) => l.level === 'error');
     expect(errors, relay.dump()).toHaveLength(1);
