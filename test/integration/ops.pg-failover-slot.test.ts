@@ -1,8 +1,8 @@
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, startStandby, waitUntil } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
 import { runCli, runCliJson } from '../support/cli.js';
+import { openDatabase, slotOn, type SyncedSlot } from '../support/failover.js';
 import { committedIds, compareDelivery, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
@@ -11,27 +11,6 @@ import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDat
 // streaming standby, lets the relay resume on the promoted standby with duplicates at most. This runs that
 // procedure for real: a primary, a standby built from a cold copy of it, a relay on the primary, a crash of the
 // primary (SIGKILL) and a promotion, then a relay on the new primary with the same slot and checkpoint topic.
-
-function openDatabase(url: string): TestDatabase & { name: string } {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
-  pool.on('error', () => undefined);
-  return { name: new URL(url).pathname.slice(1), url, query: (text, values) => pool.query(text, values), close: () => pool.end() };
-}
-
-interface SyncedSlot {
-  synced: boolean;
-  failover: boolean;
-  confirmed: bigint;
-}
-
-async function slotOn(db: TestDatabase, slot: string): Promise<SyncedSlot | undefined> {
-  const { rows } = await db.query<{ synced: boolean; failover: boolean; lsn: string | null }>(
-    'SELECT synced, failover, confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
-    [slot],
-  );
-  const row = rows[0];
-  return row ? { synced: row.synced, failover: row.failover, confirmed: row.lsn ? parseLsn(row.lsn) : 0n } : undefined;
-}
 
 describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary crash and standby promotion', () => {
   const binDir = ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[17]);
