@@ -74,6 +74,12 @@ const FATAL = new Set<ErrorCode>([
 export const SHUTDOWN_MARGIN_MS = 5000;
 const EXIT_RESERVE_MS = 500;
 
+/**
+ * Of the time a stop has left, what the replication connection's close leaves for the clients closed after it
+ * (the sink's, the checkpoint producer's).
+ */
+const SESSION_CLOSE_RESERVE_MS = 1000;
+
 /** How often the confirmed position is logged at info while it moves. */
 const PROGRESS_LOG_MS = 30_000;
 
@@ -562,9 +568,12 @@ export class Relay {
     // reports why). Counted as drained, the last checkpoint write and the producer's flush each waited on brokers
     // that no longer answer, until the watchdog's SHUTDOWN_TIMEOUT took the place of the real failure.
     const drained = idle && !this.kafkaGivenUp;
-    await this.deps.drainEnded?.(drained, deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS);
+    const closeBy = deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS;
+    await this.deps.drainEnded?.(drained, closeBy);
     this.delivery.stop();
-    await session?.close();
+    // A walsender that hangs never ends the command: waited for its 5 s after a drain that took the grace (or a
+    // grace of 0), it held a stop that lost nothing until the watchdog's SHUTDOWN_TIMEOUT.
+    await session?.close(closeBy - SESSION_CLOSE_RESERVE_MS);
     // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).
     await this.deps.sink.close({ flush: drained });
     // A stop that ended in a failure is no stop: run() reports the failure (its "giving up" line, state failed),

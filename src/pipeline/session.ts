@@ -493,7 +493,7 @@ export class Session {
    * Ends the session once: the final position goes to PostgreSQL while the connection may still take it (a halt
    * on a schema change, a stop), the delivery drops what the session left incomplete, and the connection closes.
    */
-  private finish(error: RelayError | undefined): void {
+  private finish(error: RelayError | undefined, endBy?: number): void {
     if (this.closing) return;
     this.closing = true;
     if (error) this.logger.debug({ err: error }, 'replication stream ended');
@@ -504,15 +504,18 @@ export class Session {
     }
     // A close that fails still ends the session (the relay waits for `ended`); its error is only logged.
     void this.stream
-      .close()
+      .close(endBy)
       .catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'closing the replication connection failed'))
       .finally(() => this.resolveEnded(error));
   }
 
-  /** Sends the final confirmed position and closes the connection. Never rejects (see finish()): a caller that need not wait leaves it unawaited. */
-  async close(): Promise<void> {
+  /**
+   * Sends the final confirmed position and closes the connection, by `endBy` when given (a stop's). Never rejects
+   * (see finish()): a caller that need not wait leaves it unawaited.
+   */
+  async close(endBy?: number): Promise<void> {
     const final = !this.closing && this.tracker;
-    this.finish(undefined);
+    this.finish(undefined, endBy);
     // confirmedLsn is what PostgreSQL now holds; a replay window keeps it behind the acknowledged position.
     if (final) this.logger.info({ confirmedLsn: formatLsn(this.lastReported!), deliveredLsn: formatLsn(this.tracker.confirmed) }, 'confirmed position reported to PostgreSQL');
     await this.ended;

@@ -342,7 +342,8 @@ export class ReplicationStream {
     if (!this.ended) this.receiveTimeout?.listen();
   }
 
-  async close(): Promise<void> {
+  /** `endBy`: when a stop must be over (its watchdog near), the wait for the command's end ends by then too. */
+  async close(endBy = Infinity): Promise<void> {
     this.ended = true;
     // The wait for the command's end below has its own bound: a timeout there would cut the orderly end short.
     this.receiveTimeout?.stop();
@@ -355,7 +356,7 @@ export class ReplicationStream {
       // update sent just before. PostgreSQL reads in order: the status, then CopyDone, after which it ends the
       // command and pg ends the connection with a Terminate instead.
       this.connection.endCopyFrom();
-      await settlesWithin(replicating, END_COPY_TIMEOUT_MS);
+      await settlesWithin(replicating, Math.max(0, Math.min(END_COPY_TIMEOUT_MS, endBy - Date.now())));
     }
     // The session is over either way (its error, if any, came from the stream); the end only frees the socket.
     await this.client.end().catch(() => undefined);
