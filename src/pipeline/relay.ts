@@ -350,7 +350,7 @@ export class Relay {
       const outage = kafkaSide && this.kafkaOutage.down ? this.kafkaOutage : this.sessionOutage;
       if (outage.downMs() >= this.config.retry.maxDurationMs) {
         return this.fail(
-          new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unreachable for ${Math.round(outage.downMs() / 1000)} s: ${error.message}`, {
+          new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unavailable for ${Math.round(outage.downMs() / 1000)} s: ${error.message}`, {
             cause: error,
             hint:
               error.hint ??

@@ -51,7 +51,7 @@ export class StandbyWait {
         const error = classifyPgError(err, { slot: this.slot, user: this.postgres.user, what: POLL });
         if (!error.retriable) throw error;
         if (outage.down && outage.downMs() >= this.retry.maxDurationMs) {
-          throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unreachable for ${Math.round(outage.downMs() / 1000)} s: ${errorMessage(err)}`, {
+          throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unavailable for ${Math.round(outage.downMs() / 1000)} s: ${errorMessage(err)}`, {
             cause: err,
             hint: 'check that PostgreSQL is up and reachable from here; the relay waits as a standby again when restarted',
           });
