@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { freePort } from '../../stack/ports.js';
 import { describe, expect, it } from 'vitest';
-import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
+import { commitRecordLsn, committedIds, insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
 import { runCli, runCliJson, runCliOnTerminal, startCli } from '../support/cli.js';
 import { configFifo, signalWhileReadingConfig } from '../support/config-fifo.js';
 import { startRelay } from '../support/relay-process.js';
@@ -287,6 +287,38 @@ describe('replay and republish commands', () => {
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain('is in use');
     expect((await readTopic(setup.topic, { expected: 22, timeoutMs: 2000, settleMs: 0 })).length).toBe(21);
+  });
+
+  // A replay confirms as it goes: from beyond the delivered position it would confirm the events in between unsent.
+  // The replay window keeps the slot behind the checkpoint: "delivered" is the checkpoint there, not the slot.
+  it('replay from beyond what was delivered (an undelivered commit, past the checkpoint): exit 1, one OPERATION_REFUSED line with the fix, slot unchanged; run then delivers every row', async () => {
+    const checkpointTopic = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--replay-window', '1GiB', '--checkpoint-topic', checkpointTopic] });
+    const slotAtStart = await slotConfirmedLsn(db(), setup.slot);
+    await relayAll(setup, async () => void (await insertEvents(db(), 3)), async () => void (await readTopic(setup.topic, { expected: 3, settleMs: 0 })));
+    const delivered = (await readTopic(setup.topic, { expected: 3 })).at(-1)!.headers['outbox-lsn']!;
+    const undelivered = await insertEvents(db(), 2);
+    const { rows } = await db().query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [undelivered[0]!.id]);
+    const undeliveredCommit = await commitRecordLsn(db(), rows[0]!.xid, parseLsn(delivered));
+    const slotBefore = await slotConfirmedLsn(db(), setup.slot);
+    expect(slotBefore).toBe(slotAtStart);
+
+    const refused = await runCli([...commandArgs(setup, 'replay'), '--start-lsn', formatLsn(undeliveredCommit)]);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(1);
+    const errors = jsonLines(refused.stdout + refused.stderr).filter((l) => l.level === 'error' || l.level === 'fatal');
+    expect(errors, refused.stdout + refused.stderr).toEqual([expect.objectContaining({ msg: 'giving up', code: 'OPERATION_REFUSED' })]);
+    expect(refused.stderr).toBe('');
+    // Delivered up to the checkpoint (past the last delivered commit), not the slot the window holds back.
+    const deliveredUpTo = /has delivered up to (\S+), and a replay from beyond it would confirm the events committed in between without ever sending them/.exec(String(errors[0]!.err))?.[1];
+    expect(deliveredUpTo, String(errors[0]!.err)).toBeDefined();
+    expect(parseLsn(deliveredUpTo!) > parseLsn(delivered)).toBe(true);
+    expect(errors[0]!.fix).toBe(`replay from ${deliveredUpTo} or earlier; to skip undelivered events on purpose, outbox-relay slot advance previews what it skips (a poison event: docs/operations.md)`);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
+    // Nothing was sent: the topic still holds the first three.
+    expect(await readTopic(setup.topic, { expected: 4, timeoutMs: 2000, settleMs: 0 })).toHaveLength(3);
+
+    await relayAll(setup, async () => undefined, async () => void (await readTopic(setup.topic, { expected: 5, settleMs: 0 })));
+    expect(new Set((await readTopic(setup.topic, { expected: 5 })).map((r) => r.key))).toEqual(new Set(await committedIds(db())));
   });
 
   it('a bounded replay ends at the first transaction past its end without waiting for that transaction\'s commit', async () => {
