@@ -75,7 +75,9 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     commitTimeMs: stored.commitTime ? Date.parse(stored.commitTime) : undefined,
     writtenAtMs: stored.writtenAt ? Date.parse(stored.writtenAt) : 0,
     guarantee: stored.guarantee ?? 'unknown',
-    ...(typeof stored.replayWindow === 'string' ? { replayWindow: stored.replayWindow } : {}),
+    // One of another type (a number, edited or of another version) kept as its JSON: dropped, it was taken as no
+    // window and released the WAL the window held; kept, the start refuses it as a window it cannot read.
+    ...(stored.replayWindow === undefined ? {} : { replayWindow: typeof stored.replayWindow === 'string' ? stored.replayWindow : JSON.stringify(stored.replayWindow) }),
     ...(replaySamples === undefined ? {} : { replaySamples }),
     ...(typeof stored.systemId === 'string' ? { systemId: stored.systemId } : {}),
   };

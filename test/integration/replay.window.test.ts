@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, uniqueName } from '../support/services.js';
+import { createTopic, kafkaClient, readTopic, uniqueName } from '../support/services.js';
 import { checkpointStore } from '../support/checkpoints.js';
 import { useFreshDatabase } from '../support/database.js';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
@@ -222,6 +222,48 @@ describe('replay from a stored LSN', () => {
     relay.signal('SIGTERM');
     expect(await relay.exited, relay.dump()).toBe(0);
     expect(await passed(), `slot at ${formatLsn(await slotConfirmedLsn(db(), setup.slot))}, events committed at ${formatLsn(commitLsn)}`).toBe(true);
+  });
+
+  // Taken as none, an unreadable window would be replaced by 0 at the next checkpoint: the slot would move up to the
+  // delivered position and PostgreSQL could release the WAL the window held, with no line saying so.
+  it.each([
+    ['a text it cannot parse', '5 fortnights'],
+    ['a JSON number', 6],
+  ])('a replay window recorded in the checkpoint that it cannot read (%s): exit 2, one CONFIG_INVALID line naming it and the fix, the slot unchanged; with --replay-window it runs', async (_what, recorded) => {
+    const topic = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', topic] });
+    await insertEvents(db(), 2);
+    const slotBefore = await slotConfirmedLsn(db(), setup.slot);
+    // As another version, or a person, would have written it: the record's JSON as it is stored, but for the window.
+    await createTopic(topic, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
+    const producer = kafkaClient().producer();
+    await producer.connect();
+    const value = { slot: setup.slot, lsn: formatLsn(slotBefore), commitTime: null, writtenAt: new Date().toISOString(), guarantee: 'at-least-once', replayWindow: recorded };
+    await producer.send({ topic, messages: [{ key: setup.slot, value: JSON.stringify(value) }] });
+    await producer.disconnect();
+
+    const refused = startRelay(setup.args);
+    expect(await refused.exitCode(), refused.dump()).toBe(2);
+    const errors = refused.logs.filter((l) => l.level === 'error' || l.level === 'fatal');
+    expect(errors, refused.dump()).toEqual([
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        err: `the checkpoint of slot "${setup.slot}" records replay window "${String(recorded)}", which this relay cannot read (written by another version, or edited)`,
+        fix: 'set replayWindow (--replay-window) explicitly: the window to keep from now on, or 0 to release it',
+      }),
+    ]);
+    expect(refused.logs.some((l) => l.msg === 'streaming from PostgreSQL'), refused.dump()).toBe(false);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
+
+    // The fix: a window given explicitly replaces the recorded one; the events committed meanwhile are delivered.
+    const fixed = startRelay([...setup.args, '--replay-window', '1GiB']);
+    await fixed.waitForMessage('streaming from PostgreSQL', 60_000);
+    expect((await readTopic(setup.topic, { expected: 2, settleMs: 0 })).length).toBe(2);
+    fixed.signal('SIGTERM');
+    expect(await fixed.exited, fixed.dump()).toBe(0);
+    expect(await checkpointStore(topic).read(setup.slot)).toMatchObject({ replayWindow: '1GiB' });
+    // The window holds the slot where it was.
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
   });
 
   it('a start position left in the environment is ignored by run with one warning instead of a crash loop', async () => {
