@@ -117,6 +117,42 @@ describe('relay: a start position is checked against both bounds before anything
     expect((await checkpointStore(behind).read(setup.slot))?.systemId).toBe(rows[0]!.id);
   });
 
+  it('checkpoints of the slot in two partitions (the topic\'s partition count raised): refused (CHECKPOINT_FAILED) with the fix, the slot does not move; with a new checkpoint topic, the events are relayed', async () => {
+    const setup = await setupOutbox(db());
+    const events = await insertEvents(db(), 2);
+    const slotBefore = await slotConfirmedLsn(db(), setup.slot);
+    // A record in each partition, the newer one in the second: which one a read meets last says nothing of its age.
+    const checkpoints = uniqueName('checkpoints');
+    await createTopic(checkpoints, 2, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
+    const producer = kafkaClient().producer();
+    await producer.connect();
+    const record = (lsn: bigint) => encodeCheckpoint({ slot: setup.slot, lsn, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' });
+    await producer.send({ topic: checkpoints, messages: [{ key: setup.slot, value: record(slotBefore), partition: 0 }] });
+    await producer.send({ topic: checkpoints, messages: [{ key: setup.slot, value: record(await currentWalLsn(db())), partition: 1 }] });
+    await producer.disconnect();
+
+    const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
+    expect(await refused.exitCode(), refused.dump()).toBe(1);
+    const errors = refused.logs.filter((l) => l.level === 'error' || l.level === 'fatal');
+    expect(errors, refused.dump()).toEqual([
+      expect.objectContaining({
+        msg: 'giving up',
+        code: 'CHECKPOINT_FAILED',
+        err: `the checkpoint topic "${checkpoints}" holds checkpoints of slot "${setup.slot}" in 2 partitions (its partition count was raised): which one is newest cannot be told`,
+        fix: 'point checkpoint.topic at a new topic (the relay creates it with one partition; a replay window recorded in the old one does not come along) and start again: the relay starts at the slot',
+      }),
+    ]);
+    expect(refused.logs.some((l) => l.msg === 'streaming from PostgreSQL'), refused.dump()).toBe(false);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
+
+    // The fix: a new topic; the relay starts at the slot, so the events committed before the refusal arrive.
+    const relay = startRelay([...setup.args, '--checkpoint-topic', uniqueName('checkpoints')]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    expect((await readTopic(setup.topic, { expected: 2 })).map((r) => r.key)).toEqual(events.map((e) => e.id));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it("a checkpoint topic made by hand with cleanup.policy=delete: one warning names its effect and the fix, and the relay goes on; a compacted one draws none", async () => {
     const setup = await setupOutbox(db());
     const byHand = uniqueName('checkpoints');
