@@ -73,11 +73,10 @@ export class RdKafkaSink implements PlainSink {
     private readonly properties: Properties,
     private readonly connectTimeoutMs: number,
     private readonly logger: Logger,
-    requestTimeoutMs: number,
     private readonly failures: BrokerConnectFailures,
   ) {
     this.admin = kafka.admin();
-    this.topics = rdKafkaTopicCheck(() => this.admin, requestTimeoutMs);
+    this.topics = rdKafkaTopicCheck(() => this.admin);
   }
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */
@@ -95,7 +94,7 @@ export class RdKafkaSink implements PlainSink {
     // order broken). With it, that refusal is a fatal error that fails everything queued behind it: the sink
     // replaces the producer and the engine re-sends in order.
     const properties = { ...producerProperties(config), 'message.timeout.ms': 0, 'enable.gapless.guarantee': true };
-    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, config.requestTimeoutMs, failures);
+    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, failures);
   }
 
   async connect(): Promise<void> {

@@ -49,7 +49,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
-    this.topics = rdKafkaTopicCheck(() => this.admin!, config.requestTimeoutMs);
+    this.topics = rdKafkaTopicCheck(() => this.admin!);
   }
 
   private properties(): KafkaJS.ProducerConstructorConfig {
