@@ -3,13 +3,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatLsn } from '../../src/lsn.js';
+import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { KafkaBroker, waitUntil } from '../../stack/index.js';
 import { freePort } from '../../stack/ports.js';
 import { runCliJson } from '../support/cli.js';
 import { httpArgs } from '../support/ops-http.js';
 import { useDatabase } from '../support/database.js';
-import { insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
+import { committedIdsWithEndLsn, currentWalLsn, insertEvents, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { readTopic, stack, uniqueName } from '../support/services.js';
 
@@ -83,17 +83,24 @@ describe.skipIf(!stack().owned.kafka)('Kafka over TLS with SASL/SCRAM-SHA-512', 
     const http = await httpArgs();
     const relay = startRelay([...setup.args, ...tlsArgs(), ...http.args, '--kafka-client', client, '--delivery-guarantee', guarantee]);
     await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+    const from = await currentWalLsn(db());
     const events = await insertEvents(db(), 5);
     await waitForConfirmedAll(db(), setup.slot, 60_000);
     const records = await readTopic(setup.topic, { expected: 5, brokers: broker.brokers, readCommitted: guarantee === 'exactly-once' });
     expect(records.map((r) => r.key)).toEqual(events.map((e) => e.id));
 
-    // The checkpoint topic is read through the same listener, with the same flags, and names the slot's position
-    // once the relay wrote it there.
-    const confirmed = formatLsn(await slotConfirmedLsn(db(), setup.slot));
+    // The checkpoint topic is read through the same listener, with the same flags, and names a position at or past
+    // the events' commit once the relay wrote it there (not the slot's: an idle relay confirms keepalive positions
+    // beyond the last commit, which exactly-once's checkpoint, written with a transaction, does not record).
+    const endLsn = (await committedIdsWithEndLsn(db(), from))[0]!.endLsn;
     const statusArgs = ['status', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication, ...tlsArgs(), '--kafka-client', client, '--delivery-guarantee', guarantee, '--relay-url', http.base];
     let status: Awaited<ReturnType<typeof runCliJson<StatusJson>>> | undefined;
-    await waitUntil(`a checkpoint at ${confirmed} in status`, async () => (status = await runCliJson<StatusJson>(statusArgs)).json.checkpoint.checkpoint?.lsn === confirmed, 30_000, 500).catch((err: Error) => {
+    const checkpointed = async () => {
+      status = await runCliJson<StatusJson>(statusArgs);
+      const lsn = status.json.checkpoint.checkpoint?.lsn;
+      return lsn !== undefined && parseLsn(lsn) >= endLsn;
+    };
+    await waitUntil(`a checkpoint at or past ${formatLsn(endLsn)} in status`, checkpointed, 30_000, 500).catch((err: Error) => {
       throw new Error(`${err.message}\n${status?.stdout}${status?.stderr}`);
     });
     expect(status!.code, status!.stdout + status!.stderr).toBe(0);
