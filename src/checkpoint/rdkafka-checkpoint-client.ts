@@ -54,20 +54,15 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
 
   private async withAdmin<T>(use: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
     const admin = (await this.kafka()).admin();
-    const startedAt = Date.now();
-    try {
+    return this.failures.during(async () => {
       await admin.connect();
-    } catch (err) {
-      throw this.failures.explain(err, startedAt);
-    }
-    try {
-      return await use(admin);
-    } catch (err) {
-      throw this.failures.explain(err, startedAt);
-    } finally {
-      // The answer (or the request's error) is what counts; a failing disconnect of a one-off admin changes nothing.
-      await admin.disconnect().catch(() => undefined);
-    }
+      try {
+        return await use(admin);
+      } finally {
+        // The answer (or the request's error) is what counts; a failing disconnect of a one-off admin changes nothing.
+        await admin.disconnect().catch(() => undefined);
+      }
+    });
   }
 
   createTopic(spec: TopicSpec): Promise<void> {

@@ -66,4 +66,14 @@ export class BrokerConnectFailures {
     const error = classifyRdKafkaError(err);
     return error.code === 'KAFKA_UNAVAILABLE' ? this.last.explain(error) : err;
   }
+
+  /** Runs `attempt` (a connect, and what a client just connected asks), rejecting with its failure explained. */
+  async during<T>(attempt: () => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    try {
+      return await attempt();
+    } catch (err) {
+      throw this.explain(err, startedAt);
+    }
+  }
 }

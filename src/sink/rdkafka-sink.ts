@@ -98,13 +98,14 @@ export class RdKafkaSink implements PlainSink {
   }
 
   async connect(): Promise<void> {
-    const startedAt = Date.now();
     try {
-      if (!this.adminConnected) await this.admin.connect();
-      this.adminConnected = true;
-      this.connected ??= await this.openProducer();
+      await this.failures.during(async () => {
+        if (!this.adminConnected) await this.admin.connect();
+        this.adminConnected = true;
+        this.connected ??= await this.openProducer();
+      });
     } catch (err) {
-      throw classifyRdKafkaError(this.failures.explain(err, startedAt));
+      throw classifyRdKafkaError(err);
     }
   }
 

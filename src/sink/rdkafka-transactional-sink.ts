@@ -67,17 +67,18 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
 
   /** Reaches Kafka and the checkpoint topic; the transactional id is registered only by claim(). */
   async connect(): Promise<void> {
-    const startedAt = Date.now();
     try {
-      this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn', this.failures);
-      if (!this.admin) {
-        const admin = this.kafka.admin();
-        await admin.connect();
-        this.admin = admin;
-      }
-      await this.checkpoints.ensureTopic();
+      await this.failures.during(async () => {
+        this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn', this.failures);
+        if (!this.admin) {
+          const admin = this.kafka.admin();
+          await admin.connect();
+          this.admin = admin;
+        }
+        await this.checkpoints.ensureTopic();
+      });
     } catch (err) {
-      throw this.classify(this.failures.explain(err, startedAt), false);
+      throw this.classify(err, false);
     }
   }
 
