@@ -55,6 +55,19 @@ describe('documentation links', () => {
     for (const file of readdirSync(DOCS).filter((f) => f.endsWith('.md'))) expect(linked, file).toContain(`docs/${file}`);
   });
 
+  it('docs/benchmarks.md holds one generated block, and no table row of it is copied outside (a hand edit once left a stale copy)', () => {
+    const text = readFileSync(join(DOCS, 'benchmarks.md'), 'utf8');
+    const begin = '<!-- bench:begin';
+    const end = '<!-- bench:end -->';
+    expect(text.split(begin).length - 1).toBe(1);
+    expect(text.split(end).length - 1).toBe(1);
+    const inside = text.slice(text.indexOf(begin), text.indexOf(end));
+    const outside = text.slice(0, text.indexOf(begin)) + text.slice(text.indexOf(end));
+    const rows = inside.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| ---'));
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.filter((row) => outside.includes(row))).toEqual([]);
+  });
+
   it('computes anchors as GitHub does', () => {
     expect([...anchors('# Poison event: skip it with `slot advance`\n## A\n## A\n')]).toEqual(['poison-event-skip-it-with-slot-advance', 'a', 'a-1']);
   });
