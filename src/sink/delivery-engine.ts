@@ -834,8 +834,10 @@ export class DeliveryEngine implements Delivery {
     this.outage ??= { since: Date.now(), attempts: 0 };
     this.outage.attempts = Math.max(this.outage.attempts, attempt);
     if (!this.outageSpent()) return true;
+    // An outage the stall check opened counts no failed attempt (the request was never answered): no count then.
+    const attempts = this.outage.attempts > 0 ? ` (${this.outage.attempts} attempts)` : '';
     return this.fail(
-      new RelayError('RETRIES_EXHAUSTED', `Kafka unavailable for ${Math.round((Date.now() - this.outage.since) / 1000)} s (${this.outage.attempts} attempts): ${error.message}`, {
+      new RelayError('RETRIES_EXHAUSTED', `Kafka unavailable for ${Math.round((Date.now() - this.outage.since) / 1000)} s${attempts}: ${error.message}`, {
         cause: error,
         hint: 'check the brokers; the relay exits so that it is restarted, and resumes from the last confirmed position',
       }),

@@ -358,6 +358,8 @@ describe('DeliveryEngine, at-least-once', () => {
     await settle();
     await vi.advanceTimersByTimeAsync(15_000);
     expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    // No failed attempt was counted (the request was never answered): the line does not say "(0 attempts)".
+    expect(h.stopped[0]!.message).toMatch(/^Kafka unavailable for 1\d s: Kafka has not answered a produce request for 1\d s$/);
     expect(h.confirmed).toEqual([]);
   });
 
