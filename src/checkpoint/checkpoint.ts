@@ -27,6 +27,12 @@ export interface Checkpoint {
    * Undefined in records of versions that did not record it.
    */
   systemId?: string;
+  /**
+   * The timeline of that server the position was confirmed on (src/source/timeline.ts): a promoted standby shares
+   * the old primary's WAL only up to where it left that timeline. Undefined in records of versions that did not
+   * record it.
+   */
+  timeline?: number;
 }
 
 interface StoredCheckpoint {
@@ -38,6 +44,7 @@ interface StoredCheckpoint {
   replayWindow?: string;
   replayPending?: StoredSample[];
   systemId?: string;
+  timeline?: number;
 }
 
 interface StoredSample {
@@ -56,6 +63,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     ...(checkpoint.replayWindow === undefined ? {} : { replayWindow: checkpoint.replayWindow }),
     ...(checkpoint.replaySamples?.length ? { replayPending: checkpoint.replaySamples.map((s) => ({ lsn: formatLsn(s.lsn), deliveredAt: new Date(s.atMs).toISOString() })) } : {}),
     ...(checkpoint.systemId === undefined ? {} : { systemId: checkpoint.systemId }),
+    ...(checkpoint.timeline === undefined ? {} : { timeline: checkpoint.timeline }),
   };
   return Buffer.from(JSON.stringify(stored));
 }
@@ -80,6 +88,7 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     ...(stored.replayWindow === undefined ? {} : { replayWindow: typeof stored.replayWindow === 'string' ? stored.replayWindow : JSON.stringify(stored.replayWindow) }),
     ...(replaySamples === undefined ? {} : { replaySamples }),
     ...(typeof stored.systemId === 'string' ? { systemId: stored.systemId } : {}),
+    ...(Number.isInteger(stored.timeline) && stored.timeline! > 0 ? { timeline: stored.timeline } : {}),
   };
 }
 
@@ -114,5 +123,6 @@ export function describeCheckpoint(checkpoint: Checkpoint): Record<string, strin
     guarantee: checkpoint.guarantee,
     replayWindow: checkpoint.replayWindow ?? null,
     systemId: checkpoint.systemId ?? null,
+    timeline: checkpoint.timeline === undefined ? null : String(checkpoint.timeline),
   };
 }

@@ -20,6 +20,8 @@ export class KafkaCheckpointStore {
   replayWindow: string | undefined;
   /** Written into every checkpoint record (see Checkpoint.systemId); set once the start read it from PostgreSQL. */
   systemId: string | undefined;
+  /** Written into every checkpoint record (see Checkpoint.timeline); set once a session streams (and at each one after it). */
+  timeline: number | undefined;
   /**
    * The replay window's samples at or below a record's position, written into every record, the exactly-once
    * mode's transactional ones too (see Checkpoint.replaySamples); set once the start decided the window, unset
@@ -45,11 +47,12 @@ export class KafkaCheckpointStore {
   message(checkpoint: Checkpoint): CheckpointRecord {
     const replayWindow = this.replayWindow ?? checkpoint.replayWindow;
     const systemId = this.systemId ?? checkpoint.systemId;
+    const timeline = this.timeline ?? checkpoint.timeline;
     // The window in force, not the checkpoint's: a record rewritten without a time window carries no samples.
     const replaySamples = this.replaySamples?.(checkpoint.lsn);
     return {
       key: checkpoint.slot,
-      value: encodeCheckpoint({ ...checkpoint, replaySamples, ...(replayWindow === undefined ? {} : { replayWindow }), ...(systemId === undefined ? {} : { systemId }) }),
+      value: encodeCheckpoint({ ...checkpoint, replaySamples, ...(replayWindow === undefined ? {} : { replayWindow }), ...(systemId === undefined ? {} : { systemId }), ...(timeline === undefined ? {} : { timeline }) }),
     };
   }
 

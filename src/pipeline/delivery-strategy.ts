@@ -17,15 +17,18 @@ import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
 import { createTransactionalSink } from '../sink/create-sink.js';
 import type { PlainSink, Sink } from '../sink/sink.js';
+import type { TimelinePosition } from '../source/timeline.js';
 import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
 export interface DeliveryStrategy {
   sink: Sink;
   createDelivery: CreateDelivery;
-  startPosition: () => Promise<Lsn | undefined>;
+  startPosition: () => Promise<TimelinePosition | undefined>;
   /** Where a later session starts (RelayDeps.resumePosition). */
-  resumePosition: () => Promise<Lsn | undefined>;
+  resumePosition: () => Promise<TimelinePosition | undefined>;
+  /** The timeline sessions stream on (RelayDeps.streamingOn): written into every checkpoint record. */
+  streamingOn: (timeline: number) => void;
   reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** A stop's drain ended (RelayDeps.drainEnded): the last checkpoint is written before the slot is released (non-transactional modes). */
@@ -132,7 +135,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   };
 
   // Runs after the sink claimed the slot: in exactly-once mode that fenced older producers, so the checkpoint read is final.
-  const startPosition = async (): Promise<Lsn | undefined> => {
+  const startPosition = async (): Promise<TimelinePosition | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.
     const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
@@ -150,7 +153,9 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
     policyCheck.schedule();
-    return start;
+    if (start === undefined) return undefined;
+    // A checkpoint's position carries the timeline it was confirmed on (the session checks it); a --start-lsn none.
+    return { lsn: start, timeline: config.startLsn === undefined ? checkpoint?.timeline : undefined };
   };
 
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
@@ -173,16 +178,16 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
    * unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
    * without re-sending it. The session takes the newest of this and its own confirmed position.
    */
-  const resumePosition = async (): Promise<Lsn | undefined> => {
+  const resumePosition = async (): Promise<TimelinePosition | undefined> => {
     const read =
       settings.guarantee === 'exactly-once'
         ? readOwnCheckpoint()
         : readOwnCheckpoint().catch((err: unknown) => void logger.debug({ err: errorMessage(err) }, "checkpoint not read for the resume: resuming at the relay's own position"));
-    const lsn = (await read)?.lsn;
-    if (lsn === undefined) return undefined;
-    engine?.startFrom(lsn);
-    writer?.startFrom(lsn);
-    return startCheckpoint === undefined || lsn > startCheckpoint ? lsn : undefined;
+    const checkpoint = await read;
+    if (checkpoint === undefined) return undefined;
+    engine?.startFrom(checkpoint.lsn);
+    writer?.startFrom(checkpoint.lsn);
+    return startCheckpoint === undefined || checkpoint.lsn > startCheckpoint ? { lsn: checkpoint.lsn, timeline: checkpoint.timeline } : undefined;
   };
 
   return {
@@ -191,6 +196,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     startPosition,
     resumePosition,
     reportPosition,
+    streamingOn: (timeline) => void (store.timeline = timeline),
     observer: writer ?? {},
     drainEnded: async (drained, closeBy) => writer?.drainEnded(drained, closeBy),
     close: async () => {

@@ -9,6 +9,7 @@ import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { StandbyWait } from '../source/standby-wait.js';
+import type { TimelinePosition } from '../source/timeline.js';
 import { Session } from './session.js';
 
 export interface RelayDeps {
@@ -19,12 +20,14 @@ export interface RelayDeps {
   /** The poison policy; the default halts (dead-letter policies plug in here). */
   onPoison?: DeliveryCallbacks['poison'];
   /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does. */
-  startPosition?: () => Promise<Lsn | undefined>;
+  startPosition?: () => Promise<TimelinePosition | undefined>;
   /**
    * Where every later session starts: the checkpoint read again (exactly-once: a commit may have happened unseen;
    * the other modes: another instance may have delivered meanwhile).
    */
-  resumePosition?: () => Promise<Lsn | undefined>;
+  resumePosition?: () => Promise<TimelinePosition | undefined>;
+  /** A session streams on this PostgreSQL timeline (checked against the positions it resumed at): checkpoints record it. */
+  streamingOn?: (timeline: number) => void;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
   /**
@@ -97,6 +100,8 @@ export class Relay {
   private readonly logger: Logger;
   private session: Session | undefined;
   private lastConfirmed: Lsn = 0n;
+  /** The timeline of the session that confirmed lastConfirmed (a session on another one checks it). */
+  private confirmedTimeline: number | undefined;
   private stopRequested = false;
   /** The stop under way (stop()): run() returns a stopped outcome only once it has ended. */
   private stopping: Promise<void> | undefined;
@@ -294,7 +299,18 @@ export class Relay {
           throw error;
         }
         if (opened.status === 'rejected') throw opened.reason;
-        const startLsn = session.start(this.lastConfirmed, position.value);
+        let startLsn: Lsn;
+        try {
+          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline }, position.value);
+        } catch (err) {
+          // A first position this server does not have (a checkpoint of the old primary's) ends the relay, as when
+          // the checkpoint is past its WAL end (start-position.ts); a later one halts.
+          const refused = asRelayError(err);
+          if (first && !refused.retriable) return this.fail(refused);
+          throw refused;
+        }
+        this.confirmedTimeline = session.timeline;
+        this.deps.streamingOn?.(session.timeline);
         // Only now: until a session streamed, the next attempt decides the first position again (read afresh, as
         // another instance may have moved the checkpoint meanwhile; a --start-lsn applied): resumePosition takes
         // only a checkpoint newer than the start's.
@@ -372,8 +388,9 @@ export class Relay {
     return { state: 'stopped' };
   }
 
-  private async firstPosition(): Promise<Lsn | undefined> {
-    return this.deps.startPosition ? this.deps.startPosition() : this.config.startLsn;
+  private async firstPosition(): Promise<TimelinePosition | undefined> {
+    if (this.deps.startPosition) return this.deps.startPosition();
+    return this.config.startLsn === undefined ? undefined : { lsn: this.config.startLsn, timeline: undefined };
   }
 
   private async connectSink(): Promise<void> {

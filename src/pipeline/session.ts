@@ -17,6 +17,7 @@ import { preflight, type SlotState } from '../source/preflight.js';
 import { classifyPgError, skippedPublicationError } from '../source/pg-errors.js';
 import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
+import { offHistory, type TimelinePosition } from '../source/timeline.js';
 import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
 
@@ -25,6 +26,10 @@ const MIN_STATUS_PERIOD_MS = 50;
 
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
 const HELD_BACK_WARN_TRANSACTIONS = 1000;
+
+/** The fix of a position to resume at that this server's WAL does not have. */
+const FAILOVER_RUNBOOK =
+  "follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again, then re-send what the old server committed after the standby's last WAL with outbox-relay republish --since <the last delivered commit time minus a margin>";
 
 /**
  * `error`, raised for the message at `walPosition`, naming that position and the open transaction: the decoder and
@@ -139,10 +144,19 @@ export class Session {
     return this.receiveTimeout;
   }
 
-  /** Starts streaming on the opened connection; returns the start position. */
-  start(lastConfirmed: Lsn, requestedStart: Lsn | undefined): Lsn {
-    const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed);
-    const startLsn = requestedStart !== undefined ? maxLsn(requestedStart, confirmed) : confirmed;
+  /** The server's timeline, once opened: what the positions this session confirms are in. */
+  get timeline(): number {
+    return this.slot!.history.timeline;
+  }
+
+  /**
+   * Starts streaming on the opened connection; returns the start position. `lastConfirmed`: this process's own,
+   * with the timeline of the session that confirmed it; `requested`: a checkpoint's (with the timeline it recorded)
+   * or a --start-lsn.
+   */
+  start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
+    const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed.lsn);
+    const startLsn = requested !== undefined ? maxLsn(requested.lsn, confirmed) : confirmed;
     // A position this server never wrote came from another server's WAL: a failover (to a standby that carries the
     // slot) while this process kept retrying. Started there, it would confirm it and pass over every transaction
     // this server commits below it. The first session's checkpoint is checked so already (start-position.ts).
@@ -152,8 +166,23 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(startLsn)}, but this PostgreSQL has written WAL only up to ${formatLsn(this.slot!.walEnd)}: that position came from another server's WAL (a failover to a standby that had not received it); nothing was confirmed on this one`,
         {
-          hint: 'follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again, then re-send what the old server committed after the standby\'s last WAL with outbox-relay republish --since <the last delivered commit time minus a margin>',
+          hint: FAILOVER_RUNBOOK,
           details: { resumeLsn: formatLsn(startLsn), currentWalLsn: formatLsn(this.slot!.walEnd) },
+        },
+      );
+    }
+    // Below the WAL end, a position of the old primary's past the point where this server left its timeline is
+    // another transaction's LSN here: only the timeline tells. The slot's own position is this server's.
+    for (const position of [lastConfirmed, requested]) {
+      const why = position && position.lsn > this.slot!.confirmedFlush ? offHistory(position, this.slot!.history) : undefined;
+      if (!why) continue;
+      void this.stream.close();
+      throw new RelayError(
+        'CHECKPOINT_AHEAD_OF_WAL',
+        `the relay was to resume at ${formatLsn(position!.lsn)}, confirmed on timeline ${position!.timeline}, but ${why} (a failover to a standby that had not received it, or a point-in-time restore); nothing was confirmed on this one`,
+        {
+          hint: FAILOVER_RUNBOOK,
+          details: { resumeLsn: formatLsn(position!.lsn), timeline: position!.timeline, currentTimeline: this.slot!.history.timeline, currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
     }

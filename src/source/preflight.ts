@@ -8,6 +8,7 @@ import { createPublicationSql, partitionedTablesSql } from '../ops/publication-s
 import type { TableRef } from '../ops/publications.js';
 import { notPublishedError } from './not-published.js';
 import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
+import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -23,6 +24,8 @@ export interface SlotState {
   walSenderTimeoutMs: number;
   /** server_encoding is SQL_ASCII: text comes as stored, UTF-8 or not (RowMapperOptions.utf8Unchecked). */
   utf8Unchecked: boolean;
+  /** Which positions of earlier timelines are in this server's WAL (a position to resume at is checked against it). */
+  history: TimelineHistory;
 }
 
 interface SlotRow {
@@ -147,5 +150,6 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
   // no event named, until retry.maxDuration. Sent as stored instead, such a value is the row mapper's to refuse,
   // naming the event and the column, under the poison policy (RowMapperOptions.utf8Unchecked).
   if (utf8Unchecked) await stream.query("SET client_encoding = 'SQL_ASCII'");
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked };
+  const history = await readTimelineHistory(stream);
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked, history };
 }

@@ -6,6 +6,7 @@ import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { runCli, runCliJson } from '../support/cli.js';
 import { openDatabase, slotOn } from '../support/failover.js';
 import { httpArgs, httpGet } from '../support/ops-http.js';
+import { checkpointStore } from '../support/checkpoints.js';
 import { currentWalLsn, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
@@ -96,61 +97,74 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover: a relay that k
     expect(again.code, again.stdout + again.stderr).toBe(0);
   });
 
-  it('a relay retrying through a promotion of a standby behind it halts with CHECKPOINT_AHEAD_OF_WAL; the synced slot is not moved', async () => {
+  it('a relay retrying through a promotion of a standby behind it halts with CHECKPOINT_AHEAD_OF_WAL, also once the new primary wrote past its position (another timeline), and so does a restart at its checkpoint; the synced slots are not moved', async () => {
     const started = Date.now();
-    const [publication, slot, topic, checkpointTopic] = [uniqueName('pub'), uniqueName('slot'), uniqueName('topic'), uniqueName('ckpt')];
-    const setup = await runCli(['setup', '--postgres-url', db.url, '--slot', slot, '--publication', publication, '--failover-slot']);
-    expect(setup.code, setup.stderr).toBe(0);
-    await createTopic(topic);
-    // The name that follows the primary: the relay's one URL, moved to the promoted standby below.
-    const follower = await TcpProxy.start(primary.port);
-    proxies.push(follower);
-    const http = await httpArgs();
-    const relay = startRelay([
-      'run', '--postgres-url', follower.url(db.url), '--slot', slot, '--publication', publication, '--topic', topic,
-      '--checkpoint-topic', checkpointTopic, '--kafka-brokers', stack().brokers.join(','), '--status-interval', '200ms',
-      '--retry-max-delay', '1s', ...http.args,
-    ]);
+    const publication = uniqueName('pub');
+    /** Two relays on the same outbox, each with its own failover slot, topics and name that follows the primary. */
+    const relays = await Promise.all(
+      ['early', 'late'].map(async (name) => {
+        const [slot, topic, checkpointTopic] = [uniqueName(`slot_${name}`), uniqueName('topic'), uniqueName('ckpt')];
+        const setup = await runCli(['setup', '--postgres-url', db.url, '--slot', slot, '--publication', publication, '--failover-slot']);
+        expect(setup.code, setup.stderr).toBe(0);
+        await createTopic(topic);
+        // The name that follows the primary: the relay's one URL, moved to the promoted standby below.
+        const follower = await TcpProxy.start(primary.port);
+        proxies.push(follower);
+        const http = await httpArgs();
+        const args = ['run', '--slot', slot, '--publication', publication, '--topic', topic, '--kafka-brokers', stack().brokers.join(','), '--status-interval', '200ms', '--retry-max-delay', '1s'];
+        const relay = startRelay([...args, '--postgres-url', follower.url(db.url), '--checkpoint-topic', checkpointTopic, ...http.args]);
+        return { slot, topic, checkpointTopic, follower, http, args, relay };
+      }),
+    );
+    // `early` is moved to the new primary at once, whose WAL ends before what it delivered; `late` only once the
+    // new primary wrote past that, on its own timeline.
+    const [early, late] = relays as [(typeof relays)[0], (typeof relays)[0]];
     let exited = false;
-    void relay.exited.then(() => (exited = true));
-    await relay.waitForMessage('streaming from PostgreSQL');
+    void early.relay.exited.then(() => (exited = true));
+    await Promise.all(relays.map((r) => r.relay.waitForMessage('streaming from PostgreSQL')));
 
     const synced = await insertEvents(db, 10);
-    expect(await readTopic(topic, { expected: synced.length, settleMs: 0 })).toHaveLength(synced.length);
+    for (const r of relays) expect(await readTopic(r.topic, { expected: synced.length, settleMs: 0 })).toHaveLength(synced.length);
     const firstEnd = await currentWalLsn(db);
-    await waitUntil('the slot to confirm the first batch', async () => (await slotConfirmedLsn(db, slot)) >= firstEnd, 30_000, 100);
-    const primaryConfirmed = await slotConfirmedLsn(db, slot);
-    // A running-xacts record lets the standby persist its copy of the new slot now, not at the next one the
+    for (const r of relays) await waitUntil('the slot to confirm the first batch', async () => (await slotConfirmedLsn(db, r.slot)) >= firstEnd, 30_000, 100);
+    const primaryConfirmed = await Promise.all(relays.map((r) => slotConfirmedLsn(db, r.slot)));
+    // A running-xacts record lets the standby persist its copies of the new slots now, not at the next one the
     // background writer logs (every 15 s).
     await db.query('SELECT pg_log_standby_snapshot()');
     await waitUntil(
-      "the standby's synced slot at the primary's confirmed position",
+      "the standby's synced slots at the primary's confirmed positions",
       async () => {
-        const copy = await slotOn(standbyDb, slot);
-        return copy?.synced === true && copy.confirmed >= primaryConfirmed;
+        const copies = await Promise.all(relays.map((r) => slotOn(standbyDb, r.slot)));
+        return copies.every((copy, i) => copy?.synced === true && copy.confirmed >= primaryConfirmed[i]!);
       },
       60_000,
       200,
     );
 
-    // The standby falls behind: it receives nothing more, while the relay delivers (and confirms) more.
+    // The standby falls behind: it receives nothing more, while the relays deliver (and confirm) more.
     replication.retarget(undefined);
     await waitUntil('the standby to stop streaming', async () => (await db.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby'")).rowCount === 0, 30_000, 100);
+    const received = parseLsn((await standbyDb.query<{ lsn: string }>('SELECT pg_last_wal_receive_lsn()::text AS lsn')).rows[0]!.lsn);
     const behind = await insertEvents(db, 50, { payload: (i) => JSON.stringify({ n: i, pad: 'x'.repeat(1000) }) });
-    expect(await readTopic(topic, { expected: synced.length + behind.length, settleMs: 0 })).toHaveLength(synced.length + behind.length);
+    for (const r of relays) expect(await readTopic(r.topic, { expected: synced.length + behind.length, settleMs: 0 })).toHaveLength(synced.length + behind.length);
     const delivered = await currentWalLsn(db);
-    await waitUntil('the slot to confirm the second batch', async () => (await slotConfirmedLsn(db, slot)) >= delivered, 30_000, 100);
+    for (const r of relays) await waitUntil('the slot to confirm the second batch', async () => (await slotConfirmedLsn(db, r.slot)) >= delivered, 30_000, 100);
+    // The checkpoint a restart reads: past the standby's WAL, recorded on timeline 1.
+    const store = checkpointStore(early.checkpointTopic);
+    await waitUntil('the checkpoint past the standby\'s WAL', async () => ((await store.read(early.slot))?.lsn ?? 0n) > received, 30_000, 200);
+    const checkpoint = (await store.read(early.slot))!;
+    expect(checkpoint.timeline).toBe(1);
 
     await primary.kill();
     const { rows: promoted } = await standbyDb.query<{ ok: boolean }>('SELECT pg_promote() AS ok');
     expect(promoted[0]!.ok).toBe(true);
     const walEnd = await currentWalLsn(standbyDb);
-    const atPromotion = await slotOn(standbyDb, slot);
-    expect(atPromotion).toMatchObject({ failover: true, synced: true });
+    const atPromotion = await Promise.all(relays.map((r) => slotOn(standbyDb, r.slot)));
+    for (const slot of atPromotion) expect(slot).toMatchObject({ failover: true, synced: true });
     expect(walEnd).toBeLessThan(delivered);
-    follower.retarget(standby.port);
+    early.follower.retarget(standby.port);
 
-    const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    const halt = await early.relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
     expect(halt).toMatchObject({
       msg: 'halted: nothing after the confirmed position was confirmed; fix the cause and restart',
       code: 'CHECKPOINT_AHEAD_OF_WAL',
@@ -163,22 +177,49 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover: a relay that k
     expect(parseLsn(String(halt.currentWalLsn))).toBeGreaterThanOrEqual(walEnd);
     expect(parseLsn(String(halt.currentWalLsn))).toBeLessThan(delivered);
 
-    const readyz = await httpGet(`${http.base}/readyz`);
+    const readyz = await httpGet(`${early.http.base}/readyz`);
     expect(readyz.status).toBe(503);
     expect(JSON.parse(readyz.body)).toMatchObject({ state: 'halted', halt: { code: 'CHECKPOINT_AHEAD_OF_WAL', fix: halt.fix } });
     // Halted, not exited: it answered /readyz after its halt line, and stays up until stopped, as documented.
     expect(exited).toBe(false);
-    const slotAfter = await slotOn(standbyDb, slot);
-    expect(slotAfter?.confirmed).toBe(atPromotion!.confirmed);
-    console.log(
-      `delivered on the old primary to ${formatLsn(delivered)}; the new primary's WAL end ${formatLsn(walEnd)}; its slot confirmed at ` +
-        `${formatLsn(slotAfter!.confirmed)}; halted ${((Date.now() - started) / 1000).toFixed(1)} s after the slot was created`,
-    );
+    expect((await slotOn(standbyDb, early.slot))?.confirmed).toBe(atPromotion[0]!.confirmed);
+
+    // The new primary takes writes (the events a resume at the old position would pass over: their LSNs lie below
+    // it, on timeline 2) and its WAL passes that position: the WAL end no longer tells.
+    const gap = await insertEvents(standbyDb, 5);
+    for (let i = 0; i < 5 && (await currentWalLsn(standbyDb)) <= delivered; i++) await standbyDb.query('SELECT pg_switch_wal()');
+    expect(await currentWalLsn(standbyDb)).toBeGreaterThan(delivered);
+    late.follower.retarget(standby.port);
+    const lateHalt = await late.relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt of the relay moved later');
+    expect(lateHalt).toMatchObject({ msg: 'halted: nothing after the confirmed position was confirmed; fix the cause and restart', code: 'CHECKPOINT_AHEAD_OF_WAL', timeline: 1, currentTimeline: 2 });
+    expect(String(lateHalt.err)).toMatch(/^the relay was to resume at \S+, confirmed on timeline 1, but this PostgreSQL \(timeline 2\) left timeline 1 at \S+: the WAL past it is another server's/);
+    expect(parseLsn(String(lateHalt.resumeLsn))).toBeGreaterThanOrEqual(delivered);
+    expect((await slotOn(standbyDb, late.slot))?.confirmed).toBe(atPromotion[1]!.confirmed);
 
     // docs/metrics.md: stopped, a halted relay exits 1 (the halt's line being the reason), with no drain.
-    relay.signal('SIGTERM');
-    expect(await relay.exitCode()).toBe(1);
-    expect(relay.logs.map((l) => l.msg)).toContain('stopping a halted relay: nothing after the confirmed position is confirmed; the next start reads on from it');
-    expect((await slotOn(standbyDb, slot))?.confirmed).toBe(atPromotion!.confirmed);
+    early.relay.signal('SIGTERM');
+    expect(await early.relay.exitCode()).toBe(1);
+    expect(early.relay.logs.map((l) => l.msg)).toContain('stopping a halted relay: nothing after the confirmed position is confirmed; the next start reads on from it');
+    late.relay.signal('SIGTERM');
+    expect(await late.relay.exitCode()).toBe(1);
+
+    // Restarted with its checkpoint topic, the relay would start at the old primary's checkpoint: refused, exit 1.
+    const restarted = startRelay([...early.args, '--postgres-url', early.follower.url(db.url), '--checkpoint-topic', early.checkpointTopic]);
+    expect(await restarted.exitCode(), restarted.dump()).toBe(1);
+    const refused = restarted.logs.filter((l) => l.level === 'error');
+    expect(refused, restarted.dump()).toEqual([expect.objectContaining({ msg: 'giving up', code: 'CHECKPOINT_AHEAD_OF_WAL' })]);
+    expect(String(refused[0]!.err)).toContain(`the relay was to resume at ${formatLsn(checkpoint.lsn)}, confirmed on timeline 1, but this PostgreSQL (timeline 2) left timeline 1 at`);
+    expect((await slotOn(standbyDb, early.slot))?.confirmed).toBe(atPromotion[0]!.confirmed);
+
+    // The fix, as the runbook says: a new checkpoint topic. The relay starts at the slot and delivers the new primary's events.
+    const runbook = startRelay([...early.args, '--postgres-url', early.follower.url(db.url), '--checkpoint-topic', uniqueName('ckpt')]);
+    const records = await readTopic(early.topic, { expected: synced.length + behind.length + gap.length, settleMs: 0 });
+    expect(new Set(records.map((r) => r.key))).toEqual(new Set([...synced, ...behind, ...gap].map((e) => e.id)));
+    runbook.signal('SIGTERM');
+    expect(await runbook.exitCode(), runbook.dump()).toBe(0);
+    console.log(
+      `delivered on the old primary to ${formatLsn(delivered)} (the standby had ${formatLsn(received)}); the new primary's WAL end ${formatLsn(walEnd)} at promotion; ` +
+        `its slots confirmed at ${atPromotion.map((a) => formatLsn(a!.confirmed)).join(', ')}; all done ${((Date.now() - started) / 1000).toFixed(1)} s after the slots were created`,
+    );
   });
 });

@@ -34,7 +34,7 @@ const config = (startLsn: Lsn | undefined) => strategyConfig(startLsn, 'at-least
 describe('at-least-once with a replay window: a forward skip (run --start-lsn past the checkpoint)', () => {
   it('is recorded in the checkpoint even if nothing is confirmed after it (a halt at the next event): the next run does not stream the skipped range again', async () => {
     const strategy = deliveryStrategy(config(0x9800n), pino({ level: 'silent' }), { plainSink: {} as never });
-    expect(await strategy.startPosition()).toBe(0x9800n);
+    expect((await strategy.startPosition())?.lsn).toBe(0x9800n);
     // The run ends before any transaction after 0/9800 is confirmed: the last write records the skip.
     await strategy.close();
     // Before: nothing was written, and the next start read 0/9000, ahead of the slot (0/1000): the skip undone.
@@ -46,16 +46,16 @@ describe('at-least-once with a replay window: where a later session starts', () 
   it('at the checkpoint another instance wrote meanwhile (it held the slot and delivered), not at its own older position', async () => {
     stored = 0x9000n;
     const strategy = deliveryStrategy(config(undefined), pino({ level: 'silent' }), { plainSink: {} as never });
-    expect(await strategy.startPosition()).toBe(0x9000n);
+    expect((await strategy.startPosition())?.lsn).toBe(0x9000n);
     // Before: undefined, the session resumed at this process's own position (or the slot, older still).
     stored = 0x9800n;
-    expect(await strategy.resumePosition()).toBe(0x9800n);
+    expect((await strategy.resumePosition())?.lsn).toBe(0x9800n);
   });
 
   it('not at the checkpoint a replay below it started from (that would pass over the rest of the replayed range)', async () => {
     stored = 0x9000n;
     const strategy = deliveryStrategy(config(0x2000n), pino({ level: 'silent' }), { plainSink: {} as never, replay: true } as never);
-    expect(await strategy.startPosition()).toBe(0x2000n);
+    expect((await strategy.startPosition())?.lsn).toBe(0x2000n);
     expect(await strategy.resumePosition()).toBeUndefined();
   });
 });

@@ -56,27 +56,27 @@ describe('exactly-once: where a later session of a replay below the checkpoint s
     topic = [checkpointAt(0x9000n)];
     const strategy = strategyOf(0x2000n);
     // A replay from 0/2000 inside a 6h window, with the checkpoint at 0/9000: nothing recorded for it.
-    expect(await strategy.startPosition()).toBe(0x2000n);
+    expect(await strategy.startPosition()).toEqual({ lsn: 0x2000n, timeline: undefined });
     expect(sink.commits).toEqual([]);
     // The replay's Kafka transactions commit the checkpoint at its floor (0/9000), so a later read of it says
     // nothing about how far the replay got: the session after a reconnect or a source restart must start at
     // the relay's own confirmed position (undefined here), not at 0/9000, or 0/2000..0/9000 is never re-sent.
     const resume = await strategy.resumePosition();
-    expect(resume === undefined || resume <= 0x2000n).toBe(true);
+    expect(resume === undefined || resume.lsn <= 0x2000n).toBe(true);
     // Once the replay passed the checkpoint, a newer one is a commit this run made: a restart resumes there.
     topic.push(checkpointAt(0x9800n));
-    expect(await strategy.resumePosition()).toBe(0x9800n);
+    expect((await strategy.resumePosition())?.lsn).toBe(0x9800n);
   });
 
   it('a plain start keeps resuming from the checkpoint it started at, and from newer ones', async () => {
     topic = [checkpointAt(0x9000n)];
     const strategy = strategyOf(undefined);
-    expect(await strategy.startPosition()).toBe(0x9000n);
+    expect((await strategy.startPosition())?.lsn).toBe(0x9000n);
     // The relay's confirmed position is the start (0/9000) at least, so a session resuming there misses nothing.
     const resume = await strategy.resumePosition();
-    expect(resume === undefined || resume === 0x9000n).toBe(true);
+    expect(resume === undefined || resume.lsn === 0x9000n).toBe(true);
     topic.push(checkpointAt(0x9800n));
-    expect(await strategy.resumePosition()).toBe(0x9800n);
+    expect((await strategy.resumePosition())?.lsn).toBe(0x9800n);
   });
 });
 
@@ -84,7 +84,7 @@ describe('exactly-once with a replay window: a forward skip (run --start-lsn pas
   it('is committed at once, in a Kafka transaction of its own: a halt before the next commit does not stream the skipped range again', async () => {
     topic = [checkpointAt(0x9000n)];
     const strategy = strategyOf(0x9800n);
-    expect(await strategy.startPosition()).toBe(0x9800n);
+    expect((await strategy.startPosition())?.lsn).toBe(0x9800n);
     // The run ends before any transaction after 0/9800 is committed (the next event poison too: a halt).
     await strategy.close();
     // Before: no commit, the checkpoint stayed at 0/9000, ahead of the slot (0/1000): the next run streamed
@@ -92,7 +92,7 @@ describe('exactly-once with a replay window: a forward skip (run --start-lsn pas
     expect(sink.commits.map((c) => c.lsn)).toEqual([0x9800n]);
     expect(sink.visible).toEqual([]);
     expect(checkpoint()).toMatchObject({ lsn: 0x9800n, guarantee: 'exactly-once', replayWindow: '6h', systemId: '7' });
-    expect(await strategyOf(undefined).startPosition()).toBe(0x9800n);
+    expect((await strategyOf(undefined).startPosition())?.lsn).toBe(0x9800n);
   });
 
   it('that cannot be committed fails the start with CHECKPOINT_FAILED, retried by the relay; the checkpoint stays', async () => {
@@ -102,13 +102,13 @@ describe('exactly-once with a replay window: a forward skip (run --start-lsn pas
     await expect(strategy.startPosition()).rejects.toMatchObject({ code: 'CHECKPOINT_FAILED', retriable: true, details: { startLsn: '0/9800', checkpointLsn: '0/9000' } });
     expect(checkpoint().lsn).toBe(0x9000n);
     // The relay's next attempt (after a new claim) decides the start again and records it.
-    expect(await strategy.startPosition()).toBe(0x9800n);
+    expect((await strategy.startPosition())?.lsn).toBe(0x9800n);
     expect(checkpoint().lsn).toBe(0x9800n);
   });
 
   it('is not what a replay does: its start, past a checkpoint behind the slot, is not recorded', async () => {
     topic = [checkpointAt(0x800n)];
-    expect(await strategyOf(0x1000n, true).startPosition()).toBe(0x1000n);
+    expect((await strategyOf(0x1000n, true).startPosition())?.lsn).toBe(0x1000n);
     expect(sink.commits).toEqual([]);
   });
 });

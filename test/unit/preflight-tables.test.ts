@@ -15,6 +15,9 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
     if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i) }));
     if (sql.includes("relkind = 'p'")) return partitioned.filter((name) => sql.includes(`'${name}'`)).map((name) => ({ schema: 'public', table: name }));
     if (sql.startsWith('SET ')) return [];
+    // A promoted standby's: on timeline 2 since 0/90, where it left timeline 1 (history file as the server sends it).
+    if (sql === 'IDENTIFY_SYSTEM') return [{ systemid: '7', timeline: 2, xlogpos: '0/100', dbname: 'app' }];
+    if (sql === 'TIMELINE_HISTORY 2') return [{ filename: '00000002.history', content: Buffer.from('1\t0/90\tno recovery target specified\n') }];
     throw new Error(`unexpected query: ${sql}`);
   };
   return { query: async <T>(sql: string) => (asked.push(sql), rows(sql) as T[]) };
@@ -60,6 +63,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
       [16_384, 'outbox'],
       [16_385, 'orders'],
     ]);
+    expect(state.history).toEqual({ timeline: 2, switchpoints: new Map([[1, 0x90n]]) });
   });
 });
 

@@ -90,9 +90,9 @@ function startSession(flags: Record<string, string> = {}, options: { walSenderTi
   const stream = new ReplicationStream(config.postgres);
   (stream as unknown as { client: unknown }).client = server.client;
   const inner = session as unknown as { slot: unknown; stream: unknown };
-  inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), walEnd: 0x5000n, walSenderTimeoutMs: options.walSenderTimeoutMs ?? 0 };
+  inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), walEnd: 0x5000n, walSenderTimeoutMs: options.walSenderTimeoutMs ?? 0, history: { timeline: 1, switchpoints: new Map() } };
   inner.stream = stream;
-  session.start(0n, undefined);
+  session.start({ lsn: 0n, timeline: undefined }, undefined);
   return { session, server, lines };
 }
 

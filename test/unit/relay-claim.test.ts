@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
+import type { TimelinePosition } from '../../src/source/timeline.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayObserver } from '../../src/pipeline/observer.js';
 import type { DeliveryCallbacks } from '../../src/sink/delivery.js';
@@ -36,10 +37,10 @@ vi.mock('../../src/pipeline/session.js', () => ({
       if (outcome === 'slot-active') throw new RelayError('PG_SLOT_ACTIVE', 'slot in use (fake)', { retriable: true, details: { activePid: 1 } });
       if (outcome === 'pg-down') throw new RelayError('PG_CONNECT_FAILED', 'connection refused (fake)', { retriable: true });
     }
-    start(_lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
+    start(_lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
       steps.push('start');
       started();
-      return requested ?? 0n;
+      return requested?.lsn ?? 0n;
     }
     async close(): Promise<void> {
       this.onClose();
@@ -67,7 +68,7 @@ async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' 
     createDelivery,
     startPosition: async () => {
       steps.push('position');
-      return 0x5000n;
+      return { lsn: 0x5000n, timeline: undefined };
     },
     resumePosition: undefined,
     reportPosition: (lsn: Lsn) => lsn,

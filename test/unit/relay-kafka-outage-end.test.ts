@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import type { Guarantee } from '../../src/config/guarantee-config.js';
 import type { RelayError } from '../../src/errors.js';
+import type { TimelinePosition } from '../../src/source/timeline.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayOutcome } from '../../src/pipeline/relay.js';
 import type { OutboxEvent } from '../../src/route/event.js';
@@ -46,8 +47,8 @@ vi.mock('../../src/pipeline/session.js', () => ({
       return this.tracker.confirmed;
     }
     async open(): Promise<void> {}
-    start(lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
-      const start = requested ?? lastConfirmed;
+    start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
+      const start = requested?.lsn ?? lastConfirmed.lsn;
       this.tracker = new AckTracker(start);
       this.delivery.openSession(this.tracker);
       const script = streams[sessions++];
@@ -98,7 +99,7 @@ async function run(guarantee: Guarantee, sink: FakeSink, done: () => boolean, ma
   const ready: boolean[] = [];
   const retry = { ...FAST_RETRY, maxDelayMs: 2, maxDurationMs };
   const producing: Producing = guarantee === 'exactly-once' ? { guarantee, sink, slot: 's' } : { guarantee, sink };
-  const checkpoint = async () => sink.commits.at(-1)?.lsn ?? 0x5000n;
+  const checkpoint = async () => ({ lsn: sink.commits.at(-1)?.lsn ?? 0x5000n, timeline: undefined });
   const relay = new Relay(relayConfig(retry) as never, {
     logger,
     sink,

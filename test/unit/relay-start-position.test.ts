@@ -28,7 +28,7 @@ describe('Relay, the first start position', () => {
       sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
       createDelivery: idleDelivery,
       // The strategy's choice (the checkpoint, ahead of the slot); another instance may have moved it meanwhile.
-      startPosition: async () => checkpoints[decided++],
+      startPosition: async () => ({ lsn: checkpoints[decided++]!, timeline: undefined }),
       // at-least-once and at-most-once: a later session starts at the slot.
       resumePosition: undefined,
       reportPosition: (lsn: Lsn) => lsn,

@@ -29,7 +29,7 @@ describe('replayWindow set to another window than the recorded one, at a start t
     const config = { ...base, values: { ...base.values, replayWindow: parseReplayWindow('1h') } } as never;
     const strategy = deliveryStrategy(config, logger, { plainSink: {} as never });
     // As the relay does when the session's start fails after the position was decided: each attempt decides it again.
-    for (let attempt = 0; attempt < 3; attempt++) expect(await strategy.startPosition()).toBe(0x9000n);
+    for (let attempt = 0; attempt < 3; attempt++) expect((await strategy.startPosition())?.lsn).toBe(0x9000n);
     await strategy.close();
     const said = (prefix: string) => {
       const matching = lines.filter((l) => l.msg.startsWith(prefix));

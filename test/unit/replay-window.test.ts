@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../src/checkpoint/checkpoint.js';
-import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import { RecordedReplayWindow } from '../../src/checkpoint/recorded-window.js';
 import { ReplayWindowPosition, formatReplayWindow, parseReplayWindow } from '../../src/checkpoint/replay-window.js';
 import { chooseStart, foreignCheckpoint } from '../../src/checkpoint/start-position.js';
@@ -110,6 +110,17 @@ describe('start position', () => {
     expect(foreignCheckpoint('s', 'ckpt', { lsn: 0x500n }, '222')).toBeUndefined();
     const stored = decodeCheckpoint(encodeCheckpoint({ slot: 's', lsn: 0x500n, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once', systemId: '222' }), 'ckpt');
     expect(stored.systemId).toBe('222');
+  });
+
+  it('records the timeline the position was confirmed on: the store\'s once a session streams, else the checkpoint\'s; an unreadable one as none', () => {
+    const store = new KafkaCheckpointStore({} as never, 'ckpt');
+    const checkpoint: Checkpoint = { slot: 's', lsn: 0x500n, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once', timeline: 1 };
+    const written = () => decodeCheckpoint(store.message(checkpoint).value!, 'ckpt');
+    // A record rewritten before any session streamed (the replay window's, at the start) keeps the timeline it had.
+    expect(written().timeline).toBe(1);
+    store.timeline = 2;
+    expect(written().timeline).toBe(2);
+    for (const timeline of ['2', 0, 1.5]) expect(decodeCheckpoint(Buffer.from(JSON.stringify({ slot: 's', lsn: '0/500', timeline })), 'ckpt').timeline).toBeUndefined();
   });
 
   it('refuses a checkpoint beyond the current WAL end (another server wrote it), with or without --start-lsn', () => {

@@ -26,7 +26,7 @@ describe('Session start', () => {
     const sent: Lsn[] = [];
     let handlers: StreamHandlers | undefined;
     const inner = session as unknown as { slot: unknown; stream: unknown };
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 60_000 };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 60_000, history: { timeline: 1, switchpoints: new Map() } };
     inner.stream = {
       start: (_options: unknown, h: StreamHandlers) => (handlers = h),
       sendStatus: async (lsn: Lsn) => void sent.push(lsn),
@@ -34,7 +34,7 @@ describe('Session start', () => {
       close: async () => undefined,
     };
 
-    expect(session.start(0n, undefined)).toBe(0x1000n);
+    expect(session.start({ lsn: 0n, timeline: undefined }, undefined)).toBe(0x1000n);
     // PostgreSQL's first keepalive after START_REPLICATION, long before the first status interval (10 s).
     handlers!.onKeepalive(0x5000n, false);
     expect(sent).toEqual([0x1000n]);
@@ -53,12 +53,35 @@ describe('Session start', () => {
     let closed = false;
     const inner = session as unknown as { slot: unknown; stream: unknown };
     // The new primary's slot (synced, at 0/1000) and WAL end (0/5000); the relay had confirmed 0/9000 on the old one.
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 60_000 };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 60_000, history: { timeline: 1, switchpoints: new Map() } };
     inner.stream = { start: () => void (started = true), close: async () => void (closed = true) };
-    expect(() => session.start(0x9000n, undefined)).toThrow(expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', details: { resumeLsn: '0/9000', currentWalLsn: '0/5000' } }));
+    expect(() => session.start({ lsn: 0x9000n, timeline: undefined }, undefined)).toThrow(expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', details: { resumeLsn: '0/9000', currentWalLsn: '0/5000' } }));
     expect({ started, opened, closed }).toEqual({ started: false, opened: 0, closed: true });
     // At or below the WAL end it starts as before.
-    expect(session.start(0x5000n, undefined)).toBe(0x5000n);
+    expect(session.start({ lsn: 0x5000n, timeline: undefined }, undefined)).toBe(0x5000n);
+  });
+
+  it('refuses to resume below the WAL end at a position of the old primary past where this server left its timeline: CHECKPOINT_AHEAD_OF_WAL, nothing started', () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    let opened = 0;
+    const delivery = { openSession: () => void opened++, endSession: () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
+    let started = 0;
+    let closed = false;
+    const inner = session as unknown as { slot: unknown; stream: unknown };
+    // A promoted standby on timeline 2 since 0/3000, its slot synced at 0/2000, its WAL already written to 0/9000
+    // (with its own transactions at the LSNs the old primary had confirmed up to 0/5000).
+    inner.slot = { confirmedFlush: 0x2000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000, history: { timeline: 2, switchpoints: new Map([[1, 0x3000n]]) } };
+    inner.stream = { start: () => void started++, close: async () => void (closed = true) };
+    const refused = { code: 'CHECKPOINT_AHEAD_OF_WAL', details: { resumeLsn: '0/5000', timeline: 1, currentTimeline: 2, currentWalLsn: '0/9000' } };
+    // This process's own position (the session before confirmed it on timeline 1), and a checkpoint's.
+    expect(() => session.start({ lsn: 0x5000n, timeline: 1 }, undefined)).toThrow(expect.objectContaining(refused));
+    expect(() => session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x5000n, timeline: 1 })).toThrow(expect.objectContaining(refused));
+    expect({ started, opened, closed }).toEqual({ started: 0, opened: 0, closed: true });
+    // Up to where the server left timeline 1 it is this server's WAL too; the timeline of a --start-lsn is not known.
+    expect(session.start({ lsn: 0x3000n, timeline: 1 }, undefined)).toBe(0x3000n);
+    expect(session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x5000n, timeline: undefined })).toBe(0x5000n);
+    expect(session.timeline).toBe(2);
   });
 
   it('after the stream failed, the final status is not counted as reported: the halt line and gauges keep what PostgreSQL was sent', () => {
@@ -68,9 +91,9 @@ describe('Session start', () => {
     const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined, (confirmed) => (reports.push(confirmed), confirmed));
     const stream = { finished: false, start: () => undefined, sendStatus: async () => undefined, pause: () => undefined, close: async () => undefined };
     const inner = session as unknown as { slot: unknown; stream: unknown; tracker: { keepalive(lsn: Lsn): void }; finish(error: unknown): void };
-    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000 };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000, history: { timeline: 1, switchpoints: new Map() } };
     inner.stream = stream;
-    session.start(0n, undefined);
+    session.start({ lsn: 0n, timeline: undefined }, undefined);
     // Idle: a keepalive confirms its WAL end; then the connection fails (PG_SLOT_LOST mid-stream, say).
     inner.tracker.keepalive(0x2000n);
     stream.finished = true;

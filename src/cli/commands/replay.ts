@@ -110,6 +110,7 @@ export function replayCommand(): Command {
       createDelivery: bound.wrap(strategy.createDelivery),
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
+      streamingOn: strategy.streamingOn,
       reportPosition: strategy.reportPosition,
       drainEnded: strategy.drainEnded,
       observer: combineObservers(strategy.observer, bound.observer, tally.observer, {

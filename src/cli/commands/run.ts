@@ -83,6 +83,7 @@ export function runCommand(): Command {
       createDelivery: strategy.createDelivery,
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
+      streamingOn: strategy.streamingOn,
       reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       drainEnded: strategy.drainEnded,
       observer,

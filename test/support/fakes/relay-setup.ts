@@ -1,6 +1,7 @@
 import pino from 'pino';
 import type { RetryPolicy } from '../../../src/config/types.js';
 import { RelayError } from '../../../src/errors.js';
+import type { TimelinePosition } from '../../../src/source/timeline.js';
 import type { Lsn } from '../../../src/lsn.js';
 
 /** The settings a Relay with fake sessions and sinks reads; `retry` as the test needs it. */
@@ -45,9 +46,9 @@ export function haltingSession(refused: () => boolean, started: (lastConfirmed: 
     async open(): Promise<void> {
       if (refused()) throw new RelayError('PG_STREAM_FAILED', 'connection refused (fake)', { retriable: true });
     }
-    start(lastConfirmed: Lsn, requested: Lsn | undefined): Lsn {
-      started(lastConfirmed, requested);
-      this.confirmed = requested ?? 0n;
+    start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
+      started(lastConfirmed.lsn, requested?.lsn);
+      this.confirmed = requested?.lsn ?? 0n;
       return this.confirmed;
     }
     async close(): Promise<void> {}
@@ -75,8 +76,8 @@ export function failingSession(opened: () => void, server: { streams: () => bool
     async open(): Promise<void> {
       opened();
     }
-    start(lastConfirmed: Lsn): Lsn {
-      return lastConfirmed;
+    start(lastConfirmed: TimelinePosition): Lsn {
+      return lastConfirmed.lsn;
     }
     endIntake(): Lsn | undefined {
       return undefined;
