@@ -17,7 +17,11 @@ import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
 import { createTransactionalSink } from '../sink/create-sink.js';
 import type { PlainSink, Sink } from '../sink/sink.js';
+import { missingSlotDelivered } from '../source/slot-lost.js';
 import type { TimelinePosition } from '../source/timeline.js';
+
+/** How long a missing slot's explanation waits for the checkpoint topic. */
+const MISSING_SLOT_READ_MS = 5_000;
 import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
@@ -29,6 +33,8 @@ export interface DeliveryStrategy {
   resumePosition: () => Promise<TimelinePosition | undefined>;
   /** The timeline sessions stream on (RelayDeps.streamingOn): written into every checkpoint record. */
   streamingOn: (timeline: number) => void;
+  /** RelayDeps.explainMissingSlot: a missing slot whose checkpoint exists was lost (slot-lost.ts). */
+  explainMissingSlot: (missing: RelayError) => Promise<RelayError>;
   reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** A stop's drain ended (RelayDeps.drainEnded): the last checkpoint is written before the slot is released (non-transactional modes). */
@@ -160,6 +166,12 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
 
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
 
+  // The relay exits with it either way: a checkpoint topic that cannot be read leaves the plain message, soon.
+  const explainMissingSlot = async (missing: RelayError): Promise<RelayError> => {
+    const checkpoint = await store.read(config.slot, MISSING_SLOT_READ_MS).catch(() => undefined);
+    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint) : missing;
+  };
+
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */
   const readOwnCheckpoint = async () => {
     const read = await readCheckpoint();
@@ -197,6 +209,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     resumePosition,
     reportPosition,
     streamingOn: (timeline) => void (store.timeline = timeline),
+    explainMissingSlot,
     observer: writer ?? {},
     drainEnded: async (drained, closeBy) => writer?.drainEnded(drained, closeBy),
     close: async () => {

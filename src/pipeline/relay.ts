@@ -28,6 +28,8 @@ export interface RelayDeps {
   resumePosition?: () => Promise<TimelinePosition | undefined>;
   /** A session streams on this PostgreSQL timeline (checked against the positions it resumed at): checkpoints record it. */
   streamingOn?: (timeline: number) => void;
+  /** PG_SLOT_MISSING as the operator is told it: a slot that had delivered was lost, which a plain `setup` does not mend. */
+  explainMissingSlot?: (missing: RelayError) => Promise<RelayError>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
   /**
@@ -298,7 +300,10 @@ export class Relay {
           if (first && !error.retriable) return this.fail(error);
           throw error;
         }
-        if (opened.status === 'rejected') throw opened.reason;
+        if (opened.status === 'rejected') {
+          const failed = asRelayError(opened.reason);
+          throw failed.code === 'PG_SLOT_MISSING' && this.deps.explainMissingSlot ? await this.deps.explainMissingSlot(failed) : failed;
+        }
         let startLsn: Lsn;
         try {
           startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline }, position.value);

@@ -1,4 +1,5 @@
 import { RelayError } from '../errors.js';
+import { formatLsn, type Lsn } from '../lsn.js';
 
 /**
  * Why PostgreSQL invalidated a slot (wal_status 'lost'), as pg_replication_slots.invalidation_reason names it
@@ -80,4 +81,29 @@ export function slotLostError(slot: string, reason: string | null | undefined, d
       `To avoid it: ${avoid}`,
     details: { invalidationReason: reason ?? null },
   });
+}
+
+/** How far before the last delivered commit a republish starts: clocks and the checkpoint's lag, covered by dedupe on the id. */
+const REPUBLISH_MARGIN_MS = 60_000;
+
+/**
+ * PG_SLOT_MISSING (`missing`) for a slot whose checkpoint exists: it was there and delivered, so it was lost (a
+ * failover to a server without it, a drop), and a new slot streams only what is committed after it is created. The
+ * plain fix (`setup`) then passed over everything committed between the checkpoint and the new slot, silently;
+ * this one names the runbook's steps with the checkpoint's commit time.
+ */
+export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }): RelayError {
+  const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
+  const since = checkpoint.commitTimeMs === undefined ? '<time of the last delivered event>' : new Date(checkpoint.commitTimeMs - REPUBLISH_MARGIN_MS).toISOString();
+  return new RelayError(
+    'PG_SLOT_MISSING',
+    `${missing.message}, but the checkpoint topic "${topic}" holds its delivered position (${formatLsn(checkpoint.lsn)}${committed}): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created`,
+    {
+      hint:
+        `the events committed since that position exist only in the outbox table now. Recovery (docs/operations.md, failover): ` +
+        `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the lost slot's position); 2) ${recreateSlot('setup', undefined)}; ` +
+        `3) start the relay; 4) re-send the gap: outbox-relay republish --since ${since} (consumers dedupe on the id header)`,
+      details: { ...missing.details, checkpointLsn: formatLsn(checkpoint.lsn), checkpointCommitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString() },
+    },
+  );
 }

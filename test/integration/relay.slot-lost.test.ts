@@ -1,11 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresServer, waitUntil } from '../../stack/index.js';
+import { formatLsn } from '../../src/lsn.js';
 import { runCli, runCliJson } from '../support/cli.js';
-import { useDatabaseOn } from '../support/database.js';
+import { useDatabaseOn, useFreshDatabase } from '../support/database.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
-import { setupOutbox } from '../support/outbox.js';
+import { checkpointStore } from '../support/checkpoints.js';
+import { insertEvents, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
-import { createDatabase, stack, uniqueName, type TestDatabase } from '../support/services.js';
+import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
 
 /** WAL churn past max_slot_wal_keep_size while no relay reads `slot`, until a checkpoint invalidates it. */
 async function removeWalUnder(db: TestDatabase, slot: string): Promise<void> {
@@ -127,5 +129,50 @@ describe.skipIf(!stack().owned.postgres).each([16, 17] as const)('slot status: a
     // advance refuses a lost slot with the same error as the relay's pre-flight.
     const advance = await runCliJson<{ error: { code: string; message: string } }>(['slot', 'advance', '0/0', '--json', ...connection]);
     expect(advance.json.error).toMatchObject({ code: 'PG_SLOT_LOST', message: expect.stringContaining('(invalidation_reason wal_removed): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)') });
+  });
+});
+
+describe('relay: a slot that had delivered and is gone (a failover to a server without it, a drop)', () => {
+  const db = useFreshDatabase('gone');
+  afterEach(killAllRelays);
+
+  it('exits 1 with PG_SLOT_MISSING naming its checkpoint and the recovery; followed as printed, every event arrives', async () => {
+    const setup = await setupOutbox(db());
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const delivered = await insertEvents(db(), 5);
+    await waitForConfirmedAll(db(), setup.slot);
+    relay.signal('SIGTERM');
+    expect(await relay.exitCode(), relay.dump()).toBe(0);
+    const checkpoint = await checkpointStore('outbox-relay.checkpoints').read(setup.slot);
+    expect(checkpoint?.commitTimeMs).toBeDefined();
+
+    // Gone from outside the relay; the events committed meanwhile no slot will ever stream.
+    await db().query('SELECT pg_drop_replication_slot($1)', [setup.slot]);
+    const gap = await insertEvents(db(), 3);
+    const restarted = startRelay(setup.args);
+    expect(await restarted.exitCode(), restarted.dump()).toBe(1);
+    const errors = restarted.logs.filter((l) => l.level === 'error');
+    expect(errors, restarted.dump()).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING', checkpointLsn: formatLsn(checkpoint!.lsn) })]);
+    expect(String(errors[0]!.err)).toContain(`replication slot "${setup.slot}" does not exist, but the checkpoint topic "outbox-relay.checkpoints" holds its delivered position (${formatLsn(checkpoint!.lsn)}, commit time ${new Date(checkpoint!.commitTimeMs!).toISOString()}): the slot was lost`);
+    const fix = String(errors[0]!.fix);
+    const since = /outbox-relay republish --since (\S+)/.exec(fix)?.[1];
+    expect(since, fix).toBe(new Date(checkpoint!.commitTimeMs! - 60_000).toISOString());
+    expect(fix).toContain('1) point checkpoint.topic (--checkpoint-topic) at a new topic');
+
+    // The recovery as printed: a new checkpoint topic, setup, the relay, then the republish.
+    const args = [...setup.args, '--checkpoint-topic', uniqueName('ckpt')];
+    const created = await runCli(['setup', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication]);
+    expect(created.code, created.stdout + created.stderr).toBe(0);
+    const recovered = startRelay(args);
+    await recovered.waitForMessage('streaming from PostgreSQL');
+    const after = await insertEvents(db(), 2);
+    const republished = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--kafka-brokers', stack().brokers.join(','), '--since', since!]);
+    expect(republished.code, republished.stdout + republished.stderr).toBe(0);
+    // Once each from the relays, and every row since the printed time again from the republish.
+    const records = await readTopic(setup.topic, { expected: (delivered.length + after.length) * 2 + gap.length, settleMs: 500 });
+    expect(new Set(records.map((r) => r.key))).toEqual(new Set([...delivered, ...gap, ...after].map((e) => e.id)));
+    recovered.signal('SIGTERM');
+    expect(await recovered.exitCode(), recovered.dump()).toBe(0);
   });
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { SlotStatus } from '../../src/ops/slots.js';
 import { slotProblem } from '../../src/ops/slots.js';
 import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
-import { slotLostError } from '../../src/source/slot-lost.js';
+import { RelayError } from '../../src/errors.js';
+import { missingSlotDelivered, slotLostError } from '../../src/source/slot-lost.js';
 import { load } from '../support/config-load.js';
 
 /** The pre-flight's queries on a server whose slot is lost for `reason` (what INVALIDATION_REASON_SQL reads). */
@@ -83,5 +84,26 @@ describe('a lost slot: the cause and the fix follow invalidation_reason (from Po
     const problem = slotProblem(slot);
     expect(problem).toMatchObject({ code: 'PG_SLOT_LOST', details: { invalidationReason: 'idle_timeout' } });
     expect(problem!.message).toContain('idle_replication_slot_timeout');
+  });
+});
+
+describe('a missing slot whose checkpoint exists', () => {
+  const missing = new RelayError('PG_SLOT_MISSING', 'replication slot "s" does not exist', { hint: 'run outbox-relay setup' });
+
+  it('was lost: the recovery names a new checkpoint topic, setup and a republish from its commit time less a minute', () => {
+    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') });
+    expect(error).toMatchObject({ code: 'PG_SLOT_MISSING', retriable: false, details: { checkpointLsn: '0/1234', checkpointCommitTime: '2026-12-05T08:00:00.000Z' } });
+    expect(error.message).toBe(
+      'replication slot "s" does not exist, but the checkpoint topic "ckpt" holds its delivered position (0/1234, commit time 2026-12-05T08:00:00.000Z): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created',
+    );
+    expect(error.hint).toContain('1) point checkpoint.topic (--checkpoint-topic) at a new topic');
+    expect(error.hint).toContain('2) outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot)');
+    expect(error.hint).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z');
+  });
+
+  it('without a commit time (a checkpoint of a forward skip), the republish asks for the time of the last delivered event', () => {
+    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: undefined });
+    expect(error.message).toContain('holds its delivered position (0/1234):');
+    expect(error.hint).toContain('outbox-relay republish --since <time of the last delivered event>');
   });
 });

@@ -111,6 +111,7 @@ export function replayCommand(): Command {
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
       streamingOn: strategy.streamingOn,
+      explainMissingSlot: strategy.explainMissingSlot,
       reportPosition: strategy.reportPosition,
       drainEnded: strategy.drainEnded,
       observer: combineObservers(strategy.observer, bound.observer, tally.observer, {

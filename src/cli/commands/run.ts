@@ -84,6 +84,7 @@ export function runCommand(): Command {
       startPosition: strategy.startPosition,
       resumePosition: strategy.resumePosition,
       streamingOn: strategy.streamingOn,
+      explainMissingSlot: strategy.explainMissingSlot,
       reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
       drainEnded: strategy.drainEnded,
       observer,
