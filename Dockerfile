@@ -109,10 +109,12 @@ COPY config ./config
 USER 1000:1000
 # http.port: /healthz, /readyz, /metrics.
 EXPOSE 9464
-# No curl in the slim image: node itself probes /healthz (process alive and not wedged). It honours
-# OUTBOX_RELAY_HTTP_PORT; with the HTTP server turned off (port 0) run the container with --no-healthcheck.
+# No curl in the slim image: the relay's own `health` command probes /healthz (process alive and not wedged), at
+# http.port as run resolves it from the environment and OUTBOX_RELAY_CONFIG's file; it cannot see flags given to
+# run. It gives up 4 s after it started, within --timeout, and says why. With the HTTP server turned off (port 0)
+# it reports unhealthy: run the container with --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "require('node:http').get({host: '127.0.0.1', port: Number(process.env.OUTBOX_RELAY_HTTP_PORT || 9464), path: '/healthz', timeout: 4000}, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('timeout', () => process.exit(1)).on('error', () => process.exit(1))"]
+  CMD ["node", "/app/dist/outbox-relay.js", "health"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tini", "--", "node", "/app/dist/outbox-relay.js"]
 CMD ["run"]

@@ -24,6 +24,8 @@ export const COMMAND_SETTINGS = {
   // Kafka only for the checkpoint (with --kafka-brokers).
   status: ['postgres', 'slot', 'publication', 'client', 'kafka', 'checkpoint'],
   'config check': ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'heartbeat', 'kafka', 'delivery', 'retry', 'poison', 'checkpoint', 'shutdown', 'http', 'client', 'logging'],
+  // The address of /healthz only: a probe must not fail on the other settings (a secret file gone since the start).
+  health: ['http'],
 } as const satisfies Record<string, readonly SettingGroup[]>;
 
 export type CommandName = keyof typeof COMMAND_SETTINGS;

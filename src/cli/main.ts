@@ -6,6 +6,7 @@
 import './early-signals.js';
 import { Command, CommanderError } from 'commander';
 import { configCommand } from './commands/config.js';
+import { healthCommand } from './commands/health.js';
 import { publicationCommand } from './commands/publication.js';
 import { replayCommand } from './commands/replay.js';
 import { republishCommand } from './commands/republish.js';
@@ -33,7 +34,8 @@ const program = new Command('outbox-relay')
   .addCommand(slotCommand())
   .addCommand(publicationCommand())
   .addCommand(statusCommand())
-  .addCommand(configCommand());
+  .addCommand(configCommand())
+  .addCommand(healthCommand());
 
 /** The command whose parsing failed, named in the fix of the usage error reported for it. */
 let failedCommand = program.name();

@@ -4,7 +4,7 @@ import type YAML from 'yaml';
 import { RelayError } from '../errors.js';
 import { editDistance } from '../edit-distance.js';
 import { lazyRequire } from '../lazy-require.js';
-import { SETTINGS, SETTINGS_BY_KEY, type Setting } from './settings.js';
+import { SETTINGS, SETTINGS_BY_KEY, type Setting, type SettingValues } from './settings.js';
 import type { Origin } from './types.js';
 
 /** Only a YAML config file needs the parser. */
@@ -23,7 +23,8 @@ export class ConfigError extends RelayError {
   }
 }
 
-function describeOrigin(setting: Setting, origin: Origin, file: string | undefined): string {
+/** Where a value came from, as a message names it: `flag --x`, `environment variable X`, `key "x" in <file>`. */
+export function describeOrigin(setting: Setting, origin: Origin, file: string | undefined): string {
   switch (origin) {
     case 'flag':
       return `flag ${setting.flag}`;
@@ -214,9 +215,10 @@ export class ConfigProblems {
 }
 
 /**
- * defaults < config file < environment < flags, each value validated by its setting's schema. Bad values and
- * missing `required` settings go to `problems`, each with the key, where it came from and what is allowed: the
- * caller reports them with the refusals of its checks across settings, which run on the valid values meanwhile.
+ * defaults < config file < environment < flags, each value of `settings` (all, or the few a command reads)
+ * validated by its setting's schema. Bad values and missing `required` settings go to `problems`, each with the
+ * key, where it came from and what is allowed: the caller reports them with the refusals of its checks across
+ * settings, which run on the valid values meanwhile.
  * `fileUnread`: the config file could not be read (its own problem is already in `problems`); the environment's
  * and the flags' values are still checked, as they win over the file, and the settings they leave to it are not
  * known: neither checked nor reported missing.
@@ -224,12 +226,13 @@ export class ConfigProblems {
 export function resolveSettings(
   layers: { file?: RawValues; fileName?: string; fileUnread?: boolean; unknownFileKeys?: string[]; env: RawValues; flags: RawValues; required?: string[] },
   problems: ConfigProblems,
+  settings: readonly Setting[] = SETTINGS,
 ): Resolved {
   const values: Record<string, unknown> = {};
   const origins: Record<string, Origin> = {};
   const invalid = new Set<string>();
   if (layers.unknownFileKeys?.length) problems.add(unknownKeys(layers.fileName!, layers.unknownFileKeys));
-  for (const setting of SETTINGS) {
+  for (const setting of settings) {
     let raw: unknown = setting.default;
     let origin: Origin = 'default';
     for (const [layer, source] of [
@@ -274,4 +277,44 @@ export function resolveSettings(
 function missing(key: string): ConfigError {
   const setting = SETTINGS_BY_KEY.get(key)!;
   return new ConfigError(`missing required setting ${key}`, `pass ${setting.flag} ${setting.placeholder}, set ${setting.env}, or add "${key}" to the config file`);
+}
+
+/** Where a command's settings come from besides the defaults. */
+export interface SettingSources {
+  flags: RawValues;
+  env?: NodeJS.ProcessEnv;
+  /** --config; falls back to OUTBOX_RELAY_CONFIG. */
+  configFile?: string;
+  /** Receives one line per former setting name in use and per unknown OUTBOX_RELAY_* variable (default: stderr). */
+  warn?: (line: string) => void;
+}
+
+/** The layers resolveSettings reads; a config file that cannot be read is one of `problems`. */
+export function readLayers(sources: SettingSources, problems: ConfigProblems) {
+  const env = sources.env ?? process.env;
+  const fileName = sources.configFile ?? env.OUTBOX_RELAY_CONFIG;
+  const file = fileName ? problems.check(() => readConfigFile(fileName)) : undefined;
+  return {
+    file: file?.values,
+    fileName,
+    fileUnread: fileName !== undefined && file === undefined,
+    unknownFileKeys: file?.unknown,
+    env: readEnv(env, sources.warn ?? ((line) => process.stderr.write(`${line}\n`))),
+    flags: sources.flags,
+  };
+}
+
+/**
+ * A few settings resolved exactly as loadConfig resolves them (the same sources, layers and schemas), and nothing
+ * else: for a command that reads only these (health), the other settings and the checks across them are none of
+ * its business, and must not fail it. Throws only what keeps these from being known: their invalid values, and a
+ * config file that cannot be read when one of them was left to it.
+ */
+export function loadSettings<K extends keyof SettingValues>(keys: readonly K[], sources: SettingSources): { values: Pick<SettingValues, K>; origins: Partial<Record<K, Origin>>; fileName: string | undefined } {
+  const problems = new ConfigProblems();
+  const layers = readLayers(sources, problems);
+  // Its unknown keys are not these settings' problem: run and config check, which read every key, refuse them.
+  const resolved = resolveSettings({ ...layers, unknownFileKeys: undefined }, problems, keys.map((key) => SETTINGS_BY_KEY.get(key)!));
+  if (keys.some((key) => resolved.invalid.has(key))) problems.throwIfAny();
+  return { values: resolved.values as Pick<SettingValues, K>, origins: resolved.origins as Partial<Record<K, Origin>>, fileName: layers.fileName };
 }

@@ -8,7 +8,7 @@ import { parseLsn } from '../lsn.js';
 import { formatDuration } from './units.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
 import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, topicNameProblem } from '../route/topic-template.js';
-import { ConfigError, ConfigProblems, readConfigFile, readEnv, readValid, resolveSettings, type RawValues } from './load.js';
+import { ConfigError, ConfigProblems, readLayers, readValid, resolveSettings, type SettingSources } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
 import { tableMappings } from './tables.js';
@@ -189,14 +189,8 @@ function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, producin
   };
 }
 
-export interface LoadOptions {
-  flags: RawValues;
-  env?: NodeJS.ProcessEnv;
-  /** --config; falls back to OUTBOX_RELAY_CONFIG. */
-  configFile?: string;
+export interface LoadOptions extends SettingSources {
   required?: string[];
-  /** Receives one line per former setting name in use (default: stderr). */
-  warn?: (line: string) => void;
   /**
    * The command holds events in flight (run, replay; config check, which refuses what run refuses): the window
    * must fit this process's heap, checked with the other problems. The commands without one leave it out.
@@ -244,22 +238,9 @@ function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems
 /** The one validated configuration object, built at start-up before any connection opens. */
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
-  const fileName = options.configFile ?? env.OUTBOX_RELAY_CONFIG;
   // The file's, the values' and the checks' problems fail together: one fix-and-retry round.
   const problems = options.problems ?? new ConfigProblems();
-  const file = fileName ? problems.check(() => readConfigFile(fileName)) : undefined;
-  const resolved = resolveSettings(
-    {
-      file: file?.values,
-      fileName,
-      fileUnread: fileName !== undefined && file === undefined,
-      unknownFileKeys: file?.unknown,
-      env: readEnv(env, options.warn ?? ((line) => process.stderr.write(`${line}\n`))),
-      flags: options.flags,
-      required: options.required ?? [],
-    },
-    problems,
-  );
+  const resolved = resolveSettings({ ...readLayers(options, problems), required: options.required ?? [] }, problems);
   // Every value read here passed its setting's schema (readValid skips the check that reads one that did not):
   // the table's types hold. Each check below reads only what it needs, and runs whatever else is invalid.
   const v = readValid(resolved) as SettingValues;

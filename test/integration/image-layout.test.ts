@@ -533,6 +533,19 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
     expect(await relay.exited).toBe(0);
   });
 
+  it('passes its own HEALTHCHECK with http.port set only in the config file (OUTBOX_RELAY_CONFIG), which the HEALTHCHECK reads as run does', async () => {
+    const { env: deployment } = await deploymentEnv();
+    const { OUTBOX_RELAY_HTTP_PORT: port, ...env } = deployment;
+    const file = imageConfigFile(`http:\n  port: ${port}\n`);
+    const relay = start(imageCommand(config.cmd), { ...env, OUTBOX_RELAY_CONFIG: file });
+    await waitForLog(relay, 'health and metrics endpoints listening');
+    const health = await runHealthcheck(config.healthcheck!, { ...env, OUTBOX_RELAY_CONFIG: file });
+    expect(health.code, health.output).toBe(0);
+    expect(health.output).toBe(`healthy: http://127.0.0.1:${port}/healthz answered 200 (http.port ${port}, from key "http.port" in ${file})`);
+    relay.child.kill('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it('HEALTHCHECK command: 0 on 200 from /healthz, 1 on 503, on a refused connection and on no answer', async () => {
     const hits: string[] = [];
     let status = 200;
@@ -546,26 +559,46 @@ describe('container image: the Dockerfile reproduced without Docker', () => {
     try {
       expect((await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: port })).code).toBe(0);
       expect(hits).toEqual(['/healthz']);
+      // The port from a config file alone, as a deployment that mounts one sets it.
+      const fromFile = await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_CONFIG: imageConfigFile(`http:\n  port: ${port}\n`) });
+      expect(fromFile.code, fromFile.output).toBe(0);
+      expect(hits).toEqual(['/healthz', '/healthz']);
       status = 503;
-      expect((await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: port })).code).toBe(1);
+      const unhealthy = await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: port });
+      expect(unhealthy.code).toBe(1);
+      expect(unhealthy.output).toMatch(/^outbox-relay: RELAY_UNHEALTHY: .* answered 503/);
       status = 0;
-      expect((await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: port })).code).toBe(1);
-      // It gives up on its own (the exit 1 above, from its timeout), before Docker's --timeout would kill it: its
-      // request timeout leaves Node's start at least a second of Docker's.
-      const probeTimeoutMs = Number(/\btimeout: (\d+)/.exec(JSON.stringify(config.healthcheck))?.[1]);
-      expect(probeTimeoutMs).toBeLessThanOrEqual(parseDurationSeconds(config.healthcheckOptions.timeout ?? '30s') * 1000 - 1000);
+      const probeStarted = Date.now();
+      const silent = await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: port });
+      // It gives up on its own, saying why, before Docker's --timeout would kill it, its own start included.
+      expect(Date.now() - probeStarted).toBeLessThan(parseDurationSeconds(config.healthcheckOptions.timeout ?? '30s') * 1000);
+      expect(silent.code).toBe(1);
+      expect(silent.output).toMatch(/^outbox-relay: RELAY_UNREACHABLE: no answer from .*: no answer within \d+ ms/);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
     expect((await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: String(await freePort()) })).code).toBe(1);
+    // The HTTP server turned off: nothing to probe, and it says so rather than reporting healthy.
+    const off = await runHealthcheck(config.healthcheck!, { OUTBOX_RELAY_HTTP_PORT: '0' });
+    expect(off.code).toBe(1);
+    expect(off.output).toMatch(/^outbox-relay: CONFIG_INVALID: http\.port 0, .*the HTTP server is off[\s\S]*fix: set http\.port .*--no-healthcheck/);
   });
 
   async function runHealthcheck(command: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
     // Docker runs it inside the container: the image's WORKDIR, user and environment plus the container's.
-    const probe = start(command.map((a, i) => (i === 0 && a === 'node' ? process.execPath : a)), env);
+    const probe = start(command.map((a, i) => (i === 0 && a === 'node' ? process.execPath : a.startsWith(`${APP}/`) ? join(app, a.slice(APP.length + 1)) : a)), env);
     const code = await probe.exited;
     return { code, output: [...probe.stdout, ...probe.stderr].join('\n') };
+  }
+
+  /** A config file as a deployment mounts one: readable by the image's user. */
+  function imageConfigFile(text: string): string {
+    const configDir = mkdtempSync(join(work, 'config-'));
+    chmodSync(configDir, 0o755);
+    const file = join(configDir, 'outbox-relay.yaml');
+    writeFileSync(file, text, { mode: 0o644 });
+    return file;
   }
 });
 
@@ -701,11 +734,10 @@ describe('Dockerfile: what the image declares', () => {
     expect(config.workdir).toBe('/app');
   });
 
-  it('exposes the HTTP port and health-checks /healthz on it', () => {
+  it('exposes the HTTP port and health-checks /healthz on it with the relay\'s own `health` command', () => {
     expect(config.expose).toEqual([SETTINGS_BY_KEY.get('http.port')!.default]);
-    expect(config.healthcheck?.slice(0, 2)).toEqual(['node', '-e']);
-    expect(config.healthcheck![2]).toContain("'/healthz'");
-    expect(config.healthcheck![2]).toContain(`process.env.${SETTINGS_BY_KEY.get('http.port')!.env} || ${String(SETTINGS_BY_KEY.get('http.port')!.default)}`);
+    // The entrypoint's node and bin, without tini: the same settings loader as run's, no copy of it in the Dockerfile.
+    expect(config.healthcheck).toEqual([...config.entrypoint.slice(config.entrypoint.indexOf('node'), config.entrypoint.indexOf('node') + 2), 'health']);
     expect(config.healthcheckOptions).toHaveProperty('timeout');
   });
 

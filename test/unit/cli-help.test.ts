@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { COMMAND_SETTINGS, type CommandName } from '../../src/cli/command-settings.js';
 import { configCommand } from '../../src/cli/commands/config.js';
+import { healthCommand } from '../../src/cli/commands/health.js';
 import { publicationCommand } from '../../src/cli/commands/publication.js';
 import { replayCommand } from '../../src/cli/commands/replay.js';
 import { republishCommand } from '../../src/cli/commands/republish.js';
@@ -14,7 +15,7 @@ import { statusCommand } from '../../src/cli/commands/status.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { repoRoot } from '../../stack/paths.js';
 
-const TOP = [runCommand(), replayCommand(), republishCommand(), setupCommand(), slotCommand(), publicationCommand(), statusCommand(), configCommand()];
+const TOP = [runCommand(), replayCommand(), republishCommand(), setupCommand(), slotCommand(), publicationCommand(), statusCommand(), configCommand(), healthCommand()];
 
 /** What `outbox-relay <name> --help` prints, from the same command objects main.ts registers. */
 function help(name: CommandName): string {
@@ -63,6 +64,8 @@ describe('--help of each command', () => {
       ['publication show', ['--publication'], ['--slot', '--table', '--kafka-brokers']],
       ['status', ['--relay-url', '--kafka-brokers', '--checkpoint-topic', '--slot'], ['--http-port', '--delivery-max-in-flight-events', '--topic']],
       ['run', ['--http-port', '--heartbeat-interval', '--delivery-on-poison', '--start-lsn'], ['--relay-url']],
+      // What locates /healthz, and nothing the probe would have to resolve besides.
+      ['health', ['--http-port', '--http-host'], ['--relay-url', '--postgres-url', '--kafka-brokers', '--log-level']],
     ];
     for (const [name, present, absent] of cases) {
       const flags = settingFlags(help(name));

@@ -101,8 +101,8 @@ describe('examples/docker-compose.yml', () => {
 
   it('starts each service only when what it needs is healthy or done', () => {
     for (const name of ['postgres', 'kafka']) expect(services[name]!.healthcheck?.test.length, `${name} healthcheck`).toBeGreaterThan(0);
-    // The relay's own health check is the image's HEALTHCHECK on /healthz.
-    expect(read('Dockerfile')).toMatch(/^HEALTHCHECK\b[\s\S]*\/healthz/m);
+    // The relay's own health check is the image's HEALTHCHECK: `outbox-relay health`, a GET of /healthz.
+    expect(read('Dockerfile')).toMatch(/^HEALTHCHECK\b.*\\\n\s*CMD \[.*"health"\]$/m);
     expect(setup.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
     expect(relay.depends_on).toMatchObject({
       postgres: { condition: 'service_healthy' },
