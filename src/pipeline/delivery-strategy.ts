@@ -19,10 +19,10 @@ import { createTransactionalSink } from '../sink/create-sink.js';
 import type { PlainSink, Sink } from '../sink/sink.js';
 import { missingSlotDelivered } from '../source/slot-lost.js';
 import type { TimelinePosition } from '../source/timeline.js';
+import type { RelayObserver } from './observer.js';
 
 /** How long a missing slot's explanation waits for the checkpoint topic. */
 const MISSING_SLOT_READ_MS = 5_000;
-import type { RelayObserver } from './observer.js';
 
 /** What a delivery guarantee contributes to a Relay (RelayDeps) and what the command must close afterwards. */
 export interface DeliveryStrategy {
