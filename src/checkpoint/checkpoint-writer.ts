@@ -125,22 +125,34 @@ export class CheckpointWriter implements RelayObserver {
     return !this.standby && this.latest !== undefined && this.latest.lsn > this.written && this.latest.lsn > this.floor;
   }
 
+  /**
+   * Writes `lsn` now and throws when that fails: a position that must be in the checkpoint before anything streams
+   * (a forward skip, delivery-strategy.ts). Left to the periodic writes, a crash before the first one lost it.
+   */
+  async record(lsn: Lsn): Promise<void> {
+    this.confirmed(lsn, undefined);
+    await this.send(lsn, undefined);
+  }
+
   private async write(): Promise<void> {
     const latest = this.latest;
     if (!latest || !this.pending) return;
     try {
-      if (!this.ready) {
-        await this.store.ensureTopic();
-        this.ready = true;
-      }
-      const checkpoint = { slot: this.slot, lsn: latest.lsn, commitTimeMs: latest.commitTimeMs, writtenAtMs: Date.now(), guarantee: this.guarantee };
-      await this.producer.send(this.store.topic, this.store.message(checkpoint));
-      this.written = latest.lsn;
+      await this.send(latest.lsn, latest.commitTimeMs);
       this.outage.recovered();
     } catch (err) {
       // The next interval tries again; the slot still holds the confirmed position meanwhile.
       this.outage.failed({ err: errorMessage(err), topic: this.store.topic });
     }
+  }
+
+  private async send(lsn: Lsn, commitTimeMs: number | undefined): Promise<void> {
+    if (!this.ready) {
+      await this.store.ensureTopic();
+      this.ready = true;
+    }
+    await this.producer.send(this.store.topic, this.store.message({ slot: this.slot, lsn, commitTimeMs, writtenAtMs: Date.now(), guarantee: this.guarantee }));
+    this.written = maxLsn(this.written, lsn);
   }
 
   /** Writes the newest position unless a stop's drainEnded did, then closes the producer. */

@@ -118,17 +118,18 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
    * A forward skip (run --start-lsn past the checkpoint) counts as delivered from the start on, so the checkpoint
    * records it before anything streams. Left to the first transaction confirmed after it, a halt or crash before
    * that (the next event poison too, Kafka down) started the next run at the old checkpoint, which a replay window
-   * keeps ahead of the slot: the skipped range, its poison event included, streamed again. The writer takes it at
-   * its first write. exactly-once records positions only in Kafka transactions: one holding only the checkpoint
-   * record (with the replay window, as every record), committed by this run's producer, which the claim just
-   * registered (older ones are fenced: none commits an older position after it). A failure is retried by the
-   * relay as a start whose checkpoint could not be read: the next claim's new producer aborts what this one left
-   * open, and the checkpoint read again tells whether an ambiguous commit happened after all.
+   * keeps ahead of the slot: the skipped range, its poison event included, streamed again. The writer writes it
+   * at once: left to its first periodic write, a crash (SIGKILL) right after the start lost it the same way.
+   * exactly-once records positions only in Kafka transactions: one holding only the checkpoint record (with the
+   * replay window, as every record), committed by this run's producer, which the claim just registered (older ones
+   * are fenced: none commits an older position after it). A failure is retried by the relay as a start whose
+   * checkpoint could not be read: under exactly-once the next claim's new producer aborts what this one left open,
+   * and the checkpoint read again tells whether an ambiguous commit happened after all.
    */
   const recordSkip = async (start: Lsn): Promise<void> => {
-    if (producing.guarantee !== 'exactly-once') return writer?.confirmed(start, undefined);
     try {
-      await producing.sink.commit({ slot: config.slot, lsn: start, commitTimeMs: undefined, writtenAtMs: Date.now(), guarantee: settings.guarantee });
+      if (producing.guarantee === 'exactly-once') await producing.sink.commit({ slot: config.slot, lsn: start, commitTimeMs: undefined, writtenAtMs: Date.now(), guarantee: settings.guarantee });
+      else await writer?.record(start);
     } catch (err) {
       throw new RelayError('CHECKPOINT_FAILED', `cannot record the forward skip to ${formatLsn(start)} in the checkpoint topic "${store.topic}": ${errorMessage(err)}`, {
         cause: err,

@@ -7,9 +7,8 @@ import { checkpointStore, checkpointTopicPolicy } from '../support/checkpoints.j
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, kafkaClient, readTopic, uniqueName } from '../support/services.js';
 
-/** A new compacted checkpoint topic holding `checkpoint`, as another relay would have written it. */
-async function checkpointTopicHolding(checkpoint: Checkpoint): Promise<string> {
-  const topic = uniqueName('checkpoints');
+/** A new compacted checkpoint topic (`topic`) holding `checkpoint`, as another relay would have written it. */
+async function checkpointTopicHolding(checkpoint: Checkpoint, topic = uniqueName('checkpoints')): Promise<string> {
   await createTopic(topic, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
   const producer = kafkaClient().producer();
   await producer.connect();
@@ -181,4 +180,39 @@ describe('relay: a start position is checked against both bounds before anything
     // A topic not created yet has nothing to check: the relay creates it compacted at its first checkpoint.
     expect(await checkpointTopicPolicy(uniqueName('checkpoints'))).toBeUndefined();
   });
+});
+
+describe('relay: a forward skip (run --start-lsn past the checkpoint) is recorded before anything streams', () => {
+  const db = useFreshDatabase('skip');
+
+  for (const [guarantee, extraArgs] of [
+    ['at-least-once', []],
+    ['exactly-once', ['--kafka-client', 'rdkafka']],
+  ] as const) {
+    it(`${guarantee}: SIGKILLed right after it started streaming, before any transaction after the skip was confirmed, the next run does not stream the skipped events again`, async () => {
+      const checkpoints = uniqueName('checkpoints');
+      // A status interval longer than the test: the periodic checkpoint write never comes first.
+      const setup = await setupOutbox(db(), { extraArgs: ['--delivery-guarantee', guarantee, ...extraArgs, '--checkpoint-topic', checkpoints, '--status-interval', '20s'] });
+      // Delivered by an earlier run, whose replay window keeps the slot behind its checkpoint.
+      await insertEvents(db(), 2);
+      const delivered = await currentWalLsn(db());
+      await checkpointTopicHolding({ slot: setup.slot, lsn: delivered, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee, replayWindow: '1h' }, checkpoints);
+      // The events to skip (a poison event among them, say), and the skip past their commit.
+      await insertEvents(db(), 2);
+      const skip = await currentWalLsn(db());
+
+      const skipping = startRelay([...setup.args, '--start-lsn', formatLsn(skip)]);
+      await skipping.waitForMessage('streaming from PostgreSQL');
+      await skipping.kill();
+      expect((await checkpointStore(checkpoints).read(setup.slot))?.lsn, skipping.dump()).toBe(skip);
+
+      const relay = startRelay(setup.args);
+      await relay.waitForMessage('streaming from PostgreSQL');
+      const later = await insertEvents(db(), 2);
+      // Only the events committed after the skip: the skipped ones were not streamed again (nor those delivered before).
+      expect((await readTopic(setup.topic, { expected: 2, readCommitted: true })).map((r) => r.key)).toEqual(later.map((e) => e.id));
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+    });
+  }
 });

@@ -32,12 +32,14 @@ const { deliveryStrategy } = await import('../../src/pipeline/delivery-strategy.
 const config = (startLsn: Lsn | undefined) => strategyConfig(startLsn, 'at-least-once');
 
 describe('at-least-once with a replay window: a forward skip (run --start-lsn past the checkpoint)', () => {
-  it('is recorded in the checkpoint even if nothing is confirmed after it (a halt at the next event): the next run does not stream the skipped range again', async () => {
+  it('is recorded in the checkpoint before anything streams (a crash or a halt at the next event): the next run does not stream the skipped range again', async () => {
     const strategy = deliveryStrategy(config(0x9800n), pino({ level: 'silent' }), { plainSink: {} as never });
     expect((await strategy.startPosition())?.lsn).toBe(0x9800n);
-    // The run ends before any transaction after 0/9800 is confirmed: the last write records the skip.
+    // Before: nothing was written until the first periodic write, and a crash before it started the next run at
+    // 0/9000, ahead of the slot (0/1000): the skip undone.
+    expect(written.map((r) => decodeCheckpoint(r.value, 't').lsn)).toEqual([0x9800n]);
+    // The run ends before any transaction after 0/9800 is confirmed: nothing more to write.
     await strategy.close();
-    // Before: nothing was written, and the next start read 0/9000, ahead of the slot (0/1000): the skip undone.
     expect(written.map((r) => decodeCheckpoint(r.value, 't').lsn)).toEqual([0x9800n]);
   });
 });
