@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RelayError } from '../errors.js';
+import { RelayError, errorMessage } from '../errors.js';
+import { quoteIdent } from '../sql/quote.js';
 import { findSlot, slotUser, wrongDatabase, type SlotStatus } from './slots.js';
 
 export interface DropResult {
@@ -50,6 +51,33 @@ function activeError(slot: SlotStatus): RelayError {
 }
 
 /**
+ * pg_terminate_backend of another role's backend needs pg_signal_backend, and of a superuser's a superuser. Left to
+ * the generic refusal, the fix sent the operator to setup --dry-run, whose checks know nothing of either.
+ */
+async function terminate(client: pg.Client, pid: number, slot: string): Promise<void> {
+  try {
+    await client.query('SELECT pg_terminate_backend($1, 5000)', [pid]);
+  } catch (err) {
+    // insufficient_privilege
+    if ((err as { code?: string }).code !== '42501') throw err;
+    const { rows } = await client.query<{ me: string; holder: string | null; superuser: boolean | null }>(
+      'SELECT current_user AS me, a.usename AS holder, r.rolsuper AS superuser FROM (SELECT 1) one LEFT JOIN pg_stat_activity a ON a.pid = $1 LEFT JOIN pg_roles r ON r.oid = a.usesysid',
+      [pid],
+    );
+    const { me, holder, superuser } = rows[0]!;
+    const stop = 'or stop the relay first (then no --force is needed)';
+    throw new RelayError('PG_PERMISSION_DENIED', `role "${me}" may not terminate backend pid ${pid}${holder === null ? '' : ` (role "${holder}")`}, which holds replication slot "${slot}": ${errorMessage(err)}`, {
+      cause: err,
+      details: { activePid: pid, holder },
+      hint:
+        superuser === true
+          ? `that backend's role is a superuser, which only a superuser may terminate: run slot drop --force as one, ${stop}`
+          : `as a superuser: GRANT pg_signal_backend TO ${quoteIdent(me)}; or run slot drop --force as the relay's role${holder === null ? '' : ` ${holder}`} (a role may terminate its own backends), ${stop}`,
+    });
+  }
+}
+
+/**
  * Drops a slot, and with `force` first terminates the backend streaming from it (pg_terminate_backend). The
  * position and the WAL it pins are gone afterwards: only a new slot, created from now on, can be streamed.
  */
@@ -70,7 +98,7 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   for (let current = slot; ; ) {
     const pid = await slotUser(client, current);
     if (pid !== null) {
-      await client.query('SELECT pg_terminate_backend($1, 5000)', [pid]);
+      await terminate(client, pid, name);
       terminatedPids.push(pid);
     }
     try {

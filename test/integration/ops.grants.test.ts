@@ -85,3 +85,50 @@ describe('ops: the grants the relay really needs (docs/security.md)', () => {
     }
   });
 });
+
+describe("ops: slot drop --force as another role than the relay's (docs/security.md)", () => {
+  const db = useDatabase('grantsdrop');
+
+  it('refused without pg_signal_backend, with the fix naming it (and for a superuser relay, even with it); with it, the walsender is terminated, the slot dropped, and the relay exits PG_SLOT_MISSING', async () => {
+    const setup = await setupOutbox(db());
+    const [relayRole, plain, signaller] = [uniqueName('relay'), uniqueName('ops_plain'), uniqueName('ops_signal')];
+    for (const role of [relayRole, plain]) await db().query(`CREATE ROLE ${role} LOGIN REPLICATION`);
+    await db().query(`CREATE ROLE ${signaller} LOGIN REPLICATION IN ROLE pg_signal_backend`);
+    const as = (role: string) => {
+      const url = new URL(db().url);
+      url.username = role;
+      return url.toString();
+    };
+    const drop = (role: string) => runCli(['slot', 'drop', '--force', '--postgres-url', as(role), '--slot', setup.slot]);
+    const slot = async () => (await db().query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [setup.slot])).rows[0];
+
+    // The test stack's role is a superuser: pg_signal_backend does not reach its backends.
+    const asSuperuser = startRelay(setup.args);
+    await asSuperuser.waitForMessage('streaming from PostgreSQL');
+    const superuserPid = (await slot())!.pid;
+    const notSuperuser = await drop(signaller);
+    expect(notSuperuser.code, notSuperuser.stderr).toBe(1);
+    expect(notSuperuser.stderr).toContain(`PG_PERMISSION_DENIED: role "${signaller}" may not terminate backend pid ${superuserPid} (role "postgres"), which holds replication slot "${setup.slot}"`);
+    expect(notSuperuser.stderr).toContain("fix: that backend's role is a superuser, which only a superuser may terminate");
+    expect(await slot()).toEqual({ pid: superuserPid });
+    asSuperuser.signal('SIGTERM');
+    expect(await asSuperuser.exited).toBe(0);
+
+    const relay = startRelay(setup.args.map((a) => (a === db().url ? as(relayRole) : a)));
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const walsender = (await slot())!.pid;
+    const refused = await drop(plain);
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr).toContain(`PG_PERMISSION_DENIED: role "${plain}" may not terminate backend pid ${walsender} (role "${relayRole}"), which holds replication slot "${setup.slot}"`);
+    expect(refused.stderr).toContain(`fix: as a superuser: GRANT pg_signal_backend TO "${plain}"; or run slot drop --force as the relay's role ${relayRole}`);
+    // Nothing changed: the same walsender streams on.
+    expect(await slot()).toEqual({ pid: walsender });
+
+    const dropped = await drop(signaller);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${walsender})`);
+    expect(await slot()).toBeUndefined();
+    expect(await relay.exitCode(), relay.dump()).toBe(1);
+    expect(relay.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING' })]);
+  });
+});
