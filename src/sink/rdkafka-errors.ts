@@ -34,6 +34,18 @@ export interface RdKafkaLikeError {
 /** ERR__FATAL: the idempotent producer hit an error it cannot recover from (e.g. a broken sequence); every later produce fails with it. */
 const FATAL = -150;
 
+/** ERR__PURGE_QUEUE: the record was still queued when its producer's queue was purged (an abort, a fatal error). */
+const PURGED = -152;
+
+/**
+ * A record that failed because its producer did, without saying why: ERR__FATAL (the producer had become unusable)
+ * or ERR__PURGE_QUEUE (librdkafka purges the queue when a producer becomes unusable, and when a transaction aborts).
+ */
+export function failedWithoutCause(err: unknown): boolean {
+  const code = (err as RdKafkaLikeError | undefined)?.code;
+  return code === FATAL || code === PURGED;
+}
+
 /** The producer is unusable and must be replaced. */
 export function isFatalRdKafkaError(err: unknown): boolean {
   const e = err as RdKafkaLikeError | undefined;

@@ -6,7 +6,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { errorMessage, type RelayError } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
-import { classifyRdKafkaError, isFatalRdKafkaError, type RdKafkaLikeError } from './rdkafka-errors.js';
+import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
@@ -41,6 +41,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private fenced: RelayError | undefined;
   /** Why its client could not connect, where librdkafka logged it (a connect error says only "transport failure"). */
   private readonly failures = new BrokerConnectFailures();
+  /** The open transaction's abort, once one began: the error it failed with, or undefined (see causeOf). */
+  private aborting: Promise<unknown> | undefined;
 
   constructor(
     private readonly config: KafkaSettings,
@@ -109,6 +111,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     this.unusable = false;
     this.openedAtMs = undefined;
     this.checkpointSent = undefined;
+    this.aborting = undefined;
     if (old) await disconnectKafkaJsProducer(old, 0);
   }
 
@@ -130,6 +133,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     this.unusable = false;
     this.openedAtMs = undefined;
     this.checkpointSent = undefined;
+    this.aborting = undefined;
   }
 
   private async open(): Promise<KafkaJS.Producer> {
@@ -139,23 +143,27 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     if (this.openedAtMs === undefined) {
       await producer.transaction();
       this.openedAtMs = Date.now();
+      this.aborting = undefined;
     }
     return producer;
   }
 
   async send(records: readonly SinkRecord[]): Promise<void> {
     const topicMessages = groupByTopic(records);
+    let producer: KafkaJS.Producer | undefined;
     try {
       await this.topics.check(topicMessages.map((t) => t.topic));
-      await (await this.open()).sendBatch({ topicMessages });
+      producer = await this.open();
+      await producer.sendBatch({ topicMessages });
     } catch (err) {
-      throw this.classify(err, false);
+      throw this.classify(await this.causeOf(producer, err), false);
     }
   }
 
   async commit(checkpoint: Checkpoint): Promise<void> {
+    let producer: KafkaJS.Producer | undefined;
     try {
-      const producer = await this.open();
+      producer = await this.open();
       if (this.checkpointSent?.lsn !== checkpoint.lsn) {
         await producer.send({ topic: this.checkpoints.topic, messages: [this.checkpoints.message(checkpoint)] });
         this.checkpointSent = checkpoint;
@@ -164,8 +172,35 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       this.openedAtMs = undefined;
       this.checkpointSent = undefined;
     } catch (err) {
-      throw this.classify(err, true);
+      throw this.classify(await this.causeOf(producer, err), true);
     }
+  }
+
+  /**
+   * A record of a producer that failed says only ERR__FATAL ("Local: Fatal error") or, still queued, "Purged in
+   * queue"; the producer's transactional calls fail with the error that made it unusable. That is how a transaction
+   * the broker aborted after delivery.transactionTimeout shows (Kafka 4.4, librdkafka 2.15): a produce request
+   * answered INVALID_PRODUCER_EPOCH makes the producer fatal (_FENCED), and its records fail with those two.
+   * Classified as they are, it was an outage (KAFKA_UNAVAILABLE): the source transaction streamed again and again,
+   * timing out each time, until retry.maxDuration. The abort asks: nothing of the transaction can commit any more,
+   * and the engine aborts it next anyway (abort() then takes this one's outcome, as do the other failed sends).
+   */
+  private async causeOf(producer: KafkaJS.Producer | undefined, err: unknown): Promise<unknown> {
+    if (!producer || producer !== this.producer || this.openedAtMs === undefined || !failedWithoutCause(err)) return err;
+    return (await this.abortOpen(producer)) ?? err;
+  }
+
+  /** Aborts the open transaction once, however many ask: the error the abort failed with, or undefined. */
+  private abortOpen(producer: KafkaJS.Producer): Promise<unknown> {
+    this.aborting ??= producer.abort().then(
+      () => {
+        this.openedAtMs = undefined;
+        this.checkpointSent = undefined;
+        return undefined;
+      },
+      (err: unknown) => err,
+    );
+    return this.aborting;
   }
 
   async abort(): Promise<void> {
@@ -173,15 +208,10 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     if (this.openedAtMs === undefined && !this.unusable) return;
     try {
       if (!this.unusable && this.producer) {
-        try {
-          await this.producer.abort();
-          this.openedAtMs = undefined;
-          this.checkpointSent = undefined;
-          return;
-        } catch (abortError) {
-          const error = this.classify(abortError, false);
-          if (error.code === 'PRODUCER_FENCED') throw error;
-        }
+        const abortError = await this.abortOpen(this.producer);
+        if (abortError === undefined) return;
+        const error = this.classify(abortError, false);
+        if (error.code === 'PRODUCER_FENCED') throw error;
       }
       // Timed out, or fenced in the timeout's window by a new holder of the slot: let go (see dropProducer).
       // Otherwise registering the transactional id again aborts whatever this producer left open.

@@ -20,6 +20,8 @@ const nativeTxnError = (code: number, message: string, flags: { isFatal: boolean
 
 let commitError: Error | undefined;
 let sendError: Error | undefined;
+let abortError: Error | undefined;
+let aborts = 0;
 /** connect() registers the transactional id: each one fences the producer that held it before. */
 let registrations = 0;
 const producer = {
@@ -35,7 +37,10 @@ const producer = {
   commit: async () => {
     if (commitError) throw commitError;
   },
-  abort: async () => undefined,
+  abort: async () => {
+    aborts++;
+    if (abortError) throw abortError;
+  },
 };
 
 vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
@@ -91,6 +96,58 @@ describe('RdKafkaTransactionalSink: a transaction older than delivery.transactio
     expect(registrations).toBe(before);
     await sink.claim();
     expect(registrations).toBe(before + 1);
+    await sink.send([record]);
+    await sink.commit(checkpoint);
+  });
+});
+
+describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" or "Purged in queue"', () => {
+  // What Kafka 4.4's abort of a timed-out transaction gives with librdkafka 2.15 (delivery.transaction-timeout):
+  // the producer turns fatal with _FENCED, its records fail with ERR__FATAL, or purged while still queued.
+  const fencedAbort = () => nativeTxnError(-144, 'Local: This instance has been fenced by a newer instance', { isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
+  const noCause = [
+    [-150, 'Local: Fatal error'],
+    [-152, 'Local: Purged in queue'],
+  ] as const;
+
+  it.each(noCause)('%i, the transaction older than delivery.transactionTimeout: the abort says why, KAFKA_TXN_TIMEOUT (not an outage); one abort, and the producer is let go', async (code, message) => {
+    const sink = await openTransaction(1);
+    await new Promise((r) => setTimeout(r, 5));
+    sendError = nativeTxnError(code, message, { isFatal: false, isRetriable: false, isTxnRequiresAbort: false });
+    abortError = fencedAbort();
+    const abortsBefore = aborts;
+    const errors = await Promise.all([rejectionOf(sink.send([record])), rejectionOf(sink.send([record]))]);
+    sendError = undefined;
+    expect(errors.map((e) => e?.code)).toEqual(['KAFKA_TXN_TIMEOUT', 'KAFKA_TXN_TIMEOUT']);
+    const before = registrations;
+    await sink.abort();
+    abortError = undefined;
+    expect(aborts - abortsBefore).toBe(1);
+    expect(registrations).toBe(before);
+    await sink.claim();
+    await sink.send([record]);
+    await sink.commit(checkpoint);
+  });
+
+  it.each(noCause)('%i, the transaction younger than the timeout: PRODUCER_FENCED', async (code, message) => {
+    const sink = await openTransaction(60_000);
+    sendError = nativeTxnError(code, message, { isFatal: false, isRetriable: false, isTxnRequiresAbort: false });
+    abortError = fencedAbort();
+    const error = await rejectionOf(sink.send([record]));
+    sendError = undefined;
+    abortError = undefined;
+    expect(error?.code).toBe('PRODUCER_FENCED');
+  });
+
+  it('purged by an abort that succeeds (nothing fatal): the error as it is, and the transaction counts as aborted', async () => {
+    const sink = await openTransaction(60_000);
+    sendError = nativeTxnError(-152, 'Local: Purged in queue', { isFatal: false, isRetriable: false, isTxnRequiresAbort: false });
+    const abortsBefore = aborts;
+    const error = await rejectionOf(sink.send([record]));
+    sendError = undefined;
+    expect(error?.code).toBe('KAFKA_UNAVAILABLE');
+    await sink.abort();
+    expect(aborts - abortsBefore).toBe(1);
     await sink.send([record]);
     await sink.commit(checkpoint);
   });
