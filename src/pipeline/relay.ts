@@ -461,9 +461,10 @@ export class Relay {
   private restartSource(error: RelayError): void {
     this.sourceRestarts++;
     this.countError(error);
-    // A fence is no outage: its own warn line. Any other restart is how exactly-once retries in a Kafka outage,
-    // after the backoff that logged its start: one of its attempts, at debug (a warn line each was a line per attempt).
-    this.logger[error.code === 'PRODUCER_FENCED' ? 'warn' : 'debug'](
+    // A fence and a transaction timeout are no outage: a warn line of their own. Any other restart is how
+    // exactly-once retries in a Kafka outage, after the backoff that logged its start: one of its attempts, at debug
+    // (a warn line each was a line per attempt).
+    this.logger[error.code === 'PRODUCER_FENCED' || error.code === 'KAFKA_TXN_TIMEOUT' ? 'warn' : 'debug'](
       { code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed), sourceRestarts: this.sourceRestarts },
       'delivery aborted its uncommitted events: streaming again from the checkpoint',
     );

@@ -748,7 +748,11 @@ export class DeliveryEngine implements Delivery {
     const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error);
     if (aborted === 'stopped') return;
     if (aborted !== 'aborted') return await this.fenced(aborted, restart);
-    if (restart && (await this.backOff(error, (this.outage?.attempts ?? 0) + 1))) this.callbacks.restartSource(error);
+    if (!restart) return;
+    // The brokers answered: a source transaction too long for the Kafka transaction timeout is no outage (no backoff,
+    // /readyz stays ready); it streams again at once, once (the second time halts, above).
+    if (error.code === 'KAFKA_TXN_TIMEOUT') return this.callbacks.restartSource(error);
+    if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1)) this.callbacks.restartSource(error);
   }
 
   /**

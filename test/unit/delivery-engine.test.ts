@@ -522,6 +522,8 @@ describe('DeliveryEngine, exactly-once', () => {
     h.transaction('long', 1);
     await h.idle();
     expect(h.restarts.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT']);
+    // Not an outage: no retrying line, no backoff, ready throughout.
+    expect(h.retrying).toEqual([]);
     expect(h.stopped).toEqual([]);
     h.newSession();
     // The same source transaction again (a restart streams it from the same commit LSN).
