@@ -90,6 +90,13 @@ export function foreignCheckpoint(slot: string, topic: string, checkpoint: { lsn
 }
 
 /**
+ * The fix of a position to start or resume at that this server's WAL does not have (past its WAL end, or on the old
+ * primary's timeline past where this server left it): the failover runbook, one text wherever it is met.
+ */
+export const FAILOVER_RUNBOOK =
+  "follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: outbox-relay republish --since <the last delivered commit time minus a margin> (outbox-relay status shows the checkpoint's)";
+
+/**
  * A checkpoint past the server's WAL end was written against another server's WAL: a failover to a standby that
  * had not received it, or a restored backup. Started there, the relay would confirm it and skip every
  * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
@@ -100,7 +107,7 @@ function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn): Rel
     'CHECKPOINT_AHEAD_OF_WAL',
     `the checkpoint of slot "${slot}" is at ${formatLsn(checkpoint)}, but PostgreSQL has written WAL only up to ${formatLsn(walEnd)}: it was written against another server's WAL (a failover to a standby that had not received it, or a restored backup); nothing was confirmed`,
     {
-      hint: `point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: outbox-relay republish --since <the checkpoint's commit time minus a margin> (outbox-relay status shows it)`,
+      hint: FAILOVER_RUNBOOK,
       details: { checkpointLsn: formatLsn(checkpoint), currentWalLsn: formatLsn(walEnd) },
     },
   );

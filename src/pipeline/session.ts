@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
+import { FAILOVER_RUNBOOK } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import { settingRef } from '../config/settings.js';
 import { formatDuration } from '../config/units.js';
@@ -26,10 +27,6 @@ const MIN_STATUS_PERIOD_MS = 50;
 
 /** Event-less transactions waiting behind one unacknowledged event before the wait is worth a warning. */
 const HELD_BACK_WARN_TRANSACTIONS = 1000;
-
-/** The fix of a position to resume at that this server's WAL does not have. */
-const FAILOVER_RUNBOOK =
-  "follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again, then re-send what the old server committed after the standby's last WAL with outbox-relay republish --since <the last delivered commit time minus a margin>";
 
 /**
  * `error`, raised for the message at `walPosition`, naming that position and the open transaction: the decoder and
