@@ -3,6 +3,7 @@ import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 import { withClient } from '../ops/connection.js';
 import { classifyPgError } from '../source/pg-errors.js';
+import { republishSince } from '../source/slot-lost.js';
 
 export interface StartInputs {
   slot: string;
@@ -10,6 +11,8 @@ export interface StartInputs {
   requested: Lsn | undefined;
   /** The delivered position from the checkpoint store, when it was read. */
   checkpoint: Lsn | undefined;
+  /** The commit time the checkpoint records (a refusal's fix names the republish from it). */
+  checkpointCommitTimeMs?: number | undefined;
   /** The slot's confirmed_flush_lsn: the oldest position it can still stream from. */
   slotConfirmed: Lsn;
   /** pg_current_wal_lsn() when the relay started: a requested position beyond it has not been written yet. */
@@ -32,7 +35,7 @@ export interface StartInputs {
  */
 export function chooseStart(inputs: StartInputs): Lsn | undefined {
   const { requested, checkpoint, slotConfirmed } = inputs;
-  if (checkpoint !== undefined && checkpoint > inputs.walEnd) throw checkpointBeyondWalEnd(inputs.slot, checkpoint, inputs.walEnd);
+  if (checkpoint !== undefined && checkpoint > inputs.walEnd) throw checkpointBeyondWalEnd(inputs.slot, checkpoint, inputs.walEnd, inputs.checkpointCommitTimeMs);
   if (requested !== undefined) {
     if (requested < slotConfirmed) throw outOfWindow(inputs.slot, requested, slotConfirmed);
     if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd);
@@ -92,9 +95,13 @@ export function foreignCheckpoint(slot: string, topic: string, checkpoint: { lsn
 /**
  * The fix of a position to start or resume at that this server's WAL does not have (past its WAL end, or on the old
  * primary's timeline past where this server left it): the failover runbook, one text wherever it is met.
+ * `commitTimeMs`: the commit time of the last transaction delivered up to that position, where known (a checkpoint
+ * records it, a running relay remembers it; a --start-lsn has none): the republish then has its --since filled in.
  */
-export const FAILOVER_RUNBOOK =
-  "follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: outbox-relay republish --since <the last delivered commit time minus a margin> (outbox-relay status shows the checkpoint's)";
+export function failoverRunbook(commitTimeMs: number | undefined): string {
+  const since = republishSince(commitTimeMs, "<the last delivered commit time minus a margin> (outbox-relay status shows the checkpoint's)");
+  return `follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: outbox-relay republish --since ${since}`;
+}
 
 /**
  * A checkpoint past the server's WAL end was written against another server's WAL: a failover to a standby that
@@ -102,12 +109,12 @@ export const FAILOVER_RUNBOOK =
  * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
  * checkpoint topic of this server's own ends that.
  */
-function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn): RelayError {
+function checkpointBeyondWalEnd(slot: string, checkpoint: Lsn, walEnd: Lsn, commitTimeMs: number | undefined): RelayError {
   return new RelayError(
     'CHECKPOINT_AHEAD_OF_WAL',
     `the checkpoint of slot "${slot}" is at ${formatLsn(checkpoint)}, but PostgreSQL has written WAL only up to ${formatLsn(walEnd)}: it was written against another server's WAL (a failover to a standby that had not received it, or a restored backup); nothing was confirmed`,
     {
-      hint: FAILOVER_RUNBOOK,
+      hint: failoverRunbook(commitTimeMs),
       details: { checkpointLsn: formatLsn(checkpoint), currentWalLsn: formatLsn(walEnd) },
     },
   );

@@ -155,14 +155,15 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
       writer?.startFrom(checkpoint.lsn);
     }
     await window.resolve(checkpoint, slot);
-    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
+    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, checkpointCommitTimeMs: checkpoint?.commitTimeMs, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) decisions.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
     policyCheck.schedule();
     if (start === undefined) return undefined;
-    // A checkpoint's position carries the timeline it was confirmed on (the session checks it); a --start-lsn none.
-    return { lsn: start, timeline: config.startLsn === undefined ? checkpoint?.timeline : undefined };
+    // A checkpoint's position carries the timeline it was confirmed on (the session checks it) and its commit time
+    // (a refusal's fix names the republish from it); a --start-lsn neither.
+    return config.startLsn === undefined ? { lsn: start, timeline: checkpoint?.timeline, commitTimeMs: checkpoint?.commitTimeMs } : { lsn: start, timeline: undefined };
   };
 
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
@@ -200,7 +201,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     if (checkpoint === undefined) return undefined;
     engine?.startFrom(checkpoint.lsn);
     writer?.startFrom(checkpoint.lsn);
-    return startCheckpoint === undefined || checkpoint.lsn > startCheckpoint ? { lsn: checkpoint.lsn, timeline: checkpoint.timeline } : undefined;
+    return startCheckpoint === undefined || checkpoint.lsn > startCheckpoint ? { lsn: checkpoint.lsn, timeline: checkpoint.timeline, commitTimeMs: checkpoint.commitTimeMs } : undefined;
   };
 
   return {

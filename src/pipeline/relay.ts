@@ -19,7 +19,7 @@ export interface RelayDeps {
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
   onPoison?: DeliveryCallbacks['poison'];
-  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does. */
+  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does; a --start-lsn (whose skip it may record) only once the checks found the slot free. */
   startPosition?: () => Promise<TimelinePosition | undefined>;
   /**
    * Where every later session starts: the checkpoint read again (exactly-once: a commit may have happened unseen;
@@ -104,6 +104,8 @@ export class Relay {
   private lastConfirmed: Lsn = 0n;
   /** The timeline of the session that confirmed lastConfirmed (a session on another one checks it). */
   private confirmedTimeline: number | undefined;
+  /** The commit time of the last transaction delivered up to lastConfirmed, where known (a refusal's fix names it). */
+  private confirmedCommitTimeMs: number | undefined;
   private stopRequested = false;
   /** The stop under way (stop()): run() returns a stopped outcome only once it has ended. */
   private stopping: Promise<void> | undefined;
@@ -259,7 +261,7 @@ export class Relay {
         // A new session resumes after everything the last one handed over was delivered or dropped.
         await this.delivery.whenIdle();
         if (this.stopRequested || this.deliveryError) break;
-        const session = new Session(this.config, this.delivery, this.sourceLogger, this.sessionLines, this.observer, (lsn) => this.onConfirmed(lsn), this.deps.reportPosition);
+        const session = new Session(this.config, this.delivery, this.sourceLogger, this.sessionLines, this.observer, (lsn, commitTimeMs) => this.onConfirmed(lsn, commitTimeMs), this.deps.reportPosition);
         // The replication connection and its checks do not depend on the start position: they run while the
         // position is read (a checkpoint from Kafka, the slot's bounds), which shortens every start by the
         // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran
@@ -268,17 +270,21 @@ export class Relay {
         const decide = () => (first ? this.firstPosition() : this.deps.resumePosition?.());
         // A sink that claims the slot (exactly-once fences the previous holder's producer) does so only once the
         // checks found the slot free, so a standby fences nobody; the position is read after the claim, when the
-        // previous holder can commit no more checkpoints. A failed open is reported as such below.
+        // previous holder can commit no more checkpoints. A first position from --start-lsn waits for the checks
+        // too: past the checkpoint, deciding it writes the forward skip to the checkpoint, which a standby must not
+        // do under the instance that holds the slot (its crash would then resume at the skip). A failed open is
+        // reported as such below.
         const claim = this.deps.sink.claim?.bind(this.deps.sink);
-        const positioning = claim
-          ? opening.then(
-              async () => {
-                await claim();
-                return decide();
-              },
-              () => undefined,
-            )
-          : decide();
+        const positioning =
+          claim || (first && this.config.startLsn !== undefined)
+            ? opening.then(
+                async () => {
+                  await claim?.();
+                  return decide();
+                },
+                () => undefined,
+              )
+            : decide();
         const starting = Promise.allSettled([positioning, opening]);
         // A stop does not wait for a start that waits on a server (a connect, exactly-once's claim, a checkpoint
         // read: up to a minute with a partition without a leader): waited for, it outlasted the watchdog, which
@@ -306,7 +312,7 @@ export class Relay {
         }
         let startLsn: Lsn;
         try {
-          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline }, position.value);
+          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline, commitTimeMs: this.confirmedCommitTimeMs }, position.value);
         } catch (err) {
           // A first position this server does not have (a checkpoint of the old primary's) ends the relay, as when
           // the checkpoint is past its WAL end (start-position.ts); a later one halts.
@@ -321,6 +327,7 @@ export class Relay {
         // only a checkpoint newer than the start's.
         first = false;
         this.session = session;
+        if (position.value && position.value.lsn > this.lastConfirmed) this.confirmedCommitTimeMs = position.value.commitTimeMs;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
         const reconnect = this.sessionOutage.down || this.state === 'standby';
         this.setState('streaming');
@@ -443,8 +450,9 @@ export class Relay {
     if (this.kafkaOutage.failed({ code: error.code, err: error.message, ...fields }, { started })) this.observer.producerConnected?.(false);
   }
 
-  private onConfirmed(lsn: Lsn): void {
+  private onConfirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
     this.lastConfirmed = maxLsn(this.lastConfirmed, lsn);
+    this.confirmedCommitTimeMs = commitTimeMs ?? this.confirmedCommitTimeMs;
     const now = Date.now();
     if (now - this.lastProgressLog >= PROGRESS_LOG_MS) {
       this.lastProgressLog = now;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js';
-import { FAILOVER_RUNBOOK } from '../checkpoint/start-position.js';
+import { failoverRunbook } from '../checkpoint/start-position.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import { settingRef } from '../config/settings.js';
 import { formatDuration } from '../config/units.js';
@@ -100,7 +100,7 @@ export class Session {
     /** The relay's: what every session start decides alike is said at info once per relay, not once per session. */
     private readonly repeated: RepeatedLines,
     private readonly observer: RelayObserver,
-    private readonly onConfirmed: (lsn: Lsn) => void,
+    private readonly onConfirmed: (lsn: Lsn, commitTimeMs: number | undefined) => void,
     /** The flush position to report for the confirmed one (a replay window reports an older one, never a newer). */
     private readonly report: (confirmed: Lsn) => Lsn = (confirmed) => confirmed,
   ) {
@@ -154,6 +154,7 @@ export class Session {
   start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
     const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed.lsn);
     const startLsn = requested !== undefined ? maxLsn(requested.lsn, confirmed) : confirmed;
+    const from = requested !== undefined && requested.lsn >= confirmed ? requested : lastConfirmed;
     // A position this server never wrote came from another server's WAL: a failover (to a standby that carries the
     // slot) while this process kept retrying. Started there, it would confirm it and pass over every transaction
     // this server commits below it. The first session's checkpoint is checked so already (start-position.ts).
@@ -163,7 +164,7 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(startLsn)}, but this PostgreSQL has written WAL only up to ${formatLsn(this.slot!.walEnd)}: that position came from another server's WAL (a failover to a standby that had not received it); nothing was confirmed on this one`,
         {
-          hint: FAILOVER_RUNBOOK,
+          hint: failoverRunbook(from.commitTimeMs),
           details: { resumeLsn: formatLsn(startLsn), currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
@@ -178,7 +179,7 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(position!.lsn)}, confirmed on timeline ${position!.timeline}, but ${why} (a failover to a standby that had not received it, or a point-in-time restore); nothing was confirmed on this one`,
         {
-          hint: FAILOVER_RUNBOOK,
+          hint: failoverRunbook(position!.commitTimeMs),
           details: { resumeLsn: formatLsn(position!.lsn), timeline: position!.timeline, currentTimeline: this.slot!.history.timeline, currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
@@ -186,7 +187,7 @@ export class Session {
     this.startLsn = startLsn;
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
     this.tracker = new AckTracker(startLsn, (lsn) => {
-      this.onConfirmed(lsn);
+      this.onConfirmed(lsn, this.tracker.confirmedCommitTimeMs);
       this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
     });
     this.delivery.openSession(this.tracker);

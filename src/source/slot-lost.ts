@@ -86,6 +86,11 @@ export function slotLostError(slot: string, reason: string | null | undefined, d
 /** How far before the last delivered commit a republish starts: clocks and the checkpoint's lag, covered by dedupe on the id. */
 const REPUBLISH_MARGIN_MS = 60_000;
 
+/** republish's --since for a gap after the last delivered commit at `commitTimeMs`; `unknown` where that is not known. */
+export function republishSince(commitTimeMs: number | undefined, unknown: string): string {
+  return commitTimeMs === undefined ? unknown : new Date(commitTimeMs - REPUBLISH_MARGIN_MS).toISOString();
+}
+
 /**
  * PG_SLOT_MISSING (`missing`) for a slot whose checkpoint exists: it was there and delivered, so it was lost (a
  * failover to a server without it, a drop), and a new slot streams only what is committed after it is created. The
@@ -94,7 +99,7 @@ const REPUBLISH_MARGIN_MS = 60_000;
  */
 export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }): RelayError {
   const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
-  const since = checkpoint.commitTimeMs === undefined ? '<time of the last delivered event>' : new Date(checkpoint.commitTimeMs - REPUBLISH_MARGIN_MS).toISOString();
+  const since = republishSince(checkpoint.commitTimeMs, '<time of the last delivered event>');
   return new RelayError(
     'PG_SLOT_MISSING',
     `${missing.message}, but the checkpoint topic "${topic}" holds its delivered position (${formatLsn(checkpoint.lsn)}${committed}): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created`,

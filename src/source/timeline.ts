@@ -14,6 +14,8 @@ import type { ReplicationStream } from './replication-stream.js';
 export interface TimelinePosition {
   lsn: Lsn;
   timeline: number | undefined;
+  /** The commit time of the last transaction delivered up to `lsn`, where known: a refusal's fix names the republish from it. */
+  commitTimeMs?: number | undefined;
 }
 
 /**

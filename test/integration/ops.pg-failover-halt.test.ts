@@ -172,7 +172,10 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover: a relay that k
       currentWalLsn: expect.any(String) as unknown,
     });
     expect(String(halt.err)).toMatch(/^the relay was to resume at \S+, but this PostgreSQL has written WAL only up to \S+: that position came from another server's WAL/);
-    expect(String(halt.fix)).toContain('outbox-relay republish --since');
+    // The re-send starts a minute before the last commit the relay delivered (during this test).
+    const since = (fix: unknown) => Date.parse(/outbox-relay republish --since (\S+)$/.exec(String(fix))?.[1] ?? '');
+    expect(since(halt.fix), String(halt.fix)).toBeGreaterThanOrEqual(started - 60_000);
+    expect(since(halt.fix)).toBeLessThanOrEqual(Date.now() - 60_000);
     expect(parseLsn(String(halt.resumeLsn))).toBeGreaterThanOrEqual(delivered);
     expect(parseLsn(String(halt.currentWalLsn))).toBeGreaterThanOrEqual(walEnd);
     expect(parseLsn(String(halt.currentWalLsn))).toBeLessThan(delivered);
@@ -194,6 +197,7 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover: a relay that k
     expect(lateHalt).toMatchObject({ msg: 'halted: nothing after the confirmed position was confirmed; fix the cause and restart', code: 'CHECKPOINT_AHEAD_OF_WAL', timeline: 1, currentTimeline: 2 });
     expect(String(lateHalt.err)).toMatch(/^the relay was to resume at \S+, confirmed on timeline 1, but this PostgreSQL \(timeline 2\) left timeline 1 at \S+: the WAL past it is another server's/);
     expect(parseLsn(String(lateHalt.resumeLsn))).toBeGreaterThanOrEqual(delivered);
+    expect(since(lateHalt.fix), String(lateHalt.fix)).toBeGreaterThanOrEqual(started - 60_000);
     expect((await slotOn(standbyDb, late.slot))?.confirmed).toBe(atPromotion[1]!.confirmed);
 
     // docs/metrics.md: stopped, a halted relay exits 1 (the halt's line being the reason), with no drain.
@@ -209,6 +213,7 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover: a relay that k
     const refused = restarted.logs.filter((l) => l.level === 'error');
     expect(refused, restarted.dump()).toEqual([expect.objectContaining({ msg: 'giving up', code: 'CHECKPOINT_AHEAD_OF_WAL' })]);
     expect(String(refused[0]!.err)).toContain(`the relay was to resume at ${formatLsn(checkpoint.lsn)}, confirmed on timeline 1, but this PostgreSQL (timeline 2) left timeline 1 at`);
+    expect(since(refused[0]!.fix)).toBe(checkpoint.commitTimeMs! - 60_000);
     expect((await slotOn(standbyDb, early.slot))?.confirmed).toBe(atPromotion[0]!.confirmed);
 
     // The fix, as the runbook says: a new checkpoint topic. The relay starts at the slot and delivers the new primary's events.

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../../stack/index.js';
 import { encodeCheckpoint, type Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import { formatLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -54,7 +55,8 @@ describe('relay: a start position is checked against both bounds before anything
     // ahead: with 16 MiB, the suite's other files (writers on the shared server) wrote past it before the relay
     // started in one run, and the relay rightly streamed from it.
     const ahead = walEnd + 0x100000000n;
-    const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: ahead, commitTimeMs: Date.now(), writtenAtMs: Date.now(), guarantee: 'at-least-once' });
+    const commitTimeMs = Date.parse('2026-12-05T08:00:00.000Z');
+    const checkpoints = await checkpointTopicHolding({ slot: setup.slot, lsn: ahead, commitTimeMs, writtenAtMs: Date.now(), guarantee: 'at-least-once' });
 
     const refused = startRelay([...setup.args, '--checkpoint-topic', checkpoints]);
     expect(await refused.exitCode()).toBe(1);
@@ -63,6 +65,8 @@ describe('relay: a start position is checked against both bounds before anything
     expect(errors[0]).toMatchObject({ code: 'CHECKPOINT_AHEAD_OF_WAL' });
     expect(String(errors[0]!.err)).toContain(`is at ${formatLsn(ahead)}, but PostgreSQL has written WAL only up to`);
     expect(String(errors[0]!.fix)).toContain('--checkpoint-topic');
+    // The re-send starts a minute before the commit time the checkpoint records.
+    expect(String(errors[0]!.fix)).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z');
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(slotBefore);
 
     // The fix: a checkpoint topic of this server's own. Nothing committed meanwhile was passed over.
@@ -215,4 +219,35 @@ describe('relay: a forward skip (run --start-lsn past the checkpoint) is recorde
       expect(await relay.exited, relay.dump()).toBe(0);
     });
   }
+
+  it('at-least-once: a run --start-lsn that finds the slot held waits as a standby without writing its skip; cancelled there, the holder\'s crash resumes at the holder\'s checkpoint and nothing is lost', async () => {
+    const checkpoints = uniqueName('checkpoints');
+    const setup = await setupOutbox(db(), { extraArgs: ['--checkpoint-topic', checkpoints, '--status-interval', '1s'] });
+    const store = checkpointStore(checkpoints);
+    const holder = startRelay(setup.args);
+    await holder.waitForMessage('streaming from PostgreSQL');
+    const before = await currentWalLsn(db());
+    await insertEvents(db(), 2);
+    await readTopic(setup.topic, { expected: 2 });
+    await waitUntil("the holder's checkpoint", async () => ((await store.read(setup.slot).catch(() => undefined))?.lsn ?? 0n) > before, 30_000, 100);
+    // The holder stops delivering (a stuck process) but keeps the slot; events are committed behind it.
+    holder.signal('SIGSTOP');
+    const stuck = await insertEvents(db(), 2);
+    const skip = await currentWalLsn(db());
+    const standby = startRelay([...setup.args, '--start-lsn', formatLsn(skip)]);
+    await standby.waitForMessage('slot in use by another instance: waiting as standby');
+    // The operator sees the slot held and cancels the skip.
+    standby.signal('SIGTERM');
+    expect(await standby.exited, standby.dump()).toBe(0);
+    expect((await store.read(setup.slot))?.lsn, standby.dump()).toBeLessThan(skip);
+
+    // The holder crashes; a plain restart resumes at its checkpoint and delivers what it had not.
+    await holder.kill();
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const keys = (await readTopic(setup.topic, { expected: 4 })).map((r) => r.key);
+    expect(keys).toEqual(expect.arrayContaining(stuck.map((e) => e.id)));
+    relay.signal('SIGTERM');
+    expect(await relay.exited, relay.dump()).toBe(0);
+  });
 });

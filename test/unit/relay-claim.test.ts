@@ -61,8 +61,9 @@ vi.mock('../../src/source/standby-wait.js', () => ({
 const { Relay } = await import('../../src/pipeline/relay.js');
 
 /** Runs a relay to its end (the fake session's fatal error) with `sink`; returns the steps. */
-async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' }), createDelivery: (callbacks: DeliveryCallbacks) => unknown = idleDelivery, observer: RelayObserver = {}): Promise<string[]> {
-  const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 }) as never, {
+async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' }), createDelivery: (callbacks: DeliveryCallbacks) => unknown = idleDelivery, observer: RelayObserver = {}, startLsn?: Lsn): Promise<string[]> {
+  const config = { ...(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 }) as object), startLsn };
+  const relay = new Relay(config as never, {
     logger,
     sink,
     createDelivery,
@@ -78,14 +79,14 @@ async function run(sink: FakeSink, logger: pino.Logger = pino({ level: 'silent' 
   return steps;
 }
 
-describe('Relay, a sink that claims the slot (exactly-once)', () => {
-  beforeEach(() => {
-    steps.length = 0;
-    standbyMs = 0;
-    ends = [];
-    started = () => undefined;
-  });
+beforeEach(() => {
+  steps.length = 0;
+  standbyMs = 0;
+  ends = [];
+  started = () => undefined;
+});
 
+describe('Relay, a sink that claims the slot (exactly-once)', () => {
   it('claims only once the slot was found free, never while waiting as a standby, and reads the position after the claim', async () => {
     opens = ['slot-active', 'slot-active'];
     const sink = new FakeSink();
@@ -172,5 +173,21 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
     expect(lines.filter((l) => l.level === 20 && l.msg === 'Kafka still unavailable')).toHaveLength(1);
     // errors_total: the restart (exactly-once source restarts count) and the test's end, not the claim again.
     expect(errors).toEqual(['KAFKA_UNAVAILABLE', 'PG_SLOT_MISSING']);
+  });
+});
+
+describe('Relay, a sink that does not claim the slot (at-least-once, at-most-once)', () => {
+  it('decides a --start-lsn (which writes a forward skip to the checkpoint) only once the slot was found free, never while waiting as a standby', async () => {
+    opens = ['slot-active', 'pg-down'];
+    const sink = new FakeSink();
+    sink.claim = undefined as never;
+    expect(await run(sink, undefined, undefined, undefined, 0x5000n)).toEqual(['open: slot-active', 'standby wait', 'open: pg-down', 'open: free', 'position', 'start']);
+  });
+
+  it('without a --start-lsn reads the position while the checks run (the position of a failed open is not used)', async () => {
+    opens = ['slot-active'];
+    const sink = new FakeSink();
+    sink.claim = undefined as never;
+    expect(await run(sink)).toEqual(['open: slot-active', 'position', 'standby wait', 'open: free', 'position', 'start']);
   });
 });

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
+import type { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 import { RepeatedLines } from '../../src/outage-log.js';
@@ -57,6 +58,20 @@ describe('Session start', () => {
     inner.stream = { start: () => void (started = true), close: async () => void (closed = true) };
     expect(() => session.start({ lsn: 0x9000n, timeline: undefined }, undefined)).toThrow(expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', details: { resumeLsn: '0/9000', currentWalLsn: '0/5000' } }));
     expect({ started, opened, closed }).toEqual({ started: false, opened: 0, closed: true });
+    // The fix's republish starts a minute before the last delivered commit: the relay's own, or the checkpoint's
+    // when that is the newer position; a placeholder where neither is known.
+    const commit = Date.parse('2026-12-05T08:00:00.000Z');
+    const fixOf = (run: () => unknown) => {
+      try {
+        run();
+      } catch (err) {
+        return (err as RelayError).hint;
+      }
+      throw new Error('not refused');
+    };
+    expect(fixOf(() => session.start({ lsn: 0x9000n, timeline: undefined, commitTimeMs: commit }, { lsn: 0x8000n, timeline: undefined, commitTimeMs: commit - 5_000 }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z');
+    expect(fixOf(() => session.start({ lsn: 0x8000n, timeline: undefined, commitTimeMs: commit - 5_000 }, { lsn: 0x9000n, timeline: undefined, commitTimeMs: commit }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z');
+    expect(fixOf(() => session.start({ lsn: 0x9000n, timeline: undefined }, undefined))).toContain('outbox-relay republish --since <the last delivered commit time minus a margin>');
     // At or below the WAL end it starts as before.
     expect(session.start({ lsn: 0x5000n, timeline: undefined }, undefined)).toBe(0x5000n);
   });
@@ -77,6 +92,8 @@ describe('Session start', () => {
     // This process's own position (the session before confirmed it on timeline 1), and a checkpoint's.
     expect(() => session.start({ lsn: 0x5000n, timeline: 1 }, undefined)).toThrow(expect.objectContaining(refused));
     expect(() => session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x5000n, timeline: 1 })).toThrow(expect.objectContaining(refused));
+    const fix = expect.stringContaining('outbox-relay republish --since 2026-12-05T07:59:00.000Z') as unknown;
+    expect(() => session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x5000n, timeline: 1, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') })).toThrow(expect.objectContaining({ ...refused, hint: fix }));
     expect({ started, opened, closed }).toEqual({ started: 0, opened: 0, closed: true });
     // Up to where the server left timeline 1 it is this server's WAL too; the timeline of a --start-lsn is not known.
     expect(session.start({ lsn: 0x3000n, timeline: 1 }, undefined)).toBe(0x3000n);
