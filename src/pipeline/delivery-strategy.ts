@@ -160,10 +160,11 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
     policyCheck.schedule();
-    if (start === undefined) return undefined;
-    // A checkpoint's position carries the timeline it was confirmed on (the session checks it) and its commit time
-    // (a refusal's fix names the republish from it); a --start-lsn neither.
-    return config.startLsn === undefined ? { lsn: start, timeline: checkpoint?.timeline, commitTimeMs: checkpoint?.commitTimeMs } : { lsn: start, timeline: undefined };
+    // A checkpoint's position carries the timeline it was confirmed on and its commit time (a refusal's fix names
+    // the republish from it); a --start-lsn neither. One behind the slot goes to the session too, which starts at
+    // the slot then, but checks that the slot is not one made after a failover, past what was delivered.
+    if (config.startLsn !== undefined) return start === undefined ? undefined : { lsn: start, timeline: undefined };
+    return checkpoint ? { lsn: start ?? checkpoint.lsn, timeline: checkpoint.timeline, commitTimeMs: checkpoint.commitTimeMs } : undefined;
   };
 
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);

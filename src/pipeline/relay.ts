@@ -19,7 +19,7 @@ export interface RelayDeps {
   observer?: RelayObserver;
   /** The poison policy; the default halts (dead-letter policies plug in here). */
   onPoison?: DeliveryCallbacks['poison'];
-  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position); asked after the sink connected, and after it claimed the slot if it does; a --start-lsn (whose skip it may record) only once the checks found the slot free. */
+  /** Where the first session starts instead of config.startLsn (a checkpoint, a checked replay position; a checkpoint behind the slot, where it starts at the slot, for the session's checks); asked after the sink connected, and after it claimed the slot if it does; a --start-lsn (whose skip it may record) only once the checks found the slot free. */
   startPosition?: () => Promise<TimelinePosition | undefined>;
   /**
    * Where every later session starts: the checkpoint read again (exactly-once: a commit may have happened unseen;

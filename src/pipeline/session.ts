@@ -18,6 +18,7 @@ import { preflight, type SlotState } from '../source/preflight.js';
 import { classifyPgError, skippedPublicationError } from '../source/pg-errors.js';
 import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
+import { slotRecreatedError } from '../source/slot-lost.js';
 import { offHistory, type TimelinePosition } from '../source/timeline.js';
 import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
@@ -183,6 +184,16 @@ export class Session {
           details: { resumeLsn: formatLsn(position!.lsn), timeline: position!.timeline, currentTimeline: this.slot!.history.timeline, currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
+    }
+    // A slot this server made after it left the position's timeline (setup run on a promoted standby that had no
+    // slot: before PostgreSQL 17, or a plain slot) streams only what is committed after it was made: started at it,
+    // the relay passed over everything this server holds between the position and the slot, silently. The relay
+    // cannot have moved such a slot itself: its positions there would be on this timeline. A synced slot came with
+    // the old primary's position (PostgreSQL 17 failover slots); a --start-lsn has no timeline (the operator's choice).
+    for (const position of [lastConfirmed, requested]) {
+      if (position?.timeline === undefined || position.timeline >= this.slot!.history.timeline || this.slot!.synced || position.lsn >= this.slot!.confirmedFlush) continue;
+      void this.stream.close();
+      throw slotRecreatedError(this.config.slot, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
     }
     this.startLsn = startLsn;
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.

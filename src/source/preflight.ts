@@ -24,6 +24,11 @@ export interface SlotState {
   walSenderTimeoutMs: number;
   /** server_encoding is SQL_ASCII: text comes as stored, UTF-8 or not (RowMapperOptions.utf8Unchecked). */
   utf8Unchecked: boolean;
+  /**
+   * pg_replication_slots.synced (PostgreSQL 17+): the slot is a copy synced from a primary (a failover slot), which a
+   * promoted standby keeps, with the old primary's position; false where the slot was made on this server.
+   */
+  synced: boolean;
   /** Which positions of earlier timelines are in this server's WAL (a position to resume at is checked against it). */
   history: TimelineHistory;
 }
@@ -39,6 +44,7 @@ interface SlotRow {
   wal_status: string | null;
   invalidation_reason: string | null;
   failover: boolean | null;
+  synced: boolean | null;
 }
 
 /**
@@ -70,7 +76,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
   const [row] = await stream.query<SlotRow>(
     `SELECT plugin, slot_type, database, current_database() AS current_db, active, active_pid, confirmed_flush_lsn::text, wal_status,
             ${INVALIDATION_REASON_SQL},
-            (to_jsonb(s) ->> 'failover')::boolean AS failover
+            (to_jsonb(s) ->> 'failover')::boolean AS failover, (to_jsonb(s) ->> 'synced')::boolean AS synced
        FROM pg_replication_slots s WHERE slot_name = ${quoteLiteral(slot)}`,
   );
   const [pub] = await stream.query<{ pubinsert: boolean; pubviaroot: boolean }>(`SELECT pubinsert, pubviaroot FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
@@ -151,5 +157,5 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
   // naming the event and the column, under the poison policy (RowMapperOptions.utf8Unchecked).
   if (utf8Unchecked) await stream.query("SET client_encoding = 'SQL_ASCII'");
   const history = await readTimelineHistory(stream);
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked, history };
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, synced: row.synced === true, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked, history };
 }

@@ -112,3 +112,25 @@ export function missingSlotDelivered(missing: RelayError, topic: string, checkpo
     },
   );
 }
+
+/**
+ * PG_SLOT_RECREATED: the slot is behind nothing the relay delivered, but it was made on this server after the server
+ * left the timeline of the relay's position (`position`: a checkpoint's, or this process's own), i.e. setup made it
+ * again after a failover to a server that did not have it. It streams only what is committed from its position
+ * (`slotLsn`) on; what this server holds between the two, the events the old primary's standby had received and
+ * those committed here before the slot was made, only the outbox table has.
+ */
+export function slotRecreatedError(slot: string, position: { lsn: Lsn; timeline: number | undefined; commitTimeMs?: number | undefined }, slotLsn: Lsn, timeline: number): RelayError {
+  const committed = position.commitTimeMs === undefined ? '' : `, commit time ${new Date(position.commitTimeMs).toISOString()}`;
+  return new RelayError(
+    'PG_SLOT_RECREATED',
+    `replication slot "${slot}" is at ${formatLsn(slotLsn)} on timeline ${timeline}, and was made on this server after it left timeline ${position.timeline}, where the relay had delivered up to ${formatLsn(position.lsn)}${committed}: a slot made again after a failover (setup on the promoted standby) streams only what is committed after it was made, so the events between the two positions were never streamed; nothing was confirmed`,
+    {
+      hint:
+        `the events committed between those positions exist only in the outbox table. Recovery (docs/operations.md, failover): ` +
+        `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the old primary's position); 2) start the relay (it starts at the slot); ` +
+        `3) re-send the gap: outbox-relay republish --since ${republishSince(position.commitTimeMs, '<time of the last delivered event>')} (consumers dedupe on the id header)`,
+      details: { slotLsn: formatLsn(slotLsn), currentTimeline: timeline, resumeLsn: formatLsn(position.lsn), timeline: position.timeline ?? null },
+    },
+  );
+}

@@ -1,29 +1,31 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, startStandby, waitUntil } from '../../stack/index.js';
-import { parseLsn } from '../../src/lsn.js';
+import { formatLsn, parseLsn } from '../../src/lsn.js';
 import { runCli, runCliJson } from '../support/cli.js';
 import { openDatabase, slotOn, type SyncedSlot } from '../support/failover.js';
-import { committedIds, compareDelivery, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
+import { committedIds, compareDelivery, currentWalLsn, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
+import { checkpointStore } from '../support/checkpoints.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
 import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
+
+/** The servers and databases the tests start, stopped and removed after the file. */
+const servers: PostgresServer[] = [];
+const databases: TestDatabase[] = [];
+afterAll(async () => {
+  await killAllRelays();
+  await Promise.all(databases.map((d) => d.close().catch(() => undefined)));
+  for (const server of servers) {
+    await server.stop();
+    server.destroy();
+  }
+});
 
 // docs/operations.md "PostgreSQL primary failover" promises that a PostgreSQL 17 failover slot, synced to a
 // streaming standby, lets the relay resume on the promoted standby with duplicates at most. This runs that
 // procedure for real: a primary, a standby built from a cold copy of it, a relay on the primary, a crash of the
 // primary (SIGKILL) and a promotion, then a relay on the new primary with the same slot and checkpoint topic.
-
 describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary crash and standby promotion', () => {
   const binDir = ensurePostgresBinaries(OTHER_POSTGRES_VERSIONS[17]);
-  const servers: PostgresServer[] = [];
-  const databases: TestDatabase[] = [];
-  afterAll(async () => {
-    await killAllRelays();
-    await Promise.all(databases.map((d) => d.close().catch(() => undefined)));
-    for (const server of servers) {
-      await server.stop();
-      server.destroy();
-    }
-  });
 
   it('the relay resumes on the promoted standby from the synced slot: every committed event delivered, duplicates only', async () => {
     const started = Date.now();
@@ -150,4 +152,77 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
     const status = await runCliJson<Record<string, unknown>>(['slot', 'create', ...connection]);
     expect(status.json).toMatchObject({ created: true, slot: { failover: null, synced: null } });
   });
+});
+
+// docs/operations.md "PostgreSQL primary failover", before 17: the promoted standby has no slot, and setup makes one
+// there. A relay started with the old checkpoint topic would start at the new slot, past everything the new primary
+// holds between its checkpoint and the slot: the events the standby had received and those committed before setup.
+describe.skipIf(!stack().owned.postgres)('PostgreSQL 15: a slot setup makes again on the promoted standby', () => {
+
+  it('the relay with the old checkpoint topic exits 1 with PG_SLOT_RECREATED, the slot not moved; the fix as printed delivers every event', async () => {
+    const primary = new PostgresServer({ name: uniqueName('re-primary') });
+    servers.push(primary);
+    await primary.start();
+    const db = await createDatabase('recreated', primary.url());
+    databases.push(db);
+    const standby = await startStandby(primary, uniqueName('re-standby'));
+    servers.push(standby);
+    await waitUntil('the standby to stream from the primary', async () => (await db.query("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")).rowCount === 1, 60_000, 200);
+    const standbyDb = openDatabase(standby.url(db.name));
+    databases.push(standbyDb);
+
+    const [publication, slot, topic, checkpointTopic] = [uniqueName('pub'), uniqueName('slot'), uniqueName('topic'), uniqueName('ckpt')];
+    const setupOn = (url: string) => runCli(['setup', '--postgres-url', url, '--slot', slot, '--publication', publication]);
+    expect((await setupOn(db.url)).code).toBe(0);
+    await createTopic(topic);
+    const relayArgs = (url: string, checkpoints: string) => [
+      'run', '--postgres-url', url, '--slot', slot, '--publication', publication, '--topic', topic,
+      '--checkpoint-topic', checkpoints, '--kafka-brokers', stack().brokers.join(','), '--status-interval', '200ms',
+    ];
+    const first = startRelay(relayArgs(db.url, checkpointTopic));
+    await first.waitForMessage('streaming from PostgreSQL');
+    const delivered = await insertEvents(db, 5);
+    expect(await readTopic(topic, { expected: delivered.length, settleMs: 0 })).toHaveLength(delivered.length);
+    first.signal('SIGTERM');
+    expect(await first.exitCode(), first.dump()).toBe(0);
+    const checkpoint = (await checkpointStore(checkpointTopic).read(slot))!;
+    expect(checkpoint).toMatchObject({ timeline: 1, commitTimeMs: expect.any(Number) as unknown });
+
+    // Committed on the primary and received by the standby, never delivered; the primary's crash, the promotion,
+    // events committed there, setup (a new slot), more events.
+    const replicated = await insertEvents(db, 3);
+    const primaryEnd = await currentWalLsn(db);
+    await waitUntil('the standby to replay them', async () => {
+      const { rows } = await standbyDb.query<{ lsn: string }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+      return parseLsn(rows[0]!.lsn) >= primaryEnd;
+    }, 30_000, 100);
+    await primary.kill();
+    expect((await standbyDb.query('SELECT pg_promote() AS ok')).rows).toEqual([{ ok: true }]);
+    const beforeSlot = await insertEvents(standbyDb, 3);
+    expect((await setupOn(standbyDb.url)).code).toBe(0);
+    const afterSlot = await insertEvents(standbyDb, 2);
+    const made = await slotConfirmedLsn(standbyDb, slot);
+
+    const refused = startRelay(relayArgs(standbyDb.url, checkpointTopic));
+    expect(await refused.exitCode(), refused.dump()).toBe(1);
+    const errors = refused.logs.filter((l) => l.level === 'error');
+    expect(errors, refused.dump()).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_RECREATED' })]);
+    expect(String(errors[0]!.err)).toContain(`was made on this server after it left timeline 1, where the relay had delivered up to ${formatLsn(checkpoint.lsn)}`);
+    const fix = String(errors[0]!.fix);
+    const since = /outbox-relay republish --since (\S+)/.exec(fix)?.[1];
+    expect(since, fix).toBe(new Date(checkpoint.commitTimeMs! - 60_000).toISOString());
+    expect(await slotConfirmedLsn(standbyDb, slot)).toBe(made);
+
+    // The fix as printed: a new checkpoint topic, the relay (it starts at the slot), the republish.
+    const recovered = startRelay(relayArgs(standbyDb.url, uniqueName('ckpt')));
+    await recovered.waitForMessage('streaming from PostgreSQL');
+    const republished = await runCli(['republish', '--postgres-url', standbyDb.url, '--topic', topic, '--kafka-brokers', stack().brokers.join(','), '--since', since!]);
+    expect(republished.code, republished.stdout + republished.stderr).toBe(0);
+    // Once each from the relays (what the first delivered, what the new slot streams), and every row again from the republish.
+    const all = [...delivered, ...replicated, ...beforeSlot, ...afterSlot];
+    const records = await readTopic(topic, { expected: delivered.length + afterSlot.length + all.length, settleMs: 500 });
+    expect(new Set(records.map((r) => r.key))).toEqual(new Set(all.map((e) => e.id)));
+    recovered.signal('SIGTERM');
+    expect(await recovered.exitCode(), recovered.dump()).toBe(0);
+  }, 300_000);
 });

@@ -101,6 +101,40 @@ describe('Session start', () => {
     expect(session.timeline).toBe(2);
   });
 
+  it('refuses a slot made on this server after it left the timeline of the delivered position (setup again after a failover): PG_SLOT_RECREATED, nothing started; a synced slot, the same timeline or a --start-lsn start at the slot', () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', slot: 'outbox_relay' }, required: [] });
+    const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
+    let started = 0;
+    let closed = 0;
+    const inner = session as unknown as { slot: { synced: boolean }; stream: unknown };
+    // A promoted standby on timeline 2 since 0/3000; setup made the slot there at 0/8000. The relay had delivered up
+    // to 0/2000 on timeline 1 (the standby had received it): 0/2000 to 0/8000 was never streamed.
+    const promoted = (synced: boolean) => ({ confirmedFlush: 0x8000n, synced, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000, history: { timeline: 2, switchpoints: new Map([[1, 0x3000n]]) } });
+    inner.slot = promoted(false);
+    inner.stream = { start: () => void started++, close: async () => void closed++ };
+    const commitTimeMs = Date.parse('2026-12-05T08:00:00.000Z');
+    const refused = {
+      code: 'PG_SLOT_RECREATED',
+      retriable: false,
+      message: expect.stringContaining('replication slot "outbox_relay" is at 0/8000 on timeline 2, and was made on this server after it left timeline 1, where the relay had delivered up to 0/2000, commit time 2026-12-05T08:00:00.000Z') as unknown,
+      hint: expect.stringContaining('outbox-relay republish --since 2026-12-05T07:59:00.000Z') as unknown,
+      details: { slotLsn: '0/8000', currentTimeline: 2, resumeLsn: '0/2000', timeline: 1 },
+    };
+    // A checkpoint's position, and this process's own (a relay that kept retrying through the failover).
+    expect(() => session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x2000n, timeline: 1, commitTimeMs })).toThrow(expect.objectContaining(refused));
+    expect(() => session.start({ lsn: 0x2000n, timeline: 1, commitTimeMs }, undefined)).toThrow(expect.objectContaining(refused));
+    expect({ started, closed }).toEqual({ started: 0, closed: 2 });
+    // A PostgreSQL 17 failover slot synced from the old primary; a checkpoint of this timeline (the slot ahead of it:
+    // confirmed after the last checkpoint write); a position whose timeline is not known (a --start-lsn).
+    inner.slot = promoted(true);
+    expect(session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x2000n, timeline: 1 })).toBe(0x8000n);
+    inner.slot = promoted(false);
+    expect(session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x7000n, timeline: 2 })).toBe(0x8000n);
+    expect(session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x2000n, timeline: undefined })).toBe(0x8000n);
+    expect(started).toBe(3);
+  });
+
   it('after the stream failed, the final status is not counted as reported: the halt line and gauges keep what PostgreSQL was sent', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
