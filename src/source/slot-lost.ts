@@ -1,5 +1,6 @@
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import type { TimelinePosition } from './timeline.js';
 
 /**
  * Why PostgreSQL invalidated a slot (wal_status 'lost'), as pg_replication_slots.invalidation_reason names it
@@ -114,13 +115,13 @@ export function missingSlotDelivered(missing: RelayError, topic: string, checkpo
 }
 
 /**
- * PG_SLOT_RECREATED: the slot is behind nothing the relay delivered, but it was made on this server after the server
- * left the timeline of the relay's position (`position`: a checkpoint's, or this process's own), i.e. setup made it
- * again after a failover to a server that did not have it. It streams only what is committed from its position
- * (`slotLsn`) on; what this server holds between the two, the events the old primary's standby had received and
- * those committed here before the slot was made, only the outbox table has.
+ * PG_SLOT_RECREATED: the slot is ahead of the relay's position (`position`: a checkpoint's, or this process's own),
+ * and was made on this server after the server left that position's timeline: setup made it again after a failover
+ * to a server that did not have it. It streams only what is committed from its position (`slotLsn`) on; what this
+ * server holds between the two (the events the standby had received but the relay had not delivered, and those
+ * committed here before the slot was made) only the outbox table has.
  */
-export function slotRecreatedError(slot: string, position: { lsn: Lsn; timeline: number | undefined; commitTimeMs?: number | undefined }, slotLsn: Lsn, timeline: number): RelayError {
+export function slotRecreatedError(slot: string, position: TimelinePosition, slotLsn: Lsn, timeline: number): RelayError {
   const committed = position.commitTimeMs === undefined ? '' : `, commit time ${new Date(position.commitTimeMs).toISOString()}`;
   return new RelayError(
     'PG_SLOT_RECREATED',
