@@ -197,6 +197,16 @@ export class Relay {
     return this.session?.reported ?? this.lastConfirmed;
   }
 
+  /** While a session streams: when its pre-flight began (source/publication-watch.ts counts from it). */
+  get streamingSince(): number | undefined {
+    return this.state === 'streaming' ? this.session?.openedAtMs : undefined;
+  }
+
+  /** A side check found the source broken where the stream says nothing: the session ends with `error` (Session.refuse). */
+  sourceRefused(error: RelayError): void {
+    if (this.state === 'streaming') this.session?.refuse(error);
+  }
+
   /** PostgreSQL is shutting down (a side connection says so): see Session.serverStopping. */
   serverStopping(): void {
     this.session?.serverStopping();

@@ -113,6 +113,9 @@ export class Session {
     this.progressed = new Promise((resolve) => (this.resolveProgressed = resolve));
   }
 
+  /** When open() began: what its pre-flight found held then. */
+  openedAtMs: number | undefined;
+
   get confirmed(): Lsn {
     return this.tracker.confirmed;
   }
@@ -123,6 +126,7 @@ export class Session {
    * start position from the checkpoint.
    */
   async open(): Promise<void> {
+    this.openedAtMs = Date.now();
     try {
       await this.stream.connect();
       this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables);
@@ -455,6 +459,14 @@ export class Session {
    * the window is full (Kafka slow or down) the socket is not read, so the keepalives that tell the shutdown
    * (onKeepalive) are never seen: PostgreSQL would wait for Kafka. A session that reads finds out by itself.
    */
+  /**
+   * A side check found this session's source broken where the stream says nothing (source/publication-watch.ts): it
+   * ends as on a local failure, what was handed over delivered and confirmed first.
+   */
+  refuse(error: RelayError): void {
+    if (this.tracker) this.failLocally(error);
+  }
+
   serverStopping(): void {
     if (this.closing || !this.stream.isPaused) return;
     this.letGoForShutdown({ windowFull: true });

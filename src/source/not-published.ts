@@ -13,9 +13,12 @@ function names(tables: TableRef[]): string {
 /**
  * The mapped tables the publication does not publish, all in one error with one statement per fix: the first one
  * alone took a start per table. `partitioned`: those of them that are partitioned tables, which a publication
- * without publish_via_partition_root publishes as their partitions, under names no mapping has.
+ * without publish_via_partition_root publishes as their partitions, under names no mapping has. A table not in it
+ * may have been taken out (an ALTER PUBLICATION, a migration that dropped and created it again): pgoutput never
+ * streams the rows written meanwhile, also once it is published again; `since`, where known, is when it was last
+ * found published.
  */
-export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[]): RelayError {
+export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[], since?: string): RelayError {
   const viaPartitions = missing.filter((t) => partitioned.some(sameTable(t)));
   const absent = missing.filter((t) => !viaPartitions.some(sameTable(t)));
   const problems: string[] = [];
@@ -25,6 +28,11 @@ export function notPublishedError(publication: string, missing: TableRef[], part
     problems.push(`${names(absent)} ${one ? 'is' : 'are'} not in publication "${publication}"`);
     const add = `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${absent.map((t) => quoteQualified(t.schema, t.table)).join(', ')};`;
     fixes.push(`${add}  (${one ? 'does the table exist? check --table' : `do the tables exist? check ${settingRef('tables')}`})`);
+    fixes.push(
+      since === undefined
+        ? `if ${one ? 'it was' : 'they were'} published before, the rows written since ${one ? 'it was' : 'they were'} taken out are never streamed: re-send them with outbox-relay republish --since <when ${one ? 'it was' : 'they were'} taken out>`
+        : `the rows written since ${since} are never streamed: once ${one ? 'it is' : 'they are'} published again and the relay runs, re-send them with outbox-relay republish --since ${since} (consumers dedupe on the id header)`,
+    );
   }
   if (viaPartitions.length > 0) {
     const [its, table] = viaPartitions.length === 1 ? ['its', "table's"] : ['their', "tables'"];

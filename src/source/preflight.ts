@@ -1,12 +1,11 @@
 import { RelayError } from '../errors.js';
 import { parseLsn, type Lsn } from '../lsn.js';
 import type { TableMapping } from '../config/types.js';
-import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import { quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
-import { createPublicationSql, partitionedTablesSql } from '../ops/publication-sql.js';
-import type { TableRef } from '../ops/publications.js';
-import { notPublishedError } from './not-published.js';
+import { createPublicationSql } from '../ops/publication-sql.js';
+import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
 import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 
@@ -79,7 +78,8 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
             (to_jsonb(s) ->> 'failover')::boolean AS failover, (to_jsonb(s) ->> 'synced')::boolean AS synced
        FROM pg_replication_slots s WHERE slot_name = ${quoteLiteral(slot)}`,
   );
-  const [pub] = await stream.query<{ pubinsert: boolean; pubviaroot: boolean }>(`SELECT pubinsert, pubviaroot FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`);
+  const query: CatalogQuery = (sql) => stream.query(sql);
+  const pub = await readPublication(query, publication);
   const createPublication = createPublicationSql(publication, tables);
   if (!row) {
     // The publication before the slot: a slot created first never streams the rows written before the publication.
@@ -124,32 +124,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
       hint: newSlotThenRepublish(row.failover),
     });
   }
-  if (!pub.pubinsert) {
-    throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not publish INSERTs`, {
-      hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert');`,
-    });
-  }
-  // The oids from the catalogs by name: a ::regclass cast looks the schema up as the role, which needs USAGE on it,
-  // and the relay's role needs none (it reads no table); without it every start failed 'permission denied for schema'.
-  const published = await stream.query<{ schemaname: string; tablename: string; oid: string }>(
-    `SELECT t.schemaname, t.tablename, c.oid::text AS oid
-       FROM pg_publication_tables t
-       JOIN pg_namespace n ON n.nspname = t.schemaname
-       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
-      WHERE t.pubname = ${quoteLiteral(publication)}`,
-  );
-  const tablesByOid = new Map<number, TableMapping>();
-  const missing: TableMapping[] = [];
-  for (const t of tables) {
-    const entry = published.find((p) => p.schemaname === t.schema && p.tablename === t.table);
-    if (entry) tablesByOid.set(Number(entry.oid), t);
-    else missing.push(t);
-  }
-  if (missing.length > 0) {
-    // A partitioned one's partitions are what the publication lists, under their own names, which no mapping names.
-    const partitioned = pub.pubviaroot ? [] : await stream.query<TableRef>(partitionedTablesSql(missing));
-    throw notPublishedError(publication, missing, partitioned);
-  }
+  const tablesByOid = await publishedTables(query, publication, pub, tables);
   const utf8Unchecked = wal!.server_encoding === 'SQL_ASCII';
   // With client_encoding UTF8 (pg-connect.ts), a SQL_ASCII server checks each value it sends against UTF-8: one row
   // that is not ended the session at the same WAL on every reconnect ("invalid byte sequence for encoding UTF8"),

@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresServer } from '../../stack/index.js';
-import { setupOutbox } from '../support/outbox.js';
-import { startRelay } from '../support/relay-process.js';
-import { createDatabase, stack, uniqueName } from '../support/services.js';
-import { useDatabase } from '../support/database.js';
+import { insertEvents, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
+import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { runCli } from '../support/cli.js';
+import { createDatabase, readTopic, stack, uniqueName } from '../support/services.js';
+import { useDatabase, useFreshDatabase } from '../support/database.js';
 
 /** Runs the relay until it gives up; returns its exit code and the error line. */
 async function failingRun(args: string[]) {
@@ -86,5 +87,48 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
         await target.close();
       }
     });
+  });
+});
+
+describe('relay: the outbox table taken out of the publication while the relay streams', () => {
+  const db = useFreshDatabase('unpublished');
+  afterEach(killAllRelays);
+
+  it('exits 1 with PG_TABLE_NOT_PUBLISHED at the next check, naming the republish of the rows written since; followed as printed, every event arrives', async () => {
+    const setup = await setupOutbox(db());
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const before = await insertEvents(db(), 3);
+    expect(await readTopic(setup.topic, { expected: before.length, settleMs: 0 })).toHaveLength(before.length);
+    await waitForConfirmedAll(db(), setup.slot);
+
+    // A migration takes the table out of the publication: pgoutput sends none of its rows from then on, and says nothing.
+    await db().query(`ALTER PUBLICATION ${setup.publication} DROP TABLE outbox`);
+    const unpublished = await insertEvents(db(), 4);
+    expect(await relay.exitCode(30_000), relay.dump()).toBe(1);
+    const errors = relay.logs.filter((l) => l.level === 'error');
+    expect(errors, relay.dump()).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_TABLE_NOT_PUBLISHED' })]);
+    expect(String(errors[0]!.err)).toMatch(new RegExp(`^table public\\.outbox is not in publication "${setup.publication}": found while streaming; the tables were published at \\S+, and the rows written since were not streamed$`));
+    const fix = String(errors[0]!.fix);
+    expect(fix).toContain(`ALTER PUBLICATION "${setup.publication}" ADD TABLE "public"."outbox";`);
+    const since = /outbox-relay republish --since (\S+)/.exec(fix)?.[1];
+    expect(since, fix).toBeDefined();
+    expect(Date.parse(since!)).toBeLessThanOrEqual(Date.parse(String(errors[0]!.publishedAt)) - 60_000);
+
+    // The fix as printed. Published again, the table's rows stream again, but not those written while it was not.
+    await db().query(`ALTER PUBLICATION "${setup.publication}" ADD TABLE "public"."outbox"`);
+    const restarted = startRelay(setup.args);
+    await restarted.waitForMessage('streaming from PostgreSQL');
+    const after = await insertEvents(db(), 2);
+    const streamed = await readTopic(setup.topic, { expected: before.length + after.length, settleMs: 1000 });
+    expect(streamed.map((r) => r.key)).toEqual([...before, ...after].map((e) => e.id));
+    const republished = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--kafka-brokers', stack().brokers.join(','), '--since', since!]);
+    expect(republished.code, republished.stdout + republished.stderr).toBe(0);
+    // Every row since the printed time again, the unpublished ones among them.
+    const all = [...before, ...unpublished, ...after];
+    const records = await readTopic(setup.topic, { expected: before.length + after.length + all.length, settleMs: 500 });
+    expect(new Set(records.map((r) => r.key))).toEqual(new Set(all.map((e) => e.id)));
+    restarted.signal('SIGTERM');
+    expect(await restarted.exitCode(), restarted.dump()).toBe(0);
   });
 });

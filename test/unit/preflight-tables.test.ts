@@ -38,13 +38,19 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     const r = await preflightRefusal(server(['outbox']), ['outbox', 'orders', 'payments']);
     expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
     expect(r.message).toBe('tables public.orders, public.payments are not in publication "outbox_pub"');
-    expect(r.hint).toBe('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES))');
+    expect(r.hint).toBe(
+      'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES)); ' +
+        'if they were published before, the rows written since they were taken out are never streamed: re-send them with outbox-relay republish --since <when they were taken out>',
+    );
   });
 
   it('one table: the message and fix as before', async () => {
     const r = await preflightRefusal(server(['outbox']), ['outbox', 'orders']);
     expect(r.message).toBe('table public.orders is not in publication "outbox_pub"');
-    expect(r.hint).toBe('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table)');
+    expect(r.hint).toBe(
+      'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table); ' +
+        'if it was published before, the rows written since it was taken out are never streamed: re-send them with outbox-relay republish --since <when it was taken out>',
+    );
   });
 
   it('partitioned tables published through their partitions are named in the same error, with their own fix', async () => {

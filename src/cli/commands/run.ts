@@ -14,6 +14,7 @@ import { Relay } from '../../pipeline/relay.js';
 import { createSink } from '../../sink/create-sink.js';
 import { DeadLetters } from '../../sink/dead-letter.js';
 import { Heartbeat } from '../../source/heartbeat.js';
+import { PublicationWatch } from '../../source/publication-watch.js';
 import { SlotLagProbe } from '../../source/slot-lag-probe.js';
 import { logCrashesTo } from '../crashes.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
@@ -26,6 +27,8 @@ import { groupCommand } from './ops-command.js';
 const EXIT_AFTER_CLOSE_MS = 2000;
 /** The slot-lag probe's cadence at least (statusInterval when longer); it reads only while the stream gives no WAL position. */
 const SLOT_LAG_PROBE_MIN_MS = 5000;
+/** How often, at least, a streaming relay checks that its tables are still published (source/publication-watch.ts). */
+const PUBLICATION_CHECK_MIN_MS = 10_000;
 
 export function runCommand(): Command {
   const command = groupCommand('run', 'Stream outbox INSERTs from the replication slot to Kafka (the daemon).', [
@@ -130,6 +133,16 @@ export function runCommand(): Command {
       logger.child({ module: 'slot-lag' }),
     );
     slotLag.start();
+    const publicationWatch = new PublicationWatch(
+      config.postgres,
+      config.publication,
+      config.tables,
+      Math.max(PUBLICATION_CHECK_MIN_MS, config.statusIntervalMs),
+      () => created.streamingSince,
+      (error) => created.sourceRefused(error),
+      logger.child({ module: 'publication-check' }),
+    );
+    publicationWatch.start();
     let result;
     try {
       result = await outcome;
@@ -137,7 +150,7 @@ export function runCommand(): Command {
       await slotLag.stop();
       throw err;
     } finally {
-      await heartbeat.stop();
+      await Promise.all([heartbeat.stop(), publicationWatch.stop()]);
     }
     // Set before the closes: a close that outlasts the watchdog's margin exits with it (cli/signals.ts).
     // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.

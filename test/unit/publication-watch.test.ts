@@ -1,0 +1,79 @@
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { RelayError } from '../../src/errors.js';
+import { PublicationWatch } from '../../src/source/publication-watch.js';
+import { load } from '../support/config-load.js';
+
+/** PostgreSQL's catalog as the watch's queries read it, changed by the test between checks. */
+interface Catalog {
+  publication: { pubinsert: boolean; pubviaroot: boolean } | undefined;
+  tables: string[];
+  down?: boolean;
+}
+
+function watch(catalog: Catalog, streamingSince: () => number | undefined) {
+  const refused: RelayError[] = [];
+  let queries = 0;
+  const connection = {
+    query: async (sql: string) => {
+      queries++;
+      if (catalog.down) throw new Error('connect ECONNREFUSED');
+      if (sql.includes('FROM pg_publication WHERE')) return catalog.publication ? [catalog.publication] : [];
+      if (sql.includes('FROM pg_publication_tables')) return catalog.tables.map((tablename, i) => ({ schemaname: 'public', tablename, oid: String(16_384 + i) }));
+      throw new Error(`unexpected query: ${sql}`);
+    },
+    release: async () => undefined,
+  };
+  const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
+  const w = new PublicationWatch({}, 'outbox_pub', tables, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
+  const check = () => (w as unknown as { check(c: unknown): Promise<void> }).check(connection);
+  return { refused, check, queries: () => queries };
+}
+
+describe('PublicationWatch: the mapped tables still published while the relay streams', () => {
+  it('checks only while a session streams; a table taken out is refused with the republish from the later of the session\'s pre-flight and the last check that found it published', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const catalog: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'] };
+      let since: number | undefined;
+      const w = watch(catalog, () => since);
+      await w.check();
+      expect(w.queries()).toBe(0);
+
+      since = Date.parse('2026-12-05T08:00:00.000Z');
+      vi.setSystemTime(Date.parse('2026-12-05T08:00:10.000Z'));
+      await w.check();
+      expect(w.refused).toEqual([]);
+      vi.setSystemTime(Date.parse('2026-12-05T08:00:20.000Z'));
+      catalog.tables = [];
+      await w.check();
+      expect(w.refused).toHaveLength(1);
+      expect(w.refused[0]).toMatchObject({
+        code: 'PG_TABLE_NOT_PUBLISHED',
+        message: 'table public.outbox is not in publication "outbox_pub": found while streaming; the tables were published at 2026-12-05T08:00:10.000Z, and the rows written since were not streamed',
+        details: { publishedAt: '2026-12-05T08:00:10.000Z' },
+      });
+      expect(w.refused[0]!.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
+      expect(w.refused[0]!.hint).toContain('re-send them with outbox-relay republish --since 2026-12-05T07:59:10.000Z');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a publication dropped or set to publish no INSERTs is refused too, each with its fix; a check that cannot run refuses nothing', async () => {
+    const since = Date.parse('2026-12-05T08:00:00.000Z');
+    const catalog: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'], down: true };
+    const w = watch(catalog, () => since);
+    await w.check();
+    expect(w.refused).toEqual([]);
+    catalog.down = false;
+    catalog.publication = { pubinsert: false, pubviaroot: true };
+    await w.check();
+    catalog.publication = undefined;
+    await w.check();
+    expect(w.refused.map((e) => e.code)).toEqual(['PG_PUBLICATION_MISSING', 'PG_PUBLICATION_MISSING']);
+    expect(w.refused[0]!.hint).toBe(`ALTER PUBLICATION "outbox_pub" SET (publish = 'insert'); Then start the relay, and re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z (consumers dedupe on the id header)`);
+    expect(w.refused[1]!.message).toMatch(/^publication "outbox_pub" does not exist: found while streaming/);
+    expect(w.refused[1]!.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*republish --since 2026-12-05T07:59:00.000Z/);
+  });
+});
