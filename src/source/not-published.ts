@@ -13,10 +13,10 @@ function names(tables: TableRef[]): string {
 /**
  * The mapped tables the publication does not publish, all in one error with one statement per fix: the first one
  * alone took a start per table. `partitioned`: those of them that are partitioned tables, which a publication
- * without publish_via_partition_root publishes as their partitions, under names no mapping has. A table not in it
- * may have been taken out (an ALTER PUBLICATION, a migration that dropped and created it again): pgoutput never
- * streams the rows written meanwhile, also once it is published again; `since`, where known, is when it was last
- * found published.
+ * without publish_via_partition_root publishes as their partitions, under names no mapping has. Either may have
+ * been published before (taken out by an ALTER PUBLICATION or a migration that dropped and created the table
+ * again, publish_via_partition_root turned off): pgoutput sends the rows written meanwhile never, or as another
+ * table's, also once the table is published again; `since`, where known, is when it was last found published.
  */
 export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[], since?: string): RelayError {
   const viaPartitions = missing.filter((t) => partitioned.some(sameTable(t)));
@@ -28,16 +28,17 @@ export function notPublishedError(publication: string, missing: TableRef[], part
     problems.push(`${names(absent)} ${one ? 'is' : 'are'} not in publication "${publication}"`);
     const add = `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${absent.map((t) => quoteQualified(t.schema, t.table)).join(', ')};`;
     fixes.push(`${add}  (${one ? 'does the table exist? check --table' : `do the tables exist? check ${settingRef('tables')}`})`);
-    fixes.push(
-      since === undefined
-        ? `if ${one ? 'it was' : 'they were'} published before, the rows written since ${one ? 'it was' : 'they were'} taken out are never streamed: re-send them with outbox-relay republish --since <when ${one ? 'it was' : 'they were'} taken out>`
-        : `the rows written since ${since} are never streamed: once ${one ? 'it is' : 'they are'} published again and the relay runs, re-send them with outbox-relay republish --since ${since} (consumers dedupe on the id header)`,
-    );
   }
   if (viaPartitions.length > 0) {
     const [its, table] = viaPartitions.length === 1 ? ['its', "table's"] : ['their', "tables'"];
     problems.push(`${names(viaPartitions)} ${viaPartitions.length === 1 ? 'is' : 'are'} partitioned, and publication "${publication}" publishes ${its} partitions under their own names, not ${its} rows under the ${table}`);
     fixes.push(`${viaRootSql(publication)}  (outbox-relay setup and publication create set it)`);
   }
+  // Streamed under the partitions' names, the rows are passed over as another table's: lost as surely.
+  fixes.push(
+    since === undefined
+      ? 'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>'
+      : `the rows written since ${since} are never relayed: once published again and the relay runs, re-send them with outbox-relay republish --since ${since} (consumers dedupe on the id header)`,
+  );
   return new RelayError('PG_TABLE_NOT_PUBLISHED', problems.join('; '), { hint: fixes.join('; ') });
 }

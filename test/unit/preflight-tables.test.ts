@@ -40,7 +40,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.message).toBe('tables public.orders, public.payments are not in publication "outbox_pub"');
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES)); ' +
-        'if they were published before, the rows written since they were taken out are never streamed: re-send them with outbox-relay republish --since <when they were taken out>',
+        'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
     );
   });
 
@@ -49,7 +49,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.message).toBe('table public.orders is not in publication "outbox_pub"');
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table); ' +
-        'if it was published before, the rows written since it was taken out are never streamed: re-send them with outbox-relay republish --since <when it was taken out>',
+        'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
     );
   });
 

@@ -54,7 +54,7 @@ describe('PublicationWatch: the mapped tables still published while the relay st
         details: { publishedAt: '2026-12-05T08:00:10.000Z' },
       });
       expect(w.refused[0]!.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
-      expect(w.refused[0]!.hint).toContain('re-send them with outbox-relay republish --since 2026-12-05T07:59:10.000Z');
+      expect(w.refused[0]!.hint).toContain('the rows written since 2026-12-05T07:59:10.000Z are never relayed: once published again and the relay runs, re-send them with outbox-relay republish --since 2026-12-05T07:59:10.000Z');
     } finally {
       vi.useRealTimers();
     }
