@@ -84,6 +84,19 @@ export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', g
     }
     await waitUntil(`pid ${pid} to exit after SIGKILL`, () => !isAlive(pid), 5_000, 50);
   }
+  // Exited, it is a zombie until its parent (this process, when it spawned it) reaps it, and a zombie still answers
+  // signal 0: a PostgreSQL started at once on the same data directory took it for a running postmaster ("lock file
+  // postmaster.pid already exists", measured in CI after a SIGKILL) and exited, and the start waited out its bound.
+  await waitUntil(`pid ${pid} to be reaped`, () => reaped(pid), 5_000, 20).catch(() => undefined);
+}
+
+function reaped(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 export interface Spawned {
