@@ -159,11 +159,12 @@ export class Session {
   start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
     const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed.lsn);
     const startLsn = requested !== undefined ? maxLsn(requested.lsn, confirmed) : confirmed;
-    const from = requested !== undefined && requested.lsn >= confirmed ? requested : lastConfirmed;
     // A position this server never wrote came from another server's WAL: a failover (to a standby that carries the
     // slot) while this process kept retrying. Started there, it would confirm it and pass over every transaction
     // this server commits below it. The first session's checkpoint is checked so already (start-position.ts).
     if (startLsn > this.slot!.walEnd) {
+      // The fix's republish time: that of the position the start came from.
+      const from = requested !== undefined && requested.lsn >= confirmed ? requested : lastConfirmed;
       void this.stream.close();
       throw new RelayError(
         'CHECKPOINT_AHEAD_OF_WAL',
