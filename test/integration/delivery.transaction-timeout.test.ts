@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useOwnServer } from '../support/own-server.js';
 import { KafkaBroker } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -13,15 +14,7 @@ const ROWS = 200_000;
 // 1 s timeout aborts the transaction about when it is due, well before it is produced.
 describe.skipIf(!stack().owned.kafka)('delivery: exactly-once, a source transaction that takes longer to produce than delivery.transactionTimeout', () => {
   const db = useFreshDatabase('txntimeout');
-  const kafka = new KafkaBroker({ name: uniqueName('txntimeout'), heap: '512m', properties: { 'transaction.abort.timed.out.transaction.cleanup.interval.ms': '200' } });
-
-  beforeAll(async () => {
-    await kafka.start();
-  });
-  afterAll(async () => {
-    await kafka.stop();
-    kafka.destroy();
-  });
+  const kafka = useOwnServer(new KafkaBroker({ name: uniqueName('txntimeout'), heap: '512m', properties: { 'transaction.abort.timed.out.transaction.cleanup.interval.ms': '200' } }));
 
   it('the broker aborts it: streamed again once, then a halt (KAFKA_TXN_TIMEOUT naming the setting), nothing committed, the slot before it; a restart with a larger timeout delivers it exactly once', async () => {
     const setup = await setupOutbox(db(), { brokers: kafka.brokers, extraArgs: ['--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });

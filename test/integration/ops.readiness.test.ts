@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useOwnServer } from '../support/own-server.js';
 import { KafkaBroker } from '../../stack/index.js';
 import { useDatabase } from '../support/database.js';
 import { httpArgs, httpGet, metricValue, scrape, waitForEndpoint } from '../support/ops-http.js';
@@ -13,14 +14,7 @@ describe('ops: readiness follows the broker and the halt state', () => {
   const db = useDatabase('opsready');
 
   describe.skipIf(!stack().owned.kafka)('with a broker of its own', () => {
-    const broker = new KafkaBroker({ name: uniqueName('ready') });
-    beforeAll(async () => {
-      await broker.start();
-    });
-    afterAll(async () => {
-      await broker.stop();
-      broker.destroy();
-    });
+    const broker = useOwnServer(new KafkaBroker({ name: uniqueName('ready') }));
 
     it('is not ready while Kafka is down, says how long the full window has held the stream, ready again after it is back, and logs the outage once', async () => {
       const setup = await setupOutbox(db(), { brokers: broker.brokers });

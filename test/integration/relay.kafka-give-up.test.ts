@@ -1,4 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useOwnServer } from '../support/own-server.js';
 import { KafkaBroker } from '../../stack/index.js';
 import { useFreshDatabase } from '../support/database.js';
 import { commitRecordLsn, committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
@@ -23,17 +24,9 @@ async function givingUp(relay: RelayProcess): Promise<Record<string, unknown>> {
 // The test kills the broker, so it runs against one of its own (small: it restarts sooner).
 describe.skipIf(!stack().owned.kafka)('relay: a Kafka outage longer than retry.maxDuration ends the relay (exit 1), and loses nothing', () => {
   const db = useFreshDatabase('giveup');
-  const kafka = new KafkaBroker({ name: uniqueName('giveup'), heap: '384m' });
-
-  beforeAll(async () => {
-    await kafka.start();
-  });
+  const kafka = useOwnServer(new KafkaBroker({ name: uniqueName('giveup'), heap: '384m' }));
   afterEach(async () => {
     await killAllRelays();
-  });
-  afterAll(async () => {
-    await kafka.stop();
-    kafka.destroy();
   });
 
   // One outage for both guarantees: a broker restart costs more than the rest of the test.

@@ -1,4 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useOwnServer } from '../support/own-server.js';
 import { PostgresServer } from '../../stack/index.js';
 import { insertEvents, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
@@ -66,14 +67,7 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
   });
 
   describe.skipIf(!stack().owned.postgres)('on a server with wal_level=replica', () => {
-    const replica = new PostgresServer({ name: uniqueName('replica'), settings: { wal_level: 'replica' } });
-    beforeAll(async () => {
-      await replica.start();
-    });
-    afterAll(async () => {
-      await replica.stop();
-      replica.destroy();
-    });
+    const replica = useOwnServer(new PostgresServer({ name: uniqueName('replica'), settings: { wal_level: 'replica' } }));
 
     it('says to set wal_level=logical and restart', async () => {
       const target = await createDatabase('walreplica', replica.url());
