@@ -2,7 +2,7 @@ import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluenti
 import type { RelayError } from '../errors.js';
 import { HeaderSets } from './encoded-headers.js';
 import { collateralFailure } from './kafka-errors.js';
-import { classifyRdKafkaError, isRecordErrorCode } from './rdkafka-errors.js';
+import { classifyRdKafkaError, failedWithoutCause, isRecordErrorCode } from './rdkafka-errors.js';
 import type { SinkRecord } from './sink.js';
 
 /** What produce-and-wait needs of librdkafka's native producer (`Producer.produce`); tests pass a fake. */
@@ -35,6 +35,8 @@ export interface BatchedReports {
 export interface ProduceCall {
   /** The call's number: the opaque of each of its records, by which reports find it. */
   id: number;
+  /** Its place among the calls (never wraps, unlike `id`). */
+  seq: number;
   due: number;
   error: unknown;
   resolve(): void;
@@ -43,6 +45,12 @@ export interface ProduceCall {
 
 /** Call ids stay small integers, which the patched addon carries in the opaque pointer and gives back as numbers. */
 const ID_MASK = 0x3fffffff;
+
+/**
+ * How long a call that failed only because its producer did waits for the earlier calls' reports (see finish()).
+ * They come within milliseconds of the failure that made the producer fatal; the bound is for one that never comes.
+ */
+export const PARKED_MAX_MS = 1000;
 
 /**
  * Produce-and-wait on the native producer: one counter object per call instead of one promise per record.
@@ -56,7 +64,11 @@ const ID_MASK = 0x3fffffff;
 export class ProduceCalls {
   /** Calls with reports still due, by id: reports find them, and closing the producer fails them instead of leaving them hanging. */
   private readonly open = new Map<number, ProduceCall>();
+  /** Calls whose failure says only that their producer failed, held back behind earlier calls still open (finish()), by seq. */
+  private parked: ProduceCall[] = [];
+  private parkedTimer: NodeJS.Timeout | undefined;
   private nextId = 0;
+  private nextSeq = 0;
   /** The patched addon: batches of records per native call, lean delivery reports in batches. */
   private readonly addon: PatchedAddon | undefined;
   private readonly headerSets = new HeaderSets();
@@ -85,13 +97,13 @@ export class ProduceCalls {
   produce(records: readonly SinkRecord[]): { delivered: Promise<void>; handedOver: boolean } {
     let handedOver = true;
     const delivered = new Promise<void>((resolve, reject) => {
-      const call: ProduceCall = { id: this.nextId, due: 0, error: undefined, resolve, reject };
+      const call: ProduceCall = { id: this.nextId, seq: this.nextSeq++, due: 0, error: undefined, resolve, reject };
       this.nextId = (this.nextId + 1) & ID_MASK;
       if (this.addon) this.produceBatches(this.addon, call, records);
       else this.produceEach(call, records);
       handedOver = call.error === undefined;
       // Reports arrive through the event loop, never inside a produce call: counting after it is safe.
-      if (call.due === 0) this.settle(call);
+      if (call.due === 0) this.finish(call);
       else this.open.set(call.id, call);
     });
     return { delivered, handedOver };
@@ -161,7 +173,40 @@ export class ProduceCalls {
     if (err && (call.error === undefined || (isRecordErrorCode(err) && !isRecordErrorCode(call.error)))) call.error = err;
     if (--call.due === 0) {
       this.open.delete(call.id);
-      this.settle(call);
+      this.finish(call);
+    }
+  }
+
+  /**
+   * Settles a call whose reports are all in, unless its failure says only that its producer failed (ERR__FATAL,
+   * ERR__PURGE_QUEUE) while an earlier call still waits for reports: the earlier one carries the cause. Under the
+   * gap-less guarantee a record the broker refuses makes the producer fatal; librdkafka then purges the queued
+   * records of later calls, and their reports (or a later call's refusal at hand-over) can come before the refused
+   * record's own. Settled first, such a call made the sink replace the producer, which failed the refused call as
+   * collateral: the engine retried a record no retry can deliver (KAFKA_UNAVAILABLE) before it isolated it.
+   */
+  private finish(call: ProduceCall): void {
+    if (call.error !== undefined && failedWithoutCause(call.error) && (this.oldestOpenSeq() ?? Infinity) < call.seq) {
+      this.parked.push(call);
+      this.parked.sort((a, b) => a.seq - b.seq);
+      this.parkedTimer ??= setTimeout(() => this.releaseParked(Infinity), PARKED_MAX_MS);
+      return;
+    }
+    this.settle(call);
+    if (this.parked.length > 0) this.releaseParked(this.oldestOpenSeq() ?? Infinity);
+  }
+
+  /** Calls enter `open` in seq order, so the first is the oldest. */
+  private oldestOpenSeq(): number | undefined {
+    return this.open.values().next().value?.seq;
+  }
+
+  /** Settles the parked calls before `seq` (the oldest call still open), in order. */
+  private releaseParked(seq: number): void {
+    while (this.parked.length > 0 && this.parked[0]!.seq < seq) this.settle(this.parked.shift()!);
+    if (this.parked.length === 0) {
+      clearTimeout(this.parkedTimer);
+      this.parkedTimer = undefined;
     }
   }
 
@@ -170,12 +215,16 @@ export class ProduceCalls {
    * collateral (closed for another call's failure, or at the relay's stop, when nothing retries).
    */
   failOpen(): void {
-    for (const call of this.open.values()) {
+    const waiting = [...this.open.values(), ...this.parked].sort((a, b) => a.seq - b.seq);
+    this.open.clear();
+    this.parked = [];
+    clearTimeout(this.parkedTimer);
+    this.parkedTimer = undefined;
+    for (const call of waiting) {
       call.due = 0;
       call.error ??= collateralFailure('the producer was closed before every record of the batch had its delivery report');
       this.settle(call);
     }
-    this.open.clear();
   }
 
   private settle(call: ProduceCall): void {

@@ -1,7 +1,7 @@
 import type { DeliveryReport, LibrdKafkaError, MessageHeader } from '@confluentinc/kafka-javascript';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RelayError } from '../../src/errors.js';
-import { ProduceCalls, rdkafkaHeaders, type NativeProducer, type PatchedAddon } from '../../src/sink/rdkafka-produce.js';
+import { PARKED_MAX_MS, ProduceCalls, rdkafkaHeaders, type NativeProducer, type PatchedAddon } from '../../src/sink/rdkafka-produce.js';
 import { producerRefusal } from '../../src/sink/rdkafka-errors.js';
 import type { SinkRecord } from '../../src/sink/sink.js';
 import { decodeHeaderSets } from '../support/encoded-headers.js';
@@ -83,6 +83,10 @@ describe.each([
   ['the patched addon (batch produce)', true],
   ['an unpatched addon (produce() per record)', false],
 ])('librdkafka produce-and-wait, %s', (_name, patched) => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('hands every record to the producer at once, with one opaque for the call, and resolves on the last report', async () => {
     const p = new FakeProducer(patched);
     const calls = callsOf(p);
@@ -159,6 +163,50 @@ describe.each([
     // Its call is gone: the report finds nothing to settle, and does not throw on the client's event path.
     expect(() => report(calls, p, 2)).not.toThrow();
     expect(await rejected(second)).toMatchObject({ code: 'KAFKA_UNAVAILABLE' });
+  });
+
+  it('a call that failed only because its producer did (purged, fatal) settles after the earlier calls still waiting: the refused record is reported first', async () => {
+    const p = new FakeProducer(patched);
+    const calls = callsOf(p);
+    const order: string[] = [];
+    const track = (name: string, promise: Promise<void>) => promise.catch((err: RelayError) => order.push(`${name} ${err.code}`));
+    const refused = track('refused', calls.produce([record(0, { value: Buffer.alloc(10_000) })]).delivered);
+    const purged = track('purged', calls.produce(records(2)).delivered);
+    // Produced after the producer turned fatal: refused at hand-over, nothing of it produced.
+    p.refuseAt = { index: 3, error: rdError(-150, 'Local: Fatal error') };
+    const lateCall = calls.produce(records(1));
+    expect(lateCall.handedOver).toBe(false);
+    const late = track('late', lateCall.delivered);
+    // librdkafka purged the queued records before the refused request's report came.
+    report(calls, p, 1, rdError(-152, 'Local: Purged in queue'));
+    report(calls, p, 2, rdError(-152, 'Local: Purged in queue'));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Before: "purged" and "late" failed here, and the sink replaced the producer, failing "refused" as collateral (KAFKA_UNAVAILABLE).
+    expect(order).toEqual([]);
+    report(calls, p, 0, rdError(10, 'Broker: Message size too large'));
+    await Promise.all([refused, purged, late]);
+    expect(order).toEqual(['refused RECORD_TOO_LARGE', 'purged KAFKA_UNAVAILABLE', 'late KAFKA_UNAVAILABLE']);
+  });
+
+  it(`a call held behind an earlier one settles after ${PARKED_MAX_MS} ms if the earlier one never reports, and at once when the producer is closed`, async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const p = new FakeProducer(patched);
+    const calls = callsOf(p);
+    const silent = watch(calls.produce(records(1)).delivered);
+    const purged = watch(calls.produce(records(1)).delivered);
+    report(calls, p, 1, rdError(-152, 'Local: Purged in queue'));
+    vi.advanceTimersByTime(PARKED_MAX_MS - 1);
+    expect(await purged()).toBe('pending');
+    vi.advanceTimersByTime(1);
+    expect(await rejected(purged)).toMatchObject({ code: 'KAFKA_UNAVAILABLE' });
+    expect(await silent()).toBe('pending');
+    const again = watch(calls.produce(records(1)).delivered);
+    report(calls, p, 2, rdError(-150, 'Local: Fatal error'));
+    calls.failOpen();
+    // The silent call fails as collateral, the held one with its own error.
+    expect(await rejected(silent)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', message: expect.stringMatching(/closed before/) });
+    expect(await rejected(again)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', message: expect.stringMatching(/Fatal/) });
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 
