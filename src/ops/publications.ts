@@ -73,6 +73,11 @@ export async function createPublication(client: pg.Client, name: string, tables:
     await client.query({ text: createPublicationSql(name, tables, rowFilter), queryMode: 'extended' } as pg.QueryConfig);
   } catch (err) {
     const code = (err as { code?: string }).code;
+    // Another session (a second replica's setup, run at the same time) created it since the read above: as one
+    // found there, it is left as it is (setup checks it). duplicate_object when it committed before this statement
+    // began, a unique violation of the catalog's name index when this one waited for its commit.
+    const raced = code === '42710' || code === '23505' ? await findPublication(client, name) : undefined;
+    if (raced) return { created: false, publication: raced };
     if (rowFilter && code !== undefined && ROW_FILTER_ERRORS.has(code)) throw new ConfigError(`PostgreSQL rejected --row-filter "${rowFilter}": ${errorMessage(err)}`, 'a row filter may use the table’s columns, constants and immutable built-in functions only');
     if (code === '42P01') {
       throw new RelayError('PG_QUERY_FAILED', `cannot create publication "${name}": ${errorMessage(err)}`, { hint: 'create the outbox table first (sql/001_outbox_table.sql), or point --table at it' });

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { runChecks, type Check } from './checks.js';
+import { existingPublicationChecks, runChecks, type Check } from './checks.js';
 import { createPublicationSql } from './publication-sql.js';
 import { inRecovery, primaryCheck, standbyError } from './primary.js';
 import { createPublication, findPublication, type TableRef } from './publications.js';
@@ -56,9 +56,18 @@ export async function setup(client: pg.Client, options: SetupOptions): Promise<S
       steps.push(step);
       continue;
     }
-    const { created } =
-      step.object === 'publication' ? await createPublication(client, options.publication, options.tables, options.rowFilter) : await createSlot(client, options.slot, options.publication, options.failoverSlot === true);
+    if (step.object === 'slot') {
+      const { created } = await createSlot(client, options.slot, options.publication, options.failoverSlot === true);
+      steps.push({ ...step, result: created ? 'created' : 'exists' });
+      continue;
+    }
+    const { created, publication } = await createPublication(client, options.publication, options.tables, options.rowFilter);
     steps.push({ ...step, result: created ? 'created' : 'exists' });
+    if (created) continue;
+    // Another session (a second replica's setup) created it since the checks, which found none: checked as one
+    // found then, and if it differs from the one asked for, no slot is created for it.
+    const raced = await existingPublicationChecks(client, publication, options.tables, options.rowFilter);
+    if (raced.some((c) => !c.ok)) return { ok: false, dryRun: false, checks: [...checks, ...raced], steps: [...steps, planned[1]!] };
   }
   return { ok, dryRun: false, checks, steps };
 }

@@ -178,18 +178,29 @@ export async function createSlot(client: pg.Client, name: string, publication: s
   const tooOld = failover ? await failoverSlotsMissing(client) : undefined;
   if (tooOld !== undefined) throw failoverUnsupported(tooOld);
   const existing = await findSlot(client, name);
-  if (existing) {
-    const problem = slotProblem(existing);
-    if (problem) throw problem;
-    if (failover && existing.failover === false) throw notFailoverSlot(name);
-    return { created: false, slot: existing };
-  }
+  if (existing) return { created: false, slot: usableSlot(existing, failover) };
   const { rows } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
   if (rows.length === 0) {
     throw new RelayError('PG_PUBLICATION_MISSING', `not created: publication "${publication}" does not exist, and a slot created before its publication never streams the rows written in between`, {
       hint: `create the publication first (outbox-relay publication create, or outbox-relay setup, which creates both in that order), or name yours with --publication`,
     });
   }
-  await client.query(createSlotSql(name, failover));
+  try {
+    await client.query(createSlotSql(name, failover));
+  } catch (err) {
+    // duplicate_object: another session (a second replica's setup, run at the same time) created it since the
+    // read above. Judged as one found there, it is as good as this one.
+    const raced = (err as { code?: string }).code === '42710' ? await findSlot(client, name) : undefined;
+    if (raced) return { created: false, slot: usableSlot(raced, failover) };
+    throw err;
+  }
   return { created: true, slot: await requireSlot(client, name) };
+}
+
+/** An existing slot the relay can use, or the reason it cannot. */
+function usableSlot(existing: SlotStatus, failover: boolean): SlotStatus {
+  const problem = slotProblem(existing);
+  if (problem) throw problem;
+  if (failover && existing.failover === false) throw notFailoverSlot(existing.name);
+  return existing;
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { runCli, runCliJson } from '../support/cli.js';
+import { createPublicationSql } from '../../src/ops/publication-sql.js';
+import { runCli, runCliJson, startCli } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
 import { insertEvents } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
@@ -108,6 +110,50 @@ describe('cli: outbox-relay setup', () => {
     const third = await runCli(['setup', ...flags(n)]);
     expect(third.stdout).toContain(`publication "${n.publication}": already exists`);
     expect(third.stdout).toContain(`slot "${n.slot}": already exists`);
+  });
+
+  it('two setups at once (two replicas\' init containers): the one whose CREATE PUBLICATION waited for the other\'s commit takes that publication (exit 0) and creates the slot; one that differs from what it asked for fails its checks and creates no slot', async () => {
+    const other = new pg.Client({ connectionString: db().url });
+    await other.connect();
+    try {
+      /** Runs setup while `other` holds `sql` uncommitted; commits once setup's CREATE PUBLICATION waits for it. */
+      const raceWith = async (n: { slot: string; publication: string }, sql: string) => {
+        await other.query('BEGIN');
+        await other.query(sql);
+        const setup = startCli(['setup', ...flags(n), '--json']);
+        for (let waited = 0; ; waited += 50) {
+          const { rows } = await db().query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'CREATE PUBLICATION%' AND query LIKE $1", [`%${n.publication}%`]);
+          if (rows.length > 0) break;
+          if (waited > 30_000) throw new Error('setup never waited for the other CREATE PUBLICATION');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await other.query('COMMIT');
+        const result = await setup.result;
+        return { ...result, json: JSON.parse(result.stdout) as SetupJson };
+      };
+
+      const same = names();
+      const taken = await raceWith(same, createPublicationSql(same.publication, [{ schema: 'public', table: 'outbox' }]));
+      // Before: exit 1, PG_QUERY_FAILED (SQLSTATE 23505, duplicate key in pg_publication_pubname_index).
+      expect(taken.code, taken.stderr).toBe(0);
+      expect(taken.json.steps.map((s) => [s.object, s.result])).toEqual([
+        ['publication', 'exists'],
+        ['slot', 'created'],
+      ]);
+      expect(await slotRow(same.slot)).toMatchObject({ plugin: 'pgoutput' });
+
+      const differs = names();
+      const refused = await raceWith(differs, `CREATE PUBLICATION "${differs.publication}" FOR TABLE public.outbox WITH (publish = 'insert, update')`);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.json.checks.filter((c) => !c.ok)).toEqual([expect.objectContaining({ fix: expect.stringContaining(`ALTER PUBLICATION "${differs.publication}" SET (publish = 'insert')`) })]);
+      expect(refused.json.steps.map((s) => [s.object, s.result])).toEqual([
+        ['publication', 'exists'],
+        ['slot', 'planned'],
+      ]);
+      expect(await slotRow(differs.slot)).toBeUndefined();
+    } finally {
+      await other.end();
+    }
   });
 
   it('--row-filter publishes only matching rows; a filter that could leave its WHERE exits 2 before anything is created', async () => {
