@@ -129,10 +129,12 @@ describe('cli: outbox-relay slot', () => {
   // With Node's default the command ended at once, and PostgreSQL, which notices a closed connection only when its
   // statement ends, created the slot once the open transaction committed: a slot the operator believed abandoned.
   it('create interrupted by SIGINT while it waits for an open transaction: exit 1 with one INTERRUPTED line, and no slot once that transaction ends', async () => {
-    const creating = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_create_logical_replication_slot(%' AND state = 'active'";
+    // This slot's creation only: other files' slot creations on the shared server wait for the open transaction too.
+    const creating = async (slot: string) =>
+      (await db().query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_create_logical_replication_slot(%' AND query LIKE $1 AND state = 'active'", [`%'${slot}'%`])).rows[0]!.n;
     const { slot } = await withOpenTransaction(async (slot, publication) => {
       const { child, result } = startCli(['slot', 'create', ...flags(slot, publication)]);
-      await waitUntil('slot create waiting for the open transaction', async () => (await db().query<{ n: number }>(creating)).rows[0]!.n === 1, 30_000, 50);
+      await waitUntil('slot create waiting for the open transaction', async () => (await creating(slot)) === 1, 30_000, 50);
       child.kill('SIGINT');
       const interrupted = await result;
       expect(interrupted.code, interrupted.stderr).toBe(1);
@@ -140,7 +142,7 @@ describe('cli: outbox-relay slot', () => {
       expect(interrupted.stderr).toContain('fix: statements before it stay done, the cancelled one took no effect');
     });
     // A statement the signal did not stop would create the slot now.
-    await waitUntil('no slot creation under way', async () => (await db().query<{ n: number }>(creating)).rows[0]!.n === 0, 30_000, 50);
+    await waitUntil('no slot creation under way', async () => (await creating(slot)) === 0, 30_000, 50);
     expect(await slotExists(slot)).toBe(false);
   });
 
