@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm's postinstall: four changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1) and one
+// npm's postinstall: five changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1) and one
 // to its bundled librdkafka, then a recompile of the changed file and the addon (seconds). Measured in
 // docs/benchmarks.md ("Encoded headers and lean delivery reports", "Less heap per event, batched delivery reports",
 // "One native call per batch", "Where the CPU goes at 1k events/s", "The busy loop in librdkafka").
@@ -40,6 +40,12 @@
 //    the old behaviour stays (those answers reach another broker thread, which would not wake this one). What
 //    is sent, and when, is unchanged. librdkafka is recompiled (one file, seconds) and, as its object files were
 //    kept, relinked into the addon.
+// 6. An exit that does not wait. Node's process.exit() first lets every job of libuv's thread pool finish, and the
+//    binding runs its blocking calls there (connect, getMetadata, flush, the admin and consumer calls), each up to
+//    its timeout: with a broker that stopped answering, an exit came 29.5 s after process.exit(1) while a
+//    getMetadata (timeout 30 s) was under way. `Producer.outboxExit(code)`, a static method, ends the process at
+//    once (std::_Exit): src/process-exit.ts uses it for the exits that must not wait (a second signal, the shutdown
+//    watchdog), after their log line is written (synchronously).
 //
 // The relay uses the first three only when the loaded addon has both their methods, and takes reports in either
 // shape (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning; without the
@@ -69,9 +75,9 @@ if (!existsSync(src('producer.cc'))) {
   process.exit(0);
 }
 
-const MARK = '// outbox-relay (4):';
+const MARK = '// outbox-relay (6):';
 /** What earlier versions of this patch wrote: sources they patched need the pristine package again. */
-const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):', '// outbox-relay (3):'];
+const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):', '// outbox-relay (3):', '// outbox-relay (4):'];
 const DECODER = `${MARK} one call produces a batch (scripts/patch-kafka-client.mjs).
 static uint32_t OutboxReadU32(const unsigned char* p) {
   return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
@@ -241,6 +247,12 @@ NAN_METHOD(Producer::NodeOutboxPollOnLoop) {
   info.GetReturnValue().Set(Nan::True());
 }
 
+// outboxExit(code): the process ends now, without waiting for the thread pool's jobs (a blocked connect or
+// metadata request) as process.exit() does, and without atexit handlers.
+NAN_METHOD(Producer::NodeOutboxExit) {
+  std::_Exit(Nan::To<int32_t>(info[0]).FromMaybe(1));
+}
+
 Nan::Persistent<v8::Function> Producer::constructor;
 `;
 
@@ -253,14 +265,16 @@ const EDITS = {
       '  Nan::SetPrototypeMethod(tpl, "poll", NodePoll);\n' +
       '  Nan::SetPrototypeMethod(tpl, "outboxLeanReports", NodeOutboxLeanReports);\n' +
       '  Nan::SetPrototypeMethod(tpl, "outboxProduceBatch", NodeOutboxProduceBatch);\n' +
-      '  Nan::SetPrototypeMethod(tpl, "outboxPollOnLoop", NodeOutboxPollOnLoop);\n',
+      '  Nan::SetPrototypeMethod(tpl, "outboxPollOnLoop", NodeOutboxPollOnLoop);\n' +
+      '  Nan::SetMethod(tpl, "outboxExit", NodeOutboxExit);\n',
     ],
+    ['#include <vector>\n', `#include <vector>\n${MARK} std::_Exit\n#include <cstdlib>\n`],
     ['  m_dr_cb.dispatcher.Deactivate();\n}\n', `  m_dr_cb.dispatcher.Deactivate();\n  ${MARK} the main queue's dispatcher\n  m_outbox_main_queue.Deactivate();\n}\n`],
   ],
   'producer.h': [
     [
       '  static NAN_METHOD(NodeProduce);\n',
-      `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports, a batch in one call, the main queue served on the event loop\n  static NAN_METHOD(NodeOutboxLeanReports);\n  static NAN_METHOD(NodeOutboxProduceBatch);\n  static NAN_METHOD(NodeOutboxPollOnLoop);\n  OutboxMainQueue m_outbox_main_queue{this};\n`,
+      `  static NAN_METHOD(NodeProduce);\n  ${MARK} lean delivery reports, a batch in one call, the main queue served on the event loop\n  static NAN_METHOD(NodeOutboxLeanReports);\n  static NAN_METHOD(NodeOutboxProduceBatch);\n  static NAN_METHOD(NodeOutboxPollOnLoop);\n  static NAN_METHOD(NodeOutboxExit);\n  OutboxMainQueue m_outbox_main_queue{this};\n`,
     ],
     [
       '  void DeactivateDispatchers();\n',
@@ -382,8 +396,8 @@ patchLibrdkafka();
 // False as well when the addon is absent or fails to load: then it is built.
 const loaded = () => {
   try {
-    const { prototype } = require(addon).Producer;
-    return ['outboxLeanReports', 'outboxProduceBatch', 'outboxPollOnLoop'].every((method) => typeof prototype[method] === 'function');
+    const { Producer } = require(addon);
+    return ['outboxLeanReports', 'outboxProduceBatch', 'outboxPollOnLoop'].every((method) => typeof Producer.prototype[method] === 'function') && typeof Producer.outboxExit === 'function';
   } catch {
     return false;
   }

@@ -3,6 +3,7 @@ import { RelayError, errorMessage } from '../errors.js';
 import { withClient } from '../ops/connection.js';
 import { onStopSignals } from './early-signals.js';
 import { EXIT, reportError } from './exit.js';
+import { exitNow } from '../process-exit.js';
 
 const NEXT = 'see where things are (outbox-relay status, slot list, publication show), then run the command again if it is still needed';
 
@@ -128,7 +129,7 @@ function interruptedError(command: string, signal: NodeJS.Signals, outcome: Outc
 
 function exitInterrupted(error: RelayError, json: boolean): never {
   reportError(error, json);
-  process.exit(EXIT.runtime);
+  return exitNow(EXIT.runtime);
 }
 
 /**

@@ -3,6 +3,7 @@ import { RelayError } from '../errors.js';
 import { SHUTDOWN_MARGIN_MS } from '../pipeline/relay.js';
 import { onStopSignals } from './early-signals.js';
 import { printErrorJson } from './exit.js';
+import { exitNow } from '../process-exit.js';
 
 const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
@@ -31,7 +32,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
     const fix = typeof undrainedFix === 'function' ? undrainedFix() : undrainedFix;
     logger.error({ ...fields, code, fix }, message);
     if (json) printErrorJson(new RelayError(code, message, { hint: fix }));
-    return process.exit(1);
+    return exitNow(1);
   };
   let signalled = false;
   let stopEnded = false;
@@ -43,7 +44,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
       // clients' close is cut short, as at the watchdog below.
       if (stopEnded && process.exitCode !== undefined) {
         logger.warn({ signal }, 'second signal after the stop ended: exiting without waiting for the clients to close');
-        process.exit();
+        exitNow();
       }
       fail('SHUTDOWN_FORCED', 'second signal: exiting now', { signal });
     }
@@ -52,7 +53,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
     const watchdog = setTimeout(() => {
       if (stopEnded && process.exitCode !== undefined) {
         logger.warn({ graceMs }, 'stopped, but closing the clients did not finish within shutdownGrace + 5 s: exiting without waiting for them');
-        process.exit();
+        exitNow();
       }
       fail('SHUTDOWN_TIMEOUT', 'shutdown did not finish in time: exiting', { graceMs });
     }, graceMs + SHUTDOWN_MARGIN_MS);

@@ -4,6 +4,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import type { BrokerConnectFailures } from './broker-connect-failures.js';
 import { lazyRequire } from '../lazy-require.js';
+import { useNativeExit } from '../process-exit.js';
 import { classifyRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
 import { TopicCheck } from './topic-check.js';
 
@@ -18,7 +19,11 @@ let loaded: Promise<RdKafkaModule> | undefined;
  */
 export function loadRdKafka(): Promise<RdKafkaModule> {
   loaded ??= import('@confluentinc/kafka-javascript').then(
-    (module) => ((module as { default?: RdKafkaModule }).default ?? module) as RdKafkaModule,
+    (module) => {
+      const exit = nativeAddon().Producer?.outboxExit;
+      if (typeof exit === 'function') useNativeExit(exit);
+      return ((module as { default?: RdKafkaModule }).default ?? module) as RdKafkaModule;
+    },
     (err: unknown) => {
       loaded = undefined;
       throw new RelayError('CONFIG_INVALID', `kafka.client rdkafka (the default) needs the native module of @confluentinc/kafka-javascript, which cannot be loaded: ${errorMessage(err)}`, {
@@ -28,6 +33,9 @@ export function loadRdKafka(): Promise<RdKafkaModule> {
   );
   return loaded;
 }
+
+/** The addon itself (loaded by the module already): the patched one's static exit (src/process-exit.ts). */
+const nativeAddon = lazyRequire<{ Producer?: { outboxExit?: (code: number) => void } }>('@confluentinc/kafka-javascript/librdkafka.js');
 
 /** The native module loaded on the spot, for loadConfig, which cannot wait for loadRdKafka's import. */
 const rdkafkaNow = lazyRequire<RdKafkaModule>('@confluentinc/kafka-javascript');

@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { sleep } from '../../src/retry.js';
-import { KafkaBroker, OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, isAlive, startStandby, waitUntil } from '../../stack/index.js';
+import { KafkaBroker, OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, isAlive, repoRoot, startStandby, waitUntil } from '../../stack/index.js';
 import { runCli } from '../support/cli.js';
 import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, slotActivePid, slotConfirmedLsn, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
 import { killAllRelays, startRelay, type RelayProcess } from '../support/relay-process.js';
@@ -50,6 +51,8 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
     frozen.clear();
     await killAllRelays();
     await db?.close();
+    // Closed once: a test without a database of its own (the exit one) leaves nothing to close.
+    db = undefined as unknown as TestDatabase;
   });
   afterAll(async () => {
     await Promise.all([postgres.stop(), kafka.stop()]);
@@ -124,6 +127,26 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
     expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
     next.signal('SIGTERM');
     expect(await next.exitCode(), next.dump()).toBe(0);
+  });
+
+  it('an exit that must not wait (a second signal, the shutdown watchdog) ends the process while a librdkafka call is blocked on a frozen broker, after the exit listeners (the logger\'s flush) ran', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/exit-while-blocked.ts', kafka.brokers[0]!], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'inherit'] });
+    const out: string[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitUntil('the child connected to the broker', () => out.join('').includes('connected'), 60_000, 50);
+    const thaw = freeze(kafka.pid()!);
+    try {
+      child.stdin.write('go\n');
+      // Before: process.exit(1) waited for the getMetadata's 120 s timeout (measured with 30 s: 29.5 s).
+      const code = await Promise.race([exited, sleep(20_000).then(() => 'still running' as const)]);
+      expect(code, out.join('')).toBe(1);
+    } finally {
+      child.kill('SIGKILL');
+      thaw();
+    }
+    expect(out.join('')).toContain('exit listener ran, code 1');
+    expect(out.join('')).not.toContain('metadata answered');
   });
 
   it('a second SIGTERM while the drain waits for a frozen broker: exit 1 at once, one SHUTDOWN_FORCED line with its fix, the slot not confirmed past what Kafka acknowledged', async () => {

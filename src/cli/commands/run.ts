@@ -20,6 +20,7 @@ import { logCrashesTo } from '../crashes.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
+import { exitNow } from '../../process-exit.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
 
@@ -166,8 +167,8 @@ export function runCommand(): Command {
     // Everything the relay opened is closed or given up on, and the process ends by itself once the clients let go.
     // kafkajs can still hold a timer for a request to a broker that stopped answering (until kafka.requestTimeout),
     // which would keep it up until the watchdog's exit 1: after a moment it exits regardless (pino writes its
-    // buffer at exit).
-    setTimeout(() => process.exit(), EXIT_AFTER_CLOSE_MS).unref();
+    // buffer at exit), without waiting for a librdkafka call still blocked on such a broker (src/process-exit.ts).
+    setTimeout(() => exitNow(), EXIT_AFTER_CLOSE_MS).unref();
   });
   return command;
 }

@@ -1,0 +1,29 @@
+/**
+ * Node's process.exit() first lets every running job of libuv's thread pool finish, and the librdkafka client runs
+ * its blocking calls there (connect, metadata, flush, the admin and consumer calls), each up to its timeout: with a
+ * broker that stopped answering, an exit came 29.5 s after process.exit(1). The patched addon's static
+ * `Producer.outboxExit(code)` (scripts/patch-kafka-client.mjs, change 6) ends the process at once; loading the
+ * librdkafka client registers it here. Without it (kafkajs, an unpatched addon) this is process.exit().
+ */
+type NativeExit = (code: number) => void;
+
+let nativeExit: NativeExit | undefined;
+
+export function useNativeExit(exit: NativeExit): void {
+  nativeExit = exit;
+}
+
+/**
+ * For the exits that must not wait (a second signal, the shutdown watchdog): `code`, else the exit code set so
+ * far. The 'exit' listeners run first, as process.exit() runs them: the logger's (pino's) writes out the lines it
+ * still holds.
+ */
+export function exitNow(code?: number): never {
+  const exitCode = code ?? Number(process.exitCode ?? 0);
+  if (nativeExit) {
+    process.exitCode = exitCode;
+    process.emit('exit', exitCode);
+    nativeExit(exitCode);
+  }
+  return process.exit(exitCode);
+}

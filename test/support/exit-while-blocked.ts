@@ -1,0 +1,15 @@
+// A child process for relay.pg-hang's forced-exit test: it loads the librdkafka client as the relay does, starts a
+// getMetadata (run on libuv's thread pool, timeout 120 s) once the parent has frozen the broker, and calls the
+// relay's exitNow(1) half a second later. Argument: the broker. Prints what happened on stdout.
+import { exitNow } from '../../src/process-exit.js';
+import { loadRdKafka } from '../../src/sink/rdkafka-client.js';
+
+const kafka = await loadRdKafka();
+const producer = new kafka.Producer({ 'metadata.broker.list': process.argv[2]! });
+await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
+process.on('exit', (code) => process.stdout.write(`exit listener ran, code ${code}\n`));
+process.stdout.write('connected\n');
+process.stdin.once('data', () => {
+  producer.getMetadata({ topic: 'any', timeout: 120_000 }, () => process.stdout.write('metadata answered\n'));
+  setTimeout(() => exitNow(1), 500);
+});
