@@ -67,7 +67,7 @@ export async function setup(client: pg.Client, options: SetupOptions): Promise<S
     // Another session (a second replica's setup) created it since the checks, which found none: checked as one
     // found then, and if it differs from the one asked for, no slot is created for it.
     const raced = await existingPublicationChecks(client, publication, options.tables, options.rowFilter);
-    if (raced.some((c) => !c.ok)) return { ok: false, dryRun: false, checks: [...checks, ...raced], steps: [...steps, planned[1]!] };
+    if (raced.some((c) => !c.ok)) return { ok: false, dryRun: false, checks: [...checks, ...raced], steps: [...steps, ...planned.slice(steps.length)] };
   }
   return { ok, dryRun: false, checks, steps };
 }
