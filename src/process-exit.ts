@@ -15,8 +15,8 @@ export function useNativeExit(exit: NativeExit): void {
 
 /**
  * For the exits that must not wait (a second signal, the shutdown watchdog): `code`, else the exit code set so
- * far. The 'exit' listeners run first, as process.exit() runs them: the logger's (pino's) writes out the lines it
- * still holds.
+ * far. The 'exit' listeners run first, as process.exit() runs them. The logger writes each line at once (logger.ts),
+ * so the line that gave the reason is out before this is called.
  */
 export function exitNow(code?: number): never {
   const exitCode = code ?? Number(process.exitCode ?? 0);
