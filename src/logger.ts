@@ -4,9 +4,10 @@ export type { Logger } from 'pino';
 
 /**
  * JSON lines on stdout (or `destination`); components take a child logger (`{ module: 'source' }`) and never
- * create their own. Written synchronously: pino's default destination writes through libuv's thread pool, where a
- * librdkafka call blocked on a broker that stopped answering holds a thread up to its timeout, and an exit that must
- * not wait for it (process-exit.ts) lost the error line still queued there. No line is written per delivered event.
+ * create their own. Written synchronously: pino's default destination hands each write to libuv's thread pool, and
+ * an exit that does not wait for that pool (process-exit.ts) lost the error line whose write had not run yet, queued
+ * behind a librdkafka call blocked on a broker that stopped answering, or not yet given a core. No line is written
+ * per delivered event.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options: pino.LoggerOptions = {
