@@ -166,8 +166,9 @@ export function runCommand(): Command {
     await server?.close();
     // Everything the relay opened is closed or given up on, and the process ends by itself once the clients let go.
     // kafkajs can still hold a timer for a request to a broker that stopped answering (until kafka.requestTimeout),
-    // which would keep it up until the watchdog's exit 1: after a moment it exits regardless (pino writes its
-    // buffer at exit), without waiting for a librdkafka call still blocked on such a broker (src/process-exit.ts).
+    // which would keep it up until the watchdog's exit 1: after a moment it exits regardless (every log line is
+    // already written: src/logger.ts), without waiting for a librdkafka call still blocked on such a broker
+    // (src/process-exit.ts).
     setTimeout(() => exitNow(), EXIT_AFTER_CLOSE_MS).unref();
   });
   return command;
