@@ -8,6 +8,7 @@ import {
   GUARANTEES,
   guaranteesOf,
   leaderKillRound,
+  majorityLossRound,
   startFaultRun,
   type FaultResult,
   type FaultRun,
@@ -23,16 +24,18 @@ import { uniqueName } from '../test/support/services.js';
  *  1. Single broker, per guarantee (default client): 4 writers, 20 relay SIGKILLs at random moments, one
  *     pg_terminate_backend of the walsender and one 60 s broker SIGSTOP during the loop.
  *  2. 3-broker cluster (RF 3, min.insync.replicas 2), per client, the three guarantees side by side: the node leading
- *     most partitions SIGKILLed and restarted 3 times under 4 writers each.
+ *     most partitions SIGKILLed and restarted 3 times under 4 writers each, then the two other nodes SIGKILLed
+ *     together for 45 s (the quorum and min.insync.replicas lost, longer than kafka.deliveryTimeout) and restarted.
  *
  * Prints lost / duplicates / source restarts per run; exits 1 if at-least-once or exactly-once lost anything or broke commit order,
  * exactly-once duplicated anything, or a run stalled. Every server it starts is stopped, also on Ctrl-C.
- * FAULTS_RELAY_KILLS, FAULTS_LEADER_KILLS and FAULTS_BROKER_PAUSE_MS shorten a trial run; FAULTS_PHASE=broker or
+ * FAULTS_RELAY_KILLS, FAULTS_LEADER_KILLS, FAULTS_BROKER_PAUSE_MS and FAULTS_MAJORITY_LOSS_MS (0: none) shorten a trial run; FAULTS_PHASE=broker or
  * FAULTS_PHASE=cluster runs one of the two phases.
  */
 const RELAY_KILLS = Number(process.env.FAULTS_RELAY_KILLS ?? 20);
 const LEADER_KILLS = Number(process.env.FAULTS_LEADER_KILLS ?? 3);
 const BROKER_PAUSE_MS = Number(process.env.FAULTS_BROKER_PAUSE_MS ?? 60_000);
+const MAJORITY_LOSS_MS = Number(process.env.FAULTS_MAJORITY_LOSS_MS ?? 45_000);
 const PHASE = process.env.FAULTS_PHASE ?? 'all';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -99,8 +102,14 @@ async function leaderKillLoop(client: (typeof CLIENTS)[number], postgres: Postgr
       const node = await leaderKillRound(cluster, runs.map((r) => r.setup.topic));
       log(`  ${client}: leader node ${node} SIGKILLed and restarted (round ${round})`);
     }
+    if (MAJORITY_LOSS_MS > 0) {
+      await sleep(randomMs(1000, 4000));
+      const nodes = await majorityLossRound(cluster, runs.map((r) => r.setup.topic), MAJORITY_LOSS_MS);
+      log(`  ${client}: nodes ${nodes.join(' and ')} SIGKILLed together for ${MAJORITY_LOSS_MS / 1000} s and restarted`);
+    }
+    const faults = `${LEADER_KILLS} leader SIGKILL+restart${MAJORITY_LOSS_MS > 0 ? `, 2 of 3 nodes down ${MAJORITY_LOSS_MS / 1000} s` : ''}`;
     const results = await Promise.all(runs.map((run) => finishFaultRun(run, 300_000)));
-    for (const result of results) log(`3-broker cluster, ${LEADER_KILLS} leader SIGKILL+restart: ${describeResult(result)}`);
+    for (const result of results) log(`3-broker cluster, ${faults}: ${describeResult(result)}`);
     return results;
   } finally {
     await Promise.all(runs.map(closeFaultRun));

@@ -185,3 +185,19 @@ export async function leaderKillRound(cluster: KafkaCluster, topics: string[], o
   for (const topic of topics) await cluster.waitForIsr(topic);
   return victim;
 }
+
+/**
+ * Two of the three nodes down at once, for `downMs`: the controller quorum and every partition's
+ * min.insync.replicas are lost. The busiest leader is the node that stays, so its partitions keep their leader,
+ * which cannot shrink the ISR without a quorum: Kafka takes records and acknowledges none (acks=all) until the
+ * others are back. Both restart together (the quorum needs them both up); returns the nodes killed.
+ */
+export async function majorityLossRound(cluster: KafkaCluster, topics: string[], downMs: number): Promise<number[]> {
+  const stays = await cluster.busiestLeader(topics);
+  const victims = cluster.nodes.map((n) => n.nodeId).filter((id) => id !== stays);
+  await Promise.all(victims.map((id) => cluster.kill(id)));
+  await new Promise((r) => setTimeout(r, downMs));
+  await Promise.all(victims.map((id) => cluster.restart(id)));
+  for (const topic of topics) await cluster.waitForIsr(topic);
+  return victims;
+}

@@ -860,4 +860,89 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.lastConfirmed).toBe(end);
     expect(h.recovered).toBe(1);
   });
+
+  it('after a dropped batch hands nothing more off until Kafka names a leader again: what follows waits unconfirmed, then goes, and nothing more is lost', async () => {
+    // Before: each later batch was handed off at once into the outage and dropped too (kafkajs lost everything
+    // committed during a 45 s loss of 2 of 3 brokers).
+    const sink = new FakeSink().scriptSends(kafkaDown());
+    sink.leaders = kafkaDown();
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const lost = h.transaction('lost', 2);
+    h.transaction('waiting', 2);
+    const end = h.transaction('after', 1);
+    await sleep(30);
+    expect(h.dropped).toEqual([2]);
+    expect(sink.calls.map((c) => c.ids)).toEqual([['lost.0', 'lost.1']]);
+    expect(sink.leaderChecks.length).toBeGreaterThan(1);
+    // Held in the window, not confirmed: a crash now streams them again.
+    expect(h.lastConfirmed).toBe(lost);
+    expect(h.engine.inFlightEvents).toBe(3);
+    sink.leaders = 'ok';
+    await h.idle();
+    expect(sink.written).toEqual(['waiting.0', 'waiting.1', 'after.0']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.recovered).toBe(1);
+  });
+
+  it('events held when the session ends are dropped unconfirmed, and the next session streams them again', async () => {
+    const sink = new FakeSink().scriptSends(kafkaDown());
+    sink.leaders = kafkaDown();
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const lost = h.transaction('lost', 2);
+    h.transaction('held', 2);
+    await sleep(20);
+    // A stop (or a lost connection) ends the session: the drain does not wait for Kafka, nor hand off into the outage.
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(sink.written).toEqual([]);
+    expect(h.lastConfirmed).toBe(lost);
+    expect(h.engine.inFlightEvents).toBe(0);
+    sink.leaders = 'ok';
+    h.newSession();
+    const end = h.transaction('held', 2);
+    await h.idle();
+    expect(sink.written).toEqual(['held.0', 'held.1']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.recovered).toBe(1);
+  });
+
+  it('in an outage that dropped a batch, each hand-off holds one source transaction until Kafka acknowledges one', async () => {
+    // Each of them is confirmed first, so a hand-off that finds Kafka still down loses what it holds.
+    const sink = new FakeSink().scriptSends(kafkaDown(), kafkaDown());
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    h.transaction('lost', 2);
+    for (const name of ['p', 'q', 'x']) h.transaction(name, 1);
+    const end = h.transaction('y', 1);
+    await h.idle();
+    expect(sink.calls.map((c) => c.ids)).toEqual([['lost.0', 'lost.1'], ['p.0'], ['q.0'], ['x.0', 'y.0']]);
+    expect(h.dropped).toEqual([2, 1]);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.recovered).toBe(1);
+  });
+
+  it('a batch Kafka refused for its records is dropped without holding what follows: it says nothing of the brokers', async () => {
+    const sink = new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'the record is too large (fake)'));
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    h.transaction('big', 2);
+    const end = h.transaction('next', 1);
+    await h.idle();
+    expect(sink.calls.map((c) => c.ids)).toEqual([['big.0', 'big.1'], ['next.0']]);
+    expect(h.dropped).toEqual([2]);
+    expect(h.retrying).toEqual([]);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('partitions that have a leader and refuse every request (min.insync.replicas not met): each later hand-off waits a backoff of the outage first', async () => {
+    const sink = new FakeSink().scriptSends(kafkaDown(), kafkaDown(), kafkaDown());
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    for (const name of ['a', 'b', 'c']) h.transaction(name, 2);
+    const end = h.transaction('d', 2);
+    await h.idle();
+    expect(h.dropped).toEqual([2, 2, 2]);
+    // One backoff after each dropped batch, before the leader check that lets the next one go.
+    expect(h.retrying).toHaveLength(3);
+    expect(sink.written).toEqual(['d.0', 'd.1']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.recovered).toBe(1);
+  });
 });
