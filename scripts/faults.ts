@@ -29,8 +29,8 @@ import { uniqueName } from '../test/support/services.js';
  *
  * Prints lost / duplicates / source restarts per run; exits 1 if at-least-once or exactly-once lost anything or broke commit order,
  * exactly-once duplicated anything, or a run stalled. Every server it starts is stopped, also on Ctrl-C.
- * FAULTS_RELAY_KILLS, FAULTS_LEADER_KILLS, FAULTS_BROKER_PAUSE_MS and FAULTS_MAJORITY_LOSS_MS (0: none) shorten a trial run; FAULTS_PHASE=broker or
- * FAULTS_PHASE=cluster runs one of the two phases.
+ * FAULTS_RELAY_KILLS, FAULTS_LEADER_KILLS, FAULTS_BROKER_PAUSE_MS and FAULTS_MAJORITY_LOSS_MS (0: none) shorten a
+ * trial run; FAULTS_PHASE=broker or FAULTS_PHASE=cluster runs one of the two phases.
  */
 const RELAY_KILLS = Number(process.env.FAULTS_RELAY_KILLS ?? 20);
 const LEADER_KILLS = Number(process.env.FAULTS_LEADER_KILLS ?? 3);

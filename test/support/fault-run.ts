@@ -189,8 +189,8 @@ export async function leaderKillRound(cluster: KafkaCluster, topics: string[], o
 /**
  * Two of the three nodes down at once, for `downMs`: the controller quorum and every partition's
  * min.insync.replicas are lost. The busiest leader is the node that stays, so its partitions keep their leader,
- * which cannot shrink the ISR without a quorum: Kafka takes records and acknowledges none (acks=all) until the
- * others are back. Both restart together (the quorum needs them both up); returns the nodes killed.
+ * which cannot shrink the ISR without a quorum, and the others' partitions have their leader down: Kafka
+ * acknowledges nothing (acks=all) until the nodes are back. Both are restarted together; returns the nodes killed.
  */
 export async function majorityLossRound(cluster: KafkaCluster, topics: string[], downMs: number): Promise<number[]> {
   const stays = await cluster.busiestLeader(topics);
