@@ -15,7 +15,10 @@ export interface OutboxEvent {
   /** Approximate bytes on the wire, for the in-flight window. */
   size: number;
   txn: SourceTransaction;
-  /** Set when the row could not be turned into a record: the poison policy handles it in its place in the stream. */
+  /**
+   * Set when the row could not be turned into a record, or (at-most-once) when Kafka refused its topic before its
+   * hand-off: the poison policy handles it in its place in the stream.
+   */
   error?: RelayError;
 }
 

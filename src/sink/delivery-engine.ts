@@ -119,6 +119,10 @@ export class DeliveryEngine implements Delivery {
   private readonly decidedAhead = new Set<OutboxEvent>();
   /** at-most-once: the newest committed transaction found to hold no undecided unmappable event (undecidedAhead). */
   private checkedAhead: SourceTransaction | undefined;
+  /** at-most-once: the topics Kafka said exist (vet), asked before their first hand-off. */
+  private readonly vetted = new Set<string>();
+  /** at-most-once: the newest committed transaction whose topics were all vetted (unvettedAhead). */
+  private vettedAhead: SourceTransaction | undefined;
   private readonly abort = new AbortController();
   private readonly recordRetries: RecordRetries;
   private readonly callbacks: DeliveryCallbacks;
@@ -260,6 +264,9 @@ export class DeliveryEngine implements Delivery {
     // first, nor into an outage whose hand-offs are held (handOffsHeld): the next session streams it again.
     if (this.guarantee === 'at-most-once' && !this.intake && this.head < this.queue.length && (this.outage?.holding || !this.callbacks.positionReportable())) this.dropUnreportable();
     if (this.guarantee === 'at-most-once' && this.flights.length === 0) {
+      // Held, the question waits for the leader check (checkKafka) like the hand-off it comes before.
+      const topics = this.handOffsHeld() ? undefined : this.unvettedAhead(this.head);
+      if (topics) return this.sequential(() => this.vet(topics));
       const unmappable = this.undecidedAhead(this.head);
       if (unmappable) return this.sequential(() => this.decideAhead(unmappable));
     }
@@ -344,11 +351,12 @@ export class DeliveryEngine implements Delivery {
       // window is closed to the source: a transaction larger than it would otherwise never be read to its commit
       // (closed until half empty, and nothing leaves it: a stall with nothing in flight).
       if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !this.window.closed) break;
-      // Nor one whose unmappable row's policy has not run: it runs first (undecidedAhead). And in an outage that
-      // dropped a batch, one source transaction at a time: a hand-off that tries whether Kafka takes requests again
-      // loses what it holds if not (metadata can name leaders that are down: a broker without a controller quorum
-      // keeps its stale view), so it holds as little as can be confirmed alone.
-      if (this.guarantee === 'at-most-once' && this.head > start && next.txn !== this.queue[this.head - 1]!.txn && (this.outage?.dropped || this.undecidedAhead(this.head))) break;
+      // Nor one whose unmappable row's policy has not run, or with a topic not yet vetted: that runs first
+      // (undecidedAhead, unvettedAhead). And in an outage that dropped a batch, one source transaction at a time: a
+      // hand-off that tries whether Kafka takes requests again loses what it holds if not (metadata can name leaders
+      // that are down: a broker without a controller quorum keeps its stale view), so it holds as little as can be
+      // confirmed alone.
+      if (this.guarantee === 'at-most-once' && this.head > start && next.txn !== this.queue[this.head - 1]!.txn && (this.outage?.dropped || this.undecidedAhead(this.head) || this.unvettedAhead(this.head))) break;
       if (this.head > start && bytes + next.size > batchMaxBytes) break;
       bytes += next.size;
       this.head++;
@@ -394,7 +402,76 @@ export class DeliveryEngine implements Delivery {
 
   /** at-most-once: the poison policy of an unmappable event before its transaction's hand-off; skipped, it is not produced. */
   private async decideAhead(event: OutboxEvent): Promise<void> {
-    if (await this.poison(event, event.error!, 1)) this.decidedAhead.add(event);
+    if (await this.poison(event, event.error!, attemptsOf(event.error!))) this.decidedAhead.add(event);
+  }
+
+  /**
+   * at-most-once: the topics of the events from `index` to the end of its transaction (as far as it is queued)
+   * that Kafka was not asked about yet, if that stretch is about to be handed off (a committed transaction, or
+   * part of one larger than the window). A hand-off confirms its position before Kafka sees it, so a record
+   * refused for its topic was dropped with its whole batch, past the poison policy; asked first, the policy meets
+   * it in its place (vet). Only a refusal the broker alone knows of (a topic's smaller max.message.bytes) still
+   * drops a batch.
+   */
+  private unvettedAhead(index: number): Set<string> | undefined {
+    const txn = this.queue[index]?.txn;
+    if (!txn || txn === this.vettedAhead || (txn.endLsn === undefined && !this.window.closed)) return undefined;
+    let topics: Set<string> | undefined;
+    for (let i = index; i < this.queue.length && this.queue[i]!.txn === txn; i++) {
+      const event = this.queue[i]!;
+      if (!event.error && !this.vetted.has(event.topic)) (topics ??= new Set()).add(event.topic);
+    }
+    if (!topics && txn.endLsn !== undefined) this.vettedAhead = txn;
+    return topics;
+  }
+
+  /**
+   * at-most-once: asks Kafka whether `topics` exist before any event for them is handed off. Nothing is confirmed
+   * meanwhile: when Kafka cannot say, the question is this outage's (its backoff, its retry.maxDuration), and a
+   * session that ends meanwhile leaves what is queued to the next one (dropped unconfirmed, streamed again).
+   */
+  private async vet(topics: Set<string>): Promise<void> {
+    for (const topic of topics) {
+      for (;;) {
+        let error: RelayError;
+        try {
+          await this.watched(this.plain().checkTopics([topic]));
+          this.vetted.add(topic);
+          break;
+        } catch (err) {
+          error = classifyKafkaError(err);
+        }
+        if (this.dead) return;
+        if (isRecordError(error)) return this.refusedAhead(topic, error);
+        if (!this.intake) return this.dropUnreportable();
+        if (!(await this.backOff(error, (this.outage?.attempts ?? 0) + 1))) return;
+      }
+    }
+  }
+
+  /**
+   * at-most-once: Kafka refused `topic` (missing, or an invalid name) before any event for it was handed off.
+   * Retried as a refused record is (retry.recordMax*, counted on the first such event); then each event for it up
+   * to its transaction's end meets the poison policy in its place, as an unmappable row does (undecidedAhead),
+   * before its position is confirmed: a halt leaves it to the restart, a dead letter or a skip lets the rest go.
+   */
+  private async refusedAhead(topic: string, error: RelayError): Promise<void> {
+    const txn = this.queue[this.head]!.txn;
+    const refused: OutboxEvent[] = [];
+    for (let i = this.head; i < this.queue.length && this.queue[i]!.txn === txn; i++) {
+      const event = this.queue[i]!;
+      if (!event.error && event.topic === topic) refused.push(event);
+    }
+    const step = this.recordRetries.next(refused[0]!);
+    if (step.delayMs !== undefined) {
+      this.callbacks.recordRetrying(refused[0]!, error, step.attempts, step.delayMs);
+      await sleep(step.delayMs, this.abort.signal);
+      return;
+    }
+    const spent = new RelayError(error.code, error.message, { cause: error.cause, hint: error.hint, retriable: error.retriable, details: { ...error.details, attempts: step.attempts } });
+    for (const event of refused) event.error = spent;
+    // Found to hold no unmappable event when it was scanned before (nextBatch): it holds some now.
+    if (this.checkedAhead === txn) this.checkedAhead = undefined;
   }
 
   /**
@@ -575,7 +652,7 @@ export class DeliveryEngine implements Delivery {
     this.lastLaunched = event.txn;
     if (!this.launchedSinceCommit) this.uncommittedSince = Date.now();
     this.launchedSinceCommit = true;
-    await this.poison(event, event.error!, 1);
+    await this.poison(event, event.error!, attemptsOf(event.error!));
   }
 
   /** `error` as the error of `event`: its id, commit LSN and topic in the message and the details. */
@@ -970,4 +1047,10 @@ export class DeliveryEngine implements Delivery {
     this.idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** The produce attempts an event's error records (Kafka refused its topic before the hand-off: vet), else 1. */
+function attemptsOf(error: RelayError): number {
+  const { attempts } = error.details;
+  return typeof attempts === 'number' ? attempts : 1;
 }

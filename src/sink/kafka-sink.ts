@@ -114,6 +114,14 @@ export class KafkaSink implements PlainSink {
     }
   }
 
+  async checkTopics(topics: Iterable<string>): Promise<void> {
+    try {
+      await this.topics.check(topics);
+    } catch (err) {
+      throw classifyKafkaError(err);
+    }
+  }
+
   async close(options: CloseOptions = { flush: true }): Promise<void> {
     // kafkajs's disconnect waits for the requests in flight, which a broker that stopped answering holds until
     // kafka.requestTimeout: after a drain the grace ended it is not waited for at all, otherwise for a bounded time.

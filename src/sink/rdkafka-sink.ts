@@ -157,6 +157,14 @@ export class RdKafkaSink implements PlainSink {
     }
   }
 
+  async checkTopics(topics: Iterable<string>): Promise<void> {
+    try {
+      await this.topics.check(topics);
+    } catch (err) {
+      throw classifyRdKafkaError(err);
+    }
+  }
+
   /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
   private async enqueue(records: readonly SinkRecord[], number: number): Promise<{ connected: Connected; delivered: Promise<void> }> {
     this.refuseIfHeld(number);

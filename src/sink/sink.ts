@@ -46,6 +46,12 @@ export interface PlainSink extends Sink {
    * At-most-once asks it while idle in an outage that dropped batches, where no batch comes to show Kafka is back.
    */
   checkLeaders(topics: Iterable<string>): Promise<void>;
+  /**
+   * Resolves once each of `topics` exists (the brokers are asked once per topic, as before its first produce);
+   * else rejects with a classified error: TOPIC_NOT_FOUND naming the topic, or why Kafka could not say.
+   * At-most-once asks it before a hand-off, while a refusal can still meet the poison policy.
+   */
+  checkTopics(topics: Iterable<string>): Promise<void>;
 }
 
 export interface CloseOptions {

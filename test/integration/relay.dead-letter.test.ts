@@ -75,6 +75,39 @@ describe('relay: delivery.onPoison = dead-letter', () => {
     expect(await relay.exited).toBe(0);
   });
 
+  it.each(['rdkafka', 'kafkajs'])('at-most-once, --kafka-client %s: an event for a topic that does not exist is dead-lettered before its transaction is handed off; its neighbours in the transaction are delivered, none dropped', async (client) => {
+    // Before: the hand-off confirmed the transaction's batch, Kafka refused it for the topic, and all three events
+    // were dropped, past the policy.
+    const topic = uniqueName('amo');
+    const dlq = uniqueName('dlq');
+    await createTopic(`${topic}.k`);
+    await createTopic(dlq);
+    const setup = await setupSlot(db(), ['outbox']);
+    const http = await httpArgs();
+    const relay = startRelay([
+      ...setup.args, ...http.args,
+      '--kafka-client', client, '--delivery-guarantee', 'at-most-once', '--topic', `${topic}.\${partition_key}`,
+      '--delivery-on-poison', 'dead-letter', '--delivery-dead-letter-topic', dlq, '--retry-record-max-attempts', '2', '--retry-initial-delay', '50ms',
+    ]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    await db().query(
+      `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, partition_key) SELECT u.id, 'order', 'a', 'T', '{}'::jsonb, u.k FROM unnest($1::uuid[], $2::text[]) AS u(id, k)`,
+      [ids, ['k', 'nowhere', 'k']],
+    );
+    const delivered = await readTopic(`${topic}.k`, { expected: 2, timeoutMs: 30_000 });
+    expect(delivered.map((r) => r.headers.id)).toEqual([ids[0], ids[2]]);
+    const dead = await readTopic(dlq, { expected: 1, timeoutMs: 10_000 });
+    expect(dead.map((r) => r.headers.id)).toEqual([ids[1]]);
+    expect(dead[0]!.headers).toMatchObject({ 'outbox-dlq-error-code': 'TOPIC_NOT_FOUND', 'outbox-dlq-attempts': '2', 'outbox-dlq-original-topic': `${topic}.nowhere` });
+    await waitForSlotAtCurrentWal(db(), setup.slot, 30_000);
+    const metrics = await scrape(http.base);
+    expect(metricValue(metrics, 'outbox_relay_events_dropped_total')).toBe(0);
+    expect(metricValue(metrics, 'outbox_relay_dead_lettered_total', { code: 'TOPIC_NOT_FOUND' })).toBe(1);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+  });
+
   it('a dead letter that cannot be written halts on that event without confirming it', async () => {
     const topic = uniqueName('small');
     await createTopic(topic, 1, undefined, [{ name: 'max.message.bytes', value: '2000' }]);

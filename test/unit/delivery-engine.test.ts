@@ -14,6 +14,10 @@ afterEach(() => {
 });
 
 /** Its fix is the code's default one (errors.ts), as from classifyKafkaError. */
+function missingTopic(topic: string): RelayError {
+  return new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist (fake)`, { details: { topic } });
+}
+
 function recordTooLarge(): RelayError {
   return new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
 }
@@ -944,5 +948,98 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(sink.written).toEqual(['d.0', 'd.1']);
     expect(h.lastConfirmed).toBe(end);
     expect(h.recovered).toBe(1);
+  });
+
+  it('a topic Kafka says does not exist: its events meet the poison policy before their transaction is handed off, after the record retries, and a halt confirms nothing of it', async () => {
+    // Before: the hand-off confirmed the batch, the sink refused it for the topic, and it was dropped whole,
+    // the good neighbours with it, past the policy.
+    const sink = new FakeSink();
+    sink.topicAnswers.set('missing', missingTopic('missing'));
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const before = h.transaction('a', 1);
+    const { txn } = h.begin('t', 1);
+    h.push(txn, 'lost?', undefined, 'missing');
+    h.commit(txn);
+    await h.idle();
+    expect(h.stopped.map((e) => [e.code, e.details.eventId, e.details.attempts])).toEqual([['TOPIC_NOT_FOUND', 'lost?', 2]]);
+    // FAST_RETRY: 2 attempts, so one retry before the policy.
+    expect(h.recordRetries).toEqual(['lost?']);
+    expect(sink.topicChecks).toEqual([['t'], ['missing'], ['missing']]);
+    expect(sink.written).toEqual(['a.0']);
+    expect(h.dropped).toEqual([]);
+    expect(h.confirmed).toEqual([before]);
+  });
+
+  it('a topic Kafka says does not exist, skipped by the policy: its good neighbours go, in order, and the transaction is confirmed', async () => {
+    const sink = new FakeSink();
+    sink.topicAnswers.set('missing', missingTopic('missing'));
+    const skipped: string[] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-most-once',
+      sink,
+      poison: async (event, error) => {
+        skipped.push(`${event.eventId} ${error.code}`);
+        return 'skip';
+      },
+    });
+    const { txn } = h.begin('t', 1);
+    h.push(txn, 'x.0', undefined, 'missing');
+    h.push(txn, 't.after');
+    h.push(txn, 'x.1', undefined, 'missing');
+    const end = h.commit(txn);
+    await h.idle();
+    expect(skipped).toEqual(['x.0 TOPIC_NOT_FOUND', 'x.1 TOPIC_NOT_FOUND']);
+    expect(sink.written).toEqual(['t.0', 't.after']);
+    expect(h.dropped).toEqual([]);
+    expect(h.confirmed).toEqual([end]);
+    expect(h.engine.inFlightEvents).toBe(0);
+  });
+
+  it('while Kafka cannot say whether a new topic exists, nothing for it is handed off or confirmed; once it answers, it goes, and the topic is not asked about again', async () => {
+    const sink = new FakeSink();
+    sink.topicAnswers.set('new', kafkaDown());
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const before = h.transaction('a', 1);
+    const { txn } = h.begin('n', 0);
+    h.push(txn, 'n.0', undefined, 'new');
+    h.commit(txn);
+    await sleep(20);
+    expect(sink.written).toEqual(['a.0']);
+    expect(h.confirmed).toEqual([before]);
+    expect(h.retrying.length).toBeGreaterThan(0);
+    expect(h.engine.inFlightEvents).toBe(1);
+    sink.topicAnswers.delete('new');
+    const later = h.begin('m', 0).txn;
+    h.push(later, 'm.0', undefined, 'new');
+    const end = h.commit(later);
+    await h.idle();
+    expect(sink.written).toEqual(['a.0', 'n.0', 'm.0']);
+    expect(h.lastConfirmed).toBe(end);
+    expect(h.dropped).toEqual([]);
+    expect(h.recovered).toBe(1);
+    expect(sink.topicChecks.filter(([topic]) => topic === 'new').length).toBe(h.retrying.length + 1);
+  });
+
+  it('a session that ends while Kafka cannot say whether a topic exists leaves its events unconfirmed to the next session', async () => {
+    const sink = new FakeSink();
+    sink.topicAnswers.set('new', kafkaDown());
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const { txn } = h.begin('n', 0);
+    h.push(txn, 'n.0', undefined, 'new');
+    h.commit(txn);
+    await sleep(10);
+    h.engine.endSession(h.tracker);
+    await h.idle();
+    expect(sink.written).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+    expect(h.engine.inFlightEvents).toBe(0);
+    sink.topicAnswers.delete('new');
+    h.newSession();
+    const again = h.begin('n', 0).txn;
+    h.push(again, 'n.0', undefined, 'new');
+    const end = h.commit(again);
+    await h.idle();
+    expect(sink.written).toEqual(['n.0']);
+    expect(h.lastConfirmed).toBe(end);
   });
 });

@@ -39,6 +39,8 @@ export class EngineHarness {
   readonly stopped: RelayError[] = [];
   readonly retrying: RelayError[] = [];
   readonly dropped: number[] = [];
+  /** The event of each retry of a record Kafka refused (recordRetrying). */
+  readonly recordRetries: string[] = [];
   /** The produce latency of every delivered callback (undefined: none was timed). */
   readonly latencies: (number | undefined)[] = [];
   recovered = 0;
@@ -66,7 +68,7 @@ export class EngineHarness {
         this.retrying.push(error);
         options.relay?.retrying(error, attempt, delayMs);
       },
-      recordRetrying: () => undefined,
+      recordRetrying: (event) => this.recordRetries.push(event.eventId),
       recovered: (downMs, attempts) => {
         this.recovered++;
         options.relay?.recovered(downMs, attempts);
@@ -112,9 +114,9 @@ export class EngineHarness {
     return { txn, room };
   }
 
-  push(txn: SourceTransaction, id: string, error?: RelayError): boolean {
+  push(txn: SourceTransaction, id: string, error?: RelayError, topic = 't'): boolean {
     txn.tracker.add(txn);
-    const event: OutboxEvent = { topic: 't', key: Buffer.from(id), value: Buffer.from('{}'), headers: {}, eventId: id, size: 10, txn, ...(error ? { error } : {}) };
+    const event: OutboxEvent = { topic, key: Buffer.from(id), value: Buffer.from('{}'), headers: {}, eventId: id, size: 10, txn, ...(error ? { error } : {}) };
     return this.engine.push(event);
   }
 

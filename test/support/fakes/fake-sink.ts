@@ -48,6 +48,9 @@ export class FakeSink implements TransactionalSink, PlainSink {
   /** What checkLeaders answers: 'ok' (every partition led) or the error; each call's topics in `leaderChecks`. */
   leaders: 'ok' | RelayError = 'ok';
   readonly leaderChecks: string[][] = [];
+  /** What checkTopics answers per topic (absent: it exists); each call's topics in `topicChecks`. */
+  readonly topicAnswers = new Map<string, RelayError>();
+  readonly topicChecks: string[][] = [];
   connects = 0;
   claims = 0;
   private open: string[] = [];
@@ -87,6 +90,9 @@ export class FakeSink implements TransactionalSink, PlainSink {
     const ids = records.map((r) => r.key!.toString());
     const answer = deferred();
     this.calls.push({ ids, answer });
+    // As the real sinks: a topic is checked before the records are handed over, and a refusal fails the call.
+    const refused = records.map((r) => this.topicAnswers.get(r.topic)).find((error) => error !== undefined);
+    if (refused) return Promise.reject(refused);
     const step = this.sendSteps.shift() ?? 'ok';
     this.fencedBy(step);
     if (step === 'ok') this.accept(ids);
@@ -144,6 +150,15 @@ export class FakeSink implements TransactionalSink, PlainSink {
   async checkLeaders(topics: Iterable<string>): Promise<void> {
     this.leaderChecks.push([...topics]);
     if (this.leaders !== 'ok') throw this.leaders;
+  }
+
+  async checkTopics(topics: Iterable<string>): Promise<void> {
+    const asked = [...topics];
+    this.topicChecks.push(asked);
+    for (const topic of asked) {
+      const answer = this.topicAnswers.get(topic);
+      if (answer) throw answer;
+    }
   }
 
   async close(): Promise<void> {}
