@@ -456,15 +456,18 @@ export class DeliveryEngine implements Delivery {
    * before its position is confirmed: a halt leaves it to the restart, a dead letter or a skip lets the rest go.
    */
   private async refusedAhead(topic: string, error: RelayError): Promise<void> {
-    const txn = this.queue[this.head]!.txn;
+    const txn = this.queue[this.head]?.txn;
     const refused: OutboxEvent[] = [];
     for (let i = this.head; i < this.queue.length && this.queue[i]!.txn === txn; i++) {
       const event = this.queue[i]!;
       if (!event.error && event.topic === topic) refused.push(event);
     }
-    const step = this.recordRetries.next(refused[0]!);
+    // None left: the session ended while Kafka was asked, and dropped the transaction's tail it will never commit.
+    const first = refused[0];
+    if (!first) return;
+    const step = this.recordRetries.next(first);
     if (step.delayMs !== undefined) {
-      this.callbacks.recordRetrying(refused[0]!, error, step.attempts, step.delayMs);
+      this.callbacks.recordRetrying(first, error, step.attempts, step.delayMs);
       await sleep(step.delayMs, this.abort.signal);
       return;
     }

@@ -1042,4 +1042,23 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(sink.written).toEqual(['n.0']);
     expect(h.lastConfirmed).toBe(end);
   });
+
+  it('a session that ends while Kafka is asked about the topic of a transaction larger than the window: its tail is dropped, and the refusal that answers then finds nothing to decide', async () => {
+    // Before: the answer looked for the transaction's first event where the session's end had emptied the queue,
+    // and delivery stopped with INTERNAL (a TypeError).
+    const sink = new FakeSink();
+    sink.topicAnswers.set('missing', missingTopic('missing'));
+    sink.topicGate = deferred();
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink, limits: { maxInFlightEvents: 4 } });
+    const { txn } = h.begin('big', 0);
+    for (let i = 0; i < 4; i++) h.push(txn, `big.${i}`, undefined, 'missing');
+    await settle();
+    expect(sink.topicChecks).toEqual([['missing']]);
+    h.engine.endSession(h.tracker);
+    sink.topicGate.resolve();
+    await h.idle();
+    expect(h.stopped).toEqual([]);
+    expect(sink.calls).toEqual([]);
+    expect(h.engine.inFlightEvents).toBe(0);
+  });
 });

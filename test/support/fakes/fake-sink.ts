@@ -51,6 +51,8 @@ export class FakeSink implements TransactionalSink, PlainSink {
   /** What checkTopics answers per topic (absent: it exists); each call's topics in `topicChecks`. */
   readonly topicAnswers = new Map<string, RelayError>();
   readonly topicChecks: string[][] = [];
+  /** When set, checkTopics answers only once it resolves. */
+  topicGate: Deferred | undefined;
   connects = 0;
   claims = 0;
   private open: string[] = [];
@@ -155,6 +157,7 @@ export class FakeSink implements TransactionalSink, PlainSink {
   async checkTopics(topics: Iterable<string>): Promise<void> {
     const asked = [...topics];
     this.topicChecks.push(asked);
+    await this.topicGate?.promise;
     for (const topic of asked) {
       const answer = this.topicAnswers.get(topic);
       if (answer) throw answer;
