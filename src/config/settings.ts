@@ -302,7 +302,7 @@ export const SETTINGS = [
     shownDefault: '900KiB',
     placeholder: '<size>',
   }),
-  setting('delivery.onPoison', 'poison', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue. A record Kafka refuses halts exactly-once whatever this says; at-most-once checks topics before the hand-off, and drops a record only the broker refuses (too large) with its batch (docs/event-shaping.md).', {
+  setting('delivery.onPoison', 'poison', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue. A record Kafka refuses halts exactly-once whatever this says; at-most-once checks topics before the hand-off, and drops a record Kafka refuses at the hand-off (too large) with its batch (docs/event-shaping.md).', {
     default: 'halt',
     placeholder: '<policy>',
   }),
