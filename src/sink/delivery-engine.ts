@@ -695,6 +695,8 @@ export class DeliveryEngine implements Delivery {
     this.outage.dropped ??= new Set();
     // Refused for its records (too large, a topic that does not exist), it says nothing of the brokers.
     if (!isRecordError(error)) this.outage.holding = error;
+    // A topic deleted since it was vetted: asked again before its next hand-off, whose events then meet the policy.
+    if (error.code === 'TOPIC_NOT_FOUND') for (const event of batch) this.vetted.delete(event.topic);
     for (const event of batch) this.outage.dropped.add(event.topic);
     this.callbacks.dropped(batch.length, error);
     this.leave(batch.length, bytesOf(batch));
@@ -719,8 +721,14 @@ export class DeliveryEngine implements Delivery {
         try {
           await this.plain().checkLeaders(outage.dropped!);
         } catch (err) {
-          if (!current() || !(await this.backOff(classifyKafkaError(err), outage.attempts + 1))) return;
-          continue;
+          const error = classifyKafkaError(err);
+          // A topic that does not exist (deleted under the relay) is an answer: the brokers take requests, and the
+          // next event for it meets the poison policy before its hand-off (vet). Asked on, it held the outage open
+          // until retry.maxDuration ended the relay with RETRIES_EXHAUSTED.
+          if (!isRecordError(error)) {
+            if (!current() || !(await this.backOff(error, outage.attempts + 1))) return;
+            continue;
+          }
         }
         if (!current() || outage.attempts !== attempts) return;
         if (this.idle) this.outageOver();

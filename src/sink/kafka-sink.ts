@@ -102,7 +102,9 @@ export class KafkaSink implements PlainSink {
       await this.topics.check(topicMessages.map((t) => t.topic));
       await this.producer.sendBatch({ topicMessages, acks: -1, compression: this.compression });
     } catch (err) {
-      throw classifyKafkaError(err);
+      const error = classifyKafkaError(err);
+      if (error.code === 'TOPIC_NOT_FOUND') this.topics.forget(topicMessages.map((t) => t.topic));
+      throw error;
     }
   }
 

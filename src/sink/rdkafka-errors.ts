@@ -12,6 +12,9 @@ const RECORD_ERRORS = new Map<number, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'T
   [17, 'TOPIC_INVALID'], // TOPIC_EXCEPTION
   [3, 'TOPIC_NOT_FOUND'], // UNKNOWN_TOPIC_OR_PART
   [-188, 'TOPIC_NOT_FOUND'], // _UNKNOWN_TOPIC (local)
+  // _UNKNOWN_PARTITION (local): the relay names no partition (librdkafka's partitioner picks one), so the topic's
+  // partitions are gone from the metadata: seen for a topic deleted under the relay, where it had been known.
+  [-190, 'TOPIC_NOT_FOUND'],
 ]);
 /** The fix for INVALID_TIMESTAMP (both clients). */
 export const INVALID_TIMESTAMP_HINT = 'the record timestamp (the mapping\'s event-time column) lies outside the topic\'s message.timestamp.before.max.ms / message.timestamp.after.max.ms (Kafka 4: at most 1 h ahead by default): fix the value, widen those topic settings, or use message.timestamp.type=LogAppendTime';

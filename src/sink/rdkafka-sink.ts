@@ -145,7 +145,9 @@ export class RdKafkaSink implements PlainSink {
         await this.replace(connected!);
         this.heldBelow = this.sends;
       }
-      throw classifyRdKafkaError(err);
+      const error = classifyRdKafkaError(err);
+      if (error.code === 'TOPIC_NOT_FOUND') this.topics.forget(records.map((r) => r.topic));
+      throw error;
     }
   }
 

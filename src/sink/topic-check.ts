@@ -26,6 +26,11 @@ export class TopicCheck {
     }
   }
 
+  /** Kafka said a topic was missing where it was known: asked again before its next produce (a deleted topic). */
+  forget(topics: Iterable<string>): void {
+    for (const topic of topics) this.known.delete(topic);
+  }
+
   /**
    * Asks the broker again, whatever is known: rejects unless every partition of each topic has a leader, which
    * takes its writes. (Not proof against all: a partition below min.insync.replicas still refuses acks=all.)

@@ -5,7 +5,7 @@ import { waitUntil } from '../../stack/index.js';
 import { commitRecordLsn, currentWalLsn, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { httpArgs, httpGet } from '../support/ops-http.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
-import { createTopic, readTopic, uniqueName } from '../support/services.js';
+import { createTopic, deleteTopic, readTopic, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 
 describe('relay: rows that cannot be produced halt without confirming them (default policy)', () => {
@@ -163,6 +163,31 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(records.map((r) => r.key)).toEqual(ids);
     restarted.signal('SIGTERM');
     expect(await restarted.exited).toBe(0);
+  });
+
+  it.each(['rdkafka', 'kafkajs'])('at-most-once, --kafka-client %s: a topic deleted while the relay runs: what Kafka refused for it is dropped, and a later event for it halts on its id before its hand-off, unconfirmed', async (client) => {
+    // librdkafka fails a record for a topic the brokers no longer name after topic.metadata.propagation.max.ms (30 s by default).
+    const propagation = client === 'rdkafka' ? ['--kafka-producer', 'topic.metadata.propagation.max.ms=1000'] : [];
+    const setup = await setupOutbox(db(), { extraArgs: ['--delivery-guarantee', 'at-most-once', '--kafka-client', client, '--retry-record-max-attempts', '1', ...propagation] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insert();
+    await readTopic(setup.topic, { expected: 1 });
+    await deleteTopic(setup.topic);
+    // Handed off to the deleted topic (it was known): Kafka refuses it, and at-most-once drops it.
+    await insert();
+    const drop = await relay.waitForLog((l) => l.dropped === 1, 60_000, 'the drop');
+    expect(drop.code).toBe('TOPIC_NOT_FOUND');
+    // Before: the topic stayed known, and each later batch for it was handed off and dropped the same way.
+    const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
+    const later = await insert();
+    const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    expect(halt.code).toBe('TOPIC_NOT_FOUND');
+    expect(halt.eventId).toBe(later);
+    const { rows } = await db().query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [later]);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBeLessThan(await commitRecordLsn(db(), rows[0]!.xid, confirmedBefore));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
   });
 
   it('a topic template giving an illegal topic name: TOPIC_INVALID with the fix', async () => {

@@ -55,6 +55,18 @@ export function kafkaClient(brokers = stack().brokers): Kafka {
   return new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING });
 }
 
+/** Deletes `topic` and waits until the brokers no longer name it. */
+export async function deleteTopic(topic: string, brokers = stack().brokers): Promise<void> {
+  const admin = kafkaClient(brokers).admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+    await waitUntil(`${topic} gone`, async () => !(await admin.listTopics()).includes(topic), 30_000, 100);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export async function createTopic(topic: string, partitions = 1, brokers = stack().brokers, configEntries: { name: string; value: string }[] = []): Promise<void> {
   const admin = kafkaClient(brokers).admin();
   await admin.connect();

@@ -1061,4 +1061,46 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(sink.calls).toEqual([]);
     expect(h.engine.inFlightEvents).toBe(0);
   });
+
+  it('a topic deleted after its first hand-off: the batch Kafka refused for it is dropped, and the next event for it meets the poison policy before its hand-off', async () => {
+    const sink = new FakeSink();
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const first = h.begin('a', 0).txn;
+    h.push(first, 'a.0', undefined, 'gone');
+    h.commit(first);
+    await h.idle();
+    expect(sink.written).toEqual(['a.0']);
+    // Deleted: Kafka refuses the next batch for it (the engine had vetted it), and says so when asked.
+    sink.topicAnswers.set('gone', missingTopic('gone'));
+    const second = h.begin('b', 0).txn;
+    h.push(second, 'b.0', undefined, 'gone');
+    const dropped = h.commit(second);
+    await h.idle();
+    expect(h.dropped).toEqual([1]);
+    // Before: vetted for good, the topic was not asked about again, and each later batch for it was dropped too.
+    const third = h.begin('c', 0).txn;
+    h.push(third, 'c.0', undefined, 'gone');
+    h.commit(third);
+    await h.idle();
+    expect(h.dropped).toEqual([1]);
+    expect(h.stopped.map((e) => [e.code, e.details.eventId])).toEqual([['TOPIC_NOT_FOUND', 'c.0']]);
+    expect(h.lastConfirmed).toBe(dropped);
+  });
+
+  it('an idle outbox after a batch dropped for a deleted topic: the leader check\'s "no such topic" is an answer, and the outage ends', async () => {
+    // Before: asked on until retry.maxDuration, the outage ended the relay with RETRIES_EXHAUSTED.
+    const sink = new FakeSink();
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink, retry: { maxDurationMs: 200 } });
+    h.transaction('a', 1);
+    await h.idle();
+    sink.topicAnswers.set('t', missingTopic('t'));
+    sink.leaders = missingTopic('t');
+    h.transaction('b', 1);
+    await h.idle();
+    await sleep(300);
+    expect(h.dropped).toEqual([1]);
+    expect(sink.leaderChecks).toEqual([['t']]);
+    expect(h.stopped).toEqual([]);
+    expect(h.recovered).toBe(1);
+  });
 });
