@@ -165,6 +165,28 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     expect(await restarted.exited).toBe(0);
   });
 
+  it('a topic deleted while the relay runs: the next event for it halts on its id after the record retries, unconfirmed', async () => {
+    // librdkafka fails a record for a topic the brokers no longer name after topic.metadata.propagation.max.ms (30 s by default).
+    const setup = await setupOutbox(db(), { extraArgs: ['--retry-record-max-attempts', '2', '--kafka-producer', 'topic.metadata.propagation.max.ms=1000'] });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    await insert();
+    await readTopic(setup.topic, { expected: 1 });
+    await deleteTopic(setup.topic);
+    const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
+    const later = await insert();
+    // librdkafka's first answer is "Local: Unknown partition" (_UNKNOWN_PARTITION), which this relay also took for an
+    // outage until 2026-12-05; its retry met "Unknown topic" (_UNKNOWN_TOPIC) and the record retries then.
+    const halt = await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt');
+    expect(halt.code).toBe('TOPIC_NOT_FOUND');
+    expect(halt.eventId).toBe(later);
+    expect(halt.attempts).toBe(2);
+    const { rows } = await db().query<{ xid: string }>('SELECT xmin::text AS xid FROM outbox WHERE id = $1', [later]);
+    expect(await slotConfirmedLsn(db(), setup.slot)).toBeLessThan(await commitRecordLsn(db(), rows[0]!.xid, confirmedBefore));
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+  });
+
   it.each(['rdkafka', 'kafkajs'])('at-most-once, --kafka-client %s: a topic deleted while the relay runs: what Kafka refused for it is dropped, and a later event for it halts on its id before its hand-off, unconfirmed', async (client) => {
     // librdkafka fails a record for a topic the brokers no longer name after topic.metadata.propagation.max.ms (30 s by default).
     const propagation = client === 'rdkafka' ? ['--kafka-producer', 'topic.metadata.propagation.max.ms=1000'] : [];
