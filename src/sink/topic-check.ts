@@ -49,8 +49,6 @@ export class TopicCheck {
       return await this.fetchMetadata(topic);
     } catch (err) {
       if (this.isUnknownTopic(err)) {
-        // Known before (deleted since, asked by leaders()): asked again before its next produce.
-        this.known.delete(topic);
         throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist and the broker does not create topics automatically`, {
           hint: `create it (kafka-topics.sh --create --topic ${topic}) or enable auto.create.topics.enable on the broker`,
           details: { topic },

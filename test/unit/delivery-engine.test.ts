@@ -1086,43 +1086,4 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.stopped.map((e) => [e.code, e.details.eventId])).toEqual([['TOPIC_NOT_FOUND', 'c.0']]);
     expect(h.lastConfirmed).toBe(dropped);
   });
-
-  it('an idle outbox after a batch dropped for a deleted topic: the leader check\'s "no such topic" is an answer, and the outage ends', async () => {
-    // Before: asked on until retry.maxDuration, the outage ended the relay with RETRIES_EXHAUSTED.
-    const sink = new FakeSink();
-    const h = new EngineHarness({ guarantee: 'at-most-once', sink, retry: { maxDurationMs: 200 } });
-    h.transaction('a', 1);
-    await h.idle();
-    sink.topicAnswers.set('t', missingTopic('t'));
-    sink.leaders = missingTopic('t');
-    h.transaction('b', 1);
-    await h.idle();
-    await sleep(300);
-    expect(h.dropped).toEqual([1]);
-    expect(sink.leaderChecks).toEqual([['t']]);
-    expect(h.stopped).toEqual([]);
-    expect(h.recovered).toBe(1);
-  });
-
-  it('a batch dropped as unavailable for a topic the leader check then says does not exist: the topic is asked about again, and the next event for it meets the poison policy', async () => {
-    // Before: the topic stayed vetted when the drop's refusal was not TOPIC_NOT_FOUND, and the next batch for it was
-    // handed off and dropped too.
-    const sink = new FakeSink();
-    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
-    h.transaction('a', 1);
-    await h.idle();
-    sink.scriptSends(kafkaDown());
-    sink.leaders = missingTopic('t');
-    const dropped = h.transaction('b', 1);
-    await h.idle();
-    await sleep(20);
-    expect(h.dropped).toEqual([1]);
-    expect(h.recovered).toBe(1);
-    sink.topicAnswers.set('t', missingTopic('t'));
-    h.transaction('c', 1);
-    await h.idle();
-    expect(h.dropped).toEqual([1]);
-    expect(h.stopped.map((e) => [e.code, e.details.eventId])).toEqual([['TOPIC_NOT_FOUND', 'c.0']]);
-    expect(h.lastConfirmed).toBe(dropped);
-  });
 });
