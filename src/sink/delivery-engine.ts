@@ -119,9 +119,7 @@ export class DeliveryEngine implements Delivery {
   private readonly decidedAhead = new Set<OutboxEvent>();
   /** at-most-once: the newest committed transaction found to hold no undecided unmappable event (undecidedAhead). */
   private checkedAhead: SourceTransaction | undefined;
-  /** at-most-once: the topics Kafka said exist (vet), asked before their first hand-off. */
-  private readonly vetted = new Set<string>();
-  /** at-most-once: the newest committed transaction whose topics were all vetted (unvettedAhead). */
+  /** at-most-once: the newest committed transaction whose topics the sink all knows to exist (unvettedAhead). */
   private vettedAhead: SourceTransaction | undefined;
   private readonly abort = new AbortController();
   private readonly recordRetries: RecordRetries;
@@ -419,7 +417,7 @@ export class DeliveryEngine implements Delivery {
     let topics: Set<string> | undefined;
     for (let i = index; i < this.queue.length && this.queue[i]!.txn === txn; i++) {
       const event = this.queue[i]!;
-      if (!event.error && !this.vetted.has(event.topic)) (topics ??= new Set()).add(event.topic);
+      if (!event.error && !this.plain().knowsTopic(event.topic)) (topics ??= new Set()).add(event.topic);
     }
     if (!topics && txn.endLsn !== undefined) this.vettedAhead = txn;
     return topics;
@@ -436,7 +434,6 @@ export class DeliveryEngine implements Delivery {
         let error: RelayError;
         try {
           await this.watched(this.plain().checkTopics([topic]));
-          this.vetted.add(topic);
           break;
         } catch (err) {
           error = classifyKafkaError(err);
@@ -695,8 +692,6 @@ export class DeliveryEngine implements Delivery {
     this.outage.dropped ??= new Set();
     // Refused for its records (too large, a topic that does not exist), it says nothing of the brokers.
     if (!isRecordError(error)) this.outage.holding = error;
-    // A topic deleted since it was vetted: asked again before its next hand-off, whose events then meet the policy.
-    if (error.code === 'TOPIC_NOT_FOUND') for (const event of batch) this.vetted.delete(event.topic);
     for (const event of batch) this.outage.dropped.add(event.topic);
     this.callbacks.dropped(batch.length, error);
     this.leave(batch.length, bytesOf(batch));

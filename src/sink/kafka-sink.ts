@@ -124,6 +124,10 @@ export class KafkaSink implements PlainSink {
     }
   }
 
+  knowsTopic(topic: string): boolean {
+    return this.topics.knows(topic);
+  }
+
   async close(options: CloseOptions = { flush: true }): Promise<void> {
     // kafkajs's disconnect waits for the requests in flight, which a broker that stopped answering holds until
     // kafka.requestTimeout: after a drain the grace ended it is not waited for at all, otherwise for a bounded time.

@@ -167,6 +167,10 @@ export class RdKafkaSink implements PlainSink {
     }
   }
 
+  knowsTopic(topic: string): boolean {
+    return this.topics.knows(topic);
+  }
+
   /** Resolves once every record is in librdkafka's queue; `delivered` (wrapped, so it is not awaited here) settles with the reports. */
   private async enqueue(records: readonly SinkRecord[], number: number): Promise<{ connected: Connected; delivered: Promise<void> }> {
     this.refuseIfHeld(number);

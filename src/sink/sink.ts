@@ -52,6 +52,11 @@ export interface PlainSink extends Sink {
    * At-most-once asks it before a hand-off, while a refusal can still meet the poison policy.
    */
   checkTopics(topics: Iterable<string>): Promise<void>;
+  /**
+   * Whether `topic` was found to exist (by checkTopics or a send's own check) and no send was refused for it as
+   * missing since: at-most-once asks checkTopics about the others only, deciding so on its hand-off path.
+   */
+  knowsTopic(topic: string): boolean;
 }
 
 export interface CloseOptions {

@@ -26,6 +26,10 @@ export class TopicCheck {
     }
   }
 
+  knows(topic: string): boolean {
+    return this.known.has(topic);
+  }
+
   /** Kafka said a topic was missing where it was known: asked again before its next produce (a deleted topic). */
   forget(topics: Iterable<string>): void {
     for (const topic of topics) this.known.delete(topic);

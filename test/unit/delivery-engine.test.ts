@@ -1070,14 +1070,14 @@ describe('DeliveryEngine, at-most-once', () => {
     h.commit(first);
     await h.idle();
     expect(sink.written).toEqual(['a.0']);
-    // Deleted: Kafka refuses the next batch for it (the engine had vetted it), and says so when asked.
+    // Deleted: Kafka refuses the next batch for it (known since the first), and says so when asked.
     sink.topicAnswers.set('gone', missingTopic('gone'));
     const second = h.begin('b', 0).txn;
     h.push(second, 'b.0', undefined, 'gone');
     const dropped = h.commit(second);
     await h.idle();
     expect(h.dropped).toEqual([1]);
-    // Before: vetted for good, the topic was not asked about again, and each later batch for it was dropped too.
+    // Before: known for good, the topic was not asked about again, and each later batch for it was dropped too.
     const third = h.begin('c', 0).txn;
     h.push(third, 'c.0', undefined, 'gone');
     h.commit(third);

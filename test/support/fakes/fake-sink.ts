@@ -53,6 +53,8 @@ export class FakeSink implements TransactionalSink, PlainSink {
   readonly topicChecks: string[][] = [];
   /** When set, checkTopics answers only once it resolves. */
   topicGate: Deferred | undefined;
+  /** As the real sinks' topic check: known once checkTopics found it, forgotten when a send was refused as missing. */
+  private readonly knownTopics = new Set<string>();
   connects = 0;
   claims = 0;
   private open: string[] = [];
@@ -94,7 +96,10 @@ export class FakeSink implements TransactionalSink, PlainSink {
     this.calls.push({ ids, answer });
     // As the real sinks: a topic is checked before the records are handed over, and a refusal fails the call.
     const refused = records.map((r) => this.topicAnswers.get(r.topic)).find((error) => error !== undefined);
-    if (refused) return Promise.reject(refused);
+    if (refused) {
+      if (refused.code === 'TOPIC_NOT_FOUND') for (const r of records) this.knownTopics.delete(r.topic);
+      return Promise.reject(refused);
+    }
     const step = this.sendSteps.shift() ?? 'ok';
     this.fencedBy(step);
     if (step === 'ok') this.accept(ids);
@@ -161,7 +166,12 @@ export class FakeSink implements TransactionalSink, PlainSink {
     for (const topic of asked) {
       const answer = this.topicAnswers.get(topic);
       if (answer) throw answer;
+      this.knownTopics.add(topic);
     }
+  }
+
+  knowsTopic(topic: string): boolean {
+    return this.knownTopics.has(topic);
   }
 
   async close(): Promise<void> {}
