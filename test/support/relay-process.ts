@@ -79,12 +79,36 @@ export class RelayProcess {
 }
 
 const running = new Set<RelayProcess>();
+// Every relay this file started, in order: a failed test prints the logs of those it could have seen.
+const started: RelayProcess[] = [];
 
 export function startRelay(args: string[], env: Record<string, string> = {}): RelayProcess {
   const relay = new RelayProcess(args, env);
   running.add(relay);
+  started.push(relay);
   void relay.exited.then(() => running.delete(relay));
   return relay;
+}
+
+const LOG_TAIL = 60;
+
+/**
+ * For the integration project's setup file: when a test fails, print the last lines of each relay it started
+ * and of each relay started before it that was still running when it began. An assertion on Kafka's records or
+ * the slot says what went wrong but not why; without the relay's log a failure seen once in a full suite could
+ * not be explained (two such in CI before this existed).
+ */
+export function printRelayLogsOnFailure(onTestFailed: (fn: () => void) => void): void {
+  const before = started.length;
+  const alreadyRunning = started.filter((r) => running.has(r));
+  onTestFailed(() => {
+    const relays = [...alreadyRunning, ...started.slice(before)];
+    for (const [i, relay] of relays.entries()) {
+      const lines = relay.dump().split('\n');
+      const cut = lines.length > LOG_TAIL ? `, the last ${LOG_TAIL} of ${lines.length} lines` : '';
+      console.error(`relay ${i + 1} of ${relays.length} (pid ${relay.pid})${cut}:\n${lines.slice(-LOG_TAIL).join('\n')}`);
+    }
+  });
 }
 
 /** afterEach/afterAll: nothing of ours may outlive a test. */

@@ -1,0 +1,4 @@
+import { beforeEach } from 'vitest';
+import { printRelayLogsOnFailure } from './relay-process.js';
+
+beforeEach((ctx) => printRelayLogsOnFailure(ctx.onTestFailed));
