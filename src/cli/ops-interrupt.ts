@@ -4,6 +4,16 @@ import { withClient } from '../ops/connection.js';
 import { onStopSignals } from './early-signals.js';
 import { EXIT, reportError } from './exit.js';
 import { exitNow } from '../process-exit.js';
+import { settlesWithin } from '../retry.js';
+
+/**
+ * How long a cancelled statement gets to end before its connection is: PostgreSQL answers pg_cancel_backend
+ * before the cancelled statement's error (57014) comes back on the command's connection, and a connection ended
+ * in between failed the statement with "Connection terminated", reported as one that completed first. A backend
+ * waiting on a lock or another transaction stops at once; one busy where it does not check for a cancel for
+ * longer than this is reported as possibly completing.
+ */
+export const CANCEL_WAIT_MS = 5_000;
 
 const NEXT = 'see where things are (outbox-relay status, slot list, publication show), then run the command again if it is still needed';
 
@@ -29,14 +39,16 @@ function cancelledByPostgres(err: unknown): boolean {
  * its statement ended: a `slot create` waiting for an open transaction (a new slot waits for every one) created the
  * slot once that transaction committed, a slot the operator believed abandoned, holding WAL from then on. So the
  * first signal cancels the statement under way (pg_cancel_backend from a second connection, as psql's Ctrl-C
- * cancels it) and then ends the command's connection, so that no statement after it runs; the command fails with
- * INTERRUPTED. Before the command's connection is open (also for a signal received while the bin was loading,
+ * cancels it), waits for it to end (up to CANCEL_WAIT_MS) and then ends the command's connection, so that no
+ * statement after it runs; the command fails with INTERRUPTED. Before the command's connection is open (also for a signal received while the bin was loading,
  * cli/early-signals.ts) nothing has run: it exits at once, as it does on a second signal.
  */
 export class OpsInterrupt {
   /** Removes its signal listeners (the command is done). */
   readonly remove: () => void;
   private client: pg.Client | undefined;
+  /** The command's latest statement, settled either way: what a cancel waits for before the connection ends. */
+  private latest: Promise<void> = Promise.resolve();
   /** A statement of the command's ended cancelled (57014) after the signal: the cancel reached it. */
   private cancelReached = false;
   /** The first signal, and how the statement under way ended. */
@@ -65,7 +77,7 @@ export class OpsInterrupt {
       const result = query(...args);
       // Seen here, not in the command's error: a command may go on past a failed statement (slot advance's
       // preview count), and then fails with the refusal above.
-      if (result instanceof Promise) result.catch((err: unknown) => void (this.interrupted && cancelledByPostgres(err) && (this.cancelReached = true)));
+      if (result instanceof Promise) this.latest = result.then(() => undefined, (err: unknown) => void (this.interrupted && cancelledByPostgres(err) && (this.cancelReached = true)));
       return result;
     }) as typeof client.query;
   }
@@ -103,9 +115,9 @@ export class OpsInterrupt {
     let outcome: Outcome;
     try {
       const { rows } = await withClient(this.postgres, 'the cancel of the interrupted statement', (side) => side.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]));
-      outcome = rows[0]?.cancelled
-        ? { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect', cancelSent: true }
-        : { message: 'the cancel did not reach the statement under way (its connection had ended)', effect: 'statements before the signal stay done, none ran after it' };
+      if (!rows[0]?.cancelled) outcome = { message: 'the cancel did not reach the statement under way (its connection had ended)', effect: 'statements before the signal stay done, none ran after it' };
+      else if (await settlesWithin(this.latest, CANCEL_WAIT_MS)) outcome = { message: 'PostgreSQL cancelled the statement under way', effect: 'statements before it stay done, the cancelled one took no effect', cancelSent: true };
+      else outcome = { message: `PostgreSQL accepted the cancel, but the statement under way had not ended ${CANCEL_WAIT_MS / 1000} s later`, effect: 'statements before it stay done, and PostgreSQL may still complete it' };
     } catch (err) {
       outcome = { message: `the statement under way could not be cancelled (${errorMessage(err)})`, effect: 'statements before it stay done, and PostgreSQL may still complete it' };
     }

@@ -8,7 +8,7 @@ vi.mock('../../src/ops/connection.js', async (original) => {
   const real = await original<typeof import('../../src/ops/connection.js')>();
   return { ...real, withClient: (config: never, what: never, work: never) => (cancelAnswer === undefined ? real.withClient(config, what, work) : Promise.resolve({ rows: [{ cancelled: cancelAnswer }] })) };
 });
-const { OpsInterrupt, exitOnStopSignals } = await import('../../src/cli/ops-interrupt.js');
+const { CANCEL_WAIT_MS, OpsInterrupt, exitOnStopSignals } = await import('../../src/cli/ops-interrupt.js');
 
 /** The paths the integration test (cli.slot: a slot create cancelled while it waits) does not take. */
 describe('operator command interrupted by a signal', () => {
@@ -90,6 +90,45 @@ describe('operator command interrupted by a signal', () => {
     expect(await peek).toBe('uncounted');
     const refused = await client.query('SELECT pg_replication_slot_advance($1, $2)').catch((err: unknown) => err);
     expect(await interrupt.failure(refused)).toMatchObject({ message: 'slot advance interrupted by SIGINT: PostgreSQL cancelled the statement under way' });
+  });
+
+  // The clean-clone suite of 2026-12-06 saw cli.slot's cancelled slot create reported as "completed before the
+  // cancel reached it": the connection was ended as soon as pg_cancel_backend answered, before the statement's
+  // 57014 came back on it, so the statement failed with "Connection terminated" instead.
+  it('a cancel whose 57014 arrives after pg_cancel_backend answered: waits for it and says the statement was cancelled, not that it completed', async () => {
+    cancelAnswer = true;
+    const interrupt = new OpsInterrupt('slot create', {}, false);
+    let fail!: (err: Error) => void;
+    const statement = new Promise((_, reject) => (fail = reject));
+    // pg fails a statement still under way when its connection ends.
+    const end = async () => fail(new Error('Connection terminated'));
+    const client = { end, query: () => statement, _getActiveQuery: () => ({}) } as unknown as pg.Client;
+    interrupt.attach(client);
+    const creating = client.query('SELECT pg_create_logical_replication_slot($1, $2)').catch((err: unknown) => err);
+    process.emit('SIGINT', 'SIGINT');
+    setTimeout(() => fail(Object.assign(new Error('canceling statement due to user request'), { code: '57014' })), 50);
+    expect(await interrupt.failure(await creating)).toMatchObject({ message: 'slot create interrupted by SIGINT: PostgreSQL cancelled the statement under way' });
+  });
+
+  it('a cancel accepted but the statement still under way after the wait: says it may still complete', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      cancelAnswer = true;
+      const interrupt = new OpsInterrupt('slot create', {}, false);
+      let fail!: (err: Error) => void;
+      const statement = new Promise((_, reject) => (fail = reject));
+      const client = { end: async () => fail(new Error('Connection terminated')), query: () => statement, _getActiveQuery: () => ({}) } as unknown as pg.Client;
+      interrupt.attach(client);
+      const creating = client.query('SELECT pg_create_logical_replication_slot($1, $2)').catch((err: unknown) => err);
+      process.emit('SIGINT', 'SIGINT');
+      await vi.advanceTimersByTimeAsync(CANCEL_WAIT_MS);
+      expect(await interrupt.failure(await creating)).toMatchObject({
+        message: `slot create interrupted by SIGINT: PostgreSQL accepted the cancel, but the statement under way had not ended ${CANCEL_WAIT_MS / 1000} s later`,
+        hint: expect.stringMatching(/^statements before it stay done, and PostgreSQL may still complete it: /),
+      });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a cancel accepted while the statement completed first: says so, not that it took no effect', async () => {
