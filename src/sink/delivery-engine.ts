@@ -413,7 +413,9 @@ export class DeliveryEngine implements Delivery {
    */
   private unvettedAhead(index: number): Set<string> | undefined {
     const txn = this.queue[index]?.txn;
-    if (!txn || txn === this.vettedAhead || (txn.endLsn === undefined && !this.window.closed)) return undefined;
+    // The rest of a transaction counted at an earlier hand-off goes whatever Kafka says now: its position reached
+    // PostgreSQL, and all of it was asked about before that hand-off (it was committed).
+    if (!txn || txn === this.vettedAhead || txn === this.countedAhead || (txn.endLsn === undefined && !this.window.closed)) return undefined;
     let topics: Set<string> | undefined;
     for (let i = index; i < this.queue.length && this.queue[i]!.txn === txn; i++) {
       const event = this.queue[i]!;
@@ -692,6 +694,9 @@ export class DeliveryEngine implements Delivery {
     this.outage.dropped ??= new Set();
     // Refused for its records (too large, a topic that does not exist), it says nothing of the brokers.
     if (!isRecordError(error)) this.outage.holding = error;
+    // The sink forgot the topic: a transaction found ahead to need no question (nextBatch looks one past a batch)
+    // is asked about again before its hand-off, or it was confirmed and dropped on the answer Kafka just took back.
+    if (error.code === 'TOPIC_NOT_FOUND') this.vettedAhead = undefined;
     for (const event of batch) this.outage.dropped.add(event.topic);
     this.callbacks.dropped(batch.length, error);
     this.leave(batch.length, bytesOf(batch));

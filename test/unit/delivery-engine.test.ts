@@ -1062,16 +1062,21 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.engine.inFlightEvents).toBe(0);
   });
 
-  it('a topic deleted after its first hand-off: the batch Kafka refused for it is dropped, and the next event for it meets the poison policy before its hand-off', async () => {
+  /** Topic `gone` delivered to once (a.0), then deleted: Kafka refuses the next batch for it, and says so when asked. */
+  async function deletedAfterFirstHandOff(limits?: { batchMaxBytes: number }): Promise<{ sink: FakeSink; h: EngineHarness }> {
     const sink = new FakeSink();
-    const h = new EngineHarness({ guarantee: 'at-most-once', sink });
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink, limits });
     const first = h.begin('a', 0).txn;
     h.push(first, 'a.0', undefined, 'gone');
     h.commit(first);
     await h.idle();
     expect(sink.written).toEqual(['a.0']);
-    // Deleted: Kafka refuses the next batch for it (known since the first), and says so when asked.
     sink.topicAnswers.set('gone', missingTopic('gone'));
+    return { sink, h };
+  }
+
+  it('a topic deleted after its first hand-off: the batch Kafka refused for it is dropped, and the next event for it meets the poison policy before its hand-off', async () => {
+    const { h } = await deletedAfterFirstHandOff();
     const second = h.begin('b', 0).txn;
     h.push(second, 'b.0', undefined, 'gone');
     const dropped = h.commit(second);
@@ -1085,5 +1090,36 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.dropped).toEqual([1]);
     expect(h.stopped.map((e) => [e.code, e.details.eventId])).toEqual([['TOPIC_NOT_FOUND', 'c.0']]);
     expect(h.lastConfirmed).toBe(dropped);
+  });
+
+  it('a topic deleted after its first hand-off, with the next transaction for it already queued behind the batch Kafka refuses: that transaction is asked about again before its hand-off, and meets the poison policy instead of being confirmed and dropped', async () => {
+    // A batch of 15 bytes holds one 10-byte event: building b's batch looked one event past it and found c's topic
+    // known (before Kafka refused b for it), and c was handed off on that answer after the sink had forgotten it.
+    const { sink, h } = await deletedAfterFirstHandOff({ batchMaxBytes: 15 });
+    const second = h.begin('b', 0).txn;
+    h.push(second, 'b.0', undefined, 'gone');
+    const dropped = h.commit(second);
+    const third = h.begin('c', 0).txn;
+    h.push(third, 'c.0', undefined, 'gone');
+    h.commit(third);
+    await h.idle();
+    expect(sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0']]);
+    expect(h.dropped).toEqual([1]);
+    expect(h.stopped.map((e) => [e.code, e.details.eventId])).toEqual([['TOPIC_NOT_FOUND', 'c.0']]);
+    expect(h.lastConfirmed).toBe(dropped);
+  });
+  it('a topic deleted under a transaction larger than a batch, counted whole at its first batch: the rest of it goes (dropped, not halted on: its position reached PostgreSQL)', async () => {
+    const { sink, h } = await deletedAfterFirstHandOff({ batchMaxBytes: 15 });
+    const second = h.begin('b', 0).txn;
+    h.push(second, 'b.0', undefined, 'gone');
+    h.push(second, 'b.1', undefined, 'gone');
+    const end = h.commit(second);
+    await h.idle();
+    // Asked again, b.1 would meet the poison policy: a halt "before" an event whose position was confirmed.
+    expect(sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['b.1']]);
+    expect(sink.topicChecks).toEqual([['gone']]);
+    expect(h.stopped).toEqual([]);
+    expect(h.dropped).toEqual([1, 1]);
+    expect(h.lastConfirmed).toBe(end);
   });
 });
