@@ -101,8 +101,8 @@ const DEFAULT_FIXES: Partial<Record<ErrorCode, string>> = {
   RECORD_REQUIRED_NULL: `the row has NULL in a column the mapping needs (id, key, payload, or one the topic uses): fix its writer, or map another column; ${PAST_THE_EVENT}`,
   RECORD_INVALID: `the row cannot become a Kafka record as it is (see the message): fix its writer; ${PAST_THE_EVENT}`,
   TOPIC_INVALID: `the row's values give an illegal topic name: fix its writer, or the topic template / routes (A-Z a-z 0-9 . _ -, at most 249 characters); ${PAST_THE_EVENT}`,
-  TOPIC_NOT_FOUND: `create the topic (or let the broker auto-create topics); ${PAST_THE_EVENT}`,
-  RECORD_TOO_LARGE: `raise the topic's max.message.bytes (and the broker's message.max.bytes, and delivery.batchMaxBytes above the record), or make the payload smaller; ${PAST_THE_EVENT}`,
+  TOPIC_NOT_FOUND: `create the topic (the relay never creates event topics, nor lets the broker auto-create them); ${PAST_THE_EVENT}`,
+  RECORD_TOO_LARGE: `raise the topic's max.message.bytes (and the broker's message.max.bytes; with the rdkafka client also its own message.max.bytes, 1000000 by default, in kafka.producer), or make the payload smaller; ${PAST_THE_EVENT}`,
 };
 
 export function isRelayError(err: unknown): err is RelayError {

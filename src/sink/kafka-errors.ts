@@ -66,7 +66,7 @@ export function classifyKafkaError(err: unknown): RelayError {
     return new RelayError('KAFKA_AUTH', `Kafka refused access: ${type || errorMessage(root)}`, {
       cause: err,
       retriable: true,
-      hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
+      hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE and DESCRIBE on the topics; docs/security.md lists them all)',
     });
   }
   if (certificateProblem(root.code)) return unverifiedCertificate(`${errorMessage(root)} (${String(root.code)})`, err);

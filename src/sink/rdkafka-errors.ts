@@ -103,7 +103,7 @@ export function classifyRdKafkaError(err: unknown): RelayError {
       hint:
         code === TRANSACTIONAL_ID_AUTHORIZATION_FAILED
           ? 'exactly-once: grant the relay principal WRITE and DESCRIBE on the transactional id outbox-relay.<slot> (kafka-acls.sh --transactional-id; docs/security.md)'
-          : 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE on the topics, IDEMPOTENT_WRITE on the cluster)',
+          : 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE and DESCRIBE on the topics; IDEMPOTENT_WRITE on the cluster with brokers before 2.8; docs/security.md lists them all)',
     });
   }
   return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${message}`, { cause: err, retriable: true, details: { kafkaError: code } });

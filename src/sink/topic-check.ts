@@ -53,8 +53,10 @@ export class TopicCheck {
       return await this.fetchMetadata(topic);
     } catch (err) {
       if (this.isUnknownTopic(err)) {
-        throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist and the broker does not create topics automatically`, {
-          hint: `create it (kafka-topics.sh --create --topic ${topic}) or enable auto.create.topics.enable on the broker`,
+        throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist`, {
+          // Whatever the broker's auto.create.topics.enable: the producers ask with auto-creation off
+          // (allow.auto.create.topics, allowAutoTopicCreation), and a metadata request of an admin client never creates.
+          hint: `create it (kafka-topics.sh --create --topic ${topic}): the relay never creates event topics, nor lets the broker auto-create them`,
           details: { topic },
         });
       }
