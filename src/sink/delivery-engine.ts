@@ -597,6 +597,8 @@ export class DeliveryEngine implements Delivery {
     this.held = [...flights.slice(refused + 1).map((f) => f.batch), ...this.held];
     if (!(await this.retry(failed.batch, error))) return;
     for (const flight of flights.slice(1, refused + 1)) {
+      // Stopped meanwhile (a shutdown, the stall check's RETRIES_EXHAUSTED): nothing more is produced or decided.
+      if (this.dead) return;
       const again = flight.error && isRecordError(flight.error) ? flight.error : await this.resend(flight.batch);
       if (again && !(await this.retry(flight.batch, again))) return;
     }
@@ -636,7 +638,7 @@ export class DeliveryEngine implements Delivery {
   /** A batch with a record Kafka rejected: produce one by one, in order, so that only that record meets the poison policy. */
   private async isolate(batch: OutboxEvent[], error: RelayError): Promise<boolean> {
     if (batch.length > 1) {
-      for (const event of batch) if (!(await this.produceAlone(event))) return false;
+      for (const event of batch) if (this.dead || !(await this.produceAlone(event))) return false;
       return true;
     }
     const event = batch[0]!;

@@ -403,6 +403,38 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.lastConfirmed).toBe(end1);
   });
 
+  // Found by a review with the fake sink: the loops that re-send a failed request's records one by one did not
+  // look whether delivery had stopped between two sends.
+  it('stopped while a refused batch is produced record by record: the records after the one under way are not produced', async () => {
+    const sink = new FakeSink().scriptSends(recordTooLarge(), 'hang');
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink });
+    const { txn } = h.begin('m', 0);
+    h.push(txn, 'm.0');
+    h.push(txn, 'm.1');
+    h.commit(txn);
+    await settle();
+    expect(sink.calls.map((c) => c.ids)).toEqual([['m.0', 'm.1'], ['m.0']]);
+    h.engine.stop();
+    sink.calls[1]!.answer.resolve();
+    await settle();
+    expect(sink.calls.map((c) => c.ids)).toEqual([['m.0', 'm.1'], ['m.0']]);
+    expect(h.confirmed).toEqual([]);
+  });
+
+  it('stopped while the first of several failed requests is re-sent: the request behind it, whose record Kafka refused, is not produced again nor decided by the poison policy', async () => {
+    const sink = new FakeSink(2).scriptSends(kafkaDown(), recordTooLarge(), 'hang');
+    let decisions = 0;
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink, limits: { batchMaxEvents: 1 }, poison: async () => (decisions++, 'halt') });
+    h.transaction('a', 1);
+    h.transaction('b', 1);
+    await vi.waitFor(() => expect(sink.calls.map((c) => c.ids)).toEqual([['a.0'], ['b.0'], ['a.0']]));
+    h.engine.stop();
+    sink.calls[2]!.answer.resolve();
+    await settle();
+    expect(sink.calls).toHaveLength(3);
+    expect([decisions, h.recordRetries.length]).toEqual([0, 0]);
+  });
+
   it('bounds a dead letter that Kafka never answers: an outage, then RETRIES_EXHAUSTED, nothing confirmed past it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     // The dead-letter write never settles (the plain producer over librdkafka has no message timeout).
