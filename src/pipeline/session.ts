@@ -214,9 +214,9 @@ export class Session {
           this.streamed();
           this.onData(chunk, at);
         },
-        onKeepalive: (walEnd, reply) => {
+        onKeepalive: (walEnd, reply, sentAtMs) => {
           this.streamed();
-          this.onKeepalive(walEnd, reply);
+          this.onKeepalive(walEnd, reply, sentAtMs);
         },
         onQuiet: () => void this.sendStatus(true),
         onNotice: (notice) => {
@@ -444,13 +444,15 @@ export class Session {
     return this.txn !== undefined && this.slot !== undefined && this.txn.commitLsn < this.slot.walEnd && this.slot.tablesByOid.has(relationId);
   }
 
-  private onKeepalive(walEnd: Lsn, replyRequested: boolean): void {
+  private onKeepalive(walEnd: Lsn, replyRequested: boolean, sentAtMs: number): void {
     if (this.failing) return;
     if (this.startLsn !== undefined && walEnd > this.startLsn) this.resolveProgressed();
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
     if (!replyRequested) return;
-    if (this.shutdown.replyRequested(walEnd)) return this.letGoForShutdown({ walEnd: formatLsn(walEnd) });
+    // By the server's send time: reply requests left unread while reading was paused (a full window) are read in
+    // one burst once it reopens, and by their read times they looked like a shutdown's.
+    if (this.shutdown.replyRequested(walEnd, sentAtMs)) return this.letGoForShutdown({ walEnd: formatLsn(walEnd) });
     void this.sendStatus(false);
   }
 

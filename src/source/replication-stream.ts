@@ -23,8 +23,11 @@ export interface ReplicationHandlers {
    * pipeline needs are in the message itself). Valid only during the call: the client reuses its receive buffer.
    */
   onData(chunk: Buffer, at: number): void;
-  /** Server keepalive: `walEnd` is the position the server has sent up to. */
-  onKeepalive(walEnd: Lsn, replyRequested: boolean): void;
+  /**
+   * Server keepalive: `walEnd` is the position the server has sent up to; `sentAtMs` when the server sent it (its
+   * clock, ms since the epoch), which keepalives left unread while reading was paused do not share with their read.
+   */
+  onKeepalive(walEnd: Lsn, replyRequested: boolean, sentAtMs: number): void;
   /**
    * Nothing arrived for half the receive timeout: send a status update that asks for a reply, which a working
    * walsender answers with a keepalive. Every status update is the caller's (see above).
@@ -101,7 +104,7 @@ class StartReplication {
         this.handlers.onData(buf, XLOG_DATA_HEADER);
         break;
       case 0x6b: // 'k' primary keepalive: walEnd, sendTime, replyRequested
-        this.handlers.onKeepalive(buf.readBigUInt64BE(1), buf[17] === 1);
+        this.handlers.onKeepalive(buf.readBigUInt64BE(1), buf[17] === 1, pgTimeToMs(buf.readBigInt64BE(9)));
         break;
       default:
         this.onFinish(
@@ -272,8 +275,8 @@ export class ReplicationStream {
       onData: (chunk, at) => {
         if (!this.ended) handlers.onData(chunk, at);
       },
-      onKeepalive: (walEnd, reply) => {
-        if (!this.ended) handlers.onKeepalive(walEnd, reply);
+      onKeepalive: (walEnd, reply, sentAtMs) => {
+        if (!this.ended) handlers.onKeepalive(walEnd, reply, sentAtMs);
       },
     };
     // Before pg's own listener, which parses the read and hands every message in it to onData at once.

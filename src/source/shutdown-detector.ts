@@ -15,14 +15,18 @@ export class ServerShutdownDetector {
   private walEnd: Lsn | undefined;
   private times: number[] = [];
 
-  /** A keepalive that asked for a reply; true once the pattern says the server is waiting for us to go. */
-  replyRequested(walEnd: Lsn, nowMs = Date.now()): boolean {
+  /**
+   * A keepalive that asked for a reply, sent by the server at `sentAtMs` (its clock); true once the pattern says the
+   * server is waiting for us to go. The send time, not the read: requests queued unread while the relay's window was
+   * full are read in one burst.
+   */
+  replyRequested(walEnd: Lsn, sentAtMs: number): boolean {
     if (walEnd !== this.walEnd) {
       this.walEnd = walEnd;
       this.times = [];
     }
-    this.times.push(nowMs);
-    while (this.times.length > 0 && nowMs - this.times[0]! > WINDOW_MS) this.times.shift();
+    this.times.push(sentAtMs);
+    while (this.times.length > 0 && sentAtMs - this.times[0]! > WINDOW_MS) this.times.shift();
     return this.times.length >= REQUESTS;
   }
 }

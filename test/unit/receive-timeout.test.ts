@@ -1,102 +1,14 @@
-import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { RelayError } from '../../src/errors.js';
-import { RepeatedLines } from '../../src/outage-log.js';
-import { Session } from '../../src/pipeline/session.js';
-import type { Delivery } from '../../src/sink/delivery.js';
 import { ReplicationStream } from '../../src/source/replication-stream.js';
-import { capturingLogger } from '../support/fakes/relay-setup.js';
+import { OUTBOX_COLUMNS as COLUMNS, startFakeSession, type FakeWalsender } from '../support/fakes/replication-session.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
 
-const COLUMNS = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers'];
+/** statusInterval 10m: the periodic status updates (which ask for a reply while idle) stay out of the way. */
+const startSession = (flags: Record<string, string> = {}, options: { walSenderTimeoutMs?: number; windowFull?: boolean } = {}) => startFakeSession({ statusInterval: '10m', ...flags }, options);
 
-/** The socket under pg's connection: what ReplicationStream does with it (read, pause, write a status, destroy). */
-class FakeSocket extends EventEmitter {
-  paused = false;
-  destroyed = false;
-  pause(): this {
-    this.paused = true;
-    return this;
-  }
-  resume(): this {
-    this.paused = false;
-    return this;
-  }
-  write(_chunk: unknown, done?: () => void): boolean {
-    done?.();
-    return true;
-  }
-  destroy(): this {
-    this.destroyed = true;
-    return this;
-  }
-}
-
-interface Command {
-  submit(connection: unknown): void;
-  handleCopyData(msg: { chunk: Buffer }): void;
-  handleReadyForQuery(): void;
-}
-
-/** A pg client whose server says only what the test makes it say: a walsender that hangs says nothing. */
-function fakeServer() {
-  const socket = new FakeSocket();
-  const statuses: { replyRequested: boolean }[] = [];
-  let command: Command | undefined;
-  const connection = {
-    stream: socket,
-    query: () => undefined,
-    sendCopyFromChunk: (msg: Buffer) => void statuses.push({ replyRequested: msg[33] === 1 }),
-    // A server that answers ends the command at CopyDone (close()).
-    endCopyFrom: () => command!.handleReadyForQuery(),
-  };
-  const client = Object.assign(new EventEmitter(), {
-    connection,
-    query: (c: Command) => {
-      command = c;
-      c.submit(connection);
-    },
-    end: async () => undefined,
-  });
-  /** One socket read carrying one CopyData message, as pg hands it over. */
-  const read = (chunk: Buffer) => {
-    socket.emit('data', chunk);
-    command!.handleCopyData({ chunk });
-  };
-  return {
-    client,
-    socket,
-    statuses,
-    keepalive: (walEnd: bigint) => {
-      const msg = Buffer.alloc(18);
-      msg[0] = 0x6b; // 'k'
-      msg.writeBigUInt64BE(walEnd, 1);
-      read(msg);
-    },
-    /** XLogData ('w', positions and send time unused) carrying one pgoutput message. */
-    xlog: (message: Buffer) => read(Buffer.concat([Buffer.from('w'), Buffer.alloc(24), message])),
-  };
-}
-
-/** A started session on a ReplicationStream over fakeServer(): start() without open()'s connection and checks. */
-function startSession(flags: Record<string, string> = {}, options: { walSenderTimeoutMs?: number; windowFull?: boolean } = {}) {
-  // statusInterval 10m: the periodic status updates (which ask for a reply while idle) stay out of the way.
-  const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', statusInterval: '10m', ...flags }, required: [] });
-  const { logger, lines } = capturingLogger('info');
-  const delivery = { openSession: () => undefined, endSession: () => undefined, committed: () => undefined, push: () => !options.windowFull } as unknown as Delivery;
-  const session = new Session(config, delivery, logger, new RepeatedLines(logger), {}, () => undefined);
-  const server = fakeServer();
-  const stream = new ReplicationStream(config.postgres);
-  (stream as unknown as { client: unknown }).client = server.client;
-  const inner = session as unknown as { slot: unknown; stream: unknown };
-  inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), walEnd: 0x5000n, walSenderTimeoutMs: options.walSenderTimeoutMs ?? 0, history: { timeline: 1, switchpoints: new Map() } };
-  inner.stream = stream;
-  session.start({ lsn: 0n, timeline: undefined }, undefined);
-  return { session, server, lines };
-}
-
-const pings = (server: ReturnType<typeof fakeServer>) => server.statuses.filter((s) => s.replyRequested).length;
+const pings = (server: FakeWalsender) => server.statuses.filter((s) => s.replyRequested).length;
 
 describe('replication receive timeout (postgres.receiveTimeout), as PostgreSQL\'s wal_receiver_timeout', () => {
   beforeEach(() => void vi.useFakeTimers());
