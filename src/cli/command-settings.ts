@@ -17,7 +17,8 @@ export const COMMAND_SETTINGS = {
   'slot drop': ['postgres', 'slot'],
   'slot list': ['postgres'],
   'slot status': ['postgres', 'slot'],
-  'slot advance': ['postgres', 'slot', 'publication', 'messages'],
+  // The tables: the preview counts the rows of the outbox tables, not of every table the publication holds.
+  'slot advance': ['postgres', 'slot', 'publication', 'tables', 'messages'],
   'publication create': ['postgres', 'publication', 'tables'],
   'publication drop': ['postgres', 'publication', 'slot'],
   'publication show': ['postgres', 'publication'],

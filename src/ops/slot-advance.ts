@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { RelayError, errorMessage } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
-import { quoteIdent } from '../sql/quote.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { skippedPublicationError } from '../source/pg-errors.js';
 import type { PgNotice } from '../source/replication-stream.js';
-import { findPublication } from './publications.js';
+import { findPublication, type TableRef } from './publications.js';
 import { requireSlot, slotProblem, slotUser } from './slots.js';
 
 /** What moving the slot from `from` to `to` gives up. */
@@ -32,15 +32,21 @@ export function describeSkip(p: SkipPreview): string {
 /**
  * Counts by decoding the range without consuming it: peek stops at the first commit at or after `to`, the
  * same transactions that streaming from a slot confirmed at `to` leaves out. An event is an INSERT (73, 'I') of
- * a published table or, with message prefixes, a transactional logical message (77, 'M', flags 1) with one of
+ * an outbox table (its relation OID, bytes 1 to 4: a publication may hold other tables, whose rows the relay
+ * passes over) or, with message prefixes, a transactional logical message (77, 'M', flags 1) with one of
  * them: its prefix is the NUL-terminated string after the flags and the message's LSN (from byte 11 on).
  */
-async function countSkipped(client: pg.Client, slot: string, publication: string, to: Lsn, messagePrefixes: string[]): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+async function countSkipped(client: pg.Client, slot: string, publication: string, tables: TableRef[], to: Lsn, messagePrefixes: string[]): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
   // PostgreSQL 18's pgoutput decodes without a publication it cannot find (a wrong --publication, or one dropped):
   // it warns and counts nothing, where 15 to 17 failed the peek. Counted anyway, the preview said 0 events.
   if (!(await findPublication(client, publication))) {
     return { transactions: null, events: null, uncounted: `publication "${publication}" does not exist, and the count decodes the WAL with it: check --publication` };
   }
+  const names = tables.map((t) => quoteQualified(t.schema, t.table));
+  const { rows: relations } = await client.query<{ name: string; oid: string | null }>('SELECT t AS name, to_regclass(t)::oid::int8::text AS oid FROM unnest($1::text[]) t', [names]);
+  const missing = relations.filter((r) => r.oid === null).map((r) => r.name);
+  if (missing.length > 0) return { transactions: null, events: null, uncounted: `outbox table ${missing.join(', ')} does not exist: check --table (or tables:)` };
+  const oids = relations.map((r) => r.oid!);
   const options = ['proto_version', '1', 'publication_names', quoteIdent(publication), ...(messagePrefixes.length ? ['messages', 'true'] : [])];
   // It exists now, but WAL written while it did not (dropped and re-created) is decoded without it alike, with one
   // "skipped loading publication" warning per change (18); 15 to 17 fail the peek there (42704).
@@ -53,12 +59,12 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
     const { rows } = await client.query<{ transactions: number; events: number }>(
       `SELECT count(DISTINCT xid::text) FILTER (WHERE event)::int AS transactions, count(*) FILTER (WHERE event)::int AS events
          FROM (SELECT xid, CASE get_byte(data, 0)
-                             WHEN 73 THEN true
+                             WHEN 73 THEN get_byte(data, 1)::int8 * 16777216 + get_byte(data, 2) * 65536 + get_byte(data, 3) * 256 + get_byte(data, 4) = ANY($5::int8[])
                              WHEN 77 THEN get_byte(data, 1) = 1 AND convert_from(substring(data FROM 11 FOR position('\\x00'::bytea IN substring(data FROM 11)) - 1), 'UTF8') = ANY($4::text[])
                              ELSE false
                            END AS event
                  FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, VARIADIC $3::text[])) changes`,
-      [slot, formatLsn(to), options, messagePrefixes],
+      [slot, formatLsn(to), options, messagePrefixes, oids],
     );
     if (skipped) return { transactions: null, events: null, uncounted: skipped.message };
     return { transactions: rows[0]?.transactions ?? 0, events: rows[0]?.events ?? 0 };
@@ -76,7 +82,7 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
  * to go backwards (a slot cannot rewind), beyond the current WAL position, or while the slot is in use; and
  * without `confirmed` it only describes what would be skipped.
  */
-export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
+export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; tables: TableRef[]; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
   const slot = await requireSlot(client, options.slot);
   const problem = slotProblem(slot);
   if (problem) throw problem;
@@ -105,7 +111,7 @@ export async function advanceSlot(client: pg.Client, options: { slot: string; pu
     from: formatLsn(from),
     to: target,
     walBytes: Number(options.to - from),
-    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.publication, options.to, options.messagePrefixes)),
+    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.publication, options.tables, options.to, options.messagePrefixes)),
   };
   if (!options.confirmed && options.to > from) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not advanced: ${describeSkip(preview)}`, {

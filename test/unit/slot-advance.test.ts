@@ -8,7 +8,7 @@ import { advanceSlot } from '../../src/ops/slot-advance.js';
  * An inactive pgoutput slot at 0/100 whose advisory lock `lockPid` holds (a relay starting), or nobody; with
  * `publication` false no publication exists, and the peek sends `peekNotices` first, as pg emits NoticeResponses.
  */
-function fakeServer(lockPid: number | null, { publication = true, peekNotices = [] }: { publication?: boolean; peekNotices?: object[] } = {}): { client: pg.Client; statements: string[]; events: EventEmitter } {
+function fakeServer(lockPid: number | null, { publication = true, peekNotices = [] }: { publication?: boolean; peekNotices?: object[] } = {}): { client: pg.Client; statements: string[]; events: EventEmitter; parameters: (unknown[] | undefined)[] } {
   const events = new EventEmitter();
   const statements: string[] = [];
   const slot = {
@@ -22,20 +22,23 @@ function fakeServer(lockPid: number | null, { publication = true, peekNotices = 
     if (sql.includes('pg_replication_slot_advance')) return [{ lsn: '0/200' }];
     if (sql.includes('FROM pg_publication WHERE')) return publication ? [{ owner: 'admin', puballtables: false, pubviaroot: false, pubinsert: true }] : [];
     if (sql.includes('FROM pg_publication_tables')) return [{ schemaname: 'public', tablename: 'outbox', rowfilter: null }];
+    if (sql.includes('to_regclass')) return [{ name: '"public"."outbox"', oid: '16400' }];
     if (sql.includes('pg_logical_slot_peek_binary_changes')) {
       for (const notice of peekNotices) events.emit('notice', notice);
       return [{ transactions: 0, events: 0 }];
     }
     throw new Error(`unexpected query: ${sql}`);
   };
-  const query = (sql: string) => {
+  const query = (sql: string, values?: unknown[]) => {
     statements.push(sql);
+    parameters.push(values);
     return Promise.resolve({ rows: answer(sql) });
   };
-  return { client: { query, on: events.on.bind(events), off: events.off.bind(events) } as unknown as pg.Client, statements, events };
+  const parameters: (unknown[] | undefined)[] = [];
+  return { client: { query, on: events.on.bind(events), off: events.off.bind(events) } as unknown as pg.Client, statements, events, parameters };
 }
 
-const options = { slot: 'outbox_relay', publication: 'outbox_relay', messagePrefixes: [], to: parseLsn('0/200'), confirmed: true };
+const options = { slot: 'outbox_relay', publication: 'outbox_relay', tables: [{ schema: 'public', table: 'outbox' }], messagePrefixes: [], to: parseLsn('0/200'), confirmed: true };
 const advanced = (statements: string[]) => statements.some((s) => s.includes('pg_replication_slot_advance'));
 
 describe('slot advance: refused while the slot is in use', () => {
@@ -85,5 +88,17 @@ describe('slot advance: the preview never counts without the publication (Postgr
     const { client, events } = fakeServer(null, { peekNotices: [{ ...skippedNotice, message: 'skipped loading publication "another"' }] });
     await expect(advanceSlot(client, preview)).rejects.toMatchObject({ details: { transactions: 0, events: 0 } });
     expect(events.listenerCount('notice')).toBe(0);
+  });
+});
+
+describe('slot advance: the preview counts the outbox tables\' rows only', () => {
+  it('an INSERT counts only when its relation is an outbox table: a publication may hold others, which the relay passes over', async () => {
+    // Before: every INSERT the publication streams counted, 500 rows of another table in the poison
+    // transaction made "1 transaction(s) with 501 outbox event(s)".
+    const { client, statements, parameters } = fakeServer(null);
+    await expect(advanceSlot(client, { ...options, confirmed: false })).rejects.toMatchObject({ code: 'CONFIRMATION_REQUIRED' });
+    const peek = statements.findIndex((s) => s.includes('pg_logical_slot_peek_binary_changes'));
+    expect(statements[peek]).toMatch(/WHEN 73 THEN get_byte\(data, 1\)/);
+    expect(parameters[peek]).toContainEqual(['16400']);
   });
 });
