@@ -16,6 +16,28 @@ export interface DropResult {
   lagBytes?: number | null;
   /** Whether it was a PostgreSQL 17 failover slot (null before 17): the new one must be created as one too. */
   failover?: boolean | null;
+  /** The transactions open in the database at the drop (see OpenTransactions). */
+  openTransactions?: OpenTransactions;
+}
+
+/**
+ * The transactions open when the slot is dropped: each commits after it, so none of them is streamed, and the rows
+ * they write have their start as created_at (now()), however long before the drop that was. `oldestStart`: the
+ * earliest xact_start among them (null: none open); `hidden`: some session's xact_start cannot be read by this role
+ * (another role's, without pg_read_all_stats), so how far back they go is unknown.
+ */
+export interface OpenTransactions {
+  oldestStart: string | null;
+  hidden: boolean;
+}
+
+const OPEN_TRANSACTIONS_SQL = `SELECT min(xact_start) AS oldest, coalesce(bool_or(state IS NULL AND backend_type = 'client backend'), false) AS hidden
+  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+
+async function openTransactions(client: pg.Client): Promise<OpenTransactions> {
+  const { rows } = await client.query<{ oldest: Date | string | null; hidden: boolean }>(OPEN_TRANSACTIONS_SQL);
+  const oldest = rows[0]?.oldest ?? null;
+  return { oldestStart: oldest === null ? null : new Date(oldest).toISOString(), hidden: rows[0]?.hidden === true };
 }
 
 /** A row's created_at is its transaction's start, before its commit: the re-send starts this much earlier. */
@@ -26,12 +48,16 @@ const RESEND_MARGIN_MS = 60_000;
  * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
  * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain.
  */
-export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, at: Date): string {
+export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, at: Date, open?: OpenTransactions): string {
   const create = slot.failover === true ? 'outbox-relay slot create --failover-slot (or setup --failover-slot: it was a failover slot, and without the flag standbys no longer sync it)' : 'outbox-relay slot create (or setup)';
   const resend = `after ${create}, re-send them from the table with outbox-relay republish --since`;
-  if (slot.lagBytes === 0) {
-    const since = new Date(at.getTime() - RESEND_MARGIN_MS).toISOString();
-    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${since}' (a minute before the drop: a row's created_at is its transaction's start)`;
+  // A transaction open at the drop commits after it: its rows' created_at is its start, which may be long before.
+  const oldest = open?.oldestStart ? Date.parse(open.oldestStart) : undefined;
+  if (slot.lagBytes === 0 && open?.hidden !== true) {
+    const from = oldest !== undefined && oldest < at.getTime() ? oldest : at.getTime();
+    const since = new Date(from - RESEND_MARGIN_MS).toISOString();
+    const why = from === at.getTime() ? 'a minute before the drop' : 'a minute before the start of the oldest transaction open at the drop';
+    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${since}' (${why}: a row's created_at is its transaction's start)`;
   }
   const behind = slot.lagBytes === null ? '' : ` (${slot.lagBytes} bytes of WAL behind the server)`;
   return (
@@ -86,17 +112,17 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
   if (!slot) return { dropped: false, terminatedPids: [] };
   const elsewhere = wrongDatabase(slot);
   if (elsewhere) throw elsewhere;
-  const user = await slotUser(client, slot);
-  if (user !== null && !force) {
-    throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${slot.name}" is in use by backend pid ${user} (a running relay). Dropping it stops that relay, and ${dropConsequence(slot, new Date())}`, {
-      details: { activePid: user },
-      hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
-    });
-  }
   const terminatedPids: number[] = [];
   const deadline = Date.now() + FORCE_DEADLINE_MS;
   for (let current = slot; ; ) {
     const pid = await slotUser(client, current);
+    // Read once, here: a relay that took the slot's lock after an earlier look is terminated only with --force.
+    if (pid !== null && !force) {
+      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, new Date())}`, {
+        details: { activePid: pid },
+        hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
+      });
+    }
     if (pid !== null) {
       await terminate(client, pid, name);
       terminatedPids.push(pid);
@@ -104,9 +130,10 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
     try {
       // After a termination the relay's last status update may have moved the slot: what it had confirmed, as dropped.
       const last = (await findSlot(client, name)) ?? current;
+      const open = await openTransactions(client);
       const droppedAt = new Date().toISOString();
       await client.query('SELECT pg_drop_replication_slot($1)', [name]);
-      return { dropped: true, terminatedPids, droppedAt, confirmedLsn: last.confirmedFlushLsn, lagBytes: last.lagBytes, failover: last.failover };
+      return { dropped: true, terminatedPids, droppedAt, confirmedLsn: last.confirmedFlushLsn, lagBytes: last.lagBytes, failover: last.failover, openTransactions: open };
     } catch (err) {
       // 55006: object_in_use, the slot was (re)acquired between the check and the drop.
       if ((err as { code?: string }).code !== '55006') throw err;

@@ -35,9 +35,9 @@ const drop = () =>
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null } = await dropSlot(client, config.slot, opts.force === true);
+      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null, openTransactions } = await dropSlot(client, config.slot, opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, new Date(droppedAt)) : undefined;
+      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, new Date(droppedAt), openTransactions) : undefined;
       const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, confirmedLsn, lagBytes, consequence } : {}) }, text };
     },
@@ -90,7 +90,7 @@ const advance = () =>
       ],
     },
     async ({ client, config, opts, args }) => {
-      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, messagePrefixes: config.messages?.prefixes ?? [], to: args[0] as Lsn, confirmed: opts.yesSkipEvents === true });
+      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, tables: config.tables, messagePrefixes: config.messages?.prefixes ?? [], to: args[0] as Lsn, confirmed: opts.yesSkipEvents === true });
       const text =
         result.walBytes === 0 ? `slot "${result.slot}" is already at ${result.to}: nothing skipped` : `${describeSkip(result)}\nslot "${result.slot}" advanced: confirmed_flush_lsn is now ${result.confirmedFlushLsn}`;
       return { data: { ...result }, text };
