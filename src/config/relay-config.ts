@@ -74,6 +74,9 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
     if (filePassword !== undefined) {
       parsed.searchParams.delete('password');
       parsed.password = encodeURIComponent(filePassword);
+      // A URL without a host (a Unix socket: postgres:///db?host=/run/postgresql, socket:/run/postgresql) cannot
+      // hold a password in its user info, and the setter above does nothing there: pg reads the query's instead.
+      if (parsed.password === '') parsed.searchParams.set('password', filePassword);
     }
     return parsed.toString();
   });
