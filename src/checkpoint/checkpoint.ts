@@ -75,13 +75,18 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
   } catch (err) {
     throw invalid(topic, `not JSON (${(err as Error).message})`);
   }
+  // JSON null (a tool's "deletion" written as a value, not a tombstone) is JSON too: reading its fields threw a
+  // TypeError, an INTERNAL failure of the start rather than this refusal and its fix.
+  if (stored === null || typeof stored !== 'object') throw invalid(topic, 'not a JSON object');
   if (typeof stored.slot !== 'string' || typeof stored.lsn !== 'string' || !isLsn(stored.lsn)) throw invalid(topic, 'slot or lsn missing');
   const replaySamples = readSamples(stored.replayPending);
   return {
     slot: stored.slot,
     lsn: parseLsn(stored.lsn),
-    commitTimeMs: stored.commitTime ? Date.parse(stored.commitTime) : undefined,
-    writtenAtMs: stored.writtenAt ? Date.parse(stored.writtenAt) : 0,
+    // A time of another form (epoch milliseconds, edited) as unknown: NaN made every description of the record
+    // (the start's 'checkpoint read' line, status) throw, and the relay could not start at all (INTERNAL).
+    commitTimeMs: readTime(stored.commitTime),
+    writtenAtMs: readTime(stored.writtenAt) ?? 0,
     guarantee: stored.guarantee ?? 'unknown',
     // One of another type (a number, edited or of another version) kept as its JSON: dropped, it was taken as no
     // window and released the WAL the window held; kept, the start refuses it as a window it cannot read.
@@ -90,6 +95,12 @@ export function decodeCheckpoint(value: Buffer, topic: string): Checkpoint {
     ...(typeof stored.systemId === 'string' ? { systemId: stored.systemId } : {}),
     ...(Number.isInteger(stored.timeline) && stored.timeline! > 0 ? { timeline: stored.timeline } : {}),
   };
+}
+
+/** An ISO time as ms since the epoch; undefined when missing or unreadable. */
+function readTime(stored: unknown): number | undefined {
+  const ms = typeof stored === 'string' ? Date.parse(stored) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /**
