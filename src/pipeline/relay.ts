@@ -129,6 +129,8 @@ export class Relay {
   private lastWalsender: number | null = null;
   /** Why the relay is reconnecting (the session's last failure and its side), for /readyz and `status`. */
   private retryCause: RetryCause | undefined;
+  /** A session that ended with a non-retriable error once a stop was requested: the outcome is that failure's. */
+  private stopFailure: RelayError | undefined;
 
   constructor(
     private readonly config: RelayConfig,
@@ -244,7 +246,8 @@ export class Relay {
       // The loop returned before delivery stopped in that drain (the stop found no session, or it ended first):
       // the exit is the failure's or the halt's, as it is when the loop sees it. A halt left there (a record Kafka
       // refused) was not logged at all: exit 0, the event unnamed.
-      if (this.deliveryError) outcome = await this.halt(this.deliveryError);
+      const failure = this.deliveryError ?? this.stopFailure;
+      if (failure) outcome = await this.halt(failure);
     }
     if (outcome.state === 'failed') {
       // A failed relay exits: release the producer and timers so the process can end (without a flush when the
@@ -366,7 +369,12 @@ export class Relay {
       } catch (err) {
         error = asRelayError(err);
       }
-      if (this.stopRequested || this.deliveryError) break;
+      if (this.stopRequested || this.deliveryError) {
+        // Ended by a failure of its own (a schema change, the table unpublished) while a stop drained: reported
+        // after the stop, as a delivery's failure is (run()), not passed over as a stop that exits 0.
+        if (this.stopRequested && error && !error.retriable) this.stopFailure ??= error;
+        break;
+      }
       if (!error) continue;
       if (!error.retriable) return this.halt(error);
       if (error.code === 'PG_SLOT_ACTIVE' && this.lastWalsender !== null && error.details.activePid === this.lastWalsender) error = ownWalsenderHolds(error, this.lastWalsender);
@@ -500,11 +508,13 @@ export class Relay {
   }
 
   /**
-   * Delivery gave up for good (Kafka unavailable past retry.maxDuration): the relay fails, also when that happens
-   * during a stop's drain. Decided by the error alone, not by which of run() and the stop gets there first.
+   * Delivery gave up for good (Kafka unavailable past retry.maxDuration), or a session failed for good (its table
+   * unpublished): the relay fails, also when that happens during a stop's drain. Decided by the error alone, not by
+   * which of run() and the stop gets there first.
    */
   private get deliveryFailure(): RelayError | undefined {
-    return this.deliveryError && FATAL.has(this.deliveryError.code) ? this.deliveryError : undefined;
+    const error = this.deliveryError ?? this.stopFailure;
+    return error && FATAL.has(error.code) ? error : undefined;
   }
 
   private onDeliveryStopped(error: RelayError): void {

@@ -40,7 +40,7 @@ interface Command {
 export type FakeWalsender = ReturnType<typeof fakeServer>;
 
 /** A pg client whose server says only what the test makes it say: a walsender that hangs says nothing. */
-function fakeServer() {
+export function fakeServer() {
   const socket = new FakeSocket();
   const statuses: { replyRequested: boolean }[] = [];
   let command: Command | undefined;
