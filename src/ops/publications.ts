@@ -3,6 +3,7 @@ import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, listSlots, type SlotStatus } from './slots.js';
 import { createPublicationSql } from './publication-sql.js';
 
@@ -93,14 +94,17 @@ export async function createPublication(client: pg.Client, name: string, tables:
  * once it is re-created. `named`: the relay's own --slot; otherwise other pgoutput slots of this database, which
  * may stream with it (a slot does not record its publication: a client names it when it starts streaming).
  */
-function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date): string {
-  const since = new Date(at.getTime() - 60_000).toISOString();
+function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date, open?: OpenTransactions): string {
+  const from = resendSince(at, open);
+  const since = from
+    ? `'${from.since}' (${from.why})`
+    : "'<T>', T = a minute before the oldest transaction open at the drop (this role cannot see every session's start: ask one with pg_read_all_stats, or take a margin longer than your longest transaction)";
   const which = named
     ? `replication slot "${slots[0]!.name}" streams with publication "${name}": without it the slot can no longer stream`
     : `pgoutput replication slot(s) ${slots.map((s) => `"${s.name}" (${s.active ? `active, pid ${s.activePid}` : 'inactive'})`).join(', ')} in this database may stream with publication "${name}": without it such a slot can no longer stream`;
   // A failover slot made again without the flag is a plain one, which the next failover loses.
   const setup = slots.some((s) => s.failover === true) ? 'outbox-relay setup --failover-slot (a failover slot: without the flag standbys no longer sync it)' : 'outbox-relay setup';
-  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, ${setup}, then outbox-relay republish --since '${since}' (and from the last delivered event's commit time if the relay had not delivered everything)`;
+  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, ${setup}, then outbox-relay republish --since ${since} (and from the last delivered event's commit time if the relay had not delivered everything)`;
 }
 
 /**
@@ -111,7 +115,9 @@ export async function dropPublication(client: pg.Client, name: string, slot: str
   if (!(await findPublication(client, name))) return { dropped: false };
   const own = await findSlot(client, slot);
   const others = own ? [] : (await listSlots(client)).filter((s) => s.inCurrentDatabase && s.plugin === 'pgoutput');
-  const consequence = own ? dropCost(name, [own], true, new Date()) : others.length ? dropCost(name, others, false, new Date()) : undefined;
+  const slots = own ? [own] : others;
+  // Read before the drop: a transaction open across it that inserts after it is never streamed (see OpenTransactions).
+  const consequence = slots.length ? dropCost(name, slots, own !== undefined, new Date(), await openTransactions(client)) : undefined;
   if (consequence && !force) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: ${consequence}`, {
       hint: own

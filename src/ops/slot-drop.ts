@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, slotUser, wrongDatabase, type SlotStatus } from './slots.js';
 
 export interface DropResult {
@@ -21,29 +22,6 @@ export interface DropResult {
 }
 
 /**
- * The transactions open when the slot is dropped: each commits after it, so none of them is streamed, and the rows
- * they write have their start as created_at (now()), however long before the drop that was. `oldestStart`: the
- * earliest xact_start among them (null: none open); `hidden`: some session's xact_start cannot be read by this role
- * (another role's, without pg_read_all_stats), so how far back they go is unknown.
- */
-export interface OpenTransactions {
-  oldestStart: string | null;
-  hidden: boolean;
-}
-
-const OPEN_TRANSACTIONS_SQL = `SELECT min(xact_start) AS oldest, coalesce(bool_or(state IS NULL AND backend_type = 'client backend'), false) AS hidden
-  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
-
-async function openTransactions(client: pg.Client): Promise<OpenTransactions> {
-  const { rows } = await client.query<{ oldest: Date | string | null; hidden: boolean }>(OPEN_TRANSACTIONS_SQL);
-  const oldest = rows[0]?.oldest ?? null;
-  return { oldestStart: oldest === null ? null : new Date(oldest).toISOString(), hidden: rows[0]?.hidden === true };
-}
-
-/** A row's created_at is its transaction's start, before its commit: the re-send starts this much earlier. */
-const RESEND_MARGIN_MS = 60_000;
-
-/**
  * What dropping costs, said before (refusal) and after (result): the gap only `republish` can fill. It begins at
  * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
  * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain.
@@ -51,13 +29,9 @@ const RESEND_MARGIN_MS = 60_000;
 export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, at: Date, open?: OpenTransactions): string {
   const create = slot.failover === true ? 'outbox-relay slot create --failover-slot (or setup --failover-slot: it was a failover slot, and without the flag standbys no longer sync it)' : 'outbox-relay slot create (or setup)';
   const resend = `after ${create}, re-send them from the table with outbox-relay republish --since`;
-  // A transaction open at the drop commits after it: its rows' created_at is its start, which may be long before.
-  const oldest = open?.oldestStart ? Date.parse(open.oldestStart) : undefined;
-  if (slot.lagBytes === 0 && open?.hidden !== true) {
-    const from = oldest !== undefined && oldest < at.getTime() ? oldest : at.getTime();
-    const since = new Date(from - RESEND_MARGIN_MS).toISOString();
-    const why = from === at.getTime() ? 'a minute before the drop' : 'a minute before the start of the oldest transaction open at the drop';
-    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${since}' (${why}: a row's created_at is its transaction's start)`;
+  const from = slot.lagBytes === 0 ? resendSince(at, open) : undefined;
+  if (from) {
+    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${from.since}' (${from.why})`;
   }
   const behind = slot.lagBytes === null ? '' : ` (${slot.lagBytes} bytes of WAL behind the server)`;
   return (

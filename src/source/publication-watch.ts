@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { OPEN_TRANSACTIONS_SQL, openTransactionsOf } from '../ops/open-transactions.js';
 import { publishedTables, readPublication, type CatalogQuery, type PublicationRow } from './publication-check.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { recreateSlot, republishSince } from './slot-lost.js';
@@ -24,6 +25,12 @@ export class PublicationWatch {
   private readonly task: PeriodicSideTask;
   /** When the last check found every table published (host clock). */
   private publishedAtMs: number | undefined;
+  /**
+   * The start of the oldest transaction open at that check, if earlier: one that inserts after the table left the
+   * publication is never streamed, and its rows' created_at is its start (OpenTransactions). `hidden`: this role
+   * could not see every session's start.
+   */
+  private openAtPublished: { startMs: number; hidden: boolean } | undefined;
   private failing = false;
 
   constructor(
@@ -52,8 +59,10 @@ export class PublicationWatch {
     if (streamingSince === undefined) return;
     const startedAt = Date.now();
     // Found published at the session's pre-flight or by the last check, whichever came later: taken out after it.
-    const publishedAtMs = Math.max(streamingSince, this.publishedAtMs ?? 0);
-    const since = republishSince(publishedAtMs, '');
+    const byCheck = this.publishedAtMs !== undefined && this.publishedAtMs >= streamingSince;
+    const publishedAtMs = byCheck ? this.publishedAtMs! : streamingSince;
+    const open = byCheck ? this.openAtPublished : undefined;
+    const since = republishSince(open?.startMs ?? publishedAtMs, '');
     const query: CatalogQuery = async (sql) => {
       const rows = await connection.query(sql);
       if (rows === undefined) throw new Closed();
@@ -61,14 +70,17 @@ export class PublicationWatch {
     };
     let pub: PublicationRow | undefined;
     try {
+      // Before the catalog: a transaction open now is open while the tables are found published.
+      const { oldestStart, hidden } = openTransactionsOf((await query(OPEN_TRANSACTIONS_SQL))[0] as never);
       pub = await readPublication(query, this.publication);
       if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${this.publication}" does not exist`);
       await publishedTables(query, this.publication, pub, this.tables, since);
       this.publishedAtMs = startedAt;
+      this.openAtPublished = { startMs: Math.min(startedAt, oldestStart === null ? startedAt : Date.parse(oldestStart)), hidden };
       this.failing = false;
     } catch (err) {
       if (err instanceof Closed || this.task.stopped) return;
-      if (isRelayError(err) && (err.code === 'PG_PUBLICATION_MISSING' || err.code === 'PG_TABLE_NOT_PUBLISHED')) return this.refused(this.whileStreaming(err, publishedAtMs, since, !pub));
+      if (isRelayError(err) && (err.code === 'PG_PUBLICATION_MISSING' || err.code === 'PG_TABLE_NOT_PUBLISHED')) return this.refused(this.whileStreaming(err, publishedAtMs, since, !pub, open));
       if (!this.failing) this.logger.debug({ err: errorMessage(err) }, 'cannot check the publication: checked again at the next interval');
       this.failing = true;
     } finally {
@@ -77,13 +89,19 @@ export class PublicationWatch {
   }
 
   /** `error` as found while streaming: the rows written since `publishedAtMs` were not streamed, and never will be. */
-  private whileStreaming(error: RelayError, publishedAtMs: number, since: string, missing: boolean): RelayError {
+  private whileStreaming(error: RelayError, publishedAtMs: number, since: string, missing: boolean, open: { startMs: number; hidden: boolean } | undefined): RelayError {
     const resend = `outbox-relay republish --since ${since} (consumers dedupe on the id header)`;
     let hint = error.hint;
+    // The since covers the transactions open when the tables were last found published, as far as the relay saw them.
+    const unseen = !open
+      ? '; transactions open at the session\'s start that began more than a minute before it are not covered: take an earlier --since if one ran long'
+      : open.hidden
+        ? '; transactions open then whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered: take an earlier --since if one ran long'
+        : '';
     if (missing) hint = `drop the slot (outbox-relay slot drop), run ${recreateSlot('setup', undefined)} (the publication, then the slot), start the relay, then re-send what was written since: ${resend}`;
     else if (error.code === 'PG_PUBLICATION_MISSING') hint = `${error.hint} Then start the relay, and re-send what was written since: ${resend}`;
     return new RelayError(error.code, `${error.message}: found while streaming; the tables were published at ${new Date(publishedAtMs).toISOString()}, and the rows written since were not streamed`, {
-      hint,
+      hint: hint === undefined ? undefined : `${hint}${unseen}`,
       details: { ...error.details, publishedAt: new Date(publishedAtMs).toISOString() },
     });
   }

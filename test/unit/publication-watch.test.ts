@@ -9,6 +9,8 @@ interface Catalog {
   publication: { pubinsert: boolean; pubviaroot: boolean } | undefined;
   tables: string[];
   down?: boolean;
+  /** pg_stat_activity: the oldest open transaction's start, and whether some session's start was hidden. */
+  open?: { oldest: Date | null; hidden: boolean };
 }
 
 function watch(catalog: Catalog, streamingSince: () => number | undefined) {
@@ -18,6 +20,7 @@ function watch(catalog: Catalog, streamingSince: () => number | undefined) {
     query: async (sql: string) => {
       queries++;
       if (catalog.down) throw new Error('connect ECONNREFUSED');
+      if (sql.includes('FROM pg_stat_activity')) return [catalog.open ?? { oldest: null, hidden: false }];
       if (sql.includes('FROM pg_publication WHERE')) return catalog.publication ? [catalog.publication] : [];
       if (sql.includes('FROM pg_publication_tables')) return catalog.tables.map((tablename, i) => ({ schemaname: 'public', tablename, oid: String(16_384 + i) }));
       throw new Error(`unexpected query: ${sql}`);
@@ -72,8 +75,35 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     catalog.publication = undefined;
     await w.check();
     expect(w.refused.map((e) => e.code)).toEqual(['PG_PUBLICATION_MISSING', 'PG_PUBLICATION_MISSING']);
-    expect(w.refused[0]!.hint).toBe(`ALTER PUBLICATION "outbox_pub" SET (publish = 'insert'); Then start the relay, and re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z (consumers dedupe on the id header)`);
+    expect(w.refused[0]!.hint).toBe(`ALTER PUBLICATION "outbox_pub" SET (publish = 'insert'); Then start the relay, and re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z (consumers dedupe on the id header); transactions open at the session's start that began more than a minute before it are not covered: take an earlier --since if one ran long`);
     expect(w.refused[1]!.message).toMatch(/^publication "outbox_pub" does not exist: found while streaming/);
     expect(w.refused[1]!.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*republish --since 2026-12-05T07:59:00.000Z/);
+  });
+  it('the republish also covers a transaction that was open when the tables were last found published (its rows carry its start), and says when the role could not see every session', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // Reproduced on PostgreSQL 15.20: a transaction inserted, the table left the publication, it inserted again and
+      // committed; its second row was never streamed, and its created_at is the transaction's start.
+      const catalog: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'], open: { oldest: new Date('2026-12-05T07:50:00.000Z'), hidden: false } };
+      const w = watch(catalog, () => Date.parse('2026-12-05T08:00:00.000Z'));
+      vi.setSystemTime(Date.parse('2026-12-05T08:00:10.000Z'));
+      await w.check();
+      catalog.tables = [];
+      vi.setSystemTime(Date.parse('2026-12-05T08:00:20.000Z'));
+      await w.check();
+      expect(w.refused[0]!.hint).toContain('re-send them with outbox-relay republish --since 2026-12-05T07:49:00.000Z');
+      expect(w.refused[0]!.hint).not.toContain('not covered');
+
+      const hidden: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'], open: { oldest: null, hidden: true } };
+      const v = watch(hidden, () => Date.parse('2026-12-05T08:00:00.000Z'));
+      vi.setSystemTime(Date.parse('2026-12-05T08:00:10.000Z'));
+      await v.check();
+      hidden.tables = [];
+      await v.check();
+      expect(v.refused[0]!.hint).toContain('republish --since 2026-12-05T07:59:10.000Z');
+      expect(v.refused[0]!.hint).toContain('whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -1,0 +1,44 @@
+import type pg from 'pg';
+
+/**
+ * The transactions open in the database when a slot or a publication is dropped, or when the relay last found its
+ * tables published. One that commits after the drop (or inserts after its table left the publication) is not
+ * streamed there, and the rows it writes carry its start as created_at (DEFAULT now()), however long before that
+ * was: a `republish --since` of a minute before the drop passed over them (measured on PostgreSQL 15: a slot's
+ * drop, a publication's, a table taken out of it). `oldestStart`: the earliest
+ * xact_start among them (null: none open); `hidden`: some session's xact_start cannot be read by this role
+ * (another role's, without pg_read_all_stats), so how far back they go is unknown.
+ */
+export interface OpenTransactions {
+  oldestStart: string | null;
+  hidden: boolean;
+}
+
+export const OPEN_TRANSACTIONS_SQL = `SELECT min(xact_start) AS oldest, coalesce(bool_or(state IS NULL AND backend_type = 'client backend'), false) AS hidden
+  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+
+/** OPEN_TRANSACTIONS_SQL's row as OpenTransactions. */
+export function openTransactionsOf(row: { oldest: Date | string | null; hidden: boolean } | undefined): OpenTransactions {
+  const oldest = row?.oldest ?? null;
+  return { oldestStart: oldest === null ? null : new Date(oldest).toISOString(), hidden: row?.hidden === true };
+}
+
+export async function openTransactions(client: pg.Client): Promise<OpenTransactions> {
+  const { rows } = await client.query<{ oldest: Date | string | null; hidden: boolean }>(OPEN_TRANSACTIONS_SQL);
+  return openTransactionsOf(rows[0]);
+}
+
+/** A row's created_at is its transaction's start, before its commit: the re-send starts this much earlier. */
+const RESEND_MARGIN_MS = 60_000;
+
+/**
+ * The `republish --since` that covers what a drop at `at` leaves unstreamed, and why that time: a minute before the
+ * drop, or before the oldest transaction then open. Undefined when this role could not see every session's start.
+ */
+export function resendSince(at: Date, open: OpenTransactions | undefined): { since: string; why: string } | undefined {
+  if (open?.hidden === true) return undefined;
+  const oldest = open?.oldestStart ? Date.parse(open.oldestStart) : undefined;
+  const from = oldest !== undefined && oldest < at.getTime() ? oldest : at.getTime();
+  const why = from === at.getTime() ? 'a minute before the drop' : 'a minute before the start of the oldest transaction open at the drop';
+  return { since: new Date(from - RESEND_MARGIN_MS).toISOString(), why: `${why}: a row's created_at is its transaction's start` };
+}
