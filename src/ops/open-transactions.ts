@@ -14,8 +14,9 @@ export interface OpenTransactions {
   hidden: boolean;
 }
 
-export const OPEN_TRANSACTIONS_SQL = `SELECT min(xact_start) AS oldest, coalesce(bool_or(state IS NULL AND backend_type = 'client backend'), false) AS hidden
-  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+// Client backends only: a walsender, an autovacuum worker (whose transaction can run for hours) writes no outbox row.
+export const OPEN_TRANSACTIONS_SQL = `SELECT min(xact_start) AS oldest, coalesce(bool_or(state IS NULL), false) AS hidden
+  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`;
 
 /** OPEN_TRANSACTIONS_SQL's row as OpenTransactions. */
 export function openTransactionsOf(row: { oldest: Date | string | null; hidden: boolean } | undefined): OpenTransactions {
