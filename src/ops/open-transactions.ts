@@ -1,16 +1,17 @@
 import type pg from 'pg';
+import { republishSince } from '../source/slot-lost.js';
 
 /**
  * The transactions open in the database when a slot or a publication is dropped, or when the relay last found its
  * tables published. One that commits after the drop (or inserts after its table left the publication) is not
  * streamed there, and the rows it writes carry its start as created_at (DEFAULT now()), however long before that
  * was: a `republish --since` of a minute before the drop passed over them (measured on PostgreSQL 15: a slot's
- * drop, a publication's, a table taken out of it). `oldestStart`: the earliest
+ * drop, a publication's, a table taken out of it). `oldestStartMs`: the earliest
  * xact_start among them (null: none open); `hidden`: some session's xact_start cannot be read by this role
  * (another role's, without pg_read_all_stats), so how far back they go is unknown.
  */
 export interface OpenTransactions {
-  oldestStart: string | null;
+  oldestStartMs: number | null;
   hidden: boolean;
 }
 
@@ -21,7 +22,7 @@ export const OPEN_TRANSACTIONS_SQL = `SELECT min(xact_start) AS oldest, coalesce
 /** OPEN_TRANSACTIONS_SQL's row as OpenTransactions. */
 export function openTransactionsOf(row: { oldest: Date | string | null; hidden: boolean } | undefined): OpenTransactions {
   const oldest = row?.oldest ?? null;
-  return { oldestStart: oldest === null ? null : new Date(oldest).toISOString(), hidden: row?.hidden === true };
+  return { oldestStartMs: oldest === null ? null : new Date(oldest).getTime(), hidden: row?.hidden === true };
 }
 
 export async function openTransactions(client: pg.Client): Promise<OpenTransactions> {
@@ -29,8 +30,10 @@ export async function openTransactions(client: pg.Client): Promise<OpenTransacti
   return openTransactionsOf(rows[0]);
 }
 
-/** A row's created_at is its transaction's start, before its commit: the re-send starts this much earlier. */
-const RESEND_MARGIN_MS = 60_000;
+/** `atMs`, or the start of the oldest transaction open then when that is earlier: where rows left unstreamed begin. */
+export function coveredFrom(atMs: number, open: OpenTransactions): number {
+  return open.oldestStartMs !== null && open.oldestStartMs < atMs ? open.oldestStartMs : atMs;
+}
 
 /**
  * The `republish --since` that covers what a drop at `at` leaves unstreamed, and why that time: a minute before the
@@ -38,8 +41,7 @@ const RESEND_MARGIN_MS = 60_000;
  */
 export function resendSince(at: Date, open: OpenTransactions | undefined): { since: string; why: string } | undefined {
   if (open?.hidden === true) return undefined;
-  const oldest = open?.oldestStart ? Date.parse(open.oldestStart) : undefined;
-  const from = oldest !== undefined && oldest < at.getTime() ? oldest : at.getTime();
+  const from = open ? coveredFrom(at.getTime(), open) : at.getTime();
   const why = from === at.getTime() ? 'a minute before the drop' : 'a minute before the start of the oldest transaction open at the drop';
-  return { since: new Date(from - RESEND_MARGIN_MS).toISOString(), why: `${why}: a row's created_at is its transaction's start` };
+  return { since: republishSince(from, ''), why: `${why}: a row's created_at is its transaction's start` };
 }

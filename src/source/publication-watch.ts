@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
-import { OPEN_TRANSACTIONS_SQL, openTransactionsOf } from '../ops/open-transactions.js';
+import { OPEN_TRANSACTIONS_SQL, coveredFrom, openTransactionsOf } from '../ops/open-transactions.js';
 import { publishedTables, readPublication, type CatalogQuery, type PublicationRow } from './publication-check.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { recreateSlot, republishSince } from './slot-lost.js';
@@ -71,12 +71,12 @@ export class PublicationWatch {
     let pub: PublicationRow | undefined;
     try {
       // Before the catalog: a transaction open now is open while the tables are found published.
-      const { oldestStart, hidden } = openTransactionsOf((await query(OPEN_TRANSACTIONS_SQL))[0] as never);
+      const openNow = openTransactionsOf((await query(OPEN_TRANSACTIONS_SQL))[0] as never);
       pub = await readPublication(query, this.publication);
       if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${this.publication}" does not exist`);
       await publishedTables(query, this.publication, pub, this.tables, since);
       this.publishedAtMs = startedAt;
-      this.openAtPublished = { startMs: Math.min(startedAt, oldestStart === null ? startedAt : Date.parse(oldestStart)), hidden };
+      this.openAtPublished = { startMs: coveredFrom(startedAt, openNow), hidden: openNow.hidden };
       this.failing = false;
     } catch (err) {
       if (err instanceof Closed || this.task.stopped) return;

@@ -11,12 +11,12 @@ describe('slot drop: what the re-send must cover', () => {
   it('a transaction open at the drop, begun long before it: from a minute before that transaction began (its rows carry its start)', () => {
     // It commits after the drop, so no slot streams it, and created_at (now()) is its start: 09:50 here. From
     // 09:59 the re-send missed its rows.
-    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: null }, at, { oldestStart: '2026-12-04T09:50:00.000Z', hidden: false });
+    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: null }, at, { oldestStartMs: Date.parse('2026-12-04T09:50:00.000Z'), hidden: false });
     expect(text).toContain("republish --since '2026-12-04T09:49:00.000Z'");
   });
 
   it('open transactions this role cannot see: no concrete time, the margin rule instead', () => {
-    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: null }, at, { oldestStart: null, hidden: true });
+    const text = dropConsequence({ confirmedFlushLsn: '0/5000', lagBytes: 0, failover: null }, at, { oldestStartMs: null, hidden: true });
     expect(text).not.toContain('2026-12-04');
     expect(text).toContain('minus a margin longer than your longest transaction');
   });
