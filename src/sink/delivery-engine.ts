@@ -631,6 +631,8 @@ export class DeliveryEngine implements Delivery {
   }
 
   private async produceAlone(event: OutboxEvent): Promise<boolean> {
+    // Stopped meanwhile (between the records of a refused batch, after a record retry's wait): nothing more is sent.
+    if (this.dead) return false;
     const error = await this.resend([event]);
     return error === undefined || this.retry([event], error);
   }
@@ -638,7 +640,7 @@ export class DeliveryEngine implements Delivery {
   /** A batch with a record Kafka rejected: produce one by one, in order, so that only that record meets the poison policy. */
   private async isolate(batch: OutboxEvent[], error: RelayError): Promise<boolean> {
     if (batch.length > 1) {
-      for (const event of batch) if (this.dead || !(await this.produceAlone(event))) return false;
+      for (const event of batch) if (!(await this.produceAlone(event))) return false;
       return true;
     }
     const event = batch[0]!;
@@ -646,7 +648,7 @@ export class DeliveryEngine implements Delivery {
     if (step.delayMs !== undefined) {
       this.callbacks.recordRetrying(event, error, step.attempts, step.delayMs);
       await sleep(step.delayMs, this.abort.signal);
-      return !this.dead && this.produceAlone(event);
+      return this.produceAlone(event);
     }
     return this.poison(event, error, step.attempts);
   }
@@ -724,8 +726,8 @@ export class DeliveryEngine implements Delivery {
           await this.plain().checkLeaders(outage.dropped!);
         } catch (err) {
           // "No such topic" too, though it may mean a topic deleted under the relay (then RETRIES_EXHAUSTED after
-          // retry.maxDuration): taken for an answer (13f763f), a full suite once saw the relay ready after a broker
-          // restart and its next events never delivered, cause not shown; a broker that just restarted may answer so.
+          // retry.maxDuration): taken for an answer (a5d4b63), the full suite of 13f763f once saw the relay ready after
+          // a broker restart and its next events never delivered, cause not shown; a broker that just restarted may answer so.
           if (!current() || !(await this.backOff(classifyKafkaError(err), outage.attempts + 1))) return;
           continue;
         }
