@@ -1,11 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
+import type { RelayConfig } from '../../src/config/types.js';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
-import { ReplicationStream } from '../../src/source/replication-stream.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
-import { OUTBOX_COLUMNS, fakeServer, type FakeWalsender } from '../support/fakes/replication-session.js';
+import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
 
 /** The walsender of the session the relay opened last. */
@@ -18,11 +18,7 @@ vi.mock('../../src/pipeline/session.js', async (importOriginal) => {
   return {
     Session: class extends actual.Session {
       override async open(): Promise<void> {
-        const inner = this as unknown as { slot: unknown; stream: ReplicationStream; config: { postgres: never; tables: unknown[] } };
-        walsender = fakeServer();
-        inner.stream = new ReplicationStream(inner.config.postgres);
-        (inner.stream as unknown as { client: unknown }).client = walsender.client;
-        inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, inner.config.tables[0]]]), walEnd: 0x1000n, walSenderTimeoutMs: 0, history: { timeline: 1, switchpoints: new Map() } };
+        walsender = connectFake(this, (this as unknown as { config: RelayConfig }).config, { walEnd: 0x1000n, walSenderTimeoutMs: 0 });
       }
     },
   };

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { loadConfig } from '../../../src/config/relay-config.js';
+import type { RelayConfig } from '../../../src/config/types.js';
 import { msToPgTime } from '../../../src/decode/pgoutput.js';
 import { RepeatedLines } from '../../../src/outage-log.js';
 import { Session } from '../../../src/pipeline/session.js';
@@ -40,7 +41,7 @@ interface Command {
 export type FakeWalsender = ReturnType<typeof fakeServer>;
 
 /** A pg client whose server says only what the test makes it say: a walsender that hangs says nothing. */
-export function fakeServer() {
+function fakeServer() {
   const socket = new FakeSocket();
   const statuses: { replyRequested: boolean }[] = [];
   let command: Command | undefined;
@@ -83,6 +84,20 @@ export function fakeServer() {
 }
 
 /**
+ * What a session's open() gives it, without a server: a ReplicationStream over a fake walsender (returned) and the
+ * slot as pre-flight finds it, confirmed at 0/1000, the first mapped table as relation 0x4001.
+ */
+export function connectFake(session: Session, config: Pick<RelayConfig, 'postgres' | 'tables'>, slot: { walEnd: bigint; walSenderTimeoutMs: number }): FakeWalsender {
+  const server = fakeServer();
+  const stream = new ReplicationStream(config.postgres);
+  (stream as unknown as { client: unknown }).client = server.client;
+  const inner = session as unknown as { slot: unknown; stream: unknown };
+  inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), ...slot, history: { timeline: 1, switchpoints: new Map() } };
+  inner.stream = stream;
+  return server;
+}
+
+/**
  * A started session on a ReplicationStream over a fake walsender: start() without open()'s connection and checks.
  * The delivery side takes events while the window is open (`openWindow`), none while `windowFull`.
  */
@@ -92,12 +107,7 @@ export function startFakeSession(flags: Record<string, string> = {}, options: { 
   let windowFull = options.windowFull ?? false;
   const delivery = { openSession: () => undefined, endSession: () => undefined, committed: () => undefined, push: () => !windowFull } as unknown as Delivery;
   const session = new Session(config, delivery, logger, new RepeatedLines(logger), {}, () => undefined);
-  const server = fakeServer();
-  const stream = new ReplicationStream(config.postgres);
-  (stream as unknown as { client: unknown }).client = server.client;
-  const inner = session as unknown as { slot: unknown; stream: unknown };
-  inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map([[0x4001, config.tables[0]!]]), walEnd: 0x5000n, walSenderTimeoutMs: options.walSenderTimeoutMs ?? 0, history: { timeline: 1, switchpoints: new Map() } };
-  inner.stream = stream;
+  const server = connectFake(session, config, { walEnd: 0x5000n, walSenderTimeoutMs: options.walSenderTimeoutMs ?? 0 });
   session.start({ lsn: 0n, timeline: undefined }, undefined);
   return { session, server, lines, openWindow: () => void (windowFull = false) };
 }
