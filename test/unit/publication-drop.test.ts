@@ -4,14 +4,15 @@ import { dropPublication } from '../../src/ops/publications.js';
 
 type Slot = { slot_name: string; plugin: string; in_current_db: boolean; active: boolean; active_pid: number | null };
 
-/** A server with publication "billing_pub" and `slots`; records the statements run. */
-function fakeServer(slots: Slot[]): { client: pg.Client; statements: string[] } {
+/** A server with publication "billing_pub", `slots` and a transaction open since `oldestOpen`; records the statements run. */
+function fakeServer(slots: Slot[], oldestOpen: Date | null = null): { client: pg.Client; statements: string[] } {
   const statements: string[] = [];
   const row = (s: Slot) => ({ slot_type: 'logical', database: 'app', held_by: null, confirmed_flush_lsn: '0/10', restart_lsn: '0/8', wal_status: 'reserved', safe_wal_size: null, lag_bytes: '0', ...s });
   const query = (sql: string, params: unknown[] = []) => {
     statements.push(sql);
     if (sql.includes('FROM pg_publication WHERE')) return Promise.resolve({ rows: [{ owner: 'admin', puballtables: false, pubviaroot: true, pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false }] });
     if (sql.includes('FROM pg_publication_tables')) return Promise.resolve({ rows: [] });
+    if (sql.includes('min(xact_start)')) return Promise.resolve({ rows: [{ oldest: oldestOpen, hidden: false }] });
     if (sql.includes('FROM pg_replication_slots')) return Promise.resolve({ rows: (sql.includes('WHERE slot_name = $1') ? slots.filter((s) => s.slot_name === params[0]) : slots).map(row) });
     return Promise.resolve({ rows: [] });
   };
@@ -38,5 +39,15 @@ describe('publication drop: refused while a slot may stream with it', () => {
     const none = fakeServer([slot('elsewhere', { in_current_db: false }), slot('wal2json_slot', { plugin: 'wal2json' })]);
     expect(await dropPublication(none.client, 'billing_pub', 'outbox_relay', false)).toEqual({ dropped: true });
     expect(dropped(none.statements)).toBe(true);
+  });
+});
+
+describe('publication drop: the republish --since covers transactions open at the drop', () => {
+  it('a transaction begun 10 minutes before the drop (its rows carry created_at = its start): --since is before that start', async () => {
+    const began = new Date(Date.now() - 10 * 60_000);
+    const { consequence } = await dropPublication(fakeServer([slot('outbox_relay')], began).client, 'billing_pub', 'outbox_relay', true);
+    const since = /republish --since '([^']+)'/.exec(consequence ?? '')?.[1];
+    expect(since).toBeDefined();
+    expect(new Date(since!).getTime()).toBeLessThanOrEqual(began.getTime());
   });
 });
