@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBroker } from '../../stack/index.js';
-import { freePort } from '../../stack/ports.js';
 import { useDatabase } from '../support/database.js';
+import { startSaslBroker } from '../support/sasl-broker.js';
 import { insertEvents, setupOutbox } from '../support/outbox.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
-import { readTopic, stack, uniqueName } from '../support/services.js';
+import { readTopic, stack } from '../support/services.js';
 
 const URL_PASSWORD = 'Url-Pa55-q8Zr';
 const FILE_PASSWORD = 'File-Pa55-t3Wx';
@@ -70,22 +70,7 @@ describe('ops: secrets never reach the logs', () => {
     let broker: KafkaBroker;
     let saslBrokers: string[];
     beforeAll(async () => {
-      const [port, controllerPort, saslPort] = await Promise.all([freePort(), freePort(), freePort()]);
-      broker = new KafkaBroker({
-        name: uniqueName('sasl'),
-        port,
-        controllerPort,
-        // The plaintext listener stays for the readiness probe and topic creation; the relay uses the SASL one.
-        properties: {
-          listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
-          'advertised.listeners': `PLAINTEXT://127.0.0.1:${port},SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
-          'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
-          'sasl.enabled.mechanisms': 'PLAIN',
-          'listener.name.sasl_plaintext.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required user_relay="${SASL_PASSWORD}";`,
-        },
-      });
-      await broker.start();
-      saslBrokers = [`127.0.0.1:${saslPort}`];
+      ({ broker, saslBrokers } = await startSaslBroker('sasl', SASL_PASSWORD));
     });
     afterAll(async () => {
       await broker.stop();

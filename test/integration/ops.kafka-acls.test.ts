@@ -1,0 +1,140 @@
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes, type AclEntry } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaBroker } from '../../stack/index.js';
+import { freePort } from '../../stack/ports.js';
+import { runCliJson } from '../support/cli.js';
+import { checkpointStore } from '../support/checkpoints.js';
+import { useDatabase } from '../support/database.js';
+import { startSaslBroker } from '../support/sasl-broker.js';
+import { insertEvents, setupOutbox, slotConfirmedLsn, type OutboxSetup } from '../support/outbox.js';
+import { startRelay, type RelayProcess } from '../support/relay-process.js';
+import { createTopic, kafkaClient, readTopic, stack, uniqueName } from '../support/services.js';
+
+const PRINCIPAL = 'User:relay';
+const PASSWORD = 'Acl-Pa55-r7Qn';
+const CHECKPOINT_READER_GROUP = 'outbox-relay-checkpoint-reader';
+
+type Client = 'rdkafka' | 'kafkajs';
+type Guarantee = 'at-least-once' | 'exactly-once';
+
+function acl(resourceType: AclResourceTypes, resourceName: string, operation: AclOperationTypes, prefixed = false): AclEntry {
+  return {
+    resourceType,
+    resourceName,
+    resourcePatternType: prefixed ? ResourcePatternTypes.PREFIXED : ResourcePatternTypes.LITERAL,
+    principal: PRINCIPAL,
+    host: '*',
+    operation,
+    permissionType: AclPermissionTypes.ALLOW,
+  };
+}
+
+/**
+ * The rows of docs/security.md's ACL table for one client and mode, and nothing more: no CREATE (the checkpoint
+ * topic is created by hand, as the table's CREATE row allows) and no DESCRIBE_CONFIGS (optional there).
+ */
+function documentedAcls(client: Client, guarantee: Guarantee, eventTopic: string, checkpointTopic: string, slot: string): AclEntry[] {
+  const { TOPIC, GROUP, TRANSACTIONAL_ID } = AclResourceTypes;
+  const { WRITE, DESCRIBE, READ } = AclOperationTypes;
+  return [
+    acl(TOPIC, eventTopic, WRITE),
+    acl(TOPIC, eventTopic, DESCRIBE),
+    acl(TOPIC, checkpointTopic, WRITE),
+    acl(TOPIC, checkpointTopic, DESCRIBE),
+    acl(TOPIC, checkpointTopic, READ),
+    client === 'rdkafka' ? acl(GROUP, CHECKPOINT_READER_GROUP, DESCRIBE) : acl(GROUP, `${CHECKPOINT_READER_GROUP}-`, READ, true),
+    ...(guarantee === 'exactly-once' ? [acl(TRANSACTIONAL_ID, `outbox-relay.${slot}`, WRITE), acl(TRANSACTIONAL_ID, `outbox-relay.${slot}`, DESCRIBE)] : []),
+  ];
+}
+
+describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker with an authorizer', () => {
+  const db = useDatabase('opskafkaacls');
+
+  // Starts a broker of its own, as the SASL tests do: skipped where the tests run against external services.
+  describe.skipIf(!stack().owned.kafka)('StandardAuthorizer, the relay a SASL/PLAIN user', () => {
+    let broker: KafkaBroker;
+    let saslBrokers: string[];
+    beforeAll(async () => {
+      // The plaintext and controller listeners are ANONYMOUS, the super user: the test's own admin and the node
+      // itself. Only the relay's SASL user is bound by the ACLs.
+      ({ broker, saslBrokers } = await startSaslBroker('acls', PASSWORD, {
+        'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+        'super.users': 'User:ANONYMOUS',
+      }));
+    });
+    afterAll(async () => {
+      await broker.stop();
+      broker.destroy();
+    });
+
+    async function grant(acls: AclEntry[]): Promise<void> {
+      const admin = kafkaClient(broker.brokers).admin();
+      await admin.connect();
+      try {
+        await admin.createAcls({ acl: acls });
+      } finally {
+        await admin.disconnect();
+      }
+    }
+
+    function relayAs(setup: OutboxSetup, checkpointTopic: string, client: Client, guarantee: Guarantee): RelayProcess {
+      return startRelay([
+        ...setup.args,
+        '--kafka-brokers', saslBrokers.join(','),
+        '--kafka-sasl-mechanism', 'plain',
+        '--kafka-sasl-username', 'relay',
+        '--kafka-client', client,
+        '--delivery-guarantee', guarantee,
+        '--checkpoint-topic', checkpointTopic,
+      ], { OUTBOX_RELAY_KAFKA_SASL_PASSWORD: PASSWORD });
+    }
+
+    /** Runs the relay until it delivered `count` more events and the slot confirmed them, then stops it: exit 0. */
+    async function deliver(setup: OutboxSetup, checkpointTopic: string, client: Client, guarantee: Guarantee, count: number, total: number): Promise<RelayProcess> {
+      const relay = relayAs(setup, checkpointTopic, client, guarantee);
+      await relay.waitForMessage('streaming from PostgreSQL');
+      await insertEvents(db(), count);
+      const records = await readTopic(setup.topic, { expected: total, brokers: broker.brokers, readCommitted: guarantee === 'exactly-once' });
+      expect(new Set(records.map((r) => r.key)).size, relay.dump()).toBe(total);
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+      // Nothing the relay was refused, the checkpoint's writes and reads included.
+      expect(relay.logs.filter((l) => l.level === 'warn' || l.level === 'error'), relay.dump()).toEqual([]);
+      return relay;
+    }
+
+    it.each([
+      ['rdkafka', 'at-least-once'],
+      ['rdkafka', 'exactly-once'],
+      ['kafkajs', 'at-least-once'],
+    ] as const)('%s, %s: delivers, writes its checkpoint to a topic created by hand, and reads it back at the next start', async (client, guarantee) => {
+      const setup = await setupOutbox(db(), { brokers: broker.brokers, extraArgs: ['--status-interval', '200ms'] });
+      const checkpointTopic = uniqueName('checkpoints');
+      await createTopic(checkpointTopic, 1, broker.brokers, [{ name: 'cleanup.policy', value: 'compact' }]);
+      await grant(documentedAcls(client, guarantee, setup.topic, checkpointTopic, setup.slot));
+
+      await deliver(setup, checkpointTopic, client, guarantee, 3, 3);
+      const confirmed = await slotConfirmedLsn(db(), setup.slot);
+      const written = await checkpointStore(checkpointTopic, broker.brokers).read(setup.slot);
+      expect(written?.lsn).toBe(confirmed);
+
+      // The next start reads that checkpoint (READ, and the group ACL of its client) and goes on from it.
+      const second = await deliver(setup, checkpointTopic, client, guarantee, 2, 5);
+      expect(second.logs.some((l) => l.msg === 'streaming from PostgreSQL')).toBe(true);
+      expect((await checkpointStore(checkpointTopic, broker.brokers).read(setup.slot))?.lsn).toBe(await slotConfirmedLsn(db(), setup.slot));
+
+      // status --kafka-brokers as the same principal: the checkpoint, and no error reading it.
+      const status = await runCliJson<{ checkpoint?: { checkpoint: { lsn: string } | null; error?: unknown } }>(
+        [
+          'status', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication,
+          '--relay-url', `http://127.0.0.1:${await freePort()}`,
+          '--kafka-brokers', saslBrokers.join(','), '--kafka-sasl-mechanism', 'plain', '--kafka-sasl-username', 'relay',
+          '--kafka-client', client, '--checkpoint-topic', checkpointTopic,
+        ],
+        { OUTBOX_RELAY_KAFKA_SASL_PASSWORD: PASSWORD },
+      );
+      expect(status.json.checkpoint?.error, status.stderr).toBeUndefined();
+      expect(status.json.checkpoint?.checkpoint).not.toBeNull();
+    });
+  });
+});
