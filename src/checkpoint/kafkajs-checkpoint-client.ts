@@ -33,8 +33,19 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
     let reachedEnd!: () => void;
     const done = new Promise<void>((resolve) => (reachedEnd = resolve));
     // Transaction markers are never handed to eachMessage, so the end is recognised from the batches' last offsets.
+    // kafkajs' admin asks ListOffsets read_committed (it sends no isolation level, and the request defaults to it):
+    // its end is the last stable offset, below another producer's open transaction (an exactly-once relay of another
+    // slot sharing the topic) and below every record written after that transaction began, this slot's newest
+    // checkpoint included. A fetch's high watermark is the true end: the first one of each partition, taken after
+    // the read began, is the end to reach (later ones would chase records written during the read).
+    const raised = new Set<number>();
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      const last = remaining.get(payload.partition);
+      let last = remaining.get(payload.partition);
+      if (last !== undefined && !raised.has(payload.partition)) {
+        raised.add(payload.partition);
+        const highWatermark = BigInt(payload.highWatermark) - 1n;
+        if (highWatermark > last) remaining.set(payload.partition, (last = highWatermark));
+      }
       if (last !== undefined && BigInt(payload.lastOffset) >= last) remaining.delete(payload.partition);
       if (remaining.size === 0) reachedEnd();
     });

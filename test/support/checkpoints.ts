@@ -12,8 +12,8 @@ export function checkpointTopicPolicy(topic: string): Promise<RelayError | undef
   return readTopicPolicy(config.kafka, silentLogger(), topic);
 }
 
-/** The checkpoint topic `topic` on the test stack (or `brokers`), read and written as the relay does (its default client). */
-export function checkpointStore(topic = uniqueName('checkpoints'), brokers = stack().brokers): KafkaCheckpointStore {
-  const config = loadConfig({ flags: { 'kafka.brokers': brokers.join(',') }, env: {} });
+/** The checkpoint topic `topic` on the test stack (or `brokers`), read and written as the relay does (its default client, or `client`). */
+export function checkpointStore(topic = uniqueName('checkpoints'), brokers = stack().brokers, client?: 'rdkafka' | 'kafkajs'): KafkaCheckpointStore {
+  const config = loadConfig({ flags: { 'kafka.brokers': brokers.join(','), ...(client ? { 'kafka.client': client } : {}) }, env: {} });
   return new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), topic);
 }

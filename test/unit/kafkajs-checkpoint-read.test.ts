@@ -30,12 +30,13 @@ class FakeConsumer {
   async disconnect() {}
 }
 
-function fakeKafka(behave: ConstructorParameters<typeof FakeConsumer>[0]): Kafka {
+/** `high`: what kafkajs' admin answers as a partition's end (its ListOffsets is read_committed: the last stable offset). */
+function fakeKafka(behave: ConstructorParameters<typeof FakeConsumer>[0], high = '1'): Kafka {
   const admin = {
     connect: async () => undefined,
     disconnect: async () => undefined,
     listTopics: async () => ['checkpoints'],
-    fetchTopicOffsets: async () => [{ partition: 0, offset: '1', high: '1', low: '0' }],
+    fetchTopicOffsets: async () => [{ partition: 0, offset: high, high, low: '0' }],
   };
   return { admin: () => admin, consumer: () => new FakeConsumer(behave) } as unknown as Kafka;
 }
@@ -77,10 +78,31 @@ describe('checkpoint read through kafkajs: a consumer that gave up', () => {
       fakeKafka(async (consumer, eachMessage) => {
         consumer.emit(EVENTS.CRASH, { error: new Error('Connection timeout'), groupId: 'g', restart: true });
         setTimeout(() => {
-          void eachMessage({ key: Buffer.from('slot_a'), value }).then(() => consumer.emit(EVENTS.END_BATCH_PROCESS, { partition: 0, lastOffset: '0' }));
+          void eachMessage({ key: Buffer.from('slot_a'), value }).then(() => consumer.emit(EVENTS.END_BATCH_PROCESS, { partition: 0, lastOffset: '0', highWatermark: '1' }));
         }, 50);
       }),
     );
     expect((outcome as { lsn: bigint }).lsn).toBe(0x1000n);
+  });
+});
+
+describe('checkpoint read through kafkajs: the end of the topic', () => {
+  const checkpointAt = (lsn: bigint) => encodeCheckpoint({ slot: 'slot_a', lsn, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once' });
+
+  it("reads past another producer's open transaction to the slot's newest checkpoint, written after that transaction began", async () => {
+    // Offsets: 0 slot_a at 0/1000; 1 a record of another relay's open transaction (exactly-once, slot_b, sharing
+    // the topic); 2 slot_a at 0/2000, written plainly; then that transaction's commit marker at 3. kafkajs' admin
+    // answers the last stable offset (1) as the end, the fetches' high watermark is the true one (3, then 4).
+    const outcome = await read(
+      fakeKafka(async (consumer, eachMessage) => {
+        await eachMessage({ key: Buffer.from('slot_a'), value: checkpointAt(0x1000n) });
+        consumer.emit(EVENTS.END_BATCH_PROCESS, { partition: 0, lastOffset: '0', highWatermark: '3' });
+        // The other relay commits: read_committed hands over the rest.
+        setTimeout(() => {
+          void eachMessage({ key: Buffer.from('slot_a'), value: checkpointAt(0x2000n) }).then(() => consumer.emit(EVENTS.END_BATCH_PROCESS, { partition: 0, lastOffset: '3', highWatermark: '4' }));
+        }, 50);
+      }, '1'),
+    );
+    expect((outcome as { lsn: bigint }).lsn).toBe(0x2000n);
   });
 });
