@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import type { KafkaSettings } from '../config/types.js';
-import { errorMessage, type RelayError } from '../errors.js';
+import { RelayError, errorMessage } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, type RdKafkaLikeError } from './rdkafka-errors.js';
@@ -14,6 +14,8 @@ import { epochError, isEpochError, transactionalId, withFlags } from './transact
 
 /** librdkafka's _TIMED_OUT: a transactional call (init, commit, abort) that did not finish in time and may be repeated. */
 const TIMED_OUT = -185;
+/** INVALID_TRANSACTION_TIMEOUT: the claim's InitProducerId asked for a transaction timeout above the brokers' transaction.max.timeout.ms. */
+const INVALID_TRANSACTION_TIMEOUT = 50;
 
 /**
  * The exactly-once producer on librdkafka (the default client; see TransactionalSink for the contract).
@@ -252,6 +254,15 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       return error;
     }
     const flags = err as RdKafkaLikeError & { isRetriable?: boolean; isTxnRequiresAbort?: boolean };
+    // A setting the brokers refuse, at every claim alike: retried as an outage, it held the start for retry.maxDuration
+    // and then gave up telling to check that the brokers are up.
+    if (flags.code === INVALID_TRANSACTION_TIMEOUT) {
+      const refused = new RelayError('CONFIG_INVALID', `the brokers refuse delivery.transactionTimeout (${this.transactionTimeoutMs / 1000} s) for transactional id "${transactionalId(this.slot)}": ${errorMessage(err)}`, {
+        cause: err,
+        hint: "lower delivery.transactionTimeout to at most the brokers' transaction.max.timeout.ms, or raise that broker setting",
+      });
+      return withFlags(refused, { txnRequiresAbort: false, txnRetriable: false, txnFatal: true, ambiguous: false });
+    }
     // The KafkaJS-compatible layer (1.10) builds its error from the binding's LibrdKafkaError by reading
     // `retriable`, `abortable`, `fatal`, which that error names isRetriable, isTxnRequiresAbort, isFatal: every
     // flag arrives false. What librdkafka calls retriable in a transactional call is a timeout (commit and abort

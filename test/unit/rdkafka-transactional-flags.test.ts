@@ -21,11 +21,15 @@ const nativeTxnError = (code: number, message: string, flags: { isFatal: boolean
 let commitError: Error | undefined;
 let sendError: Error | undefined;
 let abortError: Error | undefined;
+let connectError: Error | undefined;
 let aborts = 0;
 /** connect() registers the transactional id: each one fences the producer that held it before. */
 let registrations = 0;
 const producer = {
-  connect: async () => void registrations++,
+  connect: async () => {
+    if (connectError) throw connectError;
+    registrations++;
+  },
   disconnect: async () => undefined,
   _getInternalClient: () => ({ disconnect: (_flushMs: number, cb: () => void) => cb() }),
   transaction: async () => producer,
@@ -150,5 +154,22 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
     expect(aborts - abortsBefore).toBe(1);
     await sink.send([record]);
     await sink.commit(checkpoint);
+  });
+});
+
+describe('RdKafkaTransactionalSink: brokers that refuse delivery.transactionTimeout', () => {
+  it('a claim refused with INVALID_TRANSACTION_TIMEOUT (above the brokers\' transaction.max.timeout.ms) is a configuration error naming the setting, not a Kafka outage', async () => {
+    const sink = new RdKafkaTransactionalSink(settings, 's', 900_000, store, pino({ level: 'silent' }));
+    await sink.connect();
+    // What init_transactions fails with (fatal in librdkafka: rd_kafka_idemp_check_error), raw from the KafkaJS layer's connect.
+    connectError = LibrdKafkaError.create({ message: "Broker: Transaction timeout is larger than the maximum value allowed by the broker's max.transaction.timeout.ms", code: 50, isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
+    const error = await rejectionOf(sink.claim());
+    connectError = undefined;
+    // Before: KAFKA_UNAVAILABLE, retriable: the start retried as a Kafka outage for retry.maxDuration, then
+    // RETRIES_EXHAUSTED with the fix "check that the Kafka brokers are up and reachable".
+    expect(error?.code).toBe('CONFIG_INVALID');
+    expect(error?.retriable).toBe(false);
+    expect(error?.hint).toContain('delivery.transactionTimeout');
+    expect(error?.hint).toContain('transaction.max.timeout.ms');
   });
 });
