@@ -151,7 +151,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     store.systemId = slot.systemId;
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) {
-      engine?.startFrom(checkpoint.lsn);
+      engine?.startFrom(checkpoint.lsn, checkpoint.commitTimeMs);
       writer?.startFrom(checkpoint.lsn);
     }
     await window.resolve(checkpoint, slot);
@@ -200,7 +200,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
         : readOwnCheckpoint().catch((err: unknown) => void logger.debug({ err: errorMessage(err) }, "checkpoint not read for the resume: resuming at the relay's own position"));
     const checkpoint = await read;
     if (checkpoint === undefined) return undefined;
-    engine?.startFrom(checkpoint.lsn);
+    engine?.startFrom(checkpoint.lsn, checkpoint.commitTimeMs);
     writer?.startFrom(checkpoint.lsn);
     return startCheckpoint === undefined || checkpoint.lsn > startCheckpoint ? { lsn: checkpoint.lsn, timeline: checkpoint.timeline, commitTimeMs: checkpoint.commitTimeMs } : undefined;
   };

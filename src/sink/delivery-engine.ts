@@ -131,6 +131,8 @@ export class DeliveryEngine implements Delivery {
   private uncommittedSince = 0;
   private launchedSinceCommit = false;
   private checkpointFloor: Lsn = 0n;
+  /** exactly-once: the commit time of the checkpoint at checkpointFloor, written with it while the floor wins (a replay below it). */
+  private floorCommitTimeMs: number | undefined;
   /** exactly-once: the source transaction whose Kafka transaction the broker last timed out. */
   private timedOut: Lsn | undefined;
   /** exactly-once: the fences met since the last commit, when the first and the last of them were (see fenced()). */
@@ -170,9 +172,11 @@ export class DeliveryEngine implements Delivery {
     return this.options.producing.guarantee;
   }
 
-  /** exactly-once: checkpoints are never written below the one streaming started from. */
-  startFrom(checkpoint: Lsn): void {
-    this.checkpointFloor = maxLsn(this.checkpointFloor, checkpoint);
+  /** exactly-once: checkpoints are never written below the one streaming started from (committed at `commitTimeMs`). */
+  startFrom(checkpoint: Lsn, commitTimeMs?: number): void {
+    if (checkpoint <= this.checkpointFloor) return;
+    this.checkpointFloor = checkpoint;
+    this.floorCommitTimeMs = commitTimeMs;
   }
 
   openSession(session: SessionId): void {
@@ -810,10 +814,12 @@ export class DeliveryEngine implements Delivery {
   private async commit(): Promise<void> {
     const last = this.lastLaunched!;
     const lsn = maxLsn(this.checkpointFloor, last.endLsn!);
+    // Below the floor (a replay), the record keeps the floor's position and so its commit time too.
+    const commitTimeMs = lsn === last.endLsn ? last.commitTimeMs : this.floorCommitTimeMs;
     const { sink, slot } = this.transactional();
     for (let attempt = 1; ; attempt++) {
       try {
-        await sink.commit({ slot, lsn, commitTimeMs: last.commitTimeMs, writtenAtMs: Date.now(), guarantee: 'exactly-once' });
+        await sink.commit({ slot, lsn, commitTimeMs, writtenAtMs: Date.now(), guarantee: 'exactly-once' });
         break;
       } catch (err) {
         const error = classifyKafkaError(err);
@@ -825,6 +831,7 @@ export class DeliveryEngine implements Delivery {
     }
     this.outageOver();
     this.checkpointFloor = lsn;
+    this.floorCommitTimeMs = commitTimeMs;
     this.timedOut = undefined;
     this.fences = undefined;
     const receipts = this.uncommitted;

@@ -738,6 +738,23 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([...ends, big]);
   });
 
+  it('a replay below the checkpoint commits the checkpoint at its floor with the commit time of that floor, not of a replayed transaction', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once' });
+    // The checkpoint the replay started below (delivery-strategy: startFrom with the checkpoint read), and its commit time.
+    const checkpointTime = Date.parse('2026-12-05T12:00:00Z');
+    h.engine.startFrom(0x9000n, checkpointTime);
+    // A replayed source transaction, committed days before the checkpoint's.
+    const replayed = h.tracker.begin(0x100n, Date.parse('2026-12-01T00:00:00Z'), 1);
+    h.push(replayed, 'old.0');
+    h.tracker.commit(replayed, 0x110n);
+    h.engine.committed(replayed);
+    await h.idle();
+    expect(h.lastConfirmed).toBe(0x110n);
+    // Before: { lsn: 0/9000, commitTimeMs: 2026-12-01 }, a record pairing the checkpoint's position with another
+    // transaction's time (status, and the republish --since a lost slot's or a failover's fix names, went back days).
+    expect(h.sink.commits.map((c) => ({ lsn: c.lsn, commitTimeMs: c.commitTimeMs }))).toEqual([{ lsn: 0x9000n, commitTimeMs: checkpointTime }]);
+  });
+
   it('keeps producing a transaction larger than the window: events leave the window once produced, only the commit confirms', async () => {
     const h = new EngineHarness({ guarantee: 'exactly-once', limits: { maxInFlightEvents: 4, batchMaxEvents: 2 } });
     const { txn } = h.begin('big', 3);
