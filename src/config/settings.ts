@@ -310,7 +310,7 @@ export const SETTINGS = [
     default: '${topic}.dlq',
     placeholder: '<template>',
   }),
-  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies.', { default: 3, placeholder: '<n>' }),
+  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies (exactly-once: none, such a record halts at once).', { default: 3, placeholder: '<n>' }),
   setting('retry.recordMaxDuration', 'delivery', duration(0, 24 * 3_600_000), 'Longest time spent retrying one rejected record before delivery.onPoison applies (at most 24h).', {
     default: 10_000,
     shownDefault: '10s',
