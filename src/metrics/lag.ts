@@ -26,13 +26,24 @@ export class LagTracker {
   confirmed(lsn: Lsn, commitTimeMs: number | undefined, nowMs: number): void {
     if (lsn > this.confirmedLsn) this.confirmedLsn = lsn;
     if (commitTimeMs !== undefined && (this.lastCommitMs === undefined || commitTimeMs > this.lastCommitMs)) this.lastCommitMs = commitTimeMs;
-    this.checkCaughtUp(nowMs);
+    // Only at the server's position: past it, the server has sent more since its last keepalive (a reconnect's
+    // backlog, a busy stream), and how much more is unknown until the next one (or the slot-lag probe) says.
+    if (this.confirmedLsn === this.serverLsn) this.checkCaughtUp(nowMs);
   }
 
   /** A keepalive: the server has sent everything up to `walEnd`. */
   serverPosition(walEnd: Lsn, nowMs: number): void {
     if (walEnd > this.serverLsn) this.serverLsn = walEnd;
     this.checkCaughtUp(nowMs);
+  }
+
+  /**
+   * `lsn` is confirmed, though nothing was confirmed now (a session's start position, reported): the next keepalive
+   * at or behind it finds the relay caught up. No moment of catching up itself: the server's position known may be
+   * a lost session's, from before a backlog.
+   */
+  holds(lsn: Lsn): void {
+    if (lsn > this.confirmedLsn) this.confirmedLsn = lsn;
   }
 
   /** 0 for a standby (nothing to count); before anything was confirmed or caught up, the time since counting(). */

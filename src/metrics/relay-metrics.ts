@@ -129,9 +129,15 @@ export class RelayMetrics implements RelayObserver {
     this.slotLag.set(this.lag.slotLagBytes(this.reportedLsn));
   }
 
-  /** The flush position sent to PostgreSQL (a replay window keeps it behind the delivered one); returns it. */
-  reported(lsn: Lsn): Lsn {
+  /**
+   * The flush position sent to PostgreSQL (a replay window keeps it behind the delivered one); returns it.
+   * `confirmed`: the delivered position it was derived from. A session's start position is confirmed without a
+   * confirmed() call (nothing moved), so on a server that wrote nothing since, its keepalives would never find the
+   * relay caught up: the lag would grow from the start until the next write.
+   */
+  reported(lsn: Lsn, confirmed: Lsn = lsn): Lsn {
     this.reportedLsn = lsn;
+    this.lag.holds(confirmed);
     this.confirmedLsn.set(Number(lsn));
     this.slotLag.set(this.lag.slotLagBytes(lsn));
     return lsn;

@@ -89,7 +89,7 @@ export function runCommand(): Command {
       resumePosition: strategy.resumePosition,
       streamingOn: strategy.streamingOn,
       explainMissingSlot: strategy.explainMissingSlot,
-      reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed)),
+      reportPosition: (confirmed) => metrics.reported(strategy.reportPosition(confirmed), confirmed),
       drainEnded: strategy.drainEnded,
       observer,
       onPoison: deadLetters && ((event, error, stop, kafka) => deadLetters.handle(event, error, stop, kafka)),
