@@ -66,6 +66,21 @@ function route(req: IncomingMessage, res: ServerResponse, deps: OpsServerDeps): 
   }
 }
 
+/** What fixes a listen that failed: the host for an address this machine does not have, else the port. */
+function listenFix(err: NodeJS.ErrnoException): string {
+  const port = 'choose a free port with --http-port / OUTBOX_RELAY_HTTP_PORT (setting http.port), or 0 to turn the HTTP server off';
+  switch (err.code) {
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'set http.host (--http-host / OUTBOX_RELAY_HTTP_HOST) to an address of this host, or 0.0.0.0 to listen on all of them';
+    case 'EACCES':
+      return `a port below 1024 needs privileges the relay does not have: ${port}`;
+    default:
+      return port;
+  }
+}
+
 /** The health and metrics endpoints on Node's own http server; resolves once listening. */
 export async function startOpsServer(address: { host: string; port: number }, deps: OpsServerDeps): Promise<OpsServer> {
   const server: Server = http().createServer((req, res) => route(req, res, deps));
@@ -74,7 +89,7 @@ export async function startOpsServer(address: { host: string; port: number }, de
       reject(
         new RelayError('CONFIG_INVALID', `cannot listen on ${address.host}:${address.port} for /healthz, /readyz and /metrics: ${err.message}`, {
           cause: err,
-          hint: 'choose a free port with --http-port / OUTBOX_RELAY_HTTP_PORT (setting http.port), or 0 to turn the HTTP server off',
+          hint: listenFix(err),
         }),
       ),
     );
