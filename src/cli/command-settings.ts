@@ -9,9 +9,10 @@ export const COMMAND_SETTINGS = {
   run: ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'heartbeat', 'kafka', 'delivery', 'retry', 'poison', 'checkpoint', 'shutdown', 'http', 'logging'],
   // No heartbeat (the daemon's job) and no poison policy: a replay halts on a record Kafka refuses.
   replay: ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'kafka', 'delivery', 'retry', 'checkpoint', 'shutdown', 'logging'],
-  // Rows from the tables through the plain producer: no slot, no stream. The checkpoint topic only to refuse a
-  // row that names it as its topic (a record there under the slot's key would be read as where to resume).
-  republish: ['postgres', 'tables', 'mapping', 'kafka', 'retry', 'checkpoint', 'shutdown', 'logging'],
+  // Rows from the tables through the plain producer: no slot, no stream. The publication for its row filter (rows it
+  // leaves out were never the relay's to send). The checkpoint topic only to refuse a row that names it as its topic
+  // (a record there under the slot's key would be read as where to resume).
+  republish: ['postgres', 'publication', 'tables', 'mapping', 'kafka', 'retry', 'checkpoint', 'shutdown', 'logging'],
   setup: ['postgres', 'slot', 'publication', 'tables'],
   'slot create': ['postgres', 'slot', 'publication'],
   'slot drop': ['postgres', 'slot'],

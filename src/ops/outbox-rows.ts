@@ -32,6 +32,16 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
   };
 }
 
+/**
+ * The row filter (`WHERE (…)`, PostgreSQL 15+) of `publication` on the table, as pg_publication_tables prints it;
+ * undefined when the publication has none for it, or does not hold the table. Rows it leaves out were never in the
+ * stream, so the relay never produced them: re-sending them would put events in Kafka for the first time.
+ */
+export async function publicationRowFilter(client: pg.Client, publication: string, relation: RelationMessage): Promise<string | undefined> {
+  const { rows } = await client.query<{ rowfilter: string | null }>('SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3', [publication, relation.schema, relation.table]);
+  return rows[0]?.rowfilter ?? undefined;
+}
+
 /** pg_type's `timestamp` (without time zone). */
 const TIMESTAMP_OID = 1114;
 
@@ -83,6 +93,9 @@ export class OutboxPages {
   /** --ids: a given id as PostgreSQL prints it (idForm), and the ids of the rows read, so printed. */
   private readonly idForm: (id: string) => string | undefined = (id) => id;
   private readonly read = new Set<string>();
+  /** Whether the pages carry the publication's verdict (rowFilter), and the rows of them it leaves out. */
+  private readonly filtered: boolean;
+  private readonly unpublished = new WeakSet<(string | null)[]>();
   /** Time (NULL with --ids: the column may hold none) and id of the last row read. */
   private after: [string | null, string] | undefined;
   private first: [string | null, string] | undefined;
@@ -93,6 +106,8 @@ export class OutboxPages {
     private readonly selection: RowSelection,
     timeColumn: string,
     idColumn: string,
+    /** The publication's row filter on the table (publicationRowFilter): rows it leaves out are read, not sent. */
+    rowFilter?: string,
   ) {
     const indexOf = (column: string, what: string): number => {
       const i = relation.columns.findIndex((c) => c.name === column);
@@ -111,7 +126,9 @@ export class OutboxPages {
     }
     const t = (this.time = quoteIdent(timeColumn));
     const id = (this.id = quoteIdent(idColumn));
-    const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
+    // One more value after the columns: whether the publication's row filter lets the row through (NULL does not).
+    this.filtered = rowFilter !== undefined;
+    const columns = relation.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ') + (rowFilter === undefined ? '' : `, ((${rowFilter}) IS TRUE)::text`);
     // Untyped parameters take the column's type, so comparisons use the table's own types and its indexes. But a
     // `timestamp` (without time zone) parameter drops an offset: --since 08:00+02:00 selected from 08:00 UTC, and
     // two hours of rows were never re-sent. Such a column holds UTC (as the relay reads it), so a time is
@@ -159,6 +176,9 @@ export class OutboxPages {
     }
     params.push(limit);
     const { rows } = await this.client.query<(string | null)[]>({ text: `${sql} ${this.orderBy} LIMIT $${params.length}`, values: params, rowMode: 'array' });
+    if (this.filtered) {
+      for (const row of rows) if (row.pop() !== 'true') this.unpublished.add(row);
+    }
     if (!('since' in this.selection)) for (const row of rows) this.read.add(row[this.idIndex]!);
     const [first, last] = [rows[0], rows.at(-1)];
     if (first && last) {
@@ -182,6 +202,11 @@ export class OutboxPages {
   found(id: string): boolean {
     const printed = this.idForm(id);
     return printed !== undefined && this.read.has(printed);
+  }
+
+  /** Whether the publication's row filter leaves this row of `next()` out: it was never in the stream. */
+  unpublishedRow(row: (string | null)[]): boolean {
+    return this.unpublished.has(row);
   }
 
   /** The time column's text value in a row of `next()`. */

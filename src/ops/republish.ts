@@ -12,7 +12,7 @@ import { HEADER, RowMapper } from '../route/row-mapper.js';
 import { checkpointTopicRefused } from '../route/topic-template.js';
 import { classifyKafkaError } from '../sink/kafka-errors.js';
 import type { Sink, SinkRecord } from '../sink/sink.js';
-import { describeTable, OutboxPages, type RowSelection } from './outbox-rows.js';
+import { describeTable, OutboxPages, publicationRowFilter, type RowSelection } from './outbox-rows.js';
 import type { Progress } from './progress.js';
 import { RateLimit } from './rate-limit.js';
 
@@ -46,7 +46,7 @@ export interface RepublishOptions {
 export interface RepublishSummary {
   /** Records produced (or, with --dry-run, that would be). */
   events: number;
-  /** Rows the table's include/exclude filters leave out, as the relay would. */
+  /** Rows the table's include/exclude filters, or the publication's row filter, leave out, as the relay would. */
   filtered: number;
   byTopic: Record<string, number>;
   durationMs: number;
@@ -65,11 +65,12 @@ interface TablePlan {
   total: number;
 }
 
-async function plan(client: pg.Client, mapping: TableMapping, options: RepublishOptions): Promise<TablePlan> {
+async function plan(client: pg.Client, config: RelayConfig, mapping: TableMapping, options: RepublishOptions): Promise<TablePlan> {
   const relation = await describeTable(client, mapping);
   const mapper = RowMapper.compile(relation, mapping, { fromTable: true });
   const timeColumn = options.timeColumn ?? mapping.columns.timestamp ?? 'created_at';
-  const pages = new OutboxPages(client, relation, options.selection, timeColumn, mapping.columns.id);
+  const rowFilter = await publicationRowFilter(client, config.publication, relation);
+  const pages = new OutboxPages(client, relation, options.selection, timeColumn, mapping.columns.id, rowFilter);
   return { mapping, mapper, pages, total: await pages.count() };
 }
 
@@ -95,7 +96,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   // TimeZone, and select other rows than the check and the summary's times say. The resume times read back are UTC too.
   await client.query("SET TIME ZONE 'UTC'");
   const plans: TablePlan[] = [];
-  for (const mapping of config.tables) plans.push(await plan(client, mapping, options));
+  for (const mapping of config.tables) plans.push(await plan(client, config, mapping, options));
   const progress = options.progress(plans.reduce((n, p) => n + p.total, 0));
   // Re-sent rows confirm nothing: the tracker only gives the synthetic transactions the shape the mapper expects.
   const tracker = new AckTracker(0n);
@@ -117,7 +118,8 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
       const records: SinkRecord[] = [];
       for (const row of rows) {
         const values = TupleValues.fromText(row);
-        if (!table.mapper.accepts(values)) {
+        // As the relay: a row the publication's row filter leaves out was never streamed, so never produced.
+        if (table.pages.unpublishedRow(row) || !table.mapper.accepts(values)) {
           summary.filtered++;
           continue;
         }

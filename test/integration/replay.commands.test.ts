@@ -115,6 +115,23 @@ describe('replay and republish commands', () => {
     expect((await readTopic(setup.topic, { expected: 18, timeoutMs: 2000, settleMs: 0 })).length).toBe(17);
   });
 
+  it("republish sends only the rows the publication's row filter lets through, as the relay does (the others count as filtered)", async () => {
+    const setup = await setupOutbox(db());
+    const filtered = uniqueName('pub');
+    await db().query(`CREATE PUBLICATION ${filtered} FOR TABLE outbox WHERE (aggregate_type <> 'internal') WITH (publish = 'insert')`);
+    const since = (await db().query<{ t: string }>('SELECT clock_timestamp()::text AS t')).rows[0]!.t;
+    const kept = (await insertEvents(db(), 3)).map((e) => e.id);
+    await db().query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) SELECT gen_random_uuid(), 'internal', 'a', 'Audit', '{}' FROM generate_series(1, 2)`);
+    // The relay's publication (no filter) publishes all five; the filtered one three.
+    const all = await runCliJson<{ events: number; filtered: number }>([...commandArgs(setup, 'republish'), '--since', since, '--dry-run']);
+    expect(all.json).toMatchObject({ events: 5, filtered: 0 });
+    const result = await runCliJson<{ events: number; filtered: number }>([...commandArgs(setup, 'republish'), '--publication', filtered, '--since', since]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.json).toMatchObject({ events: 3, filtered: 2 });
+    const records = await readTopic(setup.topic, { expected: 3 });
+    expect(records.map((r) => r.key).sort()).toEqual([...kept].sort());
+  });
+
   it("republish --since without an offset is UTC, as its check and its resume times are, whatever the server's TimeZone", async () => {
     const setup = await setupOutbox(db());
     await insertEvents(db(), 2);

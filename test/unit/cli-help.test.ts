@@ -57,8 +57,8 @@ describe('--help of each command', () => {
   it('leaves out what a command does not use and keeps what it does', () => {
     const cases: [CommandName, string[], string[]][] = [
       ['replay', ['--start-lsn', '--kafka-brokers', '--replay-window', '--delivery-guarantee', '--checkpoint-topic', '--topic'], ['--http-port', '--http-host', '--relay-url', '--heartbeat-interval', '--delivery-on-poison']],
-      // The checkpoint topic: republish refuses a row whose topic it is.
-      ['republish', ['--kafka-brokers', '--topic', '--mapping-id', '--retry-max-duration', '--checkpoint-topic'], ['--http-port', '--slot', '--publication', '--start-lsn', '--replay-window', '--delivery-guarantee']],
+      // The checkpoint topic: republish refuses a row whose topic it is. The publication: its row filter.
+      ['republish', ['--kafka-brokers', '--topic', '--mapping-id', '--retry-max-duration', '--checkpoint-topic', '--publication'], ['--http-port', '--slot', '--start-lsn', '--replay-window', '--delivery-guarantee']],
       ['slot status', ['--postgres-url', '--slot'], ['--kafka-brokers', '--topic', '--http-port', '--relay-url', '--publication', '--log-level']],
       ['setup', ['--slot', '--publication', '--table', '--tables'], ['--kafka-brokers', '--topic', '--mapping-id', '--http-port']],
       ['publication show', ['--publication'], ['--slot', '--table', '--kafka-brokers']],

@@ -133,3 +133,27 @@ describe('republish --since', () => {
     expect(outcome).toMatchObject({ code: 'INTERRUPTED', hint: expect.stringMatching(/^the batch may be in Kafka or not; then run the same command with --since '2026-11-24 08:00:00\+00'/) as unknown });
   });
 });
+
+describe('republish, a publication with a row filter', () => {
+  // setup --row-filter / docs/event-shaping.md: the publication keeps these rows out of the stream altogether, so
+  // the relay never produced them; re-sent from the table, they reached Kafka for the first time.
+  const publication = { rowFilter: "aggregate_type <> 'internal'", passes: (r: Record<string, string | null>) => r.aggregate_type !== 'internal' };
+  const rows = [row('a', '2026-11-24 08:00:00+00'), { ...row('b', '2026-11-24 08:00:01+00'), aggregate_type: 'internal' }, row('c', '2026-11-24 08:00:02+00')];
+
+  it.each<[string, RepublishOptions['selection']]>([
+    ['--since', { since: '2026-11-24 07:00:00+00' }],
+    ['--ids', { ids: ['a', 'b', 'c'] }],
+  ])('%s re-sends only the rows the publication publishes, as the relay would', async (_flag, selection) => {
+    const target = sink();
+    const summary = await republish(new FakeOutbox(rows, undefined, undefined, publication).client, config(), options(selection, target), logger);
+    expect(target.written).toEqual(['a', 'c']);
+    // Left out as the filter.* settings leave rows out: counted, and an id it leaves out is not "not found".
+    expect(summary).toMatchObject({ events: 2, filtered: 1 });
+    if ('ids' in selection) expect(summary.notFound).toEqual([]);
+  });
+
+  it('--dry-run counts the same rows', async () => {
+    const summary = await republish(new FakeOutbox(rows, undefined, undefined, publication).client, config(), { ...options({ since: '2026-11-24 07:00:00+00' }, sink()), sink: undefined }, logger);
+    expect(summary).toMatchObject({ events: 2, filtered: 1, dryRun: true });
+  });
+});
