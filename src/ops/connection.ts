@@ -81,7 +81,7 @@ function opsError(err: unknown, role: string): RelayError {
  * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender. `what` names
  * the work's queries in a timeout's message.
  */
-export async function withClient<T>(config: pg.ClientConfig, what: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(config: pg.ClientConfig, what: string, work: (client: pg.Client, classify: (err: unknown) => RelayError) => Promise<T>): Promise<T> {
   const cli = { ...withTextSettings(config), application_name: 'outbox-relay-cli' };
   let client: pg.Client;
   try {
@@ -91,13 +91,17 @@ export async function withClient<T>(config: pg.ClientConfig, what: string, work:
     throw connectError(err);
   }
   let role = client.user ?? '<role>';
+  // Also the work's, to add to an error what it knows (republish: where to go on) without losing its code.
+  const classify = (err: unknown): RelayError => {
+    const timeout = timeoutError(err, cli, what);
+    return timeout ? lostConnection(timeout, `; ${STATEMENT_FATE}`) : opsError(err, role);
+  };
   try {
     const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');
     role = rows[0]?.role ?? role;
-    return await work(client);
+    return await work(client, classify);
   } catch (err) {
-    const timeout = timeoutError(err, cli, what);
-    throw timeout ? lostConnection(timeout, `; ${STATEMENT_FATE}`) : opsError(err, role);
+    throw classify(err);
   } finally {
     // The command's outcome is the work's (or its error): a failing close of a connection it is done with changes nothing.
     await client.end().catch(() => undefined);

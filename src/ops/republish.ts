@@ -41,6 +41,8 @@ export interface RepublishOptions {
   sink: Sink | undefined;
   progress: (total: number) => Progress;
   signal: AbortSignal;
+  /** How the connection's owner names a failed query (withClient's classify); default: as an internal error. */
+  classify?: (err: unknown) => RelayError;
 }
 
 export interface RepublishSummary {
@@ -106,6 +108,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   let done = 0;
   tables: for (const [index, table] of plans.entries()) {
     const at = (time: string | undefined) => resumeSince(options.selection, index === plans.length - 1, time);
+    const classify = options.classify ?? asRelayError;
     for (;;) {
       if (options.signal.aborted) {
         summary.interrupted = true;
@@ -113,7 +116,8 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
         summary.resumeSince = at(table.pages.lastTime);
         break tables;
       }
-      const rows = await table.pages.next(options.batchSize);
+      // A page that cannot be read (a failover, a restart of PostgreSQL) stops the run where the last one sent did.
+      const rows = await atPosition(table, at, () => table.pages.next(options.batchSize), classify);
       if (rows.length === 0) break;
       const records: SinkRecord[] = [];
       for (const row of rows) {
@@ -167,9 +171,9 @@ export function resumeHint(since: string | undefined): string {
 }
 
 /** Adds the page the run stopped in to an error, with the --since that resumes instead of starting over. */
-function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) => string | undefined, work: () => T): T {
+function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) => string | undefined, work: () => T, classify: (err: unknown) => RelayError = asRelayError): T {
   const fail = (err: unknown): never => {
-    const error = asRelayError(err);
+    const error = classify(err);
     const page = table.pages.pageStart;
     throw new RelayError(error.code, `${error.message} (republish of ${table.mapping.schema}.${table.mapping.table} stopped in the page starting at time ${page?.time ?? '-'}, id ${page?.id ?? '-'})`, {
       cause: error,

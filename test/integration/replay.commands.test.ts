@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { commitRecordLsn, committedIds, insertEvents, setupOutbox, slotConfirmedLsn, waitForConfirmedAll, type OutboxSetup } from '../support/outbox.js';
 import { runCli, runCliJson, runCliOnTerminal, startCli } from '../support/cli.js';
 import { configFifo, signalWhileReadingConfig } from '../support/config-fifo.js';
-import { startRelay } from '../support/relay-process.js';
+import { startRelay, type RelayProcess } from '../support/relay-process.js';
 import { readTopic, uniqueName, type ConsumedRecord } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
@@ -177,7 +177,11 @@ describe('replay and republish commands', () => {
     expect(failed.stderr).not.toContain('outbox-relay: ');
   });
 
-  it('republish stopped by SIGTERM exits 1 with one INTERRUPTED error line whose fix goes on from there without missing a row', async () => {
+  /**
+   * A republish of six transactions' rows that `stop` ends once 15 are in Kafka: exit 1 with one error line
+   * whose fix resumes from a later time; run again as the fix says, the two runs sent every row. Returns the line.
+   */
+  async function stoppedAndResumed(stop: (run: RelayProcess) => Promise<void>): Promise<Record<string, unknown>> {
     const setup = await setupOutbox(db());
     const since = (await db().query<{ t: string }>('SELECT clock_timestamp()::text AS t')).rows[0]!.t;
     // Six transactions: six created_at times, so a resume can start later than the first.
@@ -187,21 +191,20 @@ describe('replay and republish commands', () => {
     try {
       // Past the first transaction's rows: a resume at the time of the rows read last leaves those out.
       await readTopic(setup.topic, { expected: 15, timeoutMs: 30_000, settleMs: 0 });
-      first.signal('SIGTERM');
+      await stop(first);
       expect(await first.exited, first.dump()).toBe(1);
     } finally {
       await first.kill();
     }
     const errors = first.logs.filter((l) => l.level === 'error');
     expect(errors, first.dump()).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ msg: 'republish interrupted', code: 'INTERRUPTED', interrupted: true });
-    const resumeSince = String(errors[0]!.resumeSince);
-    expect(errors[0]!.fix).toBe(`run the same command with --since '${resumeSince}' (rows from that time on are sent again)`);
-    const sentFirst = Number(errors[0]!.events);
-    expect(sentFirst).toBeGreaterThan(0);
+    const resumeSince = /run the same command with --since '([^']+)' \(rows from that time on are sent again\)$/.exec(String(errors[0]!.fix))?.[1];
+    expect(resumeSince, String(errors[0]!.fix)).toBeDefined();
+    const sentFirst = (await readTopic(setup.topic, {})).length;
+    expect(sentFirst).toBeGreaterThanOrEqual(15);
     expect(sentFirst).toBeLessThan(60);
 
-    const rest = await runCli([...commandArgs(setup, 'republish'), '--since', resumeSince, '--batch-size', '5']);
+    const rest = await runCli([...commandArgs(setup, 'republish'), '--since', resumeSince!, '--batch-size', '5']);
     expect(rest.code, rest.stdout + rest.stderr).toBe(0);
     const restEvents = Number(rest.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'republish finished')!.events);
     // It went on from where the first run stopped (not from the start), and together they sent every row.
@@ -209,6 +212,21 @@ describe('replay and republish commands', () => {
     const records = await readTopic(setup.topic, { expected: sentFirst + restEvents });
     expect(records).toHaveLength(sentFirst + restEvents);
     expect(new Set(records.map((r) => r.key))).toEqual(new Set(ids));
+    return errors[0]!;
+  }
+
+  it('republish stopped by SIGTERM exits 1 with one INTERRUPTED error line whose fix goes on from there without missing a row', async () => {
+    const error = await stoppedAndResumed(async (run) => run.signal('SIGTERM'));
+    expect(error).toMatchObject({ msg: 'republish interrupted', code: 'INTERRUPTED', interrupted: true });
+    expect(error.fix).toBe(`run the same command with --since '${String(error.resumeSince)}' (rows from that time on are sent again)`);
+    expect(Number(error.events)).toBeGreaterThanOrEqual(15);
+  });
+
+  it('republish whose PostgreSQL connection is lost mid-run (a failover, a restart) exits 1 with the connection error, and its fix goes on from there without missing a row', async () => {
+    const error = await stoppedAndResumed(async () => {
+      await db().query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'outbox-relay-cli'");
+    });
+    expect(error).toMatchObject({ msg: 'giving up', code: 'PG_CONNECT_FAILED' });
   });
 
   // Until now a signal before their own handlers met Node's default: exit 130 or 143 and not a line. The config

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
+import { RelayError } from '../../src/errors.js';
 import type { RelayConfig } from '../../src/config/types.js';
 import { republish, type RepublishOptions } from '../../src/ops/republish.js';
 import type { Sink, SinkRecord } from '../../src/sink/sink.js';
@@ -155,5 +156,28 @@ describe('republish, a publication with a row filter', () => {
   it('--dry-run counts the same rows', async () => {
     const summary = await republish(new FakeOutbox(rows, undefined, undefined, publication).client, config(), { ...options({ since: '2026-11-24 07:00:00+00' }, sink()), sink: undefined }, logger);
     expect(summary).toMatchObject({ events: 2, filtered: 1, dryRun: true });
+  });
+});
+
+describe('republish, a page that cannot be read', () => {
+  it('names where to go on, as a failed send does, keeping the connection error as the command classifies it', async () => {
+    // A failover or a restart of PostgreSQL mid-run: the command said "run the command again" (from the original
+    // --since: every page sent once more), where docs/delivery-guarantees.md promises the page to resume from.
+    const rows = ['a', 'b', 'c', 'd', 'e'].map((id, i) => row(id, `2026-11-24 08:00:0${i}+00`));
+    const outbox = new FakeOutbox(rows);
+    let pages = 0;
+    const client = {
+      query: (q: string | { text: string }, values?: unknown[]) => {
+        if (typeof q !== 'string' && q.text.includes(' LIMIT ') && ++pages === 2) return Promise.reject(new Error('Connection terminated unexpectedly'));
+        return outbox.client.query(q as string, values);
+      },
+    } as unknown as typeof outbox.client;
+    const classify = (err: unknown) => new RelayError('PG_CONNECT_FAILED', `lost the connection to PostgreSQL during the command: ${(err as Error).message}`, { hint: 'check that PostgreSQL is up' });
+    const target = sink();
+    await expect(republish(client, config(), { ...options({ since: '2026-11-24 07:00:00+00' }, target), classify }, logger)).rejects.toMatchObject({
+      code: 'PG_CONNECT_FAILED',
+      hint: expect.stringContaining("run the same command with --since '2026-11-24 08:00:00+00'") as unknown,
+    });
+    expect(target.written).toEqual(['a', 'b']);
   });
 });

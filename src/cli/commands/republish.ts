@@ -118,8 +118,8 @@ export function republishCommand(): Command {
         await sink.connect();
       }
       const progress = (total: number) => createProgress('republish', total, logger, mode === 'terminal');
-      const summary = await withClient(config.postgres, 'a query of outbox-relay republish', (client) =>
-        republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress }, logger),
+      const summary = await withClient(config.postgres, 'a query of outbox-relay republish', (client, classify) =>
+        republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress, classify }, logger),
       );
       // Not finished, so not exit 0: one error says how to go on (in the --json document too, as replay's).
       const error = summary.interrupted ? new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) }) : undefined;
