@@ -242,6 +242,16 @@ describe('a command’s own flags and arguments, checked with the settings', () 
     expectProblems(ids.stderr, 2, ['--until goes with --since, not with --ids', '--ids is empty']);
   });
 
+  it('republish: --until after --since by less than a millisecond is after it (timestamptz holds microseconds)', () => {
+    // Both read to the millisecond, 08:00:00.0001 and 08:00:00.0009 were refused as "not after" each other.
+    const result = cli(['republish', '--since', '2026-11-24T08:00:00.0001Z', '--until', '2026-11-24T08:00:00.0009Z', '--dry-run', '--postgres-url', 'postgres://u@127.0.0.1:1/db']);
+    expect(result.stderr).not.toContain('is not after');
+    expect(result.status).toBe(1); // the connection refused: the flags were taken
+    const swapped = cli(['republish', '--since', '2026-11-24T08:00:00.0009Z', '--until', '2026-11-24T08:00:00.0001Z', '--dry-run', '--postgres-url', 'postgres://u@127.0.0.1:1/db']);
+    expect(swapped.status).toBe(2);
+    expect(swapped.stderr).toContain('--until 2026-11-24T08:00:00.0001Z is not after --since 2026-11-24T08:00:00.0009Z');
+  });
+
   it('slot advance <lsn> and --row-filter (setup, publication create) in the same error as the settings (before, commander refused them alone)', () => {
     const advance = cli(['slot', 'advance', 'latest', '--slot', 'Bad!']);
     expect(advance.status).toBe(2);

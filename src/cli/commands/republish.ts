@@ -23,10 +23,15 @@ function positiveInt(flag: string, text: string): number {
   return Number(text);
 }
 
-/** PostgreSQL compares it with the column; checking it here makes a typo a usage error (exit 2), not a query failure. */
+/**
+ * PostgreSQL compares it with the column; checking it here makes a typo a usage error (exit 2), not a query failure.
+ * In microseconds, as timestamptz holds them: read to the millisecond, two times less than one apart were equal.
+ */
 function timestamp(flag: string, text: string): number {
   try {
-    return parsePgTimestamp(text);
+    const ms = parsePgTimestamp(text);
+    const fraction = /:\d\d\.(\d+)/.exec(text)?.[1] ?? '';
+    return ms * 1000 + Number(fraction.slice(3, 6).padEnd(3, '0'));
   } catch {
     throw new ConfigError(`${flag} ${JSON.stringify(text)} is not a date and time`, "use ISO 8601 with a time, e.g. '2026-11-24T08:00:00Z' or '2026-11-24 08:00:00+00'");
   }
