@@ -476,11 +476,12 @@ export class Session {
   }
 
   private letGoForShutdown(fields: Record<string, unknown>): void {
+    // The final status first: the line names the position it left the slot at, not the last periodic report.
+    this.finish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
     this.logger.info(
       { ...fields, reportedLsn: formatLsn(this.lastReported ?? this.tracker.confirmed) },
       'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)',
     );
-    this.finish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
   }
 
   /** Room in the window again: read the socket, unless the intake ended (a stop, a local failure, the end). */
