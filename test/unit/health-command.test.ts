@@ -79,9 +79,9 @@ describe('outbox-relay health', () => {
   });
 
   /** The CLI with only `env` (nothing of this process's OUTBOX_RELAY_*), asynchronously: the server answers in this process. */
-  function health(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function health(args: string[], env: Record<string, string>, nodeArgs: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_')));
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'health', ...args], { cwd: repoRoot, env: { ...clean, ...env } });
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'health', ...args], { cwd: repoRoot, env: { ...clean, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -96,6 +96,16 @@ describe('outbox-relay health', () => {
     const result = await health([], { OUTBOX_RELAY_CONFIG: file });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toBe(`healthy: http://127.0.0.1:${port}/healthz answered 200 (http.port ${port}, from key "http.port" in ${file})\n`);
+    expect(hits).toEqual(['/healthz']);
+  });
+
+  it('still asks a relay that answers when its own start took the whole 4 s (a throttled CPU): healthy, not unreachable unasked', async () => {
+    hits.length = 0;
+    status = 200;
+    // Blocks the process for 4.5 s before the command runs, as a throttled container's slow start does.
+    const slowStart = ['--import', 'data:text/javascript,const t = Date.now(); while (Date.now() - t < 4500);'];
+    const result = await health([], { OUTBOX_RELAY_HTTP_PORT: String(port) }, slowStart);
+    expect(result.code, result.stderr).toBe(0);
     expect(hits).toEqual(['/healthz']);
   });
 

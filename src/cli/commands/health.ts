@@ -16,6 +16,11 @@ import { groupCommand } from './ops-command.js';
  * exceeded timeout".
  */
 const GIVE_UP_AFTER_MS = 4000;
+/**
+ * The request's own time when the start took (nearly) all of that: with none, a relay that answers at once was
+ * reported unreachable without being asked, and Docker restarted a healthy container whose CPU was throttled.
+ */
+const MIN_PROBE_MS = 1000;
 
 /**
  * A server listening on every address answers on the loopback. 127.0.0.1 for "::" too: Node's "::" takes IPv4 as
@@ -71,7 +76,7 @@ export function healthCommand(): Command {
       const listen = values['http.host'];
       const host = WILDCARDS.has(listen) ? '127.0.0.1' : listen;
       const where = host === listen ? `${source}; http.host ${listen}, from ${fromWhere('http.host', origins['http.host']!, fileName)}` : source;
-      const answer = await probeLiveness(host, port, Math.round(Math.max(0, GIVE_UP_AFTER_MS - performance.now())));
+      const answer = await probeLiveness(host, port, Math.round(Math.max(MIN_PROBE_MS, GIVE_UP_AFTER_MS - performance.now())));
       if (!answer.answered) {
         throw new RelayError('RELAY_UNREACHABLE', `no answer from ${answer.url} (${where}): ${answer.reason}`, {
           hint: `check that the relay runs and its log's "health and metrics endpoints listening" line names this address; ${WHERE_RUN_READS_IT}`,
