@@ -39,7 +39,7 @@ export class KafkaCheckpointStore {
     try {
       await this.client.createTopic({ topic: this.topic, partitions: 1, config: TOPIC_CONFIG });
     } catch (err) {
-      throw this.failure('cannot create the checkpoint topic', err, `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --config cleanup.policy=compact, or grant the relay CREATE on it`);
+      throw this.failure('cannot create the checkpoint topic', err, `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster), or grant the relay CREATE on it`);
     }
   }
 

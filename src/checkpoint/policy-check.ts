@@ -9,8 +9,9 @@ import { errorMessage, type RelayError } from '../errors.js';
 const DELAY_MS = 2000;
 
 /**
- * Checks the checkpoint topic's cleanup policy once, in the background, and logs a warning with the fix when it
- * may drop checkpoints or grow without bound (checkpointTopicProblem). A warning, not a refusal: such a topic
+ * Checks the checkpoint topic's cleanup policy and replicas once, in the background, and logs a warning with the fix
+ * when it may drop checkpoints or grow without bound (checkpointTopicProblem), or has too few replicas
+ * (checkpointTopicReplication). A warning, not a refusal: such a topic
  * loses no event by itself, and a relay that ran with it so far keeps running. A principal without
  * DESCRIBE_CONFIGS on the topic, or a Kafka that does not answer, only skips the check (one info line).
  */
@@ -36,7 +37,7 @@ export class PolicyCheck {
       const problem = await this.read();
       if (this.closed) return;
       if (problem) this.logger.warn({ code: problem.code, topic: this.topic, fix: problem.hint }, problem.message);
-      else this.logger.debug({ topic: this.topic }, "checkpoint topic's cleanup.policy checked: it keeps each slot's last checkpoint (or the relay creates it so)");
+      else this.logger.debug({ topic: this.topic }, "checkpoint topic's cleanup.policy and replicas checked: it keeps each slot's last checkpoint (or the relay creates it so)");
     } catch (err) {
       if (this.closed) return;
       this.logger.info({ topic: this.topic, err: errorMessage(err) }, "cannot read the checkpoint topic's configuration (DESCRIBE_CONFIGS on it): its cleanup.policy is not checked");

@@ -38,6 +38,38 @@ export function checkpointTopicProblem(topic: string, config: Record<string, str
   });
 }
 
+/** Replicas a checkpoint topic should have: Kafka's own internal topics' default, or every broker of a smaller cluster. */
+const WANTED_REPLICAS = 3;
+
+/**
+ * Why a checkpoint topic's replicas leave the relay's position on too few brokers; undefined when it has
+ * min(3, brokers). The relay creates it with the brokers' default.replication.factor, 1 unless a cluster sets it:
+ * that one broker down, exactly-once commits nothing (every Kafka transaction writes a checkpoint) and no start
+ * reads the checkpoint; its disk lost, the next start begins at the slot's position and re-sends the replay window.
+ */
+export function checkpointTopicReplication(topic: string, replicas: number, brokers: number): RelayError | undefined {
+  const wanted = Math.min(WANTED_REPLICAS, brokers);
+  if (replicas >= wanted) return undefined;
+  return new RelayError(
+    'CHECKPOINT_TOPIC_POLICY',
+    `the checkpoint topic "${topic}" has ${replicas} replica(s) on a cluster of ${brokers} brokers: while one broker that holds it is down, exactly-once commits nothing and no start reads the checkpoint, and with its disk the position is lost (a start then begins at the slot's and re-sends the replay window)`,
+    {
+      hint: `give it ${wanted} replicas: kafka-reassign-partitions.sh --bootstrap-server <broker> --execute --reassignment-json-file <file naming ${wanted} brokers for ${topic} partition 0>; or, before the relay first runs, create it with kafka-topics.sh --create --topic ${topic} --partitions 1 --replication-factor ${wanted} --config cleanup.policy=compact (or set the brokers' default.replication.factor)`,
+      details: { topic, replicas, brokers },
+    },
+  );
+}
+
+/** One warning for several problems of the topic (its policy, its replicas): both messages, both fixes. */
+function together(problems: (RelayError | undefined)[]): RelayError | undefined {
+  const found = problems.filter((p): p is RelayError => p !== undefined);
+  if (found.length <= 1) return found[0];
+  return new RelayError('CHECKPOINT_TOPIC_POLICY', found.map((p) => p.message).join('; and '), {
+    hint: found.map((p) => p.hint).join('; and '),
+    details: Object.assign({}, ...found.map((p) => p.details)) as Record<string, unknown>,
+  });
+}
+
 /**
  * A broker that does not answer holds a kafkajs request, and its connection keeps the process up, until the
  * request times out: kafkajs' disconnect waits for it. So the check's requests are short and not retried (one
@@ -49,16 +81,26 @@ const CHECK_BOUNDS: KafkaJsBounds = { connectionTimeoutMs: 2000, requestTimeoutM
 const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 
 /**
- * The checkpoint topic's policy problem (checkpointTopicProblem), read with DescribeConfigs; undefined when it
- * keeps checkpoints or does not exist yet (the relay creates it compacted). Through kafkajs whatever kafka.client
- * says: librdkafka's binding has no DescribeConfigs.
+ * The checkpoint topic's problems: its replicas (checkpointTopicReplication, from metadata: DESCRIBE) and its
+ * policy (checkpointTopicProblem, read with DescribeConfigs); undefined when it has neither or does not exist yet
+ * (the relay creates it compacted). Through kafkajs whatever kafka.client says: librdkafka's binding has no
+ * DescribeConfigs. Without DESCRIBE_CONFIGS only the replicas are checked (a refusal without a replica problem
+ * is the caller's to report).
  */
 export async function readTopicPolicy(config: KafkaSettings, logger: Logger, topic: string): Promise<RelayError | undefined> {
   const admin = createKafkaClient(config, logger, '-checkpoint', CHECK_BOUNDS).admin();
   try {
     await admin.connect();
-    const { resources } = await admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: POLICY_CONFIGS }], includeSynonyms: false });
-    return checkpointTopicProblem(topic, Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue])));
+    const [{ topics }, { brokers }] = await Promise.all([admin.fetchTopicMetadata({ topics: [topic] }), admin.describeCluster()]);
+    const replication = checkpointTopicReplication(topic, Math.min(...(topics[0]?.partitions ?? []).map((p) => p.replicas.length)), brokers.length);
+    let policy: RelayError | undefined;
+    try {
+      const { resources } = await admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: POLICY_CONFIGS }], includeSynonyms: false });
+      policy = checkpointTopicProblem(topic, Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue])));
+    } catch (err) {
+      if (replication === undefined) throw err;
+    }
+    return together([policy, replication]);
   } catch (err) {
     if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') return undefined;
     throw err;

@@ -13,7 +13,8 @@ import {
   type Guarantee,
 } from '../support/fault-run.js';
 import { killAllRelays } from '../support/relay-process.js';
-import { stack, uniqueName } from '../support/services.js';
+import { createTopic, stack, uniqueName } from '../support/services.js';
+import { checkpointTopicPolicy } from '../support/checkpoints.js';
 
 /** Leader kills per client (the machine has 2 cores); `npm run faults` runs three per guarantee and client. */
 const ROUNDS = 1;
@@ -40,6 +41,18 @@ describe.skipIf(!stack().owned.kafka)('relay on a 3-broker cluster: the partitio
     await killAllRelays();
     await cluster.stop();
     cluster.destroy();
+  });
+
+  // The relay creates its checkpoint topic with the brokers' default.replication.factor (3 on this cluster; Kafka's
+  // own default is 1): one made by hand with one replica is named, with the fix, and one with three is not.
+  it('names a checkpoint topic with one replica on this 3-node cluster, with the fix; not one with three', async () => {
+    const [one, three] = [uniqueName('checkpoints'), uniqueName('checkpoints')];
+    const compact = [{ name: 'cleanup.policy', value: 'compact' }];
+    await Promise.all([createTopic(one, 1, cluster.brokers, compact, 1), createTopic(three, 1, cluster.brokers, compact, 3)]);
+    const problem = await checkpointTopicPolicy(one, cluster.brokers);
+    expect(problem?.message).toContain(`the checkpoint topic "${one}" has 1 replica(s) on a cluster of 3 brokers`);
+    expect(problem?.hint).toContain('--replication-factor 3');
+    expect(await checkpointTopicPolicy(three, cluster.brokers)).toBeUndefined();
   });
 
   describe.each(CLIENTS)('--kafka-client %s', (client) => {

@@ -6,9 +6,9 @@ import { loadConfig } from '../../src/config/relay-config.js';
 import { silentLogger } from '../../src/logger.js';
 import { stack, uniqueName } from './services.js';
 
-/** What the relay finds wrong with the checkpoint topic `topic`'s policy (readTopicPolicy), on the test stack. */
-export function checkpointTopicPolicy(topic: string): Promise<RelayError | undefined> {
-  const config = loadConfig({ flags: { 'kafka.brokers': stack().brokers.join(',') }, env: {} });
+/** What the relay finds wrong with the checkpoint topic `topic`'s policy (readTopicPolicy), on the test stack (or `brokers`). */
+export function checkpointTopicPolicy(topic: string, brokers = stack().brokers): Promise<RelayError | undefined> {
+  const config = loadConfig({ flags: { 'kafka.brokers': brokers.join(',') }, env: {} });
   return readTopicPolicy(config.kafka, silentLogger(), topic);
 }
 

@@ -67,11 +67,11 @@ export async function deleteTopic(topic: string, brokers = stack().brokers): Pro
   }
 }
 
-export async function createTopic(topic: string, partitions = 1, brokers = stack().brokers, configEntries: { name: string; value: string }[] = []): Promise<void> {
+export async function createTopic(topic: string, partitions = 1, brokers = stack().brokers, configEntries: { name: string; value: string }[] = [], replicationFactor?: number): Promise<void> {
   const admin = kafkaClient(brokers).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: false });
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries, ...(replicationFactor ? { replicationFactor } : {}) }], waitForLeaders: false });
     // Not kafkajs' waitForLeaders: on a cluster, a node the new topic has not reached yet answers
     // UNKNOWN_TOPIC_OR_PARTITION, which kafkajs throws instead of waiting.
     await waitUntil(

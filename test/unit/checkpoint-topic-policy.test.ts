@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PolicyCheck } from '../../src/checkpoint/policy-check.js';
-import { checkpointTopicProblem } from '../../src/checkpoint/topic-policy.js';
+import { checkpointTopicProblem, checkpointTopicReplication } from '../../src/checkpoint/topic-policy.js';
 
 const TOPIC = 'outbox-relay.checkpoints';
 
@@ -30,6 +30,22 @@ describe('checkpointTopicProblem', () => {
 
   it('reads a missing cleanup.policy as Kafka’s default, delete', () => {
     expect(checkpointTopicProblem(TOPIC, {})?.message).toContain('cleanup.policy=delete: it is never compacted');
+  });
+});
+
+describe('checkpointTopicReplication', () => {
+  it('accepts three replicas, or every broker of a smaller cluster', () => {
+    expect(checkpointTopicReplication(TOPIC, 3, 5)).toBeUndefined();
+    expect(checkpointTopicReplication(TOPIC, 1, 1)).toBeUndefined();
+    expect(checkpointTopicReplication(TOPIC, 2, 2)).toBeUndefined();
+  });
+
+  it('names fewer (the brokers\' default.replication.factor, 1 unless set), what it risks, and the fix with the count it wants', () => {
+    const problem = checkpointTopicReplication(TOPIC, 1, 3);
+    expect(problem?.code).toBe('CHECKPOINT_TOPIC_POLICY');
+    expect(problem?.message).toBe(`the checkpoint topic "${TOPIC}" has 1 replica(s) on a cluster of 3 brokers: while one broker that holds it is down, exactly-once commits nothing and no start reads the checkpoint, and with its disk the position is lost (a start then begins at the slot's and re-sends the replay window)`);
+    expect(problem?.hint).toContain(`--replication-factor 3 --config cleanup.policy=compact`);
+    expect(checkpointTopicReplication(TOPIC, 1, 2)?.hint).toContain('give it 2 replicas');
   });
 });
 
