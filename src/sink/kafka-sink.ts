@@ -65,20 +65,23 @@ function kafkajsCompression(config: KafkaSettings): CompressionTypes {
  * topic is reported as such instead of after kafkajs' metadata retries.
  */
 export class KafkaSink implements PlainSink {
-  private readonly producer: Producer;
+  private readonly kafka: Kafka;
+  private producer: Producer;
+  /**
+   * kafkajs asks the metadata of every topic its producer ever produced to, at each refresh (a new topic, or
+   * metadataMaxAge): once one of them is deleted every refresh fails with UNKNOWN_TOPIC_OR_PARTITION, and so did
+   * every later request, for topics that exist (dead letters included), until a restart. Set when the producer
+   * refused a request so: it is replaced before the next one.
+   */
+  private producerStale = false;
   private readonly admin: Admin;
   private readonly topics: TopicCheck;
   private readonly compression: CompressionTypes;
 
   constructor(config: KafkaSettings, logger: Logger) {
     const kafka = createKafkaClient(config, logger);
-    this.producer = kafka.producer({
-      idempotent: false,
-      maxInFlightRequests: 1,
-      retry: { retries: 0 },
-      allowAutoTopicCreation: false,
-      createPartitioner: kafkajs().Partitioners.DefaultPartitioner,
-    });
+    this.kafka = kafka;
+    this.producer = this.createProducer();
     this.admin = kafka.admin();
     this.topics = new TopicCheck(
       (topic) => this.admin.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.topics.flatMap((t) => t.partitions)),
@@ -96,14 +99,39 @@ export class KafkaSink implements PlainSink {
     }
   }
 
+  private createProducer(): Producer {
+    return this.kafka.producer({
+      idempotent: false,
+      maxInFlightRequests: 1,
+      retry: { retries: 0 },
+      allowAutoTopicCreation: false,
+      createPartitioner: kafkajs().Partitioners.DefaultPartitioner,
+    });
+  }
+
+  /** A new producer in place of one that knows a deleted topic (producerStale); nothing of the old one is in flight. */
+  private async replaceProducer(): Promise<void> {
+    const stale = this.producer;
+    this.producer = this.createProducer();
+    await settlesWithin(Promise.allSettled([stale.disconnect()]), DISCONNECT_WITHIN_MS);
+    await this.producer.connect();
+    this.producerStale = false;
+  }
+
   async send(records: readonly SinkRecord[]): Promise<void> {
     const topicMessages = groupByTopic(records);
+    let producing = false;
     try {
       await this.topics.check(topicMessages.map((t) => t.topic));
+      if (this.producerStale) await this.replaceProducer();
+      producing = true;
       await this.producer.sendBatch({ topicMessages, acks: -1, compression: this.compression });
     } catch (err) {
       const error = classifyKafkaError(err);
-      if (error.code === 'TOPIC_NOT_FOUND') this.topics.forget(topicMessages.map((t) => t.topic));
+      if (error.code === 'TOPIC_NOT_FOUND') {
+        this.topics.forget(topicMessages.map((t) => t.topic));
+        if (producing) this.producerStale = true;
+      }
       throw error;
     }
   }
