@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/types.js';
 import type { LogicalMessage } from '../decode/pgoutput.js';
@@ -47,8 +48,9 @@ export class MessageMapper {
 
   map(msg: LogicalMessage, txn: SourceTransaction): OutboxEvent {
     const newline = msg.content.indexOf(NEWLINE);
-    const metaText = msg.content.toString('utf8', 0, newline < 0 ? msg.content.length : newline);
-    const meta = parseMeta(metaText, msg, txn);
+    const metaBytes = msg.content.subarray(0, newline < 0 ? msg.content.length : newline);
+    const metaText = metaBytes.toString();
+    const meta = parseMeta(metaText, msg, txn, isUtf8(metaBytes));
     let members: Map<string, string> | undefined;
     const notText: string[] = [];
     const field = (name: keyof MessageMeta): string | null => {
@@ -140,13 +142,22 @@ export class MessageMapper {
 }
 
 /** The metadata line as an object; a refusal names the message by its prefix and commit LSN, as it has no id yet. */
-function parseMeta(line: string, msg: LogicalMessage, txn: SourceTransaction): MessageMeta {
-  const refused = (what: string, cause?: unknown) =>
+function parseMeta(line: string, msg: LogicalMessage, txn: SourceTransaction, utf8: boolean): MessageMeta {
+  const refused = (what: string, cause?: unknown, hint = 'emit events with outbox_emit() from sql/004_emit_event.sql') =>
     new RelayError('RECORD_INVALID', `logical message (prefix "${msg.prefix}", commit LSN ${formatLsn(txn.commitLsn)}): the metadata line ${what}`, {
       cause,
-      hint: 'emit events with outbox_emit() from sql/004_emit_event.sql',
+      hint,
       details: { lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix },
     });
+  // pgoutput sends a Message's content as written, in the database's encoding (no client_encoding conversion): read
+  // as UTF-8, each byte that is not would become U+FFFD, and different ids or keys one text (Müller and Mäller in LATIN1).
+  if (!utf8) {
+    throw refused(
+      "is not UTF-8: the content of pg_logical_emit_message(…, text) is in the database's encoding, and read as UTF-8 its other bytes would become U+FFFD (Müller and Mäller in LATIN1 one id)",
+      undefined,
+      "emit events with outbox_emit() from sql/004_emit_event.sql, which writes the metadata as UTF-8 in any database encoding (or pass convert_to(metadata, 'UTF8') to pg_logical_emit_message)",
+    );
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(line);

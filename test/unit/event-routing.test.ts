@@ -123,9 +123,9 @@ describe('logical-message events', () => {
     expect([enveloped.type, enveloped['aggregate-id'], enveloped.ce_subject, enveloped.ce_type]).toEqual(['T', undefined, undefined, 'T']);
   });
 
-  it('the size counts text as UTF-8 bytes: Müller, a JSON escape, a byte that is not UTF-8 (sent as U+FFFD), the envelope’s source', () => {
-    const latin1 = Buffer.concat([Buffer.from('{"id":"e1","type":"'), Buffer.from([0xe9]), Buffer.from('","topic":"t"}\n{}')]);
-    const contents = ['{"id":"e1","aggregate_id":"Müller","topic":"t"}\n{}', '{"id":"e1","topic":"t","headers":{"name":"M\\u00fcller"}}\n{}', latin1, '{"id":"e1","type":"T","topic":"t"}\n{}'];
+  it('the size counts text as UTF-8 bytes: Müller, a JSON escape, a U+FFFD (a metadata byte that is not UTF-8 is refused: message-metadata-utf8.test.ts), the envelope’s source', () => {
+    const replacement = '{"id":"e1","type":"\uFFFD","topic":"t"}\n{}';
+    const contents = ['{"id":"e1","aggregate_id":"Müller","topic":"t"}\n{}', '{"id":"e1","topic":"t","headers":{"name":"M\\u00fcller"}}\n{}', replacement, '{"id":"e1","type":"T","topic":"t"}\n{}'];
     const enveloped = new MessageMapper({ ...config, envelope: { mode: 'cloudevents', source: '/shop/Bäckerei' } });
     for (const [i, content] of contents.entries()) {
       const event = (i === 3 ? enveloped : new MessageMapper(config)).map(message(content), txn);
