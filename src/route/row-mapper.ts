@@ -76,6 +76,8 @@ export class RowMapper {
     private readonly fromTable: boolean,
     /** With utf8Unchecked: the columns checked for UTF-8 (RowMapperOptions), else undefined. */
     private readonly checkedUtf8: number[] | undefined,
+    /** With utf8Unchecked: the columns the filters judge a row by, else undefined. */
+    private readonly filterUtf8: number[] | undefined,
   ) {}
 
   static compile(relation: RelationMessage, mapping: TableMapping, options: RowMapperOptions = {}): RowMapper {
@@ -125,16 +127,20 @@ export class RowMapper {
     // The payload is not decoded: its bytes are sent as stored.
     const read = [index.id, index.key, index.type, index.aggregateType, index.aggregateId, index.headers, index.timestamp, ...topic.columns.map((name) => columnIndex.get(name))];
     const checkedUtf8 = options.utf8Unchecked ? [...new Set(read.filter((i) => i !== undefined))] : undefined;
-    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()), options.fromTable ?? false, checkedUtf8);
+    // The filters read the type and aggregate type columns (compileEventFilter): a row is judged by them when they are UTF-8.
+    const f = mapping.filter ?? {};
+    const filterUtf8 = options.utf8Unchecked ? [f.includeTypes || f.excludeTypes ? index.type : undefined, f.includeAggregateTypes || f.excludeAggregateTypes ? index.aggregateType : undefined].filter((i) => i !== undefined) : undefined;
+    return new RowMapper(table, relation.columns.length, index, columnIndex, payloadType === BYTEA_OID, topic, contentTypeOf(payloadType), compileEventFilter(mapping), envelope, tombstones, compileTraceContext(columnIndex), relation.columns.map(() => new RecentText()), options.fromTable ?? false, checkedUtf8, filterUtf8);
   }
 
   /**
    * False for a row the table's include/exclude filters leave out. A row with a value missing (unchanged TOAST)
-   * is let through, not judged on a NULL it does not have, and so is one with a value that is not UTF-8 (not judged
-   * on U+FFFD): `map` refuses them, so they meet the poison policy.
+   * is let through, not judged on a NULL it does not have, and so is one whose filtered column is not UTF-8 (not
+   * judged on U+FFFD): `map` refuses them, so they meet the poison policy. A row the filters leave out by UTF-8
+   * values is left out, whatever its other columns hold: it would never be relayed, and is no reason to halt.
    */
   accepts(values: TupleValues): boolean {
-    return this.filter === undefined || values.unchanged >= 0 || (this.checkedUtf8 !== undefined && this.notUtf8(values) !== undefined) || this.withRow(values, this.filter);
+    return this.filter === undefined || values.unchanged >= 0 || (this.filterUtf8 !== undefined && this.filterUtf8.some((i) => !values.isUtf8(i))) || this.withRow(values, this.filter);
   }
 
   /**

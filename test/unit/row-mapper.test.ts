@@ -141,6 +141,17 @@ describe('row mapping in a SQL_ASCII database (server_encoding), where text come
     expect(sqlAscii(COLUMNS, excluding).accepts(values(['e-1', 'order', 'o-1', 'OrderPlacé', '{}', '{}']))).toBe(false);
   });
 
+  it('a row the filters leave out by UTF-8 values stays out, whatever its other columns hold: no poison event (a halt) for it', () => {
+    const excluding = { ...mapping, filter: { excludeTypes: ['Internal*'] } };
+    const row = values([latin1('Müller'), 'order', latin1('Bäcker'), 'InternalAudit', '{}', '{}']);
+    expect(sqlAscii(COLUMNS, excluding).accepts(row)).toBe(false);
+    const included = values([latin1('Müller'), 'order', 'o-1', 'OrderPlaced', '{}', '{}']);
+    expect(sqlAscii(COLUMNS, excluding).accepts(included)).toBe(true);
+    expect(() => sqlAscii(COLUMNS, excluding).map(included, txn)).toThrow(refusal('id', 'M\uFFFDller'));
+    const byAggregate = { ...mapping, filter: { includeAggregateTypes: ['order'] } };
+    expect(sqlAscii(COLUMNS, byAggregate).accepts(values(['e-1', 'invoice', 'o-1', latin1('Rechnungsänderung'), '{}', '{}']))).toBe(false);
+  });
+
   it('UTF-8 text passes, and so do the payload’s bytes (sent as stored) and columns no setting reads', () => {
     const event = sqlAscii([...COLUMNS, 'note']).map(values(['e-ü', 'order', 'Müller', 'OrderPlaced', latin1('{"n":"Köln"}'), '{}', latin1('Notiz ä')]), txn);
     expect(event).toMatchObject({ key: 'e-ü', value: latin1('{"n":"Köln"}'), headers: { [HEADER.aggregateId]: 'Müller' } });
