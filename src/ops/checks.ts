@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { createPublicationSql, partitionedTablesSql, viaRootSql } from './publication-sql.js';
-import type { PublicationInfo, TableRef } from './publications.js';
+import { ROW_FILTER_ERRORS, type PublicationInfo, type TableRef } from './publications.js';
 import { recreateSlot } from '../source/slot-lost.js';
 import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
 
@@ -77,14 +77,23 @@ async function tableChecks(client: pg.Client, s: ServerRow, target: CheckTarget)
   const createSql = createPublicationSql(target.publication, target.tables, target.rowFilter);
   for (const t of target.tables) {
     const name = `${t.schema}.${t.table}`;
-    const { rows } = await client.query<{ owner: string; owned: boolean }>(
-      `SELECT pg_get_userbyid(c.relowner) AS owner, pg_has_role(current_user, c.relowner, 'USAGE') AS owned
+    const { rows } = await client.query<{ owner: string; owned: boolean; schema_usage: boolean }>(
+      `SELECT pg_get_userbyid(c.relowner) AS owner, pg_has_role(current_user, c.relowner, 'USAGE') AS owned,
+              has_schema_privilege(current_user, n.oid, 'USAGE') AS schema_usage
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
       [t.schema, t.table],
     );
     const table = rows[0];
     if (!table) {
       checks.push({ name: `table ${name}`, ok: false, detail: 'does not exist', fix: 'create the outbox table (sql/001_outbox_table.sql), or point --table at it' });
+    } else if (creating && table.owned && !table.schema_usage) {
+      // CREATE PUBLICATION looks the table up by name: its owner needs USAGE on the schema too.
+      checks.push({
+        name: `table ${name}`,
+        ok: false,
+        detail: `owned by "${table.owner}", but role "${s.role}" has no USAGE on schema ${t.schema}, which publishing it needs`,
+        fix: `as the schema owner: GRANT USAGE ON SCHEMA ${quoteIdent(t.schema)} TO ${quoteIdent(s.role)};`,
+      });
     } else if (!creating || table.owned) {
       checks.push({ name: `table ${name}`, ok: true, detail: creating ? `owned by "${table.owner}" (needed to publish it)` : `owned by "${table.owner}"` });
     } else {
@@ -121,6 +130,26 @@ async function deparseRowFilter(client: pg.Client, table: TableRef, rowFilter: s
     // (without an expression), and one of those read first made every filter "null", passing an unfiltered publication.
     const { rows } = await client.query<{ filter: string }>(`SELECT pg_get_expr(conbin, conrelid) AS filter FROM pg_constraint WHERE conrelid = 'pg_temp.outbox_relay_filter_probe'::regclass AND contype = 'c'`);
     return rows[0]!.filter;
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
+
+/**
+ * --row-filter of a publication setup is to create: PostgreSQL's own verdict on the very statement a real run sends,
+ * in a transaction rolled back, so that --dry-run does not pass a filter the real run is refused (an unknown column,
+ * a function a filter may not call). Asked only once the role may create the publication at all.
+ */
+async function newRowFilterCheck(client: pg.Client, target: CheckTarget, rowFilter: string): Promise<Check> {
+  const name = 'row filter';
+  await client.query('BEGIN');
+  try {
+    await client.query({ text: createPublicationSql(target.publication, target.tables, rowFilter), queryMode: 'extended' } as pg.QueryConfig);
+    return { name, ok: true, detail: `PostgreSQL accepts WHERE (${rowFilter})` };
+  } catch (err) {
+    // Anything else (a lock wait that ran out, a privilege) fails the real run as it fails this one.
+    if (!ROW_FILTER_ERRORS.has((err as { code?: string }).code ?? '')) throw err;
+    return { name, ok: false, detail: `PostgreSQL rejected --row-filter "${rowFilter}": ${errorMessage(err)}`, fix: 'a row filter may use the table’s columns, constants and immutable built-in functions only: correct --row-filter' };
   } finally {
     await client.query('ROLLBACK');
   }
@@ -233,6 +262,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   const checks = [...serverChecks(server, target.slot), ...(await tableChecks(client, server, target))];
   if (target.failoverSlot) checks.push(failoverSlotCheck(server, target.slot));
   if (target.existingPublication) checks.push(...(await existingPublicationChecks(client, target.existingPublication, target.tables, target.rowFilter)));
+  else if (target.rowFilter !== undefined && checks.every((c) => c.ok)) checks.push(await newRowFilterCheck(client, target, target.rowFilter));
   if (target.slot) {
     const problem = slotProblem(target.slot);
     if (problem) checks.push({ name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint });

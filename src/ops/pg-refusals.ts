@@ -69,6 +69,11 @@ export function refusedMessage(sqlstate: string | undefined, message: string, ca
 export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown): RelayError | undefined {
   const refused = refusedMessage(sqlstate, message, cause);
   if (refusedOnStandby(sqlstate, message)) return standbyRefusal(refused, cause);
+  // 55000 also when max_replication_slots is 0 ("replication slots can only be used if max_replication_slots > 0"):
+  // not wal_level, which may well be logical already.
+  if (sqlstate === '55000' && /max_replication_slots/.test(message)) {
+    return new RelayError('PG_QUERY_FAILED', refused, { cause, hint: 'ALTER SYSTEM SET max_replication_slots = <at least one per replication slot>; then restart PostgreSQL (managed services: change the parameter group); outbox-relay setup --dry-run checks it' });
+  }
   const refusal = sqlstate === undefined ? undefined : REFUSALS[sqlstate];
   if (!refusal) return undefined;
   return new RelayError(refusal.code, refused, { cause, hint: refusal.fix });

@@ -63,7 +63,7 @@ export async function requirePublication(client: pg.Client, name: string): Promi
 
 // What PostgreSQL answers to a row filter it cannot accept: syntax, unknown column or function, not boolean,
 // not allowed in a filter (42P17), or a feature a filter may not use (0A000).
-const ROW_FILTER_ERRORS = new Set(['42601', '42703', '42883', '42804', '42P17', '0A000']);
+export const ROW_FILTER_ERRORS = new Set(['42601', '42703', '42883', '42804', '42P17', '0A000']);
 
 /** Idempotent: an existing publication of that name is left as it is (existingPublicationChecks, of setup and publication create, say if it differs). */
 export async function createPublication(client: pg.Client, name: string, tables: TableRef[], rowFilter?: string): Promise<{ created: boolean; publication: PublicationInfo }> {
