@@ -377,6 +377,16 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
     ]);
   });
 
+  it('quotes in its own memory comment the same peak RSS as docs/kubernetes.md (what an operator copying it reads)', () => {
+    const doc = read('docs/kubernetes.md').replace(/\s+/g, ' ');
+    const quoted = /is (\d+)–(\d+) MiB with the default client and up to (\d+) MiB with kafkajs \(docs\/benchmarks\.md; (\d+)–(\d+) MiB under steady load\)/.exec(doc);
+    expect(quoted, 'docs/kubernetes.md: the sentence quoting the peak RSS').not.toBeNull();
+    const manifest = read('examples/kubernetes/relay.yaml').replace(/\n\s*#\s*/g, ' ');
+    const comment = /backlog drain was (\d+)-(\d+) MiB with rdkafka and up to (\d+) MiB with kafkajs \(docs\/benchmarks\.md\); steady load (\d+)-(\d+) MiB/.exec(manifest);
+    expect(comment, 'examples/kubernetes/relay.yaml: the resources comment quoting the peak RSS').not.toBeNull();
+    expect(comment!.slice(1).map(Number)).toEqual(quoted!.slice(1).map(Number));
+  });
+
   it('runs as the image’s non-root user on a read-only root filesystem, secrets from mounted files', () => {
     expectHardenedRelay(pod, relay);
     expectSecretsFromFiles(docs, pod, relay, env);
