@@ -17,6 +17,11 @@ let commandJson = false;
 export function reportCrashes(): void {
   process.on('uncaughtException', crashed);
   process.on('unhandledRejection', crashed);
+  // `outbox-relay … | head -1`: the reader closed stdout. Not a defect (INTERNAL, with a stack): the output nobody
+  // reads is dropped, and the command ends with its own exit code.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') crashed(err);
+  });
 }
 
 /** `json`: the command prints one JSON document (--json), which a crash's error then is too. */
