@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { nearest } from '../edit-distance.js';
 
@@ -40,7 +40,24 @@ export function setAsideUnknownOptions(command: Command): void {
     const operands: string[] = [];
     let rest = args;
     for (;;) {
-      const parsed = parse(rest);
+      let parsed: ReturnType<typeof parse>;
+      try {
+        parsed = parse(rest);
+      } catch (err) {
+        // Commander stops at an option given last without its value (`… --bogus x --slot`) before this loop saw
+        // the unknown options ahead of it in `rest`: they are set aside from the arguments before that option,
+        // so that the usage error names them too (main.ts reads this same list once the error propagates).
+        if (err instanceof CommanderError && err.code === 'commander.optionMissingArgument' && rest.length > 1) {
+          try {
+            command.parseOptions(rest.slice(0, -1));
+          } catch {
+            // Its own refusals add nothing to the one being thrown.
+          }
+          refused.push(...(setAside.get(command) ?? []));
+          setAside.set(command, refused);
+        }
+        throw err;
+      }
       operands.push(...parsed.operands);
       const [arg, ...after] = parsed.unknown;
       if (arg === undefined || arg === '--help' || arg === '-h') return { operands, unknown: parsed.unknown };
