@@ -166,7 +166,7 @@ describe('replay and republish commands', () => {
     expect(records.map((r) => [r.key, r.timestamp])).toEqual(written.rows.slice(2).map((r) => [r.id, Number(r.ms)]));
   });
 
-  it('republish that fails once it runs (Kafka unreachable past retry.maxDuration): exit 1 with one error line, its code and fix', async () => {
+  it('republish with no Kafka to reach at its start: exit 1 with one error line, its code and fix, nothing sent', async () => {
     const setup = await setupOutbox(db());
     await insertEvents(db(), 1);
     const failed = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--since', '2000-01-01T00:00:00Z', '--kafka-brokers', '127.0.0.1:9', '--retry-max-duration', '1s']);
