@@ -176,7 +176,7 @@ describe('relay: a start position is checked against both bounds before anything
     const compacted = uniqueName('checkpoints');
     await createTopic(compacted, 1, undefined, [{ name: 'cleanup.policy', value: 'compact' }]);
     const quiet = startRelay([...setup.args, '--checkpoint-topic', compacted, '--log-level', 'debug']);
-    await quiet.waitForLog((l) => l.msg.startsWith("checkpoint topic's cleanup.policy checked"), 30_000, 'the check');
+    await quiet.waitForLog((l) => l.msg.startsWith("checkpoint topic's cleanup.policy and replicas checked"), 30_000, 'the check');
     quiet.signal('SIGTERM');
     expect(await quiet.exited).toBe(0);
     expect(quiet.logs.filter((l) => l.level === 'warn' || l.level === 'error'), quiet.dump()).toEqual([]);
