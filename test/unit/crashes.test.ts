@@ -54,6 +54,21 @@ describe('an error no handler caught', () => {
     expect(lines).toEqual([expect.objectContaining({ level: 50, msg: 'crashed', code: 'KAFKA_UNAVAILABLE', fix: 'check kafka.brokers' })]);
   });
 
+  // relay.exit-reasons' crash test ended with SIGSEGV 1 run in 20 (CI of e8dae59): process.exit()'s atexit handlers
+  // freed OpenSSL's locks while a librdkafka broker thread seeding its jitter took one.
+  it('once the librdkafka client is loaded: the exit is its native one (no atexit handlers), with code 1, after the line', async () => {
+    vi.resetModules();
+    const fresh = await import('../../src/cli/crashes.js');
+    const { useNativeExit } = await import('../../src/process-exit.js');
+    const order: string[] = [];
+    fresh.logCrashesTo(pino({ level: 'info' }, { write: () => void order.push('line') }));
+    useNativeExit((code) => void order.push(`native exit ${code}`));
+    vi.spyOn(process, 'emit').mockImplementation((() => true) as never);
+    vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    fresh.crashed(new TypeError('boom'));
+    expect(order).toEqual(['line', 'native exit 1']);
+  });
+
   it('one of the relay\'s own errors, once the command logs: its code and fix are kept in the one error line', () => {
     const lines: Record<string, unknown>[] = [];
     logCrashesTo(pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }));
