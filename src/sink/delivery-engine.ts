@@ -644,6 +644,7 @@ export class DeliveryEngine implements Delivery {
   /** A batch with a record Kafka rejected: produce one by one, in order, so that only that record meets the poison policy. */
   private async isolate(batch: OutboxEvent[], error: RelayError): Promise<boolean> {
     if (batch.length > 1) {
+      for (const event of batch) this.recordRetries.refusedWithOthers(event);
       for (const event of batch) if (!(await this.produceAlone(event))) return false;
       return true;
     }

@@ -27,4 +27,14 @@ export class RecordRetries {
     const spent = state.attempts >= this.policy.recordMaxAttempts || nowMs - state.sinceMs + delayMs > this.policy.recordMaxDurationMs;
     return spent ? { attempts: state.attempts } : { attempts: state.attempts, delayMs };
   }
+
+  /**
+   * `event` was in a request of several that Kafka refused for one of its records: that refusal is the first
+   * attempt of the one it was (which only producing them one by one tells), so each of them starts at one.
+   * Without it a record first refused beside others was produced once more than recordMaxAttempts, and its dead
+   * letter's outbox-dlq-attempts was one short.
+   */
+  refusedWithOthers(event: OutboxEvent, nowMs = Date.now()): void {
+    if (!this.started.has(event)) this.started.set(event, { attempts: 1, sinceMs: nowMs });
+  }
 }

@@ -96,9 +96,10 @@ describe('DeliveryEngine, at-least-once', () => {
     await h.idle();
     // Before: [b.0, b.1] went out whole again after a's re-send, refused a second time (with librdkafka a second
     // producer replaced), and only then was isolated.
-    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 'a.1'], ['b.0', 'b.1'], ['a.0', 'a.1'], ['b.0'], ['b.1'], ['b.1']]);
-    // The refused request, then b.1 alone for its retry.recordMaxAttempts (2): 4 before.
-    expect(h.sink.calls.filter((c) => c.ids.includes('b.1'))).toHaveLength(3);
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 'a.1'], ['b.0', 'b.1'], ['a.0', 'a.1'], ['b.0'], ['b.1']]);
+    // retry.recordMaxAttempts (2): the refused request, then b.1 alone. 4 before the re-send fix, then 3 until
+    // the refused request counted as b.1's first attempt.
+    expect(h.sink.calls.filter((c) => c.ids.includes('b.1'))).toHaveLength(2);
     // Earlier: a retried as a Kafka outage (a warn line, not ready, then 'available again').
     expect(h.retrying).toEqual([]);
     expect(h.recovered).toBe(0);
@@ -122,21 +123,22 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.lastConfirmed).toBe(end);
   });
 
-  it('isolates a record Kafka rejects, dead-letters only it, and keeps the rest in order', async () => {
-    const poisoned: string[] = [];
+  it('isolates a record Kafka rejects, dead-letters only it after retry.recordMaxAttempts refusals (the whole batch\'s the first), and keeps the rest in order', async () => {
+    const poisoned: [string, unknown][] = [];
     const h = new EngineHarness({
       guarantee: 'at-least-once',
       limits: { batchMaxEvents: 10 },
-      // The batch fails; alone, x.1 fails twice (its record retries), the others pass.
-      sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge(), recordTooLarge(), 'ok'),
-      poison: async (event) => {
-        poisoned.push(event.eventId);
+      // The batch fails; alone, x.1 fails again (FAST_RETRY: 2 attempts), the others pass. Before, the batch's
+      // refusal did not count: x.1 was produced once more and its dead letter said 2 attempts after 3.
+      sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge(), 'ok'),
+      poison: async (event, error) => {
+        poisoned.push([event.eventId, error.details.attempts]);
         return 'skip';
       },
     });
     const end = h.transaction('x', 3);
     await h.idle();
-    expect(poisoned).toEqual(['x.1']);
+    expect(poisoned).toEqual([['x.1', 2]]);
     expect(h.sink.written).toEqual(['x.0', 'x.2']);
     expect(h.lastConfirmed).toBe(end);
     // x.0 and x.2 were produced and timed; the skipped x.1 had no round trip of its own.
