@@ -6,12 +6,14 @@ import { rowFilterOption } from './publication.js';
 
 const RESULT_TEXT = { exists: 'already exists', created: 'created', planned: 'to create' } as const;
 
-function render(report: SetupReport): string {
+export function setupText(report: SetupReport): string {
   const lines = [checksText(report.checks)];
   // No steps: refused on a standby before anything was looked at.
   if (report.dryRun && report.steps.length > 0) {
     const sql = report.steps.filter((s) => s.result === 'planned').map((s) => s.sql);
-    lines.push('', sql.length ? 'dry run, would run:' : 'dry run: nothing to create', ...sql.map((s) => `  ${s}`));
+    // A real run with a failed check creates nothing: 'would run' alone promised what it would refuse.
+    const heading = report.ok ? 'dry run, would run:' : 'dry run, would run once the failed checks pass (a run now creates nothing):';
+    lines.push('', sql.length ? heading : 'dry run: nothing to create', ...sql.map((s) => `  ${s}`));
   } else if (report.ok) {
     lines.push('', ...report.steps.map((s) => `${s.object} "${s.name}": ${RESULT_TEXT[s.result]}${s.result === 'created' ? `\n  ${s.sql}` : ''}`));
   }
@@ -37,7 +39,7 @@ export function setupCommand(): Command {
       const error = failed.length
         ? checksFailedError(failed, report.dryRun ? '' : '; nothing was created', 'run the fix shown under each failed check, then run setup again')
         : undefined;
-      return { data: { ...report }, text: render(report), error };
+      return { data: { ...report }, text: setupText(report), error };
     },
   )
     .option('--dry-run', 'run the checks and print the SQL that would be run, change nothing')
