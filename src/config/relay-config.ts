@@ -44,6 +44,17 @@ function urlTlsFilesRefused(files: string[], source: 'postgres.url' | 'DATABASE_
   return new ConfigError(`${source} has ${files.join(', ')}, which postgres.sslmode (${sslmode}) replaces with its own TLS settings: the relay would connect without them`, fixes.join('; '));
 }
 
+/** The sslmode values pg reads in a URL; it takes any other (a typo, libpq's `allow`) as TLS with verify-full. */
+const PG_URL_SSLMODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+
+/** Not a check at connect: pg would try TLS on, and fail later as "The server does not support SSL connections". */
+function urlSslmodeRefused(mode: string, source: 'postgres.url' | 'DATABASE_URL'): ConfigError {
+  return new ConfigError(
+    `${source} has sslmode=${JSON.stringify(mode)}, which pg does not know: it would connect with TLS and verify the server as verify-full does`,
+    `use one of ${PG_URL_SSLMODES.join(', ')} in ${source}, or set ${settingRef('postgres.sslmode')}, which replaces it`,
+  );
+}
+
 /**
  * Each of its refusals goes to `problems`, so that they come in one round: they do not depend on each other. Each
  * check reads only the settings it needs, so that an invalid one skips only the checks that read it (readValid).
@@ -68,6 +79,9 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
       if (files.length > 0) problems.add(urlTlsFilesRefused(files, v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL', sslmode));
       // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
       parsed.searchParams.delete('sslmode');
+    } else {
+      const urlMode = parsed.searchParams.get('sslmode');
+      if (urlMode && !PG_URL_SSLMODES.includes(urlMode)) problems.add(urlSslmodeRefused(urlMode, v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL'));
     }
     // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
     // file's password goes into the URL, percent-encoded, in place of the URL's own.

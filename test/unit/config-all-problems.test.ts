@@ -196,6 +196,18 @@ describe('config: credentials given without the setting that uses them are refus
     expect(load({ 'postgres.url': url }).postgres.connectionString).toBe(url);
     expect(load({ 'postgres.url': 'postgres://relay@db/app?sslmode=require', 'postgres.sslmode': 'verify-full' }).postgres.connectionString).toBe('postgres://relay@db/app');
   });
+
+  it('an sslmode in the URL that pg does not know (a typo, libpq\'s allow): refused, naming it (before: accepted, then TLS with verify-full at connect)', () => {
+    const r = refusal(() => load({ 'postgres.url': 'postgres://relay:secret@db/app?sslmode=requir' }));
+    expect(r.code).toBe('CONFIG_INVALID');
+    expect(r.message).toBe('postgres.url has sslmode="requir", which pg does not know: it would connect with TLS and verify the server as verify-full does');
+    expect(r.message).not.toContain('secret');
+    expect(r.hint).toContain('use one of disable, prefer, require, verify-ca, verify-full, no-verify in postgres.url, or set postgres.sslmode (--postgres-sslmode');
+    expect(refusal(() => load({}, { DATABASE_URL: 'postgres://relay@db/app?sslmode=allow' })).message).toMatch(/^DATABASE_URL has sslmode="allow"/);
+    // The ones pg reads pass, and postgres.sslmode replaces the URL's, whatever it says.
+    for (const mode of ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']) expect(load({ 'postgres.url': `postgres://relay@db/app?sslmode=${mode}` }).postgres.connectionString).toContain(mode);
+    expect(load({ 'postgres.url': 'postgres://relay@db/app?sslmode=allow', 'postgres.sslmode': 'require' }).postgres.connectionString).toBe('postgres://relay@db/app');
+  });
 });
 
 describe('config check', () => {
