@@ -1,7 +1,7 @@
-import { DEFAULT_KAFKA_VERSION, ensureKafkaJars, ensureKafkaToolsJars, ensurePostgresBinaries, KafkaCluster, OTHER_POSTGRES_VERSIONS, reapLeftovers, startStack } from '../stack/index.js';
+import { DEFAULT_KAFKA_VERSION, ensureKafkaClassArchive, ensureKafkaJars, ensureKafkaToolsJars, ensurePostgresBinaries, KafkaCluster, OTHER_POSTGRES_VERSIONS, reapLeftovers, startStack } from '../stack/index.js';
 
 /**
- * `npm run stack -- fetch [versions…]`  resolve broker jars, kafka-tools for the bench, and PostgreSQL 16 to 18, into .cache/ (CI does this before the tests)
+ * `npm run stack -- fetch [versions…]`  resolve broker jars (and make their class archive), kafka-tools for the bench, and PostgreSQL 16 to 18, into .cache/ (CI does this before the tests)
  * `npm run stack -- up`                  start PostgreSQL + Kafka and keep them up until Ctrl-C
  * `npm run stack -- up --cluster`        the same, plus a 3-broker replicated Kafka cluster (RF 3, min ISR 2)
  * `npm run stack -- reap`                stop servers a killed run left behind
@@ -14,6 +14,8 @@ switch (command) {
       const started = Date.now();
       console.log(`kafka ${version}: ${ensureKafkaJars(version)} (${Date.now() - started} ms)`);
       console.log(`kafka-tools ${version}: ${ensureKafkaToolsJars(version)} (${Date.now() - started} ms)`);
+      await ensureKafkaClassArchive(version);
+      console.log(`kafka ${version} class archive (${Date.now() - started} ms)`);
     }
     for (const version of Object.values(OTHER_POSTGRES_VERSIONS)) {
       const started = Date.now();

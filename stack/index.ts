@@ -2,7 +2,7 @@ import { KafkaBroker } from './kafka.js';
 import { PostgresServer } from './postgres.js';
 import { reapOrphanedRuns } from './processes.js';
 
-export { KafkaBroker, ensureKafkaJars, ensureKafkaToolsJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
+export { KafkaBroker, ensureKafkaClassArchive, ensureKafkaJars, ensureKafkaToolsJars, DEFAULT_KAFKA_VERSION } from './kafka.js';
 export { KafkaCluster, type KafkaClusterOptions, type PartitionState } from './kafka-cluster.js';
 export { PostgresServer, SCRAM_ROLE } from './postgres.js';
 export { startStandby } from './postgres-standby.js';

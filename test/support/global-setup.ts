@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { OTHER_POSTGRES_VERSIONS, ensurePostgresBinaries, reapLeftovers, repoRoot, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
+import { DEFAULT_KAFKA_VERSION, OTHER_POSTGRES_VERSIONS, ensureKafkaClassArchive, ensurePostgresBinaries, reapLeftovers, repoRoot, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -22,6 +22,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await reapLeftovers();
   // Once, before the workers: the files that run on PostgreSQL 16 to 18 start their servers from these.
   for (const version of Object.values(OTHER_POSTGRES_VERSIONS)) ensurePostgresBinaries(version);
+  // Once per checkout (`stack.ts fetch` makes it too): the brokers the files start map their classes from it.
+  if (!process.env.OUTBOX_STACK_KAFKA_BROKERS) await ensureKafkaClassArchive(process.env.KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION);
   const started = Date.now();
   const stack = await startStack('shared');
   console.log(`stack ready in ${Date.now() - started} ms: postgres ${stack.pgUrl}, kafka ${stack.kafkaVersion} ${stack.brokers.join(',')}`);
