@@ -80,8 +80,11 @@ describe('PostgreSQL connections beside the replication stream, on a server that
     // pg asks at the socket's connect: within the fake's 100 ms connect timeout that failed now and then on a
     // loaded machine, before the socket connected.
     const connection = new SideConnection({ ...(await fakePgServer('startup')), connectionTimeoutMillis: 10_000 }, 'outbox-relay-heartbeat', logger);
-    await connection.query('SELECT 1').catch(() => undefined);
+    const query = connection.query('SELECT 1').catch(() => undefined);
+    // Closed once asked (the fake never answers the start-up): not after the whole 10 s connect timeout.
+    await vi.waitFor(() => expect(keepAlive).toHaveBeenCalled(), { timeout: 10_000, interval: 20 });
     await connection.close();
+    await query;
     expect(keepAlive).toHaveBeenCalledWith(true, 10_000);
   });
 });
