@@ -1,10 +1,12 @@
 import { defineConfig } from 'vitest/config';
+import InterleavingSequencer from './test/support/interleaving-sequencer.js';
 
 export default defineConfig({
   test: {
     // Each integration file gets its own databases, slots and topics, so files may run side by side; two
     // workers suit the 2-core machines we run on, with PostgreSQL and the broker sharing the same cores.
     maxWorkers: 2,
+    sequence: { sequencer: InterleavingSequencer },
     projects: [
       {
         test: {

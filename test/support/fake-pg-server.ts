@@ -37,7 +37,12 @@ export type FakePgAnswers = 'silent' | 'startup' | 'closes' | 'refuses' | 'stand
 
 const servers: { server: net.Server; sockets: Set<net.Socket> }[] = [];
 
-/** A "PostgreSQL" on a local port answering as `answers` says; connection settings with 100ms timeouts (a query bound of 200ms). */
+/**
+ * A "PostgreSQL" on a local port answering as `answers` says; connection settings with a statement_timeout of 100 ms
+ * and a connect timeout of 100 ms for the `silent` server, whose test waits for it, and 1 s for the others, which
+ * answer the start-up: beside the integration files (the suite interleaves the projects) 100 ms for a local connect
+ * and start-up failed now and then.
+ */
 export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientConfig> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -58,8 +63,8 @@ export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientCon
   });
   servers.push({ server, sockets });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  // Query bound: statement_timeout + connectionTimeoutMillis = 200ms.
-  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port, user: 'relay', database: 'app', connectionTimeoutMillis: 100, statement_timeout: 100 };
+  // Query bound: statement_timeout + connectionTimeoutMillis (1.1 s; the silent server's is never reached).
+  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port, user: 'relay', database: 'app', connectionTimeoutMillis: answers === 'silent' ? 100 : 1000, statement_timeout: 100 };
 }
 
 /** Closes every fake server and its connections (afterEach). */

@@ -31,7 +31,7 @@ afterEach(async () => {
 describe('PostgreSQL connections beside the replication stream, on a server that stops answering', () => {
   it('SideConnection (heartbeat, slot-lag probe): a query never answered fails with the retriable PG_STREAM_FAILED naming the query, its timeout and postgres.statementTimeout', async () => {
     expect(await sideConnectionError('startup', 'outbox-relay-heartbeat')).toMatchObject(
-      streamFailed('PostgreSQL did not answer the outbox-relay-heartbeat query within 200ms', 'postgres.statementTimeout'),
+      streamFailed('PostgreSQL did not answer the outbox-relay-heartbeat query within 1100ms', 'postgres.statementTimeout'),
     );
   });
 
@@ -44,14 +44,14 @@ describe('PostgreSQL connections beside the replication stream, on a server that
   it('StandbyWait: a poll never answered is an outage, retried until retry.maxDuration ends it (RETRIES_EXHAUSTED), not a wait for ever', async () => {
     const wait = new StandbyWait(await fakePgServer('startup'), 's', { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const error = await wait.untilReleased(new AbortController().signal).catch((err: unknown) => err);
-    expect(error).toMatchObject({ code: 'RETRIES_EXHAUSTED', message: expect.stringContaining("PostgreSQL did not answer the standby's check whether the slot is held within 200ms") });
+    expect(error).toMatchObject({ code: 'RETRIES_EXHAUSTED', message: expect.stringContaining("PostgreSQL did not answer the standby's check whether the slot is held within 1100ms") });
   });
 
   it('withClient (operator commands): a query never answered fails with PG_CONNECT_FAILED naming the command, the timeout and postgres.statementTimeout', async () => {
     const error = await withClient(await fakePgServer('startup'), 'a query of outbox-relay slot list', async () => 'done').catch((err: unknown) => err);
     expect(error).toMatchObject({
       code: 'PG_CONNECT_FAILED',
-      message: expect.stringContaining('PostgreSQL did not answer a query of outbox-relay slot list within 200ms'),
+      message: expect.stringContaining('PostgreSQL did not answer a query of outbox-relay slot list within 1100ms'),
       hint: expect.stringContaining('postgres.statementTimeout'),
     });
   });
@@ -64,7 +64,7 @@ describe('PostgreSQL connections beside the replication stream, on a server that
 
   it("slotBounds (the start position): a query never answered is the retriable PG_STREAM_FAILED the relay's outage handling retries, naming the query, its timeout and postgres.statementTimeout", async () => {
     const error = await slotBounds(await fakePgServer('startup'), 's').catch((err: unknown) => err);
-    expect(error).toMatchObject(streamFailed("PostgreSQL did not answer the read of the slot's position (where to start) within 200ms", 'postgres.statementTimeout'));
+    expect(error).toMatchObject(streamFailed("PostgreSQL did not answer the read of the slot's position (where to start) within 1100ms", 'postgres.statementTimeout'));
   });
 
   it('ReplicationStream: a pre-flight query never answered fails with the retriable PG_STREAM_FAILED naming the pre-flight, its timeout and postgres.statementTimeout', async () => {
@@ -72,7 +72,7 @@ describe('PostgreSQL connections beside the replication stream, on a server that
     await stream.connect();
     const error = await stream.query('IDENTIFY_SYSTEM').catch((err: unknown) => err);
     await stream.close();
-    expect(error).toMatchObject(streamFailed('PostgreSQL did not answer a pre-flight query of the replication session within 200ms', 'postgres.statementTimeout'));
+    expect(error).toMatchObject(streamFailed('PostgreSQL did not answer a pre-flight query of the replication session within 1100ms', 'postgres.statementTimeout'));
   });
 
   it('SideConnection asks for TCP keepalive (a host that died under an idle connection fails it)', async () => {
