@@ -32,12 +32,25 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** The path of a request target, origin form (`/metrics?x`) or absolute form (`http://host:9464/metrics`), which HTTP/1.1 servers must accept; undefined when it is no URL. */
+function pathOf(target: string): string | undefined {
+  try {
+    return new URL(target, 'http://relay').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
 function route(req: IncomingMessage, res: ServerResponse, deps: OpsServerDeps): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const path = (req.url ?? '/').split('?', 1)[0];
+  const path = pathOf(req.url ?? '/');
+  if (path === undefined) {
+    sendJson(res, 400, { error: 'bad request target' });
+    return;
+  }
   switch (path) {
     case '/healthz': {
       const liveness = deps.health.liveness(deps.relay);
@@ -81,9 +94,15 @@ function listenFix(err: NodeJS.ErrnoException): string {
   }
 }
 
+/** Probes and scrapers each keep a connection or two; far more is a client gone wrong. */
+export const MAX_CONNECTIONS = 64;
+
 /** The health and metrics endpoints on Node's own http server; resolves once listening. */
 export async function startOpsServer(address: { host: string; port: number }, deps: OpsServerDeps): Promise<OpsServer> {
   const server: Server = http().createServer((req, res) => route(req, res, deps));
+  // A client that opens connections without end (a broken scraper, a scan) must not use up the relay's file
+  // descriptors, which its PostgreSQL and Kafka connections need: past this many, the server closes new ones.
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
       reject(
