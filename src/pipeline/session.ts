@@ -224,7 +224,7 @@ export class Session {
           if (!skipped) this.logger.warn({ code: notice.code, severity: notice.severity, detail: notice.detail, hint: notice.hint, where: notice.where }, `PostgreSQL on ${REPLICATION_SESSION}: ${notice.message}`);
           return skipped;
         },
-        onEnd: (error) => this.finish(error === undefined ? undefined : classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION })),
+        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION })),
       },
     );
     this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.statusPeriodMs());

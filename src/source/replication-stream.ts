@@ -33,8 +33,8 @@ export interface ReplicationHandlers {
    * walsender answers with a keepalive. Every status update is the caller's (see above).
    */
   onQuiet(): void;
-  /** The stream ended: `error` is undefined for an orderly end we asked for. */
-  onEnd(error?: Error): void;
+  /** The stream ended without close(): after close() it is not called. */
+  onEnd(error: Error): void;
   /**
    * PostgreSQL sent a WARNING or NOTICE on the connection: an error returned ends the stream with it, before
    * anything read after the notice is passed on (see start()).
@@ -90,7 +90,7 @@ class StartReplication {
   constructor(
     private readonly sql: string,
     private readonly handlers: Pick<ReplicationHandlers, 'onData' | 'onKeepalive'>,
-    private readonly onFinish: (error?: Error) => void,
+    private readonly onFinish: (error: Error) => void,
   ) {}
 
   submit(connection: PgConnection): void {
@@ -120,7 +120,10 @@ class StartReplication {
   }
 
   handleReadyForQuery(): void {
-    this.onFinish();
+    // After the relay's own CopyDone (close()) nothing is reported. Else the server ended the command on its own,
+    // which PostgreSQL's walsender does not do (it fails, or closes the connection at a shutdown), but a proxy in
+    // between might: taken for an orderly end, the next session started at once, without a line or a backoff.
+    this.onFinish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL ended the replication command without an error, unasked', { retriable: true }));
   }
 
   handleCommandComplete(): void {}
@@ -262,7 +265,7 @@ export class ReplicationStream {
   start(options: StartOptions, handlers: ReplicationHandlers): void {
     let commandEnded!: () => void;
     this.replicating = new Promise((resolve) => (commandEnded = resolve));
-    const finish = (error?: Error) => {
+    const finish = (error: Error) => {
       this.receiveTimeout?.stop();
       commandEnded();
       this.replicating = undefined;

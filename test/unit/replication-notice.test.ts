@@ -112,3 +112,16 @@ describe('the replication stream and PostgreSQL 18 notices', () => {
     expect(notices).toMatchObject([{ code: '55000' }, { code: '55000' }, { code: '01000', message: 'something to know', detail: 'its detail' }]);
   });
 });
+
+describe('the replication stream: a command PostgreSQL ends without being asked', () => {
+  it('CopyDone, CommandComplete and ReadyForQuery the relay did not ask for end the stream with a retriable PG_STREAM_FAILED, not as an orderly end', async () => {
+    // Taken for the end the relay's own close() asks for, it started the next session at once, without a line,
+    // a backoff or retry.maxDuration: a server (or a proxy) that ended every command so had the relay loop.
+    const ended = Buffer.concat([message('c', Buffer.alloc(0)), message('C', Buffer.from('COPY 0\0')), message('Z', Buffer.from('I'))]);
+    const { error, keepalives } = await stream(Buffer.concat([keepalive(0x100n), ended]));
+    expect(keepalives).toEqual([0x100n]);
+    expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
+    expect(error!.message).toBe('PostgreSQL ended the replication command without an error, unasked');
+    expect(classifyPgError(error, { slot: 'outbox_relay', what: 'the replication session' })).toBe(error);
+  });
+});
