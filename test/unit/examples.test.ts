@@ -87,6 +87,14 @@ describe('examples/docker-compose.yml', () => {
     expect(envOf(relay).OUTBOX_RELAY_KAFKA_BROKERS).toBe(advertised);
   });
 
+  it('keeps at least twice the shipped slot-lag alert’s threshold of WAL for the slot: the alert fires before PostgreSQL invalidates it', () => {
+    const keep = services.postgres!.command!.find((arg) => arg.startsWith('max_slot_wal_keep_size='))!;
+    const [, size, unit] = /^max_slot_wal_keep_size=(\d+)(MB|GB|TB)$/.exec(keep)!;
+    const keepBytes = Number(size) * 1024 ** { MB: 2, GB: 3, TB: 4 }[unit as 'MB' | 'GB' | 'TB'];
+    const rule = read('examples/kubernetes/relay.yaml').match(/expr: max by \(job\) \(outbox_relay_slot_lag_bytes - outbox_relay_replay_window_bytes\) > (\d+)/);
+    expect(keepBytes).toBeGreaterThanOrEqual(2 * Number(rule![1]));
+  });
+
   it('builds the relay image from this repository and runs `setup` once, then `run`', () => {
     for (const s of [setup, relay]) {
       expect(s.build?.context).toBe('..');
