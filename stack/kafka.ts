@@ -57,7 +57,6 @@ export function kafkaClassArchive(version: string): string {
 export async function ensureKafkaClassArchive(version: string): Promise<void> {
   const archive = kafkaClassArchive(version);
   if (existsSync(archive)) return;
-  ensureKafkaJars(version);
   // The JVM writes the archive as it exits: into a name of this process's, renamed once whole (another run may make one too).
   const partial = `${archive}.${process.pid}`;
   const broker = new KafkaBroker({ name: `class-archive-${process.pid}`, version, archiveClassesAtExit: partial });
@@ -182,15 +181,13 @@ export class KafkaBroker {
     const props = this.writeConfig();
     const classpath = `${jars}/*`;
     const archive = kafkaClassArchive(this.version);
-    const classes = this.options.archiveClassesAtExit
-      ? [`-XX:ArchiveClassesAtExit=${this.options.archiveClassesAtExit}`]
-      : existsSync(archive)
-        ? [`-XX:SharedArchiveFile=${archive}`]
-        : [];
+    // The storage format and the broker map their classes from the archive, except the broker that makes it.
+    const shared = !this.options.archiveClassesAtExit && existsSync(archive) ? [`-XX:SharedArchiveFile=${archive}`] : [];
+    const archiving = this.options.archiveClassesAtExit ? [`-XX:ArchiveClassesAtExit=${this.options.archiveClassesAtExit}`] : [];
     if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
       const clusterId = this.options.clusterId ?? randomClusterId();
       const scram = (this.options.scramUsers ?? []).flatMap((u) => ['--add-scram', `${u.mechanism}=[name=${u.name},password=${u.password}]`]);
-      execFileSync('java', [...(this.options.archiveClassesAtExit ? [] : classes), '-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted', ...scram], {
+      execFileSync('java', [...shared, '-cp', classpath, ...this.jvmLogging(), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted', ...scram], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     }
@@ -201,7 +198,7 @@ export class KafkaBroker {
       this.name,
       'java',
       // Every stop-the-world pause with its end time: the bench tells a broker's GC pause from the relay's stalls.
-      [...jvm, ...classes, `-Xlog:gc:file=${this.gcLog}:timemillis`, '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
+      [...jvm, ...shared, ...archiving, `-Xlog:gc:file=${this.gcLog}:timemillis`, '-Djava.awt.headless=true', ...this.jvmLogging(), '-cp', classpath, 'kafka.Kafka', props],
       { logFile: join(this.dir, 'stdout.log'), cwd: this.dir },
     );
   }

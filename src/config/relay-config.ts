@@ -73,15 +73,16 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
       return undefined;
     }
     const parsed = new URL(url);
+    const source = v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL';
     const sslmode = v['postgres.sslmode'];
     if (sslmode) {
       const files = URL_TLS_FILES.filter((p) => parsed.searchParams.has(p));
-      if (files.length > 0) problems.add(urlTlsFilesRefused(files, v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL', sslmode));
+      if (files.length > 0) problems.add(urlTlsFilesRefused(files, source, sslmode));
       // pg lets sslmode in the URL override an explicit `ssl` object, so our setting must take it out.
       parsed.searchParams.delete('sslmode');
     } else {
       const urlMode = parsed.searchParams.get('sslmode');
-      if (urlMode && !PG_URL_SSLMODES.includes(urlMode)) problems.add(urlSslmodeRefused(urlMode, v['postgres.url'] !== undefined ? 'postgres.url' : 'DATABASE_URL'));
+      if (urlMode && !PG_URL_SSLMODES.includes(urlMode)) problems.add(urlSslmodeRefused(urlMode, source));
     }
     // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
     // file's password goes into the URL, percent-encoded, in place of the URL's own.

@@ -246,7 +246,7 @@ export class Relay {
       // The loop returned before delivery stopped in that drain (the stop found no session, or it ended first):
       // the exit is the failure's or the halt's, as it is when the loop sees it. A halt left there (a record Kafka
       // refused) was not logged at all: exit 0, the event unnamed.
-      const failure = this.deliveryError ?? this.stopFailure;
+      const failure = this.failure;
       if (failure) outcome = await this.halt(failure);
     }
     if (outcome.state === 'failed') {
@@ -513,8 +513,13 @@ export class Relay {
    * which of run() and the stop gets there first.
    */
   private get deliveryFailure(): RelayError | undefined {
-    const error = this.deliveryError ?? this.stopFailure;
+    const error = this.failure;
     return error && FATAL.has(error.code) ? error : undefined;
+  }
+
+  /** What ended delivery, or the stop's drain: a halt or a failure, whichever the loop or the stop met first. */
+  private get failure(): RelayError | undefined {
+    return this.deliveryError ?? this.stopFailure;
   }
 
   private onDeliveryStopped(error: RelayError): void {
