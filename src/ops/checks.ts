@@ -34,6 +34,8 @@ interface ServerRow {
   role: string;
   superuser: boolean;
   replication: boolean;
+  /** Member of Amazon RDS's rds_replication role (RDS and Aurora grant replication so); null where no such role exists. */
+  rds_replication: boolean | null;
   database: string;
   can_create: boolean;
   version_num: number;
@@ -45,6 +47,7 @@ const SERVER_QUERY = `
          current_setting('max_replication_slots')::int AS max_slots, (SELECT count(*) FROM pg_replication_slots)::int AS used_slots,
          current_setting('max_wal_senders')::int AS max_senders, (SELECT count(*) FROM pg_stat_replication)::int AS used_senders,
          r.rolname AS role, r.rolsuper AS superuser, r.rolreplication AS replication,
+         (SELECT pg_has_role(current_user, g.oid, 'MEMBER') FROM pg_roles g WHERE g.rolname = 'rds_replication') AS rds_replication,
          current_database() AS database, has_database_privilege(current_database(), 'CREATE') AS can_create,
          current_setting('server_version_num')::int AS version_num, split_part(current_setting('server_version'), ' ', 1) AS version
     FROM pg_roles r WHERE r.rolname = current_user`;
@@ -64,10 +67,21 @@ function serverChecks(s: ServerRow, slot: SlotStatus | undefined): Check[] {
     sendersOk
       ? { name: 'max_wal_senders', ok: true, detail: `${s.used_senders} of ${s.max_senders} in use${slot?.active ? `, one by the connection streaming from slot "${slot.name}"` : ''}` }
       : { name: 'max_wal_senders', ok: false, detail: `all ${s.max_senders} in use`, fix: `ALTER SYSTEM SET max_wal_senders = ${s.max_senders + 1};  ${RESTART}` },
-    s.superuser || s.replication
-      ? { name: 'replication privilege', ok: true, detail: `role "${s.role}" has ${s.superuser ? 'SUPERUSER' : 'REPLICATION'}` }
-      : { name: 'replication privilege', ok: false, detail: `role "${s.role}" has neither REPLICATION nor SUPERUSER`, fix: `as a superuser: ALTER ROLE ${quoteIdent(s.role)} WITH REPLICATION;` },
+    replicationCheck(s),
   ];
+}
+
+/**
+ * REPLICATION or SUPERUSER; on Amazon RDS and Aurora, whose customer roles cannot have either, membership of
+ * rds_replication instead (its existence tells such a server): the check failed there for a role set up as
+ * docs/operations.md says, and its fix was a statement RDS refuses.
+ */
+function replicationCheck(s: ServerRow): Check {
+  const name = 'replication privilege';
+  if (s.superuser || s.replication) return { name, ok: true, detail: `role "${s.role}" has ${s.superuser ? 'SUPERUSER' : 'REPLICATION'}` };
+  if (s.rds_replication) return { name, ok: true, detail: `role "${s.role}" is a member of rds_replication (Amazon RDS / Aurora)` };
+  if (s.rds_replication === false) return { name, ok: false, detail: `role "${s.role}" is not a member of rds_replication, nor has REPLICATION or SUPERUSER`, fix: `as the master user: GRANT rds_replication TO ${quoteIdent(s.role)};` };
+  return { name, ok: false, detail: `role "${s.role}" has neither REPLICATION nor SUPERUSER`, fix: `as a superuser: ALTER ROLE ${quoteIdent(s.role)} WITH REPLICATION;` };
 }
 
 /** The table must exist; creating the publication also needs its ownership and CREATE on the database. */

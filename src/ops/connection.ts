@@ -48,7 +48,7 @@ function opsError(err: unknown, role: string): RelayError {
   if (code === '42501' && /replication/i.test(message)) {
     return new RelayError('PG_NO_REPLICATION_PRIVILEGE', `role "${role}" may not use replication slots: ${message}`, {
       cause: err,
-      hint: `as a superuser: ALTER ROLE ${quoteIdent(role)} WITH REPLICATION;`,
+      hint: `as a superuser: ALTER ROLE ${quoteIdent(role)} WITH REPLICATION;  (on Amazon RDS / Aurora, as the master user: GRANT rds_replication TO ${quoteIdent(role)};)`,
     });
   }
   if (code === '42501') {

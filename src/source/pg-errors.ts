@@ -68,7 +68,7 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
     case '42501':
       if (/replication|walsender|WAL sender/i.test(message)) {
         return new RelayError('PG_NO_REPLICATION_PRIVILEGE', `the PostgreSQL role may not open a replication connection: ${message}`, {
-          hint: `ALTER ROLE ${context.user ?? '<relay role>'} WITH REPLICATION;  (and allow it in pg_hba.conf; see sql/003_relay_role.sql)`,
+          hint: `ALTER ROLE ${context.user ?? '<relay role>'} WITH REPLICATION;  (on Amazon RDS / Aurora: GRANT rds_replication TO ${context.user ?? '<relay role>'};) and allow it in pg_hba.conf; see sql/003_relay_role.sql`,
         });
       }
       break;

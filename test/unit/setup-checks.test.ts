@@ -4,7 +4,7 @@ import { runChecks, type CheckTarget } from '../../src/ops/checks.js';
 import { slotProblem, type SlotStatus } from '../../src/ops/slots.js';
 
 /** Answers setup's two catalog queries: the server's settings and counts, and the outbox table's owner. */
-function fakeServer(counts: { usedSenders: number; maxSenders: number }, version = { num: 170012, text: '17.12' }): pg.Client {
+function fakeServer(counts: { usedSenders: number; maxSenders: number }, version = { num: 170012, text: '17.12' }, role: Record<string, unknown> = {}): pg.Client {
   const server = {
     wal_level: 'logical',
     max_slots: 10,
@@ -18,6 +18,8 @@ function fakeServer(counts: { usedSenders: number; maxSenders: number }, version
     can_create: true,
     version_num: version.num,
     version: version.text,
+    rds_replication: null,
+    ...role,
   };
   return {
     query: (sql: string) => Promise.resolve({ rows: sql.includes('max_wal_senders') ? [server] : [{ owner: 'admin', owned: true }] }),
@@ -53,6 +55,16 @@ const target = (s: SlotStatus | undefined, published = true): CheckTarget => ({
 const check = async (client: pg.Client, t: CheckTarget, name: string) => (await runChecks(client, t)).find((c) => c.name === name);
 
 describe('setup checks', () => {
+  it('replication privilege: on Amazon RDS / Aurora (an rds_replication role exists) a member of it passes, a non-member is told to GRANT it, not ALTER ROLE … WITH REPLICATION, which RDS refuses', async () => {
+    const counts = { usedSenders: 0, maxSenders: 10 };
+    const customer = { role: 'outbox_relay', superuser: false, replication: false };
+    const onRds = (member: boolean | null) => fakeServer(counts, undefined, { ...customer, rds_replication: member });
+    expect(await check(onRds(true), target(undefined), 'replication privilege')).toMatchObject({ ok: true, detail: 'role "outbox_relay" is a member of rds_replication (Amazon RDS / Aurora)' });
+    expect(await check(onRds(false), target(undefined), 'replication privilege')).toMatchObject({ ok: false, fix: 'as the master user: GRANT rds_replication TO "outbox_relay";' });
+    // Elsewhere (no such role): the REPLICATION attribute, as before.
+    expect(await check(onRds(null), target(undefined), 'replication privilege')).toMatchObject({ ok: false, fix: 'as a superuser: ALTER ROLE "outbox_relay" WITH REPLICATION;' });
+  });
+
   it('max_wal_senders: every sender in use fails, unless one of them streams from the relay slot (setup run beside the relay)', async () => {
     const full = fakeServer({ usedSenders: 4, maxSenders: 4 });
     expect(await check(full, target(slot(true)), 'max_wal_senders')).toMatchObject({ ok: true, detail: '4 of 4 in use, one by the connection streaming from slot "outbox_relay"' });
