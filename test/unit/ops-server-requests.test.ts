@@ -10,11 +10,11 @@ import { waitUntil } from '../../stack/processes.js';
 const relay: RelayView = { currentState: 'streaming', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 const deps = { logger: pino({ level: 'silent' }), relay, health: new RelayHealth(1000), metrics: new RelayMetrics() };
 
-/** Sends `request` as written on a connection of its own; resolves with the status line. */
-function statusLine(server: OpsServer, request: string): Promise<string> {
+/** GETs `target` as written (no client rewrites it) on a connection of its own; resolves with the status line. */
+function statusLine(server: OpsServer, target: string): Promise<string> {
   const { hostname, port } = new URL(server.url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(request));
+    const socket = connect(Number(port), hostname, () => socket.write(`GET ${target} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`));
     let text = '';
     socket.on('data', (chunk) => {
       text += chunk.toString();
@@ -42,14 +42,14 @@ describe('ops server: request targets and connections', () => {
   });
 
   it('answers a target in absolute form as its path (HTTP/1.1 servers must accept it)', async () => {
-    expect(await statusLine(server, `GET ${server.url}/metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`)).toBe('HTTP/1.1 200 OK');
-    expect(await statusLine(server, `GET ${server.url}/healthz?verbose HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`)).toBe('HTTP/1.1 200 OK');
-    expect(await statusLine(server, `GET /nothing HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`)).toBe('HTTP/1.1 404 Not Found');
+    expect(await statusLine(server, `${server.url}/metrics`)).toBe('HTTP/1.1 200 OK');
+    expect(await statusLine(server, `${server.url}/healthz?verbose`)).toBe('HTTP/1.1 200 OK');
+    expect(await statusLine(server, '/nothing')).toBe('HTTP/1.1 404 Not Found');
   });
 
   it('a target that is no URL gets 400, and the server goes on answering', async () => {
-    expect(await statusLine(server, `GET http://[bad/metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`)).toBe('HTTP/1.1 400 Bad Request');
-    expect(await statusLine(server, `GET /readyz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 (200|503) /);
+    expect(await statusLine(server, 'http://[bad/metrics')).toBe('HTTP/1.1 400 Bad Request');
+    expect(await statusLine(server, '/readyz')).toMatch(/^HTTP\/1\.1 (200|503) /);
   });
 
   it(`closes connections past ${MAX_CONNECTIONS} open ones, and answers again once they are gone`, async () => {
@@ -70,7 +70,7 @@ describe('ops server: request targets and connections', () => {
     for (const socket of held.splice(0)) socket.destroy();
     // The server counts a connection gone once it handled its close, which may come after this client's.
     let answer = '';
-    await waitUntil('an answer once the held connections closed', async () => (answer = await statusLine(server, `GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`)) !== '', 5000);
+    await waitUntil('an answer once the held connections closed', async () => (answer = await statusLine(server, '/healthz')) !== '', 5000);
     expect(answer).toBe('HTTP/1.1 200 OK');
   });
 
