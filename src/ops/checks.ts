@@ -3,6 +3,10 @@ import { errorMessage } from '../errors.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { createPublicationSql, partitionedTablesSql, viaRootSql } from './publication-sql.js';
 import { ROW_FILTER_ERRORS, type PublicationInfo, type TableRef } from './publications.js';
+import type { TableMapping } from '../config/types.js';
+import { mappedColumns } from '../route/mapped-columns.js';
+import type { CatalogQuery } from '../source/publication-check.js';
+import { unsentColumns } from '../source/sent-columns.js';
 import { recreateSlot } from '../source/slot-lost.js';
 import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
 
@@ -16,7 +20,7 @@ export interface Check {
 
 export interface CheckTarget {
   publication: string;
-  tables: TableRef[];
+  tables: TableMapping[];
   rowFilter?: string;
   /** What exists already: a missing object adds the checks for creating it, an existing one is checked as is. */
   slot: SlotStatus | undefined;
@@ -118,6 +122,7 @@ async function tableChecks(client: pg.Client, s: ServerRow, target: CheckTarget)
         fix: `as "${table.owner}" (the owner) run: ${createSql}  then run setup again to create the slot`,
       });
     }
+    if (table) checks.push(await columnsCheck(client, t, target.existingPublication));
   }
   if (creating && !s.superuser) {
     checks.push(
@@ -127,6 +132,25 @@ async function tableChecks(client: pg.Client, s: ServerRow, target: CheckTarget)
     );
   }
   return checks;
+}
+
+/**
+ * Every column the mapping reads must reach the relay: a missing, generated or column-listed-out one halts it at the
+ * first event of the table (SCHEMA_COLUMN_MISSING), found otherwise only once one is written. The publication's
+ * column list counts where it publishes the table already; one setup is to create has none.
+ */
+async function columnsCheck(client: pg.Client, mapping: TableMapping, pub: PublicationInfo | undefined): Promise<Check> {
+  const name = `columns of ${mapping.schema}.${mapping.table}`;
+  const publishes = pub?.tables.some((p) => p.schema === mapping.schema && p.table === mapping.table);
+  const query: CatalogQuery = async (sql) => (await client.query(sql)).rows as never;
+  const unsent = await unsentColumns(query, mapping, publishes ? pub!.name : undefined);
+  if (unsent.length === 0) return { name, ok: true, detail: `${[...new Set(mappedColumns(mapping).map((m) => m.column))].join(', ')} published` };
+  return {
+    name,
+    ok: false,
+    detail: unsent.map((u) => `${u.column} (${u.setting}): ${u.why}`).join('; '),
+    fix: [...new Set(unsent.map((u) => u.fix))].join('; '),
+  };
 }
 
 /**

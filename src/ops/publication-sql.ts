@@ -14,6 +14,20 @@ export function viaRootSql(name: string): string {
 }
 
 /**
+ * How to publish every column of a table that a publication lists with a column list: PostgreSQL cannot change a
+ * list in place, and `SET TABLE` replaces every table of the publication, so one transaction drops the table and
+ * adds it again (with its row filter): a row written meanwhile is decoded with the publication either before or
+ * after, never without the table, which would leave it unstreamed for good.
+ */
+export function columnListFix(schema: string, table: string, publication?: string, rowFilter?: string | null): string {
+  const pub = publication === undefined ? '<publication>' : quoteIdent(publication);
+  const t = quoteQualified(schema, table);
+  // undefined: not known (the row mapper's fix); null: none.
+  const where = rowFilter ? ` WHERE (${rowFilter})` : rowFilter === undefined ? ' [WHERE (its row filter, if it has one)]' : '';
+  return `publish all its columns, in one transaction (a row written while the table is out of the publication is never streamed): BEGIN; ALTER PUBLICATION ${pub} DROP TABLE ${t}; ALTER PUBLICATION ${pub} ADD TABLE ${t}${where}; COMMIT;`;
+}
+
+/**
  * Those of `tables` that are partitioned, as rows (schema, table): for the checks of pre-flight (on the replication
  * connection, which takes no parameters) and of setup alike.
  */

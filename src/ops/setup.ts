@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { existingPublicationChecks, runChecks, type Check } from './checks.js';
 import { createPublicationSql } from './publication-sql.js';
 import { inRecovery, primaryCheck, standbyError } from './primary.js';
-import { createPublication, findPublication, type TableRef } from './publications.js';
+import type { TableMapping } from '../config/types.js';
+import { createPublication, findPublication } from './publications.js';
 import { createSlot, createSlotSql, findSlot } from './slots.js';
 
 export interface SetupStep {
@@ -23,7 +24,7 @@ export interface SetupReport {
 export interface SetupOptions {
   slot: string;
   publication: string;
-  tables: TableRef[];
+  tables: TableMapping[];
   rowFilter?: string;
   dryRun: boolean;
   /** --failover-slot: create the slot as a PostgreSQL 17 failover slot (an existing one must be one). */

@@ -134,6 +134,12 @@ export class Session {
       await this.stream.close();
       throw classifyPgError(err, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION });
     }
+    for (const u of this.slot.unsentColumns) {
+      this.logger.warn(
+        { table: u.table, column: u.column, setting: u.setting, hint: u.fix },
+        `${u.why}: PostgreSQL will not send column "${u.column}" (${u.setting}), and the relay halts with SCHEMA_COLUMN_MISSING at the first event of ${u.table} written so (those written before are delivered first)`,
+      );
+    }
   }
 
   /** The walsender of this session's connection: it holds the slot while it runs, also after the relay let go of it. */
@@ -431,7 +437,7 @@ export class Session {
     }
     // WAL from before a rename carries the old name: the mapped table is known by its OID too (set up by preflight).
     const mapping = named ?? this.slot?.tablesByOid.get(relation.relationId);
-    this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping, { utf8Unchecked: this.slot?.utf8Unchecked }) : null);
+    this.mappers.set(relation.relationId, mapping ? RowMapper.compile(relation, mapping, { utf8Unchecked: this.slot?.utf8Unchecked, publication: this.config.publication }) : null);
   }
 
   /**

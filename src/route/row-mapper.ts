@@ -7,8 +7,10 @@ import { CLOUDEVENT_HEADERS, compileEnvelope, contentTypeOf, parsePgTimestamp, t
 import { recordSize, type OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { headerValues } from './header-values.js';
-import { compileTopicRouting, topicTemplates } from './routing-rules.js';
-import { compileTopicTemplate, type TopicTemplate } from './topic-template.js';
+import { columnListFix } from '../ops/publication-sql.js';
+import { mappedColumns } from './mapped-columns.js';
+import { compileTopicRouting } from './routing-rules.js';
+import type { TopicTemplate } from './topic-template.js';
 import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 
 const BYTEA_OID = 17;
@@ -50,6 +52,8 @@ export interface RowMapperOptions {
    * no more (two ids one key). Other databases convert to UTF-8 themselves and pay nothing.
    */
   utf8Unchecked?: boolean;
+  /** The publication streaming the rows, for the fix of a column its column list leaves out. */
+  publication?: string;
 }
 
 /**
@@ -83,44 +87,34 @@ export class RowMapper {
   static compile(relation: RelationMessage, mapping: TableMapping, options: RowMapperOptions = {}): RowMapper {
     const table = `${relation.schema}.${relation.table}`;
     const columnIndex = new Map(relation.columns.map((c, i) => [c.name, i]));
-    // `setting` names what uses the column, `rename` how to point it at a renamed one.
-    const find = (column: string | undefined, setting: string, rename = `set ${setting} to the column's new name`): number | undefined => {
-      if (column === undefined) return undefined;
-      const i = columnIndex.get(column);
-      if (i === undefined) {
-        const mapped = new Set(Object.values(mapping.columns));
-        const unmapped = relation.columns.map((c) => c.name).filter((name) => !mapped.has(name));
-        // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
-        throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, the publication's column list leaves it out, or it is a generated column`, {
-          hint:
-            `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): publish the whole table (ALTER PUBLICATION … SET TABLE ${table}) or add the column; ` +
-            'a generated column (GENERATED ALWAYS AS … STORED): pgoutput leaves those out (before PostgreSQL 18, and without publish_generated_columns after), so map a column the writer fills, e.g. in the same INSERT; ' +
-            `else ${rename} and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
-            'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
-            'The relay stopped before this event and did not confirm past it',
-          details: { table, column, columns: relation.columns.map((c) => c.name) },
-        });
-      }
-      return i;
-    };
+    for (const { column, setting, instead } of mappedColumns(mapping)) {
+      if (columnIndex.has(column)) continue;
+      const mapped = new Set(Object.values(mapping.columns));
+      const unmapped = relation.columns.map((c) => c.name).filter((name) => !mapped.has(name));
+      // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
+      throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, the publication's column list leaves it out, or it is a generated column`, {
+        hint:
+          `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): ${columnListFix(relation.schema, relation.table, options.publication)}; ` +
+          'a generated column (GENERATED ALWAYS AS … STORED): pgoutput leaves those out (before PostgreSQL 18, and without publish_generated_columns after), so map a column the writer fills, e.g. in the same INSERT; ' +
+          `else ${instead("the column's new name")} and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
+          'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
+          'The relay stopped before this event and did not confirm past it',
+        details: { table, column, columns: relation.columns.map((c) => c.name) },
+      });
+    }
     const c = mapping.columns;
+    const at = (column: string | undefined) => (column === undefined ? undefined : columnIndex.get(column));
     const index = {
-      id: find(c.id, 'mapping.id'),
-      key: find(c.key, 'mapping.key'),
-      payload: find(c.payload, 'mapping.payload'),
-      type: find(c.type, 'mapping.type'),
-      aggregateType: find(c.aggregateType, 'mapping.aggregateType'),
-      aggregateId: find(c.aggregateId, 'mapping.aggregateId'),
-      headers: find(c.headers, 'mapping.headers'),
-      timestamp: find(c.timestamp, 'mapping.timestamp'),
+      id: at(c.id),
+      key: at(c.key),
+      payload: at(c.payload),
+      type: at(c.type),
+      aggregateType: at(c.aggregateType),
+      aggregateId: at(c.aggregateId),
+      headers: at(c.headers),
+      timestamp: at(c.timestamp),
     };
     const topic = compileTopicRouting(mapping);
-    for (const column of topic.columns) {
-      // The routes' type and aggregate type columns were found above: the others are placeholders of topic templates.
-      if (columnIndex.has(column)) continue;
-      const settings = templateSettings(mapping, column).join(' and ');
-      find(column, `\${${column}} in ${settings}`, `write the column's new name in place of \${${column}} in ${settings}`);
-    }
     const payloadType = relation.columns[index.payload!]!.typeOid;
     const envelope = compileEnvelope(mapping.envelope, `/${relation.schema}/${relation.table}`);
     const tombstones = mapping.nullPayload === 'tombstone';
@@ -301,13 +295,6 @@ export class RowMapper {
     if (this.fromTable) return { where: eventId === null ? 'the row whose id is NULL' : `the row with id ${eventId}`, details: { eventId } };
     return { where: `event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)}`, details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid } };
   }
-}
-
-/** The settings (topic, routes.N.topic) whose template has the placeholder `${column}`. */
-function templateSettings(mapping: TableMapping, column: string): string[] {
-  return topicTemplates(mapping)
-    .filter(({ template, setting }) => compileTopicTemplate(template, setting).columns.includes(column))
-    .map(({ setting }) => setting);
 }
 
 function textOf(values: TupleValues, i: number | undefined): string | null {

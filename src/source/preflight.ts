@@ -7,6 +7,7 @@ import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
 import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
+import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 
 export interface SlotState {
@@ -30,6 +31,12 @@ export interface SlotState {
   synced: boolean;
   /** Which positions of earlier timelines are in this server's WAL (a position to resume at is checked against it). */
   history: TimelineHistory;
+  /**
+   * Mapped columns pgoutput will not send as the catalog is now (missing, generated, left out by a column list): the
+   * first row written so halts the relay (SCHEMA_COLUMN_MISSING). Said at the start, not refused: the rows written
+   * before the change are decoded as the catalog was then, and are delivered first.
+   */
+  unsentColumns: UnsentColumn[];
 }
 
 interface SlotRow {
@@ -125,6 +132,8 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     });
   }
   const tablesByOid = await publishedTables(query, publication, pub, tables);
+  const unsent: UnsentColumn[] = [];
+  for (const t of tables) unsent.push(...(await unsentColumns(query, t, publication)));
   const utf8Unchecked = wal!.server_encoding === 'SQL_ASCII';
   // With client_encoding UTF8 (pg-connect.ts), a SQL_ASCII server checks each value it sends against UTF-8: one row
   // that is not ended the session at the same WAL on every reconnect ("invalid byte sequence for encoding UTF8"),
@@ -132,5 +141,5 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
   // naming the event and the column, under the poison policy (RowMapperOptions.utf8Unchecked).
   if (utf8Unchecked) await stream.query("SET client_encoding = 'SQL_ASCII'");
   const history = await readTimelineHistory(stream);
-  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, synced: row.synced === true, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked, history };
+  return { confirmedFlush: row.confirmed_flush_lsn ? parseLsn(row.confirmed_flush_lsn) : 0n, walStatus: row.wal_status, synced: row.synced === true, tablesByOid, walEnd: parseLsn(wal!.lsn), walSenderTimeoutMs: Number(wal!.wal_sender_timeout_ms), utf8Unchecked, history, unsentColumns: unsent };
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { createPublicationSql } from '../../src/ops/publication-sql.js';
 import { runCli, runCliJson, startCli } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
-import { insertEvents } from '../support/outbox.js';
+import { commitRecordLsn, currentWalLsn, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, readTopic, stack, uniqueName } from '../support/services.js';
 
@@ -75,6 +75,52 @@ describe('cli: outbox-relay setup', () => {
     await db().query(`ALTER PUBLICATION ${n.publication} SET (publish_via_partition_root = true)`);
     const passed = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), '--table', `public.${table}`]);
     expect(passed.json.checks.filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('mapped columns PostgreSQL would not send (one a column list leaves out, one generated): setup fails naming each, its setting and fix; the relay says so at its start and halts with SCHEMA_COLUMN_MISSING at the first such event, confirming nothing past it; after the fix setup passes', async () => {
+    const n = names();
+    const table = uniqueName('outbox_cols');
+    await db().query(`CREATE TABLE ${table} (LIKE outbox INCLUDING DEFAULTS, kind text GENERATED ALWAYS AS (event_type || '!') STORED, PRIMARY KEY (id))`);
+    const listed = 'id, aggregate_type, aggregate_id, event_type, payload';
+    await db().query(`CREATE PUBLICATION ${n.publication} FOR TABLE ${table} (${listed}) WHERE (aggregate_type <> 'internal') WITH (publish = 'insert')`);
+    const tables = ['--tables', JSON.stringify([{ table: `public.${table}`, mapping: { type: 'kind' } }])];
+    const checked = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), ...tables]);
+    expect(checked.code, checked.stderr).toBe(1);
+    const fix = `publish all its columns, in one transaction (a row written while the table is out of the publication is never streamed): BEGIN; ALTER PUBLICATION "${n.publication}" DROP TABLE "public"."${table}"; ALTER PUBLICATION "${n.publication}" ADD TABLE "public"."${table}" WHERE ((aggregate_type <> 'internal'::text)); COMMIT;`;
+    // Before: every check passed, and the relay halted at the first event written.
+    expect(checked.json.checks.filter((c) => !c.ok)).toEqual([
+      {
+        name: `columns of public.${table}`,
+        ok: false,
+        detail: `kind (mapping.type): "kind" is a generated column of public.${table}, which pgoutput does not send before PostgreSQL 18; headers (mapping.headers): publication "${n.publication}" publishes only columns ${listed} of public.${table}`,
+        fix: `map a column the writer fills (in the same INSERT); ${fix}`,
+      },
+    ]);
+
+    await db().query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [n.slot]);
+    const topic = uniqueName('cols');
+    await createTopic(topic);
+    const relay = startRelay(['run', ...flags(n), ...tables, '--topic', topic, '--kafka-brokers', stack().brokers.join(','), '--status-interval', '200ms']);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const warned = relay.logs.filter((l) => l.level === 'warn' && l.column !== undefined);
+    expect(warned.map((l) => [l.column, l.setting, l.hint]), relay.dump()).toEqual([
+      ['kind', 'mapping.type', 'map a column the writer fills (in the same INSERT)'],
+      ['headers', 'mapping.headers', fix],
+    ]);
+    expect(String(warned[1]!.msg)).toContain('the relay halts with SCHEMA_COLUMN_MISSING at the first event of public.' + table);
+    const from = await currentWalLsn(db());
+    const { rows: xid } = await db().query<{ xid: string }>(`INSERT INTO ${table} (id, aggregate_type, aggregate_id, event_type, payload) VALUES ($1, 'order', 'o-1', 'OrderPlaced', '{}') RETURNING xmin::text AS xid`, [randomUUID()]);
+    expect((await relay.waitForLog((l) => l.level === 'error', 60_000, 'the halt')).code).toBe('SCHEMA_COLUMN_MISSING');
+    expect(await slotConfirmedLsn(db(), n.slot)).toBeLessThanOrEqual(await commitRecordLsn(db(), xid[0]!.xid, from));
+    expect(await readTopic(topic, { settleMs: 500 })).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(1);
+
+    await db().query(fix.slice(fix.indexOf('BEGIN;')));
+    const fixed = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), '--table', `public.${table}`]);
+    expect(fixed.json.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(fixed.json.checks.find((c) => c.name === `columns of public.${table}`)?.detail).toBe('id, payload, event_type, aggregate_type, aggregate_id, headers published');
+    await runCli(['slot', 'drop', ...flags(n), '--force']);
   });
 
   it('--dry-run runs the checks and prints the SQL, and creates nothing', async () => {

@@ -14,6 +14,9 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
     if (sql.includes('pg_try_advisory_lock')) return [{ locked: true, holder: null }];
     if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i) }));
     if (sql.includes("relkind = 'p'")) return partitioned.filter((name) => sql.includes(`'${name}'`)).map((name) => ({ schema: 'public', table: name }));
+    // The default mapping's columns, all ordinary (sent-columns.test.ts has the others).
+    if (sql.includes('FROM pg_attribute')) return ['id', 'event_type', 'aggregate_type', 'aggregate_id', 'payload', 'headers', 'created_at'].map((name) => ({ name, generated: '' }));
+    if (sql.includes('pubgencols')) return [{ gencols: null, listed: null, attnames: null, rowfilter: null }];
     if (sql.startsWith('SET ')) return [];
     // A promoted standby's: on timeline 2 since 0/90, where it left timeline 1 (history file as the server sends it).
     if (sql === 'IDENTIFY_SYSTEM') return [{ systemid: '7', timeline: 2, xlogpos: '0/100', dbname: 'app' }];

@@ -11,7 +11,7 @@ let starts = 0;
 // Real sessions over a fake replication connection: its checks find a server whose wal_sender_timeout (5m) is
 // longer than postgres.receiveTimeout (60s by default), so every session start raises the timeout.
 vi.mock('../../src/source/preflight.js', () => ({
-  preflight: async () => ({ confirmedFlush: 0n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 300_000, history: { timeline: 1, switchpoints: new Map() } }),
+  preflight: async () => ({ confirmedFlush: 0n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x5000n, walSenderTimeoutMs: 300_000, history: { timeline: 1, switchpoints: new Map() }, unsentColumns: [] }),
 }));
 vi.mock('../../src/source/replication-stream.js', () => ({
   REPLICATION_SESSION: 'the replication session',

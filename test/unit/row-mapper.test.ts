@@ -177,6 +177,18 @@ describe('row mapping, a column a setting names is missing from the table', () =
     // A mapped column is named by its mapping setting, as before.
     expect(() => mapperFor(COLUMNS.filter((c) => c !== 'event_type'))).toThrow(expect.objectContaining({ message: expect.stringContaining('column "event_type" (mapping.type)'), hint: expect.stringContaining("else set mapping.type to the column's new name") }));
   });
+
+  it("a column list's fix drops and adds the table in one transaction, in the streaming publication: ALTER PUBLICATION … SET TABLE, the fix before, unpublished its other tables", () => {
+    const relation: RelationMessage = { tag: 'relation', relationId: 0x4001, schema: 'public', table: 'outbox', columns: COLUMNS.filter((c) => c !== 'headers').map((name) => ({ name, typeOid: TEXT_OID, isKey: false })) };
+    expect(() => RowMapper.compile(relation, mapping, { publication: 'outbox_pub' })).toThrow(
+      expect.objectContaining({
+        code: 'SCHEMA_COLUMN_MISSING',
+        hint: expect.stringContaining(
+          'BEGIN; ALTER PUBLICATION "outbox_pub" DROP TABLE "public"."outbox"; ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" [WHERE (its row filter, if it has one)]; COMMIT;',
+        ),
+      }),
+    );
+  });
 });
 
 describe('row mapping, an unchanged TOAST value in an INSERT', () => {

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runChecks, type CheckTarget } from '../../src/ops/checks.js';
 import { slotProblem, type SlotStatus } from '../../src/ops/slots.js';
+import { load } from '../support/config-load.js';
 
 /** Answers setup's two catalog queries: the server's settings and counts, and the outbox table's owner. */
 function fakeServer(counts: { usedSenders: number; maxSenders: number }, version = { num: 170012, text: '17.12' }, role: Record<string, unknown> = {}): pg.Client {
@@ -47,7 +48,7 @@ const slot = (active: boolean): SlotStatus => ({
 
 const target = (s: SlotStatus | undefined, published = true): CheckTarget => ({
   publication: 'outbox_relay',
-  tables: [{ schema: 'public', table: 'outbox' }],
+  tables: load({}).tables,
   slot: s,
   existingPublication: published ? { name: 'outbox_relay', owner: 'admin', allTables: false, viaRoot: true, publish: ['insert'], tables: [{ schema: 'public', table: 'outbox', rowFilter: null }] } : undefined,
 });

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runChecks } from '../../src/ops/checks.js';
+import { load } from '../support/config-load.js';
 
 /**
  * The role owns the outbox table but has no USAGE on its schema: CREATE PUBLICATION then fails with "permission
@@ -15,7 +16,7 @@ function fakeServer(): pg.Client {
 
 describe('setup checks: the schema of a table to publish', () => {
   it('owning the table without USAGE on its schema fails, with the GRANT that fixes it', async () => {
-    const checks = await runChecks(fakeServer(), { publication: 'outbox_relay', tables: [{ schema: 'locked', table: 'outbox' }], slot: undefined, existingPublication: undefined });
+    const checks = await runChecks(fakeServer(), { publication: 'outbox_relay', tables: load({ table: 'locked.outbox' }).tables, slot: undefined, existingPublication: undefined });
     expect(checks.find((c) => c.name === 'table locked.outbox')).toMatchObject({ ok: false, fix: 'as the schema owner: GRANT USAGE ON SCHEMA "locked" TO "owner";' });
   });
 });

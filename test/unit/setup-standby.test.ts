@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { STANDBY_FIX } from '../../src/ops/pg-refusals.js';
 import { setup } from '../../src/ops/setup.js';
+import { load } from '../support/config-load.js';
 
 /** A standby (pg_is_in_recovery() true) with no slot and no publication; records the statements run. */
 function fakeStandby(): { client: pg.Client; statements: string[] } {
@@ -13,7 +14,7 @@ function fakeStandby(): { client: pg.Client; statements: string[] } {
   return { client: { query } as unknown as pg.Client, statements };
 }
 
-const options = { slot: 'outbox_relay', publication: 'outbox_relay', tables: [{ schema: 'public', table: 'outbox' }] };
+const options = { slot: 'outbox_relay', publication: 'outbox_relay', tables: load({}).tables };
 
 describe('setup on a standby (PostgreSQL 16 and later create a slot there when asked)', () => {
   it('refuses before reading or creating anything, with the fix of every standby refusal', async () => {

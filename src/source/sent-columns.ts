@@ -1,0 +1,88 @@
+import type { TableMapping } from '../config/types.js';
+import { mappedColumns } from '../route/mapped-columns.js';
+import { columnListFix } from '../ops/publication-sql.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import type { CatalogQuery } from './publication-check.js';
+
+/** A column a mapping reads that pgoutput will not send: the row mapper refuses every event of the table for it. */
+export interface UnsentColumn {
+  column: string;
+  /** The setting that names it (mapping.payload, or a topic template's placeholder). */
+  setting: string;
+  table: string;
+  why: string;
+  fix: string;
+}
+
+interface ColumnRow {
+  name: string;
+  /** pg_attribute.attgenerated: '' for an ordinary column, 's' stored, 'v' virtual (PostgreSQL 18). */
+  generated: string;
+}
+
+interface PublishedRow {
+  /** pg_publication.pubgencols (PostgreSQL 18+: 's' publishes stored generated columns); null before. */
+  gencols: string | null;
+  /** The table's own column list in the publication (PostgreSQL 15+), as JSON; null without one. */
+  listed: string | null;
+  /** pg_publication_tables.attnames (PostgreSQL 15+), as JSON: the column list's names where there is one. */
+  attnames: string | null;
+  rowfilter: string | null;
+}
+
+/**
+ * The columns `mapping` reads that the table does not have, or that pgoutput leaves out: generated ones (before
+ * PostgreSQL 18 always; from 18 on unless listed or published with publish_generated_columns = stored) and those
+ * the publication's column list (PostgreSQL 15+) omits. `publication`: the one that publishes the table, or
+ * undefined where it is yet to be created (without a column list). Read from the catalog as it is now: a row
+ * written before a change is decoded as it was then.
+ */
+export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, publication: string | undefined): Promise<UnsentColumn[]> {
+  const table = `${mapping.schema}.${mapping.table}`;
+  const columns = await query<ColumnRow & Record<string, unknown>>(
+    `SELECT a.attname AS name, a.attgenerated::text AS generated
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = ${quoteLiteral(mapping.schema)} AND c.relname = ${quoteLiteral(mapping.table)} AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+  );
+  if (columns.length === 0) return []; // no such table: the table's own check says so
+  const [pub] =
+    publication === undefined
+      ? []
+      : await query<PublishedRow & Record<string, unknown>>(
+          // to_jsonb: columns PostgreSQL 14 does not have read as null there, instead of failing the query.
+          `SELECT to_jsonb(p) ->> 'pubgencols' AS gencols, to_jsonb(r) ->> 'prattrs' AS listed,
+                  to_jsonb(t) ->> 'attnames' AS attnames, to_jsonb(t) ->> 'rowfilter' AS rowfilter
+             FROM pg_publication p
+             JOIN pg_publication_tables t ON t.pubname = p.pubname AND t.schemaname = ${quoteLiteral(mapping.schema)} AND t.tablename = ${quoteLiteral(mapping.table)}
+             JOIN pg_namespace n ON n.nspname = t.schemaname
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+             LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid AND r.prrelid = c.oid
+            WHERE p.pubname = ${quoteLiteral(publication)}`,
+        );
+  const list = pub?.listed ? (JSON.parse(pub.attnames ?? '[]') as string[]) : undefined;
+  // pubgencols is PostgreSQL 18's, the first to publish (stored) generated columns at all.
+  const generatedPublishable = pub !== undefined && pub.gencols !== null;
+  const mapped = new Set(Object.values(mapping.columns));
+  const unmapped = columns.map((c) => c.name).filter((name) => !mapped.has(name));
+  const unsent: UnsentColumn[] = [];
+  for (const { column, setting, instead } of mappedColumns(mapping)) {
+    const found = columns.find((c) => c.name === column);
+    const named = { column, setting, table };
+    const writerFills = 'map a column the writer fills (in the same INSERT)';
+    if (!found) {
+      unsent.push({ ...named, why: `${table} has no column "${column}"`, fix: `${instead(`a column of ${table}`)} (columns no setting maps: ${unmapped.join(', ') || 'none'}), or add the column` });
+    } else if (found.generated === 'v' || (found.generated === 's' && !generatedPublishable)) {
+      unsent.push({ ...named, why: `"${column}" is a generated column of ${table}, which ${found.generated === 'v' ? 'pgoutput never sends (virtual)' : pub ? 'pgoutput does not send before PostgreSQL 18' : 'the publication setup creates does not send'}`, fix: writerFills });
+    } else if (list) {
+      if (!list.includes(column)) unsent.push({ ...named, why: `publication "${publication}" publishes only columns ${list.join(', ')} of ${table}`, fix: columnListFix(mapping.schema, mapping.table, publication, pub!.rowfilter) });
+    } else if (found.generated === 's' && pub!.gencols !== 's') {
+      unsent.push({
+        ...named,
+        why: `"${column}" is a generated column of ${table}, which publication "${publication}" does not send (publish_generated_columns is not stored)`,
+        fix: `ALTER PUBLICATION ${quoteIdent(publication!)} SET (publish_generated_columns = stored);  or ${writerFills}`,
+      });
+    }
+  }
+  return unsent;
+}
