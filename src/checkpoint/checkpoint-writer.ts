@@ -88,6 +88,12 @@ export class CheckpointWriter implements RelayObserver {
    */
   stateChanged(state: RelayState): void {
     this.standby = state === 'standby';
+    // A standby writes nothing: an outage of its writes would otherwise never log its end (the relay's one line per
+    // outage start and end), and a write failing after a later takeover would not start a new one.
+    if (this.standby && this.outage.down) {
+      this.logger.info({ downMs: this.outage.downMs(), attempts: this.outage.attempts }, 'checkpoint writes stopped: this instance is a standby now; the one streaming from the slot writes them');
+      this.outage.endedAs();
+    }
     if (state === 'draining') clearInterval(this.timer);
     // The session ended (its connection lost, the walsender terminated): a standby may take the slot within its
     // next look (every second) and resume at the checkpoint. Left to the next interval, it started from the one

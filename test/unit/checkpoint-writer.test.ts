@@ -265,3 +265,37 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(warnings).toEqual([]);
   });
 });
+
+describe('checkpoint writer: an outage of its writes', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('ends with a line when the instance becomes a standby (it writes no more), and a failure after it takes over again starts a new one', async () => {
+    vi.useFakeTimers();
+    const client = new FakeCheckpointClient();
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    writer.start();
+    writer.stateChanged('streaming');
+    client.failures = 100;
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(3000);
+    writer.stateChanged('standby');
+    await vi.advanceTimersByTimeAsync(3000);
+    writer.stateChanged('streaming');
+    writer.confirmed(200n, 2);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [40, 'cannot write the checkpoint; retrying every interval'],
+      [30, 'checkpoint writes stopped: this instance is a standby now; the one streaming from the slot writes them'],
+      [40, 'cannot write the checkpoint; retrying every interval'],
+    ]);
+    client.failures = 0;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(lines.at(-1)?.msg).toBe('checkpoint written again');
+    expect(client.written.map((r) => decodeCheckpoint(r.value, 'checkpoints').lsn)).toEqual([200n]);
+    await writer.close();
+  });
+});
