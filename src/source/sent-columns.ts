@@ -66,6 +66,7 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
   const mapped = new Set(Object.values(mapping.columns));
   const unmapped = columns.map((c) => c.name).filter((name) => !mapped.has(name));
   const unsent: UnsentColumn[] = [];
+  const listedOut: UnsentColumn[] = [];
   for (const { column, setting, instead } of mappedColumns(mapping)) {
     const found = columns.find((c) => c.name === column);
     const named = { column, setting, table };
@@ -75,7 +76,10 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
     } else if (found.generated === 'v' || (found.generated === 's' && !generatedPublishable)) {
       unsent.push({ ...named, why: `"${column}" is a generated column of ${table}, which ${found.generated === 'v' ? 'pgoutput never sends (virtual)' : pub ? 'pgoutput does not send before PostgreSQL 18' : 'the publication setup creates does not send'}`, fix: writerFills });
     } else if (list) {
-      if (!list.includes(column)) unsent.push({ ...named, why: `publication "${publication}" publishes only columns ${list.join(', ')} of ${table}`, fix: columnListFix(mapping.schema, mapping.table, publication, pub!.rowfilter) });
+      if (list.includes(column) || listedOut.some((u) => u.column === column)) continue;
+      const out = { ...named, why: `publication "${publication}" publishes only columns ${list.join(', ')} of ${table}`, fix: '' };
+      unsent.push(out);
+      listedOut.push(out);
     } else if (found.generated === 's' && pub!.gencols !== 's') {
       unsent.push({
         ...named,
@@ -83,6 +87,12 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
         fix: `ALTER PUBLICATION ${quoteIdent(publication!)} SET (publish_generated_columns = stored);  or ${writerFills}`,
       });
     }
+  }
+  if (listedOut.length > 0) {
+    // One fix for them all, the table's columns in its order: the list it has and those it leaves out.
+    const listed = new Set([...list!, ...listedOut.map((u) => u.column)]);
+    const fix = columnListFix(mapping.schema, mapping.table, publication, pub!.rowfilter, columns.map((c) => c.name).filter((name) => listed.has(name)));
+    for (const u of listedOut) u.fix = fix;
   }
   return unsent;
 }

@@ -86,7 +86,8 @@ describe('cli: outbox-relay setup', () => {
     const tables = ['--tables', JSON.stringify([{ table: `public.${table}`, mapping: { type: 'kind' } }])];
     const checked = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), ...tables]);
     expect(checked.code, checked.stderr).toBe(1);
-    const fix = `publish all its columns, in one transaction (a row written while the table is out of the publication is never streamed): BEGIN; ALTER PUBLICATION "${n.publication}" DROP TABLE "public"."${table}"; ALTER PUBLICATION "${n.publication}" ADD TABLE "public"."${table}" WHERE ((aggregate_type <> 'internal'::text)); COMMIT;`;
+    // The list it had, and the column it left out, in the table's order; its row filter kept.
+    const fix = `add the missing columns to its column list, in one transaction (a row written while the table is out of the publication is never streamed): BEGIN; ALTER PUBLICATION "${n.publication}" DROP TABLE "public"."${table}"; ALTER PUBLICATION "${n.publication}" ADD TABLE "public"."${table}" ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "headers") WHERE ((aggregate_type <> 'internal'::text)); COMMIT;`;
     // Before: every check passed, and the relay halted at the first event written.
     expect(checked.json.checks.filter((c) => !c.ok)).toEqual([
       {
@@ -119,6 +120,8 @@ describe('cli: outbox-relay setup', () => {
     await db().query(fix.slice(fix.indexOf('BEGIN;')));
     const fixed = await runCliJson<SetupJson>(['setup', '--dry-run', ...flags(n), '--table', `public.${table}`]);
     expect(fixed.json.checks.filter((c) => !c.ok)).toEqual([]);
+    const { rows: published } = await db().query<{ attnames: string[]; rowfilter: string }>('SELECT attnames::text[] AS attnames, rowfilter FROM pg_publication_tables WHERE pubname = $1', [n.publication]);
+    expect(published).toEqual([{ attnames: [...listed.split(', '), 'headers'], rowfilter: "(aggregate_type <> 'internal'::text)" }]);
     expect(fixed.json.checks.find((c) => c.name === `columns of public.${table}`)?.detail).toBe('id, payload, event_type, aggregate_type, aggregate_id, headers published');
     await runCli(['slot', 'drop', ...flags(n), '--force']);
   });

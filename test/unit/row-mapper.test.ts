@@ -184,7 +184,7 @@ describe('row mapping, a column a setting names is missing from the table', () =
       expect.objectContaining({
         code: 'SCHEMA_COLUMN_MISSING',
         hint: expect.stringContaining(
-          'BEGIN; ALTER PUBLICATION "outbox_pub" DROP TABLE "public"."outbox"; ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" [WHERE (its row filter, if it has one)]; COMMIT;',
+          'BEGIN; ALTER PUBLICATION "outbox_pub" DROP TABLE "public"."outbox"; ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" ("id", "aggregate_type", "aggregate_id", "event_type", "payload", "headers") [WHERE (its row filter, if it has one)]; COMMIT;',
         ),
       }),
     );
