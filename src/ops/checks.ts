@@ -195,7 +195,16 @@ async function newRowFilterCheck(client: pg.Client, target: CheckTarget, rowFilt
 
 /** The publication must filter each outbox table's rows with --row-filter when setup was given one. */
 async function rowFilterChecks(client: pg.Client, pub: PublicationInfo, tables: TableRef[], rowFilter: string): Promise<Check[]> {
-  const alter = `ALTER PUBLICATION ${quoteIdent(pub.name)} SET TABLE ${tables.map((t) => `${quoteQualified(t.schema, t.table)} WHERE (${rowFilter})`).join(', ')};`;
+  const filtered = tables.map((t) => `${quoteQualified(t.schema, t.table)} WHERE (${rowFilter})`).join(', ');
+  // SET TABLE replaces every table of the publication: with others in it (another consumer's), it would take them
+  // out, and their rows written until they were added again would never stream. One transaction that drops and adds
+  // the outbox tables leaves the others alone and the outbox tables never out of it.
+  const member = (t: TableRef) => pub.tables.some((p) => p.schema === t.schema && p.table === t.table);
+  const others = pub.tables.some((p) => !tables.some((t) => p.schema === t.schema && p.table === t.table));
+  const pubName = quoteIdent(pub.name);
+  const alter = others
+    ? `BEGIN; ALTER PUBLICATION ${pubName} DROP TABLE ${tables.filter(member).map((t) => quoteQualified(t.schema, t.table)).join(', ')}; ALTER PUBLICATION ${pubName} ADD TABLE ${filtered}; COMMIT;`
+    : `ALTER PUBLICATION ${pubName} SET TABLE ${filtered};`;
   const checks: Check[] = [];
   for (const t of tables) {
     const published = pub.tables.find((p) => p.schema === t.schema && p.table === t.table);

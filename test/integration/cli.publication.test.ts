@@ -78,6 +78,24 @@ describe('cli: outbox-relay publication', () => {
     await db().query(`DROP PUBLICATION ${publication}`);
   });
 
+  it("create of one with another table too, without the --row-filter asked for: the fix leaves the other table in it (SET TABLE, the fix before, took it out); once run, \"already exists\"", async () => {
+    const publication = uniqueName('pub');
+    const other = uniqueName('other');
+    await db().query(`CREATE TABLE ${other} (id int)`);
+    await db().query(`CREATE PUBLICATION ${publication} FOR TABLE outbox, ${other} WITH (publish = 'insert')`);
+    const filter = "aggregate_type <> 'internal'";
+    const differs = await runCli(['publication', 'create', ...flags(publication), '--row-filter', filter]);
+    expect(differs.code, differs.stderr).toBe(1);
+    const fix = `BEGIN; ALTER PUBLICATION "${publication}" DROP TABLE "public"."outbox"; ALTER PUBLICATION "${publication}" ADD TABLE "public"."outbox" WHERE (${filter}); COMMIT;`;
+    expect(differs.stdout).toContain(`fix: as the table owner: ${fix}`);
+    await db().query(fix);
+    const same = await runCli(['publication', 'create', ...flags(publication), '--row-filter', filter]);
+    expect(same.code, same.stdout + same.stderr).toBe(0);
+    const { rows } = await db().query<{ tablename: string }>('SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY tablename', [publication]);
+    expect(rows.map((r) => r.tablename)).toEqual([other, 'outbox'].sort());
+    await db().query(`DROP PUBLICATION ${publication}`);
+  });
+
   it('drop while the relay\'s slot exists: refused (exit 6) saying what it costs; with --force the streaming relay ends at the next event, exit 1 with PG_PUBLICATION_MISSING and the fix', async () => {
     const setup = await setupOutbox(db());
     const relay = startRelay(setup.args);

@@ -2,13 +2,13 @@ import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /** The publication the fake server has: public.outbox, with this row filter (PostgreSQL's text) and these actions. */
-let existing: { rowFilter: string | null; update: boolean };
+let existing: { rowFilter: string | null; update: boolean; other?: boolean };
 vi.mock('../../src/ops/connection.js', async (original) => {
   const real = await original<typeof import('../../src/ops/connection.js')>();
   const query = (sql: string | { text: string }) => {
     const text = typeof sql === 'string' ? sql : sql.text;
     if (text.includes('FROM pg_publication WHERE')) return { rows: [{ owner: 'admin', puballtables: false, pubviaroot: true, pubinsert: true, pubupdate: existing.update, pubdelete: false, pubtruncate: false }] };
-    if (text.includes('FROM pg_publication_tables')) return { rows: [{ schemaname: 'public', tablename: 'outbox', rowfilter: existing.rowFilter }] };
+    if (text.includes('FROM pg_publication_tables')) return { rows: [{ schemaname: 'public', tablename: 'outbox', rowfilter: existing.rowFilter }, ...(existing.other ? [{ schemaname: 'billing', tablename: 'invoices', rowfilter: null }] : [])] };
     // The row filter as PostgreSQL deparses it (checks.ts deparseRowFilter).
     if (text.includes('pg_get_expr')) return { rows: [{ filter: "(aggregate_type <> 'internal'::text)" }] };
     // A primary: on a standby the command is refused before it looks at anything (ops/primary.ts).
@@ -47,6 +47,15 @@ describe('publication create of a publication that exists', () => {
     expect(result.stderr.split('\n').filter((l) => l.startsWith('outbox-relay: '))).toEqual([
       'outbox-relay: PG_SETUP_CHECKS_FAILED: 2 check(s) failed: publication outbox_relay, row filter public.outbox; publication "outbox_relay" exists, and differs from the one asked for',
     ]);
+  });
+
+  it("in a publication with another table too: the fix drops and adds the outbox table in one transaction (SET TABLE, the fix before, took the other table out, whose rows written meanwhile never streamed)", async () => {
+    existing = { rowFilter: null, update: false, other: true };
+    const result = await create('--row-filter', "aggregate_type <> 'internal'");
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      `fix: as the table owner: BEGIN; ALTER PUBLICATION "outbox_relay" DROP TABLE "public"."outbox"; ALTER PUBLICATION "outbox_relay" ADD TABLE "public"."outbox" WHERE (aggregate_type <> 'internal'); COMMIT;`,
+    );
   });
 
   it('the one asked for: "already exists", exit 0', async () => {
