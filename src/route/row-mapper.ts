@@ -97,7 +97,7 @@ export class RowMapper {
       // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
       throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, the publication's column list leaves it out, or it is a generated column`, {
         hint:
-          `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): ${columnListFix(relation.schema, relation.table, options.publication, undefined, listed)}; ` +
+          `a column list (CREATE/ALTER PUBLICATION … TABLE ${table} (…)): ${columnListFix(relation.schema, relation.table, options.publication, undefined, listed)} ` +
           'a generated column (GENERATED ALWAYS AS … STORED): pgoutput leaves those out (before PostgreSQL 18, and without publish_generated_columns after), so map a column the writer fills, e.g. in the same INSERT; ' +
           `else ${instead("the column's new name")} and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
           'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +

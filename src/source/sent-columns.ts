@@ -74,9 +74,9 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
     if (!found) {
       unsent.push({ ...named, why: `${table} has no column "${column}"`, fix: `${instead(`a column of ${table}`)} (columns no setting maps: ${unmapped.join(', ') || 'none'}), or add the column` });
     } else if (found.generated === 'v' || (found.generated === 's' && !generatedPublishable)) {
-      unsent.push({ ...named, why: `"${column}" is a generated column of ${table}, which ${found.generated === 'v' ? 'pgoutput never sends (virtual)' : pub ? 'pgoutput does not send before PostgreSQL 18' : 'the publication setup creates does not send'}`, fix: writerFills });
+      unsent.push({ ...named, why: `"${column}" is a generated column of ${table}, which ${found.generated === 'v' ? 'pgoutput never sends (virtual)' : pub ? 'pgoutput does not send before PostgreSQL 18' : 'a new publication does not send (from PostgreSQL 18 on, only with publish_generated_columns = stored)'}`, fix: writerFills });
     } else if (list) {
-      if (list.includes(column) || listedOut.some((u) => u.column === column)) continue;
+      if (list.includes(column)) continue;
       const out = { ...named, why: `publication "${publication}" publishes only columns ${list.join(', ')} of ${table}`, fix: '' };
       unsent.push(out);
       listedOut.push(out);
