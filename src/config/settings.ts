@@ -302,7 +302,7 @@ export const SETTINGS = [
     shownDefault: '900KiB',
     placeholder: '<size>',
   }),
-  setting('delivery.onPoison', 'poison', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue. A record Kafka refuses halts exactly-once whatever this says; at-most-once checks topics before the hand-off, and drops a record Kafka refuses at the hand-off (too large) with its batch (docs/event-shaping.md).', {
+  setting('delivery.onPoison', 'poison', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue. A record Kafka refuses halts exactly-once once its retries are spent, whatever this says; at-most-once checks topics before the hand-off, and drops a record Kafka refuses at the hand-off (too large) with its batch (docs/event-shaping.md).', {
     default: 'halt',
     placeholder: '<policy>',
   }),
@@ -310,7 +310,7 @@ export const SETTINGS = [
     default: '${topic}.dlq',
     placeholder: '<template>',
   }),
-  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies (exactly-once: none, such a record halts at once).', { default: 3, placeholder: '<n>' }),
+  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies (exactly-once: each attempt streams its transaction again from the checkpoint, and the last halts).', { default: 3, placeholder: '<n>' }),
   setting('retry.recordMaxDuration', 'delivery', duration(0, 24 * 3_600_000), 'Longest time spent retrying one rejected record before delivery.onPoison applies (at most 24h).', {
     default: 10_000,
     shownDefault: '10s',

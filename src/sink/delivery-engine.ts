@@ -769,7 +769,9 @@ export class DeliveryEngine implements Delivery {
     const fix = (error.hint ?? 'fix the record or its topic').replace(DEAD_LETTER_ALTERNATIVE, '');
     const hint = `${fix} (exactly-once: the relay cannot dead-letter or skip a record Kafka refused inside a transaction, whatever delivery.onPoison says; nothing of the transaction was committed)`;
     if ('refused' in probe) {
-      this.fail(this.eventError(probe.refused, probe.error, { hint }));
+      const step = this.recordRetries.nextAcrossRestarts(probe.refused);
+      if (step.delayMs !== undefined) return this.refusedRetry(probe.refused, probe.error, step.attempts, step.delayMs);
+      this.fail(this.eventError(probe.refused, probe.error, { hint, attempts: step.attempts }));
       return;
     }
     const first = batch[0]!;
@@ -783,6 +785,20 @@ export class DeliveryEngine implements Delivery {
         details: { ...error.details, firstEventId: first.eventId, firstLsn: formatLsn(first.txn.commitLsn), lastEventId: last.eventId, lastLsn: formatLsn(last.txn.commitLsn) },
       }),
     );
+  }
+
+  /**
+   * exactly-once: Kafka refused `event` (a topic not created yet, a limit not raised yet), and the transaction that
+   * held it is aborted: retried as the other guarantees retry a refused record (retry.recordMax*, then the halt),
+   * by streaming again from the checkpoint after the backoff, since the abort took the events before it too. Halted
+   * at once, as before, a missing topic its operator creates a moment later left the relay halted until a restart.
+   * Not an outage: the brokers answered.
+   */
+  private async refusedRetry(event: OutboxEvent, error: RelayError, attempts: number, delayMs: number): Promise<void> {
+    this.callbacks.recordRetrying(event, error, attempts, delayMs);
+    this.dropUncommitted(true);
+    await sleep(delayMs, this.abort.signal);
+    if (!this.dead) this.callbacks.restartSource(error);
   }
 
   /**
@@ -860,14 +876,7 @@ export class DeliveryEngine implements Delivery {
       }
       this.timedOut = first.commitLsn;
     }
-    if (restart) this.intake = false;
-    this.queue = [];
-    this.head = 0;
-    this.held = [];
-    this.uncommitted = [];
-    this.launchedSinceCommit = false;
-    this.lastLaunched = undefined;
-    this.window.clear();
+    this.dropUncommitted(restart);
     // The failed call may say so itself, or only the abort: librdkafka fails the queued records of a fenced
     // producer as purged, an error like any other.
     const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error);
@@ -878,6 +887,18 @@ export class DeliveryEngine implements Delivery {
     // /readyz stays ready); it streams again at once, once (the second time halts, above).
     if (error.code === 'KAFKA_TXN_TIMEOUT') return this.callbacks.restartSource(error);
     if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1)) this.callbacks.restartSource(error);
+  }
+
+  /** exactly-once: forgets everything not committed; with `restart`, takes nothing more until the source streams again. */
+  private dropUncommitted(restart: boolean): void {
+    if (restart) this.intake = false;
+    this.queue = [];
+    this.head = 0;
+    this.held = [];
+    this.uncommitted = [];
+    this.launchedSinceCommit = false;
+    this.lastLaunched = undefined;
+    this.window.clear();
   }
 
   /**

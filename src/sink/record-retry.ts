@@ -2,6 +2,11 @@ import type { RetryPolicy } from '../config/types.js';
 import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay } from '../retry.js';
 
+interface RetryState {
+  attempts: number;
+  sinceMs: number;
+}
+
 export interface RecordRetryStep {
   /** Attempts Kafka rejected so far. */
   attempts: number;
@@ -15,14 +20,31 @@ export interface RecordRetryStep {
  * for `recordMaxAttempts` attempts within `recordMaxDurationMs`, with exponential backoff and jitter.
  */
 export class RecordRetries {
-  private readonly started = new WeakMap<OutboxEvent, { attempts: number; sinceMs: number }>();
+  private readonly started = new WeakMap<OutboxEvent, RetryState>();
+  /** nextAcrossRestarts' event, by its commit LSN and id, and its retries. */
+  private restarted: { key: string; state: RetryState } | undefined;
 
   constructor(private readonly policy: RetryPolicy) {}
 
   next(event: OutboxEvent, nowMs = Date.now()): RecordRetryStep {
     const state = this.started.get(event) ?? { attempts: 0, sinceMs: nowMs };
-    state.attempts++;
     this.started.set(event, state);
+    return this.step(state, nowMs);
+  }
+
+  /**
+   * As next(), for an event streamed again between its attempts (exactly-once retries a record by restarting the
+   * source: the event is a new object each time), known by its commit LSN and id. One at a time: exactly-once
+   * stops at the first record Kafka refuses, so a different event starts its own count.
+   */
+  nextAcrossRestarts(event: OutboxEvent, nowMs = Date.now()): RecordRetryStep {
+    const key = `${event.txn.commitLsn}/${event.eventId}`;
+    if (this.restarted?.key !== key) this.restarted = { key, state: { attempts: 0, sinceMs: nowMs } };
+    return this.step(this.restarted.state, nowMs);
+  }
+
+  private step(state: RetryState, nowMs: number): RecordRetryStep {
+    state.attempts++;
     const delayMs = backoffDelay(this.policy, state.attempts - 1);
     const spent = state.attempts >= this.policy.recordMaxAttempts || nowMs - state.sinceMs + delayMs > this.policy.recordMaxDurationMs;
     return spent ? { attempts: state.attempts } : { attempts: state.attempts, delayMs };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { repoRoot, waitUntil } from '../../stack/index.js';
 import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, stack, uniqueName } from '../support/services.js';
+import { createTopic, readTopic, stack, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
 
 describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
@@ -44,7 +44,8 @@ describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
     const from = await currentWalLsn(db());
     const [poison] = await insertEvents(db(), 1);
     const halted = await relay.waitForLog((l) => l.level === 'error', 30_000, 'halt');
-    expect(halted).toMatchObject({ code: 'TOPIC_NOT_FOUND', topic: 'no-such-topic' });
+    // Both after retry.recordMaxAttempts (3); exactly-once halted at the first refusal before.
+    expect(halted).toMatchObject({ code: 'TOPIC_NOT_FOUND', topic: 'no-such-topic', attempts: 3 });
     expect(String(halted.err)).toContain(poison!.id);
     // An idle relay may confirm a keepalive position between the poison INSERT and its commit (safe: the
     // transaction is still streamed again); it must never confirm the poison's transaction (its commit record's
@@ -55,6 +56,26 @@ describe('relay with kafka.client=rdkafka (librdkafka, the default)', () => {
     expect(atHalt < committed[0]!.endLsn).toBe(true);
     await new Promise((r) => setTimeout(r, 1000));
     expect(await slotConfirmedLsn(db(), setup.slot)).toBe(atHalt);
+  });
+
+  it('exactly-once: a topic created while the relay retries the record Kafka refused for want of it takes the events, once, and nothing halts (before: a halt at the first refusal, until a restart)', async () => {
+    const topic = uniqueName('late');
+    const setup = await setupOutbox(db(), {
+      extraArgs: ['--kafka-client', 'rdkafka', '--topic', topic, '--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints'), '--retry-record-max-attempts', '20', '--retry-record-max-duration', '60s'],
+    });
+    const relay = startRelay(setup.args);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const sent = [...(await insertEvents(db(), 2)), ...(await insertEvents(db(), 1))];
+    const end = await currentWalLsn(db());
+    const retried = await relay.waitForMessage('Kafka rejected the record: retrying before the poison policy applies');
+    expect(retried).toMatchObject({ code: 'TOPIC_NOT_FOUND', eventId: sent[0]!.id });
+    await createTopic(topic);
+    await waitUntil('the slot to confirm the events', async () => (await slotConfirmedLsn(db(), setup.slot)) >= end, 60_000, 100);
+    const records = await readTopic(topic, { expected: sent.length, settleMs: 1000, readCommitted: true });
+    expect(records.map((r) => r.key)).toEqual(sent.map((e) => e.id));
+    expect(relay.logs.filter((l) => l.level === 'error'), relay.dump()).toEqual([]);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
   });
 
   it('exits 2 at start when the native module cannot be loaded, naming kafka.client and both fixes', async () => {

@@ -674,7 +674,7 @@ describe('DeliveryEngine, exactly-once', () => {
 
   it('a record Kafka refuses: names that event, not the first of the request, found by producing the request again one event per request in a probe transaction that is aborted; halts, nothing committed or confirmed', async () => {
     // The request holds t1.0, t2.0 and t2.1; alone, t1.0 passes and t2.0 is refused.
-    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge()) });
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 1 }, limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge()) });
     h.transaction('t1', 1);
     const { txn } = h.begin('t2', 2);
     h.commit(txn);
@@ -694,7 +694,7 @@ describe('DeliveryEngine, exactly-once', () => {
   });
 
   it('a probe attempt that fails otherwise (a record purged by the abort before it) is aborted and tried again, then names the refused event', async () => {
-    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge(), kafkaDown(), 'ok', recordTooLarge()) });
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 1 }, limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge(), kafkaDown(), 'ok', recordTooLarge()) });
     h.transaction('t1', 1);
     h.transaction('t2', 1);
     await h.idle();
@@ -705,12 +705,45 @@ describe('DeliveryEngine, exactly-once', () => {
   });
 
   it('a record Kafka refuses in a request of one event: names it without a probe', async () => {
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(recordTooLarge()) });
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 1 }, sink: new FakeSink().scriptSends(recordTooLarge()) });
     h.transaction('t1', 1);
     await h.idle();
     expect(h.sink.calls).toHaveLength(1);
     expect(h.sink.aborts).toBe(1);
     expect(h.stopped.map((e) => e.details.eventId)).toEqual(['t1.0']);
+  });
+
+  it('a record Kafka refuses is retried as the other guarantees retry one (retry.recordMaxAttempts): the transaction aborted, the source streams it again from the checkpoint after a backoff, and a topic created meanwhile takes it, committed once; before, exactly-once halted at once and stayed halted until a restart', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 3 }, sink: new FakeSink().scriptSends(missingTopic('t'), missingTopic('t'), 'ok') });
+    const { txn } = h.begin('t1', 1);
+    h.commit(txn);
+    for (const restarts of [1, 2]) {
+      await vi.waitFor(() => expect(h.restarts).toHaveLength(restarts));
+      // The relay's restart: a new session from the checkpoint streams the same transaction again.
+      h.newSession();
+      h.commit(h.begin('t1', 1, txn.commitLsn).txn);
+    }
+    await vi.waitFor(() => expect(h.sink.commits).toHaveLength(1));
+    expect(h.recordRetries).toEqual(['t1.0', 't1.0']);
+    expect(h.restarts.map((e) => e.code)).toEqual(['TOPIC_NOT_FOUND', 'TOPIC_NOT_FOUND']);
+    expect(h.sink.aborts).toBe(2);
+    expect(h.sink.visible).toEqual(['t1.0']);
+    expect(h.stopped).toEqual([]);
+    expect(h.retrying).toEqual([]);
+  });
+
+  it('a record Kafka refuses at every attempt: halts after retry.recordMaxAttempts, naming the event and the attempts, nothing committed', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 2 }, sink: new FakeSink().scriptSends(missingTopic('t'), missingTopic('t')) });
+    const { txn } = h.begin('t1', 1);
+    h.commit(txn);
+    await vi.waitFor(() => expect(h.restarts).toHaveLength(1));
+    h.newSession();
+    h.commit(h.begin('t1', 1, txn.commitLsn).txn);
+    await vi.waitFor(() => expect(h.stopped).toHaveLength(1));
+    expect(h.stopped[0]).toMatchObject({ code: 'TOPIC_NOT_FOUND', details: { eventId: 't1.0', attempts: 2 } });
+    expect(h.restarts).toHaveLength(1);
+    expect(h.sink.commits).toEqual([]);
+    expect(h.confirmed).toEqual([]);
   });
 
   it('a request refused as too large while each of its events alone passes: halts naming the range and delivery.batchMaxBytes', async () => {

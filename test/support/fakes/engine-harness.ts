@@ -105,10 +105,13 @@ export class EngineHarness {
     return this.tracker;
   }
 
-  /** Begins a source transaction and pushes `count` events (ids `<name>.<i>`); returns whether the window has room. */
-  begin(name: string, count: number): { txn: SourceTransaction; room: boolean } {
-    const txn = this.tracker.begin(this.lsn, 0, ++this.xid);
-    this.lsn += 10n;
+  /**
+   * Begins a source transaction and pushes `count` events (ids `<name>.<i>`); returns whether the window has room.
+   * `commitLsn`: one streamed before, streamed again (after a source restart); else a new one.
+   */
+  begin(name: string, count: number, commitLsn?: Lsn): { txn: SourceTransaction; room: boolean } {
+    const txn = this.tracker.begin(commitLsn ?? this.lsn, 0, ++this.xid);
+    if (commitLsn === undefined) this.lsn += 10n;
     let room = true;
     for (let i = 0; i < count; i++) room = this.push(txn, `${name}.${i}`) && room;
     return { txn, room };
