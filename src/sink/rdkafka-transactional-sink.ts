@@ -16,6 +16,11 @@ import { epochError, isEpochError, transactionalId, withFlags } from './transact
 const TIMED_OUT = -185;
 /** INVALID_TRANSACTION_TIMEOUT: the claim's InitProducerId asked for a transaction timeout above the brokers' transaction.max.timeout.ms. */
 const INVALID_TRANSACTION_TIMEOUT = 50;
+/**
+ * _UNSUPPORTED_FEATURE: the claim's InitProducerId found no broker with transactions ("Transactions not supported by
+ * any of the N connected broker(s)"), as on a Kafka-compatible service without them; fatal in librdkafka.
+ */
+const UNSUPPORTED_FEATURE = -165;
 
 /**
  * The exactly-once producer on librdkafka (the default client; see TransactionalSink for the contract).
@@ -260,6 +265,15 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       const refused = new RelayError('CONFIG_INVALID', `the brokers refuse delivery.transactionTimeout (${this.transactionTimeoutMs / 1000} s) for transactional id "${transactionalId(this.slot)}": ${errorMessage(err)}`, {
         cause: err,
         hint: "lower delivery.transactionTimeout to at most the brokers' transaction.max.timeout.ms, or raise that broker setting",
+      });
+      return withFlags(refused, { txnRequiresAbort: false, txnRetriable: false, txnFatal: true, ambiguous: false });
+    }
+    // No broker will start to support them: retried as an outage, it held the start for retry.maxDuration, then told
+    // to check that the brokers are up.
+    if (flags.code === UNSUPPORTED_FEATURE) {
+      const refused = new RelayError('CONFIG_INVALID', `the brokers do not support the Kafka transactions delivery.guarantee exactly-once needs: ${errorMessage(err)}`, {
+        cause: err,
+        hint: 'with these brokers (a Kafka-compatible service without transactions) set delivery.guarantee to at-least-once (--delivery-guarantee, OUTBOX_RELAY_DELIVERY_GUARANTEE); or use brokers with transactions',
       });
       return withFlags(refused, { txnRequiresAbort: false, txnRetriable: false, txnFatal: true, ambiguous: false });
     }

@@ -172,4 +172,18 @@ describe('RdKafkaTransactionalSink: brokers that refuse delivery.transactionTime
     expect(error?.hint).toContain('delivery.transactionTimeout');
     expect(error?.hint).toContain('transaction.max.timeout.ms');
   });
+
+  it('a claim refused with _UNSUPPORTED_FEATURE (brokers without transactions) is a configuration error naming delivery.guarantee, not a Kafka outage', async () => {
+    const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
+    await sink.connect();
+    // librdkafka's text for it (rd_kafka_txn_set_fatal_error), fatal.
+    connectError = LibrdKafkaError.create({ message: 'Transactions not supported by any of the 1 connected broker(s): requires Apache Kafka broker version >= 0.11.0', code: -165, isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
+    const error = await rejectionOf(sink.claim());
+    connectError = undefined;
+    // Before: KAFKA_UNAVAILABLE, retried for retry.maxDuration as a Kafka outage.
+    expect(error?.code).toBe('CONFIG_INVALID');
+    expect(error?.retriable).toBe(false);
+    expect(error?.message).toContain('Transactions not supported by any of the 1 connected broker(s)');
+    expect(error?.hint).toContain('set delivery.guarantee to at-least-once');
+  });
 });
