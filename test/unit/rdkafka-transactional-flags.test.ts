@@ -157,14 +157,22 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
   });
 });
 
-describe('RdKafkaTransactionalSink: brokers that refuse delivery.transactionTimeout', () => {
-  it('a claim refused with INVALID_TRANSACTION_TIMEOUT (above the brokers\' transaction.max.timeout.ms) is a configuration error naming the setting, not a Kafka outage', async () => {
-    const sink = new RdKafkaTransactionalSink(settings, 's', 900_000, store, pino({ level: 'silent' }));
-    await sink.connect();
-    // What init_transactions fails with (fatal in librdkafka: rd_kafka_idemp_check_error), raw from the KafkaJS layer's connect.
-    connectError = LibrdKafkaError.create({ message: "Broker: Transaction timeout is larger than the maximum value allowed by the broker's max.transaction.timeout.ms", code: 50, isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
-    const error = await rejectionOf(sink.claim());
+/** What claim() throws when init_transactions fails with librdkafka's fatal `code` (raw from the KafkaJS layer's connect). */
+async function claimRefusal(transactionTimeoutMs: number, code: number, message: string): Promise<RelayError | undefined> {
+  const sink = new RdKafkaTransactionalSink(settings, 's', transactionTimeoutMs, store, pino({ level: 'silent' }));
+  await sink.connect();
+  connectError = LibrdKafkaError.create({ message, code, isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
+  try {
+    return await rejectionOf(sink.claim());
+  } finally {
     connectError = undefined;
+  }
+}
+
+describe('RdKafkaTransactionalSink: claims the brokers refuse for good', () => {
+  it('INVALID_TRANSACTION_TIMEOUT (above the brokers\' transaction.max.timeout.ms) is a configuration error naming the setting, not a Kafka outage', async () => {
+    // Fatal in librdkafka: rd_kafka_idemp_check_error.
+    const error = await claimRefusal(900_000, 50, "Broker: Transaction timeout is larger than the maximum value allowed by the broker's max.transaction.timeout.ms");
     // Before: KAFKA_UNAVAILABLE, retriable: the start retried as a Kafka outage for retry.maxDuration, then
     // RETRIES_EXHAUSTED with the fix "check that the Kafka brokers are up and reachable".
     expect(error?.code).toBe('CONFIG_INVALID');
@@ -173,13 +181,9 @@ describe('RdKafkaTransactionalSink: brokers that refuse delivery.transactionTime
     expect(error?.hint).toContain('transaction.max.timeout.ms');
   });
 
-  it('a claim refused with _UNSUPPORTED_FEATURE (brokers without transactions) is a configuration error naming delivery.guarantee, not a Kafka outage', async () => {
-    const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
-    await sink.connect();
-    // librdkafka's text for it (rd_kafka_txn_set_fatal_error), fatal.
-    connectError = LibrdKafkaError.create({ message: 'Transactions not supported by any of the 1 connected broker(s): requires Apache Kafka broker version >= 0.11.0', code: -165, isFatal: true, isRetriable: false, isTxnRequiresAbort: false });
-    const error = await rejectionOf(sink.claim());
-    connectError = undefined;
+  it('_UNSUPPORTED_FEATURE (brokers without transactions) is a configuration error naming delivery.guarantee, not a Kafka outage', async () => {
+    // librdkafka's text for it (rd_kafka_txn_set_fatal_error).
+    const error = await claimRefusal(60_000, -165, 'Transactions not supported by any of the 1 connected broker(s): requires Apache Kafka broker version >= 0.11.0');
     // Before: KAFKA_UNAVAILABLE, retried for retry.maxDuration as a Kafka outage.
     expect(error?.code).toBe('CONFIG_INVALID');
     expect(error?.retriable).toBe(false);
