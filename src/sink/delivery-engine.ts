@@ -790,9 +790,9 @@ export class DeliveryEngine implements Delivery {
   /**
    * exactly-once: Kafka refused `event` (a topic not created yet, a limit not raised yet), and the transaction that
    * held it is aborted: retried as the other guarantees retry a refused record (retry.recordMax*, then the halt),
-   * by streaming again from the checkpoint after the backoff, since the abort took the events before it too. Halted
-   * at once, as before, a missing topic its operator creates a moment later left the relay halted until a restart.
-   * Not an outage: the brokers answered.
+   * by streaming again from the checkpoint after the backoff, since the abort took the events before it too. Not an
+   * outage: the brokers answered. (Until 2026-12-06 the first refusal halted: a missing topic its operator created a
+   * moment later left the relay halted until a restart.)
    */
   private async refusedRetry(event: OutboxEvent, error: RelayError, attempts: number, delayMs: number): Promise<void> {
     this.callbacks.recordRetrying(event, error, attempts, delayMs);
