@@ -6,6 +6,7 @@ import { ROW_FILTER_ERRORS, type PublicationInfo, type TableRef } from './public
 import type { TableMapping } from '../config/types.js';
 import { mappedColumns } from '../route/mapped-columns.js';
 import type { CatalogQuery } from '../source/publication-check.js';
+import { sameTable } from '../source/not-published.js';
 import { unsentColumns } from '../source/sent-columns.js';
 import { recreateSlot } from '../source/slot-lost.js';
 import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
@@ -141,7 +142,7 @@ async function tableChecks(client: pg.Client, s: ServerRow, target: CheckTarget)
  */
 async function columnsCheck(client: pg.Client, mapping: TableMapping, pub: PublicationInfo | undefined): Promise<Check> {
   const name = `columns of ${mapping.schema}.${mapping.table}`;
-  const publishes = pub?.tables.some((p) => p.schema === mapping.schema && p.table === mapping.table);
+  const publishes = pub?.tables.some(sameTable(mapping));
   const query: CatalogQuery = async (sql) => (await client.query(sql)).rows as never;
   const unsent = await unsentColumns(query, mapping, publishes ? pub!.name : undefined);
   if (unsent.length === 0) return { name, ok: true, detail: `${[...new Set(mappedColumns(mapping).map((m) => m.column))].join(', ')} published` };
@@ -199,15 +200,15 @@ async function rowFilterChecks(client: pg.Client, pub: PublicationInfo, tables: 
   // SET TABLE replaces every table of the publication: with others in it (another consumer's), it would take them
   // out, and their rows written until they were added again would never stream. One transaction that drops and adds
   // the outbox tables leaves the others alone and the outbox tables never out of it.
-  const member = (t: TableRef) => pub.tables.some((p) => p.schema === t.schema && p.table === t.table);
-  const others = pub.tables.some((p) => !tables.some((t) => p.schema === t.schema && p.table === t.table));
+  const member = (t: TableRef) => pub.tables.some(sameTable(t));
+  const others = pub.tables.some((p) => !tables.some(sameTable(p)));
   const pubName = quoteIdent(pub.name);
   const alter = others
     ? `BEGIN; ALTER PUBLICATION ${pubName} DROP TABLE ${tables.filter(member).map((t) => quoteQualified(t.schema, t.table)).join(', ')}; ALTER PUBLICATION ${pubName} ADD TABLE ${filtered}; COMMIT;`
     : `ALTER PUBLICATION ${pubName} SET TABLE ${filtered};`;
   const checks: Check[] = [];
   for (const t of tables) {
-    const published = pub.tables.find((p) => p.schema === t.schema && p.table === t.table);
+    const published = pub.tables.find(sameTable(t));
     if (!published) continue; // publicationChecks reports the missing table
     const name = `row filter ${t.schema}.${t.table}`;
     let wanted: string;
@@ -239,10 +240,10 @@ function publicationChecks(pub: PublicationInfo, tables: TableRef[], partitioned
     checks.push({ name: `publication ${pub.name}`, ok: false, detail: `publishes ${actions}; the relay needs insert only`, fix: `ALTER PUBLICATION ${quoteIdent(pub.name)} SET (publish = 'insert');` });
   }
   for (const t of tables) {
-    if (pub.tables.some((p) => p.schema === t.schema && p.table === t.table)) continue;
+    if (pub.tables.some(sameTable(t))) continue;
     // Without publish_via_partition_root PostgreSQL lists a partitioned table's partitions, not the table, and ADD
     // TABLE of it fails ("already member") when it is one.
-    if (!pub.viaRoot && partitioned.some((p) => p.schema === t.schema && p.table === t.table)) {
+    if (!pub.viaRoot && partitioned.some(sameTable(t))) {
       checks.push({
         name: `publication ${pub.name}`,
         ok: false,

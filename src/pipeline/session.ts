@@ -20,6 +20,7 @@ import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '..
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { slotRecreatedError } from '../source/slot-lost.js';
 import { offHistory, type TimelinePosition } from '../source/timeline.js';
+import { sameTable } from '../source/not-published.js';
 import { settlesWithin } from '../retry.js';
 import type { RelayObserver } from './observer.js';
 
@@ -419,7 +420,7 @@ export class Session {
 
   /** PostgreSQL sends a Relation message before the first change after connecting and after every schema change. */
   private onRelation(relation: RelationMessage): void {
-    const named = this.config.tables.find((t) => t.schema === relation.schema && t.table === relation.table);
+    const named = this.config.tables.find(sameTable(relation));
     const before = this.mappers.get(relation.relationId);
     // A mapped table renamed or moved to another schema stays in the publication (it lists tables by OID): its
     // rows keep coming under a name no mapping has. Passed over like filtered rows, they would be confirmed

@@ -4,7 +4,8 @@ import { viaRootSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 
-const sameTable = (a: TableRef) => (b: TableRef) => a.schema === b.schema && a.table === b.table;
+/** A predicate: `b` names the same table as `a`. */
+export const sameTable = (a: TableRef) => (b: TableRef) => a.schema === b.schema && a.table === b.table;
 
 function names(tables: TableRef[]): string {
   return `${tables.length === 1 ? 'table' : 'tables'} ${tables.map((t) => `${t.schema}.${t.table}`).join(', ')}`;
