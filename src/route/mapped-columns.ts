@@ -31,6 +31,12 @@ export function mappedColumns(mapping: TableMapping): MappedColumn[] {
   return [...named, ...placeholders];
 }
 
+/** Those of `columns` (a table's) that no mapping.* setting names: what a setting could be pointed at instead. */
+export function unmappedColumns(mapping: TableMapping, columns: string[]): string[] {
+  const mapped = new Set(Object.values(mapping.columns));
+  return columns.filter((name) => !mapped.has(name));
+}
+
 /** The settings (topic, routes.N.topic) whose template has the placeholder `${column}`. */
 function templateSettings(mapping: TableMapping, column: string): string[] {
   return topicTemplates(mapping)

@@ -8,7 +8,7 @@ import { recordSize, type OutboxEvent } from './event.js';
 import { compileEventFilter, type EventFilterFn } from './filters.js';
 import { headerValues } from './header-values.js';
 import { columnListFix } from '../ops/publication-sql.js';
-import { mappedColumns } from './mapped-columns.js';
+import { mappedColumns, unmappedColumns } from './mapped-columns.js';
 import { compileTopicRouting } from './routing-rules.js';
 import type { TopicTemplate } from './topic-template.js';
 import { compileTraceContext, type TraceContextFn } from './trace-context.js';
@@ -90,10 +90,9 @@ export class RowMapper {
     const mappedList = mappedColumns(mapping);
     for (const { column, setting, instead } of mappedList) {
       if (columnIndex.has(column)) continue;
-      const mapped = new Set(Object.values(mapping.columns));
       // The relation lists what the publication sends: with a column list, that list.
       const listed = [...new Set([...relation.columns.map((c) => c.name), ...mappedList.map((m) => m.column)])];
-      const unmapped = relation.columns.map((c) => c.name).filter((name) => !mapped.has(name));
+      const unmapped = unmappedColumns(mapping, relation.columns.map((c) => c.name));
       // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
       throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, the publication's column list leaves it out, or it is a generated column`, {
         hint:

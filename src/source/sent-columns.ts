@@ -1,5 +1,5 @@
 import type { TableMapping } from '../config/types.js';
-import { mappedColumns } from '../route/mapped-columns.js';
+import { mappedColumns, unmappedColumns } from '../route/mapped-columns.js';
 import { columnListFix } from '../ops/publication-sql.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { CatalogQuery } from './publication-check.js';
@@ -13,6 +13,9 @@ export interface UnsentColumn {
   why: string;
   fix: string;
 }
+
+/** The fix for a generated column pgoutput will not send. */
+const WRITER_FILLS = 'map a column the writer fills (in the same INSERT)';
 
 interface ColumnRow {
   name: string;
@@ -63,18 +66,16 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
   const list = pub?.listed ? (JSON.parse(pub.attnames ?? '[]') as string[]) : undefined;
   // pubgencols is PostgreSQL 18's, the first to publish (stored) generated columns at all.
   const generatedPublishable = pub !== undefined && pub.gencols !== null;
-  const mapped = new Set(Object.values(mapping.columns));
-  const unmapped = columns.map((c) => c.name).filter((name) => !mapped.has(name));
+  const unmapped = unmappedColumns(mapping, columns.map((c) => c.name));
   const unsent: UnsentColumn[] = [];
   const listedOut: UnsentColumn[] = [];
   for (const { column, setting, instead } of mappedColumns(mapping)) {
     const found = columns.find((c) => c.name === column);
     const named = { column, setting, table };
-    const writerFills = 'map a column the writer fills (in the same INSERT)';
     if (!found) {
       unsent.push({ ...named, why: `${table} has no column "${column}"`, fix: `${instead(`a column of ${table}`)} (columns no setting maps: ${unmapped.join(', ') || 'none'}), or add the column` });
     } else if (found.generated === 'v' || (found.generated === 's' && !generatedPublishable)) {
-      unsent.push({ ...named, why: `"${column}" is a generated column of ${table}, which ${found.generated === 'v' ? 'pgoutput never sends (virtual)' : pub ? 'pgoutput does not send before PostgreSQL 18' : 'a new publication does not send (from PostgreSQL 18 on, only with publish_generated_columns = stored)'}`, fix: writerFills });
+      unsent.push({ ...named, why: `"${column}" is a generated column of ${table}, which ${found.generated === 'v' ? 'pgoutput never sends (virtual)' : pub ? 'pgoutput does not send before PostgreSQL 18' : 'a new publication does not send (from PostgreSQL 18 on, only with publish_generated_columns = stored)'}`, fix: WRITER_FILLS });
     } else if (list) {
       if (list.includes(column)) continue;
       const out = { ...named, why: `publication "${publication}" publishes only columns ${list.join(', ')} of ${table}`, fix: '' };
@@ -84,7 +85,7 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
       unsent.push({
         ...named,
         why: `"${column}" is a generated column of ${table}, which publication "${publication}" does not send (publish_generated_columns is not stored)`,
-        fix: `ALTER PUBLICATION ${quoteIdent(publication!)} SET (publish_generated_columns = stored);  or ${writerFills}`,
+        fix: `ALTER PUBLICATION ${quoteIdent(publication!)} SET (publish_generated_columns = stored);  or ${WRITER_FILLS}`,
       });
     }
   }
