@@ -259,24 +259,10 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       return error;
     }
     const flags = err as RdKafkaLikeError & { isRetriable?: boolean; isTxnRequiresAbort?: boolean };
-    // A setting the brokers refuse, at every claim alike: retried as an outage, it held the start for retry.maxDuration
+    // What the brokers refuse at every claim alike: retried as an outage, it held the start for retry.maxDuration
     // and then gave up telling to check that the brokers are up.
-    if (flags.code === INVALID_TRANSACTION_TIMEOUT) {
-      const refused = new RelayError('CONFIG_INVALID', `the brokers refuse delivery.transactionTimeout (${this.transactionTimeoutMs / 1000} s) for transactional id "${transactionalId(this.slot)}": ${errorMessage(err)}`, {
-        cause: err,
-        hint: "lower delivery.transactionTimeout to at most the brokers' transaction.max.timeout.ms, or raise that broker setting",
-      });
-      return withFlags(refused, { txnRequiresAbort: false, txnRetriable: false, txnFatal: true, ambiguous: false });
-    }
-    // No broker will start to support them: retried as an outage, it held the start for retry.maxDuration, then told
-    // to check that the brokers are up.
-    if (flags.code === UNSUPPORTED_FEATURE) {
-      const refused = new RelayError('CONFIG_INVALID', `the brokers do not support the Kafka transactions delivery.guarantee exactly-once needs: ${errorMessage(err)}`, {
-        cause: err,
-        hint: 'with these brokers (a Kafka-compatible service without transactions) set delivery.guarantee to at-least-once (--delivery-guarantee, OUTBOX_RELAY_DELIVERY_GUARANTEE); or use brokers with transactions',
-      });
-      return withFlags(refused, { txnRequiresAbort: false, txnRetriable: false, txnFatal: true, ambiguous: false });
-    }
+    const refused = this.refusedForGood(flags.code, err);
+    if (refused) return withFlags(refused, { txnRequiresAbort: false, txnRetriable: false, txnFatal: true, ambiguous: false });
     // The KafkaJS-compatible layer (1.10) builds its error from the binding's LibrdKafkaError by reading
     // `retriable`, `abortable`, `fatal`, which that error names isRetriable, isTxnRequiresAbort, isFatal: every
     // flag arrives false. What librdkafka calls retriable in a transactional call is a timeout (commit and abort
@@ -290,5 +276,22 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     // A fatal error, or a state the KafkaJS wrapper cannot leave (_STATE), only a new producer recovers from.
     if (isFatalRdKafkaError(err) || flags.code === -172) this.unusable = true;
     return withFlags(classifyRdKafkaError(err), { txnRequiresAbort: requiresAbort, txnRetriable: retriable, txnFatal: this.unusable, ambiguous });
+  }
+
+  /** A claim no retry gets past: a transaction timeout the brokers refuse, or brokers without transactions. */
+  private refusedForGood(code: number | undefined, err: unknown): RelayError | undefined {
+    if (code === INVALID_TRANSACTION_TIMEOUT) {
+      return new RelayError('CONFIG_INVALID', `the brokers refuse delivery.transactionTimeout (${this.transactionTimeoutMs / 1000} s) for transactional id "${transactionalId(this.slot)}": ${errorMessage(err)}`, {
+        cause: err,
+        hint: "lower delivery.transactionTimeout to at most the brokers' transaction.max.timeout.ms, or raise that broker setting",
+      });
+    }
+    if (code === UNSUPPORTED_FEATURE) {
+      return new RelayError('CONFIG_INVALID', `the brokers do not support the Kafka transactions delivery.guarantee exactly-once needs: ${errorMessage(err)}`, {
+        cause: err,
+        hint: 'with these brokers (a Kafka-compatible service without transactions) set delivery.guarantee to at-least-once (--delivery-guarantee, OUTBOX_RELAY_DELIVERY_GUARANTEE); or use brokers with transactions',
+      });
+    }
+    return undefined;
   }
 }
