@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm's postinstall: five changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1) and one
+// npm's postinstall: six changes to the librdkafka client's addon (@confluentinc/kafka-javascript 1.10.1) and one
 // to its bundled librdkafka, then a recompile of the changed file and the addon (seconds). Measured in
 // docs/benchmarks.md ("Encoded headers and lean delivery reports", "Less heap per event, batched delivery reports",
 // "One native call per batch", "Where the CPU goes at 1k events/s", "The busy loop in librdkafka").
@@ -46,6 +46,12 @@
 //    getMetadata (timeout 30 s) was under way. `Producer.outboxExit(code)`, a static method, ends the process at
 //    once (std::_Exit): src/process-exit.ts uses it for the exits that must not wait (a second signal, the shutdown
 //    watchdog), after their log line is written (synchronously).
+// 7. Fatal error events that say why. librdkafka's C++ layer turns a fatal error event (ERR__FATAL) into the error
+//    that made the producer unusable, with librdkafka's reason and a fatal flag; the binding kept only that code's
+//    generic name as the event's message, without the code, the reason or the flag (and the JavaScript wrapper cut
+//    the name to its second word group). A fatal error event now carries `{ message, code, isFatal: true }`, so
+//    that the relay can name the cause: brokers without the idempotent producer, a principal without WRITE on any
+//    topic (src/sink/rdkafka-fatal.ts). Other error events are as they were.
 //
 // The relay uses the first three only when the loaded addon has both their methods, and takes reports in either
 // shape (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning; without the
@@ -75,9 +81,11 @@ if (!existsSync(src('producer.cc'))) {
   process.exit(0);
 }
 
-const MARK = '// outbox-relay (6):';
+const MARK = '// outbox-relay (7):';
 /** What earlier versions of this patch wrote: sources they patched need the pristine package again. */
-const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):', '// outbox-relay (3):', '// outbox-relay (4):'];
+const EARLIER_MARKS = ['// outbox-relay:', '// outbox-relay (2):', '// outbox-relay (3):', '// outbox-relay (4):', '// outbox-relay (6):'];
+/** Compiled into the addon by change 7, which adds no method to look for. */
+const FATAL_EVENTS_MARKER = 'outbox-relay (7): fatal error events carry their code and reason';
 const DECODER = `${MARK} one call produces a batch (scripts/patch-kafka-client.mjs).
 static uint32_t OutboxReadU32(const unsigned char* p) {
   return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
@@ -297,8 +305,42 @@ const EDITS = {
       `  ${MARK} the third argument: a lean report (error and opaque only)\n  DeliveryReport(RdKafka::Message &, bool, bool outbox_lean = false);\n  bool outbox_lean;\n`,
     ],
     ['  void SendMessageBuffer(bool dr_copy_payload);\n', `  void SendMessageBuffer(bool dr_copy_payload);\n  ${MARK} lean delivery reports\n  bool m_outbox_lean = false;\n`],
+    ['  int broker_id;\n', `  int broker_id;\n  ${MARK} a fatal error event's code (0 for any other event) and reason\n  int outbox_fatal_err = 0;\n  std::string outbox_fatal_reason;\n`],
   ],
   'callbacks.cc': [
+    [
+      '    case RdKafka::Event::EVENT_ERROR:\n      message = RdKafka::err2str(event.err());\n    break;\n',
+      `    case RdKafka::Event::EVENT_ERROR:
+      message = RdKafka::err2str(event.err());
+      ${MARK} the C++ layer gave a fatal error event the error that caused it, and its reason
+      if (event.fatal()) {
+        outbox_fatal_err = static_cast<int>(event.err());
+        outbox_fatal_reason = event.str();
+      }
+    break;
+`,
+    ],
+    [
+      '        argv[1] = Nan::Error(_events[i].message.c_str());\n',
+      `        argv[1] = Nan::Error(_events[i].message.c_str());
+        ${MARK} a fatal error: its code, its name and reason, and the flag (the wrapper keeps all three)
+        if (_events[i].outbox_fatal_err != 0) {
+          Local<Object> fatal = Nan::New<Object>();
+          Nan::Set(fatal, Nan::New("message").ToLocalChecked(), Nan::New(_events[i].message + ": " + _events[i].outbox_fatal_reason).ToLocalChecked());
+          Nan::Set(fatal, Nan::New("code").ToLocalChecked(), Nan::New<v8::Number>(_events[i].outbox_fatal_err));
+          Nan::Set(fatal, Nan::New("isFatal").ToLocalChecked(), Nan::True());
+          argv[1] = fatal;
+        }
+`,
+    ],
+    [
+      'event_t::event_t(const RdKafka::Event &event) {\n',
+      `/* ${FATAL_EVENTS_MARKER} (scripts/patch-kafka-client.mjs of outbox-relay). */
+static const char outbox_relay_patch_7[] __attribute__((used)) = "${FATAL_EVENTS_MARKER}";
+
+event_t::event_t(const RdKafka::Event &event) {
+`,
+    ],
     [
       'DeliveryReport::DeliveryReport(RdKafka::Message &message, bool include_payload) :  // NOLINT\n  m_include_payload(include_payload) {\n',
       'DeliveryReport::DeliveryReport(RdKafka::Message &message, bool include_payload, bool lean) :  // NOLINT\n  m_include_payload(include_payload), outbox_lean(lean) {\n',
@@ -397,7 +439,11 @@ patchLibrdkafka();
 const loaded = () => {
   try {
     const { Producer } = require(addon);
-    return ['outboxLeanReports', 'outboxProduceBatch', 'outboxPollOnLoop'].every((method) => typeof Producer.prototype[method] === 'function') && typeof Producer.outboxExit === 'function';
+    return (
+      ['outboxLeanReports', 'outboxProduceBatch', 'outboxPollOnLoop'].every((method) => typeof Producer.prototype[method] === 'function') &&
+      typeof Producer.outboxExit === 'function' &&
+      readFileSync(addon).includes(FATAL_EVENTS_MARKER)
+    );
   } catch {
     return false;
   }

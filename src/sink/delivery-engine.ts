@@ -7,7 +7,7 @@ import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay, sleep } from '../retry.js';
 import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt, SessionId } from './delivery.js';
 import { InFlightWindow } from './in-flight-window.js';
-import { classifyKafkaError, isCollateral, isRecordError } from './kafka-errors.js';
+import { classifyKafkaError, isCollateral, isIncurable, isRecordError } from './kafka-errors.js';
 import { bytesOf, receiptsOf } from './receipts.js';
 import { RecordRetries } from './record-retry.js';
 import type { PlainSink, TransactionalSink } from './sink.js';
@@ -587,6 +587,9 @@ export class DeliveryEngine implements Delivery {
         if (flight.error) this.dropped(flight.batch, flight.error);
         else this.sent(flight);
       }
+      // Not held and asked about after a backoff as an outage: each hand-off meanwhile would lose another batch.
+      const incurable = flights.find((flight) => flight.error && isIncurable(flight.error));
+      if (incurable) this.fail(incurable.error!);
       return;
     }
     if (this.guarantee === 'exactly-once') return this.transactionFailed(error, failed.batch);
@@ -996,6 +999,7 @@ export class DeliveryEngine implements Delivery {
 
   /** Attempt `attempt` of an outage failed: waits the backoff; false once delivery stopped (retry.maxDuration ran out). */
   private async backOff(error: RelayError, attempt: number): Promise<boolean> {
+    if (isIncurable(error)) return this.fail(error);
     if (!this.beginRetry(error, attempt)) return false;
     const delay = backoffDelay(this.options.retry, attempt - 1);
     this.callbacks.retrying(error, attempt, delay);

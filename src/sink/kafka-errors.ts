@@ -78,6 +78,15 @@ export function isRecordError(err: RelayError): boolean {
 }
 
 /**
+ * A failure of Kafka's no retry mends and no record is at fault for (brokers without a feature the relay needs):
+ * it ends delivery at once. Retried as an outage, it held the relay for retry.maxDuration and then ended it with
+ * RETRIES_EXHAUSTED, telling to check that the brokers are up.
+ */
+export function isIncurable(err: RelayError): boolean {
+  return !err.retriable && !isRecordError(err);
+}
+
+/**
  * A produce request that failed only because another one did (RdKafkaSink): cut off when the sink replaced the
  * producer another request broke (a record the broker refused), or held back behind such a request. It says
  * nothing about the brokers: the engine re-sends it once at once before it counts an outage (DeliveryEngine.retry).

@@ -37,6 +37,12 @@ export interface RdKafkaLikeError {
 /** ERR__FATAL: the idempotent producer hit an error it cannot recover from (e.g. a broken sequence); every later produce fails with it. */
 const FATAL = -150;
 
+/**
+ * ERR__UNSUPPORTED_FEATURE: no connected broker supports the idempotent producer (or, for a transactional one,
+ * transactions), as on Kafka before 0.11 or a Kafka-compatible service without them; fatal in librdkafka.
+ */
+export const UNSUPPORTED_FEATURE = -165;
+
 /** ERR__PURGE_QUEUE: the record was still queued when its producer's queue was purged (an abort, a fatal error). */
 const PURGED = -152;
 
@@ -107,4 +113,22 @@ export function classifyRdKafkaError(err: unknown): RelayError {
     });
   }
   return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${message}`, { cause: err, retriable: true, details: { kafkaError: code } });
+}
+
+/**
+ * The error of a send whose producer became unusable, from the producer's fatal error event, which names the cause
+ * (the patched addon's: change 7 of scripts/patch-kafka-client.mjs); its records fail only as purged or fatal.
+ * Brokers without the idempotent producer end delivery (no retry gets past them); a refused producer id is an
+ * access problem; any other cause is retried with a new producer, and never as the record's fault: records
+ * purged for another record's refusal are sent again, not isolated.
+ */
+export function lostProducerError(fatal: RdKafkaLikeError & { message: string }): RelayError {
+  if (fatal.code === UNSUPPORTED_FEATURE) {
+    return new RelayError('CONFIG_INVALID', `the brokers do not support the idempotent producer the relay needs: ${fatal.message}`, {
+      cause: fatal,
+      hint: 'the relay produces only with the idempotent producer (acks=all, in order across retries), in every delivery.guarantee: point kafka.brokers at Apache Kafka 0.11 or later, or a Kafka-compatible service with idempotent producers',
+    });
+  }
+  if (AUTH_ERRORS.has(fatal.code ?? 0)) return classifyRdKafkaError(fatal);
+  return new RelayError('KAFKA_UNAVAILABLE', `the Kafka producer failed and is replaced: ${fatal.message}`, { cause: fatal, retriable: true, details: { kafkaError: fatal.code } });
 }

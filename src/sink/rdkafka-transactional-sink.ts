@@ -6,7 +6,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
-import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, type RdKafkaLikeError } from './rdkafka-errors.js';
+import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
@@ -16,11 +16,6 @@ import { epochError, isEpochError, transactionalId, withFlags } from './transact
 const TIMED_OUT = -185;
 /** INVALID_TRANSACTION_TIMEOUT: the claim's InitProducerId asked for a transaction timeout above the brokers' transaction.max.timeout.ms. */
 const INVALID_TRANSACTION_TIMEOUT = 50;
-/**
- * _UNSUPPORTED_FEATURE: the claim's InitProducerId found no broker with transactions ("Transactions not supported by
- * any of the N connected broker(s)"), as on a Kafka-compatible service without them; fatal in librdkafka.
- */
-const UNSUPPORTED_FEATURE = -165;
 
 /**
  * The exactly-once producer on librdkafka (the default client; see TransactionalSink for the contract).

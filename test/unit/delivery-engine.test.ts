@@ -22,6 +22,11 @@ function recordTooLarge(): RelayError {
   return new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
 }
 
+/** As RdKafkaSink reports brokers without the idempotent producer: no retry gets past it, no record is at fault. */
+function noIdempotentProducer(): RelayError {
+  return new RelayError('CONFIG_INVALID', 'the brokers do not support the idempotent producer the relay needs (fake)');
+}
+
 describe('DeliveryEngine, at-least-once', () => {
   it('confirms a transaction only once every event of it and of earlier ones was acknowledged', async () => {
     // One event per request, three in flight: t1's first event and all of t2 are acknowledged while t1's second hangs.
@@ -366,6 +371,16 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
     // No failed attempt was counted (the request was never answered): the line does not say "(0 attempts)".
     expect(h.stopped[0]!.message).toMatch(/^Kafka unavailable for 1\d s: Kafka has not answered a produce request for 1\d s$/);
+    expect(h.confirmed).toEqual([]);
+  });
+
+  it('a failure no retry mends and no record is at fault for (brokers without the idempotent producer): halts with it at once, no retry, nothing confirmed; before, it was an outage until retry.maxDuration', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends(noIdempotentProducer()) });
+    h.transaction('t', 2);
+    for (let i = 0; i < 5; i++) await settle();
+    expect(h.stopped.map((e) => e.code)).toEqual(['CONFIG_INVALID']);
+    expect(h.sink.calls).toHaveLength(1);
+    expect(h.retrying).toEqual([]);
     expect(h.confirmed).toEqual([]);
   });
 
@@ -947,6 +962,17 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.sink.written).toEqual(['kept.0']);
     expect(h.lastConfirmed).toBe(end);
     expect(h.recovered).toBe(1);
+  });
+
+  it('a failure no retry mends and no record is at fault for (brokers without the idempotent producer): the batch is dropped and delivery halts at once; before, each later hand-off lost another batch until retry.maxDuration', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends(noIdempotentProducer(), noIdempotentProducer()) });
+    h.transaction('lost', 2);
+    for (let i = 0; i < 5; i++) await settle();
+    h.transaction('next', 1);
+    for (let i = 0; i < 5; i++) await settle();
+    expect(h.dropped).toEqual([2]);
+    expect(h.stopped.map((e) => e.code)).toEqual(['CONFIG_INVALID']);
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['lost.0', 'lost.1']]);
   });
 
   it('after a dropped batch hands nothing more off until Kafka names a leader again: what follows waits unconfirmed, then goes, and nothing more is lost', async () => {

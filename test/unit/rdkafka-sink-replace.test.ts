@@ -167,6 +167,53 @@ describe('RdKafkaSink: a fatal producer error with several sends in flight', () 
   });
 });
 
+describe('RdKafkaSink: a producer made unusable before it could send (its fatal error event says why)', () => {
+  // What the patched addon's error event carries (change 7 of scripts/patch-kafka-client.mjs): librdkafka's C++
+  // layer gives a fatal event the error that caused it, and its reason. The queued records are purged; their
+  // reports come first, as the addon serves them in the same turn of the event loop.
+  const PURGED = Object.assign(new Error('Local: Purged in queue'), { code: -152 });
+  async function lostProducer(event: { code: number; message: string }): Promise<RelayError> {
+    const { sink, producer } = await connectedSink();
+    const sent = sink.send([record(0), record(1)]);
+    const failed = sent.then(
+      () => undefined,
+      (err: RelayError) => err,
+    );
+    await tick();
+    for (const { opaque } of producer.produced) producer.emit('delivery-report', PURGED, { opaque });
+    await tick();
+    // The binding's LibrdKafkaError (an Error) built from that object.
+    producer.emit('event.error', Object.assign(new Error(event.message), { code: event.code, isFatal: true }));
+    const error = await failed;
+    expect(producer.disconnects).toBe(1);
+    await sink.close();
+    return error!;
+  }
+
+  it('brokers without the idempotent producer: CONFIG_INVALID, not retriable, with librdkafka\'s reason (retried, it was an outage until retry.maxDuration)', async () => {
+    const error = await lostProducer({ code: -165, message: 'Local: Required feature not supported by broker: Idempotent producer not supported by any of the 1 connected broker(s): requires Apache Kafka broker version >= 0.11.0' });
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.retriable).toBe(false);
+    expect(error.message).toContain('Idempotent producer not supported by any of the 1 connected broker(s)');
+    expect(error.hint).toContain('Apache Kafka 0.11 or later');
+  });
+
+  it('a producer id refused for want of an ACL (CLUSTER_AUTHORIZATION_FAILED): KAFKA_AUTH, retriable, naming the ACLs', async () => {
+    const error = await lostProducer({ code: 31, message: 'Broker: Cluster authorization failed: Failed to acquire transactional PID from broker TxnCoordinator/1: Broker: Cluster authorization failed' });
+    expect(error.code).toBe('KAFKA_AUTH');
+    expect(error.retriable).toBe(true);
+    expect(error.message).toContain('Cluster authorization failed');
+    expect(error.hint).toContain('IDEMPOTENT_WRITE');
+  });
+
+  it('any other cause: KAFKA_UNAVAILABLE, retriable with a new producer, never a record error (those records were refused for another)', async () => {
+    const error = await lostProducer({ code: -148, message: 'Local: Gap-less guarantee not satisfied: ProduceRequest for orders [0] with 2 message(s) failed: Broker: Message size too large' });
+    expect(error.code).toBe('KAFKA_UNAVAILABLE');
+    expect(error.retriable).toBe(true);
+    expect(error.message).toContain('Gap-less guarantee not satisfied');
+  });
+});
+
 describe('RdKafkaSink: a record the broker refused (enable.gapless.guarantee: fatal to the producer)', () => {
   it('replaces the producer at once, without waiting for its error event; a send made before the refusal was reported hands over nothing; later ones go to the new producer', async () => {
     const { sink, producer } = await connectedSink();
