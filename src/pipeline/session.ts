@@ -135,8 +135,9 @@ export class Session {
       await this.stream.close();
       throw classifyPgError(err, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION });
     }
+    // Found again at each session start (a reconnect): warned once per relay, its repeats at debug.
     for (const u of this.slot.unsentColumns) {
-      this.logger.warn(
+      this.repeated.warn(
         { table: u.table, column: u.column, setting: u.setting, hint: u.fix },
         `${u.why}: PostgreSQL will not send column "${u.column}" (${u.setting}), and the relay halts with SCHEMA_COLUMN_MISSING at the first event of ${u.table} written so (those written before are delivered first)`,
       );
