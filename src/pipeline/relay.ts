@@ -161,11 +161,11 @@ export class Relay {
       stopped: (error) => this.onDeliveryStopped(error),
       // A draining relay reads only to the end of the open source transaction: the session refuses after that.
       windowOpen: () => this.session?.resume(),
-      recordRetrying: (event, error, attempt, delayMs) => {
+      recordRetrying: (event, error, attempt, delayMs, spent) => {
         this.observer.retrying?.(error.code);
         this.logger.warn(
           { code: error.code, err: error.message, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), attempt, retryInMs: delayMs },
-          'Kafka rejected the record: retrying before the poison policy applies',
+          spent === 'halt' ? 'Kafka rejected the record: retrying; exactly-once halts once the retries are spent' : 'Kafka rejected the record: retrying before the poison policy applies',
         );
       },
       retrying: (error, attempt, delayMs) => this.kafkaDown(error, { attempt, retryInMs: delayMs }),

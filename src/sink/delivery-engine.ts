@@ -470,7 +470,7 @@ export class DeliveryEngine implements Delivery {
     if (!first) return;
     const step = this.recordRetries.next(first);
     if (step.delayMs !== undefined) {
-      this.callbacks.recordRetrying(first, error, step.attempts, step.delayMs);
+      this.callbacks.recordRetrying(first, error, step.attempts, step.delayMs, 'poison policy');
       await sleep(step.delayMs, this.abort.signal);
       return;
     }
@@ -654,7 +654,7 @@ export class DeliveryEngine implements Delivery {
     const event = batch[0]!;
     const step = this.recordRetries.next(event);
     if (step.delayMs !== undefined) {
-      this.callbacks.recordRetrying(event, error, step.attempts, step.delayMs);
+      this.callbacks.recordRetrying(event, error, step.attempts, step.delayMs, 'poison policy');
       await sleep(step.delayMs, this.abort.signal);
       return this.produceAlone(event);
     }
@@ -798,7 +798,7 @@ export class DeliveryEngine implements Delivery {
    * moment later left the relay halted until a restart.)
    */
   private async refusedRetry(event: OutboxEvent, error: RelayError, attempts: number, delayMs: number): Promise<void> {
-    this.callbacks.recordRetrying(event, error, attempts, delayMs);
+    this.callbacks.recordRetrying(event, error, attempts, delayMs, 'halt');
     this.dropUncommitted(true);
     await sleep(delayMs, this.abort.signal);
     if (!this.dead) this.callbacks.restartSource(error);

@@ -63,8 +63,12 @@ export interface DeliveryCallbacks {
   windowOpen(): void;
   /** Kafka is unavailable (a failed produce, or no answer within kafka.deliveryTimeout): the first call of an outage logs it. */
   retrying(error: RelayError, attempt: number, delayMs: number): void;
-  /** Kafka rejected `event`; it is produced again after `delayMs` (retry.recordMaxAttempts / recordMaxDuration). */
-  recordRetrying(event: OutboxEvent, error: RelayError, attempt: number, delayMs: number): void;
+  /**
+   * Kafka rejected `event`; it is produced again after `delayMs` (retry.recordMaxAttempts / recordMaxDuration).
+   * `spent`: what follows when the retries are spent, the poison policy or (exactly-once, which cannot
+   * dead-letter inside a Kafka transaction) the halt.
+   */
+  recordRetrying(event: OutboxEvent, error: RelayError, attempt: number, delayMs: number, spent: 'poison policy' | 'halt'): void;
   recovered(downMs: number, attempts: number): void;
   /** at-most-once: Kafka refused a batch that was already confirmed; it is lost, by that mode's contract. */
   dropped(count: number, error: RelayError): void;

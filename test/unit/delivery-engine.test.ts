@@ -739,7 +739,7 @@ describe('DeliveryEngine, exactly-once', () => {
       h.commit(h.begin('t1', 1, txn.commitLsn).txn);
     }
     await vi.waitFor(() => expect(h.sink.commits).toHaveLength(1));
-    expect(h.recordRetries).toEqual(['t1.0', 't1.0']);
+    expect(h.recordRetries).toEqual(['t1.0 then halt', 't1.0 then halt']);
     expect(h.restarts.map((e) => e.code)).toEqual(['TOPIC_NOT_FOUND', 'TOPIC_NOT_FOUND']);
     expect(h.sink.aborts).toBe(2);
     expect(h.sink.visible).toEqual(['t1.0']);
@@ -1073,7 +1073,7 @@ describe('DeliveryEngine, at-most-once', () => {
     await h.idle();
     expect(h.stopped.map((e) => [e.code, e.details.eventId, e.details.attempts])).toEqual([['TOPIC_NOT_FOUND', 'lost?', 2]]);
     // FAST_RETRY: 2 attempts, so one retry before the policy.
-    expect(h.recordRetries).toEqual(['lost?']);
+    expect(h.recordRetries).toEqual(['lost? then poison policy']);
     expect(sink.topicChecks).toEqual([['t'], ['missing'], ['missing']]);
     expect(sink.written).toEqual(['a.0']);
     expect(h.dropped).toEqual([]);

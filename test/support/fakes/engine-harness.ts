@@ -39,7 +39,7 @@ export class EngineHarness {
   readonly stopped: RelayError[] = [];
   readonly retrying: RelayError[] = [];
   readonly dropped: number[] = [];
-  /** The event of each retry of a record Kafka refused (recordRetrying). */
+  /** The event of each retry of a record Kafka refused and what follows its last (recordRetrying): `id then halt`. */
   readonly recordRetries: string[] = [];
   /** The produce latency of every delivered callback (undefined: none was timed). */
   readonly latencies: (number | undefined)[] = [];
@@ -68,7 +68,7 @@ export class EngineHarness {
         this.retrying.push(error);
         options.relay?.retrying(error, attempt, delayMs);
       },
-      recordRetrying: (event) => this.recordRetries.push(event.eventId),
+      recordRetrying: (event, _error, _attempt, _delayMs, spent) => this.recordRetries.push(`${event.eventId} then ${spent}`),
       recovered: (downMs, attempts) => {
         this.recovered++;
         options.relay?.recovered(downMs, attempts);
