@@ -866,7 +866,12 @@ export class DeliveryEngine implements Delivery {
    */
   private async discard(error: RelayError, restart: boolean): Promise<void> {
     const first = this.uncommitted[0]?.txn ?? this.lastLaunched;
-    if (error.code === 'KAFKA_TXN_TIMEOUT' && first) {
+    // A transaction the broker timed out while Kafka failed meanwhile (a coordinator outage that outlasted it, the
+    // commit retried all along) is that outage's doing, not the source transaction's length: retried as the
+    // outage (backoff, retry.maxDuration), not counted toward the halt. Counted, an outage twice the timeout long
+    // halted exactly-once with KAFKA_TXN_TIMEOUT, telling to raise delivery.transactionTimeout.
+    const tooLong = error.code === 'KAFKA_TXN_TIMEOUT' && !this.outage;
+    if (tooLong && first) {
       if (this.timedOut === first.commitLsn) {
         this.fail(
           new RelayError('KAFKA_TXN_TIMEOUT', `the source transaction at commit LSN ${formatLsn(first.commitLsn)} takes longer to produce than the Kafka transaction timeout, twice in a row: ${error.message}`, {
@@ -888,7 +893,7 @@ export class DeliveryEngine implements Delivery {
     if (!restart) return;
     // The brokers answered: a source transaction too long for the Kafka transaction timeout is no outage (no backoff,
     // /readyz stays ready); it streams again at once, once (the second time halts, above).
-    if (error.code === 'KAFKA_TXN_TIMEOUT') return this.callbacks.restartSource(error);
+    if (tooLong) return this.callbacks.restartSource(error);
     if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1)) this.callbacks.restartSource(error);
   }
 
@@ -997,7 +1002,7 @@ export class DeliveryEngine implements Delivery {
     );
   }
 
-  /** Attempt `attempt` of an outage failed: waits the backoff; false once delivery stopped (retry.maxDuration ran out). */
+  /** Attempt `attempt` of an outage failed: waits the backoff; false once delivery stopped (retry.maxDuration ran out, or no retry mends it). */
   private async backOff(error: RelayError, attempt: number): Promise<boolean> {
     if (isIncurable(error)) return this.fail(error);
     if (!this.beginRetry(error, attempt)) return false;

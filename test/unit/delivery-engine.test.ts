@@ -590,6 +590,36 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  it('a transaction the broker timed out while its commit kept failing (a coordinator outage longer than the timeout), twice: the outage\'s doing, retried with backoff as the outage, no halt; committed once Kafka is back (before: KAFKA_TXN_TIMEOUT at the second)', async () => {
+    const down = () => new RelayError('KAFKA_UNAVAILABLE', 'commit timed out: coordinator not available (fake)', { retriable: true, details: { txnRetriable: true } });
+    const timeout = () => new RelayError('KAFKA_TXN_TIMEOUT', 'transaction timed out (fake)', { retriable: true });
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptCommits(down(), timeout(), down(), timeout(), 'ok') });
+    h.transaction('t', 1);
+    await h.idle();
+    await vi.waitFor(() => expect(h.restarts).toHaveLength(1));
+    h.newSession();
+    // The same source transaction again (a restart streams it from the same commit LSN).
+    const again = () => {
+      const txn = h.tracker.begin(100n, 0, 1);
+      h.push(txn, 't.0');
+      h.tracker.commit(txn, 110n);
+      h.engine.committed(txn);
+      return txn;
+    };
+    again();
+    await h.idle();
+    await vi.waitFor(() => expect(h.restarts).toHaveLength(2));
+    expect(h.stopped).toEqual([]);
+    h.newSession();
+    again();
+    await h.idle();
+    expect(h.restarts.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT', 'KAFKA_TXN_TIMEOUT']);
+    expect(h.stopped).toEqual([]);
+    expect(h.sink.commits).toHaveLength(1);
+    expect(h.lastConfirmed).toBe(110n);
+    expect(h.recovered).toBe(1);
+  });
+
   it.each(['send', 'commit'] as const)('restarts the source after a failed %s with backoff, as one outage (an acknowledged produce ends none: only a commit delivers), and gives up once it outlasts retry.maxDuration', async (at) => {
     vi.useFakeTimers({ toFake: ['Date'] });
     // E.g. TOPIC_AUTHORIZATION_FAILED after an ACL change, or a partition without a leader: every session fails the
