@@ -1,6 +1,6 @@
 import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes, type AclEntry } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaBroker } from '../../stack/index.js';
+import { KafkaBroker, waitUntil } from '../../stack/index.js';
 import { freePort } from '../../stack/ports.js';
 import { runCliJson } from '../support/cli.js';
 import { checkpointStore } from '../support/checkpoints.js';
@@ -170,6 +170,7 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
 
       const relay = relayAs(setup, checkpointTopic, 'rdkafka', 'at-least-once');
       await relay.waitForMessage('streaming from PostgreSQL');
+      const from = await currentWalLsn(db());
       await insertEvents(db(), 3);
       const refused = await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
       expect(refused.code, relay.dump()).toBe('KAFKA_AUTH');
@@ -179,6 +180,11 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
       await relay.waitForMessage('Kafka available again: delivery resumed');
       const records = await readTopic(setup.topic, { expected: 3, brokers: broker.brokers });
       expect(new Set(records.map((r) => r.key)).size, relay.dump()).toBe(3);
+      // The checkpoint writer's producer was refused its id too: it gets a new one and writes again.
+      const last = (await committedIdsWithEndLsn(db(), from)).map((e) => e.endLsn).reduce((a, b) => (a > b ? a : b));
+      await waitUntil('a checkpoint past the events', async () => ((await checkpointStore(checkpointTopic, broker.brokers).read(setup.slot))?.lsn ?? 0n) >= last, 20_000, 200).catch((err: Error) => {
+        throw new Error(`${err.message}\n${relay.dump()}`);
+      });
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
     });
