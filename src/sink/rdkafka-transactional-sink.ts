@@ -110,11 +110,16 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     const old = this.producer;
     this.producer = undefined;
     this.expired = false;
+    this.forgetTransaction();
+    if (old) await disconnectKafkaJsProducer(old, 0);
+  }
+
+  /** A new producer, or none: nothing of the last one's transaction (its state, its abort) applies to it. */
+  private forgetTransaction(): void {
     this.unusable = false;
     this.openedAtMs = undefined;
     this.checkpointSent = undefined;
     this.aborting = undefined;
-    if (old) await disconnectKafkaJsProducer(old, 0);
   }
 
   /** A new producer: its connect() registers the transactional id, which fences older producers and aborts what they left open. */
@@ -132,10 +137,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       throw err;
     }
     this.producer = producer;
-    this.unusable = false;
-    this.openedAtMs = undefined;
-    this.checkpointSent = undefined;
-    this.aborting = undefined;
+    this.forgetTransaction();
   }
 
   private async open(): Promise<KafkaJS.Producer> {
