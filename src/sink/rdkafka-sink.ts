@@ -2,12 +2,12 @@ import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
+import { settlesWithin } from '../retry.js';
 import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, isRecordErrorCode, lostProducerError, producerRefusal } from './rdkafka-errors.js';
 import { PARKED_MAX_MS, ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
-import { settlesWithin } from '../retry.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 
