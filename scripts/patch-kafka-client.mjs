@@ -51,7 +51,7 @@
 //    generic name as the event's message, without the code, the reason or the flag (and the JavaScript wrapper cut
 //    the name to its second word group). A fatal error event now carries `{ message, code, isFatal: true }`, so
 //    that the relay can name the cause: brokers without the idempotent producer, a principal without WRITE on any
-//    topic (src/sink/rdkafka-fatal.ts). Other error events are as they were.
+//    topic (src/sink/rdkafka-errors.ts, lostProducerError). Other error events are as they were.
 //
 // The relay uses the first three only when the loaded addon has both their methods, and takes reports in either
 // shape (src/sink/rdkafka-produce.ts), so an unpatched addon still works, slower, with a warning; without the
