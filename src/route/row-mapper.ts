@@ -91,8 +91,9 @@ export class RowMapper {
     for (const { column, setting, instead } of mappedList) {
       if (columnIndex.has(column)) continue;
       // The relation lists what the publication sends: with a column list, that list.
-      const listed = [...new Set([...relation.columns.map((c) => c.name), ...mappedList.map((m) => m.column)])];
-      const unmapped = unmappedColumns(mapping, relation.columns.map((c) => c.name));
+      const sent = relation.columns.map((c) => c.name);
+      const listed = [...new Set([...sent, ...mappedList.map((m) => m.column)])];
+      const unmapped = unmappedColumns(mapping, sent);
       // Renaming the column back does not help: the WAL of every event written since the rename carries the new name.
       throw new RelayError('SCHEMA_COLUMN_MISSING', `column "${column}" (${setting}) is missing from ${table}: it was dropped or renamed, the publication's column list leaves it out, or it is a generated column`, {
         hint:
@@ -101,7 +102,7 @@ export class RowMapper {
           `else ${instead("the column's new name")} and restart (columns of ${table} no setting maps: ${unmapped.join(', ') || 'none'}); ` +
           'renaming the column back does not work, because the events written since the rename carry the new name in the WAL. ' +
           'The relay stopped before this event and did not confirm past it',
-        details: { table, column, columns: relation.columns.map((c) => c.name) },
+        details: { table, column, columns: sent },
       });
     }
     const c = mapping.columns;
