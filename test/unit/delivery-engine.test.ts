@@ -572,7 +572,8 @@ describe('DeliveryEngine, exactly-once', () => {
   it('restarts the source once when the broker timed the transaction out, and halts naming the setting when it happens again', async () => {
     const timeout = () => new RelayError('KAFKA_TXN_TIMEOUT', 'transaction timed out (fake)', { retriable: true });
     const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(timeout(), timeout()) });
-    h.transaction('long', 1);
+    const { txn } = h.begin('long', 1);
+    h.commit(txn);
     await h.idle();
     expect(h.restarts.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT']);
     // Not an outage: no retrying line, no backoff, ready throughout.
@@ -580,10 +581,7 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped).toEqual([]);
     h.newSession();
     // The same source transaction again (a restart streams it from the same commit LSN).
-    const txn = h.tracker.begin(100n, 0, 1);
-    h.push(txn, 'long.0');
-    h.tracker.commit(txn, 110n);
-    h.engine.committed(txn);
+    h.commit(h.begin('long', 1, txn.commitLsn).txn);
     await h.idle();
     expect(h.stopped.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT']);
     expect(h.stopped[0]!.hint).toContain('delivery.transactionTimeout');
@@ -594,29 +592,23 @@ describe('DeliveryEngine, exactly-once', () => {
     const down = () => new RelayError('KAFKA_UNAVAILABLE', 'commit timed out: coordinator not available (fake)', { retriable: true, details: { txnRetriable: true } });
     const timeout = () => new RelayError('KAFKA_TXN_TIMEOUT', 'transaction timed out (fake)', { retriable: true });
     const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptCommits(down(), timeout(), down(), timeout(), 'ok') });
-    h.transaction('t', 1);
+    const { txn } = h.begin('t', 1);
+    h.commit(txn);
     await h.idle();
     await vi.waitFor(() => expect(h.restarts).toHaveLength(1));
     h.newSession();
     // The same source transaction again (a restart streams it from the same commit LSN).
-    const again = () => {
-      const txn = h.tracker.begin(100n, 0, 1);
-      h.push(txn, 't.0');
-      h.tracker.commit(txn, 110n);
-      h.engine.committed(txn);
-      return txn;
-    };
-    again();
+    h.commit(h.begin('t', 1, txn.commitLsn).txn);
     await h.idle();
     await vi.waitFor(() => expect(h.restarts).toHaveLength(2));
     expect(h.stopped).toEqual([]);
     h.newSession();
-    again();
+    const end = h.commit(h.begin('t', 1, txn.commitLsn).txn);
     await h.idle();
     expect(h.restarts.map((e) => e.code)).toEqual(['KAFKA_TXN_TIMEOUT', 'KAFKA_TXN_TIMEOUT']);
     expect(h.stopped).toEqual([]);
     expect(h.sink.commits).toHaveLength(1);
-    expect(h.lastConfirmed).toBe(110n);
+    expect(h.lastConfirmed).toBe(end);
     expect(h.recovered).toBe(1);
   });
 
