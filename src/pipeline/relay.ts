@@ -178,7 +178,7 @@ export class Relay {
         this.observer.producerConnected?.(true);
         this.kafkaOutage.recovered({ downMs, attempts });
       },
-      restartSource: (error) => this.restartSource(error),
+      restartSource: (error, attempt) => this.restartSource(error, attempt),
       reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(),
       positionReportable: () => this.session?.reportable ?? false,
     };
@@ -484,13 +484,14 @@ export class Relay {
   }
 
   /** The delivery dropped its uncommitted events: a new session streams them again from the checkpoint. */
-  private restartSource(error: RelayError): void {
+  private restartSource(error: RelayError, attempt: boolean): void {
     this.sourceRestarts++;
     this.countError(error);
-    // A fence and a transaction timeout are no outage: a warn line of their own. Any other restart is how
-    // exactly-once retries in a Kafka outage, after the backoff that logged its start: one of its attempts, at debug
-    // (a warn line each was a line per attempt).
-    this.logger[error.code === 'PRODUCER_FENCED' || error.code === 'KAFKA_TXN_TIMEOUT' ? 'warn' : 'debug'](
+    // A fence and a transaction too long for the Kafka transaction timeout are no outage: a warn line of their own.
+    // Any other restart is how exactly-once retries (a Kafka outage, after the backoff that logged its start; a
+    // refused record, after its retry line): one of its attempts, at debug (a warn line each was a line per attempt).
+    // A transaction the broker timed out during an outage is one of them (until 2026-12-06 a warn line each).
+    this.logger[attempt ? 'debug' : 'warn'](
       { code: error.code, err: error.message, confirmedLsn: formatLsn(this.lastConfirmed), sourceRestarts: this.sourceRestarts },
       'delivery aborted its uncommitted events: streaming again from the checkpoint',
     );

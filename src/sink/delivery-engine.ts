@@ -801,7 +801,7 @@ export class DeliveryEngine implements Delivery {
     this.callbacks.recordRetrying(event, error, attempts, delayMs, 'halt');
     this.dropUncommitted(true);
     await sleep(delayMs, this.abort.signal);
-    if (!this.dead) this.callbacks.restartSource(error);
+    if (!this.dead) this.callbacks.restartSource(error, true);
   }
 
   /**
@@ -893,8 +893,8 @@ export class DeliveryEngine implements Delivery {
     if (!restart) return;
     // The brokers answered: a source transaction too long for the Kafka transaction timeout is no outage (no backoff,
     // /readyz stays ready); it streams again at once, once (the second time halts, above).
-    if (tooLong) return this.callbacks.restartSource(error);
-    if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1)) this.callbacks.restartSource(error);
+    if (tooLong) return this.callbacks.restartSource(error, false);
+    if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1)) this.callbacks.restartSource(error, true);
   }
 
   /** exactly-once: forgets everything not committed; with `restart`, takes nothing more until the source streams again. */
@@ -936,7 +936,7 @@ export class DeliveryEngine implements Delivery {
     }
     if (!restart) return;
     await sleep(backoffDelay(this.options.retry, this.fences.count - 1), this.abort.signal);
-    if (!this.dead) this.callbacks.restartSource(error);
+    if (!this.dead) this.callbacks.restartSource(error, false);
   }
 
   /**

@@ -74,9 +74,11 @@ export interface DeliveryCallbacks {
   dropped(count: number, error: RelayError): void;
   /**
    * The delivery dropped what it had not committed (an aborted Kafka transaction cannot be re-sent from memory):
-   * the source must stream again from the last committed checkpoint.
+   * the source must stream again from the last committed checkpoint. `attempt`: the restart is one attempt of a
+   * retry already told of (`retrying`'s Kafka outage, a transaction the broker timed out during it included, or
+   * `recordRetrying`); false for a fence and for a transaction too long for the Kafka transaction timeout.
    */
-  restartSource(error: RelayError): void;
+  restartSource(error: RelayError, attempt: boolean): void;
   /** Reports the confirmed position to PostgreSQL now; resolves once it is written (at-most-once: before the hand-off). */
   reportPosition(): Promise<void>;
   /** A session can still report a position (its replication connection is open): at-most-once hands nothing off without one. */

@@ -141,7 +141,7 @@ describe('Relay, a sink that claims the slot (exactly-once)', () => {
       if (++starts === 1) {
         setImmediate(() => {
           callbacks.retrying(kafkaDown(), 1, 1);
-          callbacks.restartSource(kafkaDown());
+          callbacks.restartSource(kafkaDown(), true);
         });
       } else {
         callbacks.recovered(50, 2);

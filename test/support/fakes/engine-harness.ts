@@ -74,9 +74,9 @@ export class EngineHarness {
         options.relay?.recovered(downMs, attempts);
       },
       dropped: (count) => this.dropped.push(count),
-      restartSource: (error) => {
+      restartSource: (error, attempt) => {
         this.restarts.push(error);
-        options.relay?.restartSource(error);
+        options.relay?.restartSource(error, attempt);
       },
       reportPosition: async () => {
         this.reports++;
