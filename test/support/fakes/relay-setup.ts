@@ -17,10 +17,13 @@ export function relayConfig(retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDela
   };
 }
 
+/** A pino line as JSON: its level, its message and the fields logged with it. */
+export type LogLine = { level: number; msg: string } & Record<string, unknown>;
+
 /** A logger whose lines the test reads back. */
-export function capturingLogger(level: string): { logger: pino.Logger; lines: { level: number; msg: string }[] } {
-  const lines: { level: number; msg: string }[] = [];
-  const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+export function capturingLogger(level: string): { logger: pino.Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
   return { logger, lines };
 }
 
