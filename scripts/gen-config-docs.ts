@@ -131,7 +131,7 @@ export function configReference(): string {
     'environment < flags. An empty environment variable is unset, except for the mapping columns, where "" leaves the column out. An',
     '`OUTBOX_RELAY_*` variable that is neither a setting\'s nor `OUTBOX_RELAY_CONFIG` is ignored with a warning line naming the closest one',
     '(Kubernetes\' service links for a Service named `outbox-relay`, `OUTBOX_RELAY_SERVICE_HOST`, `OUTBOX_RELAY_SERVICE_PORT*` and',
-    '`OUTBOX_RELAY_PORT*`, get none). PostgreSQL also honours the standard `DATABASE_URL` and libpq `PG*` variables when',
+    '`OUTBOX_RELAY_PORT*`, get none), and so is one of those variables written without `RELAY_` (`OUTBOX_KAFKA_BROKERS`). PostgreSQL also honours the standard `DATABASE_URL` and libpq `PG*` variables when',
     '`postgres.url` is not set. A value that does not validate stops the relay with exit code 2, naming the key and',
     'where the value came from. A duration needs its unit (`500ms`, `30s`, `5m`, `1h`, `1d`; only `0` may go without), a size may have one',
     '(`900KiB`, `64MiB`, `1GB`; a number alone is bytes). [`config/outbox-relay.example.yaml`](../config/outbox-relay.example.yaml) shows every setting with its default.',

@@ -99,16 +99,18 @@ const SERVICE_LINK = /^OUTBOX_RELAY_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|POR
  * variable was ignored without a word (an unknown config-file key is refused). A warning only, as the
  * environment also holds variables not meant for the relay.
  */
-function unknownVariableWarning(name: string): string {
+function unknownVariableWarning(name: string, meant?: string): string {
   const known = [...SETTINGS.map((s) => s.env), ...OTHER_ENV];
-  const [closest] = known.map((candidate) => [candidate, editDistance(name, candidate)] as const).sort((a, b) => a[1] - b[1])[0]!;
+  const closest = meant ?? known.map((candidate) => [candidate, editDistance(name, candidate)] as const).sort((a, b) => a[1] - b[1])[0]![0];
   const setting = SETTINGS.find((s) => s.env === closest);
   return `warning: environment variable ${name} is not read by outbox-relay and is ignored; did you mean ${closest}${setting ? ` (setting ${setting.key})` : ''}?`;
 }
 
 /**
  * Settings from the environment; a setting's former variable counts, with one warning line naming the current one.
- * Any other OUTBOX_RELAY_* variable gets a warning line too (unknownVariableWarning).
+ * Any other OUTBOX_RELAY_* variable gets a warning line too (unknownVariableWarning), and so does one that is a
+ * read variable without its RELAY_ (OUTBOX_KAFKA_BROKERS): such a name was ignored without a word, and the relay
+ * then failed on a setting that looked set (kafka.brokers missing, or PostgreSQL's "no user name specified").
  * An empty variable is unset (a manifest's `VAR=` or `\${VAR:-}`), except for a setting whose value may be "" (a
  * mapping column, where "" leaves it out): OUTBOX_RELAY_MAPPING_HEADERS= was ignored, the default column mapped.
  */
@@ -129,6 +131,9 @@ export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): R
   const read = new Set([...SETTINGS.flatMap((s) => [s.env, s.deprecated?.env]), ...OTHER_ENV]);
   for (const name of Object.keys(env)) {
     if (name.startsWith('OUTBOX_RELAY_') && !read.has(name) && !SERVICE_LINK.test(name)) warn(unknownVariableWarning(name));
+    const meant = `OUTBOX_RELAY_${name.slice('OUTBOX_'.length)}`;
+    // A former name's current one (OUTBOX_DELIVERY: OUTBOX_RELAY_DELIVERY_GUARANTEE).
+    if (name.startsWith('OUTBOX_') && !name.startsWith('OUTBOX_RELAY_') && read.has(meant)) warn(unknownVariableWarning(name, SETTINGS.find((s) => s.deprecated?.env === meant)?.env ?? meant));
   }
   return out;
 }

@@ -389,4 +389,17 @@ describe('config: an OUTBOX_RELAY_* variable the relay does not read', () => {
     ]);
     expect(values).toEqual({ slot: 's', 'delivery.guarantee': 'at-most-once' });
   });
+
+  it('a variable the relay reads, written without RELAY_, gets the same line naming the one meant (it was ignored without a word); other OUTBOX_* variables (the service\'s own) get none', () => {
+    const lines: string[] = [];
+    const env = { OUTBOX_KAFKA_BROKERS: 'k:9092', OUTBOX_POSTGRES_URL: 'postgres://db/app', OUTBOX_DELIVERY: 'at-most-once', OUTBOX_CONFIG: '/etc/relay.yaml', OUTBOX_TABLE_NAME: 'orders_outbox', OUTBOX_RELAY_SLOT: 's' };
+    const values = readEnv(env, (line) => lines.push(line));
+    expect(lines).toEqual([
+      'warning: environment variable OUTBOX_KAFKA_BROKERS is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_KAFKA_BROKERS (setting kafka.brokers)?',
+      'warning: environment variable OUTBOX_POSTGRES_URL is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_POSTGRES_URL (setting postgres.url)?',
+      'warning: environment variable OUTBOX_DELIVERY is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_DELIVERY_GUARANTEE (setting delivery.guarantee)?',
+      'warning: environment variable OUTBOX_CONFIG is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_CONFIG?',
+    ]);
+    expect(values).toEqual({ slot: 's' });
+  });
 });
