@@ -39,15 +39,17 @@ export class OutageLog {
 
   /**
    * An attempt failed; `lines` names this attempt's cause where one loop meets several (Kafka or PostgreSQL).
+   * `attemptStartedAt`: when the failed attempt began, for an attempt that can hang until its own timeout (a query
+   * bounded at minutes): the outage began then, not at the failure, and its end line's downMs says so.
    * True when this failure started the outage (its warn line), for what else happens once per outage.
    */
-  failed(fields: Record<string, unknown>, lines: Partial<Omit<OutageLines, 'ended'>> = {}): boolean {
+  failed(fields: Record<string, unknown>, lines: Partial<Omit<OutageLines, 'ended'>> = {}, attemptStartedAt = this.now()): boolean {
     this.failures++;
     if (this.since !== undefined) {
       this.logger.debug({ ...fields, attempt: this.failures }, lines.ongoing ?? this.lines.ongoing);
       return false;
     }
-    this.since = this.now();
+    this.since = attemptStartedAt;
     this.logger.warn(fields, lines.started ?? this.lines.started);
     return true;
   }

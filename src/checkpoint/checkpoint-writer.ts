@@ -143,12 +143,14 @@ export class CheckpointWriter implements RelayObserver {
   private async write(): Promise<void> {
     const latest = this.latest;
     if (!latest || !this.pending) return;
+    // With every broker unreachable a send fails only after kafka.deliveryTimeout (30 s by default).
+    const startedAt = Date.now();
     try {
       await this.send(latest.lsn, latest.commitTimeMs);
       this.outage.recovered();
     } catch (err) {
       // The next interval tries again; the slot still holds the confirmed position meanwhile.
-      this.outage.failed({ err: errorMessage(err), topic: this.store.topic });
+      this.outage.failed({ err: errorMessage(err), topic: this.store.topic }, {}, startedAt);
     }
   }
 

@@ -34,11 +34,13 @@ export class Heartbeat {
   }
 
   private async beat(connection: SideConnection): Promise<void> {
+    // A beat can hang for the bound on its query (postgres.statementTimeout + connectTimeout) before it fails.
+    const startedAt = Date.now();
     try {
       // A failed beat drops the connection: the next one opens a fresh one.
       if ((await connection.query(`SELECT pg_logical_emit_message(false, $1, '')`, [this.prefix])) !== undefined) this.outage.recovered();
     } catch (err) {
-      if (!this.task.stopped) this.outage.failed({ err: errorMessage(err), intervalMs: this.intervalMs });
+      if (!this.task.stopped) this.outage.failed({ err: errorMessage(err), intervalMs: this.intervalMs }, {}, startedAt);
     }
   }
 }

@@ -298,4 +298,24 @@ describe('checkpoint writer: an outage of its writes', () => {
     expect(client.written.map((r) => decodeCheckpoint(r.value, 'checkpoints').lsn)).toEqual([200n]);
     await writer.close();
   });
+
+  it('counts from the write that began it when that write failed only at its timeout (every broker unreachable): the end line\'s downMs includes the wait', async () => {
+    vi.useFakeTimers();
+    const client = new FakeCheckpointClient();
+    const lines: { level: number; msg: string; downMs?: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    writer.start();
+    // The write at t = 1 s fails at t = 31 s (kafka.deliveryTimeout); the next, at t = 32 s, succeeds.
+    client.delayMs = 30_000;
+    client.failures = 1;
+    writer.confirmed(100n, 1);
+    await vi.advanceTimersByTimeAsync(31_000);
+    client.delayMs = 0;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(lines.map((l) => l.msg)).toEqual(['cannot write the checkpoint; retrying every interval', 'checkpoint written again']);
+    // Before, from the failure (t = 31 s): 1 s.
+    expect(lines[1]!.downMs).toBe(31_000);
+    await writer.close();
+  });
 });

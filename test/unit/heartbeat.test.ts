@@ -4,6 +4,10 @@ import { describe, expect, it, vi } from 'vitest';
 /** Every client the heartbeat created, and whether it was closed. */
 const clients: { connected: boolean; ended: boolean }[] = [];
 let releaseConnect: (() => void) | undefined;
+/** Connections open at once unless a test holds them (releaseConnect opens the one held). */
+let holdConnect = true;
+/** What each query does: the default answers at once. */
+let query: () => Promise<{ rows: never[] }> = async () => ({ rows: [] });
 
 vi.mock('pg', () => ({
   default: {
@@ -15,10 +19,12 @@ vi.mock('pg', () => ({
       on(): void {}
       connect(): Promise<void> {
         // A slow connection (PostgreSQL far away or restarting): it completes when the test says so.
-        return new Promise((resolve) => (releaseConnect = () => ((this.state.connected = true), resolve())));
+        const opened = new Promise<void>((resolve) => (releaseConnect = () => ((this.state.connected = true), resolve())));
+        if (!holdConnect) releaseConnect!();
+        return opened;
       }
-      async query(): Promise<{ rows: never[] }> {
-        return { rows: [] };
+      query(): Promise<{ rows: never[] }> {
+        return query();
       }
       async end(): Promise<void> {
         this.state.ended = true;
@@ -45,6 +51,30 @@ describe('Heartbeat', () => {
       expect(clients[0]).toEqual({ connected: true, ended: true });
     } finally {
       vi.useRealTimers();
+    }
+  });
+
+  it('an outage that began with a beat hanging until its query timeout counts from that beat: the end line\'s downMs includes the hang', async () => {
+    vi.useFakeTimers();
+    holdConnect = false;
+    const lines: { level: number; msg: string; downMs?: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    try {
+      // The first beat's query hangs until the relay's bound on it fails it (statement timeout + connect timeout,
+      // 2m10s by default: a server that stopped answering); the next beat is answered.
+      let beats = 0;
+      query = () => (++beats === 1 ? new Promise((_, reject) => setTimeout(() => reject(new Error('Query read timeout')), 130_000)) : Promise.resolve({ rows: [] }));
+      const heartbeat = new Heartbeat({}, 1000, 'outbox-heartbeat', logger);
+      heartbeat.start();
+      await vi.advanceTimersByTimeAsync(1000 + 130_000 + 1000);
+      await heartbeat.stop();
+      expect(lines.map((l) => l.msg)).toEqual(['heartbeat failed: retrying every interval', 'heartbeat written again']);
+      // From the first beat (t = 1 s) to the one answered (t = 132 s); before, from the failure (t = 131 s): 1 s.
+      expect(lines[1]!.downMs).toBe(131_000);
+    } finally {
+      vi.useRealTimers();
+      holdConnect = true;
+      query = async () => ({ rows: [] });
     }
   });
 });
