@@ -465,12 +465,6 @@ export class Session {
   }
 
   /**
-   * PostgreSQL is shutting down: a side connection was refused or ended for it (source/slot-lag-probe.ts). Its
-   * walsender waits for this connection to confirm everything it sent, which nothing undelivered may be, and while
-   * the window is full (Kafka slow or down) the socket is not read, so the keepalives that tell the shutdown
-   * (onKeepalive) are never seen: PostgreSQL would wait for Kafka. A session that reads finds out by itself.
-   */
-  /**
    * A side check found this session's source broken where the stream says nothing (source/publication-watch.ts): it
    * ends as on a local failure, what was handed over delivered and confirmed first.
    */
@@ -478,6 +472,12 @@ export class Session {
     if (this.tracker) this.failLocally(error);
   }
 
+  /**
+   * PostgreSQL is shutting down: a side connection was refused or ended for it (source/slot-lag-probe.ts). Its
+   * walsender waits for this connection to confirm everything it sent, which nothing undelivered may be, and while
+   * the window is full (Kafka slow or down) the socket is not read, so the keepalives that tell the shutdown
+   * (onKeepalive) are never seen: PostgreSQL would wait for Kafka. A session that reads finds out by itself.
+   */
   serverStopping(): void {
     if (this.closing || !this.stream.isPaused) return;
     this.letGoForShutdown({ windowFull: true });

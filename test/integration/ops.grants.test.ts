@@ -89,7 +89,7 @@ describe('ops: the grants the relay really needs (docs/security.md)', () => {
 describe("ops: slot drop --force as another role than the relay's (docs/security.md)", () => {
   const db = useDatabase('grantsdrop');
 
-  it('refused without pg_signal_backend, with the fix naming it (and for a superuser relay, even with it); with it, the walsender is terminated, the slot dropped, and the relay exits PG_SLOT_MISSING', async () => {
+  it('refused without pg_signal_backend, with the fix naming it (and for a superuser relay, even with it); with it, or as the relay\'s own role (the fix\'s other way), the walsender is terminated, the slot dropped, and the relay exits PG_SLOT_MISSING', async () => {
     const setup = await setupOutbox(db());
     const [relayRole, plain, signaller] = [uniqueName('relay'), uniqueName('ops_plain'), uniqueName('ops_signal')];
     for (const role of [relayRole, plain]) await db().query(`CREATE ROLE ${role} LOGIN REPLICATION`);
@@ -130,5 +130,18 @@ describe("ops: slot drop --force as another role than the relay's (docs/security
     expect(await slot()).toBeUndefined();
     expect(await relay.exitCode(), relay.dump()).toBe(1);
     expect(relay.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING' })]);
+
+    // The fix's other way: the relay's own role, without pg_signal_backend, terminates its own walsender.
+    const created = await runCli(['slot', 'create', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication]);
+    expect(created.code, created.stderr).toBe(0);
+    const again = startRelay(setup.args.map((a) => (a === db().url ? as(relayRole) : a)));
+    await again.waitForMessage('streaming from PostgreSQL');
+    const ownWalsender = (await slot())!.pid;
+    const byItsRole = await drop(relayRole);
+    expect(byItsRole.code, byItsRole.stderr).toBe(0);
+    expect(byItsRole.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${ownWalsender})`);
+    expect(await slot()).toBeUndefined();
+    expect(await again.exitCode(), again.dump()).toBe(1);
+    expect(again.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING' })]);
   });
 });
