@@ -363,7 +363,7 @@ export class Relay {
             // Kafka answered this session's start too (the claim, the checkpoint read): delivery decides whether
             // that ends its Kafka outage (nothing left to send again after a restart). On the same terms as the
             // source's outage: an idle server's keepalives may never pass the start.
-            this.delivery.sourceProgressed();
+            this.delivery.sourceProgressed(startLsn);
           });
         error = await session.ended;
       } catch (err) {

@@ -45,7 +45,7 @@ export class ReplayBound {
           inner.committed(txn);
         },
         endSession: (session) => inner.endSession(session),
-        sourceProgressed: () => inner.sourceProgressed(),
+        sourceProgressed: (startLsn) => inner.sourceProgressed(startLsn),
         whenIdle: () => inner.whenIdle(),
         stop: () => inner.stop(),
       };

@@ -137,6 +137,11 @@ export class DeliveryEngine implements Delivery {
   private timedOut: Lsn | undefined;
   /** exactly-once: the fences met since the last commit, when the first and the last of them were (see fenced()). */
   private fences: { since: number; last: number; count: number } | undefined;
+  /**
+   * exactly-once: the newest commit LSN of the source transactions dropped uncommitted since the last commit: a
+   * session that starts at or below it streams them again, and only their commit ends the outage (sourceProgressed).
+   */
+  private resendUpTo: Lsn | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.callbacks = options.callbacks;
@@ -211,7 +216,11 @@ export class DeliveryEngine implements Delivery {
    * (an event topic without a leader while the checkpoint topic answers the session's start) keep the outage and
    * its retry.maxDuration bound running across restarts.
    */
-  sourceProgressed(): void {
+  sourceProgressed(startLsn: Lsn): void {
+    // Transactions dropped by the abort and streamed again from the start: their events may not have arrived yet
+    // (a large one reaches the relay only once PostgreSQL decoded it to its commit, while its keepalives pass the
+    // start). Ended then, the outage ended at every restart and its retry.maxDuration bound never ran out.
+    if (this.resendUpTo !== undefined && startLsn <= this.resendUpTo) return;
     if (this.guarantee === 'exactly-once' && !this.dead && this.idle) this.outageOver();
   }
 
@@ -852,6 +861,7 @@ export class DeliveryEngine implements Delivery {
     this.outageOver();
     this.checkpointFloor = lsn;
     this.floorCommitTimeMs = commitTimeMs;
+    this.resendUpTo = undefined;
     this.timedOut = undefined;
     this.fences = undefined;
     const receipts = this.uncommitted;
@@ -899,6 +909,9 @@ export class DeliveryEngine implements Delivery {
 
   /** exactly-once: forgets everything not committed; with `restart`, takes nothing more until the source streams again. */
   private dropUncommitted(restart: boolean): void {
+    const dropped = [this.uncommitted.at(-1)?.txn, this.held.at(-1)?.at(-1)?.txn, this.queue.at(-1)?.txn, this.lastLaunched].map((txn) => txn?.commitLsn ?? 0n);
+    const newest = dropped.reduce(maxLsn);
+    if (newest > 0n) this.resendUpTo = maxLsn(this.resendUpTo ?? 0n, newest);
     if (restart) this.intake = false;
     this.queue = [];
     this.head = 0;

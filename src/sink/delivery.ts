@@ -1,5 +1,6 @@
 import type { AckTracker, SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayError } from '../errors.js';
+import type { Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
 
 export interface DeliveryLimits {
@@ -117,9 +118,10 @@ export interface Delivery {
    * for its receive timeout plus retry.maxDelay on an idle server: where the relay ends its own session outage. The
    * relay starts a session only once Kafka answered its start (exactly-once: the claim of the transactional id and
    * the checkpoint read), so with nothing left to produce or commit this ends exactly-once's Kafka outage, which
-   * otherwise only a commit ends.
+   * otherwise only a commit ends; not when the session started (`startLsn`) at or below a transaction an abort
+   * dropped, which it streams again.
    */
-  sourceProgressed(): void;
+  sourceProgressed(startLsn: Lsn): void;
   /** Resolves when nothing is left to produce, acknowledge or commit (or delivery stopped). */
   whenIdle(): Promise<void>;
   /** Stops sending and retrying at once (shutdown's grace period ran out, or the relay gave up). */

@@ -173,6 +173,25 @@ describe('Relay, exactly-once: when delivery\'s Kafka outage ends', () => {
     expect(sink.commits).toEqual([]);
   });
 
+  it('a transaction to send again whose events come after a keepalive beyond the start (a large one, which PostgreSQL sends only once decoded to its commit), its commit failing every time: one outage, RETRIES_EXHAUSTED after retry.maxDuration', async () => {
+    streams = Array.from({ length: 1000 }, () => (s: Stream) => {
+      s.keepalive();
+      setTimeout(() => s.transaction('t', 1), 5);
+    });
+    const sink = new FakeSink();
+    sink.commit = () => Promise.reject(kafkaDown());
+    const startedAt = Date.now();
+    // Stopped after ten times the bound if it never gave up.
+    const { outcome, started, ended, ready } = await run('exactly-once', sink, () => Date.now() - startedAt > 2000, 200);
+    // Before: each restart's keepalive found delivery idle (the events not there yet) and ended the outage, so the
+    // bound never ran out: the relay was still retrying when stopped at 2 s, with 333 outages started and ended
+    // (a warn and an info line per restart).
+    expect(outcome).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
+    expect(progressed).toBeGreaterThan(2);
+    expect({ started, ended, ready }).toEqual({ started: 1, ended: 0, ready: false });
+    expect(sink.commits).toEqual([]);
+  });
+
   it('at-least-once: the outage still ends when Kafka acknowledges the batch sent again, once', async () => {
     streams = [(s) => s.transaction('t', 2)];
     const sink = new FakeSink().scriptSends(kafkaDown());
