@@ -33,13 +33,14 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
 }
 
 /**
- * The row filter (`WHERE (…)`, PostgreSQL 15+) of `publication` on the table, as pg_publication_tables prints it;
- * undefined when the publication has none for it, or does not hold the table. Rows it leaves out were never in the
- * stream, so the relay never produced them: re-sending them would put events in Kafka for the first time.
+ * The row filter (`WHERE (…)`, PostgreSQL 15+) of `publication` on the table, as pg_publication_tables prints it
+ * (`rowFilter` undefined when it has none); `published` false when the publication does not hold the table (it
+ * does not exist: dropped). Rows a filter leaves out were never in the stream, so the relay never produced them:
+ * re-sending them would put events in Kafka for the first time.
  */
-export async function publicationRowFilter(client: pg.Client, publication: string, relation: RelationMessage): Promise<string | undefined> {
+export async function publicationRowFilter(client: pg.Client, publication: string, relation: RelationMessage): Promise<{ published: boolean; rowFilter: string | undefined }> {
   const { rows } = await client.query<{ rowfilter: string | null }>('SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3', [publication, relation.schema, relation.table]);
-  return rows[0]?.rowfilter ?? undefined;
+  return { published: rows.length > 0, rowFilter: rows[0]?.rowfilter ?? undefined };
 }
 
 /** pg_type's `timestamp` (without time zone). */

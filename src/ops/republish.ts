@@ -67,11 +67,20 @@ interface TablePlan {
   total: number;
 }
 
-async function plan(client: pg.Client, config: RelayConfig, mapping: TableMapping, options: RepublishOptions): Promise<TablePlan> {
+async function plan(client: pg.Client, config: RelayConfig, mapping: TableMapping, options: RepublishOptions, logger: Logger): Promise<TablePlan> {
   const relation = await describeTable(client, mapping);
   const mapper = RowMapper.compile(relation, mapping, { fromTable: true });
   const timeColumn = options.timeColumn ?? mapping.columns.timestamp ?? 'created_at';
-  const rowFilter = await publicationRowFilter(client, config.publication, relation);
+  const { published, rowFilter } = await publicationRowFilter(client, config.publication, relation);
+  // After `publication drop`, before `setup` made it again: a row filter it had is gone with it, and every row of
+  // the selection is sent, also those the stream left out (events that never went to Kafka).
+  if (!published) {
+    const table = `${mapping.schema}.${mapping.table}`;
+    logger.warn(
+      { publication: config.publication, table },
+      `publication "${config.publication}" does not publish ${table}: republish applies no row filter and sends every selected row; if the publication had one, re-create it first (outbox-relay setup --row-filter …), then republish`,
+    );
+  }
   const pages = new OutboxPages(client, relation, options.selection, timeColumn, mapping.columns.id, rowFilter);
   return { mapping, mapper, pages, total: await pages.count() };
 }
@@ -98,7 +107,7 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   // TimeZone, and select other rows than the check and the summary's times say. The resume times read back are UTC too.
   await client.query("SET TIME ZONE 'UTC'");
   const plans: TablePlan[] = [];
-  for (const mapping of config.tables) plans.push(await plan(client, config, mapping, options));
+  for (const mapping of config.tables) plans.push(await plan(client, config, mapping, options, logger));
   const progress = options.progress(plans.reduce((n, p) => n + p.total, 0));
   // Re-sent rows confirm nothing: the tracker only gives the synthetic transactions the shape the mapper expects.
   const tracker = new AckTracker(0n);

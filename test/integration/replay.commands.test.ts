@@ -130,6 +130,18 @@ describe('replay and republish commands', () => {
     expect(result.json).toMatchObject({ events: 3, filtered: 2 });
     const records = await readTopic(setup.topic, { expected: 3 });
     expect(records.map((r) => r.key).sort()).toEqual([...kept].sort());
+
+    // That publication dropped (its filter with it), not yet made again: every row goes, and republish says so.
+    await db().query(`DROP PUBLICATION ${filtered}`);
+    const dropped = await runCliJson<{ events: number; filtered: number }>([...commandArgs(setup, 'republish'), '--publication', filtered, '--since', since, '--dry-run']);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.json).toMatchObject({ events: 5, filtered: 0 });
+    const warnings = dropped.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn');
+    expect(warnings.map((l) => l.msg)).toEqual([
+      `publication "${filtered}" does not publish public.outbox: republish applies no row filter and sends every selected row; if the publication had one, re-create it first (outbox-relay setup --row-filter …), then republish`,
+    ]);
+    // The relay's own publication, which publishes the table, gets no such line.
+    expect(all.stderr).not.toContain('does not publish');
   });
 
   it("republish --since without an offset is UTC, as its check and its resume times are, whatever the server's TimeZone", async () => {
