@@ -101,6 +101,16 @@ describe("ops: slot drop --force as another role than the relay's (docs/security
     };
     const drop = (role: string) => runCli(['slot', 'drop', '--force', '--postgres-url', as(role), '--slot', setup.slot]);
     const slot = async () => (await db().query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [setup.slot])).rows[0];
+    const relayAsItsRole = () => startRelay(setup.args.map((a) => (a === db().url ? as(relayRole) : a)));
+    /** slot drop --force as `role` terminates `relay`'s walsender `pid` and drops the slot; the relay exits PG_SLOT_MISSING. */
+    const dropsUnder = async (relay: ReturnType<typeof startRelay>, pid: number | null, role: string) => {
+      const dropped = await drop(role);
+      expect(dropped.code, dropped.stderr).toBe(0);
+      expect(dropped.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${pid})`);
+      expect(await slot()).toBeUndefined();
+      expect(await relay.exitCode(), relay.dump()).toBe(1);
+      expect(relay.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING' })]);
+    };
 
     // The test stack's role is a superuser: pg_signal_backend does not reach its backends.
     const asSuperuser = startRelay(setup.args);
@@ -114,7 +124,7 @@ describe("ops: slot drop --force as another role than the relay's (docs/security
     asSuperuser.signal('SIGTERM');
     expect(await asSuperuser.exited).toBe(0);
 
-    const relay = startRelay(setup.args.map((a) => (a === db().url ? as(relayRole) : a)));
+    const relay = relayAsItsRole();
     await relay.waitForMessage('streaming from PostgreSQL');
     const walsender = (await slot())!.pid;
     const refused = await drop(plain);
@@ -124,24 +134,13 @@ describe("ops: slot drop --force as another role than the relay's (docs/security
     // Nothing changed: the same walsender streams on.
     expect(await slot()).toEqual({ pid: walsender });
 
-    const dropped = await drop(signaller);
-    expect(dropped.code, dropped.stderr).toBe(0);
-    expect(dropped.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${walsender})`);
-    expect(await slot()).toBeUndefined();
-    expect(await relay.exitCode(), relay.dump()).toBe(1);
-    expect(relay.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING' })]);
+    await dropsUnder(relay, walsender, signaller);
 
     // The fix's other way: the relay's own role, without pg_signal_backend, terminates its own walsender.
     const created = await runCli(['slot', 'create', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication]);
     expect(created.code, created.stderr).toBe(0);
-    const again = startRelay(setup.args.map((a) => (a === db().url ? as(relayRole) : a)));
+    const again = relayAsItsRole();
     await again.waitForMessage('streaming from PostgreSQL');
-    const ownWalsender = (await slot())!.pid;
-    const byItsRole = await drop(relayRole);
-    expect(byItsRole.code, byItsRole.stderr).toBe(0);
-    expect(byItsRole.stdout).toContain(`slot "${setup.slot}": dropped (terminated backend pid ${ownWalsender})`);
-    expect(await slot()).toBeUndefined();
-    expect(await again.exitCode(), again.dump()).toBe(1);
-    expect(again.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([expect.objectContaining({ msg: 'giving up', code: 'PG_SLOT_MISSING' })]);
+    await dropsUnder(again, (await slot())!.pid, relayRole);
   });
 });

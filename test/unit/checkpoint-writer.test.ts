@@ -4,6 +4,7 @@ import { decodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord } from '../../src/checkpoint/checkpoint-client.js';
 import { CheckpointWriter } from '../../src/checkpoint/checkpoint-writer.js';
 import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { capturingLogger } from '../support/fakes/relay-setup.js';
 
 /**
  * A checkpoint client whose producer records what it wrote, answers after `delayMs` and fails the next `failures`
@@ -302,8 +303,7 @@ describe('checkpoint writer: an outage of its writes', () => {
   it('counts from the write that began it when that write failed only at its timeout (every broker unreachable): the end line\'s downMs includes the wait', async () => {
     vi.useFakeTimers();
     const client = new FakeCheckpointClient();
-    const lines: { level: number; msg: string; downMs?: number }[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const { logger, lines } = capturingLogger('info');
     const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
     writer.start();
     // The write at t = 1 s fails at t = 31 s (kafka.deliveryTimeout); the next, at t = 32 s, succeeds.

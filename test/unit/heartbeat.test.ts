@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
+import { capturingLogger } from '../support/fakes/relay-setup.js';
 
 /** Every client the heartbeat created, and whether it was closed. */
 const clients: { connected: boolean; ended: boolean }[] = [];
@@ -57,8 +58,7 @@ describe('Heartbeat', () => {
   it('an outage that began with a beat hanging until its query timeout counts from that beat: the end line\'s downMs includes the hang', async () => {
     vi.useFakeTimers();
     holdConnect = false;
-    const lines: { level: number; msg: string; downMs?: number }[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const { logger, lines } = capturingLogger('info');
     try {
       // The first beat's query hangs until the relay's bound on it fails it (statement timeout + connect timeout,
       // 2m10s by default: a server that stopped answering); the next beat is answered.
