@@ -174,12 +174,19 @@ export class Relay {
         this.observer.dropped?.(count);
         this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)');
       },
+      withheld: (count) => {
+        this.observer.dropped?.(count);
+        this.logger.warn(
+          { dropped: count },
+          'the replication session ended before PostgreSQL held the position of a batch: at-most-once drops it, as a restart from the older position would send it twice (delivery.guarantee=at-most-once)',
+        );
+      },
       recovered: (downMs, attempts) => {
         this.observer.producerConnected?.(true);
         this.kafkaOutage.recovered({ downMs, attempts });
       },
       restartSource: (error, attempt) => this.restartSource(error, attempt),
-      reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(),
+      reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(false),
       positionReportable: () => this.session?.reportable ?? false,
     };
     this.delivery = deps.createDelivery(callbacks);

@@ -15,6 +15,7 @@ import { RowMapper } from '../route/row-mapper.js';
 import { checkpointTopicRefused } from '../route/topic-template.js';
 import type { Delivery } from '../sink/delivery.js';
 import { preflight, type SlotState } from '../source/preflight.js';
+import { ServerFlushCheck } from '../source/flush-check.js';
 import { classifyPgError, skippedPublicationError } from '../source/pg-errors.js';
 import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
@@ -82,6 +83,8 @@ export class Session {
   /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
   private failing = false;
   private lastReported: Lsn | undefined;
+  /** at-most-once: reads whether PostgreSQL holds a reported position, from the first hand-off on. */
+  private flushCheck: ServerFlushCheck | undefined;
   /**
    * No more events of this session go to the delivery (endIntake): it never reads again. A stop, a local failure
    * (failing) and the end (closing) of a started session all set it.
@@ -527,9 +530,22 @@ export class Session {
     return new Promise((resolve) => (this.atCommit = resolve));
   }
 
-  /** Reports the confirmed position now; resolves once written (at-most-once confirms before each hand-off). */
-  reportPosition(): Promise<void> {
-    return this.closing ? Promise.resolve() : this.sendStatus(false);
+  /**
+   * Reports the confirmed position now and resolves true once PostgreSQL holds it (its slot's confirmed position
+   * reached it: at-most-once hands a batch to Kafka only then), false when the session ended first. A read of the
+   * slot that fails ends the session with that failure, as a lost replication connection does.
+   */
+  async reportPosition(): Promise<boolean> {
+    // A closed session reports nothing more, but what an earlier report got held may cover the position (the rest
+    // of a transaction counted whole at its first hand-off).
+    const position = this.reportable ? (await this.sendStatus(false), this.lastReported!) : this.tracker.confirmed;
+    this.flushCheck ??= new ServerFlushCheck(this.config.postgres, this.config.slot, this.logger, () => this.reportable);
+    try {
+      return await this.flushCheck.reached(position);
+    } catch (err) {
+      this.finish(classifyPgError(err, { slot: this.config.slot, user: this.user, what: 'the outbox-relay-flush-check query' }));
+      return false;
+    }
   }
 
   /** A position can still reach PostgreSQL: the session is neither closing nor its stream finished. */
@@ -565,6 +581,7 @@ export class Session {
       this.endIntake();
     }
     // A close that fails still ends the session (the relay waits for `ended`); its error is only logged.
+    void this.flushCheck?.close();
     void this.stream
       .close(endBy)
       .catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'closing the replication connection failed'))

@@ -74,14 +74,22 @@ export interface DeliveryCallbacks {
   /** at-most-once: Kafka refused a batch that was already confirmed; it is lost, by that mode's contract. */
   dropped(count: number, error: RelayError): void;
   /**
+   * at-most-once: a batch was counted, but the session ended before PostgreSQL was shown to hold its position; it
+   * is not sent (a restart from the older position would send it twice), and is lost.
+   */
+  withheld(count: number): void;
+  /**
    * The delivery dropped what it had not committed (an aborted Kafka transaction cannot be re-sent from memory):
    * the source must stream again from the last committed checkpoint. `attempt`: the restart is one attempt of a
    * retry already told of (`retrying`'s Kafka outage, a transaction the broker timed out during it included, or
    * `recordRetrying`); false for a fence and for a transaction too long for the Kafka transaction timeout.
    */
   restartSource(error: RelayError, attempt: boolean): void;
-  /** Reports the confirmed position to PostgreSQL now; resolves once it is written (at-most-once: before the hand-off). */
-  reportPosition(): Promise<void>;
+  /**
+   * Reports the confirmed position to PostgreSQL now; resolves true once PostgreSQL holds it, false when it cannot
+   * be shown to (the session ended first): at-most-once hands a batch to Kafka only after true.
+   */
+  reportPosition(): Promise<boolean>;
   /** A session can still report a position (its replication connection is open): at-most-once hands nothing off without one. */
   positionReportable(): boolean;
 }

@@ -1,39 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { parseLsn } from '../../src/lsn.js';
-import { committedIds, compareDelivery, insertEvents, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
+import { committedIds, compareDelivery, insertEvents, setupOutbox, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, uniqueName, type ConsumedRecord } from '../support/services.js';
+import { readTopic, uniqueName } from '../support/services.js';
 import { useFreshDatabase } from '../support/database.js';
-
-/**
- * Ids delivered more often than at-most-once allows: 1 + the number of kills after which the slot's confirmed
- * position was still at or before the event's commit (commit LSN header), i.e. the kills that could re-send it.
- */
-function resentBeyondBound(records: ConsumedRecord[], confirmedAtKill: bigint[]): string[] {
-  const copies = new Map<string, { n: number; lsn: bigint }>();
-  for (const r of records) {
-    const seen = copies.get(r.key!) ?? { n: 0, lsn: parseLsn(r.headers['outbox-lsn']!) };
-    seen.n++;
-    copies.set(r.key!, seen);
-  }
-  return [...copies].filter(([, { n, lsn }]) => n > 1 + confirmedAtKill.filter((confirmed) => confirmed <= lsn).length).map(([id]) => id);
-}
 
 describe('delivery: at-most-once', () => {
   const db = useFreshDatabase('amo');
 
   // Six relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
-  it('SIGKILLed again and again under concurrent writers: measures what it loses, and re-sends nothing beyond the window each kill opens', async () => {
+  it('SIGKILLed again and again under concurrent writers: measures what it loses, and sends nothing twice', async () => {
     const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'at-most-once'] });
     const writers = startWriters(db(), 4);
-    // The slot's position after each kill: where the next run starts, so only events at or past it can arrive twice.
-    const confirmedAtKill: bigint[] = [];
     for (let round = 0; round < 6; round++) {
       const relay = startRelay(setup.args);
       await relay.waitForMessage('streaming from PostgreSQL', 60_000);
       await new Promise((r) => setTimeout(r, 300 + round * 170));
       await relay.kill();
-      confirmedAtKill.push(await slotConfirmedLsn(db(), setup.slot));
     }
     await writers.stop();
     // Rows committed after the last kill are delivered by a clean run, which then stops with everything handed over.
@@ -55,10 +37,10 @@ describe('delivery: at-most-once', () => {
     expect(delivery.unexpected).toBe(0);
     // Lossy by design, but not wholesale: most events arrive.
     expect(committed.length - delivery.missing.length).toBeGreaterThan(committed.length / 2);
-    // The documented bound on re-sends: a kill re-sends only what was handed off after the last position reported
-    // to PostgreSQL, so an event arrives at most once plus once per kill that left the slot before its commit.
-    const overBound = resentBeyondBound(records, confirmedAtKill);
-    expect(overBound, `events delivered more often than the kills allow: ${overBound.join(', ')}`).toEqual([]);
+    // Each hand-off waits until PostgreSQL holds its position, so no kill leaves the slot before an event Kafka
+    // may have: none is streamed, or sent, again. (Until 2026-12-06 a position written to the socket just before
+    // the kill could die with it: 2 and 6 events twice in two runs of `npm run faults`.)
+    expect(delivery.duplicates).toBe(0);
   }, 300_000);
 
   it('a transaction larger than the in-flight window (8,000 events; the window holds 5,000 by default) is read to its commit and delivered whole, once', async () => {

@@ -859,6 +859,43 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.sink.written).toEqual(['t.0', 't.1']);
   });
 
+  it('a session that ends before PostgreSQL was shown to hold the position withholds the batch: never sent (a restart from the older position would send it twice), counted as lost, no Kafka outage', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once' });
+    h.reportGate = deferred();
+    h.transaction('t', 2);
+    await settle();
+    expect(h.reports).toBe(1);
+    // The replication connection drops while the position is being checked.
+    h.reportable = false;
+    h.engine.endSession(h.tracker);
+    h.reportGate.resolve();
+    await h.idle();
+    expect(h.sink.calls).toEqual([]);
+    expect(h.withheld).toEqual([2]);
+    expect(h.engine.inFlightEvents).toBe(0);
+    expect(h.retrying).toEqual([]);
+    // The next session's hand-offs go as usual.
+    h.reportable = true;
+    h.newSession();
+    const end = h.transaction('u', 1);
+    await h.idle();
+    expect(h.sink.written).toEqual(['u.0']);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
+  it('a position check that takes longer than the stall timeout is no Kafka stall: Kafka has not seen the batch yet', async () => {
+    const h = new EngineHarness({ guarantee: 'at-most-once', stallTimeoutMs: 20 });
+    h.reportGate = deferred();
+    h.transaction('t', 1);
+    await sleep(1500);
+    expect(h.retrying).toEqual([]);
+    h.reportGate.resolve();
+    await h.idle();
+    expect(h.sink.written).toEqual(['t.0']);
+    expect(h.retrying).toEqual([]);
+    expect(h.recovered).toBe(0);
+  });
+
   it('a session that ends inside a transaction hands off none of it', async () => {
     const h = new EngineHarness({ guarantee: 'at-most-once' });
     const end = h.transaction('done', 2);

@@ -76,7 +76,9 @@ vi.mock('../../src/pipeline/session.js', () => ({
       this.onProgress();
     }
     /** at-most-once reports the position before each hand-off. */
-    async reportPosition(): Promise<void> {}
+    async reportPosition(): Promise<boolean> {
+      return true;
+    }
     endIntake(): Lsn | undefined {
       return undefined;
     }

@@ -39,6 +39,8 @@ export class EngineHarness {
   readonly stopped: RelayError[] = [];
   readonly retrying: RelayError[] = [];
   readonly dropped: number[] = [];
+  /** at-most-once: the size of each batch not sent because the session ended before its position was held. */
+  readonly withheld: number[] = [];
   /** The event of each retry of a record Kafka refused and what follows its last (recordRetrying): `id then halt`. */
   readonly recordRetries: string[] = [];
   /** The produce latency of every delivered callback (undefined: none was timed). */
@@ -48,6 +50,8 @@ export class EngineHarness {
   reports = 0;
   /** Whether the session's connection could still report a position (false once it closed). */
   reportable = true;
+  /** at-most-once: the newest position a report got PostgreSQL to hold. */
+  held: Lsn = 0n;
   /** When set, at-most-once's position report waits for it. */
   reportGate: Deferred | undefined;
   private xid = 0;
@@ -81,7 +85,11 @@ export class EngineHarness {
       reportPosition: async () => {
         this.reports++;
         await this.reportGate?.promise;
+        // Held once reported on an open connection; after it closed, only what an earlier report got held.
+        if (this.reportable) this.held = this.lastConfirmed;
+        return this.lastConfirmed <= this.held;
       },
+      withheld: (count) => this.withheld.push(count),
       positionReportable: () => this.reportable,
     };
     this.engine = new DeliveryEngine({
