@@ -8,10 +8,10 @@ import { SideConnection } from './side-connection.js';
 const CLOSE_WITHIN_MS = 2000;
 /**
  * Between two reads that found the walsender had not yet taken the position in (it reads its socket between two
- * sends): 1 ms, doubled up to 100 ms for a walsender that does not read it (hung, or busy decoding), so that the
- * reads do not load the server until the session's receive timeout ends it.
+ * sends, and the first read often arrives before it woke): at once, then 1 ms, doubled up to 100 ms for a
+ * walsender that does not read it (hung, or busy decoding), so that the reads do not load the server until the
+ * session's receive timeout ends it.
  */
-const REREAD_FIRST_MS = 1;
 const REREAD_MAX_MS = 100;
 
 const CONFIRMED_FLUSH_SQL = 'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1';
@@ -57,7 +57,7 @@ export class ServerFlushCheck {
 
   private async read(): Promise<void> {
     this.reading = true;
-    let delayMs = REREAD_FIRST_MS;
+    let delayMs = 0;
     try {
       while (this.waiters.length > 0) {
         const rows = this.alive() ? await this.connection.query<{ lsn: string | null }>(CONFIRMED_FLUSH_SQL, [this.slot]) : undefined;
@@ -66,13 +66,13 @@ export class ServerFlushCheck {
         const waiting = this.waiters;
         this.waiters = waiting.filter((w) => w.lsn > this.held);
         for (const w of waiting) if (w.lsn <= this.held) w.resolve(true);
-        if (this.waiters.length < waiting.length) delayMs = REREAD_FIRST_MS;
+        if (this.waiters.length < waiting.length) delayMs = 0;
         // Closed, or the slot gone (the session fails on its own then): the rest is not held by this session.
         if (rows === undefined || found == null || !this.alive()) {
           for (const w of this.waiters.splice(0)) w.resolve(false);
         } else if (this.waiters.length > 0) {
-          await new Promise((r) => setTimeout(r, delayMs));
-          delayMs = Math.min(REREAD_MAX_MS, delayMs * 2);
+          await new Promise((r) => (delayMs === 0 ? setImmediate(r) : setTimeout(r, delayMs)));
+          delayMs = Math.min(REREAD_MAX_MS, Math.max(1, delayMs * 2));
         }
       }
     } catch (err) {
