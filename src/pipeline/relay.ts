@@ -129,6 +129,11 @@ export class Relay {
   private lastWalsender: number | null = null;
   /** Why the relay is reconnecting (the session's last failure and its side), for /readyz and `status`. */
   private retryCause: RetryCause | undefined;
+  /**
+   * The furthest WAL position any session's keepalives reached: a later session ends a PostgreSQL outage by a
+   * keepalive only beyond it (Session.progressed), else by a commit, or by streaming on for its receive timeout.
+   */
+  private walReached: Lsn = 0n;
   /** A session that ended with a non-retriable error once a stop was requested: the outcome is that failure's. */
   private stopFailure: RelayError | undefined;
 
@@ -332,7 +337,7 @@ export class Relay {
         }
         let startLsn: Lsn;
         try {
-          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline, commitTimeMs: this.confirmedCommitTimeMs }, position.value);
+          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline, commitTimeMs: this.confirmedCommitTimeMs }, position.value, this.walReached);
         } catch (err) {
           // A first position this server does not have (a checkpoint of the old primary's) ends the relay, as when
           // the checkpoint is past its WAL end (start-position.ts); a later one halts.
@@ -353,7 +358,7 @@ export class Relay {
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
         // The outage ends when the server streams past where the session started (a transaction to its commit, a
-        // keepalive beyond the start), or has streamed without ending for longer than the session's receive timeout
+        // keepalive beyond the start and beyond where earlier sessions got to), or has streamed without ending for longer than the session's receive timeout
         // (an idle server, whose keepalives repeat the start), not when START_REPLICATION was sent nor at the
         // server's first message: a command that fails before streaming, a walsender that sends a keepalive and
         // then fails at the same WAL every time, or one that hangs after it (the receive timeout ends that session
@@ -373,6 +378,7 @@ export class Relay {
             this.delivery.sourceProgressed(startLsn);
           });
         error = await session.ended;
+        this.walReached = maxLsn(this.walReached, session.reached);
       } catch (err) {
         error = asRelayError(err);
       }

@@ -62,12 +62,17 @@ export class Session {
   private resolveStreaming!: () => void;
   /**
    * Resolves when the server got past where this session started: a transaction decoded to its commit, or a
-   * keepalive from beyond the start. A server that fails at the same position every time (an error nobody
-   * classified as final) streams a keepalive first, then fails: that is no recovery for the relay's retry bound.
+   * keepalive from beyond both the start and the furthest WAL position an earlier session's keepalives reached
+   * (start()'s `reachedBefore`). A server that fails at the same position every time (an error nobody classified
+   * as final) streams a keepalive first, then fails: that is no recovery for the relay's retry bound. Nor is a
+   * walsender that decodes a large transaction again and fails inside it every time (a reorder-buffer spill onto a
+   * full disk): its keepalives pass the start while it decodes, but not where the failed sessions got to.
    */
   readonly progressed: Promise<void>;
   private resolveProgressed!: () => void;
   private startLsn: Lsn | undefined;
+  private progressFrom: Lsn = 0n;
+  private furthest: Lsn = 0n;
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
@@ -165,9 +170,9 @@ export class Session {
   /**
    * Starts streaming on the opened connection; returns the start position. `lastConfirmed`: this process's own,
    * with the timeline of the session that confirmed it; `requested`: a checkpoint's (with the timeline it recorded)
-   * or a --start-lsn.
+   * or a --start-lsn; `reachedBefore`: the furthest WAL position earlier sessions' keepalives reached (see progressed).
    */
-  start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined): Lsn {
+  start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined, reachedBefore: Lsn = 0n): Lsn {
     const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed.lsn);
     const startLsn = requested !== undefined ? maxLsn(requested.lsn, confirmed) : confirmed;
     // A position this server never wrote came from another server's WAL: a failover (to a standby that carries the
@@ -212,6 +217,7 @@ export class Session {
       throw slotRecreatedError(this.config.slot, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
     }
     this.startLsn = startLsn;
+    this.progressFrom = maxLsn(startLsn, reachedBefore);
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
     this.tracker = new AckTracker(startLsn, (lsn) => {
       this.onConfirmed(lsn, this.tracker.confirmedCommitTimeMs);
@@ -457,7 +463,8 @@ export class Session {
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean, sentAtMs: number): void {
     if (this.failing) return;
-    if (this.startLsn !== undefined && walEnd > this.startLsn) this.resolveProgressed();
+    if (this.startLsn !== undefined && walEnd > this.progressFrom) this.resolveProgressed();
+    this.furthest = maxLsn(this.furthest, walEnd);
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);
     if (!replyRequested) return;
@@ -546,6 +553,11 @@ export class Session {
       this.finish(classifyPgError(err, { slot: this.config.slot, user: this.user, what: 'the outbox-relay-flush-check query' }));
       return false;
     }
+  }
+
+  /** The furthest WAL position this session's keepalives reached (the next session's `reachedBefore`). */
+  get reached(): Lsn {
+    return this.furthest;
   }
 
   /** A position can still reach PostgreSQL: the session is neither closing nor its stream finished. */

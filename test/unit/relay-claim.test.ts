@@ -30,6 +30,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
     progressed = Promise.resolve();
     receiveTimeoutMs = 0;
     reportable = true;
+    readonly reached = 0n;
     confirmed: Lsn = 0n;
     async open(): Promise<void> {
       const outcome = opens.shift() ?? 'free';

@@ -37,6 +37,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
     readonly streaming = Promise.resolve();
     readonly receiveTimeoutMs = 0;
     readonly reportable = true;
+    readonly reached = 0n;
     readonly reported = undefined;
     readonly backendPid = null;
     constructor(

@@ -4,11 +4,20 @@ import { runRelayFor } from '../support/fakes/relay-setup.js';
 /** Whether each fake session gets past its start before the server fails it. */
 let progresses = false;
 let sessions = 0;
+/** Where each session's keepalives got to, by session (a walsender decoding further each time, then less far). */
+const reaches = [0x3000n, 0x5000n, 0x4000n];
+const startedWith: bigint[] = [];
 
 // The server sends its first message (a keepalive), then fails the command with an error nobody classified as
 // final, every time: a walsender that fails decoding the same WAL (pgoutput's own errors, a catalog it cannot read).
 vi.mock('../../src/pipeline/session.js', async () => ({
-  Session: (await import('../support/fakes/relay-setup.js')).failingSession(() => sessions++, { streams: () => true, progresses: () => progresses, message: 'walsender failed decoding (fake)' }),
+  Session: (await import('../support/fakes/relay-setup.js')).failingSession(() => sessions++, {
+    streams: () => true,
+    progresses: () => progresses,
+    message: 'walsender failed decoding (fake)',
+    reaches: () => reaches[sessions] ?? 0n,
+    started: (reachedBefore) => startedWith.push(reachedBefore),
+  }),
 }));
 
 const { Relay } = await import('../../src/pipeline/relay.js');
@@ -29,6 +38,14 @@ describe('Relay, reconnecting to a server that streams a keepalive and then fail
     expect(sessions).toBeGreaterThan(1);
     expect({ warns, backs }).toEqual({ warns: 1, backs: 0 });
     expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED', message: expect.stringContaining('walsender failed decoding (fake)') } });
+  });
+
+  it('starts each session with the furthest WAL position earlier sessions\' keepalives reached (where a keepalive must get past to end the outage)', async () => {
+    progresses = false;
+    sessions = 0;
+    startedWith.length = 0;
+    await runFor(3000);
+    expect(startedWith.slice(0, 4)).toEqual([0n, 0x3000n, 0x5000n, 0x5000n]);
   });
 
   it('ends the outage when a session streamed past its start, so a later failure is an outage of its own', async () => {

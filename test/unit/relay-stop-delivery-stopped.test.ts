@@ -19,6 +19,7 @@ vi.mock('../../src/pipeline/session.js', () => ({
     progressed = Promise.resolve();
     receiveTimeoutMs = 0;
     reportable = true;
+    readonly reached = 0n;
     confirmed: Lsn = 0n;
     reported: Lsn | undefined = undefined;
     async open(): Promise<void> {}

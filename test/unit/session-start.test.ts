@@ -45,6 +45,39 @@ describe('Session start', () => {
     await session.close();
   });
 
+  it('progressed: a keepalive beyond the start ends an outage only once it is also beyond where earlier sessions got to (a walsender failing inside a large transaction it decodes again)', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    const delivery = { openSession: () => undefined, endSession: () => undefined } as unknown as Delivery;
+    const started = (reachedBefore?: Lsn) => {
+      const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
+      let handlers: StreamHandlers | undefined;
+      const inner = session as unknown as { slot: unknown; stream: unknown };
+      inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000, history: { timeline: 1, switchpoints: new Map() } };
+      inner.stream = { start: (_options: unknown, h: StreamHandlers) => (handlers = h), sendStatus: async () => undefined, pause: () => undefined, close: async () => undefined };
+      session.start({ lsn: 0n, timeline: undefined }, undefined, reachedBefore);
+      let progressed = false;
+      void session.progressed.then(() => (progressed = true));
+      const keepalive = async (walEnd: Lsn) => {
+        handlers!.onKeepalive(walEnd, false);
+        await new Promise((r) => setImmediate(r));
+        return progressed;
+      };
+      return { session, keepalive };
+    };
+    // The earlier session decoded to 0/5000 before it failed: this one, from 0/1000, passes its start at 0/3000 but
+    // has not got further than that session until beyond 0/5000.
+    const again = started(0x5000n);
+    expect(await again.keepalive(0x3000n)).toBe(false);
+    expect(await again.keepalive(0x5000n)).toBe(false);
+    expect(await again.keepalive(0x5001n)).toBe(true);
+    expect(again.session.reached).toBe(0x5001n);
+    // With no earlier session, beyond the start is enough.
+    const first = started();
+    expect(await first.keepalive(0x3000n)).toBe(true);
+    await again.session.close();
+    await first.session.close();
+  });
+
   it('refuses to resume past this server\'s WAL end (a failover while it retried): CHECKPOINT_AHEAD_OF_WAL, nothing started, the connection closed', () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     let opened = 0;

@@ -44,6 +44,7 @@ export function haltingSession(refused: () => boolean, started: (lastConfirmed: 
     progressed = Promise.resolve();
     receiveTimeoutMs = 0;
     reportable = true;
+    readonly reached = 0n;
     confirmed: Lsn = 0n;
     reported = undefined;
     async open(): Promise<void> {
@@ -64,9 +65,13 @@ const pending = () => new Promise<never>(() => undefined);
  * A replication session for a mock of pipeline/session.js: the connection and the pre-flight checks succeed
  * unless `opened` throws, START_REPLICATION is sent on walsender `backendPid`, and 1 ms later the server fails
  * the command with a retriable error, every time. Before that it sent its first message when `streams()`, and got
- * past the start when `progresses()`.
+ * past the start when `progresses()`; its keepalives reached `reaches()` (the next start is told the furthest so far,
+ * in `started`).
  */
-export function failingSession(opened: () => void, server: { streams: () => boolean; progresses: () => boolean; message: string; backendPid?: number }) {
+export function failingSession(
+  opened: () => void,
+  server: { streams: () => boolean; progresses: () => boolean; message: string; backendPid?: number; reaches?: () => Lsn; started?: (reachedBefore: Lsn) => void },
+) {
   return class {
     ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true })), 1));
     streaming = server.streams() ? Promise.resolve() : pending();
@@ -74,12 +79,14 @@ export function failingSession(opened: () => void, server: { streams: () => bool
     backendPid = server.backendPid ?? null;
     receiveTimeoutMs = 0;
     reportable = true;
+    readonly reached = server.reaches?.() ?? 0n;
     confirmed: Lsn = 0n;
     reported = undefined;
     async open(): Promise<void> {
       opened();
     }
-    start(lastConfirmed: TimelinePosition): Lsn {
+    start(lastConfirmed: TimelinePosition, _requested: TimelinePosition | undefined, reachedBefore: Lsn): Lsn {
+      server.started?.(reachedBefore);
       return lastConfirmed.lsn;
     }
     endIntake(): Lsn | undefined {
