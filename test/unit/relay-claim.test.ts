@@ -21,17 +21,11 @@ let started: () => void = () => undefined;
 
 // A fake replication session: its checks find the slot held (PG_SLOT_ACTIVE) or free; once started it ends with
 // a fatal error, which ends the test's relay, or when the relay closes it (`ends`).
-vi.mock('../../src/pipeline/session.js', () => ({
-  Session: class {
+vi.mock('../../src/pipeline/session.js', async () => ({
+  Session: class extends (await import('../support/fakes/relay-setup.js')).FakeSessionFields {
     private onClose = () => undefined as void;
     ended: Promise<RelayError | undefined> =
       (ends.shift() ?? 'fatal') === 'fatal' ? Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)')) : new Promise((resolve) => (this.onClose = () => resolve(undefined)));
-    streaming = Promise.resolve();
-    progressed = Promise.resolve();
-    receiveTimeoutMs = 0;
-    reportable = true;
-    readonly reached = 0n;
-    confirmed: Lsn = 0n;
     async open(): Promise<void> {
       const outcome = opens.shift() ?? 'free';
       steps.push(`open: ${outcome}`);

@@ -11,17 +11,10 @@ let losesConnection = false;
 const connectionLost = () => new RelayError('PG_STREAM_FAILED', 'connection lost (fake)', { retriable: true });
 
 // A fake replication session that streams until it is closed; its open transaction is read to its commit at once.
-vi.mock('../../src/pipeline/session.js', () => ({
-  Session: class {
+vi.mock('../../src/pipeline/session.js', async () => ({
+  Session: class extends (await import('../support/fakes/relay-setup.js')).FakeSessionFields {
     private end!: (error: RelayError | undefined) => void;
     ended = new Promise<RelayError | undefined>((resolve) => (this.end = resolve));
-    streaming = Promise.resolve();
-    progressed = Promise.resolve();
-    receiveTimeoutMs = 0;
-    reportable = true;
-    readonly reached = 0n;
-    confirmed: Lsn = 0n;
-    reported: Lsn | undefined = undefined;
     async open(): Promise<void> {}
     start(): Lsn {
       if (losesConnection) this.end(connectionLost());

@@ -33,20 +33,27 @@ export function idleDelivery(): unknown {
 }
 
 /**
+ * What the relay reads of every replication session, as a fake one that streamed and got past its start has it:
+ * the fake sessions of the tests' mocks of pipeline/session.js extend it.
+ */
+export class FakeSessionFields {
+  streaming: Promise<void> = Promise.resolve();
+  progressed: Promise<void> = Promise.resolve();
+  receiveTimeoutMs = 0;
+  reportable = true;
+  readonly reached: Lsn = 0n;
+  confirmed: Lsn = 0n;
+  reported: Lsn | undefined = undefined;
+}
+
+/**
  * A replication session for a mock of pipeline/session.js: its connection is refused (a retriable error) while
  * `refused()` says so; opened, it streams from the requested start (`started` is told what with) and ends with a
  * fatal error, the end of the test.
  */
 export function haltingSession(refused: () => boolean, started: (lastConfirmed: Lsn, requested: Lsn | undefined) => void = () => undefined) {
-  return class {
+  return class extends FakeSessionFields {
     ended = Promise.resolve(new RelayError('PG_SLOT_MISSING', 'end of the test (fake)'));
-    streaming = Promise.resolve();
-    progressed = Promise.resolve();
-    receiveTimeoutMs = 0;
-    reportable = true;
-    readonly reached = 0n;
-    confirmed: Lsn = 0n;
-    reported = undefined;
     async open(): Promise<void> {
       if (refused()) throw new RelayError('PG_STREAM_FAILED', 'connection refused (fake)', { retriable: true });
     }
@@ -72,16 +79,12 @@ export function failingSession(
   opened: () => void,
   server: { streams: () => boolean; progresses: () => boolean; message: string; backendPid?: number; reaches?: () => Lsn; started?: (reachedBefore: Lsn) => void },
 ) {
-  return class {
+  return class extends FakeSessionFields {
     ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true })), 1));
-    streaming = server.streams() ? Promise.resolve() : pending();
-    progressed = server.progresses() ? Promise.resolve() : pending();
+    override streaming = server.streams() ? Promise.resolve() : pending();
+    override progressed = server.progresses() ? Promise.resolve() : pending();
+    override readonly reached = server.reaches?.() ?? 0n;
     backendPid = server.backendPid ?? null;
-    receiveTimeoutMs = 0;
-    reportable = true;
-    readonly reached = server.reaches?.() ?? 0n;
-    confirmed: Lsn = 0n;
-    reported = undefined;
     async open(): Promise<void> {
       opened();
     }
