@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
-import type { RelayError } from '../../src/errors.js';
+import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 import { RepeatedLines } from '../../src/outage-log.js';
@@ -76,6 +76,27 @@ describe('Session start', () => {
     expect(await first.keepalive(0x3000n)).toBe(true);
     await again.session.close();
     await first.session.close();
+  });
+
+  it('at-most-once\'s position check: true once PostgreSQL holds the reported position; a read of the slot that fails ends the session with that error, and the hand-off waits for nothing more', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    const delivery = { openSession: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
+    const sent: Lsn[] = [];
+    const asked: Lsn[] = [];
+    let answer: () => Promise<boolean> = async () => true;
+    const inner = session as unknown as { slot: unknown; stream: unknown; flushCheck: unknown };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000, history: { timeline: 1, switchpoints: new Map() } };
+    inner.stream = { start: () => undefined, sendStatus: async (lsn: Lsn) => void sent.push(lsn), pause: () => undefined, close: async () => undefined, finished: false };
+    inner.flushCheck = { reached: (lsn: Lsn) => (asked.push(lsn), answer()), close: async () => undefined };
+    session.start({ lsn: 0n, timeline: undefined }, undefined);
+    expect(await session.reportPosition()).toBe(true);
+    expect({ sent, asked }).toEqual({ sent: [0x1000n], asked: [0x1000n] });
+    answer = async () => {
+      throw new RelayError('PG_STREAM_FAILED', 'PostgreSQL did not answer the outbox-relay-flush-check query within 1000ms (fake)', { retriable: true });
+    };
+    expect(await session.reportPosition()).toBe(false);
+    expect(await session.ended).toMatchObject({ code: 'PG_STREAM_FAILED', message: expect.stringContaining('outbox-relay-flush-check') });
   });
 
   it('refuses to resume past this server\'s WAL end (a failover while it retried): CHECKPOINT_AHEAD_OF_WAL, nothing started, the connection closed', () => {
