@@ -358,12 +358,12 @@ export class Relay {
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
         // The outage ends when the server streams past where the session started (a transaction to its commit, a
-        // keepalive beyond the start and beyond where earlier sessions got to), or has streamed without ending for longer than the session's receive timeout
-        // (an idle server, whose keepalives repeat the start), not when START_REPLICATION was sent nor at the
-        // server's first message: a command that fails before streaming, a walsender that sends a keepalive and
-        // then fails at the same WAL every time, or one that hangs after it (the receive timeout ends that session
-        // first), keeps the backoff and the retry.maxDuration bound. (`streaming` and `progressed` never reject: a
-        // session that ends first leaves them pending.)
+        // keepalive beyond the start and beyond where earlier sessions got to), or has streamed without ending for
+        // longer than the session's receive timeout (an idle server, whose keepalives repeat the start), not when
+        // START_REPLICATION was sent nor at the server's first message: a command that fails before streaming, a
+        // walsender that sends a keepalive and then fails at the same WAL every time, or one that hangs after it (the
+        // receive timeout ends that session first), keeps the backoff and the retry.maxDuration bound. (`streaming`
+        // and `progressed` never reject: a session that ends first leaves them pending.)
         this.lastWalsender = session.backendPid;
         void session.streaming
           .then(() => streamedOn(session, session.receiveTimeoutMs + this.config.retry.maxDelayMs))
