@@ -70,8 +70,8 @@ export class Session {
    */
   readonly progressed: Promise<void>;
   private resolveProgressed!: () => void;
-  private startLsn: Lsn | undefined;
-  private progressFrom: Lsn = 0n;
+  /** Where a keepalive must get past for `progressed`: the start, or beyond it where earlier sessions got to (unset before start()). */
+  private progressFrom: Lsn | undefined;
   private furthest: Lsn = 0n;
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
@@ -216,7 +216,6 @@ export class Session {
       void this.stream.close();
       throw slotRecreatedError(this.config.slot, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
     }
-    this.startLsn = startLsn;
     this.progressFrom = maxLsn(startLsn, reachedBefore);
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
     this.tracker = new AckTracker(startLsn, (lsn) => {
@@ -463,7 +462,7 @@ export class Session {
 
   private onKeepalive(walEnd: Lsn, replyRequested: boolean, sentAtMs: number): void {
     if (this.failing) return;
-    if (this.startLsn !== undefined && walEnd > this.progressFrom) this.resolveProgressed();
+    if (this.progressFrom !== undefined && walEnd > this.progressFrom) this.resolveProgressed();
     this.furthest = maxLsn(this.furthest, walEnd);
     this.observer.walPosition?.(walEnd);
     this.tracker.keepalive(walEnd);

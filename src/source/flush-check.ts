@@ -1,11 +1,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { maxLsn, parseLsn, type Lsn } from '../lsn.js';
-import { settlesWithin } from '../retry.js';
+import { sleep } from '../retry.js';
 import { SideConnection } from './side-connection.js';
 
-/** How long close() waits for the connection to close. */
-const CLOSE_WITHIN_MS = 2000;
 /**
  * Between two reads that found the walsender had not yet taken the position in (it reads its socket between two
  * sends, and the first read often arrives before it woke): at once, then 1 ms, doubled up to 100 ms for a
@@ -51,8 +49,8 @@ export class ServerFlushCheck {
     });
   }
 
-  async close(): Promise<void> {
-    await settlesWithin(this.connection.close(), CLOSE_WITHIN_MS);
+  close(): Promise<void> {
+    return this.connection.close();
   }
 
   private async read(): Promise<void> {
@@ -71,7 +69,7 @@ export class ServerFlushCheck {
         if (rows === undefined || found == null || !this.alive()) {
           for (const w of this.waiters.splice(0)) w.resolve(false);
         } else if (this.waiters.length > 0) {
-          await new Promise((r) => (delayMs === 0 ? setImmediate(r) : setTimeout(r, delayMs)));
+          await (delayMs === 0 ? new Promise((r) => setImmediate(r)) : sleep(delayMs));
           delayMs = Math.min(REREAD_MAX_MS, Math.max(1, delayMs * 2));
         }
       }

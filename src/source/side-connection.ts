@@ -4,8 +4,8 @@ import { errorMessage } from '../errors.js';
 import { settlesWithin } from '../retry.js';
 import { boundedQuery, connectBounded } from './pg-timeouts.js';
 
-/** How long stop() waits for the connection to close. */
-const STOP_WITHIN_MS = 2000;
+/** How long close() waits for the connection to close. */
+const CLOSE_WITHIN_MS = 2000;
 
 /**
  * One normal (not replication) connection for the relay's periodic side work (the heartbeat, the slot-lag probe):
@@ -43,10 +43,10 @@ export class SideConnection {
     return this.disconnect();
   }
 
-  /** Closes it for good. */
+  /** Closes it for good. Bounded: a server that stopped answering would hold the close (and the exit) until the socket times out. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.disconnect();
+    await settlesWithin(this.disconnect(), CLOSE_WITHIN_MS);
   }
 
   private async connect(): Promise<pg.Client> {
@@ -100,12 +100,11 @@ export class PeriodicSideTask {
     this.timer.unref();
   }
 
-  /** Bounded: a server that stopped answering would hold the close (and the exit) until the socket times out. */
   async stop(): Promise<void> {
     this.stoppedFlag = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await settlesWithin(this.connection.close(), STOP_WITHIN_MS);
+    await this.connection.close();
   }
 
   private async tick(): Promise<void> {
