@@ -63,7 +63,7 @@ export class RelayMetrics implements RelayObserver {
   private readonly retries = this.counter('retries_total', 'Retries of Kafka produce or connect attempts, by error code.', ['code']);
   private readonly errors = this.counter('errors_total', 'Errors by code: lost replication connections, poison records, halts.', ['code']);
   private readonly filteredTotal = this.counter('filtered_total', "Rows the table's include/exclude filters left out (confirmed without a record), by table.", ['table']);
-  private readonly droppedTotal = this.counter('events_dropped_total', 'at-most-once: events lost because Kafka refused their batch after it was handed off, or because the session ended before PostgreSQL held its position.', []);
+  private readonly droppedTotal = this.counter('events_dropped_total', 'at-most-once: events lost because Kafka refused their batch after it was handed off, or because PostgreSQL took the position of a batch not yet sent when the session ended.', []);
   private readonly notRelayedTotal = this.counter('messages_not_relayed_total', 'Logical messages with a relayed prefix emitted outside a transaction: they carry no event. By prefix.', ['prefix']);
   private readonly deadLetteredTotal = this.counter('dead_lettered_total', 'Events written to the dead-letter topic, by the error code that made them poison.', ['code']);
   private readonly reconnects = this.counter('reconnects_total', 'Replication sessions started after a lost connection or a standby takeover.', []);

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
+import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { OutageLog, RepeatedLines } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
-import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaWatch, PoisonDecision } from '../sink/delivery.js';
+import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaWatch, PoisonDecision, Receipt } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import type { RelayObserver, RelayState } from './observer.js';
@@ -134,6 +135,12 @@ export class Relay {
    * keepalive only beyond it (Session.progressed), else by a commit, or by streaming on for its receive timeout.
    */
   private walReached: Lsn = 0n;
+  /**
+   * at-most-once: the events of batches withheld since the last session start, by source transaction. PostgreSQL
+   * sends them again to the next session unless it took their position after all: the next start counts them
+   * (settleWithheld).
+   */
+  private readonly withheld = new Map<SourceTransaction, number>();
   /** A session that ended with a non-retriable error once a stop was requested: the outcome is that failure's. */
   private stopFailure: RelayError | undefined;
 
@@ -156,11 +163,24 @@ export class Relay {
     this.sourceLogger = this.logger.child({ module: 'source' });
     this.sessionLines = new RepeatedLines(this.sourceLogger);
     this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
+    const acknowledge = (receipts: readonly Receipt[]) => {
+      for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
+    };
+    const counted = (receipts: readonly Receipt[], latencyMs: number | undefined) => {
+      this.observer.delivered?.(receipts, latencyMs);
+      this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes);
+    };
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
-        for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
-        this.observer.delivered?.(receipts, latencyMs);
-        this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes);
+        acknowledge(receipts);
+        counted(receipts, latencyMs);
+      },
+      handOff: async (receipts, events) => {
+        const held = this.session ? await this.session.handOff(() => acknowledge(receipts)) : false;
+        // Counted once PostgreSQL holds them: a withheld batch streamed again would count twice.
+        if (held) counted(receipts, undefined);
+        else for (const event of events) this.withheld.set(event.txn, (this.withheld.get(event.txn) ?? 0) + 1);
+        return held;
       },
       poison: (event, error, stop, kafka) => this.poison(event, error, stop, kafka),
       stopped: (error) => this.onDeliveryStopped(error),
@@ -179,19 +199,11 @@ export class Relay {
         this.observer.dropped?.(count);
         this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)');
       },
-      withheld: (count) => {
-        this.observer.dropped?.(count);
-        this.logger.warn(
-          { dropped: count },
-          'the replication session ended before PostgreSQL held the position of a batch: at-most-once drops it, as a restart from the older position would send it twice (delivery.guarantee=at-most-once)',
-        );
-      },
       recovered: (downMs, attempts) => {
         this.observer.producerConnected?.(true);
         this.kafkaOutage.recovered({ downMs, attempts });
       },
       restartSource: (error, attempt) => this.restartSource(error, attempt),
-      reportPosition: () => this.session?.reportPosition() ?? Promise.resolve(false),
       positionReportable: () => this.session?.reportable ?? false,
     };
     this.delivery = deps.createDelivery(callbacks);
@@ -260,6 +272,12 @@ export class Relay {
       // refused) was not logged at all: exit 0, the event unnamed.
       const failure = this.failure;
       if (failure) outcome = await this.halt(failure);
+    }
+    if (this.withheld.size > 0) {
+      this.logger.warn(
+        { events: this.withheldEvents() },
+        'at-most-once events withheld when the last replication session ended were not sent: the next run sends them unless PostgreSQL took their position (delivery.guarantee=at-most-once)',
+      );
     }
     if (outcome.state === 'failed') {
       // A failed relay exits: release the producer and timers so the process can end (without a flush when the
@@ -346,6 +364,7 @@ export class Relay {
           throw refused;
         }
         this.confirmedTimeline = session.timeline;
+        this.settleWithheld(startLsn);
         this.deps.streamingOn?.(session.timeline);
         // Only now: until a session streamed, the next attempt decides the first position again (read afresh, as
         // another instance may have moved the checkpoint meanwhile; a --start-lsn applied): resumePosition takes
@@ -396,6 +415,11 @@ export class Relay {
         // retry.maxDuration (the first failure after a takeover would give up at once) and as its downtime.
         this.sessionOutage.endedAs();
         this.retryCause = undefined;
+        if (this.withheld.size > 0) {
+          // Not this relay's to count when it takes the slot back: the other instance resumed at the slot's position.
+          this.logger.info({ events: this.withheldEvents() }, 'at-most-once events withheld when the last replication session ended are left to the instance that took the slot: it sends them unless PostgreSQL took their position');
+          this.withheld.clear();
+        }
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
         await this.standbyWait.untilReleased(this.wake.signal);
@@ -473,6 +497,34 @@ export class Relay {
         if (this.stopRequested) return;
       }
     }
+  }
+
+  /**
+   * at-most-once: what became of the batches withheld when the last session ended (Session.handOff). A transaction
+   * past `startLsn` streams again and is sent then. One at or before it is lost: PostgreSQL took its position after
+   * all (the status reached it; the session ended before the check saw it), and sends it no more.
+   */
+  private settleWithheld(startLsn: Lsn): void {
+    if (this.withheld.size === 0) return;
+    let lost = 0;
+    let again = 0;
+    for (const [txn, count] of this.withheld) {
+      if (txn.endLsn !== undefined && txn.endLsn <= startLsn) lost += count;
+      else again += count;
+    }
+    this.withheld.clear();
+    if (again > 0) this.logger.info({ events: again, startLsn: formatLsn(startLsn) }, 'at-most-once events withheld when the last replication session ended stream again: PostgreSQL had not taken their position');
+    if (lost > 0) {
+      this.observer.dropped?.(lost);
+      this.logger.warn(
+        { dropped: lost, startLsn: formatLsn(startLsn) },
+        'at-most-once events withheld when the last replication session ended are lost: PostgreSQL took their position before the session ended, and does not send them again (delivery.guarantee=at-most-once)',
+      );
+    }
+  }
+
+  private withheldEvents(): number {
+    return [...this.withheld.values()].reduce((sum, count) => sum + count, 0);
   }
 
   /** A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it. */

@@ -90,6 +90,14 @@ export class Session {
   private lastReported: Lsn | undefined;
   /** at-most-once: reads whether PostgreSQL holds a reported position, from the first hand-off on. */
   private flushCheck: ServerFlushCheck | undefined;
+  /** at-most-once: hand-offs whose position PostgreSQL has not yet been shown to hold (handOff). */
+  private handOffsWaiting = 0;
+  /** at-most-once: a hand-off was withheld; no position past what PostgreSQL held goes to the relay any more. */
+  private withholding = false;
+  /** at-most-once: the newest confirmed position not yet passed on to the relay, kept while hand-offs wait (passOn). */
+  private unheld: { lsn: Lsn; commitTimeMs: number | undefined } | undefined;
+  /** The newest confirmed position passed on to the relay (onConfirmed, the observer). */
+  private passedOn: Lsn = 0n;
   /**
    * No more events of this session go to the delivery (endIntake): it never reads again. A stop, a local failure
    * (failing) and the end (closing) of a started session all set it.
@@ -218,10 +226,8 @@ export class Session {
     }
     this.progressFrom = maxLsn(startLsn, reachedBefore);
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
-    this.tracker = new AckTracker(startLsn, (lsn) => {
-      this.onConfirmed(lsn, this.tracker.confirmedCommitTimeMs);
-      this.observer.confirmed?.(lsn, this.tracker.confirmedCommitTimeMs);
-    });
+    this.passedOn = startLsn;
+    this.tracker = new AckTracker(startLsn, (lsn) => this.passOn(lsn, this.tracker.confirmedCommitTimeMs));
     this.delivery.openSession(this.tracker);
     this.stream.start(
       { slot: this.config.slot, startLsn, publications: [this.config.publication], messages: this.messageMapper !== undefined, receiveTimeoutMs: (this.receiveTimeout = this.effectiveReceiveTimeoutMs()) },
@@ -537,11 +543,33 @@ export class Session {
   }
 
   /**
-   * Reports the confirmed position now and resolves true once PostgreSQL holds it (its slot's confirmed position
-   * reached it: at-most-once hands a batch to Kafka only then), false when the session ended first. A read of the
-   * slot that fails ends the session with that failure, as a lost replication connection does.
+   * at-most-once's hand-off: `acknowledge` counts the batch (the tracker confirms its position), the position goes to
+   * PostgreSQL now, and this resolves true once PostgreSQL holds it (its slot's confirmed position reached it: the
+   * batch goes to Kafka only then), false when the session ended first (the batch is withheld). A read of the slot
+   * that fails ends the session with that failure, as a lost replication connection does.
+   *
+   * Until then the position is not the relay's (passOn): the relay resumes the next session there and the checkpoint
+   * records it. Passed on at once, a withheld batch was lost even when PostgreSQL never got its position: the next
+   * session started past it (15 events in three PostgreSQL crashes under four writers), where PostgreSQL alone
+   * would have sent it again.
    */
-  async reportPosition(): Promise<boolean> {
+  async handOff(acknowledge: () => void): Promise<boolean> {
+    this.handOffsWaiting++;
+    let held = false;
+    try {
+      acknowledge();
+      const moved = { lsn: this.tracker.confirmed, commitTimeMs: this.tracker.confirmedCommitTimeMs };
+      held = await this.positionHeld();
+      if (held) this.passOn(moved.lsn, moved.commitTimeMs, true);
+    } finally {
+      this.handOffsWaiting--;
+    }
+    if (!held) this.withholding = true;
+    else if (this.handOffsWaiting === 0 && this.unheld) this.passOn(this.unheld.lsn, this.unheld.commitTimeMs);
+    return held;
+  }
+
+  private async positionHeld(): Promise<boolean> {
     // A closed session reports nothing more, but what an earlier report got held may cover the position (the rest
     // of a transaction counted whole at its first hand-off).
     const position = this.reportable ? (await this.sendStatus(false), this.lastReported!) : this.tracker.confirmed;
@@ -552,6 +580,23 @@ export class Session {
       this.finish(classifyPgError(err, { slot: this.config.slot, user: this.user, what: 'the outbox-relay-flush-check query' }));
       return false;
     }
+  }
+
+  /**
+   * A confirmed position becomes the relay's. While at-most-once hand-offs wait for PostgreSQL (and for good once
+   * one was withheld) only a held one does (`held`): others wait in `unheld`, a keepalive's and a poison-skipped
+   * event's included, as a withheld batch lies below them.
+   */
+  private passOn(lsn: Lsn, commitTimeMs: number | undefined, held = false): void {
+    if (!held && (this.handOffsWaiting > 0 || this.withholding)) {
+      this.unheld = { lsn, commitTimeMs };
+      return;
+    }
+    if (this.unheld && this.unheld.lsn <= lsn) this.unheld = undefined;
+    if (lsn <= this.passedOn) return;
+    this.passedOn = lsn;
+    this.onConfirmed(lsn, commitTimeMs);
+    this.observer.confirmed?.(lsn, commitTimeMs);
   }
 
   /** The furthest WAL position this session's keepalives reached (the next session's `reachedBefore`). */

@@ -536,17 +536,14 @@ export class DeliveryEngine implements Delivery {
     const receipts = receiptsOf(ahead ? batch.filter((e) => e.txn !== ahead) : batch);
     const last = batch.at(-1)!.txn;
     if (last !== ahead) this.countedAhead = this.countAhead(last, receipts);
-    // Counted before Kafka sees them: there is no round trip to time.
-    this.callbacks.delivered(receipts, undefined);
-    // Sent only once PostgreSQL holds the position: written to the socket, it was not yet PostgreSQL's, and a relay
-    // killed then sent the batch again from the older position (2 and 6 events twice in two runs of `npm run faults`).
-    // A session that ends first never sends it: lost, as at-most-once allows, not sent twice.
+    // Counted before Kafka sees them, and sent only once PostgreSQL holds the position: written to the socket, it
+    // was not yet PostgreSQL's, and a relay killed then sent the batch again from the older position (2 and 6 events
+    // twice in two runs of `npm run faults`). A session that ends first never sends it: not sent twice.
     flight.awaitingPosition = true;
-    const held = await this.callbacks.reportPosition();
+    const held = await this.callbacks.handOff(receipts, batch);
     flight.awaitingPosition = false;
     if (!held) {
       flight.withheld = true;
-      this.callbacks.withheld(batch.length);
       return;
     }
     flight.sentAt = Date.now();

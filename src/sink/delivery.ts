@@ -49,7 +49,8 @@ export type SessionId = AckTracker;
 export interface DeliveryCallbacks {
   /**
    * These events may count as delivered for the acknowledgement rule (when depends on the guarantee). `latencyMs`:
-   * the produce round trip, undefined when none was timed (an at-most-once hand-off, a row the poison policy dealt with).
+   * the produce round trip, undefined when none was timed (a row the poison policy dealt with). at-most-once's
+   * hand-offs count through handOff.
    */
   delivered(receipts: readonly Receipt[], latencyMs: number | undefined): void;
   /**
@@ -74,11 +75,6 @@ export interface DeliveryCallbacks {
   /** at-most-once: Kafka refused a batch that was already confirmed; it is lost, by that mode's contract. */
   dropped(count: number, error: RelayError): void;
   /**
-   * at-most-once: a batch was counted, but the session ended before PostgreSQL was shown to hold its position; it
-   * is not sent (a restart from the older position would send it twice), and is lost.
-   */
-  withheld(count: number): void;
-  /**
    * The delivery dropped what it had not committed (an aborted Kafka transaction cannot be re-sent from memory):
    * the source must stream again from the last committed checkpoint. `attempt`: the restart is one attempt of a
    * retry already told of (`retrying`'s Kafka outage, a transaction the broker timed out during it included, or
@@ -86,10 +82,12 @@ export interface DeliveryCallbacks {
    */
   restartSource(error: RelayError, attempt: boolean): void;
   /**
-   * Reports the confirmed position to PostgreSQL now; resolves true once PostgreSQL holds it, false when it cannot
-   * be shown to (the session ended first): at-most-once hands a batch to Kafka only after true.
+   * at-most-once, before a batch goes to Kafka: counts `receipts` as delivered and reports that position to
+   * PostgreSQL; resolves true once PostgreSQL holds it, false when it cannot be shown to (the session ended first).
+   * The batch (`events`) is sent only after true; after false it is withheld, never sent: the relay resumes before
+   * it, and the next session streams it again unless PostgreSQL took its position after all.
    */
-  reportPosition(): Promise<boolean>;
+  handOff(receipts: readonly Receipt[], events: readonly OutboxEvent[]): Promise<boolean>;
   /** A session can still report a position (its replication connection is open): at-most-once hands nothing off without one. */
   positionReportable(): boolean;
 }

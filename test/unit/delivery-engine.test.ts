@@ -859,7 +859,7 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.sink.written).toEqual(['t.0', 't.1']);
   });
 
-  it('a session that ends before PostgreSQL was shown to hold the position withholds the batch: never sent (a restart from the older position would send it twice), counted as lost, no Kafka outage', async () => {
+  it('a session that ends before PostgreSQL was shown to hold the position withholds the batch: never sent (a restart from the older position would send it twice), no Kafka outage', async () => {
     const h = new EngineHarness({ guarantee: 'at-most-once' });
     h.reportGate = deferred();
     h.transaction('t', 2);

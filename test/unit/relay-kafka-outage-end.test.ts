@@ -76,8 +76,9 @@ vi.mock('../../src/pipeline/session.js', () => ({
       progressed++;
       this.onProgress();
     }
-    /** at-most-once reports the position before each hand-off. */
-    async reportPosition(): Promise<boolean> {
+    /** at-most-once counts each batch and reports its position before the hand-off: held at once here. */
+    async handOff(acknowledge: () => void): Promise<boolean> {
+      acknowledge();
       return true;
     }
     endIntake(): Lsn | undefined {

@@ -8,6 +8,8 @@ import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
 import { metricValue } from '../support/ops-http.js';
+import { settle } from '../support/fakes/engine-harness.js';
+import type { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -78,7 +80,7 @@ describe('Session start', () => {
     await first.session.close();
   });
 
-  it('at-most-once\'s position check: true once PostgreSQL holds the reported position; a read of the slot that fails ends the session with that error, and the hand-off waits for nothing more', async () => {
+  it('at-most-once\'s hand-off: true once PostgreSQL holds the reported position; a read of the slot that fails ends the session with that error, and the hand-off waits for nothing more', async () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
     const delivery = { openSession: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
     const session = new Session(config, delivery, silent, new RepeatedLines(silent), {}, () => undefined);
@@ -90,13 +92,55 @@ describe('Session start', () => {
     inner.stream = { start: () => undefined, sendStatus: async (lsn: Lsn) => void sent.push(lsn), pause: () => undefined, close: async () => undefined, finished: false };
     inner.flushCheck = { reached: (lsn: Lsn) => (asked.push(lsn), answer()), close: async () => undefined };
     session.start({ lsn: 0n, timeline: undefined }, undefined);
-    expect(await session.reportPosition()).toBe(true);
+    expect(await session.handOff(() => undefined)).toBe(true);
     expect({ sent, asked }).toEqual({ sent: [0x1000n], asked: [0x1000n] });
     answer = async () => {
       throw new RelayError('PG_STREAM_FAILED', 'PostgreSQL did not answer the outbox-relay-flush-check query within 1000ms (fake)', { retriable: true });
     };
-    expect(await session.reportPosition()).toBe(false);
+    expect(await session.handOff(() => undefined)).toBe(false);
     expect(await session.ended).toMatchObject({ code: 'PG_STREAM_FAILED', message: expect.stringContaining('outbox-relay-flush-check') });
+  });
+
+  it('at-most-once: a handed-off position becomes the relay\'s (where the next session resumes, what the checkpoint records) only once PostgreSQL holds it; after a withheld hand-off none does, a keepalive\'s included', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092' }, required: [] });
+    const delivery = { openSession: () => undefined, endSession: () => undefined, whenIdle: async () => undefined, accept: () => undefined } as unknown as Delivery;
+    const relayGot: Lsn[] = [];
+    const observerGot: Lsn[] = [];
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), { confirmed: (lsn) => void observerGot.push(lsn) }, (lsn) => void relayGot.push(lsn));
+    const answers: { lsn: Lsn; resolve: (held: boolean) => void }[] = [];
+    const inner = session as unknown as { slot: unknown; stream: unknown; flushCheck: unknown; tracker: AckTracker };
+    inner.slot = { confirmedFlush: 0x1000n, walStatus: 'reserved', tablesByOid: new Map(), walEnd: 0x9000n, walSenderTimeoutMs: 60_000, history: { timeline: 1, switchpoints: new Map() } };
+    inner.stream = { start: () => undefined, sendStatus: async () => undefined, pause: () => undefined, close: async () => undefined, finished: false };
+    inner.flushCheck = { reached: (lsn: Lsn) => new Promise<boolean>((resolve) => answers.push({ lsn, resolve })), close: async () => undefined };
+    session.start({ lsn: 0n, timeline: undefined }, undefined);
+    const tracker = inner.tracker;
+    const txn = (end: Lsn) => {
+      const t = tracker.begin(end - 0x10n, 0, 1);
+      tracker.add(t);
+      tracker.commit(t, end);
+      return t;
+    };
+    const a = txn(0x2000n);
+    const handedA = session.handOff(() => tracker.acknowledge(a, 1));
+    await settle();
+    // A keepalive while A waits: the tracker confirms it, the relay is not told before A is held.
+    tracker.keepalive(0x2800n);
+    expect(tracker.confirmed).toBe(0x2800n);
+    expect(relayGot).toEqual([]);
+    answers[0]!.resolve(true);
+    expect(await handedA).toBe(true);
+    expect(relayGot).toEqual([0x2000n, 0x2800n]);
+    // The session ends before PostgreSQL was shown to hold B's position: B is withheld, the relay resumes before it.
+    const b = txn(0x3000n);
+    const handedB = session.handOff(() => tracker.acknowledge(b, 1));
+    await settle();
+    answers[1]!.resolve(false);
+    expect(await handedB).toBe(false);
+    tracker.keepalive(0x4000n);
+    expect(tracker.confirmed).toBe(0x4000n);
+    expect(answers.map((x) => x.lsn)).toEqual([0x2000n, 0x3000n]);
+    expect({ relayGot, observerGot }).toEqual({ relayGot: [0x2000n, 0x2800n], observerGot: [0x2000n, 0x2800n] });
+    await session.close();
   });
 
   it('refuses to resume past this server\'s WAL end (a failover while it retried): CHECKPOINT_AHEAD_OF_WAL, nothing started, the connection closed', () => {

@@ -82,14 +82,17 @@ export class EngineHarness {
         this.restarts.push(error);
         options.relay?.restartSource(error, attempt);
       },
-      reportPosition: async () => {
+      handOff: async (receipts, events) => {
         this.reports++;
+        for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
         await this.reportGate?.promise;
         // Held once reported on an open connection; after it closed, only what an earlier report got held.
         if (this.reportable) this.held = this.lastConfirmed;
-        return this.lastConfirmed <= this.held;
+        const held = this.lastConfirmed <= this.held;
+        if (held) this.latencies.push(undefined);
+        else this.withheld.push(events.length);
+        return held;
       },
-      withheld: (count) => this.withheld.push(count),
       positionReportable: () => this.reportable,
     };
     this.engine = new DeliveryEngine({
