@@ -76,7 +76,9 @@ describe('Kafka producer settings', () => {
     const stored = await db().query<{ id: string; payload: string }>('SELECT id::text, payload::text AS payload FROM outbox');
     expect(values.size).toBe(stored.rows.length);
     for (const row of stored.rows) expect(values.get(row.id)?.equals(Buffer.from(row.payload, 'utf8')), `payload of ${row.id}`).toBe(true);
+    // The codec is read from the broker's log segment: only a broker the stack started has one here.
     if (stack().owned.kafka) expect(firstBatchCodec(setup.topic)).toBe(CODEC_IDS[codec]);
+    else console.warn(`kafka.compression ${codec}: the codec was not checked (the broker is not the stack's own, its log segments are not readable here); only the payloads were`);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
   });

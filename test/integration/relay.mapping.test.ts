@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useDatabase } from '../support/database.js';
 import { setupSlot, waitForSlotAtCurrentWal } from '../support/events.js';
-import { slotConfirmedLsn } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
 import { createTopic, readTopic, uniqueName } from '../support/services.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
@@ -101,14 +100,13 @@ describe('relay: mapping, routing and filters', () => {
       ['order', 'o-1', 'OrderAuditInternal'],
       ['audit', 'x-1', 'OrderPlaced'],
     ]);
-    const confirmedBefore = await slotConfirmedLsn(db(), setup.slot);
-    // A transaction whose every event is filtered out must still move the slot.
+    // A transaction whose every event is filtered out must still move the slot: the wait fails (times out) unless
+    // the slot's confirmed position gets to the WAL end written after it.
     await insert([
       ['order', 'o-2', 'OrderInternal'],
       ['audit', 'x-2', 'Anything'],
     ]);
-    const target = await waitForSlotAtCurrentWal(db(), setup.slot);
-    expect(target).toBeGreaterThan(confirmedBefore);
+    await waitForSlotAtCurrentWal(db(), setup.slot);
     const [orders, pays, refs] = await Promise.all([fallback, payments, refunds].map((t) => readTopic(t, { expected: 1, timeoutMs: 10_000 })));
     expect(orders!.map((r) => [r.key, r.headers.type])).toEqual([['o-1', 'OrderPlaced']]);
     expect(pays!.map((r) => [r.key, r.headers.type])).toEqual([['p-1', 'PaymentReceived']]);

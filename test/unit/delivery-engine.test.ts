@@ -54,6 +54,8 @@ describe('DeliveryEngine, at-least-once', () => {
     // After the failure: a, then b and c again, in order.
     expect(h.sink.written.slice(4)).toEqual(['a.0', 'a.1', 'b.0', 'b.1', 'c.0', 'c.1']);
     expect(h.lastConfirmed).toBe(end);
+    // b and c were written twice; their events are acknowledged once.
+    expect(h.acknowledged).toBe(6);
     expect(h.engine.inFlightEvents).toBe(0);
     expect(h.retrying).toHaveLength(1);
     expect(h.recovered).toBe(1);

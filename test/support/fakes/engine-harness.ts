@@ -6,7 +6,7 @@ import type { RelayError } from '../../../src/errors.js';
 import type { Lsn } from '../../../src/lsn.js';
 import { Relay, type RelayDeps } from '../../../src/pipeline/relay.js';
 import type { OutboxEvent } from '../../../src/route/event.js';
-import type { Delivery, DeliveryCallbacks, DeliveryLimits } from '../../../src/sink/delivery.js';
+import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt } from '../../../src/sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../../../src/sink/delivery-engine.js';
 import { FakeSink, deferred, type Deferred } from './fake-sink.js';
 import { idleDelivery, relayConfig } from './relay-setup.js';
@@ -46,6 +46,8 @@ export class EngineHarness {
   /** The produce latency of every delivered callback (undefined: none was timed). */
   readonly latencies: (number | undefined)[] = [];
   recovered = 0;
+  /** Events acknowledged to the tracker, every receipt's count summed: each event once, however often it was sent. */
+  acknowledged = 0;
   windowOpens = 0;
   reports = 0;
   /** Whether the session's connection could still report a position (false once it closed). */
@@ -63,7 +65,7 @@ export class EngineHarness {
     const callbacks: DeliveryCallbacks = {
       delivered: (receipts, latencyMs) => {
         this.latencies.push(latencyMs);
-        for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
+        this.acknowledge(receipts);
       },
       poison: options.poison ?? (async () => 'halt'),
       stopped: (error) => this.stopped.push(error),
@@ -84,7 +86,7 @@ export class EngineHarness {
       },
       handOff: async (receipts, events) => {
         this.reports++;
-        for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
+        this.acknowledge(receipts);
         await this.reportGate?.promise;
         // Held once reported on an open connection; after it closed, only what an earlier report got held.
         if (this.reportable) this.held = this.lastConfirmed;
@@ -103,6 +105,13 @@ export class EngineHarness {
       callbacks,
     });
     this.tracker = this.newSession();
+  }
+
+  private acknowledge(receipts: readonly Receipt[]): void {
+    for (const r of receipts) {
+      this.acknowledged += r.count;
+      r.txn.tracker.acknowledge(r.txn, r.count);
+    }
   }
 
   get lastConfirmed(): Lsn {
