@@ -11,7 +11,9 @@ export type { Logger } from 'pino';
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options: pino.LoggerOptions = {
-    level,
+    // Every exit other than 0 writes one error line with its code and fix: fatal (no line of the relay's is fatal)
+    // and silent hid it, and the process ended 1 without a word.
+    level: level === 'fatal' || level === 'silent' ? 'error' : level,
     base: { service: 'outbox-relay' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },

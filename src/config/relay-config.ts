@@ -95,6 +95,7 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
     }
     return parsed.toString();
   });
+  problems.check(() => postgresPortCheck(v, env));
   const ssl = problems.check((): pg.ClientConfig['ssl'] => {
     const caFile = v['postgres.sslCaFile'];
     const sslmode = v['postgres.sslmode'];
@@ -120,6 +121,21 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
     ...(connectionString !== undefined ? { connectionString } : filePassword !== undefined ? { password: filePassword } : {}),
     ...(ssl !== undefined ? { ssl } : {}),
   };
+}
+
+/**
+ * The port pg will connect to, where one is given: the URL's `port` parameter, else its port, else PGPORT. pg
+ * passes a port that is no TCP port (PGPORT=99999, ?port=abc) to the socket, which threw out of pg's connect: the
+ * operator commands exited 13 without a line, and run halted INTERNAL ("a defect") after its connect timeout.
+ */
+function postgresPortCheck(v: SettingValues, env: NodeJS.ProcessEnv): void {
+  const url = v['postgres.url'] ?? env.DATABASE_URL;
+  const parsed = url !== undefined && URL.canParse(url) ? new URL(url) : undefined;
+  const source = v['postgres.url'] !== undefined ? 'postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)' : 'DATABASE_URL';
+  const query = parsed?.searchParams.get('port');
+  const [port, where] = query ? [query, `the port parameter of ${source}`] : parsed?.port ? [parsed.port, `the port of ${source}`] : [env.PGPORT, 'environment variable PGPORT'];
+  if (!port || (/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) return;
+  throw new ConfigError(`${where} is not a TCP port (1 to 65535): ${JSON.stringify(port)}`, `correct ${where} (PostgreSQL listens on 5432 unless configured otherwise)`);
 }
 
 /** Settings only librdkafka reads that have a default, so that only one given explicitly can be refused with another client. */

@@ -366,7 +366,7 @@ export const SETTINGS = [
     default: 'http://127.0.0.1:9464',
     placeholder: '<url>',
   }),
-  setting('log.level', 'logging', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout).', { default: 'info', placeholder: '<level>' }),
+  setting('log.level', 'logging', enumOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'Log level (JSON lines on stdout). fatal and silent write error lines too: every exit other than 0 writes one, with its code and fix.', { default: 'info', placeholder: '<level>' }),
 ];
 
 export const SETTINGS_BY_KEY = new Map<string, Setting>(SETTINGS.map((s) => [s.key, s]));
