@@ -264,7 +264,11 @@ export function resolveSettings(
     }
     const result = setting.schema.safeParse(raw);
     if (!result.success) {
-      const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
+      const hidden = setting.secret || setting.unechoed;
+      // A path names a mapping's key, which in a value that did not parse can be a piece of a secret (a comma inside
+      // a password splits it into a name): only a key shaped like a name is shown then.
+      const where = (path: readonly PropertyKey[]) => path.map((part) => (hidden && !/^[A-Za-z][\w.-]*$/.test(String(part)) ? '(name not shown)' : String(part))).join('.');
+      const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${where(i.path)}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
       const shown = setting.secret ? '(secret)' : setting.unechoed ? '(value not shown)' : withoutUserInfo(JSON.stringify(raw));
       problems.add(new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`));
       invalid.add(setting.key);

@@ -175,8 +175,8 @@ export class Relay {
         acknowledge(receipts);
         counted(receipts, latencyMs);
       },
-      handOff: async (receipts, events) => {
-        const held = this.session ? await this.session.handOff(() => acknowledge(receipts)) : false;
+      handOff: async (receipts, events, decidedThrough) => {
+        const held = this.session ? await this.session.handOff(() => acknowledge(receipts), events.at(-1)!.txn, decidedThrough) : false;
         // Counted once PostgreSQL holds them: a withheld batch streamed again would count twice.
         if (held) counted(receipts, undefined);
         else for (const event of events) this.withheld.set(event.txn, (this.withheld.get(event.txn) ?? 0) + 1);

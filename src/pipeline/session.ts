@@ -551,16 +551,24 @@ export class Session {
    * Until then the position is not the relay's (passOn): the relay resumes the next session there and the checkpoint
    * records it. Passed on at once, a withheld batch was lost even when PostgreSQL never got its position: the next
    * session started past it (15 events in three PostgreSQL crashes under four writers), where PostgreSQL alone
-   * would have sent it again.
+   * would have sent it again. `passedIfWithheld`: where the relay resumes even so, past transactions some of whose
+   * events went to Kafka already (the poison policy's dead letters).
    */
-  async handOff(acknowledge: () => void): Promise<boolean> {
+  async handOff(acknowledge: () => void, last: Pick<SourceTransaction, 'endLsn' | 'commitTimeMs'>, passedIfWithheld?: Lsn): Promise<boolean> {
     this.handOffsWaiting++;
     let held = false;
     try {
       acknowledge();
-      const moved = { lsn: this.tracker.confirmed, commitTimeMs: this.tracker.confirmedCommitTimeMs };
-      held = await this.positionHeld();
-      if (held) this.passOn(moved.lsn, moved.commitTimeMs, true);
+      // The batch's own position, its last transaction's end: the tracker may be past it (a later event-less
+      // commit, a keepalive), and the rest of a transaction PostgreSQL held the end of must not wait for those.
+      const confirmed = this.tracker.confirmed;
+      const own = last.endLsn !== undefined && last.endLsn < confirmed ? { lsn: last.endLsn, commitTimeMs: last.commitTimeMs } : { lsn: confirmed, commitTimeMs: this.tracker.confirmedCommitTimeMs };
+      if (own.lsn < confirmed) this.unheld = { lsn: confirmed, commitTimeMs: this.tracker.confirmedCommitTimeMs };
+      held = await this.positionHeld(own.lsn);
+      if (held) this.passOn(own.lsn, own.commitTimeMs, true);
+      // Streamed again, the transactions up to there would meet the poison policy again: their dead letters were
+      // written already. Their events in this batch are lost instead.
+      else if (passedIfWithheld !== undefined) this.passOn(passedIfWithheld < own.lsn ? passedIfWithheld : own.lsn, undefined, true);
     } finally {
       this.handOffsWaiting--;
     }
@@ -569,10 +577,14 @@ export class Session {
     return held;
   }
 
-  private async positionHeld(): Promise<boolean> {
+  /**
+   * Whether PostgreSQL holds `position`, the hand-off's own. The status reports the newest confirmed one, which may
+   * be past it: checked for that, the rest of a transaction whose end PostgreSQL held could be withheld, and lost.
+   */
+  private async positionHeld(position: Lsn): Promise<boolean> {
     // A closed session reports nothing more, but what an earlier report got held may cover the position (the rest
     // of a transaction counted whole at its first hand-off).
-    const position = this.reportable ? (await this.sendStatus(false), this.lastReported!) : this.tracker.confirmed;
+    if (this.reportable) await this.sendStatus(false);
     this.flushCheck ??= new ServerFlushCheck(this.config.postgres, this.config.slot, this.logger, () => this.reportable);
     try {
       return await this.flushCheck.reached(position);

@@ -121,6 +121,8 @@ export class DeliveryEngine implements Delivery {
   private countedAhead: SourceTransaction | undefined;
   /** at-most-once: unmappable events the poison policy skipped before any of their transaction was handed off (decideAhead). */
   private readonly decidedAhead = new Set<OutboxEvent>();
+  /** at-most-once: the end of the last transaction of the next hand-off with such an event (Session.handOff's passedIfWithheld). */
+  private decidedThrough: Lsn | undefined;
   /** at-most-once: the newest committed transaction found to hold no undecided unmappable event (undecidedAhead). */
   private checkedAhead: SourceTransaction | undefined;
   /** at-most-once: the newest committed transaction whose topics the sink all knows to exist (unvettedAhead). */
@@ -381,7 +383,13 @@ export class DeliveryEngine implements Delivery {
     if (this.guarantee === 'exactly-once') this.head = this.lastTransactionEnd(start);
     let batch = this.queue.slice(start, this.head) as OutboxEvent[];
     // Skipped already, and counted (decideAhead): not produced.
-    if (this.decidedAhead.size > 0) batch = batch.filter((event) => !this.decidedAhead.delete(event));
+    if (this.decidedAhead.size > 0) {
+      batch = batch.filter((event) => {
+        if (!this.decidedAhead.delete(event)) return true;
+        this.decidedThrough = maxLsn(this.decidedThrough ?? 0n, event.txn.endLsn!);
+        return false;
+      });
+    }
     // The batch holds its events from here on. Left in the queue until the next compaction (up to 4,096 slots),
     // they would outlive their acknowledgement: 32 MiB of payloads with 8 KiB events, past the 2 MiB window.
     this.queue.fill(undefined, start, this.head);
@@ -539,8 +547,10 @@ export class DeliveryEngine implements Delivery {
     // Counted before Kafka sees them, and sent only once PostgreSQL holds the position: written to the socket, it
     // was not yet PostgreSQL's, and a relay killed then sent the batch again from the older position (2 and 6 events
     // twice in two runs of `npm run faults`). A session that ends first never sends it: not sent twice.
+    const decided = this.decidedThrough;
+    this.decidedThrough = undefined;
     flight.awaitingPosition = true;
-    const held = await this.callbacks.handOff(receipts, batch);
+    const held = await this.callbacks.handOff(receipts, batch, decided);
     flight.awaitingPosition = false;
     if (!held) {
       flight.withheld = true;

@@ -85,9 +85,11 @@ export interface DeliveryCallbacks {
    * at-most-once, before a batch goes to Kafka: counts `receipts` as delivered and reports that position to
    * PostgreSQL; resolves true once PostgreSQL holds it, false when it cannot be shown to (the session ended first).
    * The batch (`events`) is sent only after true; after false it is withheld, never sent: the relay resumes before
-   * it, and the next session streams it again unless PostgreSQL took its position after all.
+   * it, and the next session streams it again unless PostgreSQL took its position after all. `decidedThrough`: the
+   * end of the last of its transactions with an event the poison policy dealt with before the hand-off (its dead
+   * letter written): the relay resumes no earlier, so that none meets the policy twice.
    */
-  handOff(receipts: readonly Receipt[], events: readonly OutboxEvent[]): Promise<boolean>;
+  handOff(receipts: readonly Receipt[], events: readonly OutboxEvent[], decidedThrough: Lsn | undefined): Promise<boolean>;
   /** A session can still report a position (its replication connection is open): at-most-once hands nothing off without one. */
   positionReportable(): boolean;
 }

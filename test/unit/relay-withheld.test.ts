@@ -65,7 +65,7 @@ async function runWithheld(receipts: Receipt[], events: OutboxEvent[]) {
     logger,
     sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined },
     createDelivery: (callbacks: DeliveryCallbacks) => {
-      handOffs = () => void callbacks.handOff(receipts, events);
+      handOffs = () => void callbacks.handOff(receipts, events, undefined);
       return idleDelivery();
     },
     observer: { dropped: (n: number) => void dropped.push(n), delivered: (r: readonly Receipt[]) => void delivered.push(r.length) },

@@ -92,12 +92,12 @@ describe('Session start', () => {
     inner.stream = { start: () => undefined, sendStatus: async (lsn: Lsn) => void sent.push(lsn), pause: () => undefined, close: async () => undefined, finished: false };
     inner.flushCheck = { reached: (lsn: Lsn) => (asked.push(lsn), answer()), close: async () => undefined };
     session.start({ lsn: 0n, timeline: undefined }, undefined);
-    expect(await session.handOff(() => undefined)).toBe(true);
+    expect(await session.handOff(() => undefined, { endLsn: undefined, commitTimeMs: 0 })).toBe(true);
     expect({ sent, asked }).toEqual({ sent: [0x1000n], asked: [0x1000n] });
     answer = async () => {
       throw new RelayError('PG_STREAM_FAILED', 'PostgreSQL did not answer the outbox-relay-flush-check query within 1000ms (fake)', { retriable: true });
     };
-    expect(await session.handOff(() => undefined)).toBe(false);
+    expect(await session.handOff(() => undefined, { endLsn: undefined, commitTimeMs: 0 })).toBe(false);
     expect(await session.ended).toMatchObject({ code: 'PG_STREAM_FAILED', message: expect.stringContaining('outbox-relay-flush-check') });
   });
 
@@ -121,7 +121,7 @@ describe('Session start', () => {
       return t;
     };
     const a = txn(0x2000n);
-    const handedA = session.handOff(() => tracker.acknowledge(a, 1));
+    const handedA = session.handOff(() => tracker.acknowledge(a, 1), a);
     await settle();
     // A keepalive while A waits: the tracker confirms it, the relay is not told before A is held.
     tracker.keepalive(0x2800n);
@@ -132,7 +132,7 @@ describe('Session start', () => {
     expect(relayGot).toEqual([0x2000n, 0x2800n]);
     // The session ends before PostgreSQL was shown to hold B's position: B is withheld, the relay resumes before it.
     const b = txn(0x3000n);
-    const handedB = session.handOff(() => tracker.acknowledge(b, 1));
+    const handedB = session.handOff(() => tracker.acknowledge(b, 1), b);
     await settle();
     answers[1]!.resolve(false);
     expect(await handedB).toBe(false);
