@@ -89,6 +89,15 @@ describe('secrets the URL parser does not see as secrets', () => {
     expect(err.message).not.toContain(SASL_PASSWORD);
   });
 
+  it('an invalid kafka.producer whose password holds a comma or which was written as JSON: the piece that reads as a property name is not echoed either', () => {
+    // Split at the comma, the password's second half became a "name" the refusal quoted (2026-12-07: "expected 2secret: …").
+    const split = refusal(() => load({}, { OUTBOX_RELAY_KAFKA_PRODUCER: `ssl.key.password=hunter,2${SASL_PASSWORD}` }));
+    expect(split.message).toContain('(name not shown)');
+    expect(split.message).not.toContain(SASL_PASSWORD);
+    const json = refusal(() => load({}, { OUTBOX_RELAY_KAFKA_PRODUCER: `{"sasl.password":"${SASL_PASSWORD}"}` }));
+    expect(json.message).not.toContain(SASL_PASSWORD);
+  });
+
   it('relayUrl with credentials is refused, not shown (the relay’s HTTP server has no authentication, and fetch refuses them)', () => {
     const err = refusal(() => load({ relayUrl: `http://admin:${URL_PASSWORD}@relay:9464` }));
     expect(err.message).toMatch(/invalid flag --relay-url: \(secret\)|invalid flag --relay-url/);
