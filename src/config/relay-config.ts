@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { SASLOptions } from 'kafkajs';
 import { applicationName } from '../instance.js';
@@ -83,6 +83,17 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
     } else {
       const urlMode = parsed.searchParams.get('sslmode');
       if (urlMode && !PG_URL_SSLMODES.includes(urlMode)) problems.add(urlSslmodeRefused(urlMode, source));
+      // pg reads them when it connects, and a missing one threw out of its connect: run halted INTERNAL ("a defect
+      // of outbox-relay") and stayed up.
+      for (const param of URL_TLS_FILES) {
+        const path = parsed.searchParams.get(param);
+        if (!path || path === 'system') continue;
+        try {
+          accessSync(path, constants.R_OK);
+        } catch (err) {
+          problems.add(new ConfigError(`the ${param} parameter of ${source} names ${path}, which cannot be read: ${(err as Error).message}`, `mount the file, or correct the path in ${source}`));
+        }
+      }
     }
     // pg lets every field of the URL (an empty password included) override the explicit `password`, so the
     // file's password goes into the URL, percent-encoded, in place of the URL's own.

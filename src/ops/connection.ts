@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
 import { pgRefusal, refusedMessage } from './pg-refusals.js';
-import { tlsFix, withTextSettings } from '../source/pg-connect.js';
+import { credentialsFix, tlsFix, withTextSettings } from '../source/pg-connect.js';
 import { connectBounded, timeoutError } from '../source/pg-timeouts.js';
 
 interface PgError {
@@ -33,7 +33,7 @@ function connectError(err: unknown): RelayError {
   if (isRelayError(err)) return lostConnection(err);
   return new RelayError('PG_CONNECT_FAILED', `cannot connect to PostgreSQL: ${errorMessage(err)}`, {
     cause: err,
-    hint: tlsFix(err) ?? 'check --postgres-url / OUTBOX_RELAY_POSTGRES_URL / DATABASE_URL / PG* variables, the password and pg_hba.conf',
+    hint: tlsFix(err) ?? credentialsFix(err) ?? 'check --postgres-url / OUTBOX_RELAY_POSTGRES_URL / DATABASE_URL / PG* variables, the password and pg_hba.conf',
   });
 }
 

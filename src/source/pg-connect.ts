@@ -64,7 +64,17 @@ export function tlsFix(err: unknown): string | undefined {
   if (code === '28000' && errorMessage(err).endsWith('no encryption')) {
     return `pg_hba.conf lets the role in only over TLS: set ${sslmode} verify-full (with ${settingRef('postgres.sslCaFile')}), verify-ca or require`;
   }
+  if (errorMessage(err) === NO_TLS) return `this server does not offer TLS: enable ssl on it, or set ${sslmode} prefer or disable (or take sslmode out of postgres.url)`;
   return undefined;
+}
+
+/**
+ * A connection refused for its configuration by pg itself, before PostgreSQL could answer (the next attempt fails
+ * the same way): the fix, else undefined. The server asked for a password and none was given.
+ */
+export function credentialsFix(err: unknown): string | undefined {
+  if (!/password must be a string/i.test(errorMessage(err))) return undefined;
+  return `PostgreSQL asks this role for a password and none was given: put it in postgres.url, or set ${settingRef('postgres.passwordFile')} or PGPASSWORD`;
 }
 
 /**

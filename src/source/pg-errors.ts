@@ -1,6 +1,6 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
-import { tlsFix } from './pg-connect.js';
+import { credentialsFix, tlsFix } from './pg-connect.js';
 import { newSlotThenRepublish } from './preflight.js';
 import { slotLostError } from './slot-lost.js';
 
@@ -64,6 +64,8 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
   const tls = tlsFix(err);
   // A certificate is not accepted the next time either: a configuration to fix, as a refused password is.
   if (tls !== undefined && pgErr.code !== '28000') return new RelayError('PG_CONNECT_FAILED', `TLS to PostgreSQL for ${context.what} failed: ${message}`, { cause: err, hint: tls });
+  const credentials = credentialsFix(err);
+  if (credentials !== undefined) return new RelayError('PG_CONNECT_FAILED', `PostgreSQL refused the connection for ${context.what}: ${message}`, { cause: err, hint: credentials });
   switch (pgErr.code) {
     case '42501':
       if (/replication|walsender|WAL sender/i.test(message)) {

@@ -192,8 +192,12 @@ describe('config: credentials given without the setting that uses them are refus
     expect(r.hint).toContain('give the CA as postgres.sslCaFile (--postgres-ssl-ca-file / OUTBOX_RELAY_POSTGRES_SSL_CA_FILE) instead of sslrootcert');
     expect(r.hint).toContain('client certificates are not supported with postgres.sslmode');
     expect(refusal(() => load({ 'postgres.sslmode': 'require' }, { DATABASE_URL: 'postgres://relay@db/app?sslrootcert=/ca.pem' })).message).toMatch(/^DATABASE_URL has sslrootcert,/);
-    // Without the setting pg reads them from the URL; the URL's sslmode alone is replaced, as documented.
-    expect(load({ 'postgres.url': url }).postgres.connectionString).toBe(url);
+    // Without the setting pg reads them from the URL (files that must exist: config-postgres-url-files); the URL's
+    // sslmode alone is replaced, as documented.
+    const dir = mkdtempSync(join(tmpdir(), 'url-tls-'));
+    for (const f of ['c.pem', 'k.pem', 'ca.pem']) writeFileSync(join(dir, f), '');
+    const readable = `postgres://relay@db/app?sslcert=${dir}/c.pem&sslkey=${dir}/k.pem&sslrootcert=${dir}/ca.pem`;
+    expect(load({ 'postgres.url': readable }).postgres.connectionString).toBe(readable);
     expect(load({ 'postgres.url': 'postgres://relay@db/app?sslmode=require', 'postgres.sslmode': 'verify-full' }).postgres.connectionString).toBe('postgres://relay@db/app');
   });
 

@@ -17,6 +17,17 @@ function serverError(code: string, message: string, where?: string): Error {
 }
 
 describe('classifyPgError', () => {
+  it('stops on a connection pg itself refuses for its configuration (no password given, a server without TLS), with the fix: the next attempt fails the same way', () => {
+    // Before: PG_STREAM_FAILED, retried as a PostgreSQL outage for retry.maxDuration (30 min by default), then
+    // RETRIES_EXHAUSTED with "check that PostgreSQL is up and reachable".
+    const noPassword = classifyPgError(new Error('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string'), SESSION);
+    expect(noPassword).toMatchObject({ code: 'PG_CONNECT_FAILED', retriable: false });
+    expect(noPassword.hint).toMatch(/^PostgreSQL asks this role for a password and none was given: put it in postgres.url, or set postgres.passwordFile .* or PGPASSWORD$/);
+    const noTls = classifyPgError(new Error('The server does not support SSL connections'), SESSION);
+    expect(noTls).toMatchObject({ code: 'PG_CONNECT_FAILED', retriable: false });
+    expect(noTls.hint).toMatch(/^this server does not offer TLS: enable ssl on it, or set postgres.sslmode .* prefer or disable/);
+  });
+
   it('stops on a server certificate node did not accept, with the fix for it: it is not accepted the next time either', () => {
     // Node's error as pg hands it over (its code is OpenSSL's verify result). Before, PG_STREAM_FAILED: retried
     // as an outage, then RETRIES_EXHAUSTED with "check that PostgreSQL is up". ops.pg-tls measures the CA and host name ones.
