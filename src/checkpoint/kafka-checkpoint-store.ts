@@ -15,6 +15,9 @@ const READ_TIMEOUT_MS = 30_000;
  * modes use the same store so that `status` and replays have one place to look. It survives a container restart
  * without a volume, like the slot itself.
  */
+/** How librdkafka and kafkajs say that no broker answered (as opposed to a refusal). */
+const UNREACHABLE = /transport failure|all broker connections are down|timed out|timeout|ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|connection error|Connection refused/i;
+
 export class KafkaCheckpointStore {
   /** Written into every checkpoint record (see Checkpoint.replayWindow); set once the start decided the window. */
   replayWindow: string | undefined;
@@ -39,7 +42,11 @@ export class KafkaCheckpointStore {
     try {
       await this.client.createTopic({ topic: this.topic, partitions: 1, config: TOPIC_CONFIG });
     } catch (err) {
-      throw this.failure('cannot create the checkpoint topic', err, `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster), or grant the relay CREATE on it`);
+      // Told to create the topic, an operator whose brokers were down went looking for a missing grant.
+      const hint = UNREACHABLE.test(errorMessage(err))
+        ? 'Kafka did not answer: check that the brokers in kafka.brokers are up and reachable from here, and the TLS/SASL settings; the relay creates the topic once they answer'
+        : `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster), or grant the relay CREATE on it`;
+      throw this.failure('cannot create the checkpoint topic', err, hint);
     }
   }
 

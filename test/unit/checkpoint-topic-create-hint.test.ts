@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+
+const storeFailing = (err: Error) => new KafkaCheckpointStore({ createTopic: async () => Promise.reject(err) } as unknown as CheckpointClient, 'checkpoints');
+
+describe('KafkaCheckpointStore.ensureTopic, failed', () => {
+  // Before: exactly-once (and replay) with every broker down said "create it yourself: kafka-topics.sh --create …
+  // or grant the relay CREATE on it" (found by trying the CLI's exits with kafka.brokers 127.0.0.1:1).
+  it('with no broker answering, the fix is the brokers, not the topic or a grant', async () => {
+    for (const message of ['Local: Broker transport failure', 'Local: Timed out', 'KafkaJSConnectionError: Connection error: connect ECONNREFUSED 127.0.0.1:1']) {
+      const failed = await storeFailing(new Error(message)).ensureTopic().catch((err: unknown) => err);
+      expect(failed).toMatchObject({ code: 'CHECKPOINT_FAILED', retriable: true, hint: expect.stringMatching(/^Kafka did not answer: check that the brokers in kafka.brokers are up and reachable/) });
+    }
+  });
+
+  it('refused by Kafka, the fix is to create the topic or grant CREATE', async () => {
+    const failed = await storeFailing(new Error('Not authorized to access topics: [Topic authorization failed]')).ensureTopic().catch((err: unknown) => err);
+    expect(failed).toMatchObject({ code: 'CHECKPOINT_FAILED', hint: expect.stringMatching(/^create it yourself: kafka-topics.sh --create --topic checkpoints .* or grant the relay CREATE on it$/) });
+  });
+});
