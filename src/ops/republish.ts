@@ -4,7 +4,7 @@ import { AckTracker, type SourceTransaction } from '../checkpoint/ack-tracker.js
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig, RetryPolicy, TableMapping } from '../config/types.js';
 import { TupleValues } from '../decode/pgoutput.js';
-import { RelayError, asRelayError, isRelayError } from '../errors.js';
+import { PAST_THE_EVENT, RelayError, asRelayError, isRelayError } from '../errors.js';
 import { OutageLog, type OutageLines } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
@@ -179,14 +179,22 @@ export function resumeHint(since: string | undefined): string {
   return since === undefined ? 'run the same command again (ids already sent are sent again)' : `run the same command with --since '${since}' (rows from that time on are sent again)`;
 }
 
+/**
+ * How a row the relay could not produce is got past in a republish. The relay's way (a slot advance past its commit,
+ * a dead-letter policy) is not republish's: it reads no slot and has no poison policy, and advancing the slot would
+ * skip live events.
+ */
+const PAST_THE_ROW = 'or, to get past this row, leave it out of the run (--until before its time, or --ids for the other rows)';
+
 /** Adds the page the run stopped in to an error, with the --since that resumes instead of starting over. */
 function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) => string | undefined, work: () => T, classify: (err: unknown) => RelayError = asRelayError): T {
   const fail = (err: unknown): never => {
     const error = classify(err);
     const page = table.pages.pageStart;
+    const fix = error.hint?.replace(PAST_THE_EVENT, PAST_THE_ROW);
     throw new RelayError(error.code, `${error.message} (republish of ${table.mapping.schema}.${table.mapping.table} stopped in the page starting at time ${page?.time ?? '-'}, id ${page?.id ?? '-'})`, {
       cause: error,
-      hint: `${error.hint ? `${error.hint}; then ` : 'fix the cause, then '}${resumeHint(resumeAt(page?.time))}`,
+      hint: `${fix ? `${fix}; then ` : 'fix the cause, then '}${resumeHint(resumeAt(page?.time))}`,
       details: { ...error.details, resumeFrom: page },
     });
   };

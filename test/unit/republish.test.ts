@@ -50,6 +50,17 @@ describe('republish --ids', () => {
   });
 
 
+  it('a row it cannot map stops the run with republish\'s way past it, not the relay\'s (a slot advance, a dead-letter policy: republish has neither)', async () => {
+    const target = sink();
+    const bad = { ...row('b', '2026-11-24 08:00:01+00'), aggregate_type: null };
+    const outcome = await republish(new FakeOutbox([row('a', '2026-11-24 08:00:00+00'), bad]).client, config(), options({ ids: ['a', 'b'] }, target), logger).catch((err: unknown) => err);
+    expect(outcome).toMatchObject({ code: 'RECORD_REQUIRED_NULL' });
+    const hint = (outcome as RelayError).hint!;
+    // Before: "… then restart; to get past this event instead: outbox-relay slot advance <its commit LSN + 1> --yes-skip-events, or run with delivery.onPoison=dead-letter"
+    expect(hint).not.toMatch(/slot advance|onPoison|restart/);
+    expect(hint).toContain('or, to get past this row, leave it out of the run (--until before its time, or --ids for the other rows); then run the same command again');
+  });
+
   it('re-sends rows whose time column is NULL whatever page they fall on, and does not report them as not found', async () => {
     // NULL times sort last: the first page holds the two timed rows; a keyset "(time, id) > (last time, last id)"
     // is NULL (not true) for every row whose time is NULL, so the pages after it returned nothing.
