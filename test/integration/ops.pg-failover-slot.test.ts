@@ -71,7 +71,9 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
     await first.waitForMessage('streaming from PostgreSQL');
     const before = await insertEvents(db, 20);
     expect(await readTopic(topic, { expected: before.length, settleMs: 0 })).toHaveLength(before.length);
-    await waitUntil('the primary\'s slot to confirm the first batch', async () => (await slotConfirmedLsn(db, slot)) > 0n, 30_000, 100);
+    // Past the batch's WAL: a slot's position is above 0 from its creation on.
+    const batchEnd = await currentWalLsn(db);
+    await waitUntil('the primary\'s slot to confirm the first batch', async () => (await slotConfirmedLsn(db, slot)) >= batchEnd, 30_000, 100);
     const primaryConfirmed = await slotConfirmedLsn(db, slot);
     const syncStarted = Date.now();
     let synced: SyncedSlot | undefined;

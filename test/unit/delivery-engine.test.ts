@@ -569,6 +569,11 @@ describe('DeliveryEngine, exactly-once', () => {
     await h.idle();
     expect(h.restarts).toEqual([]);
     expect(h.lastConfirmed).toBe(end);
+    // The commit was tried again and went through: one produce, nothing aborted.
+    expect(h.sink.commits.map((c) => c.lsn)).toEqual([end]);
+    expect(h.sink.visible).toEqual(['t.0']);
+    expect(h.sink.aborts).toBe(0);
+    expect(h.sink.calls).toHaveLength(1);
   });
 
   it('restarts the source once when the broker timed the transaction out, and halts naming the setting when it happens again', async () => {
@@ -649,19 +654,27 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.sink.aborts).toBe(0);
     expect(h.sink.commits).toEqual([]);
     expect(h.confirmed).toEqual([]);
-    // The next session (the slot was free, the sink claimed it again) streams the transaction again, past
-    // retry.maxDuration after that fence: only fences without a commit between them add up to a halt.
-    vi.setSystemTime(Date.now() + 11_000);
+    // 6 s later the next session (the slot was free, the sink claimed it again) streams the transaction again, is
+    // fenced again, and the one after commits it.
+    vi.setSystemTime(Date.now() + 6_000);
+    h.newSession();
+    if (at === 'send') h.sink.scriptSends('ok', fenced());
+    else h.sink.scriptCommits(fenced());
+    h.transaction('t', 3);
+    await h.idle();
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED', 'PRODUCER_FENCED']);
     h.newSession();
     const end = h.transaction('t', 3);
     await h.idle();
     expect(h.sink.visible).toEqual(['t.0', 't.1', 't.2']);
     expect(h.lastConfirmed).toBe(end);
-    // Committed since: a later fence restarts again rather than halting.
+    // A fence 11 s after the first and 5 s after the last: without that commit, retry.maxDuration of fences (a
+    // halt); after it, the start of a new count, so a restart.
+    vi.setSystemTime(Date.now() + 5_000);
     h.sink.scriptSends(fenced());
     h.transaction('u', 1);
     await h.idle();
-    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED', 'PRODUCER_FENCED']);
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED', 'PRODUCER_FENCED', 'PRODUCER_FENCED']);
     expect(h.stopped).toEqual([]);
   });
 
