@@ -76,5 +76,10 @@ try {
 } catch (err) {
   if (!(err instanceof CommanderError)) process.exitCode = reportError(err);
   // Commander stops before the command's action reads --json: a script that asked for it gets the error object still.
-  else process.exitCode = err.exitCode === 0 ? EXIT.ok : reportError(usageError(err), process.argv.includes('--json'));
+  // health exits 0 or 1 only, its usage errors too: Docker's HEALTHCHECK reserves 2 (docs/cli.md).
+  else if (err.exitCode === 0) process.exitCode = EXIT.ok;
+  else {
+    const code = reportError(usageError(err), process.argv.includes('--json'));
+    process.exitCode = failedCommand === `${program.name()} health` ? EXIT.runtime : code;
+  }
 }

@@ -104,7 +104,10 @@ const brokers = list.check(
   }),
 );
 // No user info: the relay's HTTP server has no authentication (fetch refuses a URL with it), and a password in it would be shown.
-const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, 'an http(s) URL such as http://127.0.0.1:9464, without user or password'));
+// Parsed too: one the regex lets through but fetch cannot parse (a port past 65535, a bad IPv6 literal) failed only
+// in status's request, reported as PostgreSQL refusing the operation (PG_QUERY_FAILED, SQLSTATE ERR_INVALID_URL).
+const HTTP_URL_FORM = 'an http(s) URL such as http://127.0.0.1:9464, without user or password';
+const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, HTTP_URL_FORM), z.refine((url) => URL.canParse(url), HTTP_URL_FORM));
 /**
  * A URL pg reads as written: a postgres:// (or postgresql://, socket:) URL whose user info the URL parser finds.
  * Without a scheme, or with an unencoded #, ? or / in the password, the parser takes the password for a scheme, a

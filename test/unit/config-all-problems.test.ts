@@ -253,6 +253,10 @@ describe('a command’s own flags and arguments, checked with the settings', () 
     const result = cli(['republish', '--since', 'yesterday', '--until', 'today', '--batch-size', '0', '--rate', 'fast', '--slot', 'Bad!']);
     expect(result.status).toBe(2);
     expectProblems(result.stderr, 6, ['--since "yesterday" is not a date and time', '--until "today" is not a date and time', '--batch-size "0" is not a whole number', '--rate "fast" is not a whole number', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']);
+    // Dates JavaScript takes (rolling Feb 30 into March, year 0) and PostgreSQL refuses: before, PG_QUERY_FAILED (exit 1).
+    const impossible = cli(['republish', '--since', '2026-02-30T00:00:00Z', '--until', '0000-01-01 00:00:00+00', '--kafka-brokers', 'k:9092']);
+    expect(impossible.status).toBe(2);
+    expectProblems(impossible.stderr, 2, ['--since "2026-02-30T00:00:00Z" is not a date and time', '--until "0000-01-01 00:00:00+00" is not a date and time']);
     const ids = cli(['republish', '--ids', ' , ', '--until', '2026-11-24T08:00:00Z', '--dry-run']);
     expect(ids.status).toBe(2);
     expectProblems(ids.stderr, 2, ['--until goes with --since, not with --ids', '--ids is empty']);

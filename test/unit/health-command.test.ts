@@ -129,6 +129,12 @@ describe('outbox-relay health', () => {
     const refused = await health([], { OUTBOX_RELAY_CONFIG: join(dir, 'missing.yaml') });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: cannot read config file /);
+    // Usage errors Commander finds (a flag without its value, an argument too many): 2 until 2026-12-07.
+    for (const args of [['--http-port'], ['extra']]) {
+      const usage = await health(args, {});
+      expect({ args, code: usage.code }).toEqual({ args, code: 1 });
+      expect(usage.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: .*\n {2}fix: see outbox-relay health --help/);
+    }
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const free = (closed.address() as AddressInfo).port;
