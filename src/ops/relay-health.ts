@@ -26,7 +26,12 @@ export async function fetchRelayHealth(baseUrl: string): Promise<RelayHealth> {
   } catch {
     readiness = { body: text.slice(0, 200) };
   }
+  // The relay's /readyz always names its state. Another server there (a wrong port or path) was reported as a relay
+  // not ready, in state undefined, with 'see the relay log' for a fix: it is no relay reached.
+  if (typeof readiness.state !== 'string') {
+    return { reachable: false, url, reason: `that is not the relay's /readyz (HTTP ${response.status}, ${JSON.stringify(text.slice(0, 80))}): another server answers there` };
+  }
   // 503 is the relay's own "not ready" (standby, reconnecting, halted); its body says which. Only the relay's own
-  // `ready: true` is ready: any other service answering 200 at that URL is not a relay that streams.
+  // `ready: true` is ready.
   return { reachable: true, url, httpStatus: response.status, ready: response.status === 200 && readiness.ready === true, readiness };
 }

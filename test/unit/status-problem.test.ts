@@ -16,8 +16,22 @@ describe('status: why a relay is not ready', () => {
     expect(pg.hint).toContain('PostgreSQL is unreachable');
   });
 
-  it('only a body saying ready: true is ready (any service answering 200 at that URL is not a streaming relay)', async () => {
-    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>welcome</html>'));
+  it('another server at --relay-url (any answer without the relay\'s state: a web page, a 404, {"ok":true}) is no relay reached, named so; not a relay not ready in state undefined', async () => {
+    for (const [status, body] of [[200, '<html>welcome</html>'], [404, '{"error":"not found"}'], [200, '{"ok":true}']] as const) {
+      const server = createServer((_req, res) => res.writeHead(status, { 'content-type': 'text/html' }).end(body));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const health = await fetchRelayHealth(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+        expect(health).toMatchObject({ reachable: false, reason: expect.stringContaining(`that is not the relay's /readyz (HTTP ${status}, `) });
+        expect(relayProblem(health)).toMatchObject({ code: 'RELAY_UNREACHABLE', hint: expect.stringContaining('--relay-url') });
+      } finally {
+        server.close();
+      }
+    }
+  });
+
+  it('only the relay\'s body saying ready: true is ready', async () => {
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"state":"streaming","ready":false}'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const health = await fetchRelayHealth(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
