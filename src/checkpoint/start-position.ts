@@ -38,7 +38,7 @@ export function chooseStart(inputs: StartInputs): Lsn | undefined {
   if (checkpoint !== undefined && checkpoint > inputs.walEnd) throw checkpointBeyondWalEnd(inputs.slot, checkpoint, inputs.walEnd, inputs.checkpointCommitTimeMs);
   if (requested !== undefined) {
     if (requested < slotConfirmed) throw outOfWindow(inputs.slot, requested, slotConfirmed);
-    if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd);
+    if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd, inputs.forwardSkip);
     const delivered = checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : slotConfirmed;
     if (!inputs.forwardSkip && requested > delivered) throw replayPastDelivered(inputs.slot, requested, delivered);
     return requested;
@@ -66,9 +66,10 @@ function replayPastDelivered(slot: string, requested: Lsn, delivered: Lsn): Rela
   );
 }
 
-function beyondWalEnd(requested: Lsn, walEnd: Lsn): RelayError {
+/** `run`: the start position may be left out (the slot's then); replay needs one. */
+function beyondWalEnd(requested: Lsn, walEnd: Lsn, optional: boolean): RelayError {
   return new RelayError('START_LSN_BEYOND_WAL', `cannot start at ${formatLsn(requested)}: PostgreSQL has written WAL only up to ${formatLsn(walEnd)}; nothing was confirmed`, {
-    hint: `pass an LSN up to ${formatLsn(walEnd)} (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn()), or leave --start-lsn / OUTBOX_RELAY_START_LSN unset to start at the slot`,
+    hint: `pass an LSN up to ${formatLsn(walEnd)} (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn())${optional ? ', or leave --start-lsn / OUTBOX_RELAY_START_LSN unset to start at the slot' : ''}`,
     details: { requestedLsn: formatLsn(requested), currentWalLsn: formatLsn(walEnd) },
   });
 }

@@ -89,6 +89,17 @@ describe('start position', () => {
   it('refuses --start-lsn beyond the current WAL end (it would be confirmed and skip everything committed before it)', () => {
     expect(chooseStart({ slot: 's', requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
     expect(() => chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/has written WAL only up to 0\/3E8/);
+    // run may leave --start-lsn out; replay needs it, so its fix does not say to (before: 'leave --start-lsn … unset',
+    // then 'missing required setting startLsn').
+    const fix = (forwardSkip: boolean) => {
+      try {
+        chooseStart({ slot: 's', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip });
+      } catch (err) {
+        return (err as { hint?: string }).hint;
+      }
+    };
+    expect(fix(true)).toContain('or leave --start-lsn / OUTBOX_RELAY_START_LSN unset to start at the slot');
+    expect(fix(false)).toBe('pass an LSN up to 0/3E8 (an outbox-lsn header of a delivered record, or SELECT pg_current_wal_lsn())');
   });
 
   it('a replay (no forward skip) refuses --start-lsn beyond what was delivered (it would confirm the events in between unsent); run --start-lsn may skip', () => {
