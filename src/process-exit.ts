@@ -27,3 +27,18 @@ export function exitNow(code?: number): never {
   }
   return process.exit(exitCode);
 }
+
+/** How long a command that closed what it opened waits for its clients to let go before it exits regardless. */
+const EXIT_AFTER_CLOSE_MS = 2000;
+
+/**
+ * For a command whose result is set and whose clients are closed or given up on: the process ends by itself once
+ * they let go. kafkajs can still hold a timer for a request to a broker that stopped answering (until
+ * kafka.requestTimeout), which kept run, replay and republish up after their last line until the shutdown
+ * watchdog's exit 1 (shutdownGrace + 5 s: 125 s after replay's error line with a 120 s grace). After a moment it
+ * exits regardless with the code set (every log line is already written: logger.ts), without waiting for a
+ * librdkafka call still blocked on such a broker.
+ */
+export function exitSoonAfterClose(): void {
+  setTimeout(() => exitNow(), EXIT_AFTER_CLOSE_MS).unref();
+}

@@ -15,6 +15,7 @@ import { ReplayBound } from '../../pipeline/replay-bound.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { PlainSink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
+import { exitSoonAfterClose } from '../../process-exit.js';
 import { EXIT, errorJson, exitCodeOf, reportError } from '../exit.js';
 import { addSettingOptions, commandProblems, flagValues, lsnValue } from '../options.js';
 import { exitOnStopSignals } from '../ops-interrupt.js';
@@ -173,6 +174,7 @@ export function replayCommand(): Command {
     const said = error !== refused && (error === outcome.error || error?.code === 'INTERRUPTED');
     if (error) process.exitCode = json || said ? exitCodeOf(error) : reportError(error);
     else process.exitCode = EXIT.ok;
+    exitSoonAfterClose();
   });
   return command;
 }

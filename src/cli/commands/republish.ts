@@ -10,6 +10,7 @@ import { republish, resumeHint, type RepublishSummary } from '../../ops/republis
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
+import { exitSoonAfterClose } from '../../process-exit.js';
 import { EXIT, errorJson, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -148,6 +149,7 @@ export function republishCommand(): Command {
       process.exitCode = json ? reportError(err, true) : logFailure(logger, err);
     } finally {
       await sink?.close();
+      exitSoonAfterClose();
     }
   });
   return command;

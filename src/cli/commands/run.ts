@@ -20,12 +20,10 @@ import { logCrashesTo } from '../crashes.js';
 import { EXIT, logFailure, reportError } from '../exit.js';
 import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { logProcessWarnings } from '../process-warnings.js';
-import { exitNow } from '../../process-exit.js';
+import { exitSoonAfterClose } from '../../process-exit.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
 
-/** How long a stopped relay waits for its clients to let go before it exits regardless. */
-const EXIT_AFTER_CLOSE_MS = 2000;
 /** The slot-lag probe's cadence at least (statusInterval when longer); it reads only while the stream gives no WAL position. */
 const SLOT_LAG_PROBE_MIN_MS = 5000;
 /** How often, at least, a streaming relay checks that its tables are still published (source/publication-watch.ts). */
@@ -164,12 +162,8 @@ export function runCommand(): Command {
     // Kept up while halted: that is when WAL piles up and the slot-lag alert must see it.
     await slotLag.stop();
     await server?.close();
-    // Everything the relay opened is closed or given up on, and the process ends by itself once the clients let go.
-    // kafkajs can still hold a timer for a request to a broker that stopped answering (until kafka.requestTimeout),
-    // which would keep it up until the watchdog's exit 1: after a moment it exits regardless (every log line is
-    // already written: src/logger.ts), without waiting for a librdkafka call still blocked on such a broker
-    // (src/process-exit.ts).
-    setTimeout(() => exitNow(), EXIT_AFTER_CLOSE_MS).unref();
+    // Everything the relay opened is closed or given up on.
+    exitSoonAfterClose();
   });
   return command;
 }
