@@ -41,7 +41,7 @@ function connectError(err: unknown): RelayError {
  * What an operator command reports when PostgreSQL refuses a statement: a stable code and what to do,
  * instead of a stack trace. `role` is the connected role, named in the fix.
  */
-function opsError(err: unknown, role: string): RelayError {
+export function opsError(err: unknown, role: string): RelayError {
   if (isRelayError(err)) return err;
   const code = (err as PgError).code;
   const message = errorMessage(err);
@@ -52,9 +52,15 @@ function opsError(err: unknown, role: string): RelayError {
     });
   }
   if (code === '42501') {
+    // A table or schema PostgreSQL names: the grant itself. setup --dry-run checks what the relay needs, which
+    // passed for a role that republish then found without SELECT on the outbox table.
+    const [, kind, name] = /^permission denied for (table|schema) (.+)$/.exec(message) ?? [];
+    const grant = kind === 'table' ? `GRANT SELECT ON ${name} TO ${quoteIdent(role)};` : kind === 'schema' ? `GRANT USAGE ON SCHEMA ${name} TO ${quoteIdent(role)};` : undefined;
     return new RelayError('PG_PERMISSION_DENIED', `role "${role}" lacks a privilege: ${message}`, {
       cause: err,
-      hint: 'run outbox-relay setup --dry-run as this role: its checks name each missing privilege and the statement that grants it',
+      hint: grant
+        ? `as the ${kind}'s owner or a superuser: ${grant}  (docs/security.md lists what each command needs)`
+        : 'run outbox-relay setup --dry-run as this role: its checks name each missing privilege and the statement that grants it',
     });
   }
   if (code !== undefined && CONNECT_CODES.has(code)) return connectError(err);
