@@ -45,6 +45,8 @@ export async function publicationRowFilter(client: pg.Client, publication: strin
 
 /** pg_type's `timestamp` (without time zone). */
 const TIMESTAMP_OID = 1114;
+/** timestamp, timestamptz, date: what --since and --until can be compared with. */
+const TIME_OIDS = new Set([TIMESTAMP_OID, 1184, 1082]);
 
 /**
  * An id given to --ids as PostgreSQL prints the id column's value it stands for, or undefined when the column's
@@ -120,6 +122,14 @@ export class OutboxPages {
       return i;
     };
     this.timeIndex = indexOf(timeColumn, '--time-column');
+    // Compared with --since and --until as a time, and read back as where to resume: a text column failed in
+    // PostgreSQL (22P02) with its generic fix, or in the row's mapping with the suggestion '--since <its text>'.
+    const timeType = relation.columns[this.timeIndex]!.typeOid;
+    if (!TIME_OIDS.has(timeType)) {
+      throw new RelayError('CONFIG_INVALID', `column "${timeColumn}" of ${relation.schema}.${relation.table}, the time republish selects and orders rows by, is not a timestamp (type oid ${timeType})`, {
+        hint: 'name the column that holds when a row was written (timestamp or timestamptz): --time-column <column> (default: mapping.timestamp, else created_at)',
+      });
+    }
     this.idIndex = indexOf(idColumn, 'mapping.id');
     if ('ids' in selection) {
       this.idForm = ID_FORMS[relation.columns[this.idIndex]!.typeOid] ?? this.idForm;

@@ -61,6 +61,15 @@ describe('republish --ids', () => {
     expect(hint).toContain('or, to get past this row, leave it out of the run (--until before its time, or --ids for the other rows); then run the same command again');
   });
 
+  it('refuses a time column that is not a timestamp before reading a row (CONFIG_INVALID, exit 2), naming it', async () => {
+    // Before: the run failed in the first row's mapping (RECORD_INVALID) and suggested resuming with --since 'order',
+    // or in PostgreSQL (22P02) with its generic fix.
+    const target = sink();
+    const outcome = await republish(new FakeOutbox([row('a', '2026-11-24 08:00:00+00')]).client, config(), { ...options({ since: '2026-11-24 00:00:00+00' }, target), timeColumn: 'aggregate_type' }, logger).catch((err: unknown) => err);
+    expect(outcome).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('column "aggregate_type" of public.outbox, the time republish selects and orders rows by, is not a timestamp') });
+    expect(target.written).toEqual([]);
+  });
+
   it('re-sends rows whose time column is NULL whatever page they fall on, and does not report them as not found', async () => {
     // NULL times sort last: the first page holds the two timed rows; a keyset "(time, id) > (last time, last id)"
     // is NULL (not true) for every row whose time is NULL, so the pages after it returned nothing.
