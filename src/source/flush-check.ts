@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { RelayError } from '../errors.js';
 import { maxLsn, parseLsn, type Lsn } from '../lsn.js';
 import { sleep } from '../retry.js';
 import { SideConnection } from './side-connection.js';
@@ -39,7 +40,7 @@ export class ServerFlushCheck {
 
   /**
    * Resolves true once the slot's confirmed position is at or past `lsn`, false when the session ended first;
-   * rejects when the slot cannot be read (the connection failed or was refused). One read serves every caller.
+   * rejects when the slot cannot be read (the connection failed or was refused), or is not there (PG_SLOT_MISSING). One read serves every caller.
    */
   reached(lsn: Lsn): Promise<boolean> {
     if (lsn <= this.held) return Promise.resolve(true);
@@ -61,12 +62,15 @@ export class ServerFlushCheck {
         const rows = this.alive() ? await this.connection.query<{ lsn: string | null }>(CONFIRMED_FLUSH_SQL, [this.slot]) : undefined;
         const found = rows?.[0]?.lsn;
         if (found) this.held = maxLsn(this.held, parseLsn(found));
+        // The replication session holds the slot, so it cannot have been dropped: this connection reached another
+        // server. Answered false, every hand-off was withheld while the session went on confirming: all lost.
+        else if (rows !== undefined && this.alive()) throw slotNotSeen(this.slot);
         const waiting = this.waiters;
         this.waiters = waiting.filter((w) => w.lsn > this.held);
         for (const w of waiting) if (w.lsn <= this.held) w.resolve(true);
         if (this.waiters.length < waiting.length) delayMs = 0;
-        // Closed, or the slot gone (the session fails on its own then): the rest is not held by this session.
-        if (rows === undefined || found == null || !this.alive()) {
+        // Closed: the rest is not held by this session.
+        if (rows === undefined || !this.alive()) {
           for (const w of this.waiters.splice(0)) w.resolve(false);
         } else if (this.waiters.length > 0) {
           await (delayMs === 0 ? new Promise((r) => setImmediate(r)) : sleep(delayMs));
@@ -79,4 +83,10 @@ export class ServerFlushCheck {
       this.reading = false;
     }
   }
+}
+
+function slotNotSeen(slot: string): RelayError {
+  return new RelayError('PG_SLOT_MISSING', `the outbox-relay-flush-check connection finds no logical replication slot "${slot}", which the replication session holds: postgres.url reaches another server for ordinary connections`, {
+    hint: 'point postgres.url at the primary itself, not at an address that can route connections to other servers (a load balancer, a pooler, a DNS name of several hosts)',
+  });
 }
