@@ -142,7 +142,7 @@ function postgresConfig(v: SettingValues, env: NodeJS.ProcessEnv, problems: Conf
 function postgresPortCheck(v: SettingValues, env: NodeJS.ProcessEnv): void {
   const url = v['postgres.url'] ?? env.DATABASE_URL;
   const parsed = url !== undefined && URL.canParse(url) ? new URL(url) : undefined;
-  const source = v['postgres.url'] !== undefined ? 'postgres.url (--postgres-url / OUTBOX_RELAY_POSTGRES_URL)' : 'DATABASE_URL';
+  const source = v['postgres.url'] !== undefined ? settingRef('postgres.url') : 'DATABASE_URL';
   const query = parsed?.searchParams.get('port');
   const [port, where] = query ? [query, `the port parameter of ${source}`] : parsed?.port ? [parsed.port, `the port of ${source}`] : [env.PGPORT, 'environment variable PGPORT'];
   if (!port || (/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) return;
