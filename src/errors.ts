@@ -47,6 +47,7 @@ export type ErrorCode =
   | 'RELAY_UNHEALTHY'
   | 'RELAY_NOT_READY'
   | 'INTERRUPTED'
+  | 'OUTPUT_FAILED'
   | 'INTERNAL';
 
 export interface RelayErrorOptions {
@@ -95,6 +96,7 @@ export const PAST_THE_EVENT = `then restart; to get past this event instead: out
  * budget), so that every halt or exit line carries one, whichever component raised it.
  */
 const DEFAULT_FIXES: Partial<Record<ErrorCode, string>> = {
+  OUTPUT_FAILED: 'the file or device the output goes to (stdout, or stderr) is full or failing: free space there, or send the output elsewhere',
   INTERNAL: 'a defect of outbox-relay: report it with this line (and the stack printed with it, or logged at --log-level debug); a restart resumes at the confirmed position',
   KAFKA_UNAVAILABLE: 'check that the relay reaches every address in kafka.brokers and the listeners the brokers advertise (advertised.listeners), and the TLS/SASL settings',
   RETRIES_EXHAUSTED: 'the service named in the message stayed unreachable for retry.maxDuration: fix it (network, address, credentials); the restart resumes at the confirmed position. Raise retry.maxDuration to wait longer',
@@ -110,8 +112,20 @@ export function isRelayError(err: unknown): err is RelayError {
 }
 
 /** `err` itself when it is a RelayError; anything else is a defect, INTERNAL (its text keeps the JavaScript error's name). */
+/** Errors of a write to a full or failing file or device. */
+const OUTPUT_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO']);
+
+/**
+ * A RelayError as it is; a write that failed for the file or device it went to (`outbox-relay … > /dev/full`, a
+ * disk that filled up) as OUTPUT_FAILED, which is not a defect; anything else INTERNAL.
+ */
 export function asRelayError(err: unknown): RelayError {
-  return isRelayError(err) ? err : new RelayError('INTERNAL', String(err), { cause: err });
+  if (isRelayError(err)) return err;
+  const errno = err as NodeJS.ErrnoException;
+  if (err instanceof Error && errno.syscall === 'write' && OUTPUT_ERRNOS.has(errno.code ?? '')) {
+    return new RelayError('OUTPUT_FAILED', `writing the output failed: ${err.message}`, { cause: err });
+  }
+  return new RelayError('INTERNAL', String(err), { cause: err });
 }
 
 export function errorMessage(err: unknown): string {

@@ -19,7 +19,46 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: ['password', '*.password', 'sasl.password', 'connectionString'], censor: '***' },
   };
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
+  if (destination) return pino(options, destination);
+  const out = stdoutThenStderr();
+  const logger = pino(options, out);
+  out.onSwitch = (err) => logger.warn({ err: err.message }, 'writing the log to stdout failed: the log goes to stderr from here');
+  return logger;
+}
+
+interface SwitchingDestination extends DestinationStream {
+  onSwitch?: (err: NodeJS.ErrnoException) => void;
+}
+
+/**
+ * Stdout, and stderr once a write to stdout fails. The log is where a failure's one error line goes: with stdout
+ * closed (`run | head -1`) or full (a disk that filled up) that line was lost, or the write error itself ended the
+ * process as a defect (INTERNAL). The line whose write failed is written again to stderr. Should stderr fail too,
+ * lines are dropped: nobody can read them, and delivery goes on (metrics and /readyz still tell).
+ */
+function stdoutThenStderr(): SwitchingDestination {
+  const stdout = pino.destination({ dest: 1, sync: true });
+  let current = stdout;
+  let failure: NodeJS.ErrnoException | undefined;
+  // sonic-boom emits the error synchronously, inside the write that failed.
+  stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (current !== stdout) return;
+    failure = err;
+    current = pino.destination({ dest: 2, sync: true });
+    current.on('error', () => undefined);
+  });
+  const destination: SwitchingDestination = {
+    write(line: string) {
+      const target = current;
+      target.write(line);
+      if (current === target || failure === undefined) return;
+      const err = failure;
+      failure = undefined;
+      current.write(line);
+      destination.onSwitch?.(err);
+    },
+  };
+  return destination;
 }
 
 export function silentLogger(): Logger {

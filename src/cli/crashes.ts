@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RelayError, errorMessage, isRelayError } from '../errors.js';
+import { RelayError, asRelayError, errorMessage } from '../errors.js';
 import { exitNow } from '../process-exit.js';
 import { EXIT, printErrorJson, reportError } from './exit.js';
 
@@ -33,9 +33,10 @@ export function logCrashesTo(logger: Logger, json = false): void {
 
 export function crashed(err: unknown): void {
   if (commandLogger) {
-    // One of the relay's own errors keeps its code and fix (what it says is still true), anything else is INTERNAL.
-    const own = isRelayError(err) ? err : undefined;
-    const error = new RelayError(own?.code ?? 'INTERNAL', `an error no handler caught: ${errorMessage(err)}`, { hint: own?.hint });
+    // One of the relay's own errors keeps its code and fix (what it says is still true), and so does a write to a
+    // full device (OUTPUT_FAILED); anything else is INTERNAL.
+    const own = asRelayError(err);
+    const error = new RelayError(own.code, `an error no handler caught: ${errorMessage(err)}`, { hint: own.hint });
     commandLogger.error({ code: error.code, err: error.message, stack: err instanceof Error ? err.stack : undefined, fix: error.hint }, 'crashed');
     // Its log goes to stderr then: a script reading stdout for the result would find nothing.
     if (commandJson) printErrorJson(error);

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { asRelayError, isRelayError, type RelayError } from '../errors.js';
+import { asRelayError, type RelayError } from '../errors.js';
 import { printJsonError } from './json-document.js';
 
 /**
@@ -20,7 +20,7 @@ export function reportError(err: unknown, json = false): number {
   const error = asRelayError(err);
   // A document printed already (a result before the failure): the error goes to stderr, as without --json.
   if (!json || !printErrorJson(error)) {
-    const stack = isRelayError(err) || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
+    const stack = error.code !== 'INTERNAL' || !(err instanceof Error) || err.stack === undefined ? '' : `\n${err.stack}`;
     process.stderr.write(`outbox-relay: ${error.code}: ${error.describe()}${stack}\n`);
   }
   return exitCodeOf(error);
