@@ -63,8 +63,26 @@ function recordParseErrors(command: Command, path: string): void {
 }
 recordParseErrors(program, program.name());
 
+/**
+ * `help nosuch` (or `slot help nosuch`): the word after `help` when it names none of the commands there. Commander
+ * prints that command's help and fails as if no command had been given.
+ */
+function unknownHelpTopic(): string | undefined {
+  const words = process.argv.slice(2);
+  const at = words.indexOf('help');
+  const topic = words[at + 1];
+  if (at < 0 || topic === undefined || topic.startsWith('-')) return undefined;
+  let command: Command = program;
+  for (const word of words.slice(0, at)) command = command.commands.find((c) => c.name() === word) ?? command;
+  return command.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
+}
+
 function usageError(err: CommanderError): RelayError {
-  const message = err.code === 'commander.help' ? `${failedCommand} needs a command (listed above)` : err.message.replace(/^error: /, '').replaceAll('\n', ' ');
+  const topic = err.code === 'commander.help' ? unknownHelpTopic() : undefined;
+  const message =
+    topic !== undefined ? `unknown command '${topic}' (the commands are listed above)`
+    : err.code === 'commander.help' ? `${failedCommand} needs a command (listed above)`
+    : err.message.replace(/^error: /, '').replaceAll('\n', ' ');
   const problems = new ConfigProblems();
   for (const refusal of setAsideOptions) problems.add(refusal);
   problems.add(new ConfigError(message, `see ${failedCommand} --help`));

@@ -92,4 +92,15 @@ describe('--help of each command', () => {
     expect(result.stdout).toContain('Usage: outbox-relay slot status');
     expect(settingFlags(result.stdout)).toEqual(['--postgres-url', '--postgres-password-file', '--postgres-sslmode', '--postgres-ssl-ca-file', '--postgres-connect-timeout', '--postgres-statement-timeout', '--slot']);
   });
+
+  // `help nosuch` said "outbox-relay needs a command", as if none had been named.
+  it.each([
+    [['help', 'nosuch'], /^outbox-relay: CONFIG_INVALID: unknown command 'nosuch' \(the commands are listed above\)\n  fix: see outbox-relay --help$/m],
+    [['slot', 'help', 'nosuch'], /^outbox-relay: CONFIG_INVALID: unknown command 'nosuch' \(the commands are listed above\)\n  fix: see outbox-relay slot --help$/m],
+    [['slot'], /^outbox-relay: CONFIG_INVALID: outbox-relay slot needs a command \(listed above\)$/m],
+  ])('%j: the usage error names what is wrong, exit 2', (args, error) => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8' });
+    expect(result.stderr).toMatch(error);
+    expect(result.status).toBe(2);
+  });
 });
