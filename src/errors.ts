@@ -111,13 +111,13 @@ export function isRelayError(err: unknown): err is RelayError {
   return err instanceof RelayError;
 }
 
-/** `err` itself when it is a RelayError; anything else is a defect, INTERNAL (its text keeps the JavaScript error's name). */
 /** Errors of a write to a full or failing file or device. */
 const OUTPUT_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO']);
 
 /**
  * A RelayError as it is; a write that failed for the file or device it went to (`outbox-relay … > /dev/full`, a
- * disk that filled up) as OUTPUT_FAILED, which is not a defect; anything else INTERNAL.
+ * disk that filled up) as OUTPUT_FAILED, which is not a defect; anything else is a defect, INTERNAL (its text keeps
+ * the JavaScript error's name).
  */
 export function asRelayError(err: unknown): RelayError {
   if (isRelayError(err)) return err;

@@ -1,5 +1,5 @@
-import pino, { type DestinationStream } from 'pino';
-import { createLogger, type Logger } from '../logger.js';
+import type { DestinationStream } from 'pino';
+import { createLogger, stderrOrNothing, type Logger } from '../logger.js';
 import { printJsonResult } from './json-document.js';
 
 /**
@@ -17,8 +17,8 @@ export function outputMode(json: boolean, tty = process.stdout.isTTY === true): 
 }
 
 export function commandLogger(level: string, mode: OutputMode): Logger {
-  if (mode === 'json') return createLogger(level, pino.destination({ dest: 2, sync: true }));
-  if (mode === 'terminal') return createLogger(level, humanLines(process.stderr));
+  if (mode === 'json') return createLogger(level, stderrOrNothing());
+  if (mode === 'terminal') return createLogger(level, humanLines(stderrOrNothing()));
   return createLogger(level);
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { RelayError, asRelayError, errorMessage } from '../errors.js';
 import { exitNow } from '../process-exit.js';
 import { EXIT, printErrorJson, reportError } from './exit.js';
+import { errorDocumentMoved } from './json-document.js';
 
 let commandLogger: Logger | undefined;
 /** The command that logs prints one JSON document (--json). */
@@ -20,8 +21,9 @@ export function reportCrashes(): void {
   process.on('unhandledRejection', crashed);
   // `outbox-relay … | head -1`: the reader closed stdout. Not a defect (INTERNAL, with a stack): the output nobody
   // reads is dropped, and the command ends with its own exit code.
+  // An error document that stdout did not take went to stderr: the failure is told, with its own code and exit.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') crashed(err);
+    if (err.code !== 'EPIPE' && !errorDocumentMoved()) crashed(err);
   });
 }
 
@@ -37,7 +39,7 @@ export function crashed(err: unknown): void {
     // full device (OUTPUT_FAILED); anything else is INTERNAL.
     const own = asRelayError(err);
     const error = new RelayError(own.code, `an error no handler caught: ${errorMessage(err)}`, { hint: own.hint });
-    commandLogger.error({ code: error.code, err: error.message, stack: err instanceof Error ? err.stack : undefined, fix: error.hint }, 'crashed');
+    commandLogger.error({ code: error.code, err: error.message, stack: error.code !== 'OUTPUT_FAILED' && err instanceof Error ? err.stack : undefined, fix: error.hint }, 'crashed');
     // Its log goes to stderr then: a script reading stdout for the result would find nothing.
     if (commandJson) printErrorJson(error);
   } else {

@@ -5,6 +5,8 @@
  * document is always the process's last: it exits after it.)
  */
 let resultPrinted = false;
+/** The error document went to stderr: stdout failed to take it. */
+let errorMoved = false;
 
 /** Prints the command's result document. */
 export function printJsonResult(data: unknown): void {
@@ -12,9 +14,24 @@ export function printJsonResult(data: unknown): void {
   process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
 }
 
-/** Prints an error document; false, and nothing written, after a result. */
+/**
+ * Prints an error document; false, and nothing written, after a result. A stdout that fails to take it (full:
+ * `> /dev/full`) gets it on stderr instead: the error was printed nowhere, and the one that followed,
+ * OUTPUT_FAILED, went to the same full stdout.
+ */
 export function printJsonError(data: unknown): boolean {
   if (resultPrinted) return false;
-  process.stdout.write(`${JSON.stringify(data)}\n`);
+  const text = `${JSON.stringify(data)}\n`;
+  process.stdout.write(text);
+  // Set at once by a write that failed (its error event comes later).
+  if (process.stdout.errored) {
+    errorMoved = true;
+    process.stderr.write(text);
+  }
   return true;
+}
+
+/** True once an error document went to stderr instead: stdout's write error that follows is accounted for. */
+export function errorDocumentMoved(): boolean {
+  return errorMoved;
 }

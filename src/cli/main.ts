@@ -74,7 +74,8 @@ function unknownHelpTopic(): string | undefined {
   if (at < 0 || topic === undefined || topic.startsWith('-')) return undefined;
   let command: Command = program;
   for (const word of words.slice(0, at)) command = command.commands.find((c) => c.name() === word) ?? command;
-  return command.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
+  // Commander's own help command is not among command.commands.
+  return topic === 'help' || command.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
 }
 
 function usageError(err: CommanderError): RelayError {

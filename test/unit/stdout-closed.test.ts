@@ -1,4 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,7 +41,13 @@ describe('stdout closed by its reader (EPIPE)', () => {
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       await new Promise((resolve) => child.on('close', resolve));
       const lines = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(lines.find((l) => l.msg === 'writing the log to stdout failed: the log goes to stderr from here')?.err, stderr).toMatch(errno);
+      // The line whose write failed (the first: the start-up line with the settings) once, then the switch.
+      expect(lines.slice(0, 2).map((l) => [l.msg, l.settings === undefined]), stderr).toEqual([
+        ['starting outbox-relay', false],
+        ['writing the log to stdout failed: the log goes to stderr from here', true],
+      ]);
+      expect(lines.filter((l) => l.settings !== undefined)).toHaveLength(1);
+      expect(lines[1]!.err, stderr).toMatch(errno);
       expect(lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.code, typeof l.fix]), stderr).toEqual([['cannot start the HTTP server', 'CONFIG_INVALID', 'string']]);
       expect(stderr).toContain('exit 2');
     } finally {
@@ -55,5 +63,52 @@ describe('stdout closed by its reader (EPIPE)', () => {
       expect(full.stderr, args).toMatch(/^outbox-relay: OUTPUT_FAILED: writing the output failed: ENOSPC.*\n  fix: .*free space there, or send the output elsewhere\n$/);
       expect(full.status, args).toBe(1);
     }
+  });
+
+  // The error document went to the full stdout, and so did the OUTPUT_FAILED one after it: nothing anywhere.
+  it('stdout full (ENOSPC) for a --json error document: the document goes to stderr instead, with the error\'s own exit code', () => {
+    const main = join(repoRoot, 'src/cli/main.ts');
+    const full = spawnSync('bash', ['-c', `"${process.execPath}" --import tsx "${main}" config check --json --delivery-guarantee nope --kafka-brokers 127.0.0.1:9 > /dev/full`], { cwd: repoRoot, encoding: 'utf8' });
+    expect(JSON.parse(full.stderr)).toMatchObject({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining('--delivery-guarantee') as unknown, fix: expect.any(String) as unknown } });
+    expect(full.status).toBe(2);
+  });
+
+  // sonic-boom keeps a write that failed and retries it before each later one: with stderr failing too, every later
+  // line stayed in memory for the life of the process.
+  it('stdout and stderr both full: log lines are dropped, not kept (heap after 100k lines within 16 MB of before)', () => {
+    const script = [
+      `const { createLogger } = await import(${JSON.stringify(join(repoRoot, 'src/logger.ts'))});`,
+      "const { writeFileSync } = await import('node:fs');",
+      "const logger = createLogger('info');",
+      "const padding = 'x'.repeat(300);",
+      'logger.info({ padding }, "first");',
+      'globalThis.gc(); const before = process.memoryUsage().heapUsed;',
+      'for (let i = 0; i < 100000; i++) logger.info({ i, padding }, "line");',
+      'globalThis.gc(); writeFileSync(process.env.RESULT, String(process.memoryUsage().heapUsed - before));',
+    ].join('\n');
+    const dir = mkdtempSync(join(tmpdir(), 'log-full-'));
+    try {
+      const result = join(dir, 'grown');
+      const run = spawnSync('bash', ['-c', `"${process.execPath}" --expose-gc --import tsx --input-type=module -e "$SCRIPT" > /dev/full 2> /dev/full`], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, SCRIPT: script, RESULT: result } });
+      expect(run.status, run.stderr).toBe(0);
+      const grownMiB = Number(readFileSync(result, 'utf8')) / 2 ** 20;
+      expect(grownMiB).toBeLessThan(16);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // With --json (or on a terminal) the log is on stderr alone: a full stderr threw ENOSPC into the command at its
+  // first log line, and a crash then ended with Node's exit 7 and no error document.
+  it.each(['json', 'terminal'] as const)('stderr full in %s mode: the log lines are dropped and the command goes on', (mode) => {
+    const script = [
+      `const { commandLogger } = await import(${JSON.stringify(join(repoRoot, 'src/cli/command-output.ts'))});`,
+      `const logger = commandLogger('info', '${mode}');`,
+      'logger.info("first"); logger.info("second");',
+      'process.stdout.write("went on\\n");',
+    ].join('\n');
+    const run = spawnSync('bash', ['-c', `"${process.execPath}" --import tsx --input-type=module -e "$SCRIPT" 2> /dev/full`], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, SCRIPT: script } });
+    expect(run.stdout).toBe('went on\n');
+    expect(run.status).toBe(0);
   });
 });
