@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/paths.js';
 
-/** `outbox-relay … | head -1`: the reader closes the pipe before the command wrote all of its output. */
-describe('stdout closed by its reader (EPIPE)', () => {
+/** `outbox-relay … | head -1`: the reader closes the pipe before the command wrote all of its output; `> /dev/full`: every write fails. */
+describe('stdout or stderr closed by its reader (EPIPE) or full (ENOSPC)', () => {
   it('is not a crash: no INTERNAL "a defect" error with a stack on stderr, and the command keeps its own exit code', () => {
     // `true` exits at once: every write of the command to stdout meets a closed pipe.
     const main = join(repoRoot, 'src/cli/main.ts');
