@@ -39,6 +39,8 @@ const program = new Command('outbox-relay')
 
 /** The command whose parsing failed, named in the fix of the usage error reported for it. */
 let failedCommand = program.name();
+/** That command itself: `help <topic>` is looked up among its subcommands. */
+let failedCommandObject: Command = program;
 /** Its unknown options, set aside before commander stopped (a required argument taken as one's value). */
 let setAsideOptions: ConfigError[] = [];
 
@@ -50,6 +52,7 @@ let setAsideOptions: ConfigError[] = [];
 function recordParseErrors(command: Command, path: string): void {
   const failed = () => {
     failedCommand = path;
+    failedCommandObject = command;
     setAsideOptions = unknownOptions(command);
   };
   command.configureOutput({
@@ -64,18 +67,16 @@ function recordParseErrors(command: Command, path: string): void {
 recordParseErrors(program, program.name());
 
 /**
- * `help nosuch` (or `slot help nosuch`): the word after `help` when it names none of the commands there. Commander
- * prints that command's help and fails as if no command had been given.
+ * `help nosuch` (or `slot help nosuch`): the word after `help` when it names none of the commands of the command
+ * whose help it asked for. Commander prints that command's help and fails as if no command had been given.
  */
 function unknownHelpTopic(): string | undefined {
   const words = process.argv.slice(2);
   const at = words.indexOf('help');
   const topic = words[at + 1];
   if (at < 0 || topic === undefined || topic.startsWith('-')) return undefined;
-  let command: Command = program;
-  for (const word of words.slice(0, at)) command = command.commands.find((c) => c.name() === word) ?? command;
-  // Commander's own help command is not among command.commands.
-  return topic === 'help' || command.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
+  // Commander's own help command is not among commands.
+  return topic === 'help' || failedCommandObject.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
 }
 
 function usageError(err: CommanderError): RelayError {
