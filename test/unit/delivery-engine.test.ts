@@ -11,7 +11,14 @@ import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
 
 afterEach(() => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
 });
+
+/** Fake timers, and every backoff at its ceiling, retry.initialDelay × 2^(n − 1): a test steps to just before and to each. */
+function backoffsAtCeiling(): void {
+  vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+  vi.spyOn(Math, 'random').mockReturnValue(1);
+}
 
 /** Its fix is the code's default one (errors.ts), as from classifyKafkaError. */
 function missingTopic(topic: string): RelayError {
@@ -153,34 +160,28 @@ describe('DeliveryEngine, at-least-once', () => {
   });
 
   it('a record Kafka refuses is produced again only once its backoff ran out, a longer one each time, then goes to the poison policy', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    // Each backoff at its ceiling: retry.initialDelay × 2^(refusals − 1).
-    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
-    try {
-      const poisoned: string[] = [];
-      const h = new EngineHarness({
-        guarantee: 'at-least-once',
-        retry: { initialDelayMs: 1000, maxDelayMs: 8000, recordMaxAttempts: 3 },
-        sink: new FakeSink().scriptSends(recordTooLarge(), recordTooLarge(), recordTooLarge()),
-        poison: async (event) => {
-          poisoned.push(event.eventId);
-          return 'skip';
-        },
-      });
-      const end = h.transaction('x', 1);
-      for (const [i, backoffMs] of [1000, 2000].entries()) {
-        await vi.advanceTimersByTimeAsync(backoffMs - 1);
-        expect(h.sink.calls, `refusal ${i + 1}: not produced again before ${backoffMs} ms`).toHaveLength(i + 1);
-        await vi.advanceTimersByTimeAsync(1);
-        expect(h.sink.calls, `refusal ${i + 1}: produced again at ${backoffMs} ms`).toHaveLength(i + 2);
-      }
-      await vi.advanceTimersByTimeAsync(0);
-      expect(poisoned).toEqual(['x.0']);
-      expect(h.recordRetries).toEqual(['x.0 then poison policy', 'x.0 then poison policy']);
-      expect(h.lastConfirmed).toBe(end);
-    } finally {
-      random.mockRestore();
+    backoffsAtCeiling();
+    const poisoned: string[] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      retry: { initialDelayMs: 1000, maxDelayMs: 8000, recordMaxAttempts: 3 },
+      sink: new FakeSink().scriptSends(recordTooLarge(), recordTooLarge(), recordTooLarge()),
+      poison: async (event) => {
+        poisoned.push(event.eventId);
+        return 'skip';
+      },
+    });
+    const end = h.transaction('x', 1);
+    for (const [i, backoffMs] of [1000, 2000].entries()) {
+      await vi.advanceTimersByTimeAsync(backoffMs - 1);
+      expect(h.sink.calls, `refusal ${i + 1}: not produced again before ${backoffMs} ms`).toHaveLength(i + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(h.sink.calls, `refusal ${i + 1}: produced again at ${backoffMs} ms`).toHaveLength(i + 2);
     }
+    await vi.advanceTimersByTimeAsync(0);
+    expect(poisoned).toEqual(['x.0']);
+    expect(h.recordRetries).toEqual(['x.0 then poison policy', 'x.0 then poison policy']);
+    expect(h.lastConfirmed).toBe(end);
   });
 
   it('halts on a record the poison policy will not skip, confirming nothing from its transaction on', async () => {
@@ -712,25 +713,19 @@ describe('DeliveryEngine, exactly-once', () => {
   // The tests above fake only Date: the backoff itself went unchecked, and a restart at once (two relays taking the
   // id from each other in a tight loop) would have passed them.
   it('fenced: the source restarts only once the backoff ran out, and the backoff grows with each fence without a commit', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    // Each backoff at its ceiling: retry.initialDelay × 2^(fences − 1).
-    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
-    try {
-      const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
-      const h = new EngineHarness({ guarantee: 'exactly-once', retry: { initialDelayMs: 1000, maxDelayMs: 8000, maxDurationMs: 60_000 }, sink: new FakeSink().scriptSends(fenced(), fenced(), fenced()) });
-      for (const [i, backoffMs] of [1000, 2000, 4000].entries()) {
-        if (i > 0) h.newSession();
-        h.transaction('t', 1);
-        await vi.advanceTimersByTimeAsync(backoffMs - 1);
-        expect(h.restarts, `fence ${i + 1}: no restart before ${backoffMs} ms`).toHaveLength(i);
-        await vi.advanceTimersByTimeAsync(1);
-        expect(h.restarts.map((e) => e.code), `fence ${i + 1}: restarted at ${backoffMs} ms`).toEqual(Array(i + 1).fill('PRODUCER_FENCED'));
-      }
-      expect(h.stopped).toEqual([]);
-      expect(h.retrying).toEqual([]);
-    } finally {
-      random.mockRestore();
+    backoffsAtCeiling();
+    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { initialDelayMs: 1000, maxDelayMs: 8000, maxDurationMs: 60_000 }, sink: new FakeSink().scriptSends(fenced(), fenced(), fenced()) });
+    for (const [i, backoffMs] of [1000, 2000, 4000].entries()) {
+      if (i > 0) h.newSession();
+      h.transaction('t', 1);
+      await vi.advanceTimersByTimeAsync(backoffMs - 1);
+      expect(h.restarts, `fence ${i + 1}: no restart before ${backoffMs} ms`).toHaveLength(i);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(h.restarts.map((e) => e.code), `fence ${i + 1}: restarted at ${backoffMs} ms`).toEqual(Array(i + 1).fill('PRODUCER_FENCED'));
     }
+    expect(h.stopped).toEqual([]);
+    expect(h.retrying).toEqual([]);
   });
 
   it('fenced again and again without a commit: restarts each time, until retry.maxDuration of it halts, naming the likely cause', async () => {
@@ -840,27 +835,21 @@ describe('DeliveryEngine, exactly-once', () => {
   });
 
   it('exactly-once, a record Kafka refuses: the source restarts only once the backoff ran out, a longer one each time', async () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    // Each backoff at its ceiling: retry.initialDelay × 2^(refusals − 1).
-    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
-    try {
-      const h = new EngineHarness({ guarantee: 'exactly-once', retry: { initialDelayMs: 1000, maxDelayMs: 8000, recordMaxAttempts: 3 }, sink: new FakeSink().scriptSends(missingTopic('t'), missingTopic('t'), 'ok') });
-      const { txn } = h.begin('t1', 1);
-      h.commit(txn);
-      for (const [i, backoffMs] of [1000, 2000].entries()) {
-        await vi.advanceTimersByTimeAsync(backoffMs - 1);
-        expect(h.restarts, `refusal ${i + 1}: no restart before ${backoffMs} ms`).toHaveLength(i);
-        await vi.advanceTimersByTimeAsync(1);
-        expect(h.restarts, `refusal ${i + 1}: restarted at ${backoffMs} ms`).toHaveLength(i + 1);
-        h.newSession();
-        h.commit(h.begin('t1', 1, txn.commitLsn).txn);
-      }
-      await vi.advanceTimersByTimeAsync(0);
-      expect(h.sink.visible).toEqual(['t1.0']);
-      expect(h.stopped).toEqual([]);
-    } finally {
-      random.mockRestore();
+    backoffsAtCeiling();
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { initialDelayMs: 1000, maxDelayMs: 8000, recordMaxAttempts: 3 }, sink: new FakeSink().scriptSends(missingTopic('t'), missingTopic('t'), 'ok') });
+    const { txn } = h.begin('t1', 1);
+    h.commit(txn);
+    for (const [i, backoffMs] of [1000, 2000].entries()) {
+      await vi.advanceTimersByTimeAsync(backoffMs - 1);
+      expect(h.restarts, `refusal ${i + 1}: no restart before ${backoffMs} ms`).toHaveLength(i);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(h.restarts, `refusal ${i + 1}: restarted at ${backoffMs} ms`).toHaveLength(i + 1);
+      h.newSession();
+      h.commit(h.begin('t1', 1, txn.commitLsn).txn);
     }
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.sink.visible).toEqual(['t1.0']);
+    expect(h.stopped).toEqual([]);
   });
 
   it('a record Kafka refuses at every attempt: halts after retry.recordMaxAttempts, naming the event and the attempts, nothing committed', async () => {

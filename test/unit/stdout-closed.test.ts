@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/paths.js';
 
+/** The CLI from the source, as a shell word list: the tests redirect its output in the shell. */
+const CLI = `"${process.execPath}" --import tsx "${join(repoRoot, 'src/cli/main.ts')}"`;
+
 /** `outbox-relay … | head -1`: the reader closes the pipe before the command wrote all of its output; `> /dev/full`: every write fails. */
 describe('stdout or stderr closed by its reader (EPIPE) or full (ENOSPC)', () => {
   it('is not a crash: no INTERNAL "a defect" error with a stack on stderr, and the command keeps its own exit code', () => {
     // `true` exits at once: every write of the command to stdout meets a closed pipe.
-    const main = join(repoRoot, 'src/cli/main.ts');
-    const piped = (args: string) => spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" --import tsx "${main}" ${args} | true`], { cwd: repoRoot, encoding: 'utf8' });
+    const piped = (args: string) => spawnSync('bash', ['-c', `set -o pipefail; ${CLI} ${args} | true`], { cwd: repoRoot, encoding: 'utf8' });
     const version = piped('--version');
     expect(version.stderr).not.toMatch(/INTERNAL|EPIPE/);
     expect(version.status).toBe(0);
@@ -35,8 +37,7 @@ describe('stdout or stderr closed by its reader (EPIPE) or full (ENOSPC)', () =>
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     try {
       const port = (taken.address() as AddressInfo).port;
-      const main = join(repoRoot, 'src/cli/main.ts');
-      const child = spawn('bash', ['-c', `"${process.execPath}" --import tsx "${main}" run --postgres-url postgres://u@127.0.0.1:9/x --kafka-brokers 127.0.0.1:9 --http-host 127.0.0.1 --http-port ${port} ${redirect}; echo "exit $PIPESTATUS" >&2`], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn('bash', ['-c', `${CLI} run --postgres-url postgres://u@127.0.0.1:9/x --kafka-brokers 127.0.0.1:9 --http-host 127.0.0.1 --http-port ${port} ${redirect}; echo "exit $PIPESTATUS" >&2`], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       await new Promise((resolve) => child.on('close', resolve));
@@ -57,9 +58,8 @@ describe('stdout or stderr closed by its reader (EPIPE) or full (ENOSPC)', () =>
 
   // Writing the result to a full device was a crash: INTERNAL, "a defect", with a stack.
   it('stdout full (ENOSPC: /dev/full) for a command\'s result: OUTPUT_FAILED with its fix on stderr, exit 1, no stack', () => {
-    const main = join(repoRoot, 'src/cli/main.ts');
     for (const args of ['config check --kafka-brokers 127.0.0.1:9 --json', '--help']) {
-      const full = spawnSync('bash', ['-c', `"${process.execPath}" --import tsx "${main}" ${args} > /dev/full`], { cwd: repoRoot, encoding: 'utf8' });
+      const full = spawnSync('bash', ['-c', `${CLI} ${args} > /dev/full`], { cwd: repoRoot, encoding: 'utf8' });
       expect(full.stderr, args).toMatch(/^outbox-relay: OUTPUT_FAILED: writing the output failed: ENOSPC.*\n  fix: .*free space there, or send the output elsewhere\n$/);
       expect(full.status, args).toBe(1);
     }
@@ -67,8 +67,7 @@ describe('stdout or stderr closed by its reader (EPIPE) or full (ENOSPC)', () =>
 
   // The error document went to the full stdout, and so did the OUTPUT_FAILED one after it: nothing anywhere.
   it('stdout full (ENOSPC) for a --json error document: the document goes to stderr instead, with the error\'s own exit code', () => {
-    const main = join(repoRoot, 'src/cli/main.ts');
-    const full = spawnSync('bash', ['-c', `"${process.execPath}" --import tsx "${main}" config check --json --delivery-guarantee nope --kafka-brokers 127.0.0.1:9 > /dev/full`], { cwd: repoRoot, encoding: 'utf8' });
+    const full = spawnSync('bash', ['-c', `${CLI} config check --json --delivery-guarantee nope --kafka-brokers 127.0.0.1:9 > /dev/full`], { cwd: repoRoot, encoding: 'utf8' });
     expect(JSON.parse(full.stderr)).toMatchObject({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining('--delivery-guarantee') as unknown, fix: expect.any(String) as unknown } });
     expect(full.status).toBe(2);
   });
