@@ -12,8 +12,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
-          // A few start the CLI in a child process (tsx compiles it first): beside the integration files on two
-          // cores that took longer than vitest's 5 s default. Tests with fakes finish far sooner either way.
+          globalSetup: ['test/support/relay-bin-setup.ts'],
+          // A few start the CLI in a child process: beside the integration files on two cores that took longer than
+          // vitest's 5 s default. Tests with fakes finish far sooner either way.
           testTimeout: 30_000,
         },
       },
@@ -21,7 +22,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/support/global-setup.ts'],
+          globalSetup: ['test/support/relay-bin-setup.ts', 'test/support/global-setup.ts'],
           setupFiles: ['test/support/relay-logs-on-failure.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,

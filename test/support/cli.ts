@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { repoRoot } from '../../stack/index.js';
 import { cliArgs } from './relay-bin.js';
 
@@ -41,6 +41,11 @@ function finished(child: ChildProcess, what: string): Promise<CliResult> {
 /** One run of the real CLI in a child process (see cliArgs: the run's bundle of the source), as an operator runs it. */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return startCli(args, env).result;
+}
+
+/** `runCli`, synchronously: for a command that needs nothing answered by this process meanwhile. */
+export function runCliSync(args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, cliArgs(args), { cwd: repoRoot, encoding: 'utf8', env: cleanEnv(env) });
 }
 
 /** `runCli` for a test that signals the command while it runs. */

@@ -1,24 +1,14 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { DEFAULT_KAFKA_VERSION, OTHER_POSTGRES_VERSIONS, ensureKafkaClassArchive, ensurePostgresBinaries, reapLeftovers, repoRoot, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
+import { DEFAULT_KAFKA_VERSION, OTHER_POSTGRES_VERSIONS, ensureKafkaClassArchive, ensurePostgresBinaries, reapLeftovers, startStack, stopAllTracked, type StackInfo } from '../../stack/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackInfo;
-    /** The CLI bundled from the source at the run's start (cliArgs). */
-    relayBin: string;
   }
 }
 
 /** One PostgreSQL and one Kafka for the whole run; tests that kill servers start their own. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  // From the source as it is now, every run: a file one level below the package root, as dist/ (it reads
-  // ../package.json and resolves node_modules from there).
-  const relayBin = join(repoRoot, '.test-bin', 'outbox-relay.js');
-  await promisify(execFile)(process.execPath, [join(repoRoot, 'scripts/build-bin.mjs'), '--outfile', relayBin]);
-  project.provide('relayBin', relayBin);
   await reapLeftovers();
   // Once, before the workers: the files that run on PostgreSQL 16 to 18 start their servers from these.
   for (const version of Object.values(OTHER_POSTGRES_VERSIONS)) ensurePostgresBinaries(version);

@@ -3,11 +3,11 @@ import { inject } from 'vitest';
 import { repoRoot } from '../../stack/index.js';
 
 /**
- * How a test starts the real CLI: `node <relayBin> …`, the bundle the integration run's global setup builds from
- * the source at its start (scripts/build-bin.mjs, as `npm run build` builds the bin), or, where none was built
- * (the unit project, npm run faults), `node --import tsx src/cli/main.ts …`. tsx compiles the source at every start: on a slow
- * 2-core host `--help` took 0.8 s that way against 0.25–0.4 s from a bundle, and the suite starts the CLI some
- * hundreds of times.
+ * How a test starts the real CLI: `node <relayBin> …`, the bundle each project's global setup builds from the source
+ * at its start (relay-bin-setup.ts; scripts/build-bin.mjs, as `npm run build` builds the bin), or, outside vitest
+ * (npm run faults), `node --import tsx src/cli/main.ts …`. tsx compiles the source at every start: on a slow 2-core
+ * host `--help` took 0.8 s that way against 0.25–0.4 s from a bundle, and the suite starts the CLI some hundreds of
+ * times.
  */
 export function cliArgs(args: string[]): string[] {
   // Outside vitest (npm run faults) there is nothing to inject.

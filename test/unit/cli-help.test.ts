@@ -14,6 +14,7 @@ import { slotCommand } from '../../src/cli/commands/slot.js';
 import { statusCommand } from '../../src/cli/commands/status.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { repoRoot } from '../../stack/paths.js';
+import { runCliSync } from '../support/cli.js';
 
 const TOP = [runCommand(), replayCommand(), republishCommand(), setupCommand(), slotCommand(), publicationCommand(), statusCommand(), configCommand(), healthCommand()];
 
@@ -87,7 +88,7 @@ describe('--help of each command', () => {
   });
 
   it('the CLI itself prints the same settings in its --help', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'slot', 'status', '--help'], { cwd: repoRoot, encoding: 'utf8' });
+    const result = runCliSync(['slot', 'status', '--help']);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain('Usage: outbox-relay slot status');
     expect(settingFlags(result.stdout)).toEqual(['--postgres-url', '--postgres-password-file', '--postgres-sslmode', '--postgres-ssl-ca-file', '--postgres-connect-timeout', '--postgres-statement-timeout', '--slot']);
@@ -99,7 +100,7 @@ describe('--help of each command', () => {
     [['slot', 'help', 'nosuch'], /^outbox-relay: CONFIG_INVALID: unknown command 'nosuch' \(the commands are listed above\)\n  fix: see outbox-relay slot --help$/m],
     [['slot'], /^outbox-relay: CONFIG_INVALID: outbox-relay slot needs a command \(listed above\)$/m],
   ])('%j: the usage error names what is wrong, exit 2', (args, error) => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8' });
+    const result = runCliSync(args);
     expect(result.stderr).toMatch(error);
     expect(result.status).toBe(2);
   });

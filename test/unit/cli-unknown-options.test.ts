@@ -1,16 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../../stack/paths.js';
-
-function cli(args: string[]) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_') && k !== 'DATABASE_URL'));
-  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', env: clean });
-}
+import { runCliSync } from '../support/cli.js';
 
 describe('unknown options: every one, with the settings’ problems, in one error', () => {
   it('names each unknown option, suggests the nearest flag, and still reads the flags after them (before, the first unknown option only)', () => {
-    const result = cli(['run', '--bogus1', 'x', '--kafka-brokerz', 'k:9092', '--bogus2=secret', '--slot', 'bad name!']);
+    const result = runCliSync(['run', '--bogus1', 'x', '--kafka-brokerz', 'k:9092', '--bogus2=secret', '--slot', 'bad name!']);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 5 settings are invalid:\n/);
     for (const part of [
@@ -29,7 +22,7 @@ describe('unknown options: every one, with the settings’ problems, in one erro
   });
 
   it('with --json after the unknown options, the one JSON error object (exit 2)', () => {
-    const result = cli(['config', 'check', '--bogus1', 'x', '--bogus2', 'y', '--json', '--slot', 'bad name!']);
+    const result = runCliSync(['config', 'check', '--bogus1', 'x', '--bogus2', 'y', '--json', '--slot', 'bad name!']);
     expect(result.status).toBe(2);
     const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; fix: string } };
     expect(error.code).toBe('CONFIG_INVALID');
@@ -39,7 +32,7 @@ describe('unknown options: every one, with the settings’ problems, in one erro
   });
 
   it('a parse error commander still stops at names the unknown options before it', () => {
-    const result = cli(['slot', 'advance', '--bogus', '0/10']);
+    const result = runCliSync(['slot', 'advance', '--bogus', '0/10']);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:\n/);
     expect(result.stderr).toContain("  - unknown option '--bogus'\n");
@@ -47,10 +40,10 @@ describe('unknown options: every one, with the settings’ problems, in one erro
   });
 
   it('a single unknown option is reported as before; --help after one still prints the help', () => {
-    const one = cli(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
+    const one = runCliSync(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
     expect(one.status).toBe(2);
     expect(one.stderr).toBe("outbox-relay: CONFIG_INVALID: unknown option '--kafka-brokerz' (Did you mean --kafka-brokers?)\n  fix: see outbox-relay run --help\n");
-    const help = cli(['run', '--bogus', 'x', '--help']);
+    const help = runCliSync(['run', '--bogus', 'x', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: outbox-relay run [options]');
   });

@@ -1,17 +1,11 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config/load.js';
 import { loadConfig } from '../../src/config/relay-config.js';
-import { repoRoot } from '../../stack/paths.js';
 import { load, refusal } from '../support/config-load.js';
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_') && k !== 'DATABASE_URL'));
-  return spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...clean, ...env } });
-}
+import { runCliSync } from '../support/cli.js';
 
 /** One error for `count` problems, naming each of `parts` (a message, or the CLI's stderr). */
 function expectProblems(text: string, count: number, parts: string[]): void {
@@ -102,7 +96,7 @@ describe('config: an invalid value does not hide the checks across settings that
   });
 
   it('config check lists them together, exit 2', () => {
-    const result = cli(['config', 'check', '--slot', 'Bad!', '--kafka-client', 'kafkajs', '--kafka-compression', 'zstd'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
+    const result = runCliSync(['config', 'check', '--slot', 'Bad!', '--kafka-client', 'kafkajs', '--kafka-compression', 'zstd'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
     expect(result.status).toBe(2);
     expectProblems(result.stderr, 2, ['invalid flag --slot: "Bad!"', 'kafka.compression zstd is not supported by kafka.client kafkajs']);
   });
@@ -216,14 +210,14 @@ describe('config: credentials given without the setting that uses them are refus
 
 describe('config check', () => {
   it('refuses what run refuses: kafka.brokers is required (run exits 2 without it)', () => {
-    const result = cli(['config', 'check']);
+    const result = runCliSync(['config', 'check']);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: missing required setting kafka.brokers\n {2}fix: pass --kafka-brokers/);
-    expect(cli(['config', 'check'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' }).status).toBe(0);
+    expect(runCliSync(['config', 'check'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' }).status).toBe(0);
   });
 
   it('reports an in-flight window too large for the heap with the other problems (it came a round later, after them)', () => {
-    const result = cli(['config', 'check', '--delivery-max-in-flight-events', '10000000', '--checkpoint-topic', 'bad topic'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
+    const result = runCliSync(['config', 'check', '--delivery-max-in-flight-events', '10000000', '--checkpoint-topic', 'bad topic'], { OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092' });
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/^outbox-relay: CONFIG_INVALID: 2 settings are invalid:/);
     expect(result.stderr).toContain('checkpoint.topic "bad topic" is not a legal Kafka topic name');
@@ -231,7 +225,7 @@ describe('config check', () => {
   });
 
   it('with --json, a usage error is the JSON error object too', () => {
-    const result = cli(['config', 'check', '--json', '--kafka-brokerz', 'k:9092']);
+    const result = runCliSync(['config', 'check', '--json', '--kafka-brokerz', 'k:9092']);
     expect(result.status).toBe(2);
     // The missing kafka.brokers is reported with the unknown option (cli-unknown-options.test.ts).
     expect(JSON.parse(result.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining("unknown option '--kafka-brokerz'"), fix: expect.stringContaining('see outbox-relay config check --help') } });
@@ -240,44 +234,44 @@ describe('config check', () => {
 
 describe('a command’s own flags and arguments, checked with the settings', () => {
   it('replay: --to-lsn in the same error as the settings (before, only once they were valid)', () => {
-    const invalid = cli(['replay', '--start-lsn', '0/20', '--to-lsn', 'end', '--slot', 'Bad!']);
+    const invalid = runCliSync(['replay', '--start-lsn', '0/20', '--to-lsn', 'end', '--slot', 'Bad!']);
     expect(invalid.status).toBe(2);
     expectProblems(invalid.stderr, 3, ['--to-lsn "end" is not an LSN', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']);
     // Both valid, in the wrong order: that check runs with the settings' too.
-    const before = cli(['replay', '--start-lsn', '0/20', '--to-lsn', '0/10', '--slot', 'Bad!', '--kafka-brokers', 'k:9092']);
+    const before = runCliSync(['replay', '--start-lsn', '0/20', '--to-lsn', '0/10', '--slot', 'Bad!', '--kafka-brokers', 'k:9092']);
     expect(before.status).toBe(2);
     expectProblems(before.stderr, 2, ['--to-lsn 0/10 is before --start-lsn 0/20', 'invalid flag --slot: "Bad!"']);
   });
 
   it('republish: --since, --until, --batch-size and --rate in the same error as the settings, and each other (before, one at a time, after the settings)', () => {
-    const result = cli(['republish', '--since', 'yesterday', '--until', 'today', '--batch-size', '0', '--rate', 'fast', '--slot', 'Bad!']);
+    const result = runCliSync(['republish', '--since', 'yesterday', '--until', 'today', '--batch-size', '0', '--rate', 'fast', '--slot', 'Bad!']);
     expect(result.status).toBe(2);
     expectProblems(result.stderr, 6, ['--since "yesterday" is not a date and time', '--until "today" is not a date and time', '--batch-size "0" is not a whole number', '--rate "fast" is not a whole number', 'invalid flag --slot: "Bad!"', 'missing required setting kafka.brokers']);
     // Dates JavaScript takes (rolling Feb 30 into March, year 0) and PostgreSQL refuses: before, PG_QUERY_FAILED (exit 1).
-    const impossible = cli(['republish', '--since', '2026-02-30T00:00:00Z', '--until', '0000-01-01 00:00:00+00', '--kafka-brokers', 'k:9092']);
+    const impossible = runCliSync(['republish', '--since', '2026-02-30T00:00:00Z', '--until', '0000-01-01 00:00:00+00', '--kafka-brokers', 'k:9092']);
     expect(impossible.status).toBe(2);
     expectProblems(impossible.stderr, 2, ['--since "2026-02-30T00:00:00Z" is not a date and time', '--until "0000-01-01 00:00:00+00" is not a date and time']);
-    const ids = cli(['republish', '--ids', ' , ', '--until', '2026-11-24T08:00:00Z', '--dry-run']);
+    const ids = runCliSync(['republish', '--ids', ' , ', '--until', '2026-11-24T08:00:00Z', '--dry-run']);
     expect(ids.status).toBe(2);
     expectProblems(ids.stderr, 2, ['--until goes with --since, not with --ids', '--ids is empty']);
   });
 
   it('republish: --until after --since by less than a millisecond is after it (timestamptz holds microseconds)', () => {
     // Both read to the millisecond, 08:00:00.0001 and 08:00:00.0009 were refused as "not after" each other.
-    const result = cli(['republish', '--since', '2026-11-24T08:00:00.0001Z', '--until', '2026-11-24T08:00:00.0009Z', '--dry-run', '--postgres-url', 'postgres://u@127.0.0.1:1/db']);
+    const result = runCliSync(['republish', '--since', '2026-11-24T08:00:00.0001Z', '--until', '2026-11-24T08:00:00.0009Z', '--dry-run', '--postgres-url', 'postgres://u@127.0.0.1:1/db']);
     expect(result.stderr).not.toContain('is not after');
     expect(result.status).toBe(1); // the connection refused: the flags were taken
-    const swapped = cli(['republish', '--since', '2026-11-24T08:00:00.0009Z', '--until', '2026-11-24T08:00:00.0001Z', '--dry-run', '--postgres-url', 'postgres://u@127.0.0.1:1/db']);
+    const swapped = runCliSync(['republish', '--since', '2026-11-24T08:00:00.0009Z', '--until', '2026-11-24T08:00:00.0001Z', '--dry-run', '--postgres-url', 'postgres://u@127.0.0.1:1/db']);
     expect(swapped.status).toBe(2);
     expect(swapped.stderr).toContain('--until 2026-11-24T08:00:00.0001Z is not after --since 2026-11-24T08:00:00.0009Z');
   });
 
   it('slot advance <lsn> and --row-filter (setup, publication create) in the same error as the settings (before, commander refused them alone)', () => {
-    const advance = cli(['slot', 'advance', 'latest', '--slot', 'Bad!']);
+    const advance = runCliSync(['slot', 'advance', 'latest', '--slot', 'Bad!']);
     expect(advance.status).toBe(2);
     expectProblems(advance.stderr, 2, ['slot advance <lsn> "latest" is not an LSN', 'invalid flag --slot: "Bad!"']);
     for (const command of [['setup'], ['publication', 'create']]) {
-      const filter = cli([...command, '--row-filter', 'true); DROP TABLE outbox; --', '--publication', 'bad-name']);
+      const filter = runCliSync([...command, '--row-filter', 'true); DROP TABLE outbox; --', '--publication', 'bad-name']);
       expect(filter.status).toBe(2);
       expectProblems(filter.stderr, 2, ['invalid --row-filter', 'invalid flag --publication: "bad-name"']);
     }
@@ -330,7 +324,7 @@ describe('config: the kafka.producer properties librdkafka refuses', () => {
   });
 
   it('config check refuses them too, exit 2 (it passed them: run refused them later)', () => {
-    const result = cli(['config', 'check', '--kafka-brokers', 'k:9092', '--kafka-producer', 'lingerr.ms=5,queue.buffering.max.kbytes=lots']);
+    const result = runCliSync(['config', 'check', '--kafka-brokers', 'k:9092', '--kafka-producer', 'lingerr.ms=5,queue.buffering.max.kbytes=lots']);
     expect(result.status).toBe(2);
     expectProblems(result.stderr, 2, ['"lingerr.ms"', '"queue.buffering.max.kbytes"']);
   });

@@ -9,6 +9,7 @@ import { loadSettings } from '../../src/config/load.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import { repoRoot } from '../../stack/paths.js';
 import { refusal } from '../support/config-load.js';
+import { cliArgs } from '../support/relay-bin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'health-'));
 
@@ -81,7 +82,7 @@ describe('outbox-relay health', () => {
   /** The CLI with only `env` (nothing of this process's OUTBOX_RELAY_*), asynchronously: the server answers in this process. */
   function health(args: string[], env: Record<string, string>, nodeArgs: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_')));
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'health', ...args], { cwd: repoRoot, env: { ...clean, ...env } });
+    const child = spawn(process.execPath, [...nodeArgs, ...cliArgs(['health', ...args])], { cwd: repoRoot, env: { ...clean, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -5,9 +5,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/paths.js';
+import { cliArgs } from '../support/relay-bin.js';
 
-/** The CLI from the source, as a shell word list: the tests redirect its output in the shell. */
-const CLI = `"${process.execPath}" --import tsx "${join(repoRoot, 'src/cli/main.ts')}"`;
+/** The CLI (cliArgs), as a shell word list: the tests redirect its output in the shell. */
+const CLI = [process.execPath, ...cliArgs([])].map((word) => `"${word}"`).join(' ');
 
 /** `outbox-relay … | head -1`: the reader closes the pipe before the command wrote all of its output; `> /dev/full`: every write fails. */
 describe('stdout or stderr closed by its reader (EPIPE) or full (ENOSPC)', () => {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/relay-config.js';
 import { checkWindowFitsHeap } from '../../src/config/window-heap.js';
 import { shebangNodeFlags } from '../../stack/bin-flags.js';
 import { repoRoot } from '../../stack/index.js';
+import { cliArgs } from '../support/relay-bin.js';
 
 /** The heap the `outbox-relay` bin's flags give node (the image sets the same in NODE_OPTIONS). */
 const binHeapLimit = Number(
@@ -41,7 +42,7 @@ describe('in-flight window against the heap', () => {
     const main = join(repoRoot, 'src/cli/main.ts');
     const configCheck = (nodeFlags: string[], env: Record<string, string>) => {
       const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OUTBOX_RELAY_') && k !== 'NODE_OPTIONS'));
-      return spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', main, 'config', 'check', '--delivery-max-in-flight-events', '50000'], {
+      return spawnSync(process.execPath, [...nodeFlags, ...cliArgs(['config', 'check', '--delivery-max-in-flight-events', '50000'])], {
         cwd: repoRoot,
         encoding: 'utf8',
         env: { ...clean, OUTBOX_RELAY_KAFKA_BROKERS: 'k:9092', ...env },
@@ -56,7 +57,7 @@ describe('in-flight window against the heap', () => {
       expect(fix).toContain('NODE_OPTIONS cannot override');
       const flags = /node (--max-old-space-size=\d+ --max-semi-space-size=4) (\S+) <the same arguments>/.exec(fix);
       expect(flags, fix).not.toBeNull();
-      expect(flags![2]).toBe(main);
+      expect(flags![2]).toBe(cliArgs([])[0]);
       const followed = configCheck(flags![1]!.split(' '), {});
       expect(followed.status, followed.stderr).toBe(0);
       // What the fix used to say, for the record: with the bin's flags still on the command line it changes nothing.
