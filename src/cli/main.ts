@@ -66,17 +66,19 @@ function recordParseErrors(command: Command, path: string): void {
 }
 recordParseErrors(program, program.name());
 
+// `help help` (or `slot help help`): commander looks for a command named help, finds none (its own help command
+// is not among them) and fails as if no command had been given. The help of help is the help of the command above.
+const helpAt = process.argv.indexOf('help', 2);
+const argv = helpAt > 0 && process.argv[helpAt + 1] === 'help' ? process.argv.filter((_, i) => i !== helpAt + 1) : process.argv;
+
 /**
  * `help nosuch` (or `slot help nosuch`): the word after `help` when it names none of the commands of the command
  * whose help it asked for. Commander prints that command's help and fails as if no command had been given.
  */
 function unknownHelpTopic(): string | undefined {
-  const words = process.argv.slice(2);
-  const at = words.indexOf('help');
-  const topic = words[at + 1];
-  if (at < 0 || topic === undefined || topic.startsWith('-')) return undefined;
-  // Commander's own help command is not among commands.
-  return topic === 'help' || failedCommandObject.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
+  const topic = argv[helpAt + 1];
+  if (helpAt < 0 || topic === undefined || topic.startsWith('-')) return undefined;
+  return failedCommandObject.commands.some((c) => c.name() === topic || c.aliases().includes(topic)) ? undefined : topic;
 }
 
 function usageError(err: CommanderError): RelayError {
@@ -92,7 +94,7 @@ function usageError(err: CommanderError): RelayError {
 }
 
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(argv);
 } catch (err) {
   if (!(err instanceof CommanderError)) process.exitCode = reportError(err);
   // Commander stops before the command's action reads --json: a script that asked for it gets the error object still.

@@ -94,6 +94,17 @@ describe('--help of each command', () => {
     expect(settingFlags(result.stdout)).toEqual(['--postgres-url', '--postgres-password-file', '--postgres-sslmode', '--postgres-ssl-ca-file', '--postgres-connect-timeout', '--postgres-statement-timeout', '--slot']);
   });
 
+  // `help help` printed the help on stderr with "outbox-relay needs a command", exit 2.
+  it.each([
+    [['help', 'help'], 'Usage: outbox-relay [options] [command]\n'],
+    [['slot', 'help', 'help'], 'Usage: outbox-relay slot [options] [command]\n'],
+  ])('%j prints the help of the command above it, exit 0', (args, usage) => {
+    const result = runCliSync(args);
+    expect(result.stdout.startsWith(usage), result.stdout).toBe(true);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
   // `help nosuch` said "outbox-relay needs a command", as if none had been named.
   it.each([
     [['help', 'nosuch'], /^outbox-relay: CONFIG_INVALID: unknown command 'nosuch' \(the commands are listed above\)\n  fix: see outbox-relay --help$/m],
