@@ -13,7 +13,8 @@ export const COMMAND_SETTINGS = {
   // leaves out were never the relay's to send). The checkpoint topic only to refuse a row that names it as its topic
   // (a record there under the slot's key would be read as where to resume).
   republish: ['postgres', 'publication', 'tables', 'mapping', 'kafka', 'retry', 'checkpoint', 'shutdown', 'logging'],
-  setup: ['postgres', 'slot', 'publication', 'tables'],
+  // The mapping: its checks include that every column the mapping reads is published.
+  setup: ['postgres', 'slot', 'publication', 'tables', 'mapping'],
   'slot create': ['postgres', 'slot', 'publication'],
   'slot drop': ['postgres', 'slot'],
   'slot list': ['postgres'],

@@ -61,7 +61,8 @@ describe('--help of each command', () => {
       // The checkpoint topic: republish refuses a row whose topic it is. The publication: its row filter.
       ['republish', ['--kafka-brokers', '--topic', '--mapping-id', '--retry-max-duration', '--checkpoint-topic', '--publication'], ['--http-port', '--slot', '--start-lsn', '--replay-window', '--delivery-guarantee']],
       ['slot status', ['--postgres-url', '--slot'], ['--kafka-brokers', '--topic', '--http-port', '--relay-url', '--publication', '--log-level']],
-      ['setup', ['--slot', '--publication', '--table', '--tables'], ['--kafka-brokers', '--topic', '--mapping-id', '--http-port']],
+      // The mapping: setup checks that every column it reads is published (before, its flags were left out).
+      ['setup', ['--slot', '--publication', '--table', '--tables', '--topic', '--mapping-id', '--preset'], ['--kafka-brokers', '--http-port', '--delivery-guarantee']],
       ['publication show', ['--publication'], ['--slot', '--table', '--kafka-brokers']],
       ['status', ['--relay-url', '--kafka-brokers', '--checkpoint-topic', '--slot'], ['--http-port', '--delivery-max-in-flight-events', '--topic']],
       ['run', ['--http-port', '--heartbeat-interval', '--delivery-on-poison', '--start-lsn'], ['--relay-url']],
