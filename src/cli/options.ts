@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { SETTINGS, type Setting } from '../config/settings.js';
-import { ConfigError, ConfigProblems, deprecationWarning, type RawValues } from '../config/load.js';
+import { ConfigError, ConfigProblems, UnderFormerName, deprecationWarning, type RawValues } from '../config/load.js';
 import { isLsn, parseLsn, type Lsn } from '../lsn.js';
 import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
 import { setAsideUnknownOptions, unknownOptions } from './unknown-options.js';
@@ -57,7 +57,7 @@ export function flagValues(opts: Record<string, unknown>, warn: (line: string) =
     const oldValue = old === undefined ? undefined : opts[attributeName(old)];
     if (oldValue !== undefined) warn(deprecationWarning(setting, old!, setting.flag, value !== undefined));
     if (value !== undefined) out[setting.key] = value;
-    else if (oldValue !== undefined) out[setting.key] = oldValue;
+    else if (oldValue !== undefined) out[setting.key] = new UnderFormerName(old!, oldValue);
   }
   return out;
 }

@@ -23,13 +23,27 @@ export class ConfigError extends RelayError {
   }
 }
 
-/** Where a value came from, as a message names it: `flag --x`, `environment variable X`, `key "x" in <file>`. */
-export function describeOrigin(setting: Setting, origin: Origin, file: string | undefined): string {
+/**
+ * A value a layer holds under the setting's former flag or variable (--from-lsn, OUTBOX_RELAY_DELIVERY): messages
+ * name what the operator set, not the current name, which a search of the manifest would not find.
+ */
+export class UnderFormerName {
+  constructor(
+    readonly name: string,
+    readonly value: unknown,
+  ) {}
+}
+
+/**
+ * Where a value came from, as a message names it: `flag --x`, `environment variable X`, `key "x" in <file>`;
+ * `formerName` when it was given under that (UnderFormerName).
+ */
+export function describeOrigin(setting: Setting, origin: Origin, file: string | undefined, formerName?: string): string {
   switch (origin) {
     case 'flag':
-      return `flag ${setting.flag}`;
+      return `flag ${formerName ?? setting.flag}`;
     case 'env':
-      return `environment variable ${setting.env}`;
+      return `environment variable ${formerName ?? setting.env}`;
     case 'file':
       return `key "${setting.key}" in ${file}`;
     default:
@@ -126,7 +140,7 @@ export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): R
     const oldValue = given(old);
     if (oldValue !== undefined) warn(deprecationWarning(setting, old!, setting.env, value !== undefined));
     if (value !== undefined) out[setting.key] = value;
-    else if (oldValue !== undefined) out[setting.key] = oldValue;
+    else if (oldValue !== undefined) out[setting.key] = new UnderFormerName(old!, oldValue);
   }
   const read = new Set([...SETTINGS.flatMap((s) => [s.env, s.deprecated?.env]), ...OTHER_ENV]);
   for (const name of Object.keys(env)) {
@@ -141,6 +155,8 @@ export function readEnv(env: NodeJS.ProcessEnv, warn: (line: string) => void): R
 export interface Resolved {
   values: Record<string, unknown>;
   origins: Record<string, Origin>;
+  /** The former flag or variable a value was given under, by setting key (UnderFormerName). */
+  formerNames: Record<string, string>;
   /**
    * The settings whose value failed its schema, or is not known (a config file that could not be read may set
    * it): absent from `values` (readValid refuses to read them).
@@ -235,6 +251,7 @@ export function resolveSettings(
 ): Resolved {
   const values: Record<string, unknown> = {};
   const origins: Record<string, Origin> = {};
+  const formerNames: Record<string, string> = {};
   const invalid = new Set<string>();
   if (layers.unknownFileKeys?.length) problems.add(unknownKeys(layers.fileName!, layers.unknownFileKeys));
   for (const setting of settings) {
@@ -255,6 +272,10 @@ export function resolveSettings(
       continue;
     }
     if (raw === undefined) continue;
+    if (raw instanceof UnderFormerName) {
+      formerNames[setting.key] = raw.name;
+      raw = raw.value;
+    }
     // A default is the table's own value, held as the config holds it (milliseconds, bytes): it is not parsed as
     // an operator's value, which must give a duration its unit.
     if (origin === 'default') {
@@ -270,7 +291,8 @@ export function resolveSettings(
       const where = (path: readonly PropertyKey[]) => path.map((part) => (hidden && !/^[A-Za-z][\w.-]*$/.test(String(part)) ? '(name not shown)' : String(part))).join('.');
       const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${where(i.path)}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
       const shown = setting.secret ? '(secret)' : setting.unechoed ? '(value not shown)' : withoutUserInfo(JSON.stringify(raw));
-      problems.add(new ConfigError(`invalid ${describeOrigin(setting, origin, layers.fileName)}: ${shown}; expected ${problem}`, `correct the ${describeOrigin(setting, origin, layers.fileName)} (setting ${setting.key})`));
+      const given = describeOrigin(setting, origin, layers.fileName, formerNames[setting.key]);
+      problems.add(new ConfigError(`invalid ${given}: ${shown}; expected ${problem}`, `correct the ${given} (setting ${setting.key})`));
       invalid.add(setting.key);
       continue;
     }
@@ -280,7 +302,7 @@ export function resolveSettings(
   for (const key of layers.required ?? []) {
     if (values[key] === undefined && !invalid.has(key)) problems.add(missing(key));
   }
-  return { values, origins, invalid };
+  return { values, origins, formerNames, invalid };
 }
 
 function missing(key: string): ConfigError {

@@ -9,12 +9,18 @@ import type { RelayConfig } from './types.js';
  * From those sources it is ignored, with one warning saying why; `replay` honours it from anywhere.
  */
 export function withoutPersistentStart(config: RelayConfig, logger: Logger): RelayConfig {
-  const origin = config.origins.startLsn;
-  if (config.startLsn === undefined || origin === 'flag') return config;
-  const source = origin === 'env' ? 'environment variable OUTBOX_RELAY_START_LSN' : 'config file key startLsn';
+  const source = ignoredStartSource(config);
+  if (source === undefined || config.startLsn === undefined) return config;
   logger.warn(
     { startLsn: formatLsn(config.startLsn), source },
     `start position from the ${source} ignored: run starts from the checkpoint or the slot; give a one-off start position as run --start-lsn, or use outbox-relay replay, and remove the setting`,
   );
   return { ...config, startLsn: undefined };
+}
+
+/** Where a start position `run` ignores came from (see withoutPersistentStart); undefined when there is none. */
+export function ignoredStartSource(config: RelayConfig): string | undefined {
+  const origin = config.origins.startLsn;
+  if (config.startLsn === undefined || origin === 'flag') return undefined;
+  return origin === 'env' ? `environment variable ${config.formerNames.startLsn ?? 'OUTBOX_RELAY_START_LSN'}` : 'config file key startLsn';
 }

@@ -350,6 +350,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     http: { port: v['http.port'], host: v['http.host'] },
     logLevel: v['log.level'],
     origins: resolved.origins,
+    formerNames: resolved.formerNames,
     values: resolved.values,
   };
 }

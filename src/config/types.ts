@@ -97,6 +97,8 @@ export interface RelayConfig {
   logLevel: string;
   /** Where each setting's value came from (for `config` output and error messages). */
   origins: Record<string, Origin>;
+  /** The former flag or variable a value was given under, by key (--from-lsn, OUTBOX_RELAY_DELIVERY): named as given. */
+  formerNames: Record<string, string>;
   /** Validated setting values by key; secrets included, so never print this: see redactedSettings. */
   values: Record<string, unknown>;
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readEnv } from '../../src/config/load.js';
+import { UnderFormerName, readEnv } from '../../src/config/load.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import { load, refusal } from '../support/config-load.js';
 import { runCliSync } from '../support/cli.js';
@@ -389,7 +389,7 @@ describe('config: an OUTBOX_RELAY_* variable the relay does not read', () => {
       'warning: environment variable OUTBOX_RELAY_KAFKA_BROKER is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_KAFKA_BROKERS (setting kafka.brokers)?',
       'warning: environment variable OUTBOX_RELAY_CONFG is not read by outbox-relay and is ignored; did you mean OUTBOX_RELAY_CONFIG?',
     ]);
-    expect(values).toEqual({ slot: 's', 'delivery.guarantee': 'at-most-once' });
+    expect(values).toEqual({ slot: 's', 'delivery.guarantee': new UnderFormerName('OUTBOX_RELAY_DELIVERY', 'at-most-once') });
   });
 
   it('a variable the relay reads, written without RELAY_, gets the same line naming the one meant (it was ignored without a word); other OUTBOX_* variables (the service\'s own) get none', () => {

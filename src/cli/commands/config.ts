@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Origin } from '../../config/types.js';
+import { ignoredStartSource } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
 import { EXIT, reportError } from '../exit.js';
@@ -15,11 +16,11 @@ interface Effective {
   source: string;
 }
 
-function sourceOf(setting: Setting, origin: Origin | undefined, file: string | undefined): string {
+function sourceOf(setting: Setting, origin: Origin | undefined, file: string | undefined, formerName: string | undefined): string {
   // A default that depends on other settings (delivery.coalesce on kafka.client) is not a value of its own.
   if (origin === undefined) return setting.shownDefault ? `unset (default ${setting.shownDefault})` : 'unset';
-  if (origin === 'flag') return `flag ${setting.flag}`;
-  if (origin === 'env') return `env ${setting.env}`;
+  if (origin === 'flag') return `flag ${formerName ?? setting.flag}`;
+  if (origin === 'env') return `env ${formerName ?? setting.env}`;
   if (origin === 'file') return `file ${file ?? '?'}`;
   return 'default';
 }
@@ -49,10 +50,18 @@ function checkCommand(): Command {
     }
     const file = (opts.config as string | undefined) ?? process.env.OUTBOX_RELAY_CONFIG;
     const values = redactedSettings(config);
+    // run drops a start position it was not given as a flag (withoutPersistentStart): shown unset, with where it was.
+    const startIgnored = ignoredStartSource(config) !== undefined;
     const listed = SETTINGS.map((setting) => {
-      const set = setting.key in values;
-      const effective: Effective = { key: setting.key, value: set ? values[setting.key] : null, source: sourceOf(setting, set ? (config.origins[setting.key] ?? 'default') : undefined, file) };
-      return { effective, shown: set ? writtenValue(setting, effective.value) : '-' };
+      const given = setting.key in values;
+      const ignored = startIgnored && setting.key === 'startLsn';
+      const source = sourceOf(setting, given ? (config.origins[setting.key] ?? 'default') : undefined, file, config.formerNames[setting.key]);
+      const effective: Effective = {
+        key: setting.key,
+        value: given && !ignored ? values[setting.key] : null,
+        source: ignored ? `${source} (ignored: run takes a start position only as --start-lsn)` : source,
+      };
+      return { effective, shown: given && !ignored ? writtenValue(setting, effective.value) : '-' };
     });
     if (json) printJsonResult({ valid: true, settings: listed.map((l) => l.effective) });
     else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], listed.map(({ effective, shown }) => [effective.key, shown, effective.source]))}\n`);
