@@ -364,10 +364,12 @@ export class DeliveryEngine implements Delivery {
       // An unmappable row goes through the poison policy alone, once everything before it was produced.
       const unmappable = this.undecided(next);
       if (unmappable && (this.head > start || this.flights.length > 0)) break;
-      // At-most-once hands off whole source transactions, so a crash never re-sends part of one; but not while the
-      // window is closed to the source: a transaction larger than it would otherwise never be read to its commit
-      // (closed until half empty, and nothing leaves it: a stall with nothing in flight).
-      if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !this.window.closed) break;
+      // At-most-once hands off whole source transactions, so a crash never re-sends part of one; but not one that
+      // alone keeps the window closed to the source (the batch begins in it): it would otherwise never be read to its
+      // commit (closed until half empty, and nothing leaves it: a stall with nothing in flight). Behind committed
+      // ones it waits: they go first, and their leaving may reopen the window (before, a closed window let any
+      // transaction through, and a small one behind a window Kafka had filled went out in part before its commit).
+      if (this.guarantee === 'at-most-once' && next.txn.endLsn === undefined && !(this.window.closed && next.txn === this.queue[start]!.txn)) break;
       // Nor one whose unmappable row's policy has not run, or with a topic not yet vetted: that runs first
       // (undecidedAhead, unvettedAhead). And in an outage that dropped a batch, one source transaction at a time: a
       // hand-off that tries whether Kafka takes requests again loses what it holds if not (metadata can name leaders
@@ -431,7 +433,7 @@ export class DeliveryEngine implements Delivery {
   /**
    * at-most-once: the topics of the events from `index` to the end of its transaction (as far as it is queued)
    * that Kafka was not asked about yet, if that stretch is about to be handed off (a committed transaction, or
-   * part of one larger than the window). A hand-off confirms its position before Kafka sees it, so a record
+   * part of one that alone keeps the window closed: nextBatch). A hand-off confirms its position before Kafka sees it, so a record
    * refused for its topic was dropped with its whole batch, past the poison policy; asked first, the policy meets
    * it in its place (vet). Only a refusal the broker alone knows of (a topic's smaller max.message.bytes) still
    * drops a batch.

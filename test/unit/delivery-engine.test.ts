@@ -1024,6 +1024,33 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.lastConfirmed).toBe(end);
   });
 
+  // A closed window let any uncommitted transaction through: with Kafka slow, t went out in part behind a, before
+  // its commit; the connection dropped, and the next session streamed t again: t.0 was sent twice.
+  it('a small transaction behind committed ones, with the window closed by a slow Kafka: not handed off before its commit, so a lost connection never sends it twice', async () => {
+    // Window 10 events (batches of 5, one in flight). z is handed off and Kafka is slow; a commits; t's first two
+    // events fill the window, and the source stops reading before t's commit.
+    const h = new EngineHarness({ guarantee: 'at-most-once', limits: { maxInFlightEvents: 10, batchMaxEvents: 5 }, sink: new FakeSink().scriptSends('hang', 'hang') });
+    h.transaction('z', 4);
+    await settle();
+    h.transaction('a', 4);
+    const { txn, room } = h.begin('t', 2);
+    expect(room).toBe(false);
+    // Kafka takes z: 6 left, over half, so the window stays closed. a goes alone.
+    h.sink.calls[0]!.answer.resolve();
+    await settle(10);
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['z.0', 'z.1', 'z.2', 'z.3'], ['a.0', 'a.1', 'a.2', 'a.3']]);
+    // The connection drops before t's commit was read; the next session streams t again from a's end.
+    h.reportable = false;
+    h.engine.endSession(h.tracker);
+    h.sink.calls[1]!.answer.resolve();
+    await h.idle();
+    h.reportable = true;
+    h.newSession();
+    h.commit(h.begin('t', 2, txn.commitLsn).txn);
+    await h.idle();
+    expect(h.sink.written).toEqual(['z.0', 'z.1', 'z.2', 'z.3', 'a.0', 'a.1', 'a.2', 'a.3', 't.0', 't.1']);
+  });
+
   it('hands nothing more off once the session can report no position: what is queued is dropped unconfirmed, and the next session streams it again', async () => {
     // batchMaxEvents 2: a.0 and a.1 are handed off (Kafka hangs), a.2 was counted with them.
     const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends('hang') });
