@@ -85,8 +85,8 @@ export class Session {
   private warnedHeldBack = false;
   /** Prefixes of non-transactional messages warned about on this connection (onMessage). */
   private readonly warnedNotRelayed = new Set<string>();
-  /** A row or message this session cannot handle: reading stopped, the final status is on its way. */
-  private failing = false;
+  /** A row or message this session cannot handle (its error): reading stopped, the final status is on its way. */
+  private failing: RelayError | undefined;
   private lastReported: Lsn | undefined;
   /** at-most-once: reads whether PostgreSQL holds a reported position, from the first hand-off on. */
   private flushCheck: ServerFlushCheck | undefined;
@@ -380,7 +380,7 @@ export class Session {
    */
   private failLocally(error: RelayError): void {
     if (this.failing || this.closing) return;
-    this.failing = true;
+    this.failing = error;
     this.endIntake();
     void settlesWithin(this.delivery.whenIdle(), this.config.shutdownGraceMs).then(() => this.finish(error));
   }
@@ -499,11 +499,16 @@ export class Session {
   }
 
   private letGoForShutdown(fields: Record<string, unknown>): void {
-    // The final status first: the line names the position it left the slot at, not the last periodic report.
-    this.finish(new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
+    // The final status first: the line names the position it left the slot at, not the last periodic report. A
+    // local failure that was draining (failLocally) still ends the session: ended as a shutdown, retriable, it was
+    // logged at debug only, and the relay reconnected instead of halting, to halt only once the server was back.
+    const failure = this.failing;
+    this.finish(failure ?? new RelayError('PG_STREAM_FAILED', 'PostgreSQL is shutting down', { retriable: true }));
     this.logger.info(
       { ...fields, reportedLsn: formatLsn(this.lastReported ?? this.tracker.confirmed) },
-      'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)',
+      failure
+        ? 'PostgreSQL is shutting down and waits for this connection: disconnecting before the failure that stopped reading was drained'
+        : 'PostgreSQL is shutting down and waits for this connection: disconnecting (the relay reconnects with backoff)',
     );
   }
 

@@ -5,7 +5,9 @@ import type { Lsn } from '../../src/lsn.js';
 import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
+import { connectFake } from '../support/fakes/replication-session.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
+import { beginMessage, commitMessage } from '../support/pgoutput-messages.js';
 
 interface StreamHandlers {
   onKeepalive(walEnd: Lsn, replyRequested: boolean, sentAtMs: number): void;
@@ -46,5 +48,22 @@ describe('letting go for a PostgreSQL shutdown', () => {
     expect(sent.at(-1)).toBe(0x2100n);
     const line = lines.find((l) => l.msg.startsWith('PostgreSQL is shutting down and waits for this connection')) as unknown as { reportedLsn: string; windowFull: boolean };
     expect(line).toMatchObject({ windowFull: true, reportedLsn: '0/2100' });
+  });
+
+  // Ended as a shutdown (retriable PG_STREAM_FAILED), the local failure was logged at debug only, uncounted, and the
+  // relay reconnected instead of halting: it halted only once the server was back and the same message failed again.
+  it('while a local failure drains (an undecodable message): the session ends with that failure, not a retriable stream failure', async () => {
+    const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', statusInterval: '10m', 'postgres.receiveTimeout': '0' }, required: [] });
+    const { logger, lines } = capturingLogger('info');
+    // The delivery never drains: the failure waits up to shutdownGrace for it.
+    const delivery = { openSession: () => undefined, endSession: () => undefined, committed: () => undefined, push: () => true, whenIdle: () => new Promise(() => undefined) } as unknown as Delivery;
+    const session = new Session(config, delivery, logger, new RepeatedLines(logger), {}, () => undefined);
+    const server = connectFake(session, config, { walEnd: 0x9000n, walSenderTimeoutMs: 0 });
+    session.start({ lsn: 0n, timeline: undefined }, undefined);
+    server.xlog(beginMessage(0x2000n, 1));
+    server.xlog(commitMessage(0x2000n, 0x2010n).subarray(0, 12));
+    session.serverStopping();
+    expect((await session.ended)?.code).toBe('PG_PROTOCOL');
+    expect(lines.map((l) => l.msg)).toContain('PostgreSQL is shutting down and waits for this connection: disconnecting before the failure that stopped reading was drained');
   });
 });
