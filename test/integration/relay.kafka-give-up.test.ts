@@ -24,7 +24,7 @@ async function givingUp(relay: RelayProcess): Promise<Record<string, unknown>> {
 // The test kills the broker, so it runs against one of its own (small: it restarts sooner).
 describe.skipIf(!stack().owned.kafka)('relay: a Kafka outage longer than retry.maxDuration ends the relay (exit 1), and loses nothing', () => {
   const db = useFreshDatabase('giveup');
-  const kafka = useOwnServer(new KafkaBroker({ name: uniqueName('giveup'), heap: '384m' }));
+  const kafka = useOwnServer(new KafkaBroker({ name: uniqueName('giveup'), heap: '384m', quickRestart: true }));
   afterEach(async () => {
     await killAllRelays();
   });

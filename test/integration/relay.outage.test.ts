@@ -12,8 +12,8 @@ import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from 
 // These tests stop and kill servers, so they run against a PostgreSQL and a broker of their own.
 describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker and database outages', () => {
   const postgres = new PostgresServer({ name: uniqueName('outage'), settings: { wal_sender_timeout: '3s' } });
-  // A small node (serial GC, C1 only): it is killed and started again five times, and starts with less CPU so.
-  const kafka = new KafkaBroker({ name: uniqueName('outage'), heap: '512m' });
+  // A small node (serial GC, C1 only): it is killed and started again six times, and starts with less CPU so.
+  const kafka = new KafkaBroker({ name: uniqueName('outage'), heap: '512m', quickRestart: true });
   let db: TestDatabase;
 
   beforeAll(async () => {
