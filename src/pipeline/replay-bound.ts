@@ -7,13 +7,16 @@ import type { RelayObserver } from './observer.js';
  * `run`. Transactions whose commit record starts after `lastCommit` are never produced: their first event is
  * refused (and so never acknowledged, which keeps the confirmed position before them) and ends the replay. The
  * replay also ends once the confirmed position passed `lastCommit`, which covers a range with no later outbox
- * event: an idle slot confirms the server's WAL end.
+ * event: an idle slot confirms the server's WAL end. And once it streams from past `lastCommit` (`startLsn` at the
+ * WAL end, which the refusals' fixes name): the range is empty, and on a server that writes nothing the position
+ * never moves, so neither end came and the replay never ended.
  */
 export class ReplayBound {
   private ended = false;
   private committedTo: Lsn = 0n;
 
   constructor(
+    readonly startLsn: Lsn,
     readonly lastCommit: Lsn,
     private readonly onEnd: () => void,
   ) {}
@@ -65,6 +68,9 @@ export class ReplayBound {
   readonly observer: RelayObserver = {
     confirmed: (lsn) => {
       if (lsn > this.lastCommit) this.end();
+    },
+    stateChanged: (state) => {
+      if (state === 'streaming' && this.startLsn > this.lastCommit) this.end();
     },
   };
 

@@ -100,7 +100,7 @@ export function replayCommand(): Command {
     let stopping: Promise<void> | undefined;
     // One stop, whoever asks first; the callbacks below leave it unawaited, as the command awaits `stopping` itself.
     const stop = (openTransaction: 'read' | 'drop' = 'read') => (stopping ??= relay.stop({ openTransaction }));
-    const bound = new ReplayBound(lastCommit, () => {
+    const bound = new ReplayBound(config.startLsn!, lastCommit, () => {
       reached = true;
       // A transaction open now lies past the bound: the bound refused every event of it.
       void stop('drop');
