@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, startStandby, waitUntil } from '../../stack/index.js';
 import { formatLsn, parseLsn } from '../../src/lsn.js';
+import { freePort } from '../../stack/ports.js';
 import { runCli, runCliJson } from '../support/cli.js';
 import { openDatabase, slotOn, type SyncedSlot } from '../support/failover.js';
 import { committedIds, compareDelivery, currentWalLsn, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
@@ -91,6 +92,11 @@ describe.skipIf(!stack().owned.postgres)('PostgreSQL 17 failover slot: primary c
     expect(onStandby.code, onStandby.stderr).toBe(0);
     expect(onStandby.stdout).toMatch(/failover\s+yes/);
     expect(onStandby.stdout).toMatch(/synced\s+yes/);
+    // status too, with the relay's state: it failed there (PG_QUERY_FAILED, exit 1) on pg_current_wal_lsn().
+    const statusOnStandby = await runCliJson(['status', ...connection(standbyDb.url), '--relay-url', `http://127.0.0.1:${await freePort()}`]);
+    expect(statusOnStandby.code, statusOnStandby.stderr).toBe(5);
+    expect(statusOnStandby.json).toMatchObject({ inRecovery: true, slot: { name: slot, failover: true, synced: true }, relay: { reachable: false }, error: { code: 'RELAY_UNREACHABLE' } });
+    expect(parseLsn(String(statusOnStandby.json.currentWalLsn))).toBeGreaterThanOrEqual(synced!.confirmed);
     console.log(`failover slot: synced on the standby ${((Date.now() - syncStarted) / 1000).toFixed(1)} s after the primary confirmed; failover=${synced!.failover}`);
 
     // Delivered on the primary, then at once the relay's crash: the synced slot and the checkpoint may lag these.

@@ -87,17 +87,28 @@ export function statusCommand(): Command {
       const relayUrl = config.values.relayUrl as string;
       const [slot, publication, relay] = await Promise.all([findSlot(client, config.slot), findPublication(client, config.publication), fetchRelayHealth(relayUrl)]);
       const checkpoint = await checkpointStatus(config, slot);
-      const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-      const currentWalLsn = rows[0]!.lsn;
+      // A standby refuses pg_current_wal_lsn(): status failed there (PG_QUERY_FAILED, exit 1) without the relay's state
+      // or the slot's synced copy. Its WAL position is its replay position, as slot status measures the lag from.
+      const { rows } = await client.query<{ lsn: string; in_recovery: boolean }>(
+        'SELECT pg_is_in_recovery() AS in_recovery, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn',
+      );
+      const { lsn: currentWalLsn, in_recovery: inRecovery } = rows[0]!;
       const sections = [
-        keyValues([['current_wal_lsn', currentWalLsn]]),
+        keyValues(
+          inRecovery
+            ? [
+                ['server', 'a standby (in recovery): the relay streams only from a primary; the lag below is from replay_lsn'],
+                ['replay_lsn', currentWalLsn],
+              ]
+            : [['current_wal_lsn', currentWalLsn]],
+        ),
         slot ? keyValues(slotRows(slot)) : `slot "${config.slot}": does not exist (outbox-relay setup creates it)`,
         publication ? publicationText(publication) : `publication "${config.publication}": does not exist (outbox-relay setup creates it)`,
         keyValues(relayRows(relay)),
         ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : []),
       ];
       return {
-        data: { currentWalLsn, slot: slot ?? null, publication: publication ?? null, relay, ...(checkpoint ? { checkpoint } : {}) },
+        data: { currentWalLsn, inRecovery, slot: slot ?? null, publication: publication ?? null, relay, ...(checkpoint ? { checkpoint } : {}) },
         text: sections.join('\n\n'),
         error: relayProblem(relay),
         exitCode: relayExitCode(relay),
