@@ -803,7 +803,13 @@ export class DeliveryEngine implements Delivery {
   private async recordRefused(error: RelayError, batch: OutboxEvent[]): Promise<void> {
     const aborted = await this.abortTransaction(error);
     if (aborted === 'stopped') return;
-    const probe: Probe = batch.length === 1 ? { refused: batch[0]!, error } : aborted === 'aborted' ? await this.probe(batch, error) : { failed: aborted };
+    const probe: Probe = aborted !== 'aborted' ? { failed: aborted } : batch.length === 1 ? { refused: batch[0]!, error } : await this.probe(batch, error);
+    // Fenced meanwhile (the abort, or the probe): another instance took the slot's transactional id and aborted
+    // this transaction. A fence as any other: it halted here with the record's code, and a fix naming no record.
+    if ('failed' in probe && probe.failed.code === 'PRODUCER_FENCED') {
+      this.dropUncommitted(true);
+      return this.fenced(probe.failed, true);
+    }
     const fix = (error.hint ?? 'fix the record or its topic').replace(DEAD_LETTER_ALTERNATIVE, '');
     const hint = `${fix} (exactly-once: the relay cannot dead-letter or skip a record Kafka refused inside a transaction, whatever delivery.onPoison says; nothing of the transaction was committed)`;
     if ('refused' in probe) {
@@ -847,7 +853,8 @@ export class DeliveryEngine implements Delivery {
     for (let attempt = 1; ; attempt++) {
       const probe = await this.probeOnce(batch);
       const aborted = await this.abortTransaction(cause);
-      if (!('failed' in probe) || aborted !== 'aborted' || attempt === PROBE_ATTEMPTS) return probe;
+      if (aborted !== 'aborted' && aborted !== 'stopped') return { failed: aborted };
+      if (!('failed' in probe) || aborted === 'stopped' || attempt === PROBE_ATTEMPTS) return probe;
       await sleep(backoffDelay(this.options.retry, attempt - 1), this.abort.signal);
       if (this.dead) return probe;
     }

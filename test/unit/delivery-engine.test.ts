@@ -710,6 +710,22 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped).toEqual([]);
   });
 
+  // A fence met while a refused record of a request of several events was isolated (the abort after the refusal, or
+  // the one-by-one probe's send and abort): it halted with the record's code, its fix offering a slot advance past a
+  // record never named, and the relay stayed halted, not ready, instead of restarting or waiting as a standby.
+  it.each([
+    ['the abort after the refusal', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)')).scriptAborts(new RelayError('PRODUCER_FENCED', 'fenced (fake)'))],
+    ['the probe', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)'), new RelayError('PRODUCER_FENCED', 'fenced (fake)')).scriptAborts('ok', new RelayError('PRODUCER_FENCED', 'fenced (fake)'))],
+  ])('fenced in %s after Kafka refused a record of a request of several events: a fence (restart, nothing committed), not a halt with the record\'s code', async (_, sink) => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 3 }, limits: { batchMaxEvents: 10 }, sink: sink() });
+    h.transaction('t1', 1);
+    h.transaction('t2', 1);
+    await vi.waitFor(() => expect(h.restarts.length + h.stopped.length).toBeGreaterThan(0));
+    expect(h.stopped).toEqual([]);
+    expect(h.restarts.map((e) => e.code)).toEqual(['PRODUCER_FENCED']);
+    expect(h.sink.visible).toEqual([]);
+  });
+
   // The tests above fake only Date: the backoff itself went unchecked, and a restart at once (two relays taking the
   // id from each other in a tight loop) would have passed them.
   it('fenced: the source restarts only once the backoff ran out, and the backoff grows with each fence without a commit', async () => {
