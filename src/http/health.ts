@@ -128,6 +128,17 @@ export class RelayHealth implements RelayObserver {
     this.signOfLife();
   }
 
+  // The window moved: under exactly-once, Kafka acknowledged a produce of a source transaction not yet committed
+  // (delivered comes only at its commit: one that streamed for longer than wedgedAfterMs read as wedged).
+  inFlight(): void {
+    this.signOfLife();
+  }
+
+  // An at-most-once batch Kafka refused: it answered.
+  dropped(): void {
+    this.signOfLife();
+  }
+
   retrying(): void {
     this.signOfLife();
   }

@@ -79,6 +79,8 @@ export class RelayMetrics implements RelayObserver {
   private readonly confirmedLsn = this.gauge('confirmed_lsn', 'Flush position last reported to PostgreSQL, as a number (exact below 2^53); behind delivered_lsn by a replay window.');
   private readonly deliveredLsn = this.gauge('delivered_lsn', 'End LSN of the newest transaction delivered with every earlier one, as a number (exact below 2^53).');
   private reportedLsn: Lsn | undefined;
+  /** What delivered_lsn shows: the newest confirmed() or a session's start (reported). */
+  private deliveredTo: Lsn = 0n;
   private readonly slotLag = this.gauge('slot_lag_bytes', 'WAL the slot keeps for this relay: the server\'s WAL position (from keepalives; while the stream gives none, read from PostgreSQL) minus the flush position reported.');
   private readonly build = this.gauge('build_info', 'Always 1; the labels name the relay version, the Kafka client and the delivery guarantee.', ['version', 'client', 'guarantee']);
   private readonly endToEndLag = this.gauge(
@@ -123,6 +125,7 @@ export class RelayMetrics implements RelayObserver {
   }
 
   confirmed(lsn: Lsn, commitTimeMs: number | undefined): void {
+    this.deliveredTo = lsn;
     this.deliveredLsn.set(Number(lsn));
     if (this.reportedLsn === undefined) this.confirmedLsn.set(Number(lsn));
     this.lag.confirmed(lsn, commitTimeMs, Date.now());
@@ -136,6 +139,12 @@ export class RelayMetrics implements RelayObserver {
    * relay caught up: the lag would grow from the start until the next write.
    */
   reported(lsn: Lsn, confirmed: Lsn = lsn): Lsn {
+    // The same start for delivered_lsn: it stayed at 0 (or at this instance's older position, after a standby took
+    // over) while confirmed_lsn and /readyz showed the start, until the next transaction.
+    if (confirmed > this.deliveredTo) {
+      this.deliveredTo = confirmed;
+      this.deliveredLsn.set(Number(confirmed));
+    }
     this.reportedLsn = lsn;
     this.lag.holds(confirmed);
     this.confirmedLsn.set(Number(lsn));

@@ -197,13 +197,14 @@ export class Relay {
       dropped: (count, error) => {
         // Counted every time: only the outage's first drop is a warn line, later ones its debug attempts.
         this.observer.dropped?.(count);
-        this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)');
+        this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)', false);
       },
       recovered: (downMs, attempts) => {
         this.observer.producerConnected?.(true);
         this.kafkaOutage.recovered({ downMs, attempts });
       },
       restartSource: (error, attempt) => this.restartSource(error, attempt),
+      progressed: () => this.observer.inFlight?.(this.delivery.inFlightEvents, this.delivery.inFlightBytes),
       positionReportable: () => this.session?.reportable ?? false,
     };
     this.delivery = deps.createDelivery(callbacks);
@@ -528,8 +529,9 @@ export class Relay {
   }
 
   /** A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it. */
-  private kafkaDown(error: RelayError, fields: Record<string, unknown>, started?: string): void {
-    this.observer.retrying?.(error.code);
+  /** `retried`: false for an at-most-once batch dropped, which is not retried (nor counted in retries_total). */
+  private kafkaDown(error: RelayError, fields: Record<string, unknown>, started?: string, retried = true): void {
+    if (retried) this.observer.retrying?.(error.code);
     if (this.kafkaOutage.failed({ code: error.code, err: error.message, ...fields }, { started })) this.observer.producerConnected?.(false);
   }
 

@@ -597,6 +597,7 @@ export class DeliveryEngine implements Delivery {
     if (this.guarantee === 'at-least-once') this.callbacks.delivered(receipts, latencyMs);
     else if (this.guarantee === 'exactly-once') this.uncommitted.push(...receipts);
     this.leave(flight.batch.length, bytesOf(flight.batch));
+    if (this.guarantee === 'exactly-once') this.callbacks.progressed();
   }
 
   /** An event the poison policy dealt with: it counts as delivered without a record. */

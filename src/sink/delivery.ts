@@ -82,6 +82,12 @@ export interface DeliveryCallbacks {
    */
   restartSource(error: RelayError, attempt: boolean): void;
   /**
+   * exactly-once: Kafka acknowledged a produce into the open Kafka transaction. Nothing counts as delivered before
+   * its commit, which waits for the source transaction's; this says the pipeline moves meanwhile (the in-flight
+   * gauges, and /healthz, which took one long source transaction for a wedged relay).
+   */
+  progressed(): void;
+  /**
    * at-most-once, before a batch goes to Kafka: counts `receipts` as delivered and reports that position to
    * PostgreSQL; resolves true once PostgreSQL holds it, false when it cannot be shown to (the session ended first).
    * The batch (`events`) is sent only after true; after false it is withheld, never sent: the relay resumes before

@@ -1,7 +1,9 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
+import { EngineHarness, relayCallbacks, settle } from '../support/fakes/engine-harness.js';
 
 function view(state: RelayState): RelayView {
   return { currentState: state, reportedLsn: 0x16b3748n, deliveredLsn: 0x16b3748n, reconnectCause: undefined, inFlight: { events: 3, bytes: 120, windowFullMs: 0, windowFullSinceMs: undefined } };
@@ -130,5 +132,26 @@ describe('RelayHealth', () => {
     health.halted(new RelayError('TOPIC_NOT_FOUND', 'no topic', { hint: 'create it', details: { eventId: 'e-1', lsn: '0/16B3748' } }));
     expect(health.readiness(view('halted')).halt).toMatchObject({ code: 'TOPIC_NOT_FOUND', message: 'no topic', fix: 'create it', eventId: 'e-1', commitLsn: '0/16B3748' });
     expect(health.readiness(view('streaming')).halt).toBeUndefined();
+  });
+
+  // Under exactly-once nothing is delivered before the Kafka commit, which waits for the source transaction's: one
+  // that streamed for longer than the threshold (delivery.transactionTimeout raised, as KAFKA_TXN_TIMEOUT's fix
+  // says) read as wedged, and the liveness probe restarted the pod, which streamed the same transaction again.
+  it('an exactly-once relay streaming one long source transaction, every produce acknowledged, is alive', async () => {
+    let now = 0;
+    const health = new RelayHealth(10_000, 30_000, () => now);
+    health.producerConnected(true);
+    const h = new EngineHarness({ guarantee: 'exactly-once', limits: { batchMaxEvents: 100 }, relay: relayCallbacks(pino({ level: 'silent' }), { observer: health }) });
+    const { txn } = h.begin('long', 0);
+    // Three minutes of it, 1,000 events every 10 s.
+    for (let tick = 0; tick < 18; tick++) {
+      for (let i = 0; i < 1000; i++) h.push(txn, `long.${tick}.${i}`);
+      await settle(20);
+      now += 10_000;
+    }
+    expect(h.sink.written).toHaveLength(18_000);
+    expect(h.sink.visible).toEqual([]);
+    expect(health.liveness(view('streaming')).alive).toBe(true);
+    h.engine.stop();
   });
 });

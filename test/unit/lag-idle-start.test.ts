@@ -44,6 +44,8 @@ describe('end-to-end lag after a start on an idle server', () => {
     const text = await metrics.render(idle);
     expect(metricValue(text, 'outbox_relay_slot_lag_bytes')).toBe(0);
     expect(metricValue(text, 'outbox_relay_end_to_end_lag_seconds')).toBe(0.5);
+    // delivered_lsn said 0 until the next transaction, while confirmed_lsn and /readyz's deliveredLsn said the start.
+    expect([metricValue(text, 'outbox_relay_confirmed_lsn'), metricValue(text, 'outbox_relay_delivered_lsn')]).toEqual([0x5000, 0x5000]);
     await session.close();
   });
 
@@ -58,6 +60,7 @@ describe('end-to-end lag after a start on an idle server', () => {
     vi.setSystemTime(Date.now() + 500);
     const text = await metrics.render(idle);
     expect(metricValue(text, 'outbox_relay_end_to_end_lag_seconds')).toBe(0.5);
+    expect([metricValue(text, 'outbox_relay_confirmed_lsn'), metricValue(text, 'outbox_relay_delivered_lsn')]).toEqual([0x1000, 0x5000]);
     expect(metricValue(text, 'outbox_relay_confirmed_lsn')).toBe(0x1000);
   });
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import pino from 'pino';
 import { register } from 'prom-client';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { METRICS_DOC_PATH, sectionOf } from '../../scripts/gen-config-docs.js';
@@ -8,6 +9,7 @@ import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 import { WeightedHistogram } from '../../src/metrics/weighted-histogram.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { receiptsOf } from '../../src/sink/receipts.js';
+import { relayCallbacks } from '../support/fakes/engine-harness.js';
 import { metricSamples, metricValue } from '../support/ops-http.js';
 
 function event(topic: string, size: number, error?: RelayError): OutboxEvent {
@@ -257,5 +259,16 @@ describe('RelayMetrics', () => {
     const registered = (await new RelayMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('outbox_relay_'));
     const documented = [...new Set([...section.matchAll(/^\| `(outbox_relay_[a-z_]+)`/gm)].map((m) => m[1]))];
     expect(documented.sort()).toEqual(registered.sort());
+  });
+});
+
+// The drop's own line says it is not retried; retries_total counted it as a retry of its code.
+describe('RelayMetrics through the relay: an at-most-once batch Kafka refused', () => {
+  it('is counted dropped, and not as a retry', async () => {
+    const metrics = new RelayMetrics();
+    relayCallbacks(pino({ level: 'silent' }), { observer: metrics }).dropped(5, new RelayError('RECORD_TOO_LARGE', 'too large (fake)'));
+    const text = await metrics.render(idle);
+    expect(metricValue(text, 'outbox_relay_events_dropped_total')).toBe(5);
+    expect(metricSamples(text, 'outbox_relay_retries_total')).toEqual([]);
   });
 });

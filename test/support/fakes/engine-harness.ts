@@ -96,6 +96,7 @@ export class EngineHarness {
         return held;
       },
       positionReportable: () => this.reportable,
+      progressed: () => options.relay?.progressed(),
     };
     this.engine = new DeliveryEngine({
       producing,
