@@ -76,12 +76,24 @@ export function compileTopicTemplate(template: string, setting = 'topic', known?
       let topic = '';
       let c = 0;
       for (const part of parts) topic += 'literal' in part ? part.literal : values[c++];
-      if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" (from template "${template}") is not a legal Kafka topic name`);
+      if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `${quotedName(topic)} (from template "${template}") is not a legal Kafka topic name`);
       lastTopic = topic;
       for (let i = 0; i < columns.length; i++) lastValues[i] = values[i];
       return topic;
     },
   };
+}
+
+/** Longest part of an illegal topic name an error quotes (a legal one has at most 249 characters). */
+const QUOTED_TOPIC_MAX = 300;
+
+/**
+ * An illegal topic name as an error quotes it: whole up to QUOTED_TOPIC_MAX characters, else its start and length.
+ * A row value of megabytes quoted whole made the error as large: in the dead letter's error header it made the dead
+ * letter too large to produce, and the relay halted on that (RECORD_TOO_LARGE, with the wrong fix).
+ */
+function quotedName(topic: string): string {
+  return topic.length <= QUOTED_TOPIC_MAX ? `"${topic}"` : `"${topic.slice(0, QUOTED_TOPIC_MAX)}…" (${topic.length} characters)`;
 }
 
 /** The placeholders of delivery.deadLetterTopic: the topic the event was meant for. */

@@ -162,6 +162,19 @@ describe('logical-message events', () => {
     expect(rendered.render(() => '...')).toBe('...');
   });
 
+  // Quoted whole, a row value of megabytes made the error (and the dead letter's error header) as large.
+  it('an illegal rendered name is quoted whole up to 300 characters, and a longer one by its start and length', () => {
+    const rendered = compileTopicTemplate('outbox.${aggregate_type}');
+    expect(() => rendered.render(() => 'a b')).toThrow('"outbox.a b" (from template "outbox.${aggregate_type}") is not a legal Kafka topic name');
+    let message = '';
+    try {
+      rendered.render(() => 'x '.repeat(1_000_000));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toBe(`"outbox.${'x '.repeat(146)}x…" (2000007 characters) (from template "outbox.\${aggregate_type}") is not a legal Kafka topic name`);
+  });
+
   it('malformed metadata is a record error naming the message and what is wrong, carrying the whole content for the dead letter', () => {
     const mapper = new MessageMapper(config);
     const cases: [string, string, RegExp][] = [
