@@ -146,6 +146,16 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
     expect(r.message).toBe('delivery.deadLetterTopic is the checkpoint topic "ckpt"');
     expect(r.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
   });
+
+  // Accepted, a NULL payload's dead letter (a null value) went to the event's own topic: a tombstone for its key.
+  it("naming the events' own topic is refused: ${topic} alone, or the fixed topic", () => {
+    for (const [dlq, topic] of [['${topic}', 'outbox.events'], ['outbox.events', 'outbox.events']]) {
+      const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': dlq!, topic: topic! }));
+      expect(r.message, dlq).toBe(`delivery.deadLetterTopic "${dlq}" is the events' own topic`);
+      expect(r.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
+    }
+    expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'dlq.${topic}', topic: 'outbox.events' }).delivery.deadLetterTopic).toBe('dlq.${topic}');
+  });
 });
 
 describe('config: at-most-once with a replay window set', () => {
