@@ -7,7 +7,7 @@ import type { OutboxEvent } from '../route/event.js';
 import { backoffDelay, sleep } from '../retry.js';
 import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt, SessionId } from './delivery.js';
 import { InFlightWindow } from './in-flight-window.js';
-import { classifyKafkaError, isCollateral, isIncurable, isRecordError } from './kafka-errors.js';
+import { classifyKafkaError, isCollateral, isIncurable, isRecordError, namingRefusedTopics } from './kafka-errors.js';
 import { bytesOf, receiptsOf } from './receipts.js';
 import { RecordRetries } from './record-retry.js';
 import type { PlainSink, TransactionalSink } from './sink.js';
@@ -620,7 +620,7 @@ export class DeliveryEngine implements Delivery {
     const error = failed.error!;
     if (this.guarantee === 'at-most-once') {
       for (const flight of flights) {
-        if (flight.error) this.dropped(flight.batch, flight.error);
+        if (flight.error) this.dropped(flight.batch, namingRefusedTopics(flight.error, flight.batch));
         else this.sent(flight);
       }
       // Not held and asked about after a backoff as an outage: each hand-off meanwhile would lose another batch.
@@ -655,7 +655,7 @@ export class DeliveryEngine implements Delivery {
     let error: RelayError | undefined = isCollateral(firstError) ? await this.resend(batch) : firstError;
     for (let attempt = 1; error; attempt++) {
       if (isRecordError(error)) return this.isolate(batch, error);
-      if (!(await this.backOff(error, attempt))) return false;
+      if (!(await this.backOff(namingRefusedTopics(error, batch), attempt))) return false;
       error = await this.resend(batch);
     }
     return true;
@@ -790,7 +790,7 @@ export class DeliveryEngine implements Delivery {
   /** exactly-once: a produce failed inside the open Kafka transaction. */
   private async transactionFailed(error: RelayError, batch: OutboxEvent[]): Promise<void> {
     if (isRecordError(error)) return this.recordRefused(error, batch);
-    await this.discard(error, true);
+    await this.discard(namingRefusedTopics(error, batch), true);
   }
 
   /**

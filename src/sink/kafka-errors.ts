@@ -66,6 +66,7 @@ export function classifyKafkaError(err: unknown): RelayError {
     return new RelayError('KAFKA_AUTH', `Kafka refused access: ${type || errorMessage(root)}`, {
       cause: err,
       retriable: true,
+      details: { kafkaError: type || root.name },
       hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE and DESCRIBE on the topics; docs/security.md lists them all)',
     });
   }
@@ -91,6 +92,25 @@ export function isIncurable(err: RelayError): boolean {
  * producer another request broke (a record the broker refused), or held back behind such a request. It says
  * nothing about the brokers: the engine re-sends it once at once before it counts an outage (DeliveryEngine.retry).
  */
+/**
+ * A produce refused for a topic's ACL (TOPIC_AUTHORIZATION_FAILED: kafkajs's type, librdkafka's code 29), named with
+ * the topics of the refused request: which grant is missing, or which row values route events to a topic the relay
+ * may not write (a prefixed ACL and a mistyped aggregate type). Kafka says only "not authorized". Any other error
+ * as it is. Still an outage: a grant ends it, and nothing was skipped meanwhile.
+ */
+export function namingRefusedTopics(error: RelayError, events: readonly { topic: string }[]): RelayError {
+  const kafkaError = error.details.kafkaError;
+  if (error.code !== 'KAFKA_AUTH' || (kafkaError !== 'TOPIC_AUTHORIZATION_FAILED' && kafkaError !== 29)) return error;
+  const topics = [...new Set(events.map((event) => event.topic))];
+  const named = topics.map((topic) => `"${topic}"`).join(', ');
+  return new RelayError('KAFKA_AUTH', `${error.message} (the refused request's topic${topics.length > 1 ? 's' : ''}: ${named})`, {
+    cause: error.cause,
+    retriable: error.retriable,
+    details: { ...error.details, topics },
+    hint: `grant the relay's principal WRITE and DESCRIBE on ${named} (kafka-acls.sh --topic; docs/security.md), or, if no event should go there, fix what routes it (topic, routes and the row values they read): the relay retries until retry.maxDuration`,
+  });
+}
+
 export function collateralFailure(message: string): RelayError {
   return new RelayError('KAFKA_UNAVAILABLE', message, { retriable: true, details: { collateral: true } });
 }

@@ -106,6 +106,7 @@ export function classifyRdKafkaError(err: unknown): RelayError {
     return new RelayError('KAFKA_AUTH', `Kafka refused access: ${message}`, {
       cause: err,
       retriable: true,
+      details: { kafkaError: code },
       hint:
         code === TRANSACTIONAL_ID_AUTHORIZATION_FAILED
           ? 'exactly-once: grant the relay principal WRITE and DESCRIBE on the transactional id outbox-relay.<slot> (kafka-acls.sh --transactional-id; docs/security.md)'

@@ -651,6 +651,21 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.recovered).toBe(1);
   });
 
+  // Kafka says only "not authorized" for a topic's ACL: the outage's line and its fix now name the topics refused.
+  it.each(['at-least-once', 'exactly-once', 'at-most-once'] as const)('%s: a produce refused for a topic ACL is an outage whose error names the refused request\'s topics', async (guarantee) => {
+    const denied = new RelayError('KAFKA_AUTH', 'Kafka refused access: TOPIC_AUTHORIZATION_FAILED (fake)', { retriable: true, details: { kafkaError: 'TOPIC_AUTHORIZATION_FAILED' } });
+    const h = new EngineHarness({ guarantee, sink: new FakeSink().scriptSends(denied) });
+    const { txn } = h.begin('t', 0);
+    h.push(txn, 't.0', undefined, 'outbox.Ordr');
+    h.commit(txn);
+    await settle(20);
+    const error = guarantee === 'at-most-once' ? h.droppedErrors[0] : h.retrying[0];
+    expect(error).toBeDefined();
+    expect(error!.message).toBe('Kafka refused access: TOPIC_AUTHORIZATION_FAILED (fake) (the refused request\'s topic: "outbox.Ordr")');
+    expect(error!.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on "outbox\.Ordr"/);
+    h.engine.stop();
+  });
+
   it.each(['send', 'commit'] as const)('restarts the source after a failed %s with backoff, as one outage (an acknowledged produce ends none: only a commit delivers), and gives up once it outlasts retry.maxDuration', async (at) => {
     vi.useFakeTimers({ toFake: ['Date'] });
     // E.g. TOPIC_AUTHORIZATION_FAILED after an ACL change, or a partition without a leader: every session fails the

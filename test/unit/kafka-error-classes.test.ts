@@ -1,6 +1,6 @@
 import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { classifyKafkaError, isRecordError } from '../../src/sink/kafka-errors.js';
+import { classifyKafkaError, isRecordError, namingRefusedTopics } from '../../src/sink/kafka-errors.js';
 import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
 
 /**
@@ -31,6 +31,26 @@ describe('the fix named for an authorization error', () => {
     const error = classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 }));
     expect(error.code).toBe('KAFKA_AUTH');
     expect(error.hint).toMatch(/transactional id/i);
+  });
+});
+
+// Kafka says only "not authorized": a prefixed ACL and a mistyped aggregate type stopped every table's delivery with
+// an error naming no topic. Still an outage (a grant ends it), now naming the refused request's topics.
+describe('a produce refused for a topic ACL names the topics of the refused request', () => {
+  const events = [{ topic: 'outbox.Ordr' }, { topic: 'outbox.order' }, { topic: 'outbox.Ordr' }];
+  it.each([
+    ['librdkafka (29)', () => classifyRdKafkaError(Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 }))],
+    ['kafkajs', () => classifyKafkaError(Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { name: 'KafkaJSProtocolError', type: 'TOPIC_AUTHORIZATION_FAILED', retriable: false }))],
+  ])('%s', (_, classify) => {
+    const error = namingRefusedTopics(classify(), events);
+    expect(error).toMatchObject({ code: 'KAFKA_AUTH', retriable: true, details: { topics: ['outbox.Ordr', 'outbox.order'] } });
+    expect(error.message).toMatch(/^Kafka refused access: .*\(the refused request's topics: "outbox\.Ordr", "outbox\.order"\)$/);
+    expect(error.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on "outbox\.Ordr", "outbox\.order" /);
+  });
+
+  it('other refusals are left as they are (a SASL login, the transactional id)', () => {
+    const transactional = classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 }));
+    expect(namingRefusedTopics(transactional, events)).toBe(transactional);
   });
 });
 

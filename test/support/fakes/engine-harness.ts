@@ -39,6 +39,7 @@ export class EngineHarness {
   readonly stopped: RelayError[] = [];
   readonly retrying: RelayError[] = [];
   readonly dropped: number[] = [];
+  readonly droppedErrors: RelayError[] = [];
   /** at-most-once: the size of each batch not sent because the session ended before its position was held. */
   readonly withheld: number[] = [];
   /** The event of each retry of a record Kafka refused and what follows its last (recordRetrying): `id then halt`. */
@@ -79,7 +80,10 @@ export class EngineHarness {
         this.recovered++;
         options.relay?.recovered(downMs, attempts);
       },
-      dropped: (count) => this.dropped.push(count),
+      dropped: (count, error) => {
+        this.dropped.push(count);
+        this.droppedErrors.push(error);
+      },
       restartSource: (error, attempt) => {
         this.restarts.push(error);
         options.relay?.restartSource(error, attempt);
