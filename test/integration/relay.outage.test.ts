@@ -249,7 +249,8 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     const checkpointTopic = uniqueName('checkpoints');
     const clientArgs = client === 'rdkafka exactly-once' ? ['--kafka-client', 'rdkafka', '--delivery-guarantee', 'exactly-once'] : ['--kafka-client', client];
     const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', checkpointTopic, ...clientArgs] });
-    const relay = startRelay(setup.args);
+    const http = await httpArgs();
+    const relay = startRelay([...setup.args, ...http.args]);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
     if (checkpointTopicState === 'written') {
@@ -266,8 +267,9 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     try {
       await insertEvents(db, 5);
       inFlightEnd = await currentWalLsn(db);
-      // A moment for the relay to read them and hand them to the producer.
-      await new Promise((r) => setTimeout(r, 1000));
+      // Until the relay read them and handed them to the producer: a fixed second was not always enough on a loaded
+      // machine, and a stop with nothing in flight is another test (above).
+      await waitUntil('the five events in flight', async () => (JSON.parse((await httpGet(`${http.base}/readyz`)).body) as { inFlightEvents: number }).inFlightEvents >= 5, 30_000, 100);
       const signalledAt = Date.now();
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
