@@ -141,11 +141,15 @@ export class RowMapper {
   }
 
   /**
-   * A row `map` refused, as an event carrying what the row had (id as key, payload as value, and the topic if it
-   * can be computed), so that the poison policy can dead-letter it in its place in the stream.
+   * A row `map` refused, as an event carrying what the row had (the key column's value as key, else the id; the
+   * payload as value; the topic if it can be computed; the type, aggregate and headers columns' text), so that the
+   * poison policy can dead-letter it in its place in the stream. The dead letter may be the only copy left once
+   * delivered rows are deleted: keyed by the id alone and without those columns, a re-send lost its partition (the
+   * aggregate's order) and its type and headers.
    */
   unmappable(values: TupleValues, txn: SourceTransaction, error: RelayError): OutboxEvent {
-    const eventId = textOf(values, this.index.id) ?? '';
+    const index = this.index;
+    const eventId = textOf(values, index.id) ?? '';
     let topic = '';
     try {
       topic = this.withRow(values, this.renderTopic);
@@ -154,9 +158,16 @@ export class RowMapper {
     }
     const raw = values.copy(this.index.payload!);
     const value = raw && this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : (raw ?? null);
-    const key = eventId || null;
+    const key = (index.key === index.id ? eventId : textOf(values, index.key)) || eventId || null;
     const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
     if (eventId) headers[HEADER.id] = eventId;
+    for (const [name, i] of [[HEADER.type, index.type], [HEADER.aggregateType, index.aggregateType], [HEADER.aggregateId, index.aggregateId]] as const) {
+      const text = textOf(values, i);
+      if (text) headers[name] = text;
+    }
+    // As stored, not parsed: it may be what the row was refused for.
+    const rowHeaders = textOf(values, index.headers);
+    if (rowHeaders && rowHeaders !== '{}') headers['outbox-dlq-row-headers'] = rowHeaders;
     return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn, error };
   }
 

@@ -53,6 +53,26 @@ describe('row mapping', () => {
     expect(Object.keys(traced.headers)).toEqual([HEADER.id, HEADER.type, HEADER.aggregateType, HEADER.aggregateId, 'traceparent', ...Object.keys(TXN_HEADERS)]);
   });
 
+  // Keyed by the id alone, without the type, aggregate and headers columns, a re-send from the dead letter (the only
+  // copy once delivered rows are deleted) lost its partition and those columns.
+  it('a row refused for its headers column is dead-lettered with the mapping’s key and what else it has: type, aggregate, the headers as stored', () => {
+    const keyed = mapperFor(COLUMNS, { ...mapping, columns: { ...mapping.columns, key: 'aggregate_id' } });
+    const row = values(['e-1', 'order', 'o-1', 'OrderPlaced', '{"a":1}', '["tenant","t-9"]']);
+    let error: unknown;
+    try {
+      keyed.map(row, txn);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toMatchObject({ code: 'RECORD_INVALID' });
+    const dead = keyed.unmappable(row, txn, error as RelayError);
+    expect(dead).toMatchObject({ topic: 'outbox.order', key: 'o-1', eventId: 'e-1', value: Buffer.from('{"a":1}') });
+    expect(dead.headers).toEqual({ [HEADER.lsn]: '0/16B3748', [HEADER.xid]: '42', 'outbox-table': 'public.outbox', [HEADER.id]: 'e-1', [HEADER.type]: 'OrderPlaced', [HEADER.aggregateType]: 'order', [HEADER.aggregateId]: 'o-1', 'outbox-dlq-row-headers': '["tenant","t-9"]' });
+    expect(dead.size).toBe(recordSize('outbox.order', 'o-1', Buffer.from('{"a":1}'), dead.headers));
+    // A NULL key column: the id, as before.
+    expect(keyed.unmappable(values(['e-2', 'order', null, null, '{}', 'x']), txn, error as RelayError)).toMatchObject({ key: 'e-2', headers: { [HEADER.id]: 'e-2' } });
+  });
+
   it('a row’s headers never give the relay’s own headers, not even where the relay leaves one out (a NULL column)', () => {
     const forged = '{"type":"Forged","aggregate-id":"o-x","id":"e-x","outbox-lsn":"0/0","tenant":"t-9"}';
     const event = mapperFor(COLUMNS).map(values(['e-1', 'order', null, null, '{}', forged]), txn);
