@@ -280,6 +280,35 @@ function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems
   }
 }
 
+/**
+ * delivery.deadLetterTopic for an event that got no topic (a row or a message that could not be mapped): its
+ * ${topic} is the event's source, schema.table or the message prefix, which must give a legal name too. A prefix
+ * such as app:events gave app:events.dlq: such an event halted (TOPIC_INVALID) with dead-lettering configured.
+ */
+function checkDeadLetterSources(v: SettingValues, tables: readonly TableMapping[]): void {
+  if (v['delivery.onPoison'] !== 'dead-letter') return;
+  let template;
+  try {
+    template = compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
+  } catch {
+    return; // a template that can never be legal: its own check said so
+  }
+  const sources = [...tables.map((t) => ({ name: `${t.schema}.${t.table}`, what: 'table' })), ...(v['messages.prefixes'] ?? []).map((name) => ({ name, what: 'message prefix' }))];
+  const illegal = sources.flatMap(({ name, what }) => {
+    try {
+      template.render(() => name);
+      return [];
+    } catch {
+      return [`${what} "${name}"`];
+    }
+  });
+  if (illegal.length === 0) return;
+  throw new ConfigError(
+    `delivery.deadLetterTopic "${v['delivery.deadLetterTopic']}" gives no legal topic name for an event of ${illegal.join(', ')} that cannot be mapped: \${topic} is then its source`,
+    `give ${settingRef('delivery.deadLetterTopic')} a fixed name, or use message prefixes and table names of letters, digits, '.', '_' and '-' only (what a Kafka topic name may hold)`,
+  );
+}
+
 /** The one validated configuration object, built at start-up before any connection opens. */
 export function loadConfig(options: LoadOptions): RelayConfig {
   const env = options.env ?? process.env;
@@ -319,6 +348,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const tables = problems.check(() => tableMappings(v, resolved.origins, envelope, problems));
   // Tables whose settings are invalid have no topics to compare: the other literal topics are still compared.
   problems.check(() => checkCheckpointTopic(v, tables ?? [], problems));
+  problems.check(() => checkDeadLetterSources(v, tables ?? []));
   const kafka = problems.check(() => kafkaConfig(v, resolved.origins, options.producing === true, problems));
   if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
   if (options.check) problems.check(() => options.check!(v));

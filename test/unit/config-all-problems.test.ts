@@ -156,6 +156,16 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
     }
     expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'dlq.${topic}', topic: 'outbox.events' }).delivery.deadLetterTopic).toBe('dlq.${topic}');
   });
+
+  // An event that got no topic goes to the template filled with its source: app:events.dlq, so it halted
+  // (TOPIC_INVALID) on an unmappable message with dead-lettering configured.
+  it('a message prefix (or table) that makes the template illegal for an event without a topic is refused; a fixed name takes any', () => {
+    const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'messages.prefixes': 'app:events,ok,a b' }));
+    expect(r.message).toBe('delivery.deadLetterTopic "${topic}.dlq" gives no legal topic name for an event of message prefix "app:events", message prefix "a b" that cannot be mapped: ${topic} is then its source');
+    expect(r.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
+    expect(load({ 'delivery.onPoison': 'dead-letter', 'messages.prefixes': 'app:events', 'delivery.deadLetterTopic': 'dlq' }).delivery.deadLetterTopic).toBe('dlq');
+    expect(load({ 'messages.prefixes': 'app:events' }).messages?.prefixes).toEqual(['app:events']);
+  });
 });
 
 describe('config: at-most-once with a replay window set', () => {
