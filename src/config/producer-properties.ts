@@ -19,6 +19,12 @@ const DENIED: Record<string, string> = {
   'enable.idempotence': 'the relay needs the idempotent producer: it keeps order and drops no record across internal retries',
   'transactional.id': 'exactly-once sets it per slot (outbox-relay.<slot>) so that two instances fence each other',
   'enable.gapless.guarantee': 'turning it off lets librdkafka skip a failed record and deliver the next ones (a gap)',
+  // librdkafka honours a finite count for the idempotent producer too: a request whose retries ran out on a
+  // retriable error (a broker restarting, too few in-sync replicas) fails without a fatal error while the requests
+  // behind it are delivered, and the relay's re-send then lands behind them. Until 2026-12-07 only 0 was refused.
+  retries: 'the relay needs librdkafka’s unlimited internal retries, bounded by kafka.deliveryTimeout: a finite count can fail a request while the ones behind it are delivered, out of commit order',
+  'message.send.max.retries': 'the relay needs librdkafka’s unlimited internal retries, bounded by kafka.deliveryTimeout: a finite count can fail a request while the ones behind it are delivered, out of commit order',
+  'delivery.report.only.error': 'the relay confirms an event only on its successful delivery report: with reports for failures only, nothing would ever be confirmed',
   partitioner: 'the relay uses the Java client’s key hashing (murmur2_random); another partitioner moves keys to other partitions and breaks per-key order across the change',
   'transaction.timeout.ms': 'set delivery.transactionTimeout',
   'compression.type': 'set kafka.compression',
@@ -59,8 +65,6 @@ export function checkProducerProperties(properties: Record<string, string>): Map
     if (denied) refused.set(name, refusal(name, denied));
     else if ((name === 'max.in.flight' || name === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
       refused.set(name, refusal(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`));
-    } else if ((name === 'retries' || name === 'message.send.max.retries') && Number(value) === 0) {
-      refused.set(name, refusal(name, 'without internal retries a leader change fails every send in flight; leave it to librdkafka (bounded by kafka.deliveryTimeout)'));
     }
   }
   return refused;

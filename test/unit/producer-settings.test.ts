@@ -58,6 +58,11 @@ describe('kafka producer settings', () => {
     ['max.in.flight=10', 'kafka.producer.max.in.flight'],
     ['max.in.flight.requests.per.connection=6', 'kafka.producer.max.in.flight.requests.per.connection'],
     ['retries=0', 'kafka.producer.retries'],
+    // A finite count failed a request while the ones behind it were delivered (out of commit order); only 0 was refused.
+    ['retries=3', 'kafka.producer.retries'],
+    ['message.send.max.retries=10', 'kafka.producer.message.send.max.retries'],
+    // No send would ever complete: the relay confirms an event on its successful delivery report.
+    ['delivery.report.only.error=true', 'kafka.producer.delivery.report.only.error'],
     ['enable.gapless.guarantee=false', 'kafka.producer.enable.gapless.guarantee'],
     ['compression.type=lz4', 'kafka.producer.compression.type'],
     ['sasl.password=x', 'kafka.producer.sasl.password'],
