@@ -686,6 +686,10 @@ export class Relay {
         'stopping: draining in-flight events',
       );
     }
+    // No session follows: the delivery's wait for a source restart (exactly-once, everything uncommitted dropped)
+    // has nothing to drain. Waited out, it held the stop up to retry.maxDelay, or to the end of the grace with a
+    // false "unacknowledged" line.
+    this.delivery.drain();
     const idle = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!idle) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
     // The delivery is idle also once it gave up on Kafka during the drain: what it held was not delivered (the loop

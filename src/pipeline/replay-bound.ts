@@ -37,6 +37,9 @@ export class ReplayBound {
         get windowFullSinceMs() {
           return inner.windowFullSinceMs;
         },
+        get accepting() {
+          return inner.accepting;
+        },
         openSession: (session) => inner.openSession(session),
         push: (event) => {
           if (event.txn.commitLsn <= this.lastCommit) return inner.push(event);
@@ -50,6 +53,7 @@ export class ReplayBound {
         endSession: (session) => inner.endSession(session),
         sourceProgressed: (startLsn) => inner.sourceProgressed(startLsn),
         whenIdle: () => inner.whenIdle(),
+        drain: () => inner.drain(),
         stop: () => inner.stop(),
       };
       return bounded;

@@ -539,10 +539,14 @@ export class Session {
    * window's backpressure, as before) until its commit. Events of the open transaction may be in Kafka already:
    * cut there, they would sit past the confirmed position and a restart would send them again. Resolves with what
    * endIntake returns; the caller bounds the wait and calls endIntake itself when it runs out.
+   *
+   * At once too when the delivery takes no more events (exactly-once dropped and aborted everything uncommitted, and
+   * waits to restart the source): none of the open transaction is in Kafka, and the socket, paused at the first
+   * event refused, would never bring its commit: the stop waited out the grace period for nothing.
    */
   endIntakeAtCommit(): Promise<Lsn | undefined> {
     const open = this.txn;
-    if (!open || this.intakeEnded) return Promise.resolve(this.endIntake());
+    if (!open || this.intakeEnded || !this.delivery.accepting) return Promise.resolve(this.endIntake());
     this.logger.info({ xid: open.xid, commitLsn: formatLsn(open.commitLsn) }, 'stopping: reading the open source transaction to its commit');
     return new Promise((resolve) => (this.atCommit = resolve));
   }

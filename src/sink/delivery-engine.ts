@@ -128,6 +128,12 @@ export class DeliveryEngine implements Delivery {
   /** at-most-once: the newest committed transaction whose topics the sink all knows to exist (unvettedAhead). */
   private vettedAhead: SourceTransaction | undefined;
   private readonly abort = new AbortController();
+  /**
+   * exactly-once: aborted once no source restart follows (a stop's drain, or delivery stopped). The backoff before a
+   * restart (discard, fenced, refusedRetry) waits on it: what waits there dropped everything uncommitted, nothing of
+   * it is left to drain, and a stop that waited it out met the grace period instead (whenIdle waits for it).
+   */
+  private readonly restartWait = new AbortController();
   private readonly recordRetries: RecordRetries;
   private readonly callbacks: DeliveryCallbacks;
   /** The transaction of the newest event handed to the sink. */
@@ -230,9 +236,17 @@ export class DeliveryEngine implements Delivery {
     if (this.guarantee === 'exactly-once' && !this.dead && this.idle) this.outageOver();
   }
 
+  get accepting(): boolean {
+    return this.intake && !this.dead;
+  }
+
   whenIdle(): Promise<void> {
     if (this.dead || this.idle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  drain(): void {
+    this.restartWait.abort();
   }
 
   stop(): void {
@@ -842,8 +856,8 @@ export class DeliveryEngine implements Delivery {
   private async refusedRetry(event: OutboxEvent, error: RelayError, attempts: number, delayMs: number): Promise<void> {
     this.callbacks.recordRetrying(event, error, attempts, delayMs, 'halt');
     this.dropUncommitted(true);
-    await sleep(delayMs, this.abort.signal);
-    if (!this.dead) this.callbacks.restartSource(error, true);
+    await sleep(delayMs, this.restartWait.signal);
+    this.restart(error, true);
   }
 
   /**
@@ -937,8 +951,16 @@ export class DeliveryEngine implements Delivery {
     if (!restart) return;
     // The brokers answered: a source transaction too long for the Kafka transaction timeout is no outage (no backoff,
     // /readyz stays ready); it streams again at once, once (the second time halts, above).
-    if (tooLong) return this.callbacks.restartSource(error, false);
-    if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1)) this.callbacks.restartSource(error, true);
+    if (tooLong) return this.restart(error, false);
+    if (await this.backOff(error, (this.outage?.attempts ?? 0) + 1, this.restartWait.signal)) this.restart(error, true);
+  }
+
+  /**
+   * exactly-once, after dropUncommitted(true) and a wait on restartWait: the source streams again from the
+   * checkpoint, unless no session follows (a stop's drain, or delivery stopped).
+   */
+  private restart(error: RelayError, attempt: boolean): void {
+    if (!this.restartWait.signal.aborted) this.callbacks.restartSource(error, attempt);
   }
 
   /** exactly-once: forgets everything not committed; with `restart`, takes nothing more until the source streams again. */
@@ -982,8 +1004,8 @@ export class DeliveryEngine implements Delivery {
       return;
     }
     if (!restart) return;
-    await sleep(backoffDelay(this.options.retry, this.fences.count - 1), this.abort.signal);
-    if (!this.dead) this.callbacks.restartSource(error, false);
+    await sleep(backoffDelay(this.options.retry, this.fences.count - 1), this.restartWait.signal);
+    this.restart(error, false);
   }
 
   /**
@@ -1049,13 +1071,16 @@ export class DeliveryEngine implements Delivery {
     );
   }
 
-  /** Attempt `attempt` of an outage failed: waits the backoff; false once delivery stopped (retry.maxDuration ran out, or no retry mends it). */
-  private async backOff(error: RelayError, attempt: number): Promise<boolean> {
+  /**
+   * Attempt `attempt` of an outage failed: waits the backoff, which `signal` cuts short (delivery's stop; restartWait
+   * before a source restart); false once delivery stopped (retry.maxDuration ran out, or no retry mends it).
+   */
+  private async backOff(error: RelayError, attempt: number, signal = this.abort.signal): Promise<boolean> {
     if (isIncurable(error)) return this.fail(error);
     if (!this.beginRetry(error, attempt)) return false;
     const delay = backoffDelay(this.options.retry, attempt - 1);
     this.callbacks.retrying(error, attempt, delay);
-    await sleep(delay, this.abort.signal);
+    await sleep(delay, signal);
     return !this.dead;
   }
 
@@ -1133,6 +1158,7 @@ export class DeliveryEngine implements Delivery {
 
   private shutDown(): void {
     this.abort.abort();
+    this.restartWait.abort();
     clearTimeout(this.coalesceTimer);
     clearInterval(this.stallTimer);
     this.stallTimer = undefined;

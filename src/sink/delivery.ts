@@ -121,6 +121,12 @@ export interface Delivery {
   /** Since when the window has been full (Date.now() ms), undefined while the source may read. */
   readonly windowFullSinceMs: number | undefined;
   openSession(session: SessionId): void;
+  /**
+   * The current session's events are still taken (a full window only holds them back): false once its intake ended,
+   * delivery stopped, or (exactly-once) everything uncommitted was dropped and the source is to stream again. Then
+   * nothing more of an open source transaction reaches Kafka, and a stop need not read it to its commit.
+   */
+  readonly accepting: boolean;
   /** Takes an event; false when the window is full (or the session no longer takes events): stop reading. */
   push(event: OutboxEvent): boolean;
   /** The source transaction's Commit arrived: no more events of it follow. */
@@ -138,6 +144,12 @@ export interface Delivery {
   sourceProgressed(startLsn: Lsn): void;
   /** Resolves when nothing is left to produce, acknowledge or commit (or delivery stopped). */
   whenIdle(): Promise<void>;
+  /**
+   * A stop drains: no session follows. Delivery goes on for what was handed over, but a wait that ends only in a
+   * source restart (exactly-once's backoff after it dropped everything uncommitted) ends now, without the restart,
+   * so whenIdle does not wait for it: what was dropped streams again at the next start, from the checkpoint.
+   */
+  drain(): void;
   /** Stops sending and retrying at once (shutdown's grace period ran out, or the relay gave up). */
   stop(): void;
 }

@@ -29,7 +29,7 @@ export function capturingLogger(level: string): { logger: pino.Logger; lines: Lo
 
 /** A delivery with nothing in flight that takes every event: for Relay tests about the source side. */
 export function idleDelivery(): unknown {
-  return { inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, openSession() {}, push: () => true, committed() {}, endSession() {}, sourceProgressed() {}, whenIdle: async () => undefined, stop() {} };
+  return { inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, accepting: true, openSession() {}, push: () => true, committed() {}, endSession() {}, sourceProgressed() {}, whenIdle: async () => undefined, drain() {}, stop() {} };
 }
 
 /**

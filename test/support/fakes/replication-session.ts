@@ -43,12 +43,13 @@ export type FakeWalsender = ReturnType<typeof fakeServer>;
 /** A pg client whose server says only what the test makes it say: a walsender that hangs says nothing. */
 function fakeServer() {
   const socket = new FakeSocket();
-  const statuses: { replyRequested: boolean }[] = [];
+  /** Each standby status update the session sent: the flush position it reported, whether it asked for a reply. */
+  const statuses: { flushLsn: bigint; replyRequested: boolean }[] = [];
   let command: Command | undefined;
   const connection = {
     stream: socket,
     query: () => undefined,
-    sendCopyFromChunk: (msg: Buffer) => void statuses.push({ replyRequested: msg[33] === 1 }),
+    sendCopyFromChunk: (msg: Buffer) => void statuses.push({ flushLsn: msg.readBigUInt64BE(9), replyRequested: msg[33] === 1 }),
     // A server that answers ends the command at CopyDone (close()).
     endCopyFrom: () => command!.handleReadyForQuery(),
   };

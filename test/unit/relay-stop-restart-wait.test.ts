@@ -1,0 +1,147 @@
+import { describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../src/config/relay-config.js';
+import type { RelayConfig, RetryPolicy } from '../../src/config/types.js';
+import { RelayError } from '../../src/errors.js';
+import type { Lsn } from '../../src/lsn.js';
+import type { RelayState } from '../../src/pipeline/observer.js';
+import type { DeliveryCallbacks } from '../../src/sink/delivery.js';
+import { DeliveryEngine } from '../../src/sink/delivery-engine.js';
+import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
+import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
+import { capturingLogger } from '../support/fakes/relay-setup.js';
+import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
+import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+
+/** The walsender of the session the relay opened last, and how many it opened. */
+let walsender: FakeWalsender | undefined;
+let sessions = 0;
+
+// The real session, its open() (connection and pre-flight) replaced: a ReplicationStream over a fake walsender and
+// the slot as pre-flight finds it (confirmed at 0/1000), public.outbox as relation 0x4001.
+vi.mock('../../src/pipeline/session.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/pipeline/session.js')>();
+  return {
+    Session: class extends actual.Session {
+      override async open(): Promise<void> {
+        sessions++;
+        walsender = connectFake(this, (this as unknown as { config: RelayConfig }).config, { walEnd: 0x1000n, walSenderTimeoutMs: 0 });
+      }
+    },
+  };
+});
+
+const { Relay } = await import('../../src/pipeline/relay.js');
+
+const GRACE_MS = 4000;
+/** A backoff far longer than the grace: a stop that waits for it meets the grace instead. */
+const RETRY: RetryPolicy = { initialDelayMs: 600_000, maxDelayMs: 600_000, maxDurationMs: 3_600_000, recordMaxAttempts: 3, recordMaxDurationMs: 3_600_000 };
+
+const insert = (id: string) => insertMessage([id, 'order', id, 'OrderPlaced', '{}', '{}']);
+
+/**
+ * An exactly-once relay (real Relay, Session and DeliveryEngine over a FakeSink) that committed transaction 0/2000
+ * (end 0/2010); inside the next one, 0/3000, Kafka refuses the produce: the engine drops what it holds, aborts the
+ * Kafka transaction and sleeps its backoff before restarting the source. `then` streams what follows the failure;
+ * the relay is stopped after it. The stop's duration, run()'s outcome, the lines at debug and above.
+ */
+async function stopDuringRestartWait(then: (server: FakeWalsender) => void) {
+  sessions = 0;
+  const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0', 'delivery.guarantee': 'exactly-once' };
+  const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY, shutdownGraceMs: GRACE_MS };
+  const { logger, lines } = capturingLogger('debug');
+  const states: RelayState[] = [];
+  const sink = new FakeSink();
+  const relay = new Relay(config, {
+    logger,
+    sink,
+    createDelivery: (callbacks: DeliveryCallbacks) =>
+      new DeliveryEngine({ producing: { guarantee: 'exactly-once', sink, slot: config.slot }, limits: { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 }, retry: RETRY, stallTimeoutMs: 30_000, callbacks }),
+    reportPosition: (lsn: Lsn) => lsn,
+    observer: { stateChanged: (state: RelayState) => void states.push(state) },
+  });
+  const running = relay.run();
+  await vi.waitFor(() => expect(states).toContain('streaming'));
+  const server = walsender!;
+  server.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
+  server.xlog(beginMessage(0x2000n, 1));
+  server.xlog(insert('e-1'));
+  server.xlog(commitMessage(0x2000n, 0x2010n));
+  await vi.waitFor(() => expect(sink.commits.map((c) => c.lsn)).toEqual([0x2010n]));
+  sink.scriptSends(kafkaDown());
+  server.xlog(beginMessage(0x3000n, 2));
+  server.xlog(insert('e-2'));
+  // Dropped and aborted; the engine now sleeps its backoff (retrying logged the outage's start).
+  await vi.waitFor(() => expect(sink.aborts).toBe(1));
+  await vi.waitFor(() => expect(lines.map((l) => l.msg)).toContain('Kafka unavailable: holding the confirmed position and retrying'));
+  then(server);
+  await settle();
+  const started = performance.now();
+  await relay.stop();
+  const stopMs = performance.now() - started;
+  return { stopMs, outcome: await running, lines, server, sink, relay };
+}
+
+describe('Relay, exactly-once: a stop while the delivery waits to restart the source after dropping everything uncommitted', () => {
+  it.each([
+    [
+      'the next event of the open transaction refused, the socket paused (its commit never read)',
+      (server: FakeWalsender) => {
+        server.xlog(insert('e-3'));
+        expect(server.socket.paused).toBe(true);
+      },
+    ],
+    ['no event since, inside the open transaction', (server: FakeWalsender) => expect(server.socket.paused).toBe(false)],
+    ['the open transaction read to its commit since', (server: FakeWalsender) => server.xlog(commitMessage(0x3000n, 0x3010n))],
+  ])('%s: stops at once, without the false "sent again" and "unacknowledged" lines, reporting no position past the last commit', async (_case, then) => {
+    const { stopMs, outcome, lines, server, sink, relay } = await stopDuringRestartWait(then);
+    // Before: the whole grace (the read to a commit the paused socket never brings, or the engine's backoff), then
+    // both warn lines, each false (the transaction was aborted: none of it is in Kafka, and nothing was in flight).
+    expect(stopMs).toBeLessThan(GRACE_MS / 2);
+    expect(lines.filter((l) => /grace period over/.test(l.msg))).toEqual([]);
+    expect(outcome.state).toBe('stopped');
+    expect(lines.at(-1)).toMatchObject({ msg: 'stopped', confirmedLsn: '0/2010' });
+    // The flush position PostgreSQL was sent never passed what Kafka committed, and ends there.
+    const committed = sink.commits.at(-1)!.lsn;
+    expect(committed).toBe(0x2010n);
+    expect(server.statuses.every((s) => s.flushLsn <= committed)).toBe(true);
+    expect(server.statuses.at(-1)!.flushLsn).toBe(committed);
+    expect(relay.reportedLsn).toBe(committed);
+    // No source restart after the stop: one session, and no restart line.
+    expect(sessions).toBe(1);
+    expect(lines.map((l) => l.msg)).not.toContain('delivery aborted its uncommitted events: streaming again from the checkpoint');
+  });
+});
+
+describe('DeliveryEngine, exactly-once: drain() during the backoff before a source restart', () => {
+  it.each([
+    ['a produce Kafka failed (discard)', kafkaDown()],
+    ['fenced (another producer took the transactional id)', new RelayError('PRODUCER_FENCED', 'fenced (fake)')],
+    ['a record Kafka refused, retried by a restart (refusedRetry)', new RelayError('RECORD_TOO_LARGE', 'too large (fake)')],
+  ])('%s: whenIdle resolves at once, and the source is not restarted', async (_case, error) => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(error), retry: RETRY });
+    h.begin('t', 1);
+    await settle(20);
+    expect(h.sink.calls).toHaveLength(1);
+    let idle = false;
+    void h.idle().then(() => (idle = true));
+    await settle(20);
+    // Waiting its 5-10 min backoff: not idle.
+    expect(idle).toBe(false);
+    h.engine.drain();
+    await settle(20);
+    expect(idle).toBe(true);
+    expect(h.restarts).toEqual([]);
+    expect(h.engine.accepting).toBe(false);
+    h.engine.stop();
+  });
+
+  it('at-least-once: drain() leaves a retry of what was handed over running (it is delivered, not dropped)', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends(kafkaDown()), retry: { initialDelayMs: 20, maxDelayMs: 20 } });
+    h.transaction('t', 1);
+    h.engine.drain();
+    await h.idle();
+    expect(h.sink.written).toEqual(['t.0']);
+    expect(h.acknowledged).toBe(1);
+    h.engine.stop();
+  });
+});
