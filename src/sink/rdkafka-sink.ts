@@ -187,9 +187,9 @@ export class RdKafkaSink implements PlainSink {
     this.refuseIfHeld(number);
     let connected: Connected;
     try {
-      if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
+      if (this.closed) throw closedError();
       await this.topics.check(new Set(records.map((r) => r.topic)));
-      if (this.closed) throw new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
+      if (this.closed) throw closedError();
       connected = this.connected ??= await this.openProducer();
     } catch (err) {
       this.failedHandOver = number;
@@ -250,6 +250,12 @@ export class RdKafkaSink implements PlainSink {
       await disconnectProducer(producer, DISCONNECT_FLUSH_MS);
       throw err;
     }
+    // Closed while it connected (a stop during the start's connect, or a send's): nobody would close it, and its
+    // threads kept the process up until the shutdown watchdog; a send went on to produce on it after close().
+    if (this.closed) {
+      await disconnectProducer(producer, 0);
+      throw closedError();
+    }
     // Delivery reports wake the event loop as they arrive: no added latency and no timer firing while idle.
     // setPollInterval(n) would poll from a JS timer instead, delaying every report by up to n ms and waking the
     // process every n ms even with nothing to do. The patched addon has librdkafka's broker thread wake the loop,
@@ -285,6 +291,10 @@ export class RdKafkaSink implements PlainSink {
     this.connected = undefined;
     await Promise.allSettled([connected && this.closeProducer(connected, options.flush ? DISCONNECT_FLUSH_MS : 0), this.admin.disconnect()]);
   }
+}
+
+function closedError(): RelayError {
+  return new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
 }
 
 /** Serves the producer's reports on the event loop when the patched addon can; false when it cannot. */

@@ -30,8 +30,10 @@ class FakeNativeProducer {
   emit(event: string, ...args: unknown[]) {
     for (const fn of this.listeners.get(event) ?? []) fn(...args);
   }
+  /** Set: connect() answers only once it resolves (a broker slow to answer). */
+  static connectGate: Promise<void> | undefined;
   connect(_opts: unknown, cb: (err: unknown) => void) {
-    setImmediate(() => cb(null));
+    void (FakeNativeProducer.connectGate ?? Promise.resolve()).then(() => setImmediate(() => cb(null)));
   }
   setPollInBackground() {}
   produce(_topic: string, _p: null, v: Buffer | null, _k: unknown, _t: unknown, opaque: number) {
@@ -75,6 +77,7 @@ vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
 }));
 
 const { RdKafkaSink } = await import('../../src/sink/rdkafka-sink.js');
+type Sink = Awaited<ReturnType<typeof RdKafkaSink.create>>;
 
 const settings = { brokers: ['b:9092'], clientId: 'test', requestTimeoutMs: 30_000, deliveryTimeoutMs: 30_000, compression: 'none', lingerMs: 1, batchSizeBytes: 1_000_000, producer: {} } as unknown as KafkaSettings;
 const record = (i: number): SinkRecord => ({ topic: 'orders', key: `k${i}`, value: Buffer.from(`${i}`), headers: {} });
@@ -304,6 +307,30 @@ describe('RdKafkaSink after close()', () => {
     const error = await Promise.race([sink.send([record(0)]).then(() => 'resolved', (err: RelayError) => err), tick().then(() => 'pending')]);
     expect(FakeNativeProducer.made).toHaveLength(1);
     expect(typeof error === 'string' ? error : { code: error.code, retriable: error.retriable }).toEqual({ code: 'KAFKA_UNAVAILABLE', retriable: false });
+  });
+
+  // Closed while its producer connected: that producer was stored and never disconnected (its threads kept the
+  // process up until the shutdown watchdog), and a send then produced its records on it.
+  it.each([
+    ['the start\'s connect() (a stop abandons it and closes the sink)', (sink: Sink) => sink.connect()],
+    ['a send that opens a producer', (sink: Sink) => sink.send([record(0)])],
+  ])('closed while %s connects: that producer is disconnected, and nothing is produced on it', async (_, start) => {
+    FakeNativeProducer.made = [];
+    let answer!: () => void;
+    FakeNativeProducer.connectGate = new Promise((resolve) => (answer = resolve));
+    try {
+      const sink = await RdKafkaSink.create(settings, pino({ level: 'silent' }));
+      const started = start(sink).then(() => 'resolved', (err: RelayError) => err.code);
+      await tick();
+      expect(FakeNativeProducer.made).toHaveLength(1);
+      await sink.close();
+      answer();
+      expect(await started).toBe('KAFKA_UNAVAILABLE');
+      await tick();
+      expect({ produced: FakeNativeProducer.made[0]!.produced.length, disconnects: FakeNativeProducer.made[0]!.disconnects }).toEqual({ produced: 0, disconnects: 1 });
+    } finally {
+      FakeNativeProducer.connectGate = undefined;
+    }
   });
 });
 
