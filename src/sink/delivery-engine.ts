@@ -447,10 +447,10 @@ export class DeliveryEngine implements Delivery {
   /**
    * at-most-once: the topics of the events from `index` to the end of its transaction (as far as it is queued)
    * that Kafka was not asked about yet, if that stretch is about to be handed off (a committed transaction, or
-   * part of one that alone keeps the window closed: nextBatch). A hand-off confirms its position before Kafka sees it, so a record
-   * refused for its topic was dropped with its whole batch, past the poison policy; asked first, the policy meets
-   * it in its place (vet). Only a refusal the broker alone knows of (a topic's smaller max.message.bytes) still
-   * drops a batch.
+   * part of one that alone keeps the window closed: nextBatch). A hand-off confirms its position before Kafka sees
+   * it, so a record refused for its topic was dropped with its whole batch, past the poison policy; asked first,
+   * the policy meets it in its place (vet). Only a refusal the broker alone knows of (a topic's smaller
+   * max.message.bytes) still drops a batch.
    */
   private unvettedAhead(index: number): Set<string> | undefined {
     const txn = this.queue[index]?.txn;
