@@ -90,6 +90,11 @@ export function batchLimits(limits: DeliveryLimits, depth: number): { events: nu
  *   leave the window once produced; what waits for the commit is a count per transaction. Anything uncommitted
  *   cannot be re-sent from memory: a failure aborts it and the source streams again from the checkpoint.
  */
+/** Why a produce of `batch` failed: a topic-ACL refusal names the batch's topics (Kafka's answer names none). */
+function produceFailure(err: unknown, batch: readonly OutboxEvent[]): RelayError {
+  return namingRefusedTopics(classifyKafkaError(err), batch);
+}
+
 export class DeliveryEngine implements Delivery {
   /** Events from `head` on wait to be sent; the slots before it were taken by batches and hold nothing. */
   private queue: (OutboxEvent | undefined)[] = [];
@@ -545,7 +550,7 @@ export class DeliveryEngine implements Delivery {
     const sending = this.guarantee === 'at-most-once' ? this.handOff(flight) : this.options.producing.sink.send(batch);
     sending.then(
       () => this.settle(flight),
-      (err: unknown) => this.settle(flight, classifyKafkaError(err)),
+      (err: unknown) => this.settle(flight, produceFailure(err, batch)),
     );
   }
 
@@ -634,7 +639,7 @@ export class DeliveryEngine implements Delivery {
     const error = failed.error!;
     if (this.guarantee === 'at-most-once') {
       for (const flight of flights) {
-        if (flight.error) this.dropped(flight.batch, namingRefusedTopics(flight.error, flight.batch));
+        if (flight.error) this.dropped(flight.batch, flight.error);
         else this.sent(flight);
       }
       // Not held and asked about after a backoff as an outage: each hand-off meanwhile would lose another batch.
@@ -669,7 +674,7 @@ export class DeliveryEngine implements Delivery {
     let error: RelayError | undefined = isCollateral(firstError) ? await this.resend(batch) : firstError;
     for (let attempt = 1; error; attempt++) {
       if (isRecordError(error)) return this.isolate(batch, error);
-      if (!(await this.backOff(namingRefusedTopics(error, batch), attempt))) return false;
+      if (!(await this.backOff(error, attempt))) return false;
       error = await this.resend(batch);
     }
     return true;
@@ -683,7 +688,7 @@ export class DeliveryEngine implements Delivery {
       this.sent({ batch, sentAt });
       return undefined;
     } catch (err) {
-      return classifyKafkaError(err);
+      return produceFailure(err, batch);
     }
   }
 
@@ -804,7 +809,7 @@ export class DeliveryEngine implements Delivery {
   /** exactly-once: a produce failed inside the open Kafka transaction. */
   private async transactionFailed(error: RelayError, batch: OutboxEvent[]): Promise<void> {
     if (isRecordError(error)) return this.recordRefused(error, batch);
-    await this.discard(namingRefusedTopics(error, batch), true);
+    await this.discard(error, true);
   }
 
   /**
@@ -880,7 +885,7 @@ export class DeliveryEngine implements Delivery {
       try {
         await this.watched(this.transactional().sink.send([event]));
       } catch (err) {
-        const error = classifyKafkaError(err);
+        const error = produceFailure(err, [event]);
         return isRecordError(error) ? { refused: event, error } : { failed: error };
       }
     }
