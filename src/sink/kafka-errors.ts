@@ -88,11 +88,6 @@ export function isIncurable(err: RelayError): boolean {
 }
 
 /**
- * A produce request that failed only because another one did (RdKafkaSink): cut off when the sink replaced the
- * producer another request broke (a record the broker refused), or held back behind such a request. It says
- * nothing about the brokers: the engine re-sends it once at once before it counts an outage (DeliveryEngine.retry).
- */
-/**
  * A produce refused for a topic's ACL (TOPIC_AUTHORIZATION_FAILED: kafkajs's type, librdkafka's code 29), named with
  * the topics of the refused request: which grant is missing, or which row values route events to a topic the relay
  * may not write (a prefixed ACL and a mistyped aggregate type). Kafka says only "not authorized". Any other error
@@ -111,6 +106,11 @@ export function namingRefusedTopics(error: RelayError, events: readonly { topic:
   });
 }
 
+/**
+ * A produce request that failed only because another one did (RdKafkaSink): cut off when the sink replaced the
+ * producer another request broke (a record the broker refused), or held back behind such a request. It says
+ * nothing about the brokers: the engine re-sends it once at once before it counts an outage (DeliveryEngine.retry).
+ */
 export function collateralFailure(message: string): RelayError {
   return new RelayError('KAFKA_UNAVAILABLE', message, { retriable: true, details: { collateral: true } });
 }
