@@ -9,6 +9,14 @@ const CODECS: Record<KafkaClient, readonly Compression[]> = {
 };
 
 /**
+ * Why retries (alias message.send.max.retries) is refused at any value: librdkafka honours a finite count for the
+ * idempotent producer too, and a request whose retries ran out on a retriable error (a broker restarting, too few
+ * in-sync replicas) fails without a fatal error while the requests behind it are delivered; the relay's re-send then
+ * lands behind them. Until 2026-12-07 only 0 was refused.
+ */
+const UNLIMITED_RETRIES = 'the relay needs librdkafka’s unlimited internal retries, bounded by kafka.deliveryTimeout: a finite count can fail a request while the ones behind it are delivered, out of commit order';
+
+/**
  * librdkafka properties `kafka.producer` may not set, with why. The first group would break the delivery
  * guarantees (acknowledged means replicated; retries never reorder or drop a record; one writer per slot);
  * the second has a relay setting of its own, so that one value is used by both clients and shown in `config`.
@@ -19,11 +27,8 @@ const DENIED: Record<string, string> = {
   'enable.idempotence': 'the relay needs the idempotent producer: it keeps order and drops no record across internal retries',
   'transactional.id': 'exactly-once sets it per slot (outbox-relay.<slot>) so that two instances fence each other',
   'enable.gapless.guarantee': 'turning it off lets librdkafka skip a failed record and deliver the next ones (a gap)',
-  // librdkafka honours a finite count for the idempotent producer too: a request whose retries ran out on a
-  // retriable error (a broker restarting, too few in-sync replicas) fails without a fatal error while the requests
-  // behind it are delivered, and the relay's re-send then lands behind them. Until 2026-12-07 only 0 was refused.
-  retries: 'the relay needs librdkafka’s unlimited internal retries, bounded by kafka.deliveryTimeout: a finite count can fail a request while the ones behind it are delivered, out of commit order',
-  'message.send.max.retries': 'the relay needs librdkafka’s unlimited internal retries, bounded by kafka.deliveryTimeout: a finite count can fail a request while the ones behind it are delivered, out of commit order',
+  retries: UNLIMITED_RETRIES,
+  'message.send.max.retries': UNLIMITED_RETRIES,
   'delivery.report.only.error': 'the relay confirms an event only on its successful delivery report: with reports for failures only, nothing would ever be confirmed',
   partitioner: 'the relay uses the Java client’s key hashing (murmur2_random); another partitioner moves keys to other partitions and breaks per-key order across the change',
   'transaction.timeout.ms': 'set delivery.transactionTimeout',

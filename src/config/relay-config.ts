@@ -7,7 +7,7 @@ import { preferTls } from '../source/pg-connect.js';
 import { parseLsn } from '../lsn.js';
 import { formatDuration } from './units.js';
 import { MESSAGE_TOPIC_FIELDS } from '../route/message-mapper.js';
-import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, topicNameProblem } from '../route/topic-template.js';
+import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, topicNameProblem, type TopicTemplate } from '../route/topic-template.js';
 import { ConfigError, ConfigProblems, readLayers, readValid, resolveSettings, type SettingSources } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
@@ -285,14 +285,7 @@ function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems
  * ${topic} is the event's source, schema.table or the message prefix, which must give a legal name too. A prefix
  * such as app:events gave app:events.dlq: such an event halted (TOPIC_INVALID) with dead-lettering configured.
  */
-function checkDeadLetterSources(v: SettingValues, tables: readonly TableMapping[]): void {
-  if (v['delivery.onPoison'] !== 'dead-letter') return;
-  let template;
-  try {
-    template = compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
-  } catch {
-    return; // a template that can never be legal: its own check said so
-  }
+function checkDeadLetterSources(v: SettingValues, template: TopicTemplate, tables: readonly TableMapping[]): void {
   const sources = [...tables.map((t) => ({ name: `${t.schema}.${t.table}`, what: 'table' })), ...(v['messages.prefixes'] ?? []).map((name) => ({ name, what: 'message prefix' }))];
   const illegal = sources.flatMap(({ name, what }) => {
     try {
@@ -324,9 +317,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   problems.check(() => {
     if (v['messages.prefixes']) compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS);
   });
-  problems.check(() => {
-    if (v['delivery.onPoison'] === 'dead-letter') compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS);
-  });
+  const deadLetterTopic = problems.check(() => (v['delivery.onPoison'] === 'dead-letter' ? compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS) : undefined));
   // A dead letter there could be read as the position to resume from (route/topic-template.ts, checkpointTopicRefused).
   problems.check(() => {
     if (v['delivery.onPoison'] !== 'dead-letter' || v['delivery.deadLetterTopic'] !== v['checkpoint.topic']) return;
@@ -348,7 +339,8 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const tables = problems.check(() => tableMappings(v, resolved.origins, envelope, problems));
   // Tables whose settings are invalid have no topics to compare: the other literal topics are still compared.
   problems.check(() => checkCheckpointTopic(v, tables ?? [], problems));
-  problems.check(() => checkDeadLetterSources(v, tables ?? []));
+  // Undefined without dead-lettering, or for a template that can never be legal (its own problem, above).
+  if (deadLetterTopic) problems.check(() => checkDeadLetterSources(v, deadLetterTopic, tables ?? []));
   const kafka = problems.check(() => kafkaConfig(v, resolved.origins, options.producing === true, problems));
   if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
   if (options.check) problems.check(() => options.check!(v));

@@ -156,7 +156,7 @@ export class RowMapper {
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
     }
-    const raw = values.copy(this.index.payload!);
+    const raw = values.copy(index.payload!);
     const value = raw && this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : (raw ?? null);
     const key = (index.key === index.id ? eventId : textOf(values, index.key)) || eventId || null;
     const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
