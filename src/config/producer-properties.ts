@@ -30,6 +30,7 @@ const DENIED: Record<string, string> = {
   retries: UNLIMITED_RETRIES,
   'message.send.max.retries': UNLIMITED_RETRIES,
   'delivery.report.only.error': 'the relay confirms an event only on its successful delivery report: with reports for failures only, nothing would ever be confirmed',
+  'queuing.strategy': 'the relay needs librdkafka’s first-in-first-out queue (fifo, the default): lifo sends the newest records first, out of commit order',
   partitioner: 'the relay uses the Java client’s key hashing (murmur2_random); another partitioner moves keys to other partitions and breaks per-key order across the change',
   'transaction.timeout.ms': 'set delivery.transactionTimeout',
   'compression.type': 'set kafka.compression',
@@ -52,6 +53,12 @@ const DENIED_PREFIXES: Record<string, string> = {
   'ssl.': 'set kafka.ssl / kafka.sslCaFile',
 };
 
+/**
+ * librdkafka reads `topic.<name>` as the topic property <name> (topic.queuing.strategy=lifo is queuing.strategy=lifo),
+ * so the refusals match the name without it.
+ */
+const TOPIC_PREFIX = 'topic.';
+
 /** Where more requests in flight could reorder a retried batch even with idempotence (Kafka allows 5). */
 const MAX_IN_FLIGHT = 5;
 
@@ -66,9 +73,10 @@ function refusal(name: string, why: string): ConfigError {
 export function checkProducerProperties(properties: Record<string, string>): Map<string, ConfigError> {
   const refused = new Map<string, ConfigError>();
   for (const [name, value] of Object.entries(properties)) {
-    const denied = DENIED[name] ?? Object.entries(DENIED_PREFIXES).find(([prefix]) => name.startsWith(prefix))?.[1];
+    const property = name.startsWith(TOPIC_PREFIX) ? name.slice(TOPIC_PREFIX.length) : name;
+    const denied = DENIED[property] ?? Object.entries(DENIED_PREFIXES).find(([prefix]) => property.startsWith(prefix))?.[1];
     if (denied) refused.set(name, refusal(name, denied));
-    else if ((name === 'max.in.flight' || name === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
+    else if ((property === 'max.in.flight' || property === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
       refused.set(name, refusal(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`));
     }
   }

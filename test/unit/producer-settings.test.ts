@@ -64,6 +64,11 @@ describe('kafka producer settings', () => {
     // No send would ever complete: the relay confirms an event on its successful delivery report.
     ['delivery.report.only.error=true', 'kafka.producer.delivery.report.only.error'],
     ['enable.gapless.guarantee=false', 'kafka.producer.enable.gapless.guarantee'],
+    // Newest first, out of commit order; librdkafka refused it only at the first connect (idempotence needs fifo).
+    ['queuing.strategy=lifo', 'kafka.producer.queuing.strategy'],
+    // librdkafka reads topic.<name> as the topic property <name>.
+    ['topic.queuing.strategy=lifo', 'kafka.producer.topic.queuing.strategy'],
+    ['topic.acks=1', 'kafka.producer.topic.acks'],
     ['compression.type=lz4', 'kafka.producer.compression.type'],
     ['sasl.password=x', 'kafka.producer.sasl.password'],
   ])('refuses kafka.producer %s at start, naming the key', (value, key) => {
