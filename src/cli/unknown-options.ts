@@ -17,10 +17,13 @@ function commandPath(command: Command): string {
 /** Commander's own wording, "(Did you mean …?)" included: scripts and docs quote it. */
 function unknownOption(command: Command, flag: string): ConfigError {
   // Only the flags its help lists, as commander does: a hidden one is a setting this command does not read.
-  const visible = command
-    .createHelp()
-    .visibleOptions(command)
-    .flatMap((option) => (option.long ? [option.long.slice(2)] : []));
+  const listed = command.createHelp().visibleOptions(command);
+  // Commander reads `--json=true` as an unknown option `--json`: a switch (--json, --force, --dry-run…) given a
+  // value was told to mean itself.
+  if (listed.some((option) => option.long === flag && !option.required && !option.optional)) {
+    return new ConfigError(`option '${flag}' is a switch and takes no value`, `give ${flag} alone to turn it on, or leave it out`);
+  }
+  const visible = listed.flatMap((option) => (option.long ? [option.long.slice(2)] : []));
   const similar = flag.startsWith('--') ? nearest(flag.slice(2), visible).map((name) => `--${name}`) : [];
   const suggestion = similar.length === 0 ? '' : similar.length === 1 ? ` (Did you mean ${similar[0]}?)` : ` (Did you mean one of ${similar.join(', ')}?)`;
   return new ConfigError(`unknown option '${flag}'${suggestion}`, `see ${commandPath(command)} --help`);

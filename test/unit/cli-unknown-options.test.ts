@@ -39,6 +39,16 @@ describe('unknown options: every one, with the settings’ problems, in one erro
     expect(result.stderr).toContain("  - missing required argument 'lsn'");
   });
 
+  it('a switch given a value is refused as one, not as an unknown option that suggests itself', () => {
+    for (const [args, flag] of [[['config', 'check', '--json=true'], '--json'], [['slot', 'drop', '--force=false'], '--force']] as const) {
+      const result = runCliSync([...args]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain(`option '${flag}' is a switch and takes no value`);
+      expect(result.stderr).toContain(`fix: give ${flag} alone to turn it on, or leave it out`);
+      expect(result.stderr).not.toContain('Did you mean');
+    }
+  });
+
   it('a single unknown option is reported as before; --help after one still prints the help', () => {
     const one = runCliSync(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
     expect(one.status).toBe(2);
