@@ -159,6 +159,26 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.latencies.map((ms) => (ms === undefined ? 'none' : 'timed'))).toEqual(['timed', 'none', 'timed']);
   });
 
+  it('retry.recordMaxAttempts 1: a record refused beside others is produced alone once, to tell it from them, without a wait, and meets the policy with 2 attempts, as produced', async () => {
+    const poisoned: [string, unknown][] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      retry: { recordMaxAttempts: 1 },
+      limits: { batchMaxEvents: 10 },
+      sink: new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge()),
+      poison: async (event, error) => {
+        poisoned.push([event.eventId, error.details.attempts]);
+        return 'skip';
+      },
+    });
+    const end = h.transaction('x', 2);
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['x.0', 'x.1'], ['x.0'], ['x.1']]);
+    expect(h.recordRetries).toEqual([]);
+    expect(poisoned).toEqual([['x.1', 2]]);
+    expect(h.lastConfirmed).toBe(end);
+  });
+
   it('a record Kafka refuses is produced again only once its backoff ran out, a longer one each time, then goes to the poison policy', async () => {
     backoffsAtCeiling();
     const poisoned: string[] = [];
