@@ -3,6 +3,7 @@ import type { Admin, CompressionTypes, Kafka, LogEntry, Producer } from 'kafkajs
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { lazyRequire } from '../lazy-require.js';
+import { closedError, refuseIfClosed } from './closed-client.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import { settlesWithin } from '../retry.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
@@ -77,6 +78,8 @@ export class KafkaSink implements PlainSink {
   private readonly admin: Admin;
   private readonly topics: TopicCheck;
   private readonly compression: CompressionTypes;
+  /** Set by close(): nothing connects or produces again (kafkajs reconnects a disconnected client that is used). */
+  private closed = false;
 
   constructor(config: KafkaSettings, logger: Logger) {
     const kafka = createKafkaClient(config, logger);
@@ -93,7 +96,9 @@ export class KafkaSink implements PlainSink {
   async connect(): Promise<void> {
     try {
       await this.producer.connect();
+      await refuseIfClosed(this.closed, () => this.disconnect(DISCONNECT_WITHIN_MS));
       await this.admin.connect();
+      await refuseIfClosed(this.closed, () => this.disconnect(DISCONNECT_WITHIN_MS));
     } catch (err) {
       throw classifyKafkaError(err);
     }
@@ -115,6 +120,7 @@ export class KafkaSink implements PlainSink {
     this.producer = this.createProducer();
     await settlesWithin(Promise.allSettled([stale.disconnect()]), DISCONNECT_WITHIN_MS);
     await this.producer.connect();
+    await refuseIfClosed(this.closed, () => this.disconnect(DISCONNECT_WITHIN_MS));
     this.producerStale = false;
   }
 
@@ -122,7 +128,9 @@ export class KafkaSink implements PlainSink {
     const topicMessages = groupByTopic(records);
     let producing = false;
     try {
+      if (this.closed) throw closedError();
       await this.topics.check(topicMessages.map((t) => t.topic));
+      if (this.closed) throw closedError();
       if (this.producerStale) await this.replaceProducer();
       producing = true;
       await this.producer.sendBatch({ topicMessages, acks: -1, compression: this.compression });
@@ -157,9 +165,13 @@ export class KafkaSink implements PlainSink {
   }
 
   async close(options: CloseOptions = { flush: true }): Promise<void> {
+    this.closed = true;
     // kafkajs's disconnect waits for the requests in flight, which a broker that stopped answering holds until
     // kafka.requestTimeout: after a drain the grace ended it is not waited for at all, otherwise for a bounded time.
-    const closing = Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
-    await settlesWithin(closing, options.flush ? DISCONNECT_WITHIN_MS : 0);
+    await this.disconnect(options.flush ? DISCONNECT_WITHIN_MS : 0);
+  }
+
+  private async disconnect(withinMs: number): Promise<void> {
+    await settlesWithin(Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]), withinMs);
   }
 }

@@ -1,11 +1,11 @@
 import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
-import { RelayError } from '../errors.js';
 import type { KafkaSettings } from '../config/types.js';
 import { settlesWithin } from '../retry.js';
 import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
+import { closedError, refuseIfClosed } from './closed-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, isRecordErrorCode, lostProducerError, producerRefusal } from './rdkafka-errors.js';
 import { PARKED_MAX_MS, ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
@@ -250,12 +250,7 @@ export class RdKafkaSink implements PlainSink {
       await disconnectProducer(producer, DISCONNECT_FLUSH_MS);
       throw err;
     }
-    // Closed while it connected (a stop during the start's connect, or a send's): nobody would close it, and its
-    // threads kept the process up until the shutdown watchdog; a send went on to produce on it after close().
-    if (this.closed) {
-      await disconnectProducer(producer, 0);
-      throw closedError();
-    }
+    await refuseIfClosed(this.closed, () => disconnectProducer(producer, 0));
     // Delivery reports wake the event loop as they arrive: no added latency and no timer firing while idle.
     // setPollInterval(n) would poll from a JS timer instead, delaying every report by up to n ms and waking the
     // process every n ms even with nothing to do. The patched addon has librdkafka's broker thread wake the loop,
@@ -291,10 +286,6 @@ export class RdKafkaSink implements PlainSink {
     this.connected = undefined;
     await Promise.allSettled([connected && this.closeProducer(connected, options.flush ? DISCONNECT_FLUSH_MS : 0), this.admin.disconnect()]);
   }
-}
-
-function closedError(): RelayError {
-  return new RelayError('KAFKA_UNAVAILABLE', 'the Kafka producer was closed (the relay is stopping)', { retriable: false });
 }
 
 /** Serves the producer's reports on the event loop when the patched addon can; false when it cannot. */

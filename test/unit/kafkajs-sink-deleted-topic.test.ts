@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { KafkaSettings } from '../../src/config/types.js';
+import type { RelayError } from '../../src/errors.js';
 import { KafkaSink } from '../../src/sink/kafka-sink.js';
 
 const require = createRequire(import.meta.url);
@@ -14,6 +15,10 @@ const UNKNOWN_TOPIC_OR_PARTITION = 3;
 /** The topics the fake broker has (deleting one is `topics.delete`), and what it wrote. */
 const topics = new Set<string>();
 const written: string[] = [];
+/** Every Broker (one per connection kafkajs opened) that connected. */
+const connections: { fakeConnected?: boolean }[] = [];
+/** Set: a connect answers only once it resolves (a broker slow to answer). */
+let connectGate: Promise<void> | undefined;
 const patched = ['connect', 'isConnected', 'disconnect', 'metadata', 'produce'] as const;
 const originals = Object.fromEntries(patched.map((name) => [name, Broker.prototype[name]]));
 
@@ -21,6 +26,8 @@ function fakeBroker(): void {
   type Self = { fakeConnected?: boolean; versions?: unknown };
   Object.assign(Broker.prototype, {
     async connect(this: Self) {
+      await connectGate;
+      connections.push(this);
       this.fakeConnected = true;
       this.versions ??= {};
     },
@@ -54,6 +61,8 @@ afterEach(() => {
   Object.assign(Broker.prototype, originals);
   topics.clear();
   written.length = 0;
+  connections.length = 0;
+  connectGate = undefined;
 });
 
 const settings = { brokers: ['localhost:9092'], clientId: 'test', ssl: false, requestTimeoutMs: 1000, compression: 'none' } as unknown as KafkaSettings;
@@ -95,5 +104,40 @@ describe('KafkaSink (kafkajs) after a topic it produced to was deleted', () => {
     await sink.send([record('orders', 'o3')]);
     expect(written).toEqual(['gone:g1', 'orders:o1', 'orders:o2', 'orders:o3']);
     await sink.close({ flush: false });
+  });
+});
+
+describe('KafkaSink (kafkajs) closed while it connects', () => {
+  type Sink = InstanceType<typeof KafkaSink>;
+  // kafkajs does not cancel a connect that a disconnect meets: the client came up after close(), its connections
+  // open (keeping the process up) and nobody to close them, and a send went on to produce on it.
+  it.each([
+    ["the start's connect() (a stop abandons it and closes the sink)", async (_: Sink) => undefined, (sink: Sink) => sink.connect()],
+    [
+      'a send that replaces the producer (one that knew a deleted topic)',
+      async (sink: Sink) => {
+        await sink.connect();
+        await sink.send([record('gone', 'g1')]);
+        topics.delete('gone');
+        await sink.send([record('gone', 'g2')]).catch(() => undefined);
+      },
+      (sink: Sink) => sink.send([record('orders', 'o1')]),
+    ],
+  ])('closed while %s connects: no connection is left open, and nothing is produced', async (_, before, start) => {
+    fakeBroker();
+    for (const t of ['orders', 'gone']) topics.add(t);
+    const sink = new KafkaSink(settings, pino({ level: 'silent' }));
+    await before(sink);
+    written.length = 0;
+    let answer!: () => void;
+    connectGate = new Promise((resolve) => (answer = resolve));
+    const started = start(sink).then(() => 'resolved', (err: RelayError) => ({ code: err.code, retriable: err.retriable }));
+    await new Promise((resolve) => setImmediate(resolve));
+    await sink.close();
+    answer();
+    expect(await started).toEqual({ code: 'KAFKA_UNAVAILABLE', retriable: false });
+    expect(connections.filter((c) => c.fakeConnected)).toEqual([]);
+    await expect(sink.send([record('orders', 'o2')])).rejects.toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: false });
+    expect(written).toEqual([]);
   });
 });
