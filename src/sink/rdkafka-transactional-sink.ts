@@ -5,6 +5,7 @@ import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
+import { refuseIfClosed } from './closed-client.js';
 import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
@@ -45,6 +46,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private readonly failures = new BrokerConnectFailures();
   /** The open transaction's abort, once one began: the error it failed with, or undefined (see causeOf). */
   private aborting: Promise<unknown> | undefined;
+  /** Set by close(): a client whose connect ends after it is let go, not kept (refuseIfClosed). */
+  private closed = false;
 
   constructor(
     private readonly config: KafkaSettings,
@@ -77,6 +80,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
         if (!this.admin) {
           const admin = this.kafka.admin();
           await admin.connect();
+          await refuseIfClosed(this.closed, () => admin.disconnect());
           this.admin = admin;
         }
         await this.checkpoints.ensureTopic();
@@ -136,6 +140,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       await producer.disconnect().catch(() => undefined);
       throw err;
     }
+    await refuseIfClosed(this.closed, () => disconnectKafkaJsProducer(producer, 0));
     this.producer = producer;
     this.forgetTransaction();
   }
@@ -227,6 +232,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   }
 
   async close(options: CloseOptions = { flush: true }): Promise<void> {
+    this.closed = true;
     // Nothing is lost by a failed close: an open transaction is aborted by the broker or by the next instance. A
     // stop that gave up on Kafka does not wait for an abort that Kafka would not answer either.
     // Only this producer's own abort: registering the id again at a stop (abort()'s fallback) would fence a standby
