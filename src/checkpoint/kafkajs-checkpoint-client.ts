@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
+import { closedError, refuseIfClosed } from '../sink/closed-client.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
 
@@ -89,16 +90,24 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
     // No produce retries inside kafkajs (see kafka-sink.ts): a failed write is retried by the writer's next interval.
     const producer: Producer = this.kafka.producer({ idempotent: false, retry: { retries: 0 }, allowAutoTopicCreation: false });
     let connected: Promise<void> | undefined;
+    let closed = false;
     return {
       async send(topic: string, record: CheckpointRecord): Promise<void> {
-        connected ??= producer.connect().catch((err: unknown) => {
-          connected = undefined;
-          throw err;
-        });
+        if (closed) throw closedError();
+        connected ??= producer
+          .connect()
+          .then(() => refuseIfClosed(closed, () => producer.disconnect()))
+          .catch((err: unknown) => {
+            connected = undefined;
+            throw err;
+          });
         await connected;
         await producer.send({ topic, messages: [record], acks: -1 });
       },
-      close: () => producer.disconnect(),
+      close: () => {
+        closed = true;
+        return producer.disconnect();
+      },
     };
   }
 }
