@@ -1,33 +1,52 @@
 import type { Kafka } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CheckpointWriter } from '../../src/checkpoint/checkpoint-writer.js';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import { KafkaJsCheckpointClient } from '../../src/checkpoint/kafkajs-checkpoint-client.js';
 import type { RelayError } from '../../src/errors.js';
 
 /**
  * kafkajs 2.2.4's producer as far as the checkpoint client uses it: a connect that a disconnect meets is not
- * cancelled, and once it ends the producer is connected (producer/index.js).
+ * cancelled, and once it ends the producer is connected (producer/index.js); the disconnect waits for the requests
+ * in flight (network/connection.js), which a broker that stopped answering (`frozen`) never answers.
  */
 class FakeKafkaJsProducer {
   connected = false;
+  disconnectCalled = false;
   readonly sent: string[] = [];
+  frozen = false;
   /** Set: a connect answers only once it resolves (a broker slow to answer). */
   connectGate: Promise<void> | undefined;
+  private readonly inFlight: Promise<void>[] = [];
   async connect() {
     await this.connectGate;
     this.connected = true;
   }
   async send({ messages }: { messages: { key: string }[] }) {
     if (!this.connected) throw new Error('The producer is disconnected');
+    if (this.frozen) {
+      const request = new Promise<void>(() => undefined);
+      this.inFlight.push(request);
+      await request;
+    }
     this.sent.push(messages[0]!.key);
   }
   async disconnect() {
+    this.disconnectCalled = true;
+    await Promise.all(this.inFlight);
     this.connected = false;
   }
 }
 
 function fakeKafka(producer: FakeKafkaJsProducer): Kafka {
-  return { producer: () => producer } as unknown as Kafka;
+  const admin = { connect: async () => undefined, disconnect: async () => undefined, listTopics: async () => ['checkpoints'] };
+  return { admin: () => admin, producer: () => producer } as unknown as Kafka;
 }
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('kafkajs checkpoint producer closed while it connects', () => {
   it('the producer, connected after close(), is disconnected and writes nothing', async () => {
@@ -45,5 +64,31 @@ describe('kafkajs checkpoint producer closed while it connects', () => {
     // Before: connected once its connect ended, with nobody to close it, and the checkpoint written after close().
     expect(await sending).toBe('KAFKA_UNAVAILABLE');
     expect({ connected: producer.connected, sent: producer.sent }).toEqual({ connected: false, sent: [] });
+  });
+});
+
+describe('checkpoint writer through kafkajs, every broker frozen at a stop with nothing in flight', () => {
+  it("the close does not wait for the producer's disconnect, which waits for the last write the stop gave up on", async () => {
+    vi.useFakeTimers();
+    const producer = new FakeKafkaJsProducer();
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push((JSON.parse(line) as { msg: string }).msg) });
+    const writer = new CheckpointWriter(new KafkaCheckpointStore(new KafkaJsCheckpointClient(fakeKafka(producer)), 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    writer.confirmed(100n, 1);
+    await writer.flush();
+    producer.frozen = true;
+    writer.confirmed(300n, 3);
+    const drainEnded = writer.drainEnded(true, Date.now() + 10_000);
+    await vi.runAllTimersAsync();
+    await drainEnded;
+    let closed = false;
+    const closing = writer.close().then(() => (closed = true));
+    // No timer runs: the close ends without one. Before, it waited for the disconnect until its bound (up to the
+    // stop's closeBy), then the command waited 2 s for the frozen connection: past the watchdog.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(closed).toBe(true);
+    await closing;
+    expect(producer.disconnectCalled).toBe(true);
+    expect(lines).toEqual([expect.stringMatching(/^the last checkpoint was not written/)]);
   });
 });
