@@ -56,13 +56,17 @@ export class RelayMetrics implements RelayObserver {
   );
   private readonly sourceDelay = new Histogram({
     name: `${PREFIX}source_delay_seconds`,
-    help: "Time from a transaction's commit until PostgreSQL sent it to the relay, both by PostgreSQL's clock: decoding, and the walsender waiting for a core or for the relay to read.",
+    help: "Time from a transaction's commit until PostgreSQL sent it to the relay, both by PostgreSQL's clock: decoding, and the walsender waiting for a core or for the relay to read. Observed when the relay has read the transaction's commit, once per transaction in a process: not again when it streams again (a reconnect, an exactly-once restart from the checkpoint).",
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
   });
   private readonly retries = this.counter('retries_total', 'Retries of Kafka produce or connect attempts, by error code.', ['code']);
   private readonly errors = this.counter('errors_total', 'Errors by code: lost replication connections, poison records, halts.', ['code']);
-  private readonly filteredTotal = this.counter('filtered_total', "Rows the table's include/exclude filters left out (confirmed without a record), by table.", ['table']);
+  private readonly filteredTotal = this.counter(
+    'filtered_total',
+    "Rows the table's include/exclude filters left out (confirmed without a record), by table. Counted when the relay has read their transaction's commit, once per transaction in a process: not again when it streams again (a reconnect, an exactly-once restart from the checkpoint).",
+    ['table'],
+  );
   private readonly droppedTotal = this.counter('events_dropped_total', 'at-most-once: events lost because Kafka refused their batch after it was handed off, or because PostgreSQL took the position of a batch not yet sent when the session ended.', []);
   private readonly notRelayedTotal = this.counter('messages_not_relayed_total', 'Logical messages with a relayed prefix emitted outside a transaction: they carry no event. By prefix.', ['prefix']);
   private readonly deadLetteredTotal = this.counter('dead_lettered_total', 'Events written to the dead-letter topic, by the error code that made them poison.', ['code']);
@@ -194,8 +198,8 @@ export class RelayMetrics implements RelayObserver {
     if (code === 'PG_SLOT_LOST') this.slotLost.set(1);
   }
 
-  filtered(table: string): void {
-    this.filteredTotal.inc({ table });
+  filtered(table: string, rows: number): void {
+    this.filteredTotal.inc({ table }, rows);
   }
 
   dropped(events: number): void {

@@ -21,13 +21,17 @@ export interface RelayObserver {
   reconnected?(): void;
   producerConnected?(connected: boolean): void;
   walPosition?(serverWalEnd: Lsn): void;
-  /** PostgreSQL sent a transaction committed at `commitTimeMs` at `sentAtMs` (its Begin message; both its clock). */
+  /**
+   * PostgreSQL sent a transaction committed at `commitTimeMs` at `sentAtMs` (its Begin message; both its clock). Told
+   * once its commit was read, once per relay: not again when a later session streams it again (Session.countRead).
+   */
   transactionSent?(commitTimeMs: number, sentAtMs: number): void;
   /**
-   * The table's include/exclude filters left a row out: it is confirmed without a record (`table`: schema.table;
-   * `commitLsn`: its transaction's, so that a bounded replay counts only the rows of its range).
+   * The table's include/exclude filters left `rows` of a transaction out: they are confirmed without a record
+   * (`table`: schema.table; `commitLsn`: the transaction's, so that a bounded replay counts only the rows of its
+   * range). Told as transactionSent is, once per transaction and table.
    */
-  filtered?(table: string, commitLsn: Lsn): void;
+  filtered?(table: string, rows: number, commitLsn: Lsn): void;
   /** A logical message with a relayed prefix and content came outside a transaction: it carries no event. */
   messageNotRelayed?(prefix: string): void;
   /** at-most-once: Kafka refused a batch handed off after its position was confirmed: its `events` are lost. */

@@ -135,6 +135,8 @@ export class Relay {
    * keepalive only beyond it (Session.progressed), else by a commit, or by streaming on for its receive timeout.
    */
   private walReached: Lsn = 0n;
+  /** Where sessions' metrics counted transactions up to: a later session streaming them again counts them no more (Session.countRead). */
+  private countedThrough: Lsn = 0n;
   /**
    * at-most-once: the events of batches withheld since the last session start, by source transaction. PostgreSQL
    * sends them again to the next session unless it took their position after all: the next start counts them
@@ -356,7 +358,7 @@ export class Relay {
         }
         let startLsn: Lsn;
         try {
-          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline, commitTimeMs: this.confirmedCommitTimeMs }, position.value, this.walReached);
+          startLsn = session.start({ lsn: this.lastConfirmed, timeline: this.confirmedTimeline, commitTimeMs: this.confirmedCommitTimeMs }, position.value, this.walReached, this.countedThrough);
         } catch (err) {
           // A first position this server does not have (a checkpoint of the old primary's) ends the relay, as when
           // the checkpoint is past its WAL end (start-position.ts); a later one halts.
@@ -399,6 +401,7 @@ export class Relay {
           });
         error = await session.ended;
         this.walReached = maxLsn(this.walReached, session.reached);
+        this.countedThrough = maxLsn(this.countedThrough, session.countedThrough);
       } catch (err) {
         error = asRelayError(err);
       }

@@ -73,6 +73,12 @@ export class Session {
   /** Where a keepalive must get past for `progressed`: the start, or beyond it where earlier sessions got to (unset before start()). */
   private progressFrom: Lsn | undefined;
   private furthest: Lsn = 0n;
+  /** End LSN of the newest transaction the metrics counted, in this session or an earlier one (see countRead). */
+  private countedTo: Lsn = 0n;
+  /** When PostgreSQL sent the open transaction's Begin: its source delay, counted at its commit (countRead). */
+  private openSentAtMs = 0;
+  /** The rows the filters left out of the open transaction, by table (undefined while none), counted at its commit. */
+  private openFiltered: Map<string, number> | undefined;
   private readonly stream: ReplicationStream;
   private tracker!: AckTracker;
   private readonly mappers = new Map<number, RowMapper | null>();
@@ -178,9 +184,10 @@ export class Session {
   /**
    * Starts streaming on the opened connection; returns the start position. `lastConfirmed`: this process's own,
    * with the timeline of the session that confirmed it; `requested`: a checkpoint's (with the timeline it recorded)
-   * or a --start-lsn; `reachedBefore`: the furthest WAL position earlier sessions' keepalives reached (see progressed).
+   * or a --start-lsn; `reachedBefore`: the furthest WAL position earlier sessions' keepalives reached (see progressed);
+   * `countedBefore`: where earlier sessions' metrics counted transactions up to (their `countedThrough`).
    */
-  start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined, reachedBefore: Lsn = 0n): Lsn {
+  start(lastConfirmed: TimelinePosition, requested: TimelinePosition | undefined, reachedBefore: Lsn = 0n, countedBefore: Lsn = 0n): Lsn {
     const confirmed = maxLsn(this.slot!.confirmedFlush, lastConfirmed.lsn);
     const startLsn = requested !== undefined ? maxLsn(requested.lsn, confirmed) : confirmed;
     // A position this server never wrote came from another server's WAL: a failover (to a standby that carries the
@@ -225,6 +232,7 @@ export class Session {
       throw slotRecreatedError(this.config.slot, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
     }
     this.progressFrom = maxLsn(startLsn, reachedBefore);
+    this.countedTo = countedBefore;
     // Everything before the start is delivered or deliberately skipped (a checkpoint, --start-lsn): confirmed from here.
     this.passedOn = startLsn;
     this.tracker = new AckTracker(startLsn, (lsn) => this.passOn(lsn, this.tracker.confirmedCommitTimeMs));
@@ -317,7 +325,8 @@ export class Session {
         case 'begin': {
           const commitTimeMs = pgTimeToMs(msg.commitTime);
           this.txn = this.tracker.begin(msg.finalLsn, commitTimeMs, msg.xid, this.stream.lastReadAtMs);
-          this.observer.transactionSent?.(commitTimeMs, sentAtMs(chunk));
+          this.openSentAtMs = sentAtMs(chunk);
+          this.openFiltered = undefined;
           break;
         }
         case 'commit':
@@ -355,7 +364,8 @@ export class Session {
             });
           }
           if (!mapper.accepts(msg.values)) {
-            this.observer.filtered?.(mapper.table, txn.commitLsn);
+            const filtered = (this.openFiltered ??= new Map());
+            filtered.set(mapper.table, (filtered.get(mapper.table) ?? 0) + 1);
             break;
           }
           this.enqueue(txn, mapper, msg.values);
@@ -389,6 +399,7 @@ export class Session {
     this.resolveProgressed();
     this.tracker.commit(txn, endLsn);
     this.delivery.committed(txn);
+    this.countRead(txn, endLsn);
     const held = this.tracker.heldBack;
     if (held.transactions === 0) this.warnedHeldBack = false;
     else if (held.transactions >= HELD_BACK_WARN_TRANSACTIONS && !this.warnedHeldBack) {
@@ -398,6 +409,19 @@ export class Session {
         'the slot cannot advance past an event still waiting for Kafka: later transactions without events (filtered, or other tables) wait behind it and PostgreSQL keeps their WAL',
       );
     }
+  }
+
+  /**
+   * The metrics of a transaction read to its commit: its source delay and the rows the filters left out, once per
+   * relay. One an earlier session read to its commit streams again after a reconnect, an exactly-once restart from
+   * the checkpoint or an at-most-once batch withheld: counted as read, each of those counted it again. Counted at
+   * the commit, a transaction cut off inside does not count the rows read before the cut twice.
+   */
+  private countRead(txn: SourceTransaction, endLsn: Lsn): void {
+    if (endLsn <= this.countedTo) return;
+    this.countedTo = endLsn;
+    this.observer.transactionSent?.(txn.commitTimeMs, this.openSentAtMs);
+    for (const [table, rows] of this.openFiltered ?? []) this.observer.filtered?.(table, rows, txn.commitLsn);
   }
 
   private enqueue<T>(txn: SourceTransaction, mapper: EventMapper<T>, input: T): void {
@@ -623,6 +647,11 @@ export class Session {
   /** The furthest WAL position this session's keepalives reached (the next session's `reachedBefore`). */
   get reached(): Lsn {
     return this.furthest;
+  }
+
+  /** End LSN of the newest transaction the metrics counted, in this session or an earlier one (the next session's `countedBefore`). */
+  get countedThrough(): Lsn {
+    return this.countedTo;
   }
 
   /** A position can still reach PostgreSQL: the session is neither closing nor its stream finished. */

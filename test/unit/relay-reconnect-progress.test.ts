@@ -7,6 +7,9 @@ let sessions = 0;
 /** Where each session's keepalives got to, by session (a walsender decoding further each time, then less far). */
 const reaches = [0x3000n, 0x5000n, 0x4000n];
 const startedWith: bigint[] = [];
+/** Where each session's metrics counted transactions up to (read to their commit), by session. */
+const counts = [0x2010n, 0x4010n, 0x3010n];
+const countedWith: bigint[] = [];
 
 // The server sends its first message (a keepalive), then fails the command with an error nobody classified as
 // final, every time: a walsender that fails decoding the same WAL (pgoutput's own errors, a catalog it cannot read).
@@ -16,7 +19,11 @@ vi.mock('../../src/pipeline/session.js', async () => ({
     progresses: () => progresses,
     message: 'walsender failed decoding (fake)',
     reaches: () => reaches[sessions] ?? 0n,
-    started: (reachedBefore) => startedWith.push(reachedBefore),
+    counts: () => counts[sessions] ?? 0n,
+    started: (reachedBefore, countedBefore) => {
+      startedWith.push(reachedBefore);
+      countedWith.push(countedBefore);
+    },
   }),
 }));
 
@@ -40,12 +47,16 @@ describe('Relay, reconnecting to a server that streams a keepalive and then fail
     expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED', message: expect.stringContaining('walsender failed decoding (fake)') } });
   });
 
-  it('starts each session with the furthest WAL position earlier sessions\' keepalives reached (where a keepalive must get past to end the outage)', async () => {
+  it("starts each session with the furthest WAL position earlier sessions' keepalives reached (where a keepalive must get past to end the outage), and where their metrics counted transactions up to", async () => {
     progresses = false;
     sessions = 0;
     startedWith.length = 0;
+    countedWith.length = 0;
     await runFor(3000);
     expect(startedWith.slice(0, 4)).toEqual([0n, 0x3000n, 0x5000n, 0x5000n]);
+    // What a session streams again is not counted again. Before: every session counted what it read, so a
+    // transaction streamed again after a reconnect counted twice in outbox_relay_filtered_total and source_delay_seconds.
+    expect(countedWith.slice(0, 4)).toEqual([0n, 0x2010n, 0x4010n, 0x4010n]);
   });
 
   it('ends the outage when a session streamed past its start, so a later failure is an outage of its own', async () => {

@@ -8,12 +8,12 @@ describe('ReplayTally', () => {
   it('counts the rows the filters left out of its range as skipped (docs/cli.md), apart from the events re-sent', () => {
     const tally = new ReplayTally(0x200n);
     tally.observer.delivered?.([receipt(0x100n, 2)], undefined);
-    tally.observer.filtered?.('public.outbox', 0x100n);
-    tally.observer.filtered?.('public.outbox', 0x200n);
+    tally.observer.filtered?.('public.outbox', 1, 0x100n);
+    tally.observer.filtered?.('public.outbox', 2, 0x200n);
     // Past the end: a transaction the replay does not deliver.
-    tally.observer.filtered?.('public.outbox', 0x300n);
+    tally.observer.filtered?.('public.outbox', 1, 0x300n);
     expect(tally.events).toBe(2);
-    expect(tally.skipped).toBe(2);
+    expect(tally.skipped).toBe(3);
     expect(tally.byTopic).toEqual({ orders: 2 });
     const text = replayText({
       finished: true,
@@ -27,6 +27,6 @@ describe('ReplayTally', () => {
       confirmedLsn: '0/280',
       durationMs: 100,
     });
-    expect(text).toMatch(/left out by filters\s+2\n/);
+    expect(text).toMatch(/left out by filters\s+3\n/);
   });
 });

@@ -49,11 +49,11 @@ describe('Session, Relation messages', () => {
     expect(reported.at(-1)).toBe(0x210n);
   });
 
-  it("reports a row the filters left out with its transaction's commit LSN, so a bounded replay counts only its range", async () => {
+  it("reports the rows the filters left out with their transaction's commit LSN, so a bounded replay counts only its range", async () => {
     const config = loadConfig({ env: {}, flags: { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'filter.excludeTypes': 'Ignored' }, required: [] });
     const delivery = { push: () => true, committed: () => undefined, endSession: () => undefined, whenIdle: async () => undefined } as unknown as Delivery;
-    const filtered: [string, Lsn][] = [];
-    const session = new Session(config, delivery, silent, new RepeatedLines(silent), { filtered: (table, commitLsn) => void filtered.push([table, commitLsn]) }, () => undefined);
+    const filtered: [string, number, Lsn][] = [];
+    const session = new Session(config, delivery, silent, new RepeatedLines(silent), { filtered: (table, rows, commitLsn) => void filtered.push([table, rows, commitLsn]) }, () => undefined);
     const inner = session as unknown as { tracker: AckTracker; stream: unknown; onData(chunk: Buffer, at: number): void };
     inner.tracker = new AckTracker(0x100n);
     inner.stream = { pause: () => undefined, sendStatus: async () => undefined, close: async () => undefined };
@@ -62,7 +62,7 @@ describe('Session, Relation messages', () => {
     feed(relationMessage('outbox', COLUMNS));
     feed(insertMessage(['e-1', 'order', 'o-1', 'Ignored', '{}', '{}']));
     feed(commitMessage(0x200n, 0x210n));
-    expect(filtered).toEqual([['public.outbox', 0x200n]]);
+    expect(filtered).toEqual([['public.outbox', 1, 0x200n]]);
   });
 
   it('relays rows written before a rename, decoded under the old name, once table names the new one: the mapped table is known by its OID', async () => {

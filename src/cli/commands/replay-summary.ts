@@ -19,9 +19,9 @@ export class ReplayTally {
   constructor(private readonly lastCommit: Lsn) {}
 
   readonly observer: RelayObserver = {
-    // Filtered rows never reach Kafka: no receipt carries them, the session reports them as it reads them.
-    filtered: (_table, commitLsn) => {
-      if (commitLsn <= this.lastCommit) this.skipped++;
+    // Filtered rows never reach Kafka: no receipt carries them, the session reports them at their commit.
+    filtered: (_table, rows, commitLsn) => {
+      if (commitLsn <= this.lastCommit) this.skipped += rows;
     },
     delivered: (receipts) => {
       for (const r of receipts) {

@@ -42,6 +42,7 @@ export class FakeSessionFields {
   receiveTimeoutMs = 0;
   reportable = true;
   readonly reached: Lsn = 0n;
+  readonly countedThrough: Lsn = 0n;
   confirmed: Lsn = 0n;
   reported: Lsn | undefined = undefined;
 }
@@ -72,24 +73,33 @@ const pending = () => new Promise<never>(() => undefined);
  * A replication session for a mock of pipeline/session.js: the connection and the pre-flight checks succeed
  * unless `opened` throws, START_REPLICATION is sent on walsender `backendPid`, and 1 ms later the server fails
  * the command with a retriable error, every time. Before that it sent its first message when `streams()`, and got
- * past the start when `progresses()`; its keepalives reached `reaches()` (the next start is told the furthest so far,
- * in `started`).
+ * past the start when `progresses()`; its keepalives reached `reaches()` and its metrics counted transactions up to
+ * `counts()` (the next start is told the furthest of each so far, in `started`).
  */
 export function failingSession(
   opened: () => void,
-  server: { streams: () => boolean; progresses: () => boolean; message: string; backendPid?: number; reaches?: () => Lsn; started?: (reachedBefore: Lsn) => void },
+  server: {
+    streams: () => boolean;
+    progresses: () => boolean;
+    message: string;
+    backendPid?: number;
+    reaches?: () => Lsn;
+    counts?: () => Lsn;
+    started?: (reachedBefore: Lsn, countedBefore: Lsn) => void;
+  },
 ) {
   return class extends FakeSessionFields {
     ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true })), 1));
     override streaming = server.streams() ? Promise.resolve() : pending();
     override progressed = server.progresses() ? Promise.resolve() : pending();
     override readonly reached = server.reaches?.() ?? 0n;
+    override readonly countedThrough = server.counts?.() ?? 0n;
     backendPid = server.backendPid ?? null;
     async open(): Promise<void> {
       opened();
     }
-    start(lastConfirmed: TimelinePosition, _requested: TimelinePosition | undefined, reachedBefore: Lsn): Lsn {
-      server.started?.(reachedBefore);
+    start(lastConfirmed: TimelinePosition, _requested: TimelinePosition | undefined, reachedBefore: Lsn, countedBefore: Lsn): Lsn {
+      server.started?.(reachedBefore, countedBefore);
       return lastConfirmed.lsn;
     }
     endIntake(): Lsn | undefined {
