@@ -138,6 +138,12 @@ export class Relay {
   /** Where sessions' metrics counted transactions up to: a later session streaming them again counts them no more (Session.countRead). */
   private countedThrough: Lsn = 0n;
   /**
+   * A session of this relay streamed (its server sent a message), or the relay waited as a standby: a session that
+   * streams after a failed one is then a reconnect or a takeover. Until then, the starts that failed are the first
+   * start, retried: no connection was lost (outbox_relay_reconnects_total).
+   */
+  private pastFirstStart = false;
+  /**
    * at-most-once: the events of batches withheld since the last session start, by source transaction. PostgreSQL
    * sends them again to the next session unless it took their position after all: the next start counts them
    * (settleWithheld).
@@ -376,7 +382,7 @@ export class Relay {
         this.session = session;
         if (position.value && position.value.lsn > this.lastConfirmed) this.confirmedCommitTimeMs = position.value.commitTimeMs;
         this.lastConfirmed = maxLsn(this.lastConfirmed, session.confirmed);
-        const reconnect = this.sessionOutage.down || this.state === 'standby';
+        const reconnect = this.pastFirstStart && (this.sessionOutage.down || this.state === 'standby');
         this.setState('streaming');
         this.logger.info({ slot: this.config.slot, publication: this.config.publication, startLsn: formatLsn(startLsn) }, 'streaming from PostgreSQL');
         // The outage ends when the server streams past where the session started (a transaction to its commit, a
@@ -388,7 +394,10 @@ export class Relay {
         // and `progressed` never reject: a session that ends first leaves them pending.)
         this.lastWalsender = session.backendPid;
         void session.streaming
-          .then(() => streamedOn(session, session.receiveTimeoutMs + this.config.retry.maxDelayMs))
+          .then(() => {
+            this.pastFirstStart = true;
+            return streamedOn(session, session.receiveTimeoutMs + this.config.retry.maxDelayMs);
+          })
           .then((recovered) => {
             if (!recovered || this.stopRequested) return;
             if (reconnect) this.observer.reconnected?.();
@@ -426,6 +435,7 @@ export class Relay {
         }
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
         this.setState('standby');
+        this.pastFirstStart = true;
         await this.standbyWait.untilReleased(this.wake.signal);
         continue;
       }
