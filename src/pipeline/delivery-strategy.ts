@@ -19,7 +19,7 @@ import { createTransactionalSink } from '../sink/create-sink.js';
 import type { PlainSink, Sink } from '../sink/sink.js';
 import { missingSlotDelivered } from '../source/slot-lost.js';
 import type { TimelinePosition } from '../source/timeline.js';
-import type { RelayObserver } from './observer.js';
+import { combineObservers, type RelayObserver } from './observer.js';
 
 /** How long a missing slot's explanation waits for the checkpoint topic. */
 const MISSING_SLOT_READ_MS = 5_000;
@@ -62,13 +62,25 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, checkpointLogger), settings.checkpointTopic);
   const policyCheck = new PolicyCheck(store.topic, () => readTopicPolicy(config.kafka, checkpointLogger, store.topic), checkpointLogger);
   const window = new RecordedReplayWindow(settings.replayWindow, store, checkpointLogger, settings.guarantee);
+  /**
+   * Demoted to a standby (a reconnect found the slot taken by another instance) until a session streams again: the
+   * slot's WAL is the active instance's to report, as its lag is (RelayMetrics). Kept, the dashboard's window panel
+   * showed this instance's former window, frozen at the demotion, next to the one the slot really keeps.
+   */
+  let demoted = false;
+  const demotion: RelayObserver = {
+    stateChanged: (state) => {
+      if (state === 'standby') demoted = true;
+      else if (state === 'streaming') demoted = false;
+    },
+  };
   if (options.registry) {
     new Gauge({
       name: 'outbox_relay_replay_window_bytes',
-      help: 'WAL kept by the replay window: delivered position minus the flush position reported to PostgreSQL.',
+      help: 'WAL kept by the replay window: delivered position minus the flush position reported to PostgreSQL. 0 on a standby (also one that held the slot before).',
       registers: [options.registry],
       collect() {
-        this.set(window.retainedBytes);
+        this.set(demoted ? 0 : window.retainedBytes);
       },
     });
   }
@@ -213,7 +225,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     reportPosition,
     streamingOn: (timeline) => void (store.timeline = timeline),
     explainMissingSlot,
-    observer: writer ?? {},
+    observer: combineObservers(writer ?? {}, demotion),
     drainEnded: async (drained, closeBy) => writer?.drainEnded(drained, closeBy),
     close: async () => {
       policyCheck.close();

@@ -1,0 +1,41 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
+import { capturingLogger } from '../support/fakes/relay-setup.js';
+import { strategyConfig } from '../support/fakes/strategy-config.js';
+import { metricValue } from '../support/ops-http.js';
+
+// The checkpoint topic (a checkpoint at 0/9000 recording a 6h window) and the slot's bounds (at 0/1000, kept behind
+// by that window), as fakes: no broker, no PostgreSQL.
+vi.mock('../../src/checkpoint/create-checkpoint-client.js', async () => {
+  const { windowedCheckpointClient } = await import('../support/fakes/windowed-checkpoint.js');
+  return { createCheckpointClient: () => windowedCheckpointClient() };
+});
+vi.mock('../../src/checkpoint/start-position.js', async (original) => ({
+  ...(await original<typeof import('../../src/checkpoint/start-position.js')>()),
+  slotBounds: async () => ({ confirmed: 0x1000n, active: false, walEnd: 0xa000n, systemId: '7' }),
+}));
+
+const { deliveryStrategy } = await import('../../src/pipeline/delivery-strategy.js');
+
+describe('outbox_relay_replay_window_bytes', () => {
+  it('reads 0 once the relay is demoted to a standby, as slot_lag_bytes does, until a session of its own streams again', async () => {
+    const registry = new Registry();
+    const strategy = deliveryStrategy(strategyConfig(undefined, 'at-least-once'), capturingLogger('silent').logger, { plainSink: {} as never, registry });
+    await strategy.startPosition();
+    // Delivered up to the checkpoint: the 6h window keeps the slot at 0/1000.
+    expect(strategy.reportPosition(0x9000n)).toBe(0x1000n);
+    const windowBytes = async () => metricValue(await registry.metrics(), 'outbox_relay_replay_window_bytes');
+    expect(await windowBytes()).toBe(0x8000);
+
+    strategy.observer.stateChanged?.('reconnecting');
+    expect(await windowBytes()).toBe(0x8000);
+    // A reconnect found the slot taken by another instance. Before: 32768, this instance's former window.
+    strategy.observer.stateChanged?.('standby');
+    expect(await windowBytes()).toBe(0);
+    strategy.observer.stateChanged?.('reconnecting');
+    expect(await windowBytes()).toBe(0);
+    strategy.observer.stateChanged?.('streaming');
+    expect(await windowBytes()).toBe(0x8000);
+    await strategy.close();
+  });
+});
