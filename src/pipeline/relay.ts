@@ -679,10 +679,15 @@ export class Relay {
     const session = this.session;
     // One grace period bounds both the read to the open transaction's commit and the drain.
     const deadline = Date.now() + this.config.shutdownGraceMs;
+    // No session follows: the delivery's wait for a source restart (exactly-once, everything uncommitted dropped)
+    // has nothing to drain. Waited out, it held the stop up to retry.maxDelay, or to the end of the grace with a
+    // false "unacknowledged" line. Cut from the stop's start: a failure during the read to the open transaction's
+    // commit drops that transaction too, and the read ends once the delivery takes no more of it (`refusing`).
+    const refusing = this.delivery.drain();
     let drainTo: Lsn | undefined;
     if (session && options.openTransaction === 'drop') drainTo = session.endIntake();
     else if (session) {
-      const atCommit = session.endIntakeAtCommit();
+      const atCommit = session.endIntakeAtCommit(refusing);
       if (await settlesWithin(atCommit, this.config.shutdownGraceMs)) drainTo = await atCommit;
       else {
         drainTo = session.endIntake();
@@ -699,10 +704,6 @@ export class Relay {
         'stopping: draining in-flight events',
       );
     }
-    // No session follows: the delivery's wait for a source restart (exactly-once, everything uncommitted dropped)
-    // has nothing to drain. Waited out, it held the stop up to retry.maxDelay, or to the end of the grace with a
-    // false "unacknowledged" line.
-    this.delivery.drain();
     const idle = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
     if (!idle) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
     // The delivery is idle also once it gave up on Kafka during the drain: what it held was not delivered (the loop

@@ -565,13 +565,17 @@ export class Session {
    * endIntake returns; the caller bounds the wait and calls endIntake itself when it runs out.
    *
    * At once too when the delivery takes no more events (exactly-once dropped and aborted everything uncommitted, and
-   * waits to restart the source): none of the open transaction is in Kafka, and the socket, paused at the first
-   * event refused, would never bring its commit: the stop waited out the grace period for nothing.
+   * waits to restart the source), and once it takes no more during the read (`refusing`, Delivery.drain()): none of
+   * the open transaction is in Kafka, and the socket, paused at the first event refused, would never bring its
+   * commit: the stop waited out the grace period for nothing.
    */
-  endIntakeAtCommit(): Promise<Lsn | undefined> {
+  endIntakeAtCommit(refusing: Promise<void>): Promise<Lsn | undefined> {
     const open = this.txn;
     if (!open || this.intakeEnded || !this.delivery.accepting) return Promise.resolve(this.endIntake());
     this.logger.info({ xid: open.xid, commitLsn: formatLsn(open.commitLsn) }, 'stopping: reading the open source transaction to its commit');
+    void refusing.then(() => {
+      if (this.atCommit) this.endIntake();
+    });
     return new Promise((resolve) => (this.atCommit = resolve));
   }
 

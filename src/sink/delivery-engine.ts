@@ -118,6 +118,8 @@ export class DeliveryEngine implements Delivery {
   private waitingSince = 0;
   private coalesceTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** drain()'s callers, told once the current session's events are taken no more (accepting turned false). */
+  private refusingWaiters: (() => void)[] = [];
   private outage: Outage | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   /** When the send outside the flights still waiting started (a re-send, a record alone, a dead letter). */
@@ -135,8 +137,9 @@ export class DeliveryEngine implements Delivery {
   private readonly abort = new AbortController();
   /**
    * exactly-once: aborted once no source restart follows (a stop's drain, or delivery stopped). The backoff before a
-   * restart (discard, fenced, refusedRetry) waits on it: what waits there dropped everything uncommitted, nothing of
-   * it is left to drain, and a stop that waited it out met the grace period instead (whenIdle waits for it).
+   * restart (discard, fenced, refusedRetry) and the retries of discard's abort wait on it: what waits there dropped
+   * everything uncommitted, nothing of it is left to drain, and a stop that waited it out met the grace period
+   * instead (whenIdle waits for it).
    */
   private readonly restartWait = new AbortController();
   private readonly recordRetries: RecordRetries;
@@ -221,7 +224,7 @@ export class DeliveryEngine implements Delivery {
 
   endSession(session: SessionId): void {
     if (session !== this.session || !this.intake) return;
-    this.intake = false;
+    this.closeIntake();
     this.dropIncompleteTail();
     this.schedule();
   }
@@ -250,8 +253,10 @@ export class DeliveryEngine implements Delivery {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  drain(): void {
+  drain(): Promise<void> {
     this.restartWait.abort();
+    if (!this.accepting) return Promise.resolve();
+    return new Promise((resolve) => this.refusingWaiters.push(resolve));
   }
 
   stop(): void {
@@ -949,8 +954,10 @@ export class DeliveryEngine implements Delivery {
     }
     this.dropUncommitted(restart);
     // The failed call may say so itself, or only the abort: librdkafka fails the queued records of a fenced
-    // producer as purged, an error like any other.
-    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error);
+    // producer as purged, an error like any other. An abort that fails is retried only while a session may follow
+    // (restartWait): the transaction confirms nothing, and a stop that waited for its retries met the grace period;
+    // the broker's transaction timeout, or the next claim of the transactional id, aborts it.
+    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error, this.restartWait.signal);
     if (aborted === 'stopped') return;
     if (aborted !== 'aborted') return await this.fenced(aborted, restart);
     if (!restart) return;
@@ -973,7 +980,7 @@ export class DeliveryEngine implements Delivery {
     const dropped = [this.uncommitted.at(-1)?.txn, this.held.at(-1)?.at(-1)?.txn, this.queue.at(-1)?.txn, this.lastLaunched].map((txn) => txn?.commitLsn ?? 0n);
     const newest = dropped.reduce(maxLsn);
     if (newest > 0n) this.resendUpTo = maxLsn(this.resendUpTo ?? 0n, newest);
-    if (restart) this.intake = false;
+    if (restart) this.closeIntake();
     this.queue = [];
     this.head = 0;
     this.held = [];
@@ -1014,11 +1021,11 @@ export class DeliveryEngine implements Delivery {
   }
 
   /**
-   * Aborts the open Kafka transaction, retrying with backoff: 'stopped' when delivery stopped (Kafka gone too
-   * long); the PRODUCER_FENCED error when this producer was fenced, which leaves nothing to abort (the instance
-   * that fenced it aborted its transaction).
+   * Aborts the open Kafka transaction, retrying with backoff until `signal` is aborted (delivery's stop, or what
+   * the caller passes): 'stopped' then, and when delivery stopped (Kafka gone too long); the PRODUCER_FENCED error
+   * when this producer was fenced, which leaves nothing to abort (the instance that fenced it aborted its transaction).
    */
-  private async abortTransaction(cause: RelayError): Promise<'aborted' | 'stopped' | RelayError> {
+  private async abortTransaction(cause: RelayError, signal = this.abort.signal): Promise<'aborted' | 'stopped' | RelayError> {
     let error = cause;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -1029,7 +1036,7 @@ export class DeliveryEngine implements Delivery {
         if (this.dead) return 'stopped';
         if (error.code === 'PRODUCER_FENCED') return error;
       }
-      if (!(await this.backOff(error, attempt))) return 'stopped';
+      if (signal.aborted || !(await this.backOff(error, attempt, signal))) return 'stopped';
     }
   }
 
@@ -1164,6 +1171,7 @@ export class DeliveryEngine implements Delivery {
   private shutDown(): void {
     this.abort.abort();
     this.restartWait.abort();
+    this.refusingWaiters = wakeAll(this.refusingWaiters);
     clearTimeout(this.coalesceTimer);
     clearInterval(this.stallTimer);
     this.stallTimer = undefined;
@@ -1171,10 +1179,23 @@ export class DeliveryEngine implements Delivery {
   }
 
   private wakeIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
+    this.idleWaiters = wakeAll(this.idleWaiters);
   }
+
+  /**
+   * The current session's events are taken no more: a stop reading its open source transaction to its commit ends
+   * the read there (drain()).
+   */
+  private closeIntake(): void {
+    this.intake = false;
+    this.refusingWaiters = wakeAll(this.refusingWaiters);
+  }
+}
+
+/** Wakes each of `waiters`; what is left to wait (nothing). */
+function wakeAll(waiters: readonly (() => void)[]): (() => void)[] {
+  for (const wake of waiters) wake();
+  return [];
 }
 
 /** The produce attempts an event's error records (Kafka refused its topic before the hand-off: vet), else 1. */

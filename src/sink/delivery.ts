@@ -145,11 +145,14 @@ export interface Delivery {
   /** Resolves when nothing is left to produce, acknowledge or commit (or delivery stopped). */
   whenIdle(): Promise<void>;
   /**
-   * A stop drains: no session follows. Delivery goes on for what was handed over, but a wait that ends only in a
-   * source restart (exactly-once's backoff after it dropped everything uncommitted) ends now, without the restart,
-   * so whenIdle does not wait for it: what was dropped streams again at the next start, from the checkpoint.
+   * A stop begins: no session follows. Delivery goes on for what was handed over, but a wait that ends only in a
+   * source restart (exactly-once's backoff after it dropped everything uncommitted, and the retries of its abort)
+   * ends now, and from now on at once, without the restart, so whenIdle does not wait for it: what was dropped
+   * streams again at the next start, from the checkpoint. Resolves once the current session's events are taken no
+   * more (accepting false): a stop reading the open source transaction to its commit ends its intake then, as none
+   * of it can be confirmed any more once exactly-once dropped it (a failure during that read).
    */
-  drain(): void;
+  drain(): Promise<void>;
   /** Stops sending and retrying at once (shutdown's grace period ran out, or the relay gave up). */
   stop(): void;
 }

@@ -40,11 +40,9 @@ const insert = (id: string) => insertMessage([id, 'order', id, 'OrderPlaced', '{
 
 /**
  * An exactly-once relay (real Relay, Session and DeliveryEngine over a FakeSink) that committed transaction 0/2000
- * (end 0/2010); inside the next one, 0/3000, Kafka refuses the produce: the engine drops what it holds, aborts the
- * Kafka transaction and sleeps its backoff before restarting the source. `then` streams what follows the failure;
- * the relay is stopped after it. The stop's duration, run()'s outcome, the lines at debug and above.
+ * (end 0/2010). Its lines at debug and above, the walsender, the sink, run()'s outcome (pending).
  */
-async function stopDuringRestartWait(then: (server: FakeWalsender) => void) {
+async function streamingExactlyOnce() {
   sessions = 0;
   const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0', 'delivery.guarantee': 'exactly-once' };
   const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY, shutdownGraceMs: GRACE_MS };
@@ -67,6 +65,16 @@ async function stopDuringRestartWait(then: (server: FakeWalsender) => void) {
   server.xlog(insert('e-1'));
   server.xlog(commitMessage(0x2000n, 0x2010n));
   await vi.waitFor(() => expect(sink.commits.map((c) => c.lsn)).toEqual([0x2010n]));
+  return { relay, running, lines, server, sink };
+}
+
+/**
+ * streamingExactlyOnce(); inside the next transaction, 0/3000, Kafka refuses the produce: the engine drops what it
+ * holds, aborts the Kafka transaction and sleeps its backoff before restarting the source. `then` streams what
+ * follows the failure; the relay is stopped after it.
+ */
+async function stopDuringRestartWait(then: (server: FakeWalsender) => void) {
+  const { relay, running, lines, server, sink } = await streamingExactlyOnce();
   sink.scriptSends(kafkaDown());
   server.xlog(beginMessage(0x3000n, 2));
   server.xlog(insert('e-2'));
@@ -110,13 +118,45 @@ describe('Relay, exactly-once: a stop while the delivery waits to restart the so
   });
 });
 
+describe('Relay, exactly-once: Kafka fails while a stop reads the open source transaction to its commit', () => {
+  it.each([
+    ['the produce of its next event fails, the abort succeeds', []],
+    ['the produce of its next event fails, and the abort too', [kafkaDown()]],
+  ])('%s: the read ends at once, the stop without the backoff, the abort retries or a restart, confirming the last commit', async (_case, abortSteps) => {
+    const { relay, running, lines, server, sink } = await streamingExactlyOnce();
+    server.xlog(beginMessage(0x3000n, 2));
+    server.xlog(insert('e-2'));
+    await vi.waitFor(() => expect(sink.written).toContain('e-2'));
+    const stopping = relay.stop();
+    await vi.waitFor(() => expect(lines.map((l) => l.msg)).toContain('stopping: reading the open source transaction to its commit'));
+    sink.scriptSends(kafkaDown()).scriptAborts(...abortSteps);
+    server.xlog(insert('e-3'));
+    await stopping;
+    const outcome = await running;
+    // Before: the read waited for a commit (or a restart closing the session) while the engine slept its backoff
+    // (or retried the abort), until the grace ran out, with two false warn lines (events of the transaction in
+    // Kafka, events unacknowledged: the transaction was aborted, or left to the broker, and confirms nothing).
+    expect(lines.filter((l) => /grace period over/.test(l.msg))).toEqual([]);
+    expect(lines.find((l) => l.msg === 'stopping: draining in-flight events')).toMatchObject({ drainToLsn: '0/2010' });
+    expect(outcome.state).toBe('stopped');
+    expect(lines.at(-1)).toMatchObject({ msg: 'stopped', confirmedLsn: '0/2010' });
+    expect(sink.commits.map((c) => c.lsn)).toEqual([0x2010n]);
+    expect(server.statuses.every((s) => s.flushLsn <= 0x2010n)).toBe(true);
+    expect(sessions).toBe(1);
+    expect(lines.map((l) => l.msg)).not.toContain('delivery aborted its uncommitted events: streaming again from the checkpoint');
+  });
+});
+
 describe('DeliveryEngine, exactly-once: drain() during the backoff before a source restart', () => {
   it.each([
-    ['a produce Kafka failed (discard)', kafkaDown()],
-    ['fenced (another producer took the transactional id)', new RelayError('PRODUCER_FENCED', 'fenced (fake)')],
-    ['a record Kafka refused, retried by a restart (refusedRetry)', new RelayError('RECORD_TOO_LARGE', 'too large (fake)')],
-  ])('%s: whenIdle resolves at once, and the source is not restarted', async (_case, error) => {
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(error), retry: RETRY });
+    ['a produce Kafka failed (discard)', () => new FakeSink().scriptSends(kafkaDown())],
+    ['fenced (another producer took the transactional id)', () => new FakeSink().scriptSends(new RelayError('PRODUCER_FENCED', 'fenced (fake)'))],
+    ['a record Kafka refused, retried by a restart (refusedRetry)', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'too large (fake)'))],
+    // Waiting the backoff before the abort's second attempt: until 2026-12-07 its retries went on until the grace
+    // period stopped delivery.
+    ['a produce Kafka failed, and the abort after it (retried)', () => new FakeSink().scriptSends(kafkaDown()).scriptAborts(kafkaDown(), kafkaDown())],
+  ])('%s: whenIdle resolves at once, and the source is not restarted', async (_case, sink) => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: sink(), retry: RETRY });
     h.begin('t', 1);
     await settle(20);
     expect(h.sink.calls).toHaveLength(1);

@@ -27,9 +27,9 @@ export function capturingLogger(level: string): { logger: pino.Logger; lines: Lo
   return { logger, lines };
 }
 
-/** A delivery with nothing in flight that takes every event: for Relay tests about the source side. */
+/** A delivery with nothing in flight that takes every event (its drain() never sees it refuse one): for Relay tests about the source side. */
 export function idleDelivery(): unknown {
-  return { inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, accepting: true, openSession() {}, push: () => true, committed() {}, endSession() {}, sourceProgressed() {}, whenIdle: async () => undefined, drain() {}, stop() {} };
+  return { inFlightEvents: 0, inFlightBytes: 0, windowFullMs: 0, windowFullSinceMs: undefined, accepting: true, openSession() {}, push: () => true, committed() {}, endSession() {}, sourceProgressed() {}, whenIdle: async () => undefined, drain: () => new Promise<void>(() => undefined), stop() {} };
 }
 
 /**
