@@ -109,6 +109,11 @@ export class Session {
    * (failing) and the end (closing) of a started session all set it.
    */
   private intakeEnded = false;
+  /**
+   * The delivery took no more of this session's events when its intake ended (exactly-once dropped everything
+   * uncommitted, or delivery stopped): nothing past the confirmed position is confirmed any more.
+   */
+  private refusedAtEnd = false;
   /** A graceful stop waiting for the open transaction's commit (endIntakeAtCommit). */
   private atCommit: ((drainTo: Lsn | undefined) => void) | undefined;
   /** The slot as the pre-flight checks found it (open). */
@@ -543,15 +548,18 @@ export class Session {
 
   /**
    * No more events of this session go to the delivery (a stop drains what it has) and reading stops; the
-   * connection stays for the final status. Returns the end LSN of the newest transaction handed over: the
-   * position the drain confirms. Ends a wait of endIntakeAtCommit, whatever ended the intake.
+   * connection stays for the final status. Returns the position the drain confirms: the end LSN of the newest
+   * transaction handed over, or the confirmed position once the delivery took no more events before (refusedAtEnd:
+   * a transaction exactly-once dropped may have been read to its commit since, and is not confirmed). Ends a wait
+   * of endIntakeAtCommit, whatever ended the intake.
    */
   endIntake(): Lsn | undefined {
     if (!this.tracker) return undefined;
+    if (!this.intakeEnded) this.refusedAtEnd = !this.delivery.accepting;
     this.intakeEnded = true;
     this.stream.pause();
     this.delivery.endSession(this.tracker);
-    const drainTo = this.tracker.committed;
+    const drainTo = this.refusedAtEnd ? this.tracker.confirmed : this.tracker.committed;
     const waiting = this.atCommit;
     this.atCommit = undefined;
     waiting?.(drainTo);

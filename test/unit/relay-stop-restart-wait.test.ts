@@ -106,6 +106,9 @@ describe('Relay, exactly-once: a stop while the delivery waits to restart the so
     expect(lines.filter((l) => /grace period over/.test(l.msg))).toEqual([]);
     expect(outcome.state).toBe('stopped');
     expect(lines.at(-1)).toMatchObject({ msg: 'stopped', confirmedLsn: '0/2010' });
+    // The drain's line names where it confirms to: the last commit, not the end of a transaction it dropped (0/3010,
+    // read to its commit in the third case).
+    expect(lines.find((l) => l.msg === 'stopping: draining in-flight events')).toMatchObject({ drainToLsn: '0/2010' });
     // The flush position PostgreSQL was sent never passed what Kafka committed, and ends there.
     const committed = sink.commits.at(-1)!.lsn;
     expect(committed).toBe(0x2010n);
