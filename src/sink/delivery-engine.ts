@@ -10,7 +10,7 @@ import { InFlightWindow } from './in-flight-window.js';
 import { classifyKafkaError, isCollateral, isIncurable, isRecordError, namingRefusedTopics } from './kafka-errors.js';
 import { bytesOf, receiptsOf } from './receipts.js';
 import { RecordRetries } from './record-retry.js';
-import type { PlainSink, TransactionalSink } from './sink.js';
+import type { AfterAbort, PlainSink, TransactionalSink } from './sink.js';
 import { transactionFlags } from './transaction-errors.js';
 
 /** One produce request on its way: settled when Kafka answered. */
@@ -826,7 +826,7 @@ export class DeliveryEngine implements Delivery {
    * the transaction, so the relay halts either way.
    */
   private async recordRefused(error: RelayError, batch: OutboxEvent[]): Promise<void> {
-    const aborted = await this.abortTransaction(error);
+    const aborted = await this.abortTransaction(error, 'produce');
     if (aborted === 'stopped') return;
     const probe: Probe = aborted !== 'aborted' ? { failed: aborted } : batch.length === 1 ? { refused: batch[0]!, error } : await this.probe(batch, error);
     // Fenced meanwhile (the abort, or the probe): another instance took the slot's transactional id and aborted
@@ -877,7 +877,7 @@ export class DeliveryEngine implements Delivery {
   private async probe(batch: OutboxEvent[], cause: RelayError): Promise<Probe> {
     for (let attempt = 1; ; attempt++) {
       const probe = await this.probeOnce(batch);
-      const aborted = await this.abortTransaction(cause);
+      const aborted = await this.abortTransaction(cause, 'produce');
       if (aborted !== 'aborted' && aborted !== 'stopped') return { failed: aborted };
       if (!('failed' in probe) || aborted === 'stopped' || attempt === PROBE_ATTEMPTS) return probe;
       await sleep(backoffDelay(this.options.retry, attempt - 1), this.abort.signal);
@@ -947,7 +947,7 @@ export class DeliveryEngine implements Delivery {
             hint: 'raise delivery.transactionTimeout (at most the brokers’ transaction.max.timeout.ms), or produce large source transactions in at-least-once mode',
           }),
         );
-        await this.abortTransaction(error);
+        await this.abortTransaction(error, 'claim');
         return;
       }
       this.timedOut = first.commitLsn;
@@ -956,8 +956,9 @@ export class DeliveryEngine implements Delivery {
     // The failed call may say so itself, or only the abort: librdkafka fails the queued records of a fenced
     // producer as purged, an error like any other. An abort that fails is retried only while a session may follow
     // (restartWait): the transaction confirms nothing, and a stop that waited for its retries met the grace period;
-    // the broker's transaction timeout, or the next claim of the transactional id, aborts it.
-    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error, this.restartWait.signal);
+    // the broker's transaction timeout, or the next claim of the transactional id, aborts it. Only a claim follows
+    // (the session may have ended already, the slot's lock released): an unusable producer is let go.
+    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error, 'claim', this.restartWait.signal);
     if (aborted === 'stopped') return;
     if (aborted !== 'aborted') return await this.fenced(aborted, restart);
     if (!restart) return;
@@ -1021,15 +1022,16 @@ export class DeliveryEngine implements Delivery {
   }
 
   /**
-   * Aborts the open Kafka transaction, retrying with backoff until `signal` is aborted (delivery's stop, or what
-   * the caller passes): 'stopped' then, and when delivery stopped (Kafka gone too long); the PRODUCER_FENCED error
-   * when this producer was fenced, which leaves nothing to abort (the instance that fenced it aborted its transaction).
+   * Aborts the open Kafka transaction (`next`: what follows it, see AfterAbort), retrying with backoff until `signal`
+   * is aborted (delivery's stop, or what the caller passes): 'stopped' then, and when delivery stopped (Kafka gone
+   * too long); the PRODUCER_FENCED error when this producer was fenced, which leaves nothing to abort (the instance
+   * that fenced it aborted its transaction).
    */
-  private async abortTransaction(cause: RelayError, signal = this.abort.signal): Promise<'aborted' | 'stopped' | RelayError> {
+  private async abortTransaction(cause: RelayError, next: AfterAbort, signal = this.abort.signal): Promise<'aborted' | 'stopped' | RelayError> {
     let error = cause;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.transactional().sink.abort();
+        await this.transactional().sink.abort(next);
         return this.dead ? 'stopped' : 'aborted';
       } catch (err) {
         error = classifyKafkaError(err);

@@ -8,7 +8,7 @@ import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { refuseIfClosed } from './closed-client.js';
 import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
-import type { CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
+import type { AfterAbort, CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
 import { epochError, isEpochError, transactionalId, withFlags } from './transaction-errors.js';
@@ -23,10 +23,10 @@ const INVALID_TRANSACTION_TIMEOUT = 50;
  * librdkafka retries produce requests inside the transaction until kafka.deliveryTimeout, so a leader change
  * costs no abort; what it cannot hide it classifies: abortable (abort, re-send), retriable (repeat the call:
  * a commit that timed out is committed again, without a second checkpoint record), fatal (the producer is
- * replaced on abort). The KafkaJS-compatible API keeps its transaction flag set after a failed abort, so a
- * producer whose abort failed is replaced too. It stays on that API (a promise per record, settled at the
- * first failed record) rather than the plain sink's native produce: a failed send aborts the whole transaction,
- * so no re-send can overtake records of it still queued.
+ * replaced on abort, or let go when only a claim follows: AfterAbort). The KafkaJS-compatible API keeps its
+ * transaction flag set after a failed abort, so a producer whose abort failed is replaced (or let go) too. It
+ * stays on that API (a promise per record, settled at the first failed record) rather than the plain sink's native
+ * produce: a failed send aborts the whole transaction, so no re-send can overtake records of it still queued.
  */
 export class RdKafkaTransactionalSink implements TransactionalSink {
   private kafka: KafkaJS.Kafka | undefined;
@@ -212,7 +212,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     return this.aborting;
   }
 
-  async abort(): Promise<void> {
+  async abort(next: AfterAbort): Promise<void> {
     if (this.fenced) throw this.fenced;
     if (this.openedAtMs === undefined && !this.unusable) return;
     try {
@@ -222,9 +222,10 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
         const error = this.classify(abortError, false);
         if (error.code === 'PRODUCER_FENCED') throw error;
       }
-      // Timed out, or fenced in the timeout's window by a new holder of the slot: let go (see dropProducer).
-      // Otherwise registering the transactional id again aborts whatever this producer left open.
-      if (this.expired) await this.dropProducer();
+      // Timed out, or fenced in the timeout's window by a new holder of the slot; or only a claim follows (the
+      // session may have ended, and another instance hold the slot): let go (see dropProducer). Otherwise
+      // registering the transactional id again aborts whatever this producer left open.
+      if (this.expired || next === 'claim') await this.dropProducer();
       else await this.replaceProducer();
     } catch (err) {
       throw this.classify(err, false);

@@ -64,18 +64,28 @@ export interface CloseOptions {
 }
 
 /**
+ * What follows an abort (TransactionalSink.abort): 'produce', more records of the session on this producer (a probe
+ * after a refused record): a producer that is unusable, or whose abort failed, is replaced, and registering the
+ * transactional id again aborts what it left open. 'claim', nothing before the next claim() (everything uncommitted
+ * was dropped: the source restarts, or the session ended, its slot's lock released, and another instance may hold
+ * the slot now, whose producer a registration would fence): such a producer is let go, and the claim registers the
+ * id under the lock, aborting what it left open.
+ */
+export type AfterAbort = 'produce' | 'claim';
+
+/**
  * The exactly-once contract (one implementation per client). `send` opens a Kafka transaction when none is open;
  * `commit` adds the checkpoint record to it and commits, so a read_committed consumer sees the events and the
- * checkpoint together or not at all; `abort` drops the open transaction (and replaces the producer when it is
- * unusable). `claim` registers the transactional id of the slot, which fences older producers and aborts what
- * they left open; `connect` only reaches Kafka, so a standby fences nobody. Errors are RelayErrors:
- * PRODUCER_FENCED (another producer registered the id: nothing more of this one commits), KAFKA_TXN_TIMEOUT (the
- * broker aborted a transaction older than delivery.transactionTimeout), record errors, otherwise retriable;
- * `details` carries the TransactionFlags (transaction-errors.ts) telling whether to retry the call, abort, and
- * whether a failed commit may have committed.
+ * checkpoint together or not at all; `abort` drops the open transaction (and replaces or lets go of the producer
+ * when it is unusable: AfterAbort). `claim` registers the transactional id of the slot, which fences older
+ * producers and aborts what they left open; `connect` only reaches Kafka, so a standby fences nobody. Errors are
+ * RelayErrors: PRODUCER_FENCED (another producer registered the id: nothing more of this one commits),
+ * KAFKA_TXN_TIMEOUT (the broker aborted a transaction older than delivery.transactionTimeout), record errors,
+ * otherwise retriable; `details` carries the TransactionFlags (transaction-errors.ts) telling whether to retry the
+ * call, abort, and whether a failed commit may have committed.
  */
 export interface TransactionalSink extends Sink {
   claim(): Promise<void>;
   commit(checkpoint: Checkpoint): Promise<void>;
-  abort(): Promise<void>;
+  abort(next: AfterAbort): Promise<void>;
 }

@@ -15,7 +15,10 @@ export interface TransactionFlags {
   txnRequiresAbort: boolean;
   /** The same call may simply be repeated inside the open transaction (e.g. a commit that timed out). */
   txnRetriable: boolean;
-  /** The producer is unusable: abort() replaces it (re-registering the transactional id aborts what it left open). */
+  /**
+   * The producer is unusable: abort() replaces it (re-registering the transactional id aborts what it left open), or
+   * lets it go when only a claim follows (AfterAbort).
+   */
   txnFatal: boolean;
   /** commit() failed but the broker may have committed: re-read the checkpoint before re-sending anything. */
   ambiguous: boolean;

@@ -593,6 +593,21 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  // Let go, the next claim registers the id under the slot's lock; replaced (registered again) after the session
+  // ended, the id fenced the instance that may hold the slot by then.
+  it.each([
+    ['the session ended inside a source transaction', () => new FakeSink(), (h: EngineHarness) => h.engine.endSession(h.tracker)],
+    ['a produce Kafka failed', () => new FakeSink().scriptSends(kafkaDown()), () => undefined],
+  ])('%s: the abort after everything uncommitted was dropped tells the sink that only a claim follows', async (_case, sink, then) => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: sink() });
+    h.begin('open', 1);
+    await settle();
+    then(h);
+    await vi.waitFor(() => expect(h.sink.aborts).toBe(1));
+    expect(h.sink.abortsThen).toEqual(['claim']);
+    h.engine.stop();
+  });
+
   it('commits what was complete when a stop ends the session between transactions', async () => {
     const h = new EngineHarness({ guarantee: 'exactly-once' });
     const end = h.transaction('done', 2);
@@ -834,6 +849,8 @@ describe('DeliveryEngine, exactly-once', () => {
     await h.idle();
     expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0', 't2.1'], ['t1.0'], ['t2.0']]);
     expect(h.sink.aborts).toBe(2);
+    // The probe produces after the first abort: a producer that is unusable is replaced there.
+    expect(h.sink.abortsThen).toEqual(['produce', 'produce']);
     expect(h.sink.commits).toEqual([]);
     expect(h.sink.visible).toEqual([]);
     expect(h.confirmed).toEqual([]);

@@ -95,10 +95,44 @@ describe('RdKafkaTransactionalSink: a transaction older than delivery.transactio
     sendError = undefined;
     expect(error?.code).toBe('KAFKA_TXN_TIMEOUT');
     const before = registrations;
-    await sink.abort();
+    await sink.abort('produce');
     // Before: a new producer registered the id here, without the slot's lock.
     expect(registrations).toBe(before);
     await sink.claim();
+    expect(registrations).toBe(before + 1);
+    await sink.send([record]);
+    await sink.commit(checkpoint);
+  });
+});
+
+describe('RdKafkaTransactionalSink: an abort the engine makes with everything uncommitted dropped, whose session may have ended', () => {
+  const failures = [
+    ['the abort fails (timed out)', async () => void (abortError = nativeTxnError(-185, 'Local: Timed out', { isFatal: false, isRetriable: true, isTxnRequiresAbort: false }))],
+    [
+      'the producer is unusable (_STATE)',
+      async (sink: InstanceType<typeof RdKafkaTransactionalSink>) => {
+        sendError = nativeTxnError(-172, 'Local: Erroneous state', { isFatal: false, isRetriable: false, isTxnRequiresAbort: false });
+        await rejectionOf(sink.send([record]));
+        sendError = undefined;
+      },
+    ],
+  ] as const;
+
+  // Only a claim follows: the engine dropped everything uncommitted (the session may have ended, its slot's lock
+  // released); a produce follows: a probe of the refused record's request, in the session.
+  const cases = failures.flatMap(([failure, fail]) => (['claim', 'produce'] as const).map((next) => [failure, next, fail] as const));
+
+  it.each(cases)('%s, then %s: let go without registering the transactional id before a claim (that would fence a new holder of the slot), replaced before a produce', async (_case, next, fail) => {
+    const sink = await openTransaction(60_000);
+    await fail(sink);
+    const before = registrations;
+    await sink.abort(next);
+    abortError = undefined;
+    if (next === 'claim') {
+      // Before: a new producer registered the id here, also once the session had let go of the slot's lock.
+      expect(registrations).toBe(before);
+      await sink.claim();
+    }
     expect(registrations).toBe(before + 1);
     await sink.send([record]);
     await sink.commit(checkpoint);
@@ -124,7 +158,7 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
     sendError = undefined;
     expect(errors.map((e) => e?.code)).toEqual(['KAFKA_TXN_TIMEOUT', 'KAFKA_TXN_TIMEOUT']);
     const before = registrations;
-    await sink.abort();
+    await sink.abort('produce');
     abortError = undefined;
     expect(aborts - abortsBefore).toBe(1);
     expect(registrations).toBe(before);
@@ -150,7 +184,7 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
     const error = await rejectionOf(sink.send([record]));
     sendError = undefined;
     expect(error?.code).toBe('KAFKA_UNAVAILABLE');
-    await sink.abort();
+    await sink.abort('produce');
     expect(aborts - abortsBefore).toBe(1);
     await sink.send([record]);
     await sink.commit(checkpoint);

@@ -1,6 +1,6 @@
 import type { Checkpoint } from '../../../src/checkpoint/checkpoint.js';
 import { RelayError } from '../../../src/errors.js';
-import type { PlainSink, SinkRecord, TransactionalSink } from '../../../src/sink/sink.js';
+import type { AfterAbort, PlainSink, SinkRecord, TransactionalSink } from '../../../src/sink/sink.js';
 
 /** A promise whose outcome the test decides. */
 export interface Deferred {
@@ -45,6 +45,8 @@ export class FakeSink implements TransactionalSink, PlainSink {
   /** How many records were visible after each commit: where the commits fell in the stream. */
   readonly visibleAtCommits: number[] = [];
   aborts = 0;
+  /** What each abort call said follows it: a produce of the session, or only a claim (the producer may be let go). */
+  readonly abortsThen: AfterAbort[] = [];
   /** What checkLeaders answers: 'ok' (every partition led) or the error; each call's topics in `leaderChecks`. */
   leaders: 'ok' | RelayError = 'ok';
   readonly leaderChecks: string[][] = [];
@@ -138,7 +140,8 @@ export class FakeSink implements TransactionalSink, PlainSink {
     this.open = [];
   }
 
-  abort(): Promise<void> {
+  abort(next: AfterAbort): Promise<void> {
+    this.abortsThen.push(next);
     const step = this.abortSteps.shift() ?? 'ok';
     if (step === 'hang') {
       this.pendingAbort = deferred();
