@@ -1091,6 +1091,8 @@ export class DeliveryEngine implements Delivery {
    */
   private async backOff(error: RelayError, attempt: number, signal = this.abort.signal): Promise<boolean> {
     if (isIncurable(error)) return this.fail(error);
+    // No retry follows (a stop's drain cut restartWait): logged, it began an outage ("retrying") that never ended.
+    if (signal.aborted) return false;
     if (!this.beginRetry(error, attempt)) return false;
     const delay = backoffDelay(this.options.retry, attempt - 1);
     this.callbacks.retrying(error, attempt, delay);

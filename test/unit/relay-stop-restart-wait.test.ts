@@ -141,6 +141,8 @@ describe('Relay, exactly-once: Kafka fails while a stop reads the open source tr
     // Kafka, events unacknowledged: the transaction was aborted, or left to the broker, and confirms nothing).
     expect(lines.filter((l) => /grace period over/.test(l.msg))).toEqual([]);
     expect(lines.find((l) => l.msg === 'stopping: draining in-flight events')).toMatchObject({ drainToLsn: '0/2010' });
+    // No retry follows the failure: no outage line saying there would be one.
+    expect(lines.map((l) => l.msg)).not.toContain('Kafka unavailable: holding the confirmed position and retrying');
     expect(outcome.state).toBe('stopped');
     expect(lines.at(-1)).toMatchObject({ msg: 'stopped', confirmedLsn: '0/2010' });
     expect(sink.commits.map((c) => c.lsn)).toEqual([0x2010n]);
