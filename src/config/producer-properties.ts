@@ -76,8 +76,10 @@ export function checkProducerProperties(properties: Record<string, string>): Map
     const property = name.startsWith(TOPIC_PREFIX) ? name.slice(TOPIC_PREFIX.length) : name;
     const denied = DENIED[property] ?? Object.entries(DENIED_PREFIXES).find(([prefix]) => property.startsWith(prefix))?.[1];
     if (denied) refused.set(name, refusal(name, denied));
-    else if ((property === 'max.in.flight' || property === 'max.in.flight.requests.per.connection') && !(Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
-      refused.set(name, refusal(name, `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch; use 1 to ${MAX_IN_FLIGHT}`));
+    else if ((property === 'max.in.flight' || property === 'max.in.flight.requests.per.connection') && !(Number.isInteger(Number(value)) && Number(value) >= 1 && Number(value) <= MAX_IN_FLIGHT)) {
+      // 0, a fraction or a word said "more than 5", which sent the reader looking for a 6 that was not there.
+      const why = Number(value) > MAX_IN_FLIGHT ? `more than ${MAX_IN_FLIGHT} requests in flight can reorder a retried batch` : `"${value}" is not a number of requests in flight`;
+      refused.set(name, refusal(name, `${why}; use 1 to ${MAX_IN_FLIGHT}`));
     }
   }
   return refused;

@@ -77,6 +77,15 @@ describe('kafka producer settings', () => {
     expect(error.message).toContain(`${key} is not allowed`);
   });
 
+  it.each([
+    ['max.in.flight=10', 'more than 5 requests in flight can reorder a retried batch; use 1 to 5'],
+    ['max.in.flight=0', '"0" is not a number of requests in flight; use 1 to 5'],
+    ['max.in.flight.requests.per.connection=2.5', '"2.5" is not a number of requests in flight; use 1 to 5'],
+  ])('refuses kafka.producer %s with the reason that value has', (value, why) => {
+    const error = refusal(() => load({}, { OUTBOX_RELAY_KAFKA_PRODUCER: value }));
+    expect(error.message).toContain(why);
+  });
+
   it.each(['snappy', 'lz4', 'zstd'])('refuses kafka.compression %s with kafka.client kafkajs, naming both', (codec) => {
     const error = refusal(() => load({ 'kafka.client': 'kafkajs', 'kafka.compression': codec }));
     expect(error.code).toBe('CONFIG_INVALID');
