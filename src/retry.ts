@@ -32,6 +32,23 @@ export async function settlesUnlessAborted(promise: Promise<unknown>, signal: Ab
   }
 }
 
+/** What unlessAborted gives when the signal came first. */
+export const ABORTED = Symbol('aborted');
+
+/**
+ * `start()`'s outcome (its rejection thrown), or ABORTED once `signal` aborts, without `start` called when it had
+ * already: a stop does not wait for a call it cannot cut short (a connect to an unreachable broker, a read of the
+ * checkpoint topic, which librdkafka ends only at their own timeouts). The call left behind is the stopper's to end
+ * (closing its client, or the process exiting); how it then fails is that doing, and ignored.
+ */
+export async function unlessAborted<T>(start: () => Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
+  if (signal.aborted) return ABORTED;
+  const work = start();
+  if (await settlesUnlessAborted(work, signal)) return work;
+  work.catch(() => undefined);
+  return ABORTED;
+}
+
 /** A sleep that an AbortSignal cuts short (shutdown must not wait out a 15 s backoff). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -163,6 +163,11 @@ export async function republish(client: pg.Client, config: RelayConfig, options:
   return summary;
 }
 
+/** A run stopped before it read a row (a signal while it loaded or connected to Kafka): nothing was sent. */
+export function stoppedBeforeStart(selection: RowSelection, durationMs: number): RepublishSummary {
+  return { events: 0, filtered: 0, byTopic: {}, durationMs, dryRun: false, interrupted: true, resumeSince: resumeSince(selection, true, undefined) };
+}
+
 /**
  * The --since with which a stopped run goes on without missing a row, given the time from which the stopped
  * table's rows were not all sent (undefined: none was): the tables are sent one after the other, so only in the

@@ -4,7 +4,7 @@ import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { OutageLog, RepeatedLines } from '../outage-log.js';
-import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
+import { ABORTED, backoffDelay, settlesUnlessAborted, settlesWithin, sleep, unlessAborted } from '../retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaWatch, PoisonDecision, Receipt } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
@@ -482,13 +482,7 @@ export class Relay {
       try {
         // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at the
         // attempt's timeout (up to 10 s): stop() closes the sink, and the start ends here.
-        const connecting = this.deps.sink.connect();
-        if (!(await settlesUnlessAborted(connecting, this.wake.signal))) {
-          // How the abandoned connect ends is the stop's doing (it closes the sink): nothing to report.
-          connecting.catch(() => undefined);
-          return;
-        }
-        await connecting;
+        if ((await unlessAborted(() => this.deps.sink.connect(), this.wake.signal)) === ABORTED) return;
         this.observer.producerConnected?.(true);
         if (!outage.recovered({ brokers: this.config.kafka.brokers })) this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
         return;

@@ -3,10 +3,11 @@ import { loadConfig } from '../../config/relay-config.js';
 import { ConfigError, ConfigProblems } from '../../config/load.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
 import { RelayError } from '../../errors.js';
+import { ABORTED, unlessAborted } from '../../retry.js';
 import { withClient } from '../../ops/connection.js';
 import type { RowSelection } from '../../ops/outbox-rows.js';
 import { createProgress } from '../../ops/progress.js';
-import { republish, resumeHint, type RepublishSummary } from '../../ops/republish.js';
+import { republish, resumeHint, stoppedBeforeStart, type RepublishSummary } from '../../ops/republish.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
@@ -121,16 +122,22 @@ export function republishCommand(): Command {
     // itself, as a relay's restart does: the fix is this command again, from the original --since.
     const since = 'since' in options.selection ? options.selection.since : undefined;
     handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort(), { undrainedFix: `republish stopped before its last batch was acknowledged: ${resumeHint(since)}`, json });
+    const started = Date.now();
     let sink: Sink | undefined;
+    let connected = true;
     try {
       if (!dryRun) {
-        sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
-        await sink.connect();
+        const created = (sink = await createSink(config.kafka, logger.child({ module: 'sink' })));
+        // As run's start: a signal does not wait for a connect to an unreachable broker, which librdkafka ends only
+        // at its timeout (and republish then gave up with KAFKA_UNAVAILABLE); closing the sink below ends it.
+        connected = (await unlessAborted(() => created.connect(), interrupt.signal)) !== ABORTED;
       }
       const progress = (total: number) => createProgress('republish', total, logger, mode === 'terminal');
-      const summary = await withClient(config.postgres, 'a query of outbox-relay republish', (client, classify) =>
-        republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress, classify }, logger),
-      );
+      const summary = connected
+        ? await withClient(config.postgres, 'a query of outbox-relay republish', (client, classify) =>
+            republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress, classify }, logger),
+          )
+        : stoppedBeforeStart(options.selection, Date.now() - started);
       // Not finished, so not exit 0: one error says how to go on (in the --json document too, as replay's).
       const error = summary.interrupted ? new RelayError('INTERRUPTED', `republish interrupted after ${summary.events} event(s)`, { hint: resumeHint(summary.resumeSince) }) : undefined;
       const counts = { ...summary, perSecond: Math.round(summary.events / Math.max(0.001, summary.durationMs / 1000)) };
@@ -148,7 +155,8 @@ export function republishCommand(): Command {
       // Once it logs, its one error is a log line, as run's and its own interrupted line (with --json: the document).
       process.exitCode = json ? reportError(err, true) : logFailure(logger, err);
     } finally {
-      await sink?.close();
+      // A connect given up on sent nothing: no flush to wait for (kafkajs' close waited up to 5 s for the connect).
+      await sink?.close({ flush: connected });
       exitSoonAfterClose();
     }
   });
