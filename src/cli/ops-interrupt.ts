@@ -53,6 +53,13 @@ export class OpsInterrupt {
   private cancelReached = false;
   /** The first signal, and how the statement under way ended. */
   private interrupted: { signal: NodeJS.Signals; outcome: Promise<Outcome> } | undefined;
+  private readonly stopped = new AbortController();
+  /**
+   * Aborted at the first signal once the connection is open: what the command waits for besides PostgreSQL (status's
+   * read of the checkpoint topic, which librdkafka ends only at its timeout) is given up on, and the command fails
+   * with the INTERRUPTED error failure() makes.
+   */
+  readonly signal = this.stopped.signal;
 
   /** `command`: its name as typed (`slot create`), for the messages; `json`: the command prints its error as JSON. */
   constructor(
@@ -103,6 +110,7 @@ export class OpsInterrupt {
     const active = (client as unknown as { _getActiveQuery?(): unknown })._getActiveQuery;
     const underWay = typeof active !== 'function' || active.call(client) != null;
     this.interrupted = { signal, outcome: underWay ? this.cancel(client) : this.close(client, { message: 'no statement was under way', effect: 'statements before the signal stay done, none ran after it' }) };
+    this.stopped.abort();
   };
 
   private exit(signal: NodeJS.Signals, outcome: Outcome): never {

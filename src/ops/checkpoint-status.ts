@@ -4,9 +4,10 @@ import { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.js';
 import { readTopicPolicy } from '../checkpoint/topic-policy.js';
 import { guaranteeConfig } from '../config/guarantee-config.js';
 import type { RelayConfig } from '../config/types.js';
-import { isRelayError } from '../errors.js';
+import { RelayError, isRelayError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { formatLsn, parseLsn } from '../lsn.js';
+import { ABORTED, unlessAborted } from '../retry.js';
 import type { SlotStatus } from './slots.js';
 
 /** A status command waits this long for the checkpoint topic, not the relay's 30 s: it is one line of a view. */
@@ -26,10 +27,21 @@ export interface CheckpointStatus {
   topicPolicy?: { code: string; message: string; fix: string };
 }
 
-/** The checkpoint of `config.slot` from the checkpoint topic, when Kafka settings are given; undefined otherwise. */
-export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | undefined): Promise<CheckpointStatus | undefined> {
+/**
+ * The checkpoint of `config.slot` from the checkpoint topic, when Kafka settings are given; undefined otherwise.
+ * `signal` (the command's stop) ends the wait for Kafka at once, with INTERRUPTED: a read from an unreachable broker
+ * ends only at its timeout, which the command's Ctrl-C waited for.
+ */
+export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | undefined, signal: AbortSignal): Promise<CheckpointStatus | undefined> {
   if (!config.kafka.brokers || config.kafka.brokers.length === 0) return undefined;
   const topic = guaranteeConfig(config).checkpointTopic;
+  const status = await unlessAborted(() => readStatus(config, topic, slot), signal);
+  // The read left behind ends with the process.
+  if (status === ABORTED) throw new RelayError('INTERRUPTED', `the read of the checkpoint topic "${topic}" was given up on at a stop signal`);
+  return status;
+}
+
+async function readStatus(config: RelayConfig, topic: string, slot: SlotStatus | undefined): Promise<CheckpointStatus> {
   const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger(), '-status'), topic);
   try {
     const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);

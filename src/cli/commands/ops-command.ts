@@ -8,6 +8,7 @@ import { requirePrimary } from '../../ops/primary.js';
 import { EXIT, errorJson, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
+import { exitSoonAfterClose } from '../../process-exit.js';
 import type { CommandName } from '../command-settings.js';
 import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 
@@ -17,6 +18,8 @@ export interface OpsContext {
   opts: Record<string, unknown>;
   /** Positional arguments after commander's parsing. */
   args: unknown[];
+  /** Aborted at a stop signal: what the command waits for besides PostgreSQL is not waited for (OpsInterrupt.signal). */
+  signal: AbortSignal;
 }
 
 /** What a command prints: `data` with --json, `text` otherwise. An `error` is reported after it and sets the exit code. */
@@ -80,7 +83,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
       const outcome = await withClient(config.postgres, `a query of outbox-relay ${spec.settings}`, async (client) => {
         interrupt!.attach(client);
         if (spec.changes) await requirePrimary(client, spec.settings);
-        return work({ config, client, opts, args: command.processedArgs });
+        return work({ config, client, opts, args: command.processedArgs, signal: interrupt!.signal });
       }).catch(async (err: unknown) => {
         throw await interrupt!.failure(err);
       });
@@ -98,6 +101,8 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
       process.exitCode = exitCode(err, reportError(err, json));
     } finally {
       interrupt?.remove();
+      // A call left behind at the signal (status's read of the checkpoint topic) would hold the process up to its timeout.
+      if (interrupt?.signal.aborted) exitSoonAfterClose();
     }
   });
 }

@@ -83,10 +83,10 @@ export function statusCommand(): Command {
         "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz, with the halt's code, event, commit LSN and fix), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
     },
-    async ({ client, config }) => {
+    async ({ client, config, signal }) => {
       const relayUrl = config.values.relayUrl as string;
       const [slot, publication, relay] = await Promise.all([findSlot(client, config.slot), findPublication(client, config.publication), fetchRelayHealth(relayUrl)]);
-      const checkpoint = await checkpointStatus(config, slot);
+      const checkpoint = await checkpointStatus(config, slot, signal);
       // A standby refuses pg_current_wal_lsn(): status failed there (PG_QUERY_FAILED, exit 1) without the relay's state
       // or the slot's synced copy. Its WAL position is its replay position, as slot status measures the lag from.
       const { rows } = await client.query<{ lsn: string; in_recovery: boolean }>(
