@@ -139,7 +139,7 @@ export class DeliveryEngine implements Delivery {
    * exactly-once: aborted once no source restart follows (a stop's drain, or delivery stopped). The backoff before a
    * restart (discard, fenced, refusedRetry) and the retries of discard's abort wait on it: what waits there dropped
    * everything uncommitted, nothing of it is left to drain, and a stop that waited it out met the grace period
-   * instead (whenIdle waits for it).
+   * instead (whenIdle waits for it). A refused record's isolation ends on it too (isolating).
    */
   private readonly restartWait = new AbortController();
   private readonly recordRetries: RecordRetries;
@@ -826,9 +826,14 @@ export class DeliveryEngine implements Delivery {
    * the transaction, so the relay halts either way.
    */
   private async recordRefused(error: RelayError, batch: OutboxEvent[]): Promise<void> {
-    const aborted = await this.abortTransaction(error, 'produce');
-    if (aborted === 'stopped') return;
-    const probe: Probe = aborted !== 'aborted' ? { failed: aborted } : batch.length === 1 ? { refused: batch[0]!, error } : await this.probe(batch, error);
+    const aborted = this.isolating ? await this.abortTransaction(error, 'produce', this.restartWait.signal) : 'stopped';
+    const probe = aborted === 'stopped' ? undefined : aborted !== 'aborted' ? { failed: aborted } : batch.length === 1 ? { refused: batch[0]!, error } : await this.probe(batch, error);
+    // The session ended or a stop began before the record was found (isolating): dropped and aborted as discard
+    // drops a failed transaction, it streams again at the next start, whose isolation finds the record.
+    if (!probe) {
+      if (!this.dead) await this.discard(error, this.intake);
+      return;
+    }
     // Fenced meanwhile (the abort, or the probe): another instance took the slot's transactional id and aborted
     // this transaction. A fence as any other: it halted here with the record's code, and a fix naming no record.
     if ('failed' in probe && probe.failed.code === 'PRODUCER_FENCED') {
@@ -871,22 +876,36 @@ export class DeliveryEngine implements Delivery {
   }
 
   /**
-   * Produces `batch` one event per request until Kafka refuses one (a record error), in a transaction aborted
-   * after; again, after a backoff, when an attempt failed otherwise, up to PROBE_ATTEMPTS times.
+   * exactly-once: a refused record is isolated in this session (its aborts register the transactional id again
+   * when the producer is unusable, AfterAbort 'produce', and the probe produces again): only while the session goes
+   * on and a stop has not begun. Once it ended, its slot's lock was released, and the registration fenced an
+   * instance that may hold the slot by then; during a stop no session follows that could use what the probe finds,
+   * and the stop waited for the probe and the aborts' retries until the grace period ended.
    */
-  private async probe(batch: OutboxEvent[], cause: RelayError): Promise<Probe> {
+  private get isolating(): boolean {
+    return this.intake && !this.restartWait.signal.aborted;
+  }
+
+  /**
+   * Produces `batch` one event per request until Kafka refuses one (a record error), in a transaction aborted
+   * after; again, after a backoff, when an attempt failed otherwise, up to PROBE_ATTEMPTS times. Undefined once
+   * isolating no more: recordRefused drops and aborts what the probe left.
+   */
+  private async probe(batch: OutboxEvent[], cause: RelayError): Promise<Probe | undefined> {
     for (let attempt = 1; ; attempt++) {
       const probe = await this.probeOnce(batch);
-      const aborted = await this.abortTransaction(cause, 'produce');
-      if (aborted !== 'aborted' && aborted !== 'stopped') return { failed: aborted };
-      if (!('failed' in probe) || aborted === 'stopped' || attempt === PROBE_ATTEMPTS) return probe;
-      await sleep(backoffDelay(this.options.retry, attempt - 1), this.abort.signal);
-      if (this.dead) return probe;
+      if (!probe || !this.isolating) return undefined;
+      const aborted = await this.abortTransaction(cause, 'produce', this.restartWait.signal);
+      if (aborted === 'stopped') return undefined;
+      if (aborted !== 'aborted') return { failed: aborted };
+      if (!('failed' in probe) || attempt === PROBE_ATTEMPTS) return probe;
+      await sleep(backoffDelay(this.options.retry, attempt - 1), this.restartWait.signal);
     }
   }
 
-  private async probeOnce(batch: OutboxEvent[]): Promise<Probe> {
+  private async probeOnce(batch: OutboxEvent[]): Promise<Probe | undefined> {
     for (const event of batch) {
+      if (!this.isolating) return undefined;
       try {
         await this.watched(this.transactional().sink.send([event]));
       } catch (err) {

@@ -883,6 +883,37 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped.map((e) => e.details.eventId)).toEqual(['t1.0']);
   });
 
+  // Isolated after the session ended (its PostgreSQL connection lost while the request was in flight), the record's
+  // aborts said a produce follows ('produce': an unusable producer registers the transactional id again, without the
+  // slot's lock, fencing an instance that may hold the slot by then), and the probe produced the ended session's
+  // events and halted. Left to the next session, the transaction streams again and the record is isolated there.
+  it('a record Kafka refused in a request of several events, answered after the session ended: no probe, the abort tells the sink only a claim follows, no halt; the next session isolates the record and halts naming it', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 1 }, limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends('hang') });
+    const t1 = h.begin('t1', 1).txn;
+    h.commit(t1);
+    const t2 = h.begin('t2', 1).txn;
+    h.commit(t2);
+    await vi.waitFor(() => expect(h.sink.calls).toHaveLength(1));
+    h.engine.endSession(h.tracker);
+    h.sink.calls[0]!.answer.reject(recordTooLarge());
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0']]);
+    expect(h.sink.abortsThen).toEqual(['claim']);
+    expect(h.stopped).toEqual([]);
+    expect(h.restarts).toEqual([]);
+    expect(h.retrying).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+    // The relay's next session streams both again from the checkpoint.
+    h.sink.scriptSends(recordTooLarge(), 'ok', recordTooLarge());
+    h.newSession();
+    h.commit(h.begin('t1', 1, t1.commitLsn).txn);
+    h.commit(h.begin('t2', 1, t2.commitLsn).txn);
+    await h.idle();
+    expect(h.sink.calls.slice(1).map((c) => c.ids)).toEqual([['t1.0', 't2.0'], ['t1.0'], ['t2.0']]);
+    expect(h.stopped.map((e) => e.details.eventId)).toEqual(['t2.0']);
+    expect(h.sink.visible).toEqual([]);
+  });
+
   it('a record Kafka refuses is retried as the other guarantees retry one (retry.recordMaxAttempts): the transaction aborted, the source streams it again from the checkpoint after a backoff, and a topic created meanwhile takes it, committed once; before, exactly-once halted at once and stayed halted until a restart', async () => {
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 3 }, sink: new FakeSink().scriptSends(missingTopic('t'), missingTopic('t'), 'ok') });
     const { txn } = h.begin('t1', 1);

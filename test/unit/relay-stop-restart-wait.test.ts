@@ -36,6 +36,8 @@ const GRACE_MS = 4000;
 /** A backoff far longer than the grace: a stop that waits for it meets the grace instead. */
 const RETRY: RetryPolicy = { initialDelayMs: 600_000, maxDelayMs: 600_000, maxDurationMs: 3_600_000, recordMaxAttempts: 3, recordMaxDurationMs: 3_600_000 };
 
+const recordTooLarge = () => new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
+
 const insert = (id: string) => insertMessage([id, 'order', id, 'OrderPlaced', '{}', '{}']);
 
 /**
@@ -123,16 +125,18 @@ describe('Relay, exactly-once: a stop while the delivery waits to restart the so
 
 describe('Relay, exactly-once: Kafka fails while a stop reads the open source transaction to its commit', () => {
   it.each([
-    ['the produce of its next event fails, the abort succeeds', []],
-    ['the produce of its next event fails, and the abort too', [kafkaDown()]],
-  ])('%s: the read ends at once, the stop without the backoff, the abort retries or a restart, confirming the last commit', async (_case, abortSteps) => {
+    ['the produce of its next event fails, the abort succeeds', kafkaDown(), []],
+    ['the produce of its next event fails, and the abort too', kafkaDown(), [kafkaDown()]],
+    // Until 2026-12-07 a refused record's abort retried on delivery's own signal, until the grace period ran out.
+    ['Kafka refuses its next event, and the abort fails', recordTooLarge(), [kafkaDown()]],
+  ])('%s: the read ends at once, the stop without the backoff, the abort retries or a restart, confirming the last commit', async (_case, sendError, abortSteps) => {
     const { relay, running, lines, server, sink } = await streamingExactlyOnce();
     server.xlog(beginMessage(0x3000n, 2));
     server.xlog(insert('e-2'));
     await vi.waitFor(() => expect(sink.written).toContain('e-2'));
     const stopping = relay.stop();
     await vi.waitFor(() => expect(lines.map((l) => l.msg)).toContain('stopping: reading the open source transaction to its commit'));
-    sink.scriptSends(kafkaDown()).scriptAborts(...abortSteps);
+    sink.scriptSends(sendError).scriptAborts(...abortSteps);
     server.xlog(insert('e-3'));
     await stopping;
     const outcome = await running;
@@ -160,6 +164,8 @@ describe('DeliveryEngine, exactly-once: drain() during the backoff before a sour
     // Waiting the backoff before the abort's second attempt: until 2026-12-07 its retries went on until the grace
     // period stopped delivery.
     ['a produce Kafka failed, and the abort after it (retried)', () => new FakeSink().scriptSends(kafkaDown()).scriptAborts(kafkaDown(), kafkaDown())],
+    // Until 2026-12-07 a refused record's abort retried on delivery's own signal, until the grace period.
+    ['a record Kafka refused, and the abort after it (retried)', () => new FakeSink().scriptSends(recordTooLarge()).scriptAborts(kafkaDown(), kafkaDown())],
   ])('%s: whenIdle resolves at once, and the source is not restarted', async (_case, sink) => {
     const h = new EngineHarness({ guarantee: 'exactly-once', sink: sink(), retry: RETRY });
     h.begin('t', 1);
@@ -173,6 +179,32 @@ describe('DeliveryEngine, exactly-once: drain() during the backoff before a sour
     h.engine.drain();
     await settle(20);
     expect(idle).toBe(true);
+    expect(h.restarts).toEqual([]);
+    expect(h.engine.accepting).toBe(false);
+    h.engine.stop();
+  });
+
+  // A stop's drain while a record Kafka refused in a request of several events is isolated: no session follows that
+  // could use what the probe finds. Before, the probe went on (its backoff, its sends, its aborts' retries, all on
+  // delivery's own signal) until it halted on the record, or until the grace period stopped delivery.
+  it.each([
+    ['before Kafka answered the request', new FakeSink().scriptSends('hang'), (h: EngineHarness) => h.sink.calls[0]!.answer.reject(recordTooLarge()), [['t1.0', 't2.0']], ['claim']],
+    ['while the probe waits to try again (an attempt failed otherwise)', new FakeSink().scriptSends(recordTooLarge(), kafkaDown()), () => undefined, [['t1.0', 't2.0'], ['t1.0']], ['produce', 'produce', 'claim']],
+    ['while the probe produces an event of it', new FakeSink().scriptSends(recordTooLarge(), 'hang'), (h: EngineHarness) => h.sink.calls[1]!.answer.resolve(), [['t1.0', 't2.0'], ['t1.0']], ['produce', 'claim']],
+  ])('a record Kafka refused in a request of several events, drain() %s: nothing more is produced, the abort tells the sink only a claim follows, idle with no halt and no restart', async (_case, sink, then, calls, abortsThen) => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink, retry: { ...RETRY, recordMaxAttempts: 1 }, limits: { batchMaxEvents: 10 } });
+    h.transaction('t1', 1);
+    h.transaction('t2', 1);
+    await settle(20);
+    let idle = false;
+    void h.idle().then(() => (idle = true));
+    h.engine.drain();
+    then(h);
+    await settle(20);
+    expect(idle).toBe(true);
+    expect(h.sink.calls.map((c) => c.ids)).toEqual(calls);
+    expect(h.sink.abortsThen).toEqual(abortsThen);
+    expect(h.stopped).toEqual([]);
     expect(h.restarts).toEqual([]);
     expect(h.engine.accepting).toBe(false);
     h.engine.stop();
