@@ -227,9 +227,13 @@ export class Relay {
     return this.lastConfirmed;
   }
 
-  /** The flush position PostgreSQL holds: the delivered one, or older while a replay window keeps it behind. */
+  /**
+   * The flush position PostgreSQL holds: the delivered one, or older while a replay window keeps it behind. A new
+   * session that has sent no status yet says what its slot holds: the delivered position, shown until then, was
+   * never sent to PostgreSQL, and with a replay window went back at the session's first status.
+   */
   get reportedLsn(): Lsn {
-    return this.session?.reported ?? this.lastConfirmed;
+    return this.session?.held ?? this.lastConfirmed;
   }
 
   /** While a session streams: when its pre-flight began (source/publication-watch.ts counts from it). */

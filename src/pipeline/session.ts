@@ -676,6 +676,14 @@ export class Session {
     return this.lastReported;
   }
 
+  /**
+   * The flush position PostgreSQL holds: the last one sent, or before the first status (sent at the server's first
+   * message, which an idle server may send only after wal_sender_timeout/2) the slot's, as this session's open read it.
+   */
+  get held(): Lsn | undefined {
+    return this.lastReported ?? this.slot?.confirmedFlush;
+  }
+
   private sendStatus(requestReply: boolean): Promise<void> {
     // After the stream failed nothing reaches PostgreSQL: `reported` (the halt line's confirmedLsn, the gauges)
     // stays what PostgreSQL was last sent.

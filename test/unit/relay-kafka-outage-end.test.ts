@@ -6,9 +6,9 @@ import type { TimelinePosition } from '../../src/source/timeline.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayOutcome } from '../../src/pipeline/relay.js';
 import type { OutboxEvent } from '../../src/route/event.js';
-import type { Delivery, DeliveryCallbacks } from '../../src/sink/delivery.js';
-import { DeliveryEngine, type Producing } from '../../src/sink/delivery-engine.js';
-import { FAST_RETRY, settle } from '../support/fakes/engine-harness.js';
+import type { Delivery } from '../../src/sink/delivery.js';
+import type { Producing } from '../../src/sink/delivery-engine.js';
+import { FAST_RETRY, engineDelivery, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
 import { capturingLogger, relayConfig } from '../support/fakes/relay-setup.js';
 
@@ -107,8 +107,7 @@ async function run(guarantee: Guarantee, sink: FakeSink, done: () => boolean, ma
   const relay = new Relay(relayConfig(retry) as never, {
     logger,
     sink,
-    createDelivery: (callbacks: DeliveryCallbacks) =>
-      new DeliveryEngine({ producing, limits: { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 }, retry, stallTimeoutMs: 30_000, callbacks }),
+    createDelivery: engineDelivery(producing, retry),
     startPosition: checkpoint,
     resumePosition: checkpoint,
     reportPosition: (lsn: Lsn) => lsn,

@@ -4,9 +4,7 @@ import type { RelayConfig, RetryPolicy } from '../../src/config/types.js';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
-import type { DeliveryCallbacks } from '../../src/sink/delivery.js';
-import { DeliveryEngine } from '../../src/sink/delivery-engine.js';
-import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
+import { EngineHarness, engineDelivery, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
@@ -54,8 +52,7 @@ async function streamingExactlyOnce() {
   const relay = new Relay(config, {
     logger,
     sink,
-    createDelivery: (callbacks: DeliveryCallbacks) =>
-      new DeliveryEngine({ producing: { guarantee: 'exactly-once', sink, slot: config.slot }, limits: { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 }, retry: RETRY, stallTimeoutMs: 30_000, callbacks }),
+    createDelivery: engineDelivery({ guarantee: 'exactly-once', sink, slot: config.slot }, RETRY),
     reportPosition: (lsn: Lsn) => lsn,
     observer: { stateChanged: (state: RelayState) => void states.push(state) },
   });

@@ -186,6 +186,12 @@ export function relayCallbacks(logger: Logger, deps: Pick<RelayDeps, 'observer' 
   return callbacks;
 }
 
+/** createDelivery for a real Relay: a DeliveryEngine producing as `producing` with a window of 100 events, batches of 10. */
+export function engineDelivery(producing: Producing, retry: RetryPolicy): (callbacks: DeliveryCallbacks) => DeliveryEngine {
+  const limits = { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 };
+  return (callbacks) => new DeliveryEngine({ producing, limits, retry, stallTimeoutMs: 30_000, callbacks });
+}
+
 /** Lets deferred callbacks and setImmediate steps run. */
 export async function settle(rounds = 5): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
