@@ -17,6 +17,15 @@ function errorResponse(severity: string, sqlstate: string, message: string): Buf
 /** The start-up refused: the password was wrong. */
 const AUTH_FAILED = errorResponse('FATAL', '28P01', 'password authentication failed for user "relay"');
 
+/** A query's end without rows (CommandComplete), then ReadyForQuery (idle). */
+const NO_ROWS = Buffer.from([0x43, 0, 0, 0, 13, ...Buffer.from('SELECT 0\0'), 0x5a, 0, 0, 0, 5, 0x49]);
+
+/** What a backend sends before it exits on pg_terminate_backend() or a fast shutdown. */
+const TERMINATED = errorResponse('FATAL', '57P01', 'terminating connection due to administrator command');
+
+/** A server shutting down refuses every new connection's start-up. */
+const SHUTTING_DOWN = errorResponse('FATAL', '57P03', 'the database system is shutting down');
+
 /** A standby's answer to pg_current_wal_lsn(), then ReadyForQuery (idle). */
 const IN_RECOVERY = Buffer.concat([errorResponse('ERROR', '55000', 'recovery is in progress'), Buffer.from([0x5a, 0, 0, 0, 5, 0x49])]);
 
@@ -31,9 +40,12 @@ const SSL_REQUEST = 80877103;
  * - `closes`: completes the start-up, then drops the connection at the first query (a server restart);
  * - `refuses`: refuses the start-up (wrong password) and leaves its end of the connection open, as a server that
  *   has not closed it yet;
- * - `standby`: completes the start-up, then answers every query as a standby answers pg_current_wal_lsn().
+ * - `standby`: completes the start-up, then answers every query as a standby answers pg_current_wal_lsn();
+ * - `terminates`: the first connection's first query ends it as pg_terminate_backend() does (57P01); later
+ *   connections answer every query with no rows;
+ * - `shuts down`: the same end (a fast shutdown), and later start-ups are refused as a server shutting down does.
  */
-export type FakePgAnswers = 'silent' | 'startup' | 'closes' | 'refuses' | 'standby';
+export type FakePgAnswers = 'silent' | 'startup' | 'closes' | 'refuses' | 'standby' | 'terminates' | 'shuts down';
 
 const servers: { server: net.Server; sockets: Set<net.Socket> }[] = [];
 
@@ -45,9 +57,12 @@ const servers: { server: net.Server; sockets: Set<net.Socket> }[] = [];
  */
 export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientConfig> {
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
+    const first = ++connections === 1;
+    const ended = answers === 'terminates' || answers === 'shuts down';
     let started = false;
     socket.on('data', (packet) => {
       if (answers === 'silent') return;
@@ -55,9 +70,11 @@ export async function fakePgServer(answers: FakePgAnswers): Promise<pg.ClientCon
       if (started) {
         if (answers === 'closes') socket.destroy();
         if (answers === 'standby') socket.write(IN_RECOVERY);
+        if (ended) socket.write(first ? TERMINATED : NO_ROWS, () => first && socket.end());
         return;
       }
       started = true;
+      if (answers === 'shuts down' && !first) return void socket.end(SHUTTING_DOWN);
       socket.write(answers === 'refuses' ? AUTH_FAILED : STARTUP_DONE);
     });
   });
