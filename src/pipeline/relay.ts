@@ -151,6 +151,8 @@ export class Relay {
   private readonly withheld = new Map<SourceTransaction, number>();
   /** A session that ended with a non-retriable error once a stop was requested: the outcome is that failure's. */
   private stopFailure: RelayError | undefined;
+  /** The sink's connect succeeded: until then it holds nothing to flush (closeSink). */
+  private sinkConnected = false;
 
   constructor(
     private readonly config: RelayConfig,
@@ -297,7 +299,7 @@ export class Relay {
       // brokers stopped answering: it waited its whole bound).
       this.delivery.stop();
       await this.session?.close();
-      await this.deps.sink.close({ flush: !this.kafkaGivenUp });
+      await this.closeSink(!this.kafkaGivenUp);
     }
     return outcome;
   }
@@ -487,6 +489,7 @@ export class Relay {
         // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at the
         // attempt's timeout (up to 10 s): stop() closes the sink, and the start ends here.
         if ((await unlessAborted(() => this.deps.sink.connect(), this.wake.signal)) === ABORTED) return;
+        this.sinkConnected = true;
         this.observer.producerConnected?.(true);
         if (!outage.recovered({ brokers: this.config.kafka.brokers })) this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
         return;
@@ -715,12 +718,21 @@ export class Relay {
     // grace of 0), it held a stop that lost nothing until the watchdog's SHUTDOWN_TIMEOUT.
     await session?.close(closeBy - SESSION_CLOSE_RESERVE_MS);
     // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).
-    await this.deps.sink.close({ flush: drained });
+    await this.closeSink(drained);
     // A stop that ended in a failure is no stop: run() reports the failure (its "giving up" line, state failed),
     // whether its line comes before this point or after it.
     if (this.deliveryFailure) return;
     this.setState('stopped');
     this.logger.info(this.positions(), 'stopped');
+  }
+
+  /**
+   * A sink whose connect never succeeded was handed nothing: its close does not flush. With a connect still under
+   * way (a stop while Kafka cannot be reached yet) kafkajs' disconnect waits for that connect's requests, which a
+   * broker that accepts the connection and never answers holds: the flush's whole bound (5 s) before the exit.
+   */
+  private closeSink(flush: boolean): Promise<void> {
+    return this.deps.sink.close({ flush: flush && this.sinkConnected });
   }
 }
 

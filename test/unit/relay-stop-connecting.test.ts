@@ -2,20 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { Relay } from '../../src/pipeline/relay.js';
+import type { CloseOptions } from '../../src/sink/sink.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
-/** A relay whose sink connects with `connect`, running; the test stops it. */
+/** A relay whose sink connects with `connect`, running; the test stops it. `closes` has the options of each close of the sink. */
 function runningRelay(connect: () => Promise<void>) {
+  const closes: CloseOptions[] = [];
   const { logger, lines } = capturingLogger('info');
   const config = relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 });
   const relay = new Relay(config as never, {
     logger,
-    sink: { connect, send: async () => undefined, close: async () => undefined } as never,
+    sink: { connect, send: async () => undefined, close: async (options: CloseOptions) => void closes.push(options) } as never,
     createDelivery: idleDelivery,
     reportPosition: (lsn: Lsn) => lsn,
     observer: {},
   } as never);
-  return { relay, lines, outcome: relay.run() };
+  return { relay, lines, closes, outcome: relay.run() };
 }
 
 describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
@@ -39,5 +41,13 @@ describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
     await relay.stop();
     const settled = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('still connecting'), 1000))]);
     expect(settled).toEqual({ state: 'stopped' });
+  });
+
+  it('closes the sink that never connected without a flush (kafkajs waited its 5 s for the connect still under way)', async () => {
+    const { relay, closes, outcome } = runningRelay(() => new Promise(() => undefined));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await relay.stop();
+    expect(await outcome).toEqual({ state: 'stopped' });
+    expect(closes).toEqual([{ flush: false }]);
   });
 });
