@@ -94,6 +94,11 @@ export class RecordedReplayWindow {
     return this.position.position(nowMs);
   }
 
+  /** A session starts from a slot confirmed at `lsn` (ReplayWindowPosition.raiseFloor). */
+  raiseFloor(lsn: Lsn): void {
+    this.position?.raiseFloor(lsn);
+  }
+
   /** WAL the window keeps beyond the delivered position (0 without a window). */
   get retainedBytes(): number {
     return this.position?.retainedBytes ?? 0;

@@ -70,10 +70,16 @@ export class ReplayWindowPosition {
     this.sampleEveryMs = window.kind === 'duration' ? Math.max(100, Math.floor(window.ms / 1000)) : 0;
   }
 
-  /** The slot's confirmed position: a slot never moves back, so reporting below it would change nothing. */
+  /**
+   * The slot's confirmed position: a slot never moves back, so reporting below it would change nothing. Raised at
+   * every session's start too: another instance that held the slot meanwhile moved it. Samples at or below it are
+   * released already: recorded in a checkpoint, they would say the window still holds them.
+   */
   raiseFloor(lsn: Lsn): void {
     this.reported = maxLsn(this.reported, lsn);
     this.delivered = maxLsn(this.delivered, lsn);
+    // Not by position order: a replay below the checkpoint delivers below the samples the checkpoint recorded.
+    this.samples.splice(0, this.samples.length, ...this.samples.filter((s) => s.lsn > this.reported));
   }
 
   /**

@@ -31,8 +31,8 @@ export interface DeliveryStrategy {
   startPosition: () => Promise<TimelinePosition | undefined>;
   /** Where a later session starts (RelayDeps.resumePosition). */
   resumePosition: () => Promise<TimelinePosition | undefined>;
-  /** The timeline sessions stream on (RelayDeps.streamingOn): written into every checkpoint record. */
-  streamingOn: (timeline: number) => void;
+  /** The timeline sessions stream on (RelayDeps.streamingOn): written into every checkpoint record; the slot's position there raises the replay window's floor. */
+  streamingOn: (timeline: number, slotConfirmed: Lsn) => void;
   /** RelayDeps.explainMissingSlot: a missing slot whose checkpoint exists was lost (slot-lost.ts). */
   explainMissingSlot: (missing: RelayError) => Promise<RelayError>;
   reportPosition: (confirmed: Lsn) => Lsn;
@@ -223,7 +223,13 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     startPosition,
     resumePosition,
     reportPosition,
-    streamingOn: (timeline) => void (store.timeline = timeline),
+    streamingOn: (timeline, slotConfirmed) => {
+      store.timeline = timeline;
+      // A takeover: the instance that held the slot since this one last streamed moved it. Left at this relay's own
+      // older floor, the window reported a flush position below the slot's (a PostgreSQL without the guard that keeps
+      // confirmed_flush from moving back takes it), and the gauges counted WAL the slot no longer keeps.
+      window.raiseFloor(slotConfirmed);
+    },
     explainMissingSlot,
     observer: combineObservers(writer ?? {}, demotion),
     drainEnded: async (drained, closeBy) => writer?.drainEnded(drained, closeBy),

@@ -27,8 +27,12 @@ export interface RelayDeps {
    * the other modes: another instance may have delivered meanwhile).
    */
   resumePosition?: () => Promise<TimelinePosition | undefined>;
-  /** A session streams on this PostgreSQL timeline (checked against the positions it resumed at): checkpoints record it. */
-  streamingOn?: (timeline: number) => void;
+  /**
+   * A session streams on this PostgreSQL timeline (checked against the positions it resumed at): checkpoints record
+   * it; from a slot whose confirmed position was `slotConfirmed` when it opened (another instance may have moved it
+   * since this relay last streamed): nothing reported to PostgreSQL goes below it. Called before the session reports.
+   */
+  streamingOn?: (timeline: number, slotConfirmed: Lsn) => void;
   /** PG_SLOT_MISSING as the operator is told it: a slot that had delivered was lost, which a plain `setup` does not mend. */
   explainMissingSlot?: (missing: RelayError) => Promise<RelayError>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
@@ -380,7 +384,7 @@ export class Relay {
         }
         this.confirmedTimeline = session.timeline;
         this.settleWithheld(startLsn);
-        this.deps.streamingOn?.(session.timeline);
+        this.deps.streamingOn?.(session.timeline, session.slotConfirmed);
         // Only now: until a session streamed, the next attempt decides the first position again (read afresh, as
         // another instance may have moved the checkpoint meanwhile; a --start-lsn applied): resumePosition takes
         // only a checkpoint newer than the start's.

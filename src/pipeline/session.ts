@@ -181,6 +181,11 @@ export class Session {
     return this.receiveTimeout;
   }
 
+  /** The slot's confirmed position when this session opened it (free then): where its last holder left it. */
+  get slotConfirmed(): Lsn {
+    return this.slot!.confirmedFlush;
+  }
+
   /** The server's timeline, once opened: what the positions this session confirms are in. */
   get timeline(): number {
     return this.slot!.history.timeline;

@@ -25,7 +25,6 @@ vi.mock('../../src/pipeline/session.js', async () => {
       private end!: (error: RelayError | undefined) => void;
       ended = new Promise<RelayError | undefined>((resolve) => (this.end = resolve));
       backendPid = null;
-      timeline = 1;
       async open(): Promise<void> {
         if (this.meets === 'refused') throw new RelayError('PG_STREAM_FAILED', 'connection refused (fake)', { retriable: true });
         if (this.meets === 'active') throw new RelayError('PG_SLOT_ACTIVE', 'slot in use (fake)', { retriable: true, details: { activePid: 7 } });

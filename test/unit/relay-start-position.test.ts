@@ -22,6 +22,7 @@ describe('Relay, the first start position', () => {
   it('is decided again when the first connection failed, not replaced by the slot position (which a replay window keeps behind the checkpoint)', async () => {
     const checkpoints = [0x5000n, 0x6000n];
     let decided = 0;
+    const streaming: unknown[][] = [];
     const config = relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000 });
     const relay = new Relay(config as never, {
       logger: pino({ level: 'silent' }),
@@ -32,11 +33,14 @@ describe('Relay, the first start position', () => {
       // at-least-once and at-most-once: a later session starts at the slot.
       resumePosition: undefined,
       reportPosition: (lsn: Lsn) => lsn,
+      // Told where the slot was when the session opened it: a replay window's floor (another instance may have moved it).
+      streamingOn: (...args: unknown[]) => void streaming.push(args),
       observer: {},
     } as never);
     await relay.run();
     expect(opens).toBe(2);
     expect(decided).toBe(2);
     expect(starts).toEqual([[0n, 0x6000n]]);
+    expect(streaming).toEqual([[1, 0x1000n]]);
   });
 });

@@ -38,4 +38,24 @@ describe('outbox_relay_replay_window_bytes', () => {
     expect(await windowBytes()).toBe(0x8000);
     await strategy.close();
   });
+
+  it('after a takeover starts from where the other instance left the slot: no flush position below it, no WAL counted that the slot no longer keeps', async () => {
+    const registry = new Registry();
+    const strategy = deliveryStrategy(strategyConfig(undefined, 'at-least-once'), capturingLogger('silent').logger, { plainSink: {} as never, registry });
+    await strategy.startPosition();
+    strategy.streamingOn(1, 0x1000n);
+    expect(strategy.reportPosition(0x9000n)).toBe(0x1000n);
+    const windowBytes = async () => metricValue(await registry.metrics(), 'outbox_relay_replay_window_bytes');
+
+    // Demoted; the other instance streamed meanwhile and left the slot at 0/5000 (its own window behind its
+    // checkpoint). This relay takes the slot back and resumes at 0/B000.
+    strategy.observer.stateChanged?.('standby');
+    strategy.observer.stateChanged?.('reconnecting');
+    strategy.streamingOn(1, 0x5000n);
+    strategy.observer.stateChanged?.('streaming');
+    // Before: 0/1000 (below the slot's confirmed_flush_lsn) and 40960 bytes (0/B000 - 0/1000).
+    expect(strategy.reportPosition(0xb000n)).toBe(0x5000n);
+    expect(await windowBytes()).toBe(0x6000);
+    await strategy.close();
+  });
 });

@@ -35,6 +35,16 @@ describe('replay window across restarts', () => {
     }
   });
 
+  it('records no sample at or below a slot raised past it (another instance held the slot meanwhile and moved it)', () => {
+    const w = new ReplayWindowPosition({ kind: 'duration', ms: MINUTE });
+    w.raiseFloor(at(0));
+    for (let s = 1; s <= 30; s++) w.confirmed(at(s), s * 1000);
+    // Taken back at 31 s from a slot the other instance left at 20: positions up to it are released already.
+    w.raiseFloor(at(20));
+    expect(w.pending(at(30)).map((s) => s.lsn)).toEqual([at(21), at(22), at(23), at(24), at(25), at(26), at(27), at(28), at(29), at(30)]);
+    expect(w.position(31_000)).toBe(at(20));
+  });
+
   it('thins the recorded samples to 32, each keeping the later position and time, none above the checkpoint', () => {
     const w = new ReplayWindowPosition({ kind: 'duration', ms: 6 * 3_600_000 });
     for (let s = 1; s <= 7200; s++) w.confirmed(at(s), s * 1000);

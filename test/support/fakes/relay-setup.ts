@@ -45,6 +45,9 @@ export class FakeSessionFields {
   readonly countedThrough: Lsn = 0n;
   confirmed: Lsn = 0n;
   reported: Lsn | undefined = undefined;
+  /** Where the slot was confirmed when the session opened it. */
+  readonly slotConfirmed: Lsn = 0x1000n;
+  timeline = 1;
 }
 
 /**
