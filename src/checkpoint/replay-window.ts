@@ -71,9 +71,10 @@ export class ReplayWindowPosition {
   }
 
   /**
-   * The slot's confirmed position: a slot never moves back, so reporting below it would change nothing. Raised at
-   * every session's start too: another instance that held the slot meanwhile moved it. Samples at or below it are
-   * released already: recorded in a checkpoint, they would say the window still holds them.
+   * The slot's confirmed position: nothing is reported below it (a PostgreSQL release whose
+   * LogicalConfirmReceivedLocation sets confirmed_flush without comparing moves the slot back to a lower flush; one
+   * with the comparison ignores it). Raised at every session's start too: another instance that held the slot meanwhile moved
+   * it. Samples at or below it are released already: recorded in a checkpoint, they would say the window still holds them.
    */
   raiseFloor(lsn: Lsn): void {
     this.reported = maxLsn(this.reported, lsn);
