@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { compileTopicTemplate } from '../../src/route/topic-template.js';
 import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
@@ -22,6 +23,25 @@ describe('globs, routing rules and filters', () => {
     expect(compileGlob('*.v1')('a.v1')).toBe(true);
     expect(compileGlob('*.v1')('av1')).toBe(false);
     expect(compileGlob('a+b')('a+b')).toBe(true);
+    // The literal parts around a star do not overlap; stars match nothing too, and newlines.
+    expect(compileGlob('a*a')('a')).toBe(false);
+    expect(compileGlob('a*a')('aa')).toBe(true);
+    expect(compileGlob('*')('')).toBe(true);
+    expect(compileGlob('a**b*')('ab')).toBe(true);
+    expect(compileGlob('*b*b')('abab')).toBe(true);
+    expect(compileGlob('*b*b')('aba')).toBe(false);
+    expect(compileGlob('Order*Placed')('Order\nPlaced')).toBe(true);
+  });
+
+  // The type and aggregate type are row data: a RegExp of .* backtracked polynomially in their length (hours for
+  // this value), holding the event loop and with it the replication connection, on the same row after every reconnect.
+  it('a glob matches a long column value by a scan that ends', () => {
+    const value = 'ab'.repeat(50_000);
+    // Under a watchdog: a matcher that backtracks would not return by itself, and would hang the test worker.
+    const match = (pattern: string) => runInNewContext('match(value)', { match: compileGlob(pattern), value }, { timeout: 10_000 }) as boolean;
+    expect(match('*a*b*c')).toBe(false);
+    expect(match('*a*b*b')).toBe(true);
+    expect(match('a*ba*bc*')).toBe(false);
   });
 
   it('the first matching rule wins; no match falls back to the template; rule topics are templates too', () => {
