@@ -46,16 +46,36 @@ export function compileEnvelope(config: EnvelopeConfig, defaultSource: string): 
 }
 
 /**
+ * PostgreSQL's ISO output of a date, timestamp or timestamptz (`2024-05-01 10:11:12.123456+02`; --since and --until
+ * also take `T` and `Z`): date, then optionally the time (seconds and fraction optional) and an offset. BC dates,
+ * years past 9999 (which RFC 3339, and so ce_time, cannot write), infinity and anything else do not match.
+ */
+const PG_TIMESTAMP = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(?:Z|([+-])(\d\d)(?::(\d\d)(?::(\d\d))?)?)?)?$/i;
+
+/**
  * A timestamp/timestamptz column in PostgreSQL's ISO text output (`2024-05-01 10:11:12.123456+02`) as ms since the
- * epoch. Without an offset (timestamp without time zone) the value is taken as UTC.
+ * epoch. Without an offset (timestamp without time zone) the value is taken as UTC. Read field by field, not with
+ * Date.parse: what is not ISO it parses its own way, without a word (a date 0044-03-15 as 2044, the text "12" as
+ * 2001-12-01, 2024-02-30 as 1 March), and the record would carry that time.
  */
 export function parsePgTimestamp(text: string): number {
-  let iso = text.replace(' ', 'T');
-  if (/[+-]\d\d$/.test(iso)) iso += ':00';
-  else if (!/([+-]\d\d:\d\d(:\d\d)?|Z)$/.test(iso)) iso += 'Z';
-  const ms = Date.parse(iso.replace(/([+-]\d\d:\d\d):\d\d$/, '$1'));
+  const m = PG_TIMESTAMP.exec(text);
+  const ms = m === null ? NaN : timestampMs(m.slice(1).map((field) => field ?? ''));
   if (Number.isNaN(ms)) {
-    throw new RelayError('RECORD_INVALID', `timestamp "${text}" is not an ISO date and time`, { hint: "keep the server's DateStyle at ISO (the default) and use finite timestamps" });
+    throw new RelayError('RECORD_INVALID', `timestamp "${text}" is not an ISO date and time`, { hint: "keep the server's DateStyle at ISO (the default) and use finite timestamps from the year 1 to 9999" });
   }
   return ms;
+}
+
+/** PG_TIMESTAMP's fields ('' where absent) as ms since the epoch; NaN for a date or time that does not exist. */
+function timestampMs([year, month, day, hours, minutes, seconds, fraction, sign, offsetHours, offsetMinutes, offsetSeconds]: string[]): number {
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, takes the years 0 to 99 as they are, not as 1900 to 1999.
+  date.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
+  date.setUTCHours(Number(hours), Number(minutes), Number(seconds), Number(fraction!.slice(0, 3).padEnd(3, '0')));
+  // Out of range fields roll over (February 30 into March, 24:00 into the next day): the fields must come back as given.
+  const exists = Number(year) > 0 && date.getUTCMonth() === Number(month) - 1 && date.getUTCDate() === Number(day) && date.getUTCHours() === Number(hours) && date.getUTCMinutes() === Number(minutes) && date.getUTCSeconds() === Number(seconds);
+  if (!exists || Number(offsetMinutes) > 59 || Number(offsetSeconds) > 59) return NaN;
+  const offsetMs = ((Number(offsetHours) * 60 + Number(offsetMinutes)) * 60 + Number(offsetSeconds)) * 1000;
+  return date.getTime() - (sign === '-' ? -offsetMs : offsetMs);
 }

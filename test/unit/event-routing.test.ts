@@ -82,6 +82,17 @@ describe('payload helpers', () => {
     expect(new Date(parsePgTimestamp('2024-05-01 10:11:12')).toISOString()).toBe('2024-05-01T10:11:12.000Z');
     expect(() => parsePgTimestamp('infinity')).toThrow(RelayError);
   });
+
+  // Date.parse read what is not ISO its own way: the record timestamp (and ce_time) carried a time the row never had.
+  it('a timestamp that is not ISO, or no date at all, is refused, not read as some other time', () => {
+    // A date column, and a year below 100: not 2044.
+    expect(new Date(parsePgTimestamp('0044-03-15')).toISOString()).toBe('0044-03-15T00:00:00.000Z');
+    // A historic offset keeps its seconds (local mean time).
+    expect(new Date(parsePgTimestamp('1900-01-01 00:00:00+00:53:28')).toISOString()).toBe('1899-12-31T23:06:32.000Z');
+    for (const text of ['12', '2024-02-30', '2024-05-01 24:00:00', '2016-12-31 23:59:60', '0000-01-01', '0044-03-15 BC', '10000-01-01 00:00:00', '-infinity']) {
+      expect(() => parsePgTimestamp(text), text).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
+    }
+  });
 });
 
 describe('record retries', () => {
