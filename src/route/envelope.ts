@@ -1,5 +1,6 @@
 import type { EnvelopeConfig } from '../config/types.js';
 import { RelayError } from '../errors.js';
+import { quotedValue } from './topic-template.js';
 
 const JSON_OID = 114;
 const JSONB_OID = 3802;
@@ -62,7 +63,7 @@ export function parsePgTimestamp(text: string): number {
   const m = PG_TIMESTAMP.exec(text);
   const ms = m === null ? NaN : timestampMs(m.slice(1).map((field) => field ?? ''));
   if (Number.isNaN(ms)) {
-    throw new RelayError('RECORD_INVALID', `timestamp "${text}" is not an ISO date and time`, { hint: "keep the server's DateStyle at ISO (the default) and use finite timestamps from the year 1 to 9999" });
+    throw new RelayError('RECORD_INVALID', `timestamp ${quotedValue(text)} is not an ISO date and time`, { hint: "keep the server's DateStyle at ISO (the default) and use finite timestamps from the year 1 to 9999" });
   }
   return ms;
 }

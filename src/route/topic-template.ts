@@ -76,7 +76,7 @@ export function compileTopicTemplate(template: string, setting = 'topic', known?
       let topic = '';
       let c = 0;
       for (const part of parts) topic += 'literal' in part ? part.literal : values[c++];
-      if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `${quotedName(topic)} (from template "${template}") is not a legal Kafka topic name`);
+      if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `${quotedValue(topic)} (from template "${template}") is not a legal Kafka topic name`);
       lastTopic = topic;
       for (let i = 0; i < columns.length; i++) lastValues[i] = values[i];
       return topic;
@@ -84,16 +84,17 @@ export function compileTopicTemplate(template: string, setting = 'topic', known?
   };
 }
 
-/** Longest part of an illegal topic name an error quotes (a legal one has at most 249 characters). */
-const QUOTED_TOPIC_MAX = 300;
+/** Longest part of a value an error quotes (a legal topic name has at most 249 characters). */
+const QUOTED_MAX = 300;
 
 /**
- * An illegal topic name as an error quotes it: whole up to QUOTED_TOPIC_MAX characters, else its start and length.
- * A row value of megabytes quoted whole made the error as large: in the dead letter's error header it made the dead
- * letter too large to produce, and the relay halted on that (RECORD_TOO_LARGE, with the wrong fix).
+ * A value from an event (an illegal topic name, a timestamp column's text) as an error quotes it: whole up to
+ * QUOTED_MAX characters, else its start and length. A row value of megabytes quoted whole made the error as large:
+ * in the dead letter's error header it made the dead letter too large to produce, and the relay halted on that
+ * (RECORD_TOO_LARGE, with the wrong fix).
  */
-function quotedName(topic: string): string {
-  return topic.length <= QUOTED_TOPIC_MAX ? `"${topic}"` : `"${topic.slice(0, QUOTED_TOPIC_MAX)}…" (${topic.length} characters)`;
+export function quotedValue(text: string): string {
+  return text.length <= QUOTED_MAX ? `"${text}"` : `"${text.slice(0, QUOTED_MAX)}…" (${text.length} characters)`;
 }
 
 /** The placeholders of delivery.deadLetterTopic: the topic the event was meant for. */
@@ -107,7 +108,7 @@ export function topicNameProblem(name: string, setting: string): { problem: stri
 
 /** A topic name given as is (a logical message's own "topic"): checked as a rendered template is, before Kafka sees it. */
 export function checkTopicName(topic: string): string {
-  if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `"${topic}" is not a legal Kafka topic name (${LEGAL_HINT})`);
+  if (!LEGAL_TOPIC.test(topic)) throw new RelayError('TOPIC_INVALID', `${quotedValue(topic)} is not a legal Kafka topic name (${LEGAL_HINT})`);
   return topic;
 }
 

@@ -206,6 +206,13 @@ describe('logical-message events', () => {
     expect(message).toBe(`"outbox.${'x '.repeat(146)}x…" (2000007 characters) (from template "outbox.\${aggregate_type}") is not a legal Kafka topic name`);
   });
 
+  it('so is a logical message’s own "topic", and a timestamp column’s text', () => {
+    const long = 'x '.repeat(1_000_000);
+    const quoted = `"${'x '.repeat(150)}…" (2000000 characters)`;
+    expect(() => new MessageMapper(config).map(message(`{"id":"e8","topic":"${long}"}\n{}`), txn)).toThrow(expect.objectContaining({ message: expect.stringContaining(`event e8, commit LSN 0/16B3748): ${quoted} is not a legal Kafka topic name (`) }));
+    expect(() => parsePgTimestamp(long)).toThrow(`timestamp ${quoted} is not an ISO date and time`);
+  });
+
   it('malformed metadata is a record error naming the message and what is wrong, carrying the whole content for the dead letter', () => {
     const mapper = new MessageMapper(config);
     const cases: [string, string, RegExp][] = [
