@@ -158,16 +158,18 @@ export class RowMapper {
     }
     const raw = values.copy(index.payload!);
     const value = raw && this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : (raw ?? null);
-    const key = (index.key === index.id ? eventId : textOf(values, index.key)) || eventId || null;
+    const id = this.storedOf(values, index.id);
+    const keyValue = this.storedOf(values, index.key);
+    const key = keyValue?.length ? keyValue : id?.length ? id : null;
     const headers: Record<string, string | Buffer> = { [HEADER.lsn]: formatLsn(txn.commitLsn), [HEADER.xid]: String(txn.xid), 'outbox-table': this.table };
-    if (eventId) headers[HEADER.id] = eventId;
+    if (id?.length) headers[HEADER.id] = id;
     for (const [name, i] of [[HEADER.type, index.type], [HEADER.aggregateType, index.aggregateType], [HEADER.aggregateId, index.aggregateId]] as const) {
-      const text = textOf(values, i);
-      if (text) headers[name] = text;
+      const stored = this.storedOf(values, i);
+      if (stored?.length) headers[name] = stored;
     }
     // As stored, not parsed: it may be what the row was refused for.
-    const rowHeaders = textOf(values, index.headers);
-    if (rowHeaders && rowHeaders !== '{}') headers['outbox-dlq-row-headers'] = rowHeaders;
+    const rowHeaders = this.storedOf(values, index.headers);
+    if (rowHeaders?.length && rowHeaders !== '{}') headers['outbox-dlq-row-headers'] = rowHeaders;
     return { topic, key, value, headers, eventId, size: recordSize(topic, key, value, headers), txn, error };
   }
 
@@ -293,6 +295,16 @@ export class RowMapper {
   private fail(eventId: string | null, txn: SourceTransaction, message: string, cause?: unknown, code: ErrorCode = 'RECORD_REQUIRED_NULL', more: { hint?: string; details?: Record<string, unknown> } = {}): never {
     const { where, details } = this.position(eventId, txn);
     throw new RelayError(code, `${message} in ${this.table} (${where})`, { cause, hint: more.hint, details: { ...more.details, ...details } });
+  }
+
+  /**
+   * A column's value for a dead letter: its text, or its bytes as stored where they are not UTF-8 (SQL_ASCII, what
+   * the row may have been refused for): decoded, each such byte became U+FFFD, and the dead letters of LATIN1 ids
+   * Müller and Mäller had one id and one key, the partition and the tell-apart lost with the bytes.
+   */
+  private storedOf(values: TupleValues, i: number | undefined): string | Buffer | null {
+    if (i === undefined) return null;
+    return this.checkedUtf8 !== undefined && !values.isUtf8(i) ? values.copy(i)! : values.text(i);
   }
 
   /** The first checked column whose value is not UTF-8 (checkedUtf8), else undefined. */

@@ -141,8 +141,17 @@ describe('row mapping in a SQL_ASCII database (server_encoding), where text come
     for (const id of ['Müller', 'Mäller']) {
       const row = values([latin1(id), 'order', 'o-1', 'OrderPlaced', '{}', '{}']);
       expect(() => mapper.map(row, txn), id).toThrow(refusal('id', 'M\uFFFDller'));
-      expect(mapper.unmappable(row, txn, new RelayError('RECORD_INVALID', 'x'))).toMatchObject({ topic: 'outbox.order', value: Buffer.from('{}') });
+      // The dead letter keeps the bytes as stored: decoded, both had the id and key M\uFFFDller.
+      const dead = mapper.unmappable(row, txn, new RelayError('RECORD_INVALID', 'x'));
+      expect(dead).toMatchObject({ topic: 'outbox.order', value: Buffer.from('{}'), key: latin1(id), headers: { [HEADER.id]: latin1(id) } });
+      expect(dead.size).toBe(recordSize('outbox.order', latin1(id), Buffer.from('{}'), dead.headers));
     }
+    const keyed = sqlAscii(COLUMNS, { ...mapping, columns: { ...mapping.columns, key: 'aggregate_id' } });
+    const row = values(['e-1', latin1('Bestellung-ä'), latin1('Bäcker'), 'OrderPlaced', '{}', latin1('{"city":"Köln"}')]);
+    expect(keyed.unmappable(row, txn, new RelayError('RECORD_INVALID', 'x'))).toMatchObject({
+      key: latin1('Bäcker'),
+      headers: { [HEADER.id]: 'e-1', [HEADER.aggregateType]: latin1('Bestellung-ä'), [HEADER.aggregateId]: latin1('Bäcker'), 'outbox-dlq-row-headers': latin1('{"city":"Köln"}') },
+    });
   });
 
   it('so is a value of another column the record carries or is routed by: the key, a header, the topic’s', () => {
