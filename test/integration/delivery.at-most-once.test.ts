@@ -6,12 +6,17 @@ import { useFreshDatabase } from '../support/database.js';
 
 describe('delivery: at-most-once', () => {
   const db = useFreshDatabase('amo');
+  const KILLS = 6;
+  const BATCH = 100;
 
   // Six relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
   it('SIGKILLed again and again under concurrent writers: measures what it loses, and sends nothing twice', async () => {
-    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'at-most-once'] });
+    // Batches of at most BATCH events: one batch is in flight at a time under at-most-once (its position PostgreSQL's
+    // before Kafka sees it), so a kill loses at most that batch and the rest of its last transaction (the writers
+    // commit 1 to 5 rows). With the default batches (up to 2,500 events) a loaded 2-core machine lost 54 % here.
+    const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'at-most-once', '--delivery-batch-max-events', String(BATCH)] });
     const writers = startWriters(db(), 4);
-    for (let round = 0; round < 6; round++) {
+    for (let round = 0; round < KILLS; round++) {
       const relay = startRelay(setup.args);
       await relay.waitForMessage('streaming from PostgreSQL', 60_000);
       await new Promise((r) => setTimeout(r, 300 + round * 170));
@@ -35,8 +40,8 @@ describe('delivery: at-most-once', () => {
         `${delivery.missing.length} lost (${((100 * delivery.missing.length) / committed.length).toFixed(2)} %), ${delivery.duplicates} duplicates`,
     );
     expect(delivery.unexpected).toBe(0);
-    // Lossy by design, but not wholesale: most events arrive.
-    expect(committed.length - delivery.missing.length).toBeGreaterThan(committed.length / 2);
+    // Lossy by design, but by at most one batch per kill, whatever the machine's load.
+    expect(delivery.missing.length).toBeLessThanOrEqual(KILLS * (BATCH + 4));
     // Each hand-off waits until PostgreSQL holds its position, so no kill leaves the slot before an event Kafka
     // may have: none is streamed, or sent, again. (Until 2026-12-06 a position written to the socket just before
     // the kill could die with it: 2 and 6 events twice in two runs of `npm run faults`.)
