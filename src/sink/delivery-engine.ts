@@ -77,6 +77,11 @@ export function batchLimits(limits: DeliveryLimits, depth: number): { events: nu
   };
 }
 
+/** Why a produce of `batch` failed: a topic-ACL refusal names the batch's topics (Kafka's answer names none). */
+function produceFailure(err: unknown, batch: readonly OutboxEvent[]): RelayError {
+  return namingRefusedTopics(classifyKafkaError(err), batch);
+}
+
 /**
  * The one delivery engine behind every guarantee: the bounded in-flight window, batching, several produce
  * requests in flight (as many as the sink keeps in order), retries with backoff, record isolation, the poison
@@ -90,11 +95,6 @@ export function batchLimits(limits: DeliveryLimits, depth: number): { events: nu
  *   leave the window once produced; what waits for the commit is a count per transaction. Anything uncommitted
  *   cannot be re-sent from memory: a failure aborts it and the source streams again from the checkpoint.
  */
-/** Why a produce of `batch` failed: a topic-ACL refusal names the batch's topics (Kafka's answer names none). */
-function produceFailure(err: unknown, batch: readonly OutboxEvent[]): RelayError {
-  return namingRefusedTopics(classifyKafkaError(err), batch);
-}
-
 export class DeliveryEngine implements Delivery {
   /** Events from `head` on wait to be sent; the slots before it were taken by batches and hold nothing. */
   private queue: (OutboxEvent | undefined)[] = [];
