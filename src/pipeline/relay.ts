@@ -722,7 +722,8 @@ export class Relay {
     // grace of 0), it held a stop that lost nothing until the watchdog's SHUTDOWN_TIMEOUT.
     await session?.close(closeBy - SESSION_CLOSE_RESERVE_MS);
     // The grace is spent: the producer does not flush what Kafka did not take in it (5 s more, past the watchdog).
-    await this.closeSink(drained);
+    // Drained, its flush ends by closeBy too.
+    await this.closeSink(drained, closeBy);
     // A stop that ended in a failure is no stop: run() reports the failure (its "giving up" line, state failed),
     // whether its line comes before this point or after it.
     if (this.deliveryFailure) return;
@@ -735,8 +736,8 @@ export class Relay {
    * way (a stop while Kafka cannot be reached yet) kafkajs' disconnect waits for that connect's requests, which a
    * broker that accepts the connection and never answers holds: the flush's whole bound (5 s) before the exit.
    */
-  private closeSink(flush: boolean): Promise<void> {
-    return this.deps.sink.close({ flush: flush && this.sinkConnected });
+  private closeSink(flush: boolean, closeBy?: number): Promise<void> {
+    return this.deps.sink.close({ flush: flush && this.sinkConnected, closeBy });
   }
 }
 

@@ -1,4 +1,5 @@
 import { RelayError } from '../errors.js';
+import type { CloseOptions } from './sink.js';
 
 /** What a Kafka client answers once close() was called: not retriable, the relay is stopping. */
 export function closedError(): RelayError {
@@ -17,4 +18,10 @@ export async function refuseIfClosed(closed: boolean, disconnect: () => Promise<
   // The refusal is what to report: a client nobody uses adds nothing by failing to disconnect.
   await disconnect().catch(() => undefined);
   throw closedError();
+}
+
+/** How long a close waits for its client's flush: the client's own bound, cut to the stop's closeBy; none without a flush. */
+export function flushWithin(options: CloseOptions, boundMs: number): number {
+  if (!options.flush) return 0;
+  return Math.max(0, Math.min(boundMs, (options.closeBy ?? Infinity) - Date.now()));
 }

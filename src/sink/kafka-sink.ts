@@ -3,7 +3,7 @@ import type { Admin, CompressionTypes, Kafka, LogEntry, Producer } from 'kafkajs
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { lazyRequire } from '../lazy-require.js';
-import { closedError, refuseIfClosed } from './closed-client.js';
+import { closedError, flushWithin, refuseIfClosed } from './closed-client.js';
 import { classifyKafkaError } from './kafka-errors.js';
 import { settlesWithin } from '../retry.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
@@ -167,8 +167,9 @@ export class KafkaSink implements PlainSink {
   async close(options: CloseOptions = { flush: true }): Promise<void> {
     this.closed = true;
     // kafkajs's disconnect waits for the requests in flight, which a broker that stopped answering holds until
-    // kafka.requestTimeout: after a drain the grace ended it is not waited for at all, otherwise for a bounded time.
-    await this.disconnect(options.flush ? DISCONNECT_WITHIN_MS : 0);
+    // kafka.requestTimeout: after a drain the grace ended it is not waited for at all, otherwise for a bounded time
+    // that ends with the stop (a request pending at a drained stop took the whole 5 s, past the watchdog).
+    await this.disconnect(flushWithin(options, DISCONNECT_WITHIN_MS));
   }
 
   private async disconnect(withinMs: number): Promise<void> {

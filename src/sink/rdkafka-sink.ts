@@ -5,7 +5,7 @@ import { settlesWithin } from '../retry.js';
 import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
-import { closedError, refuseIfClosed } from './closed-client.js';
+import { closedError, flushWithin, refuseIfClosed } from './closed-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, isRecordErrorCode, lostProducerError, producerRefusal } from './rdkafka-errors.js';
 import { PARKED_MAX_MS, ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
@@ -284,7 +284,7 @@ export class RdKafkaSink implements PlainSink {
     this.closed = true;
     const connected = this.connected;
     this.connected = undefined;
-    await Promise.allSettled([connected && this.closeProducer(connected, options.flush ? DISCONNECT_FLUSH_MS : 0), this.admin.disconnect()]);
+    await Promise.allSettled([connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)), this.admin.disconnect()]);
   }
 }
 

@@ -61,6 +61,13 @@ export interface PlainSink extends Sink {
 
 export interface CloseOptions {
   flush: boolean;
+  /**
+   * When the stop must be over (ms since the epoch): Relay's closeBy, the deadline the replication connection's close
+   * and the last checkpoint write get too. The plain sinks' flush ends by then, however long their own bound (5 s):
+   * after a drain that took the grace it outlasted the shutdown watchdog (exit 1, SHUTDOWN_TIMEOUT). The
+   * transactional sink does not take it.
+   */
+  closeBy?: number;
 }
 
 /**

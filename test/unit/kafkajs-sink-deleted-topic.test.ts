@@ -19,6 +19,8 @@ const written: string[] = [];
 const connections: { fakeConnected?: boolean }[] = [];
 /** Set: a connect answers only once it resolves (a broker slow to answer). */
 let connectGate: Promise<void> | undefined;
+/** Set: a disconnect ends only once it resolves (kafkajs waits for a request in flight that the broker does not answer). */
+let disconnectGate: Promise<void> | undefined;
 const patched = ['connect', 'isConnected', 'disconnect', 'metadata', 'produce'] as const;
 const originals = Object.fromEntries(patched.map((name) => [name, Broker.prototype[name]]));
 
@@ -35,6 +37,7 @@ function fakeBroker(): void {
       return this.fakeConnected === true;
     },
     async disconnect(this: Self) {
+      await disconnectGate;
       this.fakeConnected = false;
     },
     // As a broker answers a metadata request without auto-creation: an error for a topic it does not have.
@@ -63,6 +66,7 @@ afterEach(() => {
   written.length = 0;
   connections.length = 0;
   connectGate = undefined;
+  disconnectGate = undefined;
 });
 
 const settings = { brokers: ['localhost:9092'], clientId: 'test', ssl: false, requestTimeoutMs: 1000, compression: 'none' } as unknown as KafkaSettings;
@@ -139,5 +143,23 @@ describe('KafkaSink (kafkajs) closed while it connects', () => {
     expect(connections.filter((c) => c.fakeConnected)).toEqual([]);
     await expect(sink.send([record('orders', 'o2')])).rejects.toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: false });
     expect(written).toEqual([]);
+  });
+});
+
+describe('KafkaSink (kafkajs) closed with a flush at a stop', () => {
+  it("a request the broker does not answer holds kafkajs' disconnect: the close ends at the stop's closeBy, not after its own 5 s bound", async () => {
+    fakeBroker();
+    topics.add('orders');
+    const sink = new KafkaSink(settings, pino({ level: 'silent' }));
+    await sink.connect();
+    disconnectGate = new Promise(() => undefined);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let closed = false;
+    void sink.close({ flush: true, closeBy: Date.now() + 1000 }).then(() => (closed = true));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(closed).toBe(false);
+    // Before: still closing until 5 s, past a watchdog 0.5 s after closeBy (exit 1, SHUTDOWN_TIMEOUT).
+    await vi.advanceTimersByTimeAsync(1);
+    expect(closed).toBe(true);
   });
 });

@@ -18,6 +18,8 @@ class FakeNativeProducer {
   refuse: ((value: string) => boolean) | undefined;
   private disconnecting = false;
   disconnects = 0;
+  /** The flush time each disconnect was given. */
+  readonly flushTimeouts: number[] = [];
   /** How long the client's disconnect takes after the flush. */
   disconnectMs = 5;
   constructor() {
@@ -42,8 +44,9 @@ class FakeNativeProducer {
     this.produced.push({ opaque, value });
     return true;
   }
-  disconnect(_timeout: number, cb: () => void) {
+  disconnect(timeout: number, cb: () => void) {
     this.disconnects++;
+    this.flushTimeouts.push(timeout);
     // flush(), then the client's disconnect
     setImmediate(() => {
       if (this.disconnecting) return;
@@ -292,6 +295,20 @@ describe('RdKafkaSink: a send waiting for a new topic\'s metadata while an earli
     await Promise.all(again);
     metadataWaits.clear();
     await sink.close();
+  });
+});
+
+describe('RdKafkaSink closed with a flush at a stop', () => {
+  it("flushes until the stop's closeBy when that comes before its own 5 s bound", async () => {
+    const { sink, producer } = await connectedSink();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await sink.close({ flush: true, closeBy: Date.now() + 1200 });
+    } finally {
+      vi.useRealTimers();
+    }
+    // Before: 5000, past a watchdog 0.5 s after closeBy.
+    expect(producer.flushTimeouts).toEqual([1200]);
   });
 });
 

@@ -48,6 +48,6 @@ describe('Relay, a stop while Kafka cannot be reached yet at start', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     await relay.stop();
     expect(await outcome).toEqual({ state: 'stopped' });
-    expect(closes).toEqual([{ flush: false }]);
+    expect(closes).toEqual([{ flush: false, closeBy: expect.any(Number) as unknown }]);
   });
 });

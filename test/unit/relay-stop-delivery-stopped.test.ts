@@ -44,6 +44,8 @@ async function stopWhileDeliveryStops(error: RelayError, at: 'streaming' | 'reco
   let callbacks!: DeliveryCallbacks;
   const closes: (CloseOptions | undefined)[] = [];
   const drains: boolean[] = [];
+  /** The stop's deadline the checkpoint writer was given. */
+  let closeBy: number | undefined;
   const states: RelayState[] = [];
   // A grace and a backoff longer than the test: only the delivery ends the drain, only the stop the backoff.
   const config = { ...(relayConfig({ initialDelayMs: 600_000, maxDelayMs: 600_000, maxDurationMs: 600_000 }) as object), shutdownGraceMs: 600_000 };
@@ -56,7 +58,10 @@ async function stopWhileDeliveryStops(error: RelayError, at: 'streaming' | 'reco
       return { ...(idleDelivery() as object), whenIdle: () => idle };
     },
     reportPosition: (lsn: Lsn) => lsn,
-    drainEnded: async (drained: boolean) => void drains.push(drained),
+    drainEnded: async (drained: boolean, by: number) => {
+      drains.push(drained);
+      closeBy = by;
+    },
     observer: { stateChanged: (state: RelayState) => void states.push(state) },
   } as never);
   const outcome = relay.run();
@@ -70,7 +75,7 @@ async function stopWhileDeliveryStops(error: RelayError, at: 'streaming' | 'reco
   stopped();
   callbacks.stopped(error);
   await stopping;
-  return { drains, closes, outcome: await outcome, lines, states, state: relay.currentState };
+  return { drains, closeBy, closes, outcome: await outcome, lines, states, state: relay.currentState };
 }
 
 describe('Relay, a stop whose drain ends because delivery stopped', () => {
@@ -79,7 +84,8 @@ describe('Relay, a stop whose drain ends because delivery stopped', () => {
     expect(outcome).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
     // Before: drained (true), and both closes (the stop's, run()'s) flushed: 5 s each on brokers that no longer answer.
     expect(drains).toEqual([false]);
-    expect(closes).toEqual([{ flush: false }, { flush: false }]);
+    // run()'s close after the failure (no stop deadline there), and the stop's.
+    expect(closes).toEqual([{ flush: false }, { flush: false, closeBy: expect.any(Number) as unknown }]);
   });
 
   // Before: streaming, [[50, 'giving up'], [30, 'stopped']] and the state 'stopped', set by the stop after run()
@@ -98,9 +104,10 @@ describe('Relay, a stop whose drain ends because delivery stopped', () => {
   });
 
   it('a halt over a record Kafka refused: Kafka answers, so the last checkpoint is written and the producer flushed, as before', async () => {
-    const { drains, closes, outcome } = await stopWhileDeliveryStops(new RelayError('RECORD_TOO_LARGE', 'refused (fake)'));
+    const { drains, closeBy, closes, outcome } = await stopWhileDeliveryStops(new RelayError('RECORD_TOO_LARGE', 'refused (fake)'));
     expect(outcome).toMatchObject({ state: 'halted', error: { code: 'RECORD_TOO_LARGE' } });
     expect(drains).toEqual([true]);
-    expect(closes).toEqual([{ flush: true }]);
+    // By the stop's deadline, as the last checkpoint write.
+    expect(closes).toEqual([{ flush: true, closeBy }]);
   });
 });

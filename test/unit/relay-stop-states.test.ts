@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
+import type { CloseOptions } from '../../src/sink/sink.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
 
 // A fake replication session that finds the slot held by another instance: the relay waits as a standby.
@@ -28,19 +29,20 @@ vi.mock('../../src/source/standby-wait.js', () => ({
 
 const { Relay } = await import('../../src/pipeline/relay.js');
 
-function relay(options: { connect?: () => Promise<void>; drainEnded?: () => Promise<void> } = {}) {
+function relay(options: { connect?: () => Promise<void>; drainEnded?: (drained: boolean, closeBy: number) => Promise<void> } = {}) {
   const states: RelayState[] = [];
+  const closes: CloseOptions[] = [];
   const { logger } = capturingLogger('info');
   const instance = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 600_000 }) as never, {
     logger,
-    sink: { connect: options.connect ?? (async () => undefined), send: async () => undefined, close: async () => undefined } as never,
+    sink: { connect: options.connect ?? (async () => undefined), send: async () => undefined, close: async (given: CloseOptions) => void closes.push(given) } as never,
     createDelivery: idleDelivery,
     startPosition: async () => undefined,
     reportPosition: (lsn: Lsn) => lsn,
     drainEnded: options.drainEnded,
     observer: { stateChanged: (state: RelayState) => void states.push(state) },
   } as never);
-  return { instance, states };
+  return { instance, states, closes };
 }
 
 describe('Relay, a stop outside streaming', () => {
@@ -63,6 +65,17 @@ describe('Relay, a stop outside streaming', () => {
     // writer under it.
     expect(drainEndedAt).toBeGreaterThan(0);
     expect(states).toEqual(['standby', 'stopped']);
+  });
+
+  it("a drained stop flushes the sink by the stop's deadline, the closeBy the last checkpoint write gets (kafkajs waited its own 5 s, past the watchdog)", async () => {
+    let closeBy: number | undefined;
+    const { instance, states, closes } = relay({ drainEnded: async (_drained, by) => void (closeBy = by) });
+    const outcome = instance.run();
+    await vi.waitFor(() => expect(states).toContain('standby'));
+    await instance.stop();
+    expect(await outcome).toEqual({ state: 'stopped' });
+    expect(closeBy).toEqual(expect.any(Number));
+    expect(closes).toEqual([{ flush: true, closeBy }]);
   });
 
   it('a relay that failed: the stop changes nothing (no draining, no stopped over the failure)', async () => {
