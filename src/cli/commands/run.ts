@@ -146,14 +146,15 @@ export function runCommand(): Command {
     try {
       result = await outcome;
     } catch (err) {
-      await slotLag.stop();
+      await Promise.all([heartbeat.stop(), publicationWatch.stop(), slotLag.stop()]);
       throw err;
-    } finally {
-      await Promise.all([heartbeat.stop(), publicationWatch.stop()]);
     }
-    // Set before the closes: a close that outlasts the watchdog's margin exits with it (cli/signals.ts).
+    // Set before the closes: a close that outlasts the watchdog's margin exits with it (cli/signals.ts). The side
+    // connections' too: with PostgreSQL not answering each waits its 2 s, which after a stop that took its closeBy
+    // (a grace under 2 s) met the watchdog before this was set: exit 1, SHUTDOWN_TIMEOUT, for a stop that lost nothing.
     // A setting refused only once the checkpoint was read (a replay window with at-most-once) is still a usage error.
     process.exitCode = result.state === 'stopped' ? EXIT.ok : result.error?.code === 'CONFIG_INVALID' ? EXIT.usage : EXIT.runtime;
+    await Promise.all([heartbeat.stop(), publicationWatch.stop()]);
     await strategy.close();
     // exactly-once produces through its own transactional sink; the plain one served dead letters only.
     if (strategy.sink !== sink) await sink.close();
