@@ -37,7 +37,7 @@ export class RecordedReplayWindow {
    * A new window is recorded only while no other instance streams from the slot (`slot.active`): a standby's
    * rewrite of the checkpoint it read would land after the active instance's newer ones and move the checkpoint
    * back (a restart would then send those events again, under exactly-once too). The standby decides again when
-   * it takes over.
+   * it takes over, also one that held the slot before (delivery-strategy.ts, takeover).
    */
   async resolve(checkpoint: Checkpoint | undefined, slot: Pick<SlotBounds, 'confirmed' | 'active'>): Promise<void> {
     const slotConfirmed = slot.confirmed;

@@ -65,7 +65,8 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   /**
    * Demoted to a standby (a reconnect found the slot taken by another instance) until a session streams again: the
    * slot's WAL is the active instance's to report, as its lag is (RelayMetrics). Kept, the dashboard's window panel
-   * showed this instance's former window, frozen at the demotion, next to the one the slot really keeps.
+   * showed this instance's former window, frozen at the demotion, next to the one the slot really keeps. The
+   * session that takes the slot back decides the window again (takeover).
    */
   let demoted = false;
   const demotion: RelayObserver = {
@@ -194,20 +195,39 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   };
 
   /**
+   * A session after a time as a standby (another instance held the slot and wrote checkpoints with its own window
+   * and the positions that window held) decides the window again, with the checkpoint and the slot's bounds, as the
+   * first start does (resolve): the window recorded there applies unless this relay sets one, and the recorded
+   * positions are reported at the times they were delivered. Kept from before the takeover, the window went on as
+   * this relay's own: every position the other delivered was stamped with the takeover's time (the slot held up to
+   * a window longer, outbox_relay_replay_window_bytes counting it), and this relay's window went into its
+   * checkpoints over the one the other recorded: a window the other set was lost (the slot moved past it), one it
+   * released (0) came back. So here, as at the first start, a checkpoint that cannot be read fails the session
+   * (retried). A relay that never saw the other (it took the slot and let it go between two attempts of this one)
+   * cannot tell: its window goes on, from the slot's position (streamingOn).
+   */
+  const takeover = async (): Promise<Checkpoint | undefined> => {
+    const [checkpoint, slot] = await Promise.all([readOwnCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    await window.resolve(checkpoint, slot);
+    return checkpoint;
+  };
+
+  /**
    * Where a session after the first starts: the checkpoint read again, when it is newer than the one read at the
    * start. exactly-once: a commit whose answer was lost may have happened, and only the checkpoint says. The other
    * modes: another instance may have held the slot since (this one waited as a standby, or reconnected after the
    * other took the slot and let it go) and delivered; resumed at this process's own last position instead (the
    * slot, which a replay window keeps behind, is older still), the takeover sent again all the other delivered,
-   * and the writer, whose floor is raised here, could write that older position over the other's. Only
-   * duplicates hang on that, so there a read that fails resumes as before: a PostgreSQL reconnect does not wait
-   * for Kafka. A checkpoint no newer than the start's says nothing: a replay (--start-lsn) below it leaves it
-   * unchanged (checkpoints never move back), and resuming there would pass over the rest of the replayed range
-   * without re-sending it. The session takes the newest of this and its own confirmed position.
+   * and the writer, whose floor is raised here, could write that older position over the other's. Outside a
+   * takeover (above) only duplicates hang on that, so there a read that fails resumes as before: a PostgreSQL
+   * reconnect does not wait for Kafka. A checkpoint no newer than the start's says nothing: a replay (--start-lsn)
+   * below it leaves it unchanged (checkpoints never move back), and resuming there would pass over the rest of the
+   * replayed range without re-sending it. The session takes the newest of this and its own confirmed position.
    */
   const resumePosition = async (): Promise<TimelinePosition | undefined> => {
-    const read =
-      settings.guarantee === 'exactly-once'
+    const read = demoted
+      ? takeover()
+      : settings.guarantee === 'exactly-once'
         ? readOwnCheckpoint()
         : readOwnCheckpoint().catch((err: unknown) => void logger.debug({ err: errorMessage(err) }, "checkpoint not read for the resume: resuming at the relay's own position"));
     const checkpoint = await read;
