@@ -639,14 +639,16 @@ export class Relay {
   }
 
   /**
-   * For the last log line: `confirmedLsn` is what PostgreSQL holds (the final status a halt or stop sent), and
-   * `deliveredLsn` the newer position Kafka acknowledged since, when there is one (a replay window keeps the
-   * slot behind on purpose; acknowledgements that arrived after the final status are sent again after a restart).
+   * For the last log line: `confirmedLsn` is what PostgreSQL holds (the final status a halt or stop sent, or the
+   * slot's position when the last session sent none: reportedLsn, as /readyz says), and `deliveredLsn` the newer
+   * position Kafka acknowledged since, when there is one (a replay window keeps the slot behind on purpose;
+   * acknowledgements that arrived after the final status are sent again after a restart). A session whose
+   * connection ended before its first status gave the delivered position as confirmedLsn: never sent to
+   * PostgreSQL, and with a replay window past what the slot keeps.
    */
   private positions(): { confirmedLsn: string; deliveredLsn?: string } {
-    const reported = this.session?.reported;
-    if (reported === undefined) return { confirmedLsn: formatLsn(this.lastConfirmed) };
-    return reported === this.lastConfirmed ? { confirmedLsn: formatLsn(reported) } : { confirmedLsn: formatLsn(reported), deliveredLsn: formatLsn(this.lastConfirmed) };
+    const held = this.reportedLsn;
+    return held === this.lastConfirmed ? { confirmedLsn: formatLsn(held) } : { confirmedLsn: formatLsn(held), deliveredLsn: formatLsn(this.lastConfirmed) };
   }
 
   private fail(error: RelayError): RelayOutcome {

@@ -32,29 +32,35 @@ const RETRY: RetryPolicy = { initialDelayMs: 1, maxDelayMs: 1, maxDurationMs: 3_
 /** A replay window that keeps the reported position at 0/1000. */
 const HELD_AT: Lsn = 0x1000n;
 
+/** A running relay whose window keeps the slot at HELD_AT, once its first session delivered up to 0/2010. */
+async function deliveredOnFirstSession(stateChanged: (state: RelayState, relay: InstanceType<typeof Relay>) => void) {
+  const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0' };
+  const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY };
+  const { logger, lines } = capturingLogger('info');
+  const sink = new FakeSink();
+  const relay: InstanceType<typeof Relay> = new Relay(config, {
+    logger,
+    sink,
+    createDelivery: engineDelivery({ guarantee: 'at-least-once', sink }, RETRY),
+    reportPosition: (lsn: Lsn) => (lsn < HELD_AT ? lsn : HELD_AT),
+    observer: { stateChanged: (state: RelayState) => stateChanged(state, relay) },
+  });
+  const running = relay.run();
+  await vi.waitFor(() => expect(walsenders).toHaveLength(1));
+  const first = walsenders[0]!;
+  first.keepalive(0x1000n);
+  first.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
+  first.xlog(beginMessage(0x2000n, 1));
+  first.xlog(insertMessage(['e-1', 'order', 'e-1', 'OrderPlaced', '{}', '{}']));
+  first.xlog(commitMessage(0x2000n, 0x2010n));
+  await vi.waitFor(() => expect(relay.deliveredLsn).toBe(0x2010n));
+  return { relay, running, first, lines };
+}
+
 describe("Relay: /readyz's confirmedLsn (reportedLsn) while a new session has not reported yet", () => {
   it("is the position PostgreSQL holds, not the delivered one a replay window keeps it behind, and never goes back", async () => {
-    const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0' };
-    const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY };
-    const { logger } = capturingLogger('info');
     const states: RelayState[] = [];
-    const sink = new FakeSink();
-    const relay = new Relay(config, {
-      logger,
-      sink,
-      createDelivery: engineDelivery({ guarantee: 'at-least-once', sink }, RETRY),
-      reportPosition: (lsn: Lsn) => (lsn < HELD_AT ? lsn : HELD_AT),
-      observer: { stateChanged: (state: RelayState) => void states.push(state) },
-    });
-    const running = relay.run();
-    await vi.waitFor(() => expect(walsenders).toHaveLength(1));
-    const first = walsenders[0]!;
-    first.keepalive(0x1000n);
-    first.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
-    first.xlog(beginMessage(0x2000n, 1));
-    first.xlog(insertMessage(['e-1', 'order', 'e-1', 'OrderPlaced', '{}', '{}']));
-    first.xlog(commitMessage(0x2000n, 0x2010n));
-    await vi.waitFor(() => expect(relay.deliveredLsn).toBe(0x2010n));
+    const { relay, running, first } = await deliveredOnFirstSession((state) => void states.push(state));
     expect(relay.reportedLsn).toBe(HELD_AT);
     // The server ends the connection: the next session starts and has heard nothing from its server yet.
     first.client.emit('end');
@@ -68,5 +74,28 @@ describe("Relay: /readyz's confirmedLsn (reportedLsn) while a new session has no
     expect(relay.reportedLsn).toBe(HELD_AT);
     await relay.stop();
     await running;
+  });
+});
+
+describe("Relay: the final line's confirmedLsn after a session that sent PostgreSQL no status", () => {
+  it('is the position PostgreSQL holds, as /readyz says, with the delivered one as deliveredLsn', async () => {
+    walsenders.length = 0;
+    const states: RelayState[] = [];
+    // Stopped as the second session's end is taken for a lost connection: before any later session opens.
+    const { relay, running, first, lines } = await deliveredOnFirstSession((state, relay) => {
+      states.push(state);
+      if (states.filter((s) => s === 'reconnecting').length === 2) void relay.stop();
+    });
+    first.client.emit('end');
+    await vi.waitFor(() => expect(states.filter((s) => s === 'streaming')).toHaveLength(2));
+    // The second session's connection ends before the server's first message: it never sent a status.
+    walsenders[1]!.client.emit('end');
+    expect(await running).toEqual({ state: 'stopped' });
+    expect(walsenders).toHaveLength(2);
+    expect(walsenders[1]!.statuses).toEqual([]);
+    const stopped = lines.find((l) => l.msg === 'stopped')!;
+    // Before: confirmedLsn 0/2010 (delivered, never sent to PostgreSQL, past the window) and no deliveredLsn.
+    expect({ confirmedLsn: stopped.confirmedLsn, deliveredLsn: stopped.deliveredLsn }).toEqual({ confirmedLsn: '0/1000', deliveredLsn: '0/2010' });
+    expect(relay.reportedLsn).toBe(HELD_AT);
   });
 });
