@@ -18,7 +18,7 @@ import { ConfigError, ConfigProblems } from '../config/load.js';
 import type { RelayError } from '../errors.js';
 import { VERSION } from '../instance.js';
 import { reportCrashes } from './crashes.js';
-import { unknownOptions } from './unknown-options.js';
+import { refuseSwitchValues, SET_ASIDE_REFUSAL, unknownOptions } from './unknown-options.js';
 import { EXIT, reportError } from './exit.js';
 
 reportCrashes();
@@ -62,6 +62,7 @@ function recordParseErrors(command: Command, path: string): void {
       process.stderr.write(text);
     },
   });
+  if (command.commands.length > 0) refuseSwitchValues(command);
   for (const sub of command.commands) recordParseErrors(sub, `${path} ${sub.name()}`);
 }
 recordParseErrors(program, program.name());
@@ -89,7 +90,8 @@ function usageError(err: CommanderError): RelayError {
     : err.message.replace(/^error: /, '').replaceAll('\n', ' ');
   const problems = new ConfigProblems();
   for (const refusal of setAsideOptions) problems.add(refusal);
-  problems.add(new ConfigError(message, `see ${failedCommand} --help`));
+  // A refusal of ours raised through commander is the error whole: its message is the refusal's, which is set aside.
+  if (err.code !== SET_ASIDE_REFUSAL) problems.add(new ConfigError(message, `see ${failedCommand} --help`));
   return problems.combined()!;
 }
 

@@ -1,4 +1,4 @@
-import { CommanderError, type Command } from 'commander';
+import { CommanderError, type Command, type Option } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { nearest } from '../edit-distance.js';
 
@@ -14,16 +14,32 @@ function commandPath(command: Command): string {
   return names.join(' ');
 }
 
+/**
+ * The options commander reads for `command`: its own and, as options are not positional here, its parents' (the
+ * program's --version and --help anywhere: `outbox-relay run --version` prints the version). Only the flags their
+ * help lists, as commander does: a hidden one is a setting this command does not read.
+ */
+function readOptions(command: Command): Option[] {
+  const listed: Option[] = [];
+  for (let c: Command | null = command; c; c = c.parent) listed.push(...c.createHelp().visibleOptions(c));
+  return listed;
+}
+
+/**
+ * Commander reads `--json=true` as an unknown option `--json`, and `--version=1` as one named `--version=1`: a
+ * switch (--json, --force, --version, --help…) given a value was told to mean itself, or was unknown.
+ */
+function switchGivenValue(listed: Option[], flag: string): ConfigError | undefined {
+  if (!listed.some((option) => option.long === flag && !option.required && !option.optional)) return undefined;
+  return new ConfigError(`option '${flag}' is a switch and takes no value`, `give ${flag} alone to turn it on, or leave it out`);
+}
+
 /** Commander's own wording, "(Did you mean …?)" included: scripts and docs quote it. */
 function unknownOption(command: Command, flag: string): ConfigError {
-  // Only the flags its help lists, as commander does: a hidden one is a setting this command does not read.
-  const listed = command.createHelp().visibleOptions(command);
-  // Commander reads `--json=true` as an unknown option `--json`: a switch (--json, --force, --dry-run…) given a
-  // value was told to mean itself.
-  if (listed.some((option) => option.long === flag && !option.required && !option.optional)) {
-    return new ConfigError(`option '${flag}' is a switch and takes no value`, `give ${flag} alone to turn it on, or leave it out`);
-  }
-  const visible = listed.flatMap((option) => (option.long ? [option.long.slice(2)] : []));
+  const listed = readOptions(command);
+  const refusal = switchGivenValue(listed, flag);
+  if (refusal) return refusal;
+  const visible = [...new Set(listed.flatMap((option) => (option.long ? [option.long.slice(2)] : [])))];
   const similar = flag.startsWith('--') ? nearest(flag.slice(2), visible).map((name) => `--${name}`) : [];
   const suggestion = similar.length === 0 ? '' : similar.length === 1 ? ` (Did you mean ${similar[0]}?)` : ` (Did you mean one of ${similar.join(', ')}?)`;
   return new ConfigError(`unknown option '${flag}'${suggestion}`, `see ${commandPath(command)} --help`);
@@ -69,6 +85,28 @@ export function setAsideUnknownOptions(command: Command): void {
       refused.push(unknownOption(command, flag!));
       rest = inline === undefined && !maybeOption(after[0]) ? after.slice(1) : after;
     }
+  };
+}
+
+/** The code of a parse error whose refusal `command` set aside: usageError reports that refusal alone. */
+export const SET_ASIDE_REFUSAL = 'outbox-relay.setAsideRefusal';
+
+/**
+ * The program and the command groups (slot, publication, config) leave an unknown option to commander when no
+ * command of theirs follows: `outbox-relay --version=1` was "unknown option '--version=1' (Did you mean
+ * --version?)". A switch given a value is refused there as a command refuses one of its own (its fix with it);
+ * any other unknown option keeps commander's refusal.
+ */
+export function refuseSwitchValues(command: Command): void {
+  // Not in commander's typings: the method its parse calls with the first unknown option.
+  const target = command as unknown as { unknownOption(flag: string): never };
+  const unknown = target.unknownOption.bind(command);
+  target.unknownOption = (arg) => {
+    const at = arg.indexOf('=');
+    const refusal = at < 0 ? undefined : switchGivenValue(readOptions(command), arg.slice(0, at));
+    if (refusal === undefined) return unknown(arg);
+    setAside.set(command, [refusal]);
+    return command.error(refusal.message, { code: SET_ASIDE_REFUSAL, exitCode: 2 });
   };
 }
 

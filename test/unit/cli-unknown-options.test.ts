@@ -49,6 +49,18 @@ describe('unknown options: every one, with the settings’ problems, in one erro
     }
   });
 
+  it('the program\'s switches given a value (--version=1, --help=1) are refused as switches, before a command, after a group and after a command', () => {
+    for (const [args, flag] of [[['--version=1'], '--version'], [['--help=1'], '--help'], [['slot', '--version=1'], '--version'], [['run', '--version=1'], '--version']] as const) {
+      const result = runCliSync([...args]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain(`option '${flag}' is a switch and takes no value`);
+      expect(result.stderr).toContain(`give ${flag} alone to turn it on, or leave it out`);
+      expect(result.stderr).not.toMatch(/unknown option|see outbox-relay/);
+    }
+    const json = runCliSync(['--version=1', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: "option '--version' is a switch and takes no value", fix: 'give --version alone to turn it on, or leave it out' } });
+  });
+
   it('a single unknown option is reported as before; --help after one still prints the help', () => {
     const one = runCliSync(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
     expect(one.status).toBe(2);
