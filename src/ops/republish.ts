@@ -9,7 +9,7 @@ import { OutageLog, type OutageLines } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
-import { checkpointTopicRefused } from '../route/topic-template.js';
+import { checkpointTopicRefused, quotedValue } from '../route/topic-template.js';
 import { classifyKafkaError } from '../sink/kafka-errors.js';
 import type { Sink, SinkRecord } from '../sink/sink.js';
 import { describeTable, OutboxPages, publicationRowFilter, type RowSelection } from './outbox-rows.js';
@@ -197,7 +197,7 @@ function atPosition<T>(table: TablePlan, resumeAt: (time: string | undefined) =>
     const error = classify(err);
     const page = table.pages.pageStart;
     const fix = error.hint?.replace(PAST_THE_EVENT, PAST_THE_ROW);
-    throw new RelayError(error.code, `${error.message} (republish of ${table.mapping.schema}.${table.mapping.table} stopped in the page starting at time ${page?.time ?? '-'}, id ${page?.id ?? '-'})`, {
+    throw new RelayError(error.code, `${error.message} (republish of ${table.mapping.schema}.${table.mapping.table} stopped in the page starting at time ${page?.time ?? '-'}, id ${page ? quotedValue(page.id) : '-'})`, {
       cause: error,
       hint: `${fix ? `${fix}; then ` : 'fix the cause, then '}${resumeHint(resumeAt(page?.time))}`,
       details: { ...error.details, resumeFrom: page },

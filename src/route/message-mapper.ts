@@ -8,7 +8,7 @@ import { compileEnvelope, type Envelope } from './envelope.js';
 import { recordSize, type OutboxEvent } from './event.js';
 import { HEADER, reservedHeaders } from './row-mapper.js';
 import { headerValues, topLevelMembers } from './header-values.js';
-import { checkTopicName, compileTopicTemplate, type TopicTemplate } from './topic-template.js';
+import { checkTopicName, compileTopicTemplate, quotedValue, type TopicTemplate } from './topic-template.js';
 
 /**
  * Events emitted with pg_logical_emit_message(true, prefix, content) instead of an outbox row. The content is
@@ -67,7 +67,7 @@ export class MessageMapper {
       return members.get(name) ?? String(v);
     };
     const eventId = field('id');
-    const where = `logical message (prefix "${msg.prefix}", event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)})`;
+    const where = `logical message (prefix "${msg.prefix}", event ${eventId === null ? 'without id' : quotedValue(eventId)}, commit LSN ${formatLsn(txn.commitLsn)})`;
     const details = { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix };
     if (newline < 0) throw new RelayError('RECORD_INVALID', `${where}: no newline between the metadata line and the payload`, { details, hint: 'emit events with outbox_emit() from sql/004_emit_event.sql' });
     const type = field('type');

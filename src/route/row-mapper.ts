@@ -10,7 +10,7 @@ import { headerValues } from './header-values.js';
 import { columnListFix } from '../ops/publication-sql.js';
 import { mappedColumns, unmappedColumns } from './mapped-columns.js';
 import { compileTopicRouting } from './routing-rules.js';
-import type { TopicTemplate } from './topic-template.js';
+import { quotedValue, type TopicTemplate } from './topic-template.js';
 import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 
 const BYTEA_OID = 17;
@@ -316,10 +316,13 @@ export class RowMapper {
     return [...this.columnIndex].find(([, c]) => c === i)?.[0] ?? `#${i + 1}`;
   }
 
-  /** Which event a refusal is about: in the WAL, by its id and commit; read from the table, by its row's id alone. */
+  /**
+   * Which event a refusal is about: in the WAL, by its id and commit; read from the table, by its row's id alone. The
+   * message quotes the id as it quotes other row values (quotedValue); the details keep it whole, to find the row by.
+   */
   private position(eventId: string | null, txn: SourceTransaction): { where: string; details: Record<string, unknown> } {
-    if (this.fromTable) return { where: eventId === null ? 'the row whose id is NULL' : `the row with id ${eventId}`, details: { eventId } };
-    return { where: `event ${eventId ?? 'without id'}, commit LSN ${formatLsn(txn.commitLsn)}`, details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid } };
+    if (this.fromTable) return { where: eventId === null ? 'the row whose id is NULL' : `the row with id ${quotedValue(eventId)}`, details: { eventId } };
+    return { where: `event ${eventId === null ? 'without id' : quotedValue(eventId)}, commit LSN ${formatLsn(txn.commitLsn)}`, details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid } };
   }
 }
 

@@ -88,10 +88,10 @@ export function compileTopicTemplate(template: string, setting = 'topic', known?
 const QUOTED_MAX = 300;
 
 /**
- * A value from an event (an illegal topic name, a timestamp column's text) as an error quotes it: whole up to
- * QUOTED_MAX characters, else its start and length. A row value of megabytes quoted whole made the error as large:
- * in the dead letter's error header it made the dead letter too large to produce, and the relay halted on that
- * (RECORD_TOO_LARGE, with the wrong fix).
+ * A value from an event (its id, an illegal topic name, a timestamp column's text) as an error quotes it: whole
+ * up to QUOTED_MAX characters, else its start and length. A row value of megabytes quoted whole made the error as
+ * large: in the dead letter's error header it made the dead letter too large to produce, and the relay halted on
+ * that (RECORD_TOO_LARGE, with the wrong fix).
  */
 export function quotedValue(text: string): string {
   return text.length <= QUOTED_MAX ? `"${text}"` : `"${text.slice(0, QUOTED_MAX)}…" (${text.length} characters)`;

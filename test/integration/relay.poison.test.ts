@@ -277,7 +277,7 @@ describe('relay: rows that cannot be produced halt without confirming them (defa
     const after = await insert();
     const [dead, records] = await Promise.all([readTopic(dlq, { expected: 1 }), readTopic(setup.topic, { expected: 1 })]);
     expect(dead.map((r) => [r.headers.id, r.headers['outbox-dlq-error-code']])).toEqual([[bad, 'RECORD_INVALID']]);
-    expect(dead[0]!.headers['outbox-dlq-error-message']).toMatch(new RegExp(`headers column is not a JSON object.*event ${bad}, commit LSN [0-9A-F]+/[0-9A-F]+`));
+    expect(dead[0]!.headers['outbox-dlq-error-message']).toMatch(new RegExp(`headers column is not a JSON object.*event "${bad}", commit LSN [0-9A-F]+/[0-9A-F]+`));
     expect(records.map((r) => r.headers.id)).toEqual([after]);
     expect(relay.logs.filter((l) => l.code === 'INTERNAL')).toEqual([]);
     relay.signal('SIGTERM');

@@ -89,12 +89,12 @@ describe('dead letters', () => {
   it('halts when the dead letter is rejected or Kafka stays unavailable past retry.maxDuration: one error, the dead letter’s code and fix, the event’s id and commit LSN', async () => {
     const lines: { level: number }[] = [];
     const recording = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number }) });
-    const poisoned = new RelayError('RECORD_TOO_LARGE', 'cannot produce event e1 (commit LSN 0/2000): too large', { details: { eventId: 'e1', lsn: '0/2000', attempts: 3 } });
+    const poisoned = new RelayError('RECORD_TOO_LARGE', 'cannot produce event "e1" (commit LSN 0/2000): too large', { details: { eventId: 'e1', lsn: '0/2000', attempts: 3 } });
     const rejected = new DeadLetters(new RecordingSink(new RelayError('TOPIC_NOT_FOUND', 'no dlq topic', { hint: 'create it' })), 'dlq', recording);
     const decision = await rejected.handle(event(), poisoned, running, unwatched);
     expect(typeof decision === 'object' && decision.halt).toMatchObject({
       code: 'TOPIC_NOT_FOUND',
-      message: 'cannot produce event e1 (commit LSN 0/2000): too large; its dead letter could not be written to "dlq": no dlq topic',
+      message: 'cannot produce event "e1" (commit LSN 0/2000): too large; its dead letter could not be written to "dlq": no dlq topic',
       hint: 'create it; on restart the event goes to the poison policy again',
       details: { eventId: 'e1', lsn: '0/2000', poisonCode: 'RECORD_TOO_LARGE', deadLetterTopic: 'dlq' },
     });

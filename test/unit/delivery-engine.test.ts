@@ -214,6 +214,17 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.lastConfirmed).toBe(end1);
   });
 
+  it('the halt quotes an id of 100,000 characters by its first 300 and its length; the details keep it whole', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink().scriptSends(recordTooLarge(), recordTooLarge(), recordTooLarge()) });
+    const id = 'x'.repeat(100_000);
+    const { txn } = h.begin('long', 0);
+    h.push(txn, id);
+    h.commit(txn);
+    await h.idle();
+    expect(h.stopped[0]!.message).toBe(`cannot produce event "${'x'.repeat(300)}…" (100000 characters) (commit LSN ${formatLsn(txn.commitLsn)}) to topic "t": MESSAGE_TOO_LARGE (fake)`);
+    expect(h.stopped[0]!.details.eventId).toBe(id);
+  });
+
   it('sends an unmappable row to the poison policy in its place in the stream', async () => {
     const seen: string[] = [];
     const h = new EngineHarness({
@@ -857,7 +868,7 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped).toHaveLength(1);
     const halt = h.stopped[0]!;
     expect(halt.code).toBe('RECORD_TOO_LARGE');
-    expect(halt.message).toBe(`cannot produce event t2.0 (commit LSN ${formatLsn(txn.commitLsn)}) to topic "t": MESSAGE_TOO_LARGE (fake)`);
+    expect(halt.message).toBe(`cannot produce event "t2.0" (commit LSN ${formatLsn(txn.commitLsn)}) to topic "t": MESSAGE_TOO_LARGE (fake)`);
     expect(halt.details).toMatchObject({ eventId: 't2.0', lsn: formatLsn(txn.commitLsn) });
     expect(halt.hint).toContain('cannot dead-letter or skip a record Kafka refused inside a transaction');
     expect(halt.hint).not.toContain('run with delivery.onPoison=dead-letter');
@@ -974,8 +985,8 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.sink.aborts).toBe(2);
     expect(h.sink.visible).toEqual([]);
     expect(h.stopped).toHaveLength(1);
-    expect(h.stopped[0]!.message).toContain('holding events t1.0 (commit LSN');
-    expect(h.stopped[0]!.message).toContain('to t2.0 (commit LSN');
+    expect(h.stopped[0]!.message).toContain('holding events "t1.0" (commit LSN');
+    expect(h.stopped[0]!.message).toContain('to "t2.0" (commit LSN');
     expect(h.stopped[0]!.message).toContain('produced again one per request, none was refused');
     expect(h.stopped[0]!.hint).toContain('lower delivery.batchMaxBytes');
   });

@@ -170,7 +170,7 @@ describe('logical-message events', () => {
     expect(event).toMatchObject({ eventId: '12345678901234567890', key: '1.50' });
     expect(event.headers.id).toBe('12345678901234567890');
     // An "id" that is not a string gives the event no id: the message is named by its prefix and commit LSN then.
-    for (const [field, value, named] of [['key', '{"tenant":"a"}', 'event e7'], ['topic', '["a"]', 'event e7'], ['id', '{"a":1}', 'event without id'], ['headers', '"tenant=a"', 'event e7'], ['headers', '[["tenant","a"]]', 'event e7']] as const) {
+    for (const [field, value, named] of [['key', '{"tenant":"a"}', 'event "e7"'], ['topic', '["a"]', 'event "e7"'], ['id', '{"a":1}', 'event without id'], ['headers', '"tenant=a"', 'event "e7"'], ['headers', '[["tenant","a"]]', 'event "e7"']] as const) {
       expect(() => mapper.map(message(`{"id":"e7","aggregate_type":"order","${field}":${value}}\n{}`), txn), field).toThrow(
         expect.objectContaining({ code: 'RECORD_INVALID', message: expect.stringMatching(new RegExp(`prefix "outbox", ${named}, commit LSN 0/16B3748\\).*"${field}"`)) }),
       );
@@ -181,7 +181,7 @@ describe('logical-message events', () => {
     const mapper = new MessageMapper(config);
     for (const topic of ['', 'bad topic', 'a/b', '.', '..']) {
       expect(() => mapper.map(message(`{"id":"e8","topic":${JSON.stringify(topic)}}\n{}`), txn), topic).toThrow(
-        expect.objectContaining({ code: 'TOPIC_INVALID', message: expect.stringContaining('event e8') }),
+        expect.objectContaining({ code: 'TOPIC_INVALID', message: expect.stringContaining('event "e8"') }),
       );
     }
   });
@@ -209,14 +209,26 @@ describe('logical-message events', () => {
   it('so is a logical message’s own "topic", and a timestamp column’s text', () => {
     const long = 'x '.repeat(1_000_000);
     const quoted = `"${'x '.repeat(150)}…" (2000000 characters)`;
-    expect(() => new MessageMapper(config).map(message(`{"id":"e8","topic":"${long}"}\n{}`), txn)).toThrow(expect.objectContaining({ message: expect.stringContaining(`event e8, commit LSN 0/16B3748): ${quoted} is not a legal Kafka topic name (`) }));
+    expect(() => new MessageMapper(config).map(message(`{"id":"e8","topic":"${long}"}\n{}`), txn)).toThrow(expect.objectContaining({ message: expect.stringContaining(`event "e8", commit LSN 0/16B3748): ${quoted} is not a legal Kafka topic name (`) }));
     expect(() => parsePgTimestamp(long)).toThrow(`timestamp ${quoted} is not an ISO date and time`);
+  });
+
+  it('a logical message refused names an id of 100,000 characters by its first 300 and its length; the details keep it whole', () => {
+    const id = 'x'.repeat(100_000);
+    let error: RelayError | undefined;
+    try {
+      new MessageMapper(config).map(message(`{"id":"${id}","topic":"a b"}\n{}`), txn);
+    } catch (err) {
+      error = err as RelayError;
+    }
+    expect(error?.message).toMatch(new RegExp(`^logical message \\(prefix "outbox", event "x{300}…" \\(100000 characters\\), commit LSN 0/16B3748\\): "a b" is not`));
+    expect(error?.details.eventId).toBe(id);
   });
 
   it('malformed metadata is a record error naming the message and what is wrong, carrying the whole content for the dead letter', () => {
     const mapper = new MessageMapper(config);
     const cases: [string, string, RegExp][] = [
-      ['{"id":"e1","type":"T"}', 'RECORD_INVALID', /prefix "outbox", event e1, commit LSN 0\/16B3748\): no newline between the metadata line and the payload/],
+      ['{"id":"e1","type":"T"}', 'RECORD_INVALID', /prefix "outbox", event "e1", commit LSN 0\/16B3748\): no newline between the metadata line and the payload/],
       ['no newline', 'RECORD_INVALID', /prefix "outbox", commit LSN 0\/16B3748\): the metadata line is not JSON/],
       ['not json\n{}', 'RECORD_INVALID', /prefix "outbox", commit LSN 0\/16B3748\): the metadata line is not JSON/],
       ['{"type":"T"}\n{}', 'RECORD_REQUIRED_NULL', /prefix "outbox", event without id, commit LSN 0\/16B3748\): the metadata has no "id"/],

@@ -119,9 +119,17 @@ describe('republish, a row the mapper refuses', () => {
     const rows = [{ ...row('a', '2026-11-24 08:00:00+00'), payload: null }];
     await expect(republish(new FakeOutbox(rows).client, config(), options({ ids: ['a'] }, sink()), logger)).rejects.toMatchObject({
       code: 'RECORD_REQUIRED_NULL',
-      message: expect.stringMatching(/^the payload column is NULL in public\.outbox \(the row with id a\) \(republish of public\.outbox stopped/) as unknown,
+      message: expect.stringMatching(/^the payload column is NULL in public\.outbox \(the row with id "a"\) \(republish of public\.outbox stopped in the page starting at time [^,]+, id "a"\)/) as unknown,
       details: expect.not.objectContaining({ lsn: expect.anything() }) as unknown,
     });
+  });
+
+  it('quotes an id of 100,000 characters by its first 300 and its length, as the row and as the page it stopped in', async () => {
+    const id = 'x'.repeat(100_000);
+    const quoted = `"${'x'.repeat(300)}…" (100000 characters)`;
+    const outcome = await republish(new FakeOutbox([{ ...row(id, '2026-11-24 08:00:00+00'), payload: null }]).client, config(), options({ ids: [id] }, sink()), logger).catch((err: unknown) => err as RelayError);
+    expect(outcome).toBeInstanceOf(RelayError);
+    expect((outcome as RelayError).message).toBe(`the payload column is NULL in public.outbox (the row with id ${quoted}) (republish of public.outbox stopped in the page starting at time 2026-11-24 08:00:00+00, id ${quoted})`);
   });
 });
 

@@ -5,7 +5,7 @@ import type { TableMapping } from '../../src/config/types.js';
 import { decodePgOutput, type RelationMessage } from '../../src/decode/pgoutput.js';
 import { RelayError } from '../../src/errors.js';
 import { recordSize } from '../../src/route/event.js';
-import { HEADER, RowMapper } from '../../src/route/row-mapper.js';
+import { HEADER, RowMapper, type RowMapperOptions } from '../../src/route/row-mapper.js';
 import { insertMessage } from '../support/pgoutput-messages.js';
 import { utf8Size } from '../support/record-bytes.js';
 
@@ -15,7 +15,7 @@ const mapping: TableMapping = loadConfig({ env: {}, flags: { 'postgres.url': 'po
 const txn = new AckTracker(0n).begin(0x16b3748n, Date.parse('2024-01-01T00:00:00Z'), 42);
 const TXN_HEADERS = { [HEADER.lsn]: '0/16B3748', [HEADER.commitTime]: '2024-01-01T00:00:00.000Z', [HEADER.xid]: '42', [HEADER.contentType]: 'application/json' };
 
-function mapperFor(columns: string[], tableMapping: TableMapping = mapping): RowMapper {
+function mapperFor(columns: string[], tableMapping: TableMapping = mapping, options?: RowMapperOptions): RowMapper {
   const relation: RelationMessage = {
     tag: 'relation',
     relationId: 0x4001,
@@ -23,7 +23,7 @@ function mapperFor(columns: string[], tableMapping: TableMapping = mapping): Row
     table: 'outbox',
     columns: columns.map((name) => ({ name, typeOid: name === 'payload' ? JSONB_OID : TEXT_OID, isKey: name === 'id' })),
   };
-  return RowMapper.compile(relation, tableMapping);
+  return RowMapper.compile(relation, tableMapping, options);
 }
 
 function values(row: (string | Buffer | null)[]) {
@@ -108,6 +108,23 @@ describe('row mapping', () => {
     }
   });
 
+  // Quoted whole, an id of megabytes made the error as large, and the dead letter carrying it in a header too large.
+  it('a refusal quotes an id of 100,000 characters by its first 300 and its length, in the WAL and read from the table; the details keep it whole', () => {
+    const id = 'x'.repeat(100_000);
+    const quoted = `"${'x'.repeat(300)}…" (100000 characters)`;
+    const row = values([id, 'order', 'o-1', 'OrderPlaced', null, '{}']);
+    for (const [mapper, where] of [[mapperFor(COLUMNS), `(event ${quoted}, commit LSN 0/16B3748)`], [mapperFor(COLUMNS, mapping, { fromTable: true }), `(the row with id ${quoted})`]] as const) {
+      let error: RelayError | undefined;
+      try {
+        mapper.map(row, txn);
+      } catch (err) {
+        error = err as RelayError;
+      }
+      expect(error?.message).toBe(`the payload column is NULL in public.outbox ${where}`);
+      expect(error?.details.eventId).toBe(id);
+    }
+  });
+
   it('values that repeat from row to row and values that change: each row gets its own type and topic', () => {
     const mapper = mapperFor(COLUMNS);
     const rows: [string, string][] = [['order', 'OrderPlaced'], ['order', 'OrderPlaced'], ['payment', 'OrderPlaced'], ['order', 'OrderShipped'], ['order', 'OrderPlaced']];
@@ -131,7 +148,7 @@ describe('row mapping in a SQL_ASCII database (server_encoding), where text come
   const refusal = (column: string, event: string) =>
     expect.objectContaining({
       code: 'RECORD_INVALID',
-      message: expect.stringMatching(new RegExp(`^column "${column}" is not UTF-8: the database's server_encoding is SQL_ASCII.* in public\\.outbox \\(event ${event}, commit LSN 0/16B3748\\)$`)),
+      message: expect.stringMatching(new RegExp(`^column "${column}" is not UTF-8: the database's server_encoding is SQL_ASCII.* in public\\.outbox \\(event "${event}", commit LSN 0/16B3748\\)$`)),
       hint: expect.stringContaining("restore it into a database created with ENCODING 'UTF8'"),
       details: expect.objectContaining({ column, eventId: event }),
     });
@@ -248,9 +265,9 @@ describe('row mapping, an unchanged TOAST value in an INSERT', () => {
     const dead = { topic: 'outbox.order', key: 'e-1', eventId: 'e-1', headers: { [HEADER.id]: 'e-1', [HEADER.lsn]: '0/16B3748', [HEADER.xid]: '42', 'outbox-table': 'public.outbox' } };
     // The payload is what the row lacks: the dead letter carries no value rather than an empty one.
     const payload = poison(tombstones, unchanged(['e-1', 'order', 'o-1', 'OrderPlaced', 'unchanged', '{}']));
-    expect(payload).toMatchObject({ ...dead, value: null, error: { code: 'RECORD_INVALID', message: expect.stringMatching(/"payload".*unchanged.*event e-1/) } });
+    expect(payload).toMatchObject({ ...dead, value: null, error: { code: 'RECORD_INVALID', message: expect.stringMatching(/"payload".*unchanged.*event "e-1"/) } });
     const type = poison(mapperFor(COLUMNS), unchanged(['e-1', 'order', 'o-1', 'unchanged', '{"a":1}', '{}']));
-    expect(type).toMatchObject({ ...dead, value: Buffer.from('{"a":1}'), error: { code: 'RECORD_INVALID', message: expect.stringMatching(/"event_type".*unchanged.*event e-1/) } });
+    expect(type).toMatchObject({ ...dead, value: Buffer.from('{"a":1}'), error: { code: 'RECORD_INVALID', message: expect.stringMatching(/"event_type".*unchanged.*event "e-1"/) } });
   });
 
   it('is not filtered out on a value it does not have: the filter lets it through to be refused', () => {
