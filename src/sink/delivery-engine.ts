@@ -827,7 +827,7 @@ export class DeliveryEngine implements Delivery {
    * the transaction, so the relay halts either way.
    */
   private async recordRefused(error: RelayError, batch: OutboxEvent[]): Promise<void> {
-    const aborted = this.isolating ? await this.abortTransaction(error, 'produce', this.restartWait.signal) : 'stopped';
+    const aborted = this.isolating ? await this.abortTransaction(error, this.afterIsolationAbort, this.restartWait.signal) : 'stopped';
     const probe = aborted === 'stopped' ? undefined : aborted !== 'aborted' ? { failed: aborted } : batch.length === 1 ? { refused: batch[0]!, error } : await this.probe(batch, error);
     // The session ended or a stop began before the record was found (isolating): dropped and aborted as discard
     // drops a failed transaction, it streams again at the next start, whose isolation finds the record.
@@ -888,6 +888,14 @@ export class DeliveryEngine implements Delivery {
   }
 
   /**
+   * What follows an abort of the isolation (AfterAbort), asked by the sink when it must replace or let go of the
+   * producer, and so at each of the abort's retries: a produce while isolating, else only a claim. Decided when the
+   * abort began, an abort that waited for the broker while the session ended, or a retry of it after that, still
+   * registered the transactional id without the slot's lock.
+   */
+  private readonly afterIsolationAbort = (): AfterAbort => (this.isolating ? 'produce' : 'claim');
+
+  /**
    * Produces `batch` one event per request until Kafka refuses one (a record error), in a transaction aborted
    * after; again, after a backoff, when an attempt failed otherwise, up to PROBE_ATTEMPTS times. Undefined once
    * isolating no more: recordRefused drops and aborts what the probe left.
@@ -896,7 +904,7 @@ export class DeliveryEngine implements Delivery {
     for (let attempt = 1; ; attempt++) {
       const probe = await this.probeOnce(batch);
       if (!probe || !this.isolating) return undefined;
-      const aborted = await this.abortTransaction(cause, 'produce', this.restartWait.signal);
+      const aborted = await this.abortTransaction(cause, this.afterIsolationAbort, this.restartWait.signal);
       if (aborted === 'stopped') return undefined;
       if (aborted !== 'aborted') return { failed: aborted };
       if (!('failed' in probe) || attempt === PROBE_ATTEMPTS) return probe;
@@ -967,7 +975,7 @@ export class DeliveryEngine implements Delivery {
             hint: 'raise delivery.transactionTimeout (at most the brokers’ transaction.max.timeout.ms), or produce large source transactions in at-least-once mode',
           }),
         );
-        await this.abortTransaction(error, 'claim');
+        await this.abortTransaction(error, onlyClaim);
         return;
       }
       this.timedOut = first.commitLsn;
@@ -978,7 +986,7 @@ export class DeliveryEngine implements Delivery {
     // (restartWait): the transaction confirms nothing, and a stop that waited for its retries met the grace period;
     // the broker's transaction timeout, or the next claim of the transactional id, aborts it. Only a claim follows
     // (the session may have ended already, the slot's lock released): an unusable producer is let go.
-    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error, 'claim', this.restartWait.signal);
+    const aborted = error.code === 'PRODUCER_FENCED' ? error : await this.abortTransaction(error, onlyClaim, this.restartWait.signal);
     if (aborted === 'stopped') return;
     if (aborted !== 'aborted') return await this.fenced(aborted, restart);
     if (!restart) return;
@@ -1047,7 +1055,7 @@ export class DeliveryEngine implements Delivery {
    * too long); the PRODUCER_FENCED error when this producer was fenced, which leaves nothing to abort (the instance
    * that fenced it aborted its transaction).
    */
-  private async abortTransaction(cause: RelayError, next: AfterAbort, signal = this.abort.signal): Promise<'aborted' | 'stopped' | RelayError> {
+  private async abortTransaction(cause: RelayError, next: () => AfterAbort, signal = this.abort.signal): Promise<'aborted' | 'stopped' | RelayError> {
     let error = cause;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -1215,6 +1223,9 @@ export class DeliveryEngine implements Delivery {
     this.refusingWaiters = wakeAll(this.refusingWaiters);
   }
 }
+
+/** What follows an abort after everything uncommitted was dropped (AfterAbort): only the next session's claim. */
+const onlyClaim = (): AfterAbort => 'claim';
 
 /** Wakes each of `waiters`; what is left to wait (nothing). */
 function wakeAll(waiters: readonly (() => void)[]): (() => void)[] {

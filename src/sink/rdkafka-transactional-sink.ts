@@ -212,7 +212,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     return this.aborting;
   }
 
-  async abort(next: AfterAbort): Promise<void> {
+  async abort(next: () => AfterAbort): Promise<void> {
     if (this.fenced) throw this.fenced;
     if (this.openedAtMs === undefined && !this.unusable) return;
     try {
@@ -224,8 +224,10 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       }
       // Timed out, or fenced in the timeout's window by a new holder of the slot; or only a claim follows (the
       // session may have ended, and another instance hold the slot): let go (see dropProducer). Otherwise
-      // registering the transactional id again aborts whatever this producer left open.
-      if (this.expired || next === 'claim') await this.dropProducer();
+      // registering the transactional id again aborts whatever this producer left open. Asked only now: the
+      // session may have ended while the abort waited for the broker, and a registration decided when it began
+      // fenced an instance that took the slot meanwhile.
+      if (this.expired || next() === 'claim') await this.dropProducer();
       else await this.replaceProducer();
     } catch (err) {
       throw this.classify(err, false);

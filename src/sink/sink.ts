@@ -77,6 +77,10 @@ export interface CloseOptions {
  * was dropped: the source restarts, or the session ended, its slot's lock released, and another instance may hold
  * the slot now, whose producer a registration would fence): such a producer is let go, and the claim registers the
  * id under the lock, aborting what it left open.
+ *
+ * The sink asks (`next()`) only once the abort failed or found the producer unusable, right before it replaces or
+ * lets go of the producer, not when the abort begins: an abort waits for the broker (up to the request timeout when
+ * it does not answer), and the session may end meanwhile.
  */
 export type AfterAbort = 'produce' | 'claim';
 
@@ -94,5 +98,5 @@ export type AfterAbort = 'produce' | 'claim';
 export interface TransactionalSink extends Sink {
   claim(): Promise<void>;
   commit(checkpoint: Checkpoint): Promise<void>;
-  abort(next: AfterAbort): Promise<void>;
+  abort(next: () => AfterAbort): Promise<void>;
 }

@@ -925,6 +925,25 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.sink.visible).toEqual([]);
   });
 
+  // The isolation had begun (the session went on), and its abort waited for the broker while the session ended: the
+  // sink was told 'produce' when the abort began, so the abort that failed then, and each retry of it after, had an
+  // unusable producer replaced, registering the transactional id without the slot's lock.
+  it('a record Kafka refused in a request of several events, the session ending while the abort waits for the broker: that abort, failing, and its retry tell the sink only a claim follows; no probe, no halt', async () => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 1 }, limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends(recordTooLarge()).scriptAborts('hang') });
+    h.transaction('t1', 1);
+    h.transaction('t2', 1);
+    await vi.waitFor(() => expect(h.sink.pendingAbort).toBeDefined());
+    h.engine.endSession(h.tracker);
+    h.sink.pendingAbort!.reject(kafkaDown());
+    await h.idle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0']]);
+    // The failed abort, its retry, and discard's.
+    expect(h.sink.abortsThen).toEqual(['claim', 'claim', 'claim']);
+    expect(h.stopped).toEqual([]);
+    expect(h.restarts).toEqual([]);
+    expect(h.confirmed).toEqual([]);
+  });
+
   it('a record Kafka refuses is retried as the other guarantees retry one (retry.recordMaxAttempts): the transaction aborted, the source streams it again from the checkpoint after a backoff, and a topic created meanwhile takes it, committed once; before, exactly-once halted at once and stayed halted until a restart', async () => {
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 3 }, sink: new FakeSink().scriptSends(missingTopic('t'), missingTopic('t'), 'ok') });
     const { txn } = h.begin('t1', 1);

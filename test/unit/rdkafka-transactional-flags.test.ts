@@ -95,7 +95,7 @@ describe('RdKafkaTransactionalSink: a transaction older than delivery.transactio
     sendError = undefined;
     expect(error?.code).toBe('KAFKA_TXN_TIMEOUT');
     const before = registrations;
-    await sink.abort('produce');
+    await sink.abort(() => 'produce');
     // Before: a new producer registered the id here, without the slot's lock.
     expect(registrations).toBe(before);
     await sink.claim();
@@ -126,7 +126,7 @@ describe('RdKafkaTransactionalSink: an abort the engine makes with everything un
     const sink = await openTransaction(60_000);
     await fail(sink);
     const before = registrations;
-    await sink.abort(next);
+    await sink.abort(() => next);
     abortError = undefined;
     if (next === 'claim') {
       // Before: a new producer registered the id here, also once the session had let go of the slot's lock.
@@ -136,6 +136,24 @@ describe('RdKafkaTransactionalSink: an abort the engine makes with everything un
     expect(registrations).toBe(before + 1);
     await sink.send([record]);
     await sink.commit(checkpoint);
+  });
+});
+
+describe('RdKafkaTransactionalSink: what follows an abort is asked once the abort failed, not when it began', () => {
+  // A refused record's isolation: a produce follows when its abort begins; the session ends while the abort waits
+  // for the broker (its slot's lock released), and the abort then fails.
+  it('the session ended while the abort waited: let go without registering the transactional id (that would fence a new holder of the slot)', async () => {
+    const sink = await openTransaction(60_000);
+    abortError = nativeTxnError(-185, 'Local: Timed out', { isFatal: false, isRetriable: true, isTxnRequiresAbort: false });
+    let next: 'produce' | 'claim' = 'produce';
+    const before = registrations;
+    const aborting = sink.abort(() => next);
+    next = 'claim';
+    await aborting;
+    abortError = undefined;
+    expect(registrations).toBe(before);
+    await sink.claim();
+    expect(registrations).toBe(before + 1);
   });
 });
 
@@ -158,7 +176,7 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
     sendError = undefined;
     expect(errors.map((e) => e?.code)).toEqual(['KAFKA_TXN_TIMEOUT', 'KAFKA_TXN_TIMEOUT']);
     const before = registrations;
-    await sink.abort('produce');
+    await sink.abort(() => 'produce');
     abortError = undefined;
     expect(aborts - abortsBefore).toBe(1);
     expect(registrations).toBe(before);
@@ -184,7 +202,7 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
     const error = await rejectionOf(sink.send([record]));
     sendError = undefined;
     expect(error?.code).toBe('KAFKA_UNAVAILABLE');
-    await sink.abort('produce');
+    await sink.abort(() => 'produce');
     expect(aborts - abortsBefore).toBe(1);
     await sink.send([record]);
     await sink.commit(checkpoint);

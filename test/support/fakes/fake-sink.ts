@@ -45,7 +45,10 @@ export class FakeSink implements TransactionalSink, PlainSink {
   /** How many records were visible after each commit: where the commits fell in the stream. */
   readonly visibleAtCommits: number[] = [];
   aborts = 0;
-  /** What each abort call said follows it: a produce of the session, or only a claim (the producer may be let go). */
+  /**
+   * What each abort call said follows it: a produce of the session, or only a claim (the producer may be let go).
+   * Asked as the real sinks ask it, once the abort's outcome is known (a 'hang' step's: when the test settles it).
+   */
   readonly abortsThen: AfterAbort[] = [];
   /** What checkLeaders answers: 'ok' (every partition led) or the error; each call's topics in `leaderChecks`. */
   leaders: 'ok' | RelayError = 'ok';
@@ -140,13 +143,22 @@ export class FakeSink implements TransactionalSink, PlainSink {
     this.open = [];
   }
 
-  abort(next: AfterAbort): Promise<void> {
-    this.abortsThen.push(next);
+  abort(next: () => AfterAbort): Promise<void> {
     const step = this.abortSteps.shift() ?? 'ok';
     if (step === 'hang') {
       this.pendingAbort = deferred();
-      return this.pendingAbort.promise.then(() => this.abortNow());
+      return this.pendingAbort.promise.then(
+        () => {
+          this.abortsThen.push(next());
+          this.abortNow();
+        },
+        (err: unknown) => {
+          this.abortsThen.push(next());
+          throw err;
+        },
+      );
     }
+    this.abortsThen.push(next());
     if (step !== 'ok') return Promise.reject(step);
     this.abortNow();
     return Promise.resolve();
