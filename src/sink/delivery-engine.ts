@@ -870,8 +870,11 @@ export class DeliveryEngine implements Delivery {
    * moment later left the relay halted until a restart.)
    */
   private async refusedRetry(event: OutboxEvent, error: RelayError, attempts: number, delayMs: number): Promise<void> {
-    this.callbacks.recordRetrying(event, error, attempts, delayMs, 'halt');
     this.dropUncommitted(true);
+    // A stop began (restartWait), possibly during the abort the record was found by: no restart follows, and the
+    // next start streams the transaction again. Logged, the retry line promised a retry that never came.
+    if (this.restartWait.signal.aborted) return;
+    this.callbacks.recordRetrying(event, error, attempts, delayMs, 'halt');
     await sleep(delayMs, this.restartWait.signal);
     this.restart(error, true);
   }

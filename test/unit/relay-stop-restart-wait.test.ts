@@ -207,6 +207,29 @@ describe('DeliveryEngine, exactly-once: drain() during the backoff before a sour
     h.engine.stop();
   });
 
+  // The isolation found the record (its last abort began before the stop, and succeeded after): with attempts left,
+  // the record's retry line ("retrying; exactly-once halts once the retries are spent") came though no restart
+  // follows a stop.
+  it.each([
+    ['a request of one event, drain() during its abort', new FakeSink().scriptSends(recordTooLarge()).scriptAborts('hang'), ['t1.0']],
+    ['a request of several events, drain() during the probe\'s last abort', new FakeSink().scriptSends(recordTooLarge(), 'ok', recordTooLarge()).scriptAborts('ok', 'hang'), ['t1.0', 't2.0']],
+  ])('a record Kafka refused, %s: no retry line, idle with no restart', async (_case, sink, ids) => {
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink, retry: RETRY, limits: { batchMaxEvents: 10 } });
+    for (const id of ids) h.transaction(id.split('.')[0]!, 1);
+    await vi.waitFor(() => expect(h.sink.pendingAbort).toBeDefined());
+    let idle = false;
+    void h.idle().then(() => (idle = true));
+    h.engine.drain();
+    h.sink.pendingAbort!.resolve();
+    await settle(20);
+    expect(idle).toBe(true);
+    expect(h.recordRetries).toEqual([]);
+    expect(h.restarts).toEqual([]);
+    expect(h.stopped).toEqual([]);
+    expect(h.sink.commits).toEqual([]);
+    h.engine.stop();
+  });
+
   it('at-least-once: drain() leaves a retry of what was handed over running (it is delivered, not dropped)', async () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends(kafkaDown()), retry: { initialDelayMs: 20, maxDelayMs: 20 } });
     h.transaction('t', 1);
