@@ -313,7 +313,7 @@ export const SETTINGS = [
     default: '${topic}.dlq',
     placeholder: '<template>',
   }),
-  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies. A refused request of several records is the first attempt of each, which is then produced alone to find the refused one: that one is produced twice with 1 too (outbox-dlq-attempts 2). exactly-once: each attempt streams its transaction again from the checkpoint (a refused request and its records produced alone count as one), and the last halts.', { default: 3, placeholder: '<n>' }),
+  setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies. A refused request of several records is the first attempt of each, which is then produced alone to find the refused one: that one is produced twice with 1 too (outbox-dlq-attempts 2). exactly-once: each attempt streams its transaction again from the checkpoint (a refused request and its records produced alone count as one), and the last halts; a request refused as its session ends counts as an attempt of each of its records, whose refused one the next session finds (one attempt more when that request spent its count). Counted by the running process: a restarted relay counts anew.', { default: 3, placeholder: '<n>' }),
   setting('retry.recordMaxDuration', 'delivery', duration(0, 24 * 3_600_000), 'Longest time spent retrying one rejected record before delivery.onPoison applies (at most 24h).', {
     default: 10_000,
     shownDefault: '10s',

@@ -830,9 +830,13 @@ export class DeliveryEngine implements Delivery {
     const aborted = this.isolating ? await this.abortTransaction(error, this.afterIsolationAbort, this.restartWait.signal) : 'stopped';
     const probe = aborted === 'stopped' ? undefined : aborted !== 'aborted' ? { failed: aborted } : batch.length === 1 ? { refused: batch[0]!, error } : await this.probe(batch, error);
     // The session ended or a stop began before the record was found (isolating): dropped and aborted as discard
-    // drops a failed transaction, it streams again at the next start, whose isolation finds the record.
+    // drops a failed transaction, it streams again at the next start, whose isolation finds the record. The
+    // refusal was an attempt of that record all the same, which a session that follows counts (no session follows
+    // a stop).
     if (!probe) {
-      if (!this.dead) await this.discard(error, this.intake);
+      if (this.dead) return;
+      if (!this.restartWait.signal.aborted) this.recordRetries.refusedUnfound(batch);
+      await this.discard(error, this.intake);
       return;
     }
     // Fenced meanwhile (the abort, or the probe): another instance took the slot's transactional id and aborted

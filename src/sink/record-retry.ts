@@ -23,6 +23,8 @@ export class RecordRetries {
   private readonly started = new WeakMap<OutboxEvent, RetryState>();
   /** nextAcrossRestarts' event, by its commit LSN and id, and its retries. */
   private restarted: { key: string; state: RetryState } | undefined;
+  /** refusedUnfound's events, by commit LSN and id, each with the attempts that request made its count. */
+  private unfound = new Map<string, RetryState>();
 
   constructor(private readonly policy: RetryPolicy) {}
 
@@ -38,9 +40,30 @@ export class RecordRetries {
    * stops at the first record Kafka refuses, so a different event starts its own count.
    */
   nextAcrossRestarts(event: OutboxEvent, nowMs = Date.now()): RecordRetryStep {
-    const key = `${event.txn.commitLsn}/${event.eventId}`;
-    if (this.restarted?.key !== key) this.restarted = { key, state: { attempts: 0, sinceMs: nowMs } };
+    const key = restartKey(event);
+    const carried = this.unfound.get(key);
+    // Found: the refusals refusedUnfound counted were of this record, or of none still refused.
+    this.unfound.clear();
+    if (carried) this.restarted = { key, state: carried };
+    else if (this.restarted?.key !== key) this.restarted = { key, state: { attempts: 0, sinceMs: nowMs } };
     return this.step(this.restarted.state, nowMs);
+  }
+
+  /**
+   * exactly-once: Kafka refused a request of `events`, whose refused record the relay did not look for (its session
+   * ended first): an attempt of each, as refusedWithOthers counts one, which nextAcrossRestarts counts once a later
+   * session finds the record. Uncounted, every session that ended so was an attempt more than recordMaxAttempts.
+   * Only this request's events are kept (the record it was refused for is one of them), with what an earlier such
+   * request or nextAcrossRestarts counted for them.
+   */
+  refusedUnfound(events: readonly OutboxEvent[], nowMs = Date.now()): void {
+    const unfound = new Map<string, RetryState>();
+    for (const event of events) {
+      const key = restartKey(event);
+      const before = this.unfound.get(key) ?? (this.restarted?.key === key ? this.restarted.state : undefined);
+      unfound.set(key, { attempts: (before?.attempts ?? 0) + 1, sinceMs: before?.sinceMs ?? nowMs });
+    }
+    this.unfound = unfound;
   }
 
   private step(state: RetryState, nowMs: number): RecordRetryStep {
@@ -59,4 +82,9 @@ export class RecordRetries {
   refusedWithOthers(event: OutboxEvent, nowMs = Date.now()): void {
     if (!this.started.has(event)) this.started.set(event, { attempts: 1, sinceMs: nowMs });
   }
+}
+
+/** An event across source restarts (streamed again, it is a new object): its commit LSN and id. */
+function restartKey(event: OutboxEvent): string {
+  return `${event.txn.commitLsn}/${event.eventId}`;
 }

@@ -5,6 +5,7 @@ import { sleep } from '../../src/retry.js';
 import { RelayError } from '../../src/errors.js';
 import { formatLsn } from '../../src/lsn.js';
 import { collateralFailure } from '../../src/sink/kafka-errors.js';
+import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
@@ -27,6 +28,32 @@ function missingTopic(topic: string): RelayError {
 
 function recordTooLarge(): RelayError {
   return new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)');
+}
+
+/**
+ * exactly-once: transactions t1 and t2 (one event each) go in one request, which Kafka refuses for t2.0 once the
+ * session ended (its PostgreSQL connection lost while the request was in flight); returns once delivery is idle.
+ */
+async function refusedAsSessionEnds(recordMaxAttempts: number) {
+  const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts }, limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends('hang') });
+  const t1 = h.begin('t1', 1).txn;
+  h.commit(t1);
+  const t2 = h.begin('t2', 1).txn;
+  h.commit(t2);
+  await vi.waitFor(() => expect(h.sink.calls).toHaveLength(1));
+  h.engine.endSession(h.tracker);
+  h.sink.calls[0]!.answer.reject(recordTooLarge());
+  await h.idle();
+  return { h, t1, t2 };
+}
+
+/** The relay's next session streams t1 and t2 again from the checkpoint; Kafka refuses t2.0 again, alone too. */
+async function streamedAgain(h: EngineHarness, t1: SourceTransaction, t2: SourceTransaction): Promise<void> {
+  h.sink.scriptSends(recordTooLarge(), 'ok', recordTooLarge());
+  h.newSession();
+  h.commit(h.begin('t1', 1, t1.commitLsn).txn);
+  h.commit(h.begin('t2', 1, t2.commitLsn).txn);
+  await h.idle();
 }
 
 /** As RdKafkaSink reports brokers without the idempotent producer: no retry gets past it, no record is at fault. */
@@ -899,27 +926,14 @@ describe('DeliveryEngine, exactly-once', () => {
   // slot's lock, fencing an instance that may hold the slot by then), and the probe produced the ended session's
   // events and halted. Left to the next session, the transaction streams again and the record is isolated there.
   it('a record Kafka refused in a request of several events, answered after the session ended: no probe, the abort tells the sink only a claim follows, no halt; the next session isolates the record and halts naming it', async () => {
-    const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 1 }, limits: { batchMaxEvents: 10 }, sink: new FakeSink().scriptSends('hang') });
-    const t1 = h.begin('t1', 1).txn;
-    h.commit(t1);
-    const t2 = h.begin('t2', 1).txn;
-    h.commit(t2);
-    await vi.waitFor(() => expect(h.sink.calls).toHaveLength(1));
-    h.engine.endSession(h.tracker);
-    h.sink.calls[0]!.answer.reject(recordTooLarge());
-    await h.idle();
+    const { h, t1, t2 } = await refusedAsSessionEnds(1);
     expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0']]);
     expect(h.sink.abortsThen).toEqual(['claim']);
     expect(h.stopped).toEqual([]);
     expect(h.restarts).toEqual([]);
     expect(h.retrying).toEqual([]);
     expect(h.confirmed).toEqual([]);
-    // The relay's next session streams both again from the checkpoint.
-    h.sink.scriptSends(recordTooLarge(), 'ok', recordTooLarge());
-    h.newSession();
-    h.commit(h.begin('t1', 1, t1.commitLsn).txn);
-    h.commit(h.begin('t2', 1, t2.commitLsn).txn);
-    await h.idle();
+    await streamedAgain(h, t1, t2);
     expect(h.sink.calls.slice(1).map((c) => c.ids)).toEqual([['t1.0', 't2.0'], ['t1.0'], ['t2.0']]);
     expect(h.stopped.map((e) => e.details.eventId)).toEqual(['t2.0']);
     expect(h.sink.visible).toEqual([]);
@@ -942,6 +956,20 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.stopped).toEqual([]);
     expect(h.restarts).toEqual([]);
     expect(h.confirmed).toEqual([]);
+  });
+
+  // Not isolated, the refusal was not counted either: each session that ended so was one attempt of the record more
+  // than retry.recordMaxAttempts (here 3 refused requests holding t2.0 with 2).
+  it('a request Kafka refused as its session ended counts as an attempt of each of its records: with retry.recordMaxAttempts 2, the next session\'s isolation halts on the record at its second attempt, without a retry', async () => {
+    const { h, t1, t2 } = await refusedAsSessionEnds(2);
+    expect(h.stopped).toEqual([]);
+    await streamedAgain(h, t1, t2);
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t1.0', 't2.0'], ['t1.0', 't2.0'], ['t1.0'], ['t2.0']]);
+    expect(h.recordRetries).toEqual([]);
+    expect(h.restarts).toEqual([]);
+    expect(h.stopped).toHaveLength(1);
+    expect(h.stopped[0]).toMatchObject({ code: 'RECORD_TOO_LARGE', details: { eventId: 't2.0', attempts: 2 } });
+    expect(h.sink.visible).toEqual([]);
   });
 
   it('a record Kafka refuses is retried as the other guarantees retry one (retry.recordMaxAttempts): the transaction aborted, the source streams it again from the checkpoint after a backoff, and a topic created meanwhile takes it, committed once; before, exactly-once halted at once and stayed halted until a restart', async () => {

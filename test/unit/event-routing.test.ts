@@ -119,6 +119,21 @@ describe('record retries', () => {
     expect(retries.next(e, 0).delayMs).toBeDefined();
     expect(retries.next(e, 4990)).toEqual({ attempts: 2 });
   });
+
+  it('exactly-once: a request refused unfound counts for each of its events, with what each had, and since the first attempt; the record found next carries its count, the others are forgotten', () => {
+    const retries = new RecordRetries({ ...policy, recordMaxAttempts: 10, recordMaxDurationMs: 10_000 });
+    // An event streamed again is a new object: known by its commit LSN and id.
+    const streamed = (id: string) => ({ eventId: id, txn: { commitLsn: 0x100n } }) as never;
+    expect(retries.nextAcrossRestarts(streamed('p'), 0).attempts).toBe(1);
+    retries.refusedUnfound([streamed('a'), streamed('p')], 1000);
+    retries.refusedUnfound([streamed('a'), streamed('p')], 2000);
+    expect(retries.nextAcrossRestarts(streamed('p'), 3000).attempts).toBe(4);
+    // Counted from p's first attempt (0 ms): the next would start past recordMaxDuration.
+    retries.refusedUnfound([streamed('a'), streamed('p')], 9000);
+    expect(retries.nextAcrossRestarts(streamed('p'), 9950)).toEqual({ attempts: 6 });
+    // a's count went with p's find: a found now starts at one.
+    expect(retries.nextAcrossRestarts(streamed('a'), 10_000).attempts).toBe(1);
+  });
 });
 
 describe('logical-message events', () => {
