@@ -16,7 +16,9 @@ const { Relay } = await import('../../src/pipeline/relay.js');
 describe('Relay, reconnecting to a server that accepts START_REPLICATION and fails before streaming', () => {
   it('keeps the backoff and the retry.maxDuration bound, and logs the outage once (not once per attempt)', async () => {
     const { logger, lines } = capturingLogger('debug');
-    const config = relayConfig({ initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 200 });
+    // A bound of 1.5 s: the attempts counted below must fit in it on a loaded machine too (at 200 ms, with the load
+    // average at 14 on two cores, 7 did).
+    const config = relayConfig({ initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 1500 });
     const halts: RelayError[] = [];
     const causes: unknown[] = [];
     const relay = new Relay(config as never, {
@@ -28,7 +30,7 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
       observer: { halted: (error: RelayError) => halts.push(error), stateChanged: (state: string) => state === 'reconnecting' && causes.push(relay.reconnectCause) },
     } as never);
     const outcome = relay.run();
-    const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 3000))]);
+    const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 15_000))]);
     if (settled === 'running') {
       await relay.stop({ openTransaction: 'drop' });
       await outcome;
