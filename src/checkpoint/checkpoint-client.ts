@@ -27,6 +27,7 @@ export interface CheckpointClient {
 }
 
 export interface CheckpointProducer {
+  /** Rejects with the client's classification of the failure (KAFKA_AUTH, RECORD_TOO_LARGE, KAFKA_UNAVAILABLE, …). */
   send(topic: string, record: CheckpointRecord): Promise<void>;
   close(): Promise<void>;
 }

@@ -149,8 +149,11 @@ export class CheckpointWriter implements RelayObserver {
       await this.send(latest.lsn, latest.commitTimeMs);
       this.outage.recovered();
     } catch (err) {
-      // The next interval tries again; the slot still holds the confirmed position meanwhile.
-      this.outage.failed({ err: errorMessage(err), topic: this.store.topic }, {}, startedAt);
+      // The next interval tries again; the slot still holds the confirmed position meanwhile. Once per outage, with
+      // the code and the fix: a refusal no retry mends (a missing WRITE grant, a record above max.message.bytes)
+      // goes on failing at every interval, and its warn line was the only word of it (its message only).
+      const error = this.store.writeFailure(err);
+      this.outage.failed({ code: error.code, err: error.message, fix: error.hint, ...error.details, topic: this.store.topic }, {}, startedAt);
     }
   }
 

@@ -1,4 +1,4 @@
-import { RelayError, errorMessage } from '../errors.js';
+import { RelayError, errorMessage, isRelayError, type ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { WindowSample } from './window-samples.js';
@@ -45,9 +45,36 @@ export class KafkaCheckpointStore {
       // Told to create the topic, an operator whose brokers were down went looking for a missing grant.
       const hint = UNREACHABLE.test(errorMessage(err))
         ? 'Kafka did not answer: check that the brokers in kafka.brokers are up and reachable from here, and the TLS/SASL settings; the relay creates the topic once they answer'
-        : `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster), or grant the relay CREATE on it`;
+        : `${this.createItYourself()}, or grant the relay CREATE on it`;
       throw this.failure('cannot create the checkpoint topic', err, hint);
     }
+  }
+
+  private createItYourself(): string {
+    return `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster)`;
+  }
+
+  /**
+   * A plain checkpoint write that failed, with the fix for this topic. The client classified the failure
+   * (CheckpointProducer.send); the fixes of those codes speak of event topics and poison events (skip the event
+   * with slot advance), which a refused checkpoint is not. A creation that failed keeps its own fix.
+   */
+  writeFailure(err: unknown): RelayError {
+    if (isRelayError(err) && err.code === 'CHECKPOINT_FAILED') return err;
+    const cause = isRelayError(err) ? err : undefined;
+    const fixes: Partial<Record<ErrorCode, string>> = {
+      KAFKA_AUTH: `grant the relay's principal WRITE and DESCRIBE on the topic ${this.topic} (kafka-acls.sh --topic ${this.topic}; docs/security.md), and check kafka.saslMechanism/username/password`,
+      RECORD_TOO_LARGE: `raise the max.message.bytes of the topic ${this.topic} (kafka-configs.sh --alter --entity-type topics --entity-name ${this.topic} --add-config max.message.bytes=1048576): a checkpoint record is at most a few KiB`,
+      RECORD_INVALID: `the topic ${this.topic} refuses the record (a topic policy, its message.timestamp.* settings): check its configuration with kafka-configs.sh --describe --entity-type topics --entity-name ${this.topic}`,
+      TOPIC_INVALID: `Kafka refuses records for the topic ${this.topic} (an internal topic, or one it cannot write): point checkpoint.topic at a topic of the relay's own`,
+      TOPIC_NOT_FOUND: `the topic was deleted while the relay ran: ${this.createItYourself()}, or restart the relay, which creates it`,
+    };
+    return new RelayError('CHECKPOINT_FAILED', `cannot write the checkpoint topic "${this.topic}": ${errorMessage(err)}`, {
+      cause: err,
+      retriable: true,
+      hint: (cause && fixes[cause.code]) ?? cause?.hint ?? 'check that the brokers in kafka.brokers are up and reachable from here; the relay writes the checkpoint again at its next interval',
+      details: cause?.details.kafkaError === undefined ? {} : { kafkaError: cause.details.kafkaError },
+    });
   }
 
   /** The record to produce (plainly or inside a Kafka transaction). */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
 import { closedError, refuseIfClosed } from '../sink/closed-client.js';
+import { classifyKafkaError } from '../sink/kafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
 
@@ -91,19 +92,24 @@ export class KafkaJsCheckpointClient implements CheckpointClient {
     const producer: Producer = this.kafka.producer({ idempotent: false, retry: { retries: 0 }, allowAutoTopicCreation: false });
     let connected: Promise<void> | undefined;
     let closed = false;
+    const send = async (topic: string, record: CheckpointRecord): Promise<void> => {
+      if (closed) throw closedError();
+      connected ??= producer
+        .connect()
+        .then(() => refuseIfClosed(closed, () => producer.disconnect()))
+        .catch((err: unknown) => {
+          connected = undefined;
+          throw err;
+        });
+      await connected;
+      await producer.send({ topic, messages: [record], acks: -1 });
+    };
     return {
-      async send(topic: string, record: CheckpointRecord): Promise<void> {
-        if (closed) throw closedError();
-        connected ??= producer
-          .connect()
-          .then(() => refuseIfClosed(closed, () => producer.disconnect()))
-          .catch((err: unknown) => {
-            connected = undefined;
-            throw err;
-          });
-        await connected;
-        await producer.send({ topic, messages: [record], acks: -1 });
-      },
+      // Classified here, where kafkajs' error types are known: the writer names the code and the fix (store.writeFailure).
+      send: (topic, record) =>
+        send(topic, record).catch((err: unknown) => {
+          throw classifyKafkaError(err);
+        }),
       close: () => {
         closed = true;
         return producer.disconnect();

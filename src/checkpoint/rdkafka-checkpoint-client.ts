@@ -4,7 +4,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { connectionProperties, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
 import { BrokerConnectFailures } from '../sink/broker-connect-failures.js';
-import { isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
+import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
 
@@ -140,26 +140,31 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
       await p.connect();
       return p;
     };
-    return {
-      async send(topic: string, record: CheckpointRecord): Promise<void> {
-        const current = (producer ??= connect().catch((err: unknown) => {
+    const send = async (topic: string, record: CheckpointRecord): Promise<void> => {
+      const current = (producer ??= connect().catch((err: unknown) => {
+        producer = undefined;
+        throw err;
+      }));
+      const connected = await current;
+      try {
+        await connected.send({ topic, messages: [record] });
+      } catch (err) {
+        // A fatal error (the idempotence sequence broke) fails every later write of this producer: without a new
+        // one, no checkpoint would be written again until a restart. The next interval's write opens one.
+        if (isFatalRdKafkaError(err) && producer === current) {
           producer = undefined;
-          throw err;
-        }));
-        const connected = await current;
-        try {
-          await connected.send({ topic, messages: [record] });
-        } catch (err) {
-          // A fatal error (the idempotence sequence broke) fails every later write of this producer: without a new
-          // one, no checkpoint would be written again until a restart. The next interval's write opens one.
-          if (isFatalRdKafkaError(err) && producer === current) {
-            producer = undefined;
-            // The write's error is the one to report; a broken producer's disconnect may fail as well.
-            await connected.disconnect().catch(() => undefined);
-          }
-          throw err;
+          // The write's error is the one to report; a broken producer's disconnect may fail as well.
+          await connected.disconnect().catch(() => undefined);
         }
-      },
+        throw err;
+      }
+    };
+    return {
+      // Classified here, where librdkafka's codes are known: the writer names the code and the fix (store.writeFailure).
+      send: (topic, record) =>
+        send(topic, record).catch((err: unknown) => {
+          throw classifyRdKafkaError(err);
+        }),
       async close(): Promise<void> {
         // A producer that never connected has nothing to close (its failure was the write's to report).
         const connected = await producer?.catch(() => undefined);

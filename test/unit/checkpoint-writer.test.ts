@@ -4,6 +4,7 @@ import { decodeCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord } from '../../src/checkpoint/checkpoint-client.js';
 import { CheckpointWriter } from '../../src/checkpoint/checkpoint-writer.js';
 import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 
 /**
@@ -13,6 +14,8 @@ import { capturingLogger } from '../support/fakes/relay-setup.js';
 class FakeCheckpointClient implements CheckpointClient {
   readonly written: CheckpointRecord[] = [];
   failures = 0;
+  /** What a failing write rejects with. */
+  failure: unknown = new Error('Local: Message timed out');
   attempts = 0;
   /** How long each write takes before it answers. */
   delayMs = 0;
@@ -33,7 +36,7 @@ class FakeCheckpointClient implements CheckpointClient {
         if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
         if (this.failures > 0) {
           this.failures--;
-          throw new Error('Local: Message timed out');
+          throw this.failure;
         }
         this.written.push(record);
       },
@@ -317,5 +320,34 @@ describe('checkpoint writer: an outage of its writes', () => {
     // Before, from the failure (t = 31 s): 1 s.
     expect(lines[1]!.downMs).toBe(31_000);
     await writer.close();
+  });
+});
+
+describe('checkpoint writer: a refusal no retry mends', () => {
+  it('the close after a halt logs it once, at warn, with its code and the fix for the checkpoint topic; no error line', async () => {
+    vi.useFakeTimers();
+    try {
+      const client = new FakeCheckpointClient();
+      const lines: { level: number; msg: string; code?: string; fix?: string; kafkaError?: number }[] = [];
+      const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+      const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+      // As the librdkafka checkpoint producer rejects a write the topic's ACL refuses (TOPIC_AUTHORIZATION_FAILED).
+      client.failure = classifyRdKafkaError(Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 }));
+      client.failures = Infinity;
+      writer.start();
+      writer.confirmed(300n, 3);
+      writer.stateChanged('halted');
+      const closing = writer.close();
+      await vi.runAllTimersAsync();
+      await closing;
+      expect(client.attempts).toBe(4);
+      const warned = lines.filter((l) => l.level === 40);
+      expect(warned.map((l) => l.msg)).toEqual(['cannot write the checkpoint; retrying every interval', expect.stringMatching(/^the last checkpoint was not written/)]);
+      expect(warned[0]).toMatchObject({ code: 'CHECKPOINT_FAILED', kafkaError: 29, fix: expect.stringContaining('WRITE and DESCRIBE on the topic checkpoints') });
+      expect(warned[0]!.fix).not.toMatch(/slot advance/);
+      expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

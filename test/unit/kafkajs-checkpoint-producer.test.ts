@@ -92,3 +92,15 @@ describe('checkpoint writer through kafkajs, every broker frozen at a stop with 
     expect(lines).toEqual([expect.stringMatching(/^the last checkpoint was not written/)]);
   });
 });
+
+describe('kafkajs checkpoint producer: a refused write', () => {
+  it("rejects with kafkajs' error type classified (TOPIC_AUTHORIZATION_FAILED as KAFKA_AUTH), for the writer's code and fix", async () => {
+    const producer = new FakeKafkaJsProducer();
+    producer.send = async () => {
+      throw Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { name: 'KafkaJSProtocolError', type: 'TOPIC_AUTHORIZATION_FAILED', code: 29 });
+    };
+    const checkpoints = new KafkaJsCheckpointClient(fakeKafka(producer)).producer();
+    await expect(checkpoints.send('checkpoints', { key: 'slot_a', value: Buffer.from('{}') })).rejects.toMatchObject({ code: 'KAFKA_AUTH', details: { kafkaError: 'TOPIC_AUTHORIZATION_FAILED' } });
+    await checkpoints.close();
+  });
+});

@@ -52,7 +52,7 @@ describe('rdkafka checkpoint producer after a fatal error', () => {
     const producer = new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })).producer();
     await producer.send('checkpoints', record('first'));
     FakeProducer.made[0]!.fatal = true;
-    await expect(producer.send('checkpoints', record('refused'))).rejects.toMatchObject({ code: -150 });
+    await expect(producer.send('checkpoints', record('refused'))).rejects.toMatchObject({ code: 'KAFKA_UNAVAILABLE', details: { kafkaError: -150 } });
     // The writer's next interval: written, instead of failing with the same fatal error until a restart.
     await producer.send('checkpoints', record('again'));
     expect(FakeProducer.made).toHaveLength(2);
@@ -72,9 +72,22 @@ describe('rdkafka checkpoint producer after a fatal error', () => {
     only.send = async () => {
       throw Object.assign(new Error('Local: Message timed out'), { code: -192 });
     };
-    await expect(producer.send('checkpoints', record('timed out'))).rejects.toMatchObject({ code: -192 });
+    await expect(producer.send('checkpoints', record('timed out'))).rejects.toMatchObject({ code: 'KAFKA_UNAVAILABLE', details: { kafkaError: -192 } });
     expect(FakeProducer.made).toHaveLength(1);
     expect(only.disconnects).toBe(0);
+    await producer.close();
+  });
+});
+
+describe('rdkafka checkpoint producer: a refused write', () => {
+  it("rejects with librdkafka's code classified (TOPIC_AUTHORIZATION_FAILED as KAFKA_AUTH), for the writer's code and fix", async () => {
+    FakeProducer.made = [];
+    const producer = new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })).producer();
+    await producer.send('checkpoints', record('first'));
+    FakeProducer.made[0]!.send = async () => {
+      throw Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 });
+    };
+    await expect(producer.send('checkpoints', record('refused'))).rejects.toMatchObject({ code: 'KAFKA_AUTH', details: { kafkaError: 29 } });
     await producer.close();
   });
 });
