@@ -4,7 +4,8 @@ import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import { OutageLog, RepeatedLines } from '../outage-log.js';
-import { ABORTED, backoffDelay, settlesUnlessAborted, settlesWithin, sleep, unlessAborted } from '../retry.js';
+import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
+import { connectWithRetry } from '../sink/connect-retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaWatch, PoisonDecision, Receipt } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
@@ -485,37 +486,11 @@ export class Relay {
   }
 
   private async connectSink(): Promise<void> {
-    const started = Date.now();
-    // Its end line is the connected line, with how long the outage lasted when there was one.
-    const outage = new OutageLog(this.logger, { started: 'cannot connect to Kafka yet: retrying', ongoing: 'still cannot connect to Kafka', ended: 'connected to Kafka' });
-    for (;;) {
-      try {
-        // A stop does not wait for a connect to an unreachable broker, which librdkafka ends only at the
-        // attempt's timeout (up to 10 s): stop() closes the sink, and the start ends here.
-        if ((await unlessAborted(() => this.deps.sink.connect(), this.wake.signal)) === ABORTED) return;
-        this.sinkConnected = true;
-        this.observer.producerConnected?.(true);
-        if (!outage.recovered({ brokers: this.config.kafka.brokers })) this.logger.info({ brokers: this.config.kafka.brokers }, 'connected to Kafka');
-        return;
-      } catch (err) {
-        const error = asRelayError(err);
-        if (!error.retriable) throw error;
-        if (this.stopRequested) return;
-        if (Date.now() - started >= this.config.retry.maxDurationMs) {
-          // The cause's own code (KAFKA_UNAVAILABLE, KAFKA_AUTH) says what to fix; the message says how long we tried.
-          throw new RelayError(error.code, `cannot connect to Kafka for ${Math.round((Date.now() - started) / 1000)} s (${outage.attempts + 1} attempts): ${error.message}`, {
-            cause: error,
-            details: error.details,
-            hint: error.hint ?? 'check kafka.brokers and that the brokers are up and reachable from here (retry.maxDuration bounds the wait)',
-          });
-        }
-        const delay = backoffDelay(this.config.retry, outage.attempts);
-        this.observer.retrying?.(error.code);
-        outage.failed({ code: error.code, err: error.message, retryInMs: delay });
-        await sleep(delay, this.wake.signal);
-        if (this.stopRequested) return;
-      }
-    }
+    const options = { brokers: this.config.kafka.brokers, retry: this.config.retry, logger: this.logger, signal: this.wake.signal, retrying: (code: ErrorCode) => this.observer.retrying?.(code) };
+    // False: a stop came first (stop() closes the sink, and the start ends here).
+    if (!(await connectWithRetry(this.deps.sink, options))) return;
+    this.sinkConnected = true;
+    this.observer.producerConnected?.(true);
   }
 
   /**

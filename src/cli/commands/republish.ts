@@ -3,11 +3,11 @@ import { loadConfig } from '../../config/relay-config.js';
 import { ConfigError, ConfigProblems } from '../../config/load.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
 import { RelayError } from '../../errors.js';
-import { ABORTED, unlessAborted } from '../../retry.js';
 import { withClient } from '../../ops/connection.js';
 import type { RowSelection } from '../../ops/outbox-rows.js';
 import { createProgress } from '../../ops/progress.js';
 import { republish, resumeHint, stoppedBeforeStart, type RepublishSummary } from '../../ops/republish.js';
+import { connectWithRetry } from '../../sink/connect-retry.js';
 import { createSink } from '../../sink/create-sink.js';
 import type { Sink } from '../../sink/sink.js';
 import { logCrashesTo } from '../crashes.js';
@@ -122,16 +122,17 @@ export function republishCommand(): Command {
     handleSignals(logger, config.shutdownGraceMs, async () => interrupt.abort(), { undrainedFix: `republish stopped before its last batch was acknowledged: ${resumeHint(since)}`, json });
     const started = Date.now();
     let sink: Sink | undefined;
-    let connected = true;
+    let connected = false;
     try {
       if (!dryRun) {
-        const created = (sink = await createSink(config.kafka, logger.child({ module: 'sink' })));
-        // As run's start: a signal does not wait for a connect to an unreachable broker, which librdkafka ends only
-        // at its timeout (and republish then gave up with KAFKA_UNAVAILABLE); closing the sink below ends it.
-        connected = (await unlessAborted(() => created.connect(), interrupt.signal)) !== ABORTED;
+        sink = await createSink(config.kafka, logger.child({ module: 'sink' }));
+        // As run's start: a Kafka briefly unreachable (its brokers restarting, a network partition) is retried with
+        // backoff for retry.maxDuration, as each batch is later; a signal ends the connect or its backoff at once
+        // (closing the sink below ends a connect under way, which librdkafka would end only at its timeout).
+        connected = await connectWithRetry(sink, { brokers: config.kafka.brokers, retry: config.retry, logger, signal: interrupt.signal });
       }
       const progress = (total: number) => createProgress('republish', total, logger, mode === 'terminal');
-      const summary = connected
+      const summary = dryRun || connected
         ? await withClient(config.postgres, 'a query of outbox-relay republish', (client, classify) =>
             republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress, classify }, logger),
           )
