@@ -34,13 +34,24 @@ export async function describeTable(client: pg.Client, mapping: TableMapping): P
 
 /**
  * The row filter (`WHERE (…)`, PostgreSQL 15+) of `publication` on the table, as pg_publication_tables prints it
- * (`rowFilter` undefined when it has none); `published` false when the publication does not hold the table (it
- * does not exist: dropped). Rows a filter leaves out were never in the stream, so the relay never produced them:
- * re-sending them would put events in Kafka for the first time.
+ * (`rowFilter` undefined when it has none). `publication`: 'missing' when no publication has that name (dropped, or
+ * not the relay's), 'without-table' when it exists but does not hold the table (taken out of it). Rows a filter
+ * leaves out were never in the stream, so the relay never produced them: re-sending them would put events in Kafka
+ * for the first time.
  */
-export async function publicationRowFilter(client: pg.Client, publication: string, relation: RelationMessage): Promise<{ published: boolean; rowFilter: string | undefined }> {
-  const { rows } = await client.query<{ rowfilter: string | null }>('SELECT rowfilter FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3', [publication, relation.schema, relation.table]);
-  return { published: rows.length > 0, rowFilter: rows[0]?.rowfilter ?? undefined };
+export async function publicationRowFilter(
+  client: pg.Client,
+  publication: string,
+  relation: RelationMessage,
+): Promise<{ publication: 'published' | 'without-table' | 'missing'; rowFilter: string | undefined }> {
+  const { rows } = await client.query<{ published: boolean; rowfilter: string | null }>(
+    `SELECT t.pubname IS NOT NULL AS published, t.rowfilter
+       FROM pg_publication p LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname AND t.schemaname = $2 AND t.tablename = $3
+      WHERE p.pubname = $1`,
+    [publication, relation.schema, relation.table],
+  );
+  const row = rows[0];
+  return { publication: !row ? 'missing' : row.published ? 'published' : 'without-table', rowFilter: row?.rowfilter ?? undefined };
 }
 
 /** pg_type's `timestamp` (without time zone). */

@@ -10,6 +10,7 @@ import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../ret
 import { parsePgTimestamp } from '../route/envelope.js';
 import { HEADER, RowMapper } from '../route/row-mapper.js';
 import { checkpointTopicRefused, quotedValue } from '../route/topic-template.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { classifyKafkaError } from '../sink/kafka-errors.js';
 import type { Sink, SinkRecord } from '../sink/sink.js';
 import { describeTable, OutboxPages, publicationRowFilter, type RowSelection } from './outbox-rows.js';
@@ -71,18 +72,25 @@ async function plan(client: pg.Client, config: RelayConfig, mapping: TableMappin
   const relation = await describeTable(client, mapping);
   const mapper = RowMapper.compile(relation, mapping, { fromTable: true });
   const timeColumn = options.timeColumn ?? mapping.columns.timestamp ?? 'created_at';
-  const { published, rowFilter } = await publicationRowFilter(client, config.publication, relation);
-  // After `publication drop`, before `setup` made it again: a row filter it had is gone with it, and every row of
-  // the selection is sent, also those the stream left out (events that never went to Kafka).
-  if (!published) {
-    const table = `${mapping.schema}.${mapping.table}`;
-    logger.warn(
-      { publication: config.publication, table },
-      `publication "${config.publication}" does not publish ${table}: republish applies no row filter and sends every selected row; if the publication had one, re-create it first (outbox-relay setup --row-filter …), then republish`,
-    );
-  }
+  const { publication, rowFilter } = await publicationRowFilter(client, config.publication, relation);
+  if (publication !== 'published') logger.warn({ publication: config.publication, table: `${mapping.schema}.${mapping.table}` }, unpublishedLine(config.publication, mapping, publication));
   const pages = new OutboxPages(client, relation, options.selection, timeColumn, mapping.columns.id, rowFilter);
   return { mapping, mapper, pages, total: await pages.count() };
+}
+
+/**
+ * A publication that does not publish the table has no row filter for it: every row of the selection is sent, also
+ * those a filter it had kept out of the stream (events that never went to Kafka). The way to restore a filter
+ * differs: a dropped publication is made again (setup), a table taken out of one is added back (setup refuses an
+ * existing publication without the table); and a publication that is not the relay's (republish's --publication,
+ * not the relay's setting) is the likeliest cause of all.
+ */
+function unpublishedLine(publication: string, mapping: TableMapping, state: 'without-table' | 'missing'): string {
+  const table = `${mapping.schema}.${mapping.table}`;
+  const notTheRelays = 'or not the one the relay streams with: pass its --publication';
+  return state === 'missing'
+    ? `publication "${publication}" does not exist (dropped, ${notTheRelays}): republish applies no row filter to ${table} and sends every selected row; if the dropped publication had a row filter, create it again with that filter first (outbox-relay setup --row-filter …), then republish`
+    : `publication "${publication}" does not publish ${table} (taken out of it, ${notTheRelays}): republish applies no row filter to it and sends every selected row; if the table had a row filter there, add it back with that filter first (ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteQualified(mapping.schema, mapping.table)} WHERE (…);), then republish`;
 }
 
 /** The row's time stands in for the unknown commit time (CloudEvents' ce_time without mapping.timestamp). */

@@ -138,10 +138,10 @@ describe('replay and republish commands', () => {
     expect(dropped.json).toMatchObject({ events: 5, filtered: 0 });
     const warnings = dropped.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn');
     expect(warnings.map((l) => l.msg)).toEqual([
-      `publication "${filtered}" does not publish public.outbox: republish applies no row filter and sends every selected row; if the publication had one, re-create it first (outbox-relay setup --row-filter …), then republish`,
+      `publication "${filtered}" does not exist (dropped, or not the one the relay streams with: pass its --publication): republish applies no row filter to public.outbox and sends every selected row; if the dropped publication had a row filter, create it again with that filter first (outbox-relay setup --row-filter …), then republish`,
     ]);
     // The relay's own publication, which publishes the table, gets no such line.
-    expect(all.stderr).not.toContain('does not publish');
+    expect(all.stderr).not.toContain('applies no row filter');
   });
 
   it("republish --since without an offset is UTC, as its check and its resume times are, whatever the server's TimeZone", async () => {

@@ -187,6 +187,35 @@ describe('republish, a publication with a row filter', () => {
   });
 });
 
+describe('republish, a publication that does not publish the table', () => {
+  // No row filter applies then, and every selected row is sent: the warn line says how to restore a filter, which
+  // differs by why the table is not published. It said "re-create it (outbox-relay setup --row-filter …)" in every
+  // case: setup refuses a publication that exists without the table (PG_SETUP_CHECKS_FAILED), and neither line
+  // named the likeliest cause, republish's --publication not being the relay's.
+  function warnings(publication: ConstructorParameters<typeof FakeOutbox>[3]): Promise<string[]> {
+    const lines: string[] = [];
+    const capture = pino({ level: 'warn' }, { write: (line: string) => void lines.push((JSON.parse(line) as { msg: string }).msg) });
+    const outbox = new FakeOutbox([row('a', '2026-11-24 08:00:00+00')], undefined, undefined, publication);
+    return republish(outbox.client, config(), { ...options({ ids: ['a'] }, sink()), sink: undefined }, capture).then(() => lines);
+  }
+
+  it('that does not exist: dropped, or not the relay\'s; made again with its filter by setup', async () => {
+    expect(await warnings(undefined)).toEqual([
+      'publication "outbox_relay" does not exist (dropped, or not the one the relay streams with: pass its --publication): republish applies no row filter to public.outbox and sends every selected row; if the dropped publication had a row filter, create it again with that filter first (outbox-relay setup --row-filter …), then republish',
+    ]);
+  });
+
+  it('none when the publication publishes it (here with a row filter)', async () => {
+    expect(await warnings({ rowFilter: "aggregate_type <> 'internal'", passes: () => true })).toEqual([]);
+  });
+
+  it('that exists without the table: taken out of it, or not the relay\'s; the table added back with its filter, not setup (which refuses it)', async () => {
+    expect(await warnings('without-table')).toEqual([
+      'publication "outbox_relay" does not publish public.outbox (taken out of it, or not the one the relay streams with: pass its --publication): republish applies no row filter to it and sends every selected row; if the table had a row filter there, add it back with that filter first (ALTER PUBLICATION "outbox_relay" ADD TABLE "public"."outbox" WHERE (…);), then republish',
+    ]);
+  });
+});
+
 describe('republish, a page that cannot be read', () => {
   it('names where to go on, as a failed send does, keeping the connection error as the command classifies it', async () => {
     // A failover or a restart of PostgreSQL mid-run: the command said "run the command again" (from the original

@@ -21,8 +21,11 @@ export class FakeOutbox {
     readonly columns = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers', 'created_at'],
     /** Type oids of columns other than the usual ones (text unless named here). */
     readonly types: Record<string, number> = {},
-    /** The row filter of the publication that publishes the table (PostgreSQL 15+): its text and what it lets through. */
-    readonly publication?: { rowFilter: string; passes: (row: OutboxRow) => boolean },
+    /**
+     * The row filter of the publication that publishes the table (PostgreSQL 15+): its text and what it lets through;
+     * 'without-table': the publication exists but does not publish the table; undefined: there is no publication.
+     */
+    readonly publication?: { rowFilter: string; passes: (row: OutboxRow) => boolean } | 'without-table',
   ) {}
 
   get client(): pg.Client {
@@ -33,7 +36,10 @@ export class FakeOutbox {
     this.statements.push(text);
     this.parameters.push(values);
     if (text.startsWith('SET TIME ZONE')) return { rows: [] };
-    if (text.includes('pg_publication_tables')) return { rows: this.publication ? [{ rowfilter: this.publication.rowFilter }] : [] };
+    if (text.includes('pg_publication_tables')) {
+      const filter = this.filter;
+      return { rows: this.publication === undefined ? [] : [{ published: filter !== undefined, rowfilter: filter?.rowFilter ?? null }] };
+    }
     if (text.includes('to_regclass')) return { rows: this.columns.map((name) => ({ oid: 0x4001, name, type_oid: this.types[name] ?? TYPE_OIDS[name] ?? 25, is_key: name === 'id' })) };
     const selected = this.rows.filter((row) => where(text, values, row) === true);
     if (text.startsWith('SELECT count(*)')) return { rows: [{ n: String(selected.length) }] };
@@ -42,8 +48,13 @@ export class FakeOutbox {
     const [, t, id, limit] = order as unknown as [string, string, string, string];
     const cmp = (a: string | null, b: string | null) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1);
     selected.sort((a, b) => cmp(a[t]!, b[t]!) || cmp(a[id]!, b[id]!));
-    const verdict = this.publication && text.includes(`((${this.publication.rowFilter}) IS TRUE)::text FROM `);
-    return { rows: selected.slice(0, Number(values[Number(limit) - 1])).map((row) => [...this.columns.map((c) => row[c] ?? null), ...(verdict ? [String(this.publication!.passes(row))] : [])]) };
+    const filter = this.filter;
+    const verdict = filter && text.includes(`((${filter.rowFilter}) IS TRUE)::text FROM `);
+    return { rows: selected.slice(0, Number(values[Number(limit) - 1])).map((row) => [...this.columns.map((c) => row[c] ?? null), ...(verdict ? [String(filter.passes(row))] : [])]) };
+  }
+
+  private get filter(): { rowFilter: string; passes: (row: OutboxRow) => boolean } | undefined {
+    return typeof this.publication === 'object' ? this.publication : undefined;
   }
 }
 
