@@ -67,7 +67,7 @@ export class RelayMetrics implements RelayObserver {
     "Rows the table's include/exclude filters left out (confirmed without a record), by table. Counted when the relay has read their transaction's commit, once per transaction in a process: not again when it streams again (a reconnect, an exactly-once restart from the checkpoint).",
     ['table'],
   );
-  private readonly droppedTotal = this.counter('events_dropped_total', 'at-most-once: events lost because Kafka refused their batch after it was handed off, or because PostgreSQL took the position of a batch not yet sent when the session ended.', []);
+  private readonly droppedTotal = this.counter('events_dropped_total', 'at-most-once: events lost because Kafka refused their batch after it was handed off, or because PostgreSQL took the position of a batch not yet sent when the session ended (found by the relay\'s next session; not counted when another instance took the slot or the relay ended first).', []);
   private readonly notRelayedTotal = this.counter('messages_not_relayed_total', 'Logical messages with a relayed prefix emitted outside a transaction: they carry no event. By prefix.', ['prefix']);
   private readonly deadLetteredTotal = this.counter('dead_lettered_total', 'Events written to the dead-letter topic, by the error code that made them poison.', ['code']);
   private readonly reconnects = this.counter('reconnects_total', 'Replication sessions started after a lost connection or a standby takeover.', []);

@@ -295,8 +295,8 @@ export class Relay {
     }
     if (this.withheld.size > 0) {
       this.logger.warn(
-        { events: this.withheldEvents() },
-        'at-most-once events withheld when the last replication session ended were not sent: the next run sends them unless PostgreSQL took their position (delivery.guarantee=at-most-once)',
+        this.unsettledWithheld(),
+        'at-most-once events withheld when the last replication session ended were not sent: the next session on the slot streams them again unless PostgreSQL took their position (those ending at or before its startLsn are lost, and counted nowhere; delivery.guarantee=at-most-once)',
       );
     }
     if (outcome.state === 'failed') {
@@ -441,7 +441,10 @@ export class Relay {
         this.retryCause = undefined;
         if (this.withheld.size > 0) {
           // Not this relay's to count when it takes the slot back: the other instance resumed at the slot's position.
-          this.logger.info({ events: this.withheldEvents() }, 'at-most-once events withheld when the last replication session ended are left to the instance that took the slot: it sends them unless PostgreSQL took their position');
+          this.logger.info(
+            this.unsettledWithheld(),
+            'at-most-once events withheld when the last replication session ended are left to the instance that took the slot: it streams them again unless PostgreSQL took their position (those ending at or before the startLsn it streams from are lost, and counted nowhere)',
+          );
           this.withheld.clear();
         }
         if (this.state !== 'standby') this.logger.info({ slot: this.config.slot, activePid: error.details.activePid }, 'slot in use by another instance: waiting as standby');
@@ -517,8 +520,30 @@ export class Relay {
     }
   }
 
-  private withheldEvents(): number {
-    return [...this.withheld.values()].reduce((sum, count) => sum + count, 0);
+  /**
+   * Withheld events no session of this relay settles (the slot taken by another instance, or the relay ending first):
+   * which of them PostgreSQL took, so lost, only the next session on the slot knows, by its startLsn. Counted as
+   * dropped, those it streams again would count as lost and, by the instance that sends them, as delivered too.
+   * The line gives what that comparison and a republish need: the ends of the committed ones (`firstEndLsn`,
+   * `lastEndLsn`; an uncommitted one always streams again) and the oldest commit time.
+   */
+  private unsettledWithheld(): Record<string, unknown> {
+    let events = 0;
+    let first: Lsn | undefined;
+    let last: Lsn | undefined;
+    let oldestMs = Infinity;
+    for (const [txn, count] of this.withheld) {
+      events += count;
+      oldestMs = Math.min(oldestMs, txn.commitTimeMs);
+      if (txn.endLsn === undefined) continue;
+      if (first === undefined || txn.endLsn < first) first = txn.endLsn;
+      last = maxLsn(last ?? 0n, txn.endLsn);
+    }
+    return {
+      events,
+      ...(first !== undefined && { firstEndLsn: formatLsn(first), lastEndLsn: formatLsn(last!) }),
+      ...(Number.isFinite(oldestMs) && { oldestCommitTime: new Date(oldestMs).toISOString() }),
+    };
   }
 
   /** A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it. */

@@ -22,7 +22,10 @@ interface Flight {
   error?: RelayError;
   /** at-most-once: waiting for PostgreSQL to hold its position; Kafka has not seen it (no stall of Kafka's). */
   awaitingPosition?: boolean;
-  /** at-most-once: never sent, its position not shown to be held before the session ended (lost, never sent twice). */
+  /**
+   * at-most-once: never sent, its position not shown to be held before the session ended: the next session on the
+   * slot streams it again, unless PostgreSQL took the position after all (then it is lost). Never sent twice.
+   */
   withheld?: boolean;
 }
 

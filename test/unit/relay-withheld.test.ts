@@ -72,8 +72,9 @@ async function runWithheld(receipts: Receipt[], events: OutboxEvent[]) {
     reportPosition: (lsn: Lsn) => lsn,
   } as never);
   const outcome = await relay.run();
-  const withheld = lines.filter((l) => l.msg.startsWith('at-most-once events withheld')).map((l) => ({ level: l.level, events: l.events ?? l.dropped }));
-  return { outcome, dropped, delivered, withheld };
+  const said = lines.filter((l) => l.msg.startsWith('at-most-once events withheld'));
+  const withheld = said.map((l) => ({ level: l.level, events: l.events ?? l.dropped }));
+  return { outcome, dropped, delivered, withheld, said };
 }
 
 describe('Relay, at-most-once batches withheld when a session ended', () => {
@@ -95,25 +96,40 @@ describe('Relay, at-most-once batches withheld when a session ended', () => {
     ]);
   });
 
-  it('a relay that ends before another session started says how many events it withheld and that the next run sends them unless PostgreSQL took their position', async () => {
+  it('a relay that ends before another session started says how many events it withheld, their ends, and that the next session on the slot streams them again unless PostgreSQL took their position: not counted', async () => {
     sessions = 0;
     slotTaken = [];
     starts.splice(0, starts.length, 0x1000n);
     firstEnd = () => new RelayError('PG_SLOT_MISSING', 'end of the test (fake)');
     const t = txn(0x2000n);
-    const { outcome, dropped, withheld } = await runWithheld([{ txn: t, count: 3 } as Receipt], [t, t, t].map((x) => ({ txn: x }) as OutboxEvent));
+    const { outcome, dropped, withheld, said } = await runWithheld([{ txn: t, count: 3 } as Receipt], [t, t, t].map((x) => ({ txn: x }) as OutboxEvent));
     expect(outcome).toMatchObject({ state: 'failed', error: { code: 'PG_SLOT_MISSING' } });
     expect({ dropped, withheld }).toEqual({ dropped: [], withheld: [{ level: 40, events: 3 }] });
+    // Which of them are lost only the next session's startLsn says: the line gives their ends to compare it with.
+    expect(said[0]).toMatchObject({
+      msg: expect.stringContaining('the next session on the slot streams them again unless PostgreSQL took their position (those ending at or before its startLsn are lost, and counted nowhere') as unknown,
+      firstEndLsn: '0/2000',
+      lastEndLsn: '0/2000',
+      oldestCommitTime: '1970-01-01T00:00:00.000Z',
+    });
   });
 
-  it('leaves them to another instance that took the slot meanwhile (it resumed at the slot\'s position): not counted as lost when this relay takes the slot back past them', async () => {
+  it('leaves them to another instance that took the slot meanwhile (it resumed at the slot\'s position), naming their ends: not counted as lost when this relay takes the slot back past them', async () => {
     sessions = 0;
     slotTaken = [1];
     starts.splice(0, starts.length, 0x1000n, 0n, 0x9000n);
     firstEnd = () => new RelayError('PG_STREAM_FAILED', 'connection lost (fake)', { retriable: true });
     const t = txn(0x2000n);
-    const { outcome, dropped, withheld } = await runWithheld([{ txn: t, count: 2 } as Receipt], [t, t].map((x) => ({ txn: x }) as OutboxEvent));
+    const later = txn(0x3000n);
+    const open = txn(undefined);
+    const events = [t, t, later, open].map((x) => ({ txn: x }) as OutboxEvent);
+    const { outcome, dropped, withheld, said } = await runWithheld([{ txn: t, count: 2 }, { txn: later, count: 1 }, { txn: open, count: 1 }] as Receipt[], events);
     expect(outcome).toMatchObject({ state: 'failed', error: { code: 'PG_SLOT_MISSING' } });
-    expect({ dropped, withheld }).toEqual({ dropped: [], withheld: [{ level: 30, events: 2 }] });
+    expect({ dropped, withheld }).toEqual({ dropped: [], withheld: [{ level: 30, events: 4 }] });
+    expect(said[0]).toMatchObject({
+      msg: expect.stringContaining('(those ending at or before the startLsn it streams from are lost, and counted nowhere)') as unknown,
+      firstEndLsn: '0/2000',
+      lastEndLsn: '0/3000',
+    });
   });
 });
