@@ -712,7 +712,7 @@ export class Relay {
       );
     }
     const idle = await settlesWithin(this.delivery.whenIdle(), Math.max(0, deadline - Date.now()));
-    if (!idle) this.logger.warn({ inFlight: this.delivery.inFlightEvents }, 'grace period over with events unacknowledged: they will be re-sent after restart');
+    if (!idle) this.graceOver();
     // The delivery is idle also once it gave up on Kafka during the drain: what it held was not delivered (the loop
     // reports why). Counted as drained, the last checkpoint write and the producer's flush each waited on brokers
     // that no longer answer, until the watchdog's SHUTDOWN_TIMEOUT took the place of the real failure.
@@ -731,6 +731,23 @@ export class Relay {
     if (this.deliveryFailure) return;
     this.setState('stopped');
     this.logger.info(this.positions(), 'stopped');
+  }
+
+  /**
+   * The drain's grace ran out with events unacknowledged. At-most-once sends those whose position PostgreSQL holds no
+   * more (they count as relayed already, and no session streams them again): the line said they would be re-sent.
+   */
+  private graceOver(): void {
+    const inFlight = this.delivery.inFlightEvents;
+    const positionHeld = this.delivery.positionHeldEvents ?? 0;
+    if (positionHeld === 0) {
+      this.logger.warn({ inFlight }, 'grace period over with events unacknowledged: they will be re-sent after restart');
+      return;
+    }
+    this.logger.warn(
+      { inFlight, positionHeld },
+      'grace period over with events unacknowledged: at-most-once does not send again those whose position PostgreSQL holds (positionHeld: lost unless Kafka took them before the exit, and not counted as dropped); the others are re-sent after restart unless PostgreSQL took their position',
+    );
   }
 
   /**

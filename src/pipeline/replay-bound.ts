@@ -31,6 +31,9 @@ export class ReplayBound {
         get inFlightBytes() {
           return inner.inFlightBytes;
         },
+        get positionHeldEvents() {
+          return inner.positionHeldEvents;
+        },
         get windowFullMs() {
           return inner.windowFullMs;
         },

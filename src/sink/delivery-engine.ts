@@ -184,6 +184,15 @@ export class DeliveryEngine implements Delivery {
     return this.window.bytes;
   }
 
+  /** at-most-once: handed off and not yet answered, or the queued rest of a transaction counted whole at an earlier hand-off. */
+  get positionHeldEvents(): number {
+    if (this.guarantee !== 'at-most-once') return 0;
+    // A flight still awaiting its position is not handed off: withheld if the session ends first.
+    let events = this.flights.reduce((n, flight) => (flight.settled || flight.awaitingPosition ? n : n + flight.batch.length), 0);
+    for (let i = this.head; i < this.queue.length && this.queue[i]!.txn === this.countedAhead; i++) events++;
+    return events;
+  }
+
   get windowFullMs(): number {
     return this.window.fullMs;
   }

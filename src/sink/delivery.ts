@@ -116,6 +116,11 @@ export interface InFlightState {
 export interface Delivery {
   readonly inFlightEvents: number;
   readonly inFlightBytes: number;
+  /**
+   * at-most-once: those of inFlightEvents whose position PostgreSQL holds and that Kafka has not acknowledged. No
+   * session streams them again: unsent when the relay exits, they are lost. Absent, or 0, under the other guarantees.
+   */
+  readonly positionHeldEvents?: number;
   /** Time the window was full in total, in ms: the source read nothing meanwhile (Kafka set the pace). */
   readonly windowFullMs: number;
   /** Since when the window has been full (Date.now() ms), undefined while the source may read. */

@@ -1164,6 +1164,21 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.confirmed).toEqual([before, end]);
   });
 
+  it('positionHeldEvents: the events handed off and unanswered, and the queued rest of a transaction counted at their hand-off; not what no hand-off counted', async () => {
+    // What a stop whose grace runs out now leaves unsent for good: no session streams these again.
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends('hang') });
+    h.transaction('a', 1);
+    h.transaction('t', 5);
+    await settle();
+    h.transaction('u', 2);
+    await settle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['a.0', 't.0']]);
+    expect({ inFlight: h.engine.inFlightEvents, positionHeld: h.engine.positionHeldEvents }).toEqual({ inFlight: 8, positionHeld: 6 });
+    h.sink.calls[0]!.answer.resolve();
+    await h.idle();
+    expect(h.engine.positionHeldEvents).toBe(0);
+  });
+
   it('a transaction larger than the window: hands it off until the window reopens, so the source reads on to its commit', async () => {
     // Window 6 events, batches of 2: the 6th event fills it and the source stops reading. Once a batch left, 4
     // remain: no longer full, but not yet half empty, so the source still reads nothing; the hand-off goes on.

@@ -29,20 +29,20 @@ vi.mock('../../src/source/standby-wait.js', () => ({
 
 const { Relay } = await import('../../src/pipeline/relay.js');
 
-function relay(options: { connect?: () => Promise<void>; drainEnded?: (drained: boolean, closeBy: number) => Promise<void> } = {}) {
+function relay(options: { connect?: () => Promise<void>; drainEnded?: (drained: boolean, closeBy: number) => Promise<void>; createDelivery?: () => unknown } = {}) {
   const states: RelayState[] = [];
   const closes: CloseOptions[] = [];
-  const { logger } = capturingLogger('info');
+  const { logger, lines } = capturingLogger('info');
   const instance = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 600_000 }) as never, {
     logger,
     sink: { connect: options.connect ?? (async () => undefined), send: async () => undefined, close: async (given: CloseOptions) => void closes.push(given) } as never,
-    createDelivery: idleDelivery,
+    createDelivery: options.createDelivery ?? idleDelivery,
     startPosition: async () => undefined,
     reportPosition: (lsn: Lsn) => lsn,
     drainEnded: options.drainEnded,
     observer: { stateChanged: (state: RelayState) => void states.push(state) },
   } as never);
-  return { instance, states, closes };
+  return { instance, states, closes, lines };
 }
 
 describe('Relay, a stop outside streaming', () => {
@@ -83,5 +83,46 @@ describe('Relay, a stop outside streaming', () => {
     expect(await instance.run()).toMatchObject({ state: 'failed' });
     await instance.stop();
     expect(states).toEqual(['failed']);
+  });
+});
+
+describe('Relay, a stop whose grace (100 ms) runs out with events unacknowledged', () => {
+  /** Its grace-period lines, with `inFlight` events unacknowledged, `positionHeld` of them handed off at-most-once. */
+  async function graceOver(inFlight: number, positionHeld: number | undefined) {
+    // Idle until the stop's drain begins; then never again (Kafka acknowledges nothing).
+    let draining = false;
+    const createDelivery = () => ({
+      ...(idleDelivery() as object),
+      inFlightEvents: inFlight,
+      positionHeldEvents: positionHeld,
+      drain: () => {
+        draining = true;
+        return new Promise(() => undefined);
+      },
+      whenIdle: () => (draining ? new Promise(() => undefined) : Promise.resolve()),
+    });
+    const { instance, states, lines } = relay({ createDelivery });
+    const outcome = instance.run();
+    await vi.waitFor(() => expect(states).toContain('standby'));
+    await instance.stop();
+    await outcome;
+    return lines.filter((l) => l.msg.startsWith('grace period over'));
+  }
+
+  it('at-most-once: does not say that events whose position PostgreSQL holds are re-sent after the restart (none streams them again)', async () => {
+    expect(await graceOver(5, 3)).toEqual([
+      expect.objectContaining({
+        level: 40,
+        inFlight: 5,
+        positionHeld: 3,
+        msg: 'grace period over with events unacknowledged: at-most-once does not send again those whose position PostgreSQL holds (positionHeld: lost unless Kafka took them before the exit, and not counted as dropped); the others are re-sent after restart unless PostgreSQL took their position',
+      }),
+    ]);
+  });
+
+  it('otherwise (the other guarantees): they are re-sent after the restart', async () => {
+    for (const positionHeld of [0, undefined]) {
+      expect(await graceOver(5, positionHeld)).toEqual([expect.objectContaining({ level: 40, inFlight: 5, msg: 'grace period over with events unacknowledged: they will be re-sent after restart' })]);
+    }
   });
 });
