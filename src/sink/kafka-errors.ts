@@ -1,14 +1,16 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { certificateProblem } from '../tls-certificate.js';
 import { unverifiedCertificate } from './broker-connect-failures.js';
-import { INVALID_TIMESTAMP_HINT } from './rdkafka-errors.js';
+import { corruptRequest, INVALID_TIMESTAMP_HINT } from './rdkafka-errors.js';
 
-/** Kafka error types that no retry can fix: the record itself (or its topic) is at fault. */
+/**
+ * Kafka error types that no retry can fix: the record itself (or its topic) is at fault. Not CORRUPT_MESSAGE: see
+ * corruptRequest.
+ */
 const RECORD_ERRORS: Record<string, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOPIC_NOT_FOUND' | 'TOPIC_INVALID'> = {
   MESSAGE_TOO_LARGE: 'RECORD_TOO_LARGE',
   RECORD_LIST_TOO_LARGE: 'RECORD_TOO_LARGE',
   INVALID_RECORD: 'RECORD_INVALID',
-  CORRUPT_MESSAGE: 'RECORD_INVALID',
   INVALID_TOPIC_EXCEPTION: 'TOPIC_INVALID',
   UNKNOWN_TOPIC_OR_PARTITION: 'TOPIC_NOT_FOUND',
   POLICY_VIOLATION: 'RECORD_INVALID',
@@ -55,6 +57,7 @@ export function classifyKafkaError(err: unknown): RelayError {
   const type = root.type ?? '';
   const record = RECORD_ERRORS[type];
   if (record) return new RelayError(record, `Kafka rejected the record: ${type} (${errorMessage(root)})`, { cause: err, details: { kafkaError: type }, ...(type === 'INVALID_TIMESTAMP' ? { hint: INVALID_TIMESTAMP_HINT } : {}) });
+  if (type === 'CORRUPT_MESSAGE') return corruptRequest(`${type} (${errorMessage(root)})`, err, type);
   if (SASL_PROTOCOL_ERRORS.has(type)) {
     return new RelayError('KAFKA_AUTH', `Kafka refused the SASL handshake: ${type} (${errorMessage(root)})`, {
       cause: err,

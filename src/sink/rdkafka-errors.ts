@@ -1,11 +1,13 @@
 import { RelayError, errorMessage } from '../errors.js';
 
-/** librdkafka error codes (rd_kafka_resp_err_t) that no retry can fix, by the RelayError they mean. */
+/**
+ * librdkafka error codes (rd_kafka_resp_err_t) that no retry can fix, by the RelayError they mean. Not INVALID_MSG
+ * (2, Kafka's CORRUPT_MESSAGE): see corruptRequest.
+ */
 const RECORD_ERRORS = new Map<number, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'TOPIC_NOT_FOUND' | 'TOPIC_INVALID'>([
   [10, 'RECORD_TOO_LARGE'], // MSG_SIZE_TOO_LARGE, also raised locally above message.max.bytes
   [18, 'RECORD_TOO_LARGE'], // RECORD_LIST_TOO_LARGE
   [4, 'RECORD_TOO_LARGE'], // INVALID_MSG_SIZE
-  [2, 'RECORD_INVALID'], // INVALID_MSG (corrupt)
   [87, 'RECORD_INVALID'], // INVALID_RECORD
   [44, 'RECORD_INVALID'], // POLICY_VIOLATION
   [32, 'RECORD_INVALID'], // INVALID_TIMESTAMP: the event time lies outside the topic's message.timestamp.* bounds
@@ -16,6 +18,29 @@ const RECORD_ERRORS = new Map<number, 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'T
   // partitions are gone from the metadata: seen for a topic deleted under the relay, where it had been known.
   [-190, 'TOPIC_NOT_FOUND'],
 ]);
+/** Kafka's CORRUPT_MESSAGE, librdkafka's ERR_INVALID_MSG ("Broker: Invalid message"). */
+const CORRUPT_MESSAGE = 2;
+
+/**
+ * A produce request the broker found corrupt (CORRUPT_MESSAGE: a record batch whose CRC does not match its bytes, or
+ * whose framing is broken). No record's content causes it: the client computes the CRC over whatever bytes it sends,
+ * and a record the broker's checks refuse is INVALID_RECORD (87) since Kafka 2.4 (KIP-467; before, a keyless record
+ * for a compacted topic came back as CORRUPT_MESSAGE, and the relay gives every record a key). So the bytes changed
+ * on their way (network, a proxy, a broker's memory): the Java client (CorruptRecordException is a
+ * RetriableException) and librdkafka (rd_kafka_err_action: retry, not persisted) send the request again. Classed as
+ * a record error, the relay isolated the records and, once retry.recordMax* were spent, dead-lettered (or halted
+ * on) an event nothing was wrong with; under a path that corrupts every request, every event. An outage instead:
+ * the request is sent again, encoded anew, with backoff until retry.maxDuration.
+ */
+export function corruptRequest(message: string, cause: unknown, kafkaError: string | number): RelayError {
+  return new RelayError('KAFKA_UNAVAILABLE', `Kafka found the produce request corrupt: ${message}`, {
+    cause,
+    retriable: true,
+    details: { kafkaError },
+    hint: 'the request\'s bytes changed between the relay and the broker\'s log (its CRC did not match): it is sent again; if it keeps failing, check what lies on the path to the brokers (a proxy or TLS terminator rewriting traffic, a faulty network card) and the broker log for "Record is corrupt" (a broker\'s memory or disk)',
+  });
+}
+
 /** The fix for INVALID_TIMESTAMP (both clients). */
 export const INVALID_TIMESTAMP_HINT = 'the record timestamp (the mapping\'s event-time column) lies outside the topic\'s message.timestamp.before.max.ms / message.timestamp.after.max.ms (Kafka 4: at most 1 h ahead by default): fix the value, widen those topic settings, or use message.timestamp.type=LogAppendTime';
 /** TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED, _AUTHENTICATION. */
@@ -102,6 +127,7 @@ export function classifyRdKafkaError(err: unknown): RelayError {
   }
   const record = RECORD_ERRORS.get(code);
   if (record) return new RelayError(record, `Kafka rejected the record: ${message}`, { cause: err, details: { kafkaError: code }, ...(code === 32 ? { hint: INVALID_TIMESTAMP_HINT } : {}) });
+  if (code === CORRUPT_MESSAGE) return corruptRequest(message, err, code);
   if (AUTH_ERRORS.has(code)) {
     return new RelayError('KAFKA_AUTH', `Kafka refused access: ${message}`, {
       cause: err,

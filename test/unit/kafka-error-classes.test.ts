@@ -26,6 +26,28 @@ describe('INVALID_TIMESTAMP is a record error', () => {
   });
 });
 
+/**
+ * CORRUPT_MESSAGE (Kafka error 2, librdkafka's ERR_INVALID_MSG): the broker found the request's bytes corrupt (its
+ * CRC did not match). Nothing in a record causes that; the Java client and librdkafka retry it. Classed as a record
+ * error it sent a good event to the poison policy (dead letter or halt) once retry.recordMax* were spent.
+ */
+describe('CORRUPT_MESSAGE is an outage (the request is sent again), not a record error', () => {
+  it.each([
+    ['librdkafka code 2', () => classifyRdKafkaError(Object.assign(new Error('Broker: Invalid message'), { code: 2 })), 2],
+    ['kafkajs type CORRUPT_MESSAGE', () => classifyKafkaError(Object.assign(new Error('This message has failed its CRC checksum, exceeds the valid size, or is otherwise corrupt'), { name: 'KafkaJSProtocolError', type: 'CORRUPT_MESSAGE', retriable: true })), 'CORRUPT_MESSAGE'],
+  ])('%s', (_, classify, kafkaError) => {
+    const error = classify();
+    expect({ code: error.code, retriable: error.retriable, record: isRecordError(error), kafkaError: error.details.kafkaError }).toEqual({ code: 'KAFKA_UNAVAILABLE', retriable: true, record: false, kafkaError });
+    expect(error.message).toMatch(/^Kafka found the produce request corrupt: /);
+    expect(error.hint).toMatch(/CRC/);
+  });
+
+  it('INVALID_RECORD (87), a record the broker refuses, stays a record error in both clients', () => {
+    expect(classifyRdKafkaError(Object.assign(new Error('Broker: Invalid record'), { code: 87 })).code).toBe('RECORD_INVALID');
+    expect(classifyKafkaError(Object.assign(new Error('This record has failed the validation on broker'), { name: 'KafkaJSProtocolError', type: 'INVALID_RECORD', retriable: false })).code).toBe('RECORD_INVALID');
+  });
+});
+
 describe('the fix named for an authorization error', () => {
   it('TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) names the transactional id ACL, not topic WRITE / IDEMPOTENT_WRITE', () => {
     const error = classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 }));
@@ -81,15 +103,18 @@ describe('kafkajs 2 errors wrapped by its retrier (the relay produces with retri
 
   it.each([
     ['UNKNOWN_TOPIC_OR_PARTITION', 3, 'TOPIC_NOT_FOUND'],
-    ['CORRUPT_MESSAGE', 2, 'RECORD_INVALID'],
+    ['INVALID_RECORD', 87, 'RECORD_INVALID'],
   ])('%s inside KafkaJSNumberOfRetriesExceeded is the record error it is, not an outage', (type, code, relayCode) => {
     const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError(type, code), { retryCount: 0, retryTime: 100 });
     // Before: only originalError (kafkajs 1.x) was followed; the wrapper has no type, so KAFKA_UNAVAILABLE.
     expect(classifyKafkaError(wrapped)).toMatchObject({ code: relayCode, details: { kafkaError: type } });
   });
 
-  it('an outage inside the wrapper stays an outage', () => {
-    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError('NOT_ENOUGH_REPLICAS', 19), { retryCount: 0, retryTime: 100 });
-    expect(classifyKafkaError(wrapped)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true });
+  it.each([
+    ['NOT_ENOUGH_REPLICAS', 19],
+    ['CORRUPT_MESSAGE', 2],
+  ])('an outage inside the wrapper stays an outage: %s', (type, code) => {
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(protocolError(type, code), { retryCount: 0, retryTime: 100 });
+    expect(classifyKafkaError(wrapped)).toMatchObject({ code: 'KAFKA_UNAVAILABLE', retriable: true, details: { kafkaError: type } });
   });
 });
