@@ -46,6 +46,12 @@ export const INVALID_TIMESTAMP_HINT = 'the record timestamp (the mapping\'s even
 /** TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED, _AUTHENTICATION. */
 const AUTH_ERRORS = new Set([29, 31, 53, 58, -169]);
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53;
+/**
+ * CLUSTER_AUTHORIZATION_FAILED as the producer's fatal error: InitProducerId refused (librdkafka makes it fatal,
+ * rd_kafka_idemp_check_error). The principal has neither IdempotentWrite on the cluster nor, from Kafka 2.8
+ * (KIP-679), WRITE on any topic; its credentials were accepted.
+ */
+const CLUSTER_AUTHORIZATION_FAILED = 31;
 
 export interface RdKafkaLikeError {
   code?: number;
@@ -154,6 +160,14 @@ export function lostProducerError(fatal: RdKafkaLikeError & { message: string })
     return new RelayError('CONFIG_INVALID', `the brokers do not support the idempotent producer the relay needs: ${fatal.message}`, {
       cause: fatal,
       hint: 'the relay produces only with the idempotent producer (acks=all, in order across retries), in every delivery.guarantee: point kafka.brokers at Apache Kafka 0.11 or later, or a Kafka-compatible service with idempotent producers',
+    });
+  }
+  if (fatal.code === CLUSTER_AUTHORIZATION_FAILED) {
+    return new RelayError('KAFKA_AUTH', `the brokers refused the idempotent producer an id: ${fatal.message}`, {
+      cause: fatal,
+      retriable: true,
+      details: { kafkaError: fatal.code },
+      hint: "grant the relay's principal IdempotentWrite on the cluster (kafka-acls.sh --add --allow-principal <principal> --operation IdempotentWrite --cluster), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on the event topics (docs/security.md). A grant ends it: the relay retries until retry.maxDuration",
     });
   }
   if (AUTH_ERRORS.has(fatal.code ?? 0)) return classifyRdKafkaError(fatal);

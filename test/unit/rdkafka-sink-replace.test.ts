@@ -204,12 +204,15 @@ describe('RdKafkaSink: a producer made unusable before it could send (its fatal 
     expect(error.hint).toContain('Apache Kafka 0.11 or later');
   });
 
-  it('a producer id refused for want of an ACL (CLUSTER_AUTHORIZATION_FAILED): KAFKA_AUTH, retriable, naming the ACLs', async () => {
+  it('a producer id refused for want of an ACL (CLUSTER_AUTHORIZATION_FAILED): KAFKA_AUTH, retriable, its fix the IdempotentWrite grant (or WRITE on a topic from 2.8), not the credentials', async () => {
     const error = await lostProducer({ code: 31, message: 'Broker: Cluster authorization failed: Failed to acquire transactional PID from broker TxnCoordinator/1: Broker: Cluster authorization failed' });
     expect(error.code).toBe('KAFKA_AUTH');
     expect(error.retriable).toBe(true);
-    expect(error.message).toContain('Cluster authorization failed');
-    expect(error.hint).toContain('IDEMPOTENT_WRITE');
+    expect(error.message).toMatch(/^the brokers refused the idempotent producer an id: .*Cluster authorization failed/);
+    expect(error.hint).toMatch(/^grant the relay's principal IdempotentWrite on the cluster \(kafka-acls\.sh --add --allow-principal <principal> --operation IdempotentWrite --cluster\)/);
+    expect(error.hint).toContain('WRITE and DESCRIBE on the event topics');
+    // Before: the fix of every refusal, which began with the SASL credentials the brokers had accepted.
+    expect(error.hint).not.toMatch(/saslMechanism/);
   });
 
   it('any other cause: KAFKA_UNAVAILABLE, retriable with a new producer, never a record error (those records were refused for another)', async () => {
