@@ -1124,10 +1124,12 @@ export class DeliveryEngine implements Delivery {
     if (!this.outageSpent()) return true;
     // An outage the stall check opened counts no failed attempt (the request was never answered): no count then.
     const attempts = this.outage.attempts > 0 ? ` (${this.outage.attempts} attempts)` : '';
+    // The fix is the failure's own (a missing grant names it): the exit line is the one line every exit leaves, and
+    // "check the brokers" alone sent the reader to brokers that were up and refusing the relay's principal.
     return this.fail(
       new RelayError('RETRIES_EXHAUSTED', `Kafka unavailable for ${Math.round((Date.now() - this.outage.since) / 1000)} s${attempts}: ${error.message}`, {
         cause: error,
-        hint: 'check the brokers; the relay exits so that it is restarted, and resumes from the last confirmed position',
+        hint: `${error.hint ?? 'check the brokers'}; the relay exits so that it is restarted, and resumes from the last confirmed position`,
       }),
     );
   }

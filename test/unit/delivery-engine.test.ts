@@ -466,6 +466,20 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.confirmed).toEqual([]);
   });
 
+  it('gives up with RETRIES_EXHAUSTED carrying the fix of the failure it retried (a missing grant), not only "check the brokers"', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const refused = () => new RelayError('KAFKA_AUTH', 'the brokers refused the idempotent producer an id (fake)', { retriable: true, hint: 'grant IdempotentWrite on the cluster (fake)' });
+    const sink = new FakeSink();
+    sink.send = () => Promise.reject(refused());
+    const h = new EngineHarness({ guarantee: 'at-least-once', retry: { maxDurationMs: 10_000 }, sink });
+    h.transaction('s', 1);
+    await settle();
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(h.stopped.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
+    expect(h.stopped[0]!.hint).toBe('grant IdempotentWrite on the cluster (fake); the relay exits so that it is restarted, and resumes from the last confirmed position');
+    expect(h.confirmed).toEqual([]);
+  });
+
   it('a failure no retry mends and no record is at fault for (brokers without the idempotent producer): halts with it at once, no retry, nothing confirmed; before, it was an outage until retry.maxDuration', async () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', sink: new FakeSink().scriptSends(noIdempotentProducer()) });
     h.transaction('t', 2);
