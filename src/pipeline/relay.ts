@@ -546,11 +546,15 @@ export class Relay {
     };
   }
 
-  /** A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it. */
-  /** `retried`: false for an at-most-once batch dropped, which is not retried (nor counted in retries_total). */
+  /**
+   * A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it.
+   * `retried`: false for an at-most-once batch dropped, which is not retried (nor counted in retries_total). The
+   * line carries the error's fix: a grant a refusal names (a topic's WRITE, IdempotentWrite) was logged nowhere for
+   * retry.maxDuration, only `code` and `err`.
+   */
   private kafkaDown(error: RelayError, fields: Record<string, unknown>, started?: string, retried = true): void {
     if (retried) this.observer.retrying?.(error.code);
-    if (this.kafkaOutage.failed({ code: error.code, err: error.message, ...fields }, { started })) this.observer.producerConnected?.(false);
+    if (this.kafkaOutage.failed({ code: error.code, err: error.message, fix: error.hint, ...fields }, { started })) this.observer.producerConnected?.(false);
   }
 
   private onConfirmed(lsn: Lsn, commitTimeMs: number | undefined): void {

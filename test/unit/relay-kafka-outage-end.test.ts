@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import type { Guarantee } from '../../src/config/guarantee-config.js';
-import type { RelayError } from '../../src/errors.js';
+import { RelayError } from '../../src/errors.js';
 import type { TimelinePosition } from '../../src/source/timeline.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayOutcome } from '../../src/pipeline/relay.js';
@@ -130,6 +130,7 @@ async function run(guarantee: Guarantee, sink: FakeSink, done: () => boolean, ma
     started: said('Kafka unavailable: holding the confirmed position and retrying') + said('Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)'),
     ended: said('Kafka available again: delivery resumed'),
     ready: ready.at(-1),
+    lines,
   };
 }
 
@@ -203,6 +204,17 @@ describe('Relay, exactly-once: when delivery\'s Kafka outage ends', () => {
     expect(sink.written).toEqual(['t.0', 't.1']);
     expect({ started, ended, ready }).toEqual({ started: 1, ended: 1, ready: true });
     expect(outcome.state).toBe('stopped');
+  });
+});
+
+describe('Relay: the Kafka outage line', () => {
+  it.each(['at-least-once', 'at-most-once'] as const)('%s: carries the failure\'s fix (a grant a refusal names), not only its code and error', async (guarantee) => {
+    streams = [(s) => s.transaction('t', 1)];
+    const refused = new RelayError('KAFKA_AUTH', 'the brokers refused the idempotent producer an id (fake)', { retriable: true, hint: 'grant IdempotentWrite on the cluster (fake)' });
+    const sink = new FakeSink().scriptSends(refused);
+    const { lines } = await run(guarantee, sink, () => sink.calls.length > 0);
+    const started = lines.filter((l) => l.level === 40 && l.code === 'KAFKA_AUTH');
+    expect(started).toEqual([expect.objectContaining({ err: 'the brokers refused the idempotent producer an id (fake)', fix: 'grant IdempotentWrite on the cluster (fake)' })]);
   });
 });
 
