@@ -97,6 +97,18 @@ export function isRecordErrorCode(err: unknown): boolean {
   return RECORD_ERRORS.has((err as RdKafkaLikeError | undefined)?.code ?? 0);
 }
 
+/** TOPIC_AUTHORIZATION_FAILED: permanent for a produce request in librdkafka (rd_kafka_handle_Produce_error). */
+const TOPIC_AUTHORIZATION_FAILED = 29;
+
+/**
+ * A delivery report's error after which the idempotent producer is dead under enable.gapless.guarantee: a request
+ * the broker refused for good (a record error, or a topic's ACL) raises its fatal error, and every later record of
+ * that producer fails. Retriable errors never reach a report: the plain sink retries without a bound.
+ */
+export function failsProducer(err: unknown): boolean {
+  return isRecordErrorCode(err) || (err as RdKafkaLikeError | undefined)?.code === TOPIC_AUTHORIZATION_FAILED;
+}
+
 export function isUnknownTopic(err: unknown): boolean {
   return RECORD_ERRORS.get((err as RdKafkaLikeError).code ?? 0) === 'TOPIC_NOT_FOUND';
 }

@@ -6,7 +6,7 @@ import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { closedError, flushWithin, refuseIfClosed } from './closed-client.js';
-import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, isRecordErrorCode, lostProducerError, producerRefusal } from './rdkafka-errors.js';
+import { classifyRdKafkaError, failedWithoutCause, failsProducer, isFatalRdKafkaError, lostProducerError, producerRefusal } from './rdkafka-errors.js';
 import { PARKED_MAX_MS, ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
@@ -144,10 +144,11 @@ export class RdKafkaSink implements PlainSink {
       // the reports, as the reports of earlier calls may (rdkafka-produce.ts, finish()).
       const lost = connected && failedWithoutCause(cause) ? await this.fatalOf(connected) : undefined;
       // A fatal error (e.g. the idempotence sequence broke) leaves the producer unusable: the retry gets a new one.
-      // Under the gap-less guarantee a record the broker refused is fatal too, and the error event that says so may
-      // come after this report: replaced now, the engine's re-send does not meet the dead producer first. (A record
-      // librdkafka refused at hand-over never reached a broker and leaves the producer as it was.)
-      const dead = connected && (connected.fatal !== undefined || isFatalRdKafkaError(err) || isFatalRdKafkaError(cause) || (!handOverFailed && isRecordErrorCode(cause)));
+      // Under the gap-less guarantee a record, or a topic's ACL, the broker refused is fatal too, and the error event
+      // that says so may come after this report: replaced now, the engine's re-send does not meet the dead producer
+      // first (for a topic ACL it did: every other attempt of the outage failed there, as KAFKA_UNAVAILABLE, not
+      // KAFKA_AUTH). (A record librdkafka refused at hand-over never reached a broker and leaves the producer as it was.)
+      const dead = connected && (connected.fatal !== undefined || isFatalRdKafkaError(err) || isFatalRdKafkaError(cause) || (!handOverFailed && failsProducer(cause)));
       if (dead) {
         // Sends called until this failure is reported fail too, as after a failed hand-over: given to the new
         // producer meanwhile, their records would reach a partition ahead of this send's, which the engine re-sends

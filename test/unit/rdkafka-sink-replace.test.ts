@@ -251,6 +251,26 @@ describe('RdKafkaSink: a record the broker refused (enable.gapless.guarantee: fa
   });
 });
 
+describe('RdKafkaSink: a produce refused for a topic ACL (TOPIC_AUTHORIZATION_FAILED, permanent in librdkafka: fatal under enable.gapless.guarantee)', () => {
+  it('replaces the producer at once, so the engine\'s re-send goes to a new producer and meets the refusal again, not the dead producer', async () => {
+    const { sink, producer } = await connectedSink();
+    const refused = watchAll([sink.send([record(0)])]);
+    await tick();
+    producer.emit('delivery-report', Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 }), { opaque: producer.produced[0]!.opaque });
+    for (let i = 0; i < 20 && refused[0] === 'pending'; i++) await tick();
+    expect(refused).toEqual(['KAFKA_AUTH (retriable)']);
+    expect(producer.disconnects).toBe(1);
+    const again = sink.send([record(0)]);
+    await tick();
+    // Before: the re-send was handed to the dead producer (its fatal event not yet come), a wasted attempt.
+    expect(FakeNativeProducer.made).toHaveLength(2);
+    const next = FakeNativeProducer.made[1]!;
+    next.emit('delivery-report', null, { opaque: next.produced[0]!.opaque });
+    await again;
+    await sink.close();
+  });
+});
+
 describe('RdKafkaSink: a send cut off by the replacement of its producer', () => {
   it('fails as collateral: another send broke the producer, which says nothing about the brokers (the engine re-sends it at once)', async () => {
     const { sink, producer } = await connectedSink();
