@@ -1339,10 +1339,10 @@ describe('DeliveryEngine, at-most-once', () => {
     const lost = h.transaction('lost', 2);
     h.transaction('waiting', 2);
     const end = h.transaction('after', 1);
-    await sleep(30);
+    // Until the leaders were checked again after the drop (a fixed 30 ms was too short on a loaded machine).
+    await vi.waitFor(() => expect(sink.leaderChecks.length).toBeGreaterThan(1), { timeout: 10_000 });
     expect(h.dropped).toEqual([2]);
     expect(sink.calls.map((c) => c.ids)).toEqual([['lost.0', 'lost.1']]);
-    expect(sink.leaderChecks.length).toBeGreaterThan(1);
     // Held in the window, not confirmed: a crash now streams them again.
     expect(h.lastConfirmed).toBe(lost);
     expect(h.engine.inFlightEvents).toBe(3);
@@ -1359,7 +1359,7 @@ describe('DeliveryEngine, at-most-once', () => {
     const h = new EngineHarness({ guarantee: 'at-most-once', sink });
     const lost = h.transaction('lost', 2);
     h.transaction('held', 2);
-    await sleep(20);
+    await vi.waitFor(() => expect(h.dropped).toEqual([2]), { timeout: 10_000 });
     // A stop (or a lost connection) ends the session: the drain does not wait for Kafka, nor hand off into the outage.
     h.engine.endSession(h.tracker);
     await h.idle();
