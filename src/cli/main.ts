@@ -18,7 +18,7 @@ import { ConfigError, ConfigProblems } from '../config/load.js';
 import type { RelayError } from '../errors.js';
 import { VERSION } from '../instance.js';
 import { reportCrashes } from './crashes.js';
-import { refuseSwitchValues, SET_ASIDE_REFUSAL, unknownOptions } from './unknown-options.js';
+import { refuseUnknownOptions, SET_ASIDE_REFUSAL, unknownOptions } from './unknown-options.js';
 import { EXIT, reportError } from './exit.js';
 
 reportCrashes();
@@ -62,7 +62,7 @@ function recordParseErrors(command: Command, path: string): void {
       process.stderr.write(text);
     },
   });
-  if (command.commands.length > 0) refuseSwitchValues(command);
+  if (command.commands.length > 0) refuseUnknownOptions(command);
   for (const sub of command.commands) recordParseErrors(sub, `${path} ${sub.name()}`);
 }
 recordParseErrors(program, program.name());

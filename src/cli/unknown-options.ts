@@ -8,6 +8,15 @@ function maybeOption(arg: string | undefined): boolean {
   return arg !== undefined && arg.length > 1 && arg.startsWith('-');
 }
 
+/**
+ * An unknown option as a refusal names it: without its value, which for a mistyped secret's flag is the secret
+ * (`--postgres-urll=postgres://user:password@host`, `-psecret`). A short option is its dash and one character, as
+ * commander reads one: what follows is its value, or more short options.
+ */
+function optionName(arg: string): string {
+  return arg.startsWith('--') ? arg.split('=', 1)[0]! : arg.slice(0, 2);
+}
+
 function commandPath(command: Command): string {
   const names: string[] = [];
   for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
@@ -80,10 +89,8 @@ export function setAsideUnknownOptions(command: Command): void {
       operands.push(...parsed.operands);
       const [arg, ...after] = parsed.unknown;
       if (arg === undefined || arg === '--help' || arg === '-h') return { operands, unknown: parsed.unknown };
-      // Named without its value: a mistyped --postgres-pasword=… must not echo the password.
-      const [flag, inline] = arg.split(/=(.*)/s);
-      refused.push(unknownOption(command, flag!));
-      rest = inline === undefined && !maybeOption(after[0]) ? after.slice(1) : after;
+      refused.push(unknownOption(command, optionName(arg)));
+      rest = !arg.includes('=') && !maybeOption(after[0]) ? after.slice(1) : after;
     }
   };
 }
@@ -93,18 +100,19 @@ export const SET_ASIDE_REFUSAL = 'outbox-relay.setAsideRefusal';
 
 /**
  * The program and the command groups (slot, publication, config) leave an unknown option to commander when no
- * command of theirs follows: `outbox-relay --version=1` was "unknown option '--version=1' (Did you mean
- * --version?)". A switch given a value is refused there as a command refuses one of its own (its fix with it);
- * any other unknown option keeps commander's refusal.
+ * command of theirs follows, and commander names the argument whole: `outbox-relay --version=1` was "unknown
+ * option '--version=1' (Did you mean --version?)", and `slot --postgres-urll=postgres://user:password@host` echoed
+ * the password. A switch given a value is refused there as a command refuses one of its own (its fix with it);
+ * any other unknown option keeps commander's refusal, of the option's name alone (optionName), as a command's.
  */
-export function refuseSwitchValues(command: Command): void {
+export function refuseUnknownOptions(command: Command): void {
   // Not in commander's typings: the method its parse calls with the first unknown option.
   const target = command as unknown as { unknownOption(flag: string): never };
   const unknown = target.unknownOption.bind(command);
   target.unknownOption = (arg) => {
-    const at = arg.indexOf('=');
-    const refusal = at < 0 ? undefined : switchGivenValue(readOptions(command), arg.slice(0, at));
-    if (refusal === undefined) return unknown(arg);
+    const flag = optionName(arg);
+    const refusal = flag === arg ? undefined : switchGivenValue(readOptions(command), flag);
+    if (refusal === undefined) return unknown(flag);
     setAside.set(command, [refusal]);
     return command.error(refusal.message, { code: SET_ASIDE_REFUSAL, exitCode: 2 });
   };

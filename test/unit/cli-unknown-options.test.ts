@@ -61,6 +61,27 @@ describe('unknown options: every one, with the settings’ problems, in one erro
     expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: "option '--version' is a switch and takes no value", fix: 'give --version alone to turn it on, or leave it out' } });
   });
 
+  it('before a command and after a group, an unknown option is named without its value, as after a command (before, commander echoed it whole)', () => {
+    for (const [args, flag, help] of [
+      [['--bogus=1'], '--bogus', 'outbox-relay'],
+      [['slot', '--postgres-urll=postgres://user:s3cret@db/app'], '--postgres-urll', 'outbox-relay slot'],
+      [['publication', '--kafka-sasl-passwrd=s3cret', 'create'], '--kafka-sasl-passwrd', 'outbox-relay publication'],
+      [['config', '-ps3cret'], '-p', 'outbox-relay config'],
+      [['run', '-ps3cret', '--kafka-brokers', 'k:9092'], '-p', 'outbox-relay run'],
+    ] as const) {
+      const result = runCliSync([...args]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain(`unknown option '${flag}'`);
+      expect(result.stderr).toContain(`see ${help} --help`);
+      expect(result.stderr).not.toContain('s3cret');
+      expect(result.stderr).not.toMatch(/unknown option '[^']*=1'/);
+    }
+    // commander's suggestion is made for the name, not for the argument whole.
+    expect(runCliSync(['config', '--versio=1']).stderr).toContain("unknown option '--versio' (Did you mean --version?)");
+    const json = runCliSync(['slot', '--postgres-urll=postgres://user:s3cret@db/app', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: "unknown option '--postgres-urll'", fix: 'see outbox-relay slot --help' } });
+  });
+
   it('a single unknown option is reported as before; --help after one still prints the help', () => {
     const one = runCliSync(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
     expect(one.status).toBe(2);
