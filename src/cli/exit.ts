@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { asRelayError, type RelayError } from '../errors.js';
+import { loggedDetails } from '../route/logged-id.js';
 import { printJsonError } from './json-document.js';
 
 /**
@@ -43,7 +44,7 @@ export interface ErrorJson {
 }
 
 export function errorJson(error: RelayError): ErrorJson {
-  return { code: error.code, message: error.message, fix: error.hint, ...(Object.keys(error.details).length > 0 ? { details: error.details } : {}) };
+  return { code: error.code, message: error.message, fix: error.hint, ...(Object.keys(error.details).length > 0 ? { details: loggedDetails(error.details) } : {}) };
 }
 
 /** The exit for an error: 2 for a configuration refused, 1 for anything else. */

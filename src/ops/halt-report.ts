@@ -1,4 +1,5 @@
 import type { RelayError } from '../errors.js';
+import { idFields } from '../route/logged-id.js';
 
 /**
  * Why the relay halted, as /readyz and `outbox-relay status` show it: an on-call engineer must not need the logs
@@ -8,8 +9,11 @@ export interface HaltReport {
   code: string;
   message: string;
   fix: string | null;
-  /** The poison event, when one event caused the halt. */
+  /** The poison event's id, when one event caused the halt: longer than 300 characters, its start (idFields). */
   eventId: string | null;
+  /** A cut id's length and SHA-256, to find its row by. */
+  eventIdLength?: number;
+  eventIdSha256?: string;
   /** Commit LSN of that event's transaction: `slot advance` skips it from commitLsn + 1. */
   commitLsn: string | null;
   at: string;
@@ -21,7 +25,7 @@ export function haltReport(error: RelayError, now = new Date()): HaltReport {
     code: error.code,
     message: error.message,
     fix: error.hint ?? null,
-    eventId: typeof eventId === 'string' ? eventId : null,
+    ...(typeof eventId === 'string' ? idFields(eventId) : { eventId: null }),
     commitLsn: typeof lsn === 'string' ? lsn : null,
     at: now.toISOString(),
   };

@@ -9,6 +9,7 @@ import { connectWithRetry } from '../sink/connect-retry.js';
 import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaWatch, PoisonDecision, Receipt } from '../sink/delivery.js';
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
+import { idFields, loggedDetails } from '../route/logged-id.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { StandbyWait } from '../source/standby-wait.js';
 import type { TimelinePosition } from '../source/timeline.js';
@@ -204,7 +205,7 @@ export class Relay {
       recordRetrying: (event, error, attempt, delayMs, spent) => {
         this.observer.retrying?.(error.code);
         this.logger.warn(
-          { code: error.code, err: error.message, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), attempt, retryInMs: delayMs },
+          { code: error.code, err: error.message, ...idFields(event.eventId), lsn: formatLsn(event.txn.commitLsn), attempt, retryInMs: delayMs },
           spent === 'halt' ? 'Kafka rejected the record: retrying; exactly-once halts once the retries are spent' : 'Kafka rejected the record: retrying before the poison policy applies',
         );
       },
@@ -636,7 +637,7 @@ export class Relay {
     this.observer.halted?.(error);
     this.setState(fatal ? 'failed' : 'halted');
     this.logger.error(
-      { code: error.code, err: error.message, fix: error.hint, ...error.details, ...this.positions() },
+      { code: error.code, err: error.message, fix: error.hint, ...loggedDetails(error.details), ...this.positions() },
       fatal ? 'giving up' : 'halted: nothing after the confirmed position was confirmed; fix the cause and restart',
     );
     return { state: fatal ? 'failed' : 'halted', error };

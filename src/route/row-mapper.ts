@@ -318,7 +318,8 @@ export class RowMapper {
 
   /**
    * Which event a refusal is about: in the WAL, by its id and commit; read from the table, by its row's id alone. The
-   * message quotes the id as it quotes other row values (quotedValue); the details keep it whole, to find the row by.
+   * message quotes the id as it quotes other row values (quotedValue); the details keep it whole; a log line, /readyz and
+   * a --json error carry it by idFields (loggedDetails), bounded as the message.
    */
   private position(eventId: string | null, txn: SourceTransaction): { where: string; details: Record<string, unknown> } {
     if (this.fromTable) return { where: eventId === null ? 'the row whose id is NULL' : `the row with id ${quotedValue(eventId)}`, details: { eventId } };

@@ -85,7 +85,7 @@ export function compileTopicTemplate(template: string, setting = 'topic', known?
 }
 
 /** Longest part of a value an error quotes (a legal topic name has at most 249 characters). */
-const QUOTED_MAX = 300;
+export const QUOTED_MAX = 300;
 
 /**
  * A value from an event (its id, an illegal topic name, a timestamp column's text) as an error quotes it: whole

@@ -3,6 +3,7 @@ import { RelayError, asRelayError } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import type { RelayObserver } from '../pipeline/observer.js';
 import type { OutboxEvent } from '../route/event.js';
+import { idFields } from '../route/logged-id.js';
 import { DEAD_LETTER_PLACEHOLDERS, checkpointTopicRefused, compileTopicTemplate, type TopicTemplate } from '../route/topic-template.js';
 import type { KafkaWatch, PoisonDecision } from './delivery.js';
 import { classifyKafkaError } from './kafka-errors.js';
@@ -50,7 +51,7 @@ export class DeadLetters {
     const originalTopic = event.topic || sourceName(event);
     const lsn = formatLsn(event.txn.commitLsn);
     const attempts = String(error.details.attempts ?? 1);
-    const context = { eventId: event.eventId, lsn, code: error.code, originalTopic, attempts };
+    const context = { ...idFields(event.eventId), lsn, code: error.code, originalTopic, attempts };
     let topic: string;
     try {
       topic = this.template.render(() => originalTopic);
