@@ -1,14 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import type YAML from 'yaml';
 import { RelayError } from '../errors.js';
 import { editDistance } from '../edit-distance.js';
-import { lazyRequire } from '../lazy-require.js';
+import { parseConfigText, type SyntaxFault } from './file-syntax.js';
 import { SETTINGS, SETTINGS_BY_KEY, type Setting, type SettingValues } from './settings.js';
 import type { Origin } from './types.js';
-
-/** Only a YAML config file needs the parser. */
-const yaml = lazyRequire<typeof YAML>('yaml');
 
 /** Raw values by setting key, before validation. */
 export type RawValues = Record<string, unknown>;
@@ -67,25 +63,37 @@ function flattenFile(value: unknown, file: string, unknown: string[], prefix = '
   return out;
 }
 
-/** The file's settings, flattened; `unknown`: its keys that are not settings, reported with the other problems. */
-export function readConfigFile(file: string): { values: RawValues; unknown: string[] } {
+/** A password such as `*x9` or `!x9` is YAML syntax (an alias, a tag) unless quoted. */
+const QUOTE_YAML = 'quote a value that begins with * & ! @ ` % | > { [ \' " or holds ": " or " #"';
+
+/** `line 3, column 7` of a syntax fault, or nothing when the parser gave no position. */
+function where(fault: SyntaxFault): string {
+  return fault.line === undefined ? '' : `line ${fault.line}, column ${fault.column}: `;
+}
+
+/**
+ * The file's settings, flattened; `unknown`: its keys that are not settings, reported with the other problems.
+ * A file that does not parse is named with the line, column and kind of problem, never its text (parseConfigText):
+ * the parsers quoted the line at fault, often the one holding a password, into the error and the logs.
+ */
+export function readConfigFile(file: string, warn: (line: string) => void): { values: RawValues; unknown: string[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`, 'check the path given to --config / OUTBOX_RELAY_CONFIG');
   }
-  let parsed: unknown;
-  try {
-    parsed = extname(file) === '.json' ? JSON.parse(text) : yaml().parse(text);
-  } catch (err) {
+  const json = extname(file) === '.json';
+  const parsed = parseConfigText(text, json, (fault) => warn(`warning: config file ${file}: ${where(fault)}${fault.problem}, read past it (${QUOTE_YAML})`));
+  if (parsed.fault) {
+    const { fault } = parsed;
     throw new ConfigError(
-      `config file ${file} is not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
-      `fix the file where the message above points (config/outbox-relay.example.yaml shows every key), or point --config / OUTBOX_RELAY_CONFIG at another`,
+      `config file ${file} is not valid ${json ? 'JSON' : 'YAML'}: ${where(fault)}${fault.problem}; its text is not shown, as it may hold secrets`,
+      `correct the file${fault.line === undefined ? '' : ` at line ${fault.line}, column ${fault.column}`} (${json ? 'keys and strings in double quotes' : QUOTE_YAML}; config/outbox-relay.example.yaml shows every key), or point --config / OUTBOX_RELAY_CONFIG at another`,
     );
   }
   const unknown: string[] = [];
-  return { values: flattenFile(parsed, file, unknown), unknown };
+  return { values: flattenFile(parsed.value, file, unknown), unknown };
 }
 
 function unknownKeys(file: string, unknown: string[]): ConfigError {
@@ -316,7 +324,7 @@ export interface SettingSources {
   env?: NodeJS.ProcessEnv;
   /** --config; falls back to OUTBOX_RELAY_CONFIG. */
   configFile?: string;
-  /** Receives one line per former setting name in use and per unknown OUTBOX_RELAY_* variable (default: stderr). */
+  /** Receives one line per former setting name in use, per unknown OUTBOX_RELAY_* variable and per problem the YAML parser reads past (default: stderr). */
   warn?: (line: string) => void;
 }
 
@@ -324,13 +332,14 @@ export interface SettingSources {
 export function readLayers(sources: SettingSources, problems: ConfigProblems) {
   const env = sources.env ?? process.env;
   const fileName = sources.configFile ?? env.OUTBOX_RELAY_CONFIG;
-  const file = fileName ? problems.check(() => readConfigFile(fileName)) : undefined;
+  const warn = sources.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const file = fileName ? problems.check(() => readConfigFile(fileName, warn)) : undefined;
   return {
     file: file?.values,
     fileName,
     fileUnread: fileName !== undefined && file === undefined,
     unknownFileKeys: file?.unknown,
-    env: readEnv(env, sources.warn ?? ((line) => process.stderr.write(`${line}\n`))),
+    env: readEnv(env, warn),
     flags: sources.flags,
   };
 }

@@ -104,7 +104,7 @@ describe('config: an invalid value does not hide the checks across settings that
 
 describe('config: a config file that does not parse', () => {
   it.each([
-    ['relay.yaml', 'kafka:\n  brokers: [k:9092\nslot: x\n', /is not valid YAML: .*line/],
+    ['relay.yaml', 'kafka:\n  brokers: [k:9092\nslot: x\n', /is not valid YAML: line \d+, column \d+: /],
     ['relay.json', '{"slot": "x",}', /is not valid JSON/],
     ['relay.yaml', '- slot: x\n', /expected a mapping of settings at "top level"/],
   ])('%s %j: CONFIG_INVALID with a fix (it had none: no fix line)', (name, text, message) => {
