@@ -79,10 +79,15 @@ describe('republish, Kafka unavailable at its start', () => {
       '--retry-initial-delay', '50ms', '--retry-max-delay', '200ms', '--postgres-url', 'postgres://u@127.0.0.1:9/app', '--json',
     ]);
     let stderr = '';
-    // Signalled once its retry began; were the run to end first, its output says how.
+    let signalled = false;
+    // Signalled once its retry began; were the run to end first, its output says how. Once: each later chunk of
+    // stderr still held the line, and a second SIGINT is the forced exit (exit code null in a loaded unit run).
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
-      if (stderr.includes('cannot connect to Kafka yet: retrying')) child.kill('SIGINT');
+      if (!signalled && stderr.includes('cannot connect to Kafka yet: retrying')) {
+        signalled = true;
+        child.kill('SIGINT');
+      }
     });
     const { code, stdout } = await result;
     const lines = stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
