@@ -4,6 +4,8 @@ import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { OPEN_TRANSACTIONS_SQL, coveredFrom, openTransactionsOf } from '../ops/open-transactions.js';
 import { publishedTables, readPublication, type CatalogQuery, type PublicationRow } from './publication-check.js';
+import { quoteQualified } from '../sql/quote.js';
+import type { SeenRowFilters } from './row-filters.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { recreateSlot, republishSince } from './slot-lost.js';
 
@@ -37,6 +39,8 @@ export class PublicationWatch {
     connection: pg.ClientConfig,
     private readonly publication: string,
     private readonly tables: TableMapping[],
+    /** The relay's, which its sessions' pre-flights fill too: the filter a table taken out had is named in the fix. */
+    private readonly rowFilters: SeenRowFilters,
     intervalMs: number,
     /** When the current session's pre-flight began (it found them published then); undefined while not streaming. */
     private readonly streamingSince: () => number | undefined,
@@ -74,7 +78,7 @@ export class PublicationWatch {
       const openNow = openTransactionsOf((await query(OPEN_TRANSACTIONS_SQL))[0] as never);
       pub = await readPublication(query, this.publication);
       if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${this.publication}" does not exist`);
-      await publishedTables(query, this.publication, pub, this.tables, since);
+      await publishedTables(query, this.publication, pub, this.tables, this.rowFilters, since);
       this.publishedAtMs = startedAt;
       this.openAtPublished = { startMs: coveredFrom(startedAt, openNow), hidden: openNow.hidden };
       this.failing = false;
@@ -88,6 +92,19 @@ export class PublicationWatch {
     }
   }
 
+  /**
+   * The row filters a dropped publication had on the tables when last found published: gone with it from the catalog,
+   * and setup creates the publication without them (or with one --row-filter for every table).
+   */
+  private droppedRowFilters(): string {
+    const filtered = this.tables.flatMap((t) => {
+      const filter = this.rowFilters.of(t);
+      return filter ? [`${quoteQualified(t.schema, t.table)} WHERE (${filter})`] : [];
+    });
+    if (filtered.length === 0) return '';
+    return `; it had row filters, which only setup's --row-filter (one filter for every table) or a CREATE PUBLICATION by hand before setup gives back, or the rows they kept out go to Kafka: ${filtered.join(', ')}`;
+  }
+
   /** `error` as found while streaming: the rows written since `publishedAtMs` were not streamed, and never will be. */
   private whileStreaming(error: RelayError, publishedAtMs: number, since: string, missing: boolean, open: { startMs: number; hidden: boolean } | undefined): RelayError {
     const resend = `outbox-relay republish --since ${since} (consumers dedupe on the id header)`;
@@ -98,7 +115,7 @@ export class PublicationWatch {
       : open.hidden
         ? '; transactions open then whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered: take an earlier --since if one ran long'
         : '';
-    if (missing) hint = `drop the slot (outbox-relay slot drop), run ${recreateSlot('setup', undefined)} (the publication, then the slot), start the relay, then re-send what was written since: ${resend}`;
+    if (missing) hint = `drop the slot (outbox-relay slot drop), run ${recreateSlot('setup', undefined)} (the publication, then the slot${this.droppedRowFilters()}), start the relay, then re-send what was written since: ${resend}`;
     else if (error.code === 'PG_PUBLICATION_MISSING') hint = `${error.hint} Then start the relay, and re-send what was written since: ${resend}`;
     return new RelayError(error.code, `${error.message}: found while streaming; the tables were published at ${new Date(publishedAtMs).toISOString()}, and the rows written since were not streamed`, {
       hint: hint === undefined ? undefined : `${hint}${unseen}`,

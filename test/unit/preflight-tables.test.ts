@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
+import { SeenRowFilters } from '../../src/source/row-filters.js';
 import { load, refusal } from '../support/config-load.js';
 
 /** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
-function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8', asked: string[] = []): PreflightQueries {
+function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8', asked: string[] = [], rowFilters: Record<string, string> = {}): PreflightQueries {
   const rows = (sql: string): object[] => {
     if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
     if (sql.includes('pg_current_wal_lsn()')) return sql.includes("current_setting('server_encoding') AS server_encoding") ? [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: encoding }] : [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
@@ -12,7 +13,7 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
     }
     if (sql.includes('FROM pg_publication WHERE')) return [{ pubinsert: true, pubviaroot: viaRoot }];
     if (sql.includes('pg_try_advisory_lock')) return [{ locked: true, holder: null }];
-    if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i) }));
+    if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i), rowfilter: rowFilters[name] ?? null }));
     if (sql.includes("relkind = 'p'")) return partitioned.filter((name) => sql.includes(`'${name}'`)).map((name) => ({ schema: 'public', table: name }));
     // The default mapping's columns, all ordinary (sent-columns.test.ts has the others).
     if (sql.includes('FROM pg_attribute')) return ['id', 'event_type', 'aggregate_type', 'aggregate_id', 'payload', 'headers', 'created_at'].map((name) => ({ name, generated: '' }));
@@ -28,9 +29,9 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
 
 const tables = (...names: string[]) => load({ tables: JSON.stringify(names.map((table) => ({ table }))) }).tables;
 
-async function preflightRefusal(queries: PreflightQueries, names: string[]) {
+async function preflightRefusal(queries: PreflightQueries, names: string[], rowFilters?: SeenRowFilters) {
   let error: unknown;
-  await preflight(queries, 'relay', 'outbox_pub', tables(...names)).catch((err: unknown) => (error = err));
+  await preflight(queries, 'relay', 'outbox_pub', tables(...names), rowFilters).catch((err: unknown) => (error = err));
   return refusal(() => {
     throw error;
   });
@@ -43,6 +44,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.message).toBe('tables public.orders, public.payments are not in publication "outbox_pub"');
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES)); ' +
+        'whether tables public.orders, public.payments had a row filter in the publication is not known (the relay never found them published): if so, restore it by hand in that statement (ADD TABLE … WHERE (<the filter>)), or the rows it kept out go to Kafka, from the relay and from the republish; ' +
         'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
     );
   });
@@ -52,8 +54,18 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.message).toBe('table public.orders is not in publication "outbox_pub"');
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table); ' +
+        'whether the table had a row filter in the publication is not known (the relay never found it published): if so, restore it by hand in that statement (ADD TABLE … WHERE (<the filter>)), or the rows it kept out go to Kafka, from the relay and from the republish; ' +
         'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
     );
+  });
+
+  it('a table taken out between two sessions is added back with the row filter an earlier pre-flight of the relay found on it (the catalog lost it with the table); one without a filter then, without one', async () => {
+    const seen = new SeenRowFilters();
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], { outbox: "(aggregate_type <> 'internal'::text)" }), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    const r = await preflightRefusal(server([]), ['outbox', 'orders'], seen);
+    expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
+    expect(r.hint).toMatch(/^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE \(\(aggregate_type <> 'internal'::text\)\), "public"."orders";  \(/);
+    expect(r.hint).not.toContain('row filter');
   });
 
   it('partitioned tables published through their partitions are named in the same error, with their own fix', async () => {

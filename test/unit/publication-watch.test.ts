@@ -2,18 +2,21 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { RelayError } from '../../src/errors.js';
 import { PublicationWatch } from '../../src/source/publication-watch.js';
+import { SeenRowFilters } from '../../src/source/row-filters.js';
 import { load } from '../support/config-load.js';
 
 /** PostgreSQL's catalog as the watch's queries read it, changed by the test between checks. */
 interface Catalog {
   publication: { pubinsert: boolean; pubviaroot: boolean } | undefined;
   tables: string[];
+  /** pg_publication_tables.rowfilter of every table (PostgreSQL 15+); none when undefined. */
+  rowFilter?: string;
   down?: boolean;
   /** pg_stat_activity: the oldest open transaction's start, and whether some session's start was hidden. */
   open?: { oldest: Date | null; hidden: boolean };
 }
 
-function watch(catalog: Catalog, streamingSince: () => number | undefined) {
+function watch(catalog: Catalog, streamingSince: () => number | undefined, rowFilters = new SeenRowFilters()) {
   const refused: RelayError[] = [];
   let queries = 0;
   const connection = {
@@ -22,13 +25,13 @@ function watch(catalog: Catalog, streamingSince: () => number | undefined) {
       if (catalog.down) throw new Error('connect ECONNREFUSED');
       if (sql.includes('FROM pg_stat_activity')) return [catalog.open ?? { oldest: null, hidden: false }];
       if (sql.includes('FROM pg_publication WHERE')) return catalog.publication ? [catalog.publication] : [];
-      if (sql.includes('FROM pg_publication_tables')) return catalog.tables.map((tablename, i) => ({ schemaname: 'public', tablename, oid: String(16_384 + i) }));
+      if (sql.includes('FROM pg_publication_tables')) return catalog.tables.map((tablename, i) => ({ schemaname: 'public', tablename, oid: String(16_384 + i), rowfilter: catalog.rowFilter ?? null }));
       throw new Error(`unexpected query: ${sql}`);
     },
     release: async () => undefined,
   };
   const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
-  const w = new PublicationWatch({}, 'outbox_pub', tables, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
+  const w = new PublicationWatch({}, 'outbox_pub', tables, rowFilters, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
   const check = () => (w as unknown as { check(c: unknown): Promise<void> }).check(connection);
   return { refused, check, queries: () => queries };
 }
@@ -57,6 +60,8 @@ describe('PublicationWatch: the mapped tables still published while the relay st
         details: { publishedAt: '2026-12-05T08:00:10.000Z' },
       });
       expect(w.refused[0]!.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
+      // Found published, without a row filter: nothing to restore.
+      expect(w.refused[0]!.hint).not.toContain('row filter');
       expect(w.refused[0]!.hint).toContain('the rows written since 2026-12-05T07:59:10.000Z are never relayed: once published again and the relay runs, re-send them with outbox-relay republish --since 2026-12-05T07:59:10.000Z');
     } finally {
       vi.useRealTimers();
@@ -105,5 +110,39 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('a table taken out is added back with the row filter it had when last found published, by the watch or by the pre-flight; one never seen published says its filter is not known', async () => {
+    const since = Date.parse('2026-12-05T08:00:00.000Z');
+    const filtered: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'], rowFilter: "((aggregate_type)::text <> 'internal'::text)" };
+    const w = watch(filtered, () => since);
+    await w.check();
+    filtered.tables = [];
+    await w.check();
+    expect(w.refused[0]!.hint).toMatch(/^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE \(\(\(aggregate_type\)::text <> 'internal'::text\)\);  \(/);
+    expect(w.refused[0]!.hint).not.toContain('not known');
+
+    // Taken out before the watch's first check: the session's pre-flight saw the filter (the relay's SeenRowFilters).
+    const seen = new SeenRowFilters();
+    seen.saw({ schema: 'public', table: 'outbox' }, "(tenant = 'a'::text)");
+    const v = watch({ publication: { pubinsert: true, pubviaroot: true }, tables: [] }, () => since, seen);
+    await v.check();
+    expect(v.refused[0]!.hint).toContain(`ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE ((tenant = 'a'::text));`);
+
+    const u = watch({ publication: { pubinsert: true, pubviaroot: true }, tables: [] }, () => since);
+    await u.check();
+    expect(u.refused[0]!.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
+    expect(u.refused[0]!.hint).toContain('whether the table had a row filter in the publication is not known (the relay never found it published): if so, restore it by hand');
+  });
+
+  it('a dropped publication: the fix names the row filters it had on the tables, which setup alone does not give back', async () => {
+    const since = Date.parse('2026-12-05T08:00:00.000Z');
+    const catalog: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'], rowFilter: "(tenant = 'a'::text)" };
+    const w = watch(catalog, () => since);
+    await w.check();
+    catalog.publication = undefined;
+    await w.check();
+    expect(w.refused[0]!.code).toBe('PG_PUBLICATION_MISSING');
+    expect(w.refused[0]!.hint).toContain(`(the publication, then the slot; it had row filters, which only setup's --row-filter (one filter for every table) or a CREATE PUBLICATION by hand before setup gives back, or the rows they kept out go to Kafka: "public"."outbox" WHERE ((tenant = 'a'::text))), start the relay`);
   });
 });
