@@ -20,7 +20,10 @@ export async function refuseIfClosed(closed: boolean, disconnect: () => Promise<
   throw closedError();
 }
 
-/** How long a close waits for its client's flush: the client's own bound, cut to the stop's closeBy; none without a flush. */
+/**
+ * How long a close waits for its client's flush (and the transactional sink's abort before it): the client's own
+ * bound, cut to the stop's closeBy; none without a flush.
+ */
 export function flushWithin(options: CloseOptions, boundMs: number): number {
   if (!options.flush) return 0;
   return Math.max(0, Math.min(boundMs, (options.closeBy ?? Infinity) - Date.now()));

@@ -161,7 +161,20 @@ export function disconnectProducer(producer: Producer, flushMs: number): Promise
  * the layer's disconnect() flushes for a fixed 5 s, which with Kafka unreachable outlasted a stop's bounds.
  */
 export function disconnectKafkaJsProducer(producer: KafkaJS.Producer, flushMs: number): Promise<void> {
-  return disconnectProducer((producer as unknown as { _getInternalClient(): Producer })._getInternalClient(), flushMs);
+  return disconnectProducer(internalClient(producer), flushMs);
+}
+
+/**
+ * Aborts the open transaction of a producer of the KafkaJS-compatible layer through the addon, librdkafka waiting
+ * up to `timeoutMs`: the layer's abort() waits a fixed 5 s. Bounded in librdkafka, not by no longer awaiting it: the
+ * addon's call runs on a worker thread until librdkafka returns, and its disconnect deletes the client under it.
+ */
+export function abortKafkaJsTransaction(producer: KafkaJS.Producer, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => internalClient(producer).abortTransaction(timeoutMs, (err) => (err ? reject(err) : resolve())));
+}
+
+function internalClient(producer: KafkaJS.Producer): Producer {
+  return (producer as unknown as { _getInternalClient(): Producer })._getInternalClient();
 }
 
 /**

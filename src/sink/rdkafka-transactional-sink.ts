@@ -5,8 +5,8 @@ import type { KafkaCheckpointStore } from '../checkpoint/kafka-checkpoint-store.
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
-import { refuseIfClosed } from './closed-client.js';
-import { createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
+import { flushWithin, refuseIfClosed } from './closed-client.js';
+import { abortKafkaJsTransaction, createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { AfterAbort, CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
@@ -17,6 +17,10 @@ import { epochError, isEpochError, transactionalId, withFlags } from './transact
 const TIMED_OUT = -185;
 /** INVALID_TRANSACTION_TIMEOUT: the claim's InitProducerId asked for a transaction timeout above the brokers' transaction.max.timeout.ms. */
 const INVALID_TRANSACTION_TIMEOUT = 50;
+/** How long a close waits for librdkafka to abort the open transaction (the KafkaJS layer's own bound), at most. */
+const CLOSE_ABORT_MS = 5000;
+/** How long a close flushes the producer (the KafkaJS layer's own bound), at most. */
+const DISCONNECT_FLUSH_MS = 5000;
 
 /**
  * The exactly-once producer on librdkafka (the default client; see TransactionalSink for the contract).
@@ -236,16 +240,18 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
 
   async close(options: CloseOptions = { flush: true }): Promise<void> {
     this.closed = true;
-    // Nothing is lost by a failed close: an open transaction is aborted by the broker or by the next instance. A
+    // Nothing is lost by a failed close: nothing of an open transaction was confirmed, and what is not aborted here
+    // is aborted by the broker after delivery.transactionTimeout, or by the next claim of the transactional id. A
     // stop that gave up on Kafka does not wait for an abort that Kafka would not answer either.
     // Only this producer's own abort: registering the id again at a stop (abort()'s fallback) would fence a standby
     // that takes the slot as this instance lets go of it.
+    // The abort and the flush end by the stop's closeBy: the KafkaJS layer waits a fixed 5 s for each, which a
+    // coordinator that does not answer takes whole, past the watchdog when less was left (a halt that left the
+    // transaction open late in the drain, or a halted relay stopped with a short grace): exit 1, SHUTDOWN_TIMEOUT.
     if (!this.fenced && options.flush && this.producer && !this.unusable && this.openedAtMs !== undefined) {
-      await this.producer.abort().catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
+      await abortKafkaJsTransaction(this.producer, flushWithin(options, CLOSE_ABORT_MS)).catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
     }
-    // Without a flush: the KafkaJS layer's disconnect flushes for a fixed 5 s, past the watchdog when the drain took
-    // the grace (exit 1, SHUTDOWN_TIMEOUT, for a stop that lost nothing). The addon's own disconnect takes the time.
-    const producer = this.producer && (options.flush ? this.producer.disconnect() : disconnectKafkaJsProducer(this.producer, 0));
+    const producer = this.producer && disconnectKafkaJsProducer(this.producer, flushWithin(options, DISCONNECT_FLUSH_MS));
     await Promise.allSettled([producer, this.admin?.disconnect()]);
     this.producer = undefined;
     this.admin = undefined;

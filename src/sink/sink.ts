@@ -63,9 +63,9 @@ export interface CloseOptions {
   flush: boolean;
   /**
    * When the stop must be over (ms since the epoch): Relay's closeBy, the deadline the replication connection's close
-   * and the last checkpoint write get too. The plain sinks' flush ends by then, however long their own bound (5 s):
-   * after a drain that took the grace it outlasted the shutdown watchdog (exit 1, SHUTDOWN_TIMEOUT). The
-   * transactional sink does not take it.
+   * and the last checkpoint write get too. A sink's flush ends by then, however long its own bound (5 s): after a
+   * drain that took the grace it outlasted the shutdown watchdog (exit 1, SHUTDOWN_TIMEOUT). The transactional sink's
+   * abort of a transaction left open ends by then too.
    */
   closeBy?: number;
 }

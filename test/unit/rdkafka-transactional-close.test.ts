@@ -4,12 +4,18 @@ import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint
 import type { KafkaSettings } from '../../src/config/types.js';
 import type { RelayError } from '../../src/errors.js';
 
-/** An admin or producer of the KafkaJS-compatible layer: connected until either disconnect lets it go. */
+/**
+ * An admin or producer of the KafkaJS-compatible layer: connected until either disconnect lets it go. As the layer's,
+ * its abort() and disconnect() call the addon's with a fixed 5 s.
+ */
 class FakeClient {
   static made: FakeClient[] = [];
   /** Set: a connect answers only once it resolves (a broker slow to answer). */
   static connectGate: Promise<void> | undefined;
   connected = false;
+  /** The time librdkafka was given for each abort of a transaction, and for each disconnect's flush. */
+  readonly abortTimeouts: number[] = [];
+  readonly flushTimeouts: number[] = [];
   constructor() {
     FakeClient.made.push(this);
   }
@@ -17,11 +23,33 @@ class FakeClient {
     await FakeClient.connectGate;
     this.connected = true;
   }
-  async disconnect() {
-    this.connected = false;
+  disconnect() {
+    return new Promise<void>((resolve) => this._getInternalClient().disconnect(5000, resolve));
+  }
+  async fetchTopicMetadata() {
+    return [];
+  }
+  async transaction() {
+    return this;
+  }
+  async sendBatch() {
+    return [];
+  }
+  abort() {
+    return new Promise<void>((resolve) => this._getInternalClient().abortTransaction(5000, () => resolve()));
   }
   _getInternalClient() {
-    return { disconnect: (_flushMs: number, cb: () => void) => void this.disconnect().then(cb) };
+    return {
+      disconnect: (flushMs: number, cb: () => void) => {
+        this.flushTimeouts.push(flushMs);
+        this.connected = false;
+        cb();
+      },
+      abortTransaction: (timeoutMs: number, cb: (err: null) => void) => {
+        this.abortTimeouts.push(timeoutMs);
+        cb(null);
+      },
+    };
   }
 }
 
@@ -58,5 +86,25 @@ describe('RdKafkaTransactionalSink closed while a client connects', () => {
     } finally {
       FakeClient.connectGate = undefined;
     }
+  });
+});
+
+describe('RdKafkaTransactionalSink closed with a flush at a stop', () => {
+  it("gives librdkafka until the stop's closeBy, when that comes before their own 5 s bound, to abort the open transaction and to flush", async () => {
+    FakeClient.made = [];
+    const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
+    await sink.connect();
+    await sink.claim();
+    const producer = FakeClient.made.at(-1)!;
+    await sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await sink.close({ flush: true, closeBy: Date.now() + 1200 });
+    } finally {
+      vi.useRealTimers();
+    }
+    // Before: 5000 each (the KafkaJS layer's abort and disconnect), which a coordinator that does not answer takes
+    // whole, past a watchdog 0.5 s after closeBy.
+    expect({ abort: producer.abortTimeouts, flush: producer.flushTimeouts }).toEqual({ abort: [1200], flush: [1200] });
   });
 });
