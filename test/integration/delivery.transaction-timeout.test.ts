@@ -1,11 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { useOwnServer } from '../support/own-server.js';
 import { KafkaBroker } from '../../stack/index.js';
 import { parseLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
 import { commitRecordLsn, committedIds, compareDelivery, currentWalLsn, setupOutbox, slotConfirmedLsn, waitForConfirmedAll } from '../support/outbox.js';
 import { startRelay } from '../support/relay-process.js';
-import { readTopic, stack, uniqueName } from '../support/services.js';
+import { readTopic, stack, transactionsReady, uniqueName } from '../support/services.js';
 
 /**
  * Rows of the one source transaction: producing them takes several seconds (200,000 took about 9 s on a 2-core host,
@@ -19,6 +19,8 @@ const ROWS = 100_000;
 describe.skipIf(!stack().owned.kafka)('delivery: exactly-once, a source transaction that takes longer to produce than delivery.transactionTimeout', () => {
   const db = useFreshDatabase('txntimeout');
   const kafka = useOwnServer(new KafkaBroker({ name: uniqueName('txntimeout'), heap: '512m', properties: { 'transaction.abort.timed.out.transaction.cleanup.interval.ms': '200' } }));
+  // The test asserts the relay's one warn line: the broker's transaction coordinator is up before the relay starts.
+  beforeAll(() => transactionsReady(kafka.brokers));
 
   it('the broker aborts it: streamed again once, then a halt (KAFKA_TXN_TIMEOUT naming the setting), nothing committed, the slot before it; a restart with a larger timeout delivers it exactly once', async () => {
     const setup = await setupOutbox(db(), { brokers: kafka.brokers, extraArgs: ['--delivery-guarantee', 'exactly-once', '--checkpoint-topic', uniqueName('checkpoints')] });

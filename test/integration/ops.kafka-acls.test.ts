@@ -8,7 +8,7 @@ import { useDatabase } from '../support/database.js';
 import { startSaslBroker } from '../support/sasl-broker.js';
 import { committedIdsWithEndLsn, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn, type OutboxSetup } from '../support/outbox.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
-import { createTopic, kafkaClient, readTopic, stack, uniqueName } from '../support/services.js';
+import { createTopic, kafkaClient, readTopic, stack, transactionsReady, uniqueName } from '../support/services.js';
 
 const PRINCIPAL = 'User:relay';
 const PASSWORD = 'Acl-Pa55-r7Qn';
@@ -61,6 +61,8 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
         'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
         'super.users': 'User:ANONYMOUS',
       }));
+      // The exactly-once case asserts no warn line: the broker's transaction coordinator is up before it.
+      await transactionsReady(broker.brokers);
     });
     afterAll(async () => {
       await broker.stop();

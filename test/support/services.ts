@@ -55,6 +55,25 @@ export function kafkaClient(brokers = stack().brokers): Kafka {
   return new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING });
 }
 
+/**
+ * Once `brokers` serve transactions. A fresh broker creates __transaction_state at the first InitProducerId and
+ * answers "Not coordinator" (or "coordinator loading") until that topic's leader is up: an exactly-once relay
+ * retries that with a warn line, which failed a test asserting on the relay's warn lines under load. A file that
+ * starts its own broker for exactly-once has the broker do it first, with a transaction of the test's own (kafkajs
+ * retries those answers).
+ */
+export async function transactionsReady(brokers: string[]): Promise<void> {
+  const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING, retry: { retries: 10 } });
+  const producer = kafka.producer({ transactionalId: uniqueName('transactions-ready'), idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    const transaction = await producer.transaction();
+    await transaction.abort();
+  } finally {
+    await producer.disconnect();
+  }
+}
+
 /** Deletes `topic` and waits until the brokers no longer name it. */
 export async function deleteTopic(topic: string, brokers = stack().brokers): Promise<void> {
   const admin = kafkaClient(brokers).admin();
