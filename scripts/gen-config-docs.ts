@@ -136,6 +136,8 @@ export function configReference(): string {
     'where the value came from; so does a config file that does not parse, naming its line, column and the kind of problem',
     '(`line 4, column 1: bad indentation`) but none of its text, which may hold a secret: quote a value that begins with a YAML',
     'indicator (`*` is an alias, `!` a tag, `&`, `@`, `` ` ``, `%`, `|`, `>`, `{`, `[`, quotes). What the YAML parser reads past (an unknown `!tag`) is a warning line, without the text either.',
+    'An unknown key stops it too, named with the nearest setting, and only up to its first character outside `A-Z a-z 0-9 _ . -`:',
+    'a line like `saslPassword hunter2:` puts the value in the key (`"kafka.saslPassword…" (cut at its first whitespace…)`).',
     'A duration needs its unit (`500ms`, `30s`, `5m`, `1h`, `1d`; only `0` may go without), a size may have one',
     '(`900KiB`, `64MiB`, `1GB`; a number alone is bytes). [`config/outbox-relay.example.yaml`](../config/outbox-relay.example.yaml) shows every setting with its default.',
     '',

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { RelayError } from '../errors.js';
-import { editDistance } from '../edit-distance.js';
+import { editDistance, nearest } from '../edit-distance.js';
+import { shownName } from '../shown-name.js';
 import { parseConfigText, type SyntaxFault } from './file-syntax.js';
 import { SETTINGS, SETTINGS_BY_KEY, type Setting, type SettingValues } from './settings.js';
 import type { Origin } from './types.js';
@@ -96,9 +97,18 @@ export function readConfigFile(file: string, warn: (line: string) => void): { va
   return { values: flattenFile(parsed.value, file, unknown), unknown };
 }
 
+/**
+ * The file's unknown keys, each named without what may be a value typed into it (shownName: `password hunter2:`
+ * echoed the password) and with the nearest setting, if one is near.
+ */
 function unknownKeys(file: string, unknown: string[]): ConfigError {
-  const names = unknown.map((key) => `"${key}"`).join(', ');
-  return new ConfigError(`${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names}`, 'see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys');
+  const keys = unknown.map(shownName);
+  const names = keys.map(({ name, note }) => {
+    const near = nearest(name.replace(/…$/, ''), SETTINGS.map((s) => s.key));
+    return `"${name}"${note}${near.length === 0 ? '' : ` (did you mean ${near.join(' or ')}?)`}`;
+  });
+  const cut = keys.some(({ note }) => note !== '') ? '; write each setting as "key: value" (a space or "=" before the colon makes the value part of the key)' : '';
+  return new ConfigError(`${file}: unknown setting${unknown.length > 1 ? 's' : ''} ${names.join(', ')}`, `see config/outbox-relay.example.yaml or docs/configuration.md for the valid keys${cut}`);
 }
 
 /** One line saying that `used` is a former name of the setting and what to use instead. */
