@@ -18,7 +18,7 @@ import { ConfigError, ConfigProblems } from '../config/load.js';
 import type { RelayError } from '../errors.js';
 import { VERSION } from '../instance.js';
 import { reportCrashes } from './crashes.js';
-import { refuseUnknownOptions, SET_ASIDE_REFUSAL, unknownOptions } from './unknown-options.js';
+import { commandName, refuseUnknownCommands, refuseUnknownOptions, SET_ASIDE_REFUSAL, unknownOptions } from './unknown-options.js';
 import { EXIT, reportError } from './exit.js';
 
 reportCrashes();
@@ -62,7 +62,10 @@ function recordParseErrors(command: Command, path: string): void {
       process.stderr.write(text);
     },
   });
-  if (command.commands.length > 0) refuseUnknownOptions(command);
+  if (command.commands.length > 0) {
+    refuseUnknownOptions(command);
+    refuseUnknownCommands(command);
+  }
   for (const sub of command.commands) recordParseErrors(sub, `${path} ${sub.name()}`);
 }
 recordParseErrors(program, program.name());
@@ -85,7 +88,7 @@ function unknownHelpTopic(): string | undefined {
 function usageError(err: CommanderError): RelayError {
   const topic = err.code === 'commander.help' ? unknownHelpTopic() : undefined;
   const message =
-    topic !== undefined ? `unknown command '${topic}' (the commands are listed above)`
+    topic !== undefined ? `unknown command ${commandName(topic)} (the commands are listed above)`
     : err.code === 'commander.help' ? `${failedCommand} needs a command (listed above)`
     : err.message.replace(/^error: /, '').replaceAll('\n', ' ');
   const problems = new ConfigProblems();

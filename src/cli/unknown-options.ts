@@ -1,6 +1,7 @@
 import { CommanderError, type Command, type Option } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { nearest } from '../edit-distance.js';
+import { shownName } from '../shown-name.js';
 
 const setAside = new WeakMap<Command, ConfigError[]>();
 
@@ -115,6 +116,29 @@ export function refuseUnknownOptions(command: Command): void {
     if (refusal === undefined) return unknown(flag);
     setAside.set(command, [refusal]);
     return command.error(refusal.message, { code: SET_ASIDE_REFUSAL, exitCode: 2 });
+  };
+}
+
+/**
+ * A command, as an unknown command's refusal names it (shownName): commander echoed the argument whole, so a URL
+ * given where a command goes (`outbox-relay postgres://user:password@host`) put its password on stderr and into
+ * logs, as an unknown option's value did (optionName). The suggestion is commander's, made for the name shown.
+ */
+export function commandName(arg: string): string {
+  const { name, note } = shownName(arg);
+  return `'${name}'${note}`;
+}
+
+/** `command`'s refusal of an unknown command: named by commandName, with the nearest of its commands if one is near. */
+export function refuseUnknownCommands(command: Command): void {
+  // Not in commander's typings: the method its parse calls when the first operand names none of the commands.
+  const target = command as unknown as { unknownCommand(): never };
+  target.unknownCommand = () => {
+    const arg = command.args[0] ?? '';
+    const commands = command.createHelp().visibleCommands(command).map((c) => c.name());
+    const similar = nearest(shownName(arg).name.replace(/…$/, ''), commands);
+    const suggestion = similar.length === 0 ? '' : similar.length === 1 ? ` (Did you mean ${similar[0]}?)` : ` (Did you mean one of ${similar.join(', ')}?)`;
+    return command.error(`unknown command ${commandName(arg)}${suggestion}`, { code: 'commander.unknownCommand' });
   };
 }
 

@@ -90,4 +90,19 @@ describe('unknown options: every one, with the settings’ problems, in one erro
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: outbox-relay run [options]');
   });
+
+  // Before: commander echoed the argument whole, `outbox-relay postgres://user:s3cret@db/app` printed the password.
+  it('an unknown command is named without what may be a value in it (a URL given where a command goes), at the program, after a group and as a help topic', () => {
+    for (const [args, help] of [[['postgres://user:s3cret@db/app'], 'outbox-relay'], [['slot', 'postgres://user:s3cret@db/app'], 'outbox-relay slot'], [['help', 'postgres://user:s3cret@db/app'], 'outbox-relay']] as const) {
+      const result = runCliSync([...args]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain("unknown command 'postgres…' (cut at its first ':': the rest may be a value, and is not shown)");
+      expect(result.stderr).toContain(`fix: see ${help} --help`);
+      expect(result.stderr + result.stdout).not.toContain('s3cret');
+    }
+    // A name is shown whole, with commander's suggestion as before.
+    expect(runCliSync(['slot', 'lst']).stderr).toBe("outbox-relay: CONFIG_INVALID: unknown command 'lst' (Did you mean list?)\n  fix: see outbox-relay slot --help\n");
+    const json = runCliSync(['password=s3cret', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: "unknown command 'password…' (cut at its first '=': the rest may be a value, and is not shown)", fix: 'see outbox-relay --help' } });
+  });
 });
