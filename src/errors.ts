@@ -77,7 +77,16 @@ export class RelayError extends Error {
    * `details` beside its own; code, fix, cause and retriability as they were.
    */
   within(where: string, details: Record<string, unknown>): RelayError {
-    return new RelayError(this.code, `${this.message} (${where})`, { retriable: this.retriable, cause: this.cause, hint: this.hint, details: { ...this.details, ...details } });
+    return this.copy(`${this.message} (${where})`, details);
+  }
+
+  /** This error with `details` beside its own, as a new error: whoever holds this one still reads what it read. */
+  withDetails(details: Record<string, unknown>): RelayError {
+    return this.copy(this.message, details);
+  }
+
+  private copy(message: string, details: Record<string, unknown>): RelayError {
+    return new RelayError(this.code, message, { retriable: this.retriable, cause: this.cause, hint: this.hint, details: { ...this.details, ...details } });
   }
 
   /** The message with its remedy, as printed to a terminal. */

@@ -72,8 +72,11 @@ export function epochError(state: TransactionState, err: unknown, nowMs = Date.n
   });
 }
 
-/** Adds the transaction flags to a classified error (the engine reads them through transactionFlags). */
+/**
+ * A classified error with the transaction flags (the engine reads them through transactionFlags). A copy: the
+ * classification returns a RelayError it is given as it is (classifyRdKafkaError), and flags written into that
+ * one changed what its other holders read, the flags of an earlier classification included.
+ */
 export function withFlags(error: RelayError, flags: TransactionFlags): RelayError {
-  Object.assign(error.details, flags);
-  return error;
+  return error.withDetails({ ...flags });
 }
