@@ -8,6 +8,8 @@
  * and prints without waiting for anything, and help or a usage error, finish as if no signal had come: none of
  * them exits with Node's default, which would end the process with no line.
  */
+import { exitNow } from '../process-exit.js';
+
 /** The signals that stop a command: SIGTERM from an orchestrator, SIGINT from Ctrl-C. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
@@ -20,6 +22,15 @@ const record = (signal: NodeJS.Signals): void => {
   if (received.length < 2) received.push(signal);
 };
 for (const signal of STOP_SIGNALS) process.on(signal, record);
+
+/**
+ * A command that ends by itself, its event loop empty, has Node tear the process down, and that lets go of every
+ * signal listener before the process exits: a stop signal then met Node's default, an exit by the signal (exit code
+ * null; 130 or 143 in a shell) in place of the code the command had set and reported, as a second Ctrl-C after
+ * republish had printed INTERRUPTED did. Ending it here through process.exit() (exitNow), with the code set, keeps the
+ * listeners in place to the end: a signal that comes then is caught, and changes nothing.
+ */
+process.once('beforeExit', () => exitNow());
 
 /** Removes the listeners and returns the signals they received, once: they are handed to one listener. */
 function takeEarlySignals(): NodeJS.Signals[] {
