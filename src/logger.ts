@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { nonBlockingPipe, type PipeDestination } from './log-pipe.js';
 
 export type { Logger } from 'pino';
 
@@ -6,8 +7,9 @@ export type { Logger } from 'pino';
  * JSON lines on stdout (or `destination`); components take a child logger (`{ module: 'source' }`) and never
  * create their own. Written synchronously: pino's default destination hands each write to libuv's thread pool, and
  * an exit that does not wait for that pool (process-exit.ts) lost the error line whose write had not run yet, queued
- * behind a librdkafka call blocked on a broker that stopped answering, or not yet given a core. No line is written
- * per delivered event.
+ * behind a librdkafka call blocked on a broker that stopped answering, or not yet given a core. On a pipe, without
+ * blocking: what its reader has not taken is held, bounded, and written at the exit (log-pipe.ts). No line is
+ * written per delivered event.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options: pino.LoggerOptions = {
@@ -23,10 +25,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   const out = stdoutThenStderr();
   const logger = pino(options, out);
   out.onSwitch = (err) => logger.warn({ err: err.message }, 'writing the log to stdout failed: the log goes to stderr from here');
+  out.onDropped = (count) =>
+    logger.warn({ dropped: count }, `${count} log line(s) dropped: the reader of stdout stopped reading, and the lines it had not taken filled the log's buffer`);
   return logger;
 }
 
-interface SwitchingDestination extends DestinationStream {
+interface SwitchingDestination extends PipeDestination {
   onSwitch?: (err: NodeJS.ErrnoException) => void;
 }
 
@@ -36,15 +40,24 @@ interface SwitchingDestination extends DestinationStream {
  * process as a defect (INTERNAL). The line whose write failed is written again to stderr.
  */
 function stdoutThenStderr(): SwitchingDestination {
-  const stdout = pino.destination({ dest: 1, sync: true });
-  let current: DestinationStream = stdout;
+  let current: DestinationStream;
   let failure: NodeJS.ErrnoException | undefined;
-  // sonic-boom emits the error synchronously, inside the write that failed (twice for some errors: once is enough).
-  stdout.on('error', (err: NodeJS.ErrnoException) => {
+  // sonic-boom emits it synchronously, inside the write that failed (twice for some errors: once is enough); that
+  // line is written again below.
+  const failed = (err: NodeJS.ErrnoException) => {
     if (current !== stdout) return;
     failure = err;
     current = stderrOrNothing();
+  };
+  // A pipe is written without blocking (log-pipe.ts), and may fail outside a write (a retry, the exit): it hands
+  // over every line it did not write, the one being written included.
+  const pipe = nonBlockingPipe(1, (err, unwritten) => {
+    current = stderrOrNothing();
+    for (const line of unwritten) current.write(line);
+    destination.onSwitch?.(err);
   });
+  const stdout: DestinationStream = pipe ?? pino.destination({ dest: 1, sync: true }).on('error', failed);
+  current = stdout;
   const destination: SwitchingDestination = {
     write(line: string) {
       const target = current;
@@ -56,6 +69,7 @@ function stdoutThenStderr(): SwitchingDestination {
       destination.onSwitch?.(err);
     },
   };
+  if (pipe) pipe.onDropped = (count) => destination.onDropped?.(count);
   return destination;
 }
 

@@ -16,7 +16,8 @@ export function useNativeExit(exit: NativeExit): void {
 /**
  * For the exits that must not wait (a second signal, the shutdown watchdog): `code`, else the exit code set so
  * far. The 'exit' listeners run first, as process.exit() runs them. The logger writes each line at once (logger.ts),
- * so the line that gave the reason is out before this is called.
+ * or on a pipe whose reader is behind holds it until an 'exit' listener writes it (log-pipe.ts): the line that gave
+ * the reason is out before the process ends.
  */
 export function exitNow(code?: number): never {
   const exitCode = code ?? Number(process.exitCode ?? 0);
@@ -36,7 +37,7 @@ const EXIT_AFTER_CLOSE_MS = 2000;
  * they let go. kafkajs can still hold a timer for a request to a broker that stopped answering (until
  * kafka.requestTimeout), which kept run, replay and republish up after their last line until the shutdown
  * watchdog's exit 1 (shutdownGrace + 5 s: 125 s after replay's error line with a 120 s grace). After a moment it
- * exits regardless with the code set (every log line is already written: logger.ts), without waiting for a
+ * exits regardless with the code set (every log line is written, or held for the exit: logger.ts), without waiting for a
  * librdkafka call still blocked on such a broker.
  */
 export function exitSoonAfterClose(): void {

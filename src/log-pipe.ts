@@ -1,0 +1,133 @@
+import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import type { DestinationStream } from 'pino';
+
+/** Log bytes held while the reader of the pipe does not read: a pipe takes 64 KiB, this 1 MiB more (the heap is capped). */
+export const LOG_HELD_BYTES = 1024 * 1024;
+/** How often held lines are offered to the pipe again while no new line comes. */
+const RETRY_MS = 100;
+/** At the exit, how long the held lines wait for a reader that takes none of them before they are given up. */
+const EXIT_WAIT_MS = 5_000;
+const EXIT_PAUSE_MS = 10;
+
+export interface PipeDestination extends DestinationStream {
+  /** Told, once lines were dropped, how many: the logger logs that as a line, which goes where they were. */
+  onDropped?: (count: number) => void;
+}
+
+/**
+ * The log on `fd` when it is a pipe (a shell's `|`, the FIFO a container runtime reads), written without blocking.
+ * A synchronous write to a pipe whose reader stays open and stops reading waits until it reads (or, once Node has
+ * made the pipe non-blocking for process.stdout, sonic-boom sleeps and tries again): the whole relay froze, timers
+ * late and the walsender's keepalives unanswered. Here the pipe is opened a second time with O_NONBLOCK
+ * (/proc/self/fd: a pipe opened there is a description of its own, so the flag reaches neither fd 1 nor stderr when
+ * `2>&1` shares its description): what the pipe does not take at once is held, up to `limit` bytes, and offered
+ * again every RETRY_MS. Beyond that the oldest held lines are dropped, the newest kept (they say
+ * how things stand, the last of them why the process exits), and a line counting them takes their place. At the
+ * exit the held lines are written, waiting for the reader: the process's last line is out when the pipe is read,
+ * and given up after EXIT_WAIT_MS in which the reader took nothing.
+ * A write that fails otherwise (EPIPE: the reader closed it) hands `onError` every line the pipe did not take whole.
+ * Undefined for anything else (a file, a terminal, a socket), which keeps the synchronous write: a file would be
+ * opened again at offset 0, and a socket cannot be opened again.
+ */
+export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException, unwritten: string[]) => void, limit = LOG_HELD_BYTES): PipeDestination | undefined {
+  let own: number;
+  try {
+    if (!fstatSync(fd).isFIFO()) return undefined;
+    own = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  let held: Buffer[] = [];
+  /** How much of the first held line the pipe has taken. */
+  let offset = 0;
+  let heldBytes = 0;
+  let dropped = 0;
+  let failed = false;
+  let retry: NodeJS.Timeout | undefined;
+  /** Where the line counting the dropped ones goes while it is written: after the line the pipe has begun. */
+  let noteAt: number | undefined;
+
+  /** Writes the held lines while the pipe takes them: true when none is left. */
+  const drain = (): boolean => {
+    while (held.length > 0) {
+      const line = held[0]!;
+      let written: number;
+      try {
+        written = writeSync(own, line, offset);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return false;
+        // The logger goes on elsewhere (stderr), and the held lines with it, whole, the last one among them.
+        failed = true;
+        const unwritten = held.map((bytes) => bytes.toString());
+        held = [];
+        heldBytes = 0;
+        closeSync(own);
+        onError(err as NodeJS.ErrnoException, unwritten);
+        return true;
+      }
+      heldBytes -= written;
+      offset += written;
+      if (offset === line.length) {
+        held.shift();
+        offset = 0;
+      }
+    }
+    return true;
+  };
+
+  /**
+   * The line counting the dropped lines, written by the logger through write(): after the line the pipe has begun,
+   * which at the exit is where they were; while running, once the pipe took every held line (before, it would be
+   * the next line to drop).
+   */
+  const noteDropped = (): void => {
+    if (dropped === 0 || failed) return;
+    const count = dropped;
+    dropped = 0;
+    noteAt = Math.min(1, held.length);
+    destination.onDropped?.(count);
+    noteAt = undefined;
+  };
+
+  const flush = (): void => {
+    clearTimeout(retry);
+    retry = undefined;
+    if (!drain()) retry = setTimeout(flush, RETRY_MS).unref();
+    else if (dropped > 0) {
+      noteDropped();
+      flush();
+    }
+  };
+
+  const destination: PipeDestination = {
+    write(line: string) {
+      if (failed) return;
+      const bytes = Buffer.from(line);
+      heldBytes += bytes.length;
+      if (noteAt !== undefined) {
+        held.splice(noteAt, 0, bytes);
+        return;
+      }
+      held.push(bytes);
+      // The oldest go, but not the first while the pipe has taken part of it.
+      while (heldBytes > limit && held.length > 1) {
+        heldBytes -= held.splice(1, 1)[0]!.length;
+        dropped++;
+      }
+      if (retry === undefined) flush();
+    },
+  };
+
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  process.on('exit', () => {
+    clearTimeout(retry);
+    noteDropped();
+    let idle = 0;
+    for (let before = heldBytes; !drain(); before = heldBytes) {
+      idle = heldBytes < before ? 0 : idle + EXIT_PAUSE_MS;
+      if (idle >= EXIT_WAIT_MS) return;
+      Atomics.wait(pause, 0, 0, EXIT_PAUSE_MS);
+    }
+  });
+  return destination;
+}

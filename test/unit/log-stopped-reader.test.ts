@@ -1,0 +1,73 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../../stack/paths.js';
+
+/** A command's log: 4 MiB of lines (the pipe takes 64 KiB, the log holds 1 MiB), a mark on stderr, its last line. */
+const CHILD = `
+import { createLogger } from ${JSON.stringify(join(repoRoot, 'src/logger.ts'))};
+const logger = createLogger('info');
+for (let i = 0; i < 14_000; i++) logger.info({ i, pad: 'x'.repeat(200) }, 'a line');
+process.stderr.write('logged\\n');
+logger.error({ code: 'INTERNAL' }, 'the last line');
+process.exitCode = 1;
+`;
+
+/** Everything `fd` (non-blocking) holds until its writers have all closed it. */
+async function readToEnd(fd: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  const buffer = Buffer.alloc(65_536);
+  for (;;) {
+    let read: number;
+    try {
+      read = readSync(fd, buffer);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      await sleep(5);
+      continue;
+    }
+    if (read === 0) return Buffer.concat(chunks).toString();
+    chunks.push(Buffer.from(buffer.subarray(0, read)));
+  }
+}
+
+describe('the log on a pipe whose reader stopped reading', () => {
+  // Before: each line was written to stdout synchronously, and a write to a full pipe blocks until its reader
+  // reads: with the reader open and not reading, the whole process stood still (timers late, the walsender's
+  // keepalives unanswered), here at its first 64 KiB.
+  it('goes on without waiting for the reader, drops the oldest held lines with a line counting them, and its last line is out once the pipe is read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'log-pipe-'));
+    const script = join(dir, 'command.mts');
+    writeFileSync(script, CHILD);
+    const fifo = join(dir, 'stdout');
+    execFileSync('mkfifo', [fifo]);
+    // The reader is open (and stays so) but reads nothing until the child says it logged everything.
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', writer, 'pipe'] });
+    closeSync(writer);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    let stderr = '';
+    const logged = new Promise<boolean>((resolve) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('logged\n')) resolve(true);
+      });
+      // A bound for the run that blocks, so that it fails rather than hangs: the reader then reads, and it ends.
+      setTimeout(() => resolve(false), 20_000).unref();
+    });
+    const wentOn = await logged;
+    const lines = (await readToEnd(reader)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; dropped?: number });
+    closeSync(reader);
+    expect(wentOn, stderr).toBe(true);
+    expect(await exited).toBe(1);
+    const dropped = lines.filter((l) => l.msg.includes('log line(s) dropped'));
+    expect(dropped).toHaveLength(1);
+    expect(dropped[0]).toMatchObject({ level: 'warn', dropped: expect.any(Number) as unknown });
+    expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
+    expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
+  }, 60_000);
+});
