@@ -1,5 +1,6 @@
 import { RelayError, errorMessage, isRelayError, type ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
+import { CLUSTER_AUTHORIZATION_FAILED, producerIdRefusedFix, TRANSACTIONAL_ID_AUTHORIZATION_FAILED } from '../sink/rdkafka-errors.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { WindowSample } from './window-samples.js';
 import { ReadTimeout, type CheckpointClient, type CheckpointRecord } from './checkpoint-client.js';
@@ -55,9 +56,10 @@ export class KafkaCheckpointStore {
   }
 
   /**
-   * A plain checkpoint write that failed, with the fix for this topic. The client classified the failure
-   * (CheckpointProducer.send); the fixes of those codes speak of event topics and poison events (skip the event
-   * with slot advance), which a refused checkpoint is not. A creation that failed keeps its own fix.
+   * A checkpoint write that failed, with the fix for this topic. The client classified the failure
+   * (CheckpointProducer.send, or exactly-once's transactional sink); the fixes of those codes speak of event topics
+   * and poison events (skip the event with slot advance), which a refused checkpoint is not. A creation that failed
+   * keeps its own fix, and a failure without a fix here keeps the client's (exactly-once's transactional id).
    */
   writeFailure(err: unknown): RelayError {
     if (isRelayError(err) && err.code === 'CHECKPOINT_FAILED') return err;
@@ -69,10 +71,19 @@ export class KafkaCheckpointStore {
       TOPIC_INVALID: `Kafka refuses records for the topic ${this.topic} (an internal topic, or one it cannot write): point checkpoint.topic at a topic of the relay's own`,
       TOPIC_NOT_FOUND: `the topic was deleted while the relay ran: ${this.createItYourself()}, or restart the relay, which creates it`,
     };
+    // A producer id refused and exactly-once's transactional id refused are KAFKA_AUTH too, mended by other grants
+    // than the topic's: the event producer's fix for the one, the client's own for the other.
+    const kafkaError = cause?.details.kafkaError;
+    const fix =
+      kafkaError === CLUSTER_AUTHORIZATION_FAILED
+        ? `${producerIdRefusedFix(`the topic ${this.topic}`)}; the relay writes the checkpoint again at its next interval`
+        : kafkaError === TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+          ? cause?.hint
+          : cause && fixes[cause.code];
     return new RelayError('CHECKPOINT_FAILED', `cannot write the checkpoint topic "${this.topic}": ${errorMessage(err)}`, {
       cause: err,
       retriable: true,
-      hint: (cause && fixes[cause.code]) ?? cause?.hint ?? 'check that the brokers in kafka.brokers are up and reachable from here; the relay writes the checkpoint again at its next interval',
+      hint: fix ?? cause?.hint ?? 'check that the brokers in kafka.brokers are up and reachable from here; the relay writes the checkpoint again at its next interval',
       details: cause?.details.kafkaError === undefined ? {} : { kafkaError: cause.details.kafkaError },
     });
   }

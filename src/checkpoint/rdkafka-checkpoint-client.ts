@@ -2,9 +2,10 @@ import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javasc
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
-import { connectionProperties, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties } from '../sink/rdkafka-client.js';
+import { connectionProperties, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties, watchFatalErrors } from '../sink/rdkafka-client.js';
+import type { FatalErrorWatch } from '../sink/fatal-error-watch.js';
 import { BrokerConnectFailures } from '../sink/broker-connect-failures.js';
-import { classifyRdKafkaError, isFatalRdKafkaError, isUnknownTopic } from '../sink/rdkafka-errors.js';
+import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, isUnknownTopic, lostProducerError } from '../sink/rdkafka-errors.js';
 import type { CheckpointClient, CheckpointProducer, CheckpointRecord, TopicSpec } from './checkpoint-client.js';
 import { ReadTimeout } from './checkpoint-client.js';
 
@@ -134,11 +135,11 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
   }
 
   producer(): CheckpointProducer {
-    let producer: Promise<KafkaJS.Producer> | undefined;
+    let producer: Promise<{ producer: KafkaJS.Producer; fatal: FatalErrorWatch }> | undefined;
     const connect = async () => {
       const p = (await this.kafka()).producer(producerProperties(this.config, '-checkpoint') as KafkaJS.ProducerConstructorConfig);
       await p.connect();
-      return p;
+      return { producer: p, fatal: watchFatalErrors(p) };
     };
     const send = async (topic: string, record: CheckpointRecord): Promise<void> => {
       const current = (producer ??= connect().catch((err: unknown) => {
@@ -147,16 +148,19 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
       }));
       const connected = await current;
       try {
-        await connected.send({ topic, messages: [record] });
+        await connected.producer.send({ topic, messages: [record] });
       } catch (err) {
+        // Failed only because the producer did: its fatal error says why (a principal refused a producer id, which
+        // the writer's line then names with its grant, as the event producer's does; it said "check the brokers").
+        const lost = failedWithoutCause(err) ? await connected.fatal.cause() : undefined;
         // A fatal error (the idempotence sequence broke) fails every later write of this producer: without a new
         // one, no checkpoint would be written again until a restart. The next interval's write opens one.
-        if (isFatalRdKafkaError(err) && producer === current) {
+        if ((lost || isFatalRdKafkaError(err)) && producer === current) {
           producer = undefined;
           // The write's error is the one to report; a broken producer's disconnect may fail as well.
-          await connected.disconnect().catch(() => undefined);
+          await connected.producer.disconnect().catch(() => undefined);
         }
-        throw err;
+        throw lost ? lostProducerError(lost) : err;
       }
     };
     return {
@@ -167,7 +171,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
         }),
       async close(): Promise<void> {
         // A producer that never connected has nothing to close (its failure was the write's to report).
-        const connected = await producer?.catch(() => undefined);
+        const connected = (await producer?.catch(() => undefined))?.producer;
         if (!connected) return;
         // Whatever is still queued here the writer gave up on (its last write finished or ran out of time). The
         // KafkaJS layer's disconnect would flush it for a fixed 5 s before letting go of the handle that keeps the

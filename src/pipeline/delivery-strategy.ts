@@ -144,10 +144,13 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
       if (producing.guarantee === 'exactly-once') await producing.sink.commit({ slot: config.slot, lsn: start, commitTimeMs: undefined, writtenAtMs: Date.now(), guarantee: settings.guarantee });
       else await writer?.record(start);
     } catch (err) {
+      // The fix is the failure's own, for the checkpoint topic (store.writeFailure): a grant the brokers refused
+      // (WRITE on the topic, a producer id, exactly-once's transactional id) was named nowhere, the line said to
+      // check the brokers.
       throw new RelayError('CHECKPOINT_FAILED', `cannot record the forward skip to ${formatLsn(start)} in the checkpoint topic "${store.topic}": ${errorMessage(err)}`, {
         cause: err,
         retriable: true,
-        hint: 'check the brokers, and that the relay may WRITE the checkpoint topic (docs/security.md); nothing past the checkpoint was streamed or confirmed',
+        hint: `${store.writeFailure(err).hint}; nothing past the checkpoint was streamed or confirmed`,
         details: { startLsn: formatLsn(start), checkpointLsn: startCheckpoint === undefined ? null : formatLsn(startCheckpoint) },
       });
     }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import type { BrokerConnectFailures } from './broker-connect-failures.js';
+import { FatalErrorWatch } from './fatal-error-watch.js';
 import { lazyRequire } from '../lazy-require.js';
 import { useNativeExit } from '../process-exit.js';
 import { classifyRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
@@ -171,6 +172,16 @@ export function disconnectKafkaJsProducer(producer: KafkaJS.Producer, flushMs: n
  */
 export function abortKafkaJsTransaction(producer: KafkaJS.Producer, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => internalClient(producer).abortTransaction(timeoutMs, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * The fatal error of a connected producer of the KafkaJS-compatible layer, from its addon's error events: the layer
+ * only logs them, and its sends fail with ERR__FATAL or as purged, which name no cause.
+ */
+export function watchFatalErrors(producer: KafkaJS.Producer): FatalErrorWatch {
+  const watch = new FatalErrorWatch();
+  internalClient(producer).on('event.error', watch.observe);
+  return watch;
 }
 
 function internalClient(producer: KafkaJS.Producer): Producer {

@@ -45,13 +45,21 @@ export function corruptRequest(message: string, cause: unknown, kafkaError: stri
 export const INVALID_TIMESTAMP_HINT = 'the record timestamp (the mapping\'s event-time column) lies outside the topic\'s message.timestamp.before.max.ms / message.timestamp.after.max.ms (Kafka 4: at most 1 h ahead by default): fix the value, widen those topic settings, or use message.timestamp.type=LogAppendTime';
 /** TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, SASL_AUTHENTICATION_FAILED, _AUTHENTICATION. */
 const AUTH_ERRORS = new Set([29, 31, 53, 58, -169]);
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53;
+export const TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53;
 /**
  * CLUSTER_AUTHORIZATION_FAILED as the producer's fatal error: InitProducerId refused (librdkafka makes it fatal,
  * rd_kafka_idemp_check_error). The principal has neither IdempotentWrite on the cluster nor, from Kafka 2.8
  * (KIP-679), WRITE on any topic; its credentials were accepted.
  */
-const CLUSTER_AUTHORIZATION_FAILED = 31;
+export const CLUSTER_AUTHORIZATION_FAILED = 31;
+
+/**
+ * The fix for a producer id refused (CLUSTER_AUTHORIZATION_FAILED): every producer of the relay is idempotent, the
+ * event producer and the checkpoint producer alike; `topics` names the topics that producer writes.
+ */
+export function producerIdRefusedFix(topics: string): string {
+  return `grant the relay's principal IdempotentWrite on the cluster (kafka-acls.sh --add --allow-principal <principal> --operation IdempotentWrite --cluster), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on ${topics} (docs/security.md)`;
+}
 
 export interface RdKafkaLikeError {
   code?: number;
@@ -179,7 +187,7 @@ export function lostProducerError(fatal: RdKafkaLikeError & { message: string })
       cause: fatal,
       retriable: true,
       details: { kafkaError: fatal.code },
-      hint: "grant the relay's principal IdempotentWrite on the cluster (kafka-acls.sh --add --allow-principal <principal> --operation IdempotentWrite --cluster), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on the event topics (docs/security.md). A grant ends it: the relay retries until retry.maxDuration",
+      hint: `${producerIdRefusedFix('the event topics')}. A grant ends it: the relay retries until retry.maxDuration`,
     });
   }
   if (AUTH_ERRORS.has(fatal.code ?? 0)) return classifyRdKafkaError(fatal);

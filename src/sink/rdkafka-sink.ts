@@ -1,13 +1,13 @@
 import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
-import { settlesWithin } from '../retry.js';
 import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { closedError, flushWithin, refuseIfClosed } from './closed-client.js';
 import { classifyRdKafkaError, failedWithoutCause, failsProducer, isFatalRdKafkaError, lostProducerError, producerRefusal } from './rdkafka-errors.js';
-import { PARKED_MAX_MS, ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
+import { ProduceCalls, type NativeProducer } from './rdkafka-produce.js';
+import { FatalErrorWatch } from './fatal-error-watch.js';
 import type { CloseOptions, PlainSink, SinkRecord } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 
@@ -26,14 +26,8 @@ const CONNECT_ATTEMPT_MAX_MS = 10_000;
 interface Connected {
   producer: Producer;
   calls: ProduceCalls;
-  /**
-   * The producer's fatal error, from its error event (the patched addon's says why: change 7 of
-   * scripts/patch-kafka-client.mjs): the next failed send replaces the producer.
-   */
-  fatal: LibrdKafkaError | undefined;
-  /** Settles when `fatal` is set. */
-  fatalCame: Promise<void>;
-  markFatal(err: LibrdKafkaError): void;
+  /** The producer's fatal error, from its error events: the next failed send replaces the producer. */
+  fatal: FatalErrorWatch;
   /**
    * The close under way: every send that failed on this producer awaits the same one. The binding never calls
    * back a disconnect() made while another is in progress (lib/client.js), so a second one would never settle.
@@ -142,13 +136,13 @@ export class RdKafkaSink implements PlainSink {
       // A record failed as purged or fatal says only that its producer failed; the producer's fatal error event
       // says why (brokers without the idempotent producer, a principal refused a producer id) and may come after
       // the reports, as the reports of earlier calls may (rdkafka-produce.ts, finish()).
-      const lost = connected && failedWithoutCause(cause) ? await this.fatalOf(connected) : undefined;
+      const lost = connected && failedWithoutCause(cause) ? await connected.fatal.cause() : undefined;
       // A fatal error (e.g. the idempotence sequence broke) leaves the producer unusable: the retry gets a new one.
       // Under the gap-less guarantee a record, or a topic's ACL, the broker refused is fatal too, and the error event
       // that says so may come after this report: replaced now, the engine's re-send does not meet the dead producer
       // first (for a topic ACL it did: every other attempt of the outage failed there, as KAFKA_UNAVAILABLE, not
       // KAFKA_AUTH). (A record librdkafka refused at hand-over never reached a broker and leaves the producer as it was.)
-      const dead = connected && (connected.fatal !== undefined || isFatalRdKafkaError(err) || isFatalRdKafkaError(cause) || (!handOverFailed && failsProducer(cause)));
+      const dead = connected && (connected.fatal.fatal !== undefined || isFatalRdKafkaError(err) || isFatalRdKafkaError(cause) || (!handOverFailed && failsProducer(cause)));
       if (dead) {
         // Sends called until this failure is reported fail too, as after a failed hand-over: given to the new
         // producer meanwhile, their records would reach a partition ahead of this send's, which the engine re-sends
@@ -217,16 +211,10 @@ export class RdKafkaSink implements PlainSink {
     // dr_cb (not dr_msg_cb): reports without a copy of the value, which the sink does not need.
     const producer = new this.module.Producer({ ...this.properties, dr_cb: true } as ProducerGlobalConfig);
     // The cast: upstream's typings know neither the patched addon's methods nor its batched reports.
-    let fatalCame!: () => void;
     const connected: Connected = {
       producer,
       calls: new ProduceCalls(producer as unknown as NativeProducer, producerRefusal(this.module.CODES.ERRORS)),
-      fatal: undefined,
-      fatalCame: new Promise((resolve) => (fatalCame = resolve)),
-      markFatal: (err) => {
-        connected.fatal ??= err;
-        fatalCame();
-      },
+      fatal: new FatalErrorWatch(),
     };
     if (!connected.calls.patched && !this.warnedUnpatched) {
       this.warnedUnpatched = true;
@@ -236,7 +224,7 @@ export class RdKafkaSink implements PlainSink {
     const onError = (err: LibrdKafkaError) => {
       // The connect callback's own error is generic (a timeout); the first error event says why (e.g. authentication).
       connectError ??= err;
-      if (isFatalRdKafkaError(err)) connected.markFatal(err);
+      connected.fatal.observe(err);
       this.logger.debug({ rdkafka: true, code: err.code, fatal: isFatalRdKafkaError(err) }, err.message);
     };
     producer.on('event.error', onError);
@@ -259,12 +247,6 @@ export class RdKafkaSink implements PlainSink {
     // thread and a wake-up more per report (scripts/patch-kafka-client.mjs, 4).
     if (!pollOnLoop(producer)) producer.setPollInBackground(true);
     return connected;
-  }
-
-  /** The producer's fatal error, waiting for its event up to PARKED_MAX_MS; undefined if none came (an unpatched addon). */
-  private async fatalOf(connected: Connected): Promise<LibrdKafkaError | undefined> {
-    await settlesWithin(connected.fatalCame, PARKED_MAX_MS);
-    return connected.fatal;
   }
 
   /**

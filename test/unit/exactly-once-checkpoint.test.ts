@@ -3,7 +3,9 @@ import { describe, expect, it, vi } from 'vitest';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
 import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import type { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
+import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
 import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
 import { strategyConfig } from '../support/fakes/strategy-config.js';
 
@@ -104,6 +106,18 @@ describe('exactly-once with a replay window: a forward skip (run --start-lsn pas
     // The relay's next attempt (after a new claim) decides the start again and records it.
     expect((await strategy.startPosition())?.lsn).toBe(0x9800n);
     expect(checkpoint().lsn).toBe(0x9800n);
+  });
+
+  it("that the brokers refuse names the refusal's grant (the transactional id's, the checkpoint topic's), not 'check the brokers'", async () => {
+    topic = [checkpointAt(0x9000n)];
+    const strategy = strategyOf(0x9800n);
+    sink.scriptCommits(classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 })));
+    const refused = (await strategy.startPosition().catch((err: unknown) => err)) as RelayError;
+    expect(refused.code).toBe('CHECKPOINT_FAILED');
+    expect(refused.hint).toContain('transactional id outbox-relay.<slot>');
+    sink.scriptCommits(classifyRdKafkaError(Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 })));
+    const topicRefused = (await strategy.startPosition().catch((err: unknown) => err)) as RelayError;
+    expect(topicRefused.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on the topic \S+ /);
   });
 
   it('is not what a replay does: its start, past a checkpoint behind the slot, is not recorded', async () => {

@@ -1,5 +1,7 @@
+import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
+import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import type { KafkaSettings } from '../../src/config/types.js';
 
 /**
@@ -23,16 +25,17 @@ class FakeProducer {
   async disconnect() {
     this.disconnects++;
   }
-  /** The addon's producer under the KafkaJS layer: its disconnect takes the flush time. */
+  /** The addon's producer under the KafkaJS layer: its disconnect takes the flush time; its error events (the layer only logs them). */
   closeFlushMs: number | undefined;
+  readonly internal = Object.assign(new EventEmitter(), {
+    disconnect: (flushMs: number, cb: () => void) => {
+      this.disconnects++;
+      this.closeFlushMs = flushMs;
+      cb();
+    },
+  });
   _getInternalClient() {
-    return {
-      disconnect: (flushMs: number, cb: () => void) => {
-        this.disconnects++;
-        this.closeFlushMs = flushMs;
-        cb();
-      },
-    };
+    return this.internal;
   }
 }
 
@@ -88,6 +91,33 @@ describe('rdkafka checkpoint producer: a refused write', () => {
       throw Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 });
     };
     await expect(producer.send('checkpoints', record('refused'))).rejects.toMatchObject({ code: 'KAFKA_AUTH', details: { kafkaError: 29 } });
+    await producer.close();
+  });
+});
+
+describe('rdkafka checkpoint producer: a producer id refused', () => {
+  it("names the grant (IdempotentWrite on the cluster, or WRITE on the checkpoint topic) from the producer's fatal error, not 'check the brokers'", async () => {
+    FakeProducer.made = [];
+    const client = new RdKafkaCheckpointClient(settings, pino({ level: 'silent' }));
+    const producer = client.producer();
+    await producer.send('checkpoints', record('first'));
+    const refused = FakeProducer.made[0]!;
+    // InitProducerId refused: librdkafka's fatal error event (the patched addon's says why), and the write's record
+    // fails as purged, after or before that event.
+    refused.send = async () => {
+      setTimeout(() => refused.internal.emit('event.error', Object.assign(new Error('Broker: Cluster authorization failed'), { code: 31, isFatal: true })), 10);
+      throw Object.assign(new Error('Local: Purged in queue'), { code: -152 });
+    };
+    const error = await producer.send('checkpoints', record('refused')).catch((err: unknown) => err);
+    expect(error).toMatchObject({ code: 'KAFKA_AUTH', details: { kafkaError: 31 } });
+    const line = new KafkaCheckpointStore(client, 'checkpoints').writeFailure(error);
+    expect(line.code).toBe('CHECKPOINT_FAILED');
+    expect(line.hint).toContain('IdempotentWrite on the cluster');
+    expect(line.hint).toContain('WRITE and DESCRIBE on the topic checkpoints');
+    // The producer is dead: the next write opens a new one.
+    expect(refused.disconnects).toBe(1);
+    await producer.send('checkpoints', record('again'));
+    expect(FakeProducer.made[1]!.sent).toEqual(['again']);
     await producer.close();
   });
 });
