@@ -6,6 +6,7 @@ import type { BrokerConnectFailures } from './broker-connect-failures.js';
 import { FatalErrorWatch } from './fatal-error-watch.js';
 import { lazyRequire } from '../lazy-require.js';
 import { useNativeExit } from '../process-exit.js';
+import { settlesWithin } from '../retry.js';
 import { classifyRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
 import { TopicCheck } from './topic-check.js';
 
@@ -189,11 +190,39 @@ function internalClient(producer: KafkaJS.Producer): Producer {
 }
 
 /**
- * The topic check of the librdkafka sinks, on `admin()`'s metadata (a fresh request per topic asked). Each request
- * keeps the binding's own bound (5 s), not kafka.requestTimeout (30 s by default): with the brokers down, a first
- * send to a topic fails in 5 s, which at-most-once's dropped batch and the stall check's 5 s race count on
- * (ops.readiness; with 30 s that test's drop came too late in CI).
+ * A librdkafka sink's admin client (`admin()`, undefined until it exists), its calls counted for its disconnect.
+ * The binding's disconnect is synchronous: it takes the client's lock, which a call in flight holds until librdkafka
+ * answers or the call's own bound runs out (5 s for metadata), and so blocks the event loop meanwhile, the shutdown
+ * watchdog's timer included; no closeBy bounds it. A close therefore waits for the calls in flight up to its bound
+ * (flushWithin) and disconnects only once none is left; one still in flight then is left to the process's exit
+ * (exitSoonAfterClose), which does not wait for it.
  */
-export function rdKafkaTopicCheck(admin: () => KafkaJS.Admin): TopicCheck {
-  return new TopicCheck((topic) => admin().fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
+export class RdKafkaAdmin {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /**
+   * The topic check of the librdkafka sinks, on this admin's metadata (a fresh request per topic asked). Each
+   * request keeps the binding's own bound (5 s), not kafka.requestTimeout (30 s by default): with the brokers down,
+   * a first send to a topic fails in 5 s, which at-most-once's dropped batch and the stall check's 5 s race count on
+   * (ops.readiness; with 30 s that test's drop came too late in CI).
+   */
+  readonly topics = new TopicCheck((topic) => this.call((admin) => admin.fetchTopicMetadata({ topics: [topic] })).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
+
+  constructor(private readonly admin: () => KafkaJS.Admin | undefined) {}
+
+  private call<T>(request: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
+    const call = request(this.admin()!);
+    this.inFlight.add(call);
+    const settled = () => this.inFlight.delete(call);
+    call.then(settled, settled);
+    return call;
+  }
+
+  /** Disconnects once no call is in flight, waiting up to `withinMs` for that; never fails (see the class). */
+  async disconnect(withinMs: number): Promise<void> {
+    const admin = this.admin();
+    if (!admin) return;
+    await settlesWithin(Promise.allSettled(this.inFlight), withinMs);
+    if (this.inFlight.size > 0) return;
+    await admin.disconnect().catch(() => undefined);
+  }
 }

@@ -2,7 +2,7 @@ import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { collateralFailure } from './kafka-errors.js';
-import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, rdKafkaTopicCheck, type Properties, type RdKafkaModule } from './rdkafka-client.js';
+import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, RdKafkaAdmin, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { closedError, flushWithin, refuseIfClosed } from './closed-client.js';
 import { classifyRdKafkaError, failedWithoutCause, failsProducer, isFatalRdKafkaError, lostProducerError, producerRefusal } from './rdkafka-errors.js';
@@ -54,6 +54,7 @@ export class RdKafkaSink implements PlainSink {
   readonly pipelineDepth = 4;
   private connected: Connected | undefined;
   private readonly admin: KafkaJS.Admin;
+  private readonly adminCalls: RdKafkaAdmin;
   private readonly topics: TopicCheck;
   private adminConnected = false;
   private warnedUnpatched = false;
@@ -77,7 +78,8 @@ export class RdKafkaSink implements PlainSink {
     private readonly failures: BrokerConnectFailures,
   ) {
     this.admin = kafka.admin();
-    this.topics = rdKafkaTopicCheck(() => this.admin);
+    this.adminCalls = new RdKafkaAdmin(() => this.admin);
+    this.topics = this.adminCalls.topics;
   }
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */
@@ -267,7 +269,7 @@ export class RdKafkaSink implements PlainSink {
     this.closed = true;
     const connected = this.connected;
     this.connected = undefined;
-    await Promise.allSettled([connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)), this.admin.disconnect()]);
+    await Promise.allSettled([connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)), this.adminCalls.disconnect(flushWithin(options, DISCONNECT_FLUSH_MS))]);
   }
 }
 

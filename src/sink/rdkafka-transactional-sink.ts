@@ -6,7 +6,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { flushWithin, refuseIfClosed } from './closed-client.js';
-import { abortKafkaJsTransaction, createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, rdKafkaTopicCheck } from './rdkafka-client.js';
+import { abortKafkaJsTransaction, createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, RdKafkaAdmin } from './rdkafka-client.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { AfterAbort, CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
@@ -35,6 +35,7 @@ const DISCONNECT_FLUSH_MS = 5000;
 export class RdKafkaTransactionalSink implements TransactionalSink {
   private kafka: KafkaJS.Kafka | undefined;
   private admin: KafkaJS.Admin | undefined;
+  private readonly adminCalls: RdKafkaAdmin;
   private producer: KafkaJS.Producer | undefined;
   private readonly topics: TopicCheck;
   private openedAtMs: number | undefined;
@@ -60,7 +61,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
-    this.topics = rdKafkaTopicCheck(() => this.admin!);
+    this.adminCalls = new RdKafkaAdmin(() => this.admin);
+    this.topics = this.adminCalls.topics;
   }
 
   private properties(): KafkaJS.ProducerConstructorConfig {
@@ -252,7 +254,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       await abortKafkaJsTransaction(this.producer, flushWithin(options, CLOSE_ABORT_MS)).catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'aborting the open Kafka transaction on close failed'));
     }
     const producer = this.producer && disconnectKafkaJsProducer(this.producer, flushWithin(options, DISCONNECT_FLUSH_MS));
-    await Promise.allSettled([producer, this.admin?.disconnect()]);
+    await Promise.allSettled([producer, this.adminCalls.disconnect(flushWithin(options, DISCONNECT_FLUSH_MS))]);
     this.producer = undefined;
     this.admin = undefined;
   }

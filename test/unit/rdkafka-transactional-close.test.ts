@@ -108,3 +108,51 @@ describe('RdKafkaTransactionalSink closed with a flush at a stop', () => {
     expect({ abort: producer.abortTimeouts, flush: producer.flushTimeouts }).toEqual({ abort: [1200], flush: [1200] });
   });
 });
+
+describe("RdKafkaTransactionalSink closed while its admin's call is in flight", () => {
+  // The binding's admin disconnect() is synchronous and takes the client's lock, which a call in flight holds until
+  // librdkafka answers (metadata: up to 5 s): called then, it blocked the event loop, the watchdog's timer included,
+  // past the stop's closeBy. The fake's disconnect notes each call made while one of the admin's calls was in flight.
+  const sinkWithHangingMetadata = async () => {
+    FakeClient.made = [];
+    const sink = new RdKafkaTransactionalSink(settings, 's', 60_000, store, pino({ level: 'silent' }));
+    await sink.connect();
+    await sink.claim();
+    const admin = FakeClient.made[0]!;
+    let answer!: () => void;
+    const blockedDisconnects: number[] = [];
+    admin.fetchTopicMetadata = () => new Promise<[]>((resolve) => (answer = () => resolve([])));
+    const disconnect = admin.disconnect.bind(admin);
+    let inFlight = true;
+    admin.disconnect = () => {
+      if (inFlight) blockedDisconnects.push(Date.now());
+      return disconnect();
+    };
+    const sent = sink.send([{ topic: 'orders', key: 'k', value: Buffer.from('v'), headers: {} }]).catch(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    const settle = async () => {
+      inFlight = false;
+      answer();
+      await sent;
+    };
+    return { sink, admin, blockedDisconnects, settle };
+  };
+
+  it('does not disconnect it while the call is in flight when the stop gave up on Kafka, and leaves it to the exit', async () => {
+    const { sink, admin, blockedDisconnects, settle } = await sinkWithHangingMetadata();
+    await sink.close({ flush: false });
+    expect(blockedDisconnects).toEqual([]);
+    expect(admin.connected).toBe(true);
+    await settle();
+  });
+
+  it('disconnects it once the call answered within the stop\'s bound', async () => {
+    const { sink, admin, blockedDisconnects, settle } = await sinkWithHangingMetadata();
+    const closed = sink.close({ flush: true, closeBy: Date.now() + 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await settle();
+    await closed;
+    expect(blockedDisconnects).toEqual([]);
+    expect(admin.connected).toBe(false);
+  });
+});
