@@ -13,6 +13,23 @@ export function viaRootSql(name: string): string {
   return `ALTER PUBLICATION ${quoteIdent(name)} SET (publish_via_partition_root = true);`;
 }
 
+/** What a publication has of a table besides its name (PostgreSQL 15+): its column list and row filter; null for none. */
+export interface PublishedAs {
+  columns: string[] | null;
+  /** SQL as PostgreSQL printed it (pg_get_expr), or as checkRowFilter passed it. */
+  rowFilter: string | null;
+}
+
+/**
+ * A table as FOR TABLE and ADD TABLE name it: `"schema"."table" ("a", "b") WHERE (<filter>)`, with the column list
+ * and row filter `as` has (none when undefined). The one place they are put into SQL.
+ */
+export function publishedTableSql(table: TableRef, as?: Partial<PublishedAs>): string {
+  const columns = as?.columns ? ` (${as.columns.map(quoteIdent).join(', ')})` : '';
+  const where = as?.rowFilter ? ` WHERE (${as.rowFilter})` : '';
+  return `${quoteQualified(table.schema, table.table)}${columns}${where}`;
+}
+
 /**
  * How to have a publication's column list of a table name `columns` (the list it has and the mapped columns it
  * leaves out): PostgreSQL cannot change a list in place, and `SET TABLE` replaces every table of the publication,
@@ -23,9 +40,9 @@ export function viaRootSql(name: string): string {
  */
 export function columnListFix(schema: string, table: string, publication: string | undefined, rowFilter: string | null | undefined, columns: string[]): string {
   const pub = publication === undefined ? '<publication>' : quoteIdent(publication);
-  const t = quoteQualified(schema, table);
-  const where = rowFilter ? ` WHERE (${rowFilter})` : rowFilter === undefined ? ' [WHERE (its row filter, if it has one)]' : '';
-  return `add the missing columns to its column list, in one transaction (a row written while the table is out of the publication is never streamed): BEGIN; ALTER PUBLICATION ${pub} DROP TABLE ${t}; ALTER PUBLICATION ${pub} ADD TABLE ${t} (${columns.map(quoteIdent).join(', ')})${where}; COMMIT;`;
+  const added = publishedTableSql({ schema, table }, { columns, rowFilter: rowFilter ?? null });
+  const unknown = rowFilter === undefined ? ' [WHERE (its row filter, if it has one)]' : '';
+  return `add the missing columns to its column list, in one transaction (a row written while the table is out of the publication is never streamed): BEGIN; ALTER PUBLICATION ${pub} DROP TABLE ${quoteQualified(schema, table)}; ALTER PUBLICATION ${pub} ADD TABLE ${added}${unknown}; COMMIT;`;
 }
 
 /**
@@ -40,6 +57,10 @@ export function partitionedTablesSql(tables: TableRef[]): string {
 
 /** `rowFilter` must have passed checkRowFilter: it is the one part of the statement that is SQL as given. */
 export function createPublicationSql(name: string, tables: TableRef[], rowFilter?: string): string {
-  const list = tables.map((t) => `${quoteQualified(t.schema, t.table)}${rowFilter ? ` WHERE (${rowFilter})` : ''}`).join(', ');
-  return `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${list} ${PUBLICATION_OPTIONS};`;
+  return createPublicationOf(name, tables, () => ({ rowFilter: rowFilter ?? null }));
+}
+
+/** The relay's CREATE PUBLICATION of `tables`, each with the column list and row filter `as` gives it. */
+export function createPublicationOf(name: string, tables: TableRef[], as: (table: TableRef) => Partial<PublishedAs> | undefined): string {
+  return `CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tables.map((t) => publishedTableSql(t, as(t))).join(', ')} ${PUBLICATION_OPTIONS};`;
 }

@@ -90,7 +90,7 @@ function unpublishedLine(publication: string, mapping: TableMapping, state: 'wit
   const notTheRelays = 'or not the one the relay streams with: pass its --publication';
   return state === 'missing'
     ? `publication "${publication}" does not exist (dropped, ${notTheRelays}): republish applies no row filter to ${table} and sends every selected row; if the dropped publication had a row filter, create it again with that filter first (outbox-relay setup --row-filter …), then republish`
-    : `publication "${publication}" does not publish ${table} (taken out of it, ${notTheRelays}): republish applies no row filter to it and sends every selected row; if the table had a row filter there, add it back with that filter first (ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteQualified(mapping.schema, mapping.table)} WHERE (…);, with the filter the relay's PG_TABLE_NOT_PUBLISHED fix names if it saw the table published), then republish`;
+    : `publication "${publication}" does not publish ${table} (taken out of it, ${notTheRelays}): republish applies no row filter to it and sends every selected row; if the table had a row filter there, add it back with that filter first (ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${quoteQualified(mapping.schema, mapping.table)} WHERE (…);, with the filter (and the column list) the relay's PG_TABLE_NOT_PUBLISHED fix names if it saw the table published), then republish`;
 }
 
 /** The row's time stands in for the unknown commit time (CloudEvents' ce_time without mapping.timestamp). */

@@ -14,7 +14,7 @@ import type { RelayObserver, RelayState } from './observer.js';
 import { StandbyWait } from '../source/standby-wait.js';
 import type { TimelinePosition } from '../source/timeline.js';
 import { Session } from './session.js';
-import { SeenRowFilters } from '../source/row-filters.js';
+import { SeenPublication } from '../source/seen-publication.js';
 
 export interface RelayDeps {
   logger: Logger;
@@ -110,10 +110,10 @@ export class Relay {
   private readonly logger: Logger;
   private session: Session | undefined;
   /**
-   * The row filter each mapped table had when a pre-flight or the publication watch last found it published: kept
-   * over sessions, since a table taken out of the publication loses it from the catalog (SeenRowFilters).
+   * The column list and row filter each mapped table had when a pre-flight or the publication watch last found it
+   * published: kept over sessions, since a table taken out of the publication loses them from the catalog (SeenPublication).
    */
-  readonly rowFilters = new SeenRowFilters();
+  readonly seenPublication = new SeenPublication();
   private lastConfirmed: Lsn = 0n;
   /** The timeline of the session that confirmed lastConfirmed (a session on another one checks it). */
   private confirmedTimeline: number | undefined;
@@ -331,7 +331,7 @@ export class Relay {
         // A new session resumes after everything the last one handed over was delivered or dropped.
         await this.delivery.whenIdle();
         if (this.stopRequested || this.deliveryError) break;
-        const session = new Session(this.config, this.delivery, this.sourceLogger, this.sessionLines, this.observer, (lsn, commitTimeMs) => this.onConfirmed(lsn, commitTimeMs), this.deps.reportPosition, this.rowFilters);
+        const session = new Session(this.config, this.delivery, this.sourceLogger, this.sessionLines, this.observer, (lsn, commitTimeMs) => this.onConfirmed(lsn, commitTimeMs), this.deps.reportPosition, this.seenPublication);
         // The replication connection and its checks do not depend on the start position: they run while the
         // position is read (a checkpoint from Kafka, the slot's bounds), which shortens every start by the
         // shorter of the two. A position that cannot be decided wins over a connection failure, as when they ran

@@ -20,7 +20,7 @@ import { classifyPgError, skippedPublicationError } from '../source/pg-errors.js
 import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { slotRecreatedError } from '../source/slot-lost.js';
-import { SeenRowFilters } from '../source/row-filters.js';
+import { SeenPublication } from '../source/seen-publication.js';
 import { offHistory, type TimelinePosition } from '../source/timeline.js';
 import { sameTable } from '../source/not-published.js';
 import { settlesWithin } from '../retry.js';
@@ -133,8 +133,8 @@ export class Session {
     private readonly onConfirmed: (lsn: Lsn, commitTimeMs: number | undefined) => void,
     /** The flush position to report for the confirmed one (a replay window reports an older one, never a newer). */
     private readonly report: (confirmed: Lsn) => Lsn = (confirmed) => confirmed,
-    /** The relay's: the row filters the pre-flight finds are kept for the fix should a table leave the publication. */
-    private readonly rowFilters = new SeenRowFilters(),
+    /** The relay's: the column lists and row filters the pre-flight finds are kept for the fix should a table leave the publication. */
+    private readonly seenPublication = new SeenPublication(),
   ) {
     this.stream = new ReplicationStream(config.postgres);
     this.messageMapper = config.messages ? new MessageMapper(config.messages) : undefined;
@@ -160,7 +160,7 @@ export class Session {
     this.openedAtMs = Date.now();
     try {
       await this.stream.connect();
-      this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables, this.rowFilters);
+      this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables, this.seenPublication);
     } catch (err) {
       await this.stream.close();
       throw classifyPgError(err, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION });

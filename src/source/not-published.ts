@@ -2,8 +2,8 @@ import { settingRef } from '../config/settings.js';
 import { RelayError } from '../errors.js';
 import { viaRootSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
-import { quoteIdent, quoteQualified } from '../sql/quote.js';
-import type { SeenRowFilters } from './row-filters.js';
+import { quoteIdent } from '../sql/quote.js';
+import type { SeenPublication } from './seen-publication.js';
 
 /** A predicate: `b` names the same table as `a`. */
 export const sameTable = (a: TableRef) => (b: TableRef) => a.schema === b.schema && a.table === b.table;
@@ -19,10 +19,10 @@ function names(tables: TableRef[]): string {
  * been published before (taken out by an ALTER PUBLICATION or a migration that dropped and created the table
  * again, publish_via_partition_root turned off): pgoutput sends the rows written meanwhile never, or as another
  * table's, also once the table is published again; `since`, where known, is when it was last found published. A table
- * added back takes the row filter `rowFilters` last saw on it: the catalog lost it with the table, and without it the
- * rows it kept out would go to Kafka.
+ * added back takes the column list and row filter `seen` last found on it: the catalog lost them with the table
+ * (SeenPublication says what each kept out).
  */
-export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[], rowFilters: SeenRowFilters, since?: string): RelayError {
+export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[], seen: SeenPublication, since?: string): RelayError {
   const viaPartitions = missing.filter((t) => partitioned.some(sameTable(t)));
   const absent = missing.filter((t) => !viaPartitions.some(sameTable(t)));
   const problems: string[] = [];
@@ -30,18 +30,13 @@ export function notPublishedError(publication: string, missing: TableRef[], part
   if (absent.length > 0) {
     const one = absent.length === 1;
     problems.push(`${names(absent)} ${one ? 'is' : 'are'} not in publication "${publication}"`);
-    // A row filter is SQL as PostgreSQL printed it (pg_get_expr): put back as it was, inside its WHERE (…).
-    const withFilter = (t: TableRef) => {
-      const filter = rowFilters.of(t);
-      return `${quoteQualified(t.schema, t.table)}${filter ? ` WHERE (${filter})` : ''}`;
-    };
-    const add = `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${absent.map(withFilter).join(', ')};`;
+    const add = `ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${absent.map((t) => seen.tableSql(t)).join(', ')};`;
     fixes.push(`${add}  (${one ? 'does the table exist? check --table' : `do the tables exist? check ${settingRef('tables')}`})`);
-    const unseen = absent.filter((t) => rowFilters.of(t) === undefined);
+    const unseen = absent.filter((t) => seen.of(t) === undefined);
     if (unseen.length > 0) {
       const which = unseen.length === 1 && one ? 'the table' : names(unseen);
       fixes.push(
-        `whether ${which} had a row filter in the publication is not known (the relay never found ${unseen.length === 1 ? 'it' : 'them'} published): if so, restore it by hand in that statement (ADD TABLE … WHERE (<the filter>)), or the rows it kept out go to Kafka, from the relay and from the republish`,
+        `whether ${which} had a column list or a row filter in the publication is not known (the relay never found ${unseen.length === 1 ? 'it' : 'them'} published): if so, restore them by hand in that statement (ADD TABLE … (<its columns>) WHERE (<its filter>)), or the rows a filter kept out go to Kafka, from the relay and from the republish, and PostgreSQL sends the columns a list kept out`,
       );
     }
   }

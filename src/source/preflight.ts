@@ -9,7 +9,7 @@ import { publishedTables, readPublication, type CatalogQuery } from './publicati
 import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
-import { SeenRowFilters } from './row-filters.js';
+import { SeenPublication } from './seen-publication.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -67,9 +67,9 @@ export type PreflightQueries = Pick<ReplicationStream, 'query'>;
 
 /**
  * Checks, on the replication connection itself, everything that would otherwise fail later with an obscure
- * message, and says how to fix each. Returns the slot's confirmed position. `rowFilters`: the relay's (SeenRowFilters).
+ * message, and says how to fix each. Returns the slot's confirmed position. `seen`: the relay's (SeenPublication).
  */
-export async function preflight(stream: PreflightQueries, slot: string, publication: string, tables: TableMapping[], rowFilters = new SeenRowFilters()): Promise<SlotState> {
+export async function preflight(stream: PreflightQueries, slot: string, publication: string, tables: TableMapping[], seen = new SeenPublication()): Promise<SlotState> {
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
   const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string }>(
@@ -132,7 +132,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
       hint: newSlotThenRepublish(row.failover),
     });
   }
-  const tablesByOid = await publishedTables(query, publication, pub, tables, rowFilters);
+  const tablesByOid = await publishedTables(query, publication, pub, tables, seen);
   const unsent: UnsentColumn[] = [];
   for (const t of tables) unsent.push(...(await unsentColumns(query, t, publication)));
   const utf8Unchecked = wal!.server_encoding === 'SQL_ASCII';

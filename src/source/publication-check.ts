@@ -4,7 +4,7 @@ import { partitionedTablesSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { notPublishedError } from './not-published.js';
-import type { SeenRowFilters } from './row-filters.js';
+import type { SeenPublication } from './seen-publication.js';
 
 /** A query on some connection, as the replication stream runs it (simple protocol: values inlined, quoted). */
 export type CatalogQuery = <R extends Record<string, unknown>>(sql: string) => Promise<R[]>;
@@ -13,6 +13,19 @@ export type CatalogQuery = <R extends Record<string, unknown>>(sql: string) => P
 export interface PublicationRow {
   pubinsert: boolean;
   pubviaroot: boolean;
+}
+
+/** Where a publication's row for a table (pg_publication_tables and pg_publication_rel, PostgreSQL 15+) says which columns it publishes. */
+export type ColumnListColumns = {
+  /** pg_publication_rel.prattrs: null unless the table has a column list of its own. */
+  listed: string | null;
+  /** pg_publication_tables.attnames as JSON: every column published, all of the table's where it has no list. */
+  attnames: string | null;
+};
+
+/** The table's column list, null without one: attnames alone lists every column then, which no ADD TABLE should freeze. */
+export function columnListOf(row: ColumnListColumns): string[] | null {
+  return row.listed ? (JSON.parse(row.attnames ?? '[]') as string[]) : null;
 }
 
 export async function readPublication(query: CatalogQuery, publication: string): Promise<PublicationRow | undefined> {
@@ -24,10 +37,10 @@ export async function readPublication(query: CatalogQuery, publication: string):
  * The mapped tables by OID, once the publication `pub` (which exists) is found to publish the INSERTs of every one
  * of them; otherwise PG_PUBLICATION_MISSING or PG_TABLE_NOT_PUBLISHED naming each table and its fix. pgoutput
  * decides what it sends by the publication as it was when the row was written: a row inserted while its table was
- * not published is never streamed, also once the table is published again. `rowFilters`: records the row filter of
- * each table found published, and gives the one to add back for each missing. `since`: as notPublishedError's.
+ * not published is never streamed, also once the table is published again. `seen`: records the column list and row
+ * filter of each table found published, and gives those to add back for each missing. `since`: as notPublishedError's.
  */
-export async function publishedTables(query: CatalogQuery, publication: string, pub: PublicationRow, tables: TableMapping[], rowFilters: SeenRowFilters, since?: string): Promise<Map<number, TableMapping>> {
+export async function publishedTables(query: CatalogQuery, publication: string, pub: PublicationRow, tables: TableMapping[], seen: SeenPublication, since?: string): Promise<Map<number, TableMapping>> {
   if (!pub.pubinsert) {
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not publish INSERTs`, {
       hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert');`,
@@ -35,12 +48,15 @@ export async function publishedTables(query: CatalogQuery, publication: string, 
   }
   // The oids from the catalogs by name: a ::regclass cast looks the schema up as the role, which needs USAGE on it,
   // and the relay's role needs none (it reads no table); without it every start failed 'permission denied for schema'.
-  // to_jsonb: rowfilter is PostgreSQL 15's; an older server reads it as null instead of failing the query.
-  const published = await query<{ schemaname: string; tablename: string; oid: string; rowfilter: string | null }>(
-    `SELECT t.schemaname, t.tablename, c.oid::text AS oid, to_jsonb(t) ->> 'rowfilter' AS rowfilter
+  // to_jsonb: rowfilter, attnames and prattrs are PostgreSQL 15's; an older server reads them as null instead of failing the query.
+  const published = await query<{ schemaname: string; tablename: string; oid: string; rowfilter: string | null } & ColumnListColumns>(
+    `SELECT t.schemaname, t.tablename, c.oid::text AS oid, to_jsonb(t) ->> 'rowfilter' AS rowfilter,
+            to_jsonb(t) ->> 'attnames' AS attnames, to_jsonb(r) ->> 'prattrs' AS listed
        FROM pg_publication_tables t
        JOIN pg_namespace n ON n.nspname = t.schemaname
        JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+       JOIN pg_publication p ON p.pubname = t.pubname
+       LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid AND r.prrelid = c.oid
       WHERE t.pubname = ${quoteLiteral(publication)}`,
   );
   const tablesByOid = new Map<number, TableMapping>();
@@ -49,13 +65,13 @@ export async function publishedTables(query: CatalogQuery, publication: string, 
     const entry = published.find((p) => p.schemaname === t.schema && p.tablename === t.table);
     if (entry) {
       tablesByOid.set(Number(entry.oid), t);
-      rowFilters.saw(t, entry.rowfilter ?? null);
+      seen.saw(t, { columns: columnListOf(entry), rowFilter: entry.rowfilter ?? null });
     } else missing.push(t);
   }
   if (missing.length > 0) {
     // A partitioned one's partitions are what the publication lists, under their own names, which no mapping names.
     const partitioned = pub.pubviaroot ? [] : await query<TableRef & Record<string, unknown>>(partitionedTablesSql(missing));
-    throw notPublishedError(publication, missing, partitioned, rowFilters, since);
+    throw notPublishedError(publication, missing, partitioned, seen, since);
   }
   return tablesByOid;
 }

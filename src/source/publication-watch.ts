@@ -4,8 +4,7 @@ import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { OPEN_TRANSACTIONS_SQL, coveredFrom, openTransactionsOf } from '../ops/open-transactions.js';
 import { publishedTables, readPublication, type CatalogQuery, type PublicationRow } from './publication-check.js';
-import { quoteQualified } from '../sql/quote.js';
-import type { SeenRowFilters } from './row-filters.js';
+import type { SeenPublication } from './seen-publication.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { recreateSlot, republishSince } from './slot-lost.js';
 
@@ -39,8 +38,8 @@ export class PublicationWatch {
     connection: pg.ClientConfig,
     private readonly publication: string,
     private readonly tables: TableMapping[],
-    /** The relay's, which its sessions' pre-flights fill too: the filter a table taken out had is named in the fix. */
-    private readonly rowFilters: SeenRowFilters,
+    /** The relay's, which its sessions' pre-flights fill too: the column list and row filter a table taken out had are named in the fix. */
+    private readonly seen: SeenPublication,
     intervalMs: number,
     /** When the current session's pre-flight began (it found them published then); undefined while not streaming. */
     private readonly streamingSince: () => number | undefined,
@@ -78,7 +77,7 @@ export class PublicationWatch {
       const openNow = openTransactionsOf((await query(OPEN_TRANSACTIONS_SQL))[0] as never);
       pub = await readPublication(query, this.publication);
       if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${this.publication}" does not exist`);
-      await publishedTables(query, this.publication, pub, this.tables, this.rowFilters, since);
+      await publishedTables(query, this.publication, pub, this.tables, this.seen, since);
       this.publishedAtMs = startedAt;
       this.openAtPublished = { startMs: coveredFrom(startedAt, openNow), hidden: openNow.hidden };
       this.failing = false;
@@ -93,16 +92,13 @@ export class PublicationWatch {
   }
 
   /**
-   * The row filters a dropped publication had on the tables when last found published: gone with it from the catalog,
-   * and setup creates the publication without them (or with one --row-filter for every table).
+   * The column lists and row filters a dropped publication had on the tables when last found published: gone with it
+   * from the catalog, and setup creates the publication without them (or with one --row-filter for every table).
    */
   private droppedRowFilters(): string {
-    const filtered = this.tables.flatMap((t) => {
-      const filter = this.rowFilters.of(t);
-      return filter ? [`${quoteQualified(t.schema, t.table)} WHERE (${filter})`] : [];
-    });
-    if (filtered.length === 0) return '';
-    return `; it had row filters, which only setup's --row-filter (one filter for every table) or a CREATE PUBLICATION by hand before setup gives back, or the rows they kept out go to Kafka: ${filtered.join(', ')}`;
+    const had = this.tables.filter((t) => this.seen.of(t)?.rowFilter || this.seen.of(t)?.columns);
+    if (had.length === 0) return '';
+    return `; it had column lists or row filters, which only a CREATE PUBLICATION by hand before setup gives back (setup's --row-filter is one filter for every table, and no column list), or the rows a filter kept out go to Kafka: ${had.map((t) => this.seen.tableSql(t)).join(', ')}`;
   }
 
   /** `error` as found while streaming: the rows written since `publishedAtMs` were not streamed, and never will be. */

@@ -2,7 +2,7 @@ import type { TableMapping } from '../config/types.js';
 import { mappedColumns, unmappedColumns } from '../route/mapped-columns.js';
 import { columnListFix } from '../ops/publication-sql.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
-import type { CatalogQuery } from './publication-check.js';
+import { columnListOf, type CatalogQuery, type ColumnListColumns } from './publication-check.js';
 
 /** A column a mapping reads that pgoutput will not send: the row mapper refuses every event of the table for it. */
 export interface UnsentColumn {
@@ -23,13 +23,9 @@ interface ColumnRow {
   generated: string;
 }
 
-interface PublishedRow {
+interface PublishedRow extends ColumnListColumns {
   /** pg_publication.pubgencols (PostgreSQL 18+: 's' publishes stored generated columns); null before. */
   gencols: string | null;
-  /** The table's own column list in the publication (PostgreSQL 15+), as JSON; null without one. */
-  listed: string | null;
-  /** pg_publication_tables.attnames (PostgreSQL 15+), as JSON: the column list's names where there is one. */
-  attnames: string | null;
   rowfilter: string | null;
 }
 
@@ -63,7 +59,7 @@ export async function unsentColumns(query: CatalogQuery, mapping: TableMapping, 
              LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid AND r.prrelid = c.oid
             WHERE p.pubname = ${quoteLiteral(publication)}`,
         );
-  const list = pub?.listed ? (JSON.parse(pub.attnames ?? '[]') as string[]) : undefined;
+  const list = (pub && columnListOf(pub)) ?? undefined;
   // pubgencols is PostgreSQL 18's, the first to publish (stored) generated columns at all.
   const generatedPublishable = pub !== undefined && pub.gencols !== null;
   const unmapped = unmappedColumns(mapping, columns.map((c) => c.name));

@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
-import { SeenRowFilters } from '../../src/source/row-filters.js';
+import { SeenPublication } from '../../src/source/seen-publication.js';
 import { load, refusal } from '../support/config-load.js';
 
 /** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
-function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8', asked: string[] = [], rowFilters: Record<string, string> = {}): PreflightQueries {
+const COLUMNS = ['id', 'event_type', 'aggregate_type', 'aggregate_id', 'payload', 'headers', 'created_at'];
+
+/** How the publication lists a table (PostgreSQL 15+): its own column list and row filter, none where not given. */
+type Listed = Record<string, { rowFilter?: string; columns?: string[] }>;
+
+function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8', asked: string[] = [], listed: Listed = {}): PreflightQueries {
   const rows = (sql: string): object[] => {
     if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
     if (sql.includes('pg_current_wal_lsn()')) return sql.includes("current_setting('server_encoding') AS server_encoding") ? [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: encoding }] : [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
@@ -13,10 +18,13 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
     }
     if (sql.includes('FROM pg_publication WHERE')) return [{ pubinsert: true, pubviaroot: viaRoot }];
     if (sql.includes('pg_try_advisory_lock')) return [{ locked: true, holder: null }];
-    if (sql.includes('FROM pg_publication_tables')) return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i), rowfilter: rowFilters[name] ?? null }));
+    // attnames lists every column of a table without a column list of its own, as PostgreSQL 15+ does; prattrs is null then.
+    if (sql.includes('FROM pg_publication_tables')) {
+      return published.map((name, i) => ({ schemaname: 'public', tablename: name, oid: String(16_384 + i), rowfilter: listed[name]?.rowFilter ?? null, attnames: JSON.stringify(listed[name]?.columns ?? COLUMNS), listed: listed[name]?.columns ? '"1 2"' : null }));
+    }
     if (sql.includes("relkind = 'p'")) return partitioned.filter((name) => sql.includes(`'${name}'`)).map((name) => ({ schema: 'public', table: name }));
     // The default mapping's columns, all ordinary (sent-columns.test.ts has the others).
-    if (sql.includes('FROM pg_attribute')) return ['id', 'event_type', 'aggregate_type', 'aggregate_id', 'payload', 'headers', 'created_at'].map((name) => ({ name, generated: '' }));
+    if (sql.includes('FROM pg_attribute')) return COLUMNS.map((name) => ({ name, generated: '' }));
     if (sql.includes('pubgencols')) return [{ gencols: null, listed: null, attnames: null, rowfilter: null }];
     if (sql.startsWith('SET ')) return [];
     // A promoted standby's: on timeline 2 since 0/90, where it left timeline 1 (history file as the server sends it).
@@ -29,9 +37,9 @@ function server(published: string[], partitioned: string[] = [], viaRoot = false
 
 const tables = (...names: string[]) => load({ tables: JSON.stringify(names.map((table) => ({ table }))) }).tables;
 
-async function preflightRefusal(queries: PreflightQueries, names: string[], rowFilters?: SeenRowFilters) {
+async function preflightRefusal(queries: PreflightQueries, names: string[], seen?: SeenPublication) {
   let error: unknown;
-  await preflight(queries, 'relay', 'outbox_pub', tables(...names), rowFilters).catch((err: unknown) => (error = err));
+  await preflight(queries, 'relay', 'outbox_pub', tables(...names), seen).catch((err: unknown) => (error = err));
   return refusal(() => {
     throw error;
   });
@@ -44,7 +52,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.message).toBe('tables public.orders, public.payments are not in publication "outbox_pub"');
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES)); ' +
-        'whether tables public.orders, public.payments had a row filter in the publication is not known (the relay never found them published): if so, restore it by hand in that statement (ADD TABLE … WHERE (<the filter>)), or the rows it kept out go to Kafka, from the relay and from the republish; ' +
+        'whether tables public.orders, public.payments had a column list or a row filter in the publication is not known (the relay never found them published): if so, restore them by hand in that statement (ADD TABLE … (<its columns>) WHERE (<its filter>)), or the rows a filter kept out go to Kafka, from the relay and from the republish, and PostgreSQL sends the columns a list kept out; ' +
         'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
     );
   });
@@ -54,18 +62,29 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.message).toBe('table public.orders is not in publication "outbox_pub"');
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table); ' +
-        'whether the table had a row filter in the publication is not known (the relay never found it published): if so, restore it by hand in that statement (ADD TABLE … WHERE (<the filter>)), or the rows it kept out go to Kafka, from the relay and from the republish; ' +
+        'whether the table had a column list or a row filter in the publication is not known (the relay never found it published): if so, restore them by hand in that statement (ADD TABLE … (<its columns>) WHERE (<its filter>)), or the rows a filter kept out go to Kafka, from the relay and from the republish, and PostgreSQL sends the columns a list kept out; ' +
         'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
     );
   });
 
   it('a table taken out between two sessions is added back with the row filter an earlier pre-flight of the relay found on it (the catalog lost it with the table); one without a filter then, without one', async () => {
-    const seen = new SeenRowFilters();
-    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], { outbox: "(aggregate_type <> 'internal'::text)" }), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    const seen = new SeenPublication();
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], { outbox: { rowFilter: "(aggregate_type <> 'internal'::text)" } }), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
     const r = await preflightRefusal(server([]), ['outbox', 'orders'], seen);
     expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
     expect(r.hint).toMatch(/^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE \(\(aggregate_type <> 'internal'::text\)\), "public"."orders";  \(/);
     expect(r.hint).not.toContain('row filter');
+  });
+
+  it('a table taken out between two sessions is added back with the column list an earlier pre-flight found on it, identifiers quoted, before its row filter; one published with every column (attnames lists them all) without a list', async () => {
+    const seen = new SeenPublication();
+    const listed: Listed = { outbox: { columns: [...COLUMNS, 'Tenant "A"'], rowFilter: "(aggregate_type <> 'internal'::text)" }, orders: {} };
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    const r = await preflightRefusal(server([]), ['outbox', 'orders'], seen);
+    expect(r.hint).toMatch(
+      /^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" \("id", "event_type", "aggregate_type", "aggregate_id", "payload", "headers", "created_at", "Tenant ""A"""\) WHERE \(\(aggregate_type <> 'internal'::text\)\), "public"."orders";  \(/,
+    );
+    expect(r.hint).not.toContain('column list');
   });
 
   it('partitioned tables published through their partitions are named in the same error, with their own fix', async () => {

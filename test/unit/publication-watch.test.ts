@@ -2,7 +2,7 @@ import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { RelayError } from '../../src/errors.js';
 import { PublicationWatch } from '../../src/source/publication-watch.js';
-import { SeenRowFilters } from '../../src/source/row-filters.js';
+import { SeenPublication } from '../../src/source/seen-publication.js';
 import { load } from '../support/config-load.js';
 
 /** PostgreSQL's catalog as the watch's queries read it, changed by the test between checks. */
@@ -11,12 +11,14 @@ interface Catalog {
   tables: string[];
   /** pg_publication_tables.rowfilter of every table (PostgreSQL 15+); none when undefined. */
   rowFilter?: string;
+  /** The column list of every table (PostgreSQL 15+); none when undefined (attnames then lists every column). */
+  columns?: string[];
   down?: boolean;
   /** pg_stat_activity: the oldest open transaction's start, and whether some session's start was hidden. */
   open?: { oldest: Date | null; hidden: boolean };
 }
 
-function watch(catalog: Catalog, streamingSince: () => number | undefined, rowFilters = new SeenRowFilters()) {
+function watch(catalog: Catalog, streamingSince: () => number | undefined, seen = new SeenPublication()) {
   const refused: RelayError[] = [];
   let queries = 0;
   const connection = {
@@ -25,13 +27,16 @@ function watch(catalog: Catalog, streamingSince: () => number | undefined, rowFi
       if (catalog.down) throw new Error('connect ECONNREFUSED');
       if (sql.includes('FROM pg_stat_activity')) return [catalog.open ?? { oldest: null, hidden: false }];
       if (sql.includes('FROM pg_publication WHERE')) return catalog.publication ? [catalog.publication] : [];
-      if (sql.includes('FROM pg_publication_tables')) return catalog.tables.map((tablename, i) => ({ schemaname: 'public', tablename, oid: String(16_384 + i), rowfilter: catalog.rowFilter ?? null }));
+      if (sql.includes('FROM pg_publication_tables')) {
+        const attnames = JSON.stringify(catalog.columns ?? ['id', 'payload', 'created_at']);
+        return catalog.tables.map((tablename, i) => ({ schemaname: 'public', tablename, oid: String(16_384 + i), rowfilter: catalog.rowFilter ?? null, attnames, listed: catalog.columns ? '"1 2"' : null }));
+      }
       throw new Error(`unexpected query: ${sql}`);
     },
     release: async () => undefined,
   };
   const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
-  const w = new PublicationWatch({}, 'outbox_pub', tables, rowFilters, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
+  const w = new PublicationWatch({}, 'outbox_pub', tables, seen, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
   const check = () => (w as unknown as { check(c: unknown): Promise<void> }).check(connection);
   return { refused, check, queries: () => queries };
 }
@@ -122,9 +127,9 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     expect(w.refused[0]!.hint).toMatch(/^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE \(\(\(aggregate_type\)::text <> 'internal'::text\)\);  \(/);
     expect(w.refused[0]!.hint).not.toContain('not known');
 
-    // Taken out before the watch's first check: the session's pre-flight saw the filter (the relay's SeenRowFilters).
-    const seen = new SeenRowFilters();
-    seen.saw({ schema: 'public', table: 'outbox' }, "(tenant = 'a'::text)");
+    // Taken out before the watch's first check: the session's pre-flight saw the filter (the relay's SeenPublication).
+    const seen = new SeenPublication();
+    seen.saw({ schema: 'public', table: 'outbox' }, { columns: null, rowFilter: "(tenant = 'a'::text)" });
     const v = watch({ publication: { pubinsert: true, pubviaroot: true }, tables: [] }, () => since, seen);
     await v.check();
     expect(v.refused[0]!.hint).toContain(`ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE ((tenant = 'a'::text));`);
@@ -132,7 +137,17 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     const u = watch({ publication: { pubinsert: true, pubviaroot: true }, tables: [] }, () => since);
     await u.check();
     expect(u.refused[0]!.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
-    expect(u.refused[0]!.hint).toContain('whether the table had a row filter in the publication is not known (the relay never found it published): if so, restore it by hand');
+    expect(u.refused[0]!.hint).toContain('whether the table had a column list or a row filter in the publication is not known (the relay never found it published): if so, restore them by hand');
+  });
+
+  it('a table taken out is added back with the column list it had when last found published (identifiers quoted), and its row filter after it', async () => {
+    const since = Date.parse('2026-12-05T08:00:00.000Z');
+    const listed: Catalog = { publication: { pubinsert: true, pubviaroot: true }, tables: ['outbox'], columns: ['id', 'payload', 'created_at', 'event type'], rowFilter: "(tenant = 'a'::text)" };
+    const w = watch(listed, () => since);
+    await w.check();
+    listed.tables = [];
+    await w.check();
+    expect(w.refused[0]!.hint).toContain(`ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" ("id", "payload", "created_at", "event type") WHERE ((tenant = 'a'::text));  (`);
   });
 
   it('a dropped publication: the fix names the row filters it had on the tables, which setup alone does not give back', async () => {
@@ -143,6 +158,6 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     catalog.publication = undefined;
     await w.check();
     expect(w.refused[0]!.code).toBe('PG_PUBLICATION_MISSING');
-    expect(w.refused[0]!.hint).toContain(`(the publication, then the slot; it had row filters, which only setup's --row-filter (one filter for every table) or a CREATE PUBLICATION by hand before setup gives back, or the rows they kept out go to Kafka: "public"."outbox" WHERE ((tenant = 'a'::text))), start the relay`);
+    expect(w.refused[0]!.hint).toContain(`(the publication, then the slot; it had column lists or row filters, which only a CREATE PUBLICATION by hand before setup gives back (setup's --row-filter is one filter for every table, and no column list), or the rows a filter kept out go to Kafka: "public"."outbox" WHERE ((tenant = 'a'::text))), start the relay`);
   });
 });

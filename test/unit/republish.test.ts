@@ -211,7 +211,7 @@ describe('republish, a publication that does not publish the table', () => {
 
   it('that exists without the table: taken out of it, or not the relay\'s; the table added back with its filter, not setup (which refuses it)', async () => {
     expect(await warnings('without-table')).toEqual([
-      'publication "outbox_relay" does not publish public.outbox (taken out of it, or not the one the relay streams with: pass its --publication): republish applies no row filter to it and sends every selected row; if the table had a row filter there, add it back with that filter first (ALTER PUBLICATION "outbox_relay" ADD TABLE "public"."outbox" WHERE (…);, with the filter the relay\'s PG_TABLE_NOT_PUBLISHED fix names if it saw the table published), then republish',
+      'publication "outbox_relay" does not publish public.outbox (taken out of it, or not the one the relay streams with: pass its --publication): republish applies no row filter to it and sends every selected row; if the table had a row filter there, add it back with that filter first (ALTER PUBLICATION "outbox_relay" ADD TABLE "public"."outbox" WHERE (…);, with the filter (and the column list) the relay\'s PG_TABLE_NOT_PUBLISHED fix names if it saw the table published), then republish',
     ]);
   });
 });

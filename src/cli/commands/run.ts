@@ -136,7 +136,7 @@ export function runCommand(): Command {
       config.postgres,
       config.publication,
       config.tables,
-      created.rowFilters,
+      created.seenPublication,
       Math.max(PUBLICATION_CHECK_MIN_MS, config.statusIntervalMs),
       () => created.streamingSince,
       (error) => created.sourceRefused(error),
