@@ -21,6 +21,7 @@ import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '..
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { slotRecreatedError } from '../source/slot-lost.js';
 import { SeenPublication } from '../source/seen-publication.js';
+import type { KnownPublication } from '../source/publication-dropped.js';
 import { offHistory, type TimelinePosition } from '../source/timeline.js';
 import { sameTable } from '../source/not-published.js';
 import { settlesWithin } from '../retry.js';
@@ -263,11 +264,11 @@ export class Session {
         },
         onQuiet: () => void this.sendStatus(true),
         onNotice: (notice) => {
-          const skipped = skippedPublicationError(notice, this.config.slot, this.config.publication);
+          const skipped = skippedPublicationError(notice, this.config.slot, this.config.publication, this.knownPublication());
           if (!skipped) this.logger.warn({ code: notice.code, severity: notice.severity, detail: notice.detail, hint: notice.hint, where: notice.where }, `PostgreSQL on ${REPLICATION_SESSION}: ${notice.message}`);
           return skipped;
         },
-        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION })),
+        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION, known: this.knownPublication() })),
       },
     );
     this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.statusPeriodMs());
@@ -323,6 +324,11 @@ export class Session {
   private streamed(): void {
     if (this.lastReported === undefined && !this.closing) void this.sendStatus(false);
     this.resolveStreaming();
+  }
+
+  /** The publication as the relay last saw it: a stream that finds it gone names its column lists and row filters. */
+  private knownPublication(): KnownPublication {
+    return { publication: this.config.publication, tables: this.config.tables, seen: this.seenPublication };
   }
 
   /** The role, named in a refusal's fix. */

@@ -1,7 +1,7 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
 import { credentialsFix, tlsFix } from './pg-connect.js';
-import { newSlotThenRepublish } from './preflight.js';
+import { newSlotThenRepublish, type KnownPublication } from './publication-dropped.js';
 import { slotLostError } from './slot-lost.js';
 
 interface PgError {
@@ -19,12 +19,14 @@ export interface PgErrorContext {
   user?: string | undefined;
   /** Named in the message: the replication session, a standby's poll and the start-position read fail alike, and an on-call engineer looks where it says. */
   what: string;
+  /** The publication the relay streams with, as it last saw it: named in the fix should it be gone (newSlotThenRepublish). */
+  known?: KnownPublication | undefined;
 }
 
-function publicationMissingError(slot: string, publication: string, reported: PgError, cause: unknown): RelayError {
+function publicationMissingError(slot: string, publication: string, reported: PgError, cause: unknown, known: KnownPublication | undefined): RelayError {
   return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${reported.message}`, {
     cause,
-    hint: newSlotThenRepublish(undefined),
+    hint: newSlotThenRepublish(undefined, known?.publication === publication ? known : undefined),
     details: reported.where ? { publication, where: reported.where } : { publication },
   });
 }
@@ -37,9 +39,9 @@ function publicationMissingError(slot: string, publication: string, reported: Pg
  * context (quoted as the language quotes). The walsender's other 55000 warnings (PostgreSQL 17's synchronized_standby_slots ones, while it waits
  * for a standby) come from no output plugin's callback, and name a slot, not the publication.
  */
-export function skippedPublicationError(notice: PgError, slot: string, publication: string): RelayError | undefined {
+export function skippedPublicationError(notice: PgError, slot: string, publication: string, known?: KnownPublication): RelayError | undefined {
   if (notice.code !== '55000' || !notice.message?.includes(publication) || !notice.where?.includes('pgoutput')) return undefined;
-  return publicationMissingError(slot, publication, notice, undefined);
+  return publicationMissingError(slot, publication, notice, undefined, known);
 }
 
 /**
@@ -95,7 +97,7 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // 42704s (a slot dropped meanwhile) are retried: the next pre-flight names them.
       const publication = /^publication "(.*)" does not exist$/.exec(message)?.[1];
       if (publication === undefined) break;
-      return publicationMissingError(context.slot, publication, pgErr, err);
+      return publicationMissingError(context.slot, publication, pgErr, err, context.known);
     }
     case '55006':
       return new RelayError('PG_SLOT_ACTIVE', `replication slot "${context.slot}" is in use: ${message}`, { retriable: true, cause: err });

@@ -6,10 +6,11 @@ import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
-import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
+import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 import { SeenPublication } from './seen-publication.js';
+import { newSlotThenRepublish } from './publication-dropped.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -52,14 +53,6 @@ interface SlotRow {
   invalidation_reason: string | null;
   failover: boolean | null;
   synced: boolean | null;
-}
-
-/**
- * The way on for a slot that cannot stream with its publication, dropped while the slot existed (re-created since or
- * not): no slot streams the rows written while the publication did not exist, so a new one, then republish.
- */
-export function newSlotThenRepublish(failover: boolean | null | undefined): string {
-  return `drop the slot (outbox-relay slot drop), run ${recreateSlot('setup', failover)} (the publication, then the slot), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>`;
 }
 
 /** What the pre-flight needs of the replication connection: its queries (a fake answers them in unit tests). */
@@ -129,7 +122,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: newSlotThenRepublish(row.failover),
+      hint: newSlotThenRepublish(row.failover, { publication, tables, seen }),
     });
   }
   const tablesByOid = await publishedTables(query, publication, pub, tables, seen);

@@ -6,7 +6,8 @@ import { OPEN_TRANSACTIONS_SQL, coveredFrom, openTransactionsOf } from '../ops/o
 import { publishedTables, readPublication, type CatalogQuery, type PublicationRow } from './publication-check.js';
 import type { SeenPublication } from './seen-publication.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
-import { recreateSlot, republishSince } from './slot-lost.js';
+import { newSlotThenRepublish } from './publication-dropped.js';
+import { republishSince } from './slot-lost.js';
 
 /** The connection was closed under the check (the relay stops): nothing to report. */
 class Closed extends Error {}
@@ -91,16 +92,6 @@ export class PublicationWatch {
     }
   }
 
-  /**
-   * The column lists and row filters a dropped publication had on the tables when last found published: gone with it
-   * from the catalog, and setup creates the publication without them (or with one --row-filter for every table).
-   */
-  private droppedRowFilters(): string {
-    const had = this.tables.filter((t) => this.seen.of(t)?.rowFilter || this.seen.of(t)?.columns);
-    if (had.length === 0) return '';
-    return `; it had column lists or row filters, which only a CREATE PUBLICATION by hand before setup gives back (setup's --row-filter is one filter for every table, and no column list), or the rows a filter kept out go to Kafka: ${had.map((t) => this.seen.tableSql(t)).join(', ')}`;
-  }
-
   /** `error` as found while streaming: the rows written since `publishedAtMs` were not streamed, and never will be. */
   private whileStreaming(error: RelayError, publishedAtMs: number, since: string, missing: boolean, open: { startMs: number; hidden: boolean } | undefined): RelayError {
     const resend = `outbox-relay republish --since ${since} (consumers dedupe on the id header)`;
@@ -111,7 +102,7 @@ export class PublicationWatch {
       : open.hidden
         ? '; transactions open then whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered: take an earlier --since if one ran long'
         : '';
-    if (missing) hint = `drop the slot (outbox-relay slot drop), run ${recreateSlot('setup', undefined)} (the publication, then the slot${this.droppedRowFilters()}), start the relay, then re-send what was written since: ${resend}`;
+    if (missing) hint = newSlotThenRepublish(undefined, { publication: this.publication, tables: this.tables, seen: this.seen }, `what was written since: ${resend}`);
     else if (error.code === 'PG_PUBLICATION_MISSING') hint = `${error.hint} Then start the relay, and re-send what was written since: ${resend}`;
     return new RelayError(error.code, `${error.message}: found while streaming; the tables were published at ${new Date(publishedAtMs).toISOString()}, and the rows written since were not streamed`, {
       hint: hint === undefined ? undefined : `${hint}${unseen}`,

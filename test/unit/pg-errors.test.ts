@@ -2,7 +2,8 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { slotBounds } from '../../src/checkpoint/start-position.js';
-import { classifyPgError } from '../../src/source/pg-errors.js';
+import { classifyPgError, skippedPublicationError } from '../../src/source/pg-errors.js';
+import { SeenPublication } from '../../src/source/seen-publication.js';
 import { STANDBY_FIX } from '../../src/ops/pg-refusals.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
 import { closeFakePgServers, fakePgServer } from '../support/fake-pg-server.js';
@@ -49,6 +50,19 @@ describe('classifyPgError', () => {
     expect(error.message).toBe('replication slot "outbox_relay" cannot stream past WAL written while publication "outbox_relay" did not exist: publication "outbox_relay" does not exist');
     expect(error.hint).toContain('outbox-relay slot drop');
     expect(error.hint).toContain('outbox-relay republish --since');
+  });
+
+  it("a publication found gone by the stream (PostgreSQL 17's error, 18's warning) is to be created again with the column lists and row filters the relay last saw on it, as the pre-flight and the watch say", () => {
+    const seen = new SeenPublication();
+    seen.saw({ schema: 'public', table: 'outbox' }, { columns: ['id', 'payload'], rowFilter: "(tenant = 'a'::text)" });
+    const known = { publication: 'outbox_relay', tables: [{ schema: 'public', table: 'outbox' }], seen };
+    const create = `CREATE PUBLICATION "outbox_relay" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)) WITH (publish = 'insert', publish_via_partition_root = true);  then run outbox-relay setup`;
+    const where = 'slot "outbox_relay", output plugin "pgoutput", in the change callback, associated LSN 0/1A2B3C8';
+    expect(classifyPgError(serverError('42704', 'publication "outbox_relay" does not exist', where), { ...SESSION, known }).hint).toContain(create);
+    const warned = skippedPublicationError({ code: '55000', message: 'skipped loading publication "outbox_relay"', where }, 'outbox_relay', 'outbox_relay', known);
+    expect(warned?.hint).toContain(create);
+    // Another publication than the relay's: nothing known of it.
+    expect(classifyPgError(serverError('42704', 'publication "other" does not exist', where), { ...SESSION, known }).hint).not.toContain('CREATE PUBLICATION');
   });
 
   it('reports an invalidated slot as PG_SLOT_LOST in the wording of PostgreSQL 13 to 15, of 16 and 17, and of 18', () => {

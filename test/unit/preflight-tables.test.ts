@@ -87,6 +87,22 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.hint).not.toContain('column list');
   });
 
+  it("a reconnect's pre-flight that finds the publication dropped creates it again with the column lists and row filters an earlier pre-flight found (setup gives back neither), then setup; without any, setup alone", async () => {
+    const seen = new SeenPublication();
+    const listed: Listed = { outbox: { columns: ['id', 'payload'], rowFilter: "(tenant = 'a'::text)" } };
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    const dropped = (queries: PreflightQueries): PreflightQueries => ({ query: (async (sql: string) => (sql.includes('FROM pg_publication WHERE') ? [] : queries.query(sql))) as PreflightQueries['query'] });
+    const r = await preflightRefusal(dropped(server([])), ['outbox', 'orders'], seen);
+    expect(r.code).toBe('PG_PUBLICATION_MISSING');
+    expect(r.hint).toBe(
+      'drop the slot (outbox-relay slot drop), create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: ' +
+        `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)), "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  ` +
+        'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>',
+    );
+    const plain = await preflightRefusal(dropped(server([])), ['outbox', 'orders']);
+    expect(plain.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*\(the publication, then the slot\), start the relay/);
+  });
+
   it('partitioned tables published through their partitions are named in the same error, with their own fix', async () => {
     const r = await preflightRefusal(server([], ['orders', 'payments']), ['orders', 'payments', 'outbox']);
     expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
