@@ -26,7 +26,7 @@ export interface PgErrorContext {
 function publicationMissingError(slot: string, publication: string, reported: PgError, cause: unknown, known: KnownPublication | undefined): RelayError {
   return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${reported.message}`, {
     cause,
-    hint: newSlotThenRepublish(undefined, known?.publication === publication ? known : undefined),
+    hint: newSlotThenRepublish(undefined, publication, known),
     details: reported.where ? { publication, where: reported.where } : { publication },
   });
 }

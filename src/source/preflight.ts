@@ -122,7 +122,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: newSlotThenRepublish(row.failover, { publication, tables, seen }),
+      hint: newSlotThenRepublish(row.failover, publication, { publication, tables, seen }),
     });
   }
   const tablesByOid = await publishedTables(query, publication, pub, tables, seen);

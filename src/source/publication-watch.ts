@@ -7,7 +7,7 @@ import { publishedTables, readPublication, type CatalogQuery, type PublicationRo
 import type { SeenPublication } from './seen-publication.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
-import { republishSince } from './slot-lost.js';
+import { republishCommand, republishSince } from './slot-lost.js';
 
 /** The connection was closed under the check (the relay stops): nothing to report. */
 class Closed extends Error {}
@@ -94,7 +94,7 @@ export class PublicationWatch {
 
   /** `error` as found while streaming: the rows written since `publishedAtMs` were not streamed, and never will be. */
   private whileStreaming(error: RelayError, publishedAtMs: number, since: string, missing: boolean, open: { startMs: number; hidden: boolean } | undefined): RelayError {
-    const resend = `outbox-relay republish --since ${since} (consumers dedupe on the id header)`;
+    const resend = `${republishCommand(since, this.publication)} (consumers dedupe on the id header)`;
     let hint = error.hint;
     // The since covers the transactions open when the tables were last found published, as far as the relay saw them.
     const unseen = !open
@@ -102,7 +102,7 @@ export class PublicationWatch {
       : open.hidden
         ? '; transactions open then whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered: take an earlier --since if one ran long'
         : '';
-    if (missing) hint = newSlotThenRepublish(undefined, { publication: this.publication, tables: this.tables, seen: this.seen }, `what was written since: ${resend}`);
+    if (missing) hint = newSlotThenRepublish(undefined, this.publication, { publication: this.publication, tables: this.tables, seen: this.seen }, since);
     else if (error.code === 'PG_PUBLICATION_MISSING') hint = `${error.hint} Then start the relay, and re-send what was written since: ${resend}`;
     return new RelayError(error.code, `${error.message}: found while streaming; the tables were published at ${new Date(publishedAtMs).toISOString()}, and the rows written since were not streamed`, {
       hint: hint === undefined ? undefined : `${hint}${unseen}`,

@@ -93,6 +93,16 @@ export function republishSince(commitTimeMs: number | undefined, unknown: string
 }
 
 /**
+ * The republish that re-sends the rows written from `since` as the relay streams them: republish applies the row
+ * filter of the publication it is given, and reads `publication`'s default (outbox_relay) without --publication, so a
+ * command printed without it filtered by another publication's filter, or by none (every row sent), for a relay
+ * whose publication has another name.
+ */
+export function republishCommand(since: string, publication: string): string {
+  return `outbox-relay republish --since ${since} --publication ${publication}`;
+}
+
+/**
  * PG_SLOT_MISSING (`missing`) for a slot whose checkpoint exists: it was there and delivered, so it was lost (a
  * failover to a server without it, a drop), and a new slot streams only what is committed after it is created. The
  * plain fix (`setup`) then passed over everything committed between the checkpoint and the new slot, silently;

@@ -49,7 +49,7 @@ describe('classifyPgError', () => {
     expect(error).toMatchObject({ code: 'PG_PUBLICATION_MISSING', retriable: false, details: { publication: 'outbox_relay', where } });
     expect(error.message).toBe('replication slot "outbox_relay" cannot stream past WAL written while publication "outbox_relay" did not exist: publication "outbox_relay" does not exist');
     expect(error.hint).toContain('outbox-relay slot drop');
-    expect(error.hint).toContain('outbox-relay republish --since');
+    expect(error.hint).toContain('outbox-relay republish --since <that time> --publication outbox_relay');
   });
 
   it("a publication found gone by the stream (PostgreSQL 17's error, 18's warning) is to be created again with the column lists and row filters the relay last saw on it, as the pre-flight and the watch say", () => {

@@ -53,7 +53,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders", "public"."payments";  (do the tables exist? check tables (--tables / OUTBOX_RELAY_TABLES)); ' +
         'whether tables public.orders, public.payments had a column list or a row filter in the publication is not known (the relay never found them published): if so, restore them by hand in that statement (ADD TABLE … (<its columns>) WHERE (<its filter>)), or the rows a filter kept out go to Kafka, from the relay and from the republish, and PostgreSQL sends the columns a list kept out; ' +
-        'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
+        'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began> --publication outbox_pub',
     );
   });
 
@@ -63,7 +63,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.hint).toBe(
       'ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."orders";  (does the table exist? check --table); ' +
         'whether the table had a column list or a row filter in the publication is not known (the relay never found it published): if so, restore them by hand in that statement (ADD TABLE … (<its columns>) WHERE (<its filter>)), or the rows a filter kept out go to Kafka, from the relay and from the republish, and PostgreSQL sends the columns a list kept out; ' +
-        'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began>',
+        'if they were published before, the rows written since they were not are never relayed: re-send them with outbox-relay republish --since <when that began> --publication outbox_pub',
     );
   });
 
@@ -97,7 +97,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.hint).toBe(
       'drop the slot (outbox-relay slot drop), create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: ' +
         `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)), "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  ` +
-        'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time>',
+        'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time> --publication outbox_pub',
     );
     const plain = await preflightRefusal(dropped(server([])), ['outbox', 'orders']);
     expect(plain.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*\(the publication, then the slot\), start the relay/);

@@ -67,7 +67,8 @@ describe('PublicationWatch: the mapped tables still published while the relay st
       expect(w.refused[0]!.hint).toContain('ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox";');
       // Found published, without a row filter: nothing to restore.
       expect(w.refused[0]!.hint).not.toContain('row filter');
-      expect(w.refused[0]!.hint).toContain('the rows written since 2026-12-05T07:59:10.000Z are never relayed: once published again and the relay runs, re-send them with outbox-relay republish --since 2026-12-05T07:59:10.000Z');
+      // With the relay's publication, whose row filter republish applies: not its default's (outbox_relay).
+      expect(w.refused[0]!.hint).toContain('the rows written since 2026-12-05T07:59:10.000Z are never relayed: once published again and the relay runs, re-send them with outbox-relay republish --since 2026-12-05T07:59:10.000Z --publication outbox_pub (consumers dedupe on the id header)');
     } finally {
       vi.useRealTimers();
     }
@@ -85,9 +86,9 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     catalog.publication = undefined;
     await w.check();
     expect(w.refused.map((e) => e.code)).toEqual(['PG_PUBLICATION_MISSING', 'PG_PUBLICATION_MISSING']);
-    expect(w.refused[0]!.hint).toBe(`ALTER PUBLICATION "outbox_pub" SET (publish = 'insert'); Then start the relay, and re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z (consumers dedupe on the id header); transactions open at the session's start that began more than a minute before it are not covered: take an earlier --since if one ran long`);
+    expect(w.refused[0]!.hint).toBe(`ALTER PUBLICATION "outbox_pub" SET (publish = 'insert'); Then start the relay, and re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_pub (consumers dedupe on the id header); transactions open at the session's start that began more than a minute before it are not covered: take an earlier --since if one ran long`);
     expect(w.refused[1]!.message).toMatch(/^publication "outbox_pub" does not exist: found while streaming/);
-    expect(w.refused[1]!.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*republish --since 2026-12-05T07:59:00.000Z/);
+    expect(w.refused[1]!.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*, then re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_pub \(consumers dedupe on the id header\)/);
   });
   it('the republish also covers a transaction that was open when the tables were last found published (its rows carry its start), and says when the role could not see every session', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
@@ -161,7 +162,7 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     // As a reconnect's pre-flight and the stream's error say it (newSlotThenRepublish), with the re-send from the check.
     expect(w.refused[0]!.hint).toMatch(
       new RegExp(
-        `^drop the slot \\(outbox-relay slot drop\\), create the publication as it was, .*: CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" WHERE \\(\\(tenant = 'a'::text\\)\\) WITH \\(publish = 'insert', publish_via_partition_root = true\\);  then run outbox-relay setup .*\\(the slot; it keeps that publication\\), start the relay, then re-send what was written since: outbox-relay republish --since \\S+ \\(consumers dedupe`,
+        `^drop the slot \\(outbox-relay slot drop\\), create the publication as it was, .*: CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" WHERE \\(\\(tenant = 'a'::text\\)\\) WITH \\(publish = 'insert', publish_via_partition_root = true\\);  then run outbox-relay setup .*\\(the slot; it keeps that publication\\), start the relay, then re-send what was written since: outbox-relay republish --since \\S+ --publication outbox_pub \\(consumers dedupe`,
       ),
     );
   });
