@@ -6,11 +6,12 @@ import { useFreshDatabase } from '../support/database.js';
 
 describe('delivery: at-most-once', () => {
   const db = useFreshDatabase('amo');
-  const KILLS = 6;
+  // Two kills: `npm run faults` (its broker phase) runs the long loop of 20 SIGKILLs, duplicates judged the same way.
+  const KILLS = 2;
   const BATCH = 100;
 
-  // Six relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
-  it('SIGKILLed again and again under concurrent writers: measures what it loses, and sends nothing twice', async () => {
+  // Three relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s.
+  it('SIGKILLed twice under concurrent writers: measures what it loses, and sends nothing twice', async () => {
     // Batches of at most BATCH events: one batch is in flight at a time under at-most-once (its position PostgreSQL's
     // before Kafka sees it), so a kill loses at most that batch and the rest of its last transaction (the writers
     // commit 1 to 5 rows). With the default batches (up to 2,500 events) a loaded 2-core machine lost 54 % here.
@@ -46,7 +47,7 @@ describe('delivery: at-most-once', () => {
     // may have: none is streamed, or sent, again. (Until 2026-12-06 a position written to the socket just before
     // the kill could die with it: 2 and 6 events twice in two runs of `npm run faults`.)
     expect(delivery.duplicates).toBe(0);
-  }, 300_000);
+  }, 200_000);
 
   it('a transaction larger than the in-flight window (8,000 events; the window holds 5,000 by default) is read to its commit and delivered whole, once', async () => {
     const setup = await setupOutbox(db(), { partitions: 3, extraArgs: ['--delivery-guarantee', 'at-most-once'] });
