@@ -10,6 +10,7 @@ import { waitUntil } from '../../stack/index.js';
 
 describe('relay: killed and stopped under load', () => {
   const db = useFreshDatabase('kill');
+  const SMALL_WINDOW = 20;
 
   // Three relay starts, up to a minute each on a saturated 2-core machine: more than the default 120 s. Two kills
   // here; `npm run faults` (its broker phase) runs the long loop of 20 with the same read-back checks.
@@ -108,14 +109,19 @@ describe('relay: killed and stopped under load', () => {
   /**
    * One source transaction far larger than the in-flight window: the relay reads it under backpressure for a while,
    * so once its first records are in Kafka a SIGTERM lands inside it, with part of it sent and its commit unread.
-   * Returns once the relay exited.
+   * The window is 20 events (batches of at most 10, fewer with several in flight): the rest of the transaction takes
+   * hundreds of acknowledged produce calls, where the test needs one offset read to send the signal (5,000 rows at
+   * a load average of 15: the run with a 0 ms grace period sent 24 in all, its intake ended by the signal). Until
+   * 2026-12-07 a 50,000-row transaction under the default window made that margin, at 25 times the rows to insert,
+   * stream and read back. The callers assert the relay's line for a stop inside the transaction, so a signal that
+   * came after its commit fails the test. Returns once the relay exited.
    */
   async function signalInsideTransaction(setup: OutboxSetup, rows: number): Promise<{ relay: RelayProcess; ids: string[]; endLsn: bigint }> {
     const from = await currentWalLsn(db());
     await insertEvents(db(), rows);
     const committed = await committedIdsWithEndLsn(db(), from);
     expect(committed.length).toBe(rows);
-    const relay = startRelay(setup.args);
+    const relay = startRelay([...setup.args, '--delivery-max-in-flight-events', String(SMALL_WINDOW)]);
     // The end offset counts records of an open Kafka transaction too (read_uncommitted, this admin's default;
     // kafkajs' admin reads read_committed offsets, which exactly-once moves only at its commit).
     const admin = new KafkaJS.Kafka({ kafkaJS: { brokers: stack().brokers, logLevel: KafkaJS.logLevel.NOTHING } }).admin();
@@ -137,7 +143,7 @@ describe('relay: killed and stopped under load', () => {
     { guarantee: 'exactly-once', readCommitted: true },
   ])('$guarantee: a SIGTERM inside a source transaction reads it to its commit: all of it delivered once and confirmed, a restart re-sends nothing', async ({ guarantee, readCommitted }) => {
     const setup = await setupOutbox(db(), { extraArgs: ['--delivery-guarantee', guarantee, '--checkpoint-topic', uniqueName('checkpoints')] });
-    const rows = 50_000;
+    const rows = 2_000;
     const { relay, ids, endLsn } = await signalInsideTransaction(setup, rows);
     const reading = relay.logs.find((l) => l.msg === 'stopping: reading the open source transaction to its commit');
     expect(reading, relay.dump()).toBeDefined();
@@ -164,7 +170,7 @@ describe('relay: killed and stopped under load', () => {
 
   it('a grace period that runs out inside a source transaction ends the intake there: a warn line, exit 0, nothing of it confirmed, the restart sends it whole', async () => {
     const setup = await setupOutbox(db(), { extraArgs: ['--shutdown-grace', '0ms'] });
-    const rows = 50_000;
+    const rows = 2_000;
     const { relay, endLsn } = await signalInsideTransaction(setup, rows);
     const cut = relay.logs.find((l) => l.msg.startsWith('grace period over before the open source transaction was read to its commit'));
     expect(cut, relay.dump()).toBeDefined();
