@@ -281,11 +281,11 @@ export const SETTINGS = [
   // event than 20,000 / 8 MiB. A local broker acknowledges within milliseconds, so a few thousand events keep
   // four batches busy; every record in flight survives garbage collections until its acknowledgement, so a
   // larger window is mostly collector work (and memory: each byte is held by the JS record and by the client).
-  setting('delivery.maxInFlightEvents', 'delivery', int(1, 10_000_000), 'Events handed to Kafka and not yet acknowledged, at most; when reached the relay stops reading the replication stream. Each holds about 1 KiB of JavaScript heap, and the window must fit in half the heap: with the bin’s heap flags (48 MiB old space) at most 30720; a larger one is refused at start with the larger heap to give node (NODE_OPTIONS in the image, node’s command line under the bin).', {
+  setting('delivery.maxInFlightEvents', 'delivery', int(1, 10_000_000), 'Events handed to Kafka and not yet acknowledged, at most; when reached the relay stops reading the replication stream (the rest of the socket read under way still comes in: up to 64 KiB of WAL messages, a few hundred small events past the limit). Each holds about 1 KiB of JavaScript heap, and the window must fit in half the heap: with the bin’s heap flags (48 MiB old space) at most 30720; a larger one is refused at start with the larger heap to give node (NODE_OPTIONS in the image, node’s command line under the bin).', {
     default: 5_000,
     placeholder: '<n>',
   }),
-  setting('delivery.maxInFlightBytes', 'delivery', size(1024), 'Bytes of unacknowledged records, at most (the same backpressure as maxInFlightEvents).', {
+  setting('delivery.maxInFlightBytes', 'delivery', size(1024), 'Bytes of unacknowledged records, at most (the same backpressure as maxInFlightEvents, with the same overrun of one socket read).', {
     default: 2 * 1024 * 1024,
     shownDefault: '2MiB',
     placeholder: '<size>',
