@@ -156,8 +156,8 @@ export class RowMapper {
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
     }
-    const raw = values.copy(index.payload!);
-    const value = raw && this.payloadIsBytea && raw[0] === 0x5c && raw[1] === 0x78 ? decodeByteaHex(raw) : (raw ?? null);
+    // A bytea payload not in hex format (or missing) goes as stored: it may be what the row was refused for.
+    const value = (this.payloadIsBytea && values.bytea(index.payload!)) || (values.copy(index.payload!) ?? null);
     const id = this.storedOf(values, index.id);
     const keyValue = this.storedOf(values, index.key);
     const key = keyValue?.length ? keyValue : id?.length ? id : null;
@@ -260,11 +260,12 @@ export class RowMapper {
       throw err;
     }
 
-    // The record's own copy: the decoded message is a view into the client's receive buffer, which it reuses.
-    const raw = values.copy(index.payload!);
+    // The record's own copy: the decoded message is a view into the client's receive buffer, which it reuses. An
+    // unchanged value was refused above: undefined is a bytea value not in hex format.
+    const value = this.payloadIsBytea ? values.bytea(index.payload!) : values.copy(index.payload!);
     // A NULL payload would be a Kafka tombstone: only on request (mapping.nullPayload), never silently.
-    if (!raw && !this.tombstones) return this.fail(eventId, txn, 'the payload column is NULL');
-    const value = raw ? (this.payloadIsBytea ? decodeByteaHex(raw) : raw) : null;
+    if (value === null && !this.tombstones) return this.fail(eventId, txn, 'the payload column is NULL');
+    if (value === undefined) throw new RelayError('RECORD_INVALID', 'bytea value is not in hex format', { hint: "set bytea_output = 'hex' (the default) on the server" });
     // The key stays the text (mostly the id's own string): the clients encode it as they copy it, and an event in
     // flight holds one object fewer through garbage collections.
     const size = recordSize(topic, keyText, value, headers, ascii);
@@ -351,10 +352,4 @@ function transactionHeaders(txn: SourceTransaction): { lsn: string; commitTime: 
     cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime, xid: String(txn.xid) };
   }
   return cachedHeaders;
-}
-
-/** bytea in text format is `\x` followed by hex digits. */
-function decodeByteaHex(text: Buffer): Buffer {
-  if (text[0] === 0x5c && text[1] === 0x78) return Buffer.from(text.toString('latin1', 2), 'hex');
-  throw new RelayError('RECORD_INVALID', 'bytea value is not in hex format', { hint: "set bytea_output = 'hex' (the default) on the server" });
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { TableMapping } from '../../src/config/types.js';
-import { decodePgOutput, type RelationMessage } from '../../src/decode/pgoutput.js';
+import { decodePgOutput, TupleValues, type RelationMessage } from '../../src/decode/pgoutput.js';
 import { RelayError } from '../../src/errors.js';
 import { recordSize } from '../../src/route/event.js';
 import { HEADER, RowMapper, type RowMapperOptions } from '../../src/route/row-mapper.js';
@@ -277,5 +277,59 @@ describe('row mapping, an unchanged TOAST value in an INSERT', () => {
     );
     expect(filtered.accepts(unchanged(['e-1', 'order', 'o-1', 'Invoice', '{}', '{}']))).toBe(false);
     expect(filtered.accepts(unchanged(['e-1', 'order', 'o-1', 'unchanged', '{}', '{}']))).toBe(true);
+  });
+});
+
+describe('row mapping, a bytea payload (text format \\x…): the record carries the bytes it stands for', () => {
+  const BYTEA_OID = 17;
+  const byteaMapper = (tableMapping: TableMapping = mapping, columns = COLUMNS) =>
+    RowMapper.compile({ tag: 'relation', relationId: 0x4001, schema: 'public', table: 'outbox', columns: columns.map((name) => ({ name, typeOid: name === 'payload' ? BYTEA_OID : TEXT_OID, isKey: name === 'id' })) }, tableMapping);
+  const row = (payload: string | Buffer | null) => values(['e-1', 'order', 'o-1', 'OrderPlaced', payload, '{}']);
+  const hex = (bytes: Buffer) => `\\x${bytes.toString('hex')}`;
+
+  it('empty, one byte, an odd count, every byte value 0x00-0xff, 1 MiB: each byte as stored, as its own Buffer', () => {
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const large = Buffer.alloc(1 << 20);
+    for (let i = 0; i < large.length; i++) large[i] = (i * 131 + (i >> 8)) & 0xff;
+    for (const bytes of [Buffer.alloc(0), Buffer.from([0xff]), Buffer.from([0x00, 0x80, 0x7f]), all, large]) {
+      const message = insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', hex(bytes), '{}']);
+      const decoded = decodePgOutput(message);
+      if (decoded.tag !== 'insert') throw new Error('not an insert');
+      const event = byteaMapper().map(decoded.values, txn);
+      expect(event.value!.equals(bytes), `${bytes.length} bytes`).toBe(true);
+      expect(event.value!.length).toBe(bytes.length);
+      // The client reuses its receive buffer: the value must not be a view into the message.
+      message.fill(0);
+      expect(event.value!.equals(bytes), `${bytes.length} bytes, message reused`).toBe(true);
+    }
+  });
+
+  it('hex digits in either case, and text PostgreSQL never sends decoded as Buffer.from(hex) decodes it (odd digits, a pair that is not hex)', () => {
+    for (const digits of ['DEADbeef', 'abc', '0', '41zz42', 'z1', '4', '']) {
+      expect(byteaMapper().map(row(`\\x${digits}`), txn).value, digits).toEqual(Buffer.from(digits, 'hex'));
+    }
+  });
+
+  it('a NULL is a poison event, or a tombstone on request; a value not in hex format is refused, and dead-lettered as stored', () => {
+    expect(() => byteaMapper().map(row(null), txn)).toThrow(expect.objectContaining({ code: 'RECORD_REQUIRED_NULL' }));
+    expect(byteaMapper({ ...mapping, nullPayload: 'tombstone' }).map(row(null), txn).value).toBeNull();
+    for (const stored of ['\\001abc', '\\', 'x41', '']) {
+      let error: unknown;
+      try {
+        byteaMapper().map(row(stored), txn);
+      } catch (err) {
+        error = err;
+      }
+      expect(error, stored).toMatchObject({ code: 'RECORD_INVALID', message: 'bytea value is not in hex format' });
+      expect(byteaMapper().unmappable(row(stored), txn, error as RelayError).value, stored).toEqual(Buffer.from(stored));
+    }
+    expect(byteaMapper().unmappable(row(hex(Buffer.from([1, 0xfe]))), txn, new RelayError('RECORD_INVALID', 'x')).value).toEqual(Buffer.from([1, 0xfe]));
+  });
+
+  it('a row read with SQL (republish) holds its values in one buffer: a value "\\" before one that starts with "x" is not hex format', () => {
+    const mapper = byteaMapper(mapping, ['id', 'aggregate_type', 'aggregate_id', 'payload', 'event_type', 'headers']);
+    const fromTable = TupleValues.fromText(['e-1', 'order', 'o-1', '\\', 'x41', '{}']);
+    expect(() => mapper.map(fromTable, txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID', message: 'bytea value is not in hex format' }));
+    expect(mapper.map(TupleValues.fromText(['e-1', 'order', 'o-1', '\\x00ff', 'x41', '{}']), txn).value).toEqual(Buffer.from([0, 0xff]));
   });
 });
