@@ -2,13 +2,14 @@ import { isUtf8 } from 'node:buffer';
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/types.js';
 import type { LogicalMessage } from '../decode/pgoutput.js';
-import { RelayError } from '../errors.js';
+import { RelayError, type ErrorCode } from '../errors.js';
 import { formatLsn } from '../lsn.js';
 import { compileEnvelope, type Envelope } from './envelope.js';
 import { recordSize, type OutboxEvent } from './event.js';
 import { HEADER, reservedHeaders } from './row-mapper.js';
 import { headerValues, topLevelMembers } from './header-values.js';
 import { checkTopicName, compileTopicTemplate, quotedValue, type TopicTemplate } from './topic-template.js';
+import { transactionHeaders } from './transaction-headers.js';
 
 /**
  * Events emitted with pg_logical_emit_message(true, prefix, content) instead of an outbox row. The content is
@@ -67,9 +68,7 @@ export class MessageMapper {
       return members.get(name) ?? String(v);
     };
     const eventId = field('id');
-    const where = `logical message (prefix "${msg.prefix}", event ${eventId === null ? 'without id' : quotedValue(eventId)}, commit LSN ${formatLsn(txn.commitLsn)})`;
-    const details = { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix };
-    if (newline < 0) throw new RelayError('RECORD_INVALID', `${where}: no newline between the metadata line and the payload`, { details, hint: 'emit events with outbox_emit() from sql/004_emit_event.sql' });
+    if (newline < 0) throw refusal('RECORD_INVALID', msg, txn, eventId, 'no newline between the metadata line and the payload', EMIT_HINT);
     const type = field('type');
     const keyField = field('key');
     const topicField = field('topic');
@@ -77,12 +76,9 @@ export class MessageMapper {
     const aggregateId = field('aggregate_id');
     const contentType = field('content_type');
     if (notText.length > 0) {
-      throw new RelayError('RECORD_INVALID', `${where}: the metadata's "${notText[0]}" is a JSON ${Array.isArray(meta[notText[0] as keyof MessageMeta]) ? 'array' : 'object'}, not a string`, {
-        details,
-        hint: 'emit events with outbox_emit() from sql/004_emit_event.sql',
-      });
+      throw refusal('RECORD_INVALID', msg, txn, eventId, `the metadata's "${notText[0]}" is a JSON ${Array.isArray(meta[notText[0] as keyof MessageMeta]) ? 'array' : 'object'}, not a string`, EMIT_HINT);
     }
-    if (eventId === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "id"`, { details });
+    if (eventId === null) throw refusal('RECORD_REQUIRED_NULL', msg, txn, eventId, 'the metadata has no "id"');
     // All the record's text comes from the metadata line or is the relay's own: ASCII when the line decoded to a
     // character per byte and has no \u escape. The content is the application's bytes, not necessarily UTF-8, and a
     // byte that is not decodes to U+FFFD.
@@ -92,7 +88,7 @@ export class MessageMapper {
     if (meta.headers !== undefined && meta.headers !== null) {
       // Left out, headers that are not an object would be lost without a word; a row's headers column is refused the same way.
       if (typeof meta.headers !== 'object' || Array.isArray(meta.headers)) {
-        throw new RelayError('RECORD_INVALID', `${where}: the metadata's "headers" is not a JSON object`, { details, hint: 'emit events with outbox_emit() from sql/004_emit_event.sql' });
+        throw refusal('RECORD_INVALID', msg, txn, eventId, `the metadata's "headers" is not a JSON object`, EMIT_HINT);
       }
       // The stored text of each value, as for a row's headers column: no JavaScript number round trip.
       const raw = topLevelMembers(metaText).filter(([name]) => name === 'headers').pop()![1];
@@ -103,12 +99,13 @@ export class MessageMapper {
     if (type !== null) headers[HEADER.type] = type;
     if (aggregateType !== null) headers[HEADER.aggregateType] = aggregateType;
     if (aggregateId !== null) headers[HEADER.aggregateId] = aggregateId;
-    headers[HEADER.lsn] = formatLsn(txn.commitLsn);
-    headers[HEADER.commitTime] = new Date(txn.commitTimeMs).toISOString();
-    headers[HEADER.xid] = String(txn.xid);
+    const shared = transactionHeaders(txn);
+    headers[HEADER.lsn] = shared.lsn;
+    headers[HEADER.commitTime] = shared.commitTime;
+    headers[HEADER.xid] = shared.xid;
     headers[HEADER.contentType] = contentType ?? 'application/json';
     if (envelope) {
-      if (type === null) throw new RelayError('RECORD_REQUIRED_NULL', `${where}: the metadata has no "type" (CloudEvents requires ce_type)`, { details });
+      if (type === null) throw refusal('RECORD_REQUIRED_NULL', msg, txn, eventId, 'the metadata has no "type" (CloudEvents requires ce_type)');
       if (!envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: txn.commitTimeMs })) ascii = false;
     }
     const values: Record<string, string | null> = { id: eventId, type, key: keyField, aggregate_type: aggregateType, aggregate_id: aggregateId, prefix: msg.prefix };
@@ -118,7 +115,7 @@ export class MessageMapper {
       topic = topicField !== null ? checkTopicName(topicField) : this.topic.render((name) => values[name] ?? null);
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
-      throw new RelayError(err.code, `${where}: ${err.message}`, { details, hint: 'give the message a "topic", or the fields messages.topic uses' });
+      throw refusal(err.code, msg, txn, eventId, err.message, 'give the message a "topic", or the fields messages.topic uses');
     }
     // As documented (docs/event-shaping.md) and as outbox_emit() writes it: per-aggregate order unless the id is all there is.
     const key = keyField ?? aggregateId ?? eventId;
@@ -141,9 +138,23 @@ export class MessageMapper {
   }
 }
 
+const EMIT_HINT = 'emit events with outbox_emit() from sql/004_emit_event.sql';
+
+/**
+ * A message `map` refuses, named by its prefix, id and commit LSN: formatted only here, on the way to the poison
+ * policy. Formatted before every message, these were two LSN texts, the quoted id and an object per event.
+ */
+function refusal(code: ErrorCode, msg: LogicalMessage, txn: SourceTransaction, eventId: string | null, what: string, hint?: string): RelayError {
+  const lsn = formatLsn(txn.commitLsn);
+  return new RelayError(code, `logical message (prefix "${msg.prefix}", event ${eventId === null ? 'without id' : quotedValue(eventId)}, commit LSN ${lsn}): ${what}`, {
+    details: { eventId, lsn, xid: txn.xid, prefix: msg.prefix },
+    hint,
+  });
+}
+
 /** The metadata line as an object; a refusal names the message by its prefix and commit LSN, as it has no id yet. */
 function parseMeta(line: string, msg: LogicalMessage, txn: SourceTransaction, utf8: boolean): MessageMeta {
-  const refused = (what: string, cause?: unknown, hint = 'emit events with outbox_emit() from sql/004_emit_event.sql') =>
+  const refused = (what: string, cause?: unknown, hint = EMIT_HINT) =>
     new RelayError('RECORD_INVALID', `logical message (prefix "${msg.prefix}", commit LSN ${formatLsn(txn.commitLsn)}): the metadata line ${what}`, {
       cause,
       hint,

@@ -12,6 +12,7 @@ import { mappedColumns, unmappedColumns } from './mapped-columns.js';
 import { compileTopicRouting } from './routing-rules.js';
 import { quotedValue, type TopicTemplate } from './topic-template.js';
 import { compileTraceContext, type TraceContextFn } from './trace-context.js';
+import { transactionHeaders } from './transaction-headers.js';
 
 const BYTEA_OID = 17;
 
@@ -335,21 +336,4 @@ function textOf(values: TupleValues, i: number | undefined): string | null {
 /** A NULL (or unmapped) column adds no text. */
 function asciiText(values: TupleValues, i: number | undefined, text: string | null): boolean {
   return text === null || values.isAscii(i!, text);
-}
-
-/**
- * Formatted once per transaction, not per event: a backlog transaction can hold thousands of events. The commit
- * time is also kept across transactions: single-row ones committed in the same millisecond share its text.
- */
-let cachedTxn: SourceTransaction | undefined;
-let cachedHeaders = { lsn: '', commitTime: '', xid: '' };
-let cachedTimeMs = NaN;
-function transactionHeaders(txn: SourceTransaction): { lsn: string; commitTime: string; xid: string } {
-  if (txn !== cachedTxn) {
-    cachedTxn = txn;
-    const commitTime = txn.commitTimeMs === cachedTimeMs ? cachedHeaders.commitTime : new Date(txn.commitTimeMs).toISOString();
-    cachedTimeMs = txn.commitTimeMs;
-    cachedHeaders = { lsn: formatLsn(txn.commitLsn), commitTime, xid: String(txn.xid) };
-  }
-  return cachedHeaders;
 }

@@ -240,6 +240,39 @@ describe('logical-message events', () => {
     expect(error?.details.eventId).toBe(id);
   });
 
+  // The transaction's headers are formatted once per transaction (transactionHeaders), shared with the row mapper.
+  it('each message carries its own transaction’s outbox-lsn, outbox-commit-time and outbox-xid, in the documented order, transactions interleaved', () => {
+    const mapper = new MessageMapper(config);
+    const other = tracker.begin(0xffffffff00000010n, Date.parse('2025-06-30T23:59:59.999Z'), 4294967295);
+    const same = tracker.begin(0x16b3750n, Date.parse('2024-01-01T00:00:00Z'), 43);
+    const content = '{"id":"e1","type":"T","aggregate_type":"order","aggregate_id":"o1","content_type":"application/avro"}\n{}';
+    const entries = (t: SourceTransaction) => Object.entries(mapper.map(message(content), t).headers);
+    const own = { id: 'e1', type: 'T', 'aggregate-type': 'order', 'aggregate-id': 'o1' };
+    for (const [t, lsn, time, xid] of [
+      [txn, '0/16B3748', '2024-01-01T00:00:00.000Z', '42'],
+      [other, 'FFFFFFFF/10', '2025-06-30T23:59:59.999Z', '4294967295'],
+      [txn, '0/16B3748', '2024-01-01T00:00:00.000Z', '42'],
+      [same, '0/16B3750', '2024-01-01T00:00:00.000Z', '43'],
+    ] as const) {
+      expect(entries(t), lsn).toEqual(Object.entries({ ...own, 'outbox-lsn': lsn, 'outbox-commit-time': time, 'outbox-xid': xid, 'content-type': 'application/avro' }));
+    }
+  });
+
+  it('a refused message: its code, message, fix and details exactly', () => {
+    let error: RelayError | undefined;
+    try {
+      new MessageMapper(config).map(message('{"id":"e1","headers":"x"}\n{}'), txn);
+    } catch (err) {
+      error = err as RelayError;
+    }
+    expect({ code: error?.code, message: error?.message, hint: error?.hint, details: error?.details }).toEqual({
+      code: 'RECORD_INVALID',
+      message: 'logical message (prefix "outbox", event "e1", commit LSN 0/16B3748): the metadata\'s "headers" is not a JSON object',
+      hint: 'emit events with outbox_emit() from sql/004_emit_event.sql',
+      details: { eventId: 'e1', lsn: '0/16B3748', xid: 42, prefix: 'outbox' },
+    });
+  });
+
   it('malformed metadata is a record error naming the message and what is wrong, carrying the whole content for the dead letter', () => {
     const mapper = new MessageMapper(config);
     const cases: [string, string, RegExp][] = [
