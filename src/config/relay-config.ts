@@ -324,10 +324,12 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     throw new ConfigError(`delivery.deadLetterTopic is the checkpoint topic "${v['checkpoint.topic']}"`, `give ${settingRef('delivery.deadLetterTopic')} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`);
   });
   // A dead letter in the event's own topic reads as the event: a NULL payload's (a null value) deletes its key from a
-  // compacted topic, the very thing mapping.nullPayload=poison keeps from happening.
+  // compacted topic, the very thing mapping.nullPayload=poison keeps from happening. ${topic} alone is judged compiled,
+  // as it is used: the placeholder's name is trimmed, and "${ topic }" compared as text passed.
   problems.check(() => {
     const dlq = v['delivery.deadLetterTopic'];
-    if (v['delivery.onPoison'] !== 'dead-letter' || (dlq !== '${topic}' && dlq !== v.topic)) return;
+    const topicAlone = deadLetterTopic !== undefined && deadLetterTopic.columns.length === 1 && deadLetterTopic.render(() => 'x') === 'x';
+    if (v['delivery.onPoison'] !== 'dead-letter' || (!topicAlone && dlq !== v.topic)) return;
     throw new ConfigError(`delivery.deadLetterTopic "${dlq}" is the events' own topic`, `give ${settingRef('delivery.deadLetterTopic')} a name of its own, such as \${topic}.dlq (the default)`);
   });
   problems.check(() => {

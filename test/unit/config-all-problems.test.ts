@@ -148,13 +148,14 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
   });
 
   // Accepted, a NULL payload's dead letter (a null value) went to the event's own topic: a tombstone for its key.
-  it("naming the events' own topic is refused: ${topic} alone, or the fixed topic", () => {
-    for (const [dlq, topic] of [['${topic}', 'outbox.events'], ['outbox.events', 'outbox.events']]) {
+  it("naming the events' own topic is refused: ${topic} alone (spaced as a template may be), or the fixed topic", () => {
+    for (const [dlq, topic] of [['${topic}', 'outbox.events'], ['${ topic }', 'outbox.events'], ['${topic }', 'outbox.${aggregate_type}'], ['outbox.events', 'outbox.events']]) {
       const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': dlq!, topic: topic! }));
       expect(r.message, dlq).toBe(`delivery.deadLetterTopic "${dlq}" is the events' own topic`);
       expect(r.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
     }
     expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'dlq.${topic}', topic: 'outbox.events' }).delivery.deadLetterTopic).toBe('dlq.${topic}');
+    expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'x', topic: 'outbox.events' }).delivery.deadLetterTopic).toBe('x');
   });
 
   // An event that got no topic goes to the template filled with its source: app:events.dlq, so it halted
