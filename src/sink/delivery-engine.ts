@@ -39,6 +39,8 @@ interface Outage {
   holding?: RelayError;
   /** A checkKafka() loop runs for it. */
   checking?: boolean;
+  /** The sink lost its producer while idle (PlainSink.watchLost): resolves once a new one would be usable. */
+  check?: () => Promise<void>;
 }
 
 /** exactly-once: what producing a refused request's events one by one found (DeliveryEngine.probe). */
@@ -148,6 +150,8 @@ export class DeliveryEngine implements Delivery {
   private readonly restartWait = new AbortController();
   private readonly recordRetries: RecordRetries;
   private readonly callbacks: DeliveryCallbacks;
+  /** The sink lost its producer while nothing was in flight (producerLost), until step() takes it up. */
+  private lost: { error: RelayError; check: () => Promise<void> } | undefined;
   /** The transaction of the newest event handed to the sink. */
   private lastLaunched: SourceTransaction | undefined;
   /** exactly-once: what the open Kafka transaction holds, acknowledged at its commit. */
@@ -174,6 +178,7 @@ export class DeliveryEngine implements Delivery {
     // At-most-once confirms before each hand-off, which only holds in order with one request at a time.
     this.depth = options.producing.guarantee === 'at-most-once' ? 1 : Math.max(1, options.producing.sink.pipelineDepth ?? 1);
     ({ events: this.batchMaxEvents, bytes: this.batchMaxBytes } = batchLimits(options.limits, this.depth));
+    if (options.producing.guarantee !== 'exactly-once') options.producing.sink.watchLost?.((error, check) => this.producerLost(error, check));
   }
 
   get inFlightEvents(): number {
@@ -324,6 +329,9 @@ export class DeliveryEngine implements Delivery {
       const unmappable = this.undecidedAhead(this.head);
       if (unmappable) return this.sequential(() => this.decideAhead(unmappable));
     }
+    const lost = this.lost;
+    this.lost = undefined;
+    if (lost && this.idle) return this.sequential(() => this.lostWhileIdle(lost.error, lost.check));
     const holding = this.handOffsHeld();
     while (!holding && this.flights.length < this.depth) {
       if (this.held.length === 0 && this.coalescing()) break;
@@ -332,7 +340,7 @@ export class DeliveryEngine implements Delivery {
       if (batch[0]!.error) return this.sequential(() => this.unmappable(batch[0]!));
       this.launch(batch);
     }
-    if ((holding || this.idle) && this.outage?.dropped && !this.outage.checking) void this.checkKafka(this.outage);
+    if ((holding || this.idle) && (this.outage?.dropped || this.outage?.check) && !this.outage.checking) void this.checkKafka(this.outage);
     if (this.idle) this.wakeIdle();
   }
 
@@ -788,23 +796,49 @@ export class DeliveryEngine implements Delivery {
   }
 
   /**
-   * at-most-once, in an outage that dropped batches, with nothing in flight: Kafka is asked whether every partition
-   * of the dropped batches' topics has a leader again, then after each backoff of the outage (its attempts, its
-   * debug lines, its retry.maxDuration bound). With events held (handOffsHeld) the question waits a backoff first:
-   * partitions that have a leader can still refuse every request (min.insync.replicas not met), and each hand-off
-   * would lose a batch. Its answer lets the held events go, and the next batch's own answer ends or continues the
-   * outage. With an idle outbox the answer ends the outage (unless a batch was dropped meanwhile): only an
-   * acknowledged batch ended it before (sent()), and none came, so the relay stayed not ready with no end line, and
-   * the outage's old start made a later stall or dead letter give up at its first attempt.
+   * The sink lost its producer with nothing in flight to report it (PlainSink.watchLost: a producer id refused for a
+   * missing IdempotentWrite grant): an idle relay stayed ready and silent, and the first event, maybe hours later,
+   * met the refusal. Now it is a failed send's at once, when it happens: the outage's warn line with the fix, not
+   * ready, retries_total. Only while idle: a send under way or to come meets the sink's new producer and reports
+   * what it finds there.
+   */
+  private producerLost(error: RelayError, check: () => Promise<void>): void {
+    if (this.dead || !this.idle) return;
+    this.lost = { error, check };
+    this.schedule();
+  }
+
+  /**
+   * The lost producer's failure is an attempt of the outage; after its backoff, checkKafka asks whether a new one is
+   * usable. A stop cuts the backoff short (restartWait): nothing waits in it to be drained.
+   */
+  private async lostWhileIdle(error: RelayError, check: () => Promise<void>): Promise<void> {
+    if (!(await this.backOff(error, (this.outage?.attempts ?? 0) + 1, this.restartWait.signal))) return;
+    if (this.outage) this.outage.check = check;
+  }
+
+  /**
+   * An outage with nothing in flight, which no acknowledged batch is coming to end: Kafka is asked again after each
+   * backoff of the outage (its attempts, its debug lines, its retry.maxDuration bound), and with an idle outbox its
+   * answer ends the outage. Asked: whether a producer the sink lost while idle would be usable again (Outage.check),
+   * only while the outbox stays idle; and, at-most-once, in an outage that dropped batches, whether every partition
+   * of the dropped batches' topics has a leader again. With events held (handOffsHeld) the question waits a backoff
+   * first: partitions that have a leader can still refuse every request (min.insync.replicas not met), and each
+   * hand-off would lose a batch. Its answer lets the held events go, and the next batch's own answer ends or
+   * continues the outage. Only an acknowledged batch ended such an outage before (sent()), and none came: the relay
+   * stayed not ready with no end line, and the outage's old start made a later stall or dead letter give up at its
+   * first attempt.
    */
   private async checkKafka(outage: Outage): Promise<void> {
     outage.checking = true;
-    const current = () => !this.dead && this.outage === outage && this.flights.length === 0;
+    // A lost producer's check only while idle: once events come, their sends find out (on the sink's new producer).
+    const current = () => !this.dead && this.outage === outage && this.flights.length === 0 && (outage.dropped !== undefined || this.idle);
     try {
       if (outage.holding && !this.idle && !(await this.backOff(outage.holding, outage.attempts))) return;
       for (let attempts = outage.attempts; current(); attempts = outage.attempts) {
         try {
-          await this.plain().checkLeaders(outage.dropped!);
+          if (outage.dropped) await this.plain().checkLeaders(outage.dropped);
+          await outage.check?.();
         } catch (err) {
           // "No such topic" too, though it may mean a topic deleted under the relay (then RETRIES_EXHAUSTED after
           // retry.maxDuration): taken for an answer (a5d4b63), the full suite of 13f763f once saw the relay ready after

@@ -1,6 +1,7 @@
 import type { KafkaJS, LibrdKafkaError, Producer, ProducerGlobalConfig } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
+import { RelayError } from '../errors.js';
 import { collateralFailure } from './kafka-errors.js';
 import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, RdKafkaAdmin, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
@@ -21,6 +22,9 @@ const DISCONNECT_FLUSH_MS = 5000;
  * shutdownGrace. The relay retries attempts with backoff anyway.
  */
 const CONNECT_ATTEMPT_MAX_MS = 10_000;
+
+/** How often the producer-id check's producer reports its state (statistics.interval.ms; see checkProducerId). */
+const CHECK_STATS_MS = 100;
 
 /** One native producer and what belongs to it alone. */
 interface Connected {
@@ -68,6 +72,10 @@ export class RdKafkaSink implements PlainSink {
   private failedHandOver: number | undefined;
   /** Sends numbered below this were called before a failed hand-over or a lost producer was reported: they hand over nothing. */
   private heldBelow = 0;
+  /** send() calls not yet settled: while there are some, they report a fatal error of the producer (lostIdle). */
+  private sending = 0;
+  /** Told of a producer lost with no send to report it (watchLost). */
+  private lost: ((error: RelayError, check: () => Promise<void>) => void) | undefined;
 
   private constructor(
     private readonly module: RdKafkaModule,
@@ -110,6 +118,57 @@ export class RdKafkaSink implements PlainSink {
     } catch (err) {
       throw classifyRdKafkaError(err);
     }
+    // Refused its id while connecting: no send is there to report it.
+    if (this.connected) this.lostIdle(this.connected);
+  }
+
+  watchLost(lost: (error: RelayError, check: () => Promise<void>) => void): void {
+    this.lost = lost;
+  }
+
+  /**
+   * `connected`, the current producer, got its fatal error with no send under way to report it: librdkafka asks for
+   * the idempotent producer's id when the producer is created, and its refusal (no IdempotentWrite grant, brokers
+   * without idempotence) came while the relay was idle, held until the first send, maybe hours later. Let go of
+   * now (the next send opens a new producer), and told to delivery as a send's failure would be.
+   */
+  private lostIdle(connected: Connected): void {
+    const fatal = connected.fatal.fatal;
+    if (!fatal || this.connected !== connected || this.sending > 0) return;
+    void this.replace(connected);
+    this.lost?.(lostProducerError(fatal), () => this.checkProducerId());
+  }
+
+  /**
+   * Resolves once a new producer gets its id from the brokers, else rejects with why not (its fatal error, or
+   * nothing within the connect timeout). librdkafka says so only in its statistics (STATISTICS.md: eos.idemp_state
+   * "Assigned"), which the event producer does not run (a JSON document and a wake-up every interval, for its whole
+   * life): a producer of its own, with statistics on, is made for the check and closed after it.
+   */
+  private async checkProducerId(): Promise<void> {
+    const producer = new this.module.Producer({ ...this.properties, 'statistics.interval.ms': CHECK_STATS_MS } as ProducerGlobalConfig);
+    const connecting = new Promise<unknown>((resolve) => producer.connect({ timeout: this.connectTimeoutMs }, (err) => resolve(err ?? null)));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new RelayError('KAFKA_UNAVAILABLE', `the brokers gave a new idempotent producer no id within ${this.connectTimeoutMs} ms`, { retriable: true })),
+          this.connectTimeoutMs,
+        );
+        producer.on('event.error', (err: LibrdKafkaError) => {
+          if (isFatalRdKafkaError(err)) reject(lostProducerError(err));
+        });
+        producer.on('event.stats', (stats: { message: string }) => {
+          if (idempotenceState(stats.message) === 'Assigned') resolve();
+        });
+        void connecting.then((err) => (err ? reject(classifyRdKafkaError(err)) : producer.setPollInBackground(true)));
+      });
+    } finally {
+      clearTimeout(timer);
+      // The binding never calls back a disconnect made while its connect is under way (bounded by the timeout).
+      await connecting;
+      await disconnectProducer(producer, 0);
+    }
   }
 
   /**
@@ -119,6 +178,18 @@ export class RdKafkaSink implements PlainSink {
    * called after the report (the engine's re-sends, in order) hand over as usual.
    */
   async send(records: readonly SinkRecord[]): Promise<void> {
+    this.sending++;
+    try {
+      await this.sendInOrder(records);
+    } finally {
+      // A fatal error that came during sends none of which reported it (their records were acknowledged first) is
+      // told as an idle one, once the delivery has their answers (it takes it up only while nothing is in flight).
+      const connected = this.connected;
+      if (--this.sending === 0 && connected?.fatal.fatal) setImmediate(() => this.lostIdle(connected));
+    }
+  }
+
+  private async sendInOrder(records: readonly SinkRecord[]): Promise<void> {
     const number = this.sends++;
     const enqueue = this.enqueued.then(() => this.enqueue(records, number));
     // The next send queues behind this one whether it fails or not; its failure is this send's to report (below).
@@ -228,6 +299,7 @@ export class RdKafkaSink implements PlainSink {
       connectError ??= err;
       connected.fatal.observe(err);
       this.logger.debug({ rdkafka: true, code: err.code, fatal: isFatalRdKafkaError(err) }, err.message);
+      this.lostIdle(connected);
     };
     producer.on('event.error', onError);
     producer.on('event.log', (log: { severity: number; fac: string; message: string }) => {
@@ -270,6 +342,15 @@ export class RdKafkaSink implements PlainSink {
     const connected = this.connected;
     this.connected = undefined;
     await Promise.allSettled([connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)), this.adminCalls.disconnect(flushWithin(options, DISCONNECT_FLUSH_MS))]);
+  }
+}
+
+/** The idempotent producer's state in a librdkafka statistics document (eos.idemp_state), if it names one. */
+function idempotenceState(json: string): string | undefined {
+  try {
+    return (JSON.parse(json) as { eos?: { idemp_state?: string } }).eos?.idemp_state;
+  } catch {
+    return undefined;
   }
 }
 

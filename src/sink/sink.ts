@@ -1,4 +1,5 @@
 import type { Checkpoint } from '../checkpoint/checkpoint.js';
+import type { RelayError } from '../errors.js';
 
 /**
  * The seam between the pipeline and a broker. `send` resolves once the broker acknowledged every record of the
@@ -57,6 +58,13 @@ export interface PlainSink extends Sink {
    * missing since: at-most-once asks checkTopics about the others only, deciding so on its hand-off path.
    */
   knowsTopic(topic: string): boolean;
+  /**
+   * Tells `lost` when the producer became unusable with no send to report it: librdkafka asks for the idempotent
+   * producer's id as soon as the producer exists, and a refusal (no IdempotentWrite grant, brokers without idempotence)
+   * is fatal, hours before the first event may come. The sink has let go of that producer; `check` resolves once a new
+   * one would get its id, else rejects with the classified error. Delivery counts it as a failed send (its outage).
+   */
+  watchLost?(lost: (error: RelayError, check: () => Promise<void>) => void): void;
 }
 
 export interface CloseOptions {

@@ -388,3 +388,72 @@ describe('RdKafkaSink.checkLeaders (at-most-once asks it while idle in an outage
     await sink.close();
   });
 });
+
+describe('RdKafkaSink: a producer refused its id while idle (no send to report it)', () => {
+  // librdkafka asks for the idempotent producer's id as soon as the producer exists; the refusal waited for the
+  // first send, maybe hours later, while the relay reported ready.
+  const refused = () => Object.assign(new Error('Broker: Cluster authorization failed'), { code: 31, isFatal: true });
+  const stats = (state: string) => ({ message: JSON.stringify({ type: 'producer', eos: { idemp_state: state } }) });
+
+  async function lostWhileIdle() {
+    const { sink, producer } = await connectedSink();
+    const lost: { error: RelayError; check: () => Promise<void> }[] = [];
+    sink.watchLost((error, check) => lost.push({ error, check }));
+    producer.emit('event.error', refused());
+    return { sink, producer, lost };
+  }
+
+  it('tells delivery at once, with the IdempotentWrite fix, and lets go of the producer', async () => {
+    const { sink, producer, lost } = await lostWhileIdle();
+    expect(lost.map((l) => l.error.code)).toEqual(['KAFKA_AUTH']);
+    expect(lost[0]!.error.hint).toContain('IdempotentWrite');
+    await tick();
+    expect(producer.disconnects).toBe(1);
+    // The next send opens a new producer.
+    const sent = sink.send([record(0)]);
+    await tick();
+    const next = FakeNativeProducer.made.at(-1)!;
+    expect(next).not.toBe(producer);
+    next.emit('delivery-report', null, { opaque: next.produced[0]!.opaque });
+    await sent;
+    await sink.close();
+  });
+
+  it('its check resolves once a new producer has its id (librdkafka statistics: eos.idemp_state Assigned), rejects when that one is refused too', async () => {
+    const { sink, lost } = await lostWhileIdle();
+    const check = (): { outcome: string[]; probe: FakeNativeProducer } => {
+      const outcome = watchAll([lost[0]!.check()]);
+      return { outcome, probe: FakeNativeProducer.made.at(-1)! };
+    };
+    const granted = check();
+    await tick();
+    granted.probe.emit('event.stats', stats('WaitPID'));
+    await tick();
+    expect(granted.outcome).toEqual(['pending']);
+    granted.probe.emit('event.stats', stats('Assigned'));
+    await tick();
+    expect(granted.outcome).toEqual(['resolved']);
+    expect(granted.probe.disconnects).toBe(1);
+    const still = check();
+    await tick();
+    still.probe.emit('event.error', refused());
+    await tick();
+    expect(still.outcome).toEqual(['KAFKA_AUTH (retriable)']);
+    expect(still.probe.disconnects).toBe(1);
+    await sink.close();
+  });
+
+  it('with a send under way, that send reports it: delivery is not told', async () => {
+    const { sink, producer } = await connectedSink();
+    const lost: RelayError[] = [];
+    sink.watchLost((error) => lost.push(error));
+    const failed = sink.send([record(0)]).catch((err: RelayError) => err);
+    await tick();
+    producer.emit('event.error', refused());
+    producer.emit('delivery-report', Object.assign(new Error('Local: Fatal error'), { code: -150 }), { opaque: producer.produced[0]!.opaque });
+    expect((await failed)?.code).toBe('KAFKA_AUTH');
+    await tick();
+    expect(lost).toEqual([]);
+    await sink.close();
+  });
+});

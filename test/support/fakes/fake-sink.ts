@@ -62,6 +62,10 @@ export class FakeSink implements TransactionalSink, PlainSink {
   private readonly knownTopics = new Set<string>();
   connects = 0;
   claims = 0;
+  /** What the check of a producer lost while idle answers (loseProducer); how many were asked in `lostChecks`. */
+  lostCheck: 'ok' | RelayError = 'ok';
+  lostChecks = 0;
+  private lost: ((error: RelayError, check: () => Promise<void>) => void) | undefined;
   private open: string[] = [];
   private readonly sendSteps: Step[] = [];
   private readonly commitSteps: (Step | 'ambiguous')[] = [];
@@ -167,6 +171,18 @@ export class FakeSink implements TransactionalSink, PlainSink {
   private abortNow(): void {
     this.aborts++;
     this.open = [];
+  }
+
+  watchLost(lost: (error: RelayError, check: () => Promise<void>) => void): void {
+    this.lost = lost;
+  }
+
+  /** The producer failed with no send to report it (the brokers refused it an id): delivery is told, as the rdkafka sink tells it. */
+  loseProducer(error: RelayError): void {
+    this.lost?.(error, async () => {
+      this.lostChecks++;
+      if (this.lostCheck !== 'ok') throw this.lostCheck;
+    });
   }
 
   async checkLeaders(topics: Iterable<string>): Promise<void> {
