@@ -162,7 +162,7 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
     // cluster); refused, librdkafka makes the producer fatal and purges its records. The outage said only
     // "Purged in queue" (KAFKA_UNAVAILABLE) until retry.maxDuration: the fatal error event's cause was lost in the
     // client's addon (change 7 of scripts/patch-kafka-client.mjs).
-    it('rdkafka, at-least-once, without WRITE on any topic: the outage names the refused access (KAFKA_AUTH), and the grant ends it, every event delivered', async () => {
+    it('rdkafka, at-least-once, without WRITE on any topic: the outage opens while idle, naming the refused access (KAFKA_AUTH) and the grant, and the grant ends it, every event delivered', async () => {
       const setup = await setupOutbox(db(), { brokers: broker.brokers, extraArgs: ['--status-interval', '200ms'] });
       const checkpointTopic = uniqueName('checkpoints');
       await createTopic(checkpointTopic, 1, broker.brokers, [{ name: 'cleanup.policy', value: 'compact' }]);
@@ -173,11 +173,14 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
 
       const relay = relayAs(setup, checkpointTopic, 'rdkafka', 'at-least-once');
       await relay.waitForMessage('streaming from PostgreSQL');
-      const from = await currentWalLsn(db());
-      await insertEvents(db(), 3);
+      // Idle, no event sent: the producer's id is asked for when it is made, and its refusal opens the outage at
+      // once (it waited for the first event before).
       const refused = await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
       expect(refused.code, relay.dump()).toBe('KAFKA_AUTH');
       expect(refused.err, relay.dump()).toContain('Cluster authorization failed');
+      expect(String(refused.fix), relay.dump()).toContain('IdempotentWrite');
+      const from = await currentWalLsn(db());
+      await insertEvents(db(), 3);
 
       await grant(writes);
       await relay.waitForMessage('Kafka available again: delivery resumed');
