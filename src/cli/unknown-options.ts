@@ -11,11 +11,16 @@ function maybeOption(arg: string | undefined): boolean {
 
 /**
  * An unknown option as a refusal names it: without its value, which for a mistyped secret's flag is the secret
- * (`--postgres-urll=postgres://user:password@host`, `-psecret`). A short option is its dash and one character, as
- * commander reads one: what follows is its value, or more short options.
+ * (`--postgres-urll=postgres://user:password@host`, `-psecret`). A long option is cut at '=' silently (that is how
+ * a value is given), and before that at its first character no option's name has (shownName), with `note` saying
+ * where: a value typed after another character (`--postgres-url:postgres://user:password@host`) was echoed whole.
+ * A short option is its dash and one character, as commander reads one: what follows is its value, or more short
+ * options.
  */
-function optionName(arg: string): string {
-  return arg.startsWith('--') ? arg.split('=', 1)[0]! : arg.slice(0, 2);
+function optionName(arg: string): { flag: string; note: string } {
+  if (!arg.startsWith('--')) return { flag: arg.slice(0, 2), note: '' };
+  const { name, note } = shownName(arg.split('=', 1)[0]!.slice(2));
+  return { flag: `--${name}`, note };
 }
 
 function commandPath(command: Command): string {
@@ -45,14 +50,14 @@ function switchGivenValue(listed: Option[], flag: string): ConfigError | undefin
 }
 
 /** Commander's own wording, "(Did you mean …?)" included: scripts and docs quote it. */
-function unknownOption(command: Command, flag: string): ConfigError {
+function unknownOption(command: Command, { flag, note }: { flag: string; note: string }): ConfigError {
   const listed = readOptions(command);
   const refusal = switchGivenValue(listed, flag);
   if (refusal) return refusal;
   const visible = [...new Set(listed.flatMap((option) => (option.long ? [option.long.slice(2)] : [])))];
-  const similar = flag.startsWith('--') ? nearest(flag.slice(2), visible).map((name) => `--${name}`) : [];
+  const similar = flag.startsWith('--') ? nearest(flag.slice(2).replace(/…$/, ''), visible).map((name) => `--${name}`) : [];
   const suggestion = similar.length === 0 ? '' : similar.length === 1 ? ` (Did you mean ${similar[0]}?)` : ` (Did you mean one of ${similar.join(', ')}?)`;
-  return new ConfigError(`unknown option '${flag}'${suggestion}`, `see ${commandPath(command)} --help`);
+  return new ConfigError(`unknown option '${flag}'${note}${suggestion}`, `see ${commandPath(command)} --help`);
 }
 
 /**
@@ -111,9 +116,11 @@ export function refuseUnknownOptions(command: Command): void {
   const target = command as unknown as { unknownOption(flag: string): never };
   const unknown = target.unknownOption.bind(command);
   target.unknownOption = (arg) => {
-    const flag = optionName(arg);
+    const { flag, note } = optionName(arg);
     const refusal = flag === arg ? undefined : switchGivenValue(readOptions(command), flag);
-    if (refusal === undefined) return unknown(flag);
+    if (refusal === undefined && note === '') return unknown(flag);
+    // A cut name's refusal carries its note, which commander's wording has no place for.
+    if (refusal === undefined) return command.error(unknownOption(command, { flag, note }).message, { code: 'commander.unknownOption' });
     setAside.set(command, [refusal]);
     return command.error(refusal.message, { code: SET_ASIDE_REFUSAL, exitCode: 2 });
   };

@@ -82,6 +82,17 @@ describe('unknown options: every one, with the settings’ problems, in one erro
     expect(JSON.parse(json.stdout)).toEqual({ error: { code: 'CONFIG_INVALID', message: "unknown option '--postgres-urll'", fix: 'see outbox-relay slot --help' } });
   });
 
+  // Before: only '=' ended the name, and `--postgres-url:postgres://user:s3cret@db/app` was echoed whole.
+  it('an unknown option is named only up to its first character outside A-Z a-z 0-9 _ . - (as an unknown command), after a command and after a group', () => {
+    for (const [args, help] of [[['run', '--postgres-url:postgres://user:s3cret@db/app', '--kafka-brokers', 'k:9092'], 'outbox-relay run'], [['slot', '--postgres-url:postgres://user:s3cret@db/app'], 'outbox-relay slot']] as const) {
+      const result = runCliSync([...args]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain("unknown option '--postgres-url…' (cut at its first ':': the rest may be a value, and is not shown)");
+      expect(result.stderr).toContain(`fix: see ${help} --help`);
+      expect(result.stderr).not.toContain('s3cret');
+    }
+  });
+
   it('a single unknown option is reported as before; --help after one still prints the help', () => {
     const one = runCliSync(['run', '--kafka-brokers', 'k:9092', '--kafka-brokerz', 'x']);
     expect(one.status).toBe(2);
