@@ -105,7 +105,6 @@ export const PAST_THE_EVENT = `then restart; to get past this event instead: out
  * budget), so that every halt or exit line carries one, whichever component raised it.
  */
 const DEFAULT_FIXES: Partial<Record<ErrorCode, string>> = {
-  OUTPUT_FAILED: 'the file or device the output goes to (stdout, or stderr) is full or failing: free space there, or send the output elsewhere',
   INTERNAL: 'a defect of outbox-relay: report it with this line (and the stack printed with it, or logged at --log-level debug); a restart resumes at the confirmed position',
   KAFKA_UNAVAILABLE: 'check that the relay reaches every address in kafka.brokers and the listeners the brokers advertise (advertised.listeners), and the TLS/SASL settings',
   RETRIES_EXHAUSTED: 'the service named in the message stayed unreachable for retry.maxDuration: fix it (network, address, credentials); the restart resumes at the confirmed position. Raise retry.maxDuration to wait longer',
@@ -120,8 +119,18 @@ export function isRelayError(err: unknown): err is RelayError {
   return err instanceof RelayError;
 }
 
-/** Errors of a write to a full or failing file or device. */
-const OUTPUT_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO']);
+const FULL = 'the file system the output goes to (stdout, or stderr) is full, or its quota is used up: free space there, or send the output elsewhere';
+
+/**
+ * Errors of a write to a full or failing file or device, each with its fix. EIO is not a full disk: mostly a
+ * terminal that is gone (its ssh session closed, its window shut) while the command still wrote to it.
+ */
+const OUTPUT_FIXES = new Map([
+  ['ENOSPC', FULL],
+  ['EDQUOT', FULL],
+  ['EFBIG', 'the file the output goes to (stdout, or stderr) reached the largest size allowed (ulimit -f, or the file system\'s): send the output elsewhere, or raise the limit'],
+  ['EIO', 'the terminal or device the output goes to (stdout, or stderr) failed, most often a terminal that is gone (its ssh session closed): run the command where its output stays read (tmux, screen, nohup, or a redirection to a file), or check the device'],
+]);
 
 /**
  * A RelayError as it is; a write that failed for the file or device it went to (`outbox-relay … > /dev/full`, a
@@ -131,8 +140,9 @@ const OUTPUT_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO']);
 export function asRelayError(err: unknown): RelayError {
   if (isRelayError(err)) return err;
   const errno = err as NodeJS.ErrnoException;
-  if (err instanceof Error && errno.syscall === 'write' && OUTPUT_ERRNOS.has(errno.code ?? '')) {
-    return new RelayError('OUTPUT_FAILED', `writing the output failed: ${err.message}`, { cause: err });
+  const fix = err instanceof Error && errno.syscall === 'write' ? OUTPUT_FIXES.get(errno.code ?? '') : undefined;
+  if (fix !== undefined) {
+    return new RelayError('OUTPUT_FAILED', `writing the output failed: ${errno.message}`, { cause: err, hint: fix });
   }
   return new RelayError('INTERNAL', String(err), { cause: err });
 }
