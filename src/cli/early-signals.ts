@@ -41,15 +41,26 @@ function takeEarlySignals(): NodeJS.Signals[] {
 }
 
 /**
+ * What a stop signal meets once a command's listener is removed (an operator command done, its result printed and
+ * its exit code set; replay's until its relay runs): nothing. With no listener left it met Node's default, an exit
+ * by the signal in place of the code set, in the time the process still took to end (closing its clients, or up to
+ * exitSoonAfterClose's 2 s after an INTERRUPTED line, when a second Ctrl-C is most likely).
+ */
+const ignore = (): void => undefined;
+
+/**
  * Installs `listener` for the stop signals, then hands it the signals received while the bin was loading, if any,
  * as if they came now (two Ctrl-C during the start are a second signal, as later). Added before the early
  * listeners are removed, so that a signal still on its way is delivered to it, never to no listener (Node's
- * default). Returns what removes it.
+ * default). Returns what removes it, leaving `ignore` in its place for the same reason.
  */
 export function onStopSignals(listener: (signal: NodeJS.Signals) => void): () => void {
   for (const signal of STOP_SIGNALS) process.on(signal, listener);
   for (const early of takeEarlySignals()) listener(early);
   return () => {
-    for (const signal of STOP_SIGNALS) process.removeListener(signal, listener);
+    for (const signal of STOP_SIGNALS) {
+      if (!process.listeners(signal).includes(ignore)) process.on(signal, ignore);
+      process.removeListener(signal, listener);
+    }
   };
 }

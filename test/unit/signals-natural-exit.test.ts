@@ -17,6 +17,19 @@ process.stdout.write('done\\n');
 setTimeout(() => undefined, 50);
 `;
 
+/**
+ * An operator command as it ends (ops-command.ts): its listener removed in `finally` once its result is printed and
+ * its exit code set, its clients still closing (here a timer).
+ */
+const REMOVED = `
+import { onStopSignals } from ${JSON.stringify(join(repoRoot, 'src/cli/early-signals.ts'))};
+const remove = onStopSignals(() => undefined);
+remove();
+process.exitCode = 3;
+process.stdout.write('done\\n');
+setTimeout(() => undefined, 300);
+`;
+
 /** The child's exit code with a SIGINT sent at every turn of this process's loop from its 'done' to its exit. */
 function exitUnderSignals(script: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -37,5 +50,13 @@ describe('stop signals while a finished command ends by itself', () => {
     const script = join(mkdtempSync(join(tmpdir(), 'signals-')), 'finished-command.mts');
     writeFileSync(script, CHILD);
     for (let run = 0; run < 3; run++) expect(await exitUnderSignals(script)).toEqual({ code: 3, signal: null });
+  }, 60_000);
+
+  // Before: removing the listener left none, and a signal met Node's default, exit by SIGINT, for a command that
+  // had printed its result and set its code (after an INTERRUPTED line, exitSoonAfterClose's 2 s).
+  it('a command whose listener was removed exits with the code it set, never by the signal', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'signals-')), 'removed-listener.mts');
+    writeFileSync(script, REMOVED);
+    expect(await exitUnderSignals(script)).toEqual({ code: 3, signal: null });
   }, 60_000);
 });
