@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/paths.js';
+import { readToEnd, stdoutFifo } from '../support/stdout-fifo.js';
 
 /** A command's log: 4 MiB of lines (the pipe takes 64 KiB, the log holds 1 MiB), a mark on stderr, its last line. */
 const CHILD = `
@@ -16,24 +16,6 @@ logger.error({ code: 'INTERNAL' }, 'the last line');
 process.exitCode = 1;
 `;
 
-/** Everything `fd` (non-blocking) holds until its writers have all closed it. */
-async function readToEnd(fd: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  const buffer = Buffer.alloc(65_536);
-  for (;;) {
-    let read: number;
-    try {
-      read = readSync(fd, buffer);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-      await sleep(5);
-      continue;
-    }
-    if (read === 0) return Buffer.concat(chunks).toString();
-    chunks.push(Buffer.from(buffer.subarray(0, read)));
-  }
-}
-
 describe('the log on a pipe whose reader stopped reading', () => {
   // Before: each line was written to stdout synchronously, and a write to a full pipe blocks until its reader
   // reads: with the reader open and not reading, the whole process stood still (timers late, the walsender's
@@ -42,11 +24,8 @@ describe('the log on a pipe whose reader stopped reading', () => {
     const dir = mkdtempSync(join(tmpdir(), 'log-pipe-'));
     const script = join(dir, 'command.mts');
     writeFileSync(script, CHILD);
-    const fifo = join(dir, 'stdout');
-    execFileSync('mkfifo', [fifo]);
     // The reader is open (and stays so) but reads nothing until the child says it logged everything.
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writer = openSync(fifo, constants.O_WRONLY);
+    const { reader, writer } = stdoutFifo();
     const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', writer, 'pipe'] });
     closeSync(writer);
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -61,7 +40,6 @@ describe('the log on a pipe whose reader stopped reading', () => {
     });
     const wentOn = await logged;
     const lines = (await readToEnd(reader)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; dropped?: number });
-    closeSync(reader);
     expect(wentOn, stderr).toBe(true);
     expect(await exited).toBe(1);
     const dropped = lines.filter((l) => l.msg.includes('log line(s) dropped'));
