@@ -15,13 +15,32 @@ export interface PipeDestination extends DestinationStream {
 }
 
 /**
+ * A non-blocking fd for the pipe on `fd`: a description of its own, opened through /proc/self/fd, else fd 1 itself.
+ * That open fails without /proc, and with EACCES whenever the pipe is not the relay's user's: a pipe's inode is its
+ * creator's, mode 0600, and a container runtime creates the pipe of a container's stdout as root while the image
+ * runs the relay as another user (ours: USER 1000). Falling back to the synchronous write there froze the relay on
+ * a stalled reader as before. `fd` itself is non-blocking once Node has set up process.stdout on it (libuv opens a
+ * pipe non-blocking, for the description fd 1 shares with stderr under `2>&1` too), which main.ts has done for every
+ * command by the time it logs, and which touching process.stdout here makes sure of.
+ */
+function nonBlocking(fd: number): number | undefined {
+  try {
+    return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch {
+    if (fd !== 1) return undefined;
+    void process.stdout;
+    return fd;
+  }
+}
+
+/**
  * The log on `fd` when it is a pipe (a shell's `|`, the FIFO a container runtime reads), written without blocking.
  * A synchronous write to a pipe whose reader stays open and stops reading waits until it reads (or, once Node has
  * made the pipe non-blocking for process.stdout, sonic-boom sleeps and tries again): the whole relay froze, timers
  * late and the walsender's keepalives unanswered. Here the pipe is opened a second time with O_NONBLOCK
  * (/proc/self/fd: a pipe opened there is a description of its own, so the flag reaches neither fd 1 nor stderr when
- * `2>&1` shares its description): what the pipe does not take at once is held, up to `limit` bytes, and offered
- * again every RETRY_MS. Beyond that the oldest held lines are dropped, the newest kept (they say
+ * `2>&1` shares its description; where it cannot be, fd 1 itself: nonBlocking): what the pipe does not take at
+ * once is held, up to `limit` bytes, and offered again every RETRY_MS. Beyond that the oldest held lines are dropped, the newest kept (they say
  * how things stand, the last of them why the process exits), and a line counting them takes their place. At the
  * exit the held lines are written, waiting for the reader: the process's last line is out when the pipe is read,
  * and given up after EXIT_WAIT_MS in which the reader took nothing.
@@ -30,13 +49,13 @@ export interface PipeDestination extends DestinationStream {
  * opened again at offset 0, and a socket cannot be opened again.
  */
 export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException, unwritten: string[]) => void, limit = LOG_HELD_BYTES): PipeDestination | undefined {
-  let own: number;
   try {
     if (!fstatSync(fd).isFIFO()) return undefined;
-    own = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
+  const own = nonBlocking(fd);
+  if (own === undefined) return undefined;
   let held: Buffer[] = [];
   /** How much of the first held line the pipe has taken. */
   let offset = 0;
@@ -61,7 +80,7 @@ export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException
         const unwritten = held.map((bytes) => bytes.toString());
         held = [];
         heldBytes = 0;
-        closeSync(own);
+        if (own !== fd) closeSync(own);
         onError(err as NodeJS.ErrnoException, unwritten);
         return true;
       }

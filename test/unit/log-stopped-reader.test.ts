@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -20,13 +20,24 @@ describe('the log on a pipe whose reader stopped reading', () => {
   // Before: each line was written to stdout synchronously, and a write to a full pipe blocks until its reader
   // reads: with the reader open and not reading, the whole process stood still (timers late, the walsender's
   // keepalives unanswered), here at its first 64 KiB.
-  it('goes on without waiting for the reader, drops the oldest held lines with a line counting them, and its last line is out once the pipe is read', async () => {
+  // Before (not its own): the pipe could not be opened again (EACCES), as a container's stdout, created by the
+  // runtime as root, mode 0600, cannot be by a relay running as another user (the image's USER 1000), and the log
+  // fell back to the synchronous write: stood still as above.
+  it.each([
+    ['its own pipe', false],
+    ['a pipe it may not open again (another user\'s)', true],
+  ])('%s: goes on without waiting for the reader, drops the oldest held lines with a line counting them, and its last line is out once the pipe is read', async (_, foreign) => {
     const dir = mkdtempSync(join(tmpdir(), 'log-pipe-'));
+    chmodSync(dir, 0o755);
     const script = join(dir, 'command.mts');
-    writeFileSync(script, CHILD);
+    writeFileSync(script, CHILD, { mode: 0o644 });
     // The reader is open (and stays so) but reads nothing until the child says it logged everything.
-    const { reader, writer } = stdoutFifo();
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', writer, 'pipe'] });
+    const { path, reader, writer } = stdoutFifo();
+    // Not the child's to open: no one's but root's (mode 000), and root's child runs as nobody.
+    if (foreign) chmodSync(path, 0);
+    const asNobody = foreign && process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+    const [command, ...args] = [...asNobody, process.execPath, '--import', 'tsx', script];
+    const child = spawn(command!, args, { cwd: repoRoot, stdio: ['ignore', writer, 'pipe'] });
     closeSync(writer);
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     let stderr = '';
