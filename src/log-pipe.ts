@@ -5,7 +5,11 @@ import type { DestinationStream } from 'pino';
 export const LOG_HELD_BYTES = 1024 * 1024;
 /** How often held lines are offered to the pipe again while no new line comes. */
 const RETRY_MS = 100;
-/** At the exit, how long the held lines wait for a reader that takes none of them before they are given up. */
+/**
+ * At the exit, how long the held lines wait for the reader before the rest is given up: in all, not without
+ * progress, as the 'exit' listener runs synchronously and nothing cuts it (the shutdown watchdog, a second signal);
+ * a reader taking a little at a time kept the process up for as long as it took the 1 MiB.
+ */
 const EXIT_WAIT_MS = 5_000;
 const EXIT_PAUSE_MS = 10;
 
@@ -43,7 +47,7 @@ function nonBlocking(fd: number): number | undefined {
  * once is held, up to `limit` bytes, and offered again every RETRY_MS. Beyond that the oldest held lines are dropped, the newest kept (they say
  * how things stand, the last of them why the process exits), and a line counting them takes their place. At the
  * exit the held lines are written, waiting for the reader: the process's last line is out when the pipe is read,
- * and given up after EXIT_WAIT_MS in which the reader took nothing.
+ * and what it has not taken EXIT_WAIT_MS after the exit began is given up.
  * A write that fails otherwise (EPIPE: the reader closed it) hands `onError` every line the pipe did not take whole.
  * Undefined for anything else (a file, a terminal, a socket), which keeps the synchronous write: a file would be
  * opened again at offset 0, and a socket cannot be opened again.
@@ -141,10 +145,9 @@ export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException
   process.on('exit', () => {
     clearTimeout(retry);
     noteDropped();
-    let idle = 0;
-    for (let before = heldBytes; !drain(); before = heldBytes) {
-      idle = heldBytes < before ? 0 : idle + EXIT_PAUSE_MS;
-      if (idle >= EXIT_WAIT_MS) return;
+    const giveUpAt = Date.now() + EXIT_WAIT_MS;
+    while (!drain()) {
+      if (Date.now() >= giveUpAt) return;
       Atomics.wait(pause, 0, 0, EXIT_PAUSE_MS);
     }
   });

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, readSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../stack/paths.js';
 import { readToEnd, stdoutFifo } from '../support/stdout-fifo.js';
@@ -59,4 +60,37 @@ describe('the log on a pipe whose reader stopped reading', () => {
     expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
     expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
   }, 60_000);
+});
+
+describe('the log held at the exit, its reader taking it slowly', () => {
+  // Before: the wait at the exit was given up only after 5 s in which the reader took nothing, and a reader taking
+  // a little at a time kept the process in it (1 MiB at 20 KiB/s: about a minute), the shutdown watchdog's and a
+  // second signal's exit included, which must not wait: the 'exit' listener runs synchronously, nothing cuts it.
+  it('is given up: the process ends without waiting for the reader to take it all', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'log-exit-')), 'command.mts');
+    writeFileSync(script, CHILD);
+    const { reader, writer } = stdoutFifo();
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', writer, 'pipe'] });
+    closeSync(writer);
+    let exited = false;
+    const exit = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    void exit.then(() => (exited = true));
+    await new Promise<void>((resolve) => child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
+    // 2 KiB every 100 ms (20 KiB/s), until the child is gone or 60 s have passed (a bound, so that it fails, not hangs).
+    const buffer = Buffer.alloc(2048);
+    let read = '';
+    for (let turn = 0; !exited && turn < 600; turn++) {
+      try {
+        read += buffer.subarray(0, readSync(reader, buffer)).toString();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      }
+      await sleep(100);
+    }
+    closeSync(reader);
+    expect(exited).toBe(true);
+    expect(await exit).toBe(1);
+    // It ended with most of its held log still unread: it did not wait for the reader to take it.
+    expect(read.length).toBeLessThan(512 * 1024);
+  }, 90_000);
 });
