@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import type { DestinationStream } from 'pino';
 
 /** Log bytes held while the reader of the pipe does not read: a pipe takes 64 KiB, this 1 MiB more (the heap is capped). */
@@ -19,47 +19,32 @@ export interface PipeDestination extends DestinationStream {
 }
 
 /**
- * A non-blocking fd for the pipe on `fd`: a description of its own, opened through /proc/self/fd, else fd 1 itself.
- * That open fails without /proc, and with EACCES whenever the pipe is not the relay's user's: a pipe's inode is its
- * creator's, mode 0600, and a container runtime creates the pipe of a container's stdout as root while the image
- * runs the relay as another user (ours: USER 1000). Falling back to the synchronous write there froze the relay on
- * a stalled reader as before. `fd` itself is non-blocking once Node has set up process.stdout on it (libuv opens a
- * pipe non-blocking, for the description fd 1 shares with stderr under `2>&1` too), which main.ts has done for every
- * command by the time it logs, and which touching process.stdout here makes sure of.
+ * The log on stdout when it is a pipe or a socket (a shell's `|`, the FIFO a container runtime reads, journald's
+ * socket, Node's child pipes), written without blocking. A synchronous write to a pipe whose reader stays open and
+ * stops reading waits until it reads (or, as Node has made the pipe non-blocking for process.stdout, sonic-boom
+ * sleeps and tries again): the whole relay froze, timers late and the walsender's keepalives unanswered. fd 1
+ * itself is written: it is non-blocking once Node has set up process.stdout on it (libuv opens a pipe or a socket
+ * non-blocking, for the description fd 1 shares with stderr under `2>&1` too), which main.ts has done for every
+ * command by the time it logs, and which touching process.stdout here makes sure of. (A second, non-blocking
+ * description opened through /proc/self/fd fails with EACCES where it matters most: a container runtime creates
+ * the container's stdout pipe as root, mode 0600, and our image runs the relay as USER 1000.) What the pipe does
+ * not take at once is held, up to `limit` bytes, and offered again every RETRY_MS. Beyond that the oldest held
+ * lines are dropped, the newest kept (they say how things stand, the last of them why the process exits), and a
+ * line counting them takes their place. At the exit the held lines are written, waiting for the reader: the
+ * process's last line is out when the pipe is read, and what it has not taken EXIT_WAIT_MS after the exit began is
+ * given up. A write that fails otherwise (EPIPE: the reader closed it) hands `onError` every line the pipe did not
+ * take whole. Undefined for a file or a terminal, which keep the synchronous write: a file never makes a writer
+ * wait for a reader.
  */
-function nonBlocking(fd: number): number | undefined {
+export function nonBlockingStdout(onError: (err: NodeJS.ErrnoException, unwritten: string[]) => void, limit = LOG_HELD_BYTES): PipeDestination | undefined {
+  const fd = 1;
   try {
-    return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK);
-  } catch {
-    if (fd !== 1) return undefined;
-    void process.stdout;
-    return fd;
-  }
-}
-
-/**
- * The log on `fd` when it is a pipe (a shell's `|`, the FIFO a container runtime reads), written without blocking.
- * A synchronous write to a pipe whose reader stays open and stops reading waits until it reads (or, once Node has
- * made the pipe non-blocking for process.stdout, sonic-boom sleeps and tries again): the whole relay froze, timers
- * late and the walsender's keepalives unanswered. Here the pipe is opened a second time with O_NONBLOCK
- * (/proc/self/fd: a pipe opened there is a description of its own, so the flag reaches neither fd 1 nor stderr when
- * `2>&1` shares its description; where it cannot be, fd 1 itself: nonBlocking): what the pipe does not take at
- * once is held, up to `limit` bytes, and offered again every RETRY_MS. Beyond that the oldest held lines are dropped, the newest kept (they say
- * how things stand, the last of them why the process exits), and a line counting them takes their place. At the
- * exit the held lines are written, waiting for the reader: the process's last line is out when the pipe is read,
- * and what it has not taken EXIT_WAIT_MS after the exit began is given up.
- * A write that fails otherwise (EPIPE: the reader closed it) hands `onError` every line the pipe did not take whole.
- * Undefined for anything else (a file, a terminal, a socket), which keeps the synchronous write: a file would be
- * opened again at offset 0, and a socket cannot be opened again.
- */
-export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException, unwritten: string[]) => void, limit = LOG_HELD_BYTES): PipeDestination | undefined {
-  try {
-    if (!fstatSync(fd).isFIFO()) return undefined;
+    const stat = fstatSync(fd);
+    if (!stat.isFIFO() && !stat.isSocket()) return undefined;
   } catch {
     return undefined;
   }
-  const own = nonBlocking(fd);
-  if (own === undefined) return undefined;
+  void process.stdout;
   let held: Buffer[] = [];
   /** How much of the first held line the pipe has taken. */
   let offset = 0;
@@ -76,7 +61,7 @@ export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException
       const line = held[0]!;
       let written: number;
       try {
-        written = writeSync(own, line, offset);
+        written = writeSync(fd, line, offset);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return false;
         // The logger goes on elsewhere (stderr), and the held lines with it, whole, the last one among them.
@@ -84,7 +69,6 @@ export function nonBlockingPipe(fd: number, onError: (err: NodeJS.ErrnoException
         const unwritten = held.map((bytes) => bytes.toString());
         held = [];
         heldBytes = 0;
-        if (own !== fd) closeSync(own);
         onError(err as NodeJS.ErrnoException, unwritten);
         return true;
       }

@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { nonBlockingPipe, type PipeDestination } from './log-pipe.js';
+import { nonBlockingStdout, type PipeDestination } from './log-pipe.js';
 
 export type { Logger } from 'pino';
 
@@ -7,8 +7,8 @@ export type { Logger } from 'pino';
  * JSON lines on stdout (or `destination`); components take a child logger (`{ module: 'source' }`) and never
  * create their own. Written synchronously: pino's default destination hands each write to libuv's thread pool, and
  * an exit that does not wait for that pool (process-exit.ts) lost the error line whose write had not run yet, queued
- * behind a librdkafka call blocked on a broker that stopped answering, or not yet given a core. On a pipe, without
- * blocking: what its reader has not taken is held, bounded, and written at the exit (log-pipe.ts). No line is
+ * behind a librdkafka call blocked on a broker that stopped answering, or not yet given a core. On a pipe or a
+ * socket, without blocking: what its reader has not taken is held, bounded, and written at the exit (log-pipe.ts). No line is
  * written per delivered event.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
@@ -49,9 +49,9 @@ function stdoutThenStderr(): SwitchingDestination {
     failure = err;
     current = stderrOrNothing();
   };
-  // A pipe is written without blocking (log-pipe.ts), and may fail outside a write (a retry, the exit): it hands
+  // A pipe or a socket is written without blocking (log-pipe.ts), and may fail outside a write (a retry, the exit): it hands
   // over every line it did not write, the one being written included.
-  const pipe = nonBlockingPipe(1, (err, unwritten) => {
+  const pipe = nonBlockingStdout((err, unwritten) => {
     current = stderrOrNothing();
     for (const line of unwritten) current.write(line);
     destination.onSwitch?.(err);

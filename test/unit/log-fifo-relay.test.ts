@@ -24,7 +24,7 @@ function fill(path: string): string {
 
 /**
  * `outbox-relay run` with its stdout on a FIFO, the way a container runtime gives it (the integration tests' child
- * pipes are sockets, and keep the synchronous write), failing at once without any server: its HTTP port is taken
+ * pipes are sockets), failing at once without any server: its HTTP port is taken
  * (CONFIG_INVALID, exit 2). `held`: the FIFO is full as the relay starts, and read only later, so that its lines are
  * held and written at its exit.
  */

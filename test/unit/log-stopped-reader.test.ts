@@ -62,6 +62,36 @@ describe('the log on a pipe whose reader stopped reading', () => {
   }, 60_000);
 });
 
+describe('the log on a socket whose reader stopped reading', () => {
+  // Before: a socket (journald's, Node's child pipes) kept the synchronous write, and its reader's stall stopped the
+  // process as a pipe's did.
+  it('goes on without waiting for the reader, and its last line is out once the socket is read', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'log-socket-')), 'command.mts');
+    writeFileSync(script, CHILD);
+    // Node's child stdout is a socket (socketpair); not read until the child says it logged everything.
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pause();
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const logged = new Promise<boolean>((resolve) => {
+      child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve(true));
+      setTimeout(() => resolve(false), 20_000).unref();
+    });
+    const wentOn = await logged;
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const read = new Promise((resolve) => child.stdout!.once('close', resolve));
+    child.stdout!.resume();
+    expect(wentOn).toBe(true);
+    expect(await exited).toBe(1);
+    await read;
+    const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; dropped?: number });
+    const dropped = lines.filter((l) => l.msg.includes('log line(s) dropped'));
+    expect(dropped).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
+    expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
+  }, 60_000);
+});
+
 describe('the log held at the exit, its reader taking it slowly', () => {
   // Before: the wait at the exit was given up only after 5 s in which the reader took nothing, and a reader taking
   // a little at a time kept the process in it (1 MiB at 20 KiB/s: about a minute), the shutdown watchdog's and a
