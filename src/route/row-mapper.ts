@@ -266,7 +266,7 @@ export class RowMapper {
     const value = this.payloadIsBytea ? values.bytea(index.payload!) : values.copy(index.payload!);
     // A NULL payload would be a Kafka tombstone: only on request (mapping.nullPayload), never silently.
     if (value === null && !this.tombstones) return this.fail(eventId, txn, 'the payload column is NULL');
-    if (value === undefined) throw new RelayError('RECORD_INVALID', 'bytea value is not in hex format', { hint: "set bytea_output = 'hex' (the default) on the server" });
+    if (value === undefined) return this.fail(eventId, txn, 'the payload column\'s bytea value is not in hex format', undefined, 'RECORD_INVALID', { hint: "set bytea_output = 'hex' (the default) on the server" });
     // The key stays the text (mostly the id's own string): the clients encode it as they copy it, and an event in
     // flight holds one object fewer through garbage collections.
     const size = recordSize(topic, keyText, value, headers, ascii);

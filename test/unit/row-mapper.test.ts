@@ -320,7 +320,13 @@ describe('row mapping, a bytea payload (text format \\x…): the record carries 
       } catch (err) {
         error = err;
       }
-      expect(error, stored).toMatchObject({ code: 'RECORD_INVALID', message: 'bytea value is not in hex format' });
+      // Named as the mapper's other refusals name their event: by id and commit, the details keeping both.
+      expect(error, stored).toMatchObject({
+        code: 'RECORD_INVALID',
+        message: 'the payload column\'s bytea value is not in hex format in public.outbox (event "e-1", commit LSN 0/16B3748)',
+        hint: "set bytea_output = 'hex' (the default) on the server",
+        details: { eventId: 'e-1', lsn: '0/16B3748', xid: 42 },
+      });
       expect(byteaMapper().unmappable(row(stored), txn, error as RelayError).value, stored).toEqual(Buffer.from(stored));
     }
     expect(byteaMapper().unmappable(row(hex(Buffer.from([1, 0xfe]))), txn, new RelayError('RECORD_INVALID', 'x')).value).toEqual(Buffer.from([1, 0xfe]));
@@ -329,7 +335,7 @@ describe('row mapping, a bytea payload (text format \\x…): the record carries 
   it('a row read with SQL (republish) holds its values in one buffer: a value "\\" before one that starts with "x" is not hex format', () => {
     const mapper = byteaMapper(mapping, ['id', 'aggregate_type', 'aggregate_id', 'payload', 'event_type', 'headers']);
     const fromTable = TupleValues.fromText(['e-1', 'order', 'o-1', '\\', 'x41', '{}']);
-    expect(() => mapper.map(fromTable, txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID', message: 'bytea value is not in hex format' }));
+    expect(() => mapper.map(fromTable, txn)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID', message: 'the payload column\'s bytea value is not in hex format in public.outbox (event "e-1", commit LSN 0/16B3748)' }));
     expect(mapper.map(TupleValues.fromText(['e-1', 'order', 'o-1', '\\x00ff', 'x41', '{}']), txn).value).toEqual(Buffer.from([0, 0xff]));
   });
 });
