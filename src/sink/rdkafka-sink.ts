@@ -39,6 +39,16 @@ interface Connected {
   closing?: Promise<void>;
 }
 
+/** A producer-id check under way (checkProducerId), for close() to end. */
+interface RunningCheck {
+  /** Rejects the check's wait; the check then disconnects its producer. */
+  stop: (error: RelayError) => void;
+  /** False until the check's producer's connect has called back: a disconnect before it is never called back. */
+  connectReturned: boolean;
+  /** Settles once the check's producer is disconnected. */
+  ended: Promise<void>;
+}
+
 /**
  * The Sink on librdkafka (`@confluentinc/kafka-javascript`, the default client, built from source at install
  * time), on its native producer API with one counter object per send() for the delivery reports
@@ -74,6 +84,8 @@ export class RdKafkaSink implements PlainSink {
   private heldBelow = 0;
   /** send() calls not yet settled: while there are some, they report a fatal error of the producer (lostIdle). */
   private sending = 0;
+  /** Producer-id checks under way: close() ends them (their own bound is the connect timeout, up to 10 s). */
+  private readonly checks = new Set<RunningCheck>();
   /** Told of a producer lost with no send to report it (watchLost). */
   private lost: ((error: RelayError, check: () => Promise<void>) => void) | undefined;
 
@@ -146,11 +158,22 @@ export class RdKafkaSink implements PlainSink {
    * life): a producer of its own, with statistics on, is made for the check and closed after it.
    */
   private async checkProducerId(): Promise<void> {
+    // A producer made after close() would be closed by nobody's stop.
+    if (this.closed) throw closedError();
     const producer = new this.module.Producer({ ...this.properties, 'statistics.interval.ms': CHECK_STATS_MS } as ProducerGlobalConfig);
-    const connecting = new Promise<unknown>((resolve) => producer.connect({ timeout: this.connectTimeoutMs }, (err) => resolve(err ?? null)));
+    let ended!: () => void;
+    const check: RunningCheck = { stop: () => undefined, connectReturned: false, ended: new Promise((resolve) => (ended = resolve)) };
+    const connecting = new Promise<unknown>((resolve) =>
+      producer.connect({ timeout: this.connectTimeoutMs }, (err) => {
+        check.connectReturned = true;
+        resolve(err ?? null);
+      }),
+    );
+    this.checks.add(check);
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
+        check.stop = reject;
         timer = setTimeout(
           () => reject(new RelayError('KAFKA_UNAVAILABLE', `the brokers gave a new idempotent producer no id within ${this.connectTimeoutMs} ms`, { retriable: true })),
           this.connectTimeoutMs,
@@ -168,6 +191,8 @@ export class RdKafkaSink implements PlainSink {
       // The binding never calls back a disconnect made while its connect is under way (bounded by the timeout).
       await connecting;
       await disconnectProducer(producer, 0);
+      this.checks.delete(check);
+      ended();
     }
   }
 
@@ -341,7 +366,17 @@ export class RdKafkaSink implements PlainSink {
     this.closed = true;
     const connected = this.connected;
     this.connected = undefined;
-    await Promise.allSettled([connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)), this.adminCalls.disconnect(flushWithin(options, DISCONNECT_FLUSH_MS))]);
+    // A check would otherwise wait out its own bound (the connect timeout, up to 10 s) past the stop's closeBy, and
+    // the shutdown watchdog exit 1. Its producer has nothing to flush: disconnected at once, awaited here unless its
+    // connect is still under way (the binding calls back no disconnect made before; the check disconnects it once
+    // the connect returns, as openProducer does a producer whose connect a close() came during).
+    const checks = [...this.checks];
+    for (const check of checks) check.stop(closedError());
+    await Promise.allSettled([
+      connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)),
+      this.adminCalls.disconnect(flushWithin(options, DISCONNECT_FLUSH_MS)),
+      ...checks.filter((check) => check.connectReturned).map((check) => check.ended),
+    ]);
   }
 }
 

@@ -443,6 +443,24 @@ describe('RdKafkaSink: a producer refused its id while idle (no send to report i
     await sink.close();
   });
 
+  // A stop while the check waited for the new producer's id: close() returned and the check went on, its producer
+  // open until the connect timeout (up to 10 s), past the stop's closeBy (the shutdown watchdog's exit 1).
+  it('close() ends a check under way: the check is refused, its producer disconnected before close() returns; no check starts after it', async () => {
+    const { sink, lost } = await lostWhileIdle();
+    const outcome = watchAll([lost[0]!.check()]);
+    const probe = FakeNativeProducer.made.at(-1)!;
+    await tick();
+    probe.emit('event.stats', stats('WaitPID'));
+    await sink.close({ flush: true, closeBy: Date.now() + 1000 });
+    expect({ disconnects: probe.disconnects, flushTimeouts: probe.flushTimeouts }).toEqual({ disconnects: 1, flushTimeouts: [0] });
+    await tick();
+    expect(outcome).toEqual(['KAFKA_UNAVAILABLE']);
+    const made = FakeNativeProducer.made.length;
+    const after = watchAll([lost[0]!.check()]);
+    await tick();
+    expect({ after, made: FakeNativeProducer.made.length }).toEqual({ after: ['KAFKA_UNAVAILABLE'], made });
+  });
+
   it('with a send under way, that send reports it: delivery is not told', async () => {
     const { sink, producer } = await connectedSink();
     const lost: RelayError[] = [];
