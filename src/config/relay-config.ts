@@ -256,18 +256,27 @@ export interface LoadOptions extends SettingSources {
   check?: (v: SettingValues) => void;
 }
 
+interface EventTopic {
+  setting: string;
+  topic: string;
+}
+
+/** Every event topic as its setting gives it (a template as written), with the setting (and table) that names it. */
+function eventTopics(v: SettingValues, tables: readonly TableMapping[], problems: ConfigProblems): EventTopic[] {
+  const where = (t: TableMapping, key: 'topic' | 'routes'): string => (v.tables === undefined ? key : `tables (${t.schema}.${t.table}) ${key}`);
+  const messages = problems.check(() => (v['messages.prefixes'] ? [{ setting: 'messages.topic', topic: v['messages.topic'] }] : [])) ?? [];
+  return [...tables.flatMap((t) => [{ setting: where(t, 'topic'), topic: t.topic }, ...(t.routes ?? []).map((r) => ({ setting: where(t, 'routes'), topic: r.topic }))]), ...messages];
+}
+
 /**
  * checkpoint.topic: a legal name (else creating it failed for ever as a Kafka outage, with a fix that fails too),
  * and no event topic given as a literal name (else every event was a TOPIC_INVALID poison at run time, a halt at
  * the first: checkpointTopicRefused). Templates with placeholders are checked per event, as before.
  */
-function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems: ConfigProblems): void {
+function checkCheckpointTopic(v: SettingValues, literals: readonly EventTopic[], problems: ConfigProblems): void {
   const checkpointTopic = v['checkpoint.topic'];
   const illegal = topicNameProblem(checkpointTopic, 'checkpoint.topic');
   if (illegal) problems.add(new ConfigError(illegal.problem, illegal.fix));
-  const where = (t: TableMapping, key: 'topic' | 'routes'): string => (v.tables === undefined ? key : `tables (${t.schema}.${t.table}) ${key}`);
-  const messages = problems.check(() => (v['messages.prefixes'] ? [{ setting: 'messages.topic', topic: v['messages.topic'] }] : [])) ?? [];
-  const literals = [...tables.flatMap((t) => [{ setting: where(t, 'topic'), topic: t.topic }, ...(t.routes ?? []).map((r) => ({ setting: where(t, 'routes'), topic: r.topic }))]), ...messages];
   // Every setting that names it, once each (two routes of a table are one setting): each needs its own fix.
   const clashes = new Set(literals.filter((l) => l.topic === checkpointTopic).map((l) => l.setting));
   for (const setting of clashes) {
@@ -277,6 +286,22 @@ function checkCheckpointTopic(v: SettingValues, tables: TableMapping[], problems
         `give ${setting} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`,
       ),
     );
+  }
+}
+
+/**
+ * A fixed delivery.deadLetterTopic that a table's topic, a route's or messages.topic names too: its dead letters
+ * (a NULL payload's is a tombstone for its key) would land among that topic's events. The global `topic` is
+ * refused on its own (loadConfig); a template with placeholders is known per event only, so only a topic written
+ * exactly as the fixed name is refused here.
+ */
+function checkDeadLetterNotEventTopic(v: SettingValues, template: TopicTemplate, literals: readonly EventTopic[], problems: ConfigProblems): void {
+  if (template.columns.length > 0) return;
+  const dlq = v['delivery.deadLetterTopic'];
+  // Once each (two routes of a table are one setting); `topic` itself has its own refusal.
+  const clashes = new Set(literals.filter((l) => l.topic === dlq && l.setting !== 'topic').map((l) => l.setting));
+  for (const setting of clashes) {
+    problems.add(new ConfigError(`delivery.deadLetterTopic "${dlq}" is the topic of ${setting}: dead letters would land among its events`, `give ${settingRef('delivery.deadLetterTopic')} a name of its own, such as \${topic}.dlq (the default), or ${setting} another topic`));
   }
 }
 
@@ -340,9 +365,11 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const postgres = problems.check(() => postgresConfig(v, env, problems));
   const tables = problems.check(() => tableMappings(v, resolved.origins, envelope, problems));
   // Tables whose settings are invalid have no topics to compare: the other literal topics are still compared.
-  problems.check(() => checkCheckpointTopic(v, tables ?? [], problems));
+  const literals = eventTopics(v, tables ?? [], problems);
+  problems.check(() => checkCheckpointTopic(v, literals, problems));
   // Undefined without dead-lettering, or for a template that can never be legal (its own problem, above).
   if (deadLetterTopic) problems.check(() => checkDeadLetterSources(v, deadLetterTopic, tables ?? []));
+  if (deadLetterTopic) problems.check(() => checkDeadLetterNotEventTopic(v, deadLetterTopic, literals, problems));
   const kafka = problems.check(() => kafkaConfig(v, resolved.origins, options.producing === true, problems));
   if (options.inFlightWindow) problems.check(() => checkWindowFitsHeap(v['delivery.maxInFlightEvents']));
   if (options.check) problems.check(() => options.check!(v));

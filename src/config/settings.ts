@@ -309,7 +309,7 @@ export const SETTINGS = [
     default: 'halt',
     placeholder: '<policy>',
   }),
-  setting('delivery.deadLetterTopic', 'poison', text, 'Dead-letter topic (delivery.onPoison=dead-letter): a name or a template with ${topic}: the original topic, or the source table (schema.table) or message prefix when the event had none. Not the events\' own topic (${topic} alone, or the name topic gives), and a legal name for every table and message prefix as ${topic}: refused otherwise.', {
+  setting('delivery.deadLetterTopic', 'poison', text, 'Dead-letter topic (delivery.onPoison=dead-letter): a name or a template with ${topic}: the original topic, or the source table (schema.table) or message prefix when the event had none. Not the events\' own topic (${topic} alone, or a name that topic, a table\'s topic, a route or messages.topic gives), and a legal name for every table and message prefix as ${topic}: refused otherwise.', {
     default: '${topic}.dlq',
     placeholder: '<template>',
   }),

@@ -158,6 +158,22 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
     expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'x', topic: 'outbox.events' }).delivery.deadLetterTopic).toBe('x');
   });
 
+  // Accepted, a fixed name that a table's or a route's topic also names took that topic's dead letters: a NULL
+  // payload's (a tombstone for its key) among its events. Only the statically equal name is known before run time.
+  it("a fixed name that a table's topic, a route's or messages.topic names is refused, naming the setting and the table", () => {
+    const tables = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'orders', tables: JSON.stringify([{ table: 'a', topic: 'orders' }, { table: 'b', topic: 'other', routes: 'Pay*=orders' }]) }));
+    expectProblems(tables.message, 2, ['delivery.deadLetterTopic "orders" is the topic of tables (public.a) topic', 'delivery.deadLetterTopic "orders" is the topic of tables (public.b) routes']);
+    expect(tables.code).toBe('CONFIG_INVALID');
+    const routes = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'payments', routes: 'Order*=orders,Pay*=payments' }));
+    expect(routes.message).toBe('delivery.deadLetterTopic "payments" is the topic of routes: dead letters would land among its events');
+    expect(routes.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
+    const messages = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'msgs', 'messages.prefixes': 'app', 'messages.topic': 'msgs' }));
+    expect(messages.message).toBe('delivery.deadLetterTopic "msgs" is the topic of messages.topic: dead letters would land among its events');
+    // A template is compared per event at run time only; without dead-lettering the name is unused.
+    expect(load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'orders.x', routes: 'Order*=orders.${aggregate_type}' }).delivery.deadLetterTopic).toBe('orders.x');
+    expect(load({ 'delivery.deadLetterTopic': 'payments', routes: 'Order*=orders,Pay*=payments' }).delivery.deadLetterTopic).toBe('payments');
+  });
+
   // An event that got no topic goes to the template filled with its source: app:events.dlq, so it halted
   // (TOPIC_INVALID) on an unmappable message with dead-lettering configured.
   it('a message prefix (or table) that makes the template illegal for an event without a topic is refused; a fixed name takes any', () => {
