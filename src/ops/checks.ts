@@ -312,7 +312,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   if (target.existingPublication) checks.push(...(await existingPublicationChecks(client, target.existingPublication, target.tables, target.rowFilter)));
   else if (target.rowFilter !== undefined && checks.every((c) => c.ok)) checks.push(await newRowFilterCheck(client, target, target.rowFilter));
   if (target.slot) {
-    const problem = slotProblem(target.slot);
+    const problem = slotProblem(target.slot, target.publication);
     if (problem) checks.push({ name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint });
     else if (!target.existingPublication) checks.push(slotBeforePublication(target.slot, target.publication));
     else checks.push({ name: `slot ${target.slot.name}`, ok: true, detail: `pgoutput, confirmed at ${target.slot.confirmedFlushLsn}` });

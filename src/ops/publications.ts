@@ -3,6 +3,7 @@ import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import { republishCommand } from '../source/slot-lost.js';
 import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, listSlots, type SlotStatus } from './slots.js';
 import { createPublicationSql } from './publication-sql.js';
@@ -96,15 +97,15 @@ export async function createPublication(client: pg.Client, name: string, tables:
  */
 function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date, open?: OpenTransactions): string {
   const from = resendSince(at, open);
-  const since = from
-    ? `'${from.since}' (${from.why})`
-    : "'<T>', T = a minute before the oldest transaction open at the drop (this role cannot see every session's start: ask one with pg_read_all_stats, or take a margin longer than your longest transaction)";
+  const resend = from
+    ? `${republishCommand(`'${from.since}'`, name)} (${from.why})`
+    : `${republishCommand("'<T>'", name)}, T = a minute before the oldest transaction open at the drop (this role cannot see every session's start: ask one with pg_read_all_stats, or take a margin longer than your longest transaction)`;
   const which = named
     ? `replication slot "${slots[0]!.name}" streams with publication "${name}": without it the slot can no longer stream`
     : `pgoutput replication slot(s) ${slots.map((s) => `"${s.name}" (${s.active ? `active, pid ${s.activePid}` : 'inactive'})`).join(', ')} in this database may stream with publication "${name}": without it such a slot can no longer stream`;
   // A failover slot made again without the flag is a plain one, which the next failover loses.
   const setup = slots.some((s) => s.failover === true) ? 'outbox-relay setup --failover-slot (a failover slot: without the flag standbys no longer sync it)' : 'outbox-relay setup';
-  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, ${setup}, then outbox-relay republish --since ${since} (and from the last delivered event's commit time if the relay had not delivered everything)`;
+  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, ${setup}, then ${resend} (and from the last delivered event's commit time if the relay had not delivered everything)`;
 }
 
 /**

@@ -84,7 +84,7 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
  */
 export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; tables: TableRef[]; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
   const slot = await requireSlot(client, options.slot);
-  const problem = slotProblem(slot);
+  const problem = slotProblem(slot, options.publication);
   if (problem) throw problem;
   // Also while a starting relay holds the slot's lock: it streams from the slot's position as it finds it then.
   const user = await slotUser(client, slot);

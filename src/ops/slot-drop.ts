@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import { republishCommand } from '../source/slot-lost.js';
 import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, slotUser, wrongDatabase, type SlotStatus } from './slots.js';
 
@@ -26,17 +27,17 @@ export interface DropResult {
  * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
  * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain.
  */
-export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, at: Date, open?: OpenTransactions): string {
+export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, publication: string, at: Date, open?: OpenTransactions): string {
   const create = slot.failover === true ? 'outbox-relay slot create --failover-slot (or setup --failover-slot: it was a failover slot, and without the flag standbys no longer sync it)' : 'outbox-relay slot create (or setup)';
-  const resend = `after ${create}, re-send them from the table with outbox-relay republish --since`;
+  const resend = (since: string): string => `after ${create}, re-send them from the table with ${republishCommand(since, publication)}`;
   const from = slot.lagBytes === 0 ? resendSince(at, open) : undefined;
   if (from) {
-    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend} '${from.since}' (${from.why})`;
+    return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend(`'${from.since}'`)} (${from.why})`;
   }
   const behind = slot.lagBytes === null ? '' : ` (${slot.lagBytes} bytes of WAL behind the server)`;
   return (
     `events committed after the slot's confirmed position ${slot.confirmedFlushLsn}${behind} that its relay had not delivered, and those committed until it is re-created, are never streamed; ` +
-    `${resend} '<T>', T = the commit time of the last event delivered (the checkpoint's commitTime in outbox-relay status --kafka-brokers …, or the newest record's outbox-commit-time header) minus a margin longer than your longest transaction`
+    `${resend("'<T>'")}, T = the commit time of the last event delivered (the checkpoint's commitTime in outbox-relay status --kafka-brokers …, or the newest record's outbox-commit-time header) minus a margin longer than your longest transaction`
   );
 }
 
@@ -81,7 +82,7 @@ async function terminate(client: pg.Client, pid: number, slot: string): Promise<
  * Drops a slot, and with `force` first terminates the backend streaming from it (pg_terminate_backend). The
  * position and the WAL it pins are gone afterwards: only a new slot, created from now on, can be streamed.
  */
-export async function dropSlot(client: pg.Client, name: string, force: boolean): Promise<DropResult> {
+export async function dropSlot(client: pg.Client, name: string, publication: string, force: boolean): Promise<DropResult> {
   const slot = await findSlot(client, name);
   if (!slot) return { dropped: false, terminatedPids: [] };
   const elsewhere = wrongDatabase(slot);
@@ -92,7 +93,7 @@ export async function dropSlot(client: pg.Client, name: string, force: boolean):
     const pid = await slotUser(client, current);
     // Read once, here: a relay that took the slot's lock after an earlier look is terminated only with --force.
     if (pid !== null && !force) {
-      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, new Date())}`, {
+      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, publication, new Date())}`, {
         details: { activePid: pid },
         hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
       });

@@ -141,13 +141,13 @@ export function wrongDatabase(slot: SlotStatus): RelayError | undefined {
 }
 
 /** Why an existing slot cannot serve the relay, or undefined when it can. */
-export function slotProblem(slot: SlotStatus): RelayError | undefined {
+export function slotProblem(slot: SlotStatus, publication: string): RelayError | undefined {
   if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
     return new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot.name}" is a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
       hint: 'use another --slot name, or drop this one (outbox-relay slot drop) and create it again',
     });
   }
-  if (slot.walStatus === 'lost') return slotLostError(slot.name, slot.invalidationReason, undefined, slot.failover);
+  if (slot.walStatus === 'lost') return slotLostError(slot.name, publication, slot.invalidationReason, undefined, slot.failover);
   return wrongDatabase(slot);
 }
 
@@ -178,7 +178,7 @@ export async function createSlot(client: pg.Client, name: string, publication: s
   const tooOld = failover ? await failoverSlotsMissing(client) : undefined;
   if (tooOld !== undefined) throw failoverUnsupported(tooOld);
   const existing = await findSlot(client, name);
-  if (existing) return { created: false, slot: usableSlot(existing, failover) };
+  if (existing) return { created: false, slot: usableSlot(existing, publication, failover) };
   const { rows } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
   if (rows.length === 0) {
     throw new RelayError('PG_PUBLICATION_MISSING', `not created: publication "${publication}" does not exist, and a slot created before its publication never streams the rows written in between`, {
@@ -191,15 +191,15 @@ export async function createSlot(client: pg.Client, name: string, publication: s
     // duplicate_object: another session (a second replica's setup, run at the same time) created it since the
     // read above. Judged as one found there, it is as good as this one.
     const raced = (err as { code?: string }).code === '42710' ? await findSlot(client, name) : undefined;
-    if (raced) return { created: false, slot: usableSlot(raced, failover) };
+    if (raced) return { created: false, slot: usableSlot(raced, publication, failover) };
     throw err;
   }
   return { created: true, slot: await requireSlot(client, name) };
 }
 
 /** An existing slot the relay can use, or the reason it cannot. */
-function usableSlot(existing: SlotStatus, failover: boolean): SlotStatus {
-  const problem = slotProblem(existing);
+function usableSlot(existing: SlotStatus, publication: string, failover: boolean): SlotStatus {
+  const problem = slotProblem(existing, publication);
   if (problem) throw problem;
   if (failover && existing.failover === false) throw notFailoverSlot(existing.name);
   return existing;

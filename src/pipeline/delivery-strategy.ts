@@ -119,7 +119,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
    * and this relay's next checkpoint replaces it. Checked before anything rewrites the record (the replay window's).
    */
   const ownCheckpoint = (checkpoint: Checkpoint, systemId: string, slotConfirmed: Lsn): Checkpoint | undefined => {
-    const foreign = foreignCheckpoint(config.slot, store.topic, checkpoint, systemId);
+    const foreign = foreignCheckpoint(config.slot, config.publication, store.topic, checkpoint, systemId);
     if (!foreign) return checkpoint;
     if (checkpoint.lsn > slotConfirmed && !(passedOver?.lsn === checkpoint.lsn && passedOver.systemId === checkpoint.systemId)) throw foreign;
     if (passedOver === undefined) logger.warn({ ...foreign.details, slotConfirmedLsn: formatLsn(slotConfirmed) }, "another PostgreSQL server's checkpoint of this slot, behind the slot's position, is passed over: this relay's next checkpoint replaces it");
@@ -161,7 +161,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const startPosition = async (): Promise<TimelinePosition | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.
-    const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot, config.publication)]);
     const { confirmed: slotConfirmed, walEnd } = slot;
     const checkpoint = read && slot.systemId !== undefined ? ownCheckpoint(read, slot.systemId, slotConfirmed) : read;
     store.systemId = slot.systemId;
@@ -171,7 +171,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
       writer?.startFrom(checkpoint.lsn);
     }
     await window.resolve(checkpoint, slot);
-    const start = chooseStart({ slot: config.slot, requested: config.startLsn, checkpoint: checkpoint?.lsn, checkpointCommitTimeMs: checkpoint?.commitTimeMs, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
+    const start = chooseStart({ slot: config.slot, publication: config.publication, requested: config.startLsn, checkpoint: checkpoint?.lsn, checkpointCommitTimeMs: checkpoint?.commitTimeMs, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) decisions.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
@@ -188,7 +188,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // The relay exits with it either way: a checkpoint topic that cannot be read leaves the plain message, soon.
   const explainMissingSlot = async (missing: RelayError): Promise<RelayError> => {
     const checkpoint = await store.read(config.slot, MISSING_SLOT_READ_MS).catch(() => undefined);
-    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint) : missing;
+    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, config.publication) : missing;
   };
 
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */
@@ -210,7 +210,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
    * cannot tell: its window goes on, from the slot's position (streamingOn).
    */
   const takeover = async (): Promise<Checkpoint | undefined> => {
-    const [checkpoint, slot] = await Promise.all([readOwnCheckpoint(), slotBounds(config.postgres, config.slot)]);
+    const [checkpoint, slot] = await Promise.all([readOwnCheckpoint(), slotBounds(config.postgres, config.slot, config.publication)]);
     await window.resolve(checkpoint, slot);
     return checkpoint;
   };

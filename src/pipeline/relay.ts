@@ -184,7 +184,7 @@ export class Relay {
     });
     this.sourceLogger = this.logger.child({ module: 'source' });
     this.sessionLines = new RepeatedLines(this.sourceLogger);
-    this.standbyWait = new StandbyWait(config.postgres, config.slot, config.retry, this.logger.child({ module: 'standby' }));
+    this.standbyWait = new StandbyWait(config.postgres, config.slot, config.publication, config.retry, this.logger.child({ module: 'standby' }));
     const acknowledge = (receipts: readonly Receipt[]) => {
       for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
     };

@@ -164,7 +164,7 @@ export class Session {
       this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables, this.seenPublication);
     } catch (err) {
       await this.stream.close();
-      throw classifyPgError(err, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION });
+      throw classifyPgError(err, { slot: this.config.slot, publication: this.config.publication, user: this.user, what: REPLICATION_SESSION });
     }
     // Found again at each session start (a reconnect): warned once per relay, its repeats at debug.
     for (const u of this.slot.unsentColumns) {
@@ -215,7 +215,7 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(startLsn)}, but this PostgreSQL has written WAL only up to ${formatLsn(this.slot!.walEnd)}: that position came from another server's WAL (a failover to a standby that had not received it); nothing was confirmed on this one`,
         {
-          hint: failoverRunbook(from.commitTimeMs),
+          hint: failoverRunbook(from.commitTimeMs, this.config.publication),
           details: { resumeLsn: formatLsn(startLsn), currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
@@ -230,7 +230,7 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(position!.lsn)}, confirmed on timeline ${position!.timeline}, but ${why} (a failover to a standby that had not received it, or a point-in-time restore); nothing was confirmed on this one`,
         {
-          hint: failoverRunbook(position!.commitTimeMs),
+          hint: failoverRunbook(position!.commitTimeMs, this.config.publication),
           details: { resumeLsn: formatLsn(position!.lsn), timeline: position!.timeline, currentTimeline: this.slot!.history.timeline, currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
@@ -243,7 +243,7 @@ export class Session {
     for (const position of [lastConfirmed, requested]) {
       if (position?.timeline === undefined || position.timeline >= this.slot!.history.timeline || this.slot!.synced || position.lsn >= this.slot!.confirmedFlush) continue;
       void this.stream.close();
-      throw slotRecreatedError(this.config.slot, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
+      throw slotRecreatedError(this.config.slot, this.config.publication, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
     }
     this.progressFrom = maxLsn(startLsn, reachedBefore);
     this.countedTo = countedBefore;
@@ -268,7 +268,7 @@ export class Session {
           if (!skipped) this.logger.warn({ code: notice.code, severity: notice.severity, detail: notice.detail, hint: notice.hint, where: notice.where }, `PostgreSQL on ${REPLICATION_SESSION}: ${notice.message}`);
           return skipped;
         },
-        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, user: this.user, what: REPLICATION_SESSION, known: this.knownPublication() })),
+        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, publication: this.config.publication, user: this.user, what: REPLICATION_SESSION, known: this.knownPublication() })),
       },
     );
     this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.statusPeriodMs());
@@ -648,7 +648,7 @@ export class Session {
     try {
       return await this.flushCheck.reached(position);
     } catch (err) {
-      this.finish(classifyPgError(err, { slot: this.config.slot, user: this.user, what: 'the outbox-relay-flush-check query' }));
+      this.finish(classifyPgError(err, { slot: this.config.slot, publication: this.config.publication, user: this.user, what: 'the outbox-relay-flush-check query' }));
       return false;
     }
   }

@@ -16,6 +16,8 @@ interface PgError {
 /** Where the error came from: the slot and role the relay works with, and `what` the connection was for (as pg-timeouts names it). */
 export interface PgErrorContext {
   slot: string;
+  /** The relay's publication: a lost slot's fix names it in the republish. */
+  publication: string;
   user?: string | undefined;
   /** Named in the message: the replication session, a standby's poll and the start-position read fail alike, and an on-call engineer looks where it says. */
   what: string;
@@ -81,7 +83,7 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext), "can no longer access …" in 18
       // (slot.c, ReplicationSlotAcquire).
       if (/cannot read from logical replication slot|can no longer (?:get changes from|access) replication slot|has been invalidated|wal_status/i.test(message)) {
-        return slotLostError(context.slot, reasonInDetail(pgErr.detail), pgErr.detail ? `${message} (${pgErr.detail})` : message);
+        return slotLostError(context.slot, context.publication, reasonInDetail(pgErr.detail), pgErr.detail ? `${message} (${pgErr.detail})` : message);
       }
       // The pre-flight's pg_current_wal_lsn() on a standby. Retried: during a failover the URL's name may point at
       // the old primary or the one being promoted for a while; retry.maxDuration bounds it, and the giving-up line

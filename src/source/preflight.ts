@@ -101,7 +101,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
       hint: `connect to ${row.database} or create a slot in ${row.current_db}`,
     });
   }
-  if (row.wal_status === 'lost') throw slotLostError(slot, row.invalidation_reason, undefined, row.failover);
+  if (row.wal_status === 'lost') throw slotLostError(slot, publication, row.invalidation_reason, undefined, row.failover);
   if (row.active) {
     throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use by another connection (pid ${row.active_pid})`, {
       retriable: true,

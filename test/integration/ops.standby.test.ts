@@ -92,7 +92,7 @@ describe('ops: hot standby on the same slot', () => {
     expect(rows.map((r) => r.pid)).toEqual([refusal.details.activePid]);
 
     // The refused one's wait as a standby ends only once the first's connection is gone.
-    const wait = new StandbyWait(config.postgres, setup.slot, config.retry, logger);
+    const wait = new StandbyWait(config.postgres, setup.slot, config.publication, config.retry, logger);
     let released = false;
     const waiting = wait.untilReleased(new AbortController().signal).then(() => (released = true));
     await new Promise((r) => setTimeout(r, 2500)); // two of the standby's polls

@@ -49,5 +49,7 @@ describe('publication drop: the republish --since covers transactions open at th
     const since = /republish --since '([^']+)'/.exec(consequence ?? '')?.[1];
     expect(since).toBeDefined();
     expect(new Date(since!).getTime()).toBeLessThanOrEqual(began.getTime());
+    // The dropped publication's own row filter: without --publication, republish read outbox_relay's (or none).
+    expect(consequence).toContain(`republish --since '${since}' --publication billing_pub (a minute before`);
   });
 });

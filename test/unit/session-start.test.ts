@@ -167,9 +167,9 @@ describe('Session start', () => {
       }
       throw new Error('not refused');
     };
-    expect(fixOf(() => session.start({ lsn: 0x9000n, timeline: undefined, commitTimeMs: commit }, { lsn: 0x8000n, timeline: undefined, commitTimeMs: commit - 5_000 }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z');
-    expect(fixOf(() => session.start({ lsn: 0x8000n, timeline: undefined, commitTimeMs: commit - 5_000 }, { lsn: 0x9000n, timeline: undefined, commitTimeMs: commit }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z');
-    expect(fixOf(() => session.start({ lsn: 0x9000n, timeline: undefined }, undefined))).toContain('outbox-relay republish --since <the last delivered commit time minus a margin>');
+    expect(fixOf(() => session.start({ lsn: 0x9000n, timeline: undefined, commitTimeMs: commit }, { lsn: 0x8000n, timeline: undefined, commitTimeMs: commit - 5_000 }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_relay');
+    expect(fixOf(() => session.start({ lsn: 0x8000n, timeline: undefined, commitTimeMs: commit - 5_000 }, { lsn: 0x9000n, timeline: undefined, commitTimeMs: commit }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_relay');
+    expect(fixOf(() => session.start({ lsn: 0x9000n, timeline: undefined }, undefined))).toContain('outbox-relay republish --since <the last delivered commit time minus a margin> (outbox-relay status shows the checkpoint\'s) --publication outbox_relay');
     // At or below the WAL end it starts as before.
     expect(session.start({ lsn: 0x5000n, timeline: undefined }, undefined)).toBe(0x5000n);
   });
@@ -190,7 +190,7 @@ describe('Session start', () => {
     // This process's own position (the session before confirmed it on timeline 1), and a checkpoint's.
     expect(() => session.start({ lsn: 0x5000n, timeline: 1 }, undefined)).toThrow(expect.objectContaining(refused));
     expect(() => session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x5000n, timeline: 1 })).toThrow(expect.objectContaining(refused));
-    const fix = expect.stringContaining('outbox-relay republish --since 2026-12-05T07:59:00.000Z') as unknown;
+    const fix = expect.stringContaining('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_relay') as unknown;
     expect(() => session.start({ lsn: 0n, timeline: undefined }, { lsn: 0x5000n, timeline: 1, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') })).toThrow(expect.objectContaining({ ...refused, hint: fix }));
     expect({ started, opened, closed }).toEqual({ started: 0, opened: 0, closed: true });
     // Up to where the server left timeline 1 it is this server's WAL too; the timeline of a --start-lsn is not known.
@@ -216,7 +216,7 @@ describe('Session start', () => {
       code: 'PG_SLOT_RECREATED',
       retriable: false,
       message: expect.stringContaining('replication slot "outbox_relay" is at 0/8000 on timeline 2, and was made on this server after it left timeline 1, where the relay had delivered up to 0/2000, commit time 2026-12-05T08:00:00.000Z') as unknown,
-      hint: expect.stringContaining('outbox-relay republish --since 2026-12-05T07:59:00.000Z') as unknown,
+      hint: expect.stringContaining('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_relay') as unknown,
       details: { slotLsn: '0/8000', currentTimeline: 2, resumeLsn: '0/2000', timeline: 1 },
     };
     // A checkpoint's position, and this process's own (a relay that kept retrying through the failover).

@@ -35,9 +35,9 @@ const drop = () =>
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null, openTransactions } = await dropSlot(client, config.slot, opts.force === true);
+      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null, openTransactions } = await dropSlot(client, config.slot, config.publication, opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, new Date(droppedAt), openTransactions) : undefined;
+      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, config.publication, new Date(droppedAt), openTransactions) : undefined;
       const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, confirmedLsn, lagBytes, consequence } : {}) }, text };
     },
