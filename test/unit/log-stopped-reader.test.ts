@@ -17,6 +17,16 @@ logger.error({ code: 'INTERNAL' }, 'the last line');
 process.exitCode = 1;
 `;
 
+/** CHILD's log as its reader got it: every line either there or counted in the one dropped line, the last line last. */
+function expectHeldLog(log: string): void {
+  const lines = log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; dropped?: number });
+  const dropped = lines.filter((l) => l.msg.includes('log line(s) dropped'));
+  expect(dropped).toHaveLength(1);
+  expect(dropped[0]).toMatchObject({ level: 'warn', dropped: expect.any(Number) as unknown });
+  expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
+  expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
+}
+
 describe('the log on a pipe whose reader stopped reading', () => {
   // Before: each line was written to stdout synchronously, and a write to a full pipe blocks until its reader
   // reads: with the reader open and not reading, the whole process stood still (timers late, the walsender's
@@ -51,14 +61,10 @@ describe('the log on a pipe whose reader stopped reading', () => {
       setTimeout(() => resolve(false), 20_000).unref();
     });
     const wentOn = await logged;
-    const lines = (await readToEnd(reader)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; dropped?: number });
+    const log = await readToEnd(reader);
     expect(wentOn, stderr).toBe(true);
     expect(await exited).toBe(1);
-    const dropped = lines.filter((l) => l.msg.includes('log line(s) dropped'));
-    expect(dropped).toHaveLength(1);
-    expect(dropped[0]).toMatchObject({ level: 'warn', dropped: expect.any(Number) as unknown });
-    expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
-    expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
+    expectHeldLog(log);
   }, 60_000);
 });
 
@@ -84,11 +90,7 @@ describe('the log on a socket whose reader stopped reading', () => {
     expect(wentOn).toBe(true);
     expect(await exited).toBe(1);
     await read;
-    const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string; dropped?: number });
-    const dropped = lines.filter((l) => l.msg.includes('log line(s) dropped'));
-    expect(dropped).toHaveLength(1);
-    expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
-    expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
+    expectHeldLog(stdout);
   }, 60_000);
 });
 
