@@ -27,6 +27,11 @@ export class OutageLog {
     return this.since !== undefined;
   }
 
+  /** When the outage under way began (undefined when there is none): /readyz says since when the relay retries. */
+  get startedAt(): number | undefined {
+    return this.since;
+  }
+
   /** Failed attempts of the outage under way (0 when there is none): the backoff's attempt index. */
   get attempts(): number {
     return this.failures;

@@ -30,7 +30,11 @@ export interface Readiness {
    */
   windowFullForMs: number;
   producerConnected: boolean;
-  /** Present while reconnecting: the system whose failure the relay retries, its code and message. */
+  /**
+   * Present while reconnecting (the session's failure), or during a Kafka outage (producerConnected false, e.g.
+   * while streaming): the system whose failure the relay retries, its code, message and fix, and since when (the
+   * outage's start). Gone once the outage ends; not shown once halted, failed or stopped (`halt` says why).
+   */
   reconnecting?: RetryCause;
   /** Present while halted or failed: the code, the event and its commit LSN, and the fix. */
   halt?: HaltReport;
@@ -86,7 +90,7 @@ export class RelayHealth implements RelayObserver {
       inFlightBytes: bytes,
       windowFullForMs: windowFullSinceMs === undefined ? 0 : Math.max(0, this.now() - windowFullSinceMs),
       producerConnected: this.producerUp,
-      ...(state === 'reconnecting' && relay.reconnectCause ? { reconnecting: relay.reconnectCause } : {}),
+      ...(!ended && relay.reconnectCause ? { reconnecting: relay.reconnectCause } : {}),
       ...(this.halt && (state === 'halted' || state === 'failed') ? { halt: this.halt } : {}),
     };
   }

@@ -48,11 +48,23 @@ export interface RelayDeps {
   drainEnded?: (drained: boolean, closeBy: number) => Promise<void>;
 }
 
-/** A session that could not start or ended with a retriable error: which system failed, its code and message. */
+/**
+ * What the relay retries: a session that could not start or ended with a retriable error, or Kafka refusing or not
+ * answering delivery. Which system failed, its code, message and fix (the error's hint), and when the outage began:
+ * /readyz and `status` say why the relay is not ready without its log.
+ */
 export interface RetryCause {
   system: 'PostgreSQL' | 'Kafka';
   code: ErrorCode;
   message: string;
+  fix: string | null;
+  /** ISO time the outage began (its first failed attempt), not this attempt. */
+  since: string;
+}
+
+/** The cause of `outage`'s latest failed attempt; called after its failed(), so the outage is under way. */
+function causeOf(system: RetryCause['system'], error: RelayError, outage: OutageLog): RetryCause {
+  return { system, code: error.code, message: error.message, fix: error.hint ?? null, since: new Date(outage.startedAt!).toISOString() };
 }
 
 export interface RelayOutcome {
@@ -142,6 +154,8 @@ export class Relay {
   private lastWalsender: number | null = null;
   /** Why the relay is reconnecting (the session's last failure and its side), for /readyz and `status`. */
   private retryCause: RetryCause | undefined;
+  /** Why delivery waits for Kafka (its last failure) while the Kafka outage is open: the state stays streaming. */
+  private kafkaCause: RetryCause | undefined;
   /**
    * The furthest WAL position any session's keepalives reached: a later session ends a PostgreSQL outage by a
    * keepalive only beyond it (Session.progressed), else by a commit, or by streaming on for its receive timeout.
@@ -222,6 +236,7 @@ export class Relay {
         this.kafkaDown(error, { dropped: count }, 'Kafka refused a batch: at-most-once drops it, it is not retried (delivery.guarantee=at-most-once)', false);
       },
       recovered: (downMs, attempts) => {
+        this.kafkaCause = undefined;
         this.observer.producerConnected?.(true);
         this.kafkaOutage.recovered({ downMs, attempts });
       },
@@ -265,8 +280,9 @@ export class Relay {
     this.session?.serverStopping();
   }
 
+  /** What the relay retries: while reconnecting, the session's failure; otherwise, during a Kafka outage, delivery's. */
   get reconnectCause(): RetryCause | undefined {
-    return this.state === 'reconnecting' ? this.retryCause : undefined;
+    return this.state === 'reconnecting' ? this.retryCause : this.kafkaCause;
   }
 
   get inFlight(): InFlightState {
@@ -479,10 +495,10 @@ export class Relay {
         );
       }
       const delay = backoffDelay(this.config.retry, outage.attempts);
-      this.retryCause = { system: kafkaSide ? 'Kafka' : 'PostgreSQL', code: error.code, message: error.message };
       const lines = kafkaSide ? { started: 'Kafka unavailable while starting a replication session: retrying', ongoing: 'Kafka still unavailable' } : {};
       // Counted in errors_total once per outage, as the warn line is logged once.
       if (outage.failed({ code: error.code, err: error.message, retryInMs: delay }, lines)) this.observer.error?.(error.code);
+      this.retryCause = causeOf(kafkaSide ? 'Kafka' : 'PostgreSQL', error, outage);
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);
     }
@@ -557,11 +573,14 @@ export class Relay {
    * A failed or dropped delivery attempt: the start of a Kafka outage (not ready from then on), or an attempt in it.
    * `retried`: false for an at-most-once batch dropped, which is not retried (nor counted in retries_total). The
    * line carries the error's fix: a grant a refusal names (a topic's WRITE, IdempotentWrite) was logged nowhere for
-   * retry.maxDuration, only `code` and `err`.
+   * retry.maxDuration, only `code` and `err`. /readyz gives the latest attempt's cause (reconnectCause) until the
+   * outage ends: the warn line alone left `producerConnected: false` without a reason there.
    */
   private kafkaDown(error: RelayError, fields: Record<string, unknown>, started?: string, retried = true): void {
     if (retried) this.observer.retrying?.(error.code);
-    if (this.kafkaOutage.failed({ code: error.code, err: error.message, fix: error.hint, ...fields }, { started })) this.observer.producerConnected?.(false);
+    const opened = this.kafkaOutage.failed({ code: error.code, err: error.message, fix: error.hint, ...fields }, { started });
+    this.kafkaCause = causeOf('Kafka', error, this.kafkaOutage);
+    if (opened) this.observer.producerConnected?.(false);
   }
 
   private onConfirmed(lsn: Lsn, commitTimeMs: number | undefined): void {

@@ -43,6 +43,12 @@ describe('ops: readiness follows the broker and the halt state', () => {
           during = await insertEvents(caseDb, 5);
           const down = await waitForEndpoint(`${http.base}/readyz`, 'not ready while Kafka is down', (r) => r.status === 503);
           expect(JSON.parse(down.body)).toMatchObject({ ready: false, state: 'streaming', producerConnected: false, inFlightEvents: 5 });
+          // Why, without the log: the outage's latest failure, its fix, and since when.
+          const outageWarn = await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
+          const cause = JSON.parse(down.body).reconnecting as { since: string };
+          expect(cause).toMatchObject({ system: 'Kafka', code: expect.any(String), message: expect.any(String), since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+          // It began at the outage's warn line (logged just after the outage's start was taken).
+          expect(Date.parse(cause.since)).toBeLessThanOrEqual(Date.parse(String(outageWarn.time)));
           expect((await httpGet(`${http.base}/healthz`)).status).toBe(200);
           const metrics = await scrape(http.base);
           expect(metricValue(metrics, 'outbox_relay_producer_connected')).toBe(0);
@@ -58,6 +64,7 @@ describe('ops: readiness follows the broker and the halt state', () => {
         async up() {
           const up = await waitForEndpoint(`${http.base}/readyz`, 'ready after Kafka is back', (r) => r.status === 200, 90_000);
           expect(JSON.parse(up.body)).toMatchObject({ ready: true, producerConnected: true });
+          expect(JSON.parse(up.body).reconnecting).toBeUndefined();
           const records = await readTopic(setup.topic, { expected: during.length, brokers: broker.brokers });
           expect(new Set(records.map((r) => r.key))).toEqual(new Set(during.map((e) => e.id)));
           await waitForEndpoint(`${http.base}/readyz`, 'the window open again', (r) => JSON.parse(r.body).windowFullForMs === 0, 10_000);

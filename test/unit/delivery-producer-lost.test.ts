@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import { lostProducerError } from '../../src/sink/rdkafka-errors.js';
-import { EngineHarness, relayCallbacks, settle } from '../support/fakes/engine-harness.js';
+import { EngineHarness, relayCallbacks, relayOnFakes, settle } from '../support/fakes/engine-harness.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 
 /** librdkafka's fatal error event for an idempotent producer refused its id (CLUSTER_AUTHORIZATION_FAILED). */
@@ -14,8 +14,11 @@ function idleRelay(maxDurationMs = 60_000) {
   const { logger, lines } = capturingLogger('debug');
   const health = new RelayHealth(1000);
   health.producerConnected(true);
-  const h = new EngineHarness({ guarantee: 'at-least-once', retry: { maxDurationMs }, relay: relayCallbacks(logger, { observer: health }) });
-  return { h, lines, health, ready: () => health.readiness(streaming).ready };
+  const { relay, callbacks } = relayOnFakes(logger, { observer: health });
+  const h = new EngineHarness({ guarantee: 'at-least-once', retry: { maxDurationMs }, relay: callbacks });
+  // The /readyz body of a streaming relay: its cause is the relay's own.
+  const body = () => health.readiness({ ...streaming, reconnectCause: relay.reconnectCause });
+  return { h, lines, health, body, ready: () => body().ready };
 }
 
 // librdkafka asks for the idempotent producer's id as soon as the producer exists: a principal without the
@@ -39,6 +42,28 @@ describe('a producer the sink lost with nothing in flight (a producer id refused
     while (h.recovered === 0) await settle();
     expect(ready()).toBe(true);
     expect(lines.filter((l) => l.msg === 'Kafka available again: delivery resumed')).toHaveLength(1);
+    h.engine.stop();
+  });
+
+  it('/readyz names the outage while it lasts (system, code, message, the warn line\'s fix, since its start) and not once it ended', async () => {
+    const { h, lines, body } = idleRelay();
+    const before = new Date().toISOString();
+    h.sink.lostCheck = refusedId();
+    h.sink.loseProducer(refusedId());
+    while (h.sink.lostChecks < 2) await settle();
+    const down = body();
+    const warn = lines.find((l) => l.level === 40)!;
+    expect(down).toMatchObject({ ready: false, producerConnected: false, reconnecting: { system: 'Kafka', code: 'KAFKA_AUTH', message: warn.err, fix: warn.fix } });
+    expect(String(down.reconnecting?.fix)).toContain('IdempotentWrite');
+    const since = down.reconnecting!.since;
+    expect(since >= before && since <= new Date().toISOString()).toBe(true);
+    // Later attempts name their own failure, but the outage began at the first.
+    while (h.sink.lostChecks < 4) await settle();
+    expect(body().reconnecting?.since).toBe(since);
+    h.sink.lostCheck = 'ok';
+    while (h.recovered === 0) await settle();
+    expect(body()).toMatchObject({ ready: true, producerConnected: true });
+    expect(body().reconnecting).toBeUndefined();
     h.engine.stop();
   });
 

@@ -116,9 +116,17 @@ describe('RelayHealth', () => {
 
   it('names the system a reconnecting relay retries, with its code and message (Kafka too: a session needs the checkpoint topic)', () => {
     const health = new RelayHealth(1000);
-    const cause = { system: 'Kafka', code: 'CHECKPOINT_FAILED', message: 'checkpoint read timed out' } as const;
+    const cause = { system: 'Kafka', code: 'CHECKPOINT_FAILED', message: 'checkpoint read timed out', fix: null, since: '2026-12-07T19:00:00.000Z' } as const;
     expect(health.readiness({ ...view('reconnecting'), reconnectCause: cause }).reconnecting).toEqual(cause);
     expect(health.readiness(view('reconnecting')).reconnecting).toBeUndefined();
+  });
+
+  it('names the Kafka outage of a streaming relay in the same field, and not once it halted or failed (halt says why)', () => {
+    const health = new RelayHealth(1000);
+    health.producerConnected(false);
+    const cause = { system: 'Kafka', code: 'KAFKA_AUTH', message: 'Cluster authorization failed', fix: 'grant IdempotentWrite', since: '2026-12-07T19:00:00.000Z' } as const;
+    expect(health.readiness({ ...view('streaming'), reconnectCause: cause })).toMatchObject({ ready: false, producerConnected: false, reconnecting: cause });
+    for (const ended of ['halted', 'failed', 'stopped'] as const) expect(health.readiness({ ...view(ended), reconnectCause: cause }).reconnecting).toBeUndefined();
   });
 
   it('names the failure of a relay that gave up (failed), as of a halt', () => {

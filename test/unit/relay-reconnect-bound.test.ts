@@ -47,6 +47,8 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
     expect(Math.max(...delays)).toBeLessThanOrEqual(4);
     expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
     expect(halts.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
-    expect(causes[0]).toEqual({ system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'walsender failed at start (fake)' });
+    expect(causes[0]).toEqual({ system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'walsender failed at start (fake)', fix: null, since: expect.any(String) });
+    // Every attempt names the outage's start, not its own.
+    expect(new Set(causes.map((c) => (c as { since: string }).since)).size).toBe(1);
   });
 });

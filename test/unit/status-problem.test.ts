@@ -16,6 +16,15 @@ describe('status: why a relay is not ready', () => {
     expect(pg.hint).toContain('PostgreSQL is unreachable');
   });
 
+  it('a streaming relay during a Kafka outage: the error names the outage\'s code and message, and its fix is the outage\'s own', () => {
+    const reconnecting = { system: 'Kafka', code: 'KAFKA_AUTH', message: 'Cluster authorization failed', fix: 'grant IdempotentWrite on the cluster', since: '2026-12-07T19:00:00.000Z' };
+    const problem = relayProblem(reachable({ state: 'streaming', producerConnected: false, reconnecting }))!;
+    expect(problem.message).toBe('the relay is not ready: state streaming, producerConnected false, retrying Kafka: KAFKA_AUTH Cluster authorization failed');
+    expect(problem.hint).toBe('grant IdempotentWrite on the cluster');
+    // Without a fix of its own, the state's.
+    expect(relayProblem(reachable({ state: 'streaming', producerConnected: false, reconnecting: { ...reconnecting, fix: null } }))!.hint).toContain('check kafka.brokers');
+  });
+
   it('another server at --relay-url (any answer without the relay\'s state: a web page, a 404, {"ok":true}) is no relay reached, named so; not a relay not ready in state undefined', async () => {
     for (const [status, body] of [[200, '<html>welcome</html>'], [404, '{"error":"not found"}'], [200, '{"ok":true}']] as const) {
       const server = createServer((_req, res) => res.writeHead(status, { 'content-type': 'text/html' }).end(body));

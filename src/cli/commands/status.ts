@@ -56,10 +56,11 @@ export function relayProblem(relay: RelayHealth): RelayError | undefined {
     });
   }
   // A session also needs Kafka before it streams (the checkpoint, exactly-once's claim): the cause names the side.
-  const cause = relay.readiness.reconnecting as { system?: unknown; code?: unknown; message?: unknown } | undefined;
+  // Its own fix (a Kafka outage's while streaming too) is the one its warn line gives: more precise than the state's.
+  const cause = relay.readiness.reconnecting as { system?: unknown; code?: unknown; message?: unknown; fix?: unknown } | undefined;
   const kafkaSide = state === 'reconnecting' && cause?.system === 'Kafka';
   return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}${cause ? `, retrying ${String(cause.system)}: ${String(cause.code)} ${String(cause.message)}` : ''}`, {
-    hint: kafkaSide ? KAFKA_SIDE_RECONNECT_FIX : (NOT_READY_FIXES[state] ?? 'see the relay log'),
+    hint: typeof cause?.fix === 'string' ? cause.fix : kafkaSide ? KAFKA_SIDE_RECONNECT_FIX : (NOT_READY_FIXES[state] ?? 'see the relay log'),
   });
 }
 

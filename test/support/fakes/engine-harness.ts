@@ -172,8 +172,13 @@ export class EngineHarness {
  * goes to `logger`, what it counts of them to `deps.observer`; its poison policy is `deps.onPoison`.
  */
 export function relayCallbacks(logger: Logger, deps: Pick<RelayDeps, 'observer' | 'onPoison'> = {}): DeliveryCallbacks {
+  return relayOnFakes(logger, deps).callbacks;
+}
+
+/** That Relay with its callbacks: what it shows /readyz of them (reconnectCause) is read from `relay`. */
+export function relayOnFakes(logger: Logger, deps: Pick<RelayDeps, 'observer' | 'onPoison'> = {}): { relay: Relay; callbacks: DeliveryCallbacks } {
   let callbacks!: DeliveryCallbacks;
-  new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000 }) as never, {
+  const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000 }) as never, {
     ...deps,
     logger,
     sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined },
@@ -183,7 +188,7 @@ export function relayCallbacks(logger: Logger, deps: Pick<RelayDeps, 'observer' 
     },
     reportPosition: (lsn) => lsn,
   });
-  return callbacks;
+  return { relay, callbacks };
 }
 
 /** createDelivery for a real Relay: a DeliveryEngine producing as `producing` with a window of 100 events, batches of 10. */
