@@ -12,6 +12,8 @@ import { runCommand } from '../../src/cli/commands/run.js';
 import { setupCommand } from '../../src/cli/commands/setup.js';
 import { slotCommand } from '../../src/cli/commands/slot.js';
 import { statusCommand } from '../../src/cli/commands/status.js';
+import { slotRows } from '../../src/cli/commands/output.js';
+import type { SlotStatus } from '../../src/ops/slots.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { repoRoot } from '../../stack/paths.js';
 import { runCliSync } from '../support/cli.js';
@@ -93,6 +95,22 @@ describe('--help of each command', () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain('Usage: outbox-relay slot status');
     expect(settingFlags(result.stdout)).toEqual(['--postgres-url', '--postgres-password-file', '--postgres-sslmode', '--postgres-ssl-ca-file', '--postgres-connect-timeout', '--postgres-statement-timeout', '--slot']);
+  });
+
+  // It named an `active_pid` that slot status never prints (the pid is in `active`; `activePid` in JSON) and left out
+  // `held_by`, which the "Lag growing" runbook sends the on-call engineer to.
+  it('slot status --help names the rows slot status prints, by the names it prints them under', () => {
+    const slot: SlotStatus = {
+      name: 'outbox_relay', slotType: 'logical', plugin: 'pgoutput', database: 'app', inCurrentDatabase: true, active: true, activePid: 4242,
+      heldBy: 'outbox-relay relay-0/outbox_relay', confirmedFlushLsn: '0/1A2B3C8', restartLsn: '0/1A2B000', walStatus: 'lost',
+      invalidationReason: 'wal_removed', safeWalSize: null, lagBytes: 1024, failover: true, synced: false,
+    };
+    const printed = slotRows(slot).map(([key]) => key).filter((key) => !['slot', 'type', 'database'].includes(key));
+    const description = TOP.find((c) => c.name() === 'slot')!.commands.find((c) => c.name() === 'status')!.description();
+    const words = new Set(description.match(/[a-z]+(?:_[a-z]+)*/g));
+    const fieldNames = description.match(/\b[a-z]+(?:_[a-z]+)+\b/g) ?? [];
+    expect(fieldNames.filter((name) => !printed.includes(name)), 'named in the help, never printed').toEqual([]);
+    expect(printed.filter((key) => !words.has(key)), 'printed, not named in the help').toEqual([]);
   });
 
   // `help help` printed the help on stderr with "outbox-relay needs a command", exit 2.

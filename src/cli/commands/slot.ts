@@ -67,7 +67,7 @@ const status = () =>
       settings: 'slot status',
       name: 'status',
       description:
-        "Show the relay's slot: active and active_pid, confirmed_flush_lsn, restart_lsn, wal_status (and invalidation_reason when lost), safe_wal_size, lag behind the current WAL position (a standby's replay position on a standby) and, PostgreSQL 17+, failover and synced (run on a standby: whether its copy is kept in sync).",
+        "Show the relay's slot: active (with the pid holding it), held_by (who holds it: a relay names its host and slot there), confirmed_flush_lsn, restart_lsn, wal_status (and invalidation_reason when lost), safe_wal_size, lag behind the current WAL position (a standby's replay position on a standby) and, PostgreSQL 17+, failover and synced (run on a standby: whether its copy is kept in sync).",
       examples: ['outbox-relay slot status', 'outbox-relay slot status --slot billing_relay --json'],
     },
     async ({ client, config }) => {
