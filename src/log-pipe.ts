@@ -77,21 +77,24 @@ export function nonBlockingStdout(onError: (err: NodeJS.ErrnoException, unwritte
       if (offset === line.length) {
         held.shift();
         offset = 0;
+        // The dropped lines were the ones after it (the oldest but the first go): the line counting them comes next.
+        noteDropped(0);
       }
     }
     return true;
   };
 
   /**
-   * The line counting the dropped lines, written by the logger through write(): after the line the pipe has begun,
-   * which at the exit is where they were; while running, once the pipe took every held line (before, it would be
-   * the next line to drop).
+   * The line counting the dropped lines, written by the logger through write(), at `at` in the hold: where they
+   * were, right after the line the pipe has begun. While running it is made once that line is out and goes first,
+   * where no drop takes it (at index 1 it would be the next line to drop); at the exit at once, after that line,
+   * so that a pipe that fails hands it over with the rest.
    */
-  const noteDropped = (): void => {
+  const noteDropped = (at: number): void => {
     if (dropped === 0 || failed) return;
     const count = dropped;
     dropped = 0;
-    noteAt = Math.min(1, held.length);
+    noteAt = at;
     destination.onDropped?.(count);
     noteAt = undefined;
   };
@@ -100,10 +103,6 @@ export function nonBlockingStdout(onError: (err: NodeJS.ErrnoException, unwritte
     clearTimeout(retry);
     retry = undefined;
     if (!drain()) retry = setTimeout(flush, RETRY_MS).unref();
-    else if (dropped > 0) {
-      noteDropped();
-      flush();
-    }
   };
 
   const destination: PipeDestination = {
@@ -128,7 +127,7 @@ export function nonBlockingStdout(onError: (err: NodeJS.ErrnoException, unwritte
   const pause = new Int32Array(new SharedArrayBuffer(4));
   process.on('exit', () => {
     clearTimeout(retry);
-    noteDropped();
+    noteDropped(Math.min(1, held.length));
     const giveUpAt = Date.now() + EXIT_WAIT_MS;
     while (!drain()) {
       if (Date.now() >= giveUpAt) return;

@@ -126,3 +126,40 @@ describe('the log held at the exit, its reader taking it slowly', () => {
     expect(read.length).toBeLessThan(512 * 1024);
   }, 90_000);
 });
+
+describe('the line counting dropped lines, the reader reading again while the process runs', () => {
+  // Before: while the process ran, the line counting the dropped lines came only once the pipe had taken every
+  // held line, after the newer lines that followed the gap (at the exit it came in their place).
+  it('is written where the dropped lines were: between the line before them and the first one kept after them', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'log-dropped-')), 'command.mts');
+    // CHILD's lines, and then it stays up until its stdin ends: the held lines go out while it runs, not at its exit.
+    writeFileSync(script, `${CHILD.slice(0, CHILD.indexOf("logger.error"))}process.stdin.resume();\n`);
+    const { reader, writer } = stdoutFifo();
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['pipe', writer, 'pipe'] });
+    closeSync(writer);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await new Promise<void>((resolve) => child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
+    // Read until the newest line and the line counting the dropped ones are both out (bounded: fails, not hangs).
+    const buffer = Buffer.alloc(65_536);
+    let read = '';
+    for (let turn = 0; !(read.includes('"i":13999,') && read.includes('log line(s) dropped')) && turn < 2000; turn++) {
+      try {
+        read += buffer.subarray(0, readSync(reader, buffer)).toString();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await sleep(10);
+      }
+    }
+    child.stdin!.end();
+    read += await readToEnd(reader);
+    expect(await exited).toBe(0);
+    const lines = read.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; i?: number; dropped?: number });
+    const at = lines.findIndex((l) => l.msg.includes('log line(s) dropped'));
+    expect(at).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.msg.includes('log line(s) dropped'))).toHaveLength(1);
+    const before = lines[at - 1]!.i!;
+    const after = lines[at + 1]?.i;
+    expect({ before, after }).toEqual({ before, after: before + lines[at]!.dropped! + 1 });
+    expect(lines.filter((l) => l.msg === 'a line').length + lines[at]!.dropped!).toBe(14_000);
+  }, 60_000);
+});
