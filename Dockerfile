@@ -19,7 +19,7 @@
 # forwards SIGTERM/SIGINT to node, which drains in-flight events (OUTBOX_RELAY_SHUTDOWN_GRACE, default 25s) and
 # exits 0; tini exits with node's code. Give the container more than the drain to stop: `docker stop -t 35`,
 # compose `stop_grace_period: 35s`, Kubernetes `terminationGracePeriodSeconds: 35` (the grace, the 5 s after which
-# the relay exits by itself, and a moment for that exit).
+# the relay exits by itself, up to 2.5 s for its last log lines when a log reader stalled, and 2.5 s to spare).
 #
 # test/integration/image-layout.test.ts rebuilds this file's stages without Docker: it reads the stages and
 # their WORKDIR, COPY, RUN, ENV, USER, ENTRYPOINT, CMD and HEALTHCHECK lines, reproduces them in a temp dir

@@ -12,6 +12,17 @@ const RETRY_MS = 100;
  */
 const EXIT_WAIT_MS = 5_000;
 const EXIT_PAUSE_MS = 10;
+/** The latest time the exit waits for the reader, whatever is left of EXIT_WAIT_MS then: see finishHeldLogBy. */
+let exitBy = Infinity;
+
+/**
+ * A stop signal came: every exit from now on, the shutdown watchdog's included, gives up the held lines at `time`
+ * at the latest (cli/signals.ts), so that the process is gone before the orchestrator's SIGKILL. The exit's own
+ * EXIT_WAIT_MS came on top of the watchdog's deadline.
+ */
+export function finishHeldLogBy(time: number): void {
+  exitBy = time;
+}
 
 export interface PipeDestination extends DestinationStream {
   /** Told, once lines were dropped, how many: the logger logs that as a line, which goes where they were. */
@@ -128,7 +139,7 @@ export function nonBlockingStdout(onError: (err: NodeJS.ErrnoException, unwritte
   process.on('exit', () => {
     clearTimeout(retry);
     noteDropped(Math.min(1, held.length));
-    const giveUpAt = Date.now() + EXIT_WAIT_MS;
+    const giveUpAt = Math.min(Date.now() + EXIT_WAIT_MS, exitBy);
     while (!drain()) {
       if (Date.now() >= giveUpAt) return;
       Atomics.wait(pause, 0, 0, EXIT_PAUSE_MS);

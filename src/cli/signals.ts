@@ -4,6 +4,20 @@ import { SHUTDOWN_MARGIN_MS } from '../pipeline/relay.js';
 import { onStopSignals } from './early-signals.js';
 import { printErrorJson } from './exit.js';
 import { exitNow } from '../process-exit.js';
+import { finishHeldLogBy } from '../log-pipe.js';
+
+/**
+ * After the watchdog's exit, how long log lines that a stalled reader of stdout has not taken may still wait for it
+ * (log-pipe.ts): every exit after a stop signal is over by shutdownGrace + SHUTDOWN_MARGIN_MS + this, which the
+ * orchestrator's grace period in docs/kubernetes.md (35 s for the default 25 s) covers with 2.5 s to spare. The
+ * exit's own 5 s wait came on top of the watchdog's deadline: up to grace + 10 s, cut by that SIGKILL.
+ */
+const HELD_LOG_MS = 2500;
+
+/** How long after a stop signal the process is gone at the latest: the watchdog's exit, its held log lines written or given up. */
+export function latestExitMs(graceMs: number): number {
+  return graceMs + SHUTDOWN_MARGIN_MS + HELD_LOG_MS;
+}
 
 const UNDRAINED_FIX =
   'nothing is lost: events not yet acknowledged are sent again after the restart; if drains need longer, raise shutdownGrace (and the orchestrator’s termination grace period above it)';
@@ -49,6 +63,7 @@ export function handleSignals(logger: Logger, graceMs: number, stop: () => Promi
       fail('SHUTDOWN_FORCED', 'second signal: exiting now', { signal });
     }
     signalled = true;
+    finishHeldLogBy(Date.now() + latestExitMs(graceMs));
     logger.info({ signal }, 'signal received: shutting down');
     const watchdog = setTimeout(() => {
       if (stopEnded && process.exitCode !== undefined) {

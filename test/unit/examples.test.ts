@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { SETTINGS, SETTINGS_BY_KEY } from '../../src/config/settings.js';
 import { parseDuration } from '../../src/config/units.js';
-import { SHUTDOWN_MARGIN_MS } from '../../src/pipeline/relay.js';
+import { latestExitMs } from '../../src/cli/signals.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -134,7 +134,7 @@ describe('examples/docker-compose.yml', () => {
 
   it('gives the relay longer to stop than its drain timeout, and publishes its HTTP port', () => {
     const env = envOf(relay);
-    expect(parseDuration(relay.stop_grace_period!)!).toBeGreaterThan(graceMs(env) + SHUTDOWN_MARGIN_MS);
+    expect(parseDuration(relay.stop_grace_period!)!).toBeGreaterThan(latestExitMs(graceMs(env)));
     const port = Number(env.OUTBOX_RELAY_HTTP_PORT ?? DEFAULT_HTTP_PORT);
     expect(relay.ports!.some((p) => p.endsWith(`:${port}`))).toBe(true);
   });
@@ -251,9 +251,9 @@ describe('examples/kubernetes/sidecar.yaml', () => {
     expect(invalidRelayEnv(env)).toEqual([]);
   });
 
-  it('waits for the drain and the relay\'s own exit before killing: terminationGracePeriodSeconds > shutdown grace + 5 s (when the relay exits by itself)', () => {
+  it('waits for the drain and the relay\'s own exit before killing: terminationGracePeriodSeconds > shutdown grace + 7.5 s (when the relay is gone at the latest, its held log lines written or given up)', () => {
     expect(env.OUTBOX_RELAY_SHUTDOWN_GRACE).toBeDefined();
-    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(graceMs(env) + SHUTDOWN_MARGIN_MS);
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(latestExitMs(graceMs(env)));
   });
 
   it('probes liveness on /healthz (and readiness, if at all, on /readyz) at the relay’s HTTP port', () => {
@@ -303,7 +303,7 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
   it('runs one active and one standby, and rolls out new pods before old ones go (a standby throughout)', () => {
     expect(spec.replicas).toBe(2);
     expect(spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
-    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(graceMs(env) + SHUTDOWN_MARGIN_MS);
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(latestExitMs(graceMs(env)));
   });
 
   it('keeps one pod through voluntary disruptions (PodDisruptionBudget)', () => {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, readSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,21 @@ function expectHeldLog(log: string): void {
   expect(dropped[0]).toMatchObject({ level: 'warn', dropped: expect.any(Number) as unknown });
   expect(lines.filter((l) => l.msg === 'a line').length + dropped[0]!.dropped!).toBe(14_000);
   expect(lines.at(-1)).toMatchObject({ level: 'error', msg: 'the last line' });
+}
+
+/** `source` run as a child whose stdout is a FIFO not read yet: the child, and the FIFO's (non-blocking) reader. */
+function spawnOnFifo(source: string, stdin: 'ignore' | 'pipe' = 'ignore'): { child: ChildProcess; reader: number } {
+  const script = join(mkdtempSync(join(tmpdir(), 'log-fifo-')), 'command.mts');
+  writeFileSync(script, source);
+  const { reader, writer } = stdoutFifo();
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: [stdin, writer, 'pipe'] });
+  closeSync(writer);
+  return { child, reader };
+}
+
+/** Once the child wrote `mark` to stderr. */
+function said(child: ChildProcess, mark: string): Promise<void> {
+  return new Promise((resolve) => child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes(mark) && resolve()));
 }
 
 describe('the log on a pipe whose reader stopped reading', () => {
@@ -99,15 +114,11 @@ describe('the log held at the exit, its reader taking it slowly', () => {
   // a little at a time kept the process in it (1 MiB at 20 KiB/s: about a minute), the shutdown watchdog's and a
   // second signal's exit included, which must not wait: the 'exit' listener runs synchronously, nothing cuts it.
   it('is given up: the process ends without waiting for the reader to take it all', async () => {
-    const script = join(mkdtempSync(join(tmpdir(), 'log-exit-')), 'command.mts');
-    writeFileSync(script, CHILD);
-    const { reader, writer } = stdoutFifo();
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['ignore', writer, 'pipe'] });
-    closeSync(writer);
+    const { child, reader } = spawnOnFifo(CHILD);
     let exited = false;
     const exit = new Promise<number | null>((resolve) => child.on('exit', resolve));
     void exit.then(() => (exited = true));
-    await new Promise<void>((resolve) => child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
+    await said(child, 'logged');
     // 2 KiB every 100 ms (20 KiB/s), until the child is gone or 60 s have passed (a bound, so that it fails, not hangs).
     const buffer = Buffer.alloc(2048);
     let read = '';
@@ -131,14 +142,10 @@ describe('the line counting dropped lines, the reader reading again while the pr
   // Before: while the process ran, the line counting the dropped lines came only once the pipe had taken every
   // held line, after the newer lines that followed the gap (at the exit it came in their place).
   it('is written where the dropped lines were: between the line before them and the first one kept after them', async () => {
-    const script = join(mkdtempSync(join(tmpdir(), 'log-dropped-')), 'command.mts');
     // CHILD's lines, and then it stays up until its stdin ends: the held lines go out while it runs, not at its exit.
-    writeFileSync(script, `${CHILD.slice(0, CHILD.indexOf("logger.error"))}process.stdin.resume();\n`);
-    const { reader, writer } = stdoutFifo();
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, stdio: ['pipe', writer, 'pipe'] });
-    closeSync(writer);
+    const { child, reader } = spawnOnFifo(`${CHILD.slice(0, CHILD.indexOf('logger.error'))}process.stdin.resume();\n`, 'pipe');
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    await new Promise<void>((resolve) => child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
+    await said(child, 'logged');
     // Read until the newest line and the line counting the dropped ones are both out (bounded: fails, not hangs).
     const buffer = Buffer.alloc(65_536);
     let read = '';
@@ -161,5 +168,33 @@ describe('the line counting dropped lines, the reader reading again while the pr
     const after = lines[at + 1]?.i;
     expect({ before, after }).toEqual({ before, after: before + lines[at]!.dropped! + 1 });
     expect(lines.filter((l) => l.msg === 'a line').length + lines[at]!.dropped!).toBe(14_000);
+  }, 60_000);
+});
+
+/** A relay stopping: its log held (the reader stopped), a stop that never ends, so the watchdog's exit ends it. */
+const STOPPING = `
+import { createLogger } from ${JSON.stringify(join(repoRoot, 'src/logger.ts'))};
+import { handleSignals } from ${JSON.stringify(join(repoRoot, 'src/cli/signals.ts'))};
+const logger = createLogger('info');
+for (let i = 0; i < 1_000; i++) logger.info({ i, pad: 'x'.repeat(200) }, 'a line');
+handleSignals(logger, 0, () => new Promise(() => undefined));
+setInterval(() => undefined, 1_000);
+process.stderr.write('ready\\n');
+`;
+
+describe('the log held at the shutdown watchdog\'s exit, its reader stopped', () => {
+  // Before: the exit waited up to 5 s for the reader after the watchdog's exit at shutdownGrace + 5 s: the process
+  // was gone only at grace + 10 s, when docs/kubernetes.md's grace period (grace + 10 s) SIGKILLs it.
+  it('is given up in time for the process to exit by itself (exit 1) before the orchestrator\'s SIGKILL 1.25 s after grace + 7.5 s', async () => {
+    const { child, reader } = spawnOnFifo(STOPPING);
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (code, signal) => resolve([code, signal])));
+    await said(child, 'ready');
+    child.kill('SIGTERM');
+    // The orchestrator (grace 0 here): its SIGKILL once the process outlived its bound by 1.25 s.
+    const sigkill = setTimeout(() => child.kill('SIGKILL'), 8_750);
+    const [code, signal] = await exited;
+    clearTimeout(sigkill);
+    closeSync(reader);
+    expect({ code, signal }).toEqual({ code: 1, signal: null });
   }, 60_000);
 });
