@@ -53,10 +53,12 @@ describe("the bench's account of who used the cores", () => {
   });
 
   it('measures the wait for a core from /proc: two busy processes pinned to one core each wait about as long as they run', async () => {
-    const busy = () => spawn('taskset', ['-c', '0', process.execPath, '-e', 'const end = Date.now() + 3000; while (Date.now() < end);'], { stdio: 'ignore' });
+    // Each child says when its loop begins: under load Node's own start can take longer than a fixed wait, and a
+    // child still starting (reading files, faulting pages in) is not runnable all the time, so it waited less.
+    const busy = () => spawn('taskset', ['-c', '0', process.execPath, '-e', 'process.stdout.write("go\\n", () => { const end = Date.now() + 5000; while (Date.now() < end); });'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const children = [busy(), busy()];
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await Promise.all(children.map((child) => new Promise((r) => child.stdout!.once('data', r))));
       const meter = new CpuMeter();
       for (const [i, child] of children.entries()) meter.track(`busy${i}`, child.pid);
       await new Promise((r) => setTimeout(r, 1000));
