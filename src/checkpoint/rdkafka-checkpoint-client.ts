@@ -2,7 +2,7 @@ import type { KafkaJS, KafkaConsumer, Message } from '@confluentinc/kafka-javasc
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { backoffDelay, sleep } from '../retry.js';
-import { connectionProperties, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties, watchFatalErrors } from '../sink/rdkafka-client.js';
+import { connectionProperties, connectNative, createRdKafkaClient, disconnectKafkaJsProducer, loadRdKafka, producerProperties, watchFatalErrors } from '../sink/rdkafka-client.js';
 import type { FatalErrorWatch } from '../sink/fatal-error-watch.js';
 import { BrokerConnectFailures } from '../sink/broker-connect-failures.js';
 import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, isUnknownTopic, lostProducerError } from '../sink/rdkafka-errors.js';
@@ -114,7 +114,8 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
       },
       { 'auto.offset.reset': 'earliest' },
     );
-    await new Promise<void>((resolve, reject) => consumer.connect({ timeout: timeoutMs }, (err) => (err ? reject(err) : resolve())));
+    const connectError = await connectNative(consumer, timeoutMs).result;
+    if (connectError) throw connectError;
     const remaining = new Set(partitions);
     consumer.on('partition.eof', (eof) => {
       if (eof.offset >= highWatermark.get(eof.partition)!) remaining.delete(eof.partition);

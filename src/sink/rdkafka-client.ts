@@ -1,4 +1,4 @@
-import type { KafkaJS, Producer } from '@confluentinc/kafka-javascript';
+import type { Client, KafkaJS, LibrdKafkaError, Producer } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
@@ -145,6 +145,26 @@ export async function createRdKafkaClient(config: KafkaSettings, logger: Logger,
   checkCodec(module, config);
   const api = module.KafkaJS;
   return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger, failures) } } as KafkaJS.CommonConstructorConfig);
+}
+
+/** A native client's connect under way (connectNative). */
+export interface NativeConnect {
+  /** False until the binding calls the connect back: a disconnect made before then is never called back (lib/client.js). */
+  returned: boolean;
+  /** Settles when the connect calls back: with its error, or undefined once connected. Never rejects. */
+  result: Promise<LibrdKafkaError | undefined>;
+}
+
+/** Connects a native client, librdkafka bounding the connect's metadata request by `timeoutMs`. */
+export function connectNative(client: Pick<Client<string>, 'connect'>, timeoutMs: number): NativeConnect {
+  const connect = { returned: false } as NativeConnect;
+  connect.result = new Promise((resolve) =>
+    client.connect({ timeout: timeoutMs }, (err) => {
+      connect.returned = true;
+      resolve(err ?? undefined);
+    }),
+  );
+  return connect;
 }
 
 /** Flushes for up to `flushMs`, then disconnects; never fails (a producer that cannot flush is dropped anyway). */

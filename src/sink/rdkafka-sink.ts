@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError } from '../errors.js';
 import { collateralFailure } from './kafka-errors.js';
-import { createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, RdKafkaAdmin, type Properties, type RdKafkaModule } from './rdkafka-client.js';
+import { connectNative, createRdKafkaClient, disconnectProducer, loadRdKafka, producerProperties, RdKafkaAdmin, type NativeConnect, type Properties, type RdKafkaModule } from './rdkafka-client.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { closedError, flushWithin, refuseIfClosed } from './closed-client.js';
 import { classifyRdKafkaError, failedWithoutCause, failsProducer, isFatalRdKafkaError, lostProducerError, producerRefusal } from './rdkafka-errors.js';
@@ -43,8 +43,8 @@ interface Connected {
 interface RunningCheck {
   /** Rejects the check's wait; the check then disconnects its producer. */
   stop: (error: RelayError) => void;
-  /** False until the check's producer's connect has called back: a disconnect before it is never called back. */
-  connectReturned: boolean;
+  /** The check's producer's connect: until it has returned, a disconnect of the producer is never called back. */
+  connecting: NativeConnect;
   /** Settles once the check's producer is disconnected. */
   ended: Promise<void>;
 }
@@ -161,14 +161,9 @@ export class RdKafkaSink implements PlainSink {
     // A producer made after close() would be closed by nobody's stop.
     if (this.closed) throw closedError();
     const producer = new this.module.Producer({ ...this.properties, 'statistics.interval.ms': CHECK_STATS_MS } as ProducerGlobalConfig);
+    const connecting = connectNative(producer, this.connectTimeoutMs);
     let ended!: () => void;
-    const check: RunningCheck = { stop: () => undefined, connectReturned: false, ended: new Promise((resolve) => (ended = resolve)) };
-    const connecting = new Promise<unknown>((resolve) =>
-      producer.connect({ timeout: this.connectTimeoutMs }, (err) => {
-        check.connectReturned = true;
-        resolve(err ?? null);
-      }),
-    );
+    const check: RunningCheck = { stop: () => undefined, connecting, ended: new Promise((resolve) => (ended = resolve)) };
     this.checks.add(check);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -184,12 +179,12 @@ export class RdKafkaSink implements PlainSink {
         producer.on('event.stats', (stats: { message: string }) => {
           if (idempotenceState(stats.message) === 'Assigned') resolve();
         });
-        void connecting.then((err) => (err ? reject(classifyRdKafkaError(err)) : producer.setPollInBackground(true)));
+        void connecting.result.then((err) => (err ? reject(classifyRdKafkaError(err)) : producer.setPollInBackground(true)));
       });
     } finally {
       clearTimeout(timer);
       // The binding never calls back a disconnect made while its connect is under way (bounded by the timeout).
-      await connecting;
+      await connecting.result;
       await disconnectProducer(producer, 0);
       this.checks.delete(check);
       ended();
@@ -318,10 +313,10 @@ export class RdKafkaSink implements PlainSink {
       this.warnedUnpatched = true;
       this.logger.warn('the librdkafka client\'s addon is not the one scripts/patch-kafka-client.mjs (run by `npm ci`) rebuilds: every record takes the binding\'s own produce() call, header conversion and delivery report (1.5 to 2 times the CPU per event); run `node scripts/patch-kafka-client.mjs` to rebuild it');
     }
-    let connectError: LibrdKafkaError | undefined;
+    let firstError: LibrdKafkaError | undefined;
     const onError = (err: LibrdKafkaError) => {
       // The connect callback's own error is generic (a timeout); the first error event says why (e.g. authentication).
-      connectError ??= err;
+      firstError ??= err;
       connected.fatal.observe(err);
       this.logger.debug({ rdkafka: true, code: err.code, fatal: isFatalRdKafkaError(err) }, err.message);
       this.lostIdle(connected);
@@ -332,11 +327,10 @@ export class RdKafkaSink implements PlainSink {
       this.logger.debug({ rdkafka: true, fac: log.fac, severity: log.severity }, log.message);
     });
     producer.on('delivery-report', connected.calls.report);
-    try {
-      await new Promise<void>((resolve, reject) => producer.connect({ timeout: this.connectTimeoutMs }, (err) => (err ? reject(connectError ?? err) : resolve())));
-    } catch (err) {
+    const connectError = await connectNative(producer, this.connectTimeoutMs).result;
+    if (connectError) {
       await disconnectProducer(producer, DISCONNECT_FLUSH_MS);
-      throw err;
+      throw firstError ?? connectError;
     }
     await refuseIfClosed(this.closed, () => disconnectProducer(producer, 0));
     // Delivery reports wake the event loop as they arrive: no added latency and no timer firing while idle.
@@ -375,7 +369,7 @@ export class RdKafkaSink implements PlainSink {
     await Promise.allSettled([
       connected && this.closeProducer(connected, flushWithin(options, DISCONNECT_FLUSH_MS)),
       this.adminCalls.disconnect(flushWithin(options, DISCONNECT_FLUSH_MS)),
-      ...checks.filter((check) => check.connectReturned).map((check) => check.ended),
+      ...checks.filter((check) => check.connecting.returned).map((check) => check.ended),
     ]);
   }
 }
