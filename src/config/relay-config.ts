@@ -270,20 +270,22 @@ function eventTopics(v: SettingValues, tables: readonly TableMapping[], problems
 
 /**
  * checkpoint.topic: a legal name (else creating it failed for ever as a Kafka outage, with a fix that fails too),
- * and no event topic given as a literal name (else every event was a TOPIC_INVALID poison at run time, a halt at
- * the first: checkpointTopicRefused). Templates with placeholders are checked per event, as before.
+ * and no event topic given as a literal name, nor the dead-letter topic (`deadLetterTopic`, with dead-lettering):
+ * else every event, or dead letter, was refused at run time (checkpointTopicRefused), a halt at the first.
+ * Templates with placeholders are checked per event, as before.
  */
-function checkCheckpointTopic(v: SettingValues, literals: readonly EventTopic[], problems: ConfigProblems): void {
+function checkCheckpointTopic(v: SettingValues, literals: readonly EventTopic[], deadLetterTopic: string | undefined, problems: ConfigProblems): void {
   const checkpointTopic = v['checkpoint.topic'];
   const illegal = topicNameProblem(checkpointTopic, 'checkpoint.topic');
   if (illegal) problems.add(new ConfigError(illegal.problem, illegal.fix));
   // Every setting that names it, once each (two routes of a table are one setting): each needs its own fix.
-  const clashes = new Set(literals.filter((l) => l.topic === checkpointTopic).map((l) => l.setting));
-  for (const setting of clashes) {
+  const clashes = new Map(literals.filter((l) => l.topic === checkpointTopic).map((l) => [l.setting, 'event']));
+  if (deadLetterTopic === checkpointTopic) clashes.set('delivery.deadLetterTopic', 'dead letter');
+  for (const [setting, sent] of clashes) {
     problems.add(
       new ConfigError(
-        `${setting} is the checkpoint topic "${checkpointTopic}": every event sent there would be refused (a record in it could move where a restart resumes)`,
-        `give ${setting} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`,
+        `${setting} is the checkpoint topic "${checkpointTopic}": every ${sent} sent there would be refused (a record in it could move where a restart resumes)`,
+        `give ${settingRef(setting)} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`,
       ),
     );
   }
@@ -343,11 +345,6 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     if (v['messages.prefixes']) compileTopicTemplate(v['messages.topic'], 'messages.topic', MESSAGE_TOPIC_FIELDS);
   });
   const deadLetterTopic = problems.check(() => (v['delivery.onPoison'] === 'dead-letter' ? compileTopicTemplate(v['delivery.deadLetterTopic'], 'delivery.deadLetterTopic', DEAD_LETTER_PLACEHOLDERS) : undefined));
-  // A dead letter there could be read as the position to resume from (route/topic-template.ts, checkpointTopicRefused).
-  problems.check(() => {
-    if (v['delivery.onPoison'] !== 'dead-letter' || v['delivery.deadLetterTopic'] !== v['checkpoint.topic']) return;
-    throw new ConfigError(`delivery.deadLetterTopic is the checkpoint topic "${v['checkpoint.topic']}"`, `give ${settingRef('delivery.deadLetterTopic')} or ${settingRef('checkpoint.topic')} another name: the checkpoint topic takes only the relay's checkpoints`);
-  });
   // A dead letter in the event's own topic reads as the event: a NULL payload's (a null value) deletes its key from a
   // compacted topic, the very thing mapping.nullPayload=poison keeps from happening. ${topic} alone is judged compiled,
   // as it is used: the placeholder's name is trimmed, and "${ topic }" compared as text passed.
@@ -366,7 +363,9 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   const tables = problems.check(() => tableMappings(v, resolved.origins, envelope, problems));
   // Tables whose settings are invalid have no topics to compare: the other literal topics are still compared.
   const literals = eventTopics(v, tables ?? [], problems);
-  problems.check(() => checkCheckpointTopic(v, literals, problems));
+  // Read apart, so that an invalid delivery.onPoison does not skip the event topics' comparison.
+  const deadLetterName = problems.check(() => (v['delivery.onPoison'] === 'dead-letter' ? v['delivery.deadLetterTopic'] : undefined));
+  problems.check(() => checkCheckpointTopic(v, literals, deadLetterName, problems));
   // Undefined without dead-lettering, or for a template that can never be legal (its own problem, above).
   if (deadLetterTopic) problems.check(() => checkDeadLetterSources(v, deadLetterTopic, tables ?? []));
   if (deadLetterTopic) problems.check(() => checkDeadLetterNotEventTopic(v, deadLetterTopic, literals, problems));

@@ -143,8 +143,14 @@ describe('config: a dead-letter topic with a placeholder it does not have', () =
   it('naming the checkpoint topic is refused (a dead letter there could be read as the position to resume from)', () => {
     const r = refusal(() => load({ 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'ckpt', 'checkpoint.topic': 'ckpt' }));
     expect(r.code).toBe('CONFIG_INVALID');
-    expect(r.message).toBe('delivery.deadLetterTopic is the checkpoint topic "ckpt"');
+    expect(r.message).toBe('delivery.deadLetterTopic is the checkpoint topic "ckpt": every dead letter sent there would be refused (a record in it could move where a restart resumes)');
     expect(r.hint).toContain('--delivery-dead-letter-topic / OUTBOX_RELAY_DELIVERY_DEAD_LETTER_TOPIC');
+  });
+
+  it('naming the checkpoint topic is refused in the same error as the event topics that name it, each once', () => {
+    const r = refusal(() => load({ topic: 'ckpt', 'delivery.onPoison': 'dead-letter', 'delivery.deadLetterTopic': 'ckpt', 'checkpoint.topic': 'ckpt' }));
+    expectProblems(r.message, 3, ['  - topic is the checkpoint topic "ckpt": every event sent there', '  - delivery.deadLetterTopic is the checkpoint topic "ckpt": every dead letter sent there']);
+    expect(r.message.match(/is the checkpoint topic/g)).toHaveLength(2);
   });
 
   // Accepted, a NULL payload's dead letter (a null value) went to the event's own topic: a tombstone for its key.
@@ -324,7 +330,9 @@ describe('config: the checkpoint topic', () => {
   });
 
   it('an event topic given as that name is refused (every event was a poison at run time), a template is checked per event', () => {
-    expect(refusal(() => load({ topic: 'ckpt', 'checkpoint.topic': 'ckpt' })).message).toMatch(/^topic is the checkpoint topic "ckpt"/);
+    const topic = refusal(() => load({ topic: 'ckpt', 'checkpoint.topic': 'ckpt' }));
+    expect(topic.message).toMatch(/^topic is the checkpoint topic "ckpt"/);
+    expect(topic.hint).toBe("give topic (--topic / OUTBOX_RELAY_TOPIC) or checkpoint.topic (--checkpoint-topic / OUTBOX_RELAY_CHECKPOINT_TOPIC) another name: the checkpoint topic takes only the relay's checkpoints");
     expect(refusal(() => load({ routes: 'Order*=orders,Pay*=ckpt', 'checkpoint.topic': 'ckpt' })).message).toMatch(/^routes is the checkpoint topic "ckpt"/);
     expect(refusal(() => load({ 'messages.prefixes': 'outbox', 'messages.topic': 'ckpt', 'checkpoint.topic': 'ckpt' })).message).toMatch(/^messages.topic is the checkpoint topic "ckpt"/);
     expect(load({ topic: '${aggregate_type}', 'checkpoint.topic': 'ckpt' }).tables[0]!.topic).toBe('${aggregate_type}');
