@@ -94,11 +94,12 @@ export function isIncurable(err: RelayError): boolean {
  * A produce refused for a topic's ACL (TOPIC_AUTHORIZATION_FAILED: kafkajs's type, librdkafka's code 29), named with
  * the topics of the refused request: which grant is missing, or which row values route events to a topic the relay
  * may not write (a prefixed ACL and a mistyped aggregate type). Kafka says only "not authorized". Any other error
- * as it is. Still an outage: a grant ends it, and nothing was skipped meanwhile.
+ * as it is, and one that names its refused topics already (a transaction's: transactionTopicRefused). Still an
+ * outage: a grant ends it, and nothing was skipped meanwhile.
  */
 export function namingRefusedTopics(error: RelayError, events: readonly { topic: string }[]): RelayError {
   const kafkaError = error.details.kafkaError;
-  if (error.code !== 'KAFKA_AUTH' || (kafkaError !== 'TOPIC_AUTHORIZATION_FAILED' && kafkaError !== 29)) return error;
+  if (error.code !== 'KAFKA_AUTH' || (kafkaError !== 'TOPIC_AUTHORIZATION_FAILED' && kafkaError !== 29) || error.details.topics !== undefined) return error;
   const topics = [...new Set(events.map((event) => event.topic))];
   const named = topics.map((topic) => `"${topic}"`).join(', ');
   return new RelayError('KAFKA_AUTH', `${error.message} (the refused request's topic${topics.length > 1 ? 's' : ''}: ${named})`, {

@@ -116,9 +116,10 @@ export function producerProperties(config: KafkaSettings, clientIdSuffix = ''): 
 }
 
 /** librdkafka's log lines at debug: the delivery engine reports outages once, at warn. */
-function rdkafkaLogger(logger: Logger, failures: BrokerConnectFailures | undefined): KafkaJS.Logger {
+function rdkafkaLogger(logger: Logger, failures: BrokerConnectFailures | undefined, onLog: LogWatch | undefined): KafkaJS.Logger {
   const log = (message: string, extra?: { fac?: string }) => {
     if (extra?.fac === 'FAIL') failures?.observe(message);
+    onLog?.(extra?.fac ?? '', message);
     logger.debug({ rdkafka: true, ...extra }, message);
   };
   const adapter = { info: log, warn: log, error: log, debug: log, namespace: () => adapter, setLogLevel: () => undefined };
@@ -136,15 +137,19 @@ function checkCodec(module: RdKafkaModule, config: KafkaSettings): void {
   });
 }
 
+/** Told every librdkafka log line of a client: its facility (e.g. FAIL, ADDPARTS) and its message. */
+export type LogWatch = (fac: string, message: string) => void;
+
 /**
  * A KafkaJS-compatible client of librdkafka; its producers and admin clients take librdkafka properties. Its
- * clients' connection failures are logged at debug and, given `failures`, kept there to explain a failed connect.
+ * clients' connection failures are logged at debug and, given `failures`, kept there to explain a failed connect;
+ * `onLog` is told every line (what librdkafka says only in its log).
  */
-export async function createRdKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = '', failures?: BrokerConnectFailures): Promise<KafkaJS.Kafka> {
+export async function createRdKafkaClient(config: KafkaSettings, logger: Logger, clientIdSuffix = '', failures?: BrokerConnectFailures, onLog?: LogWatch): Promise<KafkaJS.Kafka> {
   const module = await loadRdKafka();
   checkCodec(module, config);
   const api = module.KafkaJS;
-  return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger, failures) } } as KafkaJS.CommonConstructorConfig);
+  return new api.Kafka({ ...connectionProperties(config, clientIdSuffix), kafkaJS: { logger: rdkafkaLogger(logger, failures, onLog) } } as KafkaJS.CommonConstructorConfig);
 }
 
 /** A native client's connect under way (connectNative). */

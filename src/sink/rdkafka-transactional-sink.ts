@@ -11,10 +11,12 @@ import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPOR
 import type { AfterAbort, CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
-import { epochError, isEpochError, transactionalId, withFlags } from './transaction-errors.js';
+import { epochError, isEpochError, RefusedTransactionTopics, transactionalId, transactionTopicRefused, withFlags } from './transaction-errors.js';
 
 /** librdkafka's _TIMED_OUT: a transactional call (init, commit, abort) that did not finish in time and may be repeated. */
 const TIMED_OUT = -185;
+/** TOPIC_AUTHORIZATION_FAILED: a transactional call of a transaction the coordinator refused a topic (abortable). */
+const TOPIC_AUTHORIZATION_FAILED = 29;
 /** INVALID_TRANSACTION_TIMEOUT: the claim's InitProducerId asked for a transaction timeout above the brokers' transaction.max.timeout.ms. */
 const INVALID_TRANSACTION_TIMEOUT = 50;
 /** How long a close waits for librdkafka to abort the open transaction (the KafkaJS layer's own bound), at most. */
@@ -53,6 +55,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private aborting: Promise<unknown> | undefined;
   /** Set by close(): a client whose connect ends after it is let go, not kept (refuseIfClosed). */
   private closed = false;
+  /** The topics the coordinator refused to add to the open transaction, from the client's log. */
+  private readonly refusedTopics = new RefusedTransactionTopics();
 
   constructor(
     private readonly config: KafkaSettings,
@@ -82,7 +86,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   async connect(): Promise<void> {
     try {
       await this.failures.during(async () => {
-        this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn', this.failures);
+        this.kafka ??= await createRdKafkaClient(this.config, this.logger, '-txn', this.failures, this.refusedTopics.observe);
         if (!this.admin) {
           const admin = this.kafka.admin();
           await admin.connect();
@@ -130,6 +134,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     this.openedAtMs = undefined;
     this.checkpointSent = undefined;
     this.aborting = undefined;
+    this.refusedTopics.clear();
   }
 
   /** A new producer: its connect() registers the transactional id, which fences older producers and aborts what they left open. */
@@ -159,6 +164,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       await producer.transaction();
       this.openedAtMs = Date.now();
       this.aborting = undefined;
+      this.refusedTopics.clear();
     }
     return producer;
   }
@@ -171,7 +177,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       producer = await this.open();
       await producer.sendBatch({ topicMessages });
     } catch (err) {
-      throw this.classify(await this.causeOf(producer, err), false);
+      // Not the topic check's refusal (producer undefined): no transaction was refused anything.
+      throw this.classify(await this.causeOf(producer, err), false, producer !== undefined);
     }
   }
 
@@ -187,7 +194,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
       this.openedAtMs = undefined;
       this.checkpointSent = undefined;
     } catch (err) {
-      throw this.classify(await this.causeOf(producer, err), true);
+      throw this.classify(await this.causeOf(producer, err), true, producer !== undefined);
     }
   }
 
@@ -263,7 +270,8 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     return withFlags(classifyRdKafkaError(new Error('the transactional producer is not connected')), { txnRequiresAbort: true, txnRetriable: false, txnFatal: true, ambiguous: false });
   }
 
-  private classify(err: unknown, committing: boolean): RelayError {
+  /** `inTransaction`: the error of a call of the open transaction's (a send, the checkpoint's, the commit). */
+  private classify(err: unknown, committing: boolean, inTransaction = false): RelayError {
     if (err === this.fenced) return this.fenced!;
     if (isEpochError(err)) {
       const error = epochError({ slot: this.slot, openedAtMs: this.openedAtMs, timeoutMs: this.transactionTimeoutMs }, err);
@@ -289,7 +297,20 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     const ambiguous = committing && !abortable;
     // A fatal error, or a state the KafkaJS wrapper cannot leave (_STATE), only a new producer recovers from.
     if (isFatalRdKafkaError(err) || flags.code === -172) this.unusable = true;
-    return withFlags(classifyRdKafkaError(err), { txnRequiresAbort: requiresAbort, txnRetriable: retriable, txnFatal: this.unusable, ambiguous });
+    const refusal = inTransaction ? this.topicRefusal(flags.code, err) : undefined;
+    return withFlags(refusal ?? classifyRdKafkaError(err), { txnRequiresAbort: requiresAbort, txnRetriable: retriable, txnFatal: this.unusable, ambiguous });
+  }
+
+  /**
+   * A topic's ACL refused in the transaction: the refused topics named, the checkpoint topic by its setting. The
+   * checkpoint record goes in the same transaction, and a refusal of its topic was told with the fix of every
+   * refusal (WRITE and DESCRIBE on "the topics"), or, its record purged and the abort fine, as "Purged in queue"
+   * (an outage, no fix) like a refusal of an event topic: librdkafka names the refused topics only in its log.
+   */
+  private topicRefusal(code: number | undefined, err: unknown): RelayError | undefined {
+    const refused = this.refusedTopics.list();
+    if (code !== TOPIC_AUTHORIZATION_FAILED && !(failedWithoutCause(err) && refused.length > 0)) return undefined;
+    return transactionTopicRefused(refused, this.checkpoints.topic, err);
   }
 
   /** A claim no retry gets past: a transaction timeout the brokers refuse, or brokers without transactions. */

@@ -1,3 +1,4 @@
+import { settingRef } from '../config/settings.js';
 import { RelayError } from '../errors.js';
 import { rootCause } from './kafka-errors.js';
 
@@ -79,4 +80,48 @@ export function epochError(state: TransactionState, err: unknown, nowMs = Date.n
  */
 export function withFlags(error: RelayError, flags: TransactionFlags): RelayError {
   return error.withDetails({ ...flags });
+}
+
+/** librdkafka's log line (facility ADDPARTS) for a partition the coordinator refused to add to the transaction for its topic's ACL. */
+const REFUSED_PARTITION = /Failed to add partition "([^"]+)" \[-?\d+\] to transaction: Broker: Topic authorization failed/;
+
+/**
+ * The topics the transaction coordinator refused to add to the open transaction (AddPartitionsToTxn answered
+ * TOPIC_AUTHORIZATION_FAILED), from the producer's log: librdkafka names them nowhere else. The transaction turns
+ * abortable, its queued records fail only as "Purged in queue", and the abort succeeds (rdkafka_txnmgr.c).
+ */
+export class RefusedTransactionTopics {
+  private readonly topics = new Set<string>();
+
+  readonly observe = (fac: string, message: string): void => {
+    const refused = fac === 'ADDPARTS' ? REFUSED_PARTITION.exec(message) : null;
+    if (refused) this.topics.add(refused[1]!);
+  };
+
+  /** A new transaction: what the last one was refused no longer applies. */
+  clear(): void {
+    this.topics.clear();
+  }
+
+  list(): string[] {
+    return [...this.topics];
+  }
+}
+
+/**
+ * A topic's ACL refused inside the Kafka transaction, naming the `refused` topics when librdkafka logged them, and
+ * the checkpoint topic by its setting: exactly-once writes each checkpoint in the transaction with the events, so
+ * the relay's principal needs WRITE on it as on the event topics (with none known, both are named). Still an
+ * outage a grant ends.
+ */
+export function transactionTopicRefused(refused: readonly string[], checkpointTopic: string, cause: unknown): RelayError {
+  const checkpoint = `the checkpoint topic "${checkpointTopic}" (${settingRef('checkpoint.topic')}; each checkpoint is written in the transaction)`;
+  const grant = refused.length > 0 ? refused.map((topic) => (topic === checkpointTopic ? checkpoint : `"${topic}"`)).join(', ') : `the event topics and ${checkpoint}`;
+  const adding = refused.length > 0 ? refused.map((topic) => `"${topic}"`).join(', ') : 'an event topic or the checkpoint topic';
+  return new RelayError('KAFKA_AUTH', `Kafka refused access: Broker: Topic authorization failed, adding ${adding} to the Kafka transaction`, {
+    cause,
+    retriable: true,
+    details: { kafkaError: 29, ...(refused.length > 0 ? { topics: [...refused] } : {}) },
+    hint: `grant the relay's principal WRITE and DESCRIBE on ${grant} (kafka-acls.sh --topic; docs/security.md): the relay retries until retry.maxDuration`,
+  });
 }

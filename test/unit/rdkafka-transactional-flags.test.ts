@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import type { KafkaSettings } from '../../src/config/types.js';
 import type { RelayError } from '../../src/errors.js';
+import { namingRefusedTopics } from '../../src/sink/kafka-errors.js';
 import { transactionFlags } from '../../src/sink/transaction-errors.js';
 
 /**
@@ -20,6 +21,10 @@ const nativeTxnError = (code: number, message: string, flags: { isFatal: boolean
 
 let commitError: Error | undefined;
 let sendError: Error | undefined;
+/** What the checkpoint record's send() rejects with. */
+let checkpointSendError: Error | undefined;
+/** The client's log watch (createRdKafkaClient's onLog): librdkafka's log lines reach it. */
+let logLine: ((fac: string, message: string) => void) | undefined;
 let abortError: Error | undefined;
 let connectError: Error | undefined;
 let aborts = 0;
@@ -37,7 +42,10 @@ const producer = {
     if (sendError) throw sendError;
     return [];
   },
-  send: async () => [],
+  send: async () => {
+    if (checkpointSendError) throw checkpointSendError;
+    return [];
+  },
   commit: async () => {
     if (commitError) throw commitError;
   },
@@ -49,10 +57,13 @@ const producer = {
 
 vi.mock('../../src/sink/rdkafka-client.js', async (original) => ({
   ...(await original<typeof import('../../src/sink/rdkafka-client.js')>()),
-  createRdKafkaClient: async () => ({
-    admin: () => ({ connect: async () => undefined, disconnect: async () => undefined, fetchTopicMetadata: async () => [] }),
-    producer: () => producer,
-  }),
+  createRdKafkaClient: async (...args: unknown[]) => {
+    logLine = args[4] as typeof logLine;
+    return {
+      admin: () => ({ connect: async () => undefined, disconnect: async () => undefined, fetchTopicMetadata: async () => [] }),
+      producer: () => producer,
+    };
+  },
 }));
 
 const { RdKafkaTransactionalSink } = await import('../../src/sink/rdkafka-transactional-sink.js');
@@ -206,6 +217,56 @@ describe('RdKafkaTransactionalSink: records that fail saying only "Fatal error" 
     expect(aborts - abortsBefore).toBe(1);
     await sink.send([record]);
     await sink.commit(checkpoint);
+  });
+});
+
+// The checkpoint record goes in the transaction with the events: a principal without WRITE on the checkpoint topic
+// had every transaction refused, told as "Purged in queue" (an outage, no fix) or with the fix of every refusal
+// (WRITE and DESCRIBE on "the topics"), never naming the checkpoint topic.
+describe('RdKafkaTransactionalSink: a topic the transaction coordinator refused (TOPIC_AUTHORIZATION_FAILED)', () => {
+  const purged = () => nativeTxnError(-152, 'Local: Purged in queue', { isFatal: false, isRetriable: false, isTxnRequiresAbort: false });
+  // librdkafka's log line for it (rd_kafka_txn_handle_AddPartitionsToTxn); nothing else names the topic.
+  const refusedLine = (topic: string) => logLine?.('ADDPARTS', `[thrd:main]: b:9092/1: Failed to add partition "${topic}" [0] to transaction: Broker: Topic authorization failed`);
+  const checkpointSetting = 'checkpoint.topic (--checkpoint-topic / OUTBOX_RELAY_CHECKPOINT_TOPIC)';
+
+  it('the checkpoint topic, its record purged and the abort fine: KAFKA_AUTH naming that topic and its setting, not an outage; the next transaction is not blamed', async () => {
+    const sink = await openTransaction(60_000);
+    refusedLine('outbox-relay.checkpoints');
+    checkpointSendError = purged();
+    const error = await rejectionOf(sink.commit(checkpoint));
+    checkpointSendError = undefined;
+    expect(error).toMatchObject({ code: 'KAFKA_AUTH', retriable: true, details: { topics: ['outbox-relay.checkpoints'] } });
+    expect(error!.message).toBe('Kafka refused access: Broker: Topic authorization failed, adding "outbox-relay.checkpoints" to the Kafka transaction');
+    expect(error!.hint).toContain(`WRITE and DESCRIBE on the checkpoint topic "outbox-relay.checkpoints" (${checkpointSetting}; `);
+    // Not a commit to repeat: the transaction is aborted.
+    expect(transactionFlags(error!).txnRetriable).toBe(false);
+    // The engine names a refused send's topics itself: this one's are kept.
+    expect(namingRefusedTopics(error!, [record])).toBe(error);
+    await sink.abort(() => 'produce');
+    await sink.send([record]);
+    checkpointSendError = purged();
+    expect((await rejectionOf(sink.commit(checkpoint)))?.code).toBe('KAFKA_UNAVAILABLE');
+    checkpointSendError = undefined;
+  });
+
+  it('an event topic, its records purged: KAFKA_AUTH naming that topic only', async () => {
+    const sink = await openTransaction(60_000);
+    refusedLine('orders');
+    sendError = purged();
+    const error = await rejectionOf(sink.send([record]));
+    sendError = undefined;
+    expect(error).toMatchObject({ code: 'KAFKA_AUTH', details: { topics: ['orders'] } });
+    expect(error!.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on "orders" /);
+    expect(error!.hint).not.toContain('checkpoint');
+  });
+
+  it('the commit refused with TOPIC_AUTHORIZATION_FAILED, no topic logged: the fix names the checkpoint topic and its setting beside the event topics', async () => {
+    const sink = await openTransaction(60_000);
+    commitError = nativeTxnError(29, 'Failed to add partition(s) to transaction on broker b:9092/1: Broker: Topic authorization failed (after 2 ms)', { isFatal: false, isRetriable: false, isTxnRequiresAbort: true });
+    const error = await rejectionOf(sink.commit(checkpoint));
+    commitError = undefined;
+    expect(error?.code).toBe('KAFKA_AUTH');
+    expect(error!.hint).toContain(`WRITE and DESCRIBE on the event topics and the checkpoint topic "outbox-relay.checkpoints" (${checkpointSetting}; `);
   });
 });
 
