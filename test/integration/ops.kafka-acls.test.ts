@@ -194,5 +194,35 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
     });
+
+    // Exactly-once writes the checkpoint in the events' transaction: the coordinator refuses to add the checkpoint
+    // topic's partition, librdkafka names it only in its log and purges the records, and the outage said only
+    // "Purged in queue" (KAFKA_UNAVAILABLE), no topic and no fix.
+    it('rdkafka, exactly-once, without WRITE on the checkpoint topic: the outage names that topic and its setting (KAFKA_AUTH), and the grant ends it, every event delivered once', async () => {
+      const setup = await setupOutbox(db(), { brokers: broker.brokers, extraArgs: ['--status-interval', '200ms'] });
+      const checkpointTopic = uniqueName('checkpoints');
+      await createTopic(checkpointTopic, 1, broker.brokers, [{ name: 'cleanup.policy', value: 'compact' }]);
+      const acls = documentedAcls('rdkafka', 'exactly-once', setup.topic, checkpointTopic, setup.slot);
+      const checkpointWrite = acls.filter((a) => a.operation === AclOperationTypes.WRITE && a.resourceName === checkpointTopic);
+      expect(checkpointWrite).toHaveLength(1);
+      await revokeWrites();
+      await grant(acls.filter((a) => !checkpointWrite.includes(a)));
+
+      const relay = relayAs(setup, checkpointTopic, 'rdkafka', 'exactly-once');
+      await relay.waitForMessage('streaming from PostgreSQL');
+      await insertEvents(db(), 3);
+      const refused = await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying');
+      expect(refused.code, relay.dump()).toBe('KAFKA_AUTH');
+      expect(refused.err, relay.dump()).toContain(`"${checkpointTopic}"`);
+      expect(String(refused.fix), relay.dump()).toContain('--checkpoint-topic');
+
+      await grant(checkpointWrite);
+      await relay.waitForMessage('Kafka available again: delivery resumed');
+      const records = await readTopic(setup.topic, { expected: 3, brokers: broker.brokers, readCommitted: true });
+      expect(records, relay.dump()).toHaveLength(3);
+      expect(new Set(records.map((r) => r.key)).size, relay.dump()).toBe(3);
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+    });
   });
 });
