@@ -266,7 +266,7 @@ export const SETTINGS = [
   }),
   setting('kafka.batchSize', 'kafka', size(1024, 2 ** 31 - 1), 'rdkafka: largest record batch per partition in one request (batch.size; below 2GiB).', { default: 1_000_000, shownDefault: '1000000B', placeholder: '<size>' }),
   setting('kafka.clientRack', 'kafka', text, 'rdkafka: the rack (availability zone) the relay runs in (client.rack); reported to the brokers.', { placeholder: '<rack>' }),
-  setting('kafka.producer', 'kafka', producerProperties, 'rdkafka: further librdkafka producer properties, passed through as given: in the file a mapping under kafka.producer ({ "queue.buffering.max.kbytes": 65536 }), in env and flags `name=value,…`. Properties that would break the delivery guarantees (acks, enable.idempotence, transactional.id, max.in.flight above 5, retries, delivery.report.only.error, …) are refused at start; so is a property librdkafka does not know, or a value it refuses (CONFIG_INVALID, exit 2; config check too), each named in one error with the other problems.', {
+  setting('kafka.producer', 'kafka', producerProperties, 'rdkafka: further librdkafka producer properties, passed through as given: in the file a mapping under kafka.producer ({ "queue.buffering.max.kbytes": 65536 }), in env and flags `name=value,…`. Properties that would break the delivery guarantees (acks, enable.idempotence, transactional.id, max.in.flight outside 1 to 5, retries, delivery.report.only.error, …) are refused at start; so is a property librdkafka does not know, or a value it refuses (CONFIG_INVALID, exit 2; config check too), each named in one error with the other problems.', {
     placeholder: '<name=value,…>',
     unechoed: true,
   }),
