@@ -496,8 +496,9 @@ export class Relay {
       }
       const delay = backoffDelay(this.config.retry, outage.attempts);
       const lines = kafkaSide ? { started: 'Kafka unavailable while starting a replication session: retrying', ongoing: 'Kafka still unavailable' } : {};
-      // Counted in errors_total once per outage, as the warn line is logged once.
-      if (outage.failed({ code: error.code, err: error.message, retryInMs: delay }, lines)) this.observer.error?.(error.code);
+      // Counted in errors_total once per outage, as the warn line is logged once. Its fix (none without a hint) is
+      // the one /readyz shows (retryCause): whoever reads the log needs it as much (a standby's: the primary's URL).
+      if (outage.failed({ code: error.code, err: error.message, fix: error.hint, retryInMs: delay }, lines)) this.observer.error?.(error.code);
       this.retryCause = causeOf(kafkaSide ? 'Kafka' : 'PostgreSQL', error, outage);
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);

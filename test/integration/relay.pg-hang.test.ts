@@ -237,7 +237,7 @@ describe.skipIf(!stack().owned.postgres).each([15, 16] as const)('relay: postgre
     const reason = await exitReason(relay);
     console.log(`PostgreSQL ${major} standby, retry.maxDuration 3 s: ${JSON.stringify({ code: reason.code, err: reason.err, fix: reason.fix })}`);
     expect(reason).toMatchObject({ code: 'RETRIES_EXHAUSTED', msg: 'giving up', err: expect.stringContaining('is a standby (in recovery), not the primary'), fix: expect.stringContaining('point --postgres-url at the primary') });
-    expect(relay.logs.filter((l) => l.level === 'warn'), relay.dump()).toMatchObject([{ msg: 'replication connection lost: reconnecting', code: 'PG_STREAM_FAILED', err: expect.stringContaining('is a standby') }]);
+    expect(relay.logs.filter((l) => l.level === 'warn'), relay.dump()).toMatchObject([{ msg: 'replication connection lost: reconnecting', code: 'PG_STREAM_FAILED', err: expect.stringContaining('is a standby'), fix: expect.stringContaining('point --postgres-url at the primary') }]);
   });
 
   it('promoted while relays retry: one whose slot the new primary lacks exits 1 with PG_SLOT_MISSING and the setup fix; one whose slot setup creates there streams and delivers', async () => {

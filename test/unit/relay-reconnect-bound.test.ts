@@ -38,6 +38,8 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
     const warns = lines.filter((l) => l.msg === 'replication connection lost: reconnecting');
     const backs = lines.filter((l) => l.msg === 'replication connection back: streaming resumed');
     expect({ sessions: sessions > 1, warns: warns.length, backs: backs.length }).toEqual({ sessions: true, warns: 1, backs: 0 });
+    // A failure without a fix logs none (no `fix: null`).
+    expect(warns[0]).not.toHaveProperty('fix');
     // The backoff grew across the sessions that failed before streaming: a first attempt's delay is at most
     // retry.initialDelay × 2 (jittered from 1 to 2 ms), later ones up to retry.maxDelay (1 to 4 ms). Reset by each
     // session, every delay would stay at 2 ms or less (of the dozens here, about half are above it).

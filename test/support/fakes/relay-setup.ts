@@ -85,6 +85,8 @@ export function failingSession(
     streams: () => boolean;
     progresses: () => boolean;
     message: string;
+    /** The failure's fix (a real one's: e.g. a standby's, naming the primary); none by default. */
+    hint?: string;
     backendPid?: number;
     reaches?: () => Lsn;
     counts?: () => Lsn;
@@ -92,7 +94,7 @@ export function failingSession(
   },
 ) {
   return class extends FakeSessionFields {
-    ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true })), 1));
+    ended = new Promise((resolve) => setTimeout(() => resolve(new RelayError('PG_STREAM_FAILED', server.message, { retriable: true, hint: server.hint })), 1));
     override streaming = server.streams() ? Promise.resolve() : pending();
     override progressed = server.progresses() ? Promise.resolve() : pending();
     override readonly reached = server.reaches?.() ?? 0n;
