@@ -90,6 +90,13 @@ describe('--help of each command', () => {
     }
   });
 
+  it("status's help says what of /readyz it prints: a halted relay's halt, and a not-ready one's reason (code, fix, since)", () => {
+    // Wrapped to the terminal's width: compared as one line.
+    const text = help('status').replace(/\s+/g, ' ');
+    expect(text).toContain("a halted relay's code, event, commit LSN and fix");
+    expect(text).toContain("a not-ready one's reason, what it retries: code, fix and since when");
+  });
+
   it('the CLI itself prints the same settings in its --help', () => {
     const result = runCliSync(['slot', 'status', '--help']);
     expect(result.status, result.stderr).toBe(0);

@@ -81,7 +81,7 @@ export function statusCommand(): Command {
       settings: 'status',
       name: 'status',
       description:
-        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz, with the halt's code, event, commit LSN and fix), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
+        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz: a halted relay's code, event, commit LSN and fix; a not-ready one's reason, what it retries: code, fix and since when), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
     },
     async ({ client, config, signal }) => {
