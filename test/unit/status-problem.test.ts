@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { relayProblem } from '../../src/cli/commands/status.js';
+import { keyValues } from '../../src/cli/commands/output.js';
+import { relayProblem, relayRows } from '../../src/cli/commands/status.js';
 import { fetchRelayHealth } from '../../src/ops/relay-health.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,10 +20,19 @@ describe('status: why a relay is not ready', () => {
   it('a streaming relay during a Kafka outage: the error names the outage\'s code and message, and its fix is the outage\'s own', () => {
     const reconnecting = { system: 'Kafka', code: 'KAFKA_AUTH', message: 'Cluster authorization failed', fix: 'grant IdempotentWrite on the cluster', since: '2026-12-07T19:00:00.000Z' };
     const problem = relayProblem(reachable({ state: 'streaming', producerConnected: false, reconnecting }))!;
-    expect(problem.message).toBe('the relay is not ready: state streaming, producerConnected false, retrying Kafka: KAFKA_AUTH Cluster authorization failed');
+    expect(problem.message).toBe('the relay is not ready: state streaming, producerConnected false, retrying Kafka since 2026-12-07T19:00:00.000Z: KAFKA_AUTH Cluster authorization failed');
     expect(problem.hint).toBe('grant IdempotentWrite on the cluster');
     // Without a fix of its own, the state's.
     expect(relayProblem(reachable({ state: 'streaming', producerConnected: false, reconnecting: { ...reconnecting, fix: null } }))!.hint).toContain('check kafka.brokers');
+  });
+
+  it("prints the reason one line per field, as a halt's, its since as /readyz gives it", () => {
+    const reconnecting = { system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'connection refused', fix: null, since: '2026-12-07T19:00:00.000Z' };
+    const text = keyValues(relayRows(reachable({ state: 'reconnecting', producerConnected: true, reconnecting })));
+    expect(text).toMatch(/^reconnecting_system +PostgreSQL$/m);
+    expect(text).toMatch(/^reconnecting_code +PG_STREAM_FAILED$/m);
+    expect(text).toMatch(/^reconnecting_fix +-$/m);
+    expect(text).toMatch(/^reconnecting_since +2026-12-07T19:00:00\.000Z$/m);
   });
 
   it('another server at --relay-url (any answer without the relay\'s state: a web page, a 404, {"ok":true}) is no relay reached, named so; not a relay not ready in state undefined', async () => {

@@ -8,12 +8,17 @@ import { EXIT } from '../exit.js';
 import { opsCommand } from './ops-command.js';
 import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
 
-function relayRows(relay: RelayHealth): [string, Cell][] {
+/** A /readyz object (`halt`, `reconnecting`) as one `<name>_<field>` line per field, its times as /readyz gives them. */
+function objectRows(name: string, value: unknown): [string, Cell][] {
+  return value !== null && typeof value === 'object' ? Object.entries(value).map(([k, v]): [string, Cell] => [`${name}_${k}`, v as Cell]) : [];
+}
+
+export function relayRows(relay: RelayHealth): [string, Cell][] {
   if (!relay.reachable) return [['relay', `not reachable at ${relay.url} (${relay.reason})`]];
-  const { halt, ...readiness } = relay.readiness;
+  const { halt, reconnecting, ...readiness } = relay.readiness;
   const fields = Object.entries(readiness).map(([k, v]): [string, Cell] => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as Cell)]);
-  const haltFields = halt !== null && typeof halt === 'object' ? Object.entries(halt).map(([k, v]): [string, Cell] => [`halt_${k}`, v as Cell]) : [];
-  return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields, ...haltFields];
+  // The reason a relay is not ready, as a halt's: on one JSON line its `since` was lost among message and fix.
+  return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields, ...objectRows('reconnecting', reconnecting), ...objectRows('halt', halt)];
 }
 
 /** See EXIT: what the relay is doing decides the exit code, so `status` works as a check in scripts. */
@@ -57,9 +62,11 @@ export function relayProblem(relay: RelayHealth): RelayError | undefined {
   }
   // A session also needs Kafka before it streams (the checkpoint, exactly-once's claim): the cause names the side.
   // Its own fix (a Kafka outage's while streaming too) is the one its warn line gives: more precise than the state's.
-  const cause = relay.readiness.reconnecting as { system?: unknown; code?: unknown; message?: unknown; fix?: unknown } | undefined;
+  const cause = relay.readiness.reconnecting as { system?: unknown; code?: unknown; message?: unknown; fix?: unknown; since?: unknown } | undefined;
   const kafkaSide = state === 'reconnecting' && cause?.system === 'Kafka';
-  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}${cause ? `, retrying ${String(cause.system)}: ${String(cause.code)} ${String(cause.message)}` : ''}`, {
+  // Since when: how long an outage lasted decides what to do about it. A relay before 2026-12-07 gives no `since`.
+  const since = typeof cause?.since === 'string' ? ` since ${cause.since}` : '';
+  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}${cause ? `, retrying ${String(cause.system)}${since}: ${String(cause.code)} ${String(cause.message)}` : ''}`, {
     hint: typeof cause?.fix === 'string' ? cause.fix : kafkaSide ? KAFKA_SIDE_RECONNECT_FIX : (NOT_READY_FIXES[state] ?? 'see the relay log'),
   });
 }
