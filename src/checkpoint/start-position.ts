@@ -3,12 +3,13 @@ import { RelayError, isRelayError } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 import { withClient } from '../ops/connection.js';
 import { classifyPgError } from '../source/pg-errors.js';
-import { republishCommand, republishSince } from '../source/slot-lost.js';
+import { republishCommand, type RepublishScope } from '../source/republish-command.js';
+import { republishSince } from '../source/slot-lost.js';
 
 export interface StartInputs {
   slot: string;
-  /** The relay's publication, named in a refusal's republish (republishCommand). */
-  publication: string;
+  /** The relay's publication and tables, named in a refusal's republish (republishCommand). */
+  republish: RepublishScope;
   /** --start-lsn: a replay, or a forward skip. */
   requested: Lsn | undefined;
   /** The delivered position from the checkpoint store, when it was read. */
@@ -37,9 +38,9 @@ export interface StartInputs {
  */
 export function chooseStart(inputs: StartInputs): Lsn | undefined {
   const { requested, checkpoint, slotConfirmed } = inputs;
-  if (checkpoint !== undefined && checkpoint > inputs.walEnd) throw checkpointBeyondWalEnd(inputs.slot, inputs.publication, checkpoint, inputs.walEnd, inputs.checkpointCommitTimeMs);
+  if (checkpoint !== undefined && checkpoint > inputs.walEnd) throw checkpointBeyondWalEnd(inputs.slot, inputs.republish, checkpoint, inputs.walEnd, inputs.checkpointCommitTimeMs);
   if (requested !== undefined) {
-    if (requested < slotConfirmed) throw outOfWindow(inputs.slot, inputs.publication, requested, slotConfirmed);
+    if (requested < slotConfirmed) throw outOfWindow(inputs.slot, inputs.republish, requested, slotConfirmed);
     if (requested > inputs.walEnd) throw beyondWalEnd(requested, inputs.walEnd, inputs.forwardSkip);
     const delivered = checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : slotConfirmed;
     if (!inputs.forwardSkip && requested > delivered) throw replayPastDelivered(inputs.slot, requested, delivered);
@@ -48,11 +49,11 @@ export function chooseStart(inputs: StartInputs): Lsn | undefined {
   return checkpoint !== undefined && checkpoint > slotConfirmed ? checkpoint : undefined;
 }
 
-function outOfWindow(slot: string, publication: string, requested: Lsn, oldest: Lsn): RelayError {
+function outOfWindow(slot: string, scope: RepublishScope, requested: Lsn, oldest: Lsn): RelayError {
   return new RelayError('REPLAY_OUT_OF_WINDOW', `cannot replay from ${formatLsn(requested)}: slot "${slot}" can only stream from ${formatLsn(oldest)} on (oldest replayable LSN; a slot never rewinds)`, {
     hint:
       `replay from ${formatLsn(oldest)} or later, or re-send older events that are still in the outbox table: ` +
-      `${republishCommand('<timestamp>', publication)} (or --ids <id,…> in place of --since). To replay further back in the future, run with a larger --replay-window`,
+      `${republishCommand('<timestamp>', scope)} (or --ids <id,…> in place of --since). To replay further back in the future, run with a larger --replay-window`,
     details: { requestedLsn: formatLsn(requested), oldestReplayableLsn: formatLsn(oldest) },
   });
 }
@@ -83,13 +84,13 @@ function beyondWalEnd(requested: Lsn, walEnd: Lsn, optional: boolean): RelayErro
  * everything committed before it (the caller refuses that one). A promoted streaming replica keeps the identifier:
  * a failover is not caught here (docs/operations.md says what to do).
  */
-export function foreignCheckpoint(slot: string, publication: string, topic: string, checkpoint: { lsn: Lsn; systemId?: string }, systemId: string): RelayError | undefined {
+export function foreignCheckpoint(slot: string, scope: RepublishScope, topic: string, checkpoint: { lsn: Lsn; systemId?: string }, systemId: string): RelayError | undefined {
   if (checkpoint.systemId === undefined || checkpoint.systemId === systemId) return undefined;
   return new RelayError(
     'CHECKPOINT_FOREIGN',
     `the checkpoint of slot "${slot}" in "${topic}" (at ${formatLsn(checkpoint.lsn)}) was written against another PostgreSQL server (system identifier ${checkpoint.systemId}, this one is ${systemId}): its position is not in this server's WAL; nothing was confirmed`,
     {
-      hint: `give each database's relay its own slot name (slot) or checkpoint topic (checkpoint.topic): two relays of different servers share "${slot}" in "${topic}". If this server replaced the other one (pg_upgrade or a move to a new cluster, which give a new system identifier) and its slot is behind that position, point checkpoint.topic at a new topic and re-send what may be missing with ${republishCommand('<time>', publication)}`,
+      hint: `give each database's relay its own slot name (slot) or checkpoint topic (checkpoint.topic): two relays of different servers share "${slot}" in "${topic}". If this server replaced the other one (pg_upgrade or a move to a new cluster, which give a new system identifier) and its slot is behind that position, point checkpoint.topic at a new topic and re-send what may be missing with ${republishCommand('<time>', scope)}`,
       details: { checkpointLsn: formatLsn(checkpoint.lsn), checkpointSystemId: checkpoint.systemId, systemId },
     },
   );
@@ -101,9 +102,9 @@ export function foreignCheckpoint(slot: string, publication: string, topic: stri
  * `commitTimeMs`: the commit time of the last transaction delivered up to that position, where known (a checkpoint
  * records it, a running relay remembers it; a --start-lsn has none): the republish then has its --since filled in.
  */
-export function failoverRunbook(commitTimeMs: number | undefined, publication: string): string {
+export function failoverRunbook(commitTimeMs: number | undefined, scope: RepublishScope): string {
   const since = republishSince(commitTimeMs, "<the last delivered commit time minus a margin> (outbox-relay status shows the checkpoint's)");
-  return `follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: ${republishCommand(since, publication)}`;
+  return `follow the failover runbook (docs/operations.md, failover): point checkpoint.topic (--checkpoint-topic) at a new topic for this server and start again (the relay starts at the slot), then re-send what the old server may have committed after the standby's last WAL: ${republishCommand(since, scope)}`;
 }
 
 /**
@@ -112,12 +113,12 @@ export function failoverRunbook(commitTimeMs: number | undefined, publication: s
  * transaction this server commits below it; kept, it stays the floor of every later checkpoint. Only a
  * checkpoint topic of this server's own ends that.
  */
-function checkpointBeyondWalEnd(slot: string, publication: string, checkpoint: Lsn, walEnd: Lsn, commitTimeMs: number | undefined): RelayError {
+function checkpointBeyondWalEnd(slot: string, scope: RepublishScope, checkpoint: Lsn, walEnd: Lsn, commitTimeMs: number | undefined): RelayError {
   return new RelayError(
     'CHECKPOINT_AHEAD_OF_WAL',
     `the checkpoint of slot "${slot}" is at ${formatLsn(checkpoint)}, but PostgreSQL has written WAL only up to ${formatLsn(walEnd)}: it was written against another server's WAL (a failover to a standby that had not received it, or a restored backup); nothing was confirmed`,
     {
-      hint: failoverRunbook(commitTimeMs, publication),
+      hint: failoverRunbook(commitTimeMs, scope),
       details: { checkpointLsn: formatLsn(checkpoint), currentWalLsn: formatLsn(walEnd) },
     },
   );
@@ -155,7 +156,7 @@ const SLOT_READ = "the read of the slot's position (where to start)";
  * operator command's connect error is final, and at the first start a position that cannot be decided ended
  * the relay at once (exit 1) while the replication connection beside it would have been retried.
  */
-export async function slotBounds(postgres: pg.ClientConfig, slot: string, publication: string): Promise<SlotBounds> {
+export async function slotBounds(postgres: pg.ClientConfig, slot: string, republish: RepublishScope): Promise<SlotBounds> {
   try {
     return await readSlotBounds(postgres, slot);
   } catch (err) {
@@ -164,7 +165,7 @@ export async function slotBounds(postgres: pg.ClientConfig, slot: string, public
     // replication connection beside it retries (classifyPgError): final here, at-least-once's first start ended at
     // once on a standby a failover's DNS still pointed at.
     const retried = isRelayError(err) && (err.code === 'PG_CONNECT_FAILED' || (err.cause as { code?: string } | undefined)?.code === '55000');
-    throw retried ? classifyPgError(err.cause, { slot, publication, user: postgres.user, what: SLOT_READ }) : err;
+    throw retried ? classifyPgError(err.cause, { slot, republish, user: postgres.user, what: SLOT_READ }) : err;
   }
 }
 

@@ -9,6 +9,7 @@ import type { CatalogQuery } from '../source/publication-check.js';
 import { sameTable } from '../source/not-published.js';
 import { unsentColumns } from '../source/sent-columns.js';
 import { recreateSlot } from '../source/slot-lost.js';
+import type { RepublishScope } from '../source/republish-command.js';
 import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
 
 /** One precondition of the relay, checked on the server; a failed one says what to run. */
@@ -22,6 +23,8 @@ export interface Check {
 export interface CheckTarget {
   publication: string;
   tables: TableMapping[];
+  /** The publication and tables a lost slot's fix names in its republish (republishScope). */
+  republish: RepublishScope;
   rowFilter?: string;
   /** What exists already: a missing object adds the checks for creating it, an existing one is checked as is. */
   slot: SlotStatus | undefined;
@@ -312,7 +315,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   if (target.existingPublication) checks.push(...(await existingPublicationChecks(client, target.existingPublication, target.tables, target.rowFilter)));
   else if (target.rowFilter !== undefined && checks.every((c) => c.ok)) checks.push(await newRowFilterCheck(client, target, target.rowFilter));
   if (target.slot) {
-    const problem = slotProblem(target.slot, target.publication);
+    const problem = slotProblem(target.slot, target.republish);
     if (problem) checks.push({ name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint });
     else if (!target.existingPublication) checks.push(slotBeforePublication(target.slot, target.publication));
     else checks.push({ name: `slot ${target.slot.name}`, ok: true, detail: `pgoutput, confirmed at ${target.slot.confirmedFlushLsn}` });

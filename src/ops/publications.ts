@@ -3,7 +3,7 @@ import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { republishCommand } from '../source/slot-lost.js';
+import { republishCommand, type RepublishScope } from '../source/republish-command.js';
 import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, listSlots, type SlotStatus } from './slots.js';
 import { createPublicationSql } from './publication-sql.js';
@@ -95,11 +95,12 @@ export async function createPublication(client: pg.Client, name: string, tables:
  * once it is re-created. `named`: the relay's own --slot; otherwise other pgoutput slots of this database, which
  * may stream with it (a slot does not record its publication: a client names it when it starts streaming).
  */
-function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date, open?: OpenTransactions): string {
+function dropCost(republish: RepublishScope, slots: SlotStatus[], named: boolean, at: Date, open?: OpenTransactions): string {
+  const name = republish.publication;
   const from = resendSince(at, open);
   const resend = from
-    ? `${republishCommand(`'${from.since}'`, name)} (${from.why})`
-    : `${republishCommand("'<T>'", name)}, T = a minute before the oldest transaction open at the drop (this role cannot see every session's start: ask one with pg_read_all_stats, or take a margin longer than your longest transaction)`;
+    ? `${republishCommand(`'${from.since}'`, republish)} (${from.why})`
+    : `${republishCommand("'<T>'", republish)}, T = a minute before the oldest transaction open at the drop (this role cannot see every session's start: ask one with pg_read_all_stats, or take a margin longer than your longest transaction)`;
   const which = named
     ? `replication slot "${slots[0]!.name}" streams with publication "${name}": without it the slot can no longer stream`
     : `pgoutput replication slot(s) ${slots.map((s) => `"${s.name}" (${s.active ? `active, pid ${s.activePid}` : 'inactive'})`).join(', ')} in this database may stream with publication "${name}": without it such a slot can no longer stream`;
@@ -111,14 +112,16 @@ function dropCost(name: string, slots: SlotStatus[], named: boolean, at: Date, o
 /**
  * Drops the publication; while the relay's slot, or any other pgoutput slot of this database (a relay started
  * with another --slot), exists only with `force` (CONFIRMATION_REQUIRED otherwise), saying what it costs.
+ * `republish`: the publication, and the tables the republish in that cost names.
  */
-export async function dropPublication(client: pg.Client, name: string, slot: string, force: boolean): Promise<{ dropped: boolean; consequence?: string }> {
+export async function dropPublication(client: pg.Client, republish: RepublishScope, slot: string, force: boolean): Promise<{ dropped: boolean; consequence?: string }> {
+  const name = republish.publication;
   if (!(await findPublication(client, name))) return { dropped: false };
   const own = await findSlot(client, slot);
   const others = own ? [] : (await listSlots(client)).filter((s) => s.inCurrentDatabase && s.plugin === 'pgoutput');
   const slots = own ? [own] : others;
   // Read before the drop: a transaction open across it that inserts after it is never streamed (see OpenTransactions).
-  const consequence = slots.length ? dropCost(name, slots, own !== undefined, new Date(), await openTransactions(client)) : undefined;
+  const consequence = slots.length ? dropCost(republish, slots, own !== undefined, new Date(), await openTransactions(client)) : undefined;
   if (consequence && !force) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: ${consequence}`, {
       hint: own

@@ -3,6 +3,7 @@ import { existingPublicationChecks, runChecks, type Check } from './checks.js';
 import { createPublicationSql } from './publication-sql.js';
 import { inRecovery, primaryCheck, standbyError } from './primary.js';
 import type { TableMapping } from '../config/types.js';
+import type { RepublishScope } from '../source/republish-command.js';
 import { createPublication, findPublication } from './publications.js';
 import { createSlot, createSlotSql, findSlot } from './slots.js';
 
@@ -25,6 +26,8 @@ export interface SetupOptions {
   slot: string;
   publication: string;
   tables: TableMapping[];
+  /** The publication and tables a lost slot's fix names in its republish (republishScope). */
+  republish: RepublishScope;
   rowFilter?: string;
   dryRun: boolean;
   /** --failover-slot: create the slot as a PostgreSQL 17 failover slot (an existing one must be one). */
@@ -58,7 +61,7 @@ export async function setup(client: pg.Client, options: SetupOptions): Promise<S
       continue;
     }
     if (step.object === 'slot') {
-      const { created } = await createSlot(client, options.slot, options.publication, options.failoverSlot === true);
+      const { created } = await createSlot(client, options.slot, options.republish, options.failoverSlot === true);
       steps.push({ ...step, result: created ? 'created' : 'exists' });
       continue;
     }

@@ -3,6 +3,7 @@ import { RelayError, errorMessage } from '../errors.js';
 import { formatLsn, parseLsn, type Lsn } from '../lsn.js';
 import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import { skippedPublicationError } from '../source/pg-errors.js';
+import type { RepublishScope } from '../source/republish-command.js';
 import type { PgNotice } from '../source/replication-stream.js';
 import { findPublication, type TableRef } from './publications.js';
 import { requireSlot, slotProblem, slotUser } from './slots.js';
@@ -36,7 +37,8 @@ export function describeSkip(p: SkipPreview): string {
  * passes over) or, with message prefixes, a transactional logical message (77, 'M', flags 1) with one of
  * them: its prefix is the NUL-terminated string after the flags and the message's LSN (from byte 11 on).
  */
-async function countSkipped(client: pg.Client, slot: string, publication: string, tables: TableRef[], to: Lsn, messagePrefixes: string[]): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+async function countSkipped(client: pg.Client, slot: string, republish: RepublishScope, tables: TableRef[], to: Lsn, messagePrefixes: string[]): Promise<Pick<SkipPreview, 'transactions' | 'events' | 'uncounted'>> {
+  const { publication } = republish;
   // PostgreSQL 18's pgoutput decodes without a publication it cannot find (a wrong --publication, or one dropped):
   // it warns and counts nothing, where 15 to 17 failed the peek. Counted anyway, the preview said 0 events.
   if (!(await findPublication(client, publication))) {
@@ -52,7 +54,7 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
   // "skipped loading publication" warning per change (18); 15 to 17 fail the peek there (42704).
   let skipped: RelayError | undefined;
   const onNotice = (notice: PgNotice) => {
-    skipped ??= skippedPublicationError(notice, slot, publication);
+    skipped ??= skippedPublicationError(notice, slot, republish);
   };
   client.on('notice', onNotice);
   try {
@@ -82,9 +84,9 @@ async function countSkipped(client: pg.Client, slot: string, publication: string
  * to go backwards (a slot cannot rewind), beyond the current WAL position, or while the slot is in use; and
  * without `confirmed` it only describes what would be skipped.
  */
-export async function advanceSlot(client: pg.Client, options: { slot: string; publication: string; tables: TableRef[]; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
+export async function advanceSlot(client: pg.Client, options: { slot: string; republish: RepublishScope; tables: TableRef[]; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
   const slot = await requireSlot(client, options.slot);
-  const problem = slotProblem(slot, options.publication);
+  const problem = slotProblem(slot, options.republish);
   if (problem) throw problem;
   // Also while a starting relay holds the slot's lock: it streams from the slot's position as it finds it then.
   const user = await slotUser(client, slot);
@@ -111,7 +113,7 @@ export async function advanceSlot(client: pg.Client, options: { slot: string; pu
     from: formatLsn(from),
     to: target,
     walBytes: Number(options.to - from),
-    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.publication, options.tables, options.to, options.messagePrefixes)),
+    ...(options.to === from ? { transactions: 0, events: 0 } : await countSkipped(client, slot.name, options.republish, options.tables, options.to, options.messagePrefixes)),
   };
   if (!options.confirmed && options.to > from) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not advanced: ${describeSkip(preview)}`, {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { republishCommand } from '../source/slot-lost.js';
+import { republishCommand, type RepublishScope } from '../source/republish-command.js';
 import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, slotUser, wrongDatabase, type SlotStatus } from './slots.js';
 
@@ -25,11 +25,12 @@ export interface DropResult {
 /**
  * What dropping costs, said before (refusal) and after (result): the gap only `republish` can fill. It begins at
  * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
- * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain.
+ * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain. `republish`:
+ * the publication and tables its relay streams, named in the republish.
  */
-export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, publication: string, at: Date, open?: OpenTransactions): string {
+export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, republish: RepublishScope, at: Date, open?: OpenTransactions): string {
   const create = slot.failover === true ? 'outbox-relay slot create --failover-slot (or setup --failover-slot: it was a failover slot, and without the flag standbys no longer sync it)' : 'outbox-relay slot create (or setup)';
-  const resend = (since: string): string => `after ${create}, re-send them from the table with ${republishCommand(since, publication)}`;
+  const resend = (since: string): string => `after ${create}, re-send them from the table with ${republishCommand(since, republish)}`;
   const from = slot.lagBytes === 0 ? resendSince(at, open) : undefined;
   if (from) {
     return `the slot had confirmed all WAL written (${slot.confirmedFlushLsn}): events committed from now until it is re-created are never streamed; ${resend(`'${from.since}'`)} (${from.why})`;
@@ -82,7 +83,7 @@ async function terminate(client: pg.Client, pid: number, slot: string): Promise<
  * Drops a slot, and with `force` first terminates the backend streaming from it (pg_terminate_backend). The
  * position and the WAL it pins are gone afterwards: only a new slot, created from now on, can be streamed.
  */
-export async function dropSlot(client: pg.Client, name: string, publication: string, force: boolean): Promise<DropResult> {
+export async function dropSlot(client: pg.Client, name: string, republish: RepublishScope, force: boolean): Promise<DropResult> {
   const slot = await findSlot(client, name);
   if (!slot) return { dropped: false, terminatedPids: [] };
   const elsewhere = wrongDatabase(slot);
@@ -93,7 +94,7 @@ export async function dropSlot(client: pg.Client, name: string, publication: str
     const pid = await slotUser(client, current);
     // Read once, here: a relay that took the slot's lock after an earlier look is terminated only with --force.
     if (pid !== null && !force) {
-      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, publication, new Date())}`, {
+      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, republish, new Date())}`, {
         details: { activePid: pid },
         hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
       });

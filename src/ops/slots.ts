@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { RelayError } from '../errors.js';
 import { quoteLiteral } from '../sql/quote.js';
+import type { RepublishScope } from '../source/republish-command.js';
 import { INVALIDATION_REASON_SQL, slotLostError } from '../source/slot-lost.js';
 import { lockHolderSql } from '../source/slot-lock.js';
 
@@ -140,14 +141,14 @@ export function wrongDatabase(slot: SlotStatus): RelayError | undefined {
   });
 }
 
-/** Why an existing slot cannot serve the relay, or undefined when it can. */
-export function slotProblem(slot: SlotStatus, publication: string): RelayError | undefined {
+/** Why an existing slot cannot serve the relay, or undefined when it can. `republish`: named in a lost slot's fix. */
+export function slotProblem(slot: SlotStatus, republish: RepublishScope): RelayError | undefined {
   if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
     return new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot.name}" is a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
       hint: 'use another --slot name, or drop this one (outbox-relay slot drop) and create it again',
     });
   }
-  if (slot.walStatus === 'lost') return slotLostError(slot.name, publication, slot.invalidationReason, undefined, slot.failover);
+  if (slot.walStatus === 'lost') return slotLostError(slot.name, republish, slot.invalidationReason, undefined, slot.failover);
   return wrongDatabase(slot);
 }
 
@@ -172,13 +173,15 @@ export async function requireSlot(client: pg.Client, name: string): Promise<Slot
 /**
  * Idempotent: an existing slot is fine when it is a pgoutput slot of this database (and a failover slot, when
  * `failover` asks for one). A new one needs its publication first: pgoutput reads the publication with the
- * catalog as of each change, so a slot created before it never streams the rows written in between.
+ * catalog as of each change, so a slot created before it never streams the rows written in between. `republish`:
+ * the publication, and the tables a lost slot's fix names.
  */
-export async function createSlot(client: pg.Client, name: string, publication: string, failover = false): Promise<{ created: boolean; slot: SlotStatus }> {
+export async function createSlot(client: pg.Client, name: string, republish: RepublishScope, failover = false): Promise<{ created: boolean; slot: SlotStatus }> {
+  const { publication } = republish;
   const tooOld = failover ? await failoverSlotsMissing(client) : undefined;
   if (tooOld !== undefined) throw failoverUnsupported(tooOld);
   const existing = await findSlot(client, name);
-  if (existing) return { created: false, slot: usableSlot(existing, publication, failover) };
+  if (existing) return { created: false, slot: usableSlot(existing, republish, failover) };
   const { rows } = await client.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
   if (rows.length === 0) {
     throw new RelayError('PG_PUBLICATION_MISSING', `not created: publication "${publication}" does not exist, and a slot created before its publication never streams the rows written in between`, {
@@ -191,15 +194,15 @@ export async function createSlot(client: pg.Client, name: string, publication: s
     // duplicate_object: another session (a second replica's setup, run at the same time) created it since the
     // read above. Judged as one found there, it is as good as this one.
     const raced = (err as { code?: string }).code === '42710' ? await findSlot(client, name) : undefined;
-    if (raced) return { created: false, slot: usableSlot(raced, publication, failover) };
+    if (raced) return { created: false, slot: usableSlot(raced, republish, failover) };
     throw err;
   }
   return { created: true, slot: await requireSlot(client, name) };
 }
 
 /** An existing slot the relay can use, or the reason it cannot. */
-function usableSlot(existing: SlotStatus, publication: string, failover: boolean): SlotStatus {
-  const problem = slotProblem(existing, publication);
+function usableSlot(existing: SlotStatus, republish: RepublishScope, failover: boolean): SlotStatus {
+  const problem = slotProblem(existing, republish);
   if (problem) throw problem;
   if (failover && existing.failover === false) throw notFailoverSlot(existing.name);
   return existing;

@@ -17,6 +17,7 @@ import type { CreateDelivery } from '../sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../sink/delivery-engine.js';
 import { createTransactionalSink } from '../sink/create-sink.js';
 import type { PlainSink, Sink } from '../sink/sink.js';
+import { republishScope } from '../source/republish-command.js';
 import { missingSlotDelivered } from '../source/slot-lost.js';
 import type { TimelinePosition } from '../source/timeline.js';
 import { combineObservers, type RelayObserver } from './observer.js';
@@ -101,6 +102,8 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // The first position is decided again at every attempt of a start that failed, and each later session reads the
   // checkpoint again: the same decision once at info.
   const decisions = new RepeatedLines(logger);
+  /** Named by the republish a refusal's fix prints. */
+  const republish = republishScope(config);
   const readCheckpoint = async (): Promise<Checkpoint | undefined> => {
     const checkpoint = await store.read(config.slot);
     decisions.info({ slot: config.slot, topic: store.topic, checkpoint: checkpoint ? describeCheckpoint(checkpoint) : null }, 'checkpoint read');
@@ -119,7 +122,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
    * and this relay's next checkpoint replaces it. Checked before anything rewrites the record (the replay window's).
    */
   const ownCheckpoint = (checkpoint: Checkpoint, systemId: string, slotConfirmed: Lsn): Checkpoint | undefined => {
-    const foreign = foreignCheckpoint(config.slot, config.publication, store.topic, checkpoint, systemId);
+    const foreign = foreignCheckpoint(config.slot, republish, store.topic, checkpoint, systemId);
     if (!foreign) return checkpoint;
     if (checkpoint.lsn > slotConfirmed && !(passedOver?.lsn === checkpoint.lsn && passedOver.systemId === checkpoint.systemId)) throw foreign;
     if (passedOver === undefined) logger.warn({ ...foreign.details, slotConfirmedLsn: formatLsn(slotConfirmed) }, "another PostgreSQL server's checkpoint of this slot, behind the slot's position, is passed over: this relay's next checkpoint replaces it");
@@ -161,7 +164,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const startPosition = async (): Promise<TimelinePosition | undefined> => {
     // Always read: the checkpoint also records the replay window, which outlives the run that set it. The slot's
     // bounds come from PostgreSQL meanwhile.
-    const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot, config.publication)]);
+    const [read, slot] = await Promise.all([readCheckpoint(), slotBounds(config.postgres, config.slot, republish)]);
     const { confirmed: slotConfirmed, walEnd } = slot;
     const checkpoint = read && slot.systemId !== undefined ? ownCheckpoint(read, slot.systemId, slotConfirmed) : read;
     store.systemId = slot.systemId;
@@ -171,7 +174,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
       writer?.startFrom(checkpoint.lsn);
     }
     await window.resolve(checkpoint, slot);
-    const start = chooseStart({ slot: config.slot, publication: config.publication, requested: config.startLsn, checkpoint: checkpoint?.lsn, checkpointCommitTimeMs: checkpoint?.commitTimeMs, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
+    const start = chooseStart({ slot: config.slot, republish, requested: config.startLsn, checkpoint: checkpoint?.lsn, checkpointCommitTimeMs: checkpoint?.commitTimeMs, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
     if (start !== undefined) decisions.info({ startLsn: formatLsn(start), slotConfirmedLsn: formatLsn(slotConfirmed), requested: config.startLsn !== undefined }, 'start position chosen');
     if (start !== undefined && config.startLsn !== undefined && options.replay !== true && start > (checkpoint?.lsn ?? 0n)) await recordSkip(start);
     writer?.start();
@@ -188,7 +191,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // The relay exits with it either way: a checkpoint topic that cannot be read leaves the plain message, soon.
   const explainMissingSlot = async (missing: RelayError): Promise<RelayError> => {
     const checkpoint = await store.read(config.slot, MISSING_SLOT_READ_MS).catch(() => undefined);
-    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, config.publication) : missing;
+    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, republish) : missing;
   };
 
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */
@@ -210,7 +213,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
    * cannot tell: its window goes on, from the slot's position (streamingOn).
    */
   const takeover = async (): Promise<Checkpoint | undefined> => {
-    const [checkpoint, slot] = await Promise.all([readOwnCheckpoint(), slotBounds(config.postgres, config.slot, config.publication)]);
+    const [checkpoint, slot] = await Promise.all([readOwnCheckpoint(), slotBounds(config.postgres, config.slot, republish)]);
     await window.resolve(checkpoint, slot);
     return checkpoint;
   };

@@ -11,6 +11,7 @@ import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import { idFields, loggedDetails } from '../route/logged-id.js';
 import type { RelayObserver, RelayState } from './observer.js';
+import { republishScope } from '../source/republish-command.js';
 import { StandbyWait } from '../source/standby-wait.js';
 import type { TimelinePosition } from '../source/timeline.js';
 import { Session } from './session.js';
@@ -198,7 +199,7 @@ export class Relay {
     });
     this.sourceLogger = this.logger.child({ module: 'source' });
     this.sessionLines = new RepeatedLines(this.sourceLogger);
-    this.standbyWait = new StandbyWait(config.postgres, config.slot, config.publication, config.retry, this.logger.child({ module: 'standby' }));
+    this.standbyWait = new StandbyWait(config.postgres, config.slot, republishScope(config), config.retry, this.logger.child({ module: 'standby' }));
     const acknowledge = (receipts: readonly Receipt[]) => {
       for (const r of receipts) r.txn.tracker.acknowledge(r.txn, r.count);
     };

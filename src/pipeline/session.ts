@@ -19,6 +19,7 @@ import { ServerFlushCheck } from '../source/flush-check.js';
 import { classifyPgError, skippedPublicationError } from '../source/pg-errors.js';
 import { REPLICATION_SESSION, ReplicationStream, sentAtMs, walStartOf } from '../source/replication-stream.js';
 import { ServerShutdownDetector } from '../source/shutdown-detector.js';
+import { republishScope, type RepublishScope } from '../source/republish-command.js';
 import { slotRecreatedError } from '../source/slot-lost.js';
 import { SeenPublication } from '../source/seen-publication.js';
 import type { KnownPublication } from '../source/publication-dropped.js';
@@ -123,6 +124,8 @@ export class Session {
   private readonly shutdown = new ServerShutdownDetector();
   /** No event may go there: a record under the slot's key would be read as where to resume (see checkpointTopicRefused). */
   private readonly checkpointTopic: string;
+  /** The relay's publication and tables, as the republish its fixes print names them. */
+  private readonly republish: RepublishScope;
 
   constructor(
     private readonly config: RelayConfig,
@@ -140,6 +143,7 @@ export class Session {
     this.stream = new ReplicationStream(config.postgres);
     this.messageMapper = config.messages ? new MessageMapper(config.messages) : undefined;
     this.checkpointTopic = guaranteeConfig(config).checkpointTopic;
+    this.republish = republishScope(config);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.streaming = new Promise((resolve) => (this.resolveStreaming = resolve));
     this.progressed = new Promise((resolve) => (this.resolveProgressed = resolve));
@@ -161,10 +165,10 @@ export class Session {
     this.openedAtMs = Date.now();
     try {
       await this.stream.connect();
-      this.slot = await preflight(this.stream, this.config.slot, this.config.publication, this.config.tables, this.seenPublication);
+      this.slot = await preflight(this.stream, this.config.slot, this.republish, this.config.tables, this.seenPublication);
     } catch (err) {
       await this.stream.close();
-      throw classifyPgError(err, { slot: this.config.slot, publication: this.config.publication, user: this.user, what: REPLICATION_SESSION });
+      throw classifyPgError(err, { slot: this.config.slot, republish: this.republish, user: this.user, what: REPLICATION_SESSION });
     }
     // Found again at each session start (a reconnect): warned once per relay, its repeats at debug.
     for (const u of this.slot.unsentColumns) {
@@ -215,7 +219,7 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(startLsn)}, but this PostgreSQL has written WAL only up to ${formatLsn(this.slot!.walEnd)}: that position came from another server's WAL (a failover to a standby that had not received it); nothing was confirmed on this one`,
         {
-          hint: failoverRunbook(from.commitTimeMs, this.config.publication),
+          hint: failoverRunbook(from.commitTimeMs, this.republish),
           details: { resumeLsn: formatLsn(startLsn), currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
@@ -230,7 +234,7 @@ export class Session {
         'CHECKPOINT_AHEAD_OF_WAL',
         `the relay was to resume at ${formatLsn(position!.lsn)}, confirmed on timeline ${position!.timeline}, but ${why} (a failover to a standby that had not received it, or a point-in-time restore); nothing was confirmed on this one`,
         {
-          hint: failoverRunbook(position!.commitTimeMs, this.config.publication),
+          hint: failoverRunbook(position!.commitTimeMs, this.republish),
           details: { resumeLsn: formatLsn(position!.lsn), timeline: position!.timeline, currentTimeline: this.slot!.history.timeline, currentWalLsn: formatLsn(this.slot!.walEnd) },
         },
       );
@@ -243,7 +247,7 @@ export class Session {
     for (const position of [lastConfirmed, requested]) {
       if (position?.timeline === undefined || position.timeline >= this.slot!.history.timeline || this.slot!.synced || position.lsn >= this.slot!.confirmedFlush) continue;
       void this.stream.close();
-      throw slotRecreatedError(this.config.slot, this.config.publication, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
+      throw slotRecreatedError(this.config.slot, this.republish, position, this.slot!.confirmedFlush, this.slot!.history.timeline);
     }
     this.progressFrom = maxLsn(startLsn, reachedBefore);
     this.countedTo = countedBefore;
@@ -264,11 +268,11 @@ export class Session {
         },
         onQuiet: () => void this.sendStatus(true),
         onNotice: (notice) => {
-          const skipped = skippedPublicationError(notice, this.config.slot, this.config.publication, this.knownPublication());
+          const skipped = skippedPublicationError(notice, this.config.slot, this.republish, this.knownPublication());
           if (!skipped) this.logger.warn({ code: notice.code, severity: notice.severity, detail: notice.detail, hint: notice.hint, where: notice.where }, `PostgreSQL on ${REPLICATION_SESSION}: ${notice.message}`);
           return skipped;
         },
-        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, publication: this.config.publication, user: this.user, what: REPLICATION_SESSION, known: this.knownPublication() })),
+        onEnd: (error) => this.finish(classifyPgError(error, { slot: this.config.slot, republish: this.republish, user: this.user, what: REPLICATION_SESSION, known: this.knownPublication() })),
       },
     );
     this.statusTimer = setInterval(() => void this.sendStatus(this.tracker.idle), this.statusPeriodMs());
@@ -648,7 +652,7 @@ export class Session {
     try {
       return await this.flushCheck.reached(position);
     } catch (err) {
-      this.finish(classifyPgError(err, { slot: this.config.slot, publication: this.config.publication, user: this.user, what: 'the outbox-relay-flush-check query' }));
+      this.finish(classifyPgError(err, { slot: this.config.slot, republish: this.republish, user: this.user, what: 'the outbox-relay-flush-check query' }));
       return false;
     }
   }

@@ -4,7 +4,7 @@ import { viaRootSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { SeenPublication } from './seen-publication.js';
-import { republishCommand } from './slot-lost.js';
+import { republishCommand, type RepublishScope } from './republish-command.js';
 
 /** A predicate: `b` names the same table as `a`. */
 export const sameTable = (a: TableRef) => (b: TableRef) => a.schema === b.schema && a.table === b.table;
@@ -23,7 +23,8 @@ function names(tables: TableRef[]): string {
  * added back takes the column list and row filter `seen` last found on it: the catalog lost them with the table
  * (SeenPublication says what each kept out).
  */
-export function notPublishedError(publication: string, missing: TableRef[], partitioned: TableRef[], seen: SeenPublication, since?: string): RelayError {
+export function notPublishedError(scope: RepublishScope, missing: TableRef[], partitioned: TableRef[], seen: SeenPublication, since?: string): RelayError {
+  const { publication } = scope;
   const viaPartitions = missing.filter((t) => partitioned.some(sameTable(t)));
   const absent = missing.filter((t) => !viaPartitions.some(sameTable(t)));
   const problems: string[] = [];
@@ -49,8 +50,8 @@ export function notPublishedError(publication: string, missing: TableRef[], part
   // Streamed under the partitions' names, the rows are passed over as another table's: lost as surely.
   fixes.push(
     since === undefined
-      ? `if they were published before, the rows written since they were not are never relayed: re-send them with ${republishCommand('<when that began>', publication)}`
-      : `the rows written since ${since} are never relayed: once published again and the relay runs, re-send them with ${republishCommand(since, publication)} (consumers dedupe on the id header)`,
+      ? `if they were published before, the rows written since they were not are never relayed: re-send them with ${republishCommand('<when that began>', scope)}`
+      : `the rows written since ${since} are never relayed: once published again and the relay runs, re-send them with ${republishCommand(since, scope)} (consumers dedupe on the id header)`,
   );
   return new RelayError('PG_TABLE_NOT_PUBLISHED', problems.join('; '), { hint: fixes.join('; ') });
 }

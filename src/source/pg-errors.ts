@@ -2,6 +2,7 @@ import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
 import { credentialsFix, tlsFix } from './pg-connect.js';
 import { newSlotThenRepublish, type KnownPublication } from './publication-dropped.js';
+import type { RepublishScope } from './republish-command.js';
 import { slotLostError } from './slot-lost.js';
 
 interface PgError {
@@ -16,8 +17,8 @@ interface PgError {
 /** Where the error came from: the slot and role the relay works with, and `what` the connection was for (as pg-timeouts names it). */
 export interface PgErrorContext {
   slot: string;
-  /** The relay's publication: a lost slot's fix names it in the republish. */
-  publication: string;
+  /** The relay's publication and tables: a lost slot's fix names them in the republish. */
+  republish: RepublishScope;
   user?: string | undefined;
   /** Named in the message: the replication session, a standby's poll and the start-position read fail alike, and an on-call engineer looks where it says. */
   what: string;
@@ -25,10 +26,11 @@ export interface PgErrorContext {
   known?: KnownPublication | undefined;
 }
 
-function publicationMissingError(slot: string, publication: string, reported: PgError, cause: unknown, known: KnownPublication | undefined): RelayError {
+function publicationMissingError(slot: string, scope: RepublishScope, reported: PgError, cause: unknown, known: KnownPublication | undefined): RelayError {
+  const { publication } = scope;
   return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${reported.message}`, {
     cause,
-    hint: newSlotThenRepublish(undefined, publication, known),
+    hint: newSlotThenRepublish(undefined, scope, known),
     details: reported.where ? { publication, where: reported.where } : { publication },
   });
 }
@@ -41,9 +43,9 @@ function publicationMissingError(slot: string, publication: string, reported: Pg
  * context (quoted as the language quotes). The walsender's other 55000 warnings (PostgreSQL 17's synchronized_standby_slots ones, while it waits
  * for a standby) come from no output plugin's callback, and name a slot, not the publication.
  */
-export function skippedPublicationError(notice: PgError, slot: string, publication: string, known?: KnownPublication): RelayError | undefined {
-  if (notice.code !== '55000' || !notice.message?.includes(publication) || !notice.where?.includes('pgoutput')) return undefined;
-  return publicationMissingError(slot, publication, notice, undefined, known);
+export function skippedPublicationError(notice: PgError, slot: string, scope: RepublishScope, known?: KnownPublication): RelayError | undefined {
+  if (notice.code !== '55000' || !notice.message?.includes(scope.publication) || !notice.where?.includes('pgoutput')) return undefined;
+  return publicationMissingError(slot, scope, notice, undefined, known);
 }
 
 /**
@@ -83,7 +85,7 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // longer get changes from …" in 16 and 17 (logical.c, CreateDecodingContext), "can no longer access …" in 18
       // (slot.c, ReplicationSlotAcquire).
       if (/cannot read from logical replication slot|can no longer (?:get changes from|access) replication slot|has been invalidated|wal_status/i.test(message)) {
-        return slotLostError(context.slot, context.publication, reasonInDetail(pgErr.detail), pgErr.detail ? `${message} (${pgErr.detail})` : message);
+        return slotLostError(context.slot, context.republish, reasonInDetail(pgErr.detail), pgErr.detail ? `${message} (${pgErr.detail})` : message);
       }
       // The pre-flight's pg_current_wal_lsn() on a standby. Retried: during a failover the URL's name may point at
       // the old primary or the one being promoted for a while; retry.maxDuration bounds it, and the giving-up line
@@ -99,7 +101,9 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
       // 42704s (a slot dropped meanwhile) are retried: the next pre-flight names them.
       const publication = /^publication "(.*)" does not exist$/.exec(message)?.[1];
       if (publication === undefined) break;
-      return publicationMissingError(context.slot, publication, pgErr, err, context.known);
+      // The server names the publication it misses: the relay's, whose tables the republish names too.
+      const scope = publication === context.republish.publication ? context.republish : { publication };
+      return publicationMissingError(context.slot, scope, pgErr, err, context.known);
     }
     case '55006':
       return new RelayError('PG_SLOT_ACTIVE', `replication slot "${context.slot}" is in use: ${message}`, { retriable: true, cause: err });

@@ -11,6 +11,7 @@ import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 import { SeenPublication } from './seen-publication.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
+import type { RepublishScope } from './republish-command.js';
 
 export interface SlotState {
   confirmedFlush: Lsn;
@@ -60,9 +61,11 @@ export type PreflightQueries = Pick<ReplicationStream, 'query'>;
 
 /**
  * Checks, on the replication connection itself, everything that would otherwise fail later with an obscure
- * message, and says how to fix each. Returns the slot's confirmed position. `seen`: the relay's (SeenPublication).
+ * message, and says how to fix each. Returns the slot's confirmed position. `scope`: the relay's publication, and its
+ * tables as a republish names them. `seen`: the relay's (SeenPublication).
  */
-export async function preflight(stream: PreflightQueries, slot: string, publication: string, tables: TableMapping[], seen = new SeenPublication()): Promise<SlotState> {
+export async function preflight(stream: PreflightQueries, slot: string, scope: RepublishScope, tables: TableMapping[], seen = new SeenPublication()): Promise<SlotState> {
+  const { publication } = scope;
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
   const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string }>(
@@ -101,7 +104,7 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
       hint: `connect to ${row.database} or create a slot in ${row.current_db}`,
     });
   }
-  if (row.wal_status === 'lost') throw slotLostError(slot, publication, row.invalidation_reason, undefined, row.failover);
+  if (row.wal_status === 'lost') throw slotLostError(slot, scope, row.invalidation_reason, undefined, row.failover);
   if (row.active) {
     throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use by another connection (pid ${row.active_pid})`, {
       retriable: true,
@@ -122,10 +125,10 @@ export async function preflight(stream: PreflightQueries, slot: string, publicat
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: newSlotThenRepublish(row.failover, publication, { publication, tables, seen }),
+      hint: newSlotThenRepublish(row.failover, scope, { publication, tables, seen }),
     });
   }
-  const tablesByOid = await publishedTables(query, publication, pub, tables, seen);
+  const tablesByOid = await publishedTables(query, scope, pub, tables, seen);
   const unsent: UnsentColumn[] = [];
   for (const t of tables) unsent.push(...(await unsentColumns(query, t, publication)));
   const utf8Unchecked = wal!.server_encoding === 'SQL_ASCII';

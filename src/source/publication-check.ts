@@ -4,6 +4,7 @@ import { partitionedTablesSql } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { notPublishedError } from './not-published.js';
+import type { RepublishScope } from './republish-command.js';
 import type { SeenPublication } from './seen-publication.js';
 
 /** A query on some connection, as the replication stream runs it (simple protocol: values inlined, quoted). */
@@ -40,7 +41,8 @@ export async function readPublication(query: CatalogQuery, publication: string):
  * not published is never streamed, also once the table is published again. `seen`: records the column list and row
  * filter of each table found published, and gives those to add back for each missing. `since`: as notPublishedError's.
  */
-export async function publishedTables(query: CatalogQuery, publication: string, pub: PublicationRow, tables: TableMapping[], seen: SeenPublication, since?: string): Promise<Map<number, TableMapping>> {
+export async function publishedTables(query: CatalogQuery, scope: RepublishScope, pub: PublicationRow, tables: TableMapping[], seen: SeenPublication, since?: string): Promise<Map<number, TableMapping>> {
+  const { publication } = scope;
   if (!pub.pubinsert) {
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not publish INSERTs`, {
       hint: `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert');`,
@@ -71,7 +73,7 @@ export async function publishedTables(query: CatalogQuery, publication: string, 
   if (missing.length > 0) {
     // A partitioned one's partitions are what the publication lists, under their own names, which no mapping names.
     const partitioned = pub.pubviaroot ? [] : await query<TableRef & Record<string, unknown>>(partitionedTablesSql(missing));
-    throw notPublishedError(publication, missing, partitioned, seen, since);
+    throw notPublishedError(scope, missing, partitioned, seen, since);
   }
   return tablesByOid;
 }

@@ -7,7 +7,8 @@ import { publishedTables, readPublication, type CatalogQuery, type PublicationRo
 import type { SeenPublication } from './seen-publication.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
-import { republishCommand, republishSince } from './slot-lost.js';
+import { republishCommand, type RepublishScope } from './republish-command.js';
+import { republishSince } from './slot-lost.js';
 
 /** The connection was closed under the check (the relay stops): nothing to report. */
 class Closed extends Error {}
@@ -37,7 +38,8 @@ export class PublicationWatch {
 
   constructor(
     connection: pg.ClientConfig,
-    private readonly publication: string,
+    /** The relay's publication, and its tables as a republish names them. */
+    private readonly scope: RepublishScope,
     private readonly tables: TableMapping[],
     /** The relay's, which its sessions' pre-flights fill too: the column list and row filter a table taken out had are named in the fix. */
     private readonly seen: SeenPublication,
@@ -76,9 +78,9 @@ export class PublicationWatch {
     try {
       // Before the catalog: a transaction open now is open while the tables are found published.
       const openNow = openTransactionsOf((await query(OPEN_TRANSACTIONS_SQL))[0] as never);
-      pub = await readPublication(query, this.publication);
-      if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${this.publication}" does not exist`);
-      await publishedTables(query, this.publication, pub, this.tables, this.seen, since);
+      pub = await readPublication(query, this.scope.publication);
+      if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${this.scope.publication}" does not exist`);
+      await publishedTables(query, this.scope, pub, this.tables, this.seen, since);
       this.publishedAtMs = startedAt;
       this.openAtPublished = { startMs: coveredFrom(startedAt, openNow), hidden: openNow.hidden };
       this.failing = false;
@@ -94,7 +96,7 @@ export class PublicationWatch {
 
   /** `error` as found while streaming: the rows written since `publishedAtMs` were not streamed, and never will be. */
   private whileStreaming(error: RelayError, publishedAtMs: number, since: string, missing: boolean, open: { startMs: number; hidden: boolean } | undefined): RelayError {
-    const resend = `${republishCommand(since, this.publication)} (consumers dedupe on the id header)`;
+    const resend = `${republishCommand(since, this.scope)} (consumers dedupe on the id header)`;
     let hint = error.hint;
     // The since covers the transactions open when the tables were last found published, as far as the relay saw them.
     const unseen = !open
@@ -102,7 +104,7 @@ export class PublicationWatch {
       : open.hidden
         ? '; transactions open then whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered: take an earlier --since if one ran long'
         : '';
-    if (missing) hint = newSlotThenRepublish(undefined, this.publication, { publication: this.publication, tables: this.tables, seen: this.seen }, since);
+    if (missing) hint = newSlotThenRepublish(undefined, this.scope, { publication: this.scope.publication, tables: this.tables, seen: this.seen }, since);
     else if (error.code === 'PG_PUBLICATION_MISSING') hint = `${error.hint} Then start the relay, and re-send what was written since: ${resend}`;
     return new RelayError(error.code, `${error.message}: found while streaming; the tables were published at ${new Date(publishedAtMs).toISOString()}, and the rows written since were not streamed`, {
       hint: hint === undefined ? undefined : `${hint}${unseen}`,

@@ -1,5 +1,6 @@
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { republishCommand, type RepublishScope } from './republish-command.js';
 import type { TimelinePosition } from './timeline.js';
 
 /**
@@ -67,9 +68,9 @@ export function recreateSlot(command: 'setup' | 'slot create', failover: boolean
 /**
  * PG_SLOT_LOST for `reason` as the server reported it; null or undefined when it is not known (a failed
  * START_REPLICATION says only that the slot is invalidated: `detail` carries the server's words then).
- * `failover`: as recreateSlot's. `publication`: the relay's, named in the republish (republishCommand).
+ * `failover`: as recreateSlot's. `scope`: the relay's publication and tables, named in the republish (republishCommand).
  */
-export function slotLostError(slot: string, publication: string, reason: string | null | undefined, detail?: string, failover?: boolean | null): RelayError {
+export function slotLostError(slot: string, scope: RepublishScope, reason: string | null | undefined, detail?: string, failover?: boolean | null): RelayError {
   const known = reason ? (isKnown(reason) ? CAUSES[reason] : undefined) : undefined;
   const named = reason ? ` (invalidation_reason ${reason})` : '';
   const cause = known?.cause ?? 'PostgreSQL invalidated it';
@@ -78,7 +79,7 @@ export function slotLostError(slot: string, publication: string, reason: string 
     hint:
       `the events committed since the slot's confirmed position exist only in the outbox table now. Recovery: ` +
       `1) outbox-relay slot drop --force; 2) ${recreateSlot('slot create', failover)}; 3) restart the relay; ` +
-      `4) re-send the gap from the outbox table with ${republishCommand('<time of the last delivered event>', publication)}. ` +
+      `4) re-send the gap from the outbox table with ${republishCommand('<time of the last delivered event>', scope)}. ` +
       `To avoid it: ${avoid}`,
     details: { invalidationReason: reason ?? null },
   });
@@ -93,22 +94,12 @@ export function republishSince(commitTimeMs: number | undefined, unknown: string
 }
 
 /**
- * The republish that re-sends the rows written from `since` as the relay streams them: republish applies the row
- * filter of the publication it is given, and reads `publication`'s default (outbox_relay) without --publication, so a
- * command printed without it filtered by another publication's filter, or by none (every row sent), for a relay
- * whose publication has another name.
- */
-export function republishCommand(since: string, publication: string): string {
-  return `outbox-relay republish --since ${since} --publication ${publication}`;
-}
-
-/**
  * PG_SLOT_MISSING (`missing`) for a slot whose checkpoint exists: it was there and delivered, so it was lost (a
  * failover to a server without it, a drop), and a new slot streams only what is committed after it is created. The
  * plain fix (`setup`) then passed over everything committed between the checkpoint and the new slot, silently;
  * this one names the runbook's steps with the checkpoint's commit time.
  */
-export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, publication: string): RelayError {
+export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, scope: RepublishScope): RelayError {
   const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
   const since = republishSince(checkpoint.commitTimeMs, '<time of the last delivered event>');
   return new RelayError(
@@ -118,7 +109,7 @@ export function missingSlotDelivered(missing: RelayError, topic: string, checkpo
       hint:
         `the events committed since that position exist only in the outbox table now. Recovery (docs/operations.md, failover): ` +
         `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the lost slot's position); 2) ${recreateSlot('setup', undefined)}; ` +
-        `3) start the relay; 4) re-send the gap: ${republishCommand(since, publication)} (consumers dedupe on the id header)`,
+        `3) start the relay; 4) re-send the gap: ${republishCommand(since, scope)} (consumers dedupe on the id header)`,
       details: { ...missing.details, checkpointLsn: formatLsn(checkpoint.lsn), checkpointCommitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString() },
     },
   );
@@ -131,7 +122,7 @@ export function missingSlotDelivered(missing: RelayError, topic: string, checkpo
  * server holds between the two (the events the standby had received but the relay had not delivered, and those
  * committed here before the slot was made) only the outbox table has.
  */
-export function slotRecreatedError(slot: string, publication: string, position: TimelinePosition, slotLsn: Lsn, timeline: number): RelayError {
+export function slotRecreatedError(slot: string, scope: RepublishScope, position: TimelinePosition, slotLsn: Lsn, timeline: number): RelayError {
   const committed = position.commitTimeMs === undefined ? '' : `, commit time ${new Date(position.commitTimeMs).toISOString()}`;
   return new RelayError(
     'PG_SLOT_RECREATED',
@@ -140,7 +131,7 @@ export function slotRecreatedError(slot: string, publication: string, position: 
       hint:
         `the events committed between those positions exist only in the outbox table. Recovery (docs/operations.md, failover): ` +
         `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the old primary's position); 2) start the relay (it starts at the slot); ` +
-        `3) re-send the gap: ${republishCommand(republishSince(position.commitTimeMs, '<time of the last delivered event>'), publication)} (consumers dedupe on the id header)`,
+        `3) re-send the gap: ${republishCommand(republishSince(position.commitTimeMs, '<time of the last delivered event>'), scope)} (consumers dedupe on the id header)`,
       details: { slotLsn: formatLsn(slotLsn), currentTimeline: timeline, resumeLsn: formatLsn(position.lsn), timeline: position.timeline ?? null },
     },
   );

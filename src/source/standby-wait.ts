@@ -5,6 +5,7 @@ import { RelayError, errorMessage } from '../errors.js';
 import { OutageLog } from '../outage-log.js';
 import { backoffDelay, sleep } from '../retry.js';
 import { classifyPgError } from './pg-errors.js';
+import type { RepublishScope } from './republish-command.js';
 import { boundedQuery, connectBounded } from './pg-timeouts.js';
 import { slotHeldSql } from './slot-lock.js';
 
@@ -28,7 +29,7 @@ export class StandbyWait {
   constructor(
     private readonly postgres: pg.ClientConfig,
     private readonly slot: string,
-    private readonly publication: string,
+    private readonly republish: RepublishScope,
     private readonly retry: RetryPolicy,
     private readonly logger: Logger,
   ) {}
@@ -49,7 +50,7 @@ export class StandbyWait {
       } catch (err) {
         await this.close();
         // A refusal (a wrong password, a missing database) is not cured by polling: the relay gives up with its fix.
-        const error = classifyPgError(err, { slot: this.slot, publication: this.publication, user: this.postgres.user, what: POLL });
+        const error = classifyPgError(err, { slot: this.slot, republish: this.republish, user: this.postgres.user, what: POLL });
         if (!error.retriable) throw error;
         if (outage.down && outage.downMs() >= this.retry.maxDurationMs) {
           throw new RelayError('RETRIES_EXHAUSTED', `standby: PostgreSQL unavailable for ${Math.round(outage.downMs() / 1000)} s: ${errorMessage(err)}`, {

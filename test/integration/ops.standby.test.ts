@@ -4,6 +4,7 @@ import { waitUntil } from '../../stack/index.js';
 import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
+import { republishScope } from '../../src/source/republish-command.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
 import { load } from '../support/config-load.js';
 import { useDatabase } from '../support/database.js';
@@ -92,7 +93,7 @@ describe('ops: hot standby on the same slot', () => {
     expect(rows.map((r) => r.pid)).toEqual([refusal.details.activePid]);
 
     // The refused one's wait as a standby ends only once the first's connection is gone.
-    const wait = new StandbyWait(config.postgres, setup.slot, config.publication, config.retry, logger);
+    const wait = new StandbyWait(config.postgres, setup.slot, republishScope(config), config.retry, logger);
     let released = false;
     const waiting = wait.untilReleased(new AbortController().signal).then(() => (released = true));
     await new Promise((r) => setTimeout(r, 2500)); // two of the standby's polls

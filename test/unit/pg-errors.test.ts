@@ -8,7 +8,7 @@ import { STANDBY_FIX } from '../../src/ops/pg-refusals.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
 import { closeFakePgServers, fakePgServer } from '../support/fake-pg-server.js';
 
-const SESSION = { slot: 'outbox_relay', publication: 'outbox_relay', what: 'the replication session' };
+const SESSION = { slot: 'outbox_relay', republish: { publication: 'outbox_relay' }, what: 'the replication session' };
 
 /** An ErrorResponse as `pg` hands it over: message, SQLSTATE and context fields. */
 function serverError(code: string, message: string, where?: string): Error {
@@ -59,7 +59,7 @@ describe('classifyPgError', () => {
     const create = `CREATE PUBLICATION "outbox_relay" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)) WITH (publish = 'insert', publish_via_partition_root = true);  then run outbox-relay setup`;
     const where = 'slot "outbox_relay", output plugin "pgoutput", in the change callback, associated LSN 0/1A2B3C8';
     expect(classifyPgError(serverError('42704', 'publication "outbox_relay" does not exist', where), { ...SESSION, known }).hint).toContain(create);
-    const warned = skippedPublicationError({ code: '55000', message: 'skipped loading publication "outbox_relay"', where }, 'outbox_relay', 'outbox_relay', known);
+    const warned = skippedPublicationError({ code: '55000', message: 'skipped loading publication "outbox_relay"', where }, 'outbox_relay', { publication: 'outbox_relay' }, known);
     expect(warned?.hint).toContain(create);
     // Another publication than the relay's: nothing known of it.
     expect(classifyPgError(serverError('42704', 'publication "other" does not exist', where), { ...SESSION, known }).hint).not.toContain('CREATE PUBLICATION');
@@ -112,13 +112,13 @@ describe('PostgreSQL errors name the connection they happened on', () => {
 
   it('a lost connection, retried, names what the connection was for', () => {
     // Before, every one read "PostgreSQL replication connection failed", a standby's poll and the start-position read too.
-    const error = classifyPgError(new Error('Connection terminated unexpectedly'), { slot: 'outbox_relay', publication: 'outbox_relay', what: "the standby's check whether the slot is held" });
+    const error = classifyPgError(new Error('Connection terminated unexpectedly'), { slot: 'outbox_relay', republish: { publication: 'outbox_relay' }, what: "the standby's check whether the slot is held" });
     expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
     expect(error.message).toBe("PostgreSQL connection for the standby's check whether the slot is held failed: Connection terminated unexpectedly");
   });
 
   it("slotBounds: a server that drops the connection under the start-position read is a retriable failure of that read, not of the replication connection", async () => {
-    const error = await slotBounds(await fakePgServer('closes'), 'outbox_relay', 'outbox_relay').catch((err: unknown) => err);
+    const error = await slotBounds(await fakePgServer('closes'), 'outbox_relay', { publication: 'outbox_relay' }).catch((err: unknown) => err);
     expect(error).toMatchObject({
       code: 'PG_STREAM_FAILED',
       retriable: true,
@@ -127,7 +127,7 @@ describe('PostgreSQL errors name the connection they happened on', () => {
   });
 
   it('slotBounds: a standby (55000 "recovery is in progress") is a retriable failure naming the standby and the fix, as the pre-flight beside it', async () => {
-    const error = await slotBounds(await fakePgServer('standby'), 'outbox_relay', 'outbox_relay').catch((err: unknown) => err);
+    const error = await slotBounds(await fakePgServer('standby'), 'outbox_relay', { publication: 'outbox_relay' }).catch((err: unknown) => err);
     // Before: PG_QUERY_FAILED, not retriable: at-least-once's first start ended at once (exit 1) where a failover's
     // standby is worth the retries the replication connection gets.
     expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true, hint: STANDBY_FIX });
@@ -136,7 +136,7 @@ describe('PostgreSQL errors name the connection they happened on', () => {
 
   it("StandbyWait: a refused login ends the wait naming the standby's poll, with a pg_hba.conf fix right for an ordinary connection", async () => {
     const retry = { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 };
-    const wait = new StandbyWait(await fakePgServer('refuses'), 'outbox_relay', 'outbox_relay', retry, pino({ level: 'silent' }));
+    const wait = new StandbyWait(await fakePgServer('refuses'), 'outbox_relay', { publication: 'outbox_relay' }, retry, pino({ level: 'silent' }));
     const error = await wait.untilReleased(new AbortController().signal).catch((err: unknown) => err);
     expect(error).toMatchObject({
       code: 'PG_CONNECT_FAILED',

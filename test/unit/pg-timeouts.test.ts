@@ -42,7 +42,7 @@ describe('PostgreSQL connections beside the replication stream, on a server that
   });
 
   it('StandbyWait: a poll never answered is an outage, retried until retry.maxDuration ends it (RETRIES_EXHAUSTED), not a wait for ever', async () => {
-    const wait = new StandbyWait(await fakePgServer('startup'), 's', 'outbox_relay', { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
+    const wait = new StandbyWait(await fakePgServer('startup'), 's', { publication: 'outbox_relay' }, { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const error = await wait.untilReleased(new AbortController().signal).catch((err: unknown) => err);
     expect(error).toMatchObject({ code: 'RETRIES_EXHAUSTED', message: expect.stringContaining("PostgreSQL did not answer the standby's check whether the slot is held within 1100ms") });
   });
@@ -63,7 +63,7 @@ describe('PostgreSQL connections beside the replication stream, on a server that
   });
 
   it("slotBounds (the start position): a query never answered is the retriable PG_STREAM_FAILED the relay's outage handling retries, naming the query, its timeout and postgres.statementTimeout", async () => {
-    const error = await slotBounds(await fakePgServer('startup'), 's', 'outbox_relay').catch((err: unknown) => err);
+    const error = await slotBounds(await fakePgServer('startup'), 's', { publication: 'outbox_relay' }).catch((err: unknown) => err);
     expect(error).toMatchObject(streamFailed("PostgreSQL did not answer the read of the slot's position (where to start) within 1100ms", 'postgres.statementTimeout'));
   });
 

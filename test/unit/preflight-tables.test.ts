@@ -39,7 +39,7 @@ const tables = (...names: string[]) => load({ tables: JSON.stringify(names.map((
 
 async function preflightRefusal(queries: PreflightQueries, names: string[], seen?: SeenPublication) {
   let error: unknown;
-  await preflight(queries, 'relay', 'outbox_pub', tables(...names), seen).catch((err: unknown) => (error = err));
+  await preflight(queries, 'relay', { publication: 'outbox_pub' }, tables(...names), seen).catch((err: unknown) => (error = err));
   return refusal(() => {
     throw error;
   });
@@ -69,7 +69,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
 
   it('a table taken out between two sessions is added back with the row filter an earlier pre-flight of the relay found on it (the catalog lost it with the table); one without a filter then, without one', async () => {
     const seen = new SeenPublication();
-    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], { outbox: { rowFilter: "(aggregate_type <> 'internal'::text)" } }), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], { outbox: { rowFilter: "(aggregate_type <> 'internal'::text)" } }), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen);
     const r = await preflightRefusal(server([]), ['outbox', 'orders'], seen);
     expect(r.code).toBe('PG_TABLE_NOT_PUBLISHED');
     expect(r.hint).toMatch(/^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" WHERE \(\(aggregate_type <> 'internal'::text\)\), "public"."orders";  \(/);
@@ -79,7 +79,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
   it('a table taken out between two sessions is added back with the column list an earlier pre-flight found on it, identifiers quoted, before its row filter; one published with every column (attnames lists them all) without a list', async () => {
     const seen = new SeenPublication();
     const listed: Listed = { outbox: { columns: [...COLUMNS, 'Tenant "A"'], rowFilter: "(aggregate_type <> 'internal'::text)" }, orders: {} };
-    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen);
     const r = await preflightRefusal(server([]), ['outbox', 'orders'], seen);
     expect(r.hint).toMatch(
       /^ALTER PUBLICATION "outbox_pub" ADD TABLE "public"."outbox" \("id", "event_type", "aggregate_type", "aggregate_id", "payload", "headers", "created_at", "Tenant ""A"""\) WHERE \(\(aggregate_type <> 'internal'::text\)\), "public"."orders";  \(/,
@@ -90,7 +90,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
   it("a reconnect's pre-flight that finds the publication dropped creates it again with the column lists and row filters an earlier pre-flight found (setup gives back neither), then setup; without any, setup alone", async () => {
     const seen = new SeenPublication();
     const listed: Listed = { outbox: { columns: ['id', 'payload'], rowFilter: "(tenant = 'a'::text)" } };
-    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', 'outbox_pub', tables('outbox', 'orders'), seen);
+    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen);
     const dropped = (queries: PreflightQueries): PreflightQueries => ({ query: (async (sql: string) => (sql.includes('FROM pg_publication WHERE') ? [] : queries.query(sql))) as PreflightQueries['query'] });
     const r = await preflightRefusal(dropped(server([])), ['outbox', 'orders'], seen);
     expect(r.code).toBe('PG_PUBLICATION_MISSING');
@@ -114,7 +114,7 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
   });
 
   it('every table published: the slot state, each table by its OID', async () => {
-    const state = await preflight(server(['outbox', 'orders']), 'relay', 'outbox_pub', tables('outbox', 'orders'));
+    const state = await preflight(server(['outbox', 'orders']), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'));
     expect([...state.tablesByOid].map(([oid, t]) => [oid, t.table])).toEqual([
       [16_384, 'outbox'],
       [16_385, 'orders'],
@@ -127,7 +127,7 @@ describe('pre-flight: the database encoding', () => {
   it('a SQL_ASCII database, which stores text bytes unchecked, sends them as stored (client_encoding SQL_ASCII) and has the row mappers check the columns they read for UTF-8; others do neither', async () => {
     for (const [encoding, unchecked] of [['SQL_ASCII', true], ['UTF8', false], ['LATIN1', false]] as const) {
       const asked: string[] = [];
-      const state = await preflight(server(['outbox'], [], false, encoding, asked), 'relay', 'outbox_pub', tables('outbox'));
+      const state = await preflight(server(['outbox'], [], false, encoding, asked), 'relay', { publication: 'outbox_pub' }, tables('outbox'));
       expect(state.utf8Unchecked, encoding).toBe(unchecked);
       // A UTF8 client on a SQL_ASCII server: the server refuses to send a value that is not UTF-8, and the session ends at that WAL on every reconnect.
       expect(asked.filter((sql) => sql.startsWith('SET ')), encoding).toEqual(unchecked ? ["SET client_encoding = 'SQL_ASCII'"] : []);

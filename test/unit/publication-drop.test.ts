@@ -25,19 +25,19 @@ const dropped = (statements: string[]) => statements.some((s) => s.startsWith('D
 describe('publication drop: refused while a slot may stream with it', () => {
   it('another pgoutput slot of this database (a relay started with --slot billing_relay): CONFIRMATION_REQUIRED naming it and whether active; --force drops', async () => {
     const { client, statements } = fakeServer([slot('billing_relay', { active: true, active_pid: 4242 }), slot('idle_relay'), slot('elsewhere', { in_current_db: false }), slot('wal2json_slot', { plugin: 'wal2json' })]);
-    const refusal = dropPublication(client, 'billing_pub', 'outbox_relay', false);
+    const refusal = dropPublication(client, { publication: 'billing_pub' }, 'outbox_relay', false);
     await expect(refusal).rejects.toMatchObject({ code: 'CONFIRMATION_REQUIRED', hint: expect.stringContaining('--force') as unknown });
     await expect(refusal).rejects.toThrow('pgoutput replication slot(s) "billing_relay" (active, pid 4242), "idle_relay" (inactive) in this database may stream with publication "billing_pub"');
     expect(dropped(statements)).toBe(false);
-    const forced = await dropPublication(client, 'billing_pub', 'outbox_relay', true);
+    const forced = await dropPublication(client, { publication: 'billing_pub' }, 'outbox_relay', true);
     expect(forced).toMatchObject({ dropped: true, consequence: expect.stringContaining('"billing_relay" (active, pid 4242)') as unknown });
     expect(dropped(statements)).toBe(true);
   });
 
   it('the named slot: refused as before; no pgoutput slot in this database: dropped', async () => {
-    await expect(dropPublication(fakeServer([slot('outbox_relay')]).client, 'billing_pub', 'outbox_relay', false)).rejects.toThrow('replication slot "outbox_relay" streams with publication "billing_pub"');
+    await expect(dropPublication(fakeServer([slot('outbox_relay')]).client, { publication: 'billing_pub' }, 'outbox_relay', false)).rejects.toThrow('replication slot "outbox_relay" streams with publication "billing_pub"');
     const none = fakeServer([slot('elsewhere', { in_current_db: false }), slot('wal2json_slot', { plugin: 'wal2json' })]);
-    expect(await dropPublication(none.client, 'billing_pub', 'outbox_relay', false)).toEqual({ dropped: true });
+    expect(await dropPublication(none.client, { publication: 'billing_pub' }, 'outbox_relay', false)).toEqual({ dropped: true });
     expect(dropped(none.statements)).toBe(true);
   });
 });
@@ -45,7 +45,7 @@ describe('publication drop: refused while a slot may stream with it', () => {
 describe('publication drop: the republish --since covers transactions open at the drop', () => {
   it('a transaction begun 10 minutes before the drop (its rows carry created_at = its start): --since is before that start', async () => {
     const began = new Date(Date.now() - 10 * 60_000);
-    const { consequence } = await dropPublication(fakeServer([slot('outbox_relay')], began).client, 'billing_pub', 'outbox_relay', true);
+    const { consequence } = await dropPublication(fakeServer([slot('outbox_relay')], began).client, { publication: 'billing_pub' }, 'outbox_relay', true);
     const since = /republish --since '([^']+)'/.exec(consequence ?? '')?.[1];
     expect(since).toBeDefined();
     expect(new Date(since!).getTime()).toBeLessThanOrEqual(began.getTime());

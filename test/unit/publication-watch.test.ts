@@ -36,7 +36,7 @@ function watch(catalog: Catalog, streamingSince: () => number | undefined, seen 
     release: async () => undefined,
   };
   const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
-  const w = new PublicationWatch({}, 'outbox_pub', tables, seen, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
+  const w = new PublicationWatch({}, { publication: 'outbox_pub' }, tables, seen, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
   const check = () => (w as unknown as { check(c: unknown): Promise<void> }).check(connection);
   return { refused, check, queries: () => queries };
 }

@@ -80,20 +80,20 @@ describe('replay window', () => {
 
 describe('start position', () => {
   it('prefers --start-lsn, refuses one below the slot, else resumes at a checkpoint ahead of the slot', () => {
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: 500n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
-    expect(() => chooseStart({ slot: 's', publication: 'outbox_relay', requested: 300n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/oldest replayable LSN/);
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: undefined, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(900n);
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: undefined, checkpoint: 300n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBeUndefined();
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 500n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
+    expect(() => chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 300n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/oldest replayable LSN/);
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: undefined, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(900n);
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: undefined, checkpoint: 300n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBeUndefined();
   });
 
   it('refuses --start-lsn beyond the current WAL end (it would be confirmed and skip everything committed before it)', () => {
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
-    expect(() => chooseStart({ slot: 's', publication: 'outbox_relay', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/has written WAL only up to 0\/3E8/);
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 1000n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
+    expect(() => chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(/has written WAL only up to 0\/3E8/);
     // run may leave --start-lsn out; replay needs it, so its fix does not say to (before: 'leave --start-lsn … unset',
     // then 'missing required setting startLsn').
     const fix = (forwardSkip: boolean) => {
       try {
-        chooseStart({ slot: 's', publication: 'outbox_relay', requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip });
+        chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 1001n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip });
       } catch (err) {
         return (err as { hint?: string }).hint;
       }
@@ -104,13 +104,13 @@ describe('start position', () => {
 
   it('a replay (no forward skip) refuses --start-lsn beyond what was delivered (it would confirm the events in between unsent); run --start-lsn may skip', () => {
     // Delivered: the checkpoint when a replay window keeps the slot behind, else the slot.
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: 900n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toBe(900n);
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: 400n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toBe(400n);
-    expect(() => chooseStart({ slot: 's', publication: 'outbox_relay', requested: 901n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 900n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toBe(900n);
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 400n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toBe(400n);
+    expect(() => chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 901n, checkpoint: 900n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(
       expect.objectContaining({ code: 'OPERATION_REFUSED', details: { requestedLsn: '0/385', deliveredLsn: '0/384' }, hint: expect.stringContaining('slot advance') as unknown }),
     );
-    expect(() => chooseStart({ slot: 's', publication: 'outbox_relay', requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(/has delivered up to 0\/190/);
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
+    expect(() => chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: false })).toThrow(/has delivered up to 0\/190/);
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: 500n, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(500n);
   });
 
   // Without --publication, the printed republish filtered with the default publication's row filter (or none).
@@ -123,18 +123,18 @@ describe('start position', () => {
       }
       return expect.unreachable('not refused');
     };
-    const inputs = { slot: 's', publication: 'orders_pub', checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true };
+    const inputs = { slot: 's', republish: { publication: 'orders_pub' }, checkpoint: undefined, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true };
     expect(hint(() => chooseStart({ ...inputs, requested: 300n }))).toContain('outbox-relay republish --since <timestamp> --publication orders_pub (or --ids <id,…> in place of --since)');
     expect(hint(() => chooseStart({ ...inputs, requested: undefined, checkpoint: 2000n, checkpointCommitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') }))).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication orders_pub');
-    expect(foreignCheckpoint('s', 'orders_pub', 'ckpt', { lsn: 0x500n, systemId: '111' }, '222')!.hint).toContain('outbox-relay republish --since <time> --publication orders_pub');
+    expect(foreignCheckpoint('s', { publication: 'orders_pub' }, 'ckpt', { lsn: 0x500n, systemId: '111' }, '222')!.hint).toContain('outbox-relay republish --since <time> --publication orders_pub');
   });
 
   it('refuses a checkpoint written against another PostgreSQL server (another system identifier); takes one of this server or of an older version (none recorded)', () => {
-    const refused = foreignCheckpoint('s', 'orders_pub', 'ckpt', { lsn: 0x500n, systemId: '111' }, '222');
+    const refused = foreignCheckpoint('s', { publication: 'orders_pub' }, 'ckpt', { lsn: 0x500n, systemId: '111' }, '222');
     expect(refused).toMatchObject({ code: 'CHECKPOINT_FOREIGN', retriable: false, details: { checkpointSystemId: '111', systemId: '222' } });
     expect(refused!.message).toContain('"s" in "ckpt"');
-    expect(foreignCheckpoint('s', 'orders_pub', 'ckpt', { lsn: 0x500n, systemId: '222' }, '222')).toBeUndefined();
-    expect(foreignCheckpoint('s', 'orders_pub', 'ckpt', { lsn: 0x500n }, '222')).toBeUndefined();
+    expect(foreignCheckpoint('s', { publication: 'orders_pub' }, 'ckpt', { lsn: 0x500n, systemId: '222' }, '222')).toBeUndefined();
+    expect(foreignCheckpoint('s', { publication: 'orders_pub' }, 'ckpt', { lsn: 0x500n }, '222')).toBeUndefined();
     const stored = decodeCheckpoint(encodeCheckpoint({ slot: 's', lsn: 0x500n, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once', systemId: '222' }), 'ckpt');
     expect(stored.systemId).toBe('222');
   });
@@ -151,9 +151,9 @@ describe('start position', () => {
   });
 
   it('refuses a checkpoint beyond the current WAL end (another server wrote it), with or without --start-lsn', () => {
-    expect(chooseStart({ slot: 's', publication: 'outbox_relay', requested: undefined, checkpoint: 1000n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
+    expect(chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested: undefined, checkpoint: 1000n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toBe(1000n);
     for (const requested of [undefined, 500n]) {
-      expect(() => chooseStart({ slot: 's', publication: 'outbox_relay', requested, checkpoint: 1001n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(
+      expect(() => chooseStart({ slot: 's', republish: { publication: 'outbox_relay' }, requested, checkpoint: 1001n, slotConfirmed: 400n, walEnd: 1000n, forwardSkip: true })).toThrow(
         expect.objectContaining({ code: 'CHECKPOINT_AHEAD_OF_WAL', message: expect.stringContaining('is at 0/3E9, but PostgreSQL has written WAL only up to 0/3E8') as unknown, hint: expect.stringContaining('--checkpoint-topic') as unknown }),
       );
     }

@@ -77,7 +77,7 @@ async function stream(sent: Buffer): Promise<{ error: Error | undefined; keepali
         },
         onQuiet: () => undefined,
         // As the session does: the skipped publication ends the stream, other notices are logged.
-        onNotice: (n) => skippedPublicationError(n, 'outbox_relay', 'outbox_relay') ?? void notices.push(n),
+        onNotice: (n) => skippedPublicationError(n, 'outbox_relay', { publication: 'outbox_relay' }) ?? void notices.push(n),
         onEnd: resolve,
       },
     );
@@ -99,7 +99,7 @@ describe('the replication stream and PostgreSQL 18 notices', () => {
     expect(error).toMatchObject({ code: 'PG_PUBLICATION_MISSING', retriable: false, details: { publication: 'outbox_relay', where: IN_PGOUTPUT } });
     expect(error!.message).toBe('replication slot "outbox_relay" cannot stream past WAL written while publication "outbox_relay" did not exist: skipped loading publication "outbox_relay"');
     // The session classifies what ends the stream: this one stays what it is.
-    expect(classifyPgError(error, { slot: 'outbox_relay', publication: 'outbox_relay', what: 'the replication session' })).toBe(error);
+    expect(classifyPgError(error, { slot: 'outbox_relay', republish: { publication: 'outbox_relay' }, what: 'the replication session' })).toBe(error);
   });
 
   it('a 55000 warning about another publication, one of the walsender\'s own naming a slot of the same name, or another warning: passed on to be logged, the stream goes on', async () => {
@@ -122,6 +122,6 @@ describe('the replication stream: a command PostgreSQL ends without being asked'
     expect(keepalives).toEqual([0x100n]);
     expect(error).toMatchObject({ code: 'PG_STREAM_FAILED', retriable: true });
     expect(error!.message).toBe('PostgreSQL ended the replication command without an error, unasked');
-    expect(classifyPgError(error, { slot: 'outbox_relay', publication: 'outbox_relay', what: 'the replication session' })).toBe(error);
+    expect(classifyPgError(error, { slot: 'outbox_relay', republish: { publication: 'outbox_relay' }, what: 'the replication session' })).toBe(error);
   });
 });

@@ -48,6 +48,7 @@ const slot = (active: boolean): SlotStatus => ({
 
 const target = (s: SlotStatus | undefined, published = true): CheckTarget => ({
   publication: 'outbox_relay',
+  republish: { publication: 'outbox_relay' },
   tables: load({}).tables,
   slot: s,
   existingPublication: published ? { name: 'outbox_relay', owner: 'admin', allTables: false, viaRoot: true, publish: ['insert'], tables: [{ schema: 'public', table: 'outbox', rowFilter: null }] } : undefined,
@@ -99,8 +100,8 @@ describe('setup checks', () => {
     const failover = { ...slot(false), failover: true };
     expect((await check(client, target(failover, false), 'slot outbox_relay'))!.fix).toContain('then outbox-relay setup --failover-slot (it was a failover slot');
     expect((await check(client, target(slot(false), false), 'slot outbox_relay'))!.fix).not.toContain('--failover-slot');
-    expect(slotProblem({ ...failover, walStatus: 'lost' }, 'outbox_relay')!.hint).toContain('2) outbox-relay slot create --failover-slot (it was a failover slot');
-    expect(slotProblem({ ...slot(false), walStatus: 'lost' }, 'outbox_relay')!.hint).toContain('2) outbox-relay slot create; 3)');
-    expect(slotProblem({ ...slot(false), walStatus: 'lost', failover: null }, 'outbox_relay')!.hint).toContain('2) outbox-relay slot create; 3)');
+    expect(slotProblem({ ...failover, walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --failover-slot (it was a failover slot');
+    expect(slotProblem({ ...slot(false), walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create; 3)');
+    expect(slotProblem({ ...slot(false), walStatus: 'lost', failover: null }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create; 3)');
   });
 });

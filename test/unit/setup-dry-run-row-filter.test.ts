@@ -24,7 +24,7 @@ function fakeServer(sent: string[]): pg.Client {
 describe('setup --dry-run with a --row-filter PostgreSQL refuses', () => {
   it('fails a check, as the real run fails (CONFIG_INVALID, exit 2), and creates nothing', async () => {
     const sent: string[] = [];
-    const options = { slot: 'outbox_relay', publication: 'outbox_relay', tables: load({}).tables, rowFilter: "nosuchcol <> 'x'", dryRun: true };
+    const options = { slot: 'outbox_relay', publication: 'outbox_relay', republish: { publication: 'outbox_relay' }, tables: load({}).tables, rowFilter: "nosuchcol <> 'x'", dryRun: true };
     const report = await setup(fakeServer(sent), options);
     // Before: every check passed and --dry-run exited 0, printing the CREATE PUBLICATION the real run is refused.
     expect(report.ok).toBe(false);

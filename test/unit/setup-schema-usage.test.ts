@@ -16,7 +16,7 @@ function fakeServer(): pg.Client {
 
 describe('setup checks: the schema of a table to publish', () => {
   it('owning the table without USAGE on its schema fails, with the GRANT that fixes it', async () => {
-    const checks = await runChecks(fakeServer(), { publication: 'outbox_relay', tables: load({ table: 'locked.outbox' }).tables, slot: undefined, existingPublication: undefined });
+    const checks = await runChecks(fakeServer(), { publication: 'outbox_relay', republish: { publication: 'outbox_relay' }, tables: load({ table: 'locked.outbox' }).tables, slot: undefined, existingPublication: undefined });
     expect(checks.find((c) => c.name === 'table locked.outbox')).toMatchObject({ ok: false, fix: 'as the schema owner: GRANT USAGE ON SCHEMA "locked" TO "owner";' });
   });
 });

@@ -14,7 +14,7 @@ function fakeStandby(): { client: pg.Client; statements: string[] } {
   return { client: { query } as unknown as pg.Client, statements };
 }
 
-const options = { slot: 'outbox_relay', publication: 'outbox_relay', tables: load({}).tables };
+const options = { slot: 'outbox_relay', publication: 'outbox_relay', republish: { publication: 'outbox_relay' }, tables: load({}).tables };
 
 describe('setup on a standby (PostgreSQL 16 and later create a slot there when asked)', () => {
   it('refuses before reading or creating anything, with the fix of every standby refusal', async () => {

@@ -38,7 +38,7 @@ function fakeServer(lockPid: number | null, { publication = true, peekNotices = 
   return { client: { query, on: events.on.bind(events), off: events.off.bind(events) } as unknown as pg.Client, statements, events, parameters };
 }
 
-const options = { slot: 'outbox_relay', publication: 'outbox_relay', tables: [{ schema: 'public', table: 'outbox' }], messagePrefixes: [], to: parseLsn('0/200'), confirmed: true };
+const options = { slot: 'outbox_relay', republish: { publication: 'outbox_relay' }, tables: [{ schema: 'public', table: 'outbox' }], messagePrefixes: [], to: parseLsn('0/200'), confirmed: true };
 const advanced = (statements: string[]) => statements.some((s) => s.includes('pg_replication_slot_advance'));
 
 describe('slot advance: refused while the slot is in use', () => {

@@ -47,13 +47,13 @@ describe('slot create when another session creates the same slot at the same mom
   it('takes the slot the other session created (as one found before the create), instead of failing with duplicate_object', async () => {
     const { client, statements } = racedServer(false);
     // Before: rejected with the 42710 error ("already exists").
-    const result = await createSlot(client, 'outbox_relay', 'outbox_relay');
+    const result = await createSlot(client, 'outbox_relay', { publication: 'outbox_relay' });
     expect(result).toMatchObject({ created: false, slot: { name: 'outbox_relay', plugin: 'pgoutput' } });
     expect(statements.filter((s) => s.includes('pg_create_logical_replication_slot'))).toHaveLength(1);
   });
 
   it('judges it as one found before: a plain slot where --failover-slot asked for a failover one is refused with its fix', async () => {
     const { client } = racedServer(false);
-    await expect(createSlot(client, 'outbox_relay', 'outbox_relay', true)).rejects.toMatchObject({ code: 'OPERATION_REFUSED', hint: expect.stringContaining('ALTER_REPLICATION_SLOT outbox_relay (FAILOVER true)') });
+    await expect(createSlot(client, 'outbox_relay', { publication: 'outbox_relay' }, true)).rejects.toMatchObject({ code: 'OPERATION_REFUSED', hint: expect.stringContaining('ALTER_REPLICATION_SLOT outbox_relay (FAILOVER true)') });
   });
 });

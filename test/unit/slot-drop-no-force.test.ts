@@ -32,7 +32,7 @@ function fakeServer(): { client: pg.Client; statements: string[] } {
 describe('slot drop without --force', () => {
   it('never terminates a backend, also one that took the slot\'s lock after the first look', async () => {
     const { client, statements } = fakeServer();
-    const outcome = await dropSlot(client, 'outbox_relay', 'outbox_relay', false).catch((err: unknown) => err);
+    const outcome = await dropSlot(client, 'outbox_relay', { publication: 'outbox_relay' }, false).catch((err: unknown) => err);
     expect(statements.filter((s) => s.includes('pg_terminate_backend'))).toEqual([]);
     // It got as far as the drop, which found the slot in use: refused, the slot left to that relay.
     expect(statements.filter((s) => s.includes('pg_drop_replication_slot'))).toHaveLength(1);

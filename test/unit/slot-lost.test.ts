@@ -25,7 +25,7 @@ function lostSlotServer(reason: string | null): PreflightQueries {
 const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
 
 async function preflightError(reason: string | null) {
-  return preflight(lostSlotServer(reason), 'relay', 'outbox_pub', tables).then(
+  return preflight(lostSlotServer(reason), 'relay', { publication: 'outbox_pub' }, tables).then(
     () => expect.unreachable('the pre-flight passed a lost slot'),
     (err: unknown) => err as ReturnType<typeof slotLostError>,
   );
@@ -55,25 +55,25 @@ describe('a lost slot: the cause and the fix follow invalidation_reason (from Po
   });
 
   it('rows_removed and wal_level_insufficient (slots on a standby, or synchronized to one): named, each with its own prevention', () => {
-    const rows = slotLostError('relay', 'orders_pub', 'rows_removed');
+    const rows = slotLostError('relay', { publication: 'orders_pub' }, 'rows_removed');
     expect(rows.message).toContain('(invalidation_reason rows_removed): the primary removed rows it still needed');
     expect(rows.hint).toContain('hot_standby_feedback = on');
     expect(rows.hint).not.toContain('max_slot_wal_keep_size');
-    const level = slotLostError('relay', 'orders_pub', 'wal_level_insufficient');
+    const level = slotLostError('relay', { publication: 'orders_pub' }, 'wal_level_insufficient');
     expect(level.message).toContain('(invalidation_reason wal_level_insufficient): wal_level on the primary went below logical');
     expect(level.hint).toContain('keep wal_level = logical on the primary');
     // PostgreSQL 16 has only the boolean `conflicting` for both.
-    const conflicting = slotLostError('relay', 'orders_pub', 'conflicting');
+    const conflicting = slotLostError('relay', { publication: 'orders_pub' }, 'conflicting');
     expect(conflicting.message).toContain('rows_removed or wal_level_insufficient (PostgreSQL 16 does not say which)');
     expect(conflicting.hint).toContain('hot_standby_feedback = on');
     expect(conflicting.hint).toContain('wal_level = logical');
   });
 
   it('a reason this relay does not know, or none: named as reported, blaming nothing, pointing at slot status', () => {
-    const future = slotLostError('relay', 'orders_pub', 'something_new');
+    const future = slotLostError('relay', { publication: 'orders_pub' }, 'something_new');
     expect(future.message).toBe('replication slot "relay" was invalidated (invalidation_reason something_new): PostgreSQL invalidated it');
     expect(future.hint).toContain('outbox-relay slot status shows why');
-    expect(slotLostError('relay', 'orders_pub', null).message).toBe('replication slot "relay" was invalidated: PostgreSQL invalidated it');
+    expect(slotLostError('relay', { publication: 'orders_pub' }, null).message).toBe('replication slot "relay" was invalidated: PostgreSQL invalidated it');
   });
 
   it('slot status and the ops commands (slotProblem) word it by the reason the slot row carries', () => {
@@ -81,7 +81,7 @@ describe('a lost slot: the cause and the fix follow invalidation_reason (from Po
       name: 'relay', slotType: 'logical', plugin: 'pgoutput', database: 'app', inCurrentDatabase: true, active: false, activePid: null, heldBy: null,
       confirmedFlushLsn: '0/80', restartLsn: null, walStatus: 'lost', invalidationReason: 'idle_timeout', safeWalSize: null, lagBytes: 128, failover: null, synced: null,
     };
-    const problem = slotProblem(slot, 'orders_pub');
+    const problem = slotProblem(slot, { publication: 'orders_pub' });
     expect(problem).toMatchObject({ code: 'PG_SLOT_LOST', details: { invalidationReason: 'idle_timeout' } });
     expect(problem!.message).toContain('idle_replication_slot_timeout');
   });
@@ -91,7 +91,7 @@ describe('a missing slot whose checkpoint exists', () => {
   const missing = new RelayError('PG_SLOT_MISSING', 'replication slot "s" does not exist', { hint: 'run outbox-relay setup' });
 
   it('was lost: the recovery names a new checkpoint topic, setup and a republish from its commit time less a minute', () => {
-    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') }, 'orders_pub');
+    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') }, { publication: 'orders_pub' });
     expect(error).toMatchObject({ code: 'PG_SLOT_MISSING', retriable: false, details: { checkpointLsn: '0/1234', checkpointCommitTime: '2026-12-05T08:00:00.000Z' } });
     expect(error.message).toBe(
       'replication slot "s" does not exist, but the checkpoint topic "ckpt" holds its delivered position (0/1234, commit time 2026-12-05T08:00:00.000Z): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created',
@@ -102,7 +102,7 @@ describe('a missing slot whose checkpoint exists', () => {
   });
 
   it('without a commit time (a checkpoint of a forward skip), the republish asks for the time of the last delivered event', () => {
-    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: undefined }, 'orders_pub');
+    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: undefined }, { publication: 'orders_pub' });
     expect(error.message).toContain('holds its delivered position (0/1234):');
     expect(error.hint).toContain('outbox-relay republish --since <time of the last delivered event> --publication orders_pub');
   });

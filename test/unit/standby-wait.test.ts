@@ -31,7 +31,7 @@ describe('StandbyWait', () => {
   it('ends the wait with PG_CONNECT_FAILED when PostgreSQL refuses the standby (a wrong password), instead of polling silently for ever', async () => {
     connectError = () => Object.assign(new Error('password authentication failed for user "relay"'), { code: '28P01' });
     const { logger } = logged();
-    const wait = new StandbyWait({}, 's', 'outbox_relay', { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
+    const wait = new StandbyWait({}, 's', { publication: 'outbox_relay' }, { initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const abort = new AbortController();
     const result = wait.untilReleased(abort.signal).then(
       () => 'waited on',
@@ -46,7 +46,7 @@ describe('StandbyWait', () => {
   it('logs an outage once when it starts and once when it ends (then polls on)', async () => {
     connectError = () => Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' });
     const { lines, logger } = logged();
-    const wait = new StandbyWait({}, 's', 'outbox_relay', { initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
+    const wait = new StandbyWait({}, 's', { publication: 'outbox_relay' }, { initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 60_000, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const abort = new AbortController();
     // Fake time: on a loaded machine 100 ms of real time could hold a single attempt.
     vi.useFakeTimers();
@@ -69,7 +69,7 @@ describe('StandbyWait', () => {
   it('gives up after retry.maxDuration (RETRIES_EXHAUSTED) instead of retrying for ever', async () => {
     connectError = () => Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' });
     const { logger } = logged();
-    const wait = new StandbyWait({}, 's', 'outbox_relay', { initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 150, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
+    const wait = new StandbyWait({}, 's', { publication: 'outbox_relay' }, { initialDelayMs: 2, maxDelayMs: 4, maxDurationMs: 150, recordMaxAttempts: 1, recordMaxDurationMs: 0 }, logger);
     const abort = new AbortController();
     const result = wait.untilReleased(abort.signal).then(
       () => 'waited on',

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { republishScope } from '../../source/republish-command.js';
 import { createPublication, dropPublication, requirePublication } from '../../ops/publications.js';
 import { checkRowFilter } from '../../sql/row-filter.js';
 import { existingPublicationChecks } from '../../ops/checks.js';
@@ -48,7 +49,7 @@ const drop = () =>
       examples: ['outbox-relay publication drop --publication outbox_relay', 'outbox-relay publication drop --force    # a slot exists: drop anyway'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, consequence } = await dropPublication(client, config.publication, config.slot, opts.force === true);
+      const { dropped, consequence } = await dropPublication(client, republishScope(config), config.slot, opts.force === true);
       const text = `publication "${config.publication}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, ...(consequence ? { consequence } : {}) }, text };
     },

@@ -23,6 +23,7 @@ import { logProcessWarnings } from '../process-warnings.js';
 import { exitSoonAfterClose } from '../../process-exit.js';
 import { handleSignals } from '../signals.js';
 import { groupCommand } from './ops-command.js';
+import { republishScope } from '../../source/republish-command.js';
 
 /** The slot-lag probe's cadence at least (statusInterval when longer); it reads only while the stream gives no WAL position. */
 const SLOT_LAG_PROBE_MIN_MS = 5000;
@@ -134,7 +135,7 @@ export function runCommand(): Command {
     slotLag.start();
     const publicationWatch = new PublicationWatch(
       config.postgres,
-      config.publication,
+      republishScope(config),
       config.tables,
       created.seenPublication,
       Math.max(PUBLICATION_CHECK_MIN_MS, config.statusIntervalMs),

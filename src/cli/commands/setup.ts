@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { republishScope } from '../../source/republish-command.js';
 import { setup, type SetupReport } from '../../ops/setup.js';
 import { opsCommand } from './ops-command.js';
 import { FAILOVER_SLOT_OPTION, checksFailedError, checksText } from './output.js';
@@ -34,7 +35,7 @@ export function setupCommand(): Command {
       ],
     },
     async ({ client, config, opts }) => {
-      const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true, failoverSlot: opts.failoverSlot === true });
+      const report = await setup(client, { slot: config.slot, publication: config.publication, tables: config.tables, republish: republishScope(config), rowFilter: opts.rowFilter as string | undefined, dryRun: opts.dryRun === true, failoverSlot: opts.failoverSlot === true });
       const failed = report.checks.filter((c) => !c.ok);
       const error = failed.length
         ? checksFailedError(failed, report.dryRun ? '' : '; nothing was created', 'run the fix shown under each failed check, then run setup again')

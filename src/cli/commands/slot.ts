@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { republishScope } from '../../source/republish-command.js';
 import type { Lsn } from '../../lsn.js';
 import { advanceSlot, describeSkip } from '../../ops/slot-advance.js';
 import { dropConsequence, dropSlot } from '../../ops/slot-drop.js';
@@ -18,7 +19,7 @@ const create = () =>
       examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay', 'outbox-relay slot create --failover-slot    # PostgreSQL 17+: survives a failover'],
     },
     async ({ client, config, opts }) => {
-      const { created, slot } = await createSlot(client, config.slot, config.publication, opts.failoverSlot === true);
+      const { created, slot } = await createSlot(client, config.slot, republishScope(config), opts.failoverSlot === true);
       const failover = slot.failover ? ' (failover slot)' : '';
       return { data: { created, slot }, text: `slot "${slot.name}"${failover}: ${created ? `created at ${slot.confirmedFlushLsn}` : 'already exists'}` };
     },
@@ -35,9 +36,9 @@ const drop = () =>
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
-      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null, openTransactions } = await dropSlot(client, config.slot, config.publication, opts.force === true);
+      const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null, openTransactions } = await dropSlot(client, config.slot, republishScope(config), opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, config.publication, new Date(droppedAt), openTransactions) : undefined;
+      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, republishScope(config), new Date(droppedAt), openTransactions) : undefined;
       const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, confirmedLsn, lagBytes, consequence } : {}) }, text };
     },
@@ -90,7 +91,7 @@ const advance = () =>
       ],
     },
     async ({ client, config, opts, args }) => {
-      const result = await advanceSlot(client, { slot: config.slot, publication: config.publication, tables: config.tables, messagePrefixes: config.messages?.prefixes ?? [], to: args[0] as Lsn, confirmed: opts.yesSkipEvents === true });
+      const result = await advanceSlot(client, { slot: config.slot, republish: republishScope(config), tables: config.tables, messagePrefixes: config.messages?.prefixes ?? [], to: args[0] as Lsn, confirmed: opts.yesSkipEvents === true });
       const text =
         result.walBytes === 0 ? `slot "${result.slot}" is already at ${result.to}: nothing skipped` : `${describeSkip(result)}\nslot "${result.slot}" advanced: confirmed_flush_lsn is now ${result.confirmedFlushLsn}`;
       return { data: { ...result }, text };

@@ -9,6 +9,8 @@ export function relayConfig(retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDela
   return {
     slot: 's',
     publication: 'p',
+    tables: [],
+    values: {},
     postgres: {},
     kafka: { brokers: ['b'] },
     retry: { ...retry, recordMaxAttempts: 1, recordMaxDurationMs: 0 },
