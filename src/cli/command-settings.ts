@@ -16,7 +16,8 @@ export const COMMAND_SETTINGS = {
   // The mapping: its checks include that every column the mapping reads is published.
   setup: ['postgres', 'slot', 'publication', 'tables', 'mapping'],
   'slot create': ['postgres', 'slot', 'publication'],
-  'slot drop': ['postgres', 'slot'],
+  // The publication and tables: named in the republish its consequence prints (republishCommand).
+  'slot drop': ['postgres', 'slot', 'publication', 'tables'],
   'slot list': ['postgres'],
   'slot status': ['postgres', 'slot'],
   // The tables: the preview counts the rows of the outbox tables, not of every table the publication holds.

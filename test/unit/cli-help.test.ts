@@ -57,6 +57,12 @@ describe('--help of each command', () => {
     }
   });
 
+  it("slot drop's help names the republish its consequence prints, with --publication, and offers the settings that command is printed from", () => {
+    const text = help('slot drop');
+    expect(text.replace(/\s+/g, ' ')).toContain('outbox-relay republish --since … --publication …');
+    expect(settingFlags(text)).toEqual(expect.arrayContaining(['--publication', '--tables']));
+  });
+
   it('leaves out what a command does not use and keeps what it does', () => {
     const cases: [CommandName, string[], string[]][] = [
       ['replay', ['--start-lsn', '--kafka-brokers', '--replay-window', '--delivery-guarantee', '--checkpoint-topic', '--topic'], ['--http-port', '--http-host', '--relay-url', '--heartbeat-interval', '--delivery-on-poison']],

@@ -32,7 +32,7 @@ const drop = () =>
       changes: true,
       name: 'drop',
       description:
-        'Drop the replication slot (its position and the WAL it pins are released; events it had not delivered and those committed until it is re-created are not streamed, republish --since recovers them: it prints from when). An active slot is only dropped with --force (else exit 6).',
+        'Drop the replication slot (its position and the WAL it pins are released; events it had not delivered and those committed until it is re-created are not streamed: it prints the outbox-relay republish --since … --publication … that recovers them, from when, with the publication of its settings and, when the tables setting lists the tables, --tables). An active slot is only dropped with --force (else exit 6).',
       examples: ['outbox-relay slot drop --slot outbox_relay', 'outbox-relay slot drop --force    # terminates the streaming backend first'],
     },
     async ({ client, config, opts }) => {
