@@ -6,11 +6,11 @@ import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
-import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
+import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 import { SeenPublication } from './seen-publication.js';
-import { newSlotThenRepublish } from './publication-dropped.js';
+import { createAsItWas, newSlotThenRepublish, seenPublicationSql } from './publication-dropped.js';
 import type { RepublishScope } from './republish-command.js';
 
 export interface SlotState {
@@ -88,10 +88,14 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
   if (!row) {
     // The publication before the slot: a slot created first never streams the rows written before the publication.
     const createSlot = `SELECT pg_create_logical_replication_slot(${quoteLiteral(slot)}, 'pgoutput');`;
+    // Both gone after this process saw the publication: as it was, as for a dropped publication (newSlotThenRepublish).
+    const seenSql = pub ? undefined : seenPublicationSql(publication, { publication, tables, seen });
     throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist${pub ? '' : `, nor does publication "${publication}"`}`, {
       hint: pub
         ? `run outbox-relay setup (or outbox-relay slot create), or ${createSlot}`
-        : `run outbox-relay setup, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
+        : seenSql
+          ? createAsItWas(seenSql, `run ${recreateSlot('setup', undefined)} (the slot; it keeps that publication), or ${createSlot}`)
+          : `run outbox-relay setup, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
     });
   }
   if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {

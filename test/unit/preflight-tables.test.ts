@@ -45,6 +45,24 @@ async function preflightRefusal(queries: PreflightQueries, names: string[], seen
   });
 }
 
+/** What an earlier pre-flight of the relay saw: public.outbox with a column list and a row filter, public.orders plain. */
+async function seenFiltered(): Promise<SeenPublication> {
+  const seen = new SeenPublication();
+  const listed: Listed = { outbox: { columns: ['id', 'payload'], rowFilter: "(tenant = 'a'::text)" } };
+  await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen);
+  return seen;
+}
+
+/** How a fix creates again the publication seenFiltered saw, then makes the slot. */
+const AS_IT_WAS =
+  'create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: ' +
+  `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)), "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  `;
+
+/** `queries` with no rows for the catalog reads that contain one of `gone` (a dropped publication, a dropped slot). */
+function without(queries: PreflightQueries, ...gone: string[]): PreflightQueries {
+  return { query: (async (sql: string) => (gone.some((g) => sql.includes(g)) ? [] : queries.query(sql))) as PreflightQueries['query'] };
+}
+
 describe('pre-flight: the mapped tables the publication does not publish', () => {
   it('are all named in one error, with the one statement that adds them all (before, the first only: a start per table)', async () => {
     const r = await preflightRefusal(server(['outbox']), ['outbox', 'orders', 'payments']);
@@ -88,19 +106,33 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
   });
 
   it("a reconnect's pre-flight that finds the publication dropped creates it again with the column lists and row filters an earlier pre-flight found (setup gives back neither), then setup; without any, setup alone", async () => {
-    const seen = new SeenPublication();
-    const listed: Listed = { outbox: { columns: ['id', 'payload'], rowFilter: "(tenant = 'a'::text)" } };
-    await preflight(server(['outbox', 'orders'], [], false, 'UTF8', [], listed), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen);
-    const dropped = (queries: PreflightQueries): PreflightQueries => ({ query: (async (sql: string) => (sql.includes('FROM pg_publication WHERE') ? [] : queries.query(sql))) as PreflightQueries['query'] });
+    const seen = await seenFiltered();
+    const dropped = (queries: PreflightQueries) => without(queries, 'FROM pg_publication WHERE');
     const r = await preflightRefusal(dropped(server([])), ['outbox', 'orders'], seen);
     expect(r.code).toBe('PG_PUBLICATION_MISSING');
     expect(r.hint).toBe(
-      'drop the slot (outbox-relay slot drop), create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: ' +
-        `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)), "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  ` +
+      `drop the slot (outbox-relay slot drop), ${AS_IT_WAS}` +
         'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time> --publication outbox_pub',
     );
     const plain = await preflightRefusal(dropped(server([])), ['outbox', 'orders']);
     expect(plain.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*\(the publication, then the slot\), start the relay/);
+  });
+
+  it("a pre-flight that finds the slot and the publication both gone creates the publication with the column lists and row filters an earlier pre-flight found, then the slot; one of a relay that never saw them, as before (setup alone, or the plain statements)", async () => {
+    const seen = await seenFiltered();
+    const gone = (queries: PreflightQueries) => without(queries, 'FROM pg_publication WHERE', 'FROM pg_replication_slots');
+    const r = await preflightRefusal(gone(server([])), ['outbox', 'orders'], seen);
+    expect(r.code).toBe('PG_SLOT_MISSING');
+    expect(r.message).toBe('replication slot "relay" does not exist, nor does publication "outbox_pub"');
+    expect(r.hint).toBe(
+      AS_IT_WAS +
+        "then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');",
+    );
+    const plain = await preflightRefusal(gone(server([])), ['outbox', 'orders']);
+    expect(plain.hint).toBe(
+      'run outbox-relay setup, which creates the publication, then the slot; or, in that order: ' +
+        `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox", "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  SELECT pg_create_logical_replication_slot('relay', 'pgoutput');`,
+    );
   });
 
   it('partitioned tables published through their partitions are named in the same error, with their own fix', async () => {
