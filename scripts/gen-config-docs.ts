@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import { COMMAND_SETTINGS } from '../src/cli/command-settings.js';
 import { shownDefault } from '../src/cli/options.js';
-import { SETTINGS, type Setting } from '../src/config/settings.js';
+import { SETTINGS, writtenDefault, type Setting } from '../src/config/settings.js';
 import { repoRoot } from '../stack/paths.js';
 
 /**
@@ -57,7 +57,7 @@ const EXAMPLES: Record<string, unknown> = {
 };
 
 function exampleValue(setting: Setting): unknown {
-  const value = EXAMPLES[setting.key] ?? setting.shownDefault ?? setting.default;
+  const value = EXAMPLES[setting.key] ?? setting.shownDefault ?? writtenDefault(setting);
   if (value === undefined) throw new Error(`setting ${setting.key} has no default: add an example value to EXAMPLES in scripts/gen-config-docs.ts`);
   return value;
 }
@@ -117,7 +117,7 @@ function cell(text: string): string {
 export function configReference(): string {
   const rows = SETTINGS.map((s) => {
     const def = shownDefault(s);
-    const shown = def === undefined ? '—' : `\`${def === '' ? '""' : def}\``;
+    const shown = def === undefined ? '—' : `\`${def}\``;
     const former = formerNames(s, (name) => `\`${name}\``);
     return `| \`${s.key}\` | \`${s.flag}\` | \`${s.env}\` | ${shown} | ${cell(s.doc)}${s.secret ? ' Secret: never logged.' : ''}${former ? ` Renamed: ${former}.` : ''} |`;
   });

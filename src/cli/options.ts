@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { SETTINGS, type Setting } from '../config/settings.js';
+import { SETTINGS, writtenValue, type Setting } from '../config/settings.js';
 import { ConfigError, ConfigProblems, UnderFormerName, deprecationWarning, type RawValues } from '../config/load.js';
 import { isLsn, parseLsn, type Lsn } from '../lsn.js';
 import { COMMAND_SETTINGS, type CommandName } from './command-settings.js';
@@ -9,10 +9,10 @@ function attributeName(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** The default as help and the docs show it: written as config check shows the value (writtenValue). */
 export function shownDefault(setting: Setting): string | undefined {
-  if (setting.shownDefault) return setting.shownDefault;
-  if (setting.default === undefined) return undefined;
-  return String(setting.default);
+  if (setting.shownDefault !== undefined) return setting.shownDefault;
+  return setting.default === undefined ? undefined : writtenValue(setting, setting.default);
 }
 
 /** The settings `command` reads (COMMAND_SETTINGS), in the settings table's order. */

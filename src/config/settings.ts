@@ -42,7 +42,10 @@ export interface Setting {
   /** Validates and converts a raw value (a string from env/flags, anything from a file). */
   schema: z.ZodMiniType;
   default?: unknown;
-  /** The default as the docs show it, when the value itself is not readable (durations, sizes). */
+  /**
+   * The default as help and the docs show it, only where there is no value of its own (it falls back to other
+   * sources, or depends on another setting); a default value is shown as writtenValue writes it.
+   */
   shownDefault?: string;
   doc: string;
   /** What the flag's value looks like in --help, e.g. `<url>`. */
@@ -174,13 +177,13 @@ export const SETTINGS = [
     placeholder: '<mode>',
   }),
   setting('postgres.sslCaFile', 'postgres', text, 'CA certificate (PEM) that verify-ca/verify-full check the server against; refused with any other postgres.sslmode, which would not read it.', { placeholder: '<path>' }),
-  setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take, PostgreSQL\'s start-up answer included: a server that accepts the TCP connection and never answers (stopped but reachable), or a network path that drops packets, fails the attempt (PG_STREAM_FAILED: the session, the start position and a standby retry it as an outage, the heartbeat and the slot-lag probe at their next turn; an operator command exits with PG_CONNECT_FAILED). Also the margin of the relay\'s own bound on each query, see postgres.statementTimeout (at most 10m).', { default: 10_000, shownDefault: '10s', placeholder: '<duration>' }),
+  setting('postgres.connectTimeout', 'postgres', duration(100, 10 * 60_000), 'How long one connection attempt may take, PostgreSQL\'s start-up answer included: a server that accepts the TCP connection and never answers (stopped but reachable), or a network path that drops packets, fails the attempt (PG_STREAM_FAILED: the session, the start position and a standby retry it as an outage, the heartbeat and the slot-lag probe at their next turn; an operator command exits with PG_CONNECT_FAILED). Also the margin of the relay\'s own bound on each query, see postgres.statementTimeout (at most 10m).', { default: 10_000, placeholder: '<duration>' }),
   setting(
     'postgres.statementTimeout',
     'postgres',
     duration(100, 24 * 3_600_000),
     'How long one SQL statement may run (statement_timeout) before PostgreSQL cancels it: catalog queries, slot and publication commands, republish reads, the heartbeat. Bounds a wait on a lock or on a long transaction (a new slot waits for every transaction open when it was asked for). Not the replication stream. The relay itself waits at most this plus postgres.connectTimeout for the answer to any query (the pre-flight checks, the heartbeat, the slot-lag probe, a standby\'s poll, the start position, operator commands): a server or network path that hangs fails the query (PG_STREAM_FAILED: the session, the start position and a standby retry it as an outage, the heartbeat and the slot-lag probe at their next turn; an operator command exits with PG_CONNECT_FAILED) instead of holding it silently for good (at most 24h).',
-    { default: 2 * 60_000, shownDefault: '2m', placeholder: '<duration>' },
+    { default: 2 * 60_000, placeholder: '<duration>' },
   ),
 
   setting('slot', 'slot', slotName, 'Logical replication slot the relay streams from (the pgoutput plugin). It records the confirmed position.', { default: 'outbox_relay', placeholder: '<name>' }),
@@ -232,7 +235,6 @@ export const SETTINGS = [
   }),
   setting('heartbeat.interval', 'heartbeat', duration(0, 24 * 3_600_000), 'Emit pg_logical_emit_message(false, heartbeat.prefix, \'\') this often on a normal connection, so the slot advances while only other databases write; 0 turns it off (at most 24h).', {
     default: 0,
-    shownDefault: '0s',
     placeholder: '<duration>',
   }),
   setting('heartbeat.prefix', 'heartbeat', text, 'Prefix of the heartbeat messages (never relayed).', { default: 'outbox-relay-heartbeat', placeholder: '<prefix>' }),
@@ -251,20 +253,17 @@ export const SETTINGS = [
   // librdkafka takes it as socket.timeout.ms too, which it limits to 5 minutes.
   setting('kafka.requestTimeout', 'kafka', duration(100, 5 * 60_000), 'How long the broker may take to answer one request before the client gives up on it (request.timeout.ms; at most 5m).', {
     default: 30_000,
-    shownDefault: '30s',
     placeholder: '<duration>',
   }),
   setting('kafka.deliveryTimeout', 'kafka', duration(1000, 60 * 60_000), 'How long a produce request may go unanswered, the client\'s internal retries included, before the relay treats the broker as unavailable: one warn line, /readyz 503, exit after retry.maxDuration. rdkafka keeps retrying the records meanwhile, in order (exactly-once: this is also message.timeout.ms, capped by delivery.transactionTimeout) (at most 1h).', {
     default: 30_000,
-    shownDefault: '30s',
     placeholder: '<duration>',
   }),
   setting('kafka.linger', 'kafka', duration(0, 60_000), 'rdkafka: how long the producer waits for more records before sending a request (linger.ms; at most 1m, and shorter than kafka.deliveryTimeout and, with exactly-once, delivery.transactionTimeout); the relay hands batches over whole, so more mostly adds latency.', {
     default: 1,
-    shownDefault: '1ms',
     placeholder: '<duration>',
   }),
-  setting('kafka.batchSize', 'kafka', size(1024, 2 ** 31 - 1), 'rdkafka: largest record batch per partition in one request (batch.size; below 2GiB).', { default: 1_000_000, shownDefault: '1000000B', placeholder: '<size>' }),
+  setting('kafka.batchSize', 'kafka', size(1024, 2 ** 31 - 1), 'rdkafka: largest record batch per partition in one request (batch.size; below 2GiB).', { default: 1_000_000, placeholder: '<size>' }),
   setting('kafka.clientRack', 'kafka', text, 'rdkafka: the rack (availability zone) the relay runs in (client.rack); reported to the brokers.', { placeholder: '<rack>' }),
   setting('kafka.producer', 'kafka', producerProperties, 'rdkafka: further librdkafka producer properties, passed through as given: in the file a mapping under kafka.producer ({ "queue.buffering.max.kbytes": 65536 }), in env and flags `name=value,…`. Properties that would break the delivery guarantees (acks, enable.idempotence, transactional.id, max.in.flight outside 1 to 5, retries, delivery.report.only.error, …) are refused at start; so is a property librdkafka does not know, or a value it refuses (CONFIG_INVALID, exit 2; config check too), each named in one error with the other problems.', {
     placeholder: '<name=value,…>',
@@ -287,7 +286,6 @@ export const SETTINGS = [
   }),
   setting('delivery.maxInFlightBytes', 'delivery', size(1024), 'Bytes of unacknowledged records, at most (the same backpressure as maxInFlightEvents, with the same overrun of one socket read).', {
     default: 2 * 1024 * 1024,
-    shownDefault: '2MiB',
     placeholder: '<size>',
   }),
   // A batch is also kept to half the window over the batches in flight (DeliveryEngine): measured in
@@ -302,7 +300,6 @@ export const SETTINGS = [
   }),
   setting('delivery.batchMaxBytes', 'delivery', size(1024), 'Bytes per produce call, at most; keep it under the broker’s message.max.bytes. Also kept to half of delivery.maxInFlightBytes over the batches in flight, as delivery.batchMaxEvents: 256KiB with rdkafka and the default window.', {
     default: 900 * 1024,
-    shownDefault: '900KiB',
     placeholder: '<size>',
   }),
   setting('delivery.onPoison', 'poison', enumOf(['halt', 'dead-letter']), 'What to do with a record that cannot be produced (NULL required column, too large, missing topic) once its retries are spent: halt without confirming it, or dead-letter it and continue. A record Kafka refuses halts exactly-once once its retries are spent, whatever this says; at-most-once checks topics before the hand-off, and drops a record Kafka refuses at the hand-off (too large) with its batch (docs/event-shaping.md).', {
@@ -316,33 +313,27 @@ export const SETTINGS = [
   setting('retry.recordMaxAttempts', 'delivery', int(1, 1000), 'Attempts to produce a record Kafka rejected (too large, missing topic, invalid) before delivery.onPoison applies. A refused request of several records is the first attempt of each, which is then produced alone to find the refused one: that one is produced twice with 1 too (outbox-dlq-attempts 2). exactly-once: each attempt streams its transaction again from the checkpoint (a refused request and its records produced alone count as one), and the last halts; a request refused as its session ends counts as an attempt of each of its records, whose refused one the next session finds (one attempt more when that request spent its count). Counted by the running process: a restarted relay counts anew.', { default: 3, placeholder: '<n>' }),
   setting('retry.recordMaxDuration', 'delivery', duration(0, 24 * 3_600_000), 'Longest time spent retrying one rejected record before delivery.onPoison applies (at most 24h).', {
     default: 10_000,
-    shownDefault: '10s',
     placeholder: '<duration>',
   }),
   setting('retry.initialDelay', 'retry', duration(1, 10 * 60_000), 'First delay before retrying Kafka or reconnecting to PostgreSQL; doubles per attempt, with jitter (at most 10m).', {
     default: 250,
-    shownDefault: '250ms',
     placeholder: '<duration>',
   }),
-  setting('retry.maxDelay', 'retry', duration(1, 60 * 60_000), 'Longest delay between two attempts (at most 1h).', { default: 15_000, shownDefault: '15s', placeholder: '<duration>' }),
+  setting('retry.maxDelay', 'retry', duration(1, 60 * 60_000), 'Longest delay between two attempts (at most 1h).', { default: 15_000, placeholder: '<duration>' }),
   setting('retry.maxDuration', 'retry', duration(1000, 7 * 24 * 3_600_000), 'Give up (exit 1, so the orchestrator restarts the relay) after the broker or PostgreSQL has been unreachable this long (at most 168h, 7 days).', {
     default: 30 * 60_000,
-    shownDefault: '30m',
     placeholder: '<duration>',
   }),
   setting('statusInterval', 'delivery', duration(50, 10 * 60_000), 'How often the confirmed position is reported to PostgreSQL (also keeps the walsender from timing out: at most half the server\'s wal_sender_timeout is used, with a warn line; at most 10m).', {
     default: 1000,
-    shownDefault: '1s',
     placeholder: '<duration>',
   }),
   setting('postgres.receiveTimeout', 'delivery', duration(0, 24 * 3_600_000), 'How long the replication connection may carry nothing from PostgreSQL, not even a keepalive, while the relay reads it, before the relay drops it and reconnects (PG_STREAM_FAILED), like PostgreSQL\'s wal_receiver_timeout: it catches a server, walsender or network path that hangs with the connection open. After half of it the relay asks the server for a reply; time with the in-flight window full (nothing read) does not count. At least the server\'s wal_sender_timeout is used, with an info line: a walsender replaying a large transaction of tables outside the publication is silent for up to half of it (before PostgreSQL 15, possibly until it is through: raise this then). 0 turns it off (at most 24h).', {
     default: 60_000,
-    shownDefault: '60s',
     placeholder: '<duration>',
   }),
   setting('shutdownGrace', 'shutdown', duration(0, 24 * 3_600_000), 'On SIGTERM, how long to wait for the open source transaction to be read to its commit and in-flight events to be acknowledged before exiting (at most 24h).', {
     default: 25_000,
-    shownDefault: '25s',
     placeholder: '<duration>',
   }),
   setting('delivery.guarantee', 'delivery', enumOf(GUARANTEES), 'at-least-once: confirm after Kafka acknowledged (duplicates possible after a crash); exactly-once: Kafka transactions with a checkpoint, for read_committed consumers; at-most-once: confirm on hand-off, no retries (lossy). See docs/delivery-guarantees.md.', {
@@ -352,7 +343,6 @@ export const SETTINGS = [
   }),
   setting('delivery.transactionTimeout', 'delivery', duration(1000, 15 * 60_000), 'exactly-once: the Kafka transaction timeout. A source transaction that takes longer to stream is aborted by the broker and streamed again once (a second time halts); it must not exceed the brokers\' transaction.max.timeout.ms (at most 15m, the brokers\' default cap).', {
     default: 60_000,
-    shownDefault: '60s',
     placeholder: '<duration>',
   }),
   setting('checkpoint.topic', 'checkpoint', text, 'Compacted topic holding the delivered position per slot (key = slot name); created with cleanup.policy=compact if missing. A legal topic name that no event topic (topic, routes, messages.topic, delivery.deadLetterTopic) names.', {
@@ -392,8 +382,17 @@ export type SettingValues = {
 };
 
 /** A valid value as an operator would write it (30s, not 30000; 2MiB, not 2097152); lists, maps and "" as JSON. */
+/**
+ * How a value is written by an operator, and shown: by config check, help and the docs alike, so the same value
+ * reads the same in each (a hand-written default of 60s against config check's 1m did not).
+ */
 export function writtenValue(setting: Setting, value: unknown): string {
   const format = WRITTEN_AS.get(setting.schema);
   if (format) return format(value as never);
   return typeof value === 'string' && value !== '' ? value : JSON.stringify(value);
+}
+
+/** The default as the example config file writes it: durations and sizes in their unit, other values as they are (a YAML number, a boolean). */
+export function writtenDefault(setting: Setting): unknown {
+  return WRITTEN_AS.has(setting.schema) && setting.default !== undefined ? writtenValue(setting, setting.default) : setting.default;
 }
