@@ -1,5 +1,6 @@
 import type { RelayError } from '../errors.js';
 import { idFields } from '../route/logged-id.js';
+import { quotedValue } from '../route/topic-template.js';
 
 /**
  * Why the relay halted, as /readyz and `outbox-relay status` show it: an on-call engineer must not need the logs
@@ -29,4 +30,14 @@ export function haltReport(error: RelayError, now = new Date()): HaltReport {
     commitLsn: typeof lsn === 'string' ? lsn : null,
     at: now.toISOString(),
   };
+}
+
+/**
+ * The event a halt stopped at, as the halt's log line names it in its message: `event "<id>" (commit LSN 0/1A2B3C8)`,
+ * what an on-call engineer greps for and skips from; undefined when no one event caused the halt.
+ */
+export function haltedEvent(error: RelayError): string | undefined {
+  const { eventId, lsn } = error.details;
+  if (!('eventId' in error.details) || typeof lsn !== 'string') return undefined;
+  return `event ${typeof eventId === 'string' ? quotedValue(eventId) : 'without id'} (commit LSN ${lsn})`;
 }

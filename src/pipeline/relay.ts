@@ -10,6 +10,7 @@ import type { CreateDelivery, Delivery, DeliveryCallbacks, InFlightState, KafkaW
 import type { Sink } from '../sink/sink.js';
 import type { OutboxEvent } from '../route/event.js';
 import { idFields, loggedDetails } from '../route/logged-id.js';
+import { haltedEvent } from '../ops/halt-report.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { republishScope } from '../source/republish-command.js';
 import { StandbyWait } from '../source/standby-wait.js';
@@ -663,9 +664,10 @@ export class Relay {
     const fatal = FATAL.has(error.code);
     this.observer.halted?.(error);
     this.setState(fatal ? 'failed' : 'halted');
+    const event = haltedEvent(error);
     this.logger.error(
       { code: error.code, err: error.message, fix: error.hint, ...loggedDetails(error.details), ...this.positions() },
-      fatal ? 'giving up' : 'halted: nothing after the confirmed position was confirmed; fix the cause and restart',
+      fatal ? 'giving up' : `halted: ${event ? `${event} was not delivered; ` : ''}nothing after the confirmed position was confirmed; fix the cause and restart`,
     );
     return { state: fatal ? 'failed' : 'halted', error };
   }

@@ -144,7 +144,9 @@ describe('relay: delivery.onPoison = dead-letter', () => {
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(1);
     // Exit 1 with one error line: the halt's.
-    expect(relay.logs.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual(['halted: nothing after the confirmed position was confirmed; fix the cause and restart']);
+    expect(relay.logs.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([
+      `halted: event "${poison}" (commit LSN ${String(halt.lsn)}) was not delivered; nothing after the confirmed position was confirmed; fix the cause and restart`,
+    ]);
   });
 
   async function payloadText(id: string): Promise<string> {

@@ -3,13 +3,11 @@ import { AckTracker } from '../../src/checkpoint/ack-tracker.js';
 import { errorJson } from '../../src/cli/exit.js';
 import { RelayError } from '../../src/errors.js';
 import { RelayHealth } from '../../src/http/health.js';
-import type { Lsn } from '../../src/lsn.js';
 import { Relay } from '../../src/pipeline/relay.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { idFields } from '../../src/route/logged-id.js';
 import { DeadLetters } from '../../src/sink/dead-letter.js';
-import type { DeliveryCallbacks } from '../../src/sink/delivery.js';
-import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
+import { capturingLogger, relayWithDeliveryCallbacks } from '../support/fakes/relay-setup.js';
 
 /** An id of a text column, of a megabyte: far longer than a log shipper takes a line. */
 const longId = `${'é'.repeat(400)}${'x'.repeat(1_000_000)}`;
@@ -33,16 +31,7 @@ describe('an event id in log fields, /readyz and the halt report: whole up to 30
 
   it("the halt's error line and the record retry line carry the id cut; the details keep it whole", async () => {
     const { logger, lines } = capturingLogger('debug');
-    let callbacks!: DeliveryCallbacks;
-    const relay = new Relay(relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 }) as never, {
-      logger,
-      sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
-      createDelivery: (given: DeliveryCallbacks) => {
-        callbacks = given;
-        return idleDelivery();
-      },
-      reportPosition: (lsn: Lsn) => lsn,
-    } as never);
+    const { relay, callbacks } = relayWithDeliveryCallbacks(Relay, logger);
     const refused = new RelayError('RECORD_TOO_LARGE', 'too large (fake)');
     callbacks.recordRetrying(event(longId), refused, 1, 100, 'halt');
     const halt = new RelayError('RECORD_TOO_LARGE', 'too large (fake)', { details: { eventId: longId, lsn: '0/2000', firstEventId: longId, lastEventId: 'e-2' } });

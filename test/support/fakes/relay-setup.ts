@@ -3,6 +3,7 @@ import type { RetryPolicy } from '../../../src/config/types.js';
 import { RelayError } from '../../../src/errors.js';
 import type { TimelinePosition } from '../../../src/source/timeline.js';
 import type { Lsn } from '../../../src/lsn.js';
+import type { DeliveryCallbacks } from '../../../src/sink/delivery.js';
 
 /** The settings a Relay with fake sessions and sinks reads; `retry` as the test needs it. */
 export function relayConfig(retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'maxDurationMs'>): unknown {
@@ -138,4 +139,22 @@ export async function runRelayFor(Relay: new (config: never, deps: never) => { r
     await outcome;
   }
   return { settled, lines };
+}
+
+/**
+ * A Relay (imported after the test's mocks) with a sink that does nothing and an idle delivery, and the callbacks
+ * that delivery was given: `callbacks.stopped(error)` before run() halts it on `error`.
+ */
+export function relayWithDeliveryCallbacks<R>(Relay: new (config: never, deps: never) => R, logger: pino.Logger): { relay: R; callbacks: DeliveryCallbacks } {
+  let callbacks!: DeliveryCallbacks;
+  const relay = new Relay(relayConfig({ initialDelayMs: 5_000, maxDelayMs: 10_000, maxDurationMs: 600_000 }) as never, {
+    logger,
+    sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined },
+    createDelivery: (given: DeliveryCallbacks) => {
+      callbacks = given;
+      return idleDelivery();
+    },
+    reportPosition: (lsn: Lsn) => lsn,
+  } as never);
+  return { relay, callbacks };
 }
