@@ -11,7 +11,7 @@ import { DEAD_LETTER_PLACEHOLDERS, compileTopicTemplate, topicNameProblem, type 
 import { ConfigError, ConfigProblems, readLayers, readValid, resolveSettings, type SettingSources } from './load.js';
 import { checkClientSupport, checkProducerProperties } from './producer-properties.js';
 import { POSTGRES_URL_FORM, SETTINGS, isPostgresUrl, settingRef, type SettingValues } from './settings.js';
-import { tableMappings } from './tables.js';
+import { presetReplacements, tableMappings } from './tables.js';
 import { checkWindowFitsHeap } from './window-heap.js';
 import { librdkafkaRefusals } from '../sink/rdkafka-client.js';
 import type { EnvelopeConfig, Origin, RelayConfig, TableMapping } from './types.js';
@@ -375,6 +375,9 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   problems.throwIfAny();
   // No problem: every setting is valid, and every check above returned its value.
   const prefixes = v['messages.prefixes'];
+  // The flat keys as the relay uses them (and every table that sets neither the key nor a preset of its own): shown
+  // as the default the preset replaced, they misled an operator checking the configuration.
+  const replaced = presetReplacements(resolved.origins, v.preset);
   return {
     postgres: postgres!,
     slot: v.slot,
@@ -406,9 +409,9 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     shutdownGraceMs: v.shutdownGrace,
     http: { port: v['http.port'], host: v['http.host'] },
     logLevel: v['log.level'],
-    origins: resolved.origins,
+    origins: { ...resolved.origins, ...Object.fromEntries(Object.keys(replaced).map((key) => [key, 'preset' as const])) },
     formerNames: resolved.formerNames,
-    values: resolved.values,
+    values: { ...resolved.values, ...replaced },
   };
 }
 

@@ -47,13 +47,23 @@ type Values = Record<string, unknown>;
 type Lookup = (key: string) => unknown;
 
 function layered(values: Values, origins: Record<string, Origin>, preset: PresetName, own: Values = {}): Lookup {
-  const presetValues: Record<string, string> = preset === 'none' ? {} : PRESET_VALUES[preset];
+  const replaced = presetReplacements(origins, preset);
   return (key) => {
     if (key in own) return own[key];
     // Read first: an invalid setting is not replaced by the preset's value, it skips the check that reads it.
     const value = values[key];
-    return key in presetValues && (origins[key] ?? 'default') === 'default' ? presetValues[key] : value;
+    return key in replaced ? replaced[key] : value;
   };
+}
+
+/**
+ * The preset's values of the flat keys it replaces: those still at their defaults (or unset), as explicit
+ * settings win. Also what config check and the start-up line show for those keys (loadConfig), so that they show
+ * what the relay uses, not the default the preset replaced.
+ */
+export function presetReplacements(origins: Record<string, Origin>, preset: PresetName): Record<string, string> {
+  if (preset === 'none') return {};
+  return Object.fromEntries(Object.entries(PRESET_VALUES[preset]).filter(([key]) => (origins[key] ?? 'default') === 'default'));
 }
 
 /** An entry's own fields, as the flat keys they override. */

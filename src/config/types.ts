@@ -11,6 +11,9 @@ import type { EventFilter, RouteRule } from './table-schemas.js';
 /** Where a setting's value came from. */
 export type Origin = 'default' | 'file' | 'env' | 'flag';
 
+/** Where a value the relay uses came from: its setting's origin, or the preset, which replaced the default. */
+export type EffectiveOrigin = Origin | 'preset';
+
 export type KafkaClient = 'rdkafka' | 'kafkajs';
 export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
@@ -95,10 +98,13 @@ export interface RelayConfig {
   shutdownGraceMs: number;
   http: { port: number; host: string };
   logLevel: string;
-  /** Where each setting's value came from (for `config` output and error messages). */
-  origins: Record<string, Origin>;
+  /** Where each setting's value came from (for `config` output and error messages); `preset` where the global preset replaced the default. */
+  origins: Record<string, EffectiveOrigin>;
   /** The former flag or variable a value was given under, by key (--from-lsn, OUTBOX_RELAY_DELIVERY): named as given. */
   formerNames: Record<string, string>;
-  /** Validated setting values by key; secrets included, so never print this: see redactedSettings. */
+  /**
+   * Validated setting values by key, as the relay uses them: the global preset's where it replaced the default.
+   * Secrets included, so never print this: see redactedSettings.
+   */
   values: Record<string, unknown>;
 }

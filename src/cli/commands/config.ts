@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Origin } from '../../config/types.js';
+import type { EffectiveOrigin } from '../../config/types.js';
 import { ignoredStartSource } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
@@ -16,9 +16,10 @@ interface Effective {
   source: string;
 }
 
-function sourceOf(setting: Setting, origin: Origin | undefined, file: string | undefined, formerName: string | undefined): string {
+function sourceOf(setting: Setting, origin: EffectiveOrigin | undefined, file: string | undefined, formerName: string | undefined, preset: unknown): string {
   // A default that depends on other settings (delivery.coalesce on kafka.client) is not a value of its own.
   if (origin === undefined) return setting.shownDefault ? `unset (default ${setting.shownDefault})` : 'unset';
+  if (origin === 'preset') return `preset ${String(preset)}`;
   if (origin === 'flag') return `flag ${formerName ?? setting.flag}`;
   if (origin === 'env') return `env ${formerName ?? setting.env}`;
   if (origin === 'file') return `file ${file ?? '?'}`;
@@ -31,7 +32,7 @@ function sourceOf(setting: Setting, origin: Origin | undefined, file: string | u
  * setting is listed, the unset ones too: what was left out shows as plainly as what was given.
  */
 function checkCommand(): Command {
-  const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file or default). Exits 2 listing every problem.', [
+  const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file, preset or default). Exits 2 listing every problem.', [
     'outbox-relay config check --config /etc/outbox-relay.yaml',
     'OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay config check --json',
   ]);
@@ -55,7 +56,7 @@ function checkCommand(): Command {
     const listed = SETTINGS.map((setting) => {
       const given = setting.key in values;
       const ignored = startIgnored && setting.key === 'startLsn';
-      const source = sourceOf(setting, given ? (config.origins[setting.key] ?? 'default') : undefined, file, config.formerNames[setting.key]);
+      const source = sourceOf(setting, given ? (config.origins[setting.key] ?? 'default') : undefined, file, config.formerNames[setting.key], config.values.preset);
       const effective: Effective = {
         key: setting.key,
         value: given && !ignored ? values[setting.key] : null,
