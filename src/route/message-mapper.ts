@@ -37,6 +37,13 @@ export class MessageMapper {
   private readonly prefixes: Set<string>;
   private readonly topic: TopicTemplate;
   private readonly envelopes = new Map<string, Envelope | undefined>();
+  /**
+   * The fields messages.topic renders from, set for each message the template names the topic of, and their one
+   * reader: an object and a closure made per message were garbage of every event. Every field is set before each
+   * render, so none is left from an earlier message.
+   */
+  private readonly topicFields: Record<string, string | null> = { id: null, type: null, key: null, aggregate_type: null, aggregate_id: null, prefix: null };
+  private readonly topicField = (name: string): string | null => this.topicFields[name] ?? null;
 
   constructor(private readonly config: NonNullable<RelayConfig['messages']>) {
     this.prefixes = new Set(config.prefixes);
@@ -108,11 +115,20 @@ export class MessageMapper {
       if (type === null) throw refusal('RECORD_REQUIRED_NULL', msg, txn, eventId, 'the metadata has no "type" (CloudEvents requires ce_type)');
       if (!envelope(headers, { id: eventId, type, subject: aggregateId, timeMs: txn.commitTimeMs })) ascii = false;
     }
-    const values: Record<string, string | null> = { id: eventId, type, key: keyField, aggregate_type: aggregateType, aggregate_id: aggregateId, prefix: msg.prefix };
     let topic: string;
     try {
       // An empty or illegal name would otherwise reach the client, whose refusal does not name the event.
-      topic = topicField !== null ? checkTopicName(topicField) : this.topic.render((name) => values[name] ?? null);
+      if (topicField !== null) topic = checkTopicName(topicField);
+      else {
+        const fields = this.topicFields;
+        fields.id = eventId;
+        fields.type = type;
+        fields.key = keyField;
+        fields.aggregate_type = aggregateType;
+        fields.aggregate_id = aggregateId;
+        fields.prefix = msg.prefix;
+        topic = this.topic.render(this.topicField);
+      }
     } catch (err) {
       if (!(err instanceof RelayError)) throw err;
       throw refusal(err.code, msg, txn, eventId, err.message, 'give the message a "topic", or the fields messages.topic uses');

@@ -154,6 +154,18 @@ describe('logical-message events', () => {
     expect(mapper.map(message('{"id":"e3","topic":"t"}\n'), txn).key!.toString()).toBe('e3');
   });
 
+  it('messages.topic renders each of its fields from the message it maps, none left from the message before', () => {
+    const mapper = new MessageMapper({ ...config, topic: 'm.${id}.${type}.${key}.${aggregate_type}.${aggregate_id}.${prefix}' });
+    const full = '{"id":"e1","type":"T","key":"k1","aggregate_type":"order","aggregate_id":"o1"}\n{}';
+    expect(mapper.map(message(full), txn).topic).toBe('m.e1.T.k1.order.o1.outbox');
+    expect(mapper.map(message('{"id":"e2","type":"U","key":1.50,"aggregate_type":"pay","aggregate_id":"p2"}\n{}'), txn).topic).toBe('m.e2.U.1.50.pay.p2.outbox');
+    expect(mapper.map(message('{"id":"e3","topic":"own"}\n{}'), txn).topic).toBe('own');
+    expect(() => mapper.map(message('{"id":"e4","type":"T","key":"k1","aggregate_type":"order"}\n{}'), txn)).toThrow(
+      expect.objectContaining({ code: 'RECORD_REQUIRED_NULL', message: expect.stringContaining('event "e4", commit LSN 0/16B3748): column "aggregate_id" used in the topic template is NULL') }),
+    );
+    expect(mapper.map(message(full), txn).topic).toBe('m.e1.T.k1.order.o1.outbox');
+  });
+
   it('without a "key" the key is the aggregate id, else the id (docs/event-shaping.md: per-aggregate order)', () => {
     const mapper = new MessageMapper(config);
     expect(mapper.map(message('{"id":"e5","aggregate_type":"order","aggregate_id":"o-7"}\n{}'), txn).key).toBe('o-7');
