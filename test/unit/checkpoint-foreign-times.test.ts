@@ -20,10 +20,7 @@ vi.mock('../../src/checkpoint/create-checkpoint-client.js', () => ({
     producer: () => ({ send: async () => undefined, close: async () => undefined }),
   }),
 }));
-vi.mock('../../src/checkpoint/start-position.js', async (original) => ({
-  ...(await original<typeof import('../../src/checkpoint/start-position.js')>()),
-  slotBounds: async () => ({ confirmed: 0x1000n, active: false, walEnd: 0xa000n, systemId: '7' }),
-}));
+vi.mock('../../src/checkpoint/start-position.js', async (original) => (await import('../support/fakes/slot-bounds.js')).startPositionWithSlot(original));
 
 const { deliveryStrategy } = await import('../../src/pipeline/delivery-strategy.js');
 

@@ -8,7 +8,7 @@ import { collateralFailure } from '../../src/sink/kafka-errors.js';
 import type { SourceTransaction } from '../../src/checkpoint/ack-tracker.js';
 import type { OutboxEvent } from '../../src/route/event.js';
 import { EngineHarness, settle } from '../support/fakes/engine-harness.js';
-import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
+import { FakeSink, deferred, fenced, kafkaDown } from '../support/fakes/fake-sink.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -776,7 +776,6 @@ describe('DeliveryEngine, exactly-once', () => {
 
   it.each(['send', 'commit'] as const)('fenced at a %s (another instance registered the transactional id): drops what it did not commit, aborts nothing, restarts the source after a backoff without counting an outage; a commit resets the count', async (at) => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     const sink = at === 'send' ? new FakeSink().scriptSends('ok', fenced()) : new FakeSink().scriptCommits(fenced());
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink });
     h.transaction('t', 3);
@@ -816,8 +815,8 @@ describe('DeliveryEngine, exactly-once', () => {
   // the one-by-one probe's send and abort): it halted with the record's code, its fix offering a slot advance past a
   // record never named, and the relay stayed halted, not ready, instead of restarting or waiting as a standby.
   it.each([
-    ['the abort after the refusal', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)')).scriptAborts(new RelayError('PRODUCER_FENCED', 'fenced (fake)'))],
-    ['the probe', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)'), new RelayError('PRODUCER_FENCED', 'fenced (fake)')).scriptAborts('ok', new RelayError('PRODUCER_FENCED', 'fenced (fake)'))],
+    ['the abort after the refusal', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)')).scriptAborts(fenced())],
+    ['the probe', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'MESSAGE_TOO_LARGE (fake)'), fenced()).scriptAborts('ok', fenced())],
   ])('fenced in %s after Kafka refused a record of a request of several events: a fence (restart, nothing committed), not a halt with the record\'s code', async (_, sink) => {
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { recordMaxAttempts: 3 }, limits: { batchMaxEvents: 10 }, sink: sink() });
     h.transaction('t1', 1);
@@ -832,7 +831,6 @@ describe('DeliveryEngine, exactly-once', () => {
   // id from each other in a tight loop) would have passed them.
   it('fenced: the source restarts only once the backoff ran out, and the backoff grows with each fence without a commit', async () => {
     backoffsAtCeiling();
-    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { initialDelayMs: 1000, maxDelayMs: 8000, maxDurationMs: 60_000 }, sink: new FakeSink().scriptSends(fenced(), fenced(), fenced()) });
     for (const [i, backoffMs] of [1000, 2000, 4000].entries()) {
       if (i > 0) h.newSession();
@@ -848,7 +846,6 @@ describe('DeliveryEngine, exactly-once', () => {
 
   it('fenced again and again without a commit: restarts each time, until retry.maxDuration of it halts, naming the likely cause', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends(fenced(), fenced(), fenced(), fenced()) });
     for (let i = 0; i < 4 && h.stopped.length === 0; i++) {
       if (i > 0) h.newSession();
@@ -868,7 +865,6 @@ describe('DeliveryEngine, exactly-once', () => {
 
   it('two fences retry.maxDuration apart with nothing committed between them (an idle outbox): the second restarts too, it does not halt', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    const fenced = () => new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     const h = new EngineHarness({ guarantee: 'exactly-once', retry: { maxDurationMs: 10_000 }, sink: new FakeSink().scriptSends(fenced(), fenced()) });
     h.transaction('t', 1);
     await h.idle();
@@ -883,7 +879,7 @@ describe('DeliveryEngine, exactly-once', () => {
 
   it('fenced, told only by the abort (librdkafka fails a fenced producer\'s queued records as purged): restarts as fenced, not as a Kafka outage', async () => {
     const purged = new RelayError('KAFKA_UNAVAILABLE', 'Kafka produce failed: Local: Purged in queue (fake)', { retriable: true });
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(purged).scriptAborts(new RelayError('PRODUCER_FENCED', 'fenced (fake)')) });
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(purged).scriptAborts(fenced()) });
     h.transaction('t', 1);
     await h.idle();
     expect(h.stopped).toEqual([]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '../../src/errors.js';
 import { EngineHarness, relayCallbacks } from '../support/fakes/engine-harness.js';
-import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
+import { FakeSink, fenced, kafkaDown } from '../support/fakes/fake-sink.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 
 const RESTART = 'delivery aborted its uncommitted events: streaming again from the checkpoint';
@@ -9,10 +9,9 @@ const RESTART = 'delivery aborted its uncommitted events: streaming again from t
 describe('Relay, exactly-once: the source restarts of a Kafka outage', () => {
   it('one line when the outage starts and one when it ends, its restarts at debug; a fence, no outage, keeps its warn line', async () => {
     const { logger, lines } = capturingLogger('debug');
-    const fenced = new RelayError('PRODUCER_FENCED', 'fenced (fake)');
     // The relay's lines for what the engine tells it: two produces Kafka fails (each aborts the transaction and
     // restarts the source), one it takes, later a fence.
-    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(kafkaDown(), kafkaDown(), 'ok', fenced), relay: relayCallbacks(logger) });
+    const h = new EngineHarness({ guarantee: 'exactly-once', sink: new FakeSink().scriptSends(kafkaDown(), kafkaDown(), 'ok', fenced()), relay: relayCallbacks(logger) });
     for (let session = 0; session < 4; session++) {
       if (session > 0) h.newSession();
       h.transaction(`t${session}`, 1);

@@ -10,10 +10,7 @@ const pgDown = () => new RelayError('PG_STREAM_FAILED', 'connection refused (fak
 
 // The checkpoint topic (a checkpoint at 0/9000 recording a 6h window), the slot's bounds and the replication
 // session, as fakes: no broker, no PostgreSQL.
-vi.mock('../../src/checkpoint/create-checkpoint-client.js', async () => {
-  const { windowedCheckpointClient } = await import('../support/fakes/windowed-checkpoint.js');
-  return { createCheckpointClient: () => windowedCheckpointClient() };
-});
+vi.mock('../../src/checkpoint/create-checkpoint-client.js', async () => (await import('../support/fakes/windowed-checkpoint.js')).windowedCheckpointModule());
 vi.mock('../../src/checkpoint/start-position.js', async (original) => ({
   ...(await original<typeof import('../../src/checkpoint/start-position.js')>()),
   slotBounds: async () => {

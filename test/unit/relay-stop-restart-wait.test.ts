@@ -5,7 +5,7 @@ import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
 import { EngineHarness, engineDelivery, settle } from '../support/fakes/engine-harness.js';
-import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
+import { FakeSink, fenced, kafkaDown } from '../support/fakes/fake-sink.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
@@ -156,7 +156,7 @@ describe('Relay, exactly-once: Kafka fails while a stop reads the open source tr
 describe('DeliveryEngine, exactly-once: drain() during the backoff before a source restart', () => {
   it.each([
     ['a produce Kafka failed (discard)', () => new FakeSink().scriptSends(kafkaDown())],
-    ['fenced (another producer took the transactional id)', () => new FakeSink().scriptSends(new RelayError('PRODUCER_FENCED', 'fenced (fake)'))],
+    ['fenced (another producer took the transactional id)', () => new FakeSink().scriptSends(fenced())],
     ['a record Kafka refused, retried by a restart (refusedRetry)', () => new FakeSink().scriptSends(new RelayError('RECORD_TOO_LARGE', 'too large (fake)'))],
     // Waiting the backoff before the abort's second attempt: until 2026-12-07 its retries went on until the grace
     // period stopped delivery.

@@ -6,14 +6,8 @@ import { metricValue } from '../support/ops-http.js';
 
 // The checkpoint topic (a checkpoint at 0/9000 recording a 6h window) and the slot's bounds (at 0/1000, kept behind
 // by that window), as fakes: no broker, no PostgreSQL.
-vi.mock('../../src/checkpoint/create-checkpoint-client.js', async () => {
-  const { windowedCheckpointClient } = await import('../support/fakes/windowed-checkpoint.js');
-  return { createCheckpointClient: () => windowedCheckpointClient() };
-});
-vi.mock('../../src/checkpoint/start-position.js', async (original) => ({
-  ...(await original<typeof import('../../src/checkpoint/start-position.js')>()),
-  slotBounds: async () => ({ confirmed: 0x1000n, active: false, walEnd: 0xa000n, systemId: '7' }),
-}));
+vi.mock('../../src/checkpoint/create-checkpoint-client.js', async () => (await import('../support/fakes/windowed-checkpoint.js')).windowedCheckpointModule());
+vi.mock('../../src/checkpoint/start-position.js', async (original) => (await import('../support/fakes/slot-bounds.js')).startPositionWithSlot(original));
 
 const { deliveryStrategy } = await import('../../src/pipeline/delivery-strategy.js');
 

@@ -23,6 +23,11 @@ export function kafkaDown(): RelayError {
   return new RelayError('KAFKA_UNAVAILABLE', 'broker not reachable (fake)', { retriable: true });
 }
 
+/** Kafka fenced the transactional producer: another instance registered its transactional id. */
+export function fenced(): RelayError {
+  return new RelayError('PRODUCER_FENCED', 'fenced (fake)');
+}
+
 export interface SendCall {
   ids: string[];
   /** Settles this call; until then it is in flight. Ignored when the call was answered by a script step. */

@@ -15,3 +15,8 @@ export function windowedCheckpointClient(producer: CheckpointProducer = { send: 
     producer: () => producer,
   };
 }
+
+/** checkpoint/create-checkpoint-client.js for a vi.mock: every client it creates is windowedCheckpointClient(). */
+export function windowedCheckpointModule(): { createCheckpointClient: () => CheckpointClient } {
+  return { createCheckpointClient: () => windowedCheckpointClient() };
+}
