@@ -21,34 +21,26 @@ export function headerValues(json: string, reserved?: ReadonlySet<string>): Reco
   return out;
 }
 
-/** [key, value text] of each member of a valid JSON object, in order (a repeated key: the last wins, as JSON.parse). */
+/**
+ * [key, value text] of each member of a valid JSON object, in order (a repeated key: the last wins, as JSON.parse).
+ * Its helpers are module functions, not closures over `i`: the bundle names every function made (esbuild keepNames),
+ * which costs a defineProperty per closure per call, and this runs twice for each logical message.
+ */
 export function topLevelMembers(json: string): [string, string][] {
   const members: [string, string][] = [];
   let i = json.indexOf('{') + 1;
-  const skipSpace = () => {
-    while (/\s/.test(json[i] ?? '')) i++;
-  };
-  /** Index just past the JSON string that starts at `from`. */
-  const stringEnd = (from: number) => {
-    let j = from + 1;
-    while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
-    return j + 1;
-  };
   for (;;) {
-    skipSpace();
+    i = afterSpace(json, i);
     if (json[i] === '}') return members;
-    const keyEnd = stringEnd(i);
+    const keyEnd = stringEnd(json, i);
     const key = JSON.parse(json.slice(i, keyEnd)) as string;
-    i = keyEnd;
-    skipSpace();
-    i++; // ':'
-    skipSpace();
+    i = afterSpace(json, afterSpace(json, keyEnd) + 1); // past the ':'
     const start = i;
     let depth = 0;
     while (i < json.length) {
       const c = json[i]!;
       if (c === '"') {
-        i = stringEnd(i);
+        i = stringEnd(json, i);
         continue;
       }
       if (c === '{' || c === '[') depth++;
@@ -61,4 +53,17 @@ export function topLevelMembers(json: string): [string, string][] {
     members.push([key, json.slice(start, i).trim()]);
     if (json[i] === ',') i++;
   }
+}
+
+/** The index of the first character from `i` on that is not white space. */
+function afterSpace(json: string, i: number): number {
+  while (/\s/.test(json[i] ?? '')) i++;
+  return i;
+}
+
+/** The index just past the JSON string that starts at `from`. */
+function stringEnd(json: string, from: number): number {
+  let j = from + 1;
+  while (json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+  return j + 1;
 }

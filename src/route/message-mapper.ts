@@ -170,16 +170,12 @@ function refusal(code: ErrorCode, msg: LogicalMessage, txn: SourceTransaction, e
 
 /** The metadata line as an object; a refusal names the message by its prefix and commit LSN, as it has no id yet. */
 function parseMeta(line: string, msg: LogicalMessage, txn: SourceTransaction, utf8: boolean): MessageMeta {
-  const refused = (what: string, cause?: unknown, hint = EMIT_HINT) =>
-    new RelayError('RECORD_INVALID', `logical message (prefix "${msg.prefix}", commit LSN ${formatLsn(txn.commitLsn)}): the metadata line ${what}`, {
-      cause,
-      hint,
-      details: { lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix },
-    });
   // pgoutput sends a Message's content as written, in the database's encoding (no client_encoding conversion): read
   // as UTF-8, each byte that is not would become U+FFFD, and different ids or keys one text (Müller and Mäller in LATIN1).
   if (!utf8) {
-    throw refused(
+    throw metaRefusal(
+      msg,
+      txn,
       "is not UTF-8: the content of pg_logical_emit_message(…, text) is in the database's encoding, and read as UTF-8 its other bytes would become U+FFFD (Müller and Mäller in LATIN1 one id)",
       undefined,
       "emit events with outbox_emit() from sql/004_emit_event.sql, which writes the metadata as UTF-8 in any database encoding (or pass convert_to(metadata, 'UTF8') to pg_logical_emit_message)",
@@ -189,8 +185,20 @@ function parseMeta(line: string, msg: LogicalMessage, txn: SourceTransaction, ut
   try {
     parsed = JSON.parse(line);
   } catch (err) {
-    throw refused(`is not JSON (${(err as Error).message})`, err);
+    throw metaRefusal(msg, txn, `is not JSON (${(err as Error).message})`, err);
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw refused('is not a JSON object');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw metaRefusal(msg, txn, 'is not a JSON object');
   return parsed as MessageMeta;
+}
+
+/**
+ * A metadata line `parseMeta` refuses, named by the message's prefix and commit LSN (it has no id yet). A module
+ * function, not a closure made per message: the bundle names every function made (esbuild keepNames).
+ */
+function metaRefusal(msg: LogicalMessage, txn: SourceTransaction, what: string, cause?: unknown, hint = EMIT_HINT): RelayError {
+  return new RelayError('RECORD_INVALID', `logical message (prefix "${msg.prefix}", commit LSN ${formatLsn(txn.commitLsn)}): the metadata line ${what}`, {
+    cause,
+    hint,
+    details: { lsn: formatLsn(txn.commitLsn), xid: txn.xid, prefix: msg.prefix },
+  });
 }
