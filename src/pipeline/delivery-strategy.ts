@@ -19,6 +19,7 @@ import { createTransactionalSink } from '../sink/create-sink.js';
 import type { PlainSink, Sink } from '../sink/sink.js';
 import { republishScope } from '../source/republish-command.js';
 import { missingSlotDelivered } from '../source/slot-lost.js';
+import type { SeenPublication } from '../source/seen-publication.js';
 import type { TimelinePosition } from '../source/timeline.js';
 import { combineObservers, type RelayObserver } from './observer.js';
 
@@ -35,7 +36,7 @@ export interface DeliveryStrategy {
   /** The timeline sessions stream on (RelayDeps.streamingOn): written into every checkpoint record; the slot's position there raises the replay window's floor. */
   streamingOn: (timeline: number, slotConfirmed: Lsn) => void;
   /** RelayDeps.explainMissingSlot: a missing slot whose checkpoint exists was lost (slot-lost.ts). */
-  explainMissingSlot: (missing: RelayError) => Promise<RelayError>;
+  explainMissingSlot: (missing: RelayError, seen: SeenPublication) => Promise<RelayError>;
   reportPosition: (confirmed: Lsn) => Lsn;
   observer: RelayObserver;
   /** A stop's drain ended (RelayDeps.drainEnded): the last checkpoint is written before the slot is released (non-transactional modes). */
@@ -189,9 +190,9 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   const reportPosition = (confirmed: Lsn): Lsn => window.report(confirmed);
 
   // The relay exits with it either way: a checkpoint topic that cannot be read leaves the plain message, soon.
-  const explainMissingSlot = async (missing: RelayError): Promise<RelayError> => {
+  const explainMissingSlot = async (missing: RelayError, seen: SeenPublication): Promise<RelayError> => {
     const checkpoint = await store.read(config.slot, MISSING_SLOT_READ_MS).catch(() => undefined);
-    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, republish) : missing;
+    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, republish, { publication: config.publication, tables: config.tables, seen }) : missing;
   };
 
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */

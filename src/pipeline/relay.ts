@@ -38,8 +38,8 @@ export interface RelayDeps {
    * since this relay last streamed): nothing reported to PostgreSQL goes below it. Called before the session reports.
    */
   streamingOn?: (timeline: number, slotConfirmed: Lsn) => void;
-  /** PG_SLOT_MISSING as the operator is told it: a slot that had delivered was lost, which a plain `setup` does not mend. */
-  explainMissingSlot?: (missing: RelayError) => Promise<RelayError>;
+  /** PG_SLOT_MISSING as the operator is told it: a slot that had delivered was lost, which a plain `setup` does not mend; `seen` for a publication gone with it. */
+  explainMissingSlot?: (missing: RelayError, seen: SeenPublication) => Promise<RelayError>;
   /** The flush position reported to PostgreSQL for a confirmed one (a replay window keeps the slot behind). */
   reportPosition?: (confirmed: Lsn) => Lsn;
   /**
@@ -396,7 +396,7 @@ export class Relay {
         }
         if (opened.status === 'rejected') {
           const failed = asRelayError(opened.reason);
-          throw failed.code === 'PG_SLOT_MISSING' && this.deps.explainMissingSlot ? await this.deps.explainMissingSlot(failed) : failed;
+          throw failed.code === 'PG_SLOT_MISSING' && this.deps.explainMissingSlot ? await this.deps.explainMissingSlot(failed, this.seenPublication) : failed;
         }
         let startLsn: Lsn;
         try {

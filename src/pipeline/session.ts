@@ -22,7 +22,7 @@ import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { republishScope, type RepublishScope } from '../source/republish-command.js';
 import { slotRecreatedError } from '../source/slot-lost.js';
 import { SeenPublication } from '../source/seen-publication.js';
-import type { KnownPublication } from '../source/publication-dropped.js';
+import type { KnownPublication } from '../source/publication-as-it-was.js';
 import { offHistory, type TimelinePosition } from '../source/timeline.js';
 import { sameTable } from '../source/not-published.js';
 import { settlesWithin } from '../retry.js';

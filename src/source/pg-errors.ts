@@ -1,7 +1,8 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
 import { credentialsFix, tlsFix } from './pg-connect.js';
-import { newSlotThenRepublish, type KnownPublication } from './publication-dropped.js';
+import { newSlotThenRepublish } from './publication-dropped.js';
+import type { KnownPublication } from './publication-as-it-was.js';
 import type { RepublishScope } from './republish-command.js';
 import { slotLostError } from './slot-lost.js';
 

@@ -10,7 +10,8 @@ import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-los
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 import { SeenPublication } from './seen-publication.js';
-import { createAsItWas, newSlotThenRepublish, seenPublicationSql } from './publication-dropped.js';
+import { newSlotThenRepublish } from './publication-dropped.js';
+import { createAsItWas, seenPublicationSql } from './publication-as-it-was.js';
 import type { RepublishScope } from './republish-command.js';
 
 export interface SlotState {
@@ -96,6 +97,8 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
         : seenSql
           ? createAsItWas(seenSql, `run ${recreateSlot('setup', undefined)} (the slot; it keeps that publication), or ${createSlot}`)
           : `run outbox-relay setup, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
+      // With a checkpoint the relay replaces this fix (missingSlotDelivered), which must create the publication too.
+      ...(!pub && { details: { publicationMissing: true } }),
     });
   }
   if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {

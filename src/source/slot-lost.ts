@@ -1,5 +1,6 @@
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
+import { createAsItWas, seenPublicationSql, type KnownPublication } from './publication-as-it-was.js';
 import { republishCommand, type RepublishScope } from './republish-command.js';
 import type { TimelinePosition } from './timeline.js';
 
@@ -97,18 +98,23 @@ export function republishSince(commitTimeMs: number | undefined, unknown: string
  * PG_SLOT_MISSING (`missing`) for a slot whose checkpoint exists: it was there and delivered, so it was lost (a
  * failover to a server without it, a drop), and a new slot streams only what is committed after it is created. The
  * plain fix (`setup`) then passed over everything committed between the checkpoint and the new slot, silently;
- * this one names the runbook's steps with the checkpoint's commit time.
+ * this one names the runbook's steps with the checkpoint's commit time. When the pre-flight found the publication
+ * gone too (details.publicationMissing), setup would create it without the column lists and row filters the relay
+ * saw on it (`known`), so the step creates it as it was (as the pre-flight's own fix does), then the slot.
  */
-export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, scope: RepublishScope): RelayError {
+export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, scope: RepublishScope, known?: KnownPublication): RelayError {
   const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
   const since = republishSince(checkpoint.commitTimeMs, '<time of the last delivered event>');
+  const asItWas = missing.details.publicationMissing === true ? seenPublicationSql(scope.publication, known) : undefined;
+  const setup = recreateSlot('setup', undefined);
+  const remake = asItWas === undefined ? setup : createAsItWas(asItWas, `run ${setup} (the slot; it keeps that publication)`);
   return new RelayError(
     'PG_SLOT_MISSING',
     `${missing.message}, but the checkpoint topic "${topic}" holds its delivered position (${formatLsn(checkpoint.lsn)}${committed}): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created`,
     {
       hint:
         `the events committed since that position exist only in the outbox table now. Recovery (docs/operations.md, failover): ` +
-        `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the lost slot's position); 2) ${recreateSlot('setup', undefined)}; ` +
+        `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the lost slot's position); 2) ${remake}; ` +
         `3) start the relay; 4) re-send the gap: ${republishCommand(since, scope)} (consumers dedupe on the id header)`,
       details: { ...missing.details, checkpointLsn: formatLsn(checkpoint.lsn), checkpointCommitTime: checkpoint.commitTimeMs === undefined ? null : new Date(checkpoint.commitTimeMs).toISOString() },
     },

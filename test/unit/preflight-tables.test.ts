@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
 import { SeenPublication } from '../../src/source/seen-publication.js';
+import { missingSlotDelivered } from '../../src/source/slot-lost.js';
+import { RelayError } from '../../src/errors.js';
 import { load, refusal } from '../support/config-load.js';
 
 /** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
@@ -128,6 +130,11 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
       AS_IT_WAS +
         "then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');",
     );
+    // With a checkpoint the relay gives the lost slot's runbook instead: its step 2 creates the publication the same way.
+    const thrown = await preflight(gone(server([])), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen).catch((err: unknown) => err);
+    expect(thrown).toBeInstanceOf(RelayError);
+    const delivered = missingSlotDelivered(thrown as RelayError, 'ckpt', { lsn: 0x10n, commitTimeMs: undefined }, { publication: 'outbox_pub' }, { publication: 'outbox_pub', tables: tables('outbox', 'orders'), seen });
+    expect(delivered.hint).toContain(`2) ${AS_IT_WAS}then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication); 3) start the relay;`);
     const plain = await preflightRefusal(gone(server([])), ['outbox', 'orders']);
     expect(plain.hint).toBe(
       'run outbox-relay setup, which creates the publication, then the slot; or, in that order: ' +

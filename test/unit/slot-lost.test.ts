@@ -4,6 +4,7 @@ import { slotProblem } from '../../src/ops/slots.js';
 import { preflight, type PreflightQueries } from '../../src/source/preflight.js';
 import { RelayError } from '../../src/errors.js';
 import { missingSlotDelivered, slotLostError } from '../../src/source/slot-lost.js';
+import { SeenPublication } from '../../src/source/seen-publication.js';
 import { load } from '../support/config-load.js';
 
 /** The pre-flight's queries on a server whose slot is lost for `reason` (what INVALIDATION_REASON_SQL reads). */
@@ -99,6 +100,23 @@ describe('a missing slot whose checkpoint exists', () => {
     expect(error.hint).toContain('1) point checkpoint.topic (--checkpoint-topic) at a new topic');
     expect(error.hint).toContain('2) outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot)');
     expect(error.hint).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication orders_pub');
+  });
+
+  it("with the publication gone too, step 2 creates it with the column lists and row filters the relay saw, then setup makes the slot; a publication that is there, or one seen without either, keeps plain setup", () => {
+    const seen = new SeenPublication();
+    seen.saw({ schema: 'public', table: 'outbox' }, { columns: ['id', 'payload'], rowFilter: "(tenant = 'a'::text)" });
+    const known = { publication: 'orders_pub', tables: [{ schema: 'public', table: 'outbox' }], seen };
+    const bothGone = new RelayError('PG_SLOT_MISSING', 'replication slot "s" does not exist, nor does publication "orders_pub"', { details: { publicationMissing: true } });
+    const checkpoint = { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') };
+    expect(missingSlotDelivered(bothGone, 'ckpt', checkpoint, { publication: 'orders_pub' }, known).hint).toContain(
+      "2) create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: " +
+        `CREATE PUBLICATION "orders_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)) WITH (publish = 'insert', publish_via_partition_root = true);  ` +
+        'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication); 3) start the relay;',
+    );
+    const plainStep = '2) outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot); 3) start the relay;';
+    expect(missingSlotDelivered(missing, 'ckpt', checkpoint, { publication: 'orders_pub' }, known).hint).toContain(plainStep);
+    const unfiltered = { ...known, seen: new SeenPublication() };
+    expect(missingSlotDelivered(bothGone, 'ckpt', checkpoint, { publication: 'orders_pub' }, unfiltered).hint).toContain(plainStep);
   });
 
   it('without a commit time (a checkpoint of a forward skip), the republish asks for the time of the last delivered event', () => {
