@@ -15,7 +15,8 @@ export const COMMAND_SETTINGS = {
   republish: ['postgres', 'publication', 'tables', 'mapping', 'kafka', 'retry', 'checkpoint', 'shutdown', 'logging'],
   // The mapping: its checks include that every column the mapping reads is published.
   setup: ['postgres', 'slot', 'publication', 'tables', 'mapping'],
-  'slot create': ['postgres', 'slot', 'publication'],
+  // The tables: named, with the publication, in the republish of an existing lost slot's fix (republishCommand).
+  'slot create': ['postgres', 'slot', 'publication', 'tables'],
   // The publication and tables: named in the republish its consequence prints (republishCommand).
   'slot drop': ['postgres', 'slot', 'publication', 'tables'],
   'slot list': ['postgres'],
@@ -23,7 +24,8 @@ export const COMMAND_SETTINGS = {
   // The tables: the preview counts the rows of the outbox tables, not of every table the publication holds.
   'slot advance': ['postgres', 'slot', 'publication', 'tables', 'messages'],
   'publication create': ['postgres', 'publication', 'tables'],
-  'publication drop': ['postgres', 'publication', 'slot'],
+  // The tables: named, with the publication, in the republish its consequence prints (republishCommand).
+  'publication drop': ['postgres', 'publication', 'slot', 'tables'],
   'publication show': ['postgres', 'publication'],
   // Kafka only for the checkpoint (with --kafka-brokers).
   status: ['postgres', 'slot', 'publication', 'client', 'kafka', 'checkpoint'],

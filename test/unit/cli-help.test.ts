@@ -63,6 +63,14 @@ describe('--help of each command', () => {
     expect(settingFlags(text)).toEqual(expect.arrayContaining(['--publication', '--tables']));
   });
 
+  it('slot create and publication drop name the republish they print, with --publication, and offer the settings that command is printed from', () => {
+    for (const name of ['slot create', 'publication drop'] as const) {
+      const text = help(name);
+      expect(text.replace(/\s+/g, ' '), name).toContain('outbox-relay republish --since … --publication …');
+      expect(settingFlags(text), name).toEqual(expect.arrayContaining(['--publication', '--table', '--tables']));
+    }
+  });
+
   it('leaves out what a command does not use and keeps what it does', () => {
     const cases: [CommandName, string[], string[]][] = [
       ['replay', ['--start-lsn', '--kafka-brokers', '--replay-window', '--delivery-guarantee', '--checkpoint-topic', '--topic'], ['--http-port', '--http-host', '--relay-url', '--heartbeat-interval', '--delivery-on-poison']],

@@ -45,7 +45,7 @@ const drop = () =>
       changes: true,
       name: 'drop',
       description:
-        'Drop the publication. While the relay\'s slot (--slot), or any other pgoutput slot of this database, exists only with --force (else exit 6 naming them and saying what it costs): a slot streaming with it can no longer stream, and rows written until the publication exists again are never published.',
+        'Drop the publication. While the relay\'s slot (--slot), or any other pgoutput slot of this database, exists only with --force (else exit 6 naming them and saying what it costs): a slot streaming with it can no longer stream, and rows written until the publication exists again are never published; it prints how to go on, ending with the outbox-relay republish --since … --publication … that re-sends them, with the publication of its settings and, when the tables setting lists the tables, --tables.',
       examples: ['outbox-relay publication drop --publication outbox_relay', 'outbox-relay publication drop --force    # a slot exists: drop anyway'],
     },
     async ({ client, config, opts }) => {

@@ -15,7 +15,7 @@ const create = () =>
       changes: true,
       name: 'create',
       description:
-        'Create the logical replication slot (pgoutput) the relay streams from, after its publication (refused while the publication does not exist); "already exists" is not an error. --failover-slot (PostgreSQL 17+) makes it a failover slot, which standbys sync.',
+        'Create the logical replication slot (pgoutput) the relay streams from, after its publication (refused while the publication does not exist); "already exists" is not an error, but an existing slot PostgreSQL invalidated is refused (PG_SLOT_LOST: its fix prints the outbox-relay republish --since … --publication … that re-sends the gap, with the publication of its settings and, when the tables setting lists the tables, --tables). --failover-slot (PostgreSQL 17+) makes it a failover slot, which standbys sync.',
       examples: ['outbox-relay slot create --postgres-url postgres://admin@db/app', 'outbox-relay slot create --slot billing_relay', 'outbox-relay slot create --failover-slot    # PostgreSQL 17+: survives a failover'],
     },
     async ({ client, config, opts }) => {
