@@ -8,7 +8,7 @@ import { mappedColumns } from '../route/mapped-columns.js';
 import type { CatalogQuery } from '../source/publication-check.js';
 import { sameTable } from '../source/not-published.js';
 import { unsentColumns } from '../source/sent-columns.js';
-import { recreateSlot } from '../source/slot-lost.js';
+import { recreateSlot } from '../source/recreate-slot.js';
 import type { RepublishScope } from '../source/republish-command.js';
 import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
 

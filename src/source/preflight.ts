@@ -6,7 +6,7 @@ import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
-import { INVALIDATION_REASON_SQL, recreateSlot, slotLostError } from './slot-lost.js';
+import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 import { SeenPublication } from './seen-publication.js';
@@ -95,7 +95,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
       hint: pub
         ? `run outbox-relay setup (or outbox-relay slot create), or ${createSlot}`
         : seenSql
-          ? createAsItWas(seenSql, `run ${recreateSlot('setup', undefined)} (the slot; it keeps that publication), or ${createSlot}`)
+          ? createAsItWas(seenSql, undefined, createSlot)
           : `run outbox-relay setup, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
       // With a checkpoint the relay replaces this fix (missingSlotDelivered), which must create the publication too.
       ...(!pub && { details: { publicationMissing: true } }),

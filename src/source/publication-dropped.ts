@@ -1,6 +1,6 @@
 import { createAsItWas, seenPublicationSql, type KnownPublication } from './publication-as-it-was.js';
 import { republishCommand, type RepublishScope } from './republish-command.js';
-import { recreateSlot } from './slot-lost.js';
+import { recreateSlot } from './recreate-slot.js';
 
 /**
  * The way on for a slot that cannot stream with `scope`'s publication, dropped while the slot existed (re-created since or
@@ -11,7 +11,7 @@ import { recreateSlot } from './slot-lost.js';
  */
 export function newSlotThenRepublish(failover: boolean | null | undefined, scope: RepublishScope, known: KnownPublication | undefined, since?: string): string {
   const sql = seenPublicationSql(scope.publication, known);
-  const create = sql === undefined ? `run ${recreateSlot('setup', failover)} (the publication, then the slot)` : createAsItWas(sql, `run ${recreateSlot('setup', failover)} (the slot; it keeps that publication)`);
+  const create = sql === undefined ? `run ${recreateSlot('setup', failover)} (the publication, then the slot)` : createAsItWas(sql, failover);
   const resend =
     since === undefined
       ? `the rows written since the slot was created or the publication dropped: ${republishCommand('<that time>', scope)}`

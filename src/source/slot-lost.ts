@@ -1,6 +1,7 @@
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { createAsItWas, seenPublicationSql, type KnownPublication } from './publication-as-it-was.js';
+import { recreateSlot } from './recreate-slot.js';
 import { republishCommand, type RepublishScope } from './republish-command.js';
 import type { TimelinePosition } from './timeline.js';
 
@@ -56,17 +57,6 @@ function isKnown(reason: string): reason is InvalidationReason {
 }
 
 /**
- * How to make the slot again. `failover`: whether the old one was a PostgreSQL 17 failover slot (undefined: not
- * known where the error arose). A plain new slot in its place is not synced to standbys: the next failover loses
- * it, which nothing says until then, so the flag that keeps the property is named.
- */
-export function recreateSlot(command: 'setup' | 'slot create', failover: boolean | null | undefined): string {
-  if (failover === true) return `outbox-relay ${command} --failover-slot (it was a failover slot: without the flag standbys no longer sync it)`;
-  if (failover === undefined) return `outbox-relay ${command} (with --failover-slot if it was a PostgreSQL 17 failover slot)`;
-  return `outbox-relay ${command}`;
-}
-
-/**
  * PG_SLOT_LOST for `reason` as the server reported it; null or undefined when it is not known (a failed
  * START_REPLICATION says only that the slot is invalidated: `detail` carries the server's words then).
  * `failover`: as recreateSlot's. `scope`: the relay's publication and tables, named in the republish (republishCommand).
@@ -106,8 +96,7 @@ export function missingSlotDelivered(missing: RelayError, topic: string, checkpo
   const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
   const since = republishSince(checkpoint.commitTimeMs, '<time of the last delivered event>');
   const asItWas = missing.details.publicationMissing === true ? seenPublicationSql(scope.publication, known) : undefined;
-  const setup = recreateSlot('setup', undefined);
-  const remake = asItWas === undefined ? setup : createAsItWas(asItWas, `run ${setup} (the slot; it keeps that publication)`);
+  const remake = asItWas === undefined ? recreateSlot('setup', undefined) : createAsItWas(asItWas, undefined);
   return new RelayError(
     'PG_SLOT_MISSING',
     `${missing.message}, but the checkpoint topic "${topic}" holds its delivered position (${formatLsn(checkpoint.lsn)}${committed}): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created`,
