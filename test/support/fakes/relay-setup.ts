@@ -121,10 +121,11 @@ export function failingSession(
 }
 
 /**
- * Runs a Relay (imported after the test's mocks) with a sink and a delivery that do nothing, for at most `ms`:
- * its outcome ('running' if it had none by then: it is stopped), and the lines it logged at debug and above.
+ * Runs a Relay (imported after the test's mocks) with a sink and a delivery that do nothing, for at most `stop` ms
+ * or until `stop` (a condition, checked every millisecond) holds: its outcome ('running' if it had none by then: it is
+ * stopped), and the lines it logged at debug and above.
  */
-export async function runRelayFor(Relay: new (config: never, deps: never) => { run(): Promise<unknown>; stop(options: unknown): Promise<unknown> }, retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'maxDurationMs'>, ms: number) {
+export async function runRelayFor(Relay: new (config: never, deps: never) => { run(): Promise<unknown>; stop(options: unknown): Promise<unknown> }, retry: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'maxDurationMs'>, stop: number | (() => boolean)) {
   const { logger, lines } = capturingLogger('debug');
   const relay = new Relay(relayConfig(retry) as never, {
     logger,
@@ -133,7 +134,13 @@ export async function runRelayFor(Relay: new (config: never, deps: never) => { r
     reportPosition: (lsn: Lsn) => lsn,
   } as never);
   const outcome = relay.run();
-  const settled = await Promise.race([outcome, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), ms))]);
+  let ended = false;
+  void outcome.then(() => (ended = true));
+  const until = async (holds: () => boolean): Promise<'running'> => {
+    while (!ended && !holds()) await new Promise((resolve) => setTimeout(resolve, 1));
+    return 'running';
+  };
+  const settled = await Promise.race([outcome, typeof stop === 'number' ? new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), stop)) : until(stop)]);
   if (settled === 'running') {
     await relay.stop({ openTransaction: 'drop' });
     await outcome;
