@@ -11,6 +11,7 @@ export interface RelayView {
   readonly reportedLsn: Lsn;
   readonly deliveredLsn: Lsn;
   readonly reconnectCause: RetryCause | undefined;
+  readonly outageCauses: readonly RetryCause[];
   readonly inFlight: InFlightState;
 }
 
@@ -36,6 +37,11 @@ export interface Readiness {
    * outage's start). Gone once the outage ends; not shown once halted, failed or stopped (`halt` says why).
    */
   reconnecting?: RetryCause;
+  /**
+   * Present with `reconnecting`: every outage the relay retries, one cause per system, `reconnecting`'s first. While
+   * PostgreSQL reconnects during a Kafka outage, Kafka's is the second: `reconnecting` shows only the session's.
+   */
+  outages?: RetryCause[];
   /** Present while halted or failed: the code, the event and its commit LSN, and the fix. */
   halt?: HaltReport;
 }
@@ -91,6 +97,7 @@ export class RelayHealth implements RelayObserver {
       windowFullForMs: windowFullSinceMs === undefined ? 0 : Math.max(0, this.now() - windowFullSinceMs),
       producerConnected: this.producerUp,
       ...(!ended && relay.reconnectCause ? { reconnecting: relay.reconnectCause } : {}),
+      ...(!ended && relay.outageCauses.length > 0 ? { outages: [...relay.outageCauses] } : {}),
       ...(this.halt && (state === 'halted' || state === 'failed') ? { halt: this.halt } : {}),
     };
   }

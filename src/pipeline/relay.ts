@@ -287,6 +287,17 @@ export class Relay {
     return this.state === 'reconnecting' ? this.retryCause : this.kafkaCause;
   }
 
+  /**
+   * Every outage the relay retries now, one cause per system: reconnectCause first, then a Kafka outage delivery
+   * waits out while PostgreSQL reconnects (its in-flight events are retried meanwhile), which reconnectCause hides
+   * until the state leaves reconnecting. A session that failed on the Kafka side is an attempt of that same outage.
+   */
+  get outageCauses(): RetryCause[] {
+    const first = this.reconnectCause;
+    if (!first) return [];
+    return this.kafkaCause && first.system !== 'Kafka' ? [first, this.kafkaCause] : [first];
+  }
+
   get inFlight(): InFlightState {
     const d = this.delivery;
     return { events: d.inFlightEvents, bytes: d.inFlightBytes, windowFullMs: d.windowFullMs, windowFullSinceMs: d.windowFullSinceMs };

@@ -7,7 +7,7 @@ import { capturingLogger } from '../support/fakes/relay-setup.js';
 /** librdkafka's fatal error event for an idempotent producer refused its id (CLUSTER_AUTHORIZATION_FAILED). */
 const refusedId = () => lostProducerError({ code: 31, isFatal: true, message: 'Broker: Cluster authorization failed' });
 
-const streaming: RelayView = { currentState: 'streaming', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
+const streaming: RelayView = { currentState: 'streaming', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, outageCauses: [], inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 
 /** An idle at-least-once engine over a FakeSink, wired to a relay's callbacks (its log lines) and a /readyz (RelayHealth), the producer connected. */
 function idleRelay(maxDurationMs = 60_000) {
@@ -17,7 +17,7 @@ function idleRelay(maxDurationMs = 60_000) {
   const { relay, callbacks } = relayOnFakes(logger, { observer: health });
   const h = new EngineHarness({ guarantee: 'at-least-once', retry: { maxDurationMs }, relay: callbacks });
   // The /readyz body of a streaming relay: its cause is the relay's own.
-  const body = () => health.readiness({ ...streaming, reconnectCause: relay.reconnectCause });
+  const body = () => health.readiness({ ...streaming, reconnectCause: relay.reconnectCause, outageCauses: relay.outageCauses });
   return { h, lines, health, body, ready: () => body().ready };
 }
 

@@ -6,7 +6,7 @@ import type { RelayState } from '../../src/pipeline/observer.js';
 import { EngineHarness, relayCallbacks, settle } from '../support/fakes/engine-harness.js';
 
 function view(state: RelayState): RelayView {
-  return { currentState: state, reportedLsn: 0x16b3748n, deliveredLsn: 0x16b3748n, reconnectCause: undefined, inFlight: { events: 3, bytes: 120, windowFullMs: 0, windowFullSinceMs: undefined } };
+  return { currentState: state, reportedLsn: 0x16b3748n, deliveredLsn: 0x16b3748n, reconnectCause: undefined, outageCauses: [], inFlight: { events: 3, bytes: 120, windowFullMs: 0, windowFullSinceMs: undefined } };
 }
 
 describe('RelayHealth', () => {
@@ -127,6 +127,17 @@ describe('RelayHealth', () => {
     const cause = { system: 'Kafka', code: 'KAFKA_AUTH', message: 'Cluster authorization failed', fix: 'grant IdempotentWrite', since: '2026-12-07T19:00:00.000Z' } as const;
     expect(health.readiness({ ...view('streaming'), reconnectCause: cause })).toMatchObject({ ready: false, producerConnected: false, reconnecting: cause });
     for (const ended of ['halted', 'failed', 'stopped'] as const) expect(health.readiness({ ...view(ended), reconnectCause: cause }).reconnecting).toBeUndefined();
+  });
+
+  it('lists every outage it retries in outages (Kafka\'s beside a reconnecting session\'s), with reconnecting unchanged, and none once ended', () => {
+    const health = new RelayHealth(1000);
+    health.producerConnected(false);
+    const pg = { system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'connection refused', fix: null, since: '2026-12-07T19:00:00.000Z' } as const;
+    const kafka = { system: 'Kafka', code: 'KAFKA_UNAVAILABLE', message: 'brokers unreachable', fix: null, since: '2026-12-07T18:59:00.000Z' } as const;
+    const body = health.readiness({ ...view('reconnecting'), reconnectCause: pg, outageCauses: [pg, kafka] });
+    expect(body).toMatchObject({ reconnecting: pg, outages: [pg, kafka] });
+    expect(health.readiness(view('streaming')).outages).toBeUndefined();
+    for (const ended of ['halted', 'failed', 'stopped'] as const) expect(health.readiness({ ...view(ended), reconnectCause: pg, outageCauses: [pg, kafka] }).outages).toBeUndefined();
   });
 
   it('names the failure of a relay that gave up (failed), as of a halt', () => {

@@ -63,7 +63,7 @@ describe('an event id in log fields, /readyz and the halt report: whole up to 30
 
   it("/readyz's halt (and status's halt_* lines) carry the id cut, its length and SHA-256; a short id whole", () => {
     const health = new RelayHealth(1000);
-    const view = { currentState: 'halted', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } } as const;
+    const view = { currentState: 'halted', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, outageCauses: [], inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } } as const;
     health.halted(new RelayError('RECORD_TOO_LARGE', 'too large', { details: { eventId: longId, lsn: '0/2000' } }));
     const halt = health.readiness(view).halt!;
     expect(halt).toMatchObject({ ...cut, commitLsn: '0/2000' });

@@ -6,7 +6,7 @@ import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import { startOpsServer } from '../../src/http/server.js';
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 
-const relay: RelayView = { currentState: 'starting', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
+const relay: RelayView = { currentState: 'starting', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, outageCauses: [], inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 const deps = { logger: pino({ level: 'silent' }), relay, health: new RelayHealth(1000), metrics: new RelayMetrics() };
 
 async function refusal(address: { host: string; port: number }): Promise<{ code: string; message: string; hint: string }> {

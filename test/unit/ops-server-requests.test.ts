@@ -7,7 +7,7 @@ import { MAX_CONNECTIONS, startOpsServer, type OpsServer } from '../../src/http/
 import { RelayMetrics } from '../../src/metrics/relay-metrics.js';
 import { waitUntil } from '../../stack/processes.js';
 
-const relay: RelayView = { currentState: 'streaming', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
+const relay: RelayView = { currentState: 'streaming', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, outageCauses: [], inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 const deps = { logger: pino({ level: 'silent' }), relay, health: new RelayHealth(1000), metrics: new RelayMetrics() };
 
 /** GETs `target` as written (no client rewrites it) on a connection of its own; resolves with the status line. */

@@ -35,6 +35,28 @@ describe('status: why a relay is not ready', () => {
     expect(text).toMatch(/^reconnecting_since +2026-12-07T19:00:00\.000Z$/m);
   });
 
+  it('a relay reconnecting to PostgreSQL during a Kafka outage: both causes in the error, its fix, and the text (Kafka\'s as also_retrying_*)', () => {
+    const pg = { system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'connection refused', fix: null, since: '2026-12-07T19:00:00.000Z' };
+    const kafka = { system: 'Kafka', code: 'KAFKA_AUTH', message: 'Cluster authorization failed', fix: 'grant IdempotentWrite on the cluster', since: '2026-12-07T18:59:00.000Z' };
+    const relay = reachable({ state: 'reconnecting', producerConnected: false, reconnecting: pg, outages: [pg, kafka] });
+    const problem = relayProblem(relay)!;
+    expect(problem.message).toBe(
+      'the relay is not ready: state reconnecting, producerConnected false, retrying PostgreSQL since 2026-12-07T19:00:00.000Z: PG_STREAM_FAILED connection refused, retrying Kafka since 2026-12-07T18:59:00.000Z: KAFKA_AUTH Cluster authorization failed',
+    );
+    expect(problem.hint).toContain('PostgreSQL is unreachable');
+    expect(problem.hint).toContain('for Kafka: grant IdempotentWrite on the cluster');
+    const text = keyValues(relayRows(relay));
+    expect(text).toMatch(/^reconnecting_system +PostgreSQL$/m);
+    expect(text).toMatch(/^also_retrying_system +Kafka$/m);
+    expect(text).toMatch(/^also_retrying_code +KAFKA_AUTH$/m);
+    expect(text).toMatch(/^also_retrying_fix +grant IdempotentWrite on the cluster$/m);
+    expect(text).toMatch(/^also_retrying_since +2026-12-07T18:59:00\.000Z$/m);
+    expect(text).not.toMatch(/^outages /m);
+    // One outage: `outages` repeats `reconnecting`, nothing more is printed.
+    const alone = keyValues(relayRows(reachable({ state: 'reconnecting', producerConnected: true, reconnecting: pg, outages: [pg] })));
+    expect(alone).not.toMatch(/also_retrying|^outages /m);
+  });
+
   it('another server at --relay-url (any answer without the relay\'s state: a web page, a 404, {"ok":true}) is no relay reached, named so; not a relay not ready in state undefined', async () => {
     for (const [status, body] of [[200, '<html>welcome</html>'], [404, '{"error":"not found"}'], [200, '{"ok":true}']] as const) {
       const server = createServer((_req, res) => res.writeHead(status, { 'content-type': 'text/html' }).end(body));

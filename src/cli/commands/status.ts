@@ -13,12 +13,22 @@ function objectRows(name: string, value: unknown): [string, Cell][] {
   return value !== null && typeof value === 'object' ? Object.entries(value).map(([k, v]): [string, Cell] => [`${name}_${k}`, v as Cell]) : [];
 }
 
+type Cause = { system?: unknown; code?: unknown; message?: unknown; fix?: unknown; since?: unknown };
+
+/** The outages /readyz lists beside the one `reconnecting` names (a relay before 2026-12-07 lists none). */
+function otherOutages(readiness: Record<string, unknown>): Cause[] {
+  const shown = (readiness.reconnecting as Cause | undefined)?.system;
+  return Array.isArray(readiness.outages) ? (readiness.outages as Cause[]).filter((cause) => cause?.system !== shown) : [];
+}
+
 export function relayRows(relay: RelayHealth): [string, Cell][] {
   if (!relay.reachable) return [['relay', `not reachable at ${relay.url} (${relay.reason})`]];
-  const { halt, reconnecting, ...readiness } = relay.readiness;
+  const { halt, reconnecting, outages: _listed, ...readiness } = relay.readiness;
   const fields = Object.entries(readiness).map(([k, v]): [string, Cell] => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : (v as Cell)]);
-  // The reason a relay is not ready, as a halt's: on one JSON line its `since` was lost among message and fix.
-  return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields, ...objectRows('reconnecting', reconnecting), ...objectRows('halt', halt)];
+  // The reason a relay is not ready, as a halt's: on one JSON line its `since` was lost among message and fix. A
+  // second outage (Kafka's while PostgreSQL reconnects) follows as `also_retrying_*`: `reconnecting` names one only.
+  const also = otherOutages(relay.readiness).flatMap((cause) => objectRows('also_retrying', cause));
+  return [['relay', `${relay.ready ? 'ready' : 'not ready'} (HTTP ${relay.httpStatus} from ${relay.url})`], ...fields, ...objectRows('reconnecting', reconnecting), ...also, ...objectRows('halt', halt)];
 }
 
 /** See EXIT: what the relay is doing decides the exit code, so `status` works as a check in scripts. */
@@ -62,13 +72,22 @@ export function relayProblem(relay: RelayHealth): RelayError | undefined {
   }
   // A session also needs Kafka before it streams (the checkpoint, exactly-once's claim): the cause names the side.
   // Its own fix (a Kafka outage's while streaming too) is the one its warn line gives: more precise than the state's.
-  const cause = relay.readiness.reconnecting as { system?: unknown; code?: unknown; message?: unknown; fix?: unknown; since?: unknown } | undefined;
+  const cause = relay.readiness.reconnecting as Cause | undefined;
   const kafkaSide = state === 'reconnecting' && cause?.system === 'Kafka';
-  // Since when: how long an outage lasted decides what to do about it. A relay before 2026-12-07 gives no `since`.
-  const since = typeof cause?.since === 'string' ? ` since ${cause.since}` : '';
-  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}${cause ? `, retrying ${String(cause.system)}${since}: ${String(cause.code)} ${String(cause.message)}` : ''}`, {
-    hint: typeof cause?.fix === 'string' ? cause.fix : kafkaSide ? KAFKA_SIDE_RECONNECT_FIX : (NOT_READY_FIXES[state] ?? 'see the relay log'),
+  const hint = typeof cause?.fix === 'string' ? cause.fix : kafkaSide ? KAFKA_SIDE_RECONNECT_FIX : (NOT_READY_FIXES[state] ?? 'see the relay log');
+  // Kafka's outage while PostgreSQL reconnects: its fix is the streaming state's when it has none of its own.
+  const also = otherOutages(relay.readiness);
+  return new RelayError('RELAY_NOT_READY', `the relay is not ready: state ${state}, producerConnected ${String(relay.readiness.producerConnected)}${[cause, ...also].map(retrying).join('')}`, {
+    hint: [hint, ...also.map((other) => `for ${String(other.system)}: ${typeof other.fix === 'string' ? other.fix : NOT_READY_FIXES.streaming}`)].join('; '),
   });
+}
+
+/** `, retrying <system> since <time>: <code> <message>`; since when: how long an outage lasted decides what to do about it. */
+function retrying(cause: Cause | undefined): string {
+  if (!cause) return '';
+  // A relay before 2026-12-07 gives no `since`.
+  const since = typeof cause.since === 'string' ? ` since ${cause.since}` : '';
+  return `, retrying ${String(cause.system)}${since}: ${String(cause.code)} ${String(cause.message)}`;
 }
 
 function checkpointRows(status: CheckpointStatus): [string, Cell][] {
