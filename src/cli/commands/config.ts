@@ -51,18 +51,23 @@ function checkCommand(): Command {
     }
     const file = (opts.config as string | undefined) ?? process.env.OUTBOX_RELAY_CONFIG;
     const values = redactedSettings(config);
-    // run drops a start position it was not given as a flag (withoutPersistentStart): shown unset, with where it was.
-    const startIgnored = ignoredStartSource(config) !== undefined;
+    // Values run does not use: shown unset, with where they came from and why. run drops a start position it was
+    // not given as a flag (withoutPersistentStart); with `tables`, each entry names its table, and the single
+    // table's default applies to none (tableMappings refuses `table` set beside `tables`).
+    const ignored: Record<string, string> = {
+      ...(ignoredStartSource(config) !== undefined && { startLsn: 'run takes a start position only as --start-lsn' }),
+      ...(config.values.tables !== undefined && { table: 'tables lists the tables' }),
+    };
     const listed = SETTINGS.map((setting) => {
       const given = setting.key in values;
-      const ignored = startIgnored && setting.key === 'startLsn';
+      const why = ignored[setting.key];
       const source = sourceOf(setting, given ? (config.origins[setting.key] ?? 'default') : undefined, file, config.formerNames[setting.key], config.values.preset);
       const effective: Effective = {
         key: setting.key,
-        value: given && !ignored ? values[setting.key] : null,
-        source: ignored ? `${source} (ignored: run takes a start position only as --start-lsn)` : source,
+        value: given && !why ? values[setting.key] : null,
+        source: why ? `${source} (ignored: ${why})` : source,
       };
-      return { effective, shown: given && !ignored ? writtenValue(setting, effective.value) : '-' };
+      return { effective, shown: given && !why ? writtenValue(setting, effective.value) : '-' };
     });
     if (json) printJsonResult({ valid: true, settings: listed.map((l) => l.effective) });
     else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], listed.map(({ effective, shown }) => [effective.key, shown, effective.source]))}\n`);
