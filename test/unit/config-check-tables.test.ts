@@ -6,6 +6,7 @@ import { runCliSync } from '../support/cli.js';
 
 interface Checked {
   settings: { key: string; value: unknown; source: string }[];
+  tables: { table: string; topic: string; columns: Record<string, string>; routes: unknown[]; filter: Record<string, string[]> }[];
 }
 
 /** A config file with a global preset and two tables: one inheriting it, one with its own preset, topic, routes and filter. */
@@ -34,5 +35,30 @@ describe('config check with tables', () => {
     expect(byKey.table).toEqual({ key: 'table', value: null, source: 'default (ignored: tables lists the tables)' });
     expect(check(['--config', tablesFile()])).toMatch(/^table +- +default \(ignored: tables lists the tables\)$/m);
     expect(check(['--kafka-brokers', 'k:9092'])).toMatch(/^table +public\.outbox +default$/m);
+  });
+
+  it('lists each table as run reads it: its entry over the flat settings and the preset it uses (columns, topic, routes, filter)', () => {
+    const json = JSON.parse(check(['--json', '--config', tablesFile()])) as Checked;
+    expect(json.tables).toEqual([
+      { table: 'sales.outbox', topic: 'outbox.event.${aggregatetype}', columns: { id: 'id', key: 'aggregateid', payload: 'payload', type: 'type', aggregateType: 'aggregatetype', aggregateId: 'aggregateid' }, routes: [], filter: {} },
+      {
+        table: 'billing.events',
+        topic: 'billing',
+        columns: { id: 'id', key: 'id', payload: 'payload', type: 'event_type', aggregateType: 'aggregate_type', aggregateId: 'aggregate_id', headers: 'headers' },
+        routes: [{ type: 'refund.*', topic: 'refunds' }],
+        filter: { excludeTypes: ['internal.*'] },
+      },
+    ]);
+    const text = check(['--config', tablesFile()]);
+    expect(text).toMatch(/^tables as run reads them:\nTABLE +TOPIC +COLUMNS +ROUTES AND FILTER$/m);
+    expect(text).toMatch(/^sales\.outbox +outbox\.event\.\$\{aggregatetype\} +id=id key=aggregateid payload=payload type=type aggregateType=aggregatetype aggregateId=aggregateid +-$/m);
+    expect(text).toMatch(
+      /^billing\.events +billing +id=id key=id payload=payload type=event_type aggregateType=aggregate_type aggregateId=aggregate_id headers=headers +routes \[\{"type":"refund\.\*","topic":"refunds"\}\] filter \{"excludeTypes":\["internal\.\*"\]\}$/m,
+    );
+  });
+
+  it('without tables: the flat settings are the one table, listed in JSON only', () => {
+    expect(check(['--kafka-brokers', 'k:9092'])).not.toContain('tables as run reads them');
+    expect((JSON.parse(check(['--json', '--kafka-brokers', 'k:9092'])) as Checked).tables).toMatchObject([{ table: 'public.outbox', topic: 'outbox.${aggregate_type}', columns: { id: 'id', key: 'id' } }]);
   });
 });

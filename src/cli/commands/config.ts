@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { EffectiveOrigin } from '../../config/types.js';
+import type { EffectiveOrigin, TableMapping } from '../../config/types.js';
 import { ignoredStartSource } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
@@ -7,7 +7,7 @@ import { EXIT, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
 import { addSettingOptions, commandProblems, flagValues } from '../options.js';
 import { groupCommand } from './ops-command.js';
-import { table } from './output.js';
+import { table, type Cell } from './output.js';
 
 interface Effective {
   key: string;
@@ -24,6 +24,18 @@ function sourceOf(setting: Setting, origin: EffectiveOrigin | undefined, file: s
   if (origin === 'env') return `env ${formerName ?? setting.env}`;
   if (origin === 'file') return `file ${file ?? '?'}`;
   return 'default';
+}
+
+/** A table as run reads it: its entry over the flat settings and its preset; columns the mapping leaves out are absent. */
+function resolvedTable(mapping: TableMapping) {
+  const { schema, table: name, columns, topic, routes, filter } = mapping;
+  return { table: `${schema}.${name}`, topic, columns, routes: routes ?? [], filter: filter ?? {} };
+}
+
+function tableCells(t: ReturnType<typeof resolvedTable>): Cell[] {
+  const columns = Object.entries(t.columns).filter(([, column]) => column !== undefined);
+  const rules = [...(t.routes.length > 0 ? [`routes ${JSON.stringify(t.routes)}`] : []), ...(Object.keys(t.filter).length > 0 ? [`filter ${JSON.stringify(t.filter)}`] : [])];
+  return [t.table, t.topic, columns.map(([field, column]) => `${field}=${column}`).join(' '), rules.length > 0 ? rules.join(' ') : '-'];
 }
 
 /**
@@ -69,8 +81,14 @@ function checkCommand(): Command {
       };
       return { effective, shown: given && !why ? writtenValue(setting, effective.value) : '-' };
     });
-    if (json) printJsonResult({ valid: true, settings: listed.map((l) => l.effective) });
-    else process.stdout.write(`configuration is valid\n\n${table(['SETTING', 'VALUE', 'SOURCE'], listed.map(({ effective, shown }) => [effective.key, shown, effective.source]))}\n`);
+    const tables = config.tables.map(resolvedTable);
+    if (json) printJsonResult({ valid: true, settings: listed.map((l) => l.effective), tables });
+    else {
+      const settings = table(['SETTING', 'VALUE', 'SOURCE'], listed.map(({ effective, shown }) => [effective.key, shown, effective.source]));
+      // The flat settings are the single table's mapping; `tables` rows are as written, each over those settings.
+      const resolved = config.values.tables === undefined ? '' : `\n\ntables as run reads them:\n${table(['TABLE', 'TOPIC', 'COLUMNS', 'ROUTES AND FILTER'], tables.map(tableCells))}`;
+      process.stdout.write(`configuration is valid\n\n${settings}${resolved}\n`);
+    }
     process.exitCode = EXIT.ok;
   });
 }
