@@ -332,6 +332,21 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
     expect(rule.spec).toEqual(parse(read('deploy/prometheus/alerts.yaml')));
   });
 
+  it('carries the rules’ comments as deploy/prometheus/alerts.yaml has them: its groups are that file’s text, indented', () => {
+    // The parsed comparison above drops comments, which are what an operator reads to tune a rule.
+    const groupsText = (text: string, indent: string) =>
+      text
+        .slice(text.indexOf(`\n${indent}groups:`) + 1)
+        .split('\n')
+        .map((line) => line.slice(indent.length).trimEnd())
+        .join('\n')
+        .trimEnd();
+    const manifest = read('examples/kubernetes/relay.yaml');
+    // The PrometheusRule is the last document: its groups run to the end of the file.
+    expect(manifest.lastIndexOf('\n---')).toBeLessThan(manifest.indexOf('\n  groups:'));
+    expect(groupsText(manifest, '  ')).toBe(groupsText(read('deploy/prometheus/alerts.yaml'), ''));
+  });
+
   it('requests and limits memory for the measured peak RSS (docs/benchmarks.md, the latest bench run) with some headroom', () => {
     // The generated block only: the hand-written tables below it keep earlier measurements of other defaults.
     const generated = generatedBench();
