@@ -3,11 +3,12 @@
  * variable is a real setting with a valid value, the grace periods cover the drain timeout, the probes hit
  * the relay's endpoints on its port, secrets come from files that are actually mounted.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, posix, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { readEnv } from '../../src/config/load.js';
 import { SETTINGS, SETTINGS_BY_KEY } from '../../src/config/settings.js';
 import { parseDuration } from '../../src/config/units.js';
 import { latestExitMs } from '../../src/cli/signals.js';
@@ -413,5 +414,32 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
   it('runs as the image’s non-root user on a read-only root filesystem, secrets from mounted files', () => {
     expectHardenedRelay(pod, relay);
     expectSecretsFromFiles(docs, pod, relay, env);
+  });
+});
+
+describe('OUTBOX_RELAY_* variables the documentation and the shipped files name', () => {
+  /** Where an operator copies a variable's name from. */
+  const files = [
+    'README.md',
+    'Dockerfile',
+    ...['docs', 'examples', 'deploy', 'config', 'sql'].flatMap((dir) =>
+      readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => posix.join(relative(root, entry.parentPath).split(sep).join('/'), entry.name)),
+    ),
+  ];
+  /** docs/cli.md's placeholder for "the variable of the setting" in config check's source column. */
+  const PLACEHOLDERS = new Set(['OUTBOX_RELAY_X']);
+
+  it('are each one the relay reads: no line of readEnv says it is not read (a former name may warn that it is deprecated)', () => {
+    const named = new Set(files.flatMap((file) => [...read(file).matchAll(/\bOUTBOX_RELAY_[A-Z0-9_]+/g)].map((m) => m[0])));
+    expect(named.size).toBeGreaterThan(20);
+    const unread = [...named].filter((name) => {
+      if (PLACEHOLDERS.has(name)) return false;
+      const lines: string[] = [];
+      readEnv({ [name]: 'x' }, (line) => lines.push(line));
+      return lines.some((line) => line.includes('is not read by outbox-relay'));
+    });
+    expect(unread).toEqual([]);
   });
 });
