@@ -712,6 +712,16 @@ describe('Dockerfile: what the image declares', () => {
     expect(installs(runtime)).not.toMatch(/-dev\b|build-essential/);
   });
 
+  it('lists in docs/operations.md each system package the runtime stage installs, and only those', () => {
+    const installed = runtime.instructions
+      .filter((i) => i.op === 'RUN')
+      .flatMap((i) => [...i.args.matchAll(/apt-get install\s+([^&]+)/g)].flatMap((m) => m[1]!.split(/\s+/).filter((word) => word !== '' && !word.startsWith('-'))));
+    expect(installed.length).toBeGreaterThan(0);
+    const listed = /The runtime stage's system packages \(([^)]*)\)/.exec(readFileSync(join(repoRoot, 'docs/operations.md'), 'utf8'))?.[1];
+    expect(listed, 'docs/operations.md: the sentence listing the runtime stage\'s system packages').toBeDefined();
+    expect(listed!.split(/,\s*/).map((p) => p.replace(/`/g, '')).sort()).toEqual([...installed].sort());
+  });
+
   it('labels the image the OCI way: version (the package version by default), revision and source', () => {
     const labels = Object.fromEntries(
       runtime.instructions.filter((i) => i.op === 'LABEL').flatMap((i) => [...i.args.matchAll(/([\w.-]+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!])),
