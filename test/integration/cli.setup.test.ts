@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createPublicationSql } from '../../src/ops/publication-sql.js';
+import { repoRoot } from '../../stack/index.js';
 import { runCli, runCliJson, startCli } from '../support/cli.js';
 import { useDatabase } from '../support/database.js';
 import { commitRecordLsn, currentWalLsn, insertEvents, slotConfirmedLsn } from '../support/outbox.js';
@@ -135,6 +138,34 @@ describe('cli: outbox-relay setup', () => {
     expect(result.stdout).toContain(`SELECT pg_create_logical_replication_slot('${n.slot}', 'pgoutput');`);
     expect(await slotRow(n.slot)).toBeUndefined();
     expect(await publicationRow(n.publication)).toBeUndefined();
+  });
+
+  it('sql/002_publication.sql, run twice, creates the publication setup would: setup then finds it, creates only the slot, and the relay streams through it', async () => {
+    // The file names the defaults (publication outbox_relay, table public.outbox): the publication is this file's
+    // database's own, the slot (server-wide) is not the default's.
+    const n = { slot: uniqueName('slot'), publication: 'outbox_relay' };
+    const script = readFileSync(join(repoRoot, 'sql/002_publication.sql'), 'utf8');
+    for (let run = 0; run < 2; run++) await db().query(script);
+    expect(await publicationRow(n.publication)).toEqual({ pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false, tables: ['public.outbox'], filters: [null] });
+    const viaRoot = await db().query<{ pubviaroot: boolean }>('SELECT pubviaroot FROM pg_publication WHERE pubname = $1', [n.publication]);
+    expect(viaRoot.rows).toEqual([{ pubviaroot: true }]);
+
+    const setup = await runCliJson<SetupJson>(['setup', ...flags(n)]);
+    expect(setup.code, setup.stderr).toBe(0);
+    expect(setup.json.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(setup.json.steps.map((s) => [s.object, s.result])).toEqual([
+      ['publication', 'exists'],
+      ['slot', 'created'],
+    ]);
+    const topic = uniqueName('sqlpub');
+    await createTopic(topic);
+    const relay = startRelay(['run', ...flags(n), '--topic', topic, '--kafka-brokers', stack().brokers.join(',')]);
+    await relay.waitForMessage('streaming from PostgreSQL');
+    const inserted = await insertEvents(db(), 3);
+    expect((await readTopic(topic, { expected: inserted.length })).map((r) => r.key).sort()).toEqual(inserted.map((e) => e.id).sort());
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    await db().query(`DROP PUBLICATION ${n.publication}`);
   });
 
   it('creates the insert-only publication and the pgoutput slot; a second run finds both and changes nothing', async () => {
