@@ -69,8 +69,14 @@ export class CheckpointWriter implements RelayObserver {
     });
   }
 
-  startFrom(lsn: Lsn): void {
+  /**
+   * `commitTimeMs`: the checkpoint's, carried into the positions confirmed after it until a transaction brings its
+   * own. Without it, the first keepalive a restarted relay confirmed wrote a checkpoint without a commit time, and
+   * the time a lost slot's republish needs (`slot drop` and `status` name it) was gone.
+   */
+  startFrom(lsn: Lsn, commitTimeMs?: number): void {
     this.floor = maxLsn(this.floor, lsn);
+    if (this.latest === undefined || this.latest.lsn <= lsn) this.latest = { lsn, commitTimeMs: commitTimeMs ?? this.latest?.commitTimeMs };
   }
 
   /** Idempotent: the first position is decided again when the first connection failed. */

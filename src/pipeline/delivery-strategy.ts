@@ -172,7 +172,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     startCheckpoint = checkpoint?.lsn;
     if (checkpoint) {
       engine?.startFrom(checkpoint.lsn, checkpoint.commitTimeMs);
-      writer?.startFrom(checkpoint.lsn);
+      writer?.startFrom(checkpoint.lsn, checkpoint.commitTimeMs);
     }
     await window.resolve(checkpoint, slot);
     const start = chooseStart({ slot: config.slot, republish, requested: config.startLsn, checkpoint: checkpoint?.lsn, checkpointCommitTimeMs: checkpoint?.commitTimeMs, slotConfirmed, walEnd, forwardSkip: options.replay !== true });
@@ -240,7 +240,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     const checkpoint = await read;
     if (checkpoint === undefined) return undefined;
     engine?.startFrom(checkpoint.lsn, checkpoint.commitTimeMs);
-    writer?.startFrom(checkpoint.lsn);
+    writer?.startFrom(checkpoint.lsn, checkpoint.commitTimeMs);
     return startCheckpoint === undefined || checkpoint.lsn > startCheckpoint ? { lsn: checkpoint.lsn, timeline: checkpoint.timeline, commitTimeMs: checkpoint.commitTimeMs } : undefined;
   };
 

@@ -80,6 +80,16 @@ describe('checkpoint writer: the last position at a stop', () => {
     expect(warnings).toEqual([]);
   });
 
+  it("keeps the commit time of the checkpoint it started from in positions confirmed by keepalives only: a restart without new events does not erase the time a lost slot's republish needs", async () => {
+    const commitTimeMs = Date.parse('2026-12-07T21:46:09.683Z');
+    writer.startFrom(100n, commitTimeMs);
+    writer.start();
+    writer.confirmed(200n, undefined);
+    await writer.close();
+    const written = client.written.map((r) => decodeCheckpoint(r.value, 'checkpoints'));
+    expect(written.map((c) => [c.lsn, c.commitTimeMs])).toEqual([[200n, commitTimeMs]]);
+  });
+
   it("writes the newest position when a stop's drain ends, while the session still holds the slot; the close after it writes nothing more", async () => {
     writer.start();
     writer.confirmed(100n, 1);
