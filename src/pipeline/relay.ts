@@ -65,6 +65,12 @@ export interface RetryCause {
 }
 
 /** The cause of `outage`'s latest failed attempt; called after its failed(), so the outage is under way. */
+/** The fix of a session failure that has none of its own, while the relay retries it and once it gave up. */
+const POSTGRES_SIDE_FIX =
+  'check that PostgreSQL (postgres.url) is up and accepts connections from the relay (pg_isready), and its server log; the relay resumes from the slot once it connects again: by itself while it retries (for retry.maxDuration), else at its restart';
+const KAFKA_SIDE_FIX =
+  'check that the Kafka brokers (kafka.brokers) are up and reachable, and the ACLs in docs/security.md; the relay resumes from the slot once they answer: by itself while it retries (for retry.maxDuration), else at its restart';
+
 function causeOf(system: RetryCause['system'], error: RelayError, outage: OutageLog): RetryCause {
   return { system, code: error.code, message: error.message, fix: error.hint ?? null, since: new Date(outage.startedAt!).toISOString() };
 }
@@ -495,24 +501,18 @@ export class Relay {
       // bound: as a session outage of its own it logged a second start line, and a second end line once streaming.
       // Delivery ends it: at its next commit, or a restart that finds nothing left to send (sourceProgressed).
       const outage = kafkaSide && this.kafkaOutage.down ? this.kafkaOutage : this.sessionOutage;
+      // A failure without a fix of its own (a refused or dropped connection) gets the side's: without it the warn
+      // line and /readyz's `reconnecting` said `fix: null` for as long as PostgreSQL was down.
+      const fix = error.hint ?? (kafkaSide ? KAFKA_SIDE_FIX : POSTGRES_SIDE_FIX);
       if (outage.downMs() >= this.config.retry.maxDurationMs) {
-        return this.fail(
-          new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unavailable for ${Math.round(outage.downMs() / 1000)} s: ${error.message}`, {
-            cause: error,
-            hint:
-              error.hint ??
-              (kafkaSide
-                ? 'check that the Kafka brokers (kafka.brokers) are up and reachable, and the ACLs in docs/security.md; the relay resumes from the slot when restarted'
-                : 'check that PostgreSQL is up and reachable; the relay resumes from the slot when restarted'),
-          }),
-        );
+        return this.fail(new RelayError('RETRIES_EXHAUSTED', `${kafkaSide ? 'Kafka' : 'PostgreSQL'} unavailable for ${Math.round(outage.downMs() / 1000)} s: ${error.message}`, { cause: error, hint: fix }));
       }
       const delay = backoffDelay(this.config.retry, outage.attempts);
       const lines = kafkaSide ? { started: 'Kafka unavailable while starting a replication session: retrying', ongoing: 'Kafka still unavailable' } : {};
-      // Counted in errors_total once per outage, as the warn line is logged once. Its fix (none without a hint) is
-      // the one /readyz shows (retryCause): whoever reads the log needs it as much (a standby's: the primary's URL).
-      if (outage.failed({ code: error.code, err: error.message, fix: error.hint, retryInMs: delay }, lines)) this.observer.error?.(error.code);
-      this.retryCause = causeOf(kafkaSide ? 'Kafka' : 'PostgreSQL', error, outage);
+      // Counted in errors_total once per outage, as the warn line is logged once. Its fix is the one /readyz shows
+      // (retryCause): whoever reads the log needs it as much (a standby's: the primary's URL).
+      if (outage.failed({ code: error.code, err: error.message, fix, retryInMs: delay }, lines)) this.observer.error?.(error.code);
+      this.retryCause = { ...causeOf(kafkaSide ? 'Kafka' : 'PostgreSQL', error, outage), fix };
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);
     }

@@ -14,7 +14,7 @@ vi.mock('../../src/pipeline/session.js', async () => ({
 const { Relay } = await import('../../src/pipeline/relay.js');
 
 describe('Relay, reconnecting to a server that accepts START_REPLICATION and fails before streaming', () => {
-  it('keeps the backoff and the retry.maxDuration bound, and logs the outage once (not once per attempt)', async () => {
+  it("keeps the backoff and the retry.maxDuration bound, and logs the outage once (not once per attempt), with PostgreSQL's fix as /readyz gives it", async () => {
     const { logger, lines } = capturingLogger('debug');
     // A bound of 1.5 s: the attempts counted below must fit in it on a loaded machine too (at 200 ms, with the load
     // average at 14 on two cores, 7 did).
@@ -38,8 +38,9 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
     const warns = lines.filter((l) => l.msg === 'replication connection lost: reconnecting');
     const backs = lines.filter((l) => l.msg === 'replication connection back: streaming resumed');
     expect({ sessions: sessions > 1, warns: warns.length, backs: backs.length }).toEqual({ sessions: true, warns: 1, backs: 0 });
-    // A failure without a fix logs none (no `fix: null`).
-    expect(warns[0]).not.toHaveProperty('fix');
+    // A failure without a fix of its own (a refused connection) gets PostgreSQL's, in the log and in /readyz.
+    const fix = expect.stringMatching(/^check that PostgreSQL \(postgres\.url\) is up and accepts connections from the relay/);
+    expect(warns[0]).toMatchObject({ fix });
     // The backoff grew across the sessions that failed before streaming: a first attempt's delay is at most
     // retry.initialDelay × 2 (jittered from 1 to 2 ms), later ones up to retry.maxDelay (1 to 4 ms). Reset by each
     // session, every delay would stay at 2 ms or less (of the dozens here, about half are above it).
@@ -49,7 +50,7 @@ describe('Relay, reconnecting to a server that accepts START_REPLICATION and fai
     expect(Math.max(...delays)).toBeLessThanOrEqual(4);
     expect(settled).toMatchObject({ state: 'failed', error: { code: 'RETRIES_EXHAUSTED' } });
     expect(halts.map((e) => e.code)).toEqual(['RETRIES_EXHAUSTED']);
-    expect(causes[0]).toEqual({ system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'walsender failed at start (fake)', fix: null, since: expect.any(String) });
+    expect(causes[0]).toEqual({ system: 'PostgreSQL', code: 'PG_STREAM_FAILED', message: 'walsender failed at start (fake)', fix, since: expect.any(String) });
     // Every attempt names the outage's start, not its own.
     expect(new Set(causes.map((c) => (c as { since: string }).since)).size).toBe(1);
   });
