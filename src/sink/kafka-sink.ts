@@ -89,6 +89,7 @@ export class KafkaSink implements PlainSink {
     this.topics = new TopicCheck(
       (topic) => this.admin.fetchTopicMetadata({ topics: [topic] }).then((metadata) => metadata.topics.flatMap((t) => t.partitions)),
       (err) => (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION',
+      config.brokers,
     );
     this.compression = kafkajsCompression(config);
   }

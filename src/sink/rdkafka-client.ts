@@ -8,7 +8,7 @@ import { lazyRequire } from '../lazy-require.js';
 import { useNativeExit } from '../process-exit.js';
 import { settlesWithin } from '../retry.js';
 import { classifyRdKafkaError, isUnknownTopic } from './rdkafka-errors.js';
-import { TopicCheck } from './topic-check.js';
+import { bootstrapServers, TopicCheck } from './topic-check.js';
 
 export type RdKafkaModule = typeof import('@confluentinc/kafka-javascript');
 export type Properties = Record<string, string | number | boolean>;
@@ -70,7 +70,7 @@ export function librdkafkaRefusals(properties: [string, string][]): RelayError[]
 /** Where and how to connect: shared by producers, the admin client and the checkpoint reader. */
 export function connectionProperties(config: KafkaSettings, clientIdSuffix = ''): Properties {
   const props: Properties = {
-    'bootstrap.servers': (config.brokers as string[]).join(','),
+    'bootstrap.servers': bootstrapServers(config.brokers),
     'client.id': config.clientId! + clientIdSuffix,
     'socket.timeout.ms': config.requestTimeoutMs,
     // librdkafka drops its bootstrap connection once the first metadata names the brokers; a request that was
@@ -230,9 +230,14 @@ export class RdKafkaAdmin {
    * a first send to a topic fails in 5 s, which at-most-once's dropped batch and the stall check's 5 s race count on
    * (ops.readiness; with 30 s that test's drop came too late in CI).
    */
-  readonly topics = new TopicCheck((topic) => this.call((admin) => admin.fetchTopicMetadata({ topics: [topic] })).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic);
+  readonly topics: TopicCheck;
 
-  constructor(private readonly admin: () => KafkaJS.Admin | undefined) {}
+  constructor(
+    private readonly admin: () => KafkaJS.Admin | undefined,
+    brokers: KafkaSettings['brokers'],
+  ) {
+    this.topics = new TopicCheck((topic) => this.call((admin) => admin.fetchTopicMetadata({ topics: [topic] })).then((metadata) => metadata.flatMap((t) => t.partitions)), isUnknownTopic, brokers);
+  }
 
   private call<T>(request: (admin: KafkaJS.Admin) => Promise<T>): Promise<T> {
     const call = request(this.admin()!);

@@ -96,9 +96,10 @@ export class RdKafkaSink implements PlainSink {
     private readonly connectTimeoutMs: number,
     private readonly logger: Logger,
     private readonly failures: BrokerConnectFailures,
+    brokers: KafkaSettings['brokers'],
   ) {
     this.admin = kafka.admin();
-    this.adminCalls = new RdKafkaAdmin(() => this.admin);
+    this.adminCalls = new RdKafkaAdmin(() => this.admin, brokers);
     this.topics = this.adminCalls.topics;
   }
 
@@ -117,7 +118,7 @@ export class RdKafkaSink implements PlainSink {
     // order broken). With it, that refusal is a fatal error that fails everything queued behind it: the sink
     // replaces the producer and the engine re-sends in order.
     const properties = { ...producerProperties(config), 'message.timeout.ms': 0, 'enable.gapless.guarantee': true };
-    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, failures);
+    return new RdKafkaSink(await loadRdKafka(), kafka, properties, Math.min(config.requestTimeoutMs, CONNECT_ATTEMPT_MAX_MS), logger, failures, config.brokers);
   }
 
   async connect(): Promise<void> {

@@ -65,7 +65,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
-    this.adminCalls = new RdKafkaAdmin(() => this.admin);
+    this.adminCalls = new RdKafkaAdmin(() => this.admin, this.config.brokers);
     this.topics = this.adminCalls.topics;
   }
 

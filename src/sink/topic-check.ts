@@ -1,4 +1,11 @@
+import type { KafkaSettings } from '../config/types.js';
 import { RelayError } from '../errors.js';
+
+/** kafka.brokers as one comma-separated list: librdkafka's bootstrap.servers, kafka-topics.sh's --bootstrap-server. */
+export function bootstrapServers(brokers: KafkaSettings['brokers']): string {
+  // The relay's configuration always gives a list; kafkajs' type also allows a function.
+  return (brokers as string[]).join(',');
+}
 
 /** A partition as both clients' admin metadata name it: its leader's broker id, -1 without one. */
 export interface PartitionLeader {
@@ -16,6 +23,8 @@ export class TopicCheck {
   constructor(
     private readonly fetchMetadata: (topic: string) => Promise<readonly PartitionLeader[]>,
     private readonly isUnknownTopic: (err: unknown) => boolean,
+    /** kafka.brokers: the fix's kafka-topics.sh needs them (it has no default) to run as printed. */
+    private readonly brokers: KafkaSettings['brokers'],
   ) {}
 
   async check(topics: Iterable<string>): Promise<void> {
@@ -56,7 +65,7 @@ export class TopicCheck {
         throw new RelayError('TOPIC_NOT_FOUND', `topic "${topic}" does not exist`, {
           // Whatever the broker's auto.create.topics.enable: the producers ask with auto-creation off
           // (allow.auto.create.topics, allowAutoTopicCreation), and a metadata request of an admin client never creates.
-          hint: `create it (kafka-topics.sh --create --topic ${topic}): the relay never creates event topics, nor lets the broker auto-create them`,
+          hint: `create it (kafka-topics.sh --bootstrap-server ${bootstrapServers(this.brokers)} --create --topic ${topic}): the relay never creates event topics, nor lets the broker auto-create them`,
           details: { topic },
         });
       }
