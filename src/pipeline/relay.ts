@@ -64,15 +64,15 @@ export interface RetryCause {
   since: string;
 }
 
-/** The cause of `outage`'s latest failed attempt; called after its failed(), so the outage is under way. */
 /** The fix of a session failure that has none of its own, while the relay retries it and once it gave up. */
 const POSTGRES_SIDE_FIX =
   'check that PostgreSQL (postgres.url) is up and accepts connections from the relay (pg_isready), and its server log; the relay resumes from the slot once it connects again: by itself while it retries (for retry.maxDuration), else at its restart';
 const KAFKA_SIDE_FIX =
   'check that the Kafka brokers (kafka.brokers) are up and reachable, and the ACLs in docs/security.md; the relay resumes from the slot once they answer: by itself while it retries (for retry.maxDuration), else at its restart';
 
-function causeOf(system: RetryCause['system'], error: RelayError, outage: OutageLog): RetryCause {
-  return { system, code: error.code, message: error.message, fix: error.hint ?? null, since: new Date(outage.startedAt!).toISOString() };
+/** The cause of `outage`'s latest failed attempt; called after its failed(), so the outage is under way. */
+function causeOf(system: RetryCause['system'], error: RelayError, outage: OutageLog, fix = error.hint ?? null): RetryCause {
+  return { system, code: error.code, message: error.message, fix, since: new Date(outage.startedAt!).toISOString() };
 }
 
 export interface RelayOutcome {
@@ -512,7 +512,7 @@ export class Relay {
       // Counted in errors_total once per outage, as the warn line is logged once. Its fix is the one /readyz shows
       // (retryCause): whoever reads the log needs it as much (a standby's: the primary's URL).
       if (outage.failed({ code: error.code, err: error.message, fix, retryInMs: delay }, lines)) this.observer.error?.(error.code);
-      this.retryCause = { ...causeOf(kafkaSide ? 'Kafka' : 'PostgreSQL', error, outage), fix };
+      this.retryCause = causeOf(kafkaSide ? 'Kafka' : 'PostgreSQL', error, outage, fix);
       this.setState('reconnecting');
       await sleep(delay, this.wake.signal);
     }
