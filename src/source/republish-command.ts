@@ -1,20 +1,24 @@
+import { SETTINGS_BY_KEY } from '../config/settings.js';
 import type { RelayConfig, TableMapping } from '../config/types.js';
 
 /**
  * What a printed republish names so that it re-sends the rows the relay streams. republish reads its publication
  * (for the row filter) and its tables from its own settings, as the relay does, so a command printed without them
- * read the defaults wherever the relay's came from flags: another publication's filter or none, and, for a relay
- * with the tables setting, the single-table default (public.outbox) instead of its tables.
+ * read the defaults wherever the relay's came from flags: another publication's filter or none, the single-table
+ * default (public.outbox) instead of the relay's table or tables, and the default columns and topic.
  */
-export interface RepublishScope {
-  publication: string;
-  /** The relay's tables when the tables setting lists them; undefined with the single-table settings (table). */
-  tables?: TableMapping[] | undefined;
-}
+export type RepublishScope =
+  | { publication: string; tables?: undefined }
+  | {
+      publication: string;
+      tables: TableMapping[];
+      /** Whether the relay read the tables setting (printed as --tables) or the single-table settings (as --table and its flags). */
+      listed: boolean;
+    };
 
 /** The scope of a relay with these settings. */
 export function republishScope(config: Pick<RelayConfig, 'publication' | 'tables' | 'values'>): RepublishScope {
-  return { publication: config.publication, tables: config.values.tables === undefined ? undefined : config.tables };
+  return { publication: config.publication, tables: config.tables, listed: config.values.tables !== undefined };
 }
 
 /**
@@ -40,10 +44,35 @@ function shellWord(value: string): string {
 }
 
 /**
+ * The single table as the flat settings' flags, each one printed, so that the flags win over whatever the
+ * environment or a config file sets where the command runs (a preset only replaces settings at their defaults).
+ * Not as --tables: an OUTBOX_RELAY_TABLE in that environment, likely beside a single-table relay, would make
+ * republish refuse table and tables together.
+ */
+function tableFlags(t: TableMapping): string {
+  const c = t.columns;
+  const values: [string, string][] = [
+    ['table', `${t.schema}.${t.table}`],
+    ['mapping.id', c.id],
+    ['mapping.key', c.key],
+    ['mapping.payload', c.payload],
+    ['mapping.type', c.type ?? ''],
+    ['mapping.aggregateType', c.aggregateType ?? ''],
+    ['mapping.aggregateId', c.aggregateId ?? ''],
+    ['mapping.headers', c.headers ?? ''],
+    ['mapping.timestamp', c.timestamp ?? ''],
+    ['topic', t.topic],
+    ...(t.routes === undefined ? [] : [['routes', JSON.stringify(t.routes)] as [string, string]]),
+    ...Object.entries(t.filter ?? {}).map(([field, globs]): [string, string] => [`filter.${field}`, (globs as string[]).join(',')]),
+  ];
+  return values.map(([key, value]) => ` ${SETTINGS_BY_KEY.get(key)!.flag} ${shellWord(value)}`).join('');
+}
+
+/**
  * The republish that re-sends the rows written from `since` (a shell word as given) as the relay streams them:
- * with the relay's publication, and its tables (the tables setting as JSON) when the setting lists them.
+ * with the relay's publication and its tables (the tables setting as JSON, or the single table's settings).
  */
 export function republishCommand(since: string, scope: RepublishScope): string {
-  const tables = scope.tables === undefined ? '' : ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}`;
+  const tables = scope.tables === undefined ? '' : scope.listed ? ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}` : tableFlags(scope.tables[0]!);
   return `outbox-relay republish --since ${since} --publication ${shellWord(scope.publication)}${tables}`;
 }

@@ -7,6 +7,7 @@ import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
 import { checkpointStore } from '../support/checkpoints.js';
 import { insertEvents, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
 import { killAllRelays, startRelay } from '../support/relay-process.js';
+import { shellWords } from '../support/shell-words.js';
 import { createDatabase, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
 
 /** WAL churn past max_slot_wal_keep_size while no relay reads `slot`, until a checkpoint invalidates it. */
@@ -167,7 +168,9 @@ describe('relay: a slot that had delivered and is gone (a failover to a server w
     const recovered = startRelay(args);
     await recovered.waitForMessage('streaming from PostgreSQL');
     const after = await insertEvents(db(), 2);
-    const republished = await runCli(['republish', '--postgres-url', db().url, '--topic', setup.topic, '--kafka-brokers', stack().brokers.join(','), '--since', since!]);
+    // As printed (the relay's table, columns and topic came from its flags), with only where the services are added.
+    const printed = shellWords(/outbox-relay (republish .*?) \(consumers dedupe/.exec(fix)![1]!);
+    const republished = await runCli([...printed, '--postgres-url', db().url, '--kafka-brokers', stack().brokers.join(',')]);
     expect(republished.code, republished.stdout + republished.stderr).toBe(0);
     // Once each from the relays, and every row since the printed time again from the republish.
     const records = await readTopic(setup.topic, { expected: (delivered.length + after.length) * 2 + gap.length, settleMs: 500 });

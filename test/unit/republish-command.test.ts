@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { republishCommand, republishScope } from '../../src/source/republish-command.js';
+import { SETTINGS } from '../../src/config/settings.js';
 import { load } from '../support/config-load.js';
-
-/** The printed command's words as a shell gives them to the program: bare characters, \-escaped ones and single-quoted parts. */
-function shellWords(command: string): string[] {
-  const part = /\\(.)|'([^']*)'|([^\s'\\])/gy;
-  return [...command.matchAll(/(?:\\.|'[^']*'|[^\s'\\])+/g)].map(([word]) => word.replace(part, (_, escaped, quoted, bare) => escaped ?? quoted ?? bare));
-}
+import { shellWords } from '../support/shell-words.js';
 
 /** The value of each --flag of the printed command. */
 function flags(command: string): Record<string, string> {
@@ -37,9 +33,18 @@ describe('republishCommand: the republish a fix prints', () => {
     }
   });
 
-  it('with the single-table settings, names no --tables (republish reads the table setting as the relay does)', () => {
-    const command = republishCommand('<time>', republishScope(load({ table: 'app.outbox', publication: 'app_pub' })));
-    expect(command).toBe('outbox-relay republish --since <time> --publication app_pub');
+  it("with the single-table settings, names the relay's table by its flags: read as republish reads them where the environment sets other single-table settings, they give the relay's table, columns, topic and filter", () => {
+    const relay = load({ table: 'app.events', publication: 'app_pub', 'mapping.id': 'event_id', 'mapping.key': 'aggregate_id', 'mapping.headers': '', 'mapping.timestamp': 'written_at', topic: 'app.${aggregate_type}', 'filter.includeTypes': 'Order*,Invoice*', routes: 'Invoice*=invoices' }, { OUTBOX_RELAY_MAPPING_PAYLOAD: 'body' });
+    const { since, ...printed } = flags(republishCommand("'2026-12-05T08:00:00Z'", republishScope(relay)));
+    expect(since).toBe('2026-12-05T08:00:00Z');
+    // Each printed flag as the setting it sets, as republish's command line hands them to the loader.
+    const given = Object.fromEntries(Object.entries(printed).map(([flag, value]) => [SETTINGS.find((s) => s.flag === `--${flag}`)!.key, value]));
+    const elsewhere = [{}, { OUTBOX_RELAY_TABLE: 'public.outbox', OUTBOX_RELAY_MAPPING_TYPE: 'kind', OUTBOX_RELAY_MAPPING_HEADERS: 'meta', OUTBOX_RELAY_MAPPING_PAYLOAD: 'data', OUTBOX_RELAY_TOPIC: 'elsewhere', OUTBOX_RELAY_FILTER_INCLUDE_TYPES: 'Payment*', OUTBOX_RELAY_ROUTES: 'Order*=orders' }, { OUTBOX_RELAY_PRESET: 'debezium' }] as Record<string, string>[];
+    for (const env of elsewhere) {
+      const republish = load(given, env);
+      expect(republish.publication).toBe('app_pub');
+      expect(republish.tables).toEqual(relay.tables);
+    }
   });
 
   it('prints a publication name a shell would split or unquote as one word', () => {
