@@ -110,6 +110,15 @@ export function createSlotSql(name: string, failover = false): string {
   return `SELECT pg_create_logical_replication_slot(${quoteLiteral(name)}, 'pgoutput'${failover ? ', failover => true' : ''});`;
 }
 
+/**
+ * The statement a fix prints to make the slot again. `failover`: whether it is to be a failover slot; undefined when
+ * not known (a slot gone, on a server that has failover slots), which prints both, as recreateSlot names the flag.
+ */
+export function recreateSlotSql(name: string, failover: boolean | null | undefined): string {
+  if (failover === undefined) return `${createSlotSql(name)} (or, if it was a failover slot: ${createSlotSql(name, true)})`;
+  return createSlotSql(name, failover === true);
+}
+
 /** --failover-slot on a server before 17: it has no such slots, and a plain one would not survive a failover. */
 export function failoverUnsupported(version: string): RelayError {
   return new RelayError('OPERATION_REFUSED', `not created: PostgreSQL ${version} has no failover slots (PostgreSQL 17 or later)`, {

@@ -5,6 +5,8 @@ import { quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
+import { FAILOVER_SLOTS_SINCE, recreateSlotSql } from '../ops/slots.js';
+import { recreateSlot } from './recreate-slot.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
 import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
@@ -69,8 +71,9 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
   const { publication } = scope;
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
-  const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string }>(
-    `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout_ms, current_setting('server_encoding') AS server_encoding`,
+  const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string; version_num: number }>(
+    `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS wal_sender_timeout_ms, current_setting('server_encoding') AS server_encoding,
+            current_setting('server_version_num')::int AS version_num`,
   );
   if (walLevel?.wal_level !== 'logical') {
     throw new RelayError('PG_WAL_LEVEL', `wal_level is "${walLevel?.wal_level}", logical replication needs "logical"`, {
@@ -87,16 +90,20 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
   const pub = await readPublication(query, publication);
   const createPublication = createPublicationSql(publication, tables);
   if (!row) {
+    // Whether the slot was a failover slot is gone with it, and setup and slot create take --failover-slot from their
+    // command line only: on a server that has failover slots, the fix names the flag and both statements. Before 17
+    // there are none (and setup refuses the flag).
+    const failover = wal !== undefined && wal.version_num < FAILOVER_SLOTS_SINCE ? null : undefined;
     // The publication before the slot: a slot created first never streams the rows written before the publication.
-    const createSlot = `SELECT pg_create_logical_replication_slot(${quoteLiteral(slot)}, 'pgoutput');`;
+    const createSlot = recreateSlotSql(slot, failover);
     // Both gone after this process saw the publication: as it was, as for a dropped publication (newSlotThenRepublish).
     const seenSql = pub ? undefined : seenPublicationSql(publication, { publication, tables, seen });
     throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist${pub ? '' : `, nor does publication "${publication}"`}`, {
       hint: pub
-        ? `run outbox-relay setup (or outbox-relay slot create), or ${createSlot}`
+        ? `run ${recreateSlot('setup', failover)}, or ${createSlot}`
         : seenSql
-          ? createAsItWas(seenSql, undefined, createSlot)
-          : `run outbox-relay setup, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
+          ? createAsItWas(seenSql, failover, createSlot)
+          : `run ${recreateSlot('setup', failover)}, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
       // With a checkpoint the relay replaces this fix (missingSlotDelivered), which must create the publication too.
       ...(!pub && { details: { publicationMissing: true } }),
     });

@@ -14,7 +14,7 @@ type Listed = Record<string, { rowFilter?: string; columns?: string[] }>;
 function server(published: string[], partitioned: string[] = [], viaRoot = false, encoding = 'UTF8', asked: string[] = [], listed: Listed = {}): PreflightQueries {
   const rows = (sql: string): object[] => {
     if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }];
-    if (sql.includes('pg_current_wal_lsn()')) return sql.includes("current_setting('server_encoding') AS server_encoding") ? [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: encoding }] : [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
+    if (sql.includes('pg_current_wal_lsn()')) return sql.includes("current_setting('server_encoding') AS server_encoding") ? [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: encoding, version_num: 150004 }] : [{ lsn: '0/100', wal_sender_timeout_ms: '60000' }];
     if (sql.includes('FROM pg_replication_slots')) {
       return [{ plugin: 'pgoutput', slot_type: 'logical', database: 'app', current_db: 'app', active: false, active_pid: null, confirmed_flush_lsn: '0/80', wal_status: 'reserved' }];
     }
@@ -61,6 +61,11 @@ const AS_IT_WAS =
   `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)), "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  `;
 
 /** `queries` with no rows for the catalog reads that contain one of `gone` (a dropped publication, a dropped slot). */
+/** The same server as PostgreSQL `versionNum` (server_version_num), which has failover slots from 17 on. */
+function onVersion(queries: PreflightQueries, versionNum: number): PreflightQueries {
+  return { query: (async (sql: string) => (await queries.query<object>(sql)).map((row) => ('version_num' in row ? { ...row, version_num: versionNum } : row))) as PreflightQueries['query'] };
+}
+
 function without(queries: PreflightQueries, ...gone: string[]): PreflightQueries {
   return { query: (async (sql: string) => (gone.some((g) => sql.includes(g)) ? [] : queries.query(sql))) as PreflightQueries['query'] };
 }
@@ -126,10 +131,8 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     const r = await preflightRefusal(gone(server([])), ['outbox', 'orders'], seen);
     expect(r.code).toBe('PG_SLOT_MISSING');
     expect(r.message).toBe('replication slot "relay" does not exist, nor does publication "outbox_pub"');
-    expect(r.hint).toBe(
-      AS_IT_WAS +
-        "then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');",
-    );
+    // PostgreSQL 15 has no failover slots: neither the flag nor the statement's failover variant.
+    expect(r.hint).toBe(AS_IT_WAS + "then run outbox-relay setup (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');");
     // With a checkpoint the relay gives the lost slot's runbook instead: its step 2 creates the publication the same way.
     const thrown = await preflight(gone(server([])), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen).catch((err: unknown) => err);
     expect(thrown).toBeInstanceOf(RelayError);
@@ -139,6 +142,25 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(plain.hint).toBe(
       'run outbox-relay setup, which creates the publication, then the slot; or, in that order: ' +
         `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox", "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  SELECT pg_create_logical_replication_slot('relay', 'pgoutput');`,
+    );
+  });
+
+  it('on PostgreSQL 17, a missing slot\'s fixes name --failover-slot for setup (which takes it from its command line only) and the statement that creates a failover slot; on 16, neither', async () => {
+    const failoverSql = "(or, if it was a failover slot: SELECT pg_create_logical_replication_slot('relay', 'pgoutput', failover => true);)";
+    const slotGone = (versionNum: number) => onVersion(without(server(['outbox']), 'FROM pg_replication_slots'), versionNum);
+    expect((await preflightRefusal(slotGone(170002), ['outbox'])).hint).toBe(
+      `run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
+    );
+    expect((await preflightRefusal(slotGone(160008), ['outbox'])).hint).toBe("run outbox-relay setup, or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');");
+    const bothGone = onVersion(without(server([]), 'FROM pg_replication_slots', 'FROM pg_publication WHERE'), 180001);
+    expect((await preflightRefusal(bothGone, ['outbox'])).hint).toBe(
+      'run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot), which creates the publication, then the slot; or, in that order: ' +
+        `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert', publish_via_partition_root = true);  SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
+    );
+    const seen = await seenFiltered();
+    const seenGone = onVersion(without(server([]), 'FROM pg_replication_slots', 'FROM pg_publication WHERE'), 170002);
+    expect((await preflightRefusal(seenGone, ['outbox', 'orders'], seen)).hint).toBe(
+      `${AS_IT_WAS}then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
     );
   });
 
