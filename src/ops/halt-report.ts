@@ -1,6 +1,6 @@
 import type { RelayError } from '../errors.js';
 import { idFields } from '../route/logged-id.js';
-import { quotedValue } from '../route/topic-template.js';
+import { namedEvent } from '../route/logged-id.js';
 
 /**
  * Why the relay halted, as /readyz and `outbox-relay status` show it: an on-call engineer must not need the logs
@@ -39,5 +39,5 @@ export function haltReport(error: RelayError, now = new Date()): HaltReport {
 export function haltedEvent(error: RelayError): string | undefined {
   const { eventId, lsn } = error.details;
   if (!('eventId' in error.details) || typeof lsn !== 'string') return undefined;
-  return `event ${typeof eventId === 'string' ? quotedValue(eventId) : 'without id'} (commit LSN ${lsn})`;
+  return `${namedEvent(eventId)} (commit LSN ${lsn})`;
 }

@@ -1,8 +1,17 @@
 import { createHash } from 'node:crypto';
-import { QUOTED_MAX } from './topic-template.js';
+import { QUOTED_MAX, quotedValue } from './topic-template.js';
 
 /** The details of an error that hold an event's id (delivery's eventError, its failed produce request's first and last). */
 const ID_DETAILS = ['eventId', 'firstEventId', 'lastEventId'] as const;
+
+/**
+ * An event as a message names it: `event "<id>"`, its id quoted as row values are (quotedValue, cut at QUOTED_MAX),
+ * or `event without id`: the same words in every error and halt line, which an on-call engineer greps for. An
+ * OutboxEvent's eventId is "" where its row or message had none (a refused one, in its place for the poison policy).
+ */
+export function namedEvent(eventId: unknown): string {
+  return `event ${typeof eventId === 'string' && eventId !== '' ? quotedValue(eventId) : 'without id'}`;
+}
 
 /** An id under `N` (whole, or its start), with `<N>Length` and `<N>Sha256` when it was cut. */
 export type IdFields<N extends string> = Record<N, string> & Partial<Record<`${N}Length`, number> & Record<`${N}Sha256`, string>>;

@@ -8,7 +8,8 @@ import { compileEnvelope, type Envelope } from './envelope.js';
 import { recordSize, type OutboxEvent } from './event.js';
 import { HEADER, reservedHeaders } from './row-mapper.js';
 import { headerValues, topLevelMembers } from './header-values.js';
-import { checkTopicName, compileTopicTemplate, quotedValue, type TopicTemplate } from './topic-template.js';
+import { checkTopicName, compileTopicTemplate, type TopicTemplate } from './topic-template.js';
+import { namedEvent } from './logged-id.js';
 import { transactionHeaders } from './transaction-headers.js';
 
 /**
@@ -162,7 +163,7 @@ const EMIT_HINT = 'emit events with outbox_emit() from sql/004_emit_event.sql';
  */
 function refusal(code: ErrorCode, msg: LogicalMessage, txn: SourceTransaction, eventId: string | null, what: string, hint?: string): RelayError {
   const lsn = formatLsn(txn.commitLsn);
-  return new RelayError(code, `logical message (prefix "${msg.prefix}", event ${eventId === null ? 'without id' : quotedValue(eventId)}, commit LSN ${lsn}): ${what}`, {
+  return new RelayError(code, `logical message (prefix "${msg.prefix}", ${namedEvent(eventId)}, commit LSN ${lsn}): ${what}`, {
     details: { eventId, lsn, xid: txn.xid, prefix: msg.prefix },
     hint,
   });

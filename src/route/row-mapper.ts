@@ -11,6 +11,7 @@ import { columnListFix } from '../ops/publication-sql.js';
 import { mappedColumns, unmappedColumns } from './mapped-columns.js';
 import { compileTopicRouting } from './routing-rules.js';
 import { quotedValue, type TopicTemplate } from './topic-template.js';
+import { namedEvent } from './logged-id.js';
 import { compileTraceContext, type TraceContextFn } from './trace-context.js';
 import { transactionHeaders } from './transaction-headers.js';
 
@@ -325,7 +326,7 @@ export class RowMapper {
    */
   private position(eventId: string | null, txn: SourceTransaction): { where: string; details: Record<string, unknown> } {
     if (this.fromTable) return { where: eventId === null ? 'the row whose id is NULL' : `the row with id ${quotedValue(eventId)}`, details: { eventId } };
-    return { where: `event ${eventId === null ? 'without id' : quotedValue(eventId)}, commit LSN ${formatLsn(txn.commitLsn)}`, details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid } };
+    return { where: `${namedEvent(eventId)}, commit LSN ${formatLsn(txn.commitLsn)}`, details: { eventId, lsn: formatLsn(txn.commitLsn), xid: txn.xid } };
   }
 }
 

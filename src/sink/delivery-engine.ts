@@ -4,7 +4,7 @@ import type { RetryPolicy } from '../config/types.js';
 import { DEAD_LETTER_ALTERNATIVE, RelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
-import { quotedValue } from '../route/topic-template.js';
+import { namedEvent } from '../route/logged-id.js';
 import { backoffDelay, sleep } from '../retry.js';
 import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt, SessionId } from './delivery.js';
 import { InFlightWindow } from './in-flight-window.js';
@@ -753,7 +753,7 @@ export class DeliveryEngine implements Delivery {
   /** `error` as the error of `event`: its id, commit LSN and topic in the message and the details. */
   private eventError(event: OutboxEvent, error: RelayError, extra: { hint?: string; attempts?: number } = {}): RelayError {
     const destination = event.topic ? ` to topic "${event.topic}"` : '';
-    return new RelayError(error.code, `cannot produce event ${eventName(event)} (commit LSN ${formatLsn(event.txn.commitLsn)})${destination}: ${error.message}`, {
+    return new RelayError(error.code, `cannot produce ${namedEvent(event.eventId)} (commit LSN ${formatLsn(event.txn.commitLsn)})${destination}: ${error.message}`, {
       cause: error,
       hint: extra.hint ?? error.hint,
       details: { ...error.details, eventId: event.eventId, lsn: formatLsn(event.txn.commitLsn), topic: event.topic, ...(extra.attempts === undefined ? {} : { attempts: extra.attempts }) },
@@ -904,7 +904,7 @@ export class DeliveryEngine implements Delivery {
     const outcome = 'failed' in probe ? `they could not be produced again one by one (${probe.failed.message})` : 'produced again one per request, none was refused';
     const tooLargeTogether = 'accepted' in probe && error.code === 'RECORD_TOO_LARGE' ? '; each alone fits, so the request as a whole exceeded the limit: lower delivery.batchMaxBytes below the topic’s max.message.bytes' : '';
     this.fail(
-      new RelayError(error.code, `Kafka refused a record of the produce request holding events ${eventName(first)} (commit LSN ${formatLsn(first.txn.commitLsn)}) to ${eventName(last)} (commit LSN ${formatLsn(last.txn.commitLsn)}), ${batch.length} in all; ${outcome}: ${error.message}`, {
+      new RelayError(error.code, `Kafka refused a record of the produce request holding ${namedEvent(first.eventId)} (commit LSN ${formatLsn(first.txn.commitLsn)}) to ${namedEvent(last.eventId)} (commit LSN ${formatLsn(last.txn.commitLsn)}), ${batch.length} in all; ${outcome}: ${error.message}`, {
         cause: error,
         hint: `${hint}${tooLargeTogether}; a slot advance past one of them passes over every source transaction before it too`,
         details: { ...error.details, firstEventId: first.eventId, firstLsn: formatLsn(first.txn.commitLsn), lastEventId: last.eventId, lastLsn: formatLsn(last.txn.commitLsn) },
@@ -1294,7 +1294,3 @@ function attemptsOf(error: RelayError): number {
   return typeof attempts === 'number' ? attempts : 1;
 }
 
-/** An event as an error names it: its id as row values are quoted (up to 300 characters), or that it has none. */
-function eventName(event: OutboxEvent): string {
-  return event.eventId ? quotedValue(event.eventId) : '(no id)';
-}

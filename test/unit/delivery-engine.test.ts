@@ -252,6 +252,15 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.stopped[0]!.details.eventId).toBe(id);
   });
 
+  it('a halt of an event whose row had no id (its eventId is "") names it "event without id"', async () => {
+    const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink().scriptSends(recordTooLarge(), recordTooLarge(), recordTooLarge()) });
+    const { txn } = h.begin('noid', 0);
+    h.push(txn, '');
+    h.commit(txn);
+    await h.idle();
+    expect(h.stopped[0]!.message).toBe(`cannot produce event without id (commit LSN ${formatLsn(txn.commitLsn)}) to topic "t": MESSAGE_TOO_LARGE (fake)`);
+  });
+
   it('sends an unmappable row to the poison policy in its place in the stream', async () => {
     const seen: string[] = [];
     const h = new EngineHarness({
@@ -1042,8 +1051,8 @@ describe('DeliveryEngine, exactly-once', () => {
     expect(h.sink.aborts).toBe(2);
     expect(h.sink.visible).toEqual([]);
     expect(h.stopped).toHaveLength(1);
-    expect(h.stopped[0]!.message).toContain('holding events "t1.0" (commit LSN');
-    expect(h.stopped[0]!.message).toContain('to "t2.0" (commit LSN');
+    expect(h.stopped[0]!.message).toContain('holding event "t1.0" (commit LSN');
+    expect(h.stopped[0]!.message).toContain('to event "t2.0" (commit LSN');
     expect(h.stopped[0]!.message).toContain('produced again one per request, none was refused');
     expect(h.stopped[0]!.hint).toContain('lower delivery.batchMaxBytes');
   });

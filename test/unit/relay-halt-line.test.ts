@@ -20,8 +20,11 @@ describe("the halt's log line", () => {
       details: { eventId: 'e-17', lsn: '0/1A2B3C8', topic: 'orders' },
     });
     expect(await haltMessage(poison)).toBe('halted: event "e-17" (commit LSN 0/1A2B3C8) was not delivered; nothing after the confirmed position was confirmed; fix the cause and restart');
-    const withoutId = new RelayError('RECORD_REQUIRED_NULL', 'cannot produce event (no id) (commit LSN 0/5) (fake)', { details: { eventId: null, lsn: '0/5' } });
-    expect(await haltMessage(withoutId)).toBe('halted: event without id (commit LSN 0/5) was not delivered; nothing after the confirmed position was confirmed; fix the cause and restart');
+    // The id null (a mapper's refusal) or "" (the delivery's, for a row that had none): named alike, as the error is.
+    for (const eventId of [null, '']) {
+      const withoutId = new RelayError('RECORD_REQUIRED_NULL', 'cannot produce event without id (commit LSN 0/5) (fake)', { details: { eventId, lsn: '0/5' } });
+      expect(await haltMessage(withoutId)).toBe('halted: event without id (commit LSN 0/5) was not delivered; nothing after the confirmed position was confirmed; fix the cause and restart');
+    }
   });
 
   it('names no event for a halt no one event caused', async () => {
