@@ -6,7 +6,7 @@ import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
 import { FAILOVER_SLOTS_SINCE, recreateSlotSql } from '../ops/slots.js';
-import { recreateSlot } from './recreate-slot.js';
+import { recreateSlot, slotFlag } from './recreate-slot.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
 import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
@@ -110,7 +110,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
   }
   if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {
     throw new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot}" is a ${row.slot_type} slot with plugin ${row.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
-      hint: `use another --slot name, or drop it (outbox-relay slot drop) and run outbox-relay setup`,
+      hint: `use another --slot name, or drop it (outbox-relay slot drop${slotFlag(slot)}) and run outbox-relay setup`,
     });
   }
   if (row.database !== row.current_db) {

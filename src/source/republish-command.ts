@@ -39,7 +39,7 @@ function tableEntry(t: TableMapping): Record<string, unknown> {
 }
 
 /** `value` as one shell word, to be pasted as printed: in single quotes unless it has no character a shell reads. */
-function shellWord(value: string): string {
+export function shellWord(value: string): string {
   return /^[\w.,:/@%+=-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
 

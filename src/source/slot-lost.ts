@@ -1,7 +1,7 @@
 import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { createAsItWas, seenPublicationSql, type KnownPublication } from './publication-as-it-was.js';
-import { recreateSlot } from './recreate-slot.js';
+import { recreateSlot, slotFlag } from './recreate-slot.js';
 import { republishCommand, type RepublishScope } from './republish-command.js';
 import type { TimelinePosition } from './timeline.js';
 
@@ -69,7 +69,7 @@ export function slotLostError(slot: string, scope: RepublishScope, reason: strin
   return new RelayError('PG_SLOT_LOST', `replication slot "${slot}" was invalidated${named}: ${cause}${detail ? `: ${detail}` : ''}`, {
     hint:
       `the events committed since the slot's confirmed position exist only in the outbox table now. Recovery: ` +
-      `1) outbox-relay slot drop --force; 2) ${recreateSlot('slot create', failover)}; 3) restart the relay; ` +
+      `1) outbox-relay slot drop --force${slotFlag(slot)}; 2) ${recreateSlot('slot create', failover, { slot, publication: scope.publication })}; 3) restart the relay; ` +
       `4) re-send the gap from the outbox table with ${republishCommand('<time of the last delivered event>', scope)}. ` +
       `To avoid it: ${avoid}`,
     details: { invalidationReason: reason ?? null },

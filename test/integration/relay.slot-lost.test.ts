@@ -69,6 +69,18 @@ describe.skipIf(!stack().owned.postgres)('relay: an invalidated slot (wal_status
     const status = await runCliJson(['slot', 'status', '--postgres-url', db.url, '--slot', setup.slot]);
     expect(status.code).toBe(0);
     expect(status.json).toMatchObject({ walStatus: 'lost', invalidationReason: 'wal_removed' });
+
+    // Steps 1 and 2 as printed, in a shell without the relay's flags: they act on its slot, not on the default one
+    // (here another relay's, which slot drop --force dropped before).
+    await db.query("SELECT pg_create_logical_replication_slot('outbox_relay', 'pgoutput')");
+    const steps = /1\) outbox-relay (slot drop[^;]*); 2\) outbox-relay (slot create[^;]*); 3\)/.exec(String(error.fix));
+    for (const step of [steps![1]!, steps![2]!]) {
+      const ran = await runCli([...shellWords(step), '--postgres-url', db.url]);
+      expect(ran.code, step + ran.stdout + ran.stderr).toBe(0);
+    }
+    const slots = await db.query<{ slot_name: string; wal_status: string }>("SELECT slot_name, wal_status FROM pg_replication_slots WHERE slot_name IN ($1, 'outbox_relay') ORDER BY slot_name = 'outbox_relay'", [setup.slot]);
+    expect(slots.rows.map((r) => [r.slot_name, r.wal_status === 'lost'])).toEqual([[setup.slot, false], ['outbox_relay', false]]);
+    await db.query("SELECT pg_drop_replication_slot('outbox_relay')");
   });
 });
 

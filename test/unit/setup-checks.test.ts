@@ -100,8 +100,8 @@ describe('setup checks', () => {
     const failover = { ...slot(false), failover: true };
     expect((await check(client, target(failover, false), 'slot outbox_relay'))!.fix).toContain('then outbox-relay setup --failover-slot (it was a failover slot');
     expect((await check(client, target(slot(false), false), 'slot outbox_relay'))!.fix).not.toContain('--failover-slot');
-    expect(slotProblem({ ...failover, walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --failover-slot (it was a failover slot');
-    expect(slotProblem({ ...slot(false), walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create; 3)');
-    expect(slotProblem({ ...slot(false), walStatus: 'lost', failover: null }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create; 3)');
+    expect(slotProblem({ ...failover, walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --slot outbox_relay --publication outbox_relay --failover-slot (it was a failover slot');
+    expect(slotProblem({ ...slot(false), walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --slot outbox_relay --publication outbox_relay; 3)');
+    expect(slotProblem({ ...slot(false), walStatus: 'lost', failover: null }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --slot outbox_relay --publication outbox_relay; 3)');
   });
 });

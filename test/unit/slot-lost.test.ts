@@ -32,7 +32,9 @@ async function preflightError(reason: string | null) {
   );
 }
 
-const RECOVERY = ['outbox-relay slot drop --force', 'outbox-relay slot create', 'outbox-relay republish --since <time of the last delivered event> --publication outbox_pub'];
+// Each names the relay's slot and publication: pasted in another shell, slot drop --force without them dropped the
+// default slot (maybe another relay's), and slot create made it.
+const RECOVERY = ['1) outbox-relay slot drop --force --slot relay;', '2) outbox-relay slot create --slot relay --publication outbox_pub', 'outbox-relay republish --since <time of the last delivered event> --publication outbox_pub'];
 
 describe('a lost slot: the cause and the fix follow invalidation_reason (from PostgreSQL 16 wal_status lost stands for every cause)', () => {
   it('pre-flight, idle_timeout (PostgreSQL 18): blames the idle time, not max_slot_wal_keep_size, and says a halted relay leaves the slot idle', async () => {
