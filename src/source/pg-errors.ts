@@ -1,5 +1,6 @@
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { IN_RECOVERY, STANDBY_FIX } from '../ops/pg-refusals.js';
+import { quoteIdent } from '../sql/quote.js';
 import { credentialsFix, tlsFix } from './pg-connect.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
 import type { KnownPublication } from './publication-as-it-was.js';
@@ -76,8 +77,10 @@ export function classifyPgError(err: unknown, context: PgErrorContext): RelayErr
   switch (pgErr.code) {
     case '42501':
       if (/replication|walsender|WAL sender/i.test(message)) {
+        // Quoted as setup's check quotes it: a role name with capitals or a hyphen, bare, names another role or none.
+        const role = context.user === undefined ? '<relay role>' : quoteIdent(context.user);
         return new RelayError('PG_NO_REPLICATION_PRIVILEGE', `the PostgreSQL role may not open a replication connection: ${message}`, {
-          hint: `ALTER ROLE ${context.user ?? '<relay role>'} WITH REPLICATION;  (on Amazon RDS / Aurora: GRANT rds_replication TO ${context.user ?? '<relay role>'};) and allow it in pg_hba.conf; see sql/003_relay_role.sql`,
+          hint: `ALTER ROLE ${role} WITH REPLICATION;  (on Amazon RDS / Aurora: GRANT rds_replication TO ${role};) and allow it in pg_hba.conf; see sql/003_relay_role.sql`,
         });
       }
       break;

@@ -63,7 +63,7 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
     const args = setup.args.map((a) => (a === db().url ? url.toString() : a));
     const result = await failingRun(args);
     expect(result).toMatchObject({ code: 1, code_: 'PG_NO_REPLICATION_PRIVILEGE' });
-    expect(result.fix).toContain(`ALTER ROLE ${role} WITH REPLICATION;`);
+    expect(result.fix).toContain(`ALTER ROLE "${role}" WITH REPLICATION;`);
   });
 
   describe.skipIf(!stack().owned.postgres)('on a server with wal_level=replica', () => {

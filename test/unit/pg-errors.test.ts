@@ -18,6 +18,12 @@ function serverError(code: string, message: string, where?: string): Error {
 }
 
 describe('classifyPgError', () => {
+  it("a role without REPLICATION: the printed ALTER ROLE and GRANT quote the role's name, which PostgreSQL otherwise folds to lower case", () => {
+    const refused = classifyPgError(serverError('42501', 'permission denied to start WAL sender'), { ...SESSION, user: 'Relay-Role' });
+    expect(refused.code).toBe('PG_NO_REPLICATION_PRIVILEGE');
+    expect(refused.hint).toMatch(/^ALTER ROLE "Relay-Role" WITH REPLICATION;  \(on Amazon RDS \/ Aurora: GRANT rds_replication TO "Relay-Role";\)/);
+  });
+
   it('stops on a connection pg itself refuses for its configuration (no password given, a server without TLS), with the fix: the next attempt fails the same way', () => {
     // Before: PG_STREAM_FAILED, retried as a PostgreSQL outage for retry.maxDuration (30 min by default), then
     // RETRIES_EXHAUSTED with "check that PostgreSQL is up and reachable".
