@@ -16,7 +16,8 @@ describe('Relay, reconnecting after a PostgreSQL failure that has a fix', () => 
   it('logs the fix on the outage\'s warn line and its attempts\' lines, the fix /readyz shows', async () => {
     const { logger, lines } = capturingLogger('debug');
     const causes: (RetryCause | undefined)[] = [];
-    const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 100 }) as never, {
+    // An outage of 1 s at 1–2 ms per attempt: with 100 ms, a loaded machine (load 15) gave up before a second attempt.
+    const relay = new Relay(relayConfig({ initialDelayMs: 1, maxDelayMs: 2, maxDurationMs: 1000 }) as never, {
       logger,
       sink: { connect: async () => undefined, send: async () => undefined, close: async () => undefined } as never,
       createDelivery: idleDelivery,
