@@ -142,9 +142,9 @@ export class EngineHarness {
     return { txn, room };
   }
 
-  push(txn: SourceTransaction, id: string, error?: RelayError, topic = 't'): boolean {
+  push(txn: SourceTransaction, id: string, error?: RelayError, topic = 't', size = 10): boolean {
     txn.tracker.add(txn);
-    const event: OutboxEvent = { topic, key: Buffer.from(id), value: Buffer.from('{}'), headers: {}, eventId: id, size: 10, txn, ...(error ? { error } : {}) };
+    const event: OutboxEvent = { topic, key: Buffer.from(id), value: Buffer.from('{}'), headers: {}, eventId: id, size, txn, ...(error ? { error } : {}) };
     return this.engine.push(event);
   }
 
