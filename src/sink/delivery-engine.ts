@@ -420,7 +420,11 @@ export class DeliveryEngine implements Delivery {
       // hand-off that tries whether Kafka takes requests again loses what it holds if not (metadata can name leaders
       // that are down: a broker without a controller quorum keeps its stale view), so it holds as little as can be
       // confirmed alone.
-      if (this.guarantee === 'at-most-once' && this.head > start && next.txn !== this.queue[this.head - 1]!.txn && (this.outage?.dropped || this.undecidedAhead(this.head) || this.unvettedAhead(this.head))) break;
+      // Nor after the rest of a transaction counted at an earlier hand-off: PostgreSQL holds its end, so it goes even
+      // if the hand-off is withheld (Session.handOff checks a batch's own position, its last transaction's end).
+      // Batched with the next transaction, whose position the session could end before PostgreSQL held, it was
+      // withheld with it and lost: the next session starts past it.
+      if (this.guarantee === 'at-most-once' && this.head > start && next.txn !== this.queue[this.head - 1]!.txn && (this.queue[this.head - 1]!.txn === this.countedAhead || this.outage?.dropped || this.undecidedAhead(this.head) || this.unvettedAhead(this.head))) break;
       if (this.head > start && bytes + next.size > batchMaxBytes) break;
       bytes += next.size;
       this.head++;

@@ -1183,6 +1183,27 @@ describe('DeliveryEngine, at-most-once', () => {
     expect(h.confirmed).toEqual([before, end]);
   });
 
+  it('the rest of a transaction counted at an earlier hand-off goes in a batch of its own, sent when the session ends during its position check; before, batched with the next transaction, it was withheld with it and lost (model seed 32)', async () => {
+    // batchMaxEvents 2 (the harness default): t's first batch counts all of t, and PostgreSQL holds t's end.
+    const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends('hang') });
+    const end = h.transaction('t', 3);
+    await settle();
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t.0', 't.1']]);
+    h.transaction('u', 1);
+    // The next position check waits while the replication connection drops.
+    h.reportGate = deferred();
+    h.sink.calls[0]!.answer.resolve();
+    await settle();
+    h.reportable = false;
+    h.engine.endSession(h.tracker);
+    h.reportGate.resolve();
+    await h.idle();
+    // Before, [t.2, u.0] was one hand-off, withheld whole: the next session starts at t's end and never sent t.2.
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['t.0', 't.1'], ['t.2']]);
+    // u is left to the next session, which starts there.
+    expect(h.held).toBe(end);
+  });
+
   it('positionHeldEvents: the events handed off and unanswered, and the queued rest of a transaction counted at their hand-off; not what no hand-off counted', async () => {
     // What a stop whose grace runs out now leaves unsent for good: no session streams these again.
     const h = new EngineHarness({ guarantee: 'at-most-once', sink: new FakeSink().scriptSends('hang') });
