@@ -92,9 +92,14 @@ export class EngineHarness {
         this.reports++;
         this.acknowledge(receipts);
         await this.reportGate?.promise;
-        // Held once reported on an open connection; after it closed, only what an earlier report got held.
-        if (this.reportable) this.held = this.lastConfirmed;
-        const held = this.lastConfirmed <= this.held;
+        // Held once reported on an open connection; after it closed, only what an earlier report got held. As
+        // Session.handOff: the position is the batch's session's (its tracker's), and the batch's own (its last
+        // transaction's end) is checked, not a later event-less commit's the tracker confirmed since: the rest of a
+        // transaction whose end PostgreSQL holds goes.
+        const last = events.at(-1)!.txn;
+        const confirmed = last.tracker.confirmed;
+        if (this.reportable) this.held = confirmed;
+        const held = (last.endLsn !== undefined && last.endLsn < confirmed ? last.endLsn : confirmed) <= this.held;
         if (held) this.latencies.push(undefined);
         else this.withheld.push(events.length);
         return held;
@@ -123,9 +128,9 @@ export class EngineHarness {
     return this.confirmed.at(-1) ?? 0n;
   }
 
-  /** A new replication session starting at the last confirmed position. */
-  newSession(): AckTracker {
-    this.tracker = new AckTracker(this.lastConfirmed, (lsn) => this.confirmed.push(lsn));
+  /** A new replication session starting at `start` (default: the last confirmed position). */
+  newSession(start = this.lastConfirmed): AckTracker {
+    this.tracker = new AckTracker(start, (lsn) => this.confirmed.push(lsn));
     this.engine.openSession(this.tracker);
     return this.tracker;
   }
