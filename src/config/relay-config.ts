@@ -197,11 +197,29 @@ function saslOptions(v: SettingValues, problems: ConfigProblems): SASLOptions | 
   return password ? ({ mechanism, username, password } as SASLOptions) : undefined;
 }
 
+/**
+ * Settings left at their default that another setting's value turns on, with that setting: kafka.sslCaFile turns
+ * TLS on. Shown as the relay uses them (config check, the start-up line), as a preset's values are: config check
+ * printed kafka.ssl false (default) for a relay that connected with TLS.
+ */
+function impliedSettings(v: SettingValues, origins: Record<string, Origin>): Record<string, { value: unknown; by: string }> {
+  return v['kafka.sslCaFile'] !== undefined && origins['kafka.ssl'] === 'default' ? { 'kafka.ssl': { value: true, by: 'kafka.sslCaFile' } } : {};
+}
+
 /** Each check reads only the settings it needs, so that an invalid one skips only the checks that read it (readValid). */
 function kafkaConfig(v: SettingValues, origins: Record<string, Origin>, producing: boolean, problems: ConfigProblems): RelayConfig['kafka'] {
   const ssl = problems.check(() => {
     const caFile = v['kafka.sslCaFile'];
     return caFile ? { ca: [readSecretFile(caFile, 'kafka.sslCaFile')] } : v['kafka.ssl'];
+  });
+  // A CA file turns TLS on (impliedSettings); beside an explicit kafka.ssl false it did so without a word, against
+  // what the operator wrote: which one was meant is theirs to say.
+  problems.check(() => {
+    if (v['kafka.sslCaFile'] === undefined || origins['kafka.ssl'] === 'default' || v['kafka.ssl'] !== false) return;
+    throw new ConfigError(
+      'kafka.ssl is false, but kafka.sslCaFile is given, which is read only over TLS and turns TLS on',
+      `remove ${settingRef('kafka.ssl')} to connect with TLS, verifying the brokers against the CA file; or remove ${settingRef('kafka.sslCaFile')} to connect without TLS`,
+    );
   });
   const sasl = problems.check(() => saslOptions(v, problems));
   problems.check(() => {
@@ -378,6 +396,7 @@ export function loadConfig(options: LoadOptions): RelayConfig {
   // The flat keys as the relay uses them (and every table that sets neither the key nor a preset of its own): shown
   // as the default the preset replaced, they misled an operator checking the configuration.
   const replaced = presetReplacements(resolved.origins, v.preset);
+  const implied = impliedSettings(v, resolved.origins);
   return {
     postgres: postgres!,
     slot: v.slot,
@@ -409,9 +428,14 @@ export function loadConfig(options: LoadOptions): RelayConfig {
     shutdownGraceMs: v.shutdownGrace,
     http: { port: v['http.port'], host: v['http.host'] },
     logLevel: v['log.level'],
-    origins: { ...resolved.origins, ...Object.fromEntries(Object.keys(replaced).map((key) => [key, 'preset' as const])) },
+    origins: {
+      ...resolved.origins,
+      ...Object.fromEntries(Object.keys(replaced).map((key) => [key, 'preset' as const])),
+      ...Object.fromEntries(Object.keys(implied).map((key) => [key, 'implied' as const])),
+    },
+    impliedBy: Object.fromEntries(Object.entries(implied).map(([key, { by }]) => [key, by])),
     formerNames: resolved.formerNames,
-    values: { ...resolved.values, ...replaced },
+    values: { ...resolved.values, ...replaced, ...Object.fromEntries(Object.entries(implied).map(([key, { value }]) => [key, value])) },
   };
 }
 

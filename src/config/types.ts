@@ -11,8 +11,11 @@ import type { EventFilter, RouteRule } from './table-schemas.js';
 /** Where a setting's value came from. */
 export type Origin = 'default' | 'file' | 'env' | 'flag';
 
-/** Where a value the relay uses came from: its setting's origin, or the preset, which replaced the default. */
-export type EffectiveOrigin = Origin | 'preset';
+/**
+ * Where a value the relay uses came from: its setting's origin, the preset, which replaced the default, or another
+ * setting that implies it (RelayConfig.impliedBy), which did too.
+ */
+export type EffectiveOrigin = Origin | 'preset' | 'implied';
 
 export type KafkaClient = 'rdkafka' | 'kafkajs';
 export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -98,13 +101,15 @@ export interface RelayConfig {
   shutdownGraceMs: number;
   http: { port: number; host: string };
   logLevel: string;
-  /** Where each setting's value came from (for `config` output and error messages); `preset` where the global preset replaced the default. */
+  /** Where each setting's value came from (for `config` output and error messages); `preset` where the global preset replaced the default, `implied` where another setting did (impliedBy). */
   origins: Record<string, EffectiveOrigin>;
+  /** The setting whose value implies each `implied` one's, by key: kafka.ssl's is kafka.sslCaFile when a CA file is given. */
+  impliedBy: Record<string, string>;
   /** The former flag or variable a value was given under, by key (--from-lsn, OUTBOX_RELAY_DELIVERY): named as given. */
   formerNames: Record<string, string>;
   /**
-   * Validated setting values by key, as the relay uses them: the global preset's where it replaced the default.
-   * Secrets included, so never print this: see redactedSettings.
+   * Validated setting values by key, as the relay uses them: the global preset's where it replaced the default,
+   * and an implied value where another setting turns one on (impliedBy). Secrets included, so never print this: see redactedSettings.
    */
   values: Record<string, unknown>;
 }

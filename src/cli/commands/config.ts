@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { EffectiveOrigin, TableMapping } from '../../config/types.js';
+import type { EffectiveOrigin, RelayConfig, TableMapping } from '../../config/types.js';
 import { ignoredStartSource } from '../../config/one-off-start.js';
 import { loadConfig, redactedSettings } from '../../config/relay-config.js';
 import { SETTINGS, writtenValue, type Setting } from '../../config/settings.js';
@@ -16,10 +16,11 @@ interface Effective {
   source: string;
 }
 
-function sourceOf(setting: Setting, origin: EffectiveOrigin | undefined, file: string | undefined, formerName: string | undefined, preset: unknown): string {
+function sourceOf(setting: Setting, origin: EffectiveOrigin | undefined, file: string | undefined, formerName: string | undefined, config: RelayConfig): string {
   // A default that depends on other settings (delivery.coalesce on kafka.client) is not a value of its own.
   if (origin === undefined) return setting.shownDefault ? `unset (default ${setting.shownDefault})` : 'unset';
-  if (origin === 'preset') return `preset ${String(preset)}`;
+  if (origin === 'preset') return `preset ${String(config.values.preset)}`;
+  if (origin === 'implied') return `implied by ${config.impliedBy[setting.key]}`;
   if (origin === 'flag') return `flag ${formerName ?? setting.flag}`;
   if (origin === 'env') return `env ${formerName ?? setting.env}`;
   if (origin === 'file') return `file ${file ?? '?'}`;
@@ -44,7 +45,7 @@ function tableCells(t: ReturnType<typeof resolvedTable>): Cell[] {
  * setting is listed, the unset ones too: what was left out shows as plainly as what was given.
  */
 function checkCommand(): Command {
-  const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file, preset or default). Exits 2 listing every problem.', [
+  const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file, preset, another setting that implies it, or default). Exits 2 listing every problem.', [
     'outbox-relay config check --config /etc/outbox-relay.yaml',
     'OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay config check --json',
   ]);
@@ -73,7 +74,7 @@ function checkCommand(): Command {
     const listed = SETTINGS.map((setting) => {
       const given = setting.key in values;
       const why = ignored[setting.key];
-      const source = sourceOf(setting, given ? (config.origins[setting.key] ?? 'default') : undefined, file, config.formerNames[setting.key], config.values.preset);
+      const source = sourceOf(setting, given ? (config.origins[setting.key] ?? 'default') : undefined, file, config.formerNames[setting.key], config);
       const effective: Effective = {
         key: setting.key,
         value: given && !why ? values[setting.key] : null,
