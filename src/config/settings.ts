@@ -273,8 +273,8 @@ export const SETTINGS = [
   setting('kafka.sslCaFile', 'kafka', text, 'CA certificate (PEM) for the brokers’ TLS certificates; implies kafka.ssl (refused beside an explicit kafka.ssl false).', { placeholder: '<path>' }),
   setting('kafka.saslMechanism', 'kafka', enumOf(['plain', 'scram-sha-256', 'scram-sha-512']), 'SASL authentication mechanism; it alone turns SASL on, so the SASL user and password are refused without it.', { placeholder: '<mechanism>' }),
   setting('kafka.saslUsername', 'kafka', text, 'SASL user name.', { placeholder: '<name>' }),
-  setting('kafka.saslPassword', 'kafka', text, 'SASL password (prefer kafka.saslPasswordFile).', { placeholder: '<password>', secret: true }),
-  setting('kafka.saslPasswordFile', 'kafka', text, 'File whose content is the SASL password (a mounted secret).', { placeholder: '<path>' }),
+  setting('kafka.saslPassword', 'kafka', text, 'SASL password (prefer kafka.saslPasswordFile, which replaces it when both are given).', { placeholder: '<password>', secret: true }),
+  setting('kafka.saslPasswordFile', 'kafka', text, 'File whose content is the SASL password (a mounted secret); replaces kafka.saslPassword, as postgres.passwordFile replaces a password in the URL.', { placeholder: '<path>' }),
 
   // Measured (docs/benchmarks.md, "Analysis"): 5,000 events / 2 MiB drain faster and with less CPU per
   // event than 20,000 / 8 MiB. A local broker acknowledges within milliseconds, so a few thousand events keep

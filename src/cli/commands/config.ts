@@ -66,10 +66,12 @@ function checkCommand(): Command {
     const values = redactedSettings(config);
     // Values run does not use: shown unset, with where they came from and why. run drops a start position it was
     // not given as a flag (withoutPersistentStart); with `tables`, each entry names its table, and the single
-    // table's default applies to none (tableMappings refuses `table` set beside `tables`).
+    // table's default applies to none (tableMappings refuses `table` set beside `tables`); the password file's
+    // content replaces kafka.saslPassword (saslOptions), as postgres.passwordFile's replaces the URL's password.
     const ignored: Record<string, string> = {
       ...(ignoredStartSource(config) !== undefined && { startLsn: 'run takes a start position only as --start-lsn' }),
       ...(config.values.tables !== undefined && { table: 'tables lists the tables' }),
+      ...(config.values['kafka.saslPasswordFile'] !== undefined && config.values['kafka.saslPassword'] !== undefined && { 'kafka.saslPassword': 'kafka.saslPasswordFile replaces it' }),
     };
     const listed = SETTINGS.map((setting) => {
       const given = setting.key in values;
