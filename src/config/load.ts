@@ -182,6 +182,19 @@ export interface Resolved {
   invalid: Set<string>;
 }
 
+/**
+ * The value Kubernetes gives `<SERVICE>_PORT` in every pod of a Service's namespace (service links): a Service named
+ * outbox-relay-http sets OUTBOX_RELAY_HTTP_PORT=tcp://10.0.0.1:9090, which the relay reads as http.port. The fix
+ * names that cause: "correct the environment variable" sent the operator looking for a line their manifest lacks.
+ */
+const SERVICE_LINK_VALUE = /^(tcp|udp|sctp):\/\/\S+:\d+$/;
+
+function serviceLinkFix(setting: Setting, origin: Origin, raw: unknown): string | undefined {
+  if (origin !== 'env' || typeof raw !== 'string' || !SERVICE_LINK_VALUE.test(raw) || !setting.env.endsWith('_PORT')) return undefined;
+  const service = setting.env.slice(0, -'_PORT'.length).toLowerCase().replace(/_/g, '-');
+  return `Kubernetes sets ${setting.env} to this address for a Service named ${service} (service links): set enableServiceLinks: false in the pod spec, or set ${setting.env} in the container's env (setting ${setting.key}), which wins over the Service's`;
+}
+
 /** zod's own messages ("Invalid input: expected string, …") follow our "expected": drop their repeated clause. */
 function expectation(message: string): string {
   return message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected /, '');
@@ -310,7 +323,7 @@ export function resolveSettings(
       const problem = result.error.issues.map((i) => (i.path.length > 0 ? `${where(i.path)}: ${expectation(i.message)}` : expectation(i.message))).join('; ');
       const shown = setting.secret ? '(secret)' : setting.unechoed ? '(value not shown)' : withoutUserInfo(JSON.stringify(raw));
       const given = describeOrigin(setting, origin, layers.fileName, formerNames[setting.key]);
-      problems.add(new ConfigError(`invalid ${given}: ${shown}; expected ${problem}`, `correct the ${given} (setting ${setting.key})`));
+      problems.add(new ConfigError(`invalid ${given}: ${shown}; expected ${problem}`, serviceLinkFix(setting, origin, raw) ?? `correct the ${given} (setting ${setting.key})`));
       invalid.add(setting.key);
       continue;
     }

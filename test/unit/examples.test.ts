@@ -180,6 +180,7 @@ type Container = {
 };
 type PodSpec = {
   terminationGracePeriodSeconds: number;
+  enableServiceLinks?: boolean;
   securityContext: Record<string, unknown>;
   containers: Container[];
   volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
@@ -225,6 +226,15 @@ function expectSecretsFromFiles(docs: Manifest[], pod: PodSpec, relay: Container
     expect(() => new URL(env[name]!).password).not.toThrow();
     expect(new URL(env[name]!).password, name).toBe('');
   }
+}
+
+/**
+ * Service links put <SERVICE>_PORT=tcp://… into the pod for every Service of the namespace: one named
+ * outbox-relay-http would set OUTBOX_RELAY_HTTP_PORT, which the relay reads as http.port. Turned off, with the why.
+ */
+function expectNoServiceLinks(path: string, pod: PodSpec): void {
+  expect(pod.enableServiceLinks).toBe(false);
+  expect(read(path)).toMatch(/# No service links: .*\n(\s*#.*\n)*\s*enableServiceLinks: false\n/);
 }
 
 function expectHardenedRelay(pod: PodSpec, relay: Container): void {
@@ -277,6 +287,10 @@ describe('examples/kubernetes/sidecar.yaml', () => {
 
   it('takes every secret from files of a mounted Secret readable by the pod’s group, none from plain values', () => {
     expectSecretsFromFiles(docs, pod, relay, env);
+  });
+
+  it('turns off Kubernetes service links, whose OUTBOX_RELAY_<SERVICE>_PORT=tcp://… a Service could give the relay, and says why', () => {
+    expectNoServiceLinks('examples/kubernetes/sidecar.yaml', pod);
   });
 });
 
@@ -414,6 +428,10 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
   it('runs as the image’s non-root user on a read-only root filesystem, secrets from mounted files', () => {
     expectHardenedRelay(pod, relay);
     expectSecretsFromFiles(docs, pod, relay, env);
+  });
+
+  it('turns off Kubernetes service links, whose OUTBOX_RELAY_<SERVICE>_PORT=tcp://… a Service could give the relay, and says why', () => {
+    expectNoServiceLinks('examples/kubernetes/relay.yaml', pod);
   });
 });
 
