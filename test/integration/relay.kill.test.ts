@@ -32,8 +32,11 @@ describe('relay: killed and stopped under load', () => {
     await writers.stop();
     const final = startRelay(setup.args);
     await waitForConfirmedAll(db(), setup.slot);
+    final.signal('SIGTERM');
+    expect(await final.exited).toBe(0);
+    // Read once every relay exited: no record can arrive after the end offsets, so none needs waiting for.
     const committed = await committedIds(db());
-    const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 1500 });
+    const records = await readTopic(setup.topic, { expected: committed.length, settleMs: 0 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     const outOfOrder = orderViolations(records);
     console.log(
@@ -44,8 +47,6 @@ describe('relay: killed and stopped under load', () => {
     // Each restart's first batches are in flight together: they must still reach each partition in commit order.
     expect(outOfOrder).toBe(0);
     expect(delivery.unexpected).toBe(0);
-    final.signal('SIGTERM');
-    expect(await final.exited).toBe(0);
   }, 200_000);
 
   /** A restart, three more events, every committed event read back: what the restart sent again. */
@@ -55,9 +56,10 @@ describe('relay: killed and stopped under load', () => {
     await insertEvents(db(), 3);
     const committedAfter = await committedIds(db());
     await waitForConfirmedAll(db(), setup.slot);
-    const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 2000, readCommitted });
     restarted.signal('SIGTERM');
     expect(await restarted.exited).toBe(0);
+    // Read once the relay exited: what it re-sent is all there, to the end offsets, with nothing left to wait for.
+    const after = await readTopic(setup.topic, { expected: committedAfter.length, settleMs: 0, readCommitted });
     return compareDelivery(committedAfter, after.map((r) => r.key));
   }
 
@@ -68,7 +70,11 @@ describe('relay: killed and stopped under load', () => {
     const writers = startWriters(db(), 3, 20);
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Once a transaction is confirmed (the check below needs one), not after a fixed time a loaded machine can outlast.
+    await waitUntil('a transaction confirmed', async () => {
+      const confirmed = await slotConfirmedLsn(db(), setup.slot);
+      return (await committedIdsWithEndLsn(db(), from)).some((c) => c.endLsn <= confirmed);
+    }, 30_000, 100);
     // The signal lands while writers still commit, so events are in flight; transactions the relay had not read
     // yet are not its to drain: they come after the confirmed position and the restart delivers them.
     relay.signal('SIGTERM');
@@ -90,7 +96,8 @@ describe('relay: killed and stopped under load', () => {
     expect(committed.length).toBe((await committedIds(db())).length);
     const confirmedIds = committed.filter((c) => c.endLsn <= confirmed).map((c) => c.id);
     expect(confirmedIds.length).toBeGreaterThan(0);
-    const firstRun = await readTopic(setup.topic, { expected: confirmedIds.length, settleMs: 1000 });
+    // The relay exited: nothing more can arrive, so no settling time.
+    const firstRun = await readTopic(setup.topic, { expected: confirmedIds.length, settleMs: 0 });
     const drained = compareDelivery(confirmedIds, firstRun.map((r) => r.key));
     expect(drained.missing).toEqual([]);
     expect(drained.unexpected).toBe(0);
@@ -153,7 +160,7 @@ describe('relay: killed and stopped under load', () => {
     const confirmed = await slotConfirmedLsn(db(), setup.slot);
     expect(confirmed).toBeGreaterThanOrEqual(endLsn);
     expect(formatLsn(confirmed)).toBe(relay.logs.find((l) => l.msg === 'stopped')?.confirmedLsn);
-    const firstRun = await readTopic(setup.topic, { expected: rows, settleMs: 1000, readCommitted });
+    const firstRun = await readTopic(setup.topic, { expected: rows, settleMs: 0, readCommitted });
     const drained = compareDelivery(ids, firstRun.map((r) => r.key));
     expect(drained.missing.length).toBe(0);
     expect(drained.duplicates).toBe(0);
@@ -176,7 +183,7 @@ describe('relay: killed and stopped under load', () => {
     expect(cut, relay.dump()).toBeDefined();
     expect(cut!.level).toBe('warn');
     expect(await slotConfirmedLsn(db(), setup.slot)).toBeLessThan(endLsn);
-    const firstRun = await readTopic(setup.topic, { settleMs: 500 });
+    const firstRun = await readTopic(setup.topic, { settleMs: 0 });
     expect(firstRun.length).toBeGreaterThan(0);
     const delivery = await restartAndReadBack(setup, false);
     console.log(`grace period over inside a ${rows}-row transaction: ${firstRun.length} sent by the first run, ${delivery.duplicates} sent again by the restart`);
