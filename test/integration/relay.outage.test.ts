@@ -43,14 +43,14 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     return () => process.kill(pid, 'SIGCONT');
   }
 
-  /** Once the slot confirmed everything: every committed event is in the topic; then the relay stops, exit 0. */
-  async function expectNothingLostThenStop(setup: { slot: string; topic: string }, relay: RelayProcess): Promise<void> {
+  /** Once the slot confirmed everything the relay stops, exit 0, and every committed event is in the topic. */
+  async function stopThenExpectNothingLost(setup: { slot: string; topic: string }, relay: RelayProcess): Promise<void> {
     await waitForConfirmedAll(db, setup.slot);
-    const committed = await committedIds(db);
-    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
-    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 0 });
+    expect(compareDelivery(committed, records.map((r) => r.key)).missing).toEqual([]);
   }
 
   /** Inserts `count` events and reads them back: exactly those, in order. */
@@ -108,16 +108,17 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await kafka.start();
     await relay.waitForMessage('Kafka available again: delivery resumed', 60_000);
     await waitForConfirmedAll(db, setup.slot);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
+    // Read once the relay exited: every record it sent is within the end offsets, with none left to wait for.
     const committed = await committedIds(db);
-    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 90_000, settleMs: 1000 });
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 90_000, settleMs: 0 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     console.log(
       `broker outage: ${committed.length} committed (${committed.length - before.length} during the outage), ${delivery.missing.length} lost, ` +
         `${delivery.duplicates} duplicates, confirmed LSN held at ${formatLsn(confirmedBeforeOutage)}, relay peak RSS ${rssDuringOutage} MiB`,
     );
     expect(delivery.missing).toEqual([]);
-    relay.signal('SIGTERM');
-    expect(await relay.exited).toBe(0);
   });
 
   it('a broker that stops answering (SIGSTOP) becomes an outage: one warn line for delivery (and at most one from the checkpoint writer) and /readyz 503 while it hangs; after SIGCONT delivery resumes, nothing lost', async () => {
@@ -144,14 +145,14 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     const warns = relay.logs.filter((l) => l.level === 'warn');
     expect(warns.filter((l) => l.module !== 'checkpoint').map((l) => l.msg), relay.dump()).toEqual(['Kafka unavailable: holding the confirmed position and retrying']);
     expect(warns.filter((l) => l.module === 'checkpoint').length, relay.dump()).toBeLessThanOrEqual(1);
-    const committed = await committedIds(db);
-    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
-    const delivery = compareDelivery(committed, records.map((r) => r.key));
-    console.log(`hung broker (SIGSTOP): ${committed.length} committed, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
-    expect(delivery.missing).toEqual([]);
     expect((await httpGet(`${http.base}/readyz`)).status).toBe(200);
     relay.signal('SIGTERM');
     expect(await relay.exited).toBe(0);
+    const committed = await committedIds(db);
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 0 });
+    const delivery = compareDelivery(committed, records.map((r) => r.key));
+    console.log(`hung broker (SIGSTOP): ${committed.length} committed, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
+    expect(delivery.missing).toEqual([]);
   });
 
   // librdkafka's broker thread polled its socket with a zero timeout, at 100 % of a core, while a partition had 5
@@ -181,7 +182,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     console.log(`hung broker, records queued: librdkafka's broker threads used ${usedSeconds.toFixed(2)} s of CPU in 3 s`);
     // Spinning, the thread took about 3 s here (a whole core; at least half of one on a busy 2-core machine).
     expect(usedSeconds).toBeLessThan(0.5);
-    await expectNothingLostThenStop(setup, relay);
+    await stopThenExpectNothingLost(setup, relay);
   });
 
   // The checkpoint written at the stop waited for one send as long as librdkafka's message timeout (30 s), past the
@@ -246,13 +247,14 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     db = await createDatabase('undrained', postgres.url());
     const checkpointTopic = uniqueName('checkpoints');
     const clientArgs = client === 'rdkafka exactly-once' ? ['--kafka-client', 'rdkafka', '--delivery-guarantee', 'exactly-once'] : ['--kafka-client', client];
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '5s', '--checkpoint-topic', checkpointTopic, ...clientArgs] });
+    // A grace of 1 s: with every broker gone no grace drains the events, and the watchdog comes 5 s after it whatever its length.
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--shutdown-grace', '1s', '--checkpoint-topic', checkpointTopic, ...clientArgs] });
     const http = await httpArgs();
     const relay = startRelay([...setup.args, ...http.args]);
     await relay.waitForMessage('streaming from PostgreSQL');
     await insertEvents(db, 5);
     if (checkpointTopicState === 'written') {
-      await readTopic(setup.topic, { expected: 5, brokers: kafka.brokers, settleMs: 500 });
+      await readTopic(setup.topic, { expected: 5, brokers: kafka.brokers, settleMs: 0 });
       await firstCheckpoint(checkpointTopic, setup.slot);
     } else {
       // The relay creates the topic at its first checkpoint, once the first position is confirmed: the broker goes
@@ -271,7 +273,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
       const signalledAt = Date.now();
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
-      console.log(`broker ${signal}, ${client}, events in flight, checkpoint topic ${checkpointTopicState}: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 5 s)`);
+      console.log(`broker ${signal}, ${client}, events in flight, checkpoint topic ${checkpointTopicState}: exit 0 ${((Date.now() - signalledAt) / 1000).toFixed(1)} s after SIGTERM (grace 1 s)`);
     } finally {
       brokerBack();
     }
@@ -312,7 +314,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
 
   it('a full window (Kafka down) does not keep PostgreSQL from shutting down: the relay lets go, and nothing is lost once both are back', async () => {
     db = await createDatabase('fullstop', postgres.url());
-    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '100', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '5s'] });
+    const setup = await setupOutbox(db, { brokers: kafka.brokers, extraArgs: ['--delivery-max-in-flight-events', '100', '--retry-max-delay', '1s', '--kafka-delivery-timeout', '3s'] });
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     await kafka.kill();
@@ -327,7 +329,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await postgres.start();
     await kafka.start();
     await waitUntil('a new session', () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length >= 2, 120_000);
-    await expectNothingLostThenStop(setup, relay);
+    await stopThenExpectNothingLost(setup, relay);
   });
 
   it('reconnects after PostgreSQL is restarted and after it crashes, losing nothing', async () => {
@@ -336,23 +338,29 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     const relay = startRelay(setup.args);
     await relay.waitForMessage('streaming from PostgreSQL');
     const writers = startWriters(db, 3);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Each server event comes once the relay streams in a session and confirmed what the writers committed before, not
+    // after fixed times: a relay slower to reconnect than those would make fewer sessions than the check below counts.
+    const streamingIn = async (session: number) => {
+      await waitUntil(`session ${session}`, () => relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length >= session, 60_000);
+      await waitForConfirmedAll(db, setup.slot);
+    };
+    await streamingIn(1);
     await postgres.restart();
-    await new Promise((r) => setTimeout(r, 1500));
+    await streamingIn(2);
     await postgres.kill();
     await postgres.start();
-    await new Promise((r) => setTimeout(r, 1500));
+    await streamingIn(3);
     await writers.stop();
     await waitForConfirmedAll(db, setup.slot);
+    relay.signal('SIGTERM');
+    expect(await relay.exited).toBe(0);
     const reconnects = relay.logs.filter((l) => l.msg === 'streaming from PostgreSQL').length - 1;
     const committed = await committedIds(db);
-    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 1000 });
+    const records = await readTopic(setup.topic, { expected: committed.length, brokers: kafka.brokers, timeoutMs: 60_000, settleMs: 0 });
     const delivery = compareDelivery(committed, records.map((r) => r.key));
     console.log(`postgres restart + crash: ${committed.length} committed, ${reconnects} reconnects, ${delivery.missing.length} lost, ${delivery.duplicates} duplicates`);
     expect(reconnects).toBeGreaterThanOrEqual(2);
     expect(delivery.missing).toEqual([]);
-    relay.signal('SIGTERM');
-    expect(await relay.exited).toBe(0);
   });
 
   it('PostgreSQL down when the relay starts: it retries with backoff and streams once the server is up (was exit 1 at once)', async () => {
