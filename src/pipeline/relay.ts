@@ -13,6 +13,7 @@ import { idFields, loggedDetails } from '../route/logged-id.js';
 import { haltedEvent } from '../ops/halt-report.js';
 import type { RelayObserver, RelayState } from './observer.js';
 import { republishScope } from '../source/republish-command.js';
+import { slotLostSince } from '../source/slot-lost.js';
 import { StandbyWait } from '../source/standby-wait.js';
 import type { TimelinePosition } from '../source/timeline.js';
 import { Session } from './session.js';
@@ -360,6 +361,8 @@ export class Relay {
     // A stop while Kafka could not be reached yet: nothing was read, nothing to drain.
     if (this.stopRequested) return { state: 'stopped' };
     let first = true;
+    // The commit time of the checkpoint a start read: the last delivered event's before this process delivers any.
+    let checkpointCommitTimeMs: number | undefined;
     while (!this.stopRequested && !this.deliveryError) {
       let error: RelayError | undefined;
       try {
@@ -402,6 +405,7 @@ export class Relay {
           break;
         }
         const [position, opened] = await starting;
+        if (position.status === 'fulfilled') checkpointCommitTimeMs = position.value?.commitTimeMs ?? checkpointCommitTimeMs;
         if (position.status === 'rejected' || this.stopRequested) {
           if (opened.status === 'fulfilled') await session.close();
           if (position.status !== 'rejected') break;
@@ -474,7 +478,8 @@ export class Relay {
         break;
       }
       if (!error) continue;
-      if (!error.retriable) return this.halt(error);
+      // A lost slot's republish starts from the last delivered event, which only the relay knows (its pre-flight does not).
+      if (!error.retriable) return this.halt(error.code === 'PG_SLOT_LOST' ? slotLostSince(error, this.confirmedCommitTimeMs ?? checkpointCommitTimeMs) : error);
       if (error.code === 'PG_SLOT_ACTIVE' && this.lastWalsender !== null && error.details.activePid === this.lastWalsender) error = ownWalsenderHolds(error, this.lastWalsender);
       if (error.code === 'PG_SLOT_ACTIVE') {
         // PostgreSQL answered: an outage before this is over. Kept, the time as a standby would count against

@@ -70,11 +70,25 @@ export function slotLostError(slot: string, scope: RepublishScope, reason: strin
     hint:
       `the events committed since the slot's confirmed position exist only in the outbox table now. Recovery: ` +
       `1) outbox-relay slot drop --force${slotFlag(slot)}; 2) ${recreateSlot('slot create', failover, { slot, publication: scope.publication })}; 3) restart the relay; ` +
-      `4) re-send the gap from the outbox table with ${republishCommand('<time of the last delivered event>', scope)}. ` +
+      `4) re-send the gap from the outbox table with ${republishCommand(UNKNOWN_SINCE, scope)}. ` +
       `To avoid it: ${avoid}`,
     details: { invalidationReason: reason ?? null },
   });
 }
+
+/**
+ * PG_SLOT_LOST (`lost`) with its republish's --since filled in from the commit time of the last delivered event,
+ * where the relay knows it (the checkpoint it read, or its own deliveries): the pre-flight and the stream's
+ * classification, which build the error, do not. Unchanged without one.
+ */
+export function slotLostSince(lost: RelayError, commitTimeMs: number | undefined): RelayError {
+  if (commitTimeMs === undefined || lost.hint === undefined) return lost;
+  const hint = lost.hint.replace(`--since ${UNKNOWN_SINCE}`, `--since ${republishSince(commitTimeMs, UNKNOWN_SINCE)}`);
+  return new RelayError(lost.code, lost.message, { cause: lost.cause, retriable: lost.retriable, hint, details: { ...lost.details, checkpointCommitTime: new Date(commitTimeMs).toISOString() } });
+}
+
+/** republish's --since where the time of the last delivered event is not known. */
+const UNKNOWN_SINCE = '<time of the last delivered event>';
 
 /** How far before the last delivered commit a republish starts: clocks and the checkpoint's lag, covered by dedupe on the id. */
 const REPUBLISH_MARGIN_MS = 60_000;
@@ -94,7 +108,7 @@ export function republishSince(commitTimeMs: number | undefined, unknown: string
  */
 export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, scope: RepublishScope, known?: KnownPublication): RelayError {
   const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
-  const since = republishSince(checkpoint.commitTimeMs, '<time of the last delivered event>');
+  const since = republishSince(checkpoint.commitTimeMs, UNKNOWN_SINCE);
   const asItWas = missing.details.publicationMissing === true ? seenPublicationSql(scope.publication, known) : undefined;
   const remake = asItWas === undefined ? recreateSlot('setup', undefined) : createAsItWas(asItWas, undefined);
   return new RelayError(
@@ -126,7 +140,7 @@ export function slotRecreatedError(slot: string, scope: RepublishScope, position
       hint:
         `the events committed between those positions exist only in the outbox table. Recovery (docs/operations.md, failover): ` +
         `1) point checkpoint.topic (--checkpoint-topic) at a new topic (the old one holds the old primary's position); 2) start the relay (it starts at the slot); ` +
-        `3) re-send the gap: ${republishCommand(republishSince(position.commitTimeMs, '<time of the last delivered event>'), scope)} (consumers dedupe on the id header)`,
+        `3) re-send the gap: ${republishCommand(republishSince(position.commitTimeMs, UNKNOWN_SINCE), scope)} (consumers dedupe on the id header)`,
       details: { slotLsn: formatLsn(slotLsn), currentTimeline: timeline, resumeLsn: formatLsn(position.lsn), timeline: position.timeline ?? null },
     },
   );
