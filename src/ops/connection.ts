@@ -28,12 +28,28 @@ function lostConnection(timeout: RelayError, fate = ''): RelayError {
   return new RelayError('PG_CONNECT_FAILED', timeout.message, { cause: timeout, hint: `${timeout.hint}${fate}`, details: timeout.details });
 }
 
+const URL_SETTINGS = '--postgres-url / OUTBOX_RELAY_POSTGRES_URL / DATABASE_URL / PG* variables';
+
+/**
+ * A connection no server took (nothing listens there, a name that does not resolve): no refusal, so the password
+ * and pg_hba.conf, which the fix named for it, are not where to look. Undefined for any other failure.
+ */
+function notListeningFix(err: unknown): string | undefined {
+  const { code, address, port, hostname } = err as { code?: string; address?: string; port?: number; hostname?: string };
+  if (code === 'ECONNREFUSED') {
+    const where = address === undefined ? 'the host and port of postgres.url' : `${address.includes(':') ? `[${address}]` : address}${port === undefined ? '' : `:${port}`}`;
+    return `no PostgreSQL server is accepting connections at ${where}: check that it is running and listens there (listen_addresses, port), and the host and port in ${URL_SETTINGS}`;
+  }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the host name ${hostname ?? 'of postgres.url'} does not resolve (DNS): check the host in ${URL_SETTINGS}`;
+  return undefined;
+}
+
 function connectError(err: unknown): RelayError {
   // connectBounded's timeout, already named.
   if (isRelayError(err)) return lostConnection(err);
   return new RelayError('PG_CONNECT_FAILED', `cannot connect to PostgreSQL: ${errorMessage(err)}`, {
     cause: err,
-    hint: tlsFix(err) ?? credentialsFix(err) ?? 'check --postgres-url / OUTBOX_RELAY_POSTGRES_URL / DATABASE_URL / PG* variables, the password and pg_hba.conf',
+    hint: tlsFix(err) ?? credentialsFix(err) ?? notListeningFix(err) ?? `check ${URL_SETTINGS}, the password and pg_hba.conf`,
   });
 }
 
