@@ -19,6 +19,9 @@ const READ_TIMEOUT_MS = 30_000;
 /** How librdkafka and kafkajs say that no broker answered (as opposed to a refusal). */
 const UNREACHABLE = /transport failure|all broker connections are down|timed out|timeout|ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|connection error|Connection refused/i;
 
+/** The fix when no broker answered: told of grants (CREATE, READ, group ACLs), an operator went looking for a missing one. */
+const NO_ANSWER = 'Kafka did not answer: check that the brokers in kafka.brokers are up and reachable from here, and the TLS/SASL settings';
+
 export class KafkaCheckpointStore {
   /** Written into every checkpoint record (see Checkpoint.replayWindow); set once the start decided the window. */
   replayWindow: string | undefined;
@@ -45,7 +48,7 @@ export class KafkaCheckpointStore {
     } catch (err) {
       // Told to create the topic, an operator whose brokers were down went looking for a missing grant.
       const hint = UNREACHABLE.test(errorMessage(err))
-        ? 'Kafka did not answer: check that the brokers in kafka.brokers are up and reachable from here, and the TLS/SASL settings; the relay creates the topic once they answer'
+        ? `${NO_ANSWER}; the relay creates the topic once they answer`
         : `${this.createItYourself()}, or grant the relay CREATE on it`;
       throw this.failure('cannot create the checkpoint topic', err, hint);
     }
@@ -139,7 +142,9 @@ export class KafkaCheckpointStore {
       throw this.failure(
         'cannot read the checkpoint topic',
         err,
-        'check the brokers, that the relay may DESCRIBE and READ the topic, and its group ACL (docs/security.md): DESCRIBE on group outbox-relay-checkpoint-reader with librdkafka, READ on the prefix outbox-relay-checkpoint-reader- with kafkajs',
+        UNREACHABLE.test(errorMessage(err))
+          ? NO_ANSWER
+          : 'check the brokers, that the relay may DESCRIBE and READ the topic, and its group ACL (docs/security.md): DESCRIBE on group outbox-relay-checkpoint-reader with librdkafka, READ on the prefix outbox-relay-checkpoint-reader- with kafkajs',
       );
     }
     // Records of one partition come in order; of several, in no order that says which is newer. The relay
