@@ -1,5 +1,7 @@
 import { RelayError, errorMessage, isRelayError, type ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
+import type { KafkaSettings } from '../config/types.js';
+import { bootstrapServers } from '../sink/topic-check.js';
 import { CLUSTER_AUTHORIZATION_FAILED, producerIdRefusedFix, TRANSACTIONAL_ID_AUTHORIZATION_FAILED } from '../sink/rdkafka-errors.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { WindowSample } from './window-samples.js';
@@ -39,6 +41,8 @@ export class KafkaCheckpointStore {
   constructor(
     readonly client: CheckpointClient,
     readonly topic: string,
+    /** kafka.brokers: the fixes' kafka-topics.sh and kafka-configs.sh need them (they have no default) to run as printed. */
+    private readonly brokers: KafkaSettings['brokers'],
   ) {}
 
   /** Creates the topic (compacted, one partition) unless it exists. Writers call it; readers never do. */
@@ -55,7 +59,7 @@ export class KafkaCheckpointStore {
   }
 
   private createItYourself(): string {
-    return `create it yourself: kafka-topics.sh --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster)`;
+    return `create it yourself: kafka-topics.sh --bootstrap-server ${bootstrapServers(this.brokers)} --create --topic ${this.topic} --partitions 1 --replication-factor 3 --config cleanup.policy=compact (fewer replicas on a smaller cluster)`;
   }
 
   /**
@@ -69,8 +73,8 @@ export class KafkaCheckpointStore {
     const cause = isRelayError(err) ? err : undefined;
     const fixes: Partial<Record<ErrorCode, string>> = {
       KAFKA_AUTH: `grant the relay's principal WRITE and DESCRIBE on the topic ${this.topic} (kafka-acls.sh --topic ${this.topic}; docs/security.md), and check kafka.saslMechanism/username/password`,
-      RECORD_TOO_LARGE: `raise the max.message.bytes of the topic ${this.topic} (kafka-configs.sh --alter --entity-type topics --entity-name ${this.topic} --add-config max.message.bytes=1048576): a checkpoint record is at most a few KiB`,
-      RECORD_INVALID: `the topic ${this.topic} refuses the record (a topic policy, its message.timestamp.* settings): check its configuration with kafka-configs.sh --describe --entity-type topics --entity-name ${this.topic}`,
+      RECORD_TOO_LARGE: `raise the max.message.bytes of the topic ${this.topic} (kafka-configs.sh --bootstrap-server ${bootstrapServers(this.brokers)} --alter --entity-type topics --entity-name ${this.topic} --add-config max.message.bytes=1048576): a checkpoint record is at most a few KiB`,
+      RECORD_INVALID: `the topic ${this.topic} refuses the record (a topic policy, its message.timestamp.* settings): check its configuration with kafka-configs.sh --bootstrap-server ${bootstrapServers(this.brokers)} --describe --entity-type topics --entity-name ${this.topic}`,
       TOPIC_INVALID: `Kafka refuses records for the topic ${this.topic} (an internal topic, or one it cannot write): point checkpoint.topic at a topic of the relay's own`,
       TOPIC_NOT_FOUND: `the topic was deleted while the relay ran: ${this.createItYourself()}, or restart the relay, which creates it`,
     };

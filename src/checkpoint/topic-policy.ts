@@ -4,6 +4,7 @@ import type { KafkaSettings } from '../config/types.js';
 import { formatDuration, formatSize } from '../config/units.js';
 import { RelayError } from '../errors.js';
 import { createKafkaClient, type KafkaJsBounds } from '../sink/kafka-sink.js';
+import { bootstrapServers } from '../sink/topic-check.js';
 
 /** The topic settings that decide whether a checkpoint topic keeps each slot's last checkpoint. */
 const POLICY_CONFIGS = ['cleanup.policy', 'retention.ms', 'retention.bytes'];
@@ -16,7 +17,7 @@ const POLICY_CONFIGS = ['cleanup.policy', 'retention.ms', 'retention.bytes'];
  * retention.ms (a relay stopped that long) or falls out of retention.bytes, the next start has none. It then
  * starts at the slot's position: with a replay window, that re-sends the window's events, under exactly-once too.
  */
-export function checkpointTopicProblem(topic: string, config: Record<string, string | undefined>): RelayError | undefined {
+export function checkpointTopicProblem(topic: string, config: Record<string, string | undefined>, bootstrap: KafkaSettings['brokers']): RelayError | undefined {
   const policies = (config['cleanup.policy'] ?? 'delete').split(',').map((p) => p.trim());
   const compacted = policies.includes('compact');
   const deletes = policies.includes('delete');
@@ -33,7 +34,7 @@ export function checkpointTopicProblem(topic: string, config: Record<string, str
       : []),
   ];
   return new RelayError('CHECKPOINT_TOPIC_POLICY', `the checkpoint topic "${topic}" has cleanup.policy=${policies.join(',')}: ${effects.join('; ')}`, {
-    hint: `make it compacted, as the relay creates it: kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact`,
+    hint: `make it compacted, as the relay creates it: kafka-configs.sh --bootstrap-server ${bootstrapServers(bootstrap)} --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact`,
     details: { topic, ...config },
   });
 }
@@ -47,14 +48,14 @@ const WANTED_REPLICAS = 3;
  * that one broker down, exactly-once commits nothing (every Kafka transaction writes a checkpoint) and no start
  * reads the checkpoint; its disk lost, the next start begins at the slot's position and re-sends the replay window.
  */
-export function checkpointTopicReplication(topic: string, replicas: number, brokers: number): RelayError | undefined {
+export function checkpointTopicReplication(topic: string, replicas: number, brokers: number, bootstrap: KafkaSettings['brokers']): RelayError | undefined {
   const wanted = Math.min(WANTED_REPLICAS, brokers);
   if (replicas >= wanted) return undefined;
   return new RelayError(
     'CHECKPOINT_TOPIC_POLICY',
     `the checkpoint topic "${topic}" has ${replicas} replica(s) on a cluster of ${brokers} brokers: while one broker that holds it is down, exactly-once commits nothing and no start reads the checkpoint, and with its disk the position is lost (a start then begins at the slot's and re-sends the replay window)`,
     {
-      hint: `give it ${wanted} replicas: kafka-reassign-partitions.sh --bootstrap-server <broker> --execute --reassignment-json-file <file naming ${wanted} brokers for ${topic} partition 0>; or, before the relay first runs, create it with kafka-topics.sh --create --topic ${topic} --partitions 1 --replication-factor ${wanted} --config cleanup.policy=compact (or set the brokers' default.replication.factor)`,
+      hint: `give it ${wanted} replicas: kafka-reassign-partitions.sh --bootstrap-server ${bootstrapServers(bootstrap)} --execute --reassignment-json-file <file naming ${wanted} brokers for ${topic} partition 0>; or, before the relay first runs, create it with kafka-topics.sh --bootstrap-server ${bootstrapServers(bootstrap)} --create --topic ${topic} --partitions 1 --replication-factor ${wanted} --config cleanup.policy=compact (or set the brokers' default.replication.factor)`,
       details: { topic, replicas, brokers },
     },
   );
@@ -92,11 +93,11 @@ export async function readTopicPolicy(config: KafkaSettings, logger: Logger, top
   try {
     await admin.connect();
     const [{ topics }, { brokers }] = await Promise.all([admin.fetchTopicMetadata({ topics: [topic] }), admin.describeCluster()]);
-    const replication = checkpointTopicReplication(topic, Math.min(...(topics[0]?.partitions ?? []).map((p) => p.replicas.length)), brokers.length);
+    const replication = checkpointTopicReplication(topic, Math.min(...(topics[0]?.partitions ?? []).map((p) => p.replicas.length)), brokers.length, config.brokers);
     let policy: RelayError | undefined;
     try {
       const { resources } = await admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: POLICY_CONFIGS }], includeSynonyms: false });
-      policy = checkpointTopicProblem(topic, Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue])));
+      policy = checkpointTopicProblem(topic, Object.fromEntries((resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue])), config.brokers);
     } catch (err) {
       if (replication === undefined) throw err;
     }

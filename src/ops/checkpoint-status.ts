@@ -42,7 +42,7 @@ export async function checkpointStatus(config: RelayConfig, slot: SlotStatus | u
 }
 
 async function readStatus(config: RelayConfig, topic: string, slot: SlotStatus | undefined): Promise<CheckpointStatus> {
-  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger(), '-status'), topic);
+  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger(), '-status'), topic, config.kafka.brokers);
   try {
     const checkpoint = await store.read(config.slot, READ_TIMEOUT_MS);
     // Asked only of a Kafka that answered the read: one that does not would hold the command for kafkajs' own

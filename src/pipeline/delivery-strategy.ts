@@ -61,7 +61,7 @@ export interface StrategyOptions {
 export function deliveryStrategy(config: RelayConfig, logger: Logger, options: StrategyOptions): DeliveryStrategy {
   const settings = guaranteeConfig(config);
   const checkpointLogger = logger.child({ module: 'checkpoint' });
-  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, checkpointLogger), settings.checkpointTopic);
+  const store = new KafkaCheckpointStore(createCheckpointClient(config.kafka, checkpointLogger), settings.checkpointTopic, config.kafka.brokers);
   const policyCheck = new PolicyCheck(store.topic, () => readTopicPolicy(config.kafka, checkpointLogger, store.topic), checkpointLogger);
   const window = new RecordedReplayWindow(settings.replayWindow, store, checkpointLogger, settings.guarantee);
   /**

@@ -15,5 +15,5 @@ export function checkpointTopicPolicy(topic: string, brokers = stack().brokers):
 /** The checkpoint topic `topic` on the test stack (or `brokers`), read and written as the relay does (its default client, or `client`). */
 export function checkpointStore(topic = uniqueName('checkpoints'), brokers = stack().brokers, client?: 'rdkafka' | 'kafkajs'): KafkaCheckpointStore {
   const config = loadConfig({ flags: { 'kafka.brokers': brokers.join(','), ...(client ? { 'kafka.client': client } : {}) }, env: {} });
-  return new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), topic);
+  return new KafkaCheckpointStore(createCheckpointClient(config.kafka, silentLogger()), topic, config.kafka.brokers);
 }

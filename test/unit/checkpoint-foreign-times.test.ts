@@ -53,6 +53,6 @@ describe('a checkpoint record that is JSON but no object (another program wrote 
       producer: () => ({ send: async () => undefined, close: async () => undefined }),
     };
     // Before: TypeError: Cannot read properties of null (reading 'slot').
-    await expect(new KafkaCheckpointStore(topic, 'checkpoints').read('s')).rejects.toMatchObject({ code: 'CHECKPOINT_FAILED', message: expect.stringContaining('cannot read') });
+    await expect(new KafkaCheckpointStore(topic, 'checkpoints', ['k:9092']).read('s')).rejects.toMatchObject({ code: 'CHECKPOINT_FAILED', message: expect.stringContaining('cannot read') });
   });
 });

@@ -5,7 +5,7 @@ import type { RelayError } from '../../src/errors.js';
 
 /** A checkpoint client whose read fails with `err`, as the Kafka client threw it. */
 const failingRead = (err: Error) =>
-  new KafkaCheckpointStore({ readAll: async () => Promise.reject(err) } as unknown as CheckpointClient, 'checkpoints').read('slot_a').then(
+  new KafkaCheckpointStore({ readAll: async () => Promise.reject(err) } as unknown as CheckpointClient, 'checkpoints', ['k:9092']).read('slot_a').then(
     () => expect.unreachable('the read succeeded'),
     (failed: unknown) => failed as RelayError,
   );

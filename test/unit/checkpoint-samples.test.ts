@@ -33,7 +33,7 @@ describe('checkpoint record: the replay window samples', () => {
   });
 
   it('the store writes the window in force\'s samples at or below the record\'s position, none without a window', () => {
-    const store = new KafkaCheckpointStore({} as CheckpointClient, 'checkpoints');
+    const store = new KafkaCheckpointStore({} as CheckpointClient, 'checkpoints', ['k:9092']);
     const read = (c: Checkpoint) => decodeCheckpoint(store.message(c).value, 'checkpoints');
     // A rewritten record does not keep the samples it was read with when no time window is in force.
     expect(read({ ...checkpoint, replaySamples: samples }).replaySamples).toBeUndefined();

@@ -26,7 +26,7 @@ const checkpoint = (slot: string, lsn: bigint): StoredRecord => ({
 });
 
 const read = (records: StoredRecord[]) =>
-  new KafkaCheckpointStore(topicOf(records), 'checkpoints').read('slot_a').then(
+  new KafkaCheckpointStore(topicOf(records), 'checkpoints', ['k:9092']).read('slot_a').then(
     (found) => found?.lsn,
     (err: RelayError) => err,
   );

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
 import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
+import { RelayError } from '../../src/errors.js';
 
-const storeFailing = (err: Error) => new KafkaCheckpointStore({ createTopic: async () => Promise.reject(err) } as unknown as CheckpointClient, 'checkpoints');
+const storeFailing = (err: Error) => new KafkaCheckpointStore({ createTopic: async () => Promise.reject(err) } as unknown as CheckpointClient, 'checkpoints', ['k:9092']);
 
 describe('KafkaCheckpointStore.ensureTopic, failed', () => {
   // Before: exactly-once (and replay) with every broker down said "create it yourself: kafka-topics.sh --create …
@@ -16,6 +17,13 @@ describe('KafkaCheckpointStore.ensureTopic, failed', () => {
 
   it('refused by Kafka, the fix is to create the topic or grant CREATE', async () => {
     const failed = await storeFailing(new Error('Not authorized to access topics: [Topic authorization failed]')).ensureTopic().catch((err: unknown) => err);
-    expect(failed).toMatchObject({ code: 'CHECKPOINT_FAILED', hint: expect.stringMatching(/^create it yourself: kafka-topics.sh --create --topic checkpoints .* or grant the relay CREATE on it$/) });
+    expect(failed).toMatchObject({ code: 'CHECKPOINT_FAILED', hint: expect.stringMatching(/^create it yourself: kafka-topics.sh --bootstrap-server k:9092 --create --topic checkpoints .* or grant the relay CREATE on it$/) });
+  });
+
+  // Before: kafka-topics.sh and kafka-configs.sh without --bootstrap-server, which they require: not runnable as printed.
+  it('every command a checkpoint fix prints names the brokers of kafka.brokers', () => {
+    const store = new KafkaCheckpointStore({} as CheckpointClient, 'checkpoints', ['kafka-0:9092', 'kafka-1:9092']);
+    const fixes = (['TOPIC_NOT_FOUND', 'RECORD_TOO_LARGE', 'RECORD_INVALID'] as const).map((code) => store.writeFailure(new RelayError(code, 'refused (fake)')).hint ?? '');
+    for (const fix of fixes) expect(fix).toMatch(/kafka-(?:topics|configs)\.sh --bootstrap-server kafka-0:9092,kafka-1:9092 /);
   });
 });

@@ -41,22 +41,22 @@ const settings = { brokers: ['b:9092'], clientId: 'test', requestTimeoutMs: 30_0
 describe('checkpoint topic created by hand, relay without CREATE', () => {
   it('kafkajs: the existing topic is used, not refused with the authorization failure', async () => {
     const admin = new FakeAdmin(['checkpoints']);
-    const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient({ admin: () => admin } as unknown as Kafka), 'checkpoints');
+    const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient({ admin: () => admin } as unknown as Kafka), 'checkpoints', ['k:9092']);
     await expect(store.ensureTopic()).resolves.toBeUndefined();
   });
 
   it('rdkafka: the existing topic is used, not refused with the authorization failure', async () => {
     rdAdmin = new FakeAdmin(['checkpoints']);
-    const store = new KafkaCheckpointStore(new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })), 'checkpoints');
+    const store = new KafkaCheckpointStore(new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })), 'checkpoints', ['k:9092']);
     await expect(store.ensureTopic()).resolves.toBeUndefined();
   });
 
   it('a missing topic without CREATE is still refused with the fix', async () => {
     const admin = new FakeAdmin([]);
-    const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient({ admin: () => admin } as unknown as Kafka), 'checkpoints');
+    const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient({ admin: () => admin } as unknown as Kafka), 'checkpoints', ['k:9092']);
     await expect(store.ensureTopic()).rejects.toMatchObject({ code: 'CHECKPOINT_FAILED', hint: expect.stringContaining('grant the relay CREATE') });
     rdAdmin = new FakeAdmin([]);
-    const rd = new KafkaCheckpointStore(new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })), 'checkpoints');
+    const rd = new KafkaCheckpointStore(new RdKafkaCheckpointClient(settings, pino({ level: 'silent' })), 'checkpoints', ['k:9092']);
     await expect(rd.ensureTopic()).rejects.toMatchObject({ code: 'CHECKPOINT_FAILED' });
   });
 });

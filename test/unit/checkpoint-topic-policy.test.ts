@@ -4,52 +4,54 @@ import { PolicyCheck } from '../../src/checkpoint/policy-check.js';
 import { checkpointTopicProblem, checkpointTopicReplication } from '../../src/checkpoint/topic-policy.js';
 
 const TOPIC = 'outbox-relay.checkpoints';
+const BROKERS = ['kafka-0:9092', 'kafka-1:9092'];
 
 describe('checkpointTopicProblem', () => {
   it('accepts a compacted topic, as the relay creates it, and compact,delete with both retentions unlimited', () => {
-    expect(checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact', 'retention.ms': '604800000', 'retention.bytes': '-1' })).toBeUndefined();
-    expect(checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact,delete', 'retention.ms': '-1', 'retention.bytes': '-1' })).toBeUndefined();
+    expect(checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact', 'retention.ms': '604800000', 'retention.bytes': '-1' }, BROKERS)).toBeUndefined();
+    expect(checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact,delete', 'retention.ms': '-1', 'retention.bytes': '-1' }, BROKERS)).toBeUndefined();
   });
 
   it("names a delete topic's growth, its retention and the fix", () => {
-    const problem = checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'delete', 'retention.ms': '604800000', 'retention.bytes': '-1' });
+    const problem = checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'delete', 'retention.ms': '604800000', 'retention.bytes': '-1' }, BROKERS);
     expect(problem?.code).toBe('CHECKPOINT_TOPIC_POLICY');
     expect(problem?.message).toContain('cleanup.policy=delete');
     expect(problem?.message).toContain('never compacted');
     expect(problem?.message).toContain('older than retention.ms (168h)');
     expect(problem?.message).not.toContain('retention.bytes');
-    expect(problem?.hint).toContain(`--entity-name ${TOPIC} --add-config cleanup.policy=compact`);
+    expect(problem?.hint).toContain(`kafka-configs.sh --bootstrap-server kafka-0:9092,kafka-1:9092 --alter --entity-type topics --entity-name ${TOPIC} --add-config cleanup.policy=compact`);
   });
 
   it('names compact,delete by its retention only (it is compacted), by time and by size', () => {
-    const problem = checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact, delete', 'retention.ms': '3600000', 'retention.bytes': '1073741824' });
+    const problem = checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'compact, delete', 'retention.ms': '3600000', 'retention.bytes': '1073741824' }, BROKERS);
     expect(problem?.message).toContain('cleanup.policy=compact,delete');
     expect(problem?.message).not.toContain('never compacted');
     expect(problem?.message).toContain('older than retention.ms (1h) or beyond retention.bytes (1GiB)');
   });
 
   it('reads a missing cleanup.policy as Kafka’s default, delete', () => {
-    expect(checkpointTopicProblem(TOPIC, {})?.message).toContain('cleanup.policy=delete: it is never compacted');
+    expect(checkpointTopicProblem(TOPIC, {}, BROKERS)?.message).toContain('cleanup.policy=delete: it is never compacted');
   });
 });
 
 describe('checkpointTopicReplication', () => {
   it('accepts three replicas, or every broker of a smaller cluster', () => {
-    expect(checkpointTopicReplication(TOPIC, 3, 5)).toBeUndefined();
-    expect(checkpointTopicReplication(TOPIC, 1, 1)).toBeUndefined();
-    expect(checkpointTopicReplication(TOPIC, 2, 2)).toBeUndefined();
+    expect(checkpointTopicReplication(TOPIC, 3, 5, BROKERS)).toBeUndefined();
+    expect(checkpointTopicReplication(TOPIC, 1, 1, BROKERS)).toBeUndefined();
+    expect(checkpointTopicReplication(TOPIC, 2, 2, BROKERS)).toBeUndefined();
   });
 
   it('names fewer (the brokers\' default.replication.factor, 1 unless set), what it risks, and the fix with the count it wants', () => {
-    const problem = checkpointTopicReplication(TOPIC, 1, 3);
+    const problem = checkpointTopicReplication(TOPIC, 1, 3, BROKERS);
     expect(problem?.code).toBe('CHECKPOINT_TOPIC_POLICY');
     expect(problem?.message).toBe(`the checkpoint topic "${TOPIC}" has 1 replica(s) on a cluster of 3 brokers: while one broker that holds it is down, exactly-once commits nothing and no start reads the checkpoint, and with its disk the position is lost (a start then begins at the slot's and re-sends the replay window)`);
-    expect(problem?.hint).toContain(`--replication-factor 3 --config cleanup.policy=compact`);
-    expect(checkpointTopicReplication(TOPIC, 1, 2)?.hint).toContain('give it 2 replicas');
+    expect(problem?.hint).toContain(`kafka-reassign-partitions.sh --bootstrap-server kafka-0:9092,kafka-1:9092 --execute`);
+    expect(problem?.hint).toContain(`kafka-topics.sh --bootstrap-server kafka-0:9092,kafka-1:9092 --create --topic ${TOPIC} --partitions 1 --replication-factor 3 --config cleanup.policy=compact`);
+    expect(checkpointTopicReplication(TOPIC, 1, 2, BROKERS)?.hint).toContain('give it 2 replicas');
   });
 });
 
-const delete24h = () => checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'delete', 'retention.ms': '86400000' });
+const delete24h = () => checkpointTopicProblem(TOPIC, { 'cleanup.policy': 'delete', 'retention.ms': '86400000' }, BROKERS);
 
 function capture(): { logger: pino.Logger; lines: { level: number; msg: string; code?: string; fix?: string }[] } {
   const lines: { level: number; msg: string; code?: string; fix?: string }[] = [];

@@ -60,7 +60,7 @@ describe('checkpoint writer: the last position at a stop', () => {
     client = new FakeCheckpointClient();
     warnings = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { msg: string; lsn?: string }) });
-    writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints', ['k:9092']), 'slot_a', 'at-least-once', 1000, logger);
   });
   afterEach(() => {
     vi.useRealTimers();
@@ -290,7 +290,7 @@ describe('checkpoint writer: an outage of its writes', () => {
     const client = new FakeCheckpointClient();
     const lines: { level: number; msg: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
-    const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints', ['k:9092']), 'slot_a', 'at-least-once', 1000, logger);
     writer.start();
     writer.stateChanged('streaming');
     client.failures = 100;
@@ -317,7 +317,7 @@ describe('checkpoint writer: an outage of its writes', () => {
     vi.useFakeTimers();
     const client = new FakeCheckpointClient();
     const { logger, lines } = capturingLogger('info');
-    const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints', ['k:9092']), 'slot_a', 'at-least-once', 1000, logger);
     writer.start();
     // The write at t = 1 s fails at t = 31 s (kafka.deliveryTimeout); the next, at t = 32 s, succeeds.
     client.delayMs = 30_000;
@@ -340,7 +340,7 @@ describe('checkpoint writer: a refusal no retry mends', () => {
       const client = new FakeCheckpointClient();
       const lines: { level: number; msg: string; code?: string; fix?: string; kafkaError?: number }[] = [];
       const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
-      const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+      const writer = new CheckpointWriter(new KafkaCheckpointStore(client, 'checkpoints', ['k:9092']), 'slot_a', 'at-least-once', 1000, logger);
       // As the librdkafka checkpoint producer rejects a write the topic's ACL refuses (TOPIC_AUTHORIZATION_FAILED).
       client.failure = classifyRdKafkaError(Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 }));
       client.failures = Infinity;

@@ -73,7 +73,7 @@ describe('checkpoint writer through kafkajs, every broker frozen at a stop with 
     const producer = new FakeKafkaJsProducer();
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push((JSON.parse(line) as { msg: string }).msg) });
-    const writer = new CheckpointWriter(new KafkaCheckpointStore(new KafkaJsCheckpointClient(fakeKafka(producer)), 'checkpoints'), 'slot_a', 'at-least-once', 1000, logger);
+    const writer = new CheckpointWriter(new KafkaCheckpointStore(new KafkaJsCheckpointClient(fakeKafka(producer)), 'checkpoints', ['k:9092']), 'slot_a', 'at-least-once', 1000, logger);
     writer.confirmed(100n, 1);
     await writer.flush();
     producer.frozen = true;

@@ -45,7 +45,7 @@ const notAuthorized = Object.assign(new Error('Not authorized to access group: G
 
 /** The read's outcome: the checkpoint, or the error. A read that waited out its 3 s instead fails with the open-transaction timeout, not the cause. */
 function read(kafka: Kafka): Promise<unknown> {
-  const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient(kafka), 'checkpoints');
+  const store = new KafkaCheckpointStore(new KafkaJsCheckpointClient(kafka), 'checkpoints', ['k:9092']);
   return store.read('slot_a', 3000).then(
     (checkpoint) => checkpoint,
     (err: RelayError) => err,

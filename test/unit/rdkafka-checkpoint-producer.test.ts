@@ -110,7 +110,7 @@ describe('rdkafka checkpoint producer: a producer id refused', () => {
     };
     const error = await producer.send('checkpoints', record('refused')).catch((err: unknown) => err);
     expect(error).toMatchObject({ code: 'KAFKA_AUTH', details: { kafkaError: 31 } });
-    const line = new KafkaCheckpointStore(client, 'checkpoints').writeFailure(error);
+    const line = new KafkaCheckpointStore(client, 'checkpoints', ['k:9092']).writeFailure(error);
     expect(line.code).toBe('CHECKPOINT_FAILED');
     expect(line.hint).toContain('IdempotentWrite on the cluster');
     expect(line.hint).toContain('WRITE and DESCRIBE on the topic checkpoints');

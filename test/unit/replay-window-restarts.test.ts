@@ -89,7 +89,7 @@ describe('replay window across restarts', () => {
         // A restart: the last checkpoint written is read back, the slot is where the last report left it.
         if (store) record = store.message({ slot: 's', lsn: delivered, commitTimeMs: undefined, writtenAtMs: s * 1000, guarantee: 'at-least-once' }).value;
         const checkpoint = record ? decodeCheckpoint(record, 'checkpoints') : { slot: 's', lsn: delivered, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once', replayWindow: '1m' };
-        store = new KafkaCheckpointStore(client, 'checkpoints');
+        store = new KafkaCheckpointStore(client, 'checkpoints', ['k:9092']);
         window = new RecordedReplayWindow(undefined, store, logger, 'at-least-once');
         await window.resolve(checkpoint, { confirmed: slot, active: false });
       }

@@ -140,7 +140,7 @@ describe('start position', () => {
   });
 
   it('records the timeline the position was confirmed on: the store\'s once a session streams, else the checkpoint\'s; an unreadable one as none', () => {
-    const store = new KafkaCheckpointStore({} as never, 'ckpt');
+    const store = new KafkaCheckpointStore({} as never, 'ckpt', ['k:9092']);
     const checkpoint: Checkpoint = { slot: 's', lsn: 0x500n, commitTimeMs: undefined, writtenAtMs: 0, guarantee: 'at-least-once', timeline: 1 };
     const written = () => decodeCheckpoint(store.message(checkpoint).value!, 'ckpt');
     // A record rewritten before any session streamed (the replay window's, at the start) keeps the timeline it had.
