@@ -27,8 +27,8 @@ export const COMMAND_SETTINGS = {
   // The tables: named, with the publication, in the republish its consequence prints (republishCommand).
   'publication drop': ['postgres', 'publication', 'slot', 'tables'],
   'publication show': ['postgres', 'publication'],
-  // Kafka only for the checkpoint (with --kafka-brokers).
-  status: ['postgres', 'slot', 'publication', 'client', 'kafka', 'checkpoint'],
+  // Kafka only for the checkpoint (with --kafka-brokers). http: relayUrl's default is the relay's own address, as health reads it.
+  status: ['postgres', 'slot', 'publication', 'client', 'kafka', 'checkpoint', 'http'],
   'config check': ['postgres', 'slot', 'publication', 'tables', 'mapping', 'messages', 'start', 'heartbeat', 'kafka', 'delivery', 'retry', 'poison', 'checkpoint', 'shutdown', 'http', 'client', 'logging'],
   // The address of /healthz only: a probe must not fail on the other settings (a secret file gone since the start).
   health: ['http'],

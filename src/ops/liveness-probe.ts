@@ -13,9 +13,25 @@ const BODY_SHOWN = 200;
 /** What GET /healthz got: the answer, or why none came. No answer is a state, not an error (as in relay-health.ts). */
 export type LivenessAnswer = { answered: true; url: string; httpStatus: number; body: string } | { answered: false; url: string; reason: string };
 
-/** http://host:port/healthz, an IPv6 address in brackets. */
+/**
+ * A server listening on every address answers on the loopback. 127.0.0.1 for "::" too: Node's "::" takes IPv4 as
+ * well, while a container without IPv6 (Docker's default) has no ::1.
+ */
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** Where a command on the relay's host reaches a server listening on http.host `listen`. */
+export function localAddress(listen: string): string {
+  return WILDCARDS.has(listen) ? '127.0.0.1' : listen;
+}
+
+/** http://host:port, an IPv6 address in brackets: the base of the relay's /healthz and /readyz. */
+export function relayBaseUrl(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** http://host:port/healthz. */
 export function healthzUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}/healthz`;
+  return `${relayBaseUrl(host, port)}/healthz`;
 }
 
 /** GET /healthz at host:port, given up `timeoutMs` later, whether the answer had not begun or not ended by then. */

@@ -80,7 +80,7 @@ describe('--help of each command', () => {
       // The mapping: setup checks that every column it reads is published (before, its flags were left out).
       ['setup', ['--slot', '--publication', '--table', '--tables', '--topic', '--mapping-id', '--preset'], ['--kafka-brokers', '--http-port', '--delivery-guarantee']],
       ['publication show', ['--publication'], ['--slot', '--table', '--kafka-brokers']],
-      ['status', ['--relay-url', '--kafka-brokers', '--checkpoint-topic', '--slot'], ['--http-port', '--delivery-max-in-flight-events', '--topic']],
+      ['status', ['--relay-url', '--kafka-brokers', '--checkpoint-topic', '--slot', '--http-port', '--http-host'], ['--delivery-max-in-flight-events', '--topic']],
       ['run', ['--http-port', '--heartbeat-interval', '--delivery-on-poison', '--start-lsn'], ['--relay-url']],
       // What locates /healthz, and nothing the probe would have to resolve besides.
       ['health', ['--http-port', '--http-host'], ['--relay-url', '--postgres-url', '--kafka-brokers', '--log-level']],

@@ -4,7 +4,7 @@ import { ConfigError, describeOrigin, loadSettings } from '../../config/load.js'
 import { SETTINGS_BY_KEY } from '../../config/settings.js';
 import type { Origin } from '../../config/types.js';
 import { RelayError } from '../../errors.js';
-import { probeLiveness, type LivenessAnswer } from '../../ops/liveness-probe.js';
+import { localAddress, probeLiveness, type LivenessAnswer } from '../../ops/liveness-probe.js';
 import { EXIT, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
 import { addSettingOptions, commandProblems, flagValues } from '../options.js';
@@ -21,12 +21,6 @@ const GIVE_UP_AFTER_MS = 4000;
  * reported unreachable without being asked, and Docker restarted a healthy container whose CPU was throttled.
  */
 const MIN_PROBE_MS = 1000;
-
-/**
- * A server listening on every address answers on the loopback. 127.0.0.1 for "::" too: Node's "::" takes IPv4 as
- * well, while a container without IPv6 (Docker's default) has no ::1.
- */
-const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** Where run reads what health cannot see: a flag given to run is in another process's arguments. */
 const WHERE_RUN_READS_IT = `set http.port (and http.host) where health reads them as run does: ${SETTINGS_BY_KEY.get('http.port')!.env}, or the config file named by OUTBOX_RELAY_CONFIG; flags given to run are not seen by health (give it the same --http-port or --config)`;
@@ -74,7 +68,7 @@ export function healthCommand(): Command {
         throw new ConfigError(`${source}: the HTTP server is off, so there is no /healthz to probe`, `set http.port to a port (${SETTINGS_BY_KEY.get('http.port')!.env} or the config file), or turn the health check off: docker run --no-healthcheck, or healthcheck: disable: true in Compose`);
       }
       const listen = values['http.host'];
-      const host = WILDCARDS.has(listen) ? '127.0.0.1' : listen;
+      const host = localAddress(listen);
       const where = host === listen ? `${source}; http.host ${listen}, from ${fromWhere('http.host', origins['http.host']!, fileName)}` : source;
       const answer = await probeLiveness(host, port, Math.round(Math.max(MIN_PROBE_MS, GIVE_UP_AFTER_MS - performance.now())));
       if (!answer.answered) {

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { checkpointStatus, type CheckpointStatus } from '../../ops/checkpoint-status.js';
 import { findPublication } from '../../ops/publications.js';
+import type { RelayConfig } from '../../config/types.js';
+import { localAddress, relayBaseUrl } from '../../ops/liveness-probe.js';
 import { fetchRelayHealth, type RelayHealth } from '../../ops/relay-health.js';
 import { findSlot } from '../../ops/slots.js';
 import { RelayError } from '../../errors.js';
@@ -101,6 +103,16 @@ function checkpointRows(status: CheckpointStatus): [string, Cell][] {
   return rows;
 }
 
+/**
+ * relayUrl as set, else the relay's own address from http.port and http.host (as health probes it): with only
+ * OUTBOX_RELAY_HTTP_PORT set, status looked at 9464 and said the relay was not reachable. A server turned off
+ * (http.port 0) leaves relayUrl's default.
+ */
+export function relayUrlOf(config: RelayConfig): string {
+  if (config.origins.relayUrl !== 'default' || config.http.port === 0) return config.values.relayUrl as string;
+  return relayBaseUrl(localAddress(config.http.host), config.http.port);
+}
+
 export function statusCommand(): Command {
   return opsCommand(
     {
@@ -111,7 +123,7 @@ export function statusCommand(): Command {
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
     },
     async ({ client, config, signal }) => {
-      const relayUrl = config.values.relayUrl as string;
+      const relayUrl = relayUrlOf(config);
       const [slot, publication, relay] = await Promise.all([findSlot(client, config.slot), findPublication(client, config.publication), fetchRelayHealth(relayUrl)]);
       const checkpoint = await checkpointStatus(config, slot, signal);
       // A standby refuses pg_current_wal_lsn(): status failed there (PG_QUERY_FAILED, exit 1) without the relay's state
