@@ -1,19 +1,10 @@
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../../stack/ports.js';
 import { withClient } from '../../src/ops/connection.js';
-
-/** A loopback port nothing listens on: one the system gave a server that is closed again. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('an operator command whose PostgreSQL does not accept connections (ECONNREFUSED)', () => {
   it('says that no server accepts connections at that host and port, not to check the password and pg_hba.conf', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const error = await withClient({ host: '127.0.0.1', port, user: 'u', database: 'd', connectionTimeoutMillis: 5000 }, 'a query of outbox-relay status', async () => undefined).then(
       () => expect.unreachable('connected to a closed port'),
       (err: unknown) => err as { code: string; message: string; hint: string },

@@ -63,6 +63,11 @@ export interface OpsCommandSpec {
    * PostgreSQL 16 on the server itself accepts a slot there, which the relay cannot stream from.
    */
   changes?: true;
+  /**
+   * What the command still shows when PostgreSQL cannot be reached (PG_CONNECT_FAILED, `failure`): `status`
+   * reads the relay and the checkpoint from elsewhere. Without it the command fails with `failure` alone.
+   */
+  withoutPostgres?: (ctx: Omit<OpsContext, 'client'>, failure: RelayError) => Promise<Outcome>;
 }
 
 /**
@@ -85,7 +90,11 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
         if (spec.changes) await requirePrimary(client, spec.settings);
         return work({ config, client, opts, args: command.processedArgs, signal: interrupt!.signal });
       }).catch(async (err: unknown) => {
-        throw await interrupt!.failure(err);
+        const failure = await interrupt!.failure(err);
+        if (spec.withoutPostgres && isRelayError(failure) && failure.code === 'PG_CONNECT_FAILED') {
+          return spec.withoutPostgres({ config, opts, args: command.processedArgs, signal: interrupt!.signal }, failure);
+        }
+        throw failure;
       });
       const error = outcome.error;
       if (json) {

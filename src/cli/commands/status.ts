@@ -119,12 +119,22 @@ export function statusCommand(): Command {
       settings: 'status',
       name: 'status',
       description:
-        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz: a halted relay's code, event, commit LSN and fix; a not-ready one's reason, what it retries: code, fix and since when), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable.",
+        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz: a halted relay's code, event, commit LSN and fix; a not-ready one's reason, what it retries: code, fix and since when), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable; 1 PostgreSQL not reachable (the relay's readiness and the checkpoint still shown).",
+      withoutPostgres: async ({ config, signal }, failure) => {
+        // PostgreSQL down is when the relay's own view matters most: its readiness and the checkpoint are read
+        // from elsewhere, and PostgreSQL's failure is the error (exit 1), as when it refused the command.
+        const [relay, checkpoint] = await Promise.all([fetchRelayHealth(relayUrlOf(config)), checkpointStatus(config, undefined, signal)]);
+        const sections = [keyValues([['postgres', `not reachable (${failure.code}): ${failure.message}`]]), keyValues(relayRows(relay)), ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : [])];
+        return {
+          data: { currentWalLsn: null, inRecovery: null, slot: null, publication: null, relay, ...(checkpoint ? { checkpoint } : {}) },
+          text: sections.join('\n\n'),
+          error: failure,
+        };
+      },
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
     },
     async ({ client, config, signal }) => {
-      const relayUrl = relayUrlOf(config);
-      const [slot, publication, relay] = await Promise.all([findSlot(client, config.slot), findPublication(client, config.publication), fetchRelayHealth(relayUrl)]);
+      const [slot, publication, relay] = await Promise.all([findSlot(client, config.slot), findPublication(client, config.publication), fetchRelayHealth(relayUrlOf(config))]);
       const checkpoint = await checkpointStatus(config, slot, signal);
       // A standby refuses pg_current_wal_lsn(): status failed there (PG_QUERY_FAILED, exit 1) without the relay's state
       // or the slot's synced copy. Its WAL position is its replay position, as slot status measures the lag from.
