@@ -8,7 +8,8 @@ import type { InFlightState } from '../sink/delivery.js';
 /** What the probes read from the relay (Relay satisfies it). */
 export interface RelayView {
   readonly currentState: RelayState;
-  readonly reportedLsn: Lsn;
+  /** Undefined until a session streamed or a pre-flight found the slot. */
+  readonly reportedLsn: Lsn | undefined;
   readonly deliveredLsn: Lsn;
   readonly reconnectCause: RetryCause | undefined;
   readonly outageCauses: readonly RetryCause[];
@@ -19,8 +20,8 @@ export interface RelayView {
 export interface Readiness {
   ready: boolean;
   state: RelayState;
-  /** The flush position PostgreSQL holds (the slot's confirmed_flush_lsn). */
-  confirmedLsn: string;
+  /** The flush position PostgreSQL holds (the slot's confirmed_flush_lsn); null while the relay has not learnt it. */
+  confirmedLsn: string | null;
   /** What Kafka acknowledged everything up to: ahead of confirmedLsn by a replay window. */
   deliveredLsn: string;
   inFlightEvents: number;
@@ -90,7 +91,7 @@ export class RelayHealth implements RelayObserver {
     return {
       ready: state === 'streaming' && this.producerUp,
       state,
-      confirmedLsn: formatLsn(relay.reportedLsn),
+      confirmedLsn: relay.reportedLsn === undefined ? null : formatLsn(relay.reportedLsn),
       deliveredLsn: formatLsn(relay.deliveredLsn),
       inFlightEvents: events,
       inFlightBytes: bytes,

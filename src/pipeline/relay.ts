@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { RelayConfig } from '../config/types.js';
 import { RelayError, asRelayError, type ErrorCode } from '../errors.js';
-import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
+import { formatLsn, maxLsn, parseLsn, type Lsn } from '../lsn.js';
 import { OutageLog, RepeatedLines } from '../outage-log.js';
 import { backoffDelay, settlesUnlessAborted, settlesWithin, sleep } from '../retry.js';
 import { connectWithRetry } from '../sink/connect-retry.js';
@@ -138,6 +138,11 @@ export class Relay {
   private lastConfirmed: Lsn = 0n;
   /** The timeline of the session that confirmed lastConfirmed (a session on another one checks it). */
   private confirmedTimeline: number | undefined;
+  /**
+   * The slot's confirmed position as a pre-flight that refused it found it (a lost slot, one another instance holds),
+   * before any session of this relay streamed: what PostgreSQL holds, where "0/0" was shown.
+   */
+  private slotFoundAt: Lsn | undefined;
   /** The commit time of the last transaction delivered up to lastConfirmed, where known (a refusal's fix names it). */
   private confirmedCommitTimeMs: number | undefined;
   private stopRequested = false;
@@ -270,8 +275,9 @@ export class Relay {
    * session that has sent no status yet says what its slot holds: the delivered position, shown until then, was
    * never sent to PostgreSQL, and with a replay window went back at the session's first status.
    */
-  get reportedLsn(): Lsn {
-    return this.session?.held ?? this.lastConfirmed;
+  get reportedLsn(): Lsn | undefined {
+    if (this.session) return this.session.held;
+    return this.lastConfirmed > 0n ? this.lastConfirmed : this.slotFoundAt;
   }
 
   /** While a session streams: when its pre-flight began (source/publication-watch.ts counts from it). */
@@ -417,6 +423,8 @@ export class Relay {
         }
         if (opened.status === 'rejected') {
           const failed = asRelayError(opened.reason);
+          const found = failed.details.slotConfirmedLsn;
+          if (typeof found === 'string') this.slotFoundAt = parseLsn(found);
           throw failed.code === 'PG_SLOT_MISSING' && this.deps.explainMissingSlot ? await this.deps.explainMissingSlot(failed, this.seenPublication) : failed;
         }
         let startLsn: Lsn;
@@ -696,9 +704,11 @@ export class Relay {
    * connection ended before its first status gave the delivered position as confirmedLsn: never sent to
    * PostgreSQL, and with a replay window past what the slot keeps.
    */
-  private positions(): { confirmedLsn: string; deliveredLsn?: string } {
+  private positions(): { confirmedLsn?: string; deliveredLsn?: string } {
     const held = this.reportedLsn;
-    return held === this.lastConfirmed ? { confirmedLsn: formatLsn(held) } : { confirmedLsn: formatLsn(held), deliveredLsn: formatLsn(this.lastConfirmed) };
+    // Neither known (no session streamed, no slot found): no position rather than a made-up 0/0.
+    if (held === undefined) return this.lastConfirmed > 0n ? { deliveredLsn: formatLsn(this.lastConfirmed) } : {};
+    return held === this.lastConfirmed || this.lastConfirmed === 0n ? { confirmedLsn: formatLsn(held) } : { confirmedLsn: formatLsn(held), deliveredLsn: formatLsn(this.lastConfirmed) };
   }
 
   private fail(error: RelayError): RelayOutcome {

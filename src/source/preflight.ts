@@ -118,12 +118,14 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
       hint: `connect to ${row.database} or create a slot in ${row.current_db}`,
     });
   }
-  if (row.wal_status === 'lost') throw slotLostError(slot, scope, row.invalidation_reason, undefined, row.failover);
+  // The slot's position goes along (slotConfirmedLsn): /readyz and the halt line name it where no session of the relay reported one.
+  const position = { slotConfirmedLsn: row.confirmed_flush_lsn };
+  if (row.wal_status === 'lost') throw slotLostError(slot, scope, row.invalidation_reason, undefined, row.failover).withDetails(position);
   if (row.active) {
     throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is in use by another connection (pid ${row.active_pid})`, {
       retriable: true,
       hint: 'another relay instance is streaming; this one waits as a standby and takes over when the slot is released',
-      details: { activePid: row.active_pid },
+      details: { activePid: row.active_pid, ...position },
     });
   }
   // The slot is free, but another instance may be between this check and START_REPLICATION (slot-lock.ts).
@@ -132,7 +134,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
     throw new RelayError('PG_SLOT_ACTIVE', `replication slot "${slot}" is being taken by another relay instance (${lock?.holder ? `pid ${lock.holder}` : 'which has let go since'})`, {
       retriable: true,
       hint: 'another relay instance is starting to stream from the slot; this one waits as a standby and takes over when the slot is released',
-      details: { activePid: lock?.holder ?? null },
+      details: { activePid: lock?.holder ?? null, ...position },
     });
   }
   if (!pub) {

@@ -54,6 +54,8 @@ describe('a lost slot: the cause and the fix follow invalidation_reason (from Po
     const error = await preflightError('wal_removed');
     expect(error.message).toBe('replication slot "relay" was invalidated (invalidation_reason wal_removed): PostgreSQL removed WAL it still needed (max_slot_wal_keep_size exceeded)');
     expect(error.hint).toContain('To avoid it: raise max_slot_wal_keep_size and alert on the slot lag metric');
+    // The slot's position, which /readyz and the halt line show where no session of the relay reported one.
+    expect(error.details.slotConfirmedLsn).toBe('0/80');
     for (const step of RECOVERY) expect(error.hint).toContain(step);
   });
 
