@@ -11,8 +11,9 @@ export function instanceName(slot: string): string {
 
 /**
  * The application_name of the relay's connections, so `slot status` and pg_stat_activity say which instance holds
- * the slot. PostgreSQL keeps 63 bytes of it.
+ * the slot: `outbox-relay <pid>@<host>/<slot>`. The process id (in the start line, `pid`) tells two instances on one
+ * host apart, whose held_by was the same; it goes first, as PostgreSQL keeps 63 bytes and a long pod name cut it off.
  */
 export function applicationName(slot: string): string {
-  return `outbox-relay ${instanceName(slot)}`.slice(0, 63);
+  return `outbox-relay ${process.pid}@${instanceName(slot)}`.slice(0, 63);
 }

@@ -87,11 +87,11 @@ describe('cli: outbox-relay status', () => {
     expect(text.stdout).toContain(`relay              ready (HTTP 200 from ${http.base}/readyz)`);
     expect(text.stderr).toBe('');
     expect(text.stdout).toMatch(/^state {14}streaming$/m);
-    // Who holds the slot: the instance's host and slot, as application_name; the same in the start line and build_info.
+    // Who holds the slot: the instance's process id, host and slot, as application_name; host and slot the same in the start line.
     const instance = `${hostname()}/${setup.slot}`;
-    expect(json.json.slot!.heldBy).toBe(`outbox-relay ${instance}`.slice(0, 63));
-    expect(text.stdout).toMatch(new RegExp(`^held_by +outbox-relay ${hostname()}/`, 'm'));
-    expect(relay.logs.find((l) => l.msg === 'starting outbox-relay')).toMatchObject({ version: '0.1.0', instance });
+    expect(json.json.slot!.heldBy).toBe(`outbox-relay ${relay.pid}@${instance}`.slice(0, 63));
+    expect(text.stdout).toMatch(new RegExp(`^held_by +outbox-relay ${relay.pid}@${hostname()}/`, 'm'));
+    expect(relay.logs.find((l) => l.msg === 'starting outbox-relay')).toMatchObject({ version: '0.1.0', instance, pid: relay.pid });
     expect(metricSamples(await scrape(http.base), 'outbox_relay_build_info')).toEqual([{ labels: { version: '0.1.0', client: expect.any(String), guarantee: 'at-least-once' }, value: 1 }]);
   });
 

@@ -57,7 +57,7 @@ export function runCommand(): Command {
       stopRequested = true;
       await relay?.stop();
     });
-    logger.info({ version: VERSION, instance: instanceName(config.slot), settings: redactedSettings(config) }, 'starting outbox-relay');
+    logger.info({ version: VERSION, instance: instanceName(config.slot), pid: process.pid, settings: redactedSettings(config) }, 'starting outbox-relay');
     config = withoutPersistentStart(config, logger);
     const metrics = new RelayMetrics();
     metrics.describeBuild(VERSION, config.kafka.client, guaranteeConfig(config).guarantee);
