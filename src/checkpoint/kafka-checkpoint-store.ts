@@ -83,7 +83,7 @@ export class KafkaCheckpointStore {
     const kafkaError = cause?.details.kafkaError;
     const fix =
       kafkaError === CLUSTER_AUTHORIZATION_FAILED
-        ? `${producerIdRefusedFix(`the topic ${this.topic}`)}; the relay writes the checkpoint again at its next interval`
+        ? `${producerIdRefusedFix(`the topic ${this.topic}`, this.brokers)}; the relay writes the checkpoint again at its next interval`
         : kafkaError === TRANSACTIONAL_ID_AUTHORIZATION_FAILED
           ? cause?.hint
           : cause && fixes[cause.code];

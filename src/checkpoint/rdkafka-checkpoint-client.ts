@@ -41,12 +41,14 @@ async function untilKnown<T>(describe: () => Promise<T>): Promise<T> {
 export class RdKafkaCheckpointClient implements CheckpointClient {
   private client: Promise<KafkaJS.Kafka> | undefined;
   /** Why its client could not connect, where librdkafka logged it (a connect error says only "transport failure"). */
-  private readonly failures = new BrokerConnectFailures();
+  private readonly failures: BrokerConnectFailures;
 
   constructor(
     private readonly config: KafkaSettings,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.failures = new BrokerConnectFailures(config.brokers);
+  }
 
   private kafka(): Promise<KafkaJS.Kafka> {
     this.client ??= createRdKafkaClient(this.config, this.logger, '-checkpoint', this.failures);
@@ -161,7 +163,7 @@ export class RdKafkaCheckpointClient implements CheckpointClient {
           // The write's error is the one to report; a broken producer's disconnect may fail as well.
           await connected.producer.disconnect().catch(() => undefined);
         }
-        throw lost ? lostProducerError(lost) : err;
+        throw lost ? lostProducerError(lost, this.config.brokers) : err;
       }
     };
     return {

@@ -1,6 +1,8 @@
 import { settingRef } from '../config/settings.js';
 import { RelayError } from '../errors.js';
+import type { KafkaSettings } from '../config/types.js';
 import { classifyRdKafkaError } from './rdkafka-errors.js';
+import { bootstrapServers } from './topic-check.js';
 
 /** The fix of a broker certificate neither client could verify. */
 function unverifiedFix(): string {
@@ -29,6 +31,9 @@ const TLS_FAILED = /^SSL handshake failed: (.*)$|^(.*SSL routines.*)$/;
 export class BrokerConnectFailures {
   private last: { atMs: number; explain: (cause: RelayError) => RelayError } | undefined;
 
+  /** kafka.brokers: the SASL fix's kafka-configs.sh needs them (it has no default) to run as printed. */
+  constructor(private readonly brokers: KafkaSettings['brokers']) {}
+
   observe(message: string): void {
     const line = LOG_LINE.exec(message);
     if (!line) return;
@@ -42,7 +47,7 @@ export class BrokerConnectFailures {
         new RelayError('KAFKA_AUTH', `Kafka refused access: ${broker}: SASL authentication failed: ${sasl[1]}`, {
           cause,
           retriable: true,
-          hint: 'check kafka.saslMechanism, kafka.saslUsername and the password (kafka.saslPasswordFile, read without its surrounding whitespace) against the user the brokers know (for SCRAM: kafka-configs.sh --describe --entity-type users)',
+          hint: `check kafka.saslMechanism, kafka.saslUsername and the password (kafka.saslPasswordFile, read without its surrounding whitespace) against the user the brokers know (for SCRAM: kafka-configs.sh --bootstrap-server ${bootstrapServers(this.brokers)} --describe --entity-type users)`,
         });
     } else if (tls && /certificate verify failed/.test(reason)) {
       explain = (cause) => unverifiedCertificate(`${broker}: ${tls}`, cause);

@@ -1,4 +1,6 @@
+import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
+import { bootstrapServers } from './topic-check.js';
 
 /**
  * librdkafka error codes (rd_kafka_resp_err_t) that no retry can fix, by the RelayError they mean. Not INVALID_MSG
@@ -57,8 +59,8 @@ export const CLUSTER_AUTHORIZATION_FAILED = 31;
  * The fix for a producer id refused (CLUSTER_AUTHORIZATION_FAILED): every producer of the relay is idempotent, the
  * event producer and the checkpoint producer alike; `topics` names the topics that producer writes.
  */
-export function producerIdRefusedFix(topics: string): string {
-  return `grant the relay's principal IdempotentWrite on the cluster (kafka-acls.sh --add --allow-principal <principal> --operation IdempotentWrite --cluster), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on ${topics} (docs/security.md)`;
+export function producerIdRefusedFix(topics: string, brokers: KafkaSettings['brokers']): string {
+  return `grant the relay's principal IdempotentWrite on the cluster (kafka-acls.sh --bootstrap-server ${bootstrapServers(brokers)} --add --allow-principal <principal> --operation IdempotentWrite --cluster), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on ${topics} (docs/security.md)`;
 }
 
 export interface RdKafkaLikeError {
@@ -175,7 +177,7 @@ export function classifyRdKafkaError(err: unknown): RelayError {
  * access problem; any other cause is retried with a new producer, and never as the record's fault: records
  * purged for another record's refusal are sent again, not isolated.
  */
-export function lostProducerError(fatal: RdKafkaLikeError & { message: string }): RelayError {
+export function lostProducerError(fatal: RdKafkaLikeError & { message: string }, brokers: KafkaSettings['brokers']): RelayError {
   if (fatal.code === UNSUPPORTED_FEATURE) {
     return new RelayError('CONFIG_INVALID', `the brokers do not support the idempotent producer the relay needs: ${fatal.message}`, {
       cause: fatal,
@@ -187,7 +189,7 @@ export function lostProducerError(fatal: RdKafkaLikeError & { message: string })
       cause: fatal,
       retriable: true,
       details: { kafkaError: fatal.code },
-      hint: `${producerIdRefusedFix('the event topics')}. A grant ends it: the relay retries until retry.maxDuration`,
+      hint: `${producerIdRefusedFix('the event topics', brokers)}. A grant ends it: the relay retries until retry.maxDuration`,
     });
   }
   if (AUTH_ERRORS.has(fatal.code ?? 0)) return classifyRdKafkaError(fatal);

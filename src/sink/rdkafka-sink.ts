@@ -96,7 +96,7 @@ export class RdKafkaSink implements PlainSink {
     private readonly connectTimeoutMs: number,
     private readonly logger: Logger,
     private readonly failures: BrokerConnectFailures,
-    brokers: KafkaSettings['brokers'],
+    private readonly brokers: KafkaSettings['brokers'],
   ) {
     this.admin = kafka.admin();
     this.adminCalls = new RdKafkaAdmin(() => this.admin, brokers);
@@ -105,7 +105,7 @@ export class RdKafkaSink implements PlainSink {
 
   /** Fails with CONFIG_INVALID (exit 2) when the native module cannot be loaded. */
   static async create(config: KafkaSettings, logger: Logger): Promise<RdKafkaSink> {
-    const failures = new BrokerConnectFailures();
+    const failures = new BrokerConnectFailures(config.brokers);
     const kafka = await createRdKafkaClient(config, logger, '', failures);
     // No message timeout: librdkafka retries a record until it is acknowledged, in order, so a batch never fails
     // for being late while a later one (with several in flight) gets through ahead of it. A broker that stays
@@ -149,7 +149,7 @@ export class RdKafkaSink implements PlainSink {
     const fatal = connected.fatal.fatal;
     if (!fatal || this.connected !== connected || this.sending > 0) return;
     void this.replace(connected);
-    this.lost?.(lostProducerError(fatal), () => this.checkProducerId());
+    this.lost?.(lostProducerError(fatal, this.brokers), () => this.checkProducerId());
   }
 
   /**
@@ -175,7 +175,7 @@ export class RdKafkaSink implements PlainSink {
           this.connectTimeoutMs,
         );
         producer.on('event.error', (err: LibrdKafkaError) => {
-          if (isFatalRdKafkaError(err)) reject(lostProducerError(err));
+          if (isFatalRdKafkaError(err)) reject(lostProducerError(err, this.brokers));
         });
         producer.on('event.stats', (stats: { message: string }) => {
           if (idempotenceState(stats.message) === 'Assigned') resolve();
@@ -245,7 +245,7 @@ export class RdKafkaSink implements PlainSink {
         await this.replace(connected!);
         this.heldBelow = this.sends;
       }
-      const error = lost ? lostProducerError(lost) : classifyRdKafkaError(err);
+      const error = lost ? lostProducerError(lost, this.brokers) : classifyRdKafkaError(err);
       if (error.code === 'TOPIC_NOT_FOUND') this.topics.forget(records.map((r) => r.topic));
       throw error;
     }

@@ -50,7 +50,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   /** Set once fenced: nothing more is sent until the relay claims the slot again, having found it free. */
   private fenced: RelayError | undefined;
   /** Why its client could not connect, where librdkafka logged it (a connect error says only "transport failure"). */
-  private readonly failures = new BrokerConnectFailures();
+  private readonly failures: BrokerConnectFailures;
   /** The open transaction's abort, once one began: the error it failed with, or undefined (see causeOf). */
   private aborting: Promise<unknown> | undefined;
   /** Set by close(): a client whose connect ends after it is let go, not kept (refuseIfClosed). */
@@ -65,6 +65,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     private readonly checkpoints: KafkaCheckpointStore,
     private readonly logger: Logger,
   ) {
+    this.failures = new BrokerConnectFailures(config.brokers);
     this.adminCalls = new RdKafkaAdmin(() => this.admin, this.config.brokers);
     this.topics = this.adminCalls.topics;
   }

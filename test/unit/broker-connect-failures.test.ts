@@ -17,7 +17,7 @@ const CLOSED = '[thrd:sasl_ssl://127.0.0.1:36523/bootstrap]: sasl_ssl://127.0.0.
 const transportFailure = () => Object.assign(new Error('broker transport failure'), { code: -195 });
 
 function explained(lines: string[], err: unknown = transportFailure(), sinceMs = 0): RelayError {
-  const failures = new BrokerConnectFailures();
+  const failures = new BrokerConnectFailures(['kafka-0:9093', 'kafka-1:9093']);
   for (const line of lines) failures.observe(line);
   return failures.explain(err, sinceMs) as RelayError;
 }
@@ -38,6 +38,8 @@ describe("a librdkafka connect failure explained by the reason librdkafka logged
     const error = explained([SASL]);
     expect(error).toMatchObject({ code: 'KAFKA_AUTH', message: 'Kafka refused access: sasl_ssl://127.0.0.1:34429/bootstrap: SASL authentication failed: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512' });
     expect(error.hint).toContain('kafka.saslUsername');
+    // Before: kafka-configs.sh without --bootstrap-server, which it requires.
+    expect(error.hint).toContain('kafka-configs.sh --bootstrap-server kafka-0:9093,kafka-1:9093 --describe --entity-type users');
   });
 
   it('a TLS client on a PLAINTEXT listener: the failed handshake, not overwritten by the bare disconnect that follows it', () => {

@@ -5,7 +5,7 @@ import { EngineHarness, relayCallbacks, relayOnFakes, settle } from '../support/
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 
 /** librdkafka's fatal error event for an idempotent producer refused its id (CLUSTER_AUTHORIZATION_FAILED). */
-const refusedId = () => lostProducerError({ code: 31, isFatal: true, message: 'Broker: Cluster authorization failed' });
+const refusedId = () => lostProducerError({ code: 31, isFatal: true, message: 'Broker: Cluster authorization failed' }, ['k:9092']);
 
 const streaming: RelayView = { currentState: 'streaming', reportedLsn: 0n, deliveredLsn: 0n, reconnectCause: undefined, outageCauses: [], inFlight: { events: 0, bytes: 0, windowFullMs: 0, windowFullSinceMs: undefined } };
 

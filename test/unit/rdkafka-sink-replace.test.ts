@@ -209,7 +209,7 @@ describe('RdKafkaSink: a producer made unusable before it could send (its fatal 
     expect(error.code).toBe('KAFKA_AUTH');
     expect(error.retriable).toBe(true);
     expect(error.message).toMatch(/^the brokers refused the idempotent producer an id: .*Cluster authorization failed/);
-    expect(error.hint).toMatch(/^grant the relay's principal IdempotentWrite on the cluster \(kafka-acls\.sh --add --allow-principal <principal> --operation IdempotentWrite --cluster\)/);
+    expect(error.hint).toMatch(/^grant the relay's principal IdempotentWrite on the cluster \(kafka-acls\.sh --bootstrap-server b:9092 --add --allow-principal <principal> --operation IdempotentWrite --cluster\)/);
     expect(error.hint).toContain('WRITE and DESCRIBE on the event topics');
     // Before: the fix of every refusal, which began with the SASL credentials the brokers had accepted.
     expect(error.hint).not.toMatch(/saslMechanism/);
