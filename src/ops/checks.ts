@@ -8,7 +8,7 @@ import { mappedColumns } from '../route/mapped-columns.js';
 import type { CatalogQuery } from '../source/publication-check.js';
 import { sameTable } from '../source/not-published.js';
 import { unsentColumns } from '../source/sent-columns.js';
-import { recreateSlot } from '../source/recreate-slot.js';
+import { recreateSlot, slotFlag } from '../source/recreate-slot.js';
 import type { RepublishScope } from '../source/republish-command.js';
 import { FAILOVER_SLOTS_SINCE, failoverUnsupported, notFailoverSlot, slotProblem, type SlotStatus } from './slots.js';
 
@@ -280,12 +280,13 @@ async function partitionedTables(client: pg.Client, tables: TableRef[]): Promise
  * publication never streams the rows written in between (the relay passes over them; pg_recvlogical stops
  * with "publication does not exist"). Only a slot created after the publication serves the relay.
  */
-function slotBeforePublication(slot: SlotStatus, publication: string): Check {
+function slotBeforePublication(slot: SlotStatus, republish: RepublishScope): Check {
+  const { publication } = republish;
   return {
     name: `slot ${slot.name}`,
     ok: false,
     detail: `exists, but publication "${publication}" does not: a slot created before its publication never streams the rows written in between`,
-    fix: `outbox-relay slot drop --slot ${slot.name}, then ${recreateSlot('setup', slot.failover)} again (publication first, then the slot)`,
+    fix: `outbox-relay slot drop${slotFlag(slot.name)}, then ${recreateSlot('setup', slot.failover, { slot: slot.name, ...republish })} again (publication first, then the slot)`,
   };
 }
 
@@ -317,7 +318,7 @@ export async function runChecks(client: pg.Client, target: CheckTarget): Promise
   if (target.slot) {
     const problem = slotProblem(target.slot, target.republish);
     if (problem) checks.push({ name: `slot ${target.slot.name}`, ok: false, detail: problem.message, fix: problem.hint });
-    else if (!target.existingPublication) checks.push(slotBeforePublication(target.slot, target.publication));
+    else if (!target.existingPublication) checks.push(slotBeforePublication(target.slot, target.republish));
     else checks.push({ name: `slot ${target.slot.name}`, ok: true, detail: `pgoutput, confirmed at ${target.slot.confirmedFlushLsn}` });
   }
   return checks;

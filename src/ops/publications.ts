@@ -3,7 +3,8 @@ import { ConfigError } from '../config/load.js';
 import type { TableMapping } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { republishCommand, type RepublishScope } from '../source/republish-command.js';
+import { recreateSlot, slotFlag } from '../source/recreate-slot.js';
+import { republishCommand, type RelayNames, type RepublishScope } from '../source/republish-command.js';
 import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, listSlots, type SlotStatus } from './slots.js';
 import { createPublicationSql } from './publication-sql.js';
@@ -95,7 +96,7 @@ export async function createPublication(client: pg.Client, name: string, tables:
  * once it is re-created. `named`: the relay's own --slot; otherwise other pgoutput slots of this database, which
  * may stream with it (a slot does not record its publication: a client names it when it starts streaming).
  */
-function dropCost(republish: RepublishScope, slots: SlotStatus[], named: boolean, at: Date, open?: OpenTransactions): string {
+function dropCost(republish: RelayNames, slots: SlotStatus[], named: boolean, at: Date, open?: OpenTransactions): string {
   const name = republish.publication;
   const from = resendSince(at, open);
   const resend = from
@@ -105,8 +106,12 @@ function dropCost(republish: RepublishScope, slots: SlotStatus[], named: boolean
     ? `replication slot "${slots[0]!.name}" streams with publication "${name}": without it the slot can no longer stream`
     : `pgoutput replication slot(s) ${slots.map((s) => `"${s.name}" (${s.active ? `active, pid ${s.activePid}` : 'inactive'})`).join(', ')} in this database may stream with publication "${name}": without it such a slot can no longer stream`;
   // A failover slot made again without the flag is a plain one, which the next failover loses.
-  const setup = slots.some((s) => s.failover === true) ? 'outbox-relay setup --failover-slot (a failover slot: without the flag standbys no longer sync it)' : 'outbox-relay setup';
-  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: outbox-relay slot drop, ${setup}, then ${resend} (and from the last delivered event's commit time if the relay had not delivered everything)`;
+  const failover = slots.some((s) => s.failover === true) || null;
+  // The other slots are other relays' (started with another --slot), whose settings this command does not have.
+  const remake = named
+    ? `outbox-relay slot drop${slotFlag(republish.slot)}, ${recreateSlot('setup', failover, republish)}`
+    : `for each one that streamed with it, outbox-relay slot drop --slot <its name> and outbox-relay setup with its relay's --slot, --publication and table settings${failover ? ' and --failover-slot for a failover slot' : ''}`;
+  return `${which}, and rows written until the publication exists again are never published, not even once it is re-created; to go on: ${remake}, then ${resend} (and from the last delivered event's commit time if the relay had not delivered everything)`;
 }
 
 /**
@@ -121,11 +126,11 @@ export async function dropPublication(client: pg.Client, republish: RepublishSco
   const others = own ? [] : (await listSlots(client)).filter((s) => s.inCurrentDatabase && s.plugin === 'pgoutput');
   const slots = own ? [own] : others;
   // Read before the drop: a transaction open across it that inserts after it is never streamed (see OpenTransactions).
-  const consequence = slots.length ? dropCost(republish, slots, own !== undefined, new Date(), await openTransactions(client)) : undefined;
+  const consequence = slots.length ? dropCost({ slot, ...republish }, slots, own !== undefined, new Date(), await openTransactions(client)) : undefined;
   if (consequence && !force) {
     throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: ${consequence}`, {
       hint: own
-        ? 'drop the slot first (outbox-relay slot drop) if nothing should stream any more, or pass --force to drop the publication anyway'
+        ? `drop the slot first (outbox-relay slot drop${slotFlag(slot)}) if nothing should stream any more, or pass --force to drop the publication anyway`
         : 'drop those slots first (outbox-relay slot drop --slot <name>) if nothing should stream with them any more, or pass --force to drop the publication anyway (when none of them streams with it)',
     });
   }

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RelayError, errorMessage } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { republishCommand, type RepublishScope } from '../source/republish-command.js';
+import { recreateSlot } from '../source/recreate-slot.js';
+import { republishCommand, type RelayNames, type RepublishScope } from '../source/republish-command.js';
 import { openTransactions, resendSince, type OpenTransactions } from './open-transactions.js';
 import { findSlot, slotUser, wrongDatabase, type SlotStatus } from './slots.js';
 
@@ -26,10 +27,10 @@ export interface DropResult {
  * What dropping costs, said before (refusal) and after (result): the gap only `republish` can fill. It begins at
  * the slot's confirmed position, not at the drop: a halted or lagging relay had not delivered what was committed
  * after it. Only a slot with no WAL behind the server's position had nothing undelivered for certain. `republish`:
- * the publication and tables its relay streams, named in the republish.
+ * the slot, and the publication and tables its relay streams, named in the slot create and the republish.
  */
-export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, republish: RepublishScope, at: Date, open?: OpenTransactions): string {
-  const create = slot.failover === true ? 'outbox-relay slot create --failover-slot (or setup --failover-slot: it was a failover slot, and without the flag standbys no longer sync it)' : 'outbox-relay slot create (or setup)';
+export function dropConsequence(slot: Pick<SlotStatus, 'confirmedFlushLsn' | 'lagBytes' | 'failover'>, republish: RelayNames, at: Date, open?: OpenTransactions): string {
+  const create = recreateSlot('slot create', slot.failover === true || null, republish);
   const resend = (since: string): string => `after ${create}, re-send them from the table with ${republishCommand(since, republish)}`;
   const from = slot.lagBytes === 0 ? resendSince(at, open) : undefined;
   if (from) {
@@ -94,7 +95,7 @@ export async function dropSlot(client: pg.Client, name: string, republish: Repub
     const pid = await slotUser(client, current);
     // Read once, here: a relay that took the slot's lock after an earlier look is terminated only with --force.
     if (pid !== null && !force) {
-      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, republish, new Date())}`, {
+      throw new RelayError('CONFIRMATION_REQUIRED', `not dropped: replication slot "${current.name}" is in use by backend pid ${pid} (a running relay). Dropping it stops that relay, and ${dropConsequence(current, { slot: name, ...republish }, new Date())}`, {
         details: { activePid: pid },
         hint: 'stop the relay first, or pass --force to terminate its connection and drop the slot anyway',
       });

@@ -192,7 +192,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // The relay exits with it either way: a checkpoint topic that cannot be read leaves the plain message, soon.
   const explainMissingSlot = async (missing: RelayError, seen: SeenPublication): Promise<RelayError> => {
     const checkpoint = await store.read(config.slot, MISSING_SLOT_READ_MS).catch(() => undefined);
-    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, republish, { publication: config.publication, tables: config.tables, seen }) : missing;
+    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, { slot: config.slot, ...republish }, { publication: config.publication, tables: config.tables, seen }) : missing;
   };
 
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */

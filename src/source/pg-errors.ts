@@ -32,7 +32,7 @@ function publicationMissingError(slot: string, scope: RepublishScope, reported: 
   const { publication } = scope;
   return new RelayError('PG_PUBLICATION_MISSING', `replication slot "${slot}" cannot stream past WAL written while publication "${publication}" did not exist: ${reported.message}`, {
     cause,
-    hint: newSlotThenRepublish(undefined, scope, known),
+    hint: newSlotThenRepublish(undefined, { slot, ...scope }, known),
     details: reported.where ? { publication, where: reported.where } : { publication },
   });
 }

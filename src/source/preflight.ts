@@ -69,6 +69,8 @@ export type PreflightQueries = Pick<ReplicationStream, 'query'>;
  */
 export async function preflight(stream: PreflightQueries, slot: string, scope: RepublishScope, tables: TableMapping[], seen = new SeenPublication()): Promise<SlotState> {
   const { publication } = scope;
+  // Named in each printed setup and slot command: pasted in another shell, they would act on the default slot and publication, and setup build the publication from the default table.
+  const names = { slot, ...scope };
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
   const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string; version_num: number }>(
@@ -100,17 +102,17 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
     const seenSql = pub ? undefined : seenPublicationSql(publication, { publication, tables, seen });
     throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist${pub ? '' : `, nor does publication "${publication}"`}`, {
       hint: pub
-        ? `run ${recreateSlot('setup', failover)}, or ${createSlot}`
+        ? `run ${recreateSlot('setup', failover, names)}, or ${createSlot}`
         : seenSql
-          ? createAsItWas(seenSql, failover, createSlot)
-          : `run ${recreateSlot('setup', failover)}, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
+          ? createAsItWas(seenSql, failover, names, createSlot)
+          : `run ${recreateSlot('setup', failover, names)}, which creates the publication, then the slot; or, in that order: ${createPublication}  ${createSlot}`,
       // With a checkpoint the relay replaces this fix (missingSlotDelivered), which must create the publication too.
       ...(!pub && { details: { publicationMissing: true } }),
     });
   }
   if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {
     throw new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot}" is a ${row.slot_type} slot with plugin ${row.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
-      hint: `use another --slot name, or drop it (outbox-relay slot drop${slotFlag(slot)}) and run outbox-relay setup`,
+      hint: `use another --slot name, or drop it (outbox-relay slot drop${slotFlag(slot)}) and run ${recreateSlot('setup', null, names)}`,
     });
   }
   if (row.database !== row.current_db) {
@@ -141,7 +143,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: newSlotThenRepublish(row.failover, scope, { publication, tables, seen }),
+      hint: newSlotThenRepublish(row.failover, names, { publication, tables, seen }),
     });
   }
   const tablesByOid = await publishedTables(query, scope, pub, tables, seen);

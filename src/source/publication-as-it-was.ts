@@ -1,6 +1,7 @@
 import { createPublicationOf } from '../ops/publication-sql.js';
 import type { TableRef } from '../ops/publications.js';
 import { recreateSlot } from './recreate-slot.js';
+import type { RelayNames } from './republish-command.js';
 import type { SeenPublication } from './seen-publication.js';
 
 // The publication as the relay last saw it, for every fix that creates it again: a dropped publication's
@@ -26,8 +27,8 @@ export function seenPublicationSql(publication: string, known: KnownPublication 
 
 /**
  * The fix's step that creates the publication with `sql` (seenPublicationSql), then the slot with setup, which keeps
- * that publication as it is. `failover`: as recreateSlot's. `orSql`: the SQL that makes the slot instead, if offered.
+ * that publication as it is. `failover`, `names`: as recreateSlot's. `orSql`: the SQL that makes the slot instead, if offered.
  */
-export function createAsItWas(sql: string, failover: boolean | null | undefined, orSql?: string): string {
-  return `create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: ${sql}  then run ${recreateSlot('setup', failover)} (the slot; it keeps that publication)${orSql === undefined ? '' : `, or ${orSql}`}`;
+export function createAsItWas(sql: string, failover: boolean | null | undefined, names: RelayNames, orSql?: string): string {
+  return `create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: ${sql}  then run ${recreateSlot('setup', failover, names)} (the slot; it keeps that publication)${orSql === undefined ? '' : `, or ${orSql}`}`;
 }

@@ -7,7 +7,7 @@ import { publishedTables, readPublication, type CatalogQuery, type PublicationRo
 import type { SeenPublication } from './seen-publication.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
-import { republishCommand, type RepublishScope } from './republish-command.js';
+import { republishCommand, type RelayNames } from './republish-command.js';
 import { republishSince } from './slot-lost.js';
 
 /** The connection was closed under the check (the relay stops): nothing to report. */
@@ -38,8 +38,8 @@ export class PublicationWatch {
 
   constructor(
     connection: pg.ClientConfig,
-    /** The relay's publication, and its tables as a republish names them. */
-    private readonly scope: RepublishScope,
+    /** The relay's slot, publication, and its tables as a republish names them. */
+    private readonly scope: RelayNames,
     private readonly tables: TableMapping[],
     /** The relay's, which its sessions' pre-flights fill too: the column list and row filter a table taken out had are named in the fix. */
     private readonly seen: SeenPublication,

@@ -69,10 +69,22 @@ function tableFlags(t: TableMapping): string {
 }
 
 /**
+ * The relay's tables as a printed command's flags (the tables setting as JSON, or the single table's settings),
+ * for every command that reads them: republish, and setup, which builds the publication from them and checks the
+ * mapping's columns. Empty where the scope has no tables.
+ */
+export function tableSettingFlags(scope: RepublishScope): string {
+  if (scope.tables === undefined) return '';
+  return scope.listed ? ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}` : tableFlags(scope.tables[0]!);
+}
+
+/**
  * The republish that re-sends the rows written from `since` (a shell word as given) as the relay streams them:
- * with the relay's publication and its tables (the tables setting as JSON, or the single table's settings).
+ * with the relay's publication and its tables (tableSettingFlags).
  */
 export function republishCommand(since: string, scope: RepublishScope): string {
-  const tables = scope.tables === undefined ? '' : scope.listed ? ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}` : tableFlags(scope.tables[0]!);
-  return `outbox-relay republish --since ${since} --publication ${shellWord(scope.publication)}${tables}`;
+  return `outbox-relay republish --since ${since} --publication ${shellWord(scope.publication)}${tableSettingFlags(scope)}`;
 }
+
+/** The relay's slot with its publication and tables: what a printed setup or slot command names. */
+export type RelayNames = { slot: string } & RepublishScope;

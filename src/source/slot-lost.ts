@@ -2,7 +2,7 @@ import { RelayError } from '../errors.js';
 import { formatLsn, type Lsn } from '../lsn.js';
 import { createAsItWas, seenPublicationSql, type KnownPublication } from './publication-as-it-was.js';
 import { recreateSlot, slotFlag } from './recreate-slot.js';
-import { republishCommand, type RepublishScope } from './republish-command.js';
+import { republishCommand, type RelayNames, type RepublishScope } from './republish-command.js';
 import type { TimelinePosition } from './timeline.js';
 
 /**
@@ -104,13 +104,14 @@ export function republishSince(commitTimeMs: number | undefined, unknown: string
  * plain fix (`setup`) then passed over everything committed between the checkpoint and the new slot, silently;
  * this one names the runbook's steps with the checkpoint's commit time. When the pre-flight found the publication
  * gone too (details.publicationMissing), setup would create it without the column lists and row filters the relay
- * saw on it (`known`), so the step creates it as it was (as the pre-flight's own fix does), then the slot.
+ * saw on it (`known`), so the step creates it as it was (as the pre-flight's own fix does), then the slot. `scope`: the
+ * relay's slot, publication and tables, named in each printed command.
  */
-export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, scope: RepublishScope, known?: KnownPublication): RelayError {
+export function missingSlotDelivered(missing: RelayError, topic: string, checkpoint: { lsn: Lsn; commitTimeMs: number | undefined }, scope: RelayNames, known?: KnownPublication): RelayError {
   const committed = checkpoint.commitTimeMs === undefined ? '' : `, commit time ${new Date(checkpoint.commitTimeMs).toISOString()}`;
   const since = republishSince(checkpoint.commitTimeMs, UNKNOWN_SINCE);
   const asItWas = missing.details.publicationMissing === true ? seenPublicationSql(scope.publication, known) : undefined;
-  const remake = asItWas === undefined ? recreateSlot('setup', undefined) : createAsItWas(asItWas, undefined);
+  const remake = asItWas === undefined ? recreateSlot('setup', undefined, scope) : createAsItWas(asItWas, undefined, scope);
   return new RelayError(
     'PG_SLOT_MISSING',
     `${missing.message}, but the checkpoint topic "${topic}" holds its delivered position (${formatLsn(checkpoint.lsn)}${committed}): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created`,

@@ -213,7 +213,7 @@ describe('cli: outbox-relay slot', () => {
     ]);
     expect(refused.code).toBe(6);
     expect(refused.stderr).toContain(`is in use by backend pid ${status.json.activePid}`);
-    expect(refused.stderr).toMatch(/are never streamed; after outbox-relay slot create \(or setup\), re-send them from the table with outbox-relay republish --since/);
+    expect(refused.stderr).toContain(`are never streamed; after outbox-relay slot create --slot ${setup.slot} --publication outbox_relay, re-send them from the table with outbox-relay republish --since`);
     expect(refused.stderr).toContain('--force');
     expect(await slotExists(setup.slot)).toBe(true);
     expect(advance.code).toBe(1);

@@ -34,7 +34,7 @@ describe('relay: misconfiguration is reported with the fix, and the process exit
     // would pass over them, so the fix is a new slot after it, and republish.
     const publication = await failingRun([...setup.args, '--publication', 'no_such_pub']);
     expect(publication).toMatchObject({ code: 1, code_: 'PG_PUBLICATION_MISSING' });
-    expect(publication.fix).toContain('drop the slot (outbox-relay slot drop), run outbox-relay setup');
+    expect(publication.fix).toContain(`drop the slot (outbox-relay slot drop --slot ${setup.slot}), run outbox-relay setup --slot ${setup.slot} --publication no_such_pub --table public.outbox `);
     expect(publication.fix).toContain('outbox-relay republish --since');
 
     await db().query('CREATE TABLE other_outbox (LIKE outbox INCLUDING ALL)');

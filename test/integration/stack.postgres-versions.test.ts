@@ -82,7 +82,7 @@ describe.skipIf(!stack().owned.postgres).each(majors)('PostgreSQL %i', (major) =
     const setup = await runCli(['setup', ...connection, '--failover-slot']);
     expect(setup.code, setup.stderr).toBe(0);
     const drop = await runCliJson<{ error: { code: string; message: string } }>(['publication', 'drop', ...connection]);
-    expect(drop.json.error, drop.stdout + drop.stderr).toMatchObject({ code: 'CONFIRMATION_REQUIRED', message: expect.stringContaining('outbox-relay slot drop, outbox-relay setup --failover-slot (a failover slot') as unknown });
+    expect(drop.json.error, drop.stdout + drop.stderr).toMatchObject({ code: 'CONFIRMATION_REQUIRED', message: expect.stringMatching(new RegExp(`outbox-relay slot drop --slot ${slot}, outbox-relay setup --slot ${slot} --publication ${publication} --table public\\.outbox .* --failover-slot \\(it was a failover slot`)) as unknown });
     expect((await db().query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication])).rowCount).toBe(1);
     await runCli(['slot', 'drop', ...connection, '--force']);
   });

@@ -6,7 +6,10 @@ import { classifyPgError, skippedPublicationError } from '../../src/source/pg-er
 import { SeenPublication } from '../../src/source/seen-publication.js';
 import { STANDBY_FIX } from '../../src/ops/pg-refusals.js';
 import { StandbyWait } from '../../src/source/standby-wait.js';
+import { republishScope } from '../../src/source/republish-command.js';
+import { load } from '../support/config-load.js';
 import { closeFakePgServers, fakePgServer } from '../support/fake-pg-server.js';
+import { printedSettings } from '../support/printed-command.js';
 
 const SESSION = { slot: 'outbox_relay', republish: { publication: 'outbox_relay' }, what: 'the replication session' };
 
@@ -54,8 +57,15 @@ describe('classifyPgError', () => {
     const error = classifyPgError(serverError('42704', 'publication "outbox_relay" does not exist', where), SESSION);
     expect(error).toMatchObject({ code: 'PG_PUBLICATION_MISSING', retriable: false, details: { publication: 'outbox_relay', where } });
     expect(error.message).toBe('replication slot "outbox_relay" cannot stream past WAL written while publication "outbox_relay" did not exist: publication "outbox_relay" does not exist');
-    expect(error.hint).toContain('outbox-relay slot drop');
     expect(error.hint).toContain('outbox-relay republish --since <that time> --publication outbox_relay');
+    // Pasted where the environment names another relay's slot, publication and table, its slot drop and setup still name the relay's.
+    const relay = load({ slot: 'billing_relay', publication: 'billing_pub', table: 'billing.outbox' });
+    const billing = classifyPgError(serverError('42704', 'publication "billing_pub" does not exist', where), { ...SESSION, slot: relay.slot, republish: republishScope(relay) });
+    const elsewhere = { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_TABLE: 'public.outbox' };
+    expect(load(printedSettings(billing.hint!, 'slot drop')[0]!, elsewhere).slot).toBe('billing_relay');
+    const setup = load(printedSettings(billing.hint!, 'setup')[0]!, elsewhere);
+    expect([setup.slot, setup.publication]).toEqual(['billing_relay', 'billing_pub']);
+    expect(setup.tables).toEqual(relay.tables);
   });
 
   it("a publication found gone by the stream (PostgreSQL 17's error, 18's warning) is to be created again with the column lists and row filters the relay last saw on it, as the pre-flight and the watch say", () => {

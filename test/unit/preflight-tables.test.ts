@@ -3,7 +3,9 @@ import { preflight, type PreflightQueries } from '../../src/source/preflight.js'
 import { SeenPublication } from '../../src/source/seen-publication.js';
 import { missingSlotDelivered } from '../../src/source/slot-lost.js';
 import { RelayError } from '../../src/errors.js';
+import { republishScope } from '../../src/source/republish-command.js';
 import { load, refusal } from '../support/config-load.js';
+import { printedSettings } from '../support/printed-command.js';
 
 /** PostgreSQL's answers to the pre-flight's queries: a logical server, a free pgoutput slot, an INSERT publication. */
 const COLUMNS = ['id', 'event_type', 'aggregate_type', 'aggregate_id', 'payload', 'headers', 'created_at'];
@@ -118,11 +120,11 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     const r = await preflightRefusal(dropped(server([])), ['outbox', 'orders'], seen);
     expect(r.code).toBe('PG_PUBLICATION_MISSING');
     expect(r.hint).toBe(
-      `drop the slot (outbox-relay slot drop), ${AS_IT_WAS}` +
-        'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time> --publication outbox_pub',
+      `drop the slot (outbox-relay slot drop --slot relay), ${AS_IT_WAS}` +
+        'then run outbox-relay setup --slot relay --publication outbox_pub (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), start the relay, then re-send the rows written since the slot was created or the publication dropped: outbox-relay republish --since <that time> --publication outbox_pub',
     );
     const plain = await preflightRefusal(dropped(server([])), ['outbox', 'orders']);
-    expect(plain.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*\(the publication, then the slot\), start the relay/);
+    expect(plain.hint).toMatch(/^drop the slot \(outbox-relay slot drop --slot relay\), run outbox-relay setup .*\(the publication, then the slot\), start the relay/);
   });
 
   it("a pre-flight that finds the slot and the publication both gone creates the publication with the column lists and row filters an earlier pre-flight found, then the slot; one of a relay that never saw them, as before (setup alone, or the plain statements)", async () => {
@@ -132,35 +134,66 @@ describe('pre-flight: the mapped tables the publication does not publish', () =>
     expect(r.code).toBe('PG_SLOT_MISSING');
     expect(r.message).toBe('replication slot "relay" does not exist, nor does publication "outbox_pub"');
     // PostgreSQL 15 has no failover slots: neither the flag nor the statement's failover variant.
-    expect(r.hint).toBe(AS_IT_WAS + "then run outbox-relay setup (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');");
+    expect(r.hint).toBe(AS_IT_WAS + "then run outbox-relay setup --slot relay --publication outbox_pub (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');");
     // With a checkpoint the relay gives the lost slot's runbook instead: its step 2 creates the publication the same way.
     const thrown = await preflight(gone(server([])), 'relay', { publication: 'outbox_pub' }, tables('outbox', 'orders'), seen).catch((err: unknown) => err);
     expect(thrown).toBeInstanceOf(RelayError);
-    const delivered = missingSlotDelivered(thrown as RelayError, 'ckpt', { lsn: 0x10n, commitTimeMs: undefined }, { publication: 'outbox_pub' }, { publication: 'outbox_pub', tables: tables('outbox', 'orders'), seen });
-    expect(delivered.hint).toContain(`2) ${AS_IT_WAS}then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication); 3) start the relay;`);
+    const delivered = missingSlotDelivered(thrown as RelayError, 'ckpt', { lsn: 0x10n, commitTimeMs: undefined }, { slot: 'relay', publication: 'outbox_pub' }, { publication: 'outbox_pub', tables: tables('outbox', 'orders'), seen });
+    expect(delivered.hint).toContain(`2) ${AS_IT_WAS}then run outbox-relay setup --slot relay --publication outbox_pub (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication); 3) start the relay;`);
     const plain = await preflightRefusal(gone(server([])), ['outbox', 'orders']);
     expect(plain.hint).toBe(
-      'run outbox-relay setup, which creates the publication, then the slot; or, in that order: ' +
+      'run outbox-relay setup --slot relay --publication outbox_pub, which creates the publication, then the slot; or, in that order: ' +
         `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox", "public"."orders" WITH (publish = 'insert', publish_via_partition_root = true);  SELECT pg_create_logical_replication_slot('relay', 'pgoutput');`,
     );
+  });
+
+  it("every setup and slot drop the missing-slot and dropped-publication fixes print, read as its command line where the environment names other ones, gives the relay's slot, publication and tables (setup builds the publication from them)", async () => {
+    // Another shell's settings: another relay's slot and publication, and single-table settings of its own.
+    const elsewhere = { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_MAPPING_KEY: 'id', OUTBOX_RELAY_TOPIC: 'elsewhere' };
+    const relays = [
+      load({ slot: 'relay', publication: 'outbox_pub', tables: JSON.stringify([{ table: 'outbox', topic: 'orders.${aggregate_type}', mapping: { key: 'aggregate_id' } }, { table: 'orders' }]) }),
+      load({ slot: 'relay', publication: 'outbox_pub', table: 'outbox', 'mapping.key': 'aggregate_id', topic: 'orders.${aggregate_type}' }),
+    ];
+    const seen = await seenFiltered();
+    const slotGone = without(server(['outbox', 'orders']), 'FROM pg_replication_slots');
+    const bothGone = without(server([]), 'FROM pg_replication_slots', 'FROM pg_publication WHERE');
+    const dropped = without(server([]), 'FROM pg_publication WHERE');
+    for (const relay of relays) {
+      const hints: string[] = [];
+      for (const [queries, saw] of [[slotGone, undefined], [bothGone, undefined], [bothGone, seen], [dropped, undefined], [dropped, seen]] as const) {
+        const thrown = (await preflight(queries, relay.slot, republishScope(relay), relay.tables, saw).catch((err: unknown) => err)) as RelayError;
+        hints.push(thrown.hint!);
+        if (thrown.code === 'PG_SLOT_MISSING') hints.push(missingSlotDelivered(thrown, 'ckpt', { lsn: 0x10n, commitTimeMs: undefined }, { slot: relay.slot, ...republishScope(relay) }, { publication: relay.publication, tables: relay.tables, seen: saw ?? new SeenPublication() }).hint!);
+      }
+      for (const hint of hints) {
+        const setups = printedSettings(hint, 'setup');
+        expect(setups, hint).toHaveLength(1);
+        const setup = load(setups[0]!, elsewhere);
+        expect([setup.slot, setup.publication]).toEqual(['relay', 'outbox_pub']);
+        expect(setup.tables).toEqual(relay.tables);
+      }
+      const drops = hints.flatMap((hint) => printedSettings(hint, 'slot drop'));
+      expect(drops).toHaveLength(2);
+      for (const drop of drops) expect(load(drop, elsewhere).slot).toBe('relay');
+    }
   });
 
   it('on PostgreSQL 17, a missing slot\'s fixes name --failover-slot for setup (which takes it from its command line only) and the statement that creates a failover slot; on 16, neither', async () => {
     const failoverSql = "(or, if it was a failover slot: SELECT pg_create_logical_replication_slot('relay', 'pgoutput', failover => true);)";
     const slotGone = (versionNum: number) => onVersion(without(server(['outbox']), 'FROM pg_replication_slots'), versionNum);
     expect((await preflightRefusal(slotGone(170002), ['outbox'])).hint).toBe(
-      `run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
+      `run outbox-relay setup --slot relay --publication outbox_pub (with --failover-slot if it was a PostgreSQL 17 failover slot), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
     );
-    expect((await preflightRefusal(slotGone(160008), ['outbox'])).hint).toBe("run outbox-relay setup, or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');");
+    expect((await preflightRefusal(slotGone(160008), ['outbox'])).hint).toBe("run outbox-relay setup --slot relay --publication outbox_pub, or SELECT pg_create_logical_replication_slot('relay', 'pgoutput');");
     const bothGone = onVersion(without(server([]), 'FROM pg_replication_slots', 'FROM pg_publication WHERE'), 180001);
     expect((await preflightRefusal(bothGone, ['outbox'])).hint).toBe(
-      'run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot), which creates the publication, then the slot; or, in that order: ' +
+      'run outbox-relay setup --slot relay --publication outbox_pub (with --failover-slot if it was a PostgreSQL 17 failover slot), which creates the publication, then the slot; or, in that order: ' +
         `CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" WITH (publish = 'insert', publish_via_partition_root = true);  SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
     );
     const seen = await seenFiltered();
     const seenGone = onVersion(without(server([]), 'FROM pg_replication_slots', 'FROM pg_publication WHERE'), 170002);
     expect((await preflightRefusal(seenGone, ['outbox', 'orders'], seen)).hint).toBe(
-      `${AS_IT_WAS}then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
+      `${AS_IT_WAS}then run outbox-relay setup --slot relay --publication outbox_pub (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication), or SELECT pg_create_logical_replication_slot('relay', 'pgoutput'); ${failoverSql}`,
     );
   });
 

@@ -1,6 +1,9 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { dropPublication } from '../../src/ops/publications.js';
+import { republishScope } from '../../src/source/republish-command.js';
+import { load } from '../support/config-load.js';
+import { printedSettings } from '../support/printed-command.js';
 
 type Slot = { slot_name: string; plugin: string; in_current_db: boolean; active: boolean; active_pid: number | null };
 
@@ -51,5 +54,16 @@ describe('publication drop: the republish --since covers transactions open at th
     expect(new Date(since!).getTime()).toBeLessThanOrEqual(began.getTime());
     // The dropped publication's own row filter: without --publication, republish read outbox_relay's (or none).
     expect(consequence).toContain(`republish --since '${since}' --publication billing_pub (a minute before`);
+  });
+
+  it("its way on, read as command lines where the environment names other ones: the slot drop gives the relay's slot, the setup its slot, publication and tables", async () => {
+    const relay = load({ slot: 'billing_relay', publication: 'billing_pub', tables: JSON.stringify([{ table: 'billing.outbox', mapping: { key: 'aggregate_id' } }, { table: 'billing.refunds' }]) });
+    const { consequence } = await dropPublication(fakeServer([slot('billing_relay')]).client, republishScope(relay), relay.slot, true);
+    const [drop] = printedSettings(consequence!, 'slot drop');
+    expect(load(drop!, { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_MAPPING_KEY: 'id' }).slot).toBe('billing_relay');
+    const [setup] = printedSettings(consequence!, 'setup');
+    const loaded = load(setup!, { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_MAPPING_KEY: 'id' });
+    expect([loaded.slot, loaded.publication]).toEqual(['billing_relay', 'billing_pub']);
+    expect(loaded.tables).toEqual(relay.tables);
   });
 });

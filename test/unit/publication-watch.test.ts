@@ -4,6 +4,7 @@ import type { RelayError } from '../../src/errors.js';
 import { PublicationWatch } from '../../src/source/publication-watch.js';
 import { SeenPublication } from '../../src/source/seen-publication.js';
 import { load } from '../support/config-load.js';
+import { printedSettings } from '../support/printed-command.js';
 
 /** PostgreSQL's catalog as the watch's queries read it, changed by the test between checks. */
 interface Catalog {
@@ -36,7 +37,7 @@ function watch(catalog: Catalog, streamingSince: () => number | undefined, seen 
     release: async () => undefined,
   };
   const tables = load({ tables: JSON.stringify([{ table: 'outbox' }]) }).tables;
-  const w = new PublicationWatch({}, { publication: 'outbox_pub' }, tables, seen, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
+  const w = new PublicationWatch({}, { slot: 'relay_slot', publication: 'outbox_pub' }, tables, seen, 10_000, streamingSince, (e) => refused.push(e), pino({ level: 'silent' }));
   const check = () => (w as unknown as { check(c: unknown): Promise<void> }).check(connection);
   return { refused, check, queries: () => queries };
 }
@@ -88,7 +89,12 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     expect(w.refused.map((e) => e.code)).toEqual(['PG_PUBLICATION_MISSING', 'PG_PUBLICATION_MISSING']);
     expect(w.refused[0]!.hint).toBe(`ALTER PUBLICATION "outbox_pub" SET (publish = 'insert'); Then start the relay, and re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_pub (consumers dedupe on the id header); transactions open at the session's start that began more than a minute before it are not covered: take an earlier --since if one ran long`);
     expect(w.refused[1]!.message).toMatch(/^publication "outbox_pub" does not exist: found while streaming/);
-    expect(w.refused[1]!.hint).toMatch(/^drop the slot \(outbox-relay slot drop\), run outbox-relay setup .*, then re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_pub \(consumers dedupe on the id header\)/);
+    expect(w.refused[1]!.hint).toMatch(/^drop the slot \(outbox-relay slot drop --slot relay_slot\), run outbox-relay setup .*, then re-send what was written since: outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication outbox_pub \(consumers dedupe on the id header\)/);
+    // Pasted where the environment names another relay's slot and publication, its setup and slot drop still name the relay's.
+    const elsewhere = { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub' };
+    const setup = load(printedSettings(w.refused[1]!.hint!, 'setup')[0]!, elsewhere);
+    expect([setup.slot, setup.publication]).toEqual(['relay_slot', 'outbox_pub']);
+    expect(load(printedSettings(w.refused[1]!.hint!, 'slot drop')[0]!, elsewhere).slot).toBe('relay_slot');
   });
   it('the republish also covers a transaction that was open when the tables were last found published (its rows carry its start), and says when the role could not see every session', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
@@ -162,7 +168,7 @@ describe('PublicationWatch: the mapped tables still published while the relay st
     // As a reconnect's pre-flight and the stream's error say it (newSlotThenRepublish), with the re-send from the check.
     expect(w.refused[0]!.hint).toMatch(
       new RegExp(
-        `^drop the slot \\(outbox-relay slot drop\\), create the publication as it was, .*: CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" WHERE \\(\\(tenant = 'a'::text\\)\\) WITH \\(publish = 'insert', publish_via_partition_root = true\\);  then run outbox-relay setup .*\\(the slot; it keeps that publication\\), start the relay, then re-send what was written since: outbox-relay republish --since \\S+ --publication outbox_pub \\(consumers dedupe`,
+        `^drop the slot \\(outbox-relay slot drop --slot relay_slot\\), create the publication as it was, .*: CREATE PUBLICATION "outbox_pub" FOR TABLE "public"."outbox" WHERE \\(\\(tenant = 'a'::text\\)\\) WITH \\(publish = 'insert', publish_via_partition_root = true\\);  then run outbox-relay setup .*\\(the slot; it keeps that publication\\), start the relay, then re-send what was written since: outbox-relay republish --since \\S+ --publication outbox_pub \\(consumers dedupe`,
       ),
     );
   });

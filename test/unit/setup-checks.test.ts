@@ -2,7 +2,9 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runChecks, type CheckTarget } from '../../src/ops/checks.js';
 import { slotProblem, type SlotStatus } from '../../src/ops/slots.js';
+import { republishScope } from '../../src/source/republish-command.js';
 import { load } from '../support/config-load.js';
+import { printedSettings } from '../support/printed-command.js';
 
 /** Answers setup's two catalog queries: the server's settings and counts, and the outbox table's owner. */
 function fakeServer(counts: { usedSenders: number; maxSenders: number }, version = { num: 170012, text: '17.12' }, role: Record<string, unknown> = {}): pg.Client {
@@ -98,10 +100,21 @@ describe('setup checks', () => {
   it('a failover slot\'s re-creation hints keep the property: setup --failover-slot, slot create --failover-slot', async () => {
     const client = fakeServer({ usedSenders: 0, maxSenders: 4 });
     const failover = { ...slot(false), failover: true };
-    expect((await check(client, target(failover, false), 'slot outbox_relay'))!.fix).toContain('then outbox-relay setup --failover-slot (it was a failover slot');
+    expect((await check(client, target(failover, false), 'slot outbox_relay'))!.fix).toContain('then outbox-relay setup --slot outbox_relay --publication outbox_relay --failover-slot (it was a failover slot');
     expect((await check(client, target(slot(false), false), 'slot outbox_relay'))!.fix).not.toContain('--failover-slot');
     expect(slotProblem({ ...failover, walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --slot outbox_relay --publication outbox_relay --failover-slot (it was a failover slot');
     expect(slotProblem({ ...slot(false), walStatus: 'lost' }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --slot outbox_relay --publication outbox_relay; 3)');
     expect(slotProblem({ ...slot(false), walStatus: 'lost', failover: null }, { publication: 'outbox_relay' })!.hint).toContain('2) outbox-relay slot create --slot outbox_relay --publication outbox_relay; 3)');
+  });
+
+  it("a slot made before its publication: the slot drop and setup of its fix, read as their command lines where the environment names other ones, give the relay's slot, publication and table (setup builds the publication from it)", async () => {
+    const relay = load({ slot: 'billing_relay', publication: 'billing_pub', table: 'billing.outbox', 'mapping.key': 'aggregate_id' });
+    const fix = (await check(fakeServer({ usedSenders: 0, maxSenders: 4 }), { ...target({ ...slot(false), name: 'billing_relay' }, false), publication: 'billing_pub', republish: republishScope(relay), tables: relay.tables }, 'slot billing_relay'))!.fix!;
+    const [drop] = printedSettings(fix, 'slot drop');
+    expect(load(drop!, { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_TABLE: 'public.other_outbox', OUTBOX_RELAY_MAPPING_KEY: 'id' }).slot).toBe('billing_relay');
+    const [setup] = printedSettings(fix, 'setup');
+    const loaded = load(setup!, { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_TABLE: 'public.other_outbox', OUTBOX_RELAY_MAPPING_KEY: 'id' });
+    expect([loaded.slot, loaded.publication]).toEqual(['billing_relay', 'billing_pub']);
+    expect(loaded.tables).toEqual(relay.tables);
   });
 });

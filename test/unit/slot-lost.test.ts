@@ -96,13 +96,13 @@ describe('a missing slot whose checkpoint exists', () => {
   const missing = new RelayError('PG_SLOT_MISSING', 'replication slot "s" does not exist', { hint: 'run outbox-relay setup' });
 
   it('was lost: the recovery names a new checkpoint topic, setup and a republish from its commit time less a minute', () => {
-    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') }, { publication: 'orders_pub' });
+    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') }, { slot: 'orders_slot', publication: 'orders_pub' });
     expect(error).toMatchObject({ code: 'PG_SLOT_MISSING', retriable: false, details: { checkpointLsn: '0/1234', checkpointCommitTime: '2026-12-05T08:00:00.000Z' } });
     expect(error.message).toBe(
       'replication slot "s" does not exist, but the checkpoint topic "ckpt" holds its delivered position (0/1234, commit time 2026-12-05T08:00:00.000Z): the slot was lost (a failover to a server that did not have it, or a drop), and a new one streams only what is committed after it is created',
     );
     expect(error.hint).toContain('1) point checkpoint.topic (--checkpoint-topic) at a new topic');
-    expect(error.hint).toContain('2) outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot)');
+    expect(error.hint).toContain('2) outbox-relay setup --slot orders_slot --publication orders_pub (with --failover-slot if it was a PostgreSQL 17 failover slot)');
     expect(error.hint).toContain('outbox-relay republish --since 2026-12-05T07:59:00.000Z --publication orders_pub');
   });
 
@@ -112,19 +112,19 @@ describe('a missing slot whose checkpoint exists', () => {
     const known = { publication: 'orders_pub', tables: [{ schema: 'public', table: 'outbox' }], seen };
     const bothGone = new RelayError('PG_SLOT_MISSING', 'replication slot "s" does not exist, nor does publication "orders_pub"', { details: { publicationMissing: true } });
     const checkpoint = { lsn: 0x1234n, commitTimeMs: Date.parse('2026-12-05T08:00:00.000Z') };
-    expect(missingSlotDelivered(bothGone, 'ckpt', checkpoint, { publication: 'orders_pub' }, known).hint).toContain(
+    expect(missingSlotDelivered(bothGone, 'ckpt', checkpoint, { slot: 'orders_slot', publication: 'orders_pub' }, known).hint).toContain(
       "2) create the publication as it was, with the column lists and row filters it had, which setup does not give back (its --row-filter is one filter for every table), or the rows a filter kept out go to Kafka: " +
         `CREATE PUBLICATION "orders_pub" FOR TABLE "public"."outbox" ("id", "payload") WHERE ((tenant = 'a'::text)) WITH (publish = 'insert', publish_via_partition_root = true);  ` +
-        'then run outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication); 3) start the relay;',
+        'then run outbox-relay setup --slot orders_slot --publication orders_pub (with --failover-slot if it was a PostgreSQL 17 failover slot) (the slot; it keeps that publication); 3) start the relay;',
     );
-    const plainStep = '2) outbox-relay setup (with --failover-slot if it was a PostgreSQL 17 failover slot); 3) start the relay;';
-    expect(missingSlotDelivered(missing, 'ckpt', checkpoint, { publication: 'orders_pub' }, known).hint).toContain(plainStep);
+    const plainStep = '2) outbox-relay setup --slot orders_slot --publication orders_pub (with --failover-slot if it was a PostgreSQL 17 failover slot); 3) start the relay;';
+    expect(missingSlotDelivered(missing, 'ckpt', checkpoint, { slot: 'orders_slot', publication: 'orders_pub' }, known).hint).toContain(plainStep);
     const unfiltered = { ...known, seen: new SeenPublication() };
-    expect(missingSlotDelivered(bothGone, 'ckpt', checkpoint, { publication: 'orders_pub' }, unfiltered).hint).toContain(plainStep);
+    expect(missingSlotDelivered(bothGone, 'ckpt', checkpoint, { slot: 'orders_slot', publication: 'orders_pub' }, unfiltered).hint).toContain(plainStep);
   });
 
   it('without a commit time (a checkpoint of a forward skip), the republish asks for the time of the last delivered event', () => {
-    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: undefined }, { publication: 'orders_pub' });
+    const error = missingSlotDelivered(missing, 'ckpt', { lsn: 0x1234n, commitTimeMs: undefined }, { slot: 'orders_slot', publication: 'orders_pub' });
     expect(error.message).toContain('holds its delivered position (0/1234):');
     expect(error.hint).toContain('outbox-relay republish --since <time of the last delivered event> --publication orders_pub');
   });

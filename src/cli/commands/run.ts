@@ -135,7 +135,7 @@ export function runCommand(): Command {
     slotLag.start();
     const publicationWatch = new PublicationWatch(
       config.postgres,
-      republishScope(config),
+      { slot: config.slot, ...republishScope(config) },
       config.tables,
       created.seenPublication,
       Math.max(PUBLICATION_CHECK_MIN_MS, config.statusIntervalMs),

@@ -38,7 +38,7 @@ const drop = () =>
     async ({ client, config, opts }) => {
       const { dropped, terminatedPids, droppedAt, confirmedLsn = null, lagBytes = null, failover = null, openTransactions } = await dropSlot(client, config.slot, republishScope(config), opts.force === true);
       const terminated = terminatedPids.length ? ` (terminated backend pid ${terminatedPids.join(', ')})` : '';
-      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, republishScope(config), new Date(droppedAt), openTransactions) : undefined;
+      const consequence = droppedAt ? dropConsequence({ confirmedFlushLsn: confirmedLsn, lagBytes, failover }, { slot: config.slot, ...republishScope(config) }, new Date(droppedAt), openTransactions) : undefined;
       const text = `slot "${config.slot}": ${dropped ? 'dropped' : 'does not exist, nothing to drop'}${terminated}${consequence ? `\n${consequence}` : ''}`;
       return { data: { dropped, terminatedPids, ...(droppedAt ? { droppedAt, confirmedLsn, lagBytes, consequence } : {}) }, text };
     },
