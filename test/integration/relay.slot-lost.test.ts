@@ -173,9 +173,12 @@ describe('relay: a slot that had delivered and is gone (a failover to a server w
     expect(since, fix).toBe(new Date(checkpoint!.commitTimeMs! - 60_000).toISOString());
     expect(fix).toContain('1) point checkpoint.topic (--checkpoint-topic) at a new topic');
 
-    // The recovery as printed: a new checkpoint topic, setup, the relay, then the republish.
+    // The recovery as printed: a new checkpoint topic, setup (as printed, with the relay's slot, publication and
+    // table settings, only where PostgreSQL is added), the relay, then the republish.
     const args = [...setup.args, '--checkpoint-topic', uniqueName('ckpt')];
-    const created = await runCli(['setup', '--postgres-url', db().url, '--slot', setup.slot, '--publication', setup.publication]);
+    const printedSetup = shellWords(/2\) outbox-relay (setup .*?) \(with --failover-slot/.exec(fix)![1]!);
+    expect(printedSetup).toEqual(expect.arrayContaining(['--slot', setup.slot, '--publication', setup.publication]));
+    const created = await runCli([...printedSetup, '--postgres-url', db().url]);
     expect(created.code, created.stdout + created.stderr).toBe(0);
     const recovered = startRelay(args);
     await recovered.waitForMessage('streaming from PostgreSQL');
