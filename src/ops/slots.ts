@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { RelayError } from '../errors.js';
 import { quoteLiteral } from '../sql/quote.js';
 import type { RepublishScope } from '../source/republish-command.js';
+import { slotFlag } from '../source/recreate-slot.js';
 import { INVALIDATION_REASON_SQL, slotLostError } from '../source/slot-lost.js';
 import { lockHolderSql } from '../source/slot-lock.js';
 
@@ -154,7 +155,7 @@ export function wrongDatabase(slot: SlotStatus): RelayError | undefined {
 export function slotProblem(slot: SlotStatus, republish: RepublishScope): RelayError | undefined {
   if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
     return new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot.name}" is a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
-      hint: 'use another --slot name, or drop this one (outbox-relay slot drop) and create it again',
+      hint: `use another --slot name, or drop this one (outbox-relay slot drop${slotFlag(slot.name)}) and create it again`,
     });
   }
   if (slot.walStatus === 'lost') return slotLostError(slot.name, republish, slot.invalidationReason, undefined, slot.failover);

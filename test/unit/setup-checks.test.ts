@@ -117,4 +117,11 @@ describe('setup checks', () => {
     expect([loaded.slot, loaded.publication]).toEqual(['billing_relay', 'billing_pub']);
     expect(loaded.tables).toEqual(relay.tables);
   });
+
+  it("a slot of another plugin: the slot drop of its fix, read as its command line where the environment names another slot, drops that slot", () => {
+    const problem = slotProblem({ ...slot(false), name: 'billing_relay', plugin: 'wal2json' }, { publication: 'outbox_relay' })!;
+    expect(problem.code).toBe('PG_SLOT_WRONG_PLUGIN');
+    const [drop] = printedSettings(problem.hint!, 'slot drop');
+    expect(load(drop!, { OUTBOX_RELAY_SLOT: 'other_slot' }).slot).toBe('billing_relay');
+  });
 });
