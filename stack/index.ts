@@ -7,7 +7,7 @@ export { KafkaCluster, type KafkaClusterOptions, type PartitionState } from './k
 export { PostgresServer, SCRAM_ROLE } from './postgres.js';
 export { startStandby } from './postgres-standby.js';
 export { OTHER_POSTGRES_VERSIONS, ensurePostgresBinaries, type OtherPostgresMajor } from './postgres-binaries.js';
-export { isAlive, processesMentioning, stopAllTracked, waitUntil } from './processes.js';
+export { freeze, isAlive, processesMentioning, stopAllTracked, waitUntil } from './processes.js';
 export { repoRoot, runDir, stackRoot } from './paths.js';
 
 /**

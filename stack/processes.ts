@@ -99,6 +99,37 @@ function reaped(pid: number): boolean {
   }
 }
 
+/**
+ * Sends SIGSTOP and waits until every thread of `pid` has stopped (state T in /proc). kill() returns before a
+ * multi-threaded process has stopped: one of its threads must get a CPU to stop the others, and on a loaded host
+ * the rest went on meanwhile (a Python thread wrote 40 ms after the kill at load 12). A broker frozen so
+ * answered a produce request sent right after the kill, and the relay, with nothing left unanswered, had no hung
+ * request to report (relay.outage's SIGSTOP test timed out waiting for its outage line).
+ */
+export async function freeze(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await waitUntil(`every thread of pid ${pid} to stop`, () => threadStates(pid).every((state) => state === 'T'), 10_000, 10);
+  } catch (err) {
+    // Left stopped, it would hang the tests after this one, which restart only servers that are gone.
+    process.kill(pid, 'SIGCONT');
+    throw err;
+  }
+}
+
+/** The state letter of each thread of `pid` still listed in /proc (one that ended meanwhile is left out). */
+function threadStates(pid: number): string[] {
+  const states: string[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      states.push(/^\d+ \(.*\) (\S)/s.exec(readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8'))![1]!);
+    } catch {
+      // ended between the listing and the read
+    }
+  }
+  return states;
+}
+
 export interface Spawned {
   child: ChildProcess;
   pid: number;

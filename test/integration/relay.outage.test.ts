@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { namedThreadsCpuSeconds } from '../../bench/cpu.js';
 import { formatLsn } from '../../src/lsn.js';
 import { sleep } from '../../src/retry.js';
-import { KafkaBroker, PostgresServer, isAlive, waitUntil } from '../../stack/index.js';
+import { KafkaBroker, PostgresServer, freeze, isAlive, waitUntil } from '../../stack/index.js';
 import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, peakRssMiB, setupOutbox, slotConfirmedLsn, startWriters, waitForConfirmedAll } from '../support/outbox.js';
 import { checkpointStore } from '../support/checkpoints.js';
 import { httpArgs, httpGet, metricSamples, scrape } from '../support/ops-http.js';
@@ -39,7 +39,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
       await kafka.kill();
       return () => undefined;
     }
-    process.kill(pid, 'SIGSTOP');
+    await freeze(pid);
     return () => process.kill(pid, 'SIGCONT');
   }
 
@@ -130,8 +130,9 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: broker 
     await insertEvents(db, 5);
     await waitForConfirmedAll(db, setup.slot);
     const pid = kafka.pid()!;
-    process.kill(pid, 'SIGSTOP');
     try {
+      // Frozen before the events are written: a broker still running answered them, and nothing hung.
+      await freeze(pid);
       await insertEvents(db, 5);
       await relay.waitForMessage('Kafka unavailable: holding the confirmed position and retrying', 90_000);
       const ready = await httpGet(`${http.base}/readyz`);
