@@ -706,8 +706,8 @@ export class Relay {
    */
   private positions(): { confirmedLsn?: string; deliveredLsn?: string } {
     const held = this.reportedLsn;
-    // Neither known (no session streamed, no slot found): no position rather than a made-up 0/0.
-    if (held === undefined) return this.lastConfirmed > 0n ? { deliveredLsn: formatLsn(this.lastConfirmed) } : {};
+    // Neither known (no session streamed, no slot found, so nothing confirmed either): no position, not a made-up 0/0.
+    if (held === undefined) return {};
     return held === this.lastConfirmed || this.lastConfirmed === 0n ? { confirmedLsn: formatLsn(held) } : { confirmedLsn: formatLsn(held), deliveredLsn: formatLsn(this.lastConfirmed) };
   }
 

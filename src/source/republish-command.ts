@@ -27,7 +27,15 @@ export function republishScope(config: Pick<RelayConfig, 'publication' | 'tables
  * republish reads the same rows (the filter, the columns it matches on, the time column of --since) and maps them
  * as the relay did, whatever the single-table settings are where it runs.
  */
-function tableEntry(t: TableMapping): Record<string, unknown> {
+interface TableEntry {
+  table: string;
+  mapping: Record<string, string>;
+  topic: string;
+  routes?: TableMapping['routes'];
+  filter?: TableMapping['filter'];
+}
+
+function tableEntry(t: TableMapping): TableEntry {
   const c = t.columns;
   return {
     table: `${t.schema}.${t.table}`,
@@ -50,20 +58,14 @@ export function shellWord(value: string): string {
  * republish refuse table and tables together.
  */
 function tableFlags(t: TableMapping): string {
-  const c = t.columns;
+  // The same resolved columns as a tables entry: each mapping.* key is the entry's mapping member of that name.
+  const { table, mapping, topic, routes, filter } = tableEntry(t);
   const values: [string, string][] = [
-    ['table', `${t.schema}.${t.table}`],
-    ['mapping.id', c.id],
-    ['mapping.key', c.key],
-    ['mapping.payload', c.payload],
-    ['mapping.type', c.type ?? ''],
-    ['mapping.aggregateType', c.aggregateType ?? ''],
-    ['mapping.aggregateId', c.aggregateId ?? ''],
-    ['mapping.headers', c.headers ?? ''],
-    ['mapping.timestamp', c.timestamp ?? ''],
-    ['topic', t.topic],
-    ...(t.routes === undefined ? [] : [['routes', JSON.stringify(t.routes)] as [string, string]]),
-    ...Object.entries(t.filter ?? {}).map(([field, globs]): [string, string] => [`filter.${field}`, (globs as string[]).join(',')]),
+    ['table', table],
+    ...Object.entries(mapping).map(([field, column]): [string, string] => [`mapping.${field}`, column]),
+    ['topic', topic],
+    ...(routes === undefined ? [] : [['routes', JSON.stringify(routes)] as [string, string]]),
+    ...Object.entries(filter ?? {}).map(([field, globs]): [string, string] => [`filter.${field}`, (globs as string[]).join(',')]),
   ];
   return values.map(([key, value]) => ` ${SETTINGS_BY_KEY.get(key)!.flag} ${shellWord(value)}`).join('');
 }
