@@ -64,14 +64,15 @@ export class FakeSink implements TransactionalSink, PlainSink {
   /** When set, checkTopics answers only once it resolves. */
   topicGate: Deferred | undefined;
   /** As the real sinks' topic check: known once checkTopics found it, forgotten when a send was refused as missing. */
-  private readonly knownTopics = new Set<string>();
+  protected readonly knownTopics = new Set<string>();
   connects = 0;
   claims = 0;
   /** What the check of a producer lost while idle answers (loseProducer); how many were asked in `lostChecks`. */
   lostCheck: 'ok' | RelayError = 'ok';
   lostChecks = 0;
   private lost: ((error: RelayError, check: () => Promise<void>) => void) | undefined;
-  private open: string[] = [];
+  /** What the open transaction holds: written, visible at its commit. */
+  protected open: string[] = [];
   private readonly sendSteps: Step[] = [];
   private readonly commitSteps: (Step | 'ambiguous')[] = [];
   private readonly abortSteps: Step[] = [];
