@@ -1,6 +1,7 @@
 import { RelayError, errorMessage, isRelayError, type ErrorCode } from '../errors.js';
 import type { Lsn } from '../lsn.js';
 import type { KafkaSettings } from '../config/types.js';
+import { topicWriteGrant } from '../sink/acl-grant.js';
 import { bootstrapServers } from '../sink/topic-check.js';
 import { CLUSTER_AUTHORIZATION_FAILED, producerIdRefusedFix, TRANSACTIONAL_ID_AUTHORIZATION_FAILED } from '../sink/rdkafka-errors.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -41,7 +42,7 @@ export class KafkaCheckpointStore {
   constructor(
     readonly client: CheckpointClient,
     readonly topic: string,
-    /** kafka.brokers: the fixes' kafka-topics.sh and kafka-configs.sh need them (they have no default) to run as printed. */
+    /** kafka.brokers: the fixes' kafka-topics.sh, kafka-configs.sh and kafka-acls.sh need them (they have no default) to run as printed. */
     private readonly brokers: KafkaSettings['brokers'],
   ) {}
 
@@ -72,7 +73,7 @@ export class KafkaCheckpointStore {
     if (isRelayError(err) && err.code === 'CHECKPOINT_FAILED') return err;
     const cause = isRelayError(err) ? err : undefined;
     const fixes: Partial<Record<ErrorCode, string>> = {
-      KAFKA_AUTH: `grant the relay's principal WRITE and DESCRIBE on the topic ${this.topic} (kafka-acls.sh --topic ${this.topic}; docs/security.md), and check kafka.saslMechanism/username/password`,
+      KAFKA_AUTH: `grant the relay's principal WRITE and DESCRIBE on the topic ${this.topic} (${topicWriteGrant(this.brokers, [this.topic])}; docs/security.md), and check kafka.saslMechanism/username/password`,
       RECORD_TOO_LARGE: `raise the max.message.bytes of the topic ${this.topic} (kafka-configs.sh --bootstrap-server ${bootstrapServers(this.brokers)} --alter --entity-type topics --entity-name ${this.topic} --add-config max.message.bytes=1048576): a checkpoint record is at most a few KiB`,
       RECORD_INVALID: `the topic ${this.topic} refuses the record (a topic policy, its message.timestamp.* settings): check its configuration with kafka-configs.sh --bootstrap-server ${bootstrapServers(this.brokers)} --describe --entity-type topics --entity-name ${this.topic}`,
       TOPIC_INVALID: `Kafka refuses records for the topic ${this.topic} (an internal topic, or one it cannot write): point checkpoint.topic at a topic of the relay's own`,

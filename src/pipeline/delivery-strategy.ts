@@ -98,7 +98,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
     writer = new CheckpointWriter(store, config.slot, settings.guarantee, Math.max(1000, config.statusIntervalMs), checkpointLogger);
   }
   const createDelivery: CreateDelivery = (callbacks) =>
-    (engine = new DeliveryEngine({ producing, limits: config.delivery, retry: config.retry, stallTimeoutMs: config.kafka.deliveryTimeoutMs, callbacks }));
+    (engine = new DeliveryEngine({ producing, limits: config.delivery, retry: config.retry, stallTimeoutMs: config.kafka.deliveryTimeoutMs, callbacks, brokers: config.kafka.brokers }));
 
   // The first position is decided again at every attempt of a start that failed, and each later session reads the
   // checkpoint again: the same decision once at info.

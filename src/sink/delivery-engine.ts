@@ -1,6 +1,6 @@
 import type { SourceTransaction } from '../checkpoint/ack-tracker.js';
 import type { Guarantee } from '../config/guarantee-config.js';
-import type { RetryPolicy } from '../config/types.js';
+import type { KafkaSettings, RetryPolicy } from '../config/types.js';
 import { DEAD_LETTER_ALTERNATIVE, RelayError } from '../errors.js';
 import { formatLsn, maxLsn, type Lsn } from '../lsn.js';
 import type { OutboxEvent } from '../route/event.js';
@@ -64,6 +64,8 @@ export interface EngineOptions {
   /** A produce request unanswered this long is an outage (a hung broker), reported like a failed one. */
   stallTimeoutMs: number;
   callbacks: DeliveryCallbacks;
+  /** kafka.brokers: the printed grant of a topic's refusal (namingRefusedTopics) needs them to run as printed. */
+  brokers: KafkaSettings['brokers'];
 }
 
 /** How often a pending produce request is checked against the stall timeout. */
@@ -83,10 +85,6 @@ export function batchLimits(limits: DeliveryLimits, depth: number): { events: nu
   };
 }
 
-/** Why a produce of `batch` failed: a topic-ACL refusal names the batch's topics (Kafka's answer names none). */
-function produceFailure(err: unknown, batch: readonly OutboxEvent[]): RelayError {
-  return namingRefusedTopics(classifyKafkaError(err), batch);
-}
 
 /**
  * The one delivery engine behind every guarantee: the bounded in-flight window, batching, several produce
@@ -213,6 +211,11 @@ export class DeliveryEngine implements Delivery {
 
   private get guarantee(): Guarantee {
     return this.options.producing.guarantee;
+  }
+
+  /** Why a produce of `batch` failed: a topic-ACL refusal names the batch's topics (Kafka's answer names none). */
+  private produceFailure(err: unknown, batch: readonly OutboxEvent[]): RelayError {
+    return namingRefusedTopics(classifyKafkaError(err), batch, this.options.brokers);
   }
 
   /** exactly-once: checkpoints are never written below the one streaming started from (committed at `commitTimeMs`). */
@@ -580,7 +583,7 @@ export class DeliveryEngine implements Delivery {
     const sending = this.guarantee === 'at-most-once' ? this.handOff(flight) : this.options.producing.sink.send(batch);
     sending.then(
       () => this.settle(flight),
-      (err: unknown) => this.settle(flight, produceFailure(err, batch)),
+      (err: unknown) => this.settle(flight, this.produceFailure(err, batch)),
     );
   }
 
@@ -718,7 +721,7 @@ export class DeliveryEngine implements Delivery {
       this.sent({ batch, sentAt });
       return undefined;
     } catch (err) {
-      return produceFailure(err, batch);
+      return this.produceFailure(err, batch);
     }
   }
 
@@ -975,7 +978,7 @@ export class DeliveryEngine implements Delivery {
       try {
         await this.watched(this.transactional().sink.send([event]));
       } catch (err) {
-        const error = produceFailure(err, [event]);
+        const error = this.produceFailure(err, [event]);
         return isRecordError(error) ? { refused: event, error } : { failed: error };
       }
     }

@@ -1,5 +1,7 @@
+import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { certificateProblem } from '../tls-certificate.js';
+import { topicWriteGrant } from './acl-grant.js';
 import { unverifiedCertificate } from './broker-connect-failures.js';
 import { corruptRequest, INVALID_TIMESTAMP_HINT } from './rdkafka-errors.js';
 
@@ -95,9 +97,9 @@ export function isIncurable(err: RelayError): boolean {
  * the topics of the refused request: which grant is missing, or which row values route events to a topic the relay
  * may not write (a prefixed ACL and a mistyped aggregate type). Kafka says only "not authorized". Any other error
  * as it is, and one that names its refused topics already (a transaction's: transactionTopicRefused). Still an
- * outage: a grant ends it, and nothing was skipped meanwhile.
+ * outage: a grant ends it, and nothing was skipped meanwhile. `brokers`: kafka.brokers, for the printed grant.
  */
-export function namingRefusedTopics(error: RelayError, events: readonly { topic: string }[]): RelayError {
+export function namingRefusedTopics(error: RelayError, events: readonly { topic: string }[], brokers: KafkaSettings['brokers']): RelayError {
   const kafkaError = error.details.kafkaError;
   if (error.code !== 'KAFKA_AUTH' || (kafkaError !== 'TOPIC_AUTHORIZATION_FAILED' && kafkaError !== 29) || error.details.topics !== undefined) return error;
   const topics = [...new Set(events.map((event) => event.topic))];
@@ -106,7 +108,7 @@ export function namingRefusedTopics(error: RelayError, events: readonly { topic:
     cause: error.cause,
     retriable: error.retriable,
     details: { ...error.details, topics },
-    hint: `grant the relay's principal WRITE and DESCRIBE on ${named} (kafka-acls.sh --topic; docs/security.md), or, if no event should go there, fix what routes it (topic, routes and the row values they read): the relay retries until retry.maxDuration`,
+    hint: `grant the relay's principal WRITE and DESCRIBE on ${named} (${topicWriteGrant(brokers, topics)}; docs/security.md), or, if no event should go there, fix what routes it (topic, routes and the row values they read): the relay retries until retry.maxDuration`,
   });
 }
 

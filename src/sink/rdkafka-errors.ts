@@ -1,6 +1,6 @@
 import type { KafkaSettings } from '../config/types.js';
 import { RelayError, errorMessage } from '../errors.js';
-import { bootstrapServers } from './topic-check.js';
+import { aclGrant } from './acl-grant.js';
 
 /**
  * librdkafka error codes (rd_kafka_resp_err_t) that no retry can fix, by the RelayError they mean. Not INVALID_MSG
@@ -60,7 +60,7 @@ export const CLUSTER_AUTHORIZATION_FAILED = 31;
  * event producer and the checkpoint producer alike; `topics` names the topics that producer writes.
  */
 export function producerIdRefusedFix(topics: string, brokers: KafkaSettings['brokers']): string {
-  return `grant the relay's principal IdempotentWrite on the cluster (kafka-acls.sh --bootstrap-server ${bootstrapServers(brokers)} --add --allow-principal <principal> --operation IdempotentWrite --cluster), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on ${topics} (docs/security.md)`;
+  return `grant the relay's principal IdempotentWrite on the cluster (${aclGrant(brokers, ['IdempotentWrite'], '--cluster')}), which brokers before 2.8 require; from 2.8 WRITE on any topic is enough, so there the principal may write to no topic: grant WRITE and DESCRIBE on ${topics} (docs/security.md)`;
 }
 
 export interface RdKafkaLikeError {
@@ -161,10 +161,8 @@ export function classifyRdKafkaError(err: unknown): RelayError {
       cause: err,
       retriable: true,
       details: { kafkaError: code },
-      hint:
-        code === TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-          ? 'exactly-once: grant the relay principal WRITE and DESCRIBE on the transactional id outbox-relay.<slot> (kafka-acls.sh --transactional-id; docs/security.md)'
-          : 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE and DESCRIBE on the topics; IDEMPOTENT_WRITE on the cluster with brokers before 2.8; docs/security.md lists them all)',
+      // The transactional id's refusal gets its fix where the slot is known (transactionalIdRefused).
+      hint: 'check kafka.saslMechanism/username/password and the ACLs of the relay principal (WRITE and DESCRIBE on the topics; IDEMPOTENT_WRITE on the cluster with brokers before 2.8; docs/security.md lists them all)',
     });
   }
   return new RelayError('KAFKA_UNAVAILABLE', `Kafka produce failed: ${message}`, { cause: err, retriable: true, details: { kafkaError: code } });

@@ -7,11 +7,11 @@ import { RelayError, errorMessage } from '../errors.js';
 import { BrokerConnectFailures } from './broker-connect-failures.js';
 import { flushWithin, refuseIfClosed } from './closed-client.js';
 import { abortKafkaJsTransaction, createRdKafkaClient, disconnectKafkaJsProducer, producerProperties, RdKafkaAdmin } from './rdkafka-client.js';
-import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
+import { classifyRdKafkaError, failedWithoutCause, isFatalRdKafkaError, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, UNSUPPORTED_FEATURE, type RdKafkaLikeError } from './rdkafka-errors.js';
 import type { AfterAbort, CloseOptions, SinkRecord, TransactionalSink } from './sink.js';
 import type { TopicCheck } from './topic-check.js';
 import { groupByTopic } from './topic-messages.js';
-import { epochError, isEpochError, RefusedTransactionTopics, transactionalId, transactionTopicRefused, withFlags } from './transaction-errors.js';
+import { epochError, isEpochError, RefusedTransactionTopics, transactionalId, transactionalIdRefused, transactionTopicRefused, withFlags } from './transaction-errors.js';
 
 /** librdkafka's _TIMED_OUT: a transactional call (init, commit, abort) that did not finish in time and may be repeated. */
 const TIMED_OUT = -185;
@@ -298,7 +298,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
     const ambiguous = committing && !abortable;
     // A fatal error, or a state the KafkaJS wrapper cannot leave (_STATE), only a new producer recovers from.
     if (isFatalRdKafkaError(err) || flags.code === -172) this.unusable = true;
-    const refusal = inTransaction ? this.topicRefusal(flags.code, err) : undefined;
+    const refusal = flags.code === TRANSACTIONAL_ID_AUTHORIZATION_FAILED ? transactionalIdRefused(this.slot, this.config.brokers, err) : inTransaction ? this.topicRefusal(flags.code, err) : undefined;
     return withFlags(refusal ?? classifyRdKafkaError(err), { txnRequiresAbort: requiresAbort, txnRetriable: retriable, txnFatal: this.unusable, ambiguous });
   }
 
@@ -311,7 +311,7 @@ export class RdKafkaTransactionalSink implements TransactionalSink {
   private topicRefusal(code: number | undefined, err: unknown): RelayError | undefined {
     const refused = this.refusedTopics.list();
     if (code !== TOPIC_AUTHORIZATION_FAILED && !(failedWithoutCause(err) && refused.length > 0)) return undefined;
-    return transactionTopicRefused(refused, this.checkpoints.topic, err);
+    return transactionTopicRefused(refused, this.checkpoints.topic, this.config.brokers, err);
   }
 
   /** A claim no retry gets past: a transaction timeout the brokers refuse, or brokers without transactions. */

@@ -1,6 +1,9 @@
 import { settingRef } from '../config/settings.js';
-import { RelayError } from '../errors.js';
+import type { KafkaSettings } from '../config/types.js';
+import { RelayError, errorMessage } from '../errors.js';
+import { aclGrant, topicWriteGrant } from './acl-grant.js';
 import { rootCause } from './kafka-errors.js';
+import { TRANSACTIONAL_ID_AUTHORIZATION_FAILED } from './rdkafka-errors.js';
 
 /** One transactional id per slot: two relays on the same slot fence each other instead of both committing. */
 export function transactionalId(slot: string): string {
@@ -111,17 +114,34 @@ export class RefusedTransactionTopics {
 /**
  * A topic's ACL refused inside the Kafka transaction, naming the `refused` topics when librdkafka logged them, and
  * the checkpoint topic by its setting: exactly-once writes each checkpoint in the transaction with the events, so
- * the relay's principal needs WRITE on it as on the event topics (with none known, both are named). Still an
+ * the relay's principal needs WRITE on it as on the event topics (with none known, both are named, and the printed
+ * grant has the checkpoint topic's --topic only: the transaction's event topics are not known here). Still an
  * outage a grant ends.
  */
-export function transactionTopicRefused(refused: readonly string[], checkpointTopic: string, cause: unknown): RelayError {
+export function transactionTopicRefused(refused: readonly string[], checkpointTopic: string, brokers: KafkaSettings['brokers'], cause: unknown): RelayError {
   const checkpoint = `the checkpoint topic "${checkpointTopic}" (${settingRef('checkpoint.topic')}; each checkpoint is written in the transaction)`;
   const grant = refused.length > 0 ? refused.map((topic) => (topic === checkpointTopic ? checkpoint : `"${topic}"`)).join(', ') : `the event topics and ${checkpoint}`;
   const adding = refused.length > 0 ? refused.map((topic) => `"${topic}"`).join(', ') : 'an event topic or the checkpoint topic';
+  const command = refused.length > 0 ? topicWriteGrant(brokers, refused) : `${topicWriteGrant(brokers, [checkpointTopic])}, and a --topic for each event topic`;
   return new RelayError('KAFKA_AUTH', `Kafka refused access: Broker: Topic authorization failed, adding ${adding} to the Kafka transaction`, {
     cause,
     retriable: true,
     details: { kafkaError: 29, ...(refused.length > 0 ? { topics: [...refused] } : {}) },
-    hint: `grant the relay's principal WRITE and DESCRIBE on ${grant} (kafka-acls.sh --topic; docs/security.md): the relay retries until retry.maxDuration`,
+    hint: `grant the relay's principal WRITE and DESCRIBE on ${grant} (${command}; docs/security.md): the relay retries until retry.maxDuration`,
+  });
+}
+
+/**
+ * The slot's transactional id refused (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, at the claim): WRITE (InitProducerId,
+ * AddPartitionsToTxn, EndTxn) and DESCRIBE (the coordinator's lookup) on it. Built here, where the slot and
+ * kafka.brokers are known: librdkafka's error names neither. Still an outage a grant ends.
+ */
+export function transactionalIdRefused(slot: string, brokers: KafkaSettings['brokers'], cause: unknown): RelayError {
+  const id = transactionalId(slot);
+  return new RelayError('KAFKA_AUTH', `Kafka refused access: ${errorMessage(cause)}`, {
+    cause,
+    retriable: true,
+    details: { kafkaError: TRANSACTIONAL_ID_AUTHORIZATION_FAILED },
+    hint: `exactly-once: grant the relay's principal WRITE and DESCRIBE on the transactional id ${id} (${aclGrant(brokers, ['Write', 'Describe'], `--transactional-id ${id}`)}; docs/security.md)`,
   });
 }

@@ -30,3 +30,15 @@ export function printedSettings(text: string, command: string): Record<string, s
   }
   return found;
 }
+
+/**
+ * Each kafka-acls.sh printed in `text`, as the words a shell hands the tool: its words up to the first one ended by
+ * prose punctuation (that punctuation left off), each read as a shell reads it (shellWords).
+ */
+export function printedAclCommands(text: string): string[][] {
+  return [...text.matchAll(/kafka-acls\.sh /g)].map(({ index }) => {
+    const raw = [...text.slice(index).matchAll(/(?:\\.|'[^']*'|[^\s'\\])+/g)].map(([word]) => word);
+    const end = raw.findIndex((word) => PROSE_END.test(word));
+    return shellWords(raw.slice(0, end === -1 ? raw.length : end + 1).join(' ').replace(PROSE_END, ''));
+  });
+}

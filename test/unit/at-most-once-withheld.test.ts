@@ -38,6 +38,7 @@ function world(options: { batchMaxEvents?: number } = {}) {
         retry: FAST_RETRY,
         stallTimeoutMs: 30_000,
         callbacks,
+        brokers: ['b:9092'],
       })),
     // The dead-letter policy: the event goes to the dead-letter topic, and is skipped.
     onPoison: async (event: OutboxEvent) => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { CheckpointClient } from '../../src/checkpoint/checkpoint-client.js';
 import { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint-store.js';
 import { RelayError } from '../../src/errors.js';
+import { printedAclCommands } from '../support/printed-command.js';
 
 const storeFailing = (err: Error) => new KafkaCheckpointStore({ createTopic: async () => Promise.reject(err) } as unknown as CheckpointClient, 'checkpoints', ['k:9092']);
 
@@ -25,5 +26,15 @@ describe('KafkaCheckpointStore.ensureTopic, failed', () => {
     const store = new KafkaCheckpointStore({} as CheckpointClient, 'checkpoints', ['kafka-0:9092', 'kafka-1:9092']);
     const fixes = (['TOPIC_NOT_FOUND', 'RECORD_TOO_LARGE', 'RECORD_INVALID'] as const).map((code) => store.writeFailure(new RelayError(code, 'refused (fake)')).hint ?? '');
     for (const fix of fixes) expect(fix).toMatch(/kafka-(?:topics|configs)\.sh --bootstrap-server kafka-0:9092,kafka-1:9092 /);
+  });
+
+  // Before: "kafka-acls.sh --topic checkpoints", without the brokers and the grant: not a command to run.
+  it("a refused write's fix grants WRITE and DESCRIBE on the checkpoint topic with a kafka-acls.sh that runs as printed", () => {
+    const store = new KafkaCheckpointStore({} as CheckpointClient, 'checkpoints', ['kafka-0:9092', 'kafka-1:9092']);
+    const fix = store.writeFailure(new RelayError('KAFKA_AUTH', 'Kafka refused access: Broker: Topic authorization failed (fake)', { retriable: true, details: { kafkaError: 29 } })).hint ?? '';
+    expect(fix).toMatch(/^grant the relay's principal WRITE and DESCRIBE on the topic checkpoints \(/);
+    expect(printedAclCommands(fix)).toEqual([
+      ['kafka-acls.sh', '--bootstrap-server', 'kafka-0:9092,kafka-1:9092', '--add', '--allow-principal', '<principal>', '--operation', 'Write', '--operation', 'Describe', '--topic', 'checkpoints'],
+    ]);
   });
 });

@@ -6,6 +6,7 @@ import type { KafkaCheckpointStore } from '../../src/checkpoint/kafka-checkpoint
 import type { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
+import { transactionalIdRefused } from '../../src/sink/transaction-errors.js';
 import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
 import { strategyConfig } from '../support/fakes/strategy-config.js';
 
@@ -108,10 +109,11 @@ describe('exactly-once with a replay window: a forward skip (run --start-lsn pas
   it("that the brokers refuse names the refusal's grant (the transactional id's, the checkpoint topic's), not 'check the brokers'", async () => {
     topic = [checkpointAt(0x9000n)];
     const strategy = strategyOf(0x9800n);
-    sink.scriptCommits(classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 })));
+    // As the transactional sink classifies it (it knows the slot and the brokers).
+    sink.scriptCommits(transactionalIdRefused('s', ['k:9092'], Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 })));
     const refused = (await strategy.startPosition().catch((err: unknown) => err)) as RelayError;
     expect(refused.code).toBe('CHECKPOINT_FAILED');
-    expect(refused.hint).toContain('transactional id outbox-relay.<slot>');
+    expect(refused.hint).toContain('transactional id outbox-relay.s (kafka-acls.sh ');
     sink.scriptCommits(classifyRdKafkaError(Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 })));
     const topicRefused = (await strategy.startPosition().catch((err: unknown) => err)) as RelayError;
     expect(topicRefused.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on the topic \S+ /);

@@ -2,6 +2,7 @@ import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { classifyKafkaError, isRecordError, namingRefusedTopics } from '../../src/sink/kafka-errors.js';
 import { classifyRdKafkaError } from '../../src/sink/rdkafka-errors.js';
+import { printedAclCommands } from '../support/printed-command.js';
 
 /**
  * A record whose timestamp (the mapping's event-time column) lies outside the topic's
@@ -48,14 +49,6 @@ describe('CORRUPT_MESSAGE is an outage (the request is sent again), not a record
   });
 });
 
-describe('the fix named for an authorization error', () => {
-  it('TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) names the transactional id ACL, not topic WRITE / IDEMPOTENT_WRITE', () => {
-    const error = classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 }));
-    expect(error.code).toBe('KAFKA_AUTH');
-    expect(error.hint).toMatch(/transactional id/i);
-  });
-});
-
 // Kafka says only "not authorized": a prefixed ACL and a mistyped aggregate type stopped every table's delivery with
 // an error naming no topic. Still an outage (a grant ends it), now naming the refused request's topics.
 describe('a produce refused for a topic ACL names the topics of the refused request', () => {
@@ -64,15 +57,20 @@ describe('a produce refused for a topic ACL names the topics of the refused requ
     ['librdkafka (29)', () => classifyRdKafkaError(Object.assign(new Error('Broker: Topic authorization failed'), { code: 29 }))],
     ['kafkajs', () => classifyKafkaError(Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { name: 'KafkaJSProtocolError', type: 'TOPIC_AUTHORIZATION_FAILED', retriable: false }))],
   ])('%s', (_, classify) => {
-    const error = namingRefusedTopics(classify(), events);
+    const error = namingRefusedTopics(classify(), events, ['k1:9092', 'k2:9092']);
     expect(error).toMatchObject({ code: 'KAFKA_AUTH', retriable: true, details: { topics: ['outbox.Ordr', 'outbox.order'] } });
     expect(error.message).toMatch(/^Kafka refused access: .*\(the refused request's topics: "outbox\.Ordr", "outbox\.order"\)$/);
     expect(error.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on "outbox\.Ordr", "outbox\.order" /);
+    // The grant as a shell hands it to kafka-acls.sh: the brokers (the tool has no default) and one --topic each.
+    // Before: "kafka-acls.sh --topic;", no command to run.
+    expect(printedAclCommands(error.hint!)).toEqual([
+      ['kafka-acls.sh', '--bootstrap-server', 'k1:9092,k2:9092', '--add', '--allow-principal', '<principal>', '--operation', 'Write', '--operation', 'Describe', '--topic', 'outbox.Ordr', '--topic', 'outbox.order'],
+    ]);
   });
 
   it('other refusals are left as they are (a SASL login, the transactional id)', () => {
     const transactional = classifyRdKafkaError(Object.assign(new Error('Broker: Transactional Id authorization failed'), { code: 53 }));
-    expect(namingRefusedTopics(transactional, events)).toBe(transactional);
+    expect(namingRefusedTopics(transactional, events, ['k:9092'])).toBe(transactional);
   });
 });
 

@@ -6,6 +6,7 @@ import type { KafkaSettings } from '../../src/config/types.js';
 import type { RelayError } from '../../src/errors.js';
 import { namingRefusedTopics } from '../../src/sink/kafka-errors.js';
 import { transactionFlags } from '../../src/sink/transaction-errors.js';
+import { printedAclCommands } from '../support/printed-command.js';
 
 /**
  * What the installed client's KafkaJS-compatible layer rejects commit() with: the native addon reports a failed
@@ -228,6 +229,8 @@ describe('RdKafkaTransactionalSink: a topic the transaction coordinator refused 
   // librdkafka's log line for it (rd_kafka_txn_handle_AddPartitionsToTxn); nothing else names the topic.
   const refusedLine = (topic: string) => logLine?.('ADDPARTS', `[thrd:main]: b:9092/1: Failed to add partition "${topic}" [0] to transaction: Broker: Topic authorization failed`);
   const checkpointSetting = 'checkpoint.topic (--checkpoint-topic / OUTBOX_RELAY_CHECKPOINT_TOPIC)';
+  // The printed grant's words before its --topic: kafka.brokers (kafka-acls.sh has no default), WRITE and DESCRIBE.
+  const grant = ['kafka-acls.sh', '--bootstrap-server', 'b:9092', '--add', '--allow-principal', '<principal>', '--operation', 'Write', '--operation', 'Describe'];
 
   it('the checkpoint topic, its record purged and the abort fine: KAFKA_AUTH naming that topic and its setting, not an outage; the next transaction is not blamed', async () => {
     const sink = await openTransaction(60_000);
@@ -238,10 +241,11 @@ describe('RdKafkaTransactionalSink: a topic the transaction coordinator refused 
     expect(error).toMatchObject({ code: 'KAFKA_AUTH', retriable: true, details: { topics: ['outbox-relay.checkpoints'] } });
     expect(error!.message).toBe('Kafka refused access: Broker: Topic authorization failed, adding "outbox-relay.checkpoints" to the Kafka transaction');
     expect(error!.hint).toContain(`WRITE and DESCRIBE on the checkpoint topic "outbox-relay.checkpoints" (${checkpointSetting}; `);
+    expect(printedAclCommands(error!.hint!)).toEqual([[...grant, '--topic', 'outbox-relay.checkpoints']]);
     // Not a commit to repeat: the transaction is aborted.
     expect(transactionFlags(error!).txnRetriable).toBe(false);
     // The engine names a refused send's topics itself: this one's are kept.
-    expect(namingRefusedTopics(error!, [record])).toBe(error);
+    expect(namingRefusedTopics(error!, [record], settings.brokers)).toBe(error);
     await sink.abort(() => 'produce');
     await sink.send([record]);
     checkpointSendError = purged();
@@ -258,6 +262,7 @@ describe('RdKafkaTransactionalSink: a topic the transaction coordinator refused 
     expect(error).toMatchObject({ code: 'KAFKA_AUTH', details: { topics: ['orders'] } });
     expect(error!.hint).toMatch(/^grant the relay's principal WRITE and DESCRIBE on "orders" /);
     expect(error!.hint).not.toContain('checkpoint');
+    expect(printedAclCommands(error!.hint!)).toEqual([[...grant, '--topic', 'orders']]);
   });
 
   it('the commit refused with TOPIC_AUTHORIZATION_FAILED, no topic logged: the fix names the checkpoint topic and its setting beside the event topics', async () => {
@@ -267,6 +272,8 @@ describe('RdKafkaTransactionalSink: a topic the transaction coordinator refused 
     commitError = undefined;
     expect(error?.code).toBe('KAFKA_AUTH');
     expect(error!.hint).toContain(`WRITE and DESCRIBE on the event topics and the checkpoint topic "outbox-relay.checkpoints" (${checkpointSetting}; `);
+    // The event topics of the transaction are not known here: the command grants the checkpoint topic.
+    expect(printedAclCommands(error!.hint!)).toEqual([[...grant, '--topic', 'outbox-relay.checkpoints']]);
   });
 });
 
@@ -281,6 +288,17 @@ async function claimRefusal(transactionTimeoutMs: number, code: number, message:
     connectError = undefined;
   }
 }
+
+describe('RdKafkaTransactionalSink: the transactional id refused (TRANSACTIONAL_ID_AUTHORIZATION_FAILED)', () => {
+  it("KAFKA_AUTH, an outage a grant ends, whose fix grants WRITE and DESCRIBE on the slot's transactional id as a command that runs as printed", async () => {
+    const error = await claimRefusal(60_000, 53, 'Broker: Transactional Id authorization failed');
+    expect(error).toMatchObject({ code: 'KAFKA_AUTH', retriable: true, details: { kafkaError: 53 } });
+    expect(error!.message).toBe('Kafka refused access: Broker: Transactional Id authorization failed');
+    expect(error!.hint).toMatch(/^exactly-once: grant the relay's principal WRITE and DESCRIBE on the transactional id outbox-relay\.s /);
+    // Before: "kafka-acls.sh --transactional-id;", with outbox-relay.<slot> for the id.
+    expect(printedAclCommands(error!.hint!)).toEqual([['kafka-acls.sh', '--bootstrap-server', 'b:9092', '--add', '--allow-principal', '<principal>', '--operation', 'Write', '--operation', 'Describe', '--transactional-id', 'outbox-relay.s']]);
+  });
+});
 
 describe('RdKafkaTransactionalSink: claims the brokers refuse for good', () => {
   it('INVALID_TRANSACTION_TIMEOUT (above the brokers\' transaction.max.timeout.ms) is a configuration error naming the setting, not a Kafka outage', async () => {

@@ -113,6 +113,7 @@ export class EngineHarness {
       retry: { ...FAST_RETRY, ...options.retry },
       stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
       callbacks,
+      brokers: ['b:9092'],
     });
     this.tracker = this.newSession();
   }
@@ -199,7 +200,7 @@ export function relayOnFakes(logger: Logger, deps: Pick<RelayDeps, 'observer' | 
 /** createDelivery for a real Relay: a DeliveryEngine producing as `producing` with a window of 100 events, batches of 10. */
 export function engineDelivery(producing: Producing, retry: RetryPolicy): (callbacks: DeliveryCallbacks) => DeliveryEngine {
   const limits = { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 };
-  return (callbacks) => new DeliveryEngine({ producing, limits, retry, stallTimeoutMs: 30_000, callbacks });
+  return (callbacks) => new DeliveryEngine({ producing, limits, retry, stallTimeoutMs: 30_000, callbacks, brokers: ['b:9092'] });
 }
 
 /** Lets deferred callbacks and setImmediate steps run. */
