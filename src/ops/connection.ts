@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
+import type { RelayNames } from '../source/republish-command.js';
 import { pgRefusal, refusedMessage } from './pg-refusals.js';
 import { credentialsFix, tlsFix, withTextSettings } from '../source/pg-connect.js';
 import { connectBounded, timeoutError } from '../source/pg-timeouts.js';
@@ -55,9 +56,10 @@ function connectError(err: unknown): RelayError {
 
 /**
  * What an operator command reports when PostgreSQL refuses a statement: a stable code and what to do,
- * instead of a stack trace. `role` is the connected role, named in the fix.
+ * instead of a stack trace. `role` is the connected role, named in the fix; `names`, the command's slot,
+ * publication and tables, where it has them: named in the fixes, to run as printed.
  */
-export function opsError(err: unknown, role: string): RelayError {
+export function opsError(err: unknown, role: string, names?: RelayNames): RelayError {
   if (isRelayError(err)) return err;
   const code = (err as PgError).code;
   const message = errorMessage(err);
@@ -89,7 +91,7 @@ export function opsError(err: unknown, role: string): RelayError {
     });
   }
   return (
-    pgRefusal(code, message, err) ??
+    pgRefusal(code, message, err, names) ??
     new RelayError('PG_QUERY_FAILED', refusedMessage(code, message, err), {
       cause: err,
       details: { sqlstate: code },
@@ -101,9 +103,9 @@ export function opsError(err: unknown, role: string): RelayError {
 /**
  * One ordinary (not replication) connection for the duration of `work`. The operator commands only run
  * catalog queries and functions such as pg_create_logical_replication_slot, which need no walsender. `what` names
- * the work's queries in a timeout's message.
+ * the work's queries in a timeout's message; `names`, the command's slot, publication and tables (see opsError).
  */
-export async function withClient<T>(config: pg.ClientConfig, what: string, work: (client: pg.Client, classify: (err: unknown) => RelayError) => Promise<T>): Promise<T> {
+export async function withClient<T>(config: pg.ClientConfig, what: string, work: (client: pg.Client, classify: (err: unknown) => RelayError) => Promise<T>, names?: RelayNames): Promise<T> {
   const cli = { ...withTextSettings(config), application_name: 'outbox-relay-cli' };
   let client: pg.Client;
   try {
@@ -116,7 +118,7 @@ export async function withClient<T>(config: pg.ClientConfig, what: string, work:
   // Also the work's, to add to an error what it knows (republish: where to go on) without losing its code.
   const classify = (err: unknown): RelayError => {
     const timeout = timeoutError(err, cli, what);
-    return timeout ? lostConnection(timeout, `; ${STATEMENT_FATE}`) : opsError(err, role);
+    return timeout ? lostConnection(timeout, `; ${STATEMENT_FATE}`) : opsError(err, role, names);
   };
   try {
     const { rows } = await client.query<{ role: string }>('SELECT current_user AS role');

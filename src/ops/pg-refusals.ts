@@ -1,8 +1,11 @@
 import { RelayError, type ErrorCode } from '../errors.js';
+import { recreateSlot } from '../source/recreate-slot.js';
+import type { RelayNames } from '../source/republish-command.js';
 
 interface Refusal {
   code: ErrorCode;
-  fix: string;
+  /** A function where the fix names the command's slot, publication and tables when it has them. */
+  fix: string | ((names: RelayNames | undefined) => string);
 }
 
 /** What a standby's refusals have in common: the fix is the URL, not the server's settings. */
@@ -40,7 +43,13 @@ const REFUSALS: Record<string, Refusal> = {
   // configuration_limit_exceeded: all slots or WAL senders in use
   '53400': { code: 'PG_QUERY_FAILED', fix: 'raise max_replication_slots / max_wal_senders (a restart), or drop unused slots: outbox-relay slot list shows them' },
   // undefined_object: no such slot or publication
-  '42704': { code: 'PG_SLOT_MISSING', fix: 'create it: outbox-relay setup (or slot create / publication create); check --slot and --publication' },
+  '42704': {
+    code: 'PG_SLOT_MISSING',
+    fix: (names) =>
+      names
+        ? `create it: ${recreateSlot('setup', null, names)} (it creates whichever of the two is missing); or check --slot and --publication`
+        : 'create it: outbox-relay setup (or slot create / publication create); check --slot and --publication',
+  },
   // undefined_table
   '42P01': { code: 'PG_QUERY_FAILED', fix: 'create the table first (sql/001_outbox_table.sql), or point --table (or tables:) at the existing one, schema-qualified; check the database in --postgres-url' },
   // duplicate_object: a publication or slot of that name (publication create, slot create)
@@ -65,8 +74,8 @@ export function refusedMessage(sqlstate: string | undefined, message: string, ca
   return `PostgreSQL refused the operation (SQLSTATE ${sqlstate ?? 'unknown'}): ${message}${typeof detail === 'string' && detail ? ` (${detail})` : ''}`;
 }
 
-/** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. */
-export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown): RelayError | undefined {
+/** The RelayError for a refusal with SQLSTATE `sqlstate`, or undefined when it has no entry. `names`: see opsError. */
+export function pgRefusal(sqlstate: string | undefined, message: string, cause: unknown, names?: RelayNames): RelayError | undefined {
   const refused = refusedMessage(sqlstate, message, cause);
   if (refusedOnStandby(sqlstate, message)) return standbyRefusal(refused, cause);
   // 55000 also when max_replication_slots is 0 ("replication slots can only be used if max_replication_slots > 0"):
@@ -76,5 +85,5 @@ export function pgRefusal(sqlstate: string | undefined, message: string, cause: 
   }
   const refusal = sqlstate === undefined ? undefined : REFUSALS[sqlstate];
   if (!refusal) return undefined;
-  return new RelayError(refusal.code, refused, { cause, hint: refusal.fix });
+  return new RelayError(refusal.code, refused, { cause, hint: typeof refusal.fix === 'function' ? refusal.fix(names) : refusal.fix });
 }

@@ -57,9 +57,14 @@ export async function findPublication(client: pg.Client, name: string): Promise<
   };
 }
 
-export async function requirePublication(client: pg.Client, name: string): Promise<PublicationInfo> {
-  const pub = await findPublication(client, name);
-  if (!pub) throw new RelayError('PG_PUBLICATION_MISSING', `publication "${name}" does not exist`, { hint: 'check --publication, or create it: outbox-relay publication create (or outbox-relay setup)' });
+/** The publication `names.publication`; missing, the fix is the setup of the relay's slot, publication and tables (recreateSlot). */
+export async function requirePublication(client: pg.Client, names: RelayNames): Promise<PublicationInfo> {
+  const pub = await findPublication(client, names.publication);
+  if (!pub) {
+    throw new RelayError('PG_PUBLICATION_MISSING', `publication "${names.publication}" does not exist`, {
+      hint: `check --publication, or create it: ${recreateSlot('setup', null, names)} (it creates the publication, and the slot after it when that is missing)`,
+    });
+  }
   return pub;
 }
 
@@ -87,7 +92,8 @@ export async function createPublication(client: pg.Client, name: string, tables:
     }
     throw err;
   }
-  return { created: true, publication: await requirePublication(client, name) };
+  // Read back in the session that just created it.
+  return { created: true, publication: (await findPublication(client, name))! };
 }
 
 /**

@@ -85,7 +85,7 @@ async function countSkipped(client: pg.Client, slot: string, republish: Republis
  * without `confirmed` it only describes what would be skipped.
  */
 export async function advanceSlot(client: pg.Client, options: { slot: string; republish: RepublishScope; tables: TableRef[]; messagePrefixes: string[]; to: Lsn; confirmed: boolean }): Promise<AdvanceResult> {
-  const slot = await requireSlot(client, options.slot);
+  const slot = await requireSlot(client, { slot: options.slot, ...options.republish });
   const problem = slotProblem(slot, options.republish);
   if (problem) throw problem;
   // Also while a starting relay holds the slot's lock: it streams from the slot's position as it finds it then.

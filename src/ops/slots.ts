@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { RelayError } from '../errors.js';
 import { quoteLiteral } from '../sql/quote.js';
-import type { RepublishScope } from '../source/republish-command.js';
-import { slotFlag } from '../source/recreate-slot.js';
+import type { RelayNames, RepublishScope } from '../source/republish-command.js';
+import { recreateSlot, slotFlag } from '../source/recreate-slot.js';
 import { INVALIDATION_REASON_SQL, slotLostError } from '../source/slot-lost.js';
 import { lockHolderSql } from '../source/slot-lock.js';
 
@@ -172,10 +172,13 @@ export async function slotUser(client: pg.Client, slot: SlotStatus): Promise<num
   return rows[0]?.pid ?? null;
 }
 
-export async function requireSlot(client: pg.Client, name: string): Promise<SlotStatus> {
-  const slot = await findSlot(client, name);
+/** The slot `names.slot`; missing, the fix names the relay's slot, publication and tables (recreateSlot). */
+export async function requireSlot(client: pg.Client, names: RelayNames): Promise<SlotStatus> {
+  const slot = await findSlot(client, names.slot);
   if (!slot) {
-    throw new RelayError('PG_SLOT_MISSING', `replication slot "${name}" does not exist`, { hint: 'check --slot, or create it: outbox-relay slot create (or outbox-relay setup)' });
+    throw new RelayError('PG_SLOT_MISSING', `replication slot "${names.slot}" does not exist`, {
+      hint: `check --slot, or create it: ${recreateSlot('slot create', undefined, names)} (or ${recreateSlot('setup', null, names)}, which creates the publication first when it is missing)`,
+    });
   }
   return slot;
 }
@@ -207,7 +210,7 @@ export async function createSlot(client: pg.Client, name: string, republish: Rep
     if (raced) return { created: false, slot: usableSlot(raced, republish, failover) };
     throw err;
   }
-  return { created: true, slot: await requireSlot(client, name) };
+  return { created: true, slot: await requireSlot(client, { slot: name, ...republish }) };
 }
 
 /** An existing slot the relay can use, or the reason it cannot. */

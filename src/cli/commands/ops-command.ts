@@ -5,6 +5,7 @@ import type { RelayConfig } from '../../config/types.js';
 import { isRelayError, type ErrorCode, type RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
 import { requirePrimary } from '../../ops/primary.js';
+import { republishScope } from '../../source/republish-command.js';
 import { EXIT, errorJson, reportError } from '../exit.js';
 import { printJsonResult } from '../json-document.js';
 import { OpsInterrupt } from '../ops-interrupt.js';
@@ -89,7 +90,7 @@ export function opsCommand(spec: OpsCommandSpec, work: (ctx: OpsContext) => Prom
         interrupt!.attach(client);
         if (spec.changes) await requirePrimary(client, spec.settings);
         return work({ config, client, opts, args: command.processedArgs, signal: interrupt!.signal });
-      }).catch(async (err: unknown) => {
+      }, { slot: config.slot, ...republishScope(config) }).catch(async (err: unknown) => {
         const failure = await interrupt!.failure(err);
         if (spec.withoutPostgres && isRelayError(failure) && failure.code === 'PG_CONNECT_FAILED') {
           return spec.withoutPostgres({ config, opts, args: command.processedArgs, signal: interrupt!.signal }, failure);

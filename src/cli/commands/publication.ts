@@ -64,7 +64,7 @@ const show = () =>
       examples: ['outbox-relay publication show', 'outbox-relay publication show --json'],
     },
     async ({ client, config }) => {
-      const publication = await requirePublication(client, config.publication);
+      const publication = await requirePublication(client, { slot: config.slot, ...republishScope(config) });
       return { data: { ...publication }, text: publicationText(publication) };
     },
   );

@@ -72,7 +72,7 @@ const status = () =>
       examples: ['outbox-relay slot status', 'outbox-relay slot status --slot billing_relay --json'],
     },
     async ({ client, config }) => {
-      const slot = await requireSlot(client, config.slot);
+      const slot = await requireSlot(client, { slot: config.slot, ...republishScope(config) });
       return { data: { ...slot }, text: keyValues(slotRows(slot)) };
     },
   );

@@ -6,6 +6,8 @@ import { localAddress, relayBaseUrl } from '../../ops/liveness-probe.js';
 import { fetchRelayHealth, type RelayHealth } from '../../ops/relay-health.js';
 import { findSlot } from '../../ops/slots.js';
 import { RelayError } from '../../errors.js';
+import { recreateSlot } from '../../source/recreate-slot.js';
+import { republishScope } from '../../source/republish-command.js';
 import { EXIT } from '../exit.js';
 import { opsCommand } from './ops-command.js';
 import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
@@ -104,6 +106,17 @@ function checkpointRows(status: CheckpointStatus): [string, Cell][] {
 }
 
 /**
+ * The line of a missing slot or publication: the setup that creates it, naming the relay's slot, publication and
+ * tables (recreateSlot), to run as printed from another shell than this one (whose settings may be flags).
+ */
+export function missingLine(object: 'slot' | 'publication', config: RelayConfig): string {
+  const names = { slot: config.slot, ...republishScope(config) };
+  return object === 'slot'
+    ? `slot "${config.slot}": does not exist; create it: ${recreateSlot('setup', undefined, names)}`
+    : `publication "${config.publication}": does not exist; create it: ${recreateSlot('setup', null, names)}`;
+}
+
+/**
  * relayUrl as set, else the relay's own address from http.port and http.host (as health probes it): with only
  * OUTBOX_RELAY_HTTP_PORT set, status looked at 9464 and said the relay was not reachable. A server turned off
  * (http.port 0) leaves relayUrl's default.
@@ -151,8 +164,8 @@ export function statusCommand(): Command {
               ]
             : [['current_wal_lsn', currentWalLsn]],
         ),
-        slot ? keyValues(slotRows(slot)) : `slot "${config.slot}": does not exist (outbox-relay setup creates it)`,
-        publication ? publicationText(publication) : `publication "${config.publication}": does not exist (outbox-relay setup creates it)`,
+        slot ? keyValues(slotRows(slot)) : missingLine('slot', config),
+        publication ? publicationText(publication) : missingLine('publication', config),
         keyValues(relayRows(relay)),
         ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : []),
       ];
