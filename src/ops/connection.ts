@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { RelayError, errorMessage, isRelayError } from '../errors.js';
-import { quoteIdent } from '../sql/quote.js';
+import { quoteIdent, quoteQualified } from '../sql/quote.js';
 import type { RelayNames } from '../source/republish-command.js';
 import { pgRefusal, refusedMessage } from './pg-refusals.js';
 import { credentialsFix, tlsFix, withTextSettings } from '../source/pg-connect.js';
@@ -55,6 +55,15 @@ function connectError(err: unknown): RelayError {
 }
 
 /**
+ * A table PostgreSQL's refusal names by its name alone, as a GRANT names it: schema-qualified when it is one of the
+ * relay's tables (`names`), which the role's search_path may not reach; else quoted only, found on the search_path.
+ */
+function grantedTable(name: string, names: RelayNames | undefined): string {
+  const ours = (names?.tables ?? []).filter((t) => t.table === name);
+  return ours.length === 1 ? quoteQualified(ours[0]!.schema, name) : quoteIdent(name);
+}
+
+/**
  * What an operator command reports when PostgreSQL refuses a statement: a stable code and what to do,
  * instead of a stack trace. `role` is the connected role, named in the fix; `names`, the command's slot,
  * publication and tables, where it has them: named in the fixes, to run as printed.
@@ -73,7 +82,7 @@ export function opsError(err: unknown, role: string, names?: RelayNames): RelayE
     // A table or schema PostgreSQL names: the grant itself. setup --dry-run checks what the relay needs, which
     // passed for a role that republish then found without SELECT on the outbox table.
     const [, kind, name] = /^permission denied for (table|schema) (.+)$/.exec(message) ?? [];
-    const grant = kind === 'table' ? `GRANT SELECT ON ${name} TO ${quoteIdent(role)};` : kind === 'schema' ? `GRANT USAGE ON SCHEMA ${name} TO ${quoteIdent(role)};` : undefined;
+    const grant = kind === 'table' ? `GRANT SELECT ON ${grantedTable(name!, names)} TO ${quoteIdent(role)};` : kind === 'schema' ? `GRANT USAGE ON SCHEMA ${quoteIdent(name!)} TO ${quoteIdent(role)};` : undefined;
     return new RelayError('PG_PERMISSION_DENIED', `role "${role}" lacks a privilege: ${message}`, {
       cause: err,
       hint: grant

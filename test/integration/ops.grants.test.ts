@@ -33,6 +33,8 @@ describe('ops: the grants the relay really needs (docs/security.md)', () => {
     expect(errors, republish.stdout + republish.stderr).toHaveLength(1);
     expect(String(errors[0]!.err)).toContain(`role "${role}" lacks a privilege`);
     expect(String(errors[0]!.err)).toContain('permission denied for table outbox');
+    // PostgreSQL names the table without its schema; the fix's GRANT names the relay's table, to run as printed.
+    expect(String(errors[0]!.fix)).toContain(`GRANT SELECT ON "public"."outbox" TO "${role}";`);
     expect(republish.stderr).toBe('');
   });
 

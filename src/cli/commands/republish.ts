@@ -4,6 +4,7 @@ import { ConfigError, ConfigProblems } from '../../config/load.js';
 import { parsePgTimestamp } from '../../route/envelope.js';
 import { RelayError } from '../../errors.js';
 import { withClient } from '../../ops/connection.js';
+import { republishScope } from '../../source/republish-command.js';
 import type { RowSelection } from '../../ops/outbox-rows.js';
 import { createProgress } from '../../ops/progress.js';
 import { republish, resumeHint, stoppedBeforeStart, type RepublishSummary } from '../../ops/republish.js';
@@ -135,6 +136,8 @@ export function republishCommand(): Command {
       const summary = dryRun || connected
         ? await withClient(config.postgres, 'a query of outbox-relay republish', (client, classify) =>
             republish(client, config, { ...options, timeColumn: opts.timeColumn as string | undefined, sink, signal: interrupt.signal, progress, classify }, logger),
+            // Its tables: a refused SELECT's GRANT names the table schema-qualified (PostgreSQL names it without).
+            { slot: config.slot, ...republishScope(config) },
           )
         : stoppedBeforeStart(options.selection, Date.now() - started);
       // Not finished, so not exit 0: one error says how to go on (in the --json document too, as replay's).
