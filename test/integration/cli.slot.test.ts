@@ -81,11 +81,12 @@ describe('cli: outbox-relay slot', () => {
     expect(status.json.lagBytes).toBeGreaterThan(0);
     expect(BigInt(status.json.lagBytes)).toBeLessThanOrEqual((await currentWalLsn(db())) - confirmed);
 
+    const nope = uniqueName('nope');
     const [text, list, listText, missing] = await Promise.all([
       runCli(['slot', 'status', ...flags(slot)]),
       runCliJson<SlotJson[]>(['slot', 'list', ...flags(slot)]),
       runCli(['slot', 'list', ...flags(slot)]),
-      runCliJson<{ error: { code: string; fix: string } }>(['slot', 'status', ...flags(uniqueName('nope'))]),
+      runCliJson<{ error: { code: string; fix: string } }>(['slot', 'status', ...flags(nope)]),
     ]);
     expect(text.stdout).toMatch(/^slot {17}slot_[0-9a-f]+$/m);
     expect(text.stdout).toMatch(/^confirmed_flush_lsn {2}[0-9A-F]+\/[0-9A-F]+$/m);
@@ -97,6 +98,8 @@ describe('cli: outbox-relay slot', () => {
     expect(listText.stdout).toContain(slot);
     expect(missing.code).toBe(1);
     expect(missing.json.error.code).toBe('PG_SLOT_MISSING');
+    // The relay's names, as this command's settings give them: pasted in another shell, it makes this slot.
+    expect(missing.json.error.fix).toContain(`outbox-relay slot create --slot ${nope} --publication outbox_relay `);
   });
 
   it('a command whose connection ends under it (its backend terminated, as by a restart or failover): exit 1, PG_CONNECT_FAILED saying so, not a refusal with an unrelated fix', async () => {

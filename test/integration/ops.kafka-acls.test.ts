@@ -9,6 +9,7 @@ import { startSaslBroker } from '../support/sasl-broker.js';
 import { committedIdsWithEndLsn, currentWalLsn, insertEvents, setupOutbox, slotConfirmedLsn, type OutboxSetup } from '../support/outbox.js';
 import { startRelay, type RelayProcess } from '../support/relay-process.js';
 import { createTopic, kafkaClient, readTopic, stack, transactionsReady, uniqueName } from '../support/services.js';
+import { printedAclCommands } from '../support/printed-command.js';
 
 const PRINCIPAL = 'User:relay';
 const PASSWORD = 'Acl-Pa55-r7Qn';
@@ -77,6 +78,26 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
       } finally {
         await admin.disconnect();
       }
+    }
+
+    /**
+     * The ACLs the one kafka-acls.sh printed in `fix` adds, read as a shell hands it the words: its brokers must be the
+     * relay's kafka.brokers, and its <principal> is the relay's.
+     */
+    function printedGrant(fix: string): AclEntry[] {
+      const [words, ...more] = printedAclCommands(fix);
+      expect(more, fix).toEqual([]);
+      expect(words!.slice(0, 6), fix).toEqual(['kafka-acls.sh', '--bootstrap-server', saslBrokers.join(','), '--add', '--allow-principal', '<principal>']);
+      const operations: AclOperationTypes[] = [];
+      const resources: [AclResourceTypes, string][] = [];
+      for (let i = 6; i < words!.length; i += 2) {
+        const [flag, value] = [words![i]!, words![i + 1]!];
+        if (flag === '--operation') operations.push({ Write: AclOperationTypes.WRITE, Describe: AclOperationTypes.DESCRIBE }[value]!);
+        else if (flag === '--topic') resources.push([AclResourceTypes.TOPIC, value]);
+        else if (flag === '--transactional-id') resources.push([AclResourceTypes.TRANSACTIONAL_ID, value]);
+        else throw new Error(`unexpected ${flag} in ${fix}`);
+      }
+      return resources.flatMap(([type, name]) => operations.map((operation) => acl(type, name, operation)));
     }
 
     /** Takes back every WRITE the relay's principal was granted (the earlier tests' grants stay on the broker). */
@@ -216,7 +237,10 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
       expect(refused.err, relay.dump()).toContain(`"${checkpointTopic}"`);
       expect(String(refused.fix), relay.dump()).toContain('--checkpoint-topic');
 
-      await grant(checkpointWrite);
+      // The grant as its fix prints it, and nothing else, ends the outage.
+      const printed = printedGrant(String(refused.fix));
+      expect(printed).toEqual(expect.arrayContaining(checkpointWrite));
+      await grant(printed);
       await relay.waitForMessage('Kafka available again: delivery resumed');
       const records = await readTopic(setup.topic, { expected: 3, brokers: broker.brokers, readCommitted: true });
       expect(records, relay.dump()).toHaveLength(3);
