@@ -248,5 +248,32 @@ describe('ops: the Kafka ACLs docs/security.md lists are enough, on a broker wit
       relay.signal('SIGTERM');
       expect(await relay.exited, relay.dump()).toBe(0);
     });
+
+    // Exactly-once registers the slot's transactional id at each session's start: refused
+    // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), the start is retried, and its fix printed "kafka-acls.sh
+    // --transactional-id;" with outbox-relay.<slot> for the id until 2026-12-08.
+    it('rdkafka, exactly-once, without WRITE on the transactional id: the start retries (KAFKA_AUTH), and the grant its fix prints ends it, every event delivered once', async () => {
+      const setup = await setupOutbox(db(), { brokers: broker.brokers, extraArgs: ['--status-interval', '200ms'] });
+      const checkpointTopic = uniqueName('checkpoints');
+      await createTopic(checkpointTopic, 1, broker.brokers, [{ name: 'cleanup.policy', value: 'compact' }]);
+      const acls = documentedAcls('rdkafka', 'exactly-once', setup.topic, checkpointTopic, setup.slot);
+      const idWrite = acls.filter((a) => a.operation === AclOperationTypes.WRITE && a.resourceType === AclResourceTypes.TRANSACTIONAL_ID);
+      expect(idWrite).toHaveLength(1);
+      await revokeWrites();
+      await grant(acls.filter((a) => !idWrite.includes(a)));
+
+      const relay = relayAs(setup, checkpointTopic, 'rdkafka', 'exactly-once');
+      const refused = await relay.waitForMessage('Kafka unavailable while starting a replication session: retrying', 30_000);
+      expect(refused.code, relay.dump()).toBe('KAFKA_AUTH');
+      const printed = printedGrant(String(refused.fix));
+      expect(printed).toEqual(expect.arrayContaining(idWrite));
+      await grant(printed);
+      await relay.waitForMessage('streaming from PostgreSQL', 60_000);
+      await insertEvents(db(), 3);
+      const records = await readTopic(setup.topic, { expected: 3, brokers: broker.brokers, readCommitted: true });
+      expect(new Set(records.map((r) => r.key)).size, relay.dump()).toBe(3);
+      relay.signal('SIGTERM');
+      expect(await relay.exited, relay.dump()).toBe(0);
+    });
   });
 });
