@@ -10,6 +10,7 @@ export interface RelayView {
   readonly currentState: RelayState;
   /** Undefined until a session streamed or a pre-flight found the slot. */
   readonly reportedLsn: Lsn | undefined;
+  /** 0 until a session streamed (it starts at the position it resumed from). */
   readonly deliveredLsn: Lsn;
   readonly reconnectCause: RetryCause | undefined;
   readonly outageCauses: readonly RetryCause[];
@@ -22,8 +23,8 @@ export interface Readiness {
   state: RelayState;
   /** The flush position PostgreSQL holds (the slot's confirmed_flush_lsn); null while the relay has not learnt it. */
   confirmedLsn: string | null;
-  /** What Kafka acknowledged everything up to: ahead of confirmedLsn by a replay window. */
-  deliveredLsn: string;
+  /** What Kafka acknowledged everything up to: ahead of confirmedLsn by a replay window; null while no session streamed. */
+  deliveredLsn: string | null;
   inFlightEvents: number;
   inFlightBytes: number;
   /**
@@ -92,7 +93,8 @@ export class RelayHealth implements RelayObserver {
       ready: state === 'streaming' && this.producerUp,
       state,
       confirmedLsn: relay.reportedLsn === undefined ? null : formatLsn(relay.reportedLsn),
-      deliveredLsn: formatLsn(relay.deliveredLsn),
+      // Nothing delivered by this process (a standby, a relay halted at its start): no position, not a made-up 0/0.
+      deliveredLsn: relay.deliveredLsn === 0n ? null : formatLsn(relay.deliveredLsn),
       inFlightEvents: events,
       inFlightBytes: bytes,
       windowFullForMs: windowFullSinceMs === undefined ? 0 : Math.max(0, this.now() - windowFullSinceMs),

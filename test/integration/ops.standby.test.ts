@@ -31,7 +31,8 @@ describe('ops: hot standby on the same slot', () => {
     expect(standby.activePid).toEqual(expect.any(Number));
     const notReady = await waitForEndpoint(`${httpB.base}/readyz`, 'B reports standby', (r) => JSON.parse(r.body).state === 'standby');
     expect(notReady.status).toBe(503);
-    expect(JSON.parse(notReady.body)).toMatchObject({ ready: false, state: 'standby', producerConnected: true });
+    // deliveredLsn: nothing delivered by B (until 2026-12-08 "0/0").
+    expect(JSON.parse(notReady.body)).toMatchObject({ ready: false, state: 'standby', producerConnected: true, deliveredLsn: null });
     const standbyMetrics = await scrape(httpB.base);
     expect(metricValue(standbyMetrics, 'outbox_relay_active')).toBe(0);
     expect(metricValue(standbyMetrics, 'outbox_relay_state', { state: 'standby' })).toBe(1);

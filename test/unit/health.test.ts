@@ -1,5 +1,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { keyValues } from '../../src/cli/commands/output.js';
+import { relayRows } from '../../src/cli/commands/status.js';
 import { RelayError } from '../../src/errors.js';
 import { RelayHealth, type RelayView } from '../../src/http/health.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
@@ -112,6 +114,15 @@ describe('RelayHealth', () => {
   it('confirmedLsn is the position PostgreSQL holds; deliveredLsn what Kafka acknowledged (ahead by a replay window)', () => {
     const health = new RelayHealth(1000);
     expect(health.readiness({ ...view('streaming'), reportedLsn: 0x1000n, deliveredLsn: 0x2000n })).toMatchObject({ confirmedLsn: '0/1000', deliveredLsn: '0/2000' });
+  });
+
+  it("a standby that never streamed: no position at all, null in /readyz and '-' in status, not 0/0", () => {
+    const readiness = new RelayHealth(1000).readiness({ ...view('standby'), reportedLsn: undefined, deliveredLsn: 0n });
+    // Before: deliveredLsn "0/0" beside confirmedLsn null.
+    expect(readiness).toMatchObject({ confirmedLsn: null, deliveredLsn: null });
+    const text = keyValues(relayRows({ reachable: true, url: 'http://relay:9464/readyz', httpStatus: 503, ready: false, readiness: { ...readiness } }));
+    expect(text).toMatch(/^confirmedLsn +-$/m);
+    expect(text).toMatch(/^deliveredLsn +-$/m);
   });
 
   it('names the system a reconnecting relay retries, with its code and message (Kafka too: a session needs the checkpoint topic)', () => {

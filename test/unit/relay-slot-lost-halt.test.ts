@@ -43,12 +43,15 @@ describe("a relay halted before any session streamed: the confirmed position it 
     expect(halt.confirmedLsn).toBe('0/153BD10');
     expect(halt).not.toHaveProperty('deliveredLsn');
     expect(readiness.confirmedLsn).toBe('0/153BD10');
+    // Before: deliveredLsn "0/0", though this process delivered nothing.
+    expect(readiness.deliveredLsn).toBeNull();
   });
 
   it('is left out of the halt line, and null in /readyz, when no pre-flight found it', async () => {
     const { halt, readiness } = await haltedOn(() => slotLostError('s', { publication: 'p' }, 'wal_removed'));
     expect(halt).not.toHaveProperty('confirmedLsn');
     expect(readiness.confirmedLsn).toBeNull();
+    expect(readiness.deliveredLsn).toBeNull();
   });
 });
 
