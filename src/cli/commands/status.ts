@@ -8,7 +8,7 @@ import { findSlot } from '../../ops/slots.js';
 import { RelayError } from '../../errors.js';
 import { recreateSlot } from '../../source/recreate-slot.js';
 import { republishScope } from '../../source/republish-command.js';
-import { EXIT } from '../exit.js';
+import { EXIT, errorJson } from '../exit.js';
 import { opsCommand } from './ops-command.js';
 import { bytes, keyValues, publicationText, slotRows, type Cell } from './output.js';
 
@@ -132,16 +132,23 @@ export function statusCommand(): Command {
       settings: 'status',
       name: 'status',
       description:
-        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz: a halted relay's code, event, commit LSN and fix; a not-ready one's reason, what it retries: code, fix and since when), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable; 1 PostgreSQL not reachable (the relay's readiness and the checkpoint still shown).",
+        "One view of the slot, the publication, the lag, the running relay's readiness (GET <relay-url>/readyz: a halted relay's code, event, commit LSN and fix; a not-ready one's reason, what it retries: code, fix and since when), and with --kafka-brokers the last checkpoint, the WAL the replay window keeps, and whether the checkpoint topic's policy keeps checkpoints. Exit 0 ready, 3 not ready, 4 halted, 5 relay not reachable; 1 PostgreSQL not reachable (the relay's readiness and the checkpoint still shown; a halted relay's 4 goes first).",
       withoutPostgres: async ({ config, signal }, failure) => {
         // PostgreSQL down is when the relay's own view matters most: its readiness and the checkpoint are read
-        // from elsewhere, and PostgreSQL's failure is the error (exit 1), as when it refused the command.
+        // from elsewhere, and PostgreSQL's failure is the error (exit 1), as when it refused the command; except
+        // for a halted relay (exit 4, RELAY_HALTED): it waits for an operator whatever else is wrong and stays
+        // halted once PostgreSQL is back, while a relay not ready with PostgreSQL down most likely waits for it.
         const [relay, checkpoint] = await Promise.all([fetchRelayHealth(relayUrlOf(config)), checkpointStatus(config, undefined, signal)]);
-        const sections = [keyValues([['postgres', `not reachable (${failure.code}): ${failure.message}`]]), keyValues(relayRows(relay)), ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : [])];
+        const halted = relayExitCode(relay) === EXIT.relayHalted;
+        const postgres: [string, Cell][] = [
+          ['postgres', `not reachable (${failure.code}): ${failure.message}`],
+          ['postgres_fix', failure.hint],
+        ];
+        const sections = [keyValues(postgres), keyValues(relayRows(relay)), ...(checkpoint ? [keyValues(checkpointRows(checkpoint))] : [])];
         return {
-          data: { currentWalLsn: null, inRecovery: null, slot: null, publication: null, relay, ...(checkpoint ? { checkpoint } : {}) },
+          data: { currentWalLsn: null, inRecovery: null, slot: null, publication: null, postgresError: errorJson(failure), relay, ...(checkpoint ? { checkpoint } : {}) },
           text: sections.join('\n\n'),
-          error: failure,
+          ...(halted ? { error: relayProblem(relay), exitCode: EXIT.relayHalted } : { error: failure }),
         };
       },
       examples: ['outbox-relay status', 'outbox-relay status --relay-url http://relay-0.relay:9464 --json', 'outbox-relay status --kafka-brokers kafka:9092 --checkpoint-topic outbox-relay.checkpoints'],
