@@ -71,6 +71,11 @@ describe('--help of each command', () => {
     }
   });
 
+  it("config check's help names the tables section it prints with tables", () => {
+    // Before: the help described the settings only; the section "tables as run reads them" came unannounced.
+    expect(help('config check').replace(/\s+/g, ' ')).toContain('with tables, a second section, "tables as run reads them": each table\'s topic, columns, routes and filter');
+  });
+
   it('leaves out what a command does not use and keeps what it does', () => {
     const cases: [CommandName, string[], string[]][] = [
       ['replay', ['--start-lsn', '--kafka-brokers', '--replay-window', '--delivery-guarantee', '--checkpoint-topic', '--topic'], ['--http-port', '--http-host', '--relay-url', '--heartbeat-interval', '--delivery-on-poison']],

@@ -45,7 +45,7 @@ function tableCells(t: ReturnType<typeof resolvedTable>): Cell[] {
  * setting is listed, the unset ones too: what was left out shows as plainly as what was given.
  */
 function checkCommand(): Command {
-  const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file, preset, another setting that implies it, or default). Exits 2 listing every problem.', [
+  const command = groupCommand('check', 'Validate the configuration and print the effective value of every setting, secrets masked, with where it came from (flag, env, file, preset, another setting that implies it, or default); with tables, a second section, "tables as run reads them": each table\'s topic, columns, routes and filter, its entry over the flat settings and its preset (--json: tables, the one table without tables). Exits 2 listing every problem.', [
     'outbox-relay config check --config /etc/outbox-relay.yaml',
     'OUTBOX_RELAY_KAFKA_BROKERS=kafka:9092 outbox-relay config check --json',
   ]);
