@@ -353,13 +353,15 @@ describe('examples/kubernetes/relay.yaml: the dedicated active + standby Deploym
       text
         .slice(text.indexOf(`\n${indent}groups:`) + 1)
         .split('\n')
-        .map((line) => line.slice(indent.length).trimEnd())
+        .map((line) => line.slice(indent.length))
         .join('\n')
         .trimEnd();
     const manifest = read('examples/kubernetes/relay.yaml');
     // The PrometheusRule is the last document: its groups run to the end of the file.
     expect(manifest.lastIndexOf('\n---')).toBeLessThan(manifest.indexOf('\n  groups:'));
     expect(groupsText(manifest, '  ')).toBe(groupsText(read('deploy/prometheus/alerts.yaml'), ''));
+    // Before: its blank lines carried the indent as trailing spaces (compared only after trimming each line).
+    expect(manifest.split('\n').filter((line) => /\s$/.test(line))).toEqual([]);
   });
 
   it('requests and limits memory for the measured peak RSS (docs/benchmarks.md, the latest bench run) with some headroom', () => {
