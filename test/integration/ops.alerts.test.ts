@@ -37,6 +37,7 @@ async function promtool(args: string[]): Promise<{ code: number; output: string 
 
 interface Dashboard {
   panels: { id: number; title: string; targets: { expr: string }[] }[];
+  templating: { list: { name: string; multi?: boolean; includeAll?: boolean }[] };
 }
 
 /** Every PromQL expression the artefacts contain. */
@@ -83,6 +84,15 @@ describe('deploy/: Prometheus alerts and the Grafana dashboard', () => {
     const ids = dashboard.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const panel of dashboard.panels) expect(panel.targets.length, panel.title).toBeGreaterThan(0);
+  });
+
+  it('the dashboard shows one slot: its job variable takes one job, and every query selects exactly it', () => {
+    const dashboard = JSON.parse(read(DASHBOARD)) as Dashboard;
+    // Before: several jobs or All, and the stat panels (active, standby, slot lost) summed the instances of every slot.
+    expect(dashboard.templating.list.find((v) => v.name === 'job')).toMatchObject({ multi: false, includeAll: false });
+    for (const panel of dashboard.panels) {
+      for (const { expr } of panel.targets) expect([...expr.matchAll(/\{([^}]*)\}/g)].every((m) => m[1]!.startsWith('job="$job"')), `${panel.title}: ${expr}`).toBe(true);
+    }
   });
 
   it('every metric and state the dashboard, the alerts and the fixture use is on a running relay’s /metrics', async () => {
