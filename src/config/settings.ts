@@ -354,7 +354,7 @@ export const SETTINGS = [
   }),
 
   setting('http.port', 'http', int(0, 65535), 'Port of the health and metrics endpoints (/healthz, /readyz, /metrics); 0 turns the server off.', { default: 9464, placeholder: '<port>' }),
-  setting('http.host', 'http', text, 'Address the HTTP server listens on.', { default: '0.0.0.0', placeholder: '<address>' }),
+  setting('http.host', 'http', text, 'Address the HTTP server listens on. The default, ::, is every address, IPv4 and IPv6 alike (one dual-stack socket; 0.0.0.0 on a kernel without IPv6), so probes and scrapes reach it on IPv4-only, dual-stack and IPv6-only clusters; 0.0.0.0 is every IPv4 address only.', { default: '::', placeholder: '<address>' }),
   setting('relayUrl', 'client', httpUrl, 'Base URL of the running relay’s HTTP server, without user or password; `outbox-relay status` reads its /readyz there. Unset: the relay’s own address on this host, from http.port and http.host (127.0.0.1 for 0.0.0.0 or ::) as `health` reads them.', {
     default: 'http://127.0.0.1:9464',
     placeholder: '<url>',

@@ -86,7 +86,7 @@ function listenFix(err: NodeJS.ErrnoException): string {
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return 'set http.host (--http-host / OUTBOX_RELAY_HTTP_HOST) to an address of this host, or 0.0.0.0 to listen on all of them';
+      return 'set http.host (--http-host / OUTBOX_RELAY_HTTP_HOST) to an address of this host, or :: to listen on all of them';
     case 'EACCES':
       return `a port below 1024 needs privileges the relay does not have: ${port}`;
     default:
@@ -112,7 +112,10 @@ export async function startOpsServer(address: { host: string; port: number }, de
         }),
       ),
     );
-    server.listen(address.port, address.host, resolve);
+    // "::" as Node's own default (no host): the same dual-stack socket (libuv clears IPV6_V6ONLY, whatever the
+    // net.ipv6.bindv6only sysctl says), and where the kernel has no IPv6 (ipv6.disable=1) Node binds 0.0.0.0
+    // instead of failing with EAFNOSUPPORT, as an explicit "::" does.
+    server.listen(address.port, address.host === '::' ? undefined : address.host, resolve);
   });
   server.on('error', (err) => deps.logger.error({ err: err.message }, 'HTTP server error'));
   const bound = server.address() as AddressInfo;

@@ -42,7 +42,7 @@ describe('loadSettings: the few settings a command reads, resolved as loadConfig
   it('is not failed by the other settings: invalid values, unknown keys, a secret file gone since the start', () => {
     const file = configFile('others.yaml', 'http:\n  port: 8080\nslot: Bad!\nkafka:\n  brokrs: k:9092\npostgres:\n  passwordFile: /missing/pg-password\n');
     expect(refusal(() => loadConfig({ flags: {}, env: { OUTBOX_RELAY_CONFIG: file } })).message).toMatch(/^3 settings are invalid/);
-    expect(loadSettings(HTTP, { flags: {}, env: { OUTBOX_RELAY_CONFIG: file, OUTBOX_RELAY_DELIVERY_GUARANTEE: 'maybe' } }).values).toEqual({ 'http.port': 8080, 'http.host': '0.0.0.0' });
+    expect(loadSettings(HTTP, { flags: {}, env: { OUTBOX_RELAY_CONFIG: file, OUTBOX_RELAY_DELIVERY_GUARANTEE: 'maybe' } }).values).toEqual({ 'http.port': 8080, 'http.host': '::' });
   });
 
   it('refuses an invalid value of its own settings, naming where it came from', () => {
