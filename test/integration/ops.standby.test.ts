@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { waitUntil } from '../../stack/index.js';
+import { freeze, waitUntil } from '../../stack/index.js';
 import { RepeatedLines } from '../../src/outage-log.js';
 import { Session } from '../../src/pipeline/session.js';
 import type { Delivery } from '../../src/sink/delivery.js';
@@ -118,7 +118,9 @@ describe('ops: hot standby on the same slot', () => {
     expect(await slotActivePid(db(), setup.slot)).toBe(standby.activePid);
 
     const frozenAt = Date.now();
-    a.signal('SIGSTOP');
+    // Every thread stopped before the events are written: kill() returns first, and a relay still running for a
+    // moment could deliver some of them itself (a duplicate once B streams them again).
+    await freeze(a.pid);
     const after = await insertEvents(db(), 15);
     const streaming = await b.waitForMessage('streaming from PostgreSQL', 60_000);
     const takeoverSeconds = (Date.parse(streaming.time as string) - frozenAt) / 1000;

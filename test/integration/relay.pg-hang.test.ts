@@ -3,18 +3,12 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatLsn } from '../../src/lsn.js';
 import { sleep } from '../../src/retry.js';
-import { KafkaBroker, OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, isAlive, repoRoot, startStandby, waitUntil } from '../../stack/index.js';
+import { KafkaBroker, OTHER_POSTGRES_VERSIONS, PostgresServer, ensurePostgresBinaries, freeze, isAlive, repoRoot, startStandby, waitUntil } from '../../stack/index.js';
 import { runCli } from '../support/cli.js';
 import { committedIds, committedIdsWithEndLsn, compareDelivery, currentWalLsn, insertEvents, slotActivePid, slotConfirmedLsn, setupOutbox, waitForConfirmedAll } from '../support/outbox.js';
 import { killAllRelays, startRelay, type RelayProcess } from '../support/relay-process.js';
 import { createDatabase, createTopic, readTopic, stack, uniqueName, type TestDatabase } from '../support/services.js';
 import { httpArgs, metricValue, scrape } from '../support/ops-http.js';
-
-/** SIGSTOP: the returned function thaws the process (SIGCONT). */
-function freezeProcess(pid: number): () => void {
-  process.kill(pid, 'SIGSTOP');
-  return () => process.kill(pid, 'SIGCONT');
-}
 
 /** Every exit other than 0 comes with exactly one error line that has a code and a fix: that line. */
 async function exitReason(relay: RelayProcess, timeoutMs = 60_000): Promise<Record<string, unknown>> {
@@ -35,12 +29,16 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
   /** Processes this file stopped: thawed after a test that failed while they were. */
   const frozen = new Set<number>();
 
-  function freeze(pid: number): () => void {
-    const thaw = freezeProcess(pid);
+  /**
+   * Returns once every thread of `pid` has stopped (a broker still running for a moment answered the request the test
+   * meant to hang, exit-while-blocked.ts's 'metadata answered'); the returned function thaws it (SIGCONT).
+   */
+  async function frozenUntilThawed(pid: number): Promise<() => void> {
+    await freeze(pid);
     frozen.add(pid);
     return () => {
       frozen.delete(pid);
-      thaw();
+      process.kill(pid, 'SIGCONT');
     };
   }
 
@@ -71,7 +69,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
     await waitForConfirmedAll(db, setup.slot);
     const walsender = (await slotActivePid(db, setup.slot))!;
     expect(walsender).toBeGreaterThan(0);
-    const thaw = freeze(walsender);
+    const thaw = await frozenUntilThawed(walsender);
     try {
       // Committed while the walsender hangs: they must arrive once a new one streams.
       await insertEvents(db, 5);
@@ -106,7 +104,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
     await insertEvents(db, 5);
     await waitForConfirmedAll(db, setup.slot);
     const walsender = (await slotActivePid(db, setup.slot))!;
-    const thaw = freeze(walsender);
+    const thaw = await frozenUntilThawed(walsender);
     try {
       await insertEvents(db, 5);
       const signalledAt = Date.now();
@@ -136,7 +134,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
     child.stdout.on('data', (d: Buffer) => out.push(d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await waitUntil('the child connected to the broker', () => out.join('').includes('connected'), 60_000, 50);
-    const thaw = freeze(kafka.pid()!);
+    const thaw = await frozenUntilThawed(kafka.pid()!);
     try {
       child.stdin.write('go\n');
       // Before: process.exit(1) waited for the getMetadata's 120 s timeout (measured with 30 s: 29.5 s).
@@ -161,7 +159,7 @@ describe.skipIf(!stack().owned.postgres || !stack().owned.kafka)('relay: a Postg
     await relay.waitForMessage('streaming from PostgreSQL');
     const acknowledged = await insertEvents(db, 5);
     await waitForConfirmedAll(db, setup.slot);
-    const thaw = freeze(kafka.pid()!);
+    const thaw = await frozenUntilThawed(kafka.pid()!);
     let confirmed: bigint;
     try {
       await insertEvents(db, 5);
@@ -246,8 +244,9 @@ describe.skipIf(!stack().owned.postgres).each([15, 16] as const)('relay: postgre
     const withSlot = startRelay([...relayArgs(slot), '--retry-max-duration', '60s']);
     await Promise.all([withoutSlot, withSlot].map((r) => r.waitForMessage('replication connection lost: reconnecting', 30_000)));
     // The operator's order: promote, then setup on the new primary. Frozen meanwhile, this relay's next attempt
-    // comes after both, as it would for a relay whose URL follows the primary only once it is ready.
-    const thaw = freezeProcess(withSlot.pid);
+    // comes after both, as it would for a relay whose URL follows the primary only once it is ready. Every thread
+    // stopped first: kill() returns before, and an attempt of a relay still running between the two found no slot.
+    await freeze(withSlot.pid);
     let reason: Record<string, unknown>;
     try {
       expect((await standbyDb.query('SELECT pg_promote() AS ok')).rows).toEqual([{ ok: true }]);
@@ -255,7 +254,7 @@ describe.skipIf(!stack().owned.postgres).each([15, 16] as const)('relay: postgre
       const setup = await runCli(['setup', '--postgres-url', standbyDb.url, '--slot', slot, '--publication', publication]);
       expect(setup.code, setup.stdout + setup.stderr).toBe(0);
     } finally {
-      thaw();
+      process.kill(withSlot.pid, 'SIGCONT');
     }
     console.log(`PostgreSQL ${major} promoted, no slot there: ${JSON.stringify({ code: reason.code, err: reason.err, fix: reason.fix })}`);
     expect(reason).toMatchObject({ code: 'PG_SLOT_MISSING', fix: expect.stringContaining('outbox-relay setup') });

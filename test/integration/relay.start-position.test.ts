@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { waitUntil } from '../../stack/index.js';
+import { freeze, waitUntil } from '../../stack/index.js';
 import { encodeCheckpoint, type Checkpoint } from '../../src/checkpoint/checkpoint.js';
 import { formatLsn } from '../../src/lsn.js';
 import { useFreshDatabase } from '../support/database.js';
@@ -230,8 +230,9 @@ describe('relay: a forward skip (run --start-lsn past the checkpoint) is recorde
     await insertEvents(db(), 2);
     await readTopic(setup.topic, { expected: 2 });
     await waitUntil("the holder's checkpoint", async () => ((await store.read(setup.slot).catch(() => undefined))?.lsn ?? 0n) > before, 30_000, 100);
-    // The holder stops delivering (a stuck process) but keeps the slot; events are committed behind it.
-    holder.signal('SIGSTOP');
+    // The holder stops delivering (a stuck process) but keeps the slot; events are committed behind it. Every thread
+    // stopped first: kill() returns before, and a holder still running could deliver them and checkpoint at the skip.
+    await freeze(holder.pid);
     const stuck = await insertEvents(db(), 2);
     const skip = await currentWalLsn(db());
     const standby = startRelay([...setup.args, '--start-lsn', formatLsn(skip)]);
