@@ -179,10 +179,10 @@ export function describeResult(r: FaultResult): string {
 export async function leaderKillRound(cluster: KafkaCluster, topics: string[], options: { downMs?: number } = {}): Promise<number> {
   const victim = await cluster.busiestLeader(topics);
   await cluster.kill(victim);
-  for (const topic of topics) await cluster.waitForFailover(topic, victim);
+  await cluster.waitForFailover(topics, victim);
   await new Promise((r) => setTimeout(r, options.downMs ?? 2000));
   await cluster.restart(victim);
-  for (const topic of topics) await cluster.waitForIsr(topic);
+  await cluster.waitForIsr(topics);
   return victim;
 }
 
@@ -198,6 +198,6 @@ export async function majorityLossRound(cluster: KafkaCluster, topics: string[],
   await Promise.all(victims.map((id) => cluster.kill(id)));
   await new Promise((r) => setTimeout(r, downMs));
   await Promise.all(victims.map((id) => cluster.restart(id)));
-  for (const topic of topics) await cluster.waitForIsr(topic);
+  await cluster.waitForIsr(topics);
   return victims;
 }
