@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import { isLsn } from '../lsn.js';
 import { GUARANTEES } from './guarantee-config.js';
 import { formatReplayWindow, parseReplayWindow } from '../checkpoint/replay-window.js';
-import { PRESETS, tableSchemas } from './table-schemas.js';
+import { PRESETS, fromJson, tableSchemas } from './table-schemas.js';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units.js';
 import { preprocess } from './zod.js';
 
@@ -94,7 +94,14 @@ const size = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     ),
     formatSize,
   );
-const list = preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(text).check(z.minLength(1, 'at least one entry')));
+/**
+ * Comma-separated, or (env and flags) a JSON array, whose entries are taken as written: the only way to give one
+ * holding a comma, or space at its ends, which a printed republish needs for such a filter glob.
+ */
+const list = preprocess((v) => {
+  const parsed = fromJson(v);
+  return typeof parsed === 'string' ? parsed.split(',').map((s) => s.trim()).filter(Boolean) : parsed;
+}, z.array(text).check(z.minLength(1, 'at least one entry')));
 const lsn = z.string().check(z.refine(isLsn, 'an LSN such as 0/16B3748'));
 // PostgreSQL's own rule for slot names (ReplicationSlotValidateName); anything else it refuses only at creation.
 const slotName = z.string().check(z.regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lower-case letters, digits and _, at most 63 characters (PostgreSQL’s rule)'));
@@ -214,7 +221,7 @@ export const SETTINGS = [
   setting('routes', 'mapping', structured.routes, 'Per-event-type routing rules, first match wins, else the topic template: `Order*=orders,Payment*=payments`, or in the file a list of { type, aggregateType, topic } (globs; topic may be a template).', {
     placeholder: '<glob=topic,…>',
   }),
-  setting('filter.includeTypes', 'mapping', list, 'Relay only events whose type matches one of these globs (comma-separated); others are skipped but still confirmed.', { placeholder: '<glob,…>' }),
+  setting('filter.includeTypes', 'mapping', list, 'Relay only events whose type matches one of these globs (comma-separated, or a JSON array: `["Order,Created","Invoice*"]` for a glob holding a comma); others are skipped but still confirmed.', { placeholder: '<glob,…>' }),
   setting('filter.excludeTypes', 'mapping', list, 'Skip events whose type matches one of these globs.', { placeholder: '<glob,…>' }),
   setting('filter.includeAggregateTypes', 'mapping', list, 'Relay only events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
   setting('filter.excludeAggregateTypes', 'mapping', list, 'Skip events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),

@@ -33,7 +33,7 @@ export interface ScalarSchemas {
 }
 
 /** Env and flags carry structured values as JSON text. */
-const fromJson = (v: unknown) => {
+export const fromJson = (v: unknown) => {
   if (typeof v !== 'string' || !/^\s*[[{]/.test(v)) return v;
   try {
     return JSON.parse(v) as unknown;

@@ -65,9 +65,19 @@ function tableFlags(t: TableMapping): string {
     ...Object.entries(mapping).map(([field, column]): [string, string] => [`mapping.${field}`, column]),
     ['topic', topic],
     ...(routes === undefined ? [] : [['routes', JSON.stringify(routes)] as [string, string]]),
-    ...Object.entries(filter ?? {}).map(([field, globs]): [string, string] => [`filter.${field}`, (globs as string[]).join(',')]),
+    ...Object.entries(filter ?? {}).map(([field, globs]): [string, string] => [`filter.${field}`, listValue(`filter.${field}`, globs as string[])]),
   ];
   return values.map(([key, value]) => ` ${SETTINGS_BY_KEY.get(key)!.flag} ${shellWord(value)}`).join('');
+}
+
+/**
+ * A list setting's value as a flag gives it back: comma-separated where its setting reads that as `entries`, else as
+ * a JSON array (an entry holding a comma, or space at its ends, which the comma form splits or trims).
+ */
+function listValue(key: string, entries: string[]): string {
+  const joined = entries.join(',');
+  const read = SETTINGS_BY_KEY.get(key)!.schema.safeParse(joined);
+  return read.success && JSON.stringify(read.data) === JSON.stringify(entries) ? joined : JSON.stringify(entries);
 }
 
 /**

@@ -14,6 +14,12 @@ function flags(command: string): Record<string, string> {
   return out;
 }
 
+/** The settings the printed command's flags give, by key, as republish's command line hands them to the loader (--since aside). */
+function givenSettings(command: string): Record<string, string> {
+  const { since: _since, ...printed } = flags(command);
+  return Object.fromEntries(Object.entries(printed).map(([flag, value]) => [SETTINGS.find((s) => s.flag === `--${flag}`)!.key, value]));
+}
+
 const TABLES = JSON.stringify([
   { table: 'billing.outbox', topic: 'billing.${aggregate_type}', filter: { includeTypes: ['Invoice*'] }, mapping: { timestamp: 'written_at' } },
   { table: 'public.orders_outbox', routes: [{ type: 'Order*', topic: 'orders' }] },
@@ -45,6 +51,14 @@ describe('republishCommand: the republish a fix prints', () => {
       expect(republish.publication).toBe('app_pub');
       expect(republish.tables).toEqual(relay.tables);
     }
+  });
+
+  it('prints a filter glob that holds a comma so that republish reads it as one glob, not split in two', () => {
+    // The relay's globs as a config file's list gives them: one holds a comma, which the comma-separated flag splits.
+    const relay = load({ table: 'app.events', 'filter.includeTypes': ['Order,Created', 'Invoice*'], 'filter.excludeTypes': ['Legacy*'] });
+    const republish = load(givenSettings(republishCommand("'2026-12-05T08:00:00Z'", republishScope(relay))));
+    expect(republish.tables[0]!.filter).toEqual({ includeTypes: ['Order,Created', 'Invoice*'], excludeTypes: ['Legacy*'] });
+    expect(republish.tables).toEqual(relay.tables);
   });
 
   it('prints a publication name a shell would split or unquote as one word', () => {
