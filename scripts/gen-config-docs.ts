@@ -119,7 +119,7 @@ export function configReference(): string {
     const def = shownDefault(s);
     const shown = def === undefined ? '—' : `\`${def}\``;
     const former = formerNames(s, (name) => `\`${name}\``);
-    return `| \`${s.key}\` | \`${s.flag}\` | \`${s.env}\` | ${shown} | ${cell(s.doc)}${s.secret ? ' Secret: never logged.' : ''}${former ? ` Renamed: ${former}.` : ''} |`;
+    return `| \`${s.key}\` | \`${s.flag}\` | \`${s.env}\` | ${shown} | ${cell(s.doc)}${s.clearable ? " A flag's `''` unsets it over the environment and the file." : ''}${s.secret ? ' Secret: never logged.' : ''}${former ? ` Renamed: ${former}.` : ''} |`;
   });
   return [
     '## Configuration reference',

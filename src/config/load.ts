@@ -307,6 +307,11 @@ export function resolveSettings(
       formerNames[setting.key] = raw.name;
       raw = raw.value;
     }
+    // Unset on purpose, over the environment and the file (Setting.clearable).
+    if (origin === 'flag' && raw === '' && setting.clearable) {
+      origins[setting.key] = origin;
+      continue;
+    }
     // A default is the table's own value, held as the config holds it (milliseconds, bytes): it is not parsed as
     // an operator's value, which must give a duration its unit.
     if (origin === 'default') {

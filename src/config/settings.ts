@@ -53,6 +53,12 @@ export interface Setting {
   secret?: boolean;
   /** Shown once valid, but not echoed when invalid: it may hold credentials that a later check refuses (kafka.producer). */
   unechoed?: boolean;
+  /**
+   * A flag's '' unsets it over the environment and the config file (resolveSettings): how a printed command says
+   * that the relay left it unset, which an OUTBOX_RELAY_* variable where the command is pasted would otherwise set
+   * (src/source/republish-command.ts). An empty variable stays unset, as for every setting without "" as a value.
+   */
+  clearable?: boolean;
   /** Former names, still accepted with a deprecation warning that names the current one. */
   deprecated?: { flag?: string; env?: string };
 }
@@ -220,11 +226,12 @@ export const SETTINGS = [
   }),
   setting('routes', 'mapping', structured.routes, 'Per-event-type routing rules, first match wins, else the topic template: `Order*=orders,Payment*=payments`, or in the file a list of { type, aggregateType, topic } (globs; topic may be a template).', {
     placeholder: '<glob=topic,…>',
+    clearable: true,
   }),
-  setting('filter.includeTypes', 'mapping', list, 'Relay only events whose type matches one of these globs (comma-separated, or a JSON array: `["Order,Created","Invoice*"]` for a glob holding a comma); others are skipped but still confirmed.', { placeholder: '<glob,…>' }),
-  setting('filter.excludeTypes', 'mapping', list, 'Skip events whose type matches one of these globs.', { placeholder: '<glob,…>' }),
-  setting('filter.includeAggregateTypes', 'mapping', list, 'Relay only events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
-  setting('filter.excludeAggregateTypes', 'mapping', list, 'Skip events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>' }),
+  setting('filter.includeTypes', 'mapping', list, 'Relay only events whose type matches one of these globs (comma-separated, or a JSON array: `["Order,Created","Invoice*"]` for a glob holding a comma); others are skipped but still confirmed.', { placeholder: '<glob,…>', clearable: true }),
+  setting('filter.excludeTypes', 'mapping', list, 'Skip events whose type matches one of these globs.', { placeholder: '<glob,…>', clearable: true }),
+  setting('filter.includeAggregateTypes', 'mapping', list, 'Relay only events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>', clearable: true }),
+  setting('filter.excludeAggregateTypes', 'mapping', list, 'Skip events whose aggregate type matches one of these globs.', { placeholder: '<glob,…>', clearable: true }),
   setting('tables', 'tables', structured.tables, 'Several outbox tables, each { table, preset, mapping, topic, routes, filter }; unset fields inherit the single-table settings. Replaces `table`. JSON in env and flags.', {
     placeholder: '<json>',
   }),

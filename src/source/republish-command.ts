@@ -51,22 +51,8 @@ export function shellWord(value: string): string {
   return /^[\w.,:/@%+=-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-/**
- * The single table as the flat settings' flags, each one printed, so that the flags win over whatever the
- * environment or a config file sets where the command runs (a preset only replaces settings at their defaults).
- * Not as --tables: an OUTBOX_RELAY_TABLE in that environment, likely beside a single-table relay, would make
- * republish refuse table and tables together.
- */
-function tableFlags(t: TableMapping): string {
-  // The same resolved columns as a tables entry: each mapping.* key is the entry's mapping member of that name.
-  const { table, mapping, topic, routes, filter } = tableEntry(t);
-  const values: [string, string][] = [
-    ['table', table],
-    ...Object.entries(mapping).map(([field, column]): [string, string] => [`mapping.${field}`, column]),
-    ['topic', topic],
-    ...(routes === undefined ? [] : [['routes', JSON.stringify(routes)] as [string, string]]),
-    ...Object.entries(filter ?? {}).map(([field, globs]): [string, string] => [`filter.${field}`, listValue(`filter.${field}`, globs as string[])]),
-  ];
+/** A printed command's flags for these settings' values, each as one shell word. */
+function flagWords(values: [string, string][]): string {
   return values.map(([key, value]) => ` ${SETTINGS_BY_KEY.get(key)!.flag} ${shellWord(value)}`).join('');
 }
 
@@ -80,14 +66,47 @@ function listValue(key: string, entries: string[]): string {
   return read.success && JSON.stringify(read.data) === JSON.stringify(entries) ? joined : JSON.stringify(entries);
 }
 
+const FILTER_FIELDS = ['includeTypes', 'excludeTypes', 'includeAggregateTypes', 'excludeAggregateTypes'] as const;
+
+/** The flat settings a tables entry without a value of its own reads, as the single table does: routes and filters. */
+const INHERITED = ['routes', ...FILTER_FIELDS.map((field) => `filter.${field}` as const)];
+
+/** `t`'s value of an INHERITED setting as a flag gives it, or undefined where the relay has none. */
+function inheritedValue(t: TableMapping, key: (typeof INHERITED)[number]): string | undefined {
+  if (key === 'routes') return t.routes === undefined ? undefined : JSON.stringify(t.routes);
+  const globs = t.filter?.[key.slice('filter.'.length) as (typeof FILTER_FIELDS)[number]];
+  return globs === undefined ? undefined : listValue(key, globs);
+}
+
+/**
+ * The single table as the flat settings' flags, each one printed, so that the flags win over whatever the
+ * environment or a config file sets where the command runs (a preset only replaces settings at their defaults):
+ * a route or filter the relay has none of as '', which unsets it there (Setting.clearable).
+ * Not as --tables: an OUTBOX_RELAY_TABLE in that environment, likely beside a single-table relay, would make
+ * republish refuse table and tables together.
+ */
+function tableFlags(t: TableMapping): string {
+  // The same resolved columns as a tables entry: each mapping.* key is the entry's mapping member of that name.
+  const { table, mapping, topic } = tableEntry(t);
+  return flagWords([
+    ['table', table],
+    ...Object.entries(mapping).map(([field, column]): [string, string] => [`mapping.${field}`, column]),
+    ['topic', topic],
+    ...INHERITED.map((key): [string, string] => [key, inheritedValue(t, key) ?? '']),
+  ]);
+}
+
 /**
  * The relay's tables as a printed command's flags (the tables setting as JSON, or the single table's settings),
  * for every command that reads them: republish, and setup, which builds the publication from them and checks the
- * mapping's columns. Empty where the scope has no tables.
+ * mapping's columns. Empty where the scope has no tables. With --tables, a route or filter that an entry has none
+ * of is unset as a flag ('', Setting.clearable): the entry would read the environment's where the command runs.
  */
 export function tableSettingFlags(scope: RepublishScope): string {
   if (scope.tables === undefined) return '';
-  return scope.listed ? ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}` : tableFlags(scope.tables[0]!);
+  if (!scope.listed) return tableFlags(scope.tables[0]!);
+  const unset = INHERITED.filter((key) => scope.tables.some((t) => inheritedValue(t, key) === undefined));
+  return ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}${flagWords(unset.map((key) => [key, '']))}`;
 }
 
 /**

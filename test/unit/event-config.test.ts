@@ -33,6 +33,15 @@ describe('event shaping settings', () => {
     expect(table!.filter).toEqual({ excludeTypes: ['*Internal', '*Draft'] });
   });
 
+  it("a flag's '' unsets routes and a filter over the file's and the environment's; an empty variable leaves the file's", () => {
+    const { configFile } = load({}, { routes: [{ type: 'Order*', topic: 'orders' }], filter: { includeTypes: ['Order*'] } });
+    const env = { OUTBOX_RELAY_FILTER_EXCLUDE_TYPES: '*Draft', OUTBOX_RELAY_ROUTES: '' };
+    const cleared = loadConfig({ flags: { routes: '', 'filter.includeTypes': '', 'filter.excludeTypes': '' }, env, configFile }).tables[0]!;
+    expect([cleared.routes, cleared.filter]).toEqual([undefined, {}]);
+    const kept = loadConfig({ flags: {}, env, configFile }).tables[0]!;
+    expect([kept.routes, kept.filter]).toEqual([[{ type: 'Order*', topic: 'orders' }], { includeTypes: ['Order*'], excludeTypes: ['*Draft'] }]);
+  });
+
   it('tables: each entry over the single-table settings, with its own preset, mapping, routes and filter', () => {
     const { config } = load({ 'mapping.key': 'aggregate_id' }, {
       topic: 'shared',

@@ -61,6 +61,19 @@ describe('republishCommand: the republish a fix prints', () => {
     expect(republish.tables).toEqual(relay.tables);
   });
 
+  it('unsets a route or filter the relay has none of: where the command is pasted, OUTBOX_RELAY_ROUTES and OUTBOX_RELAY_FILTER_* do not route or filter what it re-sends', () => {
+    const elsewhere = { OUTBOX_RELAY_ROUTES: 'Order*=orders', OUTBOX_RELAY_FILTER_INCLUDE_TYPES: 'Payment*', OUTBOX_RELAY_FILTER_EXCLUDE_TYPES: 'Invoice*', OUTBOX_RELAY_FILTER_INCLUDE_AGGREGATE_TYPES: 'Cart', OUTBOX_RELAY_FILTER_EXCLUDE_AGGREGATE_TYPES: 'User' };
+    // A single table with an exclude filter only, and tables of which one has routes and a filter of its own and one has neither.
+    const single = load({ table: 'app.events', 'filter.excludeTypes': 'Legacy*' });
+    const listed = load({ tables: JSON.stringify([{ table: 'app.events', routes: [{ type: 'Order*', topic: 'orders' }], filter: { includeTypes: ['Order*'] } }, { table: 'app.audit' }]) });
+    for (const relay of [single, listed]) {
+      const republish = load(givenSettings(republishCommand("'2026-12-05T08:00:00Z'", republishScope(relay))), elsewhere);
+      expect(republish.tables).toEqual(relay.tables);
+    }
+    expect(single.tables[0]!.filter).toEqual({ excludeTypes: ['Legacy*'] });
+    expect(listed.tables[1]!.routes).toBeUndefined();
+  });
+
   it('prints a publication name a shell would split or unquote as one word', () => {
     expect(flags(republishCommand('<time>', { publication: "it's pub" })).publication).toBe("it's pub");
   });
