@@ -42,6 +42,10 @@ describe('event shaping settings', () => {
     expect([kept.routes, kept.filter]).toEqual([[{ type: 'Order*', topic: 'orders' }], { includeTypes: ['Order*'], excludeTypes: ['*Draft'] }]);
   });
 
+  it('a list flag as a JSON array: its entries as written, a comma inside one included', () => {
+    expect(load({ 'filter.includeTypes': '["Order,Created", " Invoice*"]' }).config().tables[0]!.filter).toEqual({ includeTypes: ['Order,Created', ' Invoice*'] });
+  });
+
   it('tables: each entry over the single-table settings, with its own preset, mapping, routes and filter', () => {
     const { config } = load({ 'mapping.key': 'aggregate_id' }, {
       topic: 'shared',
