@@ -239,7 +239,7 @@ export const SETTINGS = [
     default: 'none',
     placeholder: '<mode>',
   }),
-  setting('envelope.source', 'mapping', text, 'The CloudEvents source attribute (ce_source); default /<schema>/<table>, or /messages/<prefix> for logical messages.', { placeholder: '<uri-reference>' }),
+  setting('envelope.source', 'mapping', text, 'The CloudEvents source attribute (ce_source); default /<schema>/<table>, or /messages/<prefix> for logical messages.', { placeholder: '<uri-reference>', clearable: true }),
   setting('messages.prefixes', 'messages', list, 'Relay transactional pg_logical_emit_message() events with these prefixes (comma-separated; see sql/004_emit_event.sql). Unset: logical messages are not requested.', {
     placeholder: '<prefix,…>',
   }),

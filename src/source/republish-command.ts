@@ -79,6 +79,21 @@ function inheritedValue(t: TableMapping, key: (typeof INHERITED)[number]): strin
 }
 
 /**
+ * The flat settings every table reads, which no tables entry sets, as the relay resolved them: what a NULL payload
+ * becomes, and the envelope. Printed at their defaults too: an OUTBOX_RELAY_MAPPING_NULL_PAYLOAD or
+ * OUTBOX_RELAY_ENVELOPE_* where the command is pasted would change the records it sends. envelope.source unset as ''
+ * (the default /<schema>/<table>, Setting.clearable); printed in the mode none too, which does not read it, so that
+ * republish resolves the relay's settings, not merely records alike.
+ */
+function sharedValues(t: TableMapping): [string, string][] {
+  return [
+    ['mapping.nullPayload', t.nullPayload],
+    ['envelope.mode', t.envelope.mode],
+    ['envelope.source', t.envelope.source ?? ''],
+  ];
+}
+
+/**
  * The single table as the flat settings' flags, each one printed, so that the flags win over whatever the
  * environment or a config file sets where the command runs (a preset only replaces settings at their defaults):
  * a route or filter the relay has none of as '', which unsets it there (Setting.clearable).
@@ -93,6 +108,7 @@ function tableFlags(t: TableMapping): string {
     ...Object.entries(mapping).map(([field, column]): [string, string] => [`mapping.${field}`, column]),
     ['topic', topic],
     ...INHERITED.map((key): [string, string] => [key, inheritedValue(t, key) ?? '']),
+    ...sharedValues(t),
   ]);
 }
 
@@ -100,13 +116,14 @@ function tableFlags(t: TableMapping): string {
  * The relay's tables as a printed command's flags (the tables setting as JSON, or the single table's settings),
  * for every command that reads them: republish, and setup, which builds the publication from them and checks the
  * mapping's columns. Empty where the scope has no tables. With --tables, a route or filter that an entry has none
- * of is unset as a flag ('', Setting.clearable): the entry would read the environment's where the command runs.
+ * of is unset as a flag ('', Setting.clearable): the entry would read the environment's where the command runs;
+ * and the settings no entry sets (sharedValues) are flags.
  */
 export function tableSettingFlags(scope: RepublishScope): string {
   if (scope.tables === undefined) return '';
   if (!scope.listed) return tableFlags(scope.tables[0]!);
   const unset = INHERITED.filter((key) => scope.tables.some((t) => inheritedValue(t, key) === undefined));
-  return ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}${flagWords(unset.map((key) => [key, '']))}`;
+  return ` --tables ${shellWord(JSON.stringify(scope.tables.map(tableEntry)))}${flagWords([...unset.map((key): [string, string] => [key, '']), ...sharedValues(scope.tables[0]!)])}`;
 }
 
 /**

@@ -74,6 +74,29 @@ describe('republishCommand: the republish a fix prints', () => {
     expect(listed.tables[1]!.routes).toBeUndefined();
   });
 
+  it("prints what a NULL payload becomes and the envelope, at their defaults too: the environment where the command is pasted does not change the records it sends", () => {
+    const relays = [
+      load({ table: 'app.events' }),
+      load({ table: 'app.events', 'mapping.nullPayload': 'tombstone', 'envelope.mode': 'cloudevents' }),
+      load({ tables: JSON.stringify([{ table: 'app.events' }, { table: 'app.audit' }]), 'envelope.mode': 'cloudevents', 'envelope.source': 'urn:app' }),
+    ];
+    const elsewhere: Record<string, string>[] = [
+      { OUTBOX_RELAY_MAPPING_NULL_PAYLOAD: 'tombstone', OUTBOX_RELAY_ENVELOPE_MODE: 'cloudevents', OUTBOX_RELAY_ENVELOPE_SOURCE: 'urn:elsewhere' },
+      { OUTBOX_RELAY_MAPPING_NULL_PAYLOAD: 'poison', OUTBOX_RELAY_ENVELOPE_MODE: 'none' },
+    ];
+    for (const relay of relays) {
+      for (const env of elsewhere) {
+        const republish = load(givenSettings(republishCommand("'2026-12-05T08:00:00Z'", republishScope(relay))), env);
+        expect(republish.tables).toEqual(relay.tables);
+      }
+    }
+    expect(relays.map((r) => [r.tables[0]!.nullPayload, r.tables[0]!.envelope])).toEqual([
+      ['poison', { mode: 'none', source: undefined }],
+      ['tombstone', { mode: 'cloudevents', source: undefined }],
+      ['poison', { mode: 'cloudevents', source: 'urn:app' }],
+    ]);
+  });
+
   it('prints a publication name a shell would split or unquote as one word', () => {
     expect(flags(republishCommand('<time>', { publication: "it's pub" })).publication).toBe("it's pub");
   });
