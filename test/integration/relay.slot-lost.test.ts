@@ -183,13 +183,17 @@ describe('relay: a slot that had delivered and is gone (a failover to a server w
     const recovered = startRelay(args);
     await recovered.waitForMessage('streaming from PostgreSQL');
     const after = await insertEvents(db(), 2);
-    // As printed (the relay's table, columns and topic came from its flags), with only where the services are added.
+    // As printed (the relay's table, columns and topic came from its flags), with only where the services are added,
+    // in a shell whose environment filters out every event and makes tombstones and CloudEvents: the printed flags
+    // unset the filter the relay has none of, and give its null-payload and envelope settings.
     const printed = shellWords(/outbox-relay (republish .*?) \(consumers dedupe/.exec(fix)![1]!);
-    const republished = await runCli([...printed, '--postgres-url', db().url, '--kafka-brokers', stack().brokers.join(',')]);
+    const elsewhere = { OUTBOX_RELAY_FILTER_EXCLUDE_TYPES: '*', OUTBOX_RELAY_ENVELOPE_MODE: 'cloudevents', OUTBOX_RELAY_MAPPING_NULL_PAYLOAD: 'tombstone' };
+    const republished = await runCli([...printed, '--postgres-url', db().url, '--kafka-brokers', stack().brokers.join(',')], elsewhere);
     expect(republished.code, republished.stdout + republished.stderr).toBe(0);
     // Once each from the relays, and every row since the printed time again from the republish.
     const records = await readTopic(setup.topic, { expected: (delivered.length + after.length) * 2 + gap.length, settleMs: 500 });
     expect(new Set(records.map((r) => r.key))).toEqual(new Set([...delivered, ...gap, ...after].map((e) => e.id)));
+    expect(records.filter((r) => r.headers['ce_specversion'] !== undefined)).toEqual([]);
     recovered.signal('SIGTERM');
     expect(await recovered.exitCode(), recovered.dump()).toBe(0);
   });
