@@ -20,7 +20,7 @@ const MAPPING_KEYS = {
   timestamp: 'mapping.timestamp',
 } as const;
 
-const FILTER_KEYS = ['includeTypes', 'excludeTypes', 'includeAggregateTypes', 'excludeAggregateTypes'] as const;
+export const FILTER_KEYS = ['includeTypes', 'excludeTypes', 'includeAggregateTypes', 'excludeAggregateTypes'] as const;
 
 /** Debezium's outbox EventRouter defaults, so a table written for Debezium needs no other setting. */
 const PRESET_VALUES: Record<Exclude<PresetName, 'none'>, Record<string, string>> = {

@@ -1,4 +1,5 @@
 import { SETTINGS_BY_KEY } from '../config/settings.js';
+import { FILTER_KEYS } from '../config/tables.js';
 import type { RelayConfig, TableMapping } from '../config/types.js';
 
 /**
@@ -66,15 +67,13 @@ function listValue(key: string, entries: string[]): string {
   return read.success && JSON.stringify(read.data) === JSON.stringify(entries) ? joined : JSON.stringify(entries);
 }
 
-const FILTER_FIELDS = ['includeTypes', 'excludeTypes', 'includeAggregateTypes', 'excludeAggregateTypes'] as const;
-
 /** The flat settings a tables entry without a value of its own reads, as the single table does: routes and filters. */
-const INHERITED = ['routes', ...FILTER_FIELDS.map((field) => `filter.${field}` as const)];
+const INHERITED = ['routes', ...FILTER_KEYS.map((field) => `filter.${field}` as const)];
 
 /** `t`'s value of an INHERITED setting as a flag gives it, or undefined where the relay has none. */
 function inheritedValue(t: TableMapping, key: (typeof INHERITED)[number]): string | undefined {
   if (key === 'routes') return t.routes === undefined ? undefined : JSON.stringify(t.routes);
-  const globs = t.filter?.[key.slice('filter.'.length) as (typeof FILTER_FIELDS)[number]];
+  const globs = t.filter?.[key.slice('filter.'.length) as (typeof FILTER_KEYS)[number]];
   return globs === undefined ? undefined : listValue(key, globs);
 }
 
