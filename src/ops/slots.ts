@@ -151,13 +151,21 @@ export function wrongDatabase(slot: SlotStatus): RelayError | undefined {
   });
 }
 
-/** Why an existing slot cannot serve the relay, or undefined when it can. `republish`: named in a lost slot's fix. */
+/**
+ * PG_SLOT_WRONG_PLUGIN, from the relay's pre-flight and from the commands that check the slot (setup, slot create,
+ * slot advance). A slot's type and plugin never change, and setup and slot create keep an existing slot of the name
+ * (refusing this one), so only another name, or a drop and then setup, gives the relay a pgoutput slot. `names`: the
+ * relay's slot, publication and tables, printed in both commands (pasted elsewhere, they would act on the defaults).
+ */
+export function wrongPluginError(slotType: string, plugin: string | null, names: RelayNames): RelayError {
+  return new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${names.slot}" is a ${slotType} slot with plugin ${plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
+    hint: `use another --slot name (it may be another tool's slot, or a standby's), or, if it is the relay's, drop it and make it again with pgoutput: outbox-relay slot drop${slotFlag(names.slot)}, then ${recreateSlot('setup', null, names)}`,
+  });
+}
+
+/** Why an existing slot cannot serve the relay, or undefined when it can. `republish`: named in the fixes. */
 export function slotProblem(slot: SlotStatus, republish: RepublishScope): RelayError | undefined {
-  if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') {
-    return new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot.name}" is a ${slot.slotType} slot with plugin ${slot.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
-      hint: `use another --slot name, or drop this one (outbox-relay slot drop${slotFlag(slot.name)}) and create it again`,
-    });
-  }
+  if (slot.slotType !== 'logical' || slot.plugin !== 'pgoutput') return wrongPluginError(slot.slotType, slot.plugin, { slot: slot.name, ...republish });
   if (slot.walStatus === 'lost') return slotLostError(slot.name, republish, slot.invalidationReason, undefined, slot.failover);
   return wrongDatabase(slot);
 }

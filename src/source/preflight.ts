@@ -5,8 +5,8 @@ import { quoteLiteral } from '../sql/quote.js';
 import type { ReplicationStream } from './replication-stream.js';
 import { tryLockSql } from './slot-lock.js';
 import { createPublicationSql } from '../ops/publication-sql.js';
-import { FAILOVER_SLOTS_SINCE, recreateSlotSql } from '../ops/slots.js';
-import { recreateSlot, slotFlag } from './recreate-slot.js';
+import { FAILOVER_SLOTS_SINCE, recreateSlotSql, wrongPluginError } from '../ops/slots.js';
+import { recreateSlot } from './recreate-slot.js';
 import { publishedTables, readPublication, type CatalogQuery } from './publication-check.js';
 import { INVALIDATION_REASON_SQL, slotLostError } from './slot-lost.js';
 import { unsentColumns, type UnsentColumn } from './sent-columns.js';
@@ -110,11 +110,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
       ...(!pub && { details: { publicationMissing: true } }),
     });
   }
-  if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') {
-    throw new RelayError('PG_SLOT_WRONG_PLUGIN', `replication slot "${slot}" is a ${row.slot_type} slot with plugin ${row.plugin ?? 'none'}; the relay needs a logical slot with pgoutput`, {
-      hint: `use another --slot name, or drop it (outbox-relay slot drop${slotFlag(slot)}) and run ${recreateSlot('setup', null, names)}`,
-    });
-  }
+  if (row.slot_type !== 'logical' || row.plugin !== 'pgoutput') throw wrongPluginError(row.slot_type, row.plugin, names);
   if (row.database !== row.current_db) {
     throw new RelayError('PG_SLOT_WRONG_DATABASE', `replication slot "${slot}" belongs to database "${row.database}", but the relay is connected to "${row.current_db}"`, {
       hint: `connect to ${row.database} or create a slot in ${row.current_db}`,

@@ -2,6 +2,8 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runChecks, type CheckTarget } from '../../src/ops/checks.js';
 import { slotProblem, type SlotStatus } from '../../src/ops/slots.js';
+import type { RelayError } from '../../src/errors.js';
+import { preflight } from '../../src/source/preflight.js';
 import { republishScope } from '../../src/source/republish-command.js';
 import { load } from '../support/config-load.js';
 import { printedSettings } from '../support/printed-command.js';
@@ -123,5 +125,27 @@ describe('setup checks', () => {
     expect(problem.code).toBe('PG_SLOT_WRONG_PLUGIN');
     const [drop] = printedSettings(problem.hint!, 'slot drop');
     expect(load(drop!, { OUTBOX_RELAY_SLOT: 'other_slot' }).slot).toBe('billing_relay');
+  });
+
+  it("a slot of another plugin: setup keeps an existing slot, so the fix drops it, then runs setup with the relay's slot, publication and table, the same from the commands and the relay's pre-flight", async () => {
+    // Before: the commands' fix said "drop this one and create it again" (how, and with what plugin, unsaid), the
+    // pre-flight's named setup: one error, two fixes.
+    const relay = load({ slot: 'billing_relay', publication: 'billing_pub', table: 'billing.outbox' });
+    const problem = slotProblem({ ...slot(false), name: 'billing_relay', plugin: 'wal2json' }, republishScope(relay))!;
+    expect(problem.hint).toMatch(/drop it and make it again with pgoutput: outbox-relay slot drop --slot billing_relay, then outbox-relay setup --slot billing_relay --publication billing_pub --table billing\.outbox /);
+    const [setup] = printedSettings(problem.hint!, 'setup');
+    const loaded = load(setup!, { OUTBOX_RELAY_SLOT: 'other_slot', OUTBOX_RELAY_PUBLICATION: 'other_pub', OUTBOX_RELAY_TABLE: 'public.other_outbox' });
+    expect([loaded.slot, loaded.publication, loaded.tables]).toEqual([relay.slot, relay.publication, relay.tables]);
+    const server = {
+      query: async <T>(sql: string): Promise<T[]> => {
+        if (sql === 'SHOW wal_level') return [{ wal_level: 'logical' }] as T[];
+        if (sql.includes('pg_current_wal_lsn()')) return [{ lsn: '0/100', wal_sender_timeout_ms: '60000', server_encoding: 'UTF8', version_num: 170000 }] as T[];
+        if (sql.includes('FROM pg_replication_slots')) return [{ plugin: 'wal2json', slot_type: 'logical', database: 'app', current_db: 'app', active: false, confirmed_flush_lsn: '0/80', wal_status: 'reserved' }] as T[];
+        if (sql.includes('FROM pg_publication WHERE')) return [{ pubinsert: true, pubviaroot: false }] as T[];
+        throw new Error(`unexpected query: ${sql}`);
+      },
+    };
+    const refused = await preflight(server, relay.slot, republishScope(relay), relay.tables).catch((err: unknown) => err as RelayError);
+    expect(refused).toMatchObject({ code: 'PG_SLOT_WRONG_PLUGIN', message: problem.message, hint: problem.hint });
   });
 });
