@@ -20,6 +20,7 @@ import type { PlainSink, Sink } from '../sink/sink.js';
 import { republishScope } from '../source/republish-command.js';
 import { missingSlotDelivered } from '../source/slot-lost.js';
 import type { SeenPublication } from '../source/seen-publication.js';
+import { knownPublication } from '../source/publication-as-it-was.js';
 import type { TimelinePosition } from '../source/timeline.js';
 import { combineObservers, type RelayObserver } from './observer.js';
 
@@ -192,7 +193,7 @@ export function deliveryStrategy(config: RelayConfig, logger: Logger, options: S
   // The relay exits with it either way: a checkpoint topic that cannot be read leaves the plain message, soon.
   const explainMissingSlot = async (missing: RelayError, seen: SeenPublication): Promise<RelayError> => {
     const checkpoint = await store.read(config.slot, MISSING_SLOT_READ_MS).catch(() => undefined);
-    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, { slot: config.slot, ...republish }, { publication: config.publication, tables: config.tables, seen }) : missing;
+    return checkpoint ? missingSlotDelivered(missing, store.topic, checkpoint, { slot: config.slot, ...republish }, knownPublication(config.publication, config.tables, seen)) : missing;
   };
 
   /** The checkpoint read again, this server's or one passed over at the start (a new one of another server is refused). */

@@ -22,7 +22,7 @@ import { ServerShutdownDetector } from '../source/shutdown-detector.js';
 import { republishScope, type RepublishScope } from '../source/republish-command.js';
 import { slotRecreatedError } from '../source/slot-lost.js';
 import { SeenPublication } from '../source/seen-publication.js';
-import type { KnownPublication } from '../source/publication-as-it-was.js';
+import { knownPublication, type KnownPublication } from '../source/publication-as-it-was.js';
 import { offHistory, type TimelinePosition } from '../source/timeline.js';
 import { sameTable } from '../source/not-published.js';
 import { settlesWithin } from '../retry.js';
@@ -332,7 +332,7 @@ export class Session {
 
   /** The publication as the relay last saw it: a stream that finds it gone names its column lists and row filters. */
   private knownPublication(): KnownPublication {
-    return { publication: this.config.publication, tables: this.config.tables, seen: this.seenPublication };
+    return knownPublication(this.config.publication, this.config.tables, this.seenPublication);
   }
 
   /** The role, named in a refusal's fix. */

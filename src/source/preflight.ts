@@ -13,7 +13,7 @@ import { unsentColumns, type UnsentColumn } from './sent-columns.js';
 import { readTimelineHistory, type TimelineHistory } from './timeline.js';
 import { SeenPublication } from './seen-publication.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
-import { createAsItWas, seenPublicationSql } from './publication-as-it-was.js';
+import { createAsItWas, knownPublication, seenPublicationSql } from './publication-as-it-was.js';
 import type { RepublishScope } from './republish-command.js';
 
 export interface SlotState {
@@ -71,6 +71,8 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
   const { publication } = scope;
   // Named in each printed setup and slot command: pasted in another shell, they would act on the default slot and publication, and setup build the publication from the default table.
   const names = { slot, ...scope };
+  // Named in the fixes that create the publication again (as it was).
+  const known = knownPublication(publication, tables, seen);
   const [walLevel] = await stream.query<{ wal_level: string }>('SHOW wal_level');
   // pg_settings on this connection: the walsender's own value, with the URL's startup options applied.
   const [wal] = await stream.query<{ lsn: string; wal_sender_timeout_ms: string; server_encoding: string; version_num: number }>(
@@ -99,7 +101,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
     // The publication before the slot: a slot created first never streams the rows written before the publication.
     const createSlot = recreateSlotSql(slot, failover);
     // Both gone after this process saw the publication: as it was, as for a dropped publication (newSlotThenRepublish).
-    const seenSql = pub ? undefined : seenPublicationSql(publication, { publication, tables, seen });
+    const seenSql = pub ? undefined : seenPublicationSql(publication, known);
     throw new RelayError('PG_SLOT_MISSING', `replication slot "${slot}" does not exist${pub ? '' : `, nor does publication "${publication}"`}`, {
       hint: pub
         ? `run ${recreateSlot('setup', failover, names)}, or ${createSlot}`
@@ -139,7 +141,7 @@ export async function preflight(stream: PreflightQueries, slot: string, scope: R
     // Created now, the publication would come after the slot, which never streams the rows written before it
     // (dropped while the slot was in use: the rows written since): only a new slot, then republish, gets them.
     throw new RelayError('PG_PUBLICATION_MISSING', `publication "${publication}" does not exist, but slot "${slot}" does: the slot cannot stream the rows written while the publication did not exist`, {
-      hint: newSlotThenRepublish(row.failover, names, { publication, tables, seen }),
+      hint: newSlotThenRepublish(row.failover, names, known),
     });
   }
   const tablesByOid = await publishedTables(query, scope, pub, tables, seen);

@@ -14,6 +14,11 @@ export interface KnownPublication {
   seen: SeenPublication;
 }
 
+/** The relay's publication and mapped tables (its settings') with what it saw of them: every fix that knows it gets it so. */
+export function knownPublication(publication: string, tables: TableRef[], seen: SeenPublication): KnownPublication {
+  return { publication, tables, seen };
+}
+
 /**
  * The CREATE PUBLICATION of `publication` as the relay last saw it (`known`, when it is the relay's): its column lists
  * and row filters (PostgreSQL 15+) went from the catalog with it, and setup gives back neither (its --row-filter is one

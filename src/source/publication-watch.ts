@@ -5,6 +5,7 @@ import { RelayError, errorMessage, isRelayError } from '../errors.js';
 import { OPEN_TRANSACTIONS_SQL, coveredFrom, openTransactionsOf } from '../ops/open-transactions.js';
 import { publishedTables, readPublication, type CatalogQuery, type PublicationRow } from './publication-check.js';
 import type { SeenPublication } from './seen-publication.js';
+import { knownPublication } from './publication-as-it-was.js';
 import { PeriodicSideTask, type SideConnection } from './side-connection.js';
 import { newSlotThenRepublish } from './publication-dropped.js';
 import { republishCommand, type RelayNames } from './republish-command.js';
@@ -104,7 +105,7 @@ export class PublicationWatch {
       : open.hidden
         ? '; transactions open then whose start the relay\'s role could not see (other roles\' sessions: pg_read_all_stats lets it) are not covered: take an earlier --since if one ran long'
         : '';
-    if (missing) hint = newSlotThenRepublish(undefined, this.scope, { publication: this.scope.publication, tables: this.tables, seen: this.seen }, since);
+    if (missing) hint = newSlotThenRepublish(undefined, this.scope, knownPublication(this.scope.publication, this.tables, this.seen), since);
     else if (error.code === 'PG_PUBLICATION_MISSING') hint = `${error.hint} Then start the relay, and re-send what was written since: ${resend}`;
     return new RelayError(error.code, `${error.message}: found while streaming; the tables were published at ${new Date(publishedAtMs).toISOString()}, and the rows written since were not streamed`, {
       hint: hint === undefined ? undefined : `${hint}${unseen}`,
