@@ -777,6 +777,7 @@ export class Relay {
     // reports why). Counted as drained, the last checkpoint write and the producer's flush each waited on brokers
     // that no longer answer, until the watchdog's SHUTDOWN_TIMEOUT took the place of the real failure.
     const drained = idle && !this.kafkaGivenUp;
+    if (drained && !halted) this.drainedShort(drainTo);
     const closeBy = deadline + SHUTDOWN_MARGIN_MS - EXIT_RESERVE_MS;
     await this.deps.drainEnded?.(drained, closeBy);
     this.delivery.stop();
@@ -791,6 +792,23 @@ export class Relay {
     if (this.deliveryFailure) return;
     this.setState('stopped');
     this.logger.info(this.positions(), 'stopped');
+  }
+
+  /**
+   * A drain counted as drained that ended short of the position its line named (drainToLsn): exactly-once aborted
+   * the open Kafka transaction (a failure during the drain, or the stop cut a refused record's search short), or
+   * at-most-once dropped or withheld what the session, ended during the drain, could no longer confirm. Nothing of it
+   * is lost: the next start streams it again. Both positions are ends of transactions or keepalives the tracker
+   * confirmed, and drainTo is never past what a complete drain confirms (the newest commit read, or the confirmed
+   * position once the delivery took no more): a normal stop never says this. Not after a halt or a failure (its line
+   * names the confirmed position).
+   */
+  private drainedShort(drainTo: Lsn | undefined): void {
+    if (drainTo === undefined || this.failure || this.lastConfirmed >= drainTo) return;
+    this.logger.warn(
+      { drainToLsn: formatLsn(drainTo), deliveredLsn: formatLsn(this.lastConfirmed) },
+      'stopping: the drain ended short of drainToLsn (delivery dropped what it had not delivered): the source transactions after deliveredLsn are streamed again at the next start',
+    );
   }
 
   /**
