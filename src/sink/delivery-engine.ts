@@ -150,6 +150,8 @@ export class DeliveryEngine implements Delivery {
   private readonly callbacks: DeliveryCallbacks;
   /** The sink lost its producer while nothing was in flight (producerLost), until step() takes it up. */
   private lost: { error: RelayError; check: () => Promise<void> } | undefined;
+  /** at-least-once: the ended session a refused record of whose unfinished transaction was dropped unconfirmed (poison): nothing more of it is produced. */
+  private abandoned: SessionId | undefined;
   /** The transaction of the newest event handed to the sink. */
   private lastLaunched: SourceTransaction | undefined;
   /** exactly-once: what the open Kafka transaction holds, acknowledged at its commit. */
@@ -340,6 +342,7 @@ export class DeliveryEngine implements Delivery {
       if (this.held.length === 0 && this.coalescing()) break;
       const batch = this.nextBatch();
       if (!batch) break;
+      if (this.abandon(batch)) continue;
       if (batch[0]!.error) return this.sequential(() => this.unmappable(batch[0]!));
       this.launch(batch);
     }
@@ -715,6 +718,7 @@ export class DeliveryEngine implements Delivery {
 
   /** Produces `batch` alone, watched: undefined once Kafka took it, else why not. */
   private async resend(batch: OutboxEvent[]): Promise<RelayError | undefined> {
+    if (this.abandon(batch)) return undefined;
     const sentAt = Date.now();
     try {
       await this.watched(this.options.producing.sink.send(batch));
@@ -728,6 +732,7 @@ export class DeliveryEngine implements Delivery {
   private async produceAlone(event: OutboxEvent): Promise<boolean> {
     // Stopped meanwhile (between the records of a refused batch, after a record retry's wait): nothing more is sent.
     if (this.dead) return false;
+    if (this.abandon([event])) return true;
     const error = await this.resend([event]);
     return error === undefined || this.retry([event], error);
   }
@@ -749,6 +754,17 @@ export class DeliveryEngine implements Delivery {
     return this.poison(event, error, step.attempts);
   }
 
+  /**
+   * at-least-once: `batch` is of the session abandoned at a refused record it dropped (poison), behind that record: it
+   * leaves the window unsent and unconfirmed, and its session's successor streams it again after the record. Sent, it
+   * reached its partition ahead of the record.
+   */
+  private abandon(batch: readonly OutboxEvent[]): boolean {
+    if (this.abandoned === undefined || batch[0]!.txn.tracker !== this.abandoned) return false;
+    this.leave(batch.length, bytesOf(batch));
+    return true;
+  }
+
   /** A row that could not be turned into a record: it would fail the same way every time, so the policy applies at once. */
   private async unmappable(event: OutboxEvent): Promise<void> {
     this.lastLaunched = event.txn;
@@ -768,6 +784,16 @@ export class DeliveryEngine implements Delivery {
   }
 
   private async poison(event: OutboxEvent, error: RelayError, attempts: number): Promise<boolean> {
+    // at-least-once, the event's session ended (or a stop ended its intake) inside its transaction: the Commit never
+    // comes, so nothing confirms the transaction, and the next session or start streams it again. Its dead letter now
+    // was one too many: a refusal that passed meanwhile (a topic created) sent the event to its topic then, and to the
+    // dead-letter topic too. Dropped unconfirmed instead, with the rest of its session behind it (abandon: the rest of
+    // that transaction), streamed again after it. A committed transaction is confirmed by the drain: its policy runs.
+    if (this.guarantee === 'at-least-once' && event.txn.endLsn === undefined && (event.txn.tracker !== this.session || !this.intake)) {
+      this.abandoned = event.txn.tracker;
+      this.leave(1, event.size);
+      return true;
+    }
     const poisoned = this.eventError(event, error, { attempts });
     // A dead letter is a produce too: a broker that never answers it or refuses it is this outage like any other.
     // Each of its requests is watched, not the policy as a whole: watched as one, a dead letter Kafka refused at

@@ -231,6 +231,44 @@ describe('DeliveryEngine, at-least-once', () => {
     expect(h.lastConfirmed).toBe(end);
   });
 
+  // Found by a review: the session ended inside the record's transaction during its retries, and its dead letter was
+  // written though the next session streams the transaction again; the topic created meanwhile, the event reached it too.
+  it('a record Kafka refuses whose session ended inside its transaction during its retries: dropped unconfirmed with the rest of it, no dead letter; streamed again, it reaches its topic once', async () => {
+    const poisoned: string[] = [];
+    const h = new EngineHarness({
+      guarantee: 'at-least-once',
+      limits: { batchMaxEvents: 1 },
+      sink: new FakeSink(2).scriptSends('ok', 'hang', 'hang', recordTooLarge()),
+      poison: async (event) => {
+        poisoned.push(event.eventId);
+        return 'skip';
+      },
+    });
+    const end1 = h.transaction('ok', 1);
+    const { txn } = h.begin('x', 2);
+    await vi.waitFor(() => expect(h.sink.calls).toHaveLength(3));
+    // x.1 went out behind x.0 (two requests in flight); it fails too, and would be re-sent after x.0.
+    h.sink.calls[2]!.answer.reject(kafkaDown());
+    // The session ends inside x: its Commit never comes.
+    h.engine.endSession(h.tracker);
+    // Refused (the first attempt), and again alone (the second, FAST_RETRY's last): the poison policy's turn.
+    h.sink.calls[1]!.answer.reject(recordTooLarge());
+    await h.idle();
+    // Before: a dead letter for x.0, then x.1 re-sent. Sent, x.1 reached its partition ahead of x.0 streamed again.
+    expect(poisoned).toEqual([]);
+    expect(h.sink.calls.map((c) => c.ids)).toEqual([['ok.0'], ['x.0'], ['x.1'], ['x.0']]);
+    expect(h.stopped).toEqual([]);
+    expect(h.lastConfirmed).toBe(end1);
+    expect(h.engine.inFlightEvents).toBe(0);
+    // The next session streams x again from the confirmed position; its topic exists by now.
+    h.newSession();
+    const end2 = h.commit(h.begin('x', 2, txn.commitLsn).txn);
+    await h.idle();
+    expect(poisoned).toEqual([]);
+    expect(h.sink.written).toEqual(['ok.0', 'x.0', 'x.1']);
+    expect(h.lastConfirmed).toBe(end2);
+  });
+
   it('halts on a record the poison policy will not skip, confirming nothing from its transaction on', async () => {
     const h = new EngineHarness({ guarantee: 'at-least-once', limits: { batchMaxEvents: 1 }, sink: new FakeSink().scriptSends('ok', recordTooLarge(), recordTooLarge()) });
     const end1 = h.transaction('ok', 1);
