@@ -7,7 +7,7 @@ import type { Lsn } from '../../src/lsn.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
 import type { Producing } from '../../src/sink/delivery-engine.js';
 import { engineDelivery } from '../support/fakes/engine-harness.js';
-import { FakeSink, kafkaDown } from '../support/fakes/fake-sink.js';
+import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
 import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
@@ -26,11 +26,14 @@ vi.mock('../../src/pipeline/session.js', async (importOriginal) => {
   };
 });
 
-// at-most-once: PostgreSQL holds every position the session reports (no flush-check connection).
+/** at-most-once: what the check whether PostgreSQL holds a hand-off's position answers (held unless the test says otherwise). */
+let positionHeld: () => Promise<boolean> = async () => true;
+
+// at-most-once: no flush-check connection.
 vi.mock('../../src/source/flush-check.js', () => ({
   ServerFlushCheck: class {
-    async reached(): Promise<boolean> {
-      return true;
+    reached(): Promise<boolean> {
+      return positionHeld();
     }
     async close(): Promise<void> {}
   },
@@ -48,7 +51,9 @@ const insert = (id: string) => insertMessage([id, 'order', id, 'OrderPlaced', '{
  * A relay under `guarantee` (real Relay, Session and DeliveryEngine over a FakeSink) that delivered transaction 0/2000
  * (end 0/2010), then read transaction 0/3000 (end 0/3010) to its commit, its produce left unanswered (calls[1]).
  */
-async function deliveringSecond(guarantee: Guarantee) {
+async function deliveringSecond(guarantee: Guarantee, secondHeld?: () => Promise<boolean>) {
+  positionHeld = async () => true;
+  let asked = false;
   const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0', 'delivery.guarantee': guarantee };
   const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY, shutdownGraceMs: 4000 };
   const { logger, lines } = capturingLogger('debug');
@@ -74,10 +79,18 @@ async function deliveringSecond(guarantee: Guarantee) {
   server.keepalive(0x2100n);
   await vi.waitFor(() => expect(relay.deliveredLsn).toBe(0x2100n));
   sink.scriptSends('hang');
+  if (secondHeld) {
+    positionHeld = () => {
+      asked = true;
+      return secondHeld();
+    };
+  }
   server.xlog(beginMessage(0x3000n, 2));
   server.xlog(insert('e-2'));
   server.xlog(commitMessage(0x3000n, 0x3010n));
-  await vi.waitFor(() => expect(sink.calls.map((c) => c.ids)).toEqual([['e-1'], ['e-2']]));
+  // Its produce under way, or (secondHeld) its hand-off waiting to be shown PostgreSQL holds its position.
+  if (secondHeld) await vi.waitFor(() => expect(asked).toBe(true));
+  else await vi.waitFor(() => expect(sink.calls.map((c) => c.ids)).toEqual([['e-1'], ['e-2']]));
   // The stop's drain names the second transaction's end.
   const stopping = relay.stop();
   await vi.waitFor(() => expect(lines.find((l) => l.msg === 'stopping: draining in-flight events')).toMatchObject({ drainToLsn: '0/3010' }));
@@ -98,6 +111,16 @@ describe('Relay stop: a drain counted as drained that ended short of drainToLsn 
     expect(lines.filter((l) => l.msg === SHORT)).toEqual([expect.objectContaining({ level: 40, drainToLsn: '0/3010', deliveredLsn: '0/2100' })]);
     expect(lines.filter((l) => /grace period over/.test(l.msg))).toEqual([]);
     expect(lines.at(-1)).toMatchObject({ msg: 'stopped', confirmedLsn: '0/2100' });
+  });
+
+  it('at-most-once, a hand-off withheld during the drain (its session ended before PostgreSQL was shown to hold its position): the same line', async () => {
+    const answer = deferred();
+    const { stopping, running, lines, sink } = await deliveringSecond('at-most-once', () => answer.promise.then(() => false));
+    answer.resolve();
+    await stopping;
+    expect((await running).state).toBe('stopped');
+    expect(sink.calls.map((c) => c.ids)).toEqual([['e-1']]);
+    expect(lines.filter((l) => l.msg === SHORT)).toEqual([expect.objectContaining({ level: 40, drainToLsn: '0/3010', deliveredLsn: '0/2100' })]);
   });
 
   it.each<Guarantee>(['at-least-once', 'at-most-once', 'exactly-once'])('%s, a drain that delivered everything (past a keepalive position): no such line', async (guarantee) => {
