@@ -3,12 +3,9 @@ import type { Guarantee } from '../../src/config/guarantee-config.js';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { RelayConfig, RetryPolicy } from '../../src/config/types.js';
 import { RelayError } from '../../src/errors.js';
-import type { Lsn } from '../../src/lsn.js';
-import type { RelayState } from '../../src/pipeline/observer.js';
 import type { Producing } from '../../src/sink/delivery-engine.js';
-import { engineDelivery } from '../support/fakes/engine-harness.js';
+import { engineRelay } from '../support/fakes/engine-harness.js';
 import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
-import { capturingLogger } from '../support/fakes/relay-setup.js';
 import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
 
@@ -39,8 +36,6 @@ vi.mock('../../src/source/flush-check.js', () => ({
   },
 }));
 
-const { Relay } = await import('../../src/pipeline/relay.js');
-
 /** A backoff far longer than the grace: a stop that waited for it would meet the grace instead. */
 const RETRY: RetryPolicy = { initialDelayMs: 600_000, maxDelayMs: 600_000, maxDurationMs: 3_600_000, recordMaxAttempts: 3, recordMaxDurationMs: 3_600_000 };
 const SHORT = 'stopping: the drain ended short of drainToLsn (delivery dropped what it had not delivered): the source transactions after deliveredLsn are streamed again at the next start';
@@ -56,18 +51,9 @@ async function deliveringSecond(guarantee: Guarantee, secondHeld?: () => Promise
   let asked = false;
   const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0', 'delivery.guarantee': guarantee };
   const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY, shutdownGraceMs: 4000 };
-  const { logger, lines } = capturingLogger('debug');
-  const states: RelayState[] = [];
   const sink = new FakeSink();
   const producing: Producing = guarantee === 'exactly-once' ? { guarantee, sink, slot: config.slot } : { guarantee, sink };
-  const relay = new Relay(config, {
-    logger,
-    sink,
-    createDelivery: engineDelivery(producing, RETRY),
-    reportPosition: (lsn: Lsn) => lsn,
-    observer: { stateChanged: (state: RelayState) => void states.push(state) },
-  });
-  const running = relay.run();
+  const { relay, running, lines, states } = engineRelay(config, sink, producing, RETRY);
   await vi.waitFor(() => expect(states).toContain('streaming'));
   const server = walsender!;
   server.xlog(relationMessage('outbox', OUTBOX_COLUMNS));

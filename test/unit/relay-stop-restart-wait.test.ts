@@ -2,11 +2,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/relay-config.js';
 import type { RelayConfig, RetryPolicy } from '../../src/config/types.js';
 import { RelayError } from '../../src/errors.js';
-import type { Lsn } from '../../src/lsn.js';
-import type { RelayState } from '../../src/pipeline/observer.js';
-import { EngineHarness, engineDelivery, settle } from '../support/fakes/engine-harness.js';
+import { EngineHarness, engineRelay, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, fenced, kafkaDown } from '../support/fakes/fake-sink.js';
-import { capturingLogger } from '../support/fakes/relay-setup.js';
 import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
 import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
 
@@ -28,8 +25,6 @@ vi.mock('../../src/pipeline/session.js', async (importOriginal) => {
   };
 });
 
-const { Relay } = await import('../../src/pipeline/relay.js');
-
 const GRACE_MS = 4000;
 /** A backoff far longer than the grace: a stop that waits for it meets the grace instead. */
 const RETRY: RetryPolicy = { initialDelayMs: 600_000, maxDelayMs: 600_000, maxDurationMs: 3_600_000, recordMaxAttempts: 3, recordMaxDurationMs: 3_600_000 };
@@ -46,17 +41,8 @@ async function streamingExactlyOnce() {
   sessions = 0;
   const flags = { 'postgres.url': 'postgres://u@h/db', 'kafka.brokers': 'k:9092', 'postgres.receiveTimeout': '0', 'delivery.guarantee': 'exactly-once' };
   const config = { ...loadConfig({ env: {}, flags, required: [] }), retry: RETRY, shutdownGraceMs: GRACE_MS };
-  const { logger, lines } = capturingLogger('debug');
-  const states: RelayState[] = [];
   const sink = new FakeSink();
-  const relay = new Relay(config, {
-    logger,
-    sink,
-    createDelivery: engineDelivery({ guarantee: 'exactly-once', sink, slot: config.slot }, RETRY),
-    reportPosition: (lsn: Lsn) => lsn,
-    observer: { stateChanged: (state: RelayState) => void states.push(state) },
-  });
-  const running = relay.run();
+  const { relay, running, lines, states } = engineRelay(config, sink, { guarantee: 'exactly-once', sink, slot: config.slot }, RETRY);
   await vi.waitFor(() => expect(states).toContain('streaming'));
   const server = walsender!;
   server.xlog(relationMessage('outbox', OUTBOX_COLUMNS));

@@ -9,7 +9,9 @@ import type { OutboxEvent } from '../../../src/route/event.js';
 import type { Delivery, DeliveryCallbacks, DeliveryLimits, Receipt } from '../../../src/sink/delivery.js';
 import { DeliveryEngine, type Producing } from '../../../src/sink/delivery-engine.js';
 import { FakeSink, deferred, type Deferred } from './fake-sink.js';
-import { idleDelivery, relayConfig } from './relay-setup.js';
+import type { RelayConfig } from '../../../src/config/types.js';
+import type { RelayState } from '../../../src/pipeline/observer.js';
+import { capturingLogger, idleDelivery, relayConfig } from './relay-setup.js';
 
 /** Retries fast enough for a unit test, bounded like the real ones. */
 export const FAST_RETRY: RetryPolicy = { initialDelayMs: 1, maxDelayMs: 4, maxDurationMs: 60_000, recordMaxAttempts: 2, recordMaxDurationMs: 60_000 };
@@ -201,6 +203,23 @@ export function relayOnFakes(logger: Logger, deps: Pick<RelayDeps, 'observer' | 
 export function engineDelivery(producing: Producing, retry: RetryPolicy): (callbacks: DeliveryCallbacks) => DeliveryEngine {
   const limits = { maxInFlightEvents: 100, maxInFlightBytes: 1 << 20, batchMaxEvents: 10, batchMaxBytes: 1 << 20, coalesceMs: 0 };
   return (callbacks) => new DeliveryEngine({ producing, limits, retry, stallTimeoutMs: 30_000, callbacks, brokers: ['b:9092'] });
+}
+
+/**
+ * A real Relay (with whatever Session the test file mocked) delivering through a DeliveryEngine that produces as
+ * `producing` into `sink`, running: its log lines (debug) and the states it went through recorded.
+ */
+export function engineRelay(config: RelayConfig, sink: FakeSink, producing: Producing, retry: RetryPolicy) {
+  const { logger, lines } = capturingLogger('debug');
+  const states: RelayState[] = [];
+  const relay = new Relay(config, {
+    logger,
+    sink,
+    createDelivery: engineDelivery(producing, retry),
+    reportPosition: (lsn: Lsn) => lsn,
+    observer: { stateChanged: (state: RelayState) => void states.push(state) },
+  });
+  return { relay, running: relay.run(), lines, states };
 }
 
 /** Lets deferred callbacks and setImmediate steps run. */
