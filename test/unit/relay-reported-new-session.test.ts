@@ -6,8 +6,7 @@ import type { RelayState } from '../../src/pipeline/observer.js';
 import { engineDelivery } from '../support/fakes/engine-harness.js';
 import { FakeSink } from '../support/fakes/fake-sink.js';
 import { capturingLogger } from '../support/fakes/relay-setup.js';
-import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
-import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+import { connectFake, firstTransaction, type FakeWalsender } from '../support/fakes/replication-session.js';
 
 /** The walsender of each session the relay opened, in order. */
 const walsenders: FakeWalsender[] = [];
@@ -49,10 +48,7 @@ async function deliveredOnFirstSession(stateChanged: (state: RelayState, relay: 
   await vi.waitFor(() => expect(walsenders).toHaveLength(1));
   const first = walsenders[0]!;
   first.keepalive(0x1000n);
-  first.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
-  first.xlog(beginMessage(0x2000n, 1));
-  first.xlog(insertMessage(['e-1', 'order', 'e-1', 'OrderPlaced', '{}', '{}']));
-  first.xlog(commitMessage(0x2000n, 0x2010n));
+  firstTransaction(first);
   await vi.waitFor(() => expect(relay.deliveredLsn).toBe(0x2010n));
   return { relay, running, first, lines };
 }

@@ -6,8 +6,8 @@ import { RelayError } from '../../src/errors.js';
 import type { Producing } from '../../src/sink/delivery-engine.js';
 import { engineRelay } from '../support/fakes/engine-harness.js';
 import { FakeSink, deferred, kafkaDown } from '../support/fakes/fake-sink.js';
-import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
-import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+import { connectFake, firstTransaction, type FakeWalsender } from '../support/fakes/replication-session.js';
+import { beginMessage, commitMessage, insertMessage } from '../support/pgoutput-messages.js';
 
 let walsender: FakeWalsender | undefined;
 
@@ -56,10 +56,7 @@ async function deliveringSecond(guarantee: Guarantee, secondHeld?: () => Promise
   const { relay, running, lines, states } = engineRelay(config, sink, producing, RETRY);
   await vi.waitFor(() => expect(states).toContain('streaming'));
   const server = walsender!;
-  server.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
-  server.xlog(beginMessage(0x2000n, 1));
-  server.xlog(insert('e-1'));
-  server.xlog(commitMessage(0x2000n, 0x2010n));
+  firstTransaction(server);
   await vi.waitFor(() => expect(relay.deliveredLsn).toBe(0x2010n));
   // A keepalive past it while idle: the confirmed position is a keepalive's, past every commit read.
   server.keepalive(0x2100n);

@@ -5,8 +5,8 @@ import { RelayError } from '../../src/errors.js';
 import type { Lsn } from '../../src/lsn.js';
 import type { RelayState } from '../../src/pipeline/observer.js';
 import { capturingLogger, idleDelivery, relayConfig } from '../support/fakes/relay-setup.js';
-import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
-import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+import { OUTBOX_COLUMNS, connectFake, firstTransaction, type FakeWalsender } from '../support/fakes/replication-session.js';
+import { beginMessage, relationMessage } from '../support/pgoutput-messages.js';
 
 /** The walsender of the session the relay opened last. */
 let walsender: FakeWalsender | undefined;
@@ -50,10 +50,7 @@ async function stopDuringLocalFailure(fail: (relay: InstanceType<typeof Relay>) 
   // An event handed over, not yet acknowledged: the session's end waits for it.
   let acknowledged!: () => void;
   idle = new Promise((resolve) => (acknowledged = resolve));
-  walsender!.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
-  walsender!.xlog(beginMessage(0x2000n, 1));
-  walsender!.xlog(insertMessage(['e-1', 'order', 'o-1', 'OrderPlaced', '{}', '{}']));
-  walsender!.xlog(commitMessage(0x2000n, 0x2010n));
+  firstTransaction(walsender!, 'o-1');
   fail(relay);
   // The session stopped reading and waits for the delivery; the operator stops the relay meanwhile.
   await new Promise((resolve) => setTimeout(resolve, 20));

@@ -4,8 +4,8 @@ import type { RelayConfig, RetryPolicy } from '../../src/config/types.js';
 import { RelayError } from '../../src/errors.js';
 import { EngineHarness, engineRelay, settle } from '../support/fakes/engine-harness.js';
 import { FakeSink, fenced, kafkaDown } from '../support/fakes/fake-sink.js';
-import { OUTBOX_COLUMNS, connectFake, type FakeWalsender } from '../support/fakes/replication-session.js';
-import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-messages.js';
+import { connectFake, firstTransaction, type FakeWalsender } from '../support/fakes/replication-session.js';
+import { beginMessage, commitMessage, insertMessage } from '../support/pgoutput-messages.js';
 
 /** The walsender of the session the relay opened last, and how many it opened. */
 let walsender: FakeWalsender | undefined;
@@ -45,10 +45,7 @@ async function streamingExactlyOnce() {
   const { relay, running, lines, states } = engineRelay(config, sink, { guarantee: 'exactly-once', sink, slot: config.slot }, RETRY);
   await vi.waitFor(() => expect(states).toContain('streaming'));
   const server = walsender!;
-  server.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
-  server.xlog(beginMessage(0x2000n, 1));
-  server.xlog(insert('e-1'));
-  server.xlog(commitMessage(0x2000n, 0x2010n));
+  firstTransaction(server);
   await vi.waitFor(() => expect(sink.commits.map((c) => c.lsn)).toEqual([0x2010n]));
   return { relay, running, lines, server, sink };
 }

@@ -6,6 +6,7 @@ import { RepeatedLines } from '../../../src/outage-log.js';
 import { Session } from '../../../src/pipeline/session.js';
 import type { Delivery } from '../../../src/sink/delivery.js';
 import { ReplicationStream } from '../../../src/source/replication-stream.js';
+import { beginMessage, commitMessage, insertMessage, relationMessage } from '../pgoutput-messages.js';
 import { capturingLogger } from './relay-setup.js';
 
 export const OUTBOX_COLUMNS = ['id', 'aggregate_type', 'aggregate_id', 'event_type', 'payload', 'headers'];
@@ -111,4 +112,15 @@ export function startFakeSession(flags: Record<string, string> = {}, options: { 
   const server = connectFake(session, config, { walEnd: 0x5000n, walSenderTimeoutMs: options.walSenderTimeoutMs ?? 0 });
   session.start({ lsn: 0n, timeline: undefined }, undefined);
   return { session, server, lines, openWindow: () => void (windowFull = false) };
+}
+
+/**
+ * The outbox's Relation, then transaction 0/2000 (end 0/2010) holding the one event e-1 (an order's OrderPlaced,
+ * aggregate `aggregateId`): what the relay tests deliver first.
+ */
+export function firstTransaction(server: FakeWalsender, aggregateId = 'e-1'): void {
+  server.xlog(relationMessage('outbox', OUTBOX_COLUMNS));
+  server.xlog(beginMessage(0x2000n, 1));
+  server.xlog(insertMessage(['e-1', 'order', aggregateId, 'OrderPlaced', '{}', '{}']));
+  server.xlog(commitMessage(0x2000n, 0x2010n));
 }
